@@ -1,0 +1,36 @@
+"""bulkrunner: apply settings to many SmartLead campaigns at once, safely, at the rate ceiling."""
+
+from bulkrunner.config import RunConfig
+from bulkrunner.engine import Engine, Outcome, RunStats, Status
+from bulkrunner.errors import BulkrunnerError, InputFileError, UsageError
+from bulkrunner.fields import Vocabulary
+from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.loading import load_input
+from bulkrunner.rates import Rate
+from bulkrunner.runner import ExitCode, run_job, validate_job
+from bulkrunner.sender import HttpSender, Sender
+from bulkrunner.validation import Rejection, Row, Validation, validate
+
+__all__ = [
+    "BulkrunnerError",
+    "Engine",
+    "ExitCode",
+    "HttpSender",
+    "InputFileError",
+    "Outcome",
+    "Rate",
+    "Rejection",
+    "Row",
+    "RunConfig",
+    "RunStats",
+    "Sender",
+    "SlidingWindowLimiter",
+    "Status",
+    "UsageError",
+    "Validation",
+    "Vocabulary",
+    "load_input",
+    "run_job",
+    "validate",
+    "validate_job",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from bulkrunner.cli import main
+
+sys.exit(main())

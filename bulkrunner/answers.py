@@ -1,0 +1,122 @@
+"""What came back for one request, and how to read SmartLead's many body shapes.
+
+Success bodies seen in the wild: ``{"success": true, "data": {}}``, ``{"ok": true}``, plain text.
+Error bodies: ``{"error": "..."}``, ``{"error": {"code", "message", "details"}}``,
+``{"message": "..."}``, plain text. Nothing here fails because a body is not JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+_MAX_MESSAGE = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One request's result: an HTTP answer, or a transport failure (``status`` is None)."""
+
+    status: int | None
+    body: str = ""
+    retry_after: float | None = None  # from the Retry-After header or the body's retry_after
+    transport_error: str | None = None  # "timed out after 30s", "connection dropped: ..."
+    timed_out: bool = False
+
+    @property
+    def json(self) -> Any:
+        return parse_json(self.body)
+
+
+def parse_json(body: str) -> Any:
+    """The JSON value of ``body``, or None when it is not JSON."""
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+def reports_failure(body: str) -> bool:
+    """True when a 2xx body nevertheless says ``"success": false`` or ``"ok": false``."""
+    data = parse_json(body)
+    return isinstance(data, dict) and (data.get("success") is False or data.get("ok") is False)
+
+
+def error_message(body: str) -> str:
+    """A readable one-line message from any of SmartLead's error body shapes."""
+    data = parse_json(body)
+    message = _message_in(data) if data is not None else None
+    if message is None:
+        message = body if body.strip() else ""
+    return _one_line(message)
+
+
+def _message_in(data: Any) -> str | None:
+    if isinstance(data, str):
+        return data
+    if not isinstance(data, dict):
+        return json.dumps(data) if data is not None else None
+    error = data.get("error")
+    if isinstance(error, dict):
+        text = _message_in(error)
+        code = error.get("code")
+        if text and isinstance(code, str) and code not in text:
+            return f"{code}: {text}"
+        return text
+    if isinstance(error, str) and error:
+        return error
+    for key in ("message", "msg", "detail", "details", "errors"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, list | dict) and value:
+            return json.dumps(value, separators=(",", ":"))
+    return json.dumps(data, separators=(",", ":"))
+
+
+def body_retry_after(body: str) -> float | None:
+    """The ``retry_after`` seconds a 429 body carries, at top level or inside ``error``."""
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    for holder in (error if isinstance(error, dict) else {}, data):
+        seconds = _seconds(holder.get("retry_after"))
+        if seconds is not None:
+            return seconds
+    return None
+
+
+def header_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if value is None or not value.strip():
+        return None
+    seconds = _seconds(value.strip())
+    if seconds is not None:
+        return seconds
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 1] + "…"

@@ -1,0 +1,268 @@
+"""The ``bulkrunner`` command: parse arguments, build one RunConfig, call the runner, exit.
+
+bulkrunner run [JOB_FILE] [--input PATH] [--report PATH] [--base-url URL] [--rate N/S ...]
+               [--concurrency N] [--max-attempts N] [--timeout SECONDS]
+               [--vocabulary documented|long] [--dry-run] [--simulate] [-v]
+bulkrunner validate [JOB_FILE] [--input PATH] [--vocabulary ...]
+bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bulkrunner.config import API_KEY_ENV, RunConfig, build_config, read_job_file
+from bulkrunner.errors import UsageError
+from bulkrunner.fields import Vocabulary
+from bulkrunner.rates import DEFAULT_RATES, Rate
+from bulkrunner.redaction import RedactingFilter
+from bulkrunner.runner import ExitCode, run_job, validate_job
+
+log = logging.getLogger("bulkrunner")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(getattr(args, "verbose", None) or False)
+    try:
+        if args.command == "simulate":
+            return _simulate(args)
+        config = _config(args)
+        _setup_logging(config.verbose)
+        if args.command == "validate":
+            return int(validate_job(config, sys.stdout))
+        return int(run_job(config, sys.stdout))
+    except UsageError as exc:
+        print(f"bulkrunner: error: {exc}", file=sys.stderr)
+        return int(ExitCode.USAGE)
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    job = read_job_file(Path(args.job_file)) if args.job_file else {}
+    flags: dict[str, Any] = {
+        name: getattr(args, name, None)
+        for name in (
+            "input",
+            "report",
+            "base_url",
+            "rate",
+            "concurrency",
+            "max_attempts",
+            "timeout",
+            "vocabulary",
+            "dry_run",
+            "simulate",
+            "verbose",
+        )
+    }
+    return build_config(job, flags)
+
+
+def _rate(text: str) -> str:
+    try:
+        Rate.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bulkrunner",
+        description="Apply settings to many SmartLead campaigns from a CSV or Parquet file.",
+        epilog=f"The API key is read from the environment variable {API_KEY_ENV}.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    defaults = " ".join(str(rate) for rate in DEFAULT_RATES)
+
+    run = commands.add_parser("run", help="send the settings in a file to SmartLead")
+    _input_options(run)
+    run.add_argument(
+        "--report",
+        metavar="PATH",
+        help="results file: .csv, .parquet, .json or .jsonl "
+        "(default reports/<input stem>-<UTC time>.csv)",
+    )
+    run.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="API base URL (default: $SMARTLEAD_BASE_URL, else SmartLead's)",
+    )
+    run.add_argument(
+        "--rate",
+        metavar="N/SECONDS",
+        action="append",
+        type=_rate,
+        help=f"at most N requests in any SECONDS; repeat for several limits, all "
+        f"of which hold (default {defaults})",
+    )
+    run.add_argument("--concurrency", type=int, metavar="N", help="parallel requests (default 4)")
+    run.add_argument(
+        "--max-attempts",
+        type=int,
+        metavar="N",
+        help="tries per row before it is failed (default 6)",
+    )
+    run.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="per-request timeout (default 30)"
+    )
+    run.add_argument(
+        "--dry-run",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="load and validate, report what would be sent, send nothing",
+    )
+    run.add_argument(
+        "--simulate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run against the embedded SmartLead simulator (with injected faults)",
+    )
+    run.add_argument(
+        "-v", "--verbose", action="store_true", default=None, help="log every request and answer"
+    )
+
+    check = commands.add_parser("validate", help="check a file without sending anything")
+    _input_options(check)
+
+    simulate = commands.add_parser("simulate", help="run the SmartLead simulator in the foreground")
+    _simulator_options(simulate)
+    return parser
+
+
+def _input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
+    parser.add_argument("--input", metavar="PATH", help="the .csv or .parquet file of settings")
+    parser.add_argument(
+        "--vocabulary",
+        choices=[v.value for v in Vocabulary],
+        help="enum names to send: documented (default) or long",
+    )
+
+
+def _simulator_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=8787, help="port on 127.0.0.1 (0: any free)")
+    parser.add_argument(
+        "--rate",
+        metavar="N/SECONDS",
+        action="append",
+        type=_rate,
+        help="the server's sliding-window limit; repeatable (default: none)",
+    )
+    parser.add_argument(
+        "--vocabulary",
+        choices=[*(v.value for v in Vocabulary), "both"],
+        default="documented",
+        help="enum names POST accepts (default documented)",
+    )
+    parser.add_argument(
+        "--campaigns",
+        metavar="IDS",
+        help="campaigns that exist, e.g. 1-500,900 (default: every id)",
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, metavar="SECONDS", help="delay before every answer"
+    )
+    for kind in ("429", "500", "503", "slow", "drop"):
+        parser.add_argument(
+            f"--fault-{kind}",
+            type=float,
+            default=0.0,
+            metavar="P",
+            help=f"probability of a {kind} fault per POST",
+        )
+    parser.add_argument(
+        "--retry-after",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="Retry-After of injected 429s (default 1)",
+    )
+    parser.add_argument(
+        "--slow-seconds",
+        type=float,
+        default=35.0,
+        metavar="SECONDS",
+        help="how long a slow answer takes (default 35)",
+    )
+    parser.add_argument("--seed", type=int, help="seed for the fault draws")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from bulkrunner.simulator import FaultPlan, SimulatorConfig, serve_forever
+
+    rates = tuple(Rate.parse(text) for text in args.rate or ())
+    try:
+        faults = FaultPlan(
+            probabilities={
+                kind: p
+                for kind in ("429", "500", "503", "slow", "drop")
+                if (p := getattr(args, f"fault_{kind}")) > 0
+            },
+            seed=args.seed,
+            retry_after=args.retry_after,
+            slow_seconds=args.slow_seconds,
+        )
+    except ValueError as exc:
+        raise UsageError(f"simulate: {exc}") from None
+    config = SimulatorConfig(
+        api_key=os.environ.get(API_KEY_ENV) or "sim-key",
+        vocabulary=None if args.vocabulary == "both" else Vocabulary(args.vocabulary),
+        rates=rates,
+        campaigns=_campaigns(args.campaigns) if args.campaigns else None,
+        faults=faults,
+        latency=args.latency,
+    )
+    key_from = f"the key in {API_KEY_ENV}" if os.environ.get(API_KEY_ENV) else "the key sim-key"
+    try:
+        serve_forever(
+            config,
+            args.port,
+            lambda url: print(
+                f"SmartLead simulator listening on {url} (accepting {key_from}); Ctrl-C stops it",
+                flush=True,
+            ),
+        )
+    except OSError as exc:
+        raise UsageError(
+            f"simulate: cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc})"
+        ) from None
+    return 0
+
+
+def _campaigns(text: str) -> set[int]:
+    ids: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            ids.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise UsageError(
+            f"--campaigns: expected ids and ranges like 1-500,900, got {text!r}"
+        ) from None
+    return ids
+
+
+def _setup_logging(verbose: bool) -> None:
+    """Log to the current stderr, key redacted; replaces the handler of an earlier call."""
+    logger = logging.getLogger("bulkrunner")
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for old in logger.handlers[:]:
+        logger.removeHandler(old)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(RedactingFilter([os.environ.get(API_KEY_ENV, "")]))
+    logger.addHandler(handler)
+    logger.propagate = False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""One run's configuration: a job file (TOML) overlaid with command-line flags.
+
+A job file holds any option of ``bulkrunner run`` under its long name (``max_attempts`` or
+``max-attempts``); flags given on the command line win. Relative paths in a job file resolve
+against the job file's folder, so a job runs the same from cron as from a shell.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bulkrunner.errors import UsageError
+from bulkrunner.fields import Vocabulary
+from bulkrunner.rates import DEFAULT_RATES, Rate
+from bulkrunner.sender import DEFAULT_BASE_URL
+
+API_KEY_ENV = "SMARTLEAD_API_KEY"
+BASE_URL_ENV = "SMARTLEAD_BASE_URL"
+
+_PATH_OPTIONS = ("input", "report")
+_TYPES: dict[str, tuple[type, ...]] = {
+    "input": (str,),
+    "report": (str,),
+    "base_url": (str,),
+    "rate": (list, str),
+    "concurrency": (int,),
+    "max_attempts": (int,),
+    "timeout": (int, float),
+    "vocabulary": (str,),
+    "dry_run": (bool,),
+    "simulate": (bool,),
+    "verbose": (bool,),
+}
+JOB_OPTIONS = tuple(_TYPES)
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    input: Path
+    report: Path | None = None  # None: reports/<input stem>-<UTC timestamp>.csv
+    base_url: str = DEFAULT_BASE_URL
+    rates: tuple[Rate, ...] = DEFAULT_RATES
+    concurrency: int = 4
+    max_attempts: int = 6
+    timeout: float = 30.0
+    vocabulary: Vocabulary = Vocabulary.DOCUMENTED
+    dry_run: bool = False
+    simulate: bool = False
+    verbose: bool = False
+
+
+def read_job_file(path: Path) -> dict[str, Any]:
+    """The options in job file ``path``, checked, with paths made absolute."""
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: job file not found") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the job file ({exc.strerror or exc})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+    options: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in _TYPES:
+            close = difflib.get_close_matches(name, JOB_OPTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"{path}: unknown option {key!r}{hint}")
+        types = _TYPES[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            wanted = " or ".join("list" if t is list else t.__name__ for t in types)
+            raise UsageError(f"{path}: option {key!r} must be {wanted}, got {value!r}")
+        if name in _PATH_OPTIONS:
+            value = str((path.parent / Path(str(value)).expanduser()).resolve())
+        options[name] = value
+    return options
+
+
+def build_config(job: Mapping[str, Any], flags: Mapping[str, Any]) -> RunConfig:
+    """Combine job-file options with command-line flags (flags given as None are not set)."""
+    merged = {**job, **{k: v for k, v in flags.items() if v is not None}}
+    if "input" not in merged:
+        raise UsageError('no input file: give --input PATH or a job file with input = "..."')
+    rate = merged.get("rate")
+    try:
+        rates = DEFAULT_RATES if not rate else _rates([rate] if isinstance(rate, str) else rate)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    base_url = merged.get("base_url") or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    try:
+        vocabulary = Vocabulary(merged.get("vocabulary", Vocabulary.DOCUMENTED.value))
+    except ValueError:
+        raise UsageError(
+            f"vocabulary must be one of {', '.join(v.value for v in Vocabulary)}, "
+            f"got {merged['vocabulary']!r}"
+        ) from None
+    config = RunConfig(
+        input=Path(str(merged["input"])),
+        report=Path(merged["report"]) if merged.get("report") else None,
+        base_url=base_url,
+        rates=rates,
+        concurrency=merged.get("concurrency", 4),
+        max_attempts=merged.get("max_attempts", 6),
+        timeout=float(merged.get("timeout", 30.0)),
+        vocabulary=vocabulary,
+        dry_run=bool(merged.get("dry_run", False)),
+        simulate=bool(merged.get("simulate", False)),
+        verbose=bool(merged.get("verbose", False)),
+    )
+    _check(config)
+    return config
+
+
+def _rates(texts: list[Any]) -> tuple[Rate, ...]:
+    return tuple(Rate.parse(str(text)) for text in texts)
+
+
+def _check(config: RunConfig) -> None:
+    if config.concurrency < 1:
+        raise UsageError(f"concurrency must be at least 1, got {config.concurrency}")
+    if config.max_attempts < 1:
+        raise UsageError(f"max attempts must be at least 1, got {config.max_attempts}")
+    if not config.timeout > 0:
+        raise UsageError(f"timeout must be a positive number of seconds, got {config.timeout:g}")
+    if not config.base_url.startswith(("http://", "https://")):
+        raise UsageError(f"base URL must start with http:// or https://, got {config.base_url!r}")

@@ -1,0 +1,29 @@
+"""Every exception bulkrunner raises on purpose, in one place.
+
+    BulkrunnerError            base; its message is one line meant for the user
+    └── UsageError             bad invocation or unreadable input: nothing was sent (exit 2)
+        └── InputFileError     a file-level problem with the input, naming the file
+
+Row-level problems are not exceptions: they become a row's ``invalid`` status and ``error``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class BulkrunnerError(Exception):
+    """Base class; ``str(error)`` is a single line fit to show the user."""
+
+
+class UsageError(BulkrunnerError):
+    """The command line, the job file or the input cannot be used. Nothing has been sent."""
+
+
+class InputFileError(UsageError):
+    """A problem with the input file as a whole (missing, empty, corrupt, bad columns)."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+        self.problem = problem

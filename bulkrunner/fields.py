@@ -1,0 +1,104 @@
+"""The settings fields of ``POST /campaigns/{id}/settings`` and their two enum vocabularies.
+
+SmartLead documents two spellings of the same enum values. The current API reference page uses
+the *documented* (short) names; the older help centre and every public client use the *long*
+names. Input in either spelling is understood; the vocabulary sent on the wire is a setting.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Literal
+
+CAMPAIGN_ID = "campaign_id"
+
+
+class Vocabulary(enum.StrEnum):
+    DOCUMENTED = "documented"
+    LONG = "long"
+
+
+FieldKind = Literal["enum_list", "enum", "int", "bool", "text"]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One settings field: its wire name, its type and the bounds a value must respect."""
+
+    name: str
+    kind: FieldKind
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("track_settings", "enum_list"),
+    Field("stop_lead_settings", "enum"),
+    Field("sending_limit", "int", minimum=0),
+    Field("min_time_btwn_emails", "int", minimum=0),
+    Field("enable_ai_esp_matching", "bool"),
+    Field("send_as_plain_text", "bool"),
+    Field("follow_up_percentage", "int", minimum=0, maximum=100),
+    Field("unsubscribe_text", "text"),
+    Field("client_id", "int", minimum=1),
+)
+FIELDS_BY_NAME: dict[str, Field] = {field.name: field for field in FIELDS}
+SETTING_NAMES: tuple[str, ...] = tuple(FIELDS_BY_NAME)
+
+# Each enum value as (documented name, long name); None where a vocabulary has no such value.
+_ENUM_PAIRS: dict[str, tuple[tuple[str | None, str | None], ...]] = {
+    "track_settings": (
+        ("DONT_EMAIL_OPEN", "DONT_TRACK_EMAIL_OPEN"),
+        ("DONT_LINK_CLICK", "DONT_TRACK_LINK_CLICK"),
+        (None, "DONT_TRACK_REPLY_TO_AN_EMAIL"),
+    ),
+    "stop_lead_settings": (
+        ("REPLY_TO_AN_EMAIL", "REPLY_TO_AN_EMAIL"),
+        ("OPENED_EMAIL", "OPEN_AN_EMAIL"),
+        ("CLICKED_LINK", "CLICK_ON_A_LINK"),
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EnumValue:
+    """One enum value with its spelling in each vocabulary (None where it has none)."""
+
+    documented: str | None
+    long: str | None
+
+    def spelled(self, vocabulary: Vocabulary) -> str | None:
+        return self.documented if vocabulary is Vocabulary.DOCUMENTED else self.long
+
+    def vocabularies(self) -> list[Vocabulary]:
+        return [v for v in Vocabulary if self.spelled(v) is not None]
+
+
+def _index(pairs: tuple[tuple[str | None, str | None], ...]) -> dict[str, EnumValue]:
+    index: dict[str, EnumValue] = {}
+    for documented, long in pairs:
+        value = EnumValue(documented, long)
+        for name in (documented, long):
+            if name is not None:
+                index[name] = value
+    return index
+
+
+ENUMS: dict[str, dict[str, EnumValue]] = {
+    name: _index(pairs) for name, pairs in _ENUM_PAIRS.items()
+}
+
+
+def enum_names(field: str, vocabulary: Vocabulary) -> list[str]:
+    """Every value ``field`` accepts on the wire in ``vocabulary``, in documentation order."""
+    names = [value.spelled(vocabulary) for value in dict.fromkeys(ENUMS[field].values())]
+    return [name for name in names if name is not None]
+
+
+def translate(field: str, name: str, vocabulary: Vocabulary) -> str | None:
+    """The spelling of enum value ``name`` (either vocabulary) in ``vocabulary``, if it has one.
+
+    Raises KeyError when ``name`` is in neither vocabulary.
+    """
+    return ENUMS[field][name].spelled(vocabulary)

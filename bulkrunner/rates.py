@@ -1,0 +1,80 @@
+"""Rate limits as SmartLead states them: "N requests in any window of S seconds"."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most ``limit`` requests in any window of ``seconds`` seconds."""
+
+    limit: int
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError(f"rate limit must be at least 1 request, got {self.limit}")
+        if not (self.seconds > 0 and math.isfinite(self.seconds)):
+            raise ValueError(
+                f"rate window must be a positive number of seconds, got {self.seconds}"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """Parse ``"N/SECONDS"`` such as ``"10/2"`` or ``"1000/3600"``."""
+        count, sep, seconds = text.strip().partition("/")
+        try:
+            if not sep:
+                raise ValueError
+            return cls(int(count), float(seconds))
+        except ValueError:
+            raise ValueError(
+                f"invalid rate {text!r}: expected N/SECONDS with N a whole number of requests "
+                "and SECONDS a positive number, e.g. 10/2"
+            ) from None
+
+    @property
+    def per_second(self) -> float:
+        return self.limit / self.seconds
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.seconds:g}"
+
+
+# Satisfies every published SmartLead statement: 10 per 2 s (help centre), 60 per minute (older
+# reference and standard tier), 1,000 per hour (standard tier).
+DEFAULT_RATES: tuple[Rate, ...] = (Rate(10, 2), Rate(60, 60), Rate(1000, 3600))
+
+
+def ceiling(rates: Iterable[Rate]) -> float:
+    """The long-run requests per second the tightest of ``rates`` allows."""
+    return min(rate.per_second for rate in rates)
+
+
+def max_in_window(times: Sequence[float], seconds: float) -> int:
+    """The largest number of ``times`` (sorted) that fall in any half-open window of ``seconds``."""
+    best = 0
+    for i, start in enumerate(times):
+        best = max(best, bisect.bisect_left(times, start + seconds, lo=i) - i)
+    return best
+
+
+def fastest_schedule(count: int, rates: Sequence[Rate]) -> list[float]:
+    """The earliest send times (from 0) of ``count`` requests that respect every rate."""
+    times: list[float] = []
+    for k in range(count):
+        earliest = 0.0
+        for rate in rates:
+            if k >= rate.limit:
+                earliest = max(earliest, times[k - rate.limit] + rate.seconds)
+        times.append(earliest)
+    return times
+
+
+def ideal_seconds(count: int, rates: Sequence[Rate]) -> float:
+    """The shortest time from the first to the last of ``count`` requests that ``rates`` allow."""
+    return fastest_schedule(count, rates)[-1] if count and rates else 0.0

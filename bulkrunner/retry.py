@@ -1,0 +1,64 @@
+"""Retry policy as pure functions: what an answer means, and how long to wait before the next try.
+
+    classify(answer)                      -> Decision(verdict, message)
+    retry_delay(attempt, retry_after, rng) -> seconds
+
+No I/O and no clock: the engine applies the policy; tests check it with tables.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+
+from bulkrunner.answers import Answer, error_message, reports_failure
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+ABORT_STATUSES = frozenset({401, 403})
+MAX_BACKOFF = 60.0
+BACKOFF_BASE = 1.0
+
+
+class Verdict(enum.Enum):
+    SUCCEEDED = "succeeded"
+    RETRY = "retry"  # try again later: throttled, server trouble, timeout, dropped connection
+    FAILED = "failed"  # this row cannot succeed as sent
+    ABORT = "abort"  # no row can succeed (the key is wrong): stop the whole run
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    message: str  # "" on success
+
+
+def classify(answer: Answer) -> Decision:
+    """Decide what ``answer`` means for its row and for the run."""
+    status = answer.status
+    if status is None:
+        return Decision(Verdict.RETRY, answer.transport_error or "no answer")
+    if 200 <= status < 300:
+        if reports_failure(answer.body):
+            return Decision(Verdict.FAILED, _describe(answer))
+        return Decision(Verdict.SUCCEEDED, "")
+    if status in RETRYABLE_STATUSES:
+        return Decision(Verdict.RETRY, _describe(answer))
+    if status in ABORT_STATUSES:
+        return Decision(Verdict.ABORT, _describe(answer))
+    return Decision(Verdict.FAILED, _describe(answer))
+
+
+def backoff(attempt: int, rng: random.Random) -> float:
+    """Full-jitter exponential backoff after ``attempt`` tries: uniform(0, min(60, 1·2^attempt))."""
+    return rng.uniform(0.0, min(MAX_BACKOFF, BACKOFF_BASE * 2.0**attempt))
+
+
+def retry_delay(attempt: int, retry_after: float | None, rng: random.Random) -> float:
+    """Seconds to wait before try ``attempt + 1``: the backoff, but never under Retry-After."""
+    return max(retry_after or 0.0, backoff(attempt, rng))
+
+
+def _describe(answer: Answer) -> str:
+    message = error_message(answer.body)
+    return f"HTTP {answer.status}: {message}" if message else f"HTTP {answer.status}"

@@ -1,0 +1,72 @@
+"""Send one settings update over HTTP and turn whatever happens into an :class:`Answer`.
+
+The engine depends only on the :class:`Sender` protocol; tests replace it with a fake, or run
+:class:`HttpSender` against aioresponses or the simulator. No exception text leaves this module
+without passing through ``redact``: aiohttp puts the full URL, key included, in its messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import aiohttp
+
+from bulkrunner.answers import Answer, body_retry_after, header_retry_after
+from bulkrunner.redaction import redact
+
+DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
+
+
+class Sender(Protocol):
+    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
+        """Send ``payload`` as campaign ``campaign_id``'s new settings; never raises for I/O."""
+        ...
+
+
+class HttpSender:
+    """Posts settings with a shared ``aiohttp.ClientSession`` (owned by the caller)."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, api_key: str, timeout: float
+    ) -> None:
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout_seconds = timeout
+
+    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
+        url = f"{self._base_url}/campaigns/{campaign_id}/settings"
+        try:
+            async with self._session.post(
+                url,
+                params={"api_key": self._api_key},
+                data=json.dumps(payload),
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+                timeout=self._timeout,
+            ) as response:
+                raw = await response.read()
+                body = raw.decode(response.charset or "utf-8", errors="replace")
+                retry_after = header_retry_after(response.headers.get("Retry-After"))
+                if retry_after is None:
+                    retry_after = body_retry_after(body)
+                return Answer(response.status, body, retry_after)
+        except TimeoutError:
+            return Answer(
+                None,
+                transport_error=f"timed out after {self._timeout_seconds:g}s (outcome unknown)",
+                timed_out=True,
+            )
+        except aiohttp.ServerDisconnectedError:
+            return Answer(None, transport_error="connection dropped by the server")
+        except aiohttp.ClientConnectorError as exc:
+            return Answer(None, transport_error=self._describe("cannot connect", exc))
+        except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
+            return Answer(None, transport_error=self._describe("connection error", exc))
+
+    def _describe(self, what: str, exc: BaseException) -> str:
+        detail = str(exc) or type(exc).__name__
+        return redact(f"{what}: {detail}", [self._api_key])

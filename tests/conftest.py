@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+from yarl import URL
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write ``text`` as a CSV file named ``name`` in a temporary folder."""
+
+    def write(text: str, name: str = "input.csv") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+class _SentWriter:
+    output_size = 0
+
+
+_NEEDS_STREAM_WRITER = (
+    "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters
+)
+
+
+class _CompatResponse(aiohttp.ClientResponse):
+    """aiohttp 3.14 added a required ``stream_writer`` argument that aioresponses 0.7.9 does not
+    pass (pnuckowski/aioresponses#289); supply a finished writer so mocked responses build."""
+
+    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
+        if _NEEDS_STREAM_WRITER:
+            kwargs.setdefault("stream_writer", _SentWriter())
+        super().__init__(method, url, **kwargs)
+
+
+class CompatAioresponses(aioresponses):
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("response_class", _CompatResponse)
+        super().add(*args, **kwargs)
+
+
+@pytest.fixture
+def mocked() -> Iterator[aioresponses]:
+    """aioresponses, working with the installed aiohttp."""
+    with CompatAioresponses() as mock:
+        yield mock

@@ -1,0 +1,64 @@
+"""Test doubles: a clock the test moves, and a sender that answers from a script."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from bulkrunner.answers import Answer
+
+
+class FakeClock:
+    """A clock whose ``sleep`` moves time forward instead of waiting; records every sleep."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+class RecordingSleep:
+    """A sleep that only records the delay asked for and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await asyncio.sleep(0)
+
+
+class ScriptedSender:
+    """Answers each campaign's successive requests from a script; 200 once the script runs out."""
+
+    def __init__(
+        self,
+        script: Mapping[int, Sequence[Answer]] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.script = {cid: list(answers) for cid, answers in (script or {}).items()}
+        self.clock = clock
+        self.calls: list[tuple[int, dict[str, Any]]] = []
+        self.times: list[float] = []
+        self.per_campaign: defaultdict[int, int] = defaultdict(int)
+
+    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
+        self.calls.append((campaign_id, dict(payload)))
+        if self.clock is not None:
+            self.times.append(self.clock())
+        index = self.per_campaign[campaign_id]
+        self.per_campaign[campaign_id] += 1
+        await asyncio.sleep(0)
+        answers = self.script.get(campaign_id, [])
+        if index < len(answers):
+            return answers[index]
+        return Answer(200, '{"success": true, "data": {}}')

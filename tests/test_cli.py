@@ -1,0 +1,321 @@
+"""The command line as a user runs it: exit codes, stderr messages, job files, reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bulkrunner.cli import main
+from bulkrunner.rates import Rate
+from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
+
+KEY = "sk-live-SENTINEL-5f2b9c"
+ROOT = Path(__file__).parent.parent
+SAMPLE = ROOT / "sample_data" / "campaign_settings.csv"
+MISTAKES = ROOT / "sample_data" / "campaign_settings_with_mistakes.csv"
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SMARTLEAD_API_KEY", raising=False)
+    monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def csv_file(tmp_path: Path, text: str, name: str = "in.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# --- exit 2: bad invocation or unusable input, nothing sent -------------------------------------
+
+
+def test_a_missing_key_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "run", "--input", str(SAMPLE), "--report", str(tmp_path / "r.csv"))
+    assert code == 2
+    assert one_line_error(err).startswith("bulkrunner: error: SMARTLEAD_API_KEY is not set")
+    assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("missing.csv", None, "file not found"),
+        ("empty.csv", "", "file is empty"),
+        ("header.csv", "campaign_id,sending_limit\n", "has a header but no data rows"),
+        ("noid.csv", "id,sending_limit\n1,2\n", "no 'campaign_id' column"),
+        (
+            "typo.csv",
+            "campaign_id,folow_up_percentage\n1,2\n",
+            "unknown column 'folow_up_percentage' (did you mean 'follow_up_percentage'?)",
+        ),
+        ("broken.parquet", "not parquet at all", "is not a readable Parquet file"),
+        ("input.xlsx", "x", "unsupported input format '.xlsx'"),
+    ],
+)
+def test_file_level_problems_exit_2_with_one_line_naming_the_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, content: str | None, problem: str
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    for command in (["run", "--dry-run"], ["validate"]):
+        code, out, err = run(capsys, *command, "--input", str(path))
+        assert code == 2
+        line = one_line_error(err)
+        assert line.startswith(f"bulkrunner: error: {path}")
+        assert problem in line
+        assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rate", "10"], "invalid rate '10'"),
+        (["--concurrency", "0"], "concurrency must be at least 1"),
+        (["--base-url", "ftp://x"], "base URL must start with http"),
+        (["--report", "out.txt"], "unsupported report format '.txt'"),
+    ],
+)
+def test_bad_options_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, _, err = run_safely(capsys, "run", "--dry-run", "--input", str(SAMPLE), *args)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def run_safely(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """argparse exits through SystemExit for its own errors; that is still exit 2."""
+    try:
+        return run(capsys, *argv)
+    except SystemExit as exc:
+        out, err = capsys.readouterr()
+        return int(exc.code or 0), out, err
+
+
+def test_a_job_file_with_an_unknown_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text('input = "x.csv"\nconcurrancy = 3\n')
+    code, _, err = run(capsys, "run", str(job))
+    assert code == 2
+    assert one_line_error(err) == (
+        f"bulkrunner: error: {job}: unknown option 'concurrancy' (did you mean 'concurrency'?)"
+    )
+
+
+# --- dry run and validate ------------------------------------------------------------------------
+
+
+def test_dry_run_needs_no_key_and_reports_every_row(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report = tmp_path / "dry.csv"
+    code, out, _ = run(capsys, "run", "--dry-run", "--input", str(SAMPLE), "--report", str(report))
+    assert code == 0
+    frame = pd.read_csv(report)
+    assert len(frame) == len(pd.read_csv(SAMPLE))
+    assert set(frame["status"]) == {"dry_run"}
+    assert "54 dry_run" in out
+
+
+def test_dry_run_with_invalid_rows_exits_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report = tmp_path / "dry.jsonl"
+    code, _, err = run(
+        capsys, "run", "--dry-run", "--input", str(MISTAKES), "--report", str(report)
+    )
+    assert code == 1
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [r["status"] for r in rows].count("dry_run") == 2
+    assert "row 3 is invalid and will not be sent: follow_up_percentage: 150 is above 100" in err
+
+
+def test_validate_prints_each_invalid_row(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "validate", "--input", str(MISTAKES))
+    assert code == 1
+    assert f"{MISTAKES} row 3: follow_up_percentage: 150 is above 100" in out
+    assert f"{MISTAKES} row 8: campaign_id: 1481209 appears in rows 8 and 9" in out
+    assert out.strip().endswith("10 rows, 2 valid, 8 invalid")
+    code, out, _ = run(capsys, "validate", "--input", str(SAMPLE))
+    assert code == 0
+
+
+def test_vocabulary_switch_changes_what_is_valid(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = csv_file(tmp_path, "campaign_id,track_settings\n1,DONT_TRACK_REPLY_TO_AN_EMAIL\n")
+    assert run(capsys, "validate", "--input", str(path))[0] == 1
+    assert run(capsys, "validate", "--input", str(path), "--vocabulary", "long")[0] == 0
+
+
+# --- real runs against the simulator -------------------------------------------------------------
+
+
+def test_a_run_applies_every_row_and_exits_0(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    report = tmp_path / "r.csv"
+    faults = FaultPlan(scripted={1480614: ["503"], 1480763: ["429"]}, retry_after=0.2)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, rates=[Rate(40, 1)], faults=faults)) as sim:
+        code, out, err = run(
+            capsys,
+            "run",
+            "--input",
+            str(SAMPLE),
+            "--report",
+            str(report),
+            "--base-url",
+            sim.base_url,
+            "--rate",
+            "40/1",
+            "-v",
+        )
+        state = sim.state
+    assert code == 0, err
+    frame = pd.read_csv(report)
+    assert set(frame["status"]) == {"succeeded"}
+    assert sorted(state.applied) == sorted(frame["campaign_id"])
+    assert set(state.applied.values()) == {1}
+    assert state.max_in_window(1.0) <= 40
+    assert "(attempt 2 of 6) after HTTP 503: Service Unavailable" in err
+    assert "rows: 54 (54 succeeded)" in out
+    assert f"report: {report}" in out
+    for text in (out, err, report.read_text()):
+        assert KEY not in text
+
+
+def test_unknown_campaigns_fail_and_the_run_exits_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    path = csv_file(tmp_path, "campaign_id,sending_limit\n1,10\n2,20\n3,30\n")
+    report = tmp_path / "r.json"
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={1, 3})) as sim:
+        code, _, _ = run(
+            capsys,
+            "run",
+            "--input",
+            str(path),
+            "--report",
+            str(report),
+            "--base-url",
+            sim.base_url,
+            "--rate",
+            "100/1",
+        )
+    assert code == 1
+    rows = json.loads(report.read_text())
+    assert [(r["status"], r["http_status"]) for r in rows] == [
+        ("succeeded", 200),
+        ("failed", 404),
+        ("succeeded", 200),
+    ]
+    assert rows[1]["error"] == "HTTP 404: Campaign not found"
+
+
+def test_a_wrong_key_aborts_with_exit_3_and_reports_every_row(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    report = tmp_path / "r.csv"
+    with SimulatorThread(SimulatorConfig(api_key="the-right-key")) as sim:
+        code, out, err = run(
+            capsys,
+            "run",
+            "--input",
+            str(SAMPLE),
+            "--report",
+            str(report),
+            "--base-url",
+            sim.base_url,
+            "--rate",
+            "100/1",
+            "--concurrency",
+            "1",
+        )
+        state = sim.state
+    assert code == 3
+    frame = pd.read_csv(report)
+    assert len(frame) == 54
+    assert frame["status"].value_counts().to_dict() == {"not_attempted": 53, "failed": 1}
+    assert len(state.requests) == 1
+    assert "run aborted: HTTP 401: Invalid API Key" in out
+    for text in (out, err, report.read_text()):
+        assert KEY not in text
+
+
+def test_a_job_file_resolves_paths_beside_itself_and_flags_win(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    csv_file(tmp_path, "campaign_id,send_as_plain_text\n5,yes\n", name="plan.csv")
+    (jobs / "nightly.toml").write_text(
+        'input = "../plan.csv"\nreport = "../out/nightly.csv"\nrate = ["1/3600"]\n'
+        "max-attempts = 2\ndry_run = true\n"
+    )
+    monkeypatch.chdir(tmp_path / "jobs")
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        code, _, _ = run(capsys, "run", "nightly.toml", "--no-dry-run", "--base-url", sim.base_url)
+        applied = dict(sim.state.settings)
+    assert code == 0
+    assert applied[5]["send_as_plain_text"] is True
+    assert pd.read_csv(tmp_path / "out" / "nightly.csv")["status"].tolist() == ["succeeded"]
+
+
+def test_base_url_from_the_environment(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = csv_file(tmp_path, "campaign_id,sending_limit\n9,10\n")
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        monkeypatch.setenv("SMARTLEAD_BASE_URL", sim.base_url)
+        code, _, _ = run(capsys, "run", "--input", str(path), "--report", str(tmp_path / "r.csv"))
+        assert sim.state.applied[9] == 1
+    assert code == 0
+
+
+def test_simulate_runs_the_job_without_a_key(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report = tmp_path / "demo.parquet"
+    parquet = ROOT / "sample_data" / "campaign_settings.parquet"
+    code, out, err = run(
+        capsys,
+        "run",
+        "--simulate",
+        "--input",
+        str(parquet),
+        "--report",
+        str(report),
+        "--rate",
+        "100/1",
+    )
+    assert code == 0, err
+    frame = pd.read_parquet(report)
+    assert set(frame["status"]) == {"succeeded"}
+    assert (frame["attempts"] > 1).sum() >= 2  # the demo injects 429s and 503s
+    assert "answered 429" in out

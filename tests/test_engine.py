@@ -1,0 +1,214 @@
+"""The engine with a scripted sender and a fake clock: retries, pauses and aborts, no real time."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from bulkrunner.answers import Answer
+from bulkrunner.engine import Engine, Outcome, Status
+from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.rates import Rate, max_in_window
+from bulkrunner.validation import Row
+from tests.fakes import FakeClock, RecordingSleep, ScriptedSender
+
+OK = Answer(200, '{"success": true, "data": {}}')
+UNAVAILABLE = Answer(503, "Service Unavailable")
+THROTTLED = Answer(429, '{"error": {"code": "RATE_LIMIT_EXCEEDED", "retry_after": 30}}', 30.0)
+
+
+def rows(count: int) -> list[Row]:
+    return [Row(n, 100 + n, {"sending_limit": n}) for n in range(1, count + 1)]
+
+
+def engine(
+    sender: ScriptedSender,
+    clock: FakeClock,
+    sleep: RecordingSleep | None = None,
+    rates: list[Rate] | None = None,
+    **options: int,
+) -> Engine:
+    limiter = SlidingWindowLimiter(rates or [Rate(1000, 1)], clock=clock, sleep=clock.sleep)
+    return Engine(
+        sender,
+        limiter,
+        rng=random.Random(0),
+        clock=clock,
+        sleep=sleep or RecordingSleep(),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def test_every_row_is_sent_once_and_succeeds() -> None:
+    clock = FakeClock()
+    sender = ScriptedSender()
+    outcomes = await engine(sender, clock).run(rows(25))
+    assert sorted(cid for cid, _ in sender.calls) == [100 + n for n in range(1, 26)]
+    assert all(o.status is Status.SUCCEEDED and o.attempts == 1 for o in outcomes.values())
+    assert all(o.http_status == 200 and o.finished_at is not None for o in outcomes.values())
+
+
+async def test_a_retryable_answer_is_retried_after_the_backoff() -> None:
+    clock, sleep = FakeClock(), RecordingSleep()
+    sender = ScriptedSender({101: [UNAVAILABLE, UNAVAILABLE]})
+    run = engine(sender, clock, sleep)
+    outcomes = await run.run(rows(3))
+    assert outcomes[1] == Outcome(
+        Status.SUCCEEDED, 200, 3, "", outcomes[1].duration_ms, outcomes[1].finished_at
+    )
+    rng = random.Random(0)
+    assert sleep.delays == [rng.uniform(0, 2), rng.uniform(0, 4)]  # full jitter, 2^attempt cap
+    assert (run.stats.requests, run.stats.retries, run.stats.throttled) == (5, 2, 0)
+
+
+async def test_a_429_pauses_everyone_for_retry_after() -> None:
+    clock, sleep = FakeClock(start=0.0), RecordingSleep()
+    sender = ScriptedSender({101: [THROTTLED]}, clock=clock)
+    run = engine(sender, clock, sleep, concurrency=1)
+    outcomes = await run.run(rows(3))
+    assert sleep.delays == [30.0]  # Retry-After is a floor under the backoff
+    # Row 1 was sent at t=0 and throttled; nothing at all was sent again before t=30.
+    assert sender.times[0] == 0.0
+    assert min(sender.times[1:]) >= 30.0
+    assert outcomes[1].attempts == 2
+    assert run.stats.throttled == 1
+    assert {o.status for o in outcomes.values()} == {Status.SUCCEEDED}
+
+
+async def test_a_row_fails_after_max_attempts_with_the_last_error() -> None:
+    clock = FakeClock()
+    sender = ScriptedSender({101: [Answer(500, '{"error": "boom"}')] * 10})
+    outcomes = await engine(sender, clock, max_attempts=3).run(rows(2))
+    assert outcomes[1].status is Status.FAILED
+    assert outcomes[1].attempts == 3
+    assert outcomes[1].error == "gave up after 3 attempts; last error: HTTP 500: boom"
+    assert outcomes[2].status is Status.SUCCEEDED
+
+
+@pytest.mark.parametrize("status", [400, 404, 422])
+async def test_a_client_error_fails_the_row_at_once(status: int) -> None:
+    clock = FakeClock()
+    sender = ScriptedSender({102: [Answer(status, '{"error": "Campaign not found"}')]})
+    outcomes = await engine(sender, clock).run(rows(3))
+    assert outcomes[2] == Outcome(
+        Status.FAILED,
+        status,
+        1,
+        f"HTTP {status}: Campaign not found",
+        outcomes[2].duration_ms,
+        outcomes[2].finished_at,
+    )
+    assert [o.status for n, o in sorted(outcomes.items()) if n != 2] == [Status.SUCCEEDED] * 2
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_rejected_key_aborts_the_run(status: int) -> None:
+    clock = FakeClock()
+    sender = ScriptedSender({101: [Answer(status, '{"message": "Invalid API Key"}')]})
+    run = engine(sender, clock, concurrency=1)
+    outcomes = await run.run(rows(50))
+    assert len(sender.calls) == 1  # nothing more is sent once the key is known to be bad
+    assert outcomes[1].status is Status.FAILED
+    assert outcomes[1].error == f"HTTP {status}: Invalid API Key"
+    assert {outcomes[n].status for n in range(2, 51)} == {Status.NOT_ATTEMPTED}
+    assert run.stats.aborted == f"run aborted: HTTP {status}: Invalid API Key"
+
+
+async def test_an_abort_leaves_rows_waiting_for_a_retry_failed_not_lost() -> None:
+    clock = FakeClock()
+    gate = asyncio.Event()
+
+    async def blocked_sleep(seconds: float) -> None:
+        await gate.wait()
+
+    sender = ScriptedSender({101: [UNAVAILABLE], 103: [Answer(401, "Unauthorized")]})
+    run = Engine(
+        sender,
+        SlidingWindowLimiter([Rate(1000, 1)], clock=clock, sleep=clock.sleep),
+        concurrency=1,
+        clock=clock,
+        sleep=blocked_sleep,
+    )
+    outcomes = await run.run(rows(5))
+    assert outcomes[1].status is Status.FAILED
+    assert outcomes[1].attempts == 1
+    assert "before the next attempt; last error: HTTP 503: Service Unavailable" in outcomes[1].error
+    assert [outcomes[n].status for n in (2, 3, 4, 5)] == [
+        Status.SUCCEEDED,
+        Status.FAILED,
+        Status.NOT_ATTEMPTED,
+        Status.NOT_ATTEMPTED,
+    ]
+
+
+async def test_a_row_waiting_to_retry_holds_no_worker() -> None:
+    clock = FakeClock()
+    gate = asyncio.Event()
+    order: list[int] = []
+
+    async def gated_sleep(seconds: float) -> None:
+        await gate.wait()
+
+    class Recording(ScriptedSender):
+        async def post_settings(self, campaign_id: int, payload: object) -> Answer:
+            order.append(campaign_id)
+            answer = await super().post_settings(campaign_id, payload)  # type: ignore[arg-type]
+            if len(order) == 4:
+                gate.set()  # release the retry only once the other rows were all sent
+            return answer
+
+    sender = Recording({101: [UNAVAILABLE]})
+    run = Engine(
+        sender,
+        SlidingWindowLimiter([Rate(1000, 1)], clock=clock, sleep=clock.sleep),
+        concurrency=1,
+        clock=clock,
+        sleep=gated_sleep,
+    )
+    outcomes = await run.run(rows(4))
+    # With one worker, rows 2-4 went while row 1 waited for its retry.
+    assert order == [101, 102, 103, 104, 101]
+    assert {o.status for o in outcomes.values()} == {Status.SUCCEEDED}
+
+
+async def test_outcomes_account_for_every_row_when_the_run_is_cancelled() -> None:
+    clock = FakeClock()
+    sender = ScriptedSender()
+    run = engine(sender, clock, rates=[Rate(2, 1)], concurrency=2)
+    task = asyncio.ensure_future(run.run(rows(20)))
+    while len(sender.calls) < 6:  # noqa: ASYNC110 - let the run make some progress
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    outcomes = run.outcomes()
+    assert sorted(outcomes) == list(range(1, 21))
+    succeeded = {n for n, o in outcomes.items() if o.status is Status.SUCCEEDED}
+    assert {100 + n for n in succeeded} <= {cid for cid, _ in sender.calls}
+    assert all(o.status in (Status.SUCCEEDED, Status.NOT_ATTEMPTED) for o in outcomes.values())
+
+
+@pytest.mark.parametrize("concurrency", [1, 4, 16])
+async def test_workers_share_one_limiter(concurrency: int) -> None:
+    clock = FakeClock()
+    sender = ScriptedSender({107: [UNAVAILABLE] * 2, 150: [THROTTLED]}, clock=clock)
+    rates = [Rate(10, 2), Rate(60, 60)]
+    outcomes = await engine(sender, clock, rates=rates, concurrency=concurrency).run(rows(150))
+    assert len(sender.times) == 153
+    for rate in rates:
+        assert max_in_window(sorted(sender.times), rate.seconds) <= rate.limit
+    assert {o.status for o in outcomes.values()} == {Status.SUCCEEDED}
+
+
+async def test_no_rows_is_a_finished_run() -> None:
+    assert await engine(ScriptedSender(), FakeClock()).run([]) == {}
+
+
+def test_bad_options_are_refused() -> None:
+    limiter = SlidingWindowLimiter([Rate(1, 1)])
+    with pytest.raises(ValueError, match="concurrency"):
+        Engine(ScriptedSender(), limiter, concurrency=0)
+    with pytest.raises(ValueError, match="max_attempts"):
+        Engine(ScriptedSender(), limiter, max_attempts=0)

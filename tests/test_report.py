@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bulkrunner.engine import Outcome, RunStats, Status
+from bulkrunner.errors import UsageError
+from bulkrunner.rates import Rate
+from bulkrunner.report import (
+    RESULT_COLUMNS,
+    Summary,
+    build_report,
+    check_report_path,
+    default_report_path,
+    write_report,
+)
+
+WHEN = datetime(2026, 11, 26, 9, 30, 0, tzinfo=UTC)
+
+
+def sample() -> tuple[pd.DataFrame, dict[int, Outcome]]:
+    frame = pd.DataFrame(
+        {
+            "campaign_id": ["11", "12", "13"],
+            "sending_limit": ["-5", "20", ""],
+            "unsubscribe_text": ['=HYPERLINK("http://x")', "@SUM(A1)", "+1 click"],
+        },
+        dtype=object,
+    )
+    outcomes = {
+        1: Outcome(Status.INVALID, error="sending_limit: -5 is below 0"),
+        2: Outcome(Status.SUCCEEDED, 200, 1, "", 84, WHEN),
+        3: Outcome(Status.FAILED, 503, 6, "-gave up", 9000, WHEN),
+    }
+    return frame, outcomes
+
+
+def test_one_line_per_input_row_in_input_order() -> None:
+    frame, outcomes = sample()
+    report = build_report(frame, outcomes)
+    assert list(report.columns) == [*frame.columns, *RESULT_COLUMNS]
+    assert report["row"].tolist() == [1, 2, 3]
+    assert report["status"].tolist() == ["invalid", "succeeded", "failed"]
+    assert report["campaign_id"].tolist() == ["11", "12", "13"]
+    stamp = "2026-11-26T09:30:00.000+00:00"
+    assert [None if pd.isna(v) else v for v in report["finished_at"]] == [None, stamp, stamp]
+
+
+def test_a_missing_outcome_is_refused_rather_than_a_row_dropped() -> None:
+    frame, outcomes = sample()
+    del outcomes[2]
+    with pytest.raises(ValueError, match=r"no outcome for rows \[2\]"):
+        build_report(frame, outcomes)
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path: Path) -> None:
+    frame, outcomes = sample()
+    path = tmp_path / "out" / "report.csv"
+    write_report(build_report(frame, outcomes), path, list(frame.columns))
+    back = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert back["unsubscribe_text"].tolist() == [
+        '\'=HYPERLINK("http://x")',
+        "'@SUM(A1)",
+        "'+1 click",
+    ]
+    assert back["sending_limit"].tolist() == ["-5", "20", ""]  # a negative number stays a number
+    assert back["error"].tolist() == ["sending_limit: -5 is below 0", "", "'-gave up"]
+    assert back["http_status"].tolist() == ["", "200", "503"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json", ".jsonl"])
+def test_every_format_round_trips_the_rows(tmp_path: Path, suffix: str) -> None:
+    frame, outcomes = sample()
+    path = tmp_path / f"report{suffix}"
+    write_report(build_report(frame, outcomes), path, list(frame.columns))
+    if suffix == ".csv":
+        back = pd.read_csv(path)
+    elif suffix == ".parquet":
+        back = pd.read_parquet(path)
+    else:
+        text = path.read_text()
+        records = (
+            [json.loads(line) for line in text.splitlines()]
+            if suffix == ".jsonl"
+            else json.loads(text)
+        )
+        back = pd.DataFrame(records)
+    assert back["status"].tolist() == ["invalid", "succeeded", "failed"]
+    assert back["row"].tolist() == [1, 2, 3]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_list_cells_from_parquet_are_written_as_csv_input(tmp_path: Path) -> None:
+    import numpy as np
+
+    frame = pd.DataFrame(
+        {"campaign_id": [1, 2], "track_settings": [np.array(["A", "B"]), np.array([])]}
+    )
+    outcomes = {1: Outcome(Status.DRY_RUN), 2: Outcome(Status.DRY_RUN)}
+    path = tmp_path / "r.csv"
+    write_report(build_report(frame, outcomes), path, ["campaign_id", "track_settings"])
+    assert pd.read_csv(path)["track_settings"].tolist() == ["A;B", "[]"]
+    json_path = tmp_path / "r.json"
+    write_report(build_report(frame, outcomes), json_path, ["campaign_id", "track_settings"])
+    assert [r["track_settings"] for r in json.loads(json_path.read_text())] == [["A", "B"], []]
+
+
+def test_default_report_path() -> None:
+    assert default_report_path(Path("data/q3 plan.csv"), WHEN) == Path(
+        "reports/q3 plan-20261126T093000Z.csv"
+    )
+
+
+def test_unusable_report_paths_are_refused_up_front(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"unsupported report format '\.xlsx'"):
+        check_report_path(tmp_path / "r.xlsx")
+    (tmp_path / "taken.csv").mkdir()
+    with pytest.raises(UsageError, match="report path is a directory"):
+        check_report_path(tmp_path / "taken.csv")
+    check_report_path(tmp_path / "new" / "folders" / "r.csv")  # created when written
+
+
+def test_summary_lines() -> None:
+    _, outcomes = sample()
+    stats = RunStats(requests=12, throttled=2, retries=4, first_request=0.0, last_answer=4.0)
+    lines = Summary.of(outcomes, stats, [Rate(10, 2)], Path("reports/x.csv")).lines()
+    assert lines == [
+        "rows: 3 (1 succeeded, 1 failed, 1 invalid)",
+        "requests: 12 sent, 4 retries, 2 answered 429, in 4.0s (3.00 requests/s)",
+        "rate: 50% of the ceiling (the limits 10/2 allow 12 requests in 2.0s at best)",
+        "report: reports/x.csv",
+    ]
