@@ -26,7 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from bulkrunner.answers import Answer
 from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter
-from bulkrunner.retry import Verdict, classify, retry_delay
+from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
 from bulkrunner.sender import Sender
 from bulkrunner.validation import Row
 
@@ -94,6 +94,8 @@ class Engine:
     concurrency: int = 4
     max_attempts: int = 6
     rng: random.Random = field(default_factory=random.Random)
+    backoff_base: float = BACKOFF_BASE  # seconds; backoff is uniform(0, min(cap, base * 2^attempt))
+    backoff_cap: float = MAX_BACKOFF
     clock: Clock = time.monotonic
     sleep: Sleep = anyio.sleep
     wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -193,7 +195,9 @@ class Engine:
             log.warning("row %d (campaign %d) failed: %s", row.number, row.campaign_id, message)
             self._finish(job, Status.FAILED, message)
             return
-        delay = retry_delay(job.attempts, answer.retry_after, self.rng)
+        delay = retry_delay(
+            job.attempts, answer.retry_after, self.rng, self.backoff_base, self.backoff_cap
+        )
         self.stats.retries += 1
         log.info(
             "row %d (campaign %d): retry in %.1fs (attempt %d of %d) after %s",

@@ -49,14 +49,22 @@ def classify(answer: Answer) -> Decision:
     return Decision(Verdict.FAILED, _describe(answer))
 
 
-def backoff(attempt: int, rng: random.Random) -> float:
+def backoff(
+    attempt: int, rng: random.Random, base: float = BACKOFF_BASE, cap: float = MAX_BACKOFF
+) -> float:
     """Full-jitter exponential backoff after ``attempt`` tries: uniform(0, min(60, 1·2^attempt))."""
-    return rng.uniform(0.0, min(MAX_BACKOFF, BACKOFF_BASE * 2.0**attempt))
+    return rng.uniform(0.0, min(cap, base * 2.0**attempt))
 
 
-def retry_delay(attempt: int, retry_after: float | None, rng: random.Random) -> float:
+def retry_delay(
+    attempt: int,
+    retry_after: float | None,
+    rng: random.Random,
+    base: float = BACKOFF_BASE,
+    cap: float = MAX_BACKOFF,
+) -> float:
     """Seconds to wait before try ``attempt + 1``: the backoff, but never under Retry-After."""
-    return max(retry_after or 0.0, backoff(attempt, rng))
+    return max(retry_after or 0.0, backoff(attempt, rng, base, cap))
 
 
 def _describe(answer: Answer) -> str:

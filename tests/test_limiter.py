@@ -67,7 +67,7 @@ async def test_a_leaky_bucket_would_fail_the_same_count() -> None:
     assert max_in_window(sorted(leaky), s) == 2 * n - 1
 
 
-async def test_the_default_guard_keeps_the_long_run_rate_above_99_percent() -> None:
+async def test_the_default_guard_keeps_the_long_run_rate_at_99_percent() -> None:
     clock = FakeClock()
     limiter = SlidingWindowLimiter([Rate(50, 1)], clock=clock, sleep=clock.sleep)
     times = [await limiter.acquire() for _ in range(1000)]

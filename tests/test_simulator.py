@@ -19,7 +19,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bulkrunner.faults import ServerRateLimit
 from bulkrunner.fields import Vocabulary
 from bulkrunner.rates import Rate, max_in_window
 from bulkrunner.simulator import (
@@ -29,6 +28,7 @@ from bulkrunner.simulator import (
     SimulatorThread,
     default_settings,
 )
+from bulkrunner.simulator.ratelimit import ServerRateLimit
 
 KEY = "s3cret-simulator-key"
 

@@ -1,0 +1,54 @@
+"""An embedded SmartLead-compatible HTTP server on 127.0.0.1, for ``--simulate`` and the tests.
+
+Routes (base ``/api/v1``): ``POST /campaigns/{id}/settings``, ``GET /campaigns/`` and
+``GET /campaigns/{id}``; anything else answers 404. Every request, on any route, is recorded once
+in ``SimulatorState.requests`` and goes through these steps, in this order:
+
+1. its arrival time is read from the clock and recorded, before any latency or fault sleep;
+2. the sliding-window rate limit (``config.rates``) admits it or answers 429. Only admitted
+   requests consume budget; everything after this step (401s, injected faults, 404s, validation
+   errors, successes) was admitted and counts;
+3. the ``api_key`` query parameter is checked (401 ``{"message": "Invalid API Key"}``);
+4. a settings POST draws its injected fault: the campaign's script first, then the
+   probabilities. Only POSTs that reach this step advance a campaign's script;
+5. the campaign must exist (404), the body must validate (400 or 422), then it is applied;
+6. the answer waits ``config.latency`` seconds, then is sent.
+
+Faults: "429" (rate-limit shape, ``faults.retry_after``), "500" (JSON), "503" (plain text),
+"drop" (the connection closes without an answer) and "slow". A slow POST with ``slow_applies``
+is processed on arrival (so a client that timed out may find it applied) and its answer waits
+``slow_seconds``; without ``slow_applies`` it waits and answers 504 without applying. When the
+server shuts down, pending waits end at once and their connections are dropped.
+
+Settings are stored in the documented vocabulary; an enum value that has only a long name
+(``DONT_TRACK_REPLY_TO_AN_EMAIL``) is stored under its long name. No URL with its query string
+is ever recorded or logged (the access log is off: the key travels in the query string).
+
+Modules: ``state`` (configuration, request records, account state), ``validation`` (settings
+bodies and their error shapes), ``faults`` (injected faults), ``ratelimit`` (the server's true
+rate limit), ``server`` (the aiohttp handlers, ``create_app``) and ``running`` (``Simulator``,
+``SimulatorThread``, ``serve_forever``).
+"""
+
+from bulkrunner.simulator.faults import FaultKind, FaultPlan
+from bulkrunner.simulator.running import Simulator, SimulatorThread, serve_forever
+from bulkrunner.simulator.server import create_app
+from bulkrunner.simulator.state import (
+    RequestRecord,
+    SimulatorConfig,
+    SimulatorState,
+    default_settings,
+)
+
+__all__ = [
+    "FaultKind",
+    "FaultPlan",
+    "RequestRecord",
+    "Simulator",
+    "SimulatorConfig",
+    "SimulatorState",
+    "SimulatorThread",
+    "create_app",
+    "default_settings",
+    "serve_forever",
+]

@@ -1,0 +1,227 @@
+"""The simulated SmartLead API as aiohttp handlers: routes, processing order and answer shapes.
+
+The order every request goes through, and the faults' answers, are described in the
+``bulkrunner.simulator`` package docstring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from bulkrunner.simulator.faults import FaultKind, FaultPicker, FaultPlan
+from bulkrunner.simulator.ratelimit import ServerRateLimit, whole_seconds
+from bulkrunner.simulator.state import (
+    Clock,
+    RequestRecord,
+    SimulatorConfig,
+    SimulatorState,
+    default_settings,
+)
+from bulkrunner.simulator.validation import BodyRejection, validate_settings
+
+# The package's name, not this module's, so that ``-v`` shows the simulator's requests as before.
+log = logging.getLogger("bulkrunner.simulator")
+
+BASE_PATH = "/api/v1"
+SHUTDOWN_TIMEOUT = 5.0  # seconds pending handlers get to finish once the server shuts down
+
+Answer = web.StreamResponse | None  # None: drop the connection without answering
+Route = Callable[[web.Request, int], Awaitable[Answer]]
+
+
+def _json(status: int, body: object, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _rate_limited(retry_after: int, headers: dict[str, str]) -> web.Response:
+    message = f"Rate limit exceeded, retry after {retry_after} seconds."
+    error = {"code": "RATE_LIMIT_EXCEEDED", "message": message, "retry_after": retry_after}
+    return _json(429, {"error": error}, {**headers, "Retry-After": str(retry_after)})
+
+
+def _fault_answer(fault: FaultKind, plan: FaultPlan) -> Answer:
+    """The answer of an injected fault other than "slow"."""
+    if fault == "429":
+        seconds = whole_seconds(plan.retry_after)
+        return _rate_limited(
+            seconds, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(seconds)}
+        )
+    if fault == "500":
+        return _json(500, {"error": {"code": "INTERNAL_ERROR", "message": "Internal server error"}})
+    if fault == "503":
+        return web.Response(status=503, text="Service Unavailable", content_type="text/plain")
+    return None
+
+
+def _drop(request: web.Request) -> web.StreamResponse:
+    """Close the connection unanswered; aiohttp then fails quietly to send the returned answer."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=204)
+
+
+def _campaign_id(request: web.Request) -> int | None:
+    text = request.match_info.get("campaign_id", "")
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+class _Server:
+    """One simulated account: the handlers of ``create_app`` and the state they share."""
+
+    def __init__(self, config: SimulatorConfig, state: SimulatorState, clock: Clock) -> None:
+        self.config = config
+        self.state = state
+        self.clock = clock
+        self.limiter = ServerRateLimit(config.rates)
+        self.faults = FaultPicker(config.faults)
+        self.closing = asyncio.Event()
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def handler(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self.serve(request, route)
+
+        return handle
+
+    async def serve(self, request: web.Request, route: Route) -> web.StreamResponse:
+        self._track(asyncio.current_task())
+        arrival = self.clock()
+        record = RequestRecord(
+            arrival, request.method, request.path, _campaign_id(request), None, None, False
+        )
+        ticket = self.state._arrive(record)
+        status: int | None = None
+        try:
+            answer = await self._answer(request, arrival, route, ticket)
+            if answer is None or not await self._pause(self.config.latency):
+                return _drop(request)
+            status = answer.status
+            return answer
+        finally:  # also when aiohttp cancels the handler
+            self.state._update(ticket, status=status)
+            log.debug("simulator: %s", self.state.requests[ticket])
+
+    async def _answer(self, request: web.Request, now: float, route: Route, ticket: int) -> Answer:
+        admission = self.limiter.admit(now)
+        if not admission.admitted:
+            return _rate_limited(admission.retry_after, admission.headers())
+        if request.query.get("api_key") != self.config.api_key:
+            answer: Answer = _json(401, {"message": "Invalid API Key"})
+        else:
+            answer = await route(request, ticket)
+        if answer is not None:
+            for name, value in admission.headers().items():
+                answer.headers.setdefault(name, value)
+        return answer
+
+    def _track(self, task: asyncio.Task[Any] | None) -> None:
+        if task is not None and task not in self.tasks:
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds``; False if the server started shutting down meanwhile."""
+        if seconds > 0 and not self.closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self.closing.wait()
+        return not self.closing.is_set()
+
+    async def shut_down(self, app: web.Application) -> None:
+        """End pending waits and let every handler finish, including those whose client left."""
+        self.closing.set()
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=SHUTDOWN_TIMEOUT)
+        await asyncio.sleep(0)  # let aiohttp's connection tasks see their handlers finish
+
+    def _exists(self, campaign_id: int | None) -> bool:
+        campaigns = self.config.campaigns
+        return (
+            campaign_id is not None
+            and campaign_id > 0
+            and (campaigns is None or campaign_id in campaigns)
+        )
+
+    def _view(self, campaign_id: int) -> dict[str, Any]:
+        settings = self.state.settings.get(campaign_id) or default_settings(campaign_id)
+        return {
+            "id": campaign_id,
+            "name": f"Campaign {campaign_id}",
+            "status": "ACTIVE",
+            **settings,
+        }
+
+    async def post_settings(self, request: web.Request, ticket: int) -> Answer:
+        campaign_id = self.state.requests[ticket].campaign_id
+        fault = self.faults.choose(campaign_id)
+        if fault is None:
+            return await self._apply(request, campaign_id, ticket)
+        self.state._update(ticket, fault=fault)
+        if fault != "slow":
+            return _fault_answer(fault, self.config.faults)
+        plan = self.config.faults
+        if plan.slow_applies:
+            answer = await self._apply(request, campaign_id, ticket)
+        else:
+            answer = _json(
+                504, {"error": {"code": "GATEWAY_TIMEOUT", "message": "Gateway timeout"}}
+            )
+        return answer if await self._pause(plan.slow_seconds) else None
+
+    async def _apply(self, request: web.Request, campaign_id: int | None, ticket: int) -> Answer:
+        if campaign_id is None or not self._exists(campaign_id):
+            return _json(404, {"error": "Campaign not found"})
+        try:
+            body: object = json.loads(await request.read())
+        except ValueError:
+            body = None
+        changes = validate_settings(body, self.config.vocabulary)
+        if isinstance(changes, BodyRejection):
+            return _json(changes.status, changes.body)
+        self.state.settings.setdefault(campaign_id, default_settings(campaign_id)).update(changes)
+        self.state.applied[campaign_id] += 1
+        self.state._update(ticket, applied=True)
+        return _json(200, {"success": True, "data": {}})
+
+    async def list_campaigns(self, request: web.Request, ticket: int) -> Answer:
+        ids = set(self.state.settings) | set(self.config.campaigns or ())
+        campaigns = [self._view(i) for i in sorted(ids) if self._exists(i)]
+        client_id = request.query.get("client_id")
+        if client_id is not None:
+            campaigns = [c for c in campaigns if str(c["client_id"]) == client_id]
+        return _json(200, campaigns)
+
+    async def get_campaign(self, request: web.Request, ticket: int) -> Answer:
+        campaign_id = self.state.requests[ticket].campaign_id
+        if campaign_id is None or not self._exists(campaign_id):
+            return _json(404, {"error": "Campaign not found"})
+        return _json(200, self._view(campaign_id))
+
+    async def not_found(self, request: web.Request, ticket: int) -> Answer:
+        return _json(404, {"error": "Not found"})
+
+
+def create_app(
+    config: SimulatorConfig,
+    state: SimulatorState | None = None,
+    clock: Clock = time.monotonic,
+) -> web.Application:
+    """The simulated SmartLead API as an aiohttp application (see the package docstring)."""
+    server = _Server(config, state if state is not None else SimulatorState(), clock)
+    app = web.Application()
+    campaigns = f"{BASE_PATH}/campaigns"
+    app.router.add_post(campaigns + "/{campaign_id}/settings", server.handler(server.post_settings))
+    app.router.add_get(campaigns + "/", server.handler(server.list_campaigns))
+    app.router.add_get(campaigns, server.handler(server.list_campaigns))
+    app.router.add_get(campaigns + "/{campaign_id}", server.handler(server.get_campaign))
+    app.router.add_route("*", "/{tail:.*}", server.handler(server.not_found))
+    app.on_shutdown.append(server.shut_down)
+    return app
