@@ -223,7 +223,7 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     key_from = f"the key in {API_KEY_ENV}" if os.environ.get(API_KEY_ENV) else "the key sim-key"
     try:
-        serve_forever(
+        state = serve_forever(
             config,
             args.port,
             lambda url: print(
@@ -235,6 +235,8 @@ def _simulate(args: argparse.Namespace) -> int:
         raise UsageError(
             f"simulate: cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc})"
         ) from None
+    for line in state.summary(rates):
+        print(line, flush=True)
     return 0
 
 

@@ -640,3 +640,26 @@ def test_serve_forever_stops_cleanly_on_ctrl_c() -> None:
     assert url.endswith("/api/v1")
     assert process.returncode == 0
     assert stderr == ""
+
+
+def test_summary_reports_the_fullest_window_and_the_429s() -> None:
+    from bulkrunner.simulator import RequestRecord as Record
+    from bulkrunner.simulator import SimulatorState
+
+    state = SimulatorState()
+    for arrival, status, fault in [
+        (0.0, 200, None),
+        (0.1, 429, "429"),
+        (0.2, 429, None),
+        (1.5, None, "drop"),
+    ]:
+        state.requests.append(
+            Record(arrival, "POST", "/api/v1/campaigns/1/settings", 1, status, fault, status == 200)
+        )
+    state.applied[1] += 1
+    assert state.summary([Rate(2, 1)]) == [
+        "served 4 requests: 1 x 200, 2 x 429, 1 x dropped",
+        "429s: 1 from the rate limit, 1 injected; 1 campaigns applied, 1 times in all",
+        "limit 2/1: at most 3 requests arrived in any 1s window",
+        "arrivals spanned 1.50s (2.00/s)",
+    ]

@@ -156,15 +156,20 @@ class SimulatorThread:
         self.stop()
 
 
-def serve_forever(config: SimulatorConfig, port: int, announce: Callable[[str], None]) -> None:
-    """Serve in the foreground until Ctrl-C or SIGTERM; ``announce(base_url)`` once listening."""
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_until_signalled(config, port, announce))
-
-
-async def _serve_until_signalled(
+def serve_forever(
     config: SimulatorConfig, port: int, announce: Callable[[str], None]
-) -> None:
+) -> SimulatorState:
+    """Serve in the foreground until Ctrl-C or SIGTERM; ``announce(base_url)`` once listening.
+
+    Returns what the server recorded, for a closing summary.
+    """
+    simulator = Simulator(config, port)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_until_signalled(simulator, announce))
+    return simulator.state
+
+
+async def _serve_until_signalled(simulator: Simulator, announce: Callable[[str], None]) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -172,7 +177,7 @@ async def _serve_until_signalled(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)
     try:
-        async with Simulator(config, port) as simulator:
+        async with simulator:
             announce(simulator.base_url)
             await stop.wait()
     finally:

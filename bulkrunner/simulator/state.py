@@ -51,6 +51,40 @@ class SimulatorState:
         """The most request arrivals (any route, any status) in any window of ``seconds``."""
         return max_in_window(sorted(r.arrival for r in self.requests), seconds)
 
+    def summary(self, rates: Sequence[Rate]) -> list[str]:
+        """What the server saw, in a few lines: counts, 429s, and the fullest window per limit."""
+        statuses = Counter(r.status for r in self.requests)
+        limited = sum(1 for r in self.requests if r.status == 429 and r.fault is None)
+        lines = [
+            f"served {len(self.requests)} requests: "
+            + ", ".join(
+                f"{n} x {s if s is not None else 'dropped'}"
+                for s, n in sorted(statuses.items(), key=lambda i: str(i[0]))
+            ),
+            f"429s: {limited} from the rate limit, {statuses[429] - limited} injected; "
+            f"{len(self.applied)} campaigns applied, {sum(self.applied.values())} times in all",
+        ]
+        arrivals = sorted(r.arrival for r in self.requests)
+        for rate in rates:
+            lines.append(
+                f"limit {rate}: at most {max_in_window(arrivals, rate.seconds)} requests "
+                f"arrived in any {rate.seconds:g}s window"
+            )
+        if len(arrivals) > 1:
+            span = arrivals[-1] - arrivals[0]
+            lines.append(f"arrivals spanned {span:.2f}s ({(len(arrivals) - 1) / span:.2f}/s)")
+        if rates and len(arrivals) > 2 * (burst := min(rates, key=lambda r: r.per_second).limit):
+            # Request k*N can arrive k windows after the first at the earliest, so N requests per
+            # window is the long-run rate, whatever the shape of the first burst.
+            whole = (len(arrivals) - 1) // burst * burst
+            steady = whole / (arrivals[whole] - arrivals[0])
+            ceiling = min(rate.per_second for rate in rates)
+            lines.append(
+                f"long-run rate: {steady:.2f}/s over {whole} requests, "
+                f"{steady / ceiling:.1%} of the {ceiling:g}/s ceiling"
+            )
+        return lines
+
     def _arrive(self, record: RequestRecord) -> int:
         self.requests.append(record)
         return len(self.requests) - 1
