@@ -1,11 +1,12 @@
 """bulkrunner: apply settings to many SmartLead campaigns at once, safely, at the rate ceiling."""
 
 from bulkrunner.config import RunConfig
-from bulkrunner.engine import Engine, Outcome, RunStats, Status
+from bulkrunner.engine import Engine, RunStats
 from bulkrunner.errors import BulkrunnerError, InputFileError, UsageError
 from bulkrunner.fields import Vocabulary
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.loading import load_input
+from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate
 from bulkrunner.runner import ExitCode, run_job, validate_job
 from bulkrunner.sender import HttpSender, Sender

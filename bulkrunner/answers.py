@@ -25,7 +25,7 @@ class Answer:
     body: str = ""
     retry_after: float | None = None  # from the Retry-After header or the body's retry_after
     transport_error: str | None = None  # "timed out after 30s", "connection dropped: ..."
-    timed_out: bool = False
+    outcome_unknown: bool = False  # the request may have reached the server: timeout, drop
 
     @property
     def json(self) -> Any:

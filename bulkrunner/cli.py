@@ -22,7 +22,7 @@ from bulkrunner.errors import UsageError
 from bulkrunner.fields import Vocabulary
 from bulkrunner.rates import DEFAULT_RATES, Rate
 from bulkrunner.redaction import RedactingFilter
-from bulkrunner.runner import ExitCode, run_job, validate_job
+from bulkrunner.runner import ExitCode, retry_job, run_job, validate_job
 
 log = logging.getLogger("bulkrunner")
 
@@ -38,30 +38,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging(config.verbose)
         if args.command == "validate":
             return int(validate_job(config, sys.stdout))
+        if args.command == "retry":
+            return int(retry_job(config, sys.stdout))
         return int(run_job(config, sys.stdout))
     except UsageError as exc:
         print(f"bulkrunner: error: {exc}", file=sys.stderr)
         return int(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        print("bulkrunner: interrupted before anything was sent", file=sys.stderr)
+        return int(ExitCode.ABORTED)
+
+
+_FLAGS = (
+    "input",
+    "report",
+    "base_url",
+    "rate",
+    "concurrency",
+    "max_attempts",
+    "timeout",
+    "vocabulary",
+    "dry_run",
+    "simulate",
+    "verbose",
+    "resume",
+    "fresh",
+    "outage_timeout",
+    "grace",
+)
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
     job = read_job_file(Path(args.job_file)) if args.job_file else {}
-    flags: dict[str, Any] = {
-        name: getattr(args, name, None)
-        for name in (
-            "input",
-            "report",
-            "base_url",
-            "rate",
-            "concurrency",
-            "max_attempts",
-            "timeout",
-            "vocabulary",
-            "dry_run",
-            "simulate",
-            "verbose",
-        )
-    }
+    flags: dict[str, Any] = {name: getattr(args, name, None) for name in _FLAGS}
+    if args.command == "retry":
+        flags["input"] = args.earlier_report
     return build_config(job, flags)
 
 
@@ -80,54 +91,30 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"The API key is read from the environment variable {API_KEY_ENV}.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    defaults = " ".join(str(rate) for rate in DEFAULT_RATES)
 
     run = commands.add_parser("run", help="send the settings in a file to SmartLead")
     _input_options(run)
+    _sending_options(run)
     run.add_argument(
-        "--report",
-        metavar="PATH",
-        help="results file: .csv, .parquet, .json or .jsonl "
-        "(default reports/<input stem>-<UTC time>.csv)",
-    )
-    run.add_argument(
-        "--base-url",
-        metavar="URL",
-        help="API base URL (default: $SMARTLEAD_BASE_URL, else SmartLead's)",
-    )
-    run.add_argument(
-        "--rate",
-        metavar="N/SECONDS",
-        action="append",
-        type=_rate,
-        help=f"at most N requests in any SECONDS; repeat for several limits, all "
-        f"of which hold (default {defaults})",
-    )
-    run.add_argument("--concurrency", type=int, metavar="N", help="parallel requests (default 4)")
-    run.add_argument(
-        "--max-attempts",
-        type=int,
-        metavar="N",
-        help="tries per row before it is failed (default 6)",
-    )
-    run.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="per-request timeout (default 30)"
-    )
-    run.add_argument(
-        "--dry-run",
-        action=argparse.BooleanOptionalAction,
+        "--resume",
+        action="store_true",
         default=None,
-        help="load and validate, report what would be sent, send nothing",
+        help="continue an interrupted run: rows its journal has as succeeded are not sent again",
     )
     run.add_argument(
-        "--simulate",
-        action=argparse.BooleanOptionalAction,
+        "--fresh",
+        action="store_true",
         default=None,
-        help="run against the embedded SmartLead simulator (with injected faults)",
+        help="discard an interrupted run's journal for this report and start over",
     )
-    run.add_argument(
-        "-v", "--verbose", action="store_true", default=None, help="log every request and answer"
+
+    retry = commands.add_parser(
+        "retry", help="re-run the failed and not-attempted rows of an earlier report"
     )
+    retry.add_argument("earlier_report", metavar="REPORT", help="a report written by bulkrunner")
+    retry.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
+    retry.add_argument("--vocabulary", choices=[v.value for v in Vocabulary])
+    _sending_options(retry)
 
     check = commands.add_parser("validate", help="check a file without sending anything")
     _input_options(check)
@@ -135,6 +122,69 @@ def _parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser("simulate", help="run the SmartLead simulator in the foreground")
     _simulator_options(simulate)
     return parser
+
+
+def _sending_options(parser: argparse.ArgumentParser) -> None:
+    defaults = " ".join(str(rate) for rate in DEFAULT_RATES)
+    parser.add_argument(
+        "--report",
+        metavar="PATH",
+        help="results file: .csv, .parquet, .json or .jsonl "
+        "(default reports/<input stem>-<UTC time>.csv)",
+    )
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="API base URL (default: $SMARTLEAD_BASE_URL, else SmartLead's)",
+    )
+    parser.add_argument(
+        "--rate",
+        metavar="N/SECONDS",
+        action="append",
+        type=_rate,
+        help=f"at most N requests in any SECONDS; repeat for several limits, all "
+        f"of which hold (default {defaults})",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, metavar="N", help="parallel requests (default 4)"
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        metavar="N",
+        help="tries per row before it is failed (default 6)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="per-request timeout (default 30)"
+    )
+    parser.add_argument(
+        "--outage-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="abort (exit 3, resumable) when only retryable errors came back for this long "
+        "(default 600)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        metavar="SECONDS",
+        help="after Ctrl-C or SIGTERM, how long requests in flight get to finish (default 5)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="load and validate, report what would be sent, send nothing",
+    )
+    parser.add_argument(
+        "--simulate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run against the embedded SmartLead simulator (with injected faults)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=None, help="log every request and answer"
+    )
 
 
 def _input_options(parser: argparse.ArgumentParser) -> None:

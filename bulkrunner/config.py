@@ -36,6 +36,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "dry_run": (bool,),
     "simulate": (bool,),
     "verbose": (bool,),
+    "outage_timeout": (int, float),
+    "grace": (int, float),
 }
 JOB_OPTIONS = tuple(_TYPES)
 
@@ -53,6 +55,10 @@ class RunConfig:
     dry_run: bool = False
     simulate: bool = False
     verbose: bool = False
+    resume: bool = False  # skip rows the report's journal has as succeeded
+    fresh: bool = False  # discard an unfinished run's journal and start over
+    outage_timeout: float = 600.0  # abort when only retryable errors came back for this long
+    grace: float = 5.0  # seconds requests in flight get to finish after an interruption
 
 
 def read_job_file(path: Path) -> dict[str, Any]:
@@ -113,6 +119,10 @@ def build_config(job: Mapping[str, Any], flags: Mapping[str, Any]) -> RunConfig:
         dry_run=bool(merged.get("dry_run", False)),
         simulate=bool(merged.get("simulate", False)),
         verbose=bool(merged.get("verbose", False)),
+        resume=bool(merged.get("resume", False)),
+        fresh=bool(merged.get("fresh", False)),
+        outage_timeout=float(merged.get("outage_timeout", 600.0)),
+        grace=float(merged.get("grace", 5.0)),
     )
     _check(config)
     return config
@@ -129,5 +139,9 @@ def _check(config: RunConfig) -> None:
         raise UsageError(f"max attempts must be at least 1, got {config.max_attempts}")
     if not config.timeout > 0:
         raise UsageError(f"timeout must be a positive number of seconds, got {config.timeout:g}")
+    if config.resume and config.fresh:
+        raise UsageError("--resume and --fresh contradict each other: choose one")
+    if not (config.outage_timeout > 0 and config.grace >= 0):
+        raise UsageError("outage timeout must be positive and grace not negative")
     if not config.base_url.startswith(("http://", "https://")):
         raise UsageError(f"base URL must start with http:// or https://, got {config.base_url!r}")

@@ -12,7 +12,6 @@ cancels all of them; :meth:`Engine.outcomes` then still accounts for every row.
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import random
@@ -26,6 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from bulkrunner.answers import Answer
 from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter
+from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
 from bulkrunner.sender import Sender
 from bulkrunner.validation import Row
@@ -33,26 +33,6 @@ from bulkrunner.validation import Row
 log = logging.getLogger("bulkrunner")
 
 DEFAULT_429_PAUSE = 1.0  # seconds the limiter pauses after a 429 that says nothing of when to retry
-
-
-class Status(enum.StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    INVALID = "invalid"
-    NOT_ATTEMPTED = "not_attempted"
-    DRY_RUN = "dry_run"
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How one row ended."""
-
-    status: Status
-    http_status: int | None = None
-    attempts: int = 0
-    error: str = ""
-    duration_ms: int | None = None
-    finished_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -83,6 +63,11 @@ class _Job:
     http_status: int | None = None
     error: str = ""
     started: float | None = None
+    in_flight: bool = False
+    unknown: str = ""  # "attempt 2 timed out after 30s": an attempt that may have been applied
+
+
+OutcomeHook = Callable[[Row, Outcome], None]
 
 
 @dataclass(slots=True)
@@ -96,6 +81,8 @@ class Engine:
     rng: random.Random = field(default_factory=random.Random)
     backoff_base: float = BACKOFF_BASE  # seconds; backoff is uniform(0, min(cap, base * 2^attempt))
     backoff_cap: float = MAX_BACKOFF
+    outage_timeout: float | None = None  # abort when only retryable errors came for this long
+    on_outcome: OutcomeHook | None = None  # called as each row finishes (the journal)
     clock: Clock = time.monotonic
     sleep: Sleep = anyio.sleep
     wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -103,6 +90,7 @@ class Engine:
     _jobs: list[_Job] = field(default_factory=list)
     _finished: dict[int, Outcome] = field(default_factory=dict)
     _send: MemoryObjectSendStream[_Job] | None = None
+    _last_alive: float | None = None  # the last answer that was not a retryable error
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -115,6 +103,7 @@ class Engine:
         if self._jobs:
             raise RuntimeError("an Engine runs once; create a new one")
         self._jobs = [_Job(row) for row in rows]
+        self._last_alive = self.clock()
         send, receive = anyio.create_memory_object_stream[_Job](math.inf)
         self._send = send
         for job in self._jobs:
@@ -126,20 +115,31 @@ class Engine:
                 async with anyio.create_task_group() as workers:
                     for _ in range(self.concurrency):
                         workers.start_soon(self._work, receive.clone(), waiters)
-                waiters.cancel_scope.cancel()  # only an abort leaves rows waiting here
+                waiters.cancel_scope.cancel()  # only a stop leaves rows waiting here
         return self.outcomes()
 
+    def stop(self, reason: str) -> None:
+        """Send nothing more: requests in flight finish, rows not yet sent stay unsent."""
+        if self.stats.aborted is None:
+            self.stats.aborted = reason
+            if self._send is not None:
+                self._send.close()
+
     def outcomes(self) -> dict[int, Outcome]:
-        """Every row's outcome so far; rows still unfinished count as not sent."""
+        """Every row's outcome so far, also while running or after being cancelled."""
         result: dict[int, Outcome] = {}
+        reason = self.stats.aborted or "run stopped"
         for job in self._jobs:
             number = job.row.number
             if number in self._finished:
                 result[number] = self._finished[number]
+            elif job.in_flight:
+                result[number] = self._outcome(
+                    job, Status.FAILED, f"{reason} while a request was in flight: outcome unknown"
+                )
             elif job.attempts == 0:
                 result[number] = Outcome(Status.NOT_ATTEMPTED, error=self.stats.aborted or "")
             else:
-                reason = self.stats.aborted or "run stopped"
                 result[number] = self._outcome(
                     job, Status.FAILED, f"{reason} before the next attempt; last error: {job.error}"
                 )
@@ -163,21 +163,27 @@ class Engine:
             self.stats.first_request = granted
         row = job.row
         log.debug("row %d: POST campaign %d %s", row.number, row.campaign_id, dict(row.payload))
-        answer = await self.sender.post_settings(row.campaign_id, row.payload)
+        job.in_flight = True
+        try:
+            answer = await self.sender.post_settings(row.campaign_id, row.payload)
+        finally:
+            job.in_flight = False
+        now = self.clock()
         self.stats.requests += 1
-        self.stats.last_answer = self.clock()
+        self.stats.last_answer = now
         job.attempts += 1
         job.http_status = answer.status
         decision = classify(answer)
         job.error = decision.message
+        if answer.outcome_unknown:
+            job.unknown = f"attempt {job.attempts} {decision.message}"
         log.debug("row %d: %s %s", row.number, answer.status, decision.verdict.value)
+        if decision.verdict is not Verdict.RETRY:
+            self._last_alive = now
         match decision.verdict:
             case Verdict.SUCCEEDED:
                 self._finish(job, Status.SUCCEEDED, "")
             case Verdict.FAILED:
-                log.warning(
-                    "row %d (campaign %d) failed: %s", row.number, row.campaign_id, decision.message
-                )
                 self._finish(job, Status.FAILED, decision.message)
             case Verdict.ABORT:
                 self._finish(job, Status.FAILED, decision.message)
@@ -189,11 +195,20 @@ class Engine:
         if answer.status == 429:
             self.stats.throttled += 1
             self.limiter.pause(answer.retry_after or DEFAULT_429_PAUSE)
-        row = job.row
         if job.attempts >= self.max_attempts:
-            message = f"gave up after {job.attempts} attempts; last error: {job.error}"
-            log.warning("row %d (campaign %d) failed: %s", row.number, row.campaign_id, message)
-            self._finish(job, Status.FAILED, message)
+            self._finish(
+                job,
+                Status.FAILED,
+                f"gave up after {job.attempts} attempts; last error: {job.error}",
+            )
+            return
+        row = job.row
+        outage = self._outage_seconds()
+        if outage is not None:
+            self._abort(
+                f"run aborted: every answer for {outage:.0f}s was a retryable error "
+                f"(last: {job.error}); SmartLead looks unavailable"
+            )
             return
         delay = retry_delay(
             job.attempts, answer.retry_after, self.rng, self.backoff_base, self.backoff_cap
@@ -210,13 +225,29 @@ class Engine:
         )
         waiters.start_soon(self._requeue, job, delay)
 
+    def _outage_seconds(self) -> float | None:
+        """How long only retryable errors have come back, once that reaches the outage timeout."""
+        if self.outage_timeout is None or self._last_alive is None:
+            return None
+        silent = self.clock() - self._last_alive
+        return silent if silent >= self.outage_timeout else None
+
     async def _requeue(self, job: _Job, delay: float) -> None:
         await self.sleep(delay)
         if self._send is not None and self.stats.aborted is None:
             self._send.send_nowait(job)
 
     def _finish(self, job: _Job, status: Status, error: str) -> None:
-        self._finished[job.row.number] = self._outcome(job, status, error)
+        if job.unknown:
+            note = f"{job.unknown}: outcome unknown, retried"
+            error = f"{error}; {note}" if error else note
+        if status is Status.FAILED:
+            row = job.row
+            log.warning("row %d (campaign %d) failed: %s", row.number, row.campaign_id, error)
+        outcome = self._outcome(job, status, error)
+        self._finished[job.row.number] = outcome
+        if self.on_outcome is not None:
+            self.on_outcome(job.row, outcome)
         if len(self._finished) == len(self._jobs) and self._send is not None:
             self._send.close()
 
@@ -228,7 +259,5 @@ class Engine:
 
     def _abort(self, reason: str) -> None:
         if self.stats.aborted is None:
-            self.stats.aborted = reason
             log.error("%s; no further requests will be sent", reason)
-            if self._send is not None:
-                self._send.close()
+        self.stop(reason)

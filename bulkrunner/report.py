@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bulkrunner.engine import Outcome, RunStats, Status
+from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
+from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate, ideal_seconds
 
 RESULT_COLUMNS = ("row", "status", "http_status", "attempts", "error", "duration_ms", "finished_at")
@@ -48,15 +49,21 @@ def check_report_path(path: Path) -> None:
         raise UsageError(f"{path}: cannot write the report there (permission denied)")
 
 
-def build_report(frame: pd.DataFrame, outcomes: Mapping[int, Outcome]) -> pd.DataFrame:
-    """The input rows with their outcomes; ``outcomes`` must hold every row number."""
+def build_report(
+    frame: pd.DataFrame, outcomes: Mapping[int, Outcome], numbers: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """The input rows with their outcomes; ``outcomes`` must hold every row number.
+
+    ``numbers`` are the ``row`` values to show, when they are not 1..n (a retry shows each
+    row's number in the original file).
+    """
     missing = [n for n in range(1, len(frame) + 1) if n not in outcomes]
     if missing:
         raise ValueError(f"no outcome for rows {missing[:5]}")
     ordered = [outcomes[n] for n in range(1, len(frame) + 1)]
     results = pd.DataFrame(
         {
-            "row": pd.array(range(1, len(frame) + 1), dtype="Int64"),
+            "row": pd.array(numbers or range(1, len(frame) + 1), dtype="Int64"),
             "status": [o.status.value for o in ordered],
             "http_status": pd.array([o.http_status for o in ordered], dtype="Int64"),
             "attempts": pd.array([o.attempts for o in ordered], dtype="Int64"),
@@ -68,10 +75,7 @@ def build_report(frame: pd.DataFrame, outcomes: Mapping[int, Outcome]) -> pd.Dat
             ],
         }
     )
-    echo = frame.reset_index(drop=True).rename(
-        columns={c: f"input_{c}" for c in frame.columns if c in RESULT_COLUMNS}
-    )
-    return pd.concat([echo, results], axis=1)
+    return pd.concat([frame.reset_index(drop=True), results], axis=1)
 
 
 def write_report(report: pd.DataFrame, path: Path, input_columns: list[str]) -> None:
@@ -87,6 +91,38 @@ def write_report(report: pd.DataFrame, path: Path, input_columns: list[str]) -> 
         plain = _for_json(report, input_columns)
         plain.to_json(tmp, orient="records", lines=suffix == ".jsonl", force_ascii=False)
     os.replace(tmp, path)
+
+
+def read_report(path: Path) -> pd.DataFrame:
+    """An earlier report, with the input columns as the user wrote them (for ``retry``)."""
+    suffix = path.suffix.lower()
+    if suffix not in REPORT_FORMATS:
+        raise UsageError(f"{path}: not a report (use a .csv, .parquet, .json or .jsonl report)")
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            for column in frame.columns:
+                if column not in RESULT_COLUMNS:
+                    frame[column] = frame[column].map(_restore)
+        elif suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, orient="records", lines=suffix == ".jsonl", dtype=False)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: report not found") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read the report ({exc})") from None
+    missing = [c for c in ("row", "status", "campaign_id") if c not in frame.columns]
+    if missing:
+        raise UsageError(f"{path}: not a bulkrunner report (no {', '.join(missing)} column)")
+    return frame.astype(object)
+
+
+def _restore(value: str) -> str:
+    """Undo ``_neutralise`` on a cell read back from a CSV report."""
+    if value.startswith("'") and value[1:].startswith(_FORMULA_START):
+        return value[1:]
+    return value
 
 
 def _for_spreadsheets(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:

@@ -1,7 +1,7 @@
-"""What ``bulkrunner run`` and ``bulkrunner validate`` do, from a RunConfig to an exit code.
+"""What ``bulkrunner run``, ``retry`` and ``validate`` do, from a RunConfig to an exit code.
 
-load ─▶ validate ─▶ (dry run | engine over HTTP, maybe against the embedded simulator)
-     ─▶ report (one line per input row) ─▶ summary ─▶ exit code
+load ─▶ validate ─▶ lock the report ─▶ skip rows the journal has as succeeded (--resume)
+     ─▶ dry run, or send (journaling each finished row) ─▶ report ─▶ summary ─▶ exit code
 """
 
 from __future__ import annotations
@@ -10,46 +10,45 @@ import asyncio
 import enum
 import logging
 import os
-import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
-import aiohttp
+import pandas as pd
 
 from bulkrunner.config import API_KEY_ENV, RunConfig
-from bulkrunner.engine import Engine, Outcome, RunStats, Status
+from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
-from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.journal import Journal, journal_path, read_successes, remove, row_key
 from bulkrunner.loading import load_input
+from bulkrunner.locking import RunLock, lock_path
+from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.report import (
+    RESULT_COLUMNS,
     Summary,
     build_report,
     check_report_path,
     default_report_path,
+    read_report,
     write_report,
 )
-from bulkrunner.sender import HttpSender
+from bulkrunner.sending import Sending
 from bulkrunner.validation import Row, Validation, validate
-
-if TYPE_CHECKING:
-    from bulkrunner.simulator import FaultPlan
 
 log = logging.getLogger("bulkrunner")
 
-DEMO_API_KEY = "demo-key-for-the-simulator"
-DEMO_FAULT_SHARE = 0.07  # of rows whose first request the --simulate demo answers 429 or 503
-DEMO_SEED = 2024
 _SHOWN_INVALID = 20
+_RETRIED = frozenset({Status.FAILED.value, Status.NOT_ATTEMPTED.value})
+Now = Callable[[], datetime]
 
 
 class ExitCode(enum.IntEnum):
     OK = 0  # every row succeeded (or every row is a dry run)
     ROWS_FAILED = 1  # the run finished, but some rows failed or were invalid
     USAGE = 2  # bad invocation or unreadable input: nothing was sent
-    ABORTED = 3  # the run stopped early (key rejected, interrupted)
+    ABORTED = 3  # the run stopped early (key rejected, outage, interrupted)
 
 
 def exit_code(outcomes: Mapping[int, Outcome], aborted: bool) -> ExitCode:
@@ -76,58 +75,195 @@ def run_job(
     config: RunConfig,
     out: TextIO,
     environ: Mapping[str, str] = os.environ,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Now = lambda: datetime.now(UTC),
 ) -> ExitCode:
     """Run one job end to end; raises UsageError before anything is sent."""
+    api_key = _api_key(config, environ)
+    frame = load_input(config.input)
+    report = config.report or _default_report(config, now())
+    return _execute(replace(config, report=report), frame, None, api_key, out, now)
+
+
+def retry_job(
+    config: RunConfig,
+    out: TextIO,
+    environ: Mapping[str, str] = os.environ,
+    now: Now = lambda: datetime.now(UTC),
+) -> ExitCode:
+    """Re-run the failed and not-attempted rows of the report ``config.input``."""
+    api_key = _api_key(config, environ)
+    earlier = read_report(config.input)
+    status = earlier["status"].astype(str)
+    for _, line in earlier[status == Status.INVALID.value].iterrows():
+        print(f"row {line['row']} is invalid, not retried: {line['error']}", file=out)
+    chosen = earlier[status.isin(_RETRIED)]
+    if chosen.empty:
+        print(f"{config.input}: no failed or not-attempted rows to retry", file=out)
+        return ExitCode.OK
+    numbers = [int(n) for n in chosen["row"]]
+    frame = chosen.drop(columns=[c for c in chosen.columns if c in RESULT_COLUMNS])
+    log.info("retrying %d rows of %s", len(frame), config.input)
+    stamp = f"{now():%Y%m%dT%H%M%SZ}"
+    report = config.report or Path("reports") / f"{config.input.stem}-retry-{stamp}.csv"
+    return _execute(
+        replace(config, report=report), frame.reset_index(drop=True), numbers, api_key, out, now
+    )
+
+
+def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
     api_key = environ.get(API_KEY_ENV, "")
     if not (api_key or config.dry_run or config.simulate):
         raise UsageError(
             f"{API_KEY_ENV} is not set: export your SmartLead API key in it "
             "(or use --dry-run, or --simulate to try the embedded simulator)"
         )
-    frame = load_input(config.input)
+    return api_key
+
+
+def _default_report(config: RunConfig, started: datetime) -> Path:
+    if not config.resume:
+        return default_report_path(config.input, started)
+    # --resume without --report: the newest unfinished run of this input.
+    journals = sorted(
+        Path("reports").glob(f"{config.input.stem}-*.journal"), key=lambda p: p.stat().st_mtime
+    )
+    if not journals:
+        raise UsageError(
+            f"nothing to resume: no unfinished run of {config.input.name} in reports/; "
+            "give the interrupted run's --report"
+        )
+    return journals[-1].with_name(journals[-1].name.removesuffix(".journal"))
+
+
+def _execute(
+    config: RunConfig,
+    frame: pd.DataFrame,
+    numbers: Sequence[int] | None,
+    api_key: str,
+    out: TextIO,
+    now: Now,
+) -> ExitCode:
+    assert config.report is not None
+    report_path = config.report
     validation = validate(frame, config.vocabulary)
-    report_path = config.report or default_report_path(config.input, now())
     check_report_path(report_path)
     _warn_invalid(config.input, validation)
-
     outcomes: dict[int, Outcome] = {
         r.number: Outcome(Status.INVALID, error=r.error) for r in validation.rejections
     }
     stats = RunStats()
-    interrupted = False
-    if config.dry_run:
-        outcomes.update({row.number: Outcome(Status.DRY_RUN) for row in validation.rows})
-    else:
+    started = now()
+    journal_file = journal_path(report_path)
+    with RunLock(lock_path(report_path), started):
+        if config.dry_run:
+            outcomes.update({row.number: Outcome(Status.DRY_RUN) for row in validation.rows})
+        else:
+            done = _earlier_successes(config, journal_file, validation.rows)
+            outcomes.update(done)
+            stats = _send(
+                config,
+                [row for row in validation.rows if row.number not in done],
+                validation,
+                api_key,
+                Journal.open(journal_file, input_path=config.input, started=started),
+                outcomes,
+            )
+        written = _write_report(frame, outcomes, numbers, report_path, now)
+        finished = stats.aborted is None
+        if finished and not config.dry_run:
+            remove(journal_file)
+    for line in Summary.of(outcomes, stats, config.rates, written).lines():
+        print(line, file=out)
+    if not finished and not config.dry_run:
+        print(
+            f"to resume: run the same command with --resume --report {report_path}"
+            f" (the journal {journal_file} records what is done)",
+            file=out,
+        )
+    return exit_code(outcomes, not finished)
+
+
+def _earlier_successes(
+    config: RunConfig, journal_file: Path, rows: Sequence[Row]
+) -> dict[int, Outcome]:
+    if not journal_file.exists():
+        if config.resume:
+            log.warning("%s: no journal to resume from; sending every row", journal_file)
+        return {}
+    if config.fresh:
+        remove(journal_file)
+        return {}
+    if not config.resume:
+        raise UsageError(
+            f"{journal_file}: an earlier run with this report did not finish; add --resume to "
+            "continue it (rows it applied are not sent again), or --fresh to start over"
+        )
+    successes = read_successes(journal_file)
+    done = {
+        row.number: successes[key]
+        for row in rows
+        if (key := row_key(row.campaign_id, row.payload)) in successes
+    }
+    log.info("resuming: %d rows already succeeded and will not be sent again", len(done))
+    return done
+
+
+def _send(
+    config: RunConfig,
+    rows: Sequence[Row],
+    validation: Validation,
+    api_key: str,
+    journal: Journal,
+    outcomes: dict[int, Outcome],
+) -> RunStats:
+    keys = {row.number: row_key(row.campaign_id, row.payload) for row in rows}
+    with journal:
+        for rejection in validation.rejections:
+            journal.record("", rejection.number, rejection.campaign_id, outcomes[rejection.number])
         log.info(
             "sending %d rows (%d invalid, not sent) with %d workers within %s",
-            len(validation.rows),
+            len(rows),
             len(validation.rejections),
             config.concurrency,
             ", ".join(map(str, config.rates)),
         )
-        sending = _Sending(config, api_key)
+        sending = Sending(
+            config,
+            api_key,
+            rows,
+            on_outcome=lambda row, outcome: journal.record(
+                keys[row.number], row.number, row.campaign_id, outcome
+            ),
+        )
         try:
-            asyncio.run(sending.run(validation.rows))
-        except KeyboardInterrupt:
-            interrupted = True
-            log.error("interrupted: rows not yet sent are reported not_attempted")
-        outcomes.update(sending.outcomes(validation.rows))
+            asyncio.run(sending.run())
+        except KeyboardInterrupt:  # a signal before the loop could take it over
+            log.error("interrupted")
+            sending.signals += 1
+        outcomes.update(sending.outcomes())
         stats = sending.stats
-        if interrupted and stats.aborted is None:
+        if sending.signals and stats.aborted is None:
             stats.aborted = "run interrupted"
+    return stats
 
-    report = build_report(frame, outcomes)
+
+def _write_report(
+    frame: pd.DataFrame,
+    outcomes: Mapping[int, Outcome],
+    numbers: Sequence[int] | None,
+    path: Path,
+    now: Now,
+) -> Path:
+    report = build_report(frame, outcomes, numbers)
+    columns = [str(c) for c in frame.columns]
     try:
-        write_report(report, report_path, [str(c) for c in frame.columns])
+        write_report(report, path, columns)
+        return path
     except OSError as exc:
         fallback = Path.cwd() / f"bulkrunner-report-{now():%Y%m%dT%H%M%SZ}.csv"
-        log.error("cannot write the report to %s (%s); writing %s", report_path, exc, fallback)
-        write_report(report, fallback, [str(c) for c in frame.columns])
-        report_path = fallback
-    for line in Summary.of(outcomes, stats, config.rates, report_path).lines():
-        print(line, file=out)
-    return exit_code(outcomes, stats.aborted is not None)
+        log.error("cannot write the report to %s (%s); writing %s", path, exc, fallback)
+        write_report(report, fallback, columns)
+        return fallback
 
 
 def _warn_invalid(path: Path, validation: Validation) -> None:
@@ -138,62 +274,3 @@ def _warn_invalid(path: Path, validation: Validation) -> None:
     hidden = len(validation.rejections) - _SHOWN_INVALID
     if hidden > 0:
         log.warning("... and %d more invalid rows (see the report)", hidden)
-
-
-@dataclass
-class _Sending:
-    """Runs the engine on its own event loop; keeps it reachable when Ctrl-C cuts the loop short."""
-
-    config: RunConfig
-    api_key: str
-    engine: Engine | None = None
-
-    @property
-    def stats(self) -> RunStats:
-        return self.engine.stats if self.engine else RunStats()
-
-    def outcomes(self, rows: Sequence[Row]) -> dict[int, Outcome]:
-        if self.engine is None:
-            return {row.number: Outcome(Status.NOT_ATTEMPTED) for row in rows}
-        return self.engine.outcomes()
-
-    async def run(self, rows: Sequence[Row]) -> None:
-        config = self.config
-        if not config.simulate:
-            await self._send(rows, config.base_url, self.api_key)
-            return
-        from bulkrunner.simulator import Simulator, SimulatorConfig
-
-        simulated = SimulatorConfig(
-            api_key=DEMO_API_KEY,
-            vocabulary=config.vocabulary,
-            rates=config.rates,
-            faults=demo_faults([row.campaign_id for row in rows]),
-        )
-        async with Simulator(simulated) as simulator:
-            log.info(
-                "simulating SmartLead at %s (with injected 429 and 503 answers)", simulator.base_url
-            )
-            await self._send(rows, simulator.base_url, DEMO_API_KEY)
-
-    async def _send(self, rows: Sequence[Row], base_url: str, api_key: str) -> None:
-        config = self.config
-        connector = aiohttp.TCPConnector(limit=config.concurrency)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            self.engine = Engine(
-                HttpSender(session, base_url, api_key, config.timeout),
-                SlidingWindowLimiter(config.rates),
-                concurrency=config.concurrency,
-                max_attempts=config.max_attempts,
-            )
-            await self.engine.run(rows)
-
-
-def demo_faults(campaign_ids: Sequence[int], seed: int = DEMO_SEED) -> FaultPlan:
-    """The --simulate demo's faults: a few campaigns' first request answered 429 or 503."""
-    from bulkrunner.simulator import FaultPlan
-
-    count = min(len(campaign_ids), max(2, round(DEMO_FAULT_SHARE * len(campaign_ids))))
-    chosen = random.Random(seed).sample(sorted(campaign_ids), count)
-    scripted = {cid: ["429" if i % 2 == 0 else "503"] for i, cid in enumerate(chosen)}
-    return FaultPlan(scripted=scripted, retry_after=2.0)

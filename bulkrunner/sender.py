@@ -57,15 +57,20 @@ class HttpSender:
         except TimeoutError:
             return Answer(
                 None,
-                transport_error=f"timed out after {self._timeout_seconds:g}s (outcome unknown)",
-                timed_out=True,
+                transport_error=f"timed out after {self._timeout_seconds:g}s",
+                outcome_unknown=True,
             )
         except aiohttp.ServerDisconnectedError:
-            return Answer(None, transport_error="connection dropped by the server")
+            return Answer(
+                None, transport_error="connection dropped by the server", outcome_unknown=True
+            )
         except aiohttp.ClientConnectorError as exc:
             return Answer(None, transport_error=self._describe("cannot connect", exc))
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
-            return Answer(None, transport_error=self._describe("connection error", exc))
+            # The request may have been sent before the connection broke.
+            return Answer(
+                None, transport_error=self._describe("connection error", exc), outcome_unknown=True
+            )
 
     def _describe(self, what: str, exc: BaseException) -> str:
         detail = str(exc) or type(exc).__name__

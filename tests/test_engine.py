@@ -8,8 +8,9 @@ import random
 import pytest
 
 from bulkrunner.answers import Answer
-from bulkrunner.engine import Engine, Outcome, Status
+from bulkrunner.engine import Engine
 from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate, max_in_window
 from bulkrunner.validation import Row
 from tests.fakes import FakeClock, RecordingSleep, ScriptedSender

@@ -17,9 +17,10 @@ import aiohttp
 import pandas as pd
 import pytest
 
-from bulkrunner.engine import Engine, Status
+from bulkrunner.engine import Engine
 from bulkrunner.fields import Vocabulary
 from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.outcomes import Status
 from bulkrunner.rates import Rate
 from bulkrunner.sender import HttpSender
 from bulkrunner.simulator import FaultPlan, Simulator, SimulatorConfig

@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bulkrunner.engine import Outcome, RunStats, Status
+from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
+from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate
 from bulkrunner.report import (
     RESULT_COLUMNS,

@@ -38,9 +38,9 @@ S, R, F, A = Verdict.SUCCEEDED, Verdict.RETRY, Verdict.FAILED, Verdict.ABORT
         (Answer(504, ""), R, "HTTP 504"),
         (Answer(408, ""), R, "HTTP 408"),
         (
-            Answer(None, transport_error="timed out after 30s (outcome unknown)", timed_out=True),
+            Answer(None, transport_error="timed out after 30s", outcome_unknown=True),
             R,
-            "timed out after 30s (outcome unknown)",
+            "timed out after 30s",
         ),
         (
             Answer(None, transport_error="connection dropped by the server"),

@@ -74,15 +74,15 @@ async def test_a_timeout_is_an_answer_with_unknown_outcome(
 ) -> None:
     mocked.post(URL_7, exception=TimeoutError())
     answer = await sender.post_settings(7, {"sending_limit": 5})
-    assert answer == Answer(
-        None, transport_error="timed out after 5s (outcome unknown)", timed_out=True
-    )
+    assert answer == Answer(None, transport_error="timed out after 5s", outcome_unknown=True)
 
 
 async def test_a_dropped_connection(sender: HttpSender, mocked: aioresponses) -> None:
     mocked.post(URL_7, exception=aiohttp.ServerDisconnectedError())
     answer = await sender.post_settings(7, {"sending_limit": 5})
-    assert answer == Answer(None, transport_error="connection dropped by the server")
+    assert answer == Answer(
+        None, transport_error="connection dropped by the server", outcome_unknown=True
+    )
 
 
 async def test_aiohttp_messages_that_embed_the_url_are_redacted(

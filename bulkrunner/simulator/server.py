@@ -41,18 +41,21 @@ def _json(status: int, body: object, headers: dict[str, str] | None = None) -> w
     return web.json_response(body, status=status, headers=headers)
 
 
-def _rate_limited(retry_after: int, headers: dict[str, str]) -> web.Response:
-    message = f"Rate limit exceeded, retry after {retry_after} seconds."
+def _rate_limited(retry_after: float, headers: dict[str, str]) -> web.Response:
+    message = f"Rate limit exceeded, retry after {retry_after:g} seconds."
     error = {"code": "RATE_LIMIT_EXCEEDED", "message": message, "retry_after": retry_after}
-    return _json(429, {"error": error}, {**headers, "Retry-After": str(retry_after)})
+    return _json(429, {"error": error}, {**headers, "Retry-After": f"{retry_after:g}"})
 
 
 def _fault_answer(fault: FaultKind, plan: FaultPlan) -> Answer:
     """The answer of an injected fault other than "slow"."""
     if fault == "429":
-        seconds = whole_seconds(plan.retry_after)
+        # Whole seconds as HTTP has them; a test may ask for less than a second to run fast.
+        seconds: float = (
+            whole_seconds(plan.retry_after) if plan.retry_after >= 1 else plan.retry_after
+        )
         return _rate_limited(
-            seconds, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(seconds)}
+            seconds, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": f"{seconds:g}"}
         )
     if fault == "500":
         return _json(500, {"error": {"code": "INTERNAL_ERROR", "message": "Internal server error"}})

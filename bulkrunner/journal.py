@@ -1,0 +1,123 @@
+"""A crash-safe record of finished rows, kept beside the report while a run is in progress.
+
+Each finished row is one JSON line, written and flushed the moment the row finishes, so a
+``kill -9`` loses at most the rows still in flight. Rows are keyed by their content (campaign and
+exact payload), not their position: resuming with an edited input re-sends what changed.
+
+    reports/plan.csv            the report (written at the end)
+    reports/plan.csv.journal    this journal (removed once a run has finished and reported)
+    reports/plan.csv.lock       held while a run is using the report (see ``locking``)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from bulkrunner.errors import UsageError
+from bulkrunner.outcomes import Outcome, Status
+
+FORMAT_VERSION = 1
+
+
+def journal_path(report_path: Path) -> Path:
+    return report_path.with_name(report_path.name + ".journal")
+
+
+def row_key(campaign_id: int, payload: Mapping[str, Any]) -> str:
+    """A row's identity: its campaign and the exact body it sends."""
+    canonical = json.dumps([campaign_id, payload], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+class Journal:
+    """Appends one flushed JSON line per finished row."""
+
+    def __init__(self, path: Path, handle: IO[str]) -> None:
+        self.path = path
+        self._handle = handle
+
+    @classmethod
+    def open(cls, path: Path, *, input_path: Path, started: datetime) -> Journal:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not path.exists()
+        handle = path.open("a", encoding="utf-8")
+        journal = cls(path, handle)
+        if fresh:
+            journal._write(
+                {
+                    "journal": FORMAT_VERSION,
+                    "input": str(input_path),
+                    "started_at": started.isoformat(),
+                }
+            )
+        return journal
+
+    def record(self, key: str, number: int, campaign_id: int | None, outcome: Outcome) -> None:
+        self._write(
+            {
+                "key": key,
+                "row": number,
+                "campaign_id": campaign_id,
+                "status": outcome.status.value,
+                "http_status": outcome.http_status,
+                "attempts": outcome.attempts,
+                "error": outcome.error,
+                "duration_ms": outcome.duration_ms,
+                "finished_at": outcome.finished_at.isoformat() if outcome.finished_at else None,
+            }
+        )
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(entry, separators=(",", ":")) + "\n")
+        self._handle.flush()  # to the OS: survives kill -9 of this process
+
+
+def read_successes(path: Path) -> dict[str, Outcome]:
+    """The rows a journal records as succeeded, by key. A torn last line (a crash mid-write)
+    is ignored; anything else unreadable is a usage error naming the line."""
+    successes: dict[str, Outcome] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the journal ({exc.strerror or exc})") from None
+    for number, line in enumerate(lines, start=1):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if number == len(lines):
+                break  # the write a crash interrupted
+            raise UsageError(f"{path}: line {number} is not a journal entry") from None
+        if not isinstance(entry, dict) or "key" not in entry:
+            continue
+        if entry.get("status") == Status.SUCCEEDED.value:
+            finished = entry.get("finished_at")
+            successes[str(entry["key"])] = Outcome(
+                Status.SUCCEEDED,
+                entry.get("http_status"),
+                int(entry.get("attempts") or 0),
+                str(entry.get("error") or ""),
+                entry.get("duration_ms"),
+                datetime.fromisoformat(finished) if finished else None,
+            )
+    return successes
+
+
+def remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)

@@ -1,0 +1,27 @@
+"""How a row ended: its status and the facts the report shows for it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class Status(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INVALID = "invalid"
+    NOT_ATTEMPTED = "not_attempted"
+    DRY_RUN = "dry_run"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one row ended."""
+
+    status: Status
+    http_status: int | None = None
+    attempts: int = 0
+    error: str = ""
+    duration_ms: int | None = None
+    finished_at: datetime | None = None

@@ -1,0 +1,140 @@
+"""One sending session on its own event loop: HTTP session, limiter, engine, signals.
+
+SIGINT and SIGTERM stop the run gracefully: no new rows are taken, requests in flight get a
+grace period to finish, then they are cancelled. A second signal cancels at once. Either way the
+engine still accounts for every row afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from bulkrunner.config import RunConfig
+from bulkrunner.engine import Engine, OutcomeHook, RunStats
+from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.sender import HttpSender
+from bulkrunner.validation import Row
+
+if TYPE_CHECKING:
+    from bulkrunner.simulator import FaultPlan
+
+log = logging.getLogger("bulkrunner")
+
+INTERRUPTED = "run interrupted"
+DEMO_API_KEY = "demo-key-for-the-simulator"
+DEMO_FAULT_SHARE = 0.07  # of rows whose first request the --simulate demo answers 429 or 503
+DEMO_SEED = 2024
+
+
+@dataclass
+class Sending:
+    """Sends ``rows`` with ``asyncio.run(sending.run())``; ``outcomes`` works after any end."""
+
+    config: RunConfig
+    api_key: str
+    rows: Sequence[Row]
+    on_outcome: OutcomeHook | None = None
+    engine: Engine | None = None
+    signals: int = 0
+    _grace_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def stats(self) -> RunStats:
+        return self.engine.stats if self.engine else RunStats()
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stats.aborted is not None
+
+    def outcomes(self) -> dict[int, Outcome]:
+        if self.engine is None:  # interrupted before the engine started
+            return {
+                row.number: Outcome(Status.NOT_ATTEMPTED, error=INTERRUPTED) for row in self.rows
+            }
+        return self.engine.outcomes()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_signal, loop, task)
+        try:
+            await self._run(self.rows)
+        except asyncio.CancelledError:
+            if self.signals == 0:
+                raise
+            if self.engine is not None:
+                self.engine.stop(INTERRUPTED)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            if self._grace_timer is not None:
+                self._grace_timer.cancel()
+
+    def _on_signal(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+        self.signals += 1
+        if self.signals == 1 and self.engine is not None:
+            self.engine.stop(INTERRUPTED)
+            grace = self.config.grace
+            log.warning(
+                "interrupted: sending nothing more; requests in flight get %gs to finish "
+                "(interrupt again to stop at once)",
+                grace,
+            )
+            self._grace_timer = loop.call_later(grace, task.cancel)
+        else:
+            log.warning("interrupted again: stopping now")
+            task.cancel()
+
+    async def _run(self, rows: Sequence[Row]) -> None:
+        config = self.config
+        if not config.simulate:
+            await self._send(rows, config.base_url, self.api_key)
+            return
+        from bulkrunner.simulator import Simulator, SimulatorConfig
+
+        simulated = SimulatorConfig(
+            api_key=DEMO_API_KEY,
+            vocabulary=config.vocabulary,
+            rates=config.rates,
+            faults=demo_faults([row.campaign_id for row in rows]),
+        )
+        async with Simulator(simulated) as simulator:
+            log.info(
+                "simulating SmartLead at %s (with injected 429 and 503 answers)", simulator.base_url
+            )
+            await self._send(rows, simulator.base_url, DEMO_API_KEY)
+
+    async def _send(self, rows: Sequence[Row], base_url: str, api_key: str) -> None:
+        config = self.config
+        connector = aiohttp.TCPConnector(limit=config.concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            self.engine = Engine(
+                HttpSender(session, base_url, api_key, config.timeout),
+                SlidingWindowLimiter(config.rates),
+                concurrency=config.concurrency,
+                max_attempts=config.max_attempts,
+                outage_timeout=config.outage_timeout,
+                on_outcome=self.on_outcome,
+            )
+            await self.engine.run(rows)
+
+
+def demo_faults(campaign_ids: Sequence[int], seed: int = DEMO_SEED) -> FaultPlan:
+    """The --simulate demo's faults: a few campaigns' first request answered 429 or 503."""
+    from bulkrunner.simulator import FaultPlan
+
+    count = min(len(campaign_ids), max(2, round(DEMO_FAULT_SHARE * len(campaign_ids))))
+    chosen = random.Random(seed).sample(sorted(campaign_ids), count)
+    scripted = {cid: ["429" if i % 2 == 0 else "503"] for i, cid in enumerate(chosen)}
+    return FaultPlan(scripted=scripted, retry_after=2.0)

@@ -1,0 +1,417 @@
+"""Never lose a row: journal, --resume, interruption, retry, locks, outages, unknown outcomes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bulkrunner.cli import main
+from bulkrunner.journal import Journal, journal_path, read_successes, row_key
+from bulkrunner.locking import RunLock, lock_path
+from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.rates import Rate
+from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
+
+KEY = "sk-recovery-SENTINEL-77aa"
+WHEN = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
+
+
+def plan(tmp_path: Path, count: int, first_id: int = 100) -> Path:
+    lines = ["campaign_id,sending_limit,stop_lead_settings"]
+    lines += [f"{first_id + n},{10 + n},REPLY_TO_AN_EMAIL" for n in range(count)]
+    path = tmp_path / "plan.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cli(*argv: str, base_url: str) -> list[str]:
+    return [sys.executable, "-m", "bulkrunner", *argv, "--base-url", base_url]
+
+
+@pytest.fixture
+def sim_env() -> dict[str, str]:
+    return {**os.environ, "SMARTLEAD_API_KEY": KEY}
+
+
+# --- the journal -----------------------------------------------------------------------------
+
+
+def test_row_key_follows_content_not_position() -> None:
+    assert row_key(5, {"a": 1, "b": [2]}) == row_key(5, {"b": [2], "a": 1})
+    assert row_key(5, {"a": 1}) != row_key(5, {"a": 2})
+    assert row_key(5, {"a": 1}) != row_key(6, {"a": 1})
+
+
+def test_the_journal_keeps_successes_and_survives_a_torn_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv.journal"
+    with Journal.open(path, input_path=Path("plan.csv"), started=WHEN) as journal:
+        journal.record("k1", 1, 101, Outcome(Status.SUCCEEDED, 200, 2, "", 120, WHEN))
+        journal.record("k2", 2, 102, Outcome(Status.FAILED, 404, 1, "HTTP 404", 30, WHEN))
+    with path.open("a") as handle:
+        handle.write('{"key": "k3", "status": "succ')  # kill -9 in the middle of a write
+    assert read_successes(path) == {"k1": Outcome(Status.SUCCEEDED, 200, 2, "", 120, WHEN)}
+
+
+def test_a_corrupt_journal_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv.journal"
+    path.write_text('not json\n{"key": "k"}\n')
+    from bulkrunner.errors import UsageError
+
+    with pytest.raises(UsageError, match="line 1 is not a journal entry"):
+        read_successes(path)
+
+
+# --- interruption and resume -----------------------------------------------------------------
+
+
+def wait_for_lines(path: Path, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) > count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never reached {count} lines")
+
+
+def test_sigint_stops_gracefully_and_resume_finishes_the_job(
+    tmp_path: Path, sim_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path, 120)
+    report = tmp_path / "out" / "r.csv"
+    rates = [Rate(20, 1)]
+    with SimulatorThread(SimulatorConfig(api_key=KEY, rates=rates, latency=0.2)) as sim:
+        args = ("run", "--input", str(source), "--report", str(report), "--rate", "20/1")
+        process = subprocess.Popen(
+            cli(*args, base_url=sim.base_url),
+            env=sim_env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        wait_for_lines(journal_path(report), 25)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 3, err
+        assert "requests in flight get 5s to finish" in err
+        assert f"--resume --report {report}" in out
+        assert "Traceback" not in err
+
+        frame = pd.read_csv(report)
+        assert frame["row"].tolist() == list(range(1, 121))
+        succeeded = set(frame.loc[frame["status"] == "succeeded", "campaign_id"])
+        assert succeeded == set(sim.state.applied)  # the report says exactly what was applied
+        assert set(frame["status"]) == {"succeeded", "not_attempted"}
+        assert journal_path(report).exists()
+        first_attempts = frame.set_index("campaign_id")["attempts"]
+
+        # Without --resume, the unfinished run is not silently overwritten.
+        code = main(
+            ["run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url]
+        )
+        assert code == 2
+        assert "add --resume to continue it" in capsys.readouterr().err
+
+        code = main(
+            [
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(report),
+                "--rate",
+                "40/1",
+                "--base-url",
+                sim.base_url,
+                "--resume",
+            ]
+        )
+        assert code == 0
+        assert dict(sim.state.applied) == {100 + n: 1 for n in range(120)}  # none twice
+    final = pd.read_csv(report)
+    assert set(final["status"]) == {"succeeded"}
+    assert final["row"].tolist() == list(range(1, 121))
+    for campaign in succeeded:  # earlier successes keep their original attempts
+        assert final.set_index("campaign_id")["attempts"][campaign] == first_attempts[campaign]
+    assert not journal_path(report).exists()  # a finished run leaves only its report
+
+
+def test_resume_resends_rows_whose_content_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path, 3)
+    report = tmp_path / "r.csv"
+    outcome = Outcome(Status.SUCCEEDED, 200, 1, "", 5, WHEN)
+    with Journal.open(journal_path(report), input_path=source, started=WHEN) as journal:
+        journal.record(
+            row_key(100, {"sending_limit": 10, "stop_lead_settings": "REPLY_TO_AN_EMAIL"}),
+            1,
+            100,
+            outcome,
+        )
+        journal.record(
+            row_key(101, {"sending_limit": 999, "stop_lead_settings": "REPLY_TO_AN_EMAIL"}),
+            2,
+            101,
+            outcome,
+        )  # the plan was edited since: 101 now wants 11
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        code = main(
+            [
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(report),
+                "--base-url",
+                sim.base_url,
+                "--resume",
+            ]
+        )
+        assert code == 0
+        assert sorted(sim.state.applied) == [101, 102]
+    assert "1 rows already succeeded" in capsys.readouterr().err
+
+
+def test_fresh_discards_the_unfinished_run(tmp_path: Path) -> None:
+    source = plan(tmp_path, 2)
+    report = tmp_path / "r.csv"
+    journal_path(report).write_text('{"journal": 1}\n')
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        code = main(
+            [
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(report),
+                "--base-url",
+                sim.base_url,
+                "--fresh",
+            ]
+        )
+        assert code == 0
+        assert sorted(sim.state.applied) == [100, 101]
+
+
+def test_resume_without_report_finds_the_newest_unfinished_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = plan(tmp_path, 2)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports").mkdir()
+    older = tmp_path / "reports" / "plan-20261101T000000Z.csv"
+    newer = tmp_path / "reports" / "plan-20261125T000000Z.csv"
+    for path, age in ((older, 100), (newer, 0)):
+        journal_path(path).write_text('{"journal": 1}\n')
+        os.utime(journal_path(path), (time.time() - age, time.time() - age))
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        assert main(["run", "--input", str(source), "--base-url", sim.base_url, "--resume"]) == 0
+    assert newer.exists()
+    assert not older.exists()
+    assert journal_path(older).exists()
+
+
+# --- locks -----------------------------------------------------------------------------------
+
+
+def test_a_second_run_on_the_same_report_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path, 2)
+    report = tmp_path / "r.csv"
+    with RunLock(lock_path(report), WHEN):
+        code = main(["run", "--input", str(source), "--report", str(report), "--dry-run"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"pid {os.getpid()}, started 2026-11-26T09:00:00+00:00" in err
+    assert "another bulkrunner run" in err
+    assert not report.exists()
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path, 2)
+    report = tmp_path / "r.csv"
+    lock_path(report).write_text('{"pid": 999999, "started_at": "2026-11-25T02:15:00+00:00"}')
+    assert main(["run", "--input", str(source), "--report", str(report), "--dry-run"]) == 0
+    assert "taking over the lock of an earlier run (pid 999999" in capsys.readouterr().err
+    assert not lock_path(report).exists()
+
+
+# --- retry -----------------------------------------------------------------------------------
+
+
+def test_retry_sends_only_failed_and_not_attempted_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "plan.csv"
+    source.write_text(
+        "campaign_id,sending_limit,unsubscribe_text\n1,10,=ok\n2,20,\n3,abc,\n4,40,-opt out\n"
+    )
+    report = tmp_path / "first.csv"
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={1, 2})) as sim:
+        assert (
+            main(
+                ["run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url]
+            )
+            == 1
+        )
+    first = pd.read_csv(report)
+    assert first["status"].tolist() == ["succeeded", "succeeded", "invalid", "failed"]
+    capsys.readouterr()
+
+    second = tmp_path / "second.jsonl"
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        code = main(["retry", str(report), "--report", str(second), "--base-url", sim.base_url])
+        applied = dict(sim.state.settings)
+        assert sorted(sim.state.applied) == [4]
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "row 3 is invalid, not retried: sending_limit: 'abc' is not a whole number" in out
+    rows = [json.loads(line) for line in second.read_text().splitlines()]
+    assert [(r["row"], r["campaign_id"], r["status"]) for r in rows] == [(4, "4", "succeeded")]
+    assert applied[4]["unsubscribe_text"] == "-opt out"  # the CSV neutralising was undone
+
+
+def test_retry_of_a_clean_report_sends_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path, 2)
+    report = tmp_path / "r.parquet"
+    assert main(["run", "--input", str(source), "--report", str(report), "--dry-run"]) == 0
+    frame = pd.read_parquet(report)
+    frame["status"] = "succeeded"
+    frame.to_parquet(report)
+    assert main(["retry", str(report), "--dry-run"]) == 0
+    assert "no failed or not-attempted rows to retry" in capsys.readouterr().out
+
+
+def test_retry_of_something_that_is_not_a_report(tmp_path: Path) -> None:
+    source = plan(tmp_path, 1)
+    assert main(["retry", str(source)]) == 2
+
+
+# --- outages and unknown outcomes ------------------------------------------------------------
+
+
+def test_a_dead_api_aborts_after_the_outage_timeout_and_is_resumable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path, 3)
+    report = tmp_path / "r.csv"
+    faults = FaultPlan(probabilities={"503": 1.0}, seed=1)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, faults=faults)) as sim:
+        code = main(
+            [
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(report),
+                "--base-url",
+                sim.base_url,
+                "--outage-timeout",
+                "0.3",
+                "--max-attempts",
+                "50",
+            ]
+        )
+    assert code == 3
+    captured = capsys.readouterr()
+    assert "SmartLead looks unavailable" in captured.out
+    assert "--resume" in captured.out
+    assert journal_path(report).exists()
+    assert set(pd.read_csv(report)["status"]) <= {"failed", "not_attempted"}
+
+
+def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> None:
+    source = plan(tmp_path, 1)
+    report = tmp_path / "r.csv"
+    faults = FaultPlan(scripted={100: ["slow"]}, slow_seconds=1.0, slow_applies=True)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, faults=faults)) as sim:
+        code = main(
+            [
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(report),
+                "--base-url",
+                sim.base_url,
+                "--timeout",
+                "0.2",
+            ]
+        )
+        assert sim.state.applied[100] == 2  # applied by the timed-out request, then again
+    assert code == 0
+    (line,) = pd.read_csv(report, keep_default_na=False).to_dict("records")
+    assert line["status"] == "succeeded"
+    assert line["attempts"] == 2
+    assert line["error"] == "attempt 1 timed out after 0.2s: outcome unknown, retried"
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+def test_the_key_never_appears_in_any_output_log_report_or_journal(
+    tmp_path: Path, sim_env: dict[str, str]
+) -> None:
+    source = plan(tmp_path, 40)
+    report = tmp_path / "r.jsonl"
+    faults = FaultPlan(
+        probabilities={"drop": 0.15, "slow": 0.1, "503": 0.1, "429": 0.05},
+        seed=3,
+        retry_after=0.1,
+        slow_seconds=0.5,
+    )
+    with SimulatorThread(SimulatorConfig(api_key=KEY, faults=faults)) as sim:
+        process = subprocess.Popen(
+            cli(
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(report),
+                "-v",
+                "--timeout",
+                "0.2",
+                "--rate",
+                "100/1",
+                base_url=sim.base_url,
+            ),
+            env=sim_env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        wait_for_lines(journal_path(report), 10)
+        process.send_signal(signal.SIGINT)  # keep the journal: interrupted runs leave it
+        out, err = process.communicate(timeout=60)
+        records = repr(sim.state.requests)
+    assert "POST campaign" in err  # -v really logged requests
+    assert "timed out" in err or "dropped" in err
+    texts = {
+        "stdout": out,
+        "stderr": err,
+        "report": report.read_text(),
+        "journal": journal_path(report).read_text(),
+        "server record": records,
+    }
+    for name, text in texts.items():
+        assert KEY not in text, name
