@@ -26,6 +26,9 @@ class Answer:
     retry_after: float | None = None  # from the Retry-After header or the body's retry_after
     transport_error: str | None = None  # "timed out after 30s", "connection dropped: ..."
     outcome_unknown: bool = False  # the request may have reached the server: timeout, drop
+    limit: int | None = None  # X-RateLimit-Limit: requests the server allows in its window
+    remaining: int | None = None  # X-RateLimit-Remaining: requests left in the server's window
+    reset: float | None = None  # X-RateLimit-Reset: seconds until that budget renews
 
     @property
     def json(self) -> Any:
@@ -105,6 +108,24 @@ def header_retry_after(value: str | None, now: datetime | None = None) -> float 
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def header_count(value: str | None) -> int | None:
+    """A non-negative whole number from a header such as X-RateLimit-Remaining."""
+    if value is None:
+        return None
+    try:
+        count = int(value.strip())
+    except ValueError:
+        return None
+    return count if count >= 0 else None
+
+
+def header_reset(value: str | None) -> float | None:
+    """X-RateLimit-Reset as seconds from now: delta-seconds, not an epoch timestamp (a value
+    over a day is taken for one and ignored rather than misread)."""
+    seconds = _seconds(value.strip()) if value is not None else None
+    return seconds if seconds is not None and seconds <= 86_400 else None
 
 
 def _seconds(value: Any) -> float | None:

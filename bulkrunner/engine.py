@@ -26,6 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from bulkrunner.answers import Answer
 from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter
 from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.rates import Rate
 from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
 from bulkrunner.sender import Sender
 from bulkrunner.validation import Row
@@ -43,6 +44,7 @@ class RunStats:
     first_request: float | None = None  # engine clock
     last_answer: float | None = None
     aborted: str | None = None  # why the run stopped early, if it did
+    limits: tuple[Rate, ...] = ()  # the limits held in the end (a lower one may be learned)
 
     @property
     def sending_seconds(self) -> float:
@@ -116,6 +118,7 @@ class Engine:
                     for _ in range(self.concurrency):
                         workers.start_soon(self._work, receive.clone(), waiters)
                 waiters.cancel_scope.cancel()  # only a stop leaves rows waiting here
+        self.stats.limits = self.limiter.effective_rates
         return self.outcomes()
 
     def stop(self, reason: str) -> None:
@@ -154,15 +157,15 @@ class Engine:
                     await self._attempt(job, waiters)
 
     async def _attempt(self, job: _Job, waiters: anyio.abc.TaskGroup) -> None:
-        granted = await self.limiter.acquire()
+        grant = await self.limiter.acquire()
         if self.stats.aborted is not None:
             return
         if job.started is None:
-            job.started = granted
+            job.started = grant.at
         if self.stats.first_request is None:
-            self.stats.first_request = granted
+            self.stats.first_request = grant.at
         row = job.row
-        log.debug("row %d: POST campaign %d %s", row.number, row.campaign_id, dict(row.payload))
+        log.debug("row %d: POST campaign %d %s", row.number, row.campaign_id, row.payload)
         job.in_flight = True
         try:
             answer = await self.sender.post_settings(row.campaign_id, row.payload)
@@ -180,6 +183,8 @@ class Engine:
         log.debug("row %d: %s %s", row.number, answer.status, decision.verdict.value)
         if decision.verdict is not Verdict.RETRY:
             self._last_alive = now
+        if self.limiter.observe(answer.limit, answer.remaining, answer.reset, grant):
+            log.debug("the server's budget is spent: waiting %.1fs for it to renew", answer.reset)
         match decision.verdict:
             case Verdict.SUCCEEDED:
                 self._finish(job, Status.SUCCEEDED, "")
@@ -195,6 +200,7 @@ class Engine:
         if answer.status == 429:
             self.stats.throttled += 1
             self.limiter.pause(answer.retry_after or DEFAULT_429_PAUSE)
+            self.limiter.throttled()
         if job.attempts >= self.max_attempts:
             self._finish(
                 job,

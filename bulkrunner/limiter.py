@@ -13,11 +13,16 @@ Time is a parameter: ``clock`` returns seconds and ``sleep`` waits, so tests dri
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
-from bulkrunner.rates import Rate
+from bulkrunner.adaptive import AdaptiveRate
+from bulkrunner.rates import Rate, ceiling
+
+log = logging.getLogger("bulkrunner")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -28,6 +33,7 @@ Sleep = Callable[[float], Awaitable[None]]
 # process can hold one request back a few milliseconds more than the next. 10 ms covered that on
 # a loaded two-core machine in the integration tests, and costs 0.5% of a 2-second window.
 DEFAULT_GUARD = 0.010
+_RECENT = 512  # grant times kept to measure the sending rate
 
 
 class _Window:
@@ -45,11 +51,27 @@ class _Window:
         return self.granted[0] + self.length - now
 
 
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One admitted request: when, and its sequence number among all grants (from 1)."""
+
+    at: float
+    seq: int
+
+
 class SlidingWindowLimiter:
     """Admit requests so that no window of any ``rates`` entry ever holds more than its limit.
 
-    Waiters are served in arrival order. ``pause(seconds)`` holds everyone back, e.g. after a 429
-    whose Retry-After says the key's budget is spent.
+    Waiters are served in arrival order. On top of the windows:
+
+    - ``pause(seconds)`` holds everyone back, e.g. after a 429 whose Retry-After says the key's
+      budget is spent;
+    - ``throttled()`` tells the adaptive controller a 429 came back: the allowed rate drops and
+      then recovers (see ``adaptive``), for when the server's real limit is below the configured;
+    - ``observe(limit, remaining, reset, grant)`` reads the ``X-RateLimit-*`` headers. A limit
+      below the configured one is taken to hold over the shortest configured window and is
+      enforced from then on; a spent budget while the configured windows still have room makes
+      everyone wait for the reset instead of drawing 429s.
     """
 
     def __init__(
@@ -57,28 +79,88 @@ class SlidingWindowLimiter:
         rates: Sequence[Rate],
         *,
         guard: float = DEFAULT_GUARD,
+        adaptive: bool = True,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if not rates:
             raise ValueError("at least one rate is required")
         self.rates = tuple(rates)
+        self._guard = guard
         self._windows = [_Window(rate, guard) for rate in self.rates]
+        self.learned: Rate | None = None  # a lower limit the server announced
+        self.adaptive = AdaptiveRate(ceiling(self.rates)) if adaptive else None
         self._clock = clock
         self._sleep = sleep
         self._paused_until = float("-inf")
+        self._recent: deque[float] = deque(maxlen=_RECENT)
+        self.granted = 0
         self._lock = asyncio.Lock()
 
     def wait_time(self, now: float) -> float:
         """Seconds from ``now`` until the next request may go (0 when it may go at once)."""
-        return max(0.0, self._paused_until - now, *(w.wait(now) for w in self._windows))
+        wait = max(0.0, self._paused_until - now, self._windows_wait(now))
+        rate = self.adaptive.rate(now) if self.adaptive else None
+        if rate is not None and self._recent:
+            wait = max(wait, self._recent[-1] + 1.0 / rate - now)
+        return wait
+
+    @property
+    def effective_rates(self) -> tuple[Rate, ...]:
+        """The configured limits, and the lower one the server announced, if it did."""
+        return self.rates if self.learned is None else (*self.rates, self.learned)
 
     def pause(self, seconds: float) -> None:
         """Admit nothing for ``seconds`` from now (never shortens an earlier pause)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    async def acquire(self) -> float:
-        """Wait for a slot in every window; returns the clock time at which it was granted."""
+    def throttled(self) -> None:
+        """A 429 came back: slow down (adaptive control), on top of any Retry-After pause."""
+        if self.adaptive is not None:
+            now = self._clock()
+            self.adaptive.on_throttle(now, self.sending_rate(now))
+
+    def observe(
+        self, limit: int | None, remaining: int | None, reset: float | None, grant: Grant
+    ) -> bool:
+        """Take the server's word on its limit and budget, from the answer to ``grant``.
+
+        Requests granted after that one may not have been counted in ``remaining`` yet, so they
+        are taken off it. Returns True when it made everyone wait for the reset.
+        """
+        now = self._clock()
+        if limit is not None and limit > 0:
+            self._learn(limit, now)
+        if remaining is None or reset is None:
+            return False
+        budget = remaining - (self.granted - grant.seq)
+        if budget > 0 or self._windows_wait(now) > 0:
+            return False  # budget left, or the configured windows make everyone wait anyway
+        self.pause(reset)
+        return True
+
+    def _learn(self, limit: int, now: float) -> None:
+        shortest = min(self.rates, key=lambda rate: rate.seconds)
+        if limit >= shortest.limit or (self.learned is not None and limit >= self.learned.limit):
+            return
+        self.learned = Rate(limit, shortest.seconds)
+        window = _Window(self.learned, self._guard)
+        window.granted.extend(at for at in self._recent if at > now - window.length)
+        self._windows.append(window)
+        log.warning(
+            "the server announces a limit of %d requests (X-RateLimit-Limit), below the "
+            "configured %s: holding %s from now on",
+            limit,
+            shortest,
+            self.learned,
+        )
+
+    def sending_rate(self, now: float) -> float:
+        """Requests granted in the last second."""
+        return float(sum(1 for at in self._recent if at > now - 1.0))
+
+    async def acquire(self) -> Grant:
+        """Wait for a slot in every window; returns the grant, stamped with the clock."""
         async with self._lock:
             while True:
                 now = self._clock()
@@ -86,5 +168,10 @@ class SlidingWindowLimiter:
                 if wait <= 0:
                     for window in self._windows:
                         window.granted.append(now)
-                    return now
+                    self._recent.append(now)
+                    self.granted += 1
+                    return Grant(now, self.granted)
                 await self._sleep(wait)
+
+    def _windows_wait(self, now: float) -> float:
+        return max(window.wait(now) for window in self._windows)

@@ -189,7 +189,8 @@ class Summary:
         report_path: Path | None,
     ) -> Summary:
         counts = Counter(o.status for o in outcomes.values())
-        return cls({s: counts[s] for s in Status if counts[s]}, stats, rates, report_path)
+        held = stats.limits or tuple(rates)  # with a lower limit the server announced, if any
+        return cls({s: counts[s] for s in Status if counts[s]}, stats, held, report_path)
 
     def lines(self) -> list[str]:
         total = sum(self.counts.values())

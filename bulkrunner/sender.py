@@ -14,7 +14,13 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bulkrunner.answers import Answer, body_retry_after, header_retry_after
+from bulkrunner.answers import (
+    Answer,
+    body_retry_after,
+    header_count,
+    header_reset,
+    header_retry_after,
+)
 from bulkrunner.redaction import redact
 
 DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
@@ -50,10 +56,18 @@ class HttpSender:
             ) as response:
                 raw = await response.read()
                 body = raw.decode(response.charset or "utf-8", errors="replace")
-                retry_after = header_retry_after(response.headers.get("Retry-After"))
+                headers = response.headers
+                retry_after = header_retry_after(headers.get("Retry-After"))
                 if retry_after is None:
                     retry_after = body_retry_after(body)
-                return Answer(response.status, body, retry_after)
+                return Answer(
+                    response.status,
+                    body,
+                    retry_after,
+                    limit=header_count(headers.get("X-RateLimit-Limit")),
+                    remaining=header_count(headers.get("X-RateLimit-Remaining")),
+                    reset=header_reset(headers.get("X-RateLimit-Reset")),
+                )
         except TimeoutError:
             return Answer(
                 None,

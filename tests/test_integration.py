@@ -6,17 +6,20 @@ often, and how many requests arrived in any window.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pandas as pd
 import pytest
 
+from bulkrunner.answers import Answer
 from bulkrunner.engine import Engine
 from bulkrunner.fields import Vocabulary
 from bulkrunner.limiter import SlidingWindowLimiter
@@ -146,3 +149,50 @@ def test_the_readme_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     assert "(attempt 2 of 6) after HTTP 503" in done.stderr
     assert f"report: reports/{report.name}" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+class HeaderBlind:
+    """A sender that hides the X-RateLimit-* headers, as a server without them would."""
+
+    def __init__(self, inner: HttpSender) -> None:
+        self.inner = inner
+
+    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
+        answer = await self.inner.post_settings(campaign_id, payload)
+        return dataclasses.replace(answer, limit=None, remaining=None, reset=None)
+
+
+async def run_against_lower_limit(
+    rows: Sequence[Row], *, blind: bool, adaptive: bool = True
+) -> tuple[Engine, Simulator]:
+    server, configured = [Rate(10, 1)], [Rate(40, 1)]
+    async with (
+        Simulator(SimulatorConfig(api_key=KEY, rates=server)) as simulator,
+        aiohttp.ClientSession() as session,
+    ):
+        http = HttpSender(session, simulator.base_url, KEY, 5)
+        engine = Engine(
+            HeaderBlind(http) if blind else http,
+            SlidingWindowLimiter(configured, adaptive=adaptive),
+            max_attempts=20,
+            rng=random.Random(2),
+        )
+        outcomes = await engine.run(rows)
+    assert {o.status for o in outcomes.values()} == {Status.SUCCEEDED}
+    assert dict(simulator.state.applied) == {row.campaign_id: 1 for row in rows}
+    return engine, simulator
+
+
+async def test_a_lower_server_limit_is_learned_from_its_headers() -> None:
+    engine, simulator = await run_against_lower_limit(make_rows(150), blind=False)
+    assert engine.limiter.learned == Rate(10, 1)
+    assert engine.stats.throttled <= 0.1 * engine.stats.requests
+    assert simulator.state.max_in_window(1.0) <= 10 + 4  # at most the first burst's in-flight
+
+
+async def test_without_headers_adaptive_control_draws_fewer_429s() -> None:
+    rows = make_rows(60)
+    adaptive, _ = await run_against_lower_limit(rows, blind=True)
+    fixed, _ = await run_against_lower_limit(rows, blind=True, adaptive=False)
+    assert adaptive.limiter.learned is None
+    assert adaptive.stats.throttled < fixed.stats.throttled

@@ -30,7 +30,7 @@ async def grant_times(rates: list[Rate], requests: int, workers: int, guard: flo
     async def worker() -> None:
         while queue:
             queue.pop()
-            times.append(await limiter.acquire())
+            times.append((await limiter.acquire()).at)
             await asyncio.sleep(0)  # a "request" in flight lets the other workers run
 
     await asyncio.gather(*(worker() for _ in range(workers)))
@@ -70,7 +70,7 @@ async def test_a_leaky_bucket_would_fail_the_same_count() -> None:
 async def test_the_default_guard_keeps_the_long_run_rate_at_99_percent() -> None:
     clock = FakeClock()
     limiter = SlidingWindowLimiter([Rate(50, 1)], clock=clock, sleep=clock.sleep)
-    times = [await limiter.acquire() for _ in range(1000)]
+    times = [(await limiter.acquire()).at for _ in range(1000)]
     assert max_in_window(times, 1.0) <= 50
     # The first window's burst is free; every later request waits for the window to turn over.
     long_run_rate = (len(times) - 50) / (times[-1] - times[0])
@@ -80,10 +80,10 @@ async def test_the_default_guard_keeps_the_long_run_rate_at_99_percent() -> None
 async def test_pause_holds_everyone_back() -> None:
     clock = FakeClock(start=0.0)
     limiter = SlidingWindowLimiter([Rate(100, 1)], clock=clock, sleep=clock.sleep)
-    assert await limiter.acquire() == 0.0
+    assert (await limiter.acquire()).at == 0.0
     limiter.pause(30)
     limiter.pause(5)  # a shorter pause never cuts an earlier one short
-    assert await limiter.acquire() == pytest.approx(30.0)
+    assert (await limiter.acquire()).at == pytest.approx(30.0)
     assert clock.sleeps == [pytest.approx(30.0)]
 
 

@@ -1,0 +1,94 @@
+"""Adaptive rate control on a fake clock: the rate after k throttles, recovery after quiet time."""
+
+from __future__ import annotations
+
+import pytest
+
+from bulkrunner.adaptive import BETA, AdaptiveRate
+from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.rates import Rate, max_in_window
+from tests.fakes import FakeClock
+
+
+def test_no_throttle_no_limit() -> None:
+    assert AdaptiveRate(ceiling=40).rate(now=123.0) is None
+
+
+@pytest.mark.parametrize("throttles", [1, 2, 3, 5, 8])
+def test_each_throttle_cuts_the_rate_to_seventy_percent(throttles: int) -> None:
+    control = AdaptiveRate(ceiling=40)
+    for _ in range(throttles):
+        control.on_throttle(now=100.0, sending_rate=40.0)
+    assert control.rate(100.0) == pytest.approx(max(0.5, 40 * BETA**throttles))
+    assert control.throttles == throttles
+
+
+def test_the_rate_never_falls_below_the_floor() -> None:
+    control = AdaptiveRate(ceiling=40, floor=2.0)
+    for _ in range(30):
+        control.on_throttle(now=0.0, sending_rate=40.0)
+    assert control.rate(0.0) == 2.0
+
+
+def test_recovery_is_cubic_fast_then_flat_then_probing() -> None:
+    control = AdaptiveRate(ceiling=100)
+    control.on_throttle(now=0.0, sending_rate=20.0)  # last_max 20, drops to 14
+    k = (20 * (1 - BETA) / 0.4) ** (1 / 3)
+    rates = {t: control.rate(t) for t in (0.0, k / 2, k, k + 1.0, k + 4.0)}
+    assert rates[0.0] == pytest.approx(14.0)
+    assert rates[k / 2] == pytest.approx(20 - 6 / 8)  # most of the way back already
+    assert rates[k] == pytest.approx(20.0)  # flat at the rate that was throttled
+    assert rates[k + 1.0] == pytest.approx(20.4)  # then probing above it, slowly...
+    assert rates[k + 4.0] == pytest.approx(20 + 0.4 * 64)  # ...and faster
+    assert control.rate(k + 20.0) is None  # past the configured ceiling: stands aside
+
+
+def test_a_throttle_is_measured_against_the_rate_actually_sent() -> None:
+    control = AdaptiveRate(ceiling=40)
+    control.on_throttle(now=0.0, sending_rate=12.0)
+    assert control.rate(0.0) == pytest.approx(12 * BETA)
+    control.on_throttle(now=0.0, sending_rate=30.0)  # the allowed rate, not a burst, counts
+    assert control.rate(0.0) == pytest.approx(12 * BETA * BETA)
+
+
+async def test_the_limiter_spaces_requests_at_the_adapted_rate() -> None:
+    clock = FakeClock(start=0.0)
+    limiter = SlidingWindowLimiter([Rate(40, 1)], clock=clock, sleep=clock.sleep)
+    for _ in range(10):
+        await limiter.acquire()
+    limiter.throttled()  # 10 in the last second were too many
+    assert limiter.adaptive is not None
+    assert limiter.adaptive.rate(clock.now) == pytest.approx(7.0)
+    times = [(await limiter.acquire()).at for _ in range(5)]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    # 7/s right after the throttle, recovering towards (never past, this soon) the 10/s it drew
+    assert times[0] == pytest.approx(1 / 7.0)  # the burst ended at t=0
+    assert all(1 / 10.0 < gap < 1 / 7.0 for gap in gaps)
+    assert gaps == sorted(gaps, reverse=True)
+
+
+async def test_an_announced_lower_limit_is_held_over_the_shortest_window() -> None:
+    clock = FakeClock(start=0.0)
+    limiter = SlidingWindowLimiter([Rate(40, 1), Rate(1000, 3600)], clock=clock, sleep=clock.sleep)
+    first = await limiter.acquire()
+    assert not limiter.observe(10, 9, 1.0, first)
+    assert limiter.learned == Rate(10, 1)
+    assert limiter.effective_rates == (Rate(40, 1), Rate(1000, 3600), Rate(10, 1))
+    times = [first.at] + [(await limiter.acquire()).at for _ in range(99)]
+    assert max_in_window(times, 1.0) <= 10
+    limiter.observe(25, 3, 1.0, first)  # a higher limit never loosens a learned one
+    assert limiter.learned == Rate(10, 1)
+
+
+async def test_a_spent_budget_pauses_only_when_the_windows_have_room() -> None:
+    clock = FakeClock(start=0.0)
+    limiter = SlidingWindowLimiter([Rate(5, 1)], guard=0.0, clock=clock, sleep=clock.sleep)
+    grants = [await limiter.acquire() for _ in range(3)]
+    # The answer to the 1st request says 2 left; the 2nd and 3rd were sent since: none left.
+    assert limiter.observe(None, 2, 0.8, grants[0])
+    assert limiter.wait_time(clock.now) == pytest.approx(0.8)
+    clock.now += 1.0
+    for _ in range(5):
+        await limiter.acquire()
+    # Now the configured window is full anyway: the server's 0 is expected, nothing extra.
+    assert not limiter.observe(None, 0, 1.0, grants[0])
