@@ -65,6 +65,7 @@ _FLAGS = (
     "fresh",
     "outage_timeout",
     "grace",
+    "guard",
 )
 
 
@@ -169,6 +170,12 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="SECONDS",
         help="after Ctrl-C or SIGTERM, how long requests in flight get to finish (default 5)",
+    )
+    parser.add_argument(
+        "--guard",
+        type=float,
+        metavar="SECONDS",
+        help="added to every rate window against network jitter (default 0.01)",
     )
     parser.add_argument(
         "--dry-run",

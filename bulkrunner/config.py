@@ -17,6 +17,7 @@ from typing import Any
 
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import Vocabulary
+from bulkrunner.limiter import DEFAULT_GUARD
 from bulkrunner.rates import DEFAULT_RATES, Rate
 from bulkrunner.sender import DEFAULT_BASE_URL
 
@@ -38,6 +39,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "verbose": (bool,),
     "outage_timeout": (int, float),
     "grace": (int, float),
+    "guard": (int, float),
 }
 JOB_OPTIONS = tuple(_TYPES)
 
@@ -59,6 +61,7 @@ class RunConfig:
     fresh: bool = False  # discard an unfinished run's journal and start over
     outage_timeout: float = 600.0  # abort when only retryable errors came back for this long
     grace: float = 5.0  # seconds requests in flight get to finish after an interruption
+    guard: float = DEFAULT_GUARD  # seconds added to every rate window against arrival jitter
 
 
 def read_job_file(path: Path) -> dict[str, Any]:
@@ -123,6 +126,7 @@ def build_config(job: Mapping[str, Any], flags: Mapping[str, Any]) -> RunConfig:
         fresh=bool(merged.get("fresh", False)),
         outage_timeout=float(merged.get("outage_timeout", 600.0)),
         grace=float(merged.get("grace", 5.0)),
+        guard=float(merged.get("guard", DEFAULT_GUARD)),
     )
     _check(config)
     return config
@@ -141,7 +145,7 @@ def _check(config: RunConfig) -> None:
         raise UsageError(f"timeout must be a positive number of seconds, got {config.timeout:g}")
     if config.resume and config.fresh:
         raise UsageError("--resume and --fresh contradict each other: choose one")
-    if not (config.outage_timeout > 0 and config.grace >= 0):
-        raise UsageError("outage timeout must be positive and grace not negative")
+    if not (config.outage_timeout > 0 and config.grace >= 0 and config.guard >= 0):
+        raise UsageError("outage timeout must be positive, grace and guard not negative")
     if not config.base_url.startswith(("http://", "https://")):
         raise UsageError(f"base URL must start with http:// or https://, got {config.base_url!r}")

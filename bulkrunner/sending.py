@@ -121,7 +121,7 @@ class Sending:
         async with aiohttp.ClientSession(connector=connector) as session:
             self.engine = Engine(
                 HttpSender(session, base_url, api_key, config.timeout),
-                SlidingWindowLimiter(config.rates),
+                SlidingWindowLimiter(config.rates, guard=config.guard),
                 concurrency=config.concurrency,
                 max_attempts=config.max_attempts,
                 outage_timeout=config.outage_timeout,

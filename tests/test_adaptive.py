@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bulkrunner.adaptive import BETA, AdaptiveRate
@@ -60,7 +62,7 @@ async def test_the_limiter_spaces_requests_at_the_adapted_rate() -> None:
     assert limiter.adaptive is not None
     assert limiter.adaptive.rate(clock.now) == pytest.approx(7.0)
     times = [(await limiter.acquire()).at for _ in range(5)]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # 7/s right after the throttle, recovering towards (never past, this soon) the 10/s it drew
     assert times[0] == pytest.approx(1 / 7.0)  # the burst ended at t=0
     assert all(1 / 10.0 < gap < 1 / 7.0 for gap in gaps)

@@ -1,0 +1,426 @@
+"""bulkrunner's benchmark suite: one command, a table of figures, every server on 127.0.0.1.
+
+    python -m benchmarks.run            # the full suite (a few minutes), medians of --repeat runs
+    python -m benchmarks.run --smoke    # tiny sizes, one run each: checks the suite still works
+
+Figures are taken from the simulator's own record of arrivals (as the server counts them) and
+are ratios within one run where possible, so they say little about the machine and much about
+the tool. Nothing here is asserted; CI runs only the smoke mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+
+import aiohttp
+
+from bulkrunner.cli import main as cli_main
+from bulkrunner.rates import Rate, ideal_seconds, max_in_window
+from bulkrunner.simulator import SimulatorConfig, SimulatorState, SimulatorThread
+
+KEY = "benchmark-key"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    ceiling_rows: int
+    ceiling_rate: Rate
+    adaptive_rows: int
+    adaptive_server: Rate
+    adaptive_client: Rate
+    overhead_requests: int
+    baseline_rows: int
+    baseline_rate: Rate
+    large_rows: tuple[int, ...]
+    huge_rows: int
+
+
+FULL = Sizes(
+    1000, Rate(50, 1), 150, Rate(10, 1), Rate(40, 1), 3000, 60, Rate(10, 2), (100_000,), 1_000_000
+)
+SMOKE = Sizes(120, Rate(100, 1), 40, Rate(20, 1), Rate(80, 1), 300, 12, Rate(6, 1), (2_000,), 5_000)
+
+
+def write_plan(path: Path, rows: int, first_id: int = 3_000_000) -> Path:
+    with path.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["campaign_id", "sending_limit", "stop_lead_settings", "track_settings"])
+        for n in range(rows):
+            out.writerow([first_id + n, 10 + n % 300, "REPLY_TO_AN_EMAIL", "DONT_EMAIL_OPEN"])
+    return path
+
+
+def run_cli(*argv: str) -> int:
+    """The real command line, in-process, its output swallowed."""
+    os.environ["SMARTLEAD_API_KEY"] = KEY
+    with redirect_stdout(StringIO()), redirect_stderr(StringIO()):
+        return cli_main(list(argv))
+
+
+def arrivals(state: SimulatorState) -> list[float]:
+    return sorted(r.arrival for r in state.requests)
+
+
+def long_run_ratio(times: Sequence[float], rate: Rate) -> float:
+    """Arrivals per second after the first window's burst, as a share of the ceiling."""
+    whole = (len(times) - 1) // rate.limit * rate.limit
+    return whole / (times[whole] - times[0]) / rate.per_second
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+
+def ceiling(sizes: Sizes, work: Path) -> dict[str, float]:
+    rate = sizes.ceiling_rate
+    plan = write_plan(work / "ceiling.csv", sizes.ceiling_rows)
+    config = SimulatorConfig(api_key=KEY, rates=[rate], latency=0.05)
+    with SimulatorThread(config) as sim:
+        code = run_cli(
+            "run",
+            "--input",
+            str(plan),
+            "--report",
+            str(work / "ceiling-report.csv"),
+            "--base-url",
+            sim.base_url,
+            "--rate",
+            str(rate),
+            "--concurrency",
+            "8",
+        )
+        state = sim.state
+    times = arrivals(state)
+    return {
+        "exit": code,
+        "429s": sum(1 for r in state.requests if r.status == 429),
+        "max in window": max_in_window(times, rate.seconds),
+        "ceiling ratio": long_run_ratio(times, rate),
+    }
+
+
+def adaptive(sizes: Sizes, work: Path) -> dict[str, float]:
+    server, told = sizes.adaptive_server, sizes.adaptive_client
+    plan = write_plan(work / "adaptive.csv", sizes.adaptive_rows)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, rates=[server])) as sim:
+        code = run_cli(
+            "run",
+            "--input",
+            str(plan),
+            "--report",
+            str(work / "adaptive-report.csv"),
+            "--base-url",
+            sim.base_url,
+            "--rate",
+            str(told),
+        )
+        state = sim.state
+    times = arrivals(state)
+    throttled = sum(1 for r in state.requests if r.status == 429)
+    applied = len(state.applied)
+    return {
+        "exit": code,
+        "applied share": applied / sizes.adaptive_rows,
+        "429 share": throttled / len(times),
+        "time / ideal": (times[-1] - times[0]) / ideal_seconds(len(times), [server]),
+    }
+
+
+async def raw_loop(base_url: str, requests: int, concurrency: int) -> None:
+    """The least a client can do: N workers posting as fast as answers come back."""
+    counter = iter(range(requests))
+    url = f"{base_url}/campaigns/{{}}/settings"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def worker() -> None:
+            for n in counter:
+                async with session.post(
+                    url.format(4_000_000 + n), params={"api_key": KEY}, json={"sending_limit": 10}
+                ) as response:
+                    await response.read()
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def sending_rate(state: SimulatorState, since: int) -> float:
+    times = sorted(r.arrival for r in state.requests[since:])
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def overhead(sizes: Sizes, work: Path) -> dict[str, float]:
+    count = sizes.overhead_requests
+    plan = write_plan(work / "overhead.csv", count)
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        start = len(sim.state.requests)
+        asyncio.run(raw_loop(sim.base_url, count, 4))
+        raw = sending_rate(sim.state, start)
+        start = len(sim.state.requests)
+        run_cli(
+            "run",
+            "--input",
+            str(plan),
+            "--report",
+            str(work / "overhead-report.csv"),
+            "--base-url",
+            sim.base_url,
+            "--rate",
+            "1000000/1",
+            "--concurrency",
+            "4",
+        )
+        ours = sending_rate(sim.state, start)
+    return {"raw req/s": raw, "bulkrunner req/s": ours, "overhead ratio": ours / raw}
+
+
+def one_at_a_time(sizes: Sizes, work: Path) -> dict[str, float]:
+    """For context: a script that sends one request at a time, pacing itself at S/N seconds."""
+    rate = sizes.baseline_rate
+    plan = write_plan(work / "baseline.csv", sizes.baseline_rows)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, rates=[rate])) as sim:
+        started = time.monotonic()
+        asyncio.run(paced_loop(sim.base_url, sizes.baseline_rows, rate.seconds / rate.limit))
+        sequential = time.monotonic() - started
+    with SimulatorThread(SimulatorConfig(api_key=KEY, rates=[rate])) as sim:
+        started = time.monotonic()
+        run_cli(
+            "run",
+            "--input",
+            str(plan),
+            "--report",
+            str(work / "baseline-report.csv"),
+            "--base-url",
+            sim.base_url,
+            "--rate",
+            str(rate),
+        )
+        ours = time.monotonic() - started
+    return {"one-at-a-time s": sequential, "bulkrunner s": ours, "speed-up": sequential / ours}
+
+
+async def paced_loop(base_url: str, rows: int, pause: float) -> None:
+    async with aiohttp.ClientSession() as session:
+        for n in range(rows):
+            async with session.post(
+                f"{base_url}/campaigns/{5_000_000 + n}/settings",
+                params={"api_key": KEY},
+                json={"sending_limit": 10},
+            ) as answer:
+                await answer.read()
+            await asyncio.sleep(pause)
+
+
+def naive_limiter(sizes: Sizes, work: Path) -> dict[str, float]:
+    """For context: aiohttp behind aiolimiter.AsyncLimiter(N, S), no retries."""
+    from aiolimiter import AsyncLimiter
+
+    rate = sizes.baseline_rate
+
+    async def send(base_url: str) -> None:
+        limiter = AsyncLimiter(rate.limit, rate.seconds)
+        async with aiohttp.ClientSession() as session:
+
+            async def one(n: int) -> None:
+                async with (
+                    limiter,
+                    session.post(
+                        f"{base_url}/campaigns/{6_000_000 + n}/settings",
+                        params={"api_key": KEY},
+                        json={"sending_limit": 10},
+                    ) as answer,
+                ):
+                    await answer.read()
+
+            await asyncio.gather(*(one(n) for n in range(sizes.baseline_rows)))
+
+    with SimulatorThread(SimulatorConfig(api_key=KEY, rates=[rate])) as sim:
+        asyncio.run(send(sim.base_url))
+        state = sim.state
+    return {
+        "max in window": max_in_window(arrivals(state), rate.seconds),
+        "429s": sum(1 for r in state.requests if r.status == 429),
+        "unapplied": sizes.baseline_rows - len(state.applied),
+    }
+
+
+def large_inputs(sizes: Sizes, work: Path) -> dict[str, float]:
+    import numpy as np
+    import pandas as pd
+
+    figures: dict[str, float] = {}
+    rng = np.random.default_rng(1)
+
+    def frame(n: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "campaign_id": np.arange(1_000_000, 1_000_000 + n, dtype="int64"),
+                "track_settings": rng.choice(
+                    ["", "DONT_EMAIL_OPEN", "DONT_EMAIL_OPEN;DONT_LINK_CLICK", "[]"], n
+                ),
+                "stop_lead_settings": rng.choice(["REPLY_TO_AN_EMAIL", "OPENED_EMAIL", ""], n),
+                "sending_limit": rng.integers(10, 500, n).astype(str),
+                "send_as_plain_text": rng.choice(["true", "false", ""], n),
+                "follow_up_percentage": rng.integers(0, 101, n).astype(str),
+                "unsubscribe_text": rng.choice(["", "Reply STOP to opt out"], n),
+            }
+        )
+
+    for n in sizes.large_rows:
+        data = frame(n)
+        for suffix in ("csv", "parquet"):
+            path = work / f"large-{n}.{suffix}"
+            if suffix == "csv":
+                data.to_csv(path, index=False)
+            else:
+                data.to_parquet(path, index=False)
+            label = f"{n // 1000}k {suffix}"
+            figures[f"{label} load+validate s"] = measure_child(_LOAD_VALIDATE, path)["seconds"]
+            figures[f"{label} dry-run peak MB"] = dry_run_peak(path, work)
+    huge = work / f"huge-{sizes.huge_rows}.parquet"
+    frame(sizes.huge_rows).to_parquet(huge, index=False)
+    figures[f"{sizes.huge_rows // 1000}k parquet dry-run peak MB"] = dry_run_peak(huge, work)
+    return figures
+
+
+_LOAD_VALIDATE = """
+import json, resource, sys, time
+from pathlib import Path
+from bulkrunner.fields import Vocabulary
+from bulkrunner.loading import load_input
+from bulkrunner.validation import validate
+started = time.perf_counter()
+result = validate(load_input(Path(sys.argv[1])), Vocabulary.DOCUMENTED)
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "rows": result.total}))
+"""
+
+_PEAK_OF_CHILD = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def measure_child(script: str, path: Path) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+    )
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
+def dry_run_peak(path: Path, work: Path) -> float:
+    """Peak RSS (MB) of a whole `bulkrunner run --dry-run` process."""
+    command = [
+        sys.executable,
+        "-m",
+        "bulkrunner",
+        "run",
+        "--dry-run",
+        "--input",
+        str(path),
+        "--report",
+        str(work / f"{path.stem}-dry.csv"),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_OF_CHILD, *command],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"dry run of {path} failed: {done.stderr.strip()}")
+    return int(done.stdout.strip()) / 1024
+
+
+SCENARIOS: dict[str, Callable[[Sizes, Path], dict[str, float]]] = {
+    "ceiling": ceiling,
+    "adaptive": adaptive,
+    "overhead": overhead,
+    "large inputs": large_inputs,
+    "one at a time (context)": one_at_a_time,
+    "AsyncLimiter(N, S) (context)": naive_limiter,
+}
+
+
+def describe(sizes: Sizes) -> dict[str, str]:
+    return {
+        "ceiling": f"{sizes.ceiling_rows} rows, server and --rate {sizes.ceiling_rate}, "
+        "50 ms latency, concurrency 8",
+        "adaptive": f"{sizes.adaptive_rows} rows, server {sizes.adaptive_server}, "
+        f"--rate {sizes.adaptive_client}",
+        "overhead": f"{sizes.overhead_requests} requests, limits off, zero latency, "
+        "concurrency 4, vs a raw aiohttp loop on the same server",
+        "large inputs": f"{', '.join(f'{n:,}' for n in sizes.large_rows)} rows (CSV, Parquet), "
+        f"{sizes.huge_rows:,} rows (Parquet); dry runs",
+        "one at a time (context)": f"{sizes.baseline_rows} rows, server {sizes.baseline_rate}: "
+        "sequential requests paced at S/N vs bulkrunner",
+        "AsyncLimiter(N, S) (context)": f"{sizes.baseline_rows} rows, server "
+        f"{sizes.baseline_rate}, AsyncLimiter({sizes.baseline_rate.limit}, "
+        f"{sizes.baseline_rate.seconds:g}), no retries",
+    }
+
+
+def machine() -> str:
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run each")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (median)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(SCENARIOS),
+        help="run only this scenario (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    sizes = SMOKE if args.smoke else FULL
+    repeat = 1 if args.smoke else args.repeat
+    chosen = args.only or list(SCENARIOS)
+    what = describe(sizes)
+    print(
+        f"bulkrunner benchmarks ({'smoke' if args.smoke else f'median of {repeat}'}) "
+        f"on {machine()}\n"
+    )
+    for name in chosen:
+        print(f"- {name}: {what[name]}")
+    print("\n| scenario | figure | median | runs |")
+    print("| --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory(prefix="bulkrunner-bench-") as tmp:
+        for name in chosen:
+            runs = [SCENARIOS[name](sizes, Path(tmp)) for _ in range(repeat)]
+            for key in runs[0]:
+                values = [run[key] for run in runs]
+                shown = ", ".join(_fmt(v) for v in values)
+                print(
+                    f"| {name} | {key} | {_fmt(statistics.median(values))} | {shown} |", flush=True
+                )
+    return 0
+
+
+def _fmt(value: float) -> str:
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
