@@ -31,6 +31,14 @@ class Sender(Protocol):
         """Send ``payload`` as campaign ``campaign_id``'s new settings; never raises for I/O."""
         ...
 
+    async def get_campaign(self, campaign_id: int) -> Answer:
+        """Read one campaign (its current settings); never raises for I/O."""
+        ...
+
+    async def list_campaigns(self) -> Answer:
+        """Read every campaign of the account in one call; never raises for I/O."""
+        ...
+
 
 class HttpSender:
     """Posts settings with a shared ``aiohttp.ClientSession`` (owned by the caller)."""
@@ -45,24 +53,38 @@ class HttpSender:
         self._timeout_seconds = timeout
 
     async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
-        url = f"{self._base_url}/campaigns/{campaign_id}/settings"
+        return await self._request(
+            "POST", f"/campaigns/{campaign_id}/settings", json.dumps(payload)
+        )
+
+    async def get_campaign(self, campaign_id: int) -> Answer:
+        return await self._request("GET", f"/campaigns/{campaign_id}")
+
+    async def list_campaigns(self) -> Answer:
+        return await self._request("GET", "/campaigns/")
+
+    async def _request(self, method: str, path: str, body: str | None = None) -> Answer:
+        sent = {"Accept": "application/json"}
+        if body is not None:
+            sent["Content-Type"] = "application/json"
         try:
-            async with self._session.post(
-                url,
+            async with self._session.request(
+                method,
+                self._base_url + path,
                 params={"api_key": self._api_key},
-                data=json.dumps(payload),
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
+                data=body,
+                headers=sent,
                 timeout=self._timeout,
             ) as response:
                 raw = await response.read()
-                body = raw.decode(response.charset or "utf-8", errors="replace")
+                text = raw.decode(response.charset or "utf-8", errors="replace")
                 headers = response.headers
                 retry_after = header_retry_after(headers.get("Retry-After"))
                 if retry_after is None:
-                    retry_after = body_retry_after(body)
+                    retry_after = body_retry_after(text)
                 return Answer(
                     response.status,
-                    body,
+                    text,
                     retry_after,
                     limit=header_count(headers.get("X-RateLimit-Limit")),
                     remaining=header_count(headers.get("X-RateLimit-Remaining")),

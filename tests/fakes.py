@@ -62,3 +62,9 @@ class ScriptedSender:
         if index < len(answers):
             return answers[index]
         return Answer(200, '{"success": true, "data": {}}')
+
+    async def get_campaign(self, campaign_id: int) -> Answer:
+        return Answer(404, '{"error": "Campaign not found"}')
+
+    async def list_campaigns(self) -> Answer:
+        return Answer(200, "[]")

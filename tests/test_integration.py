@@ -161,6 +161,12 @@ class HeaderBlind:
         answer = await self.inner.post_settings(campaign_id, payload)
         return dataclasses.replace(answer, limit=None, remaining=None, reset=None)
 
+    async def get_campaign(self, campaign_id: int) -> Answer:
+        return await self.inner.get_campaign(campaign_id)
+
+    async def list_campaigns(self) -> Answer:
+        return await self.inner.list_campaigns()
+
 
 async def run_against_lower_limit(
     rows: Sequence[Row], *, blind: bool, adaptive: bool = True

@@ -1,0 +1,93 @@
+"""The account's current settings, and what each row would change.
+
+One ``GET /campaigns/`` call snapshots every campaign. SmartLead's GET spells enums in the
+documented vocabulary while POST may be set to the long one, so values are compared in a
+canonical form: documented names (long where a value has no documented name), lists as sets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bulkrunner.answers import Answer, parse_json
+from bulkrunner.fields import ENUMS, FIELDS_BY_NAME
+
+# Where GET names a setting differently from POST.
+_GET_ALIASES = {
+    "sending_limit": ("max_leads_per_day",),
+    "min_time_btwn_emails": ("min_time_between_emails",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    before: Any  # the current value as GET shows it (None when unknown)
+    after: Any  # the value the row sends
+
+
+Campaigns = Mapping[int, Mapping[str, Any]]
+
+
+def parse_campaigns(answer: Answer) -> dict[int, dict[str, Any]] | None:
+    """The campaigns of a ``GET /campaigns/`` answer, by id; None if it is not such an answer."""
+    if answer.status is None or not 200 <= answer.status < 300:
+        return None
+    data = parse_json(answer.body)
+    if isinstance(data, dict):
+        data = data.get("data", data.get("campaigns"))
+    if not isinstance(data, list):
+        return None
+    campaigns: dict[int, dict[str, Any]] = {}
+    for item in data:
+        if isinstance(item, dict) and isinstance(item.get("id"), int):
+            campaigns[item["id"]] = item
+    return campaigns
+
+
+def current_value(campaign: Mapping[str, Any], field: str) -> tuple[bool, Any]:
+    """(known, value) of ``field`` in a campaign as GET shows it."""
+    for name in (field, *_GET_ALIASES.get(field, ())):
+        if name in campaign:
+            return True, campaign[name]
+    return False, None
+
+
+def changes(payload: Mapping[str, Any], campaign: Mapping[str, Any] | None) -> dict[str, Change]:
+    """The fields of ``payload`` whose value differs from (or is not known in) ``campaign``."""
+    found: dict[str, Change] = {}
+    for field, wanted in payload.items():
+        known, before = current_value(campaign, field) if campaign is not None else (False, None)
+        if not known or canonical(field, before) != canonical(field, wanted):
+            found[field] = Change(before, wanted)
+    return found
+
+
+def canonical(field: str, value: Any) -> Any:
+    """A value in a form that compares equal across vocabularies and spellings."""
+    spec = FIELDS_BY_NAME.get(field)
+    if spec is None or value is None:
+        return value
+    if spec.kind == "enum_list":
+        items = value if isinstance(value, list | tuple) else re.split(r"[;,]", str(value))
+        return frozenset(_enum(field, str(item)) for item in items if str(item).strip())
+    if spec.kind == "enum":
+        return _enum(field, str(value))
+    if spec.kind == "int" and not isinstance(value, bool):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return value
+    if spec.kind == "text":
+        return str(value)
+    return value
+
+
+def _enum(field: str, name: str) -> str:
+    name = name.strip().upper()
+    value = ENUMS[field].get(name)
+    if value is None:
+        return name
+    return value.documented or value.long or name

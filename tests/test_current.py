@@ -1,0 +1,78 @@
+"""Comparing wanted settings with the account's current ones, across vocabularies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bulkrunner.answers import Answer
+from bulkrunner.current import Change, canonical, changes, parse_campaigns
+
+CURRENT: dict[str, Any] = {
+    "id": 7,
+    "track_settings": ["DONT_EMAIL_OPEN"],
+    "stop_lead_settings": "REPLY_TO_AN_EMAIL",
+    "max_leads_per_day": 100,
+    "follow_up_percentage": 40,
+    "unsubscribe_text": "",
+    "send_as_plain_text": False,
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "wanted"),
+    [
+        ("track_settings", ["DONT_TRACK_EMAIL_OPEN"]),  # the long name of the same value
+        ("track_settings", ["DONT_EMAIL_OPEN"]),
+        ("stop_lead_settings", "REPLY_TO_AN_EMAIL"),
+        ("sending_limit", 100),  # GET calls it max_leads_per_day
+        ("follow_up_percentage", 40),
+        ("unsubscribe_text", ""),
+        ("send_as_plain_text", False),
+    ],
+)
+def test_equal_values_are_unchanged(field: str, wanted: Any) -> None:
+    assert changes({field: wanted}, CURRENT) == {}
+
+
+@pytest.mark.parametrize(
+    ("field", "wanted", "before"),
+    [
+        ("track_settings", [], ["DONT_EMAIL_OPEN"]),
+        ("track_settings", ["DONT_EMAIL_OPEN", "DONT_LINK_CLICK"], ["DONT_EMAIL_OPEN"]),
+        ("stop_lead_settings", "OPEN_AN_EMAIL", "REPLY_TO_AN_EMAIL"),
+        ("sending_limit", 101, 100),
+        ("send_as_plain_text", True, False),
+        ("unsubscribe_text", "Reply STOP", ""),
+        ("client_id", 3, None),  # not shown by GET: unknown, so it is sent
+    ],
+)
+def test_different_or_unknown_values_change(field: str, wanted: Any, before: Any) -> None:
+    assert changes({field: wanted}, CURRENT) == {field: Change(before, wanted)}
+
+
+def test_a_campaign_missing_from_the_list_changes_everything() -> None:
+    assert changes({"sending_limit": 5}, None) == {"sending_limit": Change(None, 5)}
+
+
+def test_track_settings_as_a_string_and_in_any_order() -> None:
+    assert canonical("track_settings", "DONT_LINK_CLICK,DONT_TRACK_EMAIL_OPEN") == canonical(
+        "track_settings", ["DONT_EMAIL_OPEN", "DONT_LINK_CLICK"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "ids"),
+    [
+        (Answer(200, '[{"id": 1}, {"id": 2, "name": "x"}]'), [1, 2]),
+        (Answer(200, '{"data": [{"id": 3}]}'), [3]),
+        (Answer(200, "[]"), []),
+        (Answer(500, "[]"), None),
+        (Answer(None, transport_error="timed out"), None),
+        (Answer(200, "not json"), None),
+    ],
+)
+def test_parse_campaigns(answer: Answer, ids: list[int] | None) -> None:
+    parsed = parse_campaigns(answer)
+    assert (None if parsed is None else sorted(parsed)) == ids
