@@ -40,6 +40,11 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "outage_timeout": (int, float),
     "grace": (int, float),
     "guard": (int, float),
+    "skip_unchanged": (bool,),
+    "verify": (bool,),
+    "quiet": (bool,),
+    "progress_interval": (int, float),
+    "log_format": (str,),
 }
 JOB_OPTIONS = tuple(_TYPES)
 
@@ -62,6 +67,11 @@ class RunConfig:
     outage_timeout: float = 600.0  # abort when only retryable errors came back for this long
     grace: float = 5.0  # seconds requests in flight get to finish after an interruption
     guard: float = DEFAULT_GUARD  # seconds added to every rate window against arrival jitter
+    skip_unchanged: bool = True  # read current settings first; rows already as wanted: unchanged
+    verify: bool = False  # read each changed campaign back after writing it
+    quiet: bool = False  # no progress bar, even on a terminal
+    progress_interval: float = 10.0  # seconds between progress lines in a log
+    log_format: str = "text"  # or "json": one JSON object per event
 
 
 def read_job_file(path: Path) -> dict[str, Any]:
@@ -127,6 +137,11 @@ def build_config(job: Mapping[str, Any], flags: Mapping[str, Any]) -> RunConfig:
         outage_timeout=float(merged.get("outage_timeout", 600.0)),
         grace=float(merged.get("grace", 5.0)),
         guard=float(merged.get("guard", DEFAULT_GUARD)),
+        skip_unchanged=bool(merged.get("skip_unchanged", True)),
+        verify=bool(merged.get("verify", False)),
+        quiet=bool(merged.get("quiet", False)),
+        progress_interval=float(merged.get("progress_interval", 10.0)),
+        log_format=str(merged.get("log_format", "text")),
     )
     _check(config)
     return config
@@ -143,6 +158,8 @@ def _check(config: RunConfig) -> None:
         raise UsageError(f"max attempts must be at least 1, got {config.max_attempts}")
     if not config.timeout > 0:
         raise UsageError(f"timeout must be a positive number of seconds, got {config.timeout:g}")
+    if config.log_format not in ("text", "json"):
+        raise UsageError(f"log format must be text or json, got {config.log_format!r}")
     if config.resume and config.fresh:
         raise UsageError("--resume and --fresh contradict each other: choose one")
     if not (config.outage_timeout > 0 and config.grace >= 0 and config.guard >= 0):

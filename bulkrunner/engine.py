@@ -93,6 +93,8 @@ class Engine:
     _finished: dict[int, Outcome] = field(default_factory=dict)
     _send: MemoryObjectSendStream[_Job] | None = None
     _last_alive: float | None = None  # the last answer that was not a retryable error
+    _waiting: int = 0  # rows waiting for their next attempt
+    _succeeded: int = 0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -111,7 +113,7 @@ class Engine:
         for job in self._jobs:
             send.send_nowait(job)
         with send, receive:
-            if not self._jobs:
+            if not self._jobs or self.stats.aborted is not None:  # nothing to do, or stopped
                 send.close()
             async with anyio.create_task_group() as waiters:
                 async with anyio.create_task_group() as workers:
@@ -120,6 +122,10 @@ class Engine:
                 waiters.cancel_scope.cancel()  # only a stop leaves rows waiting here
         self.stats.limits = self.limiter.effective_rates
         return self.outcomes()
+
+    def progress(self) -> tuple[int, int, int]:
+        """(succeeded, failed, waiting to retry) so far."""
+        return self._succeeded, len(self._finished) - self._succeeded, self._waiting
 
     def stop(self, reason: str) -> None:
         """Send nothing more: requests in flight finish, rows not yet sent stay unsent."""
@@ -229,6 +235,7 @@ class Engine:
             self.max_attempts,
             job.error,
         )
+        self._waiting += 1
         waiters.start_soon(self._requeue, job, delay)
 
     def _outage_seconds(self) -> float | None:
@@ -239,7 +246,10 @@ class Engine:
         return silent if silent >= self.outage_timeout else None
 
     async def _requeue(self, job: _Job, delay: float) -> None:
-        await self.sleep(delay)
+        try:
+            await self.sleep(delay)
+        finally:
+            self._waiting -= 1
         if self._send is not None and self.stats.aborted is None:
             self._send.send_nowait(job)
 
@@ -252,6 +262,7 @@ class Engine:
             log.warning("row %d (campaign %d) failed: %s", row.number, row.campaign_id, error)
         outcome = self._outcome(job, status, error)
         self._finished[job.row.number] = outcome
+        self._succeeded += status is Status.SUCCEEDED
         if self.on_outcome is not None:
             self.on_outcome(job.row, outcome)
         if len(self._finished) == len(self._jobs) and self._send is not None:

@@ -13,6 +13,8 @@ class Status(enum.StrEnum):
     INVALID = "invalid"
     NOT_ATTEMPTED = "not_attempted"
     DRY_RUN = "dry_run"
+    UNCHANGED = "unchanged"  # every field already had the wanted value: nothing was sent
+    MISMATCH = "mismatch"  # applied, but reading it back showed other values
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,16 +11,23 @@ import asyncio
 import logging
 import random
 import signal
+import sys
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
+import anyio
 
+from bulkrunner.backup import backup_path, write_backup
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine, OutcomeHook, RunStats
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.progress import Bar, Display, LogLines, Snapshot
+from bulkrunner.safeguards import KeyRejected, Plan, plan, read_current, verify
 from bulkrunner.sender import HttpSender
 from bulkrunner.validation import Row
 
@@ -45,6 +52,9 @@ class Sending:
     on_outcome: OutcomeHook | None = None
     engine: Engine | None = None
     signals: int = 0
+    plan: Plan | None = None  # what reading the current settings found
+    checked: dict[int, str] = field(default_factory=dict)  # --verify: row -> difference
+    backup: Path | None = None
     _grace_timer: asyncio.TimerHandle | None = None
 
     @property
@@ -56,11 +66,19 @@ class Sending:
         return self.stats.aborted is not None
 
     def outcomes(self) -> dict[int, Outcome]:
-        if self.engine is None:  # interrupted before the engine started
-            return {
-                row.number: Outcome(Status.NOT_ATTEMPTED, error=INTERRUPTED) for row in self.rows
-            }
-        return self.engine.outcomes()
+        result = {row.number: Outcome(Status.NOT_ATTEMPTED, error=INTERRUPTED) for row in self.rows}
+        if self.plan is not None:
+            result.update(self.plan.unchanged)
+        if self.engine is not None:
+            result.update(self.engine.outcomes())
+        for number, difference in self.checked.items():
+            outcome = result[number]
+            if difference.startswith("not verified"):
+                error = f"{outcome.error}; {difference}" if outcome.error else difference
+                result[number] = replace(outcome, error=error)
+            elif difference:
+                result[number] = replace(outcome, status=Status.MISMATCH, error=difference)
+        return result
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -119,15 +137,78 @@ class Sending:
         config = self.config
         connector = aiohttp.TCPConnector(limit=config.concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
+            sender = HttpSender(session, base_url, api_key, config.timeout)
+            limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
             self.engine = Engine(
-                HttpSender(session, base_url, api_key, config.timeout),
-                SlidingWindowLimiter(config.rates, guard=config.guard),
+                sender,
+                limiter,
                 concurrency=config.concurrency,
                 max_attempts=config.max_attempts,
                 outage_timeout=config.outage_timeout,
                 on_outcome=self.on_outcome,
             )
-            await self.engine.run(rows)
+            try:
+                current = await read_current(sender, limiter)
+            except KeyRejected as rejected:
+                log.error("run aborted: %s; nothing was sent", rejected)
+                self.engine.stop(f"run aborted: {rejected}")
+                current = None
+            self.plan = plan(rows, current, skip=config.skip_unchanged)
+            if self.plan.unchanged:
+                log.info(
+                    "%d rows already have every wanted value: not sent", len(self.plan.unchanged)
+                )
+            numbered = {row.number: row for row in rows}
+            for number, outcome in self.plan.unchanged.items():
+                if self.on_outcome is not None:
+                    self.on_outcome(numbered[number], outcome)
+            if current is not None and config.report is not None and self.plan.send:
+                self._write_backup(config.report, self.plan)
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._watch, self.engine, len(rows), limiter)
+                await self.engine.run(self.plan.send)
+                group.cancel_scope.cancel()
+            if config.verify and self.engine.stats.aborted is None:
+                done = self.engine.outcomes()
+                applied = [r for r in self.plan.send if done[r.number].status is Status.SUCCEEDED]
+                log.info("verifying %d campaigns by reading them back", len(applied))
+                self.checked = await verify(sender, limiter, applied, config.concurrency)
+
+    def _write_backup(self, report: Path, planned: Plan) -> None:
+        by_campaign = {
+            row.campaign_id: planned.changes[row.number]
+            for row in planned.send
+            if planned.changes[row.number]
+        }
+        self.backup = backup_path(report)
+        write_backup(self.backup, by_campaign)
+        log.info(
+            "backup of the %d campaigns about to change: %s (undo with: bulkrunner rollback %s)",
+            len(by_campaign),
+            self.backup,
+            self.backup,
+        )
+
+    async def _watch(self, engine: Engine, total: int, limiter: SlidingWindowLimiter) -> None:
+        """Show progress until cancelled: a bar on a terminal, log lines otherwise."""
+        bar = sys.stderr.isatty() and not self.config.quiet
+        display: Display = Bar() if bar else LogLines(self.config.progress_interval)
+        unchanged = len(self.plan.unchanged) if self.plan else 0
+        ceiling = min(rate.per_second for rate in limiter.effective_rates)
+        with display:
+            while True:
+                succeeded, failed, waiting = engine.progress()
+                now = time.monotonic()
+                snapshot = Snapshot(
+                    total,
+                    succeeded + unchanged,
+                    failed,
+                    waiting,
+                    limiter.sending_rate(now),
+                    ceiling,
+                )
+                display.show(snapshot, now)
+                await anyio.sleep(0.25 if bar else 1.0)
 
 
 def demo_faults(campaign_ids: Sequence[int], seed: int = DEMO_SEED) -> FaultPlan:

@@ -259,8 +259,9 @@ def test_a_wrong_key_aborts_with_exit_3_and_reports_every_row(
     assert code == 3
     frame = pd.read_csv(report)
     assert len(frame) == 54
-    assert frame["status"].value_counts().to_dict() == {"not_attempted": 53, "failed": 1}
-    assert len(state.requests) == 1
+    # The first request, reading the current settings, is refused: nothing is sent at all.
+    assert frame["status"].value_counts().to_dict() == {"not_attempted": 54}
+    assert [(r.method, r.status) for r in state.requests] == [("GET", 401)]
     assert "run aborted: HTTP 401: Invalid API Key" in out
     for text in (out, err, report.read_text()):
         assert KEY not in text
@@ -273,7 +274,7 @@ def test_a_job_file_resolves_paths_beside_itself_and_flags_win(
     jobs.mkdir()
     csv_file(tmp_path, "campaign_id,send_as_plain_text\n5,yes\n", name="plan.csv")
     (jobs / "nightly.toml").write_text(
-        'input = "../plan.csv"\nreport = "../out/nightly.csv"\nrate = ["1/3600"]\n'
+        'input = "../plan.csv"\nreport = "../out/nightly.csv"\nrate = ["5/3600"]\n'
         "max-attempts = 2\ndry_run = true\n"
     )
     monkeypatch.chdir(tmp_path / "jobs")
