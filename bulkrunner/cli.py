@@ -3,6 +3,8 @@
 bulkrunner run [JOB_FILE] [--input PATH] [--report PATH] [--base-url URL] [--rate N/S ...]
                [--concurrency N] [--max-attempts N] [--timeout SECONDS]
                [--vocabulary documented|long] [--dry-run] [--simulate] [-v]
+bulkrunner retry REPORT [JOB_FILE] [the options of run, but --input]
+bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [the options of run, but --input]
 bulkrunner validate [JOB_FILE] [--input PATH] [--vocabulary ...]
 bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
 """
@@ -13,15 +15,18 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bulkrunner.config import API_KEY_ENV, RunConfig, build_config, read_job_file
 from bulkrunner.errors import UsageError
+from bulkrunner.events import JsonFormatter, events
 from bulkrunner.fields import Vocabulary
 from bulkrunner.rates import DEFAULT_RATES, Rate
-from bulkrunner.redaction import RedactingFilter
+from bulkrunner.redaction import RedactingFilter, redact
+from bulkrunner.rollback import rollback_job
 from bulkrunner.runner import ExitCode, retry_job, run_job, validate_job
 
 log = logging.getLogger("bulkrunner")
@@ -35,17 +40,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulate":
             return _simulate(args)
         config = _config(args)
-        _setup_logging(config.verbose)
+        _setup_logging(config.verbose, config.log_format)
         if args.command == "validate":
             return int(validate_job(config, sys.stdout))
         if args.command == "retry":
             return int(retry_job(config, sys.stdout))
+        if args.command == "rollback":
+            return int(rollback_job(config, sys.stdout))
         return int(run_job(config, sys.stdout))
     except UsageError as exc:
         print(f"bulkrunner: error: {exc}", file=sys.stderr)
         return int(ExitCode.USAGE)
     except KeyboardInterrupt:
         print("bulkrunner: interrupted before anything was sent", file=sys.stderr)
+        return int(ExitCode.ABORTED)
+    except Exception as exc:  # a bug: say so in one line, key redacted; -v shows the traceback
+        secrets = [os.environ.get(API_KEY_ENV, "")]
+        log.debug("%s", redact(traceback.format_exc(), secrets))
+        print(
+            f"bulkrunner: internal error: {redact(f'{type(exc).__name__}: {exc}', secrets)} "
+            "(run with -v for details; rows already finished are in the journal beside the "
+            "report: --resume continues)",
+            file=sys.stderr,
+        )
         return int(ExitCode.ABORTED)
 
 
@@ -66,13 +83,18 @@ _FLAGS = (
     "outage_timeout",
     "grace",
     "guard",
+    "skip_unchanged",
+    "verify",
+    "quiet",
+    "progress_interval",
+    "log_format",
 )
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
     job = read_job_file(Path(args.job_file)) if args.job_file else {}
     flags: dict[str, Any] = {name: getattr(args, name, None) for name in _FLAGS}
-    if args.command == "retry":
+    if args.command in ("retry", "rollback"):
         flags["input"] = args.earlier_report
     return build_config(job, flags)
 
@@ -116,6 +138,15 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
     retry.add_argument("--vocabulary", choices=[v.value for v in Vocabulary])
     _sending_options(retry)
+
+    rollback = commands.add_parser(
+        "rollback", help="restore what a run changed, from the backup it wrote beside its report"
+    )
+    rollback.add_argument(
+        "earlier_report", metavar="REPORT_OR_BACKUP", help="a run's report, or its .backup.parquet"
+    )
+    rollback.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
+    _sending_options(rollback)
 
     check = commands.add_parser("validate", help="check a file without sending anything")
     _input_options(check)
@@ -188,6 +219,33 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="run against the embedded SmartLead simulator (with injected faults)",
+    )
+    parser.add_argument(
+        "--skip-unchanged",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read the current settings first and do not send rows that change nothing "
+        "(default on; --no-skip-unchanged sends every row)",
+    )
+    parser.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read each changed campaign back and mark rows that differ 'mismatch'",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=None, help="no progress bar on a terminal"
+    )
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between progress lines when there is no bar (default 10)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="json: one JSON object per event, for log shippers (default text)",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", default=None, help="log every request and answer"
@@ -310,17 +368,22 @@ def _campaigns(text: str) -> set[int]:
     return ids
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, log_format: str = "text") -> None:
     """Log to the current stderr, key redacted; replaces the handler of an earlier call."""
+    secrets = [os.environ.get(API_KEY_ENV, "")]
     logger = logging.getLogger("bulkrunner")
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     for old in logger.handlers[:]:
         logger.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    handler.addFilter(RedactingFilter([os.environ.get(API_KEY_ENV, "")]))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter(secrets))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        handler.addFilter(RedactingFilter(secrets))
     logger.addHandler(handler)
     logger.propagate = False
+    events.setLevel(logging.INFO if log_format == "json" else logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,9 +103,18 @@ def read_job_file(path: Path) -> dict[str, Any]:
     return options
 
 
-def build_config(job: Mapping[str, Any], flags: Mapping[str, Any]) -> RunConfig:
+def expand_template(path: str, now: datetime) -> str:
+    """``{timestamp}`` (20261126T021500Z) and ``{date}`` (2026-11-26) in a path, in UTC."""
+    return path.replace("{timestamp}", f"{now:%Y%m%dT%H%M%SZ}").replace("{date}", f"{now:%Y-%m-%d}")
+
+
+def build_config(
+    job: Mapping[str, Any], flags: Mapping[str, Any], now: datetime | None = None
+) -> RunConfig:
     """Combine job-file options with command-line flags (flags given as None are not set)."""
     merged = {**job, **{k: v for k, v in flags.items() if v is not None}}
+    if merged.get("report"):
+        merged["report"] = expand_template(str(merged["report"]), now or datetime.now(UTC))
     if "input" not in merged:
         raise UsageError('no input file: give --input PATH or a job file with input = "..."')
     rate = merged.get("rate")

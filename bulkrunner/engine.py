@@ -24,6 +24,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulkrunner.answers import Answer
+from bulkrunner.events import emit
 from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate
@@ -235,6 +236,14 @@ class Engine:
             self.max_attempts,
             job.error,
         )
+        emit(
+            "retry_scheduled",
+            row=row.number,
+            campaign_id=row.campaign_id,
+            attempt=job.attempts + 1,
+            delay=round(delay, 3),
+            error=job.error,
+        )
         self._waiting += 1
         waiters.start_soon(self._requeue, job, delay)
 
@@ -261,6 +270,15 @@ class Engine:
             row = job.row
             log.warning("row %d (campaign %d) failed: %s", row.number, row.campaign_id, error)
         outcome = self._outcome(job, status, error)
+        emit(
+            "row_finished",
+            row=job.row.number,
+            campaign_id=job.row.campaign_id,
+            status=status.value,
+            http_status=outcome.http_status,
+            attempts=outcome.attempts,
+            error=error,
+        )
         self._finished[job.row.number] = outcome
         self._succeeded += status is Status.SUCCEEDED
         if self.on_outcome is not None:

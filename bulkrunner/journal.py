@@ -118,6 +118,16 @@ def read_successes(path: Path) -> dict[str, Outcome]:
     return successes
 
 
+def finish_times(path: Path) -> list[datetime]:
+    """When each row the journal records finished (its last answer), oldest first."""
+    times: list[datetime] = []
+    with contextlib.suppress(OSError):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+                times.append(datetime.fromisoformat(json.loads(line)["finished_at"]))
+    return sorted(times)
+
+
 def remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)

@@ -70,8 +70,8 @@ class SlidingWindowLimiter:
       then recovers (see ``adaptive``), for when the server's real limit is below the configured;
     - ``observe(limit, remaining, reset, grant)`` reads the ``X-RateLimit-*`` headers. A limit
       below the configured one is taken to hold over the shortest configured window and is
-      enforced from then on; a spent budget while the configured windows still have room makes
-      everyone wait for the reset instead of drawing 429s.
+      enforced from then on; without a limit, a spent budget while the configured windows still
+      have room makes everyone wait for the reset instead of drawing 429s.
     """
 
     def __init__(
@@ -105,6 +105,14 @@ class SlidingWindowLimiter:
             wait = max(wait, self._recent[-1] + 1.0 / rate - now)
         return wait
 
+    def seed(self, ages: Sequence[float], in_flight: int = 0) -> None:
+        """Count requests an earlier process sent ``ages`` seconds ago, and ``in_flight`` more
+        just now, so that a resumed run does not overfill the windows that run left behind."""
+        now = self._clock()
+        for at in sorted([now - age for age in ages] + [now] * in_flight):
+            for window in self._windows:
+                window.granted.append(at)
+
     @property
     def effective_rates(self) -> tuple[Rate, ...]:
         """The configured limits, and the lower one the server announced, if it did."""
@@ -130,7 +138,11 @@ class SlidingWindowLimiter:
         """
         now = self._clock()
         if limit is not None and limit > 0:
+            # A known limit is held by the windows (configured or learned), which track the
+            # server's count exactly; a remaining count measured before this answer travelled
+            # back would only be stale by now.
             self._learn(limit, now)
+            return False
         if remaining is None or reset is None:
             return False
         budget = remaining - (self.granted - grant.seq)

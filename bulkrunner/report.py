@@ -6,14 +6,16 @@ One report line per input row, in input order: the input's own columns as the us
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
@@ -61,18 +63,60 @@ def build_report(
     if missing:
         raise ValueError(f"no outcome for rows {missing[:5]}")
     ordered = [outcomes[n] for n in range(1, len(frame) + 1)]
+    return _with_results(
+        frame,
+        numbers or range(1, len(frame) + 1),
+        status=[o.status.value for o in ordered],
+        http_status=[o.http_status for o in ordered],
+        attempts=[o.attempts for o in ordered],
+        error=[o.error for o in ordered],
+        duration_ms=[o.duration_ms for o in ordered],
+        finished_at=[
+            o.finished_at.isoformat(timespec="milliseconds") if o.finished_at else None
+            for o in ordered
+        ],
+    )
+
+
+def build_dry_run_report(
+    frame: pd.DataFrame, errors: Sequence[str], numbers: Sequence[int]
+) -> pd.DataFrame:
+    """What ``build_report`` makes of a dry run's outcomes (``dry_run``, or ``invalid`` with
+    the row's error), built in bulk: ``errors`` holds ``""`` for a valid row."""
+    nothing: list[Any] = [None] * len(frame)
+    invalid, dry_run = Status.INVALID.value, Status.DRY_RUN.value
+    return _with_results(
+        frame,
+        numbers,
+        status=[invalid if error else dry_run for error in errors],
+        http_status=nothing,
+        attempts=[0] * len(frame),
+        error=list(errors),
+        duration_ms=nothing,
+        finished_at=nothing,
+    )
+
+
+def _with_results(
+    frame: pd.DataFrame,
+    numbers: Sequence[int],
+    *,
+    status: list[str],
+    http_status: list[int | None],
+    attempts: list[int],
+    error: list[str],
+    duration_ms: list[int | None],
+    finished_at: list[str | None],
+) -> pd.DataFrame:
     results = pd.DataFrame(
         {
-            "row": pd.array(numbers or range(1, len(frame) + 1), dtype="Int64"),
-            "status": [o.status.value for o in ordered],
-            "http_status": pd.array([o.http_status for o in ordered], dtype="Int64"),
-            "attempts": pd.array([o.attempts for o in ordered], dtype="Int64"),
-            "error": [o.error for o in ordered],
-            "duration_ms": pd.array([o.duration_ms for o in ordered], dtype="Int64"),
-            "finished_at": [
-                o.finished_at.isoformat(timespec="milliseconds") if o.finished_at else None
-                for o in ordered
-            ],
+            "row": pd.array(numbers, dtype="Int64"),
+            "status": status,
+            "http_status": pd.array(http_status, dtype="Int64"),
+            "attempts": pd.array(attempts, dtype="Int64"),
+            "error": error,
+            "duration_ms": pd.array(duration_ms, dtype="Int64"),
+            "finished_at": finished_at,
         }
     )
     return pd.concat([frame.reset_index(drop=True), results], axis=1)
@@ -80,17 +124,189 @@ def build_report(
 
 def write_report(report: pd.DataFrame, path: Path, input_columns: list[str]) -> None:
     """Write ``report`` to ``path`` (format by extension), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        _for_spreadsheets(report, input_columns).to_csv(tmp, index=False)
-    elif suffix == ".parquet":
-        _for_parquet(report, input_columns).to_parquet(tmp, index=False)
-    else:
-        plain = _for_json(report, input_columns)
-        plain.to_json(tmp, orient="records", lines=suffix == ".jsonl", force_ascii=False)
-    os.replace(tmp, path)
+    with ReportWriter(path, input_columns) as writer:
+        writer.write(report)
+        writer.commit()
+
+
+class ReportWriter:
+    """Writes a report a chunk at a time, in the format its extension names, to a temporary
+    file beside ``path`` (by default ``.<name>.tmp``); ``commit`` moves it into place, so a
+    report is never seen half written. Leaving the ``with`` block without committing removes
+    the temporary file.
+
+    The chunks make the file their concatenation would make written at once: one CSV header,
+    one JSON array, one Parquet schema (a column whose type shows only in a later chunk, say
+    one blank at first, is rewritten once at the end with the type of the whole column).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        input_columns: Sequence[str],
+        tmp: Path | None = None,
+        examples: pd.DataFrame | None = None,
+    ) -> None:
+        """``examples`` (Parquet): ``cell_types`` of all the chunks to come; without them each
+        chunk is typed on its own, which is right when it is the whole report."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.tmp = tmp or path.with_name(f".{path.name}.tmp")
+        self._format = path.suffix.lower()
+        self._columns = list(input_columns)
+        self._examples = examples
+        self._first = True
+        self._records = False  # JSON: whether the array has a record yet
+        self._text: TextIO | None = None
+        self._parquet: _ParquetParts | None = None
+        if self._format == ".parquet":
+            self._parquet = _ParquetParts(self.tmp)
+        else:
+            self._text = self.tmp.open("w", encoding="utf-8", newline="")
+
+    def write(self, report: pd.DataFrame) -> None:
+        first, self._first = self._first, False
+        if self._parquet is not None:
+            self._parquet.write(_for_parquet(report, self._columns, self._examples))
+            return
+        assert self._text is not None, "written after commit or discard"
+        if self._format == ".csv":
+            _for_spreadsheets(report, self._columns).to_csv(self._text, index=False, header=first)
+            return
+        plain = _for_json(report, self._columns)
+        text = plain.to_json(orient="records", lines=self._format == ".jsonl", force_ascii=False)
+        if self._format == ".json":  # one array: "[", the chunks' records, "]" at commit
+            records = text[1:-1]
+            text = ("[" if first else "") + ("," if records and self._records else "") + records
+            self._records = self._records or bool(records)
+        self._text.write(text)
+
+    def commit(self) -> Path:
+        """Finish the file and move it to ``path``; on failure the temporary file is removed."""
+        try:
+            if self._text is not None:
+                if self._format == ".json":
+                    self._text.write("]" if not self._first else "[]")
+                self._text.close()
+            if self._parquet is not None:
+                self._parquet.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        self._text = self._parquet = None
+        return self.path
+
+    def discard(self) -> None:
+        if self._text is not None:
+            self._text.close()
+        if self._parquet is not None:
+            self._parquet.discard()
+        self._text = self._parquet = None
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ReportWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._text is not None or self._parquet is not None:
+            self.discard()
+
+
+class _ParquetParts:
+    """One Parquet file from chunks whose inferred schemas may differ: chunks go to one writer
+    while their schema holds; a change starts another part, and ``close`` merges the parts
+    under pyarrow's unification of their schemas (a column of nulls takes the type found
+    later; types that cannot be unified become text)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.parts: list[Path] = []
+        self._writer: Any = None
+        self._schema: Any = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._writer is None or not table.schema.equals(self._schema):
+            self._close_writer()
+            part = (
+                self.tmp.with_name(f"{self.tmp.name}.{len(self.parts)}") if self.parts else self.tmp
+            )
+            self.parts.append(part)
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(part, table.schema, compression="snappy")
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        self._close_writer()
+        if len(self.parts) > 1:
+            merged = self.tmp.with_name(f"{self.tmp.name}.merged")
+            try:
+                _merge_parts(self.parts, merged)
+            except BaseException:
+                merged.unlink(missing_ok=True)
+                raise
+            os.replace(merged, self.tmp)
+            for part in self.parts[1:]:
+                part.unlink()
+
+    def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self._close_writer()
+        for part in self.parts:
+            part.unlink(missing_ok=True)
+
+    def _close_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
+
+def _merge_parts(parts: list[Path], target: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schemas = [pq.read_schema(part) for part in parts]
+    try:
+        unified = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        as_text = [
+            field.name
+            for field in schemas[0]
+            if any(schema.field(field.name).type != field.type for schema in schemas)
+        ]
+        schemas = [
+            pa.schema(
+                [f.with_type(pa.large_string()) if f.name in as_text else f for f in s],
+                metadata=s.metadata,
+            )
+            for s in schemas
+        ]
+        unified = pa.unify_schemas(schemas, promote_options="permissive")
+    unified = unified.with_metadata(_pandas_metadata(schemas, unified))
+    with pq.ParquetWriter(target, unified, compression="snappy") as writer:
+        for part in parts:
+            with pq.ParquetFile(part) as file:
+                for index in range(file.num_row_groups):
+                    writer.write_table(file.read_row_group(index).cast(unified))
+
+
+def _pandas_metadata(schemas: list[Any], unified: Any) -> dict[bytes, bytes]:
+    """The first part's pandas metadata, each column described as in the first part where it
+    has its final type (so that a column blank at first is not described as empty)."""
+    metadata = json.loads(schemas[0].metadata[b"pandas"])
+    for index, column in enumerate(metadata["columns"]):
+        name = column["field_name"]
+        if name in unified.names:
+            for schema in schemas:
+                if schema.field(name).type == unified.field(name).type:
+                    found = json.loads(schema.metadata[b"pandas"])["columns"]
+                    metadata["columns"][index] = next(c for c in found if c["field_name"] == name)
+                    break
+    return {**schemas[0].metadata, b"pandas": json.dumps(metadata).encode()}
 
 
 def read_report(path: Path) -> pd.DataFrame:
@@ -127,10 +343,35 @@ def _restore(value: str) -> str:
 
 def _for_spreadsheets(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
     """CSV cells a spreadsheet would run as a formula get a leading quote; numbers stay numbers."""
-    out = report.copy()
+    out = report.copy(deep=False)
     for column in [*input_columns, "error"]:
-        out[column] = [_neutralise(_csv_cell(value)) for value in out[column].tolist()]
+        flagged = _formula_like(report[column])
+        if flagged is None:  # lists to spell out, or text mixed with other cells
+            out[column] = [_neutralise(_csv_cell(value)) for value in report[column].tolist()]
+        elif flagged:  # only text can change, and only text starting as a formula does
+            values = report[column].tolist()
+            for index in flagged:
+                values[index] = _neutralise(values[index])
+            out[column] = values
     return out
+
+
+def _formula_like(column: pd.Series[Any]) -> list[int] | None:
+    """Where ``column`` holds text starting with a formula character, looked for in bulk; None
+    when the cells must be looked at one by one (lists, text mixed with other types)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        cells = pa.array(column, from_pandas=True)  # None and NaN: null
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    kind = cells.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        flags = pc.match_substring_regex(cells, r"^[=+\-@\t\r]").fill_null(False)
+        return np.flatnonzero(flags.to_numpy(zero_copy_only=False)).tolist()
+    plain = (pa.types.is_null, pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+    return [] if any(is_kind(kind) for is_kind in plain) else None
 
 
 def _csv_cell(value: Any) -> Any:
@@ -146,21 +387,63 @@ def _neutralise(value: Any) -> Any:
     return value
 
 
+_AS_IS = frozenset({str, int, bool, type(None)})  # cells that _plain leaves alone
+
+
 def _for_json(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
     out = report.copy()
     for column in input_columns:
-        out[column] = [_plain(value) for value in out[column].tolist()]
+        out[column] = _plain_cells(out[column].tolist())
     return out
 
 
-def _for_parquet(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
+def _plain_cells(values: list[Any]) -> list[Any]:
+    return values if set(map(type, values)) <= _AS_IS else [_plain(value) for value in values]
+
+
+def _for_parquet(
+    report: pd.DataFrame, input_columns: list[str], examples: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """``examples``: rows with a cell of every type each column holds in the whole report
+    (``cell_types``), typed along with ``report`` and dropped again, so that a chunk's columns
+    get the types the whole report's would."""
+    if examples is None or examples.empty:
+        return _echo_for_parquet(report, input_columns)
+    both = pd.concat([report[input_columns], examples[input_columns]], ignore_index=True)
+    typed = _echo_for_parquet(both, input_columns).iloc[: len(report)]
+    results = report.drop(columns=input_columns).reset_index(drop=True)
+    return pd.concat([typed, results], axis=1)[list(report.columns)]
+
+
+def _echo_for_parquet(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
     out = _for_json(report, input_columns)
     for column in input_columns:
-        kinds = {type(v) for v in out[column].tolist() if v is not None}
+        kinds = set(map(type, out[column].tolist())) - {type(None)}
         if len(kinds) > 1:  # Parquet columns hold one type; echo mixed cells as text
             out[column] = [None if v is None else _csv_cell(v) for v in out[column].tolist()]
             out[column] = out[column].map(lambda v: None if v is None else str(v))
     return out
+
+
+def cell_types(chunks: Iterable[pd.DataFrame], input_columns: list[str]) -> pd.DataFrame:
+    """One cell of each type found in each input column of the whole of ``chunks`` (a column
+    with fewer types repeats its first): what a Parquet report written a chunk at a time needs
+    to type its columns as the whole report would be typed."""
+    found: dict[str, dict[type, Any]] = {column: {} for column in input_columns}
+    for chunk in chunks:
+        for column in input_columns:
+            values = chunk[column].tolist()
+            examples = found[column]
+            for kind in set(map(type, values)) - examples.keys():
+                examples[kind] = next(v for v in values if type(v) is kind)
+    rows = max((len(examples) for examples in found.values()), default=0)
+    columns: dict[str, Any] = {}
+    for column, examples in found.items():
+        cells = list(examples.values())
+        columns[column] = np.empty(rows, dtype=object)
+        for index in range(rows):  # one by one: a list cell must stay one cell
+            columns[column][index] = cells[min(index, len(cells) - 1)] if cells else None
+    return pd.DataFrame(columns)
 
 
 def _plain(value: Any) -> Any:
@@ -188,7 +471,17 @@ class Summary:
         rates: Sequence[Rate],
         report_path: Path | None,
     ) -> Summary:
-        counts = Counter(o.status for o in outcomes.values())
+        return cls.counted(Counter(o.status for o in outcomes.values()), stats, rates, report_path)
+
+    @classmethod
+    def counted(
+        cls,
+        counts: Counter[Status],
+        stats: RunStats,
+        rates: Sequence[Rate],
+        report_path: Path | None,
+    ) -> Summary:
+        """From the number of rows of each status (a dry run counts, it keeps no outcomes)."""
         held = stats.limits or tuple(rates)  # with a lower limit the server announced, if any
         return cls({s: counts[s] for s in Status if counts[s]}, stats, held, report_path)
 

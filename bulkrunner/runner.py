@@ -1,7 +1,11 @@
 """What ``bulkrunner run``, ``retry`` and ``validate`` do, from a RunConfig to an exit code.
 
 load ─▶ validate ─▶ lock the report ─▶ skip rows the journal has as succeeded (--resume)
-     ─▶ dry run, or send (journaling each finished row) ─▶ report ─▶ summary ─▶ exit code
+     ─▶ send (journaling each finished row) ─▶ report ─▶ summary ─▶ exit code
+
+A dry run and ``validate`` send nothing and so need no row twice: they check the whole file
+first, then read it a chunk at a time (its campaign_id column first, for repeated campaigns),
+judging each chunk and appending it to the report, so memory stays flat however long the file.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ import asyncio
 import enum
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -21,21 +26,25 @@ import pandas as pd
 from bulkrunner.config import API_KEY_ENV, RunConfig
 from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
+from bulkrunner.fields import CAMPAIGN_ID, Vocabulary
 from bulkrunner.journal import Journal, journal_path, read_successes, remove, row_key
-from bulkrunner.loading import load_input
+from bulkrunner.loading import InputFile, load_input, open_input
 from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.report import (
     RESULT_COLUMNS,
+    ReportWriter,
     Summary,
+    build_dry_run_report,
     build_report,
+    cell_types,
     check_report_path,
     default_report_path,
     read_report,
     write_report,
 )
 from bulkrunner.sending import Sending
-from bulkrunner.validation import Row, Validation, validate
+from bulkrunner.validation import Row, Validation, repeated_ids, row_errors, validate
 
 log = logging.getLogger("bulkrunner")
 
@@ -54,21 +63,24 @@ class ExitCode(enum.IntEnum):
 def exit_code(outcomes: Mapping[int, Outcome], aborted: bool) -> ExitCode:
     if aborted:
         return ExitCode.ABORTED
-    good = {Status.SUCCEEDED, Status.DRY_RUN}
+    good = {Status.SUCCEEDED, Status.DRY_RUN, Status.UNCHANGED}
     return ExitCode.OK if all(o.status in good for o in outcomes.values()) else ExitCode.ROWS_FAILED
 
 
 def validate_job(config: RunConfig, out: TextIO) -> ExitCode:
     """Load and validate only; print every invalid row. Sends nothing."""
-    validation = validate(load_input(config.input), config.vocabulary)
-    for rejection in validation.rejections:
-        print(f"{config.input} row {rejection.number}: {rejection.error}", file=out)
+    source = open_input(config.input)
+    invalid = 0
+    for offset, _, errors in _judged(source, config.vocabulary):
+        for index, error in enumerate(errors):
+            if error:
+                print(f"{config.input} row {offset + index + 1}: {error}", file=out)
+                invalid += 1
     print(
-        f"{config.input}: {validation.total} rows, {len(validation.rows)} valid, "
-        f"{len(validation.rejections)} invalid",
+        f"{config.input}: {source.rows} rows, {source.rows - invalid} valid, {invalid} invalid",
         file=out,
     )
-    return ExitCode.ROWS_FAILED if validation.rejections else ExitCode.OK
+    return ExitCode.ROWS_FAILED if invalid else ExitCode.OK
 
 
 def run_job(
@@ -79,6 +91,10 @@ def run_job(
 ) -> ExitCode:
     """Run one job end to end; raises UsageError before anything is sent."""
     api_key = _api_key(config, environ)
+    if config.dry_run:
+        source = open_input(config.input)
+        report = config.report or _default_report(config, now())
+        return _dry_run(replace(config, report=report), source, None, out, now)
     frame = load_input(config.input)
     report = config.report or _default_report(config, now())
     return _execute(replace(config, report=report), frame, None, api_key, out, now)
@@ -105,9 +121,10 @@ def retry_job(
     log.info("retrying %d rows of %s", len(frame), config.input)
     stamp = f"{now():%Y%m%dT%H%M%SZ}"
     report = config.report or Path("reports") / f"{config.input.stem}-retry-{stamp}.csv"
-    return _execute(
-        replace(config, report=report), frame.reset_index(drop=True), numbers, api_key, out, now
-    )
+    config, frame = replace(config, report=report), frame.reset_index(drop=True)
+    if config.dry_run:
+        return _dry_run(config, InputFile.of(config.input, frame), numbers, out, now)
+    return _execute(config, frame, numbers, api_key, out, now)
 
 
 def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
@@ -147,7 +164,8 @@ def _execute(
     report_path = config.report
     validation = validate(frame, config.vocabulary)
     check_report_path(report_path)
-    _warn_invalid(config.input, validation)
+    shown = [(r.number, r.error) for r in validation.rejections[:_SHOWN_INVALID]]
+    _warn_invalid(config.input, shown, len(validation.rejections))
     outcomes: dict[int, Outcome] = {
         r.number: Outcome(Status.INVALID, error=r.error) for r in validation.rejections
     }
@@ -155,26 +173,23 @@ def _execute(
     started = now()
     journal_file = journal_path(report_path)
     with RunLock(lock_path(report_path), started):
-        if config.dry_run:
-            outcomes.update({row.number: Outcome(Status.DRY_RUN) for row in validation.rows})
-        else:
-            done = _earlier_successes(config, journal_file, validation.rows)
-            outcomes.update(done)
-            stats = _send(
-                config,
-                [row for row in validation.rows if row.number not in done],
-                validation,
-                api_key,
-                Journal.open(journal_file, input_path=config.input, started=started),
-                outcomes,
-            )
+        done = _earlier_successes(config, journal_file, validation.rows)
+        outcomes.update(done)
+        stats = _send(
+            config,
+            [row for row in validation.rows if row.number not in done],
+            validation,
+            api_key,
+            Journal.open(journal_file, input_path=config.input, started=started),
+            outcomes,
+        )
         written = _write_report(frame, outcomes, numbers, report_path, now)
         finished = stats.aborted is None
-        if finished and not config.dry_run:
+        if finished:
             remove(journal_file)
     for line in Summary.of(outcomes, stats, config.rates, written).lines():
         print(line, file=out)
-    if not finished and not config.dry_run:
+    if not finished:
         print(
             f"to resume: run the same command with --resume --report {report_path}"
             f" (the journal {journal_file} records what is done)",
@@ -260,17 +275,124 @@ def _write_report(
         write_report(report, path, columns)
         return path
     except OSError as exc:
-        fallback = Path.cwd() / f"bulkrunner-report-{now():%Y%m%dT%H%M%SZ}.csv"
+        fallback = _fallback_report(now)
         log.error("cannot write the report to %s (%s); writing %s", path, exc, fallback)
         write_report(report, fallback, columns)
         return fallback
 
 
-def _warn_invalid(path: Path, validation: Validation) -> None:
-    for rejection in validation.rejections[:_SHOWN_INVALID]:
-        log.warning(
-            "%s row %d is invalid and will not be sent: %s", path, rejection.number, rejection.error
-        )
-    hidden = len(validation.rejections) - _SHOWN_INVALID
+def _fallback_report(now: Now) -> Path:
+    return Path.cwd() / f"bulkrunner-report-{now():%Y%m%dT%H%M%SZ}.csv"
+
+
+def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) -> None:
+    """Log the first invalid rows (``shown``: number and error) and how many more there are."""
+    for number, error in shown[:_SHOWN_INVALID]:
+        log.warning("%s row %d is invalid and will not be sent: %s", path, number, error)
+    hidden = invalid - _SHOWN_INVALID
     if hidden > 0:
         log.warning("... and %d more invalid rows (see the report)", hidden)
+
+
+# --- dry run and validate: the file a chunk at a time -----------------------------------------
+
+
+def _judged(
+    source: InputFile, vocabulary: Vocabulary
+) -> Iterator[tuple[int, pd.DataFrame, list[str]]]:
+    """Each chunk of ``source``, the number of rows before it, and its rows' errors ("" for a
+    valid row). A campaign on two rows is found first, from the campaign_id column alone."""
+    repeats = repeated_ids(chunk[CAMPAIGN_ID] for chunk in source.chunks(columns=[CAMPAIGN_ID]))
+    offset = 0
+    for chunk in source.chunks():
+        yield offset, chunk, row_errors(chunk, vocabulary, offset=offset, repeats=repeats)
+        offset += len(chunk)
+
+
+@dataclass(slots=True)
+class _DryRun:
+    """A dry run's report, written but not yet moved into place, and what the log and the
+    summary say of it."""
+
+    writer: ReportWriter
+    counts: Counter[Status]
+    shown: list[tuple[int, str]]  # the first invalid rows: number and error
+
+
+def _dry_run(
+    config: RunConfig,
+    source: InputFile,
+    numbers: Sequence[int] | None,
+    out: TextIO,
+    now: Now,
+) -> ExitCode:
+    """Report every row as ``dry_run`` or ``invalid`` without sending anything.
+
+    The report is written before the lock is taken, as a real run validates before it (so
+    the log reads the same), to a temporary file of this process's own; only moving it into
+    place happens under the lock. If it cannot be written there, it goes to the fallback path.
+    """
+    assert config.report is not None
+    report_path = config.report
+    check_report_path(report_path)
+    examples = None
+    if report_path.suffix.lower() == ".parquet" and source.path.suffix.lower() != ".csv":
+        # CSV cells are all text; other inputs may hold several types in a column, which a
+        # Parquet report types as a whole: look at the whole file before writing any of it.
+        examples = cell_types(source.chunks(), list(source.columns))
+    trouble: OSError | None = None
+    try:
+        dry = _stage_dry_run(config, source, numbers, report_path, examples)
+    except OSError as exc:
+        trouble, dry = exc, _stage_dry_run(config, source, numbers, _fallback_report(now), None)
+    try:
+        _warn_invalid(config.input, dry.shown, dry.counts[Status.INVALID])
+        with RunLock(lock_path(report_path), now()):
+            if trouble is None:
+                try:
+                    written = dry.writer.commit()
+                except OSError as exc:
+                    trouble = exc
+                    dry = _stage_dry_run(config, source, numbers, _fallback_report(now), None)
+            if trouble is not None:
+                log.error(
+                    "cannot write the report to %s (%s); writing %s",
+                    report_path,
+                    trouble,
+                    dry.writer.path,
+                )
+                written = dry.writer.commit()
+    finally:
+        dry.writer.discard()  # nothing left to discard once committed
+    for line in Summary.counted(dry.counts, RunStats(), config.rates, written).lines():
+        print(line, file=out)
+    return ExitCode.ROWS_FAILED if dry.counts[Status.INVALID] else ExitCode.OK
+
+
+def _stage_dry_run(
+    config: RunConfig,
+    source: InputFile,
+    numbers: Sequence[int] | None,
+    path: Path,
+    examples: pd.DataFrame | None,
+) -> _DryRun:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # written before the lock
+    writer = ReportWriter(path, list(source.columns), tmp, examples)
+    dry = _DryRun(writer, Counter(), [])
+    try:
+        for offset, chunk, errors in _judged(source, config.vocabulary):
+            invalid = [index for index, error in enumerate(errors) if error]
+            dry.counts[Status.INVALID] += len(invalid)
+            dry.counts[Status.DRY_RUN] += len(errors) - len(invalid)
+            for index in invalid[: _SHOWN_INVALID - len(dry.shown)]:
+                dry.shown.append((offset + index + 1, errors[index]))
+            rows = (
+                numbers[offset : offset + len(chunk)]
+                if numbers
+                else range(offset + 1, offset + len(chunk) + 1)
+            )
+            writer.write(build_dry_run_report(chunk, errors, list(rows)))
+    except BaseException:
+        writer.discard()
+        raise
+    return dry

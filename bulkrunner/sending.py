@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ import anyio
 from bulkrunner.backup import backup_path, write_backup
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine, OutcomeHook, RunStats
+from bulkrunner.events import emit
+from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot
@@ -139,6 +142,8 @@ class Sending:
         async with aiohttp.ClientSession(connector=connector) as session:
             sender = HttpSender(session, base_url, api_key, config.timeout)
             limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
+            if config.resume and config.report is not None:
+                self._seed(limiter, journal_path(config.report))
             self.engine = Engine(
                 sender,
                 limiter,
@@ -164,6 +169,13 @@ class Sending:
                     self.on_outcome(numbered[number], outcome)
             if current is not None and config.report is not None and self.plan.send:
                 self._write_backup(config.report, self.plan)
+            emit(
+                "run_start",
+                rows=len(self.plan.send),
+                unchanged=len(self.plan.unchanged),
+                limits=[str(rate) for rate in config.rates],
+                concurrency=config.concurrency,
+            )
             async with anyio.create_task_group() as group:
                 group.start_soon(self._watch, self.engine, len(rows), limiter)
                 await self.engine.run(self.plan.send)
@@ -173,6 +185,22 @@ class Sending:
                 applied = [r for r in self.plan.send if done[r.number].status is Status.SUCCEEDED]
                 log.info("verifying %d campaigns by reading them back", len(applied))
                 self.checked = await verify(sender, limiter, applied, config.concurrency)
+
+    def _seed(self, limiter: SlidingWindowLimiter, journal: Path) -> None:
+        """The interrupted run's last requests still count in the server's windows."""
+        if not journal.exists():
+            return
+        now = datetime.now(UTC)
+        longest = max(rate.seconds for rate in self.config.rates)
+        ages = [
+            age
+            for at in finish_times(journal)
+            if 0 <= (age := (now - at).total_seconds()) < longest
+        ]
+        # Rows in flight when it stopped are not in the journal: count a full set of them,
+        # sent as late as the journal was last written.
+        silent = now.timestamp() - journal.stat().st_mtime
+        limiter.seed(ages + [max(0.0, silent)] * self.config.concurrency)
 
     def _write_backup(self, report: Path, planned: Plan) -> None:
         by_campaign = {

@@ -1,8 +1,14 @@
 """Turn loaded rows into request payloads, or into a reason the row cannot be sent.
 
-Every row is judged on its own; an invalid row never stops the valid ones. Cells are parsed a
-column at a time, and each distinct cell value only once, so a file of 100,000 rows that repeats
-a handful of settings costs little more than reading it.
+Every row is judged on its own; an invalid row never stops the valid ones. The work is done a
+column at a time: each distinct cell value is parsed once (whole numbers, the one column where
+every value differs, in bulk), and the per-row answers are spread back with numpy. So judging
+100,000 rows costs little more than reading them, and a row costs Python time only when it is
+invalid (to word its error) or is turned into a payload.
+
+The one check that needs every row at once, a campaign on two rows, is split out: a long file
+is judged a chunk at a time with ``offset`` and the ``repeats`` of the whole file, found first
+from its ``campaign_id`` column alone by :func:`repeated_ids`.
 """
 
 from __future__ import annotations
@@ -10,17 +16,19 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from bulkrunner.fields import (
     CAMPAIGN_ID,
     ENUMS,
     FIELDS_BY_NAME,
+    EmptyText,
     Field,
     Vocabulary,
     enum_names,
@@ -61,64 +69,211 @@ class _Blank:
 
 BLANK = _Blank()
 _Parsed = tuple[Any, str | None]  # (value or BLANK, error message)
+Repeats = Mapping[int, Sequence[int]]  # campaign id -> the numbers of the rows it appears on
 
 _WHOLE = re.compile(r"[+-]?\d+(?:\.0*)?")
 _TRUE = frozenset({"true", "yes", "1", "y", "t"})
 _FALSE = frozenset({"false", "no", "0", "n", "f"})
 _EMPTY_LIST = frozenset({"[]", "none"})
+_ID_FIELD = Field(CAMPAIGN_ID, "int", minimum=1)
+
+Objects = npt.NDArray[np.object_]
+Flags = npt.NDArray[np.bool_]
 
 
-def validate(frame: pd.DataFrame, vocabulary: Vocabulary) -> Validation:
-    """Validate every row of ``frame`` (as returned by ``load_input``) for ``vocabulary``."""
-    ids = _parse_column(frame[CAMPAIGN_ID], lambda value: _parse_int(value, minimum=1))
-    columns = {
-        name: _parse_column(frame[name], _parser(FIELDS_BY_NAME[name], vocabulary))
-        for name in frame.columns
-        if name != CAMPAIGN_ID
-    }
-    repeats = _repeated_ids([value for value, _ in ids])
+def validate(
+    frame: pd.DataFrame,
+    vocabulary: Vocabulary,
+    *,
+    offset: int = 0,
+    repeats: Repeats | None = None,
+) -> Validation:
+    """Validate every row of ``frame`` (as returned by ``load_input``) for ``vocabulary``.
 
+    ``offset`` is the number of rows before ``frame`` in its file, and ``repeats`` the repeated
+    campaign ids of the whole file (by default, those of ``frame``).
+    """
+    judged = _Judgement.of(frame, vocabulary, offset, repeats)
+    errors = judged.errors()
     rows: list[Row] = []
     rejections: list[Rejection] = []
-    for index, (campaign_id, id_error) in enumerate(ids):
-        number = index + 1
-        errors: list[str] = []
-        if campaign_id is BLANK:
-            errors.append(f"{CAMPAIGN_ID}: missing")
-        elif id_error:
-            errors.append(f"{CAMPAIGN_ID}: {id_error}")
-        elif campaign_id in repeats:
-            others = _and_join([str(n) for n in repeats[campaign_id]])
-            errors.append(f"{CAMPAIGN_ID}: {campaign_id} appears in rows {others}")
-        payload: dict[str, Any] = {}
-        for name, parsed in columns.items():
-            value, error = parsed[index]
-            if error:
-                errors.append(f"{name}: {error}")
-            elif value is not BLANK:
-                payload[name] = value
-        if not payload and not any(not e.startswith(CAMPAIGN_ID) for e in errors):
-            errors.append("nothing to send: every setting is blank")
-        known_id = campaign_id if isinstance(campaign_id, int) and not id_error else None
-        if errors:
-            rejections.append(Rejection(number, known_id, "; ".join(errors)))
+    settings = [(c.name, c.values.tolist(), c.blank.tolist()) for c in judged.settings]
+    for index, (campaign_id, error) in enumerate(
+        zip(judged.ids.values.tolist(), errors, strict=True)
+    ):
+        number = offset + index + 1
+        if error:
+            known = campaign_id if isinstance(campaign_id, int) else None  # None, BLANK: no id
+            rejections.append(Rejection(number, known, error))
         else:
-            assert known_id is not None
-            rows.append(Row(number, known_id, payload))
+            payload = {name: values[index] for name, values, blank in settings if not blank[index]}
+            rows.append(Row(number, campaign_id, payload))
     return Validation(tuple(rows), tuple(rejections))
 
 
-def _parse_column(column: pd.Series[Any], parse: Callable[[Any], _Parsed]) -> list[_Parsed]:
-    """Parse every cell of ``column``, each distinct value once."""
-    cache: dict[Hashable, _Parsed] = {}
-    out: list[_Parsed] = []
-    for cell in column.tolist():
+def row_errors(
+    frame: pd.DataFrame,
+    vocabulary: Vocabulary,
+    *,
+    offset: int = 0,
+    repeats: Repeats | None = None,
+) -> list[str]:
+    """Why each row of ``frame`` is invalid, ``""`` for a valid row: what ``validate`` finds,
+    without building the payloads (all a dry run or ``bulkrunner validate`` needs)."""
+    return _Judgement.of(frame, vocabulary, offset, repeats).errors()
+
+
+def campaign_ids(column: pd.Series[Any]) -> npt.NDArray[Any]:
+    """Each cell's campaign id, 0 where it has none (blank or invalid): int64, or Python ints
+    in an object array if one is too large for int64."""
+    return _ids(_judge_column(column, _ID_FIELD, Vocabulary.DOCUMENTED))
+
+
+def repeated_ids(columns: Iterable[pd.Series[Any]]) -> dict[int, list[int]]:
+    """Each campaign id that appears on more than one row, with those row numbers, from the
+    ``campaign_id`` column of a whole file given a chunk at a time."""
+    found = [campaign_ids(column) for column in columns]
+    return _repeats(np.concatenate(found) if found else np.zeros(0, np.int64), 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Column:
+    """One column judged: per row, the parsed value (BLANK when blank, None when invalid), the
+    error ("name: reason", or None) and whether the cell is blank."""
+
+    name: str
+    values: Objects
+    errors: Objects
+    blank: Flags
+
+
+@dataclass(frozen=True, slots=True)
+class _Judgement:
+    ids: _Column  # errors here are the whole campaign_id message, repeats included
+    settings: tuple[_Column, ...]
+    nothing_to_send: Flags
+
+    @classmethod
+    def of(
+        cls, frame: pd.DataFrame, vocabulary: Vocabulary, offset: int, repeats: Repeats | None
+    ) -> _Judgement:
+        ids = _judge_column(frame[CAMPAIGN_ID], _ID_FIELD, vocabulary)
+        numbers = _ids(ids)
+        if repeats is None:
+            repeats = _repeats(numbers, offset)
+        messages = ids.errors.copy()
+        messages[ids.blank] = f"{CAMPAIGN_ID}: missing"
+        for index in np.flatnonzero(_among(numbers, repeats)):
+            campaign_id = int(numbers[index])
+            others = _and_join([str(n) for n in repeats[campaign_id]])
+            messages[index] = f"{CAMPAIGN_ID}: {campaign_id} appears in rows {others}"
+        settings = tuple(
+            _judge_column(frame[name], FIELDS_BY_NAME[name], vocabulary)
+            for name in frame.columns
+            if name != CAMPAIGN_ID
+        )
+        nothing = np.ones(len(frame), dtype=bool)
+        for column in settings:
+            nothing &= column.blank
+        return cls(_Column(CAMPAIGN_ID, ids.values, messages, ids.blank), settings, nothing)
+
+    def errors(self) -> list[str]:
+        """Each row's errors joined in column order, ``""`` for a valid row."""
+        columns = [self.ids.errors, *(column.errors for column in self.settings)]
+        failing = self.nothing_to_send.copy()
+        for errors in columns:
+            failing |= errors.astype(bool)  # None or a message
+        out = [""] * len(failing)
+        lists = [errors.tolist() for errors in columns]
+        nothing = self.nothing_to_send.tolist()
+        for index in np.flatnonzero(failing).tolist():
+            found = [errors[index] for errors in lists if errors[index] is not None]
+            if nothing[index]:
+                found.append("nothing to send: every setting is blank")
+            out[index] = "; ".join(found)
+        return out
+
+
+def _ids(column: _Column) -> npt.NDArray[Any]:
+    """The parsed campaign ids of a judged ``campaign_id`` column, 0 where there is none."""
+    valid = ~column.errors.astype(bool) & ~column.blank  # errors: None or a message
+    ids = np.where(valid, column.values, 0)
+    try:
+        return ids.astype(np.int64)
+    except OverflowError:
+        return ids  # a few absurdly large ids: keep them as Python ints
+
+
+def _repeats(ids: npt.NDArray[Any], offset: int) -> dict[int, list[int]]:
+    """Each id (0 = none) on more than one row, with those row numbers (offset + position)."""
+    positions = np.flatnonzero(ids != 0)
+    values = ids[positions]
+    order = np.argsort(values, kind="stable")  # equal ids keep their row order
+    ordered = values[order]
+    if len(ordered) < 2:
+        return {}
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    counts = np.diff(np.append(starts, len(ordered)))
+    numbers = positions[order] + offset + 1
+    repeated = counts > 1
+    return {
+        int(ordered[start]): numbers[start : start + count].tolist()
+        for start, count in zip(starts[repeated].tolist(), counts[repeated].tolist(), strict=True)
+    }
+
+
+def _among(ids: npt.NDArray[Any], repeats: Repeats) -> Flags:
+    if not repeats:
+        return np.zeros(len(ids), dtype=bool)
+    if ids.dtype == np.int64 and all(-(2**63) <= key < 2**63 for key in repeats):
+        return np.isin(ids, np.fromiter(repeats, dtype=np.int64, count=len(repeats)))
+    return np.fromiter((int(i) in repeats for i in ids), dtype=bool, count=len(ids))
+
+
+def _judge_column(cells: pd.Series[Any], field: Field, vocabulary: Vocabulary) -> _Column:
+    codes, distinct = _distinct(cells.to_numpy(dtype=object))
+    values, errors, blank = _parse_distinct(distinct, field, vocabulary)
+    return _Column(field.name, values[codes], errors[codes], blank[codes])
+
+
+# --- each distinct value once ---------------------------------------------------------------------
+
+_SCALARS = frozenset({str, int, float, bool})
+_MISSING_KINDS = frozenset({type(None), float, type(pd.NA), type(pd.NaT)})
+
+
+def _distinct(cells: Objects) -> tuple[npt.NDArray[np.intp], Objects]:
+    """Codes into the distinct cells: ``distinct[codes]`` is ``cells``, judged alike.
+
+    1, 1.0 and True are equal as dict keys but not as cells: a column of one plain type (and
+    blanks) is factorised in bulk; anything else (lists, mixed types) is keyed by type, as ever.
+    """
+    missing = pd.isna(cells)
+    present = cells[~missing]
+    kinds = set(map(type, present))
+    if len(kinds) <= 1 and kinds <= _SCALARS and set(map(type, cells[missing])) <= _MISSING_KINDS:
+        codes, distinct = pd.factorize(present)
+        if not missing.any():
+            return codes, distinct
+        out = np.full(len(cells), len(distinct), dtype=np.intp)  # one code for every blank
+        out[~missing] = codes
+        with_blank = np.empty(len(distinct) + 1, dtype=object)
+        with_blank[:-1] = distinct
+        return out, with_blank  # its last element is None
+    keys: dict[Hashable, int] = {}
+    seen: list[Any] = []
+    out = np.empty(len(cells), dtype=np.intp)
+    for index, cell in enumerate(cells):
         key = _cache_key(cell)
-        parsed = cache.get(key)
-        if parsed is None:
-            parsed = cache[key] = parse(cell)
-        out.append(parsed)
-    return out
+        code = keys.get(key)
+        if code is None:
+            code = keys[key] = len(seen)
+            seen.append(cell)
+        out[index] = code
+    distinct = np.empty(len(seen), dtype=object)
+    for index, cell in enumerate(seen):
+        distinct[index] = cell  # one by one: a list cell must stay one element
+    return out, distinct
 
 
 def _cache_key(cell: Any) -> Hashable:
@@ -126,6 +281,72 @@ def _cache_key(cell: Any) -> Hashable:
         return ("list", *(str(item) for item in cell))
     # Keep 1, 1.0 and True apart: they are equal as dict keys but not as cells.
     return (type(cell).__name__, cell) if not _is_missing(cell) else ("missing",)
+
+
+def _parse_distinct(
+    distinct: Objects, field: Field, vocabulary: Vocabulary
+) -> tuple[Objects, Objects, Flags]:
+    """(values, errors "name: reason" or None, blank) for each distinct cell."""
+    values = np.empty(len(distinct), dtype=object)
+    errors = np.full(len(distinct), None, dtype=object)
+    blank = np.zeros(len(distinct), dtype=bool)
+    todo = np.arange(len(distinct))
+    if field.kind == "int":
+        whole, numbers = _plain_whole_numbers(distinct)
+        if whole.any():
+            values[whole] = numbers[whole].astype(object)
+            for at in np.flatnonzero(whole & _out_of_range(numbers, field)).tolist():
+                values[at], error = _bounds(int(numbers[at]), field.minimum, field.maximum)
+                errors[at] = f"{field.name}: {error}"
+            todo = np.flatnonzero(~whole)
+    parse = _parser(field, vocabulary)
+    for index in todo.tolist():
+        value, error = parse(distinct[index])
+        values[index] = value
+        if error:
+            errors[index] = f"{field.name}: {error}"
+        elif value is BLANK:
+            blank[index] = True
+    return values, errors, blank
+
+
+def _plain_whole_numbers(distinct: Objects) -> tuple[Flags, npt.NDArray[np.int64]]:
+    """Which cells are plainly whole numbers (ints, integral floats, ASCII digit strings), and
+    their values: the bulk path of ``_parse_int``. The rest go through ``_parse_int`` itself."""
+    whole = np.zeros(len(distinct), dtype=bool)
+    numbers = np.zeros(len(distinct), dtype=np.int64)
+    cells = np.flatnonzero([cell is not None for cell in distinct])  # not the blank, if any
+    kinds = set(map(type, distinct[cells]))
+    try:
+        if kinds == {int}:
+            numbers[cells] = np.array(distinct[cells], dtype=np.int64)
+            whole[cells] = True
+        elif kinds == {float}:
+            floats = np.array(distinct[cells], dtype=np.float64)
+            integral = np.isfinite(floats) & (np.trunc(floats) == floats) & (abs(floats) < 2**53)
+            numbers[cells[integral]] = floats[integral].astype(np.int64)
+            whole[cells[integral]] = True
+        elif kinds == {str}:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            texts = pa.array(distinct[cells], type=pa.string())
+            digits = pc.match_substring_regex(texts, r"^[0-9]{1,18}$")
+            simple = cells[digits.to_numpy(zero_copy_only=False)]
+            numbers[simple] = pc.cast(texts.filter(digits), pa.int64()).to_numpy()
+            whole[simple] = True
+    except (OverflowError, ValueError, UnicodeError):
+        whole[:] = False  # leave them all to _parse_int
+    return whole, numbers
+
+
+def _out_of_range(numbers: npt.NDArray[np.int64], field: Field) -> Flags:
+    out = np.zeros(len(numbers), dtype=bool)
+    if field.minimum is not None:
+        out |= numbers < field.minimum
+    if field.maximum is not None:
+        out |= numbers > field.maximum
+    return out
 
 
 def _parser(field: Field, vocabulary: Vocabulary) -> Callable[[Any], _Parsed]:
@@ -169,6 +390,10 @@ def _parse_int(value: Any, minimum: int | None = None, maximum: int | None = Non
         if not _WHOLE.fullmatch(text):
             return None, f"{text!r} is not a whole number"
         number = int(text.split(".")[0])
+    return _bounds(number, minimum, maximum)
+
+
+def _bounds(number: int, minimum: int | None, maximum: int | None) -> _Parsed:
     if minimum is not None and number < minimum:
         return None, f"{number} is below {minimum}"
     if maximum is not None and number > maximum:
@@ -192,6 +417,8 @@ def _parse_bool(value: Any) -> _Parsed:
 
 
 def _parse_text(value: Any) -> _Parsed:
+    if isinstance(value, EmptyText):
+        return "", None  # explicitly empty (Parquet), not "unchanged"
     if _is_blank(value):
         return BLANK, None
     return str(value).strip(), None
@@ -246,15 +473,6 @@ def _translate(field: str, raw: str, vocabulary: Vocabulary) -> _Parsed:
             f"(run with --vocabulary {others}, or remove it)"
         )
     return spelled, None
-
-
-def _repeated_ids(ids: list[Any]) -> dict[int, list[int]]:
-    """Each campaign id that appears on more than one row, with those row numbers."""
-    seen: dict[int, list[int]] = {}
-    for index, campaign_id in enumerate(ids):
-        if isinstance(campaign_id, int):
-            seen.setdefault(campaign_id, []).append(index + 1)
-    return {cid: numbers for cid, numbers in seen.items() if len(numbers) > 1}
 
 
 def _and_join(items: list[str]) -> str:

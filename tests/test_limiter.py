@@ -107,3 +107,13 @@ def test_rates_parse_and_reject() -> None:
     for bad in ("10", "ten/2", "10/0", "0/5", "10/-1", "10/inf", "1.5/2"):
         with pytest.raises(ValueError, match="N/SECONDS"):
             Rate.parse(bad)
+
+
+async def test_seeded_requests_of_an_earlier_run_still_count() -> None:
+    clock = FakeClock(start=100.0)
+    limiter = SlidingWindowLimiter([Rate(10, 2)], guard=0.0, clock=clock, sleep=clock.sleep)
+    limiter.seed([1.5] * 8, in_flight=2)  # 8 sent 1.5 s ago, 2 in flight at the kill
+    first = await limiter.acquire()
+    assert first.at == pytest.approx(100.5)  # the 8 leave the window first
+    times = [first.at] + [(await limiter.acquire()).at for _ in range(30)]
+    assert max_in_window(sorted([98.5] * 8 + [100.0] * 2 + times), 2.0) <= 10

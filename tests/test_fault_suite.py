@@ -1,0 +1,360 @@
+"""Fault injection at scale: many rows under mixed faults, and kill -9 followed by --resume.
+
+Every property is checked from the simulator's own record of each request (its fault, its status,
+whether it changed the stored settings) and from the outcomes the runner reported. Each test
+prints a one-line summary of its figures, which ``pytest -s`` shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pandas as pd
+
+from bulkrunner.answers import Answer
+from bulkrunner.engine import Engine
+from bulkrunner.journal import journal_path, read_successes
+from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.rates import Rate
+from bulkrunner.sender import HttpSender
+from bulkrunner.simulator import (
+    FaultPlan,
+    Simulator,
+    SimulatorConfig,
+    SimulatorState,
+    SimulatorThread,
+)
+from bulkrunner.simulator.faults import FAULT_KINDS
+from bulkrunner.validation import Row
+
+KEY = "fault-suite-key"
+
+
+# --- shared helpers --------------------------------------------------------------------------
+
+
+class RecordingSender(HttpSender):
+    """An ``HttpSender`` that keeps every settings answer, as the client saw it."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, api_key: str, timeout: float
+    ) -> None:
+        super().__init__(session, base_url, api_key, timeout)
+        self.answers: list[tuple[int, Answer]] = []
+
+    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
+        answer = await super().post_settings(campaign_id, payload)
+        self.answers.append((campaign_id, answer))
+        return answer
+
+
+def make_rows(count: int, first_id: int) -> list[Row]:
+    rng = random.Random(count)
+    return [
+        Row(
+            n,
+            first_id + n,
+            {
+                "sending_limit": rng.randint(10, 300),
+                "track_settings": rng.choice([[], ["DONT_EMAIL_OPEN"]]),
+                "stop_lead_settings": rng.choice(["REPLY_TO_AN_EMAIL", "CLICKED_LINK"]),
+            },
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+def injected(state: SimulatorState) -> Counter[str]:
+    """Injected faults per kind, from the server's record (every kind listed, even if 0)."""
+    counts: Counter[str] = Counter({kind: 0 for kind in FAULT_KINDS})
+    counts.update(r.fault for r in state.posts() if r.fault is not None)
+    return counts
+
+
+def rate_limited(state: SimulatorState) -> int:
+    """429s the server's own rate limit answered (not injected ones)."""
+    return sum(1 for r in state.requests if r.status == 429 and r.fault is None)
+
+
+def describe(faults: Counter[str]) -> str:
+    kinds = ", ".join(f"{kind} {n}" for kind, n in faults.items() if n)
+    return f"{sum(faults.values())} ({kinds})"
+
+
+def figures(title: str, values: Mapping[str, object]) -> str:
+    return f"{title}: " + ", ".join(f"{name} {value}" for name, value in values.items())
+
+
+# --- 1. many rows under mixed faults ---------------------------------------------------------
+
+ROWS = 1000
+RATE = Rate(200, 1)  # the server's limit and the client's, equal
+CONCURRENCY = 16  # slow answers hold a worker for CLIENT_TIMEOUT: about 6 at a time here
+CLIENT_TIMEOUT = 1.0
+# 20% of settings POSTs fail. 429s are few: the limiter's adaptive control cuts the rate at each
+# one and takes seconds to climb back to 200/s, so 3% of 429s would make this run take ~75 s.
+# With this seed the draws give 3 of them (the draws, hence the counts, are the same every run).
+MIXED_FAULTS = FaultPlan(
+    probabilities={"429": 0.004, "500": 0.06, "503": 0.06, "slow": 0.03, "drop": 0.046},
+    seed=2,
+    retry_after=0.1,
+    slow_seconds=CLIENT_TIMEOUT + 0.5,  # answered after the client gave up: always a timeout
+    slow_applies=True,  # ...yet applied: the outcome the client cannot know
+)
+
+
+async def test_a_thousand_rows_under_mixed_faults() -> None:
+    rows = make_rows(ROWS, first_id=70_000)
+    config = SimulatorConfig(api_key=KEY, rates=[RATE], faults=MIXED_FAULTS)
+    journal: list[tuple[int, int, Outcome]] = []  # what a journal would record, in order
+
+    def record(row: Row, outcome: Outcome) -> None:
+        journal.append((row.number, row.campaign_id, outcome))
+
+    async with Simulator(config) as simulator, aiohttp.ClientSession() as session:
+        sender = RecordingSender(session, simulator.base_url, KEY, CLIENT_TIMEOUT)
+        engine = Engine(
+            sender,
+            SlidingWindowLimiter([RATE]),
+            concurrency=CONCURRENCY,
+            max_attempts=10,
+            rng=random.Random(7),
+            backoff_base=0.01,
+            on_outcome=record,
+        )
+        outcomes = await engine.run(rows)
+    state = simulator.state
+    posts = state.posts()
+    faults = injected(state)
+    slow = [r for r in posts if r.fault == "slow"]
+    timed_out = Counter(
+        cid
+        for cid, answer in sender.answers
+        if answer.transport_error is not None and answer.transport_error.startswith("timed out")
+    )
+    unknown = sum(1 for _, answer in sender.answers if answer.outcome_unknown)
+    lost = [n for n, outcome in outcomes.items() if outcome.status is not Status.SUCCEEDED]
+    duplicates = sum(state.applied.values()) - ROWS
+    arrivals = [r.arrival for r in state.requests]
+    print()
+    print(
+        figures(
+            "mixed faults",
+            {
+                "rows": ROWS,
+                "requests": len(posts),
+                "faults injected": describe(faults),
+                "rate-limit 429s": rate_limited(state),
+                "retries": engine.stats.retries,
+                "outcome unknown": f"{unknown} ({sum(timed_out.values())} timed out, "
+                f"{unknown - sum(timed_out.values())} dropped)",
+                "duplicates": duplicates,
+                "lost rows": len(lost),
+                "fullest window": f"{state.max_in_window(RATE.seconds)} for {RATE}",
+                "server span": f"{max(arrivals) - min(arrivals):.1f}s",
+            },
+        )
+    )
+
+    # Every input row has exactly one outcome, reported once, and every row succeeded.
+    assert Counter(number for number, _, _ in journal) == {row.number: 1 for row in rows}
+    assert {number: outcome for number, _, outcome in journal} == outcomes
+    assert sorted(outcomes) == [row.number for row in rows]
+    assert lost == [], [outcomes[n] for n in lost[:5]]
+    assert engine.stats.aborted is None
+
+    # Every succeeded row's campaign holds the row's settings; every applied campaign succeeded.
+    for row in rows:
+        stored = state.settings[row.campaign_id]
+        assert {name: stored[name] for name in row.payload} == dict(row.payload), row.number
+    assert set(state.applied) == {row.campaign_id for row in rows}
+
+    # The server's limit was never exceeded: it saw no more than the limit in any window.
+    assert state.max_in_window(RATE.seconds) <= RATE.limit
+
+    # Every kind of fault really happened, and every failed request was retried.
+    assert all(faults[kind] > 0 for kind in FAULT_KINDS), faults
+    assert engine.stats.requests == len(posts) == len(sender.answers)
+    assert engine.stats.retries == len(posts) - ROWS
+
+    # Duplicates come only from requests whose outcome was unknown. Proof, from the record:
+    # a slow answer comes after the client has given up, so every slow request is a client
+    # timeout, and no other request timed out...
+    assert timed_out == Counter(r.campaign_id for r in slow)
+    # ...so each row's one clean application is the 200 its success came from...
+    clean = [r for r in posts if r.applied and r.fault is None]
+    assert Counter(r.campaign_id for r in clean) == {row.campaign_id: 1 for row in rows}
+    # ...and every other application is a slow request, after which its row was sent again.
+    assert all(r.applied for r in slow)
+    slow_by_campaign = Counter(r.campaign_id for r in slow)
+    for row in rows:
+        outcome = outcomes[row.number]
+        if slow_by_campaign[row.campaign_id]:
+            assert outcome.attempts > slow_by_campaign[row.campaign_id]
+            assert "outcome unknown, retried" in outcome.error
+    assert dict(state.applied) == {
+        row.campaign_id: 1 + slow_by_campaign[row.campaign_id] for row in rows
+    }
+    assert duplicates == len(slow)
+
+
+# --- 2. kill -9 at random moments, then --resume ---------------------------------------------
+
+KILL_ROWS = 300
+KILL_CONCURRENCY = 4
+# 100 requests/s in windows shorter than a process takes to start (~0.7 s): a resumed run's
+# limiter starts empty, knowing nothing of the killed run's last requests, so with a window
+# longer than a restart the server can see more than the limit around it. This checks each run.
+KILL_RATE = Rate(10, 0.1)
+KILL_FAULTS = FaultPlan(
+    probabilities={"429": 0.02, "500": 0.04, "503": 0.04, "drop": 0.03},
+    seed=99,
+    retry_after=0.1,
+)
+KILL_SEED = 4242
+DONE = {"succeeded", "unchanged"}
+AT_START = 0  # a kill moment: at once, before the run has touched its journal
+
+
+def write_plan(path: Path, count: int, first_id: int) -> list[tuple[int, int]]:
+    """A CSV of ``count`` rows; returns each row's (campaign_id, sending_limit)."""
+    rng = random.Random(count)
+    plan = [(first_id + n, rng.randint(10, 300)) for n in range(count)]
+    lines = ["campaign_id,sending_limit,stop_lead_settings"]
+    lines += [f"{cid},{limit},REPLY_TO_AN_EMAIL" for cid, limit in plan]
+    path.write_text("\n".join(lines) + "\n")
+    return plan
+
+
+def line_count(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def journaled_successes(path: Path) -> set[int]:
+    """The campaigns a journal records as succeeded (a torn last line is skipped)."""
+    campaigns: set[int] = set()
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if entry.get("status") == "succeeded":
+                campaigns.add(int(entry["campaign_id"]))
+    return campaigns
+
+
+def wait_for_lines_or_exit(
+    path: Path, count: int, process: subprocess.Popen[bytes], timeout: float = 60
+) -> None:
+    """Until ``path`` has ``count`` lines or the process has ended (it may finish first)."""
+    deadline = time.monotonic() + timeout
+    while line_count(path) < count and process.poll() is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never reached {count} lines")
+        time.sleep(0.005)
+
+
+def test_kill_9_at_random_moments_then_resume_applies_every_row(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path / "plan.csv", KILL_ROWS, first_id=90_000)
+    report = tmp_path / "out" / "report.csv"
+    journal = journal_path(report)
+    rng = random.Random(KILL_SEED)
+    # One kill right after a start, three once the journal has grown by a random number of rows.
+    moments = [AT_START, *(rng.randint(10, 80) for _ in range(3))]
+    rng.shuffle(moments)
+    env = {**os.environ, "SMARTLEAD_API_KEY": KEY}
+    env.pop("SMARTLEAD_BASE_URL", None)
+    config = SimulatorConfig(api_key=KEY, rates=[KILL_RATE], faults=KILL_FAULTS)
+    kills: list[str] = []  # the moment of each kill that ended a running process
+    codes: list[int] = []
+    done: list[int] = []  # rows the journal holds as succeeded, after each kill
+
+    with SimulatorThread(config) as sim:
+
+        def start(run: int) -> subprocess.Popen[bytes]:
+            argv = [
+                *(sys.executable, "-m", "bulkrunner", "run"),
+                *("--input", str(tmp_path / "plan.csv"), "--report", str(report)),
+                *("--base-url", sim.base_url, "--rate", f"{KILL_RATE.limit}/{KILL_RATE.seconds}"),
+                *("--concurrency", str(KILL_CONCURRENCY), "--max-attempts", "10"),
+                *(("--resume",) if run > 0 else ()),
+            ]
+            with (tmp_path / f"run{run}.log").open("wb") as log:
+                return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        finished = False
+        for run, moment in enumerate(moments):
+            process = start(run)
+            if moment != AT_START:
+                wait_for_lines_or_exit(journal, line_count(journal) + moment, process)
+            process.kill()  # SIGKILL; nothing if the process has already ended
+            codes.append(process.wait(timeout=60))
+            if codes[-1] == -signal.SIGKILL:
+                kills.append("at start" if moment == AT_START else f"+{moment} rows")
+            if report.exists() and not journal.exists():
+                finished = True  # the run finished and reported before the kill landed
+                assert codes[-1] in (0, -signal.SIGKILL)
+                break
+            assert codes[-1] == -signal.SIGKILL, (tmp_path / f"run{run}.log").read_text()
+            if journal.exists():
+                # The journal survives the kill readable, and keeps every earlier success;
+                # each success it holds was applied at the server.
+                done.append(len(read_successes(journal)))
+                assert done[-1] >= max(done[:-1], default=0)
+                assert journaled_successes(journal) <= set(dict(sim.state.applied))
+        if not finished:
+            final = start(len(moments))
+            codes.append(final.wait(timeout=120))
+    state = sim.state
+    frame = pd.read_csv(report)
+    applied = state.applied
+    duplicates = sum(applied.values()) - KILL_ROWS
+    bound = KILL_CONCURRENCY * len(kills)
+    faults = injected(state)
+    print()
+    print(
+        figures(
+            "kill -9 and resume",
+            {
+                "rows": KILL_ROWS,
+                "runs": len(codes),
+                "kills": f"{len(kills)} ({', '.join(kills)})",
+                "journaled successes at each kill": done,
+                "exit codes": codes,
+                "requests": f"{len(state.requests)} ({len(state.posts())} settings POSTs)",
+                "faults injected": describe(faults),
+                "rate-limit 429s": rate_limited(state),
+                "duplicates": f"{duplicates} (bound {bound})",
+                "statuses": dict(Counter(frame["status"])),
+                "lost rows": int((~frame["status"].isin(DONE)).sum()),
+                "fullest window": f"{state.max_in_window(KILL_RATE.seconds)} for {KILL_RATE}",
+            },
+        )
+    )
+
+    assert codes[-1] == 0, (tmp_path / f"run{len(codes) - 1}.log").read_text()
+    assert frame["row"].tolist() == list(range(1, KILL_ROWS + 1))  # every row once, in order
+    assert frame["campaign_id"].tolist() == [cid for cid, _ in plan]
+    # "unchanged": a killed run applied the row but died before journaling it, and the resumed
+    # run found the campaign already as wanted (it reads the current settings first).
+    assert set(frame["status"]) <= DONE
+    assert not journal.exists()
+
+    assert set(applied) == {cid for cid, _ in plan}  # every campaign applied, and only those
+    for cid, limit in plan:
+        assert state.settings[cid]["sending_limit"] == limit
+    assert state.max_in_window(KILL_RATE.seconds) <= KILL_RATE.limit
+    # Only a kill can apply a row twice: the rows in flight when it landed, one per worker.
+    assert duplicates <= bound
+    assert all(faults[kind] > 0 for kind in ("429", "500", "503", "drop")), faults

@@ -1,0 +1,299 @@
+"""Operator experience: skip-unchanged, backups, verify-after-write, progress, JSON logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from bulkrunner.answers import Answer
+from bulkrunner.backup import backup_path
+from bulkrunner.cli import main
+from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.progress import Bar, LogLines, Snapshot
+from bulkrunner.rates import Rate
+from bulkrunner.safeguards import verify
+from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
+from bulkrunner.validation import Row
+
+KEY = "sk-operator-SENTINEL-31"
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
+
+
+def plan(tmp_path: Path) -> Path:
+    path = tmp_path / "plan.csv"
+    path.write_text(
+        "campaign_id,sending_limit,track_settings,unsubscribe_text\n"
+        "11,150,DONT_EMAIL_OPEN,Reply STOP\n"
+        "12,60,,\n"
+        f"13,{default_settings(13)['sending_limit']},,\n"  # already as wanted
+    )
+    return path
+
+
+def run(*argv: str) -> int:
+    return main(list(argv))
+
+
+def test_rows_that_change_nothing_are_not_sent(tmp_path: Path) -> None:
+    source = plan(tmp_path)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12, 13})) as sim:
+        assert (
+            run(
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(tmp_path / "1.csv"),
+                "--base-url",
+                sim.base_url,
+            )
+            == 0
+        )
+        assert sorted(sim.state.applied) == [11, 12]  # 13 already had the wanted value
+        assert (
+            run(
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(tmp_path / "2.csv"),
+                "--base-url",
+                sim.base_url,
+            )
+            == 0
+        )
+        assert sum(sim.state.applied.values()) == 2  # the second run sent nothing
+        assert (
+            run(
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(tmp_path / "3.csv"),
+                "--base-url",
+                sim.base_url,
+                "--no-skip-unchanged",
+            )
+            == 0
+        )
+        assert sum(sim.state.applied.values()) == 5
+        gets = [r for r in sim.state.requests if r.method == "GET"]
+    assert len(gets) == 3  # one list call per run, nothing per row
+    assert pd.read_csv(tmp_path / "1.csv")["status"].tolist() == [
+        "succeeded",
+        "succeeded",
+        "unchanged",
+    ]
+    assert set(pd.read_csv(tmp_path / "2.csv")["status"]) == {"unchanged"}
+
+
+def test_a_failed_list_call_falls_back_to_sending_everything(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = plan(tmp_path)
+    # Campaign 13 is not in the account: the list call shows only 11 and 12, and 13 is sent.
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12})) as sim:
+        code = run(
+            "run",
+            "--input",
+            str(source),
+            "--report",
+            str(tmp_path / "r.csv"),
+            "--base-url",
+            sim.base_url,
+        )
+    assert code == 1
+    assert pd.read_csv(tmp_path / "r.csv")["http_status"].tolist() == [200, 200, 404]
+
+
+def test_the_backup_holds_exactly_the_fields_about_to_change(tmp_path: Path) -> None:
+    source = plan(tmp_path)
+    report = tmp_path / "r.csv"
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12, 13})) as sim:
+        assert (
+            run("run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url)
+            == 0
+        )
+    backup = pd.read_parquet(backup_path(report))
+    assert backup["campaign_id"].tolist() == [11, 12]  # 13 was not touched
+    first, second = backup.to_dict("records")
+    assert first["sending_limit"] == default_settings(11)["sending_limit"]
+    assert list(first["track_settings"]) == []  # an empty list, not "unchanged"
+    assert first["unsubscribe_text"] == ""  # an empty text, not "unchanged"
+    assert second["sending_limit"] == default_settings(12)["sending_limit"]
+    assert second["track_settings"] is None  # row 12 does not change it
+    assert pd.isna(second["unsubscribe_text"])
+
+
+class StaleReads:
+    """A sender whose reads show other values than were written."""
+
+    def __init__(self, shown: Mapping[str, Any]) -> None:
+        self.shown = shown
+
+    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
+        return Answer(200, "{}")
+
+    async def get_campaign(self, campaign_id: int) -> Answer:
+        if campaign_id == 99:
+            return Answer(404, '{"error": "Campaign not found"}')
+        return Answer(200, json.dumps({"id": campaign_id, **self.shown}))
+
+    async def list_campaigns(self) -> Answer:
+        return Answer(200, "[]")
+
+
+async def test_verify_names_each_field_that_differs() -> None:
+    rows = [
+        Row(1, 5, {"sending_limit": 100, "stop_lead_settings": "OPEN_AN_EMAIL"}),
+        Row(2, 6, {"sending_limit": 50}),
+        Row(3, 99, {"sending_limit": 50}),
+    ]
+    sender = StaleReads({"sending_limit": 50, "stop_lead_settings": "OPENED_EMAIL"})
+    found = await verify(sender, SlidingWindowLimiter([Rate(100, 1)]), rows, concurrency=2)
+    assert found == {
+        1: "sending_limit: sent 100, server has 50",  # the vocabularies agree on the enum
+        2: "",
+        3: "not verified: HTTP 404: Campaign not found",
+    }
+
+
+def test_verify_reads_each_changed_campaign_back(tmp_path: Path) -> None:
+    source = plan(tmp_path)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12, 13})) as sim:
+        assert (
+            run(
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(tmp_path / "r.csv"),
+                "--base-url",
+                sim.base_url,
+                "--verify",
+            )
+            == 0
+        )
+        reads = [r.path for r in sim.state.requests if r.method == "GET"]
+    assert sorted(reads) == ["/api/v1/campaigns/", "/api/v1/campaigns/11", "/api/v1/campaigns/12"]
+
+
+def test_progress_lines_come_every_interval(caplog: pytest.LogCaptureFixture) -> None:
+    lines = LogLines(interval=10)
+    snapshot = Snapshot(total=100, succeeded=40, failed=2, retrying=3, rate=4.9, ceiling=5)
+    with caplog.at_level(logging.INFO, logger="bulkrunner"):
+        for now in (0.0, 4.0, 9.9, 10.0, 15.0, 20.5):
+            lines.show(snapshot, now)
+    assert [r.getMessage() for r in caplog.records] == [
+        "progress: 42/100 rows done: 40 succeeded, 2 failed, 3 retrying; "
+        "4.9 requests/s of 5/s allowed; about 0:00:12 left"
+    ] * 2
+
+
+def test_the_bar_shows_counts_rate_and_an_eta_from_the_limit() -> None:
+    out = io.StringIO()
+    with Bar(Console(file=out, force_terminal=True, width=160)) as bar:
+        bar.show(
+            Snapshot(total=600, succeeded=100, failed=0, retrying=2, rate=1.0, ceiling=1), now=0.0
+        )
+    text = out.getvalue()
+    assert "100/600" in text
+    assert "1.0/s of 1/s" in text
+    assert "ETA 0:08:20" in text  # 500 rows left at 1 per second
+
+
+def test_json_logs_have_one_object_per_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12, 13})) as sim:
+        assert (
+            run(
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(tmp_path / "r.csv"),
+                "--base-url",
+                sim.base_url,
+                "--log-format",
+                "json",
+            )
+            == 0
+        )
+    err = capsys.readouterr().err
+    entries = [json.loads(line) for line in err.splitlines()]
+    finished = [e for e in entries if e["event"] == "row_finished"]
+    assert sorted((e["campaign_id"], e["status"]) for e in finished) == [
+        (11, "succeeded"),
+        (12, "succeeded"),
+    ]
+    assert all("time" in e and "level" in e for e in entries)
+    assert KEY not in err
+
+
+def test_report_paths_take_a_timestamp_template() -> None:
+    from datetime import UTC, datetime
+
+    from bulkrunner.config import build_config
+
+    when = datetime(2026, 11, 26, 2, 15, tzinfo=UTC)
+    config = build_config(
+        {"input": "plan.csv", "report": "/var/reports/{date}/nightly-{timestamp}.csv"}, {}, when
+    )
+    assert config.report is not None
+    assert str(config.report) == "/var/reports/2026-11-26/nightly-20261126T021500Z.csv"
+    assert str(backup_path(config.report)) == (
+        "/var/reports/2026-11-26/nightly-20261126T021500Z.backup.parquet"
+    )
+
+
+def test_apply_then_rollback_restores_the_original_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path)
+    report = tmp_path / "apply.csv"
+    ids = (11, 12, 13)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns=set(ids))) as sim:
+        original = {cid: default_settings(cid) for cid in ids}
+        assert (
+            run("run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url)
+            == 0
+        )
+        assert sim.state.settings[11]["unsubscribe_text"] == "Reply STOP"
+        assert sim.state.settings[11]["track_settings"] == ["DONT_EMAIL_OPEN"]
+        assert "undo with: bulkrunner rollback" in capsys.readouterr().err
+        assert (
+            run(
+                "rollback",
+                str(report),
+                "--report",
+                str(tmp_path / "undo.csv"),
+                "--base-url",
+                sim.base_url,
+            )
+            == 0
+        )
+        restored = {cid: sim.state.settings.get(cid, default_settings(cid)) for cid in ids}
+    assert restored == original  # the empty text and the empty list came back too
+    assert pd.read_csv(tmp_path / "undo.csv")["status"].tolist() == ["succeeded", "succeeded"]
+
+
+def test_rollback_without_a_backup_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("rollback", str(tmp_path / "never.csv")) == 2
+    assert "no backup to roll back to" in capsys.readouterr().err
