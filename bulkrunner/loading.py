@@ -56,11 +56,12 @@ class InputFile:
     read: Reader = field(repr=False)
 
     def chunks(
-        self, rows: int = CHUNK_ROWS, columns: Sequence[str] | None = None
+        self, rows: int | None = None, columns: Sequence[str] | None = None
     ) -> Iterator[pd.DataFrame]:
-        """The rows as ``load_input`` gives them, at most ``rows`` at a time, each chunk indexed
-        from 0; only ``columns`` if given (cheap: the other columns are not converted)."""
-        return self.read(rows, columns)
+        """The rows as ``load_input`` gives them, at most ``rows`` (default ``CHUNK_ROWS``) at a
+        time, each chunk indexed from 0; only ``columns`` if given (the others are not read
+        from a CSV file, nor even decoded from a Parquet one)."""
+        return self.read(rows or CHUNK_ROWS, columns)
 
     @classmethod
     def of(cls, path: Path, frame: pd.DataFrame) -> InputFile:

@@ -20,12 +20,23 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
+from bulkrunner.current import Change
 from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate, ideal_seconds
 
-RESULT_COLUMNS = ("row", "status", "http_status", "attempts", "error", "duration_ms", "finished_at")
+RESULT_COLUMNS = (
+    "row",
+    "status",
+    "http_status",
+    "attempts",
+    "error",
+    "duration_ms",
+    "finished_at",
+    "before",  # JSON of the fields the row changes, as they were (a real run read them first)
+    "after",  # JSON of the same fields as the row sets them
+)
 REPORT_FORMATS = (".csv", ".parquet", ".json", ".jsonl")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
@@ -52,13 +63,17 @@ def check_report_path(path: Path) -> None:
 
 
 def build_report(
-    frame: pd.DataFrame, outcomes: Mapping[int, Outcome], numbers: Sequence[int] | None = None
+    frame: pd.DataFrame,
+    outcomes: Mapping[int, Outcome],
+    numbers: Sequence[int] | None = None,
+    changes: Mapping[int, Mapping[str, Change]] | None = None,
 ) -> pd.DataFrame:
     """The input rows with their outcomes; ``outcomes`` must hold every row number.
 
     ``numbers`` are the ``row`` values to show, when they are not 1..n (a retry shows each
-    row's number in the original file).
+    row's number in the original file). ``changes`` (by row) fill ``before`` and ``after``.
     """
+    changed = changes or {}
     missing = [n for n in range(1, len(frame) + 1) if n not in outcomes]
     if missing:
         raise ValueError(f"no outcome for rows {missing[:5]}")
@@ -75,7 +90,16 @@ def build_report(
             o.finished_at.isoformat(timespec="milliseconds") if o.finished_at else None
             for o in ordered
         ],
+        before=[_side(changed.get(n), "before") for n in range(1, len(frame) + 1)],
+        after=[_side(changed.get(n), "after") for n in range(1, len(frame) + 1)],
     )
+
+
+def _side(found: Mapping[str, Change] | None, side: str) -> str | None:
+    if not found:
+        return None
+    values = {name: getattr(change, side) for name, change in found.items()}
+    return json.dumps(values, default=str, ensure_ascii=False)
 
 
 def build_dry_run_report(
@@ -94,6 +118,8 @@ def build_dry_run_report(
         error=list(errors),
         duration_ms=nothing,
         finished_at=nothing,
+        before=nothing,
+        after=nothing,
     )
 
 
@@ -107,6 +133,8 @@ def _with_results(
     error: list[str],
     duration_ms: list[int | None],
     finished_at: list[str | None],
+    before: list[str | None],
+    after: list[str | None],
 ) -> pd.DataFrame:
     results = pd.DataFrame(
         {
@@ -117,6 +145,8 @@ def _with_results(
             "error": error,
             "duration_ms": pd.array(duration_ms, dtype="Int64"),
             "finished_at": finished_at,
+            "before": pd.array(before, dtype=object),
+            "after": pd.array(after, dtype=object),
         }
     )
     return pd.concat([frame.reset_index(drop=True), results], axis=1)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -24,8 +25,10 @@ from typing import TextIO
 import pandas as pd
 
 from bulkrunner.config import API_KEY_ENV, RunConfig
+from bulkrunner.current import Change
 from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
+from bulkrunner.events import emit
 from bulkrunner.fields import CAMPAIGN_ID, Vocabulary
 from bulkrunner.journal import Journal, journal_path, read_successes, remove, row_key
 from bulkrunner.loading import InputFile, load_input, open_input
@@ -49,6 +52,7 @@ from bulkrunner.validation import Row, Validation, repeated_ids, row_errors, val
 log = logging.getLogger("bulkrunner")
 
 _SHOWN_INVALID = 20
+_PREVIEWED = 3  # valid rows whose request body a dry run prints
 _RETRIED = frozenset({Status.FAILED.value, Status.NOT_ATTEMPTED.value})
 Now = Callable[[], datetime]
 
@@ -170,6 +174,7 @@ def _execute(
         r.number: Outcome(Status.INVALID, error=r.error) for r in validation.rejections
     }
     stats = RunStats()
+    changes: dict[int, dict[str, Change]] = {}
     started = now()
     journal_file = journal_path(report_path)
     with RunLock(lock_path(report_path), started):
@@ -182,13 +187,25 @@ def _execute(
             api_key,
             Journal.open(journal_file, input_path=config.input, started=started),
             outcomes,
+            changes,
         )
-        written = _write_report(frame, outcomes, numbers, report_path, now)
+        written = _write_report(frame, outcomes, numbers, report_path, now, changes)
         finished = stats.aborted is None
         if finished:
             remove(journal_file)
-    for line in Summary.of(outcomes, stats, config.rates, written).lines():
+    summary = Summary.of(outcomes, stats, config.rates, written)
+    for line in summary.lines():
         print(line, file=out)
+    emit(
+        "run_end",
+        counts={status.value: n for status, n in summary.counts.items()},
+        requests=stats.requests,
+        retries=stats.retries,
+        throttled=stats.throttled,
+        seconds=round(stats.sending_seconds, 3),
+        aborted=stats.aborted,
+        report=str(written),
+    )
     if not finished:
         print(
             f"to resume: run the same command with --resume --report {report_path}"
@@ -230,6 +247,7 @@ def _send(
     api_key: str,
     journal: Journal,
     outcomes: dict[int, Outcome],
+    changes: dict[int, dict[str, Change]],
 ) -> RunStats:
     keys = {row.number: row_key(row.campaign_id, row.payload) for row in rows}
     with journal:
@@ -256,6 +274,8 @@ def _send(
             log.error("interrupted")
             sending.signals += 1
         outcomes.update(sending.outcomes())
+        if sending.plan is not None:
+            changes.update(sending.plan.changes)
         stats = sending.stats
         if sending.signals and stats.aborted is None:
             stats.aborted = "run interrupted"
@@ -268,8 +288,9 @@ def _write_report(
     numbers: Sequence[int] | None,
     path: Path,
     now: Now,
+    changes: Mapping[int, Mapping[str, Change]] | None = None,
 ) -> Path:
-    report = build_report(frame, outcomes, numbers)
+    report = build_report(frame, outcomes, numbers, changes)
     columns = [str(c) for c in frame.columns]
     try:
         write_report(report, path, columns)
@@ -317,6 +338,8 @@ class _DryRun:
     writer: ReportWriter
     counts: Counter[Status]
     shown: list[tuple[int, str]]  # the first invalid rows: number and error
+    examples: list[Row] = field(default_factory=list)  # the first valid rows, as they'd be sent
+    fields: Counter[str] = field(default_factory=Counter)  # valid rows that set each field
 
 
 def _dry_run(
@@ -364,9 +387,46 @@ def _dry_run(
                 written = dry.writer.commit()
     finally:
         dry.writer.discard()  # nothing left to discard once committed
+    _print_preview(dry, out)
     for line in Summary.counted(dry.counts, RunStats(), config.rates, written).lines():
         print(line, file=out)
     return ExitCode.ROWS_FAILED if dry.counts[Status.INVALID] else ExitCode.OK
+
+
+def _preview(
+    dry: _DryRun, chunk: pd.DataFrame, errors: list[str], offset: int, vocabulary: Vocabulary
+) -> None:
+    """Count the fields valid rows set, and keep the first few valid rows' bodies."""
+    valid = pd.Series([not error for error in errors], index=chunk.index)
+    for name in chunk.columns:
+        if name == CAMPAIGN_ID:
+            continue
+        cells = chunk[name]
+        blank = cells.isna() | (cells.astype(str).str.strip() == "")
+        dry.fields[str(name)] += int((valid & ~blank).sum())
+    for index in [i for i, error in enumerate(errors) if not error][
+        : _PREVIEWED - len(dry.examples)
+    ]:
+        (row,) = validate(chunk.iloc[[index]].reset_index(drop=True), vocabulary).rows
+        dry.examples.append(replace(row, number=offset + index + 1))
+
+
+def _print_preview(dry: _DryRun, out: TextIO) -> None:
+    valid = dry.counts[Status.DRY_RUN]
+    if dry.examples:
+        print(
+            f"preview: the first {len(dry.examples)} of {valid} valid rows, as they would be sent:",
+            file=out,
+        )
+        for row in dry.examples:
+            body = json.dumps(dict(row.payload), ensure_ascii=False)
+            print(
+                f"  row {row.number}: POST /campaigns/{row.campaign_id}/settings {body}", file=out
+            )
+    print(f"rows valid: {valid}, invalid: {dry.counts[Status.INVALID]}", file=out)
+    if dry.fields:
+        counts = ", ".join(f"{name} {n}" for name, n in dry.fields.items() if n)
+        print(f"rows setting each field: {counts or 'none'}", file=out)
 
 
 def _stage_dry_run(
@@ -386,6 +446,7 @@ def _stage_dry_run(
             dry.counts[Status.DRY_RUN] += len(errors) - len(invalid)
             for index in invalid[: _SHOWN_INVALID - len(dry.shown)]:
                 dry.shown.append((offset + index + 1, errors[index]))
+            _preview(dry, chunk, errors, offset, config.vocabulary)
             rows = (
                 numbers[offset : offset + len(chunk)]
                 if numbers

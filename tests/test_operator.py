@@ -297,3 +297,48 @@ def test_rollback_without_a_backup_is_a_usage_error(
 ) -> None:
     assert run("rollback", str(tmp_path / "never.csv")) == 2
     assert "no backup to roll back to" in capsys.readouterr().err
+
+
+def test_the_report_shows_before_and_after_for_fields_that_change(tmp_path: Path) -> None:
+    source = plan(tmp_path)
+    report = tmp_path / "r.jsonl"
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12, 13})) as sim:
+        assert (
+            run("run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url)
+            == 0
+        )
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    assert json.loads(rows[1]["before"]) == {"sending_limit": default_settings(12)["sending_limit"]}
+    assert json.loads(rows[1]["after"]) == {"sending_limit": 60}
+    assert rows[2]["status"] == "unchanged"
+    assert rows[2]["before"] is None
+
+
+def test_a_dry_run_previews_the_bodies_in_the_chosen_vocabulary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "p.csv"
+    source.write_text(
+        "campaign_id,track_settings,stop_lead_settings,sending_limit\n"
+        "1,DONT_EMAIL_OPEN,OPENED_EMAIL,\n2,,,abc\n3,,CLICKED_LINK,5\n"
+    )
+    code = run(
+        "run",
+        "--input",
+        str(source),
+        "--dry-run",
+        "--vocabulary",
+        "long",
+        "--report",
+        str(tmp_path / "r.csv"),
+    )
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "preview: the first 2 of 2 valid rows, as they would be sent:" in out
+    assert (
+        'row 1: POST /campaigns/1/settings {"track_settings": ["DONT_TRACK_EMAIL_OPEN"], '
+        '"stop_lead_settings": "OPEN_AN_EMAIL"}'
+    ) in out
+    assert 'row 3: POST /campaigns/3/settings {"stop_lead_settings": "CLICK_ON_A_LINK", ' in out
+    assert "rows valid: 2, invalid: 1" in out
+    assert "rows setting each field: track_settings 1, stop_lead_settings 2, sending_limit 1" in out
