@@ -18,7 +18,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from bulkrunner.config import API_KEY_ENV, RunConfig, build_config, read_job_file
 from bulkrunner.errors import UsageError
@@ -368,6 +368,19 @@ def _campaigns(text: str) -> set[int]:
     return ids
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time, so the progress bar, which redirects
+    it while it is drawn, can print log lines above itself instead of through it."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def _setup_logging(verbose: bool, log_format: str = "text") -> None:
     """Log to the current stderr, key redacted; replaces the handler of an earlier call."""
     secrets = [os.environ.get(API_KEY_ENV, "")]
@@ -375,7 +388,7 @@ def _setup_logging(verbose: bool, log_format: str = "text") -> None:
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     for old in logger.handlers[:]:
         logger.removeHandler(old)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     if log_format == "json":
         handler.setFormatter(JsonFormatter(secrets))
     else:

@@ -34,6 +34,7 @@ Sleep = Callable[[float], Awaitable[None]]
 # a loaded two-core machine in the integration tests, and costs 0.5% of a 2-second window.
 DEFAULT_GUARD = 0.010
 _RECENT = 512  # grant times kept to measure the sending rate
+_EXACT_ETA = 5_000  # requests up to which eta() steps through the windows
 
 
 class _Window:
@@ -167,9 +168,29 @@ class SlidingWindowLimiter:
             self.learned,
         )
 
-    def sending_rate(self, now: float) -> float:
-        """Requests granted in the last second."""
-        return float(sum(1 for at in self._recent if at > now - 1.0))
+    def sending_rate(self, now: float, span: float = 1.0) -> float:
+        """Requests per second granted over the last ``span`` seconds."""
+        return sum(1 for at in self._recent if at > now - span) / span
+
+    def eta(self, count: int, now: float) -> float:
+        """Seconds until ``count`` more requests can have been granted, at the earliest, given
+        what the windows hold now (past ``_EXACT_ETA`` requests: count over the ceiling)."""
+        if count > _EXACT_ETA:
+            return count / min(rate.per_second for rate in self.effective_rates)
+        granted = [list(window.granted) for window in self._windows]
+        at = now
+        for _ in range(count):
+            at = max(
+                [at, self._paused_until]
+                + [
+                    times[-window.limit] + window.length
+                    for window, times in zip(self._windows, granted, strict=True)
+                    if len(times) >= window.limit
+                ]
+            )
+            for times in granted:
+                times.append(at)
+        return at - now
 
     async def acquire(self) -> Grant:
         """Wait for a slot in every window; returns the grant, stamped with the clock."""

@@ -24,22 +24,18 @@ class Snapshot:
     failed: int
     retrying: int  # rows waiting for their next attempt
     rate: float  # requests per second over the last few seconds
-    ceiling: float  # requests per second the limits allow
+    limits: str  # the limits held, e.g. "10/2, 60/60, 1000/3600"
+    eta: float  # seconds the limits need, at best, for the rows left (retries not counted)
 
     @property
     def done(self) -> int:
         return self.succeeded + self.failed
 
-    @property
-    def eta(self) -> float:
-        """Seconds left at the ceiling (retries not counted)."""
-        return (self.total - self.done) / self.ceiling if self.ceiling > 0 else 0.0
-
     def line(self) -> str:
         return (
             f"{self.done}/{self.total} rows done: {self.succeeded} succeeded, {self.failed} "
-            f"failed, {self.retrying} retrying; {self.rate:.1f} requests/s of "
-            f"{self.ceiling:g}/s allowed; about {_clock(self.eta)} left"
+            f"failed, {self.retrying} retrying; {self.rate:.1f} requests/s within "
+            f"{self.limits}; about {_clock(self.eta)} left"
         )
 
 
@@ -79,7 +75,7 @@ class Bar:
             completed=snapshot.done,
             counts=f"[green]✓ {snapshot.succeeded}[/] [red]✗ {snapshot.failed}[/] "
             f"[yellow]↻ {snapshot.retrying}[/]",
-            rate=f"{snapshot.rate:.1f}/s of {snapshot.ceiling:g}/s",
+            rate=f"{snapshot.rate:.1f}/s within {snapshot.limits}",
             eta=_clock(snapshot.eta),
         )
 

@@ -222,21 +222,28 @@ class Sending:
         bar = sys.stderr.isatty() and not self.config.quiet
         display: Display = Bar() if bar else LogLines(self.config.progress_interval)
         unchanged = len(self.plan.unchanged) if self.plan else 0
-        ceiling = min(rate.per_second for rate in limiter.effective_rates)
+
+        def snapshot(now: float) -> Snapshot:
+            succeeded, failed, waiting = engine.progress()
+            return Snapshot(
+                total,
+                succeeded + unchanged,
+                failed,
+                waiting,
+                limiter.sending_rate(now, span=10.0),
+                ", ".join(map(str, limiter.effective_rates)),
+                limiter.eta(total - succeeded - unchanged - failed, now),
+            )
+
         with display:
-            while True:
-                succeeded, failed, waiting = engine.progress()
-                now = time.monotonic()
-                snapshot = Snapshot(
-                    total,
-                    succeeded + unchanged,
-                    failed,
-                    waiting,
-                    limiter.sending_rate(now),
-                    ceiling,
-                )
-                display.show(snapshot, now)
-                await anyio.sleep(0.25 if bar else 1.0)
+            try:
+                while True:
+                    now = time.monotonic()
+                    display.show(snapshot(now), now)
+                    await anyio.sleep(0.25 if bar else 1.0)
+            finally:
+                if bar:  # the last frame shows how the run ended
+                    display.show(snapshot(time.monotonic()), time.monotonic())
 
 
 def demo_faults(campaign_ids: Sequence[int], seed: int = DEMO_SEED) -> FaultPlan:

@@ -117,3 +117,16 @@ async def test_seeded_requests_of_an_earlier_run_still_count() -> None:
     assert first.at == pytest.approx(100.5)  # the 8 leave the window first
     times = [first.at] + [(await limiter.acquire()).at for _ in range(30)]
     assert max_in_window(sorted([98.5] * 8 + [100.0] * 2 + times), 2.0) <= 10
+
+
+async def test_eta_follows_the_windows_from_where_they_stand() -> None:
+    clock = FakeClock(start=0.0)
+    limiter = SlidingWindowLimiter(
+        [Rate(10, 2), Rate(60, 60)], guard=0.0, clock=clock, sleep=clock.sleep
+    )
+    assert limiter.eta(10, 0.0) == 0.0  # a fresh burst goes at once
+    assert limiter.eta(54, 0.0) == pytest.approx(10.0)  # 5 more windows of 2 s
+    for _ in range(10):
+        await limiter.acquire()
+    assert limiter.eta(1, 0.5) == pytest.approx(1.5)  # wait for the first window to turn
+    assert limiter.eta(100, 0.0) == pytest.approx(60 + 2 * 4)  # the minute limit binds

@@ -193,13 +193,15 @@ def test_verify_reads_each_changed_campaign_back(tmp_path: Path) -> None:
 
 def test_progress_lines_come_every_interval(caplog: pytest.LogCaptureFixture) -> None:
     lines = LogLines(interval=10)
-    snapshot = Snapshot(total=100, succeeded=40, failed=2, retrying=3, rate=4.9, ceiling=5)
+    snapshot = Snapshot(
+        total=100, succeeded=40, failed=2, retrying=3, rate=4.9, limits="10/2", eta=11.6
+    )
     with caplog.at_level(logging.INFO, logger="bulkrunner"):
         for now in (0.0, 4.0, 9.9, 10.0, 15.0, 20.5):
             lines.show(snapshot, now)
     assert [r.getMessage() for r in caplog.records] == [
         "progress: 42/100 rows done: 40 succeeded, 2 failed, 3 retrying; "
-        "4.9 requests/s of 5/s allowed; about 0:00:12 left"
+        "4.9 requests/s within 10/2; about 0:00:12 left"
     ] * 2
 
 
@@ -207,12 +209,15 @@ def test_the_bar_shows_counts_rate_and_an_eta_from_the_limit() -> None:
     out = io.StringIO()
     with Bar(Console(file=out, force_terminal=True, width=160)) as bar:
         bar.show(
-            Snapshot(total=600, succeeded=100, failed=0, retrying=2, rate=1.0, ceiling=1), now=0.0
+            Snapshot(
+                total=600, succeeded=100, failed=0, retrying=2, rate=1.0, limits="1/1", eta=500.0
+            ),
+            now=0.0,
         )
     text = out.getvalue()
     assert "100/600" in text
-    assert "1.0/s of 1/s" in text
-    assert "ETA 0:08:20" in text  # 500 rows left at 1 per second
+    assert "1.0/s within 1/1" in text
+    assert "ETA 0:08:20" in text
 
 
 def test_json_logs_have_one_object_per_event(
