@@ -128,6 +128,7 @@ class Sending:
             api_key=DEMO_API_KEY,
             vocabulary=config.vocabulary,
             rates=config.rates,
+            campaigns={row.campaign_id for row in rows},  # listed, so the backup has real values
             faults=demo_faults([row.campaign_id for row in rows]),
         )
         async with Simulator(simulated) as simulator:
