@@ -216,7 +216,7 @@ class ReportWriter:
         try:
             if self._text is not None:
                 if self._format == ".json":
-                    self._text.write("]" if not self._first else "[]")
+                    self._text.write("[]" if self._first else "]")
                 self._text.close()
             if self._parquet is not None:
                 self._parquet.close()

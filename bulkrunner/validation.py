@@ -13,6 +13,7 @@ from its ``campaign_id`` column alone by :func:`repeated_ids`.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import re
@@ -163,10 +164,13 @@ class _Judgement:
             repeats = _repeats(numbers, offset)
         messages = ids.errors.copy()
         messages[ids.blank] = f"{CAMPAIGN_ID}: missing"
-        for index in np.flatnonzero(_among(numbers, repeats)):
+        worded: dict[int, str] = {}  # once per campaign: its rows may be many
+        for index in np.flatnonzero(_among(numbers, repeats)).tolist():
             campaign_id = int(numbers[index])
-            others = _and_join([str(n) for n in repeats[campaign_id]])
-            messages[index] = f"{CAMPAIGN_ID}: {campaign_id} appears in rows {others}"
+            if campaign_id not in worded:
+                others = _and_join([str(n) for n in repeats[campaign_id]])
+                worded[campaign_id] = f"{CAMPAIGN_ID}: {campaign_id} appears in rows {others}"
+            messages[index] = worded[campaign_id]
         settings = tuple(
             _judge_column(frame[name], FIELDS_BY_NAME[name], vocabulary)
             for name in frame.columns
@@ -205,28 +209,33 @@ def _ids(column: _Column) -> npt.NDArray[Any]:
 
 
 def _repeats(ids: npt.NDArray[Any], offset: int) -> dict[int, list[int]]:
-    """Each id (0 = none) on more than one row, with those row numbers (offset + position)."""
-    positions = np.flatnonzero(ids != 0)
-    values = ids[positions]
-    order = np.argsort(values, kind="stable")  # equal ids keep their row order
-    ordered = values[order]
-    if len(ordered) < 2:
+    """Each id (0 = none) on more than one row, with those row numbers (offset + position).
+    Sorting keeps the memory to a few bytes a row, and only repeated ids reach Python."""
+    order = np.argsort(ids, kind="stable")  # equal ids keep their row order
+    ordered = ids[order]
+    same = ordered[1:] == ordered[:-1]
+    same &= ordered[1:] != 0
+    if not same.any():
         return {}
-    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-    counts = np.diff(np.append(starts, len(ordered)))
-    numbers = positions[order] + offset + 1
-    repeated = counts > 1
+    repeated = np.zeros(len(ordered), dtype=bool)
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    at = np.flatnonzero(repeated)
+    values, numbers = ordered[at], order[at] + offset + 1
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1]))).tolist()
     return {
-        int(ordered[start]): numbers[start : start + count].tolist()
-        for start, count in zip(starts[repeated].tolist(), counts[repeated].tolist(), strict=True)
+        int(values[start]): numbers[start:end].tolist()
+        for start, end in zip(starts, [*starts[1:], len(values)], strict=True)
     }
 
 
 def _among(ids: npt.NDArray[Any], repeats: Repeats) -> Flags:
+    """Which ``ids`` are repeated campaigns."""
     if not repeats:
         return np.zeros(len(ids), dtype=bool)
-    if ids.dtype == np.int64 and all(-(2**63) <= key < 2**63 for key in repeats):
-        return np.isin(ids, np.fromiter(repeats, dtype=np.int64, count=len(repeats)))
+    if ids.dtype == np.int64:
+        with contextlib.suppress(OverflowError):  # an absurdly large repeated id: the slow way
+            return np.isin(ids, np.fromiter(repeats, dtype=np.int64, count=len(repeats)))
     return np.fromiter((int(i) in repeats for i in ids), dtype=bool, count=len(ids))
 
 
@@ -238,22 +247,38 @@ def _judge_column(cells: pd.Series[Any], field: Field, vocabulary: Vocabulary) -
 
 # --- each distinct value once ---------------------------------------------------------------------
 
-_SCALARS = frozenset({str, int, float, bool})
-_MISSING_KINDS = frozenset({type(None), float, type(pd.NA), type(pd.NaT)})
+_SCALARS = (str, int, float)  # and their subclasses: bool, EmptyText, numpy's float64...
+_NO_VALUE = (type(None), type(pd.NA), type(pd.NaT), float)  # what pd.isna and _is_missing share
 
 
 def _distinct(cells: Objects) -> tuple[npt.NDArray[np.intp], Objects]:
     """Codes into the distinct cells: ``distinct[codes]`` is ``cells``, judged alike.
 
-    1, 1.0 and True are equal as dict keys but not as cells: a column of one plain type (and
-    blanks) is factorised in bulk; anything else (lists, mixed types) is keyed by type, as ever.
+    1, 1.0 and True are equal as dict keys but not as cells: plain values are factorised in
+    bulk one type at a time, blanks share one code; anything else (lists...) is keyed by type.
     """
     missing = pd.isna(cells)
-    present = cells[~missing]
-    kinds = set(map(type, present))
-    if len(kinds) <= 1 and kinds <= _SCALARS and set(map(type, cells[missing])) <= _MISSING_KINDS:
-        codes, distinct = pd.factorize(present)
-        if not missing.any():
+    blanks = set(map(type, cells[missing]))
+    present = cells[~missing] if blanks else cells
+    types = set(map(type, present))
+    if all(issubclass(kind, _SCALARS) for kind in types) and all(
+        issubclass(kind, _NO_VALUE) for kind in blanks
+    ):
+        if len(types) <= 1:
+            codes, distinct = pd.factorize(present)
+        else:
+            codes = np.empty(len(present), dtype=np.intp)
+            parts: list[Objects] = []
+            of_kind = np.empty(len(present), dtype=object)
+            of_kind[:] = list(map(type, present))
+            kind_codes, _ = pd.factorize(of_kind)
+            for kind in range(len(types)):
+                chosen = kind_codes == kind
+                part_codes, part = pd.factorize(present[chosen])
+                codes[chosen] = part_codes + sum(len(p) for p in parts)
+                parts.append(part)
+            distinct = np.concatenate(parts)
+        if not blanks:
             return codes, distinct
         out = np.full(len(cells), len(distinct), dtype=np.intp)  # one code for every blank
         out[~missing] = codes
