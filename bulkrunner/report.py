@@ -448,11 +448,19 @@ def _for_parquet(
 def _echo_for_parquet(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
     out = _for_json(report, input_columns)
     for column in input_columns:
-        kinds = set(map(type, out[column].tolist())) - {type(None)}
+        cells = [None if _missing(v) else v for v in out[column].tolist()]
+        kinds = {str if isinstance(v, str) else type(v) for v in cells} - {type(None)}
         if len(kinds) > 1:  # Parquet columns hold one type; echo mixed cells as text
-            out[column] = [None if v is None else _csv_cell(v) for v in out[column].tolist()]
-            out[column] = out[column].map(lambda v: None if v is None else str(v))
+            cells = [None if v is None else str(_csv_cell(v)) for v in cells]
+        out[column] = pd.Series(cells, index=out.index, dtype=object)
     return out
+
+
+def _missing(value: Any) -> bool:
+    """A null cell however pandas spells it (None, NaN, pd.NA): null in Parquet, not "nan"."""
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and np.isnan(value)
 
 
 def cell_types(chunks: Iterable[pd.DataFrame], input_columns: list[str]) -> pd.DataFrame:

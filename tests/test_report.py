@@ -135,3 +135,21 @@ def test_summary_lines() -> None:
         "rate: 50% of the ceiling (the limits 10/2 allow 12 requests in 2.0s at best)",
         "report: reports/x.csv",
     ]
+
+
+def test_missing_cells_stay_null_in_a_parquet_report(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "campaign_id": [1, 2],
+            "sending_limit": pd.array([5, None], dtype="Int64"),
+            "unsubscribe_text": ["x", None],
+        }
+    ).astype(object)
+    outcomes = {1: Outcome(Status.DRY_RUN), 2: Outcome(Status.DRY_RUN)}
+    path = tmp_path / "r.parquet"
+    write_report(build_report(frame, outcomes), path, list(frame.columns))
+    back = pd.read_parquet(path)
+    assert back["sending_limit"].tolist()[0] == 5
+    assert pd.isna(back["sending_limit"].tolist()[1])  # not the text "<NA>"
+    assert back["unsubscribe_text"].tolist()[0] == "x"
+    assert pd.isna(back["unsubscribe_text"].tolist()[1])  # not the text "nan"
