@@ -30,10 +30,6 @@ class Answer:
     remaining: int | None = None  # X-RateLimit-Remaining: requests left in the server's window
     reset: float | None = None  # X-RateLimit-Reset: seconds until that budget renews
 
-    @property
-    def json(self) -> Any:
-        return parse_json(self.body)
-
 
 def parse_json(body: str) -> Any:
     """The JSON value of ``body``, or None when it is not JSON."""

@@ -28,9 +28,6 @@ class Change:
     after: Any  # the value the row sends
 
 
-Campaigns = Mapping[int, Mapping[str, Any]]
-
-
 def parse_campaigns(answer: Answer) -> dict[int, dict[str, Any]] | None:
     """The campaigns of a ``GET /campaigns/`` answer, by id; None if it is not such an answer."""
     if answer.status is None or not 200 <= answer.status < 300:

@@ -33,7 +33,6 @@ class Plan:
     send: list[Row] = field(default_factory=list)
     unchanged: dict[int, Outcome] = field(default_factory=dict)
     changes: dict[int, Changes] = field(default_factory=dict)  # by row number
-    current_known: bool = False
 
 
 class KeyRejected(Exception):
@@ -63,7 +62,7 @@ async def read_current(
 
 def plan(rows: Sequence[Row], current: Mapping[int, Mapping[str, Any]] | None, skip: bool) -> Plan:
     """Split ``rows`` into those to send and those that would change nothing."""
-    result = Plan(current_known=current is not None)
+    result = Plan()
     for row in rows:
         campaign = current.get(row.campaign_id) if current is not None else None
         found = changes(row.payload, campaign)

@@ -64,10 +64,6 @@ class Sending:
     def stats(self) -> RunStats:
         return self.engine.stats if self.engine else RunStats()
 
-    @property
-    def stopped_early(self) -> bool:
-        return self.stats.aborted is not None
-
     def outcomes(self) -> dict[int, Outcome]:
         result = {row.number: Outcome(Status.NOT_ATTEMPTED, error=INTERRUPTED) for row in self.rows}
         if self.plan is not None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bulkrunner.answers import Answer
+from bulkrunner.validation import Row
 
 
 class FakeClock:
@@ -68,3 +70,20 @@ class ScriptedSender:
 
     async def list_campaigns(self) -> Answer:
         return Answer(200, "[]")
+
+
+def make_rows(count: int, first_id: int = 5000) -> list[Row]:
+    """``count`` valid rows with varied, seeded settings, numbered from 1."""
+    rng = random.Random(count)
+    return [
+        Row(
+            n,
+            first_id + n,
+            {
+                "sending_limit": rng.randint(10, 300),
+                "track_settings": rng.choice([[], ["DONT_EMAIL_OPEN"]]),
+                "stop_lead_settings": rng.choice(["REPLY_TO_AN_EMAIL", "CLICKED_LINK"]),
+            },
+        )
+        for n in range(1, count + 1)
+    ]

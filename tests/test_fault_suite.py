@@ -39,6 +39,7 @@ from bulkrunner.simulator import (
 )
 from bulkrunner.simulator.faults import FAULT_KINDS
 from bulkrunner.validation import Row
+from tests.fakes import make_rows
 
 KEY = "fault-suite-key"
 
@@ -59,22 +60,6 @@ class RecordingSender(HttpSender):
         answer = await super().post_settings(campaign_id, payload)
         self.answers.append((campaign_id, answer))
         return answer
-
-
-def make_rows(count: int, first_id: int) -> list[Row]:
-    rng = random.Random(count)
-    return [
-        Row(
-            n,
-            first_id + n,
-            {
-                "sending_limit": rng.randint(10, 300),
-                "track_settings": rng.choice([[], ["DONT_EMAIL_OPEN"]]),
-                "stop_lead_settings": rng.choice(["REPLY_TO_AN_EMAIL", "CLICKED_LINK"]),
-            },
-        )
-        for n in range(1, count + 1)
-    ]
 
 
 def injected(state: SimulatorState) -> Counter[str]:

@@ -28,25 +28,10 @@ from bulkrunner.rates import Rate
 from bulkrunner.sender import HttpSender
 from bulkrunner.simulator import FaultPlan, Simulator, SimulatorConfig
 from bulkrunner.validation import Row
+from tests.fakes import make_rows
 
 KEY = "integration-key"
 ROOT = Path(__file__).parent.parent
-
-
-def make_rows(count: int, first_id: int = 5000) -> list[Row]:
-    rng = random.Random(count)
-    return [
-        Row(
-            n,
-            first_id + n,
-            {
-                "sending_limit": rng.randint(10, 300),
-                "track_settings": rng.choice([[], ["DONT_EMAIL_OPEN"]]),
-                "stop_lead_settings": rng.choice(["REPLY_TO_AN_EMAIL", "CLICKED_LINK"]),
-            },
-        )
-        for n in range(1, count + 1)
-    ]
 
 
 async def run_engine(
