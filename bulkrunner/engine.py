@@ -173,15 +173,15 @@ class Engine:
             self.stats.first_request = grant.at
         row = job.row
         log.debug("row %d: POST campaign %d %s", row.number, row.campaign_id, row.payload)
+        # Counted as sent before the answer: a request abandoned in flight (cancelled when the
+        # grace period ran out) may have been applied, so it stays in flight for outcomes().
         job.in_flight = True
-        try:
-            answer = await self.sender.post_settings(row.campaign_id, row.payload)
-        finally:
-            job.in_flight = False
-        now = self.clock()
-        self.stats.requests += 1
-        self.stats.last_answer = now
         job.attempts += 1
+        self.stats.requests += 1
+        answer = await self.sender.post_settings(row.campaign_id, row.payload)
+        job.in_flight = False
+        now = self.clock()
+        self.stats.last_answer = now
         job.http_status = answer.status
         decision = classify(answer)
         job.error = decision.message

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -186,9 +188,52 @@ async def test_outcomes_account_for_every_row_when_the_run_is_cancelled() -> Non
         await task
     outcomes = run.outcomes()
     assert sorted(outcomes) == list(range(1, 21))
-    succeeded = {n for n, o in outcomes.items() if o.status is Status.SUCCEEDED}
-    assert {100 + n for n in succeeded} <= {cid for cid, _ in sender.calls}
-    assert all(o.status in (Status.SUCCEEDED, Status.NOT_ATTEMPTED) for o in outcomes.values())
+    sent = {cid for cid, _ in sender.calls}
+    for number, outcome in outcomes.items():
+        if outcome.status is Status.NOT_ATTEMPTED:
+            assert 100 + number not in sent
+            assert outcome.attempts == 0
+        else:  # answered, or cut off in flight: either way the server may have applied it
+            assert 100 + number in sent
+            assert outcome.attempts == 1
+            assert outcome.status is Status.SUCCEEDED or "outcome unknown" in outcome.error
+
+
+class BlockingSender(ScriptedSender):
+    """Never answers for the campaigns in ``stuck``: a request the server sits on."""
+
+    def __init__(self, stuck: set[int]) -> None:
+        super().__init__()
+        self.stuck = stuck
+
+    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
+        if campaign_id in self.stuck:
+            self.calls.append((campaign_id, dict(payload)))
+            await asyncio.Event().wait()  # forever, until cancelled
+        return await super().post_settings(campaign_id, payload)
+
+
+async def test_a_request_abandoned_in_flight_is_failed_outcome_unknown_not_unsent() -> None:
+    clock = FakeClock()
+    sender = BlockingSender(stuck={101, 103})
+    run = engine(sender, clock, concurrency=2)
+    task = asyncio.ensure_future(run.run(rows(4)))
+    while {cid for cid, _ in sender.calls} != {101, 102, 103}:  # noqa: ASYNC110
+        await asyncio.sleep(0)
+    run.stop("run interrupted")  # the first Ctrl-C: nothing new is sent...
+    task.cancel()  # ...and the grace period runs out with two requests unanswered
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    outcomes = run.outcomes()
+    assert outcomes[2].status is Status.SUCCEEDED
+    for number in (1, 3):  # the server may have applied these: never "not attempted"
+        assert outcomes[number].status is Status.FAILED
+        assert outcomes[number].attempts == 1
+        assert outcomes[number].error == (
+            "run interrupted while a request was in flight: outcome unknown"
+        )
+    assert outcomes[4] == Outcome(Status.NOT_ATTEMPTED, error="run interrupted")
+    assert run.stats.requests == 3  # the abandoned requests were sent
 
 
 @pytest.mark.parametrize("concurrency", [1, 4, 16])
