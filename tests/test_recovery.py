@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -148,6 +149,49 @@ def test_sigint_stops_gracefully_and_resume_finishes_the_job(
     for campaign in succeeded:  # earlier successes keep their original attempts
         assert final.set_index("campaign_id")["attempts"][campaign] == first_attempts[campaign]
     assert not journal_path(report).exists()  # a finished run leaves only its report
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition never held")
+        time.sleep(0.02)
+
+
+def test_requests_abandoned_when_the_grace_period_ends_are_failed_outcome_unknown(
+    tmp_path: Path, sim_env: dict[str, str]
+) -> None:
+    source = plan(tmp_path, 6)
+    report = tmp_path / "r.csv"
+    # The server applies campaigns 100 and 101, then sits on its answers far past the grace.
+    faults = FaultPlan(scripted={100: ["slow"], 101: ["slow"]}, slow_seconds=60, slow_applies=True)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, faults=faults)) as sim:
+        args = ("run", "--input", str(source), "--report", str(report), "--concurrency", "2")
+        process = subprocess.Popen(
+            [*cli(*args, base_url=sim.base_url), "--grace", "0.2", "--timeout", "120"],
+            env=sim_env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        wait_until(lambda: dict(sim.state.applied) == {100: 1, 101: 1})
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+        assert len(sim.state.posts()) == 2
+    assert process.returncode == 3, err
+    assert "Traceback" not in err
+    lines = pd.read_csv(report, keep_default_na=False).set_index("campaign_id")
+    for campaign in (100, 101):  # applied by the server: never reported as not sent
+        assert lines.loc[campaign, "status"] == "failed"
+        assert lines.loc[campaign, "attempts"] == 1
+        assert lines.loc[campaign, "error"] == (
+            "run interrupted while a request was in flight: outcome unknown"
+        )
+    assert set(lines.loc[102:, "status"]) == {"not_attempted"}
+    assert set(lines.loc[102:, "attempts"]) == {0}
+    assert "requests: 2 sent" in out
+    assert f"--resume --report {report}" in out
 
 
 def test_resume_resends_rows_whose_content_changed(
