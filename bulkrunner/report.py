@@ -7,6 +7,7 @@ One report line per input row, in input order: the input's own columns as the us
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -38,7 +39,8 @@ RESULT_COLUMNS = (
     "after",  # JSON of the same fields as the row sets them
 )
 REPORT_FORMATS = (".csv", ".parquet", ".json", ".jsonl")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A cell starting with one of these is run (or, after a line break, may be) by a spreadsheet.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -201,7 +203,9 @@ class ReportWriter:
             return
         assert self._text is not None, "written after commit or discard"
         if self._format == ".csv":
-            _for_spreadsheets(report, self._columns).to_csv(self._text, index=False, header=first)
+            _for_spreadsheets(report, self._columns).to_csv(
+                _RowEnds(self._text), index=False, header=first, lineterminator="\r\n"
+            )
             return
         plain = _for_json(report, self._columns)
         text = plain.to_json(orient="records", lines=self._format == ".jsonl", force_ascii=False)
@@ -366,9 +370,25 @@ def read_report(path: Path) -> pd.DataFrame:
 
 def _restore(value: str) -> str:
     """Undo ``_neutralise`` on a cell read back from a CSV report."""
-    if value.startswith("'") and value[1:].startswith(_FORMULA_START):
-        return value[1:]
-    return value
+    return value[1:] if value.startswith("'") and _formula(value[1:]) else value
+
+
+class _RowEnds(io.TextIOBase):
+    """Lets ``to_csv`` quote every cell holding a CR as well as an LF, while lines still end
+    in LF: the csv module quotes a cell holding any character of the line terminator, so it
+    is given CRLF, and each row it writes (one ``write`` per row) gets its LF back here. A CR
+    left bare would end the row in most CSV readers and spreadsheets."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if text.endswith("\r\n"):
+            text = text[:-2] + "\n"
+        return self._stream.write(text)
 
 
 def _for_spreadsheets(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
@@ -398,7 +418,7 @@ def _formula_like(column: pd.Series[Any]) -> list[int] | None:
         return None
     kind = cells.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        flags = pc.match_substring_regex(cells, r"^[=+\-@\t\r]").fill_null(False)
+        flags = pc.match_substring_regex(cells, r"^'*[=+\-@\t\r\n]").fill_null(False)
         return np.flatnonzero(flags.to_numpy(zero_copy_only=False)).tolist()
     plain = (pa.types.is_null, pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
     return [] if any(is_kind(kind) for is_kind in plain) else None
@@ -412,9 +432,16 @@ def _csv_cell(value: Any) -> Any:
 
 
 def _neutralise(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
-        return "'" + value
-    return value
+    return "'" + value if isinstance(value, str) and _formula(value) else value
+
+
+def _formula(value: str) -> bool:
+    """Whether ``value`` gets a leading quote in a CSV report: text a spreadsheet could run, and
+    text that already looks guarded (``'=1``), so that ``_restore`` gives back exactly what
+    was written (a negative number stays a number, ``'-5`` stays ``'-5``)."""
+    if value.startswith("'"):
+        return _formula(value[1:])
+    return value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value)
 
 
 _AS_IS = frozenset({str, int, bool, type(None)})  # cells that _plain leaves alone

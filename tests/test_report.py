@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from bulkrunner.report import (
     build_report,
     check_report_path,
     default_report_path,
+    read_report,
     write_report,
 )
 
@@ -71,6 +73,67 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path: Path) 
     assert back["sending_limit"].tolist() == ["-5", "20", ""]  # a negative number stays a number
     assert back["error"].tolist() == ["sending_limit: -5 is below 0", "", "'-gave up"]
     assert back["http_status"].tolist() == ["", "200", "503"]
+
+
+TRICKY_CELLS = [
+    "line one\rline two",  # a bare CR ends a row in CSV readers unless the cell is quoted
+    "line one\nline two",
+    "a\r\nb",
+    "\n=cmd",  # a formula behind a line break
+    "\r=cmd",
+    "=1+1",
+    "'=1+1",  # looks guarded already: must come back with its own quote
+    "''@x",
+    "-5",  # a negative number stays a number
+    "'-5",
+    "'",
+    "'plain",
+    "plain",
+    "",
+]
+
+
+def spreadsheet_rows(path: Path) -> list[list[str]]:
+    """The records a spreadsheet (or any CSV reader) sees in ``path``."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
+
+
+def test_csv_reports_round_trip_line_breaks_and_keep_the_formula_guard(tmp_path: Path) -> None:
+    count = len(TRICKY_CELLS)
+    frame = pd.DataFrame(
+        {
+            "campaign_id": [str(n) for n in range(1, count + 1)],
+            "unsubscribe_text": TRICKY_CELLS,
+        },
+        dtype=object,
+    )
+    outcomes = {
+        n: Outcome(Status.FAILED, 400, 1, f"HTTP 400: bad\r=cmd {n}") for n in range(1, count + 1)
+    }
+    columns = list(frame.columns)
+    first = tmp_path / "first.csv"
+    write_report(build_report(frame, outcomes), first, columns)
+    back = read_report(first)
+    assert back["unsubscribe_text"].tolist() == TRICKY_CELLS
+    assert back["row"].tolist() == [str(n) for n in range(1, count + 1)]
+
+    # What ``retry`` does: the report read back is the input of the next report.
+    again = tmp_path / "again.csv"
+    echoed = back[columns].reset_index(drop=True)
+    write_report(build_report(echoed, outcomes), again, columns)
+    assert read_report(again)["unsubscribe_text"].tolist() == TRICKY_CELLS
+    assert again.read_bytes() == first.read_bytes()
+
+    for path in (first, again):
+        header, *records = spreadsheet_rows(path)
+        assert len(records) == count  # no cell's line break split a row
+        text = header.index("unsubscribe_text")
+        error = header.index("error")
+        for record in records:
+            for cell in (record[text], record[error]):
+                runnable = cell.startswith(("=", "+", "-", "@", "\t", "\r", "\n"))
+                assert not runnable or cell == "-5", cell
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json", ".jsonl"])
