@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from datetime import datetime
@@ -24,6 +25,8 @@ from bulkrunner.errors import UsageError
 from bulkrunner.outcomes import Outcome, Status
 
 FORMAT_VERSION = 1
+
+log = logging.getLogger("bulkrunner")
 
 
 def journal_path(report_path: Path) -> Path:
@@ -47,16 +50,24 @@ class Journal:
     def open(cls, path: Path, *, input_path: Path, started: datetime) -> Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not path.exists()
+        if not fresh:
+            _mend_last_line(path)
         handle = path.open("a", encoding="utf-8")
         journal = cls(path, handle)
         if fresh:
-            journal._write(
-                {
-                    "journal": FORMAT_VERSION,
-                    "input": str(input_path),
-                    "started_at": started.isoformat(),
-                }
-            )
+            try:
+                journal._write(
+                    {
+                        "journal": FORMAT_VERSION,
+                        "input": str(input_path),
+                        "started_at": started.isoformat(),
+                    }
+                )
+            except OSError:  # say, the disk is full: leave no torn journal behind
+                with contextlib.suppress(OSError):
+                    handle.close()
+                remove(path)
+                raise
         return journal
 
     def record(self, key: str, number: int, campaign_id: int | None, outcome: Outcome) -> None:
@@ -75,7 +86,10 @@ class Journal:
         )
 
     def close(self) -> None:
-        self._handle.close()
+        # Every entry was flushed as it was written: closing can only fail again on a write
+        # that already failed (a full disk), which the run has dealt with. The file is closed.
+        with contextlib.suppress(OSError):
+            self._handle.close()
 
     def __enter__(self) -> Journal:
         return self
@@ -100,8 +114,14 @@ def read_successes(path: Path) -> dict[str, Outcome]:
         try:
             entry = json.loads(line)
         except ValueError:
-            if number == len(lines):
-                break  # the write a crash interrupted
+            if number == len(lines):  # the write a crash (or a full disk) interrupted
+                log.warning(
+                    "%s: ignoring its last line (line %d): it was cut short while being "
+                    "written (a crash or a full disk); a row it recorded is sent again",
+                    path,
+                    number,
+                )
+                break
             raise UsageError(f"{path}: line {number} is not a journal entry") from None
         if not isinstance(entry, dict) or "key" not in entry:
             continue
@@ -116,6 +136,23 @@ def read_successes(path: Path) -> dict[str, Outcome]:
                 datetime.fromisoformat(finished) if finished else None,
             )
     return successes
+
+
+def _mend_last_line(path: Path) -> None:
+    """Before appending to a journal whose last write was cut short: drop the torn line, or end
+    a whole entry that lacks only its newline, so that new entries start on a line of their
+    own and the journal stays readable (a torn line in the middle would make it unreadable)."""
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if not data or data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])
+        except ValueError:
+            handle.truncate(start)
+        else:
+            handle.write(b"\n")
 
 
 def finish_times(path: Path) -> list[datetime]:

@@ -161,6 +161,11 @@ def write_report(report: pd.DataFrame, path: Path, input_columns: list[str]) -> 
         writer.commit()
 
 
+def print_report(report: pd.DataFrame, out: TextIO, input_columns: list[str]) -> None:
+    """``report`` as a CSV report, on ``out`` (when no file can be written)."""
+    _write_csv(_for_spreadsheets(report, input_columns), out, header=True)
+
+
 class ReportWriter:
     """Writes a report a chunk at a time, in the format its extension names, to a temporary
     file beside ``path`` (by default ``.<name>.tmp``); ``commit`` moves it into place, so a
@@ -203,9 +208,7 @@ class ReportWriter:
             return
         assert self._text is not None, "written after commit or discard"
         if self._format == ".csv":
-            _for_spreadsheets(report, self._columns).to_csv(
-                _RowEnds(self._text), index=False, header=first, lineterminator="\r\n"
-            )
+            _write_csv(_for_spreadsheets(report, self._columns), self._text, header=first)
             return
         plain = _for_json(report, self._columns)
         text = plain.to_json(orient="records", lines=self._format == ".jsonl", force_ascii=False)
@@ -371,6 +374,10 @@ def read_report(path: Path) -> pd.DataFrame:
 def _restore(value: str) -> str:
     """Undo ``_neutralise`` on a cell read back from a CSV report."""
     return value[1:] if value.startswith("'") and _formula(value[1:]) else value
+
+
+def _write_csv(frame: pd.DataFrame, stream: TextIO, header: bool) -> None:
+    frame.to_csv(_RowEnds(stream), index=False, header=header, lineterminator="\r\n")
 
 
 class _RowEnds(io.TextIOBase):

@@ -30,6 +30,7 @@ from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
 from bulkrunner.events import emit
 from bulkrunner.fields import CAMPAIGN_ID, Vocabulary
+from bulkrunner.interrupts import Interrupts
 from bulkrunner.journal import Journal, journal_path, read_successes, remove, row_key
 from bulkrunner.loading import InputFile, load_input, open_input
 from bulkrunner.locking import RunLock, lock_path
@@ -43,6 +44,7 @@ from bulkrunner.report import (
     cell_types,
     check_report_path,
     default_report_path,
+    print_report,
     read_report,
     write_report,
 )
@@ -177,40 +179,54 @@ def _execute(
     changes: dict[int, dict[str, Change]] = {}
     started = now()
     journal_file = journal_path(report_path)
-    with RunLock(lock_path(report_path), started):
+    with Interrupts() as interrupts, RunLock(lock_path(report_path), started):
         done = _earlier_successes(config, journal_file, validation.rows)
         outcomes.update(done)
+        try:
+            journal = Journal.open(journal_file, input_path=config.input, started=started)
+        except OSError as exc:
+            raise UsageError(
+                f"{journal_file}: cannot write the journal ({exc.strerror or exc}); "
+                "nothing was sent"
+            ) from None
         stats = _send(
             config,
             [row for row in validation.rows if row.number not in done],
             validation,
             api_key,
-            Journal.open(journal_file, input_path=config.input, started=started),
+            journal,
             outcomes,
             changes,
+            interrupts,
         )
-        written = _write_report(frame, outcomes, numbers, report_path, now, changes)
+        # From here on a signal is only noted: see ``interrupts``.
+        written = _write_report(frame, outcomes, numbers, report_path, now, changes, out)
         finished = stats.aborted is None
         if finished:
             remove(journal_file)
-    summary = Summary.of(outcomes, stats, config.rates, written)
-    for line in summary.lines():
-        print(line, file=out)
-    emit(
-        "run_end",
-        counts={status.value: n for status, n in summary.counts.items()},
-        requests=stats.requests,
-        retries=stats.retries,
-        throttled=stats.throttled,
-        seconds=round(stats.sending_seconds, 3),
-        aborted=stats.aborted,
-        report=str(written),
-    )
-    if not finished:
-        print(
-            f"to resume: run the same command with --resume --report {report_path}"
-            f" (the journal {journal_file} records what is done)",
-            file=out,
+        summary = Summary.of(outcomes, stats, config.rates, written)
+        for line in summary.lines():
+            print(line, file=out)
+        emit(
+            "run_end",
+            counts={status.value: n for status, n in summary.counts.items()},
+            requests=stats.requests,
+            retries=stats.retries,
+            throttled=stats.throttled,
+            seconds=round(stats.sending_seconds, 3),
+            aborted=stats.aborted,
+            report=str(written) if written else None,
+        )
+        if not finished:
+            print(
+                f"to resume: run the same command with --resume --report {report_path}"
+                f" (the journal {journal_file} records what is done)",
+                file=out,
+            )
+    if interrupts.received:
+        log.warning(
+            "interrupted while the report was being written: it was finished first%s",
+            "" if not finished else "; the run had already ended, with nothing left to send",
         )
     return exit_code(outcomes, not finished)
 
@@ -248,11 +264,36 @@ def _send(
     journal: Journal,
     outcomes: dict[int, Outcome],
     changes: dict[int, dict[str, Change]],
+    interrupts: Interrupts,
 ) -> RunStats:
+    """Send ``rows``, journaling each finished row; signals are held once this returns."""
     keys = {row.number: row_key(row.campaign_id, row.payload) for row in rows}
+    sending: Sending | None = None
+    broken: list[str] = []  # why the journal cannot be written, once it cannot
+
+    def record(key: str, number: int, campaign_id: int | None, outcome: Outcome) -> None:
+        """A row that finished but is not in the journal would be lost to --resume: when the
+        journal cannot be written (a full disk), send nothing more."""
+        if broken:
+            return
+        try:
+            journal.record(key, number, campaign_id, outcome)
+        except OSError as exc:
+            broken.append(
+                f"run aborted: cannot write the journal {journal.path} ({exc.strerror or exc})"
+            )
+            log.error("%s; sending nothing more", broken[0])
+            if sending is not None and sending.engine is not None:
+                sending.engine.stop(broken[0])
+
     with journal:
         for rejection in validation.rejections:
-            journal.record("", rejection.number, rejection.campaign_id, outcomes[rejection.number])
+            record("", rejection.number, rejection.campaign_id, outcomes[rejection.number])
+        if broken:
+            interrupts.hold()
+            unsent = Outcome(Status.NOT_ATTEMPTED, error=broken[0])
+            outcomes.update({row.number: unsent for row in rows})
+            return RunStats(aborted=broken[0])
         log.info(
             "sending %d rows (%d invalid, not sent) with %d workers within %s",
             len(rows),
@@ -264,21 +305,24 @@ def _send(
             config,
             api_key,
             rows,
-            on_outcome=lambda row, outcome: journal.record(
+            on_outcome=lambda row, outcome: record(
                 keys[row.number], row.number, row.campaign_id, outcome
             ),
         )
         try:
             asyncio.run(sending.run())
-        except KeyboardInterrupt:  # a signal before the loop could take it over
+        except KeyboardInterrupt:  # a signal before the loop could take it over, or after
             log.error("interrupted")
             sending.signals += 1
+        interrupts.hold()
         outcomes.update(sending.outcomes())
         if sending.plan is not None:
             changes.update(sending.plan.changes)
         stats = sending.stats
         if sending.signals and stats.aborted is None:
             stats.aborted = "run interrupted"
+        if broken and stats.aborted is None:
+            stats.aborted = broken[0]
     return stats
 
 
@@ -289,7 +333,10 @@ def _write_report(
     path: Path,
     now: Now,
     changes: Mapping[int, Mapping[str, Change]] | None = None,
-) -> Path:
+    out: TextIO | None = None,
+) -> Path | None:
+    """Where the report went: ``path``, else the fallback path, else (with ``out``, when the
+    disk is full) printed on ``out`` as a last resort, so that no row's outcome is lost."""
     report = build_report(frame, outcomes, numbers, changes)
     columns = [str(c) for c in frame.columns]
     try:
@@ -298,7 +345,18 @@ def _write_report(
     except OSError as exc:
         fallback = _fallback_report(now)
         log.error("cannot write the report to %s (%s); writing %s", path, exc, fallback)
-        write_report(report, fallback, columns)
+        try:
+            write_report(report, fallback, columns)
+        except OSError as again:
+            if out is None:
+                raise
+            log.error(
+                "cannot write the report to %s either (%s); printing it here instead",
+                fallback,
+                again.strerror or again,
+            )
+            print_report(report, out, columns)
+            return None
         return fallback
 
 

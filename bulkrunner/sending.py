@@ -26,6 +26,7 @@ from bulkrunner.backup import backup_path, write_backup
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine, OutcomeHook, RunStats
 from bulkrunner.events import emit
+from bulkrunner.interrupts import SIGNALS, blocked
 from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.outcomes import Outcome, Status
@@ -83,7 +84,8 @@ class Sending:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
+        for signum in SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, loop, task)
         try:
             await self._run(self.rows)
@@ -93,8 +95,10 @@ class Sending:
             if self.engine is not None:
                 self.engine.stop(INTERRUPTED)
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
+            with blocked():  # the loop would leave the defaults: put back the handlers it found
+                for signum in SIGNALS:
+                    loop.remove_signal_handler(signum)
+                    signal.signal(signum, previous[signum] or signal.SIG_DFL)
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import signal
@@ -15,11 +17,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bulkrunner import runner
 from bulkrunner.cli import main
 from bulkrunner.journal import Journal, journal_path, read_successes, row_key
 from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate
+from bulkrunner.report import write_report
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 
 KEY = "sk-recovery-SENTINEL-77aa"
@@ -408,6 +412,148 @@ def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> N
     assert line["status"] == "succeeded"
     assert line["attempts"] == 2
     assert line["error"] == "attempt 1 timed out after 0.2s: outcome unknown, retried"
+
+
+# --- signals while the report is written, and a full disk -----------------------------------
+
+SIGNAL_DURING_REPORT = """
+import os, signal, sys
+from bulkrunner import report
+from bulkrunner.cli import main
+
+write = report.ReportWriter.write
+
+def interrupted_write(self, frame):
+    os.kill(os.getpid(), signal.{name})  # arrives in the middle of writing the report
+    write(self, frame)
+
+report.ReportWriter.write = interrupted_write
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_report_is_written_leaves_a_whole_report_and_no_litter(
+    tmp_path: Path, sim_env: dict[str, str], name: str
+) -> None:
+    source = plan(tmp_path, 3)
+    report = tmp_path / "out" / "r.csv"
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        args = ["run", "--input", str(source), "--report", str(report), "--base-url"]
+        done = subprocess.run(
+            [sys.executable, "-c", SIGNAL_DURING_REPORT.format(name=name), *args, sim.base_url],
+            env=sim_env,
+            text=True,
+            capture_output=True,
+            timeout=60,
+        )
+        assert dict(sim.state.applied) == {100: 1, 101: 1, 102: 1}
+    assert done.returncode == 0, done.stderr  # every row was applied before the signal came
+    assert "Traceback" not in done.stderr
+    assert "interrupted while the report was being written: it was finished first" in done.stderr
+    assert "rows: 3 (3 succeeded)" in done.stdout  # says what was sent
+    assert "requests: 3 sent" in done.stdout
+    assert pd.read_csv(report)["status"].tolist() == ["succeeded"] * 3
+    left = sorted(p.name for p in report.parent.iterdir())
+    assert left == ["r.backup.parquet", "r.csv"]  # no temporary file, lock or journal
+
+
+def no_space(*_: object) -> OSError:
+    return OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_while_journaling_stops_sending_and_the_run_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path, 8)
+    report = tmp_path / "out" / "r.csv"
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    journaled = 0
+    write_entry = Journal._write
+
+    def filling_write(self: Journal, entry: dict[str, object]) -> None:
+        nonlocal journaled
+        if journaled == 4:  # the header and three rows fit; the fourth row's line is torn
+            self._handle.write(json.dumps(entry)[:20])
+            self._handle.flush()
+            raise no_space()
+        journaled += 1
+        write_entry(self, entry)
+
+    def full_disk_report(frame: pd.DataFrame, path: Path, columns: list[str]) -> None:
+        if path == report:
+            raise no_space()
+        write_report(frame, path, columns)
+
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        argv = ["run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url]
+        with monkeypatch.context() as patch:
+            patch.setattr(Journal, "_write", filling_write)
+            patch.setattr(runner, "write_report", full_disk_report)
+            code = main([*argv, "--concurrency", "1"])
+        out, err = capsys.readouterr()
+        assert code == 3, err
+        # The row whose journal line failed was applied; nothing was sent after it.
+        assert dict(sim.state.applied) == {100: 1, 101: 1, 102: 1, 103: 1}
+        stop = f"run aborted: cannot write the journal {journal_path(report)}"
+        assert f"{stop} (No space left on device); sending nothing more" in err
+        assert f"cannot write the report to {report}" in err
+        assert "Traceback" not in err
+        (fallback,) = elsewhere.glob("bulkrunner-report-*.csv")
+        assert f"report: {fallback}" in out
+        assert f"--resume --report {report}" in out
+        lines = pd.read_csv(fallback, keep_default_na=False)
+        assert lines["status"].tolist() == ["succeeded"] * 4 + ["not_attempted"] * 4
+        assert set(lines["error"][4:]) == {f"{stop} (No space left on device)"}
+        assert not report.exists()
+        assert not list(report.parent.glob("*.tmp"))
+        assert not lock_path(report).exists()
+
+        # The journal's torn last line is skipped with a warning, not fatal.
+        assert main([*argv, "--resume"]) == 0
+        _, err = capsys.readouterr()
+        assert "r.csv.journal: ignoring its last line (line 5)" in err
+        # Campaign 103, applied but not journaled, already has its settings: not sent again.
+        assert dict(sim.state.applied) == {campaign: 1 for campaign in range(100, 108)}
+    final = pd.read_csv(report)
+    assert final["status"].tolist() == ["succeeded"] * 3 + ["unchanged"] + ["succeeded"] * 4
+    assert not journal_path(report).exists()
+
+
+def test_with_no_space_anywhere_the_report_is_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path, 2)
+    report = tmp_path / "r.csv"
+    monkeypatch.chdir(tmp_path)
+
+    def no_report(*_: object) -> None:
+        raise no_space()
+
+    monkeypatch.setattr(runner, "write_report", no_report)
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        code = main(
+            ["run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url]
+        )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "printing it here instead" in err
+    printed = pd.read_csv(io.StringIO(out[: out.index("rows: 2")]))
+    assert printed["campaign_id"].tolist() == [100, 101]
+    assert printed["status"].tolist() == ["succeeded", "succeeded"]
+
+
+def test_appending_to_a_journal_with_a_torn_last_line_keeps_it_readable(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv.journal"
+    with Journal.open(path, input_path=Path("plan.csv"), started=WHEN) as journal:
+        journal.record("k1", 1, 101, Outcome(Status.SUCCEEDED, 200, 1, "", 10, WHEN))
+    with path.open("a") as handle:
+        handle.write('{"key": "k2", "status": "succ')  # the disk filled up mid-line
+    with Journal.open(path, input_path=Path("plan.csv"), started=WHEN) as journal:  # --resume
+        journal.record("k3", 3, 103, Outcome(Status.SUCCEEDED, 200, 1, "", 10, WHEN))
+    assert set(read_successes(path)) == {"k1", "k3"}
 
 
 # --- secrets ---------------------------------------------------------------------------------
