@@ -100,7 +100,8 @@ def run_job(
     if config.dry_run:
         source = open_input(config.input)
         report = config.report or _default_report(config, now())
-        return _dry_run(replace(config, report=report), source, None, out, now)
+        with Interrupts():  # SIGTERM too stops a dry run cleanly (no temporary file, no lock)
+            return _dry_run(replace(config, report=report), source, None, out, now)
     frame = load_input(config.input)
     report = config.report or _default_report(config, now())
     return _execute(replace(config, report=report), frame, None, api_key, out, now)
@@ -129,7 +130,8 @@ def retry_job(
     report = config.report or Path("reports") / f"{config.input.stem}-retry-{stamp}.csv"
     config, frame = replace(config, report=report), frame.reset_index(drop=True)
     if config.dry_run:
-        return _dry_run(config, InputFile.of(config.input, frame), numbers, out, now)
+        with Interrupts():
+            return _dry_run(config, InputFile.of(config.input, frame), numbers, out, now)
     return _execute(config, frame, numbers, api_key, out, now)
 
 

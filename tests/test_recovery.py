@@ -458,6 +458,23 @@ def test_a_signal_while_the_report_is_written_leaves_a_whole_report_and_no_litte
     assert left == ["r.backup.parquet", "r.csv"]  # no temporary file, lock or journal
 
 
+def test_sigterm_while_a_dry_run_writes_its_report_leaves_no_temporary_file_or_lock(
+    tmp_path: Path,
+) -> None:
+    source = plan(tmp_path, 3)
+    report = tmp_path / "out" / "r.csv"
+    args = ["run", "--input", str(source), "--report", str(report), "--dry-run"]
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_DURING_REPORT.format(name="SIGTERM"), *args],
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "bulkrunner: interrupted before anything was sent" in done.stderr
+    assert not report.parent.exists() or not list(report.parent.iterdir())
+
+
 def no_space(*_: object) -> OSError:
     return OSError(errno.ENOSPC, "No space left on device")
 
