@@ -539,6 +539,26 @@ def test_a_full_disk_while_journaling_stops_sending_and_the_run_resumes(
     assert not journal_path(report).exists()
 
 
+def test_a_journal_that_cannot_be_started_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path, 2)
+    report = tmp_path / "r.csv"
+
+    def full(*_: object) -> None:
+        raise no_space()
+
+    monkeypatch.setattr(Journal, "_write", full)
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        argv = ["run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url]
+        assert main(argv) == 2
+        assert sim.state.requests == []
+    err = capsys.readouterr().err
+    assert f"{journal_path(report)}: cannot write the journal (No space left on device)" in err
+    assert not journal_path(report).exists()  # nothing half-written to trip up the next run
+    assert not lock_path(report).exists()
+
+
 def test_with_no_space_anywhere_the_report_is_printed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
