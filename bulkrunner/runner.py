@@ -34,6 +34,7 @@ from bulkrunner.journal import Journal, journal_path, read_successes, remove, ro
 from bulkrunner.loading import InputFile, load_input, open_input
 from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.problems import Problems
 from bulkrunner.report import (
     RESULT_COLUMNS,
     ReportWriter,
@@ -48,6 +49,7 @@ from bulkrunner.report import (
 )
 from bulkrunner.sending import Sending
 from bulkrunner.validation import Row, Validation, repeated_ids, row_errors, validate
+from bulkrunner.wording import count
 
 log = logging.getLogger("bulkrunner")
 
@@ -72,19 +74,37 @@ def exit_code(outcomes: Mapping[int, Outcome], aborted: bool) -> ExitCode:
 
 
 def validate_job(config: RunConfig, out: TextIO) -> ExitCode:
-    """Load and validate only; print every invalid row. Sends nothing."""
+    """Load and validate only; print the invalid rows, or, when there are many, how many rows
+    have each kind of problem and the first few of them. Sends nothing."""
     source = open_input(config.input)
-    invalid = 0
+    invalid: list[tuple[int, str]] = []  # the first rows, printed one by one if few
+    problems = Problems()
+    bad = 0
     for offset, _, errors in _judged(source, config.vocabulary):
         for index, error in enumerate(errors):
             if error:
-                print(f"{config.input} row {offset + index + 1}: {error}", file=out)
-                invalid += 1
+                bad += 1
+                problems.add(offset + index + 1, error)
+                if len(invalid) < _SHOWN_INVALID:
+                    invalid.append((offset + index + 1, error))
+    if bad > _SHOWN_INVALID:
+        print(
+            f"{config.input}: {count(bad, 'invalid row')}, by kind of problem (every row's "
+            f"error is in the report of: bulkrunner run {config.input} --dry-run):",
+            file=out,
+        )
+        for line in problems.lines():
+            print(line, file=out)
+    else:
+        for number, error in invalid:
+            print(f"{config.input} row {number}: {error}", file=out)
+    ignored = f"; ignored {source.ignored}" if source.ignored.rows or source.ignored.columns else ""
     print(
-        f"{config.input}: {source.rows} rows, {source.rows - invalid} valid, {invalid} invalid",
+        f"{config.input}: {count(source.rows, 'row')}, {source.rows - bad} valid, "
+        f"{bad} invalid{ignored}",
         file=out,
     )
-    return ExitCode.ROWS_FAILED if invalid else ExitCode.OK
+    return ExitCode.ROWS_FAILED if bad else ExitCode.OK
 
 
 def run_job(
