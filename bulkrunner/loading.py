@@ -429,7 +429,7 @@ def _surplus_cells(path: Path, form: _Csv) -> str | None:
                 if len(cells) > columns:
                     return (
                         f"line {reader.line_num} has {len(cells)} cells but the header has "
-                        f"{columns} columns"
+                        f"{count(columns, 'column')}"
                     )
     except (csv.Error, UnicodeError):
         return None

@@ -142,7 +142,7 @@ def retry_job(
         return ExitCode.OK
     numbers = [int(n) for n in chosen["row"]]
     frame = chosen.drop(columns=[c for c in chosen.columns if c in RESULT_COLUMNS])
-    log.info("retrying %d rows of %s", len(frame), config.input)
+    log.info("retrying %s of %s", count(len(frame), "row"), config.input)
     stamp = f"{now():%Y%m%dT%H%M%SZ}"
     report = config.report or Path("reports") / f"{config.input.stem}-retry-{stamp}.csv"
     config, frame = replace(config, report=report), frame.reset_index(drop=True)
@@ -256,7 +256,7 @@ def _earlier_successes(
         for row in rows
         if (key := row_key(row.campaign_id, row.payload)) in successes
     }
-    log.info("resuming: %d rows already succeeded and will not be sent again", len(done))
+    log.info("resuming: %s already succeeded and will not be sent again", count(len(done), "row"))
     return done
 
 
@@ -274,10 +274,10 @@ def _send(
         for rejection in validation.rejections:
             journal.record("", rejection.number, rejection.campaign_id, outcomes[rejection.number])
         log.info(
-            "sending %d rows (%d invalid, not sent) with %d workers within %s",
-            len(rows),
+            "sending %s (%d invalid, not sent) with %s within %s",
+            count(len(rows), "row"),
             len(validation.rejections),
-            config.concurrency,
+            count(config.concurrency, "worker"),
             ", ".join(map(str, config.rates)),
         )
         sending = Sending(
@@ -332,7 +332,7 @@ def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) ->
         log.warning("%s row %d is invalid and will not be sent: %s", path, number, error)
     hidden = invalid - _SHOWN_INVALID
     if hidden > 0:
-        log.warning("... and %d more invalid rows (see the report)", hidden)
+        log.warning("... and %s more invalid (see the report)", count(hidden, "row"))
 
 
 # --- dry run and validate: the file a chunk at a time -----------------------------------------
@@ -435,7 +435,8 @@ def _print_preview(dry: _DryRun, out: TextIO) -> None:
     valid = dry.counts[Status.DRY_RUN]
     if dry.examples:
         print(
-            f"preview: the first {len(dry.examples)} of {valid} valid rows, as they would be sent:",
+            f"preview: the first {len(dry.examples)} of {count(valid, 'valid row')}, "
+            "as they would be sent:",
             file=out,
         )
         for row in dry.examples:
