@@ -115,10 +115,8 @@ def load_input(path: Path) -> pd.DataFrame:
             frame, raw, ignored = _read_csv(path)
         else:
             frame, raw, ignored = _read_parquet(path), _parquet_header(path), Ignored()
-    _accepted(path, raw, ignored)
-    check_columns(path, [str(column) for column in frame.columns])
-    if frame.empty:
-        raise InputFileError(path, "has a header but no data rows")
+    _accepted(path, raw, [str(column) for column in frame.columns], len(frame))
+    _report_ignored(path, ignored)
     return frame.reset_index(drop=True)
 
 
@@ -132,10 +130,8 @@ def open_input(path: Path) -> InputFile:
         else:
             (columns, rows, read), ignored = _scan_parquet(path), Ignored()
             raw = _parquet_header(path)
-    _accepted(path, raw, ignored)
-    check_columns(path, columns)
-    if rows == 0:
-        raise InputFileError(path, "has a header but no data rows")
+    _accepted(path, raw, columns, rows)
+    _report_ignored(path, ignored)
     return InputFile(path, tuple(columns), rows, read, ignored)
 
 
@@ -146,10 +142,9 @@ def canonical_names(columns: Sequence[str]) -> list[str]:
     return [_CANONICAL.get(_SEPARATORS.sub("", name.strip().lower()), name) for name in columns]
 
 
-def _accepted(path: Path, raw: Sequence[str], ignored: Ignored) -> None:
-    """Log once how the header was read and what was left out; refuse two columns that mean
-    the same one."""
-    names = canonical_names(raw)
+def _accepted(path: Path, raw: Sequence[str], names: Sequence[str], rows: int) -> None:
+    """Check the columns as they will be read (``names``, from the header ``raw``), then log
+    once how the header was read."""
     meant: dict[str, str] = {}
     for name, canonical in zip(raw, names, strict=True):
         if canonical in meant and meant[canonical] != name:
@@ -157,9 +152,15 @@ def _accepted(path: Path, raw: Sequence[str], ignored: Ignored) -> None:
                 path, f"columns {meant[canonical]!r} and {name!r} both mean {canonical!r}"
             )
         meant.setdefault(canonical, name)
+    check_columns(path, list(names))
+    if rows == 0:
+        raise InputFileError(path, "has a header but no data rows")
     for name, canonical in zip(raw, names, strict=True):
         if canonical != name:
             log.info("%s: reading column %r as %s", path, name, canonical)
+
+
+def _report_ignored(path: Path, ignored: Ignored) -> None:
     if ignored.rows or ignored.columns:
         log.info("%s: ignored %s", path, ignored)
 
