@@ -108,8 +108,8 @@ def test_each_file_form_runs_against_the_simulator(
     report = tmp_path / "r.json"
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         code, out, err = run(
-            capsys, "run", str(path), "--report", str(report), "--base-url", sim.base_url,
-            "--rate", "100/1", "--no-skip-unchanged",
+            capsys, "run", "--input", str(path), "--report", str(report),
+            "--base-url", sim.base_url, "--rate", "100/1", "--no-skip-unchanged",
         )  # fmt: skip
         sent = {
             campaign: {name: sim.state.settings[campaign][name] for name in settings}
