@@ -1,8 +1,12 @@
 """Read the input file (CSV or Parquet) and reject files that cannot be used.
 
 Cells are kept as the user wrote them: CSV cells as strings (a blank cell is ``""``), Parquet cells
-in their native types. Making sense of the values is validation's job; this module only answers
-"is this a usable table of campaign settings?" and raises :class:`InputFileError` when it is not.
+in their native types. A CSV is read as spreadsheets save it: its encoding (UTF-8, UTF-16 with a
+byte-order mark, Windows-1252) and delimiter (comma, semicolon, tab) are found from the file,
+headers are matched forgivingly (``Campaign ID`` is campaign_id), and entirely blank rows and
+empty unnamed columns are left out and counted. Making sense of the values is validation's
+job; this module only answers "is this a usable table of campaign settings?" and raises
+:class:`InputFileError` when it is not.
 
 Two ways in: ``load_input`` gives the whole file as one DataFrame (a real run sends every row, so
 it holds them all anyway); ``open_input`` reads the whole file once to check it, keeps none of
