@@ -113,6 +113,11 @@ def load_input(path: Path) -> pd.DataFrame:
 
     Headers are matched forgivingly (see :func:`canonical_names`); entirely blank rows and
     empty unnamed columns are left out, so row numbers count the rows that are not blank."""
+    return read_input(path)[0]
+
+
+def read_input(path: Path) -> tuple[pd.DataFrame, Ignored]:
+    """``load_input``, and what it left out."""
     suffix = _check_path(path)
     with _reading(path):
         if suffix == ".csv":
@@ -121,7 +126,7 @@ def load_input(path: Path) -> pd.DataFrame:
             frame, raw, ignored = _read_parquet(path), _parquet_header(path), Ignored()
     _accepted(path, raw, [str(column) for column in frame.columns], len(frame))
     _report_ignored(path, ignored)
-    return frame.reset_index(drop=True)
+    return frame.reset_index(drop=True), ignored
 
 
 def open_input(path: Path) -> InputFile:

@@ -31,7 +31,7 @@ from bulkrunner.errors import UsageError
 from bulkrunner.events import emit
 from bulkrunner.fields import CAMPAIGN_ID, Vocabulary
 from bulkrunner.journal import Journal, journal_path, read_successes, remove, row_key
-from bulkrunner.loading import InputFile, load_input, open_input
+from bulkrunner.loading import Ignored, InputFile, open_input, read_input
 from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.problems import Problems
@@ -98,7 +98,8 @@ def validate_job(config: RunConfig, out: TextIO) -> ExitCode:
     else:
         for number, error in invalid:
             print(f"{config.input} row {number}: {error}", file=out)
-    ignored = f"; ignored {source.ignored}" if source.ignored.rows or source.ignored.columns else ""
+    left_out = source.ignored
+    ignored = f"; ignored {left_out}" if left_out.rows or left_out.columns else ""
     print(
         f"{config.input}: {count(source.rows, 'row')}, {source.rows - bad} valid, "
         f"{bad} invalid{ignored}",
@@ -119,9 +120,9 @@ def run_job(
         source = open_input(config.input)
         report = config.report or _default_report(config, now())
         return _dry_run(replace(config, report=report), source, None, out, now)
-    frame = load_input(config.input)
+    frame, ignored = read_input(config.input)
     report = config.report or _default_report(config, now())
-    return _execute(replace(config, report=report), frame, None, api_key, out, now)
+    return _execute(replace(config, report=report), frame, None, api_key, out, now, ignored)
 
 
 def retry_job(
@@ -183,6 +184,7 @@ def _execute(
     api_key: str,
     out: TextIO,
     now: Now,
+    ignored: Ignored | None = None,
 ) -> ExitCode:
     assert config.report is not None
     report_path = config.report
@@ -214,7 +216,7 @@ def _execute(
         if finished:
             remove(journal_file)
     summary = Summary.of(outcomes, stats, config.rates, written)
-    for line in summary.lines():
+    for line in _with_ignored(summary.lines(), ignored):
         print(line, file=out)
     emit(
         "run_end",
@@ -326,6 +328,13 @@ def _fallback_report(now: Now) -> Path:
     return Path.cwd() / f"bulkrunner-report-{now():%Y%m%dT%H%M%SZ}.csv"
 
 
+def _with_ignored(lines: list[str], ignored: Ignored | None) -> list[str]:
+    """The summary with, after its count of rows, what the input file's reading left out."""
+    if ignored and (ignored.rows or ignored.columns):
+        return [lines[0], f"ignored: {ignored}", *lines[1:]]
+    return lines
+
+
 def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) -> None:
     """Log the first invalid rows (``shown``: number and error) and how many more there are."""
     for number, error in shown[:_SHOWN_INVALID]:
@@ -408,7 +417,8 @@ def _dry_run(
     finally:
         dry.writer.discard()  # nothing left to discard once committed
     _print_preview(dry, out)
-    for line in Summary.counted(dry.counts, RunStats(), config.rates, written).lines():
+    summary = Summary.counted(dry.counts, RunStats(), config.rates, written)
+    for line in _with_ignored(summary.lines(), source.ignored):
         print(line, file=out)
     return ExitCode.ROWS_FAILED if dry.counts[Status.INVALID] else ExitCode.OK
 

@@ -171,7 +171,7 @@ def test_headers_that_cannot_be_forgiven_are_refused(
 
 
 def test_blank_rows_and_unnamed_empty_columns_are_counted_not_invalid(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = write(
         tmp_path,
@@ -188,6 +188,7 @@ def test_blank_rows_and_unnamed_empty_columns_are_counted_not_invalid(
     code, out, err = run(capsys, "run", str(path), "--dry-run", "--report", str(report))
     assert code == 1
     assert "ignored 3 blank rows and 2 empty unnamed columns" in err
+    assert "ignored: 3 blank rows and 2 empty unnamed columns" in out.splitlines()
     frame = pd.read_csv(report, dtype=str, keep_default_na=False)
     assert list(frame.columns[:2]) == ["campaign_id", "sending_limit"]
     assert list(zip(frame["row"], frame["status"], strict=True)) == [
@@ -195,6 +196,19 @@ def test_blank_rows_and_unnamed_empty_columns_are_counted_not_invalid(
         ("2", "invalid"),
         ("3", "dry_run"),
     ]
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    report = tmp_path / "sent.csv"
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        code, out, err = run(
+            capsys, "run", str(path), "--report", str(report),
+            "--base-url", sim.base_url, "--rate", "100/1",
+        )  # fmt: skip
+        applied = sorted(sim.state.applied)
+    assert code == 1  # the invalid row
+    assert applied == [101, 103]
+    summary = out.splitlines()
+    assert summary[0] == "rows: 3 (2 succeeded, 1 invalid)"
+    assert summary[1] == "ignored: 3 blank rows and 2 empty unnamed columns"
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 4, 50])
