@@ -72,10 +72,17 @@ class Ignored:
 
     rows: int = 0
     columns: int = 0
+    between: int = 0  # of the blank rows, those before the last row with data
 
     def __str__(self) -> str:
         parts = [(self.rows, "blank row"), (self.columns, "empty unnamed column")]
-        return " and ".join(count(n, noun) for n, noun in parts if n)
+        said = " and ".join(count(n, noun) for n, noun in parts if n)
+        if self.between:
+            said += (
+                f"; row numbers do not count the {count(self.between, 'blank row')} "
+                "between rows of data"
+            )
+        return said
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +271,7 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str], Ignored]:
     frame = frame.loc[~blank, form.positions]
     frame.columns = pd.Index(form.names)
     raw = [form.header[i] for i in form.positions]
-    return frame, raw, Ignored(int(blank.sum()), len(empty))
+    return frame, raw, Ignored(int(blank.sum()), len(empty), _between(blank))
 
 
 def _scan_csv(path: Path) -> tuple[list[str], list[str], int, Reader, Ignored]:
@@ -272,7 +279,7 @@ def _scan_csv(path: Path) -> tuple[list[str], list[str], int, Reader, Ignored]:
     unnamed = [i for i in range(len(form.header)) if i not in form.positions]
     filled: set[int] = set()
     blank: list[npt.NDArray[np.int64]] = []
-    rows = 0
+    rows = last = 0  # last: the number of rows up to the last one with data
     with _csv_errors(path, form):
         reader = pd.read_csv(path, chunksize=CHUNK_ROWS, **form.options)
     with reader:
@@ -283,11 +290,15 @@ def _scan_csv(path: Path) -> tuple[list[str], list[str], int, Reader, Ignored]:
                 break
             chunk.columns = pd.RangeIndex(len(form.header))
             filled.update(i for i in unnamed if not _blank_cells(chunk[i]).all())
-            blank.append(np.flatnonzero(_blank_rows(chunk)) + rows)
+            empty = _blank_rows(chunk)
+            blank.append(np.flatnonzero(empty) + rows)
+            filled_rows = np.flatnonzero(~empty)
+            last = rows + int(filled_rows[-1]) + 1 if len(filled_rows) else last
             rows += len(chunk)
     _check_unnamed(path, form, sorted(filled))
     form = replace(form, blank=np.concatenate(blank) if blank else form.blank)
-    ignored = Ignored(len(form.blank), len(unnamed) - len(filled))
+    between = int(np.searchsorted(form.blank, last))
+    ignored = Ignored(len(form.blank), len(unnamed) - len(filled), between)
 
     def read(size: int, columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
         with _reading(path):
@@ -358,6 +369,12 @@ def _blank_rows(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
             break
         blank[at] = _blank_cells(frame.iloc[at, position])
     return blank
+
+
+def _between(blank: npt.NDArray[np.bool_]) -> int:
+    """How many of the blank rows come before the last row that is not blank."""
+    filled = np.flatnonzero(~blank)
+    return int(blank[: filled[-1]].sum()) if len(filled) else 0
 
 
 def _encoding(path: Path) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from bulkrunner import loading
 from bulkrunner.cli import main
-from bulkrunner.loading import load_input, open_input
+from bulkrunner.loading import Ignored, load_input, open_input, read_input
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 
 KEY = "sk-live-SENTINEL-7d1e04"
@@ -170,6 +170,12 @@ def test_headers_that_cannot_be_forgiven_are_refused(
     assert problem in line
 
 
+IGNORED = (
+    "3 blank rows and 2 empty unnamed columns; "
+    "row numbers do not count the 1 blank row between rows of data"
+)
+
+
 def test_blank_rows_and_unnamed_empty_columns_are_counted_not_invalid(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,16 +185,17 @@ def test_blank_rows_and_unnamed_empty_columns_are_counted_not_invalid(
     )
     code, out, err = run(capsys, "validate", str(path))
     assert code == 1
-    # rows are numbered without the blank ones: the bad row is the second row of data
+    # rows are numbered without the blank ones, and the summary says so: the bad row is the
+    # second row of data
     assert out.splitlines() == [
         f"{path} row 2: sending_limit: 'ten' is not a whole number",
-        f"{path}: 3 rows, 2 valid, 1 invalid; ignored 3 blank rows and 2 empty unnamed columns",
+        f"{path}: 3 rows, 2 valid, 1 invalid; ignored {IGNORED}",
     ]
     report = tmp_path / "r.csv"
     code, out, err = run(capsys, "run", str(path), "--dry-run", "--report", str(report))
     assert code == 1
-    assert "ignored 3 blank rows and 2 empty unnamed columns" in err
-    assert "ignored: 3 blank rows and 2 empty unnamed columns" in out.splitlines()
+    assert f"ignored {IGNORED}" in err
+    assert f"ignored: {IGNORED}" in out.splitlines()
     frame = pd.read_csv(report, dtype=str, keep_default_na=False)
     assert list(frame.columns[:2]) == ["campaign_id", "sending_limit"]
     assert list(zip(frame["row"], frame["status"], strict=True)) == [
@@ -208,7 +215,7 @@ def test_blank_rows_and_unnamed_empty_columns_are_counted_not_invalid(
     assert applied == [101, 103]
     summary = out.splitlines()
     assert summary[0] == "rows: 3 (2 succeeded, 1 invalid)"
-    assert summary[1] == "ignored: 3 blank rows and 2 empty unnamed columns"
+    assert summary[1] == f"ignored: {IGNORED}"
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 4, 50])
@@ -225,7 +232,8 @@ def test_chunks_and_the_whole_file_agree_on_blank_rows_and_columns(
     assert list(whole.columns) == list(source.columns) == ["campaign_id", "sending_limit"]
     assert whole.values.tolist() == [["101", "25"], ["102", ""], ["103", "7"]]
     assert source.rows == 3
-    assert (source.ignored.rows, source.ignored.columns) == (4, 2)
+    assert source.ignored == Ignored(rows=4, columns=2, between=3)
+    assert read_input(path)[1] == source.ignored
     assert pd.concat(list(source.chunks(rows=chunk))).values.tolist() == whole.values.tolist()
     picked = pd.concat(list(source.chunks(rows=chunk, columns=["sending_limit", "campaign_id"])))
     assert picked.values.tolist() == [["25", "101"], ["", "102"], ["7", "103"]]
