@@ -1,11 +1,11 @@
 """The ``bulkrunner`` command: parse arguments, build one RunConfig, call the runner, exit.
 
-bulkrunner run [JOB_FILE] [--input PATH] [--report PATH] [--base-url URL] [--rate N/S ...]
+bulkrunner run [JOB_FILE|INPUT] [--input PATH] [--report PATH] [--base-url URL] [--rate N/S ...]
                [--concurrency N] [--max-attempts N] [--timeout SECONDS]
                [--vocabulary documented|long] [--dry-run] [--simulate] [-v]
 bulkrunner retry REPORT [JOB_FILE] [the options of run, but --input]
 bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [the options of run, but --input]
-bulkrunner validate [JOB_FILE] [--input PATH] [--vocabulary ...]
+bulkrunner validate [JOB_FILE|INPUT] [--input PATH] [--vocabulary ...]
 bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
 """
 
@@ -92,11 +92,24 @@ _FLAGS = (
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
-    job = read_job_file(Path(args.job_file)) if args.job_file else {}
     flags: dict[str, Any] = {name: getattr(args, name, None) for name in _FLAGS}
+    job_file = args.job_file
+    if args.command in ("run", "validate") and job_file and not _is_job_file(job_file):
+        # `bulkrunner validate plan.csv`: a data file where the job file goes is the input
+        if flags["input"] is not None:
+            raise UsageError(
+                f"{job_file} is not a TOML job file, and --input {flags['input']} is given: "
+                "give the input file once, as --input or in the place of the job file"
+            )
+        flags["input"], job_file = job_file, None
+    job = read_job_file(Path(job_file)) if job_file else {}
     if args.command in ("retry", "rollback"):
         flags["input"] = args.earlier_report
     return build_config(job, flags)
+
+
+def _is_job_file(name: str) -> bool:
+    return Path(name).suffix.lower() == ".toml"
 
 
 def _rate(text: str) -> str:
@@ -253,7 +266,12 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _input_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
+    parser.add_argument(
+        "job_file",
+        nargs="?",
+        metavar="JOB_FILE|INPUT",
+        help="a TOML job file, or (any other name) the input file itself",
+    )
     parser.add_argument("--input", metavar="PATH", help="the .csv or .parquet file of settings")
     parser.add_argument(
         "--vocabulary",

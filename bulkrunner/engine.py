@@ -31,6 +31,7 @@ from bulkrunner.rates import Rate
 from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
 from bulkrunner.sender import Sender
 from bulkrunner.validation import Row
+from bulkrunner.wording import count
 
 log = logging.getLogger("bulkrunner")
 
@@ -212,7 +213,7 @@ class Engine:
             self._finish(
                 job,
                 Status.FAILED,
-                f"gave up after {job.attempts} attempts; last error: {job.error}",
+                f"gave up after {count(job.attempts, 'attempt')}; last error: {job.error}",
             )
             return
         row = job.row

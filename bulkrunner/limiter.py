@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from bulkrunner.adaptive import AdaptiveRate
 from bulkrunner.rates import Rate, ceiling
+from bulkrunner.wording import count
 
 log = logging.getLogger("bulkrunner")
 
@@ -161,9 +162,9 @@ class SlidingWindowLimiter:
         window.granted.extend(at for at in self._recent if at > now - window.length)
         self._windows.append(window)
         log.warning(
-            "the server announces a limit of %d requests (X-RateLimit-Limit), below the "
+            "the server announces a limit of %s (X-RateLimit-Limit), below the "
             "configured %s: holding %s from now on",
-            limit,
+            count(limit, "request"),
             shortest,
             self.learned,
         )

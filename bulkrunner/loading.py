@@ -1,8 +1,12 @@
 """Read the input file (CSV or Parquet) and reject files that cannot be used.
 
 Cells are kept as the user wrote them: CSV cells as strings (a blank cell is ``""``), Parquet cells
-in their native types. Making sense of the values is validation's job; this module only answers
-"is this a usable table of campaign settings?" and raises :class:`InputFileError` when it is not.
+in their native types. A CSV is read as spreadsheets save it: its encoding (UTF-8, UTF-16 with a
+byte-order mark, Windows-1252) and delimiter (comma, semicolon, tab) are found from the file,
+headers are matched forgivingly (``Campaign ID`` is campaign_id), and entirely blank rows and
+empty unnamed columns are left out and counted. Making sense of the values is validation's
+job; this module only answers "is this a usable table of campaign settings?" and raises
+:class:`InputFileError` when it is not.
 
 Two ways in: ``load_input`` gives the whole file as one DataFrame (a real run sends every row, so
 it holds them all anyway); ``open_input`` reads the whole file once to check it, keeps none of
@@ -12,20 +16,26 @@ rows holds one chunk). Both raise the same errors, before the caller has seen a 
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import difflib
+import logging
+import re
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.fields import CAMPAIGN_ID, FIELDS, SETTING_NAMES, EmptyText
+from bulkrunner.wording import count
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -33,7 +43,15 @@ if TYPE_CHECKING:
 INPUT_FORMATS = (".csv", ".parquet")
 KNOWN_COLUMNS = (CAMPAIGN_ID, *SETTING_NAMES)
 CHUNK_ROWS = 50_000  # rows per chunk of a streamed file: a few tens of MB as DataFrames
-_NOT_UTF8 = "is not UTF-8 text (save it as 'CSV UTF-8')"
+_NOT_TEXT = (
+    "is not text in a known encoding (UTF-8, UTF-16 with a byte-order mark, or Windows-1252): "
+    "save it as 'CSV UTF-8'"
+)
+_DELIMITERS = (",", ";", "\t")
+_UNNAMED = re.compile(r"Unnamed: \d+")  # what pandas writes for a column without a name
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SEPARATORS = re.compile(r"[\s_-]+")
+_CANONICAL = {_SEPARATORS.sub("", name): name for name in KNOWN_COLUMNS}
 # Every cell a string, as written: no type guessing, no "NA" turned into a missing value.
 _CSV_OPTIONS: dict[str, Any] = {
     "dtype": object,
@@ -44,6 +62,27 @@ _CSV_OPTIONS: dict[str, Any] = {
 }
 
 Reader = Callable[[int, Sequence[str] | None], Iterator[pd.DataFrame]]
+log = logging.getLogger("bulkrunner")
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """What a spreadsheet leaves behind and loading skips: entirely blank rows, and columns
+    without a name and without a value."""
+
+    rows: int = 0
+    columns: int = 0
+    between: int = 0  # of the blank rows, those before the last row with data
+
+    def __str__(self) -> str:
+        parts = [(self.rows, "blank row"), (self.columns, "empty unnamed column")]
+        said = " and ".join(count(n, noun) for n, noun in parts if n)
+        if self.between:
+            said += (
+                f"; row numbers do not count the {count(self.between, 'blank row')} "
+                "between rows of data"
+            )
+        return said
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +93,7 @@ class InputFile:
     columns: tuple[str, ...]
     rows: int
     read: Reader = field(repr=False)
+    ignored: Ignored = Ignored()
 
     def chunks(
         self, rows: int | None = None, columns: Sequence[str] | None = None
@@ -76,14 +116,24 @@ class InputFile:
 
 
 def load_input(path: Path) -> pd.DataFrame:
-    """Load ``path`` and check its columns; raises :class:`InputFileError` for file problems."""
+    """Load ``path`` and check its columns; raises :class:`InputFileError` for file problems.
+
+    Headers are matched forgivingly (see :func:`canonical_names`); entirely blank rows and
+    empty unnamed columns are left out, so row numbers count the rows that are not blank."""
+    return read_input(path)[0]
+
+
+def read_input(path: Path) -> tuple[pd.DataFrame, Ignored]:
+    """``load_input``, and what it left out."""
     suffix = _check_path(path)
     with _reading(path):
-        frame = _read_csv(path) if suffix == ".csv" else _read_parquet(path)
-    check_columns(path, [str(column) for column in frame.columns])
-    if frame.empty:
-        raise InputFileError(path, "has a header but no data rows")
-    return frame.reset_index(drop=True)
+        if suffix == ".csv":
+            frame, raw, ignored = _read_csv(path)
+        else:
+            frame, raw, ignored = _read_parquet(path), _parquet_header(path), Ignored()
+    _accepted(path, raw, [str(column) for column in frame.columns], len(frame))
+    _report_ignored(path, ignored)
+    return frame.reset_index(drop=True), ignored
 
 
 def open_input(path: Path) -> InputFile:
@@ -91,11 +141,44 @@ def open_input(path: Path) -> InputFile:
     of it: a file that cannot be used fails here, before anything is reported."""
     suffix = _check_path(path)
     with _reading(path):
-        columns, rows, read = _scan_csv(path) if suffix == ".csv" else _scan_parquet(path)
-    check_columns(path, columns)
+        if suffix == ".csv":
+            raw, columns, rows, read, ignored = _scan_csv(path)
+        else:
+            (columns, rows, read), ignored = _scan_parquet(path), Ignored()
+            raw = _parquet_header(path)
+    _accepted(path, raw, columns, rows)
+    _report_ignored(path, ignored)
+    return InputFile(path, tuple(columns), rows, read, ignored)
+
+
+def canonical_names(columns: Sequence[str]) -> list[str]:
+    """Each header as the column it means: case, surrounding spaces and spaces, underscores
+    or hyphens between words do not matter (``Campaign ID``, ``campaign-id`` are campaign_id).
+    A name that means no known column is kept as written, for ``check_columns`` to refuse."""
+    return [_CANONICAL.get(_SEPARATORS.sub("", name.strip().lower()), name) for name in columns]
+
+
+def _accepted(path: Path, raw: Sequence[str], names: Sequence[str], rows: int) -> None:
+    """Check the columns as they will be read (``names``, from the header ``raw``), then log
+    once how the header was read."""
+    meant: dict[str, str] = {}
+    for name, canonical in zip(raw, names, strict=True):
+        if canonical in meant and meant[canonical] != name:
+            raise InputFileError(
+                path, f"columns {meant[canonical]!r} and {name!r} both mean {canonical!r}"
+            )
+        meant.setdefault(canonical, name)
+    check_columns(path, list(names))
     if rows == 0:
         raise InputFileError(path, "has a header but no data rows")
-    return InputFile(path, tuple(columns), rows, read)
+    for name, canonical in zip(raw, names, strict=True):
+        if canonical != name:
+            log.info("%s: reading column %r as %s", path, name, canonical)
+
+
+def _report_ignored(path: Path, ignored: Ignored) -> None:
+    if ignored.rows or ignored.columns:
+        log.info("%s: ignored %s", path, ignored)
 
 
 def check_columns(path: Path, columns: list[str]) -> None:
@@ -150,47 +233,199 @@ def _reading(path: Path) -> Iterator[None]:
 # --- CSV ----------------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    header = _csv_header(path)
-    with _csv_errors(path, header):
-        frame: pd.DataFrame = pd.read_csv(path, **_CSV_OPTIONS)
+@dataclass(frozen=True, slots=True)
+class _Csv:
+    """How a CSV file is written, and what its scan found: kept columns (canonical names and
+    their positions in the file) and the positions of the entirely blank rows, ignored."""
+
+    encoding: str
+    sep: str
+    header: list[str]  # every header cell as written, stripped
+    names: list[str]  # the kept columns, canonical
+    positions: list[int]  # their positions in the file
+    blank: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {**_CSV_OPTIONS, "encoding": self.encoding, "sep": self.sep}
+
+
+def _csv_form(path: Path) -> _Csv:
+    """The file's encoding, delimiter and header, and the unnamed columns it may leave out."""
+    encoding = _encoding(path)
+    sep, header = _sniff(path, encoding)
+    kept = [i for i, name in enumerate(header) if not _unnamed(name)]
+    return _Csv(encoding, sep, header, canonical_names([header[i] for i in kept]), kept)
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str], Ignored]:
+    form = _csv_form(path)
+    with _csv_errors(path, form):
+        frame: pd.DataFrame = pd.read_csv(path, **form.options)
     # pandas renames a repeated header to "name.1"; judge the header as written instead.
-    frame.columns = pd.Index(header)
-    return frame
+    frame.columns = pd.RangeIndex(len(form.header))
+    unnamed = [i for i in range(len(form.header)) if i not in form.positions]
+    empty = [i for i in unnamed if _blank_cells(frame[i]).all()]
+    blank = _blank_rows(frame)
+    _check_unnamed(path, form, [i for i in unnamed if i not in empty])
+    frame = frame.loc[~blank, form.positions]
+    frame.columns = pd.Index(form.names)
+    raw = [form.header[i] for i in form.positions]
+    return frame, raw, Ignored(int(blank.sum()), len(empty), _between(blank))
 
 
-def _scan_csv(path: Path) -> tuple[list[str], int, Reader]:
-    header = _csv_header(path)
-    rows = sum(len(chunk) for chunk in _csv_chunks(path, header, CHUNK_ROWS, None))
+def _scan_csv(path: Path) -> tuple[list[str], list[str], int, Reader, Ignored]:
+    form = _csv_form(path)
+    unnamed = [i for i in range(len(form.header)) if i not in form.positions]
+    filled: set[int] = set()
+    blank: list[npt.NDArray[np.int64]] = []
+    rows = last = 0  # last: the number of rows up to the last one with data
+    with _csv_errors(path, form):
+        reader = pd.read_csv(path, chunksize=CHUNK_ROWS, **form.options)
+    with reader:
+        while True:
+            with _csv_errors(path, form):
+                chunk = next(reader, None)
+            if chunk is None:
+                break
+            chunk.columns = pd.RangeIndex(len(form.header))
+            filled.update(i for i in unnamed if not _blank_cells(chunk[i]).all())
+            empty = _blank_rows(chunk)
+            blank.append(np.flatnonzero(empty) + rows)
+            filled_rows = np.flatnonzero(~empty)
+            last = rows + int(filled_rows[-1]) + 1 if len(filled_rows) else last
+            rows += len(chunk)
+    _check_unnamed(path, form, sorted(filled))
+    form = replace(form, blank=np.concatenate(blank) if blank else form.blank)
+    between = int(np.searchsorted(form.blank, last))
+    ignored = Ignored(len(form.blank), len(unnamed) - len(filled), between)
 
     def read(size: int, columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
         with _reading(path):
-            yield from _csv_chunks(path, header, size, columns)
+            yield from _csv_chunks(path, form, size, columns)
 
-    return header, rows, read
+    raw = [form.header[i] for i in form.positions]
+    return raw, form.names, rows - ignored.rows, read, ignored
 
 
 def _csv_chunks(
-    path: Path, header: list[str], size: int, columns: Sequence[str] | None
+    path: Path, form: _Csv, size: int, columns: Sequence[str] | None
 ) -> Iterator[pd.DataFrame]:
-    names = header if columns is None else list(columns)
+    names = form.names if columns is None else list(columns)
     # By position: the header as written, not as pandas renames or strips it.
-    wanted = None if columns is None else [header.index(name) for name in columns]
-    with _csv_errors(path, header):
-        reader = pd.read_csv(path, chunksize=size, usecols=wanted, **_CSV_OPTIONS)
+    wanted = [form.positions[form.names.index(name)] for name in names]
+    with _csv_errors(path, form):
+        reader = pd.read_csv(path, chunksize=size, usecols=wanted, **form.options)
+    start = 0
     with reader:
         while True:
-            with _csv_errors(path, header):
+            with _csv_errors(path, form):
                 chunk = next(reader, None)
             if chunk is None:
                 return
+            # usecols keeps the file's order: put the columns in the order asked for
+            chunk.columns = pd.RangeIndex(len(chunk.columns))
+            chunk = chunk[[sorted(wanted).index(position) for position in wanted]]
+            end = start + len(chunk)
+            lo, hi = np.searchsorted(form.blank, [start, end])
+            if hi > lo:
+                chunk = chunk.drop(index=chunk.index[form.blank[lo:hi] - start])
+            start = end
+            if chunk.empty:
+                continue
             chunk.columns = pd.Index(names)
             chunk.index = pd.RangeIndex(len(chunk))
             yield chunk
 
 
+def _unnamed(name: str) -> bool:
+    """A header cell spreadsheets leave over a column nobody named."""
+    return name == "" or _UNNAMED.fullmatch(name) is not None
+
+
+def _check_unnamed(path: Path, form: _Csv, filled: Sequence[int]) -> None:
+    if filled:
+        position = filled[0]
+        name = form.header[position]
+        raise InputFileError(
+            path,
+            f"column {position + 1} has data but "
+            + (f"its header {name!r} names no column" if name else "no header")
+            + f"; name it (known columns: {', '.join(KNOWN_COLUMNS)}) or delete it",
+        )
+
+
+def _blank_cells(cells: pd.Series[Any]) -> npt.NDArray[np.bool_]:
+    return np.asarray(cells.astype(str).str.strip().eq("").to_numpy(), dtype=bool)
+
+
+def _blank_rows(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Which rows have nothing but blank cells: looked at a column at a time, and only at
+    the rows still blank, so a normal file costs one pass over its first column."""
+    blank = np.ones(len(frame), dtype=bool)
+    for position in range(frame.shape[1]):
+        at = np.flatnonzero(blank)
+        if not len(at):
+            break
+        blank[at] = _blank_cells(frame.iloc[at, position])
+    return blank
+
+
+def _between(blank: npt.NDArray[np.bool_]) -> int:
+    """How many of the blank rows come before the last row that is not blank."""
+    filled = np.flatnonzero(~blank)
+    return int(blank[: filled[-1]].sum()) if len(filled) else 0
+
+
+def _encoding(path: Path) -> str:
+    """UTF-16 with a byte-order mark; UTF-8 (with or without one) when every byte of the file
+    is valid UTF-8; else Windows-1252 when every byte decodes as it and no control character
+    results. A NUL byte (binary data, UTF-16 without its mark) is never text: refused."""
+    with path.open("rb") as handle:
+        if handle.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            return "utf-16"
+        for encoding in ("utf-8-sig", "cp1252"):
+            handle.seek(0)
+            decoder = codecs.getincrementaldecoder(encoding)()
+            try:
+                while block := handle.read(1 << 20):
+                    text = decoder.decode(block)
+                    if "\x00" in text or (encoding == "cp1252" and _CONTROL.search(text)):
+                        break
+                else:
+                    decoder.decode(b"", final=True)
+                    return encoding
+            except UnicodeDecodeError:
+                continue
+    raise InputFileError(path, _NOT_TEXT)
+
+
+def _sniff(path: Path, encoding: str) -> tuple[str, list[str]]:
+    """The delimiter (comma, semicolon or tab) that splits the header into the most known
+    columns, then the most columns; a comma when none splits it."""
+    best: tuple[int, int] = (-1, -1)
+    sep, header = ",", []
+    for candidate in _DELIMITERS:
+        try:
+            with path.open(encoding=encoding, newline="") as handle:
+                cells = next(csv.reader(handle, delimiter=candidate), None)
+        except UnicodeDecodeError:
+            raise InputFileError(path, _not_text(encoding)) from None
+        except csv.Error as exc:
+            raise InputFileError(path, f"cannot parse as CSV: {exc}") from None
+        if cells is None:
+            break
+        cells = [cell.strip() for cell in cells]
+        known = sum(name in KNOWN_COLUMNS for name in canonical_names(cells))
+        if (known, len(cells)) > best:
+            best, sep, header = (known, len(cells)), candidate, cells
+    if not any(header):
+        raise InputFileError(path, "file is empty")
+    return sep, header
+
+
 @contextlib.contextmanager
-def _csv_errors(path: Path, header: list[str]) -> Iterator[None]:
+def _csv_errors(path: Path, form: _Csv) -> Iterator[None]:
     """Turn what pandas says about a broken CSV into one line naming the file and the problem."""
     try:
         with warnings.catch_warnings():
@@ -198,40 +433,32 @@ def _csv_errors(path: Path, header: list[str]) -> Iterator[None]:
             warnings.simplefilter("error", pd.errors.ParserWarning)
             yield
     except pd.errors.ParserWarning:
-        raise InputFileError(path, _surplus_cells(path, len(header)) or "malformed CSV") from None
-    except UnicodeDecodeError:
-        raise InputFileError(path, _NOT_UTF8) from None
+        raise InputFileError(path, _surplus_cells(path, form) or "malformed CSV") from None
+    except UnicodeError:
+        raise InputFileError(path, _not_text(form.encoding)) from None
     except (pd.errors.ParserError, csv.Error) as exc:
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else "malformed CSV"
-        surplus = _surplus_cells(path, len(header))
+        surplus = _surplus_cells(path, form)
         raise InputFileError(path, surplus or f"cannot parse as CSV: {detail}") from None
 
 
-def _csv_header(path: Path) -> list[str]:
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            header = next(csv.reader(handle), None)
-    except UnicodeDecodeError:
-        raise InputFileError(path, _NOT_UTF8) from None
-    except csv.Error as exc:
-        raise InputFileError(path, f"cannot parse as CSV: {exc}") from None
-    if header is None or not any(cell.strip() for cell in header):
-        raise InputFileError(path, "file is empty")
-    return [cell.strip() for cell in header]
+def _not_text(encoding: str) -> str:
+    return _NOT_TEXT if encoding != "utf-16" else "is not valid UTF-16 text"
 
 
-def _surplus_cells(path: Path, columns: int) -> str | None:
+def _surplus_cells(path: Path, form: _Csv) -> str | None:
     """Which line has more cells than the header, if one does (only read on the error path)."""
+    columns = len(form.header)
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
+        with path.open(encoding=form.encoding, newline="") as handle:
+            reader = csv.reader(handle, delimiter=form.sep)
             for cells in reader:
                 if len(cells) > columns:
                     return (
                         f"line {reader.line_num} has {len(cells)} cells but the header has "
-                        f"{columns} columns"
+                        f"{count(columns, 'column')}"
                     )
-    except csv.Error:
+    except (csv.Error, UnicodeError):
         return None
     return None
 
@@ -247,7 +474,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     if table.num_columns == 0:
         raise InputFileError(path, "file is empty")
     frame: pd.DataFrame = table.to_pandas()
-    frame.columns = pd.Index([str(name).strip() for name in frame.columns])
+    frame.columns = pd.Index(canonical_names([str(name).strip() for name in frame.columns]))
     return _explicit_empties(frame.astype(object))
 
 
@@ -273,9 +500,10 @@ def _scan_parquet(path: Path) -> tuple[list[str], int, Reader]:
             nulls = [n + column.null_count for n, column in zip(nulls, batch.columns, strict=True)]
     if not schema.names:
         raise InputFileError(path, "file is empty")
-    columns = [str(name).strip() for name in schema.empty_table().to_pandas().columns]
+    columns = canonical_names(_stripped(schema))
     nullable = {name for name, count in zip(schema.names, nulls, strict=True) if count}
-    fields = {str(name).strip(): name for name in schema.names}
+    stripped = [str(name).strip() for name in schema.names]
+    fields = dict(zip(canonical_names(stripped), schema.names, strict=True))
 
     def read(size: int, chosen: Sequence[str] | None) -> Iterator[pd.DataFrame]:
         wanted = None if chosen is None else [fields[name] for name in chosen]
@@ -284,6 +512,18 @@ def _scan_parquet(path: Path) -> tuple[list[str], int, Reader]:
                 yield _frame(batch, nullable)
 
     return columns, rows, read
+
+
+def _parquet_header(path: Path) -> list[str]:
+    """The column names as written (stripped), for the log of how they were read."""
+    import pyarrow.parquet as pq
+
+    with _parquet_errors(path):
+        return _stripped(pq.read_schema(path))
+
+
+def _stripped(schema: pa.Schema) -> list[str]:
+    return [str(name).strip() for name in schema.empty_table().to_pandas().columns]
 
 
 def _frame(batch: pa.RecordBatch, nullable: set[str]) -> pd.DataFrame:
@@ -311,7 +551,7 @@ def _frame(batch: pa.RecordBatch, nullable: set[str]) -> pd.DataFrame:
         frame = pa.Table.from_batches([batch, extra]).to_pandas().iloc[:-1]
     else:
         frame = batch.to_pandas()
-    frame.columns = pd.Index([str(name).strip() for name in frame.columns])
+    frame.columns = pd.Index(canonical_names([str(name).strip() for name in frame.columns]))
     return _explicit_empties(frame.reset_index(drop=True).astype(object))
 
 

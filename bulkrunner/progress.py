@@ -33,7 +33,8 @@ class Snapshot:
 
     def line(self) -> str:
         return (
-            f"{self.done}/{self.total} rows done: {self.succeeded} succeeded, {self.failed} "
+            f"{self.done}/{self.total} {'row' if self.total == 1 else 'rows'} done: "
+            f"{self.succeeded} succeeded, {self.failed} "
             f"failed, {self.retrying} retrying; {self.rate:.1f} requests/s within "
             f"{self.limits}; about {_clock(self.eta)} left"
         )

@@ -26,6 +26,7 @@ from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate, ideal_seconds
+from bulkrunner.wording import count
 
 RESULT_COLUMNS = (
     "row",
@@ -564,7 +565,8 @@ class Summary:
         s = self.stats
         if s.requests:
             lines.append(
-                f"requests: {s.requests} sent, {s.retries} retries, {s.throttled} answered 429, "
+                f"requests: {s.requests} sent, {count(s.retries, 'retry', 'retries')}, "
+                f"{s.throttled} answered 429, "
                 f"in {s.sending_seconds:.1f}s ({s.requests_per_second:.2f} requests/s)"
             )
             ideal = ideal_seconds(s.requests, self.rates)
@@ -572,7 +574,7 @@ class Summary:
                 lines.append(
                     f"rate: {min(1.0, ideal / s.sending_seconds):.0%} of the ceiling "
                     f"(the limits {', '.join(map(str, self.rates))} allow "
-                    f"{s.requests} requests in {ideal:.1f}s at best)"
+                    f"{count(s.requests, 'request')} in {ideal:.1f}s at best)"
                 )
         if s.aborted:
             lines.append(s.aborted)

@@ -32,9 +32,10 @@ from bulkrunner.events import emit
 from bulkrunner.fields import CAMPAIGN_ID, Vocabulary
 from bulkrunner.interrupts import Interrupts
 from bulkrunner.journal import Journal, journal_path, read_successes, remove, row_key
-from bulkrunner.loading import InputFile, load_input, open_input
+from bulkrunner.loading import Ignored, InputFile, open_input, read_input
 from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.problems import Problems
 from bulkrunner.report import (
     RESULT_COLUMNS,
     ReportWriter,
@@ -50,6 +51,7 @@ from bulkrunner.report import (
 )
 from bulkrunner.sending import Sending
 from bulkrunner.validation import Row, Validation, repeated_ids, row_errors, validate
+from bulkrunner.wording import count
 
 log = logging.getLogger("bulkrunner")
 
@@ -74,19 +76,38 @@ def exit_code(outcomes: Mapping[int, Outcome], aborted: bool) -> ExitCode:
 
 
 def validate_job(config: RunConfig, out: TextIO) -> ExitCode:
-    """Load and validate only; print every invalid row. Sends nothing."""
+    """Load and validate only; print the invalid rows, or, when there are many, how many rows
+    have each kind of problem and the first few of them. Sends nothing."""
     source = open_input(config.input)
-    invalid = 0
+    invalid: list[tuple[int, str]] = []  # the first rows, printed one by one if few
+    problems = Problems()
+    bad = 0
     for offset, _, errors in _judged(source, config.vocabulary):
         for index, error in enumerate(errors):
             if error:
-                print(f"{config.input} row {offset + index + 1}: {error}", file=out)
-                invalid += 1
+                bad += 1
+                problems.add(offset + index + 1, error)
+                if len(invalid) < _SHOWN_INVALID:
+                    invalid.append((offset + index + 1, error))
+    if bad > _SHOWN_INVALID:
+        print(
+            f"{config.input}: {count(bad, 'invalid row')}, by kind of problem (every row's "
+            f"error is in the report of: bulkrunner run {config.input} --dry-run):",
+            file=out,
+        )
+        for line in problems.lines():
+            print(line, file=out)
+    else:
+        for number, error in invalid:
+            print(f"{config.input} row {number}: {error}", file=out)
+    left_out = source.ignored
+    ignored = f"; ignored {left_out}" if left_out.rows or left_out.columns else ""
     print(
-        f"{config.input}: {source.rows} rows, {source.rows - invalid} valid, {invalid} invalid",
+        f"{config.input}: {count(source.rows, 'row')}, {source.rows - bad} valid, "
+        f"{bad} invalid{ignored}",
         file=out,
     )
-    return ExitCode.ROWS_FAILED if invalid else ExitCode.OK
+    return ExitCode.ROWS_FAILED if bad else ExitCode.OK
 
 
 def run_job(
@@ -102,9 +123,9 @@ def run_job(
         report = config.report or _default_report(config, now())
         with Interrupts():  # SIGTERM too stops a dry run cleanly (no temporary file, no lock)
             return _dry_run(replace(config, report=report), source, None, out, now)
-    frame = load_input(config.input)
+    frame, ignored = read_input(config.input)
     report = config.report or _default_report(config, now())
-    return _execute(replace(config, report=report), frame, None, api_key, out, now)
+    return _execute(replace(config, report=report), frame, None, api_key, out, now, ignored)
 
 
 def retry_job(
@@ -125,7 +146,7 @@ def retry_job(
         return ExitCode.OK
     numbers = [int(n) for n in chosen["row"]]
     frame = chosen.drop(columns=[c for c in chosen.columns if c in RESULT_COLUMNS])
-    log.info("retrying %d rows of %s", len(frame), config.input)
+    log.info("retrying %s of %s", count(len(frame), "row"), config.input)
     stamp = f"{now():%Y%m%dT%H%M%SZ}"
     report = config.report or Path("reports") / f"{config.input.stem}-retry-{stamp}.csv"
     config, frame = replace(config, report=report), frame.reset_index(drop=True)
@@ -167,6 +188,7 @@ def _execute(
     api_key: str,
     out: TextIO,
     now: Now,
+    ignored: Ignored | None = None,
 ) -> ExitCode:
     assert config.report is not None
     report_path = config.report
@@ -207,7 +229,7 @@ def _execute(
         if finished:
             remove(journal_file)
         summary = Summary.of(outcomes, stats, config.rates, written)
-        for line in summary.lines():
+        for line in _with_ignored(summary.lines(), ignored):
             print(line, file=out)
         emit(
             "run_end",
@@ -254,7 +276,7 @@ def _earlier_successes(
         for row in rows
         if (key := row_key(row.campaign_id, row.payload)) in successes
     }
-    log.info("resuming: %d rows already succeeded and will not be sent again", len(done))
+    log.info("resuming: %s already succeeded and will not be sent again", count(len(done), "row"))
     return done
 
 
@@ -297,10 +319,10 @@ def _send(
             outcomes.update({row.number: unsent for row in rows})
             return RunStats(aborted=broken[0])
         log.info(
-            "sending %d rows (%d invalid, not sent) with %d workers within %s",
-            len(rows),
+            "sending %s (%d invalid, not sent) with %s within %s",
+            count(len(rows), "row"),
             len(validation.rejections),
-            config.concurrency,
+            count(config.concurrency, "worker"),
             ", ".join(map(str, config.rates)),
         )
         sending = Sending(
@@ -366,13 +388,20 @@ def _fallback_report(now: Now) -> Path:
     return Path.cwd() / f"bulkrunner-report-{now():%Y%m%dT%H%M%SZ}.csv"
 
 
+def _with_ignored(lines: list[str], ignored: Ignored | None) -> list[str]:
+    """The summary with, after its count of rows, what the input file's reading left out."""
+    if ignored and (ignored.rows or ignored.columns):
+        return [lines[0], f"ignored: {ignored}", *lines[1:]]
+    return lines
+
+
 def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) -> None:
     """Log the first invalid rows (``shown``: number and error) and how many more there are."""
     for number, error in shown[:_SHOWN_INVALID]:
         log.warning("%s row %d is invalid and will not be sent: %s", path, number, error)
     hidden = invalid - _SHOWN_INVALID
     if hidden > 0:
-        log.warning("... and %d more invalid rows (see the report)", hidden)
+        log.warning("... and %s more invalid (see the report)", count(hidden, "row"))
 
 
 # --- dry run and validate: the file a chunk at a time -----------------------------------------
@@ -448,7 +477,8 @@ def _dry_run(
     finally:
         dry.writer.discard()  # nothing left to discard once committed
     _print_preview(dry, out)
-    for line in Summary.counted(dry.counts, RunStats(), config.rates, written).lines():
+    summary = Summary.counted(dry.counts, RunStats(), config.rates, written)
+    for line in _with_ignored(summary.lines(), source.ignored):
         print(line, file=out)
     return ExitCode.ROWS_FAILED if dry.counts[Status.INVALID] else ExitCode.OK
 
@@ -475,7 +505,8 @@ def _print_preview(dry: _DryRun, out: TextIO) -> None:
     valid = dry.counts[Status.DRY_RUN]
     if dry.examples:
         print(
-            f"preview: the first {len(dry.examples)} of {valid} valid rows, as they would be sent:",
+            f"preview: the first {len(dry.examples)} of {count(valid, 'valid row')}, "
+            "as they would be sent:",
             file=out,
         )
         for row in dry.examples:

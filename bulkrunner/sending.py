@@ -34,6 +34,7 @@ from bulkrunner.progress import Bar, Display, LogLines, Snapshot
 from bulkrunner.safeguards import KeyRejected, Plan, plan, read_current, verify
 from bulkrunner.sender import HttpSender
 from bulkrunner.validation import Row
+from bulkrunner.wording import count
 
 if TYPE_CHECKING:
     from bulkrunner.simulator import FaultPlan
@@ -162,7 +163,8 @@ class Sending:
             self.plan = plan(rows, current, skip=config.skip_unchanged)
             if self.plan.unchanged:
                 log.info(
-                    "%d rows already have every wanted value: not sent", len(self.plan.unchanged)
+                    "%s already have every wanted value: not sent",
+                    count(len(self.plan.unchanged), "row"),
                 )
             numbered = {row.number: row for row in rows}
             for number, outcome in self.plan.unchanged.items():
@@ -184,7 +186,7 @@ class Sending:
             if config.verify and self.engine.stats.aborted is None:
                 done = self.engine.outcomes()
                 applied = [r for r in self.plan.send if done[r.number].status is Status.SUCCEEDED]
-                log.info("verifying %d campaigns by reading them back", len(applied))
+                log.info("verifying %s by reading them back", count(len(applied), "campaign"))
                 self.checked = await verify(sender, limiter, applied, config.concurrency)
 
     def _seed(self, limiter: SlidingWindowLimiter, journal: Path) -> None:
@@ -212,8 +214,8 @@ class Sending:
         self.backup = backup_path(report)
         write_backup(self.backup, by_campaign)
         log.info(
-            "backup of the %d campaigns about to change: %s (undo with: bulkrunner rollback %s)",
-            len(by_campaign),
+            "backup of the %s about to change: %s (undo with: bulkrunner rollback %s)",
+            count(len(by_campaign), "campaign"),
             self.backup,
             self.backup,
         )

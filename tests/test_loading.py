@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bulkrunner.errors import InputFileError, UsageError
-from bulkrunner.loading import load_input
+from bulkrunner.loading import load_input, open_input
 
 WriteCsv = Callable[..., Path]
 
@@ -69,11 +69,20 @@ def test_a_missing_file(tmp_path: Path) -> None:
         load_input(tmp_path / "nope.csv")
 
 
-def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
-    path = tmp_path / "latin1.csv"
-    path.write_bytes("campaign_id,unsubscribe_text\n5,Se désabonner\n".encode("latin-1"))
-    with pytest.raises(InputFileError, match="not UTF-8"):
-        load_input(path)
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"campaign_id,unsubscribe_text\n5,Se d\x81sabonner\n",  # 0x81: no Windows-1252 letter
+        b"campaign_id,unsubscribe_text\n5,\xe9\x01\n",  # a control character: not text
+        "campaign_id,sending_limit\n5,7\n".encode("utf-16-le"),  # UTF-16 without its BOM
+    ],
+)
+def test_a_file_in_no_unambiguous_encoding_is_refused(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_bytes(content)
+    for read in (load_input, open_input):
+        with pytest.raises(InputFileError, match="save it as 'CSV UTF-8'"):
+            read(path)
 
 
 def test_an_unsupported_extension_is_a_usage_error(tmp_path: Path) -> None:

@@ -232,7 +232,7 @@ def test_resume_resends_rows_whose_content_changed(
         )
         assert code == 0
         assert sorted(sim.state.applied) == [101, 102]
-    assert "1 rows already succeeded" in capsys.readouterr().err
+    assert "1 row already succeeded" in capsys.readouterr().err
 
 
 def test_fresh_discards_the_unfinished_run(tmp_path: Path) -> None:

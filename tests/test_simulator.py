@@ -659,7 +659,7 @@ def test_summary_reports_the_fullest_window_and_the_429s() -> None:
     state.applied[1] += 1
     assert state.summary([Rate(2, 1)]) == [
         "served 4 requests: 1 x 200, 2 x 429, 1 x dropped",
-        "429s: 1 from the rate limit, 1 injected; 1 campaigns applied, 1 times in all",
+        "429s: 1 from the rate limit, 1 injected; 1 campaign applied, 1 time in all",
         "limit 2/1: at most 3 requests arrived in any 1s window",
         "arrivals spanned 1.50s (2.00/s)",
     ]

@@ -10,6 +10,7 @@ from typing import Any
 from bulkrunner.fields import Vocabulary
 from bulkrunner.rates import Rate, max_in_window
 from bulkrunner.simulator.faults import FaultPlan
+from bulkrunner.wording import count
 
 Clock = Callable[[], float]
 
@@ -62,7 +63,8 @@ class SimulatorState:
                 for s, n in sorted(statuses.items(), key=lambda i: str(i[0]))
             ),
             f"429s: {limited} from the rate limit, {statuses[429] - limited} injected; "
-            f"{len(self.applied)} campaigns applied, {sum(self.applied.values())} times in all",
+            f"{count(len(self.applied), 'campaign')} applied, "
+            f"{count(sum(self.applied.values()), 'time')} in all",
         ]
         arrivals = sorted(r.arrival for r in self.requests)
         for rate in rates:
