@@ -194,8 +194,8 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
         "--outage-timeout",
         type=float,
         metavar="SECONDS",
-        help="abort (exit 3, resumable) when only retryable errors came back for this long "
-        "(default 600)",
+        help="abort (exit 3, resumable) when only retryable errors came back for this long, "
+        "counting the waits between tries (default 600)",
     )
     parser.add_argument(
         "--max-wait",
