@@ -51,6 +51,8 @@ class Journal:
     def open(cls, path: Path, *, input_path: Path, started: datetime) -> Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not path.exists()
+        if not fresh:
+            _drop_torn_line(path)
         handle = path.open("a", encoding="utf-8")
         journal = cls(path, handle)
         if fresh:
@@ -91,6 +93,15 @@ class Journal:
         # Errors are a server's words, which may echo the key: never write it to disk.
         self._handle.write(redact(json.dumps(entry, separators=(",", ":"))) + "\n")
         self._handle.flush()  # to the OS: survives kill -9 of this process
+
+
+def _drop_torn_line(path: Path) -> None:
+    """Cut a last line a crash left unfinished, so that what is appended next starts a line of
+    its own instead of turning the fragment into a damaged line in the middle."""
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
 
 
 def read_successes(path: Path) -> dict[str, Outcome]:

@@ -274,6 +274,17 @@ def test_a_torn_last_journal_line_is_ignored_with_a_warning(
     assert "line 3 was cut short" in caplog.text
 
 
+def test_a_journal_resumed_after_a_torn_line_stays_readable(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv.journal"
+    journal_with_one_success(path)
+    with path.open("a") as handle:
+        handle.write('{"key": "k2", "status": "succ')  # kill -9 in the middle of a write
+    read_successes(path)  # what --resume reads first
+    with Journal.open(path, input_path=Path("plan.csv"), started=WHEN) as journal:
+        journal.record("k3", 3, 103, Outcome(Status.SUCCEEDED, 200, 1, "", 9, WHEN))
+    assert set(read_successes(path)) == {"k1", "k3"}  # and again, at the next resume
+
+
 @pytest.mark.parametrize(
     ("line", "problem"),
     [
