@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -29,6 +30,7 @@ class Answer:
     limit: int | None = None  # X-RateLimit-Limit: requests the server allows in its window
     remaining: int | None = None  # X-RateLimit-Remaining: requests left in the server's window
     reset: float | None = None  # X-RateLimit-Reset: seconds until that budget renews
+    location: str | None = None  # a 3xx's Location header, key redacted (never followed)
 
 
 def parse_json(body: str) -> Any:
@@ -39,10 +41,22 @@ def parse_json(body: str) -> Any:
         return None
 
 
+_FALSE_FLAGS = ("success", "ok")
+_FAILED_STATUSES = frozenset({"error", "failed", "failure", "fail"})
+
+
 def reports_failure(body: str) -> bool:
-    """True when a 2xx body nevertheless says ``"success": false`` or ``"ok": false``."""
+    """True when a 2xx body nevertheless says it failed: ``"success": false`` or ``"ok": false``
+    (also spelled as the string ``"false"``), or ``"status": "error"`` (or ``"failed"``)."""
     data = parse_json(body)
-    return isinstance(data, dict) and (data.get("success") is False or data.get("ok") is False)
+    if not isinstance(data, dict):
+        return False
+    for flag in _FALSE_FLAGS:
+        value = data.get(flag)
+        if value is False or (isinstance(value, str) and value.strip().lower() == "false"):
+            return True
+    status = data.get("status")
+    return isinstance(status, str) and status.strip().lower() in _FAILED_STATUSES
 
 
 def error_message(body: str) -> str:
@@ -117,11 +131,18 @@ def header_count(value: str | None) -> int | None:
     return count if count >= 0 else None
 
 
-def header_reset(value: str | None) -> float | None:
-    """X-RateLimit-Reset as seconds from now: delta-seconds, not an epoch timestamp (a value
-    over a day is taken for one and ignored rather than misread)."""
+# An X-RateLimit-Reset at least this large is a Unix time (2001-09-09 or later), not seconds.
+_EPOCH_FROM = 1_000_000_000
+
+
+def header_reset(value: str | None, now: float | None = None) -> float | None:
+    """X-RateLimit-Reset as seconds from now: delta-seconds, or a Unix timestamp (a value of a
+    billion or more), turned into the seconds left until it (0 once it is past). ``now`` is
+    the Unix time to count from (default: the system clock)."""
     seconds = _seconds(value.strip()) if value is not None else None
-    return seconds if seconds is not None and seconds <= 86_400 else None
+    if seconds is None or seconds < _EPOCH_FROM:
+        return seconds
+    return max(0.0, seconds - (time.time() if now is None else now))
 
 
 def _seconds(value: Any) -> float | None:

@@ -15,8 +15,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bulkrunner.current import Change
+from bulkrunner.current import Change, canonical
 from bulkrunner.fields import CAMPAIGN_ID, FIELDS, Field
+from bulkrunner.redaction import redact
 
 _TYPES: dict[str, pa.DataType] = {
     "enum_list": pa.list_(pa.string()),
@@ -54,9 +55,16 @@ def write_backup(path: Path, changes: Mapping[int, Mapping[str, Change]]) -> int
 
 
 def _before(field: Field, change: Change) -> object:
+    """The current value in the column's type; None (cannot be restored) when the server gave
+    something of another type ("abc" as a number). Text is redacted: never the key in a file."""
     value = change.before
     if value is None:
         return None
-    if field.kind == "enum_list" and not isinstance(value, list):
-        return [item for item in str(value).replace(",", ";").split(";") if item.strip()]
-    return value
+    if field.kind == "enum_list":
+        items = value if isinstance(value, list) else str(value).replace(",", ";").split(";")
+        return [redact(str(item)) for item in items if str(item).strip()]
+    if field.kind in ("int", "bool"):
+        known = canonical(field.name, value)
+        wanted = int if field.kind == "int" else bool
+        return known if type(known) is wanted else None
+    return redact(str(value))

@@ -81,6 +81,7 @@ _FLAGS = (
     "resume",
     "fresh",
     "outage_timeout",
+    "max_wait",
     "grace",
     "guard",
     "skip_unchanged",
@@ -206,8 +207,15 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
         "--outage-timeout",
         type=float,
         metavar="SECONDS",
-        help="abort (exit 3, resumable) when only retryable errors came back for this long "
-        "(default 600)",
+        help="abort (exit 3, resumable) when only retryable errors came back for this long, "
+        "counting the waits between tries (default 600)",
+    )
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        metavar="SECONDS",
+        help="the longest single wait a server may ask for (Retry-After, X-RateLimit-Reset); "
+        "asked for longer, the run stops (exit 3, resumable) (default 300)",
     )
     parser.add_argument(
         "--grace",

@@ -39,6 +39,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "simulate": (bool,),
     "verbose": (bool,),
     "outage_timeout": (int, float),
+    "max_wait": (int, float),
     "grace": (int, float),
     "guard": (int, float),
     "skip_unchanged": (bool,),
@@ -66,6 +67,7 @@ class RunConfig:
     resume: bool = False  # skip rows the report's journal has as succeeded
     fresh: bool = False  # discard an unfinished run's journal and start over
     outage_timeout: float = 600.0  # abort when only retryable errors came back for this long
+    max_wait: float = 300.0  # abort rather than wait longer for a Retry-After or rate reset
     grace: float = 5.0  # seconds requests in flight get to finish after an interruption
     guard: float = DEFAULT_GUARD  # seconds added to every rate window against arrival jitter
     skip_unchanged: bool = True  # read current settings first; rows already as wanted: unchanged
@@ -145,6 +147,7 @@ def build_config(
         resume=bool(merged.get("resume", False)),
         fresh=bool(merged.get("fresh", False)),
         outage_timeout=float(merged.get("outage_timeout", 600.0)),
+        max_wait=float(merged.get("max_wait", 300.0)),
         grace=float(merged.get("grace", 5.0)),
         guard=float(merged.get("guard", DEFAULT_GUARD)),
         skip_unchanged=bool(merged.get("skip_unchanged", True)),
@@ -174,5 +177,7 @@ def _check(config: RunConfig) -> None:
         raise UsageError("--resume and --fresh contradict each other: choose one")
     if not (config.outage_timeout > 0 and config.grace >= 0 and config.guard >= 0):
         raise UsageError("outage timeout must be positive, grace and guard not negative")
+    if not config.max_wait > 0:
+        raise UsageError(f"max wait must be a positive number of seconds, got {config.max_wait:g}")
     if not config.base_url.startswith(("http://", "https://")):
         raise UsageError(f"base URL must start with http:// or https://, got {config.base_url!r}")

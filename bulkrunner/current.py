@@ -15,6 +15,8 @@ from typing import Any
 from bulkrunner.answers import Answer, parse_json
 from bulkrunner.fields import ENUMS, FIELDS_BY_NAME
 
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
 # Where GET names a setting differently from POST.
 _GET_ALIASES = {
     "sending_limit": ("max_leads_per_day",),
@@ -29,7 +31,10 @@ class Change:
 
 
 def parse_campaigns(answer: Answer) -> dict[int, dict[str, Any]] | None:
-    """The campaigns of a ``GET /campaigns/`` answer, by id; None if it is not such an answer."""
+    """The campaigns of a ``GET /campaigns/`` answer, by id; None if it is not such an answer.
+
+    An id may come as a number or as a string of digits ("123"); an item without a usable id
+    is left out (its rows are sent, as for a campaign the list does not show)."""
     if answer.status is None or not 200 <= answer.status < 300:
         return None
     data = parse_json(answer.body)
@@ -39,9 +44,26 @@ def parse_campaigns(answer: Answer) -> dict[int, dict[str, Any]] | None:
         return None
     campaigns: dict[int, dict[str, Any]] = {}
     for item in data:
-        if isinstance(item, dict) and isinstance(item.get("id"), int):
-            campaigns[item["id"]] = item
+        if isinstance(item, dict) and (campaign_id := _campaign_id(item.get("id"))) is not None:
+            campaigns[campaign_id] = item
     return campaigns
+
+
+def _campaign_id(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if (
+        isinstance(value, str)
+        and len(value) < 40
+        and value.strip().isascii()
+        and value.strip().isdigit()
+    ):
+        return int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def current_value(campaign: Mapping[str, Any], field: str) -> tuple[bool, Any]:
@@ -74,9 +96,11 @@ def canonical(field: str, value: Any) -> Any:
         return _enum(field, str(value))
     if spec.kind == "int" and not isinstance(value, bool):
         try:
-            return int(value)
-        except (TypeError, ValueError):
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
+        except (TypeError, ValueError, OverflowError):
             return value
+    if spec.kind == "bool" and isinstance(value, str | int) and not isinstance(value, bool):
+        return _BOOLS.get(str(value).strip().lower(), value)
     if spec.kind == "text":
         return str(value)
     return value

@@ -25,7 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from bulkrunner.answers import Answer
 from bulkrunner.events import emit
-from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter
+from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate
 from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
@@ -86,6 +86,7 @@ class Engine:
     backoff_base: float = BACKOFF_BASE  # seconds; backoff is uniform(0, min(cap, base * 2^attempt))
     backoff_cap: float = MAX_BACKOFF
     outage_timeout: float | None = None  # abort when only retryable errors came for this long
+    max_wait: float = math.inf  # abort rather than wait longer for a Retry-After or a reset
     on_outcome: OutcomeHook | None = None  # called as each row finishes (the journal)
     clock: Clock = time.monotonic
     sleep: Sleep = anyio.sleep
@@ -191,8 +192,16 @@ class Engine:
         log.debug("row %d: %s %s", row.number, answer.status, decision.verdict.value)
         if decision.verdict is not Verdict.RETRY:
             self._last_alive = now
-        if self.limiter.observe(answer.limit, answer.remaining, answer.reset, grant):
-            log.debug("the server's budget is spent: waiting %.1fs for it to renew", answer.reset)
+        too_long = ""
+        try:
+            if self.limiter.observe(
+                answer.limit, answer.remaining, answer.reset, grant, max_pause=self.max_wait
+            ):
+                log.debug(
+                    "the server's budget is spent: waiting %.1fs for it to renew", answer.reset
+                )
+        except WaitTooLong as wait:
+            too_long = self._too_long(wait.seconds, wait.asked_by)
         match decision.verdict:
             case Verdict.SUCCEEDED:
                 self._finish(job, Status.SUCCEEDED, "")
@@ -201,10 +210,21 @@ class Engine:
             case Verdict.ABORT:
                 self._finish(job, Status.FAILED, decision.message)
                 self._abort(f"run aborted: {decision.message}")
-            case Verdict.RETRY:
+            case Verdict.RETRY if not too_long:
                 self._retry(job, answer, waiters)
+        if too_long:
+            self._abort(too_long)
+
+    def _too_long(self, seconds: float, asked_by: str) -> str:
+        return (
+            f"run aborted: the server asked to wait {seconds:.0f}s ({asked_by}), "
+            f"more than --max-wait {self.max_wait:g}"
+        )
 
     def _retry(self, job: _Job, answer: Answer, waiters: anyio.abc.TaskGroup) -> None:
+        if answer.retry_after is not None and answer.retry_after > self.max_wait:
+            self._abort(self._too_long(answer.retry_after, "Retry-After"))
+            return
         if answer.status == 429:
             self.stats.throttled += 1
             self.limiter.pause(answer.retry_after or DEFAULT_429_PAUSE)
@@ -217,16 +237,17 @@ class Engine:
             )
             return
         row = job.row
-        outage = self._outage_seconds()
-        if outage is not None:
-            self._abort(
-                f"run aborted: every answer for {outage:.0f}s was a retryable error "
-                f"(last: {job.error}); SmartLead looks unavailable"
-            )
-            return
         delay = retry_delay(
             job.attempts, answer.retry_after, self.rng, self.backoff_base, self.backoff_cap
         )
+        outage = self._outage_seconds(delay)
+        if outage is not None:
+            self._abort(
+                f"run aborted: only retryable errors came back for {outage:.0f}s, counting the "
+                f"{delay:.0f}s wait before the next try (last: {job.error}); "
+                "SmartLead looks unavailable"
+            )
+            return
         self.stats.retries += 1
         log.info(
             "row %d (campaign %d): retry in %.1fs (attempt %d of %d) after %s",
@@ -248,11 +269,13 @@ class Engine:
         self._waiting += 1
         waiters.start_soon(self._requeue, job, delay)
 
-    def _outage_seconds(self) -> float | None:
-        """How long only retryable errors have come back, once that reaches the outage timeout."""
+    def _outage_seconds(self, wait: float) -> float | None:
+        """How long only retryable errors will have come back once the ``wait`` before the next
+        try is over, if that reaches the outage timeout: time spent waiting counts, so a run
+        does not sleep past the timeout to find out."""
         if self.outage_timeout is None or self._last_alive is None:
             return None
-        silent = self.clock() - self._last_alive
+        silent = self.clock() - self._last_alive + wait
         return silent if silent >= self.outage_timeout else None
 
     async def _requeue(self, job: _Job, delay: float) -> None:

@@ -23,6 +23,9 @@ from typing import IO, Any
 
 from bulkrunner.errors import UsageError
 from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.redaction import redact
+
+log = logging.getLogger("bulkrunner")
 
 FORMAT_VERSION = 1
 
@@ -98,19 +101,23 @@ class Journal:
         self.close()
 
     def _write(self, entry: dict[str, Any]) -> None:
-        self._handle.write(json.dumps(entry, separators=(",", ":")) + "\n")
+        # Errors are a server's words, which may echo the key: never write it to disk.
+        self._handle.write(redact(json.dumps(entry, separators=(",", ":"))) + "\n")
         self._handle.flush()  # to the OS: survives kill -9 of this process
 
 
 def read_successes(path: Path) -> dict[str, Outcome]:
     """The rows a journal records as succeeded, by key. A torn last line (a crash mid-write)
-    is ignored; anything else unreadable is a usage error naming the line."""
+    is ignored with a warning; anything else unreadable is a usage error naming the line and
+    the fix, raised before anything is sent."""
     successes: dict[str, Outcome] = {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the journal ({exc.strerror or exc})") from None
     for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
         try:
             entry = json.loads(line)
         except ValueError:
@@ -122,19 +129,16 @@ def read_successes(path: Path) -> dict[str, Outcome]:
                     number,
                 )
                 break
-            raise UsageError(f"{path}: line {number} is not a journal entry") from None
-        if not isinstance(entry, dict) or "key" not in entry:
-            continue
+            raise _damaged(path, number, "is not a journal entry") from None
+        if isinstance(entry, dict) and "journal" in entry and "key" not in entry:
+            continue  # the header
+        if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+            raise _damaged(path, number, "is not a journal entry")
         if entry.get("status") == Status.SUCCEEDED.value:
-            finished = entry.get("finished_at")
-            successes[str(entry["key"])] = Outcome(
-                Status.SUCCEEDED,
-                entry.get("http_status"),
-                int(entry.get("attempts") or 0),
-                str(entry.get("error") or ""),
-                entry.get("duration_ms"),
-                datetime.fromisoformat(finished) if finished else None,
-            )
+            try:
+                successes[entry["key"]] = _success(entry)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise _damaged(path, number, f"has a bad value ({exc})") from None
     return successes
 
 
@@ -153,6 +157,29 @@ def _mend_last_line(path: Path) -> None:
             handle.truncate(start)
         else:
             handle.write(b"\n")
+
+
+def _success(entry: dict[str, Any]) -> Outcome:
+    finished = entry.get("finished_at")
+    http_status, duration = entry.get("http_status"), entry.get("duration_ms")
+    for name, value in (("http_status", http_status), ("duration_ms", duration)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ValueError(f"{name} {value!r} is not a whole number")
+    return Outcome(
+        Status.SUCCEEDED,
+        http_status,
+        int(entry.get("attempts") or 0),
+        str(entry.get("error") or ""),
+        duration,
+        datetime.fromisoformat(finished) if finished else None,
+    )
+
+
+def _damaged(path: Path, number: int, problem: str) -> UsageError:
+    return UsageError(
+        f"{path}: line {number} {problem}; the journal is damaged: fix or delete that line "
+        "and --resume again, or start over with --fresh"
+    )
 
 
 def finish_times(path: Path) -> list[datetime]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -51,6 +52,15 @@ class _Window:
         if len(self.granted) < self.limit:
             return 0.0
         return self.granted[0] + self.length - now
+
+
+class WaitTooLong(Exception):
+    """The server asked everyone to wait longer than the run allows (``--max-wait``)."""
+
+    def __init__(self, seconds: float, asked_by: str) -> None:
+        super().__init__(f"{asked_by} asked to wait {seconds:.0f}s")
+        self.seconds = seconds
+        self.asked_by = asked_by
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +141,18 @@ class SlidingWindowLimiter:
             self.adaptive.on_throttle(now, self.sending_rate(now))
 
     def observe(
-        self, limit: int | None, remaining: int | None, reset: float | None, grant: Grant
+        self,
+        limit: int | None,
+        remaining: int | None,
+        reset: float | None,
+        grant: Grant,
+        max_pause: float = math.inf,
     ) -> bool:
         """Take the server's word on its limit and budget, from the answer to ``grant``.
 
         Requests granted after that one may not have been counted in ``remaining`` yet, so they
-        are taken off it. Returns True when it made everyone wait for the reset.
+        are taken off it. Returns True when it made everyone wait for the reset; raises
+        :class:`WaitTooLong` instead of waiting longer than ``max_pause`` seconds.
         """
         now = self._clock()
         if limit is not None and limit > 0:
@@ -150,6 +166,8 @@ class SlidingWindowLimiter:
         budget = remaining - (self.granted - grant.seq)
         if budget > 0 or self._windows_wait(now) > 0:
             return False  # budget left, or the configured windows make everyone wait anyway
+        if reset > max_pause:
+            raise WaitTooLong(reset, "X-RateLimit-Reset")
         self.pause(reset)
         return True
 

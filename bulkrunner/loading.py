@@ -473,6 +473,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         table = pq.read_table(path)
     if table.num_columns == 0:
         raise InputFileError(path, "file is empty")
+    _check_parquet_types(path, table.schema)
     frame: pd.DataFrame = table.to_pandas()
     frame.columns = pd.Index(canonical_names([str(name).strip() for name in frame.columns]))
     return _explicit_empties(frame.astype(object))
@@ -500,6 +501,7 @@ def _scan_parquet(path: Path) -> tuple[list[str], int, Reader]:
             nulls = [n + column.null_count for n, column in zip(nulls, batch.columns, strict=True)]
     if not schema.names:
         raise InputFileError(path, "file is empty")
+    _check_parquet_types(path, schema)
     columns = canonical_names(_stripped(schema))
     nullable = {name for name, count in zip(schema.names, nulls, strict=True) if count}
     stripped = [str(name).strip() for name in schema.names]
@@ -524,6 +526,42 @@ def _parquet_header(path: Path) -> list[str]:
 
 def _stripped(schema: pa.Schema) -> list[str]:
     return [str(name).strip() for name in schema.empty_table().to_pandas().columns]
+
+
+def _check_parquet_types(path: Path, schema: pa.Schema) -> None:
+    """Reject a column of structs, maps or bytes: no setting is one, and their cells would
+    reach the rows as Python objects no field can read."""
+    for name, kind in zip(schema.names, schema.types, strict=True):
+        odd = _odd_type(kind)
+        if odd is not None:
+            raise InputFileError(
+                path,
+                f"column {str(name).strip()!r} holds {odd} values (Parquet type {kind}); "
+                "settings are numbers, text, true/false or lists of text",
+            )
+
+
+def _odd_type(kind: pa.DataType) -> str | None:
+    """What makes ``kind`` unreadable as a setting ("struct", "map", "binary"), or None."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        return _odd_type(kind.value_type)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _odd_type(kind.value_type)
+    if pa.types.is_struct(kind):
+        return "struct"
+    if pa.types.is_map(kind):
+        return "map"
+    if pa.types.is_union(kind):
+        return "union"
+    if (
+        pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_fixed_size_binary(kind)
+    ):
+        return "binary"
+    return None
 
 
 def _frame(batch: pa.RecordBatch, nullable: set[str]) -> pd.DataFrame:

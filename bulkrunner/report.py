@@ -26,6 +26,7 @@ from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate, ideal_seconds
+from bulkrunner.redaction import redact
 from bulkrunner.wording import count
 
 RESULT_COLUMNS = (
@@ -87,7 +88,7 @@ def build_report(
         status=[o.status.value for o in ordered],
         http_status=[o.http_status for o in ordered],
         attempts=[o.attempts for o in ordered],
-        error=[o.error for o in ordered],
+        error=[redact(o.error) for o in ordered],  # a server's words: never the key
         duration_ms=[o.duration_ms for o in ordered],
         finished_at=[
             o.finished_at.isoformat(timespec="milliseconds") if o.finished_at else None
@@ -102,7 +103,7 @@ def _side(found: Mapping[str, Change] | None, side: str) -> str | None:
     if not found:
         return None
     values = {name: getattr(change, side) for name, change in found.items()}
-    return json.dumps(values, default=str, ensure_ascii=False)
+    return redact(json.dumps(values, default=str, ensure_ascii=False))
 
 
 def build_dry_run_report(

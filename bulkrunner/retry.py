@@ -42,6 +42,8 @@ def classify(answer: Answer) -> Decision:
         if reports_failure(answer.body):
             return Decision(Verdict.FAILED, _describe(answer))
         return Decision(Verdict.SUCCEEDED, "")
+    if 300 <= status < 400:
+        return Decision(Verdict.FAILED, redirected(answer))
     if status in RETRYABLE_STATUSES:
         return Decision(Verdict.RETRY, _describe(answer))
     if status in ABORT_STATUSES:
@@ -65,6 +67,12 @@ def retry_delay(
 ) -> float:
     """Seconds to wait before try ``attempt + 1``: the backoff, but never under Retry-After."""
     return max(retry_after or 0.0, backoff(attempt, rng, base, cap))
+
+
+def redirected(answer: Answer) -> str:
+    """A 3xx, which is never followed: following it would send the key to another address."""
+    where = answer.location or "an address it did not give"
+    return f"HTTP {answer.status}: redirected to {where} (not followed)"
 
 
 def _describe(answer: Answer) -> str:

@@ -36,6 +36,7 @@ from bulkrunner.loading import Ignored, InputFile, open_input, read_input
 from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.problems import Problems
+from bulkrunner.redaction import redact, remember
 from bulkrunner.report import (
     RESULT_COLUMNS,
     ReportWriter,
@@ -158,6 +159,7 @@ def retry_job(
 
 def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
     api_key = environ.get(API_KEY_ENV, "")
+    remember(api_key)  # whatever a server echoes back, the key is redacted from every output
     if not (api_key or config.dry_run or config.simulate):
         raise UsageError(
             f"{API_KEY_ENV} is not set: export your SmartLead API key in it "
@@ -230,7 +232,7 @@ def _execute(
             remove(journal_file)
         summary = Summary.of(outcomes, stats, config.rates, written)
         for line in _with_ignored(summary.lines(), ignored):
-            print(line, file=out)
+            print(redact(line), file=out)  # the reason a run stopped may quote a server
         emit(
             "run_end",
             counts={status.value: n for status, n in summary.counts.items()},

@@ -64,6 +64,7 @@ class HttpSender:
         return await self._request("GET", "/campaigns/")
 
     async def _request(self, method: str, path: str, body: str | None = None) -> Answer:
+        secrets = [self._api_key]
         sent = {"Accept": "application/json"}
         if body is not None:
             sent["Content-Type"] = "application/json"
@@ -75,13 +76,17 @@ class HttpSender:
                 data=body,
                 headers=sent,
                 timeout=self._timeout,
+                allow_redirects=False,  # following one would send the key to another address
             ) as response:
                 raw = await response.read()
-                text = raw.decode(response.charset or "utf-8", errors="replace")
+                # The server's text may echo the request line, key included: redact it here,
+                # before it can reach any message, log or file.
+                text = redact(_decode(raw, response.charset), secrets)
                 headers = response.headers
                 retry_after = header_retry_after(headers.get("Retry-After"))
                 if retry_after is None:
                     retry_after = body_retry_after(text)
+                location = headers.get("Location") if 300 <= response.status < 400 else None
                 return Answer(
                     response.status,
                     text,
@@ -89,6 +94,7 @@ class HttpSender:
                     limit=header_count(headers.get("X-RateLimit-Limit")),
                     remaining=header_count(headers.get("X-RateLimit-Remaining")),
                     reset=header_reset(headers.get("X-RateLimit-Reset")),
+                    location=redact(location, secrets) if location is not None else None,
                 )
         except TimeoutError:
             return Answer(
@@ -111,3 +117,12 @@ class HttpSender:
     def _describe(self, what: str, exc: BaseException) -> str:
         detail = str(exc) or type(exc).__name__
         return redact(f"{what}: {detail}", [self._api_key])
+
+
+def _decode(raw: bytes, declared: str | None) -> str:
+    """The body as text, in its declared charset if that is a text encoding Python knows, else
+    in UTF-8: a bogus charset ("charset=bogus", "charset=base64") is not fatal."""
+    try:
+        return raw.decode(declared or "utf-8", errors="replace")
+    except LookupError:
+        return raw.decode("utf-8", errors="replace")

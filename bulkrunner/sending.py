@@ -152,6 +152,7 @@ class Sending:
                 concurrency=config.concurrency,
                 max_attempts=config.max_attempts,
                 outage_timeout=config.outage_timeout,
+                max_wait=config.max_wait,
                 on_outcome=self.on_outcome,
             )
             try:

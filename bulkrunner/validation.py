@@ -76,7 +76,7 @@ _WHOLE = re.compile(r"[+-]?\d+(?:\.0*)?")
 _TRUE = frozenset({"true", "yes", "1", "y", "t"})
 _FALSE = frozenset({"false", "no", "0", "n", "f"})
 _EMPTY_LIST = frozenset({"[]", "none"})
-_ID_FIELD = Field(CAMPAIGN_ID, "int", minimum=1)
+_ID_FIELD = Field(CAMPAIGN_ID, "int", minimum=1, maximum=2**63 - 1)  # ids are 64-bit
 
 Objects = npt.NDArray[np.object_]
 Flags = npt.NDArray[np.bool_]
@@ -251,6 +251,10 @@ _SCALARS = (str, int, float)  # and their subclasses: bool, EmptyText, numpy's f
 _NO_VALUE = (type(None), type(pd.NA), type(pd.NaT), float)  # what pd.isna and _is_missing share
 
 
+_BYTES = (bytes, bytearray, memoryview)
+_ODD_CELLS = (dict, set, frozenset, *_BYTES)
+
+
 def _distinct(cells: Objects) -> tuple[npt.NDArray[np.intp], Objects]:
     """Codes into the distinct cells: ``distinct[codes]`` is ``cells``, judged alike.
 
@@ -304,6 +308,8 @@ def _distinct(cells: Objects) -> tuple[npt.NDArray[np.intp], Objects]:
 def _cache_key(cell: Any) -> Hashable:
     if isinstance(cell, list | tuple | np.ndarray):
         return ("list", *(str(item) for item in cell))
+    if isinstance(cell, _ODD_CELLS):
+        return (type(cell).__name__, repr(cell))  # unhashable, or not to be mixed up with text
     # Keep 1, 1.0 and True apart: they are equal as dict keys but not as cells.
     return (type(cell).__name__, cell) if not _is_missing(cell) else ("missing",)
 
@@ -326,6 +332,10 @@ def _parse_distinct(
             todo = np.flatnonzero(~whole)
     parse = _parser(field, vocabulary)
     for index in todo.tolist():
+        if isinstance(distinct[index], _ODD_CELLS):  # a JSON object, bytes... in a cell
+            kind = "binary" if isinstance(distinct[index], _BYTES) else "a structured value"
+            errors[index] = f"{field.name}: {kind}, not a number, text, true/false or list"
+            continue
         value, error = parse(distinct[index])
         values[index] = value
         if error:
