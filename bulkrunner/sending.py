@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import anyio
 
-from bulkrunner.backup import backup_path, write_backup
+from bulkrunner.backup import BackupError, backup_path, record_backup
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine, OutcomeHook, RunStats
 from bulkrunner.events import emit
@@ -30,7 +30,7 @@ from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot
-from bulkrunner.safeguards import KeyRejected, Plan, plan, read_current, verify
+from bulkrunner.safeguards import Current, KeyRejected, Plan, Reading, plan, read_current, verify
 from bulkrunner.sender import HttpSender
 from bulkrunner.validation import Row
 
@@ -68,6 +68,7 @@ class Sending:
         result = {row.number: Outcome(Status.NOT_ATTEMPTED, error=INTERRUPTED) for row in self.rows}
         if self.plan is not None:
             result.update(self.plan.unchanged)
+            result.update(self.plan.refused)
         if self.engine is not None:
             result.update(self.engine.outcomes())
         for number, difference in self.checked.items():
@@ -149,23 +150,42 @@ class Sending:
                 outage_timeout=config.outage_timeout,
                 on_outcome=self.on_outcome,
             )
+            reading = Reading(limiter, config.max_attempts, self.engine.rng, self.engine.sleep)
+            current: Current | None
             try:
-                current = await read_current(sender, limiter)
+                current = await read_current(
+                    sender,
+                    reading,
+                    {row.campaign_id for row in rows},
+                    one_by_one=not config.no_backup,
+                    concurrency=config.concurrency,
+                )
             except KeyRejected as rejected:
                 log.error("run aborted: %s; nothing was sent", rejected)
                 self.engine.stop(f"run aborted: {rejected}")
                 current = None
-            self.plan = plan(rows, current, skip=config.skip_unchanged)
+            self.plan = plan(
+                rows, current, skip=config.skip_unchanged, require_backup=not config.no_backup
+            )
             if self.plan.unchanged:
                 log.info(
                     "%d rows already have every wanted value: not sent", len(self.plan.unchanged)
                 )
+            if self.plan.refused:
+                log.warning(
+                    "%d rows not sent: their campaign does not exist or could not be read "
+                    "(see the report)",
+                    len(self.plan.refused),
+                )
             numbered = {row.number: row for row in rows}
-            for number, outcome in self.plan.unchanged.items():
+            for number, outcome in (*self.plan.unchanged.items(), *self.plan.refused.items()):
                 if self.on_outcome is not None:
                     self.on_outcome(numbered[number], outcome)
             if current is not None and config.report is not None and self.plan.send:
-                self._write_backup(config.report, self.plan)
+                if config.no_backup:
+                    log.warning("--no-backup: no backup is written; this run cannot be rolled back")
+                else:
+                    self._write_backup(config.report, self.plan)
             emit(
                 "run_start",
                 rows=len(self.plan.send),
@@ -200,18 +220,36 @@ class Sending:
         limiter.seed(ages + [max(0.0, silent)] * self.config.concurrency)
 
     def _write_backup(self, report: Path, planned: Plan) -> None:
+        """Record the values about to change before any is sent; if that fails, send nothing."""
+        assert self.engine is not None
         by_campaign = {
             row.campaign_id: planned.changes[row.number]
             for row in planned.send
             if planned.changes[row.number]
         }
-        self.backup = backup_path(report)
-        write_backup(self.backup, by_campaign)
+        path = backup_path(report)
+        # A resumed run continues the one that wrote this backup (as does a --fresh start of
+        # it: what the interrupted run changed is still changed): keep what it recorded.
+        keep = self.config.resume or self.config.fresh
+        try:
+            recorded = record_backup(path, by_campaign, keep=keep)
+        except BackupError as exc:
+            log.error("run aborted: %s; nothing was sent", exc)
+            self.engine.stop(f"run aborted: {exc}")
+            return
+        self.backup = path
+        if recorded.unknown:
+            log.warning(
+                "%d campaigns about to change have no readable current value to back up",
+                recorded.unknown,
+            )
+        earlier = recorded.total - recorded.campaigns
         log.info(
-            "backup of the %d campaigns about to change: %s (undo with: bulkrunner rollback %s)",
-            len(by_campaign),
-            self.backup,
-            self.backup,
+            "backup of the %d campaigns about to change%s: %s (undo with: bulkrunner rollback %s)",
+            recorded.campaigns,
+            f" (and {earlier} more from the run it continues)" if earlier > 0 else "",
+            path,
+            path,
         )
 
     async def _watch(self, engine: Engine, total: int, limiter: SlidingWindowLimiter) -> None:

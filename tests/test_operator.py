@@ -100,23 +100,24 @@ def test_rows_that_change_nothing_are_not_sent(tmp_path: Path) -> None:
     assert set(pd.read_csv(tmp_path / "2.csv")["status"]) == {"unchanged"}
 
 
-def test_a_failed_list_call_falls_back_to_sending_everything(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_campaign_missing_from_the_account_is_flagged_before_sending(tmp_path: Path) -> None:
     source = plan(tmp_path)
-    # Campaign 13 is not in the account: the list call shows only 11 and 12, and 13 is sent.
+    report = tmp_path / "r.csv"
+    # Campaign 13 is not in the account: the list call shows only 11 and 12, and reading 13 on
+    # its own answers 404, so its row fails unsent and the backup does not hold it as nulls.
     with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12})) as sim:
         code = run(
-            "run",
-            "--input",
-            str(source),
-            "--report",
-            str(tmp_path / "r.csv"),
-            "--base-url",
-            sim.base_url,
+            "run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url
         )
+        posted = sorted(r.campaign_id for r in sim.state.posts())
+        reads = [r.path for r in sim.state.requests if r.method == "GET"]
     assert code == 1
-    assert pd.read_csv(tmp_path / "r.csv")["http_status"].tolist() == [200, 200, 404]
+    assert posted == [11, 12]
+    assert reads == ["/api/v1/campaigns/", "/api/v1/campaigns/13"]
+    frame = pd.read_csv(report)
+    assert frame["http_status"].tolist() == [200, 200, 404]
+    assert frame["error"].tolist()[2] == "campaign 13 not found (404)"
+    assert pd.read_parquet(backup_path(report))["campaign_id"].tolist() == [11, 12]
 
 
 def test_the_backup_holds_exactly_the_fields_about_to_change(tmp_path: Path) -> None:
@@ -262,7 +263,7 @@ def test_report_paths_take_a_timestamp_template() -> None:
     assert config.report is not None
     assert str(config.report) == "/var/reports/2026-11-26/nightly-20261126T021500Z.csv"
     assert str(backup_path(config.report)) == (
-        "/var/reports/2026-11-26/nightly-20261126T021500Z.backup.parquet"
+        "/var/reports/2026-11-26/nightly-20261126T021500Z.csv.backup.parquet"
     )
 
 
