@@ -257,9 +257,11 @@ class Sending:
         bar = sys.stderr.isatty() and not self.config.quiet
         display: Display = Bar() if bar else LogLines(self.config.progress_interval)
         unchanged = len(self.plan.unchanged) if self.plan else 0
+        refused = len(self.plan.refused) if self.plan else 0
 
         def snapshot(now: float) -> Snapshot:
             succeeded, failed, waiting = engine.progress()
+            failed += refused
             return Snapshot(
                 total,
                 succeeded + unchanged,

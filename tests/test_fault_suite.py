@@ -263,7 +263,11 @@ def test_kill_9_at_random_moments_then_resume_applies_every_row(tmp_path: Path) 
     rng.shuffle(moments)
     env = {**os.environ, "SMARTLEAD_API_KEY": KEY}
     env.pop("SMARTLEAD_BASE_URL", None)
-    config = SimulatorConfig(api_key=KEY, rates=[KILL_RATE], faults=KILL_FAULTS)
+    # The account lists its campaigns, as SmartLead's does: each run reads them in one call.
+    campaigns = {cid for cid, _ in plan}
+    config = SimulatorConfig(
+        api_key=KEY, rates=[KILL_RATE], campaigns=campaigns, faults=KILL_FAULTS
+    )
     kills: list[str] = []  # the moment of each kill that ended a running process
     codes: list[int] = []
     done: list[int] = []  # rows the journal holds as succeeded, after each kill

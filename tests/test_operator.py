@@ -344,6 +344,28 @@ def test_rollback_after_an_interrupted_and_resumed_run_restores_every_campaign(
     assert pd.read_parquet(backup_path(report))["campaign_id"].tolist() == [21, 22, 23]
 
 
+def test_a_resumed_run_with_an_unreadable_backup_sends_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "plan.csv"
+    source.write_text("campaign_id,sending_limit\n21,150\n22,160\n")
+    report = tmp_path / "apply.csv"
+    faults = FaultPlan(scripted={22: ["503"]})  # with the outage timeout: exit 3 after 21
+    config = SimulatorConfig(api_key=KEY, campaigns={21, 22}, faults=faults)
+    sending = ("--report", str(report), "--concurrency", "1", "--outage-timeout", "1e-9")
+    with SimulatorThread(config) as sim:
+        assert run("run", "--input", str(source), *sending, "--base-url", sim.base_url) == 3
+        backup_path(report).write_bytes(b"torn")
+        capsys.readouterr()
+        resumed = ("--resume", "--base-url", sim.base_url)
+        assert run("run", "--input", str(source), *sending, *resumed) == 3
+        posts = len(sim.state.posts())
+    assert posts == 2  # 21's, and 22's 503: nothing more
+    err = capsys.readouterr().err
+    assert f"{backup_path(report)}: cannot read the backup" in err
+    assert pd.read_csv(report)["status"].tolist() == ["succeeded", "not_attempted"]
+
+
 def test_reports_differing_only_in_extension_keep_their_own_backups(tmp_path: Path) -> None:
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     first.write_text("campaign_id,sending_limit\n31,150\n")
