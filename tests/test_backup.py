@@ -18,6 +18,8 @@ import pytest
 
 from bulkrunner.answers import Answer
 from bulkrunner.backup import BackupError, backup_path, read_backup, record_backup
+from bulkrunner.cli import main
+from bulkrunner.config import build_config, read_job_file
 from bulkrunner.current import Change
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.outcomes import Status
@@ -221,3 +223,15 @@ async def test_rows_whose_campaign_is_missing_or_unreadable_are_not_sent() -> No
     planned = plan(rows, current, skip=True, require_backup=False)
     assert [row.number for row in planned.send] == [1, 2]
     assert list(planned.refused) == [3]
+
+
+def test_no_backup_is_an_option_of_the_command_line_and_the_job_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text('input = "plan.csv"\nno_backup = true\n')
+    assert build_config(read_job_file(job), {}).no_backup is True
+    assert build_config({"input": "plan.csv"}, {"no_backup": None}).no_backup is False
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "--no-backup" in capsys.readouterr().out
