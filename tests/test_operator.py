@@ -309,9 +309,12 @@ def test_rollback_without_a_backup_is_a_usage_error(
     assert "no backup to roll back to" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("again", ["--resume", "--fresh"])
 def test_rollback_after_an_interrupted_and_resumed_run_restores_every_campaign(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], again: str
 ) -> None:
+    """--fresh starts the sending over, but what the interrupted run changed stays changed:
+    the backup keeps its original values too."""
     source = tmp_path / "plan.csv"
     source.write_text("campaign_id,sending_limit\n21,150\n22,160\n23,170\n")
     report = tmp_path / "apply.csv"
@@ -326,7 +329,7 @@ def test_rollback_after_an_interrupted_and_resumed_run_restores_every_campaign(
         assert run("run", "--input", str(source), *sending, "--base-url", sim.base_url) == 3
         assert dict(sim.state.applied) == {21: 1}
         capsys.readouterr()
-        resumed = ("--resume", "--base-url", sim.base_url)
+        resumed = (again, "--base-url", sim.base_url)
         assert run("run", "--input", str(source), *sending, *resumed) == 0
         assert (
             "backup of the 2 campaigns about to change (and 1 more from the run it continues)"
