@@ -1,23 +1,33 @@
-"""Backups: the current values of exactly the fields a run is about to change, as an input file.
+"""Backups: a ledger of the original values of exactly the fields a run changes, as an input file.
 
 The backup is Parquet, because it must restore values a blank CSV cell cannot express: an empty
 ``unsubscribe_text`` is an empty string, an empty ``track_settings`` an empty list, while a
 field the run does not change is null (left unchanged). ``bulkrunner rollback`` (or ``run`` on
 the backup) puts the old values back.
+
+It is a ledger: once a campaign's field is recorded, nothing overwrites it. A ``--resume``d run
+adds the campaigns and fields it is about to change to the backup of the run it continues, so
+after any number of interruptions the backup still holds the values from before the first one.
+Every write goes to a temporary file, flushed to disk, then renamed over the backup: a kill at
+any moment leaves the old ledger or the new one, never a torn file.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bulkrunner.current import Change, canonical
-from bulkrunner.fields import CAMPAIGN_ID, FIELDS, Field
+from bulkrunner.fields import CAMPAIGN_ID, FIELDS, FIELDS_BY_NAME, Field
 from bulkrunner.redaction import redact
+
+BACKUP_SUFFIX = ".backup.parquet"
 
 _TYPES: dict[str, pa.DataType] = {
     "enum_list": pa.list_(pa.string()),
@@ -27,31 +37,91 @@ _TYPES: dict[str, pa.DataType] = {
     "text": pa.string(),
 }
 
+Ledger = dict[int, dict[str, Any]]  # campaign -> field -> its value before the run
+
+
+class BackupError(Exception):
+    """The backup cannot be read or written; the message names the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording a run's changes in the ledger did."""
+
+    campaigns: int  # campaigns about to change whose values the ledger holds
+    unknown: int  # campaigns about to change of which no value could be recorded
+    total: int  # campaigns in the ledger, earlier runs' included
+
 
 def backup_path(report_path: Path) -> Path:
-    return report_path.with_name(f"{report_path.stem}.backup.parquet")
+    """The backup beside a report, named after its whole name: x.csv and x.json differ."""
+    return report_path.with_name(f"{report_path.name}{BACKUP_SUFFIX}")
 
 
-def write_backup(path: Path, changes: Mapping[int, Mapping[str, Change]]) -> int:
-    """Write the ``before`` of every change, one row per campaign; returns the rows written.
+def read_backup(path: Path) -> Ledger:
+    """The values a backup holds, by campaign; fields left null (unchanged) are not listed."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise BackupError(f"{path}: cannot read the backup ({exc})") from None
+    if CAMPAIGN_ID not in table.column_names:
+        raise BackupError(f"{path}: not a backup (no {CAMPAIGN_ID} column)")
+    ledger: Ledger = {}
+    for record in table.to_pylist():
+        campaign = record.pop(CAMPAIGN_ID)
+        values = {name: value for name, value in record.items() if value is not None}
+        ledger.setdefault(int(campaign), {}).update(values)
+    return ledger
 
-    Fields whose current value is unknown cannot be restored and are left null.
+
+def record_backup(
+    path: Path, changes: Mapping[int, Mapping[str, Change]], *, keep: bool
+) -> Recorded:
+    """Record the ``before`` of every change whose current value is known.
+
+    With ``keep`` the ledger already at ``path`` is kept: its values win over the new ones, and
+    only campaigns and fields it does not hold are added. Without it the ledger starts empty.
     """
-    used = [f for f in FIELDS if any(f.name in fields for fields in changes.values())]
-    columns: dict[str, list[object]] = {CAMPAIGN_ID: list(changes)}
+    ledger = read_backup(path) if keep and path.exists() else {}
+    recorded = unknown = 0
+    for campaign, fields in changes.items():
+        values = {
+            name: _before(FIELDS_BY_NAME[name], change)
+            for name, change in fields.items()
+            if change.before is not None
+        }
+        entry = ledger.setdefault(campaign, {})
+        for name, value in values.items():
+            entry.setdefault(name, value)
+        if entry:
+            recorded += 1
+        else:
+            del ledger[campaign]
+            unknown += 1
+    write_backup(path, ledger)
+    return Recorded(recorded, unknown, len(ledger))
+
+
+def write_backup(path: Path, ledger: Mapping[int, Mapping[str, Any]]) -> int:
+    """Write ``ledger`` atomically and durably, one row per campaign; returns the rows written."""
+    used = [f for f in FIELDS if any(f.name in fields for fields in ledger.values())]
+    columns: dict[str, list[object]] = {CAMPAIGN_ID: list(ledger)}
     for field in used:
-        columns[field.name] = [
-            _before(field, fields[field.name]) if field.name in fields else None
-            for fields in changes.values()
-        ]
+        columns[field.name] = [fields.get(field.name) for fields in ledger.values()]
     schema = pa.schema(
         [pa.field(CAMPAIGN_ID, pa.int64()), *(pa.field(f.name, _TYPES[f.kind]) for f in used)]
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(pa.table(columns, schema=schema), tmp)
-    os.replace(tmp, path)
-    return len(changes)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table(columns, schema=schema), tmp)
+        with tmp.open("rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    except (OSError, pa.ArrowException) as exc:
+        tmp.unlink(missing_ok=True)
+        raise BackupError(f"{path}: cannot write the backup ({exc})") from None
+    return len(ledger)
 
 
 def _before(field: Field, change: Change) -> object:

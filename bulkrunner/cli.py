@@ -86,6 +86,7 @@ _FLAGS = (
     "guard",
     "skip_unchanged",
     "verify",
+    "no_backup",
     "quiet",
     "progress_interval",
     "log_format",
@@ -253,6 +254,13 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="read each changed campaign back and mark rows that differ 'mismatch'",
+    )
+    parser.add_argument(
+        "--no-backup",
+        action="store_true",
+        default=None,
+        help="write no backup, and send rows even when their campaign's current settings "
+        "cannot be read (by default such rows fail unsent); the run cannot be rolled back",
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true", default=None, help="no progress bar on a terminal"

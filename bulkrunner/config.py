@@ -44,6 +44,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "guard": (int, float),
     "skip_unchanged": (bool,),
     "verify": (bool,),
+    "no_backup": (bool,),
     "quiet": (bool,),
     "progress_interval": (int, float),
     "log_format": (str,),
@@ -72,6 +73,7 @@ class RunConfig:
     guard: float = DEFAULT_GUARD  # seconds added to every rate window against arrival jitter
     skip_unchanged: bool = True  # read current settings first; rows already as wanted: unchanged
     verify: bool = False  # read each changed campaign back after writing it
+    no_backup: bool = False  # send rows whose current values could not be read; write no backup
     quiet: bool = False  # no progress bar, even on a terminal
     progress_interval: float = 10.0  # seconds between progress lines in a log
     log_format: str = "text"  # or "json": one JSON object per event
@@ -152,6 +154,7 @@ def build_config(
         guard=float(merged.get("guard", DEFAULT_GUARD)),
         skip_unchanged=bool(merged.get("skip_unchanged", True)),
         verify=bool(merged.get("verify", False)),
+        no_backup=bool(merged.get("no_backup", False)),
         quiet=bool(merged.get("quiet", False)),
         progress_interval=float(merged.get("progress_interval", 10.0)),
         log_format=str(merged.get("log_format", "text")),

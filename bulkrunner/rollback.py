@@ -1,8 +1,9 @@
 """``bulkrunner rollback REPORT_OR_BACKUP``: put back what a run changed.
 
 A real run writes, before sending, the current values of exactly the fields it is about to
-change to ``<report stem>.backup.parquet`` beside its report. That backup is an ordinary input
-file, so rolling back is a run of it, with the same limits, retries, journal and report.
+change to ``<report name>.backup.parquet`` beside its report (a resumed run adds to it, never
+replaces what is there). That backup is an ordinary input file, so rolling back is a run of it,
+with the same limits, retries, journal and report.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TextIO
 
-from bulkrunner.backup import backup_path
+from bulkrunner.backup import BACKUP_SUFFIX, backup_path
 from bulkrunner.config import RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.runner import ExitCode, run_job
@@ -19,10 +20,10 @@ from bulkrunner.runner import ExitCode, run_job
 def rollback_job(config: RunConfig, out: TextIO) -> ExitCode:
     """Run the backup of the report (or the backup itself) named by ``config.input``."""
     target = config.input
-    backup = target if target.name.endswith(".backup.parquet") else backup_path(target)
+    backup = target if target.name.endswith(BACKUP_SUFFIX) else backup_path(target)
     if not backup.exists():
         raise UsageError(
             f"{backup}: no backup to roll back to (a run writes one beside its report only when "
-            "it could read the current settings and had something to change)"
+            "it had something to change, unless it was run with --no-backup)"
         )
     return run_job(replace(config, input=backup), out)

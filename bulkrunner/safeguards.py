@@ -1,25 +1,31 @@
 """What a real run does around sending: read the current settings first, skip rows that would
-change nothing, and afterwards read changed campaigns back to verify them.
+change nothing, refuse rows whose campaign does not exist or could not be read (so could not be
+backed up), and afterwards read changed campaigns back to verify them.
 
-Every read goes through the same limiter as the POSTs, so it counts in the key's budget.
+Every read goes through the same limiter as the POSTs, so it counts in the key's budget, and the
+reads before sending are retried like the POSTs (429, 5xx, timeouts; Retry-After honoured).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import math
+import random
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
-from bulkrunner.answers import parse_json
+from bulkrunner.answers import Answer, parse_json
 from bulkrunner.current import Change, changes, parse_campaigns
-from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.engine import DEFAULT_429_PAUSE
+from bulkrunner.limiter import Sleep, SlidingWindowLimiter, WaitTooLong
 from bulkrunner.outcomes import Outcome, Status
-from bulkrunner.retry import Verdict, classify
+from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
 from bulkrunner.sender import Sender
 from bulkrunner.validation import Row
+from bulkrunner.wording import count
 
 log = logging.getLogger("bulkrunner")
 
@@ -28,46 +34,184 @@ Changes = dict[str, Change]
 
 @dataclass
 class Plan:
-    """Which rows to send, which are already as wanted, and what each would change."""
+    """Which rows to send, which are already as wanted or refused, and what each would change."""
 
     send: list[Row] = field(default_factory=list)
     unchanged: dict[int, Outcome] = field(default_factory=dict)
     changes: dict[int, Changes] = field(default_factory=dict)  # by row number
+    refused: dict[int, Outcome] = field(default_factory=dict)  # failed before sending
 
 
 class KeyRejected(Exception):
-    """The list call was answered 401/403: no row can succeed."""
+    """A read was answered 401/403: no row can succeed."""
+
+
+@dataclass
+class Current:
+    """What reading the current settings found, by campaign id."""
+
+    campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)  # as GET shows them
+    missing: set[int] = field(default_factory=set)  # answered 404: the campaign does not exist
+    unreadable: dict[int, str] = field(default_factory=dict)  # why it could not be read
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """How reads are retried: like settings requests, through the same limiter."""
+
+    limiter: SlidingWindowLimiter
+    max_attempts: int = 6
+    rng: random.Random = field(default_factory=random.Random)
+    sleep: Sleep = anyio.sleep
+    backoff_base: float = BACKOFF_BASE
+    backoff_cap: float = MAX_BACKOFF
+    max_wait: float = math.inf  # raise WaitTooLong rather than wait longer (--max-wait)
+
+
+async def fetch(call: Callable[[], Awaitable[Answer]], reading: Reading, what: str) -> Answer:
+    """``call()`` through the limiter, retried on 429, 5xx and timeouts with backoff (never
+    sooner than Retry-After) up to ``reading.max_attempts`` tries; returns the last answer.
+
+    Raises WaitTooLong when the server asks for a longer wait than ``reading.max_wait``."""
+    limiter = reading.limiter
+    attempt = 0
+    while True:
+        grant = await limiter.acquire()
+        answer = await call()
+        attempt += 1
+        limiter.observe(
+            answer.limit, answer.remaining, answer.reset, grant, max_pause=reading.max_wait
+        )
+        decision = classify(answer)
+        if decision.verdict is not Verdict.RETRY or attempt >= reading.max_attempts:
+            return answer
+        if answer.retry_after is not None and answer.retry_after > reading.max_wait:
+            raise WaitTooLong(answer.retry_after, "Retry-After")
+        if answer.status == 429:
+            limiter.pause(answer.retry_after or DEFAULT_429_PAUSE)
+            limiter.throttled()
+        delay = retry_delay(
+            attempt, answer.retry_after, reading.rng, reading.backoff_base, reading.backoff_cap
+        )
+        log.info(
+            "%s: retry in %.1fs (attempt %d of %d) after %s",
+            what,
+            delay,
+            attempt + 1,
+            reading.max_attempts,
+            decision.message,
+        )
+        await reading.sleep(delay)
 
 
 async def read_current(
-    sender: Sender, limiter: SlidingWindowLimiter
-) -> dict[int, dict[str, Any]] | None:
-    """Every campaign's current settings from one ``GET /campaigns/``; None if that failed.
+    sender: Sender,
+    reading: Reading,
+    campaign_ids: Collection[int],
+    *,
+    one_by_one: bool = True,
+    concurrency: int = 4,
+) -> Current:
+    """The current settings of ``campaign_ids``: one ``GET /campaigns/`` for all of them, then,
+    with ``one_by_one``, ``GET /campaigns/{id}`` for each the list did not show (or all, if the
+    list call failed). Every read is retried like a settings request.
 
-    Raises KeyRejected when the answer says the key is wrong.
+    Raises KeyRejected when an answer says the key is wrong.
     """
-    await limiter.acquire()
-    answer = await sender.list_campaigns()
-    campaigns = parse_campaigns(answer)
-    if campaigns is None:
+    answer = await fetch(sender.list_campaigns, reading, "reading the list of campaigns")
+    listed = parse_campaigns(answer)
+    if listed is None:
         decision = classify(answer)
         if decision.verdict is Verdict.ABORT:
             raise KeyRejected(decision.message)
         reason = decision.message or "not a list of campaigns"
-        log.warning(
-            "cannot read the current settings (%s): sending every row, without a backup", reason
+        then = (
+            "reading each campaign on its own"
+            if one_by_one
+            else "sending every row without a backup (--no-backup)"
         )
-    return campaigns
+        log.warning("cannot read the list of campaigns (%s): %s", reason, then)
+        listed = {}
+    current = Current(campaigns=listed)
+    unlisted = sorted({cid for cid in campaign_ids if cid not in listed})
+    if unlisted and one_by_one:
+        log.info("reading the current settings of %s one by one", count(len(unlisted), "campaign"))
+        await _read_each(sender, reading, unlisted, current, concurrency)
+    return current
 
 
-def plan(rows: Sequence[Row], current: Mapping[int, Mapping[str, Any]] | None, skip: bool) -> Plan:
-    """Split ``rows`` into those to send and those that would change nothing."""
+async def _read_each(
+    sender: Sender, reading: Reading, campaign_ids: list[int], current: Current, concurrency: int
+) -> None:
+    pending = list(reversed(campaign_ids))
+    rejected: list[str] = []
+
+    async def read(campaign_id: int) -> None:
+        answer = await fetch(
+            lambda: sender.get_campaign(campaign_id),
+            reading,
+            f"reading campaign {campaign_id}",
+        )
+        decision = classify(answer)
+        if decision.verdict is Verdict.ABORT:
+            rejected.append(decision.message)
+            pending.clear()
+            return
+        if answer.status == 404:
+            current.missing.add(campaign_id)
+            return
+        campaign = _campaign(answer) if decision.verdict is Verdict.SUCCEEDED else None
+        if campaign is None:
+            reason = decision.message or "the answer is not a campaign"
+            current.unreadable[campaign_id] = f"its current settings could not be read ({reason})"
+        else:
+            current.campaigns[campaign_id] = campaign
+
+    async def worker() -> None:
+        while pending:
+            await read(pending.pop())
+
+    async with anyio.create_task_group() as group:
+        for _ in range(max(1, min(concurrency, len(campaign_ids)))):
+            group.start_soon(worker)
+    if rejected:
+        raise KeyRejected(rejected[0])
+
+
+def _campaign(answer: Answer) -> dict[str, Any] | None:
+    """The campaign of a ``GET /campaigns/{id}`` answer (bare or wrapped in ``data``)."""
+    campaign = parse_json(answer.body)
+    if isinstance(campaign, dict) and isinstance(campaign.get("data"), dict):
+        campaign = campaign["data"]
+    return campaign if isinstance(campaign, dict) else None
+
+
+def plan(
+    rows: Sequence[Row], current: Current | None, skip: bool, require_backup: bool = False
+) -> Plan:
+    """Split ``rows`` into those to send, those that would change nothing and those that must
+    not be sent: their campaign does not exist, or (with ``require_backup``) its current values
+    could not be read, so the backup could not hold them."""
     result = Plan()
     for row in rows:
-        campaign = current.get(row.campaign_id) if current is not None else None
+        campaign_id = row.campaign_id
+        campaign = current.campaigns.get(campaign_id) if current is not None else None
+        if current is not None and campaign_id in current.missing:
+            result.refused[row.number] = Outcome(
+                Status.FAILED, http_status=404, error=f"campaign {campaign_id} not found (404)"
+            )
+            continue
+        if current is not None and campaign is None and require_backup:
+            reason = current.unreadable.get(campaign_id, "its current settings could not be read")
+            result.refused[row.number] = Outcome(
+                Status.FAILED,
+                error=f"campaign {campaign_id}: {reason}; not sent, as it could not be backed up "
+                "(--no-backup sends it anyway)",
+            )
+            continue
         found = changes(row.payload, campaign)
         result.changes[row.number] = found
-        if skip and current is not None and campaign is not None and not found:
+        if skip and campaign is not None and not found:
             result.unchanged[row.number] = Outcome(Status.UNCHANGED)
         else:
             result.send.append(row)
@@ -94,10 +238,8 @@ async def verify(
             if decision.verdict is not Verdict.SUCCEEDED:
                 found[row.number] = f"not verified: {decision.message}"
                 continue
-            campaign = parse_json(answer.body)
-            if isinstance(campaign, dict) and isinstance(campaign.get("data"), dict):
-                campaign = campaign["data"]
-            if not isinstance(campaign, dict):
+            campaign = _campaign(answer)
+            if campaign is None:
                 found[row.number] = "not verified: the campaign could not be read"
                 continue
             differ = changes(row.payload, campaign)

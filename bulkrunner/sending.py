@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING
 import aiohttp
 import anyio
 
-from bulkrunner.backup import backup_path, write_backup
+from bulkrunner.backup import BackupError, backup_path, record_backup
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine, OutcomeHook, RunStats
 from bulkrunner.events import emit
 from bulkrunner.interrupts import SIGNALS, blocked
 from bulkrunner.journal import finish_times, journal_path
-from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot
-from bulkrunner.safeguards import KeyRejected, Plan, plan, read_current, verify
+from bulkrunner.safeguards import Current, KeyRejected, Plan, Reading, plan, read_current, verify
 from bulkrunner.sender import HttpSender
 from bulkrunner.validation import Row
 from bulkrunner.wording import count
@@ -70,6 +70,7 @@ class Sending:
         result = {row.number: Outcome(Status.NOT_ATTEMPTED, error=INTERRUPTED) for row in self.rows}
         if self.plan is not None:
             result.update(self.plan.unchanged)
+            result.update(self.plan.refused)
         if self.engine is not None:
             result.update(self.engine.outcomes())
         for number, difference in self.checked.items():
@@ -155,24 +156,58 @@ class Sending:
                 max_wait=config.max_wait,
                 on_outcome=self.on_outcome,
             )
+            reading = Reading(
+                limiter,
+                config.max_attempts,
+                self.engine.rng,
+                self.engine.sleep,
+                max_wait=config.max_wait,
+            )
+            current: Current | None
             try:
-                current = await read_current(sender, limiter)
+                current = await read_current(
+                    sender,
+                    reading,
+                    {row.campaign_id for row in rows},
+                    one_by_one=not config.no_backup,
+                    concurrency=config.concurrency,
+                )
             except KeyRejected as rejected:
                 log.error("run aborted: %s; nothing was sent", rejected)
                 self.engine.stop(f"run aborted: {rejected}")
                 current = None
-            self.plan = plan(rows, current, skip=config.skip_unchanged)
+            except WaitTooLong as wait:
+                reason = (
+                    f"run aborted: reading the current settings, the server asked to wait "
+                    f"{wait.seconds:.0f}s ({wait.asked_by}), "
+                    f"more than --max-wait {config.max_wait:g}"
+                )
+                log.error("%s; nothing was sent", reason)
+                self.engine.stop(reason)
+                current = None
+            self.plan = plan(
+                rows, current, skip=config.skip_unchanged, require_backup=not config.no_backup
+            )
             if self.plan.unchanged:
                 log.info(
                     "%s already have every wanted value: not sent",
                     count(len(self.plan.unchanged), "row"),
                 )
+            if self.plan.refused:
+                log.warning(
+                    "%s not sent: their campaign does not exist or could not be read "
+                    "(see the report)",
+                    count(len(self.plan.refused), "row"),
+                )
             numbered = {row.number: row for row in rows}
-            for number, outcome in self.plan.unchanged.items():
+            for number, outcome in (*self.plan.unchanged.items(), *self.plan.refused.items()):
                 if self.on_outcome is not None:
                     self.on_outcome(numbered[number], outcome)
             if current is not None and config.report is not None and self.plan.send:
-                self._write_backup(config.report, self.plan)
+                if config.no_backup:
+                    log.warning("--no-backup: no backup is written; this run cannot be rolled back")
+                else:
+                    self._write_backup(config.report, self.plan)
             emit(
                 "run_start",
                 rows=len(self.plan.send),
@@ -207,18 +242,36 @@ class Sending:
         limiter.seed(ages + [max(0.0, silent)] * self.config.concurrency)
 
     def _write_backup(self, report: Path, planned: Plan) -> None:
+        """Record the values about to change before any is sent; if that fails, send nothing."""
+        assert self.engine is not None
         by_campaign = {
             row.campaign_id: planned.changes[row.number]
             for row in planned.send
             if planned.changes[row.number]
         }
-        self.backup = backup_path(report)
-        write_backup(self.backup, by_campaign)
+        path = backup_path(report)
+        # A resumed run continues the one that wrote this backup (as does a --fresh start of
+        # it: what the interrupted run changed is still changed): keep what it recorded.
+        keep = self.config.resume or self.config.fresh
+        try:
+            recorded = record_backup(path, by_campaign, keep=keep)
+        except BackupError as exc:
+            log.error("run aborted: %s; nothing was sent", exc)
+            self.engine.stop(f"run aborted: {exc}")
+            return
+        self.backup = path
+        if recorded.unknown:
+            log.warning(
+                "%s about to change: no readable current value to back up",
+                count(recorded.unknown, "campaign"),
+            )
+        earlier = recorded.total - recorded.campaigns
         log.info(
-            "backup of the %s about to change: %s (undo with: bulkrunner rollback %s)",
-            count(len(by_campaign), "campaign"),
-            self.backup,
-            self.backup,
+            "backup of the %s about to change%s: %s (undo with: bulkrunner rollback %s)",
+            count(recorded.campaigns, "campaign"),
+            f" (and {earlier} more from the run it continues)" if earlier > 0 else "",
+            path,
+            path,
         )
 
     async def _watch(self, engine: Engine, total: int, limiter: SlidingWindowLimiter) -> None:
@@ -226,9 +279,11 @@ class Sending:
         bar = sys.stderr.isatty() and not self.config.quiet
         display: Display = Bar() if bar else LogLines(self.config.progress_interval)
         unchanged = len(self.plan.unchanged) if self.plan else 0
+        refused = len(self.plan.refused) if self.plan else 0
 
         def snapshot(now: float) -> Snapshot:
             succeeded, failed, waiting = engine.progress()
+            failed += refused
             return Snapshot(
                 total,
                 succeeded + unchanged,

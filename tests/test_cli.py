@@ -225,6 +225,7 @@ def test_unknown_campaigns_fail_and_the_run_exits_1(
             "--rate",
             "100/1",
         )
+        posted = [r.campaign_id for r in sim.state.posts()]
     assert code == 1
     rows = json.loads(report.read_text())
     assert [(r["status"], r["http_status"]) for r in rows] == [
@@ -232,7 +233,10 @@ def test_unknown_campaigns_fail_and_the_run_exits_1(
         ("failed", 404),
         ("succeeded", 200),
     ]
-    assert rows[1]["error"] == "HTTP 404: Campaign not found"
+    # Found missing by reading it before sending: flagged, never sent.
+    assert rows[1]["error"] == "campaign 2 not found (404)"
+    assert set(posted) == {1, 3}
+    assert len(posted) == 2
 
 
 def test_a_wrong_key_aborts_with_exit_3_and_reports_every_row(

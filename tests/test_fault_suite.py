@@ -22,8 +22,10 @@ from typing import Any
 
 import aiohttp
 import pandas as pd
+import pytest
 
 from bulkrunner.answers import Answer
+from bulkrunner.backup import backup_path, read_backup
 from bulkrunner.engine import Engine
 from bulkrunner.journal import journal_path, read_successes
 from bulkrunner.limiter import SlidingWindowLimiter
@@ -36,6 +38,7 @@ from bulkrunner.simulator import (
     SimulatorConfig,
     SimulatorState,
     SimulatorThread,
+    default_settings,
 )
 from bulkrunner.simulator.faults import FAULT_KINDS
 from bulkrunner.validation import Row
@@ -260,7 +263,11 @@ def test_kill_9_at_random_moments_then_resume_applies_every_row(tmp_path: Path) 
     rng.shuffle(moments)
     env = {**os.environ, "SMARTLEAD_API_KEY": KEY}
     env.pop("SMARTLEAD_BASE_URL", None)
-    config = SimulatorConfig(api_key=KEY, rates=[KILL_RATE], faults=KILL_FAULTS)
+    # The account lists its campaigns, as SmartLead's does: each run reads them in one call.
+    campaigns = {cid for cid, _ in plan}
+    config = SimulatorConfig(
+        api_key=KEY, rates=[KILL_RATE], campaigns=campaigns, faults=KILL_FAULTS
+    )
     kills: list[str] = []  # the moment of each kill that ended a running process
     codes: list[int] = []
     done: list[int] = []  # rows the journal holds as succeeded, after each kill
@@ -343,3 +350,123 @@ def test_kill_9_at_random_moments_then_resume_applies_every_row(tmp_path: Path) 
     # Only a kill can apply a row twice: the rows in flight when it landed, one per worker.
     assert duplicates <= bound
     assert all(faults[kind] > 0 for kind in ("429", "500", "503", "drop")), faults
+
+
+# --- 3. the safety net end to end: kill -9 ten times, resume each time, then roll back ---------
+
+LEDGER_ROWS = 1000
+LEDGER_KILLS = 10
+LEDGER_SEED = 8080
+LEDGER_TIMEOUT = 1.0  # the client's; slow answers come after it, yet are applied
+# 20% of settings POSTs fail, as in MIXED_FAULTS but without injected 429s: each one cuts the
+# adaptive rate for seconds, 12 processes long (the 429 paths are covered above). The server's
+# own limit still answers 429 around restarts, when a new process's limiter starts afresh.
+LEDGER_FAULTS = FaultPlan(
+    probabilities={"500": 0.06, "503": 0.064, "slow": 0.03, "drop": 0.046},
+    seed=5,
+    slow_seconds=LEDGER_TIMEOUT + 0.5,
+    slow_applies=True,
+)
+
+
+@pytest.mark.slow
+def test_kill_9_ten_times_resume_then_rollback_leaves_every_campaign_as_it_started(
+    tmp_path: Path,
+) -> None:
+    plan = write_plan(tmp_path / "plan.csv", LEDGER_ROWS, first_id=120_000)
+    ids = [cid for cid, _ in plan]
+    original = {cid: default_settings(cid) for cid in ids}
+    changing = {cid for cid, limit in plan if limit != original[cid]["sending_limit"]}
+    report = tmp_path / "out" / "apply.csv"
+    journal = journal_path(report)
+    rng = random.Random(LEDGER_SEED)
+    moments = [AT_START, *(rng.randint(10, 80) for _ in range(LEDGER_KILLS - 1))]
+    rng.shuffle(moments)
+    env = {**os.environ, "SMARTLEAD_API_KEY": KEY}
+    env.pop("SMARTLEAD_BASE_URL", None)
+    config = SimulatorConfig(api_key=KEY, rates=[RATE], campaigns=set(ids), faults=LEDGER_FAULTS)
+    kills: list[str] = []
+    codes: list[int] = []
+    backed_up: list[int] = []  # campaigns in the backup after each kill
+    seconds: list[float] = []  # each process's run, from its start to its end
+
+    with SimulatorThread(config) as sim:
+        options = (
+            *("--base-url", sim.base_url, "--rate", f"{RATE.limit}/{RATE.seconds}"),
+            *("--concurrency", str(CONCURRENCY), "--max-attempts", "10"),
+            *("--timeout", str(LEDGER_TIMEOUT)),
+        )
+
+        def start(name: str, *argv: str) -> subprocess.Popen[bytes]:
+            command = [sys.executable, "-m", "bulkrunner", *argv, *options]
+            with (tmp_path / f"{name}.log").open("wb") as log:
+                return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def apply(run: int) -> subprocess.Popen[bytes]:
+            resume = ("--resume",) if run > 0 else ()
+            source = ("--input", str(tmp_path / "plan.csv"), "--report", str(report))
+            return start(f"run{run}", "run", *source, *resume)
+
+        finished = False
+        for run, moment in enumerate(moments):
+            began = time.monotonic()
+            process = apply(run)
+            if moment != AT_START:
+                wait_for_lines_or_exit(journal, line_count(journal) + moment, process)
+            process.kill()
+            codes.append(process.wait(timeout=60))
+            seconds.append(round(time.monotonic() - began, 1))
+            if codes[-1] == -signal.SIGKILL:
+                kills.append("at start" if moment == AT_START else f"+{moment} rows")
+            if report.exists() and not journal.exists():
+                finished = True
+                break
+            assert codes[-1] == -signal.SIGKILL, (tmp_path / f"run{run}.log").read_text()
+            if backup_path(report).exists():
+                backed_up.append(len(read_backup(backup_path(report))))
+        began = time.monotonic()
+        if not finished:
+            codes.append(apply(len(moments)).wait(timeout=120))
+        seconds.append(round(time.monotonic() - began, 1))
+        assert codes[-1] == 0, (tmp_path / f"run{len(codes) - 1}.log").read_text()
+        applied = {cid: sim.state.settings[cid]["sending_limit"] for cid in sim.state.settings}
+        ledger = read_backup(backup_path(report))
+        posts = len(sim.state.posts())
+        undo = start("rollback", "rollback", str(report), "--report", str(tmp_path / "undo.csv"))
+        began = time.monotonic()
+        codes.append(undo.wait(timeout=120))
+        seconds.append(round(time.monotonic() - began, 1))
+        state = sim.state
+        final = {cid: state.settings.get(cid, default_settings(cid)) for cid in ids}
+    faults_seen = injected(state)
+    wrong = [cid for cid in ids if final[cid] != original[cid]]
+    print()
+    print(
+        figures(
+            "kill -9 x10, resume, rollback",
+            {
+                "rows": LEDGER_ROWS,
+                "campaigns changed": len(changing),
+                "kills": f"{len(kills)} ({', '.join(kills)})",
+                "campaigns in the backup after each kill": backed_up,
+                "exit codes": codes,
+                "seconds per process": seconds,
+                "settings POSTs": f"{posts} applying, {len(state.posts()) - posts} rolling back",
+                "faults injected": describe(faults_seen),
+                "rate-limit 429s": rate_limited(state),
+                "campaigns not as they started": len(wrong),
+            },
+        )
+    )
+
+    assert len(kills) == LEDGER_KILLS  # every kill landed on a running process
+    assert codes[-1] == 0, (tmp_path / "rollback.log").read_text()
+    # Before the rollback every campaign held its new value...
+    assert {cid: applied.get(cid, original[cid]["sending_limit"]) for cid in ids} == dict(plan)
+    # ...and the backup held every campaign that changed, with the value it had at the start.
+    assert ledger == {cid: {"sending_limit": original[cid]["sending_limit"]} for cid in changing}
+    # The backup only grows: each run after a kill kept what the earlier ones recorded.
+    assert backed_up == sorted(backed_up)
+    # After it, every campaign the run touched is exactly as it started.
+    assert wrong == []
+    assert sum(faults_seen.values()) > 0.15 * LEDGER_ROWS

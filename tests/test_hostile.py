@@ -24,7 +24,7 @@ from aiohttp import web
 
 from bulkrunner import redaction
 from bulkrunner.answers import Answer, header_reset, header_retry_after, reports_failure
-from bulkrunner.backup import write_backup
+from bulkrunner.backup import record_backup
 from bulkrunner.config import build_config, read_job_file
 from bulkrunner.current import Change, changes, parse_campaigns
 from bulkrunner.errors import InputFileError, UsageError
@@ -160,13 +160,14 @@ def test_values_of_get_campaigns_are_compared_normalised(
 def test_a_backup_of_values_of_the_wrong_type_keeps_what_it_can(tmp_path: Path) -> None:
     remember(KEY)  # as a run does with its key
     path = tmp_path / "b.parquet"
-    write_backup(
+    record_backup(
         path,
         {
             1: {"sending_limit": Change("ten", 5), "unsubscribe_text": Change(7, "x")},
             2: {"sending_limit": Change("12", 5), "send_as_plain_text": Change("yes", True)},
             3: {"unsubscribe_text": Change(f"echo {KEY}", "x")},
         },
+        keep=False,
     )
     assert pq.read_table(path).to_pylist() == [
         {
@@ -456,8 +457,15 @@ def assert_no_leak(folder: Path, *outputs: str) -> None:
 
 async def friendly(request: web.Request) -> web.Response:
     if request.method == "GET":
-        return web.json_response([])
+        return campaign_or_empty_list(request)
     return web.json_response({"success": True})
+
+
+def campaign_or_empty_list(request: web.Request) -> web.Response:
+    """An account whose list shows nothing, but whose campaigns read one by one (with no
+    settings shown): enough for a run to back up what it can and send."""
+    found = re.fullmatch(r"/api/v1/campaigns/(\d+)", request.path)
+    return web.json_response({"id": int(found[1])} if found else [])
 
 
 def test_a_run_against_a_redirecting_server_sends_nothing_to_the_other_host(
@@ -475,11 +483,12 @@ def test_a_run_against_a_redirecting_server_sends_nothing_to_the_other_host(
         with ServerThread(redirect) as server:
             done = run_cli(
                 tmp_path, KEY, "run", "--input", "plan.csv", "--report", "r.csv",
-                "--base-url", server.url + "/api/v1", "--max-attempts", "1",
+                "--base-url", server.url + "/api/v1", "--max-attempts", "1", "--no-backup",
             )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert other.requests == []
-    assert len(server.requests) == 4  # the list, and one POST a row: no retries of a redirect
+    # The list, and (--no-backup: sent although unread) one POST a row: no retries of a redirect
+    assert len(server.requests) == 4
     report = pd.read_csv(tmp_path / "r.csv")
     assert report["status"].tolist() == ["failed"] * 3
     for cid, status, error in zip(
@@ -545,7 +554,7 @@ def test_a_server_echoing_the_key_puts_it_in_no_output_and_no_file(
         f"HTTP 200: denied POST {line.replace('101', '103')}",
         f"HTTP 200: {REDACTED} expired",
     ]
-    backup = pq.read_table(tmp_path / "r.backup.parquet").to_pylist()
+    backup = pq.read_table(tmp_path / "r.csv.backup.parquet").to_pylist()
     assert {row["campaign_id"]: row["sending_limit"] for row in backup} == {
         101: None,  # "abc" cannot be restored into a number: left as it is
         102: 1,
@@ -587,7 +596,7 @@ def test_a_server_asking_to_wait_a_day_stops_the_run_resumably(
 
     async def stalling(request: web.Request) -> web.Response:
         if request.method == "GET":
-            return web.json_response([])
+            return campaign_or_empty_list(request)
         sent = {
             name: value.replace("HTTP-DATE", http_date_a_day_away()).replace(
                 "EPOCH", str(int(datetime.now(UTC).timestamp()) + 86_400)
@@ -677,3 +686,27 @@ def test_a_parquet_struct_column_is_a_one_line_error_and_nothing_is_sent(tmp_pat
         "bulkrunner: error: p.parquet: column 'sending_limit' holds struct values (Parquet "
         "type struct<value: int64>); settings are numbers, text, true/false or lists of text\n"
     )
+
+
+def test_a_day_long_wait_asked_by_the_list_call_stops_the_run_before_sending(
+    tmp_path: Path,
+) -> None:
+    write_plan(tmp_path, [101, 102])
+
+    async def stalling(request: web.Request) -> web.Response:
+        if request.method == "GET":
+            return web.json_response(
+                {"error": "slow down"}, status=429, headers={"Retry-After": "86400"}
+            )
+        return web.json_response({"success": True})
+
+    with ServerThread(stalling) as server:
+        base = server.url + "/api/v1"
+        args = ("run", "--input", "plan.csv", "--report", "r.csv", "--base-url", base)
+        done = run_cli(tmp_path, KEY, *args, timeout=60)
+        posts = [path for method, path in server.requests if method == "POST"]
+    assert done.returncode == 3, done.stderr
+    assert "asked to wait 86400s (Retry-After), more than --max-wait 300" in done.stdout
+    assert posts == []
+    statuses = pd.read_csv(tmp_path / "r.csv")["status"].tolist()
+    assert statuses == ["not_attempted", "not_attempted"]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from aiohttp import web
 from rich.console import Console
 
 from bulkrunner.answers import Answer
@@ -20,7 +23,7 @@ from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.progress import Bar, LogLines, Snapshot
 from bulkrunner.rates import Rate
 from bulkrunner.safeguards import verify
-from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
+from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_settings
 from bulkrunner.validation import Row
 
 KEY = "sk-operator-SENTINEL-31"
@@ -100,23 +103,25 @@ def test_rows_that_change_nothing_are_not_sent(tmp_path: Path) -> None:
     assert set(pd.read_csv(tmp_path / "2.csv")["status"]) == {"unchanged"}
 
 
-def test_a_failed_list_call_falls_back_to_sending_everything(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_campaign_missing_from_the_account_is_flagged_before_sending(tmp_path: Path) -> None:
     source = plan(tmp_path)
-    # Campaign 13 is not in the account: the list call shows only 11 and 12, and 13 is sent.
+    report = tmp_path / "r.csv"
+    # Campaign 13 is not in the account: the list call shows only 11 and 12, and reading 13 on
+    # its own answers 404, so its row fails unsent and the backup does not hold it as nulls.
     with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12})) as sim:
         code = run(
-            "run",
-            "--input",
-            str(source),
-            "--report",
-            str(tmp_path / "r.csv"),
-            "--base-url",
-            sim.base_url,
+            "run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url
         )
+        posted = [r.campaign_id for r in sim.state.posts()]
+        reads = [r.path for r in sim.state.requests if r.method == "GET"]
     assert code == 1
-    assert pd.read_csv(tmp_path / "r.csv")["http_status"].tolist() == [200, 200, 404]
+    assert set(posted) == {11, 12}
+    assert len(posted) == 2
+    assert reads == ["/api/v1/campaigns/", "/api/v1/campaigns/13"]
+    frame = pd.read_csv(report)
+    assert frame["http_status"].tolist() == [200, 200, 404]
+    assert frame["error"].tolist()[2] == "campaign 13 not found (404)"
+    assert pd.read_parquet(backup_path(report))["campaign_id"].tolist() == [11, 12]
 
 
 def test_the_backup_holds_exactly_the_fields_about_to_change(tmp_path: Path) -> None:
@@ -262,7 +267,7 @@ def test_report_paths_take_a_timestamp_template() -> None:
     assert config.report is not None
     assert str(config.report) == "/var/reports/2026-11-26/nightly-20261126T021500Z.csv"
     assert str(backup_path(config.report)) == (
-        "/var/reports/2026-11-26/nightly-20261126T021500Z.backup.parquet"
+        "/var/reports/2026-11-26/nightly-20261126T021500Z.csv.backup.parquet"
     )
 
 
@@ -302,6 +307,190 @@ def test_rollback_without_a_backup_is_a_usage_error(
 ) -> None:
     assert run("rollback", str(tmp_path / "never.csv")) == 2
     assert "no backup to roll back to" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("again", ["--resume", "--fresh"])
+def test_rollback_after_an_interrupted_and_resumed_run_restores_every_campaign(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], again: str
+) -> None:
+    """--fresh starts the sending over, but what the interrupted run changed stays changed:
+    the backup keeps its original values too."""
+    source = tmp_path / "plan.csv"
+    source.write_text("campaign_id,sending_limit\n21,150\n22,160\n23,170\n")
+    report = tmp_path / "apply.csv"
+    ids = (21, 22, 23)
+    original = {cid: default_settings(cid) for cid in ids}
+    # Campaign 22's first POST is answered 503; with an outage timeout shorter than any answer
+    # takes, that aborts the run (exit 3, resumable) after 21 was applied and journaled.
+    faults = FaultPlan(scripted={22: ["503"]})
+    config = SimulatorConfig(api_key=KEY, campaigns=set(ids), faults=faults)
+    sending = ("--report", str(report), "--concurrency", "1", "--outage-timeout", "1e-9")
+    with SimulatorThread(config) as sim:
+        assert run("run", "--input", str(source), *sending, "--base-url", sim.base_url) == 3
+        assert dict(sim.state.applied) == {21: 1}
+        capsys.readouterr()
+        resumed = (again, "--base-url", sim.base_url)
+        assert run("run", "--input", str(source), *sending, *resumed) == 0
+        assert (
+            "backup of the 2 campaigns about to change (and 1 more from the run it continues)"
+            in (capsys.readouterr().err)
+        )
+        assert {cid: sim.state.settings[cid]["sending_limit"] for cid in ids} == {
+            21: 150,
+            22: 160,
+            23: 170,
+        }
+        undo = ("--report", str(tmp_path / "undo.csv"), "--base-url", sim.base_url)
+        assert run("rollback", str(report), *undo) == 0
+        restored = {cid: sim.state.settings[cid] for cid in ids}
+    assert restored == original  # 21, changed before the interruption, too
+    assert pd.read_parquet(backup_path(report))["campaign_id"].tolist() == [21, 22, 23]
+
+
+def test_a_resumed_run_with_an_unreadable_backup_sends_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "plan.csv"
+    source.write_text("campaign_id,sending_limit\n21,150\n22,160\n")
+    report = tmp_path / "apply.csv"
+    faults = FaultPlan(scripted={22: ["503"]})  # with the outage timeout: exit 3 after 21
+    config = SimulatorConfig(api_key=KEY, campaigns={21, 22}, faults=faults)
+    sending = ("--report", str(report), "--concurrency", "1", "--outage-timeout", "1e-9")
+    with SimulatorThread(config) as sim:
+        assert run("run", "--input", str(source), *sending, "--base-url", sim.base_url) == 3
+        backup_path(report).write_bytes(b"torn")
+        capsys.readouterr()
+        resumed = ("--resume", "--base-url", sim.base_url)
+        assert run("run", "--input", str(source), *sending, *resumed) == 3
+        posts = len(sim.state.posts())
+    assert posts == 2  # 21's, and 22's 503: nothing more
+    err = capsys.readouterr().err
+    assert f"{backup_path(report)}: cannot read the backup" in err
+    assert pd.read_csv(report)["status"].tolist() == ["succeeded", "not_attempted"]
+
+
+def test_reports_differing_only_in_extension_keep_their_own_backups(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("campaign_id,sending_limit\n31,150\n")
+    second.write_text("campaign_id,sending_limit\n32,160\n")
+    out = tmp_path / "out"
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={31, 32})) as sim:
+        for source, report in ((first, out / "x.csv"), (second, out / "x.json")):
+            code = run(
+                "run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url
+            )
+            assert code == 0
+    assert pd.read_parquet(backup_path(out / "x.csv"))["campaign_id"].tolist() == [31]
+    assert pd.read_parquet(backup_path(out / "x.json"))["campaign_id"].tolist() == [32]
+
+
+class ReadlessServer:
+    """A hostile SmartLead on 127.0.0.1, in its own thread: the list call answers a page of
+    HTML, campaign 41 reads fine, 42's read is refused (400), 43 does not exist (404); every
+    settings POST succeeds and is recorded."""
+
+    def __init__(self) -> None:
+        self.posted: list[int] = []
+        self.base_url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+
+    async def _serve(self) -> None:
+        async def listing(request: web.Request) -> web.Response:
+            return web.Response(text="<html>maintenance</html>", content_type="text/html")
+
+        async def read(request: web.Request) -> web.Response:
+            cid = int(request.match_info["cid"])
+            if cid == 41:
+                return web.json_response({"id": 41, **default_settings(41)})
+            if cid == 42:
+                return web.json_response({"error": "bad request"}, status=400)
+            return web.json_response({"error": "Campaign not found"}, status=404)
+
+        async def post(request: web.Request) -> web.Response:
+            self.posted.append(int(request.match_info["cid"]))
+            return web.json_response({"success": True, "data": {}})
+
+        app = web.Application()
+        app.router.add_get("/api/v1/campaigns/", listing)
+        app.router.add_get("/api/v1/campaigns/{cid}", read)
+        app.router.add_post("/api/v1/campaigns/{cid}/settings", post)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}/api/v1"
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        self._ready.set()
+        await self._stop.wait()
+        await runner.cleanup()
+
+    def __enter__(self) -> ReadlessServer:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None
+        assert self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+def test_campaigns_whose_values_cannot_be_read_are_not_sent_without_a_backup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "plan.csv"
+    source.write_text("campaign_id,sending_limit\n41,150\n42,160\n43,170\n")
+    report = tmp_path / "r.csv"
+    with ReadlessServer() as server:
+        code = run(
+            "run", "--input", str(source), "--report", str(report), "--base-url", server.base_url
+        )
+        posted = list(server.posted)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert posted == [41]
+    frame = pd.read_csv(report)
+    assert frame["status"].tolist() == ["succeeded", "failed", "failed"]
+    assert frame["error"].tolist()[1:] == [
+        "campaign 42: its current settings could not be read (HTTP 400: bad request); not sent, "
+        "as it could not be backed up (--no-backup sends it anyway)",
+        "campaign 43 not found (404)",
+    ]
+    assert "backup of the 1 campaign about to change" in err
+    assert "sending every row, without a backup" not in err
+    backup = pd.read_parquet(backup_path(report))
+    assert backup.to_dict("records") == [
+        {"campaign_id": 41, "sending_limit": default_settings(41)["sending_limit"]}
+    ]
+
+
+def test_no_backup_sends_rows_whose_values_cannot_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "plan.csv"
+    source.write_text("campaign_id,sending_limit\n41,150\n42,160\n")
+    report = tmp_path / "r.csv"
+    with ReadlessServer() as server:
+        code = run(
+            "run",
+            "--input",
+            str(source),
+            "--report",
+            str(report),
+            "--base-url",
+            server.base_url,
+            "--no-backup",
+        )
+        posted = sorted(server.posted)
+    assert code == 0
+    assert posted == [41, 42]
+    assert not backup_path(report).exists()
+    assert "no backup is written; this run cannot be rolled back" in capsys.readouterr().err
 
 
 def test_the_report_shows_before_and_after_for_fields_that_change(tmp_path: Path) -> None:

@@ -455,7 +455,7 @@ def test_a_signal_while_the_report_is_written_leaves_a_whole_report_and_no_litte
     assert "requests: 3 sent" in done.stdout
     assert pd.read_csv(report)["status"].tolist() == ["succeeded"] * 3
     left = sorted(p.name for p in report.parent.iterdir())
-    assert left == ["r.backup.parquet", "r.csv"]  # no temporary file, lock or journal
+    assert left == ["r.csv", "r.csv.backup.parquet"]  # no temporary file, lock or journal
 
 
 def test_sigterm_while_a_dry_run_writes_its_report_leaves_no_temporary_file_or_lock(
