@@ -26,6 +26,7 @@ import pandas as pd
 
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.fields import CAMPAIGN_ID, FIELDS, SETTING_NAMES, EmptyText
+from bulkrunner.outcomes import RESULT_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -34,6 +35,9 @@ INPUT_FORMATS = (".csv", ".parquet")
 KNOWN_COLUMNS = (CAMPAIGN_ID, *SETTING_NAMES)
 CHUNK_ROWS = 50_000  # rows per chunk of a streamed file: a few tens of MB as DataFrames
 _NOT_UTF8 = "is not UTF-8 text (save it as 'CSV UTF-8')"
+# A CSV report writes a cell starting with one of these with a leading "'", so that a
+# spreadsheet opening it cannot run a formula; reading a report takes the quote off again.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Every cell a string, as written: no type guessing, no "NA" turned into a missing value.
 _CSV_OPTIONS: dict[str, Any] = {
     "dtype": object,
@@ -80,9 +84,15 @@ def load_input(path: Path) -> pd.DataFrame:
     suffix = _check_path(path)
     with _reading(path):
         frame = _read_csv(path) if suffix == ".csv" else _read_parquet(path)
-    check_columns(path, [str(column) for column in frame.columns])
+    columns = [str(column) for column in frame.columns]
+    kept = _input_columns(path, columns)
+    check_columns(path, kept)
     if frame.empty:
         raise InputFileError(path, "has a header but no data rows")
+    if kept != columns:  # a report: its result columns are not settings
+        frame = frame[kept]
+        if suffix == ".csv":
+            frame = unescape_cells(frame)
     return frame.reset_index(drop=True)
 
 
@@ -92,10 +102,49 @@ def open_input(path: Path) -> InputFile:
     suffix = _check_path(path)
     with _reading(path):
         columns, rows, read = _scan_csv(path) if suffix == ".csv" else _scan_parquet(path)
-    check_columns(path, columns)
+    kept = _input_columns(path, columns)
+    check_columns(path, kept)
     if rows == 0:
         raise InputFileError(path, "has a header but no data rows")
-    return InputFile(path, tuple(columns), rows, read)
+    if kept != columns:  # a report: read only its input columns, as the user wrote them
+        whole = read
+
+        def read(size: int, chosen: Sequence[str] | None) -> Iterator[pd.DataFrame]:
+            for chunk in whole(size, kept if chosen is None else chosen):
+                yield unescape_cells(chunk) if suffix == ".csv" else chunk
+
+    return InputFile(path, tuple(kept), rows, read)
+
+
+def is_report(columns: Sequence[str]) -> bool:
+    """Whether a file with these columns is a report bulkrunner wrote (it has the result
+    columns ``row`` and ``status``)."""
+    return "row" in columns and "status" in columns
+
+
+def _input_columns(path: Path, columns: list[str]) -> list[str]:
+    """The columns of ``path`` that are settings: all of them, or a report's own columns."""
+    if not is_report(columns):
+        return columns
+    repeated = [name for name, count in Counter(columns).items() if count > 1]
+    if repeated:
+        raise InputFileError(path, f"column {repeated[0]!r} appears more than once")
+    return [name for name in columns if name not in RESULT_COLUMNS]
+
+
+def unescape_cell(value: Any) -> Any:
+    """Undo the spreadsheet escape of a CSV report cell (``'=1+1`` was written for ``=1+1``)."""
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_START):
+        return value[1:]
+    return value
+
+
+def unescape_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (cells read from a CSV report) with the spreadsheet escape undone."""
+    out = frame.copy()
+    for column in out.columns:
+        out[column] = out[column].map(unescape_cell)
+    return out
 
 
 def check_columns(path: Path, columns: list[str]) -> None:
@@ -248,10 +297,10 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise InputFileError(path, "file is empty")
     frame: pd.DataFrame = table.to_pandas()
     frame.columns = pd.Index([str(name).strip() for name in frame.columns])
-    return _explicit_empties(frame.astype(object))
+    return explicit_empties(frame.astype(object))
 
 
-def _explicit_empties(frame: pd.DataFrame) -> pd.DataFrame:
+def explicit_empties(frame: pd.DataFrame) -> pd.DataFrame:
     """In Parquet an empty string is a value (null is "unchanged"): mark it so for text fields."""
     for spec in FIELDS:
         if spec.kind == "text" and spec.name in frame.columns:
@@ -312,7 +361,7 @@ def _frame(batch: pa.RecordBatch, nullable: set[str]) -> pd.DataFrame:
     else:
         frame = batch.to_pandas()
     frame.columns = pd.Index([str(name).strip() for name in frame.columns])
-    return _explicit_empties(frame.reset_index(drop=True).astype(object))
+    return explicit_empties(frame.reset_index(drop=True).astype(object))
 
 
 @contextlib.contextmanager

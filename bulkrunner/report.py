@@ -23,22 +23,15 @@ import pandas as pd
 from bulkrunner.current import Change
 from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
+from bulkrunner.fields import EMPTY_TEXT_CELL, FIELDS, EmptyText
+from bulkrunner.loading import FORMULA_START, explicit_empties, unescape_cell
+from bulkrunner.outcomes import RESULT_COLUMNS as RESULT_COLUMNS  # where it used to live
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate, ideal_seconds
 
-RESULT_COLUMNS = (
-    "row",
-    "status",
-    "http_status",
-    "attempts",
-    "error",
-    "duration_ms",
-    "finished_at",
-    "before",  # JSON of the fields the row changes, as they were (a real run read them first)
-    "after",  # JSON of the same fields as the row sets them
-)
 REPORT_FORMATS = (".csv", ".parquet", ".json", ".jsonl")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = FORMULA_START
+_TEXT_FIELDS = frozenset(field.name for field in FIELDS if field.kind == "text")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -349,11 +342,12 @@ def read_report(path: Path) -> pd.DataFrame:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
             for column in frame.columns:
                 if column not in RESULT_COLUMNS:
-                    frame[column] = frame[column].map(_restore)
+                    frame[column] = frame[column].map(unescape_cell)
         elif suffix == ".parquet":
-            frame = pd.read_parquet(path)
+            frame = explicit_empties(pd.read_parquet(path).astype(object))
         else:
             frame = pd.read_json(path, orient="records", lines=suffix == ".jsonl", dtype=False)
+            frame = explicit_empties(frame.astype(object))
     except FileNotFoundError:
         raise UsageError(f"{path}: report not found") from None
     except (OSError, ValueError) as exc:
@@ -364,22 +358,24 @@ def read_report(path: Path) -> pd.DataFrame:
     return frame.astype(object)
 
 
-def _restore(value: str) -> str:
-    """Undo ``_neutralise`` on a cell read back from a CSV report."""
-    if value.startswith("'") and value[1:].startswith(_FORMULA_START):
-        return value[1:]
-    return value
-
-
 def _for_spreadsheets(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
-    """CSV cells a spreadsheet would run as a formula get a leading quote; numbers stay numbers."""
+    """CSV cells a spreadsheet would run as a formula get a leading quote; numbers stay numbers.
+    An explicitly empty text (not a blank: "leave unchanged") is written ``""``."""
     out = report.copy(deep=False)
     for column in [*input_columns, "error"]:
-        flagged = _formula_like(report[column])
+        cells = report[column]
+        if column in _TEXT_FIELDS:
+            cells = pd.Series(
+                [EMPTY_TEXT_CELL if isinstance(v, EmptyText) else v for v in cells.tolist()],
+                index=cells.index,
+                dtype=object,
+            )
+            out[column] = cells
+        flagged = _formula_like(cells)
         if flagged is None:  # lists to spell out, or text mixed with other cells
-            out[column] = [_neutralise(_csv_cell(value)) for value in report[column].tolist()]
+            out[column] = [_neutralise(_csv_cell(value)) for value in cells.tolist()]
         elif flagged:  # only text can change, and only text starting as a formula does
-            values = report[column].tolist()
+            values = cells.tolist()
             for index in flagged:
                 values[index] = _neutralise(values[index])
             out[column] = values
@@ -421,10 +417,19 @@ _AS_IS = frozenset({str, int, bool, type(None)})  # cells that _plain leaves alo
 
 
 def _for_json(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
+    """Cells JSON and Parquet can hold, where null is "leave unchanged": a blank CSV cell
+    becomes null, and an explicitly empty text the empty string."""
     out = report.copy()
     for column in input_columns:
-        out[column] = _plain_cells(out[column].tolist())
+        out[column] = _without_blanks(_plain_cells(out[column].tolist()))
     return out
+
+
+def _without_blanks(values: list[Any]) -> list[Any]:
+    return [
+        None if type(value) is str and not value.strip() else value
+        for value in values  # only plain text: EmptyText is a value
+    ]
 
 
 def _plain_cells(values: list[Any]) -> list[Any]:
