@@ -1,7 +1,10 @@
 """What ``bulkrunner run``, ``retry`` and ``validate`` do, from a RunConfig to an exit code.
 
-load ─▶ validate ─▶ lock the report ─▶ skip rows the journal has as succeeded (--resume)
+lock the input ─▶ choose the report (--resume: the unfinished run of this input) ─▶ load
+     ─▶ validate ─▶ lock the report ─▶ skip rows the journal has as succeeded (--resume)
      ─▶ send (journaling each finished row) ─▶ report ─▶ summary ─▶ exit code
+
+Retry and rollback are such runs too, of an earlier report's rows and of a backup.
 
 A dry run and ``validate`` send nothing and so need no row twice: they check the whole file
 first, then read it a chunk at a time (its campaign_id column first, for repeated campaigns),
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import glob
 import json
 import logging
 import os
@@ -24,18 +28,27 @@ from typing import TextIO
 
 import pandas as pd
 
+from bulkrunner.backup import backup_path
 from bulkrunner.config import API_KEY_ENV, RunConfig
 from bulkrunner.current import Change
 from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
 from bulkrunner.events import emit
 from bulkrunner.fields import CAMPAIGN_ID, Vocabulary
-from bulkrunner.journal import Journal, journal_path, read_successes, remove, row_key
+from bulkrunner.hints import fresh_command, resume_command
+from bulkrunner.journal import (
+    Journal,
+    RunIdentity,
+    journal_path,
+    read_header,
+    read_successes,
+    remove,
+    row_key,
+)
 from bulkrunner.loading import InputFile, load_input, open_input
-from bulkrunner.locking import RunLock, lock_path
-from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.locking import RunLock, input_lock_path, lock_path
+from bulkrunner.outcomes import RESULT_COLUMNS, Outcome, Status
 from bulkrunner.report import (
-    RESULT_COLUMNS,
     ReportWriter,
     Summary,
     build_dry_run_report,
@@ -62,6 +75,7 @@ class ExitCode(enum.IntEnum):
     ROWS_FAILED = 1  # the run finished, but some rows failed or were invalid
     USAGE = 2  # bad invocation or unreadable input: nothing was sent
     ABORTED = 3  # the run stopped early (key rejected, outage, interrupted)
+    IN_PROGRESS = 4  # another run of this job (input or report) is in progress: nothing sent
 
 
 def exit_code(outcomes: Mapping[int, Outcome], aborted: bool) -> ExitCode:
@@ -95,13 +109,18 @@ def run_job(
 ) -> ExitCode:
     """Run one job end to end; raises UsageError before anything is sent."""
     api_key = _api_key(config, environ)
+    started = now()
+    default = default_report_path(config.input, started)
     if config.dry_run:
         source = open_input(config.input)
-        report = config.report or _default_report(config, now())
-        return _dry_run(replace(config, report=report), source, None, out, now)
-    frame = load_input(config.input)
-    report = config.report or _default_report(config, now())
-    return _execute(replace(config, report=report), frame, None, api_key, out, now)
+        config = replace(config, report=config.report or default)
+        _check_paths(config)
+        return _dry_run(config, source, None, out, now)
+    with _input_lock(config, started):
+        identity = run_identity(config)
+        config = _choose_report(config, identity, default)
+        frame = load_input(config.input)
+        return _execute(config, identity, frame, None, api_key, out, now)
 
 
 def retry_job(
@@ -123,12 +142,29 @@ def retry_job(
     numbers = [int(n) for n in chosen["row"]]
     frame = chosen.drop(columns=[c for c in chosen.columns if c in RESULT_COLUMNS])
     log.info("retrying %d rows of %s", len(frame), config.input)
-    stamp = f"{now():%Y%m%dT%H%M%SZ}"
-    report = config.report or Path("reports") / f"{config.input.stem}-retry-{stamp}.csv"
-    config, frame = replace(config, report=report), frame.reset_index(drop=True)
+    started = now()
+    default = Path("reports") / f"{config.input.stem}-retry-{started:%Y%m%dT%H%M%SZ}.csv"
+    frame = frame.reset_index(drop=True)
     if config.dry_run:
+        config = replace(config, report=config.report or default)
+        _check_paths(config)
         return _dry_run(config, InputFile.of(config.input, frame), numbers, out, now)
-    return _execute(config, frame, numbers, api_key, out, now)
+    with _input_lock(config, started):
+        identity = run_identity(config)
+        config = _choose_report(config, identity, default)
+        return _execute(config, identity, frame, numbers, api_key, out, now)
+
+
+def run_identity(config: RunConfig) -> RunIdentity:
+    """The job ``config`` runs: its input file (path and content) and the options that change
+    what is sent. A journal records it; ``--resume`` looks for it."""
+    return RunIdentity.of(config.input, {"vocabulary": config.vocabulary.value})
+
+
+def _input_lock(config: RunConfig, started: datetime) -> RunLock:
+    """Held while a real run of ``config.input`` is choosing its report and sending: another
+    run of the same input is refused (exit 4) whatever its report is called."""
+    return RunLock(input_lock_path(config.input), started, subject=str(config.input))
 
 
 def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
@@ -141,23 +177,73 @@ def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
     return api_key
 
 
-def _default_report(config: RunConfig, started: datetime) -> Path:
-    if not config.resume:
-        return default_report_path(config.input, started)
-    # --resume without --report: the newest unfinished run of this input.
-    journals = sorted(
-        Path("reports").glob(f"{config.input.stem}-*.journal"), key=lambda p: p.stat().st_mtime
-    )
-    if not journals:
+def _choose_report(config: RunConfig, identity: RunIdentity, default: Path) -> RunConfig:
+    """``config`` with the report this run writes, and ``resume`` set if it continues one.
+
+    A report named outright is used as it is (its journal, if any, is checked against this
+    input later). Otherwise, with ``--resume`` or a job's ``resume = "auto"``, the newest
+    unfinished run of this very input and options is continued: found among ``reports/*`` or,
+    for a report named with ``{timestamp}``, among the names that template gives.
+    """
+    if config.report is not None and config.report_template is None:
+        auto = config.auto_resume and journal_path(config.report).exists()
+        chosen = replace(config, resume=config.resume or auto)
+    elif config.resume or config.auto_resume:
+        found = _unfinished_run(identity, config.report_template)
+        if found is not None:
+            log.info("resuming the unfinished run of %s: %s", config.input, found)
+            chosen = replace(config, report=found, resume=True)
+        elif config.resume:
+            where = config.report_template or "reports/"
+            raise UsageError(
+                f"nothing to resume: no unfinished run of {config.input} (as it is now, with "
+                f"--vocabulary {config.vocabulary.value}) in {where}; give the interrupted "
+                "run's --report"
+            )
+        else:
+            chosen = replace(config, report=config.report or default)
+    else:
+        chosen = replace(config, report=config.report or default)
+    _check_paths(chosen)
+    return chosen
+
+
+def _unfinished_run(identity: RunIdentity, template: str | None) -> Path | None:
+    """The report of the newest journal of ``identity``: among the names ``template`` gives,
+    or else in ``reports/``. Journals of other inputs are not touched."""
+    if template is not None:
+        parts = [
+            glob.escape(part)
+            for part in template.replace("{date}", "{timestamp}").split("{timestamp}")
+        ]
+        journals = [Path(name) for name in glob.glob("*".join(parts) + ".journal")]
+    else:
+        journals = list(Path("reports").glob("*.journal"))
+    ours = [path for path in journals if identity.matches(read_header(path))]
+    if not ours:
+        return None
+    newest = max(ours, key=lambda path: path.stat().st_mtime)
+    return newest.with_name(newest.name.removesuffix(".journal"))
+
+
+def _check_paths(config: RunConfig) -> None:
+    """Refuse a report that would overwrite the input (or its backup the input)."""
+    assert config.report is not None
+    source = config.input.resolve()
+    if config.report.resolve() == source:
         raise UsageError(
-            f"nothing to resume: no unfinished run of {config.input.name} in reports/; "
-            "give the interrupted run's --report"
+            f"{config.report}: the report would overwrite the input file; choose another --report"
         )
-    return journals[-1].with_name(journals[-1].name.removesuffix(".journal"))
+    if backup_path(config.report).resolve() == source:
+        raise UsageError(
+            f"{config.report}: this report's backup would overwrite the input file "
+            f"{config.input}; choose another --report"
+        )
 
 
 def _execute(
     config: RunConfig,
+    identity: RunIdentity,
     frame: pd.DataFrame,
     numbers: Sequence[int] | None,
     api_key: str,
@@ -178,14 +264,14 @@ def _execute(
     started = now()
     journal_file = journal_path(report_path)
     with RunLock(lock_path(report_path), started):
-        done = _earlier_successes(config, journal_file, validation.rows)
+        done = _earlier_successes(config, identity, journal_file, validation.rows)
         outcomes.update(done)
         stats = _send(
             config,
             [row for row in validation.rows if row.number not in done],
             validation,
             api_key,
-            Journal.open(journal_file, input_path=config.input, started=started),
+            Journal.open(journal_file, input_path=config.input, started=started, identity=identity),
             outcomes,
             changes,
         )
@@ -208,27 +294,42 @@ def _execute(
     )
     if not finished:
         print(
-            f"to resume: run the same command with --resume --report {report_path}"
-            f" (the journal {journal_file} records what is done)",
+            f"to resume: {resume_command(config, report_path)}"
+            f"  (the journal {journal_file} records what is done)",
             file=out,
         )
     return exit_code(outcomes, not finished)
 
 
 def _earlier_successes(
-    config: RunConfig, journal_file: Path, rows: Sequence[Row]
+    config: RunConfig, identity: RunIdentity, journal_file: Path, rows: Sequence[Row]
 ) -> dict[int, Outcome]:
     if not journal_file.exists():
         if config.resume:
             log.warning("%s: no journal to resume from; sending every row", journal_file)
         return {}
+    header = read_header(journal_file)
+    other = identity.differs(header)
+    if other is not None:  # never adopted, discarded or overwritten: it is another job's
+        raise UsageError(
+            f"{journal_file}: an unfinished run with this report is not of {config.input} "
+            f"({other}); it is left as it is: choose another --report"
+        )
+    assert config.report is not None
     if config.fresh:
         remove(journal_file)
         return {}
     if not config.resume:
         raise UsageError(
             f"{journal_file}: an earlier run with this report did not finish; add --resume to "
-            "continue it (rows it applied are not sent again), or --fresh to start over"
+            f"continue it (rows it applied are not sent again): "
+            f"{resume_command(config, config.report)} ; or --fresh to start over: "
+            f"{fresh_command(config, config.report)}"
+        )
+    if not identity.matches(header) and "input_sha256" in header:
+        log.warning(
+            "%s has changed since the interrupted run: rows whose content changed are sent again",
+            config.input,
         )
     successes = read_successes(journal_file)
     done = {

@@ -26,6 +26,7 @@ from bulkrunner.backup import backup_path, write_backup
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine, OutcomeHook, RunStats
 from bulkrunner.events import emit
+from bulkrunner.hints import rollback_command
 from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.outcomes import Outcome, Status
@@ -208,10 +209,10 @@ class Sending:
         self.backup = backup_path(report)
         write_backup(self.backup, by_campaign)
         log.info(
-            "backup of the %d campaigns about to change: %s (undo with: bulkrunner rollback %s)",
+            "backup of the %d campaigns about to change: %s (undo with: %s)",
             len(by_campaign),
             self.backup,
-            self.backup,
+            rollback_command(self.config, self.backup),
         )
 
     async def _watch(self, engine: Engine, total: int, limiter: SlidingWindowLimiter) -> None:
