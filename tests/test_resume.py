@@ -3,20 +3,31 @@ when pasted, overlapping runs are refused, and a report round-trips to exactly w
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from bulkrunner.backup import backup_path
 from bulkrunner.cli import main
 from bulkrunner.fields import Vocabulary
+from bulkrunner.journal import journal_path
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
 from bulkrunner.validation import validate
 
 KEY = "sk-resume-SENTINEL-31cd"
+WHEN = datetime(2026, 11, 26, 2, 15, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -101,3 +112,186 @@ def test_a_report_is_a_valid_input_file(
     written = pd.read_csv(applied, dtype=str, keep_default_na=False)
     assert list(written.columns[:3]) == ["campaign_id", "sending_limit", "unsubscribe_text"]
     assert written["status"].tolist() == ["succeeded"] * 3
+
+
+# --- the journal knows its input ---------------------------------------------------------------
+
+
+def plan(folder: Path, ids: range, limit: int = 10) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "plan.csv"
+    lines = ["campaign_id,sending_limit"] + [f"{n},{limit + n}" for n in ids]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def unfinished(report: Path, source: Path, age: float = 0, vocabulary: str = "documented") -> Path:
+    """The journal an interrupted run of ``source`` left beside ``report``, ``age`` seconds old."""
+    header = {
+        "journal": 1,
+        "input": str(source.resolve()),
+        "input_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "options": {"vocabulary": vocabulary},
+        "started_at": WHEN.isoformat(),
+    }
+    journal = journal_path(report)
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_text(json.dumps(header) + "\n")
+    os.utime(journal, (time.time() - age, time.time() - age))
+    return journal
+
+
+def test_resume_without_report_continues_only_a_run_of_this_input(
+    tmp_path: Path,
+    sim: SimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ours = plan(tmp_path / "a", range(1, 3))
+    theirs = plan(tmp_path / "b", range(7, 9))  # the same file name, so the same report stem
+    our_report = Path("reports/plan-20261101T000000Z.csv")
+    their_report = Path("reports/plan-20261125T000000Z.csv")
+    unfinished(our_report, ours, age=100)
+    their_journal = unfinished(their_report, theirs)  # newer, but another input's
+    before = their_journal.read_bytes()
+
+    assert main(["run", "--input", str(ours), "--base-url", sim.base_url, "--resume"]) == 0
+    assert sorted(sim.state.applied) == [1, 2]
+    assert our_report.exists()
+    assert not journal_path(our_report).exists()
+    assert their_journal.read_bytes() == before  # neither adopted nor removed
+    assert not their_report.exists()
+    assert not backup_path(their_report).exists()
+
+    # With only another input's journal left, there is nothing to resume: exit 2, untouched.
+    capsys.readouterr()
+    assert main(["run", "--input", str(ours), "--base-url", sim.base_url, "--resume"]) == 2
+    assert "nothing to resume: no unfinished run of" in capsys.readouterr().err
+    assert their_journal.read_bytes() == before
+    assert sorted(sim.state.applied) == [1, 2]
+
+
+def test_resume_does_not_pick_a_run_of_the_same_file_with_other_content(
+    tmp_path: Path,
+    sim: SimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    source = plan(tmp_path, range(1, 3))
+    journal = unfinished(Path("reports/plan-20261101T000000Z.csv"), source)
+    source.write_text("campaign_id,sending_limit\n1,50\n")  # tonight's plan is another one
+    assert main(["run", "--input", str(source), "--base-url", sim.base_url, "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert journal.exists()
+    assert not sim.state.requests
+
+
+@pytest.mark.parametrize("flag", ["--resume", "--fresh", None])
+def test_a_named_report_whose_journal_is_another_inputs_is_left_alone(
+    tmp_path: Path, sim: SimulatorThread, capsys: pytest.CaptureFixture[str], flag: str | None
+) -> None:
+    ours = plan(tmp_path / "a", range(1, 3))
+    theirs = plan(tmp_path / "b", range(7, 9))
+    report = tmp_path / "shared.csv"
+    journal = unfinished(report, theirs)
+    before = journal.read_bytes()
+    argv = ["run", "--input", str(ours), "--report", str(report), "--base-url", sim.base_url]
+    assert main([*argv, *([flag] if flag else [])]) == 2
+    err = capsys.readouterr().err
+    assert f"it is the journal of another input, {theirs.resolve()}" in err
+    assert len(err.strip().splitlines()) == 1
+    assert journal.read_bytes() == before
+    assert not report.exists()
+    assert not sim.state.requests  # nothing sent, not even the read of current settings
+
+
+def test_a_journal_of_the_other_vocabulary_is_not_resumed(
+    tmp_path: Path, sim: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path, range(1, 3))
+    report = tmp_path / "r.csv"
+    unfinished(report, source, vocabulary="long")
+    argv = ["run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url]
+    assert main([*argv, "--resume"]) == 2
+    assert "that run used --vocabulary long, not documented" in capsys.readouterr().err
+    assert main([*argv, "--resume", "--vocabulary", "long"]) == 0
+    assert sorted(sim.state.applied) == [1, 2]
+
+
+def test_the_journal_header_names_the_input_its_content_and_the_vocabulary(
+    tmp_path: Path,
+) -> None:
+    source = plan(tmp_path, range(1, 4))
+    report = tmp_path / "r.csv"
+    with SimulatorThread(SimulatorConfig(api_key="another-key")) as sim:  # 401: run aborts
+        argv = ["run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url]
+        assert main([*argv, "--vocabulary", "long"]) == 3
+    header = json.loads(journal_path(report).read_text().splitlines()[0])
+    assert header["input"] == str(source.resolve())
+    assert header["input_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert header["options"] == {"vocabulary": "long"}
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_report_that_is_the_input_is_refused(
+    tmp_path: Path,
+    sim: SimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    dry_run: bool,
+) -> None:
+    source = plan(tmp_path, range(1, 3))
+    before = source.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--input", str(source), "--report", "./plan.csv", "--base-url", sim.base_url]
+    assert main([*argv, *(["--dry-run"] if dry_run else [])]) == 2
+    assert "the report would overwrite the input file" in capsys.readouterr().err
+    assert source.read_bytes() == before
+    assert not sim.state.requests
+
+
+# --- one run of a job at a time ------------------------------------------------------------------
+
+
+def test_an_overlapping_run_of_the_same_input_is_refused_with_exit_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path, range(1, 41))
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    with SimulatorThread(SimulatorConfig(api_key=KEY, latency=0.5)) as sim:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "bulkrunner", "run", "--input", str(source)),
+                *("--report", str(first), "--base-url", sim.base_url, "--concurrency", "1"),
+            ],
+            env={**os.environ, "SMARTLEAD_API_KEY": KEY},
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            wait_for_lines(journal_path(first), 1)  # the first run is sending
+            argv = ["run", "--input", str(source), "--report", str(second)]
+            assert main([*argv, "--base-url", sim.base_url]) == 4
+            err = capsys.readouterr().err
+            assert f"{source}: another bulkrunner run (pid {process.pid}, started" in err
+            assert "nothing was sent" in err
+            assert not second.exists()
+            assert not journal_path(second).exists()
+            reads = [r for r in sim.state.requests if r.method == "GET"]
+            assert len(reads) == 1  # the first run's: the second did not even read
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=60)
+    assert process.returncode == 3
+
+
+def wait_for_lines(path: Path, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) > count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never reached {count} lines")
