@@ -4,8 +4,10 @@ when pasted, overlapping runs are refused, and a report round-trips to exactly w
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,8 +22,10 @@ import pytest
 
 from bulkrunner.backup import backup_path
 from bulkrunner.cli import main
+from bulkrunner.config import build_config, read_job_file
 from bulkrunner.fields import Vocabulary
 from bulkrunner.journal import journal_path
+from bulkrunner.runner import run_job
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
 from bulkrunner.validation import validate
@@ -38,7 +42,8 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def sim() -> Iterator[SimulatorThread]:
-    with SimulatorThread(SimulatorConfig(api_key=KEY)) as running:
+    # Campaigns that exist are listed by GET /campaigns/, so a run backs up their values.
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns=set(range(1, 100)))) as running:
         yield running
 
 
@@ -295,3 +300,172 @@ def wait_for_lines(path: Path, count: int, timeout: float = 30) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"{path} never reached {count} lines")
+
+
+# --- every hint printed is a command that works when pasted --------------------------------------
+
+
+def paste(text: str, before: str, after: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the command printed in ``text`` between ``before`` and ``after``, as a user pasting
+    it into a shell in ``cwd`` would (``bulkrunner`` being ``python -m bulkrunner``)."""
+    assert before in text, text
+    command = text.split(before, 1)[1].split(after, 1)[0]
+    words = shlex.split(command)
+    assert words[0] == "bulkrunner"
+    # A command that lost its --base-url must fail on loopback, not reach SmartLead.
+    dead_end = "http://127.0.0.1:9/api/v1"
+    return subprocess.run(
+        [sys.executable, "-m", "bulkrunner", *words[1:]],
+        cwd=cwd,
+        env={**os.environ, "SMARTLEAD_API_KEY": KEY, "SMARTLEAD_BASE_URL": dead_end},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def rejected_key(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
+    """Run ``argv`` with a key the server refuses: it stops at once, exit 3, resumable."""
+    with monkeypatch.context() as patch:
+        patch.setenv("SMARTLEAD_API_KEY", "sk-revoked")
+        return main(argv)
+
+
+@pytest.mark.parametrize("command", ["run", "retry", "rollback"])
+def test_the_printed_resume_command_works_when_pasted(
+    tmp_path: Path,
+    sim: SimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    plan(tmp_path, range(1, 4))
+    url = ["--base-url", sim.base_url]
+    if command == "run":
+        argv = ["run", "--input", "plan.csv", "--rate", "50/1", *url]
+    elif command == "retry":
+        with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={99})) as missing:
+            first = ["run", "--input", "plan.csv", "--report", "first.csv"]
+            assert main([*first, "--base-url", missing.base_url]) == 1
+        argv = ["retry", "first.csv", "--rate", "50/1", *url]
+    else:
+        assert main(["run", "--input", "plan.csv", "--report", "apply.csv", *url]) == 0
+        assert sorted(sim.state.applied) == [1, 2, 3]
+        argv = ["rollback", "apply.csv", "--rate", "50/1", *url]
+    capsys.readouterr()
+
+    assert rejected_key(monkeypatch, argv) == 3
+    out = capsys.readouterr().out
+    pasted = paste(out, "to resume: ", "  (the journal", tmp_path)
+    assert pasted.returncode == 0, pasted.stderr
+    assert "resuming: 0 rows already succeeded" in pasted.stderr
+    settings = sim.state.settings
+    if command == "rollback":
+        assert [settings[n]["sending_limit"] for n in (1, 2, 3)] == [
+            default_settings(n)["sending_limit"] for n in (1, 2, 3)
+        ]
+    else:
+        assert [settings[n]["sending_limit"] for n in (1, 2, 3)] == [11, 12, 13]
+    assert not list(tmp_path.glob("reports/*.journal"))  # the resumed run finished
+
+
+def test_the_printed_undo_command_works_when_pasted(
+    tmp_path: Path,
+    sim: SimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    plan(tmp_path, range(1, 3))
+    job = tmp_path / "nightly.toml"
+    job.write_text(f'input = "plan.csv"\nreport = "out/nightly.csv"\nbase_url = "{sim.base_url}"\n')
+    assert main(["run", "nightly.toml", "--rate", "50/1"]) == 0
+    assert [sim.state.settings[n]["sending_limit"] for n in (1, 2)] == [11, 12]
+    pasted = paste(capsys.readouterr().err, "(undo with: ", ")\n", tmp_path)
+    assert pasted.returncode == 0, pasted.stderr
+    assert [sim.state.settings[n]["sending_limit"] for n in (1, 2)] == [
+        default_settings(n)["sending_limit"] for n in (1, 2)
+    ]
+    assert (tmp_path / "out" / "nightly.csv").exists()  # the run's report is still its own
+
+
+def test_unfinished_run_refusal_names_commands_that_work(
+    tmp_path: Path,
+    sim: SimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    plan(tmp_path, range(1, 3))
+    argv = ["run", "--input", "plan.csv", "--report", "r.csv", "--base-url", sim.base_url]
+    assert rejected_key(monkeypatch, argv) == 3
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert paste(err, "or --fresh to start over: ", "\n", tmp_path).returncode == 0
+    assert sorted(sim.state.applied) == [1, 2]
+
+
+# --- a job file may resume by itself ------------------------------------------------------------
+
+
+def test_a_job_with_resume_auto_continues_an_interrupted_run_unattended(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    source = plan(tmp_path, range(1, 4))
+    reports = tmp_path / "reports"
+    other = plan(tmp_path / "other", range(50, 52))
+    stranger = unfinished(reports / "nightly-20261120T000000Z.csv", other)  # newest, not ours
+    job = tmp_path / "jobs" / "nightly.toml"
+    job.parent.mkdir()
+    job.write_text(
+        'input = "../plan.csv"\nreport = "../reports/nightly-{timestamp}.csv"\n'
+        f'resume = "auto"\nbase_url = "{sim.base_url}"\n'
+    )
+    nights = [datetime(2026, 11, day, 2, 15, tzinfo=UTC) for day in (24, 25, 26)]
+    key = {"SMARTLEAD_API_KEY": KEY}
+
+    def night(when: datetime, environ: dict[str, str]) -> int:
+        config = build_config(read_job_file(job), {}, when)
+        return int(run_job(config, io.StringIO(), environ, lambda: when))
+
+    assert night(nights[0], {"SMARTLEAD_API_KEY": "sk-revoked"}) == 3  # interrupted
+    first = reports / "nightly-20261124T021500Z.csv"
+    assert journal_path(first).exists()
+    os.utime(stranger)  # the other input's journal is the newest in the folder
+
+    assert night(nights[1], key) == 0  # continues the 24th's run, into its report
+    assert pd.read_csv(first)["status"].tolist() == ["succeeded"] * 3
+    assert not journal_path(first).exists()
+    assert not (reports / "nightly-20261125T021500Z.csv").exists()
+    assert dict(sim.state.applied) == {1: 1, 2: 1, 3: 1}
+    assert stranger.exists()
+    assert not (reports / "nightly-20261120T000000Z.csv").exists()
+
+    assert night(nights[2], key) == 0  # nothing left unfinished: an ordinary run
+    assert (reports / "nightly-20261126T021500Z.csv").exists()
+    assert source.exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "resume", "auto"),
+    [("true", True, False), ("false", False, False), ('"auto"', False, True)],
+)
+def test_a_job_file_says_resume_true_false_or_auto(
+    tmp_path: Path, value: str, resume: bool, auto: bool
+) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text(f'input = "plan.csv"\nresume = {value}\n')
+    config = build_config(read_job_file(job), {})
+    assert (config.resume, config.auto_resume) == (resume, auto)
+    assert build_config(read_job_file(job), {"fresh": True}).resume is False  # the flag wins
+
+
+def test_a_job_file_with_another_resume_value_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text('input = "plan.csv"\nresume = "sometimes"\n')
+    assert main(["run", str(job), "--dry-run"]) == 2
+    assert "resume must be true, false or \"auto\", got 'sometimes'" in capsys.readouterr().err
