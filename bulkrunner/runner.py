@@ -195,10 +195,17 @@ def _choose_report(config: RunConfig, identity: RunIdentity, default: Path) -> R
             chosen = replace(config, report=found, resume=True)
         elif config.resume:
             where = config.report_template or "reports/"
+            earlier = _unfinished_run(identity, config.report_template, same_content=False)
+            hint = (
+                f"; {earlier} is an unfinished run of an earlier version of this file: to resume "
+                f"it anyway (rows whose content changed are sent again): "
+                f"{resume_command(config, earlier)}"
+                if earlier is not None
+                else "; give the interrupted run's --report"
+            )
             raise UsageError(
                 f"nothing to resume: no unfinished run of {config.input} (as it is now, with "
-                f"--vocabulary {config.vocabulary.value}) in {where}; give the interrupted "
-                "run's --report"
+                f"--vocabulary {config.vocabulary.value}) in {where}{hint}"
             )
         else:
             chosen = replace(config, report=config.report or default)
@@ -208,9 +215,12 @@ def _choose_report(config: RunConfig, identity: RunIdentity, default: Path) -> R
     return chosen
 
 
-def _unfinished_run(identity: RunIdentity, template: str | None) -> Path | None:
+def _unfinished_run(
+    identity: RunIdentity, template: str | None, *, same_content: bool = True
+) -> Path | None:
     """The report of the newest journal of ``identity``: among the names ``template`` gives,
-    or else in ``reports/``. Journals of other inputs are not touched."""
+    or else in ``reports/``. Journals of other inputs are not touched. ``same_content=False``:
+    of this file with the same options, whatever its content was then."""
     if template is not None:
         parts = [
             glob.escape(part)
@@ -219,7 +229,13 @@ def _unfinished_run(identity: RunIdentity, template: str | None) -> Path | None:
         journals = [Path(name) for name in glob.glob("*".join(parts) + ".journal")]
     else:
         journals = list(Path("reports").glob("*.journal"))
-    ours = [path for path in journals if identity.matches(read_header(path))]
+
+    def of_this_job(header: Mapping[str, object]) -> bool:
+        if same_content:
+            return identity.matches(header)
+        return "input_sha256" in header and identity.differs(header) is None
+
+    ours = [path for path in journals if of_this_job(read_header(path))]
     if not ours:
         return None
     newest = max(ours, key=lambda path: path.stat().st_mtime)

@@ -188,9 +188,16 @@ def test_resume_does_not_pick_a_run_of_the_same_file_with_other_content(
     journal = unfinished(Path("reports/plan-20261101T000000Z.csv"), source)
     source.write_text("campaign_id,sending_limit\n1,50\n")  # tonight's plan is another one
     assert main(["run", "--input", str(source), "--base-url", sim.base_url, "--resume"]) == 2
-    assert "nothing to resume" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "nothing to resume" in err
     assert journal.exists()
     assert not sim.state.requests
+    # It points at the earlier version's run, with the command to resume that one anyway.
+    pasted = paste(err, "to resume it anyway (rows whose content changed are sent again): ", "\n")
+    assert pasted.returncode == 0, pasted.stderr
+    assert "has changed since the interrupted run" in pasted.stderr
+    assert sim.state.settings[1]["sending_limit"] == 50
+    assert not journal.exists()
 
 
 @pytest.mark.parametrize("flag", ["--resume", "--fresh", None])
@@ -305,7 +312,9 @@ def wait_for_lines(path: Path, count: int, timeout: float = 30) -> None:
 # --- every hint printed is a command that works when pasted --------------------------------------
 
 
-def paste(text: str, before: str, after: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def paste(
+    text: str, before: str, after: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the command printed in ``text`` between ``before`` and ``after``, as a user pasting
     it into a shell in ``cwd`` would (``bulkrunner`` being ``python -m bulkrunner``)."""
     assert before in text, text
