@@ -110,7 +110,7 @@ def run_job(
     """Run one job end to end; raises UsageError before anything is sent."""
     api_key = _api_key(config, environ)
     started = now()
-    default = default_report_path(config.input, started)
+    default = _unused(default_report_path(config.input, started))
     if config.dry_run:
         source = open_input(config.input)
         config = replace(config, report=config.report or default)
@@ -143,7 +143,7 @@ def retry_job(
     frame = chosen.drop(columns=[c for c in chosen.columns if c in RESULT_COLUMNS])
     log.info("retrying %d rows of %s", len(frame), config.input)
     started = now()
-    default = Path("reports") / f"{config.input.stem}-retry-{started:%Y%m%dT%H%M%SZ}.csv"
+    default = _unused(Path("reports") / f"{config.input.stem}-retry-{started:%Y%m%dT%H%M%SZ}.csv")
     frame = frame.reset_index(drop=True)
     if config.dry_run:
         config = replace(config, report=config.report or default)
@@ -240,6 +240,16 @@ def _unfinished_run(
         return None
     newest = max(ours, key=lambda path: path.stat().st_mtime)
     return newest.with_name(newest.name.removesuffix(".journal"))
+
+
+def _unused(path: Path) -> Path:
+    """``path``, or ``<stem>-2``, ``-3``... if a run already has a report, journal or backup
+    there: two files of the same name run in the same second must not share a default report."""
+    candidate, number = path, 1
+    while any(p.exists() for p in (candidate, journal_path(candidate), backup_path(candidate))):
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate
 
 
 def _check_paths(config: RunConfig) -> None:

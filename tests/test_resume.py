@@ -200,6 +200,27 @@ def test_resume_does_not_pick_a_run_of_the_same_file_with_other_content(
     assert not journal.exists()
 
 
+def test_default_reports_of_two_inputs_of_one_name_never_overwrite_each_other(
+    tmp_path: Path, sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = plan(tmp_path / "a", range(1, 3), limit=10)
+    second = plan(tmp_path / "b", range(1, 3), limit=20)  # same name, same campaigns
+    key = {"SMARTLEAD_API_KEY": KEY}
+    for source in (first, second):  # both in the same second
+        config = build_config({}, {"input": str(source), "base_url": sim.base_url})
+        assert run_job(config, io.StringIO(), key, lambda: WHEN) == 0
+    reports = sorted(Path("reports").glob("*.csv"))
+    assert [p.name for p in reports] == [
+        "plan-20261126T021500Z-2.csv",
+        "plan-20261126T021500Z.csv",
+    ]
+    earlier = pd.read_parquet(backup_path(reports[1]))  # the first run's undo is intact
+    originals = [default_settings(n)["sending_limit"] for n in (1, 2)]
+    assert earlier["sending_limit"].tolist() == originals
+    assert pd.read_parquet(backup_path(reports[0]))["sending_limit"].tolist() == [11, 12]
+
+
 @pytest.mark.parametrize("flag", ["--resume", "--fresh", None])
 def test_a_named_report_whose_journal_is_another_inputs_is_left_alone(
     tmp_path: Path, sim: SimulatorThread, capsys: pytest.CaptureFixture[str], flag: str | None
