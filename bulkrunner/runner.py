@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import glob
 import json
 import logging
 import os
@@ -28,7 +27,6 @@ from typing import TextIO
 
 import pandas as pd
 
-from bulkrunner.backup import backup_path
 from bulkrunner.config import API_KEY_ENV, RunConfig
 from bulkrunner.current import Change
 from bulkrunner.engine import RunStats
@@ -46,7 +44,7 @@ from bulkrunner.journal import (
     row_key,
 )
 from bulkrunner.loading import InputFile, load_input, open_input
-from bulkrunner.locking import RunLock, input_lock_path, lock_path
+from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.outcomes import RESULT_COLUMNS, Outcome, Status
 from bulkrunner.report import (
     ReportWriter,
@@ -59,6 +57,7 @@ from bulkrunner.report import (
     read_report,
     write_report,
 )
+from bulkrunner.resumption import check_paths, choose_report, input_lock, run_identity, unused
 from bulkrunner.sending import Sending
 from bulkrunner.validation import Row, Validation, repeated_ids, row_errors, validate
 
@@ -110,16 +109,16 @@ def run_job(
     """Run one job end to end; raises UsageError before anything is sent."""
     api_key = _api_key(config, environ)
     started = now()
-    default = _unused(default_report_path(config.input, started))
+    default = unused(default_report_path(config.input, started))
     if config.dry_run:
         source = open_input(config.input)
         config = replace(config, report=config.report or default)
-        _check_paths(config)
+        check_paths(config)
         return _dry_run(config, source, None, out, now)
-    with _input_lock(config, started):
-        identity = run_identity(config)
-        config = _choose_report(config, identity, default)
+    with input_lock(config, started):
         frame = load_input(config.input)
+        identity = run_identity(config)
+        config = choose_report(config, identity, default)
         return _execute(config, identity, frame, None, api_key, out, now)
 
 
@@ -143,28 +142,16 @@ def retry_job(
     frame = chosen.drop(columns=[c for c in chosen.columns if c in RESULT_COLUMNS])
     log.info("retrying %d rows of %s", len(frame), config.input)
     started = now()
-    default = _unused(Path("reports") / f"{config.input.stem}-retry-{started:%Y%m%dT%H%M%SZ}.csv")
+    default = unused(Path("reports") / f"{config.input.stem}-retry-{started:%Y%m%dT%H%M%SZ}.csv")
     frame = frame.reset_index(drop=True)
     if config.dry_run:
         config = replace(config, report=config.report or default)
-        _check_paths(config)
+        check_paths(config)
         return _dry_run(config, InputFile.of(config.input, frame), numbers, out, now)
-    with _input_lock(config, started):
+    with input_lock(config, started):
         identity = run_identity(config)
-        config = _choose_report(config, identity, default)
+        config = choose_report(config, identity, default)
         return _execute(config, identity, frame, numbers, api_key, out, now)
-
-
-def run_identity(config: RunConfig) -> RunIdentity:
-    """The job ``config`` runs: its input file (path and content) and the options that change
-    what is sent. A journal records it; ``--resume`` looks for it."""
-    return RunIdentity.of(config.input, {"vocabulary": config.vocabulary.value})
-
-
-def _input_lock(config: RunConfig, started: datetime) -> RunLock:
-    """Held while a real run of ``config.input`` is choosing its report and sending: another
-    run of the same input is refused (exit 4) whatever its report is called."""
-    return RunLock(input_lock_path(config.input), started, subject=str(config.input))
 
 
 def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
@@ -175,96 +162,6 @@ def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
             "(or use --dry-run, or --simulate to try the embedded simulator)"
         )
     return api_key
-
-
-def _choose_report(config: RunConfig, identity: RunIdentity, default: Path) -> RunConfig:
-    """``config`` with the report this run writes, and ``resume`` set if it continues one.
-
-    A report named outright is used as it is (its journal, if any, is checked against this
-    input later). Otherwise, with ``--resume`` or a job's ``resume = "auto"``, the newest
-    unfinished run of this very input and options is continued: found among ``reports/*`` or,
-    for a report named with ``{timestamp}``, among the names that template gives.
-    """
-    if config.report is not None and config.report_template is None:
-        auto = config.auto_resume and journal_path(config.report).exists()
-        chosen = replace(config, resume=config.resume or auto)
-    elif config.resume or config.auto_resume:
-        found = _unfinished_run(identity, config.report_template)
-        if found is not None:
-            log.info("resuming the unfinished run of %s: %s", config.input, found)
-            chosen = replace(config, report=found, resume=True)
-        elif config.resume:
-            where = config.report_template or "reports/"
-            earlier = _unfinished_run(identity, config.report_template, same_content=False)
-            hint = (
-                f"; {earlier} is an unfinished run of an earlier version of this file: to resume "
-                f"it anyway (rows whose content changed are sent again): "
-                f"{resume_command(config, earlier)}"
-                if earlier is not None
-                else "; give the interrupted run's --report"
-            )
-            raise UsageError(
-                f"nothing to resume: no unfinished run of {config.input} (as it is now, with "
-                f"--vocabulary {config.vocabulary.value}) in {where}{hint}"
-            )
-        else:
-            chosen = replace(config, report=config.report or default)
-    else:
-        chosen = replace(config, report=config.report or default)
-    _check_paths(chosen)
-    return chosen
-
-
-def _unfinished_run(
-    identity: RunIdentity, template: str | None, *, same_content: bool = True
-) -> Path | None:
-    """The report of the newest journal of ``identity``: among the names ``template`` gives,
-    or else in ``reports/``. Journals of other inputs are not touched. ``same_content=False``:
-    of this file with the same options, whatever its content was then."""
-    if template is not None:
-        parts = [
-            glob.escape(part)
-            for part in template.replace("{date}", "{timestamp}").split("{timestamp}")
-        ]
-        journals = [Path(name) for name in glob.glob("*".join(parts) + ".journal")]
-    else:
-        journals = list(Path("reports").glob("*.journal"))
-
-    def of_this_job(header: Mapping[str, object]) -> bool:
-        if same_content:
-            return identity.matches(header)
-        return "input_sha256" in header and identity.differs(header) is None
-
-    ours = [path for path in journals if of_this_job(read_header(path))]
-    if not ours:
-        return None
-    newest = max(ours, key=lambda path: path.stat().st_mtime)
-    return newest.with_name(newest.name.removesuffix(".journal"))
-
-
-def _unused(path: Path) -> Path:
-    """``path``, or ``<stem>-2``, ``-3``... if a run already has a report, journal or backup
-    there: two files of the same name run in the same second must not share a default report."""
-    candidate, number = path, 1
-    while any(p.exists() for p in (candidate, journal_path(candidate), backup_path(candidate))):
-        number += 1
-        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
-    return candidate
-
-
-def _check_paths(config: RunConfig) -> None:
-    """Refuse a report that would overwrite the input (or its backup the input)."""
-    assert config.report is not None
-    source = config.input.resolve()
-    if config.report.resolve() == source:
-        raise UsageError(
-            f"{config.report}: the report would overwrite the input file; choose another --report"
-        )
-    if backup_path(config.report).resolve() == source:
-        raise UsageError(
-            f"{config.report}: this report's backup would overwrite the input file "
-            f"{config.input}; choose another --report"
-        )
 
 
 def _execute(
