@@ -43,14 +43,18 @@ def choose_report(config: RunConfig, identity: RunIdentity, default: Path) -> Ru
     A report named outright is used as it is (its journal, if any, is checked against this
     input later). Otherwise, with ``--resume`` or a job's ``resume = "auto"``, the newest
     unfinished run of this very input and options is continued: found among ``reports/*`` or,
-    for a report named with ``{timestamp}``, among the names that template gives.
+    for a report named with ``{timestamp}``, among the names that template gives. ``--fresh``
+    starts that run over, in its report, so that no stale journal is left to resume later.
     """
     if config.report is not None and config.report_template is None:
         auto = config.auto_resume and journal_path(config.report).exists()
         chosen = replace(config, resume=config.resume or auto)
-    elif config.resume or config.auto_resume:
+    elif config.resume or config.auto_resume or config.fresh:
         found = _unfinished_run(identity, config.report_template)
-        if found is not None:
+        if found is not None and config.fresh:  # start it over: no journal of it is left behind
+            log.info("starting the unfinished run of %s over: %s", config.input, found)
+            chosen = replace(config, report=found)
+        elif found is not None:
             log.info("resuming the unfinished run of %s: %s", config.input, found)
             chosen = replace(config, report=found, resume=True)
         elif config.resume:

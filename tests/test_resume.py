@@ -478,6 +478,32 @@ def test_a_job_with_resume_auto_continues_an_interrupted_run_unattended(
     assert source.exists()
 
 
+def test_fresh_starts_a_jobs_unfinished_run_over_and_leaves_nothing_to_resume_later(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    plan(tmp_path, range(1, 3))
+    reports = tmp_path / "reports"
+    job = tmp_path / "nightly.toml"
+    job.write_text(
+        'input = "plan.csv"\nreport = "reports/nightly-{timestamp}.csv"\n'
+        f'resume = "auto"\nbase_url = "{sim.base_url}"\n'
+    )
+
+    def night(day: int, flags: dict[str, Any], key: str) -> int:
+        when = datetime(2026, 11, day, 2, 15, tzinfo=UTC)
+        config = build_config(read_job_file(job), flags, when)
+        return int(run_job(config, io.StringIO(), {"SMARTLEAD_API_KEY": key}, lambda: when))
+
+    assert night(24, {}, "sk-revoked") == 3
+    assert night(25, {"fresh": True}, KEY) == 0  # by hand: start it over
+    assert sorted(p.name for p in reports.iterdir()) == [
+        "nightly-20261124T021500Z.backup.parquet",
+        "nightly-20261124T021500Z.csv",
+    ]
+    assert night(26, {}, KEY) == 0  # the next night is an ordinary run, not a resumption
+    assert (reports / "nightly-20261126T021500Z.csv").exists()
+
+
 @pytest.mark.parametrize(
     ("value", "resume", "auto"),
     [("true", True, False), ("false", False, False), ('"auto"', False, True)],
