@@ -79,6 +79,10 @@ class RunIdentity:
                 return f"that run used --{name} {theirs[name]}, not {value}"
         return None
 
+    def same_input(self, header: Mapping[str, Any]) -> bool:
+        """Whether ``header`` is of this input file (whatever its content and options were)."""
+        return "input_sha256" not in header or header.get("input") == self.input
+
     def matches(self, header: Mapping[str, Any]) -> bool:
         """Whether ``header`` is of this very input (same content) and options."""
         return self.differs(header) is None and header.get("input_sha256") == self.sha256

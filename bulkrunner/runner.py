@@ -233,9 +233,11 @@ def _earlier_successes(
         return {}
     header = read_header(journal_file)
     other = identity.differs(header)
-    if other is not None:  # never adopted, discarded or overwritten: it is another job's
+    if other is not None and not (config.fresh and identity.same_input(header)):
+        # Another input's: never adopted, discarded or overwritten. (--fresh may discard a run
+        # of this same file made with other options.)
         raise UsageError(
-            f"{journal_file}: an unfinished run with this report is not of {config.input} "
+            f"{journal_file}: the unfinished run with this report is not a run of this job "
             f"({other}); it is left as it is: choose another --report"
         )
     assert config.report is not None

@@ -400,6 +400,27 @@ def test_the_printed_resume_command_works_when_pasted(
     assert not list(tmp_path.glob("reports/*.journal"))  # the resumed run finished
 
 
+def test_rollback_and_retry_take_fresh_and_vocabulary(
+    tmp_path: Path,
+    sim: SimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    plan(tmp_path, range(1, 3))
+    url = ["--base-url", sim.base_url]
+    assert main(["run", "--input", "plan.csv", "--report", "apply.csv", *url]) == 0
+    undo = ["rollback", "apply.csv", "--report", "undo.csv", *url]
+    assert rejected_key(monkeypatch, undo) == 3
+    assert main([*undo, "--fresh", "--vocabulary", "long"]) == 0
+    assert [sim.state.settings[n]["sending_limit"] for n in (1, 2)] == [
+        default_settings(n)["sending_limit"] for n in (1, 2)
+    ]
+    again = ["retry", "undo.csv", "--report", "again.csv", "--fresh", "--vocabulary", "long"]
+    assert main([*again, *url]) == 0
+    assert "no failed or not-attempted rows to retry" in capsys.readouterr().out
+
+
 def test_the_printed_undo_command_works_when_pasted(
     tmp_path: Path,
     sim: SimulatorThread,
