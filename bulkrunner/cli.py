@@ -5,11 +5,12 @@ bulkrunner run [JOB_FILE] [--input PATH] [--report PATH] [--base-url URL] [--rat
                [--vocabulary documented|long] [--dry-run] [--simulate] [-v]
 bulkrunner retry REPORT [JOB_FILE] [the options of run, but --input]
 bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [the options of run, but --input]
-
-(retry and rollback take --resume, --fresh and --vocabulary too; from a job file they take
-everything but its input and report, which name the run they follow up.)
 bulkrunner validate [JOB_FILE] [--input PATH] [--vocabulary ...]
 bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
+
+retry and rollback take --resume, --fresh and --vocabulary too; from a job file they take
+everything but its input and report, which name the run they follow up. The command as given is
+kept in the configuration (``RunConfig.command``), so the hints printed can be pasted.
 """
 
 from __future__ import annotations
