@@ -2,7 +2,7 @@
 
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine, RunStats
-from bulkrunner.errors import BulkrunnerError, InputFileError, UsageError
+from bulkrunner.errors import BulkrunnerError, InputFileError, RunInProgress, UsageError
 from bulkrunner.fields import Vocabulary
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.loading import load_input
@@ -23,6 +23,7 @@ __all__ = [
     "Rejection",
     "Row",
     "RunConfig",
+    "RunInProgress",
     "RunStats",
     "Sender",
     "SlidingWindowLimiter",

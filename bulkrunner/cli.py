@@ -7,11 +7,16 @@ bulkrunner retry REPORT [JOB_FILE] [the options of run, but --input]
 bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [the options of run, but --input]
 bulkrunner validate [JOB_FILE|INPUT] [--input PATH] [--vocabulary ...]
 bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
+
+retry and rollback take --resume, --fresh and --vocabulary too; from a job file they take
+everything but its input and report, which name the run they follow up. The command as given is
+kept in the configuration (``RunConfig.command``), so the hints printed can be pasted.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -21,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bulkrunner.config import API_KEY_ENV, RunConfig, build_config, read_job_file
-from bulkrunner.errors import UsageError
+from bulkrunner.errors import RunInProgress, UsageError
 from bulkrunner.events import JsonFormatter, events
 from bulkrunner.fields import Vocabulary
 from bulkrunner.rates import DEFAULT_RATES, Rate
@@ -35,6 +40,7 @@ log = logging.getLogger("bulkrunner")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.words = _words(parser, args)
     _setup_logging(getattr(args, "verbose", None) or False)
     try:
         if args.command == "simulate":
@@ -48,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "rollback":
             return int(rollback_job(config, sys.stdout))
         return int(run_job(config, sys.stdout))
+    except RunInProgress as exc:
+        print(f"bulkrunner: error: {exc}", file=sys.stderr)
+        return int(ExitCode.IN_PROGRESS)
     except UsageError as exc:
         print(f"bulkrunner: error: {exc}", file=sys.stderr)
         return int(ExitCode.USAGE)
@@ -107,7 +116,35 @@ def _config(args: argparse.Namespace) -> RunConfig:
     job = read_job_file(Path(job_file)) if job_file else {}
     if args.command in ("retry", "rollback"):
         flags["input"] = args.earlier_report
-    return build_config(job, flags)
+        job.pop("report", None)  # the job's report is its run's: a retry or rollback writes its own
+    return dataclasses.replace(build_config(job, flags), command=tuple(args.words))
+
+
+def _words(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The command as given, in a canonical form hints can edit: the subcommand, its positional
+    arguments, then each option given (long name) and its value as separate words."""
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    words = [args.command]
+    chosen = commands.choices[args.command]
+    for action in chosen._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings and value is not None:
+            words.append(str(value))
+    for action in chosen._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or value is None or action.dest == "help":
+            continue
+        name = next(o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse.BooleanOptionalAction):
+            words.append(name if value else f"--no-{name[2:]}")
+        elif action.nargs == 0:  # store_true
+            words.extend([name] if value else [])
+        elif isinstance(value, list):
+            for item in value:
+                words.extend([name, str(item)])
+        else:
+            words.extend([name, str(value)])
+    return words
 
 
 def _is_job_file(name: str) -> bool:
@@ -133,18 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="send the settings in a file to SmartLead")
     _input_options(run)
     _sending_options(run)
-    run.add_argument(
-        "--resume",
-        action="store_true",
-        default=None,
-        help="continue an interrupted run: rows its journal has as succeeded are not sent again",
-    )
-    run.add_argument(
-        "--fresh",
-        action="store_true",
-        default=None,
-        help="discard an interrupted run's journal for this report and start over",
-    )
+    _resume_options(run)
 
     retry = commands.add_parser(
         "retry", help="re-run the failed and not-attempted rows of an earlier report"
@@ -153,6 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
     retry.add_argument("--vocabulary", choices=[v.value for v in Vocabulary])
     _sending_options(retry)
+    _resume_options(retry)
 
     rollback = commands.add_parser(
         "rollback", help="restore what a run changed, from the backup it wrote beside its report"
@@ -161,7 +188,9 @@ def _parser() -> argparse.ArgumentParser:
         "earlier_report", metavar="REPORT_OR_BACKUP", help="a run's report, or its .backup.parquet"
     )
     rollback.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
+    rollback.add_argument("--vocabulary", choices=[v.value for v in Vocabulary])
     _sending_options(rollback)
+    _resume_options(rollback)
 
     check = commands.add_parser("validate", help="check a file without sending anything")
     _input_options(check)
@@ -278,6 +307,22 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", default=None, help="log every request and answer"
+    )
+
+
+def _resume_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        default=None,
+        help="continue an interrupted run: rows its journal has as succeeded are not sent again "
+        "(without --report: the newest unfinished run of this same input)",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        default=None,
+        help="discard an interrupted run's journal for this report and start over",
     )
 
 

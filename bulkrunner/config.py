@@ -48,6 +48,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "quiet": (bool,),
     "progress_interval": (int, float),
     "log_format": (str,),
+    "resume": (bool, str),  # true, false or "auto"
 }
 JOB_OPTIONS = tuple(_TYPES)
 
@@ -77,6 +78,9 @@ class RunConfig:
     quiet: bool = False  # no progress bar, even on a terminal
     progress_interval: float = 10.0  # seconds between progress lines in a log
     log_format: str = "text"  # or "json": one JSON object per event
+    auto_resume: bool = False  # job file resume = "auto": continue an unfinished run, if any
+    report_template: str | None = None  # the report as given, if it has {timestamp} or {date}
+    command: tuple[str, ...] = ()  # the command line that started this, for hints to paste
 
 
 def read_job_file(path: Path) -> dict[str, Any]:
@@ -117,8 +121,13 @@ def build_config(
 ) -> RunConfig:
     """Combine job-file options with command-line flags (flags given as None are not set)."""
     merged = {**job, **{k: v for k, v in flags.items() if v is not None}}
+    template = None
     if merged.get("report"):
-        merged["report"] = expand_template(str(merged["report"]), now or datetime.now(UTC))
+        template = str(merged["report"])
+        merged["report"] = expand_template(template, now or datetime.now(UTC))
+    if flags.get("fresh") and flags.get("resume") is None:
+        merged.pop("resume", None)  # --fresh on the command line wins over the job's resume
+    resume, auto_resume = _resume(merged.get("resume", False))
     if "input" not in merged:
         raise UsageError('no input file: give --input PATH or a job file with input = "..."')
     rate = merged.get("rate")
@@ -146,7 +155,7 @@ def build_config(
         dry_run=bool(merged.get("dry_run", False)),
         simulate=bool(merged.get("simulate", False)),
         verbose=bool(merged.get("verbose", False)),
-        resume=bool(merged.get("resume", False)),
+        resume=resume,
         fresh=bool(merged.get("fresh", False)),
         outage_timeout=float(merged.get("outage_timeout", 600.0)),
         max_wait=float(merged.get("max_wait", 300.0)),
@@ -158,9 +167,21 @@ def build_config(
         quiet=bool(merged.get("quiet", False)),
         progress_interval=float(merged.get("progress_interval", 10.0)),
         log_format=str(merged.get("log_format", "text")),
+        auto_resume=auto_resume,
+        report_template=template if template != merged.get("report") else None,
     )
     _check(config)
     return config
+
+
+def _resume(value: Any) -> tuple[bool, bool]:
+    """(resume, auto_resume) from the option: true, false, or "auto" (a job file's)."""
+    if isinstance(value, bool):
+        return value, False
+    if isinstance(value, str) and value.strip().lower() in ("auto", "true", "false"):
+        word = value.strip().lower()
+        return word == "true", word == "auto"
+    raise UsageError(f'resume must be true, false or "auto", got {value!r}')
 
 
 def _rates(texts: list[Any]) -> tuple[Rate, ...]:

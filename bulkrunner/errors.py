@@ -2,7 +2,8 @@
 
     BulkrunnerError            base; its message is one line meant for the user
     └── UsageError             bad invocation or unreadable input: nothing was sent (exit 2)
-        └── InputFileError     a file-level problem with the input, naming the file
+        ├── InputFileError     a file-level problem with the input, naming the file
+        └── RunInProgress      another run of this job (input or report) holds it (exit 4)
 
 Row-level problems are not exceptions: they become a row's ``invalid`` status and ``error``.
 """
@@ -27,3 +28,7 @@ class InputFileError(UsageError):
         super().__init__(f"{path}: {problem}")
         self.path = Path(path)
         self.problem = problem
+
+
+class RunInProgress(UsageError):
+    """Another bulkrunner process is running this job (its input or its report): nothing sent."""

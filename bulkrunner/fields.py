@@ -68,6 +68,11 @@ class EmptyText(str):
     __slots__ = ()
 
 
+# How a text cell says "set this to the empty text" where a blank cell means "unchanged" (CSV,
+# and every report): two double quotes, the way the empty text is written in code.
+EMPTY_TEXT_CELL = '""'
+
+
 @dataclass(frozen=True, slots=True)
 class EnumValue:
     """One enum value with its spelling in each vocabulary (None where it has none)."""

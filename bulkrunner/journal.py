@@ -4,6 +4,10 @@ Each finished row is one JSON line, written and flushed the moment the row finis
 ``kill -9`` loses at most the rows still in flight. Rows are keyed by their content (campaign and
 exact payload), not their position: resuming with an edited input re-sends what changed.
 
+The first line says whose journal it is: the input's resolved path, the SHA-256 of its bytes and
+the options that change what is sent (``RunIdentity``). ``--resume`` finds a journal by it, and
+never adopts the journal of another input.
+
     reports/plan.csv            the report (written at the end)
     reports/plan.csv.journal    this journal (removed once a run has finished and reported)
     reports/plan.csv.lock       held while a run is using the report (see ``locking``)
@@ -17,6 +21,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -42,6 +47,53 @@ def row_key(campaign_id: int, payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
+@dataclass(frozen=True, slots=True)
+class RunIdentity:
+    """What makes two runs the same job: the same input file, with the same content, sent with
+    the same options (those that change the requests: the vocabulary)."""
+
+    input: str  # the input's resolved path
+    sha256: str  # of the input file's bytes
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, input_path: Path, options: Mapping[str, str]) -> RunIdentity:
+        digest = hashlib.sha256()
+        try:
+            with input_path.open("rb") as handle:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+        except OSError as exc:
+            problem = exc.strerror or exc
+            raise UsageError(f"{input_path}: cannot read the file ({problem})") from None
+        return cls(str(input_path.resolve()), digest.hexdigest(), dict(options))
+
+    def header(self) -> dict[str, Any]:
+        return {"input": self.input, "input_sha256": self.sha256, "options": dict(self.options)}
+
+    def differs(self, header: Mapping[str, Any]) -> str | None:
+        """Why the journal with ``header`` belongs to another job (another input file, or other
+        options), or None. A journal of the same file whose content has changed since is this
+        job's (rows are journaled by content); so is one written before identities were."""
+        if "input_sha256" not in header:
+            return None
+        if header.get("input") != self.input:
+            return f"it is the journal of another input, {header.get('input')}"
+        theirs = header.get("options") or {}
+        for name, value in self.options.items():
+            if name in theirs and theirs[name] != value:
+                return f"that run used --{name} {theirs[name]}, not {value}"
+        return None
+
+    def same_input(self, header: Mapping[str, Any]) -> bool:
+        """Whether ``header`` is of this input file (whatever its content and options were)."""
+        return "input_sha256" not in header or header.get("input") == self.input
+
+    def matches(self, header: Mapping[str, Any]) -> bool:
+        """Whether ``header`` is of this very input (same content) and options."""
+        return self.differs(header) is None and header.get("input_sha256") == self.sha256
+
+
 class Journal:
     """Appends one flushed JSON line per finished row."""
 
@@ -50,7 +102,14 @@ class Journal:
         self._handle = handle
 
     @classmethod
-    def open(cls, path: Path, *, input_path: Path, started: datetime) -> Journal:
+    def open(
+        cls,
+        path: Path,
+        *,
+        input_path: Path,
+        started: datetime,
+        identity: RunIdentity | None = None,
+    ) -> Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not path.exists()
         if not fresh:
@@ -58,13 +117,10 @@ class Journal:
         handle = path.open("a", encoding="utf-8")
         journal = cls(path, handle)
         if fresh:
+            whose = identity.header() if identity else {"input": str(input_path)}
             try:
                 journal._write(
-                    {
-                        "journal": FORMAT_VERSION,
-                        "input": str(input_path),
-                        "started_at": started.isoformat(),
-                    }
+                    {"journal": FORMAT_VERSION, **whose, "started_at": started.isoformat()}
                 )
             except OSError:  # say, the disk is full: leave no torn journal behind
                 with contextlib.suppress(OSError):
@@ -180,6 +236,16 @@ def _damaged(path: Path, number: int, problem: str) -> UsageError:
         f"{path}: line {number} {problem}; the journal is damaged: fix or delete that line "
         "and --resume again, or start over with --fresh"
     )
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """The first line of the journal at ``path`` (whose run it is); {} if it has none."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            entry = json.loads(handle.readline() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return entry if isinstance(entry, dict) and "journal" in entry else {}
 
 
 def finish_times(path: Path) -> list[datetime]:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.fields import CAMPAIGN_ID, FIELDS, SETTING_NAMES, EmptyText
+from bulkrunner.outcomes import RESULT_COLUMNS
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ _UNNAMED = re.compile(r"Unnamed: \d+")  # what pandas writes for a column withou
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SEPARATORS = re.compile(r"[\s_-]+")
 _CANONICAL = {_SEPARATORS.sub("", name): name for name in KNOWN_COLUMNS}
+# A CSV report writes a cell starting with one of these with a leading "'", so that a
+# spreadsheet opening it cannot run a formula; reading a report takes the quote off again.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 # Every cell a string, as written: no type guessing, no "NA" turned into a missing value.
 _CSV_OPTIONS: dict[str, Any] = {
     "dtype": object,
@@ -131,7 +136,14 @@ def read_input(path: Path) -> tuple[pd.DataFrame, Ignored]:
             frame, raw, ignored = _read_csv(path)
         else:
             frame, raw, ignored = _read_parquet(path), _parquet_header(path), Ignored()
-    _accepted(path, raw, [str(column) for column in frame.columns], len(frame))
+    columns = [str(column) for column in frame.columns]
+    kept = _input_columns(path, columns)
+    if kept != columns:  # a report: its result columns are not settings
+        raw = [name for name, column in zip(raw, columns, strict=True) if column in kept]
+        frame = frame[kept]
+        if suffix == ".csv":
+            frame = unescape_cells(frame)
+    _accepted(path, raw, kept, len(frame))
     _report_ignored(path, ignored)
     return frame.reset_index(drop=True), ignored
 
@@ -146,9 +158,18 @@ def open_input(path: Path) -> InputFile:
         else:
             (columns, rows, read), ignored = _scan_parquet(path), Ignored()
             raw = _parquet_header(path)
-    _accepted(path, raw, columns, rows)
+    kept = _input_columns(path, columns)
+    if kept != columns:  # a report: read only its input columns, as the user wrote them
+        raw = [name for name, column in zip(raw, columns, strict=True) if column in kept]
+        whole = read
+
+        def read(size: int, chosen: Sequence[str] | None) -> Iterator[pd.DataFrame]:
+            for chunk in whole(size, kept if chosen is None else chosen):
+                yield unescape_cells(chunk) if suffix == ".csv" else chunk
+
+    _accepted(path, raw, kept, rows)
     _report_ignored(path, ignored)
-    return InputFile(path, tuple(columns), rows, read, ignored)
+    return InputFile(path, tuple(kept), rows, read, ignored)
 
 
 def canonical_names(columns: Sequence[str]) -> list[str]:
@@ -179,6 +200,46 @@ def _accepted(path: Path, raw: Sequence[str], names: Sequence[str], rows: int) -
 def _report_ignored(path: Path, ignored: Ignored) -> None:
     if ignored.rows or ignored.columns:
         log.info("%s: ignored %s", path, ignored)
+
+
+def is_report(columns: Sequence[str]) -> bool:
+    """Whether a file with these columns is a report bulkrunner wrote (it has the result
+    columns ``row`` and ``status``)."""
+    return "row" in columns and "status" in columns
+
+
+def _input_columns(path: Path, columns: list[str]) -> list[str]:
+    """The columns of ``path`` that are settings: all of them, or a report's own columns."""
+    if not is_report(columns):
+        return columns
+    repeated = [name for name, count in Counter(columns).items() if count > 1]
+    if repeated:
+        raise InputFileError(path, f"column {repeated[0]!r} appears more than once")
+    return [name for name in columns if name not in RESULT_COLUMNS]
+
+
+def formula_like(value: str) -> bool:
+    """Whether a CSV report writes ``value`` with a leading quote: text a spreadsheet could
+    run, and text that already looks guarded (``'=1``), so that ``unescape_cell`` gives back
+    exactly what was written (a negative number stays a number, ``'-5`` stays ``'-5``)."""
+    if value.startswith("'"):
+        return formula_like(value[1:])
+    return value.startswith(FORMULA_START) and not NUMBER.fullmatch(value)
+
+
+def unescape_cell(value: Any) -> Any:
+    """Undo the spreadsheet escape of a CSV report cell (``'=1+1`` was written for ``=1+1``)."""
+    if isinstance(value, str) and value.startswith("'") and formula_like(value[1:]):
+        return value[1:]
+    return value
+
+
+def unescape_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (cells read from a CSV report) with the spreadsheet escape undone."""
+    out = frame.copy()
+    for column in out.columns:
+        out[column] = out[column].map(unescape_cell)
+    return out
 
 
 def check_columns(path: Path, columns: list[str]) -> None:
@@ -476,10 +537,10 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     _check_parquet_types(path, table.schema)
     frame: pd.DataFrame = table.to_pandas()
     frame.columns = pd.Index(canonical_names([str(name).strip() for name in frame.columns]))
-    return _explicit_empties(frame.astype(object))
+    return explicit_empties(frame.astype(object))
 
 
-def _explicit_empties(frame: pd.DataFrame) -> pd.DataFrame:
+def explicit_empties(frame: pd.DataFrame) -> pd.DataFrame:
     """In Parquet an empty string is a value (null is "unchanged"): mark it so for text fields."""
     for spec in FIELDS:
         if spec.kind == "text" and spec.name in frame.columns:
@@ -590,7 +651,7 @@ def _frame(batch: pa.RecordBatch, nullable: set[str]) -> pd.DataFrame:
     else:
         frame = batch.to_pandas()
     frame.columns = pd.Index(canonical_names([str(name).strip() for name in frame.columns]))
-    return _explicit_empties(frame.reset_index(drop=True).astype(object))
+    return explicit_empties(frame.reset_index(drop=True).astype(object))
 
 
 @contextlib.contextmanager

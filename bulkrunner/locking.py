@@ -1,6 +1,10 @@
-"""One run per report at a time.
+"""One run per report, and one per input, at a time.
 
-The lock is an advisory ``flock`` on ``<report>.lock``. The kernel releases it when the process
+A run holds two locks: ``<report>.lock`` beside its report, and one keyed on its input's resolved
+path (in a folder of this user's under the system's temporary folder), so that two runs of the
+same job are refused even when their reports differ (a ``{timestamp}`` in the name).
+
+Each lock is an advisory ``flock``. The kernel releases it when the process
 ends, however it ends, so a lock left by a killed run is never stale: the next run simply gets
 it. The file holds the owner's pid and start time, only to name the owner in the refusal.
 """
@@ -8,15 +12,17 @@ it. The file holds the owner's pid and start time, only to name the owner in the
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from bulkrunner.errors import UsageError
+from bulkrunner.errors import RunInProgress
 
 log = logging.getLogger("bulkrunner")
 
@@ -25,12 +31,21 @@ def lock_path(report_path: Path) -> Path:
     return report_path.with_name(report_path.name + ".lock")
 
 
-class RunLock:
-    """Held for the length of a run: ``with RunLock(path, started): ...``."""
+def input_lock_path(input_path: Path) -> Path:
+    """The lock of every run of ``input_path``, wherever their reports go."""
+    key = hashlib.sha256(str(input_path.resolve()).encode()).hexdigest()[:24]
+    return Path(tempfile.gettempdir()) / f"bulkrunner-{os.getuid()}" / f"input-{key}.lock"
 
-    def __init__(self, path: Path, started: datetime) -> None:
+
+class RunLock:
+    """Held for the length of a run: ``with RunLock(path, started): ...``.
+
+    ``subject`` names what the lock guards in the refusal (by default this report)."""
+
+    def __init__(self, path: Path, started: datetime, subject: str | None = None) -> None:
         self.path = path
         self.started = started
+        self.subject = subject
         self._handle: IO[str] | None = None
 
     def __enter__(self) -> RunLock:
@@ -42,9 +57,14 @@ class RunLock:
             except BlockingIOError:
                 owner = _owner(handle)
                 handle.close()
-                raise UsageError(
+                if self.subject is not None:
+                    raise RunInProgress(
+                        f"{self.subject}: another bulkrunner run{_describe(owner)} of this input "
+                        "is in progress; nothing was sent: wait for it to finish"
+                    ) from None
+                raise RunInProgress(
                     f"{self.path}: another bulkrunner run{_describe(owner)} is using this "
-                    "report; wait for it to finish or choose another --report"
+                    "report; nothing was sent: wait for it to finish or choose another --report"
                 ) from None
             if _same_file(handle, self.path):
                 break

@@ -6,6 +6,20 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+# The columns a report adds after the input's own: a file that has them (at least ``row`` and
+# ``status``) is a report, and as an input its result columns are recognised and not sent.
+RESULT_COLUMNS = (
+    "row",
+    "status",
+    "http_status",
+    "attempts",
+    "error",
+    "duration_ms",
+    "finished_at",
+    "before",  # JSON of the fields the row changes, as they were (a real run read them first)
+    "after",  # JSON of the same fields as the row sets them
+)
+
 
 class Status(enum.StrEnum):
     SUCCEEDED = "succeeded"

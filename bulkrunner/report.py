@@ -10,7 +10,6 @@ import contextlib
 import io
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,26 +23,16 @@ import pandas as pd
 from bulkrunner.current import Change
 from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
+from bulkrunner.fields import EMPTY_TEXT_CELL, FIELDS, EmptyText
+from bulkrunner.loading import explicit_empties, formula_like, unescape_cell
+from bulkrunner.outcomes import RESULT_COLUMNS as RESULT_COLUMNS  # where it used to live
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate, ideal_seconds
 from bulkrunner.redaction import redact
 from bulkrunner.wording import count
 
-RESULT_COLUMNS = (
-    "row",
-    "status",
-    "http_status",
-    "attempts",
-    "error",
-    "duration_ms",
-    "finished_at",
-    "before",  # JSON of the fields the row changes, as they were (a real run read them first)
-    "after",  # JSON of the same fields as the row sets them
-)
 REPORT_FORMATS = (".csv", ".parquet", ".json", ".jsonl")
-# A cell starting with one of these is run (or, after a line break, may be) by a spreadsheet.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_TEXT_FIELDS = frozenset(field.name for field in FIELDS if field.kind == "text")
 
 
 def default_report_path(input_path: Path, now: datetime) -> Path:
@@ -358,11 +347,12 @@ def read_report(path: Path) -> pd.DataFrame:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
             for column in frame.columns:
                 if column not in RESULT_COLUMNS:
-                    frame[column] = frame[column].map(_restore)
+                    frame[column] = frame[column].map(unescape_cell)
         elif suffix == ".parquet":
-            frame = pd.read_parquet(path)
+            frame = explicit_empties(pd.read_parquet(path).astype(object))
         else:
             frame = pd.read_json(path, orient="records", lines=suffix == ".jsonl", dtype=False)
+            frame = explicit_empties(frame.astype(object))
     except FileNotFoundError:
         raise UsageError(f"{path}: report not found") from None
     except (OSError, ValueError) as exc:
@@ -371,11 +361,6 @@ def read_report(path: Path) -> pd.DataFrame:
     if missing:
         raise UsageError(f"{path}: not a bulkrunner report (no {', '.join(missing)} column)")
     return frame.astype(object)
-
-
-def _restore(value: str) -> str:
-    """Undo ``_neutralise`` on a cell read back from a CSV report."""
-    return value[1:] if value.startswith("'") and _formula(value[1:]) else value
 
 
 def _write_csv(frame: pd.DataFrame, stream: TextIO, header: bool) -> None:
@@ -401,14 +386,23 @@ class _RowEnds(io.TextIOBase):
 
 
 def _for_spreadsheets(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
-    """CSV cells a spreadsheet would run as a formula get a leading quote; numbers stay numbers."""
+    """CSV cells a spreadsheet would run as a formula get a leading quote; numbers stay numbers.
+    An explicitly empty text (not a blank: "leave unchanged") is written ``""``."""
     out = report.copy(deep=False)
     for column in [*input_columns, "error"]:
-        flagged = _formula_like(report[column])
+        cells = report[column]
+        if column in _TEXT_FIELDS:
+            cells = pd.Series(
+                [EMPTY_TEXT_CELL if isinstance(v, EmptyText) else v for v in cells.tolist()],
+                index=cells.index,
+                dtype=object,
+            )
+            out[column] = cells
+        flagged = _formula_like(cells)
         if flagged is None:  # lists to spell out, or text mixed with other cells
-            out[column] = [_neutralise(_csv_cell(value)) for value in report[column].tolist()]
+            out[column] = [_neutralise(_csv_cell(value)) for value in cells.tolist()]
         elif flagged:  # only text can change, and only text starting as a formula does
-            values = report[column].tolist()
+            values = cells.tolist()
             for index in flagged:
                 values[index] = _neutralise(values[index])
             out[column] = values
@@ -441,26 +435,26 @@ def _csv_cell(value: Any) -> Any:
 
 
 def _neutralise(value: Any) -> Any:
-    return "'" + value if isinstance(value, str) and _formula(value) else value
-
-
-def _formula(value: str) -> bool:
-    """Whether ``value`` gets a leading quote in a CSV report: text a spreadsheet could run, and
-    text that already looks guarded (``'=1``), so that ``_restore`` gives back exactly what
-    was written (a negative number stays a number, ``'-5`` stays ``'-5``)."""
-    if value.startswith("'"):
-        return _formula(value[1:])
-    return value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value)
+    return "'" + value if isinstance(value, str) and formula_like(value) else value
 
 
 _AS_IS = frozenset({str, int, bool, type(None)})  # cells that _plain leaves alone
 
 
 def _for_json(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
+    """Cells JSON and Parquet can hold, where null is "leave unchanged": a blank CSV cell
+    becomes null, and an explicitly empty text the empty string."""
     out = report.copy()
     for column in input_columns:
-        out[column] = _plain_cells(out[column].tolist())
+        out[column] = _without_blanks(_plain_cells(out[column].tolist()))
     return out
+
+
+def _without_blanks(values: list[Any]) -> list[Any]:
+    return [
+        None if type(value) is str and not value.strip() else value
+        for value in values  # only plain text: EmptyText is a value
+    ]
 
 
 def _plain_cells(values: list[Any]) -> list[Any]:

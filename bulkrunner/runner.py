@@ -1,7 +1,10 @@
 """What ``bulkrunner run``, ``retry`` and ``validate`` do, from a RunConfig to an exit code.
 
-load ─▶ validate ─▶ lock the report ─▶ skip rows the journal has as succeeded (--resume)
+lock the input ─▶ choose the report (--resume: the unfinished run of this input) ─▶ load
+     ─▶ validate ─▶ lock the report ─▶ skip rows the journal has as succeeded (--resume)
      ─▶ send (journaling each finished row) ─▶ report ─▶ summary ─▶ exit code
+
+Retry and rollback are such runs too, of an earlier report's rows and of a backup.
 
 A dry run and ``validate`` send nothing and so need no row twice: they check the whole file
 first, then read it a chunk at a time (its campaign_id column first, for repeated campaigns),
@@ -30,15 +33,23 @@ from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
 from bulkrunner.events import emit
 from bulkrunner.fields import CAMPAIGN_ID, Vocabulary
+from bulkrunner.hints import fresh_command, resume_command
 from bulkrunner.interrupts import Interrupts
-from bulkrunner.journal import Journal, journal_path, read_successes, remove, row_key
+from bulkrunner.journal import (
+    Journal,
+    RunIdentity,
+    journal_path,
+    read_header,
+    read_successes,
+    remove,
+    row_key,
+)
 from bulkrunner.loading import Ignored, InputFile, open_input, read_input
 from bulkrunner.locking import RunLock, lock_path
-from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.outcomes import RESULT_COLUMNS, Outcome, Status
 from bulkrunner.problems import Problems
 from bulkrunner.redaction import redact, remember
 from bulkrunner.report import (
-    RESULT_COLUMNS,
     ReportWriter,
     Summary,
     build_dry_run_report,
@@ -50,6 +61,7 @@ from bulkrunner.report import (
     read_report,
     write_report,
 )
+from bulkrunner.resumption import check_paths, choose_report, input_lock, run_identity, unused
 from bulkrunner.sending import Sending
 from bulkrunner.validation import Row, Validation, repeated_ids, row_errors, validate
 from bulkrunner.wording import count
@@ -67,6 +79,7 @@ class ExitCode(enum.IntEnum):
     ROWS_FAILED = 1  # the run finished, but some rows failed or were invalid
     USAGE = 2  # bad invocation or unreadable input: nothing was sent
     ABORTED = 3  # the run stopped early (key rejected, outage, interrupted)
+    IN_PROGRESS = 4  # another run of this job (input or report) is in progress: nothing sent
 
 
 def exit_code(outcomes: Mapping[int, Outcome], aborted: bool) -> ExitCode:
@@ -119,14 +132,19 @@ def run_job(
 ) -> ExitCode:
     """Run one job end to end; raises UsageError before anything is sent."""
     api_key = _api_key(config, environ)
+    started = now()
+    default = unused(default_report_path(config.input, started))
     if config.dry_run:
         source = open_input(config.input)
-        report = config.report or _default_report(config, now())
+        config = replace(config, report=config.report or default)
+        check_paths(config)
         with Interrupts():  # SIGTERM too stops a dry run cleanly (no temporary file, no lock)
-            return _dry_run(replace(config, report=report), source, None, out, now)
-    frame, ignored = read_input(config.input)
-    report = config.report or _default_report(config, now())
-    return _execute(replace(config, report=report), frame, None, api_key, out, now, ignored)
+            return _dry_run(config, source, None, out, now)
+    with input_lock(config, started):
+        frame, ignored = read_input(config.input)
+        identity = run_identity(config)
+        config = choose_report(config, identity, default)
+        return _execute(config, identity, frame, None, api_key, out, now, ignored)
 
 
 def retry_job(
@@ -148,13 +166,18 @@ def retry_job(
     numbers = [int(n) for n in chosen["row"]]
     frame = chosen.drop(columns=[c for c in chosen.columns if c in RESULT_COLUMNS])
     log.info("retrying %s of %s", count(len(frame), "row"), config.input)
-    stamp = f"{now():%Y%m%dT%H%M%SZ}"
-    report = config.report or Path("reports") / f"{config.input.stem}-retry-{stamp}.csv"
-    config, frame = replace(config, report=report), frame.reset_index(drop=True)
+    started = now()
+    default = unused(Path("reports") / f"{config.input.stem}-retry-{started:%Y%m%dT%H%M%SZ}.csv")
+    frame = frame.reset_index(drop=True)
     if config.dry_run:
+        config = replace(config, report=config.report or default)
+        check_paths(config)
         with Interrupts():
             return _dry_run(config, InputFile.of(config.input, frame), numbers, out, now)
-    return _execute(config, frame, numbers, api_key, out, now)
+    with input_lock(config, started):
+        identity = run_identity(config)
+        config = choose_report(config, identity, default)
+        return _execute(config, identity, frame, numbers, api_key, out, now)
 
 
 def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
@@ -168,23 +191,9 @@ def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
     return api_key
 
 
-def _default_report(config: RunConfig, started: datetime) -> Path:
-    if not config.resume:
-        return default_report_path(config.input, started)
-    # --resume without --report: the newest unfinished run of this input.
-    journals = sorted(
-        Path("reports").glob(f"{config.input.stem}-*.journal"), key=lambda p: p.stat().st_mtime
-    )
-    if not journals:
-        raise UsageError(
-            f"nothing to resume: no unfinished run of {config.input.name} in reports/; "
-            "give the interrupted run's --report"
-        )
-    return journals[-1].with_name(journals[-1].name.removesuffix(".journal"))
-
-
 def _execute(
     config: RunConfig,
+    identity: RunIdentity,
     frame: pd.DataFrame,
     numbers: Sequence[int] | None,
     api_key: str,
@@ -206,10 +215,12 @@ def _execute(
     started = now()
     journal_file = journal_path(report_path)
     with Interrupts() as interrupts, RunLock(lock_path(report_path), started):
-        done = _earlier_successes(config, journal_file, validation.rows)
+        done = _earlier_successes(config, identity, journal_file, validation.rows)
         outcomes.update(done)
         try:
-            journal = Journal.open(journal_file, input_path=config.input, started=started)
+            journal = Journal.open(
+                journal_file, input_path=config.input, started=started, identity=identity
+            )
         except OSError as exc:
             raise UsageError(
                 f"{journal_file}: cannot write the journal ({exc.strerror or exc}); "
@@ -245,8 +256,8 @@ def _execute(
         )
         if not finished:
             print(
-                f"to resume: run the same command with --resume --report {report_path}"
-                f" (the journal {journal_file} records what is done)",
+                f"to resume: {resume_command(config, report_path)}"
+                f"  (the journal {journal_file} records what is done)",
                 file=out,
             )
     if interrupts.received:
@@ -258,19 +269,36 @@ def _execute(
 
 
 def _earlier_successes(
-    config: RunConfig, journal_file: Path, rows: Sequence[Row]
+    config: RunConfig, identity: RunIdentity, journal_file: Path, rows: Sequence[Row]
 ) -> dict[int, Outcome]:
     if not journal_file.exists():
         if config.resume:
             log.warning("%s: no journal to resume from; sending every row", journal_file)
         return {}
+    header = read_header(journal_file)
+    other = identity.differs(header)
+    if other is not None and not (config.fresh and identity.same_input(header)):
+        # Another input's: never adopted, discarded or overwritten. (--fresh may discard a run
+        # of this same file made with other options.)
+        raise UsageError(
+            f"{journal_file}: the unfinished run with this report is not a run of this job "
+            f"({other}); it is left as it is: choose another --report"
+        )
+    assert config.report is not None
     if config.fresh:
         remove(journal_file)
         return {}
     if not config.resume:
         raise UsageError(
             f"{journal_file}: an earlier run with this report did not finish; add --resume to "
-            "continue it (rows it applied are not sent again), or --fresh to start over"
+            f"continue it (rows it applied are not sent again): "
+            f"{resume_command(config, config.report)} ; or --fresh to start over: "
+            f"{fresh_command(config, config.report)}"
+        )
+    if not identity.matches(header) and "input_sha256" in header:
+        log.warning(
+            "%s has changed since the interrupted run: rows whose content changed are sent again",
+            config.input,
         )
     successes = read_successes(journal_file)
     done = {

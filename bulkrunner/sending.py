@@ -26,6 +26,7 @@ from bulkrunner.backup import BackupError, backup_path, record_backup
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine, OutcomeHook, RunStats
 from bulkrunner.events import emit
+from bulkrunner.hints import rollback_command
 from bulkrunner.interrupts import SIGNALS, blocked
 from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
@@ -267,11 +268,11 @@ class Sending:
             )
         earlier = recorded.total - recorded.campaigns
         log.info(
-            "backup of the %s about to change%s: %s (undo with: bulkrunner rollback %s)",
+            "backup of the %s about to change%s: %s (undo with: %s)",
             count(recorded.campaigns, "campaign"),
             f" (and {earlier} more from the run it continues)" if earlier > 0 else "",
             path,
-            path,
+            rollback_command(self.config, path),
         )
 
     async def _watch(self, engine: Engine, total: int, limiter: SlidingWindowLimiter) -> None:

@@ -27,6 +27,7 @@ import pandas as pd
 
 from bulkrunner.fields import (
     CAMPAIGN_ID,
+    EMPTY_TEXT_CELL,
     ENUMS,
     FIELDS_BY_NAME,
     EmptyText,
@@ -456,7 +457,8 @@ def _parse_text(value: Any) -> _Parsed:
         return "", None  # explicitly empty (Parquet), not "unchanged"
     if _is_blank(value):
         return BLANK, None
-    return str(value).strip(), None
+    text = str(value).strip()
+    return ("" if text == EMPTY_TEXT_CELL else text), None
 
 
 def _parse_enum(field: str, value: Any, vocabulary: Vocabulary) -> _Parsed:

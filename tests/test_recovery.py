@@ -19,7 +19,7 @@ import pytest
 
 from bulkrunner import runner
 from bulkrunner.cli import main
-from bulkrunner.journal import Journal, journal_path, read_successes, row_key
+from bulkrunner.journal import Journal, RunIdentity, journal_path, read_successes, row_key
 from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate
@@ -264,8 +264,9 @@ def test_resume_without_report_finds_the_newest_unfinished_run(
     (tmp_path / "reports").mkdir()
     older = tmp_path / "reports" / "plan-20261101T000000Z.csv"
     newer = tmp_path / "reports" / "plan-20261125T000000Z.csv"
+    identity = RunIdentity.of(source, {"vocabulary": "documented"})
     for path, age in ((older, 100), (newer, 0)):
-        journal_path(path).write_text('{"journal": 1}\n')
+        Journal.open(journal_path(path), input_path=source, started=WHEN, identity=identity).close()
         os.utime(journal_path(path), (time.time() - age, time.time() - age))
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         assert main(["run", "--input", str(source), "--base-url", sim.base_url, "--resume"]) == 0
@@ -284,7 +285,7 @@ def test_a_second_run_on_the_same_report_is_refused(
     report = tmp_path / "r.csv"
     with RunLock(lock_path(report), WHEN):
         code = main(["run", "--input", str(source), "--report", str(report), "--dry-run"])
-    assert code == 2
+    assert code == 4  # another run of this job is in progress
     err = capsys.readouterr().err
     assert f"pid {os.getpid()}, started 2026-11-26T09:00:00+00:00" in err
     assert "another bulkrunner run" in err

@@ -1,0 +1,63 @@
+"""Commands printed for the user to paste: resume a run, start it over, roll it back.
+
+Each is built from the command that started the run (``RunConfig.command``, in the canonical
+form the command line records: the subcommand, its positional arguments, then one word per
+option and one per value), so it carries the same job file, limits and base URL, and works
+when pasted in the same folder.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from bulkrunner.config import RunConfig
+
+_NOT_CARRIED = frozenset({"--resume", "--fresh", "--dry-run", "--no-dry-run"})
+_VALUE_NOT_CARRIED = frozenset({"--report", "--input"})
+
+
+def resume_command(config: RunConfig, report: Path) -> str:
+    """Continue the unfinished run whose report is ``report``."""
+    return _join(*_words(config), "--resume", "--report", str(report))
+
+
+def fresh_command(config: RunConfig, report: Path) -> str:
+    """Start the run with report ``report`` over, discarding its journal."""
+    return _join(*_words(config), "--fresh", "--report", str(report))
+
+
+def rollback_command(config: RunConfig, backup: Path) -> str:
+    """Put back the values saved in ``backup`` (with the run's job file, limits, base URL...)."""
+    command, positional, options = _parts(config)
+    job = positional[1:] if command in ("retry", "rollback") else positional
+    return _join("rollback", str(backup), *job, *_options(options, keep_input=False))
+
+
+def _words(config: RunConfig) -> list[str]:
+    command, positional, options = _parts(config)
+    return [command, *positional, *_options(options, keep_input=True)]
+
+
+def _parts(config: RunConfig) -> tuple[str, list[str], list[str]]:
+    words = list(config.command) or ["run", "--input", str(config.input)]
+    first_option = next((i for i, w in enumerate(words) if w.startswith("-")), len(words))
+    return words[0], words[1:first_option], words[first_option:]
+
+
+def _options(words: Sequence[str], *, keep_input: bool) -> list[str]:
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in _VALUE_NOT_CARRIED and not (keep_input and word == "--input"):
+            skip = True
+        elif word not in _NOT_CARRIED:
+            kept.append(word)
+    return kept
+
+
+def _join(*words: str) -> str:
+    return shlex.join(["bulkrunner", *words])
