@@ -53,7 +53,9 @@ class Sizes:
 FULL = Sizes(
     1000, Rate(50, 1), 150, Rate(10, 1), Rate(40, 1), 3000, 60, Rate(10, 2), (100_000,), 1_000_000
 )
-SMOKE = Sizes(120, Rate(100, 1), 40, Rate(20, 1), Rate(80, 1), 300, 12, Rate(6, 1), (2_000,), 5_000)
+SMOKE = Sizes(
+    120, Rate(100, 1), 30, Rate(20, 1), Rate(80, 1), 150, 24, Rate(20, 1), (2_000,), 5_000
+)
 
 
 def write_plan(path: Path, rows: int, first_id: int = 3_000_000) -> Path:

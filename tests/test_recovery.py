@@ -311,6 +311,7 @@ def test_retry_of_something_that_is_not_a_report(tmp_path: Path) -> None:
 # --- outages and unknown outcomes ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_dead_api_aborts_after_the_outage_timeout_and_is_resumable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
