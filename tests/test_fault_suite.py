@@ -93,9 +93,10 @@ CONCURRENCY = 16  # slow answers hold a worker for CLIENT_TIMEOUT: about 6 at a 
 CLIENT_TIMEOUT = 1.0
 # 20% of settings POSTs fail. 429s are few: the limiter's adaptive control cuts the rate at each
 # one and takes seconds to climb back to 200/s, so 3% of 429s would make this run take ~75 s.
-# With this seed the draws give 3 of them (the draws, hence the counts, are the same every run).
+# With this seed the draws give exactly 1 of them (the draws, hence the counts, are the same
+# every run: 1243 POSTs, 72 x 500, 68 x 503, 60 drops, 42 slow).
 MIXED_FAULTS = FaultPlan(
-    probabilities={"429": 0.004, "500": 0.06, "503": 0.06, "slow": 0.03, "drop": 0.046},
+    probabilities={"429": 0.0015, "500": 0.06, "503": 0.06, "slow": 0.03, "drop": 0.0485},
     seed=2,
     retry_after=0.1,
     slow_seconds=CLIENT_TIMEOUT + 0.5,  # answered after the client gave up: always a timeout
@@ -260,8 +261,8 @@ def test_kill_9_at_random_moments_then_resume_applies_every_row(tmp_path: Path) 
     report = tmp_path / "out" / "report.csv"
     journal = journal_path(report)
     rng = random.Random(KILL_SEED)
-    # One kill right after a start, three once the journal has grown by a random number of rows.
-    moments = [AT_START, *(rng.randint(5, 40) for _ in range(3))]
+    # One kill right after a start, two once the journal has grown by a random number of rows.
+    moments = [AT_START, *(rng.randint(5, 40) for _ in range(2))]
     rng.shuffle(moments)
     env = {**os.environ, "SMARTLEAD_API_KEY": KEY}
     env.pop("SMARTLEAD_BASE_URL", None)
