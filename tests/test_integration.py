@@ -66,12 +66,12 @@ async def test_mixed_faults_every_row_applied_exactly_once(concurrency: int) -> 
         probabilities={"429": 0.01, "500": 0.06, "503": 0.06, "drop": 0.04, "slow": 0.03},
         seed=concurrency,
         retry_after=0.1,
-        slow_seconds=0.6,
+        slow_seconds=1.0,  # past the client timeout, with room: it must time out
     )
     config = SimulatorConfig(api_key=KEY, rates=rates, faults=faults)
     rows = make_rows(100)
     statuses, engine, simulator = await run_engine(
-        config, rows, rates, concurrency=concurrency, request_timeout=0.3
+        config, rows, rates, concurrency=concurrency, request_timeout=0.5
     )
     state = simulator.state
 
