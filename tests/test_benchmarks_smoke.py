@@ -9,6 +9,7 @@ import pytest
 from benchmarks.run import SCENARIOS, main
 
 
+@pytest.mark.slow
 def test_the_benchmark_suite_runs_and_prints_every_figure(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
