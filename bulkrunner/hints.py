@@ -31,7 +31,8 @@ def fresh_command(config: RunConfig, report: Path) -> str:
 def rollback_command(config: RunConfig, backup: Path) -> str:
     """Put back the values saved in ``backup`` (with the run's job file, limits, base URL...)."""
     command, positional, options = _parts(config)
-    job = positional[1:] if command in ("retry", "rollback") else positional
+    given = positional[1:] if command in ("retry", "rollback") else positional
+    job = [word for word in given if Path(word).suffix.lower() == ".toml"]  # not a data file
     return _join("rollback", str(backup), *job, *_options(options, keep_input=False))
 
 

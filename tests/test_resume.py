@@ -442,6 +442,23 @@ def test_the_printed_undo_command_works_when_pasted(
     assert (tmp_path / "out" / "nightly.csv").exists()  # the run's report is still its own
 
 
+def test_the_undo_command_of_a_run_given_its_input_as_argument_works_when_pasted(
+    tmp_path: Path,
+    sim: SimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    plan(tmp_path, range(1, 3))
+    assert main(["run", "plan.csv", "--report", "out/r.csv", "--base-url", sim.base_url]) == 0
+    assert [sim.state.settings[n]["sending_limit"] for n in (1, 2)] == [11, 12]
+    pasted = paste(capsys.readouterr().err, "(undo with: ", ")\n", tmp_path)
+    assert pasted.returncode == 0, pasted.stderr
+    assert [sim.state.settings[n]["sending_limit"] for n in (1, 2)] == [
+        default_settings(n)["sending_limit"] for n in (1, 2)
+    ]
+
+
 def test_unfinished_run_refusal_names_commands_that_work(
     tmp_path: Path,
     sim: SimulatorThread,
