@@ -196,7 +196,7 @@ class Sending:
                 )
             if self.plan.refused:
                 log.warning(
-                    "%s not sent: their campaign does not exist or could not be read "
+                    "%s not sent: the campaign does not exist or could not be read "
                     "(see the report)",
                     count(len(self.plan.refused), "row"),
                 )
