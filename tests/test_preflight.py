@@ -240,7 +240,8 @@ def test_nothing_is_read_first_when_nothing_needs_the_current_settings(
         )
         seen = list(sim.state.requests)
     assert code == 0
-    assert sorted(r.campaign_id for r in sim.state.posts()) == [11, 12, 13]
+    posted = sorted(r.path for r in sim.state.posts())
+    assert posted == [f"/api/v1/campaigns/{n}/settings" for n in (11, 12, 13)]
     # Only the reads back that --verify asked for; no list call before sending.
     assert sorted(r.path for r in seen if r.method == "GET") == [
         "/api/v1/campaigns/11",
