@@ -304,10 +304,7 @@ class Sending:
         display: Display = Bar() if bar else LogLines(self.config.progress_interval)
         unchanged = len(self.plan.unchanged) if self.plan else 0
         refused = len(self.plan.refused) if self.plan else 0
-
-        def left(rows: int, succeeded: int) -> int:
-            """Requests still to come: each row's POST, and with --verify each read back."""
-            return rows * 2 + succeeded if self.config.verify else rows
+        verify = self.config.verify
 
         def snapshot(now: float) -> Snapshot:
             succeeded, failed, waiting = engine.progress()
@@ -319,7 +316,9 @@ class Sending:
                 waiting,
                 limiter.sending_rate(now, span=10.0),
                 ", ".join(map(str, limiter.effective_rates)),
-                limiter.eta(left(total - succeeded - unchanged - failed, succeeded), now),
+                limiter.eta(
+                    requests_left(total - succeeded - unchanged - failed, succeeded, verify), now
+                ),
             )
 
         with display:
@@ -331,6 +330,13 @@ class Sending:
             finally:
                 if bar:  # the last frame shows how the run ended
                     display.show(snapshot(time.monotonic()), time.monotonic())
+
+
+def requests_left(rows: int, succeeded: int, verify: bool) -> int:
+    """The requests still to come (retries not counted): a POST for each of ``rows`` not yet
+    done and, with ``verify``, a read back for each of them and of the ``succeeded`` rows. The
+    reads before sending are already in the limiter's windows: its ETA counts them as they are."""
+    return rows * 2 + succeeded if verify else rows
 
 
 def demo_faults(campaign_ids: Sequence[int], seed: int = DEMO_SEED) -> FaultPlan:

@@ -24,7 +24,7 @@ from bulkrunner.engine import RunStats
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.rates import DEFAULT_RATES, Rate, crossing, ideal_seconds
 from bulkrunner.safeguards import Reading, read_current, verify
-from bulkrunner.sending import Sending
+from bulkrunner.sending import Sending, requests_left
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
 from bulkrunner.validation import Row
 from tests.fakes import FakeClock
@@ -166,6 +166,20 @@ async def test_verify_reads_are_requests_of_the_run_and_their_time_is_elapsed_ti
     assert (stats.requests, stats.reads) == (4, 2)
     assert stats.last_answer == 109.0  # two reads of 2 s each, one after the other
     assert stats.sending_seconds == 9.0
+
+
+async def test_the_eta_counts_the_read_before_sending_and_the_reads_back_to_come() -> None:
+    clock = FakeClock(start=0.0)
+    limiter = SlidingWindowLimiter(DEFAULT_RATES, clock=clock, sleep=clock.sleep)
+    sixty = requests_left(60, 0, verify=False)
+    assert limiter.eta(sixty, clock()) == pytest.approx(10.05)  # 10 every 2.01 s
+    await limiter.acquire()  # the read of the current settings
+    assert limiter.eta(sixty, clock()) == pytest.approx(60.01)  # the 61st waits out the minute
+    # --verify: 20 rows still to send, each then read back, and 10 sent, still to read back.
+    assert requests_left(20, 10, verify=True) == 50
+    # 30 rows with --verify are 60 requests after the read: past the minute's 60.
+    assert limiter.eta(requests_left(30, 0, verify=True), clock()) == pytest.approx(60.01)
+    assert limiter.eta(requests_left(30, 0, verify=False), clock()) == pytest.approx(6.03)
 
 
 # --- against the simulator: the summary says what the server saw ------------------------------
