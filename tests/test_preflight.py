@@ -23,6 +23,7 @@ from bulkrunner.config import RunConfig
 from bulkrunner.engine import RunStats
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.rates import DEFAULT_RATES, Rate, crossing, ideal_seconds
+from bulkrunner.report import Summary
 from bulkrunner.safeguards import Reading, read_current, verify
 from bulkrunner.sending import Sending, requests_left
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
@@ -180,6 +181,18 @@ async def test_the_eta_counts_the_read_before_sending_and_the_reads_back_to_come
     # 30 rows with --verify are 60 requests after the read: past the minute's 60.
     assert limiter.eta(requests_left(30, 0, verify=True), clock()) == pytest.approx(60.01)
     assert limiter.eta(requests_left(30, 0, verify=False), clock()) == pytest.approx(6.03)
+
+
+def test_the_ceiling_figure_of_a_run_at_the_ceiling_counts_its_read() -> None:
+    # The 300 rows at the default limits: the read first, so the 300th POST is the
+    # 301st request, at 300 s. Counting only the POSTs, that read as 83% of the ceiling.
+    stats = RunStats(requests=301, reads=1, first_request=0.0, last_answer=300.0)
+    assert Summary({}, stats, DEFAULT_RATES, None).lines()[1:] == [
+        "requests: 301 sent (300 settings, 1 read), 0 retries, 0 answered 429, "
+        "in 300.0s (1.00 requests/s)",
+        "rate: 100% of the ceiling "
+        "(the limits 10/2, 60/60, 1000/3600 allow 301 requests in 300.0s at best)",
+    ]
 
 
 # --- against the simulator: the summary says what the server saw ------------------------------
