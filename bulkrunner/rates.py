@@ -78,3 +78,48 @@ def fastest_schedule(count: int, rates: Sequence[Rate]) -> list[float]:
 def ideal_seconds(count: int, rates: Sequence[Rate]) -> float:
     """The shortest time from the first to the last of ``count`` requests that ``rates`` allow."""
     return fastest_schedule(count, rates)[-1] if count and rates else 0.0
+
+
+HANDFUL = 0.25  # of a window's limit: requests past it that make a run "cross" that window
+_WORTH_SAYING = 5.0  # seconds the crossing must cost before it is mentioned
+
+
+def crossing(reads: int, writes: int, rates: Sequence[Rate], guard: float = 0.0) -> str | None:
+    """What to tell the user before sending when a run of ``reads`` reads (of the current
+    settings, already sent) and ``writes`` requests still to come exceeds a window's limit by a
+    handful, so that those few wait out most of that window: ``"61 requests at 60/60: about
+    61 s (60 would take about 11 s); the read of current settings is one of them"``; None when
+    no window is crossed so, or the crossing costs little. Each window is held ``guard`` seconds
+    longer, as the limiter holds it."""
+    total = reads + writes
+    if total < 2 or not rates:
+        return None
+    held = [Rate(rate.limit, rate.seconds + guard) for rate in rates]
+    times = fastest_schedule(total, held)
+    seconds = times[-1]
+    for rate in sorted(rates, key=lambda rate: rate.seconds, reverse=True):
+        over = total - rate.limit
+        if not 1 <= over <= max(1, int(rate.limit * HANDFUL)):
+            continue
+        within = times[rate.limit - 1]  # the last request that the window has room for
+        if seconds - within < max(_WORTH_SAYING, within):
+            continue  # costs little, or the run is long anyway
+        note = (
+            f"{total} requests at {rate}: about {_about(seconds)} "
+            f"({rate.limit} would take about {_about(within)})"
+        )
+        if reads == 1:
+            note += "; the read of current settings is one of them"
+        elif reads > 1:
+            note += f"; {reads} reads of current settings are among them"
+        return note
+    return None
+
+
+def _about(seconds: float) -> str:
+    """``seconds`` rounded up, in the unit a person would say."""
+    if seconds < 120:
+        return f"{math.ceil(seconds)} s"
+    if seconds < 2 * 3600:
+        return f"{math.ceil(seconds / 60)} min"
+    return f"{math.ceil(seconds / 360) / 10:g} h"

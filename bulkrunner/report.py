@@ -559,8 +559,10 @@ class Summary:
         lines = [f"rows: {total} ({parts or 'none'})"]
         s = self.stats
         if s.requests:
+            reads = f" ({s.requests - s.reads} settings, {count(s.reads, 'read')})"
             lines.append(
-                f"requests: {s.requests} sent, {count(s.retries, 'retry', 'retries')}, "
+                f"requests: {s.requests} sent{reads if s.reads else ''}, "
+                f"{count(s.retries, 'retry', 'retries')}, "
                 f"{s.throttled} answered 429, "
                 f"in {s.sending_seconds:.1f}s ({s.requests_per_second:.2f} requests/s)"
             )

@@ -4,6 +4,8 @@ backed up), and afterwards read changed campaigns back to verify them.
 
 Every read goes through the same limiter as the POSTs, so it counts in the key's budget, and the
 reads before sending are retried like the POSTs (429, 5xx, timeouts; Retry-After honoured).
+Given the run's :class:`RunStats`, every read is counted there as a request too, so that the
+summary's request count, elapsed time and ceiling figure are those of what the server saw.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +22,8 @@ import anyio
 
 from bulkrunner.answers import Answer, parse_json
 from bulkrunner.current import Change, changes, parse_campaigns
-from bulkrunner.engine import DEFAULT_429_PAUSE
-from bulkrunner.limiter import Sleep, SlidingWindowLimiter, WaitTooLong
+from bulkrunner.engine import DEFAULT_429_PAUSE, RunStats
+from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
 from bulkrunner.sender import Sender
@@ -66,6 +69,8 @@ class Reading:
     backoff_base: float = BACKOFF_BASE
     backoff_cap: float = MAX_BACKOFF
     max_wait: float = math.inf  # raise WaitTooLong rather than wait longer (--max-wait)
+    stats: RunStats | None = None  # where each read is counted, with its time
+    clock: Clock = time.monotonic  # the time of each answer, for ``stats``
 
 
 async def fetch(call: Callable[[], Awaitable[Answer]], reading: Reading, what: str) -> Answer:
@@ -79,6 +84,8 @@ async def fetch(call: Callable[[], Awaitable[Answer]], reading: Reading, what: s
         grant = await limiter.acquire()
         answer = await call()
         attempt += 1
+        if reading.stats is not None:
+            reading.stats.read(grant.at, reading.clock(), answer)
         limiter.observe(
             answer.limit, answer.remaining, answer.reset, grant, max_pause=reading.max_wait
         )
@@ -90,6 +97,8 @@ async def fetch(call: Callable[[], Awaitable[Answer]], reading: Reading, what: s
         if answer.status == 429:
             limiter.pause(answer.retry_after or DEFAULT_429_PAUSE)
             limiter.throttled()
+        if reading.stats is not None:
+            reading.stats.retries += 1
         delay = retry_delay(
             attempt, answer.retry_after, reading.rng, reading.backoff_base, reading.backoff_cap
         )
@@ -223,17 +232,21 @@ async def verify(
     limiter: SlidingWindowLimiter,
     rows: Sequence[Row],
     concurrency: int,
+    stats: RunStats | None = None,
+    clock: Clock = time.monotonic,
 ) -> dict[int, str]:
     """Read each row's campaign back; returns, per row, how it differs or why it could not be
-    read ("" when it matches)."""
+    read ("" when it matches). Each read is counted in ``stats``, answered at ``clock()``."""
     found: dict[int, str] = {}
     pending = list(rows)
 
     async def worker() -> None:
         while pending:
             row = pending.pop()
-            await limiter.acquire()
+            grant = await limiter.acquire()
             answer = await sender.get_campaign(row.campaign_id)
+            if stats is not None:
+                stats.read(grant.at, clock(), answer)
             decision = classify(answer)
             if decision.verdict is not Verdict.SUCCEEDED:
                 found[row.number] = f"not verified: {decision.message}"

@@ -32,6 +32,7 @@ from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot
+from bulkrunner.rates import crossing
 from bulkrunner.safeguards import Current, KeyRejected, Plan, Reading, plan, read_current, verify
 from bulkrunner.sender import HttpSender
 from bulkrunner.validation import Row
@@ -163,20 +164,27 @@ class Sending:
                 self.engine.rng,
                 self.engine.sleep,
                 max_wait=config.max_wait,
+                stats=self.engine.stats,
+                clock=self.engine.clock,
             )
-            current: Current | None
+            current: Current | None = None
             try:
-                current = await read_current(
-                    sender,
-                    reading,
-                    {row.campaign_id for row in rows},
-                    one_by_one=not config.no_backup,
-                    concurrency=config.concurrency,
-                )
+                if config.skip_unchanged or not config.no_backup:
+                    current = await read_current(
+                        sender,
+                        reading,
+                        {row.campaign_id for row in rows},
+                        one_by_one=not config.no_backup,
+                        concurrency=config.concurrency,
+                    )
+                else:  # a read would cost a request of the budget for nothing
+                    log.info(
+                        "not reading the current settings: with --no-skip-unchanged and "
+                        "--no-backup nothing needs them"
+                    )
             except KeyRejected as rejected:
                 log.error("run aborted: %s; nothing was sent", rejected)
                 self.engine.stop(f"run aborted: {rejected}")
-                current = None
             except WaitTooLong as wait:
                 reason = (
                     f"run aborted: reading the current settings, the server asked to wait "
@@ -185,7 +193,6 @@ class Sending:
                 )
                 log.error("%s; nothing was sent", reason)
                 self.engine.stop(reason)
-                current = None
             self.plan = plan(
                 rows, current, skip=config.skip_unchanged, require_backup=not config.no_backup
             )
@@ -204,10 +211,11 @@ class Sending:
             for number, outcome in (*self.plan.unchanged.items(), *self.plan.refused.items()):
                 if self.on_outcome is not None:
                     self.on_outcome(numbered[number], outcome)
-            if current is not None and config.report is not None and self.plan.send:
-                if config.no_backup:
+            if self.plan.send and self.engine.stats.aborted is None:
+                self._say_crossing(limiter, self.engine.stats.reads, len(self.plan.send))
+                if config.report is not None and config.no_backup:
                     log.warning("--no-backup: no backup is written; this run cannot be rolled back")
-                else:
+                elif config.report is not None and current is not None:
                     self._write_backup(config.report, self.plan)
             emit(
                 "run_start",
@@ -224,7 +232,22 @@ class Sending:
                 done = self.engine.outcomes()
                 applied = [r for r in self.plan.send if done[r.number].status is Status.SUCCEEDED]
                 log.info("verifying %s by reading them back", count(len(applied), "campaign"))
-                self.checked = await verify(sender, limiter, applied, config.concurrency)
+                self.checked = await verify(
+                    sender,
+                    limiter,
+                    applied,
+                    config.concurrency,
+                    stats=self.engine.stats,
+                    clock=self.engine.clock,
+                )
+
+    def _say_crossing(self, limiter: SlidingWindowLimiter, reads: int, rows: int) -> None:
+        """Before sending ``rows``: when the run's requests (the ``reads`` before it, its POSTs
+        and any --verify reads) exceed a window by a handful, say what that costs."""
+        writes = rows * (2 if self.config.verify else 1)
+        note = crossing(reads, writes, limiter.effective_rates, self.config.guard)
+        if note is not None:
+            log.info("%s", note)
 
     def _seed(self, limiter: SlidingWindowLimiter, journal: Path) -> None:
         """The interrupted run's last requests still count in the server's windows."""
@@ -281,6 +304,7 @@ class Sending:
         display: Display = Bar() if bar else LogLines(self.config.progress_interval)
         unchanged = len(self.plan.unchanged) if self.plan else 0
         refused = len(self.plan.refused) if self.plan else 0
+        verify = self.config.verify
 
         def snapshot(now: float) -> Snapshot:
             succeeded, failed, waiting = engine.progress()
@@ -292,7 +316,9 @@ class Sending:
                 waiting,
                 limiter.sending_rate(now, span=10.0),
                 ", ".join(map(str, limiter.effective_rates)),
-                limiter.eta(total - succeeded - unchanged - failed, now),
+                limiter.eta(
+                    requests_left(total - succeeded - unchanged - failed, succeeded, verify), now
+                ),
             )
 
         with display:
@@ -304,6 +330,13 @@ class Sending:
             finally:
                 if bar:  # the last frame shows how the run ended
                     display.show(snapshot(time.monotonic()), time.monotonic())
+
+
+def requests_left(rows: int, succeeded: int, verify: bool) -> int:
+    """The requests still to come (retries not counted): a POST for each of ``rows`` not yet
+    done and, with ``verify``, a read back for each of them and of the ``succeeded`` rows. The
+    reads before sending are already in the limiter's windows: its ETA counts them as they are."""
+    return rows * 2 + succeeded if verify else rows
 
 
 def demo_faults(campaign_ids: Sequence[int], seed: int = DEMO_SEED) -> FaultPlan:

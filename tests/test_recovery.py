@@ -184,6 +184,7 @@ def test_requests_abandoned_when_the_grace_period_ends_are_failed_outcome_unknow
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
         assert len(sim.state.posts()) == 2
+        seen = len(sim.state.requests)  # and the reads of the current settings before them
     assert process.returncode == 3, err
     assert "Traceback" not in err
     lines = pd.read_csv(report, keep_default_na=False).set_index("campaign_id")
@@ -195,7 +196,7 @@ def test_requests_abandoned_when_the_grace_period_ends_are_failed_outcome_unknow
         )
     assert set(lines.loc[102:, "status"]) == {"not_attempted"}
     assert set(lines.loc[102:, "attempts"]) == {0}
-    assert "requests: 2 sent" in out
+    assert f"requests: {seen} sent (2 settings, {seen - 2} reads)" in out
     assert f"--resume --report {report}" in out
 
 
@@ -452,11 +453,12 @@ def test_a_signal_while_the_report_is_written_leaves_a_whole_report_and_no_litte
             timeout=60,
         )
         assert dict(sim.state.applied) == {100: 1, 101: 1, 102: 1}
+        seen = len(sim.state.requests)
     assert done.returncode == 0, done.stderr  # every row was applied before the signal came
     assert "Traceback" not in done.stderr
     assert "interrupted while the report was being written: it was finished first" in done.stderr
     assert "rows: 3 (3 succeeded)" in done.stdout  # says what was sent
-    assert "requests: 3 sent" in done.stdout
+    assert f"requests: {seen} sent (3 settings, {seen - 3} reads)" in done.stdout
     assert pd.read_csv(report)["status"].tolist() == ["succeeded"] * 3
     left = sorted(p.name for p in report.parent.iterdir())
     assert left == ["r.csv", "r.csv.backup.parquet"]  # no temporary file, lock or journal

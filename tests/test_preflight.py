@@ -1,0 +1,341 @@
+"""The reads around sending (the current settings before, --verify after) spend the key's budget
+like the POSTs: they are counted where the server counts them, skipped when nothing needs them,
+and a plan that one of them pushes past a window is told so before anything is sent.
+
+Counts are compared with what the simulator recorded; time only through a fake clock, or as
+cause and effect on one clock (an answer comes after its request arrived).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bulkrunner.answers import Answer
+from bulkrunner.cli import main
+from bulkrunner.config import RunConfig
+from bulkrunner.engine import RunStats
+from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.rates import DEFAULT_RATES, Rate, crossing, ideal_seconds
+from bulkrunner.report import Summary
+from bulkrunner.safeguards import Reading, read_current, verify
+from bulkrunner.sending import Sending, requests_left
+from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
+from bulkrunner.validation import Row
+from tests.fakes import FakeClock
+from tests.hostile import ServerThread
+
+KEY = "sk-preflight-SENTINEL-77"
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
+
+
+def plan(tmp_path: Path) -> Path:
+    path = tmp_path / "plan.csv"
+    path.write_text(
+        "campaign_id,sending_limit\n"
+        "11,150\n"
+        "12,60\n"
+        f"13,{default_settings(13)['sending_limit']}\n"  # already as wanted
+    )
+    return path
+
+
+# --- when a plan crosses a window: a pure function of the counts and the windows -------------
+
+
+@pytest.mark.parametrize(
+    ("reads", "writes", "rates", "note"),
+    [
+        # The issue's case: 60 rows at the default limits, and the read before them.
+        (
+            1,
+            60,
+            DEFAULT_RATES,
+            "61 requests at 60/60: about 61 s (60 would take about 11 s); "
+            "the read of current settings is one of them",
+        ),
+        (1, 59, DEFAULT_RATES, None),  # 60 fit in the minute
+        (0, 61, DEFAULT_RATES, "61 requests at 60/60: about 61 s (60 would take about 11 s)"),
+        (
+            3,
+            60,
+            DEFAULT_RATES,
+            "63 requests at 60/60: about 61 s (60 would take about 11 s); "
+            "3 reads of current settings are among them",
+        ),
+        (
+            1,
+            74,
+            DEFAULT_RATES,
+            "75 requests at 60/60: about 63 s (60 would take about 11 s); "
+            "the read of current settings is one of them",
+        ),  # 15 over: a quarter of 60
+        (1, 75, DEFAULT_RATES, None),  # 16 over: not a handful, just a long run
+        (1, 119, DEFAULT_RATES, None),
+        (1, 10, DEFAULT_RATES, None),  # 11 at 10/2: the last waits 2 s, not worth a line
+        (
+            1,
+            1000,
+            DEFAULT_RATES,
+            "1001 requests at 1000/3600: about 61 min (1000 would take about 17 min); "
+            "the read of current settings is one of them",
+        ),
+        (0, 1, DEFAULT_RATES, None),
+        (
+            1,
+            3,
+            [Rate(2, 0.2), Rate(3, 6)],
+            "4 requests at 3/6: about 7 s (3 would take about 1 s); "
+            "the read of current settings is one of them",
+        ),
+    ],
+)
+def test_a_plan_a_handful_past_a_window_is_told_what_that_costs(
+    reads: int, writes: int, rates: list[Rate], note: str | None
+) -> None:
+    assert crossing(reads, writes, rates, guard=0.010) == note
+
+
+def test_the_guard_is_part_of_each_window() -> None:
+    without = crossing(1, 60, DEFAULT_RATES, guard=0.0)
+    assert without is not None
+    assert without.startswith("61 requests at 60/60: about 60 s")  # 60.0 s; held 60.01 s: 61
+
+
+# --- the reads are counted, with their time ---------------------------------------------------
+
+
+class Reads:
+    """Answers the list call and campaign reads from scripts, at a fake clock's time."""
+
+    def __init__(self, clock: FakeClock, listing: list[Answer], took: float) -> None:
+        self.clock = clock
+        self.listing = listing
+        self.took = took  # seconds each answer takes
+
+    async def post_settings(self, campaign_id: int, payload: object) -> Answer:
+        raise AssertionError("nothing is sent while reading")
+
+    async def list_campaigns(self) -> Answer:
+        await self.clock.sleep(self.took)
+        return self.listing.pop(0)
+
+    async def get_campaign(self, campaign_id: int) -> Answer:
+        await self.clock.sleep(self.took)
+        return Answer(200, json.dumps({"id": campaign_id, "max_leads_per_day": 60}))
+
+
+async def test_reads_before_sending_are_requests_of_the_run_with_their_time() -> None:
+    clock = FakeClock(start=100.0)
+    limiter = SlidingWindowLimiter([Rate(1000, 1)], clock=clock, sleep=clock.sleep)
+    stats = RunStats()
+    throttled = Answer(429, "slow down", retry_after=3.0)
+    sender = Reads(clock, [throttled, Answer(200, "[]")], took=0.5)
+    reading = Reading(
+        limiter, 4, random.Random(0), clock.sleep, max_wait=60, stats=stats, clock=clock
+    )
+    current = await read_current(sender, reading, [11, 12], one_by_one=True, concurrency=1)
+    assert sorted(current.campaigns) == [11, 12]
+    # The list call twice (a 429, then the list), then each campaign on its own.
+    assert (stats.requests, stats.reads, stats.throttled, stats.retries) == (4, 4, 1, 1)
+    assert stats.first_request == 100.0
+    assert stats.last_answer == clock.now  # the last read's answer
+    assert stats.sending_seconds == clock.now - 100.0 > 0
+
+
+async def test_verify_reads_are_requests_of_the_run_and_their_time_is_elapsed_time() -> None:
+    clock = FakeClock(start=100.0)
+    limiter = SlidingWindowLimiter([Rate(1000, 1)], clock=clock, sleep=clock.sleep)
+    # As the engine leaves it: two POSTs, the last answered at 105.
+    stats = RunStats(requests=2, first_request=100.0, last_answer=105.0)
+    clock.now = 105.0
+    sender = Reads(clock, [], took=2.0)
+    rows = [Row(1, 11, {"sending_limit": 60}), Row(2, 12, {"sending_limit": 61})]
+    found = await verify(sender, limiter, rows, concurrency=1, stats=stats, clock=clock)
+    assert found == {1: "", 2: "sending_limit: sent 61, server has 60"}
+    assert (stats.requests, stats.reads) == (4, 2)
+    assert stats.last_answer == 109.0  # two reads of 2 s each, one after the other
+    assert stats.sending_seconds == 9.0
+
+
+async def test_the_eta_counts_the_read_before_sending_and_the_reads_back_to_come() -> None:
+    clock = FakeClock(start=0.0)
+    limiter = SlidingWindowLimiter(DEFAULT_RATES, clock=clock, sleep=clock.sleep)
+    sixty = requests_left(60, 0, verify=False)
+    assert limiter.eta(sixty, clock()) == pytest.approx(10.05)  # 10 every 2.01 s
+    await limiter.acquire()  # the read of the current settings
+    assert limiter.eta(sixty, clock()) == pytest.approx(60.01)  # the 61st waits out the minute
+    # --verify: 20 rows still to send, each then read back, and 10 sent, still to read back.
+    assert requests_left(20, 10, verify=True) == 50
+    # 30 rows with --verify are 60 requests after the read: past the minute's 60.
+    assert limiter.eta(requests_left(30, 0, verify=True), clock()) == pytest.approx(60.01)
+    assert limiter.eta(requests_left(30, 0, verify=False), clock()) == pytest.approx(6.03)
+
+
+def test_the_ceiling_figure_of_a_run_at_the_ceiling_counts_its_read() -> None:
+    # The issue's 300 rows at the default limits: the read first, so the 300th POST is the
+    # 301st request, at 300 s. Counting only the POSTs, that read as 83% of the ceiling.
+    stats = RunStats(requests=301, reads=1, first_request=0.0, last_answer=300.0)
+    assert Summary({}, stats, DEFAULT_RATES, None).lines()[1:] == [
+        "requests: 301 sent (300 settings, 1 read), 0 retries, 0 answered 429, "
+        "in 300.0s (1.00 requests/s)",
+        "rate: 100% of the ceiling "
+        "(the limits 10/2, 60/60, 1000/3600 allow 301 requests in 300.0s at best)",
+    ]
+
+
+# --- against the simulator: the summary says what the server saw ------------------------------
+
+
+def summary_counts(out: str) -> tuple[int, int, int, int]:
+    """(requests, settings, reads, 429s) from the summary's requests line."""
+    found = re.search(
+        r"requests: (\d+) sent \((\d+) settings, (\d+) reads?\), .*?, (\d+) answered 429", out
+    )
+    assert found is not None, out
+    requests, settings, reads, throttled = map(int, found.groups())
+    return requests, settings, reads, throttled
+
+
+def test_the_summary_counts_every_request_the_server_saw(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path)
+    # The account's list shows none of the campaigns: each is read on its own, for the backup.
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        code = main(
+            [
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(tmp_path / "r.csv"),
+                "--base-url",
+                sim.base_url,
+                "--rate",
+                "2/0.5",
+                "--verify",
+            ]
+        )
+        seen = list(sim.state.requests)
+    assert code == 0
+    gets = [r.path for r in seen if r.method == "GET"]
+    assert sorted(gets) == [
+        "/api/v1/campaigns/",
+        "/api/v1/campaigns/11",  # read before sending, and read back after
+        "/api/v1/campaigns/11",
+        "/api/v1/campaigns/12",
+        "/api/v1/campaigns/12",
+        "/api/v1/campaigns/13",  # already as wanted: not sent, not verified
+    ]
+    out = capsys.readouterr().out
+    throttled = sum(1 for r in seen if r.status == 429)
+    assert summary_counts(out) == (len(seen), len(seen) - len(gets), len(gets), throttled)
+    best = ideal_seconds(len(seen), [Rate(2, 0.5)])
+    assert f"allow {len(seen)} requests in {best:.1f}s at best" in out
+
+
+def test_nothing_is_read_first_when_nothing_needs_the_current_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12, 13})) as sim:
+        code = main(
+            [
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(tmp_path / "r.csv"),
+                "--base-url",
+                sim.base_url,
+                "--no-skip-unchanged",
+                "--no-backup",
+                "--verify",
+            ]
+        )
+        seen = list(sim.state.requests)
+    assert code == 0
+    posted = sorted(r.path for r in sim.state.posts())
+    assert posted == [f"/api/v1/campaigns/{n}/settings" for n in (11, 12, 13)]
+    # Only the reads back that --verify asked for; no list call before sending.
+    assert sorted(r.path for r in seen if r.method == "GET") == [
+        "/api/v1/campaigns/11",
+        "/api/v1/campaigns/12",
+        "/api/v1/campaigns/13",
+    ]
+    captured = capsys.readouterr()
+    assert summary_counts(captured.out) == (6, 3, 3, 0)
+    assert "not reading the current settings" in captured.err
+
+
+def test_with_either_option_alone_the_current_settings_are_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12, 13})) as sim:
+        for n, option in enumerate(("--no-skip-unchanged", "--no-backup")):
+            report = str(tmp_path / f"{n}.csv")
+            args = ["run", "--input", str(source), "--report", report, "--base-url", sim.base_url]
+            assert main([*args, option]) == 0
+        lists = [r for r in sim.state.requests if r.path == "/api/v1/campaigns/"]
+    assert len(lists) == 2  # skipping unchanged rows, or backing up, needs them
+
+
+def test_the_verify_phase_is_in_the_elapsed_time(tmp_path: Path) -> None:
+    rows = [Row(1, 11, {"sending_limit": 150}), Row(2, 12, {"sending_limit": 60})]
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        config = RunConfig(input=tmp_path / "plan.csv", base_url=sim.base_url, verify=True)
+        sending = Sending(config, KEY, rows)
+        asyncio.run(sending.run())
+        seen = list(sim.state.requests)
+    assert sending.checked == {1: "", 2: ""}
+    stats = sending.stats
+    assert (stats.requests, stats.reads) == (len(seen), len(seen) - 2)
+    assert stats.first_request is not None
+    assert stats.last_answer is not None
+    # One clock (time.monotonic) for the client and the simulator in this process: the run's
+    # first request was granted before anything arrived, and its last answer came after the
+    # last read back arrived.
+    assert stats.first_request <= min(r.arrival for r in seen)
+    assert stats.last_answer >= max(r.arrival for r in seen)
+
+
+def test_a_plan_one_read_past_a_window_is_told_before_sending(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = plan(tmp_path)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.method == "GET" and request.path.endswith("/campaigns/"):
+            campaigns = [{"id": cid, "max_leads_per_day": 1} for cid in (11, 12, 13)]
+            return web.json_response(campaigns)
+        return web.json_response({"message": "Invalid API Key"}, status=401)  # stops the run
+
+    with ServerThread(handler) as server:
+        args = ["run", "--input", str(source), "--report", str(tmp_path / "r.csv")]
+        limits = ["--rate", "2/0.2", "--rate", "3/6", "--concurrency", "1"]
+        code = main([*args, "--base-url", server.url, *limits])
+        methods = [method for method, _ in server.requests]
+    assert code == 3
+    assert methods[0] == "GET"  # the list: every campaign shows, so nothing more to read
+    assert set(methods[1:]) == {"POST"}
+    err = capsys.readouterr().err
+    note = (
+        "4 requests at 3/6: about 7 s (3 would take about 1 s); "
+        "the read of current settings is one of them"
+    )
+    assert note in err
+    assert err.index(note) < err.index("run aborted")  # said before anything was sent
+    assert KEY not in err
