@@ -219,7 +219,8 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
         "--guard",
         type=float,
         metavar="SECONDS",
-        help="added to every rate window against network jitter (default 0.01)",
+        help="the least added to every rate window against network jitter; more is learned "
+        "from round-trip times (default 0.005)",
     )
     parser.add_argument(
         "--dry-run",
