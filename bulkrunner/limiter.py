@@ -52,8 +52,11 @@ DEFAULT_GUARD = 0.005
 _RECENT = 512  # grant times kept to measure the sending rate
 _EXACT_ETA = 5_000  # requests up to which eta() steps through the windows
 _RTT_SAMPLES = 200  # round-trip times kept to learn the guard from
-_RTT_QUANTILE = 0.95  # the spread is this quantile of the round-trip times above the fastest
-_GUARD_MARGIN = 1.2  # the learned guard is this times the spread (uniform jitter: about 1.15 J)
+# The spread is this quantile of the round-trip times above the fastest, and the learned guard
+# this margin times the spread: for jitter uniform over [0, J], about 1.17 J. A quantile rather
+# than the slowest answer, so that one stalled answer (a busy client) does not widen every window.
+_RTT_QUANTILE = 0.9
+_GUARD_MARGIN = 1.3
 _GUARD_CAP = 0.25  # the learned or widened guard is at most this share of the shortest window
 _LEARN_EVERY = 8  # past 2 * this many samples, the spread is recomputed every this many answers
 
