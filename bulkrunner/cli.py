@@ -220,7 +220,7 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="SECONDS",
         help="the least added to every rate window against network jitter; more is learned "
-        "from round-trip times (default 0.005)",
+        "from round-trip times (default 0.01)",
     )
     parser.add_argument(
         "--dry-run",

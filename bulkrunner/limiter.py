@@ -44,11 +44,13 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-# The least seconds added to each window against arrival jitter. The slot of a request is
-# stamped when it is written to the socket, but the server still reads it a little later, and not
-# by the same amount each time (its own event loop may be busy). 5 ms costs 0.5% of a 1-second
-# window; the guard learned from round-trip times (below) widens it on a real network.
-DEFAULT_GUARD = 0.005
+# The least seconds added to each window against arrival jitter. The server reads a request a
+# little after it was written, and not by the same amount each time (its event loop may be
+# busy); and a session without ``sender.limiter_tracing`` stamps slots at the grant, which adds
+# the client's own delays. 10 ms covered both on a loaded two-core machine in the integration
+# tests and costs 1% of a 1-second window; the guard learned from round-trip times (below)
+# widens it on a real network.
+DEFAULT_GUARD = 0.010
 _RECENT = 512  # grant times kept to measure the sending rate
 _EXACT_ETA = 5_000  # requests up to which eta() steps through the windows
 _RTT_SAMPLES = 200  # round-trip times kept to learn the guard from

@@ -25,7 +25,7 @@ from bulkrunner.fields import Vocabulary
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.outcomes import Status
 from bulkrunner.rates import Rate
-from bulkrunner.sender import HttpSender
+from bulkrunner.sender import HttpSender, limiter_tracing
 from bulkrunner.simulator import FaultPlan, Simulator, SimulatorConfig
 from bulkrunner.validation import Row
 from tests.fakes import make_rows
@@ -42,7 +42,10 @@ async def run_engine(
     request_timeout: float = 5.0,
     max_attempts: int = 8,
 ) -> tuple[dict[int, Status], Engine, Simulator]:
-    async with Simulator(config) as simulator, aiohttp.ClientSession() as session:
+    async with (
+        Simulator(config) as simulator,
+        aiohttp.ClientSession(trace_configs=[limiter_tracing()]) as session,  # as sending.py
+    ):
         engine = Engine(
             HttpSender(session, simulator.base_url, KEY, request_timeout),
             SlidingWindowLimiter(rates),
