@@ -29,7 +29,7 @@ from bulkrunner.journal import journal_path, read_successes
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate
-from bulkrunner.sender import HttpSender
+from bulkrunner.sender import HttpSender, limiter_tracing
 from bulkrunner.simulator import (
     FaultPlan,
     Simulator,
@@ -109,7 +109,10 @@ async def test_a_thousand_rows_under_mixed_faults() -> None:
     def record(row: Row, outcome: Outcome) -> None:
         journal.append((row.number, row.campaign_id, outcome))
 
-    async with Simulator(config) as simulator, aiohttp.ClientSession() as session:
+    async with (
+        Simulator(config) as simulator,
+        aiohttp.ClientSession(trace_configs=[limiter_tracing()]) as session,  # as sending.py
+    ):
         sender = RecordingSender(session, simulator.base_url, KEY, CLIENT_TIMEOUT)
         engine = Engine(
             sender,
