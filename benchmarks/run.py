@@ -48,12 +48,47 @@ class Sizes:
     baseline_rate: Rate
     large_rows: tuple[int, ...]
     huge_rows: int
+    jitter: tuple[JitterCase, ...] = ()
+
+
+@dataclass(frozen=True)
+class JitterCase:
+    """Server and --rate ``rate``, inbound jitter uniform(0, ``spread``) s, and the rate limit's
+    429s saying Retry-After ``retry_after`` s."""
+
+    rows: int
+    rate: Rate
+    spread: float
+    retry_after: float
+    concurrency: int = 4
 
 
 FULL = Sizes(
-    1000, Rate(50, 1), 150, Rate(10, 1), Rate(40, 1), 3000, 60, Rate(10, 2), (100_000,), 1_000_000
+    1000,
+    Rate(50, 1),
+    150,
+    Rate(10, 1),
+    Rate(40, 1),
+    3000,
+    60,
+    Rate(10, 2),
+    (100_000,),
+    1_000_000,
+    (JitterCase(120, Rate(10, 2), 0.100, 30), JitterCase(1000, Rate(50, 1), 0.050, 30, 8)),
 )
-SMOKE = Sizes(120, Rate(100, 1), 30, Rate(20, 1), Rate(80, 1), 150, 24, Rate(20, 1), (2_000,), 0)
+SMOKE = Sizes(
+    120,
+    Rate(100, 1),
+    30,
+    Rate(20, 1),
+    Rate(80, 1),
+    150,
+    24,
+    Rate(20, 1),
+    (2_000,),
+    0,
+    (JitterCase(30, Rate(10, 1), 0.020, 1),),
+)
 
 
 def write_plan(path: Path, rows: int, first_id: int = 3_000_000) -> Path:
@@ -111,6 +146,44 @@ def ceiling(sizes: Sizes, work: Path) -> dict[str, float]:
         "max in window": max_in_window(times, rate.seconds),
         "ceiling ratio": long_run_ratio(times, rate),
     }
+
+
+def jitter(sizes: Sizes, work: Path) -> dict[str, float]:
+    """At the server's own limit, with requests reaching its counter after random delays."""
+    figures: dict[str, float] = {}
+    for case in sizes.jitter:
+        rate = case.rate
+        name = f"{rate} 0-{case.spread * 1000:g}ms"
+        plan = write_plan(work / "jitter.csv", case.rows)
+        config = SimulatorConfig(
+            api_key=KEY,
+            rates=[rate],
+            jitter=case.spread,
+            jitter_seed=None,
+            limit_retry_after=case.retry_after,
+        )
+        with SimulatorThread(config) as sim:
+            code = run_cli(
+                "run",
+                "--input",
+                str(plan),
+                "--report",
+                str(work / "jitter-report.csv"),
+                "--base-url",
+                sim.base_url,
+                "--rate",
+                str(rate),
+                "--concurrency",
+                str(case.concurrency),
+            )
+            state = sim.state
+        times = arrivals(state)
+        figures[f"{name} exit"] = code
+        figures[f"{name} 429s"] = sum(1 for r in state.requests if r.status == 429)
+        figures[f"{name} max in window"] = max_in_window(times, rate.seconds)
+        figures[f"{name} time / ideal"] = (times[-1] - times[0]) / ideal_seconds(len(times), [rate])
+        figures[f"{name} ceiling ratio"] = long_run_ratio(times, rate)
+    return figures
 
 
 def adaptive(sizes: Sizes, work: Path) -> dict[str, float]:
@@ -349,6 +422,7 @@ def dry_run_peak(path: Path, work: Path) -> float:
 
 SCENARIOS: dict[str, Callable[[Sizes, Path], dict[str, float]]] = {
     "ceiling": ceiling,
+    "jitter": jitter,
     "adaptive": adaptive,
     "overhead": overhead,
     "large inputs": large_inputs,
@@ -361,6 +435,12 @@ def describe(sizes: Sizes) -> dict[str, str]:
     return {
         "ceiling": f"{sizes.ceiling_rows} rows, server and --rate {sizes.ceiling_rate}, "
         "50 ms latency, concurrency 8",
+        "jitter": "; ".join(
+            f"{case.rows} rows, server and --rate {case.rate}, each request counted "
+            f"0-{case.spread * 1000:g} ms after it reaches the server (uniform), 429s say "
+            f"Retry-After {case.retry_after:g}, concurrency {case.concurrency}"
+            for case in sizes.jitter
+        ),
         "adaptive": f"{sizes.adaptive_rows} rows, server {sizes.adaptive_server}, "
         f"--rate {sizes.adaptive_client}",
         "overhead": f"{sizes.overhead_requests} requests, limits off, zero latency, "

@@ -257,7 +257,8 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
         "--guard",
         type=float,
         metavar="SECONDS",
-        help="added to every rate window against network jitter (default 0.01)",
+        help="the least added to every rate window against network jitter; more is learned "
+        "from round-trip times (default 0.01)",
     )
     parser.add_argument(
         "--dry-run",
@@ -364,6 +365,21 @@ def _simulator_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--latency", type=float, default=0.0, metavar="SECONDS", help="delay before every answer"
     )
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="inbound network jitter: each request waits uniform(0, SECONDS) before the rate "
+        "limit counts it (default 0; seeded by --seed)",
+    )
+    parser.add_argument(
+        "--limit-retry-after",
+        type=float,
+        metavar="SECONDS",
+        help="Retry-After of the rate limit's 429s (default: the seconds until the window has "
+        "room; SmartLead says 30)",
+    )
     for kind in ("429", "500", "503", "slow", "drop"):
         parser.add_argument(
             f"--fault-{kind}",
@@ -377,7 +393,7 @@ def _simulator_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=1.0,
         metavar="SECONDS",
-        help="Retry-After of injected 429s (default 1)",
+        help="Retry-After of injected 429s (default 1; see --limit-retry-after)",
     )
     parser.add_argument(
         "--slow-seconds",
@@ -386,7 +402,7 @@ def _simulator_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long a slow answer takes (default 35)",
     )
-    parser.add_argument("--seed", type=int, help="seed for the fault draws")
+    parser.add_argument("--seed", type=int, help="seed for the fault and jitter draws")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
 
@@ -405,16 +421,19 @@ def _simulate(args: argparse.Namespace) -> int:
             retry_after=args.retry_after,
             slow_seconds=args.slow_seconds,
         )
+        config = SimulatorConfig(
+            api_key=os.environ.get(API_KEY_ENV) or "sim-key",
+            vocabulary=None if args.vocabulary == "both" else Vocabulary(args.vocabulary),
+            rates=rates,
+            campaigns=_campaigns(args.campaigns) if args.campaigns else None,
+            faults=faults,
+            latency=args.latency,
+            jitter=args.jitter,
+            jitter_seed=args.seed,
+            limit_retry_after=args.limit_retry_after,
+        )
     except ValueError as exc:
         raise UsageError(f"simulate: {exc}") from None
-    config = SimulatorConfig(
-        api_key=os.environ.get(API_KEY_ENV) or "sim-key",
-        vocabulary=None if args.vocabulary == "both" else Vocabulary(args.vocabulary),
-        rates=rates,
-        campaigns=_campaigns(args.campaigns) if args.campaigns else None,
-        faults=faults,
-        latency=args.latency,
-    )
     key_from = f"the key in {API_KEY_ENV}" if os.environ.get(API_KEY_ENV) else "the key sim-key"
     try:
         state = serve_forever(

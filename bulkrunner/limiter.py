@@ -3,9 +3,22 @@
 A leaky bucket such as ``aiolimiter.AsyncLimiter(N, S)`` lets N through at once and keeps
 draining, so nearly 2N requests can land inside one S-second window as the server counts it.
 This limiter keeps, for each window, the times of the last N requests it let through, and admits
-the next one only once the oldest of those is more than S seconds (plus a small guard for arrival
-jitter) in the past. So no window ever holds more than N, and over a long run the tightest window
-is filled exactly: the ceiling is reached, not a fraction of it.
+the next one only once the oldest of those is more than S seconds (plus a guard) in the past. So
+no window ever holds more than N, and over a long run the tightest window is filled exactly: the
+ceiling is reached, not a fraction of it.
+
+Over a real network the server counts each request at ``written + delay``, where the delay
+varies between 0 and some J from one request to the next: request k+N may then be counted up to
+J sooner, relative to request k, than the limiter spaced them. So:
+
+- a request's slot is stamped when it is written to the socket (``request_written``, called by
+  the sender's aiohttp trace hooks), not when it was granted, which takes the client's own
+  delays (a busy event loop, a connection being opened) out of what the guard must cover;
+- the round-trip time of every answer is measured from that write (``answer_received``), and the
+  guard is kept at least as wide as their spread (a high percentile above the fastest, with a
+  margin), since one-way jitter cannot exceed it. The configured guard is a floor; the learned
+  one is capped at a quarter of the shortest window;
+- a 429 doubles the guard (up to that cap) as well as cutting the rate.
 
 Time is a parameter: ``clock`` returns seconds and ``sleep`` waits, so tests drive a fake clock.
 """
@@ -13,11 +26,13 @@ Time is a parameter: ``clock`` returns seconds and ``sleep`` waits, so tests dri
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from bulkrunner.adaptive import AdaptiveRate
@@ -30,28 +45,53 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-# Seconds added to each window against arrival jitter. A request granted at t reaches the server
-# a little later, and not by the same amount each time: a busy event loop or a descheduled
-# process can hold one request back a few milliseconds more than the next. 10 ms covered that on
-# a loaded two-core machine in the integration tests, and costs 0.5% of a 2-second window.
+# The least seconds added to each window against arrival jitter. The server reads a request a
+# little after it was written, and not by the same amount each time (its event loop may be
+# busy); and a session without ``sender.limiter_tracing`` stamps slots at the grant, which adds
+# the client's own delays. 10 ms covered both on a loaded two-core machine in the integration
+# tests and costs 1% of a 1-second window; the guard learned from round-trip times (below)
+# widens it on a real network.
 DEFAULT_GUARD = 0.010
 _RECENT = 512  # grant times kept to measure the sending rate
 _EXACT_ETA = 5_000  # requests up to which eta() steps through the windows
+_RTT_SAMPLES = 200  # round-trip times kept to learn the guard from
+# The spread is this quantile of the round-trip times above the fastest, and the learned guard
+# this margin times the spread: for jitter uniform over [0, J], about 1.17 J. A quantile rather
+# than the slowest answer, so that one stalled answer (a busy client) does not widen every window.
+_RTT_QUANTILE = 0.9
+_GUARD_MARGIN = 1.3
+_GUARD_CAP = 0.25  # the learned or widened guard is at most this share of the shortest window
+_LEARN_EVERY = 8  # past 2 * this many samples, the spread is recomputed every this many answers
 
 
 class _Window:
-    __slots__ = ("granted", "length", "limit")
+    """The stamps of the latest ``limit`` requests (by time) of one rate, kept in order."""
 
-    def __init__(self, rate: Rate, guard: float) -> None:
+    __slots__ = ("limit", "seconds", "stamps")
+
+    def __init__(self, rate: Rate) -> None:
         self.limit = rate.limit
-        self.length = rate.seconds + guard
-        self.granted: deque[float] = deque(maxlen=rate.limit)
+        self.seconds = rate.seconds
+        self.stamps: list[float] = []
 
-    def wait(self, now: float) -> float:
+    def add(self, at: float) -> None:
+        bisect.insort(self.stamps, at)
+        if len(self.stamps) > self.limit:
+            del self.stamps[0]
+
+    def move(self, old: float, new: float) -> None:
+        """A request stamped ``old`` is stamped ``new`` instead (if it was pushed out by ``limit``
+        later ones, ``new`` competes with them again)."""
+        at = bisect.bisect_left(self.stamps, old)
+        if at < len(self.stamps) and self.stamps[at] == old:
+            del self.stamps[at]
+        self.add(new)
+
+    def wait(self, now: float, guard: float) -> float:
         """Seconds until one more request fits in this window."""
-        if len(self.granted) < self.limit:
+        if len(self.stamps) < self.limit:
             return 0.0
-        return self.granted[0] + self.length - now
+        return self.stamps[0] + self.seconds + guard - now
 
 
 class WaitTooLong(Exception):
@@ -71,11 +111,41 @@ class Grant:
     seq: int
 
 
+@dataclass(slots=True)
+class _Request:
+    """The request a task makes after its grant: where its slot stands, when it was written."""
+
+    limiter: SlidingWindowLimiter
+    slot: float
+    written: float | None = None
+
+
+# The grant of the request the current task is about to send (each worker is its own task).
+_CURRENT: ContextVar[_Request | None] = ContextVar("bulkrunner_grant", default=None)
+
+
+def request_written() -> None:
+    """The current task's request is being written to the socket: stamp its slot now."""
+    request = _CURRENT.get()
+    if request is not None:
+        request.limiter._written(request)
+
+
+def answer_received(status: int | None) -> None:
+    """The current task's request got an answer with ``status``: learn its round-trip time."""
+    request = _CURRENT.get()
+    if request is not None:
+        _CURRENT.set(None)
+        request.limiter._answered(request, status)
+
+
 class SlidingWindowLimiter:
     """Admit requests so that no window of any ``rates`` entry ever holds more than its limit.
 
     Waiters are served in arrival order. On top of the windows:
 
+    - the guard added to each window is learned from round-trip times (see the module
+      docstring): ``guard`` is its value now, never below the ``guard`` given;
     - ``pause(seconds)`` holds everyone back, e.g. after a 429 whose Retry-After says the key's
       budget is spent;
     - ``throttled()`` tells the adaptive controller a 429 came back: the allowed rate drops and
@@ -98,8 +168,12 @@ class SlidingWindowLimiter:
         if not rates:
             raise ValueError("at least one rate is required")
         self.rates = tuple(rates)
-        self._guard = guard
-        self._windows = [_Window(rate, guard) for rate in self.rates]
+        self._floor = guard
+        self._cap = max(guard, _GUARD_CAP * min(rate.seconds for rate in self.rates))
+        self._learned = 0.0  # the guard the round-trip times ask for
+        self._rtts: deque[float] = deque(maxlen=_RTT_SAMPLES)
+        self._unlearned = 0  # answers since the spread was last computed
+        self._windows = [_Window(rate) for rate in self.rates]
         self.learned: Rate | None = None  # a lower limit the server announced
         self.adaptive = AdaptiveRate(ceiling(self.rates)) if adaptive else None
         self._clock = clock
@@ -108,6 +182,11 @@ class SlidingWindowLimiter:
         self._recent: deque[float] = deque(maxlen=_RECENT)
         self.granted = 0
         self._lock = asyncio.Lock()
+
+    @property
+    def guard(self) -> float:
+        """Seconds added to every window now: the floor, or what was learned (up to the cap)."""
+        return max(self._floor, min(self._cap, self._learned))
 
     def wait_time(self, now: float) -> float:
         """Seconds from ``now`` until the next request may go (0 when it may go at once)."""
@@ -123,7 +202,7 @@ class SlidingWindowLimiter:
         now = self._clock()
         for at in sorted([now - age for age in ages] + [now] * in_flight):
             for window in self._windows:
-                window.granted.append(at)
+                window.add(at)
 
     @property
     def effective_rates(self) -> tuple[Rate, ...]:
@@ -139,6 +218,9 @@ class SlidingWindowLimiter:
         if self.adaptive is not None:
             now = self._clock()
             self.adaptive.on_throttle(now, self.sending_rate(now))
+        # The windows were held and still a request arrived early: the arrival jitter is wider
+        # than the guard allowed for.
+        self._floor = max(self._floor, min(self._cap, 2 * self.guard))
 
     def observe(
         self,
@@ -176,8 +258,10 @@ class SlidingWindowLimiter:
         if limit >= shortest.limit or (self.learned is not None and limit >= self.learned.limit):
             return
         self.learned = Rate(limit, shortest.seconds)
-        window = _Window(self.learned, self._guard)
-        window.granted.extend(at for at in self._recent if at > now - window.length)
+        window = _Window(self.learned)
+        for at in self._recent:
+            if at > now - window.seconds - self.guard:
+                window.add(at)
         self._windows.append(window)
         log.warning(
             "the server announces a limit of %s (X-RateLimit-Limit), below the "
@@ -196,13 +280,14 @@ class SlidingWindowLimiter:
         what the windows hold now (past ``_EXACT_ETA`` requests: count over the ceiling)."""
         if count > _EXACT_ETA:
             return count / min(rate.per_second for rate in self.effective_rates)
-        granted = [list(window.granted) for window in self._windows]
+        granted = [list(window.stamps) for window in self._windows]
+        guard = self.guard
         at = now
         for _ in range(count):
             at = max(
                 [at, self._paused_until]
                 + [
-                    times[-window.limit] + window.length
+                    times[-window.limit] + window.seconds + guard
                     for window, times in zip(self._windows, granted, strict=True)
                     if len(times) >= window.limit
                 ]
@@ -212,18 +297,52 @@ class SlidingWindowLimiter:
         return at - now
 
     async def acquire(self) -> Grant:
-        """Wait for a slot in every window; returns the grant, stamped with the clock."""
+        """Wait for a slot in every window; returns the grant, stamped with the clock.
+
+        The next request the calling task sends is taken to be the one granted: when the sender
+        reports it written (``request_written``), its slot moves to that time.
+        """
         async with self._lock:
             while True:
                 now = self._clock()
                 wait = self.wait_time(now)
                 if wait <= 0:
                     for window in self._windows:
-                        window.granted.append(now)
+                        window.add(now)
                     self._recent.append(now)
                     self.granted += 1
+                    _CURRENT.set(_Request(self, now))
                     return Grant(now, self.granted)
                 await self._sleep(wait)
 
+    def _written(self, request: _Request) -> None:
+        now = self._clock()
+        request.written = now
+        if now > request.slot:
+            for window in self._windows:
+                window.move(request.slot, now)
+            request.slot = now
+
+    def _answered(self, request: _Request, status: int | None) -> None:
+        if request.written is None or status is None or status >= 500:
+            return  # no round trip, or one the server's own trouble may have stretched
+        self._rtts.append(self._clock() - request.written)
+        self._unlearned += 1
+        if len(self._rtts) >= 2 and (
+            len(self._rtts) <= 2 * _LEARN_EVERY or self._unlearned >= _LEARN_EVERY
+        ):
+            self._learn_guard()
+
+    def _learn_guard(self) -> None:
+        """Keep the guard as wide as the spread of the round-trip times: one-way jitter is at
+        most that. With few samples their spread understates the real one, hence (n+1)/(n-1),
+        which makes the range of n uniform draws an unbiased estimate of the full width."""
+        self._unlearned = 0
+        rtts = sorted(self._rtts)
+        n = len(rtts)
+        spread = rtts[min(n - 1, int(_RTT_QUANTILE * n))] - rtts[0]
+        self._learned = _GUARD_MARGIN * spread * (n + 1) / (n - 1)
+
     def _windows_wait(self, now: float) -> float:
-        return max(window.wait(now) for window in self._windows)
+        guard = self.guard
+        return max(window.wait(now, guard) for window in self._windows)

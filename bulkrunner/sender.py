@@ -21,9 +21,39 @@ from bulkrunner.answers import (
     header_reset,
     header_retry_after,
 )
+from bulkrunner.limiter import answer_received, request_written
 from bulkrunner.redaction import redact
 
 DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
+
+
+def limiter_tracing() -> aiohttp.TraceConfig:
+    """Hooks for a session whose requests go through the limiter: each request's window slot is
+    stamped when its headers are written to the socket, and its answer's round-trip time is
+    learned from (see ``bulkrunner.limiter``)."""
+
+    async def written(
+        session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestHeadersSentParams
+    ) -> None:
+        request_written()
+
+    async def answered(
+        session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        answer_received(params.response.status)
+
+    async def failed(
+        session: aiohttp.ClientSession,
+        context: Any,
+        params: aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        answer_received(None)
+
+    tracing = aiohttp.TraceConfig()
+    tracing.on_request_headers_sent.append(written)
+    tracing.on_request_end.append(answered)
+    tracing.on_request_exception.append(failed)
+    return tracing
 
 
 class Sender(Protocol):

@@ -34,7 +34,7 @@ from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot
 from bulkrunner.rates import crossing
 from bulkrunner.safeguards import Current, KeyRejected, Plan, Reading, plan, read_current, verify
-from bulkrunner.sender import HttpSender
+from bulkrunner.sender import HttpSender, limiter_tracing
 from bulkrunner.validation import Row
 from bulkrunner.wording import count
 
@@ -144,7 +144,9 @@ class Sending:
     async def _send(self, rows: Sequence[Row], base_url: str, api_key: str) -> None:
         config = self.config
         connector = aiohttp.TCPConnector(limit=config.concurrency)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with aiohttp.ClientSession(
+            connector=connector, trace_configs=[limiter_tracing()]
+        ) as session:
             sender = HttpSender(session, base_url, api_key, config.timeout)
             limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
             if config.resume and config.report is not None:

@@ -32,7 +32,7 @@ from bulkrunner.journal import journal_path, read_successes
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate
-from bulkrunner.sender import HttpSender
+from bulkrunner.sender import HttpSender, limiter_tracing
 from bulkrunner.simulator import (
     FaultPlan,
     SimulatorConfig,
@@ -116,7 +116,7 @@ async def test_a_thousand_rows_under_mixed_faults() -> None:
         journal.append((row.number, row.campaign_id, outcome))
 
     with SimulatorThread(config) as simulator:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(trace_configs=[limiter_tracing()]) as session:
             sender = RecordingSender(session, simulator.base_url, KEY, CLIENT_TIMEOUT)
             engine = Engine(
                 sender,

@@ -26,7 +26,7 @@ from bulkrunner.fields import Vocabulary
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.outcomes import Status
 from bulkrunner.rates import Rate
-from bulkrunner.sender import HttpSender
+from bulkrunner.sender import HttpSender, limiter_tracing
 from bulkrunner.simulator import FaultPlan, Simulator, SimulatorConfig, SimulatorThread
 from bulkrunner.validation import Row
 from tests.fakes import make_rows
@@ -45,7 +45,7 @@ async def run_engine(
     max_attempts: int = 8,
 ) -> tuple[dict[int, Status], Engine, SimulatorThread]:
     with SimulatorThread(config) as simulator:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(trace_configs=[limiter_tracing()]) as session:
             engine = Engine(
                 HttpSender(session, simulator.base_url, KEY, request_timeout),
                 SlidingWindowLimiter(rates, guard=JITTER),

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.limiter import SlidingWindowLimiter, answer_received, request_written
 from bulkrunner.rates import Rate, ideal_seconds, max_in_window
 from tests.fakes import FakeClock
 
@@ -130,3 +130,92 @@ async def test_eta_follows_the_windows_from_where_they_stand() -> None:
         await limiter.acquire()
     assert limiter.eta(1, 0.5) == pytest.approx(1.5)  # wait for the first window to turn
     assert limiter.eta(100, 0.0) == pytest.approx(60 + 2 * 4)  # the minute limit binds
+
+
+# --- slots stamped at the write, a guard learned from round-trip times ------------------------
+
+
+async def test_a_slot_counts_from_when_the_request_was_written_not_granted() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([Rate(2, 1)], guard=0.0, clock=clock, sleep=clock.sleep)
+    first = await limiter.acquire()
+    clock.now += 0.3  # the request waits 0.3 s (a connection being opened) before it is written
+    request_written()
+    await limiter.acquire()
+    request_written()
+    third = await limiter.acquire()
+    # The server counts the first request from its write at +0.3 s, so the third must wait
+    # for that slot to leave the window, not for the grant's.
+    assert third.at == pytest.approx(first.at + 0.3 + 1.0)
+
+
+async def round_trips(limiter: SlidingWindowLimiter, clock: FakeClock, rtts: list[float]) -> None:
+    """Send one request per round-trip time, each answered ``rtt`` after its write."""
+    for rtt in rtts:
+        await limiter.acquire()
+        request_written()
+        clock.now += rtt
+        answer_received(200)
+
+
+async def test_the_guard_grows_to_cover_the_spread_of_round_trip_times() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([Rate(1000, 2)], guard=0.005, clock=clock, sleep=clock.sleep)
+    await round_trips(limiter, clock, [0.080] * 20)
+    assert limiter.guard == 0.005  # steady round trips: the configured guard, a floor, holds
+    # Round trips between 80 and 180 ms: the one-way jitter may be up to 100 ms.
+    await round_trips(limiter, clock, [0.080 + 0.100 * k / 40 for k in range(41)])
+    assert 0.100 <= limiter.guard <= 0.135
+    # Windows now leave that much room: after a burst of 1000, the next waits 2 s + the guard.
+    clock.now += 10.0
+    burst = [await limiter.acquire() for _ in range(1000)]
+    assert {grant.at for grant in burst} == {clock.now}
+    nxt = await limiter.acquire()
+    assert nxt.at == pytest.approx(burst[0].at + 2.0 + limiter.guard)
+
+
+async def test_few_round_trips_give_a_wider_guard_than_their_plain_spread() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([Rate(10, 2)], guard=0.0, clock=clock, sleep=clock.sleep)
+    await round_trips(limiter, clock, [0.05, 0.15, 0.10])
+    # Three draws spread over 0.1 s understate the jitter's width: 1.3 x 0.1 x (3+1)/(3-1).
+    assert limiter.guard == pytest.approx(0.26)
+
+
+async def test_server_errors_and_lost_answers_do_not_teach_the_guard() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([Rate(1000, 2)], guard=0.005, clock=clock, sleep=clock.sleep)
+    await round_trips(limiter, clock, [0.05, 0.15])
+    assert limiter.guard == pytest.approx(0.39)  # 1.3 x 0.1 x (2+1)/(2-1)
+    for status in (503, None, 504):
+        await limiter.acquire()
+        request_written()
+        clock.now += 30.0  # a slow 503 or 504, a timed-out request
+        answer_received(status)
+    assert limiter.guard == pytest.approx(0.39)
+
+
+async def test_the_learned_guard_is_capped_at_a_quarter_of_the_shortest_window() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(
+        [Rate(10, 2), Rate(60, 60)], guard=0.005, clock=clock, sleep=clock.sleep
+    )
+    await round_trips(limiter, clock, [0.05, 5.0])  # a 5 s answer (a slow server)
+    assert limiter.guard == 0.5
+
+
+async def test_a_429_widens_the_guard_as_well_as_cutting_the_rate() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([Rate(10, 2)], guard=0.01, clock=clock, sleep=clock.sleep)
+    await round_trips(limiter, clock, [0.05] * 5)
+    limiter.throttled()
+    assert limiter.guard == pytest.approx(0.02)
+    assert limiter.adaptive is not None
+    assert limiter.adaptive.throttles == 1
+    limiter.throttled()
+    assert limiter.guard == pytest.approx(0.04)
+    await round_trips(limiter, clock, [0.05] * 5)  # steady round trips do not narrow it back
+    assert limiter.guard == pytest.approx(0.04)
+    for _ in range(10):
+        limiter.throttled()
+    assert limiter.guard == pytest.approx(0.5)  # at most a quarter of the 2 s window

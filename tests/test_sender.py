@@ -12,7 +12,10 @@ from aioresponses import aioresponses
 from yarl import URL
 
 from bulkrunner.answers import Answer
-from bulkrunner.sender import HttpSender
+from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.rates import Rate
+from bulkrunner.sender import HttpSender, limiter_tracing
+from bulkrunner.simulator import Simulator, SimulatorConfig
 
 KEY = "sk-SENTINEL-0123456789"
 BASE = "http://127.0.0.1:9/api/v1"
@@ -107,3 +110,24 @@ async def test_a_refused_connection_is_an_answer_not_an_exception() -> None:
     assert answer.transport_error is not None
     assert answer.transport_error.startswith("cannot connect")
     assert KEY not in answer.transport_error
+
+
+async def test_the_limiter_hooks_stamp_each_write_and_learn_each_round_trip() -> None:
+    # The limiter's clock reads, in order: grant, headers written, answer received.
+    ticks = iter([10.0, 10.5, 10.8, 20.0, 20.1, 20.2])
+    limiter = SlidingWindowLimiter([Rate(2, 10)], guard=0.0, clock=lambda: next(ticks))
+    config = SimulatorConfig(api_key=KEY)
+    async with (
+        Simulator(config) as simulator,
+        aiohttp.ClientSession(trace_configs=[limiter_tracing()]) as session,
+    ):
+        sender = HttpSender(session, simulator.base_url, KEY, timeout=5)
+        await limiter.acquire()
+        assert (await sender.post_settings(1, {"sending_limit": 5})).status == 200
+        await limiter.acquire()
+        assert (await sender.get_campaign(1)).status == 200
+    assert len(simulator.state.requests) == 2
+    # Round trips of 0.3 s and 0.1 s: a guard of 1.3 x 0.2 x (2+1)/(2-1) = 0.78 s.
+    assert limiter.guard == pytest.approx(0.78)
+    # The window is full; its oldest slot is the first request's write (10.5), not its grant.
+    assert limiter.wait_time(20.2) == pytest.approx(10.5 + 10 + 0.78 - 20.2)

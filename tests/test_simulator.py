@@ -446,6 +446,56 @@ async def test_requests_without_a_valid_key_still_count_toward_the_limit() -> No
     assert (unauthorized.status, limited.status) == (401, 429)
 
 
+class SleepingClock(FakeClock):
+    """A fake clock whose sleep moves it forward, recording each wait."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        super().__init__(now)
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+async def test_inbound_jitter_delays_when_the_limit_counts_each_request() -> None:
+    clock = SleepingClock(1000.0)
+    config = SimulatorConfig(
+        api_key=KEY, rates=(Rate(1, 1),), jitter=0.5, jitter_seed=7, limit_retry_after=30
+    )
+    draws = random.Random(7)
+    jitter = [draws.uniform(0.0, 0.5) for _ in range(3)]
+    simulator = Simulator(config, clock=clock, sleep=clock.sleep)
+    async with simulator, aiohttp.ClientSession() as session:
+        client = Client(session, simulator.base_url)
+        first = await client.post(1, {"sending_limit": 1})  # sent at 1000, counted at 1000 + j0
+        # Sent while the first is still in the window, counted after it has left.
+        clock.now = 1000.0 + jitter[0] + 1.0 - jitter[1] / 2
+        second = await client.post(1, {"sending_limit": 2})
+        sent_third = clock.now
+        third = await client.post(1, {"sending_limit": 3})
+
+    records = simulator.state.requests
+    assert clock.sleeps == jitter  # each request waited its seeded draw, all in [0, 0.5]
+    assert [r.jitter for r in records] == jitter
+    assert records[0].arrival == 1000.0 + jitter[0]
+    assert records[1].arrival == 1000.0 + jitter[0] + 1.0 + jitter[1] / 2
+    assert records[2].arrival == sent_third + jitter[2]
+    assert (first.status, second.status, third.status) == (200, 200, 429)
+    assert third.headers["Retry-After"] == "30"  # the limit's own 429, as configured
+    assert third.body["error"]["retry_after"] == 30
+
+
+@pytest.mark.parametrize(
+    "wrong", [{"jitter": -0.1}, {"jitter": float("inf")}, {"limit_retry_after": -1.0}]
+)
+def test_negative_or_endless_jitter_and_limit_retry_after_are_refused(
+    wrong: dict[str, float],
+) -> None:
+    with pytest.raises(ValueError, match=next(iter(wrong))):
+        SimulatorConfig(api_key=KEY, **wrong)  # type: ignore[arg-type]
+
+
 # --- injected faults -------------------------------------------------------------------------
 
 

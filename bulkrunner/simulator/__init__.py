@@ -4,15 +4,18 @@ Routes (base ``/api/v1``): ``POST /campaigns/{id}/settings``, ``GET /campaigns/`
 ``GET /campaigns/{id}``; anything else answers 404. Every request, on any route, is recorded once
 in ``SimulatorState.requests`` and goes through these steps, in this order:
 
-1. its arrival time is read from the clock and recorded, before any latency or fault sleep;
-2. the sliding-window rate limit (``config.rates``) admits it or answers 429. Only admitted
-   requests consume budget; everything after this step (401s, injected faults, 404s, validation
-   errors, successes) was admitted and counts;
-3. the ``api_key`` query parameter is checked (401 ``{"message": "Invalid API Key"}``);
-4. a settings POST draws its injected fault: the campaign's script first, then the
+1. it waits its inbound jitter, ``uniform(0, config.jitter)`` seconds drawn from a
+   ``random.Random(config.jitter_seed)`` (none by default), as if the network had held it;
+2. its arrival time is read from the clock and recorded, before any latency or fault sleep;
+3. the sliding-window rate limit (``config.rates``) admits it or answers 429 (with
+   ``Retry-After: config.limit_retry_after`` if set, else the whole seconds until the window has
+   room). Only admitted requests consume budget; everything after this step (401s, injected
+   faults, 404s, validation errors, successes) was admitted and counts;
+4. the ``api_key`` query parameter is checked (401 ``{"message": "Invalid API Key"}``);
+5. a settings POST draws its injected fault: the campaign's script first, then the
    probabilities. Only POSTs that reach this step advance a campaign's script;
-5. the campaign must exist (404), the body must validate (400 or 422), then it is applied;
-6. the answer waits ``config.latency`` seconds, then is sent.
+6. the campaign must exist (404), the body must validate (400 or 422), then it is applied;
+7. the answer waits ``config.latency`` seconds, then is sent.
 
 Faults: "429" (rate-limit shape, ``faults.retry_after``), "500" (JSON), "503" (plain text),
 "drop" (the connection closes without an answer) and "slow". A slow POST with ``slow_applies``

@@ -13,7 +13,7 @@ from types import TracebackType
 from aiohttp import web
 
 from bulkrunner.simulator.server import BASE_PATH, SHUTDOWN_TIMEOUT, create_app
-from bulkrunner.simulator.state import Clock, SimulatorConfig, SimulatorState
+from bulkrunner.simulator.state import Clock, SimulatorConfig, SimulatorState, Sleep
 
 HOST = "127.0.0.1"
 _DEFAULT_CONFIG = SimulatorConfig()
@@ -30,11 +30,13 @@ class Simulator:
         config: SimulatorConfig = _DEFAULT_CONFIG,
         port: int = 0,
         clock: Clock = time.monotonic,
+        sleep: Sleep | None = None,
     ) -> None:
         self.config = config
         self.state = SimulatorState()
         self._requested_port = port
         self._clock = clock
+        self._sleep = sleep
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -52,7 +54,7 @@ class Simulator:
     async def __aenter__(self) -> Simulator:
         if self._runner is not None:
             raise RuntimeError("a Simulator can only be started once")
-        app = create_app(self.config, self.state, self._clock)
+        app = create_app(self.config, self.state, self._clock, self._sleep)
         # No access log: it would print each URL, and the key travels in the query string.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         self._runner = runner

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +24,7 @@ from bulkrunner.simulator.state import (
     RequestRecord,
     SimulatorConfig,
     SimulatorState,
+    Sleep,
     default_settings,
 )
 from bulkrunner.simulator.validation import BodyRejection, validate_settings
@@ -47,13 +49,15 @@ def _rate_limited(retry_after: float, headers: dict[str, str]) -> web.Response:
     return _json(429, {"error": error}, {**headers, "Retry-After": f"{retry_after:g}"})
 
 
+def _announced(retry_after: float) -> float:
+    """Whole seconds as HTTP has them; a test may ask for less than a second to run fast."""
+    return whole_seconds(retry_after) if retry_after >= 1 else retry_after
+
+
 def _fault_answer(fault: FaultKind, plan: FaultPlan) -> Answer:
     """The answer of an injected fault other than "slow"."""
     if fault == "429":
-        # Whole seconds as HTTP has them; a test may ask for less than a second to run fast.
-        seconds: float = (
-            whole_seconds(plan.retry_after) if plan.retry_after >= 1 else plan.retry_after
-        )
+        seconds = _announced(plan.retry_after)
         return _rate_limited(
             seconds, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": f"{seconds:g}"}
         )
@@ -79,10 +83,14 @@ def _campaign_id(request: web.Request) -> int | None:
 class _Server:
     """One simulated account: the handlers of ``create_app`` and the state they share."""
 
-    def __init__(self, config: SimulatorConfig, state: SimulatorState, clock: Clock) -> None:
+    def __init__(
+        self, config: SimulatorConfig, state: SimulatorState, clock: Clock, sleep: Sleep | None
+    ) -> None:
         self.config = config
         self.state = state
         self.clock = clock
+        self.sleep = sleep  # for the inbound jitter; None: a real wait that shutdown ends
+        self.jitter = random.Random(config.jitter_seed)
         self.limiter = ServerRateLimit(config.rates)
         self.faults = FaultPicker(config.faults)
         self.closing = asyncio.Event()
@@ -96,14 +104,16 @@ class _Server:
 
     async def serve(self, request: web.Request, route: Route) -> web.StreamResponse:
         self._track(asyncio.current_task())
+        delay = self.jitter.uniform(0.0, self.config.jitter) if self.config.jitter > 0 else 0.0
+        reached = await self._travel(delay)
         arrival = self.clock()
         record = RequestRecord(
-            arrival, request.method, request.path, _campaign_id(request), None, None, False
+            arrival, request.method, request.path, _campaign_id(request), None, None, False, delay
         )
         ticket = self.state._arrive(record)
         status: int | None = None
         try:
-            answer = await self._answer(request, arrival, route, ticket)
+            answer = await self._answer(request, arrival, route, ticket) if reached else None
             if answer is None or not await self._pause(self.config.latency):
                 return _drop(request)
             status = answer.status
@@ -115,7 +125,11 @@ class _Server:
     async def _answer(self, request: web.Request, now: float, route: Route, ticket: int) -> Answer:
         admission = self.limiter.admit(now)
         if not admission.admitted:
-            return _rate_limited(admission.retry_after, admission.headers())
+            after = self.config.limit_retry_after
+            return _rate_limited(
+                admission.retry_after if after is None else _announced(after),
+                admission.headers(),
+            )
         if request.query.get("api_key") != self.config.api_key:
             answer: Answer = _json(401, {"message": "Invalid API Key"})
         else:
@@ -129,6 +143,13 @@ class _Server:
         if task is not None and task not in self.tasks:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+
+    async def _travel(self, delay: float) -> bool:
+        """The request's inbound jitter; False if the server started shutting down meanwhile."""
+        if self.sleep is not None and delay > 0:
+            await self.sleep(delay)
+            return not self.closing.is_set()
+        return await self._pause(delay)
 
     async def _pause(self, seconds: float) -> bool:
         """Wait ``seconds``; False if the server started shutting down meanwhile."""
@@ -216,9 +237,12 @@ def create_app(
     config: SimulatorConfig,
     state: SimulatorState | None = None,
     clock: Clock = time.monotonic,
+    sleep: Sleep | None = None,
 ) -> web.Application:
-    """The simulated SmartLead API as an aiohttp application (see the package docstring)."""
-    server = _Server(config, state if state is not None else SimulatorState(), clock)
+    """The simulated SmartLead API as an aiohttp application (see the package docstring).
+
+    ``sleep``, when given, is how the inbound jitter waits (a test's fake clock)."""
+    server = _Server(config, state if state is not None else SimulatorState(), clock, sleep)
     app = web.Application()
     campaigns = f"{BASE_PATH}/campaigns"
     app.router.add_post(campaigns + "/{campaign_id}/settings", server.handler(server.post_settings))

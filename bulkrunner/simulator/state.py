@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -13,6 +14,7 @@ from bulkrunner.simulator.faults import FaultPlan
 from bulkrunner.wording import count
 
 Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,17 +25,32 @@ class SimulatorConfig:
     campaigns: Collection[int] | None = None  # campaigns that exist; None = every positive id
     faults: FaultPlan = field(default_factory=FaultPlan)
     latency: float = 0.0  # seconds every answer waits before being sent
+    # Inbound network jitter: each request waits uniform(0, jitter) seconds, drawn from a
+    # random.Random(jitter_seed), before the server counts it (and reads its clock for it).
+    jitter: float = 0.0
+    jitter_seed: int | None = None
+    # Retry-After (seconds) announced by the rate limit's own 429s; None: the whole seconds
+    # until the window has room. SmartLead's documented 429 says "retry after 30 seconds".
+    limit_retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.jitter >= 0 and math.isfinite(self.jitter)):
+            raise ValueError(f"jitter must be a finite number >= 0, got {self.jitter}")
+        after = self.limit_retry_after
+        if after is not None and not (after >= 0 and math.isfinite(after)):
+            raise ValueError(f"limit_retry_after must be a finite number >= 0, got {after}")
 
 
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
-    arrival: float  # server clock at arrival, before any latency or fault sleep
+    arrival: float  # server clock when counted: after inbound jitter, before latency or faults
     method: str
     path: str  # the URL path only: the key is in the query string
     campaign_id: int | None
     status: int | None  # status answered (even if the client had left); None: dropped
     fault: str | None  # the injected fault kind, or None
     applied: bool  # whether this request changed the stored settings
+    jitter: float = 0.0  # seconds of inbound jitter it waited before being counted at arrival
 
 
 class SimulatorState:
