@@ -277,7 +277,7 @@ class Sending:
 
     async def _watch(self, engine: Engine, total: int, limiter: SlidingWindowLimiter) -> None:
         """Show progress until cancelled: a bar on a terminal, log lines otherwise."""
-        bar = sys.stderr.isatty() and not self.config.quiet
+        bar = sys.stderr.isatty() and not self.config.quiet and self.config.log_format == "text"
         display: Display = Bar() if bar else LogLines(self.config.progress_interval)
         unchanged = len(self.plan.unchanged) if self.plan else 0
         refused = len(self.plan.refused) if self.plan else 0
