@@ -15,7 +15,7 @@ from pathlib import Path
 from bulkrunner.config import RunConfig
 
 _NOT_CARRIED = frozenset({"--resume", "--fresh", "--dry-run", "--no-dry-run"})
-_VALUE_NOT_CARRIED = frozenset({"--report", "--input"})
+_VALUE_NOT_CARRIED = frozenset({"--report", "--input", "--notify"})  # a webhook URL: a secret
 
 
 def resume_command(config: RunConfig, report: Path) -> str:
