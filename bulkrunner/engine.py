@@ -72,6 +72,7 @@ class _Job:
 
 
 OutcomeHook = Callable[[Row, Outcome], None]
+Judge = Callable[[Row, Answer, str], str | None]  # a row's final answer -> why to stop, if so
 
 
 @dataclass(slots=True)
@@ -88,6 +89,7 @@ class Engine:
     outage_timeout: float | None = None  # abort when only retryable errors came for this long
     max_wait: float = math.inf  # abort rather than wait longer for a Retry-After or a reset
     on_outcome: OutcomeHook | None = None  # called as each row finishes (the journal)
+    judge: Judge | None = None  # sees each row's final answer: stops the run when it says why
     clock: Clock = time.monotonic
     sleep: Sleep = anyio.sleep
     wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -212,6 +214,10 @@ class Engine:
                 self._abort(f"run aborted: {decision.message}")
             case Verdict.RETRY if not too_long:
                 self._retry(job, answer, waiters)
+        if self.judge is not None and decision.verdict in (Verdict.SUCCEEDED, Verdict.FAILED):
+            reason = self.judge(row, answer, decision.message)
+            if reason is not None:
+                self._abort(reason)
         if too_long:
             self._abort(too_long)
 

@@ -28,6 +28,30 @@ def fresh_command(config: RunConfig, report: Path) -> str:
     return _join(*_words(config), "--fresh", "--report", str(report))
 
 
+def vocabulary_command(config: RunConfig, report: Path, vocabulary: str) -> str:
+    """Start the run with report ``report`` over with another vocabulary (a run with another
+    vocabulary is another job: it cannot resume this one, only start it over)."""
+    command, positional, options = _parts(config)
+    kept = _options(_without(options, "--vocabulary"), keep_input=True)
+    return _join(
+        command, *positional, *kept, "--vocabulary", vocabulary, "--fresh", "--report", str(report)
+    )
+
+
+def _without(words: Sequence[str], option: str) -> list[str]:
+    """``words`` without ``option`` and its value."""
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == option:
+            skip = True
+        else:
+            kept.append(word)
+    return kept
+
+
 def rollback_command(config: RunConfig, backup: Path) -> str:
     """Put back the values saved in ``backup`` (with the run's job file, limits, base URL...)."""
     command, positional, options = _parts(config)

@@ -26,13 +26,23 @@ from bulkrunner.backup import BackupError, backup_path, record_backup
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine, OutcomeHook, RunStats
 from bulkrunner.events import emit
-from bulkrunner.hints import rollback_command
+from bulkrunner.hints import rollback_command, vocabulary_command
 from bulkrunner.interrupts import SIGNALS, blocked
 from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot
-from bulkrunner.safeguards import Current, KeyRejected, Plan, Reading, plan, read_current, verify
+from bulkrunner.refusals import EnumRefusals
+from bulkrunner.safeguards import (
+    Current,
+    KeyRejected,
+    Plan,
+    Reading,
+    Unreachable,
+    plan,
+    read_current,
+    verify,
+)
 from bulkrunner.sender import HttpSender
 from bulkrunner.validation import Row
 from bulkrunner.wording import count
@@ -156,6 +166,7 @@ class Sending:
                 outage_timeout=config.outage_timeout,
                 max_wait=config.max_wait,
                 on_outcome=self.on_outcome,
+                judge=self._refusals(),
             )
             reading = Reading(
                 limiter,
@@ -173,7 +184,7 @@ class Sending:
                     one_by_one=not config.no_backup,
                     concurrency=config.concurrency,
                 )
-            except KeyRejected as rejected:
+            except (KeyRejected, Unreachable) as rejected:
                 log.error("run aborted: %s; nothing was sent", rejected)
                 self.engine.stop(f"run aborted: {rejected}")
                 current = None
@@ -225,6 +236,16 @@ class Sending:
                 applied = [r for r in self.plan.send if done[r.number].status is Status.SUCCEEDED]
                 log.info("verifying %s by reading them back", count(len(applied), "campaign"))
                 self.checked = await verify(sender, limiter, applied, config.concurrency)
+
+    def _refusals(self) -> EnumRefusals | None:
+        """Stops the run when the server keeps refusing the enum names (the wrong vocabulary)."""
+        report = self.config.report
+        if report is None:
+            return None
+        return EnumRefusals(
+            self.config.vocabulary,
+            lambda other: vocabulary_command(self.config, report, other.value),
+        )
 
     def _seed(self, limiter: SlidingWindowLimiter, journal: Path) -> None:
         """The interrupted run's last requests still count in the server's windows."""
