@@ -99,6 +99,7 @@ class Engine:
     _send: MemoryObjectSendStream[_Job] | None = None
     _last_alive: float | None = None  # the last answer that was not a retryable error
     _waiting: int = 0  # rows waiting for their next attempt
+    _due: dict[int, float] = field(default_factory=dict)  # row number -> when its retry is due
     _succeeded: int = 0
 
     def __post_init__(self) -> None:
@@ -131,6 +132,10 @@ class Engine:
     def progress(self) -> tuple[int, int, int]:
         """(succeeded, failed, waiting to retry) so far."""
         return self._succeeded, len(self._finished) - self._succeeded, self._waiting
+
+    def retry_waits(self, now: float) -> list[float]:
+        """Seconds from ``now`` (engine clock) until each row waiting for a retry is due."""
+        return [max(0.0, due - now) for due in self._due.values()]
 
     def stop(self, reason: str) -> None:
         """Send nothing more: requests in flight finish, rows not yet sent stay unsent."""
@@ -273,6 +278,7 @@ class Engine:
             error=job.error,
         )
         self._waiting += 1
+        self._due[row.number] = self.clock() + delay
         waiters.start_soon(self._requeue, job, delay)
 
     def _outage_seconds(self, wait: float) -> float | None:
@@ -289,6 +295,7 @@ class Engine:
             await self.sleep(delay)
         finally:
             self._waiting -= 1
+            self._due.pop(job.row.number, None)
         if self._send is not None and self.stats.aborted is None:
             self._send.send_nowait(job)
 

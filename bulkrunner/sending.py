@@ -31,7 +31,7 @@ from bulkrunner.interrupts import SIGNALS, blocked
 from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
 from bulkrunner.outcomes import Outcome, Status
-from bulkrunner.progress import Bar, Display, LogLines, Snapshot
+from bulkrunner.progress import Bar, Display, LogLines, Snapshot, estimate
 from bulkrunner.refusals import EnumRefusals
 from bulkrunner.safeguards import (
     Current,
@@ -262,6 +262,9 @@ class Sending:
         # sent as late as the journal was last written.
         silent = now.timestamp() - journal.stat().st_mtime
         limiter.seed(ages + [max(0.0, silent)] * self.config.concurrency)
+        wait = limiter.wait_time(time.monotonic())
+        if wait >= 1:
+            log.info("waiting %.0fs for the previous run's requests to leave the rate window", wait)
 
     def _write_backup(self, report: Path, planned: Plan) -> None:
         """Record the values about to change before any is sent; if that fails, send nothing."""
@@ -306,6 +309,7 @@ class Sending:
         def snapshot(now: float) -> Snapshot:
             succeeded, failed, waiting = engine.progress()
             failed += refused
+            waits = engine.retry_waits(now)
             return Snapshot(
                 total,
                 succeeded + unchanged,
@@ -313,7 +317,8 @@ class Sending:
                 waiting,
                 limiter.sending_rate(now, span=10.0),
                 ", ".join(map(str, limiter.effective_rates)),
-                limiter.eta(total - succeeded - unchanged - failed, now),
+                estimate(limiter, total - succeeded - unchanged - failed, waits, now),
+                min(waits, default=None),
             )
 
         with display:
