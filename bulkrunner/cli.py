@@ -2,7 +2,9 @@
 
 bulkrunner run [JOB_FILE|INPUT] [--input PATH] [--report PATH] [--base-url URL] [--rate N/S ...]
                [--concurrency N] [--max-attempts N] [--timeout SECONDS]
-               [--vocabulary documented|long] [--dry-run] [--simulate] [-v]
+               [--vocabulary documented|long] [--dry-run] [--simulate] [-v] [-q]
+               [--log-format text|json] [--notify URL]
+bulkrunner --version
 bulkrunner retry REPORT [JOB_FILE] [the options of run, but --input]
 bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [the options of run, but --input]
 bulkrunner validate [JOB_FILE|INPUT] [--input PATH] [--vocabulary ...]
