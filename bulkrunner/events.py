@@ -3,10 +3,13 @@
     run_start        rows to send, limits, concurrency
     row_finished     row, campaign_id, status, http_status, attempts, error
     retry_scheduled  row, campaign_id, attempt, delay, error
+    progress         total, succeeded, failed, retrying, rate, eta, next_retry (every few seconds)
     run_end          counts per status, requests, retries, 429s, seconds, report
 
 Events go to the ``bulkrunner.events`` logger; in text mode it is silent (the human-readable log
-says the same things in sentences).
+says the same things in sentences). What a run prints on stdout goes through :class:`Output`,
+which in json mode makes every line one JSON object too (``summary``, ``resume_hint``, and
+``output`` for any other line); the line that ends a run in error is ``error``.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from bulkrunner.events import emit, events
 from bulkrunner.limiter import SlidingWindowLimiter
 
 log = logging.getLogger("bulkrunner")
@@ -120,7 +121,20 @@ class LogLines:
             self._last = now
         elif now - self._last >= self.interval:
             self._last = now
-            log.info("progress: %s", snapshot.line())
+            if events.isEnabledFor(logging.INFO):  # --log-format json: the figures as fields
+                emit(
+                    "progress",
+                    total=snapshot.total,
+                    succeeded=snapshot.succeeded,
+                    failed=snapshot.failed,
+                    retrying=snapshot.retrying,
+                    rate=round(snapshot.rate, 2),
+                    eta=round(snapshot.eta),
+                    next_retry=None if snapshot.next_retry is None else round(snapshot.next_retry),
+                    message=snapshot.line(),
+                )
+            else:
+                log.info("progress: %s", snapshot.line())
 
     def __enter__(self) -> LogLines:
         return self

@@ -13,10 +13,11 @@ import pytest
 from bulkrunner.answers import Answer
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine
+from bulkrunner.events import events
 from bulkrunner.journal import Journal
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.outcomes import Outcome, Status
-from bulkrunner.progress import Snapshot, estimate
+from bulkrunner.progress import LogLines, Snapshot, estimate
 from bulkrunner.rates import Rate
 from bulkrunner.sending import Sending
 from bulkrunner.validation import Row
@@ -66,3 +67,34 @@ def test_a_resumed_run_says_it_waits_for_the_previous_runs_window(
     seconds = int(message.split()[1].rstrip("s"))
     assert message == f"waiting {seconds}s for the previous run's requests to leave the rate window"
     assert 55 <= seconds <= 60
+
+
+class Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_in_json_mode_progress_is_an_event_with_its_figures() -> None:
+    kept = Kept()
+    previous = events.level
+    events.setLevel(logging.INFO)  # as --log-format json sets it
+    events.addHandler(kept)
+    try:
+        lines = LogLines(interval=5)
+        snapshot = Snapshot(10, 6, 1, 2, 1.5, "10/2", eta=45.0, next_retry=12.0)
+        lines.show(snapshot, 100.0)
+        lines.show(snapshot, 106.0)
+    finally:
+        events.removeHandler(kept)
+        events.setLevel(previous)
+    (record,) = kept.records
+    fields = record.__dict__["fields"]
+    assert record.__dict__["event"] == "progress"
+    assert fields["succeeded"] == 6
+    assert fields["retrying"] == 2
+    assert fields["eta"] == 45
+    assert fields["next_retry"] == 12
