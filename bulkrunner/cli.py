@@ -39,6 +39,9 @@ from bulkrunner.runner import ExitCode, retry_job, run_job, validate_job
 log = logging.getLogger("bulkrunner")
 
 
+_NOTIFYING = ("run", "retry", "rollback")  # validate and simulate send no notification
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     json_mode = _asks_json(words)
@@ -53,8 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.flush()
     config = built[0] if built else None
     url = config.notify if config is not None else getattr(args, "notify", None)
-    if code != 0 and url and args.command in ("run", "retry", "rollback"):
-        _notify(url, args, config, out.recorded.get("summary"), code, error)
+    webhook = str(url or "")
+    # (a URL that is not http(s) was refused as a usage error: nothing to notify)
+    if code != 0 and webhook.startswith(("http://", "https://")) and args.command in _NOTIFYING:
+        _notify(webhook, args, config, out.recorded.get("summary"), code, error)
     return code
 
 

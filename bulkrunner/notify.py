@@ -82,6 +82,9 @@ def send(
 ) -> bool:
     """POST ``body`` to ``url`` (key redacted); True when the webhook answered 2xx. Failures are
     logged, never raised."""
+    if not url.startswith(("http://", "https://")):
+        log.warning("notification not sent: %s is not an http(s) URL", webhook_label(url))
+        return False
     data = redact(json.dumps(body), secrets).encode()
     request = urllib.request.Request(
         url, data=data, method="POST", headers={"Content-Type": "application/json"}
