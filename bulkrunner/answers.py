@@ -31,6 +31,7 @@ class Answer:
     remaining: int | None = None  # X-RateLimit-Remaining: requests left in the server's window
     reset: float | None = None  # X-RateLimit-Reset: seconds until that budget renews
     location: str | None = None  # a 3xx's Location header, key redacted (never followed)
+    refused: bool = False  # the connection was refused: nothing listens at that address
 
 
 def parse_json(body: str) -> Any:

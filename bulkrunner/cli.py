@@ -2,7 +2,9 @@
 
 bulkrunner run [JOB_FILE|INPUT] [--input PATH] [--report PATH] [--base-url URL] [--rate N/S ...]
                [--concurrency N] [--max-attempts N] [--timeout SECONDS]
-               [--vocabulary documented|long] [--dry-run] [--simulate] [-v]
+               [--vocabulary documented|long] [--dry-run] [--simulate] [-v] [-q]
+               [--log-format text|json] [--notify URL]
+bulkrunner --version
 bulkrunner retry REPORT [JOB_FILE] [the options of run, but --input]
 bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [the options of run, but --input]
 bulkrunner validate [JOB_FILE|INPUT] [--input PATH] [--vocabulary ...]
@@ -23,11 +25,11 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO, cast
 
 from bulkrunner.config import API_KEY_ENV, RunConfig, build_config, read_job_file
 from bulkrunner.errors import RunInProgress, UsageError
-from bulkrunner.events import JsonFormatter, events
+from bulkrunner.events import JsonFormatter, Output, events, json_line
 from bulkrunner.fields import Vocabulary
 from bulkrunner.rates import DEFAULT_RATES, Rate
 from bulkrunner.redaction import RedactingFilter, redact
@@ -37,42 +39,144 @@ from bulkrunner.runner import ExitCode, retry_job, run_job, validate_job
 log = logging.getLogger("bulkrunner")
 
 
+_NOTIFYING = ("run", "retry", "rollback")  # validate and simulate send no notification
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    json_mode = _asks_json(words)
+    parser = _parser(json_errors=json_mode)
+    args = parser.parse_args(words)
     args.words = _words(parser, args)
-    _setup_logging(getattr(args, "verbose", None) or False)
+    quiet = bool(getattr(args, "quiet", None))
+    _setup_logging(getattr(args, "verbose", None) or False, "json" if json_mode else "text", quiet)
+    out = Output(sys.stdout, json_lines=json_mode)
+    built: list[RunConfig] = []
+    code, error = _main(args, out, built)
+    out.flush()
+    config = built[0] if built else None
+    url = config.notify if config is not None else getattr(args, "notify", None)
+    webhook = str(url or "")
+    # (a URL that is not http(s) was refused as a usage error: nothing to notify)
+    if code != 0 and webhook.startswith(("http://", "https://")) and args.command in _NOTIFYING:
+        _notify(webhook, args, config, out.recorded.get("summary"), code, error)
+    return code
+
+
+def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tuple[int, str | None]:
+    """The exit code, and the error that ended the run, if one did (already printed)."""
     try:
         if args.command == "simulate":
-            return _simulate(args)
+            return _simulate(args), None
         config = _config(args)
-        _setup_logging(config.verbose, config.log_format)
+        built.append(config)
+        out.json_lines = config.log_format == "json"
+        _setup_logging(config.verbose, config.log_format, config.quiet)
+        stdout = cast(TextIO, out)  # a text stream, that can also print records
         if args.command == "validate":
-            return int(validate_job(config, sys.stdout))
+            return int(validate_job(config, stdout)), None
         if args.command == "retry":
-            return int(retry_job(config, sys.stdout))
+            return int(retry_job(config, stdout)), None
         if args.command == "rollback":
-            return int(rollback_job(config, sys.stdout))
-        return int(run_job(config, sys.stdout))
+            return int(rollback_job(config, stdout)), None
+        return int(run_job(config, stdout)), None
     except RunInProgress as exc:
-        print(f"bulkrunner: error: {exc}", file=sys.stderr)
-        return int(ExitCode.IN_PROGRESS)
+        return _error(out, str(exc), ExitCode.IN_PROGRESS)
     except UsageError as exc:
-        print(f"bulkrunner: error: {exc}", file=sys.stderr)
-        return int(ExitCode.USAGE)
+        return _error(out, str(exc), ExitCode.USAGE)
     except KeyboardInterrupt:
-        print("bulkrunner: interrupted before anything was sent", file=sys.stderr)
-        return int(ExitCode.ABORTED)
+        return _error(out, "interrupted before anything was sent", ExitCode.ABORTED, "")
     except Exception as exc:  # a bug: say so in one line, key redacted; -v shows the traceback
         secrets = [os.environ.get(API_KEY_ENV, "")]
         log.debug("%s", redact(traceback.format_exc(), secrets))
+        return _error(
+            out,
+            f"{redact(f'{type(exc).__name__}: {exc}', secrets)} (run with -v for details; rows "
+            "already finished are in the journal beside the report: --resume continues)",
+            ExitCode.ABORTED,
+            "internal error: ",
+        )
+
+
+def _error(
+    out: Output, message: str, code: ExitCode, kind: str = "error: "
+) -> tuple[int, str | None]:
+    """Print the one line that ends a run on stderr: ``bulkrunner: error: ...``, or in json mode
+    ``{"event": "error", "message": ...}``."""
+    out.flush()
+    if out.json_lines:
+        internal = kind.startswith("internal")
         print(
-            f"bulkrunner: internal error: {redact(f'{type(exc).__name__}: {exc}', secrets)} "
-            "(run with -v for details; rows already finished are in the journal beside the "
-            "report: --resume continues)",
+            json_line("error", "error", message=message, exit_code=int(code), internal=internal),
             file=sys.stderr,
         )
-        return int(ExitCode.ABORTED)
+    else:
+        print(redact(f"bulkrunner: {kind}{message}"), file=sys.stderr)
+    return int(code), message
+
+
+def _notify(
+    url: str,
+    args: argparse.Namespace,
+    config: RunConfig | None,
+    summary: dict[str, Any] | None,
+    code: int,
+    error: str | None,
+) -> None:
+    from bulkrunner import notify
+
+    job = getattr(args, "job_file", None) or getattr(args, "earlier_report", None)
+    if job is None and config is not None:
+        job = str(config.input)
+    body = notify.message(
+        job=str(job or getattr(args, "input", None) or ""),
+        command=args.command,
+        exit_code=code,
+        summary=summary,
+        error=error,
+    )
+    notify.send(url, body, [os.environ.get(API_KEY_ENV, "")])
+
+
+def _asks_json(words: Sequence[str]) -> bool:
+    """Whether the command line asks for ``--log-format json`` (known before it is parsed, so
+    that even a mistyped option is reported as JSON)."""
+    pairs = zip(words, [*words[1:], ""], strict=True)
+    return "--log-format=json" in words or any(
+        a == "--log-format" and b == "json" for a, b in pairs
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors, in json mode, are one JSON object."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if not self.json_errors:
+            super().error(message)
+        print(
+            json_line("error", "error", message=f"{self.prog}: {message}", exit_code=2),
+            file=sys.stderr,
+        )
+        sys.exit(int(ExitCode.USAGE))
+
+
+class _Version(argparse.Action):
+    """``--version``: read from the installed package's metadata only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("bulkrunner")
+        except PackageNotFoundError:
+            number = "(version unknown: not installed)"
+        print(f"bulkrunner {number}")
+        parser.exit()
 
 
 _FLAGS = (
@@ -99,6 +203,7 @@ _FLAGS = (
     "quiet",
     "progress_interval",
     "log_format",
+    "notify",
 )
 
 
@@ -159,12 +264,13 @@ def _rate(text: str) -> str:
     return text
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser(json_errors: bool = False) -> argparse.ArgumentParser:
+    parser = _Parser(
         prog="bulkrunner",
         description="Apply settings to many SmartLead campaigns from a CSV or Parquet file.",
         epilog=f"The API key is read from the environment variable {API_KEY_ENV}.",
     )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="send the settings in a file to SmartLead")
@@ -197,6 +303,8 @@ def _parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="run the SmartLead simulator in the foreground")
     _simulator_options(simulate)
+    for each in (parser, *commands.choices.values()):
+        each.json_errors = json_errors
     return parser
 
 
@@ -293,7 +401,11 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
         "cannot be read (by default such rows fail unsent); the run cannot be rolled back",
     )
     parser.add_argument(
-        "-q", "--quiet", action="store_true", default=None, help="no progress bar on a terminal"
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=None,
+        help="errors and the final summary only: no progress, no log lines below errors",
     )
     parser.add_argument(
         "--progress-interval",
@@ -304,7 +416,14 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-format",
         choices=["text", "json"],
-        help="json: one JSON object per event, for log shippers (default text)",
+        help="json: every line on stdout and stderr is one JSON object, for log shippers "
+        "(default text)",
+    )
+    parser.add_argument(
+        "--notify",
+        metavar="URL",
+        help="when the run ends with a non-zero exit, POST a short JSON message (Slack-"
+        "compatible: counts per status, exit code, report) to this webhook",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", default=None, help="log every request and answer"
@@ -479,11 +598,12 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def _setup_logging(verbose: bool, log_format: str = "text") -> None:
-    """Log to the current stderr, key redacted; replaces the handler of an earlier call."""
+def _setup_logging(verbose: bool, log_format: str = "text", quiet: bool = False) -> None:
+    """Log to the current stderr, key redacted; replaces the handler of an earlier call.
+    Quiet: errors only (the summary is printed on stdout); verbose wins over quiet."""
     secrets = [os.environ.get(API_KEY_ENV, "")]
     logger = logging.getLogger("bulkrunner")
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO)
     for old in logger.handlers[:]:
         logger.removeHandler(old)
     handler = _StderrHandler()
@@ -494,7 +614,15 @@ def _setup_logging(verbose: bool, log_format: str = "text") -> None:
         handler.addFilter(RedactingFilter(secrets))
     logger.addHandler(handler)
     logger.propagate = False
-    events.setLevel(logging.INFO if log_format == "json" else logging.WARNING)
+    events.setLevel(logging.INFO if log_format == "json" and not quiet else logging.WARNING)
+    # Python's own warnings (a library's deprecation notice) would be plain text on stderr
+    logging.captureWarnings(log_format == "json")
+    warnings = logging.getLogger("py.warnings")
+    for old in warnings.handlers[:]:
+        warnings.removeHandler(old)
+    if log_format == "json":
+        warnings.addHandler(handler)
+        warnings.propagate = False
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import Vocabulary
 from bulkrunner.limiter import DEFAULT_GUARD
+from bulkrunner.notify import webhook_label
 from bulkrunner.rates import DEFAULT_RATES, Rate
 from bulkrunner.sender import DEFAULT_BASE_URL
 
@@ -48,6 +49,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "quiet": (bool,),
     "progress_interval": (int, float),
     "log_format": (str,),
+    "notify": (str,),
     "resume": (bool, str),  # true, false or "auto"
 }
 JOB_OPTIONS = tuple(_TYPES)
@@ -78,6 +80,7 @@ class RunConfig:
     quiet: bool = False  # no progress bar, even on a terminal
     progress_interval: float = 10.0  # seconds between progress lines in a log
     log_format: str = "text"  # or "json": one JSON object per event
+    notify: str | None = None  # a webhook URL to POST to when a run ends with a non-zero exit
     auto_resume: bool = False  # job file resume = "auto": continue an unfinished run, if any
     report_template: str | None = None  # the report as given, if it has {timestamp} or {date}
     command: tuple[str, ...] = ()  # the command line that started this, for hints to paste
@@ -167,6 +170,7 @@ def build_config(
         quiet=bool(merged.get("quiet", False)),
         progress_interval=float(merged.get("progress_interval", 10.0)),
         log_format=str(merged.get("log_format", "text")),
+        notify=str(merged["notify"]) if merged.get("notify") else None,
         auto_resume=auto_resume,
         report_template=template if template != merged.get("report") else None,
     )
@@ -203,5 +207,10 @@ def _check(config: RunConfig) -> None:
         raise UsageError("outage timeout must be positive, grace and guard not negative")
     if not config.max_wait > 0:
         raise UsageError(f"max wait must be a positive number of seconds, got {config.max_wait:g}")
+    if config.notify is not None and not config.notify.startswith(("http://", "https://")):
+        raise UsageError(
+            "notify must be a webhook URL starting with http:// or https://, "
+            f"got {webhook_label(config.notify)!r}"
+        )
     if not config.base_url.startswith(("http://", "https://")):
         raise UsageError(f"base URL must start with http:// or https://, got {config.base_url!r}")

@@ -87,6 +87,7 @@ class _Job:
 
 
 OutcomeHook = Callable[[Row, Outcome], None]
+Judge = Callable[[Row, Answer, str], str | None]  # a row's final answer -> why to stop, if so
 
 
 @dataclass(slots=True)
@@ -103,6 +104,7 @@ class Engine:
     outage_timeout: float | None = None  # abort when only retryable errors came for this long
     max_wait: float = math.inf  # abort rather than wait longer for a Retry-After or a reset
     on_outcome: OutcomeHook | None = None  # called as each row finishes (the journal)
+    judge: Judge | None = None  # sees each row's final answer: stops the run when it says why
     clock: Clock = time.monotonic
     sleep: Sleep = anyio.sleep
     wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -112,6 +114,7 @@ class Engine:
     _send: MemoryObjectSendStream[_Job] | None = None
     _last_alive: float | None = None  # the last answer that was not a retryable error
     _waiting: int = 0  # rows waiting for their next attempt
+    _due: dict[int, float] = field(default_factory=dict)  # row number -> when its retry is due
     _succeeded: int = 0
 
     def __post_init__(self) -> None:
@@ -144,6 +147,10 @@ class Engine:
     def progress(self) -> tuple[int, int, int]:
         """(succeeded, failed, waiting to retry) so far."""
         return self._succeeded, len(self._finished) - self._succeeded, self._waiting
+
+    def retry_waits(self, now: float) -> list[float]:
+        """Seconds from ``now`` (engine clock) until each row waiting for a retry is due."""
+        return [max(0.0, due - now) for due in self._due.values()]
 
     def stop(self, reason: str) -> None:
         """Send nothing more: requests in flight finish, rows not yet sent stay unsent."""
@@ -227,6 +234,10 @@ class Engine:
                 self._abort(f"run aborted: {decision.message}")
             case Verdict.RETRY if not too_long:
                 self._retry(job, answer, waiters)
+        if self.judge is not None and decision.verdict in (Verdict.SUCCEEDED, Verdict.FAILED):
+            reason = self.judge(row, answer, decision.message)
+            if reason is not None:
+                self._abort(reason)
         if too_long:
             self._abort(too_long)
 
@@ -282,6 +293,7 @@ class Engine:
             error=job.error,
         )
         self._waiting += 1
+        self._due[row.number] = self.clock() + delay
         waiters.start_soon(self._requeue, job, delay)
 
     def _outage_seconds(self, wait: float) -> float | None:
@@ -298,6 +310,7 @@ class Engine:
             await self.sleep(delay)
         finally:
             self._waiting -= 1
+            self._due.pop(job.row.number, None)
         if self._send is not None and self.stats.aborted is None:
             self._send.send_nowait(job)
 

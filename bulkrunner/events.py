@@ -3,19 +3,23 @@
     run_start        rows to send, limits, concurrency
     row_finished     row, campaign_id, status, http_status, attempts, error
     retry_scheduled  row, campaign_id, attempt, delay, error
+    progress         total, succeeded, failed, retrying, rate, eta, next_retry (every few seconds)
     run_end          counts per status, requests, retries, 429s, seconds, report
 
 Events go to the ``bulkrunner.events`` logger; in text mode it is silent (the human-readable log
-says the same things in sentences).
+says the same things in sentences). What a run prints on stdout goes through :class:`Output`,
+which in json mode makes every line one JSON object too (``summary``, ``resume_hint``, and
+``output`` for any other line); the line that ends a run in error is ``error``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from bulkrunner.redaction import redact
 
@@ -47,3 +51,64 @@ class JsonFormatter(logging.Formatter):
         else:
             entry["message"] = record.getMessage()
         return redact(json.dumps(entry, default=str), self.secrets)
+
+
+def json_line(event: str, level: str = "info", **fields: Any) -> str:
+    """One JSON object, as the log's are (time, level, event), key redacted."""
+    entry: dict[str, Any] = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "event": event,
+        **fields,
+    }
+    return redact(json.dumps(entry, default=str))
+
+
+class Output(io.TextIOBase):
+    """What a run prints on stdout. In json mode every line becomes one JSON object: a record
+    (the summary, a hint) with its fields, any other line as ``{"event": "output", "message"}``.
+    In text mode lines pass through and a record prints its text lines. The last record of
+    each event is kept (``recorded``), for the notification at the end of a run."""
+
+    def __init__(self, stream: TextIO, json_lines: bool = False) -> None:
+        super().__init__()
+        self.stream = stream
+        self.json_lines = json_lines
+        self.recorded: dict[str, dict[str, Any]] = {}
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not self.json_lines:
+            return self.stream.write(redact(text))
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self.stream.write(json_line("output", message=line) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.json_lines and self._partial:
+            self.stream.write(json_line("output", message=self._partial) + "\n")
+            self._partial = ""
+        self.stream.flush()
+
+    def record(self, event: str, lines: Sequence[str], **fields: Any) -> None:
+        self.recorded[event] = {**fields, "lines": list(lines)}
+        if self.json_lines:
+            message = "; ".join(lines)
+            self.stream.write(json_line(event, message=message, **fields) + "\n")
+        else:
+            for line in lines:
+                self.stream.write(redact(line) + "\n")
+
+
+def show(out: TextIO, event: str, lines: Sequence[str], **fields: Any) -> None:
+    """Print ``lines`` on ``out``, as one ``event`` record with ``fields`` when ``out`` is an
+    :class:`Output` (in json mode: one JSON object)."""
+    if isinstance(out, Output):
+        out.record(event, lines, **fields)
+    else:
+        for line in lines:
+            print(redact(line), file=out)

@@ -15,7 +15,7 @@ from pathlib import Path
 from bulkrunner.config import RunConfig
 
 _NOT_CARRIED = frozenset({"--resume", "--fresh", "--dry-run", "--no-dry-run"})
-_VALUE_NOT_CARRIED = frozenset({"--report", "--input"})
+_VALUE_NOT_CARRIED = frozenset({"--report", "--input", "--notify"})  # a webhook URL: a secret
 
 
 def resume_command(config: RunConfig, report: Path) -> str:
@@ -26,6 +26,30 @@ def resume_command(config: RunConfig, report: Path) -> str:
 def fresh_command(config: RunConfig, report: Path) -> str:
     """Start the run with report ``report`` over, discarding its journal."""
     return _join(*_words(config), "--fresh", "--report", str(report))
+
+
+def vocabulary_command(config: RunConfig, report: Path, vocabulary: str) -> str:
+    """Start the run with report ``report`` over with another vocabulary (a run with another
+    vocabulary is another job: it cannot resume this one, only start it over)."""
+    command, positional, options = _parts(config)
+    kept = _options(_without(options, "--vocabulary"), keep_input=True)
+    return _join(
+        command, *positional, *kept, "--vocabulary", vocabulary, "--fresh", "--report", str(report)
+    )
+
+
+def _without(words: Sequence[str], option: str) -> list[str]:
+    """``words`` without ``option`` and its value."""
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == option:
+            skip = True
+        else:
+            kept.append(word)
+    return kept
 
 
 def rollback_command(config: RunConfig, backup: Path) -> str:

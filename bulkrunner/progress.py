@@ -7,12 +7,16 @@ guesswork: the rows left divided by the requests per second the limits allow.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from bulkrunner.events import emit, events
+from bulkrunner.limiter import SlidingWindowLimiter
 
 log = logging.getLogger("bulkrunner")
 
@@ -25,7 +29,8 @@ class Snapshot:
     retrying: int  # rows waiting for their next attempt
     rate: float  # requests per second over the last few seconds
     limits: str  # the limits held, e.g. "10/2, 60/60, 1000/3600"
-    eta: float  # seconds the limits need, at best, for the rows left (retries not counted)
+    eta: float  # seconds the rows left need at best: the limits, and the retries' waits
+    next_retry: float | None = None  # seconds until the first row waiting for a retry is due
 
     @property
     def done(self) -> int:
@@ -35,9 +40,20 @@ class Snapshot:
         return (
             f"{self.done}/{self.total} {'row' if self.total == 1 else 'rows'} done: "
             f"{self.succeeded} succeeded, {self.failed} "
-            f"failed, {self.retrying} retrying; {self.rate:.1f} requests/s within "
+            f"failed, {self.retrying} retrying{self._next()}; {self.rate:.1f} requests/s within "
             f"{self.limits}; about {_clock(self.eta)} left"
         )
+
+    def _next(self) -> str:
+        return f" (next in {_clock(self.next_retry)})" if self.next_retry is not None else ""
+
+
+def estimate(
+    limiter: SlidingWindowLimiter, left: int, retry_waits: Sequence[float], now: float
+) -> float:
+    """Seconds until the ``left`` rows can have been sent, at best: what the limits allow, and
+    never before the last row waiting for a retry is due."""
+    return max([limiter.eta(left, now), *retry_waits])
 
 
 class Display(Protocol):
@@ -105,7 +121,20 @@ class LogLines:
             self._last = now
         elif now - self._last >= self.interval:
             self._last = now
-            log.info("progress: %s", snapshot.line())
+            if events.isEnabledFor(logging.INFO):  # --log-format json: the figures as fields
+                emit(
+                    "progress",
+                    total=snapshot.total,
+                    succeeded=snapshot.succeeded,
+                    failed=snapshot.failed,
+                    retrying=snapshot.retrying,
+                    rate=round(snapshot.rate, 2),
+                    eta=round(snapshot.eta),
+                    next_retry=None if snapshot.next_retry is None else round(snapshot.next_retry),
+                    message=snapshot.line(),
+                )
+            else:
+                log.info("progress: %s", snapshot.line())
 
     def __enter__(self) -> LogLines:
         return self

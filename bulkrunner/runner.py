@@ -31,7 +31,7 @@ from bulkrunner.config import API_KEY_ENV, RunConfig
 from bulkrunner.current import Change
 from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
-from bulkrunner.events import emit
+from bulkrunner.events import emit, show
 from bulkrunner.fields import CAMPAIGN_ID, Vocabulary
 from bulkrunner.hints import fresh_command, resume_command
 from bulkrunner.interrupts import Interrupts
@@ -48,7 +48,7 @@ from bulkrunner.loading import Ignored, InputFile, open_input, read_input
 from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.outcomes import RESULT_COLUMNS, Outcome, Status
 from bulkrunner.problems import Problems
-from bulkrunner.redaction import redact, remember
+from bulkrunner.redaction import remember
 from bulkrunner.report import (
     ReportWriter,
     Summary,
@@ -242,8 +242,8 @@ def _execute(
         if finished:
             remove(journal_file)
         summary = Summary.of(outcomes, stats, config.rates, written)
-        for line in _with_ignored(summary.lines(), ignored):
-            print(redact(line), file=out)  # the reason a run stopped may quote a server
+        # the reason a run stopped may quote a server: show() redacts
+        _show_summary(out, summary, ignored)
         emit(
             "run_end",
             counts={status.value: n for status, n in summary.counts.items()},
@@ -255,10 +255,13 @@ def _execute(
             report=str(written) if written else None,
         )
         if not finished:
-            print(
-                f"to resume: {resume_command(config, report_path)}"
-                f"  (the journal {journal_file} records what is done)",
-                file=out,
+            command = resume_command(config, report_path)
+            show(
+                out,
+                "resume_hint",
+                [f"to resume: {command}  (the journal {journal_file} records what is done)"],
+                command=command,
+                journal=str(journal_file),
             )
     if interrupts.received:
         log.warning(
@@ -425,6 +428,23 @@ def _with_ignored(lines: list[str], ignored: Ignored | None) -> list[str]:
     return lines
 
 
+def _show_summary(out: TextIO, summary: Summary, ignored: Ignored | None) -> None:
+    """The summary's lines; in json mode one ``summary`` object with the counts."""
+    s = summary.stats
+    show(
+        out,
+        "summary",
+        _with_ignored(summary.lines(), ignored),
+        counts={status.value: n for status, n in summary.counts.items()},
+        requests=s.requests,
+        retries=s.retries,
+        throttled=s.throttled,
+        seconds=round(s.sending_seconds, 3),
+        aborted=s.aborted,
+        report=str(summary.report_path) if summary.report_path else None,
+    )
+
+
 def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) -> None:
     """Log the first invalid rows (``shown``: number and error) and how many more there are."""
     for number, error in shown[:_SHOWN_INVALID]:
@@ -506,10 +526,10 @@ def _dry_run(
                 written = dry.writer.commit()
     finally:
         dry.writer.discard()  # nothing left to discard once committed
-    _print_preview(dry, out)
+    if not config.quiet:
+        _print_preview(dry, out)
     summary = Summary.counted(dry.counts, RunStats(), config.rates, written)
-    for line in _with_ignored(summary.lines(), source.ignored):
-        print(line, file=out)
+    _show_summary(out, summary, source.ignored)
     return ExitCode.ROWS_FAILED if dry.counts[Status.INVALID] else ExitCode.OK
 
 

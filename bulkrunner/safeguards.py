@@ -49,6 +49,10 @@ class KeyRejected(Exception):
     """A read was answered 401/403: no row can succeed."""
 
 
+class Unreachable(Exception):
+    """The first read was refused a connection: nothing listens at the base URL."""
+
+
 @dataclass
 class Current:
     """What reading the current settings found, by campaign id."""
@@ -92,6 +96,8 @@ async def fetch(call: Callable[[], Awaitable[Answer]], reading: Reading, what: s
         decision = classify(answer)
         if decision.verdict is not Verdict.RETRY or attempt >= reading.max_attempts:
             return answer
+        if answer.refused:
+            return answer  # a wrong address, not a passing fault: no use waiting to try again
         if answer.retry_after is not None and answer.retry_after > reading.max_wait:
             raise WaitTooLong(answer.retry_after, "Retry-After")
         if answer.status == 429:
@@ -125,9 +131,12 @@ async def read_current(
     with ``one_by_one``, ``GET /campaigns/{id}`` for each the list did not show (or all, if the
     list call failed). Every read is retried like a settings request.
 
-    Raises KeyRejected when an answer says the key is wrong.
+    Raises KeyRejected when an answer says the key is wrong, Unreachable when the first read
+    is refused a connection (nothing listens there: nothing is sent either).
     """
     answer = await fetch(sender.list_campaigns, reading, "reading the list of campaigns")
+    if answer.refused:
+        raise Unreachable(f"{answer.transport_error} (is the base URL right?)")
     listed = parse_campaigns(answer)
     if listed is None:
         decision = classify(answer)

@@ -137,6 +137,10 @@ class HttpSender:
                 None, transport_error="connection dropped by the server", outcome_unknown=True
             )
         except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, ConnectionRefusedError):
+                url = redact(f"{self._base_url}{path}?api_key={self._api_key}", secrets)
+                refused = f"cannot connect: connection refused by {url}"
+                return Answer(None, transport_error=refused, refused=True)
             return Answer(None, transport_error=self._describe("cannot connect", exc))
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
             # The request may have been sent before the connection broke.

@@ -26,14 +26,24 @@ from bulkrunner.backup import BackupError, backup_path, record_backup
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine, OutcomeHook, RunStats
 from bulkrunner.events import emit
-from bulkrunner.hints import rollback_command
+from bulkrunner.hints import rollback_command, vocabulary_command
 from bulkrunner.interrupts import SIGNALS, blocked
 from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
 from bulkrunner.outcomes import Outcome, Status
-from bulkrunner.progress import Bar, Display, LogLines, Snapshot
+from bulkrunner.progress import Bar, Display, LogLines, Snapshot, estimate
 from bulkrunner.rates import crossing
-from bulkrunner.safeguards import Current, KeyRejected, Plan, Reading, plan, read_current, verify
+from bulkrunner.refusals import EnumRefusals
+from bulkrunner.safeguards import (
+    Current,
+    KeyRejected,
+    Plan,
+    Reading,
+    Unreachable,
+    plan,
+    read_current,
+    verify,
+)
 from bulkrunner.sender import HttpSender, limiter_tracing
 from bulkrunner.validation import Row
 from bulkrunner.wording import count
@@ -159,6 +169,7 @@ class Sending:
                 outage_timeout=config.outage_timeout,
                 max_wait=config.max_wait,
                 on_outcome=self.on_outcome,
+                judge=self._refusals(),
             )
             reading = Reading(
                 limiter,
@@ -184,7 +195,7 @@ class Sending:
                         "not reading the current settings: with --no-skip-unchanged and "
                         "--no-backup nothing needs them"
                     )
-            except KeyRejected as rejected:
+            except (KeyRejected, Unreachable) as rejected:
                 log.error("run aborted: %s; nothing was sent", rejected)
                 self.engine.stop(f"run aborted: {rejected}")
             except WaitTooLong as wait:
@@ -251,6 +262,16 @@ class Sending:
         if note is not None:
             log.info("%s", note)
 
+    def _refusals(self) -> EnumRefusals | None:
+        """Stops the run when the server keeps refusing the enum names (the wrong vocabulary)."""
+        report = self.config.report
+        if report is None:
+            return None
+        return EnumRefusals(
+            self.config.vocabulary,
+            lambda other: vocabulary_command(self.config, report, other.value),
+        )
+
     def _seed(self, limiter: SlidingWindowLimiter, journal: Path) -> None:
         """The interrupted run's last requests still count in the server's windows."""
         if not journal.exists():
@@ -266,6 +287,9 @@ class Sending:
         # sent as late as the journal was last written.
         silent = now.timestamp() - journal.stat().st_mtime
         limiter.seed(ages + [max(0.0, silent)] * self.config.concurrency)
+        wait = limiter.wait_time(time.monotonic())
+        if wait >= 1:
+            log.info("waiting %.0fs for the previous run's requests to leave the rate window", wait)
 
     def _write_backup(self, report: Path, planned: Plan) -> None:
         """Record the values about to change before any is sent; if that fails, send nothing."""
@@ -302,7 +326,7 @@ class Sending:
 
     async def _watch(self, engine: Engine, total: int, limiter: SlidingWindowLimiter) -> None:
         """Show progress until cancelled: a bar on a terminal, log lines otherwise."""
-        bar = sys.stderr.isatty() and not self.config.quiet
+        bar = sys.stderr.isatty() and not self.config.quiet and self.config.log_format == "text"
         display: Display = Bar() if bar else LogLines(self.config.progress_interval)
         unchanged = len(self.plan.unchanged) if self.plan else 0
         refused = len(self.plan.refused) if self.plan else 0
@@ -311,6 +335,7 @@ class Sending:
         def snapshot(now: float) -> Snapshot:
             succeeded, failed, waiting = engine.progress()
             failed += refused
+            waits = engine.retry_waits(now)
             return Snapshot(
                 total,
                 succeeded + unchanged,
@@ -318,9 +343,13 @@ class Sending:
                 waiting,
                 limiter.sending_rate(now, span=10.0),
                 ", ".join(map(str, limiter.effective_rates)),
-                limiter.eta(
-                    requests_left(total - succeeded - unchanged - failed, succeeded, verify), now
+                estimate(
+                    limiter,
+                    requests_left(total - succeeded - unchanged - failed, succeeded, verify),
+                    waits,
+                    now,
                 ),
+                min(waits, default=None),
             )
 
         with display:

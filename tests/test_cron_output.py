@@ -1,0 +1,230 @@
+"""Output for cron and log shippers: --log-format json on every line, -q, --version, --notify.
+
+The CLI runs as a subprocess against the simulator (or a tiny webhook server) on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bulkrunner import cli
+from bulkrunner.simulator import SimulatorConfig, SimulatorThread
+from tests.hostile import ServerThread, run_cli
+
+KEY = "sk-live-SENTINEL-cron-7d1e"
+FAST = ("--rate", "200/1", "--guard", "0")
+
+
+def plan(folder: Path, ids: tuple[int, ...] = (1, 2, 3)) -> Path:
+    path = folder / "plan.csv"
+    path.write_text("campaign_id,sending_limit\n" + "".join(f"{i},{40 + i}\n" for i in ids))
+    return path
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of ``text`` as a JSON object (fails the test on any other line)."""
+    entries = []
+    for line in text.splitlines():
+        entry = json.loads(line)
+        assert isinstance(entry, dict), line
+        assert "event" in entry, line
+        assert "time" in entry, line
+        entries.append(entry)
+    return entries
+
+
+def of(entries: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
+    return [e for e in entries if e["event"] == event]
+
+
+def run(folder: Path, *args: str, key: str = KEY) -> subprocess.CompletedProcess[str]:
+    return run_cli(folder, key, "run", str(plan(folder)), "--report", "r.csv", *FAST, *args)
+
+
+def test_json_mode_every_line_is_json_when_the_run_succeeds(tmp_path: Path) -> None:
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        done = run(tmp_path, "--base-url", sim.base_url, "--log-format", "json")
+    assert done.returncode == 0, done.stderr
+    out, err = json_lines(done.stdout), json_lines(done.stderr)
+    (summary,) = of(out, "summary")
+    assert summary["counts"] == {"succeeded": 3}
+    assert summary["report"] == "r.csv"
+    assert summary["requests"] == len(sim.state.requests)  # its reads first, then 3 POSTs
+    assert len(sim.state.posts()) == 3
+    assert of(err, "run_end")
+    assert KEY not in done.stdout + done.stderr
+
+
+def test_json_mode_every_line_is_json_when_rows_fail(tmp_path: Path) -> None:
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={1, 2})) as sim:
+        done = run(tmp_path, "--base-url", sim.base_url, "--log-format", "json")
+    assert done.returncode == 1, done.stderr
+    (summary,) = of(json_lines(done.stdout), "summary")
+    assert summary["counts"] == {"succeeded": 2, "failed": 1}
+    json_lines(done.stderr)
+
+
+def test_json_mode_an_aborted_run_gives_its_resume_hint_as_json(tmp_path: Path) -> None:
+    with SimulatorThread(SimulatorConfig(api_key="another-key")) as sim:
+        done = run(tmp_path, "--base-url", sim.base_url, "--log-format", "json")
+    assert done.returncode == 3, done.stderr
+    out = json_lines(done.stdout)
+    (hint,) = of(out, "resume_hint")
+    assert "--resume" in hint["command"]
+    assert hint["journal"] == "r.csv.journal"
+    (summary,) = of(out, "summary")
+    assert summary["aborted"].startswith("run aborted")
+    assert any(e["level"] == "error" for e in json_lines(done.stderr))
+    assert KEY not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "missing.csv", "--log-format", "json"),  # unusable input
+        ("run", "--log-format", "json", "--no-such-option"),  # refused by the parser
+        ("run", "--log-format=json", "--concurrency", "many"),
+    ],
+)
+def test_json_mode_a_usage_error_is_one_json_line(tmp_path: Path, args: tuple[str, ...]) -> None:
+    done = run_cli(tmp_path, KEY, *args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    (error,) = json_lines(done.stderr)
+    assert error["event"] == "error"
+    assert error["level"] == "error"
+    assert error["exit_code"] == 2
+    assert error["message"]
+
+
+def test_json_mode_an_internal_error_is_one_json_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*_: object) -> int:
+        raise RuntimeError(f"bug near https://x/?api_key={KEY}")
+
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    monkeypatch.setattr(cli, "run_job", broken)
+    code = cli.main(["run", str(plan(tmp_path)), "--log-format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 3
+    assert out == ""
+    (error,) = json_lines(err)
+    assert error["internal"] is True
+    assert "RuntimeError: bug near" in error["message"]
+    assert KEY not in err
+
+
+def test_quiet_shows_the_summary_and_nothing_below_errors(tmp_path: Path) -> None:
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={1, 2})) as sim:
+        done = run(tmp_path, "--base-url", sim.base_url, "-q", "--progress-interval", "0")
+    assert done.returncode == 1
+    assert done.stderr == ""  # the failed row is a warning: the summary counts it
+    assert done.stdout.startswith("rows: 3 (2 succeeded, 1 failed)")
+    assert "report: r.csv" in done.stdout
+
+
+def test_quiet_shows_errors_only(tmp_path: Path) -> None:
+    with SimulatorThread(SimulatorConfig(api_key="another-key")) as sim:
+        done = run(tmp_path, "--base-url", sim.base_url, "-q")
+    assert done.returncode == 3
+    lines = done.stderr.splitlines()
+    assert lines  # the error is there
+    assert all("run aborted" in line for line in lines)  # and nothing else
+    assert "to resume:" in done.stdout
+
+
+def test_version_is_the_installed_packages(tmp_path: Path) -> None:
+    done = run_cli(tmp_path, KEY, "--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"bulkrunner {version('bulkrunner')}"
+
+
+# --- --notify ----------------------------------------------------------------------------------
+
+
+class Webhook(ServerThread):
+    """A webhook on 127.0.0.1 that keeps every JSON body posted to it."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.bodies: list[Any] = []
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            self.bodies.append(await request.json())
+            return web.Response(status=status, text="ok")
+
+        super().__init__(handler)
+
+    def __enter__(self) -> Webhook:
+        super().__enter__()
+        return self
+
+
+def test_notify_posts_a_slack_compatible_message_when_rows_fail(tmp_path: Path) -> None:
+    with Webhook() as hook, SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={1})) as sim:
+        done = run(tmp_path, "--base-url", sim.base_url, "--notify", f"{hook.url}/hook/T0/secret")
+    assert done.returncode == 1, done.stderr
+    assert hook.requests == [("POST", "/hook/T0/secret")]
+    (body,) = hook.bodies
+    assert body["exit_code"] == 1
+    assert body["counts"] == {"succeeded": 1, "failed": 2}
+    assert body["report"] == "r.csv"
+    assert body["job"].endswith("plan.csv")
+    assert "exit 1" in body["text"]
+    assert "2 failed" in body["text"]
+    assert KEY not in json.dumps(body)
+    # a webhook URL carries a token: messages show only its host, hints to paste leave it out
+    assert "secret" not in done.stderr + done.stdout
+
+
+def test_notify_says_why_a_run_stopped(tmp_path: Path) -> None:
+    with Webhook() as hook:
+        done = run_cli(tmp_path, "", "run", str(plan(tmp_path)), "--notify", hook.url)
+    assert done.returncode == 2
+    (body,) = hook.bodies
+    assert body["exit_code"] == 2
+    assert "SMARTLEAD_API_KEY is not set" in body["text"]
+
+
+def test_notify_posts_nothing_when_the_run_succeeds(tmp_path: Path) -> None:
+    with Webhook() as hook, SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        done = run(tmp_path, "--base-url", sim.base_url, "--notify", hook.url)
+    assert done.returncode == 0
+    assert hook.bodies == []
+
+
+def refused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("answer", ["refused", "500"])
+def test_a_notification_that_fails_is_logged_and_changes_no_exit_code(
+    tmp_path: Path, answer: str
+) -> None:
+    with (
+        Webhook(status=500) as hook,
+        SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={1})) as sim,
+    ):
+        url = f"http://127.0.0.1:{refused_port()}/x" if answer == "refused" else hook.url
+        done = run(tmp_path, "--base-url", sim.base_url, "--notify", url, "--log-format", "json")
+    assert done.returncode == 1
+    messages = [str(e.get("message", "")) for e in json_lines(done.stderr)]
+    warnings = [m for m in messages if m.startswith("notification")]
+    assert len(warnings) == 1
+    assert "not delivered" in warnings[0]
+
+
+def test_notify_takes_only_http_urls(tmp_path: Path) -> None:
+    done = run_cli(tmp_path, KEY, "run", str(plan(tmp_path)), "--notify", "ftp://example/x")
+    assert done.returncode == 2
+    assert "notify must be a webhook URL" in done.stderr
