@@ -114,6 +114,7 @@ class Engine:
     _send: MemoryObjectSendStream[_Job] | None = None
     _last_alive: float | None = None  # the last answer that was not a retryable error
     _waiting: int = 0  # rows waiting for their next attempt
+    _acquiring: set[anyio.CancelScope] = field(default_factory=set)  # workers awaiting a slot
     _due: dict[int, float] = field(default_factory=dict)  # row number -> when its retry is due
     _succeeded: int = 0
 
@@ -158,6 +159,8 @@ class Engine:
             self.stats.aborted = reason
             if self._send is not None:
                 self._send.close()
+            for waiting in list(self._acquiring):
+                waiting.cancel()
 
     def outcomes(self) -> dict[int, Outcome]:
         """Every row's outcome so far, also while running or after being cancelled."""
@@ -188,8 +191,13 @@ class Engine:
                     await self._attempt(job, waiters)
 
     async def _attempt(self, job: _Job, waiters: anyio.abc.TaskGroup) -> None:
-        grant = await self.limiter.acquire()
-        if self.stats.aborted is not None:
+        with anyio.CancelScope() as waiting:  # stop() ends the wait for a window slot
+            self._acquiring.add(waiting)
+            try:
+                grant = await self.limiter.acquire()
+            finally:
+                self._acquiring.discard(waiting)
+        if waiting.cancelled_caught or self.stats.aborted is not None:
             return
         if job.started is None:
             job.started = grant.at

@@ -7,6 +7,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import pytest
 
 from bulkrunner.answers import Answer
@@ -117,6 +118,29 @@ async def test_a_rejected_key_aborts_the_run(status: int) -> None:
     assert outcomes[1].error == f"HTTP {status}: Invalid API Key"
     assert {outcomes[n].status for n in range(2, 51)} == {Status.NOT_ATTEMPTED}
     assert run.stats.aborted == f"run aborted: HTTP {status}: Invalid API Key"
+
+
+async def test_an_abort_wakes_the_workers_waiting_for_a_window_slot() -> None:
+    """Workers queued in the limiter when the key is rejected stop waiting: a run that aborts
+    does not sit out the rate windows first (with this limiter's sleep, it would never end)."""
+    clock = FakeClock()
+
+    async def endless(seconds: float) -> None:
+        await anyio.sleep_forever()
+
+    sender = ScriptedSender({101: [Answer(401, "Unauthorized")]})
+    run = Engine(
+        sender,
+        SlidingWindowLimiter([Rate(2, 100)], clock=clock, sleep=endless),
+        concurrency=4,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    with anyio.fail_after(30):  # a hang guard, not a measurement: without the fix it never ends
+        outcomes = await run.run(rows(6))
+    assert len(sender.calls) == 2  # the two slots of the window; the others never got one
+    assert outcomes[1].status is Status.FAILED
+    assert [outcomes[n].status for n in range(3, 7)] == [Status.NOT_ATTEMPTED] * 4
 
 
 async def test_an_abort_leaves_rows_waiting_for_a_retry_failed_not_lost() -> None:
