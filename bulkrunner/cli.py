@@ -26,13 +26,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bulkrunner.config import API_KEY_ENV, RunConfig, build_config, read_job_file
-from bulkrunner.errors import RunInProgress, UsageError
+from bulkrunner.errors import ExitCode, RunInProgress, UsageError
 from bulkrunner.events import JsonFormatter, events
 from bulkrunner.fields import Vocabulary
 from bulkrunner.rates import DEFAULT_RATES, Rate
 from bulkrunner.redaction import RedactingFilter, redact
-from bulkrunner.rollback import rollback_job
-from bulkrunner.runner import ExitCode, retry_job, run_job, validate_job
 
 log = logging.getLogger("bulkrunner")
 
@@ -47,12 +45,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate(args)
         config = _config(args)
         _setup_logging(config.verbose, config.log_format)
+        # the commands are imported when chosen: `--help` and `simulate` need no pandas or aiohttp
         if args.command == "validate":
+            from bulkrunner.runner import validate_job
+
             return int(validate_job(config, sys.stdout))
         if args.command == "retry":
+            from bulkrunner.runner import retry_job
+
             return int(retry_job(config, sys.stdout))
         if args.command == "rollback":
+            from bulkrunner.rollback import rollback_job
+
             return int(rollback_job(config, sys.stdout))
+        from bulkrunner.runner import run_job
+
         return int(run_job(config, sys.stdout))
     except RunInProgress as exc:
         print(f"bulkrunner: error: {exc}", file=sys.stderr)

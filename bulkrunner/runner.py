@@ -14,7 +14,6 @@ judging each chunk and appending it to the report, so memory stays flat however 
 from __future__ import annotations
 
 import asyncio
-import enum
 import json
 import logging
 import os
@@ -23,13 +22,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import pandas as pd
 
 from bulkrunner.config import API_KEY_ENV, RunConfig
 from bulkrunner.current import Change
 from bulkrunner.engine import RunStats
+from bulkrunner.errors import ExitCode as ExitCode  # its home was here; many import it so
 from bulkrunner.errors import UsageError
 from bulkrunner.events import emit
 from bulkrunner.fields import CAMPAIGN_ID, Vocabulary
@@ -62,9 +62,11 @@ from bulkrunner.report import (
     write_report,
 )
 from bulkrunner.resumption import check_paths, choose_report, input_lock, run_identity, unused
-from bulkrunner.sending import Sending
 from bulkrunner.validation import Row, Validation, repeated_ids, row_errors, validate
 from bulkrunner.wording import count
+
+if TYPE_CHECKING:  # imported when sending: it pulls in aiohttp and rich, which validate needs not
+    from bulkrunner.sending import Sending
 
 log = logging.getLogger("bulkrunner")
 
@@ -72,14 +74,6 @@ _SHOWN_INVALID = 20
 _PREVIEWED = 3  # valid rows whose request body a dry run prints
 _RETRIED = frozenset({Status.FAILED.value, Status.NOT_ATTEMPTED.value})
 Now = Callable[[], datetime]
-
-
-class ExitCode(enum.IntEnum):
-    OK = 0  # every row succeeded (or every row is a dry run)
-    ROWS_FAILED = 1  # the run finished, but some rows failed or were invalid
-    USAGE = 2  # bad invocation or unreadable input: nothing was sent
-    ABORTED = 3  # the run stopped early (key rejected, outage, interrupted)
-    IN_PROGRESS = 4  # another run of this job (input or report) is in progress: nothing sent
 
 
 def exit_code(outcomes: Mapping[int, Outcome], aborted: bool) -> ExitCode:
@@ -321,6 +315,8 @@ def _send(
     interrupts: Interrupts,
 ) -> RunStats:
     """Send ``rows``, journaling each finished row; signals are held once this returns."""
+    from bulkrunner.sending import Sending
+
     keys = {row.number: row_key(row.campaign_id, row.payload) for row in rows}
     sending: Sending | None = None
     broken: list[str] = []  # why the journal cannot be written, once it cannot

@@ -21,9 +21,8 @@ from bulkrunner.answers import (
     header_reset,
     header_retry_after,
 )
+from bulkrunner.config import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # lives where aiohttp is not
 from bulkrunner.redaction import redact
-
-DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
 
 
 class Sender(Protocol):
