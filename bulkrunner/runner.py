@@ -62,7 +62,14 @@ from bulkrunner.report import (
     write_report,
 )
 from bulkrunner.resumption import check_paths, choose_report, input_lock, run_identity, unused
-from bulkrunner.validation import Row, Validation, repeated_ids, row_errors, validate
+from bulkrunner.validation import (
+    Row,
+    RowJudgement,
+    Validation,
+    judge_rows,
+    repeated_ids,
+    validate,
+)
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:  # imported when sending: it pulls in aiohttp and rich, which validate needs not
@@ -90,8 +97,8 @@ def validate_job(config: RunConfig, out: TextIO) -> ExitCode:
     invalid: list[tuple[int, str]] = []  # the first rows, printed one by one if few
     problems = Problems()
     bad = 0
-    for offset, _, errors in _judged(source, config.vocabulary):
-        for index, error in enumerate(errors):
+    for offset, _, judged in _judged(source, config.vocabulary):
+        for index, error in enumerate(judged.errors):
             if error:
                 bad += 1
                 problems.add(offset + index + 1, error)
@@ -435,13 +442,14 @@ def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) ->
 
 def _judged(
     source: InputFile, vocabulary: Vocabulary
-) -> Iterator[tuple[int, pd.DataFrame, list[str]]]:
-    """Each chunk of ``source``, the number of rows before it, and its rows' errors ("" for a
-    valid row). A campaign on two rows is found first, from the campaign_id column alone."""
+) -> Iterator[tuple[int, pd.DataFrame, RowJudgement]]:
+    """Each chunk of ``source``, the number of rows before it, and its rows' judgement (errors,
+    "" for a valid row). A campaign on two rows is found first, from the campaign_id column
+    alone."""
     repeats = repeated_ids(chunk[CAMPAIGN_ID] for chunk in source.chunks(columns=[CAMPAIGN_ID]))
     offset = 0
     for chunk in source.chunks():
-        yield offset, chunk, row_errors(chunk, vocabulary, offset=offset, repeats=repeats)
+        yield offset, chunk, judge_rows(chunk, vocabulary, offset=offset, repeats=repeats)
         offset += len(chunk)
 
 
@@ -510,16 +518,12 @@ def _dry_run(
 
 
 def _preview(
-    dry: _DryRun, chunk: pd.DataFrame, errors: list[str], offset: int, vocabulary: Vocabulary
+    dry: _DryRun, chunk: pd.DataFrame, judged: RowJudgement, offset: int, vocabulary: Vocabulary
 ) -> None:
-    """Count the fields valid rows set, and keep the first few valid rows' bodies."""
-    valid = pd.Series([not error for error in errors], index=chunk.index)
-    for name in chunk.columns:
-        if name == CAMPAIGN_ID:
-            continue
-        cells = chunk[name]
-        blank = cells.isna() | (cells.astype(str).str.strip() == "")
-        dry.fields[str(name)] += int((valid & ~blank).sum())
+    """Count the fields valid rows set (validation found the blanks), and keep the first few
+    valid rows' bodies."""
+    errors = judged.errors
+    dry.fields.update(judged.fields)
     for index in [i for i, error in enumerate(errors) if not error][
         : _PREVIEWED - len(dry.examples)
     ]:
@@ -557,13 +561,14 @@ def _stage_dry_run(
     writer = ReportWriter(path, list(source.columns), tmp, examples)
     dry = _DryRun(writer, Counter(), [])
     try:
-        for offset, chunk, errors in _judged(source, config.vocabulary):
+        for offset, chunk, judged in _judged(source, config.vocabulary):
+            errors = judged.errors
             invalid = [index for index, error in enumerate(errors) if error]
             dry.counts[Status.INVALID] += len(invalid)
             dry.counts[Status.DRY_RUN] += len(errors) - len(invalid)
             for index in invalid[: _SHOWN_INVALID - len(dry.shown)]:
                 dry.shown.append((offset + index + 1, errors[index]))
-            _preview(dry, chunk, errors, offset, config.vocabulary)
+            _preview(dry, chunk, judged, offset, config.vocabulary)
             rows = (
                 numbers[offset : offset + len(chunk)]
                 if numbers

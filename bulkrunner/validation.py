@@ -125,6 +125,33 @@ def row_errors(
     return _Judgement.of(frame, vocabulary, offset, repeats).errors()
 
 
+@dataclass(frozen=True, slots=True)
+class RowJudgement:
+    """A chunk judged without building payloads: each row's errors (``""`` for a valid row),
+    and how many valid rows set each setting column (a blank cell leaves it unchanged)."""
+
+    errors: list[str]
+    fields: dict[str, int]
+
+
+def judge_rows(
+    frame: pd.DataFrame,
+    vocabulary: Vocabulary,
+    *,
+    offset: int = 0,
+    repeats: Repeats | None = None,
+) -> RowJudgement:
+    """``row_errors``, with the per-field counts a dry run's preview shows, taken from the
+    blanks the judgement found (no second look at the cells)."""
+    judgement = _Judgement.of(frame, vocabulary, offset, repeats)
+    errors = judgement.errors()
+    valid = np.fromiter((not error for error in errors), dtype=bool, count=len(errors))
+    fields = {
+        column.name: int(np.count_nonzero(valid & ~column.blank)) for column in judgement.settings
+    }
+    return RowJudgement(errors, fields)
+
+
 def campaign_ids(column: pd.Series[Any]) -> npt.NDArray[Any]:
     """Each cell's campaign id, 0 where it has none (blank or invalid): int64, or Python ints
     in an object array if one is too large for int64."""
