@@ -364,6 +364,18 @@ def read_report(path: Path) -> pd.DataFrame:
 
 
 def _write_csv(frame: pd.DataFrame, stream: TextIO, header: bool) -> None:
+    """``frame`` as CSV rows ending in LF, every cell holding a CR or an LF quoted.
+
+    The rows are written to a buffer with CRLF ends (the csv module quotes a cell holding any
+    character of the line terminator); when every CRLF in it ends a row, they all become LF at
+    once. Else (a cell holds a CRLF) each row gets its LF back as it is written (``_RowEnds``).
+    """
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=header, lineterminator="\r\n")
+    text = buffer.getvalue()
+    if text.count("\r\n") == len(frame) + (1 if header else 0):
+        stream.write(text.replace("\r\n", "\n"))
+        return
     frame.to_csv(_RowEnds(stream), index=False, header=header, lineterminator="\r\n")
 
 

@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+import numpy.typing as npt
 import pandas as pd
 
 from bulkrunner.config import API_KEY_ENV, RunConfig
@@ -63,10 +64,13 @@ from bulkrunner.report import (
 )
 from bulkrunner.resumption import check_paths, choose_report, input_lock, run_identity, unused
 from bulkrunner.validation import (
+    Repeats,
     Row,
     RowJudgement,
     Validation,
+    campaign_ids,
     judge_rows,
+    repeated_among,
     repeated_ids,
     validate,
 )
@@ -93,11 +97,11 @@ def exit_code(outcomes: Mapping[int, Outcome], aborted: bool) -> ExitCode:
 def validate_job(config: RunConfig, out: TextIO) -> ExitCode:
     """Load and validate only; print the invalid rows, or, when there are many, how many rows
     have each kind of problem and the first few of them. Sends nothing."""
-    source = open_input(config.input)
+    source, repeats = _opened(config.input)
     invalid: list[tuple[int, str]] = []  # the first rows, printed one by one if few
     problems = Problems()
     bad = 0
-    for offset, _, judged in _judged(source, config.vocabulary):
+    for offset, _, judged in _judged(source, config.vocabulary, repeats):
         for index, error in enumerate(judged.errors):
             if error:
                 bad += 1
@@ -136,11 +140,11 @@ def run_job(
     started = now()
     default = unused(default_report_path(config.input, started))
     if config.dry_run:
-        source = open_input(config.input)
+        source, repeats = _opened(config.input)
         config = replace(config, report=config.report or default)
         check_paths(config)
         with Interrupts():  # SIGTERM too stops a dry run cleanly (no temporary file, no lock)
-            return _dry_run(config, source, None, out, now)
+            return _dry_run(config, source, None, out, now, repeats)
     with input_lock(config, started):
         frame, ignored = read_input(config.input)
         identity = run_identity(config)
@@ -440,13 +444,24 @@ def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) ->
 # --- dry run and validate: the file a chunk at a time -----------------------------------------
 
 
+def _opened(path: Path) -> tuple[InputFile, Repeats | None]:
+    """``open_input(path)``, and the campaigns on several rows when its check (a CSV file's,
+    which parses it whole) could find them on the way: then the file is parsed once more
+    only, to judge its rows, instead of twice."""
+    ids: list[npt.NDArray[Any]] = []
+    source = open_input(path, watch=lambda cells: ids.append(campaign_ids(cells)))
+    return source, repeated_among(ids) if source.watched else None
+
+
 def _judged(
-    source: InputFile, vocabulary: Vocabulary
+    source: InputFile, vocabulary: Vocabulary, repeats: Repeats | None = None
 ) -> Iterator[tuple[int, pd.DataFrame, RowJudgement]]:
     """Each chunk of ``source``, the number of rows before it, and its rows' judgement (errors,
-    "" for a valid row). A campaign on two rows is found first, from the campaign_id column
-    alone."""
-    repeats = repeated_ids(chunk[CAMPAIGN_ID] for chunk in source.chunks(columns=[CAMPAIGN_ID]))
+    "" for a valid row). A campaign on two rows is found first (``repeats``, else from the
+    campaign_id column alone)."""
+    if repeats is None:
+        columns = source.chunks(columns=[CAMPAIGN_ID])
+        repeats = repeated_ids(chunk[CAMPAIGN_ID] for chunk in columns)
     offset = 0
     for chunk in source.chunks():
         yield offset, chunk, judge_rows(chunk, vocabulary, offset=offset, repeats=repeats)
@@ -471,6 +486,7 @@ def _dry_run(
     numbers: Sequence[int] | None,
     out: TextIO,
     now: Now,
+    repeats: Repeats | None = None,
 ) -> ExitCode:
     """Report every row as ``dry_run`` or ``invalid`` without sending anything.
 
@@ -487,10 +503,16 @@ def _dry_run(
         # Parquet report types as a whole: look at the whole file before writing any of it.
         examples = cell_types(source.chunks(), list(source.columns))
     trouble: OSError | None = None
+    if repeats is None:  # found once, whichever report the rows are staged for
+        columns = source.chunks(columns=[CAMPAIGN_ID])
+        repeats = repeated_ids(chunk[CAMPAIGN_ID] for chunk in columns)
     try:
-        dry = _stage_dry_run(config, source, numbers, report_path, examples)
+        dry = _stage_dry_run(config, source, numbers, report_path, examples, repeats)
     except OSError as exc:
-        trouble, dry = exc, _stage_dry_run(config, source, numbers, _fallback_report(now), None)
+        trouble, dry = (
+            exc,
+            _stage_dry_run(config, source, numbers, _fallback_report(now), None, repeats),
+        )
     try:
         _warn_invalid(config.input, dry.shown, dry.counts[Status.INVALID])
         with RunLock(lock_path(report_path), now()):
@@ -499,7 +521,9 @@ def _dry_run(
                     written = dry.writer.commit()
                 except OSError as exc:
                     trouble = exc
-                    dry = _stage_dry_run(config, source, numbers, _fallback_report(now), None)
+                    dry = _stage_dry_run(
+                        config, source, numbers, _fallback_report(now), None, repeats
+                    )
             if trouble is not None:
                 log.error(
                     "cannot write the report to %s (%s); writing %s",
@@ -556,12 +580,13 @@ def _stage_dry_run(
     numbers: Sequence[int] | None,
     path: Path,
     examples: pd.DataFrame | None,
+    repeats: Repeats | None = None,
 ) -> _DryRun:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # written before the lock
     writer = ReportWriter(path, list(source.columns), tmp, examples)
     dry = _DryRun(writer, Counter(), [])
     try:
-        for offset, chunk, judged in _judged(source, config.vocabulary):
+        for offset, chunk, judged in _judged(source, config.vocabulary, repeats):
             errors = judged.errors
             invalid = [index for index, error in enumerate(errors) if error]
             dry.counts[Status.INVALID] += len(invalid)

@@ -161,7 +161,12 @@ def campaign_ids(column: pd.Series[Any]) -> npt.NDArray[Any]:
 def repeated_ids(columns: Iterable[pd.Series[Any]]) -> dict[int, list[int]]:
     """Each campaign id that appears on more than one row, with those row numbers, from the
     ``campaign_id`` column of a whole file given a chunk at a time."""
-    found = [campaign_ids(column) for column in columns]
+    return repeated_among(campaign_ids(column) for column in columns)
+
+
+def repeated_among(ids: Iterable[npt.NDArray[Any]]) -> dict[int, list[int]]:
+    """``repeated_ids`` of the ``campaign_ids`` of a whole file's chunks."""
+    found = list(ids)
     return _repeats(np.concatenate(found) if found else np.zeros(0, np.int64), 0)
 
 

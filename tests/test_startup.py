@@ -1,4 +1,5 @@
-"""Start-up: each command imports only the heavy libraries it uses (issue 10 §3).
+"""Start-up and large files (issue 10 §3): each command imports only the heavy libraries it
+uses, and a CSV file is parsed at most twice per validate or dry run.
 
 Not timed: each test runs a fresh interpreter and looks at ``sys.modules`` afterwards, which
 is what start-up time follows from (pandas, pyarrow, aiohttp and rich take most of a second).
@@ -84,3 +85,63 @@ def test_validate_needs_no_http_or_terminal_library(tmp_path: Path) -> None:
     assert code == 0
     assert "pandas" in modules  # it does read the file
     assert modules.isdisjoint({"aiohttp", "rich"}), sorted(modules & {"aiohttp", "rich"})
+
+
+# --- large files: a CSV file is parsed at most twice per validate or dry run -------------------
+
+
+def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import pandas as pd
+
+    import bulkrunner.loading
+
+    parses: list[str] = []
+    real = pd.read_csv
+
+    def read_csv(path: object, *args: object, **kwargs: object) -> object:
+        parses.append(str(path))
+        return real(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(pd, "read_csv", read_csv)
+    monkeypatch.setattr(bulkrunner.loading, "CHUNK_ROWS", 3)  # several chunks, even here
+    return parses
+
+
+def _plan(tmp_path: Path) -> Path:
+    """Ten rows and a blank line; campaign 5 is on data rows 2 and 9, in different chunks."""
+    lines = ["campaign_id,sending_limit"]
+    lines += [f"{cid},50" for cid in (1, 5, 2, 3, 4)] + [","]
+    lines += [f"{cid},50" for cid in (6, 7, 8, 5, 9)]
+    path = tmp_path / "plan.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_validate_parses_a_csv_file_twice_and_still_finds_repeated_campaigns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bulkrunner.cli import main
+
+    parses = _counting_parses(monkeypatch)
+    assert main(["validate", str(_plan(tmp_path))]) == 1
+    out = capsys.readouterr().out
+    assert len(parses) == 2, parses
+    assert "row 2: campaign_id: 5 appears in rows 2 and 9" in out
+    assert "row 9: campaign_id: 5 appears in rows 2 and 9" in out
+    assert "10 rows, 8 valid, 2 invalid" in out
+
+
+def test_a_dry_run_parses_a_csv_file_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bulkrunner.cli import main
+
+    parses = _counting_parses(monkeypatch)
+    report = tmp_path / "dry.csv"
+    assert main(["run", "--dry-run", str(_plan(tmp_path)), "--report", str(report)]) == 1
+    capsys.readouterr()
+    assert len(parses) == 2, parses
+    with report.open() as handle:
+        lines = handle.read().splitlines()
+    assert len(lines) == 11
+    assert sum("appears in rows 2 and 9" in line for line in lines) == 2
