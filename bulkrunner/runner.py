@@ -60,7 +60,6 @@ from bulkrunner.report import (
     default_report_path,
     print_report,
     read_report,
-    write_report,
 )
 from bulkrunner.resumption import check_paths, choose_report, input_lock, run_identity, unused
 from bulkrunner.validation import (
@@ -398,16 +397,15 @@ def _write_report(
 ) -> Path | None:
     """Where the report went: ``path``, else the fallback path, else (with ``out``, when the
     disk is full) printed on ``out`` as a last resort, so that no row's outcome is lost."""
-    report = build_report(frame, outcomes, numbers, changes)
     columns = [str(c) for c in frame.columns]
     try:
-        write_report(report, path, columns)
+        _write_report_chunks(frame, outcomes, numbers, path, changes)
         return path
     except OSError as exc:
         fallback = _fallback_report(now)
         log.error("cannot write the report to %s (%s); writing %s", path, exc, fallback)
         try:
-            write_report(report, fallback, columns)
+            _write_report_chunks(frame, outcomes, numbers, fallback, changes)
         except OSError as again:
             if out is None:
                 raise
@@ -416,9 +414,39 @@ def _write_report(
                 fallback,
                 again.strerror or again,
             )
-            print_report(report, out, columns)
+            print_report(build_report(frame, outcomes, numbers, changes), out, columns)
             return None
         return fallback
+
+
+_REPORT_ROWS = 10_000  # rows of the report built at a time: a few MB, whatever the file's size
+
+
+def _write_report_chunks(
+    frame: pd.DataFrame,
+    outcomes: Mapping[int, Outcome],
+    numbers: Sequence[int] | None,
+    path: Path,
+    changes: Mapping[int, Mapping[str, Change]] | None,
+) -> None:
+    """``build_report`` written to ``path`` (atomically) a few thousand rows at a time, so
+    that the report of a long run never stands whole in memory beside its input."""
+    columns = [str(c) for c in frame.columns]
+    changed = changes or {}
+    examples = cell_types([frame], columns) if path.suffix.lower() == ".parquet" else None
+    with ReportWriter(path, columns, examples=examples) as writer:
+        for start in range(0, max(len(frame), 1), _REPORT_ROWS):
+            part = frame.iloc[start : start + _REPORT_ROWS]
+            held = range(start + 1, start + len(part) + 1)  # the rows' numbers in ``frame``
+            writer.write(
+                build_report(
+                    part,
+                    {n - start: outcomes[n] for n in held if n in outcomes},
+                    numbers[start : start + len(part)] if numbers else held,
+                    {n - start: changed[n] for n in held if n in changed},
+                )
+            )
+        writer.commit()
 
 
 def _fallback_report(now: Now) -> Path:

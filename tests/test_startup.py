@@ -145,3 +145,49 @@ def test_a_dry_run_parses_a_csv_file_twice(
         lines = handle.read().splitlines()
     assert len(lines) == 11
     assert sum("appears in rows 2 and 9" in line for line in lines) == 2
+
+
+# --- large files: a real run's report is built and written a few thousand rows at a time --------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_a_report_written_in_chunks_is_the_report_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from bulkrunner import runner
+    from bulkrunner.current import Change
+    from bulkrunner.outcomes import Outcome, Status
+    from bulkrunner.report import build_report, write_report
+
+    when = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+    frame = pd.DataFrame(
+        {
+            "campaign_id": [str(100 + n) for n in range(7)],
+            "sending_limit": ["10", "", "=1+1", "40", "50", "x", "70"],
+            "send_as_plain_text": [None, True, False, None, "yes", True, None],  # mixed types
+        },
+        dtype=object,
+    )
+    outcomes = {
+        n: Outcome(Status.SUCCEEDED, 200, 1, "", 12, when)
+        if n % 3
+        else Outcome(Status.FAILED, 503, 6, f"HTTP 503 on row {n}", 900, when)
+        for n in range(1, 8)
+    }
+    changes = {n: {"sending_limit": Change(n, n * 10)} for n in (1, 2, 5, 7)}
+    numbers = [3, 5, 8, 13, 21, 34, 55]  # a retry: the rows' numbers in the original file
+    columns = list(frame.columns)
+    whole = tmp_path / f"whole{suffix}"
+    write_report(build_report(frame, outcomes, numbers, changes), whole, columns)
+    monkeypatch.setattr(runner, "_REPORT_ROWS", 3)  # chunks of 3, 3 and 1 rows
+    chunked = tmp_path / f"chunked{suffix}"
+    runner._write_report_chunks(frame, outcomes, numbers, chunked, changes)
+    if suffix == ".parquet":
+        assert pd.read_parquet(chunked).equals(pd.read_parquet(whole))
+    else:
+        assert chunked.read_bytes() == whole.read_bytes()
+    assert not list(tmp_path.glob(".*.tmp"))
