@@ -327,7 +327,6 @@ def _send(
     """Send ``rows``, journaling each finished row; signals are held once this returns."""
     from bulkrunner.sending import Sending
 
-    keys = {row.number: row_key(row.campaign_id, row.payload) for row in rows}
     sending: Sending | None = None
     broken: list[str] = []  # why the journal cannot be written, once it cannot
 
@@ -366,7 +365,11 @@ def _send(
             api_key,
             rows,
             on_outcome=lambda row, outcome: record(
-                keys[row.number], row.number, row.campaign_id, outcome
+                # made as each row finishes, not held for every row from the start
+                row_key(row.campaign_id, row.payload),
+                row.number,
+                row.campaign_id,
+                outcome,
             ),
         )
         try:
