@@ -15,13 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import pandas as pd
 
 from bulkrunner.current import Change
-from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import EMPTY_TEXT_CELL, FIELDS, EmptyText
 from bulkrunner.loading import explicit_empties, formula_like, unescape_cell
@@ -30,6 +29,9 @@ from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate, ideal_seconds
 from bulkrunner.redaction import redact
 from bulkrunner.wording import count
+
+if TYPE_CHECKING:  # a type only: the engine (anyio) is not for `bulkrunner validate` to load
+    from bulkrunner.engine import RunStats
 
 REPORT_FORMATS = (".csv", ".parquet", ".json", ".jsonl")
 _TEXT_FIELDS = frozenset(field.name for field in FIELDS if field.kind == "text")

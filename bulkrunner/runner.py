@@ -29,7 +29,6 @@ import pandas as pd
 
 from bulkrunner.config import API_KEY_ENV, RunConfig
 from bulkrunner.current import Change
-from bulkrunner.engine import RunStats
 from bulkrunner.errors import ExitCode as ExitCode  # its home was here; many import it so
 from bulkrunner.errors import UsageError
 from bulkrunner.events import emit
@@ -76,6 +75,7 @@ from bulkrunner.validation import (
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:  # imported when sending: it pulls in aiohttp and rich, which validate needs not
+    from bulkrunner.engine import RunStats
     from bulkrunner.sending import Sending
 
 log = logging.getLogger("bulkrunner")
@@ -214,6 +214,8 @@ def _execute(
     outcomes: dict[int, Outcome] = {
         r.number: Outcome(Status.INVALID, error=r.error) for r in validation.rejections
     }
+    from bulkrunner.engine import RunStats  # here: validate has no use for the engine
+
     stats = RunStats()
     changes: dict[int, dict[str, Change]] = {}
     started = now()
@@ -325,6 +327,7 @@ def _send(
     interrupts: Interrupts,
 ) -> RunStats:
     """Send ``rows``, journaling each finished row; signals are held once this returns."""
+    from bulkrunner.engine import RunStats
     from bulkrunner.sending import Sending
 
     sending: Sending | None = None
@@ -566,6 +569,8 @@ def _dry_run(
     finally:
         dry.writer.discard()  # nothing left to discard once committed
     _print_preview(dry, out)
+    from bulkrunner.engine import RunStats
+
     summary = Summary.counted(dry.counts, RunStats(), config.rates, written)
     for line in _with_ignored(summary.lines(), source.ignored):
         print(line, file=out)
