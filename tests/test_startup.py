@@ -151,7 +151,7 @@ def test_a_dry_run_parses_a_csv_file_twice(
 # --- large files: a real run's report is built and written a few thousand rows at a time --------
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json", ".jsonl"])
 def test_a_report_written_in_chunks_is_the_report_written_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
 ) -> None:
