@@ -420,12 +420,96 @@ def dry_run_peak(path: Path, work: Path) -> float:
     return int(done.stdout.strip()) / 1024
 
 
+def start_up(sizes: Sizes, work: Path) -> dict[str, float]:
+    """Wall time of whole `bulkrunner` processes (median of 5), as a user starts them."""
+    plan = write_plan(work / "ten.csv", 10)
+    commands = {
+        "--help s": ["--help"],
+        "simulate --help s": ["simulate", "--help"],
+        "validate 10 rows s": ["validate", str(plan)],
+    }
+    figures: dict[str, float] = {}
+    for label, words in commands.items():
+        seconds = []
+        for _ in range(5):
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "bulkrunner", *words],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            seconds.append(time.perf_counter() - started)
+        figures[label] = statistics.median(seconds)
+    return figures
+
+
+def large_runs(sizes: Sizes, work: Path) -> dict[str, float]:
+    """Peak RSS of real (not dry) runs against the simulator with no limit in the way, and the
+    time of a dry run of a million native-typed Parquet rows (numbers and booleans as such)."""
+    import numpy as np
+    import pandas as pd
+
+    figures: dict[str, float] = {}
+    for n in sizes.large_rows:
+        plan = write_plan(work / f"real-{n}.csv", n)
+        with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+            command = [
+                *("run", "--input", str(plan), "--report", str(work / f"real-{n}-report.csv")),
+                *("--base-url", sim.base_url, "--rate", "1000000/1", "--concurrency", "16"),
+            ]
+            started = time.perf_counter()
+            peak = child_peak([sys.executable, "-m", "bulkrunner", *command], KEY)
+            figures[f"{n // 1000}k csv real-run s"] = time.perf_counter() - started
+            figures[f"{n // 1000}k csv real-run peak MB"] = peak
+            figures[f"{n // 1000}k csv real-run applied"] = len(sim.state.applied)
+    n = sizes.huge_rows
+    if not n:  # the smoke mode skips it: the dry run of the large inputs, only bigger
+        return figures
+    rng = np.random.default_rng(2)
+    native = pd.DataFrame(
+        {
+            "campaign_id": np.arange(1_000_000, 1_000_000 + n, dtype="int64"),
+            "track_settings": rng.choice(["", "DONT_EMAIL_OPEN", "DONT_LINK_CLICK"], n),
+            "stop_lead_settings": rng.choice(["REPLY_TO_AN_EMAIL", "OPENED_EMAIL"], n),
+            "sending_limit": rng.integers(10, 500, n),
+            "send_as_plain_text": rng.choice([True, False], n),
+            "follow_up_percentage": rng.integers(0, 101, n),
+            "min_time_btwn_emails": rng.integers(5, 60, n),
+        }
+    )
+    path = work / f"native-{n}.parquet"
+    native.to_parquet(path, index=False)
+    del native
+    started = time.perf_counter()
+    peak = dry_run_peak(path, work)
+    figures[f"{n // 1000}k native parquet dry-run s"] = time.perf_counter() - started
+    figures[f"{n // 1000}k native parquet dry-run peak MB"] = peak
+    return figures
+
+
+def child_peak(command: Sequence[str], key: str) -> float:
+    """Peak RSS (MB) of the process ``command``, given the API key; it must exit 0."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_OF_CHILD, *command],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "SMARTLEAD_API_KEY": key},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[2:4])} failed: {done.stderr.strip()[-500:]}")
+    return int(done.stdout.strip()) / 1024
+
+
 SCENARIOS: dict[str, Callable[[Sizes, Path], dict[str, float]]] = {
     "ceiling": ceiling,
     "jitter": jitter,
     "adaptive": adaptive,
     "overhead": overhead,
     "large inputs": large_inputs,
+    "large runs": large_runs,
+    "start-up": start_up,
     "one at a time (context)": one_at_a_time,
     "AsyncLimiter(N, S) (context)": naive_limiter,
 }
@@ -448,6 +532,10 @@ def describe(sizes: Sizes) -> dict[str, str]:
         "large inputs": f"{', '.join(f'{n:,}' for n in sizes.large_rows)} rows (CSV, Parquet), "
         + (f"{sizes.huge_rows:,} rows (Parquet); " if sizes.huge_rows else "")
         + "dry runs",
+        "large runs": f"{', '.join(f'{n:,}' for n in sizes.large_rows)} rows (CSV), real runs "
+        "against the simulator at --rate 1000000/1, concurrency 16"
+        + (f"; {sizes.huge_rows:,} native-typed Parquet rows, dry run" if sizes.huge_rows else ""),
+        "start-up": "whole processes, median of 5: --help, simulate --help, validate (10 rows)",
         "one at a time (context)": f"{sizes.baseline_rows} rows, server {sizes.baseline_rate}: "
         "sequential requests paced at S/N vs bulkrunner",
         "AsyncLimiter(N, S) (context)": f"{sizes.baseline_rows} rows, server "

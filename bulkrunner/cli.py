@@ -28,13 +28,11 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO, cast
 
 from bulkrunner.config import API_KEY_ENV, RunConfig, build_config, read_job_file
-from bulkrunner.errors import RunInProgress, UsageError
+from bulkrunner.errors import ExitCode, RunInProgress, UsageError
 from bulkrunner.events import JsonFormatter, Output, events, json_line
 from bulkrunner.fields import Vocabulary
 from bulkrunner.rates import DEFAULT_RATES, Rate
 from bulkrunner.redaction import RedactingFilter, redact
-from bulkrunner.rollback import rollback_job
-from bulkrunner.runner import ExitCode, retry_job, run_job, validate_job
 
 log = logging.getLogger("bulkrunner")
 
@@ -73,12 +71,21 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
         out.json_lines = config.log_format == "json"
         _setup_logging(config.verbose, config.log_format, config.quiet)
         stdout = cast(TextIO, out)  # a text stream, that can also print records
+        # the commands are imported when chosen: `--help` and `simulate` need no pandas or aiohttp
         if args.command == "validate":
+            from bulkrunner.runner import validate_job
+
             return int(validate_job(config, stdout)), None
         if args.command == "retry":
+            from bulkrunner.runner import retry_job
+
             return int(retry_job(config, stdout)), None
         if args.command == "rollback":
+            from bulkrunner.rollback import rollback_job
+
             return int(rollback_job(config, stdout)), None
+        from bulkrunner.runner import run_job
+
         return int(run_job(config, stdout)), None
     except RunInProgress as exc:
         return _error(out, str(exc), ExitCode.IN_PROGRESS)

@@ -21,7 +21,8 @@ from bulkrunner.fields import Vocabulary
 from bulkrunner.limiter import DEFAULT_GUARD
 from bulkrunner.notify import webhook_label
 from bulkrunner.rates import DEFAULT_RATES, Rate
-from bulkrunner.sender import DEFAULT_BASE_URL
+
+DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
 
 API_KEY_ENV = "SMARTLEAD_API_KEY"
 BASE_URL_ENV = "SMARTLEAD_BASE_URL"

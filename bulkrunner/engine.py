@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -29,9 +30,11 @@ from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate
 from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
-from bulkrunner.sender import Sender
 from bulkrunner.validation import Row
 from bulkrunner.wording import count
+
+if TYPE_CHECKING:  # a type only: importing aiohttp here would slow down `bulkrunner validate`
+    from bulkrunner.sender import Sender
 
 log = logging.getLogger("bulkrunner")
 

@@ -10,7 +10,16 @@ Row-level problems are not exceptions: they become a row's ``invalid`` status an
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0  # every row succeeded (or every row is a dry run)
+    ROWS_FAILED = 1  # the run finished, but some rows failed or were invalid
+    USAGE = 2  # bad invocation or unreadable input: nothing was sent
+    ABORTED = 3  # the run stopped early (key rejected, outage, interrupted)
+    IN_PROGRESS = 4  # another run of this job (input or report) is in progress: nothing sent
 
 
 class BulkrunnerError(Exception):

@@ -67,6 +67,7 @@ _CSV_OPTIONS: dict[str, Any] = {
 }
 
 Reader = Callable[[int, Sequence[str] | None], Iterator[pd.DataFrame]]
+Watch = Callable[["pd.Series[Any]"], None]
 log = logging.getLogger("bulkrunner")
 
 
@@ -99,6 +100,7 @@ class InputFile:
     rows: int
     read: Reader = field(repr=False)
     ignored: Ignored = Ignored()
+    watched: bool = False  # whether ``open_input`` gave its ``watch`` every campaign_id cell
 
     def chunks(
         self, rows: int | None = None, columns: Sequence[str] | None = None
@@ -148,13 +150,19 @@ def read_input(path: Path) -> tuple[pd.DataFrame, Ignored]:
     return frame.reset_index(drop=True), ignored
 
 
-def open_input(path: Path) -> InputFile:
+def open_input(path: Path, watch: Watch | None = None) -> InputFile:
     """Check ``path`` as ``load_input`` does, reading it once from end to end but keeping none
-    of it: a file that cannot be used fails here, before anything is reported."""
+    of it: a file that cannot be used fails here, before anything is reported.
+
+    A CSV file is parsed whole to check it: ``watch``, if given, is handed its ``campaign_id``
+    column a chunk at a time as ``chunks`` would give it (``watched`` then says so), so that
+    repeated campaigns can be found without parsing the file once more."""
     suffix = _check_path(path)
+    watched = False
     with _reading(path):
         if suffix == ".csv":
-            raw, columns, rows, read, ignored = _scan_csv(path)
+            raw, columns, rows, read, ignored = _scan_csv(path, watch)
+            watched = watch is not None and CAMPAIGN_ID in columns
         else:
             (columns, rows, read), ignored = _scan_parquet(path), Ignored()
             raw = _parquet_header(path)
@@ -169,7 +177,7 @@ def open_input(path: Path) -> InputFile:
 
     _accepted(path, raw, kept, rows)
     _report_ignored(path, ignored)
-    return InputFile(path, tuple(kept), rows, read, ignored)
+    return InputFile(path, tuple(kept), rows, read, ignored, watched)
 
 
 def canonical_names(columns: Sequence[str]) -> list[str]:
@@ -335,9 +343,18 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str], Ignored]:
     return frame, raw, Ignored(int(blank.sum()), len(empty), _between(blank))
 
 
-def _scan_csv(path: Path) -> tuple[list[str], list[str], int, Reader, Ignored]:
+def _scan_csv(
+    path: Path, watch: Watch | None = None
+) -> tuple[list[str], list[str], int, Reader, Ignored]:
     form = _csv_form(path)
     unnamed = [i for i in range(len(form.header)) if i not in form.positions]
+    if CAMPAIGN_ID not in form.names:
+        watch = None  # the file is refused once scanned
+    elif watch is not None:
+        ids_at = form.positions[form.names.index(CAMPAIGN_ID)]
+        if is_report(form.names):  # its cells are read unescaped, as ``open_input`` reads them
+            seen = watch
+            watch = lambda cells: seen(cells.map(unescape_cell))  # noqa: E731
     filled: set[int] = set()
     blank: list[npt.NDArray[np.int64]] = []
     rows = last = 0  # last: the number of rows up to the last one with data
@@ -353,6 +370,10 @@ def _scan_csv(path: Path) -> tuple[list[str], list[str], int, Reader, Ignored]:
             filled.update(i for i in unnamed if not _blank_cells(chunk[i]).all())
             empty = _blank_rows(chunk)
             blank.append(np.flatnonzero(empty) + rows)
+            if watch is not None:
+                ids = chunk.loc[~empty, ids_at]
+                if len(ids):
+                    watch(ids.rename(CAMPAIGN_ID).reset_index(drop=True))
             filled_rows = np.flatnonzero(~empty)
             last = rows + int(filled_rows[-1]) + 1 if len(filled_rows) else last
             rows += len(chunk)

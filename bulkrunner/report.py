@@ -15,13 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import pandas as pd
 
 from bulkrunner.current import Change
-from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import EMPTY_TEXT_CELL, FIELDS, EmptyText
 from bulkrunner.loading import explicit_empties, formula_like, unescape_cell
@@ -30,6 +29,9 @@ from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate, ideal_seconds
 from bulkrunner.redaction import redact
 from bulkrunner.wording import count
+
+if TYPE_CHECKING:  # a type only: the engine (anyio) is not for `bulkrunner validate` to load
+    from bulkrunner.engine import RunStats
 
 REPORT_FORMATS = (".csv", ".parquet", ".json", ".jsonl")
 _TEXT_FIELDS = frozenset(field.name for field in FIELDS if field.kind == "text")
@@ -364,6 +366,18 @@ def read_report(path: Path) -> pd.DataFrame:
 
 
 def _write_csv(frame: pd.DataFrame, stream: TextIO, header: bool) -> None:
+    """``frame`` as CSV rows ending in LF, every cell holding a CR or an LF quoted.
+
+    The rows are written to a buffer with CRLF ends (the csv module quotes a cell holding any
+    character of the line terminator); when every CRLF in it ends a row, they all become LF at
+    once. Else (a cell holds a CRLF) each row gets its LF back as it is written (``_RowEnds``).
+    """
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=header, lineterminator="\r\n")
+    text = buffer.getvalue()
+    if text.count("\r\n") == len(frame) + (1 if header else 0):
+        stream.write(text.replace("\r\n", "\n"))
+        return
     frame.to_csv(_RowEnds(stream), index=False, header=header, lineterminator="\r\n")
 
 

@@ -14,7 +14,6 @@ judging each chunk and appending it to the report, so memory stays flat however 
 from __future__ import annotations
 
 import asyncio
-import enum
 import json
 import logging
 import os
@@ -23,13 +22,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+import numpy.typing as npt
 import pandas as pd
 
 from bulkrunner.config import API_KEY_ENV, RunConfig
 from bulkrunner.current import Change
-from bulkrunner.engine import RunStats
+from bulkrunner.errors import ExitCode as ExitCode  # its home was here; many import it so
 from bulkrunner.errors import UsageError
 from bulkrunner.events import emit, show
 from bulkrunner.fields import CAMPAIGN_ID, Vocabulary
@@ -59,12 +59,24 @@ from bulkrunner.report import (
     default_report_path,
     print_report,
     read_report,
-    write_report,
 )
 from bulkrunner.resumption import check_paths, choose_report, input_lock, run_identity, unused
-from bulkrunner.sending import Sending
-from bulkrunner.validation import Row, Validation, repeated_ids, row_errors, validate
+from bulkrunner.validation import (
+    Repeats,
+    Row,
+    RowJudgement,
+    Validation,
+    campaign_ids,
+    judge_rows,
+    repeated_among,
+    repeated_ids,
+    validate,
+)
 from bulkrunner.wording import count
+
+if TYPE_CHECKING:  # imported when sending: it pulls in aiohttp and rich, which validate needs not
+    from bulkrunner.engine import RunStats
+    from bulkrunner.sending import Sending
 
 log = logging.getLogger("bulkrunner")
 
@@ -72,14 +84,6 @@ _SHOWN_INVALID = 20
 _PREVIEWED = 3  # valid rows whose request body a dry run prints
 _RETRIED = frozenset({Status.FAILED.value, Status.NOT_ATTEMPTED.value})
 Now = Callable[[], datetime]
-
-
-class ExitCode(enum.IntEnum):
-    OK = 0  # every row succeeded (or every row is a dry run)
-    ROWS_FAILED = 1  # the run finished, but some rows failed or were invalid
-    USAGE = 2  # bad invocation or unreadable input: nothing was sent
-    ABORTED = 3  # the run stopped early (key rejected, outage, interrupted)
-    IN_PROGRESS = 4  # another run of this job (input or report) is in progress: nothing sent
 
 
 def exit_code(outcomes: Mapping[int, Outcome], aborted: bool) -> ExitCode:
@@ -92,12 +96,12 @@ def exit_code(outcomes: Mapping[int, Outcome], aborted: bool) -> ExitCode:
 def validate_job(config: RunConfig, out: TextIO) -> ExitCode:
     """Load and validate only; print the invalid rows, or, when there are many, how many rows
     have each kind of problem and the first few of them. Sends nothing."""
-    source = open_input(config.input)
+    source, repeats = _opened(config.input)
     invalid: list[tuple[int, str]] = []  # the first rows, printed one by one if few
     problems = Problems()
     bad = 0
-    for offset, _, errors in _judged(source, config.vocabulary):
-        for index, error in enumerate(errors):
+    for offset, _, judged in _judged(source, config.vocabulary, repeats):
+        for index, error in enumerate(judged.errors):
             if error:
                 bad += 1
                 problems.add(offset + index + 1, error)
@@ -135,11 +139,11 @@ def run_job(
     started = now()
     default = unused(default_report_path(config.input, started))
     if config.dry_run:
-        source = open_input(config.input)
+        source, repeats = _opened(config.input)
         config = replace(config, report=config.report or default)
         check_paths(config)
         with Interrupts():  # SIGTERM too stops a dry run cleanly (no temporary file, no lock)
-            return _dry_run(config, source, None, out, now)
+            return _dry_run(config, source, None, out, now, repeats)
     with input_lock(config, started):
         frame, ignored = read_input(config.input)
         identity = run_identity(config)
@@ -210,6 +214,8 @@ def _execute(
     outcomes: dict[int, Outcome] = {
         r.number: Outcome(Status.INVALID, error=r.error) for r in validation.rejections
     }
+    from bulkrunner.engine import RunStats  # here: validate has no use for the engine
+
     stats = RunStats()
     changes: dict[int, dict[str, Change]] = {}
     started = now()
@@ -324,7 +330,9 @@ def _send(
     interrupts: Interrupts,
 ) -> RunStats:
     """Send ``rows``, journaling each finished row; signals are held once this returns."""
-    keys = {row.number: row_key(row.campaign_id, row.payload) for row in rows}
+    from bulkrunner.engine import RunStats
+    from bulkrunner.sending import Sending
+
     sending: Sending | None = None
     broken: list[str] = []  # why the journal cannot be written, once it cannot
 
@@ -363,7 +371,11 @@ def _send(
             api_key,
             rows,
             on_outcome=lambda row, outcome: record(
-                keys[row.number], row.number, row.campaign_id, outcome
+                # made as each row finishes, not held for every row from the start
+                row_key(row.campaign_id, row.payload),
+                row.number,
+                row.campaign_id,
+                outcome,
             ),
         )
         try:
@@ -394,16 +406,15 @@ def _write_report(
 ) -> Path | None:
     """Where the report went: ``path``, else the fallback path, else (with ``out``, when the
     disk is full) printed on ``out`` as a last resort, so that no row's outcome is lost."""
-    report = build_report(frame, outcomes, numbers, changes)
     columns = [str(c) for c in frame.columns]
     try:
-        write_report(report, path, columns)
+        _write_report_chunks(frame, outcomes, numbers, path, changes)
         return path
     except OSError as exc:
         fallback = _fallback_report(now)
         log.error("cannot write the report to %s (%s); writing %s", path, exc, fallback)
         try:
-            write_report(report, fallback, columns)
+            _write_report_chunks(frame, outcomes, numbers, fallback, changes)
         except OSError as again:
             if out is None:
                 raise
@@ -412,9 +423,39 @@ def _write_report(
                 fallback,
                 again.strerror or again,
             )
-            print_report(report, out, columns)
+            print_report(build_report(frame, outcomes, numbers, changes), out, columns)
             return None
         return fallback
+
+
+_REPORT_ROWS = 10_000  # rows of the report built at a time: a few MB, whatever the file's size
+
+
+def _write_report_chunks(
+    frame: pd.DataFrame,
+    outcomes: Mapping[int, Outcome],
+    numbers: Sequence[int] | None,
+    path: Path,
+    changes: Mapping[int, Mapping[str, Change]] | None,
+) -> None:
+    """``build_report`` written to ``path`` (atomically) a few thousand rows at a time, so
+    that the report of a long run never stands whole in memory beside its input."""
+    columns = [str(c) for c in frame.columns]
+    changed = changes or {}
+    examples = cell_types([frame], columns) if path.suffix.lower() == ".parquet" else None
+    with ReportWriter(path, columns, examples=examples) as writer:
+        for start in range(0, max(len(frame), 1), _REPORT_ROWS):
+            part = frame.iloc[start : start + _REPORT_ROWS]
+            held = range(start + 1, start + len(part) + 1)  # the rows' numbers in ``frame``
+            writer.write(
+                build_report(
+                    part,
+                    {n - start: outcomes[n] for n in held if n in outcomes},
+                    numbers[start : start + len(part)] if numbers else held,
+                    {n - start: changed[n] for n in held if n in changed},
+                )
+            )
+        writer.commit()
 
 
 def _fallback_report(now: Now) -> Path:
@@ -457,15 +498,27 @@ def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) ->
 # --- dry run and validate: the file a chunk at a time -----------------------------------------
 
 
+def _opened(path: Path) -> tuple[InputFile, Repeats | None]:
+    """``open_input(path)``, and the campaigns on several rows when its check (a CSV file's,
+    which parses it whole) could find them on the way: then the file is parsed once more
+    only, to judge its rows, instead of twice."""
+    ids: list[npt.NDArray[Any]] = []
+    source = open_input(path, watch=lambda cells: ids.append(campaign_ids(cells)))
+    return source, repeated_among(ids) if source.watched else None
+
+
 def _judged(
-    source: InputFile, vocabulary: Vocabulary
-) -> Iterator[tuple[int, pd.DataFrame, list[str]]]:
-    """Each chunk of ``source``, the number of rows before it, and its rows' errors ("" for a
-    valid row). A campaign on two rows is found first, from the campaign_id column alone."""
-    repeats = repeated_ids(chunk[CAMPAIGN_ID] for chunk in source.chunks(columns=[CAMPAIGN_ID]))
+    source: InputFile, vocabulary: Vocabulary, repeats: Repeats | None = None
+) -> Iterator[tuple[int, pd.DataFrame, RowJudgement]]:
+    """Each chunk of ``source``, the number of rows before it, and its rows' judgement (errors,
+    "" for a valid row). A campaign on two rows is found first (``repeats``, else from the
+    campaign_id column alone)."""
+    if repeats is None:
+        columns = source.chunks(columns=[CAMPAIGN_ID])
+        repeats = repeated_ids(chunk[CAMPAIGN_ID] for chunk in columns)
     offset = 0
     for chunk in source.chunks():
-        yield offset, chunk, row_errors(chunk, vocabulary, offset=offset, repeats=repeats)
+        yield offset, chunk, judge_rows(chunk, vocabulary, offset=offset, repeats=repeats)
         offset += len(chunk)
 
 
@@ -487,6 +540,7 @@ def _dry_run(
     numbers: Sequence[int] | None,
     out: TextIO,
     now: Now,
+    repeats: Repeats | None = None,
 ) -> ExitCode:
     """Report every row as ``dry_run`` or ``invalid`` without sending anything.
 
@@ -503,10 +557,16 @@ def _dry_run(
         # Parquet report types as a whole: look at the whole file before writing any of it.
         examples = cell_types(source.chunks(), list(source.columns))
     trouble: OSError | None = None
+    if repeats is None:  # found once, whichever report the rows are staged for
+        columns = source.chunks(columns=[CAMPAIGN_ID])
+        repeats = repeated_ids(chunk[CAMPAIGN_ID] for chunk in columns)
     try:
-        dry = _stage_dry_run(config, source, numbers, report_path, examples)
+        dry = _stage_dry_run(config, source, numbers, report_path, examples, repeats)
     except OSError as exc:
-        trouble, dry = exc, _stage_dry_run(config, source, numbers, _fallback_report(now), None)
+        trouble, dry = (
+            exc,
+            _stage_dry_run(config, source, numbers, _fallback_report(now), None, repeats),
+        )
     try:
         _warn_invalid(config.input, dry.shown, dry.counts[Status.INVALID])
         with RunLock(lock_path(report_path), now()):
@@ -515,7 +575,9 @@ def _dry_run(
                     written = dry.writer.commit()
                 except OSError as exc:
                     trouble = exc
-                    dry = _stage_dry_run(config, source, numbers, _fallback_report(now), None)
+                    dry = _stage_dry_run(
+                        config, source, numbers, _fallback_report(now), None, repeats
+                    )
             if trouble is not None:
                 log.error(
                     "cannot write the report to %s (%s); writing %s",
@@ -528,22 +590,20 @@ def _dry_run(
         dry.writer.discard()  # nothing left to discard once committed
     if not config.quiet:
         _print_preview(dry, out)
+    from bulkrunner.engine import RunStats
+
     summary = Summary.counted(dry.counts, RunStats(), config.rates, written)
     _show_summary(out, summary, source.ignored)
     return ExitCode.ROWS_FAILED if dry.counts[Status.INVALID] else ExitCode.OK
 
 
 def _preview(
-    dry: _DryRun, chunk: pd.DataFrame, errors: list[str], offset: int, vocabulary: Vocabulary
+    dry: _DryRun, chunk: pd.DataFrame, judged: RowJudgement, offset: int, vocabulary: Vocabulary
 ) -> None:
-    """Count the fields valid rows set, and keep the first few valid rows' bodies."""
-    valid = pd.Series([not error for error in errors], index=chunk.index)
-    for name in chunk.columns:
-        if name == CAMPAIGN_ID:
-            continue
-        cells = chunk[name]
-        blank = cells.isna() | (cells.astype(str).str.strip() == "")
-        dry.fields[str(name)] += int((valid & ~blank).sum())
+    """Count the fields valid rows set (validation found the blanks), and keep the first few
+    valid rows' bodies."""
+    errors = judged.errors
+    dry.fields.update(judged.fields)
     for index in [i for i, error in enumerate(errors) if not error][
         : _PREVIEWED - len(dry.examples)
     ]:
@@ -576,18 +636,20 @@ def _stage_dry_run(
     numbers: Sequence[int] | None,
     path: Path,
     examples: pd.DataFrame | None,
+    repeats: Repeats | None = None,
 ) -> _DryRun:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # written before the lock
     writer = ReportWriter(path, list(source.columns), tmp, examples)
     dry = _DryRun(writer, Counter(), [])
     try:
-        for offset, chunk, errors in _judged(source, config.vocabulary):
+        for offset, chunk, judged in _judged(source, config.vocabulary, repeats):
+            errors = judged.errors
             invalid = [index for index, error in enumerate(errors) if error]
             dry.counts[Status.INVALID] += len(invalid)
             dry.counts[Status.DRY_RUN] += len(errors) - len(invalid)
             for index in invalid[: _SHOWN_INVALID - len(dry.shown)]:
                 dry.shown.append((offset + index + 1, errors[index]))
-            _preview(dry, chunk, errors, offset, config.vocabulary)
+            _preview(dry, chunk, judged, offset, config.vocabulary)
             rows = (
                 numbers[offset : offset + len(chunk)]
                 if numbers

@@ -21,10 +21,9 @@ from bulkrunner.answers import (
     header_reset,
     header_retry_after,
 )
+from bulkrunner.config import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # lives where aiohttp is not
 from bulkrunner.limiter import answer_received, request_written
 from bulkrunner.redaction import redact
-
-DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
 
 
 def limiter_tracing() -> aiohttp.TraceConfig:

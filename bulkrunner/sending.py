@@ -230,6 +230,7 @@ class Sending:
                     log.warning("--no-backup: no backup is written; this run cannot be rolled back")
                 elif config.report is not None and current is not None:
                     self._write_backup(config.report, self.plan)
+            current = None  # every campaign as GET showed it (~1 KB each): planned, not needed
             emit(
                 "run_start",
                 rows=len(self.plan.send),

@@ -125,6 +125,33 @@ def row_errors(
     return _Judgement.of(frame, vocabulary, offset, repeats).errors()
 
 
+@dataclass(frozen=True, slots=True)
+class RowJudgement:
+    """A chunk judged without building payloads: each row's errors (``""`` for a valid row),
+    and how many valid rows set each setting column (a blank cell leaves it unchanged)."""
+
+    errors: list[str]
+    fields: dict[str, int]
+
+
+def judge_rows(
+    frame: pd.DataFrame,
+    vocabulary: Vocabulary,
+    *,
+    offset: int = 0,
+    repeats: Repeats | None = None,
+) -> RowJudgement:
+    """``row_errors``, with the per-field counts a dry run's preview shows, taken from the
+    blanks the judgement found (no second look at the cells)."""
+    judgement = _Judgement.of(frame, vocabulary, offset, repeats)
+    errors = judgement.errors()
+    valid = np.fromiter((not error for error in errors), dtype=bool, count=len(errors))
+    fields = {
+        column.name: int(np.count_nonzero(valid & ~column.blank)) for column in judgement.settings
+    }
+    return RowJudgement(errors, fields)
+
+
 def campaign_ids(column: pd.Series[Any]) -> npt.NDArray[Any]:
     """Each cell's campaign id, 0 where it has none (blank or invalid): int64, or Python ints
     in an object array if one is too large for int64."""
@@ -134,7 +161,12 @@ def campaign_ids(column: pd.Series[Any]) -> npt.NDArray[Any]:
 def repeated_ids(columns: Iterable[pd.Series[Any]]) -> dict[int, list[int]]:
     """Each campaign id that appears on more than one row, with those row numbers, from the
     ``campaign_id`` column of a whole file given a chunk at a time."""
-    found = [campaign_ids(column) for column in columns]
+    return repeated_among(campaign_ids(column) for column in columns)
+
+
+def repeated_among(ids: Iterable[npt.NDArray[Any]]) -> dict[int, list[int]]:
+    """``repeated_ids`` of the ``campaign_ids`` of a whole file's chunks."""
+    found = list(ids)
     return _repeats(np.concatenate(found) if found else np.zeros(0, np.int64), 0)
 
 

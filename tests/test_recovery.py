@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -23,7 +24,6 @@ from bulkrunner.journal import Journal, RunIdentity, journal_path, read_successe
 from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.outcomes import Outcome, Status
 from bulkrunner.rates import Rate
-from bulkrunner.report import write_report
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 
 KEY = "sk-recovery-SENTINEL-77aa"
@@ -505,16 +505,18 @@ def test_a_full_disk_while_journaling_stops_sending_and_the_run_resumes(
         journaled += 1
         write_entry(self, entry)
 
-    def full_disk_report(frame: pd.DataFrame, path: Path, columns: list[str]) -> None:
-        if path == report:
+    write_chunks = runner._write_report_chunks
+
+    def full_disk_report(*args: Any) -> None:  # (frame, outcomes, numbers, path, changes)
+        if args[3] == report:
             raise no_space()
-        write_report(frame, path, columns)
+        write_chunks(*args)
 
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         argv = ["run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url]
         with monkeypatch.context() as patch:
             patch.setattr(Journal, "_write", filling_write)
-            patch.setattr(runner, "write_report", full_disk_report)
+            patch.setattr(runner, "_write_report_chunks", full_disk_report)
             code = main([*argv, "--concurrency", "1"])
         out, err = capsys.readouterr()
         assert code == 3, err
@@ -575,7 +577,7 @@ def test_with_no_space_anywhere_the_report_is_printed(
     def no_report(*_: object) -> None:
         raise no_space()
 
-    monkeypatch.setattr(runner, "write_report", no_report)
+    monkeypatch.setattr(runner, "_write_report_chunks", no_report)
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         code = main(
             ["run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url]

@@ -1,0 +1,194 @@
+"""Start-up and large files (issue 10 §3): each command imports only the heavy libraries it
+uses, and a CSV file is parsed at most twice per validate or dry run.
+
+Not timed: each test runs a fresh interpreter and looks at ``sys.modules`` afterwards, which
+is what start-up time follows from (pandas, pyarrow, aiohttp and rich take most of a second).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("pandas", "pyarrow", "numpy", "aiohttp", "rich")
+
+_PROBE = """
+import contextlib, io, json, sys
+from bulkrunner.cli import main
+argv = json.loads(sys.argv[1])
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        code = main(argv) if argv is not None else 0
+    except SystemExit as exit:
+        code = exit.code
+print(json.dumps({"code": code, "modules": sorted(m for m in sys.modules if "." not in m)}))
+"""
+
+
+def _imported(argv: list[str] | None, cwd: Path) -> tuple[object, set[str]]:
+    """Run ``main(argv)`` (or only import the CLI) in a fresh interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(argv)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    answer = json.loads(done.stdout)
+    return answer["code"], set(answer["modules"])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [None, ["--help"], ["run", "--help"], ["validate", "--help"], ["simulate", "--help"]],
+    ids=["import", "help", "run-help", "validate-help", "simulate-help"],
+)
+def test_help_imports_no_heavy_library(argv: list[str] | None, tmp_path: Path) -> None:
+    code, modules = _imported(argv, tmp_path)
+    assert code == 0
+    assert modules.isdisjoint(HEAVY), sorted(modules & set(HEAVY))
+
+
+def test_importing_the_package_imports_no_heavy_library(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, bulkrunner; print(' '.join(sys.modules))"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert set(done.stdout.split()).isdisjoint(HEAVY)
+
+
+def test_the_public_names_still_resolve_on_first_use(tmp_path: Path) -> None:
+    import bulkrunner
+    from bulkrunner.errors import ExitCode
+    from bulkrunner.runner import run_job
+
+    assert bulkrunner.ExitCode is ExitCode
+    assert bulkrunner.run_job is run_job
+    with pytest.raises(AttributeError, match="no_such_name"):
+        bulkrunner.no_such_name  # noqa: B018
+
+
+def test_validate_needs_no_http_terminal_or_async_library(tmp_path: Path) -> None:
+    (tmp_path / "ten.csv").write_text(
+        "campaign_id,sending_limit\n" + "".join(f"{i},50\n" for i in range(1, 11))
+    )
+    code, modules = _imported(["validate", "ten.csv"], tmp_path)
+    assert code == 0
+    assert "pandas" in modules  # it does read the file
+    unused = {"aiohttp", "rich", "anyio"}  # sending's, the progress bar's, the engine's
+    assert modules.isdisjoint(unused), sorted(modules & unused)
+
+
+# --- large files: a CSV file is parsed at most twice per validate or dry run -------------------
+
+
+def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import pandas as pd
+
+    import bulkrunner.loading
+
+    parses: list[str] = []
+    real = pd.read_csv
+
+    def read_csv(path: object, *args: object, **kwargs: object) -> object:
+        parses.append(str(path))
+        return real(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(pd, "read_csv", read_csv)
+    monkeypatch.setattr(bulkrunner.loading, "CHUNK_ROWS", 3)  # several chunks, even here
+    return parses
+
+
+def _plan(tmp_path: Path) -> Path:
+    """Ten rows and a blank line; campaign 5 is on data rows 2 and 9, in different chunks."""
+    lines = ["campaign_id,sending_limit"]
+    lines += [f"{cid},50" for cid in (1, 5, 2, 3, 4)] + [","]
+    lines += [f"{cid},50" for cid in (6, 7, 8, 5, 9)]
+    path = tmp_path / "plan.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_validate_parses_a_csv_file_twice_and_still_finds_repeated_campaigns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bulkrunner.cli import main
+
+    parses = _counting_parses(monkeypatch)
+    assert main(["validate", str(_plan(tmp_path))]) == 1
+    out = capsys.readouterr().out
+    assert len(parses) == 2, parses
+    assert "row 2: campaign_id: 5 appears in rows 2 and 9" in out
+    assert "row 9: campaign_id: 5 appears in rows 2 and 9" in out
+    assert "10 rows, 8 valid, 2 invalid" in out
+
+
+def test_a_dry_run_parses_a_csv_file_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bulkrunner.cli import main
+
+    parses = _counting_parses(monkeypatch)
+    report = tmp_path / "dry.csv"
+    assert main(["run", "--dry-run", str(_plan(tmp_path)), "--report", str(report)]) == 1
+    capsys.readouterr()
+    assert len(parses) == 2, parses
+    with report.open() as handle:
+        lines = handle.read().splitlines()
+    assert len(lines) == 11
+    assert sum("appears in rows 2 and 9" in line for line in lines) == 2
+
+
+# --- large files: a real run's report is built and written a few thousand rows at a time --------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json", ".jsonl"])
+def test_a_report_written_in_chunks_is_the_report_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from bulkrunner import runner
+    from bulkrunner.current import Change
+    from bulkrunner.outcomes import Outcome, Status
+    from bulkrunner.report import build_report, write_report
+
+    when = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+    frame = pd.DataFrame(
+        {
+            "campaign_id": [str(100 + n) for n in range(7)],
+            "sending_limit": ["10", "", "=1+1", "40", "50", "x", "70"],
+            "send_as_plain_text": [None, True, False, None, "yes", True, None],  # mixed types
+        },
+        dtype=object,
+    )
+    outcomes = {
+        n: Outcome(Status.SUCCEEDED, 200, 1, "", 12, when)
+        if n % 3
+        else Outcome(Status.FAILED, 503, 6, f"HTTP 503 on row {n}", 900, when)
+        for n in range(1, 8)
+    }
+    changes = {n: {"sending_limit": Change(n, n * 10)} for n in (1, 2, 5, 7)}
+    numbers = [3, 5, 8, 13, 21, 34, 55]  # a retry: the rows' numbers in the original file
+    columns = list(frame.columns)
+    whole = tmp_path / f"whole{suffix}"
+    write_report(build_report(frame, outcomes, numbers, changes), whole, columns)
+    monkeypatch.setattr(runner, "_REPORT_ROWS", 3)  # chunks of 3, 3 and 1 rows
+    chunked = tmp_path / f"chunked{suffix}"
+    runner._write_report_chunks(frame, outcomes, numbers, chunked, changes)
+    if suffix == ".parquet":
+        assert pd.read_parquet(chunked).equals(pd.read_parquet(whole))
+    else:
+        assert chunked.read_bytes() == whole.read_bytes()
+    assert not list(tmp_path.glob(".*.tmp"))
