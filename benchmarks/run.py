@@ -49,6 +49,7 @@ class Sizes:
     large_rows: tuple[int, ...]
     huge_rows: int
     jitter: tuple[JitterCase, ...] = ()
+    start_ups: int = 5  # processes started per start-up figure (its median)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ SMOKE = Sizes(
     (2_000,),
     0,
     (JitterCase(30, Rate(10, 1), 0.020, 1),),
+    start_ups=1,
 )
 
 
@@ -421,7 +423,8 @@ def dry_run_peak(path: Path, work: Path) -> float:
 
 
 def start_up(sizes: Sizes, work: Path) -> dict[str, float]:
-    """Wall time of whole `bulkrunner` processes (median of 5), as a user starts them."""
+    """Wall time of whole `bulkrunner` processes (the median of ``sizes.start_ups``), as a user
+    starts them."""
     plan = write_plan(work / "ten.csv", 10)
     commands = {
         "--help s": ["--help"],
@@ -431,7 +434,7 @@ def start_up(sizes: Sizes, work: Path) -> dict[str, float]:
     figures: dict[str, float] = {}
     for label, words in commands.items():
         seconds = []
-        for _ in range(5):
+        for _ in range(sizes.start_ups):
             started = time.perf_counter()
             subprocess.run(
                 [sys.executable, "-m", "bulkrunner", *words],

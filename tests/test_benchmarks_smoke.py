@@ -10,6 +10,7 @@ from benchmarks.run import SCENARIOS, main
 
 
 @pytest.mark.slow
+@pytest.mark.acceptance  # about 25 s of benchmarks: CI runs it after the suite
 def test_the_benchmark_suite_runs_and_prints_every_figure(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
