@@ -18,9 +18,7 @@ from typing import Any
 
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import Vocabulary
-from bulkrunner.limiter import DEFAULT_GUARD
-from bulkrunner.notify import webhook_label
-from bulkrunner.rates import DEFAULT_RATES, Rate
+from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate
 
 DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
 
@@ -209,6 +207,8 @@ def _check(config: RunConfig) -> None:
     if not config.max_wait > 0:
         raise UsageError(f"max wait must be a positive number of seconds, got {config.max_wait:g}")
     if config.notify is not None and not config.notify.startswith(("http://", "https://")):
+        from bulkrunner.notify import webhook_label  # urllib: only when it is needed
+
         raise UsageError(
             "notify must be a webhook URL starting with http:// or https://, "
             f"got {webhook_label(config.notify)!r}"

@@ -36,6 +36,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from bulkrunner.adaptive import AdaptiveRate
+from bulkrunner.rates import DEFAULT_GUARD as DEFAULT_GUARD  # declared where asyncio is not
 from bulkrunner.rates import Rate, ceiling
 from bulkrunner.wording import count
 
@@ -45,13 +46,6 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-# The least seconds added to each window against arrival jitter. The server reads a request a
-# little after it was written, and not by the same amount each time (its event loop may be
-# busy); and a session without ``sender.limiter_tracing`` stamps slots at the grant, which adds
-# the client's own delays. 10 ms covered both on a loaded two-core machine in the integration
-# tests and costs 1% of a 1-second window; the guard learned from round-trip times (below)
-# widens it on a real network.
-DEFAULT_GUARD = 0.010
 _RECENT = 512  # grant times kept to measure the sending rate
 _EXACT_ETA = 5_000  # requests up to which eta() steps through the windows
 _RTT_SAMPLES = 200  # round-trip times kept to learn the guard from
