@@ -8,7 +8,7 @@ canonical form: documented names (long where a value has no documented name), li
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,14 @@ _GET_ALIASES = {
     "sending_limit": ("max_leads_per_day",),
     "min_time_btwn_emails": ("min_time_between_emails",),
 }
+_KEPT = frozenset(
+    {
+        "id",
+        "status",
+        *FIELDS_BY_NAME,
+        *(alias for names in _GET_ALIASES.values() for alias in names),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +38,17 @@ class Change:
     after: Any  # the value the row sends
 
 
-def parse_campaigns(answer: Answer) -> dict[int, dict[str, Any]] | None:
+def slim(campaign: Mapping[str, Any]) -> dict[str, Any]:
+    """Of a campaign as GET shows it, only what a run compares, backs up or reports: its id,
+    status and settings (a 100,000-campaign account need not be held whole)."""
+    return {name: value for name, value in campaign.items() if name in _KEPT}
+
+
+def parse_campaigns(
+    answer: Answer, wanted: Collection[int] | None = None
+) -> dict[int, dict[str, Any]] | None:
     """The campaigns of a ``GET /campaigns/`` answer, by id; None if it is not such an answer.
+    Given ``wanted``, only those campaigns, each :func:`slim`.
 
     An id may come as a number or as a string of digits ("123"); an item without a usable id
     is left out (its rows are sent, as for a campaign the list does not show)."""
@@ -45,7 +62,10 @@ def parse_campaigns(answer: Answer) -> dict[int, dict[str, Any]] | None:
     campaigns: dict[int, dict[str, Any]] = {}
     for item in data:
         if isinstance(item, dict) and (campaign_id := _campaign_id(item.get("id"))) is not None:
-            campaigns[campaign_id] = item
+            if wanted is None:
+                campaigns[campaign_id] = item
+            elif campaign_id in wanted:
+                campaigns[campaign_id] = slim(item)
     return campaigns
 
 

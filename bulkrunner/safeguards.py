@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 
 from bulkrunner.answers import Answer, parse_json
-from bulkrunner.current import Change, changes, parse_campaigns
+from bulkrunner.current import Change, changes, parse_campaigns, slim
 from bulkrunner.engine import DEFAULT_429_PAUSE, RunStats
 from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
 from bulkrunner.outcomes import Outcome, Status
@@ -137,7 +137,8 @@ async def read_current(
     answer = await fetch(sender.list_campaigns, reading, "reading the list of campaigns")
     if answer.refused:
         raise Unreachable(f"{answer.transport_error} (is the base URL right?)")
-    listed = parse_campaigns(answer)
+    wanted = set(campaign_ids)
+    listed = parse_campaigns(answer, wanted)
     if listed is None:
         decision = classify(answer)
         if decision.verdict is Verdict.ABORT:
@@ -150,8 +151,9 @@ async def read_current(
         )
         log.warning("cannot read the list of campaigns (%s): %s", reason, then)
         listed = {}
+    del answer  # the whole account's list: gone before the rows are planned
     current = Current(campaigns=listed)
-    unlisted = sorted({cid for cid in campaign_ids if cid not in listed})
+    unlisted = sorted(cid for cid in wanted if cid not in listed)
     if unlisted and one_by_one:
         log.info("reading the current settings of %s one by one", count(len(unlisted), "campaign"))
         await _read_each(sender, reading, unlisted, current, concurrency)
@@ -183,7 +185,7 @@ async def _read_each(
             reason = decision.message or "the answer is not a campaign"
             current.unreadable[campaign_id] = f"its current settings could not be read ({reason})"
         else:
-            current.campaigns[campaign_id] = campaign
+            current.campaigns[campaign_id] = slim(campaign)
 
     async def worker() -> None:
         while pending:

@@ -20,7 +20,7 @@ from bulkrunner.answers import Answer
 from bulkrunner.backup import BackupError, backup_path, read_backup, record_backup
 from bulkrunner.cli import main
 from bulkrunner.config import build_config, read_job_file
-from bulkrunner.current import Change
+from bulkrunner.current import Change, slim
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.outcomes import Status
 from bulkrunner.rates import Rate
@@ -144,7 +144,7 @@ async def test_the_list_call_is_retried_and_honours_retry_after() -> None:
     sender = ReadSender([UNAVAILABLE, THROTTLED, listing(campaign(11, 40))])
     current = await read_current(sender, reading(sleep), {11})
     assert sender.calls == ["LIST", "LIST", "LIST"]
-    assert current.campaigns == {11: campaign(11, 40)}
+    assert current.campaigns == {11: slim(campaign(11, 40))}
     assert len(sleep.delays) == 2
     assert 0 <= sleep.delays[0] <= 2.0  # backoff after the first try: uniform(0, 2)
     assert sleep.delays[1] >= 30.0  # never sooner than the 429's Retry-After
@@ -161,7 +161,7 @@ async def test_campaigns_the_list_does_not_show_are_read_one_by_one_with_retries
     )
     current = await read_current(sender, reading(sleep), {11, 12, 13}, concurrency=2)
     assert sorted(sender.calls) == ["GET 12", "GET 12", "GET 13", "LIST"]
-    assert current.campaigns[12] == campaign(12, 55)
+    assert current.campaigns[12] == slim(campaign(12, 55))
     assert current.missing == {13}
     assert current.unreadable == {}
     assert len(sleep.delays) == 1
@@ -175,7 +175,7 @@ async def test_a_failed_list_call_leads_to_reading_every_campaign() -> None:
     current = await read_current(sender, reading(RecordingSleep(), attempts=3), {11, 12})
     assert sender.calls.count("LIST") == 3  # every try of the list call failed
     assert sender.calls.count("GET 12") == 3
-    assert current.campaigns == {11: campaign(11, 40)}
+    assert current.campaigns == {11: slim(campaign(11, 40))}
     assert current.unreadable == {
         12: "its current settings could not be read (HTTP 503: Service Unavailable)"
     }

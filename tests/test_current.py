@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -76,3 +77,19 @@ def test_track_settings_as_a_string_and_in_any_order() -> None:
 def test_parse_campaigns(answer: Answer, ids: list[int] | None) -> None:
     parsed = parse_campaigns(answer)
     assert (None if parsed is None else sorted(parsed)) == ids
+
+
+def test_a_run_keeps_only_its_own_campaigns_and_what_it_compares_of_them() -> None:
+    body = json.dumps(
+        [
+            {"id": 1, "name": "One", "status": "ACTIVE", "sending_limit": 5, "leads": [1] * 50},
+            {"id": "2", "max_leads_per_day": 7, "scheduler_cron_value": {"tz": "UTC"}},
+            {"id": 3, "sending_limit": 9},
+        ]
+    )
+    campaigns = parse_campaigns(Answer(200, body), wanted={1, 2})
+    assert campaigns == {
+        1: {"id": 1, "status": "ACTIVE", "sending_limit": 5},
+        2: {"id": "2", "max_leads_per_day": 7},
+    }
+    assert parse_campaigns(Answer(200, body))[3] == {"id": 3, "sending_limit": 9}  # type: ignore[index]
