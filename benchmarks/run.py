@@ -16,6 +16,7 @@ import csv
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -48,12 +49,41 @@ class Sizes:
     baseline_rate: Rate
     large_rows: tuple[int, ...]
     huge_rows: int
+    accounts: int
+    account_rows: int
+    account_rate: Rate
 
 
 FULL = Sizes(
-    1000, Rate(50, 1), 150, Rate(10, 1), Rate(40, 1), 3000, 60, Rate(10, 2), (100_000,), 1_000_000
+    1000,
+    Rate(50, 1),
+    150,
+    Rate(10, 1),
+    Rate(40, 1),
+    3000,
+    60,
+    Rate(10, 2),
+    (100_000,),
+    1_000_000,
+    accounts=5,
+    account_rows=100,
+    account_rate=Rate(10, 1),
 )
-SMOKE = Sizes(120, Rate(100, 1), 40, Rate(20, 1), Rate(80, 1), 300, 12, Rate(6, 1), (2_000,), 5_000)
+SMOKE = Sizes(
+    120,
+    Rate(100, 1),
+    40,
+    Rate(20, 1),
+    Rate(80, 1),
+    300,
+    12,
+    Rate(6, 1),
+    (2_000,),
+    5_000,
+    accounts=2,
+    account_rows=10,
+    account_rate=Rate(20, 1),
+)
 
 
 def write_plan(path: Path, rows: int, first_id: int = 3_000_000) -> Path:
@@ -346,11 +376,80 @@ def dry_run_peak(path: Path, work: Path) -> float:
     return int(done.stdout.strip()) / 1024
 
 
+class ServerProcess:
+    """``bulkrunner simulate`` in a process of its own, so that its clock and its record of
+    arrivals do not share a core's time with the client or with the other servers."""
+
+    def __init__(self, key: str, rate: Rate) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bulkrunner", "simulate", "--port", "0", "--rate", str(rate)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "SMARTLEAD_API_KEY": key},
+        )
+        assert self.process.stdout is not None
+        first = self.process.stdout.readline()  # "... listening on URL (accepting ...)"
+        self.base_url = first.split(" listening on ")[1].split()[0]
+
+    def stop(self) -> int:
+        """Stop it; the 429s its rate limit answered, from its closing summary."""
+        self.process.send_signal(signal.SIGINT)
+        out, _ = self.process.communicate(timeout=30)
+        line = next(line for line in out.splitlines() if line.startswith("429s: "))
+        return int(line.split()[1])
+
+
+def accounts(sizes: Sizes, work: Path) -> dict[str, float]:
+    """N accounts, each on its own server with its own limit, in one run; vs one of them."""
+    rate, rows = sizes.account_rate, sizes.account_rows
+
+    def run(names: list[str], label: str) -> tuple[float, int, int]:
+        servers = {name: ServerProcess(f"key-{name}", rate) for name in names}
+        table = "".join(
+            f'[accounts.{name}]\nkey_env = "BENCH_KEY_{name.upper()}"\nrate = ["{rate}"]\n'
+            f'base_url = "{server.base_url}"\n'
+            for name, server in servers.items()
+        )
+        (work / f"{label}.toml").write_text(table)
+        with (work / f"{label}.csv").open("w", newline="") as handle:
+            out = csv.writer(handle)
+            out.writerow(["campaign_id", "account", "sending_limit"])
+            for number, name in enumerate(names):
+                for n in range(rows):
+                    out.writerow([7_000_000 + 10_000 * number + n, name, 10 + n % 300])
+        env = {**os.environ, **{f"BENCH_KEY_{name.upper()}": f"key-{name}" for name in names}}
+        started = time.monotonic()
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "bulkrunner", "run", str(work / f"{label}.csv")),
+                *("--accounts", str(work / f"{label}.toml")),
+                *("--report", str(work / f"{label}.r.csv"), "--quiet"),
+            ],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        seconds = time.monotonic() - started
+        throttled = sum(server.stop() for server in servers.values())
+        return seconds, throttled, done.returncode
+
+    one, one_429, one_code = run(["solo"], "one-account")
+    many, many_429, many_code = run([f"a{n}" for n in range(sizes.accounts)], "accounts")
+    return {
+        "exit": max(one_code, many_code),
+        "1 account s": one,
+        f"{sizes.accounts} accounts s": many,
+        "time ratio": many / one,
+        "429s": one_429 + many_429,
+    }
+
+
 SCENARIOS: dict[str, Callable[[Sizes, Path], dict[str, float]]] = {
     "ceiling": ceiling,
     "adaptive": adaptive,
     "overhead": overhead,
     "large inputs": large_inputs,
+    "accounts": accounts,
     "one at a time (context)": one_at_a_time,
     "AsyncLimiter(N, S) (context)": naive_limiter,
 }
@@ -364,6 +463,9 @@ def describe(sizes: Sizes) -> dict[str, str]:
         f"--rate {sizes.adaptive_client}",
         "overhead": f"{sizes.overhead_requests} requests, limits off, zero latency, "
         "concurrency 4, vs a raw aiohttp loop on the same server",
+        "accounts": f"{sizes.accounts} accounts of {sizes.account_rows} rows, each on its own "
+        f"server (a process of its own) limited to {sizes.account_rate}, in one run; vs 1 "
+        "such account",
         "large inputs": f"{', '.join(f'{n:,}' for n in sizes.large_rows)} rows (CSV, Parquet), "
         f"{sizes.huge_rows:,} rows (Parquet); dry runs",
         "one at a time (context)": f"{sizes.baseline_rows} rows, server {sizes.baseline_rate}: "

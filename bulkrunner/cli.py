@@ -99,6 +99,7 @@ _FLAGS = (
     "quiet",
     "progress_interval",
     "log_format",
+    "accounts",
 )
 
 
@@ -207,6 +208,12 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="results file: .csv, .parquet, .json or .jsonl "
         "(default reports/<input stem>-<UTC time>.csv)",
+    )
+    parser.add_argument(
+        "--accounts",
+        metavar="FILE",
+        help="a TOML file of SmartLead accounts (each: the variable holding its key, its limits, "
+        "its base URL); the input's account column picks one per row",
     )
     parser.add_argument(
         "--base-url",

@@ -42,10 +42,17 @@ class RunLock:
 
     ``subject`` names what the lock guards in the refusal (by default this report)."""
 
-    def __init__(self, path: Path, started: datetime, subject: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        started: datetime,
+        subject: str | None = None,
+        holding: str = "this input",
+    ) -> None:
         self.path = path
         self.started = started
         self.subject = subject
+        self.holding = holding  # what the lock guards, in the refusal: "this input"
         self._handle: IO[str] | None = None
 
     def __enter__(self) -> RunLock:
@@ -59,7 +66,8 @@ class RunLock:
                 handle.close()
                 if self.subject is not None:
                     raise RunInProgress(
-                        f"{self.subject}: another bulkrunner run{_describe(owner)} of this input "
+                        f"{self.subject}: another bulkrunner run{_describe(owner)} "
+                        f"{'of' if self.holding == 'this input' else 'using'} {self.holding} "
                         "is in progress; nothing was sent: wait for it to finish"
                     ) from None
                 raise RunInProgress(

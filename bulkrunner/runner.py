@@ -20,6 +20,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,12 +28,20 @@ from typing import TextIO
 
 import pandas as pd
 
+from bulkrunner.accounts import (
+    Account,
+    Accounts,
+    AccountsSending,
+    assign,
+    lock_accounts,
+    summary_lines,
+)
 from bulkrunner.config import API_KEY_ENV, RunConfig
 from bulkrunner.current import Change
 from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
 from bulkrunner.events import emit
-from bulkrunner.fields import CAMPAIGN_ID, Vocabulary
+from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, Vocabulary
 from bulkrunner.hints import fresh_command, resume_command
 from bulkrunner.interrupts import Interrupts
 from bulkrunner.journal import (
@@ -132,6 +141,7 @@ def run_job(
 ) -> ExitCode:
     """Run one job end to end; raises UsageError before anything is sent."""
     api_key = _api_key(config, environ)
+    accounts = Accounts.load(config, environ)
     started = now()
     default = unused(default_report_path(config.input, started))
     if config.dry_run:
@@ -144,7 +154,7 @@ def run_job(
         frame, ignored = read_input(config.input)
         identity = run_identity(config)
         config = choose_report(config, identity, default)
-        return _execute(config, identity, frame, None, api_key, out, now, ignored)
+        return _execute(config, identity, frame, None, api_key, out, now, ignored, accounts)
 
 
 def retry_job(
@@ -155,6 +165,7 @@ def retry_job(
 ) -> ExitCode:
     """Re-run the failed and not-attempted rows of the report ``config.input``."""
     api_key = _api_key(config, environ)
+    accounts = Accounts.load(config, environ)
     earlier = read_report(config.input)
     status = earlier["status"].astype(str)
     for _, line in earlier[status == Status.INVALID.value].iterrows():
@@ -177,13 +188,13 @@ def retry_job(
     with input_lock(config, started):
         identity = run_identity(config)
         config = choose_report(config, identity, default)
-        return _execute(config, identity, frame, numbers, api_key, out, now)
+        return _execute(config, identity, frame, numbers, api_key, out, now, None, accounts)
 
 
 def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
     api_key = environ.get(API_KEY_ENV, "")
     remember(api_key)  # whatever a server echoes back, the key is redacted from every output
-    if not (api_key or config.dry_run or config.simulate):
+    if not (api_key or config.dry_run or config.simulate or config.accounts):
         raise UsageError(
             f"{API_KEY_ENV} is not set: export your SmartLead API key in it "
             "(or use --dry-run, or --simulate to try the embedded simulator)"
@@ -200,10 +211,11 @@ def _execute(
     out: TextIO,
     now: Now,
     ignored: Ignored | None = None,
+    accounts: Accounts | None = None,
 ) -> ExitCode:
     assert config.report is not None
     report_path = config.report
-    validation = validate(frame, config.vocabulary)
+    validation = _validated(config, frame, accounts)
     check_report_path(report_path)
     shown = [(r.number, r.error) for r in validation.rejections[:_SHOWN_INVALID]]
     _warn_invalid(config.input, shown, len(validation.rejections))
@@ -212,9 +224,11 @@ def _execute(
     }
     stats = RunStats()
     changes: dict[int, dict[str, Change]] = {}
+    by_account: dict[str, RunStats] = {}
     started = now()
     journal_file = journal_path(report_path)
-    with Interrupts() as interrupts, RunLock(lock_path(report_path), started):
+    with Interrupts() as interrupts, RunLock(lock_path(report_path), started), ExitStack() as held:
+        _lock_accounts(held, config, api_key, accounts, validation.rows, started)
         done = _earlier_successes(config, identity, journal_file, validation.rows)
         outcomes.update(done)
         try:
@@ -235,14 +249,22 @@ def _execute(
             outcomes,
             changes,
             interrupts,
+            accounts,
+            by_account,
         )
         # From here on a signal is only noted: see ``interrupts``.
         written = _write_report(frame, outcomes, numbers, report_path, now, changes, out)
         finished = stats.aborted is None
         if finished:
             remove(journal_file)
-        summary = Summary.of(outcomes, stats, config.rates, written)
-        for line in _with_ignored(summary.lines(), ignored):
+        # Several accounts have several limits: no one ceiling to compare the rate with.
+        summary = Summary.of(outcomes, stats, () if accounts else config.rates, written)
+        lines = summary.lines()
+        if accounts is not None:
+            lines[1:1] = summary_lines(
+                accounts.accounts, _account_cells(frame, numbers), outcomes, by_account
+            )
+        for line in _with_ignored(lines, ignored):
             print(redact(line), file=out)  # the reason a run stopped may quote a server
         emit(
             "run_end",
@@ -319,10 +341,14 @@ def _send(
     outcomes: dict[int, Outcome],
     changes: dict[int, dict[str, Change]],
     interrupts: Interrupts,
+    accounts: Accounts | None = None,
+    by_account: dict[str, RunStats] | None = None,
 ) -> RunStats:
-    """Send ``rows``, journaling each finished row; signals are held once this returns."""
+    """Send ``rows``, journaling each finished row; signals are held once this returns.
+    With ``accounts``, each account's rows go with its own key and limits, and ``by_account``
+    gets each account's requests."""
     keys = {row.number: row_key(row.campaign_id, row.payload) for row in rows}
-    sending: Sending | None = None
+    sending: Sending | AccountsSending | None = None
     broken: list[str] = []  # why the journal cannot be written, once it cannot
 
     def record(key: str, number: int, campaign_id: int | None, outcome: Outcome) -> None:
@@ -337,7 +363,9 @@ def _send(
                 f"run aborted: cannot write the journal {journal.path} ({exc.strerror or exc})"
             )
             log.error("%s; sending nothing more", broken[0])
-            if sending is not None and sending.engine is not None:
+            if isinstance(sending, AccountsSending):
+                sending.stop(broken[0])
+            elif sending is not None and sending.engine is not None:
                 sending.engine.stop(broken[0])
 
     with journal:
@@ -355,14 +383,16 @@ def _send(
             count(config.concurrency, "worker"),
             ", ".join(map(str, config.rates)),
         )
-        sending = Sending(
-            config,
-            api_key,
-            rows,
-            on_outcome=lambda row, outcome: record(
-                keys[row.number], row.number, row.campaign_id, outcome
-            ),
-        )
+
+        def on_outcome(row: Row, outcome: Outcome) -> None:
+            record(keys[row.number], row.number, row.campaign_id, outcome)
+
+        if accounts is not None:
+            sending = AccountsSending(
+                config, accounts.accounts, accounts.keys, rows, on_outcome=on_outcome
+            )
+        else:
+            sending = Sending(config, api_key, rows, on_outcome=on_outcome)
         try:
             asyncio.run(sending.run())
         except KeyboardInterrupt:  # a signal before the loop could take it over, or after
@@ -370,7 +400,11 @@ def _send(
             sending.signals += 1
         interrupts.hold()
         outcomes.update(sending.outcomes())
-        if sending.plan is not None:
+        if isinstance(sending, AccountsSending):
+            changes.update(sending.changes())
+            if by_account is not None:
+                by_account.update(sending.by_account)
+        elif sending.plan is not None:
             changes.update(sending.plan.changes)
         stats = sending.stats
         if sending.signals and stats.aborted is None:
@@ -378,6 +412,54 @@ def _send(
         if broken and stats.aborted is None:
             stats.aborted = broken[0]
     return stats
+
+
+def _validated(config: RunConfig, frame: pd.DataFrame, accounts: Accounts | None) -> Validation:
+    """The rows of ``frame`` judged; with accounts, also whether each names one of them."""
+    if accounts is None:
+        if ACCOUNT in frame.columns:
+            raise UsageError(
+                f"{config.input}: has an {ACCOUNT!r} column but no accounts file is given: "
+                'give --accounts FILE (or accounts = "..." in the job file); nothing was sent'
+            )
+        return validate(frame, config.vocabulary)
+    if ACCOUNT not in frame.columns:
+        raise UsageError(
+            f"{config.input}: no {ACCOUNT!r} column to pick each row's account of "
+            f"{accounts.path} ({', '.join(accounts.accounts)}); nothing was sent"
+        )
+    return assign(validate(frame, config.vocabulary), accounts.accounts, accounts.path)
+
+
+def _lock_accounts(
+    held: ExitStack,
+    config: RunConfig,
+    api_key: str,
+    accounts: Accounts | None,
+    rows: Sequence[Row],
+    started: datetime,
+) -> None:
+    """Hold the lock of every account this run sends with (the one key of a run without an
+    accounts file is an account too): two runs never share one account's limits unknowingly."""
+    if config.simulate:  # each run has its own embedded simulator
+        return
+    if accounts is None:
+        single = Account(API_KEY_ENV, API_KEY_ENV, config.rates, config.base_url)
+        lock_accounts(held, [single], {API_KEY_ENV: api_key}, started)
+        return
+    used = {row.account for row in rows}
+    chosen = [account for name, account in accounts.accounts.items() if name in used]
+    lock_accounts(held, chosen, accounts.keys, started)
+
+
+def _account_cells(frame: pd.DataFrame, numbers: Sequence[int] | None) -> dict[int, str]:
+    """Each row's ``account`` cell (stripped), by row number."""
+    cells = frame[ACCOUNT].tolist() if ACCOUNT in frame.columns else []
+    rows = numbers or range(1, len(cells) + 1)
+    return {
+        number: "" if pd.isna(cell) else str(cell).strip()
+        for number, cell in zip(rows, cells, strict=False)
+    }
 
 
 def _write_report(
@@ -519,7 +601,7 @@ def _preview(
     """Count the fields valid rows set, and keep the first few valid rows' bodies."""
     valid = pd.Series([not error for error in errors], index=chunk.index)
     for name in chunk.columns:
-        if name == CAMPAIGN_ID:
+        if name in (CAMPAIGN_ID, ACCOUNT):
             continue
         cells = chunk[name]
         blank = cells.isna() | (cells.astype(str).str.strip() == "")

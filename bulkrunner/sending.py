@@ -49,6 +49,14 @@ DEMO_SEED = 2024
 
 
 @dataclass
+class SharedBackup:
+    """One backup written by the sessions of several accounts of one run: the first to write
+    starts it (or keeps the one of the run it continues); the others add to it."""
+
+    started: bool = False
+
+
+@dataclass
 class Sending:
     """Sends ``rows`` with ``asyncio.run(sending.run())``; ``outcomes`` works after any end."""
 
@@ -61,6 +69,9 @@ class Sending:
     plan: Plan | None = None  # what reading the current settings found
     checked: dict[int, str] = field(default_factory=dict)  # --verify: row -> difference
     backup: Path | None = None
+    account: str | None = None  # one account of several (``bulkrunner.accounts``)
+    shared_backup: SharedBackup | None = None  # the backup several accounts' sessions write
+    watch: bool = True  # show progress (a run of several accounts shows none per account)
     _grace_timer: asyncio.TimerHandle | None = None
 
     @property
@@ -174,7 +185,7 @@ class Sending:
                     concurrency=config.concurrency,
                 )
             except KeyRejected as rejected:
-                log.error("run aborted: %s; nothing was sent", rejected)
+                log.error("%srun aborted: %s; nothing was sent", self._whose, rejected)
                 self.engine.stop(f"run aborted: {rejected}")
                 current = None
             except WaitTooLong as wait:
@@ -215,9 +226,11 @@ class Sending:
                 unchanged=len(self.plan.unchanged),
                 limits=[str(rate) for rate in config.rates],
                 concurrency=config.concurrency,
+                **({"account": self.account} if self.account is not None else {}),
             )
             async with anyio.create_task_group() as group:
-                group.start_soon(self._watch, self.engine, len(rows), limiter)
+                if self.watch:
+                    group.start_soon(self._watch, self.engine, len(rows), limiter)
                 await self.engine.run(self.plan.send)
                 group.cancel_scope.cancel()
             if config.verify and self.engine.stats.aborted is None:
@@ -253,13 +266,16 @@ class Sending:
         path = backup_path(report)
         # A resumed run continues the one that wrote this backup (as does a --fresh start of
         # it: what the interrupted run changed is still changed): keep what it recorded.
-        keep = self.config.resume or self.config.fresh
+        shared = self.shared_backup
+        keep = self.config.resume or self.config.fresh or (shared is not None and shared.started)
         try:
-            recorded = record_backup(path, by_campaign, keep=keep)
+            recorded = record_backup(path, by_campaign, keep=keep, account=self.account)
         except BackupError as exc:
-            log.error("run aborted: %s; nothing was sent", exc)
+            log.error("%srun aborted: %s; nothing was sent", self._whose, exc)
             self.engine.stop(f"run aborted: {exc}")
             return
+        if shared is not None:
+            shared.started = True
         self.backup = path
         if recorded.unknown:
             log.warning(
@@ -268,12 +284,20 @@ class Sending:
             )
         earlier = recorded.total - recorded.campaigns
         log.info(
-            "backup of the %s about to change%s: %s (undo with: %s)",
+            "%sbackup of the %s about to change%s: %s (undo with: %s)",
+            self._whose,
             count(recorded.campaigns, "campaign"),
-            f" (and {earlier} more from the run it continues)" if earlier > 0 else "",
+            f" (and {earlier} more from the run it continues)"
+            if earlier > 0 and shared is None  # of several accounts, the others' are counted
+            else "",
             path,
             rollback_command(self.config, path),
         )
+
+    @property
+    def _whose(self) -> str:
+        """What log lines start with: the account, when a run has several."""
+        return f"account {self.account}: " if self.account is not None else ""
 
     async def _watch(self, engine: Engine, total: int, limiter: SlidingWindowLimiter) -> None:
         """Show progress until cancelled: a bar on a terminal, log lines otherwise."""
