@@ -45,6 +45,7 @@ from bulkrunner.config import RunConfig
 from bulkrunner.current import Change
 from bulkrunner.engine import OutcomeHook, RunStats
 from bulkrunner.errors import UsageError
+from bulkrunner.fields import ACCOUNT
 from bulkrunner.interrupts import SIGNALS, blocked
 from bulkrunner.locking import RunLock
 from bulkrunner.outcomes import Outcome, Status
@@ -146,24 +147,45 @@ def account_keys(
     return keys
 
 
+def account_error(cell: str, accounts: Mapping[str, Account], path: Path) -> str:
+    """Why a row's ``account`` cell (stripped) names no account of ``path``; "" if it does."""
+    if cell in accounts:
+        return ""
+    names = ", ".join(accounts)
+    if not cell:
+        return f"account: missing (the accounts of {path}: {names})"
+    close = difflib.get_close_matches(cell, list(accounts), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"account: {cell!r} is not in {path}{hint}; its accounts: {names}"
+
+
 def assign(validation: Validation, accounts: Mapping[str, Account], path: Path) -> Validation:
     """``validation`` with rows naming no account, or one ``path`` does not have, invalid."""
-    names = ", ".join(accounts)
     rows: list[Row] = []
     rejections = list(validation.rejections)
     for row in validation.rows:
-        if row.account in accounts:
-            rows.append(row)
-            continue
-        if not row.account:
-            error = f"account: missing (the accounts of {path}: {names})"
+        error = account_error(row.account or "", accounts, path)
+        if error:
+            rejections.append(Rejection(row.number, row.campaign_id, error))
         else:
-            close = difflib.get_close_matches(row.account, list(accounts), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            error = f"account: {row.account!r} is not in {path}{hint}; its accounts: {names}"
-        rejections.append(Rejection(row.number, row.campaign_id, error))
+            rows.append(row)
     rejections.sort(key=lambda rejection: rejection.number)
     return Validation(tuple(rows), tuple(rejections))
+
+
+def check_column(input_path: Path, columns: Sequence[str], accounts: Accounts | None) -> None:
+    """An accounts file needs an ``account`` column to pick from, and that column an accounts
+    file to name its accounts: either alone is an error before anything is sent."""
+    if accounts is None and ACCOUNT in columns:
+        raise UsageError(
+            f"{input_path}: has an {ACCOUNT!r} column but no accounts file is given: give "
+            '--accounts FILE (or accounts = "..." in the job file); nothing was sent'
+        )
+    if accounts is not None and ACCOUNT not in columns:
+        raise UsageError(
+            f"{input_path}: no {ACCOUNT!r} column to pick each row's account of "
+            f"{accounts.path} ({', '.join(accounts.accounts)}); nothing was sent"
+        )
 
 
 def account_lock_path(account: Account, key: str) -> Path:
@@ -333,12 +355,13 @@ class Accounts:
     keys: dict[str, str]
 
     @classmethod
-    def load(cls, config: RunConfig, environ: Mapping[str, str]) -> Accounts | None:
+    def load(cls, config: RunConfig, environ: Mapping[str, str] | None) -> Accounts | None:
         """The accounts of ``config.accounts`` (None without one), each key read: a missing
-        variable is an error before anything is sent (not for a dry run or --simulate)."""
+        variable is an error before anything is sent (not for a dry run or --simulate, nor
+        without ``environ``: to check a file's account names only)."""
         if config.accounts is None:
             return None
         accounts = read_accounts(config.accounts, config)
-        if config.dry_run or config.simulate:
+        if config.dry_run or config.simulate or environ is None:
             return cls(config.accounts, accounts, {name: "" for name in accounts})
         return cls(config.accounts, accounts, account_keys(config.accounts, accounts, environ))

@@ -195,6 +195,9 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("validate", help="check a file without sending anything")
     _input_options(check)
+    check.add_argument(
+        "--accounts", metavar="FILE", help="an accounts file: each row must name one of them"
+    )
 
     simulate = commands.add_parser("simulate", help="run the SmartLead simulator in the foreground")
     _simulator_options(simulate)

@@ -32,7 +32,9 @@ from bulkrunner.accounts import (
     Account,
     Accounts,
     AccountsSending,
+    account_error,
     assign,
+    check_column,
     lock_accounts,
     summary_lines,
 )
@@ -105,7 +107,10 @@ def validate_job(config: RunConfig, out: TextIO) -> ExitCode:
     invalid: list[tuple[int, str]] = []  # the first rows, printed one by one if few
     problems = Problems()
     bad = 0
-    for offset, _, errors in _judged(source, config.vocabulary):
+    accounts = Accounts.load(config, None)  # its account names, when it has an accounts file
+    if accounts is not None:
+        check_column(config.input, source.columns, accounts)
+    for offset, _, errors in _judged(source, config.vocabulary, accounts):
         for index, error in enumerate(errors):
             if error:
                 bad += 1
@@ -416,18 +421,9 @@ def _send(
 
 def _validated(config: RunConfig, frame: pd.DataFrame, accounts: Accounts | None) -> Validation:
     """The rows of ``frame`` judged; with accounts, also whether each names one of them."""
+    check_column(config.input, [str(c) for c in frame.columns], accounts)
     if accounts is None:
-        if ACCOUNT in frame.columns:
-            raise UsageError(
-                f"{config.input}: has an {ACCOUNT!r} column but no accounts file is given: "
-                'give --accounts FILE (or accounts = "..." in the job file); nothing was sent'
-            )
         return validate(frame, config.vocabulary)
-    if ACCOUNT not in frame.columns:
-        raise UsageError(
-            f"{config.input}: no {ACCOUNT!r} column to pick each row's account of "
-            f"{accounts.path} ({', '.join(accounts.accounts)}); nothing was sent"
-        )
     return assign(validate(frame, config.vocabulary), accounts.accounts, accounts.path)
 
 
@@ -520,14 +516,21 @@ def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) ->
 
 
 def _judged(
-    source: InputFile, vocabulary: Vocabulary
+    source: InputFile, vocabulary: Vocabulary, accounts: Accounts | None = None
 ) -> Iterator[tuple[int, pd.DataFrame, list[str]]]:
     """Each chunk of ``source``, the number of rows before it, and its rows' errors ("" for a
-    valid row). A campaign on two rows is found first, from the campaign_id column alone."""
+    valid row). A campaign on two rows is found first, from the campaign_id column alone.
+    With ``accounts``, a row must name one of them."""
     repeats = repeated_ids(chunk[CAMPAIGN_ID] for chunk in source.chunks(columns=[CAMPAIGN_ID]))
     offset = 0
     for chunk in source.chunks():
-        yield offset, chunk, row_errors(chunk, vocabulary, offset=offset, repeats=repeats)
+        errors = row_errors(chunk, vocabulary, offset=offset, repeats=repeats)
+        if accounts is not None and ACCOUNT in chunk.columns:
+            for index, cell in enumerate(_account_cells(chunk, None).values()):
+                wrong = account_error(cell, accounts.accounts, accounts.path)
+                if wrong:
+                    errors[index] = f"{errors[index]}; {wrong}" if errors[index] else wrong
+        yield offset, chunk, errors
         offset += len(chunk)
 
 
@@ -643,7 +646,9 @@ def _stage_dry_run(
     writer = ReportWriter(path, list(source.columns), tmp, examples)
     dry = _DryRun(writer, Counter(), [])
     try:
-        for offset, chunk, errors in _judged(source, config.vocabulary):
+        accounts = Accounts.load(config, None)
+        check_column(config.input, source.columns, accounts)
+        for offset, chunk, errors in _judged(source, config.vocabulary, accounts):
             invalid = [index for index, error in enumerate(errors) if error]
             dry.counts[Status.INVALID] += len(invalid)
             dry.counts[Status.DRY_RUN] += len(errors) - len(invalid)

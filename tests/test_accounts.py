@@ -170,9 +170,23 @@ def test_a_rejected_key_stops_only_its_account_and_exits_3(
     assert f"{ROWS} not_attempted" in globex
     assert "run aborted: HTTP 401" in globex
     assert "account acme: 6 rows (6 succeeded)" in out
-    # The run is resumable: its journal is kept, and resuming sends only globex's rows.
-    assert (tmp_path / "r.csv.journal").exists()
     assert "sk-live-REVOKED-0000" not in out + err + report.read_text()
+    # Resumable: with the key put right, --resume sends globex's rows and only those.
+    export_keys(monkeypatch)
+    code, out, err = run(
+        capsys,
+        "run",
+        str(tmp_path / "plan.csv"),
+        "--accounts",
+        str(accounts),
+        "--report",
+        str(report),
+        "--resume",
+    )
+    assert code == 0, err
+    assert set(pd.read_csv(report)["status"]) == {"succeeded"}
+    assert len(servers["globex"].state.applied) == ROWS
+    assert all(n == 1 for server in servers.values() for n in server.state.applied.values())
 
 
 def test_a_missing_key_variable_is_named_before_anything_is_sent(
@@ -412,3 +426,26 @@ def test_a_second_run_using_an_account_in_use_is_refused_with_exit_4(
     assert code_single == 4, err_single
     assert campaigns == {FIRST_ID["acme"] + n for n in range(ROWS)}  # nothing of the others
     assert KEYS["acme"] not in err + err_single
+
+
+def test_a_dry_run_and_validate_check_the_account_names(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: dict[str, SimulatorThread],
+) -> None:
+    monkeypatch.delenv("ACME_SMARTLEAD_KEY", raising=False)  # neither needs a key
+    accounts = write_accounts(tmp_path, servers)
+    plan = tmp_path / "plan.csv"
+    plan.write_text("campaign_id,account,sending_limit\n1000,acme,10\n2000,nobody,20\n")
+    report = tmp_path / "dry.csv"
+    code, out, err = run(
+        capsys, "run", str(plan), "--accounts", str(accounts), "--dry-run", "--report", str(report)
+    )
+    assert code == 1, err
+    assert list(pd.read_csv(report)["status"]) == ["dry_run", "invalid"]
+    assert "rows setting each field: sending_limit 1" in out  # the account column is no setting
+    code, out, _ = run(capsys, "validate", str(plan), "--accounts", str(accounts))
+    assert code == 1
+    assert f"{plan} row 2: account: 'nobody' is not in {accounts}" in out
+    assert all(not server.state.requests for server in servers.values())
