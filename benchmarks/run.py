@@ -386,6 +386,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "SMARTLEAD_API_KEY": key},
+            start_new_session=True,  # a Ctrl-C meant for the suite reaches it only by stop()
         )
         assert self.process.stdout is not None
         first = self.process.stdout.readline()  # "... listening on URL (accepting ...)"

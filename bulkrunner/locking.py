@@ -2,7 +2,9 @@
 
 A run holds two locks: ``<report>.lock`` beside its report, and one keyed on its input's resolved
 path (in a folder of this user's under the system's temporary folder), so that two runs of the
-same job are refused even when their reports differ (a ``{timestamp}`` in the name).
+same job are refused even when their reports differ (a ``{timestamp}`` in the name). A run that
+sends also holds one lock per account it uses (``bulkrunner.accounts.account_lock_path``: a hash
+of base URL and key), so that two runs never together exceed one account's limits.
 
 Each lock is an advisory ``flock``. The kernel releases it when the process
 ends, however it ends, so a lock left by a killed run is never stale: the next run simply gets
