@@ -32,7 +32,7 @@ import signal
 import tempfile
 import tomllib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -217,7 +217,7 @@ class AccountsSending:
 
     config: RunConfig
     accounts: Mapping[str, Account]
-    keys: Mapping[str, str]
+    keys: Mapping[str, str] = field(repr=False)
     rows: Sequence[Row]
     on_outcome: OutcomeHook | None = None
     signals: int = 0
@@ -348,20 +348,28 @@ def summary_lines(
 
 @dataclass(frozen=True, slots=True)
 class Accounts:
-    """A run's accounts file as read: its accounts and their keys (empty when simulating)."""
+    """A run's accounts file as read, then (``with_keys``) the keys of the accounts it uses."""
 
     path: Path
     accounts: dict[str, Account]
-    keys: dict[str, str]
+    environ: Mapping[str, str] | None = field(default=None, repr=False)  # None: no key needed
+    keys: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, config: RunConfig, environ: Mapping[str, str] | None) -> Accounts | None:
-        """The accounts of ``config.accounts`` (None without one), each key read: a missing
-        variable is an error before anything is sent (not for a dry run or --simulate, nor
-        without ``environ``: to check a file's account names only)."""
+        """The accounts of ``config.accounts`` (None without one). Their keys are read from
+        ``environ`` by ``with_keys``; a dry run, --simulate or no ``environ`` needs none."""
         if config.accounts is None:
             return None
         accounts = read_accounts(config.accounts, config)
-        if config.dry_run or config.simulate or environ is None:
-            return cls(config.accounts, accounts, {name: "" for name in accounts})
-        return cls(config.accounts, accounts, account_keys(config.accounts, accounts, environ))
+        needed = not (config.dry_run or config.simulate)
+        return cls(config.accounts, accounts, environ if needed else None)
+
+    def with_keys(self, used: Collection[str]) -> Accounts:
+        """The keys of the accounts ``used`` by the input's rows, from their variables: one
+        not set is an error naming it, before anything is sent. Accounts no row names need no
+        key, so one accounts file serves every client's plan."""
+        chosen = {name: account for name, account in self.accounts.items() if name in used}
+        if self.environ is None:
+            return replace(self, keys={name: "" for name in chosen})
+        return replace(self, keys=account_keys(self.path, chosen, self.environ))

@@ -221,6 +221,8 @@ def _execute(
     assert config.report is not None
     report_path = config.report
     validation = _validated(config, frame, accounts)
+    if accounts is not None:
+        accounts = accounts.with_keys({row.account for row in validation.rows if row.account})
     check_report_path(report_path)
     shown = [(r.number, r.error) for r in validation.rejections[:_SHOWN_INVALID]]
     _warn_invalid(config.input, shown, len(validation.rejections))

@@ -217,6 +217,23 @@ def test_a_missing_key_variable_is_named_before_anything_is_sent(
     assert all(not server.state.requests for server in servers.values())
 
 
+def test_an_account_no_row_names_needs_no_key(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: dict[str, SimulatorThread],
+) -> None:
+    export_keys(monkeypatch, {"acme": KEYS["acme"], "globex": KEYS["globex"]})
+    monkeypatch.delenv("INITECH_SMARTLEAD_KEY", raising=False)
+    accounts = write_accounts(tmp_path, servers)
+    plan = write_plan(tmp_path, ["acme", "globex"])
+    code, _, err = run(
+        capsys, "run", str(plan), "--accounts", str(accounts), "--report", str(tmp_path / "r.csv")
+    )
+    assert code == 0, err
+    assert not servers["initech"].state.requests
+
+
 def test_a_row_naming_an_unknown_account_is_invalid_and_the_others_are_sent(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
