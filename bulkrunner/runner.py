@@ -388,7 +388,14 @@ def _send(
             count(len(rows), "row"),
             len(validation.rejections),
             count(config.concurrency, "worker"),
-            ", ".join(map(str, config.rates)),
+            ", ".join(map(str, config.rates))
+            if accounts is None
+            else "the limits of each account: "
+            + "; ".join(
+                f"{name} {', '.join(map(str, account.rates))}"
+                for name, account in accounts.accounts.items()
+                if name in accounts.keys
+            ),
         )
 
         def on_outcome(row: Row, outcome: Outcome) -> None:

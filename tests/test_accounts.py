@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -466,3 +467,48 @@ def test_a_dry_run_and_validate_check_the_account_names(
     assert code == 1
     assert f"{plan} row 2: account: 'nobody' is not in {accounts}" in out
     assert all(not server.state.requests for server in servers.values())
+
+
+def test_an_interrupted_run_of_several_accounts_stops_them_all_and_resumes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ["acme", "globex"]
+    with ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(
+                SimulatorThread(SimulatorConfig(api_key=KEYS[name], latency=0.2))
+            )
+            for name in names
+        }
+        accounts = write_accounts(tmp_path, servers)
+        plan = write_plan(tmp_path, names)
+        report = tmp_path / "r.csv"
+        argv = ["run", str(plan), "--accounts", str(accounts), "--report", str(report)]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bulkrunner", *argv, "--concurrency", "1"],
+            env={**os.environ, **{f"{n.upper()}_SMARTLEAD_KEY": KEYS[n] for n in names}},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            while not all(server.state.posts() for server in servers.values()):
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.02)
+        finally:
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=60)
+        assert process.returncode == 3, err
+        frame = pd.read_csv(report)
+        for name in names:
+            statuses = set(frame[frame["account"] == name]["status"])
+            assert statuses == {"succeeded", "not_attempted"}, (name, statuses)
+        assert "run interrupted" in out
+        assert "to resume:" in out
+        export_keys(monkeypatch)
+        code, _, err = run(capsys, *argv, "--resume")
+        assert code == 0, err
+        assert set(pd.read_csv(report)["status"]) == {"succeeded"}
+        for name, server in servers.items():
+            assert sorted(server.state.applied) == [FIRST_ID[name] + n for n in range(ROWS)]
+            assert set(server.state.applied.values()) == {1}  # none sent twice
