@@ -204,7 +204,8 @@ def lock_accounts(
         lock = RunLock(
             account_lock_path(account, keys[account.name]),
             started,
-            subject=f"account {account.name!r}",
+            # A run without an accounts file: its one key, named after its variable.
+            subject=f"account {account.name!r}" if account.name else f"the key {account.key_env}",
             holding="this account",
         )
         stack.enter_context(lock)

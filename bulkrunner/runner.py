@@ -449,8 +449,8 @@ def _lock_accounts(
     if config.simulate:  # each run has its own embedded simulator
         return
     if accounts is None:
-        single = Account(API_KEY_ENV, API_KEY_ENV, config.rates, config.base_url)
-        lock_accounts(held, [single], {API_KEY_ENV: api_key}, started)
+        single = Account("", API_KEY_ENV, config.rates, config.base_url)
+        lock_accounts(held, [single], {"": api_key}, started)
         return
     used = {row.account for row in rows}
     chosen = [account for name, account in accounts.accounts.items() if name in used]

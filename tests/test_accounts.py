@@ -442,6 +442,7 @@ def test_a_second_run_using_an_account_in_use_is_refused_with_exit_4(
     assert "account 'client-a'" in line
     assert "another bulkrunner run" in line
     assert code_single == 4, err_single
+    assert "the key SMARTLEAD_API_KEY: another bulkrunner run" in one_line_error(err_single)
     assert campaigns == {FIRST_ID["acme"] + n for n in range(ROWS)}  # nothing of the others
     assert KEYS["acme"] not in err + err_single
 
