@@ -290,7 +290,7 @@ class AccountsSending:
         try:
             async with anyio.create_task_group() as group:
                 for session in self.sessions.values():
-                    group.start_soon(session._run, session.rows)
+                    group.start_soon(session.send)
         except asyncio.CancelledError:
             if self.signals == 0:
                 raise

@@ -116,6 +116,11 @@ class Sending:
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
 
+    async def send(self) -> None:
+        """``run`` without taking over the signals: for a caller that handles them (the
+        sessions of several accounts run together, ``bulkrunner.accounts``)."""
+        await self._run(self.rows)
+
     def _on_signal(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
         self.signals += 1
         if self.signals == 1 and self.engine is not None:
