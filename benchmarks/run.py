@@ -376,28 +376,50 @@ def dry_run_peak(path: Path, work: Path) -> float:
     return int(done.stdout.strip()) / 1024
 
 
-class ServerProcess:
-    """``bulkrunner simulate`` in a process of its own, so that its clock and its record of
-    arrivals do not share a core's time with the client or with the other servers."""
+_SERVERS = """
+import asyncio, json, signal, sys
+from bulkrunner.rates import Rate
+from bulkrunner.simulator import Simulator, SimulatorConfig
 
-    def __init__(self, key: str, rate: Rate) -> None:
+async def main() -> None:
+    rate, keys = Rate.parse(sys.argv[1]), sys.argv[2:]
+    sims = [Simulator(SimulatorConfig(api_key=key, rates=[rate])) for key in keys]
+    for sim in sims:
+        await sim.__aenter__()
+    print(json.dumps([sim.base_url for sim in sims]), flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+    await stop.wait()
+    print(json.dumps([
+        sum(1 for r in sim.state.requests if r.status == 429 and r.fault is None) for sim in sims
+    ]), flush=True)
+    for sim in sims:
+        await sim.__aexit__(None, None, None)
+
+asyncio.run(main())
+"""
+
+
+class ServerProcess:
+    """Simulators, one per key, all in one process of their own: the client and the servers
+    get a core each (as with one account), and the arrivals the servers record do not wait on
+    the client's share of the CPU."""
+
+    def __init__(self, keys: Sequence[str], rate: Rate) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bulkrunner", "simulate", "--port", "0", "--rate", str(rate)],
+            [sys.executable, "-c", _SERVERS, str(rate), *keys],
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, "SMARTLEAD_API_KEY": key},
             start_new_session=True,  # a Ctrl-C meant for the suite reaches it only by stop()
         )
         assert self.process.stdout is not None
-        first = self.process.stdout.readline()  # "... listening on URL (accepting ...)"
-        self.base_url = first.split(" listening on ")[1].split()[0]
+        self.base_urls: list[str] = json.loads(self.process.stdout.readline())
 
     def stop(self) -> int:
-        """Stop it; the 429s its rate limit answered, from its closing summary."""
+        """Stop them; the 429s their rate limits answered, together."""
         self.process.send_signal(signal.SIGINT)
         out, _ = self.process.communicate(timeout=30)
-        line = next(line for line in out.splitlines() if line.startswith("429s: "))
-        return int(line.split()[1])
+        return sum(json.loads(out.splitlines()[-1]))
 
 
 def accounts(sizes: Sizes, work: Path) -> dict[str, float]:
@@ -405,11 +427,12 @@ def accounts(sizes: Sizes, work: Path) -> dict[str, float]:
     rate, rows = sizes.account_rate, sizes.account_rows
 
     def run(names: list[str], label: str) -> tuple[float, int, int]:
-        servers = {name: ServerProcess(f"key-{name}", rate) for name in names}
+        process = ServerProcess([f"key-{name}" for name in names], rate)
+        servers = dict(zip(names, process.base_urls, strict=True))
         table = "".join(
             f'[accounts.{name}]\nkey_env = "BENCH_KEY_{name.upper()}"\nrate = ["{rate}"]\n'
-            f'base_url = "{server.base_url}"\n'
-            for name, server in servers.items()
+            f'base_url = "{base_url}"\n'
+            for name, base_url in servers.items()
         )
         (work / f"{label}.toml").write_text(table)
         with (work / f"{label}.csv").open("w", newline="") as handle:
@@ -431,7 +454,7 @@ def accounts(sizes: Sizes, work: Path) -> dict[str, float]:
             check=False,
         )
         seconds = time.monotonic() - started
-        throttled = sum(server.stop() for server in servers.values())
+        throttled = process.stop()
         return seconds, throttled, done.returncode
 
     one, one_429, one_code = run(["solo"], "one-account")
@@ -466,8 +489,8 @@ def describe(sizes: Sizes) -> dict[str, str]:
         "overhead": f"{sizes.overhead_requests} requests, limits off, zero latency, "
         "concurrency 4, vs a raw aiohttp loop on the same server",
         "accounts": f"{sizes.accounts} accounts of {sizes.account_rows} rows, each on its own "
-        f"server (a process of its own) limited to {sizes.account_rate}, in one run; vs 1 "
-        "such account",
+        f"server limited to {sizes.account_rate} (the servers in one process of their own), in "
+        "one run; vs 1 such account",
         "large inputs": f"{', '.join(f'{n:,}' for n in sizes.large_rows)} rows (CSV, Parquet), "
         f"{sizes.huge_rows:,} rows (Parquet); dry runs",
         "one at a time (context)": f"{sizes.baseline_rows} rows, server {sizes.baseline_rate}: "
