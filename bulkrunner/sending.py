@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,7 @@ class SharedBackup:
     starts it (or keeps the one of the run it continues); the others add to it."""
 
     started: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
@@ -224,7 +226,7 @@ class Sending:
                 if config.no_backup:
                     log.warning("--no-backup: no backup is written; this run cannot be rolled back")
                 else:
-                    self._write_backup(config.report, self.plan)
+                    await self._write_backup(config.report, self.plan)
             emit(
                 "run_start",
                 rows=len(self.plan.send),
@@ -260,7 +262,7 @@ class Sending:
         silent = now.timestamp() - journal.stat().st_mtime
         limiter.seed(ages + [max(0.0, silent)] * self.config.concurrency)
 
-    def _write_backup(self, report: Path, planned: Plan) -> None:
+    async def _write_backup(self, report: Path, planned: Plan) -> None:
         """Record the values about to change before any is sent; if that fails, send nothing."""
         assert self.engine is not None
         by_campaign = {
@@ -271,16 +273,29 @@ class Sending:
         path = backup_path(report)
         # A resumed run continues the one that wrote this backup (as does a --fresh start of
         # it: what the interrupted run changed is still changed): keep what it recorded.
+        keep = self.config.resume or self.config.fresh
         shared = self.shared_backup
-        keep = self.config.resume or self.config.fresh or (shared is not None and shared.started)
         try:
-            recorded = record_backup(path, by_campaign, keep=keep, account=self.account)
+            if shared is None:
+                recorded = record_backup(path, by_campaign, keep=keep)
+            else:
+                # Several accounts write one backup: one at a time, in a worker thread, so that
+                # the other accounts' requests are not held up meanwhile (a request granted
+                # while the loop is blocked reaches the server late, crowding the next window).
+                async with shared.lock:
+                    write = partial(
+                        record_backup,
+                        path,
+                        by_campaign,
+                        keep=keep or shared.started,
+                        account=self.account,
+                    )
+                    recorded = await anyio.to_thread.run_sync(write)
+                    shared.started = True
         except BackupError as exc:
             log.error("%srun aborted: %s; nothing was sent", self._whose, exc)
             self.engine.stop(f"run aborted: {exc}")
             return
-        if shared is not None:
-            shared.started = True
         self.backup = path
         if recorded.unknown:
             log.warning(
