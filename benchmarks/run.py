@@ -16,6 +16,7 @@ import csv
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -50,6 +51,9 @@ class Sizes:
     huge_rows: int
     jitter: tuple[JitterCase, ...] = ()
     start_ups: int = 5  # processes started per start-up figure (its median)
+    accounts: int = 5  # the accounts scenario: accounts, rows each, and each one's limit
+    account_rows: int = 100
+    account_rate: Rate = Rate(10, 1)  # noqa: RUF009 (a frozen value)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,9 @@ SMOKE = Sizes(
     0,
     (JitterCase(30, Rate(10, 1), 0.020, 1),),
     start_ups=1,
+    accounts=2,
+    account_rows=10,
+    account_rate=Rate(20, 1),
 )
 
 
@@ -505,6 +512,99 @@ def child_peak(command: Sequence[str], key: str) -> float:
     return int(done.stdout.strip()) / 1024
 
 
+_SERVERS = """
+import asyncio, json, signal, sys
+from bulkrunner.rates import Rate
+from bulkrunner.simulator import Simulator, SimulatorConfig
+
+async def main() -> None:
+    rate, keys = Rate.parse(sys.argv[1]), sys.argv[2:]
+    sims = [Simulator(SimulatorConfig(api_key=key, rates=[rate])) for key in keys]
+    for sim in sims:
+        await sim.__aenter__()
+    print(json.dumps([sim.base_url for sim in sims]), flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+    await stop.wait()
+    print(json.dumps([
+        sum(1 for r in sim.state.requests if r.status == 429 and r.fault is None) for sim in sims
+    ]), flush=True)
+    for sim in sims:
+        await sim.__aexit__(None, None, None)
+
+asyncio.run(main())
+"""
+
+
+class ServerProcess:
+    """Simulators, one per key, all in one process of their own: the client and the servers
+    get a core each (as with one account), and the arrivals the servers record do not wait on
+    the client's share of the CPU."""
+
+    def __init__(self, keys: Sequence[str], rate: Rate) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _SERVERS, str(rate), *keys],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # a Ctrl-C meant for the suite reaches it only by stop()
+        )
+        assert self.process.stdout is not None
+        self.base_urls: list[str] = json.loads(self.process.stdout.readline())
+
+    def stop(self) -> int:
+        """Stop them; the 429s their rate limits answered, together."""
+        self.process.send_signal(signal.SIGINT)
+        out, _ = self.process.communicate(timeout=30)
+        return sum(json.loads(out.splitlines()[-1]))
+
+
+def accounts(sizes: Sizes, work: Path) -> dict[str, float]:
+    """N accounts, each on its own server with its own limit, in one run; vs one of them."""
+    rate, rows = sizes.account_rate, sizes.account_rows
+
+    def run(names: list[str], label: str) -> tuple[float, int, int]:
+        process = ServerProcess([f"key-{name}" for name in names], rate)
+        servers = dict(zip(names, process.base_urls, strict=True))
+        table = "".join(
+            f'[accounts.{name}]\nkey_env = "BENCH_KEY_{name.upper()}"\nrate = ["{rate}"]\n'
+            f'base_url = "{base_url}"\n'
+            for name, base_url in servers.items()
+        )
+        (work / f"{label}.toml").write_text(table)
+        with (work / f"{label}.csv").open("w", newline="") as handle:
+            out = csv.writer(handle)
+            out.writerow(["campaign_id", "account", "sending_limit"])
+            for number, name in enumerate(names):
+                for n in range(rows):
+                    out.writerow([7_000_000 + 10_000 * number + n, name, 10 + n % 300])
+        env = {**os.environ, **{f"BENCH_KEY_{name.upper()}": f"key-{name}" for name in names}}
+        started = time.monotonic()
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "bulkrunner", "run", str(work / f"{label}.csv")),
+                *("--accounts", str(work / f"{label}.toml")),
+                *("--report", str(work / f"{label}.r.csv"), "--quiet"),
+            ],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        seconds = time.monotonic() - started
+        throttled = process.stop()
+        return seconds, throttled, done.returncode
+
+    one, one_429, one_code = run(["solo"], "one-account")
+    many, many_429, many_code = run([f"a{n}" for n in range(sizes.accounts)], "accounts")
+    return {
+        "exit": max(one_code, many_code),
+        "1 account s": one,
+        f"{sizes.accounts} accounts s": many,
+        "time ratio": many / one,
+        "429s (1 account)": one_429,
+        f"429s ({sizes.accounts} accounts)": many_429,
+    }
+
+
 SCENARIOS: dict[str, Callable[[Sizes, Path], dict[str, float]]] = {
     "ceiling": ceiling,
     "jitter": jitter,
@@ -513,6 +613,7 @@ SCENARIOS: dict[str, Callable[[Sizes, Path], dict[str, float]]] = {
     "large inputs": large_inputs,
     "large runs": large_runs,
     "start-up": start_up,
+    "accounts": accounts,
     "one at a time (context)": one_at_a_time,
     "AsyncLimiter(N, S) (context)": naive_limiter,
 }
@@ -532,6 +633,9 @@ def describe(sizes: Sizes) -> dict[str, str]:
         f"--rate {sizes.adaptive_client}",
         "overhead": f"{sizes.overhead_requests} requests, limits off, zero latency, "
         "concurrency 4, vs a raw aiohttp loop on the same server",
+        "accounts": f"{sizes.accounts} accounts of {sizes.account_rows} rows, each on its own "
+        f"server limited to {sizes.account_rate} (the servers in one process of their own), in "
+        "one run; vs 1 such account",
         "large inputs": f"{', '.join(f'{n:,}' for n in sizes.large_rows)} rows (CSV, Parquet), "
         + (f"{sizes.huge_rows:,} rows (Parquet); " if sizes.huge_rows else "")
         + "dry runs",

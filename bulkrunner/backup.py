@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bulkrunner.current import Change, canonical
-from bulkrunner.fields import CAMPAIGN_ID, FIELDS, FIELDS_BY_NAME, Field
+from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, FIELDS, FIELDS_BY_NAME, Field
 from bulkrunner.redaction import redact
 
 BACKUP_SUFFIX = ".backup.parquet"
@@ -75,12 +75,18 @@ def read_backup(path: Path) -> Ledger:
 
 
 def record_backup(
-    path: Path, changes: Mapping[int, Mapping[str, Change]], *, keep: bool
+    path: Path,
+    changes: Mapping[int, Mapping[str, Change]],
+    *,
+    keep: bool,
+    account: str | None = None,
 ) -> Recorded:
     """Record the ``before`` of every change whose current value is known.
 
     With ``keep`` the ledger already at ``path`` is kept: its values win over the new ones, and
     only campaigns and fields it does not hold are added. Without it the ledger starts empty.
+    ``account`` (a run of several accounts) is recorded in an ``account`` column, so that a
+    rollback restores each campaign with its own account's key.
     """
     ledger = read_backup(path) if keep and path.exists() else {}
     recorded = unknown = 0
@@ -93,7 +99,9 @@ def record_backup(
         entry = ledger.setdefault(campaign, {})
         for name, value in values.items():
             entry.setdefault(name, value)
-        if entry:
+        if any(name != ACCOUNT for name in entry):
+            if account is not None:
+                entry.setdefault(ACCOUNT, account)
             recorded += 1
         else:
             del ledger[campaign]
@@ -106,11 +114,13 @@ def write_backup(path: Path, ledger: Mapping[int, Mapping[str, Any]]) -> int:
     """Write ``ledger`` atomically and durably, one row per campaign; returns the rows written."""
     used = [f for f in FIELDS if any(f.name in fields for fields in ledger.values())]
     columns: dict[str, list[object]] = {CAMPAIGN_ID: list(ledger)}
+    fields_ = [pa.field(CAMPAIGN_ID, pa.int64())]
+    if any(ACCOUNT in fields for fields in ledger.values()):
+        columns[ACCOUNT] = [fields.get(ACCOUNT) for fields in ledger.values()]
+        fields_.append(pa.field(ACCOUNT, pa.string()))
     for field in used:
         columns[field.name] = [fields.get(field.name) for fields in ledger.values()]
-    schema = pa.schema(
-        [pa.field(CAMPAIGN_ID, pa.int64()), *(pa.field(f.name, _TYPES[f.kind]) for f in used)]
-    )
+    schema = pa.schema([*fields_, *(pa.field(f.name, _TYPES[f.kind]) for f in used)])
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

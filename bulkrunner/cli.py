@@ -211,6 +211,7 @@ _FLAGS = (
     "progress_interval",
     "log_format",
     "notify",
+    "accounts",
 )
 
 
@@ -307,6 +308,9 @@ def _parser(json_errors: bool = False) -> argparse.ArgumentParser:
 
     check = commands.add_parser("validate", help="check a file without sending anything")
     _input_options(check)
+    check.add_argument(
+        "--accounts", metavar="FILE", help="an accounts file: each row must name one of them"
+    )
 
     simulate = commands.add_parser("simulate", help="run the SmartLead simulator in the foreground")
     _simulator_options(simulate)
@@ -322,6 +326,12 @@ def _sending_options(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="results file: .csv, .parquet, .json or .jsonl "
         "(default reports/<input stem>-<UTC time>.csv)",
+    )
+    parser.add_argument(
+        "--accounts",
+        metavar="FILE",
+        help="a TOML file of SmartLead accounts (each: the variable holding its key, its limits, "
+        "its base URL); the input's account column picks one per row",
     )
     parser.add_argument(
         "--base-url",

@@ -25,10 +25,11 @@ DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
 API_KEY_ENV = "SMARTLEAD_API_KEY"
 BASE_URL_ENV = "SMARTLEAD_BASE_URL"
 
-_PATH_OPTIONS = ("input", "report")
+_PATH_OPTIONS = ("input", "report", "accounts")
 _TYPES: dict[str, tuple[type, ...]] = {
     "input": (str,),
     "report": (str,),
+    "accounts": (str,),
     "base_url": (str,),
     "rate": (list, str),
     "concurrency": (int,),
@@ -83,6 +84,7 @@ class RunConfig:
     auto_resume: bool = False  # job file resume = "auto": continue an unfinished run, if any
     report_template: str | None = None  # the report as given, if it has {timestamp} or {date}
     command: tuple[str, ...] = ()  # the command line that started this, for hints to paste
+    accounts: Path | None = None  # a TOML file of accounts; an input column picks one per row
 
 
 def read_job_file(path: Path) -> dict[str, Any]:
@@ -172,6 +174,7 @@ def build_config(
         notify=str(merged["notify"]) if merged.get("notify") else None,
         auto_resume=auto_resume,
         report_template=template if template != merged.get("report") else None,
+        accounts=Path(str(merged["accounts"])) if merged.get("accounts") else None,
     )
     _check(config)
     return config

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 CAMPAIGN_ID = "campaign_id"
+ACCOUNT = "account"  # an input column naming, per row, the account of an accounts file
 
 
 class Vocabulary(enum.StrEnum):

@@ -34,7 +34,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from bulkrunner.errors import InputFileError, UsageError
-from bulkrunner.fields import CAMPAIGN_ID, FIELDS, SETTING_NAMES, EmptyText
+from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, FIELDS, SETTING_NAMES, EmptyText
 from bulkrunner.outcomes import RESULT_COLUMNS
 from bulkrunner.wording import count
 
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 INPUT_FORMATS = (".csv", ".parquet")
-KNOWN_COLUMNS = (CAMPAIGN_ID, *SETTING_NAMES)
+KNOWN_COLUMNS = (CAMPAIGN_ID, ACCOUNT, *SETTING_NAMES)
 CHUNK_ROWS = 50_000  # rows per chunk of a streamed file: a few tens of MB as DataFrames
 _NOT_TEXT = (
     "is not text in a known encoding (UTF-8, UTF-16 with a byte-order mark, or Windows-1252): "

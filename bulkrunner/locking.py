@@ -2,7 +2,9 @@
 
 A run holds two locks: ``<report>.lock`` beside its report, and one keyed on its input's resolved
 path (in a folder of this user's under the system's temporary folder), so that two runs of the
-same job are refused even when their reports differ (a ``{timestamp}`` in the name).
+same job are refused even when their reports differ (a ``{timestamp}`` in the name). A run that
+sends also holds one lock per account it uses (``bulkrunner.accounts.account_lock_path``: a hash
+of base URL and key), so that two runs never together exceed one account's limits.
 
 Each lock is an advisory ``flock``. The kernel releases it when the process
 ends, however it ends, so a lock left by a killed run is never stale: the next run simply gets
@@ -42,10 +44,17 @@ class RunLock:
 
     ``subject`` names what the lock guards in the refusal (by default this report)."""
 
-    def __init__(self, path: Path, started: datetime, subject: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        started: datetime,
+        subject: str | None = None,
+        holding: str = "this input",
+    ) -> None:
         self.path = path
         self.started = started
         self.subject = subject
+        self.holding = holding  # what the lock guards, in the refusal: "this input"
         self._handle: IO[str] | None = None
 
     def __enter__(self) -> RunLock:
@@ -59,7 +68,8 @@ class RunLock:
                 handle.close()
                 if self.subject is not None:
                     raise RunInProgress(
-                        f"{self.subject}: another bulkrunner run{_describe(owner)} of this input "
+                        f"{self.subject}: another bulkrunner run{_describe(owner)} "
+                        f"{'of' if self.holding == 'this input' else 'using'} {self.holding} "
                         "is in progress; nothing was sent: wait for it to finish"
                     ) from None
                 raise RunInProgress(

@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,12 +29,21 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy.typing as npt
 import pandas as pd
 
+from bulkrunner.accounts import (
+    Account,
+    Accounts,
+    account_error,
+    assign,
+    check_column,
+    lock_accounts,
+    summary_lines,
+)
 from bulkrunner.config import API_KEY_ENV, RunConfig
 from bulkrunner.current import Change
 from bulkrunner.errors import ExitCode as ExitCode  # its home was here; many import it so
 from bulkrunner.errors import UsageError
 from bulkrunner.events import emit, show
-from bulkrunner.fields import CAMPAIGN_ID, Vocabulary
+from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, Vocabulary
 from bulkrunner.hints import fresh_command, resume_command
 from bulkrunner.interrupts import Interrupts
 from bulkrunner.journal import (
@@ -100,7 +111,10 @@ def validate_job(config: RunConfig, out: TextIO) -> ExitCode:
     invalid: list[tuple[int, str]] = []  # the first rows, printed one by one if few
     problems = Problems()
     bad = 0
-    for offset, _, judged in _judged(source, config.vocabulary, repeats):
+    accounts = Accounts.load(config, None)  # its account names, when it has an accounts file
+    if accounts is not None:
+        check_column(config.input, source.columns, accounts)
+    for offset, _, judged in _judged(source, config.vocabulary, repeats, accounts):
         for index, error in enumerate(judged.errors):
             if error:
                 bad += 1
@@ -136,6 +150,7 @@ def run_job(
 ) -> ExitCode:
     """Run one job end to end; raises UsageError before anything is sent."""
     api_key = _api_key(config, environ)
+    accounts = Accounts.load(config, environ)
     started = now()
     default = unused(default_report_path(config.input, started))
     if config.dry_run:
@@ -148,7 +163,7 @@ def run_job(
         frame, ignored = read_input(config.input)
         identity = run_identity(config)
         config = choose_report(config, identity, default)
-        return _execute(config, identity, frame, None, api_key, out, now, ignored)
+        return _execute(config, identity, frame, None, api_key, out, now, ignored, accounts)
 
 
 def retry_job(
@@ -159,6 +174,7 @@ def retry_job(
 ) -> ExitCode:
     """Re-run the failed and not-attempted rows of the report ``config.input``."""
     api_key = _api_key(config, environ)
+    accounts = Accounts.load(config, environ)
     earlier = read_report(config.input)
     status = earlier["status"].astype(str)
     for _, line in earlier[status == Status.INVALID.value].iterrows():
@@ -181,13 +197,13 @@ def retry_job(
     with input_lock(config, started):
         identity = run_identity(config)
         config = choose_report(config, identity, default)
-        return _execute(config, identity, frame, numbers, api_key, out, now)
+        return _execute(config, identity, frame, numbers, api_key, out, now, None, accounts)
 
 
 def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
     api_key = environ.get(API_KEY_ENV, "")
     remember(api_key)  # whatever a server echoes back, the key is redacted from every output
-    if not (api_key or config.dry_run or config.simulate):
+    if not (api_key or config.dry_run or config.simulate or config.accounts):
         raise UsageError(
             f"{API_KEY_ENV} is not set: export your SmartLead API key in it "
             "(or use --dry-run, or --simulate to try the embedded simulator)"
@@ -204,10 +220,13 @@ def _execute(
     out: TextIO,
     now: Now,
     ignored: Ignored | None = None,
+    accounts: Accounts | None = None,
 ) -> ExitCode:
     assert config.report is not None
     report_path = config.report
-    validation = validate(frame, config.vocabulary)
+    validation = _validated(config, frame, accounts)
+    if accounts is not None:
+        accounts = accounts.with_keys({row.account for row in validation.rows if row.account})
     check_report_path(report_path)
     shown = [(r.number, r.error) for r in validation.rejections[:_SHOWN_INVALID]]
     _warn_invalid(config.input, shown, len(validation.rejections))
@@ -218,9 +237,11 @@ def _execute(
 
     stats = RunStats()
     changes: dict[int, dict[str, Change]] = {}
+    by_account: dict[str, RunStats] = {}
     started = now()
     journal_file = journal_path(report_path)
-    with Interrupts() as interrupts, RunLock(lock_path(report_path), started):
+    with Interrupts() as interrupts, RunLock(lock_path(report_path), started), ExitStack() as held:
+        _lock_accounts(held, config, api_key, accounts, validation.rows, started)
         done = _earlier_successes(config, identity, journal_file, validation.rows)
         outcomes.update(done)
         try:
@@ -241,15 +262,23 @@ def _execute(
             outcomes,
             changes,
             interrupts,
+            accounts,
+            by_account,
         )
         # From here on a signal is only noted: see ``interrupts``.
         written = _write_report(frame, outcomes, numbers, report_path, now, changes, out)
         finished = stats.aborted is None
         if finished:
             remove(journal_file)
-        summary = Summary.of(outcomes, stats, config.rates, written)
+        # Several accounts have several limits: no one ceiling to compare the rate with.
+        summary = Summary.of(outcomes, stats, () if accounts else config.rates, written)
+        per_account = (
+            summary_lines(accounts.accounts, _account_cells(frame, numbers), outcomes, by_account)
+            if accounts is not None
+            else []
+        )
         # the reason a run stopped may quote a server: show() redacts
-        _show_summary(out, summary, ignored)
+        _show_summary(out, summary, ignored, per_account)
         emit(
             "run_end",
             counts={status.value: n for status, n in summary.counts.items()},
@@ -328,12 +357,17 @@ def _send(
     outcomes: dict[int, Outcome],
     changes: dict[int, dict[str, Change]],
     interrupts: Interrupts,
+    accounts: Accounts | None = None,
+    by_account: dict[str, RunStats] | None = None,
 ) -> RunStats:
-    """Send ``rows``, journaling each finished row; signals are held once this returns."""
+    """Send ``rows``, journaling each finished row; signals are held once this returns.
+    With ``accounts``, each account's rows go with its own key and limits, and ``by_account``
+    gets each account's requests."""
     from bulkrunner.engine import RunStats
     from bulkrunner.sending import Sending
+    from bulkrunner.sessions import AccountsSending
 
-    sending: Sending | None = None
+    sending: Sending | AccountsSending | None = None
     broken: list[str] = []  # why the journal cannot be written, once it cannot
 
     def record(key: str, number: int, campaign_id: int | None, outcome: Outcome) -> None:
@@ -348,7 +382,9 @@ def _send(
                 f"run aborted: cannot write the journal {journal.path} ({exc.strerror or exc})"
             )
             log.error("%s; sending nothing more", broken[0])
-            if sending is not None and sending.engine is not None:
+            if isinstance(sending, AccountsSending):
+                sending.stop(broken[0])
+            elif sending is not None and sending.engine is not None:
                 sending.engine.stop(broken[0])
 
     with journal:
@@ -364,20 +400,26 @@ def _send(
             count(len(rows), "row"),
             len(validation.rejections),
             count(config.concurrency, "worker"),
-            ", ".join(map(str, config.rates)),
-        )
-        sending = Sending(
-            config,
-            api_key,
-            rows,
-            on_outcome=lambda row, outcome: record(
-                # made as each row finishes, not held for every row from the start
-                row_key(row.campaign_id, row.payload),
-                row.number,
-                row.campaign_id,
-                outcome,
+            ", ".join(map(str, config.rates))
+            if accounts is None
+            else "the limits of each account: "
+            + "; ".join(
+                f"{name} {', '.join(map(str, account.rates))}"
+                for name, account in accounts.accounts.items()
+                if name in accounts.keys
             ),
         )
+
+        def on_outcome(row: Row, outcome: Outcome) -> None:
+            # the key is made as each row finishes, not held for every row from the start
+            record(row_key(row.campaign_id, row.payload), row.number, row.campaign_id, outcome)
+
+        if accounts is not None:
+            sending = AccountsSending(
+                config, accounts.accounts, accounts.keys, rows, on_outcome=on_outcome
+            )
+        else:
+            sending = Sending(config, api_key, rows, on_outcome=on_outcome)
         try:
             asyncio.run(sending.run())
         except KeyboardInterrupt:  # a signal before the loop could take it over, or after
@@ -385,7 +427,11 @@ def _send(
             sending.signals += 1
         interrupts.hold()
         outcomes.update(sending.outcomes())
-        if sending.plan is not None:
+        if isinstance(sending, AccountsSending):
+            changes.update(sending.changes())
+            if by_account is not None:
+                by_account.update(sending.by_account)
+        elif sending.plan is not None:
             changes.update(sending.plan.changes)
         stats = sending.stats
         if sending.signals and stats.aborted is None:
@@ -393,6 +439,45 @@ def _send(
         if broken and stats.aborted is None:
             stats.aborted = broken[0]
     return stats
+
+
+def _validated(config: RunConfig, frame: pd.DataFrame, accounts: Accounts | None) -> Validation:
+    """The rows of ``frame`` judged; with accounts, also whether each names one of them."""
+    check_column(config.input, [str(c) for c in frame.columns], accounts)
+    if accounts is None:
+        return validate(frame, config.vocabulary)
+    return assign(validate(frame, config.vocabulary), accounts.accounts, accounts.path)
+
+
+def _lock_accounts(
+    held: ExitStack,
+    config: RunConfig,
+    api_key: str,
+    accounts: Accounts | None,
+    rows: Sequence[Row],
+    started: datetime,
+) -> None:
+    """Hold the lock of every account this run sends with (the one key of a run without an
+    accounts file is an account too): two runs never share one account's limits unknowingly."""
+    if config.simulate:  # each run has its own embedded simulator
+        return
+    if accounts is None:
+        single = Account("", API_KEY_ENV, config.rates, config.base_url)
+        lock_accounts(held, [single], {"": api_key}, started)
+        return
+    used = {row.account for row in rows}
+    chosen = [account for name, account in accounts.accounts.items() if name in used]
+    lock_accounts(held, chosen, accounts.keys, started)
+
+
+def _account_cells(frame: pd.DataFrame, numbers: Sequence[int] | None) -> dict[int, str]:
+    """Each row's ``account`` cell (stripped), by row number."""
+    cells = frame[ACCOUNT].tolist() if ACCOUNT in frame.columns else []
+    rows = numbers or range(1, len(cells) + 1)
+    return {
+        number: "" if pd.isna(cell) else str(cell).strip()
+        for number, cell in zip(rows, cells, strict=False)
+    }
 
 
 def _write_report(
@@ -469,13 +554,18 @@ def _with_ignored(lines: list[str], ignored: Ignored | None) -> list[str]:
     return lines
 
 
-def _show_summary(out: TextIO, summary: Summary, ignored: Ignored | None) -> None:
-    """The summary's lines; in json mode one ``summary`` object with the counts."""
+def _show_summary(
+    out: TextIO, summary: Summary, ignored: Ignored | None, per_account: Sequence[str] = ()
+) -> None:
+    """The summary's lines (with a line per account after the first, when a run has several);
+    in json mode one ``summary`` object with the counts."""
     s = summary.stats
+    lines = summary.lines()
+    lines[1:1] = per_account
     show(
         out,
         "summary",
-        _with_ignored(summary.lines(), ignored),
+        _with_ignored(lines, ignored),
         counts={status.value: n for status, n in summary.counts.items()},
         requests=s.requests,
         retries=s.retries,
@@ -498,6 +588,13 @@ def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) ->
 # --- dry run and validate: the file a chunk at a time -----------------------------------------
 
 
+def _sets(cell: Any) -> bool:
+    """Whether a cell sets its field (a blank one leaves it unchanged)."""
+    if cell is None or cell is pd.NA or (isinstance(cell, float) and math.isnan(cell)):
+        return False
+    return bool(cell.strip()) if isinstance(cell, str) else True
+
+
 def _opened(path: Path) -> tuple[InputFile, Repeats | None]:
     """``open_input(path)``, and the campaigns on several rows when its check (a CSV file's,
     which parses it whole) could find them on the way: then the file is parsed once more
@@ -508,17 +605,30 @@ def _opened(path: Path) -> tuple[InputFile, Repeats | None]:
 
 
 def _judged(
-    source: InputFile, vocabulary: Vocabulary, repeats: Repeats | None = None
+    source: InputFile,
+    vocabulary: Vocabulary,
+    repeats: Repeats | None = None,
+    accounts: Accounts | None = None,
 ) -> Iterator[tuple[int, pd.DataFrame, RowJudgement]]:
     """Each chunk of ``source``, the number of rows before it, and its rows' judgement (errors,
     "" for a valid row). A campaign on two rows is found first (``repeats``, else from the
-    campaign_id column alone)."""
+    campaign_id column alone). With ``accounts``, a row must name one of them."""
     if repeats is None:
         columns = source.chunks(columns=[CAMPAIGN_ID])
         repeats = repeated_ids(chunk[CAMPAIGN_ID] for chunk in columns)
     offset = 0
     for chunk in source.chunks():
-        yield offset, chunk, judge_rows(chunk, vocabulary, offset=offset, repeats=repeats)
+        judged = judge_rows(chunk, vocabulary, offset=offset, repeats=repeats)
+        errors = judged.errors
+        if accounts is not None and ACCOUNT in chunk.columns:
+            for index, cell in enumerate(_account_cells(chunk, None).values()):
+                wrong = account_error(cell, accounts.accounts, accounts.path)
+                if wrong and not errors[index]:  # a valid row no more: its fields do not count
+                    for name in judged.fields:
+                        judged.fields[name] -= _sets(chunk[name].iloc[index])
+                if wrong:
+                    errors[index] = f"{errors[index]}; {wrong}" if errors[index] else wrong
+        yield offset, chunk, judged
         offset += len(chunk)
 
 
@@ -642,7 +752,9 @@ def _stage_dry_run(
     writer = ReportWriter(path, list(source.columns), tmp, examples)
     dry = _DryRun(writer, Counter(), [])
     try:
-        for offset, chunk, judged in _judged(source, config.vocabulary, repeats):
+        accounts = Accounts.load(config, None)
+        check_column(config.input, source.columns, accounts)
+        for offset, chunk, judged in _judged(source, config.vocabulary, repeats, accounts):
             errors = judged.errors
             invalid = [index for index, error in enumerate(errors) if error]
             dry.counts[Status.INVALID] += len(invalid)

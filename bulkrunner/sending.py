@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,15 @@ DEMO_SEED = 2024
 
 
 @dataclass
+class SharedBackup:
+    """One backup written by the sessions of several accounts of one run: the first to write
+    starts it (or keeps the one of the run it continues); the others add to it."""
+
+    started: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
 class Sending:
     """Sends ``rows`` with ``asyncio.run(sending.run())``; ``outcomes`` works after any end."""
 
@@ -72,6 +82,9 @@ class Sending:
     plan: Plan | None = None  # what reading the current settings found
     checked: dict[int, str] = field(default_factory=dict)  # --verify: row -> difference
     backup: Path | None = None
+    account: str | None = None  # one account of several (``bulkrunner.accounts``)
+    shared_backup: SharedBackup | None = None  # the backup several accounts' sessions write
+    watch: bool = True  # show progress (a run of several accounts shows none per account)
     _grace_timer: asyncio.TimerHandle | None = None
 
     @property
@@ -115,6 +128,11 @@ class Sending:
                     signal.signal(signum, previous[signum] or signal.SIG_DFL)
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
+
+    async def send(self) -> None:
+        """``run`` without taking over the signals: for a caller that handles them (the
+        sessions of several accounts run together, ``bulkrunner.accounts``)."""
+        await self._run(self.rows)
 
     def _on_signal(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
         self.signals += 1
@@ -196,7 +214,7 @@ class Sending:
                         "--no-backup nothing needs them"
                     )
             except (KeyRejected, Unreachable) as rejected:
-                log.error("run aborted: %s; nothing was sent", rejected)
+                log.error("%srun aborted: %s; nothing was sent", self._whose, rejected)
                 self.engine.stop(f"run aborted: {rejected}")
             except WaitTooLong as wait:
                 reason = (
@@ -229,7 +247,7 @@ class Sending:
                 if config.report is not None and config.no_backup:
                     log.warning("--no-backup: no backup is written; this run cannot be rolled back")
                 elif config.report is not None and current is not None:
-                    self._write_backup(config.report, self.plan)
+                    await self._write_backup(config.report, self.plan)
             current = None  # every campaign as GET showed it (~1 KB each): planned, not needed
             emit(
                 "run_start",
@@ -237,9 +255,11 @@ class Sending:
                 unchanged=len(self.plan.unchanged),
                 limits=[str(rate) for rate in config.rates],
                 concurrency=config.concurrency,
+                **({"account": self.account} if self.account is not None else {}),
             )
             async with anyio.create_task_group() as group:
-                group.start_soon(self._watch, self.engine, len(rows), limiter)
+                if self.watch:
+                    group.start_soon(self._watch, self.engine, len(rows), limiter)
                 await self.engine.run(self.plan.send)
                 group.cancel_scope.cancel()
             if config.verify and self.engine.stats.aborted is None:
@@ -292,7 +312,7 @@ class Sending:
         if wait >= 1:
             log.info("waiting %.0fs for the previous run's requests to leave the rate window", wait)
 
-    def _write_backup(self, report: Path, planned: Plan) -> None:
+    async def _write_backup(self, report: Path, planned: Plan) -> None:
         """Record the values about to change before any is sent; if that fails, send nothing."""
         assert self.engine is not None
         by_campaign = {
@@ -304,10 +324,26 @@ class Sending:
         # A resumed run continues the one that wrote this backup (as does a --fresh start of
         # it: what the interrupted run changed is still changed): keep what it recorded.
         keep = self.config.resume or self.config.fresh
+        shared = self.shared_backup
         try:
-            recorded = record_backup(path, by_campaign, keep=keep)
+            if shared is None:
+                recorded = record_backup(path, by_campaign, keep=keep)
+            else:
+                # Several accounts write one backup: one at a time, in a worker thread, so that
+                # the other accounts' requests are not held up meanwhile (a request granted
+                # while the loop is blocked reaches the server late, crowding the next window).
+                async with shared.lock:
+                    write = partial(
+                        record_backup,
+                        path,
+                        by_campaign,
+                        keep=keep or shared.started,
+                        account=self.account,
+                    )
+                    recorded = await anyio.to_thread.run_sync(write)
+                    shared.started = True
         except BackupError as exc:
-            log.error("run aborted: %s; nothing was sent", exc)
+            log.error("%srun aborted: %s; nothing was sent", self._whose, exc)
             self.engine.stop(f"run aborted: {exc}")
             return
         self.backup = path
@@ -318,12 +354,20 @@ class Sending:
             )
         earlier = recorded.total - recorded.campaigns
         log.info(
-            "backup of the %s about to change%s: %s (undo with: %s)",
+            "%sbackup of the %s about to change%s: %s (undo with: %s)",
+            self._whose,
             count(recorded.campaigns, "campaign"),
-            f" (and {earlier} more from the run it continues)" if earlier > 0 else "",
+            f" (and {earlier} more from the run it continues)"
+            if earlier > 0 and shared is None  # of several accounts, the others' are counted
+            else "",
             path,
             rollback_command(self.config, path),
         )
+
+    @property
+    def _whose(self) -> str:
+        """What log lines start with: the account, when a run has several."""
+        return f"account {self.account}: " if self.account is not None else ""
 
     async def _watch(self, engine: Engine, total: int, limiter: SlidingWindowLimiter) -> None:
         """Show progress until cancelled: a bar on a terminal, log lines otherwise."""

@@ -26,6 +26,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from bulkrunner.fields import (
+    ACCOUNT,
     CAMPAIGN_ID,
     EMPTY_TEXT_CELL,
     ENUMS,
@@ -44,6 +45,7 @@ class Row:
     number: int  # 1-based data-row number in the input file
     campaign_id: int
     payload: Mapping[str, Any]
+    account: str | None = None  # the ``account`` cell, stripped ("" when blank); None: no column
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,7 @@ def validate(
     rows: list[Row] = []
     rejections: list[Rejection] = []
     settings = [(c.name, c.values.tolist(), c.blank.tolist()) for c in judged.settings]
+    accounts = _accounts(frame)
     for index, (campaign_id, error) in enumerate(
         zip(judged.ids.values.tolist(), errors, strict=True)
     ):
@@ -109,7 +112,8 @@ def validate(
             rejections.append(Rejection(number, known, error))
         else:
             payload = {name: values[index] for name, values, blank in settings if not blank[index]}
-            rows.append(Row(number, campaign_id, payload))
+            account = None if accounts is None else accounts[index]
+            rows.append(Row(number, campaign_id, payload, account))
     return Validation(tuple(rows), tuple(rejections))
 
 
@@ -170,6 +174,14 @@ def repeated_among(ids: Iterable[npt.NDArray[Any]]) -> dict[int, list[int]]:
     return _repeats(np.concatenate(found) if found else np.zeros(0, np.int64), 0)
 
 
+def _accounts(frame: pd.DataFrame) -> list[str] | None:
+    """Each row's ``account`` cell as stripped text ("" when blank), None without the column;
+    which names are known is the accounts file's to say (``bulkrunner.accounts``)."""
+    if ACCOUNT not in frame.columns:
+        return None
+    return ["" if pd.isna(cell) else str(cell).strip() for cell in frame[ACCOUNT].tolist()]
+
+
 @dataclass(frozen=True, slots=True)
 class _Column:
     """One column judged: per row, the parsed value (BLANK when blank, None when invalid), the
@@ -207,7 +219,7 @@ class _Judgement:
         settings = tuple(
             _judge_column(frame[name], FIELDS_BY_NAME[name], vocabulary)
             for name in frame.columns
-            if name != CAMPAIGN_ID
+            if name not in (CAMPAIGN_ID, ACCOUNT)
         )
         nothing = np.ones(len(frame), dtype=bool)
         for column in settings:

@@ -1,0 +1,517 @@
+"""Many accounts in one run, through the command line, each account on a simulator of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bulkrunner.cli import main
+from bulkrunner.rates import Rate
+from bulkrunner.simulator import SimulatorConfig, SimulatorThread
+
+KEYS = {"acme": "sk-live-ACME-7d1e", "globex": "sk-live-GLOBEX-91a0", "initech": "sk-live-INI-3b2c"}
+FIRST_ID = {"acme": 1000, "globex": 2000, "initech": 3000}
+ROWS = 6
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SMARTLEAD_API_KEY", "SMARTLEAD_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def servers() -> Iterator[dict[str, SimulatorThread]]:
+    """One simulator per account, each accepting only that account's key."""
+    with ExitStack() as stack:
+        yield {
+            name: stack.enter_context(
+                SimulatorThread(SimulatorConfig(api_key=key, rates=[Rate(200, 1)]))
+            )
+            for name, key in KEYS.items()
+        }
+
+
+def write_accounts(
+    tmp_path: Path, servers: dict[str, SimulatorThread], rates: dict[str, str] | None = None
+) -> Path:
+    path = tmp_path / "accounts.toml"
+    path.write_text(
+        "".join(
+            f'[accounts.{name}]\nkey_env = "{name.upper()}_SMARTLEAD_KEY"\n'
+            f'rate = ["{(rates or {}).get(name, "100/1")}", "1000/3600"]\n'
+            f'base_url = "{server.base_url}"\n\n'
+            for name, server in servers.items()
+        )
+    )
+    return path
+
+
+def write_plan(tmp_path: Path, names: list[str], name: str = "plan.csv") -> Path:
+    lines = ["campaign_id,account,sending_limit"]
+    for n in range(ROWS):  # the accounts' rows interleaved, as a spreadsheet may have them
+        lines += [f"{FIRST_ID[account] + n},{account},{10 + n}" for account in names]
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def export_keys(monkeypatch: pytest.MonkeyPatch, keys: dict[str, str] = KEYS) -> None:
+    for name, key in keys.items():
+        monkeypatch.setenv(f"{name.upper()}_SMARTLEAD_KEY", key)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def outputs(tmp_path: Path, *texts: str) -> Iterator[str]:
+    yield from texts
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            yield path.read_bytes().decode("utf-8", errors="replace")
+
+
+def test_each_account_rows_go_with_its_own_key_to_its_own_server(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: dict[str, SimulatorThread],
+) -> None:
+    export_keys(monkeypatch)
+    accounts = write_accounts(tmp_path, servers, {"acme": "50/1", "globex": "60/1"})
+    plan = write_plan(tmp_path, list(KEYS))
+    report = tmp_path / "r.csv"
+    code, out, err = run(
+        capsys,
+        "run",
+        str(plan),
+        "--accounts",
+        str(accounts),
+        "--report",
+        str(report),
+        "--log-format",
+        "json",
+    )
+    assert code == 0, err
+    for name, server in servers.items():
+        # Only its own campaigns reached it (with its key, or the simulator would answer 401).
+        assert sorted(server.state.applied) == [FIRST_ID[name] + n for n in range(ROWS)]
+        assert {r.status for r in server.state.requests} == {200}
+    frame = pd.read_csv(report)
+    assert list(frame["account"]) == [name for _ in range(ROWS) for name in KEYS]
+    assert set(frame["status"]) == {"succeeded"}
+    (summary,) = [e for line in out.splitlines() if (e := json.loads(line))["event"] == "summary"]
+    message = summary["message"]  # the text summary's lines, joined by "; "
+    assert message.startswith(f"rows: {3 * ROWS} ({3 * ROWS} succeeded); account acme: ")
+    for name, server in servers.items():  # a line per account, in order, with its own requests
+        seen = len(server.state.requests)  # its reads before sending and its POSTs
+        line = f"account {name}: {ROWS} rows ({ROWS} succeeded); {seen} requests, 0 answered 429"
+        assert line in message
+    assert message.index("account acme") < message.index("account globex")
+    # Each account's session holds its own limits.
+    starts = [e for line in err.splitlines() if (e := json.loads(line))["event"] == "run_start"]
+    limits = {e["account"]: e["limits"] for e in starts}
+    assert limits == {
+        "acme": ["50/1", "1000/3600"],
+        "globex": ["60/1", "1000/3600"],
+        "initech": ["100/1", "1000/3600"],
+    }
+    for text in outputs(tmp_path, out, err):
+        for key in KEYS.values():
+            assert key not in text
+
+
+def test_a_rejected_key_stops_only_its_account_and_exits_3(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: dict[str, SimulatorThread],
+) -> None:
+    export_keys(monkeypatch, {**KEYS, "globex": "sk-live-REVOKED-0000"})
+    accounts = write_accounts(tmp_path, servers)
+    report = tmp_path / "r.csv"
+    code, out, err = run(
+        capsys,
+        "run",
+        str(write_plan(tmp_path, list(KEYS))),
+        "--accounts",
+        str(accounts),
+        "--report",
+        str(report),
+    )
+    assert code == 3, err
+    frame = pd.read_csv(report)
+    statuses = frame.groupby("account")["status"].agg(set).to_dict()
+    assert statuses == {
+        "acme": {"succeeded"},
+        "globex": {"not_attempted"},
+        "initech": {"succeeded"},
+    }
+    assert len(servers["acme"].state.applied) == len(servers["initech"].state.applied) == ROWS
+    assert not servers["globex"].state.applied
+    globex = next(line for line in out.splitlines() if line.startswith("account globex:"))
+    assert f"{ROWS} not_attempted" in globex
+    assert "run aborted: HTTP 401" in globex
+    assert "account acme: 6 rows (6 succeeded)" in out
+    assert "sk-live-REVOKED-0000" not in out + err + report.read_text()
+    # Resumable: with the key put right, --resume sends globex's rows and only those.
+    export_keys(monkeypatch)
+    code, out, err = run(
+        capsys,
+        "run",
+        str(tmp_path / "plan.csv"),
+        "--accounts",
+        str(accounts),
+        "--report",
+        str(report),
+        "--resume",
+    )
+    assert code == 0, err
+    assert set(pd.read_csv(report)["status"]) == {"succeeded"}
+    assert len(servers["globex"].state.applied) == ROWS
+    assert all(n == 1 for server in servers.values() for n in server.state.applied.values())
+
+
+def test_a_missing_key_variable_is_named_before_anything_is_sent(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: dict[str, SimulatorThread],
+) -> None:
+    export_keys(monkeypatch, {"acme": KEYS["acme"], "initech": KEYS["initech"]})
+    monkeypatch.delenv("GLOBEX_SMARTLEAD_KEY", raising=False)
+    accounts = write_accounts(tmp_path, servers)
+    report = tmp_path / "r.csv"
+    code, _, err = run(
+        capsys,
+        "run",
+        str(write_plan(tmp_path, list(KEYS))),
+        "--accounts",
+        str(accounts),
+        "--report",
+        str(report),
+    )
+    assert code == 2
+    line = one_line_error(err)
+    assert "GLOBEX_SMARTLEAD_KEY is not set" in line
+    assert "'globex'" in line
+    assert str(accounts) in line
+    assert not report.exists()
+    assert all(not server.state.requests for server in servers.values())
+
+
+def test_an_account_no_row_names_needs_no_key(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: dict[str, SimulatorThread],
+) -> None:
+    export_keys(monkeypatch, {"acme": KEYS["acme"], "globex": KEYS["globex"]})
+    monkeypatch.delenv("INITECH_SMARTLEAD_KEY", raising=False)
+    accounts = write_accounts(tmp_path, servers)
+    plan = write_plan(tmp_path, ["acme", "globex"])
+    code, _, err = run(
+        capsys, "run", str(plan), "--accounts", str(accounts), "--report", str(tmp_path / "r.csv")
+    )
+    assert code == 0, err
+    assert not servers["initech"].state.requests
+
+
+def test_a_row_naming_an_unknown_account_is_invalid_and_the_others_are_sent(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: dict[str, SimulatorThread],
+) -> None:
+    export_keys(monkeypatch)
+    accounts = write_accounts(tmp_path, servers)
+    plan = tmp_path / "plan.csv"
+    plan.write_text("campaign_id,account,sending_limit\n1000,acme,10\n2000,globx,20\n3000,,30\n")
+    report = tmp_path / "r.csv"
+    code, _, err = run(
+        capsys, "run", str(plan), "--accounts", str(accounts), "--report", str(report)
+    )
+    assert code == 1, err
+    frame = pd.read_csv(report)
+    assert list(frame["status"]) == ["succeeded", "invalid", "invalid"]
+    assert "'globx' is not in" in frame["error"][1]
+    assert "did you mean 'globex'?" in frame["error"][1]
+    assert frame["error"][2].startswith("account: missing")
+    assert servers["acme"].state.applied[1000] == 1
+    assert not servers["globex"].state.requests
+    assert not servers["initech"].state.requests
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('[accounts.acme]\nkey_env = "ACME_SMARTLEAD_KEY"\nkey = "sk-oops"\n', "never holds a key"),
+        ('[accounts.acme]\nkey-env = "ACME_SMARTLEAD_KEY"\n', "unknown setting 'key-env'"),
+        ('[accounts.acme]\nkey_env = "ACME_SMARTLEAD_KEY"\nrate = ["ten/1"]\n', "rate:"),
+        ('[accounts.acme]\nkey_env = "ACME_SMARTLEAD_KEY"\nbase_url = "ftp://x"\n', "base_url"),
+        ("[accounts.acme]\n", "key_env must name the environment variable"),
+        ("title = 1\n", "unknown entry 'title'"),
+        ("[accounts]\n", "no accounts"),
+        ("[accounts.acme\n", "not valid TOML"),
+    ],
+)
+def test_a_bad_accounts_file_is_a_one_line_error_naming_it(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    content: str,
+    expected: str,
+) -> None:
+    export_keys(monkeypatch)
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(content)
+    plan = tmp_path / "plan.csv"
+    plan.write_text("campaign_id,account,sending_limit\n1000,acme,10\n")
+    code, _, err = run(
+        capsys, "run", str(plan), "--accounts", str(accounts), "--report", str(tmp_path / "r.csv")
+    )
+    assert code == 2
+    line = one_line_error(err)
+    assert str(accounts) in line
+    assert expected in line
+    assert "sk-oops" not in line
+
+
+def test_the_account_column_and_the_accounts_file_go_together(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: dict[str, SimulatorThread],
+) -> None:
+    export_keys(monkeypatch)
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEYS["acme"])
+    accounts = write_accounts(tmp_path, servers)
+    with_column = write_plan(tmp_path, ["acme"])
+    without = tmp_path / "single.csv"
+    without.write_text("campaign_id,sending_limit\n1000,10\n")
+    report = str(tmp_path / "r.csv")
+    code, _, err = run(capsys, "run", str(with_column), "--report", report)
+    assert code == 2
+    assert "has an 'account' column but no accounts file" in one_line_error(err)
+    code, _, err = run(capsys, "run", str(without), "--accounts", str(accounts), "--report", report)
+    assert code == 2
+    assert "no 'account' column" in one_line_error(err)
+    assert all(not server.state.requests for server in servers.values())
+
+
+def test_an_accounts_file_named_in_a_job_file_resolves_beside_it(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: dict[str, SimulatorThread],
+) -> None:
+    export_keys(monkeypatch)
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    write_accounts(jobs, servers)
+    write_plan(jobs, list(KEYS))
+    (jobs / "nightly.toml").write_text(
+        'input = "plan.csv"\naccounts = "accounts.toml"\nreport = "out.csv"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "run", str(jobs / "nightly.toml"))
+    assert code == 0, err
+    assert all(len(server.state.applied) == ROWS for server in servers.values())
+
+
+def test_rollback_restores_every_account_with_its_own_key(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: dict[str, SimulatorThread],
+) -> None:
+    export_keys(monkeypatch)
+    accounts = write_accounts(tmp_path, servers)
+    report = tmp_path / "r.csv"
+    plan = write_plan(tmp_path, list(KEYS))
+    before: dict[str, dict[int, int]] = {name: {} for name in KEYS}  # as the run read them
+    code, _, err = run(
+        capsys, "run", str(plan), "--accounts", str(accounts), "--report", str(report)
+    )
+    assert code == 0, err
+    frame = pd.read_csv(report)
+    for account, campaign, read in zip(
+        frame["account"], frame["campaign_id"], frame["before"], strict=True
+    ):
+        before[str(account)][int(campaign)] = json.loads(str(read))["sending_limit"]
+    backup = pd.read_parquet(tmp_path / "r.csv.backup.parquet")
+    assert dict(zip(backup["campaign_id"], backup["account"], strict=True)) == {
+        FIRST_ID[name] + n: name for name in KEYS for n in range(ROWS)
+    }
+    code, _, err = run(
+        capsys,
+        "rollback",
+        str(report),
+        "--accounts",
+        str(accounts),
+        "--report",
+        str(tmp_path / "undo.csv"),
+    )
+    assert code == 0, err
+    for name, server in servers.items():
+        restored = {cid: server.state.settings[cid]["sending_limit"] for cid in before[name]}
+        assert restored == before[name]
+        assert {r.status for r in server.state.requests} == {200}  # every request its own key
+
+
+def test_a_second_run_using_an_account_in_use_is_refused_with_exit_4(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two cron jobs, two inputs, two accounts files: the same key on the same server is one
+    account, whatever its variable is called; the second run sends nothing."""
+    slow = SimulatorConfig(api_key=KEYS["acme"], latency=0.5)
+    with SimulatorThread(slow) as server:
+        first_accounts = tmp_path / "first.toml"
+        first_accounts.write_text(
+            f'[accounts.acme]\nkey_env = "ACME_SMARTLEAD_KEY"\nbase_url = "{server.base_url}"\n'
+        )
+        second_accounts = tmp_path / "second.toml"
+        second_accounts.write_text(
+            f'[accounts.client-a]\nkey_env = "CLIENT_A_KEY"\nbase_url = "{server.base_url}"\n'
+        )
+        first_plan = write_plan(tmp_path, ["acme"], "first.csv")
+        second_plan = tmp_path / "second.csv"
+        second_plan.write_text("campaign_id,account,sending_limit\n5000,client-a,10\n")
+        env = {**os.environ, "ACME_SMARTLEAD_KEY": KEYS["acme"]}
+        first = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "bulkrunner", "run", str(first_plan)),
+                *("--accounts", str(first_accounts), "--report", str(tmp_path / "first.r.csv")),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            while not server.state.requests:  # the first run holds its locks once it sends
+                assert first.poll() is None, first.communicate()[1]
+                time.sleep(0.02)
+            monkeypatch.setenv("CLIENT_A_KEY", KEYS["acme"])
+            code, _, err = run(
+                capsys,
+                "run",
+                str(second_plan),
+                "--accounts",
+                str(second_accounts),
+                "--report",
+                str(tmp_path / "second.r.csv"),
+            )
+            # A run without an accounts file, with the same key, is the same account too.
+            monkeypatch.setenv("SMARTLEAD_API_KEY", KEYS["acme"])
+            single = tmp_path / "single.csv"
+            single.write_text("campaign_id,sending_limit\n6000,10\n")
+            code_single, _, err_single = run(
+                capsys,
+                "run",
+                str(single),
+                "--base-url",
+                server.base_url,
+                "--report",
+                str(tmp_path / "single.r.csv"),
+            )
+        finally:
+            _, first_err = first.communicate(timeout=60)
+            assert first.returncode == 0, first_err
+        campaigns = {r.campaign_id for r in server.state.requests} - {None}  # None: a list read
+    assert code == 4, err
+    line = one_line_error(err)
+    assert "account 'client-a'" in line
+    assert "another bulkrunner run" in line
+    assert code_single == 4, err_single
+    assert "the key SMARTLEAD_API_KEY: another bulkrunner run" in one_line_error(err_single)
+    assert campaigns == {FIRST_ID["acme"] + n for n in range(ROWS)}  # nothing of the others
+    assert KEYS["acme"] not in err + err_single
+
+
+def test_a_dry_run_and_validate_check_the_account_names(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: dict[str, SimulatorThread],
+) -> None:
+    monkeypatch.delenv("ACME_SMARTLEAD_KEY", raising=False)  # neither needs a key
+    accounts = write_accounts(tmp_path, servers)
+    plan = tmp_path / "plan.csv"
+    plan.write_text("campaign_id,account,sending_limit\n1000,acme,10\n2000,nobody,20\n")
+    report = tmp_path / "dry.csv"
+    code, out, err = run(
+        capsys, "run", str(plan), "--accounts", str(accounts), "--dry-run", "--report", str(report)
+    )
+    assert code == 1, err
+    assert list(pd.read_csv(report)["status"]) == ["dry_run", "invalid"]
+    assert "rows setting each field: sending_limit 1" in out  # the account column is no setting
+    code, out, _ = run(capsys, "validate", str(plan), "--accounts", str(accounts))
+    assert code == 1
+    assert f"{plan} row 2: account: 'nobody' is not in {accounts}" in out
+    assert all(not server.state.requests for server in servers.values())
+
+
+def test_an_interrupted_run_of_several_accounts_stops_them_all_and_resumes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ["acme", "globex"]
+    with ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(
+                SimulatorThread(SimulatorConfig(api_key=KEYS[name], latency=0.2))
+            )
+            for name in names
+        }
+        accounts = write_accounts(tmp_path, servers)
+        plan = write_plan(tmp_path, names)
+        report = tmp_path / "r.csv"
+        argv = ["run", str(plan), "--accounts", str(accounts), "--report", str(report)]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bulkrunner", *argv, "--concurrency", "1"],
+            env={**os.environ, **{f"{n.upper()}_SMARTLEAD_KEY": KEYS[n] for n in names}},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            while not all(server.state.posts() for server in servers.values()):
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.02)
+        finally:
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=60)
+        assert process.returncode == 3, err
+        frame = pd.read_csv(report)
+        for name in names:
+            statuses = set(frame[frame["account"] == name]["status"])
+            assert statuses == {"succeeded", "not_attempted"}, (name, statuses)
+        assert "run interrupted" in out
+        assert "to resume:" in out
+        export_keys(monkeypatch)
+        code, _, err = run(capsys, *argv, "--resume")
+        assert code == 0, err
+        assert set(pd.read_csv(report)["status"]) == {"succeeded"}
+        for name, server in servers.items():
+            assert sorted(server.state.applied) == [FIRST_ID[name] + n for n in range(ROWS)]
+            assert set(server.state.applied.values()) == {1}  # none sent twice
