@@ -28,7 +28,6 @@ import logging
 import os
 import re
 import tempfile
-import tomllib
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import ExitStack
@@ -37,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bulkrunner.config import RunConfig
+from bulkrunner.config import RunConfig, read_toml
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import ACCOUNT
 from bulkrunner.locking import RunLock
@@ -66,15 +65,7 @@ class Account:
 
 def read_accounts(path: Path, config: RunConfig) -> dict[str, Account]:
     """The accounts of ``path``; limits and base URL default to the run's (``config``)."""
-    try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: accounts file not found") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the accounts file ({exc.strerror or exc})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+    raw = read_toml(path, "accounts file")
     table = raw.get("accounts")
     others = [key for key in raw if key != "accounts"]
     if others:

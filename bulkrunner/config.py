@@ -87,17 +87,23 @@ class RunConfig:
     accounts: Path | None = None  # a TOML file of accounts; an input column picks one per row
 
 
-def read_job_file(path: Path) -> dict[str, Any]:
-    """The options in job file ``path``, checked, with paths made absolute."""
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The TOML file ``path`` (a ``what``: "job file", "accounts file"), or a one-line
+    UsageError naming it."""
     try:
         with path.open("rb") as handle:
-            raw = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError:
-        raise UsageError(f"{path}: job file not found") from None
+        raise UsageError(f"{path}: {what} not found") from None
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read the job file ({exc.strerror or exc})") from None
+        raise UsageError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not valid TOML ({exc})") from None
+
+
+def read_job_file(path: Path) -> dict[str, Any]:
+    """The options in job file ``path``, checked, with paths made absolute."""
+    raw = read_toml(path, "job file")
     options: dict[str, Any] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")

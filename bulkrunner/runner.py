@@ -279,16 +279,7 @@ def _execute(
         )
         # the reason a run stopped may quote a server: show() redacts
         _show_summary(out, summary, ignored, per_account)
-        emit(
-            "run_end",
-            counts={status.value: n for status, n in summary.counts.items()},
-            requests=stats.requests,
-            retries=stats.retries,
-            throttled=stats.throttled,
-            seconds=round(stats.sending_seconds, 3),
-            aborted=stats.aborted,
-            report=str(written) if written else None,
-        )
+        emit("run_end", **_figures(summary))
         if not finished:
             command = resume_command(config, report_path)
             show(
@@ -559,21 +550,23 @@ def _show_summary(
 ) -> None:
     """The summary's lines (with a line per account after the first, when a run has several);
     in json mode one ``summary`` object with the counts."""
-    s = summary.stats
     lines = summary.lines()
     lines[1:1] = per_account
-    show(
-        out,
-        "summary",
-        _with_ignored(lines, ignored),
-        counts={status.value: n for status, n in summary.counts.items()},
-        requests=s.requests,
-        retries=s.retries,
-        throttled=s.throttled,
-        seconds=round(s.sending_seconds, 3),
-        aborted=s.aborted,
-        report=str(summary.report_path) if summary.report_path else None,
-    )
+    show(out, "summary", _with_ignored(lines, ignored), **_figures(summary))
+
+
+def _figures(summary: Summary) -> dict[str, Any]:
+    """What the summary and the ``run_end`` event say as fields, for machines."""
+    s = summary.stats
+    return {
+        "counts": {status.value: n for status, n in summary.counts.items()},
+        "requests": s.requests,
+        "retries": s.retries,
+        "throttled": s.throttled,
+        "seconds": round(s.sending_seconds, 3),
+        "aborted": s.aborted,
+        "report": str(summary.report_path) if summary.report_path else None,
+    }
 
 
 def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) -> None:
