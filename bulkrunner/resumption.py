@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -31,9 +32,12 @@ def run_identity(config: RunConfig) -> RunIdentity:
     return RunIdentity.of(config.input, {"vocabulary": config.vocabulary.value})
 
 
-def input_lock(config: RunConfig, started: datetime) -> RunLock:
+def input_lock(config: RunConfig, started: datetime) -> AbstractContextManager[object]:
     """Held while a real run of ``config.input`` is choosing its report and sending: another
-    run of the same input is refused (exit 4) whatever its report is called."""
+    run of the same input is refused (exit 4) whatever its report is called. A run on the
+    embedded simulator (``--simulate``) touches no account: it takes none."""
+    if config.simulate:
+        return nullcontext()
     return RunLock(input_lock_path(config.input), started, subject=str(config.input))
 
 

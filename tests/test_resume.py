@@ -564,3 +564,20 @@ def test_a_job_file_with_another_resume_value_is_a_usage_error(
     job.write_text('input = "plan.csv"\nresume = "sometimes"\n')
     assert main(["run", str(job), "--dry-run"]) == 2
     assert "resume must be true, false or \"auto\", got 'sometimes'" in capsys.readouterr().err
+
+
+def test_runs_of_one_input_on_the_embedded_simulator_do_not_lock_each_other_out(
+    tmp_path: Path,
+) -> None:
+    from bulkrunner.errors import RunInProgress
+    from bulkrunner.resumption import input_lock
+
+    source = plan(tmp_path, range(1, 3))
+    real = build_config({}, {"input": str(source)})
+    simulated = build_config({}, {"input": str(source), "simulate": True})
+    when = datetime.now(UTC)
+    with input_lock(real, when):
+        with pytest.raises(RunInProgress), input_lock(real, when):  # a second real run: exit 4
+            pass
+        with input_lock(simulated, when), input_lock(simulated, when):
+            pass  # the demo touches no account: two of it may run at once
