@@ -358,25 +358,18 @@ def _scan_csv(
     filled: set[int] = set()
     blank: list[npt.NDArray[np.int64]] = []
     rows = last = 0  # last: the number of rows up to the last one with data
-    with _csv_errors(path, form):
-        reader = pd.read_csv(path, chunksize=CHUNK_ROWS, **form.options)
-    with reader:
-        while True:
-            with _csv_errors(path, form):
-                chunk = next(reader, None)
-            if chunk is None:
-                break
-            chunk.columns = pd.RangeIndex(len(form.header))
-            filled.update(i for i in unnamed if not _blank_cells(chunk[i]).all())
-            empty = _blank_rows(chunk)
-            blank.append(np.flatnonzero(empty) + rows)
-            if watch is not None:
-                ids = chunk.loc[~empty, ids_at]
-                if len(ids):
-                    watch(ids.rename(CAMPAIGN_ID).reset_index(drop=True))
-            filled_rows = np.flatnonzero(~empty)
-            last = rows + int(filled_rows[-1]) + 1 if len(filled_rows) else last
-            rows += len(chunk)
+    for chunk in _parsed(path, form, CHUNK_ROWS):
+        chunk.columns = pd.RangeIndex(len(form.header))
+        filled.update(i for i in unnamed if not _blank_cells(chunk[i]).all())
+        empty = _blank_rows(chunk)
+        blank.append(np.flatnonzero(empty) + rows)
+        if watch is not None:
+            ids = chunk.loc[~empty, ids_at]
+            if len(ids):
+                watch(ids.rename(CAMPAIGN_ID).reset_index(drop=True))
+        filled_rows = np.flatnonzero(~empty)
+        last = rows + int(filled_rows[-1]) + 1 if len(filled_rows) else last
+        rows += len(chunk)
     _check_unnamed(path, form, sorted(filled))
     form = replace(form, blank=np.concatenate(blank) if blank else form.blank)
     between = int(np.searchsorted(form.blank, last))
@@ -390,34 +383,42 @@ def _scan_csv(
     return raw, form.names, rows - ignored.rows, read, ignored
 
 
-def _csv_chunks(
-    path: Path, form: _Csv, size: int, columns: Sequence[str] | None
+def _parsed(
+    path: Path, form: _Csv, size: int, usecols: list[int] | None = None
 ) -> Iterator[pd.DataFrame]:
-    names = form.names if columns is None else list(columns)
-    # By position: the header as written, not as pandas renames or strips it.
-    wanted = [form.positions[form.names.index(name)] for name in names]
+    """The file parsed ``size`` rows at a time, each parser error as one line naming it."""
     with _csv_errors(path, form):
-        reader = pd.read_csv(path, chunksize=size, usecols=wanted, **form.options)
-    start = 0
+        reader = pd.read_csv(path, chunksize=size, usecols=usecols, **form.options)
     with reader:
         while True:
             with _csv_errors(path, form):
                 chunk = next(reader, None)
             if chunk is None:
                 return
-            # usecols keeps the file's order: put the columns in the order asked for
-            chunk.columns = pd.RangeIndex(len(chunk.columns))
-            chunk = chunk[[sorted(wanted).index(position) for position in wanted]]
-            end = start + len(chunk)
-            lo, hi = np.searchsorted(form.blank, [start, end])
-            if hi > lo:
-                chunk = chunk.drop(index=chunk.index[form.blank[lo:hi] - start])
-            start = end
-            if chunk.empty:
-                continue
-            chunk.columns = pd.Index(names)
-            chunk.index = pd.RangeIndex(len(chunk))
             yield chunk
+
+
+def _csv_chunks(
+    path: Path, form: _Csv, size: int, columns: Sequence[str] | None
+) -> Iterator[pd.DataFrame]:
+    names = form.names if columns is None else list(columns)
+    # By position: the header as written, not as pandas renames or strips it.
+    wanted = [form.positions[form.names.index(name)] for name in names]
+    start = 0
+    for chunk in _parsed(path, form, size, usecols=wanted):
+        # usecols keeps the file's order: put the columns in the order asked for
+        chunk.columns = pd.RangeIndex(len(chunk.columns))
+        chunk = chunk[[sorted(wanted).index(position) for position in wanted]]
+        end = start + len(chunk)
+        lo, hi = np.searchsorted(form.blank, [start, end])
+        if hi > lo:
+            chunk = chunk.drop(index=chunk.index[form.blank[lo:hi] - start])
+        start = end
+        if chunk.empty:
+            continue
+        chunk.columns = pd.Index(names)
+        chunk.index = pd.RangeIndex(len(chunk))
+        yield chunk
 
 
 def _unnamed(name: str) -> bool:
