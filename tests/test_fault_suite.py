@@ -93,6 +93,11 @@ ROWS = 1000
 RATE = Rate(200, 1)  # the server's limit and the client's, equal
 CONCURRENCY = 16  # slow answers hold a worker for CLIENT_TIMEOUT: about 6 at a time here
 CLIENT_TIMEOUT = 1.0
+# The margin of the window check at this rate: 200 requests a second, 16 in flight, with the
+# server a thread of the same process, on two cores that may also run another test file and a
+# CPU-bound process: 0.1 s (JITTER) let 201 into one window in 3 of 3 such runs; 0.25 s is the
+# margin this check allows.
+BUSY_JITTER = 0.25
 # 20% of settings POSTs fail. 429s are few: the limiter's adaptive control cuts the rate at each
 # one and takes seconds to climb back to 200/s, so 3% of 429s would make this run take ~75 s.
 # With this seed the draws give exactly 1 of them (the draws, hence the counts, are the same
@@ -120,7 +125,7 @@ async def test_a_thousand_rows_under_mixed_faults() -> None:
             sender = RecordingSender(session, simulator.base_url, KEY, CLIENT_TIMEOUT)
             engine = Engine(
                 sender,
-                SlidingWindowLimiter([RATE], guard=JITTER),
+                SlidingWindowLimiter([RATE], guard=BUSY_JITTER),
                 concurrency=CONCURRENCY,
                 max_attempts=10,
                 rng=random.Random(7),
