@@ -112,6 +112,10 @@ MIXED_FAULTS = FaultPlan(
 
 
 @pytest.mark.slow
+# 200 requests a second judged by a server thread of the same process: on a loaded two-core
+# machine running another test file, scheduling delay can exceed any margin this window allows,
+# so it runs with the acceptance checks, one test at a time (.ci/run).
+@pytest.mark.acceptance
 async def test_a_thousand_rows_under_mixed_faults() -> None:
     rows = make_rows(ROWS, first_id=70_000)
     config = SimulatorConfig(api_key=KEY, rates=[RATE], faults=MIXED_FAULTS)
