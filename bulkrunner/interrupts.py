@@ -10,13 +10,71 @@ temporary file or a lock file, and a message that does not say what was sent.
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+INTERRUPTED = "run interrupted"
+
+log = logging.getLogger("bulkrunner")
+
+
+class Interruptible(Protocol):
+    """What ``run_gracefully`` stops: it counts the signals and can halt its sending."""
+
+    signals: int
+
+    def halt(self, reason: str) -> bool:
+        """Send nothing more; False when nothing is sending yet (a signal then cancels)."""
+        ...
+
+
+async def run_gracefully(
+    owner: Interruptible, work: Callable[[], Awaitable[None]], grace: float
+) -> None:
+    """``await work()`` with SIGINT and SIGTERM taken over by the event loop: the first halts
+    ``owner`` (requests in flight get ``grace`` seconds, then are cancelled), a second cancels
+    at once. The handlers found are put back afterwards."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    timers: list[asyncio.TimerHandle] = []
+
+    def on_signal() -> None:
+        owner.signals += 1
+        if owner.signals == 1 and owner.halt(INTERRUPTED):
+            log.warning(
+                "interrupted: sending nothing more; requests in flight get %gs to finish "
+                "(interrupt again to stop at once)",
+                grace,
+            )
+            timers.append(loop.call_later(grace, task.cancel))
+        else:
+            log.warning("interrupted again: stopping now")
+            task.cancel()
+
+    previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    for signum in SIGNALS:
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        await work()
+    except asyncio.CancelledError:
+        if owner.signals == 0:
+            raise
+        owner.halt(INTERRUPTED)
+    finally:
+        with blocked():  # the loop would leave the defaults: put back the handlers it found
+            for signum in SIGNALS:
+                loop.remove_signal_handler(signum)
+                signal.signal(signum, previous[signum] or signal.SIG_DFL)
+        for timer in timers:
+            timer.cancel()
 
 
 class Interrupts:

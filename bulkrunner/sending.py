@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -28,7 +27,8 @@ from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine, OutcomeHook, RunStats
 from bulkrunner.events import emit
 from bulkrunner.hints import rollback_command, vocabulary_command
-from bulkrunner.interrupts import SIGNALS, blocked
+from bulkrunner.interrupts import INTERRUPTED as INTERRUPTED
+from bulkrunner.interrupts import run_gracefully
 from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
 from bulkrunner.outcomes import Outcome, Status
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bulkrunner")
 
-INTERRUPTED = "run interrupted"
 DEMO_API_KEY = "demo-key-for-the-simulator"
 DEMO_FAULT_SHARE = 0.07  # of rows whose first request the --simulate demo answers 429 or 503
 DEMO_SEED = 2024
@@ -85,7 +84,6 @@ class Sending:
     account: str | None = None  # one account of several (``bulkrunner.accounts``)
     shared_backup: SharedBackup | None = None  # the backup several accounts' sessions write
     watch: bool = True  # show progress (a run of several accounts shows none per account)
-    _grace_timer: asyncio.TimerHandle | None = None
 
     @property
     def stats(self) -> RunStats:
@@ -108,46 +106,18 @@ class Sending:
         return result
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
-        for signum in SIGNALS:
-            loop.add_signal_handler(signum, self._on_signal, loop, task)
-        try:
-            await self._run(self.rows)
-        except asyncio.CancelledError:
-            if self.signals == 0:
-                raise
-            if self.engine is not None:
-                self.engine.stop(INTERRUPTED)
-        finally:
-            with blocked():  # the loop would leave the defaults: put back the handlers it found
-                for signum in SIGNALS:
-                    loop.remove_signal_handler(signum)
-                    signal.signal(signum, previous[signum] or signal.SIG_DFL)
-            if self._grace_timer is not None:
-                self._grace_timer.cancel()
+        await run_gracefully(self, lambda: self._run(self.rows), self.config.grace)
 
     async def send(self) -> None:
         """``run`` without taking over the signals: for a caller that handles them (the
-        sessions of several accounts run together, ``bulkrunner.accounts``)."""
+        sessions of several accounts run together, ``bulkrunner.sessions``)."""
         await self._run(self.rows)
 
-    def _on_signal(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
-        self.signals += 1
-        if self.signals == 1 and self.engine is not None:
-            self.engine.stop(INTERRUPTED)
-            grace = self.config.grace
-            log.warning(
-                "interrupted: sending nothing more; requests in flight get %gs to finish "
-                "(interrupt again to stop at once)",
-                grace,
-            )
-            self._grace_timer = loop.call_later(grace, task.cancel)
-        else:
-            log.warning("interrupted again: stopping now")
-            task.cancel()
+    def halt(self, reason: str) -> bool:
+        if self.engine is None:
+            return False
+        self.engine.stop(reason)
+        return True
 
     async def _run(self, rows: Sequence[Row]) -> None:
         config = self.config

@@ -5,9 +5,6 @@ the time of the slowest. The accounts file and what belongs to it are in ``bulkr
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -17,12 +14,10 @@ from bulkrunner.accounts import Account
 from bulkrunner.config import RunConfig
 from bulkrunner.current import Change
 from bulkrunner.engine import OutcomeHook, RunStats
-from bulkrunner.interrupts import SIGNALS, blocked
+from bulkrunner.interrupts import run_gracefully
 from bulkrunner.outcomes import Outcome
-from bulkrunner.sending import INTERRUPTED, Sending, SharedBackup
+from bulkrunner.sending import Sending, SharedBackup
 from bulkrunner.validation import Row
-
-log = logging.getLogger("bulkrunner")
 
 
 @dataclass
@@ -37,7 +32,6 @@ class AccountsSending:
     on_outcome: OutcomeHook | None = None
     signals: int = 0
     sessions: dict[str, Sending] = field(default_factory=dict)
-    _grace_timer: asyncio.TimerHandle | None = None
 
     def __post_init__(self) -> None:
         shared = SharedBackup()
@@ -94,41 +88,14 @@ class AccountsSending:
             if session.engine is not None:
                 session.engine.stop(reason)
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
-        for signum in SIGNALS:
-            loop.add_signal_handler(signum, self._on_signal, task)
-        try:
-            async with anyio.create_task_group() as group:
-                for session in self.sessions.values():
-                    group.start_soon(session.send)
-        except asyncio.CancelledError:
-            if self.signals == 0:
-                raise
-            self.stop(INTERRUPTED)
-        finally:
-            with blocked():
-                for signum in SIGNALS:
-                    loop.remove_signal_handler(signum)
-                    signal.signal(signum, previous[signum] or signal.SIG_DFL)
-            if self._grace_timer is not None:
-                self._grace_timer.cancel()
+    def halt(self, reason: str) -> bool:
+        self.stop(reason)
+        return True
 
-    def _on_signal(self, task: asyncio.Task[None]) -> None:
-        self.signals += 1
-        if self.signals == 1:
-            self.stop(INTERRUPTED)
-            log.warning(
-                "interrupted: sending nothing more; requests in flight get %gs to finish "
-                "(interrupt again to stop at once)",
-                self.config.grace,
-            )
-            self._grace_timer = asyncio.get_running_loop().call_later(
-                self.config.grace, task.cancel
-            )
-        else:
-            log.warning("interrupted again: stopping now")
-            task.cancel()
+    async def run(self) -> None:
+        await run_gracefully(self, self._send_all, self.config.grace)
+
+    async def _send_all(self) -> None:
+        async with anyio.create_task_group() as group:
+            for session in self.sessions.values():
+                group.start_soon(session.send)
