@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -78,6 +77,7 @@ from bulkrunner.validation import (
     RowJudgement,
     Validation,
     campaign_ids,
+    is_blank,
     judge_rows,
     repeated_among,
     repeated_ids,
@@ -581,13 +581,6 @@ def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) ->
 # --- dry run and validate: the file a chunk at a time -----------------------------------------
 
 
-def _sets(cell: Any) -> bool:
-    """Whether a cell sets its field (a blank one leaves it unchanged)."""
-    if cell is None or cell is pd.NA or (isinstance(cell, float) and math.isnan(cell)):
-        return False
-    return bool(cell.strip()) if isinstance(cell, str) else True
-
-
 def _opened(path: Path) -> tuple[InputFile, Repeats | None]:
     """``open_input(path)``, and the campaigns on several rows when its check (a CSV file's,
     which parses it whole) could find them on the way: then the file is parsed once more
@@ -618,7 +611,7 @@ def _judged(
                 wrong = account_error(cell, accounts.accounts, accounts.path)
                 if wrong and not errors[index]:  # a valid row no more: its fields do not count
                     for name in judged.fields:
-                        judged.fields[name] -= _sets(chunk[name].iloc[index])
+                        judged.fields[name] -= not is_blank(chunk[name].iloc[index])
                 if wrong:
                     errors[index] = f"{errors[index]}; {wrong}" if errors[index] else wrong
         yield offset, chunk, judged

@@ -449,12 +449,13 @@ def _is_missing(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def _is_blank(value: Any) -> bool:
+def is_blank(value: Any) -> bool:
+    """A cell that leaves its setting unchanged: missing, or text of only spaces."""
     return _is_missing(value) or (isinstance(value, str) and not value.strip())
 
 
 def _parse_int(value: Any, minimum: int | None = None, maximum: int | None = None) -> _Parsed:
-    if _is_blank(value):
+    if is_blank(value):
         return BLANK, None
     number: int
     if isinstance(value, bool | np.bool_):
@@ -482,7 +483,7 @@ def _bounds(number: int, minimum: int | None, maximum: int | None) -> _Parsed:
 
 
 def _parse_bool(value: Any) -> _Parsed:
-    if _is_blank(value):
+    if is_blank(value):
         return BLANK, None
     if isinstance(value, bool | np.bool_):
         return bool(value), None
@@ -499,14 +500,14 @@ def _parse_bool(value: Any) -> _Parsed:
 def _parse_text(value: Any) -> _Parsed:
     if isinstance(value, EmptyText):
         return "", None  # explicitly empty (Parquet), not "unchanged"
-    if _is_blank(value):
+    if is_blank(value):
         return BLANK, None
     text = str(value).strip()
     return ("" if text == EMPTY_TEXT_CELL else text), None
 
 
 def _parse_enum(field: str, value: Any, vocabulary: Vocabulary) -> _Parsed:
-    if _is_blank(value):
+    if is_blank(value):
         return BLANK, None
     return _translate(field, str(value), vocabulary)
 
