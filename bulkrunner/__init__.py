@@ -9,7 +9,7 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from bulkrunner.config import RunConfig
-    from bulkrunner.engine import Engine, RunStats
+    from bulkrunner.engine import Engine
     from bulkrunner.errors import (
         BulkrunnerError,
         ExitCode,
@@ -18,37 +18,37 @@ if _typing.TYPE_CHECKING:
         UsageError,
     )
     from bulkrunner.fields import Vocabulary
+    from bulkrunner.job import run_job, validate_job
     from bulkrunner.limiter import SlidingWindowLimiter
     from bulkrunner.loading import load_input
-    from bulkrunner.outcomes import Outcome, Status
+    from bulkrunner.model import Outcome, Rejection, Row, RunStats, Status, Validation
     from bulkrunner.rates import Rate
-    from bulkrunner.runner import run_job, validate_job
-    from bulkrunner.sender import HttpSender, Sender
-    from bulkrunner.validation import Rejection, Row, Validation, validate
+    from bulkrunner.transport import HttpSender, Sender
+    from bulkrunner.validation import validate
 
 _HOMES = {
     "BulkrunnerError": "errors",
     "Engine": "engine",
     "ExitCode": "errors",
-    "HttpSender": "sender",
+    "HttpSender": "transport",
     "InputFileError": "errors",
-    "Outcome": "outcomes",
+    "Outcome": "model",
     "Rate": "rates",
-    "Rejection": "validation",
-    "Row": "validation",
+    "Rejection": "model",
+    "Row": "model",
     "RunConfig": "config",
     "RunInProgress": "errors",
-    "RunStats": "engine",
-    "Sender": "sender",
+    "RunStats": "model",
+    "Sender": "transport",
     "SlidingWindowLimiter": "limiter",
-    "Status": "outcomes",
+    "Status": "model",
     "UsageError": "errors",
-    "Validation": "validation",
+    "Validation": "model",
     "Vocabulary": "fields",
     "load_input": "loading",
-    "run_job": "runner",
+    "run_job": "job",
     "validate": "validation",
-    "validate_job": "runner",
+    "validate_job": "job",
 }
 
 __all__ = [

@@ -9,8 +9,8 @@ key itself), its limits and, optionally, its base URL::
     base_url = "https://server.smartlead.ai/api/v1"   # optional: the run's base URL
 
 The input's ``account`` column picks the account of each row. Each account gets a
-:class:`~bulkrunner.sending.Sending` of its own (HTTP session, limiter, adaptive limits,
-preflight read, 429 pauses); they all run at once in one event loop (``bulkrunner.sessions``),
+:class:`~bulkrunner.session.Session` of its own (HTTP session, limiter, adaptive limits,
+preflight read, 429 pauses); they all run at once in one event loop (``bulkrunner.session``),
 so N accounts take about the time of the slowest. A key rejected (401/403) stops only its
 account's rows. The run keeps one journal, one report and one backup (with an ``account``
 column, so a rollback restores each campaign with its own account's key).
@@ -40,14 +40,13 @@ from bulkrunner.config import RunConfig, read_toml
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import ACCOUNT
 from bulkrunner.locking import RunLock
-from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.model import Outcome, Rejection, Row, Status, Validation
 from bulkrunner.rates import Rate
 from bulkrunner.redaction import remember
-from bulkrunner.validation import Rejection, Row, Validation
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:
-    from bulkrunner.engine import RunStats
+    from bulkrunner.model import RunStats
 
 log = logging.getLogger("bulkrunner")
 

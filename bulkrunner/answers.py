@@ -10,28 +10,11 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 _MAX_MESSAGE = 300
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """One request's result: an HTTP answer, or a transport failure (``status`` is None)."""
-
-    status: int | None
-    body: str = ""
-    retry_after: float | None = None  # from the Retry-After header or the body's retry_after
-    transport_error: str | None = None  # "timed out after 30s", "connection dropped: ..."
-    outcome_unknown: bool = False  # the request may have reached the server: timeout, drop
-    limit: int | None = None  # X-RateLimit-Limit: requests the server allows in its window
-    remaining: int | None = None  # X-RateLimit-Remaining: requests left in the server's window
-    reset: float | None = None  # X-RateLimit-Reset: seconds until that budget renews
-    location: str | None = None  # a 3xx's Location header, key redacted (never followed)
-    refused: bool = False  # the connection was refused: nothing listens at that address
 
 
 def parse_json(body: str) -> Any:

@@ -23,9 +23,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bulkrunner.current import Change, canonical
 from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, FIELDS, FIELDS_BY_NAME, Field
+from bulkrunner.model import Change
 from bulkrunner.redaction import redact
+from bulkrunner.state import canonical
 
 BACKUP_SUFFIX = ".backup.parquet"
 

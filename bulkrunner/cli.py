@@ -73,18 +73,18 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
         stdout = cast(TextIO, out)  # a text stream, that can also print records
         # the commands are imported when chosen: `--help` and `simulate` need no pandas or aiohttp
         if args.command == "validate":
-            from bulkrunner.runner import validate_job
+            from bulkrunner.job import validate_job
 
             return int(validate_job(config, stdout)), None
         if args.command == "retry":
-            from bulkrunner.runner import retry_job
+            from bulkrunner.job import retry_job
 
             return int(retry_job(config, stdout)), None
         if args.command == "rollback":
             from bulkrunner.rollback import rollback_job
 
             return int(rollback_job(config, stdout)), None
-        from bulkrunner.runner import run_job
+        from bulkrunner.job import run_job
 
         return int(run_job(config, stdout)), None
     except RunInProgress as exc:

@@ -24,58 +24,18 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from bulkrunner.answers import Answer
 from bulkrunner.events import emit
 from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
-from bulkrunner.outcomes import Outcome, Status
-from bulkrunner.rates import Rate
+from bulkrunner.model import Answer, Outcome, Row, RunStats, Status
 from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
-from bulkrunner.validation import Row
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:  # a type only: importing aiohttp here would slow down `bulkrunner validate`
-    from bulkrunner.sender import Sender
+    from bulkrunner.transport import Sender
 
 log = logging.getLogger("bulkrunner")
 
 DEFAULT_429_PAUSE = 1.0  # seconds the limiter pauses after a 429 that says nothing of when to retry
-
-
-@dataclass(slots=True)
-class RunStats:
-    """Every request of a run: its settings POSTs and its reads (the current settings before
-    sending, ``--verify`` after), all of which count in the key's budget; the clock runs from the
-    first request to the last answer, so the reads' time is in the elapsed time too."""
-
-    requests: int = 0  # settings POSTs and reads
-    reads: int = 0  # of the requests, GETs: reading the current settings, or --verify
-    throttled: int = 0  # answers of 429
-    retries: int = 0
-    first_request: float | None = None  # engine clock
-    last_answer: float | None = None
-    aborted: str | None = None  # why the run stopped early, if it did
-    limits: tuple[Rate, ...] = ()  # the limits held in the end (a lower one may be learned)
-
-    def read(self, sent: float, answered: float, answer: Answer) -> None:
-        """Count one read, granted at ``sent`` and answered (``answer``) at ``answered``."""
-        self.requests += 1
-        self.reads += 1
-        self.throttled += answer.status == 429
-        if self.first_request is None or sent < self.first_request:
-            self.first_request = sent
-        if self.last_answer is None or answered > self.last_answer:
-            self.last_answer = answered
-
-    @property
-    def sending_seconds(self) -> float:
-        if self.first_request is None or self.last_answer is None:
-            return 0.0
-        return max(0.0, self.last_answer - self.first_request)
-
-    @property
-    def requests_per_second(self) -> float:
-        seconds = self.sending_seconds
-        return self.requests / seconds if seconds > 0 else 0.0
 
 
 @dataclass(slots=True)

@@ -41,3 +41,11 @@ class InputFileError(UsageError):
 
 class RunInProgress(UsageError):
     """Another bulkrunner process is running this job (its input or its report): nothing sent."""
+
+
+class KeyRejected(Exception):
+    """A read was answered 401/403: no row can succeed."""
+
+
+class Unreachable(Exception):
+    """The first read was refused a connection: nothing listens at the base URL."""

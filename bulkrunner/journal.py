@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bulkrunner.errors import UsageError
-from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.model import Outcome, Status
 from bulkrunner.redaction import redact
 
 log = logging.getLogger("bulkrunner")

@@ -35,7 +35,7 @@ import pandas as pd
 
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, FIELDS, SETTING_NAMES, EmptyText
-from bulkrunner.outcomes import RESULT_COLUMNS
+from bulkrunner.model import RESULT_COLUMNS
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bulkrunner.answers import Answer
 from bulkrunner.fields import ENUMS, Vocabulary
-from bulkrunner.validation import Row
+from bulkrunner.model import Answer, Row
 
 ENUM_REFUSALS = 3  # refusals in a row that stop a run
 _REFUSED = frozenset({400, 422})

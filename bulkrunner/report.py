@@ -20,18 +20,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import pandas as pd
 
-from bulkrunner.current import Change
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import EMPTY_TEXT_CELL, FIELDS, EmptyText
 from bulkrunner.loading import explicit_empties, formula_like, unescape_cell
-from bulkrunner.outcomes import RESULT_COLUMNS as RESULT_COLUMNS  # where it used to live
-from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.model import RESULT_COLUMNS as RESULT_COLUMNS
+from bulkrunner.model import Change, Outcome, Status
 from bulkrunner.rates import Rate, ideal_seconds
 from bulkrunner.redaction import redact
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:  # a type only: the engine (anyio) is not for `bulkrunner validate` to load
-    from bulkrunner.engine import RunStats
+    from bulkrunner.model import RunStats
 
 REPORT_FORMATS = (".csv", ".parquet", ".json", ".jsonl")
 _TEXT_FIELDS = frozenset(field.name for field in FIELDS if field.kind == "text")

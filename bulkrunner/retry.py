@@ -12,7 +12,8 @@ import enum
 import random
 from dataclasses import dataclass
 
-from bulkrunner.answers import Answer, error_message, reports_failure
+from bulkrunner.answers import error_message, reports_failure
+from bulkrunner.model import Answer
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 ABORT_STATUSES = frozenset({401, 403})

@@ -13,8 +13,8 @@ from typing import TextIO
 
 from bulkrunner.backup import BACKUP_SUFFIX, backup_path
 from bulkrunner.config import RunConfig
-from bulkrunner.errors import UsageError
-from bulkrunner.runner import ExitCode, run_job
+from bulkrunner.errors import ExitCode, UsageError
+from bulkrunner.job import run_job
 
 
 def rollback_job(config: RunConfig, out: TextIO) -> ExitCode:

@@ -36,35 +36,7 @@ from bulkrunner.fields import (
     Vocabulary,
     enum_names,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """A valid row: the campaign to update and the exact JSON body to send."""
-
-    number: int  # 1-based data-row number in the input file
-    campaign_id: int
-    payload: Mapping[str, Any]
-    account: str | None = None  # the ``account`` cell, stripped ("" when blank); None: no column
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """An invalid row and every reason it cannot be sent."""
-
-    number: int
-    campaign_id: int | None
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class Validation:
-    rows: tuple[Row, ...]
-    rejections: tuple[Rejection, ...]
-
-    @property
-    def total(self) -> int:
-        return len(self.rows) + len(self.rejections)
+from bulkrunner.model import Rejection, Row, Validation
 
 
 class _Blank:

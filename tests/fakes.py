@@ -8,8 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bulkrunner.answers import Answer
-from bulkrunner.validation import Row
+from bulkrunner.model import Answer, Row
 
 
 class FakeClock:

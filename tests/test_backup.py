@@ -16,16 +16,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bulkrunner.answers import Answer
 from bulkrunner.backup import BackupError, backup_path, read_backup, record_backup
 from bulkrunner.cli import main
 from bulkrunner.config import build_config, read_job_file
-from bulkrunner.current import Change, slim
+from bulkrunner.errors import KeyRejected
 from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.outcomes import Status
+from bulkrunner.model import Answer, Change, Row, Status
+from bulkrunner.preflight import Reading, plan, read_current
 from bulkrunner.rates import Rate
-from bulkrunner.safeguards import KeyRejected, Reading, plan, read_current
-from bulkrunner.validation import Row
+from bulkrunner.state import slim
 from tests.fakes import FakeClock, RecordingSleep
 
 UNAVAILABLE = Answer(503, "Service Unavailable")

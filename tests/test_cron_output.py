@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bulkrunner import cli, runner
+from bulkrunner import cli, job
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.hostile import ServerThread, run_cli
 
@@ -112,7 +112,7 @@ def test_json_mode_an_internal_error_is_one_json_line(
         raise RuntimeError(f"bug near https://x/?api_key={KEY}")
 
     monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
-    monkeypatch.setattr(runner, "run_job", broken)  # the CLI imports it when the command runs
+    monkeypatch.setattr(job, "run_job", broken)  # the CLI imports it when the command runs
     code = cli.main(["run", str(plan(tmp_path)), "--log-format", "json"])
     out, err = capsys.readouterr()
     assert code == 3

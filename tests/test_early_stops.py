@@ -11,14 +11,13 @@ from pathlib import Path
 import anyio
 import pandas as pd
 
-from bulkrunner.answers import Answer
 from bulkrunner.engine import Engine
 from bulkrunner.fields import Vocabulary
 from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.model import Answer, Row
 from bulkrunner.rates import Rate
 from bulkrunner.refusals import EnumRefusals
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
-from bulkrunner.validation import Row
 from tests.fakes import FakeClock, ScriptedSender
 from tests.hostile import run_cli
 

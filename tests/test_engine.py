@@ -10,12 +10,10 @@ from typing import Any
 import anyio
 import pytest
 
-from bulkrunner.answers import Answer
 from bulkrunner.engine import Engine
 from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.model import Answer, Outcome, Row, Status
 from bulkrunner.rates import Rate, max_in_window
-from bulkrunner.validation import Row
 from tests.fakes import FakeClock, RecordingSleep, ScriptedSender
 
 OK = Answer(200, '{"success": true, "data": {}}')

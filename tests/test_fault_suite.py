@@ -25,14 +25,12 @@ import aiohttp
 import pandas as pd
 import pytest
 
-from bulkrunner.answers import Answer
 from bulkrunner.backup import backup_path, read_backup
 from bulkrunner.engine import Engine
 from bulkrunner.journal import journal_path, read_successes
 from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.model import Answer, Outcome, Row, Status
 from bulkrunner.rates import Rate
-from bulkrunner.sender import HttpSender, limiter_tracing
 from bulkrunner.simulator import (
     FaultPlan,
     SimulatorConfig,
@@ -41,7 +39,7 @@ from bulkrunner.simulator import (
     default_settings,
 )
 from bulkrunner.simulator.faults import FAULT_KINDS
-from bulkrunner.validation import Row
+from bulkrunner.transport import HttpSender, limiter_tracing
 from tests.fakes import make_rows
 from tests.realtime import JITTER
 

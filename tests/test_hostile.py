@@ -23,18 +23,18 @@ import pytest
 from aiohttp import web
 
 from bulkrunner import redaction
-from bulkrunner.answers import Answer, header_reset, header_retry_after, reports_failure
+from bulkrunner.answers import header_reset, header_retry_after, reports_failure
 from bulkrunner.backup import record_backup
 from bulkrunner.config import build_config, read_job_file
-from bulkrunner.current import Change, changes, parse_campaigns
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.fields import Vocabulary
 from bulkrunner.journal import Journal, read_successes
 from bulkrunner.loading import load_input, open_input
-from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.model import Answer, Change, Outcome, Status
 from bulkrunner.redaction import REDACTED, redact, remember
 from bulkrunner.retry import Decision, Verdict, classify
-from bulkrunner.sender import HttpSender
+from bulkrunner.state import changes, parse_campaigns
+from bulkrunner.transport import HttpSender
 from bulkrunner.validation import validate
 from tests.fakes import FakeClock, ScriptedSender
 from tests.hostile import ServerThread, every_file_text, run_cli

@@ -20,15 +20,13 @@ import aiohttp
 import pandas as pd
 import pytest
 
-from bulkrunner.answers import Answer
 from bulkrunner.engine import Engine
 from bulkrunner.fields import Vocabulary
 from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.outcomes import Status
+from bulkrunner.model import Answer, Row, Status
 from bulkrunner.rates import Rate
-from bulkrunner.sender import HttpSender, limiter_tracing
 from bulkrunner.simulator import FaultPlan, Simulator, SimulatorConfig, SimulatorThread
-from bulkrunner.validation import Row
+from bulkrunner.transport import HttpSender, limiter_tracing
 from tests.fakes import make_rows
 from tests.realtime import JITTER
 

@@ -18,9 +18,9 @@ from bulkrunner import loading
 from bulkrunner.cli import main
 from bulkrunner.fields import Vocabulary
 from bulkrunner.loading import load_input, open_input
-from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.model import Outcome, Rejection, Row, Status
 from bulkrunner.report import ReportWriter, build_dry_run_report, build_report, write_report
-from bulkrunner.validation import Rejection, Row, repeated_ids, row_errors, validate
+from bulkrunner.validation import repeated_ids, row_errors, validate
 
 REPORTS = (".csv", ".json", ".jsonl", ".parquet")
 Run = Callable[..., tuple[int, str, str]]

@@ -16,15 +16,14 @@ import pytest
 from aiohttp import web
 from rich.console import Console
 
-from bulkrunner.answers import Answer
 from bulkrunner.backup import backup_path
 from bulkrunner.cli import main
 from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.model import Answer, Row
+from bulkrunner.preflight import verify
 from bulkrunner.progress import Bar, LogLines, Snapshot
 from bulkrunner.rates import Rate
-from bulkrunner.safeguards import verify
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_settings
-from bulkrunner.validation import Row
 
 KEY = "sk-operator-SENTINEL-31"
 

@@ -17,17 +17,15 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bulkrunner.answers import Answer
 from bulkrunner.cli import main
 from bulkrunner.config import RunConfig
-from bulkrunner.engine import RunStats
 from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.model import Answer, Row, RunStats
+from bulkrunner.preflight import Reading, read_current, verify
 from bulkrunner.rates import DEFAULT_RATES, Rate, crossing, ideal_seconds
 from bulkrunner.report import Summary
-from bulkrunner.safeguards import Reading, read_current, verify
-from bulkrunner.sending import Sending, requests_left
+from bulkrunner.session import Session, requests_left
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
-from bulkrunner.validation import Row
 from tests.fakes import FakeClock
 from tests.hostile import ServerThread
 
@@ -297,7 +295,7 @@ def test_the_verify_phase_is_in_the_elapsed_time(tmp_path: Path) -> None:
     rows = [Row(1, 11, {"sending_limit": 150}), Row(2, 12, {"sending_limit": 60})]
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         config = RunConfig(input=tmp_path / "plan.csv", base_url=sim.base_url, verify=True)
-        sending = Sending(config, KEY, rows)
+        sending = Session(config, KEY, rows)
         asyncio.run(sending.run())
         seen = list(sim.state.requests)
     assert sending.checked == {1: "", 2: ""}

@@ -10,17 +10,15 @@ from pathlib import Path
 import anyio
 import pytest
 
-from bulkrunner.answers import Answer
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine
 from bulkrunner.events import events
 from bulkrunner.journal import Journal
 from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.model import Answer, Outcome, Row, Status
 from bulkrunner.progress import LogLines, Snapshot, estimate
 from bulkrunner.rates import Rate
-from bulkrunner.sending import Sending
-from bulkrunner.validation import Row
+from bulkrunner.session import Session
 from tests.fakes import FakeClock, ScriptedSender
 
 
@@ -62,7 +60,7 @@ def test_a_resumed_run_says_it_waits_for_the_previous_runs_window(
     config = RunConfig(input=tmp_path / "in.csv", rates=(Rate(2, 60),), concurrency=1)
     limiter = SlidingWindowLimiter(config.rates, guard=0)
     with caplog.at_level(logging.INFO, logger="bulkrunner"):
-        Sending(config, "key", [])._seed(limiter, journal_file)
+        Session(config, "key", [])._seed(limiter, journal_file)
     (message,) = [r.getMessage() for r in caplog.records if "rate window" in r.getMessage()]
     seconds = int(message.split()[1].rstrip("s"))
     assert message == f"waiting {seconds}s for the previous run's requests to leave the rate window"

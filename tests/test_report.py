@@ -8,12 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bulkrunner.engine import RunStats
 from bulkrunner.errors import UsageError
-from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.model import RESULT_COLUMNS, Outcome, RunStats, Status
 from bulkrunner.rates import Rate
 from bulkrunner.report import (
-    RESULT_COLUMNS,
     Summary,
     build_report,
     check_report_path,

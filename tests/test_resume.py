@@ -24,8 +24,8 @@ from bulkrunner.backup import backup_path
 from bulkrunner.cli import main
 from bulkrunner.config import build_config, read_job_file
 from bulkrunner.fields import Vocabulary
+from bulkrunner.job import run_job
 from bulkrunner.journal import journal_path
-from bulkrunner.runner import run_job
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
 from bulkrunner.validation import validate

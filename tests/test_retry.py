@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bulkrunner.answers import Answer, body_retry_after, error_message, header_retry_after
+from bulkrunner.answers import body_retry_after, error_message, header_retry_after
+from bulkrunner.model import Answer
 from bulkrunner.retry import Verdict, backoff, classify, retry_delay
 
 S, R, F, A = Verdict.SUCCEEDED, Verdict.RETRY, Verdict.FAILED, Verdict.ABORT

@@ -69,7 +69,7 @@ def test_importing_the_package_imports_no_heavy_library(tmp_path: Path) -> None:
 def test_the_public_names_still_resolve_on_first_use(tmp_path: Path) -> None:
     import bulkrunner
     from bulkrunner.errors import ExitCode
-    from bulkrunner.runner import run_job
+    from bulkrunner.job import run_job
 
     assert bulkrunner.ExitCode is ExitCode
     assert bulkrunner.run_job is run_job
@@ -159,9 +159,8 @@ def test_a_report_written_in_chunks_is_the_report_written_whole(
 
     import pandas as pd
 
-    from bulkrunner import runner
-    from bulkrunner.current import Change
-    from bulkrunner.outcomes import Outcome, Status
+    from bulkrunner import job
+    from bulkrunner.model import Change, Outcome, Status
     from bulkrunner.report import build_report, write_report
 
     when = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
@@ -184,9 +183,9 @@ def test_a_report_written_in_chunks_is_the_report_written_whole(
     columns = list(frame.columns)
     whole = tmp_path / f"whole{suffix}"
     write_report(build_report(frame, outcomes, numbers, changes), whole, columns)
-    monkeypatch.setattr(runner, "_REPORT_ROWS", 3)  # chunks of 3, 3 and 1 rows
+    monkeypatch.setattr(job, "_REPORT_ROWS", 3)  # chunks of 3, 3 and 1 rows
     chunked = tmp_path / f"chunked{suffix}"
-    runner._write_report_chunks(frame, outcomes, numbers, chunked, changes)
+    job._write_report_chunks(frame, outcomes, numbers, chunked, changes)
     if suffix == ".parquet":
         assert pd.read_parquet(chunked).equals(pd.read_parquet(whole))
     else:

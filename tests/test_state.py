@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bulkrunner.answers import Answer
-from bulkrunner.current import Change, canonical, changes, parse_campaigns
+from bulkrunner.model import Answer, Change
+from bulkrunner.state import canonical, changes, parse_campaigns
 
 CURRENT: dict[str, Any] = {
     "id": 7,

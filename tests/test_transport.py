@@ -11,11 +11,11 @@ import pytest
 from aioresponses import aioresponses
 from yarl import URL
 
-from bulkrunner.answers import Answer
 from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.model import Answer
 from bulkrunner.rates import Rate
-from bulkrunner.sender import HttpSender, limiter_tracing
 from bulkrunner.simulator import Simulator, SimulatorConfig
+from bulkrunner.transport import HttpSender, limiter_tracing
 
 KEY = "sk-SENTINEL-0123456789"
 BASE = "http://127.0.0.1:9/api/v1"

@@ -14,15 +14,10 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bulkrunner.answers import (
-    Answer,
-    body_retry_after,
-    header_count,
-    header_reset,
-    header_retry_after,
-)
+from bulkrunner.answers import body_retry_after, header_count, header_reset, header_retry_after
 from bulkrunner.config import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # lives where aiohttp is not
 from bulkrunner.limiter import answer_received, request_written
+from bulkrunner.model import Answer
 from bulkrunner.redaction import redact
 
 

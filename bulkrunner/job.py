@@ -38,7 +38,6 @@ from bulkrunner.accounts import (
     summary_lines,
 )
 from bulkrunner.config import API_KEY_ENV, RunConfig
-from bulkrunner.current import Change
 from bulkrunner.errors import ExitCode as ExitCode  # its home was here; many import it so
 from bulkrunner.errors import UsageError
 from bulkrunner.events import emit, show
@@ -56,7 +55,7 @@ from bulkrunner.journal import (
 )
 from bulkrunner.loading import Ignored, InputFile, open_input, read_input
 from bulkrunner.locking import RunLock, lock_path
-from bulkrunner.outcomes import RESULT_COLUMNS, Outcome, Status
+from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, Row, Status, Validation
 from bulkrunner.problems import Problems
 from bulkrunner.redaction import remember
 from bulkrunner.report import (
@@ -73,9 +72,7 @@ from bulkrunner.report import (
 from bulkrunner.resumption import check_paths, choose_report, input_lock, run_identity, unused
 from bulkrunner.validation import (
     Repeats,
-    Row,
     RowJudgement,
-    Validation,
     campaign_ids,
     is_blank,
     judge_rows,
@@ -86,8 +83,8 @@ from bulkrunner.validation import (
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:  # imported when sending: it pulls in aiohttp and rich, which validate needs not
-    from bulkrunner.engine import RunStats
-    from bulkrunner.sending import Sending
+    from bulkrunner.model import RunStats
+    from bulkrunner.session import Session
 
 log = logging.getLogger("bulkrunner")
 
@@ -233,7 +230,7 @@ def _execute(
     outcomes: dict[int, Outcome] = {
         r.number: Outcome(Status.INVALID, error=r.error) for r in validation.rejections
     }
-    from bulkrunner.engine import RunStats  # here: validate has no use for the engine
+    from bulkrunner.model import RunStats
 
     stats = RunStats()
     changes: dict[int, dict[str, Change]] = {}
@@ -354,11 +351,10 @@ def _send(
     """Send ``rows``, journaling each finished row; signals are held once this returns.
     With ``accounts``, each account's rows go with its own key and limits, and ``by_account``
     gets each account's requests."""
-    from bulkrunner.engine import RunStats
-    from bulkrunner.sending import Sending
-    from bulkrunner.sessions import AccountsSending
+    from bulkrunner.model import RunStats
+    from bulkrunner.session import AccountSessions, Session
 
-    sending: Sending | AccountsSending | None = None
+    sending: Session | AccountSessions | None = None
     broken: list[str] = []  # why the journal cannot be written, once it cannot
 
     def record(key: str, number: int, campaign_id: int | None, outcome: Outcome) -> None:
@@ -373,7 +369,7 @@ def _send(
                 f"run aborted: cannot write the journal {journal.path} ({exc.strerror or exc})"
             )
             log.error("%s; sending nothing more", broken[0])
-            if isinstance(sending, AccountsSending):
+            if isinstance(sending, AccountSessions):
                 sending.stop(broken[0])
             elif sending is not None and sending.engine is not None:
                 sending.engine.stop(broken[0])
@@ -406,11 +402,11 @@ def _send(
             record(row_key(row.campaign_id, row.payload), row.number, row.campaign_id, outcome)
 
         if accounts is not None:
-            sending = AccountsSending(
+            sending = AccountSessions(
                 config, accounts.accounts, accounts.keys, rows, on_outcome=on_outcome
             )
         else:
-            sending = Sending(config, api_key, rows, on_outcome=on_outcome)
+            sending = Session(config, api_key, rows, on_outcome=on_outcome)
         try:
             asyncio.run(sending.run())
         except KeyboardInterrupt:  # a signal before the loop could take it over, or after
@@ -418,7 +414,7 @@ def _send(
             sending.signals += 1
         interrupts.hold()
         outcomes.update(sending.outcomes())
-        if isinstance(sending, AccountsSending):
+        if isinstance(sending, AccountSessions):
             changes.update(sending.changes())
             if by_account is not None:
                 by_account.update(sending.by_account)
@@ -686,7 +682,7 @@ def _dry_run(
         dry.writer.discard()  # nothing left to discard once committed
     if not config.quiet:
         _print_preview(dry, out)
-    from bulkrunner.engine import RunStats
+    from bulkrunner.model import RunStats
 
     summary = Summary.counted(dry.counts, RunStats(), config.rates, written)
     _show_summary(out, summary, source.ignored)

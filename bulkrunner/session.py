@@ -12,7 +12,7 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -22,31 +22,23 @@ from typing import TYPE_CHECKING
 import aiohttp
 import anyio
 
+from bulkrunner.accounts import Account
 from bulkrunner.backup import BackupError, backup_path, record_backup
 from bulkrunner.config import RunConfig
-from bulkrunner.engine import Engine, OutcomeHook, RunStats
+from bulkrunner.engine import Engine, OutcomeHook
+from bulkrunner.errors import KeyRejected, Unreachable
 from bulkrunner.events import emit
 from bulkrunner.hints import rollback_command, vocabulary_command
 from bulkrunner.interrupts import INTERRUPTED as INTERRUPTED
 from bulkrunner.interrupts import run_gracefully
 from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
-from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.model import Change, Outcome, Row, RunStats, Status
+from bulkrunner.preflight import Current, Plan, Reading, plan, read_current, verify
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot, estimate
 from bulkrunner.rates import crossing
 from bulkrunner.refusals import EnumRefusals
-from bulkrunner.safeguards import (
-    Current,
-    KeyRejected,
-    Plan,
-    Reading,
-    Unreachable,
-    plan,
-    read_current,
-    verify,
-)
-from bulkrunner.sender import HttpSender, limiter_tracing
-from bulkrunner.validation import Row
+from bulkrunner.transport import HttpSender, limiter_tracing
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:
@@ -69,7 +61,7 @@ class SharedBackup:
 
 
 @dataclass
-class Sending:
+class Session:
     """Sends ``rows`` with ``asyncio.run(sending.run())``; ``outcomes`` works after any end."""
 
     config: RunConfig
@@ -110,7 +102,7 @@ class Sending:
 
     async def send(self) -> None:
         """``run`` without taking over the signals: for a caller that handles them (the
-        sessions of several accounts run together, ``bulkrunner.sessions``)."""
+        sessions of several accounts run together, ``bulkrunner.session``)."""
         await self._run(self.rows)
 
     def halt(self, reason: str) -> bool:
@@ -393,3 +385,84 @@ def demo_faults(campaign_ids: Sequence[int], seed: int = DEMO_SEED) -> FaultPlan
     chosen = random.Random(seed).sample(sorted(campaign_ids), count)
     scripted = {cid: ["429" if i % 2 == 0 else "503"] for i, cid in enumerate(chosen)}
     return FaultPlan(scripted=scripted, retry_after=2.0)
+
+
+@dataclass
+class AccountSessions:
+    """The sessions of several accounts run at once: ``asyncio.run(sending.run())``, then
+    ``outcomes()``, ``stats`` and ``by_account`` after any end, as for one ``Session``."""
+
+    config: RunConfig
+    accounts: Mapping[str, Account]
+    keys: Mapping[str, str] = field(repr=False)
+    rows: Sequence[Row]
+    on_outcome: OutcomeHook | None = None
+    signals: int = 0
+    sessions: dict[str, Session] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        shared = SharedBackup()
+        for name, account in self.accounts.items():
+            mine = [row for row in self.rows if row.account == name]
+            if not mine:
+                continue
+            config = replace(self.config, base_url=account.base_url, rates=account.rates)
+            self.sessions[name] = Session(
+                config,
+                self.keys[name],
+                mine,
+                on_outcome=self.on_outcome,
+                account=name,
+                shared_backup=shared,
+                watch=False,
+            )
+
+    @property
+    def by_account(self) -> dict[str, RunStats]:
+        return {name: session.stats for name, session in self.sessions.items()}
+
+    @property
+    def stats(self) -> RunStats:
+        """Every account's requests together; the run aborted if any account did."""
+        every = list(self.by_account.items())
+        firsts = [s.first_request for _, s in every if s.first_request is not None]
+        lasts = [s.last_answer for _, s in every if s.last_answer is not None]
+        aborted = [f"account {name}: {s.aborted}" for name, s in every if s.aborted]
+        return RunStats(
+            requests=sum(s.requests for _, s in every),
+            throttled=sum(s.throttled for _, s in every),
+            retries=sum(s.retries for _, s in every),
+            first_request=min(firsts) if firsts else None,
+            last_answer=max(lasts) if lasts else None,
+            aborted="; ".join(aborted) or None,
+        )
+
+    def outcomes(self) -> dict[int, Outcome]:
+        result: dict[int, Outcome] = {}
+        for session in self.sessions.values():
+            result.update(session.outcomes())
+        return result
+
+    def changes(self) -> dict[int, dict[str, Change]]:
+        result: dict[int, dict[str, Change]] = {}
+        for session in self.sessions.values():
+            if session.plan is not None:
+                result.update({n: dict(c) for n, c in session.plan.changes.items()})
+        return result
+
+    def stop(self, reason: str) -> None:
+        for session in self.sessions.values():
+            if session.engine is not None:
+                session.engine.stop(reason)
+
+    def halt(self, reason: str) -> bool:
+        self.stop(reason)
+        return True
+
+    async def run(self) -> None:
+        await run_gracefully(self, self._send_all, self.config.grace)
+
+    async def _send_all(self) -> None:
+        async with anyio.create_task_group() as group:
+            for session in self.sessions.values():
+                group.start_soon(session.send)

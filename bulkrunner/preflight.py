@@ -1,6 +1,9 @@
-"""What a real run does around sending: read the current settings first, skip rows that would
-change nothing, refuse rows whose campaign does not exist or could not be read (so could not be
-backed up), and afterwards read changed campaigns back to verify them.
+"""The preflight and the read-back: the account's current state, what each row would change.
+
+Before sending, a real run reads the current settings (one ``GET /campaigns/`` call snapshots
+every campaign; how they compare is ``bulkrunner.state``), skips rows that would change nothing,
+refuses rows whose campaign does not exist or could not be read (so could not be backed up), and
+afterwards reads changed campaigns back to verify them.
 
 Every read goes through the same limiter as the POSTs, so it counts in the key's budget, and the
 reads before sending are retried like the POSTs (429, 5xx, timeouts; Retry-After honoured).
@@ -16,19 +19,21 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from bulkrunner.answers import Answer, parse_json
-from bulkrunner.current import Change, changes, parse_campaigns, slim
-from bulkrunner.engine import DEFAULT_429_PAUSE, RunStats
+from bulkrunner.answers import parse_json
+from bulkrunner.engine import DEFAULT_429_PAUSE
+from bulkrunner.errors import KeyRejected, Unreachable
 from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
-from bulkrunner.outcomes import Outcome, Status
+from bulkrunner.model import Answer, Change, Outcome, Row, RunStats, Status
 from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
-from bulkrunner.sender import Sender
-from bulkrunner.validation import Row
+from bulkrunner.state import changes, parse_campaigns, slim
 from bulkrunner.wording import count
+
+if TYPE_CHECKING:  # a type only: aiohttp is imported by the commands that send
+    from bulkrunner.transport import Sender
 
 log = logging.getLogger("bulkrunner")
 
@@ -43,14 +48,6 @@ class Plan:
     unchanged: dict[int, Outcome] = field(default_factory=dict)
     changes: dict[int, Changes] = field(default_factory=dict)  # by row number
     refused: dict[int, Outcome] = field(default_factory=dict)  # failed before sending
-
-
-class KeyRejected(Exception):
-    """A read was answered 401/403: no row can succeed."""
-
-
-class Unreachable(Exception):
-    """The first read was refused a connection: nothing listens at the base URL."""
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The account's current settings, and what each row would change.
+"""The account's current settings as GET shows them, and what each row would change.
 
 One ``GET /campaigns/`` call snapshots every campaign. SmartLead's GET spells enums in the
 documented vocabulary while POST may be set to the long one, so values are compared in a
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from bulkrunner.answers import Answer, parse_json
+from bulkrunner.answers import parse_json
 from bulkrunner.fields import ENUMS, FIELDS_BY_NAME
+from bulkrunner.model import Answer, Change
 
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -30,12 +30,6 @@ _KEPT = frozenset(
         *(alias for names in _GET_ALIASES.values() for alias in names),
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    before: Any  # the current value as GET shows it (None when unknown)
-    after: Any  # the value the row sends
 
 
 def slim(campaign: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,9 +80,9 @@ def _campaign_id(value: Any) -> int | None:
     return None
 
 
-def current_value(campaign: Mapping[str, Any], field: str) -> tuple[bool, Any]:
-    """(known, value) of ``field`` in a campaign as GET shows it."""
-    for name in (field, *_GET_ALIASES.get(field, ())):
+def current_value(campaign: Mapping[str, Any], setting: str) -> tuple[bool, Any]:
+    """(known, value) of ``setting`` in a campaign as GET shows it."""
+    for name in (setting, *_GET_ALIASES.get(setting, ())):
         if name in campaign:
             return True, campaign[name]
     return False, None
@@ -97,23 +91,23 @@ def current_value(campaign: Mapping[str, Any], field: str) -> tuple[bool, Any]:
 def changes(payload: Mapping[str, Any], campaign: Mapping[str, Any] | None) -> dict[str, Change]:
     """The fields of ``payload`` whose value differs from (or is not known in) ``campaign``."""
     found: dict[str, Change] = {}
-    for field, wanted in payload.items():
-        known, before = current_value(campaign, field) if campaign is not None else (False, None)
-        if not known or canonical(field, before) != canonical(field, wanted):
-            found[field] = Change(before, wanted)
+    for setting, wanted in payload.items():
+        known, before = current_value(campaign, setting) if campaign is not None else (False, None)
+        if not known or canonical(setting, before) != canonical(setting, wanted):
+            found[setting] = Change(before, wanted)
     return found
 
 
-def canonical(field: str, value: Any) -> Any:
+def canonical(setting: str, value: Any) -> Any:
     """A value in a form that compares equal across vocabularies and spellings."""
-    spec = FIELDS_BY_NAME.get(field)
+    spec = FIELDS_BY_NAME.get(setting)
     if spec is None or value is None:
         return value
     if spec.kind == "enum_list":
         items = value if isinstance(value, list | tuple) else re.split(r"[;,]", str(value))
-        return frozenset(_enum(field, str(item)) for item in items if str(item).strip())
+        return frozenset(_enum(setting, str(item)) for item in items if str(item).strip())
     if spec.kind == "enum":
-        return _enum(field, str(value))
+        return _enum(setting, str(value))
     if spec.kind == "int" and not isinstance(value, bool):
         try:
             return int(str(value).strip()) if isinstance(value, str) else int(value)
@@ -126,9 +120,9 @@ def canonical(field: str, value: Any) -> Any:
     return value
 
 
-def _enum(field: str, name: str) -> str:
+def _enum(setting: str, name: str) -> str:
     name = name.strip().upper()
-    value = ENUMS[field].get(name)
+    value = ENUMS[setting].get(name)
     if value is None:
         return name
     return value.documented or value.long or name

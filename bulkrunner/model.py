@@ -1,0 +1,139 @@
+"""The model every other module shares: rows, rejections, outcomes, answers, changes, stats.
+
+Plain data, no pandas, no I/O: the async core (limiter, engine, transport) and the file-facing
+modules (loading, validation, report) meet here.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bulkrunner.rates import Rate
+
+# The columns a report adds after the input's own: a file that has them (at least ``row`` and
+# ``status``) is a report, and as an input its result columns are recognised and not sent.
+RESULT_COLUMNS = (
+    "row",
+    "status",
+    "http_status",
+    "attempts",
+    "error",
+    "duration_ms",
+    "finished_at",
+    "before",  # JSON of the fields the row changes, as they were (a real run read them first)
+    "after",  # JSON of the same fields as the row sets them
+)
+
+
+class Status(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INVALID = "invalid"
+    NOT_ATTEMPTED = "not_attempted"
+    DRY_RUN = "dry_run"
+    UNCHANGED = "unchanged"  # every field already had the wanted value: nothing was sent
+    MISMATCH = "mismatch"  # applied, but reading it back showed other values
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one row ended."""
+
+    status: Status
+    http_status: int | None = None
+    attempts: int = 0
+    error: str = ""
+    duration_ms: int | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A valid row: the campaign to update and the exact JSON body to send."""
+
+    number: int  # 1-based data-row number in the input file
+    campaign_id: int
+    payload: Mapping[str, Any]
+    account: str | None = None  # the ``account`` cell, stripped ("" when blank); None: no column
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An invalid row and every reason it cannot be sent."""
+
+    number: int
+    campaign_id: int | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    rows: tuple[Row, ...]
+    rejections: tuple[Rejection, ...]
+
+    @property
+    def total(self) -> int:
+        return len(self.rows) + len(self.rejections)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One request's result: an HTTP answer, or a transport failure (``status`` is None)."""
+
+    status: int | None
+    body: str = ""
+    retry_after: float | None = None  # from the Retry-After header or the body's retry_after
+    transport_error: str | None = None  # "timed out after 30s", "connection dropped: ..."
+    outcome_unknown: bool = False  # the request may have reached the server: timeout, drop
+    limit: int | None = None  # X-RateLimit-Limit: requests the server allows in its window
+    remaining: int | None = None  # X-RateLimit-Remaining: requests left in the server's window
+    reset: float | None = None  # X-RateLimit-Reset: seconds until that budget renews
+    location: str | None = None  # a 3xx's Location header, key redacted (never followed)
+    refused: bool = False  # the connection was refused: nothing listens at that address
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    before: Any  # the current value as GET shows it (None when unknown)
+    after: Any  # the value the row sends
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Every request of a run: its settings POSTs and its reads (the current settings before
+    sending, ``--verify`` after), all of which count in the key's budget; the clock runs from the
+    first request to the last answer, so the reads' time is in the elapsed time too."""
+
+    requests: int = 0  # settings POSTs and reads
+    reads: int = 0  # of the requests, GETs: reading the current settings, or --verify
+    throttled: int = 0  # answers of 429
+    retries: int = 0
+    first_request: float | None = None  # engine clock
+    last_answer: float | None = None
+    aborted: str | None = None  # why the run stopped early, if it did
+    limits: tuple[Rate, ...] = ()  # the limits held in the end (a lower one may be learned)
+
+    def read(self, sent: float, answered: float, answer: Answer) -> None:
+        """Count one read, granted at ``sent`` and answered (``answer``) at ``answered``."""
+        self.requests += 1
+        self.reads += 1
+        self.throttled += answer.status == 429
+        if self.first_request is None or sent < self.first_request:
+            self.first_request = sent
+        if self.last_answer is None or answered > self.last_answer:
+            self.last_answer = answered
+
+    @property
+    def sending_seconds(self) -> float:
+        if self.first_request is None or self.last_answer is None:
+            return 0.0
+        return max(0.0, self.last_answer - self.first_request)
+
+    @property
+    def requests_per_second(self) -> float:
+        seconds = self.sending_seconds
+        return self.requests / seconds if seconds > 0 else 0.0
