@@ -12,6 +12,7 @@ cancels all of them; :meth:`Engine.outcomes` then still accounts for every row.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -27,6 +28,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from bulkrunner.events import emit
 from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
 from bulkrunner.model import Answer, Outcome, Row, RunStats, Status
+from bulkrunner.operations.base import Operation, Request, Wire
+from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
 from bulkrunner.wording import count
 
@@ -41,6 +44,8 @@ DEFAULT_429_PAUSE = 1.0  # seconds the limiter pauses after a 429 that says noth
 @dataclass(slots=True)
 class _Job:
     row: Row
+    requests: list[Request]  # what the row becomes on the wire, sent in order
+    step: int = 0  # the request being sent; the earlier ones succeeded
     attempts: int = 0
     http_status: int | None = None
     error: str = ""
@@ -66,6 +71,8 @@ class Engine:
     backoff_cap: float = MAX_BACKOFF
     outage_timeout: float | None = None  # abort when only retryable errors came for this long
     max_wait: float = math.inf  # abort rather than wait longer for a Retry-After or a reset
+    operation: Operation = SETTINGS  # what each row becomes on the wire
+    wire: Wire = field(default_factory=Wire)
     on_outcome: OutcomeHook | None = None  # called as each row finishes (the journal)
     judge: Judge | None = None  # sees each row's final answer: stops the run when it says why
     clock: Clock = time.monotonic
@@ -91,7 +98,10 @@ class Engine:
         """Send every row; returns each row's outcome keyed by row number."""
         if self._jobs:
             raise RuntimeError("an Engine runs once; create a new one")
-        self._jobs = [_Job(row) for row in rows]
+        self._jobs = [
+            _Job(row, self.operation.requests(row.campaign_id, row.payload, self.wire))
+            for row in rows
+        ]
         self._last_alive = self.clock()
         send, receive = anyio.create_memory_object_stream[_Job](math.inf)
         self._send = send
@@ -167,13 +177,14 @@ class Engine:
         if self.stats.first_request is None:
             self.stats.first_request = grant.at
         row = job.row
-        log.debug("row %d: POST campaign %d %s", row.number, row.campaign_id, row.payload)
+        request = job.requests[job.step]
+        log.debug("row %d: %s %s %s", row.number, request.method, request.path, request.body)
         # Counted as sent before the answer: a request abandoned in flight (cancelled when the
         # grace period ran out) may have been applied, so it stays in flight for outcomes().
         job.in_flight = True
         job.attempts += 1
         self.stats.requests += 1
-        answer = await self.sender.post_settings(row.campaign_id, row.payload)
+        answer = await self.sender.send(request)
         job.in_flight = False
         now = self.clock()
         self.stats.last_answer = now
@@ -196,6 +207,11 @@ class Engine:
         except WaitTooLong as wait:
             too_long = self._too_long(wait.seconds, wait.asked_by)
         match decision.verdict:
+            case Verdict.SUCCEEDED if job.step + 1 < len(job.requests):
+                job.step += 1  # the row's next request, through the limiter like any other
+                if self._send is not None:
+                    with contextlib.suppress(anyio.ClosedResourceError):
+                        self._send.send_nowait(job)
             case Verdict.SUCCEEDED:
                 self._finish(job, Status.SUCCEEDED, "")
             case Verdict.FAILED:

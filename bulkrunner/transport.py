@@ -1,4 +1,4 @@
-"""Send one settings update over HTTP and turn whatever happens into an :class:`Answer`.
+"""Send one request of an operation over HTTP and turn whatever happens into an :class:`Answer`.
 
 The engine depends only on the :class:`Sender` protocol; tests replace it with a fake, or run
 :class:`HttpSender` against aioresponses or the simulator. No exception text leaves this module
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -18,6 +17,7 @@ from bulkrunner.answers import body_retry_after, header_count, header_reset, hea
 from bulkrunner.config import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # lives where aiohttp is not
 from bulkrunner.limiter import answer_received, request_written
 from bulkrunner.model import Answer
+from bulkrunner.operations.base import Request
 from bulkrunner.redaction import redact
 
 
@@ -51,8 +51,13 @@ def limiter_tracing() -> aiohttp.TraceConfig:
 
 
 class Sender(Protocol):
-    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
-        """Send ``payload`` as campaign ``campaign_id``'s new settings; never raises for I/O."""
+    async def send(self, request: Request) -> Answer:
+        """Send one request of an operation (a campaign write); never raises for I/O."""
+        ...
+
+    async def read(self, path: str) -> Answer:
+        """GET ``path`` (under the base URL): a campaign's detail an operation reads, such as
+        its email accounts; never raises for I/O."""
         ...
 
     async def get_campaign(self, campaign_id: int) -> Answer:
@@ -65,7 +70,7 @@ class Sender(Protocol):
 
 
 class HttpSender:
-    """Posts settings with a shared ``aiohttp.ClientSession`` (owned by the caller)."""
+    """Sends requests with a shared ``aiohttp.ClientSession`` (owned by the caller)."""
 
     def __init__(
         self, session: aiohttp.ClientSession, base_url: str, api_key: str, timeout: float
@@ -76,10 +81,11 @@ class HttpSender:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._timeout_seconds = timeout
 
-    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
-        return await self._request(
-            "POST", f"/campaigns/{campaign_id}/settings", json.dumps(payload)
-        )
+    async def send(self, request: Request) -> Answer:
+        return await self._request(request.method, request.path, json.dumps(request.body))
+
+    async def read(self, path: str) -> Answer:
+        return await self._request("GET", path)
 
     async def get_campaign(self, campaign_id: int) -> Answer:
         return await self._request("GET", f"/campaigns/{campaign_id}")

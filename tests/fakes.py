@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bulkrunner.model import Answer, Row
+from bulkrunner.operations.base import Request, Wire
+from bulkrunner.operations.settings import SETTINGS
 
 
 class FakeClock:
@@ -38,6 +40,17 @@ class RecordingSleep:
         await asyncio.sleep(0)
 
 
+def settings_request(campaign_id: int, payload: Mapping[str, Any]) -> Request:
+    """The request a settings row becomes: ``POST /campaigns/{id}/settings``."""
+    (request,) = SETTINGS.requests(campaign_id, payload, Wire())
+    return request
+
+
+def target(request: Request) -> tuple[int, Mapping[str, Any]]:
+    """The campaign a request writes to, and its body."""
+    return int(request.path.split("/")[2]), request.body
+
+
 class ScriptedSender:
     """Answers each campaign's successive requests from a script; 200 once the script runs out."""
 
@@ -52,7 +65,8 @@ class ScriptedSender:
         self.times: list[float] = []
         self.per_campaign: defaultdict[int, int] = defaultdict(int)
 
-    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
+    async def send(self, request: Request) -> Answer:
+        campaign_id, payload = target(request)
         self.calls.append((campaign_id, dict(payload)))
         if self.clock is not None:
             self.times.append(self.clock())
@@ -69,6 +83,9 @@ class ScriptedSender:
 
     async def list_campaigns(self) -> Answer:
         return Answer(200, "[]")
+
+    async def read(self, path: str) -> Answer:
+        return Answer(404, '{"error": "Not found"}')
 
 
 def make_rows(count: int, first_id: int = 5000) -> list[Row]:

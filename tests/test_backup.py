@@ -22,6 +22,7 @@ from bulkrunner.config import build_config, read_job_file
 from bulkrunner.errors import KeyRejected
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Change, Row, Status
+from bulkrunner.operations.base import Request
 from bulkrunner.preflight import Reading, plan, read_current
 from bulkrunner.rates import Rate
 from bulkrunner.state import slim
@@ -113,7 +114,7 @@ class ReadSender:
         self.reads = {cid: list(answers) for cid, answers in (reads or {}).items()}
         self.calls: list[str] = []
 
-    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
+    async def send(self, request: Request) -> Answer:
         raise AssertionError("nothing is sent while reading")
 
     async def get_campaign(self, campaign_id: int) -> Answer:
@@ -126,6 +127,9 @@ class ReadSender:
         self.calls.append("LIST")
         await asyncio.sleep(0)
         return self.listing.pop(0) if len(self.listing) > 1 else self.listing[0]
+
+    async def read(self, path: str) -> Answer:
+        return Answer(404, '{"error": "Not found"}')
 
 
 def reading(sleep: RecordingSleep, attempts: int = 4) -> Reading:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
-from typing import Any
 
 import anyio
 import pytest
@@ -13,8 +11,9 @@ import pytest
 from bulkrunner.engine import Engine
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Outcome, Row, Status
+from bulkrunner.operations.base import Request
 from bulkrunner.rates import Rate, max_in_window
-from tests.fakes import FakeClock, RecordingSleep, ScriptedSender
+from tests.fakes import FakeClock, RecordingSleep, ScriptedSender, target
 
 OK = Answer(200, '{"success": true, "data": {}}')
 UNAVAILABLE = Answer(503, "Service Unavailable")
@@ -177,9 +176,10 @@ async def test_a_row_waiting_to_retry_holds_no_worker() -> None:
         await gate.wait()
 
     class Recording(ScriptedSender):
-        async def post_settings(self, campaign_id: int, payload: object) -> Answer:
+        async def send(self, request: Request) -> Answer:
+            campaign_id, _ = target(request)
             order.append(campaign_id)
-            answer = await super().post_settings(campaign_id, payload)  # type: ignore[arg-type]
+            answer = await super().send(request)
             if len(order) == 4:
                 gate.set()  # release the retry only once the other rows were all sent
             return answer
@@ -228,11 +228,12 @@ class BlockingSender(ScriptedSender):
         super().__init__()
         self.stuck = stuck
 
-    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
+    async def send(self, request: Request) -> Answer:
+        campaign_id, payload = target(request)
         if campaign_id in self.stuck:
             self.calls.append((campaign_id, dict(payload)))
             await asyncio.Event().wait()  # forever, until cancelled
-        return await super().post_settings(campaign_id, payload)
+        return await super().send(request)
 
 
 async def test_a_request_abandoned_in_flight_is_failed_outcome_unknown_not_unsent() -> None:

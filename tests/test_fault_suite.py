@@ -19,7 +19,6 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pandas as pd
@@ -30,6 +29,7 @@ from bulkrunner.engine import Engine
 from bulkrunner.journal import journal_path, read_successes
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Outcome, Row, Status
+from bulkrunner.operations.base import Request
 from bulkrunner.rates import Rate
 from bulkrunner.simulator import (
     FaultPlan,
@@ -40,7 +40,7 @@ from bulkrunner.simulator import (
 )
 from bulkrunner.simulator.faults import FAULT_KINDS
 from bulkrunner.transport import HttpSender, limiter_tracing
-from tests.fakes import make_rows
+from tests.fakes import make_rows, target
 from tests.realtime import JITTER
 
 KEY = "fault-suite-key"
@@ -58,8 +58,9 @@ class RecordingSender(HttpSender):
         super().__init__(session, base_url, api_key, timeout)
         self.answers: list[tuple[int, Answer]] = []
 
-    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
-        answer = await super().post_settings(campaign_id, payload)
+    async def send(self, request: Request) -> Answer:
+        campaign_id, _ = target(request)
+        answer = await super().send(request)
         self.answers.append((campaign_id, answer))
         return answer
 

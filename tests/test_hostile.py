@@ -36,7 +36,7 @@ from bulkrunner.retry import Decision, Verdict, classify
 from bulkrunner.state import changes, parse_campaigns
 from bulkrunner.transport import HttpSender
 from bulkrunner.validation import validate
-from tests.fakes import FakeClock, ScriptedSender
+from tests.fakes import FakeClock, ScriptedSender, settings_request
 from tests.hostile import ServerThread, every_file_text, run_cli
 from tests.test_engine import engine, rows
 
@@ -394,7 +394,7 @@ async def test_the_sender_never_follows_a_redirect(
 
         with ServerThread(redirect) as server:
             sender = HttpSender(session, server.url + "/api/v1", KEY, timeout=5)
-            answer = await sender.post_settings(7, {"sending_limit": 5})
+            answer = await sender.send(settings_request(7, {"sending_limit": 5}))
             listed = await sender.list_campaigns()
     assert other.requests == []  # the key never went to the other host
     assert (answer.status, listed.status) == (status, status)
@@ -416,7 +416,7 @@ async def test_a_bogus_charset_is_read_as_utf8(
 
     with ServerThread(answer) as server:
         sender = HttpSender(session, server.url, KEY, timeout=5)
-        got = await sender.post_settings(7, {"sending_limit": 5})
+        got = await sender.send(settings_request(7, {"sending_limit": 5}))
     assert got.status == 200
     assert json.loads(got.body) == {"success": True, "note": "ok"}
     assert classify(got).verdict is Verdict.SUCCEEDED
@@ -431,7 +431,7 @@ async def test_a_server_echoing_the_key_has_it_redacted_from_the_answer(
 
     with ServerThread(echo) as server:
         sender = HttpSender(session, server.url + "/api/v1", KEY, timeout=5)
-        answer = await sender.post_settings(7, {"sending_limit": 5})
+        answer = await sender.send(settings_request(7, {"sending_limit": 5}))
     assert answer.body == (
         f"Cannot POST /api/v1/campaigns/7/settings?api_key={REDACTED} (key {REDACTED})"
     )

@@ -12,9 +12,8 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pandas as pd
@@ -24,6 +23,7 @@ from bulkrunner.engine import Engine
 from bulkrunner.fields import Vocabulary
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Row, Status
+from bulkrunner.operations.base import Request
 from bulkrunner.rates import Rate
 from bulkrunner.simulator import FaultPlan, Simulator, SimulatorConfig, SimulatorThread
 from bulkrunner.transport import HttpSender, limiter_tracing
@@ -146,8 +146,8 @@ class HeaderBlind:
     def __init__(self, inner: HttpSender) -> None:
         self.inner = inner
 
-    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
-        answer = await self.inner.post_settings(campaign_id, payload)
+    async def send(self, request: Request) -> Answer:
+        answer = await self.inner.send(request)
         return dataclasses.replace(answer, limit=None, remaining=None, reset=None)
 
     async def get_campaign(self, campaign_id: int) -> Answer:
@@ -155,6 +155,9 @@ class HeaderBlind:
 
     async def list_campaigns(self) -> Answer:
         return await self.inner.list_campaigns()
+
+    async def read(self, path: str) -> Answer:
+        return await self.inner.read(path)
 
 
 async def run_against_lower_limit(

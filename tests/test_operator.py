@@ -20,6 +20,7 @@ from bulkrunner.backup import backup_path
 from bulkrunner.cli import main
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Row
+from bulkrunner.operations.base import Request
 from bulkrunner.preflight import verify
 from bulkrunner.progress import Bar, LogLines, Snapshot
 from bulkrunner.rates import Rate
@@ -148,7 +149,7 @@ class StaleReads:
     def __init__(self, shown: Mapping[str, Any]) -> None:
         self.shown = shown
 
-    async def post_settings(self, campaign_id: int, payload: Mapping[str, Any]) -> Answer:
+    async def send(self, request: Request) -> Answer:
         return Answer(200, "{}")
 
     async def get_campaign(self, campaign_id: int) -> Answer:
@@ -158,6 +159,9 @@ class StaleReads:
 
     async def list_campaigns(self) -> Answer:
         return Answer(200, "[]")
+
+    async def read(self, path: str) -> Answer:
+        return Answer(404, '{"error": "Not found"}')
 
 
 async def test_verify_names_each_field_that_differs() -> None:

@@ -21,6 +21,7 @@ from bulkrunner.cli import main
 from bulkrunner.config import RunConfig
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Row, RunStats
+from bulkrunner.operations.base import Request
 from bulkrunner.preflight import Reading, read_current, verify
 from bulkrunner.rates import DEFAULT_RATES, Rate, crossing, ideal_seconds
 from bulkrunner.report import Summary
@@ -122,7 +123,7 @@ class Reads:
         self.listing = listing
         self.took = took  # seconds each answer takes
 
-    async def post_settings(self, campaign_id: int, payload: object) -> Answer:
+    async def send(self, request: Request) -> Answer:
         raise AssertionError("nothing is sent while reading")
 
     async def list_campaigns(self) -> Answer:
@@ -132,6 +133,9 @@ class Reads:
     async def get_campaign(self, campaign_id: int) -> Answer:
         await self.clock.sleep(self.took)
         return Answer(200, json.dumps({"id": campaign_id, "max_leads_per_day": 60}))
+
+    async def read(self, path: str) -> Answer:
+        return Answer(404, '{"error": "Not found"}')
 
 
 async def test_reads_before_sending_are_requests_of_the_run_with_their_time() -> None:

@@ -16,6 +16,7 @@ from bulkrunner.model import Answer
 from bulkrunner.rates import Rate
 from bulkrunner.simulator import Simulator, SimulatorConfig
 from bulkrunner.transport import HttpSender, limiter_tracing
+from tests.fakes import settings_request
 
 KEY = "sk-SENTINEL-0123456789"
 BASE = "http://127.0.0.1:9/api/v1"
@@ -32,7 +33,7 @@ async def test_posts_json_with_the_key_in_the_query(
     sender: HttpSender, mocked: aioresponses
 ) -> None:
     mocked.post(URL_7, status=200, body='{"success": true, "data": {}}')
-    answer = await sender.post_settings(7, {"track_settings": [], "sending_limit": 5})
+    answer = await sender.send(settings_request(7, {"track_settings": [], "sending_limit": 5}))
     assert answer == Answer(200, '{"success": true, "data": {}}')
     (((method, url), calls),) = mocked.requests.items()
     assert method == "POST"
@@ -47,19 +48,19 @@ async def test_retry_after_header_wins_over_the_body(
 ) -> None:
     body = '{"error": {"code": "RATE_LIMIT_EXCEEDED", "retry_after": 30}}'
     mocked.post(URL_7, status=429, body=body, headers={"Retry-After": "12"})
-    answer = await sender.post_settings(7, {"sending_limit": 5})
+    answer = await sender.send(settings_request(7, {"sending_limit": 5}))
     assert (answer.status, answer.retry_after) == (429, 12.0)
 
 
 async def test_retry_after_from_the_body_alone(sender: HttpSender, mocked: aioresponses) -> None:
     mocked.post(URL_7, status=429, body='{"error": {"retry_after": 30}}')
-    answer = await sender.post_settings(7, {"sending_limit": 5})
+    answer = await sender.send(settings_request(7, {"sending_limit": 5}))
     assert (answer.status, answer.retry_after) == (429, 30.0)
 
 
 async def test_a_plain_text_error_body(sender: HttpSender, mocked: aioresponses) -> None:
     mocked.post(URL_7, status=503, body="Service Unavailable", content_type="text/plain")
-    answer = await sender.post_settings(7, {"sending_limit": 5})
+    answer = await sender.send(settings_request(7, {"sending_limit": 5}))
     assert (answer.status, answer.body, answer.retry_after) == (503, "Service Unavailable", None)
 
 
@@ -67,7 +68,7 @@ async def test_a_body_that_is_not_utf8_does_not_raise(
     sender: HttpSender, mocked: aioresponses
 ) -> None:
     mocked.post(URL_7, status=500, body=b"\xff\xfe broken")
-    answer = await sender.post_settings(7, {"sending_limit": 5})
+    answer = await sender.send(settings_request(7, {"sending_limit": 5}))
     assert answer.status == 500
     assert "broken" in answer.body
 
@@ -76,13 +77,13 @@ async def test_a_timeout_is_an_answer_with_unknown_outcome(
     sender: HttpSender, mocked: aioresponses
 ) -> None:
     mocked.post(URL_7, exception=TimeoutError())
-    answer = await sender.post_settings(7, {"sending_limit": 5})
+    answer = await sender.send(settings_request(7, {"sending_limit": 5}))
     assert answer == Answer(None, transport_error="timed out after 5s", outcome_unknown=True)
 
 
 async def test_a_dropped_connection(sender: HttpSender, mocked: aioresponses) -> None:
     mocked.post(URL_7, exception=aiohttp.ServerDisconnectedError())
-    answer = await sender.post_settings(7, {"sending_limit": 5})
+    answer = await sender.send(settings_request(7, {"sending_limit": 5}))
     assert answer == Answer(
         None, transport_error="connection dropped by the server", outcome_unknown=True
     )
@@ -95,7 +96,7 @@ async def test_aiohttp_messages_that_embed_the_url_are_redacted(
         f"broken payload from {BASE}/campaigns/7/settings?api_key={KEY}"
     )
     mocked.post(URL_7, exception=leaky)
-    answer = await sender.post_settings(7, {"sending_limit": 5})
+    answer = await sender.send(settings_request(7, {"sending_limit": 5}))
     assert answer.status is None
     assert answer.transport_error is not None
     assert KEY not in answer.transport_error
@@ -105,7 +106,7 @@ async def test_aiohttp_messages_that_embed_the_url_are_redacted(
 async def test_a_refused_connection_is_an_answer_not_an_exception() -> None:
     # Port 9 (discard) on loopback: nothing listens there, so the connection is refused.
     async with aiohttp.ClientSession() as session:
-        answer = await HttpSender(session, BASE, KEY, timeout=5).post_settings(7, {"x": 1})
+        answer = await HttpSender(session, BASE, KEY, timeout=5).send(settings_request(7, {"x": 1}))
     assert answer.status is None
     assert answer.transport_error is not None
     assert answer.transport_error.startswith("cannot connect")
@@ -123,7 +124,7 @@ async def test_the_limiter_hooks_stamp_each_write_and_learn_each_round_trip() ->
     ):
         sender = HttpSender(session, simulator.base_url, KEY, timeout=5)
         await limiter.acquire()
-        assert (await sender.post_settings(1, {"sending_limit": 5})).status == 200
+        assert (await sender.send(settings_request(1, {"sending_limit": 5}))).status == 200
         await limiter.acquire()
         assert (await sender.get_campaign(1)).status == 200
     assert len(simulator.state.requests) == 2

@@ -1,0 +1,129 @@
+"""What an operation is: one kind of campaign write, declared once.
+
+An operation says everything the commands need to know about its write, and nothing else does:
+
+- its input columns (:class:`~bulkrunner.fields.Field`, each with how a cell is parsed), and the
+  checks a row needs across its columns (:meth:`Operation.check`);
+- the request(s) one valid row becomes on the wire (:meth:`Operation.requests`), for the wire
+  options of the run (:class:`Wire`: vocabulary, schedule shape, ``--allow-stop``);
+- how its current state is read (the campaign list, and/or a read per campaign) and put in the
+  terms of its input columns (:meth:`Operation.state`), which is what skip-unchanged, the backup,
+  ``--verify``, ``plan`` and ``export`` compare and write;
+- what a row would change (:meth:`Operation.changes`), which rows must not be sent given the
+  current state (:meth:`Operation.refuse`), and how a change is undone (:meth:`Operation.undo`).
+
+The base class holds the common case: fields compared one by one, undone by writing back the
+values they had. An operation overrides only what differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bulkrunner.fields import Field, Vocabulary
+from bulkrunner.model import Change
+
+SCHEDULE_SHAPES = ("nested", "flat")
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """The options of a run that change what is sent, not what is valid input."""
+
+    vocabulary: Vocabulary = Vocabulary.DOCUMENTED
+    schedule_shape: str = "nested"  # "nested" (current reference) or "flat" (older docs)
+    allow_stop: bool = False  # rows that set status STOPPED, which cannot be undone
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request a row becomes: ``method`` on ``path`` (under the base URL) with ``body``
+    as JSON."""
+
+    method: str
+    path: str
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Undo:
+    """How a campaign's change is undone: the input row that undoes it (``values``), or why it
+    cannot be (``reason``), or both when only part of it can."""
+
+    values: dict[str, Any]
+    reason: str = ""
+
+
+class Operation:
+    """A campaign write. Subclasses set the class attributes and override what differs."""
+
+    name: str = ""
+    summary: str = ""  # one line for the help: "update campaign settings"
+    fields: tuple[Field, ...] = ()
+    reads_list: bool = True  # the current state comes from ``GET /campaigns/`` (and by id)
+    detail: str | None = None  # a read per campaign: "/campaigns/{id}/<detail>" (its answer is
+    # merged into the campaign's state under the key ``detail``)
+    vocabularies: bool = False  # whether --vocabulary changes what this operation sends
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(field.name for field in self.fields)
+
+    def field(self, name: str) -> Field | None:
+        return next((field for field in self.fields if field.name == name), None)
+
+    def path(self, campaign_id: int) -> str:
+        return f"/campaigns/{campaign_id}/{self.name}"
+
+    def requests(self, campaign_id: int, payload: Mapping[str, Any], wire: Wire) -> list[Request]:
+        """The requests that apply a valid row: by default one POST of the payload as it is."""
+        return [Request("POST", self.path(campaign_id), dict(payload))]
+
+    def check(self, payload: Mapping[str, Any], wire: Wire) -> str:
+        """Why a row whose cells are each valid still cannot be sent ("" when it can)."""
+        return ""
+
+    def state(self, campaign: Mapping[str, Any]) -> dict[str, Any]:
+        """The campaign's current values (as GET shows it, plus the per-campaign ``detail``
+        read) in the terms of this operation's columns; a column GET does not show is left out."""
+        return {field.name: campaign[field.name] for field in self.fields if field.name in campaign}
+
+    def same(self, name: str, before: Any, after: Any) -> bool:
+        """Whether the current value ``before`` already is the wanted ``after``."""
+        return bool(before == after)
+
+    def changes(
+        self, payload: Mapping[str, Any], campaign: Mapping[str, Any] | None
+    ) -> dict[str, Change]:
+        """The columns of ``payload`` whose value differs from (or is not known in) the
+        campaign's current state; ``before`` is None where it is not known."""
+        current = self.state(campaign) if campaign is not None else {}
+        found: dict[str, Change] = {}
+        for name, wanted in payload.items():
+            known = name in current
+            before = current.get(name)
+            if not known or not self.same(name, before, wanted):
+                found[name] = Change(before, wanted)
+        return found
+
+    def refuse(self, payload: Mapping[str, Any], campaign: Mapping[str, Any] | None) -> str:
+        """Why a row must not be sent given the campaign's current state ("" when it may)."""
+        return ""
+
+    def undo(self, changes: Mapping[str, Change]) -> Undo:
+        """The row that puts back what ``changes`` change: by default each value it had."""
+        return Undo({name: change.before for name, change in changes.items()})
+
+    def export(self, campaign: Mapping[str, Any]) -> dict[str, Any]:
+        """The campaign's current state as an input row of this operation (no campaign_id)."""
+        return self.state(campaign)
+
+    def describe(self, requests: Sequence[Request]) -> str:
+        """The requests of one row, for a dry run's preview."""
+        import json
+
+        return "; ".join(
+            f"{request.method} {request.path} {json.dumps(request.body)}" for request in requests
+        )
