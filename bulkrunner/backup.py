@@ -23,8 +23,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, FIELDS, FIELDS_BY_NAME, Field
+from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, Field
 from bulkrunner.model import Change
+from bulkrunner.operations.base import Operation
+from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.redaction import redact
 from bulkrunner.state import canonical
 
@@ -37,6 +39,14 @@ _TYPES: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
     "text": pa.string(),
 }
+
+_ARROW: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "list<string>": pa.list_(pa.string()),
+    "list<int64>": pa.list_(pa.int64()),
+}
+_OPERATION_KEY = b"bulkrunner.operation"
 
 Ledger = dict[int, dict[str, Any]]  # campaign -> field -> its value before the run
 
@@ -57,6 +67,16 @@ class Recorded:
 def backup_path(report_path: Path) -> Path:
     """The backup beside a report, named after its whole name: x.csv and x.json differ."""
     return report_path.with_name(f"{report_path.name}{BACKUP_SUFFIX}")
+
+
+def backup_operation(path: Path) -> str:
+    """The operation whose changes the backup at ``path`` undoes (a backup written before
+    operations were recorded undoes settings)."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException) as exc:
+        raise BackupError(f"{path}: cannot read the backup ({exc})") from None
+    return str(metadata.get(_OPERATION_KEY, b"settings").decode())
 
 
 def read_backup(path: Path) -> Ledger:
@@ -81,8 +101,10 @@ def record_backup(
     *,
     keep: bool,
     account: str | None = None,
+    operation: Operation = SETTINGS,
 ) -> Recorded:
-    """Record the ``before`` of every change whose current value is known.
+    """Record what undoes each campaign's changes (for most operations, the ``before`` of
+    every change whose current value is known).
 
     With ``keep`` the ledger already at ``path`` is kept: its values win over the new ones, and
     only campaigns and fields it does not hold are added. Without it the ledger starts empty.
@@ -92,10 +114,11 @@ def record_backup(
     ledger = read_backup(path) if keep and path.exists() else {}
     recorded = unknown = 0
     for campaign, fields in changes.items():
+        undo = operation.undo(fields).values
         values = {
-            name: _before(FIELDS_BY_NAME[name], change)
-            for name, change in fields.items()
-            if change.before is not None
+            name: _before(spec, value)
+            for name, value in undo.items()
+            if value is not None and (spec := operation.field(name)) is not None
         }
         entry = ledger.setdefault(campaign, {})
         for name, value in values.items():
@@ -107,13 +130,15 @@ def record_backup(
         else:
             del ledger[campaign]
             unknown += 1
-    write_backup(path, ledger)
+    write_backup(path, ledger, operation)
     return Recorded(recorded, unknown, len(ledger))
 
 
-def write_backup(path: Path, ledger: Mapping[int, Mapping[str, Any]]) -> int:
+def write_backup(
+    path: Path, ledger: Mapping[int, Mapping[str, Any]], operation: Operation = SETTINGS
+) -> int:
     """Write ``ledger`` atomically and durably, one row per campaign; returns the rows written."""
-    used = [f for f in FIELDS if any(f.name in fields for fields in ledger.values())]
+    used = [f for f in operation.fields if any(f.name in fields for fields in ledger.values())]
     columns: dict[str, list[object]] = {CAMPAIGN_ID: list(ledger)}
     fields_ = [pa.field(CAMPAIGN_ID, pa.int64())]
     if any(ACCOUNT in fields for fields in ledger.values()):
@@ -121,7 +146,10 @@ def write_backup(path: Path, ledger: Mapping[int, Mapping[str, Any]]) -> int:
         fields_.append(pa.field(ACCOUNT, pa.string()))
     for field in used:
         columns[field.name] = [fields.get(field.name) for fields in ledger.values()]
-    schema = pa.schema([*fields_, *(pa.field(f.name, _TYPES[f.kind]) for f in used)])
+    schema = pa.schema(
+        [*fields_, *(pa.field(f.name, arrow_type(f)) for f in used)],
+        metadata={_OPERATION_KEY: operation.name.encode()},
+    )
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,10 +163,18 @@ def write_backup(path: Path, ledger: Mapping[int, Mapping[str, Any]]) -> int:
     return len(ledger)
 
 
-def _before(field: Field, change: Change) -> object:
-    """The current value in the column's type; None (cannot be restored) when the server gave
+def arrow_type(field: Field) -> pa.DataType:
+    """The column type of ``field`` in a backup (or an exported Parquet file)."""
+    if field.kind == "custom":
+        return _ARROW[field.arrow]
+    return _TYPES[field.kind]
+
+
+def _before(field: Field, value: Any) -> object:
+    """The value in the column's type; None (cannot be restored) when the server gave
     something of another type ("abc" as a number). Text is redacted: never the key in a file."""
-    value = change.before
+    if field.kind == "custom":
+        return _custom(field, value)
     if value is None:
         return None
     if field.kind == "enum_list":
@@ -148,4 +184,18 @@ def _before(field: Field, change: Change) -> object:
         known = canonical(field.name, value)
         wanted = int if field.kind == "int" else bool
         return known if type(known) is wanted else None
+    return redact(str(value))
+
+
+def _custom(field: Field, value: Any) -> object:
+    """A custom field's value in its declared column type (None when it is not of it)."""
+    if field.arrow == "int64":
+        return value if type(value) is int else None
+    if field.arrow == "list<int64>":
+        items = list(value) if isinstance(value, list | tuple | set | frozenset) else None
+        ok = items is not None and all(type(item) is int for item in items)
+        return sorted(items) if ok and items is not None else None
+    if field.arrow == "list<string>":
+        items = list(value) if isinstance(value, list | tuple) else None
+        return [redact(str(item)) for item in items] if items is not None else None
     return redact(str(value))

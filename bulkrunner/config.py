@@ -78,6 +78,9 @@ class RunConfig:
     verify: bool = False  # read each changed campaign back after writing it
     no_backup: bool = False  # send rows whose current values could not be read; write no backup
     quiet: bool = False  # no progress bar, even on a terminal
+    operation: str = "settings"  # the campaign write (bulkrunner.operations)
+    allow_stop: bool = False  # rows that set status STOPPED, which cannot be undone
+    schedule_shape: str = "nested"  # the wire shape of schedule requests: nested or flat
     progress_interval: float = 10.0  # seconds between progress lines in a log
     log_format: str = "text"  # or "json": one JSON object per event
     notify: str | None = None  # a webhook URL to POST to when a run ends with a non-zero exit

@@ -178,7 +178,14 @@ class Engine:
             self.stats.first_request = grant.at
         row = job.row
         request = job.requests[job.step]
-        log.debug("row %d: %s %s %s", row.number, request.method, request.path, request.body)
+        log.debug(
+            "row %d: %s campaign %d %s %s",
+            row.number,
+            request.method,
+            row.campaign_id,
+            request.path,
+            request.body,
+        )
         # Counted as sent before the answer: a request abandoned in flight (cancelled when the
         # grace period ran out) may have been applied, so it stays in flight for outcomes().
         job.in_flight = True

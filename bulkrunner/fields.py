@@ -8,8 +8,9 @@ names. Input in either spelling is understood; the vocabulary sent on the wire i
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 CAMPAIGN_ID = "campaign_id"
 ACCOUNT = "account"  # an input column naming, per row, the account of an accounts file
@@ -20,17 +21,23 @@ class Vocabulary(enum.StrEnum):
     LONG = "long"
 
 
-FieldKind = Literal["enum_list", "enum", "int", "bool", "text"]
+FieldKind = Literal["enum_list", "enum", "int", "bool", "text", "custom"]
+# A custom field's cell parser: a cell that is not blank -> (value to send, None) or (None, why)
+CellParser = Callable[[Any], tuple[Any, str | None]]
 
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """One settings field: its wire name, its type and the bounds a value must respect."""
+    """One input column of an operation: its name, its type and the bounds a value must
+    respect; a ``custom`` field parses its cells with ``parse`` (blank cells never reach it)."""
 
     name: str
     kind: FieldKind
     minimum: int | None = None
     maximum: int | None = None
+    parse: CellParser | None = None
+    arrow: str = "string"  # a custom field's type in a backup or export file: string, int64,
+    # list<string>, list<int64>
 
 
 FIELDS: tuple[Field, ...] = (

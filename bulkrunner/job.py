@@ -14,7 +14,6 @@ judging each chunk and appending it to the report, so memory stays flat however 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections import Counter
@@ -41,7 +40,7 @@ from bulkrunner.config import API_KEY_ENV, RunConfig
 from bulkrunner.errors import ExitCode as ExitCode  # its home was here; many import it so
 from bulkrunner.errors import UsageError
 from bulkrunner.events import emit, show
-from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, Vocabulary
+from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID
 from bulkrunner.hints import fresh_command, resume_command
 from bulkrunner.interrupts import Interrupts
 from bulkrunner.journal import (
@@ -56,6 +55,7 @@ from bulkrunner.journal import (
 from bulkrunner.loading import Ignored, InputFile, open_input, read_input
 from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, Row, Status, Validation
+from bulkrunner.operations import for_config
 from bulkrunner.problems import Problems
 from bulkrunner.redaction import remember
 from bulkrunner.report import (
@@ -104,14 +104,14 @@ def exit_code(outcomes: Mapping[int, Outcome], aborted: bool) -> ExitCode:
 def validate_job(config: RunConfig, out: TextIO) -> ExitCode:
     """Load and validate only; print the invalid rows, or, when there are many, how many rows
     have each kind of problem and the first few of them. Sends nothing."""
-    source, repeats = _opened(config.input)
+    source, repeats = _opened(config)
     invalid: list[tuple[int, str]] = []  # the first rows, printed one by one if few
     problems = Problems()
     bad = 0
     accounts = Accounts.load(config, None)  # its account names, when it has an accounts file
     if accounts is not None:
         check_column(config.input, source.columns, accounts)
-    for offset, _, judged in _judged(source, config.vocabulary, repeats, accounts):
+    for offset, _, judged in _judged(source, config, repeats, accounts):
         for index, error in enumerate(judged.errors):
             if error:
                 bad += 1
@@ -151,13 +151,13 @@ def run_job(
     started = now()
     default = unused(default_report_path(config.input, started))
     if config.dry_run:
-        source, repeats = _opened(config.input)
+        source, repeats = _opened(config)
         config = replace(config, report=config.report or default)
         check_paths(config)
         with Interrupts():  # SIGTERM too stops a dry run cleanly (no temporary file, no lock)
             return _dry_run(config, source, None, out, now, repeats)
     with input_lock(config, started):
-        frame, ignored = read_input(config.input)
+        frame, ignored = read_input(config.input, for_config(config)[0])
         identity = run_identity(config)
         config = choose_report(config, identity, default)
         return _execute(config, identity, frame, None, api_key, out, now, ignored, accounts)
@@ -431,9 +431,11 @@ def _send(
 def _validated(config: RunConfig, frame: pd.DataFrame, accounts: Accounts | None) -> Validation:
     """The rows of ``frame`` judged; with accounts, also whether each names one of them."""
     check_column(config.input, [str(c) for c in frame.columns], accounts)
+    operation, wire = for_config(config)
+    validation = validate(frame, config.vocabulary, operation=operation, wire=wire)
     if accounts is None:
-        return validate(frame, config.vocabulary)
-    return assign(validate(frame, config.vocabulary), accounts.accounts, accounts.path)
+        return validation
+    return assign(validation, accounts.accounts, accounts.path)
 
 
 def _lock_accounts(
@@ -577,18 +579,22 @@ def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) ->
 # --- dry run and validate: the file a chunk at a time -----------------------------------------
 
 
-def _opened(path: Path) -> tuple[InputFile, Repeats | None]:
-    """``open_input(path)``, and the campaigns on several rows when its check (a CSV file's,
-    which parses it whole) could find them on the way: then the file is parsed once more
-    only, to judge its rows, instead of twice."""
+def _opened(config: RunConfig) -> tuple[InputFile, Repeats | None]:
+    """``open_input`` of the run's input, and the campaigns on several rows when its check (a
+    CSV file's, which parses it whole) could find them on the way: then the file is parsed
+    once more only, to judge its rows, instead of twice."""
     ids: list[npt.NDArray[Any]] = []
-    source = open_input(path, watch=lambda cells: ids.append(campaign_ids(cells)))
+    source = open_input(
+        config.input,
+        watch=lambda cells: ids.append(campaign_ids(cells)),
+        operation=for_config(config)[0],
+    )
     return source, repeated_among(ids) if source.watched else None
 
 
 def _judged(
     source: InputFile,
-    vocabulary: Vocabulary,
+    config: RunConfig,
     repeats: Repeats | None = None,
     accounts: Accounts | None = None,
 ) -> Iterator[tuple[int, pd.DataFrame, RowJudgement]]:
@@ -599,8 +605,16 @@ def _judged(
         columns = source.chunks(columns=[CAMPAIGN_ID])
         repeats = repeated_ids(chunk[CAMPAIGN_ID] for chunk in columns)
     offset = 0
+    operation, wire = for_config(config)
     for chunk in source.chunks():
-        judged = judge_rows(chunk, vocabulary, offset=offset, repeats=repeats)
+        judged = judge_rows(
+            chunk,
+            config.vocabulary,
+            offset=offset,
+            repeats=repeats,
+            operation=operation,
+            wire=wire,
+        )
         errors = judged.errors
         if accounts is not None and ACCOUNT in chunk.columns:
             for index, cell in enumerate(_account_cells(chunk, None).values()):
@@ -681,7 +695,7 @@ def _dry_run(
     finally:
         dry.writer.discard()  # nothing left to discard once committed
     if not config.quiet:
-        _print_preview(dry, out)
+        _print_preview(dry, out, config)
     from bulkrunner.model import RunStats
 
     summary = Summary.counted(dry.counts, RunStats(), config.rates, written)
@@ -690,20 +704,23 @@ def _dry_run(
 
 
 def _preview(
-    dry: _DryRun, chunk: pd.DataFrame, judged: RowJudgement, offset: int, vocabulary: Vocabulary
+    dry: _DryRun, chunk: pd.DataFrame, judged: RowJudgement, offset: int, config: RunConfig
 ) -> None:
     """Count the fields valid rows set (validation found the blanks), and keep the first few
     valid rows' bodies."""
     errors = judged.errors
+    operation, wire = for_config(config)
     dry.fields.update(judged.fields)
     for index in [i for i, error in enumerate(errors) if not error][
         : _PREVIEWED - len(dry.examples)
     ]:
-        (row,) = validate(chunk.iloc[[index]].reset_index(drop=True), vocabulary).rows
+        one = chunk.iloc[[index]].reset_index(drop=True)
+        (row,) = validate(one, config.vocabulary, operation=operation, wire=wire).rows
         dry.examples.append(replace(row, number=offset + index + 1))
 
 
-def _print_preview(dry: _DryRun, out: TextIO) -> None:
+def _print_preview(dry: _DryRun, out: TextIO, config: RunConfig) -> None:
+    operation, wire = for_config(config)
     valid = dry.counts[Status.DRY_RUN]
     if dry.examples:
         print(
@@ -712,10 +729,8 @@ def _print_preview(dry: _DryRun, out: TextIO) -> None:
             file=out,
         )
         for row in dry.examples:
-            body = json.dumps(dict(row.payload), ensure_ascii=False)
-            print(
-                f"  row {row.number}: POST /campaigns/{row.campaign_id}/settings {body}", file=out
-            )
+            requests = operation.requests(row.campaign_id, row.payload, wire)
+            print(f"  row {row.number}: {operation.describe(requests)}", file=out)
     print(f"rows valid: {valid}, invalid: {dry.counts[Status.INVALID]}", file=out)
     if dry.fields:
         counts = ", ".join(f"{name} {n}" for name, n in dry.fields.items() if n)
@@ -736,14 +751,14 @@ def _stage_dry_run(
     try:
         accounts = Accounts.load(config, None)
         check_column(config.input, source.columns, accounts)
-        for offset, chunk, judged in _judged(source, config.vocabulary, repeats, accounts):
+        for offset, chunk, judged in _judged(source, config, repeats, accounts):
             errors = judged.errors
             invalid = [index for index, error in enumerate(errors) if error]
             dry.counts[Status.INVALID] += len(invalid)
             dry.counts[Status.DRY_RUN] += len(errors) - len(invalid)
             for index in invalid[: _SHOWN_INVALID - len(dry.shown)]:
                 dry.shown.append((offset + index + 1, errors[index]))
-            _preview(dry, chunk, judged, offset, config.vocabulary)
+            _preview(dry, chunk, judged, offset, config)
             rows = (
                 numbers[offset : offset + len(chunk)]
                 if numbers

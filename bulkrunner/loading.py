@@ -20,6 +20,7 @@ import codecs
 import contextlib
 import csv
 import difflib
+import functools
 import logging
 import re
 import warnings
@@ -41,6 +42,8 @@ from bulkrunner.wording import count
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from bulkrunner.operations import Operation
+
 INPUT_FORMATS = (".csv", ".parquet")
 KNOWN_COLUMNS = (CAMPAIGN_ID, ACCOUNT, *SETTING_NAMES)
 CHUNK_ROWS = 50_000  # rows per chunk of a streamed file: a few tens of MB as DataFrames
@@ -52,7 +55,6 @@ _DELIMITERS = (",", ";", "\t")
 _UNNAMED = re.compile(r"Unnamed: \d+")  # what pandas writes for a column without a name
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SEPARATORS = re.compile(r"[\s_-]+")
-_CANONICAL = {_SEPARATORS.sub("", name): name for name in KNOWN_COLUMNS}
 # A CSV report writes a cell starting with one of these with a leading "'", so that a
 # spreadsheet opening it cannot run a formula; reading a report takes the quote off again.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -130,8 +132,9 @@ def load_input(path: Path) -> pd.DataFrame:
     return read_input(path)[0]
 
 
-def read_input(path: Path) -> tuple[pd.DataFrame, Ignored]:
-    """``load_input``, and what it left out."""
+def read_input(path: Path, operation: Operation | None = None) -> tuple[pd.DataFrame, Ignored]:
+    """``load_input``, and what it left out; its columns are those of ``operation`` (by default,
+    settings)."""
     suffix = _check_path(path)
     with _reading(path):
         if suffix == ".csv":
@@ -145,12 +148,14 @@ def read_input(path: Path) -> tuple[pd.DataFrame, Ignored]:
         frame = frame[kept]
         if suffix == ".csv":
             frame = unescape_cells(frame)
-    _accepted(path, raw, kept, len(frame))
+    _accepted(path, raw, kept, len(frame), operation)
     _report_ignored(path, ignored)
     return frame.reset_index(drop=True), ignored
 
 
-def open_input(path: Path, watch: Watch | None = None) -> InputFile:
+def open_input(
+    path: Path, watch: Watch | None = None, operation: Operation | None = None
+) -> InputFile:
     """Check ``path`` as ``load_input`` does, reading it once from end to end but keeping none
     of it: a file that cannot be used fails here, before anything is reported.
 
@@ -175,7 +180,7 @@ def open_input(path: Path, watch: Watch | None = None) -> InputFile:
             for chunk in whole(size, kept if chosen is None else chosen):
                 yield unescape_cells(chunk) if suffix == ".csv" else chunk
 
-    _accepted(path, raw, kept, rows)
+    _accepted(path, raw, kept, rows, operation)
     _report_ignored(path, ignored)
     return InputFile(path, tuple(kept), rows, read, ignored, watched)
 
@@ -184,10 +189,24 @@ def canonical_names(columns: Sequence[str]) -> list[str]:
     """Each header as the column it means: case, surrounding spaces and spaces, underscores
     or hyphens between words do not matter (``Campaign ID``, ``campaign-id`` are campaign_id).
     A name that means no known column is kept as written, for ``check_columns`` to refuse."""
-    return [_CANONICAL.get(_SEPARATORS.sub("", name.strip().lower()), name) for name in columns]
+    known = _canonical()
+    return [known.get(_SEPARATORS.sub("", name.strip().lower()), name) for name in columns]
 
 
-def _accepted(path: Path, raw: Sequence[str], names: Sequence[str], rows: int) -> None:
+@functools.cache
+def _canonical() -> dict[str, str]:
+    from bulkrunner.operations import every_column
+
+    return {_SEPARATORS.sub("", name): name for name in (CAMPAIGN_ID, ACCOUNT, *every_column())}
+
+
+def _accepted(
+    path: Path,
+    raw: Sequence[str],
+    names: Sequence[str],
+    rows: int,
+    operation: Operation | None = None,
+) -> None:
     """Check the columns as they will be read (``names``, from the header ``raw``), then log
     once how the header was read."""
     meant: dict[str, str] = {}
@@ -197,7 +216,7 @@ def _accepted(path: Path, raw: Sequence[str], names: Sequence[str], rows: int) -
                 path, f"columns {meant[canonical]!r} and {name!r} both mean {canonical!r}"
             )
         meant.setdefault(canonical, name)
-    check_columns(path, list(names))
+    check_columns(path, list(names), operation)
     if rows == 0:
         raise InputFileError(path, "has a header but no data rows")
     for name, canonical in zip(raw, names, strict=True):
@@ -250,8 +269,15 @@ def unescape_cells(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def check_columns(path: Path, columns: list[str]) -> None:
-    """Reject duplicate or unknown column names and a missing ``campaign_id`` column."""
+def known_columns(operation: Operation | None = None) -> tuple[str, ...]:
+    """The columns an input of ``operation`` (by default, settings) may have."""
+    return KNOWN_COLUMNS if operation is None else (CAMPAIGN_ID, ACCOUNT, *operation.columns)
+
+
+def check_columns(path: Path, columns: list[str], operation: Operation | None = None) -> None:
+    """Reject duplicate or unknown column names and a missing ``campaign_id`` column; a column
+    of another operation is named as such."""
+    known = known_columns(operation)
     repeated = [name for name, count in Counter(columns).items() if count > 1]
     if repeated:
         raise InputFileError(path, f"column {repeated[0]!r} appears more than once")
@@ -262,11 +288,22 @@ def check_columns(path: Path, columns: list[str]) -> None:
             f"(columns found: {', '.join(columns) or 'none'})",
         )
     for name in columns:
-        if name not in KNOWN_COLUMNS:
-            close = difflib.get_close_matches(name, KNOWN_COLUMNS, n=1, cutoff=0.6)
+        if name not in known:
+            from bulkrunner.operations import owner
+
+            other = owner(name)
+            if other is not None:
+                this = operation.name if operation is not None else "settings"
+                raise InputFileError(
+                    path,
+                    f"column {name!r} belongs to the {other} operation, not {this} "
+                    f"(run with --operation {other}, or remove the column); "
+                    f"known columns: {', '.join(known)}",
+                )
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InputFileError(
-                path, f"unknown column {name!r}{hint}; known columns: {', '.join(KNOWN_COLUMNS)}"
+                path, f"unknown column {name!r}{hint}; known columns: {', '.join(known)}"
             )
 
 
@@ -499,7 +536,7 @@ def _sniff(path: Path, encoding: str) -> tuple[str, list[str]]:
         if cells is None:
             break
         cells = [cell.strip() for cell in cells]
-        known = sum(name in KNOWN_COLUMNS for name in canonical_names(cells))
+        known = sum(name in _canonical().values() for name in canonical_names(cells))
         if (known, len(cells)) > best:
             best, sep, header = (known, len(cells)), candidate, cells
     if not any(header):

@@ -28,8 +28,10 @@ from bulkrunner.engine import DEFAULT_429_PAUSE
 from bulkrunner.errors import KeyRejected, Unreachable
 from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
 from bulkrunner.model import Answer, Change, Outcome, Row, RunStats, Status
+from bulkrunner.operations.base import Operation
+from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
-from bulkrunner.state import changes, parse_campaigns, slim
+from bulkrunner.state import parse_campaigns, slim
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:  # a type only: aiohttp is imported by the commands that send
@@ -123,19 +125,37 @@ async def read_current(
     *,
     one_by_one: bool = True,
     concurrency: int = 4,
+    operation: Operation = SETTINGS,
 ) -> Current:
     """The current settings of ``campaign_ids``: one ``GET /campaigns/`` for all of them, then,
     with ``one_by_one``, ``GET /campaigns/{id}`` for each the list did not show (or all, if the
     list call failed). Every read is retried like a settings request.
 
+    An operation whose state has a part the list does not show (its ``detail``, such as a
+    campaign's email accounts) reads it for each campaign, after the list.
+
     Raises KeyRejected when an answer says the key is wrong, Unreachable when the first read
     is refused a connection (nothing listens there: nothing is sent either).
     """
+    current = await _read_list(sender, reading, campaign_ids, one_by_one, concurrency, operation)
+    if operation.detail is not None:
+        await _read_details(sender, reading, operation.detail, current, campaign_ids, concurrency)
+    return current
+
+
+async def _read_list(
+    sender: Sender,
+    reading: Reading,
+    campaign_ids: Collection[int],
+    one_by_one: bool,
+    concurrency: int,
+    operation: Operation,
+) -> Current:
     answer = await fetch(sender.list_campaigns, reading, "reading the list of campaigns")
     if answer.refused:
         raise Unreachable(f"{answer.transport_error} (is the base URL right?)")
     wanted = set(campaign_ids)
-    listed = parse_campaigns(answer, wanted)
+    listed = parse_campaigns(answer, wanted, operation.reads)
     if listed is None:
         decision = classify(answer)
         if decision.verdict is Verdict.ABORT:
@@ -153,17 +173,87 @@ async def read_current(
     unlisted = sorted(cid for cid in wanted if cid not in listed)
     if unlisted and one_by_one:
         log.info("reading the current settings of %s one by one", count(len(unlisted), "campaign"))
-        await _read_each(sender, reading, unlisted, current, concurrency)
+        await _read_each(sender, reading, unlisted, current, concurrency, operation)
     return current
 
 
-async def _read_each(
-    sender: Sender, reading: Reading, campaign_ids: list[int], current: Current, concurrency: int
+async def _read_details(
+    sender: Sender,
+    reading: Reading,
+    detail: str,
+    current: Current,
+    campaign_ids: Collection[int],
+    concurrency: int,
 ) -> None:
+    """Each campaign's ``detail`` (``GET /campaigns/{id}/<detail>``), merged into its state
+    under the key ``detail``; a campaign whose detail cannot be read is unreadable."""
+    wanted = sorted(cid for cid in campaign_ids if cid not in current.missing)
+    log.info("reading the %s of %s", detail, count(len(wanted), "campaign"))
+
+    async def read(campaign_id: int) -> str | None:
+        path = f"/campaigns/{campaign_id}/{detail}"
+        answer = await fetch(lambda: sender.read(path), reading, f"reading {path}")
+        decision = classify(answer)
+        if decision.verdict is Verdict.ABORT:
+            return decision.message
+        if answer.status == 404:
+            current.missing.add(campaign_id)
+            current.campaigns.pop(campaign_id, None)
+            return None
+        value = _detail(answer) if decision.verdict is Verdict.SUCCEEDED else None
+        if value is None:
+            reason = decision.message or f"the answer is not a list of {detail}"
+            current.unreadable[campaign_id] = f"its {detail} could not be read ({reason})"
+            current.campaigns.pop(campaign_id, None)
+        else:
+            campaign = current.campaigns.setdefault(campaign_id, {"id": campaign_id})
+            campaign[detail] = value
+        return None
+
+    await _each(wanted, read, concurrency)
+
+
+def _detail(answer: Answer) -> list[Any] | None:
+    """The list of a detail read (bare, or wrapped in ``data``)."""
+    data = parse_json(answer.body)
+    if isinstance(data, dict):
+        data = data.get("data")
+    return data if isinstance(data, list) else None
+
+
+async def _each(
+    campaign_ids: Sequence[int],
+    read: Callable[[int], Awaitable[str | None]],
+    concurrency: int,
+) -> None:
+    """``read`` each campaign, ``concurrency`` at a time; the first that returns a reason (the
+    key was rejected) stops the others, and is raised as KeyRejected."""
     pending = list(reversed(campaign_ids))
     rejected: list[str] = []
 
-    async def read(campaign_id: int) -> None:
+    async def worker() -> None:
+        while pending:
+            reason = await read(pending.pop())
+            if reason is not None:
+                rejected.append(reason)
+                pending.clear()
+
+    async with anyio.create_task_group() as group:
+        for _ in range(max(1, min(concurrency, len(campaign_ids)))):
+            group.start_soon(worker)
+    if rejected:
+        raise KeyRejected(rejected[0])
+
+
+async def _read_each(
+    sender: Sender,
+    reading: Reading,
+    campaign_ids: list[int],
+    current: Current,
+    concurrency: int,
+    operation: Operation,
+) -> None:
+    async def read(campaign_id: int) -> str | None:
         answer = await fetch(
             lambda: sender.get_campaign(campaign_id),
             reading,
@@ -171,28 +261,19 @@ async def _read_each(
         )
         decision = classify(answer)
         if decision.verdict is Verdict.ABORT:
-            rejected.append(decision.message)
-            pending.clear()
-            return
+            return decision.message
         if answer.status == 404:
             current.missing.add(campaign_id)
-            return
+            return None
         campaign = _campaign(answer) if decision.verdict is Verdict.SUCCEEDED else None
         if campaign is None:
             reason = decision.message or "the answer is not a campaign"
             current.unreadable[campaign_id] = f"its current settings could not be read ({reason})"
         else:
-            current.campaigns[campaign_id] = slim(campaign)
+            current.campaigns[campaign_id] = slim(campaign, operation.reads)
+        return None
 
-    async def worker() -> None:
-        while pending:
-            await read(pending.pop())
-
-    async with anyio.create_task_group() as group:
-        for _ in range(max(1, min(concurrency, len(campaign_ids)))):
-            group.start_soon(worker)
-    if rejected:
-        raise KeyRejected(rejected[0])
+    await _each(campaign_ids, read, concurrency)
 
 
 def _campaign(answer: Answer) -> dict[str, Any] | None:
@@ -204,7 +285,11 @@ def _campaign(answer: Answer) -> dict[str, Any] | None:
 
 
 def plan(
-    rows: Sequence[Row], current: Current | None, skip: bool, require_backup: bool = False
+    rows: Sequence[Row],
+    current: Current | None,
+    skip: bool,
+    require_backup: bool = False,
+    operation: Operation = SETTINGS,
 ) -> Plan:
     """Split ``rows`` into those to send, those that would change nothing and those that must
     not be sent: their campaign does not exist, or (with ``require_backup``) its current values
@@ -226,7 +311,13 @@ def plan(
                 "(--no-backup sends it anyway)",
             )
             continue
-        found = changes(row.payload, campaign)
+        refusal = operation.refuse(row.payload, campaign)
+        if refusal:
+            result.refused[row.number] = Outcome(
+                Status.FAILED, error=f"campaign {campaign_id}: {refusal}; not sent"
+            )
+            continue
+        found = operation.changes(row.payload, campaign)
         result.changes[row.number] = found
         if skip and campaign is not None and not found:
             result.unchanged[row.number] = Outcome(Status.UNCHANGED)
@@ -242,6 +333,7 @@ async def verify(
     concurrency: int,
     stats: RunStats | None = None,
     clock: Clock = time.monotonic,
+    operation: Operation = SETTINGS,
 ) -> dict[int, str]:
     """Read each row's campaign back; returns, per row, how it differs or why it could not be
     read ("" when it matches). Each read is counted in ``stats``, answered at ``clock()``."""
@@ -251,19 +343,30 @@ async def verify(
     async def worker() -> None:
         while pending:
             row = pending.pop()
-            grant = await limiter.acquire()
-            answer = await sender.get_campaign(row.campaign_id)
-            if stats is not None:
-                stats.read(grant.at, clock(), answer)
-            decision = classify(answer)
-            if decision.verdict is not Verdict.SUCCEEDED:
-                found[row.number] = f"not verified: {decision.message}"
-                continue
-            campaign = _campaign(answer)
+            campaign: dict[str, Any] | None = {"id": row.campaign_id}
+            parts = [None] if operation.reads_list else []
+            for detail in [*parts, *([operation.detail] if operation.detail else [])]:
+                path = f"/campaigns/{row.campaign_id}" + (f"/{detail}" if detail else "")
+                grant = await limiter.acquire()
+                answer = await (
+                    sender.read(path) if detail else sender.get_campaign(row.campaign_id)
+                )
+                if stats is not None:
+                    stats.read(grant.at, clock(), answer)
+                decision = classify(answer)
+                if decision.verdict is not Verdict.SUCCEEDED:
+                    found[row.number] = f"not verified: {decision.message}"
+                    campaign = None
+                    break
+                value: Any = _campaign(answer) if detail is None else _detail(answer)
+                if value is None or campaign is None:
+                    found[row.number] = "not verified: the campaign could not be read"
+                    campaign = None
+                    break
+                campaign = value if detail is None else {**campaign, detail: value}
             if campaign is None:
-                found[row.number] = "not verified: the campaign could not be read"
                 continue
-            differ = changes(row.payload, campaign)
+            differ = operation.changes(row.payload, campaign)
             found[row.number] = "; ".join(
                 f"{name}: sent {change.after!r}, server has {change.before!r}"
                 for name, change in differ.items()

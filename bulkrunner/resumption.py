@@ -29,7 +29,12 @@ log = logging.getLogger("bulkrunner")
 def run_identity(config: RunConfig) -> RunIdentity:
     """The job ``config`` runs: its input file (path and content) and the options that change
     what is sent. A journal records it; ``--resume`` looks for it."""
-    return RunIdentity.of(config.input, {"vocabulary": config.vocabulary.value})
+    options = {"vocabulary": config.vocabulary.value}
+    if config.operation != "settings":  # a journal of settings runs predates the option
+        options["operation"] = config.operation
+    if config.operation == "schedule":
+        options["schedule-shape"] = config.schedule_shape
+    return RunIdentity.of(config.input, options)
 
 
 def input_lock(config: RunConfig, started: datetime) -> AbstractContextManager[object]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TextIO
 
-from bulkrunner.backup import BACKUP_SUFFIX, backup_path
+from bulkrunner.backup import BACKUP_SUFFIX, backup_operation, backup_path
 from bulkrunner.config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.job import run_job
@@ -26,4 +26,10 @@ def rollback_job(config: RunConfig, out: TextIO) -> ExitCode:
             f"{backup}: no backup to roll back to (a run writes one beside its report only when "
             "it had something to change, unless it was run with --no-backup)"
         )
-    return run_job(replace(config, input=backup), out)
+    operation = backup_operation(backup)
+    if operation != config.operation and config.operation != "settings":
+        raise UsageError(
+            f"{backup}: the backup of a {operation} run, not of {config.operation} "
+            "(leave --operation out: a rollback takes it from the backup)"
+        )
+    return run_job(replace(config, input=backup, operation=operation), out)

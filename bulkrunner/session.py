@@ -34,6 +34,7 @@ from bulkrunner.interrupts import run_gracefully
 from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
 from bulkrunner.model import Change, Outcome, Row, RunStats, Status
+from bulkrunner.operations import for_config
 from bulkrunner.preflight import Current, Plan, Reading, plan, read_current, verify
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot, estimate
 from bulkrunner.rates import crossing
@@ -141,9 +142,12 @@ class Session:
             limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
             if config.resume and config.report is not None:
                 self._seed(limiter, journal_path(config.report))
+            operation, wire = for_config(config)
             self.engine = Engine(
                 sender,
                 limiter,
+                operation=operation,
+                wire=wire,
                 concurrency=config.concurrency,
                 max_attempts=config.max_attempts,
                 outage_timeout=config.outage_timeout,
@@ -169,6 +173,7 @@ class Session:
                         {row.campaign_id for row in rows},
                         one_by_one=not config.no_backup,
                         concurrency=config.concurrency,
+                        operation=operation,
                     )
                 else:  # a read would cost a request of the budget for nothing
                     log.info(
@@ -187,7 +192,11 @@ class Session:
                 log.error("%s; nothing was sent", reason)
                 self.engine.stop(reason)
             self.plan = plan(
-                rows, current, skip=config.skip_unchanged, require_backup=not config.no_backup
+                rows,
+                current,
+                skip=config.skip_unchanged,
+                require_backup=not config.no_backup,
+                operation=operation,
             )
             if self.plan.unchanged:
                 log.info(
@@ -235,6 +244,7 @@ class Session:
                     config.concurrency,
                     stats=self.engine.stats,
                     clock=self.engine.clock,
+                    operation=operation,
                 )
 
     def _say_crossing(self, limiter: SlidingWindowLimiter, reads: int, rows: int) -> None:
@@ -287,9 +297,10 @@ class Session:
         # it: what the interrupted run changed is still changed): keep what it recorded.
         keep = self.config.resume or self.config.fresh
         shared = self.shared_backup
+        operation, _ = for_config(self.config)
         try:
             if shared is None:
-                recorded = record_backup(path, by_campaign, keep=keep)
+                recorded = record_backup(path, by_campaign, keep=keep, operation=operation)
             else:
                 # Several accounts write one backup: one at a time, in a worker thread, so that
                 # the other accounts' requests are not held up meanwhile (a request granted
@@ -301,6 +312,7 @@ class Session:
                         by_campaign,
                         keep=keep or shared.started,
                         account=self.account,
+                        operation=operation,
                     )
                     recorded = await anyio.to_thread.run_sync(write)
                     shared.started = True

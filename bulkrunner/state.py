@@ -22,24 +22,22 @@ _GET_ALIASES = {
     "sending_limit": ("max_leads_per_day",),
     "min_time_btwn_emails": ("min_time_between_emails",),
 }
-_KEPT = frozenset(
-    {
-        "id",
-        "status",
-        *FIELDS_BY_NAME,
-        *(alias for names in _GET_ALIASES.values() for alias in names),
-    }
-)
+GET_KEYS = (*FIELDS_BY_NAME, *(alias for names in _GET_ALIASES.values() for alias in names))
 
 
-def slim(campaign: Mapping[str, Any]) -> dict[str, Any]:
+def slim(campaign: Mapping[str, Any], keys: Collection[str] = GET_KEYS) -> dict[str, Any]:
     """Of a campaign as GET shows it, only what a run compares, backs up or reports: its id,
-    status and settings (a 100,000-campaign account need not be held whole)."""
-    return {name: value for name, value in campaign.items() if name in _KEPT}
+    status and the ``keys`` its operation reads (a 100,000-campaign account need not be held
+    whole)."""
+    return {
+        name: value
+        for name, value in campaign.items()
+        if name in keys or name == "id" or name == "status"
+    }
 
 
 def parse_campaigns(
-    answer: Answer, wanted: Collection[int] | None = None
+    answer: Answer, wanted: Collection[int] | None = None, keys: Collection[str] = GET_KEYS
 ) -> dict[int, dict[str, Any]] | None:
     """The campaigns of a ``GET /campaigns/`` answer, by id; None if it is not such an answer.
     Given ``wanted``, only those campaigns, each :func:`slim`.
@@ -59,7 +57,7 @@ def parse_campaigns(
             if wanted is None:
                 campaigns[campaign_id] = item
             elif campaign_id in wanted:
-                campaigns[campaign_id] = slim(item)
+                campaigns[campaign_id] = slim(item, keys)
     return campaigns
 
 

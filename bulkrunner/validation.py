@@ -30,13 +30,14 @@ from bulkrunner.fields import (
     CAMPAIGN_ID,
     EMPTY_TEXT_CELL,
     ENUMS,
-    FIELDS_BY_NAME,
     EmptyText,
     Field,
     Vocabulary,
     enum_names,
 )
 from bulkrunner.model import Rejection, Row, Validation
+from bulkrunner.operations.base import Operation, Wire
+from bulkrunner.operations.settings import SETTINGS
 
 
 class _Blank:
@@ -63,13 +64,15 @@ def validate(
     *,
     offset: int = 0,
     repeats: Repeats | None = None,
+    operation: Operation | None = None,
+    wire: Wire | None = None,
 ) -> Validation:
     """Validate every row of ``frame`` (as returned by ``load_input``) for ``vocabulary``.
 
     ``offset`` is the number of rows before ``frame`` in its file, and ``repeats`` the repeated
     campaign ids of the whole file (by default, those of ``frame``).
     """
-    judged = _Judgement.of(frame, vocabulary, offset, repeats)
+    judged = _Judgement.of(frame, vocabulary, offset, repeats, operation, wire)
     errors = judged.errors()
     rows: list[Row] = []
     rejections: list[Rejection] = []
@@ -95,10 +98,12 @@ def row_errors(
     *,
     offset: int = 0,
     repeats: Repeats | None = None,
+    operation: Operation | None = None,
+    wire: Wire | None = None,
 ) -> list[str]:
     """Why each row of ``frame`` is invalid, ``""`` for a valid row: what ``validate`` finds,
     without building the payloads (all a dry run or ``bulkrunner validate`` needs)."""
-    return _Judgement.of(frame, vocabulary, offset, repeats).errors()
+    return _Judgement.of(frame, vocabulary, offset, repeats, operation, wire).errors()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +121,12 @@ def judge_rows(
     *,
     offset: int = 0,
     repeats: Repeats | None = None,
+    operation: Operation | None = None,
+    wire: Wire | None = None,
 ) -> RowJudgement:
     """``row_errors``, with the per-field counts a dry run's preview shows, taken from the
     blanks the judgement found (no second look at the cells)."""
-    judgement = _Judgement.of(frame, vocabulary, offset, repeats)
+    judgement = _Judgement.of(frame, vocabulary, offset, repeats, operation, wire)
     errors = judgement.errors()
     valid = np.fromiter((not error for error in errors), dtype=bool, count=len(errors))
     fields = {
@@ -170,11 +177,21 @@ class _Judgement:
     ids: _Column  # errors here are the whole campaign_id message, repeats included
     settings: tuple[_Column, ...]
     nothing_to_send: Flags
+    operation: Operation
+    wire: Wire
 
     @classmethod
     def of(
-        cls, frame: pd.DataFrame, vocabulary: Vocabulary, offset: int, repeats: Repeats | None
+        cls,
+        frame: pd.DataFrame,
+        vocabulary: Vocabulary,
+        offset: int,
+        repeats: Repeats | None,
+        operation: Operation | None = None,
+        wire: Wire | None = None,
     ) -> _Judgement:
+        operation = operation or SETTINGS
+        wire = wire or Wire(vocabulary)
         ids = _judge_column(frame[CAMPAIGN_ID], _ID_FIELD, vocabulary)
         numbers = _ids(ids)
         if repeats is None:
@@ -189,14 +206,15 @@ class _Judgement:
                 worded[campaign_id] = f"{CAMPAIGN_ID}: {campaign_id} appears in rows {others}"
             messages[index] = worded[campaign_id]
         settings = tuple(
-            _judge_column(frame[name], FIELDS_BY_NAME[name], vocabulary)
+            _judge_column(frame[name], _field(operation, name), vocabulary)
             for name in frame.columns
             if name not in (CAMPAIGN_ID, ACCOUNT)
         )
         nothing = np.ones(len(frame), dtype=bool)
         for column in settings:
             nothing &= column.blank
-        return cls(_Column(CAMPAIGN_ID, ids.values, messages, ids.blank), settings, nothing)
+        ids_column = _Column(CAMPAIGN_ID, ids.values, messages, ids.blank)
+        return cls(ids_column, settings, nothing, operation, wire)
 
     def errors(self) -> list[str]:
         """Each row's errors joined in column order, ``""`` for a valid row."""
@@ -212,6 +230,11 @@ class _Judgement:
             if nothing[index]:
                 found.append("nothing to send: every setting is blank")
             out[index] = "; ".join(found)
+        if type(self.operation).check is not Operation.check:  # rules across a row's columns
+            values = [(c.name, c.values.tolist(), c.blank.tolist()) for c in self.settings]
+            for index in np.flatnonzero(~failing).tolist():
+                payload = {name: cells[index] for name, cells, blank in values if not blank[index]}
+                out[index] = self.operation.check(payload, self.wire)
         return out
 
 
@@ -401,7 +424,17 @@ def _out_of_range(numbers: npt.NDArray[np.int64], field: Field) -> Flags:
     return out
 
 
+def _field(operation: Operation, name: str) -> Field:
+    found = operation.field(name)
+    if found is None:  # loading refuses such a column; a frame made in code may have one
+        raise ValueError(f"{name!r} is not a column of the {operation.name} operation")
+    return found
+
+
 def _parser(field: Field, vocabulary: Vocabulary) -> Callable[[Any], _Parsed]:
+    if field.parse is not None:
+        parse = field.parse
+        return lambda value: (BLANK, None) if is_blank(value) else parse(value)
     match field.kind:
         case "int":
             return lambda value: _parse_int(value, field.minimum, field.maximum)
@@ -413,6 +446,8 @@ def _parser(field: Field, vocabulary: Vocabulary) -> Callable[[Any], _Parsed]:
             return lambda value: _parse_enum(field.name, value, vocabulary)
         case "enum_list":
             return lambda value: _parse_enum_list(field.name, value, vocabulary)
+        case _:
+            raise ValueError(f"field {field.name!r} of kind {field.kind!r} has no parser")
 
 
 def _is_missing(value: Any) -> bool:

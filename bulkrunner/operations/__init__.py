@@ -6,8 +6,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
+
+if TYPE_CHECKING:
+    from bulkrunner.config import RunConfig
 
 # name -> (module, attribute): imported when first asked for
 _OPERATIONS: dict[str, tuple[str, str]] = {
@@ -29,4 +33,33 @@ def operation(name: str) -> Operation:
     return found
 
 
-__all__ = ["DEFAULT", "NAMES", "Operation", "Request", "Undo", "Wire", "operation"]
+def for_config(config: RunConfig) -> tuple[Operation, Wire]:
+    """The operation a run applies, and the options that shape its requests."""
+    return operation(config.operation), Wire(
+        config.vocabulary, config.schedule_shape, config.allow_stop
+    )
+
+
+def every_column() -> tuple[str, ...]:
+    """The input columns of every operation, each once: how a header is recognised whatever
+    the operation (a column of another operation is then refused by name)."""
+    return tuple(dict.fromkeys(name for each in NAMES for name in operation(each).columns))
+
+
+def owner(column: str) -> str | None:
+    """The first operation with ``column`` among its input columns."""
+    return next((each for each in NAMES if column in operation(each).columns), None)
+
+
+__all__ = [
+    "DEFAULT",
+    "NAMES",
+    "Operation",
+    "Request",
+    "Undo",
+    "Wire",
+    "every_column",
+    "for_config",
+    "operation",
+    "owner",
+]

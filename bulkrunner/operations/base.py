@@ -66,6 +66,7 @@ class Operation:
     detail: str | None = None  # a read per campaign: "/campaigns/{id}/<detail>" (its answer is
     # merged into the campaign's state under the key ``detail``)
     vocabularies: bool = False  # whether --vocabulary changes what this operation sends
+    reads: tuple[str, ...] = ()  # the keys of a campaign as GET shows it that ``state`` reads
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -125,5 +126,6 @@ class Operation:
         import json
 
         return "; ".join(
-            f"{request.method} {request.path} {json.dumps(request.body)}" for request in requests
+            f"{request.method} {request.path} {json.dumps(request.body, ensure_ascii=False)}"
+            for request in requests
         )

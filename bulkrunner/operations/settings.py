@@ -11,7 +11,7 @@ from typing import Any
 
 from bulkrunner.fields import FIELDS
 from bulkrunner.operations.base import Operation
-from bulkrunner.state import canonical, current_value
+from bulkrunner.state import GET_KEYS, canonical, current_value
 
 
 class Settings(Operation):
@@ -19,6 +19,7 @@ class Settings(Operation):
     summary = "update campaign settings (POST /campaigns/{id}/settings)"
     fields = FIELDS
     vocabularies = True
+    reads = GET_KEYS
 
     def state(self, campaign: Mapping[str, Any]) -> dict[str, Any]:
         found: dict[str, Any] = {}
