@@ -126,6 +126,7 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shown = help_of(command, capsys)
+    assert "--operation {settings,schedule,status,email-accounts}" in shown  # all four take it
     for each in OPTIONS:
         long_flag = each.flags[-1]
         if command in each.commands:
@@ -193,22 +194,25 @@ def test_the_new_flags_reach_the_config_and_win_over_the_job_file(tmp_path: Path
 
 
 @pytest.mark.parametrize(
-    "words",
+    ("words", "complaint"),
     [
-        ["run", "in.csv", "--operation", "pause"],
-        ["run", "in.csv", "--schedule-shape", "round"],
-        ["validate", "in.csv", "--allow-stop"],  # validate sends nothing: nothing to allow
-        ["rollback", "r.csv", "--allow-stop"],
-        ["validate", "in.csv", "--schedule-shape", "flat"],
+        (["run", "in.csv", "--operation", "pause"], "--operation: invalid choice: 'pause'"),
+        (["run", "in.csv", "--schedule-shape", "round"], "invalid choice: 'round'"),
+        # validate sends nothing: nothing to allow, no wire shape
+        (["validate", "in.csv", "--allow-stop"], "unrecognized arguments: --allow-stop"),
+        (["validate", "in.csv", "--schedule-shape", "flat"], "unrecognized arguments"),
+        (["rollback", "r.csv", "--allow-stop"], "unrecognized arguments: --allow-stop"),
     ],
 )
 def test_flags_outside_their_choices_or_commands_are_usage_errors(
-    words: list[str], capsys: pytest.CaptureFixture[str]
+    words: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
         cli.main(words)
     assert exit_.value.code == 2
-    assert "Traceback" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert complaint in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize(
