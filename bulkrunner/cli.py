@@ -1,18 +1,17 @@
 """The ``bulkrunner`` command: parse arguments, build one RunConfig, call the runner, exit.
 
-bulkrunner run [JOB_FILE|INPUT] [--input PATH] [--report PATH] [--base-url URL] [--rate N/S ...]
-               [--concurrency N] [--max-attempts N] [--timeout SECONDS]
-               [--vocabulary documented|long] [--dry-run] [--simulate] [-v] [-q]
-               [--log-format text|json] [--notify URL]
-bulkrunner --version
-bulkrunner retry REPORT [JOB_FILE] [the options of run, but --input]
-bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [the options of run, but --input]
-bulkrunner validate [JOB_FILE|INPUT] [--input PATH] [--vocabulary ...]
+bulkrunner run [JOB_FILE|INPUT] [options]
+bulkrunner retry REPORT [JOB_FILE] [options]
+bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [options]
+bulkrunner validate [JOB_FILE|INPUT] [options]
 bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
+bulkrunner --version
 
-retry and rollback take --resume, --fresh and --vocabulary too; from a job file they take
-everything but its input and report, which name the run they follow up. The command as given is
-kept in the configuration (``RunConfig.command``), so the hints printed can be pasted.
+The options of run, retry, rollback and validate, with their help, are declared once, as the
+fields of ``config.RunConfig`` (see ``bulkrunner/options.py``); ``add_flags`` gives each command
+the ones it takes. From a job file retry and rollback take everything but its input and report,
+which name the run they follow up. The command as given is kept in the configuration
+(``RunConfig.command``), so the hints printed can be pasted.
 """
 
 from __future__ import annotations

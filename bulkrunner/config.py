@@ -1,6 +1,7 @@
 """One run's configuration: a job file (TOML) overlaid with command-line flags.
 
-A job file holds any option of ``bulkrunner run`` under its long name (``max_attempts`` or
+Each option is declared once, as a field of ``RunConfig`` whose metadata says the rest (see
+``bulkrunner/options.py``). A job file holds any option under its long name (``max_attempts`` or
 ``max-attempts``); flags given on the command line win. Relative paths in a job file resolve
 against the job file's folder, so a job runs the same from cron as from a shell.
 """
