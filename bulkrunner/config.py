@@ -52,7 +52,7 @@ class RunConfig:
             CHECKING,
             accepts=(str,),
             metavar="PATH",
-            convert=_path,
+            convert=Path,
             path=True,
         )
     )
@@ -394,21 +394,21 @@ def read_job_file(path: Path) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
-        declared_ = _JOB_KEYS.get(name)
-        if declared_ is None:
+        declaration = _JOB_KEYS.get(name)
+        if declaration is None:
             close = difflib.get_close_matches(name, JOB_OPTIONS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"{path}: unknown option {key!r}{hint}")
-        types = declared_.accepts
+        types = declaration.accepts
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             wanted = " or ".join("list" if t is list else t.__name__ for t in types)
             raise UsageError(f"{path}: option {key!r} must be {wanted}, got {value!r}")
-        if declared_.choices and value not in declared_.choices:
+        if declaration.choices and value not in declaration.choices:
             raise UsageError(
-                f"{path}: option {key!r} must be one of {', '.join(declared_.choices)}, "
+                f"{path}: option {key!r} must be one of {', '.join(declaration.choices)}, "
                 f"got {value!r}"
             )
-        if declared_.path:
+        if declaration.path:
             value = str((path.parent / Path(str(value)).expanduser()).resolve())
         options[name] = value
     return options
