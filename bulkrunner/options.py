@@ -4,7 +4,8 @@ Each option of ``run``, ``retry``, ``rollback`` and ``validate`` is one field of
 ``RunConfig`` dataclass, and that field is its whole declaration: its Python type and default
 are the field's, and ``metadata=option(...)`` adds the rest (help text, the commands that take
 it, the TOML types a job file may give, flag spelling, choices, whether it is a path relative to
-the job file). ``declared(RunConfig)`` reads the fields back as ``Option`` values, and those drive
+the job file). ``declared(RunConfig)`` reads the fields back as ``Option`` values
+(``config.OPTIONS``, beside the dataclass, since this module cannot import it), and those drive
 everything else:
 
 - ``config.read_job_file``: which keys a job file may hold (every option but ``fresh``), their
