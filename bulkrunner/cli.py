@@ -1,18 +1,17 @@
 """The ``bulkrunner`` command: parse arguments, build one RunConfig, call the runner, exit.
 
-bulkrunner run [JOB_FILE|INPUT] [--input PATH] [--report PATH] [--base-url URL] [--rate N/S ...]
-               [--concurrency N] [--max-attempts N] [--timeout SECONDS]
-               [--vocabulary documented|long] [--dry-run] [--simulate] [-v] [-q]
-               [--log-format text|json] [--notify URL]
-bulkrunner --version
-bulkrunner retry REPORT [JOB_FILE] [the options of run, but --input]
-bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [the options of run, but --input]
-bulkrunner validate [JOB_FILE|INPUT] [--input PATH] [--vocabulary ...]
+bulkrunner run [JOB_FILE|INPUT] [options]
+bulkrunner retry REPORT [JOB_FILE] [options]
+bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [options]
+bulkrunner validate [JOB_FILE|INPUT] [options]
 bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
+bulkrunner --version
 
-retry and rollback take --resume, --fresh and --vocabulary too; from a job file they take
-everything but its input and report, which name the run they follow up. The command as given is
-kept in the configuration (``RunConfig.command``), so the hints printed can be pasted.
+The options of run, retry, rollback and validate, with their help, are declared once, as the
+fields of ``config.RunConfig`` (see ``bulkrunner/options.py``); ``add_flags`` gives each command
+the ones it takes. From a job file retry and rollback take everything but its input and report,
+which name the run they follow up. The command as given is kept in the configuration
+(``RunConfig.command``), so the hints printed can be pasted.
 """
 
 from __future__ import annotations
@@ -27,11 +26,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO, cast
 
-from bulkrunner.config import API_KEY_ENV, RunConfig, build_config, read_job_file
+from bulkrunner.config import API_KEY_ENV, OPTIONS, RunConfig, build_config, read_job_file
 from bulkrunner.errors import ExitCode, RunInProgress, UsageError
 from bulkrunner.events import JsonFormatter, Output, events, json_line
 from bulkrunner.fields import Vocabulary
-from bulkrunner.rates import DEFAULT_RATES, Rate
+from bulkrunner.options import add_flags, rate_argument
+from bulkrunner.rates import Rate
 from bulkrunner.redaction import RedactingFilter, redact
 
 log = logging.getLogger("bulkrunner")
@@ -186,37 +186,8 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-_FLAGS = (
-    "input",
-    "report",
-    "base_url",
-    "rate",
-    "concurrency",
-    "max_attempts",
-    "timeout",
-    "vocabulary",
-    "dry_run",
-    "simulate",
-    "verbose",
-    "resume",
-    "fresh",
-    "outage_timeout",
-    "max_wait",
-    "grace",
-    "guard",
-    "skip_unchanged",
-    "verify",
-    "no_backup",
-    "quiet",
-    "progress_interval",
-    "log_format",
-    "notify",
-    "accounts",
-)
-
-
 def _config(args: argparse.Namespace) -> RunConfig:
-    flags: dict[str, Any] = {name: getattr(args, name, None) for name in _FLAGS}
+    flags: dict[str, Any] = {each.key: getattr(args, each.key, None) for each in OPTIONS}
     job_file = args.job_file
     if args.command in ("run", "validate") and job_file and not _is_job_file(job_file):
         # `bulkrunner validate plan.csv`: a data file where the job file goes is the input
@@ -264,14 +235,6 @@ def _is_job_file(name: str) -> bool:
     return Path(name).suffix.lower() == ".toml"
 
 
-def _rate(text: str) -> str:
-    try:
-        Rate.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
 def _parser(json_errors: bool = False) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bulkrunner",
@@ -282,18 +245,15 @@ def _parser(json_errors: bool = False) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="send the settings in a file to SmartLead")
-    _input_options(run)
-    _sending_options(run)
-    _resume_options(run)
+    _job_or_input(run)
+    add_flags(run, "run", OPTIONS)
 
     retry = commands.add_parser(
         "retry", help="re-run the failed and not-attempted rows of an earlier report"
     )
     retry.add_argument("earlier_report", metavar="REPORT", help="a report written by bulkrunner")
     retry.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
-    retry.add_argument("--vocabulary", choices=[v.value for v in Vocabulary])
-    _sending_options(retry)
-    _resume_options(retry)
+    add_flags(retry, "retry", OPTIONS)
 
     rollback = commands.add_parser(
         "rollback", help="restore what a run changed, from the backup it wrote beside its report"
@@ -302,15 +262,12 @@ def _parser(json_errors: bool = False) -> argparse.ArgumentParser:
         "earlier_report", metavar="REPORT_OR_BACKUP", help="a run's report, or its .backup.parquet"
     )
     rollback.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
-    rollback.add_argument("--vocabulary", choices=[v.value for v in Vocabulary])
-    _sending_options(rollback)
-    _resume_options(rollback)
+    add_flags(rollback, "rollback", OPTIONS)
 
     check = commands.add_parser("validate", help="check a file without sending anything")
-    _input_options(check)
-    check.add_argument(
-        "--accounts", metavar="FILE", help="an accounts file: each row must name one of them"
-    )
+    _job_or_input(check)
+
+    add_flags(check, "validate", OPTIONS)
 
     simulate = commands.add_parser("simulate", help="run the SmartLead simulator in the foreground")
     _simulator_options(simulate)
@@ -319,162 +276,12 @@ def _parser(json_errors: bool = False) -> argparse.ArgumentParser:
     return parser
 
 
-def _sending_options(parser: argparse.ArgumentParser) -> None:
-    defaults = " ".join(str(rate) for rate in DEFAULT_RATES)
-    parser.add_argument(
-        "--report",
-        metavar="PATH",
-        help="results file: .csv, .parquet, .json or .jsonl "
-        "(default reports/<input stem>-<UTC time>.csv)",
-    )
-    parser.add_argument(
-        "--accounts",
-        metavar="FILE",
-        help="a TOML file of SmartLead accounts (each: the variable holding its key, its limits, "
-        "its base URL); the input's account column picks one per row",
-    )
-    parser.add_argument(
-        "--base-url",
-        metavar="URL",
-        help="API base URL (default: $SMARTLEAD_BASE_URL, else SmartLead's)",
-    )
-    parser.add_argument(
-        "--rate",
-        metavar="N/SECONDS",
-        action="append",
-        type=_rate,
-        help=f"at most N requests in any SECONDS; repeat for several limits, all "
-        f"of which hold (default {defaults})",
-    )
-    parser.add_argument(
-        "--concurrency", type=int, metavar="N", help="parallel requests (default 4)"
-    )
-    parser.add_argument(
-        "--max-attempts",
-        type=int,
-        metavar="N",
-        help="tries per row before it is failed (default 6)",
-    )
-    parser.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="per-request timeout (default 30)"
-    )
-    parser.add_argument(
-        "--outage-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="abort (exit 3, resumable) when only retryable errors came back for this long, "
-        "counting the waits between tries (default 600)",
-    )
-    parser.add_argument(
-        "--max-wait",
-        type=float,
-        metavar="SECONDS",
-        help="the longest single wait a server may ask for (Retry-After, X-RateLimit-Reset); "
-        "asked for longer, the run stops (exit 3, resumable) (default 300)",
-    )
-    parser.add_argument(
-        "--grace",
-        type=float,
-        metavar="SECONDS",
-        help="after Ctrl-C or SIGTERM, how long requests in flight get to finish (default 5)",
-    )
-    parser.add_argument(
-        "--guard",
-        type=float,
-        metavar="SECONDS",
-        help="the least added to every rate window against network jitter; more is learned "
-        "from round-trip times (default 0.01)",
-    )
-    parser.add_argument(
-        "--dry-run",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="load and validate, report what would be sent, send nothing",
-    )
-    parser.add_argument(
-        "--simulate",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="run against the embedded SmartLead simulator (with injected faults)",
-    )
-    parser.add_argument(
-        "--skip-unchanged",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="read the current settings first and do not send rows that change nothing "
-        "(default on; --no-skip-unchanged sends every row)",
-    )
-    parser.add_argument(
-        "--verify",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="read each changed campaign back and mark rows that differ 'mismatch'",
-    )
-    parser.add_argument(
-        "--no-backup",
-        action="store_true",
-        default=None,
-        help="write no backup, and send rows even when their campaign's current settings "
-        "cannot be read (by default such rows fail unsent); the run cannot be rolled back",
-    )
-    parser.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        default=None,
-        help="errors and the final summary only: no progress, no log lines below errors",
-    )
-    parser.add_argument(
-        "--progress-interval",
-        type=float,
-        metavar="SECONDS",
-        help="seconds between progress lines when there is no bar (default 10)",
-    )
-    parser.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        help="json: every line on stdout and stderr is one JSON object, for log shippers "
-        "(default text)",
-    )
-    parser.add_argument(
-        "--notify",
-        metavar="URL",
-        help="when the run ends with a non-zero exit, POST a short JSON message (Slack-"
-        "compatible: counts per status, exit code, report) to this webhook",
-    )
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", default=None, help="log every request and answer"
-    )
-
-
-def _resume_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        default=None,
-        help="continue an interrupted run: rows its journal has as succeeded are not sent again "
-        "(without --report: the newest unfinished run of this same input)",
-    )
-    parser.add_argument(
-        "--fresh",
-        action="store_true",
-        default=None,
-        help="discard an interrupted run's journal for this report and start over",
-    )
-
-
-def _input_options(parser: argparse.ArgumentParser) -> None:
+def _job_or_input(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "job_file",
         nargs="?",
         metavar="JOB_FILE|INPUT",
         help="a TOML job file, or (any other name) the input file itself",
-    )
-    parser.add_argument("--input", metavar="PATH", help="the .csv or .parquet file of settings")
-    parser.add_argument(
-        "--vocabulary",
-        choices=[v.value for v in Vocabulary],
-        help="enum names to send: documented (default) or long",
     )
 
 
@@ -484,7 +291,7 @@ def _simulator_options(parser: argparse.ArgumentParser) -> None:
         "--rate",
         metavar="N/SECONDS",
         action="append",
-        type=_rate,
+        type=rate_argument,
         help="the server's sliding-window limit; repeatable (default: none)",
     )
     parser.add_argument(

@@ -1,6 +1,7 @@
 """One run's configuration: a job file (TOML) overlaid with command-line flags.
 
-A job file holds any option of ``bulkrunner run`` under its long name (``max_attempts`` or
+Each option is declared once, as a field of ``RunConfig`` whose metadata says the rest (see
+``bulkrunner/options.py``). A job file holds any option under its long name (``max_attempts`` or
 ``max-attempts``); flags given on the command line win. Relative paths in a job file resolve
 against the job file's folder, so a job runs the same from cron as from a shell.
 """
@@ -11,13 +12,14 @@ import difflib
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import Vocabulary
+from bulkrunner.options import CHECKING, EVERY, SENDING, declared, option, rate_argument
 from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate
 
 DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
@@ -25,69 +27,351 @@ DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
 API_KEY_ENV = "SMARTLEAD_API_KEY"
 BASE_URL_ENV = "SMARTLEAD_BASE_URL"
 
-_PATH_OPTIONS = ("input", "report", "accounts")
-_TYPES: dict[str, tuple[type, ...]] = {
-    "input": (str,),
-    "report": (str,),
-    "accounts": (str,),
-    "base_url": (str,),
-    "rate": (list, str),
-    "concurrency": (int,),
-    "max_attempts": (int,),
-    "timeout": (int, float),
-    "vocabulary": (str,),
-    "dry_run": (bool,),
-    "simulate": (bool,),
-    "verbose": (bool,),
-    "outage_timeout": (int, float),
-    "max_wait": (int, float),
-    "grace": (int, float),
-    "guard": (int, float),
-    "skip_unchanged": (bool,),
-    "verify": (bool,),
-    "no_backup": (bool,),
-    "quiet": (bool,),
-    "progress_interval": (int, float),
-    "log_format": (str,),
-    "notify": (str,),
-    "resume": (bool, str),  # true, false or "auto"
-}
-JOB_OPTIONS = tuple(_TYPES)
+# Each option is declared once, here, as a field of RunConfig: see bulkrunner/options.py.
+_NUMBER = (int, float)
+
+
+def _path(value: Any) -> Path | None:
+    return Path(str(value)) if value else None
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+def _rates(value: Any) -> tuple[Rate, ...]:
+    texts = [value] if isinstance(value, str) else list(value)
+    return tuple(Rate.parse(str(text)) for text in texts) if texts else DEFAULT_RATES
 
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
-    input: Path
-    report: Path | None = None  # None: reports/<input stem>-<UTC timestamp>.csv
-    base_url: str = DEFAULT_BASE_URL
-    rates: tuple[Rate, ...] = DEFAULT_RATES
-    concurrency: int = 4
-    max_attempts: int = 6
-    timeout: float = 30.0
-    vocabulary: Vocabulary = Vocabulary.DOCUMENTED
-    dry_run: bool = False
-    simulate: bool = False
-    verbose: bool = False
-    resume: bool = False  # skip rows the report's journal has as succeeded
-    fresh: bool = False  # discard an unfinished run's journal and start over
-    outage_timeout: float = 600.0  # abort when only retryable errors came back for this long
-    max_wait: float = 300.0  # abort rather than wait longer for a Retry-After or rate reset
-    grace: float = 5.0  # seconds requests in flight get to finish after an interruption
-    guard: float = DEFAULT_GUARD  # seconds added to every rate window against arrival jitter
-    skip_unchanged: bool = True  # read current settings first; rows already as wanted: unchanged
-    verify: bool = False  # read each changed campaign back after writing it
-    no_backup: bool = False  # send rows whose current values could not be read; write no backup
-    quiet: bool = False  # no progress bar, even on a terminal
-    operation: str = "settings"  # the campaign write (bulkrunner.operations)
-    allow_stop: bool = False  # rows that set status STOPPED, which cannot be undone
-    schedule_shape: str = "nested"  # the wire shape of schedule requests: nested or flat
-    progress_interval: float = 10.0  # seconds between progress lines in a log
-    log_format: str = "text"  # or "json": one JSON object per event
-    notify: str | None = None  # a webhook URL to POST to when a run ends with a non-zero exit
+    input: Path = field(
+        metadata=option(
+            "the .csv or .parquet file of settings",
+            CHECKING,
+            accepts=(str,),
+            metavar="PATH",
+            convert=Path,
+            path=True,
+        )
+    )
+    operation: str = field(
+        default="settings",
+        metadata=option(
+            "what the rows change: settings, schedule, status or email-accounts "
+            "(default {default})",
+            EVERY,
+            accepts=(str,),
+            choices=("settings", "schedule", "status", "email-accounts"),
+        ),
+    )
+    vocabulary: Vocabulary = field(
+        default=Vocabulary.DOCUMENTED,
+        metadata=option(
+            "enum names to send: {default} (default) or long",
+            EVERY,
+            accepts=(str,),
+            choices=tuple(v.value for v in Vocabulary),
+            convert=Vocabulary,
+        ),
+    )
+    schedule_shape: str = field(
+        default="nested",
+        metadata=option(
+            "wire shape of schedule requests: nested (current reference, days 0=Sunday) or flat "
+            "(older docs, days_of_the_week 1=Monday) (default {default})",
+            SENDING,
+            accepts=(str,),
+            choices=("nested", "flat"),
+        ),
+    )
+    # None: reports/<input stem>-<UTC timestamp>.csv
+    report: Path | None = field(
+        default=None,
+        metadata=option(
+            "results file: .csv, .parquet, .json or .jsonl "
+            "(default reports/<input stem>-<UTC time>.csv)",
+            SENDING,
+            accepts=(str,),
+            metavar="PATH",
+            convert=_path,
+            path=True,
+        ),
+    )
+    # a TOML file of accounts; an input column picks one per row
+    accounts: Path | None = field(
+        default=None,
+        metadata=option(
+            "a TOML file of SmartLead accounts (each: the variable holding its key, its limits, "
+            "its base URL); the input's account column picks one per row",
+            EVERY,
+            accepts=(str,),
+            metavar="FILE",
+            convert=_path,
+            path=True,
+        ),
+    )
+    base_url: str = field(
+        default=DEFAULT_BASE_URL,
+        metadata=option(
+            f"API base URL (default: ${BASE_URL_ENV}, else SmartLead's)",
+            SENDING,
+            accepts=(str,),
+            metavar="URL",
+        ),
+    )
+    rates: tuple[Rate, ...] = field(
+        default=DEFAULT_RATES,
+        metadata=option(
+            "at most N requests in any SECONDS; repeat for several limits, all of which hold "
+            "(default {default})",
+            SENDING,
+            key="rate",
+            accepts=(list, str),
+            form="append",
+            metavar="N/SECONDS",
+            parse=rate_argument,
+            convert=_rates,
+        ),
+    )
+    concurrency: int = field(
+        default=4,
+        metadata=option(
+            "parallel requests (default {default})",
+            SENDING,
+            accepts=(int,),
+            metavar="N",
+            parse=int,
+        ),
+    )
+    max_attempts: int = field(
+        default=6,
+        metadata=option(
+            "tries per row before it is failed (default {default})",
+            SENDING,
+            accepts=(int,),
+            metavar="N",
+            parse=int,
+        ),
+    )
+    timeout: float = field(
+        default=30.0,
+        metadata=option(
+            "per-request timeout (default {default})",
+            SENDING,
+            accepts=_NUMBER,
+            metavar="SECONDS",
+            parse=float,
+            convert=float,
+        ),
+    )
+    # abort when only retryable errors came back for this long
+    outage_timeout: float = field(
+        default=600.0,
+        metadata=option(
+            "abort (exit 3, resumable) when only retryable errors came back for this long, "
+            "counting the waits between tries (default {default})",
+            SENDING,
+            accepts=_NUMBER,
+            metavar="SECONDS",
+            parse=float,
+            convert=float,
+        ),
+    )
+    # abort rather than wait longer for a Retry-After or rate reset
+    max_wait: float = field(
+        default=300.0,
+        metadata=option(
+            "the longest single wait a server may ask for (Retry-After, X-RateLimit-Reset); "
+            "asked for longer, the run stops (exit 3, resumable) (default {default})",
+            SENDING,
+            accepts=_NUMBER,
+            metavar="SECONDS",
+            parse=float,
+            convert=float,
+        ),
+    )
+    # seconds requests in flight get to finish after an interruption
+    grace: float = field(
+        default=5.0,
+        metadata=option(
+            "after Ctrl-C or SIGTERM, how long requests in flight get to finish "
+            "(default {default})",
+            SENDING,
+            accepts=_NUMBER,
+            metavar="SECONDS",
+            parse=float,
+            convert=float,
+        ),
+    )
+    # seconds added to every rate window against arrival jitter
+    guard: float = field(
+        default=DEFAULT_GUARD,
+        metadata=option(
+            "the least added to every rate window against network jitter; more is learned "
+            "from round-trip times (default {default})",
+            SENDING,
+            accepts=_NUMBER,
+            metavar="SECONDS",
+            parse=float,
+            convert=float,
+        ),
+    )
+    dry_run: bool = field(
+        default=False,
+        metadata=option(
+            "load and validate, report what would be sent, send nothing",
+            SENDING,
+            accepts=(bool,),
+            form="toggle",
+            convert=bool,
+        ),
+    )
+    simulate: bool = field(
+        default=False,
+        metadata=option(
+            "run against the embedded SmartLead simulator (with injected faults)",
+            SENDING,
+            accepts=(bool,),
+            form="toggle",
+            convert=bool,
+        ),
+    )
+    # read current settings first; rows already as wanted: unchanged
+    skip_unchanged: bool = field(
+        default=True,
+        metadata=option(
+            "read the current settings first and do not send rows that change nothing "
+            "(default on; --no-skip-unchanged sends every row)",
+            SENDING,
+            accepts=(bool,),
+            form="toggle",
+            convert=bool,
+        ),
+    )
+    # read each changed campaign back after writing it
+    verify: bool = field(
+        default=False,
+        metadata=option(
+            "read each changed campaign back and mark rows that differ 'mismatch'",
+            SENDING,
+            accepts=(bool,),
+            form="toggle",
+            convert=bool,
+        ),
+    )
+    # send rows whose current values could not be read; write no backup
+    no_backup: bool = field(
+        default=False,
+        metadata=option(
+            "write no backup, and send rows even when their campaign's current settings "
+            "cannot be read (by default such rows fail unsent); the run cannot be rolled back",
+            SENDING,
+            accepts=(bool,),
+            form="switch",
+            convert=bool,
+        ),
+    )
+    allow_stop: bool = field(
+        default=False,
+        metadata=option(
+            "allow rows that set status STOPPED, which cannot be undone",
+            frozenset({"run", "retry"}),
+            accepts=(bool,),
+            form="switch",
+            convert=bool,
+        ),
+    )
+    # no progress bar, even on a terminal
+    quiet: bool = field(
+        default=False,
+        metadata=option(
+            "errors and the final summary only: no progress, no log lines below errors",
+            SENDING,
+            accepts=(bool,),
+            form="switch",
+            flags=("-q", "--quiet"),
+            convert=bool,
+        ),
+    )
+    # seconds between progress lines in a log
+    progress_interval: float = field(
+        default=10.0,
+        metadata=option(
+            "seconds between progress lines when there is no bar (default {default})",
+            SENDING,
+            accepts=_NUMBER,
+            metavar="SECONDS",
+            parse=float,
+            convert=float,
+        ),
+    )
+    # or "json": one JSON object per event
+    log_format: str = field(
+        default="text",
+        metadata=option(
+            "json: every line on stdout and stderr is one JSON object, for log shippers "
+            "(default {default})",
+            SENDING,
+            accepts=(str,),
+            choices=("text", "json"),
+            convert=str,
+        ),
+    )
+    # a webhook URL to POST to when a run ends with a non-zero exit
+    notify: str | None = field(
+        default=None,
+        metadata=option(
+            "when the run ends with a non-zero exit, POST a short JSON message (Slack-"
+            "compatible: counts per status, exit code, report) to this webhook",
+            SENDING,
+            accepts=(str,),
+            metavar="URL",
+            convert=_text,
+        ),
+    )
+    verbose: bool = field(
+        default=False,
+        metadata=option(
+            "log every request and answer",
+            SENDING,
+            accepts=(bool,),
+            form="switch",
+            flags=("-v", "--verbose"),
+            convert=bool,
+        ),
+    )
+    # skip rows the report's journal has as succeeded (a job file may say "auto": auto_resume)
+    resume: bool = field(
+        default=False,
+        metadata=option(
+            "continue an interrupted run: rows its journal has as succeeded are not sent again "
+            "(without --report: the newest unfinished run of this same input)",
+            SENDING,
+            accepts=(bool, str),  # true, false or "auto"
+            form="switch",
+        ),
+    )
+    # discard an unfinished run's journal and start over (a flag only: no job-file key)
+    fresh: bool = field(
+        default=False,
+        metadata=option(
+            "discard an interrupted run's journal for this report and start over",
+            SENDING,
+            form="switch",
+            convert=bool,
+        ),
+    )
     auto_resume: bool = False  # job file resume = "auto": continue an unfinished run, if any
     report_template: str | None = None  # the report as given, if it has {timestamp} or {date}
     command: tuple[str, ...] = ()  # the command line that started this, for hints to paste
-    accounts: Path | None = None  # a TOML file of accounts; an input column picks one per row
+
+
+OPTIONS = declared(RunConfig)
+"""Every option, in the order of the help."""
+_JOB_KEYS = {each.key: each for each in OPTIONS if each.in_job_file}
+JOB_OPTIONS = tuple(_JOB_KEYS)
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -110,15 +394,21 @@ def read_job_file(path: Path) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
-        if name not in _TYPES:
+        declaration = _JOB_KEYS.get(name)
+        if declaration is None:
             close = difflib.get_close_matches(name, JOB_OPTIONS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"{path}: unknown option {key!r}{hint}")
-        types = _TYPES[name]
+        types = declaration.accepts
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             wanted = " or ".join("list" if t is list else t.__name__ for t in types)
             raise UsageError(f"{path}: option {key!r} must be {wanted}, got {value!r}")
-        if name in _PATH_OPTIONS:
+        if declaration.choices and value not in declaration.choices:
+            raise UsageError(
+                f"{path}: option {key!r} must be one of {', '.join(declaration.choices)}, "
+                f"got {value!r}"
+            )
+        if declaration.path:
             value = str((path.parent / Path(str(value)).expanduser()).resolve())
         options[name] = value
     return options
@@ -141,49 +431,28 @@ def build_config(
     if flags.get("fresh") and flags.get("resume") is None:
         merged.pop("resume", None)  # --fresh on the command line wins over the job's resume
     resume, auto_resume = _resume(merged.get("resume", False))
+    merged["resume"] = resume
     if "input" not in merged:
         raise UsageError('no input file: give --input PATH or a job file with input = "..."')
-    rate = merged.get("rate")
-    try:
-        rates = DEFAULT_RATES if not rate else _rates([rate] if isinstance(rate, str) else rate)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    base_url = merged.get("base_url") or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-    try:
-        vocabulary = Vocabulary(merged.get("vocabulary", Vocabulary.DOCUMENTED.value))
-    except ValueError:
-        raise UsageError(
-            f"vocabulary must be one of {', '.join(v.value for v in Vocabulary)}, "
-            f"got {merged['vocabulary']!r}"
-        ) from None
+    merged["base_url"] = merged.get("base_url") or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    values: dict[str, Any] = {}
+    for each in OPTIONS:
+        value = merged.get(each.key)
+        if value is None:
+            continue  # the field's default
+        if each.choices and value not in each.choices:
+            raise UsageError(
+                f"{each.key.replace('_', ' ')} must be one of {', '.join(each.choices)}, "
+                f"got {value!r}"
+            )
+        try:
+            values[each.field] = each.convert(value) if each.convert else value
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     config = RunConfig(
-        input=Path(str(merged["input"])),
-        report=Path(merged["report"]) if merged.get("report") else None,
-        base_url=base_url,
-        rates=rates,
-        concurrency=merged.get("concurrency", 4),
-        max_attempts=merged.get("max_attempts", 6),
-        timeout=float(merged.get("timeout", 30.0)),
-        vocabulary=vocabulary,
-        dry_run=bool(merged.get("dry_run", False)),
-        simulate=bool(merged.get("simulate", False)),
-        verbose=bool(merged.get("verbose", False)),
-        resume=resume,
-        fresh=bool(merged.get("fresh", False)),
-        outage_timeout=float(merged.get("outage_timeout", 600.0)),
-        max_wait=float(merged.get("max_wait", 300.0)),
-        grace=float(merged.get("grace", 5.0)),
-        guard=float(merged.get("guard", DEFAULT_GUARD)),
-        skip_unchanged=bool(merged.get("skip_unchanged", True)),
-        verify=bool(merged.get("verify", False)),
-        no_backup=bool(merged.get("no_backup", False)),
-        quiet=bool(merged.get("quiet", False)),
-        progress_interval=float(merged.get("progress_interval", 10.0)),
-        log_format=str(merged.get("log_format", "text")),
-        notify=str(merged["notify"]) if merged.get("notify") else None,
+        **values,
         auto_resume=auto_resume,
         report_template=template if template != merged.get("report") else None,
-        accounts=Path(str(merged["accounts"])) if merged.get("accounts") else None,
     )
     _check(config)
     return config
@@ -199,10 +468,6 @@ def _resume(value: Any) -> tuple[bool, bool]:
     raise UsageError(f'resume must be true, false or "auto", got {value!r}')
 
 
-def _rates(texts: list[Any]) -> tuple[Rate, ...]:
-    return tuple(Rate.parse(str(text)) for text in texts)
-
-
 def _check(config: RunConfig) -> None:
     if config.concurrency < 1:
         raise UsageError(f"concurrency must be at least 1, got {config.concurrency}")
@@ -210,8 +475,6 @@ def _check(config: RunConfig) -> None:
         raise UsageError(f"max attempts must be at least 1, got {config.max_attempts}")
     if not config.timeout > 0:
         raise UsageError(f"timeout must be a positive number of seconds, got {config.timeout:g}")
-    if config.log_format not in ("text", "json"):
-        raise UsageError(f"log format must be text or json, got {config.log_format!r}")
     if config.resume and config.fresh:
         raise UsageError("--resume and --fresh contradict each other: choose one")
     if not (config.outage_timeout > 0 and config.grace >= 0 and config.guard >= 0):

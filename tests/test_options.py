@@ -1,0 +1,271 @@
+"""Each run option is declared once (a RunConfig field) and that declaration drives the job file,
+the defaults, the command line's flags and its help."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bulkrunner import cli
+from bulkrunner.config import JOB_OPTIONS, OPTIONS, RunConfig, build_config, read_job_file
+from bulkrunner.errors import UsageError
+from bulkrunner.fields import Vocabulary
+from bulkrunner.options import EVERY, Option
+from bulkrunner.rates import Rate
+
+# A value other than the default for each job-file key, as TOML, and what the RunConfig field
+# should then hold (paths are checked separately: they resolve against the job file's folder).
+NOT_DEFAULT: dict[str, tuple[str, Any]] = {
+    "input": ('"data/in.csv"', None),
+    "operation": ('"schedule"', "schedule"),
+    "vocabulary": ('"long"', Vocabulary.LONG),
+    "schedule_shape": ('"flat"', "flat"),
+    "report": ('"out/report.csv"', None),
+    "accounts": ('"accounts.toml"', None),
+    "base_url": ('"http://127.0.0.1:9"', "http://127.0.0.1:9"),
+    "rate": ('["5/1", "50/60"]', (Rate(5, 1), Rate(50, 60))),
+    "concurrency": ("9", 9),
+    "max_attempts": ("2", 2),
+    "timeout": ("7", 7.0),
+    "outage_timeout": ("12.5", 12.5),
+    "max_wait": ("40", 40.0),
+    "grace": ("0", 0.0),
+    "guard": ("0.25", 0.25),
+    "dry_run": ("true", True),
+    "simulate": ("true", True),
+    "skip_unchanged": ("false", False),
+    "verify": ("true", True),
+    "no_backup": ("true", True),
+    "allow_stop": ("true", True),
+    "quiet": ("true", True),
+    "progress_interval": ("3", 3.0),
+    "log_format": ('"json"', "json"),
+    "notify": ('"http://127.0.0.1:9/hook"', "http://127.0.0.1:9/hook"),
+    "verbose": ("true", True),
+    "resume": ("true", True),
+}
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "1000")  # help lines unwrapped, so texts compare whole
+
+
+def by_key(key: str) -> Option:
+    (found,) = [each for each in OPTIONS if each.key == key]
+    return found
+
+
+def test_the_declarations_are_the_fields_of_run_config() -> None:
+    fields = {field.name: field for field in dataclasses.fields(RunConfig)}
+    assert [each.key for each in OPTIONS][:4] == [
+        "input",
+        "operation",
+        "vocabulary",
+        "schedule_shape",
+    ]
+    for each in OPTIONS:
+        assert each.field in fields
+        if each.key != "input":
+            assert each.default == fields[each.field].default
+    assert by_key("rate").field == "rates"
+
+
+def test_every_job_file_option_is_covered_here() -> None:
+    assert set(JOB_OPTIONS) == set(NOT_DEFAULT)
+    assert "fresh" not in JOB_OPTIONS  # a flag only: a job that always starts over makes no sense
+
+
+@pytest.mark.parametrize("key", sorted(NOT_DEFAULT))
+def test_every_option_is_a_job_file_key_that_reaches_the_config(key: str, tmp_path: Path) -> None:
+    text, expected = NOT_DEFAULT[key]
+    job = tmp_path / "job.toml"
+    lines = [f"{key} = {text}"] if key == "input" else ['input = "in.csv"', f"{key} = {text}"]
+    job.write_text("\n".join(lines) + "\n")
+    config = build_config(read_job_file(job), {})
+    value = getattr(config, by_key(key).field)
+    if by_key(key).path:  # relative to the job file's folder
+        assert value == (tmp_path / text.strip('"')).resolve()
+    else:
+        assert value == expected
+        assert value != by_key(key).default
+
+
+def test_dashes_in_a_job_file_key_are_accepted(tmp_path: Path) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text('input = "in.csv"\nallow-stop = true\nschedule-shape = "flat"\n')
+    config = build_config(read_job_file(job), {})
+    assert (config.allow_stop, config.schedule_shape) == (True, "flat")
+
+
+def test_the_defaults_are_the_declared_ones() -> None:
+    config = build_config({"input": "in.csv"}, {})
+    for each in OPTIONS:
+        if each.key != "input":
+            assert getattr(config, each.field) == each.default, each.key
+    assert (config.operation, config.allow_stop, config.schedule_shape) == (
+        "settings",
+        False,
+        "nested",
+    )
+
+
+def help_of(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("command", sorted(EVERY))
+def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown = help_of(command, capsys)
+    assert "--operation {settings,schedule,status,email-accounts}" in shown  # all four take it
+    for each in OPTIONS:
+        long_flag = each.flags[-1]
+        if command in each.commands:
+            assert long_flag in shown, (command, long_flag)
+            assert " ".join(each.help_text().split()) in shown, (command, each.key)
+        else:
+            assert f"{long_flag} " not in shown, (command, each.key)
+            assert f"[{long_flag}" not in shown, (command, each.key)
+
+
+@pytest.mark.parametrize(
+    ("key", "commands"),
+    [
+        ("operation", {"run", "validate", "retry", "rollback"}),
+        ("allow_stop", {"run", "retry"}),
+        ("schedule_shape", {"run", "retry", "rollback"}),
+    ],
+)
+def test_the_new_options_belong_to_the_commands_asked_for(key: str, commands: set[str]) -> None:
+    assert by_key(key).commands == commands
+
+
+def test_help_shows_the_declared_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    shown = help_of("run", capsys)
+    assert "parallel requests (default 4)" in shown
+    assert "per-request timeout (default 30)" in shown
+    assert "(default 10/2 60/60 1000/3600)" in shown
+    assert "(default nested)" in shown
+    assert "allow rows that set status STOPPED, which cannot be undone" in shown
+
+
+def config_of(*words: str) -> RunConfig:
+    parser = cli._parser()
+    args = parser.parse_args(list(words))
+    args.words = cli._words(parser, args)
+    return cli._config(args)
+
+
+def test_the_new_flags_reach_the_config_and_win_over_the_job_file(tmp_path: Path) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text('input = "in.csv"\noperation = "status"\nschedule_shape = "nested"\n')
+    config = config_of(
+        "run", str(job), "--operation", "schedule", "--schedule-shape", "flat", "--allow-stop"
+    )
+    assert (config.operation, config.schedule_shape, config.allow_stop) == (
+        "schedule",
+        "flat",
+        True,
+    )
+    # the command as recorded for hints to paste carries them
+    assert config.command == (
+        "run",
+        str(job),
+        "--operation",
+        "schedule",
+        "--schedule-shape",
+        "flat",
+        "--allow-stop",
+    )
+    retry = config_of("retry", str(tmp_path / "r.csv"), "--operation", "status", "--allow-stop")
+    assert (retry.operation, retry.allow_stop) == ("status", True)
+    assert config_of("validate", "in.csv", "--operation", "email-accounts").operation == (
+        "email-accounts"
+    )
+
+
+@pytest.mark.parametrize(
+    ("words", "complaint"),
+    [
+        (["run", "in.csv", "--operation", "pause"], "--operation: invalid choice: 'pause'"),
+        (["run", "in.csv", "--schedule-shape", "round"], "invalid choice: 'round'"),
+        # validate sends nothing: nothing to allow, no wire shape
+        (["validate", "in.csv", "--allow-stop"], "unrecognized arguments: --allow-stop"),
+        (["validate", "in.csv", "--schedule-shape", "flat"], "unrecognized arguments"),
+        (["rollback", "r.csv", "--allow-stop"], "unrecognized arguments: --allow-stop"),
+    ],
+)
+def test_flags_outside_their_choices_or_commands_are_usage_errors(
+    words: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(words)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert complaint in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            'operation = "pause"',
+            "option 'operation' must be one of settings, schedule, status, "
+            "email-accounts, got 'pause'",
+        ),
+        (
+            'schedule-shape = "round"',
+            "option 'schedule-shape' must be one of nested, flat, got 'round'",
+        ),
+        (
+            'vocabulary = "short"',
+            "option 'vocabulary' must be one of documented, long, got 'short'",
+        ),
+        ('allow_stop = "yes"', "option 'allow_stop' must be bool, got 'yes'"),
+        ("operation = 3", "option 'operation' must be str, got 3"),
+        ("concurrency = true", "option 'concurrency' must be int, got True"),
+        (
+            'schedule_shap = "flat"',
+            "unknown option 'schedule_shap' (did you mean 'schedule_shape'?)",
+        ),
+    ],
+)
+def test_a_bad_job_file_value_is_one_line_naming_the_file_and_key(
+    line: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text(f'input = "in.csv"\n{line}\n')
+    with pytest.raises(UsageError) as error:
+        read_job_file(job)
+    assert str(error.value) == f"{job}: {message}"
+    code = cli.main(["run", str(job)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == f"bulkrunner: error: {job}: {message}"
+
+
+@pytest.mark.parametrize("key", sorted(NOT_DEFAULT))
+def test_every_job_file_key_refuses_a_table(key: str, tmp_path: Path) -> None:
+    job = tmp_path / "job.toml"
+    first = "" if key == "input" else 'input = "in.csv"\n'
+    job.write_text(f"{first}{key} = {{ a = 1 }}\n")
+    with pytest.raises(UsageError) as error:
+        read_job_file(job)
+    assert str(error.value).startswith(f"{job}: option '{key}' must be ")
+
+
+def test_build_config_checks_choices_given_directly() -> None:
+    with pytest.raises(UsageError, match="schedule shape must be one of nested, flat, got 'x'"):
+        build_config({"input": "in.csv"}, {"schedule_shape": "x"})
+    with pytest.raises(UsageError, match="vocabulary must be one of documented, long, got 'x'"):
+        build_config({"input": "in.csv"}, {"vocabulary": "x"})
