@@ -56,7 +56,7 @@ def _check_kind(kind: str, *, allow_ok: bool) -> None:
 
 
 class FaultPicker:
-    """Chooses the fault of each settings POST according to a ``FaultPlan``."""
+    """Chooses the fault of each write according to a ``FaultPlan``."""
 
     def __init__(self, plan: FaultPlan) -> None:
         self._plan = plan
@@ -64,7 +64,7 @@ class FaultPicker:
         self._posts: Counter[int] = Counter()
 
     def choose(self, campaign_id: int | None) -> FaultKind | None:
-        """The fault for the next POST to ``campaign_id`` (None: no fault)."""
+        """The fault for the next write to ``campaign_id`` (None: no fault)."""
         if campaign_id is not None:
             script = self._plan.scripted.get(campaign_id, ())
             position = self._posts[campaign_id]
