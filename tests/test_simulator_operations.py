@@ -140,7 +140,7 @@ async def test_a_flat_schedule_numbers_days_from_monday_and_reads_back_from_sund
 
 async def test_a_partial_schedule_keeps_the_fields_it_does_not_send() -> None:
     seeded = default_schedule(9)
-    async with serving() as (_, api):
+    async with serving() as (simulator, api):
         reply = await api("POST", "/campaigns/9/schedule", {"schedule": {"end_hour": "20:00"}})
         campaign = (await api("GET", "/campaigns/9"))[1]
 
@@ -148,6 +148,7 @@ async def test_a_partial_schedule_keeps_the_fields_it_does_not_send() -> None:
     assert campaign["scheduler_cron_value"] == {**seeded.cron(), "endHour": "20:00"}
     assert campaign["schedule_start_time"] == seeded.start_time
     assert campaign["sending_limit"] == default_settings(9)["sending_limit"]
+    assert simulator.state.settings == {}  # the write set no limit
 
 
 async def test_schedule_and_settings_writes_show_up_in_each_other() -> None:

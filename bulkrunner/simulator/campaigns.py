@@ -146,7 +146,8 @@ class Campaigns:
         if isinstance(schedule, BodyRejection):
             return schedule
         self.state.schedules[campaign_id] = schedule
-        self.settings(campaign_id).update(write.settings)
+        if write.settings:
+            self.settings(campaign_id).update(write.settings)
         return None
 
     def change_status(self, campaign_id: int, body: object) -> BodyRejection | None:
