@@ -346,6 +346,18 @@ def _simulator_options(parser: argparse.ArgumentParser) -> None:
         help="how long a slow answer takes (default 35)",
     )
     parser.add_argument("--seed", type=int, help="seed for the fault and jitter draws")
+    parser.add_argument(
+        "--schedule-shape",
+        choices=["nested", "flat", "both"],
+        default="both",
+        help="schedule bodies accepted: nested (days 0=Sunday), flat (days_of_the_week "
+        "1=Monday) or both (default)",
+    )
+    parser.add_argument(
+        "--cron-as-string",
+        action="store_true",
+        help="read scheduler_cron_value back as a JSON string instead of an object",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
 
@@ -374,6 +386,8 @@ def _simulate(args: argparse.Namespace) -> int:
             jitter=args.jitter,
             jitter_seed=args.seed,
             limit_retry_after=args.limit_retry_after,
+            schedule_shape=args.schedule_shape,
+            cron_as_string=args.cron_as_string,
         )
     except ValueError as exc:
         raise UsageError(f"simulate: {exc}") from None

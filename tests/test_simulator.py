@@ -26,6 +26,7 @@ from bulkrunner.simulator import (
     Simulator,
     SimulatorConfig,
     SimulatorThread,
+    default_schedule,
     default_settings,
 )
 from bulkrunner.simulator.ratelimit import ServerRateLimit
@@ -155,7 +156,16 @@ async def test_a_post_stores_the_sent_fields_and_get_shows_them() -> None:
     }
     assert simulator.state.settings == {7: expected}
     assert one.status == 200
-    assert one.body == {"id": 7, "name": "Campaign 7", "status": "ACTIVE", **expected}
+    schedule = default_schedule(7)
+    assert one.body == {
+        "id": 7,
+        "name": "Campaign 7",
+        "status": "ACTIVE",
+        **expected,
+        "max_leads_per_day": 50,
+        "scheduler_cron_value": schedule.cron(),
+        "schedule_start_time": schedule.start_time,
+    }
     assert listed.body == unslashed.body == [one.body]
     assert simulator.state.applied == {7: 1}
     assert [(r.method, r.campaign_id, r.applied) for r in simulator.state.posts()] == [

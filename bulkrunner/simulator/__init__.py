@@ -1,8 +1,11 @@
 """An embedded SmartLead-compatible HTTP server on 127.0.0.1, for ``--simulate`` and the tests.
 
-Routes (base ``/api/v1``): ``POST /campaigns/{id}/settings``, ``GET /campaigns/`` and
-``GET /campaigns/{id}``; anything else answers 404. Every request, on any route, is recorded once
-in ``SimulatorState.requests`` and goes through these steps, in this order:
+Routes (base ``/api/v1``): the writes ``POST /campaigns/{id}/settings``, ``.../schedule``,
+``.../status``, ``POST`` and ``DELETE /campaigns/{id}/email-accounts``; the reads
+``GET /campaigns/``, ``GET /campaigns/{id}`` and ``GET /campaigns/{id}/email-accounts``; anything
+else answers 404. Every request, on any route, is recorded once in ``SimulatorState.requests``
+(``SimulatorState.writes(operation)`` picks the writes of one operation) and goes through these
+steps, in this order:
 
 1. it waits its inbound jitter, ``uniform(0, config.jitter)`` seconds drawn from a
    ``random.Random(config.jitter_seed)`` (none by default), as if the network had held it;
@@ -12,13 +15,14 @@ in ``SimulatorState.requests`` and goes through these steps, in this order:
    room). Only admitted requests consume budget; everything after this step (401s, injected
    faults, 404s, validation errors, successes) was admitted and counts;
 4. the ``api_key`` query parameter is checked (401 ``{"message": "Invalid API Key"}``);
-5. a settings POST draws its injected fault: the campaign's script first, then the
-   probabilities. Only POSTs that reach this step advance a campaign's script;
-6. the campaign must exist (404), the body must validate (400 or 422), then it is applied;
+5. a write draws its injected fault: the campaign's script first, then the probabilities. Only
+   writes that reach this step advance a campaign's script, which all of its operations share;
+6. the campaign must exist (404), the body must validate (400 or 422) and the campaign's state
+   must allow it (422), then it is applied;
 7. the answer waits ``config.latency`` seconds, then is sent.
 
 Faults: "429" (rate-limit shape, ``faults.retry_after``), "500" (JSON), "503" (plain text),
-"drop" (the connection closes without an answer) and "slow". A slow POST with ``slow_applies``
+"drop" (the connection closes without an answer) and "slow". A slow write with ``slow_applies``
 is processed on arrival (so a client that timed out may find it applied) and its answer waits
 ``slow_seconds``; without ``slow_applies`` it waits and answers 504 without applying. When the
 server shuts down, pending waits end at once and their connections are dropped.
@@ -27,13 +31,26 @@ Settings are stored in the documented vocabulary; an enum value that has only a 
 (``DONT_TRACK_REPLY_TO_AN_EMAIL``) is stored under its long name. No URL with its query string
 is ever recorded or logged (the access log is off: the key travels in the query string).
 
+A campaign reads back its status, its settings, its schedule as ``scheduler_cron_value``
+(``{"tz", "days" (0=Sunday), "startHour", "endHour"}``, or that JSON as a string with
+``cron_as_string``) with ``schedule_start_time``, and ``max_leads_per_day`` beside
+``sending_limit``: a schedule's ``max_new_leads_per_day`` and ``min_time_btw_emails`` are the
+settings ``sending_limit`` and ``min_time_btwn_emails``, stored once.
+
 Modules: ``state`` (configuration, request records, account state), ``validation`` (settings
-bodies and their error shapes), ``faults`` (injected faults), ``ratelimit`` (the server's true
-rate limit), ``server`` (the aiohttp handlers, ``create_app``) and ``running`` (``Simulator``,
-``SimulatorThread``, ``serve_forever``).
+bodies and the error shapes), ``operations`` (schedule, status and email-account bodies, and the
+rules of a campaign's state), ``campaigns`` (seeds, read-back views, applying writes), ``faults``
+(injected faults), ``ratelimit`` (the server's true rate limit), ``server`` (the aiohttp handlers,
+``create_app``) and ``running`` (``Simulator``, ``SimulatorThread``, ``serve_forever``).
 """
 
+from bulkrunner.simulator.campaigns import (
+    default_email_accounts,
+    default_schedule,
+    default_status,
+)
 from bulkrunner.simulator.faults import FaultKind, FaultPlan
+from bulkrunner.simulator.operations import Schedule, email_account
 from bulkrunner.simulator.running import Simulator, SimulatorThread, serve_forever
 from bulkrunner.simulator.server import create_app
 from bulkrunner.simulator.state import (
@@ -47,11 +64,16 @@ __all__ = [
     "FaultKind",
     "FaultPlan",
     "RequestRecord",
+    "Schedule",
     "Simulator",
     "SimulatorConfig",
     "SimulatorState",
     "SimulatorThread",
     "create_app",
+    "default_email_accounts",
+    "default_schedule",
     "default_settings",
+    "default_status",
+    "email_account",
     "serve_forever",
 ]

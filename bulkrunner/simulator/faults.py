@@ -1,4 +1,5 @@
-"""Which fault, if any, a settings POST to the simulated server suffers.
+"""Which fault, if any, a write (settings, schedule, status, email accounts) to the simulated
+server suffers.
 
 ``FaultPicker`` is pure and driven by seeded randomness: the campaign's script first, then one
 weighted random draw over the ``FaultPlan``'s probabilities.
@@ -20,17 +21,17 @@ NO_FAULT = "ok"
 
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
-    """Faults the simulator injects into settings POSTs (see the field comments)."""
+    """Faults the simulator injects into writes (see the field comments)."""
 
-    # FaultKind -> probability per POST; at most one fault per request, so the total is <= 1.
+    # FaultKind -> probability per write; at most one fault per request, so the total is <= 1.
     probabilities: Mapping[str, float] = field(default_factory=dict)
-    # campaign_id -> faults for its successive POSTs, in order; "ok" means no fault. After the
-    # list runs out there is no scripted fault (probabilities apply again).
+    # campaign_id -> faults for its successive writes of any operation, in order; "ok" means no
+    # fault. After the list runs out there is no scripted fault (probabilities apply again).
     scripted: Mapping[int, Sequence[str]] = field(default_factory=dict)
     seed: int | None = None  # seeds the random.Random behind the probabilistic faults
     retry_after: float = 1.0  # seconds announced on an injected 429
     slow_seconds: float = 35.0  # how long a "slow" answer waits (past the client's timeout)
-    slow_applies: bool = False  # whether a slow request still applies the settings
+    slow_applies: bool = False  # whether a slow request still applies its write
 
     def __post_init__(self) -> None:
         for kind, probability in self.probabilities.items():
@@ -55,7 +56,7 @@ def _check_kind(kind: str, *, allow_ok: bool) -> None:
 
 
 class FaultPicker:
-    """Chooses the fault of each settings POST according to a ``FaultPlan``."""
+    """Chooses the fault of each write according to a ``FaultPlan``."""
 
     def __init__(self, plan: FaultPlan) -> None:
         self._plan = plan
@@ -63,7 +64,7 @@ class FaultPicker:
         self._posts: Counter[int] = Counter()
 
     def choose(self, campaign_id: int | None) -> FaultKind | None:
-        """The fault for the next POST to ``campaign_id`` (None: no fault)."""
+        """The fault for the next write to ``campaign_id`` (None: no fault)."""
         if campaign_id is not None:
             script = self._plan.scripted.get(campaign_id, ())
             position = self._posts[campaign_id]

@@ -17,17 +17,11 @@ from typing import Any
 
 from aiohttp import web
 
+from bulkrunner.simulator.campaigns import Campaigns
 from bulkrunner.simulator.faults import FaultKind, FaultPicker, FaultPlan
 from bulkrunner.simulator.ratelimit import ServerRateLimit, whole_seconds
-from bulkrunner.simulator.state import (
-    Clock,
-    RequestRecord,
-    SimulatorConfig,
-    SimulatorState,
-    Sleep,
-    default_settings,
-)
-from bulkrunner.simulator.validation import BodyRejection, validate_settings
+from bulkrunner.simulator.state import Clock, RequestRecord, SimulatorConfig, SimulatorState, Sleep
+from bulkrunner.simulator.validation import BodyRejection
 
 # The package's name, not this module's, so that ``-v`` shows the simulator's requests as before.
 log = logging.getLogger("bulkrunner.simulator")
@@ -37,6 +31,7 @@ SHUTDOWN_TIMEOUT = 5.0  # seconds pending handlers get to finish once the server
 
 Answer = web.StreamResponse | None  # None: drop the connection without answering
 Route = Callable[[web.Request, int], Awaitable[Answer]]
+Change = Callable[[int, object], BodyRejection | None]  # applies a write's body, or refuses it
 
 
 def _json(status: int, body: object, headers: dict[str, str] | None = None) -> web.Response:
@@ -93,6 +88,7 @@ class _Server:
         self.jitter = random.Random(config.jitter_seed)
         self.limiter = ServerRateLimit(config.rates)
         self.faults = FaultPicker(config.faults)
+        self.campaigns = Campaigns(config, state)
         self.closing = asyncio.Event()
         self.tasks: set[asyncio.Task[Any]] = set()
 
@@ -166,58 +162,47 @@ class _Server:
             await asyncio.wait(set(self.tasks), timeout=SHUTDOWN_TIMEOUT)
         await asyncio.sleep(0)  # let aiohttp's connection tasks see their handlers finish
 
-    def _exists(self, campaign_id: int | None) -> bool:
-        campaigns = self.config.campaigns
-        return (
-            campaign_id is not None
-            and campaign_id > 0
-            and (campaigns is None or campaign_id in campaigns)
-        )
+    def writing(self, change: Change) -> Route:
+        """The route of a write: its injected fault first, then the campaign must exist (404),
+        then ``change`` applies the body or says why it is refused."""
 
-    def _view(self, campaign_id: int) -> dict[str, Any]:
-        settings = self.state.settings.get(campaign_id) or default_settings(campaign_id)
-        return {
-            "id": campaign_id,
-            "name": f"Campaign {campaign_id}",
-            "status": "ACTIVE",
-            **settings,
-        }
+        async def route(request: web.Request, ticket: int) -> Answer:
+            campaign_id = self.state.requests[ticket].campaign_id
+            fault = self.faults.choose(campaign_id)
+            if fault is None:
+                return await self._apply(request, campaign_id, ticket, change)
+            self.state._update(ticket, fault=fault)
+            if fault != "slow":
+                return _fault_answer(fault, self.config.faults)
+            plan = self.config.faults
+            if plan.slow_applies:
+                answer = await self._apply(request, campaign_id, ticket, change)
+            else:
+                answer = _json(
+                    504, {"error": {"code": "GATEWAY_TIMEOUT", "message": "Gateway timeout"}}
+                )
+            return answer if await self._pause(plan.slow_seconds) else None
 
-    async def post_settings(self, request: web.Request, ticket: int) -> Answer:
-        campaign_id = self.state.requests[ticket].campaign_id
-        fault = self.faults.choose(campaign_id)
-        if fault is None:
-            return await self._apply(request, campaign_id, ticket)
-        self.state._update(ticket, fault=fault)
-        if fault != "slow":
-            return _fault_answer(fault, self.config.faults)
-        plan = self.config.faults
-        if plan.slow_applies:
-            answer = await self._apply(request, campaign_id, ticket)
-        else:
-            answer = _json(
-                504, {"error": {"code": "GATEWAY_TIMEOUT", "message": "Gateway timeout"}}
-            )
-        return answer if await self._pause(plan.slow_seconds) else None
+        return route
 
-    async def _apply(self, request: web.Request, campaign_id: int | None, ticket: int) -> Answer:
-        if campaign_id is None or not self._exists(campaign_id):
+    async def _apply(
+        self, request: web.Request, campaign_id: int | None, ticket: int, change: Change
+    ) -> Answer:
+        if campaign_id is None or not self.campaigns.exists(campaign_id):
             return _json(404, {"error": "Campaign not found"})
         try:
             body: object = json.loads(await request.read())
         except ValueError:
             body = None
-        changes = validate_settings(body, self.config.vocabulary)
-        if isinstance(changes, BodyRejection):
-            return _json(changes.status, changes.body)
-        self.state.settings.setdefault(campaign_id, default_settings(campaign_id)).update(changes)
+        refusal = change(campaign_id, body)
+        if refusal is not None:
+            return _json(refusal.status, refusal.body)
         self.state.applied[campaign_id] += 1
         self.state._update(ticket, applied=True)
         return _json(200, {"success": True, "data": {}})
 
     async def list_campaigns(self, request: web.Request, ticket: int) -> Answer:
-        ids = set(self.state.settings) | set(self.config.campaigns or ())
-        campaigns = [self._view(i) for i in sorted(ids) if self._exists(i)]
+        campaigns = [self.campaigns.view(i) for i in self.campaigns.listed()]
         client_id = request.query.get("client_id")
         if client_id is not None:
             campaigns = [c for c in campaigns if str(c["client_id"]) == client_id]
@@ -225,9 +210,15 @@ class _Server:
 
     async def get_campaign(self, request: web.Request, ticket: int) -> Answer:
         campaign_id = self.state.requests[ticket].campaign_id
-        if campaign_id is None or not self._exists(campaign_id):
+        if campaign_id is None or not self.campaigns.exists(campaign_id):
             return _json(404, {"error": "Campaign not found"})
-        return _json(200, self._view(campaign_id))
+        return _json(200, self.campaigns.view(campaign_id))
+
+    async def list_email_accounts(self, request: web.Request, ticket: int) -> Answer:
+        campaign_id = self.state.requests[ticket].campaign_id
+        if campaign_id is None or not self.campaigns.exists(campaign_id):
+            return _json(404, {"error": "Campaign not found"})
+        return _json(200, self.campaigns.email_account_views(campaign_id))
 
     async def not_found(self, request: web.Request, ticket: int) -> Answer:
         return _json(404, {"error": "Not found"})
@@ -245,10 +236,21 @@ def create_app(
     server = _Server(config, state if state is not None else SimulatorState(), clock, sleep)
     app = web.Application()
     campaigns = f"{BASE_PATH}/campaigns"
-    app.router.add_post(campaigns + "/{campaign_id}/settings", server.handler(server.post_settings))
+    one = campaigns + "/{campaign_id}"
+    account = server.campaigns
+    writes: list[tuple[str, str, Change]] = [
+        ("POST", "/settings", account.change_settings),
+        ("POST", "/schedule", account.change_schedule),
+        ("POST", "/status", account.change_status),
+        ("POST", "/email-accounts", account.add_accounts),
+        ("DELETE", "/email-accounts", account.remove_accounts),
+    ]
+    for method, path, change in writes:
+        app.router.add_route(method, one + path, server.handler(server.writing(change)))
+    app.router.add_get(one + "/email-accounts", server.handler(server.list_email_accounts))
     app.router.add_get(campaigns + "/", server.handler(server.list_campaigns))
     app.router.add_get(campaigns, server.handler(server.list_campaigns))
-    app.router.add_get(campaigns + "/{campaign_id}", server.handler(server.get_campaign))
+    app.router.add_get(one, server.handler(server.get_campaign))
     app.router.add_route("*", "/{tail:.*}", server.handler(server.not_found))
     app.on_shutdown.append(server.shut_down)
     return app

@@ -11,6 +11,7 @@ from typing import Any
 from bulkrunner.fields import Vocabulary
 from bulkrunner.rates import Rate, max_in_window
 from bulkrunner.simulator.faults import FaultPlan
+from bulkrunner.simulator.operations import SCHEDULE_SHAPES, Schedule, ScheduleShape
 from bulkrunner.wording import count
 
 Clock = Callable[[], float]
@@ -32,8 +33,19 @@ class SimulatorConfig:
     # Retry-After (seconds) announced by the rate limit's own 429s; None: the whole seconds
     # until the window has room. SmartLead's documented 429 says "retry after 30 seconds".
     limit_retry_after: float | None = None
+    # Which schedule body shape POST /campaigns/{id}/schedule accepts: nested, flat or both.
+    schedule_shape: ScheduleShape = "both"
+    # Read scheduler_cron_value back as a string holding its JSON instead of an object.
+    cron_as_string: bool = False
+    sending_accounts: int = 50  # the account's sending accounts: email account ids 1..N
+    bare_campaigns: Collection[int] = ()  # seeded as fresh drafts: no schedule, no accounts
 
     def __post_init__(self) -> None:
+        if self.schedule_shape not in SCHEDULE_SHAPES:
+            shapes = ", ".join(SCHEDULE_SHAPES)
+            raise ValueError(f"schedule_shape must be one of {shapes}, got {self.schedule_shape!r}")
+        if self.sending_accounts < 0:
+            raise ValueError(f"sending_accounts must be >= 0, got {self.sending_accounts}")
         if not (self.jitter >= 0 and math.isfinite(self.jitter)):
             raise ValueError(f"jitter must be a finite number >= 0, got {self.jitter}")
         after = self.limit_retry_after
@@ -49,21 +61,54 @@ class RequestRecord:
     campaign_id: int | None
     status: int | None  # status answered (even if the client had left); None: dropped
     fault: str | None  # the injected fault kind, or None
-    applied: bool  # whether this request changed the stored settings
+    applied: bool  # whether this request was a write the account applied
     jitter: float = 0.0  # seconds of inbound jitter it waited before being counted at arrival
+
+    @property
+    def operation(self) -> str | None:
+        """The write operation this request is ("settings", "schedule", "status",
+        "email-accounts"), or None for a read."""
+        name = self.path.rstrip("/").rpartition("/")[2]
+        return name if self.method in WRITE_METHODS.get(name, ()) else None
+
+
+# Each write operation (the last segment of its path) and the methods that write with it.
+WRITE_METHODS: dict[str, tuple[str, ...]] = {
+    "settings": ("POST",),
+    "schedule": ("POST",),
+    "status": ("POST",),
+    "email-accounts": ("POST", "DELETE"),
+}
 
 
 class SimulatorState:
     """What the simulated account holds and everything it has been asked, readable by tests."""
 
     def __init__(self) -> None:
+        # Only what writes have touched; an untouched campaign reads back its seed.
         self.settings: dict[int, dict[str, Any]] = {}
+        self.schedules: dict[int, Schedule] = {}
+        self.statuses: dict[int, str] = {}
+        self.email_accounts: dict[int, list[int]] = {}
         self.requests: list[RequestRecord] = []
-        self.applied: Counter[int] = Counter()
+        self.applied: Counter[int] = Counter()  # campaign -> writes applied, of any operation
 
     def posts(self) -> list[RequestRecord]:
         """The settings POSTs, in arrival order."""
-        return [r for r in self.requests if r.method == "POST" and r.path.endswith("/settings")]
+        return self.writes("settings")
+
+    def writes(
+        self, operation: str | None = None, method: str | None = None
+    ) -> list[RequestRecord]:
+        """The writes of ``operation`` (every operation if None), in arrival order; only those
+        made with ``method`` if given (``email-accounts`` adds with POST, removes with DELETE)."""
+        return [
+            r
+            for r in self.requests
+            if r.operation is not None
+            and (operation is None or r.operation == operation)
+            and (method is None or r.method == method)
+        ]
 
     def max_in_window(self, seconds: float) -> int:
         """The most request arrivals (any route, any status) in any window of ``seconds``."""

@@ -1,4 +1,4 @@
-"""How the simulated server checks a settings POST body, and the error shapes it answers.
+"""How the simulated server checks a settings POST body, and the error shapes every write answers.
 
 A malformed or empty body is a 400 ``{"error": "..."}``, as is an enum value outside the accepted
 vocabulary; an unknown field, a null, a wrong type or an out-of-range number is a 422
@@ -30,12 +30,18 @@ _EXPECTED = {
 }
 
 
-def _invalid(message: str, **details: Any) -> BodyRejection:
+def bad_request(message: str) -> BodyRejection:
+    """A flat 400, SmartLead's shape for a malformed body or a value outside a set of names."""
+    return BodyRejection(400, {"error": message})
+
+
+def invalid(message: str, **details: Any) -> BodyRejection:
+    """A nested 422 ``VALIDATION_ERROR`` naming the field in its details."""
     error = {"code": "VALIDATION_ERROR", "message": message, "details": details}
     return BodyRejection(422, {"error": error})
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
     if isinstance(value, bool):
         return "boolean"
     names = {int: "integer", float: "number", str: "string", list: "array", dict: "object"}
@@ -57,14 +63,14 @@ def validate_settings(
 ) -> dict[str, Any] | BodyRejection:
     """The changes ``body`` asks for, in the documented vocabulary, or why it is refused."""
     if not isinstance(body, dict):
-        return BodyRejection(400, {"error": "Invalid JSON body"})
+        return bad_request("Invalid JSON body")
     if not body:
-        return BodyRejection(400, {"error": "No settings to update"})
+        return bad_request("No settings to update")
     changes: dict[str, Any] = {}
     for name, value in body.items():
         spec = FIELDS_BY_NAME.get(name)
         if spec is None:
-            return _invalid(f"Unknown field '{name}'", field=name, allowed=list(FIELDS_BY_NAME))
+            return invalid(f"Unknown field '{name}'", field=name, allowed=list(FIELDS_BY_NAME))
         checked = _check_value(spec, value, vocabulary)
         if isinstance(checked, BodyRejection):
             return checked
@@ -74,33 +80,33 @@ def validate_settings(
 
 def _check_value(spec: Field, value: object, vocabulary: Vocabulary | None) -> object:
     if value is None:
-        return _invalid(f"Field '{spec.name}' must not be null", field=spec.name)
+        return invalid(f"Field '{spec.name}' must not be null", field=spec.name)
     if not _has_type(spec, value):
         expected = _EXPECTED[spec.kind]
         message = f"Field '{spec.name}' must be {expected}"
-        return _invalid(message, field=spec.name, expected=expected, received=_json_type(value))
+        return invalid(message, field=spec.name, expected=expected, received=json_type(value))
     if spec.kind == "enum" and isinstance(value, str):
         return _check_enum(spec.name, value, vocabulary)
     if isinstance(value, list):
         names = [_check_enum(spec.name, item, vocabulary) for item in value]
         return next((n for n in names if isinstance(n, BodyRejection)), names)
     if spec.kind == "int" and isinstance(value, int):
-        return _check_range(spec, value)
+        return check_range(spec, value)
     return value
 
 
 def _check_enum(name: str, value: str, vocabulary: Vocabulary | None) -> str | BodyRejection:
     accepted = ENUMS[name] if vocabulary is None else enum_names(name, vocabulary)
     if value not in accepted:
-        return BodyRejection(400, {"error": f"Invalid {name} value - {value}"})
+        return bad_request(f"Invalid {name} value - {value}")
     return translate(name, value, Vocabulary.DOCUMENTED) or value
 
 
-def _check_range(spec: Field, value: int) -> int | BodyRejection:
+def check_range(spec: Field, value: int) -> int | BodyRejection:
     if spec.minimum is not None and value < spec.minimum:
         message = f"Field '{spec.name}' must be at least {spec.minimum}"
-        return _invalid(message, field=spec.name, minimum=spec.minimum, received=value)
+        return invalid(message, field=spec.name, minimum=spec.minimum, received=value)
     if spec.maximum is not None and value > spec.maximum:
         message = f"Field '{spec.name}' must be at most {spec.maximum}"
-        return _invalid(message, field=spec.name, maximum=spec.maximum, received=value)
+        return invalid(message, field=spec.name, maximum=spec.maximum, received=value)
     return value
