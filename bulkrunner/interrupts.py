@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import FrameType, TracebackType
@@ -42,6 +43,15 @@ async def run_gracefully(
     """``await work()`` with SIGINT and SIGTERM taken over by the event loop: the first halts
     ``owner`` (requests in flight get ``grace`` seconds, then are cancelled), a second cancels
     at once. The handlers found are put back afterwards."""
+    if sys.platform == "win32":  # the event loop takes no signals: Ctrl-C stops at once
+        await work()
+    else:
+        await _gracefully(owner, work, grace)
+
+
+async def _gracefully(
+    owner: Interruptible, work: Callable[[], Awaitable[None]], grace: float
+) -> None:
     import anyio
 
     failed: Exception | None = None
@@ -137,11 +147,11 @@ class Interrupts:
 def blocked() -> Iterator[None]:
     """SIGINT and SIGTERM wait (pending) while handlers are swapped, so none finds the default
     handler in between (for SIGTERM, the end of the process)."""
-    if threading.current_thread() is not threading.main_thread():
+    if sys.platform != "win32" and threading.current_thread() is threading.main_thread():
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    else:  # Windows has no signal masks; a thread but the main one gets no signals
         yield
-        return
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
