@@ -31,9 +31,8 @@ WHEN = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def environment(monkeypatch: pytest.MonkeyPatch, no_ambient_settings: None) -> None:
     monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
-    monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
 
 
 def plan(tmp_path: Path, count: int, first_id: int = 100) -> Path:
