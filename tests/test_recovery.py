@@ -377,8 +377,8 @@ def test_a_dead_api_aborts_after_the_outage_timeout_and_is_resumable(
 def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> None:
     source = plan(tmp_path, 1)
     report = tmp_path / "r.csv"
-    # A normal answer takes far less than the 0.5 s timeout, even on a loaded machine.
-    faults = FaultPlan(scripted={100: ["slow"]}, slow_seconds=1.5, slow_applies=True)
+    # A normal answer takes far less than the 2 s timeout, even on a loaded machine.
+    faults = FaultPlan(scripted={100: ["slow"]}, slow_seconds=4.0, slow_applies=True)
     with SimulatorThread(SimulatorConfig(api_key=KEY, faults=faults)) as sim:
         code = main(
             [
@@ -390,7 +390,7 @@ def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> N
                 "--base-url",
                 sim.base_url,
                 "--timeout",
-                "0.5",
+                "2",
             ]
         )
         assert sim.state.applied[100] == 2  # applied by the timed-out request, then again
