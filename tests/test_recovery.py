@@ -398,7 +398,7 @@ def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> N
     (line,) = pd.read_csv(report, keep_default_na=False).to_dict("records")
     assert line["status"] == "succeeded"
     assert line["attempts"] == 2
-    assert line["error"] == "attempt 1 timed out after 0.5s: outcome unknown, retried"
+    assert line["error"] == "attempt 1 timed out after 2s: outcome unknown, retried"
 
 
 # --- signals while the report is written, and a full disk -----------------------------------
