@@ -382,7 +382,9 @@ PLAN = (
 )
 
 
-def test_run_skip_unchanged_verify_and_rollback_against_the_simulator(tmp_path: Path) -> None:
+def test_run_skip_unchanged_verify_and_rollback_against_the_simulator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = tmp_path / "plan.csv"
     source.write_text(PLAN)
     first, second, undone = (tmp_path / name for name in ("1.csv", "2.csv", "undo.csv"))
@@ -402,6 +404,8 @@ def test_run_skip_unchanged_verify_and_rollback_against_the_simulator(tmp_path: 
             *FAST,
         )
         assert code == 1  # row 2 refused
+        refused = "1 row not sent: the campaign does not exist, could not be read, or its state"
+        assert refused in capsys.readouterr().err
         after = {cid: attached(sim, cid) for cid in (1, 2, 3, 6, 9)}
         assert after == {1: [2, 5, 6], 2: [3], 3: [7, 21], 6: [9, 24], 9: [10, 27]}
         writes = [(r.method, r.campaign_id, r.status) for r in sim.state.writes("email-accounts")]
