@@ -198,6 +198,20 @@ def test_without_a_known_state_the_row_is_the_change() -> None:
     assert OP.changes({"add": [3]}, odd) == {"add": Change(None, [3])}
 
 
+@pytest.mark.parametrize("accounts", [[{"name": "no id"}], [{"id": "x"}], [{"id": 0}], [None]])
+async def test_accounts_read_back_without_usable_ids_refuse_the_row(accounts: list[Any]) -> None:
+    sender = AccountsSender(
+        [{"id": 11, "status": "PAUSED"}], {11: Answer(200, json.dumps([{"id": 2}, *accounts]))}
+    )
+    current = await read_current(sender, reading(), {11}, operation=OP)
+    planned = plan([Row(1, 11, {"add": [3]})], current, True, require_backup=True, operation=OP)
+    assert planned.send == []
+    assert planned.refused[1].error == (
+        "campaign 11: its email accounts were read but are not a list of accounts with numeric "
+        "ids, so the change could neither be checked nor backed up; not sent"
+    )
+
+
 def test_accounts_are_known_by_id_as_number_text_or_email_account_id() -> None:
     current = {"id": 1, "email-accounts": [{"id": "4"}, {"email_account_id": 5}, 6]}
     assert OP.state(current) == {"add": [4, 5, 6]}

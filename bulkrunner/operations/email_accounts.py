@@ -181,6 +181,11 @@ class EmailAccounts(Operation):
 
     def refuse(self, payload: Mapping[str, Any], campaign: Mapping[str, Any] | None) -> str:
         attached = attached_ids(campaign)
+        if attached is None and campaign is not None and DETAIL in campaign:
+            return (
+                "its email accounts were read but are not a list of accounts with numeric ids, "
+                "so the change could neither be checked nor backed up"
+            )
         status = str((campaign or {}).get("status") or "").strip().upper()
         if attached is None or status != "ACTIVE":
             return ""
