@@ -204,8 +204,8 @@ class Session:
                 )
             if self.plan.refused:
                 log.warning(
-                    "%s not sent: the campaign does not exist or could not be read "
-                    "(see the report)",
+                    "%s not sent: the campaign does not exist, could not be read, or its "
+                    "state refuses the change (see the report)",
                     count(len(self.plan.refused), "row"),
                 )
             numbered = {row.number: row for row in rows}
