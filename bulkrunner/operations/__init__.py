@@ -47,6 +47,17 @@ def every_column() -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for each in NAMES for name in operation(each).columns))
 
 
+def fitting(columns: list[str], given: str) -> str:
+    """The operation whose input ``columns`` are (besides campaign_id and account): ``given``
+    when they are its own, else the one other operation they all belong to, if there is one
+    (a report of an email-accounts run retried without --operation), else ``given``."""
+    own = [name for name in columns if name not in ("campaign_id", "account")]
+    if not own or all(name in operation(given).columns for name in own):
+        return given
+    fits = [each for each in NAMES if all(name in operation(each).columns for name in own)]
+    return fits[0] if len(fits) == 1 else given
+
+
 def owner(column: str) -> str | None:
     """The first operation with ``column`` among its input columns."""
     return next((each for each in NAMES if column in operation(each).columns), None)
