@@ -54,7 +54,7 @@ from bulkrunner.journal import (
 )
 from bulkrunner.loading import Ignored, InputFile, open_input, read_input
 from bulkrunner.locking import RunLock, lock_path
-from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, Row, Status, Validation
+from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, Row, Status, Validation, unechoed
 from bulkrunner.operations import for_config
 from bulkrunner.problems import Problems
 from bulkrunner.redaction import remember
@@ -182,6 +182,7 @@ def retry_job(
         return ExitCode.OK
     numbers = [int(n) for n in chosen["row"]]
     frame = chosen.drop(columns=[c for c in chosen.columns if c in RESULT_COLUMNS])
+    frame = frame.rename(columns=lambda column: unechoed(str(column)))  # wanted_status: status
     log.info("retrying %s of %s", count(len(frame), "row"), config.input)
     started = now()
     default = unused(Path("reports") / f"{config.input.stem}-retry-{started:%Y%m%dT%H%M%SZ}.csv")

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 # name -> (module, attribute): imported when first asked for
 _OPERATIONS: dict[str, tuple[str, str]] = {
     "settings": ("settings", "SETTINGS"),
+    "status": ("status", "STATUS"),
 }
 NAMES = tuple(_OPERATIONS)
 DEFAULT = "settings"
