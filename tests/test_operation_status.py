@@ -448,6 +448,9 @@ def test_a_dry_run_previews_the_status_requests(
     assert '  row 1: POST /campaigns/41/status {"status": "START"}' in out
     assert '  row 2: POST /campaigns/42/status {"status": "PAUSED"}' in out
     assert pd.read_csv(report)["status"].tolist() == ["dry_run", "dry_run"]
+    # the report, as an input, gives its wanted_status back as the status column
+    assert run("validate", str(report), "--operation", "status") == 0
+    assert "2 rows, 2 valid, 0 invalid" in capsys.readouterr().out
 
 
 def test_verify_reads_active_back_as_the_start_that_was_sent(tmp_path: Path) -> None:
