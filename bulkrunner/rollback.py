@@ -21,6 +21,7 @@ from bulkrunner.backup import (
     backup_operation,
     backup_path,
     backup_rows,
+    read_backup,
     read_unrestorable,
 )
 from bulkrunner.config import RunConfig
@@ -47,10 +48,14 @@ def rollback_job(config: RunConfig, out: TextIO) -> ExitCode:
         )
     unrestorable = read_unrestorable(backup)
     if unrestorable:
+        partly = set(read_backup(backup)) & set(unrestorable)  # a row restores the rest of it
         show(
             out,
             "unrestorable",
-            [f"campaign {c}: cannot be restored: {why}" for c, why in unrestorable.items()],
+            [
+                f"campaign {c}: cannot be restored{' in full' if c in partly else ''}: {why}"
+                for c, why in unrestorable.items()
+            ],
             campaigns={str(campaign): why for campaign, why in unrestorable.items()},
         )
     if backup_rows(backup) == 0:

@@ -20,11 +20,12 @@ import pytest
 
 from bulkrunner.backup import backup_path, read_backup, read_unrestorable, record_backup
 from bulkrunner.cli import main
+from bulkrunner.fields import Field
 from bulkrunner.hints import rollback_command
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Change
 from bulkrunner.operations import operation
-from bulkrunner.operations.base import Request, Undo, Wire
+from bulkrunner.operations.base import Operation, Request, Undo, Wire
 from bulkrunner.operations.status import STATUS, parse_status
 from bulkrunner.preflight import Reading, plan, read_current
 from bulkrunner.rates import Rate
@@ -307,6 +308,25 @@ def test_a_resumed_run_keeps_the_first_record_of_a_campaign_it_cannot_restore(
     fresh = record_backup(path, again, keep=False, operation=STATUS)  # a new run: a new ledger
     assert fresh.unrestorable == {}
     assert read_unrestorable(path) == {}
+
+
+class _Partly(Operation):
+    """An operation whose undo restores one column and cannot restore the other."""
+
+    name = "partly"
+    fields = (Field("kept", "custom", arrow="int64"), Field("lost", "custom", arrow="int64"))
+
+    def undo(self, changes: Mapping[str, Change]) -> Undo:
+        return Undo({"kept": changes["kept"].before}, "lost cannot be put back")
+
+
+def test_a_change_undone_in_part_keeps_both_its_values_and_its_reason(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv.backup.parquet"
+    changes = {4: {"kept": Change(1, 2), "lost": Change(3, 4)}}
+    recorded = record_backup(path, changes, keep=False, operation=_Partly())
+    assert (recorded.campaigns, recorded.unknown) == (1, 0)
+    assert read_backup(path) == {4: {"kept": 1}}
+    assert read_unrestorable(path) == {4: "lost cannot be put back"}
 
 
 def test_the_rollback_hint_leaves_out_allow_stop_which_rollback_refuses(tmp_path: Path) -> None:
