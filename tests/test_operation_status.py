@@ -243,6 +243,7 @@ def test_a_stopped_or_completed_campaign_is_refused_before_sending(
             ),
         ),
         (None, "PAUSED", Undo({}, "its status before the run could not be read")),
+        (" ", "PAUSED", Undo({}, "its status before the run could not be read")),
     ],
 )
 def test_undo_restores_active_and_paused_and_says_why_not_the_rest(

@@ -101,7 +101,8 @@ class CampaignStatus(Operation):
         change = changes.get(COLUMN)
         if change is None:
             return Undo({})
-        before = _reads_as(change.before.strip()) if isinstance(change.before, str) else None
+        known = isinstance(change.before, str) and change.before.strip()
+        before = _reads_as(change.before.strip()) if known else None
         if isinstance(change.after, str) and _reads_as(change.after) == STOPPED:
             earlier = f" (it was {before})" if before else ""
             return Undo(
