@@ -10,10 +10,16 @@ adds the campaigns and fields it is about to change to the backup of the run it 
 after any number of interruptions the backup still holds the values from before the first one.
 Every write goes to a temporary file, flushed to disk, then renamed over the backup: a kill at
 any moment leaves the old ledger or the new one, never a torn file.
+
+Some changes cannot be undone (a campaign the run stops; a campaign that was a draft before it
+was started): the operation says why (``Undo.reason``), and the backup keeps each such campaign
+with its reason in its metadata, so that ``rollback`` can name them rather than skip them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +53,7 @@ _ARROW: dict[str, pa.DataType] = {
     "list<int64>": pa.list_(pa.int64()),
 }
 _OPERATION_KEY = b"bulkrunner.operation"
+_UNRESTORABLE_KEY = b"bulkrunner.unrestorable"  # JSON: {campaign id: why it cannot be restored}
 
 Ledger = dict[int, dict[str, Any]]  # campaign -> field -> its value before the run
 
@@ -62,6 +69,8 @@ class Recorded:
     campaigns: int  # campaigns about to change whose values the ledger holds
     unknown: int  # campaigns about to change of which no value could be recorded
     total: int  # campaigns in the ledger, earlier runs' included
+    # campaigns about to change that a rollback cannot restore (in full), with why
+    unrestorable: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
 def backup_path(report_path: Path) -> Path:
@@ -77,6 +86,28 @@ def backup_operation(path: Path) -> str:
     except (OSError, pa.ArrowException) as exc:
         raise BackupError(f"{path}: cannot read the backup ({exc})") from None
     return str(metadata.get(_OPERATION_KEY, b"settings").decode())
+
+
+def backup_rows(path: Path) -> int:
+    """How many campaigns the backup at ``path`` can restore (its rows)."""
+    try:
+        return int(pq.read_metadata(path).num_rows)
+    except (OSError, pa.ArrowException) as exc:
+        raise BackupError(f"{path}: cannot read the backup ({exc})") from None
+
+
+def read_unrestorable(path: Path) -> dict[int, str]:
+    """The campaigns the backup at ``path`` cannot restore, each with why (none in a backup
+    written before reasons were kept)."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException) as exc:
+        raise BackupError(f"{path}: cannot read the backup ({exc})") from None
+    try:
+        found = json.loads(metadata.get(_UNRESTORABLE_KEY, b"{}"))
+        return {int(campaign): str(reason) for campaign, reason in found.items()}
+    except (ValueError, TypeError, AttributeError):
+        raise BackupError(f"{path}: the list of campaigns it cannot restore is damaged") from None
 
 
 def read_backup(path: Path) -> Ledger:
@@ -111,10 +142,19 @@ def record_backup(
     ``account`` (a run of several accounts) is recorded in an ``account`` column, so that a
     rollback restores each campaign with its own account's key.
     """
-    ledger = read_backup(path) if keep and path.exists() else {}
+    earlier = keep and path.exists()
+    ledger = read_backup(path) if earlier else {}
+    reasons = read_unrestorable(path) if earlier else {}
+    wholly = {campaign for campaign in reasons if campaign not in ledger}  # nothing to restore
+    new_reasons: dict[int, str] = {}
     recorded = unknown = 0
     for campaign, fields in changes.items():
-        undo = operation.undo(fields).values
+        if campaign in wholly:  # as first recorded: its values now are the run's, not the original
+            continue
+        undone = operation.undo(fields)
+        undo = undone.values
+        if undone.reason and campaign not in ledger and campaign not in reasons:
+            reasons[campaign] = new_reasons[campaign] = redact(undone.reason)
         values = {
             name: _before(spec, value)
             for name, value in undo.items()
@@ -129,15 +169,19 @@ def record_backup(
             recorded += 1
         else:
             del ledger[campaign]
-            unknown += 1
-    write_backup(path, ledger, operation)
-    return Recorded(recorded, unknown, len(ledger))
+            unknown += campaign not in reasons
+    write_backup(path, ledger, operation, reasons)
+    return Recorded(recorded, unknown, len(ledger), new_reasons)
 
 
 def write_backup(
-    path: Path, ledger: Mapping[int, Mapping[str, Any]], operation: Operation = SETTINGS
+    path: Path,
+    ledger: Mapping[int, Mapping[str, Any]],
+    operation: Operation = SETTINGS,
+    unrestorable: Mapping[int, str] | None = None,
 ) -> int:
-    """Write ``ledger`` atomically and durably, one row per campaign; returns the rows written."""
+    """Write ``ledger`` atomically and durably, one row per campaign, and the campaigns it
+    cannot restore with why (``unrestorable``); returns the rows written."""
     used = [f for f in operation.fields if any(f.name in fields for fields in ledger.values())]
     columns: dict[str, list[object]] = {CAMPAIGN_ID: list(ledger)}
     fields_ = [pa.field(CAMPAIGN_ID, pa.int64())]
@@ -146,10 +190,11 @@ def write_backup(
         fields_.append(pa.field(ACCOUNT, pa.string()))
     for field in used:
         columns[field.name] = [fields.get(field.name) for fields in ledger.values()]
-    schema = pa.schema(
-        [*fields_, *(pa.field(f.name, arrow_type(f)) for f in used)],
-        metadata={_OPERATION_KEY: operation.name.encode()},
-    )
+    metadata = {_OPERATION_KEY: operation.name.encode()}
+    if unrestorable:
+        reasons = {str(campaign): reason for campaign, reason in sorted(unrestorable.items())}
+        metadata[_UNRESTORABLE_KEY] = json.dumps(reasons).encode()
+    schema = pa.schema([*fields_, *(pa.field(f.name, arrow_type(f)) for f in used)], metadata)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

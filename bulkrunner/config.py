@@ -277,7 +277,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "allow rows that set status STOPPED, which cannot be undone",
-            frozenset({"run", "retry"}),
+            frozenset({"run", "retry", "validate"}),  # validate: such rows are valid with it
             accepts=(bool,),
             form="switch",
             convert=bool,

@@ -16,6 +16,7 @@ from bulkrunner.config import RunConfig
 
 _NOT_CARRIED = frozenset({"--resume", "--fresh", "--dry-run", "--no-dry-run"})
 _VALUE_NOT_CARRIED = frozenset({"--report", "--input", "--notify"})  # a webhook URL: a secret
+_NOT_ROLLBACK = frozenset({"--allow-stop"})
 
 
 def resume_command(config: RunConfig, report: Path) -> str:
@@ -57,7 +58,9 @@ def rollback_command(config: RunConfig, backup: Path) -> str:
     command, positional, options = _parts(config)
     given = positional[1:] if command in ("retry", "rollback") else positional
     job = [word for word in given if Path(word).suffix.lower() == ".toml"]  # not a data file
-    return _join("rollback", str(backup), *job, *_options(options, keep_input=False))
+    # a rollback never stops a campaign, and refuses --allow-stop
+    kept = [word for word in _options(options, keep_input=False) if word not in _NOT_ROLLBACK]
+    return _join("rollback", str(backup), *job, *kept)
 
 
 def _words(config: RunConfig) -> list[str]:

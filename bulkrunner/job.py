@@ -53,7 +53,7 @@ from bulkrunner.journal import (
 )
 from bulkrunner.loading import Ignored, InputFile, open_input, read_input
 from bulkrunner.locking import RunLock, lock_path
-from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, Row, Status, Validation
+from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, Row, Status, Validation, unechoed
 from bulkrunner.operations import fitting, for_config
 from bulkrunner.problems import Problems
 from bulkrunner.redaction import remember
@@ -181,6 +181,7 @@ def retry_job(
         return ExitCode.OK
     numbers = [int(n) for n in chosen["row"]]
     frame = chosen.drop(columns=[c for c in chosen.columns if c in RESULT_COLUMNS])
+    frame = frame.rename(columns=lambda column: unechoed(str(column)))  # wanted_status: status
     kind = fitting([str(c) for c in frame.columns], config.operation)
     if kind != config.operation:
         log.info("%s: its columns are those of the %s operation", config.input, kind)

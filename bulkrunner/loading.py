@@ -36,7 +36,7 @@ import pandas as pd
 
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, FIELDS, SETTING_NAMES, EmptyText
-from bulkrunner.model import RESULT_COLUMNS
+from bulkrunner.model import RESULT_COLUMNS, echoed, unechoed
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:
@@ -145,7 +145,8 @@ def read_input(path: Path, operation: Operation | None = None) -> tuple[pd.DataF
     kept = _input_columns(path, columns)
     if kept != columns:  # a report: its result columns are not settings
         raw = [name for name, column in zip(raw, columns, strict=True) if column in kept]
-        frame = frame[kept]
+        frame = frame[kept].rename(columns=unechoed)  # wanted_status: the input's status
+        kept = [unechoed(name) for name in kept]
         if suffix == ".csv":
             frame = unescape_cells(frame)
     _accepted(path, raw, kept, len(frame), operation)
@@ -177,8 +178,13 @@ def open_input(
         whole = read
 
         def read(size: int, chosen: Sequence[str] | None) -> Iterator[pd.DataFrame]:
-            for chunk in whole(size, kept if chosen is None else chosen):
+            names = echo if chosen is None else [echoed(name) for name in chosen]
+            for chunk in whole(size, names):
+                chunk = chunk.rename(columns=unechoed)  # wanted_status: the input's status
                 yield unescape_cells(chunk) if suffix == ".csv" else chunk
+
+        echo = kept
+        kept = [unechoed(name) for name in kept]
 
     _accepted(path, raw, kept, rows, operation)
     _report_ignored(path, ignored)

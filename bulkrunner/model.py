@@ -27,6 +27,20 @@ RESULT_COLUMNS = (
     "before",  # JSON of the fields the row changes, as they were (a real run read them first)
     "after",  # JSON of the same fields as the row sets them
 )
+# An input column named like a result column (the status operation's ``status``) is echoed in
+# the report under this prefix (``wanted_status``), and read back under its own name.
+ECHO_PREFIX = "wanted_"
+
+
+def echoed(column: str) -> str:
+    """The name of input column ``column`` in a report."""
+    return f"{ECHO_PREFIX}{column}" if column in RESULT_COLUMNS else column
+
+
+def unechoed(column: str) -> str:
+    """The input column a report's column ``column`` echoes (itself, unless renamed)."""
+    name = column.removeprefix(ECHO_PREFIX)
+    return name if column != name and name in RESULT_COLUMNS else column
 
 
 class Status(enum.StrEnum):

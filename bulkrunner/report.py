@@ -24,7 +24,7 @@ from bulkrunner.errors import UsageError
 from bulkrunner.fields import EMPTY_TEXT_CELL, FIELDS, EmptyText
 from bulkrunner.loading import explicit_empties, formula_like, unescape_cell
 from bulkrunner.model import RESULT_COLUMNS as RESULT_COLUMNS
-from bulkrunner.model import Change, Outcome, Status
+from bulkrunner.model import Change, Outcome, Status, echoed
 from bulkrunner.rates import Rate, ideal_seconds
 from bulkrunner.redaction import redact
 from bulkrunner.wording import count
@@ -143,7 +143,8 @@ def _with_results(
             "after": pd.array(after, dtype=object),
         }
     )
-    return pd.concat([frame.reset_index(drop=True), results], axis=1)
+    echo = frame.rename(columns=lambda column: echoed(str(column)))  # no name twice
+    return pd.concat([echo.reset_index(drop=True), results], axis=1)
 
 
 def write_report(report: pd.DataFrame, path: Path, input_columns: list[str]) -> None:
@@ -155,7 +156,8 @@ def write_report(report: pd.DataFrame, path: Path, input_columns: list[str]) -> 
 
 def print_report(report: pd.DataFrame, out: TextIO, input_columns: list[str]) -> None:
     """``report`` as a CSV report, on ``out`` (when no file can be written)."""
-    _write_csv(_for_spreadsheets(report, input_columns), out, header=True)
+    columns = [echoed(column) for column in input_columns]
+    _write_csv(_for_spreadsheets(report, columns), out, header=True)
 
 
 class ReportWriter:
@@ -182,8 +184,12 @@ class ReportWriter:
         self.path = path
         self.tmp = tmp or path.with_name(f".{path.name}.tmp")
         self._format = path.suffix.lower()
-        self._columns = list(input_columns)
-        self._examples = examples
+        self._columns = [echoed(column) for column in input_columns]
+        self._examples = (
+            examples.rename(columns=lambda column: echoed(str(column)))
+            if examples is not None
+            else None
+        )
         self._first = True
         self._records = False  # JSON: whether the array has a record yet
         self._text: TextIO | None = None

@@ -4,6 +4,11 @@ A real run writes, before sending, the current values of exactly the fields it i
 change to ``<report name>.backup.parquet`` beside its report (a resumed run adds to it, never
 replaces what is there). That backup is an ordinary input file, so rolling back is a run of it,
 with the same limits, retries, journal and report.
+
+A campaign whose change cannot be undone (it was stopped, or was a draft before the run) has
+no row in the backup but is listed in it with why: the rollback names each such campaign before
+it starts and counts them after its summary, and a rollback that leaves any of them as they are
+does not exit 0.
 """
 
 from __future__ import annotations
@@ -11,10 +16,19 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TextIO
 
-from bulkrunner.backup import BACKUP_SUFFIX, backup_operation, backup_path
+from bulkrunner.backup import (
+    BACKUP_SUFFIX,
+    backup_operation,
+    backup_path,
+    backup_rows,
+    read_backup,
+    read_unrestorable,
+)
 from bulkrunner.config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
+from bulkrunner.events import show
 from bulkrunner.job import run_job
+from bulkrunner.wording import count
 
 
 def rollback_job(config: RunConfig, out: TextIO) -> ExitCode:
@@ -32,4 +46,29 @@ def rollback_job(config: RunConfig, out: TextIO) -> ExitCode:
             f"{backup}: the backup of a {operation} run, not of {config.operation} "
             "(leave --operation out: a rollback takes it from the backup)"
         )
-    return run_job(replace(config, input=backup, operation=operation), out)
+    unrestorable = read_unrestorable(backup)
+    if unrestorable:
+        partly = set(read_backup(backup)) & set(unrestorable)  # a row restores the rest of it
+        show(
+            out,
+            "unrestorable",
+            [
+                f"campaign {c}: cannot be restored{' in full' if c in partly else ''}: {why}"
+                for c, why in unrestorable.items()
+            ],
+            campaigns={str(campaign): why for campaign, why in unrestorable.items()},
+        )
+    if backup_rows(backup) == 0:
+        show(out, "summary", [f"{backup}: nothing the rollback can restore"], counts={})
+        code = ExitCode.OK
+    else:
+        code = run_job(replace(config, input=backup, operation=operation), out)
+    if not unrestorable:
+        return code
+    show(
+        out,
+        "unrestorable_summary",
+        [f"not restored: {count(len(unrestorable), 'campaign')} (listed above)"],
+        unrestorable=len(unrestorable),
+    )
+    return ExitCode.ROWS_FAILED if code is ExitCode.OK and not config.dry_run else code

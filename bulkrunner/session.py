@@ -325,6 +325,7 @@ class Session:
                 "%s about to change: no readable current value to back up",
                 count(recorded.unknown, "campaign"),
             )
+        self._say_unrestorable(recorded.unrestorable)
         earlier = recorded.total - recorded.campaigns
         log.info(
             "%sbackup of the %s about to change%s: %s (undo with: %s)",
@@ -336,6 +337,21 @@ class Session:
             path,
             rollback_command(self.config, path),
         )
+
+    def _say_unrestorable(self, reasons: Mapping[int, str]) -> None:
+        """Which campaigns about to change a rollback could not put back, and why: one line per
+        reason, naming its campaigns."""
+        by_reason: dict[str, list[int]] = {}
+        for campaign, reason in sorted(reasons.items()):
+            by_reason.setdefault(reason, []).append(campaign)
+        for reason, campaigns in by_reason.items():
+            log.warning(
+                "%sa rollback could not restore %s (%s): %s",
+                self._whose,
+                count(len(campaigns), "campaign"),
+                ", ".join(str(campaign) for campaign in campaigns),
+                reason,
+            )
 
     @property
     def _whose(self) -> str:

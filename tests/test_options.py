@@ -141,7 +141,7 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
     ("key", "commands"),
     [
         ("operation", {"run", "validate", "retry", "rollback"}),
-        ("allow_stop", {"run", "retry"}),
+        ("allow_stop", {"run", "retry", "validate"}),  # it decides whether a STOPPED row is valid
         ("schedule_shape", {"run", "retry", "rollback"}),
     ],
 )
@@ -198,8 +198,7 @@ def test_the_new_flags_reach_the_config_and_win_over_the_job_file(tmp_path: Path
     [
         (["run", "in.csv", "--operation", "pause"], "--operation: invalid choice: 'pause'"),
         (["run", "in.csv", "--schedule-shape", "round"], "invalid choice: 'round'"),
-        # validate sends nothing: nothing to allow, no wire shape
-        (["validate", "in.csv", "--allow-stop"], "unrecognized arguments: --allow-stop"),
+        # validate sends nothing: no wire shape
         (["validate", "in.csv", "--schedule-shape", "flat"], "unrecognized arguments"),
         (["rollback", "r.csv", "--allow-stop"], "unrecognized arguments: --allow-stop"),
     ],
