@@ -116,6 +116,8 @@ def test_days_are_read_from_names_in_every_form(cell: Any, days: list[str]) -> N
         ("mon-xyz", "days: 'xyz' is not a day"),
         ("[]", "days: no day given"),
         ([], "days: no day given"),
+        (["mon", None], "days: None is not a day"),
+        ([True], "days: True is not a day"),
     ],
 )
 def test_day_numbers_and_unknown_days_are_refused_naming_the_column(cell: Any, says: str) -> None:
@@ -491,6 +493,35 @@ def test_the_dry_run_previews_the_body_of_the_chosen_shape(
         'POST /campaigns/9/schedule {"days_of_the_week": [1, 2, 7], "start_hour": "09:00", '
         '"end_hour": "17:00"}' in capsys.readouterr().out
     )
+
+
+def test_a_parquet_input_gives_lists_of_days_time_cells_and_timestamps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "schedule.parquet"
+    starts = pd.to_datetime(pd.Series(["2026-12-01T09:00:00+01:00", None]), utc=True)
+    pd.DataFrame(
+        {
+            "campaign_id": [1, 2],
+            "days": [["fri", "mon"], ["sat"]],
+            "start_hour": [time(9, 0), time(7, 30)],
+            "end_hour": ["17:00", "12:00"],
+            "schedule_start_time": starts.dt.tz_convert("Europe/Paris"),
+            "max_new_leads_per_day": [5, None],
+        }
+    ).to_parquet(source)
+    argv = ["run", "--input", str(source), "--operation", "schedule", "--dry-run"]
+    assert main([*argv, "--report", str(tmp_path / "preview.csv")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        'POST /campaigns/1/schedule {"schedule": {"days": [1, 5], "start_hour": "09:00", '
+        '"end_hour": "17:00", "max_new_leads_per_day": 5, "schedule_start_time": '
+        '"2026-12-01T08:00:00Z"}}'
+    ) in out
+    assert (
+        'POST /campaigns/2/schedule {"schedule": {"days": [6], "start_hour": "07:30", '
+        '"end_hour": "12:00"}}'
+    ) in out
 
 
 def test_validate_names_the_file_row_and_field_of_each_bad_cell(

@@ -112,8 +112,10 @@ def parse_days(value: Any) -> Parsed:
         items = [value]
     chosen: set[str] = set()
     for item in items:
-        if not isinstance(item, str):
+        if isinstance(item, int | float | np.number) and not isinstance(item, bool):
             return None, _number_refused(item)
+        if not isinstance(item, str):
+            return None, f"{item!r} is not a day (use mon..sun, full names or a range like Mon-Fri)"
         text = _RANGE.sub("-", item.strip().strip("\"'"))
         for token in _DAY_SEPARATORS.split(text):
             token = token.strip("\"'")
