@@ -330,8 +330,9 @@ def test_the_state_reads_sunday_as_0_and_the_limits_under_their_other_names() ->
     }
 
 
-def test_a_campaign_without_a_schedule_is_known_to_have_none() -> None:
-    found = SCHEDULE.state(campaign(None, schedule_start_time=None))
+@pytest.mark.parametrize("cron", [None, "null", ""])
+def test_a_campaign_without_a_schedule_is_known_to_have_none(cron: Any) -> None:
+    found = SCHEDULE.state(campaign(cron, schedule_start_time=None))
     assert found["timezone"] is found["days"] is found["start_hour"] is found["end_hour"] is None
     assert found["schedule_start_time"] is None
 
@@ -352,9 +353,13 @@ def test_changes_are_the_fields_that_differ_in_canonical_form() -> None:
 def test_a_campaign_without_a_schedule_must_be_sent_all_of_it() -> None:
     bare = campaign(None)
     partial = {"timezone": "UTC", "days": ["mon"]}
-    assert SCHEDULE.refuse(partial, bare) == (
-        "it has no schedule yet, so the row must set timezone, days, start_hour and end_hour "
-        "(missing: start_hour, end_hour)"
+    assert (
+        SCHEDULE.refuse(partial, campaign("null"))
+        == SCHEDULE.refuse(partial, bare)
+        == (
+            "it has no schedule yet, so the row must set timezone, days, start_hour and end_hour "
+            "(missing: start_hour, end_hour)"
+        )
     )
     whole = {**partial, "start_hour": "09:00", "end_hour": "17:00"}
     assert SCHEDULE.refuse(whole, bare) == ""

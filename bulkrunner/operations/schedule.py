@@ -237,6 +237,17 @@ def read_cron(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def no_schedule(campaign: Mapping[str, Any]) -> bool:
+    """Whether GET shows the campaign without a schedule: ``scheduler_cron_value`` null (or a
+    string holding null, or empty)."""
+    if CRON not in campaign:
+        return False  # not shown: unknown
+    value = campaign[CRON]
+    if isinstance(value, str):
+        return value.strip() in ("", "null")
+    return value is None
+
+
 def _cron_days(value: Any) -> list[str] | None:
     """The days of ``scheduler_cron_value`` (0=Sunday; 7 is read as Sunday too) as names."""
     if not isinstance(value, list) or not all(
@@ -303,7 +314,7 @@ class Schedule(Operation):
         found: dict[str, Any] = {}
         if CRON in campaign:
             cron = read_cron(campaign[CRON])
-            if cron is None and campaign[CRON] is None:
+            if no_schedule(campaign):
                 found.update(dict.fromkeys(WHOLE_SCHEDULE))
             elif cron is not None:
                 for name, key in _CRON_KEYS.items():
@@ -334,7 +345,7 @@ class Schedule(Operation):
         if campaign is None:
             return ""
         current = self.state(campaign)
-        if CRON in campaign and campaign[CRON] is None:
+        if no_schedule(campaign):
             missing = [name for name in WHOLE_SCHEDULE if name not in payload]
             if missing:
                 return (
