@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 # name -> (module, attribute): imported when first asked for
 _OPERATIONS: dict[str, tuple[str, str]] = {
     "settings": ("settings", "SETTINGS"),
+    "schedule": ("schedule", "SCHEDULE"),
     "status": ("status", "STATUS"),
     "email-accounts": ("email_accounts", "EMAIL_ACCOUNTS"),
 }
