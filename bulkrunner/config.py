@@ -19,6 +19,7 @@ from typing import Any
 
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import Vocabulary
+from bulkrunner.operations import NAMES as OPERATIONS
 from bulkrunner.options import CHECKING, EVERY, SENDING, declared, option, rate_argument
 from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate
 
@@ -63,7 +64,7 @@ class RunConfig:
             "(default {default})",
             EVERY,
             accepts=(str,),
-            choices=("settings", "schedule", "status", "email-accounts"),
+            choices=OPERATIONS,
         ),
     )
     vocabulary: Vocabulary = field(

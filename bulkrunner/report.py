@@ -578,7 +578,7 @@ class Summary:
         lines = [f"rows: {total} ({parts or 'none'})"]
         s = self.stats
         if s.requests:
-            reads = f" ({s.requests - s.reads} settings, {count(s.reads, 'read')})"
+            reads = f" ({count(s.requests - s.reads, 'write')}, {count(s.reads, 'read')})"
             lines.append(
                 f"requests: {s.requests} sent{reads if s.reads else ''}, "
                 f"{count(s.retries, 'retry', 'retries')}, "

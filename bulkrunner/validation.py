@@ -228,7 +228,7 @@ class _Judgement:
         for index in np.flatnonzero(failing).tolist():
             found = [errors[index] for errors in lists if errors[index] is not None]
             if nothing[index]:
-                found.append("nothing to send: every setting is blank")
+                found.append("nothing to send: every field is blank")
             out[index] = "; ".join(found)
         if type(self.operation).check is not Operation.check:  # rules across a row's columns
             values = [(c.name, c.values.tolist(), c.blank.tolist()) for c in self.settings]

@@ -129,7 +129,7 @@ def test_validation_names_the_column_of_each_bad_cell_and_keeps_the_good_rows() 
         "add: 'x' is not an email account id (a whole number)",
         "remove: 0 is not an email account id (ids are whole numbers from 1)",
         "add, remove: email account 2 is in both (an account is either added or removed)",
-        "nothing to send: every setting is blank",
+        "nothing to send: every field is blank",
     ]
 
 

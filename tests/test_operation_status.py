@@ -98,7 +98,7 @@ def test_validate_names_the_file_row_and_field_of_each_bad_cell(
         f"{source} row 2: status: 'pause' is not a status (did you mean PAUSED?)",
         f"{source} row 3: status: STOPPED cannot be undone (a stopped campaign can never be "
         "started again): run with --allow-stop to stop campaigns",
-        f"{source} row 4: nothing to send: every setting is blank",
+        f"{source} row 4: nothing to send: every field is blank",
         f"{source} row 5: status: 'drafted' cannot be written: no API puts a campaign back to "
         "DRAFTED (use START, PAUSED, STOPPED)",
         f"{source}: 5 rows, 1 valid, 4 invalid",

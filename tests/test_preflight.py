@@ -189,7 +189,7 @@ def test_the_ceiling_figure_of_a_run_at_the_ceiling_counts_its_read() -> None:
     # 301st request, at 300 s. Counting only the POSTs, that read as 83% of the ceiling.
     stats = RunStats(requests=301, reads=1, first_request=0.0, last_answer=300.0)
     assert Summary({}, stats, DEFAULT_RATES, None).lines()[1:] == [
-        "requests: 301 sent (300 settings, 1 read), 0 retries, 0 answered 429, "
+        "requests: 301 sent (300 writes, 1 read), 0 retries, 0 answered 429, "
         "in 300.0s (1.00 requests/s)",
         "rate: 100% of the ceiling "
         "(the limits 10/2, 60/60, 1000/3600 allow 301 requests in 300.0s at best)",
@@ -202,7 +202,7 @@ def test_the_ceiling_figure_of_a_run_at_the_ceiling_counts_its_read() -> None:
 def summary_counts(out: str) -> tuple[int, int, int, int]:
     """(requests, settings, reads, 429s) from the summary's requests line."""
     found = re.search(
-        r"requests: (\d+) sent \((\d+) settings, (\d+) reads?\), .*?, (\d+) answered 429", out
+        r"requests: (\d+) sent \((\d+) writes?, (\d+) reads?\), .*?, (\d+) answered 429", out
     )
     assert found is not None, out
     requests, settings, reads, throttled = map(int, found.groups())

@@ -127,7 +127,7 @@ def test_a_blank_cell_leaves_the_setting_unchanged(blank: Any) -> None:
 def test_a_row_with_nothing_to_send_is_invalid() -> None:
     frame = pd.DataFrame({"campaign_id": ["7"], "sending_limit": [""]}, dtype=object)
     (rejection,) = validate(frame, DOC).rejections
-    assert rejection.error == "nothing to send: every setting is blank"
+    assert rejection.error == "nothing to send: every field is blank"
     assert rejection.campaign_id == 7
 
 
