@@ -97,7 +97,7 @@ class RunConfig:
         default=Vocabulary.DOCUMENTED,
         metadata=option(
             "enum names to send: {default} (default) or long",
-            EVERY,
+            EVERY | EXPORTING,
             accepts=(str,),
             choices=tuple(v.value for v in Vocabulary),
             convert=Vocabulary,

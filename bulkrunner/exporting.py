@@ -340,7 +340,8 @@ def as_csv_cells(frame: pd.DataFrame, operation: Operation) -> pd.DataFrame:
     out = frame.copy()
     for name in frame.columns:
         spec = operation.field(str(name))
-        out[name] = [_csv_cell(value, spec) for value in frame[name].tolist()]
+        cells = [_csv_cell(value, spec) for value in frame[name].tolist()]
+        out[name] = pd.Series(cells, index=frame.index, dtype=object)  # 7 stays 7, not 7.0
     return out
 
 
