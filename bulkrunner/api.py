@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 from bulkrunner.config import OPTIONS, RunConfig, build_config
 from bulkrunner.errors import Aborted, BulkrunnerError, ExitCode, UsageError
 from bulkrunner.options import Option
+from bulkrunner.redaction import redact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -227,7 +228,7 @@ def _run(config: RunConfig) -> pd.DataFrame:
     summary = out.recorded.get("summary", {})
     written = summary.get("report")
     if code == ExitCode.ABORTED:
-        reason = summary.get("aborted") or "the run stopped early"
+        reason = redact(str(summary.get("aborted") or "the run stopped early"))
         raise Aborted(
             f"{reason}; resume with resume=True"
             + (f" (the report so far: {written})" if written else ""),

@@ -251,6 +251,21 @@ def test_the_client_filter_travels_in_the_query_beside_the_key(tmp_path: Path) -
     assert sent == f"/api/v1/campaigns/?client_id=42&api_key={KEY}"
 
 
+def test_a_key_echoed_in_a_campaign_never_reaches_the_file(tmp_path: Path) -> None:
+    async def echoing(request: web.Request) -> web.StreamResponse:
+        text = f"unsubscribe at {request.path_qs}"  # the request line, key included
+        campaign = {"id": 5, "status": "ACTIVE", "unsubscribe_text": text}
+        return web.json_response([{**campaign, "track_settings": [KEY]}])
+
+    with ServerThread(echoing) as server:
+        for suffix in (".csv", ".parquet"):
+            path = tmp_path / f"x{suffix}"
+            main(["export", "--base-url", f"{server.url}/api/v1", "--output", str(path)])
+            held = pq.read_table(path).to_pylist() if suffix == ".parquet" else path.read_text()
+            assert KEY not in repr(held)
+            assert "api_key=REDACTED" in repr(held)
+
+
 def test_simulate_exports_the_seeded_campaigns_without_a_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
