@@ -25,9 +25,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import ExitStack
@@ -39,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from bulkrunner.config import RunConfig, read_toml
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import ACCOUNT
-from bulkrunner.locking import RunLock
+from bulkrunner.locking import RunLock, lock_folder
 from bulkrunner.model import Outcome, Rejection, Row, Status, Validation
 from bulkrunner.rates import Rate
 from bulkrunner.redaction import remember
@@ -178,7 +176,7 @@ def account_lock_path(account: Account, key: str) -> Path:
     (one-way: the key is not in the name), so that the same key under two names is one account."""
     material = f"bulkrunner account\0{account.base_url.rstrip('/')}\0{key}".encode()
     digest = hashlib.sha256(material).hexdigest()[:24]
-    return Path(tempfile.gettempdir()) / f"bulkrunner-{os.getuid()}" / f"account-{digest}.lock"
+    return lock_folder() / f"account-{digest}.lock"
 
 
 def lock_accounts(

@@ -12,10 +12,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import FrameType, TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # imported where used: `bulkrunner validate` loads no async library
+    import anyio
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 INTERRUPTED = "run interrupted"
@@ -39,14 +43,40 @@ async def run_gracefully(
     """``await work()`` with SIGINT and SIGTERM taken over by the event loop: the first halts
     ``owner`` (requests in flight get ``grace`` seconds, then are cancelled), a second cancels
     at once. The handlers found are put back afterwards."""
-    import asyncio
+    if sys.platform == "win32":  # the event loop takes no signals: Ctrl-C stops at once
+        await work()
+    else:
+        await _gracefully(owner, work, grace)
 
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    timers: list[asyncio.TimerHandle] = []
 
-    def on_signal() -> None:
+async def _gracefully(
+    owner: Interruptible, work: Callable[[], Awaitable[None]], grace: float
+) -> None:
+    import anyio
+
+    failed: Exception | None = None
+    with taken_over() as received, anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_on_signals, received, owner, scope, grace)
+            try:
+                await work()
+            except Exception as exc:  # raised as it is, not inside the task group's group
+                failed = exc
+            group.cancel_scope.cancel()
+    if failed is not None:
+        raise failed
+    if scope.cancelled_caught:
+        owner.halt(INTERRUPTED)
+
+
+async def _on_signals(
+    received: AsyncIterator[int], owner: Interruptible, scope: anyio.CancelScope, grace: float
+) -> None:
+    """The first signal halts ``owner`` and gives what is in flight ``grace`` seconds (or
+    cancels ``scope`` at once, when nothing sends yet); any later one cancels it at once."""
+    import anyio
+
+    async for _ in received:
         owner.signals += 1
         if owner.signals == 1 and owner.halt(INTERRUPTED):
             log.warning(
@@ -54,27 +84,28 @@ async def run_gracefully(
                 "(interrupt again to stop at once)",
                 grace,
             )
-            timers.append(loop.call_later(grace, task.cancel))
+            scope.deadline = min(scope.deadline, anyio.current_time() + grace)
         else:
             log.warning("interrupted again: stopping now")
-            task.cancel()
+            scope.cancel()
+
+
+@contextlib.contextmanager
+def taken_over() -> Iterator[AsyncIterator[int]]:
+    """SIGINT and SIGTERM as they come, for the event loop to act on; the handlers found are
+    put back afterwards (the loop, letting go of a signal, would leave its default)."""
+    import anyio
 
     previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
-    for signum in SIGNALS:
-        loop.add_signal_handler(signum, on_signal)
-    try:
-        await work()
-    except asyncio.CancelledError:
-        if owner.signals == 0:
-            raise
-        owner.halt(INTERRUPTED)
-    finally:
-        with blocked():  # the loop would leave the defaults: put back the handlers it found
-            for signum in SIGNALS:
-                loop.remove_signal_handler(signum)
-                signal.signal(signum, previous[signum] or signal.SIG_DFL)
-        for timer in timers:
-            timer.cancel()
+    with contextlib.ExitStack() as stack:
+        received = stack.enter_context(anyio.open_signal_receiver(*SIGNALS))
+        try:
+            yield received
+        finally:
+            with blocked():
+                stack.close()
+                for signum in SIGNALS:
+                    signal.signal(signum, previous[signum] or signal.SIG_DFL)
 
 
 class Interrupts:
@@ -116,11 +147,11 @@ class Interrupts:
 def blocked() -> Iterator[None]:
     """SIGINT and SIGTERM wait (pending) while handlers are swapped, so none finds the default
     handler in between (for SIGTERM, the end of the process)."""
-    if threading.current_thread() is not threading.main_thread():
+    if sys.platform != "win32" and threading.current_thread() is threading.main_thread():
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    else:  # Windows has no signal masks; a thread but the main one gets no signals
         yield
-        return
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)

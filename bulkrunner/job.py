@@ -13,7 +13,6 @@ judging each chunk and appending it to the report, so memory stays flat however 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections import Counter
@@ -351,6 +350,8 @@ def _send(
     """Send ``rows``, journaling each finished row; signals are held once this returns.
     With ``accounts``, each account's rows go with its own key and limits, and ``by_account``
     gets each account's requests."""
+    import anyio
+
     from bulkrunner.model import RunStats
     from bulkrunner.session import AccountSessions, Session
 
@@ -408,7 +409,7 @@ def _send(
         else:
             sending = Session(config, api_key, rows, on_outcome=on_outcome)
         try:
-            asyncio.run(sending.run())
+            anyio.run(sending.run, backend="asyncio")  # aiohttp runs on asyncio only
         except KeyboardInterrupt:  # a signal before the loop could take it over, or after
             log.error("interrupted")
             sending.signals += 1

@@ -6,18 +6,21 @@ same job are refused even when their reports differ (a ``{timestamp}`` in the na
 sends also holds one lock per account it uses (``bulkrunner.accounts.account_lock_path``: a hash
 of base URL and key), so that two runs never together exceed one account's limits.
 
-Each lock is an advisory ``flock``. The kernel releases it when the process
-ends, however it ends, so a lock left by a killed run is never stale: the next run simply gets
-it. The file holds the owner's pid and start time, only to name the owner in the refusal.
+Each lock is an advisory ``flock`` (on Windows, where there is no ``fcntl``, an ``msvcrt`` lock
+of the file's first byte). The system releases it when the process ends, however it ends, so a
+lock left by a killed run is never stale: the next run simply gets it. The file holds the
+owner's pid and start time, only to name the owner in the refusal.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
+import getpass
 import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +28,11 @@ from types import TracebackType
 from typing import IO
 
 from bulkrunner.errors import RunInProgress
+
+if sys.platform == "win32":
+    import msvcrt
+else:
+    import fcntl
 
 log = logging.getLogger("bulkrunner")
 
@@ -36,7 +44,15 @@ def lock_path(report_path: Path) -> Path:
 def input_lock_path(input_path: Path) -> Path:
     """The lock of every run of ``input_path``, wherever their reports go."""
     key = hashlib.sha256(str(input_path.resolve()).encode()).hexdigest()[:24]
-    return Path(tempfile.gettempdir()) / f"bulkrunner-{os.getuid()}" / f"input-{key}.lock"
+    return lock_folder() / f"input-{key}.lock"
+
+
+def lock_folder() -> Path:
+    """This user's folder of locks that are not beside a report, under the temporary folder."""
+    if sys.platform == "win32":  # no uid; the temporary folder is the user's own anyway
+        return Path(tempfile.gettempdir()) / f"bulkrunner-{getpass.getuser()}"
+    else:
+        return Path(tempfile.gettempdir()) / f"bulkrunner-{os.getuid()}"
 
 
 class RunLock:
@@ -62,7 +78,7 @@ class RunLock:
         while True:
             handle = self.path.open("a+", encoding="utf-8")
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _lock(handle)
             except BlockingIOError:
                 owner = _owner(handle)
                 handle.close()
@@ -99,17 +115,47 @@ class RunLock:
         traceback: TracebackType | None,
     ) -> None:
         if self._handle is not None:
-            self.path.unlink(missing_ok=True)
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
+            _release(self._handle, self.path)
             self._handle = None
+
+
+if sys.platform == "win32":
+
+    def _lock(handle: IO[str]) -> None:
+        """Lock the first byte (a lock may lie past the end of the file), or BlockingIOError."""
+        handle.seek(0)
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError as exc:  # PermissionError (EACCES) or EDEADLOCK: another holds it
+            raise BlockingIOError(str(exc)) from exc
+
+    def _release(handle: IO[str], path: Path) -> None:
+        # An open file cannot be removed: unlock and close first. Another run may open the
+        # file meanwhile; then it stays, and the next run takes the lock as usual.
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        handle.close()
+        with contextlib.suppress(PermissionError):
+            path.unlink(missing_ok=True)
+
+else:
+
+    def _lock(handle: IO[str]) -> None:
+        """An exclusive flock, or BlockingIOError when another process holds it."""
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _release(handle: IO[str], path: Path) -> None:
+        # Removed while still locked: a run that opens it now finds it gone (``_same_file``).
+        path.unlink(missing_ok=True)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def _owner(handle: IO[str]) -> dict[str, object]:
     handle.seek(0)
     try:
         owner = json.loads(handle.read() or "{}")
-    except ValueError:
+    except (ValueError, OSError):  # OSError: on Windows, the owner's lock keeps its first byte
         return {}
     return owner if isinstance(owner, dict) else {}
 

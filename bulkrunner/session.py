@@ -7,7 +7,6 @@ engine still accounts for every row afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import sys
@@ -58,12 +57,12 @@ class SharedBackup:
     starts it (or keeps the one of the run it continues); the others add to it."""
 
     started: bool = False
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
 
 
 @dataclass
 class Session:
-    """Sends ``rows`` with ``asyncio.run(sending.run())``; ``outcomes`` works after any end."""
+    """Sends ``rows`` with ``anyio.run(sending.run)``; ``outcomes`` works after any end."""
 
     config: RunConfig
     api_key: str
@@ -401,7 +400,7 @@ def demo_faults(campaign_ids: Sequence[int], seed: int = DEMO_SEED) -> FaultPlan
 
 @dataclass
 class AccountSessions:
-    """The sessions of several accounts run at once: ``asyncio.run(sending.run())``, then
+    """The sessions of several accounts run at once: ``anyio.run(sending.run)``, then
     ``outcomes()``, ``stats`` and ``by_account`` after any end, as for one ``Session``."""
 
     config: RunConfig

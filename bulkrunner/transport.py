@@ -7,7 +7,7 @@ without passing through ``redact``: aiohttp puts the full URL, key included, in 
 
 from __future__ import annotations
 
-import asyncio
+import asyncio  # aiohttp's own errors only: the package runs on anyio (asyncio backend)
 import json
 from typing import Any, Protocol
 
@@ -142,6 +142,8 @@ class HttpSender:
                 refused = f"cannot connect: connection refused by {url}"
                 return Answer(None, transport_error=refused, refused=True)
             return Answer(None, transport_error=self._describe("cannot connect", exc))
+        # aiohttp is asyncio-only and lets asyncio's IncompleteReadError (a body cut short)
+        # escape: the one asyncio name the client needs.
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
             # The request may have been sent before the connection broke.
             return Answer(

@@ -12,6 +12,13 @@ from yarl import URL
 
 
 @pytest.fixture
+def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No API key or base URL from the environment of whoever runs the tests."""
+    for name in ("SMARTLEAD_API_KEY", "SMARTLEAD_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
 def write_csv(tmp_path: Path) -> Callable[[str, str], Path]:
     """Write ``text`` as a CSV file named ``name`` in a temporary folder."""
 

@@ -1,4 +1,5 @@
-"""Test doubles: a clock the test moves, and a sender that answers from a script."""
+"""Test doubles: a clock the test moves, and a sender that answers from a script; and the
+command line run in this process, as the tests of several files run it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import pytest
+
+from bulkrunner.cli import main
 from bulkrunner.model import Answer, Row
 from bulkrunner.operations.base import Request, Wire
 from bulkrunner.operations.settings import SETTINGS
@@ -103,3 +107,18 @@ def make_rows(count: int, first_id: int = 5000) -> list[Row]:
         )
         for n in range(1, count + 1)
     ]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``bulkrunner ARGV`` in this process: its exit code, stdout and stderr."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    """The one line ``err`` holds (no traceback), or the test fails."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]

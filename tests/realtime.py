@@ -14,4 +14,28 @@ default ``pytest`` runs them all.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 JITTER = 0.1  # seconds; 10x the limiter's default guard, measured against a CPU-loaded 2 cores
+
+
+def wait_for_lines(path: Path, count: int, timeout: float = 30) -> None:
+    """Until ``path`` holds more than ``count`` lines (a journal a run in another process is
+    writing), polling; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) > count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never reached {count} lines")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    """Until ``condition()`` holds, polling; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition never held")
+        time.sleep(0.02)

@@ -15,19 +15,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bulkrunner.cli import main
 from bulkrunner.rates import Rate
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
+from tests.fakes import one_line_error, run
 
 KEYS = {"acme": "sk-live-ACME-7d1e", "globex": "sk-live-GLOBEX-91a0", "initech": "sk-live-INI-3b2c"}
 FIRST_ID = {"acme": 1000, "globex": 2000, "initech": 3000}
 ROWS = 6
 
 
-@pytest.fixture(autouse=True)
-def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("SMARTLEAD_API_KEY", "SMARTLEAD_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_ambient_settings")
 
 
 @pytest.fixture
@@ -69,19 +66,6 @@ def write_plan(tmp_path: Path, names: list[str], name: str = "plan.csv") -> Path
 def export_keys(monkeypatch: pytest.MonkeyPatch, keys: dict[str, str] = KEYS) -> None:
     for name, key in keys.items():
         monkeypatch.setenv(f"{name.upper()}_SMARTLEAD_KEY", key)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def outputs(tmp_path: Path, *texts: str) -> Iterator[str]:

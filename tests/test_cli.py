@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bulkrunner.cli import main
 from bulkrunner.rates import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
+from tests.fakes import one_line_error, run
 from tests.realtime import JITTER
 
 KEY = "sk-live-SENTINEL-5f2b9c"
@@ -19,23 +19,7 @@ SAMPLE = ROOT / "sample_data" / "campaign_settings.csv"
 MISTAKES = ROOT / "sample_data" / "campaign_settings_with_mistakes.csv"
 
 
-@pytest.fixture(autouse=True)
-def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SMARTLEAD_API_KEY", raising=False)
-    monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("no_ambient_settings")
 
 
 def csv_file(tmp_path: Path, text: str, name: str = "in.csv") -> Path:

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from bulkrunner import loading
-from bulkrunner.cli import main
 from bulkrunner.loading import Ignored, load_input, open_input, read_input
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
+from tests.fakes import one_line_error, run
 
 KEY = "sk-live-SENTINEL-7d1e04"
 ACCENTED = "Se désabonner \u2013 ici"  # é and the en dash are both in Windows-1252
@@ -58,23 +58,7 @@ FORMS: dict[str, tuple[bytes, dict[int, dict[str, object]]]] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SMARTLEAD_API_KEY", raising=False)
-    monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("no_ambient_settings")
 
 
 def write(tmp_path: Path, content: bytes | str, name: str = "plan.csv") -> Path:

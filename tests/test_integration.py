@@ -64,12 +64,18 @@ async def test_mixed_faults_every_row_applied_exactly_once(concurrency: int) -> 
         probabilities={"429": 0.01, "500": 0.06, "503": 0.06, "drop": 0.04, "slow": 0.03},
         seed=concurrency,
         retry_after=0.1,
-        slow_seconds=1.0,  # past the client timeout, with room: it must time out
+        slow_seconds=3.0,  # past the client timeout, with room: it must time out
     )
     config = SimulatorConfig(api_key=KEY, rates=rates, faults=faults)
     rows = make_rows(100)
     statuses, engine, simulator = await run_engine(
-        config, rows, rates, concurrency=concurrency, request_timeout=0.5
+        # A normal answer must never time out, even on a loaded machine: a write applied and
+        # then retried would be applied twice. Only the injected slow answers time out.
+        config,
+        rows,
+        rates,
+        concurrency=concurrency,
+        request_timeout=2.0,
     )
     state = simulator.state
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
-import threading
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,14 @@ from bulkrunner.preflight import verify
 from bulkrunner.progress import Bar, LogLines, Snapshot
 from bulkrunner.rates import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_settings
+from tests.hostile import ServerThread
 
 KEY = "sk-operator-SENTINEL-31"
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def environment(monkeypatch: pytest.MonkeyPatch, no_ambient_settings: None) -> None:
     monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
-    monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
 
 
 def plan(tmp_path: Path) -> Path:
@@ -387,60 +386,35 @@ def test_reports_differing_only_in_extension_keep_their_own_backups(tmp_path: Pa
     assert pd.read_parquet(backup_path(out / "x.json"))["campaign_id"].tolist() == [32]
 
 
-class ReadlessServer:
+class ReadlessServer(ServerThread):
     """A hostile SmartLead on 127.0.0.1, in its own thread: the list call answers a page of
     HTML, campaign 41 reads fine, 42's read is refused (400), 43 does not exist (404); every
     settings POST succeeds and is recorded."""
 
     def __init__(self) -> None:
+        super().__init__(self._answer)
         self.posted: list[int] = []
-        self.base_url = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
 
-    async def _serve(self) -> None:
-        async def listing(request: web.Request) -> web.Response:
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/api/v1"
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        if request.method == "GET" and request.path == "/api/v1/campaigns/":
             return web.Response(text="<html>maintenance</html>", content_type="text/html")
-
-        async def read(request: web.Request) -> web.Response:
-            cid = int(request.match_info["cid"])
+        read = re.fullmatch(r"/api/v1/campaigns/(\d+)", request.path)
+        if request.method == "GET" and read:
+            cid = int(read.group(1))
             if cid == 41:
                 return web.json_response({"id": 41, **default_settings(41)})
             if cid == 42:
                 return web.json_response({"error": "bad request"}, status=400)
             return web.json_response({"error": "Campaign not found"}, status=404)
-
-        async def post(request: web.Request) -> web.Response:
-            self.posted.append(int(request.match_info["cid"]))
+        post = re.fullmatch(r"/api/v1/campaigns/(\d+)/settings", request.path)
+        if request.method == "POST" and post:
+            self.posted.append(int(post.group(1)))
             return web.json_response({"success": True, "data": {}})
-
-        app = web.Application()
-        app.router.add_get("/api/v1/campaigns/", listing)
-        app.router.add_get("/api/v1/campaigns/{cid}", read)
-        app.router.add_post("/api/v1/campaigns/{cid}/settings", post)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://127.0.0.1:{port}/api/v1"
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
-
-    def __enter__(self) -> ReadlessServer:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        return web.Response(status=404)
 
 
 def test_campaigns_whose_values_cannot_be_read_are_not_sent_without_a_backup(

@@ -34,9 +34,8 @@ KEY = "sk-preflight-SENTINEL-77"
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def environment(monkeypatch: pytest.MonkeyPatch, no_ambient_settings: None) -> None:
     monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
-    monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
 
 
 def plan(tmp_path: Path) -> Path:

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,15 +24,15 @@ from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.model import Outcome, Status
 from bulkrunner.rates import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
+from tests.realtime import wait_for_lines, wait_until
 
 KEY = "sk-recovery-SENTINEL-77aa"
 WHEN = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def environment(monkeypatch: pytest.MonkeyPatch, no_ambient_settings: None) -> None:
     monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
-    monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
 
 
 def plan(tmp_path: Path, count: int, first_id: int = 100) -> Path:
@@ -82,15 +81,6 @@ def test_a_corrupt_journal_is_a_usage_error(tmp_path: Path) -> None:
 
 
 # --- interruption and resume -----------------------------------------------------------------
-
-
-def wait_for_lines(path: Path, count: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and len(path.read_text().splitlines()) > count:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{path} never reached {count} lines")
 
 
 @pytest.mark.slow
@@ -154,14 +144,6 @@ def test_sigint_stops_gracefully_and_resume_finishes_the_job(
     for campaign in succeeded:  # earlier successes keep their original attempts
         assert final.set_index("campaign_id")["attempts"][campaign] == first_attempts[campaign]
     assert not journal_path(report).exists()  # a finished run leaves only its report
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition never held")
-        time.sleep(0.02)
 
 
 def test_requests_abandoned_when_the_grace_period_ends_are_failed_outcome_unknown(
@@ -395,8 +377,8 @@ def test_a_dead_api_aborts_after_the_outage_timeout_and_is_resumable(
 def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> None:
     source = plan(tmp_path, 1)
     report = tmp_path / "r.csv"
-    # A normal answer takes far less than the 0.5 s timeout, even on a loaded machine.
-    faults = FaultPlan(scripted={100: ["slow"]}, slow_seconds=1.5, slow_applies=True)
+    # A normal answer takes far less than the 2 s timeout, even on a loaded machine.
+    faults = FaultPlan(scripted={100: ["slow"]}, slow_seconds=4.0, slow_applies=True)
     with SimulatorThread(SimulatorConfig(api_key=KEY, faults=faults)) as sim:
         code = main(
             [
@@ -408,7 +390,7 @@ def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> N
                 "--base-url",
                 sim.base_url,
                 "--timeout",
-                "0.5",
+                "2",
             ]
         )
         assert sim.state.applied[100] == 2  # applied by the timed-out request, then again
@@ -416,7 +398,7 @@ def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> N
     (line,) = pd.read_csv(report, keep_default_na=False).to_dict("records")
     assert line["status"] == "succeeded"
     assert line["attempts"] == 2
-    assert line["error"] == "attempt 1 timed out after 0.5s: outcome unknown, retried"
+    assert line["error"] == "attempt 1 timed out after 2s: outcome unknown, retried"
 
 
 # --- signals while the report is written, and a full disk -----------------------------------

@@ -29,15 +29,15 @@ from bulkrunner.journal import journal_path
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
 from bulkrunner.validation import validate
+from tests.realtime import wait_for_lines
 
 KEY = "sk-resume-SENTINEL-31cd"
 WHEN = datetime(2026, 11, 26, 2, 15, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def environment(monkeypatch: pytest.MonkeyPatch, no_ambient_settings: None) -> None:
     monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
-    monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
 
 
 @pytest.fixture
@@ -320,15 +320,6 @@ def test_an_overlapping_run_of_the_same_input_is_refused_with_exit_4(
             process.send_signal(signal.SIGINT)
             process.communicate(timeout=60)
     assert process.returncode == 3
-
-
-def wait_for_lines(path: Path, count: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and len(path.read_text().splitlines()) > count:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{path} never reached {count} lines")
 
 
 # --- every hint printed is a command that works when pasted --------------------------------------

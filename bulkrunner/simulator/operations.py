@@ -16,6 +16,7 @@ fields is a valid write: the fields not sent keep their value.
 
 from __future__ import annotations
 
+import functools
 import re
 import zoneinfo
 from collections.abc import Callable, Collection, Container, Mapping
@@ -44,8 +45,11 @@ SCHEDULE_SETTINGS = {
 _TEXT_FIELDS = ("timezone", "start_hour", "end_hour", "schedule_start_time")
 _NESTED_DAYS, _FLAT_DAYS = "days", "days_of_the_week"
 _COMMON = (*_TEXT_FIELDS, *SCHEDULE_SETTINGS)
+_STORED = {"schedule_start_time": "start_time", _FLAT_DAYS: "days"}  # wire -> Schedule field
 _HOUR = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d")
 _TIMEZONE_LIKE = re.compile(r"UTC|[A-Z][A-Za-z_]+(?:/[A-Za-z0-9_+\-]+)+")
+# Listing the zones reads the whole database (about 20 ms): once per process is enough.
+_available_timezones = functools.cache(zoneinfo.available_timezones)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +135,6 @@ def _schedule_fields(fields: dict[str, Any], prefix: str) -> ScheduleWrite | Bod
     return write
 
 
-_STORED = {"timezone": "timezone", "schedule_start_time": "start_time", "days_of_the_week": "days"}
-
-
 def _check_schedule_field(name: str, label: str, value: object, nested: bool) -> Any:
     if name in SCHEDULE_SETTINGS:
         if not isinstance(value, int) or isinstance(value, bool):
@@ -198,7 +199,7 @@ def _is_iso_datetime(text: str) -> bool:
 
 def is_timezone(
     name: str,
-    available: Callable[[], Collection[str]] = zoneinfo.available_timezones,
+    available: Callable[[], Collection[str]] = _available_timezones,
     load: Callable[[str], object] = zoneinfo.ZoneInfo,
 ) -> bool:
     """Whether ``name`` is an IANA timezone. Without a timezone database on the machine (no
