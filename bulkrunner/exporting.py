@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import pandas as pd
 
+from bulkrunner.accounts import Account, lock_accounts
 from bulkrunner.config import API_KEY_ENV, RunConfig
 from bulkrunner.errors import Aborted, ExitCode, UsageError
 from bulkrunner.events import show
@@ -139,7 +141,8 @@ def _unused(path: Path) -> Path:
 
 def read_export(config: RunConfig, environ: Mapping[str, str] = os.environ) -> Export:
     """The campaigns of the account (of ``config.client_id``, of ``config.status``) as rows of
-    ``config.operation``'s input. Raises UsageError without a key, Aborted when the list
+    ``config.operation``'s input, read holding the account's lock as a run does. Raises
+    UsageError without a key, RunInProgress while a run uses the account, Aborted when the list
     cannot be read (key rejected, nothing listening, a wait longer than --max-wait...)."""
     api_key = environ.get(API_KEY_ENV, "")
     remember(api_key)
@@ -150,7 +153,13 @@ def read_export(config: RunConfig, environ: Mapping[str, str] = os.environ) -> E
         )
     import anyio
 
-    return anyio.run(_read, config, api_key)
+    with ExitStack() as held:
+        if not config.simulate:
+            # The key's budget is shared: while a run uses this account, an export (whose
+            # per-campaign reads may be many) would push the two past its limits together.
+            account = Account("", API_KEY_ENV, config.rates, config.base_url)
+            lock_accounts(held, [account], {"": api_key}, datetime.now(UTC))
+        return anyio.run(_read, config, api_key)
 
 
 async def _read(config: RunConfig, api_key: str) -> Export:

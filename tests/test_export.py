@@ -8,6 +8,8 @@ own): an unedited export run again changes nothing, an edited one is a migration
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -399,6 +401,39 @@ def test_bad_options_are_usage_errors_before_any_read(
         assert main(["export", "--base-url", sim.base_url, *words]) == 2
         assert sim.state.requests == []
     assert complaint in one_line_error(capsys)
+
+
+def test_an_export_waits_for_no_run_using_the_same_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    holder = (
+        "import os, sys\n"
+        "from contextlib import ExitStack\n"
+        "from datetime import UTC, datetime\n"
+        "from bulkrunner.accounts import Account, lock_accounts\n"
+        "with ExitStack() as held:\n"
+        "    account = Account('', 'SMARTLEAD_API_KEY', (), sys.argv[1])\n"
+        "    key = os.environ['SMARTLEAD_API_KEY']\n"
+        "    lock_accounts(held, [account], {'': key}, datetime.now(UTC))\n"
+        "    print('held', flush=True)\n"
+        "    sys.stdin.read()\n"
+    )
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11})) as sim:
+        running = subprocess.Popen(
+            [sys.executable, "-c", holder, sim.base_url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert running.stdout is not None
+            assert running.stdout.readline() == "held\n"  # as a run does while it sends
+            assert main(["export", "--base-url", sim.base_url]) == 4
+        finally:
+            running.communicate(timeout=30)
+        assert sim.state.requests == []  # nothing read
+        assert "another bulkrunner run" in one_line_error(capsys)
+        assert main(["export", "--base-url", sim.base_url]) == 0  # once it is over
 
 
 def test_no_key_is_a_usage_error(
