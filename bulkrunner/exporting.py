@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from bulkrunner.transport import Sender
 
 log = logging.getLogger("bulkrunner")
+Sleep = Callable[[float], Awaitable[None]]
 
 EXPORT_FORMATS = (".csv", ".parquet")
 # The campaigns of the embedded simulator an ``export --simulate`` reads (seeded from their ids:
@@ -139,11 +140,17 @@ def _unused(path: Path) -> Path:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def read_export(config: RunConfig, environ: Mapping[str, str] = os.environ) -> Export:
+def read_export(
+    config: RunConfig,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    sleep: Sleep | None = None,
+) -> Export:
     """The campaigns of the account (of ``config.client_id``, of ``config.status``) as rows of
     ``config.operation``'s input, read holding the account's lock as a run does. Raises
     UsageError without a key, RunInProgress while a run uses the account, Aborted when the list
-    cannot be read (key rejected, nothing listening, a wait longer than --max-wait...)."""
+    cannot be read (key rejected, nothing listening, a wait longer than --max-wait...).
+    ``sleep`` waits between the tries of a read (by default anyio's)."""
     api_key = environ.get(API_KEY_ENV, "")
     remember(api_key)
     if not (api_key or config.simulate):
@@ -159,12 +166,12 @@ def read_export(config: RunConfig, environ: Mapping[str, str] = os.environ) -> E
             # per-campaign reads may be many) would push the two past its limits together.
             account = Account("", API_KEY_ENV, config.rates, config.base_url)
             lock_accounts(held, [account], {"": api_key}, datetime.now(UTC))
-        return anyio.run(_read, config, api_key)
+        return anyio.run(_read, config, api_key, sleep or anyio.sleep)
 
 
-async def _read(config: RunConfig, api_key: str) -> Export:
+async def _read(config: RunConfig, api_key: str, sleep: Sleep) -> Export:
     if not config.simulate:
-        return await _read_from(config, config.base_url, api_key)
+        return await _read_from(config, config.base_url, api_key, sleep)
     from bulkrunner.session import DEMO_API_KEY
     from bulkrunner.simulator import Simulator, SimulatorConfig
 
@@ -173,10 +180,10 @@ async def _read(config: RunConfig, api_key: str) -> Export:
     )
     async with Simulator(simulated) as simulator:
         log.info("exporting from the embedded simulator at %s", simulator.base_url)
-        return await _read_from(config, simulator.base_url, DEMO_API_KEY)
+        return await _read_from(config, simulator.base_url, DEMO_API_KEY, sleep)
 
 
-async def _read_from(config: RunConfig, base_url: str, api_key: str) -> Export:
+async def _read_from(config: RunConfig, base_url: str, api_key: str, sleep: Sleep) -> Export:
     import aiohttp
 
     from bulkrunner.errors import KeyRejected, Unreachable
@@ -192,7 +199,9 @@ async def _read_from(config: RunConfig, base_url: str, api_key: str) -> Export:
         sender = HttpSender(session, base_url, api_key, config.timeout)
         limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
         stats = RunStats()
-        reading = Reading(limiter, config.max_attempts, max_wait=config.max_wait, stats=stats)
+        reading = Reading(
+            limiter, config.max_attempts, sleep=sleep, max_wait=config.max_wait, stats=stats
+        )
         try:
             current = await _read_campaigns(sender, reading, config, operation)
         except (KeyRejected, Unreachable) as exc:

@@ -45,6 +45,7 @@ from bulkrunner.simulator import (
     default_status,
 )
 from bulkrunner.validation import validate
+from tests.fakes import RecordingSleep
 from tests.hostile import ServerThread
 
 KEY = "sk-export-SENTINEL-77"
@@ -375,7 +376,29 @@ def test_a_wait_longer_than_max_wait_aborts_at_once(
     assert len(server.requests) == 1  # it did not wait and ask again
 
 
-def test_a_list_that_cannot_be_read_after_the_retries_aborts(
+def test_the_list_is_retried_like_a_run_s_reads() -> None:
+    answers = [
+        web.Response(status=503, text="busy", headers={"Retry-After": "5"}),
+        web.Response(status=502, text="bad gateway"),
+    ]
+
+    async def flaky(request: web.Request) -> web.StreamResponse:
+        if answers:
+            return answers.pop(0)
+        return web.json_response([{"id": 5, "status": "ACTIVE", "sending_limit": 9}])
+
+    sleep = RecordingSleep()
+    with ServerThread(flaky) as server:
+        config = build_config({"input": ""}, {"base_url": f"{server.url}/api/v1"})
+        exported = read_export(config, sleep=sleep)
+    assert len(server.requests) == 3
+    assert exported.frame["sending_limit"].tolist() == [9]
+    assert (exported.stats.requests, exported.stats.retries) == (3, 2)
+    assert len(sleep.delays) == 2
+    assert sleep.delays[0] >= 5  # never sooner than Retry-After
+
+
+def test_an_answer_that_is_not_a_list_of_campaigns_aborts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async def broken(request: web.Request) -> web.StreamResponse:
