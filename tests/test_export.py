@@ -46,7 +46,7 @@ from bulkrunner.simulator import (
 )
 from bulkrunner.validation import validate
 from tests.fakes import RecordingSleep
-from tests.hostile import ServerThread
+from tests.hostile import ServerThread, every_file_text, run_cli
 
 KEY = "sk-export-SENTINEL-77"
 IDS = (11, 12, 13, 14, 15, 16, 17)
@@ -267,6 +267,17 @@ def test_a_key_echoed_in_a_campaign_never_reaches_the_file(tmp_path: Path) -> No
             held = pq.read_table(path).to_pylist() if suffix == ".parquet" else path.read_text()
             assert KEY not in repr(held)
             assert "api_key=REDACTED" in repr(held)
+
+
+def test_the_command_as_a_user_runs_it_never_prints_the_key(tmp_path: Path) -> None:
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns=set(IDS))) as sim:
+        seeded(sim)
+        done = run_cli(tmp_path, KEY, "export", "-v", "--base-url", sim.base_url)
+    assert done.returncode == 0, done.stderr
+    assert "exported 7 campaigns (settings) to exports/settings-" in done.stdout
+    assert "read 7 campaigns; exporting 7 campaigns" in done.stderr
+    assert KEY not in done.stdout + done.stderr
+    assert KEY not in "".join(every_file_text(tmp_path).values())
 
 
 def test_simulate_exports_the_seeded_campaigns_without_a_key(
