@@ -1,5 +1,8 @@
 """bulkrunner: apply settings to many SmartLead campaigns at once, safely, at the rate ceiling.
 
+For notebooks: ``bulkrunner.apply(frame)``, ``bulkrunner.plan(frame)``, ``bulkrunner.export()``
+(``bulkrunner.api``).
+
 The public names are imported on first use (PEP 562), so ``bulkrunner --help`` and the other
 commands that need neither pandas nor aiohttp start without loading them.
 """
@@ -8,9 +11,11 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
+    from bulkrunner.api import apply, export, plan
     from bulkrunner.config import RunConfig
     from bulkrunner.engine import Engine
     from bulkrunner.errors import (
+        Aborted,
         BulkrunnerError,
         ExitCode,
         InputFileError,
@@ -27,6 +32,7 @@ if _typing.TYPE_CHECKING:
     from bulkrunner.validation import validate
 
 _HOMES = {
+    "Aborted": "errors",
     "BulkrunnerError": "errors",
     "Engine": "engine",
     "ExitCode": "errors",
@@ -45,13 +51,17 @@ _HOMES = {
     "UsageError": "errors",
     "Validation": "model",
     "Vocabulary": "fields",
+    "apply": "api",
+    "export": "api",
     "load_input": "loading",
+    "plan": "api",
     "run_job": "job",
     "validate": "validation",
     "validate_job": "job",
 }
 
 __all__ = [
+    "Aborted",
     "BulkrunnerError",
     "Engine",
     "ExitCode",
@@ -70,7 +80,10 @@ __all__ = [
     "UsageError",
     "Validation",
     "Vocabulary",
+    "apply",
+    "export",
     "load_input",
+    "plan",
     "run_job",
     "validate",
     "validate_job",

@@ -4,6 +4,7 @@ bulkrunner run [JOB_FILE|INPUT] [options]
 bulkrunner retry REPORT [JOB_FILE] [options]
 bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [options]
 bulkrunner validate [JOB_FILE|INPUT] [options]
+bulkrunner export [JOB_FILE] [--operation O] [--client-id N] [--status S] [--output FILE] [options]
 bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
 bulkrunner --version
 
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO, cast
 
 from bulkrunner.config import API_KEY_ENV, OPTIONS, RunConfig, build_config, read_job_file
-from bulkrunner.errors import ExitCode, RunInProgress, UsageError
+from bulkrunner.errors import Aborted, ExitCode, RunInProgress, UsageError
 from bulkrunner.events import JsonFormatter, Output, events, json_line
 from bulkrunner.fields import Vocabulary
 from bulkrunner.options import add_flags, rate_argument
@@ -38,6 +39,7 @@ log = logging.getLogger("bulkrunner")
 
 
 _NOTIFYING = ("run", "retry", "rollback")  # validate and simulate send no notification
+_EXPORT_KEYS = frozenset(each.key for each in OPTIONS if "export" in each.commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,6 +86,10 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
             from bulkrunner.rollback import rollback_job
 
             return int(rollback_job(config, stdout)), None
+        if args.command == "export":
+            from bulkrunner.exporting import export_job
+
+            return int(export_job(config, stdout)), None
         from bulkrunner.job import run_job
 
         return int(run_job(config, stdout)), None
@@ -91,6 +97,8 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
         return _error(out, str(exc), ExitCode.IN_PROGRESS)
     except UsageError as exc:
         return _error(out, str(exc), ExitCode.USAGE)
+    except Aborted as exc:
+        return _error(out, str(exc), ExitCode.ABORTED)
     except KeyboardInterrupt:
         return _error(out, "interrupted before anything was sent", ExitCode.ABORTED, "")
     except Exception as exc:  # a bug: say so in one line, key redacted; -v shows the traceback
@@ -198,6 +206,9 @@ def _config(args: argparse.Namespace) -> RunConfig:
             )
         flags["input"], job_file = job_file, None
     job = read_job_file(Path(job_file)) if job_file else {}
+    if args.command == "export":  # reads no input: takes the job's connection and operation
+        job = {key: value for key, value in job.items() if key in _EXPORT_KEYS}
+        flags["input"] = ""
     if args.command in ("retry", "rollback"):
         flags["input"] = args.earlier_report
         job.pop("report", None)  # the job's report is its run's: a retry or rollback writes its own
@@ -268,6 +279,18 @@ def _parser(json_errors: bool = False) -> argparse.ArgumentParser:
     _job_or_input(check)
 
     add_flags(check, "validate", OPTIONS)
+
+    export = commands.add_parser(
+        "export",
+        help="write the account's campaigns as an input file of an operation, to edit and run",
+    )
+    export.add_argument(
+        "job_file",
+        nargs="?",
+        metavar="JOB_FILE",
+        help="a TOML job file: its operation, base URL and limits (not its input or report)",
+    )
+    add_flags(export, "export", OPTIONS)
 
     simulate = commands.add_parser("simulate", help="run the SmartLead simulator in the foreground")
     _simulator_options(simulate)

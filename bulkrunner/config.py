@@ -20,7 +20,15 @@ from typing import Any
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import Vocabulary
 from bulkrunner.operations import NAMES as OPERATIONS
-from bulkrunner.options import CHECKING, EVERY, SENDING, declared, option, rate_argument
+from bulkrunner.options import (
+    CHECKING,
+    EVERY,
+    EXPORTING,
+    SENDING,
+    declared,
+    option,
+    rate_argument,
+)
 from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate
 
 DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
@@ -45,6 +53,25 @@ def _rates(value: Any) -> tuple[Rate, ...]:
     return tuple(Rate.parse(str(text)) for text in texts) if texts else DEFAULT_RATES
 
 
+# The statuses a campaign reads back with (``START`` is what is written to get ``ACTIVE``).
+CAMPAIGN_STATUSES = ("DRAFTED", "ACTIVE", "PAUSED", "STOPPED", "COMPLETED")
+
+
+def _client_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"client id must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def _campaign_status(value: Any) -> str:
+    status = str(value).strip().upper()
+    if status not in CAMPAIGN_STATUSES:
+        raise ValueError(
+            f"status must be one of {', '.join(CAMPAIGN_STATUSES)} (any case), got {value!r}"
+        )
+    return status
+
+
 @dataclass(frozen=True, slots=True)
 class RunConfig:
     input: Path = field(
@@ -62,7 +89,7 @@ class RunConfig:
         metadata=option(
             "what the rows change: settings, schedule, status or email-accounts "
             "(default {default})",
-            EVERY,
+            EVERY | EXPORTING,
             accepts=(str,),
             choices=OPERATIONS,
         ),
@@ -71,7 +98,7 @@ class RunConfig:
         default=Vocabulary.DOCUMENTED,
         metadata=option(
             "enum names to send: {default} (default) or long",
-            EVERY,
+            EVERY | EXPORTING,
             accepts=(str,),
             choices=tuple(v.value for v in Vocabulary),
             convert=Vocabulary,
@@ -117,7 +144,7 @@ class RunConfig:
         default=DEFAULT_BASE_URL,
         metadata=option(
             f"API base URL (default: ${BASE_URL_ENV}, else SmartLead's)",
-            SENDING,
+            SENDING | EXPORTING,
             accepts=(str,),
             metavar="URL",
         ),
@@ -127,7 +154,7 @@ class RunConfig:
         metadata=option(
             "at most N requests in any SECONDS; repeat for several limits, all of which hold "
             "(default {default})",
-            SENDING,
+            SENDING | EXPORTING,
             key="rate",
             accepts=(list, str),
             form="append",
@@ -140,7 +167,7 @@ class RunConfig:
         default=4,
         metadata=option(
             "parallel requests (default {default})",
-            SENDING,
+            SENDING | EXPORTING,
             accepts=(int,),
             metavar="N",
             parse=int,
@@ -150,7 +177,7 @@ class RunConfig:
         default=6,
         metadata=option(
             "tries per row before it is failed (default {default})",
-            SENDING,
+            SENDING | EXPORTING,
             accepts=(int,),
             metavar="N",
             parse=int,
@@ -160,7 +187,7 @@ class RunConfig:
         default=30.0,
         metadata=option(
             "per-request timeout (default {default})",
-            SENDING,
+            SENDING | EXPORTING,
             accepts=_NUMBER,
             metavar="SECONDS",
             parse=float,
@@ -186,7 +213,7 @@ class RunConfig:
         metadata=option(
             "the longest single wait a server may ask for (Retry-After, X-RateLimit-Reset); "
             "asked for longer, the run stops (exit 3, resumable) (default {default})",
-            SENDING,
+            SENDING | EXPORTING,
             accepts=_NUMBER,
             metavar="SECONDS",
             parse=float,
@@ -212,7 +239,7 @@ class RunConfig:
         metadata=option(
             "the least added to every rate window against network jitter; more is learned "
             "from round-trip times (default {default})",
-            SENDING,
+            SENDING | EXPORTING,
             accepts=_NUMBER,
             metavar="SECONDS",
             parse=float,
@@ -233,7 +260,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "run against the embedded SmartLead simulator (with injected faults)",
-            SENDING,
+            SENDING | EXPORTING,
             accepts=(bool,),
             form="toggle",
             convert=bool,
@@ -289,7 +316,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "errors and the final summary only: no progress, no log lines below errors",
-            SENDING,
+            SENDING | EXPORTING,
             accepts=(bool,),
             form="switch",
             flags=("-q", "--quiet"),
@@ -314,7 +341,7 @@ class RunConfig:
         metadata=option(
             "json: every line on stdout and stderr is one JSON object, for log shippers "
             "(default {default})",
-            SENDING,
+            SENDING | EXPORTING,
             accepts=(str,),
             choices=("text", "json"),
             convert=str,
@@ -336,7 +363,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "log every request and answer",
-            SENDING,
+            SENDING | EXPORTING,
             accepts=(bool,),
             form="switch",
             flags=("-v", "--verbose"),
@@ -362,6 +389,37 @@ class RunConfig:
             SENDING,
             form="switch",
             convert=bool,
+        ),
+    )
+    # export: which campaigns to read, and where their state goes (flags only: no job-file keys)
+    client_id: int | None = field(
+        default=None,
+        metadata=option(
+            "export only the campaigns of this agency client (GET /campaigns/?client_id=N)",
+            EXPORTING,
+            metavar="N",
+            parse=int,
+            convert=_client_id,
+        ),
+    )
+    status: str | None = field(
+        default=None,
+        metadata=option(
+            f"export only the campaigns with this status: {', '.join(CAMPAIGN_STATUSES)} "
+            "(any case)",
+            EXPORTING,
+            metavar="STATUS",
+            convert=_campaign_status,
+        ),
+    )
+    output: Path | None = field(
+        default=None,
+        metadata=option(
+            "the export file, .csv or .parquet: the operation's input format "
+            "(default exports/<operation>-<UTC time>.csv)",
+            EXPORTING,
+            metavar="PATH",
+            convert=_path,
         ),
     )
     auto_resume: bool = False  # job file resume = "auto": continue an unfinished run, if any

@@ -1,9 +1,10 @@
 """Every exception bulkrunner raises on purpose, in one place.
 
     BulkrunnerError            base; its message is one line meant for the user
-    └── UsageError             bad invocation or unreadable input: nothing was sent (exit 2)
-        ├── InputFileError     a file-level problem with the input, naming the file
-        └── RunInProgress      another run of this job (input or report) holds it (exit 4)
+    ├── UsageError             bad invocation or unreadable input: nothing was sent (exit 2)
+    │   ├── InputFileError     a file-level problem with the input, naming the file
+    │   └── RunInProgress      another run of this job (input or report) holds it (exit 4)
+    └── Aborted                a run or an export stopped early (exit 3)
 
 Row-level problems are not exceptions: they become a row's ``invalid`` status and ``error``.
 """
@@ -41,6 +42,16 @@ class InputFileError(UsageError):
 
 class RunInProgress(UsageError):
     """Another bulkrunner process is running this job (its input or its report): nothing sent."""
+
+
+class Aborted(BulkrunnerError):
+    """A run or an export stopped early: key rejected, nothing listening, a wait longer than
+    --max-wait, an outage, interrupted (exit 3). ``report``: the run's report, when it wrote one
+    (``--resume`` continues the run)."""
+
+    def __init__(self, message: str, report: Path | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class KeyRejected(Exception):

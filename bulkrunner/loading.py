@@ -147,9 +147,9 @@ def read_input(path: Path, operation: Operation | None = None) -> tuple[pd.DataF
         raw = [name for name, column in zip(raw, columns, strict=True) if column in kept]
         frame = frame[kept].rename(columns=unechoed)  # wanted_status: the input's status
         kept = [unechoed(name) for name in kept]
-        if suffix == ".csv":
-            frame = unescape_cells(frame)
     _accepted(path, raw, kept, len(frame), operation)
+    if suffix == ".csv":  # the spreadsheet escape of the CSV files bulkrunner writes
+        frame = unescape_cells(frame)
     _report_ignored(path, ignored)
     return frame.reset_index(drop=True), ignored
 
@@ -173,7 +173,9 @@ def open_input(
             (columns, rows, read), ignored = _scan_parquet(path), Ignored()
             raw = _parquet_header(path)
     kept = _input_columns(path, columns)
-    if kept != columns:  # a report: read only its input columns, as the user wrote them
+    if kept != columns or suffix == ".csv":
+        # a report: read only its input columns, as the user wrote them; a CSV file's cells
+        # without the spreadsheet escape of the files bulkrunner writes (reports, exports)
         raw = [name for name, column in zip(raw, columns, strict=True) if column in kept]
         whole = read
 
@@ -268,11 +270,22 @@ def unescape_cell(value: Any) -> Any:
 
 
 def unescape_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` (cells read from a CSV report) with the spreadsheet escape undone."""
-    out = frame.copy()
+    """``frame`` (cells read from a CSV file) with the spreadsheet escape undone: only the
+    columns with a cell starting with a quote are looked at cell by cell."""
+    out = frame.copy(deep=False)
     for column in out.columns:
-        out[column] = out[column].map(unescape_cell)
+        cells = out[column]
+        if cells.dtype == object and _quoted(cells):
+            out[column] = cells.map(unescape_cell)
     return out
+
+
+def _quoted(cells: pd.Series[Any]) -> bool:
+    """Whether a text cell of ``cells`` starts with a quote (looked for in bulk)."""
+    try:
+        return bool(cells.str.startswith("'", na=False).any())
+    except AttributeError:  # no text at all in the column
+        return False
 
 
 def known_columns(operation: Operation | None = None) -> tuple[str, ...]:

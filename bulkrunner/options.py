@@ -36,6 +36,7 @@ Form = Literal["value", "toggle", "switch", "append"]
 SENDING = frozenset({"run", "retry", "rollback"})  # the commands that send
 CHECKING = frozenset({"run", "validate"})  # the commands that read an input file
 EVERY = SENDING | CHECKING
+EXPORTING = frozenset({"export"})  # reads the account's campaigns into an input file
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,6 +213,9 @@ async def _read_details(
     await _each(wanted, read, concurrency)
 
 
+read_details = _read_details  # for export, which reads the details of every listed campaign
+
+
 def _detail(answer: Answer) -> list[Any] | None:
     """The list of a detail read (bare, or wrapped in ``data``)."""
     data = parse_json(answer.body)

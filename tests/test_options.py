@@ -140,7 +140,10 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
 @pytest.mark.parametrize(
     ("key", "commands"),
     [
-        ("operation", {"run", "validate", "retry", "rollback"}),
+        ("operation", {"run", "validate", "retry", "rollback", "export"}),
+        ("client_id", {"export"}),
+        ("status", {"export"}),
+        ("output", {"export"}),
         ("allow_stop", {"run", "retry", "validate"}),  # it decides whether a STOPPED row is valid
         ("schedule_shape", {"run", "retry", "rollback"}),
     ],
