@@ -213,7 +213,7 @@ class Session:
                 if self.on_outcome is not None:
                     self.on_outcome(numbered[number], outcome)
             if self.plan.send and self.engine.stats.aborted is None:
-                self._say_crossing(limiter, self.engine.stats.reads, len(self.plan.send))
+                self._say_crossing(limiter, self.engine.stats.reads, self.plan.send)
                 if config.report is not None and config.no_backup:
                     log.warning("--no-backup: no backup is written; this run cannot be rolled back")
                 elif config.report is not None and current is not None:
@@ -246,10 +246,14 @@ class Session:
                     operation=operation,
                 )
 
-    def _say_crossing(self, limiter: SlidingWindowLimiter, reads: int, rows: int) -> None:
-        """Before sending ``rows``: when the run's requests (the ``reads`` before it, its POSTs
-        and any --verify reads) exceed a window by a handful, say what that costs."""
-        writes = rows * (2 if self.config.verify else 1)
+    def _say_crossing(self, limiter: SlidingWindowLimiter, reads: int, rows: Sequence[Row]) -> None:
+        """Before sending ``rows``: when the run's requests (the ``reads`` before it, the
+        requests of each row and any --verify reads) exceed a window by a handful, say what
+        that costs."""
+        operation, _ = for_config(self.config)
+        writes = self._writes(rows)
+        if self.config.verify:
+            writes += len(rows) * operation.reads_per_campaign
         note = crossing(reads, writes, limiter.effective_rates, self.config.guard)
         if note is not None:
             log.info("%s", note)
@@ -358,6 +362,11 @@ class Session:
         """What log lines start with: the account, when a run has several."""
         return f"account {self.account}: " if self.account is not None else ""
 
+    def _writes(self, rows: Sequence[Row]) -> int:
+        """The requests ``rows`` become on the wire (an operation may send several per row)."""
+        operation, wire = for_config(self.config)
+        return sum(len(operation.requests(r.campaign_id, r.payload, wire)) for r in rows)
+
     async def _watch(self, engine: Engine, total: int, limiter: SlidingWindowLimiter) -> None:
         """Show progress until cancelled: a bar on a terminal, log lines otherwise."""
         bar = sys.stderr.isatty() and not self.config.quiet and self.config.log_format == "text"
@@ -365,6 +374,9 @@ class Session:
         unchanged = len(self.plan.unchanged) if self.plan else 0
         refused = len(self.plan.refused) if self.plan else 0
         verify = self.config.verify
+        operation, _ = for_config(self.config)
+        sent = self.plan.send if self.plan else []
+        per_row = self._writes(sent) / len(sent) if sent else 1.0
 
         def snapshot(now: float) -> Snapshot:
             succeeded, failed, waiting = engine.progress()
@@ -379,7 +391,13 @@ class Session:
                 ", ".join(map(str, limiter.effective_rates)),
                 estimate(
                     limiter,
-                    requests_left(total - succeeded - unchanged - failed, succeeded, verify),
+                    requests_left(
+                        total - succeeded - unchanged - failed,
+                        succeeded,
+                        verify,
+                        per_row=per_row,
+                        verify_reads=operation.reads_per_campaign,
+                    ),
                     waits,
                     now,
                 ),
@@ -397,11 +415,20 @@ class Session:
                     display.show(snapshot(time.monotonic()), time.monotonic())
 
 
-def requests_left(rows: int, succeeded: int, verify: bool) -> int:
-    """The requests still to come (retries not counted): a POST for each of ``rows`` not yet
-    done and, with ``verify``, a read back for each of them and of the ``succeeded`` rows. The
-    reads before sending are already in the limiter's windows: its ETA counts them as they are."""
-    return rows * 2 + succeeded if verify else rows
+def requests_left(
+    rows: int,
+    succeeded: int,
+    verify: bool,
+    *,
+    per_row: float = 1.0,
+    verify_reads: int = 1,
+) -> int:
+    """The requests still to come (retries not counted): ``per_row`` requests for each of
+    ``rows`` not yet done (the average a row of the operation becomes) and, with ``verify``,
+    ``verify_reads`` reads back for each of them and of the ``succeeded`` rows. The reads before
+    sending are already in the limiter's windows: its ETA counts them as they are."""
+    writes = round(rows * per_row)
+    return writes + (rows + succeeded) * verify_reads if verify else writes
 
 
 def demo_faults(campaign_ids: Sequence[int], seed: int = DEMO_SEED) -> FaultPlan:

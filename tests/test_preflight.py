@@ -179,6 +179,9 @@ async def test_the_eta_counts_the_read_before_sending_and_the_reads_back_to_come
     assert limiter.eta(sixty, clock()) == pytest.approx(60.01)  # the 61st waits out the minute
     # --verify: 20 rows still to send, each then read back, and 10 sent, still to read back.
     assert requests_left(20, 10, verify=True) == 50
+    # A row of two requests (email accounts added and removed), read back twice (the campaign
+    # and its accounts) under --verify:
+    assert requests_left(20, 10, verify=True, per_row=2.0, verify_reads=2) == 100
     # 30 rows with --verify are 60 requests after the read: past the minute's 60.
     assert limiter.eta(requests_left(30, 0, verify=True), clock()) == pytest.approx(60.01)
     assert limiter.eta(requests_left(30, 0, verify=False), clock()) == pytest.approx(6.03)

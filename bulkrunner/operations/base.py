@@ -69,6 +69,11 @@ class Operation:
     reads: tuple[str, ...] = ()  # the keys of a campaign as GET shows it that ``state`` reads
 
     @property
+    def reads_per_campaign(self) -> int:
+        """The reads ``--verify`` makes of each campaign: the campaign and/or its detail."""
+        return int(self.reads_list) + int(self.detail is not None)
+
+    @property
     def columns(self) -> tuple[str, ...]:
         return tuple(field.name for field in self.fields)
 
