@@ -72,24 +72,27 @@ def build_report(
     row's number in the original file). ``changes`` (by row) fill ``before`` and ``after``.
     """
     changed = changes or {}
-    missing = [n for n in range(1, len(frame) + 1) if n not in outcomes]
-    if missing:
-        raise ValueError(f"no outcome for rows {missing[:5]}")
-    ordered = [outcomes[n] for n in range(1, len(frame) + 1)]
+    held = range(1, len(frame) + 1)
+    try:
+        ordered = [outcomes[n] for n in held]
+    except KeyError:
+        missing = [n for n in held if n not in outcomes]
+        raise ValueError(f"no outcome for rows {missing[:5]}") from None
+    nothing: list[str | None] = [None] * len(frame)
     return _with_results(
         frame,
-        numbers or range(1, len(frame) + 1),
+        numbers or held,
         status=[o.status.value for o in ordered],
         http_status=[o.http_status for o in ordered],
         attempts=[o.attempts for o in ordered],
-        error=[redact(o.error) for o in ordered],  # a server's words: never the key
+        error=[redact(o.error) if o.error else "" for o in ordered],  # a server's: never the key
         duration_ms=[o.duration_ms for o in ordered],
         finished_at=[
             o.finished_at.isoformat(timespec="milliseconds") if o.finished_at else None
             for o in ordered
         ],
-        before=[_side(changed.get(n), "before") for n in range(1, len(frame) + 1)],
-        after=[_side(changed.get(n), "after") for n in range(1, len(frame) + 1)],
+        before=[_side(changed.get(n), "before") for n in held] if changed else nothing,
+        after=[_side(changed.get(n), "after") for n in held] if changed else nothing,
     )
 
 
