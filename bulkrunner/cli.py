@@ -4,10 +4,11 @@ bulkrunner run [JOB_FILE|INPUT] [options]
 bulkrunner retry REPORT [JOB_FILE] [options]
 bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [options]
 bulkrunner validate [JOB_FILE|INPUT] [options]
+bulkrunner plan [JOB_FILE|INPUT] [options]
 bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
 bulkrunner --version
 
-The options of run, retry, rollback and validate, with their help, are declared once, as the
+The options of run, retry, rollback, validate and plan, with their help, are declared once, as the
 fields of ``config.RunConfig`` (see ``bulkrunner/options.py``); ``add_flags`` gives each command
 the ones it takes. From a job file retry and rollback take everything but its input and report,
 which name the run they follow up. The command as given is kept in the configuration
@@ -84,6 +85,10 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
             from bulkrunner.rollback import rollback_job
 
             return int(rollback_job(config, stdout)), None
+        if args.command == "plan":
+            from bulkrunner.job import plan_job
+
+            return int(plan_job(config, stdout)), None
         from bulkrunner.job import run_job
 
         return int(run_job(config, stdout)), None
@@ -189,7 +194,7 @@ class _Version(argparse.Action):
 def _config(args: argparse.Namespace) -> RunConfig:
     flags: dict[str, Any] = {each.key: getattr(args, each.key, None) for each in OPTIONS}
     job_file = args.job_file
-    if args.command in ("run", "validate") and job_file and not _is_job_file(job_file):
+    if args.command in ("run", "validate", "plan") and job_file and not _is_job_file(job_file):
         # `bulkrunner validate plan.csv`: a data file where the job file goes is the input
         if flags["input"] is not None:
             raise UsageError(
@@ -268,6 +273,13 @@ def _parser(json_errors: bool = False) -> argparse.ArgumentParser:
     _job_or_input(check)
 
     add_flags(check, "validate", OPTIONS)
+
+    planning = commands.add_parser(
+        "plan",
+        help="read the account's current state and show what a run would change; writes nothing",
+    )
+    _job_or_input(planning)
+    add_flags(planning, "plan", OPTIONS)
 
     simulate = commands.add_parser("simulate", help="run the SmartLead simulator in the foreground")
     _simulator_options(simulate)

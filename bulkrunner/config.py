@@ -19,7 +19,15 @@ from typing import Any
 
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import Vocabulary
-from bulkrunner.options import CHECKING, EVERY, SENDING, declared, option, rate_argument
+from bulkrunner.options import (
+    CHECKING,
+    EVERY,
+    READING,
+    SENDING,
+    declared,
+    option,
+    rate_argument,
+)
 from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate
 
 DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
@@ -81,7 +89,7 @@ class RunConfig:
         metadata=option(
             "wire shape of schedule requests: nested (current reference, days 0=Sunday) or flat "
             "(older docs, days_of_the_week 1=Monday) (default {default})",
-            SENDING,
+            READING,
             accepts=(str,),
             choices=("nested", "flat"),
         ),
@@ -92,7 +100,7 @@ class RunConfig:
         metadata=option(
             "results file: .csv, .parquet, .json or .jsonl "
             "(default reports/<input stem>-<UTC time>.csv)",
-            SENDING,
+            READING,
             accepts=(str,),
             metavar="PATH",
             convert=_path,
@@ -116,7 +124,7 @@ class RunConfig:
         default=DEFAULT_BASE_URL,
         metadata=option(
             f"API base URL (default: ${BASE_URL_ENV}, else SmartLead's)",
-            SENDING,
+            READING,
             accepts=(str,),
             metavar="URL",
         ),
@@ -126,7 +134,7 @@ class RunConfig:
         metadata=option(
             "at most N requests in any SECONDS; repeat for several limits, all of which hold "
             "(default {default})",
-            SENDING,
+            READING,
             key="rate",
             accepts=(list, str),
             form="append",
@@ -139,7 +147,7 @@ class RunConfig:
         default=4,
         metadata=option(
             "parallel requests (default {default})",
-            SENDING,
+            READING,
             accepts=(int,),
             metavar="N",
             parse=int,
@@ -149,7 +157,7 @@ class RunConfig:
         default=6,
         metadata=option(
             "tries per row before it is failed (default {default})",
-            SENDING,
+            READING,
             accepts=(int,),
             metavar="N",
             parse=int,
@@ -159,7 +167,7 @@ class RunConfig:
         default=30.0,
         metadata=option(
             "per-request timeout (default {default})",
-            SENDING,
+            READING,
             accepts=_NUMBER,
             metavar="SECONDS",
             parse=float,
@@ -185,7 +193,7 @@ class RunConfig:
         metadata=option(
             "the longest single wait a server may ask for (Retry-After, X-RateLimit-Reset); "
             "asked for longer, the run stops (exit 3, resumable) (default {default})",
-            SENDING,
+            READING,
             accepts=_NUMBER,
             metavar="SECONDS",
             parse=float,
@@ -211,7 +219,7 @@ class RunConfig:
         metadata=option(
             "the least added to every rate window against network jitter; more is learned "
             "from round-trip times (default {default})",
-            SENDING,
+            READING,
             accepts=_NUMBER,
             metavar="SECONDS",
             parse=float,
@@ -232,7 +240,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "run against the embedded SmartLead simulator (with injected faults)",
-            SENDING,
+            READING,
             accepts=(bool,),
             form="toggle",
             convert=bool,
@@ -244,7 +252,7 @@ class RunConfig:
         metadata=option(
             "read the current settings first and do not send rows that change nothing "
             "(default on; --no-skip-unchanged sends every row)",
-            SENDING,
+            READING,
             accepts=(bool,),
             form="toggle",
             convert=bool,
@@ -255,7 +263,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "read each changed campaign back and mark rows that differ 'mismatch'",
-            SENDING,
+            READING,
             accepts=(bool,),
             form="toggle",
             convert=bool,
@@ -267,7 +275,7 @@ class RunConfig:
         metadata=option(
             "write no backup, and send rows even when their campaign's current settings "
             "cannot be read (by default such rows fail unsent); the run cannot be rolled back",
-            SENDING,
+            READING,
             accepts=(bool,),
             form="switch",
             convert=bool,
@@ -277,7 +285,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "allow rows that set status STOPPED, which cannot be undone",
-            frozenset({"run", "retry"}),
+            frozenset({"run", "retry", "plan"}),
             accepts=(bool,),
             form="switch",
             convert=bool,
@@ -288,7 +296,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "errors and the final summary only: no progress, no log lines below errors",
-            SENDING,
+            READING,
             accepts=(bool,),
             form="switch",
             flags=("-q", "--quiet"),
@@ -313,7 +321,7 @@ class RunConfig:
         metadata=option(
             "json: every line on stdout and stderr is one JSON object, for log shippers "
             "(default {default})",
-            SENDING,
+            READING,
             accepts=(str,),
             choices=("text", "json"),
             convert=str,
@@ -335,7 +343,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "log every request and answer",
-            SENDING,
+            READING,
             accepts=(bool,),
             form="switch",
             flags=("-v", "--verbose"),

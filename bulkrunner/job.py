@@ -56,6 +56,7 @@ from bulkrunner.loading import Ignored, InputFile, open_input, read_input
 from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, Row, Status, Validation
 from bulkrunner.operations import for_config
+from bulkrunner.planning import Requests, change_lines, duration
 from bulkrunner.problems import Problems
 from bulkrunner.redaction import remember
 from bulkrunner.report import (
@@ -193,6 +194,139 @@ def retry_job(
         identity = run_identity(config)
         config = choose_report(config, identity, default)
         return _execute(config, identity, frame, numbers, api_key, out, now, None, accounts)
+
+
+def plan_job(
+    config: RunConfig,
+    out: TextIO,
+    environ: Mapping[str, str] = os.environ,
+    now: Now = lambda: datetime.now(UTC),
+) -> ExitCode:
+    """``bulkrunner plan``: read the account's current state as a real run would (the same
+    preflight, through the limiter, with its retries and --max-wait), then say what each row
+    would change, how many rows would change, and how long the run would take; write nothing
+    to the account. The report has each row as the run would leave it, but ``dry_run`` for a
+    row it would send, with ``before`` and ``after``.
+
+    With no key to read with (no SMARTLEAD_API_KEY, --accounts or --simulate) it is the offline
+    dry run, and says so."""
+    api_key = environ.get(API_KEY_ENV, "")
+    remember(api_key)
+    if not (api_key or config.simulate or config.accounts):
+        show(
+            out,
+            "plan_offline",
+            [
+                f"plan: {API_KEY_ENV} is not set, so nothing is read from the account: "
+                "checking the file only, as run --dry-run does (set the key, or use --simulate, "
+                "to see what would change)"
+            ],
+        )
+        return run_job(replace(config, dry_run=True), out, environ, now)
+    accounts = Accounts.load(config, environ)
+    started = now()
+    default = unused(default_report_path(config.input, started))
+    config = replace(config, report=config.report or default)
+    assert config.report is not None
+    report_path = config.report
+    check_paths(config)
+    check_report_path(report_path)
+    operation, wire = for_config(config)
+    frame, ignored = read_input(config.input, operation)
+    validation = _validated(config, frame, accounts)
+    if accounts is not None:
+        accounts = accounts.with_keys({row.account for row in validation.rows if row.account})
+    shown = [(r.number, r.error) for r in validation.rejections[:_SHOWN_INVALID]]
+    _warn_invalid(config.input, shown, len(validation.rejections))
+    outcomes: dict[int, Outcome] = {
+        r.number: Outcome(Status.INVALID, error=r.error) for r in validation.rejections
+    }
+    from bulkrunner.session import AccountSessions, Session
+
+    rows = list(validation.rows)
+    reading: Session | AccountSessions
+    with Interrupts() as interrupts, ExitStack() as held:
+        _lock_accounts(held, config, api_key, accounts, rows, started)
+        if accounts is not None:
+            reading = AccountSessions(config, accounts.accounts, accounts.keys, rows, planning=True)
+        else:
+            reading = Session(config, api_key, rows, planning=True)
+        if rows:
+            try:
+                asyncio.run(reading.run())
+            except KeyboardInterrupt:  # a signal before the loop could take it over
+                reading.signals += 1
+        interrupts.hold()
+    sessions: list[Session] = (
+        list(reading.sessions.values()) if isinstance(reading, AccountSessions) else [reading]
+    )
+    stats = reading.stats
+    if reading.signals and stats.aborted is None:
+        stats.aborted = "plan interrupted"
+    changes: dict[int, Mapping[str, Change]] = {}
+    to_send: list[Row] = []
+    missing = 0
+    lines: list[str] = []
+    slowest: tuple[float, Requests, Session] | None = None
+    for session in sessions:
+        planned = session.plan
+        if stats.aborted is not None or planned is None:  # the state is not known: no plan
+            unread = Outcome(Status.NOT_ATTEMPTED, error=stats.aborted or "not read")
+            outcomes.update({row.number: unread for row in session.rows})
+            continue
+        outcomes.update(planned.unchanged)
+        outcomes.update(planned.refused)
+        outcomes.update({row.number: _DRY_RUN for row in planned.send})
+        changes.update({row.number: planned.changes[row.number] for row in planned.send})
+        to_send += planned.send
+        missing += len(planned.missing)
+        reads = session.stats.reads if config.skip_unchanged or not config.no_backup else 0
+        needed = Requests.of(planned.send, reads, operation, wire, config.verify)
+        seconds = needed.seconds(session.config.rates)
+        if slowest is None or seconds > slowest[0]:
+            slowest = (seconds, needed, session)
+    to_send.sort(key=lambda row: row.number)
+    if not config.quiet:
+        lines = change_lines(to_send, changes)
+    counted = Counter(outcome.status for outcome in outcomes.values())
+    if stats.aborted is None:
+        refused = counted[Status.FAILED] - missing
+        lines.append(
+            f"rows to change: {len(to_send)}, unchanged: {counted[Status.UNCHANGED]}, "
+            f"invalid: {counted[Status.INVALID]}, missing from the account: {missing}"
+            + (f", refused: {refused}" if refused else "")
+        )
+        if slowest is not None:
+            seconds, needed, session = slowest
+            whose = f" (account {session.account}, the slowest)" if len(sessions) > 1 else ""
+            lines.append(
+                f"the run would make {needed.describe()}{whose}: at least "
+                f"{duration(seconds)} at {', '.join(map(str, session.config.rates))}"
+            )
+        lines.append("nothing was written to the account")
+    show(
+        out,
+        "plan",
+        lines,
+        to_change=len(to_send),
+        unchanged=counted[Status.UNCHANGED],
+        invalid=counted[Status.INVALID],
+        missing=missing,
+        seconds=round(slowest[0], 3) if slowest is not None else None,
+    )
+    written = _write_report(
+        frame,
+        outcomes,
+        None,
+        report_path,
+        now,
+        changes,
+        out,
+        lock=lambda: RunLock(lock_path(report_path), now()),
+    )
+    summary = Summary.of(outcomes, stats, () if accounts else config.rates, written)
+    _show_summary(out, summary, ignored)
+    return exit_code(outcomes, stats.aborted is not None)
 
 
 def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:

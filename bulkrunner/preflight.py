@@ -50,6 +50,8 @@ class Plan:
     unchanged: dict[int, Outcome] = field(default_factory=dict)
     changes: dict[int, Changes] = field(default_factory=dict)  # by row number
     refused: dict[int, Outcome] = field(default_factory=dict)  # failed before sending
+    missing: set[int] = field(default_factory=set)  # of those, the rows whose campaign does not
+    # exist or could not be read
 
 
 @dataclass
@@ -302,6 +304,7 @@ def plan(
             result.refused[row.number] = Outcome(
                 Status.FAILED, http_status=404, error=f"campaign {campaign_id} not found (404)"
             )
+            result.missing.add(row.number)
             continue
         if current is not None and campaign is None and require_backup:
             reason = current.unreadable.get(campaign_id, "its current settings could not be read")
@@ -310,6 +313,7 @@ def plan(
                 error=f"campaign {campaign_id}: {reason}; not sent, as it could not be backed up "
                 "(--no-backup sends it anyway)",
             )
+            result.missing.add(row.number)
             continue
         refusal = operation.refuse(row.payload, campaign)
         if refusal:

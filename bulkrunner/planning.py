@@ -1,0 +1,116 @@
+"""What ``bulkrunner plan`` says of a run before it is made: each row's changes from -> to, how
+many rows would change, and how long the run would take at the configured limits.
+
+Plain functions of the plan a real run's preflight makes (``preflight.plan``): no I/O, no pandas.
+Values are shown as a person reads them: ``sending_limit 50 -> 25``, ``track_settings [] ->
+[DONT_EMAIL_OPEN]``, text in quotes (``unsubscribe_text "" -> "Bye"``), an unknown current value
+as ``?``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bulkrunner.model import Change, Row
+from bulkrunner.operations.base import Operation, Wire
+from bulkrunner.rates import Rate, ideal_seconds
+from bulkrunner.wording import count
+
+SHOWN_CHANGES = 20  # rows whose changes are printed one by one; the rest are counted
+_BARE = re.compile(r"[A-Za-z0-9_.:@/+-]+")  # text shown without quotes: enum names, numbers
+
+
+def shown(value: Any) -> str:
+    """``value`` as a plan line shows it."""
+    if value is None:
+        return "?"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if _BARE.fullmatch(value) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(shown(item) for item in value) + "]"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def change_line(number: int, campaign_id: int, changes: Mapping[str, Change]) -> str:
+    """``row 3 (campaign 101): sending_limit 50 -> 25, track_settings [] -> [DONT_EMAIL_OPEN]``"""
+    fields = ", ".join(
+        f"{name} {shown(change.before)} -> {shown(change.after)}"
+        for name, change in changes.items()
+    )
+    return f"row {number} (campaign {campaign_id}): {fields or 'no change, sent anyway'}"
+
+
+def change_lines(
+    rows: Sequence[Row], changes: Mapping[int, Mapping[str, Change]], shown: int = SHOWN_CHANGES
+) -> list[str]:
+    """The lines of the first ``shown`` of ``rows`` (those that would be sent), and a count of
+    the others."""
+    lines = [change_line(row.number, row.campaign_id, changes.get(row.number, {})) for row in rows]
+    if len(lines) > shown:
+        more = len(lines) - shown
+        lines[shown:] = [
+            f"... and {count(more, 'more row')} to change (every row's before and after are in "
+            "the report)"
+        ]
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class Requests:
+    """The requests a run would make: its reads of the current state (the plan's own, which the
+    run makes again), the writes of the rows it would send, and --verify's reads back."""
+
+    reads: int
+    writes: int
+    verify: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.reads + self.writes + self.verify
+
+    @classmethod
+    def of(
+        cls,
+        rows: Sequence[Row],
+        reads: int,
+        operation: Operation,
+        wire: Wire,
+        verify: bool,
+    ) -> Requests:
+        """The requests of sending ``rows`` after ``reads`` reads (and, with ``verify``,
+        reading each back: the list's read by id and/or its per-campaign detail)."""
+        writes = sum(len(operation.requests(row.campaign_id, row.payload, wire)) for row in rows)
+        back = int(operation.reads_list) + int(operation.detail is not None)
+        return cls(reads, writes, len(rows) * back if verify else 0)
+
+    def seconds(self, rates: Sequence[Rate]) -> float:
+        """The least time the run takes at ``rates``, from its first request to its last."""
+        return ideal_seconds(self.total, rates)
+
+    def describe(self) -> str:
+        parts = [count(self.reads, "read"), count(self.writes, "write")]
+        if self.verify:
+            parts.append(f"{count(self.verify, 'read')} back (--verify)")
+        return f"{count(self.total, 'request')} ({', '.join(parts)})"
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as a person says it: ``under 1 s``, ``12 s``, ``3 min 5 s``, ``2 h 10 min``."""
+    whole = round(seconds)
+    if whole < 1:
+        return "under 1 s"
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(whole, 3600)
+    return f"{hours} h {rest // 60} min" if rest // 60 else f"{hours} h"
