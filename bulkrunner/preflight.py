@@ -229,13 +229,20 @@ async def _each(
     concurrency: int,
 ) -> None:
     """``read`` each campaign, ``concurrency`` at a time; the first that returns a reason (the
-    key was rejected) stops the others, and is raised as KeyRejected."""
+    key was rejected) stops the others, and is raised as KeyRejected. A wait longer than
+    --max-wait stops them too, and is raised as itself (not inside an exception group)."""
     pending = list(reversed(campaign_ids))
     rejected: list[str] = []
+    too_long: list[WaitTooLong] = []
 
     async def worker() -> None:
         while pending:
-            reason = await read(pending.pop())
+            try:
+                reason = await read(pending.pop())
+            except WaitTooLong as wait:
+                too_long.append(wait)
+                pending.clear()
+                return
             if reason is not None:
                 rejected.append(reason)
                 pending.clear()
@@ -243,6 +250,8 @@ async def _each(
     async with anyio.create_task_group() as group:
         for _ in range(max(1, min(concurrency, len(campaign_ids)))):
             group.start_soon(worker)
+    if too_long:
+        raise too_long[0]
     if rejected:
         raise KeyRejected(rejected[0])
 
