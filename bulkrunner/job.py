@@ -873,6 +873,7 @@ def _dry_run(
         results,
         report_path,
         now,
+        out=out,
         lock=lambda: RunLock(lock_path(report_path), now()),
         examples=typed,
         finished=lambda: _warn_invalid(config.input, tally.shown, tally.counts[Status.INVALID]),

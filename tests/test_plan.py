@@ -4,6 +4,7 @@ one report pipeline every kind of run writes through."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -306,3 +307,99 @@ def test_plan_takes_a_job_file_and_its_reading_options_only(
             main(["plan", str(job), flag, *(["http://127.0.0.1:9"] if flag == "--notify" else [])])
         assert exit_.value.code == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_a_plan_of_several_accounts_reads_each_with_its_key_and_names_the_slowest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = {"acme": "sk-plan-ACME-1", "globex": "sk-plan-GLOBEX-2"}
+    monkeypatch.delenv("SMARTLEAD_API_KEY")
+    for name, key in keys.items():
+        monkeypatch.setenv(f"{name.upper()}_KEY", key)
+    source = tmp_path / "plan.csv"
+    source.write_text(
+        "campaign_id,account,sending_limit\n"
+        + "".join(f"{1000 + n},acme,{n}\n{2000 + n},globex,{n}\n" for n in range(1, 4))
+    )
+    with (
+        SimulatorThread(SimulatorConfig(api_key=keys["acme"])) as acme,
+        SimulatorThread(SimulatorConfig(api_key=keys["globex"])) as globex,
+    ):
+        accounts = tmp_path / "accounts.toml"
+        accounts.write_text(
+            f'[accounts.acme]\nkey_env = "ACME_KEY"\nrate = ["100/1"]\n'
+            f'base_url = "{acme.base_url}"\n'
+            f'[accounts.globex]\nkey_env = "GLOBEX_KEY"\nrate = ["1/1"]\n'
+            f'base_url = "{globex.base_url}"\n'
+        )
+        report = tmp_path / "r.csv"
+        code = main(["plan", str(source), "--accounts", str(accounts), "--report", str(report)])
+        seen = {"acme": list(acme.state.requests), "globex": list(globex.state.requests)}
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    for name, requests in seen.items():
+        assert requests, name
+        assert {r.method for r in requests} == {"GET"}  # each read with its own key, no 401
+        assert {r.status for r in requests} == {200}
+    globex_reads = len(seen["globex"])
+    total = globex_reads + 3
+    assert (
+        f"the run would make {total} requests ({globex_reads} read"
+        f"{'s' if globex_reads > 1 else ''}, 3 writes) (account globex, the slowest): at least "
+        f"{duration(ideal_seconds(total, [Rate(1, 1)]))} at 1/1"
+    ) in out
+    assert "rows to change: 6, unchanged: 0, invalid: 0, missing from the account: 0" in out
+    assert pd.read_csv(report)["status"].tolist() == ["dry_run"] * 6
+    assert not any(key in out + err for key in keys.values())
+
+
+def test_plan_with_simulate_reads_the_embedded_simulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SMARTLEAD_API_KEY")
+    source = plan_file(tmp_path)
+    report = tmp_path / "r.csv"
+    assert main(["plan", str(source), "--simulate", "--report", str(report)]) == 1
+    out = capsys.readouterr().out
+    limit = default_settings(11)["sending_limit"]
+    assert f"row 1 (campaign 11): sending_limit {limit} -> 150" in out
+    assert "rows to change: 2, unchanged: 1, invalid: 1, missing from the account: 0" in out
+    assert pd.read_csv(report)["status"].tolist() == ["dry_run", "unchanged", "invalid", "dry_run"]
+
+
+# --- one report pipeline, whatever the run ------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["run", "--dry-run"], ["plan"], ["run"]])
+def test_with_no_space_anywhere_every_kind_of_run_prints_its_report(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    """The report cannot be written to its path, nor to the fallback path: it is printed, so no
+    row's outcome is lost. (A dry run used to end in an internal error.)"""
+    import errno
+
+    from bulkrunner.report import ReportWriter
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ReportWriter, "write", full)
+    source = plan_file(tmp_path)
+    report = tmp_path / "out" / "r.csv"
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12, 13})) as sim:
+        argv = [*command, str(source), "--report", str(report), "--base-url", sim.base_url]
+        code = main([*argv, "--no-backup"] if command == ["run"] else argv)
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    assert "printing it here instead" in err
+    assert "internal error" not in err
+    lines = out[out.index("campaign_id,") :].splitlines()[:5]  # the header and the 4 rows
+    printed = pd.read_csv(io.StringIO("\n".join(lines)))
+    assert printed["campaign_id"].tolist() == [11, 13, 12, 99]
+    assert printed["status"].iloc[2] == "invalid"
+    assert not report.exists()
+    assert not list(tmp_path.rglob("*.tmp"))
