@@ -103,10 +103,10 @@ class Requests:
 
 
 def duration(seconds: float) -> str:
-    """``seconds`` as a person says it: ``under 1 s``, ``12 s``, ``3 min 5 s``, ``2 h 10 min``."""
+    """``seconds`` as a person says it: ``0.4 s``, ``12 s``, ``3 min 5 s``, ``2 h 10 min``."""
     whole = round(seconds)
-    if whole < 1:
-        return "under 1 s"
+    if seconds < 1:
+        return f"{seconds:.1f} s"
     if whole < 60:
         return f"{whole} s"
     if whole < 3600:

@@ -90,7 +90,14 @@ def test_the_run_counts_its_reads_its_writes_and_its_reads_back() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0.2, "under 1 s"), (12.4, "12 s"), (60, "1 min"), (185, "3 min 5 s"), (7800, "2 h 10 min")],
+    [
+        (0.0, "0.0 s"),
+        (0.24, "0.2 s"),
+        (12.4, "12 s"),
+        (60, "1 min"),
+        (185, "3 min 5 s"),
+        (7800, "2 h 10 min"),
+    ],
 )
 def test_durations_read_as_a_person_says_them(seconds: float, text: str) -> None:
     assert duration(seconds) == text
