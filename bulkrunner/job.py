@@ -56,7 +56,7 @@ from bulkrunner.loading import Ignored, InputFile, open_input, read_input
 from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, Row, Status, Validation
 from bulkrunner.operations import for_config
-from bulkrunner.planning import Requests, change_lines, duration
+from bulkrunner.planning import Duration, Forecast, Requests
 from bulkrunner.problems import Problems
 from bulkrunner.redaction import remember
 from bulkrunner.report import (
@@ -231,7 +231,7 @@ def plan_job(
     report_path = config.report
     check_paths(config)
     check_report_path(report_path)
-    operation, wire = for_config(config)
+    operation, _ = for_config(config)
     frame, ignored = read_input(config.input, operation)
     validation = _validated(config, frame, accounts)
     if accounts is not None:
@@ -263,70 +263,64 @@ def plan_job(
     stats = reading.stats
     if reading.signals and stats.aborted is None:
         stats.aborted = "plan interrupted"
-    changes: dict[int, Mapping[str, Change]] = {}
-    to_send: list[Row] = []
-    missing = 0
-    lines: list[str] = []
-    slowest: tuple[float, Requests, Session] | None = None
-    for session in sessions:
-        planned = session.plan
-        if stats.aborted is not None or planned is None:  # the state is not known: no plan
-            unread = Outcome(Status.NOT_ATTEMPTED, error=stats.aborted or "not read")
-            outcomes.update({row.number: unread for row in session.rows})
-            continue
-        outcomes.update(planned.unchanged)
-        outcomes.update(planned.refused)
-        outcomes.update({row.number: _DRY_RUN for row in planned.send})
-        changes.update({row.number: planned.changes[row.number] for row in planned.send})
-        to_send += planned.send
-        missing += len(planned.missing)
-        reads = session.stats.reads if config.skip_unchanged or not config.no_backup else 0
-        needed = Requests.of(planned.send, reads, operation, wire, config.verify)
-        seconds = needed.seconds(session.config.rates)
-        if slowest is None or seconds > slowest[0]:
-            slowest = (seconds, needed, session)
-    to_send.sort(key=lambda row: row.number)
-    if not config.quiet:
-        lines = change_lines(to_send, changes)
-    counted = Counter(outcome.status for outcome in outcomes.values())
+    forecast = _forecast(sessions, stats.aborted, outcomes, config)
     if stats.aborted is None:
-        refused = counted[Status.FAILED] - missing
-        lines.append(
-            f"rows to change: {len(to_send)}, unchanged: {counted[Status.UNCHANGED]}, "
-            f"invalid: {counted[Status.INVALID]}, missing from the account: {missing}"
-            + (f", refused: {refused}" if refused else "")
-        )
-        if slowest is not None:
-            seconds, needed, session = slowest
-            whose = f" (account {session.account}, the slowest)" if len(sessions) > 1 else ""
-            lines.append(
-                f"the run would make {needed.describe()}{whose}: at least "
-                f"{duration(seconds)} at {', '.join(map(str, session.config.rates))}"
-            )
-        lines.append("nothing was written to the account")
-    show(
-        out,
-        "plan",
-        lines,
-        to_change=len(to_send),
-        unchanged=counted[Status.UNCHANGED],
-        invalid=counted[Status.INVALID],
-        missing=missing,
-        seconds=round(slowest[0], 3) if slowest is not None else None,
-    )
+        show(out, "plan", forecast.lines(each_row=not config.quiet), **forecast.fields())
     written = _write_report(
         frame,
         outcomes,
         None,
         report_path,
         now,
-        changes,
+        forecast.changes,
         out,
         lock=lambda: RunLock(lock_path(report_path), now()),
     )
     summary = Summary.of(outcomes, stats, () if accounts else config.rates, written)
     _show_summary(out, summary, ignored)
     return exit_code(outcomes, stats.aborted is not None)
+
+
+def _forecast(
+    sessions: Sequence[Session],
+    aborted: str | None,
+    outcomes: dict[int, Outcome],
+    config: RunConfig,
+) -> Forecast:
+    """What the sessions' plans say a run would do; each row's outcome, as the run would leave
+    it (but ``dry_run`` for a row it would send), goes to ``outcomes``. Aborted (the state could
+    not be read), there is no plan: the rows are ``not_attempted``, with the reason."""
+    operation, wire = for_config(config)
+    send: list[Row] = []
+    changes: dict[int, Mapping[str, Change]] = {}
+    durations: list[Duration] = []
+    missing = 0
+    for session in sessions:
+        planned = session.plan
+        if aborted is not None or planned is None:
+            unread = Outcome(Status.NOT_ATTEMPTED, error=aborted or "not read")
+            outcomes.update({row.number: unread for row in session.rows})
+            continue
+        outcomes.update(planned.unchanged)
+        outcomes.update(planned.refused)
+        outcomes.update({row.number: _DRY_RUN for row in planned.send})
+        changes.update({row.number: planned.changes[row.number] for row in planned.send})
+        send += planned.send
+        missing += len(planned.missing)
+        # a run reads first unless it needs nothing read (--no-skip-unchanged --no-backup)
+        reads = session.stats.reads if config.skip_unchanged or not config.no_backup else 0
+        needed = Requests.of(planned.send, reads, operation, wire, config.verify)
+        durations.append(Duration(needed, tuple(session.config.rates), session.account))
+    counted = Counter(outcome.status for outcome in outcomes.values())
+    return Forecast(
+        send=sorted(send, key=lambda row: row.number),
+        changes=changes,
+        unchanged=counted[Status.UNCHANGED],
+        invalid=counted[Status.INVALID],
+        missing=missing,
+        refused=counted[Status.FAILED] - missing,
+        durations=durations,
+    )
 
 
 def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:

@@ -114,3 +114,67 @@ def duration(seconds: float) -> str:
         return f"{minutes} min {rest} s" if rest else f"{minutes} min"
     hours, rest = divmod(whole, 3600)
     return f"{hours} h {rest // 60} min" if rest // 60 else f"{hours} h"
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """How long one account's part of a run would take at best: its requests at its limits."""
+
+    requests: Requests
+    rates: tuple[Rate, ...]
+    account: str | None = None  # one account of several
+
+    @property
+    def seconds(self) -> float:
+        return self.requests.seconds(self.rates)
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """What a plan found: the rows a run would send and what each would change, how many rows
+    are unchanged, invalid, missing from the account or refused, and each account's duration."""
+
+    send: Sequence[Row]
+    changes: Mapping[int, Mapping[str, Change]]
+    unchanged: int
+    invalid: int
+    missing: int  # the campaign does not exist (404) or could not be read
+    refused: int  # the operation refuses the row given the campaign's state
+    durations: Sequence[Duration]
+
+    @property
+    def slowest(self) -> Duration | None:
+        """The accounts run at the same time: the run takes as long as the slowest."""
+        return max(self.durations, key=lambda each: each.seconds, default=None)
+
+    def lines(self, each_row: bool = True) -> list[str]:
+        """What ``bulkrunner plan`` prints: (with ``each_row``) each row's changes, then the
+        counts and the run's duration."""
+        lines = change_lines(self.send, self.changes) if each_row else []
+        refused = f", refused: {self.refused}" if self.refused else ""
+        lines.append(
+            f"rows to change: {len(self.send)}, unchanged: {self.unchanged}, "
+            f"invalid: {self.invalid}, missing from the account: {self.missing}{refused}"
+        )
+        slowest = self.slowest
+        if slowest is not None:
+            whose = f" (account {slowest.account}, the slowest)" if len(self.durations) > 1 else ""
+            lines.append(
+                f"the run would make {slowest.requests.describe()}{whose}: at least "
+                f"{duration(slowest.seconds)} at {', '.join(map(str, slowest.rates))}"
+            )
+        lines.append("nothing was written to the account")
+        return lines
+
+    def fields(self) -> dict[str, Any]:
+        """The counts and the duration, for machines (``--log-format json``)."""
+        slowest = self.slowest
+        return {
+            "to_change": len(self.send),
+            "unchanged": self.unchanged,
+            "invalid": self.invalid,
+            "missing": self.missing,
+            "refused": self.refused,
+            "requests": slowest.requests.total if slowest is not None else 0,
+            "seconds": round(slowest.seconds, 3) if slowest is not None else 0.0,
+        }
