@@ -410,3 +410,26 @@ def test_with_no_space_anywhere_every_kind_of_run_prints_its_report(
     assert printed["status"].iloc[2] == "invalid"
     assert not report.exists()
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_plan_reads_only_when_no_other_run_uses_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its reads count in the key's budget: while another run holds the key's lock, a plan is
+    refused (exit 4) and reads nothing."""
+    from contextlib import ExitStack
+    from datetime import UTC, datetime
+
+    from bulkrunner.accounts import Account, lock_accounts
+
+    source = plan_file(tmp_path)
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim, ExitStack() as held:
+        other = Account("", "SMARTLEAD_API_KEY", DEFAULT_RATES, sim.base_url)
+        lock_accounts(held, [other], {"": KEY}, datetime.now(UTC))  # another run's
+        code = main(
+            ["plan", str(source), "--report", str(tmp_path / "r.csv"), "--base-url", sim.base_url]
+        )
+        assert sim.state.requests == []
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert "the key SMARTLEAD_API_KEY: another bulkrunner run" in err
