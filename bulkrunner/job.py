@@ -1,14 +1,19 @@
-"""What ``bulkrunner run``, ``retry`` and ``validate`` do, from a RunConfig to an exit code.
+"""What ``bulkrunner run``, ``retry``, ``validate`` and ``plan`` do, from a RunConfig to an
+exit code.
 
 lock the input ─▶ choose the report (--resume: the unfinished run of this input) ─▶ load
      ─▶ validate ─▶ lock the report ─▶ skip rows the journal has as succeeded (--resume)
      ─▶ send (journaling each finished row) ─▶ report ─▶ summary ─▶ exit code
 
-Retry and rollback are such runs too, of an earlier report's rows and of a backup.
+Retry and rollback are such runs too, of an earlier report's rows and of a backup. ``plan`` is
+a run that stops once it has read the account's state and planned (``Session(planning=True)``).
 
-A dry run and ``validate`` send nothing and so need no row twice: they check the whole file
-first, then read it a chunk at a time (its campaign_id column first, for repeated campaigns),
-judging each chunk and appending it to the report, so memory stays flat however long the file.
+Every kind of run writes its report one way (``_report``): the input a chunk at a time, each
+chunk's outcomes and changes, ``build_report`` of them appended to the report. A real run and a
+plan hold every row's outcome; a dry run and ``validate`` send nothing and so need no row twice:
+they check the whole file first, then read it a chunk at a time (its campaign_id column first,
+for repeated campaigns), judging each chunk as its report is written, so memory stays flat
+however long the file.
 """
 
 from __future__ import annotations
