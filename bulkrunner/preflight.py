@@ -50,8 +50,8 @@ class Plan:
     unchanged: dict[int, Outcome] = field(default_factory=dict)
     changes: dict[int, Changes] = field(default_factory=dict)  # by row number
     refused: dict[int, Outcome] = field(default_factory=dict)  # failed before sending
-    missing: set[int] = field(default_factory=set)  # of those, the rows whose campaign does not
-    # exist or could not be read
+    # of the refused, the rows whose campaign does not exist or could not be read
+    missing: set[int] = field(default_factory=set)
 
 
 @dataclass
