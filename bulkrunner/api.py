@@ -28,7 +28,7 @@ import difflib
 import hashlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
@@ -40,6 +40,8 @@ from bulkrunner.redaction import redact
 
 if TYPE_CHECKING:
     import pandas as pd
+
+Job = Callable[[RunConfig, TextIO], ExitCode]
 
 _NAMED = {each.key: each for each in OPTIONS} | {each.field: each for each in OPTIONS}
 _NUMBERS = ("row", "http_status", "attempts", "duration_ms")  # the report's numeric columns
@@ -57,10 +59,13 @@ def apply(
 def plan(
     data: pd.DataFrame | str | os.PathLike[str], operation: str = "settings", **options: Any
 ) -> pd.DataFrame:
-    """What ``apply`` would send, sending nothing: the report of a dry run (``dry_run`` or
-    ``invalid`` per row, with the error), as a DataFrame."""
-    config = _config(data, operation, {**options, "dry_run": True}, "run")
-    return _run(_planned(config))
+    """What ``apply`` would change, sending nothing, as ``bulkrunner plan`` does: with a key (or
+    ``simulate=True``) the account's current state is read and each row's report line carries
+    ``before`` and ``after``; without one, the offline dry run. Rows that would change are
+    ``dry_run``; the others ``unchanged``, ``invalid`` or ``failed`` (a campaign missing)."""
+    from bulkrunner.job import plan_job
+
+    return _run(_config(data, operation, options, "plan"), plan_job)
 
 
 def export(operation: str = "settings", **options: Any) -> pd.DataFrame:
@@ -211,20 +216,17 @@ def _text(cell: Any) -> str | None:
 # --- running ------------------------------------------------------------------------------------
 
 
-def _planned(config: RunConfig) -> RunConfig:
-    """The run a plan makes. The live plan (reading the account's current state, with a key or
-    --simulate) is ``bulkrunner plan``'s; until it exists in ``job``, a plan is the offline dry
-    run, which needs no key: this is the one place to switch."""
-    return config
-
-
-def _run(config: RunConfig) -> pd.DataFrame:
+def _run(config: RunConfig, job: Job | None = None) -> pd.DataFrame:
+    """Run ``config`` with ``job`` (by default ``bulkrunner run``'s) and read its report."""
     from bulkrunner.events import Output
-    from bulkrunner.job import run_job
     from bulkrunner.report import read_report
 
+    if job is None:
+        from bulkrunner.job import run_job
+
+        job = run_job
     out = Output(sys.stdout)  # records the summary: the report's path, why a run stopped
-    code = run_job(config, cast(TextIO, out))
+    code = job(config, cast(TextIO, out))
     summary = out.recorded.get("summary", {})
     written = summary.get("report")
     if code == ExitCode.ABORTED:

@@ -4,11 +4,12 @@ bulkrunner run [JOB_FILE|INPUT] [options]
 bulkrunner retry REPORT [JOB_FILE] [options]
 bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [options]
 bulkrunner validate [JOB_FILE|INPUT] [options]
+bulkrunner plan [JOB_FILE|INPUT] [options]
 bulkrunner export [JOB_FILE] [--operation O] [--client-id N] [--status S] [--output FILE] [options]
 bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
 bulkrunner --version
 
-The options of run, retry, rollback and validate, with their help, are declared once, as the
+The options of run, retry, rollback, validate and plan, with their help, are declared once, as the
 fields of ``config.RunConfig`` (see ``bulkrunner/options.py``); ``add_flags`` gives each command
 the ones it takes. From a job file retry and rollback take everything but its input and report,
 which name the run they follow up. The command as given is kept in the configuration
@@ -90,6 +91,11 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
             from bulkrunner.exporting import export_job
 
             return int(export_job(config, stdout)), None
+
+        if args.command == "plan":
+            from bulkrunner.job import plan_job
+
+            return int(plan_job(config, stdout)), None
         from bulkrunner.job import run_job
 
         return int(run_job(config, stdout)), None
@@ -197,7 +203,7 @@ class _Version(argparse.Action):
 def _config(args: argparse.Namespace) -> RunConfig:
     flags: dict[str, Any] = {each.key: getattr(args, each.key, None) for each in OPTIONS}
     job_file = args.job_file
-    if args.command in ("run", "validate") and job_file and not _is_job_file(job_file):
+    if args.command in ("run", "validate", "plan") and job_file and not _is_job_file(job_file):
         # `bulkrunner validate plan.csv`: a data file where the job file goes is the input
         if flags["input"] is not None:
             raise UsageError(
@@ -291,6 +297,13 @@ def _parser(json_errors: bool = False) -> argparse.ArgumentParser:
         help="a TOML job file: its operation, base URL and limits (not its input or report)",
     )
     add_flags(export, "export", OPTIONS)
+
+    planning = commands.add_parser(
+        "plan",
+        help="read the account's current state and show what a run would change; writes nothing",
+    )
+    _job_or_input(planning)
+    add_flags(planning, "plan", OPTIONS)
 
     simulate = commands.add_parser("simulate", help="run the SmartLead simulator in the foreground")
     _simulator_options(simulate)

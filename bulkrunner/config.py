@@ -24,6 +24,7 @@ from bulkrunner.options import (
     CHECKING,
     EVERY,
     EXPORTING,
+    READING,
     SENDING,
     declared,
     option,
@@ -109,7 +110,7 @@ class RunConfig:
         metadata=option(
             "wire shape of schedule requests: nested (current reference, days 0=Sunday) or flat "
             "(older docs, days_of_the_week 1=Monday) (default {default})",
-            SENDING,
+            READING,
             accepts=(str,),
             choices=("nested", "flat"),
         ),
@@ -120,7 +121,7 @@ class RunConfig:
         metadata=option(
             "results file: .csv, .parquet, .json or .jsonl "
             "(default reports/<input stem>-<UTC time>.csv)",
-            SENDING,
+            READING,
             accepts=(str,),
             metavar="PATH",
             convert=_path,
@@ -144,7 +145,7 @@ class RunConfig:
         default=DEFAULT_BASE_URL,
         metadata=option(
             f"API base URL (default: ${BASE_URL_ENV}, else SmartLead's)",
-            SENDING | EXPORTING,
+            READING | EXPORTING,
             accepts=(str,),
             metavar="URL",
         ),
@@ -154,7 +155,7 @@ class RunConfig:
         metadata=option(
             "at most N requests in any SECONDS; repeat for several limits, all of which hold "
             "(default {default})",
-            SENDING | EXPORTING,
+            READING | EXPORTING,
             key="rate",
             accepts=(list, str),
             form="append",
@@ -167,7 +168,7 @@ class RunConfig:
         default=4,
         metadata=option(
             "parallel requests (default {default})",
-            SENDING | EXPORTING,
+            READING | EXPORTING,
             accepts=(int,),
             metavar="N",
             parse=int,
@@ -177,7 +178,7 @@ class RunConfig:
         default=6,
         metadata=option(
             "tries per row before it is failed (default {default})",
-            SENDING | EXPORTING,
+            READING | EXPORTING,
             accepts=(int,),
             metavar="N",
             parse=int,
@@ -187,7 +188,7 @@ class RunConfig:
         default=30.0,
         metadata=option(
             "per-request timeout (default {default})",
-            SENDING | EXPORTING,
+            READING | EXPORTING,
             accepts=_NUMBER,
             metavar="SECONDS",
             parse=float,
@@ -213,7 +214,7 @@ class RunConfig:
         metadata=option(
             "the longest single wait a server may ask for (Retry-After, X-RateLimit-Reset); "
             "asked for longer, the run stops (exit 3, resumable) (default {default})",
-            SENDING | EXPORTING,
+            READING | EXPORTING,
             accepts=_NUMBER,
             metavar="SECONDS",
             parse=float,
@@ -239,7 +240,7 @@ class RunConfig:
         metadata=option(
             "the least added to every rate window against network jitter; more is learned "
             "from round-trip times (default {default})",
-            SENDING | EXPORTING,
+            READING | EXPORTING,
             accepts=_NUMBER,
             metavar="SECONDS",
             parse=float,
@@ -260,7 +261,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "run against the embedded SmartLead simulator (with injected faults)",
-            SENDING | EXPORTING,
+            READING | EXPORTING,
             accepts=(bool,),
             form="toggle",
             convert=bool,
@@ -272,7 +273,7 @@ class RunConfig:
         metadata=option(
             "read the current settings first and do not send rows that change nothing "
             "(default on; --no-skip-unchanged sends every row)",
-            SENDING,
+            READING,
             accepts=(bool,),
             form="toggle",
             convert=bool,
@@ -283,7 +284,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "read each changed campaign back and mark rows that differ 'mismatch'",
-            SENDING,
+            READING,
             accepts=(bool,),
             form="toggle",
             convert=bool,
@@ -295,7 +296,7 @@ class RunConfig:
         metadata=option(
             "write no backup, and send rows even when their campaign's current settings "
             "cannot be read (by default such rows fail unsent); the run cannot be rolled back",
-            SENDING,
+            READING,
             accepts=(bool,),
             form="switch",
             convert=bool,
@@ -305,7 +306,9 @@ class RunConfig:
         default=False,
         metadata=option(
             "allow rows that set status STOPPED, which cannot be undone",
-            frozenset({"run", "retry", "validate"}),  # validate: such rows are valid with it
+            frozenset(
+                {"run", "retry", "validate", "plan"}
+            ),  # validate: such rows are valid with it
             accepts=(bool,),
             form="switch",
             convert=bool,
@@ -316,7 +319,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "errors and the final summary only: no progress, no log lines below errors",
-            SENDING | EXPORTING,
+            READING | EXPORTING,
             accepts=(bool,),
             form="switch",
             flags=("-q", "--quiet"),
@@ -341,7 +344,7 @@ class RunConfig:
         metadata=option(
             "json: every line on stdout and stderr is one JSON object, for log shippers "
             "(default {default})",
-            SENDING | EXPORTING,
+            READING | EXPORTING,
             accepts=(str,),
             choices=("text", "json"),
             convert=str,
@@ -363,7 +366,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "log every request and answer",
-            SENDING | EXPORTING,
+            READING | EXPORTING,
             accepts=(bool,),
             form="switch",
             flags=("-v", "--verbose"),

@@ -1,14 +1,19 @@
-"""What ``bulkrunner run``, ``retry`` and ``validate`` do, from a RunConfig to an exit code.
+"""What ``bulkrunner run``, ``retry``, ``validate`` and ``plan`` do, from a RunConfig to an
+exit code.
 
 lock the input ─▶ choose the report (--resume: the unfinished run of this input) ─▶ load
      ─▶ validate ─▶ lock the report ─▶ skip rows the journal has as succeeded (--resume)
      ─▶ send (journaling each finished row) ─▶ report ─▶ summary ─▶ exit code
 
-Retry and rollback are such runs too, of an earlier report's rows and of a backup.
+Retry and rollback are such runs too, of an earlier report's rows and of a backup. ``plan`` is
+a run that stops once it has read the account's state and planned (``Session(planning=True)``).
 
-A dry run and ``validate`` send nothing and so need no row twice: they check the whole file
-first, then read it a chunk at a time (its campaign_id column first, for repeated campaigns),
-judging each chunk and appending it to the report, so memory stays flat however long the file.
+Every kind of run writes its report one way (``_report``): the input a chunk at a time, each
+chunk's outcomes and changes, ``build_report`` of them appended to the report. A real run and a
+plan hold every row's outcome; a dry run and ``validate`` send nothing and so need no row twice:
+they check the whole file first, then read it a chunk at a time (its campaign_id column first,
+for repeated campaigns), judging each chunk as its report is written, so memory stays flat
+however long the file.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,17 +60,16 @@ from bulkrunner.loading import Ignored, InputFile, open_input, read_input
 from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, Row, Status, Validation, unechoed
 from bulkrunner.operations import fitting, for_config
+from bulkrunner.planning import Duration, Forecast, Requests
 from bulkrunner.problems import Problems
 from bulkrunner.redaction import remember
 from bulkrunner.report import (
-    ReportWriter,
     Summary,
-    build_dry_run_report,
     build_report,
     cell_types,
     check_report_path,
     default_report_path,
-    print_report,
+    deliver_report,
     read_report,
 )
 from bulkrunner.resumption import check_paths, choose_report, input_lock, run_identity, unused
@@ -199,6 +203,135 @@ def retry_job(
         identity = run_identity(config)
         config = choose_report(config, identity, default)
         return _execute(config, identity, frame, numbers, api_key, out, now, None, accounts)
+
+
+def plan_job(
+    config: RunConfig,
+    out: TextIO,
+    environ: Mapping[str, str] = os.environ,
+    now: Now = lambda: datetime.now(UTC),
+) -> ExitCode:
+    """``bulkrunner plan``: read the account's current state as a real run would (the same
+    preflight, through the limiter, with its retries and --max-wait), then say what each row
+    would change, how many rows would change, and how long the run would take; write nothing
+    to the account. The report has each row as the run would leave it, but ``dry_run`` for a
+    row it would send, with ``before`` and ``after``.
+
+    With no key to read with (no SMARTLEAD_API_KEY, --accounts or --simulate) it is the offline
+    dry run, and says so."""
+    api_key = environ.get(API_KEY_ENV, "")
+    remember(api_key)
+    if not (api_key or config.simulate or config.accounts):
+        show(
+            out,
+            "plan_offline",
+            [
+                f"plan: {API_KEY_ENV} is not set, so nothing is read from the account: "
+                "checking the file only, as run --dry-run does (set the key, or use --simulate, "
+                "to see what would change)"
+            ],
+        )
+        return run_job(replace(config, dry_run=True), out, environ, now)
+    accounts = Accounts.load(config, environ)
+    started = now()
+    default = unused(default_report_path(config.input, started))
+    config = replace(config, report=config.report or default)
+    assert config.report is not None
+    report_path = config.report
+    check_paths(config)
+    check_report_path(report_path)
+    operation, _ = for_config(config)
+    frame, ignored = read_input(config.input, operation)
+    validation = _validated(config, frame, accounts)
+    if accounts is not None:
+        accounts = accounts.with_keys({row.account for row in validation.rows if row.account})
+    shown = [(r.number, r.error) for r in validation.rejections[:_SHOWN_INVALID]]
+    _warn_invalid(config.input, shown, len(validation.rejections))
+    outcomes: dict[int, Outcome] = {
+        r.number: Outcome(Status.INVALID, error=r.error) for r in validation.rejections
+    }
+    from bulkrunner.session import AccountSessions, Session
+
+    rows = list(validation.rows)
+    reading: Session | AccountSessions
+    with Interrupts() as interrupts, ExitStack() as held:
+        _lock_accounts(held, config, api_key, accounts, rows, started)
+        if accounts is not None:
+            reading = AccountSessions(config, accounts.accounts, accounts.keys, rows, planning=True)
+        else:
+            reading = Session(config, api_key, rows, planning=True)
+        if rows:
+            try:
+                import anyio
+
+                anyio.run(reading.run, backend="asyncio")  # aiohttp runs on asyncio only
+            except KeyboardInterrupt:  # a signal before the loop could take it over
+                reading.signals += 1
+        interrupts.hold()
+    sessions: list[Session] = (
+        list(reading.sessions.values()) if isinstance(reading, AccountSessions) else [reading]
+    )
+    stats = reading.stats
+    if reading.signals and stats.aborted is None:
+        stats.aborted = "plan interrupted"
+    forecast = _forecast(sessions, stats.aborted, outcomes, config)
+    if stats.aborted is None:
+        show(out, "plan", forecast.lines(each_row=not config.quiet), **forecast.fields())
+    written = _write_report(
+        frame,
+        outcomes,
+        None,
+        report_path,
+        now,
+        forecast.changes,
+        out,
+        lock=lambda: RunLock(lock_path(report_path), now()),
+    )
+    summary = Summary.of(outcomes, stats, () if accounts else config.rates, written)
+    _show_summary(out, summary, ignored)
+    return exit_code(outcomes, stats.aborted is not None)
+
+
+def _forecast(
+    sessions: Sequence[Session],
+    aborted: str | None,
+    outcomes: dict[int, Outcome],
+    config: RunConfig,
+) -> Forecast:
+    """What the sessions' plans say a run would do; each row's outcome, as the run would leave
+    it (but ``dry_run`` for a row it would send), goes to ``outcomes``. Aborted (the state could
+    not be read), there is no plan: the rows are ``not_attempted``, with the reason."""
+    operation, wire = for_config(config)
+    send: list[Row] = []
+    changes: dict[int, Mapping[str, Change]] = {}
+    durations: list[Duration] = []
+    missing = 0
+    for session in sessions:
+        planned = session.plan
+        if aborted is not None or planned is None:
+            unread = Outcome(Status.NOT_ATTEMPTED, error=aborted or "not read")
+            outcomes.update({row.number: unread for row in session.rows})
+            continue
+        outcomes.update(planned.unchanged)
+        outcomes.update(planned.refused)
+        outcomes.update({row.number: _DRY_RUN for row in planned.send})
+        changes.update({row.number: planned.changes[row.number] for row in planned.send})
+        send += planned.send
+        missing += len(planned.missing)
+        # a run reads first unless it needs nothing read (--no-skip-unchanged --no-backup)
+        reads = session.stats.reads if config.skip_unchanged or not config.no_backup else 0
+        needed = Requests.of(planned.send, reads, operation, wire, config.verify)
+        durations.append(Duration(needed, tuple(session.config.rates), session.account))
+    counted = Counter(outcome.status for outcome in outcomes.values())
+    return Forecast(
+        send=sorted(send, key=lambda row: row.number),
+        changes=changes,
+        unchanged=counted[Status.UNCHANGED],
+        invalid=counted[Status.INVALID],
+        missing=missing,
+        refused=counted[Status.FAILED] - missing,
+        durations=durations,
+    )
 
 
 def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
@@ -483,59 +616,85 @@ def _write_report(
     now: Now,
     changes: Mapping[int, Mapping[str, Change]] | None = None,
     out: TextIO | None = None,
+    lock: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> Path | None:
-    """Where the report went: ``path``, else the fallback path, else (with ``out``, when the
-    disk is full) printed on ``out`` as a last resort, so that no row's outcome is lost."""
+    """The report of a run whose rows are all in ``frame`` (and ended as ``outcomes`` say, the
+    fields they change in ``changes``, by row number): see ``_report``."""
+    changed = changes or {}
+
+    def results(offset: int, chunk: pd.DataFrame) -> Results:
+        held = range(offset + 1, offset + len(chunk) + 1)  # the rows' numbers in ``frame``
+        return (
+            {n - offset: outcomes[n] for n in held if n in outcomes},
+            {n - offset: changed[n] for n in held if n in changed},
+        )
+
     columns = [str(c) for c in frame.columns]
-    try:
-        _write_report_chunks(frame, outcomes, numbers, path, changes)
-        return path
-    except OSError as exc:
-        fallback = _fallback_report(now)
-        log.error("cannot write the report to %s (%s); writing %s", path, exc, fallback)
-        try:
-            _write_report_chunks(frame, outcomes, numbers, fallback, changes)
-        except OSError as again:
-            if out is None:
-                raise
-            log.error(
-                "cannot write the report to %s either (%s); printing it here instead",
-                fallback,
-                again.strerror or again,
-            )
-            print_report(build_report(frame, outcomes, numbers, changes), out, columns)
-            return None
-        return fallback
+    return _report(
+        InputFile.of(path, frame),
+        numbers,
+        results,
+        path,
+        now,
+        out=out,
+        lock=lock,
+        rows=_REPORT_ROWS,
+        examples=lambda: cell_types([frame], columns),
+    )
 
 
 _REPORT_ROWS = 10_000  # rows of the report built at a time: a few MB, whatever the file's size
+Results = tuple[Mapping[int, Outcome], Mapping[int, Mapping[str, Change]]]
+"""One chunk's outcomes and changes, by the row's number in the chunk (from 1)."""
 
 
-def _write_report_chunks(
-    frame: pd.DataFrame,
-    outcomes: Mapping[int, Outcome],
+def _report(
+    source: InputFile,
     numbers: Sequence[int] | None,
+    results: Callable[[int, pd.DataFrame], Results],
     path: Path,
-    changes: Mapping[int, Mapping[str, Change]] | None,
-) -> None:
-    """``build_report`` written to ``path`` (atomically) a few thousand rows at a time, so
-    that the report of a long run never stands whole in memory beside its input."""
-    columns = [str(c) for c in frame.columns]
-    changed = changes or {}
-    examples = cell_types([frame], columns) if path.suffix.lower() == ".parquet" else None
-    with ReportWriter(path, columns, examples=examples) as writer:
-        for start in range(0, max(len(frame), 1), _REPORT_ROWS):
-            part = frame.iloc[start : start + _REPORT_ROWS]
-            held = range(start + 1, start + len(part) + 1)  # the rows' numbers in ``frame``
-            writer.write(
-                build_report(
-                    part,
-                    {n - start: outcomes[n] for n in held if n in outcomes},
-                    numbers[start : start + len(part)] if numbers else held,
-                    {n - start: changed[n] for n in held if n in changed},
-                )
-            )
-        writer.commit()
+    now: Now,
+    *,
+    out: TextIO | None = None,
+    lock: Callable[[], AbstractContextManager[object]] = nullcontext,
+    rows: int | None = None,
+    examples: Callable[[], pd.DataFrame | None] = lambda: None,
+    finished: Callable[[], None] = lambda: None,
+) -> Path | None:
+    """The one way every command writes its report, whatever kind of run it was: ``source`` is
+    read a chunk (of ``rows``) at a time, ``results(offset, chunk)`` gives that chunk's outcomes
+    and changes, and ``build_report`` of them is appended to the report, so that neither the
+    input nor the report need stand whole in memory; ``finished()`` is called at the end of the
+    first complete pass. Where the report went: ``path``, else the fallback path, else (with
+    ``out``, when the disk is full) printed on ``out`` as a last resort, so that no row's
+    outcome is lost. ``numbers`` are the rows' numbers in the original file (a retry's); the
+    report is moved into place under ``lock()``."""
+    done: list[bool] = []
+
+    def parts() -> Iterator[pd.DataFrame]:
+        offset = 0
+        for chunk in source.chunks(rows):
+            outcomes, changes = results(offset, chunk)
+            held = range(offset + 1, offset + len(chunk) + 1)
+            shown = numbers[offset : offset + len(chunk)] if numbers else held
+            yield build_report(chunk, outcomes, shown, changes)
+            offset += len(chunk)
+        if not offset:  # an empty report still has its header (and schema)
+            empty = pd.DataFrame({column: [] for column in source.columns}, dtype=object)
+            yield build_report(empty, {}, [], {})
+        if not done:
+            done.append(True)
+            finished()
+
+    return deliver_report(
+        parts,
+        path,
+        source.columns,
+        fallback=lambda: _fallback_report(now),
+        out=out,
+        lock=lock,
+        examples=examples,
+    )
 
 
 def _fallback_report(now: Now) -> Path:
@@ -607,43 +766,66 @@ def _judged(
     """Each chunk of ``source``, the number of rows before it, and its rows' judgement (errors,
     "" for a valid row). A campaign on two rows is found first (``repeats``, else from the
     campaign_id column alone). With ``accounts``, a row must name one of them."""
-    if repeats is None:
-        columns = source.chunks(columns=[CAMPAIGN_ID])
-        repeats = repeated_ids(chunk[CAMPAIGN_ID] for chunk in columns)
+    repeats = _repeats(source, repeats)
     offset = 0
-    operation, wire = for_config(config)
     for chunk in source.chunks():
-        judged = judge_rows(
-            chunk,
-            config.vocabulary,
-            offset=offset,
-            repeats=repeats,
-            operation=operation,
-            wire=wire,
-        )
-        errors = judged.errors
-        if accounts is not None and ACCOUNT in chunk.columns:
-            for index, cell in enumerate(_account_cells(chunk, None).values()):
-                wrong = account_error(cell, accounts.accounts, accounts.path)
-                if wrong and not errors[index]:  # a valid row no more: its fields do not count
-                    for name in judged.fields:
-                        judged.fields[name] -= not is_blank(chunk[name].iloc[index])
-                if wrong:
-                    errors[index] = f"{errors[index]}; {wrong}" if errors[index] else wrong
-        yield offset, chunk, judged
+        yield offset, chunk, _judge(chunk, offset, config, repeats, accounts)
         offset += len(chunk)
 
 
-@dataclass(slots=True)
-class _DryRun:
-    """A dry run's report, written but not yet moved into place, and what the log and the
-    summary say of it."""
+def _repeats(source: InputFile, repeats: Repeats | None) -> Repeats:
+    """The campaigns on several rows of ``source``: ``repeats`` if found already, else from its
+    campaign_id column alone."""
+    if repeats is not None:
+        return repeats
+    columns = source.chunks(columns=[CAMPAIGN_ID])
+    return repeated_ids(chunk[CAMPAIGN_ID] for chunk in columns)
 
-    writer: ReportWriter
-    counts: Counter[Status]
-    shown: list[tuple[int, str]]  # the first invalid rows: number and error
+
+def _judge(
+    chunk: pd.DataFrame,
+    offset: int,
+    config: RunConfig,
+    repeats: Repeats,
+    accounts: Accounts | None,
+) -> RowJudgement:
+    """The judgement of one chunk's rows, ``offset`` rows into the file."""
+    operation, wire = for_config(config)
+    judged = judge_rows(
+        chunk,
+        config.vocabulary,
+        offset=offset,
+        repeats=repeats,
+        operation=operation,
+        wire=wire,
+    )
+    errors = judged.errors
+    if accounts is not None and ACCOUNT in chunk.columns:
+        for index, cell in enumerate(_account_cells(chunk, None).values()):
+            wrong = account_error(cell, accounts.accounts, accounts.path)
+            if wrong and not errors[index]:  # a valid row no more: its fields do not count
+                for name in judged.fields:
+                    judged.fields[name] -= not is_blank(chunk[name].iloc[index])
+            if wrong:
+                errors[index] = f"{errors[index]}; {wrong}" if errors[index] else wrong
+    return judged
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the log and the summary say of a dry run, counted as its report is written."""
+
+    counts: Counter[Status] = field(default_factory=Counter)
+    shown: list[tuple[int, str]] = field(default_factory=list)  # the first invalid rows
     examples: list[Row] = field(default_factory=list)  # the first valid rows, as they'd be sent
     fields: Counter[str] = field(default_factory=Counter)  # valid rows that set each field
+
+    def reset(self) -> None:
+        for counted in (self.counts, self.shown, self.examples, self.fields):
+            counted.clear()
+
+
+_DRY_RUN = Outcome(Status.DRY_RUN)  # every valid row's outcome in a dry run: one value for all
 
 
 def _dry_run(
@@ -654,124 +836,93 @@ def _dry_run(
     now: Now,
     repeats: Repeats | None = None,
 ) -> ExitCode:
-    """Report every row as ``dry_run`` or ``invalid`` without sending anything.
+    """Report every row as ``dry_run`` or ``invalid`` without sending or reading anything.
 
-    The report is written before the lock is taken, as a real run validates before it (so
-    the log reads the same), to a temporary file of this process's own; only moving it into
-    place happens under the lock. If it cannot be written there, it goes to the fallback path.
+    The file is judged a chunk at a time as its report is written (``_report``), before the
+    report's lock is taken, as a real run validates before it (so the log reads the same); only
+    moving the report into place happens under the lock.
     """
     assert config.report is not None
     report_path = config.report
     check_report_path(report_path)
-    examples = None
-    if report_path.suffix.lower() == ".parquet" and source.path.suffix.lower() != ".csv":
-        # CSV cells are all text; other inputs may hold several types in a column, which a
-        # Parquet report types as a whole: look at the whole file before writing any of it.
-        examples = cell_types(source.chunks(), list(source.columns))
-    trouble: OSError | None = None
-    if repeats is None:  # found once, whichever report the rows are staged for
-        columns = source.chunks(columns=[CAMPAIGN_ID])
-        repeats = repeated_ids(chunk[CAMPAIGN_ID] for chunk in columns)
-    try:
-        dry = _stage_dry_run(config, source, numbers, report_path, examples, repeats)
-    except OSError as exc:
-        trouble, dry = (
-            exc,
-            _stage_dry_run(config, source, numbers, _fallback_report(now), None, repeats),
-        )
-    try:
-        _warn_invalid(config.input, dry.shown, dry.counts[Status.INVALID])
-        with RunLock(lock_path(report_path), now()):
-            if trouble is None:
-                try:
-                    written = dry.writer.commit()
-                except OSError as exc:
-                    trouble = exc
-                    dry = _stage_dry_run(
-                        config, source, numbers, _fallback_report(now), None, repeats
-                    )
-            if trouble is not None:
-                log.error(
-                    "cannot write the report to %s (%s); writing %s",
-                    report_path,
-                    trouble,
-                    dry.writer.path,
-                )
-                written = dry.writer.commit()
-    finally:
-        dry.writer.discard()  # nothing left to discard once committed
+    accounts = Accounts.load(config, None)
+    check_column(config.input, source.columns, accounts)
+    repeats = _repeats(source, repeats)
+    tally = _Tally()
+
+    def results(offset: int, chunk: pd.DataFrame) -> Results:
+        if not offset:  # the report is written again (to the fallback path): count again
+            tally.reset()
+        judged = _judge(chunk, offset, config, repeats, accounts)
+        errors = judged.errors
+        invalid = [index for index, error in enumerate(errors) if error]
+        tally.counts[Status.INVALID] += len(invalid)
+        tally.counts[Status.DRY_RUN] += len(errors) - len(invalid)
+        for index in invalid[: _SHOWN_INVALID - len(tally.shown)]:
+            tally.shown.append((offset + index + 1, errors[index]))
+        _preview(tally, chunk, judged, offset, config)
+        outcomes = {
+            index: Outcome(Status.INVALID, error=error) if error else _DRY_RUN
+            for index, error in enumerate(errors, 1)
+        }
+        return outcomes, {}
+
+    def typed() -> pd.DataFrame | None:
+        if source.path.suffix.lower() == ".csv":
+            return None  # CSV cells are all text: each chunk is typed as the whole would be
+        # Other inputs may hold several types in a column, which a Parquet report types as a
+        # whole: look at the whole file before writing any of it.
+        return cell_types(source.chunks(), list(source.columns))
+
+    written = _report(
+        source,
+        numbers,
+        results,
+        report_path,
+        now,
+        out=out,
+        lock=lambda: RunLock(lock_path(report_path), now()),
+        examples=typed,
+        finished=lambda: _warn_invalid(config.input, tally.shown, tally.counts[Status.INVALID]),
+    )
     if not config.quiet:
-        _print_preview(dry, out, config)
+        _print_preview(tally, out, config)
     from bulkrunner.model import RunStats
 
-    summary = Summary.counted(dry.counts, RunStats(), config.rates, written)
+    summary = Summary.counted(tally.counts, RunStats(), config.rates, written)
     _show_summary(out, summary, source.ignored)
-    return ExitCode.ROWS_FAILED if dry.counts[Status.INVALID] else ExitCode.OK
+    return ExitCode.ROWS_FAILED if tally.counts[Status.INVALID] else ExitCode.OK
 
 
 def _preview(
-    dry: _DryRun, chunk: pd.DataFrame, judged: RowJudgement, offset: int, config: RunConfig
+    tally: _Tally, chunk: pd.DataFrame, judged: RowJudgement, offset: int, config: RunConfig
 ) -> None:
     """Count the fields valid rows set (validation found the blanks), and keep the first few
     valid rows' bodies."""
     errors = judged.errors
     operation, wire = for_config(config)
-    dry.fields.update(judged.fields)
+    tally.fields.update(judged.fields)
     for index in [i for i, error in enumerate(errors) if not error][
-        : _PREVIEWED - len(dry.examples)
+        : _PREVIEWED - len(tally.examples)
     ]:
         one = chunk.iloc[[index]].reset_index(drop=True)
         (row,) = validate(one, config.vocabulary, operation=operation, wire=wire).rows
-        dry.examples.append(replace(row, number=offset + index + 1))
+        tally.examples.append(replace(row, number=offset + index + 1))
 
 
-def _print_preview(dry: _DryRun, out: TextIO, config: RunConfig) -> None:
+def _print_preview(tally: _Tally, out: TextIO, config: RunConfig) -> None:
     operation, wire = for_config(config)
-    valid = dry.counts[Status.DRY_RUN]
-    if dry.examples:
+    valid = tally.counts[Status.DRY_RUN]
+    if tally.examples:
         print(
-            f"preview: the first {len(dry.examples)} of {count(valid, 'valid row')}, "
+            f"preview: the first {len(tally.examples)} of {count(valid, 'valid row')}, "
             "as they would be sent:",
             file=out,
         )
-        for row in dry.examples:
+        for row in tally.examples:
             requests = operation.requests(row.campaign_id, row.payload, wire)
             print(f"  row {row.number}: {operation.describe(requests)}", file=out)
-    print(f"rows valid: {valid}, invalid: {dry.counts[Status.INVALID]}", file=out)
-    if dry.fields:
-        counts = ", ".join(f"{name} {n}" for name, n in dry.fields.items() if n)
+    print(f"rows valid: {valid}, invalid: {tally.counts[Status.INVALID]}", file=out)
+    if tally.fields:
+        counts = ", ".join(f"{name} {n}" for name, n in tally.fields.items() if n)
         print(f"rows setting each field: {counts or 'none'}", file=out)
-
-
-def _stage_dry_run(
-    config: RunConfig,
-    source: InputFile,
-    numbers: Sequence[int] | None,
-    path: Path,
-    examples: pd.DataFrame | None,
-    repeats: Repeats | None = None,
-) -> _DryRun:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # written before the lock
-    writer = ReportWriter(path, list(source.columns), tmp, examples)
-    dry = _DryRun(writer, Counter(), [])
-    try:
-        accounts = Accounts.load(config, None)
-        check_column(config.input, source.columns, accounts)
-        for offset, chunk, judged in _judged(source, config, repeats, accounts):
-            errors = judged.errors
-            invalid = [index for index, error in enumerate(errors) if error]
-            dry.counts[Status.INVALID] += len(invalid)
-            dry.counts[Status.DRY_RUN] += len(errors) - len(invalid)
-            for index in invalid[: _SHOWN_INVALID - len(dry.shown)]:
-                dry.shown.append((offset + index + 1, errors[index]))
-            _preview(dry, chunk, judged, offset, config)
-            rows = (
-                numbers[offset : offset + len(chunk)]
-                if numbers
-                else range(offset + 1, offset + len(chunk) + 1)
-            )
-            writer.write(build_dry_run_report(chunk, errors, list(rows)))
-    except BaseException:
-        writer.discard()
-        raise
-    return dry

@@ -1,7 +1,7 @@
 """How a run option is declared: once, on its field of ``config.RunConfig``.
 
-Each option of ``run``, ``retry``, ``rollback`` and ``validate`` is one field of the frozen
-``RunConfig`` dataclass, and that field is its whole declaration: its Python type and default
+Each option of ``run``, ``retry``, ``rollback``, ``validate`` and ``plan`` is one field of the
+frozen ``RunConfig`` dataclass, and that field is its whole declaration: its Python type and default
 are the field's, and ``metadata=option(...)`` adds the rest (help text, the commands that take
 it, the TOML types a job file may give, flag spelling, choices, whether it is a path relative to
 the job file). ``declared(RunConfig)`` reads the fields back as ``Option`` values
@@ -34,7 +34,8 @@ Form = Literal["value", "toggle", "switch", "append"]
 ``--no-verify``), ``switch`` (``--resume``, only on), ``append`` (``--rate`` repeated)."""
 
 SENDING = frozenset({"run", "retry", "rollback"})  # the commands that send
-CHECKING = frozenset({"run", "validate"})  # the commands that read an input file
+CHECKING = frozenset({"run", "validate", "plan"})  # the commands that read an input file
+READING = SENDING | {"plan"}  # those that read the account: plan reads as a run does first
 EVERY = SENDING | CHECKING
 EXPORTING = frozenset({"export"})  # reads the account's campaigns into an input file
 

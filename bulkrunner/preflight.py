@@ -50,6 +50,8 @@ class Plan:
     unchanged: dict[int, Outcome] = field(default_factory=dict)
     changes: dict[int, Changes] = field(default_factory=dict)  # by row number
     refused: dict[int, Outcome] = field(default_factory=dict)  # failed before sending
+    # of the refused, the rows whose campaign does not exist or could not be read
+    missing: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -230,13 +232,20 @@ async def _each(
     concurrency: int,
 ) -> None:
     """``read`` each campaign, ``concurrency`` at a time; the first that returns a reason (the
-    key was rejected) stops the others, and is raised as KeyRejected."""
+    key was rejected) stops the others, and is raised as KeyRejected. A wait longer than
+    --max-wait stops them too, and is raised as itself (not inside an exception group)."""
     pending = list(reversed(campaign_ids))
     rejected: list[str] = []
+    too_long: list[WaitTooLong] = []
 
     async def worker() -> None:
         while pending:
-            reason = await read(pending.pop())
+            try:
+                reason = await read(pending.pop())
+            except WaitTooLong as wait:
+                too_long.append(wait)
+                pending.clear()
+                return
             if reason is not None:
                 rejected.append(reason)
                 pending.clear()
@@ -244,6 +253,8 @@ async def _each(
     async with anyio.create_task_group() as group:
         for _ in range(max(1, min(concurrency, len(campaign_ids)))):
             group.start_soon(worker)
+    if too_long:
+        raise too_long[0]
     if rejected:
         raise KeyRejected(rejected[0])
 
@@ -305,6 +316,7 @@ def plan(
             result.refused[row.number] = Outcome(
                 Status.FAILED, http_status=404, error=f"campaign {campaign_id} not found (404)"
             )
+            result.missing.add(row.number)
             continue
         if current is not None and campaign is None and require_backup:
             reason = current.unreadable.get(campaign_id, "its current settings could not be read")
@@ -313,6 +325,7 @@ def plan(
                 error=f"campaign {campaign_id}: {reason}; not sent, as it could not be backed up "
                 "(--no-backup sends it anyway)",
             )
+            result.missing.add(row.number)
             continue
         refusal = operation.refuse(row.payload, campaign)
         if refusal:

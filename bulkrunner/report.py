@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +33,8 @@ from bulkrunner.wording import count
 
 if TYPE_CHECKING:  # a type only: the engine (anyio) is not for `bulkrunner validate` to load
     from bulkrunner.model import RunStats
+
+log = logging.getLogger("bulkrunner")
 
 REPORT_FORMATS = (".csv", ".parquet", ".json", ".jsonl")
 _TEXT_FIELDS = frozenset(field.name for field in FIELDS if field.kind == "text")
@@ -68,24 +72,27 @@ def build_report(
     row's number in the original file). ``changes`` (by row) fill ``before`` and ``after``.
     """
     changed = changes or {}
-    missing = [n for n in range(1, len(frame) + 1) if n not in outcomes]
-    if missing:
-        raise ValueError(f"no outcome for rows {missing[:5]}")
-    ordered = [outcomes[n] for n in range(1, len(frame) + 1)]
+    held = range(1, len(frame) + 1)
+    try:
+        ordered = [outcomes[n] for n in held]
+    except KeyError:
+        missing = [n for n in held if n not in outcomes]
+        raise ValueError(f"no outcome for rows {missing[:5]}") from None
+    nothing: list[str | None] = [None] * len(frame)
     return _with_results(
         frame,
-        numbers or range(1, len(frame) + 1),
+        numbers or held,
         status=[o.status.value for o in ordered],
         http_status=[o.http_status for o in ordered],
         attempts=[o.attempts for o in ordered],
-        error=[redact(o.error) for o in ordered],  # a server's words: never the key
+        error=[redact(o.error) if o.error else "" for o in ordered],  # a server's: never the key
         duration_ms=[o.duration_ms for o in ordered],
         finished_at=[
             o.finished_at.isoformat(timespec="milliseconds") if o.finished_at else None
             for o in ordered
         ],
-        before=[_side(changed.get(n), "before") for n in range(1, len(frame) + 1)],
-        after=[_side(changed.get(n), "after") for n in range(1, len(frame) + 1)],
+        before=[_side(changed.get(n), "before") for n in held] if changed else nothing,
+        after=[_side(changed.get(n), "after") for n in held] if changed else nothing,
     )
 
 
@@ -94,27 +101,6 @@ def _side(found: Mapping[str, Change] | None, side: str) -> str | None:
         return None
     values = {name: getattr(change, side) for name, change in found.items()}
     return redact(json.dumps(values, default=str, ensure_ascii=False))
-
-
-def build_dry_run_report(
-    frame: pd.DataFrame, errors: Sequence[str], numbers: Sequence[int]
-) -> pd.DataFrame:
-    """What ``build_report`` makes of a dry run's outcomes (``dry_run``, or ``invalid`` with
-    the row's error), built in bulk: ``errors`` holds ``""`` for a valid row."""
-    nothing: list[Any] = [None] * len(frame)
-    invalid, dry_run = Status.INVALID.value, Status.DRY_RUN.value
-    return _with_results(
-        frame,
-        numbers,
-        status=[invalid if error else dry_run for error in errors],
-        http_status=nothing,
-        attempts=[0] * len(frame),
-        error=list(errors),
-        duration_ms=nothing,
-        finished_at=nothing,
-        before=nothing,
-        after=nothing,
-    )
 
 
 def _with_results(
@@ -154,10 +140,89 @@ def write_report(report: pd.DataFrame, path: Path, input_columns: list[str]) -> 
         writer.commit()
 
 
-def print_report(report: pd.DataFrame, out: TextIO, input_columns: list[str]) -> None:
+def print_report(
+    report: pd.DataFrame, out: TextIO, input_columns: list[str], header: bool = True
+) -> None:
     """``report`` as a CSV report, on ``out`` (when no file can be written)."""
     columns = [echoed(column) for column in input_columns]
-    _write_csv(_for_spreadsheets(report, columns), out, header=True)
+    _write_csv(_for_spreadsheets(report, columns), out, header=header)
+
+
+Parts = Callable[[], Iterator[pd.DataFrame]]
+"""A report a chunk at a time (``build_report`` frames), from its first row at every call."""
+
+
+def deliver_report(
+    parts: Parts,
+    path: Path,
+    input_columns: Sequence[str],
+    *,
+    fallback: Callable[[], Path],
+    out: TextIO | None = None,
+    lock: Callable[[], AbstractContextManager[object]] = nullcontext,
+    examples: Callable[[], pd.DataFrame | None] = lambda: None,
+) -> Path | None:
+    """Write the report of any kind of run (real, dry, plan, retry) and say where it went.
+
+    ``parts()`` is staged (``stage_report``) in a temporary file of this process's own, then
+    moved into place under ``lock()`` (a run that holds its report's lock throughout passes none),
+    so that the report is never seen half written. If ``path`` cannot be written, the report
+    goes to ``fallback()``; if that cannot be written either, it is printed on ``out`` as a last
+    resort (with no ``out``, the error is raised), so that no row's outcome is lost. ``examples``
+    (for a Parquet report) types its columns as the whole report would be typed."""
+    columns = list(input_columns)
+    trouble: OSError | None = None
+    writer: ReportWriter | None = None
+    try:
+        writer = stage_report(parts, path, columns, examples)
+    except OSError as exc:
+        trouble = exc
+    try:
+        with lock():
+            if writer is not None:
+                try:
+                    return writer.commit()
+                except OSError as exc:
+                    trouble, writer = exc, None
+            other = fallback()
+            log.error("cannot write the report to %s (%s); writing %s", path, trouble, other)
+            try:
+                writer = stage_report(parts, other, columns)
+                return writer.commit()
+            except OSError as again:
+                if out is None:
+                    raise
+                log.error(
+                    "cannot write the report to %s either (%s); printing it here instead",
+                    other,
+                    again.strerror or again,
+                )
+            for index, part in enumerate(parts()):
+                print_report(part, out, columns, header=index == 0)
+            return None
+    finally:
+        if writer is not None:
+            writer.discard()  # nothing left to discard once committed
+
+
+def stage_report(
+    parts: Parts,
+    path: Path,
+    input_columns: list[str],
+    examples: Callable[[], pd.DataFrame | None] = lambda: None,
+) -> ReportWriter:
+    """``parts()`` written to a temporary file of this process's own beside ``path``, ready to
+    ``commit``; on failure nothing is left behind."""
+    typed = examples() if path.suffix.lower() == ".parquet" else None
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    writer = ReportWriter(path, input_columns, tmp, typed)
+    try:
+        for part in parts():
+            writer.write(part)
+    except BaseException:
+        writer.discard()
+        raise
+    return writer
 
 
 class ReportWriter:

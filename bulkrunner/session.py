@@ -76,6 +76,7 @@ class Session:
     account: str | None = None  # one account of several (``bulkrunner.accounts``)
     shared_backup: SharedBackup | None = None  # the backup several accounts' sessions write
     watch: bool = True  # show progress (a run of several accounts shows none per account)
+    planning: bool = False  # only read the current state and plan (``bulkrunner plan``)
 
     @property
     def stats(self) -> RunStats:
@@ -139,7 +140,7 @@ class Session:
         ) as session:
             sender = HttpSender(session, base_url, api_key, config.timeout)
             limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
-            if config.resume and config.report is not None:
+            if config.resume and config.report is not None and not self.planning:
                 self._seed(limiter, journal_path(config.report))
             operation, wire = for_config(config)
             self.engine = Engine(
@@ -165,7 +166,7 @@ class Session:
             )
             current: Current | None = None
             try:
-                if config.skip_unchanged or not config.no_backup:
+                if config.skip_unchanged or not config.no_backup or self.planning:
                     current = await read_current(
                         sender,
                         reading,
@@ -208,6 +209,8 @@ class Session:
                     "state refuses the change (see the report)",
                     count(len(self.plan.refused), "row"),
                 )
+            if self.planning:  # nothing is written: what would be is the plan
+                return
             numbered = {row.number: row for row in rows}
             for number, outcome in (*self.plan.unchanged.items(), *self.plan.refused.items()):
                 if self.on_outcome is not None:
@@ -453,6 +456,7 @@ class AccountSessions:
     on_outcome: OutcomeHook | None = None
     signals: int = 0
     sessions: dict[str, Session] = field(default_factory=dict)
+    planning: bool = False  # each account's session only reads and plans (``bulkrunner plan``)
 
     def __post_init__(self) -> None:
         shared = SharedBackup()
@@ -469,6 +473,7 @@ class AccountSessions:
                 account=name,
                 shared_backup=shared,
                 watch=False,
+                planning=self.planning,
             )
 
     @property

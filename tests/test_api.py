@@ -104,6 +104,18 @@ def test_plan_sends_nothing_and_needs_no_key(
     assert planned.attrs["exit_code"] == 1
 
 
+def test_plan_with_a_key_reads_the_account_and_shows_before_and_after() -> None:
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12, 13})) as sim:
+        planned = bulkrunner.plan(frame(), base_url=sim.base_url, rate=["20/1"])
+        assert sim.state.posts() == []  # read, never written
+        assert {r.method for r in sim.state.requests} == {"GET"}
+    assert planned["status"].tolist() == ["dry_run", "dry_run", "unchanged"]
+    before = str(planned["before"].tolist()[0])
+    after = str(planned["after"].tolist()[0])
+    assert f'"sending_limit": {default_settings(11)["sending_limit"]}' in before
+    assert '"sending_limit": 150' in after
+
+
 def test_a_path_is_an_input_too(tmp_path: Path) -> None:
     path = tmp_path / "plan.csv"
     path.write_text("campaign_id,sending_limit\n11,5\n")

@@ -19,10 +19,11 @@ from bulkrunner.cli import main
 from bulkrunner.fields import Vocabulary
 from bulkrunner.loading import load_input, open_input
 from bulkrunner.model import Outcome, Rejection, Row, Status
-from bulkrunner.report import ReportWriter, build_dry_run_report, build_report, write_report
+from bulkrunner.report import ReportWriter, build_report, write_report
 from bulkrunner.validation import repeated_ids, row_errors, validate
 
 REPORTS = (".csv", ".json", ".jsonl", ".parquet")
+DRY_RUN = Outcome(Status.DRY_RUN)
 Run = Callable[..., tuple[int, str, str]]
 
 
@@ -272,26 +273,12 @@ def test_repeated_ids_are_found_in_bulk() -> None:
     assert repeated_ids([column.iloc[:4], column.iloc[4:]]) == {5: [1, 3, 8], 7: [2, 6]}
 
 
-def test_the_dry_run_report_is_build_report_of_its_outcomes() -> None:
-    frame = pd.DataFrame(
-        {"campaign_id": ["1", "2", "x"], "sending_limit": ["5", "", "1"]}, dtype=object
-    )
-    errors = row_errors(frame, Vocabulary.DOCUMENTED)
-    outcomes = {
-        n: Outcome(Status.INVALID, error=e) if e else Outcome(Status.DRY_RUN)
-        for n, e in enumerate(errors, 1)
-    }
-    pd.testing.assert_frame_equal(
-        build_dry_run_report(frame, errors, [1, 2, 3]), build_report(frame, outcomes)
-    )
-
-
 def test_a_parquet_column_whose_types_cannot_be_unified_is_written_as_text(tmp_path: Path) -> None:
     path = tmp_path / "r.parquet"
     with ReportWriter(path, ["campaign_id", "client_id"]) as writer:
         for cells in ([1, 2], ["x", "y"]):
             frame = pd.DataFrame({"campaign_id": [1, 2], "client_id": cells})
-            writer.write(build_dry_run_report(frame, ["", ""], [1, 2]))
+            writer.write(build_report(frame, {1: DRY_RUN, 2: DRY_RUN}))
         writer.commit()
     table = pq.read_table(path)
     assert table.column("client_id").to_pylist() == ["1", "2", "x", "y"]
@@ -304,6 +291,6 @@ def test_an_unfinished_report_leaves_no_file(tmp_path: Path) -> None:
     for suffix in REPORTS:
         writer = ReportWriter(tmp_path / f"r{suffix}", ["campaign_id", "track_settings"])
         with writer:
-            writer.write(build_dry_run_report(frame, [""], [1]))
+            writer.write(build_report(frame, {1: DRY_RUN}))
         # left without commit (an exception, Ctrl-C): the temporary file is gone
     assert list(tmp_path.iterdir()) == []

@@ -140,12 +140,18 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
 @pytest.mark.parametrize(
     ("key", "commands"),
     [
-        ("operation", {"run", "validate", "retry", "rollback", "export"}),
+        ("operation", {"run", "validate", "retry", "rollback", "plan", "export"}),
         ("client_id", {"export"}),
         ("status", {"export"}),
         ("output", {"export"}),
-        ("allow_stop", {"run", "retry", "validate"}),  # it decides whether a STOPPED row is valid
-        ("schedule_shape", {"run", "retry", "rollback"}),
+        ("allow_stop", {"run", "retry", "validate", "plan"}),  # it decides whether STOPPED is valid
+        ("schedule_shape", {"run", "retry", "rollback", "plan"}),
+        # plan reads the account as a run does first, and writes nothing
+        ("max_wait", {"run", "retry", "rollback", "plan", "export"}),
+        ("rate", {"run", "retry", "rollback", "plan", "export"}),
+        ("dry_run", {"run", "retry", "rollback"}),
+        ("resume", {"run", "retry", "rollback"}),
+        ("outage_timeout", {"run", "retry", "rollback"}),
     ],
 )
 def test_the_new_options_belong_to_the_commands_asked_for(key: str, commands: set[str]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bulkrunner import job
+from bulkrunner import report as report_module
 from bulkrunner.cli import main
 from bulkrunner.journal import Journal, RunIdentity, journal_path, read_successes, row_key
 from bulkrunner.locking import RunLock, lock_path
@@ -487,18 +487,18 @@ def test_a_full_disk_while_journaling_stops_sending_and_the_run_resumes(
         journaled += 1
         write_entry(self, entry)
 
-    write_chunks = job._write_report_chunks
+    stage = report_module.stage_report
 
-    def full_disk_report(*args: Any) -> None:  # (frame, outcomes, numbers, path, changes)
-        if args[3] == report:
+    def full_disk_report(*args: Any) -> report_module.ReportWriter:  # (parts, path, ...)
+        if args[1] == report:
             raise no_space()
-        write_chunks(*args)
+        return stage(*args)
 
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         argv = ["run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url]
         with monkeypatch.context() as patch:
             patch.setattr(Journal, "_write", filling_write)
-            patch.setattr(job, "_write_report_chunks", full_disk_report)
+            patch.setattr(report_module, "stage_report", full_disk_report)
             code = main([*argv, "--concurrency", "1"])
         out, err = capsys.readouterr()
         assert code == 3, err
@@ -559,7 +559,7 @@ def test_with_no_space_anywhere_the_report_is_printed(
     def no_report(*_: object) -> None:
         raise no_space()
 
-    monkeypatch.setattr(job, "_write_report_chunks", no_report)
+    monkeypatch.setattr(report_module, "stage_report", no_report)
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         code = main(
             ["run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url]
