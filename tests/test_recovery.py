@@ -178,7 +178,7 @@ def test_requests_abandoned_when_the_grace_period_ends_are_failed_outcome_unknow
         )
     assert set(lines.loc[102:, "status"]) == {"not_attempted"}
     assert set(lines.loc[102:, "attempts"]) == {0}
-    assert f"requests: {seen} sent (2 settings, {seen - 2} reads)" in out
+    assert f"requests: {seen} sent (2 writes, {seen - 2} reads)" in out
     assert f"--resume --report {report}" in out
 
 
@@ -440,7 +440,7 @@ def test_a_signal_while_the_report_is_written_leaves_a_whole_report_and_no_litte
     assert "Traceback" not in done.stderr
     assert "interrupted while the report was being written: it was finished first" in done.stderr
     assert "rows: 3 (3 succeeded)" in done.stdout  # says what was sent
-    assert f"requests: {seen} sent (3 settings, {seen - 3} reads)" in done.stdout
+    assert f"requests: {seen} sent (3 writes, {seen - 3} reads)" in done.stdout
     assert pd.read_csv(report)["status"].tolist() == ["succeeded"] * 3
     left = sorted(p.name for p in report.parent.iterdir())
     assert left == ["r.csv", "r.csv.backup.parquet"]  # no temporary file, lock or journal
