@@ -71,18 +71,10 @@ def default_output(operation: str, now: datetime) -> Path:
 
 def check_output(path: Path) -> None:
     """Refuse, before anything is read, an export file that could not be written."""
-    if path.suffix.lower() not in EXPORT_FORMATS:
-        raise UsageError(
-            f"{path}: unsupported export format {path.suffix or '(no extension)'!r}; "
-            f"use {' or '.join(EXPORT_FORMATS)} (the input formats of run)"
-        )
-    if path.is_dir():
-        raise UsageError(f"{path}: the export path is a directory")
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{path}: cannot write the export there (permission denied)")
+    from bulkrunner.report import check_writable
+
+    use = f"use {' or '.join(EXPORT_FORMATS)} (the input formats of run)"
+    check_writable(path, "export", EXPORT_FORMATS, use)
 
 
 def export_job(
@@ -184,18 +176,14 @@ async def _read(config: RunConfig, api_key: str, sleep: Sleep) -> Export:
 
 
 async def _read_from(config: RunConfig, base_url: str, api_key: str, sleep: Sleep) -> Export:
-    import aiohttp
 
     from bulkrunner.errors import KeyRejected, Unreachable
     from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
     from bulkrunner.preflight import Reading
-    from bulkrunner.transport import HttpSender, limiter_tracing
+    from bulkrunner.transport import HttpSender, client_session
 
     operation, _ = for_config(config)
-    connector = aiohttp.TCPConnector(limit=config.concurrency)
-    async with aiohttp.ClientSession(
-        connector=connector, trace_configs=[limiter_tracing()]
-    ) as session:
+    async with client_session(config.concurrency) as session:
         sender = HttpSender(session, base_url, api_key, config.timeout)
         limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
         stats = RunStats()

@@ -46,18 +46,24 @@ def default_report_path(input_path: Path, now: datetime) -> Path:
 
 def check_report_path(path: Path) -> None:
     """Refuse, before anything is sent, a report that could not be written."""
-    if path.suffix.lower() not in REPORT_FORMATS:
+    check_writable(path, "report", REPORT_FORMATS, f"use one of {', '.join(REPORT_FORMATS)}")
+
+
+def check_writable(path: Path, what: str, formats: Sequence[str], use: str) -> None:
+    """Refuse, before anything is read or sent, a ``what`` file (a report, an export) that
+    could not be written: a format not in ``formats`` (``use`` says which to use), a folder, a
+    place without write permission."""
+    if path.suffix.lower() not in formats:
         raise UsageError(
-            f"{path}: unsupported report format {path.suffix or '(no extension)'!r}; "
-            f"use one of {', '.join(REPORT_FORMATS)}"
+            f"{path}: unsupported {what} format {path.suffix or '(no extension)'!r}; {use}"
         )
     if path.is_dir():
-        raise UsageError(f"{path}: report path is a directory")
+        raise UsageError(f"{path}: {what} path is a directory")
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
     if not os.access(parent, os.W_OK):
-        raise UsageError(f"{path}: cannot write the report there (permission denied)")
+        raise UsageError(f"{path}: cannot write the {what} there (permission denied)")
 
 
 def build_report(

@@ -18,7 +18,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
 import anyio
 
 from bulkrunner.accounts import Account
@@ -38,7 +37,7 @@ from bulkrunner.preflight import Current, Plan, Reading, plan, read_current, ver
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot, estimate
 from bulkrunner.rates import crossing
 from bulkrunner.refusals import EnumRefusals
-from bulkrunner.transport import HttpSender, limiter_tracing
+from bulkrunner.transport import HttpSender, client_session
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:
@@ -134,10 +133,7 @@ class Session:
 
     async def _send(self, rows: Sequence[Row], base_url: str, api_key: str) -> None:
         config = self.config
-        connector = aiohttp.TCPConnector(limit=config.concurrency)
-        async with aiohttp.ClientSession(
-            connector=connector, trace_configs=[limiter_tracing()]
-        ) as session:
+        async with client_session(config.concurrency) as session:
             sender = HttpSender(session, base_url, api_key, config.timeout)
             limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
             if config.resume and config.report is not None and not self.planning:

@@ -50,6 +50,14 @@ def limiter_tracing() -> aiohttp.TraceConfig:
     return tracing
 
 
+def client_session(concurrency: int) -> aiohttp.ClientSession:
+    """The HTTP client of a run: at most ``concurrency`` connections, each request stamped in
+    the limiter when it is written (``limiter_tracing``)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency), trace_configs=[limiter_tracing()]
+    )
+
+
 class Sender(Protocol):
     async def send(self, request: Request) -> Answer:
         """Send one request of an operation (a campaign write); never raises for I/O."""
