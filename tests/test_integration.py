@@ -143,6 +143,32 @@ def test_the_readme_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     assert "(attempt 2 of 6) after HTTP 429" in done.stderr
     assert "(attempt 2 of 6) after HTTP 503" in done.stderr
     assert f"report: reports/{report.name}" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("job", ["schedule", "status", "email_accounts"])
+def test_the_sample_job_of_each_operation_runs_on_the_simulator(tmp_path: Path, job: str) -> None:
+    """`bulkrunner run jobs/campaign_<operation>.toml --simulate`: every row accounted for,
+    none failed (a sample row already as wanted is ``unchanged``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTLEAD_")}
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "bulkrunner", "run"),
+            *(str(ROOT / "jobs" / f"campaign_{job}.toml"), "--simulate", "--rate", "100/1"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (report,) = (tmp_path / "reports").glob(f"campaign_{job}-*.csv")
+    frame = pd.read_csv(report)
+    assert len(frame) == len(pd.read_csv(ROOT / "sample_data" / f"campaign_{job}.csv"))
+    assert set(frame["status"]) <= {"succeeded", "unchanged"}
+    assert "succeeded" in set(frame["status"])
     assert "Traceback" not in done.stderr
 
 
