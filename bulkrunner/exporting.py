@@ -285,8 +285,12 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
         if not values:
             state = operation.state(campaign)
             if state:  # read, but not a value a row can write (a DRAFTED status)
-                shown = ", ".join(str(value) for value in state.values())
-                unwritable[campaign_id] = f"it is {shown}, which no {operation.name} row can set"
+                shown = ", ".join(str(value) for value in state.values() if value)
+                unwritable[campaign_id] = (
+                    f"it is {shown}, which no {operation.name} row can set"
+                    if shown
+                    else f"it has no {operation.name}, which no {operation.name} row can set"
+                )
             else:
                 left_out[campaign_id] = f"none of its {operation.name} could be read"
             continue

@@ -542,3 +542,16 @@ def test_a_status_no_row_can_write_is_left_out_with_its_reason_and_is_no_failure
         assert "not exported: 2 campaigns whose state no status row can set" in printed.out
         assert main(["run", str(out), *args, "--report", str(tmp_path / "r.csv")]) == 0
         assert set(report_statuses(tmp_path / "r.csv")) == {"unchanged"}
+
+
+def test_a_campaign_with_no_email_account_is_left_out_as_such_and_is_no_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12})) as sim:
+        sim.state.email_accounts[11] = []
+        out = tmp_path / "accounts.csv"
+        args = ["--base-url", sim.base_url, "--operation", "email-accounts"]
+        assert main(["export", *args, "--output", str(out)]) == 0
+        assert pd.read_csv(out)["campaign_id"].tolist() == [12]
+        err = capsys.readouterr().err
+        assert "campaign 11 is not exported: it has no email-accounts" in err
