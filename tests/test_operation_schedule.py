@@ -173,7 +173,9 @@ def test_an_hour_is_hh_mm_24_hour(cell: Any, hour: str) -> None:
     assert value("end_hour", cell) == hour
 
 
-@pytest.mark.parametrize("cell", ["24:00", "9am", "12:60", "9", "09:00:30", "0900", time(9, 0, 30)])
+@pytest.mark.parametrize(
+    "cell", ["24:00", "9am", "12:60", "9", "09:00:30", "0900", time(9, 0, 30), "09:\u0966\u0966"]
+)
 def test_a_malformed_hour_is_refused_naming_the_column(cell: Any) -> None:
     assert error("end_hour", cell).startswith("end_hour: ")
     assert "HH:MM" in error("start_hour", cell)
