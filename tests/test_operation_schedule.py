@@ -332,6 +332,15 @@ def test_the_state_reads_sunday_as_0_and_the_limits_under_their_other_names() ->
     }
 
 
+@pytest.mark.parametrize("shown", ["\u00b2", "\u0663", "1\u00b2"])
+def test_a_limit_shown_in_other_digits_is_kept_as_shown_not_a_crash(shown: str) -> None:
+    """A server's ``"²"`` passed str.isdigit() and then broke int(): an internal error in
+    every schedule run, plan and export of the account."""
+    found = SCHEDULE.state(campaign(CRON, max_leads_per_day=shown, min_time_btwn_emails=shown))
+    assert found["max_new_leads_per_day"] == shown
+    assert found["min_time_btw_emails"] == shown
+
+
 @pytest.mark.parametrize("cron", [None, "null", ""])
 def test_a_campaign_without_a_schedule_is_known_to_have_none(cron: Any) -> None:
     found = SCHEDULE.state(campaign(cron, schedule_start_time=None))

@@ -265,7 +265,7 @@ def _same_form(parse: Any, value: Any) -> Any:
 
 
 def _whole(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     if isinstance(value, float) and value.is_integer():
         return int(value)
