@@ -85,6 +85,7 @@ def export(operation: str = "settings", **options: Any) -> pd.DataFrame:
     frame = exported.frame.infer_objects()  # whole numbers and booleans as such, for pandas
     frame.attrs.update(
         left_out=dict(exported.left_out),
+        unwritable=dict(exported.unwritable),  # state read, but no row of the operation sets it
         differ=dict(exported.differ),
         output=str(config.output) if config.output is not None else None,
     )

@@ -63,6 +63,7 @@ class Export:
     left_out: dict[int, str] = field(default_factory=dict)  # campaign -> why it is not exported
     path: Path | None = None  # where it was written, if it was
     differ: dict[int, str] = field(default_factory=dict)  # campaigns whose row reads back wrong
+    unwritable: dict[int, str] = field(default_factory=dict)  # state read, but no row can set it
 
 
 def default_output(operation: str, now: datetime) -> Path:
@@ -102,6 +103,11 @@ def export_job(
     )
     if exported.left_out:
         lines.append(f"left out: {count(len(exported.left_out), 'campaign')} (see the log)")
+    if exported.unwritable:
+        lines.append(
+            f"not exported: {count(len(exported.unwritable), 'campaign')} whose state no "
+            f"{exported.operation.name} row can set (see the log)"
+        )
     if exported.differ:
         lines.append(
             f"{count(len(exported.differ), 'campaign')} would not read back as they are "
@@ -113,6 +119,7 @@ def export_job(
         lines,
         exported=len(exported.frame),
         left_out=len(exported.left_out),
+        unwritable=len(exported.unwritable),
         differ=len(exported.differ),
         requests=stats.requests,
         output=str(path),
@@ -266,6 +273,7 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
     rows: list[dict[str, Any]] = []
     campaigns: dict[int, dict[str, Any]] = {}
     left_out: dict[int, str] = {}
+    unwritable: dict[int, str] = {}
     columns = set(operation.columns)
     for campaign_id in sorted(current.campaigns):
         campaign = current.campaigns[campaign_id]
@@ -275,17 +283,27 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
             if name in columns and value is not None
         }
         if not values:
-            left_out[campaign_id] = f"none of its {operation.name} could be read"
+            state = operation.state(campaign)
+            if state:  # read, but not a value a row can write (a DRAFTED status)
+                shown = ", ".join(str(value) for value in state.values() if value)
+                unwritable[campaign_id] = (
+                    f"it is {shown}, which no {operation.name} row can set"
+                    if shown
+                    else f"it has no {operation.name}, which no {operation.name} row can set"
+                )
+            else:
+                left_out[campaign_id] = f"none of its {operation.name} could be read"
             continue
         rows.append({CAMPAIGN_ID: campaign_id, **values})
         campaigns[campaign_id] = campaign
     left_out.update(current.unreadable)
     for campaign_id in current.missing:
         left_out[campaign_id] = "not found (404) when its details were read"
-    for campaign_id, why in sorted(left_out.items())[:_SHOWN]:
+    skipped = {**left_out, **unwritable}
+    for campaign_id, why in sorted(skipped.items())[:_SHOWN]:
         log.warning("campaign %d is not exported: %s", campaign_id, redact(why))
-    if len(left_out) > _SHOWN:
-        log.warning("... and %s more not exported", count(len(left_out) - _SHOWN, "campaign"))
+    if len(skipped) > _SHOWN:
+        log.warning("... and %s more not exported", count(len(skipped) - _SHOWN, "campaign"))
     used = [name for name in operation.columns if any(name in row for row in rows)]
     frame = pd.DataFrame(
         {
@@ -293,7 +311,7 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
             **{name: _cells([row.get(name) for row in rows]) for name in used},
         }
     )
-    return Export(frame, operation, campaigns, stats, left_out)
+    return Export(frame, operation, campaigns, stats, left_out, unwritable=unwritable)
 
 
 def _clean(value: Any) -> Any:

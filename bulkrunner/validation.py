@@ -507,6 +507,8 @@ def _parse_bool(value: Any) -> _Parsed:
 def _parse_text(value: Any) -> _Parsed:
     if isinstance(value, EmptyText):
         return "", None  # explicitly empty (Parquet), not "unchanged"
+    if isinstance(value, list | tuple | np.ndarray):  # a Parquet list: not its repr as text
+        return None, "a list is not a text (write one text, not a list column)"
     if is_blank(value):
         return BLANK, None
     text = str(value).strip()

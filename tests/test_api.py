@@ -151,6 +151,15 @@ def test_export_writes_the_file_when_given_an_output(tmp_path: Path) -> None:
     assert pd.read_parquet(out)["campaign_id"].tolist() == current["campaign_id"].tolist()
 
 
+def test_export_names_the_campaigns_whose_state_no_row_can_set() -> None:
+    current = bulkrunner.export(operation="status", simulate=True)
+    drafted = current.attrs["unwritable"]
+    assert drafted
+    assert all(why == "it is DRAFTED, which no status row can set" for why in drafted.values())
+    assert not set(drafted) & set(current["campaign_id"])
+    assert current.attrs["left_out"] == {}
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

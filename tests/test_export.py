@@ -522,3 +522,36 @@ def test_json_logs_give_the_summary_as_one_object(
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     (summary,) = [r for r in records if r["event"] == "summary"]
     assert (summary["exported"], summary["output"]) == (2, str(path))
+
+
+def test_a_status_no_row_can_write_is_left_out_with_its_reason_and_is_no_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A DRAFTED or COMPLETED campaign's status was read: it is left out (no row can set it)
+    with that reason, not as unreadable, and the export of the others is a success."""
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns=set(IDS))) as sim:
+        sim.state.statuses.update({11: "DRAFTED", 12: "COMPLETED", 13: "PAUSED"})
+        out = tmp_path / "status.csv"
+        args = ["--base-url", sim.base_url, "--operation", "status"]
+        assert main(["export", *args, "--output", str(out)]) == 0
+        ids = pd.read_csv(out)["campaign_id"].tolist()
+        assert ids == [13, 14, 15, 16, 17]
+        printed = capsys.readouterr()
+        assert "campaign 11 is not exported: it is DRAFTED" in printed.err
+        assert "could be read" not in printed.err + printed.out
+        assert "not exported: 2 campaigns whose state no status row can set" in printed.out
+        assert main(["run", str(out), *args, "--report", str(tmp_path / "r.csv")]) == 0
+        assert set(report_statuses(tmp_path / "r.csv")) == {"unchanged"}
+
+
+def test_a_campaign_with_no_email_account_is_left_out_as_such_and_is_no_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12})) as sim:
+        sim.state.email_accounts[11] = []
+        out = tmp_path / "accounts.csv"
+        args = ["--base-url", sim.base_url, "--operation", "email-accounts"]
+        assert main(["export", *args, "--output", str(out)]) == 0
+        assert pd.read_csv(out)["campaign_id"].tolist() == [12]
+        err = capsys.readouterr().err
+        assert "campaign 11 is not exported: it has no email-accounts" in err

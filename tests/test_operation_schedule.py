@@ -173,7 +173,9 @@ def test_an_hour_is_hh_mm_24_hour(cell: Any, hour: str) -> None:
     assert value("end_hour", cell) == hour
 
 
-@pytest.mark.parametrize("cell", ["24:00", "9am", "12:60", "9", "09:00:30", "0900", time(9, 0, 30)])
+@pytest.mark.parametrize(
+    "cell", ["24:00", "9am", "12:60", "9", "09:00:30", "0900", time(9, 0, 30), "09:\u0966\u0966"]
+)
 def test_a_malformed_hour_is_refused_naming_the_column(cell: Any) -> None:
     assert error("end_hour", cell).startswith("end_hour: ")
     assert "HH:MM" in error("start_hour", cell)
@@ -328,6 +330,15 @@ def test_the_state_reads_sunday_as_0_and_the_limits_under_their_other_names() ->
         "min_time_btw_emails": 7,
         "max_new_leads_per_day": 30,
     }
+
+
+@pytest.mark.parametrize("shown", ["\u00b2", "\u0663", "1\u00b2"])
+def test_a_limit_shown_in_other_digits_is_kept_as_shown_not_a_crash(shown: str) -> None:
+    """A server's ``"²"`` passed str.isdigit() and then broke int(): an internal error in
+    every schedule run, plan and export of the account."""
+    found = SCHEDULE.state(campaign(CRON, max_leads_per_day=shown, min_time_btwn_emails=shown))
+    assert found["max_new_leads_per_day"] == shown
+    assert found["min_time_btw_emails"] == shown
 
 
 @pytest.mark.parametrize("cron", [None, "null", ""])

@@ -210,3 +210,16 @@ def test_parquet_native_types_validate(tmp_path: Any) -> None:
         {"track_settings": ["DONT_EMAIL_OPEN"], "send_as_plain_text": True, "sending_limit": 100},
         {"track_settings": []},
     ]
+
+
+def test_a_parquet_list_in_a_text_column_is_refused_not_sent_as_its_repr(tmp_path: Any) -> None:
+    """A list column for unsubscribe_text was sent as the text "['a']"."""
+    frame = pd.DataFrame({"campaign_id": [11, 12], "unsubscribe_text": [["a"], ["b", "c"]]})
+    path = tmp_path / "x.parquet"
+    frame.to_parquet(path)
+    from bulkrunner.loading import load_input
+
+    result = validate(load_input(path), DOC)
+    assert result.rows == ()
+    assert [r.number for r in result.rejections] == [1, 2]
+    assert "unsubscribe_text: a list is not a text" in result.rejections[0].error

@@ -49,7 +49,7 @@ _GROUPS = {
 }
 _DAY_SEPARATORS = re.compile(r"[;,/|\s]+")
 _RANGE = re.compile(r"\s*[-\u2013\u2014]\s*")  # Mon-Fri, Mon - Fri, and with a dash
-_HOUR = re.compile(r"(\d{1,2}):(\d{2})(?::00)?")
+_HOUR = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::00)?")  # ASCII digits: \d takes any script's
 _TIMEZONE_LIKE = re.compile(r"UTC|[A-Z][A-Za-z_]+(?:/[A-Za-z0-9_+\-]+)+")
 _EXAMPLE_TIME = "2026-12-01T09:00:00Z"
 WHOLE_SCHEDULE = ("timezone", "days", "start_hour", "end_hour")  # what a new schedule needs
@@ -265,7 +265,7 @@ def _same_form(parse: Any, value: Any) -> Any:
 
 
 def _whole(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     if isinstance(value, float) and value.is_integer():
         return int(value)
