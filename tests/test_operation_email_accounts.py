@@ -380,6 +380,11 @@ def run(*argv: str) -> int:
     return main(list(argv))
 
 
+def rolled_back(report: Path, undo: Path, base_url: str) -> int:
+    """``bulkrunner rollback`` of ``report``'s run, reporting to ``undo``."""
+    return run("rollback", str(report), "--report", str(undo), "--base-url", base_url, *FAST)
+
+
 def report_of(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=object, keep_default_na=False)
 
@@ -538,18 +543,7 @@ def test_a_row_whose_remove_fails_after_its_add_is_still_rolled_back(tmp_path: P
         )
         assert code == 1
         assert attached(sim, 6) == [7, 11, 24]  # the add went through
-        assert (
-            run(
-                "rollback",
-                str(report),
-                "--report",
-                str(tmp_path / "u.csv"),
-                "--base-url",
-                sim.base_url,
-                *FAST,
-            )
-            == 0
-        )
+        assert rolled_back(report, tmp_path / "u.csv", sim.base_url) == 0
         assert attached(sim, 6) == [7, 24]
     row = report_of(report).iloc[0]
     assert (row["status"], row["http_status"], row["attempts"]) == ("failed", "400", "2")
@@ -585,18 +579,7 @@ def test_resume_after_an_abort_between_a_rows_two_requests(tmp_path: Path) -> No
         posts_to_1 = [r for r in sim.state.writes("email-accounts") if r.campaign_id == 1]
         assert len(posts_to_1) == 1  # row 1 succeeded before the stop: not sent again
         # the backup kept what the first run recorded: a rollback restores the original state
-        assert (
-            run(
-                "rollback",
-                str(report),
-                "--report",
-                str(tmp_path / "u.csv"),
-                "--base-url",
-                sim.base_url,
-                *FAST,
-            )
-            == 0
-        )
+        assert rolled_back(report, tmp_path / "u.csv", sim.base_url) == 0
         assert {cid: attached(sim, cid) for cid in (1, 3, 6)} == {1: [2], 3: [4, 21], 6: [7, 24]}
     assert report_of(report)["status"].tolist() == ["succeeded"] * 3
 
