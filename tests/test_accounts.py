@@ -75,6 +75,20 @@ def outputs(tmp_path: Path, *texts: str) -> Iterator[str]:
             yield path.read_bytes().decode("utf-8", errors="replace")
 
 
+def run_accounts(
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    target: Path,
+    accounts: Path,
+    report: Path,
+    *extra: str,
+) -> tuple[int, str, str]:
+    """``bulkrunner COMMAND TARGET --accounts ACCOUNTS --report REPORT [EXTRA...]``."""
+    return run(
+        capsys, command, str(target), "--accounts", str(accounts), "--report", str(report), *extra
+    )
+
+
 def test_each_account_rows_go_with_its_own_key_to_its_own_server(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
@@ -85,17 +99,7 @@ def test_each_account_rows_go_with_its_own_key_to_its_own_server(
     accounts = write_accounts(tmp_path, servers, {"acme": "50/1", "globex": "60/1"})
     plan = write_plan(tmp_path, list(KEYS))
     report = tmp_path / "r.csv"
-    code, out, err = run(
-        capsys,
-        "run",
-        str(plan),
-        "--accounts",
-        str(accounts),
-        "--report",
-        str(report),
-        "--log-format",
-        "json",
-    )
+    code, out, err = run_accounts(capsys, "run", plan, accounts, report, "--log-format", "json")
     assert code == 0, err
     for name, server in servers.items():
         # Only its own campaigns reached it (with its key, or the simulator would answer 401).
@@ -134,15 +138,7 @@ def test_a_rejected_key_stops_only_its_account_and_exits_3(
     export_keys(monkeypatch, {**KEYS, "globex": "sk-live-REVOKED-0000"})
     accounts = write_accounts(tmp_path, servers)
     report = tmp_path / "r.csv"
-    code, out, err = run(
-        capsys,
-        "run",
-        str(write_plan(tmp_path, list(KEYS))),
-        "--accounts",
-        str(accounts),
-        "--report",
-        str(report),
-    )
+    code, out, err = run_accounts(capsys, "run", write_plan(tmp_path, list(KEYS)), accounts, report)
     assert code == 3, err
     frame = pd.read_csv(report)
     statuses = frame.groupby("account")["status"].agg(set).to_dict()
@@ -160,15 +156,8 @@ def test_a_rejected_key_stops_only_its_account_and_exits_3(
     assert "sk-live-REVOKED-0000" not in out + err + report.read_text()
     # Resumable: with the key put right, --resume sends globex's rows and only those.
     export_keys(monkeypatch)
-    code, out, err = run(
-        capsys,
-        "run",
-        str(tmp_path / "plan.csv"),
-        "--accounts",
-        str(accounts),
-        "--report",
-        str(report),
-        "--resume",
+    code, out, err = run_accounts(
+        capsys, "run", tmp_path / "plan.csv", accounts, report, "--resume"
     )
     assert code == 0, err
     assert set(pd.read_csv(report)["status"]) == {"succeeded"}
@@ -186,15 +175,7 @@ def test_a_missing_key_variable_is_named_before_anything_is_sent(
     monkeypatch.delenv("GLOBEX_SMARTLEAD_KEY", raising=False)
     accounts = write_accounts(tmp_path, servers)
     report = tmp_path / "r.csv"
-    code, _, err = run(
-        capsys,
-        "run",
-        str(write_plan(tmp_path, list(KEYS))),
-        "--accounts",
-        str(accounts),
-        "--report",
-        str(report),
-    )
+    code, _, err = run_accounts(capsys, "run", write_plan(tmp_path, list(KEYS)), accounts, report)
     assert code == 2
     line = one_line_error(err)
     assert "GLOBEX_SMARTLEAD_KEY is not set" in line
@@ -347,15 +328,7 @@ def test_rollback_restores_every_account_with_its_own_key(
     assert dict(zip(backup["campaign_id"], backup["account"], strict=True)) == {
         FIRST_ID[name] + n: name for name in KEYS for n in range(ROWS)
     }
-    code, _, err = run(
-        capsys,
-        "rollback",
-        str(report),
-        "--accounts",
-        str(accounts),
-        "--report",
-        str(tmp_path / "undo.csv"),
-    )
+    code, _, err = run_accounts(capsys, "rollback", report, accounts, tmp_path / "undo.csv")
     assert code == 0, err
     for name, server in servers.items():
         restored = {cid: server.state.settings[cid]["sending_limit"] for cid in before[name]}
@@ -397,14 +370,8 @@ def test_a_second_run_using_an_account_in_use_is_refused_with_exit_4(
                 assert first.poll() is None, first.communicate()[1]
                 time.sleep(0.02)
             monkeypatch.setenv("CLIENT_A_KEY", KEYS["acme"])
-            code, _, err = run(
-                capsys,
-                "run",
-                str(second_plan),
-                "--accounts",
-                str(second_accounts),
-                "--report",
-                str(tmp_path / "second.r.csv"),
+            code, _, err = run_accounts(
+                capsys, "run", second_plan, second_accounts, tmp_path / "second.r.csv"
             )
             # A run without an accounts file, with the same key, is the same account too.
             monkeypatch.setenv("SMARTLEAD_API_KEY", KEYS["acme"])
