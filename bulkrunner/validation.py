@@ -92,20 +92,6 @@ def validate(
     return Validation(tuple(rows), tuple(rejections))
 
 
-def row_errors(
-    frame: pd.DataFrame,
-    vocabulary: Vocabulary,
-    *,
-    offset: int = 0,
-    repeats: Repeats | None = None,
-    operation: Operation | None = None,
-    wire: Wire | None = None,
-) -> list[str]:
-    """Why each row of ``frame`` is invalid, ``""`` for a valid row: what ``validate`` finds,
-    without building the payloads (all a dry run or ``bulkrunner validate`` needs)."""
-    return _Judgement.of(frame, vocabulary, offset, repeats, operation, wire).errors()
-
-
 @dataclass(frozen=True, slots=True)
 class RowJudgement:
     """A chunk judged without building payloads: each row's errors (``""`` for a valid row),
@@ -124,8 +110,10 @@ def judge_rows(
     operation: Operation | None = None,
     wire: Wire | None = None,
 ) -> RowJudgement:
-    """``row_errors``, with the per-field counts a dry run's preview shows, taken from the
-    blanks the judgement found (no second look at the cells)."""
+    """Why each row of ``frame`` is invalid (``""`` for a valid row): what ``validate`` finds,
+    without building the payloads (all a dry run or ``bulkrunner validate`` needs), with the
+    per-field counts a dry run's preview shows, taken from the blanks the judgement found (no
+    second look at the cells)."""
     judgement = _Judgement.of(frame, vocabulary, offset, repeats, operation, wire)
     errors = judgement.errors()
     valid = np.fromiter((not error for error in errors), dtype=bool, count=len(errors))

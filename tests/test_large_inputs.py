@@ -20,7 +20,7 @@ from bulkrunner.fields import Vocabulary
 from bulkrunner.loading import load_input, open_input
 from bulkrunner.model import Outcome, Rejection, Row, Status
 from bulkrunner.report import ReportWriter, build_report, write_report
-from bulkrunner.validation import repeated_ids, row_errors, validate
+from bulkrunner.validation import judge_rows, repeated_ids, validate
 
 REPORTS = (".csv", ".json", ".jsonl", ".parquet")
 DRY_RUN = Outcome(Status.DRY_RUN)
@@ -262,7 +262,7 @@ def test_validation_with_an_offset_and_the_files_repeats_matches_the_whole(plan:
         part = validate(chunk, Vocabulary.LONG, offset=start, repeats=repeats)
         rows += part.rows
         rejections += part.rejections
-        errors += row_errors(chunk, Vocabulary.LONG, offset=start, repeats=repeats)
+        errors += judge_rows(chunk, Vocabulary.LONG, offset=start, repeats=repeats).errors
     assert tuple(rows) == expected.rows
     assert tuple(rejections) == expected.rejections
     assert [e for e in errors if e] == [r.error for r in expected.rejections]
