@@ -88,8 +88,7 @@ class Requests:
         """The requests of sending ``rows`` after ``reads`` reads (and, with ``verify``,
         reading each back: the list's read by id and/or its per-campaign detail)."""
         writes = sum(len(operation.requests(row.campaign_id, row.payload, wire)) for row in rows)
-        back = int(operation.reads_list) + int(operation.detail is not None)
-        return cls(reads, writes, len(rows) * back if verify else 0)
+        return cls(reads, writes, len(rows) * operation.reads_per_campaign if verify else 0)
 
     def seconds(self, rates: Sequence[Rate]) -> float:
         """The least time the run takes at ``rates``, from its first request to its last."""

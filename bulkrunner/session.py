@@ -33,6 +33,7 @@ from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
 from bulkrunner.model import Change, Outcome, Row, RunStats, Status
 from bulkrunner.operations import for_config
+from bulkrunner.planning import Requests
 from bulkrunner.preflight import Current, Plan, Reading, plan, read_current, verify
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot, estimate
 from bulkrunner.rates import crossing
@@ -249,10 +250,8 @@ class Session:
         """Before sending ``rows``: when the run's requests (the ``reads`` before it, the
         requests of each row and any --verify reads) exceed a window by a handful, say what
         that costs."""
-        operation, _ = for_config(self.config)
-        writes = self._writes(rows)
-        if self.config.verify:
-            writes += len(rows) * operation.reads_per_campaign
+        planned = self._requests(rows, reads)
+        writes = planned.writes + planned.verify
         note = crossing(reads, writes, limiter.effective_rates, self.config.guard)
         if note is not None:
             log.info("%s", note)
@@ -361,10 +360,11 @@ class Session:
         """What log lines start with: the account, when a run has several."""
         return f"account {self.account}: " if self.account is not None else ""
 
-    def _writes(self, rows: Sequence[Row]) -> int:
-        """The requests ``rows`` become on the wire (an operation may send several per row)."""
+    def _requests(self, rows: Sequence[Row], reads: int = 0) -> Requests:
+        """The requests of sending ``rows`` after ``reads`` (an operation may send several per
+        row, and --verify may read a campaign back more than once)."""
         operation, wire = for_config(self.config)
-        return sum(len(operation.requests(r.campaign_id, r.payload, wire)) for r in rows)
+        return Requests.of(rows, reads, operation, wire, self.config.verify)
 
     async def _watch(self, engine: Engine, total: int, limiter: SlidingWindowLimiter) -> None:
         """Show progress until cancelled: a bar on a terminal, log lines otherwise."""
@@ -375,7 +375,7 @@ class Session:
         verify = self.config.verify
         operation, _ = for_config(self.config)
         sent = self.plan.send if self.plan else []
-        per_row = self._writes(sent) / len(sent) if sent else 1.0
+        per_row = self._requests(sent).writes / len(sent) if sent else 1.0
 
         def snapshot(now: float) -> Snapshot:
             succeeded, failed, waiting = engine.progress()
