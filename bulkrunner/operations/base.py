@@ -18,6 +18,7 @@ values they had. An operation overrides only what differs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,8 +129,6 @@ class Operation:
 
     def describe(self, requests: Sequence[Request]) -> str:
         """The requests of one row, for a dry run's preview."""
-        import json
-
         return "; ".join(
             f"{request.method} {request.path} {json.dumps(request.body, ensure_ascii=False)}"
             for request in requests
