@@ -9,6 +9,7 @@ against the job file's folder, so a job runs the same from cron as from a shell.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
 
 API_KEY_ENV = "SMARTLEAD_API_KEY"
 BASE_URL_ENV = "SMARTLEAD_BASE_URL"
+MAX_CONCURRENCY = 1000  # more connections at once only run out of file descriptors
 
 # Each option is declared once, here, as a field of RunConfig: see bulkrunner/options.py.
 _NUMBER = (int, float)
@@ -167,7 +169,7 @@ class RunConfig:
     concurrency: int = field(
         default=4,
         metadata=option(
-            "parallel requests (default {default})",
+            f"parallel requests (default {{default}}, at most {MAX_CONCURRENCY})",
             READING | EXPORTING,
             accepts=(int,),
             metavar="N",
@@ -530,9 +532,20 @@ def _resume(value: Any) -> tuple[bool, bool]:
     raise UsageError(f'resume must be true, false or "auto", got {value!r}')
 
 
+_SECONDS = ("timeout", "outage_timeout", "max_wait", "grace", "guard", "progress_interval")
+
+
 def _check(config: RunConfig) -> None:
-    if config.concurrency < 1:
-        raise UsageError(f"concurrency must be at least 1, got {config.concurrency}")
+    if not 1 <= config.concurrency <= MAX_CONCURRENCY:
+        raise UsageError(
+            f"concurrency must be between 1 and {MAX_CONCURRENCY}, got {config.concurrency}"
+        )
+    for name in _SECONDS:
+        if not math.isfinite(getattr(config, name)):
+            what = name.replace("_", " ")
+            raise UsageError(
+                f"{what} must be a finite number of seconds, got {getattr(config, name)}"
+            )
     if config.max_attempts < 1:
         raise UsageError(f"max attempts must be at least 1, got {config.max_attempts}")
     if not config.timeout > 0:

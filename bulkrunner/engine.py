@@ -112,7 +112,7 @@ class Engine:
                 send.close()
             async with anyio.create_task_group() as waiters:
                 async with anyio.create_task_group() as workers:
-                    for _ in range(self.concurrency):
+                    for _ in range(min(self.concurrency, len(self._jobs))):  # none idle
                         workers.start_soon(self._work, receive.clone(), waiters)
                 waiters.cancel_scope.cancel()  # only a stop leaves rows waiting here
         self.stats.limits = self.limiter.effective_rates

@@ -281,3 +281,18 @@ def test_bad_options_are_refused() -> None:
         Engine(ScriptedSender(), limiter, concurrency=0)
     with pytest.raises(ValueError, match="max_attempts"):
         Engine(ScriptedSender(), limiter, max_attempts=0)
+
+
+async def test_no_more_workers_start_than_there_are_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[int] = []
+    work = Engine._work
+
+    async def counted(self: Engine, *args: object) -> None:
+        started.append(1)
+        await work(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Engine, "_work", counted)
+    clock = FakeClock()
+    outcomes = await engine(ScriptedSender(), clock, concurrency=1000).run(rows(3))
+    assert len(started) == 3
+    assert all(o.status is Status.SUCCEEDED for o in outcomes.values())

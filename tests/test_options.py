@@ -160,7 +160,7 @@ def test_the_new_options_belong_to_the_commands_asked_for(key: str, commands: se
 
 def test_help_shows_the_declared_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     shown = help_of("run", capsys)
-    assert "parallel requests (default 4)" in shown
+    assert "parallel requests (default 4, at most 1000)" in shown
     assert "per-request timeout (default 30)" in shown
     assert "(default 10/2 60/60 1000/3600)" in shown
     assert "(default nested)" in shown
@@ -277,3 +277,23 @@ def test_build_config_checks_choices_given_directly() -> None:
         build_config({"input": "in.csv"}, {"schedule_shape": "x"})
     with pytest.raises(UsageError, match="vocabulary must be one of documented, long, got 'x'"):
         build_config({"input": "in.csv"}, {"vocabulary": "x"})
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (("--concurrency", "0"), "concurrency must be between 1 and 1000, got 0"),
+        (("--concurrency", "10" * 10), f"concurrency must be between 1 and 1000, got {'10' * 10}"),
+        (("--timeout", "1e400"), "timeout must be a finite number of seconds, got inf"),
+        (("--guard", "inf"), "guard must be a finite number of seconds, got inf"),
+        (("--max-wait", "1e999"), "max wait must be a finite number of seconds, got inf"),
+        (("--grace", "inf"), "grace must be a finite number of seconds, got inf"),
+    ],
+)
+def test_a_number_out_of_bounds_is_refused_before_anything_starts(
+    option: tuple[str, str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "in.csv"
+    plan.write_text("campaign_id,sending_limit\n1,10\n")
+    code = cli.main(["run", str(plan), "--dry-run", *option])
+    assert (code, capsys.readouterr().err.strip()) == (2, f"bulkrunner: error: {message}")
