@@ -427,6 +427,8 @@ def _simulate(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(f"simulate: {exc}") from None
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"simulate: port must be between 0 and 65535, got {args.port}")
     key_from = f"the key in {API_KEY_ENV}" if os.environ.get(API_KEY_ENV) else "the key sim-key"
     try:
         state = serve_forever(
@@ -446,17 +448,22 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+_MOST_CAMPAIGNS = 1_000_000  # a simulated account lists them all in one answer
+
+
 def _campaigns(text: str) -> set[int]:
-    ids: set[int] = set()
+    ranges: list[range] = []
     try:
         for part in text.split(","):
             low, _, high = part.strip().partition("-")
-            ids.update(range(int(low), int(high or low) + 1))
+            ranges.append(range(int(low), int(high or low) + 1))
     except ValueError:
-        raise UsageError(
-            f"--campaigns: expected ids and ranges like 1-500,900, got {text!r}"
-        ) from None
-    return ids
+        ranges = []
+    if not ranges or not all(ranges):  # (an empty range: 9-1)
+        raise UsageError(f"--campaigns: expected ids and ranges like 1-500,900, got {text!r}")
+    if sum(map(len, ranges)) > _MOST_CAMPAIGNS:
+        raise UsageError(f"--campaigns: at most {_MOST_CAMPAIGNS:,} campaigns, got {text!r}")
+    return {n for each in ranges for n in each}
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bulkrunner import cli
 from bulkrunner.rates import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from tests.fakes import one_line_error, run
@@ -73,7 +74,7 @@ def test_file_level_problems_exit_2_with_one_line_naming_the_file(
     ("args", "message"),
     [
         (["--rate", "10"], "invalid rate '10'"),
-        (["--concurrency", "0"], "concurrency must be at least 1"),
+        (["--concurrency", "0"], "concurrency must be between 1 and 1000"),
         (["--base-url", "ftp://x"], "base URL must start with http"),
         (["--report", "out.txt"], "unsupported report format '.txt'"),
     ],
@@ -313,3 +314,23 @@ def test_simulate_runs_the_job_without_a_key(
     assert set(frame["status"]) == {"succeeded"}
     assert (frame["attempts"] > 1).sum() >= 2  # the demo injects 429s and 503s
     assert "answered 429" in out
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (("--latency", "inf"), "simulate: latency must be a finite number >= 0, got inf"),
+        (("--port", "99999"), "simulate: port must be between 0 and 65535, got 99999"),
+        (("--campaigns", "1-99999999999"), "--campaigns: at most 1,000,000 campaigns, got "),
+        (("--campaigns", "9-1"), "--campaigns: expected ids and ranges like 1-500,900, got "),
+        (("--campaigns", "1,x"), "--campaigns: expected ids and ranges like 1-500,900, got "),
+    ],
+)
+def test_the_simulator_refuses_a_bad_option_before_listening(
+    option: tuple[str, str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["simulate", *option])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith(f"bulkrunner: error: {message}")
+    assert "\n" not in err

@@ -46,6 +46,8 @@ class SimulatorConfig:
             raise ValueError(f"schedule_shape must be one of {shapes}, got {self.schedule_shape!r}")
         if self.sending_accounts < 0:
             raise ValueError(f"sending_accounts must be >= 0, got {self.sending_accounts}")
+        if not (self.latency >= 0 and math.isfinite(self.latency)):
+            raise ValueError(f"latency must be a finite number >= 0, got {self.latency}")
         if not (self.jitter >= 0 and math.isfinite(self.jitter)):
             raise ValueError(f"jitter must be a finite number >= 0, got {self.jitter}")
         after = self.limit_retry_after
