@@ -110,10 +110,15 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
     except Exception as exc:  # a bug: say so in one line, key redacted; -v shows the traceback
         secrets = [os.environ.get(API_KEY_ENV, "")]
         log.debug("%s", redact(traceback.format_exc(), secrets))
+        journaled = (
+            "; rows already finished are in the journal beside the report: --resume continues"
+            if args.command in _NOTIFYING  # the commands that send, and so keep a journal
+            else ""
+        )
         return _error(
             out,
-            f"{redact(f'{type(exc).__name__}: {exc}', secrets)} (run with -v for details; rows "
-            "already finished are in the journal beside the report: --resume continues)",
+            f"{redact(f'{type(exc).__name__}: {exc}', secrets)} (run with -v for details"
+            f"{journaled})",
             ExitCode.ABORTED,
             "internal error: ",
         )

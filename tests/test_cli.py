@@ -334,3 +334,31 @@ def test_the_simulator_refuses_a_bad_option_before_listening(
     assert code == 2
     assert err.startswith(f"bulkrunner: error: {message}")
     assert "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("command", "journaled"), [("validate", False), ("plan", False), ("run", True)]
+)
+def test_an_internal_error_is_one_line_and_speaks_of_a_journal_only_where_there_is_one(
+    command: str,
+    journaled: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bulkrunner import job
+
+    def broken(*_: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(job, f"{command}_job", broken)
+    plan = tmp_path / "in.csv"
+    plan.write_text("campaign_id,sending_limit\n1,10\n")
+    code = cli.main(
+        [command, str(plan), "--simulate"] if command != "validate" else [command, str(plan)]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 3
+    assert err.startswith("bulkrunner: internal error: RuntimeError: a bug (run with -v")
+    assert ("journal" in err) is journaled
+    assert "\n" not in err
