@@ -280,8 +280,8 @@ async def _read_each(
             current.missing.add(campaign_id)
             return None
         campaign = _campaign(answer) if decision.verdict is Verdict.SUCCEEDED else None
-        if campaign is None:
-            reason = decision.message or "the answer is not a campaign"
+        reason = decision.message or _not_the_campaign(campaign, campaign_id)
+        if campaign is None or reason:
             current.unreadable[campaign_id] = f"its current settings could not be read ({reason})"
         else:
             current.campaigns[campaign_id] = slim(campaign, operation.reads)
@@ -342,6 +342,19 @@ def plan(
     return result
 
 
+def _not_the_campaign(campaign: dict[str, Any] | None, campaign_id: int) -> str:
+    """Why ``campaign`` is not what ``GET /campaigns/{campaign_id}`` should answer ("" if it
+    is): not a campaign, or another campaign (its id, when it shows one, must be this one)."""
+    if campaign is None:
+        return "the answer is not a campaign"
+    shown = campaign.get("id")
+    if isinstance(shown, float) and shown.is_integer():
+        shown = int(shown)
+    if shown is None or str(shown).strip() == str(campaign_id):
+        return ""
+    return f"the answer is campaign {str(shown)[:40]!r}, not {campaign_id}"
+
+
 async def verify(
     sender: Sender,
     limiter: SlidingWindowLimiter,
@@ -377,6 +390,10 @@ async def verify(
                 value: Any = _campaign(answer) if detail is None else _detail(answer)
                 if value is None or campaign is None:
                     found[row.number] = "not verified: the campaign could not be read"
+                    campaign = None
+                    break
+                if detail is None and (other := _not_the_campaign(value, row.campaign_id)):
+                    found[row.number] = f"not verified: {other}"
                     campaign = None
                     break
                 campaign = value if detail is None else {**campaign, detail: value}

@@ -710,3 +710,49 @@ def test_a_day_long_wait_asked_by_the_list_call_stops_the_run_before_sending(
     assert posts == []
     statuses = pd.read_csv(tmp_path / "r.csv")["status"].tolist()
     assert statuses == ["not_attempted", "not_attempted"]
+
+
+@pytest.mark.parametrize(
+    ("shown", "sent"),
+    [("other", False), ("same as text", True), ("none", True)],
+)
+def test_a_campaign_read_one_by_one_must_be_the_campaign_asked_for(
+    shown: str, sent: bool, tmp_path: Path
+) -> None:
+    """A ``GET /campaigns/{id}`` answering another campaign's settings is no backup of this
+    one: the row is failed before sending (the list shows no campaign, so each is read)."""
+    write_plan(tmp_path, [101, 102])
+
+    async def confused(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            return web.json_response({"success": True})
+        if request.path.endswith("/campaigns") or request.path.endswith("/campaigns/"):
+            return web.json_response([])
+        asked = int(request.path.rstrip("/").rsplit("/", 1)[1])
+        campaign: dict[str, object] = {"name": "x", "max_leads_per_day": 5}
+        if shown == "other":
+            campaign["id"] = asked + 1000
+        elif shown == "same as text":
+            campaign["id"] = f" {asked} "
+        return web.json_response(campaign)
+
+    with ServerThread(confused) as server:
+        base = server.url + "/api/v1"
+        args = ("run", "--input", "plan.csv", "--report", "r.csv", "--base-url", base)
+        done = run_cli(tmp_path, KEY, *args, timeout=60)
+        posts = [path for method, path in server.requests if method == "POST"]
+    report = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
+    if sent:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert len(posts) == 2
+        assert report["status"].tolist() == ["succeeded", "succeeded"]
+    else:
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert posts == []
+        assert report["status"].tolist() == ["failed", "failed"]
+        assert report["error"].tolist() == [
+            f"campaign {n}: its current settings could not be read (the answer is campaign "
+            f"'{n + 1000}', not {n}); not sent, as it could not be backed up (--no-backup sends "
+            "it anyway)"
+            for n in (101, 102)
+        ]
