@@ -756,3 +756,23 @@ def test_a_campaign_read_one_by_one_must_be_the_campaign_asked_for(
             "it anyway)"
             for n in (101, 102)
         ]
+
+
+def test_verify_reading_another_campaign_verifies_nothing(tmp_path: Path) -> None:
+    write_plan(tmp_path, [101])
+
+    async def confused(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            return web.json_response({"success": True})
+        if request.path.rstrip("/").endswith("/campaigns"):
+            return web.json_response([{"id": 101, "name": "x"}])
+        return web.json_response({"id": 202, "max_leads_per_day": 10, "unsubscribe_text": "bye"})
+
+    with ServerThread(confused) as server:
+        base = server.url + "/api/v1"
+        args = ("run", "--input", "plan.csv", "--report", "r.csv", "--base-url", base, "--verify")
+        done = run_cli(tmp_path, KEY, *args, timeout=60)
+    report = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
+    assert done.returncode == 0, done.stdout + done.stderr  # a read that fails: as documented
+    assert report["status"].tolist() == ["succeeded"]
+    assert report["error"].tolist() == ["not verified: the answer is campaign '202', not 101"]
