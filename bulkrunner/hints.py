@@ -32,11 +32,16 @@ def fresh_command(config: RunConfig, report: Path) -> str:
 def vocabulary_command(config: RunConfig, report: Path, vocabulary: str) -> str:
     """Start the run with report ``report`` over with another vocabulary (a run with another
     vocabulary is another job: it cannot resume this one, only start it over)."""
+    return other_option_command(config, report, "--vocabulary", vocabulary)
+
+
+def other_option_command(config: RunConfig, report: Path, option: str, value: str) -> str:
+    """Start the run with report ``report`` over with ``option`` set to ``value``: an option
+    that changes what is sent (the vocabulary, the schedule shape) makes another job, which
+    cannot resume this one, only start it over."""
     command, positional, options = _parts(config)
-    kept = _options(_without(options, "--vocabulary"), keep_input=True)
-    return _join(
-        command, *positional, *kept, "--vocabulary", vocabulary, "--fresh", "--report", str(report)
-    )
+    kept = _options(_without(options, option), keep_input=True)
+    return _join(command, *positional, *kept, option, value, "--fresh", "--report", str(report))
 
 
 def _without(words: Sequence[str], option: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Stop early when the server keeps refusing the enum names sent: the wrong vocabulary.
+"""Stop early when the server keeps refusing what is sent: the wrong vocabulary, or the wrong
+schedule body shape.
 
 SmartLead accounts differ in the enum names their settings endpoint takes (see ``fields``). Sent
 in the other vocabulary, every row that sets ``track_settings`` or ``stop_lead_settings`` comes
@@ -15,6 +16,7 @@ from bulkrunner.fields import ENUMS, Vocabulary
 from bulkrunner.model import Answer, Row
 
 ENUM_REFUSALS = 3  # refusals in a row that stop a run
+SHAPE_REFUSALS = 3  # schedule rows refused, none accepted, that stop a run
 _REFUSED = frozenset({400, 422})
 
 
@@ -61,5 +63,38 @@ class EnumRefusals:
             f"run aborted: {self.in_a_row} rows in a row were refused naming an enum value "
             f"(last: {message}); this account seems to take the {other.value} names, not the "
             f"{self.vocabulary.value} ones: run again with --vocabulary {other.value}: "
+            f"{self.command(other)}"
+        )
+
+
+class ShapeRefusals:
+    """``Engine.judge`` of a schedule run: SmartLead's pages disagree on the body's shape
+    (``--schedule-shape``), and an account taking the other one refuses every row with a 400.
+    Rows are checked before sending (timezone, days, hours), so when the first ``threshold``
+    rows are all refused and none was accepted, the shape is the likely cause: the run stops
+    (aborted, resumable) and says to start over with the other shape. Once one row is
+    accepted, the shape is right and a refusal is that row's own."""
+
+    def __init__(
+        self, shape: str, command: Callable[[str], str], threshold: int = SHAPE_REFUSALS
+    ) -> None:
+        self.shape = shape
+        self.command = command  # the command to run with the other shape
+        self.threshold = threshold
+        self.refused = 0
+        self.accepted = False
+
+    def __call__(self, row: Row, answer: Answer, message: str) -> str | None:
+        if self.accepted or answer.status not in _REFUSED:
+            self.accepted = self.accepted or answer.status in range(200, 300)
+            return None
+        self.refused += 1
+        if self.refused < self.threshold:
+            return None
+        other = "flat" if self.shape == "nested" else "nested"
+        return (
+            f"run aborted: the first {self.refused} schedule rows were all refused and none "
+            f"accepted (last: {message}); this account may take the {other} body shape, not "
+            f"the {self.shape} one: run again with --schedule-shape {other}: "
             f"{self.command(other)}"
         )

@@ -26,7 +26,7 @@ from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine, OutcomeHook
 from bulkrunner.errors import KeyRejected, Unreachable
 from bulkrunner.events import emit
-from bulkrunner.hints import rollback_command, vocabulary_command
+from bulkrunner.hints import other_option_command, rollback_command, vocabulary_command
 from bulkrunner.interrupts import INTERRUPTED as INTERRUPTED
 from bulkrunner.interrupts import run_gracefully
 from bulkrunner.journal import finish_times, journal_path
@@ -37,7 +37,7 @@ from bulkrunner.planning import Requests
 from bulkrunner.preflight import Current, Plan, Reading, plan, read_current, verify
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot, estimate
 from bulkrunner.rates import crossing
-from bulkrunner.refusals import EnumRefusals
+from bulkrunner.refusals import EnumRefusals, ShapeRefusals
 from bulkrunner.transport import HttpSender, client_session
 from bulkrunner.wording import count
 
@@ -256,14 +256,19 @@ class Session:
         if note is not None:
             log.info("%s", note)
 
-    def _refusals(self) -> EnumRefusals | None:
-        """Stops the run when the server keeps refusing the enum names (the wrong vocabulary)."""
-        report = self.config.report
+    def _refusals(self) -> EnumRefusals | ShapeRefusals | None:
+        """Stops the run when the server keeps refusing the enum names (the wrong vocabulary)
+        or, for schedules, every row from the first (the wrong body shape)."""
+        config, report = self.config, self.config.report
         if report is None:
             return None
+        if config.operation == "schedule":
+            return ShapeRefusals(
+                config.schedule_shape,
+                lambda other: other_option_command(config, report, "--schedule-shape", other),
+            )
         return EnumRefusals(
-            self.config.vocabulary,
-            lambda other: vocabulary_command(self.config, report, other.value),
+            config.vocabulary, lambda other: vocabulary_command(config, report, other.value)
         )
 
     def _seed(self, limiter: SlidingWindowLimiter, journal: Path) -> None:

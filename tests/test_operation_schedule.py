@@ -5,6 +5,7 @@ against the simulator on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import shlex
 import urllib.request
 from collections.abc import Iterator
 from datetime import time
@@ -18,10 +19,11 @@ import pytest
 from bulkrunner.backup import backup_path
 from bulkrunner.cli import main
 from bulkrunner.fields import Vocabulary
-from bulkrunner.model import Change
+from bulkrunner.model import Answer, Change, Row
 from bulkrunner.operations import operation
 from bulkrunner.operations.base import Request, Wire
 from bulkrunner.operations.schedule import SCHEDULE
+from bulkrunner.refusals import ShapeRefusals
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_schedule
 from bulkrunner.validation import validate
 
@@ -710,3 +712,39 @@ def test_a_job_file_runs_the_schedule_operation(tmp_path: Path) -> None:
         "06:00",
         "07:00",
     ]
+
+
+def test_every_row_refused_from_the_first_stops_the_run_with_the_other_shape_to_paste(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = "".join(f"{n},UTC,mon,06:00,07:00\n" for n in range(1, 9))
+    write_plan(tmp_path, "campaign_id,timezone,days,start_hour,end_hour\n" + rows)
+    monkeypatch.chdir(tmp_path)
+    config = SimulatorConfig(api_key=KEY, campaigns=set(range(1, 9)), schedule_shape="flat")
+    with SimulatorThread(config) as server:
+        args = ["--operation", "schedule", "--base-url", server.base_url, "--concurrency", "1"]
+        code = main(["run", "schedule.csv", "--report", "r.csv", *args])
+        out = capsys.readouterr()
+        posts = server.state.writes("schedule")
+        assert code == 3
+        assert len(posts) == 3  # one at a time: the third refusal stops it
+        said = out.out + out.err
+        assert "the first 3 schedule rows were all refused and none accepted" in said
+        command = said.split("run again with --schedule-shape flat: ", 1)[1].split("\n")[0]
+        assert command.startswith("bulkrunner run ")
+        assert main(shlex.split(command)[1:]) == 0  # pasted as printed
+        applied = schedules(server)
+    assert all(applied[n]["days"] == ["mon"] for n in range(1, 9))
+
+
+def test_a_refusal_after_a_row_was_accepted_is_that_rows_own() -> None:
+    judge = ShapeRefusals("nested", lambda other: f"cmd {other}", threshold=2)
+    row = Row(1, 1, {})
+    refused, accepted = Answer(400, "bad"), Answer(200, "{}")
+    assert judge(row, accepted, "") is None
+    assert [judge(row, refused, "bad") for _ in range(5)] == [None] * 5
+    fresh = ShapeRefusals("flat", lambda other: f"cmd {other}", threshold=2)
+    assert fresh(row, refused, "bad") is None
+    stop = fresh(row, Answer(422, "worse"), "worse")
+    assert stop is not None
+    assert stop.endswith("--schedule-shape nested: cmd nested")
