@@ -371,3 +371,23 @@ def test_a_small_csv_file_is_read_by_the_quick_path_without_being_told(
         f"{path} row 2: sending_limit: 'x' is not a whole number",
         f"{path}: 2 rows, 1 valid, 1 invalid",
     ]
+
+
+def test_a_campaign_id_escaped_as_reports_write_it_is_still_a_repeat_down_the_pandas_path(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A report writes the cell "\t5" as "'\t5" (a spreadsheet would read a tab as a formula's
+    # start); reading takes the quote off again, so campaign 5 is on both rows. The pandas
+    # path found repeats from the cells still escaped, and passed both rows.
+    path = tmp_path / "plan.csv"
+    path.write_text('campaign_id,sending_limit\n"\'\t5",10\n5,20\n')
+    monkeypatch.setenv(PATH_ENV, "pandas")
+    code, out, _ = run(capsys, "validate", str(path))
+    assert code == 1
+    assert out.splitlines()[:2] == [
+        f"{path} row 1: campaign_id: 5 appears in rows 1 and 2",
+        f"{path} row 2: campaign_id: 5 appears in rows 1 and 2",
+    ]
+    report = tmp_path / "dry.csv"
+    assert run(capsys, "run", str(path), "--dry-run", "--report", str(report))[0] == 1
+    assert report.read_text().count("appears in rows 1 and 2") == 2
