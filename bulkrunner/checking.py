@@ -51,8 +51,7 @@ PATH_ENV = "BULKRUNNER_VALIDATE_PATH"
 
 def validate_command(config: RunConfig, out: TextIO) -> ExitCode:
     """``bulkrunner validate``: a small CSV file checked here, any other by ``validate_job``."""
-    chosen = os.environ.get(PATH_ENV)
-    if chosen != "pandas" and (chosen == "quick" or _small_csv(config.input)):
+    if _quick(config.input):
         try:
             return quick_validate(config, out)
         except _Unusual:
@@ -60,17 +59,21 @@ def validate_command(config: RunConfig, out: TextIO) -> ExitCode:
     return pandas_validate(config, out)
 
 
+def _quick(path: Path) -> bool:
+    """Whether ``path`` is a CSV file small enough to check without pandas (or a test says)."""
+    chosen = os.environ.get(PATH_ENV)
+    if chosen == "pandas" or path.suffix.lower() != ".csv":
+        return False
+    try:
+        return chosen == "quick" or path.stat().st_size <= SMALL_CSV_BYTES
+    except OSError:
+        return False  # the pandas path says why it cannot be read
+
+
 def pandas_validate(config: RunConfig, out: TextIO) -> ExitCode:
     from bulkrunner.job import validate_job
 
     return validate_job(config, out)
-
-
-def _small_csv(path: Path) -> bool:
-    try:
-        return path.suffix.lower() == ".csv" and path.stat().st_size <= SMALL_CSV_BYTES
-    except OSError:
-        return False  # the pandas path says why it cannot be read
 
 
 def print_validation(

@@ -295,6 +295,31 @@ def test_the_account_column_is_judged_alike(
         assert not handed
 
 
+def test_a_job_file_naming_the_input_is_validated_alike(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "plan.csv").write_text("campaign_id,status\n1,paused\n2,STOPPED\n2,START\n")
+    job = tmp_path / "job.toml"
+    job.write_text('input = "plan.csv"\noperation = "status"\nallow_stop = true\n')
+    slow, quick, handed = _both(capsys, monkeypatch, job, [])
+    assert quick == slow
+    assert slow[1].splitlines()[0].endswith("row 2: campaign_id: 2 appears in rows 2 and 3")
+    assert not handed
+
+
+def test_a_parquet_file_is_left_to_pandas_even_when_told_to_be_quick(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    path = tmp_path / "plan.parquet"
+    pd.DataFrame({"campaign_id": [1, 2], "sending_limit": [5, None]}).to_parquet(path)
+    slow, quick, handed = _both(capsys, monkeypatch, path, [])
+    assert quick == slow
+    assert slow[0] == 1  # row 2 sets nothing
+    assert handed
+
+
 # --- random files made of odd pieces -----------------------------------------------------------
 
 _HEADERS = [
