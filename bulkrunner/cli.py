@@ -75,10 +75,10 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
         _setup_logging(config.verbose, config.log_format, config.quiet)
         stdout = cast(TextIO, out)  # a text stream, that can also print records
         # the commands are imported when chosen: `--help` and `simulate` need no pandas or aiohttp
-        if args.command == "validate":
-            from bulkrunner.job import validate_job
+        if args.command == "validate":  # a small CSV file is checked without pandas
+            from bulkrunner.checking import validate_command
 
-            return int(validate_job(config, stdout)), None
+            return int(validate_command(config, stdout)), None
         if args.command == "retry":
             from bulkrunner.job import retry_job
 

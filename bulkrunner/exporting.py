@@ -31,7 +31,7 @@ from bulkrunner.config import API_KEY_ENV, RunConfig
 from bulkrunner.errors import Aborted, ExitCode, UsageError
 from bulkrunner.events import show
 from bulkrunner.fields import CAMPAIGN_ID, EMPTY_TEXT_CELL, Field
-from bulkrunner.loading import formula_like
+from bulkrunner.inputs import formula_like
 from bulkrunner.model import RunStats
 from bulkrunner.operations import Operation, for_config
 from bulkrunner.redaction import redact, remember

@@ -40,6 +40,8 @@ from bulkrunner.accounts import (
     lock_accounts,
     summary_lines,
 )
+from bulkrunner.checking import SHOWN_INVALID as _SHOWN_INVALID
+from bulkrunner.checking import print_validation
 from bulkrunner.config import API_KEY_ENV, RunConfig
 from bulkrunner.errors import ExitCode as ExitCode  # its home was here; many import it so
 from bulkrunner.errors import UsageError
@@ -61,7 +63,6 @@ from bulkrunner.locking import RunLock, lock_path
 from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, Row, Status, Validation, unechoed
 from bulkrunner.operations import fitting, for_config
 from bulkrunner.planning import Duration, Forecast, Requests
-from bulkrunner.problems import Problems
 from bulkrunner.redaction import remember
 from bulkrunner.report import (
     Summary,
@@ -91,7 +92,6 @@ if TYPE_CHECKING:  # imported when sending: it pulls in aiohttp and rich, which 
 
 log = logging.getLogger("bulkrunner")
 
-_SHOWN_INVALID = 20
 _PREVIEWED = 3  # valid rows whose request body a dry run prints
 _RETRIED = frozenset({Status.FAILED.value, Status.NOT_ATTEMPTED.value})
 Now = Callable[[], datetime]
@@ -106,40 +106,18 @@ def exit_code(outcomes: Mapping[int, Outcome], aborted: bool) -> ExitCode:
 
 def validate_job(config: RunConfig, out: TextIO) -> ExitCode:
     """Load and validate only; print the invalid rows, or, when there are many, how many rows
-    have each kind of problem and the first few of them. Sends nothing."""
+    have each kind of problem and the first few of them. Sends nothing. (``bulkrunner
+    validate`` checks a small CSV file without pandas: ``bulkrunner.checking``.)"""
     source, repeats = _opened(config)
-    invalid: list[tuple[int, str]] = []  # the first rows, printed one by one if few
-    problems = Problems()
-    bad = 0
     accounts = Accounts.load(config, None)  # its account names, when it has an accounts file
     if accounts is not None:
         check_column(config.input, source.columns, accounts)
-    for offset, _, judged in _judged(source, config, repeats, accounts):
-        for index, error in enumerate(judged.errors):
-            if error:
-                bad += 1
-                problems.add(offset + index + 1, error)
-                if len(invalid) < _SHOWN_INVALID:
-                    invalid.append((offset + index + 1, error))
-    if bad > _SHOWN_INVALID:
-        print(
-            f"{config.input}: {count(bad, 'invalid row')}, by kind of problem (every row's "
-            f"error is in the report of: bulkrunner run {config.input} --dry-run):",
-            file=out,
-        )
-        for line in problems.lines():
-            print(line, file=out)
-    else:
-        for number, error in invalid:
-            print(f"{config.input} row {number}: {error}", file=out)
-    left_out = source.ignored
-    ignored = f"; ignored {left_out}" if left_out.rows or left_out.columns else ""
-    print(
-        f"{config.input}: {count(source.rows, 'row')}, {source.rows - bad} valid, "
-        f"{bad} invalid{ignored}",
-        file=out,
+    errors = (
+        (offset + index + 1, error)
+        for offset, _, judged in _judged(source, config, repeats, accounts)
+        for index, error in enumerate(judged.errors)
     )
-    return ExitCode.ROWS_FAILED if bad else ExitCode.OK
+    return print_validation(config.input, source.rows, source.ignored, errors, out)
 
 
 def run_job(

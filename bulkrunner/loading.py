@@ -16,15 +16,9 @@ rows holds one chunk). Both raise the same errors, before the caller has seen a 
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import csv
-import difflib
-import functools
-import logging
-import re
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,9 +28,23 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from bulkrunner.errors import InputFileError, UsageError
-from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, FIELDS, SETTING_NAMES, EmptyText
-from bulkrunner.model import RESULT_COLUMNS, echoed, unechoed
+from bulkrunner.errors import InputFileError
+from bulkrunner.fields import CAMPAIGN_ID, FIELDS, EmptyText
+from bulkrunner.inputs import (
+    KNOWN_COLUMNS,
+    Ignored,
+    accepted,
+    canonical_names,
+    check_path,
+    check_unnamed,
+    csv_header,
+    input_columns,
+    not_text,
+    reading,
+    report_ignored,
+    unescape_cell,
+)
+from bulkrunner.model import echoed, unechoed
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:
@@ -44,21 +52,17 @@ if TYPE_CHECKING:
 
     from bulkrunner.operations import Operation
 
-INPUT_FORMATS = (".csv", ".parquet")
-KNOWN_COLUMNS = (CAMPAIGN_ID, ACCOUNT, *SETTING_NAMES)
+__all__ = [  # the file checks are in bulkrunner.inputs: these are kept importable from here
+    "KNOWN_COLUMNS",
+    "Ignored",
+    "InputFile",
+    "load_input",
+    "open_input",
+    "read_input",
+    "unescape_cells",
+]
+
 CHUNK_ROWS = 50_000  # rows per chunk of a streamed file: a few tens of MB as DataFrames
-_NOT_TEXT = (
-    "is not text in a known encoding (UTF-8, UTF-16 with a byte-order mark, or Windows-1252): "
-    "save it as 'CSV UTF-8'"
-)
-_DELIMITERS = (",", ";", "\t")
-_UNNAMED = re.compile(r"Unnamed: \d+")  # what pandas writes for a column without a name
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_SEPARATORS = re.compile(r"[\s_-]+")
-# A CSV report writes a cell starting with one of these with a leading "'", so that a
-# spreadsheet opening it cannot run a formula; reading a report takes the quote off again.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 # Every cell a string, as written: no type guessing, no "NA" turned into a missing value.
 _CSV_OPTIONS: dict[str, Any] = {
     "dtype": object,
@@ -70,27 +74,6 @@ _CSV_OPTIONS: dict[str, Any] = {
 
 Reader = Callable[[int, Sequence[str] | None], Iterator[pd.DataFrame]]
 Watch = Callable[["pd.Series[Any]"], None]
-log = logging.getLogger("bulkrunner")
-
-
-@dataclass(frozen=True, slots=True)
-class Ignored:
-    """What a spreadsheet leaves behind and loading skips: entirely blank rows, and columns
-    without a name and without a value."""
-
-    rows: int = 0
-    columns: int = 0
-    between: int = 0  # of the blank rows, those before the last row with data
-
-    def __str__(self) -> str:
-        parts = [(self.rows, "blank row"), (self.columns, "empty unnamed column")]
-        said = " and ".join(count(n, noun) for n, noun in parts if n)
-        if self.between:
-            said += (
-                f"; row numbers do not count the {count(self.between, 'blank row')} "
-                "between rows of data"
-            )
-        return said
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +84,7 @@ class InputFile:
     columns: tuple[str, ...]
     rows: int
     read: Reader = field(repr=False)
-    ignored: Ignored = Ignored()
+    ignored: Ignored = field(default_factory=Ignored)
     watched: bool = False  # whether ``open_input`` gave its ``watch`` every campaign_id cell
 
     def chunks(
@@ -135,22 +118,22 @@ def load_input(path: Path) -> pd.DataFrame:
 def read_input(path: Path, operation: Operation | None = None) -> tuple[pd.DataFrame, Ignored]:
     """``load_input``, and what it left out; its columns are those of ``operation`` (by default,
     settings)."""
-    suffix = _check_path(path)
-    with _reading(path):
+    suffix = check_path(path)
+    with reading(path):
         if suffix == ".csv":
             frame, raw, ignored = _read_csv(path)
         else:
             frame, raw, ignored = _read_parquet(path), _parquet_header(path), Ignored()
     columns = [str(column) for column in frame.columns]
-    kept = _input_columns(path, columns)
+    kept = input_columns(path, columns)
     if kept != columns:  # a report: its result columns are not settings
         raw = [name for name, column in zip(raw, columns, strict=True) if column in kept]
         frame = frame[kept].rename(columns=unechoed)  # wanted_status: the input's status
         kept = [unechoed(name) for name in kept]
-    _accepted(path, raw, kept, len(frame), operation)
+    accepted(path, raw, kept, len(frame), operation)
     if suffix == ".csv":  # the spreadsheet escape of the CSV files bulkrunner writes
         frame = unescape_cells(frame)
-    _report_ignored(path, ignored)
+    report_ignored(path, ignored)
     return frame.reset_index(drop=True), ignored
 
 
@@ -163,16 +146,16 @@ def open_input(
     A CSV file is parsed whole to check it: ``watch``, if given, is handed its ``campaign_id``
     column a chunk at a time as ``chunks`` would give it (``watched`` then says so), so that
     repeated campaigns can be found without parsing the file once more."""
-    suffix = _check_path(path)
+    suffix = check_path(path)
     watched = False
-    with _reading(path):
+    with reading(path):
         if suffix == ".csv":
             raw, columns, rows, read, ignored = _scan_csv(path, watch)
             watched = watch is not None and CAMPAIGN_ID in columns
         else:
             (columns, rows, read), ignored = _scan_parquet(path), Ignored()
             raw = _parquet_header(path)
-    kept = _input_columns(path, columns)
+    kept = input_columns(path, columns)
     if kept != columns or suffix == ".csv":
         # a report: read only its input columns, as the user wrote them; a CSV file's cells
         # without the spreadsheet escape of the files bulkrunner writes (reports, exports)
@@ -188,85 +171,9 @@ def open_input(
         echo = kept
         kept = [unechoed(name) for name in kept]
 
-    _accepted(path, raw, kept, rows, operation)
-    _report_ignored(path, ignored)
+    accepted(path, raw, kept, rows, operation)
+    report_ignored(path, ignored)
     return InputFile(path, tuple(kept), rows, read, ignored, watched)
-
-
-def canonical_names(columns: Sequence[str]) -> list[str]:
-    """Each header as the column it means: case, surrounding spaces and spaces, underscores
-    or hyphens between words do not matter (``Campaign ID``, ``campaign-id`` are campaign_id).
-    A name that means no known column is kept as written, for ``check_columns`` to refuse."""
-    known = _canonical()
-    return [known.get(_SEPARATORS.sub("", name.strip().lower()), name) for name in columns]
-
-
-@functools.cache
-def _canonical() -> dict[str, str]:
-    from bulkrunner.operations import every_column
-
-    return {_SEPARATORS.sub("", name): name for name in (CAMPAIGN_ID, ACCOUNT, *every_column())}
-
-
-def _accepted(
-    path: Path,
-    raw: Sequence[str],
-    names: Sequence[str],
-    rows: int,
-    operation: Operation | None = None,
-) -> None:
-    """Check the columns as they will be read (``names``, from the header ``raw``), then log
-    once how the header was read."""
-    meant: dict[str, str] = {}
-    for name, canonical in zip(raw, names, strict=True):
-        if canonical in meant and meant[canonical] != name:
-            raise InputFileError(
-                path, f"columns {meant[canonical]!r} and {name!r} both mean {canonical!r}"
-            )
-        meant.setdefault(canonical, name)
-    check_columns(path, list(names), operation)
-    if rows == 0:
-        raise InputFileError(path, "has a header but no data rows")
-    for name, canonical in zip(raw, names, strict=True):
-        if canonical != name:
-            log.info("%s: reading column %r as %s", path, name, canonical)
-
-
-def _report_ignored(path: Path, ignored: Ignored) -> None:
-    if ignored.rows or ignored.columns:
-        log.info("%s: ignored %s", path, ignored)
-
-
-def is_report(columns: Sequence[str]) -> bool:
-    """Whether a file with these columns is a report bulkrunner wrote (it has the result
-    columns ``row`` and ``status``)."""
-    return "row" in columns and "status" in columns
-
-
-def _input_columns(path: Path, columns: list[str]) -> list[str]:
-    """The columns of ``path`` that are settings: all of them, or a report's own columns."""
-    if not is_report(columns):
-        return columns
-    repeated = [name for name, count in Counter(columns).items() if count > 1]
-    if repeated:
-        raise InputFileError(path, f"column {repeated[0]!r} appears more than once")
-    return [name for name in columns if name not in RESULT_COLUMNS]
-
-
-def formula_like(value: str) -> bool:
-    """Whether a CSV report writes ``value`` with a leading quote: text a spreadsheet could
-    run, and text that already looks guarded (``'=1``), so that ``unescape_cell`` gives back
-    exactly what was written (a negative number stays a number, ``'-5`` stays ``'-5``)."""
-    if value.startswith("'"):
-        return formula_like(value[1:])
-    return value.startswith(FORMULA_START) and not NUMBER.fullmatch(value)
-
-
-def unescape_cell(value: Any) -> Any:
-    """Undo the spreadsheet escape of a CSV report cell (``'=1+1`` was written for ``=1+1``)."""
-    if isinstance(value, str) and value.startswith("'") and formula_like(value[1:]):
-        return value[1:]
-    return value
 
 
 def unescape_cells(frame: pd.DataFrame) -> pd.DataFrame:
@@ -286,73 +193,6 @@ def _quoted(cells: pd.Series[Any]) -> bool:
         return bool(cells.str.startswith("'", na=False).any())
     except AttributeError:  # no text at all in the column
         return False
-
-
-def known_columns(operation: Operation | None = None) -> tuple[str, ...]:
-    """The columns an input of ``operation`` (by default, settings) may have."""
-    return KNOWN_COLUMNS if operation is None else (CAMPAIGN_ID, ACCOUNT, *operation.columns)
-
-
-def check_columns(path: Path, columns: list[str], operation: Operation | None = None) -> None:
-    """Reject duplicate or unknown column names and a missing ``campaign_id`` column; a column
-    of another operation is named as such."""
-    known = known_columns(operation)
-    repeated = [name for name, count in Counter(columns).items() if count > 1]
-    if repeated:
-        raise InputFileError(path, f"column {repeated[0]!r} appears more than once")
-    if CAMPAIGN_ID not in columns:
-        raise InputFileError(
-            path,
-            f"no {CAMPAIGN_ID!r} column{_suggestion(columns, CAMPAIGN_ID)} "
-            f"(columns found: {', '.join(columns) or 'none'})",
-        )
-    for name in columns:
-        if name not in known:
-            from bulkrunner.operations import owner
-
-            other = owner(name)
-            if other is not None:
-                this = operation.name if operation is not None else "settings"
-                raise InputFileError(
-                    path,
-                    f"column {name!r} belongs to the {other} operation, not {this} "
-                    f"(run with --operation {other}, or remove the column); "
-                    f"known columns: {', '.join(known)}",
-                )
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputFileError(
-                path, f"unknown column {name!r}{hint}; known columns: {', '.join(known)}"
-            )
-
-
-def _suggestion(columns: list[str], wanted: str) -> str:
-    close = difflib.get_close_matches(wanted, columns, n=1, cutoff=0.6)
-    return f" (is {close[0]!r} a typo?)" if close else ""
-
-
-def _check_path(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix not in INPUT_FORMATS:
-        raise UsageError(
-            f"{path}: unsupported input format {path.suffix or '(no extension)'!r}; "
-            "use a .csv or .parquet file"
-        )
-    if not path.exists():
-        raise InputFileError(path, "file not found")
-    if not path.is_file():
-        raise InputFileError(path, "not a file")
-    return suffix
-
-
-@contextlib.contextmanager
-def _reading(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except PermissionError:
-        raise InputFileError(path, "permission denied") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read the file ({exc.strerror or exc})") from None
 
 
 # --- CSV ----------------------------------------------------------------------------------------
@@ -377,10 +217,8 @@ class _Csv:
 
 def _csv_form(path: Path) -> _Csv:
     """The file's encoding, delimiter and header, and the unnamed columns it may leave out."""
-    encoding = _encoding(path)
-    sep, header = _sniff(path, encoding)
-    kept = [i for i, name in enumerate(header) if not _unnamed(name)]
-    return _Csv(encoding, sep, header, canonical_names([header[i] for i in kept]), kept)
+    found = csv_header(path)
+    return _Csv(found.encoding, found.sep, found.header, found.names, found.positions)
 
 
 def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str], Ignored]:
@@ -392,7 +230,7 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str], Ignored]:
     unnamed = [i for i in range(len(form.header)) if i not in form.positions]
     empty = [i for i in unnamed if _blank_cells(frame[i]).all()]
     blank = _blank_rows(frame)
-    _check_unnamed(path, form, [i for i in unnamed if i not in empty])
+    check_unnamed(path, form.header, [i for i in unnamed if i not in empty])
     frame = frame.loc[~blank, form.positions]
     frame.columns = pd.Index(form.names)
     raw = [form.header[i] for i in form.positions]
@@ -408,9 +246,8 @@ def _scan_csv(
         watch = None  # the file is refused once scanned
     elif watch is not None:
         ids_at = form.positions[form.names.index(CAMPAIGN_ID)]
-        if is_report(form.names):  # its cells are read unescaped, as ``open_input`` reads them
-            seen = watch
-            watch = lambda cells: seen(cells.map(unescape_cell))  # noqa: E731
+        seen = watch  # the cells unescaped, as ``open_input`` reads every CSV file's
+        watch = lambda cells: seen(cells.map(unescape_cell) if _quoted(cells) else cells)  # noqa: E731
     filled: set[int] = set()
     blank: list[npt.NDArray[np.int64]] = []
     rows = last = 0  # last: the number of rows up to the last one with data
@@ -426,13 +263,13 @@ def _scan_csv(
         filled_rows = np.flatnonzero(~empty)
         last = rows + int(filled_rows[-1]) + 1 if len(filled_rows) else last
         rows += len(chunk)
-    _check_unnamed(path, form, sorted(filled))
+    check_unnamed(path, form.header, sorted(filled))
     form = replace(form, blank=np.concatenate(blank) if blank else form.blank)
     between = int(np.searchsorted(form.blank, last))
     ignored = Ignored(len(form.blank), len(unnamed) - len(filled), between)
 
     def read(size: int, columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
-        with _reading(path):
+        with reading(path):
             yield from _csv_chunks(path, form, size, columns)
 
     raw = [form.header[i] for i in form.positions]
@@ -477,23 +314,6 @@ def _csv_chunks(
         yield chunk
 
 
-def _unnamed(name: str) -> bool:
-    """A header cell spreadsheets leave over a column nobody named."""
-    return name == "" or _UNNAMED.fullmatch(name) is not None
-
-
-def _check_unnamed(path: Path, form: _Csv, filled: Sequence[int]) -> None:
-    if filled:
-        position = filled[0]
-        name = form.header[position]
-        raise InputFileError(
-            path,
-            f"column {position + 1} has data but "
-            + (f"its header {name!r} names no column" if name else "no header")
-            + f"; name it (known columns: {', '.join(KNOWN_COLUMNS)}) or delete it",
-        )
-
-
 def _blank_cells(cells: pd.Series[Any]) -> npt.NDArray[np.bool_]:
     return np.asarray(cells.astype(str).str.strip().eq("").to_numpy(), dtype=bool)
 
@@ -516,53 +336,6 @@ def _between(blank: npt.NDArray[np.bool_]) -> int:
     return int(blank[: filled[-1]].sum()) if len(filled) else 0
 
 
-def _encoding(path: Path) -> str:
-    """UTF-16 with a byte-order mark; UTF-8 (with or without one) when every byte of the file
-    is valid UTF-8; else Windows-1252 when every byte decodes as it and no control character
-    results. A NUL byte (binary data, UTF-16 without its mark) is never text: refused."""
-    with path.open("rb") as handle:
-        if handle.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-            return "utf-16"
-        for encoding in ("utf-8-sig", "cp1252"):
-            handle.seek(0)
-            decoder = codecs.getincrementaldecoder(encoding)()
-            try:
-                while block := handle.read(1 << 20):
-                    text = decoder.decode(block)
-                    if "\x00" in text or (encoding == "cp1252" and _CONTROL.search(text)):
-                        break
-                else:
-                    decoder.decode(b"", final=True)
-                    return encoding
-            except UnicodeDecodeError:
-                continue
-    raise InputFileError(path, _NOT_TEXT)
-
-
-def _sniff(path: Path, encoding: str) -> tuple[str, list[str]]:
-    """The delimiter (comma, semicolon or tab) that splits the header into the most known
-    columns, then the most columns; a comma when none splits it."""
-    best: tuple[int, int] = (-1, -1)
-    sep, header = ",", []
-    for candidate in _DELIMITERS:
-        try:
-            with path.open(encoding=encoding, newline="") as handle:
-                cells = next(csv.reader(handle, delimiter=candidate), None)
-        except UnicodeDecodeError:
-            raise InputFileError(path, _not_text(encoding)) from None
-        except csv.Error as exc:
-            raise InputFileError(path, f"cannot parse as CSV: {exc}") from None
-        if cells is None:
-            break
-        cells = [cell.strip() for cell in cells]
-        known = sum(name in _canonical().values() for name in canonical_names(cells))
-        if (known, len(cells)) > best:
-            best, sep, header = (known, len(cells)), candidate, cells
-    if not any(header):
-        raise InputFileError(path, "file is empty")
-    return sep, header
-
-
 @contextlib.contextmanager
 def _csv_errors(path: Path, form: _Csv) -> Iterator[None]:
     """Turn what pandas says about a broken CSV into one line naming the file and the problem."""
@@ -574,15 +347,11 @@ def _csv_errors(path: Path, form: _Csv) -> Iterator[None]:
     except pd.errors.ParserWarning:
         raise InputFileError(path, _surplus_cells(path, form) or "malformed CSV") from None
     except UnicodeError:
-        raise InputFileError(path, _not_text(form.encoding)) from None
+        raise InputFileError(path, not_text(form.encoding)) from None
     except (pd.errors.ParserError, csv.Error) as exc:
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else "malformed CSV"
         surplus = _surplus_cells(path, form)
         raise InputFileError(path, surplus or f"cannot parse as CSV: {detail}") from None
-
-
-def _not_text(encoding: str) -> str:
-    return _NOT_TEXT if encoding != "utf-16" else "is not valid UTF-16 text"
 
 
 def _surplus_cells(path: Path, form: _Csv) -> str | None:
@@ -648,7 +417,7 @@ def _scan_parquet(path: Path) -> tuple[list[str], int, Reader]:
 
     def read(size: int, chosen: Sequence[str] | None) -> Iterator[pd.DataFrame]:
         wanted = None if chosen is None else [fields[name] for name in chosen]
-        with _reading(path), _parquet_errors(path), pq.ParquetFile(path) as file:
+        with reading(path), _parquet_errors(path), pq.ParquetFile(path) as file:
             for batch in file.iter_batches(batch_size=size, columns=wanted):
                 yield _frame(batch, nullable)
 

@@ -25,7 +25,8 @@ import pandas as pd
 
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import EMPTY_TEXT_CELL, FIELDS, EmptyText
-from bulkrunner.loading import explicit_empties, formula_like, unescape_cell
+from bulkrunner.inputs import formula_like, unescape_cell
+from bulkrunner.loading import explicit_empties
 from bulkrunner.model import RESULT_COLUMNS as RESULT_COLUMNS
 from bulkrunner.model import Change, Outcome, Status, echoed
 from bulkrunner.rates import Rate, ideal_seconds

@@ -14,10 +14,7 @@ from its ``campaign_id`` column alone by :func:`repeated_ids`.
 from __future__ import annotations
 
 import contextlib
-import difflib
-import math
-import re
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,34 +22,36 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from bulkrunner.fields import (
-    ACCOUNT,
-    CAMPAIGN_ID,
-    EMPTY_TEXT_CELL,
-    ENUMS,
-    EmptyText,
-    Field,
-    Vocabulary,
-    enum_names,
+from bulkrunner.cells import (
+    BLANK,
+    ID_FIELD,
+    bounds,
+    field_of,
+    is_blank,
+    is_missing,
+    lists,
+    parser,
+    repeated,
+    row_error,
 )
+from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, Field, Vocabulary
 from bulkrunner.model import Rejection, Row, Validation
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.operations.settings import SETTINGS
 
+__all__ = [  # is_blank and BLANK: the cell rules, kept importable from here
+    "BLANK",
+    "Repeats",
+    "RowJudgement",
+    "campaign_ids",
+    "is_blank",
+    "judge_rows",
+    "repeated_among",
+    "repeated_ids",
+    "validate",
+]
 
-class _Blank:
-    """A cell that says "leave this setting unchanged"."""
-
-
-BLANK = _Blank()
-_Parsed = tuple[Any, str | None]  # (value or BLANK, error message)
 Repeats = Mapping[int, Sequence[int]]  # campaign id -> the numbers of the rows it appears on
-
-_WHOLE = re.compile(r"[+-]?\d+(?:\.0*)?")
-_TRUE = frozenset({"true", "yes", "1", "y", "t"})
-_FALSE = frozenset({"false", "no", "0", "n", "f"})
-_EMPTY_LIST = frozenset({"[]", "none"})
-_ID_FIELD = Field(CAMPAIGN_ID, "int", minimum=1, maximum=2**63 - 1)  # ids are 64-bit
 
 Objects = npt.NDArray[np.object_]
 Flags = npt.NDArray[np.bool_]
@@ -126,7 +125,7 @@ def judge_rows(
 def campaign_ids(column: pd.Series[Any]) -> npt.NDArray[Any]:
     """Each cell's campaign id, 0 where it has none (blank or invalid): int64, or Python ints
     in an object array if one is too large for int64."""
-    return _ids(_judge_column(column, _ID_FIELD, Vocabulary.DOCUMENTED))
+    return _ids(_judge_column(column, ID_FIELD, Vocabulary.DOCUMENTED))
 
 
 def repeated_ids(columns: Iterable[pd.Series[Any]]) -> dict[int, list[int]]:
@@ -180,7 +179,7 @@ class _Judgement:
     ) -> _Judgement:
         operation = operation or SETTINGS
         wire = wire or Wire(vocabulary)
-        ids = _judge_column(frame[CAMPAIGN_ID], _ID_FIELD, vocabulary)
+        ids = _judge_column(frame[CAMPAIGN_ID], ID_FIELD, vocabulary)
         numbers = _ids(ids)
         if repeats is None:
             repeats = _repeats(numbers, offset)
@@ -190,11 +189,10 @@ class _Judgement:
         for index in np.flatnonzero(_among(numbers, repeats)).tolist():
             campaign_id = int(numbers[index])
             if campaign_id not in worded:
-                others = _and_join([str(n) for n in repeats[campaign_id]])
-                worded[campaign_id] = f"{CAMPAIGN_ID}: {campaign_id} appears in rows {others}"
+                worded[campaign_id] = repeated(campaign_id, repeats[campaign_id])
             messages[index] = worded[campaign_id]
         settings = tuple(
-            _judge_column(frame[name], _field(operation, name), vocabulary)
+            _judge_column(frame[name], field_of(operation, name), vocabulary)
             for name in frame.columns
             if name not in (CAMPAIGN_ID, ACCOUNT)
         )
@@ -211,13 +209,10 @@ class _Judgement:
         for errors in columns:
             failing |= errors.astype(bool)  # None or a message
         out = [""] * len(failing)
-        lists = [errors.tolist() for errors in columns]
+        by_column = [errors.tolist() for errors in columns]
         nothing = self.nothing_to_send.tolist()
         for index in np.flatnonzero(failing).tolist():
-            found = [errors[index] for errors in lists if errors[index] is not None]
-            if nothing[index]:
-                found.append("nothing to send: every field is blank")
-            out[index] = "; ".join(found)
+            out[index] = row_error([errors[index] for errors in by_column], nothing[index])
         if type(self.operation).check is not Operation.check:  # rules across a row's columns
             values = [(c.name, c.values.tolist(), c.blank.tolist()) for c in self.settings]
             for index in np.flatnonzero(~failing).tolist():
@@ -276,7 +271,7 @@ def _judge_column(cells: pd.Series[Any], field: Field, vocabulary: Vocabulary) -
 # --- each distinct value once ---------------------------------------------------------------------
 
 _SCALARS = (str, int, float)  # and their subclasses: bool, EmptyText, numpy's float64...
-_NO_VALUE = (type(None), type(pd.NA), type(pd.NaT), float)  # what pd.isna and _is_missing share
+_NO_VALUE = (type(None), type(pd.NA), type(pd.NaT), float)  # what pd.isna and is_missing share
 
 
 _BYTES = (bytes, bytearray, memoryview)
@@ -334,12 +329,12 @@ def _distinct(cells: Objects) -> tuple[npt.NDArray[np.intp], Objects]:
 
 
 def _cache_key(cell: Any) -> Hashable:
-    if isinstance(cell, list | tuple | np.ndarray):
+    if isinstance(cell, lists()):
         return ("list", *(str(item) for item in cell))
     if isinstance(cell, _ODD_CELLS):
         return (type(cell).__name__, repr(cell))  # unhashable, or not to be mixed up with text
     # Keep 1, 1.0 and True apart: they are equal as dict keys but not as cells.
-    return (type(cell).__name__, cell) if not _is_missing(cell) else ("missing",)
+    return (type(cell).__name__, cell) if not is_missing(cell) else ("missing",)
 
 
 def _parse_distinct(
@@ -355,10 +350,10 @@ def _parse_distinct(
         if whole.any():
             values[whole] = numbers[whole].astype(object)
             for at in np.flatnonzero(whole & _out_of_range(numbers, field)).tolist():
-                values[at], error = _bounds(int(numbers[at]), field.minimum, field.maximum)
+                values[at], error = bounds(int(numbers[at]), field.minimum, field.maximum)
                 errors[at] = f"{field.name}: {error}"
             todo = np.flatnonzero(~whole)
-    parse = _parser(field, vocabulary)
+    parse = parser(field, vocabulary)
     for index in todo.tolist():
         if isinstance(distinct[index], _ODD_CELLS):  # a JSON object, bytes... in a cell
             kind = "binary" if isinstance(distinct[index], _BYTES) else "a structured value"
@@ -410,149 +405,3 @@ def _out_of_range(numbers: npt.NDArray[np.int64], field: Field) -> Flags:
     if field.maximum is not None:
         out |= numbers > field.maximum
     return out
-
-
-def _field(operation: Operation, name: str) -> Field:
-    found = operation.field(name)
-    if found is None:  # loading refuses such a column; a frame made in code may have one
-        raise ValueError(f"{name!r} is not a column of the {operation.name} operation")
-    return found
-
-
-def _parser(field: Field, vocabulary: Vocabulary) -> Callable[[Any], _Parsed]:
-    if field.parse is not None:
-        parse = field.parse
-        return lambda value: (BLANK, None) if is_blank(value) else parse(value)
-    match field.kind:
-        case "int":
-            return lambda value: _parse_int(value, field.minimum, field.maximum)
-        case "bool":
-            return _parse_bool
-        case "text":
-            return _parse_text
-        case "enum":
-            return lambda value: _parse_enum(field.name, value, vocabulary)
-        case "enum_list":
-            return lambda value: _parse_enum_list(field.name, value, vocabulary)
-        case _:
-            raise ValueError(f"field {field.name!r} of kind {field.kind!r} has no parser")
-
-
-def _is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
-def is_blank(value: Any) -> bool:
-    """A cell that leaves its setting unchanged: missing, or text of only spaces."""
-    return _is_missing(value) or (isinstance(value, str) and not value.strip())
-
-
-def _parse_int(value: Any, minimum: int | None = None, maximum: int | None = None) -> _Parsed:
-    if is_blank(value):
-        return BLANK, None
-    number: int
-    if isinstance(value, bool | np.bool_):
-        return None, f"{value!r} is a boolean, not a whole number"
-    if isinstance(value, int | np.integer):
-        number = int(value)
-    elif isinstance(value, float | np.floating):
-        if not float(value).is_integer():
-            return None, f"{value:g} is not a whole number"
-        number = int(value)
-    else:
-        text = str(value).strip()
-        if not _WHOLE.fullmatch(text):
-            return None, f"{text!r} is not a whole number"
-        number = int(text.split(".")[0])
-    return _bounds(number, minimum, maximum)
-
-
-def _bounds(number: int, minimum: int | None, maximum: int | None) -> _Parsed:
-    if minimum is not None and number < minimum:
-        return None, f"{number} is below {minimum}"
-    if maximum is not None and number > maximum:
-        return None, f"{number} is above {maximum}"
-    return number, None
-
-
-def _parse_bool(value: Any) -> _Parsed:
-    if is_blank(value):
-        return BLANK, None
-    if isinstance(value, bool | np.bool_):
-        return bool(value), None
-    text = str(value).strip().lower()
-    if isinstance(value, float | np.floating) and float(value) in (0.0, 1.0):
-        text = str(int(value))
-    if text in _TRUE:
-        return True, None
-    if text in _FALSE:
-        return False, None
-    return None, f"{str(value).strip()!r} is not true or false (use true/false, yes/no or 1/0)"
-
-
-def _parse_text(value: Any) -> _Parsed:
-    if isinstance(value, EmptyText):
-        return "", None  # explicitly empty (Parquet), not "unchanged"
-    if isinstance(value, list | tuple | np.ndarray):  # a Parquet list: not its repr as text
-        return None, "a list is not a text (write one text, not a list column)"
-    if is_blank(value):
-        return BLANK, None
-    text = str(value).strip()
-    return ("" if text == EMPTY_TEXT_CELL else text), None
-
-
-def _parse_enum(field: str, value: Any, vocabulary: Vocabulary) -> _Parsed:
-    if is_blank(value):
-        return BLANK, None
-    return _translate(field, str(value), vocabulary)
-
-
-def _parse_enum_list(field: str, value: Any, vocabulary: Vocabulary) -> _Parsed:
-    if _is_missing(value):
-        return BLANK, None
-    items: Sequence[Any]
-    if isinstance(value, list | tuple | np.ndarray):
-        items = list(value)
-    else:
-        text = str(value).strip()
-        if not text:
-            return BLANK, None
-        if text.lower() in _EMPTY_LIST:
-            return [], None
-        if text.startswith("[") and text.endswith("]"):
-            text = text[1:-1]
-        items = [part.strip().strip("\"'") for part in re.split(r"[;,]", text)]
-        items = [item for item in items if item]
-    names: list[str] = []
-    errors: list[str] = []
-    for item in items:
-        name, error = _translate(field, str(item), vocabulary)
-        if error:
-            errors.append(error)
-        elif name not in names:
-            names.append(name)
-    return (None, "; ".join(errors)) if errors else (names, None)
-
-
-def _translate(field: str, raw: str, vocabulary: Vocabulary) -> _Parsed:
-    name = raw.strip().upper()
-    value = ENUMS[field].get(name)
-    if value is None:
-        valid = enum_names(field, vocabulary)
-        close = difflib.get_close_matches(name, list(ENUMS[field]), n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]}?)" if close else f" (valid: {', '.join(valid)})"
-        return None, f"{raw.strip()!r} is not a valid value{hint}"
-    spelled = value.spelled(vocabulary)
-    if spelled is None:
-        others = " or ".join(v.value for v in value.vocabularies())
-        return None, (
-            f"{name} exists only in the {others} vocabulary, not in {vocabulary.value} "
-            f"(run with --vocabulary {others}, or remove it)"
-        )
-    return spelled, None
-
-
-def _and_join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -77,13 +77,34 @@ def test_the_public_names_still_resolve_on_first_use(tmp_path: Path) -> None:
         bulkrunner.no_such_name  # noqa: B018
 
 
-def test_validate_needs_no_http_terminal_or_async_library(tmp_path: Path) -> None:
+def test_validate_of_a_small_csv_file_imports_no_heavy_library(tmp_path: Path) -> None:
     (tmp_path / "ten.csv").write_text(
         "campaign_id,sending_limit\n" + "".join(f"{i},50\n" for i in range(1, 11))
     )
     code, modules = _imported(["validate", "ten.csv"], tmp_path)
     assert code == 0
-    assert "pandas" in modules  # it does read the file
+    unused = {*HEAVY, "anyio"}  # a small CSV file is read with the csv module (issue 10 §3)
+    assert modules.isdisjoint(unused), sorted(modules & unused)
+
+
+@pytest.mark.parametrize("name", ["large.csv", "small.parquet"])
+def test_validate_of_a_large_csv_or_a_parquet_file_reads_it_with_pandas(
+    tmp_path: Path, name: str
+) -> None:
+    import pandas as pd
+
+    from bulkrunner.checking import SMALL_CSV_BYTES
+
+    rows = SMALL_CSV_BYTES // 10 if name.endswith(".csv") else 10  # "123456,50\n": 10 bytes
+    frame = pd.DataFrame({"campaign_id": range(100_000, 100_000 + rows), "sending_limit": 50})
+    if name.endswith(".csv"):
+        frame.to_csv(tmp_path / name, index=False)
+        assert (tmp_path / name).stat().st_size > SMALL_CSV_BYTES
+    else:
+        frame.to_parquet(tmp_path / name)
+    code, modules = _imported(["validate", name], tmp_path)
+    assert code == 0
+    assert "pandas" in modules
     unused = {"aiohttp", "rich", "anyio"}  # sending's, the progress bar's, the engine's
     assert modules.isdisjoint(unused), sorted(modules & unused)
 
@@ -121,8 +142,10 @@ def _plan(tmp_path: Path) -> Path:
 def test_validate_parses_a_csv_file_twice_and_still_finds_repeated_campaigns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from bulkrunner.checking import PATH_ENV
     from bulkrunner.cli import main
 
+    monkeypatch.setenv(PATH_ENV, "pandas")  # a file this small is read without pandas else
     parses = _counting_parses(monkeypatch)
     assert main(["validate", str(_plan(tmp_path))]) == 1
     out = capsys.readouterr().out

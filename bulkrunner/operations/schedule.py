@@ -32,8 +32,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, time
 from typing import Any
 
-import numpy as np
-
+from bulkrunner.cells import lists, number_types
 from bulkrunner.fields import Field
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
@@ -101,7 +100,7 @@ def parse_days(value: Any) -> Parsed:
     (``mo``, ``tues``, ``thursday``); a range runs forward through the week (``Fri-Mon`` is
     Friday to Monday). Numbers are refused: the API numbers days two ways."""
     items: list[Any]
-    if isinstance(value, list | tuple | np.ndarray):
+    if isinstance(value, lists()):
         items = list(value)
     elif isinstance(value, str):
         text = value.strip()
@@ -112,7 +111,7 @@ def parse_days(value: Any) -> Parsed:
         items = [value]
     chosen: set[str] = set()
     for item in items:
-        if isinstance(item, int | float | np.number) and not isinstance(item, bool):
+        if isinstance(item, number_types()) and not isinstance(item, bool):
             return None, _number_refused(item)
         if not isinstance(item, str):
             return None, f"{item!r} is not a day (use mon..sun, full names or a range like Mon-Fri)"
