@@ -346,12 +346,15 @@ def test_an_internal_error_is_one_line_and_speaks_of_a_journal_only_where_there_
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from bulkrunner import job
+    from bulkrunner import checking, job
 
     def broken(*_: object) -> int:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(job, f"{command}_job", broken)
+    if command == "validate":
+        monkeypatch.setattr(checking, "validate_command", broken)
+    else:
+        monkeypatch.setattr(job, f"{command}_job", broken)
     plan = tmp_path / "in.csv"
     plan.write_text("campaign_id,sending_limit\n1,10\n")
     code = cli.main(
