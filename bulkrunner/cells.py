@@ -117,7 +117,7 @@ def parse_int(value: Any, minimum: int | None = None, maximum: int | None = None
         return BLANK, None
     number: int
     if isinstance(value, _bools()):
-        return None, f"{value!r} is a boolean, not a whole number"
+        return None, f"{quoted(value)} is a boolean, not a whole number"
     if isinstance(value, _ints()):
         number = int(value)
     elif isinstance(value, _floats()):
@@ -127,17 +127,38 @@ def parse_int(value: Any, minimum: int | None = None, maximum: int | None = None
     else:
         text = str(value).strip()
         if not _WHOLE.fullmatch(text):
-            return None, f"{text!r} is not a whole number"
+            return None, f"{quoted(text)} is not a whole number"
+        if len(text) > _LONGEST_NUMBER:  # (Python's int() refuses 4,300 digits and more)
+            return None, f"{quoted(text)} is beyond a 64-bit whole number"
         number = int(text.split(".")[0])
     return bounds(number, minimum, maximum)
 
 
+INT64 = (-(2**63), 2**63 - 1)  # what a server's 64-bit integer holds: the widest whole number
+
+
 def bounds(number: int, minimum: int | None, maximum: int | None) -> Parsed:
-    if minimum is not None and number < minimum:
-        return None, f"{number} is below {minimum}"
-    if maximum is not None and number > maximum:
-        return None, f"{number} is above {maximum}"
+    minimum = INT64[0] if minimum is None else minimum
+    maximum = INT64[1] if maximum is None else maximum
+    if number < minimum:
+        return None, f"{quoted(number)} is below {minimum}"
+    if number > maximum:
+        return None, f"{quoted(number)} is above {maximum}"
     return number, None
+
+
+_LONGEST_NUMBER = 100  # characters of a whole number read as such; longer is out of bounds
+QUOTED_MOST = 60  # characters of a cell an error message repeats
+
+
+def quoted(value: Any) -> str:
+    """``value`` as an error message shows it (text quoted), cut short when long: a
+    5,000-character cell is named, not repeated."""
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    text = str(value) if whole else repr(value)
+    if len(text) <= QUOTED_MOST:
+        return text
+    return f"{text[: QUOTED_MOST - 20]}... ({len(text):,} characters)"
 
 
 def _parse_bool(value: Any) -> Parsed:
@@ -152,7 +173,10 @@ def _parse_bool(value: Any) -> Parsed:
         return True, None
     if text in _FALSE:
         return False, None
-    return None, f"{str(value).strip()!r} is not true or false (use true/false, yes/no or 1/0)"
+    return (
+        None,
+        f"{quoted(str(value).strip())} is not true or false (use true/false, yes/no or 1/0)",
+    )
 
 
 def _parse_text(value: Any) -> Parsed:
@@ -206,7 +230,7 @@ def _translate(field: str, raw: str, vocabulary: Vocabulary) -> Parsed:
         valid = enum_names(field, vocabulary)
         close = difflib.get_close_matches(name, list(ENUMS[field]), n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]}?)" if close else f" (valid: {', '.join(valid)})"
-        return None, f"{raw.strip()!r} is not a valid value{hint}"
+        return None, f"{quoted(raw.strip())} is not a valid value{hint}"
     spelled = value.spelled(vocabulary)
     if spelled is None:
         others = " or ".join(v.value for v in value.vocabularies())

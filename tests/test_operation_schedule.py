@@ -748,3 +748,11 @@ def test_a_refusal_after_a_row_was_accepted_is_that_rows_own() -> None:
     stop = fresh(row, Answer(422, "worse"), "worse")
     assert stop is not None
     assert stop.endswith("--schedule-shape nested: cmd nested")
+
+
+def test_a_long_cell_is_named_in_its_error_not_repeated() -> None:
+    frame = pd.DataFrame({"campaign_id": ["1"], "timezone": ["X" * 5000], "days": ["mon"]})
+    result = validate(frame, Vocabulary.DOCUMENTED, operation=SCHEDULE, wire=NESTED)
+    (rejection,) = result.rejections
+    assert rejection.error.startswith(f"timezone: '{'X' * 39}... (5,002 characters) is not an")
+    assert len(rejection.error) < 200

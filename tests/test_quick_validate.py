@@ -37,6 +37,16 @@ MISTAKES = Path(__file__).parent.parent / "sample_data" / "campaign_settings_wit
 # name -> (the file's bytes or text, extra arguments, whether the quick path reads it itself)
 CORPUS: dict[str, tuple[bytes | str, list[str], bool]] = {
     "plain": ("campaign_id,sending_limit\n1,10\n2,20\n", [], True),
+    "numbers beyond 64 bits, and of 5,000 digits": (
+        f"campaign_id,sending_limit\n1,{2**64}\n2,{'9' * 5000}\n{'8' * 5000},3\n4,-{2**63 + 1}\n",
+        [],
+        True,
+    ),
+    "a 5,000-character cell is named, not repeated": (
+        f"campaign_id,timezone,days\n1,{'X' * 5000},mon\n2,UTC,{'y' * 5000}\n",
+        SCHEDULE,
+        True,
+    ),
     "sample with mistakes": (MISTAKES.read_bytes(), [], True),
     "every settings field": (
         "campaign_id,track_settings,stop_lead_settings,sending_limit,min_time_btwn_emails,"

@@ -223,3 +223,20 @@ def test_a_parquet_list_in_a_text_column_is_refused_not_sent_as_its_repr(tmp_pat
     assert result.rows == ()
     assert [r.number for r in result.rejections] == [1, 2]
     assert "unsubscribe_text: a list is not a text" in result.rejections[0].error
+
+
+def test_a_number_beyond_64_bits_or_a_long_cell_is_an_invalid_row_with_a_short_message() -> None:
+    frame = pd.DataFrame(
+        {
+            "campaign_id": ["1", "2", "3"],
+            "sending_limit": [str(2**64), "9" * 5000, "10"],
+            "unsubscribe_text": ["a", "b", "c"],
+        }
+    )
+    result = validate(frame, Vocabulary.DOCUMENTED)
+    assert [row.number for row in result.rows] == [3]
+    first, second = (rejection.error for rejection in result.rejections)
+    assert first == f"sending_limit: {2**64} is above 9223372036854775807"
+    assert second == (
+        f"sending_limit: '{'9' * 39}... (5,002 characters) is beyond a 64-bit whole number"
+    )

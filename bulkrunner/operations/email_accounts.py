@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bulkrunner.cells import quoted
 from bulkrunner.fields import Field
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
@@ -45,7 +46,7 @@ def parse_ids(cell: Any) -> tuple[list[int] | None, str | None]:
     list (Parquet). The ids in the order given, each once; or why the cell is not such a list."""
     items: list[Any]
     if isinstance(cell, bool):
-        return None, f"{cell!r} is a boolean, not an email account id"
+        return None, f"{quoted(cell)} is a boolean, not an email account id"
     if isinstance(cell, numbers.Real | str):
         items = _split(cell)
     elif isinstance(cell, Iterable) and not isinstance(cell, bytes | bytearray | Mapping):
@@ -79,7 +80,7 @@ def _split(cell: numbers.Real | str) -> list[Any]:
 def _account_id(item: Any) -> tuple[int | None, str | None]:
     """One id of a list: a whole number from 1 (a digit string, an int, an integral float)."""
     if isinstance(item, bool) or item is None:
-        return None, f"{item!r} is not an email account id (a whole number)"
+        return None, f"{quoted(item)} is not an email account id (a whole number)"
     if isinstance(item, numbers.Real) and not isinstance(item, numbers.Integral):
         value = float(item)
         if value != value:  # NaN: a missing element of a Parquet list
@@ -91,11 +92,11 @@ def _account_id(item: Any) -> tuple[int | None, str | None]:
         text = str(item).strip().strip("\"'")
         if "@" in text:
             return None, (
-                f"{text!r} is an email address: name the account by its id "
+                f"{quoted(text)} is an email address: name the account by its id "
                 "(GET /email-accounts lists them)"
             )
         if not (text.isascii() and text.isdigit()):
-            return None, f"{text!r} is not an email account id (a whole number)"
+            return None, f"{quoted(text)} is not an email account id (a whole number)"
         item = int(text)
     number = int(item)  # numpy integers too
     if number < 1:

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, time
 from typing import Any
 
-from bulkrunner.cells import lists, number_types
+from bulkrunner.cells import lists, number_types, quoted
 from bulkrunner.fields import Field
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
@@ -77,19 +77,19 @@ def parse_timezone(value: Any) -> Parsed:
     """An IANA timezone name, spelled as the database spells it (``europe/london`` is
     ``Europe/London``)."""
     if not isinstance(value, str):
-        return None, f"{value!r} is not a timezone name (use an IANA name like Europe/London)"
+        return None, f"{quoted(value)} is not a timezone name (use an IANA name like Europe/London)"
     text = value.strip()
     zones = _zones()
     if not zones:  # no timezone database on this machine: accept what looks like a zone
         if _TIMEZONE_LIKE.fullmatch(text):
             return text, None
-        return None, f"{text!r} is not an IANA timezone name (like Europe/London)"
+        return None, f"{quoted(text)} is not an IANA timezone name (like Europe/London)"
     found = zones.get(text.lower())
     if found is not None:
         return found, None
     close = difflib.get_close_matches(text.lower(), list(zones), n=1, cutoff=0.8)
     hint = f"did you mean {zones[close[0]]}?" if close else "use a name like Europe/London"
-    return None, f"{text!r} is not an IANA timezone ({hint})"
+    return None, f"{quoted(text)} is not an IANA timezone ({hint})"
 
 
 def parse_days(value: Any) -> Parsed:
@@ -114,7 +114,10 @@ def parse_days(value: Any) -> Parsed:
         if isinstance(item, number_types()) and not isinstance(item, bool):
             return None, _number_refused(item)
         if not isinstance(item, str):
-            return None, f"{item!r} is not a day (use mon..sun, full names or a range like Mon-Fri)"
+            return (
+                None,
+                f"{quoted(item)} is not a day (use mon..sun, full names or a range like Mon-Fri)",
+            )
         text = _RANGE.sub("-", item.strip().strip("\"'"))
         for token in _DAY_SEPARATORS.split(text):
             token = token.strip("\"'")
@@ -155,13 +158,13 @@ def _day(token: str) -> tuple[str | None, str | None]:
                 return short, None
     return (
         None,
-        f"{token.strip()!r} is not a day (use mon..sun, full names or a range like Mon-Fri)",
+        f"{quoted(token.strip())} is not a day (use mon..sun, full names or a range like Mon-Fri)",
     )
 
 
 def _number_refused(item: Any) -> str:
     return (
-        f"{str(item).strip()!r} is a number: write day names (mon;tue;wed or Mon-Fri), as "
+        f"{quoted(str(item).strip())} is a number: write day names (mon;tue;wed or Mon-Fri), as "
         "SmartLead numbers days two ways (0=Sunday or 1=Monday)"
     )
 
@@ -176,7 +179,7 @@ def parse_hour(value: Any) -> Parsed:
     text = str(value).strip()
     match = _HOUR.fullmatch(text)
     if match is None or int(match[1]) > 23 or int(match[2]) > 59:
-        return None, f"{text!r} is not a time HH:MM (24-hour, like 09:00 or 17:30)"
+        return None, f"{quoted(text)} is not a time HH:MM (24-hour, like 09:00 or 17:30)"
     return f"{int(match[1]):02d}:{match[2]}", None
 
 
@@ -192,12 +195,12 @@ def parse_start_time(value: Any) -> Parsed:
         try:
             moment = datetime.fromisoformat(shown)
         except ValueError:
-            return None, f"{shown!r} is not an ISO 8601 date-time (like {_EXAMPLE_TIME})"
+            return None, f"{quoted(shown)} is not an ISO 8601 date-time (like {_EXAMPLE_TIME})"
         if "T" not in shown.upper() and " " not in shown:
-            return None, f"{shown!r} has no time of day (like {_EXAMPLE_TIME})"
+            return None, f"{quoted(shown)} has no time of day (like {_EXAMPLE_TIME})"
     if moment.tzinfo is None or moment.utcoffset() is None:
         return None, (
-            f"{shown!r} has no UTC offset: add Z or one like +01:00 (like {_EXAMPLE_TIME})"
+            f"{quoted(shown)} has no UTC offset: add Z or one like +01:00 (like {_EXAMPLE_TIME})"
         )
     return utc_text(moment), None
 

@@ -19,6 +19,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
+from bulkrunner.cells import quoted
 from bulkrunner.fields import Field
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation, Undo, Wire
@@ -39,7 +40,7 @@ ALLOW_STOP = (
 def parse_status(cell: Any) -> tuple[Any, str | None]:
     """A status cell: START, PAUSED or STOPPED in any case (ACTIVE means START)."""
     if not isinstance(cell, str):
-        return None, f"{cell!r} is not a status (use {', '.join(WRITTEN)})"
+        return None, f"{quoted(cell)} is not a status (use {', '.join(WRITTEN)})"
     name = cell.strip().upper()
     name = ALIASES.get(name, name)
     if name in WRITTEN:
@@ -47,12 +48,12 @@ def parse_status(cell: Any) -> tuple[Any, str | None]:
     shown = cell.strip()
     if name in UNWRITABLE:
         return None, (
-            f"{shown!r} cannot be written: no API puts a campaign back to {name} "
+            f"{quoted(shown)} cannot be written: no API puts a campaign back to {name} "
             f"(use {', '.join(WRITTEN)})"
         )
     close = difflib.get_close_matches(name, [*WRITTEN, *ALIASES], n=1, cutoff=0.6)
     hint = f"did you mean {ALIASES.get(close[0], close[0])}?" if close else ""
-    return None, f"{shown!r} is not a status ({hint or 'use ' + ', '.join(WRITTEN)})"
+    return None, f"{quoted(shown)} is not a status ({hint or 'use ' + ', '.join(WRITTEN)})"
 
 
 def current_status(campaign: Mapping[str, Any]) -> str | None:
