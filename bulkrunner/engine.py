@@ -44,7 +44,9 @@ DEFAULT_429_PAUSE = 1.0  # seconds the limiter pauses after a 429 that says noth
 @dataclass(slots=True)
 class _Job:
     row: Row
-    requests: list[Request]  # what the row becomes on the wire, sent in order
+    # what the row becomes on the wire, sent in order: made when it is first sent and let go
+    # when it finishes, so that a long run does not hold every row's bodies at once
+    requests: list[Request] | None = None
     step: int = 0  # the request being sent; the earlier ones succeeded
     attempts: int = 0
     http_status: int | None = None
@@ -98,10 +100,7 @@ class Engine:
         """Send every row; returns each row's outcome keyed by row number."""
         if self._jobs:
             raise RuntimeError("an Engine runs once; create a new one")
-        self._jobs = [
-            _Job(row, self.operation.requests(row.campaign_id, row.payload, self.wire))
-            for row in rows
-        ]
+        self._jobs = [_Job(row) for row in rows]
         self._last_alive = self.clock()
         send, receive = anyio.create_memory_object_stream[_Job](math.inf)
         self._send = send
@@ -177,7 +176,10 @@ class Engine:
         if self.stats.first_request is None:
             self.stats.first_request = grant.at
         row = job.row
-        request = job.requests[job.step]
+        if job.requests is None:
+            job.requests = self.operation.requests(row.campaign_id, row.payload, self.wire)
+        requests = job.requests
+        request = requests[job.step]
         log.debug(
             "row %d: %s campaign %d %s %s",
             row.number,
@@ -214,7 +216,7 @@ class Engine:
         except WaitTooLong as wait:
             too_long = self._too_long(wait.seconds, wait.asked_by)
         match decision.verdict:
-            case Verdict.SUCCEEDED if job.step + 1 < len(job.requests):
+            case Verdict.SUCCEEDED if job.step + 1 < len(requests):
                 job.step += 1  # the row's next request, through the limiter like any other
                 if self._send is not None:
                     with contextlib.suppress(anyio.ClosedResourceError):
@@ -326,6 +328,7 @@ class Engine:
             error=error,
         )
         self._finished[job.row.number] = outcome
+        job.requests = None
         self._succeeded += status is Status.SUCCEEDED
         if self.on_outcome is not None:
             self.on_outcome(job.row, outcome)

@@ -8,7 +8,8 @@ canonical form: documented names (long where a value has no documented name), li
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+import sys
+from collections.abc import Collection, Hashable, Mapping
 from typing import Any
 
 from bulkrunner.answers import parse_json
@@ -28,12 +29,48 @@ GET_KEYS = (*FIELDS_BY_NAME, *(alias for names in _GET_ALIASES.values() for alia
 def slim(campaign: Mapping[str, Any], keys: Collection[str] = GET_KEYS) -> dict[str, Any]:
     """Of a campaign as GET shows it, only what a run compares, backs up or reports: its id,
     status and the ``keys`` its operation reads (a 100,000-campaign account need not be held
-    whole)."""
+    whole).
+
+    Its keys are interned and its plain values (text, numbers, lists of them) shared with every
+    other campaign that has the same (see :func:`shared`): JSON parsing gives each campaign its
+    own copy of every key and value, ~1 KB a campaign, where most campaigns hold the same few
+    values. Shared values must not be changed in place."""
     return {
-        name: value
+        sys.intern(name): shared(value)
         for name, value in campaign.items()
         if name in keys or name == "id" or name == "status"
     }
+
+
+_SHARED_MOST = 10_000  # distinct values remembered: enough for the few values most fields take
+_shared: dict[Hashable, Any] = {}
+
+
+def shared(value: Any) -> Any:
+    """The one object held for every value equal to ``value`` (of the same type, so True is
+    not 1) read so far: a string, number, bool or None, or a list of those; any other value,
+    or any once ``_SHARED_MOST`` are held, is ``value`` itself."""
+    key = _shared_key(value)
+    if key is None:
+        return value
+    found = _shared.get(key, _NOT_HELD)
+    if found is not _NOT_HELD:
+        return found
+    if len(_shared) < _SHARED_MOST:
+        _shared[key] = value
+    return value
+
+
+_NOT_HELD = object()
+_SCALARS = (str, int, bool, type(None))  # not floats: -0.0 == 0.0, but they read differently
+
+
+def _shared_key(value: Any) -> Hashable | None:
+    if type(value) in _SCALARS:
+        return (type(value), value)
+    if type(value) is list and all(type(item) in _SCALARS for item in value):
+        return (list, tuple((type(item), item) for item in value))
+    return None
 
 
 def parse_campaigns(

@@ -281,3 +281,46 @@ def test_bad_options_are_refused() -> None:
         Engine(ScriptedSender(), limiter, concurrency=0)
     with pytest.raises(ValueError, match="max_attempts"):
         Engine(ScriptedSender(), limiter, max_attempts=0)
+
+
+async def test_a_rows_request_is_made_when_it_is_sent_and_let_go_when_it_finishes() -> None:
+    """A long run does not hold every row's request body at once: at most those in flight."""
+    import gc
+    import weakref
+    from collections.abc import Mapping
+    from typing import Any
+
+    from bulkrunner.operations.base import Wire
+    from bulkrunner.operations.settings import Settings
+
+    class Body(dict[str, Any]):  # a dict that a weak reference can watch
+        pass
+
+    made: list[weakref.ref[Body]] = []
+
+    class Watched(Settings):
+        def requests(
+            self, campaign_id: int, payload: Mapping[str, Any], wire: Wire
+        ) -> list[Request]:
+            body = Body(payload)
+            made.append(weakref.ref(body))
+            return [Request("POST", self.path(campaign_id), body)]
+
+    alive: list[int] = []
+
+    class Counting(ScriptedSender):
+        async def send(self, request: Request) -> Answer:
+            gc.collect()
+            alive.append(sum(ref() is not None for ref in made))
+            return await super().send(request)
+
+    sender = Counting({102: [UNAVAILABLE]})
+    run = engine(sender, FakeClock(), concurrency=2)
+    run.operation = Watched()
+    outcomes = await run.run(rows(25))
+    assert {o.status for o in outcomes.values()} == {Status.SUCCEEDED}
+    assert len(alive) == 26  # row 2 twice
+    # the 2 rows in flight and the one waiting for its retry; before, all 25 from the first on
+    assert max(alive) <= 3
+    gc.collect()
+    assert all(ref() is None for ref in made)
