@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -99,7 +100,7 @@ def test_campaigns_read_share_equal_keys_and_values_across_answers() -> None:
     """Each answer is parsed on its own, so each campaign would hold its own copy of every key
     and value: a run keeps one of each (100,000 campaigns held ~1 KB each)."""
 
-    def read(campaign_id: int, **fields: Any) -> dict[str, Any]:
+    def read(campaign_id: int, **fields: Any) -> Mapping[str, Any]:
         body = json.dumps([{"id": campaign_id, "status": "ACTIVE", **fields}])
         found = parse_campaigns(Answer(200, body), wanted={campaign_id})
         assert found is not None
@@ -111,6 +112,8 @@ def test_campaigns_read_share_equal_keys_and_values_across_answers() -> None:
     for name in one.keys() - {"id"}:
         assert one[name] is two[name], name
     assert [id(key) for key in one] == [id(key) for key in two]
+    with pytest.raises(TypeError):  # held read-only, in a tuple: a dict of a dozen keys is 460 B
+        one["status"] = "PAUSED"  # type: ignore[index]
     # equal but of another type is another value: True is not 1, nor "1" 1
     three = read(3, send_as_plain_text=True, sending_limit=1, unsubscribe_text="1")
     assert three["send_as_plain_text"] is True
