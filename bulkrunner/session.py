@@ -195,6 +195,8 @@ class Session:
                 require_backup=not config.no_backup,
                 operation=operation,
             )
+            read = current is not None
+            current = None  # the campaigns as read: planned, not needed by the backup or sending
             if self.plan.unchanged:
                 log.info(
                     "%s already have every wanted value: not sent",
@@ -216,9 +218,8 @@ class Session:
                 self._say_crossing(limiter, self.engine.stats.reads, self.plan.send)
                 if config.report is not None and config.no_backup:
                     log.warning("--no-backup: no backup is written; this run cannot be rolled back")
-                elif config.report is not None and current is not None:
+                elif config.report is not None and read:
                     await self._write_backup(config.report, self.plan)
-            current = None  # every campaign as GET showed it (~1 KB each): planned, not needed
             emit(
                 "run_start",
                 rows=len(self.plan.send),

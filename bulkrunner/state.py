@@ -36,7 +36,7 @@ def slim(campaign: Mapping[str, Any], keys: Collection[str] = GET_KEYS) -> Campa
     key and value, ~1 KB a campaign, where most campaigns hold the same few values. Shared
     values must not be changed in place."""
     return Campaign(
-        (name, shared(value))
+        (name, value if name == "id" else shared(value))  # an id is the campaign's alone
         for name, value in campaign.items()
         if name in keys or name == "id" or name == "status"
     )

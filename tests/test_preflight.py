@@ -343,3 +343,42 @@ def test_a_plan_one_read_past_a_window_is_told_before_sending(
     assert note in err
     assert err.index(note) < err.index("run aborted")  # said before anything was sent
     assert KEY not in err
+
+
+def test_the_campaigns_read_are_let_go_once_planned_before_the_backup_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What reading found is planned, then let go: the backup and the sending need only the
+    plan, and holding every campaign read beside them was most of a long run's peak memory."""
+    import gc
+    import weakref
+    from typing import Any
+
+    from bulkrunner.backup import record_backup as backing_up
+    from bulkrunner.preflight import Current
+    from bulkrunner.preflight import read_current as reading
+
+    found: list[weakref.ref[Current]] = []
+    alive: list[bool] = []
+
+    async def watched_read(*args: Any, **kwargs: Any) -> Current:
+        current = await reading(*args, **kwargs)
+        found.append(weakref.ref(current))
+        return current
+
+    def watched_backup(*args: Any, **kwargs: Any) -> Any:
+        gc.collect()
+        alive.append(found[0]() is not None)
+        return backing_up(*args, **kwargs)
+
+    monkeypatch.setattr("bulkrunner.session.read_current", watched_read)
+    monkeypatch.setattr("bulkrunner.session.record_backup", watched_backup)
+    rows = [Row(1, 11, {"sending_limit": 150}), Row(2, 12, {"sending_limit": 60})]
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        report = tmp_path / "report.csv"
+        config = RunConfig(input=tmp_path / "plan.csv", base_url=sim.base_url, report=report)
+        sending = Session(config, KEY, rows)
+        asyncio.run(sending.run())
+    assert sending.backup is not None
+    assert alive == [False]
+    assert {o.status.value for o in sending.outcomes().values()} == {"succeeded"}
