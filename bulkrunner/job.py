@@ -370,7 +370,7 @@ def _execute(
     from bulkrunner.model import RunStats
 
     stats = RunStats()
-    changes: dict[int, dict[str, Change]] = {}
+    changes: dict[int, Mapping[str, Change]] = {}
     by_account: dict[str, RunStats] = {}
     started = now()
     journal_file = journal_path(report_path)
@@ -480,7 +480,7 @@ def _send(
     api_key: str,
     journal: Journal,
     outcomes: dict[int, Outcome],
-    changes: dict[int, dict[str, Change]],
+    changes: dict[int, Mapping[str, Change]],
     interrupts: Interrupts,
     accounts: Accounts | None = None,
     by_account: dict[str, RunStats] | None = None,

@@ -27,7 +27,7 @@ from bulkrunner.answers import parse_json
 from bulkrunner.engine import DEFAULT_429_PAUSE
 from bulkrunner.errors import KeyRejected, Unreachable
 from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
-from bulkrunner.model import Answer, Change, Outcome, Row, RunStats, Status
+from bulkrunner.model import Answer, Changes, Outcome, Row, RunStats, Status
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
@@ -38,8 +38,6 @@ if TYPE_CHECKING:  # a type only: aiohttp is imported by the commands that send
     from bulkrunner.transport import Sender
 
 log = logging.getLogger("bulkrunner")
-
-Changes = dict[str, Change]
 
 
 @dataclass
@@ -334,7 +332,7 @@ def plan(
             )
             continue
         found = operation.changes(row.payload, campaign)
-        result.changes[row.number] = found
+        result.changes[row.number] = Changes(found)  # compact: one is held per row sent
         if skip and campaign is not None and not found:
             result.unchanged[row.number] = Outcome(Status.UNCHANGED)
         else:

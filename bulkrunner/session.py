@@ -499,11 +499,11 @@ class AccountSessions:
             result.update(session.outcomes())
         return result
 
-    def changes(self) -> dict[int, dict[str, Change]]:
-        result: dict[int, dict[str, Change]] = {}
+    def changes(self) -> dict[int, Mapping[str, Change]]:
+        result: dict[int, Mapping[str, Change]] = {}
         for session in self.sessions.values():
             if session.plan is not None:
-                result.update({n: dict(c) for n, c in session.plan.changes.items()})
+                result.update(session.plan.changes)
         return result
 
     def stop(self, reason: str) -> None:

@@ -382,3 +382,37 @@ def test_the_campaigns_read_are_let_go_once_planned_before_the_backup_is_written
     assert sending.backup is not None
     assert alive == [False]
     assert {o.status.value for o in sending.outcomes().values()} == {"succeeded"}
+
+
+def test_a_plan_holds_each_rows_changes_read_only_in_one_tuple() -> None:
+    """A long run holds the changes of every row it sends until its report is written: as
+    a read-only mapping over one tuple of befores and afters, not a dict of Change objects."""
+    from bulkrunner.model import Change, Outcome, Status
+    from bulkrunner.preflight import Current, plan
+
+    rows = [
+        Row(1, 11, {"sending_limit": 5, "track_settings": []}),
+        Row(2, 12, {"sending_limit": 6}),
+        Row(3, 13, {"track_settings": ["DONT_LINK_CLICK"], "sending_limit": 7}),
+    ]
+    current = Current(
+        campaigns={
+            11: {"id": 11, "max_leads_per_day": 3, "track_settings": []},
+            12: {"id": 12, "max_leads_per_day": 6},
+            13: {"id": 13, "track_settings": ["DONT_EMAIL_OPEN"]},
+        }
+    )
+    planned = plan(rows, current, skip=True)
+    assert planned.changes[1] == {"sending_limit": Change(3, 5)}
+    assert dict(planned.changes[3]) == {
+        "track_settings": Change(["DONT_EMAIL_OPEN"], ["DONT_LINK_CLICK"]),
+        "sending_limit": Change(None, 7),  # not known: sent
+    }
+    assert list(planned.changes[3]) == ["track_settings", "sending_limit"]  # the row's order
+    assert planned.unchanged == {2: Outcome(Status.UNCHANGED)}
+    assert not planned.changes[2]
+    assert "track_settings" not in planned.changes[1]
+    with pytest.raises(KeyError):
+        planned.changes[1]["track_settings"]
+    with pytest.raises(TypeError):
+        planned.changes[1]["client_id"] = Change(None, 4)  # type: ignore[index]
