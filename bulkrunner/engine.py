@@ -138,6 +138,7 @@ class Engine:
         """Every row's outcome so far, also while running or after being cancelled."""
         result: dict[int, Outcome] = {}
         reason = self.stats.aborted or "run stopped"
+        unsent = Outcome(Status.NOT_ATTEMPTED, error=self.stats.aborted or "")  # one for all
         for job in self._jobs:
             number = job.row.number
             if number in self._finished:
@@ -147,7 +148,7 @@ class Engine:
                     job, Status.FAILED, f"{reason} while a request was in flight: outcome unknown"
                 )
             elif job.attempts == 0:
-                result[number] = Outcome(Status.NOT_ATTEMPTED, error=self.stats.aborted or "")
+                result[number] = unsent
             else:
                 result[number] = self._outcome(
                     job, Status.FAILED, f"{reason} before the next attempt; last error: {job.error}"

@@ -83,7 +83,8 @@ class Session:
         return self.engine.stats if self.engine else RunStats()
 
     def outcomes(self) -> dict[int, Outcome]:
-        result = {row.number: Outcome(Status.NOT_ATTEMPTED, error=INTERRUPTED) for row in self.rows}
+        unsent = Outcome(Status.NOT_ATTEMPTED, error=INTERRUPTED)  # one for all: it is frozen
+        result = dict.fromkeys((row.number for row in self.rows), unsent)
         if self.plan is not None:
             result.update(self.plan.unchanged)
             result.update(self.plan.refused)

@@ -324,3 +324,13 @@ async def test_a_rows_request_is_made_when_it_is_sent_and_let_go_when_it_finishe
     assert max(alive) <= 3
     gc.collect()
     assert all(ref() is None for ref in made)
+
+
+async def test_the_rows_an_abort_leaves_unsent_share_one_outcome() -> None:
+    """Outcomes are frozen: the rows never sent (up to every row of a long run) hold one."""
+    sender = ScriptedSender({101: [Answer(401, '{"message": "Invalid API Key"}')]})
+    run = engine(sender, FakeClock(), concurrency=1)
+    outcomes = await run.run(rows(50))
+    unsent = [outcomes[n] for n in range(2, 51)]
+    assert unsent[0] == Outcome(Status.NOT_ATTEMPTED, error=run.stats.aborted or "")
+    assert all(outcome is unsent[0] for outcome in unsent)
