@@ -93,7 +93,7 @@ _shared: dict[Hashable, Any] = {}
 
 def shared(value: Any) -> Any:
     """The one object held for every value equal to ``value`` (of the same type, so True is
-    not 1) read so far: a string, number, bool or None, or a list of those; any other value,
+    not 1) read so far: a string, whole number, bool or None, or a list of those; any other value,
     or any once ``_SHARED_MOST`` are held, is ``value`` itself."""
     key = _shared_key(value)
     if key is None:
