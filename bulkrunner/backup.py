@@ -34,7 +34,7 @@ from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.redaction import redact
-from bulkrunner.state import canonical
+from bulkrunner.state import canonical, shared
 
 BACKUP_SUFFIX = ".backup.parquet"
 
@@ -162,7 +162,7 @@ def record_backup(
         }
         entry = ledger.setdefault(campaign, {})
         for name, value in values.items():
-            entry.setdefault(name, value)
+            entry.setdefault(name, shared(value))  # 100,000 campaigns hold a few values
         if any(name != ACCOUNT for name in entry):
             if account is not None:
                 entry.setdefault(ACCOUNT, account)

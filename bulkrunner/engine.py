@@ -44,7 +44,9 @@ DEFAULT_429_PAUSE = 1.0  # seconds the limiter pauses after a 429 that says noth
 @dataclass(slots=True)
 class _Job:
     row: Row
-    requests: list[Request]  # what the row becomes on the wire, sent in order
+    # what the row becomes on the wire, sent in order: made when it is first sent and let go
+    # when it finishes, so that a long run does not hold every row's bodies at once
+    requests: list[Request] | None = None
     step: int = 0  # the request being sent; the earlier ones succeeded
     attempts: int = 0
     http_status: int | None = None
@@ -98,10 +100,7 @@ class Engine:
         """Send every row; returns each row's outcome keyed by row number."""
         if self._jobs:
             raise RuntimeError("an Engine runs once; create a new one")
-        self._jobs = [
-            _Job(row, self.operation.requests(row.campaign_id, row.payload, self.wire))
-            for row in rows
-        ]
+        self._jobs = [_Job(row) for row in rows]
         self._last_alive = self.clock()
         send, receive = anyio.create_memory_object_stream[_Job](math.inf)
         self._send = send
@@ -139,6 +138,7 @@ class Engine:
         """Every row's outcome so far, also while running or after being cancelled."""
         result: dict[int, Outcome] = {}
         reason = self.stats.aborted or "run stopped"
+        unsent = Outcome(Status.NOT_ATTEMPTED, error=self.stats.aborted or "")  # one for all
         for job in self._jobs:
             number = job.row.number
             if number in self._finished:
@@ -148,7 +148,7 @@ class Engine:
                     job, Status.FAILED, f"{reason} while a request was in flight: outcome unknown"
                 )
             elif job.attempts == 0:
-                result[number] = Outcome(Status.NOT_ATTEMPTED, error=self.stats.aborted or "")
+                result[number] = unsent
             else:
                 result[number] = self._outcome(
                     job, Status.FAILED, f"{reason} before the next attempt; last error: {job.error}"
@@ -177,7 +177,10 @@ class Engine:
         if self.stats.first_request is None:
             self.stats.first_request = grant.at
         row = job.row
-        request = job.requests[job.step]
+        if job.requests is None:
+            job.requests = self.operation.requests(row.campaign_id, row.payload, self.wire)
+        requests = job.requests
+        request = requests[job.step]
         log.debug(
             "row %d: %s campaign %d %s %s",
             row.number,
@@ -214,7 +217,7 @@ class Engine:
         except WaitTooLong as wait:
             too_long = self._too_long(wait.seconds, wait.asked_by)
         match decision.verdict:
-            case Verdict.SUCCEEDED if job.step + 1 < len(job.requests):
+            case Verdict.SUCCEEDED if job.step + 1 < len(requests):
                 job.step += 1  # the row's next request, through the limiter like any other
                 if self._send is not None:
                     with contextlib.suppress(anyio.ClosedResourceError):
@@ -326,6 +329,7 @@ class Engine:
             error=error,
         )
         self._finished[job.row.number] = outcome
+        job.requests = None
         self._succeeded += status is Status.SUCCEEDED
         if self.on_outcome is not None:
             self.on_outcome(job.row, outcome)

@@ -58,7 +58,7 @@ class Export:
 
     frame: pd.DataFrame
     operation: Operation
-    campaigns: dict[int, dict[str, Any]]  # each exported campaign's state as read
+    campaigns: dict[int, Mapping[str, Any]]  # each exported campaign's state as read
     stats: RunStats
     left_out: dict[int, str] = field(default_factory=dict)  # campaign -> why it is not exported
     path: Path | None = None  # where it was written, if it was
@@ -236,7 +236,7 @@ async def _read_campaigns(
             "nothing was exported"
         )
     del answer
-    chosen = {
+    chosen: dict[int, Mapping[str, Any]] = {
         campaign_id: slim(campaign, operation.reads)
         for campaign_id, campaign in listed.items()
         if _wanted(campaign, config)
@@ -271,7 +271,7 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
     """One row per campaign, sorted by id; a campaign with no value in any column is left out
     (a row with nothing to send is not valid input)."""
     rows: list[dict[str, Any]] = []
-    campaigns: dict[int, dict[str, Any]] = {}
+    campaigns: dict[int, Mapping[str, Any]] = {}
     left_out: dict[int, str] = {}
     unwritable: dict[int, str] = {}
     columns = set(operation.columns)

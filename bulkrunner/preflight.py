@@ -17,7 +17,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,19 +27,17 @@ from bulkrunner.answers import parse_json
 from bulkrunner.engine import DEFAULT_429_PAUSE
 from bulkrunner.errors import KeyRejected, Unreachable
 from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
-from bulkrunner.model import Answer, Change, Outcome, Row, RunStats, Status
+from bulkrunner.model import Answer, Changes, Outcome, Row, RunStats, Status
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
-from bulkrunner.state import parse_campaigns, slim
+from bulkrunner.state import Campaign, parse_campaigns, slim
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:  # a type only: aiohttp is imported by the commands that send
     from bulkrunner.transport import Sender
 
 log = logging.getLogger("bulkrunner")
-
-Changes = dict[str, Change]
 
 
 @dataclass
@@ -58,7 +56,7 @@ class Plan:
 class Current:
     """What reading the current settings found, by campaign id."""
 
-    campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)  # as GET shows them
+    campaigns: dict[int, Mapping[str, Any]] = field(default_factory=dict)  # as GET shows them
     missing: set[int] = field(default_factory=set)  # answered 404: the campaign does not exist
     unreadable: dict[int, str] = field(default_factory=dict)  # why it could not be read
 
@@ -208,8 +206,8 @@ async def _read_details(
             current.unreadable[campaign_id] = f"its {detail} could not be read ({reason})"
             current.campaigns.pop(campaign_id, None)
         else:
-            campaign = current.campaigns.setdefault(campaign_id, {"id": campaign_id})
-            campaign[detail] = value
+            campaign = current.campaigns.get(campaign_id, {"id": campaign_id})
+            current.campaigns[campaign_id] = Campaign({**campaign, detail: value}.items())
         return None
 
     await _each(wanted, read, concurrency)
@@ -334,7 +332,7 @@ def plan(
             )
             continue
         found = operation.changes(row.payload, campaign)
-        result.changes[row.number] = found
+        result.changes[row.number] = Changes(found)  # compact: one is held per row sent
         if skip and campaign is not None and not found:
             result.unchanged[row.number] = Outcome(Status.UNCHANGED)
         else:

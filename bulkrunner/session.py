@@ -83,7 +83,8 @@ class Session:
         return self.engine.stats if self.engine else RunStats()
 
     def outcomes(self) -> dict[int, Outcome]:
-        result = {row.number: Outcome(Status.NOT_ATTEMPTED, error=INTERRUPTED) for row in self.rows}
+        unsent = Outcome(Status.NOT_ATTEMPTED, error=INTERRUPTED)  # one for all: it is frozen
+        result = dict.fromkeys((row.number for row in self.rows), unsent)
         if self.plan is not None:
             result.update(self.plan.unchanged)
             result.update(self.plan.refused)
@@ -195,6 +196,8 @@ class Session:
                 require_backup=not config.no_backup,
                 operation=operation,
             )
+            read = current is not None
+            current = None  # the campaigns as read: planned, not needed by the backup or sending
             if self.plan.unchanged:
                 log.info(
                     "%s already have every wanted value: not sent",
@@ -216,9 +219,8 @@ class Session:
                 self._say_crossing(limiter, self.engine.stats.reads, self.plan.send)
                 if config.report is not None and config.no_backup:
                     log.warning("--no-backup: no backup is written; this run cannot be rolled back")
-                elif config.report is not None and current is not None:
+                elif config.report is not None and read:
                     await self._write_backup(config.report, self.plan)
-            current = None  # every campaign as GET showed it (~1 KB each): planned, not needed
             emit(
                 "run_start",
                 rows=len(self.plan.send),
@@ -503,11 +505,11 @@ class AccountSessions:
             result.update(session.outcomes())
         return result
 
-    def changes(self) -> dict[int, dict[str, Change]]:
-        result: dict[int, dict[str, Change]] = {}
+    def changes(self) -> dict[int, Mapping[str, Change]]:
+        result: dict[int, Mapping[str, Change]] = {}
         for session in self.sessions.values():
             if session.plan is not None:
-                result.update({n: dict(c) for n, c in session.plan.changes.items()})
+                result.update(session.plan.changes)
         return result
 
     def stop(self, reason: str) -> None:

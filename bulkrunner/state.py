@@ -8,7 +8,8 @@ canonical form: documented names (long where a value has no documented name), li
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+import sys
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
 from bulkrunner.answers import parse_json
@@ -25,20 +26,101 @@ _GET_ALIASES = {
 GET_KEYS = (*FIELDS_BY_NAME, *(alias for names in _GET_ALIASES.values() for alias in names))
 
 
-def slim(campaign: Mapping[str, Any], keys: Collection[str] = GET_KEYS) -> dict[str, Any]:
+def slim(campaign: Mapping[str, Any], keys: Collection[str] = GET_KEYS) -> Campaign:
     """Of a campaign as GET shows it, only what a run compares, backs up or reports: its id,
     status and the ``keys`` its operation reads (a 100,000-campaign account need not be held
-    whole)."""
-    return {
-        name: value
+    whole), as a compact :class:`Campaign`.
+
+    Its plain values (text, numbers, lists of them) are shared with every other campaign that
+    has the same (see :func:`shared`): JSON parsing gives each campaign its own copy of every
+    key and value, ~1 KB a campaign, where most campaigns hold the same few values. Shared
+    values must not be changed in place."""
+    return Campaign(
+        (name, value if name == "id" else shared(value))  # an id is the campaign's alone
         for name, value in campaign.items()
         if name in keys or name == "id" or name == "status"
-    }
+    )
+
+
+class Campaign(Mapping[str, Any]):
+    """A campaign's values as a run keeps them: a read-only mapping that holds its values in a
+    tuple, and its keys once for every campaign with the same keys in the same order (a dict
+    of a dozen keys is ~460 bytes; this ~200)."""
+
+    __slots__ = ("_index", "_values")
+
+    _index: Mapping[str, int]
+    _values: tuple[Any, ...]
+
+    def __init__(self, items: Iterable[tuple[str, Any]] = ()) -> None:
+        pairs = list(items)
+        self._index = _layout(tuple(name for name, _ in pairs))
+        self._values = tuple(value for _, value in pairs)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[self._index[key]]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Campaign({dict(self)!r})"
+
+
+_LAYOUTS_MOST = 1_000  # distinct key orders remembered (an API answers with one or two)
+_layouts: dict[tuple[str, ...], dict[str, int]] = {}
+
+
+def _layout(names: tuple[str, ...]) -> dict[str, int]:
+    """Each key's place among ``names``: one dict for every campaign with these keys."""
+    found = _layouts.get(names)
+    if found is None:
+        found = {sys.intern(name): place for place, name in enumerate(names)}
+        if len(_layouts) < _LAYOUTS_MOST:
+            _layouts[names] = found
+    return found
+
+
+_SHARED_MOST = 10_000  # distinct values remembered: enough for the few values most fields take
+_shared: dict[Hashable, Any] = {}
+
+
+def shared(value: Any) -> Any:
+    """The one object held for every value equal to ``value`` (of the same type, so True is
+    not 1) read so far: a string, whole number, bool or None, or a list of those; any other value,
+    or any once ``_SHARED_MOST`` are held, is ``value`` itself."""
+    key = _shared_key(value)
+    if key is None:
+        return value
+    found = _shared.get(key, _NOT_HELD)
+    if found is not _NOT_HELD:
+        return found
+    if len(_shared) < _SHARED_MOST:
+        _shared[key] = value
+    return value
+
+
+_NOT_HELD = object()
+_SCALARS = (str, int, bool, type(None))  # not floats: -0.0 == 0.0, but they read differently
+
+
+def _shared_key(value: Any) -> Hashable | None:
+    if type(value) in _SCALARS:
+        return (type(value), value)
+    if type(value) is list and all(type(item) in _SCALARS for item in value):
+        return (list, tuple((type(item), item) for item in value))
+    return None
 
 
 def parse_campaigns(
     answer: Answer, wanted: Collection[int] | None = None, keys: Collection[str] = GET_KEYS
-) -> dict[int, dict[str, Any]] | None:
+) -> dict[int, Mapping[str, Any]] | None:
     """The campaigns of a ``GET /campaigns/`` answer, by id; None if it is not such an answer.
     Given ``wanted``, only those campaigns, each :func:`slim`.
 
@@ -51,7 +133,7 @@ def parse_campaigns(
         data = data.get("data", data.get("campaigns"))
     if not isinstance(data, list):
         return None
-    campaigns: dict[int, dict[str, Any]] = {}
+    campaigns: dict[int, Mapping[str, Any]] = {}
     for item in data:
         if isinstance(item, dict) and (campaign_id := _campaign_id(item.get("id"))) is not None:
             if wanted is None:

@@ -296,3 +296,56 @@ async def test_no_more_workers_start_than_there_are_rows(monkeypatch: pytest.Mon
     outcomes = await engine(ScriptedSender(), clock, concurrency=1000).run(rows(3))
     assert len(started) == 3
     assert all(o.status is Status.SUCCEEDED for o in outcomes.values())
+
+
+async def test_a_rows_request_is_made_when_it_is_sent_and_let_go_when_it_finishes() -> None:
+    """A long run does not hold every row's request body at once: at most those in flight."""
+    import gc
+    import weakref
+    from collections.abc import Mapping
+    from typing import Any
+
+    from bulkrunner.operations.base import Wire
+    from bulkrunner.operations.settings import Settings
+
+    class Body(dict[str, Any]):  # a dict that a weak reference can watch
+        pass
+
+    made: list[weakref.ref[Body]] = []
+
+    class Watched(Settings):
+        def requests(
+            self, campaign_id: int, payload: Mapping[str, Any], wire: Wire
+        ) -> list[Request]:
+            body = Body(payload)
+            made.append(weakref.ref(body))
+            return [Request("POST", self.path(campaign_id), body)]
+
+    alive: list[int] = []
+
+    class Counting(ScriptedSender):
+        async def send(self, request: Request) -> Answer:
+            gc.collect()
+            alive.append(sum(ref() is not None for ref in made))
+            return await super().send(request)
+
+    sender = Counting({102: [UNAVAILABLE]})
+    run = engine(sender, FakeClock(), concurrency=2)
+    run.operation = Watched()
+    outcomes = await run.run(rows(25))
+    assert {o.status for o in outcomes.values()} == {Status.SUCCEEDED}
+    assert len(alive) == 26  # row 2 twice
+    # the 2 rows in flight and the one waiting for its retry; before, all 25 from the first on
+    assert max(alive) <= 3
+    gc.collect()
+    assert all(ref() is None for ref in made)
+
+
+async def test_the_rows_an_abort_leaves_unsent_share_one_outcome() -> None:
+    """Outcomes are frozen: the rows never sent (up to every row of a long run) hold one."""
+    sender = ScriptedSender({101: [Answer(401, '{"message": "Invalid API Key"}')]})
+    run = engine(sender, FakeClock(), concurrency=1)
+    outcomes = await run.run(rows(50))
+    unsent = [outcomes[n] for n in range(2, 51)]
+    assert unsent[0] == Outcome(Status.NOT_ATTEMPTED, error=run.stats.aborted or "")
+    assert all(outcome is unsent[0] for outcome in unsent)

@@ -343,3 +343,76 @@ def test_a_plan_one_read_past_a_window_is_told_before_sending(
     assert note in err
     assert err.index(note) < err.index("run aborted")  # said before anything was sent
     assert KEY not in err
+
+
+def test_the_campaigns_read_are_let_go_once_planned_before_the_backup_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What reading found is planned, then let go: the backup and the sending need only the
+    plan, and holding every campaign read beside them was most of a long run's peak memory."""
+    import gc
+    import weakref
+    from typing import Any
+
+    from bulkrunner.backup import record_backup as backing_up
+    from bulkrunner.preflight import Current
+    from bulkrunner.preflight import read_current as reading
+
+    found: list[weakref.ref[Current]] = []
+    alive: list[bool] = []
+
+    async def watched_read(*args: Any, **kwargs: Any) -> Current:
+        current = await reading(*args, **kwargs)
+        found.append(weakref.ref(current))
+        return current
+
+    def watched_backup(*args: Any, **kwargs: Any) -> Any:
+        gc.collect()
+        alive.append(found[0]() is not None)
+        return backing_up(*args, **kwargs)
+
+    monkeypatch.setattr("bulkrunner.session.read_current", watched_read)
+    monkeypatch.setattr("bulkrunner.session.record_backup", watched_backup)
+    rows = [Row(1, 11, {"sending_limit": 150}), Row(2, 12, {"sending_limit": 60})]
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        report = tmp_path / "report.csv"
+        config = RunConfig(input=tmp_path / "plan.csv", base_url=sim.base_url, report=report)
+        sending = Session(config, KEY, rows)
+        asyncio.run(sending.run())
+    assert sending.backup is not None
+    assert alive == [False]
+    assert {o.status.value for o in sending.outcomes().values()} == {"succeeded"}
+
+
+def test_a_plan_holds_each_rows_changes_read_only_in_one_tuple() -> None:
+    """A long run holds the changes of every row it sends until its report is written: as
+    a read-only mapping over one tuple of befores and afters, not a dict of Change objects."""
+    from bulkrunner.model import Change, Outcome, Status
+    from bulkrunner.preflight import Current, plan
+
+    rows = [
+        Row(1, 11, {"sending_limit": 5, "track_settings": []}),
+        Row(2, 12, {"sending_limit": 6}),
+        Row(3, 13, {"track_settings": ["DONT_LINK_CLICK"], "sending_limit": 7}),
+    ]
+    current = Current(
+        campaigns={
+            11: {"id": 11, "max_leads_per_day": 3, "track_settings": []},
+            12: {"id": 12, "max_leads_per_day": 6},
+            13: {"id": 13, "track_settings": ["DONT_EMAIL_OPEN"]},
+        }
+    )
+    planned = plan(rows, current, skip=True)
+    assert planned.changes[1] == {"sending_limit": Change(3, 5)}
+    assert dict(planned.changes[3]) == {
+        "track_settings": Change(["DONT_EMAIL_OPEN"], ["DONT_LINK_CLICK"]),
+        "sending_limit": Change(None, 7),  # not known: sent
+    }
+    assert list(planned.changes[3]) == ["track_settings", "sending_limit"]  # the row's order
+    assert planned.unchanged == {2: Outcome(Status.UNCHANGED)}
+    assert not planned.changes[2]
+    assert "track_settings" not in planned.changes[1]
+    with pytest.raises(KeyError):
+        planned.changes[1]["track_settings"]
+    with pytest.raises(TypeError):
+        planned.changes[1]["client_id"] = Change(None, 4)  # type: ignore[index]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -93,3 +94,28 @@ def test_a_run_keeps_only_its_own_campaigns_and_what_it_compares_of_them() -> No
         2: {"id": "2", "max_leads_per_day": 7},
     }
     assert parse_campaigns(Answer(200, body))[3] == {"id": 3, "sending_limit": 9}  # type: ignore[index]
+
+
+def test_campaigns_read_share_equal_keys_and_values_across_answers() -> None:
+    """Each answer is parsed on its own, so each campaign would hold its own copy of every key
+    and value: a run keeps one of each (100,000 campaigns held ~1 KB each)."""
+
+    def read(campaign_id: int, **fields: Any) -> Mapping[str, Any]:
+        body = json.dumps([{"id": campaign_id, "status": "ACTIVE", **fields}])
+        found = parse_campaigns(Answer(200, body), wanted={campaign_id})
+        assert found is not None
+        return found[campaign_id]
+
+    same = {"track_settings": ["DONT_EMAIL_OPEN"], "stop_lead_settings": "REPLY_TO_AN_EMAIL"}
+    one, two = read(1, **same, sending_limit=300), read(2, **same, sending_limit=300)
+    assert one == {"id": 1, "status": "ACTIVE", **same, "sending_limit": 300}
+    for name in one.keys() - {"id"}:
+        assert one[name] is two[name], name
+    assert [id(key) for key in one] == [id(key) for key in two]
+    with pytest.raises(TypeError):  # held read-only, in a tuple: a dict of a dozen keys is 460 B
+        one["status"] = "PAUSED"  # type: ignore[index]
+    # equal but of another type is another value: True is not 1, nor "1" 1
+    three = read(3, send_as_plain_text=True, sending_limit=1, unsubscribe_text="1")
+    assert three["send_as_plain_text"] is True
+    assert type(three["sending_limit"]) is int
+    assert type(three["unsubscribe_text"]) is str
