@@ -15,11 +15,11 @@ J sooner, relative to request k, than the limiter spaced them. So:
   the sender's aiohttp trace hooks), not when it was granted, which takes the client's own
   delays (a busy event loop, a connection being opened) out of what the guard must cover;
 - once a request is answered (``answer_received``), the server counted it no later than the
-  answer came back less the fastest round trip seen (the way back takes at least the part of it
-  that does not vary): its slot moves there. So each request holds its windows for its own
-  delay, a stall that held a batch of requests back included, and not every window for the
-  widest delay; the slot moves at most half the shortest window past the write (a longer delay
-  is taken to be the server's work after counting it);
+  answer came back less the fixed part of a round trip, which the fastest round trips tell (the
+  fastest, less a margin for how well the few fastest agree): its slot moves there. So each
+  request holds its windows for its own delay, a stall that held a batch of requests back
+  included, and not every window for the widest delay; the slot moves at most half the shortest
+  window past the write (a longer delay is taken to be the server's work after counting it);
 - a request still in flight is held for the guard: at least as wide as the spread of the round
   trips (a high percentile above the fastest, with a margin), since one-way jitter cannot exceed
   it, capped at a quarter of the shortest window. The configured guard is a floor, and is added
@@ -68,6 +68,14 @@ _LEARN_EVERY = 8  # past 2 * this many samples, the spread is recomputed every t
 # the server's work after counting it. Wider than the guard's cap: a stall that held a batch of
 # requests back (a server's garbage collection) is still held in full.
 _ANSWER_CAP = 0.5
+# The fastest round trip seen stands for the fixed part of every round trip only as well as the
+# few fastest agree: a way back faster than on the fastest one may hide a slower way in. So the
+# fastest is taken to be this margin times the gap between the fastest and the _FASTEST-th
+# fastest below it, and answers hold windows only once _TRUSTED round trips are known (the guard
+# holds those before). Measured on a fake clock with jitter on both ways (see the tests).
+_FASTEST = 10
+_FASTEST_MARGIN = 3.0
+_TRUSTED = 20
 
 
 class _Window:
@@ -228,7 +236,7 @@ class SlidingWindowLimiter:
         self._floor = guard
         self._cap = max(guard, _GUARD_CAP * min(rate.seconds for rate in self.rates))
         self._learned = 0.0  # the guard the round-trip times ask for
-        self._fastest = math.inf  # the fastest round trip seen
+        self._fastest: list[float] = []  # the fastest few round trips seen, in order
         self._answer_cap = _ANSWER_CAP * min(rate.seconds for rate in self.rates)
         self._rtts: deque[float] = deque(maxlen=_RTT_SAMPLES)
         self._unlearned = 0  # answers since the spread was last computed
@@ -392,19 +400,21 @@ class SlidingWindowLimiter:
         if status is not None and status < 500:
             # A round trip the server's own trouble did not stretch, nor a lost connection cut
             # short: one to learn the spread and the fastest from.
-            self._fastest = min(self._fastest, now - written)
+            bisect.insort(self._fastest, now - written)
+            del self._fastest[_FASTEST:]
             self._rtts.append(now - written)
             self._unlearned += 1
             if len(self._rtts) >= 2 and (
                 len(self._rtts) <= 2 * _LEARN_EVERY or self._unlearned >= _LEARN_EVERY
             ):
                 self._learn_guard()
-        if math.isinf(self._fastest):
-            return  # nothing known yet of how long the way back takes: the guard holds it
+        if len(self._rtts) < _TRUSTED:
+            return  # the fastest round trip is not known well enough yet: the guard holds it
         # The server counted the request before answering it, so no later than the answer came,
         # less the fastest round trip. Past the cap, the delay is taken as the server's work
         # after counting it (a slow write), and holds the window no longer.
-        at = min(max(now, written + self._fastest), written + self._fastest + self._answer_cap)
+        fastest = self._fastest[0]
+        at = min(max(now, written + fastest), written + fastest + self._answer_cap)
         for window in self._windows:
             window.answer(request.slot, at)
 
@@ -420,8 +430,12 @@ class SlidingWindowLimiter:
 
     def _answered_shift(self) -> float:
         """What is added to an answer's time to hold its window: the least guard, less the fastest
-        round trip (which only shrinks, so that answers already held are only held longer)."""
-        return self._floor - (0.0 if math.isinf(self._fastest) else self._fastest)
+        round trip as far as it is known (see ``_FASTEST_MARGIN``). Applied when the windows are
+        read, so that answers already held follow what is learned of the fastest later."""
+        if not self._fastest:
+            return self._floor
+        fastest, fifth = self._fastest[0], self._fastest[-1]
+        return self._floor - max(0.0, fastest - _FASTEST_MARGIN * (fifth - fastest))
 
     def _windows_wait(self, now: float) -> float:
         guard, answered = self.guard, self._answered_shift()
