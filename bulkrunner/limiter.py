@@ -71,8 +71,8 @@ _ANSWER_CAP = 0.5
 # The fastest round trip seen stands for the fixed part of every round trip only as well as the
 # few fastest agree: a way back faster than on the fastest one may hide a slower way in. So the
 # fastest is taken to be this margin times the gap between the fastest and the _FASTEST-th
-# fastest below it, and answers hold windows only once _TRUSTED round trips are known (the guard
-# holds those before). Measured on a fake clock with jitter on both ways (see the tests).
+# fastest below it; and until _TRUSTED round trips are known, answers hold windows until they
+# came. Measured on a fake clock with jitter on both ways (see the tests).
 _FASTEST = 10
 _FASTEST_MARGIN = 3.0
 _TRUSTED = 20
@@ -408,8 +408,8 @@ class SlidingWindowLimiter:
                 len(self._rtts) <= 2 * _LEARN_EVERY or self._unlearned >= _LEARN_EVERY
             ):
                 self._learn_guard()
-        if len(self._rtts) < _TRUSTED:
-            return  # the fastest round trip is not known well enough yet: the guard holds it
+        if not self._fastest:
+            return  # no round trip known yet: the guard holds it
         # The server counted the request before answering it, so no later than the answer came,
         # less the fastest round trip. Past the cap, the delay is taken as the server's work
         # after counting it (a slow write), and holds the window no longer.
@@ -432,10 +432,10 @@ class SlidingWindowLimiter:
         """What is added to an answer's time to hold its window: the least guard, less the fastest
         round trip as far as it is known (see ``_FASTEST_MARGIN``). Applied when the windows are
         read, so that answers already held follow what is learned of the fastest later."""
-        if not self._fastest:
-            return self._floor
-        fastest, fifth = self._fastest[0], self._fastest[-1]
-        return self._floor - max(0.0, fastest - _FASTEST_MARGIN * (fifth - fastest))
+        if len(self._rtts) < _TRUSTED:
+            return self._floor  # held until the answer came: few round trips tell little
+        fastest, tenth = self._fastest[0], self._fastest[-1]
+        return self._floor - max(0.0, fastest - _FASTEST_MARGIN * (tenth - fastest))
 
     def _windows_wait(self, now: float) -> float:
         guard, answered = self.guard, self._answered_shift()
