@@ -16,10 +16,11 @@ J sooner, relative to request k, than the limiter spaced them. So:
   delays (a busy event loop, a connection being opened) out of what the guard must cover;
 - once a request is answered (``answer_received``), the server counted it no later than the
   answer came back less the fixed part of a round trip, which the fastest round trips tell (the
-  fastest, less a margin for how well the few fastest agree): its slot moves there. So each
-  request holds its windows for its own delay, a stall that held a batch of requests back
-  included, and not every window for the widest delay; the slot moves at most half the shortest
-  window past the write (a longer delay is taken to be the server's work after counting it);
+  fastest, less a margin for how well the ten fastest agree; nothing until 20 are known): its
+  slot moves there. So each request holds its windows for its own delay, a stall that held a
+  batch of requests back included, and not every window for the widest delay; the slot moves
+  at most half the shortest window past the write (a longer delay is taken to be the server's
+  work after counting it);
 - a request still in flight is held for the guard: at least as wide as the spread of the round
   trips (a high percentile above the fastest, with a margin), since one-way jitter cannot exceed
   it, capped at a quarter of the shortest window. The configured guard is a floor, and is added
