@@ -14,10 +14,17 @@ J sooner, relative to request k, than the limiter spaced them. So:
 - a request's slot is stamped when it is written to the socket (``request_written``, called by
   the sender's aiohttp trace hooks), not when it was granted, which takes the client's own
   delays (a busy event loop, a connection being opened) out of what the guard must cover;
-- the round-trip time of every answer is measured from that write (``answer_received``), and the
-  guard is kept at least as wide as their spread (a high percentile above the fastest, with a
-  margin), since one-way jitter cannot exceed it. The configured guard is a floor; the learned
-  one is capped at a quarter of the shortest window;
+- once a request is answered (``answer_received``), the server counted it no later than the
+  answer came back less the fixed part of a round trip, which the fastest round trips tell (the
+  fastest, less a margin for how well the ten fastest agree; nothing until 20 are known): its
+  slot moves there. So each request holds its windows for its own delay, a stall that held a
+  batch of requests back included, and not every window for the widest delay; the slot moves
+  at most half the shortest window past the write (a longer delay is taken to be the server's
+  work after counting it);
+- a request still in flight is held for the guard: at least as wide as the spread of the round
+  trips (a high percentile above the fastest, with a margin), since one-way jitter cannot exceed
+  it, capped at a quarter of the shortest window. The configured guard is a floor, and is added
+  to every window on top of the answered requests' own delays;
 - a 429 doubles the guard (up to that cap) as well as cutting the rate.
 
 Time is a parameter: ``clock`` returns seconds and ``sleep`` waits, so tests drive a fake clock.
@@ -57,36 +64,98 @@ _RTT_QUANTILE = 0.9
 _GUARD_MARGIN = 1.3
 _GUARD_CAP = 0.25  # the learned or widened guard is at most this share of the shortest window
 _LEARN_EVERY = 8  # past 2 * this many samples, the spread is recomputed every this many answers
+# An answered request holds its window until its answer came, less the fastest round trip, but
+# at most this share of the shortest window longer than its write: a longer delay is taken to be
+# the server's work after counting it. Wider than the guard's cap: a stall that held a batch of
+# requests back (a server's garbage collection) is still held in full.
+_ANSWER_CAP = 0.5
+# The fastest round trip seen stands for the fixed part of every round trip only as well as the
+# few fastest agree: a way back faster than on the fastest one may hide a slower way in. So the
+# fastest is taken to be this margin times the gap between the fastest and the _FASTEST-th
+# fastest below it; and until _TRUSTED round trips are known, answers hold windows until they
+# came. Measured on a fake clock with jitter on both ways (see the tests).
+_FASTEST = 10
+_FASTEST_MARGIN = 3.0
+_TRUSTED = 20
 
 
 class _Window:
-    """The stamps of the latest ``limit`` requests (by time) of one rate, kept in order."""
+    """The latest ``limit`` requests of one rate, as the latest times the server can have
+    counted them, kept in order.
 
-    __slots__ = ("limit", "seconds", "stamps")
+    A request in flight (or never reported) is held by its stamp, the grant or the write, plus
+    the guard given at the time of asking (``pending``). An answered one is held by when its
+    answer came (``answered``), less the fastest round trip known at the time of asking: the
+    server counted it before its answer left, so no later than that. Each list shifts as a
+    whole, so each stays sorted, and of each only the latest ``limit`` can matter.
+    """
+
+    __slots__ = ("answered", "limit", "pending", "seconds")
 
     def __init__(self, rate: Rate) -> None:
         self.limit = rate.limit
         self.seconds = rate.seconds
-        self.stamps: list[float] = []
+        self.pending: list[float] = []
+        self.answered: list[float] = []
 
     def add(self, at: float) -> None:
-        bisect.insort(self.stamps, at)
-        if len(self.stamps) > self.limit:
-            del self.stamps[0]
+        _insort(self.pending, at, self.limit)
 
     def move(self, old: float, new: float) -> None:
         """A request stamped ``old`` is stamped ``new`` instead (if it was pushed out by ``limit``
         later ones, ``new`` competes with them again)."""
-        at = bisect.bisect_left(self.stamps, old)
-        if at < len(self.stamps) and self.stamps[at] == old:
-            del self.stamps[at]
+        _remove(self.pending, old)
         self.add(new)
 
-    def wait(self, now: float, guard: float) -> float:
-        """Seconds until one more request fits in this window."""
-        if len(self.stamps) < self.limit:
+    def answer(self, slot: float, at: float) -> None:
+        """The request stamped ``slot`` was answered: it is held by ``at`` from now on."""
+        _remove(self.pending, slot)
+        _insort(self.answered, at, self.limit)
+
+    def times(self, pending: float, answered: float) -> list[float]:
+        """The latest ``limit`` of the requests' times, in order, each list shifted by its own."""
+        merged = sorted(
+            [at + pending for at in self.pending] + [at + answered for at in self.answered]
+        )
+        return merged[-self.limit :]
+
+    def wait(self, now: float, pending: float, answered: float) -> float:
+        """Seconds until one more request fits in this window, each list shifted by its own."""
+        if len(self.pending) + len(self.answered) < self.limit:
             return 0.0
-        return self.stamps[0] + self.seconds + guard - now
+        oldest = _kth_latest(self.pending, pending, self.answered, answered, self.limit)
+        return oldest + self.seconds - now
+
+
+def _insort(times: list[float], at: float, keep: int) -> None:
+    bisect.insort(times, at)
+    if len(times) > keep:
+        del times[0]
+
+
+def _remove(times: list[float], at: float) -> None:
+    i = bisect.bisect_left(times, at)
+    if i < len(times) and times[i] == at:
+        del times[i]
+
+
+def _kth_latest(a: Sequence[float], da: float, b: Sequence[float], db: float, k: int) -> float:
+    """The ``k``-th latest of ``a`` shifted by ``da`` and ``b`` shifted by ``db`` together (both
+    sorted, with at least ``k`` times between them), by bisecting how many of the latest ``k``
+    come from ``a``."""
+    lo, hi = max(0, k - len(b)), min(k, len(a))
+    while lo < hi:
+        t = (lo + hi) // 2  # the t latest of a and the k - t latest of b
+        if a[len(a) - t - 1] + da > b[len(b) - (k - t)] + db:
+            lo = t + 1  # a's next is later than b's k-t-th latest: take more of a
+        else:
+            hi = t
+    latest = []
+    if lo > 0:
+        latest.append(a[len(a) - lo] + da)
+    if lo < k:
+        latest.append(b[len(b) - (k - lo)] + db)
+    return min(latest)
 
 
 class WaitTooLong(Exception):
@@ -139,8 +208,10 @@ class SlidingWindowLimiter:
 
     Waiters are served in arrival order. On top of the windows:
 
-    - the guard added to each window is learned from round-trip times (see the module
-      docstring): ``guard`` is its value now, never below the ``guard`` given;
+    - an answered request holds its windows until its answer came less the fastest round trip;
+      one in flight holds them for the guard, learned from round-trip times (see the module
+      docstring): ``guard`` is its value now, never below the ``guard`` given, which is also
+      added to every answered request's own delay;
     - ``pause(seconds)`` holds everyone back, e.g. after a 429 whose Retry-After says the key's
       budget is spent;
     - ``throttled()`` tells the adaptive controller a 429 came back: the allowed rate drops and
@@ -166,6 +237,8 @@ class SlidingWindowLimiter:
         self._floor = guard
         self._cap = max(guard, _GUARD_CAP * min(rate.seconds for rate in self.rates))
         self._learned = 0.0  # the guard the round-trip times ask for
+        self._fastest: list[float] = []  # the fastest few round trips seen, in order
+        self._answer_cap = _ANSWER_CAP * min(rate.seconds for rate in self.rates)
         self._rtts: deque[float] = deque(maxlen=_RTT_SAMPLES)
         self._unlearned = 0  # answers since the spread was last computed
         self._windows = [_Window(rate) for rate in self.rates]
@@ -277,20 +350,20 @@ class SlidingWindowLimiter:
         what the windows hold now (past ``_EXACT_ETA`` requests: count over the ceiling)."""
         if count > _EXACT_ETA:
             return count / min(rate.per_second for rate in self.effective_rates)
-        granted = [list(window.stamps) for window in self._windows]
-        guard = self.guard
+        guard, answered = self.guard, self._answered_shift()
+        granted = [window.times(guard, answered) for window in self._windows]
         at = now
         for _ in range(count):
             at = max(
                 [at, self._paused_until]
                 + [
-                    times[-window.limit] + window.seconds + guard
+                    times[-window.limit] + window.seconds
                     for window, times in zip(self._windows, granted, strict=True)
                     if len(times) >= window.limit
                 ]
             )
             for times in granted:
-                times.append(at)
+                bisect.insort(times, at + guard)
         return at - now
 
     async def acquire(self) -> Grant:
@@ -321,14 +394,30 @@ class SlidingWindowLimiter:
             request.slot = now
 
     def _answered(self, request: _Request, status: int | None) -> None:
-        if request.written is None or status is None or status >= 500:
-            return  # no round trip, or one the server's own trouble may have stretched
-        self._rtts.append(self._clock() - request.written)
-        self._unlearned += 1
-        if len(self._rtts) >= 2 and (
-            len(self._rtts) <= 2 * _LEARN_EVERY or self._unlearned >= _LEARN_EVERY
-        ):
-            self._learn_guard()
+        written = request.written
+        if written is None:
+            return  # never written: its grant stays its stamp
+        now = self._clock()
+        if status is not None and status < 500:
+            # A round trip the server's own trouble did not stretch, nor a lost connection cut
+            # short: one to learn the spread and the fastest from.
+            bisect.insort(self._fastest, now - written)
+            del self._fastest[_FASTEST:]
+            self._rtts.append(now - written)
+            self._unlearned += 1
+            if len(self._rtts) >= 2 and (
+                len(self._rtts) <= 2 * _LEARN_EVERY or self._unlearned >= _LEARN_EVERY
+            ):
+                self._learn_guard()
+        if not self._fastest:
+            return  # no round trip known yet: the guard holds it
+        # The server counted the request before answering it, so no later than the answer came,
+        # less the fastest round trip. Past the cap, the delay is taken as the server's work
+        # after counting it (a slow write), and holds the window no longer.
+        fastest = self._fastest[0]
+        at = min(max(now, written + fastest), written + fastest + self._answer_cap)
+        for window in self._windows:
+            window.answer(request.slot, at)
 
     def _learn_guard(self) -> None:
         """Keep the guard as wide as the spread of the round-trip times: one-way jitter is at
@@ -340,6 +429,15 @@ class SlidingWindowLimiter:
         spread = rtts[min(n - 1, int(_RTT_QUANTILE * n))] - rtts[0]
         self._learned = _GUARD_MARGIN * spread * (n + 1) / (n - 1)
 
+    def _answered_shift(self) -> float:
+        """What is added to an answer's time to hold its window: the least guard, less the fastest
+        round trip as far as it is known (see ``_FASTEST_MARGIN``). Applied when the windows are
+        read, so that answers already held follow what is learned of the fastest later."""
+        if len(self._rtts) < _TRUSTED:
+            return self._floor  # held until the answer came: few round trips tell little
+        fastest, tenth = self._fastest[0], self._fastest[-1]
+        return self._floor - max(0.0, fastest - _FASTEST_MARGIN * (tenth - fastest))
+
     def _windows_wait(self, now: float) -> float:
-        guard = self.guard
-        return max(window.wait(now, guard) for window in self._windows)
+        guard, answered = self.guard, self._answered_shift()
+        return max(window.wait(now, guard, answered) for window in self._windows)

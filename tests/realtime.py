@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-JITTER = 0.1  # seconds; 10x the limiter's default guard, measured against a CPU-loaded 2 cores
+JITTER = 0.1  # seconds; measured against a CPU-loaded 2 cores
 
 
 def wait_for_lines(path: Path, count: int, timeout: float = 30) -> None:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Callable
 
 import pytest
 
-from bulkrunner.limiter import SlidingWindowLimiter, answer_received, request_written
+from bulkrunner.limiter import (
+    SlidingWindowLimiter,
+    _kth_latest,
+    answer_received,
+    request_written,
+)
 from bulkrunner.rates import Rate, ideal_seconds, max_in_window
 from tests.fakes import FakeClock
 
@@ -219,3 +226,101 @@ async def test_a_429_widens_the_guard_as_well_as_cutting_the_rate() -> None:
     for _ in range(10):
         limiter.throttled()
     assert limiter.guard == pytest.approx(0.5)  # at most a quarter of the 2 s window
+
+
+# --- an answered request holds its window until its answer, less the fastest round trip -------
+
+
+Delay = Callable[[random.Random], float]
+
+
+async def served(
+    limiter: SlidingWindowLimiter, clock: FakeClock, count: int, way_in: Delay, way_back: Delay
+) -> list[float]:
+    """One worker sends ``count`` requests: the server counts each ``way_in`` after its write and
+    the answer comes ``way_back`` later. Returns the times the server counted them."""
+    rng = random.Random(7)
+    counted: list[float] = []
+    for _ in range(count):
+        await limiter.acquire()
+        request_written()
+        clock.now += way_in(rng)
+        counted.append(clock.now)
+        clock.now += way_back(rng)
+        answer_received(200)
+    return counted
+
+
+def window_turn(counted: list[float], limit: int) -> float:
+    """The mean time, as the server counted, from each request to the one ``limit`` later."""
+    turns = [later - earlier for earlier, later in zip(counted, counted[limit:], strict=False)]
+    return sum(turns) / len(turns)
+
+
+async def test_a_request_the_server_counted_late_holds_its_window_until_its_answer() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([Rate(10, 1)], clock=clock, sleep=clock.sleep)
+    fast: Delay = lambda rng: 0.001  # noqa: E731
+    steady = await served(limiter, clock, 40, fast, fast)
+    clock.now += 5.0
+    # One request of a burst is held back 200 ms before the server counts it (the server, or
+    # the network, stalled): one request in 50, which the spread of round trips leaves out.
+    stalled = iter([0.001] * 3 + [0.200] + [0.001] * 36)
+    burst = await served(limiter, clock, 40, lambda rng: next(stalled), fast)
+    assert max_in_window(sorted(steady + burst), 1.0) <= 10
+
+
+async def test_each_request_holds_its_window_for_its_own_delay_not_the_widest() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([Rate(10, 1)], clock=clock, sleep=clock.sleep)
+    counted = await served(
+        limiter, clock, 300, lambda rng: rng.uniform(0.0, 0.050), lambda rng: 0.001
+    )
+    assert max_in_window(counted, 1.0) <= 10
+    # Holding every window for the widest delay, and its margin, turns them every 1.06 s.
+    assert window_turn(counted, 10) <= 1.05
+
+
+async def test_steady_round_trips_cost_a_window_little_more_than_the_least_guard() -> None:
+    # Loopback: 50 ms of the server's latency on the way back, well under a millisecond of noise.
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([Rate(10, 1)], clock=clock, sleep=clock.sleep)
+    counted = await served(
+        limiter,
+        clock,
+        300,
+        lambda rng: rng.uniform(0.0, 0.0005),
+        lambda rng: 0.050 + rng.uniform(0.0, 0.0005),
+    )
+    assert max_in_window(counted, 1.0) <= 10
+    assert window_turn(counted, 10) <= 1.005  # 0.995 of the ceiling
+
+
+@pytest.mark.parametrize("spread", [0.020, 0.050])
+async def test_a_way_back_faster_than_usual_does_not_hide_a_slow_way_in(spread: float) -> None:
+    # An answer bounds when the server counted its request only as well as the fastest round
+    # trip stands for the fastest way in and back; with both ways varying, it may not.
+    for seed in range(20):
+        clock = FakeClock()
+        limiter = SlidingWindowLimiter([Rate(10, 1)], clock=clock, sleep=clock.sleep)
+        rng = random.Random(seed)
+        counted: list[float] = []
+        for _ in range(300):
+            await limiter.acquire()
+            request_written()
+            clock.now += rng.uniform(0.0, spread)
+            counted.append(clock.now)
+            clock.now += rng.uniform(0.0, spread)
+            answer_received(200)
+        assert max_in_window(counted, 1.0) <= 10, seed
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_kth_latest_of_two_shifted_lists(seed: int) -> None:
+    rng = random.Random(seed)
+    a = sorted(rng.uniform(0, 10) for _ in range(rng.randint(0, 12)))
+    b = sorted(rng.uniform(0, 10) for _ in range(rng.randint(0, 12)))
+    da, db = rng.uniform(-3, 3), rng.uniform(-3, 3)
+    both = sorted([x + da for x in a] + [x + db for x in b])
+    for k in range(1, len(both) + 1):
+        assert _kth_latest(a, da, b, db, k) == both[-k]

@@ -23,7 +23,7 @@ from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Row, RunStats
 from bulkrunner.operations.base import Request
 from bulkrunner.preflight import Reading, read_current, verify
-from bulkrunner.rates import DEFAULT_RATES, Rate, crossing, ideal_seconds
+from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate, crossing, ideal_seconds
 from bulkrunner.report import Summary
 from bulkrunner.session import Session, requests_left
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
@@ -174,17 +174,23 @@ async def test_the_eta_counts_the_read_before_sending_and_the_reads_back_to_come
     clock = FakeClock(start=0.0)
     limiter = SlidingWindowLimiter(DEFAULT_RATES, clock=clock, sleep=clock.sleep)
     sixty = requests_left(60, 0, verify=False)
-    assert limiter.eta(sixty, clock()) == pytest.approx(10.05)  # 10 every 2.01 s
+    # 10 every 2 s and the guard
+    assert limiter.eta(sixty, clock()) == pytest.approx(5 * (2 + DEFAULT_GUARD))
     await limiter.acquire()  # the read of the current settings
-    assert limiter.eta(sixty, clock()) == pytest.approx(60.01)  # the 61st waits out the minute
+    # the 61st waits out the minute
+    assert limiter.eta(sixty, clock()) == pytest.approx(60 + DEFAULT_GUARD)
     # --verify: 20 rows still to send, each then read back, and 10 sent, still to read back.
     assert requests_left(20, 10, verify=True) == 50
     # A row of two requests (email accounts added and removed), read back twice (the campaign
     # and its accounts) under --verify:
     assert requests_left(20, 10, verify=True, per_row=2.0, verify_reads=2) == 100
     # 30 rows with --verify are 60 requests after the read: past the minute's 60.
-    assert limiter.eta(requests_left(30, 0, verify=True), clock()) == pytest.approx(60.01)
-    assert limiter.eta(requests_left(30, 0, verify=False), clock()) == pytest.approx(6.03)
+    assert limiter.eta(requests_left(30, 0, verify=True), clock()) == pytest.approx(
+        60 + DEFAULT_GUARD
+    )
+    assert limiter.eta(requests_left(30, 0, verify=False), clock()) == pytest.approx(
+        3 * (2 + DEFAULT_GUARD)
+    )
 
 
 def test_the_ceiling_figure_of_a_run_at_the_ceiling_counts_its_read() -> None:

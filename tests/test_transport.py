@@ -128,7 +128,9 @@ async def test_the_limiter_hooks_stamp_each_write_and_learn_each_round_trip() ->
         await limiter.acquire()
         assert (await sender.get_campaign(1)).status == 200
     assert len(simulator.state.requests) == 2
-    # Round trips of 0.3 s and 0.1 s: a guard of 1.3 x 0.2 x (2+1)/(2-1) = 0.78 s.
+    # Round trips of 0.3 s and 0.1 s from the writes (not 0.8 s from the first grant): a guard
+    # of 1.3 x 0.2 x (2+1)/(2-1) = 0.78 s for requests in flight.
     assert limiter.guard == pytest.approx(0.78)
-    # The window is full; its oldest slot is the first request's write (10.5), not its grant.
-    assert limiter.wait_time(20.2) == pytest.approx(10.5 + 10 + 0.78 - 20.2)
+    # The window is full; with two round trips known, its oldest slot is held until the first
+    # request's answer (10.8), the latest the server can have counted it.
+    assert limiter.wait_time(20.2) == pytest.approx(10.8 + 10 - 20.2)
