@@ -8,10 +8,8 @@ against the job file's folder, so a job runs the same from cron as from a shell.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -441,6 +439,8 @@ JOB_OPTIONS = tuple(_JOB_KEYS)
 def read_toml(path: Path, what: str) -> dict[str, Any]:
     """The TOML file ``path`` (a ``what``: "job file", "accounts file"), or a one-line
     UsageError naming it."""
+    import tomllib  # only when there is a file to read: not for `--help`
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -460,6 +460,8 @@ def read_job_file(path: Path) -> dict[str, Any]:
         name = key.replace("-", "_")
         declaration = _JOB_KEYS.get(name)
         if declaration is None:
+            import difflib
+
             close = difflib.get_close_matches(name, JOB_OPTIONS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"{path}: unknown option {key!r}{hint}")

@@ -214,3 +214,21 @@ def test_a_report_written_in_chunks_is_the_report_written_whole(
     else:
         assert chunked.read_bytes() == whole.read_bytes()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_help_reads_only_the_option_declarations(tmp_path: Path) -> None:
+    """``--help`` needs the options and the operations' names, not the model behind them, nor
+    what reads a job file or suggests a spelling."""
+    probe = (
+        "import contextlib, io, sys\nfrom bulkrunner.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n        main(['run', '--help'])\n    except SystemExit:\n        pass\n"
+        "print(' '.join(sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    modules = set(done.stdout.split())
+    assert "bulkrunner.config" in modules
+    unneeded = {"bulkrunner.model", "bulkrunner.operations.base", "tomllib", "difflib"}
+    assert modules.isdisjoint(unneeded), sorted(modules & unneeded)

@@ -6,12 +6,24 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
-
-from bulkrunner.operations.base import Operation, Request, Undo, Wire
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bulkrunner.config import RunConfig
+    from bulkrunner.operations.base import Operation, Request, Undo, Wire
+
+_BASE = frozenset({"Operation", "Request", "Undo", "Wire"})  # from .base, when first asked for
+
+
+def __getattr__(name: str) -> Any:
+    """``Operation``, ``Request``, ``Undo`` and ``Wire`` on first use: the option declarations
+    (and so ``--help``) need only the operations' names, not the model behind them."""
+    if name in _BASE:
+        from bulkrunner.operations import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # name -> (module, attribute): imported when first asked for
 _OPERATIONS: dict[str, tuple[str, str]] = {
@@ -38,6 +50,8 @@ def operation(name: str) -> Operation:
 
 def for_config(config: RunConfig) -> tuple[Operation, Wire]:
     """The operation a run applies, and the options that shape its requests."""
+    from bulkrunner.operations.base import Wire
+
     return operation(config.operation), Wire(
         config.vocabulary, config.schedule_shape, config.allow_stop
     )
