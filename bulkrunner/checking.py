@@ -14,15 +14,16 @@ the same lines and exit code for every file (``tests/test_quick_validate.py`` ho
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from bulkrunner.accounts import Accounts, account_error, check_column
-from bulkrunner.cells import BLANK, ID_FIELD, Parsed, field_of, parser, repeated, row_error
+from bulkrunner.cells import BLANK, ID_FIELD, field_of, parser, repeated, row_error
 from bulkrunner.config import RunConfig
 from bulkrunner.errors import ExitCode
 from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, Vocabulary
@@ -196,11 +197,11 @@ def _errors(
     ``validate_job`` find, cell by cell."""
     ids_at = table.columns.index(CAMPAIGN_ID)
     settings = [
-        (at, name, _once_each(parser(field_of(operation, name), vocabulary)))
+        (at, name, functools.cache(parser(field_of(operation, name), vocabulary)))
         for at, name in enumerate(table.columns)
         if name not in (CAMPAIGN_ID, ACCOUNT)
     ]
-    read_id = _once_each(parser(ID_FIELD, vocabulary))
+    read_id = functools.cache(parser(ID_FIELD, vocabulary))
     ids = [read_id(row[ids_at]) for row in table.rows]
     on_rows: dict[int, list[int]] = {}
     for number, (campaign_id, error) in enumerate(ids, start=1):
@@ -230,16 +231,3 @@ def _errors(
                 error = f"{error}; {wrong}" if error else wrong
         errors.append(error)
     return errors
-
-
-def _once_each(parse: Callable[[str], Parsed]) -> Callable[[str], Parsed]:
-    """``parse``, reading each distinct cell once (a column repeats a few values many times)."""
-    seen: dict[str, Parsed] = {}
-
-    def read(cell: str) -> Parsed:
-        found = seen.get(cell)
-        if found is None:
-            found = seen[cell] = parse(cell)
-        return found
-
-    return read

@@ -7,12 +7,15 @@ modules (loading, validation, report) meet here.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from bulkrunner.rates import Rate
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 # The columns a report adds after the input's own: a file that has them (at least ``row`` and
 # ``status``) is a report, and as an input its result columns are recognised and not sent.
@@ -155,12 +158,22 @@ _named: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 def _names(names: tuple[str, ...]) -> tuple[str, ...]:
     """One tuple for every row that changes the fields ``names``, in this order."""
-    found = _named.get(names)
-    if found is None:
-        found = names
-        if len(_named) < _NAMES_MOST:
-            _named[names] = names
-    return found
+    return remembered(_named, names, lambda: names, _NAMES_MOST)
+
+
+def remembered(cache: dict[K, V], key: K, make: Callable[[], V], most: int) -> V:
+    """``cache[key]``, made by ``make`` the first time: one object for every equal key. Past
+    ``most`` keys, a new one is made each time and not kept (memory stays bounded)."""
+    found = cache.get(key, _ABSENT)
+    if found is not _ABSENT:
+        return cast(V, found)
+    made = make()
+    if len(cache) < most:
+        cache[key] = made
+    return made
+
+
+_ABSENT = object()
 
 
 @dataclass(slots=True)

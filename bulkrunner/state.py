@@ -14,7 +14,7 @@ from typing import Any
 
 from bulkrunner.answers import parse_json
 from bulkrunner.fields import ENUMS, FIELDS_BY_NAME
-from bulkrunner.model import Answer, Change
+from bulkrunner.model import Answer, Change, remembered
 
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -79,12 +79,12 @@ _layouts: dict[tuple[str, ...], dict[str, int]] = {}
 
 def _layout(names: tuple[str, ...]) -> dict[str, int]:
     """Each key's place among ``names``: one dict for every campaign with these keys."""
-    found = _layouts.get(names)
-    if found is None:
-        found = {sys.intern(name): place for place, name in enumerate(names)}
-        if len(_layouts) < _LAYOUTS_MOST:
-            _layouts[names] = found
-    return found
+    return remembered(
+        _layouts,
+        names,
+        lambda: {sys.intern(name): place for place, name in enumerate(names)},
+        _LAYOUTS_MOST,
+    )
 
 
 _SHARED_MOST = 10_000  # distinct values remembered: enough for the few values most fields take
@@ -96,17 +96,9 @@ def shared(value: Any) -> Any:
     not 1) read so far: a string, whole number, bool or None, or a list of those; any other value,
     or any once ``_SHARED_MOST`` are held, is ``value`` itself."""
     key = _shared_key(value)
-    if key is None:
-        return value
-    found = _shared.get(key, _NOT_HELD)
-    if found is not _NOT_HELD:
-        return found
-    if len(_shared) < _SHARED_MOST:
-        _shared[key] = value
-    return value
+    return value if key is None else remembered(_shared, key, lambda: value, _SHARED_MOST)
 
 
-_NOT_HELD = object()
 _SCALARS = (str, int, bool, type(None))  # not floats: -0.0 == 0.0, but they read differently
 
 
