@@ -38,7 +38,7 @@ from bulkrunner.config import RunConfig, read_toml
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import ACCOUNT
 from bulkrunner.locking import RunLock, lock_folder
-from bulkrunner.model import Outcome, Rejection, Row, Status, Validation
+from bulkrunner.model import Rejection, Row, Status, Validation
 from bulkrunner.rates import Rate
 from bulkrunner.redaction import remember
 from bulkrunner.wording import count
@@ -196,19 +196,18 @@ def lock_accounts(
 
 def summary_lines(
     accounts: Mapping[str, Account],
-    rows: Mapping[int, str],
-    outcomes: Mapping[int, Outcome],
+    counts: Mapping[str, Counter[Status]],
     by_account: Mapping[str, RunStats],
 ) -> list[str]:
     """One line per account: its rows by status, its requests, 429s, time, and why it stopped.
-    ``rows``: each row's account cell, by row number."""
+    ``counts``: each account's rows of each status, by the name in their ``account`` cells."""
     lines = []
     for name in accounts:
-        counts = Counter(o.status for n, o in outcomes.items() if rows.get(n) == name)
-        if not counts:
+        counted = counts.get(name)
+        if not counted:
             continue
-        parts = ", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s])
-        line = f"account {name}: {count(counts.total(), 'row')} ({parts})"
+        parts = ", ".join(f"{counted[s]} {s.value}" for s in Status if counted[s])
+        line = f"account {name}: {count(counted.total(), 'row')} ({parts})"
         stats = by_account.get(name)
         if stats is not None:
             line += (

@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, closing, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
@@ -40,6 +41,7 @@ from bulkrunner.accounts import (
     lock_accounts,
     summary_lines,
 )
+from bulkrunner.batches import CampaignSet, RunRows, Survey
 from bulkrunner.checking import SHOWN_INVALID as _SHOWN_INVALID
 from bulkrunner.checking import print_validation
 from bulkrunner.config import API_KEY_ENV, RunConfig
@@ -48,7 +50,7 @@ from bulkrunner.errors import UsageError
 from bulkrunner.events import emit, show
 from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID
 from bulkrunner.hints import fresh_command, resume_command
-from bulkrunner.interrupts import Interrupts
+from bulkrunner.interrupts import INTERRUPTED, Interrupts
 from bulkrunner.journal import (
     Journal,
     RunIdentity,
@@ -81,7 +83,6 @@ from bulkrunner.validation import (
     is_blank,
     judge_rows,
     repeated_among,
-    repeated_ids,
     validate,
 )
 from bulkrunner.wording import count
@@ -95,26 +96,33 @@ log = logging.getLogger("bulkrunner")
 _PREVIEWED = 3  # valid rows whose request body a dry run prints
 _RETRIED = frozenset({Status.FAILED.value, Status.NOT_ATTEMPTED.value})
 Now = Callable[[], datetime]
+Ids = npt.NDArray[Any]  # each row's campaign id (``campaign_ids``)
 
 
 def exit_code(outcomes: Mapping[int, Outcome], aborted: bool) -> ExitCode:
+    return counted_exit_code(Counter(o.status for o in outcomes.values()), aborted)
+
+
+def counted_exit_code(counts: Mapping[Status, int], aborted: bool) -> ExitCode:
+    """The exit code of a run that ended with ``counts`` rows of each status."""
     if aborted:
         return ExitCode.ABORTED
     good = {Status.SUCCEEDED, Status.DRY_RUN, Status.UNCHANGED}
-    return ExitCode.OK if all(o.status in good for o in outcomes.values()) else ExitCode.ROWS_FAILED
+    failed = any(n for status, n in counts.items() if status not in good)
+    return ExitCode.ROWS_FAILED if failed else ExitCode.OK
 
 
 def validate_job(config: RunConfig, out: TextIO) -> ExitCode:
     """Load and validate only; print the invalid rows, or, when there are many, how many rows
     have each kind of problem and the first few of them. Sends nothing. (``bulkrunner
     validate`` checks a small CSV file without pandas: ``bulkrunner.checking``.)"""
-    source, repeats = _opened(config)
+    source, ids = _opened(config)
     accounts = Accounts.load(config, None)  # its account names, when it has an accounts file
     if accounts is not None:
         check_column(config.input, source.columns, accounts)
     errors = (
         (offset + index + 1, error)
-        for offset, _, judged in _judged(source, config, repeats, accounts)
+        for offset, _, judged in _judged(source, config, ids, accounts)
         for index, error in enumerate(judged.errors)
     )
     return print_validation(config.input, source.rows, source.ignored, errors, out)
@@ -132,16 +140,16 @@ def run_job(
     started = now()
     default = unused(default_report_path(config.input, started))
     if config.dry_run:
-        source, repeats = _opened(config)
+        source, ids = _opened(config)
         config = replace(config, report=config.report or default)
         check_paths(config)
         with Interrupts():  # SIGTERM too stops a dry run cleanly (no temporary file, no lock)
-            return _dry_run(config, source, None, out, now, repeats)
+            return _dry_run(config, source, None, out, now, ids)
     with input_lock(config, started):
-        frame, ignored = read_input(config.input, for_config(config)[0])
+        source, ids = _opened(config)
         identity = run_identity(config)
         config = choose_report(config, identity, default)
-        return _execute(config, identity, frame, None, api_key, out, now, ignored, accounts)
+        return _execute(config, identity, source, ids, None, api_key, out, now, accounts)
 
 
 def retry_job(
@@ -180,7 +188,8 @@ def retry_job(
     with input_lock(config, started):
         identity = run_identity(config)
         config = choose_report(config, identity, default)
-        return _execute(config, identity, frame, numbers, api_key, out, now, None, accounts)
+        source = InputFile.of(config.input, frame)
+        return _execute(config, identity, source, None, numbers, api_key, out, now, accounts)
 
 
 def plan_job(
@@ -233,7 +242,7 @@ def plan_job(
     rows = list(validation.rows)
     reading: Session | AccountSessions
     with Interrupts() as interrupts, ExitStack() as held:
-        _lock_accounts(held, config, api_key, accounts, rows, started)
+        _lock_accounts(held, config, api_key, accounts, {row.account for row in rows}, started)
         if accounts is not None:
             reading = AccountSessions(config, accounts.accounts, accounts.keys, rows, planning=True)
         else:
@@ -326,36 +335,45 @@ def _api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
 def _execute(
     config: RunConfig,
     identity: RunIdentity,
-    frame: pd.DataFrame,
+    source: InputFile,
+    ids: Ids | None,
     numbers: Sequence[int] | None,
     api_key: str,
     out: TextIO,
     now: Now,
-    ignored: Ignored | None = None,
     accounts: Accounts | None = None,
 ) -> ExitCode:
+    """A real run of ``source``, streamed a batch at a time (``bulkrunner.batches``)."""
     assert config.report is not None
     report_path = config.report
-    validation = _validated(config, frame, accounts)
-    if accounts is not None:
-        accounts = accounts.with_keys({row.account for row in validation.rows if row.account})
-    check_report_path(report_path)
-    shown = [(r.number, r.error) for r in validation.rejections[:_SHOWN_INVALID]]
-    _warn_invalid(config.input, shown, len(validation.rejections))
-    outcomes: dict[int, Outcome] = {
-        r.number: Outcome(Status.INVALID, error=r.error) for r in validation.rejections
-    }
-    from bulkrunner.model import RunStats
-
-    stats = RunStats()
-    changes: dict[int, Mapping[str, Change]] = {}
-    by_account: dict[str, RunStats] = {}
-    started = now()
+    check_column(config.input, list(source.columns), accounts)
+    operation, wire = for_config(config)
     journal_file = journal_path(report_path)
-    with Interrupts() as interrupts, RunLock(lock_path(report_path), started), ExitStack() as held:
-        _lock_accounts(held, config, api_key, accounts, validation.rows, started)
-        done = _earlier_successes(config, identity, journal_file, validation.rows)
-        outcomes.update(done)
+    ids = _campaigns(source, ids)
+    run = RunRows(source, config.vocabulary, operation, wire, repeated_among([ids]), accounts)
+    survey = run.surveyed()
+    if accounts is not None:
+        accounts = accounts.with_keys(survey.accounts)
+        run.accounts = accounts
+    check_report_path(report_path)
+    _warn_invalid(config.input, survey.shown, survey.invalid)
+    started = now()
+    tally = _Tally()
+    with (
+        Interrupts() as interrupts,
+        RunLock(lock_path(report_path), started),
+        ExitStack() as held,
+        closing(run),
+    ):
+        _lock_accounts(held, config, api_key, accounts, survey.accounts, started)
+        successes = _earlier_successes(config, identity, journal_file)
+        if successes is not None:  # the rows it applied are matched to this file's
+            run.successes = successes
+            survey = run.surveyed()
+            log.info(
+                "resuming: %s already succeeded and will not be sent again",
+                count(survey.done, "row"),
+            )
         try:
             journal = Journal.open(
                 journal_file, input_path=config.input, started=started, identity=identity
@@ -365,32 +383,47 @@ def _execute(
                 f"{journal_file}: cannot write the journal ({exc.strerror or exc}); "
                 "nothing was sent"
             ) from None
-        stats = _send(
-            config,
-            [row for row in validation.rows if row.number not in done],
-            validation,
-            api_key,
-            journal,
-            outcomes,
-            changes,
-            interrupts,
-            accounts,
-            by_account,
+        stats, account_stats = _send(
+            config, run, survey, CampaignSet(ids), api_key, journal, interrupts, accounts
         )
+        run.unreached = stats.aborted or INTERRUPTED
         # From here on a signal is only noted: see ``interrupts``.
-        written = _write_report(frame, outcomes, numbers, report_path, now, changes, out)
+        by_account: dict[str, Counter[Status]] = {}
+
+        def results(offset: int, chunk: pd.DataFrame) -> Results:
+            if not offset:  # the report is written again (to the fallback path): count again
+                tally.reset()
+                by_account.clear()
+            outcomes, changes = run.results(offset, chunk)
+            tally.counts.update(outcome.status for outcome in outcomes.values())
+            if accounts is not None:
+                cells = _account_cells(chunk, None)
+                for index, outcome in outcomes.items():
+                    by_account.setdefault(cells[index], Counter())[outcome.status] += 1
+            return outcomes, changes
+
+        written = _report(
+            source,
+            numbers,
+            results,
+            report_path,
+            now,
+            out=out,
+            rows=_REPORT_ROWS,
+            examples=lambda: _typed(source),
+        )
         finished = stats.aborted is None
         if finished:
             remove(journal_file)
         # Several accounts have several limits: no one ceiling to compare the rate with.
-        summary = Summary.of(outcomes, stats, () if accounts else config.rates, written)
+        summary = Summary.counted(tally.counts, stats, () if accounts else config.rates, written)
         per_account = (
-            summary_lines(accounts.accounts, _account_cells(frame, numbers), outcomes, by_account)
+            summary_lines(accounts.accounts, by_account, account_stats)
             if accounts is not None
             else []
         )
         # the reason a run stopped may quote a server: show() redacts
-        _show_summary(out, summary, ignored, per_account)
+        _show_summary(out, summary, source.ignored, per_account)
         emit("run_end", **_figures(summary))
         if not finished:
             command = resume_command(config, report_path)
@@ -406,16 +439,19 @@ def _execute(
             "interrupted while the report was being written: it was finished first%s",
             "" if not finished else "; the run had already ended, with nothing left to send",
         )
-    return exit_code(outcomes, not finished)
+    return counted_exit_code(tally.counts, not finished)
 
 
 def _earlier_successes(
-    config: RunConfig, identity: RunIdentity, journal_file: Path, rows: Sequence[Row]
-) -> dict[int, Outcome]:
+    config: RunConfig, identity: RunIdentity, journal_file: Path
+) -> dict[str, Outcome] | None:
+    """With --resume, the rows the unfinished run's journal records as succeeded, by row key
+    (``row_key``), or None when there is none to continue; raises UsageError when there is an
+    unfinished run and neither --resume nor --fresh says what to do with it."""
     if not journal_file.exists():
         if config.resume:
             log.warning("%s: no journal to resume from; sending every row", journal_file)
-        return {}
+        return None
     header = read_header(journal_file)
     other = identity.differs(header)
     if other is not None and not (config.fresh and identity.same_input(header)):
@@ -428,7 +464,7 @@ def _earlier_successes(
     assert config.report is not None
     if config.fresh:
         remove(journal_file)
-        return {}
+        return None
     if not config.resume:
         raise UsageError(
             f"{journal_file}: an earlier run with this report did not finish; add --resume to "
@@ -441,34 +477,24 @@ def _earlier_successes(
             "%s has changed since the interrupted run: rows whose content changed are sent again",
             config.input,
         )
-    successes = read_successes(journal_file)
-    done = {
-        row.number: successes[key]
-        for row in rows
-        if (key := row_key(row.campaign_id, row.payload)) in successes
-    }
-    log.info("resuming: %s already succeeded and will not be sent again", count(len(done), "row"))
-    return done
+    return read_successes(journal_file)
 
 
 def _send(
     config: RunConfig,
-    rows: Sequence[Row],
-    validation: Validation,
+    run: RunRows,
+    survey: Survey,
+    wanted: Collection[int],
     api_key: str,
     journal: Journal,
-    outcomes: dict[int, Outcome],
-    changes: dict[int, Mapping[str, Change]],
     interrupts: Interrupts,
     accounts: Accounts | None = None,
-    by_account: dict[str, RunStats] | None = None,
-) -> RunStats:
-    """Send ``rows``, journaling each finished row; signals are held once this returns.
-    With ``accounts``, each account's rows go with its own key and limits, and ``by_account``
-    gets each account's requests."""
+) -> tuple[RunStats, dict[str, RunStats]]:
+    """Send the rows of ``run`` a batch at a time, journaling each finished row (and each
+    invalid one); signals are held once this returns. With ``accounts``, each account's rows
+    go with its own key and limits. The run's requests, and each account's."""
     import anyio
 
-    from bulkrunner.model import RunStats
     from bulkrunner.session import AccountSessions, Session
 
     sending: Session | AccountSessions | None = None
@@ -486,23 +512,15 @@ def _send(
                 f"run aborted: cannot write the journal {journal.path} ({exc.strerror or exc})"
             )
             log.error("%s; sending nothing more", broken[0])
-            if isinstance(sending, AccountSessions):
+            if sending is not None:
                 sending.stop(broken[0])
-            elif sending is not None and sending.engine is not None:
-                sending.engine.stop(broken[0])
 
     with journal:
-        for rejection in validation.rejections:
-            record("", rejection.number, rejection.campaign_id, outcomes[rejection.number])
-        if broken:
-            interrupts.hold()
-            unsent = Outcome(Status.NOT_ATTEMPTED, error=broken[0])
-            outcomes.update({row.number: unsent for row in rows})
-            return RunStats(aborted=broken[0])
+        run.record = record
         log.info(
             "sending %s (%d invalid, not sent) with %s within %s",
-            count(len(rows), "row"),
-            len(validation.rejections),
+            count(survey.rows, "row"),
+            survey.invalid,
             count(config.concurrency, "worker"),
             ", ".join(map(str, config.rates))
             if accounts is None
@@ -520,29 +538,41 @@ def _send(
 
         if accounts is not None:
             sending = AccountSessions(
-                config, accounts.accounts, accounts.keys, rows, on_outcome=on_outcome
+                config,
+                accounts.accounts,
+                accounts.keys,
+                (),
+                on_outcome=on_outcome,
+                batches=run,
+                on_batch=run.finished,
+                used=survey.accounts,
+                wanted=wanted,
             )
         else:
-            sending = Session(config, api_key, rows, on_outcome=on_outcome)
+            sending = Session(
+                config,
+                api_key,
+                (),
+                on_outcome=on_outcome,
+                batches=run,
+                on_batch=run.finished,
+                total=survey.rows,
+                wanted=wanted,
+            )
         try:
             anyio.run(sending.run, backend="asyncio")  # aiohttp runs on asyncio only
         except KeyboardInterrupt:  # a signal before the loop could take it over, or after
             log.error("interrupted")
             sending.signals += 1
         interrupts.hold()
-        outcomes.update(sending.outcomes())
-        if isinstance(sending, AccountSessions):
-            changes.update(sending.changes())
-            if by_account is not None:
-                by_account.update(sending.by_account)
-        elif sending.plan is not None:
-            changes.update(sending.plan.changes)
+        if run.pending:  # the batch the run was cancelled in
+            run.finished(sending.outcomes(), sending.changes())
         stats = sending.stats
         if sending.signals and stats.aborted is None:
             stats.aborted = "run interrupted"
         if broken and stats.aborted is None:
             stats.aborted = broken[0]
-    return stats
+    return stats, sending.by_account if isinstance(sending, AccountSessions) else {}
 
 
 def _validated(config: RunConfig, frame: pd.DataFrame, accounts: Accounts | None) -> Validation:
@@ -560,18 +590,18 @@ def _lock_accounts(
     config: RunConfig,
     api_key: str,
     accounts: Accounts | None,
-    rows: Sequence[Row],
+    used: Collection[str | None],
     started: datetime,
 ) -> None:
-    """Hold the lock of every account this run sends with (the one key of a run without an
-    accounts file is an account too): two runs never share one account's limits unknowingly."""
+    """Hold the lock of every account this run sends with (``used``: the accounts its rows
+    name; the one key of a run without an accounts file is an account too): two runs never
+    share one account's limits unknowingly."""
     if config.simulate:  # each run has its own embedded simulator
         return
     if accounts is None:
         single = Account("", API_KEY_ENV, config.rates, config.base_url)
         lock_accounts(held, [single], {"": api_key}, started)
         return
-    used = {row.account for row in rows}
     chosen = [account for name, account in accounts.accounts.items() if name in used]
     lock_accounts(held, chosen, accounts.keys, started)
 
@@ -722,42 +752,51 @@ def _warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) ->
 # --- dry run and validate: the file a chunk at a time -----------------------------------------
 
 
-def _opened(config: RunConfig) -> tuple[InputFile, Repeats | None]:
-    """``open_input`` of the run's input, and the campaigns on several rows when its check (a
-    CSV file's, which parses it whole) could find them on the way: then the file is parsed
-    once more only, to judge its rows, instead of twice."""
+def _opened(config: RunConfig) -> tuple[InputFile, Ids | None]:
+    """``open_input`` of the run's input, and its rows' campaign ids when its check (a CSV
+    file's, which parses it whole) could read them on the way: then the file is parsed once
+    more only, to judge its rows, instead of twice."""
     ids: list[npt.NDArray[Any]] = []
     source = open_input(
         config.input,
         watch=lambda cells: ids.append(campaign_ids(cells)),
         operation=for_config(config)[0],
     )
-    return source, repeated_among(ids) if source.watched else None
+    return source, _joined(ids) if source.watched else None
 
 
 def _judged(
     source: InputFile,
     config: RunConfig,
-    repeats: Repeats | None = None,
+    ids: Ids | None = None,
     accounts: Accounts | None = None,
 ) -> Iterator[tuple[int, pd.DataFrame, RowJudgement]]:
     """Each chunk of ``source``, the number of rows before it, and its rows' judgement (errors,
     "" for a valid row). A campaign on two rows is found first (``repeats``, else from the
     campaign_id column alone). With ``accounts``, a row must name one of them."""
-    repeats = _repeats(source, repeats)
+    repeats = _repeats(source, ids)
     offset = 0
     for chunk in source.chunks():
         yield offset, chunk, _judge(chunk, offset, config, repeats, accounts)
         offset += len(chunk)
 
 
-def _repeats(source: InputFile, repeats: Repeats | None) -> Repeats:
-    """The campaigns on several rows of ``source``: ``repeats`` if found already, else from its
-    campaign_id column alone."""
-    if repeats is not None:
-        return repeats
+def _campaigns(source: InputFile, ids: Ids | None) -> Ids:
+    """The campaign id of each row of ``source`` (``campaign_ids``): ``ids`` if read already,
+    else from its campaign_id column alone."""
+    if ids is not None:
+        return ids
     columns = source.chunks(columns=[CAMPAIGN_ID])
-    return repeated_ids(chunk[CAMPAIGN_ID] for chunk in columns)
+    return _joined([campaign_ids(chunk[CAMPAIGN_ID]) for chunk in columns])
+
+
+def _joined(ids: Sequence[Ids]) -> Ids:
+    return np.concatenate(ids) if ids else np.zeros(0, np.int64)
+
+
+def _repeats(source: InputFile, ids: Ids | None) -> Repeats:
+    """The campaigns on several rows of ``source`` (its campaign ids: ``ids``, if read)."""
+    return repeated_among([_campaigns(source, ids)])
 
 
 def _judge(
@@ -812,7 +851,7 @@ def _dry_run(
     numbers: Sequence[int] | None,
     out: TextIO,
     now: Now,
-    repeats: Repeats | None = None,
+    ids: Ids | None = None,
 ) -> ExitCode:
     """Report every row as ``dry_run`` or ``invalid`` without sending or reading anything.
 
@@ -825,7 +864,7 @@ def _dry_run(
     check_report_path(report_path)
     accounts = Accounts.load(config, None)
     check_column(config.input, source.columns, accounts)
-    repeats = _repeats(source, repeats)
+    repeats = _repeats(source, ids)
     tally = _Tally()
 
     def results(offset: int, chunk: pd.DataFrame) -> Results:
@@ -845,13 +884,6 @@ def _dry_run(
         }
         return outcomes, {}
 
-    def typed() -> pd.DataFrame | None:
-        if source.path.suffix.lower() == ".csv":
-            return None  # CSV cells are all text: each chunk is typed as the whole would be
-        # Other inputs may hold several types in a column, which a Parquet report types as a
-        # whole: look at the whole file before writing any of it.
-        return cell_types(source.chunks(), list(source.columns))
-
     written = _report(
         source,
         numbers,
@@ -860,7 +892,7 @@ def _dry_run(
         now,
         out=out,
         lock=lambda: RunLock(lock_path(report_path), now()),
-        examples=typed,
+        examples=lambda: _typed(source),
         finished=lambda: _warn_invalid(config.input, tally.shown, tally.counts[Status.INVALID]),
     )
     if not config.quiet:
@@ -870,6 +902,15 @@ def _dry_run(
     summary = Summary.counted(tally.counts, RunStats(), config.rates, written)
     _show_summary(out, summary, source.ignored)
     return ExitCode.ROWS_FAILED if tally.counts[Status.INVALID] else ExitCode.OK
+
+
+def _typed(source: InputFile) -> pd.DataFrame | None:
+    """What types the report's columns take (``cell_types``), for the rows of ``source``."""
+    if source.path.suffix.lower() == ".csv":
+        return None  # CSV cells are all text: each chunk is typed as the whole would be
+    # Other inputs (a Parquet file, an earlier report's rows) may hold several types in a
+    # column, which a Parquet report types as a whole: look at them all before writing any.
+    return cell_types(source.chunks(), list(source.columns))
 
 
 def _preview(

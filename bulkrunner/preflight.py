@@ -61,6 +61,15 @@ class Current:
     unreadable: dict[int, str] = field(default_factory=dict)  # why it could not be read
 
 
+@dataclass(slots=True)
+class Listing:
+    """The account's list of campaigns as read for a run's first batch: the campaigns of the
+    run (``wanted``; by default the first batch's) it showed, each until its batch takes it."""
+
+    wanted: Collection[int] | None = None
+    campaigns: dict[int, Mapping[str, Any]] | None = None  # None: not read yet
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """How reads are retried: like settings requests, through the same limiter."""
@@ -126,10 +135,15 @@ async def read_current(
     one_by_one: bool = True,
     concurrency: int = 4,
     operation: Operation = SETTINGS,
+    listing: Listing | None = None,
 ) -> Current:
     """The current settings of ``campaign_ids``: one ``GET /campaigns/`` for all of them, then,
     with ``one_by_one``, ``GET /campaigns/{id}`` for each the list did not show (or all, if the
     list call failed). Every read is retried like a settings request.
+
+    The batches of a streamed run share one ``listing``: the list is read for the first batch
+    only, and kept for the later ones (the campaigns of the run it shows, each given to the
+    batch that needs it and let go).
 
     An operation whose state has a part the list does not show (its ``detail``, such as a
     campaign's email accounts) reads it for each campaign, after the list.
@@ -137,7 +151,9 @@ async def read_current(
     Raises KeyRejected when an answer says the key is wrong, Unreachable when the first read
     is refused a connection (nothing listens there: nothing is sent either).
     """
-    current = await _read_list(sender, reading, campaign_ids, one_by_one, concurrency, operation)
+    current = await _read_list(
+        sender, reading, campaign_ids, one_by_one, concurrency, operation, listing or Listing()
+    )
     if operation.detail is not None:
         await _read_details(sender, reading, operation.detail, current, campaign_ids, concurrency)
     return current
@@ -150,25 +166,30 @@ async def _read_list(
     one_by_one: bool,
     concurrency: int,
     operation: Operation,
+    listing: Listing,
 ) -> Current:
-    answer = await fetch(sender.list_campaigns, reading, "reading the list of campaigns")
-    if answer.refused:
-        raise Unreachable(f"{answer.transport_error} (is the base URL right?)")
     wanted = set(campaign_ids)
-    listed = parse_campaigns(answer, wanted, operation.reads)
-    if listed is None:
-        decision = classify(answer)
-        if decision.verdict is Verdict.ABORT:
-            raise KeyRejected(decision.message)
-        reason = decision.message or "not a list of campaigns"
-        then = (
-            "reading each campaign on its own"
-            if one_by_one
-            else "sending every row without a backup (--no-backup)"
-        )
-        log.warning("cannot read the list of campaigns (%s): %s", reason, then)
-        listed = {}
-    del answer  # the whole account's list: gone before the rows are planned
+    if listing.campaigns is None:
+        answer = await fetch(sender.list_campaigns, reading, "reading the list of campaigns")
+        if answer.refused:
+            raise Unreachable(f"{answer.transport_error} (is the base URL right?)")
+        found = parse_campaigns(answer, listing.wanted or wanted, operation.reads)
+        if found is None:
+            decision = classify(answer)
+            if decision.verdict is Verdict.ABORT:
+                raise KeyRejected(decision.message)
+            reason = decision.message or "not a list of campaigns"
+            then = (
+                "reading each campaign on its own"
+                if one_by_one
+                else "sending every row without a backup (--no-backup)"
+            )
+            log.warning("cannot read the list of campaigns (%s): %s", reason, then)
+            found = {}
+        del answer  # the whole account's list: gone before the rows are planned
+        listing.campaigns = found
+    shown = listing.campaigns
+    listed = {cid: shown.pop(cid) for cid in wanted if cid in shown}
     current = Current(campaigns=listed)
     unlisted = sorted(cid for cid in wanted if cid not in listed)
     if unlisted and one_by_one:

@@ -7,11 +7,12 @@ engine still accounts for every row afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -31,10 +32,10 @@ from bulkrunner.interrupts import INTERRUPTED as INTERRUPTED
 from bulkrunner.interrupts import run_gracefully
 from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
-from bulkrunner.model import Change, Outcome, Row, RunStats, Status
+from bulkrunner.model import Changes, Outcome, Row, RunStats, Status
 from bulkrunner.operations import for_config
 from bulkrunner.planning import Requests
-from bulkrunner.preflight import Current, Plan, Reading, plan, read_current, verify
+from bulkrunner.preflight import Current, Listing, Plan, Reading, plan, read_current, verify
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot, estimate
 from bulkrunner.rates import crossing
 from bulkrunner.refusals import EnumRefusals, ShapeRefusals
@@ -60,15 +61,43 @@ class SharedBackup:
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
 
+Batch = Sequence[Row]
+BatchHook = Callable[[Mapping[int, Outcome], Mapping[int, Changes]], None]
+"""Called as each batch of a streamed run ends, with its rows' outcomes and planned changes."""
+
+
+@dataclass
+class _Live:
+    """What a session's batches are sent through, made once when it connects."""
+
+    sender: HttpSender
+    limiter: SlidingWindowLimiter
+    rng: random.Random
+    judge: EnumRefusals | ShapeRefusals | None
+    wanted: Collection[int] | None
+    listing: Listing = field(init=False)
+    first: bool = True  # no batch has been read yet
+    watched: bool = False  # the progress display runs
+
+    def __post_init__(self) -> None:
+        self.listing = Listing(self.wanted)
+
+
 @dataclass
 class Session:
-    """Sends ``rows`` with ``anyio.run(sending.run)``; ``outcomes`` works after any end."""
+    """Sends ``rows`` with ``anyio.run(sending.run)``; ``outcomes`` works after any end.
+
+    A long run is streamed: given ``batches``, the session takes its rows from them a batch at
+    a time (``rows`` is then the batch at hand), and reads, plans, backs up, sends and verifies
+    each batch before it takes the next, through one HTTP session and one limiter; as each ends,
+    ``on_batch`` gets its outcomes and changes and the session lets go of them. A batch cut
+    short (the run cancelled) is the one ``outcomes`` still gives."""
 
     config: RunConfig
     api_key: str
     rows: Sequence[Row]
     on_outcome: OutcomeHook | None = None
-    engine: Engine | None = None
+    engine: Engine | None = None  # the engine of the batch at hand
     signals: int = 0
     plan: Plan | None = None  # what reading the current settings found
     checked: dict[int, str] = field(default_factory=dict)  # --verify: row -> difference
@@ -77,10 +106,18 @@ class Session:
     shared_backup: SharedBackup | None = None  # the backup several accounts' sessions write
     watch: bool = True  # show progress (a run of several accounts shows none per account)
     planning: bool = False  # only read the current state and plan (``bulkrunner plan``)
+    batches: Iterable[Batch] | None = None  # a streamed run's rows, a batch at a time
+    on_batch: BatchHook | None = None
+    total: int | None = None  # the rows a streamed run sends in all (for its progress)
+    wanted: Collection[int] | None = None  # every campaign of a streamed run (its batches')
+    _stats: RunStats = field(default_factory=RunStats)
+    _live: _Live | None = None
+    _earlier: tuple[int, int] = (0, 0)  # rows done and failed in the batches before
+    _group: anyio.abc.TaskGroup | None = None
 
     @property
     def stats(self) -> RunStats:
-        return self.engine.stats if self.engine else RunStats()
+        return self._stats
 
     def outcomes(self) -> dict[int, Outcome]:
         unsent = Outcome(Status.NOT_ATTEMPTED, error=INTERRUPTED)  # one for all: it is frozen
@@ -99,154 +136,223 @@ class Session:
                 result[number] = replace(outcome, status=Status.MISMATCH, error=difference)
         return result
 
+    def changes(self) -> dict[int, Changes]:
+        """The planned changes of the rows at hand, by row number."""
+        return dict(self.plan.changes) if self.plan is not None else {}
+
     async def run(self) -> None:
-        await run_gracefully(self, lambda: self._run(self.rows), self.config.grace)
+        await run_gracefully(self, self._run, self.config.grace)
 
     async def send(self) -> None:
         """``run`` without taking over the signals: for a caller that handles them (the
         sessions of several accounts run together, ``bulkrunner.session``)."""
-        await self._run(self.rows)
+        await self._run()
 
     def halt(self, reason: str) -> bool:
-        if self.engine is None:
+        if self._live is None and self.engine is None:  # nothing sends yet: a signal cancels
             return False
-        self.engine.stop(reason)
+        self.stop(reason)
         return True
 
-    async def _run(self, rows: Sequence[Row]) -> None:
-        config = self.config
-        if not config.simulate:
-            await self._send(rows, config.base_url, self.api_key)
-            return
+    def stop(self, reason: str) -> None:
+        """Send nothing more, in this batch or any later one."""
+        if self.engine is not None:
+            self.engine.stop(reason)
+        elif self._stats.aborted is None:
+            self._stats.aborted = reason
+
+    async def _run(self) -> None:
+        async with self.connected(), anyio.create_task_group() as group:
+            self._group = group  # where the progress display runs, from the first send
+            for rows in self.batches if self.batches is not None else [self.rows]:
+                self.rows = rows  # at once: a cancelled batch is the one outcomes() gives
+                await self.batch(rows)
+                if self.planning:
+                    break
+                self.hand_over()
+                if self._stats.aborted is not None:
+                    break
+            group.cancel_scope.cancel()
+
+    @contextlib.asynccontextmanager
+    async def _simulated(self) -> AsyncIterator[str]:
+        """--simulate: the embedded simulator, with the run's campaigns listed (so that the
+        backup has real values) and a few of them answering 429 or 503 first; its base URL."""
         from bulkrunner.simulator import Simulator, SimulatorConfig
 
+        config = self.config
+        campaigns = self.wanted if self.wanted is not None else {r.campaign_id for r in self.rows}
         simulated = SimulatorConfig(
             api_key=DEMO_API_KEY,
             vocabulary=config.vocabulary,
             rates=config.rates,
-            campaigns={row.campaign_id for row in rows},  # listed, so the backup has real values
-            faults=demo_faults([row.campaign_id for row in rows]),
+            campaigns=campaigns,
+            faults=demo_faults(list(campaigns)),
         )
         async with Simulator(simulated) as simulator:
             log.info(
                 "simulating SmartLead at %s (with injected 429 and 503 answers)", simulator.base_url
             )
-            await self._send(rows, simulator.base_url, DEMO_API_KEY)
+            yield simulator.base_url
 
-    async def _send(self, rows: Sequence[Row], base_url: str, api_key: str) -> None:
+    def hand_over(self) -> None:
+        """A streamed run's batch is done: hand its outcomes to ``on_batch``, and let go."""
+        if self.on_batch is not None:
+            self.on_batch(*self.take())
+
+    def take(self) -> tuple[dict[int, Outcome], dict[int, Changes]]:
+        """The outcomes and changes of the batch at hand, let go of."""
+        done, changes = self.outcomes(), self.changes()
+        good = (Status.SUCCEEDED, Status.UNCHANGED)
+        finished = sum(outcome.status in good for outcome in done.values())
+        self._earlier = (self._earlier[0] + finished, self._earlier[1] + len(done) - finished)
+        self.rows, self.plan, self.checked, self.engine = (), None, {}, None
+        return done, changes
+
+    @contextlib.asynccontextmanager
+    async def connected(self) -> AsyncIterator[None]:
+        """The HTTP session and limiter (and, with --simulate, the simulator) every batch is
+        sent through."""
         config = self.config
-        async with client_session(config.concurrency) as session:
+        async with contextlib.AsyncExitStack() as stack:
+            base_url, api_key = config.base_url, self.api_key
+            if config.simulate:
+                base_url, api_key = await stack.enter_async_context(self._simulated()), DEMO_API_KEY
+            session = await stack.enter_async_context(client_session(config.concurrency))
             sender = HttpSender(session, base_url, api_key, config.timeout)
             limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
             if config.resume and config.report is not None and not self.planning:
                 self._seed(limiter, journal_path(config.report))
-            operation, wire = for_config(config)
-            self.engine = Engine(
-                sender,
-                limiter,
-                operation=operation,
-                wire=wire,
-                concurrency=config.concurrency,
-                max_attempts=config.max_attempts,
-                outage_timeout=config.outage_timeout,
-                max_wait=config.max_wait,
-                on_outcome=self.on_outcome,
-                judge=self._refusals(),
-            )
-            reading = Reading(
-                limiter,
-                config.max_attempts,
-                self.engine.rng,
-                self.engine.sleep,
-                max_wait=config.max_wait,
-                stats=self.engine.stats,
-                clock=self.engine.clock,
-            )
-            current: Current | None = None
+            self._live = _Live(sender, limiter, random.Random(), self._refusals(), self.wanted)
             try:
-                if config.skip_unchanged or not config.no_backup or self.planning:
-                    current = await read_current(
-                        sender,
-                        reading,
-                        {row.campaign_id for row in rows},
-                        one_by_one=not config.no_backup,
-                        concurrency=config.concurrency,
-                        operation=operation,
-                    )
-                else:  # a read would cost a request of the budget for nothing
-                    log.info(
-                        "not reading the current settings: with --no-skip-unchanged and "
-                        "--no-backup nothing needs them"
-                    )
-            except (KeyRejected, Unreachable) as rejected:
-                log.error("%srun aborted: %s; nothing was sent", self._whose, rejected)
-                self.engine.stop(f"run aborted: {rejected}")
-            except WaitTooLong as wait:
-                reason = (
-                    f"run aborted: reading the current settings, the server asked to wait "
-                    f"{wait.seconds:.0f}s ({wait.asked_by}), "
-                    f"more than --max-wait {config.max_wait:g}"
+                yield
+            finally:
+                self._live = None
+
+    async def batch(self, rows: Sequence[Row]) -> None:
+        """Read, plan, back up, send and verify ``rows``, through the connection."""
+        assert self._live is not None, "batch() runs inside connected()"
+        config, live = self.config, self._live
+        sender, limiter = live.sender, live.limiter
+        self.rows, self.checked = rows, {}
+        operation, wire = for_config(config)
+        self.engine = Engine(
+            sender,
+            limiter,
+            operation=operation,
+            wire=wire,
+            concurrency=config.concurrency,
+            max_attempts=config.max_attempts,
+            outage_timeout=config.outage_timeout,
+            max_wait=config.max_wait,
+            on_outcome=self.on_outcome,
+            judge=live.judge,
+            rng=live.rng,
+            stats=self._stats,
+        )
+        reading = Reading(
+            limiter,
+            config.max_attempts,
+            live.rng,
+            self.engine.sleep,
+            max_wait=config.max_wait,
+            stats=self._stats,
+            clock=self.engine.clock,
+        )
+        current: Current | None = None
+        try:
+            if self._stats.aborted is not None:
+                pass  # stopped between batches: nothing more is read or sent
+            elif config.skip_unchanged or not config.no_backup or self.planning:
+                current = await read_current(
+                    sender,
+                    reading,
+                    {row.campaign_id for row in rows},
+                    one_by_one=not config.no_backup,
+                    concurrency=config.concurrency,
+                    operation=operation,
+                    listing=live.listing,
                 )
-                log.error("%s; nothing was sent", reason)
-                self.engine.stop(reason)
-            self.plan = plan(
-                rows,
-                current,
-                skip=config.skip_unchanged,
-                require_backup=not config.no_backup,
-                operation=operation,
-            )
-            read = current is not None
-            current = None  # the campaigns as read: planned, not needed by the backup or sending
-            if self.plan.unchanged:
+            elif live.first:  # a read would cost a request of the budget for nothing
                 log.info(
-                    "%s already have every wanted value: not sent",
-                    count(len(self.plan.unchanged), "row"),
+                    "not reading the current settings: with --no-skip-unchanged and "
+                    "--no-backup nothing needs them"
                 )
-            if self.plan.refused:
-                log.warning(
-                    "%s not sent: the campaign does not exist, could not be read, or its "
-                    "state refuses the change (see the report)",
-                    count(len(self.plan.refused), "row"),
-                )
-            if self.planning:  # nothing is written: what would be is the plan
-                return
-            numbered = {row.number: row for row in rows}
-            for number, outcome in (*self.plan.unchanged.items(), *self.plan.refused.items()):
-                if self.on_outcome is not None:
-                    self.on_outcome(numbered[number], outcome)
-            if self.plan.send and self.engine.stats.aborted is None:
-                self._say_crossing(limiter, self.engine.stats.reads, self.plan.send)
-                if config.report is not None and config.no_backup:
+        except (KeyRejected, Unreachable) as rejected:
+            log.error("%srun aborted: %s; nothing was sent", self._whose, rejected)
+            self.engine.stop(f"run aborted: {rejected}")
+        except WaitTooLong as wait:
+            reason = (
+                f"run aborted: reading the current settings, the server asked to wait "
+                f"{wait.seconds:.0f}s ({wait.asked_by}), "
+                f"more than --max-wait {config.max_wait:g}"
+            )
+            log.error("%s; nothing was sent", reason)
+            self.engine.stop(reason)
+        first, live.first = live.first, False
+        self.plan = plan(
+            rows,
+            current,
+            skip=config.skip_unchanged,
+            require_backup=not config.no_backup,
+            operation=operation,
+        )
+        read = current is not None
+        current = None  # the campaigns as read: planned, not needed by the backup or sending
+        if self.plan.unchanged:
+            log.info(
+                "%s already have every wanted value: not sent",
+                count(len(self.plan.unchanged), "row"),
+            )
+        if self.plan.refused:
+            log.warning(
+                "%s not sent: the campaign does not exist, could not be read, or its "
+                "state refuses the change (see the report)",
+                count(len(self.plan.refused), "row"),
+            )
+        if self.planning:  # nothing is written: what would be is the plan
+            return
+        numbered = {row.number: row for row in rows}
+        for number, outcome in (*self.plan.unchanged.items(), *self.plan.refused.items()):
+            if self.on_outcome is not None:
+                self.on_outcome(numbered[number], outcome)
+        del numbered
+        whole = self.total is None or self.total <= len(rows)  # the run is this one batch
+        if self.plan.send and self._stats.aborted is None:
+            if whole:
+                self._say_crossing(limiter, self._stats.reads, self.plan.send)
+            if config.report is not None and config.no_backup:
+                if first:
                     log.warning("--no-backup: no backup is written; this run cannot be rolled back")
-                elif config.report is not None and read:
-                    await self._write_backup(config.report, self.plan)
+            elif config.report is not None and read:
+                await self._write_backup(config.report, self.plan)
+        if first:
+            later = 0 if self.total is None else max(0, self.total - len(rows))
             emit(
                 "run_start",
-                rows=len(self.plan.send),
+                rows=len(self.plan.send) + later,  # later batches' rows: all to send, so far
                 unchanged=len(self.plan.unchanged),
                 limits=[str(rate) for rate in config.rates],
                 concurrency=config.concurrency,
                 **({"account": self.account} if self.account is not None else {}),
             )
-            async with anyio.create_task_group() as group:
-                if self.watch:
-                    group.start_soon(self._watch, self.engine, len(rows), limiter)
-                await self.engine.run(self.plan.send)
-                group.cancel_scope.cancel()
-            if config.verify and self.engine.stats.aborted is None:
-                done = self.engine.outcomes()
-                applied = [r for r in self.plan.send if done[r.number].status is Status.SUCCEEDED]
-                log.info("verifying %s by reading them back", count(len(applied), "campaign"))
-                self.checked = await verify(
-                    sender,
-                    limiter,
-                    applied,
-                    config.concurrency,
-                    stats=self.engine.stats,
-                    clock=self.engine.clock,
-                    operation=operation,
-                )
+        if self.watch and self._group is not None and not live.watched:
+            live.watched = True
+            self._group.start_soon(self._watch, limiter)
+        await self.engine.run(self.plan.send)
+        if config.verify and self._stats.aborted is None:
+            done = self.engine.outcomes()
+            applied = [r for r in self.plan.send if done[r.number].status is Status.SUCCEEDED]
+            log.info("verifying %s by reading them back", count(len(applied), "campaign"))
+            self.checked = await verify(
+                sender,
+                limiter,
+                applied,
+                config.concurrency,
+                stats=self._stats,
+                clock=self.engine.clock,
+                operation=operation,
+            )
 
     def _say_crossing(self, limiter: SlidingWindowLimiter, reads: int, rows: Sequence[Row]) -> None:
         """Before sending ``rows``: when the run's requests (the ``reads`` before it, the
@@ -303,7 +409,7 @@ class Session:
         path = backup_path(report)
         # A resumed run continues the one that wrote this backup (as does a --fresh start of
         # it: what the interrupted run changed is still changed): keep what it recorded.
-        keep = self.config.resume or self.config.fresh
+        keep = self.config.resume or self.config.fresh or self.backup is not None
         shared = self.shared_backup
         operation, _ = for_config(self.config)
         try:
@@ -328,13 +434,22 @@ class Session:
             log.error("%srun aborted: %s; nothing was sent", self._whose, exc)
             self.engine.stop(f"run aborted: {exc}")
             return
-        self.backup = path
+        first, self.backup = self.backup is None, path
         if recorded.unknown:
             log.warning(
                 "%s about to change: no readable current value to back up",
                 count(recorded.unknown, "campaign"),
             )
         self._say_unrestorable(recorded.unrestorable)
+        if not first:  # a later batch of a streamed run
+            log.info(
+                "%sbackup: %s about to change (%d in all): %s",
+                self._whose,
+                count(recorded.campaigns, "more campaign"),
+                recorded.total,
+                path,
+            )
+            return
         earlier = recorded.total - recorded.campaigns
         log.info(
             "%sbackup of the %s about to change%s: %s (undo with: %s)",
@@ -373,24 +488,27 @@ class Session:
         operation, wire = for_config(self.config)
         return Requests.of(rows, reads, operation, wire, self.config.verify)
 
-    async def _watch(self, engine: Engine, total: int, limiter: SlidingWindowLimiter) -> None:
-        """Show progress until cancelled: a bar on a terminal, log lines otherwise."""
+    async def _watch(self, limiter: SlidingWindowLimiter) -> None:
+        """Show progress until cancelled: a bar on a terminal, log lines otherwise. A streamed
+        run's figures are of the whole run: its earlier batches' rows and the one at hand."""
         bar = sys.stderr.isatty() and not self.config.quiet and self.config.log_format == "text"
         display: Display = Bar() if bar else LogLines(self.config.progress_interval)
-        unchanged = len(self.plan.unchanged) if self.plan else 0
-        refused = len(self.plan.refused) if self.plan else 0
         verify = self.config.verify
         operation, _ = for_config(self.config)
-        sent = self.plan.send if self.plan else []
-        per_row = self._requests(sent).writes / len(sent) if sent else 1.0
 
         def snapshot(now: float) -> Snapshot:
-            succeeded, failed, waiting = engine.progress()
-            failed += refused
-            waits = engine.retry_waits(now)
+            engine, planned = self.engine, self.plan
+            succeeded, failed, waiting = engine.progress() if engine else (0, 0, 0)
+            waits = engine.retry_waits(now) if engine else []
+            unchanged = len(planned.unchanged) if planned else 0
+            failed += len(planned.refused) if planned else 0
+            sent = planned.send if planned else []
+            per_row = self._requests(sent).writes / len(sent) if sent else 1.0
+            done, failed = self._earlier[0] + succeeded + unchanged, self._earlier[1] + failed
+            total = len(self.rows) if self.total is None else self.total
             return Snapshot(
                 total,
-                succeeded + unchanged,
+                done,
                 failed,
                 waiting,
                 limiter.sending_rate(now, span=10.0),
@@ -398,7 +516,7 @@ class Session:
                 estimate(
                     limiter,
                     requests_left(
-                        total - succeeded - unchanged - failed,
+                        total - done - failed,
                         succeeded,
                         verify,
                         per_row=per_row,
@@ -460,12 +578,16 @@ class AccountSessions:
     signals: int = 0
     sessions: dict[str, Session] = field(default_factory=dict)
     planning: bool = False  # each account's session only reads and plans (``bulkrunner plan``)
+    batches: Iterable[Batch] | None = None  # a streamed run's rows (then ``rows`` are unused)
+    on_batch: BatchHook | None = None
+    used: Collection[str] = ()  # a streamed run's accounts
+    wanted: Collection[int] | None = None  # a streamed run's campaigns
 
     def __post_init__(self) -> None:
         shared = SharedBackup()
         for name, account in self.accounts.items():
             mine = [row for row in self.rows if row.account == name]
-            if not mine:
+            if not mine and name not in self.used:
                 continue
             config = replace(self.config, base_url=account.base_url, rates=account.rates)
             self.sessions[name] = Session(
@@ -477,6 +599,7 @@ class AccountSessions:
                 shared_backup=shared,
                 watch=False,
                 planning=self.planning,
+                wanted=self.wanted,
             )
 
     @property
@@ -505,17 +628,15 @@ class AccountSessions:
             result.update(session.outcomes())
         return result
 
-    def changes(self) -> dict[int, Mapping[str, Change]]:
-        result: dict[int, Mapping[str, Change]] = {}
+    def changes(self) -> dict[int, Changes]:
+        result: dict[int, Changes] = {}
         for session in self.sessions.values():
-            if session.plan is not None:
-                result.update(session.plan.changes)
+            result.update(session.changes())
         return result
 
     def stop(self, reason: str) -> None:
         for session in self.sessions.values():
-            if session.engine is not None:
-                session.engine.stop(reason)
+            session.stop(reason)
 
     def halt(self, reason: str) -> bool:
         self.stop(reason)
@@ -525,6 +646,29 @@ class AccountSessions:
         await run_gracefully(self, self._send_all, self.config.grace)
 
     async def _send_all(self) -> None:
-        async with anyio.create_task_group() as group:
+        if self.batches is None:
+            async with anyio.create_task_group() as group:
+                for session in self.sessions.values():
+                    group.start_soon(session.send)
+            return
+        async with contextlib.AsyncExitStack() as stack:
             for session in self.sessions.values():
-                group.start_soon(session.send)
+                await stack.enter_async_context(session.connected())
+            for rows in self.batches:
+                # at once, before any wait: a cancelled batch is the one outcomes() gives
+                for name, session in self.sessions.items():
+                    session.rows = [row for row in rows if row.account == name]
+                async with anyio.create_task_group() as group:
+                    for session in self.sessions.values():
+                        if session.rows:
+                            group.start_soon(session.batch, session.rows)
+                outcomes: dict[int, Outcome] = {}
+                changes: dict[int, Changes] = {}
+                for session in self.sessions.values():
+                    done, changed = session.take()
+                    outcomes.update(done)
+                    changes.update(changed)
+                if self.on_batch is not None:
+                    self.on_batch(outcomes, changes)
+                if all(session.stats.aborted for session in self.sessions.values()):
+                    return
