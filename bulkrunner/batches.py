@@ -22,8 +22,10 @@ import contextlib
 import logging
 import pickle
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -87,7 +89,7 @@ class Survey:
     invalid: int = 0
     shown: list[tuple[int, str]] = field(default_factory=list)  # the first invalid rows
     done: int = 0  # rows an earlier run applied (--resume)
-    accounts: set[str] = field(default_factory=set)  # accounts the rows to send name
+    accounts: Counter[str] = field(default_factory=Counter)  # rows to send, by account
     whole: Prepared | None = None  # the only batch of a file of one
 
 
@@ -105,6 +107,8 @@ class RunRows:
     accounts: Accounts | None = None
     successes: Mapping[str, Outcome] = field(default_factory=dict)  # --resume: by row key
     record: Record | None = None  # journals each invalid row as its batch is taken
+    stop: Callable[[str], None] | None = None  # stops the run (the file changed under it)
+    stamp: tuple[int, int] | None = None  # the input's size and mtime when the run began
     batch_rows: int = field(default_factory=lambda: BATCH_ROWS)  # read when made (tests)
     unreached: str = "run interrupted"  # why rows of batches never taken were not sent
     survey: Survey = field(default_factory=Survey)
@@ -165,6 +169,15 @@ class RunRows:
         whole, self.survey.whole = self.survey.whole, None  # from now on the spill holds it
         batches = [(0, self.source.rows, whole)] if whole is not None else self._prepared()
         for offset, size, prepared in batches:
+            if self.stamp is not None and stamp(self.source.path) != self.stamp:
+                reason = (
+                    f"run aborted: {self.source.path} changed during the run; "
+                    f"rows {offset + 1} to {self.source.rows} were not sent"
+                )
+                log.error("%s", reason)
+                if self.stop is not None:
+                    self.stop(reason)
+                return
             self._taken, self._first, self._last = prepared, offset + 1, offset + size
             if self.record is not None:
                 for number, outcome in prepared.known.items():
@@ -213,6 +226,15 @@ class RunRows:
 
     def close(self) -> None:
         self._spill.close()
+
+
+def stamp(path: Path) -> tuple[int, int] | None:
+    """The size and modification time of ``path``: whether it changed since."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_size, found.st_mtime_ns
 
 
 class Spill:

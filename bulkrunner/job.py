@@ -41,7 +41,7 @@ from bulkrunner.accounts import (
     lock_accounts,
     summary_lines,
 )
-from bulkrunner.batches import CampaignSet, RunRows, Survey
+from bulkrunner.batches import CampaignSet, RunRows, Survey, stamp
 from bulkrunner.checking import SHOWN_INVALID as _SHOWN_INVALID
 from bulkrunner.checking import print_validation
 from bulkrunner.config import API_KEY_ENV, RunConfig
@@ -351,6 +351,8 @@ def _execute(
     journal_file = journal_path(report_path)
     ids = _campaigns(source, ids)
     run = RunRows(source, config.vocabulary, operation, wire, repeated_among([ids]), accounts)
+    if numbers is None:  # the file is read again, a batch at a time: it must not change
+        run.stamp = stamp(source.path)
     survey = run.surveyed()
     if accounts is not None:
         accounts = accounts.with_keys(survey.accounts)
@@ -388,6 +390,11 @@ def _execute(
         )
         run.unreached = stats.aborted or INTERRUPTED
         # From here on a signal is only noted: see ``interrupts``.
+        if run.stamp is not None and stamp(source.path) != run.stamp:
+            log.warning(
+                "%s changed during the run: the report's input columns are as the file is now",
+                source.path,
+            )
         by_account: dict[str, Counter[Status]] = {}
 
         def results(offset: int, chunk: pd.DataFrame) -> Results:
@@ -517,6 +524,7 @@ def _send(
 
     with journal:
         run.record = record
+        run.stop = lambda reason: sending.stop(reason) if sending is not None else None
         log.info(
             "sending %s (%d invalid, not sent) with %s within %s",
             count(survey.rows, "row"),
@@ -545,7 +553,7 @@ def _send(
                 on_outcome=on_outcome,
                 batches=run,
                 on_batch=run.finished,
-                used=survey.accounts,
+                totals=survey.accounts,
                 wanted=wanted,
             )
         else:

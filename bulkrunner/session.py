@@ -108,7 +108,7 @@ class Session:
     planning: bool = False  # only read the current state and plan (``bulkrunner plan``)
     batches: Iterable[Batch] | None = None  # a streamed run's rows, a batch at a time
     on_batch: BatchHook | None = None
-    total: int | None = None  # the rows a streamed run sends in all (for its progress)
+    total: int | None = None  # the rows a streamed run sends in all (None: ``rows``)
     wanted: Collection[int] | None = None  # every campaign of a streamed run (its batches')
     _stats: RunStats = field(default_factory=RunStats)
     _live: _Live | None = None
@@ -580,14 +580,14 @@ class AccountSessions:
     planning: bool = False  # each account's session only reads and plans (``bulkrunner plan``)
     batches: Iterable[Batch] | None = None  # a streamed run's rows (then ``rows`` are unused)
     on_batch: BatchHook | None = None
-    used: Collection[str] = ()  # a streamed run's accounts
+    totals: Mapping[str, int] = field(default_factory=dict)  # a streamed run's rows by account
     wanted: Collection[int] | None = None  # a streamed run's campaigns
 
     def __post_init__(self) -> None:
         shared = SharedBackup()
         for name, account in self.accounts.items():
             mine = [row for row in self.rows if row.account == name]
-            if not mine and name not in self.used:
+            if not mine and name not in self.totals:
                 continue
             config = replace(self.config, base_url=account.base_url, rates=account.rates)
             self.sessions[name] = Session(
@@ -600,6 +600,7 @@ class AccountSessions:
                 watch=False,
                 planning=self.planning,
                 wanted=self.wanted,
+                total=self.totals.get(name),
             )
 
     @property

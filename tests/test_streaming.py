@@ -273,3 +273,32 @@ def test_a_campaign_set_answers_membership_from_a_sorted_array() -> None:
     assert len(ids) == 3
     huge = CampaignSet(np.array([7, 2**70, 0], dtype=object))
     assert list(huge) == [7]
+
+
+def test_a_file_changed_during_a_run_stops_it_before_the_next_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A long run reads its file a batch at a time: rows edited meanwhile are never sent as
+    part of the run that began with the file as it was."""
+    batches_of(monkeypatch, BATCH)
+    source = plan(tmp_path / "plan.csv")
+    report = tmp_path / "report.csv"
+    record = Journal.record
+
+    def editing(journal: Journal, *args: Any) -> None:
+        record(journal, *args)
+        if source.read_text().count("\n") == ROWS + 1:  # once: a row added at the end
+            with source.open("a") as handle:
+                handle.write("999,501\n")
+
+    monkeypatch.setattr(Journal, "record", editing)
+    with simulator() as sim:
+        url = ["--base-url", sim.base_url]
+        assert main(["run", "--input", str(source), "--report", str(report), *FAST, *url]) == 3
+        assert sorted(sim.state.applied) == list(range(101, 108))  # the first batch only
+    err = capsys.readouterr().err
+    assert "plan.csv changed during the run; rows 8 to 40 were not sent" in err
+    rows = report_rows(report)
+    assert [r["status"] for r in rows[:7]] == ["succeeded"] * 7
+    assert rows[20]["status"] == "not_attempted"
+    assert "changed during the run" in rows[20]["error"]
