@@ -165,37 +165,50 @@ class Journal:
 def read_successes(path: Path) -> dict[str, Outcome]:
     """The rows a journal records as succeeded, by key. A torn last line (a crash mid-write)
     is ignored with a warning; anything else unreadable is a usage error naming the line and
-    the fix, raised before anything is sent."""
+    the fix, raised before anything is sent. The journal is read a line at a time."""
     successes: dict[str, Outcome] = {}
     try:
-        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+        with path.open("rb") as handle:
+            held: tuple[int, bytes] | None = None  # each line is judged once the next is read
+            for number, line in enumerate(handle, start=1):
+                if held is not None:
+                    _read_entry(path, *held, last=False, into=successes)
+                held = (number, line)
+            if held is not None:
+                _read_entry(path, *held, last=True, into=successes)
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the journal ({exc.strerror or exc})") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            if number == len(lines):  # the write a crash (or a full disk) interrupted
-                log.warning(
-                    "%s: ignoring its last line (line %d): it was cut short while being "
-                    "written (a crash or a full disk); a row it recorded is sent again",
-                    path,
-                    number,
-                )
-                break
-            raise _damaged(path, number, "is not a journal entry") from None
-        if isinstance(entry, dict) and "journal" in entry and "key" not in entry:
-            continue  # the header
-        if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
-            raise _damaged(path, number, "is not a journal entry")
-        if entry.get("status") == Status.SUCCEEDED.value:
-            try:
-                successes[entry["key"]] = _success(entry)
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise _damaged(path, number, f"has a bad value ({exc})") from None
     return successes
+
+
+def _read_entry(
+    path: Path, number: int, raw: bytes, *, last: bool, into: dict[str, Outcome]
+) -> None:
+    """Line ``number`` of the journal at ``path``: a success goes ``into`` the successes."""
+    line = raw.decode("utf-8", errors="replace")
+    if not line.strip():
+        return
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        if last:  # the write a crash (or a full disk) interrupted
+            log.warning(
+                "%s: ignoring its last line (line %d): it was cut short while being "
+                "written (a crash or a full disk); a row it recorded is sent again",
+                path,
+                number,
+            )
+            return
+        raise _damaged(path, number, "is not a journal entry") from None
+    if isinstance(entry, dict) and "journal" in entry and "key" not in entry:
+        return  # the header
+    if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+        raise _damaged(path, number, "is not a journal entry")
+    if entry.get("status") == Status.SUCCEEDED.value:
+        try:
+            into[entry["key"]] = _success(entry)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise _damaged(path, number, f"has a bad value ({exc})") from None
 
 
 def _mend_last_line(path: Path) -> None:
@@ -203,15 +216,23 @@ def _mend_last_line(path: Path) -> None:
     a whole entry that lacks only its newline, so that new entries start on a line of their
     own and the journal stays readable (a torn line in the middle would make it unreadable)."""
     with path.open("rb+") as handle:
-        data = handle.read()
+        size = handle.seek(0, os.SEEK_END)
+        tail, data = size, b""
+        while tail > 0 and b"\n" not in data:  # back from the end to the last whole line
+            step = min(tail, 1 << 16)
+            tail -= step
+            handle.seek(tail)
+            data = handle.read(step) + data
         if not data or data.endswith(b"\n"):
             return
-        start = data.rfind(b"\n") + 1
+        start = tail + data.rfind(b"\n") + 1
+        handle.seek(start)
         try:
-            json.loads(data[start:])
+            json.loads(handle.read())
         except ValueError:
             handle.truncate(start)
         else:
+            handle.seek(0, os.SEEK_END)
             handle.write(b"\n")
 
 
@@ -248,13 +269,16 @@ def read_header(path: Path) -> dict[str, Any]:
     return entry if isinstance(entry, dict) and "journal" in entry else {}
 
 
-def finish_times(path: Path) -> list[datetime]:
-    """When each row the journal records finished (its last answer), oldest first."""
+def finish_times(path: Path, since: datetime | None = None) -> list[datetime]:
+    """When each row the journal records finished (its last answer), oldest first; given
+    ``since``, only those at or after it. The journal is read a line at a time."""
     times: list[datetime] = []
-    with contextlib.suppress(OSError):
-        for line in path.read_text(encoding="utf-8").splitlines():
+    with contextlib.suppress(OSError), path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
             with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
-                times.append(datetime.fromisoformat(json.loads(line)["finished_at"]))
+                at = datetime.fromisoformat(json.loads(line)["finished_at"])
+                if since is None or at >= since:
+                    times.append(at)
     return sorted(times)
 
 

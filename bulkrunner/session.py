@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -387,7 +387,7 @@ class Session:
         longest = max(rate.seconds for rate in self.config.rates)
         ages = [
             age
-            for at in finish_times(journal)
+            for at in finish_times(journal, since=now - timedelta(seconds=longest))
             if 0 <= (age := (now - at).total_seconds()) < longest
         ]
         # Rows in flight when it stopped are not in the journal: count a full set of them,

@@ -286,6 +286,20 @@ def test_a_journal_resumed_after_a_torn_line_stays_readable(tmp_path: Path) -> N
     assert set(read_successes(path)) == {"k1", "k3"}  # and again, at the next resume
 
 
+@pytest.mark.parametrize("torn", [200_000, 65_536, 1])
+def test_a_torn_line_is_found_from_the_end_whatever_its_length(tmp_path: Path, torn: int) -> None:
+    """The journal is mended reading back from its end (not the whole of a long journal): a
+    torn line longer than what is read at a time is still dropped whole."""
+    path = tmp_path / "r.csv.journal"
+    journal_with_one_success(path)
+    with path.open("a") as handle:
+        handle.write('{"key": "k2", "error": "' + "x" * torn)
+    with Journal.open(path, input_path=Path("plan.csv"), started=WHEN) as journal:
+        journal.record("k3", 3, 103, Outcome(Status.SUCCEEDED, 200, 1, "", 9, WHEN))
+    assert set(read_successes(path)) == {"k1", "k3"}
+    assert "x" not in path.read_text().splitlines()[-1]
+
+
 @pytest.mark.parametrize(
     ("line", "problem"),
     [
