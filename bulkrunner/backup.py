@@ -249,8 +249,7 @@ def _scan(path: Path, changes: Mapping[int, object]) -> _Scan:
 
 def _batches(path: Path) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
     """The ledger at ``path`` a batch of rows at a time, each with its campaign ids as int64."""
-    with path.open("rb") as file:
-        parquet = pq.ParquetFile(file)
+    with pq.ParquetFile(path) as parquet:  # read by Arrow itself, not through Python bytes
         if CAMPAIGN_ID not in parquet.schema_arrow.names:
             raise BackupError(f"{path}: not a backup (no {CAMPAIGN_ID} column)")
         for batch in parquet.iter_batches(batch_size=_BATCH_ROWS):
