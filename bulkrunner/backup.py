@@ -191,8 +191,8 @@ def record_backup(
     def fill(sink: _Sink) -> None:
         if earlier:
             _copy(path, sink, replaced, ledger)
-        for start in range(0, len(added), _BATCH_ROWS):
-            campaigns = list(itertools.islice(added, start, start + _BATCH_ROWS))
+        new = iter(added)
+        while campaigns := list(itertools.islice(new, _BATCH_ROWS)):
             sink.add(_rows(campaigns, [added[campaign] for campaign in campaigns], sink.schema))
 
     total = _atomically(path, schema, fill)
