@@ -232,14 +232,14 @@ def _scan(path: Path, changes: Mapping[int, object]) -> _Scan:
     filled: set[str] = set()
     try:
         for batch, ids in _batches(path):
-            mine = pc.fill_null(pc.is_in(ids, value_set=wanted), False)
-            for record in batch.filter(mine).to_pylist():
+            mine = batch.filter(pc.fill_null(pc.is_in(ids, value_set=wanted), False))
+            for record in mine.to_pylist():
                 campaign = int(record.pop(CAMPAIGN_ID))
                 values = {name: value for name, value in record.items() if value is not None}
                 held.setdefault(campaign, {}).update(values)
-            others = batch.filter(pc.invert(mine))
-            for name, column in zip(others.schema.names, others.columns, strict=True):
-                if name not in filled and column.null_count < others.num_rows:
+            columns = zip(batch.schema.names, batch.columns, mine.columns, strict=True)
+            for name, column, theirs in columns:  # a value in a row copied as it is
+                if batch.num_rows - column.null_count > mine.num_rows - theirs.null_count:
                     filled.add(name)
     except (OSError, pa.ArrowException) as exc:
         raise BackupError(f"{path}: cannot read the backup ({exc})") from None
