@@ -237,6 +237,21 @@ def test_a_campaign_kept_in_several_rows_is_merged_into_one_as_before(
     ]
 
 
+def test_a_column_whose_only_values_go_with_a_dropped_row_is_dropped_as_before(
+    tmp_path: Path,
+) -> None:
+    """Campaign 1's row holds only its account (its values were of another operation): about to
+    change with nothing known, its row goes, and with it the account column no other row uses."""
+    rows = {CAMPAIGN_ID: [1, 2], ACCOUNT: ["a", None], "sending_limit": [None, 5]}
+    for path in (tmp_path / "old.parquet", tmp_path / "new.parquet"):
+        pq.write_table(pa.table(rows), path)
+    changes = {1: {"sending_limit": Change(None, 3)}}
+    expected = reference_record(tmp_path / "old.parquet", changes, keep=True)
+    assert record_backup(tmp_path / "new.parquet", changes, keep=True) == expected
+    assert ledger_file(tmp_path / "new.parquet") == ledger_file(tmp_path / "old.parquet")
+    assert pq.read_schema(tmp_path / "new.parquet").names == [CAMPAIGN_ID, "sending_limit"]
+
+
 # --- memory, row groups, failures ----------------------------------------------------------------
 
 
