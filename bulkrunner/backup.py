@@ -19,14 +19,16 @@ with its reason in its metadata, so that ``rollback`` can name them rather than 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, Field
@@ -141,12 +143,20 @@ def record_backup(
     only campaigns and fields it does not hold are added. Without it the ledger starts empty.
     ``account`` (a run of several accounts) is recorded in an ``account`` column, so that a
     rollback restores each campaign with its own account's key.
+
+    The ledger is streamed, never read whole: what this holds is ``changes``, the rows of those
+    campaigns the ledger already has, and a batch of rows of the file at a time, however many
+    campaigns earlier runs (or earlier batches of this one) recorded. The rows of the other
+    campaigns are copied as they are, in their order, and the new campaigns appended.
     """
     earlier = keep and path.exists()
-    ledger = read_backup(path) if earlier else {}
     reasons = read_unrestorable(path) if earlier else {}
+    found = _scan(path, changes) if earlier else _Scan({}, set())
+    ledger = found.held  # the campaigns about to change that the ledger already holds
+    replaced = pa.array(sorted(ledger), pa.int64())  # their rows: rewritten, or dropped
     wholly = {campaign for campaign in reasons if campaign not in ledger}  # nothing to restore
     new_reasons: dict[int, str] = {}
+    added: Ledger = {}  # campaigns the ledger does not hold yet, in the order of ``changes``
     recorded = unknown = 0
     for campaign, fields in changes.items():
         if campaign in wholly:  # as first recorded: its values now are the run's, not the original
@@ -160,18 +170,33 @@ def record_backup(
             for name, value in undo.items()
             if value is not None and (spec := operation.field(name)) is not None
         }
-        entry = ledger.setdefault(campaign, {})
+        entry = ledger[campaign] if campaign in ledger else added.setdefault(campaign, {})
         for name, value in values.items():
             entry.setdefault(name, shared(value))  # 100,000 campaigns hold a few values
         if any(name != ACCOUNT for name in entry):
             if account is not None:
                 entry.setdefault(ACCOUNT, account)
             recorded += 1
-        else:
-            del ledger[campaign]
+        else:  # nothing to restore: no row (a row of the ledger without a value is dropped)
+            ledger.pop(campaign, None)
+            added.pop(campaign, None)
             unknown += campaign not in reasons
-    write_backup(path, ledger, operation, reasons)
-    return Recorded(recorded, unknown, len(ledger), new_reasons)
+    entries = [*ledger.values(), *added.values()]
+    schema = _schema(
+        operation,
+        lambda name: name in found.filled or any(name in entry for entry in entries),
+        reasons,
+    )
+
+    def fill(sink: _Sink) -> None:
+        if earlier:
+            _copy(path, sink, replaced, ledger)
+        new = iter(added)
+        while campaigns := list(itertools.islice(new, _BATCH_ROWS)):
+            sink.add(_rows(campaigns, [added[campaign] for campaign in campaigns], sink.schema))
+
+    total = _atomically(path, schema, fill)
+    return Recorded(recorded, unknown, total, new_reasons)
 
 
 def write_backup(
@@ -182,30 +207,169 @@ def write_backup(
 ) -> int:
     """Write ``ledger`` atomically and durably, one row per campaign, and the campaigns it
     cannot restore with why (``unrestorable``); returns the rows written."""
-    used = [f for f in operation.fields if any(f.name in fields for fields in ledger.values())]
-    columns: dict[str, list[object]] = {CAMPAIGN_ID: list(ledger)}
-    fields_ = [pa.field(CAMPAIGN_ID, pa.int64())]
-    if any(ACCOUNT in fields for fields in ledger.values()):
-        columns[ACCOUNT] = [fields.get(ACCOUNT) for fields in ledger.values()]
-        fields_.append(pa.field(ACCOUNT, pa.string()))
-    for field in used:
-        columns[field.name] = [fields.get(field.name) for fields in ledger.values()]
+    entries = list(ledger.values())
+    schema = _schema(
+        operation, lambda name: any(name in entry for entry in entries), unrestorable or {}
+    )
+    return _atomically(path, schema, lambda sink: sink.add(_rows(list(ledger), entries, schema)))
+
+
+_BATCH_ROWS = 65_536  # rows of a ledger read, and written (a row group), at a time
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    """What recording needs of the ledger on disk, found in one pass over it."""
+
+    held: Ledger  # the values of the campaigns about to change that it holds (as read_backup)
+    filled: set[str]  # its columns with a value in a row of another campaign
+
+
+def _scan(path: Path, changes: Mapping[int, object]) -> _Scan:
+    """One pass over the ledger at ``path``, a batch of rows at a time."""
+    wanted = pa.array(list(changes), pa.int64())
+    held: Ledger = {}
+    filled: set[str] = set()
+    try:
+        for batch, ids in _batches(path):
+            mine = batch.filter(pc.fill_null(pc.is_in(ids, value_set=wanted), False))
+            for record in mine.to_pylist():
+                campaign = int(record.pop(CAMPAIGN_ID))
+                values = {name: value for name, value in record.items() if value is not None}
+                held.setdefault(campaign, {}).update(values)
+            columns = zip(batch.schema.names, batch.columns, mine.columns, strict=True)
+            for name, column, theirs in columns:  # a value in a row copied as it is
+                if batch.num_rows - column.null_count > mine.num_rows - theirs.null_count:
+                    filled.add(name)
+    except (OSError, pa.ArrowException) as exc:
+        raise BackupError(f"{path}: cannot read the backup ({exc})") from None
+    filled.discard(CAMPAIGN_ID)
+    return _Scan(held, filled)
+
+
+def _batches(path: Path) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+    """The ledger at ``path`` a batch of rows at a time, each with its campaign ids as int64."""
+    with pq.ParquetFile(path) as parquet:  # read by Arrow itself, not through Python bytes
+        if CAMPAIGN_ID not in parquet.schema_arrow.names:
+            raise BackupError(f"{path}: not a backup (no {CAMPAIGN_ID} column)")
+        for batch in parquet.iter_batches(batch_size=_BATCH_ROWS):
+            ids = batch.column(CAMPAIGN_ID)
+            yield batch, ids if ids.type == pa.int64() else ids.cast(pa.int64())
+
+
+def _copy(path: Path, sink: _Sink, replaced: pa.Array, ledger: Ledger) -> None:
+    """Copy the ledger at ``path`` into ``sink``, in its order, with the row of each campaign
+    of ``replaced`` put in its place by its ``ledger`` entry (none when it has none)."""
+    written: set[int] = set()
+    for batch, ids in _batches(path):
+        table = _conform(batch, ids, sink.schema)
+        mine = pc.fill_null(pc.is_in(ids, value_set=replaced), False)
+        if not pc.any(mine).as_py():
+            sink.add(table)
+            continue
+        at = pc.indices_nonzero(mine).to_pylist()
+        campaigns = pc.take(ids, pa.array(at, pa.int64())).to_pylist()
+        kept = [c for c in dict.fromkeys(campaigns) if c in ledger and c not in written]
+        rewritten = _rows(kept, [ledger[campaign] for campaign in kept], sink.schema)
+        place = {campaign: index for index, campaign in enumerate(kept)}
+        written.update(kept)
+        start = 0
+        for row, campaign in zip(at, campaigns, strict=True):
+            sink.add(table.slice(start, row - start))
+            if campaign in place:  # the first row of a campaign (the only one a ledger has)
+                sink.add(rewritten.slice(place.pop(campaign), 1))
+            start = row + 1
+        sink.add(table.slice(start))
+
+
+def _conform(batch: pa.RecordBatch, ids: pa.Array, schema: pa.Schema) -> pa.Table:
+    """The rows of ``batch`` in the columns of ``schema`` (a column it lacks is null)."""
+    columns = []
+    for field in schema:
+        if field.name == CAMPAIGN_ID:
+            column = ids
+        elif field.name in batch.schema.names:
+            column = batch.column(field.name)
+            column = column if column.type == field.type else column.cast(field.type)
+        else:
+            column = pa.nulls(batch.num_rows, field.type)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _rows(campaigns: list[int], entries: list[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """A table of one row per campaign in the columns of ``schema``."""
+    columns: dict[str, list[object]] = {CAMPAIGN_ID: list(campaigns)}
+    for name in schema.names[1:]:
+        columns[name] = [entry.get(name) for entry in entries]
+    return pa.table(columns, schema=schema)
+
+
+def _schema(
+    operation: Operation, used: Callable[[str], bool], unrestorable: Mapping[int, str]
+) -> pa.Schema:
+    """The columns of a ledger: the campaign, the account and the operation's fields that some
+    row ``used``; its metadata names the operation and the campaigns it cannot restore."""
+    fields = [pa.field(CAMPAIGN_ID, pa.int64())]
+    if used(ACCOUNT):
+        fields.append(pa.field(ACCOUNT, pa.string()))
+    fields += [pa.field(f.name, arrow_type(f)) for f in operation.fields if used(f.name)]
     metadata = {_OPERATION_KEY: operation.name.encode()}
     if unrestorable:
         reasons = {str(campaign): reason for campaign, reason in sorted(unrestorable.items())}
         metadata[_UNRESTORABLE_KEY] = json.dumps(reasons).encode()
-    schema = pa.schema([*fields_, *(pa.field(f.name, arrow_type(f)) for f in used)], metadata)
+    return pa.schema(fields, metadata)
+
+
+class _Sink:
+    """Rows on their way to a Parquet file, written in row groups of ``_BATCH_ROWS`` rows."""
+
+    def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema) -> None:
+        self.writer = writer
+        self.schema = schema.remove_metadata()  # the rows' own columns
+        self.waiting: list[pa.Table] = []
+        self.held = 0
+        self.rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.waiting.append(table)
+            self.held += table.num_rows
+        if self.held >= _BATCH_ROWS:
+            self.flush(whole=True)
+
+    def flush(self, *, whole: bool = False) -> None:
+        """Write the waiting rows (with ``whole``, only whole row groups of them)."""
+        if not self.waiting:
+            return
+        rows = pa.concat_tables(self.waiting)
+        count = rows.num_rows - rows.num_rows % _BATCH_ROWS if whole else rows.num_rows
+        for start in range(0, count, _BATCH_ROWS):
+            self.writer.write_table(rows.slice(start, min(_BATCH_ROWS, count - start)))
+        self.rows += count
+        rest = rows.slice(count)
+        self.waiting = [rest] if rest.num_rows else []
+        self.held = rest.num_rows
+
+
+def _atomically(path: Path, schema: pa.Schema, fill: Callable[[_Sink], None]) -> int:
+    """Write a ledger of ``schema`` whose rows ``fill`` gives, through a temporary file flushed
+    to disk then renamed over ``path``; returns the rows written. On failure the ledger at
+    ``path`` is left as it was."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table(columns, schema=schema), tmp)
+        with pq.ParquetWriter(tmp, schema) as writer:
+            sink = _Sink(writer, schema)
+            fill(sink)
+            sink.flush()
         with tmp.open("rb") as written:
             os.fsync(written.fileno())
         os.replace(tmp, path)
     except (OSError, pa.ArrowException) as exc:
         tmp.unlink(missing_ok=True)
         raise BackupError(f"{path}: cannot write the backup ({exc})") from None
-    return len(ledger)
+    return sink.rows
 
 
 def arrow_type(field: Field) -> pa.DataType:
