@@ -55,7 +55,8 @@ _ARROW: dict[str, pa.DataType] = {
     "list<int64>": pa.list_(pa.int64()),
 }
 _OPERATION_KEY = b"bulkrunner.operation"
-_UNRESTORABLE_KEY = b"bulkrunner.unrestorable"  # JSON: {campaign id: why it cannot be restored}
+# JSON: {why it cannot be restored: [campaign ids]} (before: {campaign id: why}, still read)
+_UNRESTORABLE_KEY = b"bulkrunner.unrestorable"
 
 Ledger = dict[int, dict[str, Any]]  # campaign -> field -> its value before the run
 
@@ -107,7 +108,9 @@ def read_unrestorable(path: Path) -> dict[int, str]:
         raise BackupError(f"{path}: cannot read the backup ({exc})") from None
     try:
         found = json.loads(metadata.get(_UNRESTORABLE_KEY, b"{}"))
-        return {int(campaign): str(reason) for campaign, reason in found.items()}
+        if all(isinstance(ids, list) for ids in found.values()):  # {reason: [campaigns]}
+            return {int(c): str(reason) for reason, ids in found.items() for c in ids}
+        return {int(campaign): str(reason) for campaign, reason in found.items()}  # 1 by 1
     except (ValueError, TypeError, AttributeError):
         raise BackupError(f"{path}: the list of campaigns it cannot restore is damaged") from None
 
@@ -316,8 +319,12 @@ def _schema(
     fields += [pa.field(f.name, arrow_type(f)) for f in operation.fields if used(f.name)]
     metadata = {_OPERATION_KEY: operation.name.encode()}
     if unrestorable:
-        reasons = {str(campaign): reason for campaign, reason in sorted(unrestorable.items())}
-        metadata[_UNRESTORABLE_KEY] = json.dumps(reasons).encode()
+        # grouped by reason: a run that stops a million campaigns has one or two reasons, and
+        # a campaign an entry (a footer past 100 MB, as one entry each, is one pyarrow refuses)
+        reasons: dict[str, list[int]] = {}
+        for campaign, reason in sorted(unrestorable.items()):
+            reasons.setdefault(reason, []).append(campaign)
+        metadata[_UNRESTORABLE_KEY] = json.dumps(reasons, separators=(",", ":")).encode()
     return pa.schema(fields, metadata)
 
 

@@ -359,3 +359,26 @@ def test_a_file_that_is_not_a_backup_is_refused_and_left_alone(tmp_path: Path) -
     with pytest.raises(BackupError, match=r"r\.csv\.backup\.parquet: not a backup"):
         record_backup(path, {1: {"sending_limit": Change(1, 2)}}, keep=True)
     assert path.read_bytes() == before
+
+
+def test_campaigns_it_cannot_restore_are_kept_grouped_by_reason(tmp_path: Path) -> None:
+    """A run that stops every campaign has a reason for each: kept as each reason once with
+    its campaigns, the footer stays small (one entry a campaign would pass pyarrow's 100 MB
+    footer limit at about 850,000 campaigns, and the backup could no longer be read)."""
+    path = tmp_path / "r.csv.backup.parquet"
+    stopped = {c: {"status": Change("ACTIVE", "STOPPED")} for c in range(1, 20_001)}
+    recorded = record_backup(path, stopped, keep=False, operation=STATUS)
+    assert len(recorded.unrestorable) == 20_000
+    reasons = read_unrestorable(path)
+    assert sorted(reasons) == list(range(1, 20_001))
+    assert len(set(reasons.values())) == 1
+    footer = pq.read_schema(path).metadata[_UNRESTORABLE_KEY]
+    assert len(footer) < 8 * 20_000  # ~6 bytes a campaign; one entry each took ~70
+
+
+def test_a_backup_written_with_a_reason_for_each_campaign_is_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv.backup.parquet"
+    reference_write(path, {}, STATUS, {5: "stopping cannot be undone", 7: "a draft was started"})
+    assert read_unrestorable(path) == {5: "stopping cannot be undone", 7: "a draft was started"}
+    record_backup(path, {9: {"status": Change("ACTIVE", "STOPPED")}}, keep=True, operation=STATUS)
+    assert sorted(read_unrestorable(path)) == [5, 7, 9]
