@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bulkrunner.environment import API_KEY_ENV as API_KEY_ENV
+from bulkrunner.environment import BASE_URL_ENV
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import Vocabulary
 from bulkrunner.operations import NAMES as OPERATIONS
@@ -33,8 +35,6 @@ from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate
 
 DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
 
-API_KEY_ENV = "SMARTLEAD_API_KEY"
-BASE_URL_ENV = "SMARTLEAD_BASE_URL"
 MAX_CONCURRENCY = 1000  # more connections at once only run out of file descriptors
 
 # Each option is declared once, here, as a field of RunConfig: see bulkrunner/options.py.
