@@ -19,6 +19,7 @@ which name the run they follow up. The command as given is kept in the configura
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 from collections.abc import Sequence
@@ -186,9 +187,8 @@ def _notify(
 def _asks_json(words: Sequence[str]) -> bool:
     """Whether the command line asks for ``--log-format json`` (known before it is parsed, so
     that even a mistyped option is reported as JSON)."""
-    pairs = zip(words, [*words[1:], ""], strict=True)
     return "--log-format=json" in words or any(
-        a == "--log-format" and b == "json" for a, b in pairs
+        a == "--log-format" and b == "json" for a, b in itertools.pairwise(words)
     )
 
 
