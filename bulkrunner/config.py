@@ -12,9 +12,6 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 from bulkrunner.environment import API_KEY_ENV as API_KEY_ENV
 from bulkrunner.environment import BASE_URL_ENV
@@ -33,6 +30,12 @@ from bulkrunner.options import (
 )
 from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
+if TYPE_CHECKING:
+    from datetime import datetime
+    from pathlib import Path
+    from typing import Any
+
 DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
 
 MAX_CONCURRENCY = 1000  # more connections at once only run out of file descriptors
@@ -41,8 +44,14 @@ MAX_CONCURRENCY = 1000  # more connections at once only run out of file descript
 _NUMBER = (int, float)
 
 
+def _file(value: Any) -> Path:
+    from pathlib import Path  # (`bulkrunner run --help` has no use for it)
+
+    return Path(value)
+
+
 def _path(value: Any) -> Path | None:
-    return Path(str(value)) if value else None
+    return _file(str(value)) if value else None
 
 
 def _text(value: Any) -> str | None:
@@ -81,7 +90,7 @@ class RunConfig:
             CHECKING,
             accepts=(str,),
             metavar="PATH",
-            convert=Path,
+            convert=_file,
             path=True,
         )
     )
@@ -454,6 +463,8 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
 
 def read_job_file(path: Path) -> dict[str, Any]:
     """The options in job file ``path``, checked, with paths made absolute."""
+    from pathlib import Path
+
     raw = read_toml(path, "job file")
     options: dict[str, Any] = {}
     for key, value in raw.items():
@@ -490,6 +501,8 @@ def build_config(
 ) -> RunConfig:
     """Combine job-file options with command-line flags (flags given as None are not set)."""
     merged = {**job, **{k: v for k, v in flags.items() if v is not None}}
+    from datetime import UTC, datetime
+
     template = None
     if merged.get("report"):
         template = str(merged["report"])
