@@ -84,6 +84,10 @@ def _campaign_status(value: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
+    """One run's configuration. Each field with ``metadata=option(...)`` is an option, declared
+    there once; the last three are derived (a docstring also spares the dataclass from working
+    out its signature for one at every start)."""
+
     input: Path = field(
         metadata=option(
             "the .csv or .parquet file of settings",
