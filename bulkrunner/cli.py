@@ -11,9 +11,11 @@ bulkrunner --version
 
 The options of run, retry, rollback, validate and plan, with their help, are declared once, as the
 fields of ``config.RunConfig`` (see ``bulkrunner/options.py``); ``add_flags`` gives each command
-the ones it takes. From a job file retry and rollback take everything but its input and report,
-which name the run they follow up. The command as given is kept in the configuration
-(``RunConfig.command``), so the hints printed can be pasted.
+the ones it takes, when it is the command given (``_Parser.later``): ``bulkrunner --help``
+imports neither those declarations nor anything only a run needs. From a job file retry and
+rollback take everything but its input and report, which name the run they follow up. The
+command as given is kept in the configuration (``RunConfig.command``), so the hints printed can be
+pasted.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from bulkrunner.environment import API_KEY_ENV
 from bulkrunner.errors import Aborted, ExitCode, RunInProgress, UsageError
 
 # `bulkrunner --help` imports no more than this: a command's options (the configuration's
-# declarations), logging, JSON and the rest are imported once a command is chosen.
-TYPE_CHECKING = False  # (not typing's: that module is not needed to start)
+# declarations) when that command is given, logging, JSON and the rest once it is parsed.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
@@ -74,17 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tuple[int, str | None]:
     """The exit code, and the error that ended the run, if one did (already printed)."""
+    from typing import TextIO, cast  # (imported only past parsing, as is all a run needs)
+
+    from bulkrunner.events import setup_logging
+
     try:
         if args.command == "simulate":
             return _simulate(args), None
         config = _config(args)
         built.append(config)
         out.json_lines = config.log_format == "json"
-        from bulkrunner.events import setup_logging
-
         setup_logging(config.verbose, config.log_format, config.quiet)
-        from typing import TextIO, cast
-
         stdout = cast(TextIO, out)  # a text stream, that can also print records
         # the commands are imported when chosen: `--help` and `simulate` need no pandas or aiohttp
         if args.command == "validate":  # a small CSV file is checked without pandas
