@@ -8,9 +8,9 @@ commands that need neither pandas nor aiohttp start without loading them.
 """
 
 import importlib as _importlib
-import typing as _typing
 
-if _typing.TYPE_CHECKING:
+_TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
+if _TYPE_CHECKING:
     from bulkrunner.api import apply, export, plan
     from bulkrunner.config import RunConfig
     from bulkrunner.engine import Engine

@@ -11,46 +11,56 @@ bulkrunner --version
 
 The options of run, retry, rollback, validate and plan, with their help, are declared once, as the
 fields of ``config.RunConfig`` (see ``bulkrunner/options.py``); ``add_flags`` gives each command
-the ones it takes. From a job file retry and rollback take everything but its input and report,
-which name the run they follow up. The command as given is kept in the configuration
-(``RunConfig.command``), so the hints printed can be pasted.
+the ones it takes, when it is the command given (``_Parser.later``): ``bulkrunner --help``
+imports neither those declarations nor anything only a run needs. From a job file retry and
+rollback take everything but its input and report, which name the run they follow up. The
+command as given is kept in the configuration (``RunConfig.command``), so the hints printed can be
+pasted.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import logging
+import itertools
 import os
 import sys
-import traceback
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, NoReturn, TextIO, cast
 
-from bulkrunner.config import API_KEY_ENV, OPTIONS, RunConfig, build_config, read_job_file
+from bulkrunner.environment import API_KEY_ENV
 from bulkrunner.errors import Aborted, ExitCode, RunInProgress, UsageError
-from bulkrunner.events import JsonFormatter, Output, events, json_line
-from bulkrunner.fields import Vocabulary
-from bulkrunner.options import add_flags, rate_argument
-from bulkrunner.rates import Rate
-from bulkrunner.redaction import RedactingFilter, redact
 
-log = logging.getLogger("bulkrunner")
+# `bulkrunner --help` imports no more than this: a command's options (the configuration's
+# declarations) when that command is given, logging, JSON and the rest once it is parsed.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
+    from bulkrunner.config import RunConfig
+    from bulkrunner.events import Output
 
 _NOTIFYING = ("run", "retry", "rollback")  # validate and simulate send no notification
-_EXPORT_KEYS = frozenset(each.key for each in OPTIONS if "export" in each.commands)
+
+_COMMANDS = {  # each command, as the help lists them
+    "run": "send the settings in a file to SmartLead",
+    "retry": "re-run the failed and not-attempted rows of an earlier report",
+    "rollback": "restore what a run changed, from the backup it wrote beside its report",
+    "validate": "check a file without sending anything",
+    "export": "write the account's campaigns as an input file of an operation, to edit and run",
+    "plan": "read the account's current state and show what a run would change; writes nothing",
+    "simulate": "run the SmartLead simulator in the foreground",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     json_mode = _asks_json(words)
     parser = _parser(json_errors=json_mode)
-    args = parser.parse_args(words)
+    args = parser.parse_args(words)  # `--help` and usage errors end here
+    from bulkrunner.events import Output, setup_logging
+
     args.words = _words(parser, args)
     quiet = bool(getattr(args, "quiet", None))
-    _setup_logging(getattr(args, "verbose", None) or False, "json" if json_mode else "text", quiet)
+    setup_logging(getattr(args, "verbose", None) or False, "json" if json_mode else "text", quiet)
     out = Output(sys.stdout, json_lines=json_mode)
     built: list[RunConfig] = []
     code, error = _main(args, out, built)
@@ -66,13 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tuple[int, str | None]:
     """The exit code, and the error that ended the run, if one did (already printed)."""
+    from typing import TextIO, cast  # (imported only past parsing, as is all a run needs)
+
+    from bulkrunner.events import setup_logging
+
     try:
         if args.command == "simulate":
             return _simulate(args), None
         config = _config(args)
         built.append(config)
         out.json_lines = config.log_format == "json"
-        _setup_logging(config.verbose, config.log_format, config.quiet)
+        setup_logging(config.verbose, config.log_format, config.quiet)
         stdout = cast(TextIO, out)  # a text stream, that can also print records
         # the commands are imported when chosen: `--help` and `simulate` need no pandas or aiohttp
         if args.command == "validate":  # a small CSV file is checked without pandas
@@ -108,8 +122,13 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
     except KeyboardInterrupt:
         return _error(out, "interrupted before anything was sent", ExitCode.ABORTED, "")
     except Exception as exc:  # a bug: say so in one line, key redacted; -v shows the traceback
+        import logging
+        import traceback
+
+        from bulkrunner.redaction import redact
+
         secrets = [os.environ.get(API_KEY_ENV, "")]
-        log.debug("%s", redact(traceback.format_exc(), secrets))
+        logging.getLogger("bulkrunner").debug("%s", redact(traceback.format_exc(), secrets))
         journaled = (
             "; rows already finished are in the journal beside the report: --resume continues"
             if args.command in _NOTIFYING  # the commands that send, and so keep a journal
@@ -129,6 +148,9 @@ def _error(
 ) -> tuple[int, str | None]:
     """Print the one line that ends a run on stderr: ``bulkrunner: error: ...``, or in json mode
     ``{"event": "error", "message": ...}``."""
+    from bulkrunner.events import json_line
+    from bulkrunner.redaction import redact
+
     out.flush()
     if out.json_lines:
         internal = kind.startswith("internal")
@@ -167,20 +189,35 @@ def _notify(
 def _asks_json(words: Sequence[str]) -> bool:
     """Whether the command line asks for ``--log-format json`` (known before it is parsed, so
     that even a mistyped option is reported as JSON)."""
-    pairs = zip(words, [*words[1:], ""], strict=True)
     return "--log-format=json" in words or any(
-        a == "--log-format" and b == "json" for a, b in pairs
+        a == "--log-format" and b == "json" for a, b in itertools.pairwise(words)
     )
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors, in json mode, are one JSON object."""
+    """An argument parser whose errors, in json mode, are one JSON object. A command's parser
+    is given its arguments (``_arguments``) when it is the command given: ``bulkrunner --help``
+    and each ``bulkrunner COMMAND --help`` build only the parser they print."""
 
     json_errors = False
+    command = ""  # the command this parser is the parser of; "" for the main one
+    _incomplete = False
+
+    def later(self, command: str) -> None:
+        """Add the arguments of ``command`` when this parser is first used."""
+        self.command, self._incomplete = command, True
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        if self._incomplete:
+            self._incomplete = False
+            _arguments(self, self.command)
+        return super().parse_known_args(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         if not self.json_errors:
             super().error(message)
+        from bulkrunner.events import json_line
+
         print(
             json_line("error", "error", message=f"{self.prog}: {message}", exit_code=2),
             file=sys.stderr,
@@ -206,6 +243,11 @@ class _Version(argparse.Action):
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
+    import dataclasses
+    from pathlib import Path
+
+    from bulkrunner.config import OPTIONS, build_config, read_job_file
+
     flags: dict[str, Any] = {each.key: getattr(args, each.key, None) for each in OPTIONS}
     job_file = args.job_file
     if args.command in ("run", "validate", "plan") and job_file and not _is_job_file(job_file):
@@ -218,7 +260,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         flags["input"], job_file = job_file, None
     job = read_job_file(Path(job_file)) if job_file else {}
     if args.command == "export":  # reads no input: takes the job's connection and operation
-        job = {key: value for key, value in job.items() if key in _EXPORT_KEYS}
+        exporting = {each.key for each in OPTIONS if "export" in each.commands}
+        job = {key: value for key, value in job.items() if key in exporting}
         flags["input"] = ""
     if args.command in ("retry", "rollback"):
         flags["input"] = args.earlier_report
@@ -254,6 +297,8 @@ def _words(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[st
 
 
 def _is_job_file(name: str) -> bool:
+    from pathlib import Path
+
     return Path(name).suffix.lower() == ".toml"
 
 
@@ -265,56 +310,44 @@ def _parser(json_errors: bool = False) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action=_Version, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = commands.add_parser("run", help="send the settings in a file to SmartLead")
-    _job_or_input(run)
-    add_flags(run, "run", OPTIONS)
-
-    retry = commands.add_parser(
-        "retry", help="re-run the failed and not-attempted rows of an earlier report"
-    )
-    retry.add_argument("earlier_report", metavar="REPORT", help="a report written by bulkrunner")
-    retry.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
-    add_flags(retry, "retry", OPTIONS)
-
-    rollback = commands.add_parser(
-        "rollback", help="restore what a run changed, from the backup it wrote beside its report"
-    )
-    rollback.add_argument(
-        "earlier_report", metavar="REPORT_OR_BACKUP", help="a run's report, or its .backup.parquet"
-    )
-    rollback.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
-    add_flags(rollback, "rollback", OPTIONS)
-
-    check = commands.add_parser("validate", help="check a file without sending anything")
-    _job_or_input(check)
-
-    add_flags(check, "validate", OPTIONS)
-
-    export = commands.add_parser(
-        "export",
-        help="write the account's campaigns as an input file of an operation, to edit and run",
-    )
-    export.add_argument(
-        "job_file",
-        nargs="?",
-        metavar="JOB_FILE",
-        help="a TOML job file: its operation, base URL and limits (not its input or report)",
-    )
-    add_flags(export, "export", OPTIONS)
-
-    planning = commands.add_parser(
-        "plan",
-        help="read the account's current state and show what a run would change; writes nothing",
-    )
-    _job_or_input(planning)
-    add_flags(planning, "plan", OPTIONS)
-
-    simulate = commands.add_parser("simulate", help="run the SmartLead simulator in the foreground")
-    _simulator_options(simulate)
+    for name, text in _COMMANDS.items():
+        commands.add_parser(name, help=text).later(name)
     for each in (parser, *commands.choices.values()):
         each.json_errors = json_errors
     return parser
+
+
+def _arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """Add the arguments of ``command`` to its parser: its positional ones, then its options
+    (the configuration's, declared once: see ``bulkrunner/options.py``)."""
+    if command == "simulate":
+        _simulator_options(parser)
+        return
+    if command == "retry":
+        parser.add_argument(
+            "earlier_report", metavar="REPORT", help="a report written by bulkrunner"
+        )
+        parser.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
+    elif command == "rollback":
+        parser.add_argument(
+            "earlier_report",
+            metavar="REPORT_OR_BACKUP",
+            help="a run's report, or its .backup.parquet",
+        )
+        parser.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
+    elif command == "export":
+        parser.add_argument(
+            "job_file",
+            nargs="?",
+            metavar="JOB_FILE",
+            help="a TOML job file: its operation, base URL and limits (not its input or report)",
+        )
+    else:
+        _job_or_input(parser)
+    from bulkrunner.config import OPTIONS
+    from bulkrunner.options import add_flags
+
+    add_flags(parser, command, OPTIONS)
 
 
 def _job_or_input(parser: argparse.ArgumentParser) -> None:
@@ -327,6 +360,9 @@ def _job_or_input(parser: argparse.ArgumentParser) -> None:
 
 
 def _simulator_options(parser: argparse.ArgumentParser) -> None:
+    from bulkrunner.fields import Vocabulary
+    from bulkrunner.options import rate_argument
+
     parser.add_argument("--port", type=int, default=8787, help="port on 127.0.0.1 (0: any free)")
     parser.add_argument(
         "--rate",
@@ -403,6 +439,8 @@ def _simulator_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from bulkrunner.fields import Vocabulary
+    from bulkrunner.rates import Rate
     from bulkrunner.simulator import FaultPlan, SimulatorConfig, serve_forever
 
     rates = tuple(Rate.parse(text) for text in args.rate or ())
@@ -469,46 +507,6 @@ def _campaigns(text: str) -> set[int]:
     if sum(map(len, ranges)) > _MOST_CAMPAIGNS:
         raise UsageError(f"--campaigns: at most {_MOST_CAMPAIGNS:,} campaigns, got {text!r}")
     return {n for each in ranges for n in each}
-
-
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is at the time, so the progress bar, which redirects
-    it while it is drawn, can print log lines above itself instead of through it."""
-
-    @property
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: TextIO) -> None:
-        pass
-
-
-def _setup_logging(verbose: bool, log_format: str = "text", quiet: bool = False) -> None:
-    """Log to the current stderr, key redacted; replaces the handler of an earlier call.
-    Quiet: errors only (the summary is printed on stdout); verbose wins over quiet."""
-    secrets = [os.environ.get(API_KEY_ENV, "")]
-    logger = logging.getLogger("bulkrunner")
-    logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO)
-    for old in logger.handlers[:]:
-        logger.removeHandler(old)
-    handler = _StderrHandler()
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter(secrets))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        handler.addFilter(RedactingFilter(secrets))
-    logger.addHandler(handler)
-    logger.propagate = False
-    events.setLevel(logging.INFO if log_format == "json" and not quiet else logging.WARNING)
-    # Python's own warnings (a library's deprecation notice) would be plain text on stderr
-    logging.captureWarnings(log_format == "json")
-    warnings = logging.getLogger("py.warnings")
-    for old in warnings.handlers[:]:
-        warnings.removeHandler(old)
-    if log_format == "json":
-        warnings.addHandler(handler)
-        warnings.propagate = False
 
 
 if __name__ == "__main__":

@@ -12,10 +12,9 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
+from bulkrunner.environment import API_KEY_ENV as API_KEY_ENV
+from bulkrunner.environment import BASE_URL_ENV
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import Vocabulary
 from bulkrunner.operations import NAMES as OPERATIONS
@@ -31,18 +30,28 @@ from bulkrunner.options import (
 )
 from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
+if TYPE_CHECKING:
+    from datetime import datetime
+    from pathlib import Path
+    from typing import Any
+
 DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
 
-API_KEY_ENV = "SMARTLEAD_API_KEY"
-BASE_URL_ENV = "SMARTLEAD_BASE_URL"
 MAX_CONCURRENCY = 1000  # more connections at once only run out of file descriptors
 
 # Each option is declared once, here, as a field of RunConfig: see bulkrunner/options.py.
 _NUMBER = (int, float)
 
 
+def _file(value: Any) -> Path:
+    from pathlib import Path  # (`bulkrunner run --help` has no use for it)
+
+    return Path(value)
+
+
 def _path(value: Any) -> Path | None:
-    return Path(str(value)) if value else None
+    return _file(str(value)) if value else None
 
 
 def _text(value: Any) -> str | None:
@@ -75,13 +84,17 @@ def _campaign_status(value: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
+    """One run's configuration. Each field with ``metadata=option(...)`` is an option, declared
+    there once; the last three are derived (a docstring also spares the dataclass from working
+    out its signature for one at every start)."""
+
     input: Path = field(
         metadata=option(
             "the .csv or .parquet file of settings",
             CHECKING,
             accepts=(str,),
             metavar="PATH",
-            convert=Path,
+            convert=_file,
             path=True,
         )
     )
@@ -454,6 +467,8 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
 
 def read_job_file(path: Path) -> dict[str, Any]:
     """The options in job file ``path``, checked, with paths made absolute."""
+    from pathlib import Path
+
     raw = read_toml(path, "job file")
     options: dict[str, Any] = {}
     for key, value in raw.items():
@@ -490,6 +505,8 @@ def build_config(
 ) -> RunConfig:
     """Combine job-file options with command-line flags (flags given as None are not set)."""
     merged = {**job, **{k: v for k, v in flags.items() if v is not None}}
+    from datetime import UTC, datetime
+
     template = None
     if merged.get("report"):
         template = str(merged["report"])

@@ -12,7 +12,10 @@ Row-level problems are not exceptions: they become a row's ``invalid`` status an
 from __future__ import annotations
 
 import enum
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class ExitCode(enum.IntEnum):
@@ -35,6 +38,8 @@ class InputFileError(UsageError):
     """A problem with the input file as a whole (missing, empty, corrupt, bad columns)."""
 
     def __init__(self, path: Path | str, problem: str) -> None:
+        from pathlib import Path  # (not needed to start: `--help` imports this module)
+
         super().__init__(f"{path}: {problem}")
         self.path = Path(path)
         self.problem = problem

@@ -17,11 +17,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from bulkrunner.redaction import redact
+from bulkrunner.environment import API_KEY_ENV
+from bulkrunner.redaction import RedactingFilter, redact
 
 events = logging.getLogger("bulkrunner.events")
 
@@ -112,3 +115,43 @@ def show(out: TextIO, event: str, lines: Sequence[str], **fields: Any) -> None:
     else:
         for line in lines:
             print(redact(line), file=out)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time, so the progress bar, which redirects
+    it while it is drawn, can print log lines above itself instead of through it."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+def setup_logging(verbose: bool, log_format: str = "text", quiet: bool = False) -> None:
+    """Log to the current stderr, key redacted; replaces the handler of an earlier call.
+    Quiet: errors only (the summary is printed on stdout); verbose wins over quiet."""
+    secrets = [os.environ.get(API_KEY_ENV, "")]
+    logger = logging.getLogger("bulkrunner")
+    logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO)
+    for old in logger.handlers[:]:
+        logger.removeHandler(old)
+    handler = _StderrHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter(secrets))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        handler.addFilter(RedactingFilter(secrets))
+    logger.addHandler(handler)
+    logger.propagate = False
+    events.setLevel(logging.INFO if log_format == "json" and not quiet else logging.WARNING)
+    # Python's own warnings (a library's deprecation notice) would be plain text on stderr
+    logging.captureWarnings(log_format == "json")
+    warnings = logging.getLogger("py.warnings")
+    for old in warnings.handlers[:]:
+        warnings.removeHandler(old)
+    if log_format == "json":
+        warnings.addHandler(handler)
+        warnings.propagate = False

@@ -10,7 +10,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
+if TYPE_CHECKING:
+    from typing import Any, Literal, TypeAlias
 
 CAMPAIGN_ID = "campaign_id"
 ACCOUNT = "account"  # an input column naming, per row, the account of an accounts file
@@ -21,9 +24,11 @@ class Vocabulary(enum.StrEnum):
     LONG = "long"
 
 
-FieldKind = Literal["enum_list", "enum", "int", "bool", "text", "custom"]
-# A custom field's cell parser: a cell that is not blank -> (value to send, None) or (None, why)
-CellParser = Callable[[Any], tuple[Any, str | None]]
+if TYPE_CHECKING:
+    FieldKind: TypeAlias = Literal["enum_list", "enum", "int", "bool", "text", "custom"]
+    # A custom field's cell parser: a cell that is not blank -> (value to send, None) or
+    # (None, why)
+    CellParser: TypeAlias = Callable[[Any], tuple[Any, str | None]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,13 +25,16 @@ import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass
-from typing import Any, Literal
 
 from bulkrunner.rates import Rate
 
-Form = Literal["value", "toggle", "switch", "append"]
-"""How a flag is given: ``value`` (``--timeout 30``), ``toggle`` (``--verify`` /
-``--no-verify``), ``switch`` (``--resume``, only on), ``append`` (``--rate`` repeated)."""
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
+if TYPE_CHECKING:
+    from typing import Any, Literal, TypeAlias
+
+    # How a flag is given: ``value`` (``--timeout 30``), ``toggle`` (``--verify`` /
+    # ``--no-verify``), ``switch`` (``--resume``, only on), ``append`` (``--rate`` repeated).
+    Form: TypeAlias = Literal["value", "toggle", "switch", "append"]
 
 SENDING = frozenset({"run", "retry", "rollback"})  # the commands that send
 CHECKING = frozenset({"run", "validate", "plan"})  # the commands that read an input file

@@ -97,6 +97,16 @@ def run_safely(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str
         return int(exc.code or 0), out, err
 
 
+def test_no_command_at_all_is_a_usage_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run_safely(capsys)
+    assert code == 2
+    assert out == ""
+    required = "bulkrunner: error: the following arguments are required: COMMAND"
+    assert err.splitlines()[-1] == required
+
+
 def test_a_job_file_with_an_unknown_option(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

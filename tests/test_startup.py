@@ -216,6 +216,55 @@ def test_a_report_written_in_chunks_is_the_report_written_whole(
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+# What only running a command needs (issue 10: `bulkrunner --help` in 0.15 s): a few
+# milliseconds each, and with what they import in turn most of what --help took.
+RUNNING_ONLY = (
+    "typing",
+    "logging",
+    "json",
+    "datetime",
+    "pathlib",
+    "urllib",
+    "traceback",
+    "tomllib",
+    "difflib",
+    "bulkrunner.events",
+    "bulkrunner.redaction",
+    "bulkrunner.model",
+    "bulkrunner.operations.base",
+)
+# ... and what `bulkrunner --help` does without: the commands' options, declared as the fields of
+# a dataclass, are added to a command's parser only when that command is given
+COMMANDS_ONLY = ("dataclasses", "inspect", "bulkrunner.config", "bulkrunner.options")
+
+
+@pytest.mark.parametrize(
+    ("argv", "unneeded"),
+    [
+        (["--help"], RUNNING_ONLY + COMMANDS_ONLY),
+        (["run", "--help"], RUNNING_ONLY),
+        (["export", "--help"], RUNNING_ONLY),
+        (["simulate", "--help"], (*RUNNING_ONLY, "bulkrunner.config")),
+    ],
+    ids=["help", "run-help", "export-help", "simulate-help"],
+)
+def test_help_imports_only_what_it_prints(
+    argv: list[str], unneeded: tuple[str, ...], tmp_path: Path
+) -> None:
+    probe = (  # the modules main() imports, beyond those the interpreter started with
+        "import contextlib, io, sys\nbefore = set(sys.modules)\nfrom bulkrunner.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    try:\n        main({argv!r})\n    except SystemExit:\n        pass\n"
+        "print(' '.join(set(sys.modules) - before))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    modules = set(done.stdout.split())
+    assert "bulkrunner.cli" in modules
+    assert modules.isdisjoint(unneeded), sorted(modules & set(unneeded))
+
+
 def test_help_reads_only_the_option_declarations(tmp_path: Path) -> None:
     """``--help`` needs the options and the operations' names, not the model behind them, nor
     what reads a job file or suggests a spelling."""

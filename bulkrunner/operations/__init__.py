@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
 if TYPE_CHECKING:
+    from typing import Any
+
     from bulkrunner.config import RunConfig
     from bulkrunner.operations.base import Operation, Request, Undo, Wire
 
