@@ -1,19 +1,21 @@
 """What ``bulkrunner run``, ``retry``, ``validate`` and ``plan`` do, from a RunConfig to an
 exit code.
 
-lock the input ─▶ choose the report (--resume: the unfinished run of this input) ─▶ load
-     ─▶ validate ─▶ lock the report ─▶ skip rows the journal has as succeeded (--resume)
-     ─▶ send (journaling each finished row) ─▶ report ─▶ summary ─▶ exit code
+lock the input ─▶ choose the report (--resume: the unfinished run of this input) ─▶ check the
+     file ─▶ survey it (count, name the invalid rows) ─▶ lock the report ─▶ match the rows the
+     journal has as succeeded (--resume) ─▶ send a batch at a time (journaling each finished
+     row) ─▶ report ─▶ summary ─▶ exit code
 
 Retry and rollback are such runs too, of an earlier report's rows and of a backup. ``plan`` is
 a run that stops once it has read the account's state and planned (``Session(planning=True)``).
 
 Every kind of run writes its report one way (``_report``): the input a chunk at a time, each
-chunk's outcomes and changes, ``build_report`` of them appended to the report. A real run and a
-plan hold every row's outcome; a dry run and ``validate`` send nothing and so need no row twice:
+chunk's outcomes and changes, ``build_report`` of them appended to the report. A real run is
+streamed (``bulkrunner.batches``): its rows are sent a batch at a time and their outcomes kept
+on disk until the report. A dry run and ``validate`` send nothing and so need no row twice:
 they check the whole file first, then read it a chunk at a time (its campaign_id column first,
-for repeated campaigns), judging each chunk as its report is written, so memory stays flat
-however long the file.
+for repeated campaigns), judging each chunk as its report is written. Either way memory stays
+flat however long the file; only ``plan`` holds every row.
 """
 
 from __future__ import annotations

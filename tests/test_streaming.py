@@ -7,6 +7,10 @@ than a couple of batches' rows and outcomes at a time."""
 from __future__ import annotations
 
 import gc
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +22,11 @@ import bulkrunner.batches as batches
 from bulkrunner.backup import backup_path, read_backup
 from bulkrunner.batches import CampaignSet, Spill
 from bulkrunner.cli import main
-from bulkrunner.journal import Journal
+from bulkrunner.journal import Journal, journal_path
 from bulkrunner.model import Changes, Outcome, Row, Status
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
+from tests.realtime import wait_for_lines
 
 KEY = "sk-stream-SENTINEL-77aa"
 ROWS = 40
@@ -302,3 +307,50 @@ def test_a_file_changed_during_a_run_stops_it_before_the_next_batch(
     assert [r["status"] for r in rows[:7]] == ["succeeded"] * 7
     assert rows[20]["status"] == "not_attempted"
     assert "changed during the run" in rows[20]["error"]
+
+
+@pytest.mark.slow
+def test_a_streamed_run_killed_in_its_second_batch_resumes_with_its_backup_whole(
+    tmp_path: Path,
+) -> None:
+    """kill -9 while the second batch is being sent; the resumed run sends the rest, and the
+    backup still holds every campaign's value from before the first run."""
+    source = plan(tmp_path / "plan.csv")
+    report = tmp_path / "report.csv"
+    journal = journal_path(report)
+    streamed = (
+        f"import sys, bulkrunner.batches as b; b.BATCH_ROWS = {BATCH}; "
+        "from bulkrunner.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    env = {**os.environ, "SMARTLEAD_API_KEY": KEY}
+    with simulator(latency=0.05) as sim:
+        argv = [*("run", "--input", str(source), "--report", str(report))]
+        argv += ["--rate", "10/1", "--concurrency", "4", "--base-url", sim.base_url]  # slow
+        process = subprocess.Popen(
+            [sys.executable, "-c", streamed, *argv],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_lines(journal, 1 + BATCH + 2)  # the header, the first batch, two more
+        finally:
+            process.kill()
+        assert process.wait(timeout=60) == -signal.SIGKILL
+        assert not report.exists()
+        killed = set(sim.state.applied)
+        assert set(range(101, 108)) <= killed
+        assert not killed & set(range(122, 141))  # nothing past the third batch
+        done = subprocess.run(
+            [sys.executable, "-c", streamed, *argv, "--resume"], env=env, check=False
+        )
+        assert done.returncode == 1  # the two invalid rows
+        applied = set(sim.state.applied)
+    changed = {c for c in range(101, 141) if c not in (109, 133)}
+    assert applied == changed
+    ledger = read_backup(backup_path(report))
+    assert sorted(ledger) == sorted(changed)
+    assert all(ledger[c]["sending_limit"] == default_settings(c)["sending_limit"] for c in changed)
+    # a row applied but not journaled before the kill is found applied: unchanged, not sent
+    statuses = [r["status"] for r in report_rows(report)]
+    assert statuses.count("succeeded") + statuses.count("unchanged") == ROWS - 2
