@@ -261,8 +261,8 @@ class Session:
         )
         current: Current | None = None
         try:
-            if self._stats.aborted is not None:
-                pass  # stopped between batches: nothing more is read or sent
+            if self._stats.aborted is not None or not rows:
+                pass  # stopped between batches, or nothing to send: nothing is read or sent
             elif config.skip_unchanged or not config.no_backup or self.planning:
                 current = await read_current(
                     sender,
