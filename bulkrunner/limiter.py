@@ -79,6 +79,9 @@ _FASTEST_MARGIN = 3.0
 _TRUSTED = 20
 
 
+_STALE = 60.0  # seconds past its window after which a request's time is let go
+
+
 class _Window:
     """The latest ``limit`` requests of one rate, as the latest times the server can have
     counted them, kept in order.
@@ -99,7 +102,7 @@ class _Window:
         self.answered: list[float] = []
 
     def add(self, at: float) -> None:
-        _insort(self.pending, at, self.limit)
+        self._keep(self.pending, at)
 
     def move(self, old: float, new: float) -> None:
         """A request stamped ``old`` is stamped ``new`` instead (if it was pushed out by ``limit``
@@ -110,7 +113,17 @@ class _Window:
     def answer(self, slot: float, at: float) -> None:
         """The request stamped ``slot`` was answered: it is held by ``at`` from now on."""
         _remove(self.pending, slot)
-        _insort(self.answered, at, self.limit)
+        self._keep(self.answered, at)
+
+    def _keep(self, times: list[float], at: float) -> None:
+        """Add ``at`` to ``times``, which keeps the latest ``limit`` and lets go of those long
+        past the window (whatever the guard, a time ``_STALE`` seconds past it cannot count): a
+        limit far above the rate sent (``--rate 1000000/1``) holds a minute of requests, not a
+        million."""
+        _insort(times, at, self.limit)
+        stale = at - self.seconds - _STALE
+        if times[0] < stale:
+            del times[: bisect.bisect_left(times, stale)]
 
     def times(self, pending: float, answered: float) -> list[float]:
         """The latest ``limit`` of the requests' times, in order, each list shifted by its own."""

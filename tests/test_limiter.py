@@ -324,3 +324,16 @@ def test_the_kth_latest_of_two_shifted_lists(seed: int) -> None:
     both = sorted([x + da for x in a] + [x + db for x in b])
     for k in range(1, len(both) + 1):
         assert _kth_latest(a, da, b, db, k) == both[-k]
+
+
+async def test_a_limit_far_above_the_rate_holds_a_minute_of_requests_not_all_of_them() -> None:
+    """--rate 1000000/1 (no limit in the way): the window lets go of requests long past it,
+    instead of keeping the last million a long run sent."""
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([Rate(1_000_000, 1)], clock=clock, sleep=clock.sleep)
+    for _ in range(20_000):  # 100 requests a second for 200 s
+        await limiter.acquire()
+        clock.now += 0.01
+    (window,) = limiter._windows
+    assert len(window.pending) <= 100 * 62
+    assert window.wait(clock(), 0.0, 0.0) == 0.0
