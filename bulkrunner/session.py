@@ -354,6 +354,14 @@ class Session:
                 operation=operation,
             )
 
+    def _reads_later(self, rows: int) -> int:
+        """The reads a streamed run will make for ``rows`` rows of batches not yet read: one for
+        each campaign the account's list did not show (none when it reads no current state)."""
+        config, live = self.config, self._live
+        if not rows or config.no_backup or live is None or live.listing.campaigns is None:
+            return 0
+        return max(0, rows - len(live.listing.campaigns))
+
     def _say_crossing(self, limiter: SlidingWindowLimiter, reads: int, rows: Sequence[Row]) -> None:
         """Before sending ``rows``: when the run's requests (the ``reads`` before it, the
         requests of each row and any --verify reads) exceed a window by a handful, say what
@@ -504,8 +512,10 @@ class Session:
             failed += len(planned.refused) if planned else 0
             sent = planned.send if planned else []
             per_row = self._requests(sent).writes / len(sent) if sent else 1.0
+            batch_left = len(self.rows) - succeeded - unchanged - failed
             done, failed = self._earlier[0] + succeeded + unchanged, self._earlier[1] + failed
             total = len(self.rows) if self.total is None else self.total
+            later = max(0, total - done - failed - batch_left)  # rows of batches not yet read
             return Snapshot(
                 total,
                 done,
@@ -521,7 +531,8 @@ class Session:
                         verify,
                         per_row=per_row,
                         verify_reads=operation.reads_per_campaign,
-                    ),
+                    )
+                    + self._reads_later(later),
                     waits,
                     now,
                 ),

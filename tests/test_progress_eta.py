@@ -4,6 +4,7 @@ resumed run that must wait out the previous run's window says so."""
 from __future__ import annotations
 
 import logging
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Outcome, Row, Status
 from bulkrunner.progress import LogLines, Snapshot, estimate
 from bulkrunner.rates import Rate
-from bulkrunner.session import Session
+from bulkrunner.session import Session, _Live
 from tests.fakes import FakeClock, ScriptedSender
 
 
@@ -96,3 +97,22 @@ def test_in_json_mode_progress_is_an_event_with_its_figures() -> None:
     assert fields["retrying"] == 2
     assert fields["eta"] == 45
     assert fields["next_retry"] == 12
+
+
+@pytest.mark.parametrize(
+    ("no_backup", "listed", "reads"),
+    [(False, 0, 300), (False, 120, 180), (True, 0, 0)],
+)
+def test_the_eta_of_a_streamed_run_counts_the_reads_of_batches_not_yet_read(
+    tmp_path: Path, no_backup: bool, listed: int, reads: int
+) -> None:
+    """300 rows in batches still to come: each is read one by one first, unless the account's
+    list showed it (or nothing is read: --no-backup)."""
+    config = RunConfig(input=tmp_path / "in.csv", no_backup=no_backup)
+    session = Session(config, "key", [])
+    limiter = SlidingWindowLimiter([Rate(10, 1)])
+    sender = ScriptedSender({})
+    session._live = _Live(sender, limiter, random.Random(), None, None)  # type: ignore[arg-type]
+    session._live.listing.campaigns = {n: {} for n in range(listed)}
+    assert session._reads_later(300) == reads
+    assert session._reads_later(0) == 0
