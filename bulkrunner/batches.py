@@ -120,9 +120,7 @@ class RunRows:
     def surveyed(self) -> Survey:
         """Prepare every batch once, keeping only counts (and the batch, for a file of one)."""
         survey = Survey()
-        offset = 0
-        for chunk in self.source.chunks(self.batch_rows):
-            prepared = self.prepare(offset, chunk)
+        for _, size, prepared in self._prepared():
             survey.rows += len(prepared.send)
             survey.accounts.update(row.account for row in prepared.send if row.account)
             for number, outcome in prepared.known.items():
@@ -132,9 +130,8 @@ class RunRows:
                         survey.shown.append((number, outcome.error))
                 else:
                     survey.done += 1
-            if len(chunk) == self.source.rows:
+            if size == self.source.rows:
                 survey.whole = prepared
-            offset += len(chunk)
         self.survey = survey
         return survey
 

@@ -74,13 +74,9 @@ class _Live:
     limiter: SlidingWindowLimiter
     rng: random.Random
     judge: EnumRefusals | ShapeRefusals | None
-    wanted: Collection[int] | None
-    listing: Listing = field(init=False)
+    listing: Listing  # the account's list of campaigns, read for the first batch
     first: bool = True  # no batch has been read yet
     watched: bool = False  # the progress display runs
-
-    def __post_init__(self) -> None:
-        self.listing = Listing(self.wanted)
 
 
 @dataclass
@@ -223,7 +219,9 @@ class Session:
             limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
             if config.resume and config.report is not None and not self.planning:
                 self._seed(limiter, journal_path(config.report))
-            self._live = _Live(sender, limiter, random.Random(), self._refusals(), self.wanted)
+            self._live = _Live(
+                sender, limiter, random.Random(), self._refusals(), Listing(self.wanted)
+            )
             try:
                 yield
             finally:

@@ -17,6 +17,7 @@ from bulkrunner.events import events
 from bulkrunner.journal import Journal
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Outcome, Row, Status
+from bulkrunner.preflight import Listing
 from bulkrunner.progress import LogLines, Snapshot, estimate
 from bulkrunner.rates import Rate
 from bulkrunner.session import Session, _Live
@@ -112,7 +113,7 @@ def test_the_eta_of_a_streamed_run_counts_the_reads_of_batches_not_yet_read(
     session = Session(config, "key", [])
     limiter = SlidingWindowLimiter([Rate(10, 1)])
     sender = ScriptedSender({})
-    session._live = _Live(sender, limiter, random.Random(), None, None)  # type: ignore[arg-type]
+    session._live = _Live(sender, limiter, random.Random(), None, Listing())  # type: ignore[arg-type]
     session._live.listing.campaigns = {n: {} for n in range(listed)}
     assert session._reads_later(300) == reads
     assert session._reads_later(0) == 0
