@@ -355,8 +355,13 @@ class SlidingWindowLimiter:
         )
 
     def sending_rate(self, now: float, span: float = 1.0) -> float:
-        """Requests per second granted over the last ``span`` seconds."""
-        return sum(1 for at in self._recent if at > now - span) / span
+        """Requests per second granted over the last ``span`` seconds (over the shorter span
+        the grant times kept cover, when more were granted in ``span`` than they hold)."""
+        recent = self._recent
+        inside = sum(1 for at in recent if at > now - span)
+        if inside == len(recent) == recent.maxlen and now > recent[0]:
+            return inside / (now - recent[0])
+        return inside / span
 
     def eta(self, count: int, now: float) -> float:
         """Seconds until ``count`` more requests can have been granted, at the earliest, given

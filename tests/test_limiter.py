@@ -337,3 +337,19 @@ async def test_a_limit_far_above_the_rate_holds_a_minute_of_requests_not_all_of_
     (window,) = limiter._windows
     assert len(window.pending) <= 100 * 62
     assert window.wait(clock(), 0.0, 0.0) == 0.0
+
+
+@pytest.mark.parametrize("per_second", [5, 400, 2_000, 20_000])
+async def test_the_sending_rate_is_measured_above_the_grant_times_it_keeps(
+    per_second: int,
+) -> None:
+    """The progress line's rate (over 10 s) and the rate a 429 cuts from (over 1 s) are the
+    rate sent, even when a span holds more grants than the limiter keeps times of."""
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([Rate(1_000_000, 1)], clock=clock, sleep=clock.sleep)
+    for _ in range(per_second * 12):
+        await limiter.acquire()
+        clock.now += 1 / per_second
+    between = clock() - 0.5 / per_second  # halfway between two grants: no grant on an edge
+    for span in (1.0, 10.0):
+        assert limiter.sending_rate(between, span=span) == pytest.approx(per_second, rel=0.01)
