@@ -131,6 +131,21 @@ def read_backup(path: Path) -> Ledger:
     return ledger
 
 
+def return_freed_memory(environ: Mapping[str, str] = os.environ) -> None:
+    """Have Arrow give the memory it frees back to the system at once (its system allocator),
+    unless ``ARROW_DEFAULT_MEMORY_POOL`` chooses an allocator.
+
+    pyarrow's wheels allocate through mimalloc, which keeps freed pages to reuse them. A
+    streamed run rewrites the ledger every batch, a row group at a time, and what each rewrite
+    freed stayed with the process: in batches of 10,000 rows, a 200,000-row run grew by 81 MB
+    after its first batch, and by 26 MB with the system's allocator. (jemalloc, pyarrow's
+    other allocator, returns freed pages after a delay: a rewrite's peak grew with the ledger.)
+    """
+    if environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
 def record_backup(
     path: Path,
     changes: Mapping[int, Mapping[str, Change]],

@@ -43,6 +43,7 @@ from bulkrunner.accounts import (
     lock_accounts,
     summary_lines,
 )
+from bulkrunner.backup import return_freed_memory
 from bulkrunner.batches import CampaignSet, RunRows, Survey, stamp
 from bulkrunner.checking import SHOWN_INVALID as _SHOWN_INVALID
 from bulkrunner.checking import print_validation
@@ -347,6 +348,7 @@ def _execute(
 ) -> ExitCode:
     """A real run of ``source``, streamed a batch at a time (``bulkrunner.batches``)."""
     assert config.report is not None
+    return_freed_memory()  # each batch rewrites the backup: keep no memory it let go of
     report_path = config.report
     check_column(config.input, list(source.columns), accounts)
     operation, wire = for_config(config)

@@ -354,3 +354,45 @@ def test_a_streamed_run_killed_in_its_second_batch_resumes_with_its_backup_whole
     # a row applied but not journaled before the kill is found applied: unchanged, not sent
     statuses = [r["status"] for r in report_rows(report)]
     assert statuses.count("succeeded") + statuses.count("unchanged") == ROWS - 2
+
+
+@pytest.fixture
+def arrow_pool() -> Iterator[None]:
+    """pyarrow's own default allocator (mimalloc, in its wheels) for the test, and then back."""
+    import pyarrow as pa
+
+    before = pa.default_memory_pool()
+    try:
+        pa.set_memory_pool(pa.mimalloc_memory_pool())
+    except NotImplementedError:  # a pyarrow built without it
+        pytest.skip("pyarrow has no mimalloc allocator here")
+    yield
+    pa.set_memory_pool(before)
+
+
+@pytest.mark.usefixtures("arrow_pool")
+def test_a_real_run_has_arrow_give_freed_memory_back_to_the_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mimalloc keeps the pages each batch's rewrite of the backup frees: a long run grew."""
+    import pyarrow as pa
+
+    batches_of(monkeypatch, BATCH)
+    source, report = plan(tmp_path / "plan.csv"), tmp_path / "report.csv"
+    with simulator() as sim:
+        code = main(["run", "--input", str(source), "--report", str(report), *FAST,
+                     "--base-url", sim.base_url])  # fmt: skip
+    assert code == 1  # the two invalid rows
+    assert pa.default_memory_pool().backend_name == "system"
+
+
+@pytest.mark.usefixtures("arrow_pool")
+def test_an_allocator_the_user_chose_for_arrow_is_kept() -> None:
+    import pyarrow as pa
+
+    from bulkrunner.backup import return_freed_memory
+
+    return_freed_memory({"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"})
+    assert pa.default_memory_pool().backend_name == "mimalloc"
+    return_freed_memory({})
+    assert pa.default_memory_pool().backend_name == "system"
