@@ -147,8 +147,8 @@ def return_freed_memory(environ: Mapping[str, str] = os.environ) -> None:
     if environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return
     try:
+        pa.jemalloc_set_decay_ms(0)  # first: it holds only for arenas made after it
         pool = pa.jemalloc_memory_pool()
-        pa.jemalloc_set_decay_ms(0)
     except NotImplementedError:  # a pyarrow built without jemalloc
         pool = pa.system_memory_pool()
     pa.set_memory_pool(pool)
