@@ -138,6 +138,8 @@ def run_job(
     now: Now = lambda: datetime.now(UTC),
 ) -> ExitCode:
     """Run one job end to end; raises UsageError before anything is sent."""
+    if not config.dry_run:  # before the input is read: see return_freed_memory
+        return_freed_memory()
     api_key = _api_key(config, environ)
     accounts = Accounts.load(config, environ)
     started = now()
@@ -162,6 +164,8 @@ def retry_job(
     now: Now = lambda: datetime.now(UTC),
 ) -> ExitCode:
     """Re-run the failed and not-attempted rows of the report ``config.input``."""
+    if not config.dry_run:
+        return_freed_memory()
     api_key = _api_key(config, environ)
     accounts = Accounts.load(config, environ)
     earlier = read_report(config.input)
@@ -348,7 +352,6 @@ def _execute(
 ) -> ExitCode:
     """A real run of ``source``, streamed a batch at a time (``bulkrunner.batches``)."""
     assert config.report is not None
-    return_freed_memory()  # each batch rewrites the backup: keep no memory it let go of
     report_path = config.report
     check_column(config.input, list(source.columns), accounts)
     operation, wire = for_config(config)
