@@ -132,9 +132,10 @@ def read_backup(path: Path) -> Ledger:
 
 
 def return_freed_memory(environ: Mapping[str, str] = os.environ) -> None:
-    """Have Arrow give the memory it frees back to the system at once, unless
-    ``ARROW_DEFAULT_MEMORY_POOL`` chooses its allocator: jemalloc releasing freed pages without
-    delay, or where pyarrow has no jemalloc, the C library's allocator.
+    """Have jemalloc give the memory Arrow frees back to the system at once, and Arrow use it
+    where pyarrow lets it be chosen after import (unless ``ARROW_DEFAULT_MEMORY_POOL`` chose an
+    allocator: the command line chooses jemalloc before pyarrow is imported, see
+    ``bulkrunner.environment.choose_arrow_allocator``). Without jemalloc: Arrow's own.
 
     pyarrow's wheels allocate through mimalloc, which keeps freed pages to reuse them. A
     streamed run rewrites the ledger every batch, a row group at a time, and what the rewrites
@@ -142,18 +143,17 @@ def return_freed_memory(environ: Mapping[str, str] = os.environ) -> None:
     batch, the process grew by 81 MB with mimalloc, 26 MB with the C library's allocator, and
     by 10 MB with jemalloc (its peak by 28 MB: by default it releases pages after a second, and
     a rewrite's peak grew with the ledger); releasing at once, by 9 MB, its peak by 20 MB and
-    not at all after the 100,000th row. It must be chosen before the run's input is read:
-    chosen after, a million-row file still grew from 228 to 275 MB over its first 100,000 rows
-    (chosen before, 216 to 229 MB).
+    not at all after the 100,000th row. Parquet's reader and writer take the allocator chosen
+    as pyarrow is imported, whatever it is told later: chosen only here, a million-row file
+    grew from 231 to 251 MB over its first 40,000 rows (chosen at import, 216 to 218 MB).
     """
-    if environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        return
     try:
         pa.jemalloc_set_decay_ms(0)  # first: it holds only for arenas made after it
         pool = pa.jemalloc_memory_pool()
     except NotImplementedError:  # a pyarrow built without jemalloc
-        pool = pa.system_memory_pool()
-    pa.set_memory_pool(pool)
+        return
+    if not environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pa.set_memory_pool(pool)
 
 
 def record_backup(

@@ -26,7 +26,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bulkrunner.environment import API_KEY_ENV
+from bulkrunner.environment import API_KEY_ENV, choose_arrow_allocator
 from bulkrunner.errors import Aborted, ExitCode, RunInProgress, UsageError
 
 # `bulkrunner --help` imports no more than this: a command's options (the configuration's
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from bulkrunner.events import Output
 
 _NOTIFYING = ("run", "retry", "rollback")  # validate and simulate send no notification
+_SENDING = _NOTIFYING  # the commands that may send, and so rewrite a backup batch after batch
 
 _COMMANDS = {  # each command, as the help lists them
     "run": "send the settings in a file to SmartLead",
@@ -56,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_mode = _asks_json(words)
     parser = _parser(json_errors=json_mode)
     args = parser.parse_args(words)  # `--help` and usage errors end here
+    if args.command in _SENDING and not getattr(args, "dry_run", False):
+        choose_arrow_allocator(os.environ)  # before anything imports pyarrow
     from bulkrunner.events import Output, setup_logging
 
     args.words = _words(parser, args)

@@ -3,5 +3,22 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping  # (loaded with os, at any interpreter's start)
+
 API_KEY_ENV = "SMARTLEAD_API_KEY"  # a secret: see bulkrunner/redaction.py
 BASE_URL_ENV = "SMARTLEAD_BASE_URL"
+ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"  # Arrow's allocator, read as pyarrow is imported
+
+
+def choose_arrow_allocator(environ: MutableMapping[str, str]) -> None:
+    """Before pyarrow is imported, for a real run: have all of Arrow allocate through jemalloc
+    (unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise), which a run then has release freed
+    pages at once (``bulkrunner.backup.return_freed_memory``). pyarrow's default, mimalloc,
+    keeps them, and Parquet's reader and writer allocate from the allocator chosen at import
+    whatever pyarrow is told later: see return_freed_memory for what that cost. (Linux only:
+    pyarrow's wheels for other systems may lack jemalloc, and Arrow warns of a missing one.)
+    """
+    import sys
+
+    if sys.platform.startswith("linux") and "pyarrow" not in sys.modules:
+        environ.setdefault(ARROW_POOL_ENV, "jemalloc")

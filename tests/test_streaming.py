@@ -410,3 +410,27 @@ def test_an_allocator_the_user_chose_for_arrow_is_kept() -> None:
     assert pa.default_memory_pool().backend_name == "mimalloc"
     return_freed_memory({})
     assert pa.default_memory_pool().backend_name == RETURNING
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or RETURNING != "jemalloc", reason="no jemalloc"
+)
+def test_a_real_run_on_the_command_line_has_all_of_arrow_allocate_through_jemalloc(
+    tmp_path: Path,
+) -> None:
+    """Parquet's reader and writer allocate from the allocator chosen as pyarrow is imported,
+    whatever it is told later: the command line chooses it first, for a real run only."""
+    source, report = plan(tmp_path / "plan.csv"), tmp_path / "report.csv"
+    script = (
+        "import sys; from bulkrunner.cli import main; code = main(sys.argv[1:]); "
+        "import pyarrow as pa; print(code, pa.default_memory_pool().backend_name)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    with simulator() as sim:
+        for extra, expected in (([], "1 jemalloc"), (["--dry-run"], "1 mimalloc")):
+            done = subprocess.run(
+                [sys.executable, "-c", script, "run", "--input", str(source), *FAST,
+                 "--report", str(report), "--base-url", sim.base_url, "--fresh", *extra],
+                capture_output=True, text=True, env=env, timeout=120, check=False,
+            )  # fmt: skip
+            assert done.stdout.split("\n")[-2] == expected, done.stderr[-2000:]
