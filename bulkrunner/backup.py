@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bulkrunner.environment import ARROW_POOL_ENV
 from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, Field
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation
@@ -135,7 +136,7 @@ def return_freed_memory(environ: Mapping[str, str] = os.environ) -> None:
     """Have jemalloc give the memory Arrow frees back to the system at once, and Arrow use it
     where pyarrow lets it be chosen after import (unless ``ARROW_DEFAULT_MEMORY_POOL`` chose an
     allocator: the command line chooses jemalloc before pyarrow is imported, see
-    ``bulkrunner.environment.choose_arrow_allocator``). Without jemalloc: Arrow's own.
+    ``bulkrunner.environment.choose_arrow_allocator``). Without jemalloc: the C library's.
 
     pyarrow's wheels allocate through mimalloc, which keeps freed pages to reuse them. A
     streamed run rewrites the ledger every batch, a row group at a time, and what the rewrites
@@ -151,8 +152,8 @@ def return_freed_memory(environ: Mapping[str, str] = os.environ) -> None:
         pa.jemalloc_set_decay_ms(0)  # first: it holds only for arenas made after it
         pool = pa.jemalloc_memory_pool()
     except NotImplementedError:  # a pyarrow built without jemalloc
-        return
-    if not environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pool = pa.system_memory_pool()
+    if not environ.get(ARROW_POOL_ENV):
         pa.set_memory_pool(pool)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import MutableMapping  # (loaded with os, at any interpreter's start)
 
 API_KEY_ENV = "SMARTLEAD_API_KEY"  # a secret: see bulkrunner/redaction.py
@@ -18,7 +19,5 @@ def choose_arrow_allocator(environ: MutableMapping[str, str]) -> None:
     whatever pyarrow is told later: see return_freed_memory for what that cost. (Linux only:
     pyarrow's wheels for other systems may lack jemalloc, and Arrow warns of a missing one.)
     """
-    import sys
-
     if sys.platform.startswith("linux") and "pyarrow" not in sys.modules:
         environ.setdefault(ARROW_POOL_ENV, "jemalloc")
