@@ -23,6 +23,7 @@ from bulkrunner.backup import (
     backup_rows,
     read_backup,
     read_unrestorable,
+    return_freed_memory,
 )
 from bulkrunner.config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
@@ -40,6 +41,8 @@ def rollback_job(config: RunConfig, out: TextIO) -> ExitCode:
             f"{backup}: no backup to roll back to (a run writes one beside its report only when "
             "it had something to change, unless it was run with --no-backup)"
         )
+    if not config.dry_run:  # before the backup is read: see return_freed_memory
+        return_freed_memory()
     operation = backup_operation(backup)
     if operation != config.operation and config.operation != "settings":
         raise UsageError(

@@ -386,6 +386,40 @@ def test_a_real_run_has_arrow_give_freed_memory_back_to_the_system(
     assert pa.default_memory_pool().backend_name == RETURNING
 
 
+@pytest.mark.usefixtures("arrow_pool")
+def test_a_rollback_has_arrow_give_freed_memory_back_before_it_reads_the_backup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jemalloc's decay holds only for arenas made after it is set: a rollback reads its
+    backup before the run of it begins, so it sets the decay first."""
+    import pyarrow as pa
+
+    from bulkrunner.backup import backup_operation
+
+    source, report = plan(tmp_path / "plan.csv"), tmp_path / "report.csv"
+    with simulator() as sim:
+        args = ["--report", str(report), *FAST, "--base-url", sim.base_url]
+        assert main(["run", "--input", str(source), *args]) == 1  # the two invalid rows
+        events: list[str] = []
+        set_decay = pa.jemalloc_set_decay_ms
+
+        def decay(ms: int) -> None:
+            events.append(f"decay {ms}")
+            set_decay(ms)
+
+        def operation(path: Path) -> str:
+            events.append("read")
+            return backup_operation(path)
+
+        monkeypatch.setattr(pa, "jemalloc_set_decay_ms", decay)
+        monkeypatch.setattr("bulkrunner.rollback.backup_operation", operation)
+        pa.set_memory_pool(pa.mimalloc_memory_pool())
+        assert main(["rollback", str(report), "--report", str(tmp_path / "back.csv"),
+                     *FAST[:4], "--base-url", sim.base_url]) == 0  # fmt: skip
+    assert events[:2] == ["decay 0", "read"]
+    assert pa.default_memory_pool().backend_name == RETURNING
+
+
 def returning_pool() -> str:
     """The allocator a run has Arrow use: jemalloc, unless pyarrow was built without it."""
     import pyarrow as pa
