@@ -59,7 +59,10 @@ class CampaignSet(Collection[int]):
         found = ids[ids != 0]  # 0: a row without a usable id
         if found.dtype != np.int64:  # Python ints, some too large for int64: not campaigns
             found = np.array([i for i in found.tolist() if i < 2**63], dtype=np.int64)
-        self._ids = np.unique(found)
+        found.sort()  # a copy already: sorted in place (np.unique hashes: 40 MB a million ids)
+        first = np.ones(len(found), dtype=bool)
+        np.not_equal(found[1:], found[:-1], out=first[1:])
+        self._ids = found[first]
 
     def __contains__(self, item: object) -> bool:
         if not isinstance(item, int) or isinstance(item, bool) or not -(2**63) <= item < 2**63:

@@ -280,6 +280,20 @@ def test_a_campaign_set_answers_membership_from_a_sorted_array() -> None:
     assert list(huge) == [7]
 
 
+def test_a_campaign_set_holds_each_id_once_in_order_and_leaves_its_input_as_it_was() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(10)
+    for size in (0, 1, 2, 3, 50, 5_000):
+        ids = rng.integers(0, max(size // 3, 2), size, dtype=np.int64)  # repeats and zeros
+        given = ids.copy()
+        found = CampaignSet(ids)
+        assert list(found) == sorted(set(ids.tolist()) - {0})
+        assert len(found) == len(set(ids.tolist()) - {0})
+        assert np.array_equal(ids, given)
+    assert list(CampaignSet(np.zeros(4, dtype=np.int64))) == []
+
+
 def test_a_file_changed_during_a_run_stops_it_before_the_next_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
