@@ -23,7 +23,14 @@ from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Row, RunStats
 from bulkrunner.operations.base import Request
 from bulkrunner.preflight import Reading, read_current, verify
-from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate, crossing, ideal_seconds
+from bulkrunner.rates import (
+    DEFAULT_GUARD,
+    DEFAULT_RATES,
+    Rate,
+    crossing,
+    ideal_seconds,
+    send_times,
+)
 from bulkrunner.report import Summary
 from bulkrunner.session import Session, requests_left
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
@@ -109,6 +116,42 @@ def test_the_guard_is_part_of_each_window() -> None:
     without = crossing(1, 60, DEFAULT_RATES, guard=0.0)
     assert without is not None
     assert without.startswith("61 requests at 60/60: about 60 s")  # 60.0 s; held 60.01 s: 61
+
+
+def every_send_time(count: int, rates: list[Rate]) -> list[float]:
+    """The schedule as defined: request k goes when, for each N/S, request k - N is S old."""
+    times: list[float] = []
+    for k in range(count):
+        times.append(max([0.0, *(times[k - r.limit] + r.seconds for r in rates if k >= r.limit)]))
+    return times
+
+
+def test_the_send_times_are_those_of_the_schedule_request_by_request() -> None:
+    rng = random.Random(11)
+    seconds = [0.002, 0.5, 1.0, 2.0, 3.5, 60.0]
+    for _ in range(400):
+        rates = [Rate(rng.randint(1, 40), rng.choice(seconds)) for _ in range(rng.randint(0, 3))]
+        count = rng.randint(1, 2_000)
+        every = every_send_time(count, rates)
+        at = [rng.randrange(count) for _ in range(rng.randint(1, 5))]
+        assert send_times(rates, at) == [every[number] for number in at]
+        assert ideal_seconds(count, rates) == (every[-1] if rates else 0.0)
+
+
+def test_the_ideal_time_of_millions_of_requests_takes_no_memory_for_each() -> None:
+    """A million-row run's summary compared its two million requests with the limits by listing
+    the time of each: 40 MB more at the very end of the run."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        assert ideal_seconds(2_000_001, [Rate(1_000_000, 1)]) == 2.0
+        # request 200,000 is the 21st of those 60/60 lets go at 199,980 s; 10/2 spreads them
+        assert ideal_seconds(200_001, [Rate(10, 2), Rate(60, 60)]) == 199_984.0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
 
 
 # --- the reads are counted, with their time ---------------------------------------------------
