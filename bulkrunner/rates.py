@@ -71,7 +71,7 @@ def max_in_window(times: Sequence[float], seconds: float) -> int:
     return best
 
 
-def send_times(rates: Sequence[Rate], at: Iterable[int]) -> list[float]:
+def send_times(rates: Sequence[Rate], at: Sequence[int]) -> list[float]:
     """The earliest send times (from 0) of the requests numbered ``at`` (from 0) when each goes
     as soon as ``rates`` allow: request k waits until, for each N/S, request k - N is S seconds
     old. The schedule is held as runs of requests sent at one time, and only as far back as the
