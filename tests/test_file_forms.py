@@ -281,7 +281,7 @@ def test_a_stray_byte_is_named_where_it_is_in_a_file_read_in_blocks(tmp_path: Pa
     lines = before.count(b"\n") + 3
     with pytest.raises(InputFileError) as caught:
         encoding_of(path)
-    assert str(caught.value).startswith(f"{path}: line {lines}, byte 11: 0x92 ('’' in ")
+    assert str(caught.value).startswith(f"{path}: line {lines}, byte 11: 0x92 ('\u2019' in ")
 
 
 def test_parquet_headers_are_matched_forgivingly(
