@@ -186,8 +186,10 @@ def _parse_text(value: Any) -> Parsed:
         return None, "a list is not a text (write one text, not a list column)"
     if is_blank(value):
         return BLANK, None
-    text = str(value).strip()
-    return ("" if text == EMPTY_TEXT_CELL else text), None
+    # Free text is sent as written: a leading or trailing space or tab may be meant (ids,
+    # numbers, booleans and enum names are read stripped)
+    text = str(value)
+    return ("" if text.strip() == EMPTY_TEXT_CELL else text), None
 
 
 def _parse_enum(field: str, value: Any, vocabulary: Vocabulary) -> Parsed:

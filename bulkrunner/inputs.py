@@ -229,25 +229,79 @@ def check_unnamed(path: Path, header: Sequence[str], filled: Sequence[int]) -> N
 
 def encoding_of(path: Path) -> str:
     """UTF-16 with a byte-order mark; UTF-8 (with or without one) when every byte of the file
-    is valid UTF-8; else Windows-1252 when every byte decodes as it and no control character
-    results. A NUL byte (binary data, UTF-16 without its mark) is never text: refused."""
+    is valid UTF-8; else Windows-1252 when every byte decodes as it, no control character
+    results and no character is written in UTF-8 (a mostly-UTF-8 file with a stray byte would
+    be read as mojibake: refused, naming the byte). A NUL byte (binary data, UTF-16 without its
+    mark) is never text: refused."""
     with path.open("rb") as handle:
         if handle.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
             return "utf-16"
-        for encoding in ("utf-8-sig", "cp1252"):
+        # (a UTF-8 file is checked as "utf-8", its mark a character: an error's offset is then
+        # the file's; it is read as "utf-8-sig", without the mark)
+        for encoding, read_as in (("utf-8", "utf-8-sig"), ("cp1252", "cp1252")):
             handle.seek(0)
             decoder = codecs.getincrementaldecoder(encoding)()
+            read = start = 0  # start: where in the file the bytes the decoder holds begin
             try:
                 while block := handle.read(1 << 20):
+                    start = read - len(decoder.getstate()[0])  # (a character cut by a block)
+                    read += len(block)
                     text = decoder.decode(block)
                     if "\x00" in text or (encoding == "cp1252" and _CONTROL.search(text)):
                         break
                 else:
+                    start = read - len(decoder.getstate()[0])
                     decoder.decode(b"", final=True)
-                    return encoding
-            except UnicodeDecodeError:
+                    return read_as
+            except UnicodeDecodeError as exc:
+                if encoding == "utf-8":
+                    _refuse_a_stray_byte(path, start + exc.start)
                 continue
     raise InputFileError(path, _NOT_TEXT)
+
+
+# A character written in UTF-8 on more than one byte (RFC 3629's well-formed sequences)
+_UTF8_CHARACTER = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+
+
+def _refuse_a_stray_byte(path: Path, offset: int) -> None:
+    """Refuse a file that is not UTF-8 at ``offset`` but writes some character in UTF-8: read
+    as Windows-1252, each of those would become two or three other letters (``é`` as ``Ã©``)
+    and be sent so. A file with no such character is left to be read as Windows-1252."""
+    with path.open("rb") as handle:
+        seen = b""  # the end of the block before, for a character cut between two blocks
+        while block := handle.read(1 << 20):
+            found = _UTF8_CHARACTER.search(seen + block)
+            if found is not None:
+                break
+            seen = block[-3:]
+        else:
+            return
+        handle.seek(0)
+        line, line_start = 1, 0  # the stray byte's line, and where in the file that line starts
+        while handle.tell() < offset:
+            block = handle.read(min(1 << 20, offset - handle.tell()))
+            line += block.count(b"\n")
+            if b"\n" in block:
+                line_start = handle.tell() - len(block) + block.rfind(b"\n") + 1
+        stray = handle.read(1)[0]
+    column = offset - line_start + 1
+    try:
+        meant = f" ({bytes([stray]).decode('cp1252')!r} in Windows-1252)"
+    except UnicodeDecodeError:  # a byte Windows-1252 leaves undefined
+        meant = ""
+    utf8 = found.group()
+    elsewhere = "its byte-order mark" if utf8 == codecs.BOM_UTF8 else repr(utf8.decode())
+    raise InputFileError(
+        path,
+        f"line {line}, byte {column}: 0x{stray:02X}{meant} is not UTF-8, "
+        f"though the file is UTF-8 elsewhere ({elsewhere}), so either way some text would be "
+        "sent garbled: retype that character, or save the file as 'CSV UTF-8'",
+    )
 
 
 def sniff(path: Path, encoding: str) -> tuple[str, list[str]]:

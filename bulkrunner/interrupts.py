@@ -42,8 +42,10 @@ async def run_gracefully(
 ) -> None:
     """``await work()`` with SIGINT and SIGTERM taken over by the event loop: the first halts
     ``owner`` (requests in flight get ``grace`` seconds, then are cancelled), a second cancels
-    at once. The handlers found are put back afterwards."""
-    if sys.platform == "win32":  # the event loop takes no signals: Ctrl-C stops at once
+    at once. The handlers found are put back afterwards. Where signals cannot be taken over
+    (Windows, where Ctrl-C stops at once, and any thread but the main one, to which Python
+    delivers no signal: an ``apply`` run from a thread) ``work`` runs as it is."""
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
         await work()
     else:
         await _gracefully(owner, work, grace)

@@ -73,7 +73,6 @@ from bulkrunner.report import (
     Summary,
     build_report,
     cell_types,
-    check_report_path,
     default_report_path,
     deliver_report,
     read_report,
@@ -183,18 +182,20 @@ def retry_job(
     if kind != config.operation:
         log.info("%s: its columns are those of the %s operation", config.input, kind)
         config = replace(config, operation=kind)
-    log.info("retrying %s of %s", count(len(frame), "row"), config.input)
     started = now()
     default = unused(Path("reports") / f"{config.input.stem}-retry-{started:%Y%m%dT%H%M%SZ}.csv")
     frame = frame.reset_index(drop=True)
+    retrying = ("retrying %s of %s", count(len(frame), "row"), config.input)  # once checked
     if config.dry_run:
         config = replace(config, report=config.report or default)
         check_paths(config)
+        log.info(*retrying)
         with Interrupts():
             return _dry_run(config, InputFile.of(config.input, frame), numbers, out, now)
     with input_lock(config, started):
         identity = run_identity(config)
         config = choose_report(config, identity, default)
+        log.info(*retrying)
         source = InputFile.of(config.input, frame)
         return _execute(config, identity, source, None, numbers, api_key, out, now, accounts)
 
@@ -233,7 +234,6 @@ def plan_job(
     assert config.report is not None
     report_path = config.report
     check_paths(config)
-    check_report_path(report_path)
     operation, _ = for_config(config)
     frame, ignored = read_input(config.input, operation)
     validation = _validated(config, frame, accounts)
@@ -364,7 +364,6 @@ def _execute(
     if accounts is not None:
         accounts = accounts.with_keys(survey.accounts)
         run.accounts = accounts
-    check_report_path(report_path)
     _warn_invalid(config.input, survey.shown, survey.invalid)
     started = now()
     tally = _Tally()
@@ -876,7 +875,6 @@ def _dry_run(
     """
     assert config.report is not None
     report_path = config.report
-    check_report_path(report_path)
     accounts = Accounts.load(config, None)
     check_column(config.input, source.columns, accounts)
     repeats = _repeats(source, ids)

@@ -111,6 +111,7 @@ class Answer:
     reset: float | None = None  # X-RateLimit-Reset: seconds until that budget renews
     location: str | None = None  # a 3xx's Location header, key redacted (never followed)
     refused: bool = False  # the connection was refused: nothing listens at that address
+    too_large: int | None = None  # the body was longer than this many bytes: left unread
 
 
 @dataclass(frozen=True, slots=True)

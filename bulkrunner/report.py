@@ -54,7 +54,7 @@ def check_report_path(path: Path) -> None:
 def check_writable(path: Path, what: str, formats: Sequence[str], use: str) -> None:
     """Refuse, before anything is read or sent, a ``what`` file (a report, an export) that
     could not be written: a format not in ``formats`` (``use`` says which to use), a folder, a
-    place without write permission."""
+    place inside a file or without write permission."""
     if path.suffix.lower() not in formats:
         raise UsageError(
             f"{path}: unsupported {what} format {path.suffix or '(no extension)'!r}; {use}"
@@ -64,6 +64,8 @@ def check_writable(path: Path, what: str, formats: Sequence[str], use: str) -> N
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
+    if not parent.is_dir():  # (its folders would be made inside a file: they cannot be)
+        raise UsageError(f"{path}: cannot write the {what} there: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK):
         raise UsageError(f"{path}: cannot write the {what} there (permission denied)")
 

@@ -22,6 +22,7 @@ from bulkrunner.errors import UsageError
 from bulkrunner.hints import resume_command
 from bulkrunner.journal import RunIdentity, journal_path, read_header
 from bulkrunner.locking import RunLock, input_lock_path
+from bulkrunner.report import check_report_path
 
 log = logging.getLogger("bulkrunner")
 
@@ -126,8 +127,10 @@ def unused(path: Path) -> Path:
 
 
 def check_paths(config: RunConfig) -> None:
-    """Refuse a report that would overwrite the input (or its backup the input)."""
+    """Refuse, before the account is read or anything sent, a report that could not be written
+    (``check_report_path``) or that would overwrite the input (or its backup the input)."""
     assert config.report is not None
+    check_report_path(config.report)
     source = config.input.resolve()
     if config.report.resolve() == source:
         raise UsageError(

@@ -40,7 +40,7 @@ def classify(answer: Answer) -> Decision:
     if status is None:
         return Decision(Verdict.RETRY, answer.transport_error or "no answer")
     if 200 <= status < 300:
-        if reports_failure(answer.body):
+        if answer.too_large is not None or reports_failure(answer.body):
             return Decision(Verdict.FAILED, _describe(answer))
         return Decision(Verdict.SUCCEEDED, "")
     if 300 <= status < 400:
@@ -70,6 +70,13 @@ def retry_delay(
     return max(retry_after or 0.0, backoff(attempt, rng, base, cap))
 
 
+def unread(most: int) -> str:
+    """Why an answer's body was not read: it was longer than ``most`` bytes. The same request
+    would get the same answer, so a 2xx one is a failure, not retried."""
+    size = f"{most >> 20} MB" if most >= 1 << 20 and not most % (1 << 20) else f"{most:,} bytes"
+    return f"the answer is larger than {size}, the most bulkrunner reads: left unread"
+
+
 def redirected(answer: Answer) -> str:
     """A 3xx, which is never followed: following it would send the key to another address."""
     where = answer.location or "an address it did not give"
@@ -77,5 +84,5 @@ def redirected(answer: Answer) -> str:
 
 
 def _describe(answer: Answer) -> str:
-    message = error_message(answer.body)
+    message = error_message(answer.body) if answer.too_large is None else unread(answer.too_large)
     return f"HTTP {answer.status}: {message}" if message else f"HTTP {answer.status}"

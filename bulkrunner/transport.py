@@ -77,17 +77,29 @@ class Sender(Protocol):
         ...
 
 
+# The longest answer body read (the list of every campaign can be long: 300 MB took 1.1 GB to
+# hold and parse). A longer one is left unread, the connection closed: ``Answer.too_large``.
+MAX_BODY = 64 << 20
+
+
 class HttpSender:
-    """Sends requests with a shared ``aiohttp.ClientSession`` (owned by the caller)."""
+    """Sends requests with a shared ``aiohttp.ClientSession`` (owned by the caller), reading
+    at most ``max_body`` bytes of an answer (default ``MAX_BODY``)."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, api_key: str, timeout: float
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        api_key: str,
+        timeout: float,
+        max_body: int | None = None,
     ) -> None:
         self._session = session
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._timeout_seconds = timeout
+        self._max_body = MAX_BODY if max_body is None else max_body
 
     async def send(self, request: Request) -> Answer:
         return await self._request(request.method, request.path, json.dumps(request.body))
@@ -116,10 +128,12 @@ class HttpSender:
                 timeout=self._timeout,
                 allow_redirects=False,  # following one would send the key to another address
             ) as response:
-                raw = await response.read()
+                raw = await _body(response, self._max_body)
+                if raw is None:
+                    response.close()  # the rest is not read, even to reuse the connection
                 # The server's text may echo the request line, key included: redact it here,
                 # before it can reach any message, log or file.
-                text = redact(_decode(raw, response.charset), secrets)
+                text = redact(_decode(raw or b"", response.charset), secrets)
                 headers = response.headers
                 retry_after = header_retry_after(headers.get("Retry-After"))
                 if retry_after is None:
@@ -133,6 +147,7 @@ class HttpSender:
                     remaining=header_count(headers.get("X-RateLimit-Remaining")),
                     reset=header_reset(headers.get("X-RateLimit-Reset")),
                     location=redact(location, secrets) if location is not None else None,
+                    too_large=self._max_body if raw is None else None,
                 )
         except TimeoutError:
             return Answer(
@@ -163,7 +178,20 @@ class HttpSender:
         return redact(f"{what}: {detail}", [self._api_key])
 
 
-def _decode(raw: bytes, declared: str | None) -> str:
+async def _body(response: aiohttp.ClientResponse, most: int) -> bytearray | None:
+    """The answer's body, or None once it proves longer than ``most`` bytes (its length as
+    announced, or as read so far: no more of it is read)."""
+    if response.content_length is not None and response.content_length > most:
+        return None
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > most:
+            return None
+    return body
+
+
+def _decode(raw: bytes | bytearray, declared: str | None) -> str:
     """The body as text, in its declared charset if that is a text encoding Python knows, else
     in UTF-8: a bogus charset ("charset=bogus", "charset=base64") is not fatal."""
     try:

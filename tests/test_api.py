@@ -4,8 +4,10 @@ against the simulator on 127.0.0.1. Nothing exits: every error is raised."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -114,6 +116,33 @@ def test_plan_with_a_key_reads_the_account_and_shows_before_and_after() -> None:
     after = str(planned["after"].tolist()[0])
     assert f'"sending_limit": {default_settings(11)["sending_limit"]}' in before
     assert '"sending_limit": 150' in after
+
+
+def test_apply_and_plan_work_from_a_thread_other_than_the_main_one(tmp_path: Path) -> None:
+    # Python gives signals to the main thread only: a run in another cannot take them over
+    # (a notebook's or a web server's worker thread), and runs without them.
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    results: dict[str, pd.DataFrame] = {}
+    failures: list[BaseException] = []
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12, 13})) as sim:
+
+        def work() -> None:
+            try:
+                results["plan"] = bulkrunner.plan(frame(), base_url=sim.base_url, rate=["20/1"])
+                results["apply"] = bulkrunner.apply(frame(), base_url=sim.base_url, rate=["20/1"])
+            except BaseException as exc:  # to fail the test in its own thread
+                failures.append(exc)
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+        assert failures == []
+        assert sorted(sim.state.applied) == [11, 12]
+    assert results["plan"]["status"].tolist() == ["dry_run", "dry_run", "unchanged"]
+    assert results["apply"]["status"].tolist() == ["succeeded", "succeeded", "unchanged"]
+    left = sorted(path.name for path in (tmp_path / "reports").iterdir())
+    assert not [name for name in left if name.endswith((".journal", ".lock", ".tmp"))], left
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
 
 
 def test_a_path_is_an_input_too(tmp_path: Path) -> None:

@@ -88,6 +88,49 @@ def test_bad_options_exit_2(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("under", ["afile", "afile/sub"])
+def test_a_report_or_export_inside_a_file_is_refused_before_anything_is_read_or_sent(
+    under: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    path = csv_file(tmp_path, "campaign_id,sending_limit\n1,10\n2,20\n")
+    (tmp_path / "afile").write_text("a file where a folder is expected")
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={1})) as sim:
+        url = ("--base-url", sim.base_url)
+        code, _, _ = run(capsys, "run", str(path), "--report", "earlier.csv", *url)
+        assert code == 1  # a report with a failed row to retry, and a backup to roll back
+        (tmp_path / "job.toml").write_text(
+            f'input = "in.csv"\nreport = "{under}/{{timestamp}}.csv"\n'
+        )
+        bad = f"{under}/r.csv"
+        commands = [
+            ["run", str(path), "--report", bad, *url],
+            ["run", str(path), "--dry-run", "--report", bad],
+            ["plan", str(path), "--report", bad, *url],
+            ["retry", "earlier.csv", "--report", bad, *url],
+            ["rollback", "earlier.csv", "--report", bad, *url],
+            ["run", "job.toml", *url],
+            ["export", "--output", bad, *url],
+        ]
+        before = sorted(tmp_path.rglob("*"))
+        requests = len(sim.state.requests)
+        for command in commands:
+            code, _, err = run(capsys, *command)
+            assert code == 2, (command, err)
+            what = "export" if command[0] == "export" else "report"
+            line = one_line_error(err)
+            assert f".csv: cannot write the {what} there: " in line
+            assert line.endswith("afile is a file, not a folder"), line
+            assert "internal error" not in err
+            assert "resume" not in err
+            assert len(sim.state.requests) == requests, command  # nothing read, nothing sent
+        assert sorted(tmp_path.rglob("*")) == before  # no journal, lock or report left behind
+
+
 def run_safely(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """argparse exits through SystemExit for its own errors; that is still exit 2."""
     try:

@@ -76,6 +76,8 @@ def seeded(sim: SimulatorThread) -> None:
         "stop_lead_settings": "CLICKED_LINK",
     }
     sim.state.settings[14] = {**default_settings(14), "unsubscribe_text": "-5"}  # a number
+    # surrounding white space, which is part of the text
+    sim.state.settings[15] = {**default_settings(15), "unsubscribe_text": "\tReply STOP  "}
 
 
 def report_statuses(path: Path) -> list[str]:

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 from bulkrunner import loading
+from bulkrunner.errors import InputFileError
 from bulkrunner.loading import Ignored, load_input, open_input, read_input
-from bulkrunner.simulator import SimulatorConfig, SimulatorThread
+from bulkrunner.report import read_report
+from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
 from tests.fakes import one_line_error, run
 
 KEY = "sk-live-SENTINEL-7d1e04"
@@ -232,6 +234,92 @@ def test_a_file_in_no_unambiguous_encoding_is_refused_with_the_encodings_accepte
     line = one_line_error(err)
     assert line.startswith(f"bulkrunner: error: {path}: is not text in a known encoding")
     assert "Windows-1252" in line
+
+
+MOSTLY_UTF8 = (
+    "campaign_id,unsubscribe_text\n101,Se désabonner ici\n".encode()
+    + b"102,Caf\xe9 ici\n"  # one cell typed in Windows-1252: read as that, row 1 is mojibake
+)
+
+
+def test_a_mostly_utf8_file_with_a_stray_byte_is_refused_naming_it_and_nothing_is_sent(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    path = write(tmp_path, MOSTLY_UTF8)
+    report = tmp_path / "r.csv"
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        url = ("--base-url", sim.base_url)
+        for command in (
+            ["validate", str(path)],  # the quick check, without pandas
+            ["run", str(path), "--dry-run", "--report", str(report)],
+            ["run", str(path), "--report", str(report), *url],
+            ["plan", str(path), "--report", str(report), *url],
+        ):
+            code, out, err = run(capsys, *command)
+            assert code == 2, out + err
+            assert one_line_error(err) == (
+                f"bulkrunner: error: {path}: line 3, byte 8: 0xE9 ('é' in Windows-1252) is not "
+                "UTF-8, though the file is UTF-8 elsewhere ('é'), so either way some text would "
+                "be sent garbled: retype that character, or save the file as 'CSV UTF-8'"
+            )
+        assert sim.state.requests == []
+    assert not report.exists()
+
+
+def test_a_stray_byte_is_named_where_it_is_in_a_file_read_in_blocks(tmp_path: Path) -> None:
+    from bulkrunner.inputs import encoding_of
+
+    # the two bytes of an "é" either side of the first megabyte, the stray byte lines later
+    head = b"campaign_id,unsubscribe_text\n"
+    filler = b"".join(b"%d,x\n" % n for n in range(1, 100_000))
+    line = b"999999,"
+    cut = (1 << 20) - 1 - len(head) - len(filler) - len(line)
+    padding = b"y" * cut
+    before = head + filler + line + padding
+    assert len(before) == (1 << 20) - 1
+    path = write(tmp_path, before + "é\n".encode() + b"1000000,ok\n1000001,ab\x92cd\n")
+    lines = before.count(b"\n") + 3
+    with pytest.raises(InputFileError) as caught:
+        encoding_of(path)
+    assert str(caught.value).startswith(f"{path}: line {lines}, byte 11: 0x92 ('\u2019' in ")
+
+
+@pytest.mark.parametrize("report_name", ["r.csv", "r.parquet"])
+def test_text_keeps_its_surrounding_white_space_when_sent_reported_and_read_back(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    report_name: str,
+) -> None:
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    texts = {101: "  Reply STOP  ", 102: "\tbye", 103: "bye\t", 104: "Unsubscribe here "}
+    path = write(
+        tmp_path,
+        'campaign_id,sending_limit,unsubscribe_text\n101, 25 ,"  Reply STOP  "\n'
+        '102,\t30,"\tbye"\n103,31,bye\t\n104,32,Unsubscribe here \n105,33,   \n',
+    )
+    report = tmp_path / report_name
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        url = ("--base-url", sim.base_url)
+        code, out, err = run(capsys, "run", str(path), "--report", str(report), *url)
+        assert code == 0, out + err
+        settings = sim.state.settings
+        assert {c: settings[c]["unsubscribe_text"] for c in texts} == texts
+        assert [settings[c]["sending_limit"] for c in texts] == [25, 30, 31, 32]  # stripped
+        # a cell of only spaces is blank: that setting is left as it is
+        unchanged = default_settings(105)["unsubscribe_text"]
+        assert (settings[105]["sending_limit"], settings[105]["unsubscribe_text"]) == (
+            33,
+            unchanged,
+        )
+        cells = read_report(report)["unsubscribe_text"].tolist()
+        assert cells[:4] == list(texts.values())
+        # the report is an input that sends exactly that: every row is unchanged
+        again = tmp_path / "again.csv"
+        code, out, err = run(capsys, "run", str(report), "--report", str(again), *url)
+        assert code == 0, out + err
+        assert pd.read_csv(again)["status"].tolist() == ["unchanged"] * 5
 
 
 def test_parquet_headers_are_matched_forgivingly(

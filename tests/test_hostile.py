@@ -36,7 +36,7 @@ from bulkrunner.retry import Decision, Verdict, classify
 from bulkrunner.state import changes, parse_campaigns
 from bulkrunner.transport import HttpSender
 from bulkrunner.validation import validate
-from tests.fakes import FakeClock, ScriptedSender, settings_request
+from tests.fakes import FakeClock, ScriptedSender, one_line_error, run, settings_request
 from tests.hostile import ServerThread, every_file_text, run_cli
 from tests.test_engine import engine, rows
 
@@ -451,6 +451,55 @@ async def test_a_server_echoing_the_key_has_it_redacted_from_the_answer(
     )
 
 
+async def flood(request: web.Request) -> web.StreamResponse:
+    """An answer of 1 MB, streamed with no length announced (``/long``: announced as a
+    gigabyte); ``/short``: a body of exactly 1,000 bytes."""
+    if request.path.endswith("/short"):
+        return web.Response(body=b"[" + b" " * 998 + b"]", content_type="application/json")
+    announced = {"Content-Length": str(10**9)} if request.path.endswith("/long") else {}
+    response = web.StreamResponse(headers=announced)
+    await response.prepare(request)
+    try:
+        for _ in range(1024):
+            await response.write(b"x" * 1024)
+    except (ConnectionError, RuntimeError):  # the client hung up: what it should do
+        pass
+    return response
+
+
+@pytest.mark.parametrize("path", ["/campaigns/", "/long", "/campaigns/7/settings"])
+async def test_an_answer_longer_than_the_cap_is_left_unread_and_fails_without_retry(
+    session: aiohttp.ClientSession, path: str
+) -> None:
+    with ServerThread(flood) as server:
+        sender = HttpSender(session, server.url, KEY, timeout=5, max_body=1000)
+        if path.endswith("/settings"):
+            answer = await sender.send(settings_request(7, {"sending_limit": 5}))
+        else:
+            answer = await sender.read(path)
+        short = await sender.read("/short")  # the same sender goes on reading
+    assert (answer.status, answer.body, answer.too_large) == (200, "", 1000)
+    decision = classify(answer)
+    assert decision == Decision(
+        Verdict.FAILED,
+        "HTTP 200: the answer is larger than 1,000 bytes, the most bulkrunner reads: left unread",
+    )
+    assert not leaks(decision.message)
+    assert (short.status, len(short.body), short.too_large) == (200, 1000, None)
+    assert classify(short).verdict is Verdict.SUCCEEDED
+
+
+def test_the_cap_is_stated_in_megabytes() -> None:
+    from bulkrunner.transport import MAX_BODY
+
+    answer = Answer(200, too_large=MAX_BODY)
+    assert classify(answer).message == (
+        "HTTP 200: the answer is larger than 64 MB, the most bulkrunner reads: left unread"
+    )
+    assert classify(Answer(503, too_large=MAX_BODY)).verdict is Verdict.RETRY  # as any 503
+    assert classify(Answer(401, too_large=MAX_BODY)).verdict is Verdict.ABORT
+
+
 # --- through the CLI, against small loopback servers ----------------------------------------------
 
 
@@ -700,6 +749,46 @@ def test_a_parquet_struct_column_is_a_one_line_error_and_nothing_is_sent(tmp_pat
         "bulkrunner: error: p.parquet: column 'sending_limit' holds struct values (Parquet "
         "type struct<value: int64>); settings are numbers, text, true/false or lists of text\n"
     )
+
+
+def test_a_list_of_campaigns_longer_than_the_cap_is_read_once_never_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The cap made small (it is 64 MB): a run reads each campaign on its own instead, an
+    export stops (exit 3) saying why; neither asks for the list again."""
+    from bulkrunner import transport
+
+    monkeypatch.setattr(transport, "MAX_BODY", 4000, raising=False)
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    write_plan(tmp_path, [101, 102])
+
+    async def long_list(request: web.Request) -> web.Response:
+        if request.method == "GET" and request.path == "/api/v1/campaigns/":
+            return web.json_response([{"id": n, "name": f"campaign {n}"} for n in range(300)])
+        return await friendly(request)
+
+    unread = (
+        "HTTP 200: the answer is larger than 4,000 bytes, the most bulkrunner reads: left unread"
+    )
+    with ServerThread(long_list) as server:
+        url = ("--base-url", server.url + "/api/v1")
+        code, out, err = run(capsys, "run", "plan.csv", "--report", "r.csv", *url)
+        assert code == 0, out + err
+        assert f"cannot read the list of campaigns ({unread}): reading each campaign" in err
+        lists = [path for _, path in server.requests if path.startswith("/api/v1/campaigns/?")]
+        assert len(lists) == 1
+        code, out, err = run(capsys, "export", "--output", "e.csv", *url)
+        lists = [path for _, path in server.requests if path.startswith("/api/v1/campaigns/?")]
+    assert pd.read_csv("r.csv")["status"].tolist() == ["succeeded", "succeeded"]
+    assert code == 3
+    assert one_line_error(err) == (
+        f"bulkrunner: error: export aborted: cannot read the list of campaigns ({unread}); "
+        "nothing was exported"
+    )
+    assert len(lists) == 2
+    assert not Path("e.csv").exists()
+    assert not leaks(out + err)
 
 
 def test_a_day_long_wait_asked_by_the_list_call_stops_the_run_before_sending(

@@ -184,6 +184,10 @@ def test_unusable_report_paths_are_refused_up_front(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="report path is a directory"):
         check_report_path(tmp_path / "taken.csv")
     check_report_path(tmp_path / "new" / "folders" / "r.csv")  # created when written
+    (tmp_path / "afile").write_text("")
+    for inside in (tmp_path / "afile" / "r.csv", tmp_path / "afile" / "sub" / "r.csv"):
+        with pytest.raises(UsageError, match="afile is a file, not a folder"):
+            check_report_path(inside)
 
 
 def test_summary_lines() -> None:
