@@ -42,7 +42,7 @@ COMMON_FIELDS: Mapping[str, str] = {
     "event": "the event's name",
 }
 _FIGURES = {  # a run's figures: the summary's and run_end's (job._figures)
-    "counts": "rows per status, e.g. `{\"succeeded\": 52, \"failed\": 2}`",
+    "counts": 'rows per status, e.g. `{"succeeded": 52, "failed": 2}`',
     "requests": "requests sent, reads included",
     "retries": "requests that were retries",
     "throttled": "requests answered 429",
@@ -58,7 +58,7 @@ EVENTS: Mapping[str, Event] = {
         {
             "rows": "rows to send",
             "unchanged": "rows already as wanted, not sent",
-            "limits": "the rate limits, e.g. `[\"10/2\", \"60/60\"]`",
+            "limits": 'the rate limits, e.g. `["10/2", "60/60"]`',
             "concurrency": "requests in flight at most",
             "account": "the account's name (only in a run of several accounts)",
         },
