@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bulkrunner.cli import main
-from bulkrunner.events import COMMON_FIELDS, EVENTS
+from bulkrunner.events import COMMON_FIELDS, EVENTS, setup_logging
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bulkrunner"
 # the function and the index of its argument that names the event
@@ -90,5 +90,6 @@ def test_the_lines_of_real_commands_hold_only_declared_events_and_fields(
     assert command("plan", str(plan)) == 0  # no key: the offline dry run
     assert command("export", "--simulate", "--output", "exported.csv") == 0
     assert command("run", str(plan), "--max-attempts", "0") == 2  # a usage error
+    setup_logging(False)  # the text mode's logging again, for the tests after this one
     assert seen["stderr"] >= {"run_start", "row_finished", "progress", "run_end", "log", "error"}
     assert seen["stdout"] >= {"summary", "plan", "plan_offline"}
