@@ -103,8 +103,8 @@ def _default(action: argparse.Action, command: str, options: Mapping[str, Option
 
 
 def _flag(action: argparse.Action) -> str:
-    if not action.option_strings:
-        return code(str(action.metavar or action.dest))
+    if not action.option_strings:  # JOB_FILE|INPUT: each a code span, so a table keeps its cells
+        return " | ".join(map(code, str(action.metavar or action.dest).split("|")))
     return ", ".join(code(each) for each in action.option_strings)
 
 
