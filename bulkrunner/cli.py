@@ -210,10 +210,14 @@ class _Parser(argparse.ArgumentParser):
         """Add the arguments of ``command`` when this parser is first used."""
         self.command, self._incomplete = command, True
 
-    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+    def complete(self) -> None:
+        """Add the arguments of this parser's command, if not yet added."""
         if self._incomplete:
             self._incomplete = False
             _arguments(self, self.command)
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        self.complete()
         return super().parse_known_args(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -303,6 +307,18 @@ def _is_job_file(name: str) -> bool:
     from pathlib import Path
 
     return Path(name).suffix.lower() == ".toml"
+
+
+def parser() -> argparse.ArgumentParser:
+    """The whole command line, every command's arguments added (``main`` adds only the given
+    command's): what the reference docs list, flag by flag."""
+    whole = _parser()
+    for action in whole._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for each in action.choices.values():
+                if isinstance(each, _Parser):
+                    each.complete()
+    return whole
 
 
 def _parser(json_errors: bool = False) -> argparse.ArgumentParser:

@@ -10,6 +10,14 @@ API_KEY_ENV = "SMARTLEAD_API_KEY"  # a secret: see bulkrunner/redaction.py
 BASE_URL_ENV = "SMARTLEAD_BASE_URL"
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"  # Arrow's allocator, read as pyarrow is imported
 
+VARIABLES = {  # each variable bulkrunner reads, and what for (the reference docs list them)
+    API_KEY_ENV: "the API key (required unless `--dry-run`, `--simulate` or `--accounts`; "
+    "without it, `plan` is the offline dry run); never a flag, never printed",
+    BASE_URL_ENV: "the API base URL when `--base-url` is not given (else SmartLead's)",
+    ARROW_POOL_ENV: "Arrow's allocator (`mimalloc`, `jemalloc` or `system`); unset, `run`, "
+    "`retry` and `rollback` choose `jemalloc` on Linux",
+}
+
 
 def choose_arrow_allocator(environ: MutableMapping[str, str]) -> None:
     """Before pyarrow is imported, for a real run: have all of Arrow allocate through jemalloc

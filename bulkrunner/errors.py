@@ -19,11 +19,68 @@ if TYPE_CHECKING:
 
 
 class ExitCode(enum.IntEnum):
-    OK = 0  # every row succeeded (or every row is a dry run)
-    ROWS_FAILED = 1  # the run finished, but some rows failed or were invalid
-    USAGE = 2  # bad invocation or unreadable input: nothing was sent
-    ABORTED = 3  # the run stopped early (key rejected, outage, interrupted)
-    IN_PROGRESS = 4  # another run of this job (input or report) is in progress: nothing sent
+    """What a command's exit status tells cron. Each code's meaning is declared once, in
+    ``_MEANINGS`` below: ``--notify``'s messages and the exit-code tables of the README and the
+    docs are made from it."""
+
+    OK = 0
+    ROWS_FAILED = 1
+    USAGE = 2
+    ABORTED = 3
+    IN_PROGRESS = 4
+
+    @property
+    def brief(self) -> str:
+        """A few words: ``some rows failed``."""
+        return _MEANINGS[self][0]
+
+    @property
+    def meaning(self) -> str:
+        """What the code says happened, in full."""
+        return _MEANINGS[self][1]
+
+    @property
+    def action(self) -> str:
+        """What to do when an alert reports it."""
+        return _MEANINGS[self][2]
+
+
+# code: (brief, meaning, action)
+_MEANINGS: dict[ExitCode, tuple[str, str, str]] = {
+    ExitCode.OK: (
+        "succeeded",
+        "every row succeeded or was already unchanged (or, with `--dry-run`, every row is valid)",
+        "all good",
+    ),
+    ExitCode.ROWS_FAILED: (
+        "some rows failed",
+        "the run finished, but some rows failed, were invalid or (with `--verify`) mismatched, "
+        "or were not sent because their campaign does not exist (404) or its current values "
+        "could not be read for the backup",
+        "read the report",
+    ),
+    ExitCode.USAGE: (
+        "usage error, nothing sent",
+        "bad invocation or unusable input (the command line, the job file, the accounts file "
+        "or the input file); nothing was sent",
+        "fix the command or the file",
+    ),
+    ExitCode.ABORTED: (
+        "aborted, resumable",
+        "the run was aborted: key rejected (401/403), nothing listening at the base URL, enum "
+        "names or the schedule shape refused row after row, outage, a wait longer than "
+        "`--max-wait`, interrupted, the input file changed between batches, the backup or the "
+        "journal could not be written, or an internal error; unsent rows are `not_attempted`; "
+        "resumable (the backup keeps the original values across resumes)",
+        "check the key or SmartLead's status, then `--resume`",
+    ),
+    ExitCode.IN_PROGRESS: (
+        "another run of this job is in progress",
+        "another run of this job (the same input, or the same report), or another run using "
+        "one of its accounts (the same key), is in progress; nothing was sent",
+        "usually harmless: the previous run is still going",
+    ),
+}
 
 
 class BulkrunnerError(Exception):

@@ -1,15 +1,11 @@
 """Structured events for log shippers: ``--log-format json`` writes one JSON object per event.
 
-    run_start        rows to send, limits, concurrency
-    row_finished     row, campaign_id, status, http_status, attempts, error
-    retry_scheduled  row, campaign_id, attempt, delay, error
-    progress         total, succeeded, failed, retrying, rate, eta, next_retry (every few seconds)
-    run_end          counts per status, requests, retries, 429s, seconds, report
-
-Events go to the ``bulkrunner.events`` logger; in text mode it is silent (the human-readable log
-says the same things in sentences). What a run prints on stdout goes through :class:`Output`,
-which in json mode makes every line one JSON object too (``summary``, ``resume_hint``, and
-``output`` for any other line); the line that ends a run in error is ``error``.
+Every event, the stream it goes to and its fields are declared once, in ``EVENTS`` below (the
+reference docs are made from it, and a test holds every ``emit``/``show`` to it). Events go to
+the ``bulkrunner.events`` logger; in text mode it is silent (the human-readable log says the
+same things in sentences). What a run prints on stdout goes through :class:`Output`, which in
+json mode makes every line one JSON object too (``summary``, ``resume_hint``, and ``output`` for
+any other line); the line that ends a run in error is ``error``.
 """
 
 from __future__ import annotations
@@ -19,7 +15,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -27,6 +24,146 @@ from bulkrunner.environment import API_KEY_ENV
 from bulkrunner.redaction import RedactingFilter, redact
 
 events = logging.getLogger("bulkrunner.events")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One kind of JSON line: where it is written, when, and what each field holds (besides
+    ``time``, ``level`` and ``event``, which every line has)."""
+
+    stream: str  # "stderr" (the log) or "stdout" (what the command prints)
+    when: str
+    fields: Mapping[str, str]
+
+
+COMMON_FIELDS: Mapping[str, str] = {
+    "time": "UTC time, ISO 8601 with milliseconds",
+    "level": "`info`, `warning`, `error`...",
+    "event": "the event's name",
+}
+_FIGURES = {  # a run's figures: the summary's and run_end's (job._figures)
+    "counts": 'rows per status, e.g. `{"succeeded": 52, "failed": 2}`',
+    "requests": "requests sent, reads included",
+    "retries": "requests that were retries",
+    "throttled": "requests answered 429",
+    "seconds": "from the first request to the last answer",
+    "aborted": "why the run stopped early, or null",
+    "report": "the report's path, or null",
+}
+_MESSAGE = {"message": "the text output's lines, joined with `; `"}
+EVENTS: Mapping[str, Event] = {
+    "run_start": Event(
+        "stderr",
+        "as sending starts (in a run of several accounts, once per account)",
+        {
+            "rows": "rows to send",
+            "unchanged": "rows already as wanted, not sent",
+            "limits": 'the rate limits, e.g. `["10/2", "60/60"]`',
+            "concurrency": "requests in flight at most",
+            "account": "the account's name (only in a run of several accounts)",
+        },
+    ),
+    "row_finished": Event(
+        "stderr",
+        "each time a row is finished",
+        {
+            "row": "the row's number in the input file",
+            "campaign_id": "its campaign",
+            "status": "its status (see the report's statuses)",
+            "http_status": "the last HTTP status received, or null",
+            "attempts": "requests sent for it",
+            "error": "why it failed, or a note (as in the report)",
+        },
+    ),
+    "retry_scheduled": Event(
+        "stderr",
+        "each time a row is put back to be tried again",
+        {
+            "row": "the row's number",
+            "campaign_id": "its campaign",
+            "attempt": "the number of the try to come",
+            "delay": "seconds until then",
+            "error": "what the last try met",
+        },
+    ),
+    "progress": Event(
+        "stderr",
+        "every `--progress-interval` seconds while a run sends",
+        {
+            "total": "rows of the run",
+            "succeeded": "rows succeeded so far",
+            "failed": "rows failed so far",
+            "retrying": "rows waiting to be retried",
+            "rate": "requests per second, lately",
+            "eta": "seconds left at best at the limits",
+            "next_retry": "seconds until the next retry is due, or null",
+            "message": "the progress line as text",
+        },
+    ),
+    "run_end": Event("stderr", "when a run ends, after its report is written", _FIGURES),
+    "log": Event("stderr", "any other log line", {"message": "the line, key redacted"}),
+    "error": Event(
+        "stderr",
+        "the line that ends a command in error (also a mistyped option, when `--log-format "
+        "json` is on the command line)",
+        {
+            "message": "the error, one line",
+            "exit_code": "the exit code (see the exit codes)",
+            "internal": "true for an internal error (a bug); absent for a mistyped option",
+        },
+    ),
+    "summary": Event(
+        "stdout",
+        "the summary at the end of a command: of a run (its figures), of an export (what it "
+        "wrote), or of a rollback with nothing to restore (its `counts` empty)",
+        {
+            **_FIGURES,
+            "exported": "export: campaigns written",
+            "left_out": "export: campaigns whose state could not be read",
+            "unwritable": "export: campaigns whose state no row can set",
+            "differ": "export: campaigns that would not read back as they are",
+            "output": "export: the file written",
+            **_MESSAGE,
+        },
+    ),
+    "resume_hint": Event(
+        "stdout",
+        "after the summary of a run that stopped early",
+        {
+            "command": "the command that resumes it",
+            "journal": "the journal recording what is done",
+            **_MESSAGE,
+        },
+    ),
+    "plan": Event(
+        "stdout",
+        "what `plan` found, before its summary",
+        {
+            "to_change": "rows the run would send",
+            "unchanged": "rows already as wanted",
+            "invalid": "invalid rows",
+            "missing": "rows whose campaign is missing from the account",
+            "refused": "rows the operation refuses given the campaign's current state",
+            "requests": "requests the run would make (of the slowest account)",
+            "seconds": "how long the run would take at best at the limits",
+            **_MESSAGE,
+        },
+    ),
+    "plan_offline": Event(
+        "stdout", "`plan` without a key: it makes the offline dry run instead", _MESSAGE
+    ),
+    "unrestorable": Event(
+        "stdout",
+        "before a rollback starts, when its backup holds campaigns it cannot restore",
+        {"campaigns": "each such campaign id, with why", **_MESSAGE},
+    ),
+    "unrestorable_summary": Event(
+        "stdout",
+        "after that rollback's summary",
+        {"unrestorable": "how many campaigns were not restored", **_MESSAGE},
+    ),
+    "output": Event("stdout", "any other line printed", {"message": "the line"}),
+}
 
 
 def emit(event: str, **fields: Any) -> None:

@@ -17,19 +17,22 @@ from bulkrunner.rates import Rate
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-# The columns a report adds after the input's own: a file that has them (at least ``row`` and
-# ``status``) is a report, and as an input its result columns are recognised and not sent.
-RESULT_COLUMNS = (
-    "row",
-    "status",
-    "http_status",
-    "attempts",
-    "error",
-    "duration_ms",
-    "finished_at",
-    "before",  # JSON of the fields the row changes, as they were (a real run read them first)
-    "after",  # JSON of the same fields as the row sets them
-)
+# The columns a report adds after the input's own, each with what it holds (the reference docs
+# are made from it): a file that has them (at least ``row`` and ``status``) is a report, and as
+# an input its result columns are recognised and not sent.
+RESULT_COLUMN_MEANINGS: Mapping[str, str] = {
+    "row": "the data row's number in your file, from 1 (blank rows not counted)",
+    "status": "how the row ended: one of the statuses below",
+    "http_status": "the last HTTP status received",
+    "attempts": "requests sent for this row",
+    "error": "why it failed or is invalid (or a note on a row that succeeded: `outcome "
+    "unknown, retried`, `not verified: ...`)",
+    "duration_ms": "from the row's first request to its last answer",
+    "finished_at": "UTC time it finished",
+    "before": "JSON of the fields the row changes, as they were (read from SmartLead first)",
+    "after": "JSON of the same fields as the row sets them (or, by `plan`, would set them)",
+}
+RESULT_COLUMNS = tuple(RESULT_COLUMN_MEANINGS)
 # An input column named like a result column (the status operation's ``status``) is echoed in
 # the report under this prefix (``wanted_status``), and read back under its own name.
 ECHO_PREFIX = "wanted_"
@@ -47,13 +50,36 @@ def unechoed(column: str) -> str:
 
 
 class Status(enum.StrEnum):
+    """How a row ended: the report's ``status``. Each one's meaning is in ``_MEANINGS`` below."""
+
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     INVALID = "invalid"
     NOT_ATTEMPTED = "not_attempted"
     DRY_RUN = "dry_run"
-    UNCHANGED = "unchanged"  # every field already had the wanted value: nothing was sent
-    MISMATCH = "mismatch"  # applied, but reading it back showed other values
+    UNCHANGED = "unchanged"
+    MISMATCH = "mismatch"
+
+    @property
+    def meaning(self) -> str:
+        return _MEANINGS[self]
+
+
+_MEANINGS: dict[Status, str] = {
+    Status.SUCCEEDED: "SmartLead accepted every request of the row",
+    Status.FAILED: "not applied, or not known to be: refused by SmartLead (any 4xx but 408 and "
+    "429), still failing after `--max-attempts` tries, cancelled in flight (outcome unknown), "
+    "its campaign missing (404) or unreadable for the backup, or refused before sending given "
+    "the campaign's current state; `error` says why",
+    Status.INVALID: "the row's cells cannot be sent as they are: never sent; `error` lists every "
+    "reason",
+    Status.NOT_ATTEMPTED: "not sent because the run stopped first (key rejected, outage, "
+    "interrupted...); `--resume` or `retry` sends it",
+    Status.DRY_RUN: "would be sent: a dry run's or a plan's row (nothing was sent)",
+    Status.UNCHANGED: "every field already had the wanted value: nothing was sent",
+    Status.MISMATCH: "applied, but `--verify` read back other values (the fields that differ "
+    "are in `error`); counts as a failure",
+}
 
 
 @dataclass(frozen=True, slots=True)

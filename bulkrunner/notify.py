@@ -18,17 +18,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from bulkrunner.errors import ExitCode
 from bulkrunner.redaction import redact
 
 log = logging.getLogger("bulkrunner")
 
 TIMEOUT = 10.0  # seconds: a webhook that does not answer must not hold up cron
-EXIT_MEANINGS = {
-    1: "some rows failed",
-    2: "usage error, nothing sent",
-    3: "aborted, resumable",
-    4: "another run of this job is in progress",
-}
 
 
 def webhook_label(url: str) -> str:
@@ -50,7 +45,10 @@ def message(
     counts: dict[str, int] = dict(summary.get("counts") or {})
     report = summary.get("report")
     aborted = summary.get("aborted")
-    meaning = EXIT_MEANINGS.get(exit_code, "failed")
+    try:
+        meaning = ExitCode(exit_code).brief
+    except ValueError:  # not one of bulkrunner's codes
+        meaning = "failed"
     text = f"bulkrunner {command} {job} ended with exit {exit_code} ({meaning})"
     if counts:
         text += ": " + ", ".join(f"{n} {status}" for status, n in counts.items())

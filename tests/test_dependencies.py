@@ -1,5 +1,6 @@
 """Every third-party package the code imports is declared in pyproject.toml: the package's in
-``[project].dependencies``, the tests' and benchmarks' there or in the ``test`` extra."""
+``[project].dependencies``, the tests' and benchmarks' there or in the ``test`` extra, the docs
+tools' there or in the ``docs`` extra."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRST_PARTY = {"bulkrunner", "tests", "benchmarks"}
+FIRST_PARTY = {"bulkrunner", "tests", "benchmarks", "tools"}
 # Import names whose distribution is named otherwise, for when it is not installed to tell.
 KNOWN = {"yaml": "pyyaml", "dateutil": "python-dateutil", "PIL": "pillow"}
 
@@ -75,6 +76,12 @@ def test_every_package_the_tests_and_benchmarks_import_is_declared() -> None:
     declared = _declared(project["dependencies"] + project["optional-dependencies"]["test"])
     imported = {**_imported("benchmarks"), **_imported("tests")}
     assert undeclared(imported, declared) == []
+
+
+def test_every_package_the_docs_tools_import_is_declared() -> None:
+    project = _pyproject()["project"]
+    declared = _declared(project["dependencies"] + project["optional-dependencies"]["docs"])
+    assert undeclared(_imported("tools"), declared) == []
 
 
 def test_the_check_finds_a_package_imported_but_not_declared() -> None:
