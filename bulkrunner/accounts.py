@@ -32,7 +32,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from bulkrunner.config import RunConfig, read_toml
 from bulkrunner.errors import UsageError
@@ -50,6 +50,8 @@ log = logging.getLogger("bulkrunner")
 
 _KEYS = ("key_env", "rate", "base_url")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A word of a variable name is a word (ACME, SMARTLEAD, KEY, EU2); a key is one long random word
+_KEY_LIKE = re.compile(r"(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9]{20,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +93,12 @@ def _account(path: Path, name: str, entry: Any, config: RunConfig) -> Account:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"{where}: unknown setting {key!r}{hint}; known: {', '.join(_KEYS)}")
     key_env = entry.get("key_env")
-    if not isinstance(key_env, str) or not _ENV_NAME.fullmatch(key_env):
+    if not _variable_name(key_env):
+        # Never echoed: what is there instead of a variable's name may be the key itself.
+        given = "nothing" if key_env is None else "a value that is no variable's name (not shown)"
         raise UsageError(
             f"{where}: key_env must name the environment variable holding its key "
-            f'(key_env = "ACME_SMARTLEAD_KEY"), got {key_env!r}'
+            f'(key_env = "ACME_SMARTLEAD_KEY"), not hold the key, got {given}'
         )
     rate = entry.get("rate")
     if rate is None:
@@ -111,6 +115,14 @@ def _account(path: Path, name: str, entry: Any, config: RunConfig) -> Account:
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
         raise UsageError(f"{where}: base_url must start with http:// or https://, got {base_url!r}")
     return Account(name, key_env, rates, base_url)
+
+
+def _variable_name(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a plausible environment variable's name, and not a key pasted in
+    its place: letters, digits and underscores, with no long word mixing letters and digits."""
+    if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+        return False
+    return not any(_KEY_LIKE.fullmatch(word) for word in value.split("_"))
 
 
 def account_keys(
