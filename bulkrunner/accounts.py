@@ -34,6 +34,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
+from bulkrunner.baseurl import check as check_base_url
+from bulkrunner.baseurl import server
 from bulkrunner.config import RunConfig, read_toml
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import ACCOUNT
@@ -112,9 +114,9 @@ def _account(path: Path, name: str, entry: Any, config: RunConfig) -> Account:
         except ValueError as exc:
             raise UsageError(f"{where}: rate: {exc}") from None
     base_url = entry.get("base_url", config.base_url)
-    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        raise UsageError(f"{where}: base_url must start with http:// or https://, got {base_url!r}")
-    return Account(name, key_env, rates, base_url)
+    if not isinstance(base_url, str):
+        raise UsageError(f"{where}: base_url must be a URL in quotes, got {base_url!r}")
+    return Account(name, key_env, rates, check_base_url(base_url, f"{where}: base_url"))
 
 
 def _variable_name(value: object) -> TypeGuard[str]:
@@ -184,9 +186,10 @@ def check_column(input_path: Path, columns: Sequence[str], accounts: Accounts | 
 
 
 def account_lock_path(account: Account, key: str) -> Path:
-    """The lock every run using this account holds: keyed on its base URL and its key, hashed
-    (one-way: the key is not in the name), so that the same key under two names is one account."""
-    material = f"bulkrunner account\0{account.base_url.rstrip('/')}\0{key}".encode()
+    """The lock every run using this account holds: keyed on the server of its base URL (however
+    that is written) and its key, hashed (one-way: the key is not in the name), so that the same
+    key under two names, or on one server written two ways, is one account."""
+    material = f"bulkrunner account\0{server(account.base_url)}\0{key}".encode()
     digest = hashlib.sha256(material).hexdigest()[:24]
     return lock_folder() / f"account-{digest}.lock"
 

@@ -236,6 +236,15 @@ def test_a_row_naming_an_unknown_account_is_invalid_and_the_others_are_sent(
         ('[accounts.acme]\nkey-env = "ACME_SMARTLEAD_KEY"\n', "unknown setting 'key-env'"),
         ('[accounts.acme]\nkey_env = "ACME_SMARTLEAD_KEY"\nrate = ["ten/1"]\n', "rate:"),
         ('[accounts.acme]\nkey_env = "ACME_SMARTLEAD_KEY"\nbase_url = "ftp://x"\n', "base_url"),
+        (
+            '[accounts.acme]\nkey_env = "ACME_SMARTLEAD_KEY"\nbase_url = "http://127.0.0.1:99999"\n',
+            "base_url: base URL port must be a number between 1 and 65535",
+        ),
+        (
+            '[accounts.acme]\nkey_env = "ACME_SMARTLEAD_KEY"\n'
+            'base_url = "http://127.0.0.1:9/api/v1?api_key=sk-oops"\n',
+            "base_url: base URL must not have a query string",
+        ),
         ("[accounts.acme]\n", "key_env must name the environment variable"),
         ("title = 1\n", "unknown entry 'title'"),
         ("[accounts]\n", "no accounts"),
