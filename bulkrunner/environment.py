@@ -8,6 +8,7 @@ from collections.abc import MutableMapping  # (loaded with os, at any interprete
 
 API_KEY_ENV = "SMARTLEAD_API_KEY"  # a secret: see bulkrunner/redaction.py
 BASE_URL_ENV = "SMARTLEAD_BASE_URL"
+LOCK_DIR_ENV = "BULKRUNNER_LOCK_DIR"  # where the locks of inputs and accounts are (see locking)
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"  # Arrow's allocator, read as pyarrow is imported
 
 
