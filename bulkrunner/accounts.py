@@ -16,8 +16,9 @@ account's rows. The run keeps one journal, one report and one backup (with an ``
 column, so a rollback restores each campaign with its own account's key).
 
 Two runs using the same account at the same time are refused (exit 4): each run holds a lock per
-account, named after a hash of the account's base URL and key (never the key itself), so that
-runs of different inputs, job files or accounts files never together exceed its limits.
+account, named after a hash of the server its base URL names (``bulkrunner.baseurl.server``) and
+its key (never the key itself), so that runs of different inputs, job files or accounts files
+never together exceed its limits.
 """
 
 from __future__ import annotations
