@@ -16,8 +16,9 @@ account's rows. The run keeps one journal, one report and one backup (with an ``
 column, so a rollback restores each campaign with its own account's key).
 
 Two runs using the same account at the same time are refused (exit 4): each run holds a lock per
-account, named after a hash of the account's base URL and key (never the key itself), so that
-runs of different inputs, job files or accounts files never together exceed its limits.
+account, named after a hash of the server its base URL names (``bulkrunner.baseurl.server``) and
+its key (never the key itself), so that runs of different inputs, job files or accounts files
+never together exceed its limits.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
+from bulkrunner.baseurl import check as check_base_url
+from bulkrunner.baseurl import server
 from bulkrunner.config import RunConfig, read_toml
 from bulkrunner.errors import UsageError
 from bulkrunner.fields import ACCOUNT
@@ -50,6 +53,8 @@ log = logging.getLogger("bulkrunner")
 
 _KEYS = ("key_env", "rate", "base_url")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A word of a variable name is a word (ACME, SMARTLEAD, KEY, EU2); a key is one long random word
+_KEY_LIKE = re.compile(r"(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9]{20,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +96,12 @@ def _account(path: Path, name: str, entry: Any, config: RunConfig) -> Account:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"{where}: unknown setting {key!r}{hint}; known: {', '.join(_KEYS)}")
     key_env = entry.get("key_env")
-    if not isinstance(key_env, str) or not _ENV_NAME.fullmatch(key_env):
+    if not _variable_name(key_env):
+        # Never echoed: what is there instead of a variable's name may be the key itself.
+        given = "nothing" if key_env is None else "a value that is no variable's name (not shown)"
         raise UsageError(
             f"{where}: key_env must name the environment variable holding its key "
-            f'(key_env = "ACME_SMARTLEAD_KEY"), got {key_env!r}'
+            f'(key_env = "ACME_SMARTLEAD_KEY"), not hold the key, got {given}'
         )
     rate = entry.get("rate")
     if rate is None:
@@ -108,9 +115,17 @@ def _account(path: Path, name: str, entry: Any, config: RunConfig) -> Account:
         except ValueError as exc:
             raise UsageError(f"{where}: rate: {exc}") from None
     base_url = entry.get("base_url", config.base_url)
-    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        raise UsageError(f"{where}: base_url must start with http:// or https://, got {base_url!r}")
-    return Account(name, key_env, rates, base_url)
+    if not isinstance(base_url, str):
+        raise UsageError(f"{where}: base_url must be a URL in quotes, got {base_url!r}")
+    return Account(name, key_env, rates, check_base_url(base_url, f"{where}: base_url"))
+
+
+def _variable_name(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a plausible environment variable's name, and not a key pasted in
+    its place: letters, digits and underscores, with no long word mixing letters and digits."""
+    if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+        return False
+    return not any(_KEY_LIKE.fullmatch(word) for word in value.split("_"))
 
 
 def account_keys(
@@ -172,9 +187,10 @@ def check_column(input_path: Path, columns: Sequence[str], accounts: Accounts | 
 
 
 def account_lock_path(account: Account, key: str) -> Path:
-    """The lock every run using this account holds: keyed on its base URL and its key, hashed
-    (one-way: the key is not in the name), so that the same key under two names is one account."""
-    material = f"bulkrunner account\0{account.base_url.rstrip('/')}\0{key}".encode()
+    """The lock every run using this account holds: keyed on the server of its base URL (however
+    that is written) and its key, hashed (one-way: the key is not in the name), so that the same
+    key under two names, or on one server written two ways, is one account."""
+    material = f"bulkrunner account\0{server(account.base_url)}\0{key}".encode()
     digest = hashlib.sha256(material).hexdigest()[:24]
     return lock_folder() / f"account-{digest}.lock"
 

@@ -491,6 +491,10 @@ def read_job_file(path: Path) -> dict[str, Any]:
             )
         if declaration.path:
             value = str((path.parent / Path(str(value)).expanduser()).resolve())
+        if name == "base_url":
+            from bulkrunner.baseurl import check
+
+            value = check(value, f"{path}: {key}")
         options[name] = value
     return options
 
@@ -517,7 +521,7 @@ def build_config(
     merged["resume"] = resume
     if "input" not in merged:
         raise UsageError('no input file: give --input PATH or a job file with input = "..."')
-    merged["base_url"] = merged.get("base_url") or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    merged["base_url"] = _base_url(job, flags)
     values: dict[str, Any] = {}
     for each in OPTIONS:
         value = merged.get(each.key)
@@ -539,6 +543,21 @@ def build_config(
     )
     _check(config)
     return config
+
+
+def _base_url(job: Mapping[str, Any], flags: Mapping[str, Any]) -> str:
+    """The base URL: the flag's, else the job file's, else the environment's, else SmartLead's;
+    checked, naming where it came from."""
+    from bulkrunner.baseurl import check  # (urllib, ipaddress: not for `run --help`)
+
+    for value, where in (
+        (flags.get("base_url"), "--base-url"),
+        (job.get("base_url"), "the job file's base_url"),
+        (os.environ.get(BASE_URL_ENV), BASE_URL_ENV),
+    ):
+        if value:
+            return check(str(value), where)
+    return DEFAULT_BASE_URL
 
 
 def _resume(value: Any) -> tuple[bool, bool]:
@@ -582,5 +601,3 @@ def _check(config: RunConfig) -> None:
             "notify must be a webhook URL starting with http:// or https://, "
             f"got {webhook_label(config.notify)!r}"
         )
-    if not config.base_url.startswith(("http://", "https://")):
-        raise UsageError(f"base URL must start with http:// or https://, got {config.base_url!r}")

@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from bulkrunner.baseurl import shown
 from bulkrunner.config import RunConfig
 
 _NOT_CARRIED = frozenset({"--resume", "--fresh", "--dry-run", "--no-dry-run"})
@@ -88,7 +89,9 @@ def _options(words: Sequence[str], *, keep_input: bool) -> list[str]:
         elif word in _VALUE_NOT_CARRIED and not (keep_input and word == "--input"):
             skip = True
         elif word not in _NOT_CARRIED:
-            kept.append(word)
+            # a base URL's credentials are secrets: REDACTED (a URL from a job file or
+            # SMARTLEAD_BASE_URL is not in the command, so its hints paste as they are)
+            kept.append(shown(word) if kept[-1:] == ["--base-url"] else word)
     return kept
 
 

@@ -1,10 +1,19 @@
 """One run per report, and one per input, at a time.
 
 A run holds two locks: ``<report>.lock`` beside its report, and one keyed on its input's resolved
-path (in a folder of this user's under the system's temporary folder), so that two runs of the
-same job are refused even when their reports differ (a ``{timestamp}`` in the name). A run that
-sends also holds one lock per account it uses (``bulkrunner.accounts.account_lock_path``: a hash
-of base URL and key), so that two runs never together exceed one account's limits.
+path, in this user's lock folder (``lock_folder``), so that two runs of the same job are refused
+even when their reports differ (a ``{timestamp}`` in the name). A run that sends also holds one
+lock per account it uses (``bulkrunner.accounts.account_lock_path``: a hash of its server and
+key), so that two runs never together exceed one account's limits.
+
+The lock folder is the same for every process of the user whatever its environment: cron and a
+shell differ in ``TMPDIR`` and the ``XDG_*`` variables, not in the user's home, so it is
+``~/.local/state/bulkrunner/locks`` of the home the user database gives (``%LOCALAPPDATA%`` on
+Windows), or ``$BULKRUNNER_LOCK_DIR``. It is created with mode 0700 and, before each lock in it,
+checked to be a folder (not a link) of this user's that no one else may write in: another local
+user can neither plant a lock there to block runs nor a link for a run to truncate a file. A lock
+file, there or beside a report, is opened without following a symbolic link and must be a
+regular file.
 
 Each lock is an advisory ``flock`` (on Windows, where there is no ``fcntl``, an ``msvcrt`` lock
 of the file's first byte). The system releases it when the process ends, however it ends, so a
@@ -15,19 +24,19 @@ owner's pid and start time, only to name the owner in the refusal.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import hashlib
 import json
 import logging
 import os
+import stat
 import sys
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from bulkrunner.errors import RunInProgress
+from bulkrunner.environment import LOCK_DIR_ENV
+from bulkrunner.errors import RunInProgress, UsageError
 
 if sys.platform == "win32":
     import msvcrt
@@ -48,11 +57,56 @@ def input_lock_path(input_path: Path) -> Path:
 
 
 def lock_folder() -> Path:
-    """This user's folder of locks that are not beside a report, under the temporary folder."""
-    if sys.platform == "win32":  # no uid; the temporary folder is the user's own anyway
-        return Path(tempfile.gettempdir()) / f"bulkrunner-{getpass.getuser()}"
-    else:
-        return Path(tempfile.gettempdir()) / f"bulkrunner-{os.getuid()}"
+    """This user's folder of locks that are not beside a report (see the module's docstring)."""
+    override = os.environ.get(LOCK_DIR_ENV)
+    if override:
+        return Path(override).expanduser().absolute()
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        base = Path(local) if local else Path.home() / "AppData" / "Local"
+        return base / "bulkrunner" / "locks"
+    return _home() / ".local" / "state" / "bulkrunner" / "locks"
+
+
+def _home() -> Path:
+    """The user's home as the user database has it (cron's ``HOME`` is that one; a ``sudo``
+    may keep another's), else ``HOME``. (POSIX only.)"""
+    import pwd
+
+    try:
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:  # a uid the database does not know (a container's)
+        return Path.home()
+
+
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` for this user alone (0700), or check that it is still: a folder, not
+    a symbolic link, this user's, that no one else may write in. A UsageError (exit 2) if not."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        found = os.lstat(folder)
+    except OSError as exc:
+        raise UsageError(
+            f"{folder}: cannot create the lock folder ({exc.strerror or exc}); set "
+            f"{LOCK_DIR_ENV} to a folder of yours; nothing was sent"
+        ) from None
+    problem = ""
+    if stat.S_ISLNK(found.st_mode):
+        problem = "is a symbolic link"
+    elif not stat.S_ISDIR(found.st_mode):
+        problem = "is not a folder"
+    elif sys.platform != "win32" and found.st_uid != os.geteuid():
+        problem = f"belongs to another user (uid {found.st_uid})"
+    elif sys.platform != "win32" and found.st_mode & 0o022:
+        problem = f"may be written by other users (mode {stat.S_IMODE(found.st_mode):04o})"
+    if problem:
+        raise UsageError(
+            f"{folder}: the lock folder {problem}: another user could block or redirect runs; "
+            f"remove it (it is made again, yours alone) or set {LOCK_DIR_ENV} to a folder of "
+            "yours; nothing was sent"
+        )
 
 
 class RunLock:
@@ -74,9 +128,12 @@ class RunLock:
         self._handle: IO[str] | None = None
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.parent == lock_folder():
+            _private_folder(self.path.parent)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            handle = self.path.open("a+", encoding="utf-8")
+            handle = _open(self.path)
             try:
                 _lock(handle)
             except BlockingIOError:
@@ -151,6 +208,41 @@ else:
         handle.close()
 
 
+_OPEN_FLAGS = (
+    os.O_RDWR
+    | os.O_CREAT
+    | getattr(os, "O_NOFOLLOW", 0)  # a link planted in its place is not followed
+    | getattr(os, "O_NONBLOCK", 0)  # nor does a FIFO planted there hold the run up
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)  # (Windows: bytes as they are; the text layer decodes)
+)
+
+
+def _open(path: Path) -> IO[str]:
+    """The lock file ``path``, created (0600) if need be: never through a symbolic link, and
+    only a regular file; else a one-line UsageError."""
+    try:
+        descriptor = os.open(path, _OPEN_FLAGS, 0o600)
+    except OSError as exc:  # ELOOP or EMLINK for a link, EISDIR for a folder...
+        if os.path.islink(path):
+            raise UsageError(
+                f"{path}: a lock file must not be a symbolic link: remove it; nothing was sent"
+            ) from None
+        if os.path.lexists(path) and not os.path.isfile(path):
+            raise _not_regular(path) from None
+        raise UsageError(
+            f"{path}: cannot open the lock file ({exc.strerror or exc}); nothing was sent"
+        ) from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # a FIFO, a device...
+        os.close(descriptor)
+        raise _not_regular(path)
+    return os.fdopen(descriptor, "r+", encoding="utf-8")
+
+
+def _not_regular(path: Path) -> UsageError:
+    return UsageError(f"{path}: a lock file must be a regular file: remove it; nothing was sent")
+
+
 def _owner(handle: IO[str]) -> dict[str, object]:
     handle.seek(0)
     try:
@@ -168,6 +260,7 @@ def _describe(owner: dict[str, object]) -> str:
 
 def _same_file(handle: IO[str], path: Path) -> bool:
     try:
-        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        named, opened = os.lstat(path), os.fstat(handle.fileno())
     except FileNotFoundError:
         return False
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from bulkrunner.answers import body_retry_after, header_count, header_reset, header_retry_after
+from bulkrunner.baseurl import shown
 from bulkrunner.config import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # lives where aiohttp is not
 from bulkrunner.limiter import answer_received, request_written
 from bulkrunner.model import Answer
@@ -161,7 +162,7 @@ class HttpSender:
             )
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, ConnectionRefusedError):
-                url = redact(f"{self._base_url}{path}?api_key={self._api_key}", secrets)
+                url = redact(f"{shown(self._base_url)}{path}?api_key={self._api_key}", secrets)
                 refused = f"cannot connect: connection refused by {url}"
                 return Answer(None, transport_error=refused, refused=True)
             return Answer(None, transport_error=self._describe("cannot connect", exc))

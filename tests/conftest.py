@@ -11,6 +11,17 @@ from aioresponses import aioresponses
 from yarl import URL
 
 
+@pytest.fixture(autouse=True)
+def own_lock_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Each test's locks of inputs and accounts in a folder of its own (inherited by the runs it
+    starts), not in the home folder of whoever runs the tests."""
+    folder = tmp_path_factory.mktemp("locks") / "locks"
+    monkeypatch.setenv("BULKRUNNER_LOCK_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """No API key or base URL from the environment of whoever runs the tests."""

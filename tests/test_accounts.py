@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from aiohttp import web
 
 from bulkrunner.rates import Rate
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import one_line_error, run
+from tests.hostile import ServerThread
 
 KEYS = {"acme": "sk-live-ACME-7d1e", "globex": "sk-live-GLOBEX-91a0", "initech": "sk-live-INI-3b2c"}
 FIRST_ID = {"acme": 1000, "globex": 2000, "initech": 3000}
@@ -234,6 +236,15 @@ def test_a_row_naming_an_unknown_account_is_invalid_and_the_others_are_sent(
         ('[accounts.acme]\nkey-env = "ACME_SMARTLEAD_KEY"\n', "unknown setting 'key-env'"),
         ('[accounts.acme]\nkey_env = "ACME_SMARTLEAD_KEY"\nrate = ["ten/1"]\n', "rate:"),
         ('[accounts.acme]\nkey_env = "ACME_SMARTLEAD_KEY"\nbase_url = "ftp://x"\n', "base_url"),
+        (
+            '[accounts.acme]\nkey_env = "ACME_SMARTLEAD_KEY"\nbase_url = "http://127.0.0.1:99999"\n',
+            "base_url: base URL port must be a number between 1 and 65535",
+        ),
+        (
+            '[accounts.acme]\nkey_env = "ACME_SMARTLEAD_KEY"\n'
+            'base_url = "http://127.0.0.1:9/api/v1?api_key=sk-oops"\n',
+            "base_url: base URL must not have a query string",
+        ),
         ("[accounts.acme]\n", "key_env must name the environment variable"),
         ("title = 1\n", "unknown entry 'title'"),
         ("[accounts]\n", "no accounts"),
@@ -260,6 +271,48 @@ def test_a_bad_accounts_file_is_a_one_line_error_naming_it(
     assert str(accounts) in line
     assert expected in line
     assert "sk-oops" not in line
+
+
+PASTED_KEYS = {
+    "uuid-like": "3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f6a7b8_91ab2c",
+    "name-like": "sk_live_4eC39HqLyjWDarjtT1zdp7dc",  # letters, digits, _: a variable's shape
+}
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+@pytest.mark.parametrize("pasted", PASTED_KEYS.values(), ids=PASTED_KEYS.keys())
+def test_a_key_pasted_as_key_env_is_refused_and_shown_nowhere(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pasted: str,
+    log_format: str,
+) -> None:
+    """Not in the error (text or JSON) nor in the webhook's message: the key is not known to
+    be one (no variable holds it), so only not echoing it keeps it out."""
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(f'[accounts.acme]\nkey_env = "{pasted}"\n')
+    plan = tmp_path / "plan.csv"
+    plan.write_text("campaign_id,account,sending_limit\n1000,acme,10\n")
+    bodies: list[str] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        bodies.append(await request.text())
+        return web.Response(text="ok")
+
+    with ServerThread(webhook) as hook:
+        code, out, err = run_accounts(
+            capsys, "run", plan, accounts, tmp_path / "r.csv",
+            "--notify", f"{hook.url}/hook", "--log-format", log_format,
+        )  # fmt: skip
+    assert code == 2
+    assert "key_env must name the environment variable holding its key" in err
+    assert str(accounts) in err
+    assert len(bodies) == 1  # the notification was sent, with the error
+    assert "key_env must name" in json.loads(bodies[0])["error"]
+    for text in (out, err, *bodies):
+        assert pasted not in text
+        assert pasted[:12] not in text
 
 
 def test_the_account_column_and_the_accounts_file_go_together(

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from aiohttp import web
 
 from bulkrunner import cli
 from bulkrunner.rates import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from tests.fakes import one_line_error, run
+from tests.hostile import ServerThread
 from tests.realtime import JITTER
 
 KEY = "sk-live-SENTINEL-5f2b9c"
@@ -129,6 +131,92 @@ def test_a_report_or_export_inside_a_file_is_refused_before_anything_is_read_or_
             assert "resume" not in err
             assert len(sim.state.requests) == requests, command  # nothing read, nothing sent
         assert sorted(tmp_path.rglob("*")) == before  # no journal, lock or report left behind
+
+
+def run_with_base_url(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    url: str,
+) -> tuple[int, str, str, str]:
+    """A run whose base URL is ``url``, given as ``source`` does: exit code, stdout, stderr and
+    how the error should name where the URL came from."""
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    plan = csv_file(tmp_path, "campaign_id,sending_limit\n1,10\n", "plan.csv")
+    args = [str(plan)]
+    where = source
+    if source == "--base-url":
+        args += ["--base-url", url]
+    elif source == "SMARTLEAD_BASE_URL":
+        monkeypatch.setenv("SMARTLEAD_BASE_URL", url)
+    elif source == "job file":
+        job = tmp_path / "job.toml"
+        job.write_text(f'input = "plan.csv"\nbase_url = {json.dumps(url)}\n')
+        args, where = [str(job)], f"{job}: base_url"
+    else:  # an accounts file
+        plan.write_text("campaign_id,account,sending_limit\n1,acme,10\n")
+        accounts = tmp_path / "accounts.toml"
+        accounts.write_text(
+            f'[accounts.acme]\nkey_env = "ACME_KEY"\nbase_url = {json.dumps(url)}\n'
+        )
+        monkeypatch.setenv("ACME_KEY", KEY)
+        args += ["--accounts", str(accounts)]
+        where = f"{accounts}: account 'acme': base_url"
+    report = tmp_path / "r.csv"
+    code, out, err = run(capsys, "run", *args, "--report", str(report), "--max-attempts", "1")
+    return code, out, err, where
+
+
+BASE_URL_SOURCES = ["--base-url", "SMARTLEAD_BASE_URL", "job file", "accounts file"]
+
+
+@pytest.mark.parametrize("source", BASE_URL_SOURCES)
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://", "has no host"),
+        ("http://127.0.0.1:99999/api/v1", "port must be a number between 1 and 65535"),
+        ("http://[::1/api/v1", "is not a URL (Invalid IPv6 URL)"),
+    ],
+)
+def test_a_base_url_that_cannot_be_a_server_is_one_line_and_exit_2_before_anything_is_read(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    url: str,
+    problem: str,
+) -> None:
+    code, out, err, where = run_with_base_url(capsys, tmp_path, monkeypatch, source, url)
+    assert code == 2, err
+    assert one_line_error(err) == f"bulkrunner: error: {where}: base URL {problem}, got {url!r}"
+    assert out == ""  # no summary: nothing was read or sent
+    assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.parametrize("source", BASE_URL_SOURCES)
+def test_a_base_url_with_a_query_string_is_refused_unread_and_unechoed(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+) -> None:
+    """The request paths would go after the query (``...?x=1/campaigns/``): refused, exit 2,
+    and what the query holds (here a key, as people paste it) is not shown."""
+    with ServerThread(answer_nothing) as server:
+        url = f"{server.url}/api/v1?api_key=sk-pasted-in-the-URL-71c2"
+        code, out, err, where = run_with_base_url(capsys, tmp_path, monkeypatch, source, url)
+    assert server.requests == []
+    assert code == 2, err
+    line = one_line_error(err)
+    assert line.startswith(f"bulkrunner: error: {where}: base URL must not have a query string")
+    assert line.endswith(f"got '{server.url}/api/v1?…'")
+    assert "sk-pasted" not in out + err
+
+
+async def answer_nothing(request: web.Request) -> web.Response:
+    return web.Response(status=500)
 
 
 def run_safely(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

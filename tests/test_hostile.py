@@ -6,6 +6,7 @@ the real CLI against small servers on 127.0.0.1."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -631,6 +632,63 @@ def test_a_server_echoing_the_key_puts_it_in_no_output_and_no_file(
         events = [json.loads(text) for text in done.stderr.splitlines()]
         assert any(event["event"] == "row_finished" for event in events)
     assert_no_leak(tmp_path, done.stdout, done.stderr)
+
+
+PROXY_USER, PROXY_PASSWORD = "proxyuser", "s3cret-PW+9"  # "+": a URL spells it %2B
+BASIC = base64.b64encode(f"{PROXY_USER}:{PROXY_PASSWORD}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "logging_options", [(), ("-v",), ("--log-format", "json", "-v")], ids=["text", "v", "json"]
+)
+def test_credentials_in_the_base_url_reach_the_server_and_no_output(
+    tmp_path: Path, logging_options: tuple[str, ...]
+) -> None:
+    """A proxy that takes basic auth from the base URL, and echoes it (a debugging page): the
+    credentials are in no hint, report, journal, backup, log line or notification."""
+    write_plan(tmp_path, [101, 102, 103])
+    authorizations: set[str] = set()
+    bodies: list[str] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        authorization = request.headers.get("Authorization", "")
+        authorizations.add(authorization)
+        if request.method == "GET":
+            return campaign_or_empty_list(request)
+        if request.path.endswith("/101/settings"):
+            return web.Response(status=500, text=f"crash: Authorization: {authorization}")
+        return web.json_response({}, status=429, headers={"Retry-After": "86400"})
+
+    async def webhook(request: web.Request) -> web.Response:
+        bodies.append(await request.text())
+        return web.Response(text="ok")
+
+    with ServerThread(proxy) as server, ServerThread(webhook) as hook:
+        host = server.url.removeprefix("http://")
+        secret = f"{PROXY_USER}:{quote(PROXY_PASSWORD, safe='')}"
+        done = run_cli(
+            tmp_path, KEY, "run", "--input", "plan.csv", "--report", "r.csv",
+            "--base-url", f"http://{secret}@{host}/api/v1", "--max-attempts", "1",
+            "--concurrency", "1", "--notify", f"{hook.url}/hook", *logging_options,
+        )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert authorizations == {f"Basic {BASIC}"}  # every request carried them
+    report = pd.read_csv(tmp_path / "r.csv", keep_default_na=False)
+    assert report["status"].tolist() == ["failed", "failed", "not_attempted"]
+    assert report["error"][0].endswith(f"HTTP 500: crash: Authorization: Basic {REDACTED}")
+    shown = f"--base-url http://{REDACTED}@{host}/api/v1"
+    assert f"{shown} --concurrency 1" in done.stdout  # the resume hint
+    assert len(bodies) == 1
+    texts = {
+        **every_file_text(tmp_path),
+        "stdout": done.stdout,
+        "stderr": done.stderr,
+        "notification": bodies[0],
+    }
+    for name, text in texts.items():
+        for secret_form in (PROXY_USER, PROXY_PASSWORD, quote(PROXY_PASSWORD, safe=""), BASIC):
+            assert secret_form not in text, (name, secret_form)
+        assert not leaks(text), name
 
 
 def http_date_a_day_away() -> str:

@@ -2,13 +2,19 @@
 with a stand-in for ``msvcrt`` that holds byte-range locks the way Windows does (one holder per
 byte, per open handle, a non-blocking attempt on a held byte failing with PermissionError).
 
-The POSIX lock itself is tested through the CLI in ``test_recovery``."""
+The POSIX lock itself is tested through the CLI here (where locks are, and what may be planted
+in their place) and in ``test_recovery``."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import pwd
+import stat
+import subprocess
 import sys
+import tempfile
+import time
 import types
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +23,12 @@ import pytest
 
 import bulkrunner.locking
 from bulkrunner.errors import RunInProgress
+from bulkrunner.locking import input_lock_path
+from bulkrunner.simulator import SimulatorConfig, SimulatorThread
+from tests.fakes import one_line_error, run
 
 WHEN = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+KEY = "sk-locks-SENTINEL-4c1d"
 
 
 class FakeMsvcrt(types.ModuleType):
@@ -89,12 +99,185 @@ def test_a_lock_file_left_by_a_killed_run_is_taken_over(
     assert not path.exists()
 
 
-def test_the_lock_folder_is_named_for_the_user_not_a_uid(
-    windows: tuple[types.ModuleType, FakeMsvcrt], monkeypatch: pytest.MonkeyPatch
+def test_on_windows_the_lock_folder_is_the_users_whatever_the_temporary_folder(
+    windows: tuple[types.ModuleType, FakeMsvcrt], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     locking, _ = windows
-    posix = bulkrunner.locking.lock_folder()
-    monkeypatch.setattr(locking.getpass, "getuser", lambda: "ana")
+    monkeypatch.delenv("BULKRUNNER_LOCK_DIR")
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "AppData" / "Local"))
     monkeypatch.setattr(sys, "platform", "win32")
-    assert locking.lock_folder().name == "bulkrunner-ana"
-    assert posix.name == f"bulkrunner-{os.getuid()}"  # on POSIX, as it was
+    for temp in ("cron", "shell"):
+        monkeypatch.setenv("TEMP", str(tmp_path / temp))
+        monkeypatch.setattr(tempfile, "tempdir", None)  # as in a process of its own
+        assert locking.lock_folder() == tmp_path / "AppData" / "Local" / "bulkrunner" / "locks"
+
+
+# --- where the locks of inputs and accounts are, and who may touch them ------------------------
+
+
+def test_the_lock_folder_is_the_same_for_every_process_of_the_user(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Cron and a shell (or two cron environments) differ in their temporary folder and XDG
+    variables, and a sudo may keep another's HOME: none of them moves the lock folder."""
+    monkeypatch.delenv("BULKRUNNER_LOCK_DIR")
+    found = set()
+    for environment in ("cron", "shell"):
+        monkeypatch.setenv("TMPDIR", str(tmp_path / environment / "tmp"))
+        monkeypatch.setattr(tempfile, "tempdir", None)  # as in a process of its own
+        for name in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "HOME"):
+            monkeypatch.setenv(name, str(tmp_path / environment / name))
+        found.add(bulkrunner.locking.lock_folder())
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    assert found == {home / ".local" / "state" / "bulkrunner" / "locks"}
+
+
+def source_and_server(tmp_path: Path, rows: int, first_id: int = 100) -> Path:
+    lines = ["campaign_id,sending_limit"] + [f"{first_id + n},{10 + n}" for n in range(rows)]
+    path = tmp_path / f"plan-{first_id}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_job_run_from_two_environments_or_with_its_server_spelled_otherwise_runs_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run from cron (its own TMPDIR) holds the job's locks: the same job from a shell, and
+    any run with the same key on the same server however its URL is written, are refused."""
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
+    cron_tmp = tmp_path / "cron-tmp"
+    cron_tmp.mkdir()
+    nightly = source_and_server(tmp_path, 40)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, latency=0.2)) as sim:
+        port = sim.base_url.split(":")[2].split("/")[0]
+        first = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "bulkrunner", "run", str(nightly)),
+                *("--base-url", sim.base_url, "--concurrency", "1"),
+                *("--report", str(tmp_path / "cron.csv")),
+            ],
+            env={**os.environ, "TMPDIR": str(cron_tmp)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            while not sim.state.requests:  # the first run holds its locks once it sends
+                assert first.poll() is None, first.communicate()[1]
+                time.sleep(0.02)
+            again = run(
+                capsys, "run", str(nightly), "--base-url", sim.base_url,
+                "--report", str(tmp_path / "shell.csv"),
+            )  # fmt: skip
+            spelled = {}
+            for n, url in enumerate(
+                [
+                    f"http://localhost:{port}/api/v1",
+                    f"HTTP://LocalHost:{port}/api/v1/",
+                    f"http://[::1]:{port}/api/v1",
+                    f"http://127.0.0.1:{port}//api/v1//",
+                ]
+            ):
+                other = source_and_server(tmp_path, 1, first_id=9000 + n)
+                spelled[url] = run(
+                    capsys, "run", str(other), "--base-url", url,
+                    "--report", str(tmp_path / f"other-{n}.csv"),
+                )  # fmt: skip
+        finally:
+            first.terminate()  # (its end is not what this test is about)
+            first.communicate(timeout=60)
+        sent = {request.campaign_id for request in sim.state.requests} - {None}
+    code, _, err = again
+    assert code == 4, err
+    assert f"{nightly}: another bulkrunner run (pid {first.pid}" in one_line_error(err)
+    for url, (code, _, err) in spelled.items():
+        assert code == 4, (url, err)
+        assert "the key SMARTLEAD_API_KEY: another bulkrunner run" in one_line_error(err), url
+    assert sent <= {100 + n for n in range(40)}  # nothing of the refused runs
+    folder = Path(os.environ["BULKRUNNER_LOCK_DIR"])
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("planted", ["link", "fifo", "folder"])
+def test_what_is_planted_as_a_reports_lock_is_refused_and_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], planted: str
+) -> None:
+    """A link in the lock file's place is not followed (the run would truncate its target),
+    and a lock file must be a regular file: one line, exit 2, nothing written."""
+    source = source_and_server(tmp_path, 2)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    lock = tmp_path / "r.csv.lock"
+    if planted == "link":
+        lock.symlink_to(victim)
+    elif planted == "fifo":
+        os.mkfifo(lock)
+    else:
+        lock.mkdir()
+    code, _, err = run(capsys, "run", str(source), "--report", str(tmp_path / "r.csv"), "--dry-run")
+    assert code == 2, err
+    line = one_line_error(err)
+    assert line.startswith(f"bulkrunner: error: {lock}: a lock file must")
+    assert victim.read_text() == "precious\n"
+    assert not (tmp_path / "r.csv").exists()
+    assert lock.is_symlink() == (planted == "link")  # left as it was
+
+
+def test_a_link_planted_in_the_lock_folder_is_not_followed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    source = source_and_server(tmp_path, 2)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    planted = input_lock_path(source)
+    planted.parent.mkdir(mode=0o700)
+    planted.symlink_to(victim)
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        code, _, err = run(
+            capsys, "run", str(source), "--base-url", sim.base_url,
+            "--report", str(tmp_path / "r.csv"),
+        )  # fmt: skip
+        assert sim.state.requests == []
+    assert code == 2, err
+    assert f"{planted}: a lock file must not be a symbolic link" in one_line_error(err)
+    assert victim.read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("problem", ["a link", "open to all", "another user's"])
+def test_a_lock_folder_another_user_could_plant_in_is_refused(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    own_lock_folder: Path,
+    problem: str,
+) -> None:
+    """Locks of inputs and accounts are only taken in a folder of this user's alone: one a
+    link, one others may write in or one another user made first is refused, exit 2."""
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    folder = own_lock_folder
+    if problem == "a link":
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir(mode=0o700)
+        folder.symlink_to(elsewhere)
+        expected = "is a symbolic link"
+    elif problem == "open to all":
+        folder.mkdir()
+        folder.chmod(0o1777)  # as /tmp is
+        expected = "may be written by other users (mode 1777)"
+    else:
+        folder.mkdir(mode=0o700)
+        monkeypatch.setattr(os, "geteuid", lambda: folder.stat().st_uid + 1)  # not its owner
+        expected = f"belongs to another user (uid {folder.stat().st_uid})"
+    source = source_and_server(tmp_path, 2)
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        code, _, err = run(
+            capsys, "run", str(source), "--base-url", sim.base_url,
+            "--report", str(tmp_path / "r.csv"),
+        )  # fmt: skip
+        assert sim.state.requests == []
+    assert code == 2, err
+    line = one_line_error(err)
+    assert line.startswith(f"bulkrunner: error: {folder}: the lock folder {expected}")
+    assert "BULKRUNNER_LOCK_DIR" in line
