@@ -8,6 +8,7 @@ the backup) puts the old values back.
 It is a ledger: once a campaign's field is recorded, nothing overwrites it. A ``--resume``d run
 adds the campaigns and fields it is about to change to the backup of the run it continues, so
 after any number of interruptions the backup still holds the values from before the first one.
+(An operation whose undo is a change rather than a value merges it: ``Operation.merge_undo``.)
 Every write goes to a temporary file, flushed to disk, then renamed over the backup: a kill at
 any moment leaves the old ledger or the new one, never a torn file.
 
@@ -200,8 +201,9 @@ def record_backup(
             if value is not None and (spec := operation.field(name)) is not None
         }
         entry = ledger[campaign] if campaign in ledger else added.setdefault(campaign, {})
-        for name, value in values.items():
-            entry.setdefault(name, shared(value))  # 100,000 campaigns hold a few values
+        for name, value in operation.merge_undo(entry, values).items():
+            if name not in entry or entry[name] is not value:
+                entry[name] = shared(value)  # 100,000 campaigns hold a few values
         if any(name != ACCOUNT for name in entry):
             if account is not None:
                 entry.setdefault(ACCOUNT, account)

@@ -123,6 +123,12 @@ class Operation:
         """The row that puts back what ``changes`` change: by default each value it had."""
         return Undo({name: change.before for name, change in changes.items()})
 
+    def merge_undo(self, recorded: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
+        """The backup's row of a campaign once a later run of the job (``--resume``) records
+        the undo ``later`` beside the row earlier runs recorded (``recorded``): by default
+        each field as first recorded, which is its value before the first run."""
+        return {**later, **recorded}
+
     def export(self, campaign: Mapping[str, Any]) -> dict[str, Any]:
         """The campaign's current state as an input row of this operation (no campaign_id)."""
         return self.state(campaign)
