@@ -52,7 +52,7 @@ from bulkrunner.errors import ExitCode as ExitCode  # its home was here; many im
 from bulkrunner.errors import UsageError
 from bulkrunner.events import emit, show
 from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID
-from bulkrunner.hints import fresh_command, resume_command
+from bulkrunner.hints import resume_command
 from bulkrunner.interrupts import INTERRUPTED, Interrupts
 from bulkrunner.journal import (
     Journal,
@@ -78,7 +78,14 @@ from bulkrunner.report import (
     deliver_report,
     read_report,
 )
-from bulkrunner.resumption import check_paths, choose_report, input_lock, run_identity, unused
+from bulkrunner.resumption import (
+    check_paths,
+    choose_report,
+    input_lock,
+    run_identity,
+    unfinished,
+    unused,
+)
 from bulkrunner.validation import (
     Repeats,
     RowJudgement,
@@ -480,12 +487,7 @@ def _earlier_successes(
         remove(journal_file)
         return None
     if not config.resume:
-        raise UsageError(
-            f"{journal_file}: an earlier run with this report did not finish; add --resume to "
-            f"continue it (rows it applied are not sent again): "
-            f"{resume_command(config, config.report)} ; or --fresh to start over: "
-            f"{fresh_command(config, config.report)}"
-        )
+        raise unfinished(config, config.report, "an earlier run with this report")
     if not identity.matches(header) and "input_sha256" in header:
         log.warning(
             "%s has changed since the interrupted run: rows whose content changed are sent again",

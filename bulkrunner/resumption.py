@@ -19,7 +19,7 @@ from pathlib import Path
 from bulkrunner.backup import backup_path
 from bulkrunner.config import RunConfig
 from bulkrunner.errors import UsageError
-from bulkrunner.hints import resume_command
+from bulkrunner.hints import fresh_command, resume_command
 from bulkrunner.journal import RunIdentity, journal_path, read_header
 from bulkrunner.locking import RunLock, input_lock_path
 
@@ -50,42 +50,60 @@ def choose_report(config: RunConfig, identity: RunIdentity, default: Path) -> Ru
     """``config`` with the report this run writes, and ``resume`` set if it continues one.
 
     A report named outright is used as it is (its journal, if any, is checked against this
-    input later). Otherwise, with ``--resume`` or a job's ``resume = "auto"``, the newest
-    unfinished run of this very input and options is continued: found among ``reports/*`` or,
-    for a report named with ``{timestamp}``, among the names that template gives. ``--fresh``
-    starts that run over, in its report, so that no stale journal is left to resume later.
+    input later). Otherwise, with ``--resume``, the newest unfinished run of this very input
+    and options is continued: found among ``reports/*`` or, for a report named with
+    ``{timestamp}``, among the names that template gives; a job's ``resume = "auto"``
+    continues one of this file even if its content has changed since (as it would with its
+    report named). ``--fresh`` starts that run over, in its report, so that no stale journal
+    is left to resume later. A plain run of a file with such an unfinished run is refused, as
+    a run with that run's report is: a second backup beside the first would leave the first
+    run's changes out of the rollback of the second.
     """
     if config.report is not None and config.report_template is None:
         auto = config.auto_resume and journal_path(config.report).exists()
         chosen = replace(config, resume=config.resume or auto)
-    elif config.resume or config.auto_resume or config.fresh:
-        found = _unfinished_run(identity, config.report_template)
-        if found is not None and config.fresh:  # start it over: no journal of it is left behind
-            log.info("starting the unfinished run of %s over: %s", config.input, found)
-            chosen = replace(config, report=found)
-        elif found is not None:
-            log.info("resuming the unfinished run of %s: %s", config.input, found)
-            chosen = replace(config, report=found, resume=True)
-        elif config.resume:
-            where = config.report_template or "reports/"
-            earlier = _unfinished_run(identity, config.report_template, same_content=False)
-            hint = (
-                f"; {earlier} is an unfinished run of an earlier version of this file: to resume "
-                f"it anyway (rows whose content changed are sent again): "
-                f"{resume_command(config, earlier)}"
-                if earlier is not None
-                else "; give the interrupted run's --report"
-            )
-            raise UsageError(
-                f"nothing to resume: no unfinished run of {config.input} (as it is now, with "
-                f"--vocabulary {config.vocabulary.value}) in {where}{hint}"
-            )
-        else:
-            chosen = replace(config, report=config.report or default)
+        check_paths(chosen)
+        return chosen
+    template = config.report_template
+    same = _unfinished_run(identity, template)
+    # of this file with these options, whatever its content was then
+    earlier = same or _unfinished_run(identity, template, same_content=False)
+    if config.fresh and earlier is not None:  # start it over: no journal of it is left behind
+        log.info("starting the unfinished run of %s over: %s", config.input, earlier)
+        chosen = replace(config, report=earlier)
+    elif (config.resume and same is not None) or (config.auto_resume and earlier is not None):
+        found = same or earlier
+        log.info("resuming the unfinished run of %s: %s", config.input, found)
+        chosen = replace(config, report=found, resume=True)
+    elif config.resume:
+        where = template or "reports/"
+        hint = (
+            f"; {earlier} is an unfinished run of an earlier version of this file: to resume "
+            f"it anyway (rows whose content changed are sent again): "
+            f"{resume_command(config, earlier)}"
+            if earlier is not None
+            else "; give the interrupted run's --report"
+        )
+        raise UsageError(
+            f"nothing to resume: no unfinished run of {config.input} (as it is now, with "
+            f"--vocabulary {config.vocabulary.value}) in {where}{hint}"
+        )
+    elif earlier is not None and not config.simulate:  # the demo touches no account
+        raise unfinished(config, earlier, f"an earlier run of {config.input}")
     else:
         chosen = replace(config, report=config.report or default)
     check_paths(chosen)
     return chosen
+
+
+def unfinished(config: RunConfig, report: Path, which: str) -> UsageError:
+    """The refusal of a run while ``which`` run (with ``report``) is unfinished, naming the two
+    commands to choose from."""
+    return UsageError(
+        f"{journal_path(report)}: {which} did not finish; add --resume to continue it (rows it "
+        f"applied are not sent again): {resume_command(config, report)} ; or --fresh to start "
+        f"over: {fresh_command(config, report)}"
+    )
 
 
 def _unfinished_run(
