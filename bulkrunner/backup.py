@@ -23,7 +23,7 @@ import dataclasses
 import itertools
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,12 @@ def read_backup(path: Path) -> Ledger:
         values = {name: value for name, value in record.items() if value is not None}
         ledger.setdefault(int(campaign), {}).update(values)
     return ledger
+
+
+def read_held(path: Path, campaigns: Collection[int]) -> Ledger:
+    """The values the backup at ``path`` holds for ``campaigns`` (as ``read_backup`` gives
+    them), read a batch of rows at a time."""
+    return _scan(path, campaigns).held
 
 
 def return_freed_memory(environ: Mapping[str, str] = os.environ) -> None:
@@ -256,9 +262,10 @@ class _Scan:
     filled: set[str]  # its columns with a value in a row of another campaign
 
 
-def _scan(path: Path, changes: Mapping[int, object]) -> _Scan:
-    """One pass over the ledger at ``path``, a batch of rows at a time."""
-    wanted = pa.array(list(changes), pa.int64())
+def _scan(path: Path, campaigns: Collection[int]) -> _Scan:
+    """One pass over the ledger at ``path``, a batch of rows at a time, for what it holds of
+    ``campaigns``."""
+    wanted = pa.array(list(campaigns), pa.int64())
     held: Ledger = {}
     filled: set[str] = set()
     try:

@@ -3,25 +3,29 @@
 A job is an input file, as it is (its content's SHA-256), sent with given options: a run of it
 holds a lock on its input, so a second run of the job is refused whatever its report is called,
 and records the job in its journal, so ``--resume`` (or a job's ``resume = "auto"``) continues
-only an unfinished run of the same job, never another input's.
+only an unfinished run of the same job, never another input's. A run that continues one finds,
+among the rows it would not send, those the interrupted run applied (``applied_earlier``).
 """
 
 from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from bulkrunner.backup import backup_path
+from bulkrunner.backup import backup_path, read_held
 from bulkrunner.config import RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.hints import fresh_command, resume_command
 from bulkrunner.journal import RunIdentity, journal_path, read_header
 from bulkrunner.locking import RunLock, input_lock_path
+from bulkrunner.model import Changes, Outcome, Row, Status
+from bulkrunner.operations.base import Operation
 
 log = logging.getLogger("bulkrunner")
 
@@ -131,6 +135,35 @@ def _unfinished_run(
         return None
     newest = max(ours, key=lambda path: path.stat().st_mtime)
     return newest.with_name(newest.name.removesuffix(".journal"))
+
+
+APPLIED_EARLIER = Outcome(
+    Status.SUCCEEDED, error="applied by the interrupted run: found as this row sets it"
+)
+"""A row the run it continues applied without journaling it (its answer was in flight)."""
+
+
+def applied_earlier(
+    backup: Path,
+    rows: Sequence[Row],
+    unchanged: Collection[int],
+    campaigns: Mapping[int, Mapping[str, Any]],
+    operation: Operation,
+) -> dict[int, Changes]:
+    """Of ``rows``, those found ``unchanged`` (by number) as a run continues an interrupted one
+    that the interrupted run applied: the backup it wrote before sending holds values the row
+    changes. What each changed, from those values to the campaign as read now (``campaigns``),
+    by row number. Raises BackupError when the backup cannot be read."""
+    if not unchanged or not backup.exists():
+        return {}
+    found = {row.campaign_id: row for row in rows if row.number in unchanged}
+    changed: dict[int, Changes] = {}
+    for campaign, undo in read_held(backup, found).items():
+        row = found[campaign]
+        change = operation.applied_changes(row.payload, undo, campaigns.get(campaign))
+        if change:
+            changed[row.number] = Changes(change)
+    return changed
 
 
 def unused(path: Path) -> Path:

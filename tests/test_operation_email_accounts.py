@@ -187,6 +187,19 @@ def test_only_accounts_not_attached_count_as_added_and_only_attached_ones_as_rem
     assert OP.changes({"add": [2], "remove": [7]}, current) == {}  # both: unchanged
 
 
+def test_a_row_an_interrupted_run_applied_is_shown_from_the_accounts_before_it() -> None:
+    """Resumed, a row found as wanted whose change the backup holds (the interrupted run
+    applied it): its change runs from the accounts the backup's undo puts back."""
+    now = campaign("ACTIVE", 2, 5)  # the backup would remove 5 and add back 3
+    undo = {"add": [3], "remove": [5]}
+    assert OP.applied_changes({"add": [5], "remove": [3]}, undo, now) == {
+        "email_accounts": Change([2, 3], [2, 5])
+    }
+    # the row as edited since changes nothing from there (an earlier version of it did)
+    assert OP.applied_changes({"remove": [9]}, undo, now) == {}
+    assert OP.applied_changes({"add": [5]}, undo, None) == {}  # accounts not known
+
+
 def test_without_a_known_state_the_row_is_the_change() -> None:
     assert OP.changes({"add": [3], "remove": [1]}, None) == {
         "add": Change(None, [3]),

@@ -519,6 +519,42 @@ def test_a_plain_rerun_of_an_interrupted_input_is_refused_and_says_how_to_contin
         ]
 
 
+# --- the report of a resumed run shows every change the job applied ------------------------------
+
+
+@pytest.mark.parametrize("journaled", [True, False])
+def test_a_resumed_runs_report_shows_every_applied_change_with_its_values(
+    tmp_path: Path, journaled: bool
+) -> None:
+    """Issue 19: rows the interrupted run applied lost their before/after in the resumed run's
+    report; one it applied but could not journal (kill -9 while its answer came in) was
+    ``unchanged``, as if the job had not changed it."""
+    source = plan(tmp_path, range(1, 4))
+    report = tmp_path / "r.csv"
+    faults = FaultPlan(scripted={2: ["429"]}, retry_after=1000)  # the first run stops at row 2
+    config = SimulatorConfig(api_key=KEY, campaigns=set(range(1, 100)), faults=faults)
+    with SimulatorThread(config) as sim:
+        argv = ["run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url]
+        assert main([*argv, "--concurrency", "1", "--max-wait", "5"]) == 3
+        assert sim.state.settings[1]["sending_limit"] == 11
+        journal = journal_path(report)
+        if not journaled:  # as if killed after row 1 was applied, before its line was written
+            lines = journal.read_text().splitlines(keepends=True)
+            kept = [line for line in lines if '"campaign_id":1,' not in line]
+            assert len(kept) == len(lines) - 1
+            journal.write_text("".join(kept))
+        assert main([*argv, "--resume"]) == 0
+        assert dict(sim.state.applied) == {1: 1, 2: 1, 3: 1}  # none sent twice
+    final = pd.read_csv(report, keep_default_na=False)
+    assert final["status"].tolist() == ["succeeded"] * 3
+    for index, campaign in enumerate((1, 2, 3)):
+        before = {"sending_limit": default_settings(campaign)["sending_limit"]}
+        assert json.loads(final["before"][index]) == before
+        assert json.loads(final["after"][index]) == {"sending_limit": 10 + campaign}
+    if not journaled:
+        assert final["error"][0] == "applied by the interrupted run: found as this row sets it"
+
+
 # --- a job file may resume by itself ------------------------------------------------------------
 
 

@@ -217,6 +217,20 @@ class EmailAccounts(Operation):
             values[REMOVE] = sorted(after - before)  # added by the run: remove them
         return Undo(values)
 
+    def applied_changes(
+        self,
+        payload: Mapping[str, Any],
+        undo: Mapping[str, Any],
+        campaign: Mapping[str, Any] | None,
+    ) -> dict[str, Change]:
+        """The row's change from the accounts attached before: those attached now, less the
+        ones the backup would remove, with the ones it would add back."""
+        attached = attached_ids(campaign)
+        if attached is None:
+            return {}
+        before = (set(attached) - set(_ids(undo, REMOVE))) | set(_ids(undo, ADD))
+        return self.changes(payload, {DETAIL: sorted(before)})
+
     def merge_undo(self, recorded: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
         """The undo lists are changes, not values: an id an earlier run added or removed keeps
         the direction it was first recorded with (its state before the first run), and an id
