@@ -72,12 +72,13 @@ def export(operation: str = "settings", **options: Any) -> pd.DataFrame:
     """The account's campaigns as input rows of ``operation``, as ``bulkrunner export`` reads
     them (``client_id=``, ``status=``, ``simulate=``, the limits...): ``campaign_id`` and the
     operation's columns, typed (lists, booleans, whole numbers; None where unknown). With
-    ``output=`` the file is written too and checked to read back as the campaigns are."""
+    ``output=`` the file is written too and checked to read back as the campaigns are; a file
+    already there is refused unless ``force=True``."""
     from bulkrunner.exporting import check_output, check_round_trip, read_export, write_export
 
     config = _built({**_flags(options, "export"), "input": "", "operation": operation})
     if config.output is not None:
-        check_output(config.output)
+        check_output(config.output, force=config.force)
     exported = read_export(config)
     if config.output is not None:
         write_export(exported, config.output)

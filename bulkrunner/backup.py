@@ -8,6 +8,7 @@ the backup) puts the old values back.
 It is a ledger: once a campaign's field is recorded, nothing overwrites it. A ``--resume``d run
 adds the campaigns and fields it is about to change to the backup of the run it continues, so
 after any number of interruptions the backup still holds the values from before the first one.
+(An operation whose undo is a change rather than a value merges it: ``Operation.merge_undo``.)
 Every write goes to a temporary file, flushed to disk, then renamed over the backup: a kill at
 any moment leaves the old ledger or the new one, never a torn file.
 
@@ -22,7 +23,7 @@ import dataclasses
 import itertools
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,12 @@ def read_backup(path: Path) -> Ledger:
     return ledger
 
 
+def read_held(path: Path, campaigns: Collection[int]) -> Ledger:
+    """The values the backup at ``path`` holds for ``campaigns`` (as ``read_backup`` gives
+    them), read a batch of rows at a time."""
+    return _scan(path, campaigns).held
+
+
 def return_freed_memory(environ: Mapping[str, str] = os.environ) -> None:
     """Have jemalloc give the memory Arrow frees back to the system at once, and Arrow use it
     where pyarrow lets it be chosen after import (unless ``ARROW_DEFAULT_MEMORY_POOL`` chose an
@@ -200,8 +207,9 @@ def record_backup(
             if value is not None and (spec := operation.field(name)) is not None
         }
         entry = ledger[campaign] if campaign in ledger else added.setdefault(campaign, {})
-        for name, value in values.items():
-            entry.setdefault(name, shared(value))  # 100,000 campaigns hold a few values
+        for name, value in operation.merge_undo(entry, values).items():
+            if name not in entry or entry[name] is not value:
+                entry[name] = shared(value)  # 100,000 campaigns hold a few values
         if any(name != ACCOUNT for name in entry):
             if account is not None:
                 entry.setdefault(ACCOUNT, account)
@@ -254,9 +262,10 @@ class _Scan:
     filled: set[str]  # its columns with a value in a row of another campaign
 
 
-def _scan(path: Path, changes: Mapping[int, object]) -> _Scan:
-    """One pass over the ledger at ``path``, a batch of rows at a time."""
-    wanted = pa.array(list(changes), pa.int64())
+def _scan(path: Path, campaigns: Collection[int]) -> _Scan:
+    """One pass over the ledger at ``path``, a batch of rows at a time, for what it holds of
+    ``campaigns``."""
+    wanted = pa.array(list(campaigns), pa.int64())
     held: Ledger = {}
     filled: set[str] = set()
     try:

@@ -35,7 +35,7 @@ import pandas as pd
 from bulkrunner.accounts import Accounts, assign
 from bulkrunner.checking import SHOWN_INVALID
 from bulkrunner.fields import Vocabulary
-from bulkrunner.journal import row_key
+from bulkrunner.journal import Success, row_key
 from bulkrunner.loading import InputFile
 from bulkrunner.model import Changes, Outcome, Row, Status
 from bulkrunner.operations.base import Operation, Wire
@@ -80,10 +80,12 @@ class CampaignSet(Collection[int]):
 @dataclass(slots=True)
 class Prepared:
     """One chunk of the input made ready to send: the outcomes known without sending (invalid
-    rows; rows an earlier run applied, with ``--resume``) and the rows to send."""
+    rows; rows an earlier run applied, with ``--resume``, and what they changed) and the rows
+    to send."""
 
     known: dict[int, Outcome]
     send: list[Row]
+    changes: dict[int, Changes] = field(default_factory=dict)  # of the rows applied earlier
 
 
 @dataclass(slots=True)
@@ -110,7 +112,7 @@ class RunRows:
     wire: Wire
     repeats: Repeats
     accounts: Accounts | None = None
-    successes: Mapping[str, Outcome] = field(default_factory=dict)  # --resume: by row key
+    successes: Mapping[str, Success] = field(default_factory=dict)  # --resume: by row key
     record: Record | None = None  # journals each invalid row as its batch is taken
     stop: Callable[[str], None] | None = None  # stops the run (the file changed under it)
     stamp: tuple[int, int] | None = None  # the input's size and mtime when the run began
@@ -155,6 +157,7 @@ class RunRows:
             validation = assign(validation, self.accounts.accounts, self.accounts.path)
         known = {r.number: Outcome(Status.INVALID, error=r.error) for r in validation.rejections}
         send: list[Row] = []
+        changes: dict[int, Changes] = {}
         for row in validation.rows:
             earlier = (
                 self.successes.get(row_key(row.campaign_id, row.payload))
@@ -162,10 +165,12 @@ class RunRows:
                 else None
             )
             if earlier is not None:
-                known[row.number] = earlier
+                known[row.number] = earlier.outcome
+                if earlier.changes:
+                    changes[row.number] = earlier.changes
             else:
                 send.append(row)
-        return Prepared(known, send)
+        return Prepared(known, send, changes)
 
     def __iter__(self) -> Iterator[Sequence[Row]]:
         whole, self.survey.whole = self.survey.whole, None  # from now on the spill holds it
@@ -200,7 +205,7 @@ class RunRows:
             return
         self._taken = None
         every = {**taken.known, **outcomes}
-        self._spill.add(self._first, self._last, every, dict(changes))
+        self._spill.add(self._first, self._last, every, {**taken.changes, **changes})
 
     @property
     def pending(self) -> bool:
@@ -221,6 +226,8 @@ class RunRows:
                 outcomes.setdefault(row.number, unsent)
             for number, outcome in prepared.known.items():
                 outcomes.setdefault(number, outcome)
+            for number, changed in prepared.changes.items():
+                changes.setdefault(number, changed)
         return (
             {n - offset: outcome for n, outcome in outcomes.items()},
             {n - offset: change for n, change in changes.items()},

@@ -438,6 +438,15 @@ class RunConfig:
             convert=_path,
         ),
     )
+    force: bool = field(
+        default=False,
+        metadata=option(
+            "replace the --output file if it exists (never a bulkrunner backup)",
+            EXPORTING,
+            form="switch",
+            convert=bool,
+        ),
+    )
     auto_resume: bool = False  # job file resume = "auto": continue an unfinished run, if any
     report_template: str | None = None  # the report as given, if it has {timestamp} or {date}
     command: tuple[str, ...] = ()  # the command line that started this, for hints to paste

@@ -70,12 +70,24 @@ def default_output(operation: str, now: datetime) -> Path:
     return Path("exports") / f"{operation}-{now:%Y%m%dT%H%M%SZ}.csv"
 
 
-def check_output(path: Path) -> None:
-    """Refuse, before anything is read, an export file that could not be written."""
+def check_output(path: Path, *, force: bool = False) -> None:
+    """Refuse, before anything is read, an export file that could not be written, or that
+    would replace a file: one already there (unless ``force``), and never a backup, nor a name
+    ``rollback`` would take for one. (Journals and locks are not export formats.)"""
+    from bulkrunner.backup import BACKUP_SUFFIX
     from bulkrunner.report import check_writable
 
     use = f"use {' or '.join(EXPORT_FORMATS)} (the input formats of run)"
     check_writable(path, "export", EXPORT_FORMATS, use)
+    if path.name.endswith(BACKUP_SUFFIX):
+        raise UsageError(
+            f"{path}: the name of a bulkrunner backup (what undoes a run), which no export "
+            "takes, even with --force; choose another --output"
+        )
+    if path.exists() and not force:
+        raise UsageError(
+            f"{path}: the file exists; choose another --output, or add --force to replace it"
+        )
 
 
 def export_job(
@@ -89,7 +101,7 @@ def export_job(
 
     Raises UsageError (nothing read) or Aborted (the reads could not be made: exit 3)."""
     path = config.output or _unused(default_output(config.operation, now or datetime.now(UTC)))
-    check_output(path)
+    check_output(path, force=config.force)
     exported = read_export(config, environ)
     write_export(exported, path)
     check_round_trip(exported, config)

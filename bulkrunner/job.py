@@ -52,11 +52,12 @@ from bulkrunner.errors import ExitCode as ExitCode  # its home was here; many im
 from bulkrunner.errors import UsageError
 from bulkrunner.events import emit, show
 from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID
-from bulkrunner.hints import fresh_command, resume_command
+from bulkrunner.hints import resume_command
 from bulkrunner.interrupts import INTERRUPTED, Interrupts
 from bulkrunner.journal import (
     Journal,
     RunIdentity,
+    Success,
     journal_path,
     read_header,
     read_successes,
@@ -65,7 +66,16 @@ from bulkrunner.journal import (
 )
 from bulkrunner.loading import Ignored, InputFile, open_input, read_input
 from bulkrunner.locking import RunLock, lock_path
-from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, Row, Status, Validation, unechoed
+from bulkrunner.model import (
+    RESULT_COLUMNS,
+    Change,
+    Changes,
+    Outcome,
+    Row,
+    Status,
+    Validation,
+    unechoed,
+)
 from bulkrunner.operations import fitting, for_config
 from bulkrunner.planning import Duration, Forecast, Requests
 from bulkrunner.redaction import remember
@@ -77,7 +87,14 @@ from bulkrunner.report import (
     deliver_report,
     read_report,
 )
-from bulkrunner.resumption import check_paths, choose_report, input_lock, run_identity, unused
+from bulkrunner.resumption import (
+    check_paths,
+    choose_report,
+    input_lock,
+    run_identity,
+    unfinished,
+    unused,
+)
 from bulkrunner.validation import (
     Repeats,
     RowJudgement,
@@ -457,7 +474,7 @@ def _execute(
 
 def _earlier_successes(
     config: RunConfig, identity: RunIdentity, journal_file: Path
-) -> dict[str, Outcome] | None:
+) -> dict[str, Success] | None:
     """With --resume, the rows the unfinished run's journal records as succeeded, by row key
     (``row_key``), or None when there is none to continue; raises UsageError when there is an
     unfinished run and neither --resume nor --fresh says what to do with it."""
@@ -479,12 +496,7 @@ def _earlier_successes(
         remove(journal_file)
         return None
     if not config.resume:
-        raise UsageError(
-            f"{journal_file}: an earlier run with this report did not finish; add --resume to "
-            f"continue it (rows it applied are not sent again): "
-            f"{resume_command(config, config.report)} ; or --fresh to start over: "
-            f"{fresh_command(config, config.report)}"
-        )
+        raise unfinished(config, config.report, "an earlier run with this report")
     if not identity.matches(header) and "input_sha256" in header:
         log.warning(
             "%s has changed since the interrupted run: rows whose content changed are sent again",
@@ -513,13 +525,19 @@ def _send(
     sending: Session | AccountSessions | None = None
     broken: list[str] = []  # why the journal cannot be written, once it cannot
 
-    def record(key: str, number: int, campaign_id: int | None, outcome: Outcome) -> None:
+    def record(
+        key: str,
+        number: int,
+        campaign_id: int | None,
+        outcome: Outcome,
+        changes: Changes | None = None,
+    ) -> None:
         """A row that finished but is not in the journal would be lost to --resume: when the
         journal cannot be written (a full disk), send nothing more."""
         if broken:
             return
         try:
-            journal.record(key, number, campaign_id, outcome)
+            journal.record(key, number, campaign_id, outcome, changes)
         except OSError as exc:
             broken.append(
                 f"run aborted: cannot write the journal {journal.path} ({exc.strerror or exc})"
@@ -546,9 +564,10 @@ def _send(
             ),
         )
 
-        def on_outcome(row: Row, outcome: Outcome) -> None:
+        def on_outcome(row: Row, outcome: Outcome, changes: Changes | None) -> None:
             # the key is made as each row finishes, not held for every row from the start
-            record(row_key(row.campaign_id, row.payload), row.number, row.campaign_id, outcome)
+            key = row_key(row.campaign_id, row.payload)
+            record(key, row.number, row.campaign_id, outcome, changes)
 
         if accounts is not None:
             sending = AccountSessions(

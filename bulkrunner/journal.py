@@ -2,7 +2,9 @@
 
 Each finished row is one JSON line, written and flushed the moment the row finishes, so a
 ``kill -9`` loses at most the rows still in flight. Rows are keyed by their content (campaign and
-exact payload), not their position: resuming with an edited input re-sends what changed.
+exact payload), not their position: resuming with an edited input re-sends what changed. A
+succeeded row's line holds what it changed (each field's value before and after), so that the
+report of the run that resumes it still shows them.
 
 The first line says whose journal it is: the input's resolved path, the SHA-256 of its bytes and
 the options that change what is sent (``RunIdentity``). ``--resume`` finds a journal by it, and
@@ -27,10 +29,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from bulkrunner.errors import UsageError
-from bulkrunner.model import Outcome, Status
+from bulkrunner.model import Change, Changes, Outcome, Status
 from bulkrunner.redaction import redact
-
-log = logging.getLogger("bulkrunner")
 
 FORMAT_VERSION = 1
 
@@ -129,20 +129,29 @@ class Journal:
                 raise
         return journal
 
-    def record(self, key: str, number: int, campaign_id: int | None, outcome: Outcome) -> None:
-        self._write(
-            {
-                "key": key,
-                "row": number,
-                "campaign_id": campaign_id,
-                "status": outcome.status.value,
-                "http_status": outcome.http_status,
-                "attempts": outcome.attempts,
-                "error": outcome.error,
-                "duration_ms": outcome.duration_ms,
-                "finished_at": outcome.finished_at.isoformat() if outcome.finished_at else None,
-            }
-        )
+    def record(
+        self,
+        key: str,
+        number: int,
+        campaign_id: int | None,
+        outcome: Outcome,
+        changes: Mapping[str, Change] | None = None,
+    ) -> None:
+        """One finished row; ``changes``, what it changed, are kept if it succeeded."""
+        entry = {
+            "key": key,
+            "row": number,
+            "campaign_id": campaign_id,
+            "status": outcome.status.value,
+            "http_status": outcome.http_status,
+            "attempts": outcome.attempts,
+            "error": outcome.error,
+            "duration_ms": outcome.duration_ms,
+            "finished_at": outcome.finished_at.isoformat() if outcome.finished_at else None,
+        }
+        if changes and outcome.status is Status.SUCCEEDED:
+            entry["changes"] = {name: [c.before, c.after] for name, c in changes.items()}
+        self._write(entry)
 
     def close(self) -> None:
         # Every entry was flushed as it was written: closing can only fail again on a write
@@ -157,16 +166,27 @@ class Journal:
         self.close()
 
     def _write(self, entry: dict[str, Any]) -> None:
-        # Errors are a server's words, which may echo the key: never write it to disk.
-        self._handle.write(redact(json.dumps(entry, separators=(",", ":"))) + "\n")
+        # Errors are a server's words, which may echo the key: never write it to disk. A value
+        # JSON has no form for is written as the report writes it (``str``).
+        line = json.dumps(entry, separators=(",", ":"), default=str)
+        self._handle.write(redact(line) + "\n")
         self._handle.flush()  # to the OS: survives kill -9 of this process
 
 
-def read_successes(path: Path) -> dict[str, Outcome]:
+@dataclass(frozen=True, slots=True)
+class Success:
+    """A row the journal records as succeeded: how it ended, and what it changed (nothing in a
+    journal written before changes were kept)."""
+
+    outcome: Outcome
+    changes: Changes = field(default_factory=Changes)
+
+
+def read_successes(path: Path) -> dict[str, Success]:
     """The rows a journal records as succeeded, by key. A torn last line (a crash mid-write)
     is ignored with a warning; anything else unreadable is a usage error naming the line and
     the fix, raised before anything is sent. The journal is read a line at a time."""
-    successes: dict[str, Outcome] = {}
+    successes: dict[str, Success] = {}
     try:
         with path.open("rb") as handle:
             held: tuple[int, bytes] | None = None  # each line is judged once the next is read
@@ -182,7 +202,7 @@ def read_successes(path: Path) -> dict[str, Outcome]:
 
 
 def _read_entry(
-    path: Path, number: int, raw: bytes, *, last: bool, into: dict[str, Outcome]
+    path: Path, number: int, raw: bytes, *, last: bool, into: dict[str, Success]
 ) -> None:
     """Line ``number`` of the journal at ``path``: a success goes ``into`` the successes."""
     line = raw.decode("utf-8", errors="replace")
@@ -236,13 +256,13 @@ def _mend_last_line(path: Path) -> None:
             handle.write(b"\n")
 
 
-def _success(entry: dict[str, Any]) -> Outcome:
+def _success(entry: dict[str, Any]) -> Success:
     finished = entry.get("finished_at")
     http_status, duration = entry.get("http_status"), entry.get("duration_ms")
     for name, value in (("http_status", http_status), ("duration_ms", duration)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise ValueError(f"{name} {value!r} is not a whole number")
-    return Outcome(
+    outcome = Outcome(
         Status.SUCCEEDED,
         http_status,
         int(entry.get("attempts") or 0),
@@ -250,6 +270,12 @@ def _success(entry: dict[str, Any]) -> Outcome:
         duration,
         datetime.fromisoformat(finished) if finished else None,
     )
+    changed = entry.get("changes") or {}
+    if not isinstance(changed, dict) or not all(
+        isinstance(sides, list) and len(sides) == 2 for sides in changed.values()
+    ):
+        raise ValueError("changes is not a list of before and after values by field")
+    return Success(outcome, Changes({str(n): Change(*sides) for n, sides in changed.items()}))
 
 
 def _damaged(path: Path, number: int, problem: str) -> UsageError:

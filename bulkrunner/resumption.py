@@ -3,25 +3,29 @@
 A job is an input file, as it is (its content's SHA-256), sent with given options: a run of it
 holds a lock on its input, so a second run of the job is refused whatever its report is called,
 and records the job in its journal, so ``--resume`` (or a job's ``resume = "auto"``) continues
-only an unfinished run of the same job, never another input's.
+only an unfinished run of the same job, never another input's. A run that continues one finds,
+among the rows it would not send, those the interrupted run applied (``applied_earlier``).
 """
 
 from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from bulkrunner.backup import backup_path
+from bulkrunner.backup import backup_path, read_held
 from bulkrunner.config import RunConfig
 from bulkrunner.errors import UsageError
-from bulkrunner.hints import resume_command
+from bulkrunner.hints import fresh_command, resume_command
 from bulkrunner.journal import RunIdentity, journal_path, read_header
 from bulkrunner.locking import RunLock, input_lock_path
+from bulkrunner.model import Changes, Outcome, Row, Status
+from bulkrunner.operations.base import Operation
 from bulkrunner.report import check_report_path
 
 log = logging.getLogger("bulkrunner")
@@ -51,42 +55,60 @@ def choose_report(config: RunConfig, identity: RunIdentity, default: Path) -> Ru
     """``config`` with the report this run writes, and ``resume`` set if it continues one.
 
     A report named outright is used as it is (its journal, if any, is checked against this
-    input later). Otherwise, with ``--resume`` or a job's ``resume = "auto"``, the newest
-    unfinished run of this very input and options is continued: found among ``reports/*`` or,
-    for a report named with ``{timestamp}``, among the names that template gives. ``--fresh``
-    starts that run over, in its report, so that no stale journal is left to resume later.
+    input later). Otherwise, with ``--resume``, the newest unfinished run of this very input
+    and options is continued: found among ``reports/*`` or, for a report named with
+    ``{timestamp}``, among the names that template gives; a job's ``resume = "auto"``
+    continues one of this file even if its content has changed since (as it would with its
+    report named). ``--fresh`` starts that run over, in its report, so that no stale journal
+    is left to resume later. A plain run of a file with such an unfinished run is refused, as
+    a run with that run's report is: a second backup beside the first would leave the first
+    run's changes out of the rollback of the second.
     """
     if config.report is not None and config.report_template is None:
         auto = config.auto_resume and journal_path(config.report).exists()
         chosen = replace(config, resume=config.resume or auto)
-    elif config.resume or config.auto_resume or config.fresh:
-        found = _unfinished_run(identity, config.report_template)
-        if found is not None and config.fresh:  # start it over: no journal of it is left behind
-            log.info("starting the unfinished run of %s over: %s", config.input, found)
-            chosen = replace(config, report=found)
-        elif found is not None:
-            log.info("resuming the unfinished run of %s: %s", config.input, found)
-            chosen = replace(config, report=found, resume=True)
-        elif config.resume:
-            where = config.report_template or "reports/"
-            earlier = _unfinished_run(identity, config.report_template, same_content=False)
-            hint = (
-                f"; {earlier} is an unfinished run of an earlier version of this file: to resume "
-                f"it anyway (rows whose content changed are sent again): "
-                f"{resume_command(config, earlier)}"
-                if earlier is not None
-                else "; give the interrupted run's --report"
-            )
-            raise UsageError(
-                f"nothing to resume: no unfinished run of {config.input} (as it is now, with "
-                f"--vocabulary {config.vocabulary.value}) in {where}{hint}"
-            )
-        else:
-            chosen = replace(config, report=config.report or default)
+        check_paths(chosen)
+        return chosen
+    template = config.report_template
+    same = _unfinished_run(identity, template)
+    # of this file with these options, whatever its content was then
+    earlier = same or _unfinished_run(identity, template, same_content=False)
+    if config.fresh and earlier is not None:  # start it over: no journal of it is left behind
+        log.info("starting the unfinished run of %s over: %s", config.input, earlier)
+        chosen = replace(config, report=earlier)
+    elif (config.resume and same is not None) or (config.auto_resume and earlier is not None):
+        found = same or earlier
+        log.info("resuming the unfinished run of %s: %s", config.input, found)
+        chosen = replace(config, report=found, resume=True)
+    elif config.resume:
+        where = template or "reports/"
+        hint = (
+            f"; {earlier} is an unfinished run of an earlier version of this file: to resume "
+            f"it anyway (rows whose content changed are sent again): "
+            f"{resume_command(config, earlier)}"
+            if earlier is not None
+            else "; give the interrupted run's --report"
+        )
+        raise UsageError(
+            f"nothing to resume: no unfinished run of {config.input} (as it is now, with "
+            f"--vocabulary {config.vocabulary.value}) in {where}{hint}"
+        )
+    elif earlier is not None and not config.simulate:  # the demo touches no account
+        raise unfinished(config, earlier, f"an earlier run of {config.input}")
     else:
         chosen = replace(config, report=config.report or default)
     check_paths(chosen)
     return chosen
+
+
+def unfinished(config: RunConfig, report: Path, which: str) -> UsageError:
+    """The refusal of a run while ``which`` run (with ``report``) is unfinished, naming the two
+    commands to choose from."""
+    return UsageError(
+        f"{journal_path(report)}: {which} did not finish; add --resume to continue it (rows it "
+        f"applied are not sent again): {resume_command(config, report)} ; or --fresh to start "
+        f"over: {fresh_command(config, report)}"
+    )
 
 
 def _unfinished_run(
@@ -114,6 +136,35 @@ def _unfinished_run(
         return None
     newest = max(ours, key=lambda path: path.stat().st_mtime)
     return newest.with_name(newest.name.removesuffix(".journal"))
+
+
+APPLIED_EARLIER = Outcome(
+    Status.SUCCEEDED, error="applied by the interrupted run: found as this row sets it"
+)
+"""A row the run it continues applied without journaling it (its answer was in flight)."""
+
+
+def applied_earlier(
+    backup: Path,
+    rows: Sequence[Row],
+    unchanged: Collection[int],
+    campaigns: Mapping[int, Mapping[str, Any]],
+    operation: Operation,
+) -> dict[int, Changes]:
+    """Of ``rows``, those found ``unchanged`` (by number) as a run continues an interrupted one
+    that the interrupted run applied: the backup it wrote before sending holds values the row
+    changes. What each changed, from those values to the campaign as read now (``campaigns``),
+    by row number. Raises BackupError when the backup cannot be read."""
+    if not unchanged or not backup.exists():
+        return {}
+    found = {row.campaign_id: row for row in rows if row.number in unchanged}
+    changed: dict[int, Changes] = {}
+    for campaign, undo in read_held(backup, found).items():
+        row = found[campaign]
+        change = operation.applied_changes(row.payload, undo, campaigns.get(campaign))
+        if change:
+            changed[row.number] = Changes(change)
+    return changed
 
 
 def unused(path: Path) -> Path:

@@ -24,7 +24,7 @@ import anyio
 from bulkrunner.accounts import Account
 from bulkrunner.backup import BackupError, backup_path, record_backup
 from bulkrunner.config import RunConfig
-from bulkrunner.engine import Engine, OutcomeHook
+from bulkrunner.engine import Engine
 from bulkrunner.errors import KeyRejected, Unreachable
 from bulkrunner.events import emit
 from bulkrunner.hints import other_option_command, rollback_command, vocabulary_command
@@ -33,12 +33,13 @@ from bulkrunner.interrupts import run_gracefully
 from bulkrunner.journal import finish_times, journal_path
 from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
 from bulkrunner.model import Changes, Outcome, Row, RunStats, Status
-from bulkrunner.operations import for_config
+from bulkrunner.operations import Operation, for_config
 from bulkrunner.planning import Requests
 from bulkrunner.preflight import Current, Listing, Plan, Reading, plan, read_current, verify
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot, estimate
 from bulkrunner.rates import crossing
 from bulkrunner.refusals import EnumRefusals, ShapeRefusals
+from bulkrunner.resumption import APPLIED_EARLIER, applied_earlier
 from bulkrunner.transport import HttpSender, client_session
 from bulkrunner.wording import count
 
@@ -62,6 +63,8 @@ class SharedBackup:
 
 
 Batch = Sequence[Row]
+RowHook = Callable[[Row, Outcome, Changes | None], None]
+"""Called as each row finishes, with what it was planned to change (the journal keeps it)."""
 BatchHook = Callable[[Mapping[int, Outcome], Mapping[int, Changes]], None]
 """Called as each batch of a streamed run ends, with its rows' outcomes and planned changes."""
 
@@ -92,7 +95,7 @@ class Session:
     config: RunConfig
     api_key: str
     rows: Sequence[Row]
-    on_outcome: OutcomeHook | None = None
+    on_outcome: RowHook | None = None
     engine: Engine | None = None  # the engine of the batch at hand
     signals: int = 0
     plan: Plan | None = None  # what reading the current settings found
@@ -191,6 +194,12 @@ class Session:
             )
             yield simulator.base_url
 
+    def _finished(self, row: Row, outcome: Outcome) -> None:
+        """``on_outcome`` of a row of the batch at hand, with its planned changes."""
+        if self.on_outcome is not None:
+            planned = self.plan.changes.get(row.number) if self.plan is not None else None
+            self.on_outcome(row, outcome, planned)
+
     def hand_over(self) -> None:
         """A streamed run's batch is done: hand its outcomes to ``on_batch``, and let go."""
         if self.on_batch is not None:
@@ -243,7 +252,7 @@ class Session:
             max_attempts=config.max_attempts,
             outage_timeout=config.outage_timeout,
             max_wait=config.max_wait,
-            on_outcome=self.on_outcome,
+            on_outcome=self._finished if self.on_outcome is not None else None,
             judge=live.judge,
             rng=live.rng,
             stats=self._stats,
@@ -296,11 +305,12 @@ class Session:
             operation=operation,
         )
         read = current is not None
+        earlier = self._applied_earlier(rows, current, operation) if current is not None else 0
         current = None  # the campaigns as read: planned, not needed by the backup or sending
-        if self.plan.unchanged:
+        if len(self.plan.unchanged) > earlier:
             log.info(
                 "%s already have every wanted value: not sent",
-                count(len(self.plan.unchanged), "row"),
+                count(len(self.plan.unchanged) - earlier, "row"),
             )
         if self.plan.refused:
             log.warning(
@@ -312,8 +322,7 @@ class Session:
             return
         numbered = {row.number: row for row in rows}
         for number, outcome in (*self.plan.unchanged.items(), *self.plan.refused.items()):
-            if self.on_outcome is not None:
-                self.on_outcome(numbered[number], outcome)
+            self._finished(numbered[number], outcome)
         del numbered
         whole = self.total is None or self.total <= len(rows)  # the run is this one batch
         if self.plan.send and self._stats.aborted is None:
@@ -351,6 +360,33 @@ class Session:
                 clock=self.engine.clock,
                 operation=operation,
             )
+
+    def _applied_earlier(self, rows: Sequence[Row], current: Current, operation: Operation) -> int:
+        """A run that continues an interrupted one (``--resume``, ``--fresh``): the rows found
+        as wanted that the interrupted run applied without journaling them (its backup holds
+        values they change) are ``succeeded``, with what they changed, not ``unchanged``. How
+        many there are."""
+        config, planned = self.config, self.plan
+        continues = (config.resume or config.fresh) and not config.no_backup
+        if planned is None or config.report is None or not continues or self.planning:
+            return 0
+        backup = backup_path(config.report)
+        try:
+            found = applied_earlier(backup, rows, planned.unchanged, current.campaigns, operation)
+        except BackupError as exc:
+            log.warning("%s%s: the rows found as wanted are reported unchanged", self._whose, exc)
+            return 0
+        for number, changes in found.items():
+            planned.unchanged[number] = APPLIED_EARLIER  # not sent: as the unchanged
+            planned.changes[number] = changes
+        if found:
+            log.info(
+                "%s%s found as the interrupted run left them, though it did not record them: "
+                "succeeded, not sent again",
+                self._whose,
+                count(len(found), "row"),
+            )
+        return len(found)
 
     def _reads_later(self, rows: int) -> int:
         """The reads a streamed run will make for ``rows`` rows of batches not yet read: one for
@@ -583,7 +619,7 @@ class AccountSessions:
     accounts: Mapping[str, Account]
     keys: Mapping[str, str] = field(repr=False)
     rows: Sequence[Row]
-    on_outcome: OutcomeHook | None = None
+    on_outcome: RowHook | None = None
     signals: int = 0
     sessions: dict[str, Session] = field(default_factory=dict)
     planning: bool = False  # each account's session only reads and plans (``bulkrunner plan``)

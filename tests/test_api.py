@@ -180,6 +180,16 @@ def test_export_writes_the_file_when_given_an_output(tmp_path: Path) -> None:
     assert pd.read_parquet(out)["campaign_id"].tolist() == current["campaign_id"].tolist()
 
 
+def test_export_refuses_an_existing_output_unless_forced(tmp_path: Path) -> None:
+    out = tmp_path / "current.csv"
+    out.write_text("mine\n")
+    with pytest.raises(UsageError, match="the file exists; choose another --output"):
+        bulkrunner.export(simulate=True, output=out)
+    assert out.read_text() == "mine\n"
+    current = bulkrunner.export(simulate=True, output=out, force=True)
+    assert pd.read_csv(out)["campaign_id"].tolist() == current["campaign_id"].tolist()
+
+
 def test_export_names_the_campaigns_whose_state_no_row_can_set() -> None:
     current = bulkrunner.export(operation="status", simulate=True)
     drafted = current.attrs["unwritable"]

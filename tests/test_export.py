@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from aiohttp import web
 
+from bulkrunner.backup import backup_path, record_backup
 from bulkrunner.cli import main
 from bulkrunner.config import build_config
 from bulkrunner.exporting import (
@@ -33,7 +34,7 @@ from bulkrunner.exporting import (
 )
 from bulkrunner.fields import Field
 from bulkrunner.loading import read_input
-from bulkrunner.model import RunStats
+from bulkrunner.model import Change, RunStats
 from bulkrunner.operations import Wire
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.settings import SETTINGS
@@ -192,8 +193,8 @@ def test_a_value_the_run_would_refuse_is_exported_and_named(
             "DONT_TRACK_REPLY_TO_AN_EMAIL exists only in the long vocabulary" in captured.err
         )
         assert pd.read_csv(exported)["campaign_id"].tolist() == [11, 12]
-        # exported for the vocabulary the run will use, it reads back as it is
-        assert main([*base, "--vocabulary", "long"]) == 0
+        # exported again (over the first) for the vocabulary the run will use, it reads back
+        assert main([*base, "--vocabulary", "long", "--force"]) == 0
         report = tmp_path / "r.csv"
         again = ["run", str(exported), "--base-url", sim.base_url, "--vocabulary", "long"]
         assert main([*again, "--report", str(report)]) == 0
@@ -437,6 +438,44 @@ def test_bad_options_are_usage_errors_before_any_read(
         assert main(["export", "--base-url", sim.base_url, *words]) == 2
         assert sim.state.requests == []
     assert complaint in one_line_error(capsys)
+
+
+def test_an_existing_output_is_refused_unless_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 19: --output silently replaced whatever file was there."""
+    path = tmp_path / "mine.csv"
+    path.write_text("campaign_id,sending_limit\n1,5\n")
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns=set(IDS))) as sim:
+        base = ["export", "--base-url", sim.base_url, "--output", str(path)]
+        assert main(base) == 2
+        assert sim.state.requests == []  # refused before anything is read
+        assert f"{path}: the file exists; choose another --output, or add --force" in (
+            one_line_error(capsys)
+        )
+        assert path.read_text() == "campaign_id,sending_limit\n1,5\n"
+        assert main([*base, "--force"]) == 0
+    assert pd.read_csv(path)["campaign_id"].tolist() == list(IDS)
+
+
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("exists", [False, True])
+def test_an_export_never_takes_the_name_of_a_backup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], force: bool, exists: bool
+) -> None:
+    """A backup is what undoes a run: no export replaces one, nor takes a name that
+    ``rollback`` would read as one."""
+    ledger = backup_path(tmp_path / "r.csv")
+    if exists:
+        record_backup(ledger, {11: {"sending_limit": Change(40, 150)}}, keep=False)
+    before = ledger.read_bytes() if exists else None
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns=set(IDS))) as sim:
+        flags = ["--force"] if force else []
+        assert main(["export", "--base-url", sim.base_url, "--output", str(ledger), *flags]) == 2
+        assert sim.state.requests == []
+    assert "the name of a bulkrunner backup" in one_line_error(capsys)
+    assert (ledger.read_bytes() if exists else None) == before
+    assert ledger.exists() == exists
 
 
 def test_an_export_waits_for_no_run_using_the_same_key(

@@ -1,4 +1,5 @@
-"""Fault injection at scale: many rows under mixed faults, and kill -9 followed by --resume.
+"""Fault injection at scale: many rows under mixed faults, kill -9 followed by --resume, and for
+every operation kill -9, an edit of the input, --resume and a rollback (killed and resumed too).
 
 Every property is checked from the simulator's own record of each request (its fault, its status,
 whether it changed the stored settings) and from the outcomes the runner reported. Each test
@@ -19,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pandas as pd
@@ -37,7 +39,9 @@ from bulkrunner.simulator import (
     SimulatorState,
     SimulatorThread,
     default_settings,
+    default_status,
 )
+from bulkrunner.simulator.campaigns import Campaigns
 from bulkrunner.simulator.faults import FAULT_KINDS
 from bulkrunner.transport import HttpSender, limiter_tracing
 from tests.fakes import make_rows, target
@@ -492,3 +496,158 @@ def test_kill_9_ten_times_resume_then_rollback_leaves_every_campaign_as_it_start
     # After it, every campaign the run touched is exactly as it started.
     assert wrong == []
     assert sum(faults_seen.values()) > 0.15 * LEDGER_ROWS
+
+
+# --- 4. every operation: kill -9, edit the input, --resume, roll back (killed and resumed too) --
+
+EVERY_ROWS = 40
+EVERY_RATE = Rate(25, 0.5)  # 50 requests a second: a kill lands well before a run's end
+EVERY_FAULTS = FaultPlan(
+    probabilities={"429": 0.01, "500": 0.03, "503": 0.03, "drop": 0.03},
+    seed=19,
+    retry_after=0.1,
+)
+EVERY_SEED = 1919
+OPERATIONS = ("settings", "schedule", "status", "email-accounts")
+HEADERS = {
+    "settings": "campaign_id,sending_limit",
+    "schedule": "campaign_id,timezone,days,start_hour,end_hour",
+    "status": "campaign_id,status",
+    "email-accounts": "campaign_id,add,remove",
+}
+ZONES = ("Asia/Tokyo", "America/Chicago", "Europe/Paris")  # none is a seeded campaign's
+HOURS = (("06:00", "16:00"), ("07:30", "19:00"), ("10:00", "20:00"))
+DAYS = ("mon;wed;fri", "tue-thu", "weekdays")
+
+CampaignState = tuple[dict[str, Any], list[int]]
+
+
+def campaign_states(
+    config: SimulatorConfig, state: SimulatorState, ids: list[int]
+) -> dict[int, CampaignState]:
+    """Everything a campaign shows: as GET reads it (settings, status, schedule) and its email
+    accounts, from the simulator's own record."""
+    campaigns = Campaigns(config, state)
+    return {cid: (campaigns.view(cid), sorted(campaigns.accounts(cid))) for cid in ids}
+
+
+def row_versions(
+    operation: str, cid: int, start: CampaignState, rng: random.Random
+) -> tuple[list[str], list[str]]:
+    """A row of ``operation`` that changes campaign ``cid``, and the row as a user edits it
+    between a kill and ``--resume`` (a third of the rows: another value; for a status, which
+    has only two, the campaign's own; for email accounts, one more account attached)."""
+    view, attached = start
+    again = rng.random() < 1 / 3
+    if operation == "settings":
+        first, second = rng.sample([n for n in range(10, 300) if n != view["sending_limit"]], 2)
+        return [str(first)], [str(second if again else first)]
+    if operation == "schedule":
+        zone, days = rng.choice(ZONES), rng.choice(DAYS)
+        hours, other = rng.sample(HOURS, 2)
+        return [zone, days, *hours], [zone, days, *(other if again else hours)]
+    if operation == "status":
+        flipped, back = ("PAUSED", "START") if view["status"] == "ACTIVE" else ("START", "PAUSED")
+        return [flipped], [back if again else flipped]
+    added = rng.sample([i for i in range(1, 51) if i not in attached], 2)
+    removed = str(attached[-1]) if len(attached) > 1 else ""  # never a campaign's last one
+    grown = added if again else added[:1]
+    return [str(added[0]), removed], [";".join(map(str, grown)), removed]
+
+
+def plan_text(operation: str, rows: Mapping[int, list[str]]) -> str:
+    lines = [HEADERS[operation], *(",".join([str(cid), *cells]) for cid, cells in rows.items())]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.slow
+@pytest.mark.acceptance
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_kill_9_edit_resume_then_rollback_leaves_every_campaign_as_it_started(
+    tmp_path: Path, operation: str
+) -> None:
+    rng = random.Random(f"{EVERY_SEED}-{operation}")
+    first_id = 140_000 + 1_000 * OPERATIONS.index(operation)
+    # a status row only starts or pauses, and no write puts a campaign back to a draft
+    seeded = range(first_id, first_id + 2 * EVERY_ROWS)
+    ids = [cid for cid in seeded if default_status(cid) != "DRAFTED"][:EVERY_ROWS]
+    config = SimulatorConfig(
+        api_key=KEY, rates=[EVERY_RATE], campaigns=set(ids), faults=EVERY_FAULTS
+    )
+    source = tmp_path / "plan.csv"
+    report, undo = tmp_path / "out" / "apply.csv", tmp_path / "out" / "undo.csv"
+    env = {**os.environ, "SMARTLEAD_API_KEY": KEY}
+    env.pop("SMARTLEAD_BASE_URL", None)
+    codes: dict[str, int] = {}
+    began = time.monotonic()
+
+    with SimulatorThread(config) as sim:
+        start = campaign_states(config, sim.state, ids)
+        versions = {cid: row_versions(operation, cid, start[cid], rng) for cid in ids}
+        source.write_text(plan_text(operation, {cid: v[0] for cid, v in versions.items()}))
+        options = (
+            *("--base-url", sim.base_url, "--rate", f"{EVERY_RATE.limit}/{EVERY_RATE.seconds}"),
+            *("--concurrency", "4", "--max-attempts", "10", "--guard", str(JITTER)),
+        )
+
+        def launch(name: str, *argv: str) -> subprocess.Popen[bytes]:
+            command = [sys.executable, "-m", "bulkrunner", *argv, *options]
+            with (tmp_path / f"{name}.log").open("wb") as log:
+                return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def killed(name: str, journal: Path, *argv: str) -> None:
+            """Run ``argv``, and kill -9 it once its journal has grown by a few rows."""
+            process = launch(name, *argv)
+            wait_for_lines_or_exit(journal, line_count(journal) + rng.randint(4, 15), process)
+            process.kill()
+            codes[name] = process.wait(timeout=60)
+            assert codes[name] == -signal.SIGKILL, (tmp_path / f"{name}.log").read_text()
+
+        def finished(name: str, *argv: str) -> None:
+            codes[name] = launch(name, *argv).wait(timeout=120)
+            assert codes[name] == 0, (tmp_path / f"{name}.log").read_text()
+
+        applying = ("run", "--input", str(source), "--operation", operation, "--report")
+        killed("run", journal_path(report), *applying, str(report))
+        source.write_text(plan_text(operation, {cid: v[1] for cid, v in versions.items()}))
+        killed("resumed", journal_path(report), *applying, str(report), "--resume")
+        finished("finished", *applying, str(report), "--resume")
+        applied = {cid for cid in ids if sim.state.applied[cid]}  # by any run of the job
+        changed = campaign_states(config, sim.state, ids)
+        rolling = ("rollback", str(report), "--report", str(undo))
+        killed("rollback", journal_path(undo), *rolling)
+        finished("rollback resumed", *rolling, "--resume")
+        end = campaign_states(config, sim.state, ids)
+    lines = pd.read_csv(report, dtype=str, keep_default_na=False)
+    wrong = [cid for cid in ids if end[cid] != start[cid]]
+    print()
+    print(
+        figures(
+            f"{operation}: kill -9, edit, resume, rollback",
+            {
+                "rows": EVERY_ROWS,
+                "rows edited": sum(v[0] != v[1] for v in versions.values()),
+                "exit codes": codes,
+                "campaigns the job wrote to": len(applied),
+                "statuses": dict(Counter(lines["status"])),
+                "campaigns not as they started": len(wrong),
+                "seconds": round(time.monotonic() - began, 1),
+            },
+        )
+    )
+
+    # After the rollback, every campaign is exactly as it started, in everything it shows.
+    assert wrong == [], {cid: (start[cid], end[cid]) for cid in wrong[:3]}
+    # Before it, only campaigns the job wrote to had changed...
+    assert {cid for cid in ids if changed[cid] != start[cid]} <= applied
+    # ...and the report showed each change the job applied, with its values: a row is
+    # unchanged only if no run of the job wrote to its campaign.
+    assert lines["campaign_id"].tolist() == [str(cid) for cid in ids]
+    assert set(lines["status"]) <= DONE
+    done = lines[lines["status"] == "succeeded"]
+    assert set(done["campaign_id"].astype(int)) == applied
+    for before, after in zip(done["before"], done["after"], strict=True):
+        assert before
+        assert after
+        assert json.loads(before) != json.loads(after)

@@ -187,6 +187,19 @@ def test_only_accounts_not_attached_count_as_added_and_only_attached_ones_as_rem
     assert OP.changes({"add": [2], "remove": [7]}, current) == {}  # both: unchanged
 
 
+def test_a_row_an_interrupted_run_applied_is_shown_from_the_accounts_before_it() -> None:
+    """Resumed, a row found as wanted whose change the backup holds (the interrupted run
+    applied it): its change runs from the accounts the backup's undo puts back."""
+    now = campaign("ACTIVE", 2, 5)  # the backup would remove 5 and add back 3
+    undo = {"add": [3], "remove": [5]}
+    assert OP.applied_changes({"add": [5], "remove": [3]}, undo, now) == {
+        "email_accounts": Change([2, 3], [2, 5])
+    }
+    # the row as edited since changes nothing from there (an earlier version of it did)
+    assert OP.applied_changes({"remove": [9]}, undo, now) == {}
+    assert OP.applied_changes({"add": [5]}, undo, None) == {}  # accounts not known
+
+
 def test_without_a_known_state_the_row_is_the_change() -> None:
     assert OP.changes({"add": [3], "remove": [1]}, None) == {
         "add": Change(None, [3]),
@@ -268,6 +281,21 @@ def test_the_backup_holds_the_undo_as_typed_lists(tmp_path: Path) -> None:
     schema = pq.read_schema(path)
     assert schema.field("add").type == pa.list_(pa.int64())
     assert backup_operation(path) == "email-accounts"
+
+
+def test_a_resumed_runs_changes_are_added_to_the_ledger_account_by_account(tmp_path: Path) -> None:
+    """Each id keeps the state it had before the first run that touched it; ids a later run
+    touches first are added, whichever direction (the lists are changes, not values)."""
+    path = tmp_path / "r.csv.backup.parquet"
+    record_backup(path, {7: {"email_accounts": Change([1, 2], [2, 3])}}, keep=False, operation=OP)
+    # the input edited and resumed: 7 now also gains 4 and loses 2; 3 goes again, 1 comes back
+    later = {7: {"email_accounts": Change([2, 3], [1, 4])}}
+    record_backup(path, later, keep=True, operation=OP)
+    # put back: 1 and 2 (attached before the first run), away: 3 and 4 (not attached then)
+    assert read_backup(path) == {7: {"add": [1, 2], "remove": [3, 4]}}
+    # any number of resumptions later, an id keeps the direction it was first recorded with
+    record_backup(path, {7: {"email_accounts": Change([1, 4], [3])}}, keep=True, operation=OP)
+    assert read_backup(path) == {7: {"add": [1, 2], "remove": [3, 4]}}
 
 
 # --- reading the state ------------------------------------------------------------------------
@@ -582,6 +610,48 @@ def test_resume_after_an_abort_between_a_rows_two_requests(tmp_path: Path) -> No
         assert rolled_back(report, tmp_path / "u.csv", sim.base_url) == 0
         assert {cid: attached(sim, cid) for cid in (1, 3, 6)} == {1: [2], 3: [4, 21], 6: [7, 24]}
     assert report_of(report)["status"].tolist() == ["succeeded"] * 3
+
+
+def test_kill_edit_resume_then_rollback_removes_what_every_run_attached(tmp_path: Path) -> None:
+    """Issue 19: the resumed run's additions were not recorded (the ledger kept the first run's
+    list), so a rollback left them attached, and exited 0."""
+    source = tmp_path / "plan.csv"
+    source.write_text("campaign_id,add,remove\n1,5,\n3,8,\n6,9,7\n")
+    report = tmp_path / "r.csv"
+    # row 1 is applied; row 2 draws a 429 asking for 1000 s: the run stops
+    faults = FaultPlan(scripted={3: ["429"]}, retry_after=1000)
+    with simulator(faults=faults) as sim:
+        start = {cid: attached(sim, cid) for cid in (1, 3, 6)}
+        base = [
+            "--operation",
+            "email-accounts",
+            "--report",
+            str(report),
+            "--base-url",
+            sim.base_url,
+            "--concurrency",
+            "1",
+            "--max-wait",
+            "5",
+            *FAST,
+        ]
+        assert run("run", str(source), *base) == 3
+        assert attached(sim, 1) == [2, 5]
+        # the input edited before resuming: campaign 1 gets 6 too, campaign 6 keeps 7
+        source.write_text("campaign_id,add,remove\n1,5;6,\n3,8,\n6,9,\n")
+        assert run("run", str(source), *base, "--resume") == 0
+        assert {cid: attached(sim, cid) for cid in (1, 3, 6)} == {
+            1: [2, 5, 6],
+            3: [4, 8, 21],
+            6: [7, 9, 24],
+        }
+        assert rolled_back(report, tmp_path / "u.csv", sim.base_url) == 0
+        assert {cid: attached(sim, cid) for cid in (1, 3, 6)} == start
+    assert read_backup(backup_path(report)) == {
+        1: {"remove": [5, 6]},
+        3: {"remove": [8]},
+        6: {"add": [7], "remove": [9]},  # the first run was about to remove 7: kept, harmless
+    }
 
 
 def test_retry_resends_a_failed_row(tmp_path: Path) -> None:

@@ -220,6 +220,15 @@ def test_a_stopped_or_completed_campaign_is_refused_before_sending(
     assert STATUS.refuse({"status": wanted}, None) == ""  # state unknown: nothing to refuse on
 
 
+def test_a_row_an_interrupted_run_applied_is_shown_from_the_status_the_backup_holds() -> None:
+    active = {"id": 1, "status": "ACTIVE"}
+    assert STATUS.applied_changes({"status": "START"}, {"status": "PAUSED"}, active) == {
+        "status": Change("PAUSED", "START")
+    }
+    assert STATUS.applied_changes({"status": "START"}, {"status": "START"}, active) == {}
+    assert STATUS.applied_changes({"status": "PAUSED"}, {}, active) == {}  # nothing backed up
+
+
 @pytest.mark.parametrize(
     ("before", "after", "undo"),
     [

@@ -19,9 +19,16 @@ import pytest
 
 from bulkrunner import report as report_module
 from bulkrunner.cli import main
-from bulkrunner.journal import Journal, RunIdentity, journal_path, read_successes, row_key
+from bulkrunner.journal import (
+    Journal,
+    RunIdentity,
+    Success,
+    journal_path,
+    read_successes,
+    row_key,
+)
 from bulkrunner.locking import RunLock, lock_path
-from bulkrunner.model import Outcome, Status
+from bulkrunner.model import Change, Changes, Outcome, Status
 from bulkrunner.rates import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from tests.realtime import wait_for_lines, wait_until
@@ -68,7 +75,25 @@ def test_the_journal_keeps_successes_and_survives_a_torn_last_line(tmp_path: Pat
         journal.record("k2", 2, 102, Outcome(Status.FAILED, 404, 1, "HTTP 404", 30, WHEN))
     with path.open("a") as handle:
         handle.write('{"key": "k3", "status": "succ')  # kill -9 in the middle of a write
-    assert read_successes(path) == {"k1": Outcome(Status.SUCCEEDED, 200, 2, "", 120, WHEN)}
+    assert read_successes(path) == {"k1": Success(Outcome(Status.SUCCEEDED, 200, 2, "", 120, WHEN))}
+
+
+def test_the_journal_keeps_what_each_succeeded_row_changed(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv.journal"
+    done = Outcome(Status.SUCCEEDED, 200, 1, "", 10, WHEN)
+    changes = {"sending_limit": Change(40, 10), "track_settings": Change([], ["DONT_EMAIL_OPEN"])}
+    with Journal.open(path, input_path=Path("plan.csv"), started=WHEN) as journal:
+        journal.record("k1", 1, 101, done, changes)
+        journal.record("k2", 2, 102, Outcome(Status.FAILED, 500), {"sending_limit": Change(1, 2)})
+        journal.record("k3", 3, 103, done)  # as a journal written before changes were kept
+    assert read_successes(path) == {"k1": Success(done, Changes(changes)), "k3": Success(done)}
+    assert '"changes"' not in path.read_text().splitlines()[2]  # a failure's are not kept
+    with path.open("a") as handle:
+        handle.write('{"key":"k4","status":"succeeded","changes":{"sending_limit":5}}\n{}\n')
+    from bulkrunner.errors import UsageError
+
+    with pytest.raises(UsageError, match="line 5 has a bad value"):
+        read_successes(path)
 
 
 def test_a_corrupt_journal_is_a_usage_error(tmp_path: Path) -> None:
@@ -522,10 +547,15 @@ def test_a_full_disk_while_journaling_stops_sending_and_the_run_resumes(
         assert main([*argv, "--resume"]) == 0
         _, err = capsys.readouterr()
         assert "r.csv.journal: ignoring its last line (line 5)" in err
-        # Campaign 103, applied but not journaled, already has its settings: not sent again.
+        # Campaign 103, applied but not journaled, already has its settings: not sent again,
+        # and reported as the job's change (its backup holds its value from before).
         assert dict(sim.state.applied) == {campaign: 1 for campaign in range(100, 108)}
-    final = pd.read_csv(report)
-    assert final["status"].tolist() == ["succeeded"] * 3 + ["unchanged"] + ["succeeded"] * 4
+        assert "1 row found as the interrupted run left them" in err
+    final = pd.read_csv(report, keep_default_na=False)
+    assert final["status"].tolist() == ["succeeded"] * 8
+    assert final["error"][3] == "applied by the interrupted run: found as this row sets it"
+    assert all(final["before"])  # every change, with its values
+    assert all(final["after"])
     assert not journal_path(report).exists()
 
 

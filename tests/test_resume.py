@@ -26,7 +26,7 @@ from bulkrunner.config import build_config, read_job_file
 from bulkrunner.fields import Vocabulary
 from bulkrunner.job import run_job
 from bulkrunner.journal import journal_path
-from bulkrunner.simulator import SimulatorConfig, SimulatorThread
+from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
 from bulkrunner.validation import validate
 from tests.realtime import wait_for_lines
@@ -467,6 +467,94 @@ def test_unfinished_run_refusal_names_commands_that_work(
     assert sorted(sim.state.applied) == [1, 2]
 
 
+@pytest.mark.parametrize(("edited", "choice"), [(False, "--resume"), (True, "--fresh")])
+def test_a_plain_rerun_of_an_interrupted_input_is_refused_and_says_how_to_continue(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    edited: bool,
+    choice: str,
+) -> None:
+    """Issue 19: with default (timestamped) report names, a plain re-run started a new backup
+    beside the interrupted run's, and rolling back the newest report left the first run's
+    changes in place. It is refused as a re-run with the same --report is; either command it
+    prints continues the one backup, which a rollback then undoes whole."""
+    monkeypatch.chdir(tmp_path)
+    plan(tmp_path, range(1, 4))
+    ids = (1, 2, 3)
+    faults = FaultPlan(scripted={2: ["429"]}, retry_after=1000)  # the first run stops at row 2
+    config = SimulatorConfig(api_key=KEY, campaigns=set(range(1, 100)), faults=faults)
+    with SimulatorThread(config) as sim:
+        url = ["--base-url", sim.base_url]
+        argv = ["run", "--input", "plan.csv", *url, "--concurrency", "1", "--max-wait", "5"]
+        assert main(argv) == 3
+        assert sim.state.settings[1]["sending_limit"] == 11  # applied before the stop
+        (first,) = Path("reports").glob("*.csv")
+        if edited:
+            plan(tmp_path, range(1, 4), limit=20)
+        capsys.readouterr()
+        writes = len(sim.state.writes())
+
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{journal_path(first)}: an earlier run of plan.csv did not finish" in err
+        assert len(err.strip().splitlines()) == 1
+        assert len(sim.state.writes()) == writes  # nothing sent
+        assert sorted(p.name for p in Path("reports").iterdir()) == sorted(
+            [first.name, journal_path(first).name, backup_path(first).name]
+        )
+
+        if choice == "--resume":
+            pasted = paste(err, "(rows it applied are not sent again): ", " ; or", tmp_path)
+        else:
+            pasted = paste(err, "or --fresh to start over: ", "\n", tmp_path)
+        assert pasted.returncode == 0, pasted.stderr
+        wanted = 20 if edited else 10
+        assert [sim.state.settings[n]["sending_limit"] for n in ids] == [wanted + n for n in ids]
+        assert sorted(Path("reports").glob("*.csv")) == [first]  # one run, one report
+
+        assert main(["rollback", str(first), *url]) == 0
+        assert [sim.state.settings[n]["sending_limit"] for n in ids] == [
+            default_settings(n)["sending_limit"] for n in ids
+        ]
+
+
+# --- the report of a resumed run shows every change the job applied ------------------------------
+
+
+@pytest.mark.parametrize("journaled", [True, False])
+def test_a_resumed_runs_report_shows_every_applied_change_with_its_values(
+    tmp_path: Path, journaled: bool
+) -> None:
+    """Issue 19: rows the interrupted run applied lost their before/after in the resumed run's
+    report; one it applied but could not journal (kill -9 while its answer came in) was
+    ``unchanged``, as if the job had not changed it."""
+    source = plan(tmp_path, range(1, 4))
+    report = tmp_path / "r.csv"
+    faults = FaultPlan(scripted={2: ["429"]}, retry_after=1000)  # the first run stops at row 2
+    config = SimulatorConfig(api_key=KEY, campaigns=set(range(1, 100)), faults=faults)
+    with SimulatorThread(config) as sim:
+        argv = ["run", "--input", str(source), "--report", str(report), "--base-url", sim.base_url]
+        assert main([*argv, "--concurrency", "1", "--max-wait", "5"]) == 3
+        assert sim.state.settings[1]["sending_limit"] == 11
+        journal = journal_path(report)
+        if not journaled:  # as if killed after row 1 was applied, before its line was written
+            lines = journal.read_text().splitlines(keepends=True)
+            kept = [line for line in lines if '"campaign_id":1,' not in line]
+            assert len(kept) == len(lines) - 1
+            journal.write_text("".join(kept))
+        assert main([*argv, "--resume"]) == 0
+        assert dict(sim.state.applied) == {1: 1, 2: 1, 3: 1}  # none sent twice
+    final = pd.read_csv(report, keep_default_na=False)
+    assert final["status"].tolist() == ["succeeded"] * 3
+    for index, campaign in enumerate((1, 2, 3)):
+        before = {"sending_limit": default_settings(campaign)["sending_limit"]}
+        assert json.loads(final["before"][index]) == before
+        assert json.loads(final["after"][index]) == {"sending_limit": 10 + campaign}
+    if not journaled:
+        assert final["error"][0] == "applied by the interrupted run: found as this row sets it"
+
+
 # --- a job file may resume by itself ------------------------------------------------------------
 
 
@@ -506,6 +594,34 @@ def test_a_job_with_resume_auto_continues_an_interrupted_run_unattended(
     assert night(nights[2], key) == 0  # nothing left unfinished: an ordinary run
     assert (reports / "nightly-20261126T021500Z.csv").exists()
     assert source.exists()
+
+
+def test_a_job_with_resume_auto_continues_its_interrupted_run_after_an_edit(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    """The edited file's run continues the interrupted one, in its report and its backup, as it
+    would with its report named: never a second backup beside the first."""
+    plan(tmp_path, range(1, 3))
+    reports = tmp_path / "reports"
+    job = tmp_path / "nightly.toml"
+    job.write_text(
+        'input = "plan.csv"\nreport = "reports/nightly-{timestamp}.csv"\n'
+        f'resume = "auto"\nbase_url = "{sim.base_url}"\n'
+    )
+
+    def night(day: int, key: str) -> int:
+        when = datetime(2026, 11, day, 2, 15, tzinfo=UTC)
+        config = build_config(read_job_file(job), {}, when)
+        return int(run_job(config, io.StringIO(), {"SMARTLEAD_API_KEY": key}, lambda: when))
+
+    assert night(24, "sk-revoked") == 3
+    plan(tmp_path, range(1, 3), limit=40)
+    assert night(25, KEY) == 0
+    assert sorted(p.name for p in reports.iterdir()) == [
+        "nightly-20261124T021500Z.csv",
+        "nightly-20261124T021500Z.csv.backup.parquet",
+    ]
+    assert [sim.state.settings[n]["sending_limit"] for n in (1, 2)] == [41, 42]
 
 
 def test_fresh_starts_a_jobs_unfinished_run_over_and_leaves_nothing_to_resume_later(

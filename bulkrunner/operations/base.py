@@ -123,6 +123,27 @@ class Operation:
         """The row that puts back what ``changes`` change: by default each value it had."""
         return Undo({name: change.before for name, change in changes.items()})
 
+    def applied_changes(
+        self,
+        payload: Mapping[str, Any],
+        undo: Mapping[str, Any],
+        campaign: Mapping[str, Any] | None,
+    ) -> dict[str, Change]:
+        """What the row changed, if an earlier run applied it: from the state the backup's
+        ``undo`` row puts back to the campaign as it is now (``campaign``, which already is as
+        the row wants it). By default each field the backup holds whose value the row changes."""
+        return {
+            name: Change(undo[name], wanted)
+            for name, wanted in payload.items()
+            if name in undo and not self.same(name, undo[name], wanted)
+        }
+
+    def merge_undo(self, recorded: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
+        """The backup's row of a campaign once a later run of the job (``--resume``) records
+        the undo ``later`` beside the row earlier runs recorded (``recorded``): by default
+        each field as first recorded, which is its value before the first run."""
+        return {**later, **recorded}
+
     def export(self, campaign: Mapping[str, Any]) -> dict[str, Any]:
         """The campaign's current state as an input row of this operation (no campaign_id)."""
         return self.state(campaign)

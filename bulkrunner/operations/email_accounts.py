@@ -16,7 +16,9 @@ The current state is the campaign's ``status`` (from the list) and its attached 
 (``GET /campaigns/{id}/email-accounts``, merged into the campaign under ``email-accounts``). Its
 change is shown as the attached ids before and after (``{"email_accounts": [1, 2]}`` ->
 ``{"email_accounts": [2, 3]}``); undoing it removes what was added and adds back what was
-removed. Removing the last accounts of an ``ACTIVE`` campaign (which SmartLead refuses) is
+removed. The undo lists are changes: a resumed run's are merged with the earlier runs' id by id
+(:meth:`EmailAccounts.merge_undo`), so that a rollback puts back the set as it was before the
+first run. Removing the last accounts of an ``ACTIVE`` campaign (which SmartLead refuses) is
 refused before sending.
 """
 
@@ -214,6 +216,36 @@ class EmailAccounts(Operation):
         if after - before:
             values[REMOVE] = sorted(after - before)  # added by the run: remove them
         return Undo(values)
+
+    def applied_changes(
+        self,
+        payload: Mapping[str, Any],
+        undo: Mapping[str, Any],
+        campaign: Mapping[str, Any] | None,
+    ) -> dict[str, Change]:
+        """The row's change from the accounts attached before: those attached now, less the
+        ones the backup would remove, with the ones it would add back."""
+        attached = attached_ids(campaign)
+        if attached is None:
+            return {}
+        before = (set(attached) - set(_ids(undo, REMOVE))) | set(_ids(undo, ADD))
+        return self.changes(payload, {DETAIL: sorted(before)})
+
+    def merge_undo(self, recorded: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
+        """The undo lists are changes, not values: an id an earlier run added or removed keeps
+        the direction it was first recorded with (its state before the first run), and an id
+        only a later run touched (an edited input, resumed) is added in its own direction."""
+        first = {i: ADD for i in recorded.get(ADD) or ()}
+        first.update({i: REMOVE for i in recorded.get(REMOVE) or ()})
+        for column in (ADD, REMOVE):
+            for i in later.get(column) or ():
+                first.setdefault(i, column)
+        merged = {name: value for name, value in recorded.items() if name not in (ADD, REMOVE)}
+        for column in (ADD, REMOVE):
+            ids = sorted(i for i, direction in first.items() if direction == column)
+            if ids:
+                merged[column] = ids
+        return merged
 
     def export(self, campaign: Mapping[str, Any]) -> dict[str, Any]:
         attached = attached_ids(campaign)
