@@ -31,7 +31,7 @@ from bulkrunner.hints import other_option_command, rollback_command, vocabulary_
 from bulkrunner.interrupts import INTERRUPTED as INTERRUPTED
 from bulkrunner.interrupts import run_gracefully
 from bulkrunner.journal import finish_times, journal_path
-from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
+from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
 from bulkrunner.model import Changes, Outcome, Row, RunStats, Status
 from bulkrunner.operations import for_config
 from bulkrunner.planning import Requests
@@ -106,6 +106,8 @@ class Session:
     on_batch: BatchHook | None = None
     total: int | None = None  # the rows a streamed run sends in all (None: ``rows``)
     wanted: Collection[int] | None = None  # every campaign of a streamed run (its batches')
+    clock: Clock = time.monotonic  # of the limiter, the reads and the engine (a test's fake)
+    sleep: Sleep = anyio.sleep
     _stats: RunStats = field(default_factory=RunStats)
     _live: _Live | None = None
     _earlier: tuple[int, int] = (0, 0)  # rows done and failed in the batches before
@@ -216,7 +218,9 @@ class Session:
                 base_url, api_key = await stack.enter_async_context(self._simulated()), DEMO_API_KEY
             session = await stack.enter_async_context(client_session(config.concurrency))
             sender = HttpSender(session, base_url, api_key, config.timeout)
-            limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
+            limiter = SlidingWindowLimiter(
+                config.rates, guard=config.guard, clock=self.clock, sleep=self.sleep
+            )
             if config.resume and config.report is not None and not self.planning:
                 self._seed(limiter, journal_path(config.report))
             self._live = _Live(
@@ -247,6 +251,8 @@ class Session:
             judge=live.judge,
             rng=live.rng,
             stats=self._stats,
+            clock=self.clock,
+            sleep=self.sleep,
         )
         reading = Reading(
             limiter,
@@ -400,7 +406,7 @@ class Session:
         # sent as late as the journal was last written.
         silent = now.timestamp() - journal.stat().st_mtime
         limiter.seed(ages + [max(0.0, silent)] * self.config.concurrency)
-        wait = limiter.wait_time(time.monotonic())
+        wait = limiter.wait_time(self.clock())
         if wait >= 1:
             log.info("waiting %.0fs for the previous run's requests to leave the rate window", wait)
 
