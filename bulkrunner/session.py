@@ -25,7 +25,7 @@ from bulkrunner.accounts import Account
 from bulkrunner.backup import BackupError, backup_path, record_backup
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine, OutcomeHook
-from bulkrunner.errors import KeyRejected, Unreachable
+from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
 from bulkrunner.events import emit
 from bulkrunner.hints import other_option_command, rollback_command, vocabulary_command
 from bulkrunner.interrupts import INTERRUPTED as INTERRUPTED
@@ -39,6 +39,7 @@ from bulkrunner.preflight import Current, Listing, Plan, Reading, plan, read_cur
 from bulkrunner.progress import Bar, Display, LogLines, Snapshot, estimate
 from bulkrunner.rates import crossing
 from bulkrunner.refusals import EnumRefusals, ShapeRefusals
+from bulkrunner.retry import Outage
 from bulkrunner.transport import HttpSender, client_session
 from bulkrunner.wording import count
 
@@ -262,6 +263,7 @@ class Session:
             max_wait=config.max_wait,
             stats=self._stats,
             clock=self.engine.clock,
+            outage=Outage(config.outage_timeout, self.engine.clock()),
         )
         current: Current | None = None
         try:
@@ -285,6 +287,10 @@ class Session:
         except (KeyRejected, Unreachable) as rejected:
             log.error("%srun aborted: %s; nothing was sent", self._whose, rejected)
             self.engine.stop(f"run aborted: {rejected}")
+        except Unavailable as outage:
+            reason = f"run aborted: reading the current settings, {outage}"
+            log.error("%s%s; nothing was sent", self._whose, reason)
+            self.engine.stop(reason)
         except WaitTooLong as wait:
             reason = (
                 f"run aborted: reading the current settings, the server asked to wait "
