@@ -225,8 +225,9 @@ class RunConfig:
     max_wait: float = field(
         default=300.0,
         metadata=option(
-            "the longest single wait a server may ask for (Retry-After, X-RateLimit-Reset); "
-            "asked for longer, the run stops (exit 3, resumable) (default {default})",
+            "the longest single wait a server may ask for (Retry-After, X-RateLimit-Reset, a "
+            "lower X-RateLimit-Limit); asked for longer, the run stops (exit 3, resumable) "
+            "(default {default})",
             READING | EXPORTING,
             accepts=_NUMBER,
             metavar="SECONDS",

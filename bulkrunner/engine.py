@@ -175,7 +175,10 @@ class Engine:
         with anyio.CancelScope() as waiting:  # stop() ends the wait for a window slot
             self._acquiring.add(waiting)
             try:
-                grant = await self.limiter.acquire()
+                grant = await self.limiter.acquire(self.max_wait)
+            except WaitTooLong as wait:  # the limit the server announced: a slot too far off
+                self._abort(self._too_long(wait.seconds, wait.asked_by))
+                return
             finally:
                 self._acquiring.discard(waiting)
         if waiting.cancelled_caught or self.stats.aborted is not None:

@@ -104,7 +104,7 @@ async def fetch(call: Callable[[], Awaitable[Answer]], reading: Reading, what: s
     limiter = reading.limiter
     attempt = 0
     while True:
-        grant = await limiter.acquire()
+        grant = await limiter.acquire(reading.max_wait)
         answer = await call()
         attempt += 1
         if reading.stats is not None:
@@ -400,9 +400,12 @@ async def verify(
     stats: RunStats | None = None,
     clock: Clock = time.monotonic,
     operation: Operation = SETTINGS,
+    max_wait: float = math.inf,
 ) -> dict[int, str]:
     """Read each row's campaign back; returns, per row, how it differs or why it could not be
-    read ("" when it matches). Each read is counted in ``stats``, answered at ``clock()``."""
+    read ("" when it matches). Each read is counted in ``stats``, answered at ``clock()``. A
+    slot the server's announced limit puts more than ``max_wait`` off leaves the rows not yet
+    read unverified, with the reason."""
     found: dict[int, str] = {}
     pending = list(rows)
 
@@ -413,7 +416,17 @@ async def verify(
             parts = [None] if operation.reads_list else []
             for detail in [*parts, *([operation.detail] if operation.detail else [])]:
                 path = f"/campaigns/{row.campaign_id}" + (f"/{detail}" if detail else "")
-                grant = await limiter.acquire()
+                try:
+                    grant = await limiter.acquire(max_wait)
+                except WaitTooLong as wait:
+                    too_long = (
+                        f"not verified: the server asked to wait {wait.seconds:.0f}s "
+                        f"({wait.asked_by}), more than --max-wait {max_wait:g}"
+                    )
+                    for each in (row, *pending):
+                        found[each.number] = too_long
+                    pending.clear()
+                    return
                 answer = await (
                     sender.read(path) if detail else sender.get_campaign(row.campaign_id)
                 )

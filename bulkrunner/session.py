@@ -362,6 +362,7 @@ class Session:
                 stats=self._stats,
                 clock=self.engine.clock,
                 operation=operation,
+                max_wait=config.max_wait,
             )
 
     def _reads_later(self, rows: int) -> int:

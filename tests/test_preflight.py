@@ -214,6 +214,21 @@ async def test_verify_reads_are_requests_of_the_run_and_their_time_is_elapsed_ti
     assert stats.sending_seconds == 9.0
 
 
+async def test_verify_never_waits_past_max_wait_for_a_slot_the_servers_limit_holds() -> None:
+    clock = FakeClock(start=100.0)
+    limiter = SlidingWindowLimiter([Rate(1000, 3600)], clock=clock, sleep=clock.sleep)
+    limiter.observe(1, 0, 3600.0, await limiter.acquire())  # the last POST's answer: "1"
+    sender = Reads(clock, [], took=2.0)
+    rows = [Row(1, 11, {"sending_limit": 60}), Row(2, 12, {"sending_limit": 61})]
+    found = await verify(sender, limiter, rows, concurrency=1, clock=clock, max_wait=300)
+    reason = (
+        "not verified: the server asked to wait 3600s (X-RateLimit-Limit 1, held over 3600s), "
+        "more than --max-wait 300"
+    )
+    assert found == {1: reason, 2: reason}
+    assert clock.sleeps == []
+
+
 async def test_the_eta_counts_the_read_before_sending_and_the_reads_back_to_come() -> None:
     clock = FakeClock(start=0.0)
     limiter = SlidingWindowLimiter(DEFAULT_RATES, clock=clock, sleep=clock.sleep)
