@@ -28,7 +28,7 @@ from bulkrunner.options import (
     option,
     rate_argument,
 )
-from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate
+from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate, guard_problem
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
 if TYPE_CHECKING:
@@ -576,6 +576,14 @@ def _check(config: RunConfig) -> None:
         raise UsageError("outage timeout must be positive, grace and guard not negative")
     if not config.max_wait > 0:
         raise UsageError(f"max wait must be a positive number of seconds, got {config.max_wait:g}")
+    if config.timeout > config.outage_timeout:
+        raise UsageError(
+            f"timeout must be at most the outage timeout ({config.outage_timeout:g}s), got "
+            f"{config.timeout:g}: a request that never answers would outlast the outage"
+        )
+    # (each account of an accounts file has its own limits: checked as the file is read)
+    if config.accounts is None and (problem := guard_problem(config.guard, config.rates)):
+        raise UsageError(problem)
     if config.notify is not None and not config.notify.startswith(("http://", "https://")):
         from bulkrunner.notify import webhook_label  # urllib: only when it is needed
 
