@@ -376,6 +376,18 @@ class RunConfig:
             convert=_text,
         ),
     )
+    # --notify's URL read from this variable instead: out of the process list and the job file
+    notify_env: str | None = field(
+        default=None,
+        metadata=option(
+            "--notify with the webhook URL (a secret: it carries a token) read from this "
+            "environment variable, so that it is not in the process list",
+            SENDING,
+            accepts=(str,),
+            metavar="VAR",
+            convert=_text,
+        ),
+    )
     verbose: bool = field(
         default=False,
         metadata=option(
@@ -514,6 +526,9 @@ def build_config(
         merged["report"] = expand_template(template, now or datetime.now(UTC))
     if flags.get("fresh") and flags.get("resume") is None:
         merged.pop("resume", None)  # --fresh on the command line wins over the job's resume
+    for given, other in (("notify", "notify_env"), ("notify_env", "notify")):
+        if flags.get(given) is not None and flags.get(other) is None:
+            merged.pop(other, None)  # the command line's webhook wins over the job file's
     resume, auto_resume = _resume(merged.get("resume", False))
     merged["resume"] = resume
     if "input" not in merged:
@@ -533,6 +548,16 @@ def build_config(
             values[each.field] = each.convert(value) if each.convert else value
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    if values.get("notify_env") is not None:
+        from bulkrunner.notify import from_environment  # only when it is needed
+
+        if values.get("notify") is not None:
+            raise UsageError("notify and notify env both name a webhook: give one of them")
+        values["notify"] = from_environment(values["notify_env"], os.environ)
+    if values.get("notify"):
+        from bulkrunner.redaction import remember
+
+        remember(values["notify"])  # a secret too: no log line or message shows it whole
     config = RunConfig(
         **values,
         auto_resume=auto_resume,
@@ -584,12 +609,10 @@ def _check(config: RunConfig) -> None:
     # (each account of an accounts file has its own limits: checked as the file is read)
     if config.accounts is None and (problem := guard_problem(config.guard, config.rates)):
         raise UsageError(problem)
-    if config.notify is not None and not config.notify.startswith(("http://", "https://")):
-        from bulkrunner.notify import webhook_label  # urllib: only when it is needed
+    if config.notify is not None:
+        from bulkrunner.notify import webhook_problem  # only when it is needed
 
-        raise UsageError(
-            "notify must be a webhook URL starting with http:// or https://, "
-            f"got {webhook_label(config.notify)!r}"
-        )
+        if problem := webhook_problem(config.notify):
+            raise UsageError(f"notify must be {problem}")
     if not config.base_url.startswith(("http://", "https://")):
         raise UsageError(f"base URL must start with http:// or https://, got {config.base_url!r}")

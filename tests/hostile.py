@@ -76,14 +76,16 @@ class RawServer:
     """A TCP server on 127.0.0.1 whose every connection is answered by ``reply(connection,
     stopping)`` with raw bytes, for what no HTTP server library writes: a bad status line, too
     many headers, a trickle that never ends, or nothing at all. ``connections`` counts those
-    accepted; ``hung_up`` is set when a client closed a connection that was still being
-    answered. Stopping the server ends every reply (``stopping`` is set)."""
+    accepted (``accepted`` is set at the first); ``hung_up`` is set when a client closed a
+    connection that was still being answered. Stopping the server ends every reply
+    (``stopping`` is set)."""
 
     def __init__(self, reply: Reply) -> None:
         self._reply = reply
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self.connections = 0
+        self.accepted = threading.Event()
         self.hung_up = threading.Event()
         self.stopping = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -110,6 +112,7 @@ class RawServer:
             except OSError:
                 return
             self.connections += 1
+            self.accepted.set()
             threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
 
     def _answer(self, connection: socket.socket) -> None:

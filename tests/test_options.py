@@ -44,6 +44,7 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "progress_interval": ("3", 3.0),
     "log_format": ('"json"', "json"),
     "notify": ('"http://127.0.0.1:9/hook"', "http://127.0.0.1:9/hook"),
+    "notify_env": ('"TEST_WEBHOOK"', "TEST_WEBHOOK"),  # set by the fixture below
     "verbose": ("true", True),
     "resume": ("true", True),
 }
@@ -52,6 +53,7 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
 @pytest.fixture(autouse=True)
 def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
+    monkeypatch.setenv("TEST_WEBHOOK", "http://127.0.0.1:9/hook/from-the-environment")
     monkeypatch.setenv("COLUMNS", "1000")  # help lines unwrapped, so texts compare whole
 
 
