@@ -241,6 +241,8 @@ def _describe(error: BaseException, timeout: float) -> str:
 
     if isinstance(error, TimeoutError):
         return f"no answer within {timeout:g}s"
+    if isinstance(error, http.client.RemoteDisconnected):  # a BadStatusLine too, but not one
+        return "it closed the connection without answering"
     if isinstance(error, http.client.BadStatusLine):
         return "it did not answer HTTP (a malformed status line)"
     if isinstance(error, http.client.LineTooLong):

@@ -278,6 +278,7 @@ def answering(raw: bytes) -> Callable[[socket.socket, threading.Event], None]:
     [
         (BAD_STATUS_LINE, "it did not answer HTTP (a malformed status line)"),
         (TOO_MANY_HEADERS, "it did not answer HTTP (got more than 100 headers)"),
+        (b"", "it closed the connection without answering"),
         (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n", "it answered HTTP 503"),
     ],
 )
