@@ -42,7 +42,7 @@ from bulkrunner.errors import UsageError
 from bulkrunner.fields import ACCOUNT
 from bulkrunner.locking import RunLock, lock_folder
 from bulkrunner.model import Rejection, Row, Status, Validation
-from bulkrunner.rates import Rate
+from bulkrunner.rates import Rate, guard_problem
 from bulkrunner.redaction import remember
 from bulkrunner.wording import count
 
@@ -114,6 +114,8 @@ def _account(path: Path, name: str, entry: Any, config: RunConfig) -> Account:
             rates = tuple(Rate.parse(str(text)) for text in texts)
         except ValueError as exc:
             raise UsageError(f"{where}: rate: {exc}") from None
+    if problem := guard_problem(config.guard, rates):
+        raise UsageError(f"{where}: {problem} (--guard holds for every account)")
     base_url = entry.get("base_url", config.base_url)
     if not isinstance(base_url, str):
         raise UsageError(f"{where}: base_url must be a URL in quotes, got {base_url!r}")

@@ -69,8 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     code, error = _main(args, out, built)
     out.flush()
     config = built[0] if built else None
+    # (without a configuration, the flags' webhook: that of a job file that failed is unknown)
     url = config.notify if config is not None else getattr(args, "notify", None)
-    webhook = str(url or "")
+    variable = getattr(args, "notify_env", None) if config is None else None
+    webhook = str(url or (os.environ.get(variable, "").strip() if variable else ""))
     # (a URL that is not http(s) was refused as a usage error: nothing to notify)
     if code != 0 and webhook.startswith(("http://", "https://")) and args.command in _NOTIFYING:
         _notify(webhook, args, config, out.recorded.get("summary"), code, error)

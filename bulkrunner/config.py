@@ -28,7 +28,7 @@ from bulkrunner.options import (
     option,
     rate_argument,
 )
-from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate
+from bulkrunner.rates import DEFAULT_GUARD, DEFAULT_RATES, Rate, guard_problem
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
 if TYPE_CHECKING:
@@ -225,8 +225,9 @@ class RunConfig:
     max_wait: float = field(
         default=300.0,
         metadata=option(
-            "the longest single wait a server may ask for (Retry-After, X-RateLimit-Reset); "
-            "asked for longer, the run stops (exit 3, resumable) (default {default})",
+            "the longest single wait a server may ask for (Retry-After, X-RateLimit-Reset, a "
+            "lower X-RateLimit-Limit); asked for longer, the run stops (exit 3, resumable) "
+            "(default {default})",
             READING | EXPORTING,
             accepts=_NUMBER,
             metavar="SECONDS",
@@ -372,6 +373,18 @@ class RunConfig:
             SENDING,
             accepts=(str,),
             metavar="URL",
+            convert=_text,
+        ),
+    )
+    # --notify's URL read from this variable instead: out of the process list and the job file
+    notify_env: str | None = field(
+        default=None,
+        metadata=option(
+            "--notify with the webhook URL (a secret: it carries a token) read from this "
+            "environment variable, so that it is not in the process list",
+            SENDING,
+            accepts=(str,),
+            metavar="VAR",
             convert=_text,
         ),
     )
@@ -526,6 +539,9 @@ def build_config(
         merged["report"] = expand_template(template, now or datetime.now(UTC))
     if flags.get("fresh") and flags.get("resume") is None:
         merged.pop("resume", None)  # --fresh on the command line wins over the job's resume
+    for given, other in (("notify", "notify_env"), ("notify_env", "notify")):
+        if flags.get(given) is not None and flags.get(other) is None:
+            merged.pop(other, None)  # the command line's webhook wins over the job file's
     resume, auto_resume = _resume(merged.get("resume", False))
     merged["resume"] = resume
     if "input" not in merged:
@@ -545,6 +561,16 @@ def build_config(
             values[each.field] = each.convert(value) if each.convert else value
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    if values.get("notify_env") is not None:
+        from bulkrunner.notify import from_environment  # only when it is needed
+
+        if values.get("notify") is not None:
+            raise UsageError("notify and notify env both name a webhook: give one of them")
+        values["notify"] = from_environment(values["notify_env"], os.environ)
+    if values.get("notify"):
+        from bulkrunner.redaction import remember
+
+        remember(values["notify"])  # a secret too: no log line or message shows it whole
     config = RunConfig(
         **values,
         auto_resume=auto_resume,
@@ -603,10 +629,16 @@ def _check(config: RunConfig) -> None:
         raise UsageError("outage timeout must be positive, grace and guard not negative")
     if not config.max_wait > 0:
         raise UsageError(f"max wait must be a positive number of seconds, got {config.max_wait:g}")
-    if config.notify is not None and not config.notify.startswith(("http://", "https://")):
-        from bulkrunner.notify import webhook_label  # urllib: only when it is needed
-
+    if config.timeout > config.outage_timeout:
         raise UsageError(
-            "notify must be a webhook URL starting with http:// or https://, "
-            f"got {webhook_label(config.notify)!r}"
+            f"timeout must be at most the outage timeout ({config.outage_timeout:g}s), got "
+            f"{config.timeout:g}: a request that never answers would outlast the outage"
         )
+    # (each account of an accounts file has its own limits: checked as the file is read)
+    if config.accounts is None and (problem := guard_problem(config.guard, config.rates)):
+        raise UsageError(problem)
+    if config.notify is not None:
+        from bulkrunner.notify import webhook_problem  # only when it is needed
+
+        if problem := webhook_problem(config.notify):
+            raise UsageError(f"notify must be {problem}")

@@ -30,7 +30,15 @@ from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
 from bulkrunner.model import Answer, Outcome, Row, RunStats, Status
 from bulkrunner.operations.base import Operation, Request, Wire
 from bulkrunner.operations.settings import SETTINGS
-from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
+from bulkrunner.retry import (
+    BACKOFF_BASE,
+    MAX_BACKOFF,
+    Outage,
+    Verdict,
+    classify,
+    outage_reason,
+    retry_delay,
+)
 from bulkrunner.wording import count
 
 if TYPE_CHECKING:  # a type only: importing aiohttp here would slow down `bulkrunner validate`
@@ -84,7 +92,7 @@ class Engine:
     _jobs: list[_Job] = field(default_factory=list)
     _finished: dict[int, Outcome] = field(default_factory=dict)
     _send: MemoryObjectSendStream[_Job] | None = None
-    _last_alive: float | None = None  # the last answer that was not a retryable error
+    _outage: Outage | None = None  # since when only retryable errors came back
     _waiting: int = 0  # rows waiting for their next attempt
     _acquiring: set[anyio.CancelScope] = field(default_factory=set)  # workers awaiting a slot
     _due: dict[int, float] = field(default_factory=dict)  # row number -> when its retry is due
@@ -101,7 +109,7 @@ class Engine:
         if self._jobs:
             raise RuntimeError("an Engine runs once; create a new one")
         self._jobs = [_Job(row) for row in rows]
-        self._last_alive = self.clock()
+        self._outage = Outage(self.outage_timeout, self.clock())
         send, receive = anyio.create_memory_object_stream[_Job](math.inf)
         self._send = send
         for job in self._jobs:
@@ -167,7 +175,10 @@ class Engine:
         with anyio.CancelScope() as waiting:  # stop() ends the wait for a window slot
             self._acquiring.add(waiting)
             try:
-                grant = await self.limiter.acquire()
+                grant = await self.limiter.acquire(self.max_wait)
+            except WaitTooLong as wait:  # the limit the server announced: a slot too far off
+                self._abort(self._too_long(wait.seconds, wait.asked_by))
+                return
             finally:
                 self._acquiring.discard(waiting)
         if waiting.cancelled_caught or self.stats.aborted is not None:
@@ -204,8 +215,8 @@ class Engine:
         if answer.outcome_unknown:
             job.unknown = f"attempt {job.attempts} {decision.message}"
         log.debug("row %d: %s %s", row.number, answer.status, decision.verdict.value)
-        if decision.verdict is not Verdict.RETRY:
-            self._last_alive = now
+        if self._outage is not None:
+            self._outage.answered(decision.verdict, now)
         too_long = ""
         try:
             if self.limiter.observe(
@@ -263,13 +274,9 @@ class Engine:
         delay = retry_delay(
             job.attempts, answer.retry_after, self.rng, self.backoff_base, self.backoff_cap
         )
-        outage = self._outage_seconds(delay)
+        outage = self._outage.reached(self.clock(), delay) if self._outage is not None else None
         if outage is not None:
-            self._abort(
-                f"run aborted: only retryable errors came back for {outage:.0f}s, counting the "
-                f"{delay:.0f}s wait before the next try (last: {job.error}); "
-                "SmartLead looks unavailable"
-            )
+            self._abort(f"run aborted: {outage_reason(outage, delay, job.error)}")
             return
         self.stats.retries += 1
         log.info(
@@ -292,15 +299,6 @@ class Engine:
         self._waiting += 1
         self._due[row.number] = self.clock() + delay
         waiters.start_soon(self._requeue, job, delay)
-
-    def _outage_seconds(self, wait: float) -> float | None:
-        """How long only retryable errors will have come back once the ``wait`` before the next
-        try is over, if that reaches the outage timeout: time spent waiting counts, so a run
-        does not sleep past the timeout to find out."""
-        if self.outage_timeout is None or self._last_alive is None:
-            return None
-        silent = self.clock() - self._last_alive + wait
-        return silent if silent >= self.outage_timeout else None
 
     async def _requeue(self, job: _Job, delay: float) -> None:
         try:

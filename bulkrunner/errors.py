@@ -122,3 +122,8 @@ class KeyRejected(Exception):
 
 class Unreachable(Exception):
     """The first read was refused a connection: nothing listens at the base URL."""
+
+
+class Unavailable(Exception):
+    """The reads before sending got only retryable errors for --outage-timeout: SmartLead looks
+    down (``retry.Outage``)."""

@@ -233,6 +233,10 @@ class SlidingWindowLimiter:
       below the configured one is taken to hold over the shortest configured window and is
       enforced from then on; without a limit, a spent budget while the configured windows still
       have room makes everyone wait for the reset instead of drawing 429s.
+
+    A wait the server asks for is bounded (``--max-wait``): a reset longer than ``max_pause``,
+    or a slot that the announced limit puts further off than ``acquire``'s ``max_wait`` (where
+    the configured limits would not), raises :class:`WaitTooLong` instead of being waited for.
     """
 
     def __init__(
@@ -271,9 +275,11 @@ class SlidingWindowLimiter:
         """Seconds added to every window now: the floor, or what was learned (up to the cap)."""
         return max(self._floor, min(self._cap, self._learned))
 
-    def wait_time(self, now: float) -> float:
-        """Seconds from ``now`` until the next request may go (0 when it may go at once)."""
-        wait = max(0.0, self._paused_until - now, self._windows_wait(now))
+    def wait_time(self, now: float, learned: bool = True) -> float:
+        """Seconds from ``now`` until the next request may go (0 when it may go at once); with
+        ``learned`` false, as if the server had announced no limit."""
+        windows = self._windows if learned else self._windows[: len(self.rates)]
+        wait = max(0.0, self._paused_until - now, self._windows_wait(now, windows))
         rate = self.adaptive.rate(now) if self.adaptive else None
         if rate is not None and self._recent:
             wait = max(wait, self._recent[-1] + 1.0 / rate - now)
@@ -384,16 +390,24 @@ class SlidingWindowLimiter:
                 bisect.insort(times, at + guard)
         return at - now
 
-    async def acquire(self) -> Grant:
+    async def acquire(self, max_wait: float = math.inf) -> Grant:
         """Wait for a slot in every window; returns the grant, stamped with the clock.
 
         The next request the calling task sends is taken to be the one granted: when the sender
         reports it written (``request_written``), its slot moves to that time.
+
+        Raises :class:`WaitTooLong` rather than wait longer than ``max_wait`` for a slot that only
+        the limit the server announced holds back: a server saying "1 request" over an hour-long
+        window would make every request wait the hour.
         """
         async with self._lock:
             while True:
                 now = self._clock()
                 wait = self.wait_time(now)
+                learned = self.learned
+                if wait > max_wait and learned and self.wait_time(now, learned=False) < wait:
+                    held = f"X-RateLimit-Limit {learned.limit}, held over {learned.seconds:g}s"
+                    raise WaitTooLong(wait, held)
                 if wait <= 0:
                     for window in self._windows:
                         window.add(now)
@@ -456,6 +470,6 @@ class SlidingWindowLimiter:
         fastest, tenth = self._fastest[0], self._fastest[-1]
         return self._floor - max(0.0, fastest - _FASTEST_MARGIN * (tenth - fastest))
 
-    def _windows_wait(self, now: float) -> float:
+    def _windows_wait(self, now: float, windows: Sequence[_Window] | None = None) -> float:
         guard, answered = self.guard, self._answered_shift()
-        return max(window.wait(now, guard, answered) for window in self._windows)
+        return max(window.wait(now, guard, answered) for window in windows or self._windows)

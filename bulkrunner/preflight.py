@@ -6,7 +6,8 @@ refuses rows whose campaign does not exist or could not be read (so could not be
 afterwards reads changed campaigns back to verify them.
 
 Every read goes through the same limiter as the POSTs, so it counts in the key's budget, and the
-reads before sending are retried like the POSTs (429, 5xx, timeouts; Retry-After honoured).
+reads before sending are retried like the POSTs (429, 5xx, timeouts; Retry-After honoured) and
+bounded like them: by --max-wait, and by --outage-timeout across all the reads of a batch.
 Given the run's :class:`RunStats`, every read is counted there as a request too, so that the
 summary's request count, elapsed time and ceiling figure are those of what the server saw.
 """
@@ -25,12 +26,20 @@ import anyio
 
 from bulkrunner.answers import parse_json
 from bulkrunner.engine import DEFAULT_429_PAUSE
-from bulkrunner.errors import KeyRejected, Unreachable
+from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
 from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
 from bulkrunner.model import Answer, Changes, Outcome, Row, RunStats, Status
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.settings import SETTINGS
-from bulkrunner.retry import BACKOFF_BASE, MAX_BACKOFF, Verdict, classify, retry_delay
+from bulkrunner.retry import (
+    BACKOFF_BASE,
+    MAX_BACKOFF,
+    Outage,
+    Verdict,
+    classify,
+    outage_reason,
+    retry_delay,
+)
 from bulkrunner.state import Campaign, parse_campaigns, slim
 from bulkrunner.wording import count
 
@@ -82,18 +91,20 @@ class Reading:
     backoff_cap: float = MAX_BACKOFF
     max_wait: float = math.inf  # raise WaitTooLong rather than wait longer (--max-wait)
     stats: RunStats | None = None  # where each read is counted, with its time
-    clock: Clock = time.monotonic  # the time of each answer, for ``stats``
+    clock: Clock = time.monotonic  # the time of each answer, for ``stats`` and ``outage``
+    outage: Outage | None = None  # --outage-timeout over every read that shares it
 
 
 async def fetch(call: Callable[[], Awaitable[Answer]], reading: Reading, what: str) -> Answer:
     """``call()`` through the limiter, retried on 429, 5xx and timeouts with backoff (never
     sooner than Retry-After) up to ``reading.max_attempts`` tries; returns the last answer.
 
-    Raises WaitTooLong when the server asks for a longer wait than ``reading.max_wait``."""
+    Raises WaitTooLong when the server asks for a longer wait than ``reading.max_wait``, and
+    Unavailable when ``reading.outage`` is reached (counting the wait before the next try)."""
     limiter = reading.limiter
     attempt = 0
     while True:
-        grant = await limiter.acquire()
+        grant = await limiter.acquire(reading.max_wait)
         answer = await call()
         attempt += 1
         if reading.stats is not None:
@@ -102,6 +113,8 @@ async def fetch(call: Callable[[], Awaitable[Answer]], reading: Reading, what: s
             answer.limit, answer.remaining, answer.reset, grant, max_pause=reading.max_wait
         )
         decision = classify(answer)
+        if reading.outage is not None:
+            reading.outage.answered(decision.verdict, reading.clock())
         if decision.verdict is not Verdict.RETRY or attempt >= reading.max_attempts:
             return answer
         if answer.refused:
@@ -116,6 +129,9 @@ async def fetch(call: Callable[[], Awaitable[Answer]], reading: Reading, what: s
         delay = retry_delay(
             attempt, answer.retry_after, reading.rng, reading.backoff_base, reading.backoff_cap
         )
+        silent = reading.outage.reached(reading.clock(), delay) if reading.outage else None
+        if silent is not None:
+            raise Unavailable(outage_reason(silent, delay, decision.message))
         log.info(
             "%s: retry in %.1fs (attempt %d of %d) after %s",
             what,
@@ -252,18 +268,20 @@ async def _each(
 ) -> None:
     """``read`` each campaign, ``concurrency`` at a time; the first that returns a reason (the
     key was rejected) stops the others, and is raised as KeyRejected. A wait longer than
-    --max-wait stops them too, and is raised as itself (not inside an exception group)."""
+    --max-wait or an outage cancels the reads still going (or waiting), and is raised as
+    itself (not inside an exception group)."""
     pending = list(reversed(campaign_ids))
     rejected: list[str] = []
-    too_long: list[WaitTooLong] = []
+    stopped: list[WaitTooLong | Unavailable] = []
 
-    async def worker() -> None:
+    async def worker(group: anyio.abc.TaskGroup) -> None:
         while pending:
             try:
                 reason = await read(pending.pop())
-            except WaitTooLong as wait:
-                too_long.append(wait)
+            except (WaitTooLong, Unavailable) as stop:
+                stopped.append(stop)
                 pending.clear()
+                group.cancel_scope.cancel()
                 return
             if reason is not None:
                 rejected.append(reason)
@@ -271,9 +289,9 @@ async def _each(
 
     async with anyio.create_task_group() as group:
         for _ in range(max(1, min(concurrency, len(campaign_ids)))):
-            group.start_soon(worker)
-    if too_long:
-        raise too_long[0]
+            group.start_soon(worker, group)
+    if stopped:
+        raise stopped[0]
     if rejected:
         raise KeyRejected(rejected[0])
 
@@ -382,9 +400,12 @@ async def verify(
     stats: RunStats | None = None,
     clock: Clock = time.monotonic,
     operation: Operation = SETTINGS,
+    max_wait: float = math.inf,
 ) -> dict[int, str]:
     """Read each row's campaign back; returns, per row, how it differs or why it could not be
-    read ("" when it matches). Each read is counted in ``stats``, answered at ``clock()``."""
+    read ("" when it matches). Each read is counted in ``stats``, answered at ``clock()``. A
+    slot the server's announced limit puts more than ``max_wait`` off leaves the rows not yet
+    read unverified, with the reason."""
     found: dict[int, str] = {}
     pending = list(rows)
 
@@ -395,7 +416,17 @@ async def verify(
             parts = [None] if operation.reads_list else []
             for detail in [*parts, *([operation.detail] if operation.detail else [])]:
                 path = f"/campaigns/{row.campaign_id}" + (f"/{detail}" if detail else "")
-                grant = await limiter.acquire()
+                try:
+                    grant = await limiter.acquire(max_wait)
+                except WaitTooLong as wait:
+                    too_long = (
+                        f"not verified: the server asked to wait {wait.seconds:.0f}s "
+                        f"({wait.asked_by}), more than --max-wait {max_wait:g}"
+                    )
+                    for each in (row, *pending):
+                        found[each.number] = too_long
+                    pending.clear()
+                    return
                 answer = await (
                     sender.read(path) if detail else sender.get_campaign(row.campaign_id)
                 )

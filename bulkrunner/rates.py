@@ -15,6 +15,10 @@ from dataclasses import dataclass
 # grant: give it a wider ``guard``.
 DEFAULT_GUARD = 0.002
 
+# The longest window a rate may have: a month. Longer is no limit anyone states, and a window of
+# 1e308 seconds, finite as a number, overflows to infinity as soon as two are added.
+MAX_WINDOW = 31 * 24 * 3600
+
 
 @dataclass(frozen=True, slots=True)
 class Rate:
@@ -26,9 +30,10 @@ class Rate:
     def __post_init__(self) -> None:
         if self.limit < 1:
             raise ValueError(f"rate limit must be at least 1 request, got {self.limit}")
-        if not (self.seconds > 0 and math.isfinite(self.seconds)):
+        if not 0 < self.seconds <= MAX_WINDOW:  # false for NaN too
             raise ValueError(
-                f"rate window must be a positive number of seconds, got {self.seconds}"
+                f"rate window must be a positive number of seconds up to {MAX_WINDOW} "
+                f"(31 days), got {self.seconds}"
             )
 
     @classmethod
@@ -42,7 +47,7 @@ class Rate:
         except ValueError:
             raise ValueError(
                 f"invalid rate {text!r}: expected N/SECONDS with N a whole number of requests "
-                "and SECONDS a positive number, e.g. 10/2"
+                f"and SECONDS a positive number up to {MAX_WINDOW} (31 days), e.g. 10/2"
             ) from None
 
     @property
@@ -56,6 +61,18 @@ class Rate:
 # Satisfies every published SmartLead statement: 10 per 2 s (help centre), 60 per minute (older
 # reference and standard tier), 1,000 per hour (standard tier).
 DEFAULT_RATES: tuple[Rate, ...] = (Rate(10, 2), Rate(60, 60), Rate(1000, 3600))
+
+
+def guard_problem(guard: float, rates: Sequence[Rate]) -> str:
+    """Why ``guard`` cannot be added to every window of ``rates`` ("" when it can): it must be
+    shorter than the shortest, or no window would be the one stated."""
+    shortest = min(rates, key=lambda rate: rate.seconds)
+    if guard < shortest.seconds:
+        return ""
+    return (
+        f"guard must be shorter than the shortest rate window ({shortest.seconds:g}s, of "
+        f"{shortest}), got {guard:g}"
+    )
 
 
 def ceiling(rates: Iterable[Rate]) -> float:

@@ -2,8 +2,10 @@
 
     classify(answer)                      -> Decision(verdict, message)
     retry_delay(attempt, retry_after, rng) -> seconds
+    Outage(timeout, start).reached(now, wait) -> seconds of only retryable errors, past the timeout
 
-No I/O and no clock: the engine applies the policy; tests check it with tables.
+No I/O and no clock: the engine and the reads before sending apply the policy, with the times
+of their own clock; tests check it with tables.
 """
 
 from __future__ import annotations
@@ -75,6 +77,37 @@ def unread(most: int) -> str:
     would get the same answer, so a 2xx one is a failure, not retried."""
     size = f"{most >> 20} MB" if most >= 1 << 20 and not most % (1 << 20) else f"{most:,} bytes"
     return f"the answer is larger than {size}, the most bulkrunner reads: left unread"
+
+
+@dataclass(slots=True)
+class Outage:
+    """``--outage-timeout``: SmartLead is taken to be down once only retryable errors have come
+    back for ``timeout`` seconds (None: never). One is kept per phase that sends (the reads of a
+    batch, its sending), from when it began (``alive``)."""
+
+    timeout: float | None
+    alive: float  # when the last answer that was not a retryable error came, or the phase began
+
+    def answered(self, verdict: Verdict, at: float) -> None:
+        if verdict is not Verdict.RETRY:
+            self.alive = at
+
+    def reached(self, now: float, wait: float) -> float | None:
+        """How long only retryable errors will have come back once the ``wait`` before the next
+        try is over, if that reaches the timeout: time spent waiting counts, so a run does not
+        sleep past the timeout to find out."""
+        if self.timeout is None:
+            return None
+        silent = now - self.alive + wait
+        return silent if silent >= self.timeout else None
+
+
+def outage_reason(silent: float, wait: float, last: str) -> str:
+    """Why a run stopped for an outage: ``Outage.reached`` said ``silent``."""
+    return (
+        f"only retryable errors came back for {silent:.0f}s, counting the {wait:.0f}s wait "
+        f"before the next try (last: {last}); SmartLead looks unavailable"
+    )
 
 
 def redirected(answer: Answer) -> str:

@@ -25,13 +25,13 @@ from bulkrunner.accounts import Account
 from bulkrunner.backup import BackupError, backup_path, record_backup
 from bulkrunner.config import RunConfig
 from bulkrunner.engine import Engine
-from bulkrunner.errors import KeyRejected, Unreachable
+from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
 from bulkrunner.events import emit
 from bulkrunner.hints import other_option_command, rollback_command, vocabulary_command
 from bulkrunner.interrupts import INTERRUPTED as INTERRUPTED
 from bulkrunner.interrupts import run_gracefully
 from bulkrunner.journal import finish_times, journal_path
-from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
+from bulkrunner.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
 from bulkrunner.model import Changes, Outcome, Row, RunStats, Status
 from bulkrunner.operations import Operation, for_config
 from bulkrunner.planning import Requests
@@ -40,6 +40,7 @@ from bulkrunner.progress import Bar, Display, LogLines, Snapshot, estimate
 from bulkrunner.rates import crossing
 from bulkrunner.refusals import EnumRefusals, ShapeRefusals
 from bulkrunner.resumption import APPLIED_EARLIER, applied_earlier
+from bulkrunner.retry import Outage
 from bulkrunner.transport import HttpSender, client_session
 from bulkrunner.wording import count
 
@@ -109,6 +110,8 @@ class Session:
     on_batch: BatchHook | None = None
     total: int | None = None  # the rows a streamed run sends in all (None: ``rows``)
     wanted: Collection[int] | None = None  # every campaign of a streamed run (its batches')
+    clock: Clock = time.monotonic  # of the limiter, the reads and the engine (a test's fake)
+    sleep: Sleep = anyio.sleep
     _stats: RunStats = field(default_factory=RunStats)
     _live: _Live | None = None
     _earlier: tuple[int, int] = (0, 0)  # rows done and failed in the batches before
@@ -225,7 +228,9 @@ class Session:
                 base_url, api_key = await stack.enter_async_context(self._simulated()), DEMO_API_KEY
             session = await stack.enter_async_context(client_session(config.concurrency))
             sender = HttpSender(session, base_url, api_key, config.timeout)
-            limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
+            limiter = SlidingWindowLimiter(
+                config.rates, guard=config.guard, clock=self.clock, sleep=self.sleep
+            )
             if config.resume and config.report is not None and not self.planning:
                 self._seed(limiter, journal_path(config.report))
             self._live = _Live(
@@ -256,6 +261,8 @@ class Session:
             judge=live.judge,
             rng=live.rng,
             stats=self._stats,
+            clock=self.clock,
+            sleep=self.sleep,
         )
         reading = Reading(
             limiter,
@@ -265,6 +272,7 @@ class Session:
             max_wait=config.max_wait,
             stats=self._stats,
             clock=self.engine.clock,
+            outage=Outage(config.outage_timeout, self.engine.clock()),
         )
         current: Current | None = None
         try:
@@ -288,6 +296,10 @@ class Session:
         except (KeyRejected, Unreachable) as rejected:
             log.error("%srun aborted: %s; nothing was sent", self._whose, rejected)
             self.engine.stop(f"run aborted: {rejected}")
+        except Unavailable as outage:
+            reason = f"run aborted: reading the current settings, {outage}"
+            log.error("%s%s; nothing was sent", self._whose, reason)
+            self.engine.stop(reason)
         except WaitTooLong as wait:
             reason = (
                 f"run aborted: reading the current settings, the server asked to wait "
@@ -359,6 +371,7 @@ class Session:
                 stats=self._stats,
                 clock=self.engine.clock,
                 operation=operation,
+                max_wait=config.max_wait,
             )
 
     def _applied_earlier(self, rows: Sequence[Row], current: Current, operation: Operation) -> int:
@@ -436,7 +449,7 @@ class Session:
         # sent as late as the journal was last written.
         silent = now.timestamp() - journal.stat().st_mtime
         limiter.seed(ages + [max(0.0, silent)] * self.config.concurrency)
-        wait = limiter.wait_time(time.monotonic())
+        wait = limiter.wait_time(self.clock())
         if wait >= 1:
             log.info("waiting %.0fs for the previous run's requests to leave the rate window", wait)
 

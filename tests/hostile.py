@@ -4,7 +4,9 @@ SmartLead simulator never does: redirects, echoed request lines, bogus charsets,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -65,6 +67,87 @@ class ServerThread:
             await self._stopping.wait()
         finally:
             await runner.cleanup()
+
+
+Reply = Callable[[socket.socket, threading.Event], None]
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 whose every connection is answered by ``reply(connection,
+    stopping)`` with raw bytes, for what no HTTP server library writes: a bad status line, too
+    many headers, a trickle that never ends, or nothing at all. ``connections`` counts those
+    accepted (``accepted`` is set at the first); ``hung_up`` is set when a client closed a
+    connection that was still being answered. Stopping the server ends every reply
+    (``stopping`` is set)."""
+
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self.connections = 0
+        self.accepted = threading.Event()
+        self.hung_up = threading.Event()
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self._thread.join(10)
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.accepted.set()
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with connection:
+            connection.settimeout(10)
+            try:
+                read_request(connection)
+                self._reply(connection, self.stopping)
+            except OSError:  # BrokenPipeError, ConnectionResetError: the client hung up
+                if not self.stopping.is_set():
+                    self.hung_up.set()
+
+
+def read_request(connection: socket.socket) -> bytes:
+    """The request head on ``connection`` (its body is left unread)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = connection.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def silent(connection: socket.socket, stopping: threading.Event) -> None:
+    """Never answer: hold the connection until the server stops."""
+    stopping.wait()
+
+
+def trickle(connection: socket.socket, stopping: threading.Event) -> None:
+    """A status line, then one byte of one endless header every 20 ms, until the client hangs
+    up (or the server stops): no read ever waits long, the answer never ends."""
+    connection.sendall(b"HTTP/1.1 200 OK\r\nX-Trickle: ")
+    while not stopping.wait(0.02):
+        connection.sendall(b"a")
 
 
 def run_cli(

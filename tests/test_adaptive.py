@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from bulkrunner.adaptive import BETA, AdaptiveRate
-from bulkrunner.limiter import SlidingWindowLimiter
+from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
 from bulkrunner.rates import Rate, max_in_window
 from tests.fakes import FakeClock
 
@@ -80,6 +80,30 @@ async def test_an_announced_lower_limit_is_held_over_the_shortest_window() -> No
     assert max_in_window(times, 1.0) <= 10
     limiter.observe(25, 3, 1.0, first)  # a higher limit never loosens a learned one
     assert limiter.learned == Rate(10, 1)
+
+
+async def test_a_slot_an_announced_limit_puts_past_max_wait_is_refused_not_waited_for() -> None:
+    clock = FakeClock(start=0.0)
+    limiter = SlidingWindowLimiter([Rate(1000, 3600)], guard=0.0, clock=clock, sleep=clock.sleep)
+    first = await limiter.acquire(300)
+    limiter.observe(1, 0, 3600.0, first)  # "1 request", held over the hour
+    with pytest.raises(WaitTooLong) as caught:
+        await limiter.acquire(300)
+    assert (caught.value.seconds, caught.value.asked_by) == (
+        3600.0,
+        "X-RateLimit-Limit 1, held over 3600s",
+    )
+    assert clock.sleeps == []
+    assert (await limiter.acquire()).at == 3600.0  # without a bound, the hour is waited for
+
+
+async def test_a_long_wait_the_configured_limits_make_is_not_the_servers_to_refuse() -> None:
+    clock = FakeClock(start=0.0)
+    limiter = SlidingWindowLimiter([Rate(2, 3600)], guard=0.0, clock=clock, sleep=clock.sleep)
+    first = await limiter.acquire(300)
+    await limiter.acquire(300)
+    limiter.observe(1, 0, 3600.0, first)  # lower than 2, but the hour is waited for anyway
+    assert (await limiter.acquire(300)).at == 3600.0
 
 
 async def test_a_spent_budget_pauses_only_when_the_windows_have_room() -> None:

@@ -6,8 +6,14 @@ The CLI runs as a subprocess against the simulator (or a tiny webhook server) on
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
 import socket
 import subprocess
+import sys
+import threading
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -15,9 +21,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bulkrunner import cli, job
+from bulkrunner import cli, job, notify
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
-from tests.hostile import ServerThread, run_cli
+from tests.hostile import RawServer, ServerThread, run_cli, silent, trickle
 
 KEY = "sk-live-SENTINEL-cron-7d1e"
 FAST = ("--rate", "200/1", "--guard", "0")
@@ -228,3 +234,194 @@ def test_notify_takes_only_http_urls(tmp_path: Path) -> None:
     done = run_cli(tmp_path, KEY, "run", str(plan(tmp_path)), "--notify", "ftp://example/x")
     assert done.returncode == 2
     assert "notify must be a webhook URL" in done.stderr
+
+
+# --- the webhook call: one deadline, never raises, Ctrl-C ends it cleanly -------------------------
+
+TOKEN = "T0SECRET/B0SECRET/xoxSECRETtoken"
+BODY = {"text": "bulkrunner run plan.csv ended with exit 1 (some rows failed)"}
+
+
+def notification_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("notification")]
+
+
+@pytest.mark.timeout(60)
+def test_the_webhook_call_has_one_deadline_however_the_answer_trickles(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A byte every 20 ms: no read ever waits 0.5 s, yet the call gives up at 0.5 s in all and
+    hangs up (not hours later, when the header line would grow too long)."""
+    caplog.set_level(logging.INFO, "bulkrunner")
+    with RawServer(trickle) as server:
+        delivered = notify.send(f"{server.url}/hook/{TOKEN}", BODY, timeout=0.5)
+        assert server.hung_up.wait(10)  # the client closed the connection it gave up on
+    assert delivered is False
+    assert notification_warnings(caplog) == [
+        "notification to http://127.0.0.1 not delivered: no answer within 0.5s"
+    ]
+
+
+BAD_STATUS_LINE = b"SSH-2.0-OpenSSH_9.6 " + TOKEN.encode() + b"\r\n"
+TOO_MANY_HEADERS = b"HTTP/1.1 200 OK\r\n" + b"X-Hop: a\r\n" * 101 + b"\r\n"
+
+
+def answering(raw: bytes) -> Callable[[socket.socket, threading.Event], None]:
+    def reply(connection: socket.socket, stopping: threading.Event) -> None:
+        connection.sendall(raw)
+
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (BAD_STATUS_LINE, "it did not answer HTTP (a malformed status line)"),
+        (TOO_MANY_HEADERS, "it did not answer HTTP (got more than 100 headers)"),
+        (b"", "it closed the connection without answering"),
+        (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n", "it answered HTTP 503"),
+    ],
+)
+def test_a_webhook_answering_what_is_not_http_is_logged_never_raised(
+    raw: bytes, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with RawServer(answering(raw)) as server:
+        delivered = notify.send(f"{server.url}/hook/{TOKEN}", BODY, timeout=5)
+    assert delivered is False
+    assert notification_warnings(caplog) == [
+        f"notification to http://127.0.0.1 not delivered: {reason}"
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://[::1/hook/{TOKEN}",
+        f"http://hooks.example:port/{TOKEN}",
+        f"http://hooks.example:99999/{TOKEN}",
+        f"http://hooks example/{TOKEN}",
+        f"http://127.0.0.1:9/hook/{TOKEN} with a space",
+        f"https:///{TOKEN}",
+    ],
+)
+def test_an_unusable_webhook_url_is_logged_without_its_token_never_raised(
+    url: str, caplog: pytest.LogCaptureFixture, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert notify.send(url, BODY) is False
+    (warning,) = notification_warnings(caplog)
+    assert warning.startswith("notification not sent: the webhook URL must be a valid URL")
+    assert "SECRET" not in warning
+    # given to a run: refused before anything starts (exit 2), the token in no message either
+    code = cli.main(["run", str(plan(tmp_path)), "--dry-run", "--notify", url])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "notify must be a valid URL" in err
+    assert "SECRET" not in err
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_during_the_webhook_call_ends_the_run_cleanly_with_its_exit_code(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTLEAD_")}
+    with RawServer(silent) as server:
+        url = f"{server.url}/hook/{TOKEN}"
+        process = subprocess.Popen(
+            # no key: exit 2, then the webhook call
+            [*(sys.executable, "-m", "bulkrunner", "run", str(plan(tmp_path))), "--notify", url],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert server.accepted.wait(60)  # the webhook call is under way
+            assert server.connections == 1
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=30)
+        finally:
+            process.kill()
+    assert process.returncode == 2, err  # the run's, as if the webhook had not been called
+    assert "Traceback" not in err
+    assert "KeyboardInterrupt" not in err
+    assert "notification to http://127.0.0.1 abandoned: interrupted" in err
+    assert "SMARTLEAD_API_KEY is not set" in err
+
+
+# --- the webhook URL from an environment variable -------------------------------------------------
+
+
+def test_notify_env_reads_the_webhook_url_from_a_variable_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Webhook() as hook, SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={1})) as sim:
+        monkeypatch.setenv("ALERT_WEBHOOK", f"{hook.url}/hook/{TOKEN}")
+        done = run(tmp_path, "--base-url", sim.base_url, "--notify-env", "ALERT_WEBHOOK")
+        job_file = tmp_path / "nightly.toml"
+        job_file.write_text(
+            f'input = "plan.csv"\nreport = "j.csv"\nbase_url = "{sim.base_url}"\n'
+            'notify_env = "ALERT_WEBHOOK"\n'
+        )
+        from_job = run_cli(tmp_path, KEY, "run", str(job_file), *FAST)
+    assert (done.returncode, from_job.returncode) == (1, 1)
+    assert hook.requests == [("POST", f"/hook/{TOKEN}")] * 2
+    assert [body["exit_code"] for body in hook.bodies] == [1, 1]
+    for output in (done.stdout + done.stderr, from_job.stdout + from_job.stderr):
+        assert "SECRET" not in output
+        assert "notification sent to http://127.0.0.1" in output
+
+
+@pytest.mark.parametrize(
+    ("value", "args", "message"),
+    [
+        (
+            None,
+            ("--notify-env", "ALERT_WEBHOOK"),
+            "the environment variable ALERT_WEBHOOK is not set",
+        ),
+        (
+            f"ftp://hooks.example/{TOKEN}",
+            ("--notify-env", "ALERT_WEBHOOK"),
+            "ALERT_WEBHOOK must hold a webhook URL starting with http:// or https://, got "
+            "'ftp://hooks.example'",
+        ),
+        (
+            f"http://127.0.0.1:9/{TOKEN}",
+            ("--notify-env", "ALERT_WEBHOOK", "--notify", "http://127.0.0.1:9/x"),
+            "notify and notify env both name a webhook: give one of them",
+        ),
+    ],
+)
+def test_a_notify_env_without_a_webhook_url_is_a_usage_error_naming_the_variable(
+    value: str | None,
+    args: tuple[str, ...],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if value is None:
+        monkeypatch.delenv("ALERT_WEBHOOK", raising=False)
+    else:
+        monkeypatch.setenv("ALERT_WEBHOOK", value)
+    code = cli.main(["run", str(plan(tmp_path)), "--dry-run", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err
+    assert "SECRET" not in err
+
+
+def test_a_job_files_webhook_gives_way_to_the_command_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bulkrunner.config import build_config
+
+    monkeypatch.setenv("ALERT_WEBHOOK", f"http://127.0.0.1:9/{TOKEN}")
+    job_values = {"input": "in.csv", "notify": "http://127.0.0.1:9/from-the-job"}
+    config = build_config(job_values, {"notify_env": "ALERT_WEBHOOK"})
+    assert config.notify == f"http://127.0.0.1:9/{TOKEN}"
+    config = build_config(
+        {"input": "in.csv", "notify_env": "ALERT_WEBHOOK"}, {"notify": "http://h/x"}
+    )
+    assert config.notify == "http://h/x"

@@ -30,7 +30,7 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "concurrency": ("9", 9),
     "max_attempts": ("2", 2),
     "timeout": ("7", 7.0),
-    "outage_timeout": ("12.5", 12.5),
+    "outage_timeout": ("45.5", 45.5),  # (at least the timeout, 30)
     "max_wait": ("40", 40.0),
     "grace": ("0", 0.0),
     "guard": ("0.25", 0.25),
@@ -44,6 +44,7 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "progress_interval": ("3", 3.0),
     "log_format": ('"json"', "json"),
     "notify": ('"http://127.0.0.1:9/hook"', "http://127.0.0.1:9/hook"),
+    "notify_env": ('"TEST_WEBHOOK"', "TEST_WEBHOOK"),  # set by the fixture below
     "verbose": ("true", True),
     "resume": ("true", True),
 }
@@ -52,6 +53,7 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
 @pytest.fixture(autouse=True)
 def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
+    monkeypatch.setenv("TEST_WEBHOOK", "http://127.0.0.1:9/hook/from-the-environment")
     monkeypatch.setenv("COLUMNS", "1000")  # help lines unwrapped, so texts compare whole
 
 
@@ -297,3 +299,126 @@ def test_a_number_out_of_bounds_is_refused_before_anything_starts(
     plan.write_text("campaign_id,sending_limit\n1,10\n")
     code = cli.main(["run", str(plan), "--dry-run", *option])
     assert (code, capsys.readouterr().err.strip()) == (2, f"bulkrunner: error: {message}")
+
+
+# --- absurd values: refused (exit 2) however they are given --------------------------------------
+
+RATE_FORM = (
+    "expected N/SECONDS with N a whole number of requests and SECONDS a positive number up to "
+    "2678400 (31 days), e.g. 10/2"
+)
+ABSURD: list[tuple[dict[str, Any], str]] = [
+    ({"guard": 2.5}, "guard must be shorter than the shortest rate window (2s, of 10/2), got 2.5"),
+    (
+        {"guard": 0.5, "rate": ["100/60", "3/0.5"]},
+        "guard must be shorter than the shortest rate window (0.5s, of 3/0.5), got 0.5",
+    ),
+    (
+        {"timeout": 601.0},
+        "timeout must be at most the outage timeout (600s), got 601: a request that never "
+        "answers would outlast the outage",
+    ),
+    ({"timeout": 45.0, "outage_timeout": 40.0}, "outage timeout (40s), got 45"),
+    ({"rate": ["10/1e308"]}, f"invalid rate '10/1e308': {RATE_FORM}"),  # finite, yet no limit
+    ({"rate": ["10/inf"]}, f"invalid rate '10/inf': {RATE_FORM}"),
+    ({"rate": ["10/nan"]}, f"invalid rate '10/nan': {RATE_FORM}"),
+    ({"rate": ["10/0"]}, f"invalid rate '10/0': {RATE_FORM}"),
+    ({"rate": ["10/-2"]}, f"invalid rate '10/-2': {RATE_FORM}"),
+]
+
+
+def toml(values: dict[str, Any]) -> str:
+    def value(v: Any) -> str:
+        return "[" + ", ".join(f'"{each}"' for each in v) + "]" if isinstance(v, list) else repr(v)
+
+    return "".join(f"{key} = {value(v)}\n" for key, v in values.items())
+
+
+def settings_file(folder: Path) -> Path:
+    path = folder / "in.csv"
+    path.write_text("campaign_id,sending_limit\n1,10\n")
+    return path
+
+
+@pytest.mark.parametrize(("values", "message"), ABSURD)
+def test_an_absurd_value_on_the_command_line_is_refused(
+    values: dict[str, Any], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags: list[str] = []
+    for key, value in values.items():
+        for each in value if isinstance(value, list) else [value]:
+            text = f"{each:g}" if isinstance(each, float) else str(each)
+            flags += [f"--{key.replace('_', '-')}", text]
+    try:
+        code = cli.main(["run", str(settings_file(tmp_path)), "--dry-run", *flags])
+    except SystemExit as exc:  # argparse's own errors (a --rate it cannot parse) exit so
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("values", "message"), ABSURD)
+def test_an_absurd_value_in_a_job_file_is_refused(
+    values: dict[str, Any], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings_file(tmp_path)
+    job = tmp_path / "job.toml"
+    job.write_text('input = "in.csv"\n' + toml(values))
+    code = cli.main(["run", str(job), "--dry-run"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("bulkrunner: error: ")
+    assert message in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("values", "message"), ABSURD)
+def test_an_absurd_value_given_to_the_python_api_is_refused(
+    values: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    import bulkrunner
+
+    with pytest.raises(UsageError) as caught:
+        bulkrunner.apply(settings_file(tmp_path), dry_run=True, **values)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("rate", "flags", "message"),
+    [
+        ("10/1e308", (), f"rate: invalid rate '10/1e308': {RATE_FORM}"),
+        ("10/nan", (), f"rate: invalid rate '10/nan': {RATE_FORM}"),
+        (
+            "3/0.5",
+            ("--guard", "0.5"),
+            "guard must be shorter than the shortest rate window (0.5s, of 3/0.5), got 0.5 "
+            "(--guard holds for every account)",
+        ),
+    ],
+)
+def test_an_absurd_rate_in_an_accounts_file_is_refused_naming_the_file_and_account(
+    rate: str,
+    flags: tuple[str, ...],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(f'[accounts.acme]\nkey_env = "ACME_KEY"\nrate = ["{rate}"]\n')
+    source = tmp_path / "in.csv"
+    source.write_text("campaign_id,account,sending_limit\n1,acme,10\n")
+    code = cli.main(["run", str(source), "--accounts", str(accounts), "--dry-run", *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == f"bulkrunner: error: {accounts}: account 'acme': {message}"
+
+
+def test_a_guard_longer_than_the_run_windows_but_not_an_accounts_is_taken(tmp_path: Path) -> None:
+    """With an accounts file, the guard is checked against each account's own windows, not the
+    run's default ones that no account uses."""
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text('[accounts.acme]\nkey_env = "ACME_KEY"\nrate = ["60/60"]\n')
+    config = build_config({}, {"input": "in.csv", "accounts": str(accounts), "guard": 3.0})
+    assert config.guard == 3.0

@@ -14,13 +14,14 @@ import random
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from aiohttp import web
 
 from bulkrunner.cli import main
 from bulkrunner.config import RunConfig
 from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Row, RunStats
+from bulkrunner.model import Answer, Row, RunStats, Status
 from bulkrunner.operations.base import Request
 from bulkrunner.preflight import Reading, read_current, verify
 from bulkrunner.rates import (
@@ -35,7 +36,7 @@ from bulkrunner.report import Summary
 from bulkrunner.session import Session, requests_left
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
 from tests.fakes import FakeClock
-from tests.hostile import ServerThread
+from tests.hostile import RawServer, ServerThread, run_cli, silent
 
 KEY = "sk-preflight-SENTINEL-77"
 
@@ -211,6 +212,21 @@ async def test_verify_reads_are_requests_of_the_run_and_their_time_is_elapsed_ti
     assert (stats.requests, stats.reads) == (4, 2)
     assert stats.last_answer == 109.0  # two reads of 2 s each, one after the other
     assert stats.sending_seconds == 9.0
+
+
+async def test_verify_never_waits_past_max_wait_for_a_slot_the_servers_limit_holds() -> None:
+    clock = FakeClock(start=100.0)
+    limiter = SlidingWindowLimiter([Rate(1000, 3600)], clock=clock, sleep=clock.sleep)
+    limiter.observe(1, 0, 3600.0, await limiter.acquire())  # the last POST's answer: "1"
+    sender = Reads(clock, [], took=2.0)
+    rows = [Row(1, 11, {"sending_limit": 60}), Row(2, 12, {"sending_limit": 61})]
+    found = await verify(sender, limiter, rows, concurrency=1, clock=clock, max_wait=300)
+    reason = (
+        "not verified: the server asked to wait 3600s (X-RateLimit-Limit 1, held over 3600s), "
+        "more than --max-wait 300"
+    )
+    assert found == {1: reason, 2: reason}
+    assert clock.sleeps == []
 
 
 async def test_the_eta_counts_the_read_before_sending_and_the_reads_back_to_come() -> None:
@@ -465,3 +481,58 @@ def test_a_plan_holds_each_rows_changes_read_only_in_one_tuple() -> None:
         planned.changes[1]["track_settings"]
     with pytest.raises(TypeError):
         planned.changes[1]["client_id"] = Change(None, 4)  # type: ignore[index]
+
+
+# --- the reads before sending are bounded by --outage-timeout -------------------------------------
+
+
+def test_reads_answered_503_stop_the_run_within_the_outage_timeout_with_nothing_sent(
+    tmp_path: Path,
+) -> None:
+    """Every read answered 503: the list, then each campaign on its own, retried with backoff,
+    until only retryable errors have come back for the outage timeout (waits counted) -- not
+    six tries of each of a hundred campaigns."""
+
+    async def unavailable(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="Service Unavailable")
+
+    clock = FakeClock()
+    start = clock.now
+    rows = [Row(n, 100 + n, {"sending_limit": 10}) for n in range(1, 101)]
+    with ServerThread(unavailable) as server:
+        config = RunConfig(
+            input=tmp_path / "plan.csv",
+            base_url=server.url,
+            rates=(Rate(1000, 1),),  # the limiter never waits: every wait is a retry's
+            outage_timeout=600,
+        )
+        sending = Session(config, KEY, rows, watch=False, clock=clock, sleep=clock.sleep)
+        asyncio.run(sending.run())
+        seen = list(server.requests)
+    aborted = sending.stats.aborted
+    assert aborted is not None
+    assert aborted.startswith(
+        "run aborted: reading the current settings, only retryable errors came back for"
+    )
+    assert aborted.endswith("(last: HTTP 503: Service Unavailable); SmartLead looks unavailable")
+    assert clock.now - start < 600  # no wait went past the timeout
+    assert {method for method, _ in seen} == {"GET"}  # nothing sent
+    outcomes = sending.outcomes()
+    assert {outcome.status for outcome in outcomes.values()} == {Status.NOT_ATTEMPTED}
+    assert {outcome.error for outcome in outcomes.values()} == {aborted}
+
+
+def test_a_server_that_never_answers_a_read_stops_the_run_resumable(tmp_path: Path) -> None:
+    source = plan(tmp_path)
+    with RawServer(silent) as server:
+        done = run_cli(
+            tmp_path,
+            KEY,
+            *("run", str(source), "--report", "r.csv", "--base-url", server.url),
+            *("--timeout", "0.2", "--outage-timeout", "0.5"),
+        )
+    assert done.returncode == 3, done.stderr
+    assert "reading the current settings, only retryable errors came back" in done.stderr
+    assert "--resume" in done.stdout
+    report = pd.read_csv(tmp_path / "r.csv")
+    assert set(report["status"]) == {"not_attempted"}

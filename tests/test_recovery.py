@@ -387,6 +387,8 @@ def test_a_dead_api_aborts_after_the_outage_timeout_and_is_resumable(
                 sim.base_url,
                 "--outage-timeout",
                 "0.3",
+                "--timeout",
+                "0.3",
                 "--max-attempts",
                 "50",
             ]

@@ -9,7 +9,7 @@ import pytest
 
 from bulkrunner.answers import body_retry_after, error_message, header_retry_after
 from bulkrunner.model import Answer
-from bulkrunner.retry import Verdict, backoff, classify, retry_delay
+from bulkrunner.retry import Outage, Verdict, backoff, classify, retry_delay
 
 S, R, F, A = Verdict.SUCCEEDED, Verdict.RETRY, Verdict.FAILED, Verdict.ABORT
 
@@ -135,3 +135,23 @@ def test_retry_after_is_a_floor_under_the_backoff() -> None:
 
 def test_no_retry_after_means_backoff_alone() -> None:
     assert retry_delay(3, None, random.Random(5)) == backoff(3, random.Random(5))
+
+
+@pytest.mark.parametrize(
+    ("answers", "now", "wait", "reached"),
+    [
+        ([], 100.0, 599.0, None),  # the phase began at 100: its first wait ends short of it
+        ([], 100.0, 600.0, 600.0),  # the wait to come counts
+        ([(R, 300.0)], 500.0, 200.0, 600.0),  # retryable errors do not reset it
+        ([(R, 300.0), (F, 400.0)], 500.0, 200.0, None),  # any other answer does
+        ([(S, 400.0)], 1000.0, 0.0, 600.0),
+    ],
+)
+def test_an_outage_is_only_retryable_errors_for_the_timeout_waits_included(
+    answers: list[tuple[Verdict, float]], now: float, wait: float, reached: float | None
+) -> None:
+    outage = Outage(600.0, alive=100.0)
+    for verdict, at in answers:
+        outage.answered(verdict, at)
+    assert outage.reached(now, wait) == reached
+    assert Outage(None, alive=0.0).reached(1e9, 1e9) is None  # no timeout: never
