@@ -31,7 +31,7 @@ from bulkrunner.fields import Vocabulary
 from bulkrunner.journal import Journal, read_successes
 from bulkrunner.loading import load_input, open_input
 from bulkrunner.model import Answer, Change, Outcome, Status
-from bulkrunner.redaction import REDACTED, redact, remember
+from bulkrunner.redaction import REDACTED, redact, redact_url, remember
 from bulkrunner.retry import Decision, Verdict, classify
 from bulkrunner.state import changes, parse_campaigns
 from bulkrunner.transport import HttpSender
@@ -118,7 +118,11 @@ def test_retry_after_as_an_http_date_a_day_away() -> None:
 def test_a_remembered_key_is_redacted_as_written_and_as_a_url_spells_it() -> None:
     remember(KEY)
     text = f"Cannot POST /x?token={quote(KEY, safe='')} for {KEY} (api_key=abc)"
-    assert redact(text) == f"Cannot POST /x?token={REDACTED} for {REDACTED} (api_key={REDACTED})"
+    # another value of an api_key parameter is not the key: a URL's is hidden, a value's kept
+    assert redact(text) == f"Cannot POST /x?token={REDACTED} for {REDACTED} (api_key=abc)"
+    assert redact_url(text) == (
+        f"Cannot POST /x?token={REDACTED} for {REDACTED} (api_key={REDACTED})"
+    )
 
 
 @pytest.mark.parametrize(
