@@ -55,7 +55,10 @@ def for_config(config: RunConfig) -> tuple[Operation, Wire]:
     from bulkrunner.operations.base import Wire
 
     return operation(config.operation), Wire(
-        config.vocabulary, config.schedule_shape, config.allow_stop
+        config.vocabulary,
+        config.schedule_shape,
+        allow_stop=config.allow_stop or config.allow_irreversible,
+        allow_irreversible=config.allow_irreversible,
     )
 
 
