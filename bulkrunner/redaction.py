@@ -29,8 +29,9 @@ from collections.abc import Iterable
 REDACTED = "REDACTED"
 _QUERY_KEY = re.compile(r"(api_key(?:=|%3D))[^&\s'\"#)>\]]*", re.IGNORECASE)
 _remembered: set[str] = set()
-# a backslash that escapes, itself escaped any number of times, or percent-encoded
-_ESCAPE = r"(?:\\|%(?:25)?5[cC])+"
+# a backslash that escapes, itself escaped (JSON inside JSON...), or percent-encoded; at most 8,
+# so that a hostile answer of a million backslashes is scanned in linear time, not quadratic
+_ESCAPE = r"(?:\\|%(?:25)?5[cC]){1,8}"
 _NAMED = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}  # HTML's names
 
 
@@ -66,7 +67,7 @@ def _pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
 def _spellings(char: str) -> str:
     """A pattern matching ``char`` in any spelling: as it is, percent-encoded (its UTF-8 bytes,
     once or twice, hex in either case; ``+`` for a space), as a JSON or Python escape (escaped
-    again any number of times: JSON quoted inside JSON), or as an HTML character reference."""
+    again: JSON quoted inside JSON), or as an HTML character reference."""
     forms = [re.escape(char)]
     forms.append("".join(f"%(?:25)?{_hex(byte, 2)}" for byte in char.encode()))
     if char == " ":
