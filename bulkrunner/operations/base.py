@@ -38,8 +38,7 @@ class Wire:
 
     vocabulary: Vocabulary = Vocabulary.DOCUMENTED
     schedule_shape: str = "nested"  # "nested" (current reference) or "flat" (older docs)
-    allow_stop: bool = False  # rows that set status STOPPED, which cannot be undone
-    allow_irreversible: bool = False  # rows setting a field that has no value now (and stops)
+    allow_stop: bool = False  # rows that set status STOPPED (or --allow-irreversible)
 
 
 @dataclass(frozen=True, slots=True)
