@@ -13,8 +13,10 @@ Every write goes to a temporary file, flushed to disk, then renamed over the bac
 any moment leaves the old ledger or the new one, never a torn file.
 
 Some changes cannot be undone (a campaign the run stops; a campaign that was a draft before it
-was started): the operation says why (``Undo.reason``), and the backup keeps each such campaign
-with its reason in its metadata, so that ``rollback`` can name them rather than skip them.
+was started; a field that had no value before the run, set with --allow-irreversible; a value
+the field's column cannot hold): the operation says why (``Undo.reason``), or ``undo_row`` does,
+and the backup keeps each such campaign with its reason in its metadata, so that ``rollback``
+can name them rather than skip them.
 """
 
 from __future__ import annotations
@@ -197,15 +199,9 @@ def record_backup(
     for campaign, fields in changes.items():
         if campaign in wholly:  # as first recorded: its values now are the run's, not the original
             continue
-        undone = operation.undo(fields)
-        undo = undone.values
-        if undone.reason and campaign not in ledger and campaign not in reasons:
-            reasons[campaign] = new_reasons[campaign] = redact(undone.reason)
-        values = {
-            name: _before(spec, value)
-            for name, value in undo.items()
-            if value is not None and (spec := operation.field(name)) is not None
-        }
+        values, reason = undo_row(operation, fields)
+        if reason and campaign not in ledger and campaign not in reasons:
+            reasons[campaign] = new_reasons[campaign] = redact(reason)
         entry = ledger[campaign] if campaign in ledger else added.setdefault(campaign, {})
         for name, value in operation.merge_undo(entry, values).items():
             if name not in entry or entry[name] is not value:
@@ -234,6 +230,36 @@ def record_backup(
 
     total = _atomically(path, schema, fill)
     return Recorded(recorded, unknown, total, new_reasons)
+
+
+def undo_row(operation: Operation, changes: Mapping[str, Change]) -> tuple[dict[str, Any], str]:
+    """The values that undo ``changes``, each in its column's type, and why a rollback could
+    not undo the rest ("" when it can): the operation's reason, fields that had no value before
+    the run (sent with --allow-irreversible), values the column's type cannot hold."""
+    undone = operation.undo(changes)
+    values: dict[str, Any] = {}
+    lost: list[str] = []
+    odd: list[str] = []  # "abc" as a number
+    for name, value in undone.values.items():
+        spec = operation.field(name)
+        if spec is None:
+            continue
+        kept = _before(spec, value) if value is not None else None
+        if kept is not None:
+            values[name] = kept
+        else:
+            (lost if value is None else odd).append(name)
+    reasons = [undone.reason] if undone.reason else []
+    if lost:
+        reasons.append(
+            f"{', '.join(lost)} had no value before the run, and no API call takes a value away"
+        )
+    if odd:
+        reasons.append(
+            f"{', '.join(odd)}: the value before the run is not of the field's type, so the "
+            "backup cannot hold it"
+        )
+    return values, "; ".join(reasons)
 
 
 def write_backup(

@@ -130,10 +130,10 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
         import logging
         import traceback
 
-        from bulkrunner.redaction import redact
+        from bulkrunner.redaction import redact_url
 
         secrets = [os.environ.get(API_KEY_ENV, "")]
-        logging.getLogger("bulkrunner").debug("%s", redact(traceback.format_exc(), secrets))
+        logging.getLogger("bulkrunner").debug("%s", redact_url(traceback.format_exc(), secrets))
         journaled = (
             "; rows already finished are in the journal beside the report: --resume continues"
             if args.command in _NOTIFYING  # the commands that send, and so keep a journal
@@ -141,7 +141,7 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
         )
         return _error(
             out,
-            f"{redact(f'{type(exc).__name__}: {exc}', secrets)} (run with -v for details"
+            f"{redact_url(f'{type(exc).__name__}: {exc}', secrets)} (run with -v for details"
             f"{journaled})",
             ExitCode.ABORTED,
             "internal error: ",

@@ -328,6 +328,19 @@ class RunConfig:
             convert=bool,
         ),
     )
+    # send what a rollback could not undo; allow_stop is the narrower consent, to stops alone
+    allow_irreversible: bool = field(
+        default=False,
+        metadata=option(
+            "allow changes a rollback cannot undo: setting a field that has no value now (null "
+            "or not shown: no API call takes a value away), and stopping campaigns (as "
+            "--allow-stop); without it such rows fail unsent",
+            EVERY,  # validate: it decides whether STOPPED is valid, as --allow-stop does
+            accepts=(bool,),
+            form="switch",
+            convert=bool,
+        ),
+    )
     # no progress bar, even on a terminal
     quiet: bool = field(
         default=False,

@@ -296,7 +296,8 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
         }
         if not values:
             state = operation.state(campaign)
-            if state:  # read, but not a value a row can write (a DRAFTED status)
+            # read, but not a value a row can write (a DRAFTED status); all nulls: not read
+            if state and operation.readable(campaign):
                 shown = ", ".join(str(value) for value in state.values() if value)
                 unwritable[campaign_id] = (
                     f"it is {shown}, which no {operation.name} row can set"

@@ -17,7 +17,8 @@ from bulkrunner.config import RunConfig
 
 _NOT_CARRIED = frozenset({"--resume", "--fresh", "--dry-run", "--no-dry-run"})
 _VALUE_NOT_CARRIED = frozenset({"--report", "--input", "--notify"})  # a webhook URL: a secret
-_NOT_ROLLBACK = frozenset({"--allow-stop"})
+# a rollback never stops a campaign, and the consent to changes it cannot undo was the run's
+_NOT_ROLLBACK = frozenset({"--allow-stop", "--allow-irreversible"})
 
 
 def resume_command(config: RunConfig, report: Path) -> str:
@@ -64,7 +65,6 @@ def rollback_command(config: RunConfig, backup: Path) -> str:
     command, positional, options = _parts(config)
     given = positional[1:] if command in ("retry", "rollback") else positional
     job = [word for word in given if Path(word).suffix.lower() == ".toml"]  # not a data file
-    # a rollback never stops a campaign, and refuses --allow-stop
     kept = [word for word in _options(options, keep_input=False) if word not in _NOT_ROLLBACK]
     return _join("rollback", str(backup), *job, *kept)
 

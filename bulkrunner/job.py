@@ -283,10 +283,12 @@ def plan_job(
         list(reading.sessions.values()) if isinstance(reading, AccountSessions) else [reading]
     )
     stats = reading.stats
-    if reading.signals and stats.aborted is None:
-        stats.aborted = "plan interrupted"
-    forecast = _forecast(sessions, stats.aborted, outcomes, config)
-    if stats.aborted is None:
+    interrupted = "plan interrupted" if reading.signals and stats.aborted is None else None
+    if interrupted is not None:
+        stats.aborted = interrupted
+    forecast = _forecast(sessions, interrupted, outcomes, config)
+    # shown unless nothing was read: an account whose key was rejected stops only its own rows
+    if interrupted is None and not (sessions and all(s.stats.aborted for s in sessions)):
         show(out, "plan", forecast.lines(each_row=not config.quiet), **forecast.fields())
     written = _write_report(
         frame,
@@ -310,23 +312,28 @@ def _forecast(
     config: RunConfig,
 ) -> Forecast:
     """What the sessions' plans say a run would do; each row's outcome, as the run would leave
-    it (but ``dry_run`` for a row it would send), goes to ``outcomes``. Aborted (the state could
-    not be read), there is no plan: the rows are ``not_attempted``, with the reason."""
+    it (but ``dry_run`` for a row it would send), goes to ``outcomes``. A session that stopped
+    (``aborted``: the whole plan; else its own account's key rejected, or a wait too long) has
+    no plan: its rows are ``not_attempted``, with the reason, and the other accounts' rows are
+    planned as a run would send them."""
     operation, wire = for_config(config)
     send: list[Row] = []
     changes: dict[int, Mapping[str, Change]] = {}
+    irreversible: dict[int, Sequence[str]] = {}
     durations: list[Duration] = []
     missing = 0
     for session in sessions:
         planned = session.plan
-        if aborted is not None or planned is None:
-            unread = Outcome(Status.NOT_ATTEMPTED, error=aborted or "not read")
+        stopped = aborted or session.stats.aborted
+        if stopped is not None or planned is None:
+            unread = Outcome(Status.NOT_ATTEMPTED, error=stopped or "not read")
             outcomes.update({row.number: unread for row in session.rows})
             continue
         outcomes.update(planned.unchanged)
         outcomes.update(planned.refused)
         outcomes.update({row.number: _DRY_RUN for row in planned.send})
         changes.update({row.number: planned.changes[row.number] for row in planned.send})
+        irreversible.update(planned.irreversible)
         send += planned.send
         missing += len(planned.missing)
         # a run reads first unless it needs nothing read (--no-skip-unchanged --no-backup)
@@ -337,6 +344,7 @@ def _forecast(
     return Forecast(
         send=sorted(send, key=lambda row: row.number),
         changes=changes,
+        irreversible=irreversible,
         unchanged=counted[Status.UNCHANGED],
         invalid=counted[Status.INVALID],
         missing=missing,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,21 +39,39 @@ def shown(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
-def change_line(number: int, campaign_id: int, changes: Mapping[str, Change]) -> str:
-    """``row 3 (campaign 101): sending_limit 50 -> 25, track_settings [] -> [DONT_EMAIL_OPEN]``"""
+def change_line(
+    number: int,
+    campaign_id: int,
+    changes: Mapping[str, Change],
+    irreversible: Collection[str] = (),
+) -> str:
+    """``row 3 (campaign 101): sending_limit 50 -> 25, track_settings [] -> [DONT_EMAIL_OPEN]``;
+    a field of ``irreversible`` (it has no value now: --allow-irreversible) as
+    ``client_id (no value) -> 4 [irreversible]``."""
     fields = ", ".join(
-        f"{name} {shown(change.before)} -> {shown(change.after)}"
+        f"{name} (no value) -> {shown(change.after)} [irreversible]"
+        if name in irreversible
+        else f"{name} {shown(change.before)} -> {shown(change.after)}"
         for name, change in changes.items()
     )
     return f"row {number} (campaign {campaign_id}): {fields or 'no change, sent anyway'}"
 
 
 def change_lines(
-    rows: Sequence[Row], changes: Mapping[int, Mapping[str, Change]], shown: int = SHOWN_CHANGES
+    rows: Sequence[Row],
+    changes: Mapping[int, Mapping[str, Change]],
+    shown: int = SHOWN_CHANGES,
+    irreversible: Mapping[int, Collection[str]] | None = None,
 ) -> list[str]:
     """The lines of the first ``shown`` of ``rows`` (those that would be sent), and a count of
     the others."""
-    lines = [change_line(row.number, row.campaign_id, changes.get(row.number, {})) for row in rows]
+    marked = irreversible or {}
+    lines = [
+        change_line(
+            row.number, row.campaign_id, changes.get(row.number, {}), marked.get(row.number, ())
+        )
+        for row in rows
+    ]
     if len(lines) > shown:
         more = len(lines) - shown
         lines[shown:] = [
@@ -135,6 +153,7 @@ class Forecast:
 
     send: Sequence[Row]
     changes: Mapping[int, Mapping[str, Change]]
+    irreversible: Mapping[int, Sequence[str]]  # rows to send that set fields with no value now
     unchanged: int
     invalid: int
     missing: int  # the campaign does not exist (404) or could not be read
@@ -149,10 +168,19 @@ class Forecast:
     def lines(self, each_row: bool = True) -> list[str]:
         """What ``bulkrunner plan`` prints: (with ``each_row``) each row's changes, then the
         counts and the run's duration."""
-        lines = change_lines(self.send, self.changes) if each_row else []
+        lines = (
+            change_lines(self.send, self.changes, irreversible=self.irreversible)
+            if each_row
+            else []
+        )
         refused = f", refused: {self.refused}" if self.refused else ""
+        undone = (
+            f" ({len(self.irreversible)} a rollback could not undo: --allow-irreversible)"
+            if self.irreversible
+            else ""
+        )
         lines.append(
-            f"rows to change: {len(self.send)}, unchanged: {self.unchanged}, "
+            f"rows to change: {len(self.send)}{undone}, unchanged: {self.unchanged}, "
             f"invalid: {self.invalid}, missing from the account: {self.missing}{refused}"
         )
         slowest = self.slowest
@@ -170,6 +198,7 @@ class Forecast:
         slowest = self.slowest
         return {
             "to_change": len(self.send),
+            "irreversible": len(self.irreversible),
             "unchanged": self.unchanged,
             "invalid": self.invalid,
             "missing": self.missing,

@@ -2,8 +2,10 @@
 
 Before sending, a real run reads the current settings (one ``GET /campaigns/`` call snapshots
 every campaign; how they compare is ``bulkrunner.state``), skips rows that would change nothing,
-refuses rows whose campaign does not exist or could not be read (so could not be backed up), and
-afterwards reads changed campaigns back to verify them.
+refuses rows whose campaign does not exist or could not be read (so could not be backed up: an
+answer showing none of its values is not read), and rows setting a field that has no value now
+(no rollback could take it away) unless the run allows it, and afterwards reads changed
+campaigns back to verify them.
 
 Every read goes through the same limiter as the POSTs, so it counts in the key's budget, and the
 reads before sending are retried like the POSTs (429, 5xx, timeouts; Retry-After honoured) and
@@ -59,6 +61,8 @@ class Plan:
     refused: dict[int, Outcome] = field(default_factory=dict)  # failed before sending
     # of the refused, the rows whose campaign does not exist or could not be read
     missing: set[int] = field(default_factory=set)
+    # of the rows to send (--allow-irreversible), those setting fields that have no value now
+    irreversible: dict[int, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -172,7 +176,18 @@ async def read_current(
     )
     if operation.detail is not None:
         await _read_details(sender, reading, operation.detail, current, campaign_ids, concurrency)
+    blank = [c for c, campaign in current.campaigns.items() if not operation.readable(campaign)]
+    for campaign_id in blank:
+        del current.campaigns[campaign_id]
+        current.unreadable[campaign_id] = (
+            f"its current settings could not be read ({_empty(operation)})"
+        )
     return current
+
+
+def _empty(operation: Operation) -> str:
+    """Why an answer that shows none of a campaign's state (``Operation.readable``) is not read."""
+    return f"the answer shows no value of any field a {operation.name} row sets"
 
 
 async def _read_list(
@@ -206,6 +221,11 @@ async def _read_list(
         listing.campaigns = found
     shown = listing.campaigns
     listed = {cid: shown.pop(cid) for cid in wanted if cid in shown}
+    if operation.detail is None:  # else its state is complete only once its detail is read
+        # a list showing a campaign without its values (only its id, or nulls): read it alone
+        blank = [c for c, campaign in listed.items() if not operation.readable(campaign)]
+        for campaign_id in blank:
+            del listed[campaign_id]
     current = Current(campaigns=listed)
     unlisted = sorted(cid for cid in wanted if cid not in listed)
     if unlisted and one_by_one:
@@ -341,10 +361,13 @@ def plan(
     skip: bool,
     require_backup: bool = False,
     operation: Operation = SETTINGS,
+    allow_irreversible: bool = False,
 ) -> Plan:
     """Split ``rows`` into those to send, those that would change nothing and those that must
     not be sent: their campaign does not exist, or (with ``require_backup``) its current values
-    could not be read, so the backup could not hold them."""
+    could not be read, so the backup could not hold them, or the row sets a field that has no
+    value now, which a rollback could not undo (unless ``allow_irreversible``: then it is sent,
+    and listed in ``Plan.irreversible``)."""
     result = Plan()
     for row in rows:
         campaign_id = row.campaign_id
@@ -371,12 +394,31 @@ def plan(
             )
             continue
         found = operation.changes(row.payload, campaign)
+        lost = operation.irreversible(found) if require_backup and campaign is not None else []
+        if lost and not allow_irreversible:
+            result.refused[row.number] = Outcome(
+                Status.FAILED,
+                error=f"campaign {campaign_id}: {_irreversible(lost)}; not sent "
+                "(--allow-irreversible sends it)",
+            )
+            continue
+        if lost:
+            result.irreversible[row.number] = lost
         result.changes[row.number] = Changes(found)  # compact: one is held per row sent
         if skip and campaign is not None and not found:
             result.unchanged[row.number] = Outcome(Status.UNCHANGED)
         else:
             result.send.append(row)
     return result
+
+
+def _irreversible(names: Sequence[str]) -> str:
+    """Why setting ``names`` (fields with no value now) cannot be undone."""
+    which = f"{', '.join(names)} {'has' if len(names) == 1 else 'have'}"
+    return (
+        f"{which} no value now (null or not shown), and no API call takes a value away: "
+        f"a rollback could not undo setting {'it' if len(names) == 1 else 'them'}"
+    )
 
 
 def _not_the_campaign(campaign: dict[str, Any] | None, campaign_id: int) -> str:
@@ -448,6 +490,9 @@ async def verify(
                     break
                 campaign = value if detail is None else {**campaign, detail: value}
             if campaign is None:
+                continue
+            if not operation.readable(campaign):
+                found[row.number] = f"not verified: {_empty(operation)}"
                 continue
             differ = operation.changes(row.payload, campaign)
             found[row.number] = "; ".join(

@@ -1,22 +1,38 @@
-"""Keep the API key out of everything a person or a file can see.
+"""Keep the API key out of everything a person or a file can see, and nothing else.
 
 SmartLead takes the key in the query string, so URLs in log lines and in exception messages
 (aiohttp's own included) carry it, and a hostile server may echo the request line back in its
-answer. Every text that comes from a server or an exception goes through ``redact`` where the
-sender makes it, and again where it is written (log, JSON event, journal, report, backup,
-summary): the key a run uses is remembered with ``remember`` so those writers need not know it.
+answer, in whatever spelling it saw or chose. Every text that comes from a server or an
+exception goes through ``redact`` where the sender makes it, and again where it is written
+(log, JSON event, journal, report, backup, export, summary, webhook): the key a run uses is
+remembered with ``remember`` so those writers need not know it.
+
+``redact`` replaces the key itself, in every spelling it can take on the wire or in a file: as
+it is, percent-encoded (``%20`` or ``+`` for a space, either case of hex digits, any mix of
+encoded and plain characters, as ``quote``, ``quote_plus`` and yarl each write it, or encoded
+twice), JSON-escaped (``\\u0027``, ``\\"``) and as HTML character references. It changes
+nothing else: a campaign's ``unsubscribe_text`` holding ``...?api_key=abc123`` (a link of the
+user's, not the key) is backed up, compared, exported and restored as it is.
+
+``redact_url`` also hides the value of any ``api_key=`` query parameter, for texts that are
+request URLs or quote them (a redirect's Location, aiohttp's exception messages), never for
+values.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
 
 REDACTED = "REDACTED"
 _QUERY_KEY = re.compile(r"(api_key(?:=|%3D))[^&\s'\"#)>\]]*", re.IGNORECASE)
 _remembered: set[str] = set()
+# a backslash that escapes, itself escaped (JSON inside JSON...), or percent-encoded; at most 8,
+# so that a hostile answer of a million backslashes is scanned in linear time, not quadratic
+_ESCAPE = r"(?:\\|%(?:25)?5[cC]){1,8}"
+_NAMED = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}  # HTML's names
 
 
 def remember(secret: str) -> None:
@@ -26,21 +42,62 @@ def remember(secret: str) -> None:
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every ``api_key=...`` value, every given secret and every remembered one
-    replaced, also as a URL spells it (longest first, so no part of one is left)."""
-    forms = {
-        form
-        for secret in (*secrets, *_remembered)
-        if secret
-        for form in (secret, quote(secret, safe=""), quote_plus(secret, safe=""))
-    }
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, REDACTED)
-    return _QUERY_KEY.sub(rf"\g<1>{REDACTED}", text)
+    """``text`` with every given secret and every remembered one replaced by ``REDACTED``, in
+    any spelling of it (see the module's docstring); nothing else changes."""
+    pattern = _pattern(frozenset(secret for secret in (*secrets, *_remembered) if secret))
+    return text if pattern is None else pattern.sub(REDACTED, text)
+
+
+def redact_url(text: str, secrets: Iterable[str] = ()) -> str:
+    """``redact``, and the value of every ``api_key=`` query parameter, whatever key it is:
+    for a URL, or a message quoting one (never for a value a campaign holds)."""
+    return _QUERY_KEY.sub(rf"\g<1>{REDACTED}", redact(text, secrets))
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
+    """One pattern matching any spelling of any of ``secrets`` (the longest first, so that no
+    part of one is left when another is a part of it)."""
+    if not secrets:
+        return None
+    ordered = sorted(secrets, key=lambda secret: (-len(secret), secret))
+    return re.compile("|".join("".join(map(_spellings, secret)) for secret in ordered))
+
+
+def _spellings(char: str) -> str:
+    """A pattern matching ``char`` in any spelling: as it is, percent-encoded (its UTF-8 bytes,
+    once or twice, hex in either case; ``+`` for a space), as a JSON or Python escape (escaped
+    again: JSON quoted inside JSON), or as an HTML character reference."""
+    forms = [re.escape(char)]
+    forms.append("".join(f"%(?:25)?{_hex(byte, 2)}" for byte in char.encode()))
+    if char == " ":
+        forms.append(r"\+")
+    units = char.encode("utf-16-be")  # JSON escapes a character beyond U+FFFF as two units
+    forms.append(
+        "".join(
+            f"{_ESCAPE}u{_hex(int.from_bytes(units[i : i + 2], 'big'), 4)}"
+            for i in range(0, len(units), 2)
+        )
+    )
+    if not char.isalnum():
+        forms.append(f"{_ESCAPE}{re.escape(char)}")  # \" \/ \' \\
+    forms.append(f"&#0*{ord(char)};")
+    forms.append(f"&#[xX]0*{_hex(ord(char), 1)};")
+    if char in _NAMED:
+        forms.append(f"&{_NAMED[char]};")
+    return f"(?:{'|'.join(forms)})"
+
+
+def _hex(number: int, width: int) -> str:
+    """A pattern of ``number`` in hexadecimal digits of either case."""
+    return "".join(
+        f"[{digit.upper()}{digit}]" if digit.isalpha() else digit for digit in f"{number:0{width}x}"
+    )
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts the formatted message (and exception text) of each record."""
+    """A logging filter that redacts the formatted message (and exception text) of each record:
+    the key from the message, and from an exception's text also any URL's ``api_key``."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
@@ -51,7 +108,7 @@ class RedactingFilter(logging.Filter):
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
-            record.exc_text = redact(
+            record.exc_text = redact_url(
                 logging.Formatter().formatException(record.exc_info), self.secrets
             )
             record.exc_info = (type(exc), exc, None)

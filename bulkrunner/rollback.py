@@ -5,10 +5,10 @@ change to ``<report name>.backup.parquet`` beside its report (a resumed run adds
 replaces what is there). That backup is an ordinary input file, so rolling back is a run of it,
 with the same limits, retries, journal and report.
 
-A campaign whose change cannot be undone (it was stopped, or was a draft before the run) has
-no row in the backup but is listed in it with why: the rollback names each such campaign before
-it starts and counts them after its summary, and a rollback that leaves any of them as they are
-does not exit 0.
+A campaign whose change cannot be undone (it was stopped, or was a draft before the run, or a
+field the run set had no value before it) is listed in the backup with why (with a row for
+what can be restored of it): the rollback names each such campaign before it starts and counts
+them after its summary, and a rollback that leaves any of them as they are does not exit 0.
 """
 
 from __future__ import annotations

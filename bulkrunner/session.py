@@ -315,6 +315,7 @@ class Session:
             skip=config.skip_unchanged,
             require_backup=not config.no_backup,
             operation=operation,
+            allow_irreversible=config.allow_irreversible,
         )
         read = current is not None
         earlier = self._applied_earlier(rows, current, operation) if current is not None else 0
@@ -327,7 +328,7 @@ class Session:
         if self.plan.refused:
             log.warning(
                 "%s not sent: the campaign does not exist, could not be read, or its "
-                "state refuses the change (see the report)",
+                "state refuses the change or would not let a rollback undo it (see the report)",
                 count(len(self.plan.refused), "row"),
             )
         if self.planning:  # nothing is written: what would be is the plan

@@ -2,7 +2,9 @@
 
 The engine depends only on the :class:`Sender` protocol; tests replace it with a fake, or run
 :class:`HttpSender` against aioresponses or the simulator. No exception text leaves this module
-without passing through ``redact``: aiohttp puts the full URL, key included, in its messages.
+without passing through ``redact_url``: aiohttp puts the full URL, key included, in its messages.
+A server's answer passes through ``redact``, which hides the key and leaves the rest as it is:
+the answer holds the user's values (an ``unsubscribe_text`` may hold a link with ``api_key=``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from bulkrunner.config import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # lives wher
 from bulkrunner.limiter import answer_received, request_written
 from bulkrunner.model import Answer
 from bulkrunner.operations.base import Request
-from bulkrunner.redaction import redact
+from bulkrunner.redaction import redact, redact_url
 
 
 def limiter_tracing() -> aiohttp.TraceConfig:
@@ -147,7 +149,7 @@ class HttpSender:
                     limit=header_count(headers.get("X-RateLimit-Limit")),
                     remaining=header_count(headers.get("X-RateLimit-Remaining")),
                     reset=header_reset(headers.get("X-RateLimit-Reset")),
-                    location=redact(location, secrets) if location is not None else None,
+                    location=redact_url(location, secrets) if location is not None else None,
                     too_large=self._max_body if raw is None else None,
                 )
         except TimeoutError:
@@ -162,7 +164,7 @@ class HttpSender:
             )
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, ConnectionRefusedError):
-                url = redact(f"{shown(self._base_url)}{path}?api_key={self._api_key}", secrets)
+                url = redact_url(f"{shown(self._base_url)}{path}?api_key={self._api_key}", secrets)
                 refused = f"cannot connect: connection refused by {url}"
                 return Answer(None, transport_error=refused, refused=True)
             return Answer(None, transport_error=self._describe("cannot connect", exc))
@@ -176,7 +178,7 @@ class HttpSender:
 
     def _describe(self, what: str, exc: BaseException) -> str:
         detail = str(exc) or type(exc).__name__
-        return redact(f"{what}: {detail}", [self._api_key])
+        return redact_url(f"{what}: {detail}", [self._api_key])
 
 
 async def _body(response: aiohttp.ClientResponse, most: int) -> bytearray | None:

@@ -167,6 +167,32 @@ def test_a_rejected_key_stops_only_its_account_and_exits_3(
     assert all(n == 1 for server in servers.values() for n in server.state.applied.values())
 
 
+def test_a_plan_with_one_rejected_key_still_plans_the_other_accounts_rows(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: dict[str, SimulatorThread],
+) -> None:
+    """As ``run`` would send them: a rejected key stops only its own account's rows."""
+    export_keys(monkeypatch, {**KEYS, "globex": "sk-live-REVOKED-0000"})
+    accounts = write_accounts(tmp_path, servers)
+    report = tmp_path / "plan-report.csv"
+    source = write_plan(tmp_path, list(KEYS))
+    code, out, err = run_accounts(capsys, "plan", source, accounts, report)
+    assert code == 3, err
+    assert all(not server.state.writes() for server in servers.values())
+    frame = pd.read_csv(report)
+    statuses = frame.groupby("account")["status"].agg(set).to_dict()
+    assert statuses == {"acme": {"dry_run"}, "globex": {"not_attempted"}, "initech": {"dry_run"}}
+    globex = frame[frame["account"] == "globex"]
+    assert all("run aborted: HTTP 401" in error for error in globex["error"])
+    acme = frame[frame["account"] == "acme"].iloc[0]
+    assert json.loads(acme["after"]) == {"sending_limit": 10}
+    assert f"rows to change: {2 * ROWS}" in out
+    assert f"row 1 (campaign {FIRST_ID['acme']}): sending_limit " in out
+    assert "sk-live-REVOKED-0000" not in out + err + report.read_text()
+
+
 def test_a_missing_key_variable_is_named_before_anything_is_sent(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,

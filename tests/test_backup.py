@@ -16,14 +16,22 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bulkrunner.backup import BackupError, backup_path, read_backup, record_backup
+from bulkrunner.backup import (
+    BackupError,
+    backup_path,
+    read_backup,
+    read_unrestorable,
+    record_backup,
+)
 from bulkrunner.cli import main
 from bulkrunner.config import build_config, read_job_file
 from bulkrunner.errors import KeyRejected
 from bulkrunner.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Change, Row, Status
 from bulkrunner.operations.base import Request
-from bulkrunner.preflight import Reading, plan, read_current
+from bulkrunner.operations.schedule import SCHEDULE
+from bulkrunner.operations.settings import SETTINGS
+from bulkrunner.preflight import Current, Reading, plan, read_current
 from bulkrunner.rates import Rate
 from bulkrunner.state import slim
 from tests.fakes import FakeClock, RecordingSleep
@@ -76,15 +84,32 @@ def test_a_new_run_starts_a_new_ledger(tmp_path: Path) -> None:
     assert read_backup(path) == {12: {"sending_limit": 55}}
 
 
-def test_unknown_current_values_are_not_counted_as_backed_up(tmp_path: Path) -> None:
+def test_a_field_with_no_value_before_is_not_backed_up_but_named_as_unrestorable(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "r.csv.backup.parquet"
     recorded = record_backup(
         path,
-        {11: {"sending_limit": Change(None, 150)}, 12: {"sending_limit": Change(55, 60)}},
+        {
+            11: {"client_id": Change(None, 4)},
+            12: {"sending_limit": Change(55, 60), "client_id": Change(None, 4)},
+            13: {"sending_limit": Change("abc", 60)},
+        },
         keep=False,
     )
-    assert (recorded.campaigns, recorded.unknown, recorded.total) == (1, 1, 1)
-    assert pd.read_parquet(path)["campaign_id"].tolist() == [12]  # no row of nulls for 11
+    assert (recorded.campaigns, recorded.unknown, recorded.total) == (1, 0, 1)
+    assert pd.read_parquet(path)["campaign_id"].tolist() == [12]  # no row of nulls for 11, 13
+    lost = "client_id had no value before the run, and no API call takes a value away"
+    assert (
+        recorded.unrestorable
+        == read_unrestorable(path)
+        == {
+            11: lost,
+            12: lost,
+            13: "sending_limit: the value before the run is not of the field's type, so the backup "
+            "cannot hold it",
+        }
+    )
 
 
 def test_an_unreadable_ledger_is_an_error_naming_the_file(tmp_path: Path) -> None:
@@ -238,3 +263,79 @@ def test_no_backup_is_an_option_of_the_command_line_and_the_job_file(
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "--no-backup" in capsys.readouterr().out
+
+
+# --- answers that show no state, and fields that have no value ----------------------------------
+
+NOTHING_SHOWN = [
+    pytest.param({"data": None}, id="data-null"),
+    pytest.param({}, id="empty"),
+    pytest.param({"id": 11}, id="id-only"),
+    pytest.param({"id": 11, "name": None, **dict.fromkeys(SETTINGS.columns)}, id="all-null"),
+]
+
+
+@pytest.mark.parametrize("answer", NOTHING_SHOWN)
+async def test_a_campaign_read_as_showing_nothing_is_unreadable_and_not_sent(
+    answer: dict[str, Any],
+) -> None:
+    sender = ReadSender([listing()], {11: [Answer(200, json.dumps(answer))]})
+    current = await read_current(sender, reading(RecordingSleep()), {11})
+    assert current.campaigns == {}
+    assert current.unreadable == {
+        11: "its current settings could not be read (the answer shows no value of any field a "
+        "settings row sets)"
+    }
+    rows = [Row(1, 11, {"sending_limit": 150})]
+    planned = plan(rows, current, skip=True, require_backup=True)
+    assert planned.send == []
+    assert planned.refused[1].error.endswith(
+        "not sent, as it could not be backed up (--no-backup sends it anyway)"
+    )
+    assert [row.number for row in plan(rows, current, skip=True).send] == [1]  # --no-backup
+
+
+@pytest.mark.parametrize("shown", NOTHING_SHOWN[2:])
+async def test_a_listed_campaign_showing_nothing_is_read_on_its_own(shown: dict[str, Any]) -> None:
+    sender = ReadSender([listing(shown)], {11: [Answer(200, json.dumps(campaign(11, 40)))]})
+    current = await read_current(sender, reading(RecordingSleep()), {11})
+    assert sender.calls == ["LIST", "GET 11"]
+    assert current.campaigns == {11: slim(campaign(11, 40))}
+
+
+def test_setting_a_field_with_no_value_is_refused_unless_allowed() -> None:
+    current = Current(campaigns={11: slim({"id": 11, "sending_limit": 40, "client_id": None})})
+    current.campaigns[12] = slim({"id": 12, "sending_limit": 40})  # client_id not shown
+    rows = [
+        Row(1, 11, {"sending_limit": 50, "client_id": 4}),
+        Row(2, 12, {"client_id": 4}),
+        Row(3, 11, {"sending_limit": 60}),
+    ]
+    planned = plan(rows, current, skip=True, require_backup=True)
+    assert [row.number for row in planned.send] == [3]
+    assert planned.refused[1].error == (
+        "campaign 11: client_id has no value now (null or not shown), and no API call takes a "
+        "value away: a rollback could not undo setting it; not sent (--allow-irreversible "
+        "sends it)"
+    )
+    assert planned.refused[2].error.startswith("campaign 12: client_id has no value now")
+    assert planned.missing == set()  # the campaigns were read: refused, not missing
+    allowed = plan(rows, current, skip=True, require_backup=True, allow_irreversible=True)
+    assert [row.number for row in allowed.send] == [1, 2, 3]
+    assert allowed.irreversible == {1: ["client_id"], 2: ["client_id"]}
+    # --no-backup: nothing is undone anyway
+    assert len(plan(rows, current, skip=True).send) == 3
+
+
+def test_a_first_schedule_is_irreversible_too() -> None:
+    bare = slim({"id": 6, "scheduler_cron_value": None, "max_leads_per_day": 20}, SCHEDULE.reads)
+    whole = {"timezone": "UTC", "days": ["mon"], "start_hour": "09:00", "end_hour": "17:00"}
+    current = Current(campaigns={6: bare})
+    planned = plan([Row(1, 6, whole)], current, True, require_backup=True, operation=SCHEDULE)
+    assert planned.refused[1].error.startswith(
+        "campaign 6: timezone, days, start_hour, end_hour have no value now"
+    )
+    planned = plan(
+        [Row(1, 6, whole)], current, True, True, operation=SCHEDULE, allow_irreversible=True
+    )
+    assert planned.irreversible == {1: ["timezone", "days", "start_hour", "end_hour"]}

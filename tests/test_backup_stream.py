@@ -29,13 +29,13 @@ from bulkrunner.backup import (
     _UNRESTORABLE_KEY,
     BackupError,
     Recorded,
-    _before,
     arrow_type,
     backup_operation,
     backup_rows,
     read_backup,
     read_unrestorable,
     record_backup,
+    undo_row,
 )
 from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, Field
 from bulkrunner.model import Change
@@ -65,15 +65,9 @@ def reference_record(
     for campaign, fields in changes.items():
         if campaign in wholly:
             continue
-        undone = operation.undo(fields)
-        undo = undone.values
-        if undone.reason and campaign not in ledger and campaign not in reasons:
-            reasons[campaign] = new_reasons[campaign] = redact(undone.reason)
-        values = {
-            name: _before(spec, value)
-            for name, value in undo.items()
-            if value is not None and (spec := operation.field(name)) is not None
-        }
+        values, reason = undo_row(operation, fields)
+        if reason and campaign not in ledger and campaign not in reasons:
+            reasons[campaign] = new_reasons[campaign] = redact(reason)
         entry = ledger.setdefault(campaign, {})
         entry.update(operation.merge_undo(entry, values))
         if any(name != ACCOUNT for name in entry):

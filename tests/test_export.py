@@ -585,6 +585,23 @@ def test_a_status_no_row_can_write_is_left_out_with_its_reason_and_is_no_failure
         assert set(report_statuses(tmp_path / "r.csv")) == {"unchanged"}
 
 
+def test_a_campaign_listed_with_every_setting_null_is_left_out_as_unreadable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def blank(request: web.Request) -> web.StreamResponse:
+        nulls = dict.fromkeys(SETTINGS.columns)
+        seeded = {**default_settings(6), "client_id": 7}
+        return web.json_response([{"id": 5, "status": "ACTIVE", **nulls}, {"id": 6, **seeded}])
+
+    with ServerThread(blank) as server:
+        out = tmp_path / "x.csv"
+        assert main(["export", "--base-url", f"{server.url}/api/v1", "--output", str(out)]) == 1
+    assert pd.read_csv(out)["campaign_id"].tolist() == [6]
+    printed = capsys.readouterr()
+    assert "campaign 5 is not exported: none of its settings could be read" in printed.err
+    assert "left out: 1 campaign (see the log)" in printed.out
+
+
 def test_a_campaign_with_no_email_account_is_left_out_as_such_and_is_no_failure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

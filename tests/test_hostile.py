@@ -33,7 +33,7 @@ from bulkrunner.journal import Journal, read_successes
 from bulkrunner.loading import load_input, open_input
 from bulkrunner.model import Answer, Change, Outcome, Status
 from bulkrunner.rates import Rate
-from bulkrunner.redaction import REDACTED, redact, remember
+from bulkrunner.redaction import REDACTED, redact, redact_url, remember
 from bulkrunner.retry import Decision, Verdict, classify
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from bulkrunner.state import changes, parse_campaigns
@@ -121,7 +121,11 @@ def test_retry_after_as_an_http_date_a_day_away() -> None:
 def test_a_remembered_key_is_redacted_as_written_and_as_a_url_spells_it() -> None:
     remember(KEY)
     text = f"Cannot POST /x?token={quote(KEY, safe='')} for {KEY} (api_key=abc)"
-    assert redact(text) == f"Cannot POST /x?token={REDACTED} for {REDACTED} (api_key={REDACTED})"
+    # another value of an api_key parameter is not the key: a URL's is hidden, a value's kept
+    assert redact(text) == f"Cannot POST /x?token={REDACTED} for {REDACTED} (api_key=abc)"
+    assert redact_url(text) == (
+        f"Cannot POST /x?token={REDACTED} for {REDACTED} (api_key={REDACTED})"
+    )
 
 
 @pytest.mark.parametrize(
@@ -588,10 +592,11 @@ async def friendly(request: web.Request) -> web.Response:
 
 
 def campaign_or_empty_list(request: web.Request) -> web.Response:
-    """An account whose list shows nothing, but whose campaigns read one by one (with no
-    settings shown): enough for a run to back up what it can and send."""
+    """An account whose list shows nothing, but whose campaigns read one by one (showing the
+    settings a row of ``write_plan`` changes): enough for a run to back them up and send."""
     found = re.fullmatch(r"/api/v1/campaigns/(\d+)", request.path)
-    return web.json_response({"id": int(found[1])} if found else [])
+    shown = {"sending_limit": 1, "unsubscribe_text": ""}
+    return web.json_response({"id": int(found[1]), **shown} if found else [])
 
 
 def test_a_run_against_a_redirecting_server_sends_nothing_to_the_other_host(
@@ -636,8 +641,8 @@ async def echoing(request: web.Request) -> web.Response:
                 {"id": 101, "sending_limit": "abc", "unsubscribe_text": f"Cannot {line}"},
                 {"id": "102", "sending_limit": 1, "unsubscribe_text": 7},
                 {"id": 103, "sending_limit": "10", "unsubscribe_text": KEY},
-                {"id": 104, "sending_limit": 3},
-                {"id": 105, "sending_limit": 4},
+                {"id": 104, "sending_limit": 3, "unsubscribe_text": ""},
+                {"id": 105, "sending_limit": 4, "unsubscribe_text": ""},
             ]
         )
     campaign = int(request.path.split("/")[-2])
@@ -952,7 +957,7 @@ def test_a_campaign_read_one_by_one_must_be_the_campaign_asked_for(
         if request.path.endswith("/campaigns") or request.path.endswith("/campaigns/"):
             return web.json_response([])
         asked = int(request.path.rstrip("/").rsplit("/", 1)[1])
-        campaign: dict[str, object] = {"name": "x", "max_leads_per_day": 5}
+        campaign: dict[str, object] = {"name": "x", "max_leads_per_day": 5, "unsubscribe_text": ""}
         if shown == "other":
             campaign["id"] = asked + 1000
         elif shown == "same as text":
@@ -988,7 +993,7 @@ def test_verify_reading_another_campaign_verifies_nothing(tmp_path: Path) -> Non
         if request.method == "POST":
             return web.json_response({"success": True})
         if request.path.rstrip("/").endswith("/campaigns"):
-            return web.json_response([{"id": 101, "name": "x"}])
+            return web.json_response([{"id": 101, "sending_limit": 1, "unsubscribe_text": ""}])
         return web.json_response({"id": 202, "max_leads_per_day": 10, "unsubscribe_text": "bye"})
 
     with ServerThread(confused) as server:
@@ -999,3 +1004,80 @@ def test_verify_reading_another_campaign_verifies_nothing(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stdout + done.stderr  # a read that fails: as documented
     assert report["status"].tolist() == ["succeeded"]
     assert report["error"].tolist() == ["not verified: the answer is campaign '202', not 101"]
+
+
+UNREADABLE = {
+    "data-null": '{"data": null}',
+    "empty": "{}",
+    "id-only": '{"id": ID}',
+    "all-null": '{"id": ID, "name": null, "sending_limit": null, "unsubscribe_text": null}',
+}
+
+
+@pytest.mark.parametrize(
+    ("shape", "listed"),
+    [
+        *((shape, False) for shape in UNREADABLE),
+        # the list shows the campaigns with their ids only: each is read on its own
+        ("id-only", True),
+        ("all-null", True),
+    ],
+)
+def test_a_campaign_read_as_nothing_is_failed_unsent_unless_no_backup(
+    tmp_path: Path, shape: str, listed: bool
+) -> None:
+    """Not "nothing to back up": an answer without the values a row changes could not be
+    read, so the row is not sent (with --no-backup it is)."""
+    write_plan(tmp_path, [101, 102])
+
+    async def blank(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            return web.json_response({"success": True})
+        found = re.fullmatch(r"/api/v1/campaigns/(\d+)", request.path)
+        if found is None:  # the list: the campaigns as nothing too, or none of them
+            items = [json.loads(UNREADABLE[shape].replace("ID", str(n))) for n in (101, 102)]
+            return web.json_response(items if listed else [])
+        body = UNREADABLE[shape].replace("ID", found[1])
+        return web.Response(text=body, content_type="application/json")
+
+    with ServerThread(blank) as server:
+        base = ("--base-url", server.url + "/api/v1")
+        done = run_cli(tmp_path, KEY, "run", "plan.csv", "--report", "r.csv", *base)
+        posts = [path for method, path in server.requests if method == "POST"]
+        assert done.returncode == 1, done.stderr
+        assert posts == []
+        report = pd.read_csv(tmp_path / "r.csv", keep_default_na=False)
+        assert report["status"].tolist() == ["failed", "failed"]
+        assert report["error"][0] == (
+            "campaign 101: its current settings could not be read (the answer shows no value of "
+            "any field a settings row sets); not sent, as it could not be backed up (--no-backup "
+            "sends it anyway)"
+        )
+        assert not (tmp_path / "r.csv.backup.parquet").exists()  # so no rollback "restores" it
+        done = run_cli(
+            tmp_path, KEY, "run", "plan.csv", "--report", "sent.csv", "--no-backup", *base
+        )
+        assert done.returncode == 0, done.stderr
+        assert len([path for method, path in server.requests if method == "POST"]) == 2
+
+
+def test_verify_reading_back_nothing_says_not_verified_not_mismatch(tmp_path: Path) -> None:
+    write_plan(tmp_path, [101])
+
+    async def forgetful(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            return web.json_response({"success": True})
+        if request.path.rstrip("/").endswith("/campaigns"):
+            return web.json_response([{"id": 101, "sending_limit": 1, "unsubscribe_text": ""}])
+        return web.json_response({"data": None})  # the read back
+
+    with ServerThread(forgetful) as server:
+        base = server.url + "/api/v1"
+        args = ("run", "plan.csv", "--report", "r.csv", "--base-url", base, "--verify")
+        done = run_cli(tmp_path, KEY, *args)
+    report = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
+    assert done.returncode == 0, done.stdout + done.stderr  # a read that fails: as documented
+    assert report["status"].tolist() == ["succeeded"]
+    assert report["error"].tolist() == [
+        "not verified: the answer shows no value of any field a settings row sets"
+    ]

@@ -590,6 +590,8 @@ def test_a_campaign_without_a_schedule_gets_a_whole_one_and_a_partial_row_is_ref
     report = tmp_path / "r.json"
     with SimulatorThread(config) as server:
         argv = ["run", "--input", str(source), "--report", str(report), "--operation", "schedule"]
+        # a first schedule cannot be taken away by a rollback: the run must say it may be set
+        argv.append("--allow-irreversible")
         assert main([*argv, "--base-url", server.base_url]) == 1
         assert sorted(server.state.applied) == [6]
         state = schedules(server)

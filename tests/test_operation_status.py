@@ -103,9 +103,11 @@ def test_validate_names_the_file_row_and_field_of_each_bad_cell(
         "DRAFTED (use START, PAUSED, STOPPED)",
         f"{source}: 5 rows, 1 valid, 4 invalid",
     ]
-    # with --allow-stop the row that stops a campaign is valid
-    assert run("validate", str(source), "--operation", "status", "--allow-stop") == 1
-    assert "row 3" not in capsys.readouterr().out
+    # with --allow-stop the row that stops a campaign is valid, as with --allow-irreversible,
+    # the consent to every change a rollback cannot undo
+    for consent in ("--allow-stop", "--allow-irreversible"):
+        assert run("validate", str(source), "--operation", "status", consent) == 1
+        assert "row 3" not in capsys.readouterr().out
 
 
 def test_a_status_cell_from_parquet_of_another_type_is_invalid_not_a_crash(

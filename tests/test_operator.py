@@ -517,3 +517,48 @@ def test_a_dry_run_previews_the_bodies_in_the_chosen_vocabulary(
     assert 'row 3: POST /campaigns/3/settings {"stop_lead_settings": "CLICK_ON_A_LINK", ' in out
     assert "rows valid: 2, invalid: 1" in out
     assert "rows setting each field: track_settings 1, stop_lead_settings 2, sending_limit 1" in out
+
+
+def test_setting_a_field_with_no_value_needs_allow_irreversible_and_rollback_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """client_id is null on the simulator's campaigns: no API call puts a null back."""
+    source = tmp_path / "plan.csv"
+    source.write_text("campaign_id,sending_limit,client_id\n11,150,4\n12,60,\n")
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12})) as sim:
+        base = ("--base-url", sim.base_url)
+        assert run("plan", str(source), "--report", str(tmp_path / "p.csv"), *base) == 1
+        out = capsys.readouterr().out
+        assert "rows to change: 1, unchanged: 0, invalid: 0, missing from the account: 0, " in out
+        assert "refused: 1" in out
+        allowed = ("--allow-irreversible", *base)
+        assert run("plan", str(source), "--report", str(tmp_path / "p2.csv"), *allowed) == 0
+        out = capsys.readouterr().out
+        assert "row 1 (campaign 11): sending_limit " in out
+        assert "client_id (no value) -> 4 [irreversible]" in out
+        assert "rows to change: 2 (1 a rollback could not undo: --allow-irreversible)" in out
+
+        refused = tmp_path / "refused.csv"
+        assert run("run", str(source), "--report", str(refused), *base) == 1
+        frame = pd.read_csv(refused, keep_default_na=False)
+        assert frame["status"].tolist() == ["failed", "succeeded"]
+        assert frame["error"][0] == (
+            "campaign 11: client_id has no value now (null or not shown), and no API call takes "
+            "a value away: a rollback could not undo setting it; not sent (--allow-irreversible "
+            "sends it)"
+        )
+        assert 11 not in sim.state.applied
+        capsys.readouterr()
+
+        applied = tmp_path / "applied.csv"
+        assert run("run", str(source), "--report", str(applied), *allowed) == 0
+        assert sim.state.settings[11]["client_id"] == 4
+        lost = "client_id had no value before the run, and no API call takes a value away"
+        assert f"a rollback could not restore 1 campaign (11): {lost}" in capsys.readouterr().err
+        undo = ("--report", str(tmp_path / "undo.csv"), *base)
+        assert run("rollback", str(applied), *undo) == 1  # not all of it was undone
+        out = capsys.readouterr().out
+        assert f"campaign 11: cannot be restored in full: {lost}" in out
+        assert "not restored: 1 campaign (listed above)" in out
+        assert sim.state.settings[11]["sending_limit"] == default_settings(11)["sending_limit"]
+        assert sim.state.settings[11]["client_id"] == 4  # what no API call can take away

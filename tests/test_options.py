@@ -40,6 +40,7 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "verify": ("true", True),
     "no_backup": ("true", True),
     "allow_stop": ("true", True),
+    "allow_irreversible": ("true", True),
     "quiet": ("true", True),
     "progress_interval": ("3", 3.0),
     "log_format": ('"json"', "json"),
@@ -147,6 +148,8 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
         ("status", {"export"}),
         ("output", {"export"}),
         ("allow_stop", {"run", "retry", "validate", "plan"}),  # it decides whether STOPPED is valid
+        # and a rollback may meet a field emptied since the run
+        ("allow_irreversible", {"run", "retry", "rollback", "validate", "plan"}),
         ("schedule_shape", {"run", "retry", "rollback", "plan"}),
         # plan reads the account as a run does first, and writes nothing
         ("max_wait", {"run", "retry", "rollback", "plan", "export"}),

@@ -54,9 +54,9 @@ def for_config(config: RunConfig) -> tuple[Operation, Wire]:
     """The operation a run applies, and the options that shape its requests."""
     from bulkrunner.operations.base import Wire
 
-    return operation(config.operation), Wire(
-        config.vocabulary, config.schedule_shape, config.allow_stop
-    )
+    # --allow-irreversible consents to every change a rollback cannot undo, stops included
+    allow_stop = config.allow_stop or config.allow_irreversible
+    return operation(config.operation), Wire(config.vocabulary, config.schedule_shape, allow_stop)
 
 
 def every_column() -> tuple[str, ...]:

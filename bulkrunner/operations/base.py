@@ -8,9 +8,12 @@ An operation says everything the commands need to know about its write, and noth
   options of the run (:class:`Wire`: vocabulary, schedule shape, ``--allow-stop``);
 - how its current state is read (the campaign list, and/or a read per campaign) and put in the
   terms of its input columns (:meth:`Operation.state`), which is what skip-unchanged, the backup,
-  ``--verify``, ``plan`` and ``export`` compare and write;
+  ``--verify``, ``plan`` and ``export`` compare and write (an answer showing none of it could
+  not be read: :meth:`Operation.readable`);
 - what a row would change (:meth:`Operation.changes`), which rows must not be sent given the
-  current state (:meth:`Operation.refuse`), and how a change is undone (:meth:`Operation.undo`).
+  current state (:meth:`Operation.refuse`), how a change is undone (:meth:`Operation.undo`), and
+  which changes cannot be (:meth:`Operation.irreversible`: sent only with
+  ``--allow-irreversible``).
 
 The base class holds the common case: fields compared one by one, undone by writing back the
 values they had. An operation overrides only what differs.
@@ -35,7 +38,7 @@ class Wire:
 
     vocabulary: Vocabulary = Vocabulary.DOCUMENTED
     schedule_shape: str = "nested"  # "nested" (current reference) or "flat" (older docs)
-    allow_stop: bool = False  # rows that set status STOPPED, which cannot be undone
+    allow_stop: bool = False  # rows that set status STOPPED (or --allow-irreversible)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,18 @@ class Operation:
         """The campaign's current values (as GET shows it, plus the per-campaign ``detail``
         read) in the terms of this operation's columns; a column GET does not show is left out."""
         return {field.name: campaign[field.name] for field in self.fields if field.name in campaign}
+
+    def readable(self, campaign: Mapping[str, Any]) -> bool:
+        """Whether a campaign as read shows its state: some value of a column, not only nulls
+        or nothing (``{}``, ``{"id": N}``, ``{"data": null}``), which is an answer that could
+        not be read rather than a campaign with nothing to back up."""
+        return any(value is not None for value in self.state(campaign).values())
+
+    def irreversible(self, changes: Mapping[str, Change]) -> list[str]:
+        """The columns of ``changes`` (of a campaign that was read) that a rollback could not
+        undo: those with no value now (null, or not shown), since no API call takes a value
+        away."""
+        return [name for name, change in changes.items() if change.before is None]
 
     def same(self, name: str, before: Any, after: Any) -> bool:
         """Whether the current value ``before`` already is the wanted ``after``."""

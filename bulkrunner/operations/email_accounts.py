@@ -172,6 +172,11 @@ class EmailAccounts(Operation):
         attached = attached_ids(campaign)
         return {} if attached is None else {ADD: attached}
 
+    def readable(self, campaign: Mapping[str, Any]) -> bool:
+        """Its accounts were read as a list (an empty one too); a list of what are not
+        accounts is the campaign's to refuse (``refuse``), with why."""
+        return isinstance(campaign.get(DETAIL), list)
+
     def changes(
         self, payload: Mapping[str, Any], campaign: Mapping[str, Any] | None
     ) -> dict[str, Change]:
