@@ -144,6 +144,8 @@ EVENTS: Mapping[str, Event] = {
             "invalid": "invalid rows",
             "missing": "rows whose campaign is missing from the account",
             "refused": "rows the operation refuses given the campaign's current state",
+            "irreversible": "rows to send whose change a rollback could not undo "
+            "(with `--allow-irreversible`)",
             "requests": "requests the run would make (of the slowest account)",
             "seconds": "how long the run would take at best at the limits",
             **_MESSAGE,
