@@ -30,8 +30,9 @@ from pathlib import Path
 
 import aiohttp
 
-from bulkrunner.cli import main as cli_main
-from bulkrunner.rates import Rate, ideal_seconds, max_in_window
+from bulkrunner.cli.app import main as cli_main
+from bulkrunner.limits.rates import ideal_seconds, max_in_window
+from bulkrunner.model import Rate
 from bulkrunner.simulator import SimulatorConfig, SimulatorState, SimulatorThread
 
 KEY = "benchmark-key"
@@ -386,9 +387,9 @@ def large_inputs(sizes: Sizes, work: Path) -> dict[str, float]:
 _LOAD_VALIDATE = """
 import json, resource, sys, time
 from pathlib import Path
-from bulkrunner.fields import Vocabulary
-from bulkrunner.loading import load_input
-from bulkrunner.validation import validate
+from bulkrunner.operations.fields import Vocabulary
+from bulkrunner.input.loading import load_input
+from bulkrunner.input.validation import validate
 started = time.perf_counter()
 result = validate(load_input(Path(sys.argv[1])), Vocabulary.DOCUMENTED)
 seconds = time.perf_counter() - started
@@ -549,7 +550,7 @@ def child_peak(command: Sequence[str], key: str) -> float:
 
 _SERVERS = """
 import asyncio, json, signal, sys
-from bulkrunner.rates import Rate
+from bulkrunner.model import Rate
 from bulkrunner.simulator import Simulator, SimulatorConfig
 
 async def main() -> None:

@@ -12,8 +12,9 @@ import importlib as _importlib
 _TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
 if _TYPE_CHECKING:
     from bulkrunner.api import apply, export, plan
-    from bulkrunner.config import RunConfig
-    from bulkrunner.engine import Engine
+    from bulkrunner.commands.run import run_job
+    from bulkrunner.commands.validate import validate_job
+    from bulkrunner.config.run_config import RunConfig
     from bulkrunner.errors import (
         Aborted,
         BulkrunnerError,
@@ -22,42 +23,41 @@ if _TYPE_CHECKING:
         RunInProgress,
         UsageError,
     )
-    from bulkrunner.fields import Vocabulary
-    from bulkrunner.job import run_job, validate_job
-    from bulkrunner.limiter import SlidingWindowLimiter
-    from bulkrunner.loading import load_input
-    from bulkrunner.model import Outcome, Rejection, Row, RunStats, Status, Validation
-    from bulkrunner.rates import Rate
-    from bulkrunner.transport import HttpSender, Sender
-    from bulkrunner.validation import validate
+    from bulkrunner.input.loading import load_input
+    from bulkrunner.input.validation import validate
+    from bulkrunner.limits.limiter import SlidingWindowLimiter
+    from bulkrunner.model import Outcome, Rate, Rejection, Row, RunStats, Status, Validation
+    from bulkrunner.operations.fields import Vocabulary
+    from bulkrunner.sending.engine import Engine
+    from bulkrunner.sending.transport import HttpSender, Sender
 
 _HOMES = {
     "Aborted": "errors",
     "BulkrunnerError": "errors",
-    "Engine": "engine",
+    "Engine": "sending.engine",
     "ExitCode": "errors",
-    "HttpSender": "transport",
+    "HttpSender": "sending.transport",
     "InputFileError": "errors",
     "Outcome": "model",
-    "Rate": "rates",
+    "Rate": "model",
     "Rejection": "model",
     "Row": "model",
-    "RunConfig": "config",
+    "RunConfig": "config.run_config",
     "RunInProgress": "errors",
     "RunStats": "model",
-    "Sender": "transport",
-    "SlidingWindowLimiter": "limiter",
+    "Sender": "sending.transport",
+    "SlidingWindowLimiter": "limits.limiter",
     "Status": "model",
     "UsageError": "errors",
     "Validation": "model",
-    "Vocabulary": "fields",
+    "Vocabulary": "operations.fields",
     "apply": "api",
     "export": "api",
-    "load_input": "loading",
+    "load_input": "input.loading",
     "plan": "api",
-    "run_job": "job",
-    "validate": "validation",
-    "validate_job": "job",
+    "run_job": "commands.run",
+    "validate": "input.validation",
+    "validate_job": "commands.validate",
 }
 
 __all__ = [

@@ -1,5 +1,5 @@
 import sys
 
-from bulkrunner.cli import main
+from bulkrunner.cli.app import main
 
 sys.exit(main())

@@ -33,10 +33,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from bulkrunner.config import OPTIONS, RunConfig, build_config
+from bulkrunner.config.options import Option
+from bulkrunner.config.redaction import redact
+from bulkrunner.config.run_config import OPTIONS, RunConfig, build_config
 from bulkrunner.errors import Aborted, BulkrunnerError, ExitCode, UsageError
-from bulkrunner.options import Option
-from bulkrunner.redaction import redact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +63,7 @@ def plan(
     ``simulate=True``) the account's current state is read and each row's report line carries
     ``before`` and ``after``; without one, the offline dry run. Rows that would change are
     ``dry_run``; the others ``unchanged``, ``invalid`` or ``failed`` (a campaign missing)."""
-    from bulkrunner.job import plan_job
+    from bulkrunner.commands.run import plan_job
 
     return _run(_config(data, operation, options, "plan"), plan_job)
 
@@ -74,7 +74,7 @@ def export(operation: str = "settings", **options: Any) -> pd.DataFrame:
     operation's columns, typed (lists, booleans, whole numbers; None where unknown). With
     ``output=`` the file is written too and checked to read back as the campaigns are; a file
     already there is refused unless ``force=True``."""
-    from bulkrunner.exporting import check_output, check_round_trip, read_export, write_export
+    from bulkrunner.commands.export import check_output, check_round_trip, read_export, write_export
 
     config = _built({**_flags(options, "export"), "input": "", "operation": operation})
     if config.output is not None:
@@ -220,11 +220,11 @@ def _text(cell: Any) -> str | None:
 
 def _run(config: RunConfig, job: Job | None = None) -> pd.DataFrame:
     """Run ``config`` with ``job`` (by default ``bulkrunner run``'s) and read its report."""
-    from bulkrunner.events import Output
-    from bulkrunner.report import read_report
+    from bulkrunner.output.events import Output
+    from bulkrunner.output.report import read_report
 
     if job is None:
-        from bulkrunner.job import run_job
+        from bulkrunner.commands.run import run_job
 
         job = run_job
     out = Output(sys.stdout)  # records the summary: the report's path, why a run stopped

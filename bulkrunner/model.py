@@ -9,13 +9,57 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, TypeVar, cast
 
-from bulkrunner.rates import Rate
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: `run --help` parses
+if TYPE_CHECKING:  # rates with Rate, and imports no more of the model than it needs
+    from datetime import datetime
+    from typing import Any, TypeVar
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
+    K = TypeVar("K", bound=Hashable)
+    V = TypeVar("V")
+
+# The longest window a rate may have: a month. Longer is no limit anyone states, and a window of
+# 1e308 seconds, finite as a number, overflows to infinity as soon as two are added.
+MAX_WINDOW = 31 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most ``limit`` requests in any window of ``seconds`` seconds."""
+
+    limit: int
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError(f"rate limit must be at least 1 request, got {self.limit}")
+        if not 0 < self.seconds <= MAX_WINDOW:  # false for NaN too
+            raise ValueError(
+                f"rate window must be a positive number of seconds up to {MAX_WINDOW} "
+                f"(31 days), got {self.seconds}"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """Parse ``"N/SECONDS"`` such as ``"10/2"`` or ``"1000/3600"``."""
+        count, sep, seconds = text.strip().partition("/")
+        try:
+            if not sep:
+                raise ValueError
+            return cls(int(count), float(seconds))
+        except ValueError:
+            raise ValueError(
+                f"invalid rate {text!r}: expected N/SECONDS with N a whole number of requests "
+                f"and SECONDS a positive number up to {MAX_WINDOW} (31 days), e.g. 10/2"
+            ) from None
+
+    @property
+    def per_second(self) -> float:
+        return self.limit / self.seconds
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.seconds:g}"
+
 
 # The columns a report adds after the input's own, each with what it holds (the reference docs
 # are made from it): a file that has them (at least ``row`` and ``status``) is a report, and as
@@ -191,16 +235,12 @@ def _names(names: tuple[str, ...]) -> tuple[str, ...]:
 def remembered(cache: dict[K, V], key: K, make: Callable[[], V], most: int) -> V:
     """``cache[key]``, made by ``make`` the first time: one object for every equal key. Past
     ``most`` keys, a new one is made each time and not kept (memory stays bounded)."""
-    found = cache.get(key, _ABSENT)
-    if found is not _ABSENT:
-        return cast(V, found)
+    if key in cache:
+        return cache[key]
     made = make()
     if len(cache) < most:
         cache[key] = made
     return made
-
-
-_ABSENT = object()
 
 
 @dataclass(slots=True)
@@ -238,3 +278,8 @@ class RunStats:
     def requests_per_second(self) -> float:
         seconds = self.sending_seconds
         return self.requests / seconds if seconds > 0 else 0.0
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun``, made plural (by ``plural``, else an added "s") unless ``n`` is 1."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

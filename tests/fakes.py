@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bulkrunner.cli import main
+from bulkrunner.cli.app import main
 from bulkrunner.model import Answer, Row
 from bulkrunner.operations.base import Request, Wire
 from bulkrunner.operations.settings import SETTINGS

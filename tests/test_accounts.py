@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from aiohttp import web
 
-from bulkrunner.rates import Rate
+from bulkrunner.model import Rate
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import one_line_error, run
 from tests.hostile import ServerThread

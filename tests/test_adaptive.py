@@ -6,9 +6,10 @@ import itertools
 
 import pytest
 
-from bulkrunner.adaptive import BETA, AdaptiveRate
-from bulkrunner.limiter import SlidingWindowLimiter, WaitTooLong
-from bulkrunner.rates import Rate, max_in_window
+from bulkrunner.limits.adaptive import BETA, AdaptiveRate
+from bulkrunner.limits.limiter import SlidingWindowLimiter, WaitTooLong
+from bulkrunner.limits.rates import max_in_window
+from bulkrunner.model import Rate
 from tests.fakes import FakeClock
 
 

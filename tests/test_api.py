@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import bulkrunner
-from bulkrunner.cli import main
+from bulkrunner.cli.app import main
 from bulkrunner.errors import Aborted, UsageError
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings, default_status
 
@@ -249,7 +249,7 @@ def test_the_api_names_cost_no_heavy_import_until_called(tmp_path: Path) -> None
 def test_export_stays_the_function_once_the_export_module_is_imported(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import bulkrunner.exporting  # the module export_job lives in, which the CLI imports
+    import bulkrunner.commands.export  # the module export_job lives in, which the CLI imports
 
     assert main(["export", "--simulate", "--output", "x.csv"]) == 0
     assert callable(bulkrunner.export)

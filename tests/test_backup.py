@@ -16,24 +16,23 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bulkrunner.backup import (
+from bulkrunner.cli.app import main
+from bulkrunner.config.run_config import build_config, read_job_file
+from bulkrunner.errors import KeyRejected
+from bulkrunner.limits.limiter import SlidingWindowLimiter
+from bulkrunner.model import Answer, Change, Rate, Row, Status
+from bulkrunner.operations.base import Request
+from bulkrunner.operations.schedule import SCHEDULE
+from bulkrunner.operations.settings import SETTINGS
+from bulkrunner.operations.state import slim
+from bulkrunner.records.backup import (
     BackupError,
     backup_path,
     read_backup,
     read_unrestorable,
     record_backup,
 )
-from bulkrunner.cli import main
-from bulkrunner.config import build_config, read_job_file
-from bulkrunner.errors import KeyRejected
-from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Change, Row, Status
-from bulkrunner.operations.base import Request
-from bulkrunner.operations.schedule import SCHEDULE
-from bulkrunner.operations.settings import SETTINGS
-from bulkrunner.preflight import Current, Reading, plan, read_current
-from bulkrunner.rates import Rate
-from bulkrunner.state import slim
+from bulkrunner.sending.preflight import Current, Reading, plan, read_current
 from tests.fakes import FakeClock, RecordingSleep
 
 UNAVAILABLE = Answer(503, "Service Unavailable")

@@ -23,8 +23,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bulkrunner import backup
-from bulkrunner.backup import (
+from bulkrunner.config.redaction import redact
+from bulkrunner.model import Change
+from bulkrunner.operations.base import Operation, Undo
+from bulkrunner.operations.email_accounts import ATTACHED, EMAIL_ACCOUNTS
+from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Field
+from bulkrunner.operations.settings import SETTINGS
+from bulkrunner.operations.status import STATUS
+from bulkrunner.records import backup
+from bulkrunner.records.backup import (
     _OPERATION_KEY,
     _UNRESTORABLE_KEY,
     BackupError,
@@ -37,13 +44,6 @@ from bulkrunner.backup import (
     record_backup,
     undo_row,
 )
-from bulkrunner.fields import ACCOUNT, CAMPAIGN_ID, Field
-from bulkrunner.model import Change
-from bulkrunner.operations.base import Operation, Undo
-from bulkrunner.operations.email_accounts import ATTACHED, EMAIL_ACCOUNTS
-from bulkrunner.operations.settings import SETTINGS
-from bulkrunner.operations.status import STATUS
-from bulkrunner.redaction import redact
 
 # --- the reference: record_backup and write_backup as they were, holding the whole ledger -------
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from bulkrunner import redaction
-from bulkrunner.baseurl import check, server, shown
+from bulkrunner.config import redaction
+from bulkrunner.config.baseurl import check, server, shown
 from bulkrunner.errors import UsageError
 
 

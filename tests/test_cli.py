@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from aiohttp import web
 
-from bulkrunner import cli
-from bulkrunner.rates import Rate
+from bulkrunner.cli import app as cli
+from bulkrunner.model import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from tests.fakes import one_line_error, run
 from tests.hostile import ServerThread
@@ -487,7 +487,8 @@ def test_an_internal_error_is_one_line_and_speaks_of_a_journal_only_where_there_
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from bulkrunner import checking, job
+    from bulkrunner.commands import run as job
+    from bulkrunner.commands import validate as checking
 
     def broken(*_: object) -> int:
         raise RuntimeError("a bug")

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bulkrunner import ExitCode, Status, notify
-from bulkrunner.config import read_job_file
+from bulkrunner import ExitCode, Status
+from bulkrunner.config.run_config import read_job_file
 from bulkrunner.model import RESULT_COLUMN_MEANINGS, RESULT_COLUMNS
+from bulkrunner.output import notify
 from tools import reference
 
 ROOT = Path(__file__).resolve().parent.parent

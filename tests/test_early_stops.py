@@ -11,12 +11,11 @@ from pathlib import Path
 import anyio
 import pandas as pd
 
-from bulkrunner.engine import Engine
-from bulkrunner.fields import Vocabulary
-from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Row
-from bulkrunner.rates import Rate
-from bulkrunner.refusals import EnumRefusals
+from bulkrunner.limits.limiter import SlidingWindowLimiter
+from bulkrunner.model import Answer, Rate, Row
+from bulkrunner.operations.fields import Vocabulary
+from bulkrunner.operations.refusals import EnumRefusals
+from bulkrunner.sending.engine import Engine
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import FakeClock, ScriptedSender
 from tests.hostile import run_cli

@@ -8,11 +8,11 @@ import random
 import anyio
 import pytest
 
-from bulkrunner.engine import Engine
-from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Outcome, Row, Status
+from bulkrunner.limits.limiter import SlidingWindowLimiter
+from bulkrunner.limits.rates import max_in_window
+from bulkrunner.model import Answer, Outcome, Rate, Row, Status
 from bulkrunner.operations.base import Request
-from bulkrunner.rates import Rate, max_in_window
+from bulkrunner.sending.engine import Engine
 from tests.fakes import FakeClock, RecordingSleep, ScriptedSender, target
 
 OK = Answer(200, '{"success": true, "data": {}}')

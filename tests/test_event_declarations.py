@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from bulkrunner.cli import main
-from bulkrunner.events import COMMON_FIELDS, EVENTS, setup_logging
+from bulkrunner.cli.app import main
+from bulkrunner.output.events import COMMON_FIELDS, EVENTS, setup_logging
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bulkrunner"
 # the function and the index of its argument that names the event

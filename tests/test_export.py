@@ -21,10 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 from aiohttp import web
 
-from bulkrunner.backup import backup_path, record_backup
-from bulkrunner.cli import main
-from bulkrunner.config import build_config
-from bulkrunner.exporting import (
+from bulkrunner.cli.app import main
+from bulkrunner.commands.export import (
     DEMO_CAMPAIGNS,
     Export,
     as_csv_cells,
@@ -32,12 +30,15 @@ from bulkrunner.exporting import (
     read_export,
     write_export,
 )
-from bulkrunner.fields import Field
-from bulkrunner.loading import read_input
+from bulkrunner.config.run_config import build_config
+from bulkrunner.input.loading import read_input
+from bulkrunner.input.validation import validate
 from bulkrunner.model import Change, RunStats
 from bulkrunner.operations import Wire
 from bulkrunner.operations.base import Operation
+from bulkrunner.operations.fields import Field
 from bulkrunner.operations.settings import SETTINGS
+from bulkrunner.records.backup import backup_path, record_backup
 from bulkrunner.simulator import (
     SimulatorConfig,
     SimulatorThread,
@@ -45,7 +46,6 @@ from bulkrunner.simulator import (
     default_settings,
     default_status,
 )
-from bulkrunner.validation import validate
 from tests.fakes import RecordingSleep
 from tests.hostile import ServerThread, every_file_text, run_cli
 
@@ -328,7 +328,7 @@ def test_an_operation_with_a_detail_read_reads_it_for_each_campaign(
 ) -> None:
     operation = Accounts()
     monkeypatch.setattr(
-        "bulkrunner.exporting.for_config", lambda config: (operation, Wire(config.vocabulary))
+        "bulkrunner.commands.export.for_config", lambda config: (operation, Wire(config.vocabulary))
     )
     with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns=set(IDS))) as sim:
         sim.state.email_accounts[14] = []  # none attached: an empty list, still a value
@@ -485,7 +485,8 @@ def test_an_export_waits_for_no_run_using_the_same_key(
         "import os, sys\n"
         "from contextlib import ExitStack\n"
         "from datetime import UTC, datetime\n"
-        "from bulkrunner.accounts import Account, lock_accounts\n"
+        "from bulkrunner.config.accounts import Account\n"
+        "from bulkrunner.records.locks import lock_accounts\n"
         "with ExitStack() as held:\n"
         "    account = Account('', 'SMARTLEAD_API_KEY', (), sys.argv[1])\n"
         "    key = os.environ['SMARTLEAD_API_KEY']\n"

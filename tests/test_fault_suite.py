@@ -26,13 +26,13 @@ import aiohttp
 import pandas as pd
 import pytest
 
-from bulkrunner.backup import backup_path, read_backup
-from bulkrunner.engine import Engine
-from bulkrunner.journal import journal_path, read_successes
-from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Outcome, Row, Status
+from bulkrunner.limits.limiter import SlidingWindowLimiter
+from bulkrunner.model import Answer, Outcome, Rate, Row, Status
 from bulkrunner.operations.base import Request
-from bulkrunner.rates import Rate
+from bulkrunner.records.backup import backup_path, read_backup
+from bulkrunner.records.journal import journal_path, read_successes
+from bulkrunner.sending.engine import Engine
+from bulkrunner.sending.transport import HttpSender, limiter_tracing
 from bulkrunner.simulator import (
     FaultPlan,
     SimulatorConfig,
@@ -43,7 +43,6 @@ from bulkrunner.simulator import (
 )
 from bulkrunner.simulator.campaigns import Campaigns
 from bulkrunner.simulator.faults import FAULT_KINDS
-from bulkrunner.transport import HttpSender, limiter_tracing
 from tests.fakes import make_rows, target
 from tests.realtime import JITTER
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bulkrunner import loading
 from bulkrunner.errors import InputFileError
-from bulkrunner.loading import Ignored, load_input, open_input, read_input
-from bulkrunner.report import read_report
+from bulkrunner.input import loading
+from bulkrunner.input.loading import Ignored, load_input, open_input, read_input
+from bulkrunner.output.report import read_report
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
 from tests.fakes import one_line_error, run
 
@@ -268,7 +268,7 @@ def test_a_mostly_utf8_file_with_a_stray_byte_is_refused_naming_it_and_nothing_i
 
 
 def test_a_stray_byte_is_named_where_it_is_in_a_file_read_in_blocks(tmp_path: Path) -> None:
-    from bulkrunner.inputs import encoding_of
+    from bulkrunner.input.files import encoding_of
 
     # the two bytes of an "é" either side of the first megabyte, the stray byte lines later
     head = b"campaign_id,unsubscribe_text\n"

@@ -23,22 +23,21 @@ import pyarrow.parquet as pq
 import pytest
 from aiohttp import web
 
-from bulkrunner import redaction
-from bulkrunner.answers import header_reset, header_retry_after, reports_failure
-from bulkrunner.backup import record_backup
-from bulkrunner.config import build_config, read_job_file
+from bulkrunner.config import redaction
+from bulkrunner.config.redaction import REDACTED, redact, redact_url, remember
+from bulkrunner.config.run_config import build_config, read_job_file
 from bulkrunner.errors import InputFileError, UsageError
-from bulkrunner.fields import Vocabulary
-from bulkrunner.journal import Journal, read_successes
-from bulkrunner.loading import load_input, open_input
-from bulkrunner.model import Answer, Change, Outcome, Status
-from bulkrunner.rates import Rate
-from bulkrunner.redaction import REDACTED, redact, redact_url, remember
-from bulkrunner.retry import Decision, Verdict, classify
+from bulkrunner.input.loading import load_input, open_input
+from bulkrunner.input.validation import validate
+from bulkrunner.model import Answer, Change, Outcome, Rate, Status
+from bulkrunner.operations.answers import header_reset, header_retry_after, reports_failure
+from bulkrunner.operations.fields import Vocabulary
+from bulkrunner.operations.state import changes, parse_campaigns
+from bulkrunner.records.backup import record_backup
+from bulkrunner.records.journal import Journal, read_successes
+from bulkrunner.sending.retry import Decision, Verdict, classify
+from bulkrunner.sending.transport import HttpSender
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
-from bulkrunner.state import changes, parse_campaigns
-from bulkrunner.transport import HttpSender
-from bulkrunner.validation import validate
 from tests.fakes import FakeClock, ScriptedSender, one_line_error, run, settings_request
 from tests.hostile import ServerThread, every_file_text, run_cli
 from tests.test_engine import engine, rows
@@ -557,7 +556,7 @@ async def test_an_answer_longer_than_the_cap_is_left_unread_and_fails_without_re
 
 
 def test_the_cap_is_stated_in_megabytes() -> None:
-    from bulkrunner.transport import MAX_BODY
+    from bulkrunner.sending.transport import MAX_BODY
 
     answer = Answer(200, too_large=MAX_BODY)
     assert classify(answer).message == (
@@ -881,7 +880,7 @@ def test_a_list_of_campaigns_longer_than_the_cap_is_read_once_never_whole(
 ) -> None:
     """The cap made small (it is 64 MB): a run reads each campaign on its own instead, an
     export stops (exit 3) saying why; neither asks for the list again."""
-    from bulkrunner import transport
+    from bulkrunner.sending import transport
 
     monkeypatch.setattr(transport, "MAX_BODY", 4000, raising=False)
     monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)

@@ -19,14 +19,13 @@ import aiohttp
 import pandas as pd
 import pytest
 
-from bulkrunner.engine import Engine
-from bulkrunner.fields import Vocabulary
-from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Row, Status
+from bulkrunner.limits.limiter import SlidingWindowLimiter
+from bulkrunner.model import Answer, Rate, Row, Status
 from bulkrunner.operations.base import Request
-from bulkrunner.rates import Rate
+from bulkrunner.operations.fields import Vocabulary
+from bulkrunner.sending.engine import Engine
+from bulkrunner.sending.transport import HttpSender, limiter_tracing
 from bulkrunner.simulator import FaultPlan, Simulator, SimulatorConfig, SimulatorThread
-from bulkrunner.transport import HttpSender, limiter_tracing
 from tests.fakes import make_rows
 from tests.realtime import JITTER
 

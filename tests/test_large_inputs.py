@@ -14,13 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bulkrunner import loading
-from bulkrunner.cli import main
-from bulkrunner.fields import Vocabulary
-from bulkrunner.loading import load_input, open_input
+from bulkrunner.cli.app import main
+from bulkrunner.input import loading
+from bulkrunner.input.loading import load_input, open_input
+from bulkrunner.input.validation import judge_rows, repeated_ids, validate
 from bulkrunner.model import Outcome, Rejection, Row, Status
-from bulkrunner.report import ReportWriter, build_report, write_report
-from bulkrunner.validation import judge_rows, repeated_ids, validate
+from bulkrunner.operations.fields import Vocabulary
+from bulkrunner.output.report import ReportWriter, build_report, write_report
 
 REPORTS = (".csv", ".json", ".jsonl", ".parquet")
 DRY_RUN = Outcome(Status.DRY_RUN)

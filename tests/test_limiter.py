@@ -8,13 +8,14 @@ from collections.abc import Callable
 
 import pytest
 
-from bulkrunner.limiter import (
+from bulkrunner.limits.limiter import (
     SlidingWindowLimiter,
     _kth_latest,
     answer_received,
     request_written,
 )
-from bulkrunner.rates import Rate, ideal_seconds, max_in_window
+from bulkrunner.limits.rates import ideal_seconds, max_in_window
+from bulkrunner.model import Rate
 from tests.fakes import FakeClock
 
 LIMIT_SETS = [

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bulkrunner.errors import InputFileError, UsageError
-from bulkrunner.loading import load_input, open_input
+from bulkrunner.input.loading import load_input, open_input
 
 WriteCsv = Callable[..., Path]
 

@@ -1,6 +1,6 @@
-"""The run lock where there is no ``fcntl`` (Windows): ``bulkrunner.locking`` loaded as on win32,
-with a stand-in for ``msvcrt`` that holds byte-range locks the way Windows does (one holder per
-byte, per open handle, a non-blocking attempt on a held byte failing with PermissionError).
+"""The run lock where there is no ``fcntl`` (Windows): ``bulkrunner.records.locks`` loaded as on
+win32, with a stand-in for ``msvcrt`` that holds byte-range locks the way Windows does (one holder
+per byte, per open handle, a non-blocking attempt on a held byte failing with PermissionError).
 
 The POSIX lock itself is tested through the CLI here (where locks are, and what may be planted
 in their place) and in ``test_recovery``."""
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-import bulkrunner.locking
+import bulkrunner.records.locks
 from bulkrunner.errors import RunInProgress
-from bulkrunner.locking import input_lock_path
+from bulkrunner.records.locks import input_lock_path
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import one_line_error, run
 
@@ -55,13 +55,13 @@ class FakeMsvcrt(types.ModuleType):
 
 @pytest.fixture
 def windows(monkeypatch: pytest.MonkeyPatch) -> tuple[types.ModuleType, FakeMsvcrt]:
-    """A copy of ``bulkrunner.locking`` as imported on Windows, and its ``msvcrt``."""
+    """A copy of ``bulkrunner.records.locks`` as imported on Windows, and its ``msvcrt``."""
     real = sys.platform
     fake = FakeMsvcrt()
     monkeypatch.setitem(sys.modules, "msvcrt", fake)
     monkeypatch.setitem(sys.modules, "fcntl", None)  # importing it would fail, as on Windows
     monkeypatch.setattr(sys, "platform", "win32")
-    origin = bulkrunner.locking.__file__
+    origin = bulkrunner.records.locks.__file__
     assert origin is not None
     spec = importlib.util.spec_from_file_location("locking_on_windows", origin)
     assert spec is not None
@@ -127,7 +127,7 @@ def test_the_lock_folder_is_the_same_for_every_process_of_the_user(
         monkeypatch.setattr(tempfile, "tempdir", None)  # as in a process of its own
         for name in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "HOME"):
             monkeypatch.setenv(name, str(tmp_path / environment / name))
-        found.add(bulkrunner.locking.lock_folder())
+        found.add(bulkrunner.records.locks.lock_folder())
     home = Path(pwd.getpwuid(os.getuid()).pw_dir)
     assert found == {home / ".local" / "state" / "bulkrunner" / "locks"}
 

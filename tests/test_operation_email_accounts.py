@@ -25,19 +25,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bulkrunner.backup import backup_operation, backup_path, read_backup, record_backup
-from bulkrunner.cli import main
-from bulkrunner.fields import Vocabulary
-from bulkrunner.journal import journal_path
-from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Change, Row, Status
+from bulkrunner.cli.app import main
+from bulkrunner.input.validation import validate
+from bulkrunner.limits.limiter import SlidingWindowLimiter
+from bulkrunner.model import Answer, Change, Rate, Row, Status
 from bulkrunner.operations import operation
 from bulkrunner.operations.base import Request, Wire
 from bulkrunner.operations.email_accounts import EMAIL_ACCOUNTS, parse_ids
-from bulkrunner.preflight import Reading, plan, read_current, verify
-from bulkrunner.rates import Rate
+from bulkrunner.operations.fields import Vocabulary
+from bulkrunner.records.backup import backup_operation, backup_path, read_backup, record_backup
+from bulkrunner.records.journal import journal_path
+from bulkrunner.sending.preflight import Reading, plan, read_current, verify
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
-from bulkrunner.validation import validate
 from tests.fakes import FakeClock, RecordingSleep
 
 KEY = "sk-accounts-SENTINEL-7f3e"

@@ -16,16 +16,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bulkrunner.backup import backup_path
-from bulkrunner.cli import main
-from bulkrunner.fields import Vocabulary
+from bulkrunner.cli.app import main
+from bulkrunner.input.validation import validate
 from bulkrunner.model import Answer, Change, Row
 from bulkrunner.operations import operation
 from bulkrunner.operations.base import Request, Wire
+from bulkrunner.operations.fields import Vocabulary
+from bulkrunner.operations.refusals import ShapeRefusals
 from bulkrunner.operations.schedule import SCHEDULE
-from bulkrunner.refusals import ShapeRefusals
+from bulkrunner.records.backup import backup_path
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_schedule
-from bulkrunner.validation import validate
 
 KEY = "sk-schedule-SENTINEL-5e1d"
 NESTED, FLAT = Wire(schedule_shape="nested"), Wire(schedule_shape="flat")

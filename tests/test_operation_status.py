@@ -18,17 +18,16 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bulkrunner.backup import backup_path, read_backup, read_unrestorable, record_backup
-from bulkrunner.cli import main
-from bulkrunner.fields import Field
-from bulkrunner.hints import rollback_command
-from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Change
+from bulkrunner.cli.app import main
+from bulkrunner.limits.limiter import SlidingWindowLimiter
+from bulkrunner.model import Answer, Change, Rate
 from bulkrunner.operations import operation
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
+from bulkrunner.operations.fields import Field
 from bulkrunner.operations.status import STATUS, parse_status
-from bulkrunner.preflight import Reading, plan, read_current
-from bulkrunner.rates import Rate
+from bulkrunner.output.hints import rollback_command
+from bulkrunner.records.backup import backup_path, read_backup, read_unrestorable, record_backup
+from bulkrunner.sending.preflight import Reading, plan, read_current
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_status
 from tests.fakes import FakeClock, RecordingSleep
 
@@ -271,7 +270,7 @@ def test_export_gives_an_input_row_and_leaves_out_what_cannot_be_written() -> No
 
 def test_plan_fails_rows_of_stopped_campaigns_with_the_reason() -> None:
     from bulkrunner.model import Row, Status
-    from bulkrunner.preflight import Current
+    from bulkrunner.sending.preflight import Current
 
     rows = [Row(1, 31, {"status": "START"}), Row(2, 32, {"status": "START"})]
     current = Current({31: {"id": 31, "status": "STOPPED"}, 32: {"id": 32, "status": "ACTIVE"}})
@@ -342,7 +341,7 @@ def test_a_change_undone_in_part_keeps_both_its_values_and_its_reason(tmp_path: 
 
 
 def test_the_rollback_hint_leaves_out_allow_stop_which_rollback_refuses(tmp_path: Path) -> None:
-    from bulkrunner.config import RunConfig
+    from bulkrunner.config.run_config import RunConfig
 
     config = RunConfig(
         Path("in.csv"),

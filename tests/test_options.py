@@ -9,12 +9,18 @@ from typing import Any
 
 import pytest
 
-from bulkrunner import cli
-from bulkrunner.config import JOB_OPTIONS, OPTIONS, RunConfig, build_config, read_job_file
+from bulkrunner.cli import app as cli
+from bulkrunner.config.options import EVERY, Option
+from bulkrunner.config.run_config import (
+    JOB_OPTIONS,
+    OPTIONS,
+    RunConfig,
+    build_config,
+    read_job_file,
+)
 from bulkrunner.errors import UsageError
-from bulkrunner.fields import Vocabulary
-from bulkrunner.options import EVERY, Option
-from bulkrunner.rates import Rate
+from bulkrunner.model import Rate
+from bulkrunner.operations.fields import Vocabulary
 
 # A value other than the default for each job-file key, as TOML, and what the RunConfig field
 # should then hold (paths are checked separately: they resolve against the job file's folder).

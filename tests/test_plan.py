@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bulkrunner.cli import main
-from bulkrunner.model import Change, Row
+from bulkrunner.cli.app import main
+from bulkrunner.limits.rates import DEFAULT_RATES, ideal_seconds
+from bulkrunner.model import Change, Rate, Row
 from bulkrunner.operations import operation
 from bulkrunner.operations.base import Wire
-from bulkrunner.planning import Requests, change_line, change_lines, duration, shown
-from bulkrunner.rates import DEFAULT_RATES, Rate, ideal_seconds
+from bulkrunner.output.planning import Requests, change_line, change_lines, duration, shown
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
 
 KEY = "sk-plan-SENTINEL-77"
@@ -388,7 +388,7 @@ def test_with_no_space_anywhere_every_kind_of_run_prints_its_report(
     row's outcome is lost. (A dry run used to end in an internal error.)"""
     import errno
 
-    from bulkrunner.report import ReportWriter
+    from bulkrunner.output.report import ReportWriter
 
     def full(*_: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -420,7 +420,8 @@ def test_plan_reads_only_when_no_other_run_uses_its_key(
     from contextlib import ExitStack
     from datetime import UTC, datetime
 
-    from bulkrunner.accounts import Account, lock_accounts
+    from bulkrunner.config.accounts import Account
+    from bulkrunner.records.locks import lock_accounts
 
     source = plan_file(tmp_path)
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim, ExitStack() as held:

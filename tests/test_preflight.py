@@ -18,22 +18,21 @@ import pandas as pd
 import pytest
 from aiohttp import web
 
-from bulkrunner.cli import main
-from bulkrunner.config import RunConfig
-from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Row, RunStats, Status
-from bulkrunner.operations.base import Request
-from bulkrunner.preflight import Reading, read_current, verify
-from bulkrunner.rates import (
+from bulkrunner.cli.app import main
+from bulkrunner.config.run_config import RunConfig
+from bulkrunner.limits.limiter import SlidingWindowLimiter
+from bulkrunner.limits.rates import (
     DEFAULT_GUARD,
     DEFAULT_RATES,
-    Rate,
     crossing,
     ideal_seconds,
     send_times,
 )
-from bulkrunner.report import Summary
-from bulkrunner.session import Session, requests_left
+from bulkrunner.model import Answer, Rate, Row, RunStats, Status
+from bulkrunner.operations.base import Request
+from bulkrunner.output.report import Summary
+from bulkrunner.sending.preflight import Reading, read_current, verify
+from bulkrunner.sending.session import Session, requests_left
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
 from tests.fakes import FakeClock
 from tests.hostile import RawServer, ServerThread, run_cli, silent
@@ -419,9 +418,9 @@ def test_the_campaigns_read_are_let_go_once_planned_before_the_backup_is_written
     import weakref
     from typing import Any
 
-    from bulkrunner.backup import record_backup as backing_up
-    from bulkrunner.preflight import Current
-    from bulkrunner.preflight import read_current as reading
+    from bulkrunner.records.backup import record_backup as backing_up
+    from bulkrunner.sending.preflight import Current
+    from bulkrunner.sending.preflight import read_current as reading
 
     found: list[weakref.ref[Current]] = []
     alive: list[bool] = []
@@ -436,8 +435,8 @@ def test_the_campaigns_read_are_let_go_once_planned_before_the_backup_is_written
         alive.append(found[0]() is not None)
         return backing_up(*args, **kwargs)
 
-    monkeypatch.setattr("bulkrunner.session.read_current", watched_read)
-    monkeypatch.setattr("bulkrunner.session.record_backup", watched_backup)
+    monkeypatch.setattr("bulkrunner.sending.session.read_current", watched_read)
+    monkeypatch.setattr("bulkrunner.sending.session.record_backup", watched_backup)
     rows = [Row(1, 11, {"sending_limit": 150}), Row(2, 12, {"sending_limit": 60})]
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         report = tmp_path / "report.csv"
@@ -453,7 +452,7 @@ def test_a_plan_holds_each_rows_changes_read_only_in_one_tuple() -> None:
     """A long run holds the changes of every row it sends until its report is written: as
     a read-only mapping over one tuple of befores and afters, not a dict of Change objects."""
     from bulkrunner.model import Change, Outcome, Status
-    from bulkrunner.preflight import Current, plan
+    from bulkrunner.sending.preflight import Current, plan
 
     rows = [
         Row(1, 11, {"sending_limit": 5, "track_settings": []}),

@@ -11,16 +11,15 @@ from pathlib import Path
 import anyio
 import pytest
 
-from bulkrunner.config import RunConfig
-from bulkrunner.engine import Engine
-from bulkrunner.events import events
-from bulkrunner.journal import Journal
-from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Outcome, Row, Status
-from bulkrunner.preflight import Listing
-from bulkrunner.progress import LogLines, Snapshot, estimate
-from bulkrunner.rates import Rate
-from bulkrunner.session import Session, _Live
+from bulkrunner.config.run_config import RunConfig
+from bulkrunner.limits.limiter import SlidingWindowLimiter
+from bulkrunner.model import Answer, Outcome, Rate, Row, Status
+from bulkrunner.output.events import events
+from bulkrunner.output.progress import LogLines, Snapshot, estimate
+from bulkrunner.records.journal import Journal
+from bulkrunner.sending.engine import Engine
+from bulkrunner.sending.preflight import Listing
+from bulkrunner.sending.session import Session, _Live
 from tests.fakes import FakeClock, ScriptedSender
 
 

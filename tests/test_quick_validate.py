@@ -1,5 +1,5 @@
 """``bulkrunner validate`` of a small CSV file without pandas (issue 10 §3): the quick path
-(``bulkrunner.checking``) must say exactly what the pandas path says, for every file.
+(``bulkrunner.commands.validate``) must say exactly what the pandas path says, for every file.
 
 Each file of a corpus of odd small CSV files, and of a few hundred made at random from odd
 pieces, is validated through the CLI twice, once down each path (chosen with the environment
@@ -18,9 +18,9 @@ from typing import TextIO
 
 import pytest
 
-from bulkrunner import checking
-from bulkrunner.checking import PATH_ENV
-from bulkrunner.config import RunConfig
+from bulkrunner.commands import validate as checking
+from bulkrunner.commands.validate import PATH_ENV
+from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode
 from tests.fakes import run
 

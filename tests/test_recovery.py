@@ -17,9 +17,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bulkrunner import report as report_module
-from bulkrunner.cli import main
-from bulkrunner.journal import (
+from bulkrunner.cli.app import main
+from bulkrunner.model import Change, Changes, Outcome, Rate, Status
+from bulkrunner.output import report as report_module
+from bulkrunner.records.journal import (
     Journal,
     RunIdentity,
     Success,
@@ -27,9 +28,7 @@ from bulkrunner.journal import (
     read_successes,
     row_key,
 )
-from bulkrunner.locking import RunLock, lock_path
-from bulkrunner.model import Change, Changes, Outcome, Status
-from bulkrunner.rates import Rate
+from bulkrunner.records.locks import RunLock, lock_path
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from tests.realtime import wait_for_lines, wait_until
 
@@ -432,8 +431,8 @@ def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> N
 
 SIGNAL_DURING_REPORT = """
 import os, signal, sys
-from bulkrunner import report
-from bulkrunner.cli import main
+from bulkrunner.output import report
+from bulkrunner.cli.app import main
 
 write = report.ReportWriter.write
 

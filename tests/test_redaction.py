@@ -29,13 +29,13 @@ import pytest
 import yarl
 from aiohttp import web
 
-from bulkrunner import redaction
-from bulkrunner.backup import read_backup, record_backup
-from bulkrunner.journal import Journal
+from bulkrunner.config import redaction
+from bulkrunner.config.redaction import REDACTED, redact, redact_url, remember
 from bulkrunner.model import Change, Outcome, Status
-from bulkrunner.redaction import REDACTED, redact, redact_url, remember
+from bulkrunner.records.backup import read_backup, record_backup
+from bulkrunner.records.journal import Journal
+from bulkrunner.sending.transport import HttpSender
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
-from bulkrunner.transport import HttpSender
 from tests.hostile import ServerThread, every_file_text, run_cli
 
 KEY = "sk-SENTINEL key+(7)'q\"z"  # a space, +, ), ' and ": each spelled several ways
@@ -180,7 +180,7 @@ async def test_the_answer_keeps_the_users_values_and_loses_every_spelling_of_the
 def test_a_link_holding_api_key_goes_through_run_verify_rollback_and_export_as_it_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bulkrunner.cli import main
+    from bulkrunner.cli.app import main
 
     monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
     monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)

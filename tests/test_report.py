@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 
 from bulkrunner.errors import UsageError
-from bulkrunner.model import RESULT_COLUMNS, Outcome, RunStats, Status
-from bulkrunner.rates import Rate
-from bulkrunner.report import (
+from bulkrunner.model import RESULT_COLUMNS, Outcome, Rate, RunStats, Status
+from bulkrunner.output.report import (
     Summary,
     build_report,
     check_report_path,

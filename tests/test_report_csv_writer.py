@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bulkrunner import report
-from bulkrunner.report import _plain_csv, _write_csv
+from bulkrunner.output import report
+from bulkrunner.output.report import _plain_csv, _write_csv
 
 Column = Callable[[random.Random, int], Any]
 

@@ -20,15 +20,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bulkrunner.backup import backup_path
-from bulkrunner.cli import main
-from bulkrunner.config import build_config, read_job_file
-from bulkrunner.fields import Vocabulary
-from bulkrunner.job import run_job
-from bulkrunner.journal import journal_path
+from bulkrunner.cli.app import main
+from bulkrunner.commands.run import run_job
+from bulkrunner.config.run_config import build_config, read_job_file
+from bulkrunner.input.validation import validate
+from bulkrunner.operations.fields import Vocabulary
+from bulkrunner.records.backup import backup_path
+from bulkrunner.records.journal import journal_path
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
-from bulkrunner.validation import validate
 from tests.realtime import wait_for_lines
 
 KEY = "sk-resume-SENTINEL-31cd"
@@ -676,8 +676,8 @@ def test_a_job_file_with_another_resume_value_is_a_usage_error(
 def test_runs_of_one_input_on_the_embedded_simulator_do_not_lock_each_other_out(
     tmp_path: Path,
 ) -> None:
+    from bulkrunner.commands.resumption import input_lock
     from bulkrunner.errors import RunInProgress
-    from bulkrunner.resumption import input_lock
 
     source = plan(tmp_path, range(1, 3))
     real = build_config({}, {"input": str(source)})

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bulkrunner.answers import body_retry_after, error_message, header_retry_after
 from bulkrunner.model import Answer
-from bulkrunner.retry import Outage, Verdict, backoff, classify, retry_delay
+from bulkrunner.operations.answers import body_retry_after, error_message, header_retry_after
+from bulkrunner.sending.retry import Outage, Verdict, backoff, classify, retry_delay
 
 S, R, F, A = Verdict.SUCCEEDED, Verdict.RETRY, Verdict.FAILED, Verdict.ABORT
 

@@ -16,7 +16,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from bulkrunner.interrupts import INTERRUPTED, run_gracefully
+from bulkrunner.sending.interrupts import INTERRUPTED, run_gracefully
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bulkrunner"
 HOUR = 3600.0
@@ -24,7 +24,7 @@ HANG = 30.0  # seconds: only a guard against a hang, never reached when the code
 
 # asyncio is imported only where aiohttp's asyncio nature shows: the simulator is an aiohttp web
 # server (its tasks and events), and transport catches asyncio.IncompleteReadError from aiohttp.
-ASYNCIO_ALLOWED = {"transport.py"}
+ASYNCIO_ALLOWED = {"sending/transport.py"}
 
 
 class Owner:

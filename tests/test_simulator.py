@@ -19,8 +19,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bulkrunner.fields import Vocabulary
-from bulkrunner.rates import Rate, max_in_window
+from bulkrunner.limits.rates import max_in_window
+from bulkrunner.model import Rate
+from bulkrunner.operations.fields import Vocabulary
 from bulkrunner.simulator import (
     FaultPlan,
     Simulator,

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bulkrunner.rates import Rate
+from bulkrunner.model import Rate
 from bulkrunner.simulator import (
     FaultPlan,
     Simulator,

@@ -18,7 +18,7 @@ HEAVY = ("pandas", "pyarrow", "numpy", "aiohttp", "rich")
 
 _PROBE = """
 import contextlib, io, json, sys
-from bulkrunner.cli import main
+from bulkrunner.cli.app import main
 argv = json.loads(sys.argv[1])
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     try:
@@ -68,8 +68,8 @@ def test_importing_the_package_imports_no_heavy_library(tmp_path: Path) -> None:
 
 def test_the_public_names_still_resolve_on_first_use(tmp_path: Path) -> None:
     import bulkrunner
+    from bulkrunner.commands.run import run_job
     from bulkrunner.errors import ExitCode
-    from bulkrunner.job import run_job
 
     assert bulkrunner.ExitCode is ExitCode
     assert bulkrunner.run_job is run_job
@@ -93,7 +93,7 @@ def test_validate_of_a_large_csv_or_a_parquet_file_reads_it_with_pandas(
 ) -> None:
     import pandas as pd
 
-    from bulkrunner.checking import SMALL_CSV_BYTES
+    from bulkrunner.commands.validate import SMALL_CSV_BYTES
 
     rows = SMALL_CSV_BYTES // 10 if name.endswith(".csv") else 10  # "123456,50\n": 10 bytes
     frame = pd.DataFrame({"campaign_id": range(100_000, 100_000 + rows), "sending_limit": 50})
@@ -115,7 +115,7 @@ def test_validate_of_a_large_csv_or_a_parquet_file_reads_it_with_pandas(
 def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     import pandas as pd
 
-    import bulkrunner.loading
+    import bulkrunner.input.loading
 
     parses: list[str] = []
     real = pd.read_csv
@@ -125,7 +125,7 @@ def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return real(path, *args, **kwargs)  # type: ignore[call-overload]
 
     monkeypatch.setattr(pd, "read_csv", read_csv)
-    monkeypatch.setattr(bulkrunner.loading, "CHUNK_ROWS", 3)  # several chunks, even here
+    monkeypatch.setattr(bulkrunner.input.loading, "CHUNK_ROWS", 3)  # several chunks, even here
     return parses
 
 
@@ -142,8 +142,8 @@ def _plan(tmp_path: Path) -> Path:
 def test_validate_parses_a_csv_file_twice_and_still_finds_repeated_campaigns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bulkrunner.checking import PATH_ENV
-    from bulkrunner.cli import main
+    from bulkrunner.cli.app import main
+    from bulkrunner.commands.validate import PATH_ENV
 
     monkeypatch.setenv(PATH_ENV, "pandas")  # a file this small is read without pandas else
     parses = _counting_parses(monkeypatch)
@@ -158,7 +158,7 @@ def test_validate_parses_a_csv_file_twice_and_still_finds_repeated_campaigns(
 def test_a_dry_run_parses_a_csv_file_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bulkrunner.cli import main
+    from bulkrunner.cli.app import main
 
     parses = _counting_parses(monkeypatch)
     report = tmp_path / "dry.csv"
@@ -182,9 +182,9 @@ def test_a_report_written_in_chunks_is_the_report_written_whole(
 
     import pandas as pd
 
-    from bulkrunner import job
+    from bulkrunner.commands import run as job
     from bulkrunner.model import Change, Outcome, Status
-    from bulkrunner.report import build_report, write_report
+    from bulkrunner.output.report import build_report, write_report
 
     when = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
     frame = pd.DataFrame(
@@ -228,14 +228,18 @@ RUNNING_ONLY = (
     "traceback",
     "tomllib",
     "difflib",
-    "bulkrunner.events",
-    "bulkrunner.redaction",
-    "bulkrunner.model",
+    "bulkrunner.output.events",
+    "bulkrunner.config.redaction",
     "bulkrunner.operations.base",
 )
 # ... and what `bulkrunner --help` does without: the commands' options, declared as the fields of
 # a dataclass, are added to a command's parser only when that command is given
-COMMANDS_ONLY = ("dataclasses", "inspect", "bulkrunner.config", "bulkrunner.options")
+COMMANDS_ONLY = (
+    "dataclasses",
+    "inspect",
+    "bulkrunner.config.run_config",
+    "bulkrunner.config.options",
+)
 
 
 @pytest.mark.parametrize(
@@ -244,7 +248,7 @@ COMMANDS_ONLY = ("dataclasses", "inspect", "bulkrunner.config", "bulkrunner.opti
         (["--help"], RUNNING_ONLY + COMMANDS_ONLY),
         (["run", "--help"], RUNNING_ONLY),
         (["export", "--help"], RUNNING_ONLY),
-        (["simulate", "--help"], (*RUNNING_ONLY, "bulkrunner.config")),
+        (["simulate", "--help"], (*RUNNING_ONLY, "bulkrunner.config.run_config")),
     ],
     ids=["help", "run-help", "export-help", "simulate-help"],
 )
@@ -252,7 +256,8 @@ def test_help_imports_only_what_it_prints(
     argv: list[str], unneeded: tuple[str, ...], tmp_path: Path
 ) -> None:
     probe = (  # the modules main() imports, beyond those the interpreter started with
-        "import contextlib, io, sys\nbefore = set(sys.modules)\nfrom bulkrunner.cli import main\n"
+        "import contextlib, io, sys\nbefore = set(sys.modules)\n"
+        "from bulkrunner.cli.app import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    try:\n        main({argv!r})\n    except SystemExit:\n        pass\n"
         "print(' '.join(set(sys.modules) - before))"
@@ -261,15 +266,15 @@ def test_help_imports_only_what_it_prints(
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     modules = set(done.stdout.split())
-    assert "bulkrunner.cli" in modules
+    assert "bulkrunner.cli.app" in modules
     assert modules.isdisjoint(unneeded), sorted(modules & set(unneeded))
 
 
 def test_help_reads_only_the_option_declarations(tmp_path: Path) -> None:
-    """``--help`` needs the options and the operations' names, not the model behind them, nor
+    """``--help`` needs the options and the operations' names, not the operations behind them, nor
     what reads a job file or suggests a spelling."""
     probe = (
-        "import contextlib, io, sys\nfrom bulkrunner.cli import main\n"
+        "import contextlib, io, sys\nfrom bulkrunner.cli.app import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n        main(['run', '--help'])\n    except SystemExit:\n        pass\n"
         "print(' '.join(sys.modules))"
@@ -278,6 +283,6 @@ def test_help_reads_only_the_option_declarations(tmp_path: Path) -> None:
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     modules = set(done.stdout.split())
-    assert "bulkrunner.config" in modules
-    unneeded = {"bulkrunner.model", "bulkrunner.operations.base", "tomllib", "difflib"}
+    assert "bulkrunner.config.run_config" in modules
+    unneeded = {"bulkrunner.operations.base", "tomllib", "difflib"}
     assert modules.isdisjoint(unneeded), sorted(modules & unneeded)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bulkrunner.model import Answer, Change
-from bulkrunner.state import canonical, changes, parse_campaigns
+from bulkrunner.operations.state import canonical, changes, parse_campaigns
 
 CURRENT: dict[str, Any] = {
     "id": 7,

@@ -1,8 +1,8 @@
-"""A long real run is streamed a batch at a time (``bulkrunner.batches``): the real CLI against
-the simulator on 127.0.0.1 with batches of a few rows, so that a file of dozens of rows is
-several batches. Every row is still accounted for, exactly as a run of one batch accounts for
-it; the backup holds every campaign; an interrupted run resumes; and the run holds no more
-than a couple of batches' rows and outcomes at a time."""
+"""A long real run is streamed a batch at a time (``bulkrunner.sending.batches``): the real CLI
+against the simulator on 127.0.0.1 with batches of a few rows, so that a file of dozens of rows is
+several batches. Every row is still accounted for, exactly as a run of one batch accounts for it;
+the backup holds every campaign; an interrupted run resumes; and the run holds no more than a couple
+of batches' rows and outcomes at a time."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import bulkrunner.batches as batches
-from bulkrunner.backup import backup_path, read_backup
-from bulkrunner.batches import CampaignSet, Spill
-from bulkrunner.cli import main
-from bulkrunner.journal import Journal, journal_path
+import bulkrunner.sending.batches as batches
+from bulkrunner.cli.app import main
 from bulkrunner.model import Changes, Outcome, Row, Status
+from bulkrunner.records.backup import backup_path, read_backup
+from bulkrunner.records.journal import Journal, journal_path
+from bulkrunner.sending.batches import CampaignSet, Spill
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
 from tests.realtime import wait_for_lines
@@ -256,7 +256,7 @@ def test_the_spill_holds_a_batch_in_memory_when_the_disk_refuses_it(
     def full(*args: Any, **kwargs: Any) -> Iterator[None]:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("bulkrunner.batches.tempfile.TemporaryFile", full)
+    monkeypatch.setattr("bulkrunner.sending.batches.tempfile.TemporaryFile", full)
     spill = Spill()
     spill.add(1, 3, _outcomes(1, 3), {})
     assert sorted(spill.between(1, 3)[0]) == [1, 2, 3]
@@ -333,8 +333,8 @@ def test_a_streamed_run_killed_in_its_second_batch_resumes_with_its_backup_whole
     report = tmp_path / "report.csv"
     journal = journal_path(report)
     streamed = (
-        f"import sys, bulkrunner.batches as b; b.BATCH_ROWS = {BATCH}; "
-        "from bulkrunner.cli import main; sys.exit(main(sys.argv[1:]))"
+        f"import sys, bulkrunner.sending.batches as b; b.BATCH_ROWS = {BATCH}; "
+        "from bulkrunner.cli.app import main; sys.exit(main(sys.argv[1:]))"
     )
     env = {**os.environ, "SMARTLEAD_API_KEY": KEY}
     with simulator(latency=0.05) as sim:
@@ -408,7 +408,7 @@ def test_a_rollback_has_arrow_give_freed_memory_back_before_it_reads_the_backup(
     backup before the run of it begins, so it sets the decay first."""
     import pyarrow as pa
 
-    from bulkrunner.backup import backup_operation
+    from bulkrunner.records.backup import backup_operation
 
     source, report = plan(tmp_path / "plan.csv"), tmp_path / "report.csv"
     with simulator() as sim:
@@ -426,7 +426,7 @@ def test_a_rollback_has_arrow_give_freed_memory_back_before_it_reads_the_backup(
             return backup_operation(path)
 
         monkeypatch.setattr(pa, "jemalloc_set_decay_ms", decay)
-        monkeypatch.setattr("bulkrunner.rollback.backup_operation", operation)
+        monkeypatch.setattr("bulkrunner.commands.rollback.backup_operation", operation)
         pa.set_memory_pool(pa.mimalloc_memory_pool())
         assert main(["rollback", str(report), "--report", str(tmp_path / "back.csv"),
                      *FAST[:4], "--base-url", sim.base_url]) == 0  # fmt: skip
@@ -452,7 +452,7 @@ RETURNING = returning_pool()
 def test_an_allocator_the_user_chose_for_arrow_is_kept() -> None:
     import pyarrow as pa
 
-    from bulkrunner.backup import return_freed_memory
+    from bulkrunner.records.backup import return_freed_memory
 
     return_freed_memory({"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"})
     assert pa.default_memory_pool().backend_name == "mimalloc"
@@ -470,7 +470,7 @@ def test_a_real_run_on_the_command_line_has_all_of_arrow_allocate_through_jemall
     whatever it is told later: the command line chooses it first, for a real run only."""
     source, report = plan(tmp_path / "plan.csv"), tmp_path / "report.csv"
     script = (
-        "import sys; from bulkrunner.cli import main; code = main(sys.argv[1:]); "
+        "import sys; from bulkrunner.cli.app import main; code = main(sys.argv[1:]); "
         "import pyarrow as pa; print(code, pa.mimalloc_memory_pool().max_memory() > 0)"
     )  # whether anything of Arrow allocated through mimalloc
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}

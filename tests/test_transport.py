@@ -11,11 +11,10 @@ import pytest
 from aioresponses import aioresponses
 from yarl import URL
 
-from bulkrunner.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer
-from bulkrunner.rates import Rate
+from bulkrunner.limits.limiter import SlidingWindowLimiter
+from bulkrunner.model import Answer, Rate
+from bulkrunner.sending.transport import HttpSender, limiter_tracing
 from bulkrunner.simulator import Simulator, SimulatorConfig
-from bulkrunner.transport import HttpSender, limiter_tracing
 from tests.fakes import settings_request
 
 KEY = "sk-SENTINEL-0123456789"

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bulkrunner.fields import Vocabulary
-from bulkrunner.validation import validate
+from bulkrunner.input.validation import validate
+from bulkrunner.operations.fields import Vocabulary
 
 DOC = Vocabulary.DOCUMENTED
 LONG = Vocabulary.LONG
@@ -210,7 +210,7 @@ def test_parquet_native_types_validate(tmp_path: Any) -> None:
     )
     path = tmp_path / "x.parquet"
     frame.to_parquet(path)
-    from bulkrunner.loading import load_input
+    from bulkrunner.input.loading import load_input
 
     rows = validate(load_input(path), DOC).rows
     assert [dict(r.payload) for r in rows] == [
@@ -224,7 +224,7 @@ def test_a_parquet_list_in_a_text_column_is_refused_not_sent_as_its_repr(tmp_pat
     frame = pd.DataFrame({"campaign_id": [11, 12], "unsubscribe_text": [["a"], ["b", "c"]]})
     path = tmp_path / "x.parquet"
     frame.to_parquet(path)
-    from bulkrunner.loading import load_input
+    from bulkrunner.input.loading import load_input
 
     result = validate(load_input(path), DOC)
     assert result.rows == ()

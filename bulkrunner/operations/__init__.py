@@ -11,7 +11,6 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help
 if TYPE_CHECKING:
     from typing import Any
 
-    from bulkrunner.config import RunConfig
     from bulkrunner.operations.base import Operation, Request, Undo, Wire
 
 _BASE = frozenset({"Operation", "Request", "Undo", "Wire"})  # from .base, when first asked for
@@ -50,15 +49,6 @@ def operation(name: str) -> Operation:
     return found
 
 
-def for_config(config: RunConfig) -> tuple[Operation, Wire]:
-    """The operation a run applies, and the options that shape its requests."""
-    from bulkrunner.operations.base import Wire
-
-    # --allow-irreversible consents to every change a rollback cannot undo, stops included
-    allow_stop = config.allow_stop or config.allow_irreversible
-    return operation(config.operation), Wire(config.vocabulary, config.schedule_shape, allow_stop)
-
-
 def every_column() -> tuple[str, ...]:
     """The input columns of every operation, each once: how a header is recognised whatever
     the operation (a column of another operation is then refused by name)."""
@@ -89,7 +79,6 @@ __all__ = [
     "Undo",
     "Wire",
     "every_column",
-    "for_config",
     "operation",
     "owner",
 ]

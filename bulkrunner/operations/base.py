@@ -2,8 +2,8 @@
 
 An operation says everything the commands need to know about its write, and nothing else does:
 
-- its input columns (:class:`~bulkrunner.fields.Field`, each with how a cell is parsed), and the
-  checks a row needs across its columns (:meth:`Operation.check`);
+- its input columns (:class:`~bulkrunner.operations.fields.Field`, each with how a cell is parsed),
+  and the checks a row needs across its columns (:meth:`Operation.check`);
 - the request(s) one valid row becomes on the wire (:meth:`Operation.requests`), for the wire
   options of the run (:class:`Wire`: vocabulary, schedule shape, ``--allow-stop``);
 - how its current state is read (the campaign list, and/or a read per campaign) and put in the
@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bulkrunner.fields import Field, Vocabulary
 from bulkrunner.model import Change
+from bulkrunner.operations.fields import Field, Vocabulary
 
 SCHEDULE_SHAPES = ("nested", "flat")
 

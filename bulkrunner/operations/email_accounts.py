@@ -29,10 +29,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bulkrunner.cells import quoted
-from bulkrunner.fields import Field
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
+from bulkrunner.operations.cells import quoted
+from bulkrunner.operations.fields import Field
 
 ADD = "add"
 REMOVE = "remove"

@@ -32,10 +32,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, time
 from typing import Any
 
-from bulkrunner.cells import lists, number_types, quoted
-from bulkrunner.fields import Field
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
+from bulkrunner.operations.cells import lists, number_types, quoted
+from bulkrunner.operations.fields import Field
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO order: 1=Monday .. 7=Sunday
 _FULL = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

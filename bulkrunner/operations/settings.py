@@ -1,7 +1,7 @@
 """``settings``: ``POST /campaigns/{id}/settings``, the operation bulkrunner started with.
 
-Its fields and their two enum vocabularies are in ``bulkrunner.fields``; how GET shows them and
-how values compare (enum spellings, lists as sets) in ``bulkrunner.state``.
+Its fields and their two enum vocabularies are in ``bulkrunner.operations.fields``; how GET shows
+them and how values compare (enum spellings, lists as sets) in ``bulkrunner.operations.state``.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bulkrunner.fields import FIELDS
 from bulkrunner.operations.base import Operation
-from bulkrunner.state import GET_KEYS, canonical, current_value
+from bulkrunner.operations.fields import FIELDS
+from bulkrunner.operations.state import GET_KEYS, canonical, current_value
 
 
 class Settings(Operation):

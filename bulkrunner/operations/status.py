@@ -19,10 +19,10 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from bulkrunner.cells import quoted
-from bulkrunner.fields import Field
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation, Undo, Wire
+from bulkrunner.operations.cells import quoted
+from bulkrunner.operations.fields import Field
 
 COLUMN = "status"
 START, PAUSED, STOPPED = "START", "PAUSED", "STOPPED"

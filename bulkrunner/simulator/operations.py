@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from bulkrunner.fields import FIELDS_BY_NAME
+from bulkrunner.operations.fields import FIELDS_BY_NAME
 from bulkrunner.simulator.validation import (
     BodyRejection,
     bad_request,

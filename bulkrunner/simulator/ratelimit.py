@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bulkrunner.rates import Rate
+from bulkrunner.model import Rate
 
 
 def whole_seconds(seconds: float) -> int:

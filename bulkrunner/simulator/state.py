@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bulkrunner.fields import Vocabulary
-from bulkrunner.rates import Rate, max_in_window
+from bulkrunner.limits.rates import max_in_window
+from bulkrunner.model import Rate, count
+from bulkrunner.operations.fields import Vocabulary
 from bulkrunner.simulator.faults import FaultPlan
 from bulkrunner.simulator.operations import SCHEDULE_SHAPES, Schedule, ScheduleShape
-from bulkrunner.wording import count
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]

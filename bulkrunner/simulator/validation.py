@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bulkrunner.fields import ENUMS, FIELDS_BY_NAME, Field, Vocabulary, enum_names, translate
+from bulkrunner.operations.fields import (
+    ENUMS,
+    FIELDS_BY_NAME,
+    Field,
+    Vocabulary,
+    enum_names,
+    translate,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""The ``bulkrunner`` command line: argv to a RunConfig to a command to an exit code."""

@@ -1,0 +1,3 @@
+"""What each command does, from a RunConfig to an exit code: run, retry, plan, validate,
+export, rollback.
+"""

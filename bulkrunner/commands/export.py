@@ -1,0 +1,459 @@
+"""``bulkrunner export``: the account's campaigns, as an input file of an operation.
+
+read the list of campaigns (``GET /campaigns/``, ``?client_id=N``) ─▶ keep those of ``--status``
+     ─▶ read each one's detail, if the operation has one (``GET /campaigns/{id}/<detail>``)
+     ─▶ ``operation.export(campaign)`` for each ─▶ a CSV or Parquet file in the operation's
+     input format ─▶ read that file back as ``run`` would, and check it changes nothing
+
+So ``export`` -> edit in a spreadsheet -> ``run`` is a migration, and an unedited export run
+again is every row ``unchanged``. Every read goes through the limiter with the run's limits,
+retries and ``--max-wait`` (the functions of ``preflight``); nothing is written to the account.
+
+(Named ``exporting``, not ``export``: ``bulkrunner.export`` is the Python API's function, and a
+submodule of that name would replace it as an attribute of the package once imported.)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import pandas as pd
+
+from bulkrunner.config.accounts import Account
+from bulkrunner.config.redaction import redact, remember
+from bulkrunner.config.run_config import API_KEY_ENV, RunConfig, for_config
+from bulkrunner.errors import Aborted, ExitCode, UsageError
+from bulkrunner.input.files import formula_like
+from bulkrunner.model import RunStats, count
+from bulkrunner.operations import Operation
+from bulkrunner.operations.fields import CAMPAIGN_ID, EMPTY_TEXT_CELL, Field
+from bulkrunner.output.events import show
+from bulkrunner.records.locks import lock_accounts
+
+if TYPE_CHECKING:
+    from bulkrunner.sending.preflight import Current, Reading
+    from bulkrunner.sending.transport import Sender
+
+log = logging.getLogger("bulkrunner")
+Sleep = Callable[[float], Awaitable[None]]
+
+EXPORT_FORMATS = (".csv", ".parquet")
+# The campaigns of the embedded simulator an ``export --simulate`` reads (seeded from their ids:
+# mostly ACTIVE, some PAUSED and DRAFTED).
+DEMO_CAMPAIGNS = tuple(range(1480601, 1480621))
+_SHOWN = 10  # campaigns named one by one in a warning
+
+
+@dataclass
+class Export:
+    """What an export read: one row per campaign (``campaign_id`` and the operation's columns
+    any campaign has a value for, None where one has none), and what it cost."""
+
+    frame: pd.DataFrame
+    operation: Operation
+    campaigns: dict[int, Mapping[str, Any]]  # each exported campaign's state as read
+    stats: RunStats
+    left_out: dict[int, str] = field(default_factory=dict)  # campaign -> why it is not exported
+    path: Path | None = None  # where it was written, if it was
+    differ: dict[int, str] = field(default_factory=dict)  # campaigns whose row reads back wrong
+    unwritable: dict[int, str] = field(default_factory=dict)  # state read, but no row can set it
+
+
+def default_output(operation: str, now: datetime) -> Path:
+    return Path("exports") / f"{operation}-{now:%Y%m%dT%H%M%SZ}.csv"
+
+
+def check_output(path: Path, *, force: bool = False) -> None:
+    """Refuse, before anything is read, an export file that could not be written, or that
+    would replace a file: one already there (unless ``force``), and never a backup, nor a name
+    ``rollback`` would take for one. (Journals and locks are not export formats.)"""
+    from bulkrunner.output.report import check_writable
+    from bulkrunner.records.backup import BACKUP_SUFFIX
+
+    use = f"use {' or '.join(EXPORT_FORMATS)} (the input formats of run)"
+    check_writable(path, "export", EXPORT_FORMATS, use)
+    if path.name.endswith(BACKUP_SUFFIX):
+        raise UsageError(
+            f"{path}: the name of a bulkrunner backup (what undoes a run), which no export "
+            "takes, even with --force; choose another --output"
+        )
+    if path.exists() and not force:
+        raise UsageError(
+            f"{path}: the file exists; choose another --output, or add --force to replace it"
+        )
+
+
+def export_job(
+    config: RunConfig,
+    out: TextIO,
+    environ: Mapping[str, str] = os.environ,
+    now: datetime | None = None,
+) -> ExitCode:
+    """``bulkrunner export``: read, write ``config.output`` (or the default path), check that
+    the file reads back as the campaigns' state, and print a summary.
+
+    Raises UsageError (nothing read) or Aborted (the reads could not be made: exit 3)."""
+    path = config.output or _unused(default_output(config.operation, now or datetime.now(UTC)))
+    check_output(path, force=config.force)
+    exported = read_export(config, environ)
+    write_export(exported, path)
+    check_round_trip(exported, config)
+    lines = [
+        f"exported {count(len(exported.frame), 'campaign')} ({exported.operation.name}) to {path}"
+    ]
+    stats = exported.stats
+    lines.append(
+        f"requests: {count(stats.requests, 'read')}, {count(stats.retries, 'retry', 'retries')}, "
+        f"{stats.throttled} answered 429, in {stats.sending_seconds:.1f}s"
+    )
+    if exported.left_out:
+        lines.append(f"left out: {count(len(exported.left_out), 'campaign')} (see the log)")
+    if exported.unwritable:
+        lines.append(
+            f"not exported: {count(len(exported.unwritable), 'campaign')} whose state no "
+            f"{exported.operation.name} row can set (see the log)"
+        )
+    if exported.differ:
+        lines.append(
+            f"{count(len(exported.differ), 'campaign')} would not read back as they are "
+            "(see the log)"
+        )
+    show(
+        out,
+        "summary",
+        lines,
+        exported=len(exported.frame),
+        left_out=len(exported.left_out),
+        unwritable=len(exported.unwritable),
+        differ=len(exported.differ),
+        requests=stats.requests,
+        output=str(path),
+    )
+    return ExitCode.ROWS_FAILED if exported.left_out or exported.differ else ExitCode.OK
+
+
+def _unused(path: Path) -> Path:
+    """``path``, or the first of ``path-2``, ``path-3``... that does not exist yet."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def read_export(
+    config: RunConfig,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    sleep: Sleep | None = None,
+) -> Export:
+    """The campaigns of the account (of ``config.client_id``, of ``config.status``) as rows of
+    ``config.operation``'s input, read holding the account's lock as a run does. Raises
+    UsageError without a key, RunInProgress while a run uses the account, Aborted when the list
+    cannot be read (key rejected, nothing listening, a wait longer than --max-wait...).
+    ``sleep`` waits between the tries of a read (by default anyio's)."""
+    api_key = environ.get(API_KEY_ENV, "")
+    remember(api_key)
+    if not (api_key or config.simulate):
+        raise UsageError(
+            f"{API_KEY_ENV} is not set: export your SmartLead API key in it "
+            "(or use --simulate to export from the embedded simulator)"
+        )
+    import anyio
+
+    with ExitStack() as held:
+        if not config.simulate:
+            # The key's budget is shared: while a run uses this account, an export (whose
+            # per-campaign reads may be many) would push the two past its limits together.
+            account = Account("", API_KEY_ENV, config.rates, config.base_url)
+            lock_accounts(held, [account], {"": api_key}, datetime.now(UTC))
+        return anyio.run(_read, config, api_key, sleep or anyio.sleep)
+
+
+async def _read(config: RunConfig, api_key: str, sleep: Sleep) -> Export:
+    if not config.simulate:
+        return await _read_from(config, config.base_url, api_key, sleep)
+    from bulkrunner.sending.session import DEMO_API_KEY
+    from bulkrunner.simulator import Simulator, SimulatorConfig
+
+    simulated = SimulatorConfig(
+        api_key=DEMO_API_KEY, rates=config.rates, campaigns=set(DEMO_CAMPAIGNS)
+    )
+    async with Simulator(simulated) as simulator:
+        log.info("exporting from the embedded simulator at %s", simulator.base_url)
+        return await _read_from(config, simulator.base_url, DEMO_API_KEY, sleep)
+
+
+async def _read_from(config: RunConfig, base_url: str, api_key: str, sleep: Sleep) -> Export:
+
+    from bulkrunner.errors import KeyRejected, Unreachable
+    from bulkrunner.limits.limiter import SlidingWindowLimiter, WaitTooLong
+    from bulkrunner.sending.preflight import Reading
+    from bulkrunner.sending.transport import HttpSender, client_session
+
+    operation, _ = for_config(config)
+    async with client_session(config.concurrency) as session:
+        sender = HttpSender(session, base_url, api_key, config.timeout)
+        limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
+        stats = RunStats()
+        reading = Reading(
+            limiter, config.max_attempts, sleep=sleep, max_wait=config.max_wait, stats=stats
+        )
+        try:
+            current = await _read_campaigns(sender, reading, config, operation)
+        except (KeyRejected, Unreachable) as exc:
+            raise Aborted(f"export aborted: {exc}; nothing was exported") from None
+        except WaitTooLong as wait:
+            raise Aborted(
+                f"export aborted: the server asked to wait {wait.seconds:.0f}s ({wait.asked_by}), "
+                f"more than --max-wait {config.max_wait:g}; nothing was exported"
+            ) from None
+    return _rows(current, operation, stats)
+
+
+async def _read_campaigns(
+    sender: Sender, reading: Reading, config: RunConfig, operation: Operation
+) -> Current:
+    from bulkrunner.errors import KeyRejected, Unreachable
+    from bulkrunner.operations.state import parse_campaigns, slim
+    from bulkrunner.sending.preflight import Current, fetch, read_details
+    from bulkrunner.sending.retry import Verdict, classify
+
+    client = config.client_id
+    if client is None:
+        answer = await fetch(sender.list_campaigns, reading, "reading the list of campaigns")
+    else:
+        path = f"/campaigns/?client_id={client}"
+        answer = await fetch(lambda: sender.read(path), reading, "reading the list of campaigns")
+    if answer.refused:
+        raise Unreachable(f"{answer.transport_error} (is the base URL right?)")
+    listed = parse_campaigns(answer)
+    if listed is None:
+        decision = classify(answer)
+        if decision.verdict is Verdict.ABORT:
+            raise KeyRejected(decision.message)
+        raise Aborted(
+            "export aborted: cannot read the list of campaigns "
+            f"({decision.message or 'the answer is not a list of campaigns'}); "
+            "nothing was exported"
+        )
+    del answer
+    chosen: dict[int, Mapping[str, Any]] = {
+        campaign_id: slim(campaign, operation.reads)
+        for campaign_id, campaign in listed.items()
+        if _wanted(campaign, config)
+    }
+    log.info(
+        "read %s%s; exporting %s",
+        count(len(listed), "campaign"),
+        f" of client {client}" if client is not None else "",
+        count(len(chosen), "campaign")
+        + (f" with status {config.status}" if config.status is not None else ""),
+    )
+    current = Current(campaigns=chosen)
+    if operation.detail is not None:
+        await read_details(
+            sender, reading, operation.detail, current, sorted(chosen), config.concurrency
+        )
+    return current
+
+
+def _wanted(campaign: Mapping[str, Any], config: RunConfig) -> bool:
+    """Whether the list's ``campaign`` is one to export: of the client asked for (should the
+    server have ignored the filter) and with the status asked for (any case)."""
+    client = config.client_id
+    if client is not None and str(campaign.get("client_id", client)).strip() != str(client):
+        return False
+    if config.status is None:
+        return True
+    return str(campaign.get("status") or "").strip().upper() == config.status
+
+
+def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
+    """One row per campaign, sorted by id; a campaign with no value in any column is left out
+    (a row with nothing to send is not valid input)."""
+    rows: list[dict[str, Any]] = []
+    campaigns: dict[int, Mapping[str, Any]] = {}
+    left_out: dict[int, str] = {}
+    unwritable: dict[int, str] = {}
+    columns = set(operation.columns)
+    for campaign_id in sorted(current.campaigns):
+        campaign = current.campaigns[campaign_id]
+        values = {
+            name: _clean(value)
+            for name, value in operation.export(campaign).items()
+            if name in columns and value is not None
+        }
+        if not values:
+            state = operation.state(campaign)
+            # read, but not a value a row can write (a DRAFTED status); all nulls: not read
+            if state and operation.readable(campaign):
+                shown = ", ".join(str(value) for value in state.values() if value)
+                unwritable[campaign_id] = (
+                    f"it is {shown}, which no {operation.name} row can set"
+                    if shown
+                    else f"it has no {operation.name}, which no {operation.name} row can set"
+                )
+            else:
+                left_out[campaign_id] = f"none of its {operation.name} could be read"
+            continue
+        rows.append({CAMPAIGN_ID: campaign_id, **values})
+        campaigns[campaign_id] = campaign
+    left_out.update(current.unreadable)
+    for campaign_id in current.missing:
+        left_out[campaign_id] = "not found (404) when its details were read"
+    skipped = {**left_out, **unwritable}
+    for campaign_id, why in sorted(skipped.items())[:_SHOWN]:
+        log.warning("campaign %d is not exported: %s", campaign_id, redact(why))
+    if len(skipped) > _SHOWN:
+        log.warning("... and %s more not exported", count(len(skipped) - _SHOWN, "campaign"))
+    used = [name for name in operation.columns if any(name in row for row in rows)]
+    frame = pd.DataFrame(
+        {
+            CAMPAIGN_ID: pd.Series([row[CAMPAIGN_ID] for row in rows], dtype=object),
+            **{name: _cells([row.get(name) for row in rows]) for name in used},
+        }
+    )
+    return Export(frame, operation, campaigns, stats, left_out, unwritable=unwritable)
+
+
+def _clean(value: Any) -> Any:
+    """A value from the server, with the key redacted from any text in it."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [_clean(item) for item in value]
+    if isinstance(value, set | frozenset):
+        return sorted(_clean(item) for item in value)
+    return value
+
+
+def _cells(values: list[Any]) -> pd.Series[Any]:
+    cells = pd.Series([None] * len(values), dtype=object)
+    for index, value in enumerate(values):
+        cells[index] = value  # one by one: a list must stay one cell
+    return cells
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def write_export(exported: Export, path: Path) -> Path:
+    """Write the export to ``path`` (CSV or Parquet by its extension), atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".parquet":
+            _write_parquet(exported, tmp)
+        else:
+            from bulkrunner.output.report import _write_csv
+
+            with tmp.open("w", encoding="utf-8", newline="") as stream:
+                _write_csv(as_csv_cells(exported.frame, exported.operation), stream, header=True)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise Aborted(
+            f"{path}: cannot write the export ({exc.strerror or exc}); nothing was changed"
+        ) from None
+    exported.path = path
+    return path
+
+
+def as_csv_cells(frame: pd.DataFrame, operation: Operation) -> pd.DataFrame:
+    """``frame`` as the CSV cells that read back as its values: lists ``;``-joined (``[]`` when
+    empty), true/false, an empty text ``""``, text a spreadsheet would run as a formula with a
+    leading quote (as reports write it; loading takes it off again), a blank where None."""
+    out = frame.copy()
+    for name in frame.columns:
+        spec = operation.field(str(name))
+        cells = [_csv_cell(value, spec) for value in frame[name].tolist()]
+        out[name] = pd.Series(cells, index=frame.index, dtype=object)  # 7 stays 7, not 7.0
+    return out
+
+
+def _csv_cell(value: Any, spec: Field | None) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        items = [str(item) for item in value]
+        return ";".join(items) if items else "[]"
+    if isinstance(value, str):
+        if not value:
+            return EMPTY_TEXT_CELL if spec is not None and spec.kind == "text" else None
+        return "'" + value if formula_like(value) else value
+    return value
+
+
+def _write_parquet(exported: Export, target: Path) -> None:
+    """Each column in its type (``backup.arrow_type``: the type a backup of the operation has),
+    or as text where the server's values do not fit it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bulkrunner.records.backup import arrow_type
+
+    frame, operation = exported.frame, exported.operation
+    arrays: dict[str, Any] = {CAMPAIGN_ID: pa.array(frame[CAMPAIGN_ID].tolist(), pa.int64())}
+    for name in frame.columns[1:]:
+        spec = operation.field(str(name))
+        assert spec is not None
+        values = frame[name].tolist()
+        try:
+            arrays[str(name)] = pa.array(values, type=arrow_type(spec))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            texts = [_csv_cell(value, spec) for value in values]
+            arrays[str(name)] = pa.array(
+                [None if text is None else str(text) for text in texts], pa.string()
+            )
+    table = pa.table(arrays).replace_schema_metadata(
+        {b"bulkrunner.operation": operation.name.encode()}
+    )
+    pq.write_table(table, target)
+
+
+# --- reading the file back -------------------------------------------------------------------
+
+
+def check_round_trip(exported: Export, config: RunConfig) -> dict[int, str]:
+    """Read the written file as ``run`` would and compare each row with its campaign's state:
+    an unedited export must change nothing. Each campaign whose row is invalid or would change
+    something is logged and kept in ``exported.differ``."""
+    from bulkrunner.input.loading import read_input
+    from bulkrunner.input.validation import validate
+
+    assert exported.path is not None
+    operation, wire = for_config(config)
+    if exported.frame.empty:
+        return {}
+    frame, _ = read_input(exported.path, operation)
+    checked = validate(frame, config.vocabulary, operation=operation, wire=wire)
+    numbers = exported.frame[CAMPAIGN_ID].tolist()
+    for rejection in checked.rejections:
+        exported.differ[int(numbers[rejection.number - 1])] = (
+            f"its row would be invalid: {rejection.error}"
+        )
+    for row in checked.rows:
+        found = operation.changes(row.payload, exported.campaigns.get(row.campaign_id))
+        if found:
+            exported.differ[row.campaign_id] = "; ".join(
+                f"{name}: the file says {change.after!r}, the account has {change.before!r}"
+                for name, change in found.items()
+            )
+    for campaign_id, why in sorted(exported.differ.items())[:_SHOWN]:
+        log.warning("campaign %d does not read back as it is: %s", campaign_id, redact(why))
+    if len(exported.differ) > _SHOWN:
+        log.warning("... and %s more", count(len(exported.differ) - _SHOWN, "campaign"))
+    return exported.differ

@@ -1,0 +1,3 @@
+"""Configuration: options declared once, the run configuration, job files, accounts files,
+the environment, and the secret it holds.
+"""

@@ -1,0 +1,237 @@
+"""Many SmartLead accounts in one run: the accounts file, and one session per account.
+
+An accounts file (TOML) names each account, the environment variable holding its key (never the
+key itself), its limits and, optionally, its base URL::
+
+    [accounts.acme]
+    key_env = "ACME_SMARTLEAD_KEY"
+    rate = ["10/2", "60/60", "1000/3600"]
+    base_url = "https://server.smartlead.ai/api/v1"   # optional: the run's base URL
+
+The input's ``account`` column picks the account of each row. Each account gets a
+:class:`~bulkrunner.sending.session.Session` of its own (HTTP session, limiter, adaptive limits,
+preflight read, 429 pauses); they all run at once in one event loop
+(``bulkrunner.sending.session``), so N accounts take about the time of the slowest. A key rejected
+(401/403) stops only its account's rows. The run keeps one journal, one report and one backup (with
+an ``account`` column, so a rollback restores each campaign with its own account's key).
+
+Two runs using the same account at the same time are refused (exit 4): each run holds a lock per
+account, named after a hash of the server its base URL names (``bulkrunner.config.baseurl.server``)
+and its key (never the key itself), so that runs of different inputs, job files or accounts files
+never together exceed its limits.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+from bulkrunner.config.baseurl import check as check_base_url
+from bulkrunner.config.redaction import remember
+from bulkrunner.config.run_config import RunConfig, read_toml
+from bulkrunner.errors import UsageError
+from bulkrunner.limits.rates import guard_problem
+from bulkrunner.model import Rate, Rejection, Row, Status, Validation, count
+from bulkrunner.operations.fields import ACCOUNT
+
+if TYPE_CHECKING:
+    from bulkrunner.model import RunStats
+
+log = logging.getLogger("bulkrunner")
+
+_KEYS = ("key_env", "rate", "base_url")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A word of a variable name is a word (ACME, SMARTLEAD, KEY, EU2); a key is one long random word
+_KEY_LIKE = re.compile(r"(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9]{20,}")
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    name: str
+    key_env: str  # the environment variable that holds its API key
+    rates: tuple[Rate, ...]
+    base_url: str
+
+
+def read_accounts(path: Path, config: RunConfig) -> dict[str, Account]:
+    """The accounts of ``path``; limits and base URL default to the run's (``config``)."""
+    raw = read_toml(path, "accounts file")
+    table = raw.get("accounts")
+    others = [key for key in raw if key != "accounts"]
+    if others:
+        raise UsageError(
+            f"{path}: unknown entry {others[0]!r}: each account is a table [accounts.NAME]"
+        )
+    if not isinstance(table, dict) or not table:
+        raise UsageError(
+            f'{path}: no accounts: add one as [accounts.NAME] with key_env = "ITS_KEY_VARIABLE"'
+        )
+    return {str(name): _account(path, str(name), entry, config) for name, entry in table.items()}
+
+
+def _account(path: Path, name: str, entry: Any, config: RunConfig) -> Account:
+    where = f"{path}: account {name!r}"
+    if not isinstance(entry, dict):
+        raise UsageError(f"{where}: must be a table [accounts.{name}], got {entry!r}")
+    for key in entry:
+        if key not in _KEYS:
+            if key in ("key", "api_key"):  # never echo what may be a key
+                raise UsageError(
+                    f"{where}: {key!r}: an accounts file never holds a key; put it in an "
+                    'environment variable and name that variable: key_env = "..."'
+                )
+            close = difflib.get_close_matches(key, _KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"{where}: unknown setting {key!r}{hint}; known: {', '.join(_KEYS)}")
+    key_env = entry.get("key_env")
+    if not _variable_name(key_env):
+        # Never echoed: what is there instead of a variable's name may be the key itself.
+        given = "nothing" if key_env is None else "a value that is no variable's name (not shown)"
+        raise UsageError(
+            f"{where}: key_env must name the environment variable holding its key "
+            f'(key_env = "ACME_SMARTLEAD_KEY"), not hold the key, got {given}'
+        )
+    rate = entry.get("rate")
+    if rate is None:
+        rates = config.rates
+    else:
+        texts = [rate] if isinstance(rate, str) else rate
+        if not isinstance(texts, list) or not texts:
+            raise UsageError(f'{where}: rate must be a list like ["10/2", "60/60"], got {rate!r}')
+        try:
+            rates = tuple(Rate.parse(str(text)) for text in texts)
+        except ValueError as exc:
+            raise UsageError(f"{where}: rate: {exc}") from None
+    if problem := guard_problem(config.guard, rates):
+        raise UsageError(f"{where}: {problem} (--guard holds for every account)")
+    base_url = entry.get("base_url", config.base_url)
+    if not isinstance(base_url, str):
+        raise UsageError(f"{where}: base_url must be a URL in quotes, got {base_url!r}")
+    return Account(name, key_env, rates, check_base_url(base_url, f"{where}: base_url"))
+
+
+def _variable_name(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a plausible environment variable's name, and not a key pasted in
+    its place: letters, digits and underscores, with no long word mixing letters and digits."""
+    if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+        return False
+    return not any(_KEY_LIKE.fullmatch(word) for word in value.split("_"))
+
+
+def account_keys(
+    path: Path, accounts: Mapping[str, Account], environ: Mapping[str, str]
+) -> dict[str, str]:
+    """Each account's key, from its variable; one missing is an error naming the variable."""
+    keys: dict[str, str] = {}
+    for account in accounts.values():
+        key = environ.get(account.key_env, "")
+        if not key:
+            raise UsageError(
+                f"{path}: account {account.name!r}: the environment variable {account.key_env} "
+                "is not set: export that account's SmartLead API key in it; nothing was sent"
+            )
+        remember(key)  # whatever a server echoes back, no key reaches any output
+        keys[account.name] = key
+    return keys
+
+
+def account_error(cell: str, accounts: Mapping[str, Account], path: Path) -> str:
+    """Why a row's ``account`` cell (stripped) names no account of ``path``; "" if it does."""
+    if cell in accounts:
+        return ""
+    names = ", ".join(accounts)
+    if not cell:
+        return f"account: missing (the accounts of {path}: {names})"
+    close = difflib.get_close_matches(cell, list(accounts), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"account: {cell!r} is not in {path}{hint}; its accounts: {names}"
+
+
+def assign(validation: Validation, accounts: Mapping[str, Account], path: Path) -> Validation:
+    """``validation`` with rows naming no account, or one ``path`` does not have, invalid."""
+    rows: list[Row] = []
+    rejections = list(validation.rejections)
+    for row in validation.rows:
+        error = account_error(row.account or "", accounts, path)
+        if error:
+            rejections.append(Rejection(row.number, row.campaign_id, error))
+        else:
+            rows.append(row)
+    rejections.sort(key=lambda rejection: rejection.number)
+    return Validation(tuple(rows), tuple(rejections))
+
+
+def check_column(input_path: Path, columns: Sequence[str], accounts: Accounts | None) -> None:
+    """An accounts file needs an ``account`` column to pick from, and that column an accounts
+    file to name its accounts: either alone is an error before anything is sent."""
+    if accounts is None and ACCOUNT in columns:
+        raise UsageError(
+            f"{input_path}: has an {ACCOUNT!r} column but no accounts file is given: give "
+            '--accounts FILE (or accounts = "..." in the job file); nothing was sent'
+        )
+    if accounts is not None and ACCOUNT not in columns:
+        raise UsageError(
+            f"{input_path}: no {ACCOUNT!r} column to pick each row's account of "
+            f"{accounts.path} ({', '.join(accounts.accounts)}); nothing was sent"
+        )
+
+
+def summary_lines(
+    accounts: Mapping[str, Account],
+    counts: Mapping[str, Counter[Status]],
+    by_account: Mapping[str, RunStats],
+) -> list[str]:
+    """One line per account: its rows by status, its requests, 429s, time, and why it stopped.
+    ``counts``: each account's rows of each status, by the name in their ``account`` cells."""
+    lines = []
+    for name in accounts:
+        counted = counts.get(name)
+        if not counted:
+            continue
+        parts = ", ".join(f"{counted[s]} {s.value}" for s in Status if counted[s])
+        line = f"account {name}: {count(counted.total(), 'row')} ({parts})"
+        stats = by_account.get(name)
+        if stats is not None:
+            line += (
+                f"; {count(stats.requests, 'request')}, {stats.throttled} answered 429, "
+                f"in {stats.sending_seconds:.1f}s"
+            )
+            if stats.aborted:
+                line += f"; {stats.aborted}"
+        lines.append(line)
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class Accounts:
+    """A run's accounts file as read, then (``with_keys``) the keys of the accounts it uses."""
+
+    path: Path
+    accounts: dict[str, Account]
+    environ: Mapping[str, str] | None = field(default=None, repr=False)  # None: no key needed
+    keys: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, config: RunConfig, environ: Mapping[str, str] | None) -> Accounts | None:
+        """The accounts of ``config.accounts`` (None without one). Their keys are read from
+        ``environ`` by ``with_keys``; a dry run, --simulate or no ``environ`` needs none."""
+        if config.accounts is None:
+            return None
+        accounts = read_accounts(config.accounts, config)
+        needed = not (config.dry_run or config.simulate)
+        return cls(config.accounts, accounts, environ if needed else None)
+
+    def with_keys(self, used: Collection[str]) -> Accounts:
+        """The keys of the accounts ``used`` by the input's rows, from their variables: one
+        not set is an error naming it, before anything is sent. Accounts no row names need no
+        key, so one accounts file serves every client's plan."""
+        chosen = {name: account for name, account in self.accounts.items() if name in used}
+        if self.environ is None:
+            return replace(self, keys={name: "" for name in chosen})
+        return replace(self, keys=account_keys(self.path, chosen, self.environ))

@@ -1,0 +1,134 @@
+"""How a run option is declared: once, on its field of ``config.RunConfig``.
+
+Each option of ``run``, ``retry``, ``rollback``, ``validate`` and ``plan`` is one field of the
+frozen ``RunConfig`` dataclass, and that field is its whole declaration: its Python type and default
+are the field's, and ``metadata=option(...)`` adds the rest (help text, the commands that take
+it, the TOML types a job file may give, flag spelling, choices, whether it is a path relative to
+the job file). ``declared(RunConfig)`` reads the fields back as ``Option`` values
+(``config.OPTIONS``, beside the dataclass, since this module cannot import it), and those drive
+everything else:
+
+- ``config.read_job_file``: which keys a job file may hold (every option but ``fresh``), their
+  types and choices, which are paths, and the suggestion for a mistyped key;
+- ``config.build_config``: the defaults (the fields') and the conversion of each value;
+- ``add_flags``: the command line's flags, for each command the ones that take them, with help
+  whose ``{default}`` is the field's default.
+
+So a new option is one new field, and nothing else to keep in step. This module imports nothing
+heavy: ``bulkrunner --help`` builds its parser from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import MISSING, dataclass
+
+from bulkrunner.model import Rate
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
+if TYPE_CHECKING:
+    from typing import Any, Literal, TypeAlias
+
+    # How a flag is given: ``value`` (``--timeout 30``), ``toggle`` (``--verify`` /
+    # ``--no-verify``), ``switch`` (``--resume``, only on), ``append`` (``--rate`` repeated).
+    Form: TypeAlias = Literal["value", "toggle", "switch", "append"]
+
+SENDING = frozenset({"run", "retry", "rollback"})  # the commands that send
+CHECKING = frozenset({"run", "validate", "plan"})  # the commands that read an input file
+READING = SENDING | {"plan"}  # those that read the account: plan reads as a run does first
+EVERY = SENDING | CHECKING
+EXPORTING = frozenset({"export"})  # reads the account's campaigns into an input file
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One option. ``key``, ``field`` and ``default`` are filled in from the field."""
+
+    help: str  # ``{default}`` in it is replaced by the default
+    commands: frozenset[str]  # the commands whose command line takes it
+    accepts: tuple[type, ...] = ()  # the TOML types a job file may give; (): no job-file key
+    form: Form = "value"
+    flags: tuple[str, ...] = ()  # (): ``--key`` with dashes
+    metavar: str | None = None
+    parse: Callable[[str], Any] | None = None  # the flag's argparse type
+    choices: tuple[str, ...] = ()  # the only values allowed, from a flag or a job file
+    convert: Callable[[Any], Any] | None = None  # the job-file or flag value -> the field's
+    path: bool = False  # a path; in a job file, relative to the job file's folder
+    key: str = ""  # the job-file key and flag name: the field's name unless given
+    field: str = ""
+    default: Any = None  # None also for the one option that has none: input
+
+    @property
+    def in_job_file(self) -> bool:
+        return bool(self.accepts)
+
+    def help_text(self) -> str:
+        return self.help.replace("{default}", shown(self.default))
+
+
+def option(help: str, commands: Iterable[str], **details: Any) -> Mapping[str, Option]:
+    """The ``metadata`` of a ``RunConfig`` field that is an option (see ``Option``)."""
+    return {"option": Option(help=help, commands=frozenset(commands), **details)}
+
+
+def declared(cls: type) -> tuple[Option, ...]:
+    """The options of dataclass ``cls``, in field order, each completed from its field."""
+    found: list[Option] = []
+    for field in dataclasses.fields(cls):
+        meta = field.metadata.get("option")
+        if not isinstance(meta, Option):
+            continue
+        key = meta.key or field.name
+        found.append(
+            dataclasses.replace(
+                meta,
+                key=key,
+                field=field.name,
+                default=None if field.default is MISSING else field.default,
+                flags=meta.flags or (f"--{key.replace('_', '-')}",),
+            )
+        )
+    return tuple(found)
+
+
+def shown(value: Any) -> str:
+    """A default as the help prints it: 30 for 30.0, ``10/2 60/60`` for rates."""
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return " ".join(shown(each) for each in value)
+    return str(value)
+
+
+def rate_argument(text: str) -> str:
+    """An argparse type: ``text`` if it is a rate like ``10/2``."""
+    try:
+        Rate.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_flags(parser: argparse.ArgumentParser, command: str, options: Iterable[Option]) -> None:
+    """Add the flags of every option ``command`` takes. A flag not given is None, so that it
+    does not override the job file."""
+    for each in options:
+        if command not in each.commands:
+            continue
+        kwargs: dict[str, Any] = {"dest": each.key, "default": None, "help": each.help_text()}
+        if each.form == "toggle":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif each.form == "switch":
+            kwargs["action"] = "store_true"
+        else:
+            if each.form == "append":
+                kwargs["action"] = "append"
+            kwargs["metavar"] = each.metavar
+            kwargs["type"] = each.parse
+            kwargs["choices"] = each.choices or None
+        parser.add_argument(*each.flags, **kwargs)

@@ -1,0 +1,407 @@
+"""Turn loaded rows into request payloads, or into a reason the row cannot be sent.
+
+Every row is judged on its own; an invalid row never stops the valid ones. The work is done a
+column at a time: each distinct cell value is parsed once (whole numbers, the one column where
+every value differs, in bulk), and the per-row answers are spread back with numpy. So judging
+100,000 rows costs little more than reading them, and a row costs Python time only when it is
+invalid (to word its error) or is turned into a payload.
+
+The one check that needs every row at once, a campaign on two rows, is split out: a long file
+is judged a chunk at a time with ``offset`` and the ``repeats`` of the whole file, found first
+from its ``campaign_id`` column alone by :func:`repeated_ids`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from bulkrunner.model import Rejection, Row, Validation
+from bulkrunner.operations.base import Operation, Wire
+from bulkrunner.operations.cells import (
+    BLANK,
+    ID_FIELD,
+    bounds,
+    field_of,
+    is_blank,
+    is_missing,
+    lists,
+    parser,
+    repeated,
+    row_error,
+)
+from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Field, Vocabulary
+from bulkrunner.operations.settings import SETTINGS
+
+__all__ = [  # is_blank and BLANK: the cell rules, kept importable from here
+    "BLANK",
+    "Repeats",
+    "RowJudgement",
+    "campaign_ids",
+    "is_blank",
+    "judge_rows",
+    "repeated_among",
+    "repeated_ids",
+    "validate",
+]
+
+Repeats = Mapping[int, Sequence[int]]  # campaign id -> the numbers of the rows it appears on
+
+Objects = npt.NDArray[np.object_]
+Flags = npt.NDArray[np.bool_]
+
+
+def validate(
+    frame: pd.DataFrame,
+    vocabulary: Vocabulary,
+    *,
+    offset: int = 0,
+    repeats: Repeats | None = None,
+    operation: Operation | None = None,
+    wire: Wire | None = None,
+) -> Validation:
+    """Validate every row of ``frame`` (as returned by ``load_input``) for ``vocabulary``.
+
+    ``offset`` is the number of rows before ``frame`` in its file, and ``repeats`` the repeated
+    campaign ids of the whole file (by default, those of ``frame``).
+    """
+    judged = _Judgement.of(frame, vocabulary, offset, repeats, operation, wire)
+    errors = judged.errors()
+    rows: list[Row] = []
+    rejections: list[Rejection] = []
+    settings = [(c.name, c.values.tolist(), c.blank.tolist()) for c in judged.settings]
+    accounts = _accounts(frame)
+    for index, (campaign_id, error) in enumerate(
+        zip(judged.ids.values.tolist(), errors, strict=True)
+    ):
+        number = offset + index + 1
+        if error:
+            known = campaign_id if isinstance(campaign_id, int) else None  # None, BLANK: no id
+            rejections.append(Rejection(number, known, error))
+        else:
+            payload = {name: values[index] for name, values, blank in settings if not blank[index]}
+            account = None if accounts is None else accounts[index]
+            rows.append(Row(number, campaign_id, payload, account))
+    return Validation(tuple(rows), tuple(rejections))
+
+
+@dataclass(frozen=True, slots=True)
+class RowJudgement:
+    """A chunk judged without building payloads: each row's errors (``""`` for a valid row),
+    and how many valid rows set each setting column (a blank cell leaves it unchanged)."""
+
+    errors: list[str]
+    fields: dict[str, int]
+
+
+def judge_rows(
+    frame: pd.DataFrame,
+    vocabulary: Vocabulary,
+    *,
+    offset: int = 0,
+    repeats: Repeats | None = None,
+    operation: Operation | None = None,
+    wire: Wire | None = None,
+) -> RowJudgement:
+    """Why each row of ``frame`` is invalid (``""`` for a valid row): what ``validate`` finds,
+    without building the payloads (all a dry run or ``bulkrunner validate`` needs), with the
+    per-field counts a dry run's preview shows, taken from the blanks the judgement found (no
+    second look at the cells)."""
+    judgement = _Judgement.of(frame, vocabulary, offset, repeats, operation, wire)
+    errors = judgement.errors()
+    valid = np.fromiter((not error for error in errors), dtype=bool, count=len(errors))
+    fields = {
+        column.name: int(np.count_nonzero(valid & ~column.blank)) for column in judgement.settings
+    }
+    return RowJudgement(errors, fields)
+
+
+def campaign_ids(column: pd.Series[Any]) -> npt.NDArray[Any]:
+    """Each cell's campaign id, 0 where it has none (blank or invalid): int64, or Python ints
+    in an object array if one is too large for int64."""
+    return _ids(_judge_column(column, ID_FIELD, Vocabulary.DOCUMENTED))
+
+
+def repeated_ids(columns: Iterable[pd.Series[Any]]) -> dict[int, list[int]]:
+    """Each campaign id that appears on more than one row, with those row numbers, from the
+    ``campaign_id`` column of a whole file given a chunk at a time."""
+    return repeated_among(campaign_ids(column) for column in columns)
+
+
+def repeated_among(ids: Iterable[npt.NDArray[Any]]) -> dict[int, list[int]]:
+    """``repeated_ids`` of the ``campaign_ids`` of a whole file's chunks."""
+    found = list(ids)
+    return _repeats(np.concatenate(found) if found else np.zeros(0, np.int64), 0)
+
+
+def _accounts(frame: pd.DataFrame) -> list[str] | None:
+    """Each row's ``account`` cell as stripped text ("" when blank), None without the column;
+    which names are known is the accounts file's to say (``bulkrunner.config.accounts``)."""
+    if ACCOUNT not in frame.columns:
+        return None
+    return ["" if pd.isna(cell) else str(cell).strip() for cell in frame[ACCOUNT].tolist()]
+
+
+@dataclass(frozen=True, slots=True)
+class _Column:
+    """One column judged: per row, the parsed value (BLANK when blank, None when invalid), the
+    error ("name: reason", or None) and whether the cell is blank."""
+
+    name: str
+    values: Objects
+    errors: Objects
+    blank: Flags
+
+
+@dataclass(frozen=True, slots=True)
+class _Judgement:
+    ids: _Column  # errors here are the whole campaign_id message, repeats included
+    settings: tuple[_Column, ...]
+    nothing_to_send: Flags
+    operation: Operation
+    wire: Wire
+
+    @classmethod
+    def of(
+        cls,
+        frame: pd.DataFrame,
+        vocabulary: Vocabulary,
+        offset: int,
+        repeats: Repeats | None,
+        operation: Operation | None = None,
+        wire: Wire | None = None,
+    ) -> _Judgement:
+        operation = operation or SETTINGS
+        wire = wire or Wire(vocabulary)
+        ids = _judge_column(frame[CAMPAIGN_ID], ID_FIELD, vocabulary)
+        numbers = _ids(ids)
+        if repeats is None:
+            repeats = _repeats(numbers, offset)
+        messages = ids.errors.copy()
+        messages[ids.blank] = f"{CAMPAIGN_ID}: missing"
+        worded: dict[int, str] = {}  # once per campaign: its rows may be many
+        for index in np.flatnonzero(_among(numbers, repeats)).tolist():
+            campaign_id = int(numbers[index])
+            if campaign_id not in worded:
+                worded[campaign_id] = repeated(campaign_id, repeats[campaign_id])
+            messages[index] = worded[campaign_id]
+        settings = tuple(
+            _judge_column(frame[name], field_of(operation, name), vocabulary)
+            for name in frame.columns
+            if name not in (CAMPAIGN_ID, ACCOUNT)
+        )
+        nothing = np.ones(len(frame), dtype=bool)
+        for column in settings:
+            nothing &= column.blank
+        ids_column = _Column(CAMPAIGN_ID, ids.values, messages, ids.blank)
+        return cls(ids_column, settings, nothing, operation, wire)
+
+    def errors(self) -> list[str]:
+        """Each row's errors joined in column order, ``""`` for a valid row."""
+        columns = [self.ids.errors, *(column.errors for column in self.settings)]
+        failing = self.nothing_to_send.copy()
+        for errors in columns:
+            failing |= errors.astype(bool)  # None or a message
+        out = [""] * len(failing)
+        by_column = [errors.tolist() for errors in columns]
+        nothing = self.nothing_to_send.tolist()
+        for index in np.flatnonzero(failing).tolist():
+            out[index] = row_error([errors[index] for errors in by_column], nothing[index])
+        if type(self.operation).check is not Operation.check:  # rules across a row's columns
+            values = [(c.name, c.values.tolist(), c.blank.tolist()) for c in self.settings]
+            for index in np.flatnonzero(~failing).tolist():
+                payload = {name: cells[index] for name, cells, blank in values if not blank[index]}
+                out[index] = self.operation.check(payload, self.wire)
+        return out
+
+
+def _ids(column: _Column) -> npt.NDArray[Any]:
+    """The parsed campaign ids of a judged ``campaign_id`` column, 0 where there is none."""
+    valid = ~column.errors.astype(bool) & ~column.blank  # errors: None or a message
+    ids = np.where(valid, column.values, 0)
+    try:
+        return ids.astype(np.int64)
+    except OverflowError:
+        return ids  # a few absurdly large ids: keep them as Python ints
+
+
+def _repeats(ids: npt.NDArray[Any], offset: int) -> dict[int, list[int]]:
+    """Each id (0 = none) on more than one row, with those row numbers (offset + position).
+    Sorting keeps the memory to a few bytes a row, and only repeated ids reach Python."""
+    order = np.argsort(ids, kind="stable")  # equal ids keep their row order
+    ordered = ids[order]
+    same = ordered[1:] == ordered[:-1]
+    same &= ordered[1:] != 0
+    if not same.any():
+        return {}
+    repeated = np.zeros(len(ordered), dtype=bool)
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    at = np.flatnonzero(repeated)
+    values, numbers = ordered[at], order[at] + offset + 1
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1]))).tolist()
+    return {
+        int(values[start]): numbers[start:end].tolist()
+        for start, end in zip(starts, [*starts[1:], len(values)], strict=True)
+    }
+
+
+def _among(ids: npt.NDArray[Any], repeats: Repeats) -> Flags:
+    """Which ``ids`` are repeated campaigns."""
+    if not repeats:
+        return np.zeros(len(ids), dtype=bool)
+    if ids.dtype == np.int64:
+        with contextlib.suppress(OverflowError):  # an absurdly large repeated id: the slow way
+            return np.isin(ids, np.fromiter(repeats, dtype=np.int64, count=len(repeats)))
+    return np.fromiter((int(i) in repeats for i in ids), dtype=bool, count=len(ids))
+
+
+def _judge_column(cells: pd.Series[Any], field: Field, vocabulary: Vocabulary) -> _Column:
+    codes, distinct = _distinct(cells.to_numpy(dtype=object))
+    values, errors, blank = _parse_distinct(distinct, field, vocabulary)
+    return _Column(field.name, values[codes], errors[codes], blank[codes])
+
+
+# --- each distinct value once ---------------------------------------------------------------------
+
+_SCALARS = (str, int, float)  # and their subclasses: bool, EmptyText, numpy's float64...
+_NO_VALUE = (type(None), type(pd.NA), type(pd.NaT), float)  # what pd.isna and is_missing share
+
+
+_BYTES = (bytes, bytearray, memoryview)
+_ODD_CELLS = (dict, set, frozenset, *_BYTES)
+
+
+def _distinct(cells: Objects) -> tuple[npt.NDArray[np.intp], Objects]:
+    """Codes into the distinct cells: ``distinct[codes]`` is ``cells``, judged alike.
+
+    1, 1.0 and True are equal as dict keys but not as cells: plain values are factorised in
+    bulk one type at a time, blanks share one code; anything else (lists...) is keyed by type.
+    """
+    missing = pd.isna(cells)
+    blanks = set(map(type, cells[missing]))
+    present = cells[~missing] if blanks else cells
+    types = set(map(type, present))
+    if all(issubclass(kind, _SCALARS) for kind in types) and all(
+        issubclass(kind, _NO_VALUE) for kind in blanks
+    ):
+        if len(types) <= 1:
+            codes, distinct = pd.factorize(present)
+        else:
+            codes = np.empty(len(present), dtype=np.intp)
+            parts: list[Objects] = []
+            of_kind = np.empty(len(present), dtype=object)
+            of_kind[:] = list(map(type, present))
+            kind_codes, _ = pd.factorize(of_kind)
+            for kind in range(len(types)):
+                chosen = kind_codes == kind
+                part_codes, part = pd.factorize(present[chosen])
+                codes[chosen] = part_codes + sum(len(p) for p in parts)
+                parts.append(part)
+            distinct = np.concatenate(parts)
+        if not blanks:
+            return codes, distinct
+        out = np.full(len(cells), len(distinct), dtype=np.intp)  # one code for every blank
+        out[~missing] = codes
+        with_blank = np.empty(len(distinct) + 1, dtype=object)
+        with_blank[:-1] = distinct
+        return out, with_blank  # its last element is None
+    keys: dict[Hashable, int] = {}
+    seen: list[Any] = []
+    out = np.empty(len(cells), dtype=np.intp)
+    for index, cell in enumerate(cells):
+        key = _cache_key(cell)
+        code = keys.get(key)
+        if code is None:
+            code = keys[key] = len(seen)
+            seen.append(cell)
+        out[index] = code
+    distinct = np.empty(len(seen), dtype=object)
+    for index, cell in enumerate(seen):
+        distinct[index] = cell  # one by one: a list cell must stay one element
+    return out, distinct
+
+
+def _cache_key(cell: Any) -> Hashable:
+    if isinstance(cell, lists()):
+        return ("list", *(str(item) for item in cell))
+    if isinstance(cell, _ODD_CELLS):
+        return (type(cell).__name__, repr(cell))  # unhashable, or not to be mixed up with text
+    # Keep 1, 1.0 and True apart: they are equal as dict keys but not as cells.
+    return (type(cell).__name__, cell) if not is_missing(cell) else ("missing",)
+
+
+def _parse_distinct(
+    distinct: Objects, field: Field, vocabulary: Vocabulary
+) -> tuple[Objects, Objects, Flags]:
+    """(values, errors "name: reason" or None, blank) for each distinct cell."""
+    values = np.empty(len(distinct), dtype=object)
+    errors = np.full(len(distinct), None, dtype=object)
+    blank = np.zeros(len(distinct), dtype=bool)
+    todo = np.arange(len(distinct))
+    if field.kind == "int":
+        whole, numbers = _plain_whole_numbers(distinct)
+        if whole.any():
+            values[whole] = numbers[whole].astype(object)
+            for at in np.flatnonzero(whole & _out_of_range(numbers, field)).tolist():
+                values[at], error = bounds(int(numbers[at]), field.minimum, field.maximum)
+                errors[at] = f"{field.name}: {error}"
+            todo = np.flatnonzero(~whole)
+    parse = parser(field, vocabulary)
+    for index in todo.tolist():
+        if isinstance(distinct[index], _ODD_CELLS):  # a JSON object, bytes... in a cell
+            kind = "binary" if isinstance(distinct[index], _BYTES) else "a structured value"
+            errors[index] = f"{field.name}: {kind}, not a number, text, true/false or list"
+            continue
+        value, error = parse(distinct[index])
+        values[index] = value
+        if error:
+            errors[index] = f"{field.name}: {error}"
+        elif value is BLANK:
+            blank[index] = True
+    return values, errors, blank
+
+
+def _plain_whole_numbers(distinct: Objects) -> tuple[Flags, npt.NDArray[np.int64]]:
+    """Which cells are plainly whole numbers (ints, integral floats, ASCII digit strings), and
+    their values: the bulk path of ``_parse_int``. The rest go through ``_parse_int`` itself."""
+    whole = np.zeros(len(distinct), dtype=bool)
+    numbers = np.zeros(len(distinct), dtype=np.int64)
+    cells = np.flatnonzero([cell is not None for cell in distinct])  # not the blank, if any
+    kinds = set(map(type, distinct[cells]))
+    try:
+        if kinds == {int}:
+            numbers[cells] = np.array(distinct[cells], dtype=np.int64)
+            whole[cells] = True
+        elif kinds == {float}:
+            floats = np.array(distinct[cells], dtype=np.float64)
+            integral = np.isfinite(floats) & (np.trunc(floats) == floats) & (abs(floats) < 2**53)
+            numbers[cells[integral]] = floats[integral].astype(np.int64)
+            whole[cells[integral]] = True
+        elif kinds == {str}:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            texts = pa.array(distinct[cells], type=pa.string())
+            digits = pc.match_substring_regex(texts, r"^[0-9]{1,18}$")
+            simple = cells[digits.to_numpy(zero_copy_only=False)]
+            numbers[simple] = pc.cast(texts.filter(digits), pa.int64()).to_numpy()
+            whole[simple] = True
+    except (OverflowError, ValueError, UnicodeError):
+        whole[:] = False  # leave them all to _parse_int
+    return whole, numbers
+
+
+def _out_of_range(numbers: npt.NDArray[np.int64], field: Field) -> Flags:
+    out = np.zeros(len(numbers), dtype=bool)
+    if field.minimum is not None:
+        out |= numbers < field.minimum
+    if field.maximum is not None:
+        out |= numbers > field.maximum
+    return out

@@ -1,0 +1,1 @@
+"""Rate limits: SmartLead's windows, the shared sliding-window limiter, the adaptive rate."""

@@ -1,0 +1,296 @@
+"""Structured events for log shippers: ``--log-format json`` writes one JSON object per event.
+
+Every event, the stream it goes to and its fields are declared once, in ``EVENTS`` below (the
+reference docs are made from it, and a test holds every ``emit``/``show`` to it). Events go to
+the ``bulkrunner.output.events`` logger; in text mode it is silent (the human-readable log says the
+same things in sentences). What a run prints on stdout goes through :class:`Output`, which in
+json mode makes every line one JSON object too (``summary``, ``resume_hint``, and ``output`` for
+any other line); the line that ends a run in error is ``error``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.config.redaction import RedactingFilter, redact
+
+events = logging.getLogger("bulkrunner.output.events")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One kind of JSON line: where it is written, when, and what each field holds (besides
+    ``time``, ``level`` and ``event``, which every line has)."""
+
+    stream: str  # "stderr" (the log) or "stdout" (what the command prints)
+    when: str
+    fields: Mapping[str, str]
+
+
+COMMON_FIELDS: Mapping[str, str] = {
+    "time": "UTC time, ISO 8601 with milliseconds",
+    "level": "`info`, `warning`, `error`...",
+    "event": "the event's name",
+}
+_FIGURES = {  # a run's figures: the summary's and run_end's (job._figures)
+    "counts": 'rows per status, e.g. `{"succeeded": 52, "failed": 2}`',
+    "requests": "requests sent, reads included",
+    "retries": "requests that were retries",
+    "throttled": "requests answered 429",
+    "seconds": "from the first request to the last answer",
+    "aborted": "why the run stopped early, or null",
+    "report": "the report's path, or null",
+}
+_MESSAGE = {"message": "the text output's lines, joined with `; `"}
+EVENTS: Mapping[str, Event] = {
+    "run_start": Event(
+        "stderr",
+        "as sending starts (in a run of several accounts, once per account)",
+        {
+            "rows": "rows to send",
+            "unchanged": "rows already as wanted, not sent",
+            "limits": 'the rate limits, e.g. `["10/2", "60/60"]`',
+            "concurrency": "requests in flight at most",
+            "account": "the account's name (only in a run of several accounts)",
+        },
+    ),
+    "row_finished": Event(
+        "stderr",
+        "each time a row is finished",
+        {
+            "row": "the row's number in the input file",
+            "campaign_id": "its campaign",
+            "status": "its status (see the report's statuses)",
+            "http_status": "the last HTTP status received, or null",
+            "attempts": "requests sent for it",
+            "error": "why it failed, or a note (as in the report)",
+        },
+    ),
+    "retry_scheduled": Event(
+        "stderr",
+        "each time a row is put back to be tried again",
+        {
+            "row": "the row's number",
+            "campaign_id": "its campaign",
+            "attempt": "the number of the try to come",
+            "delay": "seconds until then",
+            "error": "what the last try met",
+        },
+    ),
+    "progress": Event(
+        "stderr",
+        "every `--progress-interval` seconds while a run sends",
+        {
+            "total": "rows of the run",
+            "succeeded": "rows succeeded so far",
+            "failed": "rows failed so far",
+            "retrying": "rows waiting to be retried",
+            "rate": "requests per second, lately",
+            "eta": "seconds left at best at the limits",
+            "next_retry": "seconds until the next retry is due, or null",
+            "message": "the progress line as text",
+        },
+    ),
+    "run_end": Event("stderr", "when a run ends, after its report is written", _FIGURES),
+    "log": Event("stderr", "any other log line", {"message": "the line, key redacted"}),
+    "error": Event(
+        "stderr",
+        "the line that ends a command in error (also a mistyped option, when `--log-format "
+        "json` is on the command line)",
+        {
+            "message": "the error, one line",
+            "exit_code": "the exit code (see the exit codes)",
+            "internal": "true for an internal error (a bug); absent for a mistyped option",
+        },
+    ),
+    "summary": Event(
+        "stdout",
+        "the summary at the end of a command: of a run (its figures), of an export (what it "
+        "wrote), or of a rollback with nothing to restore (its `counts` empty)",
+        {
+            **_FIGURES,
+            "exported": "export: campaigns written",
+            "left_out": "export: campaigns whose state could not be read",
+            "unwritable": "export: campaigns whose state no row can set",
+            "differ": "export: campaigns that would not read back as they are",
+            "output": "export: the file written",
+            **_MESSAGE,
+        },
+    ),
+    "resume_hint": Event(
+        "stdout",
+        "after the summary of a run that stopped early",
+        {
+            "command": "the command that resumes it",
+            "journal": "the journal recording what is done",
+            **_MESSAGE,
+        },
+    ),
+    "plan": Event(
+        "stdout",
+        "what `plan` found, before its summary",
+        {
+            "to_change": "rows the run would send",
+            "unchanged": "rows already as wanted",
+            "invalid": "invalid rows",
+            "missing": "rows whose campaign is missing from the account",
+            "refused": "rows the operation refuses given the campaign's current state",
+            "irreversible": "rows to send whose change a rollback could not undo "
+            "(with `--allow-irreversible`)",
+            "requests": "requests the run would make (of the slowest account)",
+            "seconds": "how long the run would take at best at the limits",
+            **_MESSAGE,
+        },
+    ),
+    "plan_offline": Event(
+        "stdout", "`plan` without a key: it makes the offline dry run instead", _MESSAGE
+    ),
+    "unrestorable": Event(
+        "stdout",
+        "before a rollback starts, when its backup holds campaigns it cannot restore",
+        {"campaigns": "each such campaign id, with why", **_MESSAGE},
+    ),
+    "unrestorable_summary": Event(
+        "stdout",
+        "after that rollback's summary",
+        {"unrestorable": "how many campaigns were not restored", **_MESSAGE},
+    ),
+    "output": Event("stdout", "any other line printed", {"message": "the line"}),
+}
+
+
+def emit(event: str, **fields: Any) -> None:
+    if events.isEnabledFor(logging.INFO):
+        events.info(event, extra={"event": event, "fields": fields})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, key redacted: events with their fields, other log lines as
+    ``{"event": "log", "message": ...}``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s)
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "event": getattr(record, "event", "log"),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        else:
+            entry["message"] = record.getMessage()
+        return redact(json.dumps(entry, default=str), self.secrets)
+
+
+def json_line(event: str, level: str = "info", **fields: Any) -> str:
+    """One JSON object, as the log's are (time, level, event), key redacted."""
+    entry: dict[str, Any] = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "event": event,
+        **fields,
+    }
+    return redact(json.dumps(entry, default=str))
+
+
+class Output(io.TextIOBase):
+    """What a run prints on stdout. In json mode every line becomes one JSON object: a record
+    (the summary, a hint) with its fields, any other line as ``{"event": "output", "message"}``.
+    In text mode lines pass through and a record prints its text lines. The last record of
+    each event is kept (``recorded``), for the notification at the end of a run."""
+
+    def __init__(self, stream: TextIO, json_lines: bool = False) -> None:
+        super().__init__()
+        self.stream = stream
+        self.json_lines = json_lines
+        self.recorded: dict[str, dict[str, Any]] = {}
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not self.json_lines:
+            return self.stream.write(redact(text))
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self.stream.write(json_line("output", message=line) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.json_lines and self._partial:
+            self.stream.write(json_line("output", message=self._partial) + "\n")
+            self._partial = ""
+        self.stream.flush()
+
+    def record(self, event: str, lines: Sequence[str], **fields: Any) -> None:
+        self.recorded[event] = {**fields, "lines": list(lines)}
+        if self.json_lines:
+            message = "; ".join(lines)
+            self.stream.write(json_line(event, message=message, **fields) + "\n")
+        else:
+            for line in lines:
+                self.stream.write(redact(line) + "\n")
+
+
+def show(out: TextIO, event: str, lines: Sequence[str], **fields: Any) -> None:
+    """Print ``lines`` on ``out``, as one ``event`` record with ``fields`` when ``out`` is an
+    :class:`Output` (in json mode: one JSON object)."""
+    if isinstance(out, Output):
+        out.record(event, lines, **fields)
+    else:
+        for line in lines:
+            print(redact(line), file=out)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time, so the progress bar, which redirects
+    it while it is drawn, can print log lines above itself instead of through it."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+def setup_logging(verbose: bool, log_format: str = "text", quiet: bool = False) -> None:
+    """Log to the current stderr, key redacted; replaces the handler of an earlier call.
+    Quiet: errors only (the summary is printed on stdout); verbose wins over quiet."""
+    secrets = [os.environ.get(API_KEY_ENV, "")]
+    logger = logging.getLogger("bulkrunner")
+    logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO)
+    for old in logger.handlers[:]:
+        logger.removeHandler(old)
+    handler = _StderrHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter(secrets))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        handler.addFilter(RedactingFilter(secrets))
+    logger.addHandler(handler)
+    logger.propagate = False
+    events.setLevel(logging.INFO if log_format == "json" and not quiet else logging.WARNING)
+    # Python's own warnings (a library's deprecation notice) would be plain text on stderr
+    logging.captureWarnings(log_format == "json")
+    warnings = logging.getLogger("py.warnings")
+    for old in warnings.handlers[:]:
+        warnings.removeHandler(old)
+    if log_format == "json":
+        warnings.addHandler(handler)
+        warnings.propagate = False

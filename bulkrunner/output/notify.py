@@ -1,0 +1,204 @@
+"""``--notify URL``: when a run ends with a non-zero exit, POST a short JSON message to a webhook.
+
+The message is Slack-compatible (its ``text`` is what a person reads) and carries the same facts
+as fields for other receivers: the job, the exit code, the rows of each status, why the run
+stopped and where its report is. Never the API key. A webhook URL is itself a secret (Slack's
+carry a token): it may come from an environment variable (``--notify-env VAR``), so that it is
+not in the process list, and messages about it name only its scheme and host.
+
+The call is best effort, bounded and harmless: it has one deadline for everything (resolving the
+host, connecting, sending, the answer), however a server trickles its answer; whatever goes
+wrong, a malformed answer or Ctrl-C included, is logged, never raised, and never changes the
+run's exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import socket
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import SplitResult
+
+from bulkrunner.config.redaction import redact
+from bulkrunner.config.webhook import target, webhook_label, webhook_problem
+from bulkrunner.errors import ExitCode
+
+log = logging.getLogger("bulkrunner")
+
+TIMEOUT = 10.0  # seconds for the whole call: a webhook that does not answer must not hold up cron
+_SHORTEST_SECRET = 4  # parts of a URL shorter than this are not hidden from messages (no token)
+
+
+def message(
+    *,
+    job: str,
+    command: str,
+    exit_code: int,
+    summary: Mapping[str, Any] | None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """The JSON body: ``text`` for people (and Slack), the same facts as fields."""
+    summary = summary or {}
+    counts: dict[str, int] = dict(summary.get("counts") or {})
+    report = summary.get("report")
+    aborted = summary.get("aborted")
+    try:
+        meaning = ExitCode(exit_code).brief
+    except ValueError:  # not one of bulkrunner's codes
+        meaning = "failed"
+    text = f"bulkrunner {command} {job} ended with exit {exit_code} ({meaning})"
+    if counts:
+        text += ": " + ", ".join(f"{n} {status}" for status, n in counts.items())
+    for extra in (aborted, error):
+        if extra:
+            text += f"; {extra}"
+    if report:
+        text += f"; report: {report}"
+    return {
+        "text": text,
+        "job": job,
+        "command": command,
+        "exit_code": exit_code,
+        "counts": counts,
+        "aborted": aborted,
+        "error": error,
+        "report": report,
+        "host": socket.gethostname(),
+    }
+
+
+def send(
+    url: str, body: Mapping[str, Any], secrets: Iterable[str] = (), timeout: float = TIMEOUT
+) -> bool:
+    """POST ``body`` to ``url`` (key redacted) within ``timeout`` seconds in all; True when the
+    webhook answered 2xx. Failures, the deadline and Ctrl-C are logged, never raised."""
+    where = webhook_label(url)
+    hidden = [*secrets, *_secret_parts(url)]
+    problem = webhook_problem(url)
+    if problem:
+        log.warning("notification not sent: the webhook URL must be %s", redact(problem, hidden))
+        return False
+    post = _Post(target(url), redact(json.dumps(body), secrets).encode(), timeout)
+    try:
+        threading.Thread(target=post.run, name="bulkrunner-notify", daemon=True).start()
+        answered = post.done.wait(timeout)
+    except KeyboardInterrupt:
+        post.abandon()
+        log.warning("notification to %s abandoned: interrupted", where)
+        return False
+    if not answered:
+        post.abandon()
+        log.warning("notification to %s not delivered: no answer within %gs", where, timeout)
+        return False
+    if post.error is not None:
+        reason = redact(_describe(post.error, timeout), hidden)
+        log.warning("notification to %s not delivered: %s", where, reason)
+        return False
+    if post.status is None or not 200 <= post.status < 300:
+        log.warning("notification to %s not delivered: it answered HTTP %s", where, post.status)
+        return False
+    log.info("notification sent to %s", where)
+    return True
+
+
+class _Post:
+    """One POST, made in a thread of its own so that the caller can give up on it at its
+    deadline (a host name being resolved cannot be interrupted); abandoning it closes its
+    connection, which ends a read the server keeps alive."""
+
+    def __init__(self, target: SplitResult, data: bytes, timeout: float) -> None:
+        self.target = target
+        self.data = data
+        self.timeout = timeout  # of each socket operation; the caller holds the deadline
+        self.done = threading.Event()
+        self.status: int | None = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._connection: Any = None  # http.client.HTTPConnection, once made
+        self._abandoned = False
+
+    def run(self) -> None:
+        import http.client  # only when a notification goes out
+
+        target = self.target
+        path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+        try:
+            connection: http.client.HTTPConnection
+            if target.scheme == "https":
+                import ssl
+
+                connection = http.client.HTTPSConnection(
+                    target.hostname or "",
+                    target.port,
+                    timeout=self.timeout,
+                    context=ssl.create_default_context(),
+                )
+            else:
+                connection = http.client.HTTPConnection(
+                    target.hostname or "", target.port, timeout=self.timeout
+                )
+            with self._lock:
+                if self._abandoned:
+                    return
+                self._connection = connection
+            # Neither proxies from the environment nor redirects: as for the API itself.
+            connection.request(
+                "POST",
+                path,
+                body=self.data,
+                headers={"Content-Type": "application/json", "User-Agent": "bulkrunner"},
+            )
+            self.status = connection.getresponse().status
+        except BaseException as exc:  # a thread's exception would only be printed: keep it
+            self.error = exc
+        finally:
+            self.abandon()
+            self.done.set()
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            sock = connection.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):  # (already closed by the server)
+                    sock.shutdown(socket.SHUT_RDWR)  # ends a read blocked in the other thread
+            connection.close()
+
+
+_AFTER_HOST = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:([^/?#]*)@)?[^/?#]*(.*)$", re.DOTALL)
+
+
+def _secret_parts(url: str) -> list[str]:
+    """What of ``url`` a message must not repeat: all of it but its scheme and host (the path
+    and query of a Slack webhook are its token; a user and password), whole and piece by
+    piece, as an exception message may quote any of them."""
+    found = _AFTER_HOST.match(url)
+    userinfo, rest = (found.group(1) or "", found.group(2)) if found else ("", url)
+    pieces = [url, userinfo, rest, *re.split(r"[/?&=;#:@]", f"{userinfo}/{rest}")]
+    return [piece for piece in pieces if len(piece) >= _SHORTEST_SECRET]
+
+
+def _describe(error: BaseException, timeout: float) -> str:
+    """What went wrong, in words that do not repeat the URL."""
+    import http.client
+
+    if isinstance(error, TimeoutError):
+        return f"no answer within {timeout:g}s"
+    if isinstance(error, http.client.RemoteDisconnected):  # a BadStatusLine too, but not one
+        return "it closed the connection without answering"
+    if isinstance(error, http.client.BadStatusLine):
+        return "it did not answer HTTP (a malformed status line)"
+    if isinstance(error, http.client.LineTooLong):
+        return "it did not answer HTTP (a line too long)"
+    if isinstance(error, http.client.HTTPException):
+        return f"it did not answer HTTP ({error})"
+    if isinstance(error, OSError):
+        return str(getattr(error, "verify_message", None) or error.strerror or error)
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,207 @@
+"""What ``bulkrunner plan`` says of a run before it is made: each row's changes from -> to, how
+many rows would change, and how long the run would take at the configured limits.
+
+Plain functions of the plan a real run's preflight makes (``preflight.plan``): no I/O, no pandas.
+Values are shown as a person reads them: ``sending_limit 50 -> 25``, ``track_settings [] ->
+[DONT_EMAIL_OPEN]``, text in quotes (``unsubscribe_text "" -> "Bye"``), an unknown current value
+as ``?``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bulkrunner.limits.rates import ideal_seconds
+from bulkrunner.model import Change, Rate, Row, count
+from bulkrunner.operations.base import Operation, Wire
+
+SHOWN_CHANGES = 20  # rows whose changes are printed one by one; the rest are counted
+_BARE = re.compile(r"[A-Za-z0-9_.:@/+-]+")  # text shown without quotes: enum names, numbers
+
+
+def shown(value: Any) -> str:
+    """``value`` as a plan line shows it."""
+    if value is None:
+        return "?"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if _BARE.fullmatch(value) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(shown(item) for item in value) + "]"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def change_line(
+    number: int,
+    campaign_id: int,
+    changes: Mapping[str, Change],
+    irreversible: Collection[str] = (),
+) -> str:
+    """``row 3 (campaign 101): sending_limit 50 -> 25, track_settings [] -> [DONT_EMAIL_OPEN]``;
+    a field of ``irreversible`` (it has no value now: --allow-irreversible) as
+    ``client_id (no value) -> 4 [irreversible]``."""
+    fields = ", ".join(
+        f"{name} (no value) -> {shown(change.after)} [irreversible]"
+        if name in irreversible
+        else f"{name} {shown(change.before)} -> {shown(change.after)}"
+        for name, change in changes.items()
+    )
+    return f"row {number} (campaign {campaign_id}): {fields or 'no change, sent anyway'}"
+
+
+def change_lines(
+    rows: Sequence[Row],
+    changes: Mapping[int, Mapping[str, Change]],
+    shown: int = SHOWN_CHANGES,
+    irreversible: Mapping[int, Collection[str]] | None = None,
+) -> list[str]:
+    """The lines of the first ``shown`` of ``rows`` (those that would be sent), and a count of
+    the others."""
+    marked = irreversible or {}
+    lines = [
+        change_line(
+            row.number, row.campaign_id, changes.get(row.number, {}), marked.get(row.number, ())
+        )
+        for row in rows
+    ]
+    if len(lines) > shown:
+        more = len(lines) - shown
+        lines[shown:] = [
+            f"... and {count(more, 'more row')} to change (every row's before and after are in "
+            "the report)"
+        ]
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class Requests:
+    """The requests a run would make: its reads of the current state (the plan's own, which the
+    run makes again), the writes of the rows it would send, and --verify's reads back."""
+
+    reads: int
+    writes: int
+    verify: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.reads + self.writes + self.verify
+
+    @classmethod
+    def of(
+        cls,
+        rows: Sequence[Row],
+        reads: int,
+        operation: Operation,
+        wire: Wire,
+        verify: bool,
+    ) -> Requests:
+        """The requests of sending ``rows`` after ``reads`` reads (and, with ``verify``,
+        reading each back: the list's read by id and/or its per-campaign detail)."""
+        writes = sum(len(operation.requests(row.campaign_id, row.payload, wire)) for row in rows)
+        return cls(reads, writes, len(rows) * operation.reads_per_campaign if verify else 0)
+
+    def seconds(self, rates: Sequence[Rate]) -> float:
+        """The least time the run takes at ``rates``, from its first request to its last."""
+        return ideal_seconds(self.total, rates)
+
+    def describe(self) -> str:
+        parts = [count(self.reads, "read"), count(self.writes, "write")]
+        if self.verify:
+            parts.append(f"{count(self.verify, 'read')} back (--verify)")
+        return f"{count(self.total, 'request')} ({', '.join(parts)})"
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as a person says it: ``0.4 s``, ``12 s``, ``3 min 5 s``, ``2 h 10 min``."""
+    whole = round(seconds)
+    if seconds < 1:
+        return f"{seconds:.1f} s"
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(whole, 3600)
+    return f"{hours} h {rest // 60} min" if rest // 60 else f"{hours} h"
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """How long one account's part of a run would take at best: its requests at its limits."""
+
+    requests: Requests
+    rates: tuple[Rate, ...]
+    account: str | None = None  # one account of several
+
+    @property
+    def seconds(self) -> float:
+        return self.requests.seconds(self.rates)
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """What a plan found: the rows a run would send and what each would change, how many rows
+    are unchanged, invalid, missing from the account or refused, and each account's duration."""
+
+    send: Sequence[Row]
+    changes: Mapping[int, Mapping[str, Change]]
+    irreversible: Mapping[int, Sequence[str]]  # rows to send that set fields with no value now
+    unchanged: int
+    invalid: int
+    missing: int  # the campaign does not exist (404) or could not be read
+    refused: int  # the operation refuses the row given the campaign's state
+    durations: Sequence[Duration]
+
+    @property
+    def slowest(self) -> Duration | None:
+        """The accounts run at the same time: the run takes as long as the slowest."""
+        return max(self.durations, key=lambda each: each.seconds, default=None)
+
+    def lines(self, each_row: bool = True) -> list[str]:
+        """What ``bulkrunner plan`` prints: (with ``each_row``) each row's changes, then the
+        counts and the run's duration."""
+        lines = (
+            change_lines(self.send, self.changes, irreversible=self.irreversible)
+            if each_row
+            else []
+        )
+        refused = f", refused: {self.refused}" if self.refused else ""
+        undone = (
+            f" ({len(self.irreversible)} a rollback could not undo: --allow-irreversible)"
+            if self.irreversible
+            else ""
+        )
+        lines.append(
+            f"rows to change: {len(self.send)}{undone}, unchanged: {self.unchanged}, "
+            f"invalid: {self.invalid}, missing from the account: {self.missing}{refused}"
+        )
+        slowest = self.slowest
+        if slowest is not None:
+            whose = f" (account {slowest.account}, the slowest)" if len(self.durations) > 1 else ""
+            lines.append(
+                f"the run would make {slowest.requests.describe()}{whose}: at least "
+                f"{duration(slowest.seconds)} at {', '.join(map(str, slowest.rates))}"
+            )
+        lines.append("nothing was written to the account")
+        return lines
+
+    def fields(self) -> dict[str, Any]:
+        """The counts and the duration, for machines (``--log-format json``)."""
+        slowest = self.slowest
+        return {
+            "to_change": len(self.send),
+            "irreversible": len(self.irreversible),
+            "unchanged": self.unchanged,
+            "invalid": self.invalid,
+            "missing": self.missing,
+            "refused": self.refused,
+            "requests": slowest.requests.total if slowest is not None else 0,
+            "seconds": round(slowest.seconds, 3) if slowest is not None else 0.0,
+        }

@@ -1,0 +1,507 @@
+"""Backups: a ledger of the original values of exactly the fields a run changes, as an input file.
+
+The backup is Parquet, because it must restore values a blank CSV cell cannot express: an empty
+``unsubscribe_text`` is an empty string, an empty ``track_settings`` an empty list, while a
+field the run does not change is null (left unchanged). ``bulkrunner rollback`` (or ``run`` on
+the backup) puts the old values back.
+
+It is a ledger: once a campaign's field is recorded, nothing overwrites it. A ``--resume``d run
+adds the campaigns and fields it is about to change to the backup of the run it continues, so
+after any number of interruptions the backup still holds the values from before the first one.
+(An operation whose undo is a change rather than a value merges it: ``Operation.merge_undo``.)
+Every write goes to a temporary file, flushed to disk, then renamed over the backup: a kill at
+any moment leaves the old ledger or the new one, never a torn file.
+
+Some changes cannot be undone (a campaign the run stops; a campaign that was a draft before it
+was started; a field that had no value before the run, set with --allow-irreversible; a value
+the field's column cannot hold): the operation says why (``Undo.reason``), or ``undo_row`` does,
+and the backup keeps each such campaign with its reason in its metadata, so that ``rollback``
+can name them rather than skip them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from bulkrunner.config.environment import ARROW_POOL_ENV
+from bulkrunner.config.redaction import redact
+from bulkrunner.model import Change, Changes, Outcome, Row, Status
+from bulkrunner.operations.base import Operation
+from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Field
+from bulkrunner.operations.settings import SETTINGS
+from bulkrunner.operations.state import canonical, shared
+
+BACKUP_SUFFIX = ".backup.parquet"
+
+_TYPES: dict[str, pa.DataType] = {
+    "enum_list": pa.list_(pa.string()),
+    "enum": pa.string(),
+    "int": pa.int64(),
+    "bool": pa.bool_(),
+    "text": pa.string(),
+}
+
+_ARROW: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "list<string>": pa.list_(pa.string()),
+    "list<int64>": pa.list_(pa.int64()),
+}
+_OPERATION_KEY = b"bulkrunner.operation"
+# JSON: {why it cannot be restored: [campaign ids]} (before: {campaign id: why}, still read)
+_UNRESTORABLE_KEY = b"bulkrunner.unrestorable"
+
+Ledger = dict[int, dict[str, Any]]  # campaign -> field -> its value before the run
+
+
+class BackupError(Exception):
+    """The backup cannot be read or written; the message names the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording a run's changes in the ledger did."""
+
+    campaigns: int  # campaigns about to change whose values the ledger holds
+    unknown: int  # campaigns about to change of which no value could be recorded
+    total: int  # campaigns in the ledger, earlier runs' included
+    # campaigns about to change that a rollback cannot restore (in full), with why
+    unrestorable: dict[int, str] = dataclasses.field(default_factory=dict)
+
+
+def backup_path(report_path: Path) -> Path:
+    """The backup beside a report, named after its whole name: x.csv and x.json differ."""
+    return report_path.with_name(f"{report_path.name}{BACKUP_SUFFIX}")
+
+
+def backup_operation(path: Path) -> str:
+    """The operation whose changes the backup at ``path`` undoes (a backup written before
+    operations were recorded undoes settings)."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException) as exc:
+        raise BackupError(f"{path}: cannot read the backup ({exc})") from None
+    return str(metadata.get(_OPERATION_KEY, b"settings").decode())
+
+
+def backup_rows(path: Path) -> int:
+    """How many campaigns the backup at ``path`` can restore (its rows)."""
+    try:
+        return int(pq.read_metadata(path).num_rows)
+    except (OSError, pa.ArrowException) as exc:
+        raise BackupError(f"{path}: cannot read the backup ({exc})") from None
+
+
+def read_unrestorable(path: Path) -> dict[int, str]:
+    """The campaigns the backup at ``path`` cannot restore, each with why (none in a backup
+    written before reasons were kept)."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException) as exc:
+        raise BackupError(f"{path}: cannot read the backup ({exc})") from None
+    try:
+        found = json.loads(metadata.get(_UNRESTORABLE_KEY, b"{}"))
+        if all(isinstance(ids, list) for ids in found.values()):  # {reason: [campaigns]}
+            return {int(c): str(reason) for reason, ids in found.items() for c in ids}
+        return {int(campaign): str(reason) for campaign, reason in found.items()}  # 1 by 1
+    except (ValueError, TypeError, AttributeError):
+        raise BackupError(f"{path}: the list of campaigns it cannot restore is damaged") from None
+
+
+def read_backup(path: Path) -> Ledger:
+    """The values a backup holds, by campaign; fields left null (unchanged) are not listed."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise BackupError(f"{path}: cannot read the backup ({exc})") from None
+    if CAMPAIGN_ID not in table.column_names:
+        raise BackupError(f"{path}: not a backup (no {CAMPAIGN_ID} column)")
+    ledger: Ledger = {}
+    for record in table.to_pylist():
+        campaign = record.pop(CAMPAIGN_ID)
+        values = {name: value for name, value in record.items() if value is not None}
+        ledger.setdefault(int(campaign), {}).update(values)
+    return ledger
+
+
+def read_held(path: Path, campaigns: Collection[int]) -> Ledger:
+    """The values the backup at ``path`` holds for ``campaigns`` (as ``read_backup`` gives
+    them), read a batch of rows at a time."""
+    return _scan(path, campaigns).held
+
+
+def return_freed_memory(environ: Mapping[str, str] = os.environ) -> None:
+    """Have jemalloc give the memory Arrow frees back to the system at once, and Arrow use it
+    where pyarrow lets it be chosen after import (unless ``ARROW_DEFAULT_MEMORY_POOL`` chose an
+    allocator: the command line chooses jemalloc before pyarrow is imported, see
+    ``bulkrunner.config.environment.choose_arrow_allocator``). Without jemalloc: the C library's.
+
+    pyarrow's wheels allocate through mimalloc, which keeps freed pages to reuse them. A
+    streamed run rewrites the ledger every batch, a row group at a time, and what the rewrites
+    freed stayed with the process. In batches of 10,000 rows, after a 200,000-row run's first
+    batch, the process grew by 81 MB with mimalloc, 26 MB with the C library's allocator, and
+    by 10 MB with jemalloc (its peak by 28 MB: by default it releases pages after a second, and
+    a rewrite's peak grew with the ledger); releasing at once, by 9 MB, its peak by 20 MB and
+    not at all after the 100,000th row. Parquet's reader and writer take the allocator chosen
+    as pyarrow is imported, whatever it is told later: chosen only here, a million-row file
+    grew from 231 to 251 MB over its first 40,000 rows (chosen at import, 216 to 218 MB).
+    """
+    try:
+        pa.jemalloc_set_decay_ms(0)  # first: it holds only for arenas made after it
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        pool = pa.system_memory_pool()
+    if not environ.get(ARROW_POOL_ENV):
+        pa.set_memory_pool(pool)
+
+
+def record_backup(
+    path: Path,
+    changes: Mapping[int, Mapping[str, Change]],
+    *,
+    keep: bool,
+    account: str | None = None,
+    operation: Operation = SETTINGS,
+) -> Recorded:
+    """Record what undoes each campaign's changes (for most operations, the ``before`` of
+    every change whose current value is known).
+
+    With ``keep`` the ledger already at ``path`` is kept: its values win over the new ones, and
+    only campaigns and fields it does not hold are added. Without it the ledger starts empty.
+    ``account`` (a run of several accounts) is recorded in an ``account`` column, so that a
+    rollback restores each campaign with its own account's key.
+
+    The ledger is streamed, never read whole: what this holds is ``changes``, the rows of those
+    campaigns the ledger already has, and a batch of rows of the file at a time, however many
+    campaigns earlier runs (or earlier batches of this one) recorded. The rows of the other
+    campaigns are copied as they are, in their order, and the new campaigns appended.
+    """
+    earlier = keep and path.exists()
+    reasons = read_unrestorable(path) if earlier else {}
+    found = _scan(path, changes) if earlier else _Scan({}, set())
+    ledger = found.held  # the campaigns about to change that the ledger already holds
+    replaced = pa.array(sorted(ledger), pa.int64())  # their rows: rewritten, or dropped
+    wholly = {campaign for campaign in reasons if campaign not in ledger}  # nothing to restore
+    new_reasons: dict[int, str] = {}
+    added: Ledger = {}  # campaigns the ledger does not hold yet, in the order of ``changes``
+    recorded = unknown = 0
+    for campaign, fields in changes.items():
+        if campaign in wholly:  # as first recorded: its values now are the run's, not the original
+            continue
+        values, reason = undo_row(operation, fields)
+        if reason and campaign not in ledger and campaign not in reasons:
+            reasons[campaign] = new_reasons[campaign] = redact(reason)
+        entry = ledger[campaign] if campaign in ledger else added.setdefault(campaign, {})
+        for name, value in operation.merge_undo(entry, values).items():
+            if name not in entry or entry[name] is not value:
+                entry[name] = shared(value)  # 100,000 campaigns hold a few values
+        if any(name != ACCOUNT for name in entry):
+            if account is not None:
+                entry.setdefault(ACCOUNT, account)
+            recorded += 1
+        else:  # nothing to restore: no row (a row of the ledger without a value is dropped)
+            ledger.pop(campaign, None)
+            added.pop(campaign, None)
+            unknown += campaign not in reasons
+    entries = [*ledger.values(), *added.values()]
+    schema = _schema(
+        operation,
+        lambda name: name in found.filled or any(name in entry for entry in entries),
+        reasons,
+    )
+
+    def fill(sink: _Sink) -> None:
+        if earlier:
+            _copy(path, sink, replaced, ledger)
+        new = iter(added)
+        while campaigns := list(itertools.islice(new, _BATCH_ROWS)):
+            sink.add(_rows(campaigns, [added[campaign] for campaign in campaigns], sink.schema))
+
+    total = _atomically(path, schema, fill)
+    return Recorded(recorded, unknown, total, new_reasons)
+
+
+def undo_row(operation: Operation, changes: Mapping[str, Change]) -> tuple[dict[str, Any], str]:
+    """The values that undo ``changes``, each in its column's type, and why a rollback could
+    not undo the rest ("" when it can): the operation's reason, fields that had no value before
+    the run (sent with --allow-irreversible), values the column's type cannot hold."""
+    undone = operation.undo(changes)
+    values: dict[str, Any] = {}
+    lost: list[str] = []
+    odd: list[str] = []  # "abc" as a number
+    for name, value in undone.values.items():
+        spec = operation.field(name)
+        if spec is None:
+            continue
+        kept = _before(spec, value) if value is not None else None
+        if kept is not None:
+            values[name] = kept
+        else:
+            (lost if value is None else odd).append(name)
+    reasons = [undone.reason] if undone.reason else []
+    if lost:
+        reasons.append(
+            f"{', '.join(lost)} had no value before the run, and no API call takes a value away"
+        )
+    if odd:
+        reasons.append(
+            f"{', '.join(odd)}: the value before the run is not of the field's type, so the "
+            "backup cannot hold it"
+        )
+    return values, "; ".join(reasons)
+
+
+def write_backup(
+    path: Path,
+    ledger: Mapping[int, Mapping[str, Any]],
+    operation: Operation = SETTINGS,
+    unrestorable: Mapping[int, str] | None = None,
+) -> int:
+    """Write ``ledger`` atomically and durably, one row per campaign, and the campaigns it
+    cannot restore with why (``unrestorable``); returns the rows written."""
+    entries = list(ledger.values())
+    schema = _schema(
+        operation, lambda name: any(name in entry for entry in entries), unrestorable or {}
+    )
+    return _atomically(path, schema, lambda sink: sink.add(_rows(list(ledger), entries, schema)))
+
+
+_BATCH_ROWS = 65_536  # rows of a ledger read, and written (a row group), at a time
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    """What recording needs of the ledger on disk, found in one pass over it."""
+
+    held: Ledger  # the values of the campaigns about to change that it holds (as read_backup)
+    filled: set[str]  # its columns with a value in a row of another campaign
+
+
+def _scan(path: Path, campaigns: Collection[int]) -> _Scan:
+    """One pass over the ledger at ``path``, a batch of rows at a time, for what it holds of
+    ``campaigns``."""
+    wanted = pa.array(list(campaigns), pa.int64())
+    held: Ledger = {}
+    filled: set[str] = set()
+    try:
+        for batch, ids in _batches(path):
+            mine = batch.filter(pc.fill_null(pc.is_in(ids, value_set=wanted), False))
+            for record in mine.to_pylist():
+                campaign = int(record.pop(CAMPAIGN_ID))
+                values = {name: value for name, value in record.items() if value is not None}
+                held.setdefault(campaign, {}).update(values)
+            columns = zip(batch.schema.names, batch.columns, mine.columns, strict=True)
+            for name, column, theirs in columns:  # a value in a row copied as it is
+                if batch.num_rows - column.null_count > mine.num_rows - theirs.null_count:
+                    filled.add(name)
+    except (OSError, pa.ArrowException) as exc:
+        raise BackupError(f"{path}: cannot read the backup ({exc})") from None
+    filled.discard(CAMPAIGN_ID)
+    return _Scan(held, filled)
+
+
+def _batches(path: Path) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+    """The ledger at ``path`` a batch of rows at a time, each with its campaign ids as int64."""
+    with pq.ParquetFile(path) as parquet:  # read by Arrow itself, not through Python bytes
+        if CAMPAIGN_ID not in parquet.schema_arrow.names:
+            raise BackupError(f"{path}: not a backup (no {CAMPAIGN_ID} column)")
+        for batch in parquet.iter_batches(batch_size=_BATCH_ROWS):
+            ids = batch.column(CAMPAIGN_ID)
+            yield batch, ids if ids.type == pa.int64() else ids.cast(pa.int64())
+
+
+def _copy(path: Path, sink: _Sink, replaced: pa.Array, ledger: Ledger) -> None:
+    """Copy the ledger at ``path`` into ``sink``, in its order, with the row of each campaign
+    of ``replaced`` put in its place by its ``ledger`` entry (none when it has none)."""
+    written: set[int] = set()
+    for batch, ids in _batches(path):
+        table = _conform(batch, ids, sink.schema)
+        mine = pc.fill_null(pc.is_in(ids, value_set=replaced), False)
+        if not pc.any(mine).as_py():
+            sink.add(table)
+            continue
+        at = pc.indices_nonzero(mine).to_pylist()
+        campaigns = pc.take(ids, pa.array(at, pa.int64())).to_pylist()
+        kept = [c for c in dict.fromkeys(campaigns) if c in ledger and c not in written]
+        rewritten = _rows(kept, [ledger[campaign] for campaign in kept], sink.schema)
+        place = {campaign: index for index, campaign in enumerate(kept)}
+        written.update(kept)
+        start = 0
+        for row, campaign in zip(at, campaigns, strict=True):
+            sink.add(table.slice(start, row - start))
+            if campaign in place:  # the first row of a campaign (the only one a ledger has)
+                sink.add(rewritten.slice(place.pop(campaign), 1))
+            start = row + 1
+        sink.add(table.slice(start))
+
+
+def _conform(batch: pa.RecordBatch, ids: pa.Array, schema: pa.Schema) -> pa.Table:
+    """The rows of ``batch`` in the columns of ``schema`` (a column it lacks is null)."""
+    columns = []
+    for field in schema:
+        if field.name == CAMPAIGN_ID:
+            column = ids
+        elif field.name in batch.schema.names:
+            column = batch.column(field.name)
+            column = column if column.type == field.type else column.cast(field.type)
+        else:
+            column = pa.nulls(batch.num_rows, field.type)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _rows(campaigns: list[int], entries: list[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """A table of one row per campaign in the columns of ``schema``."""
+    columns: dict[str, list[object]] = {CAMPAIGN_ID: list(campaigns)}
+    for name in schema.names[1:]:
+        columns[name] = [entry.get(name) for entry in entries]
+    return pa.table(columns, schema=schema)
+
+
+def _schema(
+    operation: Operation, used: Callable[[str], bool], unrestorable: Mapping[int, str]
+) -> pa.Schema:
+    """The columns of a ledger: the campaign, the account and the operation's fields that some
+    row ``used``; its metadata names the operation and the campaigns it cannot restore."""
+    fields = [pa.field(CAMPAIGN_ID, pa.int64())]
+    if used(ACCOUNT):
+        fields.append(pa.field(ACCOUNT, pa.string()))
+    fields += [pa.field(f.name, arrow_type(f)) for f in operation.fields if used(f.name)]
+    metadata = {_OPERATION_KEY: operation.name.encode()}
+    if unrestorable:
+        # grouped by reason: a run that stops a million campaigns has one or two reasons, and
+        # a campaign an entry (a footer past 100 MB, as one entry each, is one pyarrow refuses)
+        reasons: dict[str, list[int]] = {}
+        for campaign, reason in sorted(unrestorable.items()):
+            reasons.setdefault(reason, []).append(campaign)
+        metadata[_UNRESTORABLE_KEY] = json.dumps(reasons, separators=(",", ":")).encode()
+    return pa.schema(fields, metadata)
+
+
+class _Sink:
+    """Rows on their way to a Parquet file, written in row groups of ``_BATCH_ROWS`` rows."""
+
+    def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema) -> None:
+        self.writer = writer
+        self.schema = schema.remove_metadata()  # the rows' own columns
+        self.waiting: list[pa.Table] = []
+        self.held = 0
+        self.rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.waiting.append(table)
+            self.held += table.num_rows
+        if self.held >= _BATCH_ROWS:
+            self.flush(whole=True)
+
+    def flush(self, *, whole: bool = False) -> None:
+        """Write the waiting rows (with ``whole``, only whole row groups of them)."""
+        if not self.waiting:
+            return
+        rows = pa.concat_tables(self.waiting)
+        count = rows.num_rows - rows.num_rows % _BATCH_ROWS if whole else rows.num_rows
+        for start in range(0, count, _BATCH_ROWS):
+            self.writer.write_table(rows.slice(start, min(_BATCH_ROWS, count - start)))
+        self.rows += count
+        rest = rows.slice(count)
+        self.waiting = [rest] if rest.num_rows else []
+        self.held = rest.num_rows
+
+
+def _atomically(path: Path, schema: pa.Schema, fill: Callable[[_Sink], None]) -> int:
+    """Write a ledger of ``schema`` whose rows ``fill`` gives, through a temporary file flushed
+    to disk then renamed over ``path``; returns the rows written. On failure the ledger at
+    ``path`` is left as it was."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with pq.ParquetWriter(tmp, schema) as writer:
+            sink = _Sink(writer, schema)
+            fill(sink)
+            sink.flush()
+        with tmp.open("rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    except (OSError, pa.ArrowException) as exc:
+        tmp.unlink(missing_ok=True)
+        raise BackupError(f"{path}: cannot write the backup ({exc})") from None
+    return sink.rows
+
+
+def arrow_type(field: Field) -> pa.DataType:
+    """The column type of ``field`` in a backup (or an exported Parquet file)."""
+    if field.kind == "custom":
+        return _ARROW[field.arrow]
+    return _TYPES[field.kind]
+
+
+def _before(field: Field, value: Any) -> object:
+    """The value in the column's type; None (cannot be restored) when the server gave
+    something of another type ("abc" as a number). Text is redacted: never the key in a file."""
+    if field.kind == "custom":
+        return _custom(field, value)
+    if value is None:
+        return None
+    if field.kind == "enum_list":
+        items = value if isinstance(value, list) else str(value).replace(",", ";").split(";")
+        return [redact(str(item)) for item in items if str(item).strip()]
+    if field.kind in ("int", "bool"):
+        known = canonical(field.name, value)
+        wanted = int if field.kind == "int" else bool
+        return known if type(known) is wanted else None
+    return redact(str(value))
+
+
+def _custom(field: Field, value: Any) -> object:
+    """A custom field's value in its declared column type (None when it is not of it)."""
+    if field.arrow == "int64":
+        return value if type(value) is int else None
+    if field.arrow == "list<int64>":
+        items = list(value) if isinstance(value, list | tuple | set | frozenset) else None
+        ok = items is not None and all(type(item) is int for item in items)
+        return sorted(items) if ok and items is not None else None
+    if field.arrow == "list<string>":
+        items = list(value) if isinstance(value, list | tuple) else None
+        return [redact(str(item)) for item in items] if items is not None else None
+    return redact(str(value))
+
+
+APPLIED_EARLIER = Outcome(
+    Status.SUCCEEDED, error="applied by the interrupted run: found as this row sets it"
+)
+"""A row the run it continues applied without journaling it (its answer was in flight)."""
+
+
+def applied_earlier(
+    backup: Path,
+    rows: Sequence[Row],
+    unchanged: Collection[int],
+    campaigns: Mapping[int, Mapping[str, Any]],
+    operation: Operation,
+) -> dict[int, Changes]:
+    """Of ``rows``, those found ``unchanged`` (by number) as a run continues an interrupted one
+    that the interrupted run applied: the backup it wrote before sending holds values the row
+    changes. What each changed, from those values to the campaign as read now (``campaigns``),
+    by row number. Raises BackupError when the backup cannot be read."""
+    if not unchanged or not backup.exists():
+        return {}
+    found = {row.campaign_id: row for row in rows if row.number in unchanged}
+    changed: dict[int, Changes] = {}
+    for campaign, undo in read_held(backup, found).items():
+        row = found[campaign]
+        change = operation.applied_changes(row.payload, undo, campaigns.get(campaign))
+        if change:
+            changed[row.number] = Changes(change)
+    return changed

@@ -1,0 +1,294 @@
+"""One run per report, and one per input, at a time.
+
+A run holds two locks: ``<report>.lock`` beside its report, and one keyed on its input's resolved
+path, in this user's lock folder (``lock_folder``), so that two runs of the same job are refused
+even when their reports differ (a ``{timestamp}`` in the name). A run that sends also holds one
+lock per account it uses (``bulkrunner.config.accounts.account_lock_path``: a hash of its server and
+key), so that two runs never together exceed one account's limits.
+
+The lock folder is the same for every process of the user whatever its environment: cron and a
+shell differ in ``TMPDIR`` and the ``XDG_*`` variables, not in the user's home, so it is
+``~/.local/state/bulkrunner/locks`` of the home the user database gives (``%LOCALAPPDATA%`` on
+Windows), or ``$BULKRUNNER_LOCK_DIR``. It is created with mode 0700 and, before each lock in it,
+checked to be a folder (not a link) of this user's that no one else may write in: another local
+user can neither plant a lock there to block runs nor a link for a run to truncate a file. A lock
+file, there or beside a report, is opened without following a symbolic link and must be a
+regular file.
+
+Each lock is an advisory ``flock`` (on Windows, where there is no ``fcntl``, an ``msvcrt`` lock
+of the file's first byte). The system releases it when the process ends, however it ends, so a
+lock left by a killed run is never stale: the next run simply gets it. The file holds the
+owner's pid and start time, only to name the owner in the refusal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import stat
+import sys
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from bulkrunner.config.accounts import Account
+from bulkrunner.config.baseurl import server
+from bulkrunner.config.environment import LOCK_DIR_ENV
+from bulkrunner.errors import RunInProgress, UsageError
+
+if sys.platform == "win32":
+    import msvcrt
+else:
+    import fcntl
+
+log = logging.getLogger("bulkrunner")
+
+
+def lock_path(report_path: Path) -> Path:
+    return report_path.with_name(report_path.name + ".lock")
+
+
+def input_lock_path(input_path: Path) -> Path:
+    """The lock of every run of ``input_path``, wherever their reports go."""
+    key = hashlib.sha256(str(input_path.resolve()).encode()).hexdigest()[:24]
+    return lock_folder() / f"input-{key}.lock"
+
+
+def lock_folder() -> Path:
+    """This user's folder of locks that are not beside a report (see the module's docstring)."""
+    override = os.environ.get(LOCK_DIR_ENV)
+    if override:
+        return Path(override).expanduser().absolute()
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        base = Path(local) if local else Path.home() / "AppData" / "Local"
+        return base / "bulkrunner" / "locks"
+    return _home() / ".local" / "state" / "bulkrunner" / "locks"
+
+
+def account_lock_path(account: Account, key: str) -> Path:
+    """The lock every run using this account holds: keyed on the server of its base URL (however
+    that is written) and its key, hashed (one-way: the key is not in the name), so that the same
+    key under two names, or on one server written two ways, is one account."""
+    material = f"bulkrunner account\0{server(account.base_url)}\0{key}".encode()
+    digest = hashlib.sha256(material).hexdigest()[:24]
+    return lock_folder() / f"account-{digest}.lock"
+
+
+def lock_accounts(
+    stack: ExitStack, accounts: Sequence[Account], keys: Mapping[str, str], started: datetime
+) -> None:
+    """Hold every account's lock in ``stack``; RunInProgress (exit 4) if a run holds one."""
+    for account in accounts:
+        lock = RunLock(
+            account_lock_path(account, keys[account.name]),
+            started,
+            # A run without an accounts file: its one key, named after its variable.
+            subject=f"account {account.name!r}" if account.name else f"the key {account.key_env}",
+            holding="this account",
+        )
+        stack.enter_context(lock)
+
+
+def _home() -> Path:
+    """The user's home as the user database has it (cron's ``HOME`` is that one; a ``sudo``
+    may keep another's), else ``HOME``. (POSIX only.)"""
+    import pwd
+
+    try:
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:  # a uid the database does not know (a container's)
+        return Path.home()
+
+
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` for this user alone (0700), or check that it is still: a folder, not
+    a symbolic link, this user's, that no one else may write in. A UsageError (exit 2) if not."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        found = os.lstat(folder)
+    except OSError as exc:
+        raise UsageError(
+            f"{folder}: cannot create the lock folder ({exc.strerror or exc}); set "
+            f"{LOCK_DIR_ENV} to a folder of yours; nothing was sent"
+        ) from None
+    problem = ""
+    if stat.S_ISLNK(found.st_mode):
+        problem = "is a symbolic link"
+    elif not stat.S_ISDIR(found.st_mode):
+        problem = "is not a folder"
+    elif sys.platform != "win32" and found.st_uid != os.geteuid():
+        problem = f"belongs to another user (uid {found.st_uid})"
+    elif sys.platform != "win32" and found.st_mode & 0o022:
+        problem = f"may be written by other users (mode {stat.S_IMODE(found.st_mode):04o})"
+    if problem:
+        raise UsageError(
+            f"{folder}: the lock folder {problem}: another user could block or redirect runs; "
+            f"remove it (it is made again, yours alone) or set {LOCK_DIR_ENV} to a folder of "
+            "yours; nothing was sent"
+        )
+
+
+class RunLock:
+    """Held for the length of a run: ``with RunLock(path, started): ...``.
+
+    ``subject`` names what the lock guards in the refusal (by default this report)."""
+
+    def __init__(
+        self,
+        path: Path,
+        started: datetime,
+        subject: str | None = None,
+        holding: str = "this input",
+    ) -> None:
+        self.path = path
+        self.started = started
+        self.subject = subject
+        self.holding = holding  # what the lock guards, in the refusal: "this input"
+        self._handle: IO[str] | None = None
+
+    def __enter__(self) -> RunLock:
+        if self.path.parent == lock_folder():
+            _private_folder(self.path.parent)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            handle = _open(self.path)
+            try:
+                _lock(handle)
+            except BlockingIOError:
+                owner = _owner(handle)
+                handle.close()
+                if self.subject is not None:
+                    raise RunInProgress(
+                        f"{self.subject}: another bulkrunner run{_describe(owner)} "
+                        f"{'of' if self.holding == 'this input' else 'using'} {self.holding} "
+                        "is in progress; nothing was sent: wait for it to finish"
+                    ) from None
+                raise RunInProgress(
+                    f"{self.path}: another bulkrunner run{_describe(owner)} is using this "
+                    "report; nothing was sent: wait for it to finish or choose another --report"
+                ) from None
+            if _same_file(handle, self.path):
+                break
+            handle.close()  # the owner removed the file as we opened it: lock the new one
+        previous = _owner(handle)
+        if previous:
+            log.warning(
+                "taking over the lock of an earlier run%s that ended without releasing it",
+                _describe(previous),
+            )
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "started_at": self.started.isoformat()}))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._handle is not None:
+            _release(self._handle, self.path)
+            self._handle = None
+
+
+if sys.platform == "win32":
+
+    def _lock(handle: IO[str]) -> None:
+        """Lock the first byte (a lock may lie past the end of the file), or BlockingIOError."""
+        handle.seek(0)
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError as exc:  # PermissionError (EACCES) or EDEADLOCK: another holds it
+            raise BlockingIOError(str(exc)) from exc
+
+    def _release(handle: IO[str], path: Path) -> None:
+        # An open file cannot be removed: unlock and close first. Another run may open the
+        # file meanwhile; then it stays, and the next run takes the lock as usual.
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        handle.close()
+        with contextlib.suppress(PermissionError):
+            path.unlink(missing_ok=True)
+
+else:
+
+    def _lock(handle: IO[str]) -> None:
+        """An exclusive flock, or BlockingIOError when another process holds it."""
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _release(handle: IO[str], path: Path) -> None:
+        # Removed while still locked: a run that opens it now finds it gone (``_same_file``).
+        path.unlink(missing_ok=True)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+_OPEN_FLAGS = (
+    os.O_RDWR
+    | os.O_CREAT
+    | getattr(os, "O_NOFOLLOW", 0)  # a link planted in its place is not followed
+    | getattr(os, "O_NONBLOCK", 0)  # nor does a FIFO planted there hold the run up
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)  # (Windows: bytes as they are; the text layer decodes)
+)
+
+
+def _open(path: Path) -> IO[str]:
+    """The lock file ``path``, created (0600) if need be: never through a symbolic link, and
+    only a regular file; else a one-line UsageError."""
+    try:
+        descriptor = os.open(path, _OPEN_FLAGS, 0o600)
+    except OSError as exc:  # ELOOP or EMLINK for a link, EISDIR for a folder...
+        if os.path.islink(path):
+            raise UsageError(
+                f"{path}: a lock file must not be a symbolic link: remove it; nothing was sent"
+            ) from None
+        if os.path.lexists(path) and not os.path.isfile(path):
+            raise _not_regular(path) from None
+        raise UsageError(
+            f"{path}: cannot open the lock file ({exc.strerror or exc}); nothing was sent"
+        ) from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # a FIFO, a device...
+        os.close(descriptor)
+        raise _not_regular(path)
+    return os.fdopen(descriptor, "r+", encoding="utf-8")
+
+
+def _not_regular(path: Path) -> UsageError:
+    return UsageError(f"{path}: a lock file must be a regular file: remove it; nothing was sent")
+
+
+def _owner(handle: IO[str]) -> dict[str, object]:
+    handle.seek(0)
+    try:
+        owner = json.loads(handle.read() or "{}")
+    except (ValueError, OSError):  # OSError: on Windows, the owner's lock keeps its first byte
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _describe(owner: dict[str, object]) -> str:
+    if "pid" not in owner:
+        return ""
+    return f" (pid {owner['pid']}, started {owner.get('started_at', '?')})"
+
+
+def _same_file(handle: IO[str], path: Path) -> bool:
+    try:
+        named, opened = os.lstat(path), os.fstat(handle.fileno())
+    except FileNotFoundError:
+        return False
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)

@@ -1,0 +1,3 @@
+"""The async core: transport, retry policy, engine, reading current state, and the pipeline
+of a batch.
+"""
