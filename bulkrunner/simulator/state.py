@@ -136,19 +136,19 @@ class SimulatorState:
                 f"limit {rate}: at most {max_in_window(arrivals, rate.seconds)} requests "
                 f"arrived in any {rate.seconds:g}s window"
             )
-        if len(arrivals) > 1:
-            span = arrivals[-1] - arrivals[0]
+        if len(arrivals) > 1 and (span := arrivals[-1] - arrivals[0]) > 0:
             lines.append(f"arrivals spanned {span:.2f}s ({(len(arrivals) - 1) / span:.2f}/s)")
         if rates and len(arrivals) > 2 * (burst := min(rates, key=lambda r: r.per_second).limit):
             # Request k*N can arrive k windows after the first at the earliest, so N requests per
             # window is the long-run rate, whatever the shape of the first burst.
             whole = (len(arrivals) - 1) // burst * burst
-            steady = whole / (arrivals[whole] - arrivals[0])
-            ceiling = min(rate.per_second for rate in rates)
-            lines.append(
-                f"long-run rate: {steady:.2f}/s over {whole} requests, "
-                f"{steady / ceiling:.1%} of the {ceiling:g}/s ceiling"
-            )
+            if (elapsed := arrivals[whole] - arrivals[0]) > 0:
+                steady = whole / elapsed
+                ceiling = min(rate.per_second for rate in rates)
+                lines.append(
+                    f"long-run rate: {steady:.2f}/s over {whole} requests, "
+                    f"{steady / ceiling:.1%} of the {ceiling:g}/s ceiling"
+                )
         return lines
 
     def _arrive(self, record: RequestRecord) -> int:
