@@ -349,7 +349,7 @@ async def test_campaigns_that_do_not_exist_are_404() -> None:
         zero = await client.post(0, {"sending_limit": 5})
         not_a_number = await client.post("abc", {"sending_limit": 5})
         existing = await client.post(1, {"sending_limit": 5})
-        elsewhere = await client.get("/leads")
+        elsewhere = await client.get("/webhooks")
 
     for reply in (missing, missing_get, zero, not_a_number):
         assert (reply.status, reply.body) == (404, {"error": "Campaign not found"})
