@@ -349,7 +349,7 @@ async def test_campaigns_that_do_not_exist_are_404() -> None:
         zero = await client.post(0, {"sending_limit": 5})
         not_a_number = await client.post("abc", {"sending_limit": 5})
         existing = await client.post(1, {"sending_limit": 5})
-        elsewhere = await client.get("/leads")
+        elsewhere = await client.get("/webhooks")
 
     for reply in (missing, missing_get, zero, not_a_number):
         assert (reply.status, reply.body) == (404, {"error": "Campaign not found"})
@@ -723,4 +723,21 @@ def test_summary_reports_the_fullest_window_and_the_429s() -> None:
         "429s: 1 from the rate limit, 1 injected; 1 campaign applied, 1 time in all",
         "limit 2/1: at most 3 requests arrived in any 1s window",
         "arrivals spanned 1.50s (2.00/s)",
+    ]
+
+
+def test_the_summary_of_requests_that_all_arrived_at_once_has_no_rate_to_show() -> None:
+    """A fake clock that never moves: the summary divides by no zero-second span."""
+    from bulkrunner.simulator import RequestRecord, SimulatorState
+
+    state = SimulatorState()
+    for _ in range(5):
+        state.requests.append(
+            RequestRecord(7.0, "GET", "/api/v1/campaigns/", None, 429, None, False)
+        )
+
+    assert state.summary([Rate(1, 1)]) == [
+        "served 5 requests: 5 x 429",
+        "429s: 5 from the rate limit, 0 injected; 0 campaigns applied, 0 times in all",
+        "limit 1/1: at most 5 requests arrived in any 1s window",
     ]

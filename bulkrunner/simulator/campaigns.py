@@ -85,10 +85,17 @@ class Campaigns:
         state = self.state
         touched = set(state.settings) | set(state.schedules) | set(state.statuses)
         ids = touched | set(state.email_accounts) | set(self.config.campaigns or ())
+        ids |= set(state.leads.campaigns)
         return [i for i in sorted(ids) if self.exists(i)]
 
     def settings(self, campaign_id: int) -> dict[str, Any]:
         return self.state.settings.setdefault(campaign_id, default_settings(campaign_id))
+
+    def client_id(self, campaign_id: int) -> int | None:
+        """The agency client the campaign belongs to (its setting ``client_id``)."""
+        settings = self.state.settings.get(campaign_id) or default_settings(campaign_id)
+        client: int | None = settings["client_id"]
+        return client
 
     def schedule(self, campaign_id: int) -> Schedule | None:
         if campaign_id in self.state.schedules:

@@ -30,7 +30,7 @@ from bulkrunner.simulator.validation import (
     bad_request,
     check_range,
     invalid,
-    json_type,
+    wrong_type,
 )
 
 ScheduleShape = Literal["nested", "flat", "both"]
@@ -104,7 +104,7 @@ def validate_schedule(body: object, shape: ScheduleShape) -> ScheduleWrite | Bod
         )
     inner = body["schedule"]
     if not isinstance(inner, dict):
-        return _wrong_type("schedule", inner, "an object")
+        return wrong_type("schedule", inner, "an object")
     return _schedule_fields(inner, prefix="schedule.")
 
 
@@ -138,13 +138,13 @@ def _schedule_fields(fields: dict[str, Any], prefix: str) -> ScheduleWrite | Bod
 def _check_schedule_field(name: str, label: str, value: object, nested: bool) -> Any:
     if name in SCHEDULE_SETTINGS:
         if not isinstance(value, int) or isinstance(value, bool):
-            return _wrong_type(label, value, "an integer")
+            return wrong_type(label, value, "an integer")
         checked = check_range(FIELDS_BY_NAME[SCHEDULE_SETTINGS[name]], value)
         return _relabel(checked, SCHEDULE_SETTINGS[name], label)
     if name in (_NESTED_DAYS, _FLAT_DAYS):
         return _check_days(label, value, nested)
     if not isinstance(value, str):
-        return _wrong_type(label, value, "a string")
+        return wrong_type(label, value, "a string")
     if name == "timezone":
         return value if is_timezone(value) else bad_request(f"Invalid {label} value - {value}")
     if name == "schedule_start_time":
@@ -171,7 +171,7 @@ def _check_days(label: str, value: object, nested: bool) -> tuple[int, ...] | Bo
     if not isinstance(value, list) or not all(
         isinstance(day, int) and not isinstance(day, bool) for day in value
     ):
-        return _wrong_type(label, value, "an array of integers")
+        return wrong_type(label, value, "an array of integers")
     low, high = (0, 6) if nested else (1, 7)
     meaning = "0=Sunday .. 6=Saturday" if nested else "1=Monday .. 7=Sunday"
     for day in value:
@@ -182,11 +182,6 @@ def _check_days(label: str, value: object, nested: bool) -> tuple[int, ...] | Bo
     if len(set(value)) != len(value):
         return invalid(f"Field '{label}' must not repeat a day", field=label, received=value)
     return tuple(sorted(day % 7 for day in value))  # flat 7=Sunday is 0
-
-
-def _wrong_type(label: str, value: object, expected: str) -> BodyRejection:
-    message = f"Field '{label}' must be {expected}"
-    return invalid(message, field=label, expected=expected, received=json_type(value))
 
 
 def _is_iso_datetime(text: str) -> bool:
@@ -255,7 +250,7 @@ def validate_status(body: object) -> str | BodyRejection:
     if value is None:
         return invalid("Field 'status' must not be null", field="status")
     if not isinstance(value, str):
-        return _wrong_type("status", value, "a string")
+        return wrong_type("status", value, "a string")
     if value not in STATUS_WRITES:
         return bad_request(f"Invalid status value - {value} (expected START, PAUSED or STOPPED)")
     return STATUS_WRITES[value]
@@ -298,7 +293,7 @@ def validate_account_ids(body: object, pool: Container[int]) -> list[int] | Body
     if not isinstance(ids, list) or not all(
         isinstance(i, int) and not isinstance(i, bool) for i in ids
     ):
-        return _wrong_type(name, ids, "an array of integers")
+        return wrong_type(name, ids, "an array of integers")
     if not ids:
         return invalid(f"Field '{name}' must name at least one email account", field=name)
     for account_id in ids:

@@ -19,9 +19,10 @@ from aiohttp import web
 
 from bulkrunner.simulator.campaigns import Campaigns
 from bulkrunner.simulator.faults import FaultKind, FaultPicker, FaultPlan
+from bulkrunner.simulator.lead_writes import LEAD_NOT_FOUND, Leads
 from bulkrunner.simulator.ratelimit import ServerRateLimit, whole_seconds
 from bulkrunner.simulator.state import Clock, RequestRecord, SimulatorConfig, SimulatorState, Sleep
-from bulkrunner.simulator.validation import BodyRejection
+from bulkrunner.simulator.validation import Accepted, Applied, BodyRejection
 
 # The package's name, not this module's, so that ``-v`` shows the simulator's requests as before.
 log = logging.getLogger("bulkrunner.simulator")
@@ -31,7 +32,11 @@ SHUTDOWN_TIMEOUT = 5.0  # seconds pending handlers get to finish once the server
 
 Answer = web.StreamResponse | None  # None: drop the connection without answering
 Route = Callable[[web.Request, int], Awaitable[Answer]]
-Change = Callable[[int, object], BodyRejection | None]  # applies a write's body, or refuses it
+Change = Callable[[int, object], Applied]  # applies a campaign write's body, or refuses it
+# Applies a lead write: campaign (None: the route names none), lead id, body.
+LeadChange = Callable[[int | None, int, object], Applied]
+Apply = Callable[[web.Request, int | None, object], Applied]  # what a write's route applies
+CAMPAIGN_NOT_FOUND = BodyRejection(404, {"error": "Campaign not found"})
 
 
 def _json(status: int, body: object, headers: dict[str, str] | None = None) -> web.Response:
@@ -70,9 +75,27 @@ def _drop(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-def _campaign_id(request: web.Request) -> int | None:
-    text = request.match_info.get("campaign_id", "")
+def _number(request: web.Request, name: str) -> int | None:
+    text = request.match_info.get(name, "")
     return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _campaign_id(request: web.Request) -> int | None:
+    return _number(request, "campaign_id")
+
+
+def _body(data: bytes) -> object:
+    """A request's JSON body; None when it has none, an object no validator accepts when it is
+    not JSON."""
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return _NOT_JSON
+
+
+_NOT_JSON = object()
 
 
 class _Server:
@@ -89,6 +112,7 @@ class _Server:
         self.limiter = ServerRateLimit(config.rates)
         self.faults = FaultPicker(config.faults)
         self.campaigns = Campaigns(config, state)
+        self.leads = Leads(config, state, self.campaigns)
         self.closing = asyncio.Event()
         self.tasks: set[asyncio.Task[Any]] = set()
 
@@ -163,20 +187,47 @@ class _Server:
         await asyncio.sleep(0)  # let aiohttp's connection tasks see their handlers finish
 
     def writing(self, change: Change) -> Route:
-        """The route of a write: its injected fault first, then the campaign must exist (404),
-        then ``change`` applies the body or says why it is refused."""
+        """The route of a campaign write: its injected fault first, then the campaign must exist
+        (404), then ``change`` applies the body or says why it is refused."""
+
+        def apply(request: web.Request, campaign_id: int | None, body: object) -> Applied:
+            if campaign_id is None or not self.campaigns.exists(campaign_id):
+                return CAMPAIGN_NOT_FOUND
+            return change(campaign_id, body)
+
+        return self._writing(apply)
+
+    def lead_writing(self, change: LeadChange) -> Route:
+        """The route of a write to one lead: as ``writing``, then the lead id must be a number
+        (404) before ``change`` has its say. A route without a campaign has no campaign check."""
+
+        def apply(request: web.Request, campaign_id: int | None, body: object) -> Applied:
+            if "campaign_id" in request.match_info and (
+                campaign_id is None or not self.campaigns.exists(campaign_id)
+            ):
+                return CAMPAIGN_NOT_FOUND
+            lead_id = _number(request, "lead_id")
+            if lead_id is None:
+                return LEAD_NOT_FOUND
+            return change(campaign_id, lead_id, body)
+
+        return self._writing(apply)
+
+    def _writing(self, apply: Apply) -> Route:
+        """A write's route: its injected fault first (the campaign's script, which every write
+        to the campaign shares, then the probabilities), then ``apply``."""
 
         async def route(request: web.Request, ticket: int) -> Answer:
             campaign_id = self.state.requests[ticket].campaign_id
             fault = self.faults.choose(campaign_id)
             if fault is None:
-                return await self._apply(request, campaign_id, ticket, change)
+                return await self._apply(request, campaign_id, ticket, apply)
             self.state._update(ticket, fault=fault)
             if fault != "slow":
                 return _fault_answer(fault, self.config.faults)
             plan = self.config.faults
             if plan.slow_applies:
-                answer = await self._apply(request, campaign_id, ticket, change)
+                answer = await self._apply(request, campaign_id, ticket, apply)
             else:
                 answer = _json(
                     504, {"error": {"code": "GATEWAY_TIMEOUT", "message": "Gateway timeout"}}
@@ -186,18 +237,16 @@ class _Server:
         return route
 
     async def _apply(
-        self, request: web.Request, campaign_id: int | None, ticket: int, change: Change
+        self, request: web.Request, campaign_id: int | None, ticket: int, apply: Apply
     ) -> Answer:
-        if campaign_id is None or not self.campaigns.exists(campaign_id):
-            return _json(404, {"error": "Campaign not found"})
-        try:
-            body: object = json.loads(await request.read())
-        except ValueError:
-            body = None
-        refusal = change(campaign_id, body)
-        if refusal is not None:
-            return _json(refusal.status, refusal.body)
-        self.state.applied[campaign_id] += 1
+        applied = apply(request, campaign_id, _body(await request.read()))
+        if isinstance(applied, BodyRejection):
+            return _json(applied.status, applied.body)
+        if campaign_id is not None:
+            self.state.applied[campaign_id] += 1
+        if isinstance(applied, Accepted):
+            self.state._update(ticket, applied=True, leads=applied.leads, added=applied.added)
+            return _json(200, applied.body)
         self.state._update(ticket, applied=True)
         return _json(200, {"success": True, "data": {}})
 
@@ -220,8 +269,23 @@ class _Server:
             return _json(404, {"error": "Campaign not found"})
         return _json(200, self.campaigns.email_account_views(campaign_id))
 
+    async def list_leads(self, request: web.Request, ticket: int) -> Answer:
+        campaign_id = self.state.requests[ticket].campaign_id
+        if campaign_id is None or not self.campaigns.exists(campaign_id):
+            return _read(CAMPAIGN_NOT_FOUND)
+        return _read(self.leads.page(campaign_id, request.query))
+
+    async def find_lead(self, request: web.Request, ticket: int) -> Answer:
+        return _read(self.leads.find(request.query))
+
     async def not_found(self, request: web.Request, ticket: int) -> Answer:
         return _json(404, {"error": "Not found"})
+
+
+def _read(answer: dict[str, Any] | BodyRejection) -> web.Response:
+    if isinstance(answer, BodyRejection):
+        return _json(answer.status, answer.body)
+    return _json(200, answer)
 
 
 def create_app(
@@ -247,6 +311,21 @@ def create_app(
     ]
     for method, path, change in writes:
         app.router.add_route(method, one + path, server.handler(server.writing(change)))
+    leads = server.leads
+    lead = one + "/leads/{lead_id}"
+    lead_writes: list[tuple[str, str, LeadChange]] = [
+        ("POST", lead + "/pause", leads.pause),
+        ("POST", lead + "/resume", leads.resume),
+        ("POST", lead + "/unsubscribe", leads.unsubscribe),
+        ("DELETE", lead, leads.remove),
+        ("POST", BASE_PATH + "/leads/{lead_id}/unsubscribe", leads.unsubscribe_everywhere),
+    ]
+    for method, path, lead_change in lead_writes:
+        app.router.add_route(method, path, server.handler(server.lead_writing(lead_change)))
+    app.router.add_post(one + "/leads", server.handler(server.writing(leads.upload)))
+    app.router.add_get(one + "/leads", server.handler(server.list_leads))
+    app.router.add_get(BASE_PATH + "/leads/", server.handler(server.find_lead))
+    app.router.add_get(BASE_PATH + "/leads", server.handler(server.find_lead))
     app.router.add_get(one + "/email-accounts", server.handler(server.list_email_accounts))
     app.router.add_get(campaigns + "/", server.handler(server.list_campaigns))
     app.router.add_get(campaigns, server.handler(server.list_campaigns))

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 from bulkrunner.limits.rates import max_in_window
 from bulkrunner.model import Rate, count
 from bulkrunner.operations.fields import Vocabulary
 from bulkrunner.simulator.faults import FaultPlan
+from bulkrunner.simulator.leads import LeadStore
 from bulkrunner.simulator.operations import SCHEDULE_SHAPES, Schedule, ScheduleShape
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+# The two forms of a lead upload's answer: counts with details, or added_count and skipped_count.
+LeadAnswer = Literal["detailed", "counts"]
+LEAD_ANSWERS: tuple[LeadAnswer, ...] = get_args(LeadAnswer)
+# Which field of the detailed answer counts the leads added (the other counts the leads sent).
+AddedField = Literal["upload_count", "total_leads"]
+ADDED_FIELDS: tuple[AddedField, ...] = get_args(AddedField)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +47,22 @@ class SimulatorConfig:
     cron_as_string: bool = False
     sending_accounts: int = 50  # the account's sending accounts: email account ids 1..N
     bare_campaigns: Collection[int] = ()  # seeded as fresh drafts: no schedule, no accounts
+    # --- leads (see bulkrunner.simulator.lead_writes) ---
+    lead_answer: LeadAnswer = "detailed"  # the form of an upload's answer
+    lead_added_field: AddedField = "upload_count"  # the detailed field counting leads added
+    leads_per_request: int = 400  # the most leads one upload may carry (documented: 100/350/400)
+    lead_capacity: int | None = None  # the most leads the account holds in all; None: no limit
+    # Leads each campaign starts with: a number for every campaign of ``campaigns``, or
+    # campaign -> number. Computed from the campaign's id and the lead's position.
+    seeded_leads: int | Mapping[int, int] = 0
+    # Addresses ("a@x.com") and domains ("x.com" or "@x.com") refused unless an upload says
+    # ignore_global_block_list: the global list blocks in every campaign, a client's list only
+    # in the campaigns whose client_id is that client.
+    block_list: Collection[str] = ()
+    client_block_lists: Mapping[int, Collection[str]] = field(default_factory=dict)
+    bounced: Collection[str] = ()  # addresses that bounced before: never added
+    unsubscribed: Collection[str] = ()  # addresses unsubscribed account-wide
+    last_step_leads: Collection[str] = ()  # addresses on their last sequence step everywhere
 
     def __post_init__(self) -> None:
         if self.schedule_shape not in SCHEDULE_SHAPES:
@@ -53,6 +77,45 @@ class SimulatorConfig:
         after = self.limit_retry_after
         if after is not None and not (after >= 0 and math.isfinite(after)):
             raise ValueError(f"limit_retry_after must be a finite number >= 0, got {after}")
+        self._check_leads()
+
+    def _check_leads(self) -> None:
+        if self.lead_answer not in LEAD_ANSWERS:
+            forms = ", ".join(LEAD_ANSWERS)
+            raise ValueError(f"lead_answer must be one of {forms}, got {self.lead_answer!r}")
+        if self.lead_added_field not in ADDED_FIELDS:
+            names = ", ".join(ADDED_FIELDS)
+            raise ValueError(
+                f"lead_added_field must be one of {names}, got {self.lead_added_field!r}"
+            )
+        if self.leads_per_request < 1:
+            raise ValueError(f"leads_per_request must be >= 1, got {self.leads_per_request}")
+        if self.lead_capacity is not None and self.lead_capacity < 0:
+            raise ValueError(f"lead_capacity must be >= 0, got {self.lead_capacity}")
+        seeds = self.seeded_leads
+        if isinstance(seeds, int):
+            if seeds < 0:
+                raise ValueError(f"seeded_leads must be >= 0, got {seeds}")
+            if seeds and self.campaigns is None:
+                raise ValueError(
+                    "seeded_leads as a number needs the campaigns listed; "
+                    "give campaign -> number instead"
+                )
+            return
+        for campaign_id, number in seeds.items():
+            if number < 0:
+                raise ValueError(f"seeded_leads of campaign {campaign_id} must be >= 0")
+            if campaign_id < 1 or (
+                self.campaigns is not None and campaign_id not in self.campaigns
+            ):
+                raise ValueError(f"seeded_leads names campaign {campaign_id}, which does not exist")
+
+    def lead_seeds(self) -> dict[int, int]:
+        """How many leads each seeded campaign starts with."""
+        seeds = self.seeded_leads
+        if isinstance(seeds, int):
+            return dict.fromkeys(sorted(self.campaigns or ()), seeds) if seeds else {}
+        return {campaign_id: n for campaign_id, n in sorted(seeds.items()) if n}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +128,31 @@ class RequestRecord:
     fault: str | None  # the injected fault kind, or None
     applied: bool  # whether this request was a write the account applied
     jitter: float = 0.0  # seconds of inbound jitter it waited before being counted at arrival
+    leads: int = 0  # leads an applied upload carried
+    added: int = 0  # leads of them the account added
 
     @property
     def operation(self) -> str | None:
         """The write operation this request is ("settings", "schedule", "status",
-        "email-accounts"), or None for a read."""
-        name = self.path.rstrip("/").rpartition("/")[2]
+        "email-accounts", "leads" for an upload, "lead-status" for a lead's pause, resume,
+        unsubscribe or removal), or None for a read."""
+        parts = self.path.rstrip("/").split("/")
+        name = parts[-1]
+        if parts[-3:-2] == ["leads"] and name in LEAD_ACTIONS:
+            return "lead-status" if self.method == "POST" else None
+        if parts[-4:-3] == ["campaigns"] and parts[-2] == "leads":
+            return "lead-status" if self.method == "DELETE" else None
+        if name == "leads" and parts[-3:-2] != ["campaigns"]:
+            return None  # /leads/ itself is the search
         return name if self.method in WRITE_METHODS.get(name, ()) else None
+
+    @property
+    def action(self) -> str | None:
+        """A lead-status write's action: "pause", "resume", "unsubscribe" (from one campaign, or
+        from every one when ``campaign_id`` is None) or "remove"; None for any other request."""
+        if self.operation != "lead-status":
+            return None
+        return "remove" if self.method == "DELETE" else self.path.rstrip("/").rpartition("/")[2]
 
 
 # Each write operation (the last segment of its path) and the methods that write with it.
@@ -80,7 +161,9 @@ WRITE_METHODS: dict[str, tuple[str, ...]] = {
     "schedule": ("POST",),
     "status": ("POST",),
     "email-accounts": ("POST", "DELETE"),
+    "leads": ("POST",),
 }
+LEAD_ACTIONS = ("pause", "resume", "unsubscribe")  # POST .../leads/{lead_id}/<action>
 
 
 class SimulatorState:
@@ -94,6 +177,7 @@ class SimulatorState:
         self.email_accounts: dict[int, list[int]] = {}
         self.requests: list[RequestRecord] = []
         self.applied: Counter[int] = Counter()  # campaign -> writes applied, of any operation
+        self.leads = LeadStore()
 
     def posts(self) -> list[RequestRecord]:
         """The settings POSTs, in arrival order."""
@@ -130,25 +214,32 @@ class SimulatorState:
             f"{count(len(self.applied), 'campaign')} applied, "
             f"{count(sum(self.applied.values()), 'time')} in all",
         ]
+        uploads = self.writes("leads")
+        if uploads:
+            carried, added = sum(r.leads for r in uploads), sum(r.added for r in uploads)
+            lines.append(
+                f"lead uploads: {count(len(uploads), 'request')} carrying "
+                f"{count(carried, 'lead')}, {added} added; the account holds {self.leads.held}"
+            )
         arrivals = sorted(r.arrival for r in self.requests)
         for rate in rates:
             lines.append(
                 f"limit {rate}: at most {max_in_window(arrivals, rate.seconds)} requests "
                 f"arrived in any {rate.seconds:g}s window"
             )
-        if len(arrivals) > 1:
-            span = arrivals[-1] - arrivals[0]
+        if len(arrivals) > 1 and (span := arrivals[-1] - arrivals[0]) > 0:
             lines.append(f"arrivals spanned {span:.2f}s ({(len(arrivals) - 1) / span:.2f}/s)")
         if rates and len(arrivals) > 2 * (burst := min(rates, key=lambda r: r.per_second).limit):
             # Request k*N can arrive k windows after the first at the earliest, so N requests per
             # window is the long-run rate, whatever the shape of the first burst.
             whole = (len(arrivals) - 1) // burst * burst
-            steady = whole / (arrivals[whole] - arrivals[0])
-            ceiling = min(rate.per_second for rate in rates)
-            lines.append(
-                f"long-run rate: {steady:.2f}/s over {whole} requests, "
-                f"{steady / ceiling:.1%} of the {ceiling:g}/s ceiling"
-            )
+            if (elapsed := arrivals[whole] - arrivals[0]) > 0:
+                steady = whole / elapsed
+                ceiling = min(rate.per_second for rate in rates)
+                lines.append(
+                    f"long-run rate: {steady:.2f}/s over {whole} requests, "
+                    f"{steady / ceiling:.1%} of the {ceiling:g}/s ceiling"
+                )
         return lines
 
     def _arrive(self, record: RequestRecord) -> int:

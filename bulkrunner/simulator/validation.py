@@ -1,4 +1,4 @@
-"""How the simulated server checks a settings POST body, and the error shapes every write answers.
+"""How the simulated server checks a settings POST body, and the shapes every write answers.
 
 A malformed or empty body is a 400 ``{"error": "..."}``, as is an enum value outside the accepted
 vocabulary; an unknown field, a null, a wrong type or an out-of-range number is a 422
@@ -28,6 +28,19 @@ class BodyRejection:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A write applied with an answer of its own, instead of ``{"success": true, "data": {}}``,
+    and what the request record notes of it."""
+
+    body: dict[str, Any]
+    leads: int = 0  # leads an upload carried
+    added: int = 0  # leads of them the account added
+
+
+Applied = BodyRejection | Accepted | None  # refused, applied with its own answer, or applied
+
+
 _EXPECTED = {
     "int": "an integer",
     "bool": "a boolean",
@@ -46,6 +59,12 @@ def invalid(message: str, **details: Any) -> BodyRejection:
     """A nested 422 ``VALIDATION_ERROR`` naming the field in its details."""
     error = {"code": "VALIDATION_ERROR", "message": message, "details": details}
     return BodyRejection(422, {"error": error})
+
+
+def wrong_type(label: str, value: object, expected: str) -> BodyRejection:
+    """A 422 for a field ``label`` whose value is not of the ``expected`` kind."""
+    message = f"Field '{label}' must be {expected}"
+    return invalid(message, field=label, expected=expected, received=json_type(value))
 
 
 def json_type(value: object) -> str:
