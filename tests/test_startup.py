@@ -68,11 +68,11 @@ def test_importing_the_package_imports_no_heavy_library(tmp_path: Path) -> None:
 
 def test_the_public_names_still_resolve_on_first_use(tmp_path: Path) -> None:
     import bulkrunner
-    from bulkrunner.commands.run import run_job
+    from bulkrunner.api import apply
     from bulkrunner.errors import ExitCode
 
     assert bulkrunner.ExitCode is ExitCode
-    assert bulkrunner.run_job is run_job
+    assert bulkrunner.apply is apply
     with pytest.raises(AttributeError, match="no_such_name"):
         bulkrunner.no_such_name  # noqa: B018
 
