@@ -30,6 +30,7 @@ from bulkrunner.commands.export import (
     read_export,
     write_export,
 )
+from bulkrunner.config.paths import backup_path
 from bulkrunner.config.run_config import build_config
 from bulkrunner.input.loading import read_input
 from bulkrunner.input.validation import validate
@@ -38,7 +39,7 @@ from bulkrunner.operations import Wire
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.fields import Field
 from bulkrunner.operations.settings import SETTINGS
-from bulkrunner.records.backup import backup_path, record_backup
+from bulkrunner.records.backup import record_backup
 from bulkrunner.simulator import (
     SimulatorConfig,
     SimulatorThread,

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from bulkrunner.cli.app import main
+from bulkrunner.config.paths import backup_path
 from bulkrunner.input.validation import validate
 from bulkrunner.model import Answer, Change, Row
 from bulkrunner.operations import operation
@@ -24,7 +25,6 @@ from bulkrunner.operations.base import Request, Wire
 from bulkrunner.operations.fields import Vocabulary
 from bulkrunner.operations.refusals import ShapeRefusals
 from bulkrunner.operations.schedule import SCHEDULE
-from bulkrunner.records.backup import backup_path
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_schedule
 
 KEY = "sk-schedule-SENTINEL-5e1d"

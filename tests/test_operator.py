@@ -16,11 +16,11 @@ from aiohttp import web
 from rich.console import Console
 
 from bulkrunner.cli.app import main
+from bulkrunner.config.paths import backup_path
 from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Rate, Row
 from bulkrunner.operations.base import Request
 from bulkrunner.output.progress import Bar, LogLines, Snapshot
-from bulkrunner.records.backup import backup_path
 from bulkrunner.sending.preflight import verify
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_settings
 from tests.hostile import ServerThread

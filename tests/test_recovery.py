@@ -18,17 +18,11 @@ import pandas as pd
 import pytest
 
 from bulkrunner.cli.app import main
+from bulkrunner.config.paths import journal_path, lock_path
 from bulkrunner.model import Change, Changes, Outcome, Rate, Status
 from bulkrunner.output import report as report_module
-from bulkrunner.records.journal import (
-    Journal,
-    RunIdentity,
-    Success,
-    journal_path,
-    read_successes,
-    row_key,
-)
-from bulkrunner.records.locks import RunLock, lock_path
+from bulkrunner.records.journal import Journal, RunIdentity, Success, read_successes, row_key
+from bulkrunner.records.locks import RunLock
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from tests.realtime import wait_for_lines, wait_until
 

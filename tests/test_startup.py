@@ -184,7 +184,8 @@ def test_a_report_written_in_chunks_is_the_report_written_whole(
 
     from bulkrunner.commands import run as job
     from bulkrunner.model import Change, Outcome, Status
-    from bulkrunner.output.report import build_report, write_report
+    from bulkrunner.output.report import build_report
+    from tests.fakes import write_report
 
     when = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
     frame = pd.DataFrame(

@@ -20,9 +20,10 @@ import pytest
 
 import bulkrunner.sending.batches as batches
 from bulkrunner.cli.app import main
+from bulkrunner.config.paths import backup_path, journal_path
 from bulkrunner.model import Changes, Outcome, Row, Status
-from bulkrunner.records.backup import backup_path, read_backup
-from bulkrunner.records.journal import Journal, journal_path
+from bulkrunner.records.backup import read_backup
+from bulkrunner.records.journal import Journal
 from bulkrunner.sending.batches import CampaignSet, Spill
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings

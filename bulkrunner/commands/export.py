@@ -27,6 +27,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 import pandas as pd
 
 from bulkrunner.config.accounts import Account
+from bulkrunner.config.paths import (
+    EXPORT_FORMATS,
+    check_writable,
+    default_export_path,
+    is_backup,
+    replace_atomically,
+    unused,
+)
 from bulkrunner.config.redaction import redact, remember
 from bulkrunner.config.run_config import API_KEY_ENV, RunConfig, for_config
 from bulkrunner.errors import Aborted, ExitCode, UsageError
@@ -44,7 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("bulkrunner")
 Sleep = Callable[[float], Awaitable[None]]
 
-EXPORT_FORMATS = (".csv", ".parquet")
 # The campaigns of the embedded simulator an ``export --simulate`` reads (seeded from their ids:
 # mostly ACTIVE, some PAUSED and DRAFTED).
 DEMO_CAMPAIGNS = tuple(range(1480601, 1480621))
@@ -66,20 +73,12 @@ class Export:
     unwritable: dict[int, str] = field(default_factory=dict)  # state read, but no row can set it
 
 
-def default_output(operation: str, now: datetime) -> Path:
-    return Path("exports") / f"{operation}-{now:%Y%m%dT%H%M%SZ}.csv"
-
-
 def check_output(path: Path, *, force: bool = False) -> None:
     """Refuse, before anything is read, an export file that could not be written, or that
     would replace a file: one already there (unless ``force``), and never a backup, nor a name
     ``rollback`` would take for one. (Journals and locks are not export formats.)"""
-    from bulkrunner.output.report import check_writable
-    from bulkrunner.records.backup import BACKUP_SUFFIX
-
-    use = f"use {' or '.join(EXPORT_FORMATS)} (the input formats of run)"
-    check_writable(path, "export", EXPORT_FORMATS, use)
-    if path.name.endswith(BACKUP_SUFFIX):
+    check_writable(path, "export", EXPORT_FORMATS)
+    if is_backup(path):
         raise UsageError(
             f"{path}: the name of a bulkrunner backup (what undoes a run), which no export "
             "takes, even with --force; choose another --output"
@@ -100,7 +99,7 @@ def export_job(
     the file reads back as the campaigns' state, and print a summary.
 
     Raises UsageError (nothing read) or Aborted (the reads could not be made: exit 3)."""
-    path = config.output or _unused(default_output(config.operation, now or datetime.now(UTC)))
+    path = config.output or unused(default_export_path(config.operation, now or datetime.now(UTC)))
     check_output(path, force=config.force)
     exported = read_export(config, environ)
     write_export(exported, path)
@@ -137,15 +136,6 @@ def export_job(
         output=str(path),
     )
     return ExitCode.ROWS_FAILED if exported.left_out or exported.differ else ExitCode.OK
-
-
-def _unused(path: Path) -> Path:
-    """``path``, or the first of ``path-2``, ``path-3``... that does not exist yet."""
-    candidate, number = path, 1
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
-    return candidate
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -350,9 +340,8 @@ def _cells(values: list[Any]) -> pd.Series[Any]:
 
 def write_export(exported: Export, path: Path) -> Path:
     """Write the export to ``path`` (CSV or Parquet by its extension), atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
         if path.suffix.lower() == ".parquet":
             _write_parquet(exported, tmp)
         else:
@@ -360,9 +349,10 @@ def write_export(exported: Export, path: Path) -> Path:
 
             with tmp.open("w", encoding="utf-8", newline="") as stream:
                 _write_csv(as_csv_cells(exported.frame, exported.operation), stream, header=True)
-        os.replace(tmp, path)
+
+    try:
+        replace_atomically(path, write)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise Aborted(
             f"{path}: cannot write the export ({exc.strerror or exc}); nothing was changed"
         ) from None

@@ -50,6 +50,7 @@ from bulkrunner.config.accounts import (
     check_column,
     summary_lines,
 )
+from bulkrunner.config.paths import default_report_path, journal_path, lock_path
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import API_KEY_ENV, RunConfig, for_config
 from bulkrunner.errors import ExitCode as ExitCode  # its home was here; many import it so
@@ -85,7 +86,6 @@ from bulkrunner.output.report import (
     Summary,
     build_report,
     cell_types,
-    default_report_path,
     deliver_report,
     read_report,
 )
@@ -94,13 +94,12 @@ from bulkrunner.records.journal import (
     Journal,
     RunIdentity,
     Success,
-    journal_path,
     read_header,
     read_successes,
     remove,
     row_key,
 )
-from bulkrunner.records.locks import RunLock, lock_accounts, lock_path
+from bulkrunner.records.locks import RunLock, lock_accounts
 from bulkrunner.sending.batches import CampaignSet, RunRows, Survey, stamp
 from bulkrunner.sending.interrupts import INTERRUPTED, Interrupts
 

@@ -25,6 +25,14 @@ from bulkrunner.config.options import (
     option,
     rate_argument,
 )
+from bulkrunner.config.paths import (
+    DEFAULT_EXPORT,
+    DEFAULT_REPORT,
+    EXPORT_FORMATS,
+    REPORT_FORMATS,
+    expand_template,
+    or_list,
+)
 from bulkrunner.errors import UsageError
 from bulkrunner.limits.rates import DEFAULT_GUARD, DEFAULT_RATES, guard_problem
 from bulkrunner.model import Rate
@@ -131,12 +139,10 @@ class RunConfig:
             choices=("nested", "flat"),
         ),
     )
-    # None: reports/<input stem>-<UTC timestamp>.csv
     report: Path | None = field(
         default=None,
         metadata=option(
-            "results file: .csv, .parquet, .json or .jsonl "
-            "(default reports/<input stem>-<UTC time>.csv)",
+            f"results file: {or_list(REPORT_FORMATS)} (default {DEFAULT_REPORT})",
             READING,
             accepts=(str,),
             metavar="PATH",
@@ -460,8 +466,8 @@ class RunConfig:
     output: Path | None = field(
         default=None,
         metadata=option(
-            "the export file, .csv or .parquet: the operation's input format "
-            "(default exports/<operation>-<UTC time>.csv)",
+            f"the export file, {or_list(EXPORT_FORMATS)}: the operation's input format "
+            f"(default {DEFAULT_EXPORT})",
             EXPORTING,
             metavar="PATH",
             convert=_path,
@@ -535,11 +541,6 @@ def read_job_file(path: Path) -> dict[str, Any]:
             value = check(value, f"{path}: {key}")
         options[name] = value
     return options
-
-
-def expand_template(path: str, now: datetime) -> str:
-    """``{timestamp}`` (20261126T021500Z) and ``{date}`` (2026-11-26) in a path, in UTC."""
-    return path.replace("{timestamp}", f"{now:%Y%m%dT%H%M%SZ}").replace("{date}", f"{now:%Y-%m-%d}")
 
 
 def build_config(

@@ -16,13 +16,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import pandas as pd
 
+from bulkrunner.config.paths import REPORT_FORMATS, Staged, or_list, temporary
 from bulkrunner.config.redaction import redact
 from bulkrunner.errors import UsageError
 from bulkrunner.input.files import formula_like, unescape_cell
@@ -37,36 +37,7 @@ if TYPE_CHECKING:  # a type only: the engine (anyio) is not for `bulkrunner vali
 
 log = logging.getLogger("bulkrunner")
 
-REPORT_FORMATS = (".csv", ".parquet", ".json", ".jsonl")
 _TEXT_FIELDS = frozenset(field.name for field in FIELDS if field.kind == "text")
-
-
-def default_report_path(input_path: Path, now: datetime) -> Path:
-    return Path("reports") / f"{input_path.stem}-{now:%Y%m%dT%H%M%SZ}.csv"
-
-
-def check_report_path(path: Path) -> None:
-    """Refuse, before anything is sent, a report that could not be written."""
-    check_writable(path, "report", REPORT_FORMATS, f"use one of {', '.join(REPORT_FORMATS)}")
-
-
-def check_writable(path: Path, what: str, formats: Sequence[str], use: str) -> None:
-    """Refuse, before anything is read or sent, a ``what`` file (a report, an export) that
-    could not be written: a format not in ``formats`` (``use`` says which to use), a folder, a
-    place inside a file or without write permission."""
-    if path.suffix.lower() not in formats:
-        raise UsageError(
-            f"{path}: unsupported {what} format {path.suffix or '(no extension)'!r}; {use}"
-        )
-    if path.is_dir():
-        raise UsageError(f"{path}: {what} path is a directory")
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():  # (its folders would be made inside a file: they cannot be)
-        raise UsageError(f"{path}: cannot write the {what} there: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{path}: cannot write the {what} there (permission denied)")
 
 
 def build_report(
@@ -140,13 +111,6 @@ def _with_results(
     )
     echo = frame.rename(columns=lambda column: echoed(str(column)))  # no name twice
     return pd.concat([echo.reset_index(drop=True), results], axis=1)
-
-
-def write_report(report: pd.DataFrame, path: Path, input_columns: list[str]) -> None:
-    """Write ``report`` to ``path`` (format by extension), atomically."""
-    with ReportWriter(path, input_columns) as writer:
-        writer.write(report)
-        writer.commit()
 
 
 def print_report(
@@ -223,8 +187,7 @@ def stage_report(
     """``parts()`` written to a temporary file of this process's own beside ``path``, ready to
     ``commit``; on failure nothing is left behind."""
     typed = examples() if path.suffix.lower() == ".parquet" else None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    writer = ReportWriter(path, input_columns, tmp, typed)
+    writer = ReportWriter(path, input_columns, str(os.getpid()), typed)
     try:
         for part in parts():
             writer.write(part)
@@ -236,9 +199,9 @@ def stage_report(
 
 class ReportWriter:
     """Writes a report a chunk at a time, in the format its extension names, to a temporary
-    file beside ``path`` (by default ``.<name>.tmp``); ``commit`` moves it into place, so a
-    report is never seen half written. Leaving the ``with`` block without committing removes
-    the temporary file.
+    file beside ``path`` (``bulkrunner.config.paths.Staged``, told apart by ``tag``); ``commit``
+    moves it into place, so a report is never seen half written. Leaving the ``with`` block
+    without committing removes the temporary file.
 
     The chunks make the file their concatenation would make written at once: one CSV header,
     one JSON array, one Parquet schema (a column whose type shows only in a later chunk, say
@@ -249,14 +212,14 @@ class ReportWriter:
         self,
         path: Path,
         input_columns: Sequence[str],
-        tmp: Path | None = None,
+        tag: str = "",
         examples: pd.DataFrame | None = None,
     ) -> None:
         """``examples`` (Parquet): ``cell_types`` of all the chunks to come; without them each
         chunk is typed on its own, which is right when it is the whole report."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._staged = Staged(path, tag)
         self.path = path
-        self.tmp = tmp or path.with_name(f".{path.name}.tmp")
+        self.tmp = self._staged.tmp
         self._format = path.suffix.lower()
         self._columns = [echoed(column) for column in input_columns]
         self._examples = (
@@ -299,12 +262,11 @@ class ReportWriter:
                 self._text.close()
             if self._parquet is not None:
                 self._parquet.close()
-            os.replace(self.tmp, self.path)
         except BaseException:
             self.discard()
             raise
         self._text = self._parquet = None
-        return self.path
+        return self._staged.commit()
 
     def discard(self) -> None:
         if self._text is not None:
@@ -312,7 +274,7 @@ class ReportWriter:
         if self._parquet is not None:
             self._parquet.discard()
         self._text = self._parquet = None
-        self.tmp.unlink(missing_ok=True)
+        self._staged.discard()
 
     def __enter__(self) -> ReportWriter:
         return self
@@ -341,9 +303,7 @@ class _ParquetParts:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self._writer is None or not table.schema.equals(self._schema):
             self._close_writer()
-            part = (
-                self.tmp.with_name(f"{self.tmp.name}.{len(self.parts)}") if self.parts else self.tmp
-            )
+            part = temporary(self.tmp, str(len(self.parts))) if self.parts else self.tmp
             self.parts.append(part)
             self._schema = table.schema
             self._writer = pq.ParquetWriter(part, table.schema, compression="snappy")
@@ -352,7 +312,7 @@ class _ParquetParts:
     def close(self) -> None:
         self._close_writer()
         if len(self.parts) > 1:
-            merged = self.tmp.with_name(f"{self.tmp.name}.merged")
+            merged = temporary(self.tmp, "merged")
             try:
                 _merge_parts(self.parts, merged)
             except BaseException:
@@ -422,7 +382,7 @@ def read_report(path: Path) -> pd.DataFrame:
     """An earlier report, with the input columns as the user wrote them (for ``retry``)."""
     suffix = path.suffix.lower()
     if suffix not in REPORT_FORMATS:
-        raise UsageError(f"{path}: not a report (use a .csv, .parquet, .json or .jsonl report)")
+        raise UsageError(f"{path}: not a report (use a {or_list(REPORT_FORMATS)} report)")
     try:
         if suffix == ".csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")

@@ -9,8 +9,8 @@ It is a ledger: once a campaign's field is recorded, nothing overwrites it. A ``
 adds the campaigns and fields it is about to change to the backup of the run it continues, so
 after any number of interruptions the backup still holds the values from before the first one.
 (An operation whose undo is a change rather than a value merges it: ``Operation.merge_undo``.)
-Every write goes to a temporary file, flushed to disk, then renamed over the backup: a kill at
-any moment leaves the old ledger or the new one, never a torn file.
+Every write replaces the file atomically (``bulkrunner.config.paths.Staged``): a kill at any
+moment leaves the old ledger or the new one, never a torn file.
 
 Some changes cannot be undone (a campaign the run stops; a campaign that was a draft before it
 was started; a field that had no value before the run, set with --allow-irreversible; a value
@@ -35,14 +35,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bulkrunner.config.environment import ARROW_POOL_ENV
+from bulkrunner.config.paths import replace_atomically
 from bulkrunner.config.redaction import redact
 from bulkrunner.model import Change, Changes, Outcome, Row, Status
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Field
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.operations.state import canonical, shared
-
-BACKUP_SUFFIX = ".backup.parquet"
 
 _TYPES: dict[str, pa.DataType] = {
     "enum_list": pa.list_(pa.string()),
@@ -78,11 +77,6 @@ class Recorded:
     total: int  # campaigns in the ledger, earlier runs' included
     # campaigns about to change that a rollback cannot restore (in full), with why
     unrestorable: dict[int, str] = dataclasses.field(default_factory=dict)
-
-
-def backup_path(report_path: Path) -> Path:
-    """The backup beside a report, named after its whole name: x.csv and x.json differ."""
-    return report_path.with_name(f"{report_path.name}{BACKUP_SUFFIX}")
 
 
 def backup_operation(path: Path) -> str:
@@ -421,23 +415,21 @@ class _Sink:
 
 
 def _atomically(path: Path, schema: pa.Schema, fill: Callable[[_Sink], None]) -> int:
-    """Write a ledger of ``schema`` whose rows ``fill`` gives, through a temporary file flushed
-    to disk then renamed over ``path``; returns the rows written. On failure the ledger at
-    ``path`` is left as it was."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a ledger of ``schema`` whose rows ``fill`` gives, replacing ``path`` atomically;
+    returns the rows written. On failure the ledger at ``path`` is left as it was."""
+    sinks: list[_Sink] = []
+
+    def write(tmp: Path) -> None:
         with pq.ParquetWriter(tmp, schema) as writer:
-            sink = _Sink(writer, schema)
-            fill(sink)
-            sink.flush()
-        with tmp.open("rb") as written:
-            os.fsync(written.fileno())
-        os.replace(tmp, path)
+            sinks.append(_Sink(writer, schema))
+            fill(sinks[0])
+            sinks[0].flush()
+
+    try:
+        replace_atomically(path, write)
     except (OSError, pa.ArrowException) as exc:
-        tmp.unlink(missing_ok=True)
         raise BackupError(f"{path}: cannot write the backup ({exc})") from None
-    return sink.rows
+    return sinks[0].rows
 
 
 def arrow_type(field: Field) -> pa.DataType:
