@@ -32,8 +32,8 @@ from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.operations.status import STATUS
 from bulkrunner.records import backup
 from bulkrunner.records.backup import (
-    _OPERATION_KEY,
     _UNRESTORABLE_KEY,
+    OPERATION_KEY,
     BackupError,
     Recorded,
     arrow_type,
@@ -95,7 +95,7 @@ def reference_write(
         fields_.append(pa.field(ACCOUNT, pa.string()))
     for field in used:
         columns[field.name] = [fields.get(field.name) for fields in ledger.values()]
-    metadata = {_OPERATION_KEY: operation.name.encode()}
+    metadata = {OPERATION_KEY: operation.name.encode()}
     if unrestorable:
         reasons = {str(campaign): reason for campaign, reason in sorted(unrestorable.items())}
         metadata[_UNRESTORABLE_KEY] = json.dumps(reasons).encode()

@@ -38,10 +38,10 @@ from bulkrunner.config.paths import (
 from bulkrunner.config.redaction import redact, remember
 from bulkrunner.config.run_config import API_KEY_ENV, RunConfig, for_config
 from bulkrunner.errors import Aborted, ExitCode, UsageError
-from bulkrunner.input.files import formula_like
 from bulkrunner.model import RunStats, count
 from bulkrunner.operations import Operation
-from bulkrunner.operations.fields import CAMPAIGN_ID, EMPTY_TEXT_CELL, Field
+from bulkrunner.operations.fields import CAMPAIGN_ID, Field
+from bulkrunner.operations.syntax import EmptyText, csv_cell
 from bulkrunner.output.events import show
 from bulkrunner.records.locks import lock_accounts
 
@@ -361,30 +361,21 @@ def write_export(exported: Export, path: Path) -> Path:
 
 
 def as_csv_cells(frame: pd.DataFrame, operation: Operation) -> pd.DataFrame:
-    """``frame`` as the CSV cells that read back as its values: lists ``;``-joined (``[]`` when
-    empty), true/false, an empty text ``""``, text a spreadsheet would run as a formula with a
-    leading quote (as reports write it; loading takes it off again), a blank where None."""
+    """``frame`` as the CSV cells that read back as its values, written as reports write them
+    (``syntax.csv_cell``); an empty text of a text column is the empty text, not a blank."""
     out = frame.copy()
     for name in frame.columns:
         spec = operation.field(str(name))
-        cells = [_csv_cell(value, spec) for value in frame[name].tolist()]
+        cells = [csv_cell(_value(value, spec)) for value in frame[name].tolist()]
         out[name] = pd.Series(cells, index=frame.index, dtype=object)  # 7 stays 7, not 7.0
     return out
 
 
-def _csv_cell(value: Any, spec: Field | None) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        items = [str(item) for item in value]
-        return ";".join(items) if items else "[]"
-    if isinstance(value, str):
-        if not value:
-            return EMPTY_TEXT_CELL if spec is not None and spec.kind == "text" else None
-        return "'" + value if formula_like(value) else value
-    return value
+def _value(value: Any, spec: Field | None) -> Any:
+    """The server's empty text is the empty text in a text column, else no value."""
+    if not isinstance(value, str) or value:
+        return value
+    return EmptyText() if spec is not None and spec.kind == "text" else None
 
 
 def _write_parquet(exported: Export, target: Path) -> None:
@@ -393,7 +384,7 @@ def _write_parquet(exported: Export, target: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from bulkrunner.records.backup import arrow_type
+    from bulkrunner.records.backup import OPERATION_KEY, arrow_type
 
     frame, operation = exported.frame, exported.operation
     arrays: dict[str, Any] = {CAMPAIGN_ID: pa.array(frame[CAMPAIGN_ID].tolist(), pa.int64())}
@@ -404,13 +395,11 @@ def _write_parquet(exported: Export, target: Path) -> None:
         try:
             arrays[str(name)] = pa.array(values, type=arrow_type(spec))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-            texts = [_csv_cell(value, spec) for value in values]
+            texts = [csv_cell(_value(value, spec)) for value in values]
             arrays[str(name)] = pa.array(
                 [None if text is None else str(text) for text in texts], pa.string()
             )
-    table = pa.table(arrays).replace_schema_metadata(
-        {b"bulkrunner.operation": operation.name.encode()}
-    )
+    table = pa.table(arrays).replace_schema_metadata({OPERATION_KEY: operation.name.encode()})
     pq.write_table(table, target)
 
 

@@ -55,12 +55,12 @@ from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import API_KEY_ENV, RunConfig, for_config
 from bulkrunner.errors import ExitCode as ExitCode  # its home was here; many import it so
 from bulkrunner.errors import UsageError
-from bulkrunner.input.loading import Ignored, InputFile, open_input, read_input
+from bulkrunner.input.files import Ignored
+from bulkrunner.input.loading import InputFile, open_input, read_input
 from bulkrunner.input.validation import (
     Repeats,
     RowJudgement,
     campaign_ids,
-    is_blank,
     judge_rows,
     repeated_among,
     validate,
@@ -77,6 +77,7 @@ from bulkrunner.model import (
     unechoed,
 )
 from bulkrunner.operations import fitting
+from bulkrunner.operations.cells import is_blank
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
 from bulkrunner.output.events import emit, show
 from bulkrunner.output.hints import resume_command

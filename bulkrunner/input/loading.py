@@ -30,7 +30,6 @@ import pandas as pd
 
 from bulkrunner.errors import InputFileError
 from bulkrunner.input.files import (
-    KNOWN_COLUMNS,
     Ignored,
     accepted,
     canonical_names,
@@ -41,25 +40,15 @@ from bulkrunner.input.files import (
     not_text,
     reading,
     report_ignored,
-    unescape_cell,
 )
 from bulkrunner.model import count, echoed, unechoed
-from bulkrunner.operations.fields import CAMPAIGN_ID, FIELDS, EmptyText
+from bulkrunner.operations.fields import CAMPAIGN_ID, FIELDS
+from bulkrunner.operations.syntax import EmptyText, unescape_cell
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from bulkrunner.operations import Operation
-
-__all__ = [  # the file checks are in bulkrunner.input.files: these are kept importable from here
-    "KNOWN_COLUMNS",
-    "Ignored",
-    "InputFile",
-    "load_input",
-    "open_input",
-    "read_input",
-    "unescape_cells",
-]
 
 CHUNK_ROWS = 50_000  # rows per chunk of a streamed file: a few tens of MB as DataFrames
 # Every cell a string, as written: no type guessing, no "NA" turned into a missing value.

@@ -8,7 +8,7 @@ invalid (to word its error) or is turned into a payload.
 
 The one check that needs every row at once, a campaign on two rows, is split out: a long file
 is judged a chunk at a time with ``offset`` and the ``repeats`` of the whole file, found first
-from its ``campaign_id`` column alone by :func:`repeated_ids`.
+from its ``campaign_id`` column alone (:func:`campaign_ids`, :func:`repeated_among`).
 """
 
 from __future__ import annotations
@@ -29,27 +29,14 @@ from bulkrunner.operations.cells import (
     ID_FIELD,
     bounds,
     field_of,
-    is_blank,
     is_missing,
-    lists,
     parser,
     repeated,
     row_error,
 )
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Field, Vocabulary
 from bulkrunner.operations.settings import SETTINGS
-
-__all__ = [  # is_blank and BLANK: the cell rules, kept importable from here
-    "BLANK",
-    "Repeats",
-    "RowJudgement",
-    "campaign_ids",
-    "is_blank",
-    "judge_rows",
-    "repeated_among",
-    "repeated_ids",
-    "validate",
-]
+from bulkrunner.operations.syntax import lists
 
 Repeats = Mapping[int, Sequence[int]]  # campaign id -> the numbers of the rows it appears on
 
@@ -128,14 +115,9 @@ def campaign_ids(column: pd.Series[Any]) -> npt.NDArray[Any]:
     return _ids(_judge_column(column, ID_FIELD, Vocabulary.DOCUMENTED))
 
 
-def repeated_ids(columns: Iterable[pd.Series[Any]]) -> dict[int, list[int]]:
-    """Each campaign id that appears on more than one row, with those row numbers, from the
-    ``campaign_id`` column of a whole file given a chunk at a time."""
-    return repeated_among(campaign_ids(column) for column in columns)
-
-
 def repeated_among(ids: Iterable[npt.NDArray[Any]]) -> dict[int, list[int]]:
-    """``repeated_ids`` of the ``campaign_ids`` of a whole file's chunks."""
+    """Each campaign id that appears on more than one row, with those row numbers, from the
+    ``campaign_ids`` of a whole file's chunks."""
     found = list(ids)
     return _repeats(np.concatenate(found) if found else np.zeros(0, np.int64), 0)
 

@@ -74,18 +74,6 @@ _ENUM_PAIRS: dict[str, tuple[tuple[str | None, str | None], ...]] = {
 }
 
 
-class EmptyText(str):
-    """A text setting explicitly set to empty: Parquet's empty string, where a null (like a blank
-    CSV cell) means "leave unchanged". Backups need it to restore an empty unsubscribe text."""
-
-    __slots__ = ()
-
-
-# How a text cell says "set this to the empty text" where a blank cell means "unchanged" (CSV,
-# and every report): two double quotes, the way the empty text is written in code.
-EMPTY_TEXT_CELL = '""'
-
-
 @dataclass(frozen=True, slots=True)
 class EnumValue:
     """One enum value with its spelling in each vocabulary (None where it has none)."""

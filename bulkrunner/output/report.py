@@ -25,12 +25,20 @@ import pandas as pd
 from bulkrunner.config.paths import REPORT_FORMATS, Staged, or_list, temporary
 from bulkrunner.config.redaction import redact
 from bulkrunner.errors import UsageError
-from bulkrunner.input.files import formula_like, unescape_cell
 from bulkrunner.input.loading import explicit_empties
 from bulkrunner.limits.rates import ideal_seconds
 from bulkrunner.model import RESULT_COLUMNS as RESULT_COLUMNS
 from bulkrunner.model import Change, Outcome, Rate, Status, count, echoed
-from bulkrunner.operations.fields import EMPTY_TEXT_CELL, FIELDS, EmptyText
+from bulkrunner.operations.fields import FIELDS
+from bulkrunner.operations.syntax import (
+    FORMULA_PATTERN,
+    EmptyText,
+    bool_cell,
+    csv_cell,
+    escaped,
+    list_cell,
+    unescape_cell,
+)
 
 if TYPE_CHECKING:  # a type only: the engine (anyio) is not for `bulkrunner validate` to load
     from bulkrunner.model import RunStats
@@ -432,7 +440,7 @@ def _plain_csv(frame: pd.DataFrame, header: bool) -> str | None:
     name) may hold a comma, a quote, a CR or an LF. pyarrow quotes every text cell; with no
     quote in any cell, every quote it writes is one of those, and dropping them all leaves what
     the csv module writes (an empty text and a null both become an empty cell). Booleans are
-    spelled as Python spells them, as ``to_csv`` does.
+    spelled as ``to_csv`` spells them (a report's have been spelled out before: ``csv_cell``).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -484,32 +492,28 @@ class _RowEnds(io.TextIOBase):
 
 
 def _for_spreadsheets(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
-    """CSV cells a spreadsheet would run as a formula get a leading quote; numbers stay numbers.
-    An explicitly empty text (not a blank: "leave unchanged") is written ``""``."""
+    """The input cells and the error as CSV cells that read back as they are
+    (``syntax.csv_cell``): lists spelled out, true and false, ``""`` for an explicitly empty text
+    (not a blank: "leave unchanged"), text a spreadsheet would run as a formula escaped; numbers
+    stay numbers. Plain columns are looked at in bulk (``_formula_like``)."""
     out = report.copy(deep=False)
     for column in [*input_columns, "error"]:
         cells = report[column]
-        if column in _TEXT_FIELDS:
-            cells = pd.Series(
-                [EMPTY_TEXT_CELL if isinstance(v, EmptyText) else v for v in cells.tolist()],
-                index=cells.index,
-                dtype=object,
-            )
-            out[column] = cells
-        flagged = _formula_like(cells)
-        if flagged is None:  # lists to spell out, or text mixed with other cells
-            out[column] = [_neutralise(_csv_cell(value)) for value in cells.tolist()]
+        empty_text = column in _TEXT_FIELDS and any(type(v) is EmptyText for v in cells.tolist())
+        flagged = None if empty_text else _formula_like(cells)
+        if flagged is None:
+            out[column] = [csv_cell(value) for value in cells.tolist()]
         elif flagged:  # only text can change, and only text starting as a formula does
             values = cells.tolist()
             for index in flagged:
-                values[index] = _neutralise(values[index])
+                values[index] = escaped(values[index])
             out[column] = values
     return out
 
 
 def _formula_like(column: pd.Series[Any]) -> list[int] | None:
     """Where ``column`` holds text starting with a formula character, looked for in bulk; None
-    when the cells must be looked at one by one (lists, text mixed with other types)."""
+    when the cells must be looked at one by one (lists, booleans, text mixed with other types)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -519,21 +523,10 @@ def _formula_like(column: pd.Series[Any]) -> list[int] | None:
         return None
     kind = cells.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        flags = pc.match_substring_regex(cells, r"^'*[=+\-@\t\r\n]").fill_null(False)
+        flags = pc.match_substring_regex(cells, FORMULA_PATTERN).fill_null(False)
         return np.flatnonzero(flags.to_numpy(zero_copy_only=False)).tolist()
-    plain = (pa.types.is_null, pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+    plain = (pa.types.is_null, pa.types.is_integer, pa.types.is_floating)
     return [] if any(is_kind(kind) for is_kind in plain) else None
-
-
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, list | tuple | np.ndarray):
-        items = [str(item) for item in value]
-        return ";".join(items) if items else "[]"
-    return value
-
-
-def _neutralise(value: Any) -> Any:
-    return "'" + value if isinstance(value, str) and formula_like(value) else value
 
 
 _AS_IS = frozenset({str, int, bool, type(None)})  # cells that _plain leaves alone
@@ -579,9 +572,15 @@ def _echo_for_parquet(report: pd.DataFrame, input_columns: list[str]) -> pd.Data
         cells = [None if _missing(v) else v for v in out[column].tolist()]
         kinds = {str if isinstance(v, str) else type(v) for v in cells} - {type(None)}
         if len(kinds) > 1:  # Parquet columns hold one type; echo mixed cells as text
-            cells = [None if v is None else str(_csv_cell(v)) for v in cells]
+            cells = [None if v is None else _as_text(v) for v in cells]
         out[column] = pd.Series(cells, index=out.index, dtype=object)
     return out
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, list | tuple | np.ndarray):
+        return list_cell(value)
+    return bool_cell(bool(value)) if isinstance(value, bool | np.bool_) else str(value)
 
 
 def _missing(value: Any) -> bool:

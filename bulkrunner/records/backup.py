@@ -42,6 +42,7 @@ from bulkrunner.operations.base import Operation
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Field
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.operations.state import canonical, shared
+from bulkrunner.operations.syntax import list_items
 
 _TYPES: dict[str, pa.DataType] = {
     "enum_list": pa.list_(pa.string()),
@@ -57,7 +58,7 @@ _ARROW: dict[str, pa.DataType] = {
     "list<string>": pa.list_(pa.string()),
     "list<int64>": pa.list_(pa.int64()),
 }
-_OPERATION_KEY = b"bulkrunner.operation"
+OPERATION_KEY = b"bulkrunner.operation"  # the operation whose input the file is
 # JSON: {why it cannot be restored: [campaign ids]} (before: {campaign id: why}, still read)
 _UNRESTORABLE_KEY = b"bulkrunner.unrestorable"
 
@@ -86,7 +87,7 @@ def backup_operation(path: Path) -> str:
         metadata = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowException) as exc:
         raise BackupError(f"{path}: cannot read the backup ({exc})") from None
-    return str(metadata.get(_OPERATION_KEY, b"settings").decode())
+    return str(metadata.get(OPERATION_KEY, b"settings").decode())
 
 
 def backup_rows(path: Path) -> int:
@@ -372,7 +373,7 @@ def _schema(
     if used(ACCOUNT):
         fields.append(pa.field(ACCOUNT, pa.string()))
     fields += [pa.field(f.name, arrow_type(f)) for f in operation.fields if used(f.name)]
-    metadata = {_OPERATION_KEY: operation.name.encode()}
+    metadata = {OPERATION_KEY: operation.name.encode()}
     if unrestorable:
         # grouped by reason: a run that stops a million campaigns has one or two reasons, and
         # a campaign an entry (a footer past 100 MB, as one entry each, is one pyarrow refuses)
@@ -447,7 +448,7 @@ def _before(field: Field, value: Any) -> object:
     if value is None:
         return None
     if field.kind == "enum_list":
-        items = value if isinstance(value, list) else str(value).replace(",", ";").split(";")
+        items = value if isinstance(value, list) else list_items(str(value))
         return [redact(str(item)) for item in items if str(item).strip()]
     if field.kind in ("int", "bool"):
         known = canonical(field.name, value)
