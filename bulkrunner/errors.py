@@ -127,4 +127,4 @@ class Unreachable(Exception):
 
 class Unavailable(Exception):
     """The reads before sending got only retryable errors for --outage-timeout: SmartLead looks
-    down (``retry.Outage``)."""
+    down (``sending.retry.Outage``)."""

@@ -1,4 +1,4 @@
-"""The backup ledger is extended a batch at a time without reading it whole (issue 10).
+"""The backup ledger is extended a batch at a time without reading it whole.
 
 A run of a million rows records each batch's changes in the ledger: ``record_backup`` streams
 the file already on disk rather than holding every earlier campaign in Python. These tests check

@@ -78,7 +78,7 @@ def test_the_journal_keeps_what_each_succeeded_row_changed(tmp_path: Path) -> No
     with Journal.open(path, input_path=Path("plan.csv"), started=WHEN) as journal:
         journal.record("k1", 1, 101, done, changes)
         journal.record("k2", 2, 102, Outcome(Status.FAILED, 500), {"sending_limit": Change(1, 2)})
-        journal.record("k3", 3, 103, done)  # as a journal written before changes were kept
+        journal.record("k3", 3, 103, done)  # a success that records no changes
     assert read_successes(path) == {"k1": Success(done, Changes(changes)), "k3": Success(done)}
     assert '"changes"' not in path.read_text().splitlines()[2]  # a failure's are not kept
     with path.open("a") as handle:

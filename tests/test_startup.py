@@ -1,4 +1,4 @@
-"""Start-up and large files (issue 10 §3): each command imports only the heavy libraries it
+"""Start-up and large files: each command imports only the heavy libraries it
 uses, and a CSV file is parsed at most twice per validate or dry run.
 
 Not timed: each test runs a fresh interpreter and looks at ``sys.modules`` afterwards, which
@@ -83,7 +83,7 @@ def test_validate_of_a_small_csv_file_imports_no_heavy_library(tmp_path: Path) -
     )
     code, modules = _imported(["validate", "ten.csv"], tmp_path)
     assert code == 0
-    unused = {*HEAVY, "anyio"}  # a small CSV file is read with the csv module (issue 10 §3)
+    unused = {*HEAVY, "anyio"}  # a small CSV file is read with the csv module
     assert modules.isdisjoint(unused), sorted(modules & unused)
 
 
@@ -217,7 +217,7 @@ def test_a_report_written_in_chunks_is_the_report_written_whole(
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-# What only running a command needs (issue 10: `bulkrunner --help` in 0.15 s): a few
+# What only running a command needs (`bulkrunner --help` should take about 0.15 s): a few
 # milliseconds each, and with what they import in turn most of what --help took.
 RUNNING_ONLY = (
     "typing",

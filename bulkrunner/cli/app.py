@@ -10,7 +10,7 @@ bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
 bulkrunner --version
 
 The options of run, retry, rollback, validate and plan, with their help, are declared once, as the
-fields of ``config.RunConfig`` (see ``bulkrunner/options.py``); ``add_flags`` gives each command
+fields of ``RunConfig`` (see ``bulkrunner/config/options.py``); ``add_flags`` gives each command
 the ones it takes, when it is the command given (``_Parser.later``): ``bulkrunner --help``
 imports neither those declarations nor anything only a run needs. From a job file retry and
 rollback take everything but its input and report, which name the run they follow up. The
@@ -340,7 +340,7 @@ def _parser(json_errors: bool = False) -> argparse.ArgumentParser:
 
 def _arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """Add the arguments of ``command`` to its parser: its positional ones, then its options
-    (the configuration's, declared once: see ``bulkrunner/options.py``)."""
+    (the configuration's, declared once: see ``bulkrunner/config/options.py``)."""
     if command == "simulate":
         _simulator_options(parser)
         return

@@ -7,10 +7,8 @@ read the list of campaigns (``GET /campaigns/``, ``?client_id=N``) ─▶ keep t
 
 So ``export`` -> edit in a spreadsheet -> ``run`` is a migration, and an unedited export run
 again is every row ``unchanged``. Every read goes through the limiter with the run's limits,
-retries and ``--max-wait`` (the functions of ``preflight``); nothing is written to the account.
-
-(Named ``exporting``, not ``export``: ``bulkrunner.export`` is the Python API's function, and a
-submodule of that name would replace it as an attribute of the package once imported.)
+retries and ``--max-wait`` (the functions of ``sending.preflight``); nothing is written to the
+account.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import pandas as pd
 
 from bulkrunner.config.accounts import Account
+from bulkrunner.config.environment import API_KEY_ENV
 from bulkrunner.config.paths import (
     EXPORT_FORMATS,
     check_writable,
@@ -36,7 +35,7 @@ from bulkrunner.config.paths import (
     unused,
 )
 from bulkrunner.config.redaction import redact, remember
-from bulkrunner.config.run_config import API_KEY_ENV, RunConfig, for_config
+from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import Aborted, ExitCode, UsageError
 from bulkrunner.model import RunStats, count
 from bulkrunner.operations import Operation

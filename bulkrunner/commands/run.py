@@ -50,11 +50,11 @@ from bulkrunner.config.accounts import (
     check_column,
     summary_lines,
 )
+from bulkrunner.config.environment import API_KEY_ENV
 from bulkrunner.config.paths import default_report_path, journal_path, lock_path
 from bulkrunner.config.redaction import remember
-from bulkrunner.config.run_config import API_KEY_ENV, RunConfig, for_config
-from bulkrunner.errors import ExitCode as ExitCode  # its home was here; many import it so
-from bulkrunner.errors import UsageError
+from bulkrunner.config.run_config import RunConfig, for_config
+from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.input.files import Ignored
 from bulkrunner.input.loading import InputFile, open_input, read_input
 from bulkrunner.input.validation import (

@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 from collections.abc import MutableMapping  # (loaded with os, at any interpreter's start)
 
-API_KEY_ENV = "SMARTLEAD_API_KEY"  # a secret: see bulkrunner/redaction.py
+API_KEY_ENV = "SMARTLEAD_API_KEY"  # a secret: see bulkrunner/config/redaction.py
 BASE_URL_ENV = "SMARTLEAD_BASE_URL"
-LOCK_DIR_ENV = "BULKRUNNER_LOCK_DIR"  # where the locks of inputs and accounts are (see locking)
+LOCK_DIR_ENV = "BULKRUNNER_LOCK_DIR"  # where the locks of inputs and accounts are (see paths)
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"  # Arrow's allocator, read as pyarrow is imported
 
 VARIABLES = {  # each variable bulkrunner reads, and what for (the reference docs list them)

@@ -1,16 +1,16 @@
-"""How a run option is declared: once, on its field of ``config.RunConfig``.
+"""How a run option is declared: once, on its field of ``run_config.RunConfig``.
 
 Each option of ``run``, ``retry``, ``rollback``, ``validate`` and ``plan`` is one field of the
 frozen ``RunConfig`` dataclass, and that field is its whole declaration: its Python type and default
 are the field's, and ``metadata=option(...)`` adds the rest (help text, the commands that take
 it, the TOML types a job file may give, flag spelling, choices, whether it is a path relative to
 the job file). ``declared(RunConfig)`` reads the fields back as ``Option`` values
-(``config.OPTIONS``, beside the dataclass, since this module cannot import it), and those drive
+(``run_config.OPTIONS``, beside the dataclass, since this module cannot import it), and those drive
 everything else:
 
-- ``config.read_job_file``: which keys a job file may hold (every option but ``fresh``), their
+- ``run_config.read_job_file``: which keys a job file may hold (every option but ``fresh``), their
   types and choices, which are paths, and the suggestion for a mistyped key;
-- ``config.build_config``: the defaults (the fields') and the conversion of each value;
+- ``run_config.build_config``: the defaults (the fields') and the conversion of each value;
 - ``add_flags``: the command line's flags, for each command the ones that take them, with help
   whose ``{default}`` is the field's default.
 

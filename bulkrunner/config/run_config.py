@@ -1,9 +1,9 @@
 """One run's configuration: a job file (TOML) overlaid with command-line flags.
 
 Each option is declared once, as a field of ``RunConfig`` whose metadata says the rest (see
-``bulkrunner/options.py``). A job file holds any option under its long name (``max_attempts`` or
-``max-attempts``); flags given on the command line win. Relative paths in a job file resolve
-against the job file's folder, so a job runs the same from cron as from a shell.
+``bulkrunner/config/options.py``). A job file holds any option under its long name
+(``max_attempts`` or ``max-attempts``); flags given on the command line win. Relative paths in a
+job file resolve against the job file's folder, so a job runs the same from cron as from a shell.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bulkrunner.config.environment import API_KEY_ENV as API_KEY_ENV
 from bulkrunner.config.environment import BASE_URL_ENV
 from bulkrunner.config.options import (
     CHECKING,
@@ -51,7 +50,6 @@ DEFAULT_BASE_URL = "https://server.smartlead.ai/api/v1"
 
 MAX_CONCURRENCY = 1000  # more connections at once only run out of file descriptors
 
-# Each option is declared once, here, as a field of RunConfig: see bulkrunner/options.py.
 _NUMBER = (int, float)
 
 

@@ -44,8 +44,7 @@ from dataclasses import dataclass
 import anyio
 
 from bulkrunner.limits.adaptive import AdaptiveRate
-from bulkrunner.limits.rates import DEFAULT_GUARD as DEFAULT_GUARD
-from bulkrunner.limits.rates import ceiling
+from bulkrunner.limits.rates import DEFAULT_GUARD, ceiling
 from bulkrunner.model import Rate, count
 
 log = logging.getLogger("bulkrunner")

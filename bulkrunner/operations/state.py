@@ -11,7 +11,7 @@ import sys
 from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
-from bulkrunner.model import Answer, Change, remembered
+from bulkrunner.model import Answer, remembered
 from bulkrunner.operations.answers import parse_json
 from bulkrunner.operations.fields import ENUMS, FIELDS_BY_NAME
 from bulkrunner.operations.syntax import list_items, truth
@@ -156,16 +156,6 @@ def current_value(campaign: Mapping[str, Any], setting: str) -> tuple[bool, Any]
         if name in campaign:
             return True, campaign[name]
     return False, None
-
-
-def changes(payload: Mapping[str, Any], campaign: Mapping[str, Any] | None) -> dict[str, Change]:
-    """The fields of ``payload`` whose value differs from (or is not known in) ``campaign``."""
-    found: dict[str, Change] = {}
-    for setting, wanted in payload.items():
-        known, before = current_value(campaign, setting) if campaign is not None else (False, None)
-        if not known or canonical(setting, before) != canonical(setting, wanted):
-            found[setting] = Change(before, wanted)
-    return found
 
 
 def canonical(setting: str, value: Any) -> Any:

@@ -27,8 +27,7 @@ from bulkrunner.config.redaction import redact
 from bulkrunner.errors import UsageError
 from bulkrunner.input.loading import explicit_empties
 from bulkrunner.limits.rates import ideal_seconds
-from bulkrunner.model import RESULT_COLUMNS as RESULT_COLUMNS
-from bulkrunner.model import Change, Outcome, Rate, Status, count, echoed
+from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, Rate, Status, count, echoed
 from bulkrunner.operations.fields import FIELDS
 from bulkrunner.operations.syntax import (
     FORMULA_PATTERN,

@@ -59,7 +59,7 @@ _ARROW: dict[str, pa.DataType] = {
     "list<int64>": pa.list_(pa.int64()),
 }
 OPERATION_KEY = b"bulkrunner.operation"  # the operation whose input the file is
-# JSON: {why it cannot be restored: [campaign ids]} (before: {campaign id: why}, still read)
+# JSON: {why it cannot be restored: [campaign ids]}; a backup may hold {campaign id: why}
 _UNRESTORABLE_KEY = b"bulkrunner.unrestorable"
 
 Ledger = dict[int, dict[str, Any]]  # campaign -> field -> its value before the run
@@ -81,8 +81,8 @@ class Recorded:
 
 
 def backup_operation(path: Path) -> str:
-    """The operation whose changes the backup at ``path`` undoes (a backup written before
-    operations were recorded undoes settings)."""
+    """The operation whose changes the backup at ``path`` undoes (a backup that names none
+    undoes settings)."""
     try:
         metadata = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowException) as exc:
@@ -100,7 +100,7 @@ def backup_rows(path: Path) -> int:
 
 def read_unrestorable(path: Path) -> dict[int, str]:
     """The campaigns the backup at ``path`` cannot restore, each with why (none in a backup
-    written before reasons were kept)."""
+    that lists none)."""
     try:
         metadata = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowException) as exc:
@@ -255,21 +255,6 @@ def undo_row(operation: Operation, changes: Mapping[str, Change]) -> tuple[dict[
             "backup cannot hold it"
         )
     return values, "; ".join(reasons)
-
-
-def write_backup(
-    path: Path,
-    ledger: Mapping[int, Mapping[str, Any]],
-    operation: Operation = SETTINGS,
-    unrestorable: Mapping[int, str] | None = None,
-) -> int:
-    """Write ``ledger`` atomically and durably, one row per campaign, and the campaigns it
-    cannot restore with why (``unrestorable``); returns the rows written."""
-    entries = list(ledger.values())
-    schema = _schema(
-        operation, lambda name: any(name in entry for entry in entries), unrestorable or {}
-    )
-    return _atomically(path, schema, lambda sink: sink.add(_rows(list(ledger), entries, schema)))
 
 
 _BATCH_ROWS = 65_536  # rows of a ledger read, and written (a row group), at a time

@@ -69,7 +69,7 @@ class RunIdentity:
     def differs(self, header: Mapping[str, Any]) -> str | None:
         """Why the journal with ``header`` belongs to another job (another input file, or other
         options), or None. A journal of the same file whose content has changed since is this
-        job's (rows are journaled by content); so is one written before identities were."""
+        job's (rows are journaled by content); so is one whose header has no identity."""
         if "input_sha256" not in header:
             return None
         if header.get("input") != self.input:
@@ -171,7 +171,7 @@ class Journal:
 @dataclass(frozen=True, slots=True)
 class Success:
     """A row the journal records as succeeded: how it ended, and what it changed (nothing in a
-    journal written before changes were kept)."""
+    journal line that records none)."""
 
     outcome: Outcome
     changes: Changes = field(default_factory=Changes)

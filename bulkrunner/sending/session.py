@@ -42,8 +42,7 @@ from bulkrunner.records.backup import (
 )
 from bulkrunner.records.journal import finish_times
 from bulkrunner.sending.engine import Engine
-from bulkrunner.sending.interrupts import INTERRUPTED as INTERRUPTED
-from bulkrunner.sending.interrupts import run_gracefully
+from bulkrunner.sending.interrupts import INTERRUPTED, run_gracefully
 from bulkrunner.sending.preflight import Current, Listing, Plan, Reading, plan, read_current, verify
 from bulkrunner.sending.retry import Outage
 from bulkrunner.sending.transport import HttpSender, client_session
