@@ -30,6 +30,7 @@ from bulkrunner.commands.export import (
     read_export,
     write_export,
 )
+from bulkrunner.config.environment import key_not_set
 from bulkrunner.config.paths import backup_path
 from bulkrunner.config.run_config import build_config
 from bulkrunner.input.loading import read_input
@@ -518,7 +519,7 @@ def test_no_key_is_a_usage_error(
 ) -> None:
     monkeypatch.delenv("SMARTLEAD_API_KEY")
     assert main(["export"]) == 2
-    assert "SMARTLEAD_API_KEY is not set" in one_line_error(capsys)
+    assert key_not_set() in one_line_error(capsys)
 
 
 def test_export_takes_the_reading_options_and_no_sending_ones(

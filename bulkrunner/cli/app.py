@@ -27,7 +27,7 @@ import sys
 from collections.abc import Sequence
 
 from bulkrunner.config.environment import API_KEY_ENV, choose_arrow_allocator
-from bulkrunner.errors import Aborted, ExitCode, RunInProgress, UsageError
+from bulkrunner.errors import BulkrunnerError, ExitCode, UsageError
 
 # `bulkrunner --help` imports no more than this: a command's options (the configuration's
 # declarations) when that command is given, logging, JSON and the rest once it is parsed.
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
 
     from bulkrunner.config.run_config import RunConfig
     from bulkrunner.output.events import Output
-
-_NOTIFYING = ("run", "retry", "rollback")  # validate and simulate send no notification
-_SENDING = _NOTIFYING  # the commands that may send, and so rewrite a backup batch after batch
 
 _COMMANDS = {  # each command, as the help lists them
     "run": "send the settings in a file to SmartLead",
@@ -57,7 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_mode = _asks_json(words)
     parser = _parser(json_errors=json_mode)
     args = parser.parse_args(words)  # `--help` and usage errors end here
-    if args.command in _SENDING and not getattr(args, "dry_run", False):
+    from bulkrunner.config.options import SENDING
+
+    # a run rewrites its backup batch after batch: see choose_arrow_allocator
+    if args.command in SENDING and not getattr(args, "dry_run", False):
         choose_arrow_allocator(os.environ)  # before anything imports pyarrow
     from bulkrunner.output.events import Output, setup_logging
 
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     variable = getattr(args, "notify_env", None) if config is None else None
     webhook = str(url or (os.environ.get(variable, "").strip() if variable else ""))
     # (a URL that is not http(s) was refused as a usage error: nothing to notify)
-    if code != 0 and webhook.startswith(("http://", "https://")) and args.command in _NOTIFYING:
+    if code != 0 and webhook.startswith(("http://", "https://")) and args.command in SENDING:
         _notify(webhook, args, config, out.recorded.get("summary"), code, error)
     return code
 
@@ -83,6 +83,7 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
     """The exit code, and the error that ended the run, if one did (already printed)."""
     from typing import TextIO, cast  # (imported only past parsing, as is all a run needs)
 
+    from bulkrunner.config.options import SENDING
     from bulkrunner.output.events import setup_logging
 
     try:
@@ -118,12 +119,8 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
         from bulkrunner.commands.run import run_job
 
         return int(run_job(config, stdout)), None
-    except RunInProgress as exc:
-        return _error(out, str(exc), ExitCode.IN_PROGRESS)
-    except UsageError as exc:
-        return _error(out, str(exc), ExitCode.USAGE)
-    except Aborted as exc:
-        return _error(out, str(exc), ExitCode.ABORTED)
+    except BulkrunnerError as exc:
+        return _error(out, str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return _error(out, "interrupted before anything was sent", ExitCode.ABORTED, "")
     except Exception as exc:  # a bug: say so in one line, key redacted; -v shows the traceback
@@ -136,7 +133,7 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
         logging.getLogger("bulkrunner").debug("%s", redact_url(traceback.format_exc(), secrets))
         journaled = (
             "; rows already finished are in the journal beside the report: --resume continues"
-            if args.command in _NOTIFYING  # the commands that send, and so keep a journal
+            if args.command in SENDING  # the commands that send, and so keep a journal
             else ""
         )
         return _error(
@@ -228,7 +225,9 @@ class _Parser(argparse.ArgumentParser):
         from bulkrunner.output.events import json_line
 
         print(
-            json_line("error", "error", message=f"{self.prog}: {message}", exit_code=2),
+            json_line(
+                "error", "error", message=f"{self.prog}: {message}", exit_code=int(ExitCode.USAGE)
+            ),
             file=sys.stderr,
         )
         sys.exit(int(ExitCode.USAGE))
@@ -255,11 +254,12 @@ def _config(args: argparse.Namespace) -> RunConfig:
     import dataclasses
     from pathlib import Path
 
+    from bulkrunner.config.options import CHECKING, EXPORTING, FOLLOWING
     from bulkrunner.config.run_config import OPTIONS, build_config, read_job_file
 
     flags: dict[str, Any] = {each.key: getattr(args, each.key, None) for each in OPTIONS}
     job_file = args.job_file
-    if args.command in ("run", "validate", "plan") and job_file and not _is_job_file(job_file):
+    if args.command in CHECKING and job_file and not _is_job_file(job_file):
         # `bulkrunner validate plan.csv`: a data file where the job file goes is the input
         if flags["input"] is not None:
             raise UsageError(
@@ -268,11 +268,11 @@ def _config(args: argparse.Namespace) -> RunConfig:
             )
         flags["input"], job_file = job_file, None
     job = read_job_file(Path(job_file)) if job_file else {}
-    if args.command == "export":  # reads no input: takes the job's connection and operation
-        exporting = {each.key for each in OPTIONS if "export" in each.commands}
+    if args.command in EXPORTING:  # reads no input: takes the job's connection and operation
+        exporting = {each.key for each in OPTIONS if args.command in each.commands}
         job = {key: value for key, value in job.items() if key in exporting}
         flags["input"] = ""
-    if args.command in ("retry", "rollback"):
+    if args.command in FOLLOWING:
         flags["input"] = args.earlier_report
         job.pop("report", None)  # the job's report is its run's: a retry or rollback writes its own
     return dataclasses.replace(build_config(job, flags), command=tuple(args.words))
@@ -380,9 +380,13 @@ def _job_or_input(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_BOTH = "both"  # the simulator takes either vocabulary, or either schedule shape
+
+
 def _simulator_options(parser: argparse.ArgumentParser) -> None:
     from bulkrunner.config.options import rate_argument
-    from bulkrunner.operations.fields import Vocabulary
+    from bulkrunner.operations.fields import ScheduleShape, Vocabulary
+    from bulkrunner.simulator.faults import FAULT_KINDS
 
     parser.add_argument("--port", type=int, default=8787, help="port on 127.0.0.1 (0: any free)")
     parser.add_argument(
@@ -394,8 +398,8 @@ def _simulator_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--vocabulary",
-        choices=[*(v.value for v in Vocabulary), "both"],
-        default="documented",
+        choices=[*(v.value for v in Vocabulary), _BOTH],
+        default=Vocabulary.DOCUMENTED.value,
         help="enum names POST accepts (default documented)",
     )
     parser.add_argument(
@@ -421,7 +425,7 @@ def _simulator_options(parser: argparse.ArgumentParser) -> None:
         help="Retry-After of the rate limit's 429s (default: the seconds until the window has "
         "room; SmartLead says 30)",
     )
-    for kind in ("429", "500", "503", "slow", "drop"):
+    for kind in FAULT_KINDS:
         parser.add_argument(
             f"--fault-{kind}",
             type=float,
@@ -444,12 +448,12 @@ def _simulator_options(parser: argparse.ArgumentParser) -> None:
         help="how long a slow answer takes (default 35)",
     )
     parser.add_argument("--seed", type=int, help="seed for the fault and jitter draws")
+    shapes = ", ".join(f"{shape} ({shape.meaning})" for shape in ScheduleShape)
     parser.add_argument(
         "--schedule-shape",
-        choices=["nested", "flat", "both"],
-        default="both",
-        help="schedule bodies accepted: nested (days 0=Sunday), flat (days_of_the_week "
-        "1=Monday) or both (default)",
+        choices=[*(shape.value for shape in ScheduleShape), _BOTH],
+        default=_BOTH,
+        help=f"schedule bodies accepted: {shapes} or {_BOTH} (default)",
     )
     parser.add_argument(
         "--cron-as-string",
@@ -461,16 +465,15 @@ def _simulator_options(parser: argparse.ArgumentParser) -> None:
 
 def _simulate(args: argparse.Namespace) -> int:
     from bulkrunner.model import Rate
-    from bulkrunner.operations.fields import Vocabulary
+    from bulkrunner.operations.fields import ScheduleShape, Vocabulary
     from bulkrunner.simulator import FaultPlan, SimulatorConfig, serve_forever
+    from bulkrunner.simulator.faults import FAULT_KINDS
 
     rates = tuple(Rate.parse(text) for text in args.rate or ())
     try:
         faults = FaultPlan(
             probabilities={
-                kind: p
-                for kind in ("429", "500", "503", "slow", "drop")
-                if (p := getattr(args, f"fault_{kind}")) > 0
+                kind: p for kind in FAULT_KINDS if (p := getattr(args, f"fault_{kind}")) > 0
             },
             seed=args.seed,
             retry_after=args.retry_after,
@@ -478,7 +481,7 @@ def _simulate(args: argparse.Namespace) -> int:
         )
         config = SimulatorConfig(
             api_key=os.environ.get(API_KEY_ENV) or "sim-key",
-            vocabulary=None if args.vocabulary == "both" else Vocabulary(args.vocabulary),
+            vocabulary=None if args.vocabulary == _BOTH else Vocabulary(args.vocabulary),
             rates=rates,
             campaigns=_campaigns(args.campaigns) if args.campaigns else None,
             faults=faults,
@@ -486,7 +489,9 @@ def _simulate(args: argparse.Namespace) -> int:
             jitter=args.jitter,
             jitter_seed=args.seed,
             limit_retry_after=args.limit_retry_after,
-            schedule_shape=args.schedule_shape,
+            schedule_shape=(
+                None if args.schedule_shape == _BOTH else ScheduleShape(args.schedule_shape)
+            ),
             cron_as_string=args.cron_as_string,
         )
     except ValueError as exc:

@@ -22,6 +22,13 @@ VARIABLES = {  # each variable bulkrunner reads, and what for (the reference doc
 }
 
 
+def key_not_set(variable: str = API_KEY_ENV, whose: str = "your") -> str:
+    """What to say when the variable of a key is empty or unset: ``SMARTLEAD_API_KEY is not
+    set: export your SmartLead API key in it`` (an accounts file's: ``whose`` is "that
+    account's"); each command adds what it can do without one."""
+    return f"{variable} is not set: export {whose} SmartLead API key in it"
+
+
 def choose_arrow_allocator(environ: MutableMapping[str, str]) -> None:
     """Before pyarrow is imported, for a real run: have all of Arrow allocate through jemalloc
     (unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise), which a run then has release freed

@@ -36,9 +36,11 @@ if TYPE_CHECKING:
     # ``--no-verify``), ``switch`` (``--resume``, only on), ``append`` (``--rate`` repeated).
     Form: TypeAlias = Literal["value", "toggle", "switch", "append"]
 
-SENDING = frozenset({"run", "retry", "rollback"})  # the commands that send
-CHECKING = frozenset({"run", "validate", "plan"})  # the commands that read an input file
-READING = SENDING | {"plan"}  # those that read the account: plan reads as a run does first
+# The commands, by what they do: which options each takes follows from these.
+SENDING = frozenset({"run", "retry", "rollback"})  # send, keep a journal, notify when they fail
+CHECKING = frozenset({"run", "validate", "plan"})  # read an input file (or a job file naming it)
+FOLLOWING = frozenset({"retry", "rollback"})  # follow up the report of an earlier run
+READING = SENDING | {"plan"}  # read the account: plan reads as a run does first
 EVERY = SENDING | CHECKING
 EXPORTING = frozenset({"export"})  # reads the account's campaigns into an input file
 

@@ -32,11 +32,11 @@ from bulkrunner.config.paths import (
     expand_template,
     or_list,
 )
-from bulkrunner.errors import UsageError
+from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.limits.rates import DEFAULT_GUARD, DEFAULT_RATES, guard_problem
 from bulkrunner.model import Rate
 from bulkrunner.operations import NAMES as OPERATIONS
-from bulkrunner.operations.fields import Vocabulary
+from bulkrunner.operations.fields import ScheduleShape, Vocabulary
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
 if TYPE_CHECKING:
@@ -127,14 +127,14 @@ class RunConfig:
             convert=Vocabulary,
         ),
     )
-    schedule_shape: str = field(
-        default="nested",
+    schedule_shape: ScheduleShape = field(
+        default=ScheduleShape.NESTED,
         metadata=option(
-            "wire shape of schedule requests: nested (current reference, days 0=Sunday) or flat "
-            "(older docs, days_of_the_week 1=Monday) (default {default})",
+            f"wire shape of schedule requests: {ScheduleShape.described()} (default {{default}})",
             READING,
             accepts=(str,),
-            choices=("nested", "flat"),
+            choices=tuple(shape.value for shape in ScheduleShape),
+            convert=ScheduleShape,
         ),
     )
     report: Path | None = field(
@@ -219,8 +219,8 @@ class RunConfig:
     outage_timeout: float = field(
         default=600.0,
         metadata=option(
-            "abort (exit 3, resumable) when only retryable errors came back for this long, "
-            "counting the waits between tries (default {default})",
+            f"abort (exit {ExitCode.ABORTED:d}: {ExitCode.ABORTED.brief}) when only retryable "
+            "errors came back for this long, counting the waits between tries (default {default})",
             SENDING,
             accepts=_NUMBER,
             metavar="SECONDS",
@@ -233,8 +233,8 @@ class RunConfig:
         default=300.0,
         metadata=option(
             "the longest single wait a server may ask for (Retry-After, X-RateLimit-Reset, a "
-            "lower X-RateLimit-Limit); asked for longer, the run stops (exit 3, resumable) "
-            "(default {default})",
+            "lower X-RateLimit-Limit); asked for longer, the run stops "
+            f"(exit {ExitCode.ABORTED:d}: {ExitCode.ABORTED.brief}) (default {{default}})",
             READING | EXPORTING,
             accepts=_NUMBER,
             metavar="SECONDS",
@@ -327,9 +327,7 @@ class RunConfig:
         default=False,
         metadata=option(
             "allow rows that set status STOPPED, which cannot be undone",
-            frozenset(
-                {"run", "retry", "validate", "plan"}
-            ),  # validate: such rows are valid with it
+            EVERY - {"rollback"},  # (validate: such rows are valid with it; a rollback stops none)
             accepts=(bool,),
             form="switch",
             convert=bool,

@@ -24,6 +24,32 @@ class Vocabulary(enum.StrEnum):
     LONG = "long"
 
 
+class ScheduleShape(enum.StrEnum):
+    """The two bodies SmartLead's pages give ``POST /campaigns/{id}/schedule``."""
+
+    NESTED = "nested"
+    FLAT = "flat"
+
+    @property
+    def meaning(self) -> str:
+        return _SHAPES[self]
+
+    @property
+    def other(self) -> ScheduleShape:
+        return ScheduleShape.FLAT if self is ScheduleShape.NESTED else ScheduleShape.NESTED
+
+    @classmethod
+    def described(cls) -> str:
+        """``nested (current reference, days 0=Sunday) or flat (...)``, for a help text."""
+        return " or ".join(f"{shape} ({shape.meaning})" for shape in cls)
+
+
+_SHAPES = {
+    ScheduleShape.NESTED: "current reference, days 0=Sunday",
+    ScheduleShape.FLAT: "older docs, days_of_the_week 1=Monday",
+}
+
+
 if TYPE_CHECKING:
     FieldKind: TypeAlias = Literal["enum_list", "enum", "int", "bool", "text", "custom"]
     # A custom field's cell parser: a cell that is not blank -> (value to send, None) or

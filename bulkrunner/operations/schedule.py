@@ -35,7 +35,7 @@ from typing import Any
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
 from bulkrunner.operations.cells import number_types, quoted
-from bulkrunner.operations.fields import Field
+from bulkrunner.operations.fields import Field, ScheduleShape
 from bulkrunner.operations.syntax import list_items, lists
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO order: 1=Monday .. 7=Sunday
@@ -278,9 +278,7 @@ class Schedule(Operation):
     def requests(self, campaign_id: int, payload: Mapping[str, Any], wire: Wire) -> list[Request]:
         """One POST of the given fields, in the run's schedule shape: nested (``{"schedule":
         {...}}``, ``days`` 0=Sunday) or flat (top level, ``days_of_the_week`` 1=Monday)."""
-        if wire.schedule_shape not in ("nested", "flat"):
-            raise ValueError(f"unknown schedule shape {wire.schedule_shape!r}")
-        nested = wire.schedule_shape == "nested"
+        nested = ScheduleShape(wire.schedule_shape) is ScheduleShape.NESTED
         body: dict[str, Any] = {}
         for field in self.fields:
             if field.name not in payload:

@@ -48,7 +48,7 @@ log = logging.getLogger("bulkrunner")
 def lock_accounts(
     stack: ExitStack, accounts: Sequence[Account], keys: Mapping[str, str], started: datetime
 ) -> None:
-    """Hold every account's lock in ``stack``; RunInProgress (exit 4) if a run holds one."""
+    """Hold every account's lock in ``stack``; RunInProgress if a run holds one."""
     for account in accounts:
         lock = RunLock(
             account_lock_path(account.base_url, keys[account.name]),
@@ -62,7 +62,7 @@ def lock_accounts(
 
 def _private_folder(folder: Path) -> None:
     """Create ``folder`` for this user alone (0700), or check that it is still: a folder, not
-    a symbolic link, this user's, that no one else may write in. A UsageError (exit 2) if not."""
+    a symbolic link, this user's, that no one else may write in. A UsageError if not."""
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
