@@ -130,7 +130,7 @@ def one_line_error(err: str) -> str:
 
 def write_report(report: pd.DataFrame, path: Path, input_columns: list[str]) -> None:
     """Write a whole report (a ``build_report`` frame) to ``path`` as a run writes one."""
-    from bulkrunner.output.report import ReportWriter
+    from bulkrunner.output.report_writer import ReportWriter
 
     with ReportWriter(path, input_columns) as writer:
         writer.write(report)

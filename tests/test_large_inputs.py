@@ -20,7 +20,8 @@ from bulkrunner.input.loading import load_input, open_input
 from bulkrunner.input.validation import campaign_ids, judge_rows, repeated_among, validate
 from bulkrunner.model import Outcome, Rejection, Row, Status
 from bulkrunner.operations.fields import Vocabulary
-from bulkrunner.output.report import ReportWriter, build_report
+from bulkrunner.output.report import build_report
+from bulkrunner.output.report_writer import ReportWriter
 from tests.fakes import write_report
 
 REPORTS = (".csv", ".json", ".jsonl", ".parquet")

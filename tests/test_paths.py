@@ -16,7 +16,8 @@ from bulkrunner.config import paths
 from bulkrunner.config.paths import Staged, replace_atomically
 from bulkrunner.model import Change, Outcome, RunStats, Status
 from bulkrunner.operations.settings import SETTINGS
-from bulkrunner.output.report import ReportWriter, build_report
+from bulkrunner.output.report import build_report
+from bulkrunner.output.report_writer import ReportWriter
 from bulkrunner.records.backup import record_backup
 
 WHEN = datetime(2026, 11, 26, 2, 15, 0, tzinfo=UTC)

@@ -21,6 +21,7 @@ from bulkrunner.cli.app import main
 from bulkrunner.config.paths import journal_path, lock_path
 from bulkrunner.model import Change, Changes, Outcome, Rate, Status
 from bulkrunner.output import report as report_module
+from bulkrunner.output.report_writer import ReportWriter
 from bulkrunner.records.journal import Journal, RunIdentity, Success, read_successes, row_key
 from bulkrunner.records.locks import RunLock
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
@@ -425,16 +426,16 @@ def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> N
 
 SIGNAL_DURING_REPORT = """
 import os, signal, sys
-from bulkrunner.output import report
+from bulkrunner.output import report_writer
 from bulkrunner.cli.app import main
 
-write = report.ReportWriter.write
+write = report_writer.ReportWriter.write
 
 def interrupted_write(self, frame):
     os.kill(os.getpid(), signal.{name})  # arrives in the middle of writing the report
     write(self, frame)
 
-report.ReportWriter.write = interrupted_write
+report_writer.ReportWriter.write = interrupted_write
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -509,7 +510,7 @@ def test_a_full_disk_while_journaling_stops_sending_and_the_run_resumes(
 
     stage = report_module.stage_report
 
-    def full_disk_report(*args: Any) -> report_module.ReportWriter:  # (parts, path, ...)
+    def full_disk_report(*args: Any) -> ReportWriter:  # (parts, path, ...)
         if args[1] == report:
             raise no_space()
         return stage(*args)

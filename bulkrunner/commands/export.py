@@ -344,10 +344,10 @@ def write_export(exported: Export, path: Path) -> Path:
         if path.suffix.lower() == ".parquet":
             _write_parquet(exported, tmp)
         else:
-            from bulkrunner.output.report import _write_csv
+            from bulkrunner.output.formats import write_csv
 
             with tmp.open("w", encoding="utf-8", newline="") as stream:
-                _write_csv(as_csv_cells(exported.frame, exported.operation), stream, header=True)
+                write_csv(as_csv_cells(exported.frame, exported.operation), stream, header=True)
 
     try:
         replace_atomically(path, write)

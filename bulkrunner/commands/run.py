@@ -83,13 +83,8 @@ from bulkrunner.output.events import emit, show
 from bulkrunner.output.hints import resume_command
 from bulkrunner.output.planning import Duration, Forecast, Requests
 from bulkrunner.output.problems import SHOWN_INVALID as _SHOWN_INVALID
-from bulkrunner.output.report import (
-    Summary,
-    build_report,
-    cell_types,
-    deliver_report,
-    read_report,
-)
+from bulkrunner.output.report import build_report, cell_types, deliver_report, read_report
+from bulkrunner.output.summary import Summary
 from bulkrunner.records.backup import return_freed_memory
 from bulkrunner.records.journal import (
     Journal,
