@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from bulkrunner.cli.app import main
+from bulkrunner.config.job_file import build_config, read_job_file
 from bulkrunner.config.paths import backup_path
-from bulkrunner.config.run_config import build_config, read_job_file
 from bulkrunner.errors import KeyRejected
 from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Change, Rate, Row, Status

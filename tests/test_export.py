@@ -31,8 +31,8 @@ from bulkrunner.commands.export import (
     write_export,
 )
 from bulkrunner.config.environment import key_not_set
+from bulkrunner.config.job_file import build_config
 from bulkrunner.config.paths import backup_path
-from bulkrunner.config.run_config import build_config
 from bulkrunner.input.loading import read_input
 from bulkrunner.input.validation import validate
 from bulkrunner.model import Change, RunStats

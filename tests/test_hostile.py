@@ -24,8 +24,8 @@ import pytest
 from aiohttp import web
 
 from bulkrunner.config import redaction
+from bulkrunner.config.job_file import build_config, read_job_file
 from bulkrunner.config.redaction import REDACTED, redact, redact_url, remember
-from bulkrunner.config.run_config import build_config, read_job_file
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.input.loading import load_input, open_input
 from bulkrunner.input.validation import validate

@@ -259,7 +259,7 @@ def test_json_logs_have_one_object_per_event(
 def test_report_paths_take_a_timestamp_template() -> None:
     from datetime import UTC, datetime
 
-    from bulkrunner.config.run_config import build_config
+    from bulkrunner.config.job_file import build_config
 
     when = datetime(2026, 11, 26, 2, 15, tzinfo=UTC)
     config = build_config(

@@ -10,14 +10,9 @@ from typing import Any
 import pytest
 
 from bulkrunner.cli import app as cli
+from bulkrunner.config.job_file import JOB_OPTIONS, build_config, read_job_file
 from bulkrunner.config.options import EVERY, Option
-from bulkrunner.config.run_config import (
-    JOB_OPTIONS,
-    OPTIONS,
-    RunConfig,
-    build_config,
-    read_job_file,
-)
+from bulkrunner.config.run_config import OPTIONS, RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.model import Rate
 from bulkrunner.operations.fields import Vocabulary

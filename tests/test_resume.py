@@ -22,8 +22,8 @@ import pytest
 
 from bulkrunner.cli.app import main
 from bulkrunner.commands.run import run_job
+from bulkrunner.config.job_file import build_config, read_job_file
 from bulkrunner.config.paths import backup_path, journal_path
-from bulkrunner.config.run_config import build_config, read_job_file
 from bulkrunner.input.validation import validate
 from bulkrunner.operations.fields import Vocabulary
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread

@@ -254,8 +254,9 @@ def _config(args: argparse.Namespace) -> RunConfig:
     import dataclasses
     from pathlib import Path
 
+    from bulkrunner.config.job_file import build_config, read_job_file
     from bulkrunner.config.options import CHECKING, EXPORTING, FOLLOWING
-    from bulkrunner.config.run_config import OPTIONS, build_config, read_job_file
+    from bulkrunner.config.run_config import OPTIONS
 
     flags: dict[str, Any] = {each.key: getattr(args, each.key, None) for each in OPTIONS}
     job_file = args.job_file

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 CAMPAIGN_ID = "campaign_id"
 ACCOUNT = "account"  # an input column naming, per row, the account of an accounts file
+# The statuses a campaign reads back with (``START`` is what is written to get ``ACTIVE``).
+CAMPAIGN_STATUSES = ("DRAFTED", "ACTIVE", "PAUSED", "STOPPED", "COMPLETED")
 
 
 class Vocabulary(enum.StrEnum):
