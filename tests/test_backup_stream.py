@@ -36,14 +36,13 @@ from bulkrunner.records.backup import (
     OPERATION_KEY,
     BackupError,
     Recorded,
-    arrow_type,
     backup_operation,
     backup_rows,
     read_backup,
     read_unrestorable,
     record_backup,
-    undo_row,
 )
+from bulkrunner.records.undo import arrow_type, undo_row
 
 # --- the reference: record_backup and write_backup as they were, holding the whole ledger -------
 

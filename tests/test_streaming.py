@@ -453,7 +453,7 @@ RETURNING = returning_pool()
 def test_an_allocator_the_user_chose_for_arrow_is_kept() -> None:
     import pyarrow as pa
 
-    from bulkrunner.records.backup import return_freed_memory
+    from bulkrunner.config.environment import return_freed_memory
 
     return_freed_memory({"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"})
     assert pa.default_memory_pool().backend_name == "mimalloc"

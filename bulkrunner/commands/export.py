@@ -378,12 +378,13 @@ def _value(value: Any, spec: Field | None) -> Any:
 
 
 def _write_parquet(exported: Export, target: Path) -> None:
-    """Each column in its type (``backup.arrow_type``: the type a backup of the operation has),
+    """Each column in its type (``undo.arrow_type``: the type a backup of the operation has),
     or as text where the server's values do not fit it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from bulkrunner.records.backup import OPERATION_KEY, arrow_type
+    from bulkrunner.records.backup import OPERATION_KEY
+    from bulkrunner.records.undo import arrow_type
 
     frame, operation = exported.frame, exported.operation
     arrays: dict[str, Any] = {CAMPAIGN_ID: pa.array(frame[CAMPAIGN_ID].tolist(), pa.int64())}

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import TextIO
 
 from bulkrunner.commands.run import run_job
+from bulkrunner.config.environment import return_freed_memory
 from bulkrunner.config.paths import BACKUP_SUFFIX, backup_path
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
@@ -27,7 +28,6 @@ from bulkrunner.records.backup import (
     backup_rows,
     read_backup,
     read_unrestorable,
-    return_freed_memory,
 )
 
 

@@ -50,7 +50,7 @@ from bulkrunner.config.accounts import (
     check_column,
     summary_lines,
 )
-from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.config.environment import API_KEY_ENV, return_freed_memory
 from bulkrunner.config.paths import default_report_path, journal_path, lock_path
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig, for_config
@@ -85,7 +85,6 @@ from bulkrunner.output.planning import Duration, Forecast, Requests
 from bulkrunner.output.problems import SHOWN_INVALID as _SHOWN_INVALID
 from bulkrunner.output.report import build_report, cell_types, deliver_report, read_report
 from bulkrunner.output.summary import Summary
-from bulkrunner.records.backup import return_freed_memory
 from bulkrunner.records.journal import (
     Journal,
     RunIdentity,
