@@ -16,10 +16,10 @@ import functools
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bulkrunner.config.paths import INPUT_FORMATS, or_list
 from bulkrunner.errors import InputFileError, UsageError
@@ -27,7 +27,13 @@ from bulkrunner.model import RESULT_COLUMNS, count
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, SETTING_NAMES
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from bulkrunner.operations import Operation
+
+# How a checked file is read a chunk at a time: (rows at most, the columns or all) -> chunks
+Reader = Callable[[int, Sequence[str] | None], Iterator["pd.DataFrame"]]
+Watch = Callable[["pd.Series[Any]"], None]  # handed a file's campaign_id cells as they are read
 
 KNOWN_COLUMNS = (CAMPAIGN_ID, ACCOUNT, *SETTING_NAMES)
 _NOT_TEXT = (

@@ -22,7 +22,7 @@ import pandas as pd
 from bulkrunner.config.paths import REPORT_FORMATS, or_list
 from bulkrunner.config.redaction import redact
 from bulkrunner.errors import UsageError
-from bulkrunner.input.loading import explicit_empties
+from bulkrunner.input.parquet_reading import explicit_empties
 from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, echoed
 from bulkrunner.operations.syntax import unescape_cell
 from bulkrunner.output.formats import for_spreadsheets, write_csv
