@@ -25,7 +25,6 @@ from bulkrunner.cli.app import main
 from bulkrunner.commands.export import (
     DEMO_CAMPAIGNS,
     Export,
-    as_csv_cells,
     check_round_trip,
     read_export,
     write_export,
@@ -40,6 +39,7 @@ from bulkrunner.operations import Wire
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.fields import Field
 from bulkrunner.operations.settings import SETTINGS
+from bulkrunner.output.export_file import as_csv_cells
 from bulkrunner.records.backup import record_backup
 from bulkrunner.simulator import (
     SimulatorConfig,

@@ -9,7 +9,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bulkrunner.commands.export import as_csv_cells
 from bulkrunner.model import Change, Outcome, Status
 from bulkrunner.operations.cells import parser
 from bulkrunner.operations.email_accounts import parse_ids
@@ -25,6 +24,7 @@ from bulkrunner.operations.syntax import (
     truth,
     unescape_cell,
 )
+from bulkrunner.output.export_file import as_csv_cells
 from bulkrunner.output.report import build_report
 from bulkrunner.records.backup import read_backup, record_backup
 from tests.fakes import write_report

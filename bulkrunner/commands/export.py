@@ -31,7 +31,6 @@ from bulkrunner.config.paths import (
     check_writable,
     default_export_path,
     is_backup,
-    replace_atomically,
     unused,
 )
 from bulkrunner.config.redaction import redact, remember
@@ -39,8 +38,7 @@ from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import Aborted, ExitCode, UsageError
 from bulkrunner.model import RunStats, count
 from bulkrunner.operations import Operation
-from bulkrunner.operations.fields import CAMPAIGN_ID, Field
-from bulkrunner.operations.syntax import EmptyText, csv_cell
+from bulkrunner.operations.fields import CAMPAIGN_ID
 from bulkrunner.output.events import show
 from bulkrunner.records.locks import lock_accounts
 
@@ -339,68 +337,16 @@ def _cells(values: list[Any]) -> pd.Series[Any]:
 
 def write_export(exported: Export, path: Path) -> Path:
     """Write the export to ``path`` (CSV or Parquet by its extension), atomically."""
-
-    def write(tmp: Path) -> None:
-        if path.suffix.lower() == ".parquet":
-            _write_parquet(exported, tmp)
-        else:
-            from bulkrunner.output.formats import write_csv
-
-            with tmp.open("w", encoding="utf-8", newline="") as stream:
-                write_csv(as_csv_cells(exported.frame, exported.operation), stream, header=True)
+    from bulkrunner.output.export_file import write_export_file
 
     try:
-        replace_atomically(path, write)
+        write_export_file(exported.frame, exported.operation, path)
     except OSError as exc:
         raise Aborted(
             f"{path}: cannot write the export ({exc.strerror or exc}); nothing was changed"
         ) from None
     exported.path = path
     return path
-
-
-def as_csv_cells(frame: pd.DataFrame, operation: Operation) -> pd.DataFrame:
-    """``frame`` as the CSV cells that read back as its values, written as reports write them
-    (``syntax.csv_cell``); an empty text of a text column is the empty text, not a blank."""
-    out = frame.copy()
-    for name in frame.columns:
-        spec = operation.field(str(name))
-        cells = [csv_cell(_value(value, spec)) for value in frame[name].tolist()]
-        out[name] = pd.Series(cells, index=frame.index, dtype=object)  # 7 stays 7, not 7.0
-    return out
-
-
-def _value(value: Any, spec: Field | None) -> Any:
-    """The server's empty text is the empty text in a text column, else no value."""
-    if not isinstance(value, str) or value:
-        return value
-    return EmptyText() if spec is not None and spec.kind == "text" else None
-
-
-def _write_parquet(exported: Export, target: Path) -> None:
-    """Each column in its type (``undo.arrow_type``: the type a backup of the operation has),
-    or as text where the server's values do not fit it."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from bulkrunner.records.backup import OPERATION_KEY
-    from bulkrunner.records.undo import arrow_type
-
-    frame, operation = exported.frame, exported.operation
-    arrays: dict[str, Any] = {CAMPAIGN_ID: pa.array(frame[CAMPAIGN_ID].tolist(), pa.int64())}
-    for name in frame.columns[1:]:
-        spec = operation.field(str(name))
-        assert spec is not None
-        values = frame[name].tolist()
-        try:
-            arrays[str(name)] = pa.array(values, type=arrow_type(spec))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-            texts = [csv_cell(_value(value, spec)) for value in values]
-            arrays[str(name)] = pa.array(
-                [None if text is None else str(text) for text in texts], pa.string()
-            )
-    table = pa.table(arrays).replace_schema_metadata({OPERATION_KEY: operation.name.encode()})
-    pq.write_table(table, target)
 
 
 # --- reading the file back -------------------------------------------------------------------
