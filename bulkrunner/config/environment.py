@@ -12,13 +12,14 @@ API_KEY_ENV = "SMARTLEAD_API_KEY"  # a secret: see bulkrunner/config/redaction.p
 BASE_URL_ENV = "SMARTLEAD_BASE_URL"
 LOCK_DIR_ENV = "BULKRUNNER_LOCK_DIR"  # where the locks of inputs and accounts are (see paths)
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"  # Arrow's allocator, read as pyarrow is imported
+LOCKS_IN_HOME = ".local/state/bulkrunner/locks"  # the lock folder without LOCK_DIR_ENV (POSIX)
 
 VARIABLES = {  # each variable bulkrunner reads, and what for (the reference docs list them)
     API_KEY_ENV: "the API key (required unless `--dry-run`, `--simulate` or `--accounts`; "
     "without it, `plan` is the offline dry run); never a flag, never printed",
     BASE_URL_ENV: "the API base URL when `--base-url` is not given (else SmartLead's)",
     LOCK_DIR_ENV: "where the locks of inputs and accounts are (default "
-    "`~/.local/state/bulkrunner/locks`; see [Recovery](../how-to/recovery.md))",
+    f"`~/{LOCKS_IN_HOME}`; see [Recovery](../how-to/recovery.md))",
     ARROW_POOL_ENV: "Arrow's allocator (`mimalloc`, `jemalloc` or `system`); unset, `run`, "
     "`retry` and `rollback` choose `jemalloc` on Linux",
 }

@@ -28,7 +28,7 @@ import os
 import sys
 from pathlib import Path
 
-from bulkrunner.config.environment import LOCK_DIR_ENV
+from bulkrunner.config.environment import LOCK_DIR_ENV, LOCKS_IN_HOME
 from bulkrunner.errors import UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
@@ -231,8 +231,8 @@ def lock_folder() -> Path:
 
     It is the same for every process of the user whatever its environment: cron and a shell
     differ in ``TMPDIR`` and the ``XDG_*`` variables, not in the user's home, so it is
-    ``~/.local/state/bulkrunner/locks`` of the home the user database gives (``%LOCALAPPDATA%``
-    on Windows), or ``$BULKRUNNER_LOCK_DIR``."""
+    ``LOCKS_IN_HOME`` in the home the user database gives (``%LOCALAPPDATA%`` on Windows), or
+    ``$BULKRUNNER_LOCK_DIR``."""
     override = os.environ.get(LOCK_DIR_ENV)
     if override:
         return Path(override).expanduser().absolute()
@@ -240,7 +240,7 @@ def lock_folder() -> Path:
         local = os.environ.get("LOCALAPPDATA")
         base = Path(local) if local else Path.home() / "AppData" / "Local"
         return base / "bulkrunner" / "locks"
-    return _home() / ".local" / "state" / "bulkrunner" / "locks"
+    return _home() / LOCKS_IN_HOME
 
 
 def _home() -> Path:
