@@ -156,10 +156,12 @@ def _arguments(parser: argparse.ArgumentParser, command: str) -> None:
         )
         parser.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
     elif command == "rollback":
+        from bulkrunner.config.paths import BACKUP_SUFFIX
+
         parser.add_argument(
             "earlier_report",
             metavar="REPORT_OR_BACKUP",
-            help="a run's report, or its .backup.parquet",
+            help=f"a run's report, or its {BACKUP_SUFFIX}",
         )
         parser.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
     elif command == "export":
