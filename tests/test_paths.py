@@ -144,3 +144,12 @@ def test_a_default_name_taken_by_a_file_or_a_run_gets_a_number(tmp_path: Path) -
     assert paths.unused(first) == tmp_path / "plan-2.csv"
     (tmp_path / "plan-2.csv").write_text("")
     assert paths.unused(first) == tmp_path / "plan-3.csv"
+
+
+def test_a_reports_template_matches_every_name_it_gives(tmp_path: Path) -> None:
+    import fnmatch
+
+    template = str(tmp_path / "r" / "nightly-{date}-{timestamp}[1].csv")
+    pattern = paths.template_glob(template)
+    assert fnmatch.fnmatch(paths.expand_template(template, WHEN), pattern)
+    assert not fnmatch.fnmatch(str(tmp_path / "r" / "other-2026.csv"), pattern)
