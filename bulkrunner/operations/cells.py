@@ -38,6 +38,7 @@ Parsed = tuple[Any, str | None]  # (value or BLANK, error message)
 _WHOLE = re.compile(r"[+-]?\d+(?:\.0*)?")
 ID_FIELD = Field(CAMPAIGN_ID, "int", minimum=1, maximum=2**63 - 1)  # ids are 64-bit
 NOTHING_TO_SEND = "nothing to send: every field is blank"
+PROBLEMS_APART = "; "  # between the problems of one row's error (output.problems splits on it)
 
 
 def _bools() -> tuple[type[Any], ...]:
@@ -201,7 +202,7 @@ def _parse_enum_list(field: str, value: Any, vocabulary: Vocabulary) -> Parsed:
             errors.append(error)
         elif name not in names:
             names.append(name)
-    return (None, "; ".join(errors)) if errors else (names, None)
+    return (None, PROBLEMS_APART.join(errors)) if errors else (names, None)
 
 
 def _translate(field: str, raw: str, vocabulary: Vocabulary) -> Parsed:
@@ -236,7 +237,7 @@ def row_error(errors: Sequence[str | None], nothing_to_send: bool) -> str:
     found = [error for error in errors if error is not None]
     if nothing_to_send:
         found.append(NOTHING_TO_SEND)
-    return "; ".join(found)
+    return PROBLEMS_APART.join(found)
 
 
 def and_join(items: list[str]) -> str:

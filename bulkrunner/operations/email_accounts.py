@@ -30,7 +30,7 @@ from typing import Any
 
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
-from bulkrunner.operations.cells import quoted
+from bulkrunner.operations.cells import PROBLEMS_APART, quoted
 from bulkrunner.operations.fields import Field
 from bulkrunner.operations.syntax import list_items
 
@@ -63,7 +63,7 @@ def parse_ids(cell: Any) -> tuple[list[int] | None, str | None]:
         elif number is not None and number not in ids:
             ids.append(number)
     if errors:
-        return None, "; ".join(dict.fromkeys(errors))
+        return None, PROBLEMS_APART.join(dict.fromkeys(errors))
     if not ids:
         return None, "names no email account id (leave the cell blank to change nothing)"
     return ids, None
