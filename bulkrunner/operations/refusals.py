@@ -78,7 +78,7 @@ class ShapeRefusals:
     def __init__(
         self, shape: str, command: Callable[[str], str], threshold: int = SHAPE_REFUSALS
     ) -> None:
-        self.shape = shape
+        self.shape = ScheduleShape(shape)
         self.command = command  # the command to run with the other shape
         self.threshold = threshold
         self.refused = 0
@@ -91,7 +91,7 @@ class ShapeRefusals:
         self.refused += 1
         if self.refused < self.threshold:
             return None
-        other = ScheduleShape(self.shape).other
+        other = self.shape.other
         return (
             f"run aborted: the first {self.refused} schedule rows were all refused and none "
             f"accepted (last: {message}); this account may take the {other} body shape, not "
