@@ -33,9 +33,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
+from bulkrunner.config.job_file import build_config
 from bulkrunner.config.options import Option
 from bulkrunner.config.redaction import redact
-from bulkrunner.config.run_config import OPTIONS, RunConfig, build_config
+from bulkrunner.config.run_config import OPTIONS, RunConfig
 from bulkrunner.errors import Aborted, BulkrunnerError, ExitCode, UsageError
 
 if TYPE_CHECKING:

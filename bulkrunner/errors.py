@@ -1,10 +1,11 @@
-"""Every exception bulkrunner raises on purpose, in one place.
+"""Every exception bulkrunner raises on purpose, in one place, each with the exit code it ends
+a command with (``exit_code``):
 
     BulkrunnerError            base; its message is one line meant for the user
-    ├── UsageError             bad invocation or unreadable input: nothing was sent (exit 2)
+    ├── UsageError             bad invocation or unreadable input: nothing was sent (USAGE)
     │   ├── InputFileError     a file-level problem with the input, naming the file
-    │   └── RunInProgress      another run of this job (input or report) holds it (exit 4)
-    └── Aborted                a run or an export stopped early (exit 3)
+    │   └── RunInProgress      another run of this job (input or report) holds it (IN_PROGRESS)
+    └── Aborted                a run or an export stopped early (ABORTED)
 
 Row-level problems are not exceptions: they become a row's ``invalid`` status and ``error``.
 """
@@ -87,9 +88,13 @@ _MEANINGS: dict[ExitCode, tuple[str, str, str]] = {
 class BulkrunnerError(Exception):
     """Base class; ``str(error)`` is a single line fit to show the user."""
 
+    exit_code = ExitCode.ABORTED  # what a command that ends with this error exits with
+
 
 class UsageError(BulkrunnerError):
     """The command line, the job file or the input cannot be used. Nothing has been sent."""
+
+    exit_code = ExitCode.USAGE
 
 
 class InputFileError(UsageError):
@@ -106,11 +111,15 @@ class InputFileError(UsageError):
 class RunInProgress(UsageError):
     """Another bulkrunner process is running this job (its input or its report): nothing sent."""
 
+    exit_code = ExitCode.IN_PROGRESS
+
 
 class Aborted(BulkrunnerError):
     """A run or an export stopped early: key rejected, nothing listening, a wait longer than
-    --max-wait, an outage, interrupted (exit 3). ``report``: the run's report, when it wrote one
+    --max-wait, an outage, interrupted. ``report``: the run's report, when it wrote one
     (``--resume`` continues the run)."""
+
+    exit_code = ExitCode.ABORTED
 
     def __init__(self, message: str, report: Path | None = None) -> None:
         super().__init__(message)
@@ -127,4 +136,4 @@ class Unreachable(Exception):
 
 class Unavailable(Exception):
     """The reads before sending got only retryable errors for --outage-timeout: SmartLead looks
-    down (``retry.Outage``)."""
+    down (``sending.retry.Outage``)."""

@@ -1,5 +1,5 @@
-"""Test doubles: a clock the test moves, and a sender that answers from a script; and the
-command line run in this process, as the tests of several files run it."""
+"""Test doubles: a clock the test moves, and a sender that answers from a script; the command
+line run in this process, as the tests of several files run it; a whole report written at once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import asyncio
 import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -15,6 +16,9 @@ from bulkrunner.cli.app import main
 from bulkrunner.model import Answer, Row
 from bulkrunner.operations.base import Request, Wire
 from bulkrunner.operations.settings import SETTINGS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class FakeClock:
@@ -122,3 +126,12 @@ def one_line_error(err: str) -> str:
     assert len(lines) == 1, err
     assert "Traceback" not in err
     return lines[0]
+
+
+def write_report(report: pd.DataFrame, path: Path, input_columns: list[str]) -> None:
+    """Write a whole report (a ``build_report`` frame) to ``path`` as a run writes one."""
+    from bulkrunner.output.report_writer import ReportWriter
+
+    with ReportWriter(path, input_columns) as writer:
+        writer.write(report)
+        writer.commit()

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from aiohttp import web
 
+from bulkrunner.config.environment import key_not_set
 from bulkrunner.model import Rate
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import one_line_error, run
@@ -206,7 +207,7 @@ def test_a_missing_key_variable_is_named_before_anything_is_sent(
     code, _, err = run_accounts(capsys, "run", write_plan(tmp_path, list(KEYS)), accounts, report)
     assert code == 2
     line = one_line_error(err)
-    assert "GLOBEX_SMARTLEAD_KEY is not set" in line
+    assert key_not_set("GLOBEX_SMARTLEAD_KEY", "that account's") in line
     assert "'globex'" in line
     assert str(accounts) in line
     assert not report.exists()

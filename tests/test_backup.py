@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from bulkrunner.cli.app import main
-from bulkrunner.config.run_config import build_config, read_job_file
+from bulkrunner.config.job_file import build_config, read_job_file
+from bulkrunner.config.paths import backup_path
 from bulkrunner.errors import KeyRejected
 from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Change, Rate, Row, Status
@@ -25,13 +26,7 @@ from bulkrunner.operations.base import Request
 from bulkrunner.operations.schedule import SCHEDULE
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.operations.state import slim
-from bulkrunner.records.backup import (
-    BackupError,
-    backup_path,
-    read_backup,
-    read_unrestorable,
-    record_backup,
-)
+from bulkrunner.records.backup import BackupError, read_backup, read_unrestorable, record_backup
 from bulkrunner.sending.preflight import Current, Reading, plan, read_current
 from tests.fakes import FakeClock, RecordingSleep
 

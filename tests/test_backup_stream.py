@@ -1,4 +1,4 @@
-"""The backup ledger is extended a batch at a time without reading it whole (issue 10).
+"""The backup ledger is extended a batch at a time without reading it whole.
 
 A run of a million rows records each batch's changes in the ledger: ``record_backup`` streams
 the file already on disk rather than holding every earlier campaign in Python. These tests check
@@ -32,18 +32,17 @@ from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.operations.status import STATUS
 from bulkrunner.records import backup
 from bulkrunner.records.backup import (
-    _OPERATION_KEY,
     _UNRESTORABLE_KEY,
+    OPERATION_KEY,
     BackupError,
     Recorded,
-    arrow_type,
     backup_operation,
     backup_rows,
     read_backup,
     read_unrestorable,
     record_backup,
-    undo_row,
 )
+from bulkrunner.records.undo import arrow_type, undo_row
 
 # --- the reference: record_backup and write_backup as they were, holding the whole ledger -------
 
@@ -95,7 +94,7 @@ def reference_write(
         fields_.append(pa.field(ACCOUNT, pa.string()))
     for field in used:
         columns[field.name] = [fields.get(field.name) for fields in ledger.values()]
-    metadata = {_OPERATION_KEY: operation.name.encode()}
+    metadata = {OPERATION_KEY: operation.name.encode()}
     if unrestorable:
         reasons = {str(campaign): reason for campaign, reason in sorted(unrestorable.items())}
         metadata[_UNRESTORABLE_KEY] = json.dumps(reasons).encode()

@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from bulkrunner.cli import app as cli
+from bulkrunner.config.environment import key_not_set
 from bulkrunner.model import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from tests.fakes import one_line_error, run
@@ -37,7 +38,7 @@ def csv_file(tmp_path: Path, text: str, name: str = "in.csv") -> Path:
 def test_a_missing_key_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "run", "--input", str(SAMPLE), "--report", str(tmp_path / "r.csv"))
     assert code == 2
-    assert one_line_error(err).startswith("bulkrunner: error: SMARTLEAD_API_KEY is not set")
+    assert one_line_error(err).startswith(f"bulkrunner: error: {key_not_set()}")
     assert not (tmp_path / "r.csv").exists()
 
 

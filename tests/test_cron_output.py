@@ -417,7 +417,7 @@ def test_a_notify_env_without_a_webhook_url_is_a_usage_error_naming_the_variable
 def test_a_job_files_webhook_gives_way_to_the_command_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bulkrunner.config.run_config import build_config
+    from bulkrunner.config.job_file import build_config
 
     monkeypatch.setenv("ALERT_WEBHOOK", f"http://127.0.0.1:9/{TOKEN}")
     job_values = {"input": "in.csv", "notify": "http://127.0.0.1:9/from-the-job"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bulkrunner import ExitCode, Status
-from bulkrunner.config.run_config import read_job_file
+from bulkrunner.config.job_file import read_job_file
 from bulkrunner.model import RESULT_COLUMN_MEANINGS, RESULT_COLUMNS
 from bulkrunner.output import notify
 from tools import reference

@@ -25,12 +25,13 @@ from bulkrunner.cli.app import main
 from bulkrunner.commands.export import (
     DEMO_CAMPAIGNS,
     Export,
-    as_csv_cells,
     check_round_trip,
     read_export,
     write_export,
 )
-from bulkrunner.config.run_config import build_config
+from bulkrunner.config.environment import key_not_set
+from bulkrunner.config.job_file import build_config
+from bulkrunner.config.paths import backup_path
 from bulkrunner.input.loading import read_input
 from bulkrunner.input.validation import validate
 from bulkrunner.model import Change, RunStats
@@ -38,7 +39,8 @@ from bulkrunner.operations import Wire
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.fields import Field
 from bulkrunner.operations.settings import SETTINGS
-from bulkrunner.records.backup import backup_path, record_backup
+from bulkrunner.output.export_file import as_csv_cells
+from bulkrunner.records.backup import record_backup
 from bulkrunner.simulator import (
     SimulatorConfig,
     SimulatorThread,
@@ -517,7 +519,7 @@ def test_no_key_is_a_usage_error(
 ) -> None:
     monkeypatch.delenv("SMARTLEAD_API_KEY")
     assert main(["export"]) == 2
-    assert "SMARTLEAD_API_KEY is not set" in one_line_error(capsys)
+    assert key_not_set() in one_line_error(capsys)
 
 
 def test_export_takes_the_reading_options_and_no_sending_ones(

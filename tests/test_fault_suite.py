@@ -26,11 +26,12 @@ import aiohttp
 import pandas as pd
 import pytest
 
+from bulkrunner.config.paths import backup_path, journal_path
 from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Outcome, Rate, Row, Status
 from bulkrunner.operations.base import Request
-from bulkrunner.records.backup import backup_path, read_backup
-from bulkrunner.records.journal import journal_path, read_successes
+from bulkrunner.records.backup import read_backup
+from bulkrunner.records.journal import read_successes
 from bulkrunner.sending.engine import Engine
 from bulkrunner.sending.transport import HttpSender, limiter_tracing
 from bulkrunner.simulator import (

@@ -11,7 +11,8 @@ import pytest
 
 from bulkrunner.errors import InputFileError
 from bulkrunner.input import loading
-from bulkrunner.input.loading import Ignored, load_input, open_input, read_input
+from bulkrunner.input.files import Ignored
+from bulkrunner.input.loading import load_input, open_input, read_input
 from bulkrunner.output.report import read_report
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
 from tests.fakes import one_line_error, run

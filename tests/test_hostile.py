@@ -24,15 +24,16 @@ import pytest
 from aiohttp import web
 
 from bulkrunner.config import redaction
+from bulkrunner.config.job_file import build_config, read_job_file
 from bulkrunner.config.redaction import REDACTED, redact, redact_url, remember
-from bulkrunner.config.run_config import build_config, read_job_file
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.input.loading import load_input, open_input
 from bulkrunner.input.validation import validate
 from bulkrunner.model import Answer, Change, Outcome, Rate, Status
 from bulkrunner.operations.answers import header_reset, header_retry_after, reports_failure
 from bulkrunner.operations.fields import Vocabulary
-from bulkrunner.operations.state import changes, parse_campaigns
+from bulkrunner.operations.settings import SETTINGS
+from bulkrunner.operations.state import parse_campaigns
 from bulkrunner.records.backup import record_backup
 from bulkrunner.records.journal import Journal, read_successes
 from bulkrunner.sending.retry import Decision, Verdict, classify
@@ -160,7 +161,7 @@ def test_campaign_ids_in_get_campaigns(listed: list[dict[str, object]], ids: set
 def test_values_of_get_campaigns_are_compared_normalised(
     field: str, shown: object, wanted: object, differs: bool
 ) -> None:
-    assert bool(changes({field: wanted}, {"id": 1, field: shown})) is differs
+    assert bool(SETTINGS.changes({field: wanted}, {"id": 1, field: shown})) is differs
 
 
 def test_a_backup_of_values_of_the_wrong_type_keeps_what_it_can(tmp_path: Path) -> None:

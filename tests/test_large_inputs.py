@@ -17,10 +17,12 @@ import pytest
 from bulkrunner.cli.app import main
 from bulkrunner.input import loading
 from bulkrunner.input.loading import load_input, open_input
-from bulkrunner.input.validation import judge_rows, repeated_ids, validate
+from bulkrunner.input.validation import campaign_ids, judge_rows, repeated_among, validate
 from bulkrunner.model import Outcome, Rejection, Row, Status
 from bulkrunner.operations.fields import Vocabulary
-from bulkrunner.output.report import ReportWriter, build_report, write_report
+from bulkrunner.output.report import build_report
+from bulkrunner.output.report_writer import ReportWriter
+from tests.fakes import write_report
 
 REPORTS = (".csv", ".json", ".jsonl", ".parquet")
 DRY_RUN = Outcome(Status.DRY_RUN)
@@ -253,7 +255,8 @@ def test_chunks_hold_the_rows_load_input_gives(plan: Path) -> None:
 def test_validation_with_an_offset_and_the_files_repeats_matches_the_whole(plan: Path) -> None:
     whole = load_input(plan)
     expected = validate(whole, Vocabulary.LONG)
-    repeats = repeated_ids(whole["campaign_id"].iloc[i : i + 7] for i in range(0, 50, 7))
+    chunks = (whole["campaign_id"].iloc[i : i + 7] for i in range(0, 50, 7))
+    repeats = repeated_among(campaign_ids(chunk) for chunk in chunks)
     rows: list[Row] = []
     rejections: list[Rejection] = []
     errors: list[str] = []
@@ -270,7 +273,8 @@ def test_validation_with_an_offset_and_the_files_repeats_matches_the_whole(plan:
 
 def test_repeated_ids_are_found_in_bulk() -> None:
     column = pd.Series(["5", "7", "5", "", "x", " 7", "9", "5.0", "0"], dtype=object)
-    assert repeated_ids([column.iloc[:4], column.iloc[4:]]) == {5: [1, 3, 8], 7: [2, 6]}
+    ids = [campaign_ids(column.iloc[:4]), campaign_ids(column.iloc[4:])]
+    assert repeated_among(ids) == {5: [1, 3, 8], 7: [2, 6]}
 
 
 def test_a_parquet_column_whose_types_cannot_be_unified_is_written_as_text(tmp_path: Path) -> None:

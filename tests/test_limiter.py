@@ -8,13 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from bulkrunner.limits.limiter import (
-    SlidingWindowLimiter,
-    _kth_latest,
-    answer_received,
-    request_written,
-)
+from bulkrunner.limits.limiter import SlidingWindowLimiter, answer_received, request_written
 from bulkrunner.limits.rates import ideal_seconds, max_in_window
+from bulkrunner.limits.windows import _kth_latest
 from bulkrunner.model import Rate
 from tests.fakes import FakeClock
 

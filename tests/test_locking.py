@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 import bulkrunner.records.locks
+from bulkrunner.config.paths import input_lock_path, lock_folder
 from bulkrunner.errors import RunInProgress
-from bulkrunner.records.locks import input_lock_path
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import one_line_error, run
 
@@ -100,16 +100,15 @@ def test_a_lock_file_left_by_a_killed_run_is_taken_over(
 
 
 def test_on_windows_the_lock_folder_is_the_users_whatever_the_temporary_folder(
-    windows: tuple[types.ModuleType, FakeMsvcrt], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    locking, _ = windows
     monkeypatch.delenv("BULKRUNNER_LOCK_DIR")
     monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "AppData" / "Local"))
     monkeypatch.setattr(sys, "platform", "win32")
     for temp in ("cron", "shell"):
         monkeypatch.setenv("TEMP", str(tmp_path / temp))
         monkeypatch.setattr(tempfile, "tempdir", None)  # as in a process of its own
-        assert locking.lock_folder() == tmp_path / "AppData" / "Local" / "bulkrunner" / "locks"
+        assert lock_folder() == tmp_path / "AppData" / "Local" / "bulkrunner" / "locks"
 
 
 # --- where the locks of inputs and accounts are, and who may touch them ------------------------
@@ -127,7 +126,7 @@ def test_the_lock_folder_is_the_same_for_every_process_of_the_user(
         monkeypatch.setattr(tempfile, "tempdir", None)  # as in a process of its own
         for name in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "HOME"):
             monkeypatch.setenv(name, str(tmp_path / environment / name))
-        found.add(bulkrunner.records.locks.lock_folder())
+        found.add(lock_folder())
     home = Path(pwd.getpwuid(os.getuid()).pw_dir)
     assert found == {home / ".local" / "state" / "bulkrunner" / "locks"}
 

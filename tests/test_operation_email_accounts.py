@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bulkrunner.cli.app import main
+from bulkrunner.config.paths import backup_path, journal_path
 from bulkrunner.input.validation import validate
 from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Change, Rate, Row, Status
@@ -33,8 +34,7 @@ from bulkrunner.operations import operation
 from bulkrunner.operations.base import Request, Wire
 from bulkrunner.operations.email_accounts import EMAIL_ACCOUNTS, parse_ids
 from bulkrunner.operations.fields import Vocabulary
-from bulkrunner.records.backup import backup_operation, backup_path, read_backup, record_backup
-from bulkrunner.records.journal import journal_path
+from bulkrunner.records.backup import backup_operation, read_backup, record_backup
 from bulkrunner.sending.preflight import Reading, plan, read_current, verify
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from tests.fakes import FakeClock, RecordingSleep

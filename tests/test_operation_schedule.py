@@ -17,18 +17,18 @@ import pandas as pd
 import pytest
 
 from bulkrunner.cli.app import main
+from bulkrunner.config.paths import backup_path
 from bulkrunner.input.validation import validate
 from bulkrunner.model import Answer, Change, Row
 from bulkrunner.operations import operation
 from bulkrunner.operations.base import Request, Wire
-from bulkrunner.operations.fields import Vocabulary
+from bulkrunner.operations.fields import ScheduleShape, Vocabulary
 from bulkrunner.operations.refusals import ShapeRefusals
 from bulkrunner.operations.schedule import SCHEDULE
-from bulkrunner.records.backup import backup_path
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_schedule
 
 KEY = "sk-schedule-SENTINEL-5e1d"
-NESTED, FLAT = Wire(schedule_shape="nested"), Wire(schedule_shape="flat")
+NESTED, FLAT = Wire(schedule_shape=ScheduleShape.NESTED), Wire(schedule_shape=ScheduleShape.FLAT)
 
 
 @pytest.fixture(autouse=True)
@@ -432,7 +432,10 @@ def write_plan(tmp_path: Path, text: str = PLAN) -> Path:
     return path
 
 
-@pytest.fixture(params=[("nested", False), ("flat", True)], ids=["nested-object", "flat-string"])
+@pytest.fixture(
+    params=[(ScheduleShape.NESTED, False), (ScheduleShape.FLAT, True)],
+    ids=["nested-object", "flat-string"],
+)
 def sim(request: pytest.FixtureRequest) -> Iterator[tuple[SimulatorThread, str]]:
     shape, as_string = request.param
     config = SimulatorConfig(
@@ -700,7 +703,9 @@ def test_resume_retry_and_rollback_of_a_schedule_run(tmp_path: Path) -> None:
 
 def test_a_job_file_runs_the_schedule_operation(tmp_path: Path) -> None:
     write_plan(tmp_path, "campaign_id,timezone,days,start_hour,end_hour\n4,UTC,mon,06:00,07:00\n")
-    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={4}, schedule_shape="flat")) as s:
+    with SimulatorThread(
+        SimulatorConfig(api_key=KEY, campaigns={4}, schedule_shape=ScheduleShape.FLAT)
+    ) as s:
         job = tmp_path / "job.toml"
         job.write_text(
             'input = "schedule.csv"\nreport = "r.csv"\noperation = "schedule"\n'
@@ -722,7 +727,9 @@ def test_every_row_refused_from_the_first_stops_the_run_with_the_other_shape_to_
     rows = "".join(f"{n},UTC,mon,06:00,07:00\n" for n in range(1, 9))
     write_plan(tmp_path, "campaign_id,timezone,days,start_hour,end_hour\n" + rows)
     monkeypatch.chdir(tmp_path)
-    config = SimulatorConfig(api_key=KEY, campaigns=set(range(1, 9)), schedule_shape="flat")
+    config = SimulatorConfig(
+        api_key=KEY, campaigns=set(range(1, 9)), schedule_shape=ScheduleShape.FLAT
+    )
     with SimulatorThread(config) as server:
         args = ["--operation", "schedule", "--base-url", server.base_url, "--concurrency", "1"]
         code = main(["run", "schedule.csv", "--report", "r.csv", *args])

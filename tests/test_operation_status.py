@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from bulkrunner.cli.app import main
+from bulkrunner.config.paths import backup_path
 from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Change, Rate
 from bulkrunner.operations import operation
@@ -26,7 +27,7 @@ from bulkrunner.operations.base import Operation, Request, Undo, Wire
 from bulkrunner.operations.fields import Field
 from bulkrunner.operations.status import STATUS, parse_status
 from bulkrunner.output.hints import rollback_command
-from bulkrunner.records.backup import backup_path, read_backup, read_unrestorable, record_backup
+from bulkrunner.records.backup import read_backup, read_unrestorable, record_backup
 from bulkrunner.sending.preflight import Reading, plan, read_current
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_status
 from tests.fakes import FakeClock, RecordingSleep

@@ -16,11 +16,11 @@ from aiohttp import web
 from rich.console import Console
 
 from bulkrunner.cli.app import main
+from bulkrunner.config.paths import backup_path
 from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Rate, Row
 from bulkrunner.operations.base import Request
 from bulkrunner.output.progress import Bar, LogLines, Snapshot
-from bulkrunner.records.backup import backup_path
 from bulkrunner.sending.preflight import verify
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_settings
 from tests.hostile import ServerThread
@@ -259,7 +259,7 @@ def test_json_logs_have_one_object_per_event(
 def test_report_paths_take_a_timestamp_template() -> None:
     from datetime import UTC, datetime
 
-    from bulkrunner.config.run_config import build_config
+    from bulkrunner.config.job_file import build_config
 
     when = datetime(2026, 11, 26, 2, 15, tzinfo=UTC)
     config = build_config(

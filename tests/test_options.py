@@ -10,14 +10,10 @@ from typing import Any
 import pytest
 
 from bulkrunner.cli import app as cli
+from bulkrunner.cli.parser import build, canonical_words
+from bulkrunner.config.job_file import JOB_OPTIONS, build_config, read_job_file
 from bulkrunner.config.options import EVERY, Option
-from bulkrunner.config.run_config import (
-    JOB_OPTIONS,
-    OPTIONS,
-    RunConfig,
-    build_config,
-    read_job_file,
-)
+from bulkrunner.config.run_config import OPTIONS, RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.model import Rate
 from bulkrunner.operations.fields import Vocabulary
@@ -179,9 +175,9 @@ def test_help_shows_the_declared_defaults(capsys: pytest.CaptureFixture[str]) ->
 
 
 def config_of(*words: str) -> RunConfig:
-    parser = cli._parser()
+    parser = build()
     args = parser.parse_args(list(words))
-    args.words = cli._words(parser, args)
+    args.words = canonical_words(parser, args)
     return cli._config(args)
 
 

@@ -388,7 +388,7 @@ def test_with_no_space_anywhere_every_kind_of_run_prints_its_report(
     row's outcome is lost. (A dry run used to end in an internal error.)"""
     import errno
 
-    from bulkrunner.output.report import ReportWriter
+    from bulkrunner.output.report_writer import ReportWriter
 
     def full(*_: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -30,7 +30,7 @@ from bulkrunner.limits.rates import (
 )
 from bulkrunner.model import Answer, Rate, Row, RunStats, Status
 from bulkrunner.operations.base import Request
-from bulkrunner.output.report import Summary
+from bulkrunner.output.summary import Summary
 from bulkrunner.sending.preflight import Reading, read_current, verify
 from bulkrunner.sending.session import Session, requests_left
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings

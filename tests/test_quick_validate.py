@@ -1,4 +1,4 @@
-"""``bulkrunner validate`` of a small CSV file without pandas (issue 10 §3): the quick path
+"""``bulkrunner validate`` of a small CSV file without pandas: the quick path
 (``bulkrunner.commands.validate``) must say exactly what the pandas path says, for every file.
 
 Each file of a corpus of odd small CSV files, and of a few hundred made at random from odd

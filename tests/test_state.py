@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from bulkrunner.model import Answer, Change
-from bulkrunner.operations.state import canonical, changes, parse_campaigns
+from bulkrunner.operations.settings import SETTINGS
+from bulkrunner.operations.state import canonical, parse_campaigns
 
 CURRENT: dict[str, Any] = {
     "id": 7,
@@ -35,7 +36,7 @@ CURRENT: dict[str, Any] = {
     ],
 )
 def test_equal_values_are_unchanged(field: str, wanted: Any) -> None:
-    assert changes({field: wanted}, CURRENT) == {}
+    assert SETTINGS.changes({field: wanted}, CURRENT) == {}
 
 
 @pytest.mark.parametrize(
@@ -51,11 +52,11 @@ def test_equal_values_are_unchanged(field: str, wanted: Any) -> None:
     ],
 )
 def test_different_or_unknown_values_change(field: str, wanted: Any, before: Any) -> None:
-    assert changes({field: wanted}, CURRENT) == {field: Change(before, wanted)}
+    assert SETTINGS.changes({field: wanted}, CURRENT) == {field: Change(before, wanted)}
 
 
 def test_a_campaign_missing_from_the_list_changes_everything() -> None:
-    assert changes({"sending_limit": 5}, None) == {"sending_limit": Change(None, 5)}
+    assert SETTINGS.changes({"sending_limit": 5}, None) == {"sending_limit": Change(None, 5)}
 
 
 def test_track_settings_as_a_string_and_in_any_order() -> None:

@@ -20,9 +20,10 @@ import pytest
 
 import bulkrunner.sending.batches as batches
 from bulkrunner.cli.app import main
+from bulkrunner.config.paths import backup_path, journal_path
 from bulkrunner.model import Changes, Outcome, Row, Status
-from bulkrunner.records.backup import backup_path, read_backup
-from bulkrunner.records.journal import Journal, journal_path
+from bulkrunner.records.backup import read_backup
+from bulkrunner.records.journal import Journal
 from bulkrunner.sending.batches import CampaignSet, Spill
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
@@ -452,7 +453,7 @@ RETURNING = returning_pool()
 def test_an_allocator_the_user_chose_for_arrow_is_kept() -> None:
     import pyarrow as pa
 
-    from bulkrunner.records.backup import return_freed_memory
+    from bulkrunner.config.environment import return_freed_memory
 
     return_freed_memory({"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"})
     assert pa.default_memory_pool().backend_name == "mimalloc"

@@ -4,9 +4,10 @@
     python -m tools.reference --check   # change nothing; exit 1 naming each file out of date
 
 Every fact on these pages is declared once in the code, and read from there: the commands and
-their flags from the command line's parsers (``bulkrunner.cli.app.parser``), the defaults and
-job-file keys of the run options from ``RunConfig``'s fields, the report's columns and statuses,
-the exit codes, the JSON events and the environment variables from their declarations.
+their flags from the command line's parsers (``bulkrunner.cli.parser.complete_parser``), the
+defaults and job-file keys of the run options from ``RunConfig``'s fields, the report's columns
+and statuses, the exit codes, the JSON events and the environment variables from their
+declarations.
 ``tests/test_docs_reference.py`` fails when a checked-in page differs from what this writes.
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 # Every declaration the pages are made from, and the only imports of bulkrunner here.
 from bulkrunner import ExitCode, RunConfig, Status
-from bulkrunner.cli.app import parser as command_line
+from bulkrunner.cli.parser import complete_parser as command_line
 from bulkrunner.config.environment import VARIABLES
 from bulkrunner.config.options import Option, declared, shown
 from bulkrunner.model import ECHO_PREFIX, RESULT_COLUMN_MEANINGS

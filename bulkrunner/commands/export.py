@@ -7,10 +7,8 @@ read the list of campaigns (``GET /campaigns/``, ``?client_id=N``) ─▶ keep t
 
 So ``export`` -> edit in a spreadsheet -> ``run`` is a migration, and an unedited export run
 again is every row ``unchanged``. Every read goes through the limiter with the run's limits,
-retries and ``--max-wait`` (the functions of ``preflight``); nothing is written to the account.
-
-(Named ``exporting``, not ``export``: ``bulkrunner.export`` is the Python API's function, and a
-submodule of that name would replace it as an attribute of the package once imported.)
+retries and ``--max-wait`` (the functions of ``sending.preflight``); nothing is written to the
+account.
 """
 
 from __future__ import annotations
@@ -27,13 +25,20 @@ from typing import TYPE_CHECKING, Any, TextIO
 import pandas as pd
 
 from bulkrunner.config.accounts import Account
+from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.config.paths import (
+    EXPORT_FORMATS,
+    check_writable,
+    default_export_path,
+    is_backup,
+    unused,
+)
 from bulkrunner.config.redaction import redact, remember
-from bulkrunner.config.run_config import API_KEY_ENV, RunConfig, for_config
+from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import Aborted, ExitCode, UsageError
-from bulkrunner.input.files import formula_like
 from bulkrunner.model import RunStats, count
 from bulkrunner.operations import Operation
-from bulkrunner.operations.fields import CAMPAIGN_ID, EMPTY_TEXT_CELL, Field
+from bulkrunner.operations.fields import CAMPAIGN_ID
 from bulkrunner.output.events import show
 from bulkrunner.records.locks import lock_accounts
 
@@ -44,7 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("bulkrunner")
 Sleep = Callable[[float], Awaitable[None]]
 
-EXPORT_FORMATS = (".csv", ".parquet")
 # The campaigns of the embedded simulator an ``export --simulate`` reads (seeded from their ids:
 # mostly ACTIVE, some PAUSED and DRAFTED).
 DEMO_CAMPAIGNS = tuple(range(1480601, 1480621))
@@ -66,20 +70,12 @@ class Export:
     unwritable: dict[int, str] = field(default_factory=dict)  # state read, but no row can set it
 
 
-def default_output(operation: str, now: datetime) -> Path:
-    return Path("exports") / f"{operation}-{now:%Y%m%dT%H%M%SZ}.csv"
-
-
 def check_output(path: Path, *, force: bool = False) -> None:
     """Refuse, before anything is read, an export file that could not be written, or that
     would replace a file: one already there (unless ``force``), and never a backup, nor a name
     ``rollback`` would take for one. (Journals and locks are not export formats.)"""
-    from bulkrunner.output.report import check_writable
-    from bulkrunner.records.backup import BACKUP_SUFFIX
-
-    use = f"use {' or '.join(EXPORT_FORMATS)} (the input formats of run)"
-    check_writable(path, "export", EXPORT_FORMATS, use)
-    if path.name.endswith(BACKUP_SUFFIX):
+    check_writable(path, "export", EXPORT_FORMATS)
+    if is_backup(path):
         raise UsageError(
             f"{path}: the name of a bulkrunner backup (what undoes a run), which no export "
             "takes, even with --force; choose another --output"
@@ -100,7 +96,7 @@ def export_job(
     the file reads back as the campaigns' state, and print a summary.
 
     Raises UsageError (nothing read) or Aborted (the reads could not be made: exit 3)."""
-    path = config.output or _unused(default_output(config.operation, now or datetime.now(UTC)))
+    path = config.output or unused(default_export_path(config.operation, now or datetime.now(UTC)))
     check_output(path, force=config.force)
     exported = read_export(config, environ)
     write_export(exported, path)
@@ -137,15 +133,6 @@ def export_job(
         output=str(path),
     )
     return ExitCode.ROWS_FAILED if exported.left_out or exported.differ else ExitCode.OK
-
-
-def _unused(path: Path) -> Path:
-    """``path``, or the first of ``path-2``, ``path-3``... that does not exist yet."""
-    candidate, number = path, 1
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
-    return candidate
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -350,78 +337,16 @@ def _cells(values: list[Any]) -> pd.Series[Any]:
 
 def write_export(exported: Export, path: Path) -> Path:
     """Write the export to ``path`` (CSV or Parquet by its extension), atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix.lower() == ".parquet":
-            _write_parquet(exported, tmp)
-        else:
-            from bulkrunner.output.report import _write_csv
+    from bulkrunner.output.export_file import write_export_file
 
-            with tmp.open("w", encoding="utf-8", newline="") as stream:
-                _write_csv(as_csv_cells(exported.frame, exported.operation), stream, header=True)
-        os.replace(tmp, path)
+    try:
+        write_export_file(exported.frame, exported.operation, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise Aborted(
             f"{path}: cannot write the export ({exc.strerror or exc}); nothing was changed"
         ) from None
     exported.path = path
     return path
-
-
-def as_csv_cells(frame: pd.DataFrame, operation: Operation) -> pd.DataFrame:
-    """``frame`` as the CSV cells that read back as its values: lists ``;``-joined (``[]`` when
-    empty), true/false, an empty text ``""``, text a spreadsheet would run as a formula with a
-    leading quote (as reports write it; loading takes it off again), a blank where None."""
-    out = frame.copy()
-    for name in frame.columns:
-        spec = operation.field(str(name))
-        cells = [_csv_cell(value, spec) for value in frame[name].tolist()]
-        out[name] = pd.Series(cells, index=frame.index, dtype=object)  # 7 stays 7, not 7.0
-    return out
-
-
-def _csv_cell(value: Any, spec: Field | None) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        items = [str(item) for item in value]
-        return ";".join(items) if items else "[]"
-    if isinstance(value, str):
-        if not value:
-            return EMPTY_TEXT_CELL if spec is not None and spec.kind == "text" else None
-        return "'" + value if formula_like(value) else value
-    return value
-
-
-def _write_parquet(exported: Export, target: Path) -> None:
-    """Each column in its type (``backup.arrow_type``: the type a backup of the operation has),
-    or as text where the server's values do not fit it."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from bulkrunner.records.backup import arrow_type
-
-    frame, operation = exported.frame, exported.operation
-    arrays: dict[str, Any] = {CAMPAIGN_ID: pa.array(frame[CAMPAIGN_ID].tolist(), pa.int64())}
-    for name in frame.columns[1:]:
-        spec = operation.field(str(name))
-        assert spec is not None
-        values = frame[name].tolist()
-        try:
-            arrays[str(name)] = pa.array(values, type=arrow_type(spec))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-            texts = [_csv_cell(value, spec) for value in values]
-            arrays[str(name)] = pa.array(
-                [None if text is None else str(text) for text in texts], pa.string()
-            )
-    table = pa.table(arrays).replace_schema_metadata(
-        {b"bulkrunner.operation": operation.name.encode()}
-    )
-    pq.write_table(table, target)
 
 
 # --- reading the file back -------------------------------------------------------------------

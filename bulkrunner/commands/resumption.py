@@ -17,13 +17,12 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from bulkrunner.config.paths import backup_path, check_report_path, input_lock_path, journal_path
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.output.hints import fresh_command, resume_command
-from bulkrunner.output.report import check_report_path
-from bulkrunner.records.backup import backup_path
-from bulkrunner.records.journal import RunIdentity, journal_path, read_header
-from bulkrunner.records.locks import RunLock, input_lock_path
+from bulkrunner.records.journal import RunIdentity, read_header
+from bulkrunner.records.locks import RunLock
 
 log = logging.getLogger("bulkrunner")
 

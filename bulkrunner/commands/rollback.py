@@ -17,18 +17,17 @@ from dataclasses import replace
 from typing import TextIO
 
 from bulkrunner.commands.run import run_job
+from bulkrunner.config.environment import return_freed_memory
+from bulkrunner.config.paths import BACKUP_SUFFIX, backup_path
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import count
 from bulkrunner.output.events import show
 from bulkrunner.records.backup import (
-    BACKUP_SUFFIX,
     backup_operation,
-    backup_path,
     backup_rows,
     read_backup,
     read_unrestorable,
-    return_freed_memory,
 )
 
 

@@ -50,16 +50,17 @@ from bulkrunner.config.accounts import (
     check_column,
     summary_lines,
 )
+from bulkrunner.config.environment import API_KEY_ENV, return_freed_memory
+from bulkrunner.config.paths import default_report_path, journal_path, lock_path
 from bulkrunner.config.redaction import remember
-from bulkrunner.config.run_config import API_KEY_ENV, RunConfig, for_config
-from bulkrunner.errors import ExitCode as ExitCode  # its home was here; many import it so
-from bulkrunner.errors import UsageError
-from bulkrunner.input.loading import Ignored, InputFile, open_input, read_input
+from bulkrunner.config.run_config import RunConfig, for_config
+from bulkrunner.errors import ExitCode, UsageError
+from bulkrunner.input.files import Ignored
+from bulkrunner.input.loading import InputFile, open_input, read_input
 from bulkrunner.input.validation import (
     Repeats,
     RowJudgement,
     campaign_ids,
-    is_blank,
     judge_rows,
     repeated_among,
     validate,
@@ -76,31 +77,24 @@ from bulkrunner.model import (
     unechoed,
 )
 from bulkrunner.operations import fitting
+from bulkrunner.operations.cells import is_blank
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
 from bulkrunner.output.events import emit, show
 from bulkrunner.output.hints import resume_command
 from bulkrunner.output.planning import Duration, Forecast, Requests
 from bulkrunner.output.problems import SHOWN_INVALID as _SHOWN_INVALID
-from bulkrunner.output.report import (
-    Summary,
-    build_report,
-    cell_types,
-    default_report_path,
-    deliver_report,
-    read_report,
-)
-from bulkrunner.records.backup import return_freed_memory
+from bulkrunner.output.report import build_report, cell_types, deliver_report, read_report
+from bulkrunner.output.summary import Summary
 from bulkrunner.records.journal import (
     Journal,
     RunIdentity,
     Success,
-    journal_path,
     read_header,
     read_successes,
     remove,
     row_key,
 )
-from bulkrunner.records.locks import RunLock, lock_accounts, lock_path
+from bulkrunner.records.locks import RunLock, lock_accounts
 from bulkrunner.sending.batches import CampaignSet, RunRows, Survey, stamp
 from bulkrunner.sending.interrupts import INTERRUPTED, Interrupts
 

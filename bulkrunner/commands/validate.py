@@ -35,12 +35,12 @@ from bulkrunner.input.files import (
     input_columns,
     reading,
     report_ignored,
-    unescape_cell,
 )
 from bulkrunner.model import count, unechoed
 from bulkrunner.operations import Operation, Wire
 from bulkrunner.operations.cells import BLANK, ID_FIELD, field_of, parser, repeated, row_error
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Vocabulary
+from bulkrunner.operations.syntax import unescape_cell
 from bulkrunner.output.problems import SHOWN_INVALID, Problems
 
 SMALL_CSV_BYTES = 1 << 20  # about 10,000 rows: past that, pandas' parsing pays for its import

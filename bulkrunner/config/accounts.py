@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from bulkrunner.config.baseurl import check as check_base_url
+from bulkrunner.config.job_file import read_toml
 from bulkrunner.config.redaction import remember
-from bulkrunner.config.run_config import RunConfig, read_toml
+from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.limits.rates import guard_problem
 from bulkrunner.model import Rate, Rejection, Row, Status, Validation, count

@@ -1,16 +1,16 @@
-"""How a run option is declared: once, on its field of ``config.RunConfig``.
+"""How a run option is declared: once, on its field of ``run_config.RunConfig``.
 
 Each option of ``run``, ``retry``, ``rollback``, ``validate`` and ``plan`` is one field of the
 frozen ``RunConfig`` dataclass, and that field is its whole declaration: its Python type and default
 are the field's, and ``metadata=option(...)`` adds the rest (help text, the commands that take
 it, the TOML types a job file may give, flag spelling, choices, whether it is a path relative to
 the job file). ``declared(RunConfig)`` reads the fields back as ``Option`` values
-(``config.OPTIONS``, beside the dataclass, since this module cannot import it), and those drive
+(``run_config.OPTIONS``, beside the dataclass, since this module cannot import it), and those drive
 everything else:
 
-- ``config.read_job_file``: which keys a job file may hold (every option but ``fresh``), their
+- ``job_file.read_job_file``: which keys a job file may hold (every option but ``fresh``), their
   types and choices, which are paths, and the suggestion for a mistyped key;
-- ``config.build_config``: the defaults (the fields') and the conversion of each value;
+- ``job_file.build_config``: the defaults (the fields') and the conversion of each value;
 - ``add_flags``: the command line's flags, for each command the ones that take them, with help
   whose ``{default}`` is the field's default.
 
@@ -26,19 +26,24 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass
 
+from bulkrunner.limits.rates import DEFAULT_RATES
 from bulkrunner.model import Rate
+from bulkrunner.operations.fields import CAMPAIGN_STATUSES
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any, Literal, TypeAlias
 
     # How a flag is given: ``value`` (``--timeout 30``), ``toggle`` (``--verify`` /
     # ``--no-verify``), ``switch`` (``--resume``, only on), ``append`` (``--rate`` repeated).
     Form: TypeAlias = Literal["value", "toggle", "switch", "append"]
 
-SENDING = frozenset({"run", "retry", "rollback"})  # the commands that send
-CHECKING = frozenset({"run", "validate", "plan"})  # the commands that read an input file
-READING = SENDING | {"plan"}  # those that read the account: plan reads as a run does first
+# The commands, by what they do: which options each takes follows from these.
+SENDING = frozenset({"run", "retry", "rollback"})  # send, keep a journal, notify when they fail
+CHECKING = frozenset({"run", "validate", "plan"})  # read an input file (or a job file naming it)
+FOLLOWING = frozenset({"retry", "rollback"})  # follow up the report of an earlier run
+READING = SENDING | {"plan"}  # read the account: plan reads as a run does first
 EVERY = SENDING | CHECKING
 EXPORTING = frozenset({"export"})  # reads the account's campaigns into an input file
 
@@ -74,6 +79,31 @@ def option(help: str, commands: Iterable[str], **details: Any) -> Mapping[str, O
     return {"option": Option(help=help, commands=frozenset(commands), **details)}
 
 
+def seconds(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
+    """An option of a number of seconds (``--timeout 2.5``, ``timeout = 30``)."""
+    return option(
+        help, commands, accepts=(int, float), metavar="SECONDS", parse=float, convert=float
+    )
+
+
+def whole(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
+    """An option of a whole number (``--concurrency 8``)."""
+    return option(help, commands, accepts=(int,), metavar="N", parse=int)
+
+
+def toggle(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
+    """An option on or off either way (``--verify``, ``--no-verify``)."""
+    return option(help, commands, accepts=(bool,), form="toggle", convert=bool)
+
+
+def switch(
+    help: str, commands: Iterable[str], *, in_job_file: bool = True, **details: Any
+) -> Mapping[str, Option]:
+    """An option only switched on (``--force``); ``in_job_file=False``: a flag alone."""
+    accepts = (bool,) if in_job_file else ()
+    return option(help, commands, accepts=accepts, form="switch", convert=bool, **details)
+
+
 def declared(cls: type) -> tuple[Option, ...]:
     """The options of dataclass ``cls``, in field order, each completed from its field."""
     found: list[Option] = []
@@ -92,6 +122,43 @@ def declared(cls: type) -> tuple[Option, ...]:
             )
         )
     return tuple(found)
+
+
+# --- the conversion of a value given (``Option.convert``) ---------------------------------------
+
+
+def as_path(value: Any) -> Path:
+    from pathlib import Path  # (`bulkrunner run --help` has no use for it)
+
+    return Path(value)
+
+
+def as_optional_path(value: Any) -> Path | None:
+    return as_path(str(value)) if value else None
+
+
+def as_text(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+def as_rates(value: Any) -> tuple[Rate, ...]:
+    texts = [value] if isinstance(value, str) else list(value)
+    return tuple(Rate.parse(str(text)) for text in texts) if texts else DEFAULT_RATES
+
+
+def as_client_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"client id must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def as_campaign_status(value: Any) -> str:
+    status = str(value).strip().upper()
+    if status not in CAMPAIGN_STATUSES:
+        raise ValueError(
+            f"status must be one of {', '.join(CAMPAIGN_STATUSES)} (any case), got {value!r}"
+        )
+    return status
 
 
 def shown(value: Any) -> str:

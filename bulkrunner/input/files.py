@@ -1,9 +1,9 @@
 """The checks of an input file that need no pandas: its path, a CSV file's encoding, delimiter
-and header, the columns it may have, and the spreadsheet escape of the cells bulkrunner writes.
+and header, and the columns it may have.
 
 ``bulkrunner.input.loading`` reads every file with pandas and these checks;
-``bulkrunner.quickcheck`` validates a small CSV file with the csv module and the same checks, so
-that ``bulkrunner validate`` of a few rows does not wait for pandas to import.
+``bulkrunner.commands.validate`` checks a small CSV file with the csv module and the same checks,
+so that ``bulkrunner validate`` of a few rows does not wait for pandas to import.
 """
 
 from __future__ import annotations
@@ -16,19 +16,25 @@ import functools
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bulkrunner.config.paths import INPUT_FORMATS, or_list
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.model import RESULT_COLUMNS, count
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, SETTING_NAMES
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from bulkrunner.operations import Operation
 
-INPUT_FORMATS = (".csv", ".parquet")
+# How a checked file is read a chunk at a time: (rows at most, the columns or all) -> chunks
+Reader = Callable[[int, Sequence[str] | None], Iterator["pd.DataFrame"]]
+Watch = Callable[["pd.Series[Any]"], None]  # handed a file's campaign_id cells as they are read
+
 KNOWN_COLUMNS = (CAMPAIGN_ID, ACCOUNT, *SETTING_NAMES)
 _NOT_TEXT = (
     "is not text in a known encoding (UTF-8, UTF-16 with a byte-order mark, or Windows-1252): "
@@ -38,10 +44,6 @@ _DELIMITERS = (",", ";", "\t")
 _UNNAMED = re.compile(r"Unnamed: \d+")  # what pandas writes for a column without a name
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SEPARATORS = re.compile(r"[\s_-]+")
-# A CSV report writes a cell starting with one of these with a leading "'", so that a
-# spreadsheet opening it cannot run a formula; reading a report takes the quote off again.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 log = logging.getLogger("bulkrunner")
 
 
@@ -125,22 +127,6 @@ def input_columns(path: Path, columns: list[str]) -> list[str]:
     return [name for name in columns if name not in RESULT_COLUMNS]
 
 
-def formula_like(value: str) -> bool:
-    """Whether a CSV report writes ``value`` with a leading quote: text a spreadsheet could
-    run, and text that already looks guarded (``'=1``), so that ``unescape_cell`` gives back
-    exactly what was written (a negative number stays a number, ``'-5`` stays ``'-5``)."""
-    if value.startswith("'"):
-        return formula_like(value[1:])
-    return value.startswith(FORMULA_START) and not NUMBER.fullmatch(value)
-
-
-def unescape_cell(value: Any) -> Any:
-    """Undo the spreadsheet escape of a CSV report cell (``'=1+1`` was written for ``=1+1``)."""
-    if isinstance(value, str) and value.startswith("'") and formula_like(value[1:]):
-        return value[1:]
-    return value
-
-
 def known_columns(operation: Operation | None = None) -> tuple[str, ...]:
     """The columns an input of ``operation`` (by default, settings) may have."""
     return KNOWN_COLUMNS if operation is None else (CAMPAIGN_ID, ACCOUNT, *operation.columns)
@@ -189,7 +175,7 @@ def check_path(path: Path) -> str:
     if suffix not in INPUT_FORMATS:
         raise UsageError(
             f"{path}: unsupported input format {path.suffix or '(no extension)'!r}; "
-            "use a .csv or .parquet file"
+            f"use a {or_list(INPUT_FORMATS)} file"
         )
     if not path.exists():
         raise InputFileError(path, "file not found")

@@ -8,13 +8,13 @@ invalid (to word its error) or is turned into a payload.
 
 The one check that needs every row at once, a campaign on two rows, is split out: a long file
 is judged a chunk at a time with ``offset`` and the ``repeats`` of the whole file, found first
-from its ``campaign_id`` column alone by :func:`repeated_ids`.
+from its ``campaign_id`` column alone (:func:`campaign_ids`, :func:`repeated_among`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,39 +22,19 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from bulkrunner.input.distinct import Flags, Objects, distinct, parse_distinct
 from bulkrunner.model import Rejection, Row, Validation
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.operations.cells import (
-    BLANK,
     ID_FIELD,
-    bounds,
     field_of,
-    is_blank,
-    is_missing,
-    lists,
-    parser,
     repeated,
     row_error,
 )
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Field, Vocabulary
 from bulkrunner.operations.settings import SETTINGS
 
-__all__ = [  # is_blank and BLANK: the cell rules, kept importable from here
-    "BLANK",
-    "Repeats",
-    "RowJudgement",
-    "campaign_ids",
-    "is_blank",
-    "judge_rows",
-    "repeated_among",
-    "repeated_ids",
-    "validate",
-]
-
 Repeats = Mapping[int, Sequence[int]]  # campaign id -> the numbers of the rows it appears on
-
-Objects = npt.NDArray[np.object_]
-Flags = npt.NDArray[np.bool_]
 
 
 def validate(
@@ -128,14 +108,9 @@ def campaign_ids(column: pd.Series[Any]) -> npt.NDArray[Any]:
     return _ids(_judge_column(column, ID_FIELD, Vocabulary.DOCUMENTED))
 
 
-def repeated_ids(columns: Iterable[pd.Series[Any]]) -> dict[int, list[int]]:
-    """Each campaign id that appears on more than one row, with those row numbers, from the
-    ``campaign_id`` column of a whole file given a chunk at a time."""
-    return repeated_among(campaign_ids(column) for column in columns)
-
-
 def repeated_among(ids: Iterable[npt.NDArray[Any]]) -> dict[int, list[int]]:
-    """``repeated_ids`` of the ``campaign_ids`` of a whole file's chunks."""
+    """Each campaign id that appears on more than one row, with those row numbers, from the
+    ``campaign_ids`` of a whole file's chunks."""
     found = list(ids)
     return _repeats(np.concatenate(found) if found else np.zeros(0, np.int64), 0)
 
@@ -263,145 +238,6 @@ def _among(ids: npt.NDArray[Any], repeats: Repeats) -> Flags:
 
 
 def _judge_column(cells: pd.Series[Any], field: Field, vocabulary: Vocabulary) -> _Column:
-    codes, distinct = _distinct(cells.to_numpy(dtype=object))
-    values, errors, blank = _parse_distinct(distinct, field, vocabulary)
+    codes, cells_once = distinct(cells.to_numpy(dtype=object))
+    values, errors, blank = parse_distinct(cells_once, field, vocabulary)
     return _Column(field.name, values[codes], errors[codes], blank[codes])
-
-
-# --- each distinct value once ---------------------------------------------------------------------
-
-_SCALARS = (str, int, float)  # and their subclasses: bool, EmptyText, numpy's float64...
-_NO_VALUE = (type(None), type(pd.NA), type(pd.NaT), float)  # what pd.isna and is_missing share
-
-
-_BYTES = (bytes, bytearray, memoryview)
-_ODD_CELLS = (dict, set, frozenset, *_BYTES)
-
-
-def _distinct(cells: Objects) -> tuple[npt.NDArray[np.intp], Objects]:
-    """Codes into the distinct cells: ``distinct[codes]`` is ``cells``, judged alike.
-
-    1, 1.0 and True are equal as dict keys but not as cells: plain values are factorised in
-    bulk one type at a time, blanks share one code; anything else (lists...) is keyed by type.
-    """
-    missing = pd.isna(cells)
-    blanks = set(map(type, cells[missing]))
-    present = cells[~missing] if blanks else cells
-    types = set(map(type, present))
-    if all(issubclass(kind, _SCALARS) for kind in types) and all(
-        issubclass(kind, _NO_VALUE) for kind in blanks
-    ):
-        if len(types) <= 1:
-            codes, distinct = pd.factorize(present)
-        else:
-            codes = np.empty(len(present), dtype=np.intp)
-            parts: list[Objects] = []
-            of_kind = np.empty(len(present), dtype=object)
-            of_kind[:] = list(map(type, present))
-            kind_codes, _ = pd.factorize(of_kind)
-            for kind in range(len(types)):
-                chosen = kind_codes == kind
-                part_codes, part = pd.factorize(present[chosen])
-                codes[chosen] = part_codes + sum(len(p) for p in parts)
-                parts.append(part)
-            distinct = np.concatenate(parts)
-        if not blanks:
-            return codes, distinct
-        out = np.full(len(cells), len(distinct), dtype=np.intp)  # one code for every blank
-        out[~missing] = codes
-        with_blank = np.empty(len(distinct) + 1, dtype=object)
-        with_blank[:-1] = distinct
-        return out, with_blank  # its last element is None
-    keys: dict[Hashable, int] = {}
-    seen: list[Any] = []
-    out = np.empty(len(cells), dtype=np.intp)
-    for index, cell in enumerate(cells):
-        key = _cache_key(cell)
-        code = keys.get(key)
-        if code is None:
-            code = keys[key] = len(seen)
-            seen.append(cell)
-        out[index] = code
-    distinct = np.empty(len(seen), dtype=object)
-    for index, cell in enumerate(seen):
-        distinct[index] = cell  # one by one: a list cell must stay one element
-    return out, distinct
-
-
-def _cache_key(cell: Any) -> Hashable:
-    if isinstance(cell, lists()):
-        return ("list", *(str(item) for item in cell))
-    if isinstance(cell, _ODD_CELLS):
-        return (type(cell).__name__, repr(cell))  # unhashable, or not to be mixed up with text
-    # Keep 1, 1.0 and True apart: they are equal as dict keys but not as cells.
-    return (type(cell).__name__, cell) if not is_missing(cell) else ("missing",)
-
-
-def _parse_distinct(
-    distinct: Objects, field: Field, vocabulary: Vocabulary
-) -> tuple[Objects, Objects, Flags]:
-    """(values, errors "name: reason" or None, blank) for each distinct cell."""
-    values = np.empty(len(distinct), dtype=object)
-    errors = np.full(len(distinct), None, dtype=object)
-    blank = np.zeros(len(distinct), dtype=bool)
-    todo = np.arange(len(distinct))
-    if field.kind == "int":
-        whole, numbers = _plain_whole_numbers(distinct)
-        if whole.any():
-            values[whole] = numbers[whole].astype(object)
-            for at in np.flatnonzero(whole & _out_of_range(numbers, field)).tolist():
-                values[at], error = bounds(int(numbers[at]), field.minimum, field.maximum)
-                errors[at] = f"{field.name}: {error}"
-            todo = np.flatnonzero(~whole)
-    parse = parser(field, vocabulary)
-    for index in todo.tolist():
-        if isinstance(distinct[index], _ODD_CELLS):  # a JSON object, bytes... in a cell
-            kind = "binary" if isinstance(distinct[index], _BYTES) else "a structured value"
-            errors[index] = f"{field.name}: {kind}, not a number, text, true/false or list"
-            continue
-        value, error = parse(distinct[index])
-        values[index] = value
-        if error:
-            errors[index] = f"{field.name}: {error}"
-        elif value is BLANK:
-            blank[index] = True
-    return values, errors, blank
-
-
-def _plain_whole_numbers(distinct: Objects) -> tuple[Flags, npt.NDArray[np.int64]]:
-    """Which cells are plainly whole numbers (ints, integral floats, ASCII digit strings), and
-    their values: the bulk path of ``_parse_int``. The rest go through ``_parse_int`` itself."""
-    whole = np.zeros(len(distinct), dtype=bool)
-    numbers = np.zeros(len(distinct), dtype=np.int64)
-    cells = np.flatnonzero([cell is not None for cell in distinct])  # not the blank, if any
-    kinds = set(map(type, distinct[cells]))
-    try:
-        if kinds == {int}:
-            numbers[cells] = np.array(distinct[cells], dtype=np.int64)
-            whole[cells] = True
-        elif kinds == {float}:
-            floats = np.array(distinct[cells], dtype=np.float64)
-            integral = np.isfinite(floats) & (np.trunc(floats) == floats) & (abs(floats) < 2**53)
-            numbers[cells[integral]] = floats[integral].astype(np.int64)
-            whole[cells[integral]] = True
-        elif kinds == {str}:
-            import pyarrow as pa
-            import pyarrow.compute as pc
-
-            texts = pa.array(distinct[cells], type=pa.string())
-            digits = pc.match_substring_regex(texts, r"^[0-9]{1,18}$")
-            simple = cells[digits.to_numpy(zero_copy_only=False)]
-            numbers[simple] = pc.cast(texts.filter(digits), pa.int64()).to_numpy()
-            whole[simple] = True
-    except (OverflowError, ValueError, UnicodeError):
-        whole[:] = False  # leave them all to _parse_int
-    return whole, numbers
-
-
-def _out_of_range(numbers: npt.NDArray[np.int64], field: Field) -> Flags:
-    out = np.zeros(len(numbers), dtype=bool)
-    if field.minimum is not None:
-        out |= numbers < field.minimum
-    if field.maximum is not None:
-        out |= numbers > field.maximum
-    return out

@@ -44,8 +44,8 @@ from dataclasses import dataclass
 import anyio
 
 from bulkrunner.limits.adaptive import AdaptiveRate
-from bulkrunner.limits.rates import DEFAULT_GUARD as DEFAULT_GUARD
-from bulkrunner.limits.rates import ceiling
+from bulkrunner.limits.rates import DEFAULT_GUARD, ceiling
+from bulkrunner.limits.windows import Window
 from bulkrunner.model import Rate, count
 
 log = logging.getLogger("bulkrunner")
@@ -77,98 +77,6 @@ _ANSWER_CAP = 0.5
 _FASTEST = 10
 _FASTEST_MARGIN = 3.0
 _TRUSTED = 20
-
-
-_STALE = 60.0  # seconds past its window after which a request's time is let go
-
-
-class _Window:
-    """The latest ``limit`` requests of one rate, as the latest times the server can have
-    counted them, kept in order.
-
-    A request in flight (or never reported) is held by its stamp, the grant or the write, plus
-    the guard given at the time of asking (``pending``). An answered one is held by when its
-    answer came (``answered``), less the fastest round trip known at the time of asking: the
-    server counted it before its answer left, so no later than that. Each list shifts as a
-    whole, so each stays sorted, and of each only the latest ``limit`` can matter.
-    """
-
-    __slots__ = ("answered", "limit", "pending", "seconds")
-
-    def __init__(self, rate: Rate) -> None:
-        self.limit = rate.limit
-        self.seconds = rate.seconds
-        self.pending: list[float] = []
-        self.answered: list[float] = []
-
-    def add(self, at: float) -> None:
-        self._keep(self.pending, at)
-
-    def move(self, old: float, new: float) -> None:
-        """A request stamped ``old`` is stamped ``new`` instead (if it was pushed out by ``limit``
-        later ones, ``new`` competes with them again)."""
-        _remove(self.pending, old)
-        self.add(new)
-
-    def answer(self, slot: float, at: float) -> None:
-        """The request stamped ``slot`` was answered: it is held by ``at`` from now on."""
-        _remove(self.pending, slot)
-        self._keep(self.answered, at)
-
-    def _keep(self, times: list[float], at: float) -> None:
-        """Add ``at`` to ``times``, which keeps the latest ``limit`` and lets go of those long
-        past the window (whatever the guard, a time ``_STALE`` seconds past it cannot count): a
-        limit far above the rate sent (``--rate 1000000/1``) holds a minute of requests, not a
-        million."""
-        _insort(times, at, self.limit)
-        stale = at - self.seconds - _STALE
-        if times[0] < stale:
-            del times[: bisect.bisect_left(times, stale)]
-
-    def times(self, pending: float, answered: float) -> list[float]:
-        """The latest ``limit`` of the requests' times, in order, each list shifted by its own."""
-        merged = sorted(
-            [at + pending for at in self.pending] + [at + answered for at in self.answered]
-        )
-        return merged[-self.limit :]
-
-    def wait(self, now: float, pending: float, answered: float) -> float:
-        """Seconds until one more request fits in this window, each list shifted by its own."""
-        if len(self.pending) + len(self.answered) < self.limit:
-            return 0.0
-        oldest = _kth_latest(self.pending, pending, self.answered, answered, self.limit)
-        return oldest + self.seconds - now
-
-
-def _insort(times: list[float], at: float, keep: int) -> None:
-    bisect.insort(times, at)
-    if len(times) > keep:
-        del times[0]
-
-
-def _remove(times: list[float], at: float) -> None:
-    i = bisect.bisect_left(times, at)
-    if i < len(times) and times[i] == at:
-        del times[i]
-
-
-def _kth_latest(a: Sequence[float], da: float, b: Sequence[float], db: float, k: int) -> float:
-    """The ``k``-th latest of ``a`` shifted by ``da`` and ``b`` shifted by ``db`` together (both
-    sorted, with at least ``k`` times between them), by bisecting how many of the latest ``k``
-    come from ``a``."""
-    lo, hi = max(0, k - len(b)), min(k, len(a))
-    while lo < hi:
-        t = (lo + hi) // 2  # the t latest of a and the k - t latest of b
-        if a[len(a) - t - 1] + da > b[len(b) - (k - t)] + db:
-            lo = t + 1  # a's next is later than b's k-t-th latest: take more of a
-        else:
-            hi = t
-    latest = []
-    if lo > 0:
-        latest.append(a[len(a) - lo] + da)
-    if lo < k:
-        latest.append(b[len(b) - (k - lo)] + db)
-    return min(latest)
 
 
 class WaitTooLong(Exception):
@@ -258,7 +166,7 @@ class SlidingWindowLimiter:
         self._answer_cap = _ANSWER_CAP * min(rate.seconds for rate in self.rates)
         self._rtts: deque[float] = deque(maxlen=_RTT_SAMPLES)
         self._unlearned = 0  # answers since the spread was last computed
-        self._windows = [_Window(rate) for rate in self.rates]
+        self._windows = [Window(rate) for rate in self.rates]
         self.learned: Rate | None = None  # a lower limit the server announced
         self.adaptive = AdaptiveRate(ceiling(self.rates)) if adaptive else None
         self._clock = clock
@@ -347,7 +255,7 @@ class SlidingWindowLimiter:
         if limit >= shortest.limit or (self.learned is not None and limit >= self.learned.limit):
             return
         self.learned = Rate(limit, shortest.seconds)
-        window = _Window(self.learned)
+        window = Window(self.learned)
         for at in self._recent:
             if at > now - window.seconds - self.guard:
                 window.add(at)
@@ -470,6 +378,6 @@ class SlidingWindowLimiter:
         fastest, tenth = self._fastest[0], self._fastest[-1]
         return self._floor - max(0.0, fastest - _FASTEST_MARGIN * (tenth - fastest))
 
-    def _windows_wait(self, now: float, windows: Sequence[_Window] | None = None) -> float:
+    def _windows_wait(self, now: float, windows: Sequence[Window] | None = None) -> float:
         guard, answered = self.guard, self._answered_shift()
         return max(window.wait(now, guard, answered) for window in windows or self._windows)

@@ -13,8 +13,8 @@ from bulkrunner.model import Rate
 # measured (its slot is stamped when it is written, and held until its answer came less the
 # fastest round trip), so this only covers what those measures may miss: 2 ms gave no 429 in the
 # loopback benchmarks, quiet or beside two CPU-bound processes, and costs 0.2% of a 1-second
-# window. A session without ``sender.limiter_tracing`` measures nothing and stamps slots at the
-# grant: give it a wider ``guard``.
+# window. A session without ``sending.transport.limiter_tracing`` measures nothing and stamps
+# slots at the grant: give it a wider ``guard``.
 DEFAULT_GUARD = 0.002
 
 

@@ -34,7 +34,6 @@ _OPERATIONS: dict[str, tuple[str, str]] = {
     "email-accounts": ("email_accounts", "EMAIL_ACCOUNTS"),
 }
 NAMES = tuple(_OPERATIONS)
-DEFAULT = "settings"
 
 
 def operation(name: str) -> Operation:
@@ -72,7 +71,6 @@ def owner(column: str) -> str | None:
 
 
 __all__ = [
-    "DEFAULT",
     "NAMES",
     "Operation",
     "Request",

@@ -27,9 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bulkrunner.model import Change
-from bulkrunner.operations.fields import Field, Vocabulary
-
-SCHEDULE_SHAPES = ("nested", "flat")
+from bulkrunner.operations.fields import Field, ScheduleShape, Vocabulary
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +35,7 @@ class Wire:
     """The options of a run that change what is sent, not what is valid input."""
 
     vocabulary: Vocabulary = Vocabulary.DOCUMENTED
-    schedule_shape: str = "nested"  # "nested" (current reference) or "flat" (older docs)
+    schedule_shape: ScheduleShape = ScheduleShape.NESTED
     allow_stop: bool = False  # rows that set status STOPPED (or --allow-irreversible)
 
 

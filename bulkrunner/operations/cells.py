@@ -1,10 +1,11 @@
 """The rules for one cell: whether it is blank, and what value (or error) it gives its field.
 
-These are the only copy of the rules: ``bulkrunner.input.validation`` applies them to a DataFrame's
-distinct cells, and ``bulkrunner.quickcheck`` to a small CSV file's cells without pandas. So this
-module imports neither numpy nor pandas: a cell can hold one of their values (``np.int64``,
-``pd.NA``, a Parquet list as an array) only once they are loaded, so their types are looked up
-where already imported (:func:`_loaded`), never imported here.
+These are the only copy of the rules: ``bulkrunner.input.validation`` applies them to a
+DataFrame's distinct cells, and ``bulkrunner.commands.validate`` to a small CSV file's cells
+without pandas. So this module imports neither numpy nor pandas: a cell can hold one of their
+values (``np.int64``, ``pd.NA``, a Parquet list as an array) only once they are loaded, so their
+types are looked up where already imported (``syntax.loaded``), never imported here. How a list,
+true or false and the empty text are spelled is ``bulkrunner.operations.syntax``'s.
 """
 
 from __future__ import annotations
@@ -12,19 +13,18 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from bulkrunner.operations.base import Operation
-from bulkrunner.operations.fields import (
-    CAMPAIGN_ID,
-    EMPTY_TEXT_CELL,
-    ENUMS,
+from bulkrunner.operations.fields import CAMPAIGN_ID, ENUMS, Field, Vocabulary, enum_names
+from bulkrunner.operations.syntax import (
     EmptyText,
-    Field,
-    Vocabulary,
-    enum_names,
+    is_empty_text,
+    list_items,
+    lists,
+    loaded,
+    truth,
 )
 
 
@@ -36,40 +36,26 @@ BLANK = _Blank()
 Parsed = tuple[Any, str | None]  # (value or BLANK, error message)
 
 _WHOLE = re.compile(r"[+-]?\d+(?:\.0*)?")
-_TRUE = frozenset({"true", "yes", "1", "y", "t"})
-_FALSE = frozenset({"false", "no", "0", "n", "f"})
-_EMPTY_LIST = frozenset({"[]", "none"})
 ID_FIELD = Field(CAMPAIGN_ID, "int", minimum=1, maximum=2**63 - 1)  # ids are 64-bit
 NOTHING_TO_SEND = "nothing to send: every field is blank"
-
-
-def _loaded(module: str, *names: str) -> tuple[Any, ...]:
-    """The attributes ``names`` of ``module`` if something imported it, else nothing: a cell
-    holds a numpy or pandas value only once that module is loaded."""
-    found = sys.modules.get(module)
-    return () if found is None else tuple(getattr(found, name) for name in names)
+PROBLEMS_APART = "; "  # between the problems of one row's error (output.problems splits on it)
 
 
 def _bools() -> tuple[type[Any], ...]:
-    return (bool, *_loaded("numpy", "bool_"))
+    return (bool, *loaded("numpy", "bool_"))
 
 
 def _ints() -> tuple[type[Any], ...]:
-    return (int, *_loaded("numpy", "integer"))
+    return (int, *loaded("numpy", "integer"))
 
 
 def _floats() -> tuple[type[Any], ...]:
-    return (float, *_loaded("numpy", "floating"))
+    return (float, *loaded("numpy", "floating"))
 
 
 def number_types() -> tuple[type[Any], ...]:
     """The types of a cell holding a number: int, float, and numpy's numbers."""
-    return (int, float, *_loaded("numpy", "number"))
-
-
-def lists() -> tuple[type[Any], ...]:
-    """The types of a cell holding a list (a Parquet list arrives as a numpy array)."""
-    return (list, tuple, *_loaded("numpy", "ndarray"))
+    return (int, float, *loaded("numpy", "number"))
 
 
 def field_of(operation: Operation, name: str) -> Field:
@@ -102,7 +88,7 @@ def parser(field: Field, vocabulary: Vocabulary) -> Callable[[Any], Parsed]:
 
 def is_missing(value: Any) -> bool:
     """None, NaN, or pandas' missing values."""
-    if value is None or any(value is missing for missing in _loaded("pandas", "NA", "NaT")):
+    if value is None or any(value is missing for missing in loaded("pandas", "NA", "NaT")):
         return True
     return isinstance(value, float) and math.isnan(value)
 
@@ -166,13 +152,12 @@ def _parse_bool(value: Any) -> Parsed:
         return BLANK, None
     if isinstance(value, _bools()):
         return bool(value), None
-    text = str(value).strip().lower()
+    text = str(value)
     if isinstance(value, _floats()) and float(value) in (0.0, 1.0):
         text = str(int(value))
-    if text in _TRUE:
-        return True, None
-    if text in _FALSE:
-        return False, None
+    said = truth(text)
+    if said is not None:
+        return said, None
     return (
         None,
         f"{quoted(str(value).strip())} is not true or false (use true/false, yes/no or 1/0)",
@@ -189,7 +174,7 @@ def _parse_text(value: Any) -> Parsed:
     # Free text is sent as written: a leading or trailing space or tab may be meant (ids,
     # numbers, booleans and enum names are read stripped)
     text = str(value)
-    return ("" if text.strip() == EMPTY_TEXT_CELL else text), None
+    return ("" if is_empty_text(text) else text), None
 
 
 def _parse_enum(field: str, value: Any, vocabulary: Vocabulary) -> Parsed:
@@ -205,15 +190,10 @@ def _parse_enum_list(field: str, value: Any, vocabulary: Vocabulary) -> Parsed:
     if isinstance(value, lists()):
         items = list(value)
     else:
-        text = str(value).strip()
-        if not text:
+        text = str(value)
+        if not text.strip():
             return BLANK, None
-        if text.lower() in _EMPTY_LIST:
-            return [], None
-        if text.startswith("[") and text.endswith("]"):
-            text = text[1:-1]
-        items = [part.strip().strip("\"'") for part in re.split(r"[;,]", text)]
-        items = [item for item in items if item]
+        items = list_items(text)
     names: list[str] = []
     errors: list[str] = []
     for item in items:
@@ -222,7 +202,7 @@ def _parse_enum_list(field: str, value: Any, vocabulary: Vocabulary) -> Parsed:
             errors.append(error)
         elif name not in names:
             names.append(name)
-    return (None, "; ".join(errors)) if errors else (names, None)
+    return (None, PROBLEMS_APART.join(errors)) if errors else (names, None)
 
 
 def _translate(field: str, raw: str, vocabulary: Vocabulary) -> Parsed:
@@ -257,7 +237,7 @@ def row_error(errors: Sequence[str | None], nothing_to_send: bool) -> str:
     found = [error for error in errors if error is not None]
     if nothing_to_send:
         found.append(NOTHING_TO_SEND)
-    return "; ".join(found)
+    return PROBLEMS_APART.join(found)
 
 
 def and_join(items: list[str]) -> str:

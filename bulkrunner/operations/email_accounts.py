@@ -25,14 +25,14 @@ refused before sending.
 from __future__ import annotations
 
 import numbers
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
-from bulkrunner.operations.cells import quoted
+from bulkrunner.operations.cells import PROBLEMS_APART, quoted
 from bulkrunner.operations.fields import Field
+from bulkrunner.operations.syntax import list_items
 
 ADD = "add"
 REMOVE = "remove"
@@ -40,7 +40,6 @@ DETAIL = "email-accounts"  # the per-campaign read, and the key its answer is me
 ATTACHED = "email_accounts"  # the key of a change: the campaign's attached account ids
 BODY_KEY = "email_account_ids"
 _MAX_ID = 2**63 - 1
-_SEPARATORS = re.compile(r"[;,]")
 
 
 def parse_ids(cell: Any) -> tuple[list[int] | None, str | None]:
@@ -64,19 +63,14 @@ def parse_ids(cell: Any) -> tuple[list[int] | None, str | None]:
         elif number is not None and number not in ids:
             ids.append(number)
     if errors:
-        return None, "; ".join(dict.fromkeys(errors))
+        return None, PROBLEMS_APART.join(dict.fromkeys(errors))
     if not ids:
         return None, "names no email account id (leave the cell blank to change nothing)"
     return ids, None
 
 
 def _split(cell: numbers.Real | str) -> list[Any]:
-    if not isinstance(cell, str):
-        return [cell]
-    text = cell.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    return [part for part in (p.strip() for p in _SEPARATORS.split(text)) if part]
+    return list_items(cell) if isinstance(cell, str) else [cell]
 
 
 def _account_id(item: Any) -> tuple[int | None, str | None]:

@@ -17,11 +17,39 @@ if TYPE_CHECKING:
 
 CAMPAIGN_ID = "campaign_id"
 ACCOUNT = "account"  # an input column naming, per row, the account of an accounts file
+# The statuses a campaign reads back with (``START`` is what is written to get ``ACTIVE``).
+CAMPAIGN_STATUSES = ("DRAFTED", "ACTIVE", "PAUSED", "STOPPED", "COMPLETED")
 
 
 class Vocabulary(enum.StrEnum):
     DOCUMENTED = "documented"
     LONG = "long"
+
+
+class ScheduleShape(enum.StrEnum):
+    """The two bodies SmartLead's pages give ``POST /campaigns/{id}/schedule``."""
+
+    NESTED = "nested"
+    FLAT = "flat"
+
+    @property
+    def meaning(self) -> str:
+        return _SHAPES[self]
+
+    @property
+    def other(self) -> ScheduleShape:
+        return ScheduleShape.FLAT if self is ScheduleShape.NESTED else ScheduleShape.NESTED
+
+    @classmethod
+    def described(cls) -> str:
+        """``nested (current reference, days 0=Sunday) or flat (...)``, for a help text."""
+        return " or ".join(f"{shape} ({shape.meaning})" for shape in cls)
+
+
+_SHAPES = {
+    ScheduleShape.NESTED: "current reference, days 0=Sunday",
+    ScheduleShape.FLAT: "older docs, days_of_the_week 1=Monday",
+}
 
 
 if TYPE_CHECKING:
@@ -72,18 +100,6 @@ _ENUM_PAIRS: dict[str, tuple[tuple[str | None, str | None], ...]] = {
         ("CLICKED_LINK", "CLICK_ON_A_LINK"),
     ),
 }
-
-
-class EmptyText(str):
-    """A text setting explicitly set to empty: Parquet's empty string, where a null (like a blank
-    CSV cell) means "leave unchanged". Backups need it to restore an empty unsubscribe text."""
-
-    __slots__ = ()
-
-
-# How a text cell says "set this to the empty text" where a blank cell means "unchanged" (CSV,
-# and every report): two double quotes, the way the empty text is written in code.
-EMPTY_TEXT_CELL = '""'
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bulkrunner.model import Answer, Row
-from bulkrunner.operations.fields import ENUMS, Vocabulary
+from bulkrunner.operations.fields import ENUMS, ScheduleShape, Vocabulary
 
 ENUM_REFUSALS = 3  # refusals in a row that stop a run
 SHAPE_REFUSALS = 3  # schedule rows refused, none accepted, that stop a run
@@ -78,7 +78,7 @@ class ShapeRefusals:
     def __init__(
         self, shape: str, command: Callable[[str], str], threshold: int = SHAPE_REFUSALS
     ) -> None:
-        self.shape = shape
+        self.shape = ScheduleShape(shape)
         self.command = command  # the command to run with the other shape
         self.threshold = threshold
         self.refused = 0
@@ -91,7 +91,7 @@ class ShapeRefusals:
         self.refused += 1
         if self.refused < self.threshold:
             return None
-        other = "flat" if self.shape == "nested" else "nested"
+        other = self.shape.other
         return (
             f"run aborted: the first {self.refused} schedule rows were all refused and none "
             f"accepted (last: {message}); this account may take the {other} body shape, not "

@@ -34,8 +34,9 @@ from typing import Any
 
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
-from bulkrunner.operations.cells import lists, number_types, quoted
-from bulkrunner.operations.fields import Field
+from bulkrunner.operations.cells import number_types, quoted
+from bulkrunner.operations.fields import Field, ScheduleShape
+from bulkrunner.operations.syntax import list_items, lists
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO order: 1=Monday .. 7=Sunday
 _FULL = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -46,7 +47,7 @@ _GROUPS = {
     "daily": DAYS,
     "all": DAYS,
 }
-_DAY_SEPARATORS = re.compile(r"[;,/|\s]+")
+_DAY_SEPARATORS = re.compile(r"[/|\s]+")  # within an item of the list: mon tue, mon/tue
 _RANGE = re.compile(r"\s*[-\u2013\u2014]\s*")  # Mon-Fri, Mon - Fri, and with a dash
 _HOUR = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::00)?")  # ASCII digits: \d takes any script's
 _TIMEZONE_LIKE = re.compile(r"UTC|[A-Z][A-Za-z_]+(?:/[A-Za-z0-9_+\-]+)+")
@@ -99,16 +100,7 @@ def parse_days(value: Any) -> Parsed:
     such (Parquet). A name may be any start of a day's full name of two letters or more
     (``mo``, ``tues``, ``thursday``); a range runs forward through the week (``Fri-Mon`` is
     Friday to Monday). Numbers are refused: the API numbers days two ways."""
-    items: list[Any]
-    if isinstance(value, lists()):
-        items = list(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.startswith("[") and text.endswith("]"):
-            text = text[1:-1]
-        items = [text]
-    else:
-        items = [value]
+    items = list(value) if isinstance(value, lists()) else [value]
     chosen: set[str] = set()
     for item in items:
         if isinstance(item, number_types()) and not isinstance(item, bool):
@@ -118,15 +110,15 @@ def parse_days(value: Any) -> Parsed:
                 None,
                 f"{quoted(item)} is not a day (use mon..sun, full names or a range like Mon-Fri)",
             )
-        text = _RANGE.sub("-", item.strip().strip("\"'"))
-        for token in _DAY_SEPARATORS.split(text):
-            token = token.strip("\"'")
-            if not token:
-                continue
-            days, error = _token_days(token)
-            if error:
-                return None, error
-            chosen.update(days)
+        for part in list_items(item):
+            for token in _DAY_SEPARATORS.split(_RANGE.sub("-", part)):
+                token = token.strip("\"'")
+                if not token:
+                    continue
+                days, error = _token_days(token)
+                if error:
+                    return None, error
+                chosen.update(days)
     if not chosen:
         return None, "no day given (name at least one, like mon;tue;wed or Mon-Fri)"
     return [day for day in DAYS if day in chosen], None
@@ -286,9 +278,7 @@ class Schedule(Operation):
     def requests(self, campaign_id: int, payload: Mapping[str, Any], wire: Wire) -> list[Request]:
         """One POST of the given fields, in the run's schedule shape: nested (``{"schedule":
         {...}}``, ``days`` 0=Sunday) or flat (top level, ``days_of_the_week`` 1=Monday)."""
-        if wire.schedule_shape not in ("nested", "flat"):
-            raise ValueError(f"unknown schedule shape {wire.schedule_shape!r}")
-        nested = wire.schedule_shape == "nested"
+        nested = ScheduleShape(wire.schedule_shape) is ScheduleShape.NESTED
         body: dict[str, Any] = {}
         for field in self.fields:
             if field.name not in payload:

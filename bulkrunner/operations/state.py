@@ -7,16 +7,14 @@ canonical form: documented names (long where a value has no documented name), li
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
-from bulkrunner.model import Answer, Change, remembered
+from bulkrunner.model import Answer, remembered
 from bulkrunner.operations.answers import parse_json
 from bulkrunner.operations.fields import ENUMS, FIELDS_BY_NAME
-
-_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+from bulkrunner.operations.syntax import list_items, truth
 
 # Where GET names a setting differently from POST.
 _GET_ALIASES = {
@@ -160,23 +158,13 @@ def current_value(campaign: Mapping[str, Any], setting: str) -> tuple[bool, Any]
     return False, None
 
 
-def changes(payload: Mapping[str, Any], campaign: Mapping[str, Any] | None) -> dict[str, Change]:
-    """The fields of ``payload`` whose value differs from (or is not known in) ``campaign``."""
-    found: dict[str, Change] = {}
-    for setting, wanted in payload.items():
-        known, before = current_value(campaign, setting) if campaign is not None else (False, None)
-        if not known or canonical(setting, before) != canonical(setting, wanted):
-            found[setting] = Change(before, wanted)
-    return found
-
-
 def canonical(setting: str, value: Any) -> Any:
     """A value in a form that compares equal across vocabularies and spellings."""
     spec = FIELDS_BY_NAME.get(setting)
     if spec is None or value is None:
         return value
     if spec.kind == "enum_list":
-        items = value if isinstance(value, list | tuple) else re.split(r"[;,]", str(value))
+        items = value if isinstance(value, list | tuple) else list_items(str(value))
         return frozenset(_enum(setting, str(item)) for item in items if str(item).strip())
     if spec.kind == "enum":
         return _enum(setting, str(value))
@@ -186,7 +174,8 @@ def canonical(setting: str, value: Any) -> Any:
         except (TypeError, ValueError, OverflowError):
             return value
     if spec.kind == "bool" and isinstance(value, str | int) and not isinstance(value, bool):
-        return _BOOLS.get(str(value).strip().lower(), value)
+        said = truth(str(value))
+        return value if said is None else said
     if spec.kind == "text":
         return str(value)
     return value

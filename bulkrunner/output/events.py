@@ -41,7 +41,7 @@ COMMON_FIELDS: Mapping[str, str] = {
     "level": "`info`, `warning`, `error`...",
     "event": "the event's name",
 }
-_FIGURES = {  # a run's figures: the summary's and run_end's (job._figures)
+_FIGURES = {  # a run's figures: the summary's and run_end's (commands.run._figures)
     "counts": 'rows per status, e.g. `{"succeeded": 52, "failed": 2}`',
     "requests": "requests sent, reads included",
     "retries": "requests that were retries",

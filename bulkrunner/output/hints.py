@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bulkrunner.config.baseurl import shown
+from bulkrunner.config.options import FOLLOWING
 from bulkrunner.config.run_config import RunConfig
 
 _NOT_CARRIED = frozenset({"--resume", "--fresh", "--dry-run", "--no-dry-run"})
@@ -63,7 +64,7 @@ def _without(words: Sequence[str], option: str) -> list[str]:
 def rollback_command(config: RunConfig, backup: Path) -> str:
     """Put back the values saved in ``backup`` (with the run's job file, limits, base URL...)."""
     command, positional, options = _parts(config)
-    given = positional[1:] if command in ("retry", "rollback") else positional
+    given = positional[1:] if command in FOLLOWING else positional
     job = [word for word in given if Path(word).suffix.lower() == ".toml"]  # not a data file
     kept = [word for word in _options(options, keep_input=False) if word not in _NOT_ROLLBACK]
     return _join("rollback", str(backup), *job, *kept)

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from bulkrunner.model import count
+from bulkrunner.operations.cells import PROBLEMS_APART
 
 SHOWN_INVALID = 20  # invalid rows printed one by one; more are summed up by kind of problem
 
@@ -33,7 +34,7 @@ def kinds(error: str) -> list[tuple[str, str]]:
 
     masked = _QUOTED.sub(hide, error)
     found = []
-    for part in masked.split("; "):
+    for part in masked.split(PROBLEMS_APART):
         kind = _ENUM_NAMES.sub("…", _NUMBERS.sub("N", part)).replace(_PLACEHOLDER, "'…'")
         written = re.sub(_PLACEHOLDER, lambda _: quoted.pop(0) if quoted else "", part)
         found.append((kind, written))

@@ -1,72 +1,34 @@
-"""The per-row results report and the end-of-run summary.
+"""The per-row results report: built, delivered, read back.
 
 One report line per input row, in input order: the input's own columns as the user wrote them
 (so the report minus the result columns is itself a valid input file), then the result columns.
+A report is built and written a chunk at a time (``report_writer``), and never lost: where it
+cannot be written it goes to a fallback file, or at last to the output.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 import os
-import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
 
+from bulkrunner.config.paths import REPORT_FORMATS, or_list
 from bulkrunner.config.redaction import redact
 from bulkrunner.errors import UsageError
-from bulkrunner.input.files import formula_like, unescape_cell
-from bulkrunner.input.loading import explicit_empties
-from bulkrunner.limits.rates import ideal_seconds
-from bulkrunner.model import RESULT_COLUMNS as RESULT_COLUMNS
-from bulkrunner.model import Change, Outcome, Rate, Status, count, echoed
-from bulkrunner.operations.fields import EMPTY_TEXT_CELL, FIELDS, EmptyText
-
-if TYPE_CHECKING:  # a type only: the engine (anyio) is not for `bulkrunner validate` to load
-    from bulkrunner.model import RunStats
+from bulkrunner.input.parquet_reading import explicit_empties
+from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, echoed
+from bulkrunner.operations.syntax import unescape_cell
+from bulkrunner.output.formats import for_spreadsheets, write_csv
+from bulkrunner.output.report_writer import ReportWriter
 
 log = logging.getLogger("bulkrunner")
-
-REPORT_FORMATS = (".csv", ".parquet", ".json", ".jsonl")
-_TEXT_FIELDS = frozenset(field.name for field in FIELDS if field.kind == "text")
-
-
-def default_report_path(input_path: Path, now: datetime) -> Path:
-    return Path("reports") / f"{input_path.stem}-{now:%Y%m%dT%H%M%SZ}.csv"
-
-
-def check_report_path(path: Path) -> None:
-    """Refuse, before anything is sent, a report that could not be written."""
-    check_writable(path, "report", REPORT_FORMATS, f"use one of {', '.join(REPORT_FORMATS)}")
-
-
-def check_writable(path: Path, what: str, formats: Sequence[str], use: str) -> None:
-    """Refuse, before anything is read or sent, a ``what`` file (a report, an export) that
-    could not be written: a format not in ``formats`` (``use`` says which to use), a folder, a
-    place inside a file or without write permission."""
-    if path.suffix.lower() not in formats:
-        raise UsageError(
-            f"{path}: unsupported {what} format {path.suffix or '(no extension)'!r}; {use}"
-        )
-    if path.is_dir():
-        raise UsageError(f"{path}: {what} path is a directory")
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():  # (its folders would be made inside a file: they cannot be)
-        raise UsageError(f"{path}: cannot write the {what} there: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{path}: cannot write the {what} there (permission denied)")
 
 
 def build_report(
@@ -142,19 +104,12 @@ def _with_results(
     return pd.concat([echo.reset_index(drop=True), results], axis=1)
 
 
-def write_report(report: pd.DataFrame, path: Path, input_columns: list[str]) -> None:
-    """Write ``report`` to ``path`` (format by extension), atomically."""
-    with ReportWriter(path, input_columns) as writer:
-        writer.write(report)
-        writer.commit()
-
-
 def print_report(
     report: pd.DataFrame, out: TextIO, input_columns: list[str], header: bool = True
 ) -> None:
     """``report`` as a CSV report, on ``out`` (when no file can be written)."""
     columns = [echoed(column) for column in input_columns]
-    _write_csv(_for_spreadsheets(report, columns), out, header=header)
+    write_csv(for_spreadsheets(report, columns), out, header=header)
 
 
 Parts = Callable[[], Iterator[pd.DataFrame]]
@@ -223,8 +178,7 @@ def stage_report(
     """``parts()`` written to a temporary file of this process's own beside ``path``, ready to
     ``commit``; on failure nothing is left behind."""
     typed = examples() if path.suffix.lower() == ".parquet" else None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    writer = ReportWriter(path, input_columns, tmp, typed)
+    writer = ReportWriter(path, input_columns, str(os.getpid()), typed)
     try:
         for part in parts():
             writer.write(part)
@@ -234,195 +188,11 @@ def stage_report(
     return writer
 
 
-class ReportWriter:
-    """Writes a report a chunk at a time, in the format its extension names, to a temporary
-    file beside ``path`` (by default ``.<name>.tmp``); ``commit`` moves it into place, so a
-    report is never seen half written. Leaving the ``with`` block without committing removes
-    the temporary file.
-
-    The chunks make the file their concatenation would make written at once: one CSV header,
-    one JSON array, one Parquet schema (a column whose type shows only in a later chunk, say
-    one blank at first, is rewritten once at the end with the type of the whole column).
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        input_columns: Sequence[str],
-        tmp: Path | None = None,
-        examples: pd.DataFrame | None = None,
-    ) -> None:
-        """``examples`` (Parquet): ``cell_types`` of all the chunks to come; without them each
-        chunk is typed on its own, which is right when it is the whole report."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.tmp = tmp or path.with_name(f".{path.name}.tmp")
-        self._format = path.suffix.lower()
-        self._columns = [echoed(column) for column in input_columns]
-        self._examples = (
-            examples.rename(columns=lambda column: echoed(str(column)))
-            if examples is not None
-            else None
-        )
-        self._first = True
-        self._records = False  # JSON: whether the array has a record yet
-        self._text: TextIO | None = None
-        self._parquet: _ParquetParts | None = None
-        if self._format == ".parquet":
-            self._parquet = _ParquetParts(self.tmp)
-        else:
-            self._text = self.tmp.open("w", encoding="utf-8", newline="")
-
-    def write(self, report: pd.DataFrame) -> None:
-        first, self._first = self._first, False
-        if self._parquet is not None:
-            self._parquet.write(_for_parquet(report, self._columns, self._examples))
-            return
-        assert self._text is not None, "written after commit or discard"
-        if self._format == ".csv":
-            _write_csv(_for_spreadsheets(report, self._columns), self._text, header=first)
-            return
-        plain = _for_json(report, self._columns)
-        text = plain.to_json(orient="records", lines=self._format == ".jsonl", force_ascii=False)
-        if self._format == ".json":  # one array: "[", the chunks' records, "]" at commit
-            records = text[1:-1]
-            text = ("[" if first else "") + ("," if records and self._records else "") + records
-            self._records = self._records or bool(records)
-        self._text.write(text)
-
-    def commit(self) -> Path:
-        """Finish the file and move it to ``path``; on failure the temporary file is removed."""
-        try:
-            if self._text is not None:
-                if self._format == ".json":
-                    self._text.write("[]" if self._first else "]")
-                self._text.close()
-            if self._parquet is not None:
-                self._parquet.close()
-            os.replace(self.tmp, self.path)
-        except BaseException:
-            self.discard()
-            raise
-        self._text = self._parquet = None
-        return self.path
-
-    def discard(self) -> None:
-        if self._text is not None:
-            self._text.close()
-        if self._parquet is not None:
-            self._parquet.discard()
-        self._text = self._parquet = None
-        self.tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> ReportWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._text is not None or self._parquet is not None:
-            self.discard()
-
-
-class _ParquetParts:
-    """One Parquet file from chunks whose inferred schemas may differ: chunks go to one writer
-    while their schema holds; a change starts another part, and ``close`` merges the parts
-    under pyarrow's unification of their schemas (a column of nulls takes the type found
-    later; types that cannot be unified become text)."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.parts: list[Path] = []
-        self._writer: Any = None
-        self._schema: Any = None
-
-    def write(self, frame: pd.DataFrame) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        if self._writer is None or not table.schema.equals(self._schema):
-            self._close_writer()
-            part = (
-                self.tmp.with_name(f"{self.tmp.name}.{len(self.parts)}") if self.parts else self.tmp
-            )
-            self.parts.append(part)
-            self._schema = table.schema
-            self._writer = pq.ParquetWriter(part, table.schema, compression="snappy")
-        self._writer.write_table(table)
-
-    def close(self) -> None:
-        self._close_writer()
-        if len(self.parts) > 1:
-            merged = self.tmp.with_name(f"{self.tmp.name}.merged")
-            try:
-                _merge_parts(self.parts, merged)
-            except BaseException:
-                merged.unlink(missing_ok=True)
-                raise
-            os.replace(merged, self.tmp)
-            for part in self.parts[1:]:
-                part.unlink()
-
-    def discard(self) -> None:
-        with contextlib.suppress(Exception):
-            self._close_writer()
-        for part in self.parts:
-            part.unlink(missing_ok=True)
-
-    def _close_writer(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
-
-
-def _merge_parts(parts: list[Path], target: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schemas = [pq.read_schema(part) for part in parts]
-    try:
-        unified = pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        as_text = [
-            field.name
-            for field in schemas[0]
-            if any(schema.field(field.name).type != field.type for schema in schemas)
-        ]
-        schemas = [
-            pa.schema(
-                [f.with_type(pa.large_string()) if f.name in as_text else f for f in s],
-                metadata=s.metadata,
-            )
-            for s in schemas
-        ]
-        unified = pa.unify_schemas(schemas, promote_options="permissive")
-    unified = unified.with_metadata(_pandas_metadata(schemas, unified))
-    with pq.ParquetWriter(target, unified, compression="snappy") as writer:
-        for part in parts:
-            with pq.ParquetFile(part) as file:
-                for index in range(file.num_row_groups):
-                    writer.write_table(file.read_row_group(index).cast(unified))
-
-
-def _pandas_metadata(schemas: list[Any], unified: Any) -> dict[bytes, bytes]:
-    """The first part's pandas metadata, each column described as in the first part where it
-    has its final type (so that a column blank at first is not described as empty)."""
-    metadata = json.loads(schemas[0].metadata[b"pandas"])
-    for index, column in enumerate(metadata["columns"]):
-        name = column["field_name"]
-        if name in unified.names:
-            for schema in schemas:
-                if schema.field(name).type == unified.field(name).type:
-                    found = json.loads(schema.metadata[b"pandas"])["columns"]
-                    metadata["columns"][index] = next(c for c in found if c["field_name"] == name)
-                    break
-    return {**schemas[0].metadata, b"pandas": json.dumps(metadata).encode()}
-
-
 def read_report(path: Path) -> pd.DataFrame:
     """An earlier report, with the input columns as the user wrote them (for ``retry``)."""
     suffix = path.suffix.lower()
     if suffix not in REPORT_FORMATS:
-        raise UsageError(f"{path}: not a report (use a .csv, .parquet, .json or .jsonl report)")
+        raise UsageError(f"{path}: not a report (use a {or_list(REPORT_FORMATS)} report)")
     try:
         if suffix == ".csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
@@ -444,193 +214,6 @@ def read_report(path: Path) -> pd.DataFrame:
     return frame.astype(object)
 
 
-def _write_csv(frame: pd.DataFrame, stream: TextIO, header: bool) -> None:
-    """``frame`` as CSV rows ending in LF, every cell holding a CR or an LF quoted.
-
-    The rows are written to a buffer with CRLF ends (the csv module quotes a cell holding any
-    character of the line terminator); when every CRLF in it ends a row, they all become LF at
-    once. Else (a cell holds a CRLF) each row gets its LF back as it is written (``_RowEnds``).
-    """
-    plain = _plain_csv(frame, header)
-    if plain is not None:
-        stream.write(plain)
-        return
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=header, lineterminator="\r\n")
-    text = buffer.getvalue()
-    if text.count("\r\n") == len(frame) + (1 if header else 0):
-        stream.write(text.replace("\r\n", "\n"))
-        return
-    frame.to_csv(_RowEnds(stream), index=False, header=header, lineterminator="\r\n")
-
-
-def _plain_csv(frame: pd.DataFrame, header: bool) -> str | None:
-    """``frame`` as ``to_csv`` above would write it, by pyarrow's CSV writer (several times
-    faster, which is most of a large dry run's time), when no cell needs quoting; else None.
-
-    Only columns of text, whole numbers, booleans and nulls qualify, and no text (nor column
-    name) may hold a comma, a quote, a CR or an LF. pyarrow quotes every text cell; with no
-    quote in any cell, every quote it writes is one of those, and dropping them all leaves what
-    the csv module writes (an empty text and a null both become an empty cell). Booleans are
-    spelled as Python spells them, as ``to_csv`` does.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.csv as pa_csv
-
-    names = [str(name) for name in frame.columns]
-    if len(names) < 2 or any(_NEEDS_QUOTES.search(name) for name in names):
-        return None  # (a row of one empty cell is written "" by the csv module)
-    try:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        return None
-    columns: list[pa.ChunkedArray] = []
-    for column in table.columns:
-        kind = column.type
-        if pa.types.is_boolean(kind):
-            column = pc.if_else(column, "True", "False")
-        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            if pc.any(pc.match_substring_regex(column, _NEEDS_QUOTES.pattern)).as_py():
-                return None
-        elif not (pa.types.is_integer(kind) or pa.types.is_null(kind)):
-            return None
-        columns.append(column)
-    buffer = io.BytesIO()
-    options = pa_csv.WriteOptions(include_header=header)
-    pa_csv.write_csv(pa.table(columns, names=names), buffer, write_options=options)
-    return buffer.getvalue().decode("utf-8").replace('"', "")
-
-
-_NEEDS_QUOTES = re.compile('[,"\r\n]')
-
-
-class _RowEnds(io.TextIOBase):
-    """Lets ``to_csv`` quote every cell holding a CR as well as an LF, while lines still end
-    in LF: the csv module quotes a cell holding any character of the line terminator, so it
-    is given CRLF, and each row it writes (one ``write`` per row) gets its LF back here. A CR
-    left bare would end the row in most CSV readers and spreadsheets."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        if text.endswith("\r\n"):
-            text = text[:-2] + "\n"
-        return self._stream.write(text)
-
-
-def _for_spreadsheets(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
-    """CSV cells a spreadsheet would run as a formula get a leading quote; numbers stay numbers.
-    An explicitly empty text (not a blank: "leave unchanged") is written ``""``."""
-    out = report.copy(deep=False)
-    for column in [*input_columns, "error"]:
-        cells = report[column]
-        if column in _TEXT_FIELDS:
-            cells = pd.Series(
-                [EMPTY_TEXT_CELL if isinstance(v, EmptyText) else v for v in cells.tolist()],
-                index=cells.index,
-                dtype=object,
-            )
-            out[column] = cells
-        flagged = _formula_like(cells)
-        if flagged is None:  # lists to spell out, or text mixed with other cells
-            out[column] = [_neutralise(_csv_cell(value)) for value in cells.tolist()]
-        elif flagged:  # only text can change, and only text starting as a formula does
-            values = cells.tolist()
-            for index in flagged:
-                values[index] = _neutralise(values[index])
-            out[column] = values
-    return out
-
-
-def _formula_like(column: pd.Series[Any]) -> list[int] | None:
-    """Where ``column`` holds text starting with a formula character, looked for in bulk; None
-    when the cells must be looked at one by one (lists, text mixed with other types)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    try:
-        cells = pa.array(column, from_pandas=True)  # None and NaN: null
-    except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        return None
-    kind = cells.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        flags = pc.match_substring_regex(cells, r"^'*[=+\-@\t\r\n]").fill_null(False)
-        return np.flatnonzero(flags.to_numpy(zero_copy_only=False)).tolist()
-    plain = (pa.types.is_null, pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
-    return [] if any(is_kind(kind) for is_kind in plain) else None
-
-
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, list | tuple | np.ndarray):
-        items = [str(item) for item in value]
-        return ";".join(items) if items else "[]"
-    return value
-
-
-def _neutralise(value: Any) -> Any:
-    return "'" + value if isinstance(value, str) and formula_like(value) else value
-
-
-_AS_IS = frozenset({str, int, bool, type(None)})  # cells that _plain leaves alone
-
-
-def _for_json(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
-    """Cells JSON and Parquet can hold, where null is "leave unchanged": a blank CSV cell
-    becomes null, and an explicitly empty text the empty string."""
-    out = report.copy()
-    for column in input_columns:
-        out[column] = _without_blanks(_plain_cells(out[column].tolist()))
-    return out
-
-
-def _without_blanks(values: list[Any]) -> list[Any]:
-    return [
-        None if type(value) is str and not value.strip() else value
-        for value in values  # only plain text: EmptyText is a value
-    ]
-
-
-def _plain_cells(values: list[Any]) -> list[Any]:
-    return values if set(map(type, values)) <= _AS_IS else [_plain(value) for value in values]
-
-
-def _for_parquet(
-    report: pd.DataFrame, input_columns: list[str], examples: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """``examples``: rows with a cell of every type each column holds in the whole report
-    (``cell_types``), typed along with ``report`` and dropped again, so that a chunk's columns
-    get the types the whole report's would."""
-    if examples is None or examples.empty:
-        return _echo_for_parquet(report, input_columns)
-    both = pd.concat([report[input_columns], examples[input_columns]], ignore_index=True)
-    typed = _echo_for_parquet(both, input_columns).iloc[: len(report)]
-    results = report.drop(columns=input_columns).reset_index(drop=True)
-    return pd.concat([typed, results], axis=1)[list(report.columns)]
-
-
-def _echo_for_parquet(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
-    out = _for_json(report, input_columns)
-    for column in input_columns:
-        cells = [None if _missing(v) else v for v in out[column].tolist()]
-        kinds = {str if isinstance(v, str) else type(v) for v in cells} - {type(None)}
-        if len(kinds) > 1:  # Parquet columns hold one type; echo mixed cells as text
-            cells = [None if v is None else str(_csv_cell(v)) for v in cells]
-        out[column] = pd.Series(cells, index=out.index, dtype=object)
-    return out
-
-
-def _missing(value: Any) -> bool:
-    """A null cell however pandas spells it (None, NaN, pd.NA): null in Parquet, not "nan"."""
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, float) and np.isnan(value)
-
-
 def cell_types(chunks: Iterable[pd.DataFrame], input_columns: list[str]) -> pd.DataFrame:
     """One cell of each type found in each input column of the whole of ``chunks`` (a column
     with fewer types repeats its first): what a Parquet report written a chunk at a time needs
@@ -650,69 +233,3 @@ def cell_types(chunks: Iterable[pd.DataFrame], input_columns: list[str]) -> pd.D
         for index in range(rows):  # one by one: a list cell must stay one cell
             columns[column][index] = cells[min(index, len(cells) - 1)] if cells else None
     return pd.DataFrame(columns)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return [_plain(item) for item in value.tolist()]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    counts: Mapping[Status, int]
-    stats: RunStats
-    rates: Sequence[Rate]  # the configured limits, to compare the achieved rate with
-    report_path: Path | None
-
-    @classmethod
-    def of(
-        cls,
-        outcomes: Mapping[int, Outcome],
-        stats: RunStats,
-        rates: Sequence[Rate],
-        report_path: Path | None,
-    ) -> Summary:
-        return cls.counted(Counter(o.status for o in outcomes.values()), stats, rates, report_path)
-
-    @classmethod
-    def counted(
-        cls,
-        counts: Counter[Status],
-        stats: RunStats,
-        rates: Sequence[Rate],
-        report_path: Path | None,
-    ) -> Summary:
-        """From the number of rows of each status (a dry run counts, it keeps no outcomes)."""
-        held = stats.limits or tuple(rates)  # with a lower limit the server announced, if any
-        return cls({s: counts[s] for s in Status if counts[s]}, stats, held, report_path)
-
-    def lines(self) -> list[str]:
-        total = sum(self.counts.values())
-        parts = ", ".join(f"{n} {status.value}" for status, n in self.counts.items())
-        lines = [f"rows: {total} ({parts or 'none'})"]
-        s = self.stats
-        if s.requests:
-            reads = f" ({count(s.requests - s.reads, 'write')}, {count(s.reads, 'read')})"
-            lines.append(
-                f"requests: {s.requests} sent{reads if s.reads else ''}, "
-                f"{count(s.retries, 'retry', 'retries')}, "
-                f"{s.throttled} answered 429, "
-                f"in {s.sending_seconds:.1f}s ({s.requests_per_second:.2f} requests/s)"
-            )
-            ideal = ideal_seconds(s.requests, self.rates)
-            if ideal > 0 and s.sending_seconds > 0:
-                lines.append(
-                    f"rate: {min(1.0, ideal / s.sending_seconds):.0%} of the ceiling "
-                    f"(the limits {', '.join(map(str, self.rates))} allow "
-                    f"{count(s.requests, 'request')} in {ideal:.1f}s at best)"
-                )
-        if s.aborted:
-            lines.append(s.aborted)
-        if self.report_path is not None:
-            lines.append(f"report: {self.report_path}")
-        return lines

@@ -9,8 +9,8 @@ It is a ledger: once a campaign's field is recorded, nothing overwrites it. A ``
 adds the campaigns and fields it is about to change to the backup of the run it continues, so
 after any number of interruptions the backup still holds the values from before the first one.
 (An operation whose undo is a change rather than a value merges it: ``Operation.merge_undo``.)
-Every write goes to a temporary file, flushed to disk, then renamed over the backup: a kill at
-any moment leaves the old ledger or the new one, never a torn file.
+Every write replaces the file atomically (``bulkrunner.config.paths.Staged``): a kill at any
+moment leaves the old ledger or the new one, never a torn file.
 
 Some changes cannot be undone (a campaign the run stops; a campaign that was a draft before it
 was started; a field that had no value before the run, set with --allow-irreversible; a value
@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,32 +33,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bulkrunner.config.environment import ARROW_POOL_ENV
+from bulkrunner.config.paths import replace_atomically
 from bulkrunner.config.redaction import redact
 from bulkrunner.model import Change, Changes, Outcome, Row, Status
 from bulkrunner.operations.base import Operation
-from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Field
+from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
 from bulkrunner.operations.settings import SETTINGS
-from bulkrunner.operations.state import canonical, shared
+from bulkrunner.operations.state import shared
+from bulkrunner.records.undo import arrow_type, undo_row
 
-BACKUP_SUFFIX = ".backup.parquet"
-
-_TYPES: dict[str, pa.DataType] = {
-    "enum_list": pa.list_(pa.string()),
-    "enum": pa.string(),
-    "int": pa.int64(),
-    "bool": pa.bool_(),
-    "text": pa.string(),
-}
-
-_ARROW: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "int64": pa.int64(),
-    "list<string>": pa.list_(pa.string()),
-    "list<int64>": pa.list_(pa.int64()),
-}
-_OPERATION_KEY = b"bulkrunner.operation"
-# JSON: {why it cannot be restored: [campaign ids]} (before: {campaign id: why}, still read)
+OPERATION_KEY = b"bulkrunner.operation"  # the operation whose input the file is
+# JSON: {why it cannot be restored: [campaign ids]}; a backup may hold {campaign id: why}
 _UNRESTORABLE_KEY = b"bulkrunner.unrestorable"
 
 Ledger = dict[int, dict[str, Any]]  # campaign -> field -> its value before the run
@@ -80,19 +64,14 @@ class Recorded:
     unrestorable: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
-def backup_path(report_path: Path) -> Path:
-    """The backup beside a report, named after its whole name: x.csv and x.json differ."""
-    return report_path.with_name(f"{report_path.name}{BACKUP_SUFFIX}")
-
-
 def backup_operation(path: Path) -> str:
-    """The operation whose changes the backup at ``path`` undoes (a backup written before
-    operations were recorded undoes settings)."""
+    """The operation whose changes the backup at ``path`` undoes (a backup that names none
+    undoes settings)."""
     try:
         metadata = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowException) as exc:
         raise BackupError(f"{path}: cannot read the backup ({exc})") from None
-    return str(metadata.get(_OPERATION_KEY, b"settings").decode())
+    return str(metadata.get(OPERATION_KEY, b"settings").decode())
 
 
 def backup_rows(path: Path) -> int:
@@ -105,7 +84,7 @@ def backup_rows(path: Path) -> int:
 
 def read_unrestorable(path: Path) -> dict[int, str]:
     """The campaigns the backup at ``path`` cannot restore, each with why (none in a backup
-    written before reasons were kept)."""
+    that lists none)."""
     try:
         metadata = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowException) as exc:
@@ -139,31 +118,6 @@ def read_held(path: Path, campaigns: Collection[int]) -> Ledger:
     """The values the backup at ``path`` holds for ``campaigns`` (as ``read_backup`` gives
     them), read a batch of rows at a time."""
     return _scan(path, campaigns).held
-
-
-def return_freed_memory(environ: Mapping[str, str] = os.environ) -> None:
-    """Have jemalloc give the memory Arrow frees back to the system at once, and Arrow use it
-    where pyarrow lets it be chosen after import (unless ``ARROW_DEFAULT_MEMORY_POOL`` chose an
-    allocator: the command line chooses jemalloc before pyarrow is imported, see
-    ``bulkrunner.config.environment.choose_arrow_allocator``). Without jemalloc: the C library's.
-
-    pyarrow's wheels allocate through mimalloc, which keeps freed pages to reuse them. A
-    streamed run rewrites the ledger every batch, a row group at a time, and what the rewrites
-    freed stayed with the process. In batches of 10,000 rows, after a 200,000-row run's first
-    batch, the process grew by 81 MB with mimalloc, 26 MB with the C library's allocator, and
-    by 10 MB with jemalloc (its peak by 28 MB: by default it releases pages after a second, and
-    a rewrite's peak grew with the ledger); releasing at once, by 9 MB, its peak by 20 MB and
-    not at all after the 100,000th row. Parquet's reader and writer take the allocator chosen
-    as pyarrow is imported, whatever it is told later: chosen only here, a million-row file
-    grew from 231 to 251 MB over its first 40,000 rows (chosen at import, 216 to 218 MB).
-    """
-    try:
-        pa.jemalloc_set_decay_ms(0)  # first: it holds only for arenas made after it
-        pool = pa.jemalloc_memory_pool()
-    except NotImplementedError:  # a pyarrow built without jemalloc
-        pool = pa.system_memory_pool()
-    if not environ.get(ARROW_POOL_ENV):
-        pa.set_memory_pool(pool)
 
 
 def record_backup(
@@ -230,51 +184,6 @@ def record_backup(
 
     total = _atomically(path, schema, fill)
     return Recorded(recorded, unknown, total, new_reasons)
-
-
-def undo_row(operation: Operation, changes: Mapping[str, Change]) -> tuple[dict[str, Any], str]:
-    """The values that undo ``changes``, each in its column's type, and why a rollback could
-    not undo the rest ("" when it can): the operation's reason, fields that had no value before
-    the run (sent with --allow-irreversible), values the column's type cannot hold."""
-    undone = operation.undo(changes)
-    values: dict[str, Any] = {}
-    lost: list[str] = []
-    odd: list[str] = []  # "abc" as a number
-    for name, value in undone.values.items():
-        spec = operation.field(name)
-        if spec is None:
-            continue
-        kept = _before(spec, value) if value is not None else None
-        if kept is not None:
-            values[name] = kept
-        else:
-            (lost if value is None else odd).append(name)
-    reasons = [undone.reason] if undone.reason else []
-    if lost:
-        reasons.append(
-            f"{', '.join(lost)} had no value before the run, and no API call takes a value away"
-        )
-    if odd:
-        reasons.append(
-            f"{', '.join(odd)}: the value before the run is not of the field's type, so the "
-            "backup cannot hold it"
-        )
-    return values, "; ".join(reasons)
-
-
-def write_backup(
-    path: Path,
-    ledger: Mapping[int, Mapping[str, Any]],
-    operation: Operation = SETTINGS,
-    unrestorable: Mapping[int, str] | None = None,
-) -> int:
-    """Write ``ledger`` atomically and durably, one row per campaign, and the campaigns it
-    cannot restore with why (``unrestorable``); returns the rows written."""
-    entries = list(ledger.values())
-    schema = _schema(
-        operation, lambda name: any(name in entry for entry in entries), unrestorable or {}
-    )
-    return _atomically(path, schema, lambda sink: sink.add(_rows(list(ledger), entries, schema)))
 
 
 _BATCH_ROWS = 65_536  # rows of a ledger read, and written (a row group), at a time
@@ -378,7 +287,7 @@ def _schema(
     if used(ACCOUNT):
         fields.append(pa.field(ACCOUNT, pa.string()))
     fields += [pa.field(f.name, arrow_type(f)) for f in operation.fields if used(f.name)]
-    metadata = {_OPERATION_KEY: operation.name.encode()}
+    metadata = {OPERATION_KEY: operation.name.encode()}
     if unrestorable:
         # grouped by reason: a run that stops a million campaigns has one or two reasons, and
         # a campaign an entry (a footer past 100 MB, as one entry each, is one pyarrow refuses)
@@ -421,61 +330,21 @@ class _Sink:
 
 
 def _atomically(path: Path, schema: pa.Schema, fill: Callable[[_Sink], None]) -> int:
-    """Write a ledger of ``schema`` whose rows ``fill`` gives, through a temporary file flushed
-    to disk then renamed over ``path``; returns the rows written. On failure the ledger at
-    ``path`` is left as it was."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a ledger of ``schema`` whose rows ``fill`` gives, replacing ``path`` atomically;
+    returns the rows written. On failure the ledger at ``path`` is left as it was."""
+    sinks: list[_Sink] = []
+
+    def write(tmp: Path) -> None:
         with pq.ParquetWriter(tmp, schema) as writer:
-            sink = _Sink(writer, schema)
-            fill(sink)
-            sink.flush()
-        with tmp.open("rb") as written:
-            os.fsync(written.fileno())
-        os.replace(tmp, path)
+            sinks.append(_Sink(writer, schema))
+            fill(sinks[0])
+            sinks[0].flush()
+
+    try:
+        replace_atomically(path, write)
     except (OSError, pa.ArrowException) as exc:
-        tmp.unlink(missing_ok=True)
         raise BackupError(f"{path}: cannot write the backup ({exc})") from None
-    return sink.rows
-
-
-def arrow_type(field: Field) -> pa.DataType:
-    """The column type of ``field`` in a backup (or an exported Parquet file)."""
-    if field.kind == "custom":
-        return _ARROW[field.arrow]
-    return _TYPES[field.kind]
-
-
-def _before(field: Field, value: Any) -> object:
-    """The value in the column's type; None (cannot be restored) when the server gave
-    something of another type ("abc" as a number). Text is redacted: never the key in a file."""
-    if field.kind == "custom":
-        return _custom(field, value)
-    if value is None:
-        return None
-    if field.kind == "enum_list":
-        items = value if isinstance(value, list) else str(value).replace(",", ";").split(";")
-        return [redact(str(item)) for item in items if str(item).strip()]
-    if field.kind in ("int", "bool"):
-        known = canonical(field.name, value)
-        wanted = int if field.kind == "int" else bool
-        return known if type(known) is wanted else None
-    return redact(str(value))
-
-
-def _custom(field: Field, value: Any) -> object:
-    """A custom field's value in its declared column type (None when it is not of it)."""
-    if field.arrow == "int64":
-        return value if type(value) is int else None
-    if field.arrow == "list<int64>":
-        items = list(value) if isinstance(value, list | tuple | set | frozenset) else None
-        ok = items is not None and all(type(item) is int for item in items)
-        return sorted(items) if ok and items is not None else None
-    if field.arrow == "list<string>":
-        items = list(value) if isinstance(value, list | tuple) else None
-        return [redact(str(item)) for item in items] if items is not None else None
-    return redact(str(value))
+    return sinks[0].rows
 
 
 APPLIED_EARLIER = Outcome(

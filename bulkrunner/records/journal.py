@@ -10,9 +10,8 @@ The first line says whose journal it is: the input's resolved path, the SHA-256 
 the options that change what is sent (``RunIdentity``). ``--resume`` finds a journal by it, and
 never adopts the journal of another input.
 
-    reports/plan.csv            the report (written at the end)
-    reports/plan.csv.journal    this journal (removed once a run has finished and reported)
-    reports/plan.csv.lock       held while a run is using the report (see ``locking``)
+The journal is ``<report>.journal`` beside the report (``bulkrunner.config.paths``), removed once
+the run has finished and reported.
 """
 
 from __future__ import annotations
@@ -35,10 +34,6 @@ from bulkrunner.model import Change, Changes, Outcome, Status
 FORMAT_VERSION = 1
 
 log = logging.getLogger("bulkrunner")
-
-
-def journal_path(report_path: Path) -> Path:
-    return report_path.with_name(report_path.name + ".journal")
 
 
 def row_key(campaign_id: int, payload: Mapping[str, Any]) -> str:
@@ -74,7 +69,7 @@ class RunIdentity:
     def differs(self, header: Mapping[str, Any]) -> str | None:
         """Why the journal with ``header`` belongs to another job (another input file, or other
         options), or None. A journal of the same file whose content has changed since is this
-        job's (rows are journaled by content); so is one written before identities were."""
+        job's (rows are journaled by content); so is one whose header has no identity."""
         if "input_sha256" not in header:
             return None
         if header.get("input") != self.input:
@@ -176,7 +171,7 @@ class Journal:
 @dataclass(frozen=True, slots=True)
 class Success:
     """A row the journal records as succeeded: how it ended, and what it changed (nothing in a
-    journal written before changes were kept)."""
+    journal line that records none)."""
 
     outcome: Outcome
     changes: Changes = field(default_factory=Changes)

@@ -1,19 +1,15 @@
 """One run per report, and one per input, at a time.
 
 A run holds two locks: ``<report>.lock`` beside its report, and one keyed on its input's resolved
-path, in this user's lock folder (``lock_folder``), so that two runs of the same job are refused
-even when their reports differ (a ``{timestamp}`` in the name). A run that sends also holds one
-lock per account it uses (``bulkrunner.config.accounts.account_lock_path``: a hash of its server and
+path, in this user's lock folder (``bulkrunner.config.paths.lock_folder``), so that two runs of the
+same job are refused even when their reports differ (a ``{timestamp}`` in the name). A run that
+sends also holds one lock per account it uses (``account_lock_path``: a hash of its server and
 key), so that two runs never together exceed one account's limits.
 
-The lock folder is the same for every process of the user whatever its environment: cron and a
-shell differ in ``TMPDIR`` and the ``XDG_*`` variables, not in the user's home, so it is
-``~/.local/state/bulkrunner/locks`` of the home the user database gives (``%LOCALAPPDATA%`` on
-Windows), or ``$BULKRUNNER_LOCK_DIR``. It is created with mode 0700 and, before each lock in it,
-checked to be a folder (not a link) of this user's that no one else may write in: another local
-user can neither plant a lock there to block runs nor a link for a run to truncate a file. A lock
-file, there or beside a report, is opened without following a symbolic link and must be a
-regular file.
+The lock folder is created with mode 0700 and, before each lock in it, checked to be a folder
+(not a link) of this user's that no one else may write in: another local user can neither plant a
+lock there to block runs nor a link for a run to truncate a file. A lock file, there or beside a
+report, is opened without following a symbolic link and must be a regular file.
 
 Each lock is an advisory ``flock`` (on Windows, where there is no ``fcntl``, an ``msvcrt`` lock
 of the file's first byte). The system releases it when the process ends, however it ends, so a
@@ -24,7 +20,6 @@ owner's pid and start time, only to name the owner in the refusal.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -38,8 +33,8 @@ from types import TracebackType
 from typing import IO
 
 from bulkrunner.config.accounts import Account
-from bulkrunner.config.baseurl import server
 from bulkrunner.config.environment import LOCK_DIR_ENV
+from bulkrunner.config.paths import account_lock_path, lock_folder
 from bulkrunner.errors import RunInProgress, UsageError
 
 if sys.platform == "win32":
@@ -50,44 +45,13 @@ else:
 log = logging.getLogger("bulkrunner")
 
 
-def lock_path(report_path: Path) -> Path:
-    return report_path.with_name(report_path.name + ".lock")
-
-
-def input_lock_path(input_path: Path) -> Path:
-    """The lock of every run of ``input_path``, wherever their reports go."""
-    key = hashlib.sha256(str(input_path.resolve()).encode()).hexdigest()[:24]
-    return lock_folder() / f"input-{key}.lock"
-
-
-def lock_folder() -> Path:
-    """This user's folder of locks that are not beside a report (see the module's docstring)."""
-    override = os.environ.get(LOCK_DIR_ENV)
-    if override:
-        return Path(override).expanduser().absolute()
-    if sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA")
-        base = Path(local) if local else Path.home() / "AppData" / "Local"
-        return base / "bulkrunner" / "locks"
-    return _home() / ".local" / "state" / "bulkrunner" / "locks"
-
-
-def account_lock_path(account: Account, key: str) -> Path:
-    """The lock every run using this account holds: keyed on the server of its base URL (however
-    that is written) and its key, hashed (one-way: the key is not in the name), so that the same
-    key under two names, or on one server written two ways, is one account."""
-    material = f"bulkrunner account\0{server(account.base_url)}\0{key}".encode()
-    digest = hashlib.sha256(material).hexdigest()[:24]
-    return lock_folder() / f"account-{digest}.lock"
-
-
 def lock_accounts(
     stack: ExitStack, accounts: Sequence[Account], keys: Mapping[str, str], started: datetime
 ) -> None:
-    """Hold every account's lock in ``stack``; RunInProgress (exit 4) if a run holds one."""
+    """Hold every account's lock in ``stack``; RunInProgress if a run holds one."""
     for account in accounts:
         lock = RunLock(
-            account_lock_path(account, keys[account.name]),
+            account_lock_path(account.base_url, keys[account.name]),
             started,
             # A run without an accounts file: its one key, named after its variable.
             subject=f"account {account.name!r}" if account.name else f"the key {account.key_env}",
@@ -96,20 +60,9 @@ def lock_accounts(
         stack.enter_context(lock)
 
 
-def _home() -> Path:
-    """The user's home as the user database has it (cron's ``HOME`` is that one; a ``sudo``
-    may keep another's), else ``HOME``. (POSIX only.)"""
-    import pwd
-
-    try:
-        return Path(pwd.getpwuid(os.getuid()).pw_dir)
-    except KeyError:  # a uid the database does not know (a container's)
-        return Path.home()
-
-
 def _private_folder(folder: Path) -> None:
     """Create ``folder`` for this user alone (0700), or check that it is still: a folder, not
-    a symbolic link, this user's, that no one else may write in. A UsageError (exit 2) if not."""
+    a symbolic link, this user's, that no one else may write in. A UsageError if not."""
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from bulkrunner.config.accounts import Account
+from bulkrunner.config.paths import backup_path, journal_path
 from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
 from bulkrunner.limits.limiter import Clock, Sleep, SlidingWindowLimiter, WaitTooLong
@@ -37,13 +38,11 @@ from bulkrunner.records.backup import (
     APPLIED_EARLIER,
     BackupError,
     applied_earlier,
-    backup_path,
     record_backup,
 )
-from bulkrunner.records.journal import finish_times, journal_path
+from bulkrunner.records.journal import finish_times
 from bulkrunner.sending.engine import Engine
-from bulkrunner.sending.interrupts import INTERRUPTED as INTERRUPTED
-from bulkrunner.sending.interrupts import run_gracefully
+from bulkrunner.sending.interrupts import INTERRUPTED, run_gracefully
 from bulkrunner.sending.preflight import Current, Listing, Plan, Reading, plan, read_current, verify
 from bulkrunner.sending.retry import Outage
 from bulkrunner.sending.transport import HttpSender, client_session

@@ -55,22 +55,26 @@ queries), ``lead_writes`` (the lead endpoints' rules and answers), ``faults``
 ``create_app``) and ``running`` (``Simulator``, ``SimulatorThread``, ``serve_forever``).
 """
 
-from bulkrunner.simulator.campaigns import (
-    default_email_accounts,
-    default_schedule,
-    default_status,
-)
-from bulkrunner.simulator.faults import FaultKind, FaultPlan
-from bulkrunner.simulator.leads import seed_lead
-from bulkrunner.simulator.operations import Schedule, email_account
-from bulkrunner.simulator.running import Simulator, SimulatorThread, serve_forever
-from bulkrunner.simulator.server import create_app
-from bulkrunner.simulator.state import (
-    RequestRecord,
-    SimulatorConfig,
-    SimulatorState,
-    default_settings,
-)
+import importlib as _importlib
+
+_TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`simulate --help`)
+if _TYPE_CHECKING:  # __all__, for the type checker
+    from bulkrunner.simulator.campaigns import (
+        default_email_accounts,
+        default_schedule,
+        default_status,
+    )
+    from bulkrunner.simulator.faults import FaultKind, FaultPlan
+    from bulkrunner.simulator.leads import seed_lead
+    from bulkrunner.simulator.operations import Schedule, email_account
+    from bulkrunner.simulator.running import Simulator, SimulatorThread, serve_forever
+    from bulkrunner.simulator.server import create_app
+    from bulkrunner.simulator.state import (
+        RequestRecord,
+        SimulatorConfig,
+        SimulatorState,
+        default_settings,
+    )
 
 __all__ = [
     "FaultKind",
@@ -90,3 +94,17 @@ __all__ = [
     "seed_lead",
     "serve_forever",
 ]
+
+# The modules that define the names of __all__, lightest first: a name is imported on first use
+# from the first that has it, so that `simulate --help` reads the fault kinds without aiohttp.
+_HOMES = ("faults", "operations", "state", "leads", "campaigns", "server", "running")
+
+
+def __getattr__(name: str) -> object:
+    if name in __all__:
+        for home in _HOMES:
+            module = _importlib.import_module(f"bulkrunner.simulator.{home}")
+            if name in vars(module):
+                globals()[name] = value = vars(module)[name]
+                return value
+    raise AttributeError(f"module 'bulkrunner.simulator' has no attribute {name!r}")

@@ -22,9 +22,9 @@ import zoneinfo
 from collections.abc import Callable, Collection, Container, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any
 
-from bulkrunner.operations.fields import FIELDS_BY_NAME
+from bulkrunner.operations.fields import FIELDS_BY_NAME, ScheduleShape
 from bulkrunner.simulator.validation import (
     BodyRejection,
     bad_request,
@@ -32,9 +32,6 @@ from bulkrunner.simulator.validation import (
     invalid,
     wrong_type,
 )
-
-ScheduleShape = Literal["nested", "flat", "both"]
-SCHEDULE_SHAPES: tuple[ScheduleShape, ...] = get_args(ScheduleShape)
 
 # A schedule write's two limits are the campaign's settings of the same meaning: they are stored
 # once, so a schedule write shows up wherever the settings show them, and the reverse.
@@ -80,13 +77,13 @@ class ScheduleWrite:
     settings: dict[str, int] = field(default_factory=dict)  # settings name -> value
 
 
-def validate_schedule(body: object, shape: ScheduleShape) -> ScheduleWrite | BodyRejection:
+def validate_schedule(body: object, shape: ScheduleShape | None) -> ScheduleWrite | BodyRejection:
     """The fields a schedule body sets, in either shape (or only ``shape``), or why it is
     refused."""
     if not isinstance(body, dict):
         return bad_request("Invalid JSON body")
     if "schedule" not in body:
-        if shape == "nested" and body:
+        if shape == ScheduleShape.NESTED and body:
             return bad_request(
                 "Expected the nested shape: fields inside a 'schedule' object (days 0=Sunday)"
             )
@@ -98,7 +95,7 @@ def validate_schedule(body: object, shape: ScheduleShape) -> ScheduleWrite | Bod
             )
         if name != "schedule":
             return invalid(f"Unknown field '{name}'", field=name, allowed=["schedule"])
-    if shape == "flat":
+    if shape == ScheduleShape.FLAT:
         return bad_request(
             "Expected the flat shape: fields at the top level with days_of_the_week (1=Monday)"
         )
@@ -116,7 +113,7 @@ def _schedule_fields(fields: dict[str, Any], prefix: str) -> ScheduleWrite | Bod
     for name, value in fields.items():
         label = prefix + name
         if name == other:
-            shape = "flat" if prefix else "nested"
+            shape = ScheduleShape.FLAT if prefix else ScheduleShape.NESTED
             return bad_request(
                 f"Field '{label}' belongs to the {shape} shape; this body uses '{days_name}'"
             )

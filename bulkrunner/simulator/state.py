@@ -10,10 +10,10 @@ from typing import Any, Literal, get_args
 
 from bulkrunner.limits.rates import max_in_window
 from bulkrunner.model import Rate, count
-from bulkrunner.operations.fields import Vocabulary
+from bulkrunner.operations.fields import ScheduleShape, Vocabulary
 from bulkrunner.simulator.faults import FaultPlan
 from bulkrunner.simulator.leads import LeadStore
-from bulkrunner.simulator.operations import SCHEDULE_SHAPES, Schedule, ScheduleShape
+from bulkrunner.simulator.operations import Schedule
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -41,8 +41,8 @@ class SimulatorConfig:
     # Retry-After (seconds) announced by the rate limit's own 429s; None: the whole seconds
     # until the window has room. SmartLead's documented 429 says "retry after 30 seconds".
     limit_retry_after: float | None = None
-    # Which schedule body shape POST /campaigns/{id}/schedule accepts: nested, flat or both.
-    schedule_shape: ScheduleShape = "both"
+    # The schedule body shape POST /campaigns/{id}/schedule accepts; None: both.
+    schedule_shape: ScheduleShape | None = None
     # Read scheduler_cron_value back as a string holding its JSON instead of an object.
     cron_as_string: bool = False
     sending_accounts: int = 50  # the account's sending accounts: email account ids 1..N
@@ -65,9 +65,11 @@ class SimulatorConfig:
     last_step_leads: Collection[str] = ()  # addresses on their last sequence step everywhere
 
     def __post_init__(self) -> None:
-        if self.schedule_shape not in SCHEDULE_SHAPES:
-            shapes = ", ".join(SCHEDULE_SHAPES)
-            raise ValueError(f"schedule_shape must be one of {shapes}, got {self.schedule_shape!r}")
+        if self.schedule_shape is not None and self.schedule_shape not in tuple(ScheduleShape):
+            shapes = " or ".join(ScheduleShape)
+            raise ValueError(
+                f"schedule_shape must be {shapes} (None: both), got {self.schedule_shape!r}"
+            )
         if self.sending_accounts < 0:
             raise ValueError(f"sending_accounts must be >= 0, got {self.sending_accounts}")
         if not (self.latency >= 0 and math.isfinite(self.latency)):

@@ -1,0 +1,171 @@
+"""``bulkrunner simulate``: the embedded SmartLead simulator in the foreground, with the faults,
+limits and shapes its flags ask for."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.errors import UsageError
+
+# `bulkrunner --help` imports no more than this: a command's options (the configuration's
+# declarations) when that command is given, logging, JSON and the rest once it is parsed.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
+if TYPE_CHECKING:
+    pass
+
+
+_BOTH = "both"  # the simulator takes either vocabulary, or either schedule shape
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    from bulkrunner.config.options import rate_argument
+    from bulkrunner.operations.fields import ScheduleShape, Vocabulary
+    from bulkrunner.simulator.faults import FAULT_KINDS
+
+    parser.add_argument("--port", type=int, default=8787, help="port on 127.0.0.1 (0: any free)")
+    parser.add_argument(
+        "--rate",
+        metavar="N/SECONDS",
+        action="append",
+        type=rate_argument,
+        help="the server's sliding-window limit; repeatable (default: none)",
+    )
+    parser.add_argument(
+        "--vocabulary",
+        choices=[*(v.value for v in Vocabulary), _BOTH],
+        default=Vocabulary.DOCUMENTED.value,
+        help="enum names POST accepts (default documented)",
+    )
+    parser.add_argument(
+        "--campaigns",
+        metavar="IDS",
+        help="campaigns that exist, e.g. 1-500,900 (default: every id)",
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, metavar="SECONDS", help="delay before every answer"
+    )
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="inbound network jitter: each request waits uniform(0, SECONDS) before the rate "
+        "limit counts it (default 0; seeded by --seed)",
+    )
+    parser.add_argument(
+        "--limit-retry-after",
+        type=float,
+        metavar="SECONDS",
+        help="Retry-After of the rate limit's 429s (default: the seconds until the window has "
+        "room; SmartLead says 30)",
+    )
+    for kind in FAULT_KINDS:
+        parser.add_argument(
+            f"--fault-{kind}",
+            type=float,
+            default=0.0,
+            metavar="P",
+            help=f"probability of a {kind} fault per POST",
+        )
+    parser.add_argument(
+        "--retry-after",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="Retry-After of injected 429s (default 1; see --limit-retry-after)",
+    )
+    parser.add_argument(
+        "--slow-seconds",
+        type=float,
+        default=35.0,
+        metavar="SECONDS",
+        help="how long a slow answer takes (default 35)",
+    )
+    parser.add_argument("--seed", type=int, help="seed for the fault and jitter draws")
+    shapes = ", ".join(f"{shape} ({shape.meaning})" for shape in ScheduleShape)
+    parser.add_argument(
+        "--schedule-shape",
+        choices=[*(shape.value for shape in ScheduleShape), _BOTH],
+        default=_BOTH,
+        help=f"schedule bodies accepted: {shapes} or {_BOTH} (default)",
+    )
+    parser.add_argument(
+        "--cron-as-string",
+        action="store_true",
+        help="read scheduler_cron_value back as a JSON string instead of an object",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+
+
+def simulate(args: argparse.Namespace) -> int:
+    from bulkrunner.model import Rate
+    from bulkrunner.operations.fields import ScheduleShape, Vocabulary
+    from bulkrunner.simulator import FaultPlan, SimulatorConfig, serve_forever
+    from bulkrunner.simulator.faults import FAULT_KINDS
+
+    rates = tuple(Rate.parse(text) for text in args.rate or ())
+    try:
+        faults = FaultPlan(
+            probabilities={
+                kind: p for kind in FAULT_KINDS if (p := getattr(args, f"fault_{kind}")) > 0
+            },
+            seed=args.seed,
+            retry_after=args.retry_after,
+            slow_seconds=args.slow_seconds,
+        )
+        config = SimulatorConfig(
+            api_key=os.environ.get(API_KEY_ENV) or "sim-key",
+            vocabulary=None if args.vocabulary == _BOTH else Vocabulary(args.vocabulary),
+            rates=rates,
+            campaigns=_campaigns(args.campaigns) if args.campaigns else None,
+            faults=faults,
+            latency=args.latency,
+            jitter=args.jitter,
+            jitter_seed=args.seed,
+            limit_retry_after=args.limit_retry_after,
+            schedule_shape=(
+                None if args.schedule_shape == _BOTH else ScheduleShape(args.schedule_shape)
+            ),
+            cron_as_string=args.cron_as_string,
+        )
+    except ValueError as exc:
+        raise UsageError(f"simulate: {exc}") from None
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"simulate: port must be between 0 and 65535, got {args.port}")
+    key_from = f"the key in {API_KEY_ENV}" if os.environ.get(API_KEY_ENV) else "the key sim-key"
+    try:
+        state = serve_forever(
+            config,
+            args.port,
+            lambda url: print(
+                f"SmartLead simulator listening on {url} (accepting {key_from}); Ctrl-C stops it",
+                flush=True,
+            ),
+        )
+    except OSError as exc:
+        raise UsageError(
+            f"simulate: cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc})"
+        ) from None
+    for line in state.summary(rates):
+        print(line, flush=True)
+    return 0
+
+
+_MOST_CAMPAIGNS = 1_000_000  # a simulated account lists them all in one answer
+
+
+def _campaigns(text: str) -> set[int]:
+    ranges: list[range] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            ranges.append(range(int(low), int(high or low) + 1))
+    except ValueError:
+        ranges = []
+    if not ranges or not all(ranges):  # (an empty range: 9-1)
+        raise UsageError(f"--campaigns: expected ids and ranges like 1-500,900, got {text!r}")
+    if sum(map(len, ranges)) > _MOST_CAMPAIGNS:
+        raise UsageError(f"--campaigns: at most {_MOST_CAMPAIGNS:,} campaigns, got {text!r}")
+    return {n for each in ranges for n in each}

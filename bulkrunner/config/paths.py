@@ -1,0 +1,271 @@
+"""Every file bulkrunner names, and the one way it replaces a file without ever leaving it torn.
+
+Beside a report, named after the report's whole name (``x.csv`` and ``x.json`` differ)::
+
+    reports/plan.csv                  the report, written when the run ends
+    reports/plan.csv.journal          the rows finished so far, while the run is unfinished
+    reports/plan.csv.lock             held while a run uses the report
+    reports/plan.csv.backup.parquet   the values the run changes, as they were (rollback's input)
+    reports/.plan.csv.tmp             a file being written, until it is moved into place
+
+Names that are not given carry the UTC time the command started (``TIMESTAMP``): a run's report
+``reports/<input stem>-<time>.csv``, a retry's ``reports/<earlier report stem>-retry-<time>.csv``,
+an export's ``exports/<operation>-<time>.csv``, and, when the report cannot be written where it
+should, ``bulkrunner-report-<time>.csv`` in the current folder. The locks of inputs and accounts
+are in this user's lock folder (``lock_folder``).
+
+A file that is replaced (a report, the backup, an export) is written to a temporary file beside
+it, flushed to disk, and renamed over it (``Staged``): a crash at any moment leaves the old file
+or the new one, never half of one.
+
+This module imports nothing heavy: the help of ``run`` names the default report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from bulkrunner.config.environment import LOCK_DIR_ENV, LOCKS_IN_HOME
+from bulkrunner.errors import UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from datetime import datetime
+    from types import TracebackType
+
+TIMESTAMP = "%Y%m%dT%H%M%SZ"  # 20261126T021500Z: sorts as time does, and is safe in a file name
+DATE = "%Y-%m-%d"
+REPORTS = Path("reports")  # the folder of the reports (and their journals...) not named
+EXPORTS = Path("exports")
+
+INPUT_FORMATS = (".csv", ".parquet")
+REPORT_FORMATS = (".csv", ".parquet", ".json", ".jsonl")
+EXPORT_FORMATS = INPUT_FORMATS  # an export is an input file of its operation
+
+JOURNAL_SUFFIX = ".journal"
+LOCK_SUFFIX = ".lock"
+BACKUP_SUFFIX = ".backup.parquet"
+
+DEFAULT_REPORT = f"{REPORTS.as_posix()}/<input stem>-<UTC time>.csv"  # as the help says it
+DEFAULT_EXPORT = f"{EXPORTS.as_posix()}/<operation>-<UTC time>.csv"
+
+
+def stamp(now: datetime) -> str:
+    """``now`` (UTC) as default names carry it."""
+    return f"{now:{TIMESTAMP}}"
+
+
+def expand_template(path: str, now: datetime) -> str:
+    """``{timestamp}`` (20261126T021500Z) and ``{date}`` (2026-11-26) in a path, in UTC."""
+    return path.replace("{timestamp}", stamp(now)).replace("{date}", f"{now:{DATE}}")
+
+
+def template_glob(template: str) -> str:
+    """The glob pattern of every name ``template`` gives (its fields any text)."""
+    import glob
+
+    parts = template.replace("{date}", "{timestamp}").split("{timestamp}")
+    return "*".join(glob.escape(part) for part in parts)
+
+
+def default_report_path(input_path: Path, now: datetime) -> Path:
+    return REPORTS / f"{input_path.stem}-{stamp(now)}.csv"
+
+
+def retry_report_path(earlier_report: Path, now: datetime) -> Path:
+    return REPORTS / f"{earlier_report.stem}-retry-{stamp(now)}.csv"
+
+
+def fallback_report_path(now: datetime) -> Path:
+    """Where a report goes when it cannot be written where it should (a full or read-only disk)."""
+    return Path.cwd() / f"bulkrunner-report-{stamp(now)}.csv"
+
+
+def default_export_path(operation: str, now: datetime) -> Path:
+    return EXPORTS / f"{operation}-{stamp(now)}.csv"
+
+
+def journal_path(report: Path) -> Path:
+    return report.with_name(report.name + JOURNAL_SUFFIX)
+
+
+def report_of_journal(journal: Path) -> Path:
+    return journal.with_name(journal.name.removesuffix(JOURNAL_SUFFIX))
+
+
+def lock_path(report: Path) -> Path:
+    return report.with_name(report.name + LOCK_SUFFIX)
+
+
+def backup_path(report: Path) -> Path:
+    return report.with_name(report.name + BACKUP_SUFFIX)
+
+
+def is_backup(path: Path) -> bool:
+    return path.name.endswith(BACKUP_SUFFIX)
+
+
+def unused(path: Path) -> Path:
+    """``path``, or ``<stem>-2``, ``-3``... if a run already has a file, a journal or a backup
+    there: two commands started in the same second must not share a default name."""
+    candidate, number = path, 1
+    while any(p.exists() for p in (candidate, journal_path(candidate), backup_path(candidate))):
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate
+
+
+def temporary(target: Path, tag: str = "") -> Path:
+    """The temporary file ``target`` is written to before it is moved into place: hidden, beside
+    it (a rename within a folder is atomic), ``.<name>[.<tag>].tmp``; a ``tag`` (a process id, a
+    part number) tells several apart."""
+    return target.with_name(f".{target.name}{f'.{tag}' if tag else ''}.tmp")
+
+
+# --- replacing a file ---------------------------------------------------------------------------
+
+
+class Staged:
+    """A file on its way to ``target``: written to ``tmp`` (``temporary(target, tag)``), then
+    ``commit`` flushes it to disk, renames it over ``target`` and flushes the folder, so that
+    after a crash at any moment ``target`` is the old file or the new one. Leaving the ``with``
+    block without committing removes ``tmp``."""
+
+    def __init__(self, target: Path, tag: str = "") -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.target = target
+        self.tmp = temporary(target, tag)
+        self.committed = False
+
+    def commit(self) -> Path:
+        """Move ``tmp`` (written and closed) into place; on failure ``tmp`` is removed."""
+        try:
+            with self.tmp.open("rb") as written:
+                os.fsync(written.fileno())
+            os.replace(self.tmp, self.target)
+        except BaseException:
+            self.discard()
+            raise
+        self.committed = True
+        _sync_folder(self.target.parent)
+        return self.target
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> Staged:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if not self.committed:
+            self.discard()
+
+
+def replace_atomically(target: Path, write: Callable[[Path], object]) -> Path:
+    """``write(tmp)`` writes the whole new file to ``tmp``, which then replaces ``target``
+    (see ``Staged``); if ``write`` fails, ``target`` is left as it was and ``tmp`` removed."""
+    with Staged(target) as staged:
+        write(staged.tmp)
+        return staged.commit()
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (the rename just made) to disk. Windows cannot open a folder
+    so: there the rename is as durable as the file system makes it."""
+    if sys.platform == "win32":
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# --- checks before anything is sent -------------------------------------------------------------
+
+
+def check_writable(path: Path, what: str, formats: Sequence[str]) -> None:
+    """Refuse, before anything is read or sent, a ``what`` file (a report, an export) that
+    could not be written: a format not in ``formats``, a folder, a place inside a file or
+    without write permission."""
+    if path.suffix.lower() not in formats:
+        raise UsageError(
+            f"{path}: unsupported {what} format {path.suffix or '(no extension)'!r}; "
+            f"use {or_list(formats)}"
+        )
+    if path.is_dir():
+        raise UsageError(f"{path}: {what} path is a directory")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():  # (its folders would be made inside a file: they cannot be)
+        raise UsageError(f"{path}: cannot write the {what} there: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{path}: cannot write the {what} there (permission denied)")
+
+
+def check_report_path(path: Path) -> None:
+    """Refuse, before anything is sent, a report that could not be written."""
+    check_writable(path, "report", REPORT_FORMATS)
+
+
+def or_list(formats: Sequence[str]) -> str:
+    """``.csv, .parquet or .json``."""
+    return formats[0] if len(formats) == 1 else f"{', '.join(formats[:-1])} or {formats[-1]}"
+
+
+# --- the lock folder ----------------------------------------------------------------------------
+
+
+def lock_folder() -> Path:
+    """This user's folder of the locks that are not beside a report.
+
+    It is the same for every process of the user whatever its environment: cron and a shell
+    differ in ``TMPDIR`` and the ``XDG_*`` variables, not in the user's home, so it is
+    ``LOCKS_IN_HOME`` in the home the user database gives (``%LOCALAPPDATA%`` on Windows), or
+    ``$BULKRUNNER_LOCK_DIR``."""
+    override = os.environ.get(LOCK_DIR_ENV)
+    if override:
+        return Path(override).expanduser().absolute()
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        base = Path(local) if local else Path.home() / "AppData" / "Local"
+        return base / "bulkrunner" / "locks"
+    return _home() / LOCKS_IN_HOME
+
+
+def _home() -> Path:
+    """The user's home as the user database has it (cron's ``HOME`` is that one; a ``sudo``
+    may keep another's), else ``HOME``. (POSIX only.)"""
+    import pwd
+
+    try:
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:  # a uid the database does not know (a container's)
+        return Path.home()
+
+
+def input_lock_path(input_path: Path) -> Path:
+    """The lock of every run of ``input_path``, wherever their reports go."""
+    key = hashlib.sha256(str(input_path.resolve()).encode()).hexdigest()[:24]
+    return lock_folder() / f"input-{key}{LOCK_SUFFIX}"
+
+
+def account_lock_path(base_url: str, key: str) -> Path:
+    """The lock every run using an account holds: keyed on the server of its base URL (however
+    that is written) and its key, hashed (one-way: the key is not in the name), so that the same
+    key under two names, or on one server written two ways, is one account."""
+    from bulkrunner.config.baseurl import server
+
+    material = f"bulkrunner account\0{server(base_url)}\0{key}".encode()
+    digest = hashlib.sha256(material).hexdigest()[:24]
+    return lock_folder() / f"account-{digest}{LOCK_SUFFIX}"
