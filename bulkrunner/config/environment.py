@@ -9,6 +9,7 @@ from collections.abc import MutableMapping  # (loaded with os, at any interprete
 API_KEY_ENV = "SMARTLEAD_API_KEY"  # a secret: see bulkrunner/redaction.py
 BASE_URL_ENV = "SMARTLEAD_BASE_URL"
 LOCK_DIR_ENV = "BULKRUNNER_LOCK_DIR"  # where the locks of inputs and accounts are (see locking)
+STATE_DIR_ENV = "BULKRUNNER_STATE_DIR"  # where the state store is (bulkrunner.records.store)
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"  # Arrow's allocator, read as pyarrow is imported
 
 VARIABLES = {  # each variable bulkrunner reads, and what for (the reference docs list them)
@@ -17,6 +18,8 @@ VARIABLES = {  # each variable bulkrunner reads, and what for (the reference doc
     BASE_URL_ENV: "the API base URL when `--base-url` is not given (else SmartLead's)",
     LOCK_DIR_ENV: "where the locks of inputs and accounts are (default "
     "`~/.local/state/bulkrunner/locks`; see [Recovery](../how-to/recovery.md))",
+    STATE_DIR_ENV: "the folder of the state store, `state.sqlite3` (default "
+    "`~/.local/state/bulkrunner`; see [The state store](../design/state-store.md))",
     ARROW_POOL_ENV: "Arrow's allocator (`mimalloc`, `jemalloc` or `system`); unset, `run`, "
     "`retry` and `rollback` choose `jemalloc` on Linux",
 }

@@ -3,15 +3,15 @@
 A run holds two locks: ``<report>.lock`` beside its report, and one keyed on its input's resolved
 path, in this user's lock folder (``lock_folder``), so that two runs of the same job are refused
 even when their reports differ (a ``{timestamp}`` in the name). A run that sends also holds one
-lock per account it uses (``bulkrunner.config.accounts.account_lock_path``: a hash of its server and
-key), so that two runs never together exceed one account's limits.
+lock per account it uses (``account_lock_path``: named by ``places.account_id``, a hash of its
+server and key), so that two runs never together exceed one account's limits.
 
-The lock folder is the same for every process of the user whatever its environment: cron and a
-shell differ in ``TMPDIR`` and the ``XDG_*`` variables, not in the user's home, so it is
-``~/.local/state/bulkrunner/locks`` of the home the user database gives (``%LOCALAPPDATA%`` on
-Windows), or ``$BULKRUNNER_LOCK_DIR``. It is created with mode 0700 and, before each lock in it,
-checked to be a folder (not a link) of this user's that no one else may write in: another local
-user can neither plant a lock there to block runs nor a link for a run to truncate a file. A lock
+The lock folder is the same for every process of the user whatever its environment: ``locks`` in
+the user's bulkrunner folder (``places.user_folder``: ``~/.local/state/bulkrunner/locks`` of the
+home the user database gives), or ``$BULKRUNNER_LOCK_DIR``. It is created with mode 0700 and,
+before each lock in it, checked to be a folder (not a link) of this user's that no one else may
+write in: another local user can neither plant a lock there to block runs nor a link for a run
+to truncate a file. A lock
 file, there or beside a report, is opened without following a symbolic link and must be a
 regular file.
 
@@ -38,9 +38,9 @@ from types import TracebackType
 from typing import IO
 
 from bulkrunner.config.accounts import Account
-from bulkrunner.config.baseurl import server
 from bulkrunner.config.environment import LOCK_DIR_ENV
 from bulkrunner.errors import RunInProgress, UsageError
+from bulkrunner.records.places import account_id, private_folder_problem, user_folder
 
 if sys.platform == "win32":
     import msvcrt
@@ -65,20 +65,13 @@ def lock_folder() -> Path:
     override = os.environ.get(LOCK_DIR_ENV)
     if override:
         return Path(override).expanduser().absolute()
-    if sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA")
-        base = Path(local) if local else Path.home() / "AppData" / "Local"
-        return base / "bulkrunner" / "locks"
-    return _home() / ".local" / "state" / "bulkrunner" / "locks"
+    return user_folder() / "locks"
 
 
 def account_lock_path(account: Account, key: str) -> Path:
-    """The lock every run using this account holds: keyed on the server of its base URL (however
-    that is written) and its key, hashed (one-way: the key is not in the name), so that the same
-    key under two names, or on one server written two ways, is one account."""
-    material = f"bulkrunner account\0{server(account.base_url)}\0{key}".encode()
-    digest = hashlib.sha256(material).hexdigest()[:24]
-    return lock_folder() / f"account-{digest}.lock"
+    """The lock every run using this account holds, named by the account (``account_id``: the
+    same key under two names, or on one server written two ways, is one account)."""
+    return lock_folder() / f"account-{account_id(account.base_url, key)}.lock"
 
 
 def lock_accounts(
@@ -96,39 +89,16 @@ def lock_accounts(
         stack.enter_context(lock)
 
 
-def _home() -> Path:
-    """The user's home as the user database has it (cron's ``HOME`` is that one; a ``sudo``
-    may keep another's), else ``HOME``. (POSIX only.)"""
-    import pwd
-
-    try:
-        return Path(pwd.getpwuid(os.getuid()).pw_dir)
-    except KeyError:  # a uid the database does not know (a container's)
-        return Path.home()
-
-
 def _private_folder(folder: Path) -> None:
     """Create ``folder`` for this user alone (0700), or check that it is still: a folder, not
     a symbolic link, this user's, that no one else may write in. A UsageError (exit 2) if not."""
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            folder.mkdir(mode=0o700)
-        found = os.lstat(folder)
+        problem = private_folder_problem(folder)
     except OSError as exc:
         raise UsageError(
             f"{folder}: cannot create the lock folder ({exc.strerror or exc}); set "
             f"{LOCK_DIR_ENV} to a folder of yours; nothing was sent"
         ) from None
-    problem = ""
-    if stat.S_ISLNK(found.st_mode):
-        problem = "is a symbolic link"
-    elif not stat.S_ISDIR(found.st_mode):
-        problem = "is not a folder"
-    elif sys.platform != "win32" and found.st_uid != os.geteuid():
-        problem = f"belongs to another user (uid {found.st_uid})"
-    elif sys.platform != "win32" and found.st_mode & 0o022:
-        problem = f"may be written by other users (mode {stat.S_IMODE(found.st_mode):04o})"
     if problem:
         raise UsageError(
             f"{folder}: the lock folder {problem}: another user could block or redirect runs; "

@@ -1,0 +1,382 @@
+"""The state store: one SQLite database per user that every bulkrunner process shares, holding
+what one command must know of the ones before it and beside it (the requests sent on each
+account: ``budget``; runs and the changes they applied: ``history``). It never holds a key: an
+account is named by ``places.account_id``.
+
+Where: ``state.sqlite3`` in ``--state-dir`` (or a job file's ``state_dir``) when given, else
+``$BULKRUNNER_STATE_DIR``, else the user's bulkrunner folder (``places.user_folder``:
+``~/.local/state/bulkrunner`` on Linux). The folder is made for this user alone (0700) and
+checked as the lock folder is; the file is made 0600.
+
+How: WAL journaling (readers never block the writer nor each other; one writer at a time), a
+busy timeout (a process waits its turn to write rather than fail), every write in one short
+``BEGIN IMMEDIATE`` transaction (``StateStore.write``: it takes the write lock before reading,
+so what it reads cannot change before it writes), foreign keys enforced. The schema carries its
+version (``schema_version``); an older store is migrated forward on opening, a newer one is
+refused.
+
+A store that cannot be used (not a database, damaged, a newer schema, a folder that cannot be
+made or written) raises ``StoreError``: one line naming the file and the fix, exit 2, and
+``--no-state`` runs without the store.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+from bulkrunner.config.environment import STATE_DIR_ENV
+from bulkrunner.errors import UsageError
+from bulkrunner.records.places import private_folder_problem, user_folder
+
+DATABASE = "state.sqlite3"
+# Seconds a process waits for another's write transaction before giving up. Transactions last
+# microseconds (a claim) to a few hundred milliseconds (a batch of 10,000 changes): a wait this
+# long means a process is stuck holding the lock, not busy.
+BUSY_TIMEOUT = 10.0
+_NO_STATE = "or run with --no-state"
+
+# Each entry moves the schema one version forward (entry i makes version i + 1). A released
+# entry is never edited: a change to the schema is a new entry.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        # An account as a limiter knows it: ``identity`` is places.account_id (never the key);
+        # ``reach``, the seconds of its requests kept (the widest window any limiter held on
+        # it, plus its guard); ``paused_until``, when a 429's Retry-After lets requests go again.
+        """CREATE TABLE accounts (
+            id INTEGER PRIMARY KEY,
+            identity TEXT NOT NULL UNIQUE,
+            reach REAL NOT NULL DEFAULT 0,
+            paused_until REAL NOT NULL DEFAULT 0
+        )""",
+        # Every request sent on an account, numbered in the order recorded (``seq``), at a time
+        # that never decreases with ``seq`` (see budget): the N-th latest is found by its number.
+        """CREATE TABLE requests (
+            account INTEGER NOT NULL REFERENCES accounts (id),
+            seq INTEGER NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (account, seq)
+        ) WITHOUT ROWID""",
+        # A run of any command; ``finished_at`` is NULL until it finishes (or forever, if it was
+        # killed). ``accounts``: a JSON array of {"name", "account"} (the identity).
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            command TEXT NOT NULL,
+            operation TEXT,
+            of_run INTEGER REFERENCES runs (id),
+            input_path TEXT,
+            input_sha256 TEXT,
+            accounts TEXT NOT NULL,
+            pid INTEGER,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            counts TEXT,
+            exit_code INTEGER,
+            report_path TEXT,
+            backup_path TEXT
+        )""",
+        "CREATE INDEX runs_by_start ON runs (started_at)",
+        # A field of a campaign that a run changed; ``before`` and ``after`` are JSON.
+        """CREATE TABLE changes (
+            run INTEGER NOT NULL REFERENCES runs (id),
+            at REAL NOT NULL,
+            account INTEGER NOT NULL REFERENCES accounts (id),
+            campaign INTEGER NOT NULL,
+            field TEXT NOT NULL,
+            before TEXT NOT NULL,
+            after TEXT NOT NULL
+        )""",
+        "CREATE INDEX changes_by_campaign ON changes (campaign, at)",
+        "CREATE INDEX changes_by_run ON changes (run)",
+    ),
+)
+
+
+class StoreError(UsageError):
+    """The state store cannot be used: one line naming its file and the fix (exit 2)."""
+
+
+def state_folder(folder: Path | None = None) -> Path:
+    """The folder of the state store: ``folder`` when given, else ``$BULKRUNNER_STATE_DIR``,
+    else the user's bulkrunner folder."""
+    if folder is None:
+        override = os.environ.get(STATE_DIR_ENV)
+        if not override:
+            return user_folder()
+        folder = Path(override)
+    return folder.expanduser().absolute()
+
+
+class StateStore:
+    """An open state store: ``with StateStore.open() as store: ...``.
+
+    One connection, usable from any thread of the process (its transactions take turns);
+    every process opens its own."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._connection = connection
+        self._lock = threading.RLock()  # one transaction at a time on the connection
+        # account -> its row and reach, as committed; and as the open transaction has them
+        self._accounts: dict[str, tuple[int, float]] = {}
+        self._pending: dict[str, tuple[int, float]] = {}
+
+    @classmethod
+    def open(cls, folder: Path | None = None) -> StateStore:
+        """Open (creating or migrating it if need be) the store in ``state_folder(folder)``;
+        StoreError if it cannot be used."""
+        where = state_folder(folder)
+        try:
+            problem = private_folder_problem(where)
+        except OSError as exc:
+            raise StoreError(
+                f"{where}: cannot create the state folder ({exc.strerror or exc}): set "
+                f"{STATE_DIR_ENV} or --state-dir to a folder of yours, {_NO_STATE}"
+            ) from None
+        if problem:
+            why = "" if problem == "is not a folder" else ": another user could change it"
+            raise StoreError(
+                f"{where}: the state folder {problem}{why}; move it aside (a folder of yours "
+                f"alone is made in its place), set {STATE_DIR_ENV} or --state-dir to a folder "
+                f"of yours, {_NO_STATE}"
+            )
+        path = where / DATABASE
+        _create_file(path)
+        try:
+            connection = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise _store_error(path, exc) from None
+        store = cls(path, connection)
+        try:
+            with store._guarded():
+                store._configure()
+                store._migrate()
+        except BaseException:
+            connection.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def version(self) -> int:
+        """The schema version of the store."""
+        with self.read() as db:
+            return _version(db)
+
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """A failure of the store inside (``_failing``) becomes a StoreError naming it."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if _failing(exc):
+                raise _store_error(self.path, exc) from None
+            raise
+
+    def write(self) -> Transaction:
+        """``with store.write() as db:`` one write transaction, taken before anything is read
+        (``BEGIN IMMEDIATE``): committed when the block ends, rolled back if it raises."""
+        return Transaction(self, "BEGIN IMMEDIATE")
+
+    def read(self) -> Transaction:
+        """``with store.read() as db:`` reads that see one state of the store (writers go on)."""
+        return Transaction(self, "BEGIN")
+
+    def account(self, db: sqlite3.Connection, identity: str, reach: float = 0.0) -> int:
+        """The row of the account ``identity`` (``places.account_id``) in the open transaction
+        ``db``, made if need be, its reach (see ``budget``) at least ``reach``. Remembered once
+        the transaction commits, so that most transactions need not ask."""
+        known = self._pending.get(identity) or self._accounts.get(identity)
+        if known is not None and known[1] >= reach:
+            return known[0]
+        db.execute(
+            "INSERT INTO accounts (identity, reach) VALUES (?, ?) ON CONFLICT (identity) "
+            "DO UPDATE SET reach = max(reach, excluded.reach)",
+            (identity, reach),
+        )
+        key, recorded = db.execute(
+            "SELECT id, reach FROM accounts WHERE identity = ?", (identity,)
+        ).fetchone()
+        self._pending[identity] = (key, recorded)
+        return int(key)
+
+    def _configure(self) -> None:
+        db = self._connection
+        db.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode, NORMAL writes each commit to the WAL file (the system's page cache) and
+        # syncs it to the disk only at checkpoints. A process killed at any moment, kill -9
+        # included, loses nothing it committed: the page cache is the system's, and it reaches
+        # the disk. Only the system crashing or losing power can take the latest commits back,
+        # never the store's consistency (WAL frames carry checksums). FULL would sync every
+        # commit: hundreds of microseconds for each request claimed, to guard the last second
+        # of a rate ledger against a power cut.
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+
+    def _migrate(self) -> None:
+        with self.write() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")
+            found = _version(db)
+            if found > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path}: the state store was written by a newer bulkrunner (schema "
+                    f"{found}; this one knows up to {len(MIGRATIONS)}): upgrade bulkrunner, "
+                    f"{_NO_STATE}"
+                )
+            if found == 0 and _foreign_tables(db):
+                raise StoreError(
+                    f"{self.path}: not a bulkrunner state store (an SQLite database of other "
+                    f"tables): move it aside or choose another --state-dir, {_NO_STATE}"
+                )
+            for version in range(found + 1, len(MIGRATIONS) + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            # A write, so that a store SQLite could only open for reading (a write-protected
+            # file) is refused now rather than at a run's first request.
+            db.execute("UPDATE schema_version SET version = version WHERE version = ?", (found,))
+
+
+class Transaction:
+    """A transaction on a store's connection, the store's lock held throughout; any SQLite
+    error in it is a StoreError. (A class, not a generator: a request's claim is one, and this
+    costs a third of what two nested context managers did.)"""
+
+    __slots__ = ("_begin", "_store")
+
+    def __init__(self, store: StateStore, begin: str) -> None:
+        self._store = store
+        self._begin = begin
+
+    def __enter__(self) -> sqlite3.Connection:
+        store = self._store
+        store._lock.acquire()
+        try:
+            store._connection.execute(self._begin)
+        except BaseException as exc:
+            store._lock.release()
+            if isinstance(exc, sqlite3.Error) and _failing(exc):
+                raise _store_error(store.path, exc) from None
+            raise
+        return store._connection
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        store = self._store
+        db = store._connection
+        try:
+            if exc is None:
+                db.execute("COMMIT")
+                store._accounts.update(store._pending)
+            elif db.in_transaction:
+                db.rollback()
+        except sqlite3.Error as ending:
+            if db.in_transaction:
+                db.rollback()
+            raise _store_error(store.path, ending) from None
+        finally:
+            store._pending.clear()
+            store._lock.release()
+        if isinstance(exc, sqlite3.Error) and _failing(exc):
+            raise _store_error(store.path, exc) from None
+
+
+def _failing(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` is the store failing (unreadable, damaged, locked, full, unwritable:
+    OperationalError, or DatabaseError itself), not a statement at fault (IntegrityError,
+    ProgrammingError...: a bug, left to be one)."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+def _version(db: sqlite3.Connection) -> int:
+    found = db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    return int(found or 0)
+
+
+def _foreign_tables(db: sqlite3.Connection) -> Sequence[str]:
+    rows = db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' "
+        "AND name NOT IN ('schema_version', 'sqlite_sequence')"
+    ).fetchall()
+    return [str(name) for (name,) in rows]
+
+
+_CREATE_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _create_file(path: Path) -> None:
+    """Make ``path`` for this user alone (0600; SQLite gives its WAL and shared-memory files
+    the same mode) unless it is there; StoreError if it is there but not a regular file."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        found = None
+    except OSError as exc:
+        raise _store_error(path, exc) from None
+    if found is not None:
+        if not stat.S_ISREG(found.st_mode):
+            raise StoreError(
+                f"{path}: the state store must be a regular file, not "
+                f"{'a symbolic link' if stat.S_ISLNK(found.st_mode) else 'a folder or device'}: "
+                f"move it aside (a new store is made in its place), {_NO_STATE}"
+            )
+        return
+    try:
+        os.close(os.open(path, _CREATE_FLAGS, 0o600))
+    except OSError as exc:
+        raise _store_error(path, exc) from None
+
+
+def _store_error(path: Path, exc: sqlite3.Error | OSError) -> StoreError:
+    """What a failure of the store at ``path`` tells the user: what is wrong, and the fix."""
+    if isinstance(exc, OSError):
+        return StoreError(
+            f"{path}: cannot create the state store ({exc.strerror or exc}): make its folder "
+            f"writable or set {STATE_DIR_ENV} or --state-dir to a folder of yours, {_NO_STATE}"
+        )
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_NOTADB":
+        problem, fix = "not a bulkrunner state store (not an SQLite database)", _ASIDE
+    elif name.startswith("SQLITE_CORRUPT"):
+        problem, fix = f"the state store is damaged ({exc})", _ASIDE
+    elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        problem = f"the state store stayed locked by another process for {BUSY_TIMEOUT:g}s"
+        fix = "try again once the other bulkrunner has finished"
+    elif name.startswith("SQLITE_FULL"):
+        problem, fix = "the state store cannot grow: the disk is full", "free some space"
+    else:  # SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_IOERR, SQLITE_PERM...
+        problem = f"cannot use the state store ({exc})"
+        fix = (
+            f"make it and its folder writable or set {STATE_DIR_ENV} or --state-dir to a "
+            "folder of yours"
+        )
+    return StoreError(f"{path}: {problem}: {fix}, {_NO_STATE}")
+
+
+_ASIDE = "move it aside (a new store is made in its place)"
