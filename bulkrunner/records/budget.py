@@ -203,13 +203,12 @@ def _room(
     found = db.execute(_query(len(rates), many), parameters).fetchone()
     paused, last, at = found[:3]
     room, wait = (most, 0.0) if paused <= now else (0, paused - now)
-    step = 2 if many else 1
-    for (_, start), first, blocked in zip(
-        bounds, found[3::step], found[4::2] if many else [0] * len(bounds), strict=True
-    ):
-        if first is not None:
-            wait = max(wait, first - start)
-            room = min(room, most - blocked) if many else 0
+    for i, (_, start) in enumerate(bounds):
+        first = found[3 + (2 * i if many else i)]
+        if first is not None:  # the N-th latest is in the window: nothing may go
+            room, wait = 0, max(wait, first - start)
+        elif many:  # each of the next latest in the window holds one back
+            room = min(room, most - found[4 + 2 * i])
     return room, wait, (last or 0), (float("-inf") if at is None else at)
 
 
