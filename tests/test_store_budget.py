@@ -137,6 +137,22 @@ def test_a_reservation_grants_what_every_window_has_room_for(store: StateStore) 
         ledger.reserve(ACME, rates, T0 + 3, most=1, until=T0 + 2)
 
 
+def test_a_reservation_counts_each_request_still_in_the_window(store: StateStore) -> None:
+    ledger = Ledger(store)
+    rates = [Rate(4, 1)]
+    for at in (T0, T0 + 0.6, T0 + 0.7, T0 + 0.8):
+        assert ledger.claim(ACME, rates, at) == 0.0
+    assert ledger.reserve(ACME, rates, T0 + 1.05, most=4).granted == 1  # 3 still in it
+    assert ledger.reserve(ACME, rates, T0 + 1.65, most=4).granted == 1  # .7, .8, 1.05
+    assert ledger.reserve(ACME, rates, T0 + 1.85, most=4).granted == 2  # 1.05, 1.65
+    # a reservation is one record of its requests: part of one may have left the window
+    assert ledger.reserve(OTHER, rates, T0, most=3).granted == 3
+    assert ledger.claim(OTHER, rates, T0 + 0.5) == 0.0
+    assert ledger.reserve(OTHER, rates, T0 + 0.9, most=4).wait == pytest.approx(0.1)
+    assert ledger.reserve(OTHER, rates, T0 + 1.0, most=4).granted == 3
+    assert ledger.recent(OTHER, 0.0) == [T0] * 3 + [T0 + 0.5] + [T0 + 1.0] * 3
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_requests_sent_any_time_within_their_reservations_hold_every_window(
     tmp_path: Path, seed: int

@@ -79,8 +79,9 @@ def _out(process: subprocess.Popen[str]) -> IO[str]:
 def test_processes_claiming_at_once_never_overfill_a_window(
     tmp_path: Path, rates: list[str], most: int, lease: float
 ) -> None:
-    """Four processes claim at each of the same 300 moments (each reservation's requests sent
-    at the last moment it allows, the worst case for the windows that follow)."""
+    """Four processes claim at each of the same 300 moments; the requests granted, sent all
+    at the moment they were asked for or all at the last moment their reservation allows, never
+    overfill a window."""
     times = [T0 + n * 0.02 for n in range(300)]
     job: dict[str, Any] = {"kind": "claim", "folder": str(tmp_path / "state"), "account": ACME}
     job |= {"rates": rates, "guard": 0.0, "most": most, "lease": lease, "times": times}

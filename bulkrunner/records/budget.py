@@ -19,11 +19,12 @@ after ``now``, so it starts after ``now - S``; every other request sent in it wa
 earlier, no earlier than it was sent, so later than ``now - S``: at most N - k of them, and k of
 this claim. At most N.
 
-Each account's requests are numbered in the order they are recorded (``seq``), and a request is
-recorded at the later of its own time and the account's latest, so times never decrease with
-numbers and the N-th latest is one lookup by number. Recording a request later than it was sent
-is safe (it only holds the windows longer): a process whose clock read came just before
-another's claim loses that instant, no more.
+Each account's requests are numbered in the order they are recorded, and a request is recorded
+at the later of its own time and the account's latest, so times never decrease with numbers and
+the N-th latest is one lookup by number (a reservation's requests are one row, holding the
+numbers up to its ``seq``). Recording a request later than it was sent is safe (it only holds
+the windows longer): a process whose clock read came just before another's claim loses that
+instant, no more.
 
 Times are wall-clock seconds (``time.time()``), the clock every process of the machine shares,
 always passed in by the caller: nothing here reads a clock. A request older than the account's
@@ -103,11 +104,7 @@ class Ledger:
             room, wait, last, at = _room(db, key, rates, now, guard, most)
             if room == 0:
                 return Reservation(0, until, wait)
-            at = max(until, at)
-            if room == 1:
-                db.execute(_INSERT, (key, last + 1, at))
-            else:
-                db.executemany(_INSERT, [(key, n, at) for n in range(last + 1, last + room + 1)])
+            db.execute(_INSERT, (key, last + room, room, max(until, at)))
             if (last + room) // _PRUNE_EVERY != last // _PRUNE_EVERY:
                 _prune(db, key, now)
         return Reservation(room, until)
@@ -118,11 +115,15 @@ class Ledger:
         ``rates``: the windows they were held to (how far back they matter)."""
         with self._store.write() as db:
             key = self._store.account(db, account, reach(rates))
-            _, _, last, at = _room(db, key, (), 0.0, 0.0, 0)
-            rows = []
-            for seq, time in enumerate(sorted(times), start=last + 1):
+            _, _, last, at = _room(db, key, (), 0.0, 0.0, 1)
+            rows: list[tuple[int, int, int, float]] = []
+            for time in sorted(times):
                 at = max(at, time)
-                rows.append((key, seq, at))
+                last += 1
+                if rows and rows[-1][3] == at:  # one row for the requests of one time
+                    rows[-1] = (key, last, rows[-1][2] + 1, at)
+                else:
+                    rows.append((key, last, 1, at))
             db.executemany(_INSERT, rows)
 
     def recent(self, account: str, since: float) -> list[float]:
@@ -130,11 +131,11 @@ class Ledger:
         (e.g. to seed a limiter of this process with them)."""
         with self._store.read() as db:
             rows = db.execute(
-                "SELECT r.at FROM requests r JOIN accounts a ON a.id = r.account "
+                "SELECT r.at, r.n FROM requests r JOIN accounts a ON a.id = r.account "
                 "WHERE a.identity = ? AND r.at >= ? ORDER BY r.seq",
                 (account, since),
             ).fetchall()
-        return [at for (at,) in rows]
+        return [at for at, n in rows for _ in range(n)]
 
     def pause(self, account: str, until: float) -> None:
         """No claim on ``account`` succeeds before ``until`` (a 429's Retry-After: the account's
@@ -153,23 +154,34 @@ class Ledger:
             return sum(_prune(db, key, now) for key in keys)
 
 
-_INSERT = "INSERT INTO requests (account, seq, at) VALUES (?, ?, ?)"
+_INSERT = "INSERT INTO requests (account, seq, n, at) VALUES (?, ?, ?, ?)"
 
 # In one statement (a claim is on every request's path): the account's pause, the number and
-# time of its latest request, and for each window N/S (parameters N and now - S - guard) the
-# time of the N-th latest request if it is later than now - S - guard (then a request granted
-# now would be the N + 1-th in a window: it must wait until that one is S + guard old); with
-# ``most`` (?2) above 1, also how many of the requests numbered last - N + 1 .. last - N + most
-# are later than now - S - guard (each holds back one of the ``most``).
+# time of its latest request, and for each window N/S (parameters N and now - S - guard):
+# - the time of the N-th latest request (number last - N + 1: the target) if it is later than
+#   now - S - guard (then a request granted now would be the N + 1-th in a window: it must wait
+#   until that one is S + guard old);
+# - with ``most`` (?2) above 1: the number of the first request from the target on that is
+#   later than now - S - guard (each from it on holds back one of the ``most``): of the rows
+#   numbered below target + most - 1, the first later than that; else the row holding number
+#   target + most - 1, if it is; else target + most (none). Times never decrease with numbers:
+#   a few rows are read, however many requests the window holds.
 _ROOM = (
     "SELECT a.paused_until, r.seq, r.at{} FROM accounts a LEFT JOIN requests r "
     "ON r.account = a.id AND r.seq = (SELECT max(seq) FROM requests WHERE account = a.id) "
     "WHERE a.id = ?1"
 )
-_FIRST = ", (SELECT at FROM requests WHERE account = ?1 AND seq = r.seq - ?{n} + 1 AND at > ?{t})"
+_TARGET = "r.seq - ?{n} + 1"
+_FIRST = (
+    ", (SELECT CASE WHEN seq - n + 1 <= {target} AND at > ?{t} THEN at END FROM requests "
+    "WHERE account = ?1 AND seq >= {target} ORDER BY seq LIMIT 1)"
+)
 _BLOCKED = (
-    ", (SELECT count(*) FROM requests WHERE account = ?1 AND seq BETWEEN r.seq - ?{n} + 1 "
-    "AND r.seq - ?{n} + ?2 AND at > ?{t})"
+    ", coalesce((SELECT max(seq - n + 1, {target}) FROM requests WHERE account = ?1 "
+    "AND seq >= {target} AND seq < {target} + ?2 - 1 AND at > ?{t} ORDER BY seq LIMIT 1), "
+    "(SELECT CASE WHEN at > ?{t} THEN max(seq - n + 1, {target}) END FROM requests "
+    "WHERE account = ?1 AND seq >= {target} + ?2 - 1 ORDER BY seq LIMIT 1), {target} + ?2) "
+    "- ({target})"
 )
 _QUERIES: dict[tuple[int, bool], str] = {}
 
@@ -180,7 +192,10 @@ def _query(windows: int, many: bool) -> str:
         parts = []
         for i in range(windows):
             n, t = 3 + 2 * i, 4 + 2 * i
-            parts.append(_FIRST.format(n=n, t=t) + (_BLOCKED.format(n=n, t=t) if many else ""))
+            target = _TARGET.format(n=n)
+            parts.append(_FIRST.format(target=target, t=t))
+            if many:
+                parts.append(_BLOCKED.format(target=target, t=t))
         query = _QUERIES[windows, many] = _ROOM.format("".join(parts))
     return query
 
@@ -203,12 +218,13 @@ def _room(
     found = db.execute(_query(len(rates), many), parameters).fetchone()
     paused, last, at = found[:3]
     room, wait = (most, 0.0) if paused <= now else (0, paused - now)
+    step = 2 if many else 1
     for i, (_, start) in enumerate(bounds):
-        first = found[3 + (2 * i if many else i)]
+        first = found[3 + step * i]
         if first is not None:  # the N-th latest is in the window: nothing may go
             room, wait = 0, max(wait, first - start)
-        elif many:  # each of the next latest in the window holds one back
-            room = min(room, most - found[4 + 2 * i])
+        elif many and last is not None:  # (none recorded: room for all)
+            room = min(room, found[4 + step * i])
     return room, wait, (last or 0), (float("-inf") if at is None else at)
 
 

@@ -55,11 +55,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             reach REAL NOT NULL DEFAULT 0,
             paused_until REAL NOT NULL DEFAULT 0
         )""",
-        # Every request sent on an account, numbered in the order recorded (``seq``), at a time
-        # that never decreases with ``seq`` (see budget): the N-th latest is found by its number.
+        # The requests sent on an account, numbered in the order recorded, at times that never
+        # decrease with their numbers (see budget): a row holds ``n`` requests recorded at
+        # ``at``, numbered up to ``seq``. The N-th latest is found by its number.
         """CREATE TABLE requests (
             account INTEGER NOT NULL REFERENCES accounts (id),
             seq INTEGER NOT NULL,
+            n INTEGER NOT NULL,
             at REAL NOT NULL,
             PRIMARY KEY (account, seq)
         ) WITHOUT ROWID""",
