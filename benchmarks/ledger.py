@@ -1,7 +1,7 @@
 """What the state store costs a run: the shared request ledger, per request, and the change
 history of a long run.
 
-    python -m benchmarks.ledger            # the figures (about a minute)
+    python -m benchmarks.ledger            # the figures (a few minutes)
     python -m benchmarks.ledger --smoke    # tiny sizes: checks it still works
 
 A client process posts to the simulator (in a process of its own, on 127.0.0.1, no limits) as
@@ -9,11 +9,13 @@ a run does, over aiohttp, and asks the ledger before each request in one of thre
 all; ``Ledger.claim`` for each request (a transaction each); ``Ledger.reserve`` for the requests
 of the next 8 ms (a transaction for each few; at 1,000 requests/s, 8). Figures:
 
-- flat out (8 at a time, as fast as answers come): requests per second, and their ratio to not
-  asking: the ledger's share of a process's throughput when its CPU is what limits it;
-- paced at 1,000 requests/s (one process), or 500/s in each of two processes on one account:
-  the client's CPU time per request, and what asking adds to it, in microseconds and as a share
-  of the millisecond between two requests.
+- the time spent in the ledger's calls per request (and per transaction), and the client's CPU
+  time per request without the ledger;
+- flat out (8 at a time, as fast as answers come): the throughput left to a process whose CPU
+  is what limits it, its CPU per request without the ledger over that plus the ledger's time
+  (the requests per second measured beside it move with the machine's other load);
+- paced at 1,000 requests/s in one process, or 500/s in each of two processes on one account:
+  the ledger's time as a share of the time between two requests, and of the client's CPU.
 
 The machine's other load moves the absolute figures; the ratios, taken between modes run one
 after another in the same conditions, move less.
@@ -60,6 +62,7 @@ async def client(job: dict[str, Any]) -> dict[str, float]:
     with StateStore.open(Path(job["folder"])) as store:
         ledger = Ledger(store)
         held, until = 0, -math.inf
+        asked = [0.0, 0]  # seconds in the ledger's calls, and calls
         counter = iter(range(requests))
         connector = aiohttp.TCPConnector(limit=job["concurrency"])
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -72,11 +75,15 @@ async def client(job: dict[str, Any]) -> dict[str, float]:
                     if rate:
                         await asyncio.sleep(max(0.0, start + n / rate - loop.time()))
                     now = time.time()
+                    before = time.perf_counter()
                     if mode == MODES[1]:
                         assert ledger.claim(ACCOUNT, RATES, now) == 0.0
+                        asked[1] += 1
                     elif mode == MODES[2] and (held == 0 or now > until):
                         got = ledger.reserve(ACCOUNT, RATES, now, most=most, until=now + LEASE)
                         held, until = got.granted, got.until
+                        asked[1] += 1
+                    asked[0] += time.perf_counter() - before
                     held -= 1
                     async with session.post(
                         url.format(5_000_000 + n),
@@ -87,7 +94,12 @@ async def client(job: dict[str, Any]) -> dict[str, float]:
 
             cpu, began = time.process_time(), time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(job["concurrency"])))
-            return {"s": time.perf_counter() - began, "cpu": time.process_time() - cpu}
+            return {
+                "s": time.perf_counter() - began,
+                "cpu": time.process_time() - cpu,
+                "ledger": asked[0],
+                "calls": asked[1],
+            }
 
 
 def clients(job: dict[str, Any], processes: int) -> list[dict[str, float]]:
@@ -119,24 +131,39 @@ def sending(base_url: str, folder: Path, requests: int, repeat: int) -> list[tup
         found.setdefault((label, mode), []).extend(clients(job, processes))
     rows = []
     for label, (_, rate, _) in cases.items():
-        if not rate:
-            speed = {
-                mode: statistics.median(requests / run["s"] for run in found[label, mode])
-                for mode in MODES
-            }
-            for mode in MODES:
-                shown = f"{speed[mode]:.0f} ({speed[mode] / speed[MODES[0]]:.3f} of it)"
-                rows.append((label, f"{mode}: requests/s (of no ledger's)", shown))
-            continue
-        cpu = {
-            mode: statistics.median(run["cpu"] / requests * 1e6 for run in found[label, mode])
-            for mode in MODES
-        }
-        rows.append((label, f"{MODES[0]}: client CPU µs per request", f"{cpu[MODES[0]]:.0f}"))
+        runs = {mode: found[label, mode] for mode in MODES}
+        cpu = statistics.median(run["cpu"] / requests * 1e6 for run in runs[MODES[0]])
+        rows.append((label, f"{MODES[0]}: client CPU µs per request", f"{cpu:.0f}"))
         for mode in MODES[1:]:
-            extra = cpu[mode] - cpu[MODES[0]]
-            shown = f"{extra:+.0f} µs ({extra / cpu[MODES[0]]:+.1%}; {extra * rate / 1e6:.1%})"
-            rows.append((label, f"{mode}: CPU added per request (of it; of the time)", shown))
+            asking = statistics.median(run["ledger"] / requests * 1e6 for run in runs[mode])
+            calls = statistics.median(run["calls"] for run in runs[mode])
+            shown = f"{asking:.1f} µs ({asking * requests / calls:.0f} µs a transaction)"
+            rows.append((label, f"{mode}: in the ledger, per request", shown))
+            if rate:
+                shown = f"{asking * rate / 1e6:.1%} of the time; {asking / cpu:.1%} of the CPU"
+                rows.append((label, f"{mode}: share", shown))
+            else:
+                speed = statistics.median(requests / run["s"] for run in runs[mode])
+                plain = statistics.median(requests / run["s"] for run in runs[MODES[0]])
+                shown = f"{cpu / (cpu + asking):.3f} by CPU ({speed:.0f} vs {plain:.0f}/s measured)"
+                rows.append((label, f"{mode}: throughput left", shown))
+    return rows
+
+
+def back_to_back(folder: Path, requests: int) -> list[tuple[str, str, str]]:
+    """The floor: claims (and reservations of 8) one straight after another, nothing between."""
+    rows = []
+    with StateStore.open(folder) as store:
+        ledger = Ledger(store)
+        for most in (1, 8):
+            now = time.time()
+            before = time.perf_counter()
+            for _ in range(requests // most):
+                now += 0.001
+                assert ledger.reserve(ACCOUNT, RATES, now, most=most, until=now).granted == most
+            spent = (time.perf_counter() - before) / (requests // most * most) * 1e6
+            what = "a claim each" if most == 1 else "reserving 8 at once"
+            rows.append(("back to back, no requests", f"{what}: µs per request", f"{spent:.1f}"))
     return rows
 
 
@@ -178,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = ServerProcess([KEY], Rate(1_000_000, 1))
     try:
         with tempfile.TemporaryDirectory(prefix="bulkrunner-ledger-") as tmp:
-            found = sending(server.base_urls[0], Path(tmp) / "state", requests, repeat)
+            found = back_to_back(Path(tmp) / "floor", 10 * requests)
+            found += sending(server.base_urls[0], Path(tmp) / "state", requests, repeat)
             found += history(Path(tmp) / "history", rows)
             for row in found:
                 print(f"| {' | '.join(row)} |", flush=True)

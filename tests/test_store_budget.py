@@ -202,6 +202,7 @@ def test_the_ledger_keeps_only_what_a_window_can_still_count(store: StateStore) 
         now += 2
         ledger.claim(OTHER, rates, now)  # its next claims hold only 50/1: the two hours stay
     assert now - ledger.recent(OTHER, 0.0)[0] >= 7200 + 60
+    assert ledger.reserve(ACME, rates, now, most=5).granted == 5  # five requests, one row
     held = len(ledger.recent(ACME, 0.0)) + len(ledger.recent(OTHER, 0.0))
     assert ledger.prune(now + 7200 + 61) == held
     assert ledger.claim(ACME, rates, now + 8000) == 0.0  # numbered afresh, counted as ever

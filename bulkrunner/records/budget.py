@@ -149,23 +149,27 @@ class Ledger:
 
     def prune(self, now: float) -> int:
         """Let go of every account's requests past its reach at ``now``; how many went."""
+        held = "SELECT coalesce(sum(n), 0) FROM requests"
         with self._store.write() as db:
-            keys = [key for (key,) in db.execute("SELECT id FROM accounts").fetchall()]
-            return sum(_prune(db, key, now) for key in keys)
+            (before,) = db.execute(held).fetchone()
+            for (key,) in db.execute("SELECT id FROM accounts").fetchall():
+                _prune(db, key, now)
+            (after,) = db.execute(held).fetchone()
+        return int(before - after)
 
 
 _INSERT = "INSERT INTO requests (account, seq, n, at) VALUES (?, ?, ?, ?)"
 
 # In one statement (a claim is on every request's path): the account's pause, the number and
 # time of its latest request, and for each window N/S (parameters N and now - S - guard):
-# - the time of the N-th latest request (number last - N + 1: the target) if it is later than
-#   now - S - guard (then a request granted now would be the N + 1-th in a window: it must wait
-#   until that one is S + guard old);
-# - with ``most`` (?2) above 1: the number of the first request from the target on that is
-#   later than now - S - guard (each from it on holds back one of the ``most``): of the rows
-#   numbered below target + most - 1, the first later than that; else the row holding number
-#   target + most - 1, if it is; else target + most (none). Times never decrease with numbers:
-#   a few rows are read, however many requests the window holds.
+# - for a claim, the time of the N-th latest request (number last - N + 1: the target) if it is
+#   later than now - S - guard (then a request granted now would be the N + 1-th in a window: it
+#   must wait until that one is S + guard old);
+# - for a reservation of up to ``most`` (?2), how many numbers from the target on come before
+#   the first request later than now - S - guard (each from it on holds back one of the
+#   ``most``): of the rows numbered below target + most - 1, the first later than that; else the
+#   row holding number target + most - 1, if it is; else none (``most``). Times never decrease
+#   with numbers: a few rows are read, however many requests the window holds.
 _ROOM = (
     "SELECT a.paused_until, r.seq, r.at{} FROM accounts a LEFT JOIN requests r "
     "ON r.account = a.id AND r.seq = (SELECT max(seq) FROM requests WHERE account = a.id) "
@@ -187,15 +191,15 @@ _QUERIES: dict[tuple[int, bool], str] = {}
 
 
 def _query(windows: int, many: bool) -> str:
+    """The statement for ``windows`` windows: their N-th latest requests, or (``many``) the
+    room each has for up to ``most``."""
     query = _QUERIES.get((windows, many))
     if query is None:
         parts = []
         for i in range(windows):
             n, t = 3 + 2 * i, 4 + 2 * i
             target = _TARGET.format(n=n)
-            parts.append(_FIRST.format(target=target, t=t))
-            if many:
-                parts.append(_BLOCKED.format(target=target, t=t))
+            parts.append((_BLOCKED if many else _FIRST).format(target=target, t=t))
         query = _QUERIES[windows, many] = _ROOM.format("".join(parts))
     return query
 
@@ -212,28 +216,29 @@ def _room(
     each N/S of ``rates`` holding at most N - k requests later than now - S - guard; one let go
     by pruning is past every window); when none, the seconds until one may; and the number and
     time of its latest request (0 and -inf when none). ``most`` is at most every N."""
-    many = most > 1
     bounds = [(rate.limit, now - rate.seconds - guard) for rate in rates]
     parameters = (key, most, *(x for pair in bounds for x in pair)) if rates else (key,)
-    found = db.execute(_query(len(rates), many), parameters).fetchone()
+    found = db.execute(_query(len(rates), most > 1), parameters).fetchone()
     paused, last, at = found[:3]
     room, wait = (most, 0.0) if paused <= now else (0, paused - now)
-    step = 2 if many else 1
-    for i, (_, start) in enumerate(bounds):
-        first = found[3 + step * i]
-        if first is not None:  # the N-th latest is in the window: nothing may go
-            room, wait = 0, max(wait, first - start)
-        elif many and last is not None:  # (none recorded: room for all)
-            room = min(room, found[4 + step * i])
+    if last is not None and rates:
+        if most > 1:
+            room = min(room, *found[3:])
+            if room == 0:  # how long until one may: as for a claim
+                found = db.execute(_query(len(rates), False), parameters).fetchone()
+        if room == 0 or most == 1:
+            for (_, start), first in zip(bounds, found[3:], strict=True):
+                if first is not None:  # the N-th latest is in the window: nothing may go
+                    room, wait = 0, max(wait, first - start)
     return room, wait, (last or 0), (float("-inf") if at is None else at)
 
 
-def _prune(db: sqlite3.Connection, key: int, now: float) -> int:
-    """Let go of the account's requests past its reach at ``now``: the numbers below the first
+def _prune(db: sqlite3.Connection, key: int, now: float) -> None:
+    """Let go of the account's requests past its reach at ``now``: the rows before the first
     one still inside (times never decrease with numbers, so only the few let go are read)."""
-    return db.execute(
+    db.execute(
         "DELETE FROM requests WHERE account = ?1 AND seq < coalesce((SELECT seq FROM requests "
         "WHERE account = ?1 AND at >= ?2 - (SELECT reach FROM accounts WHERE id = ?1) - ?3 "
         "ORDER BY seq LIMIT 1), 9223372036854775807)",
         (key, now, _STALE),
-    ).rowcount
+    )
