@@ -24,7 +24,14 @@ from bulkrunner.records.budget import Ledger
 from bulkrunner.records.history import ChangeRecord, History
 from bulkrunner.records.locks import account_lock_path, lock_folder
 from bulkrunner.records.places import account_id
-from bulkrunner.records.store import DATABASE, MIGRATIONS, StateStore, StoreError, state_folder
+from bulkrunner.records.store import (
+    DATABASE,
+    MIGRATIONS,
+    WRITER_LOCK,
+    StateStore,
+    StoreError,
+    state_folder,
+)
 
 KEY = "sk-store-SENTINEL-77aa"
 ACCOUNT = account_id("https://server.smartlead.ai/api/v1", KEY)
@@ -197,12 +204,49 @@ def test_a_file_where_the_folder_should_be_is_refused(tmp_path: Path) -> None:
     assert (tmp_path / "state").read_text() == "x"
 
 
-def test_a_folder_where_the_database_should_be_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", [DATABASE, WRITER_LOCK])
+@pytest.mark.parametrize("planted", ["a folder", "a symbolic link"])
+def test_what_is_not_a_file_where_the_store_keeps_one_is_refused(
+    tmp_path: Path, name: str, planted: str
+) -> None:
     folder = tmp_path / "state"
-    (folder / DATABASE).mkdir(parents=True)
-    folder.chmod(0o700)
+    folder.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    if planted == "a folder":
+        (folder / name).mkdir()
+        kind = "a folder or device"
+    else:
+        (folder / name).symlink_to(victim)
+        kind = "a symbolic link"
+    what = "the state store" if name == DATABASE else "a lock"
     message = failure(folder)
-    assert message.startswith(f"{folder / DATABASE}: the state store must be a regular file")
+    assert message.startswith(f"{folder / name}: {what} must be a regular file, not {kind}")
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_process_stuck_in_a_write_is_waited_for_then_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Writers take turns (an flock beside the store); one holding its turn too long (stopped,
+    say) makes the others give up after the busy timeout, as one line."""
+    fcntl = pytest.importorskip("fcntl")
+    monkeypatch.setattr(bulkrunner.records.store, "BUSY_TIMEOUT", 0.05)
+    with StateStore.open(tmp_path / "state") as store:
+        ledger = Ledger(store)
+        assert ledger.claim(ACCOUNT, DEFAULT_RATES, 1000.0) == 0.0
+        with (tmp_path / "state" / WRITER_LOCK).open("rb") as other:
+            fcntl.flock(other, fcntl.LOCK_EX)  # another process's turn
+            with pytest.raises(StoreError) as caught:
+                ledger.claim(ACCOUNT, DEFAULT_RATES, 1001.0)
+            assert ledger.recent(ACCOUNT, 0.0) == [1000.0]  # reading goes on meanwhile
+            fcntl.flock(other, fcntl.LOCK_UN)
+        assert ledger.claim(ACCOUNT, DEFAULT_RATES, 1002.0) == 0.0
+    message = str(caught.value)
+    assert message == (
+        f"{store.path}: the state store stayed locked by another process for 0.05s: try again "
+        "once the other bulkrunner has finished, or run with --no-state"
+    )
 
 
 @pytest.mark.parametrize("problem", ["a link", "open to all"])
@@ -239,11 +283,13 @@ def test_a_store_whose_folder_became_unwritable_is_refused(tmp_path: Path) -> No
 
 
 def test_a_write_protected_store_is_refused_as_it_is_opened(tmp_path: Path) -> None:
+    """Not at a run's first request: SQLite would open it for reading only."""
     folder = tmp_path / "state"
     StateStore.open(folder).close()
     with write_protected(folder / DATABASE):
         message = failure(folder)
-    assert message.startswith(f"{folder / DATABASE}: cannot use the state store (attempt to")
+    assert message.startswith(f"{folder / DATABASE}: cannot open the state store (")
+    assert "make it and its folder writable" in message
 
 
 def test_a_statement_at_fault_is_a_bug_not_a_store_to_move_aside(tmp_path: Path) -> None:
