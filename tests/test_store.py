@@ -24,14 +24,8 @@ from bulkrunner.records.budget import Ledger
 from bulkrunner.records.history import ChangeRecord, History
 from bulkrunner.records.locks import account_lock_path, lock_folder
 from bulkrunner.records.places import account_id
-from bulkrunner.records.store import (
-    DATABASE,
-    MIGRATIONS,
-    WRITER_LOCK,
-    StateStore,
-    StoreError,
-    state_folder,
-)
+from bulkrunner.records.schema import MIGRATIONS
+from bulkrunner.records.store import DATABASE, WRITER_LOCK, StateStore, StoreError, state_folder
 
 KEY = "sk-store-SENTINEL-77aa"
 ACCOUNT = account_id("https://server.smartlead.ai/api/v1", KEY)
