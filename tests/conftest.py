@@ -22,6 +22,17 @@ def own_lock_folder(
     return folder
 
 
+@pytest.fixture(autouse=True)
+def own_state_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Each test's state store in a folder of its own (inherited by the runs it starts), not in
+    the home folder of whoever runs the tests."""
+    folder = tmp_path_factory.mktemp("state") / "state"
+    monkeypatch.setenv("BULKRUNNER_STATE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """No API key or base URL from the environment of whoever runs the tests."""

@@ -11,15 +11,17 @@ from collections.abc import Mapping, MutableMapping  # (loaded with os, at any i
 API_KEY_ENV = "SMARTLEAD_API_KEY"  # a secret: see bulkrunner/config/redaction.py
 BASE_URL_ENV = "SMARTLEAD_BASE_URL"
 LOCK_DIR_ENV = "BULKRUNNER_LOCK_DIR"  # where the locks of inputs and accounts are (see paths)
+STATE_DIR_ENV = "BULKRUNNER_STATE_DIR"  # where the state store is (bulkrunner.records.store)
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"  # Arrow's allocator, read as pyarrow is imported
-LOCKS_IN_HOME = ".local/state/bulkrunner/locks"  # the lock folder without LOCK_DIR_ENV (POSIX)
 
 VARIABLES = {  # each variable bulkrunner reads, and what for (the reference docs list them)
     API_KEY_ENV: "the API key (required unless `--dry-run`, `--simulate` or `--accounts`; "
     "without it, `plan` is the offline dry run); never a flag, never printed",
     BASE_URL_ENV: "the API base URL when `--base-url` is not given (else SmartLead's)",
     LOCK_DIR_ENV: "where the locks of inputs and accounts are (default "
-    f"`~/{LOCKS_IN_HOME}`; see [Recovery](../how-to/recovery.md))",
+    "`~/.local/state/bulkrunner/locks`; see [Recovery](../how-to/recovery.md))",
+    STATE_DIR_ENV: "the folder of the state store, `state.sqlite3` (default "
+    "`~/.local/state/bulkrunner`; see [The state store](../design/state-store.md))",
     ARROW_POOL_ENV: "Arrow's allocator (`mimalloc`, `jemalloc` or `system`); unset, `run`, "
     "`retry` and `rollback` choose `jemalloc` on Linux",
 }

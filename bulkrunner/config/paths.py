@@ -23,12 +23,14 @@ This module imports nothing heavy: the help of ``run`` names the default report.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import stat
 import sys
 from pathlib import Path
 
-from bulkrunner.config.environment import LOCK_DIR_ENV, LOCKS_IN_HOME
+from bulkrunner.config.environment import LOCK_DIR_ENV
 from bulkrunner.errors import UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
@@ -223,27 +225,30 @@ def or_list(formats: Sequence[str]) -> str:
     return formats[0] if len(formats) == 1 else f"{', '.join(formats[:-1])} or {formats[-1]}"
 
 
-# --- the lock folder ----------------------------------------------------------------------------
+# --- the user's folder, the lock folder, an account's name ---------------------------------------
 
 
 def lock_folder() -> Path:
-    """This user's folder of the locks that are not beside a report.
-
-    It is the same for every process of the user whatever its environment: cron and a shell
-    differ in ``TMPDIR`` and the ``XDG_*`` variables, not in the user's home, so it is
-    ``LOCKS_IN_HOME`` in the home the user database gives (``%LOCALAPPDATA%`` on Windows), or
-    ``$BULKRUNNER_LOCK_DIR``."""
+    """This user's folder of the locks that are not beside a report: ``locks`` in the user's
+    bulkrunner folder (``user_folder``), or ``$BULKRUNNER_LOCK_DIR``."""
     override = os.environ.get(LOCK_DIR_ENV)
     if override:
         return Path(override).expanduser().absolute()
+    return user_folder() / "locks"
+
+
+def user_folder() -> Path:
+    """The folder bulkrunner keeps this user's locks and state in (see the module's docstring)."""
     if sys.platform == "win32":
         local = os.environ.get("LOCALAPPDATA")
         base = Path(local) if local else Path.home() / "AppData" / "Local"
-        return base / "bulkrunner" / "locks"
-    return _home() / LOCKS_IN_HOME
+        return base / "bulkrunner"
+    if sys.platform == "darwin":
+        return home() / "Library" / "Application Support" / "bulkrunner"
+    return home() / ".local" / "state" / "bulkrunner"
 
 
-def _home() -> Path:
+def home() -> Path:
     """The user's home as the user database has it (cron's ``HOME`` is that one; a ``sudo``
     may keep another's), else ``HOME``. (POSIX only.)"""
     import pwd
@@ -254,6 +259,35 @@ def _home() -> Path:
         return Path.home()
 
 
+def private_folder_problem(folder: Path) -> str:
+    """Create ``folder`` for this user alone (0700, its parents as the umask has them), or check
+    that it still is: what is wrong with it ("is a symbolic link", "is not a folder", "belongs to
+    another user (uid N)", "may be written by other users (mode 0777)"), or "" when nothing is.
+    OSError when it cannot be created or looked at."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    found = os.lstat(folder)
+    if stat.S_ISLNK(found.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISDIR(found.st_mode):
+        return "is not a folder"
+    if sys.platform != "win32" and found.st_uid != os.geteuid():
+        return f"belongs to another user (uid {found.st_uid})"
+    if sys.platform != "win32" and found.st_mode & 0o022:
+        return f"may be written by other users (mode {stat.S_IMODE(found.st_mode):04o})"
+    return ""
+
+
+def account_id(base_url: str, key: str) -> str:
+    """The name of the account ``key`` opens on the server ``base_url`` names: 24 hex digits of
+    a SHA-256 (one-way: the key is not in it). ``base_url`` has passed ``baseurl.check``."""
+    from bulkrunner.config.baseurl import server
+
+    material = f"bulkrunner account\0{server(base_url)}\0{key}".encode()
+    return hashlib.sha256(material).hexdigest()[:24]
+
+
 def input_lock_path(input_path: Path) -> Path:
     """The lock of every run of ``input_path``, wherever their reports go."""
     key = hashlib.sha256(str(input_path.resolve()).encode()).hexdigest()[:24]
@@ -261,11 +295,6 @@ def input_lock_path(input_path: Path) -> Path:
 
 
 def account_lock_path(base_url: str, key: str) -> Path:
-    """The lock every run using an account holds: keyed on the server of its base URL (however
-    that is written) and its key, hashed (one-way: the key is not in the name), so that the same
-    key under two names, or on one server written two ways, is one account."""
-    from bulkrunner.config.baseurl import server
-
-    material = f"bulkrunner account\0{server(base_url)}\0{key}".encode()
-    digest = hashlib.sha256(material).hexdigest()[:24]
-    return lock_folder() / f"account-{digest}{LOCK_SUFFIX}"
+    """The lock every run using an account holds, named by the account (``account_id``: the
+    same key under two names, or on one server written two ways, is one account)."""
+    return lock_folder() / f"account-{account_id(base_url, key)}{LOCK_SUFFIX}"

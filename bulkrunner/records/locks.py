@@ -34,7 +34,7 @@ from typing import IO
 
 from bulkrunner.config.accounts import Account
 from bulkrunner.config.environment import LOCK_DIR_ENV
-from bulkrunner.config.paths import account_lock_path, lock_folder
+from bulkrunner.config.paths import account_lock_path, lock_folder, private_folder_problem
 from bulkrunner.errors import RunInProgress, UsageError
 
 if sys.platform == "win32":
@@ -64,24 +64,12 @@ def _private_folder(folder: Path) -> None:
     """Create ``folder`` for this user alone (0700), or check that it is still: a folder, not
     a symbolic link, this user's, that no one else may write in. A UsageError if not."""
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            folder.mkdir(mode=0o700)
-        found = os.lstat(folder)
+        problem = private_folder_problem(folder)
     except OSError as exc:
         raise UsageError(
             f"{folder}: cannot create the lock folder ({exc.strerror or exc}); set "
             f"{LOCK_DIR_ENV} to a folder of yours; nothing was sent"
         ) from None
-    problem = ""
-    if stat.S_ISLNK(found.st_mode):
-        problem = "is a symbolic link"
-    elif not stat.S_ISDIR(found.st_mode):
-        problem = "is not a folder"
-    elif sys.platform != "win32" and found.st_uid != os.geteuid():
-        problem = f"belongs to another user (uid {found.st_uid})"
-    elif sys.platform != "win32" and found.st_mode & 0o022:
-        problem = f"may be written by other users (mode {stat.S_IMODE(found.st_mode):04o})"
     if problem:
         raise UsageError(
             f"{folder}: the lock folder {problem}: another user could block or redirect runs; "
