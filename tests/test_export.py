@@ -23,7 +23,6 @@ from aiohttp import web
 
 from bulkrunner.cli.app import main
 from bulkrunner.commands.export import (
-    DEMO_CAMPAIGNS,
     Export,
     as_csv_cells,
     check_round_trip,
@@ -33,12 +32,13 @@ from bulkrunner.commands.export import (
 from bulkrunner.config.run_config import build_config
 from bulkrunner.input.loading import read_input
 from bulkrunner.input.validation import validate
-from bulkrunner.model import Change, RunStats
+from bulkrunner.model import Change, Clock, RunStats
 from bulkrunner.operations import Wire
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.fields import Field
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.records.backup import backup_path, record_backup
+from bulkrunner.sending.demo import DEMO_CAMPAIGNS
 from bulkrunner.simulator import (
     SimulatorConfig,
     SimulatorThread,
@@ -404,7 +404,7 @@ def test_the_list_is_retried_like_a_run_s_reads() -> None:
     sleep = RecordingSleep()
     with ServerThread(flaky) as server:
         config = build_config({"input": ""}, {"base_url": f"{server.url}/api/v1"})
-        exported = read_export(config, sleep=sleep)
+        exported = read_export(config, clock=Clock(sleep=sleep))
     assert len(server.requests) == 3
     assert exported.frame["sending_limit"].tolist() == [9]
     assert (exported.stats.requests, exported.stats.retries) == (3, 2)

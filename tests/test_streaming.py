@@ -23,7 +23,8 @@ from bulkrunner.cli.app import main
 from bulkrunner.model import Changes, Outcome, Row, Status
 from bulkrunner.records.backup import backup_path, read_backup
 from bulkrunner.records.journal import Journal, journal_path
-from bulkrunner.sending.batches import CampaignSet, Spill
+from bulkrunner.sending.batches import CampaignSet
+from bulkrunner.sending.spill import Spill
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
 from tests.realtime import wait_for_lines
@@ -242,11 +243,24 @@ def test_the_spill_gives_back_any_rows_across_its_batches() -> None:
     spill.add(1, 4, _outcomes(1, 4), {})
     spill.add(5, 9, _outcomes(5, 9), changes)
     spill.add(10, 12, _outcomes(10, 12), {})
-    outcomes, changed = spill.between(3, 11)
+    outcomes, changed = spill.between(3, range(3, 12))
     assert sorted(outcomes) == list(range(3, 12))
     assert outcomes[7].error == "row 7"
     assert list(changed) == [5]
-    assert spill.between(13, 20) == ({}, {})
+    assert spill.between(13, range(13, 21)) == ({}, {})
+    spill.close()
+
+
+def test_the_spill_gives_back_a_retrys_rows_by_their_numbers_in_the_original_file() -> None:
+    """A retry's rows are at positions 1, 2, 3... of its table, numbered as in the file they
+    came from: the spill keeps batches by position and outcomes by number."""
+    spill = Spill()
+    numbers = [4, 9, 2, 30]  # a report sorted by hand: the numbers need not increase
+    spill.add(1, 2, {4: _outcomes(4, 4)[4], 9: _outcomes(9, 9)[9]}, {})
+    spill.add(3, 4, {2: _outcomes(2, 2)[2], 30: _outcomes(30, 30)[30]}, {9: Changes()})
+    outcomes, changed = spill.between(2, numbers[1:3])
+    assert sorted(outcomes) == [2, 9]
+    assert changed == {}  # the second batch's changes are of row 9's number, not its position
     spill.close()
 
 
@@ -256,10 +270,10 @@ def test_the_spill_holds_a_batch_in_memory_when_the_disk_refuses_it(
     def full(*args: Any, **kwargs: Any) -> Iterator[None]:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("bulkrunner.sending.batches.tempfile.TemporaryFile", full)
+    monkeypatch.setattr("bulkrunner.sending.spill.tempfile.TemporaryFile", full)
     spill = Spill()
     spill.add(1, 3, _outcomes(1, 3), {})
-    assert sorted(spill.between(1, 3)[0]) == [1, 2, 3]
+    assert sorted(spill.between(1, range(1, 4))[0]) == [1, 2, 3]
 
 
 def test_a_campaign_set_answers_membership_from_a_sorted_array() -> None:
