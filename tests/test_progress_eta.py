@@ -13,6 +13,8 @@ import pytest
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import REAL_CLOCK, Answer, Outcome, Rate, Row, Status
+from bulkrunner.operations.base import Wire
+from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.output.events import events
 from bulkrunner.output.progress import LogLines, Snapshot, estimate
 from bulkrunner.records.journal import Journal
@@ -108,7 +110,7 @@ def test_the_eta_of_a_streamed_run_counts_the_reads_of_batches_not_yet_read(
     """300 rows in batches still to come: each is read one by one first, unless the account's
     list showed it (or nothing is read: --no-backup)."""
     config = RunConfig(input=tmp_path / "in.csv", no_backup=no_backup)
-    pipeline = Pipeline(config, connection(ScriptedSender({}), FakeClock()))
+    pipeline = Pipeline(config, connection(ScriptedSender({}), FakeClock()), SETTINGS, Wire())
     pipeline.listing.campaigns = {n: {} for n in range(listed)}
     assert pipeline.reads_later(300) == reads
     assert pipeline.reads_later(0) == 0

@@ -23,7 +23,7 @@ from bulkrunner.commands.resumption import check_paths, unused
 from bulkrunner.commands.run import run_job
 from bulkrunner.commands.streamed import Stream, send
 from bulkrunner.config.redaction import remember
-from bulkrunner.config.run_config import API_KEY_ENV, RunConfig, for_config
+from bulkrunner.config.run_config import API_KEY_ENV, RunConfig
 from bulkrunner.errors import ExitCode
 from bulkrunner.model import REAL_CLOCK, Changes, Clock, Outcome, Row, Status
 from bulkrunner.output.events import show
@@ -120,7 +120,7 @@ class _Found:
         self.pipelines[name] = pipeline
         if pipeline.stats.aborted:
             return
-        operation, wire = for_config(self.config)
+        operation, wire = pipeline.operation, pipeline.wire
         self.to_change += len(planned.send)
         self.irreversible_rows += len(planned.irreversible)
         self.missing += len(planned.missing)
@@ -147,7 +147,6 @@ class _Found:
         """What the plans say a run would do: the accounts that were read (a stopped account's
         rows are ``not_attempted``, with the reason, as a run would leave them), and the
         ``invalid`` rows."""
-        operation, _ = for_config(self.config)
         durations = []
         for name, pipeline in self.pipelines.items():
             if pipeline in stopped:
@@ -158,7 +157,8 @@ class _Found:
                 if self.config.skip_unchanged or not self.config.no_backup
                 else 0
             )
-            verify = self.sent[name] * operation.reads_per_campaign if self.config.verify else 0
+            per_campaign = pipeline.operation.reads_per_campaign
+            verify = self.sent[name] * per_campaign if self.config.verify else 0
             needed = Requests(reads, self.writes[name], verify)
             account = pipeline.connection.account
             rates = account.rates if account is not None else self.config.rates

@@ -220,6 +220,8 @@ def send(
         stream.sending,
         rows,
         stream.clock,
+        rows.operation,
+        rows.wire,
         planning=planning,
         planned=planned,
         record=journaling.row if journaling is not None else None,

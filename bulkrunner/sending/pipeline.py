@@ -16,11 +16,12 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from bulkrunner.config.run_config import RunConfig, for_config
+from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
 from bulkrunner.limits.limiter import WaitTooLong
 from bulkrunner.limits.rates import crossing
 from bulkrunner.model import Changes, Outcome, Row, RunStats, Status, count
+from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.output.events import emit
 from bulkrunner.output.planning import Requests
 from bulkrunner.sending.backups import Backup, adopt_applied, back_up
@@ -46,6 +47,8 @@ class Pipeline:
 
     config: RunConfig
     connection: Connection
+    operation: Operation
+    wire: Wire
     record: Record | None = None
     backup: Backup | None = None  # the run's one backup (None: it writes none)
     rollback: str = ""  # the command that undoes the run
@@ -82,7 +85,7 @@ class Pipeline:
 
     async def run(self, rows: Sequence[Row]) -> None:
         """The stages, in order, for ``rows``."""
-        operation, _ = for_config(self.config)
+        operation = self.operation
         self.rows, self.plan, self.engine, self.read_back = rows, None, None, {}
         first, self._first = self._first, False
         current = await self._read(rows, first)
@@ -111,7 +114,7 @@ class Pipeline:
 
     async def _read(self, rows: Sequence[Row], first: bool) -> Current | None:
         """Stage 1: the current state of the rows' campaigns, when anything needs it."""
-        config, operation = self.config, for_config(self.config)[0]
+        config, operation = self.config, self.operation
         if self.stats.aborted is not None or not rows:
             return None  # stopped between batches, or nothing to send: nothing is read
         if not (config.skip_unchanged or not config.no_backup or self.planning):
@@ -143,7 +146,7 @@ class Pipeline:
 
     def _say_planned(self, rows: Sequence[Row], current: Current | None) -> None:
         """Stage 2's log: the rows already as wanted, and those refused."""
-        planned, operation = self.plan, for_config(self.config)[0]
+        planned, operation = self.plan, self.operation
         assert planned is not None
         earlier = 0
         if current is not None and not self.planning:
@@ -181,9 +184,10 @@ class Pipeline:
             if first:
                 log.warning("--no-backup: no backup is written; this run cannot be rolled back")
         elif self.backup is not None and read:
-            operation, _ = for_config(config)
             name = self.connection.name
-            stopped = await back_up(self.backup, planned, operation, name, first, self.rollback)
+            stopped = await back_up(
+                self.backup, planned, self.operation, name, first, self.rollback
+            )
             if stopped is not None:
                 self.stop(stopped)
 
@@ -200,11 +204,10 @@ class Pipeline:
 
     async def _send(self, planned: Plan) -> None:
         """Stage 5: the rows to send, through the engine."""
-        operation, wire = for_config(self.config)
         self.engine = Engine(
             self.connection,
-            operation=operation,
-            wire=wire,
+            operation=self.operation,
+            wire=self.wire,
             on_outcome=self._recorded,
             judge=self.judge,
         )
@@ -220,7 +223,7 @@ class Pipeline:
     async def _verify(self) -> None:
         """Stage 6: read back the rows applied (with --verify), and those the answer that
         accepted them said nothing of."""
-        engine, operation = self.engine, for_config(self.config)[0]
+        engine, operation = self.engine, self.operation
         assert engine is not None
         assert self.plan is not None
         unknown = engine.unattributed
@@ -321,8 +324,7 @@ class Pipeline:
     def requests(self, rows: Sequence[Row], reads: int = 0) -> Requests:
         """The requests of sending ``rows`` after ``reads`` (an operation may send several per
         row, and --verify may read a campaign back more than once)."""
-        operation, wire = for_config(self.config)
-        return Requests.of(rows, reads, operation, wire, self.config.verify)
+        return Requests.of(rows, reads, self.operation, self.wire, self.config.verify)
 
     def _say_crossing(self, rows: Sequence[Row]) -> None:
         """Before sending ``rows``: when the run's requests (the reads before it, the requests

@@ -25,9 +25,10 @@ from pathlib import Path
 import anyio
 
 from bulkrunner.config.accounts import Account
-from bulkrunner.config.run_config import RunConfig
+from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import REAL_CLOCK, Changes, Clock, Outcome, Row, RunStats
+from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.operations.refusals import EnumRefusals, ShapeRefusals
 from bulkrunner.output.hints import other_option_command, vocabulary_command
 from bulkrunner.records.journal import finish_times, journal_path
@@ -53,6 +54,8 @@ class Session:
     accounts: Mapping[str, Account]  # the accounts the rows to send name ("": the run's one key)
     batches: Iterable[Sequence[Row]]
     clock: Clock = REAL_CLOCK
+    operation: Operation | None = None  # what the rows are sent as (by default, ``config``'s)
+    wire: Wire | None = None
     planning: bool = False  # only read the current state and plan (``bulkrunner plan``)
     planned: Callable[[Pipeline], None] | None = None  # told of each account's batch planned
     record: Record | None = None
@@ -116,6 +119,8 @@ class Session:
         await run_gracefully(self, self._run, self.config.grace)
 
     async def _run(self) -> None:
+        default, wire = for_config(self.config)
+        operation, wire = self.operation or default, self.wire or wire
         async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as group:
             self._group = group  # where the progress display runs, from the first send
             backup = Backup.of(self.config) if not self.planning else None
@@ -129,6 +134,8 @@ class Session:
                 self.pipelines[name] = Pipeline(
                     self.config,
                     connection,
+                    operation,
+                    wire,
                     record=self.record,
                     backup=backup,
                     rollback=rollback_hint(self.config) if backup is not None else "",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from bulkrunner.config.run_config import RunConfig, for_config
+from bulkrunner.config.run_config import RunConfig
 from bulkrunner.model import Clock
 from bulkrunner.output.progress import Bar, Display, LogLines, Snapshot, estimate
 from bulkrunner.sending.pipeline import Pipeline
@@ -35,7 +35,6 @@ class Figures:
 def figures(pipeline: Pipeline, now: float) -> Figures:
     """``pipeline``'s progress at ``now`` (the run's clock)."""
     config, engine, planned = pipeline.config, pipeline.engine, pipeline.plan
-    operation, _ = for_config(config)
     succeeded, failed, waiting = engine.progress() if engine else (0, 0, 0)
     waits = engine.retry_waits(now) if engine else []
     unchanged = len(planned.unchanged) if planned else 0
@@ -49,7 +48,7 @@ def figures(pipeline: Pipeline, now: float) -> Figures:
         succeeded,
         config.verify,
         per_row=pipeline.per_row,
-        verify_reads=operation.reads_per_campaign,
+        verify_reads=pipeline.operation.reads_per_campaign,
     )
     limiter = pipeline.connection.limiter
     eta = estimate(limiter, left + pipeline.reads_later(later), waits, now)
