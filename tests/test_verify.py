@@ -95,7 +95,7 @@ def test_a_read_back_that_never_succeeds_is_unverified_counted_and_exits_1(
     assert code == ExitCode.ROWS_FAILED, out
     assert report["status"].tolist() == [Status.UNVERIFIED.value]
     (error,) = report["error"].tolist()
-    assert error == 'not verified: gave up after 3 attempts; last error: HTTP 429: slow down'
+    assert error == "not verified: gave up after 3 attempts; last error: HTTP 429: slow down"
     assert tries == 3  # every try the policy allows (--max-attempts 3)
     assert "rows: 1 (1 unverified)" in out
 
