@@ -496,3 +496,43 @@ def test_a_real_run_on_the_command_line_has_all_of_arrow_allocate_through_jemall
                 capture_output=True, text=True, env=env, timeout=120, check=False,
             )  # fmt: skip
             assert done.stdout.split("\n")[-2] == expected, done.stderr[-2000:]
+
+
+# --- the input is read three times at most: survey, send, report ---------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_run_reads_its_input_three_times_at_most(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    """A run of six batches, resumed, into a Parquet report: its input is read once to survey it
+    (the campaigns that repeat and the report's cell types found on the way), once a batch at a
+    time to send it, and once to write the report -- each a pass of ``InputFile.chunks``."""
+    from bulkrunner.input.loading import InputFile
+
+    batches_of(monkeypatch, BATCH)
+    source = plan(tmp_path / "plan.csv")
+    if suffix == ".parquet":
+        frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+        source = tmp_path / "plan.parquet"
+        frame.to_parquet(source, index=False)
+    report = tmp_path / "report.parquet"
+    passes: list[str] = []
+    chunks = InputFile.chunks
+
+    def counted(self: InputFile, *args: Any, **kwargs: Any) -> Any:
+        if self.path == source:
+            passes.append(str(kwargs.get("columns") or (args[1:] and args[1]) or "every column"))
+        return chunks(self, *args, **kwargs)
+
+    monkeypatch.setattr(InputFile, "chunks", counted)
+    with simulator() as sim:
+        args = ["run", "--input", str(source), "--report", str(report), *FAST]
+        monkeypatch.setenv("SMARTLEAD_API_KEY", "sk-revoked")  # stops at the first read
+        assert main([*args, "--base-url", sim.base_url]) == 3
+        assert passes == ["every column"] * 3  # survey; its first batch, where it stopped; report
+        passes.clear()
+        monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+        assert main([*args, "--base-url", sim.base_url, "--resume"]) == 1  # two invalid rows
+    assert passes == ["every column"] * 3  # survey, send, report
+    assert len(pd.read_parquet(report)) == ROWS
