@@ -270,28 +270,19 @@ def remembered(cache: dict[K, V], key: K, make: Callable[[], V], most: int) -> V
 
 @dataclass(slots=True)
 class RunStats:
-    """Every request of a run: its settings POSTs and its reads (the current settings before
-    sending, ``--verify`` after), all of which count in the key's budget; the clock runs from the
-    first request to the last answer, so the reads' time is in the elapsed time too."""
+    """Every request of a run (or of one account's part of it): its writes and its reads (the
+    current state before sending, ``--verify`` after), all of which count in the key's budget;
+    the clock runs from the first request to the last answer, so the reads' time is in the
+    elapsed time too. Counted as they go through the account's connection."""
 
-    requests: int = 0  # settings POSTs and reads
-    reads: int = 0  # of the requests, GETs: reading the current settings, or --verify
+    requests: int = 0  # writes and reads
+    reads: int = 0  # of the requests, GETs: reading the current state, or --verify
     throttled: int = 0  # answers of 429
     retries: int = 0
-    first_request: float | None = None  # engine clock
+    first_request: float | None = None  # the run's clock
     last_answer: float | None = None
     aborted: str | None = None  # why the run stopped early, if it did
     limits: tuple[Rate, ...] = ()  # the limits held in the end (a lower one may be learned)
-
-    def read(self, sent: float, answered: float, answer: Answer) -> None:
-        """Count one read, granted at ``sent`` and answered (``answer``) at ``answered``."""
-        self.requests += 1
-        self.reads += 1
-        self.throttled += answer.status == 429
-        if self.first_request is None or sent < self.first_request:
-            self.first_request = sent
-        if self.last_answer is None or answered > self.last_answer:
-            self.last_answer = answered
 
     @property
     def sending_seconds(self) -> float:

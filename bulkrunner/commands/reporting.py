@@ -9,7 +9,6 @@ stand whole in memory.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -155,8 +154,3 @@ def figures(summary: Summary) -> dict[str, Any]:
         "aborted": s.aborted,
         "report": str(summary.report_path) if summary.report_path else None,
     }
-
-
-def tally(counts: Counter[Status], outcomes: Mapping[int, Outcome]) -> None:
-    """Count ``outcomes`` by status into ``counts``."""
-    counts.update(outcome.status for outcome in outcomes.values())
