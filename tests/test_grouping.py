@@ -247,3 +247,18 @@ class _Kept(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.kept.append({"event": record.__dict__["event"], **record.__dict__["fields"]})
+
+
+@pytest.mark.usefixtures("bulk")
+def test_a_row_left_unknown_when_the_run_stops_is_failed_never_succeeded(tmp_path: Path) -> None:
+    """302 was applied but not named; the next request is refused with a 401 and the run stops
+    before reading anything back: 302's outcome is not known, so it is ``failed`` (and sent
+    again by ``--resume``), not ``succeeded``."""
+    server = BulkServer(silent={302}, rejected={304})
+    code, report = run(tmp_path, server, concurrency=1)
+    assert code == ExitCode.ABORTED
+    assert report["status"].tolist()[:3] == ["succeeded", "failed", "succeeded"]
+    assert report["error"][1].startswith(
+        "outcome unknown: the answer did not say of this row, and the run stopped before it "
+        "was read back (run aborted: HTTP 401"
+    )

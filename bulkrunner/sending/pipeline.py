@@ -98,7 +98,7 @@ class Pipeline:
             allow_irreversible=self.config.allow_irreversible,
         )
         self._say_planned(rows, current)
-        sent = self.plan.send
+        sent, read = self.plan.send, current is not None
         self.per_row = self.requests(sent).writes / len(sent) if sent else 1.0
         del current  # the campaigns as read: planned, not needed by the backup or sending
         if self.planning:
@@ -106,7 +106,7 @@ class Pipeline:
                 self.planned(self)
             return
         self._record_known(rows, self.plan)
-        await self._back_up(self.plan, first, read=self.stats.reads > 0)
+        await self._back_up(self.plan, first, read)
         if first:
             self._start(self.plan)
         await self._send(self.plan)
@@ -281,15 +281,17 @@ class Pipeline:
     def _unknown_left(self, unknown: Mapping[int, Outcome]) -> None:
         """Rows whose answer did not say, and that were not read back (the run stopped)."""
         numbered = {row.number: row for row in self.plan.send} if self.plan else {}
-        reason = self.stats.aborted or INTERRUPTED
         for number in list(unknown):
-            error = (
-                "outcome unknown: the answer did not say of this row, and the run stopped "
-                f"before it was read back ({reason})"
-            )
-            self._settle(
-                numbered[number], replace(unknown[number], status=Status.FAILED, error=error)
-            )
+            self._settle(numbered[number], self._unread(unknown[number]))
+
+    def _unread(self, outcome: Outcome) -> Outcome:
+        """The outcome of a row whose answer did not say, and that the run stopped before it
+        was read back: not known to be applied."""
+        error = (
+            "outcome unknown: the answer did not say of this row, and the run stopped before "
+            f"it was read back ({self.stats.aborted or INTERRUPTED})"
+        )
+        return replace(outcome, status=Status.FAILED, error=error)
 
     def outcomes(self) -> dict[int, Outcome]:
         """Every row of the batch at hand: as its stages left it."""
@@ -302,6 +304,8 @@ class Pipeline:
                 result.update(dict.fromkeys((row.number for row in planned.send), DRY_RUN))
         if self.engine is not None:
             result.update(self.engine.outcomes())
+            for number, outcome in self.engine.unattributed.items():  # cut short: not read back
+                result[number] = self._unread(outcome)
         result.update(self.read_back)
         return result
 
