@@ -1,7 +1,7 @@
 """What ``bulkrunner plan`` says of a run before it is made: each row's changes from -> to, how
 many rows would change, and how long the run would take at the configured limits.
 
-Plain functions of the plan a real run's preflight makes (``preflight.plan``): no I/O, no pandas.
+Plain functions of what a run's plan stage finds (``sending.plan``): no I/O, no pandas.
 Values are shown as a person reads them: ``sending_limit 50 -> 25``, ``track_settings [] ->
 [DONT_EMAIL_OPEN]``, text in quotes (``unsubscribe_text "" -> "Bye"``), an unknown current value
 as ``?``.

@@ -84,32 +84,20 @@ class Pipeline:
             self.stats.aborted = reason
 
     async def run(self, rows: Sequence[Row]) -> None:
-        """The stages, in order, for ``rows``."""
-        operation = self.operation
+        """The stages, in order, for ``rows`` (``plan``: the first two)."""
         self.rows, self.plan, self.engine, self.read_back = rows, None, None, {}
         first, self._first = self._first, False
         current = await self._read(rows, first)
-        self.plan = plan(
-            rows,
-            current,
-            skip=self.config.skip_unchanged,
-            require_backup=not self.config.no_backup,
-            operation=operation,
-            allow_irreversible=self.config.allow_irreversible,
-        )
-        self._say_planned(rows, current)
-        sent, read = self.plan.send, current is not None
-        self.per_row = self.requests(sent).writes / len(sent) if sent else 1.0
+        planned = self.plan = self._plan(rows, current)
+        read = current is not None
         del current  # the campaigns as read: planned, not needed by the backup or sending
         if self.planning:
             if self.planned is not None:
                 self.planned(self)
             return
-        self._record_known(rows, self.plan)
-        await self._back_up(self.plan, first, read)
-        if first:
-            self._start(self.plan)
-        await self._send(self.plan)
+        self._record_known(rows, planned)
+        await self._back_up(planned, first, read)
+        await self._send(planned, first)
         await self._verify()
 
     async def _read(self, rows: Sequence[Row], first: bool) -> Current | None:
@@ -144,10 +132,26 @@ class Pipeline:
             self.stop(reason)
         return None
 
-    def _say_planned(self, rows: Sequence[Row], current: Current | None) -> None:
-        """Stage 2's log: the rows already as wanted, and those refused."""
-        planned, operation = self.plan, self.operation
-        assert planned is not None
+    def _plan(self, rows: Sequence[Row], current: Current | None) -> Plan:
+        """Stage 2: which rows to send, and what each would change."""
+        config = self.config
+        planned = plan(
+            rows,
+            current,
+            skip=config.skip_unchanged,
+            require_backup=not config.no_backup,
+            operation=self.operation,
+            allow_irreversible=config.allow_irreversible,
+        )
+        self._say_planned(rows, planned, current)
+        sent = planned.send
+        self.per_row = self.requests(sent).writes / len(sent) if sent else 1.0
+        return planned
+
+    def _say_planned(self, rows: Sequence[Row], planned: Plan, current: Current | None) -> None:
+        """The rows already as wanted (or, continuing an interrupted run, applied by it), and
+        those refused."""
+        operation = self.operation
         earlier = 0
         if current is not None and not self.planning:
             earlier = adopt_applied(
@@ -202,8 +206,10 @@ class Pipeline:
             account=self.connection.name,
         )
 
-    async def _send(self, planned: Plan) -> None:
+    async def _send(self, planned: Plan, first: bool) -> None:
         """Stage 5: the rows to send, through the engine."""
+        if first:
+            self._start(planned)
         self.engine = Engine(
             self.connection,
             operation=self.operation,
