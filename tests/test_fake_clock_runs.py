@@ -10,6 +10,7 @@ own held more than the limit allows.
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ def test_an_interrupted_run_resumes_on_the_fake_clock(
 
 
 def test_retry_and_rollback_run_on_the_fake_clock(
-    tmp_path: Path, plan: Path, clock: FakeClock
+    tmp_path: Path, plan: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A row failing after its attempts is sent again by ``retry``, under its number in the
     file; ``rollback`` then puts back every campaign the two runs changed."""
@@ -127,9 +128,12 @@ def test_retry_and_rollback_run_on_the_fake_clock(
         # knows them): between two commands, a person lets a window pass.
         clock.now += RATE.seconds
         retried = build_config({}, flags(report, again, sim.base_url))
-        assert retry_job(retried, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
+        with caplog.at_level(logging.INFO, logger="bulkrunner.output.events"):
+            assert retry_job(retried, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
         lines = pd.read_csv(again)
-        assert lines["row"].tolist() == [3]  # its number in plan.csv
+        assert lines["row"].tolist() == [3]  # its number in plan.csv, everywhere:
+        finished = [r for r in caplog.records if r.getMessage() == "row_finished"]
+        assert [r.__dict__["fields"]["row"] for r in finished] == [3]
         assert lines["status"].tolist() == ["succeeded"]
         assert sim.state.settings[IDS[2]]["sending_limit"] == IDS[2] - 100
         clock.now += RATE.seconds

@@ -114,12 +114,12 @@ class Stream:
             lock_accounts(held, list(self.sending.values()), keys, started)
 
     def limits(self) -> str:
-        """The limits the run sends within: of its one key, or of each account."""
-        if self.accounts is None:
-            return ", ".join(map(str, self.config.rates))
-        return "the limits of each account: " + "; ".join(
-            f"{name} {', '.join(map(str, account.rates))}" for name, account in self.sending.items()
-        )
+        """The limits the run sends within: each account's (named, when it has a name)."""
+        each = [
+            f"{name} {', '.join(map(str, account.rates))}".strip()
+            for name, account in self.sending.items()
+        ]
+        return "; ".join(each) or ", ".join(map(str, self.config.rates))
 
     def ceiling(self) -> tuple[Rate, ...]:
         """The limits to compare the achieved rate with: of the one account it sent with."""
