@@ -30,6 +30,7 @@ from bulkrunner.commands.export import (
     write_export,
 )
 from bulkrunner.config.run_config import build_config
+from bulkrunner.errors import Aborted
 from bulkrunner.input.loading import read_input
 from bulkrunner.input.validation import validate
 from bulkrunner.model import Change, Clock, RunStats
@@ -46,7 +47,7 @@ from bulkrunner.simulator import (
     default_settings,
     default_status,
 )
-from tests.fakes import RecordingSleep
+from tests.fakes import FakeClock, RecordingSleep
 from tests.hostile import ServerThread, every_file_text, run_cli
 
 KEY = "sk-export-SENTINEL-77"
@@ -410,6 +411,26 @@ def test_the_list_is_retried_like_a_run_s_reads() -> None:
     assert (exported.stats.requests, exported.stats.retries) == (3, 2)
     assert len(sleep.delays) == 2
     assert sleep.delays[0] >= 5  # never sooner than Retry-After
+
+
+def test_reads_answered_503_stop_the_export_within_the_outage_timeout() -> None:
+    """The run's --outage-timeout bounds an export's reads as it bounds a run's: the export
+    stops rather than try again past it (on the export's clock: no real wait)."""
+
+    async def down(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=503, text="Service Unavailable")
+
+    clock = FakeClock()
+    with ServerThread(down) as server:
+        flags = {
+            "base_url": f"{server.url}/api/v1",
+            **{"outage_timeout": 20, "timeout": 5, "max_attempts": 50},
+        }
+        with pytest.raises(Aborted) as stopped:
+            read_export(build_config({"input": ""}, flags), {"SMARTLEAD_API_KEY": KEY}, clock.clock)
+    assert str(stopped.value).startswith("export aborted: only retryable errors came back for")
+    assert clock.now - clock.start < 20  # it did not wait past the timeout to find out
+    assert len(server.requests) < 50
 
 
 def test_an_answer_that_is_not_a_list_of_campaigns_aborts(
