@@ -5,8 +5,8 @@
     current["sending_limit"] = 40
     report = bulkrunner.apply(current, rate=["10/2", "60/60"], verify=True)
 
-They are the commands of the CLI: the same job functions (``job.run_job``,
-``exporting.read_export``...) with the same options, given as keyword arguments named as the
+They are the commands of the CLI: the same job functions (``commands.run.run_job``,
+``commands.export.read_export``...) with the same options, given as keyword arguments named as the
 job-file keys or the ``RunConfig`` fields (``rate=`` or ``rates=``, ``max_attempts=``...), each
 checked by ``config.build_config`` as a flag is. So limits, retries, the journal (``resume=True``),
 the backup (``bulkrunner rollback REPORT``), the report file and the locks are a run's.
@@ -38,11 +38,12 @@ from bulkrunner.config.options import Option
 from bulkrunner.config.redaction import redact
 from bulkrunner.config.run_config import OPTIONS, RunConfig
 from bulkrunner.errors import Aborted, BulkrunnerError, ExitCode, UsageError
+from bulkrunner.model import REAL_CLOCK, Clock
 
 if TYPE_CHECKING:
     import pandas as pd
 
-Job = Callable[[RunConfig, TextIO], ExitCode]
+Job = Callable[[RunConfig, TextIO, Mapping[str, str], Clock], ExitCode]
 
 _NAMED = {each.key: each for each in OPTIONS} | {each.field: each for each in OPTIONS}
 _NUMBERS = ("row", "http_status", "attempts", "duration_ms")  # the report's numeric columns
@@ -53,8 +54,7 @@ def apply(
 ) -> pd.DataFrame:
     """Run ``data`` (a DataFrame, or the path of a CSV or Parquet file) as ``bulkrunner run``
     does, and return its report as a DataFrame (``.attrs``: ``exit_code``, ``report``)."""
-    config = _config(data, operation, options, "run")
-    return _run(config)
+    return _apply(data, operation, options)
 
 
 def plan(
@@ -64,9 +64,7 @@ def plan(
     ``simulate=True``) the account's current state is read and each row's report line carries
     ``before`` and ``after``; without one, the offline dry run. Rows that would change are
     ``dry_run``; the others ``unchanged``, ``invalid`` or ``failed`` (a campaign missing)."""
-    from bulkrunner.commands.run import plan_job
-
-    return _run(_config(data, operation, options, "plan"), plan_job)
+    return _plan(data, operation, options)
 
 
 def export(operation: str = "settings", **options: Any) -> pd.DataFrame:
@@ -75,12 +73,39 @@ def export(operation: str = "settings", **options: Any) -> pd.DataFrame:
     operation's columns, typed (lists, booleans, whole numbers; None where unknown). With
     ``output=`` the file is written too and checked to read back as the campaigns are; a file
     already there is refused unless ``force=True``."""
+    return _export(operation, options)
+
+
+# --- the functions above, on a clock of the caller's (a test's) ---------------------------------
+
+
+def _apply(
+    data: pd.DataFrame | str | os.PathLike[str],
+    operation: str,
+    options: Mapping[str, Any],
+    clock: Clock = REAL_CLOCK,
+) -> pd.DataFrame:
+    return _run(_config(data, operation, options, "run"), clock=clock)
+
+
+def _plan(
+    data: pd.DataFrame | str | os.PathLike[str],
+    operation: str,
+    options: Mapping[str, Any],
+    clock: Clock = REAL_CLOCK,
+) -> pd.DataFrame:
+    from bulkrunner.commands.plan import plan_job
+
+    return _run(_config(data, operation, options, "plan"), plan_job, clock)
+
+
+def _export(operation: str, options: Mapping[str, Any], clock: Clock = REAL_CLOCK) -> pd.DataFrame:
     from bulkrunner.commands.export import check_output, check_round_trip, read_export, write_export
 
     config = _built({**_flags(options, "export"), "input": "", "operation": operation})
     if config.output is not None:
         check_output(config.output, force=config.force)
-    exported = read_export(config)
+    exported = read_export(config, os.environ, clock)
     if config.output is not None:
         write_export(exported, config.output)
         check_round_trip(exported, config)
@@ -219,8 +244,9 @@ def _text(cell: Any) -> str | None:
 # --- running ------------------------------------------------------------------------------------
 
 
-def _run(config: RunConfig, job: Job | None = None) -> pd.DataFrame:
-    """Run ``config`` with ``job`` (by default ``bulkrunner run``'s) and read its report."""
+def _run(config: RunConfig, job: Job | None = None, clock: Clock = REAL_CLOCK) -> pd.DataFrame:
+    """Run ``config`` with ``job`` (by default ``bulkrunner run``'s) on ``clock``, and read its
+    report."""
     from bulkrunner.output.events import Output
     from bulkrunner.output.report import read_report
 
@@ -229,7 +255,7 @@ def _run(config: RunConfig, job: Job | None = None) -> pd.DataFrame:
 
         job = run_job
     out = Output(sys.stdout)  # records the summary: the report's path, why a run stopped
-    code = job(config, cast(TextIO, out))
+    code = job(config, cast(TextIO, out), os.environ, clock)
     summary = out.recorded.get("summary", {})
     written = summary.get("report")
     if code == ExitCode.ABORTED:

@@ -55,7 +55,8 @@ _MEANINGS: dict[ExitCode, tuple[str, str, str]] = {
     ),
     ExitCode.ROWS_FAILED: (
         "some rows failed",
-        "the run finished, but some rows failed, were invalid or (with `--verify`) mismatched, "
+        "the run finished, but some rows failed, were invalid or (with `--verify`) mismatched "
+        "or could not be read back, "
         "or were not sent because their campaign does not exist (404), its current values "
         "could not be read for the backup, or a rollback could not undo the change (without "
         "`--allow-irreversible`); or a rollback left campaigns it cannot restore",

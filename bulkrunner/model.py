@@ -7,7 +7,8 @@ modules (loading, validation, report) meet here.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Hashable, Iterator, Mapping
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: `run --help` parses
@@ -69,8 +70,8 @@ RESULT_COLUMN_MEANINGS: Mapping[str, str] = {
     "status": "how the row ended: one of the statuses below",
     "http_status": "the last HTTP status received",
     "attempts": "requests sent for this row",
-    "error": "why it failed or is invalid (or a note on a row that succeeded: `outcome "
-    "unknown, retried`, `not verified: ...`)",
+    "error": "why it failed, is invalid or is unverified (or a note on a row that succeeded: "
+    "`outcome unknown, retried`)",
     "duration_ms": "from the row's first request to its last answer",
     "finished_at": "UTC time it finished",
     "before": "JSON of the fields the row changes, as they were (read from SmartLead first)",
@@ -103,6 +104,7 @@ class Status(enum.StrEnum):
     DRY_RUN = "dry_run"
     UNCHANGED = "unchanged"
     MISMATCH = "mismatch"
+    UNVERIFIED = "unverified"
 
     @property
     def meaning(self) -> str:
@@ -123,6 +125,9 @@ _MEANINGS: dict[Status, str] = {
     Status.UNCHANGED: "every field already had the wanted value: nothing was sent",
     Status.MISMATCH: "applied, but `--verify` read back other values (the fields that differ "
     "are in `error`); counts as a failure",
+    Status.UNVERIFIED: "applied, but `--verify` could not read it back (refused, still throttled "
+    "or failing after `--max-attempts` tries, or a wait longer than `--max-wait`; `error` says "
+    "why): whether it holds is not known; counts as a failure",
 }
 
 
@@ -139,10 +144,30 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Numbering:
+    """The one way rows are numbered everywhere (a ``Row``, the report's ``row``, the journal,
+    the events, the log): each row's 1-based data row number in its input file. A table read
+    from an earlier report (``retry``) keeps its rows' numbers in that file: ``numbers``, by
+    their position in the table."""
+
+    numbers: Sequence[int] | None = None
+
+    def __call__(self, position: int) -> int:
+        """The number of the row at ``position`` (from 1) of the table read."""
+        return self.numbers[position - 1] if self.numbers is not None else position
+
+    def span(self, offset: int, size: int) -> Sequence[int]:
+        """The numbers of the ``size`` rows after the first ``offset`` of the table read."""
+        if self.numbers is None:
+            return range(offset + 1, offset + size + 1)
+        return self.numbers[offset : offset + size]
+
+
+@dataclass(frozen=True, slots=True)
 class Row:
     """A valid row: the campaign to update and the exact JSON body to send."""
 
-    number: int  # 1-based data-row number in the input file
+    number: int  # its number (``Numbering``): the 1-based data row number in the input file
     campaign_id: int
     payload: Mapping[str, Any]
     account: str | None = None  # the ``account`` cell, stripped ("" when blank); None: no column
@@ -245,28 +270,19 @@ def remembered(cache: dict[K, V], key: K, make: Callable[[], V], most: int) -> V
 
 @dataclass(slots=True)
 class RunStats:
-    """Every request of a run: its settings POSTs and its reads (the current settings before
-    sending, ``--verify`` after), all of which count in the key's budget; the clock runs from the
-    first request to the last answer, so the reads' time is in the elapsed time too."""
+    """Every request of a run (or of one account's part of it): its writes and its reads (the
+    current state before sending, ``--verify`` after), all of which count in the key's budget;
+    the clock runs from the first request to the last answer, so the reads' time is in the
+    elapsed time too. Counted as they go through the account's connection."""
 
-    requests: int = 0  # settings POSTs and reads
-    reads: int = 0  # of the requests, GETs: reading the current settings, or --verify
+    requests: int = 0  # writes and reads
+    reads: int = 0  # of the requests, GETs: reading the current state, or --verify
     throttled: int = 0  # answers of 429
     retries: int = 0
-    first_request: float | None = None  # engine clock
+    first_request: float | None = None  # the run's clock
     last_answer: float | None = None
     aborted: str | None = None  # why the run stopped early, if it did
     limits: tuple[Rate, ...] = ()  # the limits held in the end (a lower one may be learned)
-
-    def read(self, sent: float, answered: float, answer: Answer) -> None:
-        """Count one read, granted at ``sent`` and answered (``answer``) at ``answered``."""
-        self.requests += 1
-        self.reads += 1
-        self.throttled += answer.status == 429
-        if self.first_request is None or sent < self.first_request:
-            self.first_request = sent
-        if self.last_answer is None or answered > self.last_answer:
-            self.last_answer = answered
 
     @property
     def sending_seconds(self) -> float:
@@ -278,6 +294,33 @@ class RunStats:
     def requests_per_second(self) -> float:
         seconds = self.sending_seconds
         return self.requests / seconds if seconds > 0 else 0.0
+
+
+def _utc_now() -> datetime:
+    from datetime import UTC, datetime  # (not needed to start: `--help` imports this module)
+
+    return datetime.now(UTC)
+
+
+async def _sleep(seconds: float) -> None:
+    import anyio
+
+    await anyio.sleep(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """Time as a run sees it: ``monotonic`` seconds (rate windows, retry delays, elapsed time),
+    the ``wall`` time (UTC: reports, journals, file names) and ``sleep``. Every command takes
+    one and passes it down to the limiter, the engine, the reads, the progress and the journal,
+    so that a test runs whole runs on a fake clock; ``REAL_CLOCK`` is the real one."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    wall: Callable[[], datetime] = _utc_now
+    sleep: Callable[[float], Awaitable[None]] = _sleep
+
+
+REAL_CLOCK = Clock()
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:

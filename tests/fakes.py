@@ -6,26 +6,41 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from bulkrunner.cli.app import main
-from bulkrunner.model import Answer, Row
+from bulkrunner.config.accounts import Account
+from bulkrunner.config.run_config import RunConfig
+from bulkrunner.limits.limiter import SlidingWindowLimiter
+from bulkrunner.model import REAL_CLOCK, Answer, Changes, Clock, Outcome, Rate, Row
 from bulkrunner.operations.base import Request, Wire
 from bulkrunner.operations.settings import SETTINGS
+from bulkrunner.sending.connection import Connection
+from bulkrunner.sending.retry import Policy
+from bulkrunner.sending.session import Session
+
+if TYPE_CHECKING:
+    from bulkrunner.sending.transport import Sender
+
+WALL = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)  # when a fake clock starts, by default
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
 class FakeClock:
-    """A clock whose ``sleep`` moves time forward instead of waiting; records every sleep."""
+    """A clock whose ``sleep`` moves time forward instead of waiting; records every sleep. As
+    a run's ``Clock`` (``.clock``), its wall time moves with it."""
 
-    def __init__(self, start: float = 1000.0) -> None:
+    def __init__(self, start: float = 1000.0, wall: datetime = WALL) -> None:
         self.now = start
+        self.start = start
+        self.wall_start = wall
         self.sleeps: list[float] = []
 
     def __call__(self) -> float:
@@ -35,6 +50,36 @@ class FakeClock:
         self.sleeps.append(seconds)
         self.now += max(0.0, seconds)
         await asyncio.sleep(0)
+
+    def wall(self) -> datetime:
+        return self.wall_start + timedelta(seconds=self.now - self.start)
+
+    @property
+    def clock(self) -> Clock:
+        """This clock as a run takes it: whole runs, in this process, without waiting."""
+        return Clock(self, self.wall, self.sleep)
+
+
+def connection(
+    sender: Sender,
+    clock: FakeClock,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    rates: Sequence[Rate] = (Rate(1000, 1),),
+    *,
+    concurrency: int = 4,
+    limiter: SlidingWindowLimiter | None = None,
+    **policy: Any,
+) -> Connection:
+    """An account's connection to ``sender`` on ``clock``: its limiter sleeps on the clock, its
+    retries on ``sleep`` (by default the clock's too)."""
+    return Connection(
+        sender,
+        limiter or SlidingWindowLimiter(rates, clock=clock, sleep=clock.sleep),
+        Policy(**policy),
+        concurrency,
+        Clock(clock, clock.wall, sleep or clock.sleep),
+        random.Random(0),
+    )
 
 
 class RecordingSleep:
@@ -135,3 +180,35 @@ def write_report(report: pd.DataFrame, path: Path, input_columns: list[str]) -> 
     with ReportWriter(path, input_columns) as writer:
         writer.write(report)
         writer.commit()
+
+
+def one_key(config: RunConfig, key: str) -> dict[str, Account]:
+    """The one account of a run without an accounts file, with ``key``."""
+    return {"": Account("", "SMARTLEAD_API_KEY", config.rates, config.base_url, key)}
+
+
+class Sent:
+    """A session of one account sending ``rows`` in one batch, and every row's outcome and
+    planned changes once it ended (``outcomes``, ``changes``)."""
+
+    def __init__(
+        self, config: RunConfig, key: str, rows: Sequence[Row], clock: Clock = REAL_CLOCK
+    ) -> None:
+        self.outcomes: dict[int, Outcome] = {}
+        self.changes: dict[int, Changes] = {}
+        self.session = Session(
+            config,
+            one_key(config, key),
+            [rows],
+            clock,
+            on_batch=self._ended,
+            totals={"": len(rows)},
+        )
+
+    def _ended(self, outcomes: Mapping[int, Outcome], changes: Mapping[int, Changes]) -> None:
+        self.outcomes.update(outcomes)
+        self.changes.update(changes)
+
+    def run(self) -> Sent:
+        asyncio.run(self.session.run())
+        return self

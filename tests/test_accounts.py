@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -16,10 +17,20 @@ import pandas as pd
 import pytest
 from aiohttp import web
 
+from bulkrunner.cli.app import main
+from bulkrunner.config.accounts import Account
 from bulkrunner.config.environment import key_not_set
-from bulkrunner.model import Rate
+from bulkrunner.config.run_config import RunConfig
+from bulkrunner.limits.limiter import SlidingWindowLimiter
+from bulkrunner.model import Outcome, Rate, Status
+from bulkrunner.operations.base import Wire
+from bulkrunner.operations.settings import SETTINGS
+from bulkrunner.records.journal import Journal
+from bulkrunner.sending.pipeline import Pipeline
+from bulkrunner.sending.session import seed
+from bulkrunner.sending.watching import figures, snapshot
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
-from tests.fakes import one_line_error, run
+from tests.fakes import FakeClock, ScriptedSender, connection, one_line_error, run
 from tests.hostile import ServerThread
 
 KEYS = {"acme": "sk-live-ACME-7d1e", "globex": "sk-live-GLOBEX-91a0", "initech": "sk-live-INI-3b2c"}
@@ -546,3 +557,95 @@ def test_an_interrupted_run_of_several_accounts_stops_them_all_and_resumes(
         for name, server in servers.items():
             assert sorted(server.state.applied) == [FIRST_ID[name] + n for n in range(ROWS)]
             assert set(server.state.applied.values()) == {1}  # none sent twice
+
+
+# --- one code path for one account and for many ---------------------------------------------------
+
+
+def test_each_row_finished_event_names_the_account_it_was_sent_with(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: dict[str, SimulatorThread],
+) -> None:
+    export_keys(monkeypatch)
+    plan = write_plan(tmp_path, list(KEYS))
+    accounts = write_accounts(tmp_path, servers)
+    code, _, err = run_accounts(
+        capsys, "run", plan, accounts, tmp_path / "r.csv", "--log-format", "json"
+    )
+    assert code == 0, err
+    finished = [
+        e for line in err.splitlines() if (e := json.loads(line))["event"] == "row_finished"
+    ]
+    assert len(finished) == ROWS * len(KEYS)
+    for event in finished:  # campaigns 1000..., 2000..., 3000...: acme's, globex's, initech's
+        assert event["account"] == next(n for n, first in FIRST_ID.items() if
+                                        first <= event["campaign_id"] < first + ROWS)  # fmt: skip
+
+
+def test_a_run_of_several_accounts_shows_its_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, servers: dict[str, SimulatorThread]
+) -> None:
+    """The progress display watches every account's pipeline (a run of several accounts showed
+    none)."""
+    import bulkrunner.sending.session as session
+
+    watched: list[list[str | None]] = []
+
+    async def watch(config: object, pipelines: list[Pipeline], clock: object) -> None:
+        watched.append([pipeline.connection.name for pipeline in pipelines])
+
+    monkeypatch.setattr(session, "watch", watch)
+    export_keys(monkeypatch)
+    plan = write_plan(tmp_path, list(KEYS))
+    accounts = write_accounts(tmp_path, servers)
+    code = main(
+        ["run", str(plan), "--accounts", str(accounts), "--report", str(tmp_path / "r.csv")]
+    )
+    assert code == 0
+    assert watched == [list(KEYS)]
+
+
+def test_the_progress_of_several_accounts_is_their_figures_together() -> None:
+    pipelines = []
+    for name, total, earlier, rate in (
+        ("acme", 60, (3, 1), Rate(10, 2)),
+        ("globex", 40, (2, 0), Rate(5, 1)),
+    ):
+        account = Account(name, "K", (rate,), "http://127.0.0.1:9/api/v1", "k")
+        through = connection(ScriptedSender(), FakeClock(), rates=[rate])
+        through.account = account
+        pipeline = Pipeline(RunConfig(input=Path("in.csv")), through, SETTINGS, Wire(), total=total)
+        pipeline.earlier = earlier
+        pipelines.append(pipeline)
+    shown = snapshot(pipelines, 1000.0)
+    assert (shown.total, shown.succeeded, shown.failed) == (100, 5, 1)
+    assert shown.limits == "acme 10/2; globex 5/1"
+    each = [figures(pipeline, 1000.0).eta for pipeline in pipelines]
+    assert shown.eta == max(each) > 0  # the accounts send at once: the slowest's time
+
+
+def test_each_account_is_seeded_only_with_its_own_journaled_requests(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A resumed run of several accounts: the interrupted run's requests still fill their own
+    account's windows, and no other's."""
+    journal = tmp_path / "r.csv.journal"
+    clock = FakeClock()
+    with Journal.open(journal, input_path=tmp_path / "in.csv", started=clock.wall()) as kept:
+        for number in (1, 2, 3):  # acme's rows, just finished
+            done = Outcome(Status.SUCCEEDED, finished_at=clock.wall())
+            kept.record(f"k{number}", number, number, done, account="acme")
+    waits = {}
+    for name in ("acme", "globex"):
+        limiter = SlidingWindowLimiter([Rate(3, 60)], guard=0, clock=clock, sleep=clock.sleep)
+        with caplog.at_level(logging.INFO, logger="bulkrunner"):
+            seed(limiter, journal, name, 0, clock.clock)
+        waits[name] = limiter.wait_time(clock())
+    assert waits["acme"] == pytest.approx(60)  # its three requests fill its window
+    assert waits["globex"] == 0
+    lines = [r.getMessage() for r in caplog.records if "rate window" in r.getMessage()]
+    assert lines == [
+        "account acme: waiting 60s for the previous run's requests to leave the rate window"
+    ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,16 @@ from bulkrunner.cli.app import main
 from bulkrunner.config.job_file import build_config, read_job_file
 from bulkrunner.config.paths import backup_path
 from bulkrunner.errors import KeyRejected
-from bulkrunner.limits.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Change, Rate, Row, Status
+from bulkrunner.model import Answer, Change, Row, Status
 from bulkrunner.operations.base import Request
 from bulkrunner.operations.schedule import SCHEDULE
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.operations.state import slim
 from bulkrunner.records.backup import BackupError, read_backup, read_unrestorable, record_backup
-from bulkrunner.sending.preflight import Current, Reading, plan, read_current
-from tests.fakes import FakeClock, RecordingSleep
+from bulkrunner.sending.connection import Connection
+from bulkrunner.sending.plan import plan
+from bulkrunner.sending.reads import Current, read_current
+from tests.fakes import FakeClock, RecordingSleep, connection
 
 UNAVAILABLE = Answer(503, "Service Unavailable")
 THROTTLED = Answer(429, '{"error": {"code": "RATE_LIMIT_EXCEEDED"}}', retry_after=30.0)
@@ -151,10 +151,11 @@ class ReadSender:
         return Answer(404, '{"error": "Not found"}')
 
 
-def reading(sleep: RecordingSleep, attempts: int = 4) -> Reading:
-    clock = FakeClock()
-    limiter = SlidingWindowLimiter([Rate(1000, 1)], clock=clock, sleep=clock.sleep)
-    return Reading(limiter, attempts, random.Random(0), sleep)
+def reading(
+    sender: ReadSender, sleep: RecordingSleep, attempts: int = 4, concurrency: int = 4
+) -> Connection:
+    """A connection to ``sender`` whose retries wait on ``sleep``."""
+    return connection(sender, FakeClock(), sleep, max_attempts=attempts, concurrency=concurrency)
 
 
 def listing(*campaigns: dict[str, Any]) -> Answer:
@@ -164,7 +165,7 @@ def listing(*campaigns: dict[str, Any]) -> Answer:
 async def test_the_list_call_is_retried_and_honours_retry_after() -> None:
     sleep = RecordingSleep()
     sender = ReadSender([UNAVAILABLE, THROTTLED, listing(campaign(11, 40))])
-    current = await read_current(sender, reading(sleep), {11})
+    current = await read_current(reading(sender, sleep), {11})
     assert sender.calls == ["LIST", "LIST", "LIST"]
     assert current.campaigns == {11: slim(campaign(11, 40))}
     assert len(sleep.delays) == 2
@@ -181,7 +182,7 @@ async def test_campaigns_the_list_does_not_show_are_read_one_by_one_with_retries
             13: [Answer(404, '{"error": "Campaign not found"}')],
         },
     )
-    current = await read_current(sender, reading(sleep), {11, 12, 13}, concurrency=2)
+    current = await read_current(reading(sender, sleep, concurrency=2), {11, 12, 13})
     assert sorted(sender.calls) == ["GET 12", "GET 12", "GET 13", "LIST"]
     assert current.campaigns[12] == slim(campaign(12, 55))
     assert current.missing == {13}
@@ -194,7 +195,7 @@ async def test_a_failed_list_call_leads_to_reading_every_campaign() -> None:
         [UNAVAILABLE],
         {11: [Answer(200, json.dumps(campaign(11, 40)))], 12: [UNAVAILABLE]},
     )
-    current = await read_current(sender, reading(RecordingSleep(), attempts=3), {11, 12})
+    current = await read_current(reading(sender, RecordingSleep(), attempts=3), {11, 12})
     assert sender.calls.count("LIST") == 3  # every try of the list call failed
     assert sender.calls.count("GET 12") == 3
     assert current.campaigns == {11: slim(campaign(11, 40))}
@@ -205,7 +206,7 @@ async def test_a_failed_list_call_leads_to_reading_every_campaign() -> None:
 
 async def test_with_no_backup_unlisted_campaigns_are_not_read() -> None:
     sender = ReadSender([listing(campaign(11, 40))], {12: [UNAVAILABLE]})
-    current = await read_current(sender, reading(RecordingSleep()), {11, 12}, one_by_one=False)
+    current = await read_current(reading(sender, RecordingSleep()), {11, 12}, one_by_one=False)
     assert sender.calls == ["LIST"]
     assert set(current.campaigns) == {11}
 
@@ -213,7 +214,7 @@ async def test_with_no_backup_unlisted_campaigns_are_not_read() -> None:
 async def test_a_rejected_key_on_a_campaign_read_stops_everything() -> None:
     sender = ReadSender([listing()], {11: [Answer(401, '{"message": "Invalid API Key"}')]})
     with pytest.raises(KeyRejected, match="HTTP 401"):
-        await read_current(sender, reading(RecordingSleep()), {11})
+        await read_current(reading(sender, RecordingSleep()), {11})
 
 
 async def test_rows_whose_campaign_is_missing_or_unreadable_are_not_sent() -> None:
@@ -221,7 +222,7 @@ async def test_rows_whose_campaign_is_missing_or_unreadable_are_not_sent() -> No
         [listing(campaign(11, 40), campaign(14, 70))],
         {12: [UNAVAILABLE], 13: [Answer(404, '{"error": "Campaign not found"}')]},
     )
-    current = await read_current(sender, reading(RecordingSleep(), attempts=2), {11, 12, 13, 14})
+    current = await read_current(reading(sender, RecordingSleep(), attempts=2), {11, 12, 13, 14})
     rows = [
         Row(1, 11, {"sending_limit": 150}),
         Row(2, 12, {"sending_limit": 60}),
@@ -274,7 +275,7 @@ async def test_a_campaign_read_as_showing_nothing_is_unreadable_and_not_sent(
     answer: dict[str, Any],
 ) -> None:
     sender = ReadSender([listing()], {11: [Answer(200, json.dumps(answer))]})
-    current = await read_current(sender, reading(RecordingSleep()), {11})
+    current = await read_current(reading(sender, RecordingSleep()), {11})
     assert current.campaigns == {}
     assert current.unreadable == {
         11: "its current settings could not be read (the answer shows no value of any field a "
@@ -292,7 +293,7 @@ async def test_a_campaign_read_as_showing_nothing_is_unreadable_and_not_sent(
 @pytest.mark.parametrize("shown", NOTHING_SHOWN[2:])
 async def test_a_listed_campaign_showing_nothing_is_read_on_its_own(shown: dict[str, Any]) -> None:
     sender = ReadSender([listing(shown)], {11: [Answer(200, json.dumps(campaign(11, 40)))]})
-    current = await read_current(sender, reading(RecordingSleep()), {11})
+    current = await read_current(reading(sender, RecordingSleep()), {11})
     assert sender.calls == ["LIST", "GET 11"]
     assert current.campaigns == {11: slim(campaign(11, 40))}
 

@@ -488,15 +488,16 @@ def test_an_internal_error_is_one_line_and_speaks_of_a_journal_only_where_there_
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from bulkrunner.commands import run as job
-    from bulkrunner.commands import validate as checking
+    import importlib
 
     def broken(*_: object) -> int:
         raise RuntimeError("a bug")
 
     if command == "validate":
+        checking = importlib.import_module("bulkrunner.commands.validate")
         monkeypatch.setattr(checking, "validate_command", broken)
-    else:
+    else:  # the module of the command (commands.run, commands.plan) has its job
+        job = importlib.import_module(f"bulkrunner.commands.{command}")
         monkeypatch.setattr(job, f"{command}_job", broken)
     plan = tmp_path / "in.csv"
     plan.write_text("campaign_id,sending_limit\n1,10\n")

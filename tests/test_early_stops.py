@@ -11,13 +11,12 @@ from pathlib import Path
 import anyio
 import pandas as pd
 
-from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Rate, Row
 from bulkrunner.operations.fields import Vocabulary
 from bulkrunner.operations.refusals import EnumRefusals
 from bulkrunner.sending.engine import Engine
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
-from tests.fakes import FakeClock, ScriptedSender
+from tests.fakes import FakeClock, ScriptedSender, connection
 from tests.hostile import run_cli
 
 KEY = "sk-live-SENTINEL-early-41c0"
@@ -75,14 +74,7 @@ def test_other_failures_between_enum_refusals_do_not_stop_the_run() -> None:
     }
     sender = ScriptedSender(script)
     refusals = EnumRefusals(Vocabulary.DOCUMENTED, lambda other: f"again --vocabulary {other}")
-    engine = Engine(
-        sender,
-        SlidingWindowLimiter([Rate(100, 1)], clock=clock, sleep=clock.sleep),
-        concurrency=1,
-        judge=refusals,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    engine = Engine(connection(sender, clock, rates=[Rate(100, 1)], concurrency=1), judge=refusals)
     rows = [row(n, payload if n != 3 else {"sending_limit": 9}) for n in range(1, 6)]
     anyio.run(engine.run, rows)
     assert engine.stats.aborted is None
@@ -94,14 +86,7 @@ def test_the_third_enum_refusal_in_a_row_stops_the_engine() -> None:
     payload = {"stop_lead_settings": "OPENED_EMAIL"}
     sender = ScriptedSender({n: [refusal("OPENED_EMAIL")] for n in range(1, 6)})
     refusals = EnumRefusals(Vocabulary.DOCUMENTED, lambda other: f"again --vocabulary {other}")
-    engine = Engine(
-        sender,
-        SlidingWindowLimiter([Rate(100, 1)], clock=clock, sleep=clock.sleep),
-        concurrency=1,
-        judge=refusals,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    engine = Engine(connection(sender, clock, rates=[Rate(100, 1)], concurrency=1), judge=refusals)
     outcomes = anyio.run(engine.run, [row(n, payload) for n in range(1, 6)])
     assert len(sender.calls) == 3
     assert engine.stats.aborted is not None

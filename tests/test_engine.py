@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import pytest
@@ -12,8 +14,10 @@ from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.limits.rates import max_in_window
 from bulkrunner.model import Answer, Outcome, Rate, Row, Status
 from bulkrunner.operations.base import Request
+from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.engine import Engine
-from tests.fakes import FakeClock, RecordingSleep, ScriptedSender, target
+from bulkrunner.sending.retry import Policy
+from tests.fakes import FakeClock, RecordingSleep, ScriptedSender, connection, target
 
 OK = Answer(200, '{"success": true, "data": {}}')
 UNAVAILABLE = Answer(503, "Service Unavailable")
@@ -27,19 +31,22 @@ def rows(count: int) -> list[Row]:
 def engine(
     sender: ScriptedSender,
     clock: FakeClock,
-    sleep: RecordingSleep | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
     rates: list[Rate] | None = None,
-    **options: int,
+    concurrency: int = 4,
+    **policy: Any,
 ) -> Engine:
-    limiter = SlidingWindowLimiter(rates or [Rate(1000, 1)], clock=clock, sleep=clock.sleep)
-    return Engine(
+    """An engine of a connection whose limiter sleeps on ``clock`` and whose retries wait on
+    ``sleep`` (recording the delays asked for)."""
+    through = connection(
         sender,
-        limiter,
-        rng=random.Random(0),
-        clock=clock,
-        sleep=sleep or RecordingSleep(),
-        **options,  # type: ignore[arg-type]
+        clock,
+        sleep or RecordingSleep(),
+        rates or [Rate(1000, 1)],
+        concurrency=concurrency,
+        **policy,
     )
+    return Engine(through)
 
 
 async def test_every_row_is_sent_once_and_succeeds() -> None:
@@ -126,13 +133,8 @@ async def test_an_abort_wakes_the_workers_waiting_for_a_window_slot() -> None:
         await anyio.sleep_forever()
 
     sender = ScriptedSender({101: [Answer(401, "Unauthorized")]})
-    run = Engine(
-        sender,
-        SlidingWindowLimiter([Rate(2, 100)], clock=clock, sleep=endless),
-        concurrency=4,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    limiter = SlidingWindowLimiter([Rate(2, 100)], clock=clock, sleep=endless)
+    run = Engine(connection(sender, clock, limiter=limiter, concurrency=4))
     with anyio.fail_after(30):  # a hang guard, not a measurement: without the fix it never ends
         outcomes = await run.run(rows(6))
     assert len(sender.calls) == 2  # the two slots of the window; the others never got one
@@ -148,13 +150,7 @@ async def test_an_abort_leaves_rows_waiting_for_a_retry_failed_not_lost() -> Non
         await gate.wait()
 
     sender = ScriptedSender({101: [UNAVAILABLE], 103: [Answer(401, "Unauthorized")]})
-    run = Engine(
-        sender,
-        SlidingWindowLimiter([Rate(1000, 1)], clock=clock, sleep=clock.sleep),
-        concurrency=1,
-        clock=clock,
-        sleep=blocked_sleep,
-    )
+    run = Engine(connection(sender, clock, blocked_sleep, concurrency=1))
     outcomes = await run.run(rows(5))
     assert outcomes[1].status is Status.FAILED
     assert outcomes[1].attempts == 1
@@ -185,13 +181,7 @@ async def test_a_row_waiting_to_retry_holds_no_worker() -> None:
             return answer
 
     sender = Recording({101: [UNAVAILABLE]})
-    run = Engine(
-        sender,
-        SlidingWindowLimiter([Rate(1000, 1)], clock=clock, sleep=clock.sleep),
-        concurrency=1,
-        clock=clock,
-        sleep=gated_sleep,
-    )
+    run = Engine(connection(sender, clock, gated_sleep, concurrency=1))
     outcomes = await run.run(rows(4))
     # With one worker, rows 2-4 went while row 1 waited for its retry.
     assert order == [101, 102, 103, 104, 101]
@@ -278,9 +268,9 @@ async def test_no_rows_is_a_finished_run() -> None:
 def test_bad_options_are_refused() -> None:
     limiter = SlidingWindowLimiter([Rate(1, 1)])
     with pytest.raises(ValueError, match="concurrency"):
-        Engine(ScriptedSender(), limiter, concurrency=0)
+        Connection(ScriptedSender(), limiter, concurrency=0)
     with pytest.raises(ValueError, match="max_attempts"):
-        Engine(ScriptedSender(), limiter, max_attempts=0)
+        Policy(max_attempts=0)
 
 
 async def test_no_more_workers_start_than_there_are_rows(monkeypatch: pytest.MonkeyPatch) -> None:

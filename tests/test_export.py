@@ -23,7 +23,6 @@ from aiohttp import web
 
 from bulkrunner.cli.app import main
 from bulkrunner.commands.export import (
-    DEMO_CAMPAIGNS,
     Export,
     check_round_trip,
     read_export,
@@ -32,15 +31,17 @@ from bulkrunner.commands.export import (
 from bulkrunner.config.environment import key_not_set
 from bulkrunner.config.job_file import build_config
 from bulkrunner.config.paths import backup_path
+from bulkrunner.errors import Aborted
 from bulkrunner.input.loading import read_input
 from bulkrunner.input.validation import validate
-from bulkrunner.model import Change, RunStats
+from bulkrunner.model import Change, Clock, RunStats
 from bulkrunner.operations import Wire
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.fields import Field
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.output.export_file import as_csv_cells
 from bulkrunner.records.backup import record_backup
+from bulkrunner.sending.demo import DEMO_CAMPAIGNS
 from bulkrunner.simulator import (
     SimulatorConfig,
     SimulatorThread,
@@ -48,7 +49,7 @@ from bulkrunner.simulator import (
     default_settings,
     default_status,
 )
-from tests.fakes import RecordingSleep
+from tests.fakes import FakeClock, RecordingSleep
 from tests.hostile import ServerThread, every_file_text, run_cli
 
 KEY = "sk-export-SENTINEL-77"
@@ -406,12 +407,32 @@ def test_the_list_is_retried_like_a_run_s_reads() -> None:
     sleep = RecordingSleep()
     with ServerThread(flaky) as server:
         config = build_config({"input": ""}, {"base_url": f"{server.url}/api/v1"})
-        exported = read_export(config, sleep=sleep)
+        exported = read_export(config, clock=Clock(sleep=sleep))
     assert len(server.requests) == 3
     assert exported.frame["sending_limit"].tolist() == [9]
     assert (exported.stats.requests, exported.stats.retries) == (3, 2)
     assert len(sleep.delays) == 2
     assert sleep.delays[0] >= 5  # never sooner than Retry-After
+
+
+def test_reads_answered_503_stop_the_export_within_the_outage_timeout() -> None:
+    """The run's --outage-timeout bounds an export's reads as it bounds a run's: the export
+    stops rather than try again past it (on the export's clock: no real wait)."""
+
+    async def down(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=503, text="Service Unavailable")
+
+    clock = FakeClock()
+    with ServerThread(down) as server:
+        flags = {
+            "base_url": f"{server.url}/api/v1",
+            **{"outage_timeout": 20, "timeout": 5, "max_attempts": 50},
+        }
+        with pytest.raises(Aborted) as stopped:
+            read_export(build_config({"input": ""}, flags), {"SMARTLEAD_API_KEY": KEY}, clock.clock)
+    assert str(stopped.value).startswith("export aborted: only retryable errors came back for")
+    assert clock.now - clock.start < 20  # it did not wait past the timeout to find out
+    assert len(server.requests) < 50
 
 
 def test_an_answer_that_is_not_a_list_of_campaigns_aborts(

@@ -32,7 +32,9 @@ from bulkrunner.model import Answer, Outcome, Rate, Row, Status
 from bulkrunner.operations.base import Request
 from bulkrunner.records.backup import read_backup
 from bulkrunner.records.journal import read_successes
+from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.engine import Engine
+from bulkrunner.sending.retry import Policy
 from bulkrunner.sending.transport import HttpSender, limiter_tracing
 from bulkrunner.simulator import (
     FaultPlan,
@@ -132,15 +134,14 @@ async def test_a_thousand_rows_under_mixed_faults() -> None:
     with SimulatorThread(config) as simulator:
         async with aiohttp.ClientSession(trace_configs=[limiter_tracing()]) as session:
             sender = RecordingSender(session, simulator.base_url, KEY, CLIENT_TIMEOUT)
-            engine = Engine(
+            through = Connection(
                 sender,
                 SlidingWindowLimiter([RATE], guard=BUSY_JITTER),
-                concurrency=CONCURRENCY,
-                max_attempts=10,
+                Policy(max_attempts=10, backoff_base=0.01),
+                CONCURRENCY,
                 rng=random.Random(7),
-                backoff_base=0.01,
-                on_outcome=record,
             )
+            engine = Engine(through, on_outcome=record)
             outcomes = await engine.run(rows)
     state = simulator.state
     posts = state.posts()

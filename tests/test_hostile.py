@@ -337,8 +337,7 @@ async def test_a_retry_after_beyond_max_wait_stops_the_run_without_waiting() -> 
     clock = FakeClock()
     day = Answer(429, "slow down", retry_after=86_400.0)
     sender = ScriptedSender({101: [day]})
-    run = engine(sender, clock, concurrency=1)
-    run.max_wait = 300.0
+    run = engine(sender, clock, concurrency=1, max_wait=300.0)
     outcomes = await run.run(rows(3))
     assert run.stats.aborted == (
         "run aborted: the server asked to wait 86400s (Retry-After), more than --max-wait 300"
@@ -352,8 +351,7 @@ async def test_a_retry_after_beyond_max_wait_stops_the_run_without_waiting() -> 
 async def test_a_retry_after_within_max_wait_is_waited_for() -> None:
     clock = FakeClock()
     sender = ScriptedSender({101: [Answer(503, "busy", retry_after=250.0)]})
-    run = engine(sender, clock, concurrency=1)
-    run.max_wait = 300.0
+    run = engine(sender, clock, concurrency=1, max_wait=300.0)
     outcomes = await run.run(rows(1))
     assert run.stats.aborted is None
     assert outcomes[1].status is Status.SUCCEEDED
@@ -363,8 +361,7 @@ async def test_an_x_ratelimit_reset_beyond_max_wait_stops_the_run_after_the_row(
     clock = FakeClock()
     spent = Answer(200, '{"ok": true}', remaining=0, reset=86_400.0)
     sender = ScriptedSender({101: [spent]})
-    run = engine(sender, clock, concurrency=1)
-    run.max_wait = 300.0
+    run = engine(sender, clock, concurrency=1, max_wait=300.0)
     outcomes = await run.run(rows(3))
     assert run.stats.aborted == (
         "run aborted: the server asked to wait 86400s (X-RateLimit-Reset), more than --max-wait 300"
@@ -378,8 +375,7 @@ async def test_the_outage_timeout_counts_the_wait_before_the_next_try() -> None:
     clock = FakeClock()
     busy = Answer(503, "busy", retry_after=250.0)
     sender = ScriptedSender({101: [busy] * 5})
-    run = engine(sender, clock, concurrency=1, outage_timeout=100)
-    run.sleep = clock.sleep
+    run = engine(sender, clock, clock.sleep, concurrency=1, outage_timeout=100)
     outcomes = await run.run(rows(1))
     assert run.stats.aborted is not None
     assert run.stats.aborted.startswith(
@@ -400,8 +396,7 @@ async def test_an_announced_limit_that_would_wait_past_max_wait_stops_the_run() 
     hours, each waiting out the hour. The run stops instead of making the first such wait."""
     clock = FakeClock()
     sender = ScriptedSender({101: [announcing(1)]})
-    run = engine(sender, clock, concurrency=1, rates=[Rate(1000, 3600)])
-    run.max_wait = 300.0
+    run = engine(sender, clock, concurrency=1, rates=[Rate(1000, 3600)], max_wait=300.0)
     outcomes = await run.run(rows(10))
     assert run.stats.aborted is not None
     assert run.stats.aborted.startswith("run aborted: the server asked to wait 3600s")
@@ -418,12 +413,13 @@ async def test_an_announced_limit_whose_waits_are_short_only_slows_the_run() -> 
     """The same header over SmartLead's 2-second window: a request every 2 s, every row sent."""
     clock = FakeClock()
     sender = ScriptedSender({101: [announcing(1)]})
-    run = engine(sender, clock, concurrency=1, rates=[Rate(10, 2), Rate(1000, 3600)])
-    run.max_wait = 300.0
+    run = engine(
+        sender, clock, concurrency=1, rates=[Rate(10, 2), Rate(1000, 3600)], max_wait=300.0
+    )
     outcomes = await run.run(rows(10))
     assert run.stats.aborted is None
     assert {outcome.status for outcome in outcomes.values()} == {Status.SUCCEEDED}
-    assert run.limiter.learned == Rate(1, 2)
+    assert run.connection.limiter.learned == Rate(1, 2)
     assert clock.now - 1000.0 == pytest.approx(9 * 2.0, abs=0.1)
 
 
@@ -1001,8 +997,9 @@ def test_verify_reading_another_campaign_verifies_nothing(tmp_path: Path) -> Non
         args = ("run", "--input", "plan.csv", "--report", "r.csv", "--base-url", base, "--verify")
         done = run_cli(tmp_path, KEY, *args, timeout=60)
     report = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
-    assert done.returncode == 0, done.stdout + done.stderr  # a read that fails: as documented
-    assert report["status"].tolist() == ["succeeded"]
+    # applied, but not known to hold: not succeeded, a failure
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert report["status"].tolist() == ["unverified"]
     assert report["error"].tolist() == ["not verified: the answer is campaign '202', not 101"]
 
 
@@ -1076,8 +1073,8 @@ def test_verify_reading_back_nothing_says_not_verified_not_mismatch(tmp_path: Pa
         args = ("run", "plan.csv", "--report", "r.csv", "--base-url", base, "--verify")
         done = run_cli(tmp_path, KEY, *args)
     report = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
-    assert done.returncode == 0, done.stdout + done.stderr  # a read that fails: as documented
-    assert report["status"].tolist() == ["succeeded"]
+    assert done.returncode == 1, done.stdout + done.stderr  # not known to hold: a failure
+    assert report["status"].tolist() == ["unverified"]
     assert report["error"].tolist() == [
         "not verified: the answer shows no value of any field a settings row sets"
     ]

@@ -23,7 +23,9 @@ from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Rate, Row, Status
 from bulkrunner.operations.base import Request
 from bulkrunner.operations.fields import Vocabulary
+from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.engine import Engine
+from bulkrunner.sending.retry import Policy
 from bulkrunner.sending.transport import HttpSender, limiter_tracing
 from bulkrunner.simulator import FaultPlan, Simulator, SimulatorConfig, SimulatorThread
 from tests.fakes import make_rows
@@ -43,14 +45,15 @@ async def run_engine(
 ) -> tuple[dict[int, Status], Engine, SimulatorThread]:
     with SimulatorThread(config) as simulator:
         async with aiohttp.ClientSession(trace_configs=[limiter_tracing()]) as session:
-            engine = Engine(
+            through = Connection(
                 HttpSender(session, simulator.base_url, KEY, request_timeout),
                 SlidingWindowLimiter(rates, guard=JITTER),
-                concurrency=concurrency,
-                max_attempts=max_attempts,
+                # keep retries quick; the policy itself is tested on its own
+                Policy(max_attempts=max_attempts, backoff_base=0.01),
+                concurrency,
                 rng=random.Random(1),
-                backoff_base=0.01,  # keep retries quick; the policy itself is tested on its own
             )
+            engine = Engine(through)
             outcomes = await engine.run(rows)
     return {n: o.status for n, o in outcomes.items()}, engine, simulator
 
@@ -106,7 +109,9 @@ async def test_the_server_validates_the_vocabulary_sent() -> None:
     config = SimulatorConfig(api_key=KEY, vocabulary=Vocabulary.DOCUMENTED)
     async with Simulator(config) as simulator, aiohttp.ClientSession() as session:
         engine = Engine(
-            HttpSender(session, simulator.base_url, KEY, 5), SlidingWindowLimiter([Rate(9, 1)])
+            Connection(
+                HttpSender(session, simulator.base_url, KEY, 5), SlidingWindowLimiter([Rate(9, 1)])
+            )
         )
         outcome = (await engine.run(rows))[1]
     assert outcome.status is Status.FAILED
@@ -199,10 +204,12 @@ async def run_against_lower_limit(
         async with aiohttp.ClientSession() as session:
             http = HttpSender(session, simulator.base_url, KEY, 5)
             engine = Engine(
-                HeaderBlind(http) if blind else http,
-                SlidingWindowLimiter(configured, guard=JITTER, adaptive=adaptive),
-                max_attempts=20,
-                rng=random.Random(2),
+                Connection(
+                    HeaderBlind(http) if blind else http,
+                    SlidingWindowLimiter(configured, guard=JITTER, adaptive=adaptive),
+                    Policy(max_attempts=20),
+                    rng=random.Random(2),
+                )
             )
             outcomes = await engine.run(rows)
     assert {o.status for o in outcomes.values()} == {Status.SUCCEEDED}
@@ -216,7 +223,7 @@ SERVER_RATE = Rate(10, 0.5)  # the server's real limit; the client is told 4 tim
 @pytest.mark.slow
 async def test_a_lower_server_limit_is_learned_from_its_headers() -> None:
     engine, simulator = await run_against_lower_limit(make_rows(60), blind=False)
-    assert engine.limiter.learned == SERVER_RATE
+    assert engine.connection.limiter.learned == SERVER_RATE
     assert engine.stats.throttled <= 0.1 * engine.stats.requests
     # At most the first burst's in-flight requests beyond the limit.
     assert simulator.state.max_in_window(SERVER_RATE.seconds) <= SERVER_RATE.limit + 4
@@ -227,6 +234,6 @@ async def test_without_headers_adaptive_control_draws_fewer_429s() -> None:
     rows = make_rows(40)
     adaptive, _ = await run_against_lower_limit(rows, blind=True)
     fixed, _ = await run_against_lower_limit(rows, blind=True, adaptive=False)
-    assert adaptive.limiter.learned is None
+    assert adaptive.connection.limiter.learned is None
     print(f"429s: adaptive {adaptive.stats.throttled}, fixed {fixed.stats.throttled}")
     assert adaptive.stats.throttled < fixed.stats.throttled

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import io
 import json
-import random
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,9 +34,13 @@ from bulkrunner.operations.base import Request, Wire
 from bulkrunner.operations.email_accounts import EMAIL_ACCOUNTS, parse_ids
 from bulkrunner.operations.fields import Vocabulary
 from bulkrunner.records.backup import backup_operation, read_backup, record_backup
-from bulkrunner.sending.preflight import Reading, plan, read_current, verify
+from bulkrunner.sending.connection import Connection
+from bulkrunner.sending.plan import plan
+from bulkrunner.sending.reads import read_current
+from bulkrunner.sending.transport import Sender
+from bulkrunner.sending.verify import MATCHES, ReadBack, verify
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
-from tests.fakes import FakeClock, RecordingSleep
+from tests.fakes import FakeClock, RecordingSleep, connection
 
 KEY = "sk-accounts-SENTINEL-7f3e"
 OP = EMAIL_ACCOUNTS
@@ -215,7 +218,7 @@ async def test_accounts_read_back_without_usable_ids_refuse_the_row(accounts: li
     sender = AccountsSender(
         [{"id": 11, "status": "PAUSED"}], {11: Answer(200, json.dumps([{"id": 2}, *accounts]))}
     )
-    current = await read_current(sender, reading(), {11}, operation=OP)
+    current = await read_current(reading(sender), {11}, operation=OP)
     planned = plan([Row(1, 11, {"add": [3]})], current, True, require_backup=True, operation=OP)
     assert planned.send == []
     assert planned.refused[1].error == (
@@ -326,10 +329,8 @@ class AccountsSender:
         return self.accounts[int(path.split("/")[2])]
 
 
-def reading() -> Reading:
-    clock = FakeClock()
-    limiter = SlidingWindowLimiter([Rate(1000, 1)], clock=clock, sleep=clock.sleep)
-    return Reading(limiter, 3, random.Random(0), RecordingSleep())
+def reading(sender: Sender) -> Connection:
+    return connection(sender, FakeClock(), RecordingSleep(), max_attempts=3)
 
 
 async def test_the_state_is_read_in_both_answer_shapes_and_planned() -> None:
@@ -342,7 +343,7 @@ async def test_the_state_is_read_in_both_answer_shapes_and_planned() -> None:
         ],
         {11: Answer(200, json.dumps(bare)), 12: Answer(200, json.dumps(wrapped))},
     )
-    current = await read_current(sender, reading(), {11, 12}, operation=OP)
+    current = await read_current(reading(sender), {11, 12}, operation=OP)
     assert sorted(sender.paths) == [
         "/campaigns/",
         "/campaigns/11/email-accounts",
@@ -369,7 +370,7 @@ async def test_a_campaign_whose_accounts_cannot_be_read_is_not_sent() -> None:
     sender = AccountsSender(
         [{"id": 11, "status": "ACTIVE"}], {11: Answer(200, '{"unexpected": "shape"}')}
     )
-    current = await read_current(sender, reading(), {11}, operation=OP)
+    current = await read_current(reading(sender), {11}, operation=OP)
     assert current.unreadable == {
         11: "its email-accounts could not be read (the answer is not a list of email-accounts)"
     }
@@ -384,8 +385,9 @@ async def test_verify_reads_the_accounts_back_and_names_a_difference() -> None:
         {11: Answer(200, json.dumps([{"id": 1}, {"id": 5}])), 12: Answer(200, '[{"id": 1}]')},
     )
     rows = [Row(1, 11, {"add": [5]}), Row(2, 12, {"add": [5], "remove": [1]})]
-    found = await verify(sender, SlidingWindowLimiter([Rate(100, 1)]), rows, 1, operation=OP)
-    assert found == {1: "", 2: "email_accounts: sent [5], server has [1]"}
+    through = Connection(sender, SlidingWindowLimiter([Rate(100, 1)]), concurrency=1)
+    found = await verify(through, rows, operation=OP)
+    assert found == {1: MATCHES, 2: ReadBack(False, "email_accounts: sent [5], server has [1]")}
     assert "/campaigns/12/email-accounts" in sender.paths
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +19,6 @@ import pytest
 
 from bulkrunner.cli.app import main
 from bulkrunner.config.paths import backup_path
-from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Change, Rate
 from bulkrunner.operations import operation
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
@@ -28,9 +26,10 @@ from bulkrunner.operations.fields import Field
 from bulkrunner.operations.status import STATUS, parse_status
 from bulkrunner.output.hints import rollback_command
 from bulkrunner.records.backup import read_backup, read_unrestorable, record_backup
-from bulkrunner.sending.preflight import Reading, plan, read_current
+from bulkrunner.sending.plan import plan
+from bulkrunner.sending.reads import read_current
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_status
-from tests.fakes import FakeClock, RecordingSleep
+from tests.fakes import FakeClock, RecordingSleep, connection
 
 KEY = "sk-status-SENTINEL-77"
 
@@ -172,10 +171,8 @@ class ReadSender:
 async def test_the_current_status_is_read_from_the_list_and_from_a_campaign_by_id() -> None:
     listed = [{"id": 11, "name": "A", "status": "ACTIVE", "track_settings": []}]
     sender = ReadSender(listed, {12: {"data": {"id": 12, "status": "paused"}}})  # wrapped
-    clock = FakeClock()
-    limiter = SlidingWindowLimiter([Rate(100, 1)], clock=clock, sleep=clock.sleep)
-    reading = Reading(limiter, 2, random.Random(0), RecordingSleep())
-    current = await read_current(sender, reading, {11, 12}, operation=STATUS)
+    reading = connection(sender, FakeClock(), RecordingSleep(), [Rate(100, 1)], max_attempts=2)
+    current = await read_current(reading, {11, 12}, operation=STATUS)
     assert {cid: STATUS.state(c) for cid, c in current.campaigns.items()} == {
         11: {"status": "ACTIVE"},
         12: {"status": "PAUSED"},
@@ -271,7 +268,7 @@ def test_export_gives_an_input_row_and_leaves_out_what_cannot_be_written() -> No
 
 def test_plan_fails_rows_of_stopped_campaigns_with_the_reason() -> None:
     from bulkrunner.model import Row, Status
-    from bulkrunner.sending.preflight import Current
+    from bulkrunner.sending.reads import Current
 
     rows = [Row(1, 31, {"status": "START"}), Row(2, 32, {"status": "START"})]
     current = Current({31: {"id": 31, "status": "STOPPED"}, 32: {"id": 32, "status": "ACTIVE"}})

@@ -21,7 +21,8 @@ from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import Answer, Rate, Row
 from bulkrunner.operations.base import Request
 from bulkrunner.output.progress import Bar, LogLines, Snapshot
-from bulkrunner.sending.preflight import verify
+from bulkrunner.sending.connection import Connection
+from bulkrunner.sending.verify import MATCHES, ReadBack, verify
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_settings
 from tests.hostile import ServerThread
 
@@ -169,11 +170,12 @@ async def test_verify_names_each_field_that_differs() -> None:
         Row(3, 99, {"sending_limit": 50}),
     ]
     sender = StaleReads({"sending_limit": 50, "stop_lead_settings": "OPENED_EMAIL"})
-    found = await verify(sender, SlidingWindowLimiter([Rate(100, 1)]), rows, concurrency=2)
+    through = Connection(sender, SlidingWindowLimiter([Rate(100, 1)]), concurrency=2)
+    found = await verify(through, rows)
     assert found == {
-        1: "sending_limit: sent 100, server has 50",  # the vocabularies agree on the enum
-        2: "",
-        3: "not verified: HTTP 404: Campaign not found",
+        1: ReadBack(False, "sending_limit: sent 100, server has 50"),  # the enums agree
+        2: MATCHES,
+        3: ReadBack(None, "HTTP 404: Campaign not found"),
     }
 
 

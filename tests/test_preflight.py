@@ -8,7 +8,6 @@ cause and effect on one clock (an answer comes after its request arrived).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import re
@@ -31,10 +30,11 @@ from bulkrunner.limits.rates import (
 from bulkrunner.model import Answer, Rate, Row, RunStats, Status
 from bulkrunner.operations.base import Request
 from bulkrunner.output.summary import Summary
-from bulkrunner.sending.preflight import Reading, read_current, verify
-from bulkrunner.sending.session import Session, requests_left
+from bulkrunner.sending.reads import read_current
+from bulkrunner.sending.verify import MATCHES, ReadBack, verify
+from bulkrunner.sending.watching import requests_left
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, Sent, connection
 from tests.hostile import RawServer, ServerThread, run_cli, silent
 
 KEY = "sk-preflight-SENTINEL-77"
@@ -182,14 +182,11 @@ class Reads:
 
 async def test_reads_before_sending_are_requests_of_the_run_with_their_time() -> None:
     clock = FakeClock(start=100.0)
-    limiter = SlidingWindowLimiter([Rate(1000, 1)], clock=clock, sleep=clock.sleep)
-    stats = RunStats()
     throttled = Answer(429, "slow down", retry_after=3.0)
     sender = Reads(clock, [throttled, Answer(200, "[]")], took=0.5)
-    reading = Reading(
-        limiter, 4, random.Random(0), clock.sleep, max_wait=60, stats=stats, clock=clock
-    )
-    current = await read_current(sender, reading, [11, 12], one_by_one=True, concurrency=1)
+    reading = connection(sender, clock, max_attempts=4, max_wait=60, concurrency=1)
+    stats = reading.stats
+    current = await read_current(reading, [11, 12], one_by_one=True)
     assert sorted(current.campaigns) == [11, 12]
     # The list call twice (a 429, then the list), then each campaign on its own.
     assert (stats.requests, stats.reads, stats.throttled, stats.retries) == (4, 4, 1, 1)
@@ -200,14 +197,15 @@ async def test_reads_before_sending_are_requests_of_the_run_with_their_time() ->
 
 async def test_verify_reads_are_requests_of_the_run_and_their_time_is_elapsed_time() -> None:
     clock = FakeClock(start=100.0)
-    limiter = SlidingWindowLimiter([Rate(1000, 1)], clock=clock, sleep=clock.sleep)
     # As the engine leaves it: two POSTs, the last answered at 105.
     stats = RunStats(requests=2, first_request=100.0, last_answer=105.0)
     clock.now = 105.0
     sender = Reads(clock, [], took=2.0)
     rows = [Row(1, 11, {"sending_limit": 60}), Row(2, 12, {"sending_limit": 61})]
-    found = await verify(sender, limiter, rows, concurrency=1, stats=stats, clock=clock)
-    assert found == {1: "", 2: "sending_limit: sent 61, server has 60"}
+    reading = connection(sender, clock, concurrency=1)
+    reading.stats = stats
+    found = await verify(reading, rows)
+    assert found == {1: MATCHES, 2: ReadBack(False, "sending_limit: sent 61, server has 60")}
     assert (stats.requests, stats.reads) == (4, 2)
     assert stats.last_answer == 109.0  # two reads of 2 s each, one after the other
     assert stats.sending_seconds == 9.0
@@ -219,12 +217,13 @@ async def test_verify_never_waits_past_max_wait_for_a_slot_the_servers_limit_hol
     limiter.observe(1, 0, 3600.0, await limiter.acquire())  # the last POST's answer: "1"
     sender = Reads(clock, [], took=2.0)
     rows = [Row(1, 11, {"sending_limit": 60}), Row(2, 12, {"sending_limit": 61})]
-    found = await verify(sender, limiter, rows, concurrency=1, clock=clock, max_wait=300)
+    reading = connection(sender, clock, limiter=limiter, concurrency=1, max_wait=300)
+    found = await verify(reading, rows)
     reason = (
-        "not verified: the server asked to wait 3600s (X-RateLimit-Limit 1, held over 3600s), "
+        "the server asked to wait 3600s (X-RateLimit-Limit 1, held over 3600s), "
         "more than --max-wait 300"
     )
-    assert found == {1: reason, 2: reason}
+    assert found == {1: ReadBack(None, reason), 2: ReadBack(None, reason)}
     assert clock.sleeps == []
 
 
@@ -365,11 +364,10 @@ def test_the_verify_phase_is_in_the_elapsed_time(tmp_path: Path) -> None:
     rows = [Row(1, 11, {"sending_limit": 150}), Row(2, 12, {"sending_limit": 60})]
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         config = RunConfig(input=tmp_path / "plan.csv", base_url=sim.base_url, verify=True)
-        sending = Session(config, KEY, rows)
-        asyncio.run(sending.run())
+        sent = Sent(config, KEY, rows).run()
         seen = list(sim.state.requests)
-    assert sending.checked == {1: "", 2: ""}
-    stats = sending.stats
+    assert {o.status for o in sent.outcomes.values()} == {Status.SUCCEEDED}  # read back: as sent
+    stats = sent.session.stats
     assert (stats.requests, stats.reads) == (len(seen), len(seen) - 2)
     assert stats.first_request is not None
     assert stats.last_answer is not None
@@ -419,8 +417,8 @@ def test_the_campaigns_read_are_let_go_once_planned_before_the_backup_is_written
     from typing import Any
 
     from bulkrunner.records.backup import record_backup as backing_up
-    from bulkrunner.sending.preflight import Current
-    from bulkrunner.sending.preflight import read_current as reading
+    from bulkrunner.sending.reads import Current
+    from bulkrunner.sending.reads import read_current as reading
 
     found: list[weakref.ref[Current]] = []
     alive: list[bool] = []
@@ -435,24 +433,24 @@ def test_the_campaigns_read_are_let_go_once_planned_before_the_backup_is_written
         alive.append(found[0]() is not None)
         return backing_up(*args, **kwargs)
 
-    monkeypatch.setattr("bulkrunner.sending.session.read_current", watched_read)
-    monkeypatch.setattr("bulkrunner.sending.session.record_backup", watched_backup)
+    monkeypatch.setattr("bulkrunner.sending.pipeline.read_current", watched_read)
+    monkeypatch.setattr("bulkrunner.sending.backups.record_backup", watched_backup)
     rows = [Row(1, 11, {"sending_limit": 150}), Row(2, 12, {"sending_limit": 60})]
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         report = tmp_path / "report.csv"
         config = RunConfig(input=tmp_path / "plan.csv", base_url=sim.base_url, report=report)
-        sending = Session(config, KEY, rows)
-        asyncio.run(sending.run())
-    assert sending.backup is not None
+        sent = Sent(config, KEY, rows).run()
+    assert (tmp_path / "report.csv.backup.parquet").exists()
     assert alive == [False]
-    assert {o.status.value for o in sending.outcomes().values()} == {"succeeded"}
+    assert {o.status.value for o in sent.outcomes.values()} == {"succeeded"}
 
 
 def test_a_plan_holds_each_rows_changes_read_only_in_one_tuple() -> None:
     """A long run holds the changes of every row it sends until its report is written: as
     a read-only mapping over one tuple of befores and afters, not a dict of Change objects."""
     from bulkrunner.model import Change, Outcome, Status
-    from bulkrunner.sending.preflight import Current, plan
+    from bulkrunner.sending.plan import plan
+    from bulkrunner.sending.reads import Current
 
     rows = [
         Row(1, 11, {"sending_limit": 5, "track_settings": []}),
@@ -505,10 +503,9 @@ def test_reads_answered_503_stop_the_run_within_the_outage_timeout_with_nothing_
             rates=(Rate(1000, 1),),  # the limiter never waits: every wait is a retry's
             outage_timeout=600,
         )
-        sending = Session(config, KEY, rows, watch=False, clock=clock, sleep=clock.sleep)
-        asyncio.run(sending.run())
+        sent = Sent(config, KEY, rows, clock.clock).run()
         seen = list(server.requests)
-    aborted = sending.stats.aborted
+    aborted = sent.session.stats.aborted
     assert aborted is not None
     assert aborted.startswith(
         "run aborted: reading the current settings, only retryable errors came back for"
@@ -516,7 +513,8 @@ def test_reads_answered_503_stop_the_run_within_the_outage_timeout_with_nothing_
     assert aborted.endswith("(last: HTTP 503: Service Unavailable); SmartLead looks unavailable")
     assert clock.now - start < 600  # no wait went past the timeout
     assert {method for method, _ in seen} == {"GET"}  # nothing sent
-    outcomes = sending.outcomes()
+    outcomes = sent.outcomes
+    assert len(outcomes) == 100
     assert {outcome.status for outcome in outcomes.values()} == {Status.NOT_ATTEMPTED}
     assert {outcome.error for outcome in outcomes.values()} == {aborted}
 

@@ -4,7 +4,6 @@ resumed run that must wait out the previous run's window says so."""
 from __future__ import annotations
 
 import logging
-import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,14 +12,16 @@ import pytest
 
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.limits.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Outcome, Rate, Row, Status
+from bulkrunner.model import REAL_CLOCK, Answer, Outcome, Rate, Row, Status
+from bulkrunner.operations.base import Wire
+from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.output.events import events
 from bulkrunner.output.progress import LogLines, Snapshot, estimate
 from bulkrunner.records.journal import Journal
 from bulkrunner.sending.engine import Engine
-from bulkrunner.sending.preflight import Listing
-from bulkrunner.sending.session import Session, _Live
-from tests.fakes import FakeClock, ScriptedSender
+from bulkrunner.sending.pipeline import Pipeline
+from bulkrunner.sending.session import seed
+from tests.fakes import FakeClock, ScriptedSender, connection
 
 
 def test_the_eta_counts_a_row_waiting_for_its_retry() -> None:
@@ -35,7 +36,7 @@ def test_the_eta_counts_a_row_waiting_for_its_retry() -> None:
         seen.append((waits, estimate(limiter, 1, waits, now)))
         await clock.sleep(seconds)
 
-    engine = Engine(sender, limiter, clock=clock, sleep=sleep)
+    engine = Engine(connection(sender, clock, sleep, limiter=limiter))
     anyio.run(engine.run, [Row(1, 1, {"sending_limit": 5})])
     # The limits alone would say the one row left can go at once (0s): it waits 30s first.
     assert limiter.eta(1, clock()) == 0
@@ -61,7 +62,7 @@ def test_a_resumed_run_says_it_waits_for_the_previous_runs_window(
     config = RunConfig(input=tmp_path / "in.csv", rates=(Rate(2, 60),), concurrency=1)
     limiter = SlidingWindowLimiter(config.rates, guard=0)
     with caplog.at_level(logging.INFO, logger="bulkrunner"):
-        Session(config, "key", [])._seed(limiter, journal_file)
+        seed(limiter, journal_file, "", config.concurrency, REAL_CLOCK)
     (message,) = [r.getMessage() for r in caplog.records if "rate window" in r.getMessage()]
     seconds = int(message.split()[1].rstrip("s"))
     assert message == f"waiting {seconds}s for the previous run's requests to leave the rate window"
@@ -109,10 +110,7 @@ def test_the_eta_of_a_streamed_run_counts_the_reads_of_batches_not_yet_read(
     """300 rows in batches still to come: each is read one by one first, unless the account's
     list showed it (or nothing is read: --no-backup)."""
     config = RunConfig(input=tmp_path / "in.csv", no_backup=no_backup)
-    session = Session(config, "key", [])
-    limiter = SlidingWindowLimiter([Rate(10, 1)])
-    sender = ScriptedSender({})
-    session._live = _Live(sender, limiter, random.Random(), None, Listing())  # type: ignore[arg-type]
-    session._live.listing.campaigns = {n: {} for n in range(listed)}
-    assert session._reads_later(300) == reads
-    assert session._reads_later(0) == 0
+    pipeline = Pipeline(config, connection(ScriptedSender({}), FakeClock()), SETTINGS, Wire())
+    pipeline.listing.campaigns = {n: {} for n in range(listed)}
+    assert pipeline.reads_later(300) == reads
+    assert pipeline.reads_later(0) == 0

@@ -25,6 +25,7 @@ from bulkrunner.commands.run import run_job
 from bulkrunner.config.job_file import build_config, read_job_file
 from bulkrunner.config.paths import backup_path, journal_path
 from bulkrunner.input.validation import validate
+from bulkrunner.model import Clock
 from bulkrunner.operations.fields import Vocabulary
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
@@ -208,7 +209,7 @@ def test_default_reports_of_two_inputs_of_one_name_never_overwrite_each_other(
     key = {"SMARTLEAD_API_KEY": KEY}
     for source in (first, second):  # both in the same second
         config = build_config({}, {"input": str(source), "base_url": sim.base_url})
-        assert run_job(config, io.StringIO(), key, lambda: WHEN) == 0
+        assert run_job(config, io.StringIO(), key, Clock(wall=lambda: WHEN)) == 0
     reports = sorted(Path("reports").glob("*.csv"))
     assert [p.name for p in reports] == [
         "plan-20261126T021500Z-2.csv",
@@ -575,7 +576,7 @@ def test_a_job_with_resume_auto_continues_an_interrupted_run_unattended(
 
     def night(when: datetime, environ: dict[str, str]) -> int:
         config = build_config(read_job_file(job), {}, when)
-        return int(run_job(config, io.StringIO(), environ, lambda: when))
+        return int(run_job(config, io.StringIO(), environ, Clock(wall=lambda: when)))
 
     assert night(nights[0], {"SMARTLEAD_API_KEY": "sk-revoked"}) == 3  # interrupted
     first = reports / "nightly-20261124T021500Z.csv"
@@ -611,7 +612,9 @@ def test_a_job_with_resume_auto_continues_its_interrupted_run_after_an_edit(
     def night(day: int, key: str) -> int:
         when = datetime(2026, 11, day, 2, 15, tzinfo=UTC)
         config = build_config(read_job_file(job), {}, when)
-        return int(run_job(config, io.StringIO(), {"SMARTLEAD_API_KEY": key}, lambda: when))
+        return int(
+            run_job(config, io.StringIO(), {"SMARTLEAD_API_KEY": key}, Clock(wall=lambda: when))
+        )
 
     assert night(24, "sk-revoked") == 3
     plan(tmp_path, range(1, 3), limit=40)
@@ -637,7 +640,9 @@ def test_fresh_starts_a_jobs_unfinished_run_over_and_leaves_nothing_to_resume_la
     def night(day: int, flags: dict[str, Any], key: str) -> int:
         when = datetime(2026, 11, day, 2, 15, tzinfo=UTC)
         config = build_config(read_job_file(job), flags, when)
-        return int(run_job(config, io.StringIO(), {"SMARTLEAD_API_KEY": key}, lambda: when))
+        return int(
+            run_job(config, io.StringIO(), {"SMARTLEAD_API_KEY": key}, Clock(wall=lambda: when))
+        )
 
     assert night(24, {}, "sk-revoked") == 3
     assert night(25, {"fresh": True}, KEY) == 0  # by hand: start it over

@@ -182,9 +182,10 @@ def test_a_report_written_in_chunks_is_the_report_written_whole(
 
     import pandas as pd
 
-    from bulkrunner.commands import run as job
-    from bulkrunner.model import Change, Outcome, Status
-    from bulkrunner.output.report import build_report
+    from bulkrunner.commands.reporting import write_report as chunked_report
+    from bulkrunner.input.loading import InputFile
+    from bulkrunner.model import Change, Clock, Numbering, Outcome, Status
+    from bulkrunner.output.report import build_report, cell_types
     from tests.fakes import write_report
 
     when = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
@@ -207,9 +208,28 @@ def test_a_report_written_in_chunks_is_the_report_written_whole(
     columns = list(frame.columns)
     whole = tmp_path / f"whole{suffix}"
     write_report(build_report(frame, outcomes, numbers, changes), whole, columns)
-    monkeypatch.setattr(job, "_REPORT_ROWS", 3)  # chunks of 3, 3 and 1 rows
     chunked = tmp_path / f"chunked{suffix}"
-    assert job._write_report(frame, outcomes, numbers, chunked, lambda: when, changes) == chunked
+    by_number = dict(zip(numbers, range(1, 8), strict=True))
+
+    def results(
+        offset: int, chunk: pd.DataFrame
+    ) -> tuple[dict[int, Outcome], dict[int, dict[str, Change]]]:
+        shown = numbers[offset : offset + len(chunk)]
+        return (
+            {n: outcomes[by_number[n]] for n in shown},
+            {n: changes[by_number[n]] for n in shown if by_number[n] in changes},
+        )
+
+    written = chunked_report(
+        InputFile.of(chunked, frame),
+        Numbering(numbers),
+        results,
+        chunked,
+        Clock(wall=lambda: when),
+        rows=3,  # chunks of 3, 3 and 1 rows
+        examples=lambda: cell_types([frame], columns),
+    )
+    assert written == chunked
     if suffix == ".parquet":
         assert pd.read_parquet(chunked).equals(pd.read_parquet(whole))
     else:

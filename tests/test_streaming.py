@@ -24,7 +24,8 @@ from bulkrunner.config.paths import backup_path, journal_path
 from bulkrunner.model import Changes, Outcome, Row, Status
 from bulkrunner.records.backup import read_backup
 from bulkrunner.records.journal import Journal
-from bulkrunner.sending.batches import CampaignSet, Spill
+from bulkrunner.sending.batches import CampaignSet
+from bulkrunner.sending.spill import Spill
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
 from tests.realtime import wait_for_lines
@@ -243,11 +244,24 @@ def test_the_spill_gives_back_any_rows_across_its_batches() -> None:
     spill.add(1, 4, _outcomes(1, 4), {})
     spill.add(5, 9, _outcomes(5, 9), changes)
     spill.add(10, 12, _outcomes(10, 12), {})
-    outcomes, changed = spill.between(3, 11)
+    outcomes, changed = spill.between(3, range(3, 12))
     assert sorted(outcomes) == list(range(3, 12))
     assert outcomes[7].error == "row 7"
     assert list(changed) == [5]
-    assert spill.between(13, 20) == ({}, {})
+    assert spill.between(13, range(13, 21)) == ({}, {})
+    spill.close()
+
+
+def test_the_spill_gives_back_a_retrys_rows_by_their_numbers_in_the_original_file() -> None:
+    """A retry's rows are at positions 1, 2, 3... of its table, numbered as in the file they
+    came from: the spill keeps batches by position and outcomes by number."""
+    spill = Spill()
+    numbers = [4, 9, 2, 30]  # a report sorted by hand: the numbers need not increase
+    spill.add(1, 2, {4: _outcomes(4, 4)[4], 9: _outcomes(9, 9)[9]}, {})
+    spill.add(3, 4, {2: _outcomes(2, 2)[2], 30: _outcomes(30, 30)[30]}, {9: Changes()})
+    outcomes, changed = spill.between(2, numbers[1:3])
+    assert sorted(outcomes) == [2, 9]
+    assert changed == {}  # the second batch's changes are of row 9's number, not its position
     spill.close()
 
 
@@ -257,10 +271,10 @@ def test_the_spill_holds_a_batch_in_memory_when_the_disk_refuses_it(
     def full(*args: Any, **kwargs: Any) -> Iterator[None]:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("bulkrunner.sending.batches.tempfile.TemporaryFile", full)
+    monkeypatch.setattr("bulkrunner.sending.spill.tempfile.TemporaryFile", full)
     spill = Spill()
     spill.add(1, 3, _outcomes(1, 3), {})
-    assert sorted(spill.between(1, 3)[0]) == [1, 2, 3]
+    assert sorted(spill.between(1, range(1, 4))[0]) == [1, 2, 3]
 
 
 def test_a_campaign_set_answers_membership_from_a_sorted_array() -> None:
@@ -483,3 +497,43 @@ def test_a_real_run_on_the_command_line_has_all_of_arrow_allocate_through_jemall
                 capture_output=True, text=True, env=env, timeout=120, check=False,
             )  # fmt: skip
             assert done.stdout.split("\n")[-2] == expected, done.stderr[-2000:]
+
+
+# --- the input is read three times at most: survey, send, report ---------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_run_reads_its_input_three_times_at_most(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    """A run of six batches, resumed, into a Parquet report: its input is read once to survey it
+    (the campaigns that repeat and the report's cell types found on the way), once a batch at a
+    time to send it, and once to write the report -- each a pass of ``InputFile.chunks``."""
+    from bulkrunner.input.loading import InputFile
+
+    batches_of(monkeypatch, BATCH)
+    source = plan(tmp_path / "plan.csv")
+    if suffix == ".parquet":
+        frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+        source = tmp_path / "plan.parquet"
+        frame.to_parquet(source, index=False)
+    report = tmp_path / "report.parquet"
+    passes: list[str] = []
+    chunks = InputFile.chunks
+
+    def counted(self: InputFile, *args: Any, **kwargs: Any) -> Any:
+        if self.path == source:
+            passes.append(str(kwargs.get("columns") or (args[1:] and args[1]) or "every column"))
+        return chunks(self, *args, **kwargs)
+
+    monkeypatch.setattr(InputFile, "chunks", counted)
+    with simulator() as sim:
+        args = ["run", "--input", str(source), "--report", str(report), *FAST]
+        monkeypatch.setenv("SMARTLEAD_API_KEY", "sk-revoked")  # stops at the first read
+        assert main([*args, "--base-url", sim.base_url]) == 3
+        assert passes == ["every column"] * 3  # survey; its first batch, where it stopped; report
+        passes.clear()
+        monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+        assert main([*args, "--base-url", sim.base_url, "--resume"]) == 1  # two invalid rows
+    assert passes == ["every column"] * 3  # survey, send, report
+    assert len(pd.read_parquet(report)) == ROWS

@@ -91,7 +91,7 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
 
             return int(validate_command(config, stdout)), None
         if args.command == "retry":
-            from bulkrunner.commands.run import retry_job
+            from bulkrunner.commands.retry import retry_job
 
             return int(retry_job(config, stdout)), None
         if args.command == "rollback":
@@ -104,7 +104,7 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
             return int(export_job(config, stdout)), None
 
         if args.command == "plan":
-            from bulkrunner.commands.run import plan_job
+            from bulkrunner.commands.plan import plan_job
 
             return int(plan_job(config, stdout)), None
         from bulkrunner.commands.run import run_job

@@ -6,19 +6,18 @@ read the list of campaigns (``GET /campaigns/``, ``?client_id=N``) ─▶ keep t
      input format ─▶ read that file back as ``run`` would, and check it changes nothing
 
 So ``export`` -> edit in a spreadsheet -> ``run`` is a migration, and an unedited export run
-again is every row ``unchanged``. Every read goes through the limiter with the run's limits,
-retries and ``--max-wait`` (the functions of ``sending.preflight``); nothing is written to the
-account.
+again is every row ``unchanged``. Every read goes through a run's read stage
+(``bulkrunner.sending.reads``, over the account's connection: its limits, retries,
+``--max-wait`` and ``--outage-timeout``); nothing is written to the account.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -36,22 +35,18 @@ from bulkrunner.config.paths import (
 from bulkrunner.config.redaction import redact, remember
 from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import Aborted, ExitCode, UsageError
-from bulkrunner.model import RunStats, count
+from bulkrunner.model import REAL_CLOCK, Clock, RunStats, count
 from bulkrunner.operations import Operation
 from bulkrunner.operations.fields import CAMPAIGN_ID
 from bulkrunner.output.events import show
 from bulkrunner.records.locks import lock_accounts
 
 if TYPE_CHECKING:
-    from bulkrunner.sending.preflight import Current, Reading
-    from bulkrunner.sending.transport import Sender
+    from bulkrunner.sending.connection import Connection
+    from bulkrunner.sending.reads import Current
 
 log = logging.getLogger("bulkrunner")
-Sleep = Callable[[float], Awaitable[None]]
 
-# The campaigns of the embedded simulator an ``export --simulate`` reads (seeded from their ids:
-# mostly ACTIVE, some PAUSED and DRAFTED).
-DEMO_CAMPAIGNS = tuple(range(1480601, 1480621))
 _SHOWN = 10  # campaigns named one by one in a warning
 
 
@@ -90,15 +85,15 @@ def export_job(
     config: RunConfig,
     out: TextIO,
     environ: Mapping[str, str] = os.environ,
-    now: datetime | None = None,
+    clock: Clock = REAL_CLOCK,
 ) -> ExitCode:
     """``bulkrunner export``: read, write ``config.output`` (or the default path), check that
     the file reads back as the campaigns' state, and print a summary.
 
     Raises UsageError (nothing read) or Aborted (the reads could not be made: exit 3)."""
-    path = config.output or unused(default_export_path(config.operation, now or datetime.now(UTC)))
+    path = config.output or unused(default_export_path(config.operation, clock.wall()))
     check_output(path, force=config.force)
-    exported = read_export(config, environ)
+    exported = read_export(config, environ, clock)
     write_export(exported, path)
     check_round_trip(exported, config)
     lines = [
@@ -141,14 +136,13 @@ def export_job(
 def read_export(
     config: RunConfig,
     environ: Mapping[str, str] = os.environ,
-    *,
-    sleep: Sleep | None = None,
+    clock: Clock = REAL_CLOCK,
 ) -> Export:
     """The campaigns of the account (of ``config.client_id``, of ``config.status``) as rows of
-    ``config.operation``'s input, read holding the account's lock as a run does. Raises
+    ``config.operation``'s input, read through the read stage of a run (its connection: limits,
+    retries, --max-wait, --outage-timeout), holding the account's lock as a run does. Raises
     UsageError without a key, RunInProgress while a run uses the account, Aborted when the list
-    cannot be read (key rejected, nothing listening, a wait longer than --max-wait...).
-    ``sleep`` waits between the tries of a read (by default anyio's)."""
+    cannot be read (key rejected, nothing listening, a wait longer than --max-wait...)."""
     api_key = environ.get(API_KEY_ENV, "")
     remember(api_key)
     if not (api_key or config.simulate):
@@ -158,72 +152,45 @@ def read_export(
         )
     import anyio
 
+    account = Account("", API_KEY_ENV, config.rates, config.base_url, api_key)
     with ExitStack() as held:
         if not config.simulate:
             # The key's budget is shared: while a run uses this account, an export (whose
             # per-campaign reads may be many) would push the two past its limits together.
-            account = Account("", API_KEY_ENV, config.rates, config.base_url)
-            lock_accounts(held, [account], {"": api_key}, datetime.now(UTC))
-        return anyio.run(_read, config, api_key, sleep or anyio.sleep)
+            lock_accounts(held, [account], {"": api_key}, clock.wall())
+        return anyio.run(_read, config, account, clock)
 
 
-async def _read(config: RunConfig, api_key: str, sleep: Sleep) -> Export:
-    if not config.simulate:
-        return await _read_from(config, config.base_url, api_key, sleep)
-    from bulkrunner.sending.session import DEMO_API_KEY
-    from bulkrunner.simulator import Simulator, SimulatorConfig
-
-    simulated = SimulatorConfig(
-        api_key=DEMO_API_KEY, rates=config.rates, campaigns=set(DEMO_CAMPAIGNS)
-    )
-    async with Simulator(simulated) as simulator:
-        log.info("exporting from the embedded simulator at %s", simulator.base_url)
-        return await _read_from(config, simulator.base_url, DEMO_API_KEY, sleep)
-
-
-async def _read_from(config: RunConfig, base_url: str, api_key: str, sleep: Sleep) -> Export:
-
-    from bulkrunner.errors import KeyRejected, Unreachable
-    from bulkrunner.limits.limiter import SlidingWindowLimiter, WaitTooLong
-    from bulkrunner.sending.preflight import Reading
-    from bulkrunner.sending.transport import HttpSender, client_session
+async def _read(config: RunConfig, account: Account, clock: Clock) -> Export:
+    from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
+    from bulkrunner.limits.limiter import WaitTooLong
+    from bulkrunner.sending.connection import connect
+    from bulkrunner.sending.demo import DEMO_CAMPAIGNS
+    from bulkrunner.sending.retry import too_long
 
     operation, _ = for_config(config)
-    async with client_session(config.concurrency) as session:
-        sender = HttpSender(session, base_url, api_key, config.timeout)
-        limiter = SlidingWindowLimiter(config.rates, guard=config.guard)
-        stats = RunStats()
-        reading = Reading(
-            limiter, config.max_attempts, sleep=sleep, max_wait=config.max_wait, stats=stats
-        )
+    async with connect(config, account, clock, DEMO_CAMPAIGNS, faults=False) as connection:
         try:
-            current = await _read_campaigns(sender, reading, config, operation)
-        except (KeyRejected, Unreachable) as exc:
+            current = await _read_campaigns(connection, config, operation)
+        except (KeyRejected, Unreachable, Unavailable) as exc:
             raise Aborted(f"export aborted: {exc}; nothing was exported") from None
         except WaitTooLong as wait:
             raise Aborted(
-                f"export aborted: the server asked to wait {wait.seconds:.0f}s ({wait.asked_by}), "
-                f"more than --max-wait {config.max_wait:g}; nothing was exported"
+                f"export aborted: {too_long(wait, config.max_wait)}; nothing was exported"
             ) from None
-    return _rows(current, operation, stats)
+    return _rows(current, operation, connection.stats)
 
 
 async def _read_campaigns(
-    sender: Sender, reading: Reading, config: RunConfig, operation: Operation
+    connection: Connection, config: RunConfig, operation: Operation
 ) -> Current:
-    from bulkrunner.errors import KeyRejected, Unreachable
+    from bulkrunner.errors import KeyRejected
     from bulkrunner.operations.state import parse_campaigns, slim
-    from bulkrunner.sending.preflight import Current, fetch, read_details
+    from bulkrunner.sending.reads import LIST, Current, read_details, read_list
     from bulkrunner.sending.retry import Verdict, classify
 
     client = config.client_id
-    if client is None:
-        answer = await fetch(sender.list_campaigns, reading, "reading the list of campaigns")
-    else:
-        path = f"/campaigns/?client_id={client}"
-        answer = await fetch(lambda: sender.read(path), reading, "reading the list of campaigns")
-    if answer.refused:
-        raise Unreachable(f"{answer.transport_error} (is the base URL right?)")
+    answer = await read_list(connection, LIST if client is None else f"{LIST}?client_id={client}")
     listed = parse_campaigns(answer)
     if listed is None:
         decision = classify(answer)
@@ -249,9 +216,7 @@ async def _read_campaigns(
     )
     current = Current(campaigns=chosen)
     if operation.detail is not None:
-        await read_details(
-            sender, reading, operation.detail, current, sorted(chosen), config.concurrency
-        )
+        await read_details(connection, operation.detail, current, sorted(chosen))
     return current
 
 

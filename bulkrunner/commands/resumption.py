@@ -21,7 +21,7 @@ from bulkrunner.config.paths import backup_path, check_report_path, input_lock_p
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.output.hints import fresh_command, resume_command
-from bulkrunner.records.journal import RunIdentity, read_header
+from bulkrunner.records.journal import RunIdentity, Success, read_header, read_successes, remove
 from bulkrunner.records.locks import RunLock
 
 log = logging.getLogger("bulkrunner")
@@ -159,3 +159,36 @@ def check_paths(config: RunConfig) -> None:
             f"{config.report}: this report's backup would overwrite the input file "
             f"{config.input}; choose another --report"
         )
+
+
+def earlier_successes(
+    config: RunConfig, identity: RunIdentity, journal_file: Path
+) -> dict[str, Success] | None:
+    """With --resume, the rows the unfinished run's journal records as succeeded, by row key
+    (``row_key``), or None when there is none to continue; raises UsageError when there is an
+    unfinished run and neither --resume nor --fresh says what to do with it."""
+    if not journal_file.exists():
+        if config.resume:
+            log.warning("%s: no journal to resume from; sending every row", journal_file)
+        return None
+    header = read_header(journal_file)
+    other = identity.differs(header)
+    if other is not None and not (config.fresh and identity.same_input(header)):
+        # Another input's: never adopted, discarded or overwritten. (--fresh may discard a run
+        # of this same file made with other options.)
+        raise UsageError(
+            f"{journal_file}: the unfinished run with this report is not a run of this job "
+            f"({other}); it is left as it is: choose another --report"
+        )
+    assert config.report is not None
+    if config.fresh:
+        remove(journal_file)
+        return None
+    if not config.resume:
+        raise unfinished(config, config.report, "an earlier run with this report")
+    if not identity.matches(header) and "input_sha256" in header:
+        log.warning(
+            "%s has changed since the interrupted run: rows whose content changed are sent again",
+            config.input,
+        )
+    return read_successes(journal_file)

@@ -13,6 +13,8 @@ them after its summary, and a rollback that leaves any of them as they are does 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TextIO
 
@@ -21,17 +23,17 @@ from bulkrunner.config.environment import return_freed_memory
 from bulkrunner.config.paths import BACKUP_SUFFIX, backup_path
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
-from bulkrunner.model import count
+from bulkrunner.model import REAL_CLOCK, Clock, count
 from bulkrunner.output.events import show
-from bulkrunner.records.backup import (
-    backup_operation,
-    backup_rows,
-    read_backup,
-    read_unrestorable,
-)
+from bulkrunner.records.backup import backup_operation, backup_rows, read_backup, read_unrestorable
 
 
-def rollback_job(config: RunConfig, out: TextIO) -> ExitCode:
+def rollback_job(
+    config: RunConfig,
+    out: TextIO,
+    environ: Mapping[str, str] = os.environ,
+    clock: Clock = REAL_CLOCK,
+) -> ExitCode:
     """Run the backup of the report (or the backup itself) named by ``config.input``."""
     target = config.input
     backup = target if target.name.endswith(BACKUP_SUFFIX) else backup_path(target)
@@ -64,7 +66,7 @@ def rollback_job(config: RunConfig, out: TextIO) -> ExitCode:
         show(out, "summary", [f"{backup}: nothing the rollback can restore"], counts={})
         code = ExitCode.OK
     else:
-        code = run_job(replace(config, input=backup, operation=operation), out)
+        code = run_job(replace(config, input=backup, operation=operation), out, environ, clock)
     if not unrestorable:
         return code
     show(

@@ -233,7 +233,7 @@ def validate_job(config: RunConfig, out: TextIO) -> ExitCode:
     """Load and validate only; print the invalid rows, or, when there are many, how many rows
     have each kind of problem and the first few of them. Sends nothing. (``bulkrunner
     validate`` checks a small CSV file without pandas: ``quick_validate``.)"""
-    from bulkrunner.commands.run import judged, opened  # pandas: only for this path
+    from bulkrunner.commands.dry_run import judged, opened  # pandas: only for this path
 
     source, ids = opened(config)
     accounts = Accounts.load(config, None)  # its account names, when it has an accounts file

@@ -1,4 +1,4 @@
-"""Many SmartLead accounts in one run: the accounts file, and one session per account.
+"""The accounts a run sends with: those of an accounts file, or the one account of its key.
 
 An accounts file (TOML) names each account, the environment variable holding its key (never the
 key itself), its limits and, optionally, its base URL::
@@ -8,12 +8,14 @@ key itself), its limits and, optionally, its base URL::
     rate = ["10/2", "60/60", "1000/3600"]
     base_url = "https://server.smartlead.ai/api/v1"   # optional: the run's base URL
 
-The input's ``account`` column picks the account of each row. Each account gets a
-:class:`~bulkrunner.sending.session.Session` of its own (HTTP session, limiter, adaptive limits,
-preflight read, 429 pauses); they all run at once in one event loop
-(``bulkrunner.sending.session``), so N accounts take about the time of the slowest. A key rejected
-(401/403) stops only its account's rows. The run keeps one journal, one report and one backup (with
-an ``account`` column, so a rollback restores each campaign with its own account's key).
+The input's ``account`` column picks the account of each row. A run without an accounts file
+sends with one account: the key in ``SMARTLEAD_API_KEY``, at ``--base-url`` and ``--rate``,
+unnamed (``""``; ``null`` in JSON events). Either way each account gets a connection of its own
+(``bulkrunner.sending.connection``: HTTP client, limiter, adaptive limits, 429 pauses) and its
+rows go through the same pipeline; the accounts of a run send at once (``sending.session``), so
+N accounts take about the time of the slowest. A key rejected (401/403) stops only its account's
+rows. The run keeps one journal, one report and one backup (with an ``account`` column, so a
+rollback restores each campaign with its own account's key).
 
 Two runs using the same account at the same time are refused (exit 4): each run holds a lock per
 account, named after a hash of the server its base URL names (``bulkrunner.config.baseurl.server``)
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from bulkrunner.config.baseurl import check as check_base_url
+from bulkrunner.config.environment import API_KEY_ENV
 from bulkrunner.config.job_file import read_toml
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig
@@ -54,10 +57,14 @@ _KEY_LIKE = re.compile(r"(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9]{20,}")
 
 @dataclass(frozen=True, slots=True)
 class Account:
+    """One SmartLead account a run sends with; ``name`` is "" for the one key of a run without
+    an accounts file."""
+
     name: str
     key_env: str  # the environment variable that holds its API key
     rates: tuple[Rate, ...]
     base_url: str
+    key: str = field(default="", repr=False, compare=False)  # set once the run needs it
 
 
 def read_accounts(path: Path, config: RunConfig) -> dict[str, Account]:
@@ -211,28 +218,41 @@ def summary_lines(
 
 @dataclass(frozen=True, slots=True)
 class Accounts:
-    """A run's accounts file as read, then (``with_keys``) the keys of the accounts it uses."""
+    """A run's accounts file as read; ``with_keys`` gives the accounts its rows use."""
 
     path: Path
     accounts: dict[str, Account]
     environ: Mapping[str, str] | None = field(default=None, repr=False)  # None: no key needed
-    keys: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, config: RunConfig, environ: Mapping[str, str] | None) -> Accounts | None:
-        """The accounts of ``config.accounts`` (None without one). Their keys are read from
-        ``environ`` by ``with_keys``; a dry run, --simulate or no ``environ`` needs none."""
+        """The accounts file ``config.accounts`` (None without one: see ``sending_with``). Their
+        keys are read from ``environ`` by ``with_keys``; a dry run, --simulate or no ``environ``
+        needs none."""
         if config.accounts is None:
             return None
         accounts = read_accounts(config.accounts, config)
         needed = not (config.dry_run or config.simulate)
         return cls(config.accounts, accounts, environ if needed else None)
 
-    def with_keys(self, used: Collection[str]) -> Accounts:
-        """The keys of the accounts ``used`` by the input's rows, from their variables: one
+    def with_keys(self, used: Collection[str]) -> dict[str, Account]:
+        """The accounts ``used`` by the input's rows, each with its key, from its variable: one
         not set is an error naming it, before anything is sent. Accounts no row names need no
         key, so one accounts file serves every client's plan."""
         chosen = {name: account for name, account in self.accounts.items() if name in used}
         if self.environ is None:
-            return replace(self, keys={name: "" for name in chosen})
-        return replace(self, keys=account_keys(self.path, chosen, self.environ))
+            return chosen
+        keys = account_keys(self.path, chosen, self.environ)
+        return {name: replace(account, key=keys[name]) for name, account in chosen.items()}
+
+
+def sending_with(
+    config: RunConfig, accounts: Accounts | None, key: str, used: Collection[str]
+) -> dict[str, Account]:
+    """The accounts a run sends with, by name, each with its key: those of its accounts file
+    that its rows to send name (``used``); without an accounts file, its one key (``key``, from
+    SMARTLEAD_API_KEY) at --base-url and --rate, named "", if it has rows to send."""
+    if accounts is not None:
+        return accounts.with_keys(used)
+    one = Account("", API_KEY_ENV, config.rates, config.base_url, key)
+    return {"": one} if "" in used else {}

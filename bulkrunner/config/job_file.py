@@ -16,12 +16,7 @@ from bulkrunner.config.environment import BASE_URL_ENV
 from bulkrunner.config.paths import (
     expand_template,
 )
-from bulkrunner.config.run_config import (
-    DEFAULT_BASE_URL,
-    MAX_CONCURRENCY,
-    OPTIONS,
-    RunConfig,
-)
+from bulkrunner.config.run_config import DEFAULT_BASE_URL, MAX_CONCURRENCY, OPTIONS, RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.limits.rates import guard_problem
 

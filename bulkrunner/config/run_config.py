@@ -225,7 +225,7 @@ class RunConfig:
     verify: bool = field(
         default=False,
         metadata=toggle(
-            "read each changed campaign back and mark rows that differ 'mismatch'",
+            "read each changed campaign back: rows that differ are 'mismatch', unread 'unverified'",
             READING,
         ),
     )

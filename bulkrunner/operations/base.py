@@ -6,6 +6,10 @@ An operation says everything the commands need to know about its write, and noth
   and the checks a row needs across its columns (:meth:`Operation.check`);
 - the request(s) one valid row becomes on the wire (:meth:`Operation.requests`), for the wire
   options of the run (:class:`Wire`: vocabulary, schedule shape, ``--allow-stop``);
+- how rows go together into requests (:meth:`Operation.groups`: by default each row alone, so
+  a group's requests are its row's, :meth:`Operation.group_requests`), and what the answer that
+  accepted a group says of each of its rows (:meth:`Operation.attribute`: by default, that
+  every row of the group was applied; a row it says nothing of is read back to find out);
 - how its current state is read (the campaign list, and/or a read per campaign) and put in the
   terms of its input columns (:meth:`Operation.state`), which is what skip-unchanged, the backup,
   ``--verify``, ``plan`` and ``export`` compare and write (an answer showing none of it could
@@ -26,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bulkrunner.model import Change
+from bulkrunner.model import Answer, Change, Row
 from bulkrunner.operations.fields import Field, ScheduleShape, Vocabulary
 
 
@@ -88,6 +92,24 @@ class Operation:
     def requests(self, campaign_id: int, payload: Mapping[str, Any], wire: Wire) -> list[Request]:
         """The requests that apply a valid row: by default one POST of the payload as it is."""
         return [Request("POST", self.path(campaign_id), dict(payload))]
+
+    def groups(self, rows: Sequence[Row]) -> list[Sequence[Row]]:
+        """How ``rows`` (of one account, all to send) go together into requests: by default
+        each row alone."""
+        return [(row,) for row in rows]
+
+    def group_requests(self, rows: Sequence[Row], wire: Wire) -> list[Request]:
+        """The requests that apply a group of rows (``groups``), sent in order: by default
+        its one row's (``requests``)."""
+        (row,) = rows
+        return self.requests(row.campaign_id, row.payload, wire)
+
+    def attribute(self, rows: Sequence[Row], answer: Answer) -> Mapping[int, str]:
+        """What ``answer``, which accepted the last request of a group of ``rows``, says of
+        each row, by row number: "" for a row it applied, else why it did not. A row it says
+        nothing of is read back to find out (a count of rows added names none of them). By
+        default every row of the group was applied."""
+        return {row.number: "" for row in rows}
 
     def check(self, payload: Mapping[str, Any], wire: Wire) -> str:
         """Why a row whose cells are each valid still cannot be sent ("" when it can)."""

@@ -54,13 +54,13 @@ _MESSAGE = {"message": "the text output's lines, joined with `; `"}
 EVENTS: Mapping[str, Event] = {
     "run_start": Event(
         "stderr",
-        "as sending starts (in a run of several accounts, once per account)",
+        "as sending starts, once for each account the run sends with",
         {
             "rows": "rows to send",
             "unchanged": "rows already as wanted, not sent",
             "limits": 'the rate limits, e.g. `["10/2", "60/60"]`',
             "concurrency": "requests in flight at most",
-            "account": "the account's name (only in a run of several accounts)",
+            "account": "the account's name in the accounts file; null in a run without one",
         },
     ),
     "row_finished": Event(
@@ -69,6 +69,8 @@ EVENTS: Mapping[str, Event] = {
         {
             "row": "the row's number in the input file",
             "campaign_id": "its campaign",
+            "account": "the account it was sent with (its name in the accounts file); null in "
+            "a run without one",
             "status": "its status (see the report's statuses)",
             "http_status": "the last HTTP status received, or null",
             "attempts": "requests sent for it",

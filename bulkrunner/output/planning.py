@@ -1,7 +1,7 @@
 """What ``bulkrunner plan`` says of a run before it is made: each row's changes from -> to, how
 many rows would change, and how long the run would take at the configured limits.
 
-Plain functions of the plan a real run's preflight makes (``preflight.plan``): no I/O, no pandas.
+Plain functions of what a run's plan stage finds (``sending.plan``): no I/O, no pandas.
 Values are shown as a person reads them: ``sending_limit 50 -> 25``, ``track_settings [] ->
 [DONT_EMAIL_OPEN]``, text in quotes (``unsubscribe_text "" -> "Bye"``), an unknown current value
 as ``?``.
@@ -61,18 +61,20 @@ def change_lines(
     changes: Mapping[int, Mapping[str, Change]],
     shown: int = SHOWN_CHANGES,
     irreversible: Mapping[int, Collection[str]] | None = None,
+    total: int | None = None,
 ) -> list[str]:
     """The lines of the first ``shown`` of ``rows`` (those that would be sent), and a count of
-    the others."""
+    the others (of ``total`` rows in all, when ``rows`` are only the first ones)."""
     marked = irreversible or {}
     lines = [
         change_line(
             row.number, row.campaign_id, changes.get(row.number, {}), marked.get(row.number, ())
         )
-        for row in rows
+        for row in rows[:shown]
     ]
-    if len(lines) > shown:
-        more = len(lines) - shown
+    every = len(rows) if total is None else total
+    if every > shown:
+        more = every - shown
         lines[shown:] = [
             f"... and {count(more, 'more row')} to change (every row's before and after are in "
             "the report)"
@@ -104,7 +106,8 @@ class Requests:
     ) -> Requests:
         """The requests of sending ``rows`` after ``reads`` reads (and, with ``verify``,
         reading each back: the list's read by id and/or its per-campaign detail)."""
-        writes = sum(len(operation.requests(row.campaign_id, row.payload, wire)) for row in rows)
+        groups = operation.groups(rows)
+        writes = sum(len(operation.group_requests(group, wire)) for group in groups)
         return cls(reads, writes, len(rows) * operation.reads_per_campaign if verify else 0)
 
     def seconds(self, rates: Sequence[Rate]) -> float:
@@ -147,12 +150,15 @@ class Duration:
 
 @dataclass(frozen=True, slots=True)
 class Forecast:
-    """What a plan found: the rows a run would send and what each would change, how many rows
-    are unchanged, invalid, missing from the account or refused, and each account's duration."""
+    """What a plan found: how many rows a run would send, and what the first of them would
+    change; how many rows are unchanged, invalid, missing from the account or refused, and
+    each account's duration."""
 
-    send: Sequence[Row]
-    changes: Mapping[int, Mapping[str, Change]]
-    irreversible: Mapping[int, Sequence[str]]  # rows to send that set fields with no value now
+    shown: Sequence[Row]  # the first rows to send (at most SHOWN_CHANGES), in order
+    changes: Mapping[int, Mapping[str, Change]]  # what each of them would change
+    irreversible: Mapping[int, Sequence[str]]  # of them, the fields set that have no value now
+    to_change: int  # rows to send
+    irreversible_rows: int  # rows to send that set fields with no value now
     unchanged: int
     invalid: int
     missing: int  # the campaign does not exist (404) or could not be read
@@ -168,18 +174,20 @@ class Forecast:
         """What ``bulkrunner plan`` prints: (with ``each_row``) each row's changes, then the
         counts and the run's duration."""
         lines = (
-            change_lines(self.send, self.changes, irreversible=self.irreversible)
+            change_lines(
+                self.shown, self.changes, irreversible=self.irreversible, total=self.to_change
+            )
             if each_row
             else []
         )
         refused = f", refused: {self.refused}" if self.refused else ""
         undone = (
-            f" ({len(self.irreversible)} a rollback could not undo: --allow-irreversible)"
-            if self.irreversible
+            f" ({self.irreversible_rows} a rollback could not undo: --allow-irreversible)"
+            if self.irreversible_rows
             else ""
         )
         lines.append(
-            f"rows to change: {len(self.send)}{undone}, unchanged: {self.unchanged}, "
+            f"rows to change: {self.to_change}{undone}, unchanged: {self.unchanged}, "
             f"invalid: {self.invalid}, missing from the account: {self.missing}{refused}"
         )
         slowest = self.slowest
@@ -196,8 +204,8 @@ class Forecast:
         """The counts and the duration, for machines (``--log-format json``)."""
         slowest = self.slowest
         return {
-            "to_change": len(self.send),
-            "irreversible": len(self.irreversible),
+            "to_change": self.to_change,
+            "irreversible": self.irreversible_rows,
             "unchanged": self.unchanged,
             "invalid": self.invalid,
             "missing": self.missing,

@@ -1,7 +1,8 @@
 """Live progress: a bar on a terminal, a line every few seconds in a log (cron, --quiet).
 
-Both read one :class:`Snapshot` of the engine. The ETA comes from the rate limit, not from
-guesswork: the rows left divided by the requests per second the limits allow.
+Both read one :class:`Snapshot` of the run (every account's figures together:
+``sending.watching``). The ETA comes from the rate limit, not from guesswork: the requests left
+at the rate the limits allow, and the retries' waits.
 """
 
 from __future__ import annotations

@@ -131,9 +131,11 @@ class Journal:
         campaign_id: int | None,
         outcome: Outcome,
         changes: Mapping[str, Change] | None = None,
+        account: str | None = None,
     ) -> None:
-        """One finished row; ``changes``, what it changed, are kept if it succeeded."""
-        entry = {
+        """One finished row; ``changes``, what it changed, are kept if it succeeded; the
+        ``account`` it was sent with, when it has a name."""
+        entry: dict[str, Any] = {
             "key": key,
             "row": number,
             "campaign_id": campaign_id,
@@ -144,6 +146,8 @@ class Journal:
             "duration_ms": outcome.duration_ms,
             "finished_at": outcome.finished_at.isoformat() if outcome.finished_at else None,
         }
+        if account:
+            entry["account"] = account
         if changes and outcome.status is Status.SUCCEEDED:
             entry["changes"] = {name: [c.before, c.after] for name, c in changes.items()}
         self._write(entry)
@@ -290,14 +294,20 @@ def read_header(path: Path) -> dict[str, Any]:
     return entry if isinstance(entry, dict) and "journal" in entry else {}
 
 
-def finish_times(path: Path, since: datetime | None = None) -> list[datetime]:
+def finish_times(
+    path: Path, since: datetime | None = None, account: str | None = None
+) -> list[datetime]:
     """When each row the journal records finished (its last answer), oldest first; given
-    ``since``, only those at or after it. The journal is read a line at a time."""
+    ``since``, only those at or after it; given ``account``, only that account's (and those of
+    a journal that names no account). The journal is read a line at a time."""
     times: list[datetime] = []
     with contextlib.suppress(OSError), path.open(encoding="utf-8", errors="replace") as lines:
         for line in lines:
             with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
-                at = datetime.fromisoformat(json.loads(line)["finished_at"])
+                entry = json.loads(line)
+                if account is not None and entry.get("account", account) != account:
+                    continue
+                at = datetime.fromisoformat(entry["finished_at"])
                 if since is None or at >= since:
                     times.append(at)
     return sorted(times)

@@ -1,32 +1,29 @@
-"""A real run's rows a batch at a time, and their outcomes kept on disk until the report.
+"""A run's rows a batch at a time, and their outcomes kept on disk until the report.
 
-A run of a long file is streamed, so that its memory stays flat however many rows it has: the
-input is read ``BATCH_ROWS`` rows at a time, and each batch is validated, read, planned, backed
-up, sent and verified (``session.Session``) before the next is read. As a batch ends its rows'
-outcomes and changes go to a temporary file (``Spill``), and the report is written from the
-input and that file, a chunk at a time, once the run ends. A file of up to ``BATCH_ROWS`` rows is
-one batch: such a run is what it always was.
+A run (real or ``plan``) is streamed, so that its memory stays flat however many rows it has. The
+input is read three times at most: once to survey it, once to send it a batch at a time (not
+again for a file of one batch, which the survey keeps), and once to write the report::
 
-    input ─▶ survey (counts, first invalid rows, accounts used, --resume's matches)
+    input ─▶ survey (counts, the first invalid rows, the accounts used, --resume's matches, the
+             campaigns and which repeat)
           ─▶ batch 1 ─▶ session ─▶ spill ─▶ batch 2 ─▶ ... ─▶ report (input + spill)
 
-Rows a run never reached (it stopped early) are judged again as the report is written: an
-invalid row is ``invalid``, one an earlier run applied (``--resume``) ``succeeded``, and the
-rest ``not_attempted``, with why the run stopped.
+Each batch is judged, read, planned, backed up, sent and verified (``pipeline``) before the next
+is read; as it ends its rows' outcomes and changes go to a temporary file (``Spill``). Rows a run
+never reached (it stopped early) are judged again as the report is written: an invalid row is
+``invalid``, one an earlier run applied (``--resume``) ``succeeded``, and the rest
+``not_attempted``, with why the run stopped.
 """
 
 from __future__ import annotations
 
-import bisect
-import contextlib
+import heapq
 import logging
-import pickle
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,20 +31,24 @@ import pandas as pd
 
 from bulkrunner.config.accounts import Accounts, assign
 from bulkrunner.input.loading import InputFile
-from bulkrunner.input.validation import Repeats, validate
-from bulkrunner.model import Changes, Outcome, Row, Status
+from bulkrunner.input.validation import Repeats, campaign_ids, repeated_among, validate
+from bulkrunner.model import Changes, Numbering, Outcome, Row, Status, Validation
 from bulkrunner.operations.base import Operation, Wire
-from bulkrunner.operations.fields import Vocabulary
+from bulkrunner.operations.cells import repeated
+from bulkrunner.operations.fields import CAMPAIGN_ID, Vocabulary
 from bulkrunner.output.problems import SHOWN_INVALID
+from bulkrunner.output.report import cell_types
 from bulkrunner.records.journal import Success, row_key
+from bulkrunner.sending.spill import Spill
 
 log = logging.getLogger("bulkrunner")
 
-# rows of a streamed run read, planned, backed up and sent at a time: a batch of rows in flight
-# takes ≈2.5 KB a row (50,000: a 246 MB peak, 20,000: 188 MB), and each batch rewrites the backup
+# rows of a run read, planned, backed up and sent at a time: a batch of rows in flight takes
+# ≈2.5 KB a row (50,000: a 246 MB peak, 20,000: 188 MB), and each batch rewrites the backup
 BATCH_ROWS = 20_000
 
-Record = Callable[[str, int, "int | None", Outcome], None]  # the journal's record()
+Ids = npt.NDArray[Any]  # each row's campaign id, 0 where it has none (``campaign_ids``)
+_SEND, _INVALID, _DONE = 0, 1, 2  # what the survey found of a row
 
 
 class CampaignSet(Collection[int]):
@@ -55,7 +56,7 @@ class CampaignSet(Collection[int]):
 
     __slots__ = ("_ids",)
 
-    def __init__(self, ids: npt.NDArray[Any]) -> None:
+    def __init__(self, ids: Ids) -> None:
         found = ids[ids != 0]  # 0: a row without a usable id
         if found.dtype != np.int64:  # Python ints, some too large for int64: not campaigns
             found = np.array([i for i in found.tolist() if i < 2**63], dtype=np.int64)
@@ -78,71 +79,94 @@ class CampaignSet(Collection[int]):
 
 
 @dataclass(slots=True)
-class Prepared:
-    """One chunk of the input made ready to send: the outcomes known without sending (invalid
-    rows; rows an earlier run applied, with ``--resume``, and what they changed) and the rows
-    to send."""
-
-    known: dict[int, Outcome]
-    send: list[Row]
-    changes: dict[int, Changes] = field(default_factory=dict)  # of the rows applied earlier
-
-
-@dataclass(slots=True)
 class Survey:
-    """What a pass over the whole input found before anything is sent."""
+    """What the pass over the whole input found before anything is sent."""
 
     rows: int = 0  # rows to send (valid, not applied by an earlier run)
     invalid: int = 0
     shown: list[tuple[int, str]] = field(default_factory=list)  # the first invalid rows
     done: int = 0  # rows an earlier run applied (--resume)
     accounts: Counter[str] = field(default_factory=Counter)  # rows to send, by account
-    whole: Prepared | None = None  # the only batch of a file of one
+    campaigns: Collection[int] = ()  # every campaign of the input
+    types: pd.DataFrame | None = None  # a cell of each type of each column (``cell_types``)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A batch of the input made ready to send: its rows to send, and the outcomes known
+    without sending (invalid rows; rows an earlier run applied, and what they changed)."""
+
+    first: int  # the position of its first row in the input (from 1)
+    size: int
+    send: list[Row]
+    known: dict[int, Outcome]
+    changes: dict[int, Changes]
 
 
 @dataclass
 class RunRows:
-    """The rows of a real run, prepared a batch at a time (iterate it for each batch's rows to
-    send), with each batch's outcomes kept (``finished``) until the report asks for them
-    (``results``)."""
+    """The rows of a run, surveyed (``surveyed``), then prepared a batch at a time (iterate
+    it for each batch's rows to send), with each batch's outcomes kept (``finished``) until
+    the report asks for them (``results``)."""
 
     source: InputFile
     vocabulary: Vocabulary
     operation: Operation
     wire: Wire
-    repeats: Repeats
-    accounts: Accounts | None = None
+    accounts: Accounts | None = None  # an accounts file: each row must name one of its accounts
+    numbering: Numbering = field(default_factory=Numbering)
+    ids: Ids | None = None  # every row's campaign id, when read already (the file's check)
     successes: Mapping[str, Success] = field(default_factory=dict)  # --resume: by row key
-    record: Record | None = None  # journals each invalid row as its batch is taken
+    record: Callable[[int, Outcome], None] | None = None  # journals each invalid row
     stop: Callable[[str], None] | None = None  # stops the run (the file changed under it)
     stamp: tuple[int, int] | None = None  # the input's size and mtime when the run began
+    types: bool = False  # the survey keeps the cell types (for a Parquet report)
     batch_rows: int = field(default_factory=lambda: BATCH_ROWS)  # read when made (tests)
     unreached: str = "run interrupted"  # why rows of batches never taken were not sent
-    survey: Survey = field(default_factory=Survey)
-    _spill: Spill = field(default_factory=lambda: Spill())
-    _taken: Prepared | None = None  # the batch being sent
-    _first: int = 0  # the numbers of its first and last rows
-    _last: int = 0
+    repeats: Repeats = field(default_factory=dict)
+    _spill: Spill = field(default_factory=Spill)
+    _taken: _Batch | None = None  # the batch being sent
+    _whole: tuple[pd.DataFrame, _Batch] | None = None  # the only batch of a file of one
+
+    def __post_init__(self) -> None:
+        if self.ids is not None:
+            self.repeats = self._numbered(repeated_among([self.ids]))
 
     def surveyed(self) -> Survey:
-        """Prepare every batch once, keeping only counts (and the batch, for a file of one)."""
-        survey = Survey()
-        for _, size, prepared in self._prepared():
-            survey.rows += len(prepared.send)
-            survey.accounts.update(row.account for row in prepared.send if row.account)
-            for number, outcome in prepared.known.items():
+        """One pass over the input, keeping only counts (and the chunk of a file of one
+        batch). Without ``ids``, the campaigns on several rows are found on the way, and the
+        counts mended once they are known."""
+        survey, late = Survey(), _Late() if self.ids is None else None
+        for offset, chunk in self._chunks():
+            batch = self.prepare(offset, chunk)
+            if late is not None:
+                late.add(chunk, batch, self.numbering)
+            survey.rows += len(batch.send)
+            survey.accounts.update(row.account or "" for row in batch.send)
+            for number, outcome in batch.known.items():
                 if outcome.status is Status.INVALID:
                     survey.invalid += 1
                     if len(survey.shown) < SHOWN_INVALID:
                         survey.shown.append((number, outcome.error))
                 else:
                     survey.done += 1
-            if size == self.source.rows:
-                survey.whole = prepared
-        self.survey = survey
+            if self.types:
+                found = [survey.types] if survey.types is not None else []
+                survey.types = cell_types([*found, chunk], list(self.source.columns))
+            if len(chunk) == self.source.rows:
+                self._whole = (chunk, batch)
+        ids = late.ids() if late is not None else self.ids
+        assert ids is not None
+        if late is not None:
+            self.repeats = self._numbered(repeated_among([ids]))
+            late.mend(survey, self.repeats, self.numbering)
+            if self.repeats and self._whole is not None:  # judged without them: judge again
+                chunk, _ = self._whole
+                self._whole = (chunk, self.prepare(0, chunk))
+        survey.campaigns = CampaignSet(ids)
         return survey
 
-    def prepare(self, offset: int, chunk: pd.DataFrame) -> Prepared:
+    def prepare(self, offset: int, chunk: pd.DataFrame) -> _Batch:
         """The rows of ``chunk`` (``offset`` rows into the input) judged, and matched against
         the rows an earlier run applied."""
         validation = validate(
@@ -153,6 +177,8 @@ class RunRows:
             operation=self.operation,
             wire=self.wire,
         )
+        if self.numbering.numbers is not None:
+            validation = _renumbered(validation, self.numbering)
         if self.accounts is not None:
             validation = assign(validation, self.accounts.accounts, self.accounts.path)
         known = {r.number: Outcome(Status.INVALID, error=r.error) for r in validation.rejections}
@@ -170,12 +196,12 @@ class RunRows:
                     changes[row.number] = earlier.changes
             else:
                 send.append(row)
-        return Prepared(known, send, changes)
+        return _Batch(offset + 1, len(chunk), send, known, changes)
 
     def __iter__(self) -> Iterator[Sequence[Row]]:
-        whole, self.survey.whole = self.survey.whole, None  # from now on the spill holds it
-        batches = [(0, self.source.rows, whole)] if whole is not None else self._prepared()
-        for offset, size, prepared in batches:
+        whole, self._whole = self._whole, None  # from now on the spill holds it
+        chunks = [(0, whole[0])] if whole is not None else self._chunks()
+        for offset, chunk in chunks:
             if self.stamp is not None and stamp(self.source.path) != self.stamp:
                 reason = (
                     f"run aborted: {self.source.path} changed during the run; "
@@ -185,17 +211,17 @@ class RunRows:
                 if self.stop is not None:
                     self.stop(reason)
                 return
-            self._taken, self._first, self._last = prepared, offset + 1, offset + size
+            self._taken = batch = whole[1] if whole is not None else self.prepare(offset, chunk)
             if self.record is not None:
-                for number, outcome in prepared.known.items():
+                for number, outcome in batch.known.items():
                     if outcome.status is Status.INVALID:
-                        self.record("", number, None, outcome)
-            yield prepared.send
+                        self.record(number, outcome)
+            yield batch.send
 
-    def _prepared(self) -> Iterator[tuple[int, int, Prepared]]:
+    def _chunks(self) -> Iterator[tuple[int, pd.DataFrame]]:
         offset = 0
         for chunk in self.source.chunks(self.batch_rows):
-            yield offset, len(chunk), self.prepare(offset, chunk)
+            yield offset, chunk
             offset += len(chunk)
 
     def finished(self, outcomes: Mapping[int, Outcome], changes: Mapping[int, Changes]) -> None:
@@ -204,8 +230,9 @@ class RunRows:
         if taken is None:
             return
         self._taken = None
+        last = taken.first + taken.size - 1
         every = {**taken.known, **outcomes}
-        self._spill.add(self._first, self._last, every, {**taken.changes, **changes})
+        self._spill.add(taken.first, last, every, {**taken.changes, **changes})
 
     @property
     def pending(self) -> bool:
@@ -216,25 +243,92 @@ class RunRows:
         self, offset: int, chunk: pd.DataFrame
     ) -> tuple[dict[int, Outcome], dict[int, Changes]]:
         """The outcomes and changes of ``chunk``'s rows (``offset`` rows into the input), by
-        the row's number in the chunk (from 1), for the report."""
-        first, last = offset + 1, offset + len(chunk)
-        outcomes, changes = self._spill.between(first, last)
+        row number, for the report."""
+        numbers = self.numbering.span(offset, len(chunk))
+        outcomes, changes = self._spill.between(offset + 1, numbers)
         if len(outcomes) < len(chunk):  # rows of batches the run never reached
-            prepared = self.prepare(offset, chunk)
+            batch = self.prepare(offset, chunk)
             unsent = Outcome(Status.NOT_ATTEMPTED, error=self.unreached)
-            for row in prepared.send:
+            for row in batch.send:
                 outcomes.setdefault(row.number, unsent)
-            for number, outcome in prepared.known.items():
+            for number, outcome in batch.known.items():
                 outcomes.setdefault(number, outcome)
-            for number, changed in prepared.changes.items():
+            for number, changed in batch.changes.items():
                 changes.setdefault(number, changed)
-        return (
-            {n - offset: outcome for n, outcome in outcomes.items()},
-            {n - offset: change for n, change in changes.items()},
-        )
+        return outcomes, changes
 
     def close(self) -> None:
         self._spill.close()
+
+    def _numbered(self, repeats: Mapping[int, Sequence[int]]) -> Repeats:
+        """``repeats`` (by position) by row number."""
+        if self.numbering.numbers is None:
+            return repeats
+        return {cid: [self.numbering(p) for p in rows] for cid, rows in repeats.items()}
+
+
+def _renumbered(validation: Validation, numbering: Numbering) -> Validation:
+    return Validation(
+        tuple(replace(row, number=numbering(row.number)) for row in validation.rows),
+        tuple(replace(r, number=numbering(r.number)) for r in validation.rejections),
+    )
+
+
+class _Late:
+    """What a survey that does not know the repeated campaigns yet keeps of each row, a few
+    bytes a row, to mend its counts once it does: its campaign, and what it found of it."""
+
+    def __init__(self) -> None:
+        self._ids: list[Ids] = []
+        self._found: list[npt.NDArray[np.int8]] = []
+        self._accounts: list[npt.NDArray[np.int32]] = []
+        self._names: dict[str, int] = {}
+        self._errors: dict[int, str] = {}  # the first invalid rows' errors, by number
+
+    def add(self, chunk: pd.DataFrame, batch: _Batch, numbering: Numbering) -> None:
+        self._ids.append(campaign_ids(chunk[CAMPAIGN_ID]))
+        found = np.full(batch.size, _SEND, dtype=np.int8)
+        accounts = np.full(batch.size, -1, dtype=np.int32)
+        at = {number: i for i, number in enumerate(numbering.span(batch.first - 1, batch.size))}
+        for number, outcome in batch.known.items():
+            invalid = outcome.status is Status.INVALID
+            found[at[number]] = _INVALID if invalid else _DONE
+            if invalid and len(self._errors) < SHOWN_INVALID:
+                self._errors[number] = outcome.error
+        for row in batch.send:
+            accounts[at[row.number]] = self._names.setdefault(row.account or "", len(self._names))
+        self._found.append(found)
+        self._accounts.append(accounts)
+
+    def ids(self) -> Ids:
+        return np.concatenate(self._ids) if self._ids else np.zeros(0, np.int64)
+
+    def mend(self, survey: Survey, repeats: Repeats, numbering: Numbering) -> None:
+        """The rows of ``repeats`` are invalid: ``survey``'s counts and first invalid rows as
+        they would have been had they been known from the start."""
+        if not repeats:
+            return
+        found, accounts = np.concatenate(self._found), np.concatenate(self._accounts)
+        names = {index: name for name, index in self._names.items()}
+        position = {numbering(p): p for p in range(1, len(found) + 1)} if numbering.numbers else {}
+        every = (number for numbers in repeats.values() for number in numbers)
+        shown = sorted({*self._errors, *heapq.nsmallest(SHOWN_INVALID, every)})[:SHOWN_INVALID]
+        errors = {number: self._errors.get(number, "") for number in shown}
+        for campaign, numbers in repeats.items():
+            why = repeated(campaign, numbers)
+            for number in numbers:
+                at = position.get(number, number) - 1
+                if found[at] == _SEND:
+                    survey.rows -= 1
+                    survey.accounts[names[int(accounts[at])]] -= 1
+                elif found[at] == _DONE:
+                    survey.done -= 1
+                survey.invalid += int(found[at] != _INVALID)
+                found[at] = _INVALID
+                if number in errors:  # one of the rows shown: the repeat first, as validation says
+                    errors[number] = f"{why}; {errors[number]}" if errors[number] else why
+        survey.accounts += Counter()  # drops the accounts left with no row
+        survey.shown = list(errors.items())
 
 
 def stamp(path: Path) -> tuple[int, int] | None:
@@ -244,68 +338,3 @@ def stamp(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return found.st_size, found.st_mtime_ns
-
-
-class Spill:
-    """Each batch's outcomes and changes, pickled to a temporary file (deleted when closed)
-    and read back a batch at a time; kept in memory if the temporary file cannot be written,
-    so that no row's outcome is lost."""
-
-    def __init__(self) -> None:
-        self._file: IO[bytes] | None = None
-        self._starts: list[int] = []  # each batch's first row number
-        self._ends: list[int] = []
-        self._places: list[int | tuple[dict[int, Outcome], dict[int, Changes]]] = []
-        self._loaded: tuple[int, tuple[dict[int, Outcome], dict[int, Changes]]] | None = None
-
-    def add(
-        self, first: int, last: int, outcomes: dict[int, Outcome], changes: dict[int, Changes]
-    ) -> None:
-        held: int | tuple[dict[int, Outcome], dict[int, Changes]] = (outcomes, changes)
-        try:
-            if self._file is None:
-                self._file = tempfile.TemporaryFile(prefix="bulkrunner-")  # noqa: SIM115 (close())
-            place = self._file.seek(0, 2)
-            pickle.dump(held, self._file, protocol=pickle.HIGHEST_PROTOCOL)
-            held = place
-        except OSError as exc:  # a full disk: hold them here rather than lose them
-            log.warning("cannot keep a batch's outcomes on disk (%s): holding them in memory", exc)
-        self._starts.append(first)
-        self._ends.append(last)
-        self._places.append(held)
-
-    def between(self, first: int, last: int) -> tuple[dict[int, Outcome], dict[int, Changes]]:
-        """The outcomes and changes kept for rows ``first`` to ``last``, by row number."""
-        outcomes: dict[int, Outcome] = {}
-        changes: dict[int, Changes] = {}
-        at = max(0, bisect.bisect_right(self._starts, first) - 1)
-        while at < len(self._starts) and self._starts[at] <= last:
-            if self._ends[at] >= first:
-                held, changed = self._batch(at)
-                for number in range(max(first, self._starts[at]), min(last, self._ends[at]) + 1):
-                    if number in held:
-                        outcomes[number] = held[number]
-                    if number in changed:
-                        changes[number] = changed[number]
-            at += 1
-        return outcomes, changes
-
-    def _batch(self, at: int) -> tuple[dict[int, Outcome], dict[int, Changes]]:
-        if self._loaded is not None and self._loaded[0] == at:
-            return self._loaded[1]
-        place = self._places[at]
-        if isinstance(place, int):
-            assert self._file is not None
-            self._file.seek(place)
-            loaded: tuple[dict[int, Outcome], dict[int, Changes]] = pickle.load(self._file)
-        else:
-            loaded = place
-        self._loaded = (at, loaded)
-        return loaded
-
-    def close(self) -> None:
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()
-            self._file = None
-        self._loaded = None

@@ -1,19 +1,24 @@
-"""Retry policy as pure functions: what an answer means, and how long to wait before the next try.
+"""The retry policy of every request, as pure functions: what an answer means, and what follows it.
 
-    classify(answer)                      -> Decision(verdict, message)
-    retry_delay(attempt, retry_after, rng) -> seconds
-    Outage(timeout, start).reached(now, wait) -> seconds of only retryable errors, past the timeout
+    classify(answer)                                   -> Decision(verdict, message)
+    retry_delay(attempt, retry_after, rng)             -> seconds
+    Outage(timeout, start).reached(now, wait)          -> seconds of only retryable errors
+    Policy(...).after(answer, attempt, rng, outage, now) -> Next(decision, delay | stop, pause)
 
-No I/O and no clock: the engine and the reads before sending apply the policy, with the times
-of their own clock; tests check it with tables.
+No I/O: every request of a run (its writes, the reads before sending, ``--verify``'s read-backs,
+``export``'s reads) goes through one account's ``Connection``, which applies this policy with
+the times of the run's clock; tests check it with tables.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import random
 from dataclasses import dataclass
 
+from bulkrunner.errors import Unavailable
+from bulkrunner.limits.limiter import WaitTooLong
 from bulkrunner.model import Answer
 from bulkrunner.operations.answers import error_message, reports_failure
 
@@ -21,6 +26,7 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 ABORT_STATUSES = frozenset({401, 403})
 MAX_BACKOFF = 60.0
 BACKOFF_BASE = 1.0
+PAUSE_429 = 1.0  # seconds the key is held back after a 429 that says nothing of when to retry
 
 
 class Verdict(enum.Enum):
@@ -100,6 +106,64 @@ class Outage:
             return None
         silent = now - self.alive + wait
         return silent if silent >= self.timeout else None
+
+
+@dataclass(frozen=True, slots=True)
+class Next:
+    """What follows an answer: its ``decision``; for a retryable one, the ``delay`` before the
+    next try (None: no more tries), or ``stop`` when waiting would break a bound the run sets
+    (a Retry-After past --max-wait, the outage timeout); and ``pause``, the seconds a 429 holds
+    the whole key back."""
+
+    decision: Decision
+    delay: float | None = None
+    stop: WaitTooLong | Unavailable | None = None
+    pause: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How every request of a run is tried again: ``max_attempts`` tries (--max-attempts), full
+    jitter backoff never under Retry-After, never a wait past ``max_wait`` (--max-wait), and
+    never past ``outage_timeout`` of only retryable errors (--outage-timeout)."""
+
+    max_attempts: int = 6
+    max_wait: float = math.inf
+    outage_timeout: float | None = None
+    backoff_base: float = BACKOFF_BASE
+    backoff_cap: float = MAX_BACKOFF
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+
+    def after(
+        self, answer: Answer, attempt: int, rng: random.Random, outage: Outage, now: float
+    ) -> Next:
+        """What follows ``answer``, the answer to try number ``attempt``, at ``now``."""
+        decision = classify(answer)
+        outage.answered(decision.verdict, now)
+        if decision.verdict is not Verdict.RETRY:
+            return Next(decision)
+        if answer.retry_after is not None and answer.retry_after > self.max_wait:
+            return Next(decision, stop=WaitTooLong(answer.retry_after, "Retry-After"))
+        pause = (answer.retry_after or PAUSE_429) if answer.status == 429 else 0.0
+        if attempt >= self.max_attempts:
+            return Next(decision, pause=pause)
+        delay = retry_delay(attempt, answer.retry_after, rng, self.backoff_base, self.backoff_cap)
+        silent = outage.reached(now, delay)
+        if silent is not None:
+            reason = outage_reason(silent, delay, decision.message)
+            return Next(decision, stop=Unavailable(reason), pause=pause)
+        return Next(decision, delay=delay, pause=pause)
+
+
+def too_long(wait: WaitTooLong, max_wait: float) -> str:
+    """Why a run stopped rather than wait as the server asked."""
+    return (
+        f"the server asked to wait {wait.seconds:.0f}s ({wait.asked_by}), "
+        f"more than --max-wait {max_wait:g}"
+    )
 
 
 def outage_reason(silent: float, wait: float, last: str) -> str:

@@ -1,0 +1,162 @@
+"""The back-up stage: record the values a batch is about to change before any is sent.
+
+A run keeps one backup beside its report, whatever number of accounts it sends with (each
+campaign's row names its account, so that a rollback restores it with that account's key). The
+accounts' batches write it one at a time, in a worker thread, so that the other accounts'
+requests are not held up meanwhile. A run that continues an interrupted one (``--resume``,
+``--fresh``) adds to the backup of that run, which keeps the values from before it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import anyio
+
+from bulkrunner.config.paths import backup_path
+from bulkrunner.config.run_config import RunConfig
+from bulkrunner.model import Row, count
+from bulkrunner.operations.base import Operation
+from bulkrunner.output.hints import rollback_command
+from bulkrunner.records.backup import APPLIED_EARLIER, BackupError, applied_earlier, record_backup
+from bulkrunner.sending.plan import Plan
+
+log = logging.getLogger("bulkrunner")
+
+
+@dataclass
+class Backup:
+    """The one backup of a run: ``started`` once a batch wrote to it (or kept the backup of the
+    run it continues); ``lock`` lets one batch write it at a time."""
+
+    path: Path
+    keep: bool  # the run continues an interrupted one: keep what its backup recorded
+    started: bool = False
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+    @classmethod
+    def of(cls, config: RunConfig) -> Backup | None:
+        """The backup of ``config``'s run, None when it writes none (no report, --no-backup)."""
+        if config.report is None or config.no_backup:
+            return None
+        return cls(backup_path(config.report), keep=config.resume or config.fresh)
+
+
+async def back_up(
+    backup: Backup,
+    planned: Plan,
+    operation: Operation,
+    account: str | None,
+    first: bool,
+    rollback: str,
+) -> str | None:
+    """Record what ``planned`` is about to change (``account``'s rows: None for the one key of
+    a run without an accounts file); why nothing may be sent, if it cannot be recorded."""
+    by_campaign = {
+        row.campaign_id: planned.changes[row.number]
+        for row in planned.send
+        if planned.changes[row.number]
+    }
+    whose = f"account {account}: " if account is not None else ""
+    async with backup.lock:
+        write = partial(
+            record_backup,
+            backup.path,
+            by_campaign,
+            keep=backup.keep or backup.started,
+            account=account,
+            operation=operation,
+        )
+        try:
+            recorded = await anyio.to_thread.run_sync(write)
+        except BackupError as exc:
+            log.error("%srun aborted: %s; nothing was sent", whose, exc)
+            return f"run aborted: {exc}"
+        backup.started = True
+    if recorded.unknown:
+        log.warning(
+            "%s about to change: no readable current value to back up",
+            count(recorded.unknown, "campaign"),
+        )
+    _say_unrestorable(recorded.unrestorable, whose)
+    if not first:  # a later batch of a streamed run
+        log.info(
+            "%sbackup: %s about to change (%d in all): %s",
+            whose,
+            count(recorded.campaigns, "more campaign"),
+            recorded.total,
+            backup.path,
+        )
+        return None
+    earlier = recorded.total - recorded.campaigns
+    log.info(
+        "%sbackup of the %s about to change%s: %s (undo with: %s)",
+        whose,
+        count(recorded.campaigns, "campaign"),
+        f" (and {earlier} more from the run it continues)"
+        if earlier > 0 and account is None  # of several accounts, the others' are counted
+        else "",
+        backup.path,
+        rollback,
+    )
+    return None
+
+
+def rollback_hint(config: RunConfig) -> str:
+    """The command that undoes ``config``'s run."""
+    assert config.report is not None
+    return rollback_command(config, backup_path(config.report))
+
+
+def _say_unrestorable(reasons: Mapping[int, str], whose: str) -> None:
+    """Which campaigns about to change a rollback could not put back, and why: one line per
+    reason, naming its campaigns."""
+    by_reason: dict[str, list[int]] = {}
+    for campaign, reason in sorted(reasons.items()):
+        by_reason.setdefault(reason, []).append(campaign)
+    for reason, campaigns in by_reason.items():
+        log.warning(
+            "%sa rollback could not restore %s (%s): %s",
+            whose,
+            count(len(campaigns), "campaign"),
+            ", ".join(str(campaign) for campaign in campaigns),
+            reason,
+        )
+
+
+def adopt_applied(
+    config: RunConfig,
+    rows: Sequence[Row],
+    planned: Plan,
+    campaigns: Mapping[int, Mapping[str, object]],
+    operation: Operation,
+    whose: str,
+) -> int:
+    """A run that continues an interrupted one (``--resume``, ``--fresh``): the rows found as
+    wanted that the interrupted run applied without journaling them (its backup holds values
+    they change) are ``succeeded``, with what they changed, not ``unchanged``. How many."""
+    continues = (config.resume or config.fresh) and not config.no_backup
+    if config.report is None or not continues:
+        return 0
+    try:
+        found = applied_earlier(
+            backup_path(config.report), rows, planned.unchanged, campaigns, operation
+        )
+    except BackupError as exc:
+        log.warning("%s%s: the rows found as wanted are reported unchanged", whose, exc)
+        return 0
+    for number, changes in found.items():
+        planned.unchanged[number] = APPLIED_EARLIER  # not sent: as the unchanged
+        planned.changes[number] = changes
+    if found:
+        log.info(
+            "%s%s found as the interrupted run left them, though it did not record them: "
+            "succeeded, not sent again",
+            whose,
+            count(len(found), "row"),
+        )
+    return len(found)

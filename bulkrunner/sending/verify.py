@@ -1,0 +1,103 @@
+"""The verify stage: read back the campaigns of rows that were applied, and compare.
+
+``--verify`` reads back every row the send stage applied; a row the answer that accepted it said
+nothing of (``Operation.attribute``) is read back whatever the options, to find out whether it
+was applied. Each read goes through the account's ``Connection``, retried like any request; a
+campaign that still cannot be read is not known to hold what was sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import anyio
+
+from bulkrunner.errors import Unavailable
+from bulkrunner.limits.limiter import WaitTooLong
+from bulkrunner.model import Row, count
+from bulkrunner.operations.base import Operation
+from bulkrunner.operations.settings import SETTINGS
+from bulkrunner.sending.connection import Connection
+from bulkrunner.sending.reads import detail_list, empty, not_the_campaign, one_campaign
+from bulkrunner.sending.retry import Verdict, classify, too_long
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBack:
+    """What reading a row's campaign back found: ``matches`` what the row set, or not (how it
+    differs in ``reason``), or None: it could not be read (why in ``reason``)."""
+
+    matches: bool | None
+    reason: str = ""
+
+
+MATCHES = ReadBack(True)
+
+
+async def verify(
+    connection: Connection, rows: Sequence[Row], operation: Operation = SETTINGS
+) -> dict[int, ReadBack]:
+    """Read each row's campaign back (and its detail, if the operation has one), by row number.
+    A wait longer than --max-wait, or an outage, leaves the rows not yet read back unread."""
+    found: dict[int, ReadBack] = {}
+    pending = list(reversed(rows))
+
+    async def worker() -> None:
+        while pending:
+            row = pending.pop()
+            try:
+                found[row.number] = await _read_back(connection, row, operation)
+            except (WaitTooLong, Unavailable) as stop:
+                reason = (
+                    too_long(stop, connection.policy.max_wait)
+                    if isinstance(stop, WaitTooLong)
+                    else str(stop)
+                )
+                for each in (row, *pending):
+                    found[each.number] = ReadBack(None, reason)
+                pending.clear()  # the other workers finish the reads they are making
+
+    connection.phase()
+    async with anyio.create_task_group() as group:
+        for _ in range(max(1, min(connection.concurrency, len(rows)))):
+            group.start_soon(worker)
+    return found
+
+
+async def _read_back(connection: Connection, row: Row, operation: Operation) -> ReadBack:
+    campaign: dict[str, Any] = {"id": row.campaign_id}
+    parts = [None] if operation.reads_list else []
+    for detail in [*parts, *([operation.detail] if operation.detail else [])]:
+        path = f"/campaigns/{row.campaign_id}" + (f"/{detail}" if detail else "")
+        sender = connection.sender
+        call = (
+            partial(sender.read, path) if detail else partial(sender.get_campaign, row.campaign_id)
+        )
+        answer = await connection.fetch(call, f"reading {path} back")
+        decision = classify(answer)
+        if decision.verdict is Verdict.RETRY and not answer.refused:
+            tries = count(connection.policy.max_attempts, "attempt")
+            return ReadBack(None, f"gave up after {tries}; last error: {decision.message}")
+        if decision.verdict is not Verdict.SUCCEEDED:
+            return ReadBack(None, decision.message)
+        value: Any = one_campaign(answer) if detail is None else detail_list(answer)
+        if value is None:
+            return ReadBack(None, "the campaign could not be read")
+        if detail is None and (other := not_the_campaign(value, row.campaign_id)):
+            return ReadBack(None, other)
+        campaign = value if detail is None else {**campaign, detail: value}
+    if not operation.readable(campaign):
+        return ReadBack(None, empty(operation))
+    differ = operation.changes(row.payload, campaign)
+    if not differ:
+        return MATCHES
+    return ReadBack(
+        False,
+        "; ".join(
+            f"{name}: sent {change.after!r}, server has {change.before!r}"
+            for name, change in differ.items()
+        ),
+    )

@@ -1,0 +1,108 @@
+"""What the progress display shows of a run while it sends: every account's figures together.
+
+A run's figures are of the whole run, its earlier batches and the one at hand, over all its
+accounts: rows done, failed and waiting to retry, the requests per second lately, and the time
+left at best, which is that of the slowest account (the accounts send at the same time), each at
+its own limits, counting the retries' waits. How they are shown is ``output.progress``'s.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio
+
+from bulkrunner.config.run_config import RunConfig
+from bulkrunner.model import Clock
+from bulkrunner.output.progress import Bar, Display, LogLines, Snapshot, estimate
+from bulkrunner.sending.pipeline import Pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One account's progress: rows of the run, done, failed and waiting, and its ETA."""
+
+    total: int
+    done: int
+    failed: int
+    waiting: int
+    eta: float
+    waits: Sequence[float]
+
+
+def figures(pipeline: Pipeline, now: float) -> Figures:
+    """``pipeline``'s progress at ``now`` (the run's clock)."""
+    config, engine, planned = pipeline.config, pipeline.engine, pipeline.plan
+    succeeded, failed, waiting = engine.progress() if engine else (0, 0, 0)
+    waits = engine.retry_waits(now) if engine else []
+    unchanged = len(planned.unchanged) if planned else 0
+    failed += len(planned.refused) if planned else 0
+    batch_left = len(pipeline.rows) - succeeded - unchanged - failed
+    done, failed = pipeline.earlier[0] + succeeded + unchanged, pipeline.earlier[1] + failed
+    total = max(pipeline.total, len(pipeline.rows))
+    later = max(0, total - done - failed - batch_left)  # rows of batches not yet read
+    left = requests_left(
+        total - done - failed,
+        succeeded,
+        config.verify,
+        per_row=pipeline.per_row,
+        verify_reads=pipeline.operation.reads_per_campaign,
+    )
+    limiter = pipeline.connection.limiter
+    eta = estimate(limiter, left + pipeline.reads_later(later), waits, now)
+    return Figures(total, done, failed, waiting, eta, waits)
+
+
+def snapshot(pipelines: Sequence[Pipeline], now: float) -> Snapshot:
+    """The whole run's progress at ``now``: every account's figures together."""
+    each = [figures(pipeline, now) for pipeline in pipelines]
+    waits = [wait for one in each for wait in one.waits]
+    limiters = [pipeline.connection.limiter for pipeline in pipelines]
+    limits = [", ".join(map(str, limiter.effective_rates)) for limiter in limiters]
+    if len(pipelines) > 1:
+        limits = [f"{p.connection.name} {held}" for p, held in zip(pipelines, limits, strict=True)]
+    return Snapshot(
+        sum(one.total for one in each),
+        sum(one.done for one in each),
+        sum(one.failed for one in each),
+        sum(one.waiting for one in each),
+        sum(limiter.sending_rate(now, span=10.0) for limiter in limiters),
+        "; ".join(limits),
+        max((one.eta for one in each), default=0.0),
+        min(waits, default=None),
+    )
+
+
+async def watch(config: RunConfig, pipelines: Sequence[Pipeline], clock: Clock) -> None:
+    """Show progress until cancelled: a bar on a terminal, log lines otherwise. The display is
+    refreshed in real time; its figures are of the run's clock."""
+    bar = sys.stderr.isatty() and not config.quiet and config.log_format == "text"
+    display: Display = Bar() if bar else LogLines(config.progress_interval)
+    with display:
+        try:
+            while True:
+                now = clock.monotonic()
+                display.show(snapshot(pipelines, now), now)
+                await anyio.sleep(0.25 if bar else 1.0)
+        finally:
+            if bar:  # the last frame shows how the run ended
+                now = clock.monotonic()
+                display.show(snapshot(pipelines, now), now)
+
+
+def requests_left(
+    rows: int,
+    succeeded: int,
+    verify: bool,
+    *,
+    per_row: float = 1.0,
+    verify_reads: int = 1,
+) -> int:
+    """The requests still to come (retries not counted): ``per_row`` requests for each of
+    ``rows`` not yet done (the average a row of the operation becomes) and, with ``verify``,
+    ``verify_reads`` reads back for each of them and of the ``succeeded`` rows. The reads before
+    sending are already in the limiters' windows: the ETA counts them as they are."""
+    writes = round(rows * per_row)
+    return writes + (rows + succeeded) * verify_reads if verify else writes
