@@ -9,6 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bulkrunner"
 MOST_LINES = 400
 MOST_FUNCTION_LINES = 80
 
+
 def _modules() -> list[tuple[str, Path]]:
     return [(str(path.relative_to(PACKAGE)), path) for path in sorted(PACKAGE.rglob("*.py"))]
 
