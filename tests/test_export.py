@@ -117,6 +117,7 @@ def test_the_csv_cells_are_the_input_forms(tmp_path: Path) -> None:
         assert main(["export", "--base-url", sim.base_url, "--output", str(exported)]) == 0
     cells = pd.read_csv(exported, dtype=str, keep_default_na=False).set_index("campaign_id")
     assert list(cells.columns) == [
+        "name",  # for people: read back, never sent
         "track_settings",
         "stop_lead_settings",
         "sending_limit",
@@ -175,6 +176,34 @@ def test_csv_and_parquet_cells_read_back_as_the_values_written(tmp_path: Path) -
 
 
 SETTINGS_VOCABULARY = build_config({"input": "x.csv"}, {}).vocabulary
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_each_campaign_s_name_is_exported_beside_its_id_and_never_sent_back(
+    suffix: str, tmp_path: Path
+) -> None:
+    """The name is for people finding their campaigns in the file: written after the id, read
+    back by a run as a column it neither sends nor judges, even edited or made a formula."""
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12, 13})) as sim:
+        exported = tmp_path / f"campaigns{suffix}"
+        assert main(["export", "--base-url", sim.base_url, "--output", str(exported)]) == 0
+        frame = pd.read_csv(exported) if suffix == ".csv" else pd.read_parquet(exported)
+        assert list(frame.columns[:2]) == ["campaign_id", "name"]
+        assert frame["name"].tolist() == ["Campaign 11", "Campaign 12", "Campaign 13"]
+        if suffix == ".parquet":
+            assert pq.read_schema(exported).field("name").type.equals(pa.string())
+        frame["name"] = ["renamed", "=1+1", None]
+        frame.loc[0, "sending_limit"] = 77
+        if suffix == ".csv":
+            frame.to_csv(exported, index=False)
+        else:
+            frame.to_parquet(exported)
+        report = tmp_path / "r.csv"
+        args = ["run", str(exported), "--base-url", sim.base_url, "--report", str(report)]
+        assert main(args) == 0
+        assert report_statuses(report) == ["succeeded", "unchanged", "unchanged"]
+        assert [r.campaign_id for r in sim.state.writes()] == [11]  # 422 had the name gone
+        assert sim.state.settings[11]["sending_limit"] == 77
 
 
 def test_a_value_the_run_would_refuse_is_exported_and_named(

@@ -27,6 +27,7 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "schedule_shape": ('"flat"', "flat"),
     "report": ('"out/report.csv"', None),
     "accounts": ('"accounts.toml"', None),
+    "keep_columns": ('["notes", "Client Name"]', ("notes", "Client Name")),
     "base_url": ('"http://127.0.0.1:9"', "http://127.0.0.1:9"),
     "rate": ('["5/1", "50/60"]', (Rate(5, 1), Rate(50, 60))),
     "concurrency": ("9", 9),

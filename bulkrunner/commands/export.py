@@ -38,7 +38,7 @@ from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import Aborted, ExitCode, UsageError
 from bulkrunner.model import RunStats, count
 from bulkrunner.operations import Operation
-from bulkrunner.operations.fields import CAMPAIGN_ID
+from bulkrunner.operations.fields import CAMPAIGN_ID, NAME
 from bulkrunner.output.events import show
 from bulkrunner.records.locks import lock_accounts
 
@@ -57,8 +57,9 @@ _SHOWN = 10  # campaigns named one by one in a warning
 
 @dataclass
 class Export:
-    """What an export read: one row per campaign (``campaign_id`` and the operation's columns
-    any campaign has a value for, None where one has none), and what it cost."""
+    """What an export read: one row per campaign (``campaign_id``, its ``name`` and the
+    operation's columns any campaign has a value for, None where one has none), and what it
+    cost."""
 
     frame: pd.DataFrame
     operation: Operation
@@ -236,7 +237,7 @@ async def _read_campaigns(
         )
     del answer
     chosen: dict[int, Mapping[str, Any]] = {
-        campaign_id: slim(campaign, operation.reads)
+        campaign_id: slim(campaign, (*operation.reads, NAME))
         for campaign_id, campaign in listed.items()
         if _wanted(campaign, config)
     }
@@ -294,7 +295,7 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
             else:
                 left_out[campaign_id] = f"none of its {operation.name} could be read"
             continue
-        rows.append({CAMPAIGN_ID: campaign_id, **values})
+        rows.append({CAMPAIGN_ID: campaign_id, NAME: _clean(campaign.get(NAME)), **values})
         campaigns[campaign_id] = campaign
     left_out.update(current.unreadable)
     for campaign_id in current.missing:
@@ -305,10 +306,11 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
     if len(skipped) > _SHOWN:
         log.warning("... and %s more not exported", count(len(skipped) - _SHOWN, "campaign"))
     used = [name for name in operation.columns if any(name in row for row in rows)]
+    named = [NAME] if any(row[NAME] is not None for row in rows) else []  # read-only, for people
     frame = pd.DataFrame(
         {
             CAMPAIGN_ID: pd.Series([row[CAMPAIGN_ID] for row in rows], dtype=object),
-            **{name: _cells([row.get(name) for row in rows]) for name in used},
+            **{name: _cells([row.get(name) for row in rows]) for name in [*named, *used]},
         }
     )
     return Export(frame, operation, campaigns, stats, left_out, unwritable=unwritable)

@@ -228,7 +228,7 @@ def plan_job(
     report_path = config.report
     check_paths(config)
     operation, _ = for_config(config)
-    frame, ignored = read_input(config.input, operation)
+    frame, ignored = read_input(config.input, operation, config.keep_columns)
     validation = _validated(config, frame, accounts)
     if accounts is not None:
         accounts = accounts.with_keys({row.account for row in validation.rows if row.account})
@@ -778,6 +778,7 @@ def opened(config: RunConfig) -> tuple[InputFile, Ids | None]:
         config.input,
         watch=lambda cells: ids.append(campaign_ids(cells)),
         operation=for_config(config)[0],
+        keep=config.keep_columns,
     )
     return source, _joined(ids) if source.watched else None
 

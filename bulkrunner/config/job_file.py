@@ -199,8 +199,28 @@ def _check(config: RunConfig) -> None:
     # (each account of an accounts file has its own limits: checked as the file is read)
     if config.accounts is None and (problem := guard_problem(config.guard, config.rates)):
         raise UsageError(problem)
+    if config.keep_columns:
+        _check_kept(config.keep_columns)
     if config.notify is not None:
         from bulkrunner.config.webhook import webhook_problem  # only when it is needed
 
         if problem := webhook_problem(config.notify):
             raise UsageError(f"notify must be {problem}")
+
+
+def _check_kept(names: tuple[str, ...]) -> None:
+    """Refuse to keep a column bulkrunner reads (it would be sent, or mean the campaign or the
+    account): keep columns carries only the user's own."""
+    from bulkrunner.operations import every_column, owner
+    from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, column_key
+
+    known = {column_key(name): name for name in (CAMPAIGN_ID, ACCOUNT, *every_column())}
+    for name in names:
+        meant = known.get(column_key(name))
+        if meant is not None:
+            whose = owner(meant)
+            what = f"the {whose} operation's column {meant}" if whose else f"the {meant} column"
+            raise UsageError(
+                f"keep columns: {name!r} is {what}, which bulkrunner reads; keep columns "
+                "carries only columns of your own"
+            )

@@ -146,6 +146,12 @@ def as_rates(value: Any) -> tuple[Rate, ...]:
     return tuple(Rate.parse(str(text)) for text in texts) if texts else DEFAULT_RATES
 
 
+def as_columns(value: Any) -> tuple[str, ...]:
+    """Column names: a list (a job file's), or one text of them comma-separated (a flag's)."""
+    names = str(value).split(",") if isinstance(value, str) else [str(each) for each in value]
+    return tuple(dict.fromkeys(name.strip() for name in names if name.strip()))
+
+
 def as_client_id(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"client id must be a whole number of at least 1, got {value!r}")

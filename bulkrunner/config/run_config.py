@@ -18,6 +18,7 @@ from bulkrunner.config.options import (
     SENDING,
     as_campaign_status,
     as_client_id,
+    as_columns,
     as_optional_path,
     as_path,
     as_rates,
@@ -109,6 +110,17 @@ class RunConfig:
             metavar="PATH",
             convert=as_optional_path,
             path=True,
+        ),
+    )
+    keep_columns: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "columns of your own (notes, client...) the input may have, comma-separated: "
+            "carried into the report as they are, never sent, never checked",
+            CHECKING,
+            accepts=(list, str),
+            metavar="A,B",
+            convert=as_columns,
         ),
     )
     accounts: Path | None = field(

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bulkrunner.config.paths import replace_atomically
 from bulkrunner.operations.base import Operation
-from bulkrunner.operations.fields import CAMPAIGN_ID, Field
+from bulkrunner.operations.fields import CAMPAIGN_ID, NAME, Field
 from bulkrunner.operations.syntax import EmptyText, csv_cell
 from bulkrunner.output.formats import write_csv
 from bulkrunner.records.backup import OPERATION_KEY
@@ -22,8 +22,8 @@ from bulkrunner.records.undo import arrow_type
 
 
 def write_export_file(frame: pd.DataFrame, operation: Operation, path: Path) -> Path:
-    """``frame`` (``campaign_id`` and the operation's columns) written to ``path``, CSV or
-    Parquet by its extension, atomically; OSError when it cannot be."""
+    """``frame`` (``campaign_id``, the campaigns' ``name`` and the operation's columns) written
+    to ``path``, CSV or Parquet by its extension, atomically; OSError when it cannot be."""
 
     def write(tmp: Path) -> None:
         if path.suffix.lower() == ".parquet":
@@ -60,7 +60,12 @@ def _write_parquet(frame: pd.DataFrame, operation: Operation, target: Path) -> N
     import pyarrow.parquet as pq
 
     arrays: dict[str, Any] = {CAMPAIGN_ID: pa.array(frame[CAMPAIGN_ID].tolist(), pa.int64())}
+    if NAME in frame.columns:  # text for people, whatever the server gave
+        names = frame[NAME].tolist()
+        arrays[NAME] = pa.array([None if n is None else str(n) for n in names], pa.string())
     for name in frame.columns[1:]:
+        if name == NAME:
+            continue
         spec = operation.field(str(name))
         assert spec is not None
         values = frame[name].tolist()
