@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from bulkrunner.cli.parser import build, canonical_words
 from bulkrunner.config.environment import API_KEY_ENV, choose_arrow_allocator
+from bulkrunner.config.paths import STANDARD_STREAM
 from bulkrunner.errors import BulkrunnerError, ExitCode, UsageError
 
 # `bulkrunner --help` imports no more than this: a command's options (the configuration's
@@ -83,6 +84,8 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
         config = _config(args)
         built.append(config)
         out.json_lines = config.log_format == "json"
+        if args.command == "export" and str(config.output) == STANDARD_STREAM:
+            out.stream = sys.stderr  # standard output carries the export, and nothing else
         setup_logging(config.verbose, config.log_format, config.quiet)
         stdout = cast(TextIO, out)  # a text stream, that can also print records
         # the commands are imported when chosen: `--help` and `simulate` need no pandas or aiohttp
@@ -193,6 +196,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
     from bulkrunner.config.job_file import build_config, read_job_file
     from bulkrunner.config.options import CHECKING, EXPORTING, FOLLOWING
+    from bulkrunner.config.paths import REPORTS
     from bulkrunner.config.run_config import OPTIONS
 
     flags: dict[str, Any] = {each.key: getattr(args, each.key, None) for each in OPTIONS}
@@ -213,7 +217,13 @@ def _config(args: argparse.Namespace) -> RunConfig:
     if args.command in FOLLOWING:
         flags["input"] = args.earlier_report
         job.pop("report", None)  # the job's report is its run's: a retry or rollback writes its own
-    return dataclasses.replace(build_config(job, flags), command=tuple(args.words))
+    config = dataclasses.replace(build_config(job, flags), command=tuple(args.words))
+    if args.command in CHECKING and str(config.input) == STANDARD_STREAM:
+        from bulkrunner.input.piped import save_piped
+
+        folder = config.report.parent if config.report is not None else REPORTS
+        config = dataclasses.replace(config, input=save_piped(sys.stdin.buffer, folder))
+    return config
 
 
 def _is_job_file(name: str) -> bool:

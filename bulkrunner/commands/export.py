@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from bulkrunner.config.accounts import Account
 from bulkrunner.config.environment import API_KEY_ENV
 from bulkrunner.config.paths import (
     EXPORT_FORMATS,
+    STANDARD_STREAM,
     check_writable,
     default_export_path,
     is_backup,
@@ -97,13 +99,23 @@ def export_job(
     the file reads back as the campaigns' state, and print a summary.
 
     Raises UsageError (nothing read) or Aborted (the reads could not be made: exit 3)."""
-    path = config.output or unused(default_export_path(config.operation, now or datetime.now(UTC)))
-    check_output(path, force=config.force)
-    exported = read_export(config, environ)
-    write_export(exported, path)
-    check_round_trip(exported, config)
+    from bulkrunner.output.export_file import piped
+
+    to_stdout = str(config.output) == STANDARD_STREAM  # CSV, checked in a file of its own first
+    with piped(sys.stdout) if to_stdout else nullcontext(None) as staged:
+        path = (
+            staged
+            or config.output
+            or unused(default_export_path(config.operation, now or datetime.now(UTC)))
+        )
+        if staged is None:
+            check_output(path, force=config.force)
+        exported = read_export(config, environ)
+        write_export(exported, path)
+        check_round_trip(exported, config)
+    where = "standard output" if to_stdout else str(path)
     lines = [
-        f"exported {count(len(exported.frame), 'campaign')} ({exported.operation.name}) to {path}"
+        f"exported {count(len(exported.frame), 'campaign')} ({exported.operation.name}) to {where}"
     ]
     stats = exported.stats
     lines.append(
@@ -131,7 +143,7 @@ def export_job(
         unwritable=len(exported.unwritable),
         differ=len(exported.differ),
         requests=stats.requests,
-        output=str(path),
+        output=STANDARD_STREAM if to_stdout else str(path),
     )
     return ExitCode.ROWS_FAILED if exported.left_out or exported.differ else ExitCode.OK
 

@@ -13,9 +13,7 @@ import os
 from collections.abc import Mapping
 
 from bulkrunner.config.environment import BASE_URL_ENV
-from bulkrunner.config.paths import (
-    expand_template,
-)
+from bulkrunner.config.paths import STANDARD_STREAM, expand_template
 from bulkrunner.config.run_config import (
     DEFAULT_BASE_URL,
     MAX_CONCURRENCY,
@@ -78,7 +76,7 @@ def read_job_file(path: Path) -> dict[str, Any]:
                 f"{path}: option {key!r} must be one of {', '.join(declaration.choices)}, "
                 f"got {value!r}"
             )
-        if declaration.path:
+        if declaration.path and value != STANDARD_STREAM:  # (input = "-": standard input)
             value = str((path.parent / Path(str(value)).expanduser()).resolve())
         if name == "base_url":
             from bulkrunner.config.baseurl import check

@@ -91,6 +91,21 @@ def whole(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
     return option(help, commands, accepts=(int,), metavar="N", parse=int)
 
 
+def names(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
+    """An option of names: a job file's list, or a flag's text of them (``--keep-columns a,b``)."""
+    return option(help, commands, accepts=(list, str), metavar="A,B", convert=as_columns)
+
+
+def url(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
+    """An option of a URL (``--notify https://...``)."""
+    return option(help, commands, accepts=(str,), metavar="URL", convert=as_text)
+
+
+def variable(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
+    """An option naming an environment variable (``--notify-env SLACK_WEBHOOK``)."""
+    return option(help, commands, accepts=(str,), metavar="VAR", convert=as_text)
+
+
 def toggle(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
     """An option on or off either way (``--verify``, ``--no-verify``)."""
     return option(help, commands, accepts=(bool,), form="toggle", convert=bool)

@@ -18,17 +18,18 @@ from bulkrunner.config.options import (
     SENDING,
     as_campaign_status,
     as_client_id,
-    as_columns,
     as_optional_path,
     as_path,
     as_rates,
-    as_text,
     declared,
+    names,
     option,
     rate_argument,
     seconds,
     switch,
     toggle,
+    url,
+    variable,
     whole,
 )
 from bulkrunner.config.paths import (
@@ -37,6 +38,7 @@ from bulkrunner.config.paths import (
     EXPORT_FORMATS,
     INPUT_FORMATS,
     REPORT_FORMATS,
+    STANDARD_STREAM,
     or_list,
 )
 from bulkrunner.errors import ExitCode
@@ -64,7 +66,8 @@ class RunConfig:
 
     input: Path = field(
         metadata=option(
-            f"the {or_list(INPUT_FORMATS)} file of settings",
+            f"the {or_list(INPUT_FORMATS)} file of settings ({STANDARD_STREAM}: standard input, "
+            "kept as reports/stdin-<hash>)",
             CHECKING,
             accepts=(str,),
             metavar="PATH",
@@ -114,13 +117,10 @@ class RunConfig:
     )
     keep_columns: tuple[str, ...] = field(
         default=(),
-        metadata=option(
+        metadata=names(
             "columns of your own (notes, client...) the input may have, comma-separated: "
             "carried into the report as they are, never sent, never checked",
             CHECKING,
-            accepts=(list, str),
-            metavar="A,B",
-            convert=as_columns,
         ),
     )
     accounts: Path | None = field(
@@ -294,24 +294,18 @@ class RunConfig:
     )
     notify: str | None = field(
         default=None,
-        metadata=option(
+        metadata=url(
             "when the run ends with a non-zero exit, POST a short JSON message (Slack-"
             "compatible: counts per status, exit code, report) to this webhook",
             SENDING,
-            accepts=(str,),
-            metavar="URL",
-            convert=as_text,
         ),
     )
     notify_env: str | None = field(
         default=None,
-        metadata=option(
+        metadata=variable(
             "--notify with the webhook URL (a secret: it carries a token) read from this "
             "environment variable, so that it is not in the process list",
             SENDING,
-            accepts=(str,),
-            metavar="VAR",
-            convert=as_text,
         ),
     )
     verbose: bool = field(
@@ -365,6 +359,7 @@ class RunConfig:
         default=None,
         metadata=option(
             f"the export file, {or_list(EXPORT_FORMATS)}: the operation's input format "
+            f"({STANDARD_STREAM}: CSV on standard output, every other line on standard error) "
             f"(default {DEFAULT_EXPORT})",
             EXPORTING,
             metavar="PATH",
