@@ -612,7 +612,10 @@ def test_a_status_no_row_can_write_is_left_out_with_its_reason_and_is_no_failure
         printed = capsys.readouterr()
         assert "campaign 11 is not exported: it is DRAFTED" in printed.err
         assert "could be read" not in printed.err + printed.out
-        assert "not exported: 2 campaigns whose state no status row can set" in printed.out
+        assert (  # how many were written, and why the others were not, in one line
+            f"exported 5 campaigns (status) to {out}; 2 left out (named in the log): 2 whose "
+            "state no status row can set\n"
+        ) in printed.out
         assert main(["run", str(out), *args, "--report", str(tmp_path / "r.csv")]) == 0
         assert set(report_statuses(tmp_path / "r.csv")) == {"unchanged"}
 
@@ -627,11 +630,23 @@ def test_a_campaign_listed_with_every_setting_null_is_left_out_as_unreadable(
 
     with ServerThread(blank) as server:
         out = tmp_path / "x.csv"
-        assert main(["export", "--base-url", f"{server.url}/api/v1", "--output", str(out)]) == 1
-    assert pd.read_csv(out)["campaign_id"].tolist() == [6]
+        url = ("--base-url", f"{server.url}/api/v1")
+        assert main(["export", *url, "--output", str(out)]) == 1
+        assert pd.read_csv(out)["campaign_id"].tolist() == [6]
+        printed = capsys.readouterr()
+        assert "campaign 5 is not exported: none of its settings could be read" in printed.err
+        assert (  # how many were written, and why the others were not, in one line
+            f"exported 1 campaign (settings) to {out}; 1 left out (named in the log): "
+            "1 unreadable\n"
+        ) in printed.out
+        assert main(["export", *url, "-q", "--output", str(out), "--force"]) == 1
     printed = capsys.readouterr()
-    assert "campaign 5 is not exported: none of its settings could be read" in printed.err
-    assert "left out: 1 campaign (see the log)" in printed.out
+    assert printed.err == ""
+    # -q hides the log: the line names the campaign itself, and points at no log
+    assert printed.out.startswith(
+        f"exported 1 campaign (settings) to {out}; 1 left out: 1 unreadable (campaign 5)\n"
+    )
+    assert "log" not in printed.out
 
 
 def test_a_campaign_with_no_email_account_is_left_out_as_such_and_is_no_failure(

@@ -49,6 +49,9 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "log_format": ('"json"', "json"),
     "notify": ('"http://127.0.0.1:9/hook"', "http://127.0.0.1:9/hook"),
     "notify_env": ('"TEST_WEBHOOK"', "TEST_WEBHOOK"),  # set by the fixture below
+    "notify_on": ("[3, 1]", (1, 3)),
+    "heartbeat": ('"http://127.0.0.1:9/ping"', "http://127.0.0.1:9/ping"),
+    "heartbeat_env": ('"TEST_WEBHOOK"', "TEST_WEBHOOK"),
     "verbose": ("true", True),
     "resume": ("true", True),
 }

@@ -67,6 +67,20 @@ def test_a_piped_input_is_run_and_kept_as_a_file_named_by_its_content(
         assert len(kept(tmp_path / "reports")) == 2
 
 
+def test_the_hints_of_a_piped_input_name_the_file_it_was_kept_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What was piped in is gone when a hint is pasted: the resume command names its file."""
+    with SimulatorThread(SimulatorConfig(api_key="another-key", campaigns={11, 12})) as sim:
+        pipe_in(monkeypatch, CSV)
+        code, out, err = run(capsys, "run", "-", "--base-url", sim.base_url, "--report", "r.csv")
+    assert code == 3, out + err  # the key is refused: resumable
+    (saved,) = kept(tmp_path)  # beside the report
+    (hint,) = [line for line in out.splitlines() if "--resume" in line]
+    assert f"bulkrunner run {saved} --base-url" in hint
+    assert " - " not in hint
+
+
 def test_a_piped_input_is_kept_beside_the_report_given(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -42,6 +42,7 @@ from bulkrunner.model import RunStats, count
 from bulkrunner.operations import Operation
 from bulkrunner.operations.fields import CAMPAIGN_ID, NAME
 from bulkrunner.output.events import show
+from bulkrunner.output.export_summary import SHOWN, export_lines
 from bulkrunner.records.locks import lock_accounts
 
 if TYPE_CHECKING:
@@ -54,7 +55,6 @@ Sleep = Callable[[float], Awaitable[None]]
 # The campaigns of the embedded simulator an ``export --simulate`` reads (seeded from their ids:
 # mostly ACTIVE, some PAUSED and DRAFTED).
 DEMO_CAMPAIGNS = tuple(range(1480601, 1480621))
-_SHOWN = 10  # campaigns named one by one in a warning
 
 
 @dataclass
@@ -114,30 +114,11 @@ def export_job(
         write_export(exported, path)
         check_round_trip(exported, config)
     where = "standard output" if to_stdout else str(path)
-    lines = [
-        f"exported {count(len(exported.frame), 'campaign')} ({exported.operation.name}) to {where}"
-    ]
     stats = exported.stats
-    lines.append(
-        f"requests: {count(stats.requests, 'read')}, {count(stats.retries, 'retry', 'retries')}, "
-        f"{stats.throttled} answered 429, in {stats.sending_seconds:.1f}s"
-    )
-    if exported.left_out:
-        lines.append(f"left out: {count(len(exported.left_out), 'campaign')} (see the log)")
-    if exported.unwritable:
-        lines.append(
-            f"not exported: {count(len(exported.unwritable), 'campaign')} whose state no "
-            f"{exported.operation.name} row can set (see the log)"
-        )
-    if exported.differ:
-        lines.append(
-            f"{count(len(exported.differ), 'campaign')} would not read back as they are "
-            "(see the log)"
-        )
     show(
         out,
         "summary",
-        lines,
+        export_lines(exported, where, config.quiet),
         exported=len(exported.frame),
         left_out=len(exported.left_out),
         unwritable=len(exported.unwritable),
@@ -313,10 +294,10 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
     for campaign_id in current.missing:
         left_out[campaign_id] = "not found (404) when its details were read"
     skipped = {**left_out, **unwritable}
-    for campaign_id, why in sorted(skipped.items())[:_SHOWN]:
+    for campaign_id, why in sorted(skipped.items())[:SHOWN]:
         log.warning("campaign %d is not exported: %s", campaign_id, redact(why))
-    if len(skipped) > _SHOWN:
-        log.warning("... and %s more not exported", count(len(skipped) - _SHOWN, "campaign"))
+    if len(skipped) > SHOWN:
+        log.warning("... and %s more not exported", count(len(skipped) - SHOWN, "campaign"))
     used = [name for name in operation.columns if any(name in row for row in rows)]
     named = [NAME] if any(row[NAME] is not None for row in rows) else []  # read-only, for people
     frame = pd.DataFrame(
@@ -391,8 +372,8 @@ def check_round_trip(exported: Export, config: RunConfig) -> dict[int, str]:
                 f"{name}: the file says {change.after!r}, the account has {change.before!r}"
                 for name, change in found.items()
             )
-    for campaign_id, why in sorted(exported.differ.items())[:_SHOWN]:
+    for campaign_id, why in sorted(exported.differ.items())[:SHOWN]:
         log.warning("campaign %d does not read back as it is: %s", campaign_id, redact(why))
-    if len(exported.differ) > _SHOWN:
-        log.warning("... and %s more", count(len(exported.differ) - _SHOWN, "campaign"))
+    if len(exported.differ) > SHOWN:
+        log.warning("... and %s more", count(len(exported.differ) - SHOWN, "campaign"))
     return exported.differ

@@ -66,6 +66,7 @@ from bulkrunner.input.validation import (
     validate,
 )
 from bulkrunner.model import (
+    FINE,
     RESULT_COLUMNS,
     Change,
     Changes,
@@ -118,8 +119,7 @@ def counted_exit_code(counts: Mapping[Status, int], aborted: bool) -> ExitCode:
     """The exit code of a run that ended with ``counts`` rows of each status."""
     if aborted:
         return ExitCode.ABORTED
-    good = {Status.SUCCEEDED, Status.DRY_RUN, Status.UNCHANGED}
-    failed = any(n for status, n in counts.items() if status not in good)
+    failed = any(n for status, n in counts.items() if status not in FINE)
     return ExitCode.ROWS_FAILED if failed else ExitCode.OK
 
 

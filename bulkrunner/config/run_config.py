@@ -22,14 +22,15 @@ from bulkrunner.config.options import (
     as_path,
     as_rates,
     declared,
+    exit_codes,
     names,
     option,
     rate_argument,
     seconds,
+    secret_url,
+    secret_url_variable,
     switch,
     toggle,
-    url,
-    variable,
     whole,
 )
 from bulkrunner.config.paths import (
@@ -292,22 +293,26 @@ class RunConfig:
             convert=str,
         ),
     )
-    notify: str | None = field(
-        default=None,
-        metadata=url(
-            "when the run ends with a non-zero exit, POST a short JSON message (Slack-"
-            "compatible: counts per status, exit code, report) to this webhook",
+    notify: str | None = secret_url(
+        "when the run ends with an exit code of --notify-on, POST a short JSON message (Slack-"
+        "compatible: what happened, counts per status, exit code, report) to this webhook",
+        SENDING,
+    )
+    notify_env: str | None = secret_url_variable("--notify", "the webhook URL", SENDING)
+    notify_on: tuple[ExitCode, ...] = field(  # (not 4: every cron tick of a long run says it)
+        default=tuple(code for code in ExitCode if code not in (ExitCode.OK, ExitCode.IN_PROGRESS)),
+        metadata=exit_codes(
+            "the exit codes --notify tells of, comma-separated (default {default}: every "
+            f"failure but {ExitCode.IN_PROGRESS:d}, {ExitCode.IN_PROGRESS.brief})",
             SENDING,
         ),
     )
-    notify_env: str | None = field(
-        default=None,
-        metadata=variable(
-            "--notify with the webhook URL (a secret: it carries a token) read from this "
-            "environment variable, so that it is not in the process list",
-            SENDING,
-        ),
+    heartbeat: str | None = secret_url(
+        "when the run ends with exit 0, GET this URL: a dead-man switch (healthchecks.io, "
+        "Cronitor...) then knows the job ran, and alerts when it did not",
+        SENDING,
     )
+    heartbeat_env: str | None = secret_url_variable("--heartbeat", "the URL", SENDING)
     verbose: bool = field(
         default=False,
         metadata=switch(
