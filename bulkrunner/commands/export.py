@@ -42,7 +42,8 @@ from bulkrunner.model import RunStats, count
 from bulkrunner.operations import Operation
 from bulkrunner.operations.fields import CAMPAIGN_ID, NAME
 from bulkrunner.output.events import show
-from bulkrunner.output.export_summary import SHOWN, export_lines
+from bulkrunner.output.export_summary import SHOWN as _SHOWN  # campaigns named one by one
+from bulkrunner.output.export_summary import export_lines
 from bulkrunner.records.locks import lock_accounts
 
 if TYPE_CHECKING:
@@ -294,10 +295,10 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
     for campaign_id in current.missing:
         left_out[campaign_id] = "not found (404) when its details were read"
     skipped = {**left_out, **unwritable}
-    for campaign_id, why in sorted(skipped.items())[:SHOWN]:
+    for campaign_id, why in sorted(skipped.items())[:_SHOWN]:
         log.warning("campaign %d is not exported: %s", campaign_id, redact(why))
-    if len(skipped) > SHOWN:
-        log.warning("... and %s more not exported", count(len(skipped) - SHOWN, "campaign"))
+    if len(skipped) > _SHOWN:
+        log.warning("... and %s more not exported", count(len(skipped) - _SHOWN, "campaign"))
     used = [name for name in operation.columns if any(name in row for row in rows)]
     named = [NAME] if any(row[NAME] is not None for row in rows) else []  # read-only, for people
     frame = pd.DataFrame(
@@ -372,8 +373,8 @@ def check_round_trip(exported: Export, config: RunConfig) -> dict[int, str]:
                 f"{name}: the file says {change.after!r}, the account has {change.before!r}"
                 for name, change in found.items()
             )
-    for campaign_id, why in sorted(exported.differ.items())[:SHOWN]:
+    for campaign_id, why in sorted(exported.differ.items())[:_SHOWN]:
         log.warning("campaign %d does not read back as it is: %s", campaign_id, redact(why))
-    if len(exported.differ) > SHOWN:
-        log.warning("... and %s more", count(len(exported.differ) - SHOWN, "campaign"))
+    if len(exported.differ) > _SHOWN:
+        log.warning("... and %s more", count(len(exported.differ) - _SHOWN, "campaign"))
     return exported.differ
