@@ -131,6 +131,10 @@ _MEANINGS: dict[Status, str] = {
 }
 
 
+# The statuses that leave nothing to do: a run whose rows all end so exits 0.
+FINE = frozenset({Status.SUCCEEDED, Status.DRY_RUN, Status.UNCHANGED})
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How one row ended."""

@@ -118,6 +118,7 @@ def test_the_csv_cells_are_the_input_forms(tmp_path: Path) -> None:
         assert main(["export", "--base-url", sim.base_url, "--output", str(exported)]) == 0
     cells = pd.read_csv(exported, dtype=str, keep_default_na=False).set_index("campaign_id")
     assert list(cells.columns) == [
+        "name",  # for people: read back, never sent
         "track_settings",
         "stop_lead_settings",
         "sending_limit",
@@ -176,6 +177,34 @@ def test_csv_and_parquet_cells_read_back_as_the_values_written(tmp_path: Path) -
 
 
 SETTINGS_VOCABULARY = build_config({"input": "x.csv"}, {}).vocabulary
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_each_campaign_s_name_is_exported_beside_its_id_and_never_sent_back(
+    suffix: str, tmp_path: Path
+) -> None:
+    """The name is for people finding their campaigns in the file: written after the id, read
+    back by a run as a column it neither sends nor judges, even edited or made a formula."""
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12, 13})) as sim:
+        exported = tmp_path / f"campaigns{suffix}"
+        assert main(["export", "--base-url", sim.base_url, "--output", str(exported)]) == 0
+        frame = pd.read_csv(exported) if suffix == ".csv" else pd.read_parquet(exported)
+        assert list(frame.columns[:2]) == ["campaign_id", "name"]
+        assert frame["name"].tolist() == ["Campaign 11", "Campaign 12", "Campaign 13"]
+        if suffix == ".parquet":
+            assert pq.read_schema(exported).field("name").type.equals(pa.string())
+        frame["name"] = ["renamed", "=1+1", None]
+        frame.loc[0, "sending_limit"] = 77
+        if suffix == ".csv":
+            frame.to_csv(exported, index=False)
+        else:
+            frame.to_parquet(exported)
+        report = tmp_path / "r.csv"
+        args = ["run", str(exported), "--base-url", sim.base_url, "--report", str(report)]
+        assert main(args) == 0
+        assert report_statuses(report) == ["succeeded", "unchanged", "unchanged"]
+        assert [r.campaign_id for r in sim.state.writes()] == [11]  # 422 had the name gone
+        assert sim.state.settings[11]["sending_limit"] == 77
 
 
 def test_a_value_the_run_would_refuse_is_exported_and_named(
@@ -604,7 +633,10 @@ def test_a_status_no_row_can_write_is_left_out_with_its_reason_and_is_no_failure
         printed = capsys.readouterr()
         assert "campaign 11 is not exported: it is DRAFTED" in printed.err
         assert "could be read" not in printed.err + printed.out
-        assert "not exported: 2 campaigns whose state no status row can set" in printed.out
+        assert (  # how many were written, and why the others were not, in one line
+            f"exported 5 campaigns (status) to {out}; 2 left out (named in the log): 2 whose "
+            "state no status row can set\n"
+        ) in printed.out
         assert main(["run", str(out), *args, "--report", str(tmp_path / "r.csv")]) == 0
         assert set(report_statuses(tmp_path / "r.csv")) == {"unchanged"}
 
@@ -619,11 +651,23 @@ def test_a_campaign_listed_with_every_setting_null_is_left_out_as_unreadable(
 
     with ServerThread(blank) as server:
         out = tmp_path / "x.csv"
-        assert main(["export", "--base-url", f"{server.url}/api/v1", "--output", str(out)]) == 1
-    assert pd.read_csv(out)["campaign_id"].tolist() == [6]
+        url = ("--base-url", f"{server.url}/api/v1")
+        assert main(["export", *url, "--output", str(out)]) == 1
+        assert pd.read_csv(out)["campaign_id"].tolist() == [6]
+        printed = capsys.readouterr()
+        assert "campaign 5 is not exported: none of its settings could be read" in printed.err
+        assert (  # how many were written, and why the others were not, in one line
+            f"exported 1 campaign (settings) to {out}; 1 left out (named in the log): "
+            "1 unreadable\n"
+        ) in printed.out
+        assert main(["export", *url, "-q", "--output", str(out), "--force"]) == 1
     printed = capsys.readouterr()
-    assert "campaign 5 is not exported: none of its settings could be read" in printed.err
-    assert "left out: 1 campaign (see the log)" in printed.out
+    assert printed.err == ""
+    # -q hides the log: the line names the campaign itself, and points at no log
+    assert printed.out.startswith(
+        f"exported 1 campaign (settings) to {out}; 1 left out: 1 unreadable (campaign 5)\n"
+    )
+    assert "log" not in printed.out
 
 
 def test_a_campaign_with_no_email_account_is_left_out_as_such_and_is_no_failure(

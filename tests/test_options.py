@@ -27,6 +27,7 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "schedule_shape": ('"flat"', "flat"),
     "report": ('"out/report.csv"', None),
     "accounts": ('"accounts.toml"', None),
+    "keep_columns": ('["notes", "Client Name"]', ("notes", "Client Name")),
     "base_url": ('"http://127.0.0.1:9"', "http://127.0.0.1:9"),
     "rate": ('["5/1", "50/60"]', (Rate(5, 1), Rate(50, 60))),
     "concurrency": ("9", 9),
@@ -48,6 +49,9 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "log_format": ('"json"', "json"),
     "notify": ('"http://127.0.0.1:9/hook"', "http://127.0.0.1:9/hook"),
     "notify_env": ('"TEST_WEBHOOK"', "TEST_WEBHOOK"),  # set by the fixture below
+    "notify_on": ("[3, 1]", (1, 3)),
+    "heartbeat": ('"http://127.0.0.1:9/ping"', "http://127.0.0.1:9/ping"),
+    "heartbeat_env": ('"TEST_WEBHOOK"', "TEST_WEBHOOK"),
     "verbose": ("true", True),
     "resume": ("true", True),
 }

@@ -22,6 +22,7 @@ from bulkrunner.commands import validate as checking
 from bulkrunner.commands.validate import PATH_ENV
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode
+from bulkrunner.operations import timezones
 from tests.fakes import run
 
 pytestmark = pytest.mark.usefixtures("no_ambient_settings")
@@ -230,6 +231,27 @@ CORPUS: dict[str, tuple[bytes | str, list[str], bool]] = {
         True,
     ),
     "a column of another operation": ("campaign_id,add\n1,7\n", STATUS, True),
+    "every unknown column at once": (
+        "campaign_id,sending_limt,notes,timezone,Owner\n1,7,x,UTC,ann\n",
+        [],
+        True,
+    ),
+    "columns kept, and a name": (
+        "campaign_id,Name,notes,sending_limit,Client Name\n1,=1+1,,7,Acme\n2,,x,,\n3,A,b,x,c\n",
+        ["--keep-columns", "notes,client-name"],
+        True,
+    ),
+    "true and false as spreadsheets write them": (
+        "campaign_id;send_as_plain_text;enable_ai_esp_matching\n1;WAHR;FALSCH\n2;vrai;faux\n"
+        "3;VERO;ONWAAR\n4;verdadero;nee\n",
+        [],
+        True,
+    ),
+    "timezone abbreviations and places": (
+        "campaign_id,timezone\n1,EST\n2,PST\n3,PST\n4,New York\n5,CET\n",
+        SCHEDULE,
+        True,
+    ),
 }
 
 
@@ -249,7 +271,9 @@ def _both(
     whether the quick path handed the file to pandas."""
     argv = ["validate", str(path), *args]
     monkeypatch.setenv(PATH_ENV, "pandas")
+    timezones.WARNED.clear()  # an abbreviation is warned of once a process: once down each path
     slow = _untimed(run(capsys, *argv))
+    timezones.WARNED.clear()
     handed: list[Path] = []
     real = checking.pandas_validate
 

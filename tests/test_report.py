@@ -197,6 +197,14 @@ def test_summary_lines() -> None:
     ]
 
 
+def test_no_rate_is_quoted_for_a_single_request() -> None:
+    _, outcomes = sample()
+    stats = RunStats(requests=1, reads=1, first_request=0.0, last_answer=0.0034)
+    lines = Summary.of(outcomes, stats, [Rate(10, 2)], None).lines()
+    assert lines[1] == "requests: 1 sent (0 writes, 1 read), 0 retries, 0 answered 429, in 0.0s"
+    assert not any("requests/s" in line or "ceiling" in line for line in lines)
+
+
 def test_missing_cells_stay_null_in_a_parquet_report(tmp_path: Path) -> None:
     frame = pd.DataFrame(
         {

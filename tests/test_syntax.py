@@ -109,6 +109,10 @@ def test_a_list_cell_reads_back_as_its_items(text: str, items: list[str]) -> Non
         *[("true", True), ("Yes", True), (" y ", True), ("T", True), ("1", True)],
         *[("false", False), ("NO", False), ("n", False), ("f", False), ("0", False)],
         *[("maybe", None), ("", None), ("2", None)],
+        # as European spreadsheets write them
+        *[("WAHR", True), ("FALSCH", False), ("Vrai", True), ("FAUX", False)],
+        *[("VERO", True), ("FALSO", False), ("WAAR", True), ("ONWAAR", False)],
+        *[("VERDADERO", True), ("verdadeiro", True), ("falso", False), ("WAHRE", None)],
     ],
 )
 def test_true_and_false_are_read_in_every_spelling(text: str, said: bool | None) -> None:

@@ -96,7 +96,7 @@ def _default(action: argparse.Action, command: str, options: Mapping[str, Option
         value: Any = declared.default
     else:
         value = action.default
-    if value is None or value is argparse.SUPPRESS:
+    if value is None or value is argparse.SUPPRESS or value == ():
         return ""
     if isinstance(value, bool):
         return "on" if value else "off"

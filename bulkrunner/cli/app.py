@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from bulkrunner.cli.parser import build, canonical_words
 from bulkrunner.config.environment import API_KEY_ENV, choose_arrow_allocator
+from bulkrunner.config.paths import STANDARD_STREAM
 from bulkrunner.errors import BulkrunnerError, ExitCode, UsageError
 
 # `bulkrunner --help` imports no more than this: a command's options (the configuration's
@@ -57,15 +58,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     built: list[RunConfig] = []
     code, error = _main(args, out, built)
     out.flush()
-    config = built[0] if built else None
-    # (without a configuration, the flags' webhook: that of a job file that failed is unknown)
-    url = config.notify if config is not None else getattr(args, "notify", None)
-    variable = getattr(args, "notify_env", None) if config is None else None
-    webhook = str(url or (os.environ.get(variable, "").strip() if variable else ""))
-    # (a URL that is not http(s) was refused as a usage error: nothing to notify)
-    if code != 0 and webhook.startswith(("http://", "https://")) and args.command in SENDING:
-        _notify(webhook, args, config, out.recorded.get("summary"), code, error)
+    if args.command in SENDING:
+        _tell(args, built[0] if built else None, out, code, error)
     return code
+
+
+def _tell(
+    args: argparse.Namespace, config: RunConfig | None, out: Output, code: int, error: str | None
+) -> None:
+    """``--notify``'s message when the run ended with an exit code of ``--notify-on``;
+    ``--heartbeat``'s ping when it ended with 0."""
+    from bulkrunner.output import notify
+
+    secrets = [os.environ.get(API_KEY_ENV, "")]
+    codes: tuple[int, ...]
+    if config is not None:
+        webhook, codes = config.notify, config.notify_on
+        if code == ExitCode.OK and config.heartbeat:
+            notify.ping(config.heartbeat, secrets)
+    else:  # the flags' webhook: that of a job file that failed to be read is unknown
+        variable = getattr(args, "notify_env", None)
+        webhook = getattr(args, "notify", None) or (
+            os.environ.get(variable, "").strip() if variable else ""
+        )
+        codes = _flag_codes(getattr(args, "notify_on", None))
+    # (a URL that is not http(s) was refused as a usage error: nothing to notify)
+    if code in codes and str(webhook or "").startswith(("http://", "https://")):
+        _notify(str(webhook), args, config, out, code, error)
+
+
+def _flag_codes(given: str | None) -> tuple[int, ...]:
+    """The exit codes ``--notify-on`` gives, or the default when it gives none it can."""
+    from bulkrunner.config.options import as_exit_codes
+    from bulkrunner.config.run_config import OPTIONS
+
+    (declared,) = [each for each in OPTIONS if each.key == "notify_on"]
+    try:
+        return as_exit_codes(given) if given is not None else tuple(declared.default)
+    except ValueError:
+        return tuple(declared.default)
 
 
 def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tuple[int, str | None]:
@@ -83,6 +114,8 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
         config = _config(args)
         built.append(config)
         out.json_lines = config.log_format == "json"
+        if args.command == "export" and str(config.output) == STANDARD_STREAM:
+            out.stream = sys.stderr  # standard output carries the export, and nothing else
         setup_logging(config.verbose, config.log_format, config.quiet)
         stdout = cast(TextIO, out)  # a text stream, that can also print records
         # the commands are imported when chosen: `--help` and `simulate` need no pandas or aiohttp
@@ -160,7 +193,7 @@ def _notify(
     url: str,
     args: argparse.Namespace,
     config: RunConfig | None,
-    summary: dict[str, Any] | None,
+    out: Output,
     code: int,
     error: str | None,
 ) -> None:
@@ -173,8 +206,9 @@ def _notify(
         job=str(job or getattr(args, "input", None) or ""),
         command=args.command,
         exit_code=code,
-        summary=summary,
+        summary=out.recorded.get("summary"),
         error=error,
+        unrestorable=int(out.recorded.get("unrestorable_summary", {}).get("unrestorable", 0)),
     )
     notify.send(url, body, [os.environ.get(API_KEY_ENV, "")])
 
@@ -193,6 +227,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
     from bulkrunner.config.job_file import build_config, read_job_file
     from bulkrunner.config.options import CHECKING, EXPORTING, FOLLOWING
+    from bulkrunner.config.paths import REPORTS
     from bulkrunner.config.run_config import OPTIONS
 
     flags: dict[str, Any] = {each.key: getattr(args, each.key, None) for each in OPTIONS}
@@ -213,7 +248,13 @@ def _config(args: argparse.Namespace) -> RunConfig:
     if args.command in FOLLOWING:
         flags["input"] = args.earlier_report
         job.pop("report", None)  # the job's report is its run's: a retry or rollback writes its own
-    return dataclasses.replace(build_config(job, flags), command=tuple(args.words))
+    config = dataclasses.replace(build_config(job, flags), command=tuple(args.words))
+    if args.command in CHECKING and str(config.input) == STANDARD_STREAM:
+        from bulkrunner.input.piped import save_piped
+
+        folder = config.report.parent if config.report is not None else REPORTS
+        config = dataclasses.replace(config, input=save_piped(sys.stdin.buffer, folder))
+    return config
 
 
 def _is_job_file(name: str) -> bool:

@@ -58,6 +58,7 @@ def opened(config: RunConfig) -> tuple[InputFile, Ids | None]:
         config.input,
         watch=lambda cells: ids.append(campaign_ids(cells)),
         operation=for_config(config)[0],
+        keep=config.keep_columns,
     )
     return source, _joined(ids) if source.watched else None
 

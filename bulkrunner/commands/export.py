@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -27,6 +28,7 @@ from bulkrunner.config.accounts import Account
 from bulkrunner.config.environment import API_KEY_ENV
 from bulkrunner.config.paths import (
     EXPORT_FORMATS,
+    STANDARD_STREAM,
     check_writable,
     default_export_path,
     is_backup,
@@ -37,8 +39,9 @@ from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import Aborted, ExitCode, UsageError
 from bulkrunner.model import REAL_CLOCK, Clock, RunStats, count
 from bulkrunner.operations import Operation
-from bulkrunner.operations.fields import CAMPAIGN_ID
+from bulkrunner.operations.fields import CAMPAIGN_ID, NAME
 from bulkrunner.output.events import show
+from bulkrunner.output.export_summary import SHOWN, export_lines
 from bulkrunner.records.locks import lock_accounts
 
 if TYPE_CHECKING:
@@ -47,13 +50,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bulkrunner")
 
-_SHOWN = 10  # campaigns named one by one in a warning
-
 
 @dataclass
 class Export:
-    """What an export read: one row per campaign (``campaign_id`` and the operation's columns
-    any campaign has a value for, None where one has none), and what it cost."""
+    """What an export read: one row per campaign (``campaign_id``, its ``name`` and the
+    operation's columns any campaign has a value for, None where one has none), and what it
+    cost."""
 
     frame: pd.DataFrame
     operation: Operation
@@ -91,41 +93,30 @@ def export_job(
     the file reads back as the campaigns' state, and print a summary.
 
     Raises UsageError (nothing read) or Aborted (the reads could not be made: exit 3)."""
-    path = config.output or unused(default_export_path(config.operation, clock.wall()))
-    check_output(path, force=config.force)
-    exported = read_export(config, environ, clock)
-    write_export(exported, path)
-    check_round_trip(exported, config)
-    lines = [
-        f"exported {count(len(exported.frame), 'campaign')} ({exported.operation.name}) to {path}"
-    ]
+    from bulkrunner.output.export_file import piped
+
+    to_stdout = str(config.output) == STANDARD_STREAM  # CSV, checked in a file of its own first
+    with piped(sys.stdout) if to_stdout else nullcontext(None) as staged:
+        path = (
+            staged or config.output or unused(default_export_path(config.operation, clock.wall()))
+        )
+        if staged is None:
+            check_output(path, force=config.force)
+        exported = read_export(config, environ, clock)
+        write_export(exported, path)
+        check_round_trip(exported, config)
+    where = "standard output" if to_stdout else str(path)
     stats = exported.stats
-    lines.append(
-        f"requests: {count(stats.requests, 'read')}, {count(stats.retries, 'retry', 'retries')}, "
-        f"{stats.throttled} answered 429, in {stats.sending_seconds:.1f}s"
-    )
-    if exported.left_out:
-        lines.append(f"left out: {count(len(exported.left_out), 'campaign')} (see the log)")
-    if exported.unwritable:
-        lines.append(
-            f"not exported: {count(len(exported.unwritable), 'campaign')} whose state no "
-            f"{exported.operation.name} row can set (see the log)"
-        )
-    if exported.differ:
-        lines.append(
-            f"{count(len(exported.differ), 'campaign')} would not read back as they are "
-            "(see the log)"
-        )
     show(
         out,
         "summary",
-        lines,
+        export_lines(exported, where, config.quiet),
         exported=len(exported.frame),
         left_out=len(exported.left_out),
         unwritable=len(exported.unwritable),
         differ=len(exported.differ),
         requests=stats.requests,
-        output=str(path),
+        output=STANDARD_STREAM if to_stdout else str(path),
     )
     return ExitCode.ROWS_FAILED if exported.left_out or exported.differ else ExitCode.OK
 
@@ -203,7 +194,7 @@ async def _read_campaigns(
         )
     del answer
     chosen: dict[int, Mapping[str, Any]] = {
-        campaign_id: slim(campaign, operation.reads)
+        campaign_id: slim(campaign, (*operation.reads, NAME))
         for campaign_id, campaign in listed.items()
         if _wanted(campaign, config)
     }
@@ -259,21 +250,22 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
             else:
                 left_out[campaign_id] = f"none of its {operation.name} could be read"
             continue
-        rows.append({CAMPAIGN_ID: campaign_id, **values})
+        rows.append({CAMPAIGN_ID: campaign_id, NAME: _clean(campaign.get(NAME)), **values})
         campaigns[campaign_id] = campaign
     left_out.update(current.unreadable)
     for campaign_id in current.missing:
         left_out[campaign_id] = "not found (404) when its details were read"
     skipped = {**left_out, **unwritable}
-    for campaign_id, why in sorted(skipped.items())[:_SHOWN]:
+    for campaign_id, why in sorted(skipped.items())[:SHOWN]:
         log.warning("campaign %d is not exported: %s", campaign_id, redact(why))
-    if len(skipped) > _SHOWN:
-        log.warning("... and %s more not exported", count(len(skipped) - _SHOWN, "campaign"))
+    if len(skipped) > SHOWN:
+        log.warning("... and %s more not exported", count(len(skipped) - SHOWN, "campaign"))
     used = [name for name in operation.columns if any(name in row for row in rows)]
+    named = [NAME] if any(row[NAME] is not None for row in rows) else []  # read-only, for people
     frame = pd.DataFrame(
         {
             CAMPAIGN_ID: pd.Series([row[CAMPAIGN_ID] for row in rows], dtype=object),
-            **{name: _cells([row.get(name) for row in rows]) for name in used},
+            **{name: _cells([row.get(name) for row in rows]) for name in [*named, *used]},
         }
     )
     return Export(frame, operation, campaigns, stats, left_out, unwritable=unwritable)
@@ -342,8 +334,8 @@ def check_round_trip(exported: Export, config: RunConfig) -> dict[int, str]:
                 f"{name}: the file says {change.after!r}, the account has {change.before!r}"
                 for name, change in found.items()
             )
-    for campaign_id, why in sorted(exported.differ.items())[:_SHOWN]:
+    for campaign_id, why in sorted(exported.differ.items())[:SHOWN]:
         log.warning("campaign %d does not read back as it is: %s", campaign_id, redact(why))
-    if len(exported.differ) > _SHOWN:
-        log.warning("... and %s more", count(len(exported.differ) - _SHOWN, "campaign"))
+    if len(exported.differ) > SHOWN:
+        log.warning("... and %s more", count(len(exported.differ) - SHOWN, "campaign"))
     return exported.differ

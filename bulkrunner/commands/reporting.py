@@ -19,7 +19,7 @@ import pandas as pd
 from bulkrunner.errors import ExitCode
 from bulkrunner.input.files import Ignored
 from bulkrunner.input.loading import InputFile
-from bulkrunner.model import Change, Clock, Numbering, Outcome, Status, count
+from bulkrunner.model import FINE, Change, Clock, Numbering, Outcome, Status, count
 from bulkrunner.output.events import show
 from bulkrunner.output.problems import SHOWN_INVALID
 from bulkrunner.output.report import build_report, cell_types, deliver_report
@@ -39,8 +39,7 @@ def exit_code(counts: Mapping[Status, int], aborted: bool) -> ExitCode:
     """The exit code of a run that ended with ``counts`` rows of each status."""
     if aborted:
         return ExitCode.ABORTED
-    good = {Status.SUCCEEDED, Status.DRY_RUN, Status.UNCHANGED}
-    failed = any(n for status, n in counts.items() if status not in good)
+    failed = any(n for status, n in counts.items() if status not in FINE)
     return ExitCode.ROWS_FAILED if failed else ExitCode.OK
 
 

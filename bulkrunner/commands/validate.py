@@ -37,7 +37,7 @@ from bulkrunner.input.files import (
     report_ignored,
 )
 from bulkrunner.model import count, unechoed
-from bulkrunner.operations import Operation, Wire
+from bulkrunner.operations import Operation, Wire, every_column
 from bulkrunner.operations.cells import BLANK, ID_FIELD, field_of, parser, repeated, row_error
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Vocabulary
 from bulkrunner.operations.syntax import unescape_cell
@@ -108,7 +108,7 @@ def quick_validate(config: RunConfig, out: TextIO) -> ExitCode:
     """``validate_job`` of a CSV file without pandas; ``_Unusual`` (before printing anything)
     for a file it leaves to pandas."""
     operation, wire = for_config(config)
-    table = _read(config.input, operation)
+    table = _read(config.input, operation, config.keep_columns)
     accounts = Accounts.load(config, None)  # its account names, when it has an accounts file
     if accounts is not None:
         check_column(config.input, table.columns, accounts)
@@ -131,7 +131,7 @@ class _Table:
     ignored: Ignored
 
 
-def _read(path: Path, operation: Operation) -> _Table:
+def _read(path: Path, operation: Operation, keep: tuple[str, ...]) -> _Table:
     """``open_input`` of a CSV file: the same checks, in the same order."""
     check_path(path)
     with reading(path):
@@ -149,7 +149,7 @@ def _read(path: Path, operation: Operation) -> _Table:
     raw = [name for name, column in zip(raw, form.names, strict=True) if column in kept]
     names = [unechoed(name) for name in kept]
     rows = [line for line, empty in zip(lines, blank, strict=True) if not empty]
-    accepted(path, raw, names, len(rows), operation)
+    accepted(path, raw, names, len(rows), operation, keep)
     report_ignored(path, ignored)
     at = [form.positions[form.names.index(name)] for name in kept]
     return _Table(names, [[unescape_cell(row[i]) for i in at] for row in rows], ignored)
@@ -192,10 +192,12 @@ def _errors(
     """Each row's error, ``""`` for a valid row: what ``judge_rows`` and the account rule of
     ``validate_job`` find, cell by cell."""
     ids_at = table.columns.index(CAMPAIGN_ID)
+    # the others (name, --keep-columns) are carried, never judged
+    sent = {*operation.columns, *every_column()}
     settings = [
         (at, name, functools.cache(parser(field_of(operation, name), vocabulary)))
         for at, name in enumerate(table.columns)
-        if name not in (CAMPAIGN_ID, ACCOUNT)
+        if name in sent
     ]
     read_id = functools.cache(parser(ID_FIELD, vocabulary))
     ids = [read_id(row[ids_at]) for row in table.rows]

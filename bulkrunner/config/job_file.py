@@ -13,9 +13,7 @@ import os
 from collections.abc import Mapping
 
 from bulkrunner.config.environment import BASE_URL_ENV
-from bulkrunner.config.paths import (
-    expand_template,
-)
+from bulkrunner.config.paths import STANDARD_STREAM, expand_template
 from bulkrunner.config.run_config import DEFAULT_BASE_URL, MAX_CONCURRENCY, OPTIONS, RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.limits.rates import guard_problem
@@ -73,7 +71,7 @@ def read_job_file(path: Path) -> dict[str, Any]:
                 f"{path}: option {key!r} must be one of {', '.join(declaration.choices)}, "
                 f"got {value!r}"
             )
-        if declaration.path:
+        if declaration.path and value != STANDARD_STREAM:  # (input = "-": standard input)
             value = str((path.parent / Path(str(value)).expanduser()).resolve())
         if name == "base_url":
             from bulkrunner.config.baseurl import check
@@ -96,9 +94,10 @@ def build_config(
         merged["report"] = expand_template(template, now or datetime.now(UTC))
     if flags.get("fresh") and flags.get("resume") is None:
         merged.pop("resume", None)  # --fresh on the command line wins over the job's resume
-    for given, other in (("notify", "notify_env"), ("notify_env", "notify")):
-        if flags.get(given) is not None and flags.get(other) is None:
-            merged.pop(other, None)  # the command line's webhook wins over the job file's
+    for url, variable in _SECRET_URLS:
+        for given, other in ((url, variable), (variable, url)):
+            if flags.get(given) is not None and flags.get(other) is None:
+                merged.pop(other, None)  # the command line's URL wins over the job file's
     resume, auto_resume = _resume(merged.get("resume", False))
     merged["resume"] = resume
     if "input" not in merged:
@@ -118,16 +117,7 @@ def build_config(
             values[each.field] = each.convert(value) if each.convert else value
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    if values.get("notify_env") is not None:
-        from bulkrunner.config.webhook import from_environment  # only when it is needed
-
-        if values.get("notify") is not None:
-            raise UsageError("notify and notify env both name a webhook: give one of them")
-        values["notify"] = from_environment(values["notify_env"], os.environ)
-    if values.get("notify"):
-        from bulkrunner.config.redaction import remember
-
-        remember(values["notify"])  # a secret too: no log line or message shows it whole
+    _secret_urls(values)
     config = RunConfig(
         **values,
         auto_resume=auto_resume,
@@ -135,6 +125,28 @@ def build_config(
     )
     _check(config)
     return config
+
+
+# The URLs that are secrets (a token in them), each with the option giving it from a variable
+_SECRET_URLS = (("notify", "notify_env"), ("heartbeat", "heartbeat_env"))
+_WHAT = {"notify": "a webhook URL", "heartbeat": "a heartbeat URL"}
+
+
+def _secret_urls(values: dict[str, Any]) -> None:
+    """Each secret URL given by its variable read into ``values``, and every one remembered as
+    a secret: no log line or message shows it whole."""
+    for url, variable in _SECRET_URLS:
+        if values.get(variable) is not None:
+            from bulkrunner.config.webhook import from_environment  # only when it is needed
+
+            if values.get(url) is not None:
+                named = _WHAT[url].removesuffix(" URL")
+                raise UsageError(f"{url} and {url} env both name {named}: give one of them")
+            values[url] = from_environment(values[variable], os.environ, url, _WHAT[url])
+        if values.get(url):
+            from bulkrunner.config.redaction import remember
+
+            remember(values[url])
 
 
 def _base_url(job: Mapping[str, Any], flags: Mapping[str, Any]) -> str:
@@ -194,8 +206,30 @@ def _check(config: RunConfig) -> None:
     # (each account of an accounts file has its own limits: checked as the file is read)
     if config.accounts is None and (problem := guard_problem(config.guard, config.rates)):
         raise UsageError(problem)
-    if config.notify is not None:
-        from bulkrunner.config.webhook import webhook_problem  # only when it is needed
+    if config.keep_columns:
+        _check_kept(config.keep_columns)
+    for url, _ in _SECRET_URLS:
+        given = getattr(config, url)
+        if given is not None:
+            from bulkrunner.config.webhook import webhook_problem  # only when it is needed
 
-        if problem := webhook_problem(config.notify):
-            raise UsageError(f"notify must be {problem}")
+            if problem := webhook_problem(given, _WHAT[url]):
+                raise UsageError(f"{url} must be {problem}")
+
+
+def _check_kept(names: tuple[str, ...]) -> None:
+    """Refuse to keep a column bulkrunner reads (it would be sent, or mean the campaign or the
+    account): keep columns carries only the user's own."""
+    from bulkrunner.operations import every_column, owner
+    from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, column_key
+
+    known = {column_key(name): name for name in (CAMPAIGN_ID, ACCOUNT, *every_column())}
+    for name in names:
+        meant = known.get(column_key(name))
+        if meant is not None:
+            whose = owner(meant)
+            what = f"the {whose} operation's column {meant}" if whose else f"the {meant} column"
+            raise UsageError(
+                f"keep columns: {name!r} is {what}, which bulkrunner reads; keep columns "
+                "carries only columns of your own"
+            )

@@ -26,6 +26,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass
 
+from bulkrunner.errors import ExitCode
 from bulkrunner.limits.rates import DEFAULT_RATES
 from bulkrunner.model import Rate
 from bulkrunner.operations.fields import CAMPAIGN_STATUSES
@@ -91,6 +92,38 @@ def whole(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
     return option(help, commands, accepts=(int,), metavar="N", parse=int)
 
 
+def names(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
+    """An option of names: a job file's list, or a flag's text of them (``--keep-columns a,b``)."""
+    return option(help, commands, accepts=(list, str), metavar="A,B", convert=as_columns)
+
+
+def exit_codes(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
+    """An option of exit codes: a job file's list, or a flag's text of them (``1,3``)."""
+    return option(help, commands, accepts=(list, str), metavar="CODES", convert=as_exit_codes)
+
+
+def secret_url(help: str, commands: Iterable[str]) -> Any:
+    """A field: an option of a URL that is a secret, as a webhook's token makes it
+    (``--notify https://...``); ``secret_url_variable`` declares its twin."""
+    return dataclasses.field(
+        default=None,
+        metadata=option(help, commands, accepts=(str,), metavar="URL", convert=as_text),
+    )
+
+
+def secret_url_variable(flag: str, what: str, commands: Iterable[str]) -> Any:
+    """A field: the option giving ``flag`` (``--notify``) from the environment variable it
+    names, so that the secret (``what``: "the webhook URL") is not in the process list."""
+    help = (
+        f"{flag} with {what} (a secret: it carries a token) read from this environment "
+        "variable, so that it is not in the process list"
+    )
+    return dataclasses.field(
+        default=None,
+        metadata=option(help, commands, accepts=(str,), metavar="VAR", convert=as_text),
+    )
+
+
 def toggle(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
     """An option on or off either way (``--verify``, ``--no-verify``)."""
     return option(help, commands, accepts=(bool,), form="toggle", convert=bool)
@@ -144,6 +177,26 @@ def as_text(value: Any) -> str | None:
 def as_rates(value: Any) -> tuple[Rate, ...]:
     texts = [value] if isinstance(value, str) else list(value)
     return tuple(Rate.parse(str(text)) for text in texts) if texts else DEFAULT_RATES
+
+
+def as_columns(value: Any) -> tuple[str, ...]:
+    """Column names: a list (a job file's), or one text of them comma-separated (a flag's)."""
+    names = str(value).split(",") if isinstance(value, str) else [str(each) for each in value]
+    return tuple(dict.fromkeys(name.strip() for name in names if name.strip()))
+
+
+def as_exit_codes(value: Any) -> tuple[ExitCode, ...]:
+    """Exit codes: a list (a job file's), or one text of them comma-separated (a flag's)."""
+    items = str(value).split(",") if isinstance(value, str) else list(value)
+    codes: set[ExitCode] = set()
+    for item in items:
+        text = str(item).strip()
+        try:
+            codes.update([ExitCode(int(text))] if text else [])
+        except ValueError:
+            known = ", ".join(str(int(code)) for code in ExitCode)
+            raise ValueError(f"notify on: {item!r} is not an exit code ({known})") from None
+    return tuple(sorted(codes))
 
 
 def as_client_id(value: Any) -> int:

@@ -8,6 +8,10 @@ Beside a report, named after the report's whole name (``x.csv`` and ``x.json`` d
     reports/plan.csv.backup.parquet   the values the run changes, as they were (rollback's input)
     reports/.plan.csv.tmp             a file being written, until it is moved into place
 
+An input piped in (``--input -``) is kept as ``reports/stdin-<hash of its bytes>.csv`` (or
+``.parquet``; in the report's folder when ``--report`` names one), so that the run, its journal
+and its lock have a file to name, and the same content piped again is the same job.
+
 Names that are not given carry the UTC time the command started (``TIMESTAMP``): a run's report
 ``reports/<input stem>-<time>.csv``, a retry's ``reports/<earlier report stem>-retry-<time>.csv``,
 an export's ``exports/<operation>-<time>.csv``, and, when the report cannot be written where it
@@ -44,6 +48,7 @@ DATE = "%Y-%m-%d"
 REPORTS = Path("reports")  # the folder of the reports (and their journals...) not named
 EXPORTS = Path("exports")
 
+STANDARD_STREAM = "-"  # --input - reads standard input; export --output - writes standard output
 INPUT_FORMATS = (".csv", ".parquet")
 REPORT_FORMATS = (".csv", ".parquet", ".json", ".jsonl")
 EXPORT_FORMATS = INPUT_FORMATS  # an export is an input file of its operation
@@ -85,6 +90,11 @@ def retry_report_path(earlier_report: Path, now: datetime) -> Path:
 def fallback_report_path(now: datetime) -> Path:
     """Where a report goes when it cannot be written where it should (a full or read-only disk)."""
     return Path.cwd() / f"bulkrunner-report-{stamp(now)}.csv"
+
+
+def piped_input_path(folder: Path, digest: str, suffix: str) -> Path:
+    """Where an input piped in (``--input -``) is kept: named by its content's ``digest``."""
+    return folder / f"stdin-{digest}{suffix}"
 
 
 def default_export_path(operation: str, now: datetime) -> Path:

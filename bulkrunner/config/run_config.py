@@ -21,11 +21,14 @@ from bulkrunner.config.options import (
     as_optional_path,
     as_path,
     as_rates,
-    as_text,
     declared,
+    exit_codes,
+    names,
     option,
     rate_argument,
     seconds,
+    secret_url,
+    secret_url_variable,
     switch,
     toggle,
     whole,
@@ -36,6 +39,7 @@ from bulkrunner.config.paths import (
     EXPORT_FORMATS,
     INPUT_FORMATS,
     REPORT_FORMATS,
+    STANDARD_STREAM,
     or_list,
 )
 from bulkrunner.errors import ExitCode
@@ -63,7 +67,8 @@ class RunConfig:
 
     input: Path = field(
         metadata=option(
-            f"the {or_list(INPUT_FORMATS)} file of settings",
+            f"the {or_list(INPUT_FORMATS)} file of settings ({STANDARD_STREAM}: standard input, "
+            "kept as reports/stdin-<hash>)",
             CHECKING,
             accepts=(str,),
             metavar="PATH",
@@ -109,6 +114,14 @@ class RunConfig:
             metavar="PATH",
             convert=as_optional_path,
             path=True,
+        ),
+    )
+    keep_columns: tuple[str, ...] = field(
+        default=(),
+        metadata=names(
+            "columns of your own (notes, client...) the input may have, comma-separated: "
+            "carried into the report as they are, never sent, never checked",
+            CHECKING,
         ),
     )
     accounts: Path | None = field(
@@ -280,28 +293,26 @@ class RunConfig:
             convert=str,
         ),
     )
-    notify: str | None = field(
-        default=None,
-        metadata=option(
-            "when the run ends with a non-zero exit, POST a short JSON message (Slack-"
-            "compatible: counts per status, exit code, report) to this webhook",
+    notify: str | None = secret_url(
+        "when the run ends with an exit code of --notify-on, POST a short JSON message (Slack-"
+        "compatible: what happened, counts per status, exit code, report) to this webhook",
+        SENDING,
+    )
+    notify_env: str | None = secret_url_variable("--notify", "the webhook URL", SENDING)
+    notify_on: tuple[ExitCode, ...] = field(  # (not 4: every cron tick of a long run says it)
+        default=tuple(code for code in ExitCode if code not in (ExitCode.OK, ExitCode.IN_PROGRESS)),
+        metadata=exit_codes(
+            "the exit codes --notify tells of, comma-separated (default {default}: every "
+            f"failure but {ExitCode.IN_PROGRESS:d}, {ExitCode.IN_PROGRESS.brief})",
             SENDING,
-            accepts=(str,),
-            metavar="URL",
-            convert=as_text,
         ),
     )
-    notify_env: str | None = field(
-        default=None,
-        metadata=option(
-            "--notify with the webhook URL (a secret: it carries a token) read from this "
-            "environment variable, so that it is not in the process list",
-            SENDING,
-            accepts=(str,),
-            metavar="VAR",
-            convert=as_text,
-        ),
+    heartbeat: str | None = secret_url(
+        "when the run ends with exit 0, GET this URL: a dead-man switch (healthchecks.io, "
+        "Cronitor...) then knows the job ran, and alerts when it did not",
+        SENDING,
     )
+    heartbeat_env: str | None = secret_url_variable("--heartbeat", "the URL", SENDING)
     verbose: bool = field(
         default=False,
         metadata=switch(
@@ -353,6 +364,7 @@ class RunConfig:
         default=None,
         metadata=option(
             f"the export file, {or_list(EXPORT_FORMATS)}: the operation's input format "
+            f"({STANDARD_STREAM}: CSV on standard output, every other line on standard error) "
             f"(default {DEFAULT_EXPORT})",
             EXPORTING,
             metavar="PATH",

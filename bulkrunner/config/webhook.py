@@ -1,5 +1,6 @@
-"""The webhook URL of ``--notify`` / ``--notify-env``: whether it can be used, and how messages
-may name it (its path and query are a token: only its scheme and host are shown)."""
+"""The webhook URL of ``--notify`` / ``--notify-env`` and the heartbeat URL of ``--heartbeat`` /
+``--heartbeat-env``: whether one can be used, and how messages may name it (its path and query
+are a token: only its scheme and host are shown)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ def webhook_label(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}" if parts.scheme else "(not a URL)"
 
 
-def webhook_problem(url: str) -> str:
-    """What ``url`` must be to be a webhook, if it is not ("" when it is), in words that follow
-    "must be" and do not repeat its secret parts."""
+def webhook_problem(url: str, what: str = "a webhook URL") -> str:
+    """What ``url`` must be to be a webhook (``what``: or another URL called), if it is not (""
+    when it is), in words that follow "must be" and do not repeat its secret parts."""
     if not url.startswith(("http://", "https://")):
-        return f"a webhook URL starting with http:// or https://, got {webhook_label(url)!r}"
+        return f"{what} starting with http:// or https://, got {webhook_label(url)!r}"
     try:
         target(url)
     except ValueError:
@@ -30,18 +31,21 @@ def webhook_problem(url: str) -> str:
     return ""
 
 
-def from_environment(variable: str, environ: Mapping[str, str]) -> str:
-    """The webhook URL held by the environment variable ``variable`` (``--notify-env``); a
-    UsageError naming the variable, never its value, when it holds none."""
+def from_environment(
+    variable: str, environ: Mapping[str, str], option: str = "notify", what: str = "a webhook URL"
+) -> str:
+    """The URL held by the environment variable ``variable`` (``--notify-env``, or the
+    ``--<option>-env`` of another URL, ``what``); a UsageError naming the variable, never its
+    value, when it holds none."""
     url = environ.get(variable, "").strip()
     if not url:
         raise UsageError(
-            f"notify env: the environment variable {variable} is not set: export the webhook "
-            "URL in it"
+            f"{option} env: the environment variable {variable} is not set: export "
+            f"the {what.removeprefix('a ')} in it"
         )
-    problem = webhook_problem(url)
+    problem = webhook_problem(url, what)
     if problem:
-        raise UsageError(f"notify env: {variable} must hold {problem}")
+        raise UsageError(f"{option} env: {variable} must hold {problem}")
     return url
 
 

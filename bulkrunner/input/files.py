@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from bulkrunner.config.paths import INPUT_FORMATS, or_list
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.model import RESULT_COLUMNS, count
-from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, SETTING_NAMES
+from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, NAME, SETTING_NAMES, column_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 Reader = Callable[[int, Sequence[str] | None], Iterator["pd.DataFrame"]]
 Watch = Callable[["pd.Series[Any]"], None]  # handed a file's campaign_id cells as they are read
 
-KNOWN_COLUMNS = (CAMPAIGN_ID, ACCOUNT, *SETTING_NAMES)
+KNOWN_COLUMNS = (CAMPAIGN_ID, ACCOUNT, NAME, *SETTING_NAMES)
 _NOT_TEXT = (
     "is not text in a known encoding (UTF-8, UTF-16 with a byte-order mark, or Windows-1252): "
     "save it as 'CSV UTF-8'"
@@ -43,7 +43,6 @@ _NOT_TEXT = (
 _DELIMITERS = (",", ";", "\t")
 _UNNAMED = re.compile(r"Unnamed: \d+")  # what pandas writes for a column without a name
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_SEPARATORS = re.compile(r"[\s_-]+")
 log = logging.getLogger("bulkrunner")
 
 
@@ -72,14 +71,14 @@ def canonical_names(columns: Sequence[str]) -> list[str]:
     or hyphens between words do not matter (``Campaign ID``, ``campaign-id`` are campaign_id).
     A name that means no known column is kept as written, for ``check_columns`` to refuse."""
     known = _canonical()
-    return [known.get(_SEPARATORS.sub("", name.strip().lower()), name) for name in columns]
+    return [known.get(column_key(name), name) for name in columns]
 
 
 @functools.cache
 def _canonical() -> dict[str, str]:
     from bulkrunner.operations import every_column
 
-    return {_SEPARATORS.sub("", name): name for name in (CAMPAIGN_ID, ACCOUNT, *every_column())}
+    return {column_key(name): name for name in (CAMPAIGN_ID, ACCOUNT, NAME, *every_column())}
 
 
 def accepted(
@@ -88,9 +87,11 @@ def accepted(
     names: Sequence[str],
     rows: int,
     operation: Operation | None = None,
+    keep: Sequence[str] = (),
 ) -> None:
-    """Check the columns as they will be read (``names``, from the header ``raw``), then log
-    once how the header was read."""
+    """Check the columns as they will be read (``names``, from the header ``raw``; ``keep``:
+    the columns of the user's own it may carry), then log in one line how the header was
+    read."""
     meant: dict[str, str] = {}
     for name, canonical in zip(raw, names, strict=True):
         if canonical in meant and meant[canonical] != name:
@@ -98,12 +99,17 @@ def accepted(
                 path, f"columns {meant[canonical]!r} and {name!r} both mean {canonical!r}"
             )
         meant.setdefault(canonical, name)
-    check_columns(path, list(names), operation)
+    check_columns(path, list(names), operation, keep)
     if rows == 0:
         raise InputFileError(path, "has a header but no data rows")
-    for name, canonical in zip(raw, names, strict=True):
-        if canonical != name:
-            log.info("%s: reading column %r as %s", path, name, canonical)
+    renamed = [
+        f"{name!r} as {canonical}"
+        for name, canonical in zip(raw, names, strict=True)
+        if name != canonical
+    ]
+    if renamed:
+        plural = "s" if len(renamed) > 1 else ""
+        log.info("%s: reading column%s %s", path, plural, ", ".join(renamed))
 
 
 def report_ignored(path: Path, ignored: Ignored) -> None:
@@ -129,12 +135,18 @@ def input_columns(path: Path, columns: list[str]) -> list[str]:
 
 def known_columns(operation: Operation | None = None) -> tuple[str, ...]:
     """The columns an input of ``operation`` (by default, settings) may have."""
-    return KNOWN_COLUMNS if operation is None else (CAMPAIGN_ID, ACCOUNT, *operation.columns)
+    return KNOWN_COLUMNS if operation is None else (CAMPAIGN_ID, ACCOUNT, NAME, *operation.columns)
 
 
-def check_columns(path: Path, columns: list[str], operation: Operation | None = None) -> None:
-    """Reject duplicate or unknown column names and a missing ``campaign_id`` column; a column
-    of another operation is named as such."""
+def check_columns(
+    path: Path,
+    columns: list[str],
+    operation: Operation | None = None,
+    keep: Sequence[str] = (),
+) -> None:
+    """Reject duplicate column names, a missing ``campaign_id`` column and every column that is
+    neither known nor carried (``keep``), all named in one error: a column of another operation
+    as such, any other with the known column it most likely means."""
     known = known_columns(operation)
     repeated = [name for name, count in Counter(columns).items() if count > 1]
     if repeated:
@@ -145,24 +157,34 @@ def check_columns(path: Path, columns: list[str], operation: Operation | None = 
             f"no {CAMPAIGN_ID!r} column{_suggestion(columns, CAMPAIGN_ID)} "
             f"(columns found: {', '.join(columns) or 'none'})",
         )
-    for name in columns:
-        if name not in known:
-            from bulkrunner.operations import owner
+    carried = {column_key(name) for name in keep}
+    strange = [name for name in columns if name not in known and column_key(name) not in carried]
+    if not strange:
+        return
+    from bulkrunner.operations import owner
 
-            other = owner(name)
-            if other is not None:
-                this = operation.name if operation is not None else "settings"
-                raise InputFileError(
-                    path,
-                    f"column {name!r} belongs to the {other} operation, not {this} "
-                    f"(run with --operation {other}, or remove the column); "
-                    f"known columns: {', '.join(known)}",
-                )
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputFileError(
-                path, f"unknown column {name!r}{hint}; known columns: {', '.join(known)}"
+    this = operation.name if operation is not None else "settings"
+    problems: list[str] = []
+    unknown: list[str] = []
+    own: list[str] = []  # unknown, and like no known column: most likely the user's own
+    for name in strange:
+        other = owner(name)
+        if other is not None:
+            problems.append(
+                f"column {name!r} belongs to the {other} operation, not {this} "
+                f"(run with --operation {other}, or remove the column)"
             )
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        unknown.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        if not close:
+            own.append(name)
+    if unknown:
+        problems.append(f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+    carry = f"; to carry columns of your own into the report unsent: --keep-columns {','.join(own)}"
+    raise InputFileError(
+        path, f"{'; '.join(problems)}; known columns: {', '.join(known)}{carry if own else ''}"
+    )
 
 
 def _suggestion(columns: list[str], wanted: str) -> str:

@@ -84,9 +84,11 @@ def load_input(path: Path) -> pd.DataFrame:
     return read_input(path)[0]
 
 
-def read_input(path: Path, operation: Operation | None = None) -> tuple[pd.DataFrame, Ignored]:
+def read_input(
+    path: Path, operation: Operation | None = None, keep: Sequence[str] = ()
+) -> tuple[pd.DataFrame, Ignored]:
     """``load_input``, and what it left out; its columns are those of ``operation`` (by default,
-    settings)."""
+    settings), and the columns of the user's own ``keep`` names, carried unsent."""
     suffix = check_path(path)
     with reading(path):
         if suffix == ".csv":
@@ -99,7 +101,7 @@ def read_input(path: Path, operation: Operation | None = None) -> tuple[pd.DataF
         raw = [name for name, column in zip(raw, columns, strict=True) if column in kept]
         frame = frame[kept].rename(columns=unechoed)  # wanted_status: the input's status
         kept = [unechoed(name) for name in kept]
-    accepted(path, raw, kept, len(frame), operation)
+    accepted(path, raw, kept, len(frame), operation, keep)
     if suffix == ".csv":  # the spreadsheet escape of the CSV files bulkrunner writes
         frame = unescape_cells(frame)
     report_ignored(path, ignored)
@@ -107,9 +109,12 @@ def read_input(path: Path, operation: Operation | None = None) -> tuple[pd.DataF
 
 
 def open_input(
-    path: Path, watch: Watch | None = None, operation: Operation | None = None
+    path: Path,
+    watch: Watch | None = None,
+    operation: Operation | None = None,
+    keep: Sequence[str] = (),
 ) -> InputFile:
-    """Check ``path`` as ``load_input`` does, reading it once from end to end but keeping none
+    """Check ``path`` as ``read_input`` does, reading it once from end to end but keeping none
     of it: a file that cannot be used fails here, before anything is reported.
 
     A CSV file is parsed whole to check it: ``watch``, if given, is handed its ``campaign_id``
@@ -140,7 +145,7 @@ def open_input(
         echo = kept
         kept = [unechoed(name) for name in kept]
 
-    accepted(path, raw, kept, rows, operation)
+    accepted(path, raw, kept, rows, operation, keep)
     report_ignored(path, ignored)
     return InputFile(path, tuple(kept), rows, read, ignored, watched)
 

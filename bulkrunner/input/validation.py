@@ -24,6 +24,7 @@ import pandas as pd
 
 from bulkrunner.input.distinct import Flags, Objects, distinct, parse_distinct
 from bulkrunner.model import Rejection, Row, Validation
+from bulkrunner.operations import every_column
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.operations.cells import (
     ID_FIELD,
@@ -166,10 +167,12 @@ class _Judgement:
             if campaign_id not in worded:
                 worded[campaign_id] = repeated(campaign_id, repeats[campaign_id])
             messages[index] = worded[campaign_id]
+        # the others (name, --keep-columns) are carried, never judged
+        sent = {*operation.columns, *every_column()}
         settings = tuple(
             _judge_column(frame[name], field_of(operation, name), vocabulary)
             for name in frame.columns
-            if name not in (CAMPAIGN_ID, ACCOUNT)
+            if name in sent
         )
         nothing = np.ones(len(frame), dtype=bool)
         for column in settings:

@@ -55,10 +55,12 @@ def every_column() -> tuple[str, ...]:
 
 
 def fitting(columns: list[str], given: str) -> str:
-    """The operation whose input ``columns`` are (besides campaign_id and account): ``given``
-    when they are its own, else the one other operation they all belong to, if there is one
-    (a report of an email-accounts run retried without --operation), else ``given``."""
-    own = [name for name in columns if name not in ("campaign_id", "account")]
+    """The operation whose input ``columns`` are (besides campaign_id, account and the columns
+    carried unsent, such as an export's name): ``given`` when they are its own, else the one
+    other operation they all belong to, if there is one (a report of an email-accounts run
+    retried without --operation), else ``given``."""
+    sent = every_column()
+    own = [name for name in columns if name in sent]
     if not own or all(name in operation(given).columns for name in own):
         return given
     fits = [each for each in NAMES if all(name in operation(each).columns for name in own)]

@@ -8,6 +8,7 @@ names. Input in either spelling is understood; the vocabulary sent on the wire i
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,17 @@ if TYPE_CHECKING:
 
 CAMPAIGN_ID = "campaign_id"
 ACCOUNT = "account"  # an input column naming, per row, the account of an accounts file
+# An export's column of each campaign's name, for people: read back, it is never sent, never
+# judged (an export run again, or edited, has it), and the report echoes it.
+NAME = "name"
+
+
+def column_key(header: str) -> str:
+    """A header as it is matched to a column: case, surrounding spaces and the spaces,
+    underscores or hyphens between words aside (``Campaign ID`` is ``campaign_id``)."""
+    return re.sub(r"[\s_-]+", "", header.strip().lower())
+
+
 # The statuses a campaign reads back with (``START`` is what is written to get ``ACTIVE``).
 CAMPAIGN_STATUSES = ("DRAFTED", "ACTIVE", "PAUSED", "STOPPED", "COMPLETED")
 

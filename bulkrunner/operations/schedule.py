@@ -1,10 +1,11 @@
 """``schedule``: ``POST /campaigns/{id}/schedule``, when a campaign sends.
 
 Input columns (any subset per row; a blank cell leaves that part of the schedule as it is):
-``timezone`` (IANA name), ``days`` (day *names*: ``mon;tue;wed``, ``Mon-Fri``, ``monday``,
-``weekdays``), ``start_hour`` and ``end_hour`` (``HH:MM``, 24-hour, start before end),
-``min_time_btw_emails`` and ``max_new_leads_per_day`` (whole numbers >= 0) and
-``schedule_start_time`` (ISO 8601 date-time with an offset).
+``timezone`` (an IANA name; an abbreviation such as ``EST`` with a warning: see ``timezones``),
+``days`` (day *names*: ``mon;tue;wed``, ``Mon-Fri``, ``monday``, ``weekdays``), ``start_hour``
+and ``end_hour`` (``HH:MM``, 24-hour, start before end), ``min_time_btw_emails`` and
+``max_new_leads_per_day`` (whole numbers >= 0) and ``schedule_start_time`` (ISO 8601 date-time
+with an offset).
 
 Day numbers are refused in the input: SmartLead numbers days two ways (0=Sunday in the nested
 body, 1=Monday in the flat one), so a bare number would be a guess. A row becomes a canonical
@@ -23,11 +24,8 @@ sending, as the server would refuse them.
 
 from __future__ import annotations
 
-import difflib
-import functools
 import json
 import re
-import zoneinfo
 from collections.abc import Mapping
 from datetime import UTC, datetime, time
 from typing import Any
@@ -37,6 +35,7 @@ from bulkrunner.operations.base import Operation, Request, Undo, Wire
 from bulkrunner.operations.cells import number_types, quoted
 from bulkrunner.operations.fields import Field, ScheduleShape
 from bulkrunner.operations.syntax import list_items, lists
+from bulkrunner.operations.timezones import parse_timezone, zone_name
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO order: 1=Monday .. 7=Sunday
 _FULL = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -50,7 +49,6 @@ _GROUPS = {
 _DAY_SEPARATORS = re.compile(r"[/|\s]+")  # within an item of the list: mon tue, mon/tue
 _RANGE = re.compile(r"\s*[-\u2013\u2014]\s*")  # Mon-Fri, Mon - Fri, and with a dash
 _HOUR = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::00)?")  # ASCII digits: \d takes any script's
-_TIMEZONE_LIKE = re.compile(r"UTC|[A-Z][A-Za-z_]+(?:/[A-Za-z0-9_+\-]+)+")
 _EXAMPLE_TIME = "2026-12-01T09:00:00Z"
 WHOLE_SCHEDULE = ("timezone", "days", "start_hour", "end_hour")  # what a new schedule needs
 CRON = "scheduler_cron_value"
@@ -65,32 +63,6 @@ Parsed = tuple[Any, str | None]
 
 
 # --- cells -------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _zones() -> dict[str, str]:
-    """Every IANA zone the machine knows, by its lower-case name (listing them reads the whole
-    database, about 20 ms: once per process)."""
-    return {name.lower(): name for name in zoneinfo.available_timezones()}
-
-
-def parse_timezone(value: Any) -> Parsed:
-    """An IANA timezone name, spelled as the database spells it (``europe/london`` is
-    ``Europe/London``)."""
-    if not isinstance(value, str):
-        return None, f"{quoted(value)} is not a timezone name (use an IANA name like Europe/London)"
-    text = value.strip()
-    zones = _zones()
-    if not zones:  # no timezone database on this machine: accept what looks like a zone
-        if _TIMEZONE_LIKE.fullmatch(text):
-            return text, None
-        return None, f"{quoted(text)} is not an IANA timezone name (like Europe/London)"
-    found = zones.get(text.lower())
-    if found is not None:
-        return found, None
-    close = difflib.get_close_matches(text.lower(), list(zones), n=1, cutoff=0.8)
-    hint = f"did you mean {zones[close[0]]}?" if close else "use a name like Europe/London"
-    return None, f"{quoted(text)} is not an IANA timezone ({hint})"
 
 
 def parse_days(value: Any) -> Parsed:
@@ -317,9 +289,10 @@ class Schedule(Operation):
                         days = _cron_days(raw)
                         if days is not None:  # else unknown: not a list of day numbers
                             found[name] = days
+                    elif name == "timezone":  # as the server has it: no warning, no mapping
+                        found[name] = zone_name(raw)
                     elif raw is not None:
-                        parse = parse_timezone if name == "timezone" else parse_hour
-                        found[name] = _same_form(parse, raw)
+                        found[name] = _same_form(parse_hour, raw)
                     else:
                         found[name] = None
         for name, keys in _GET_NAMES.items():

@@ -6,7 +6,9 @@ the empty values have spellings of their own:
   separates them as well, the list may stand in ``[...]`` and an item in quotes. The empty list
   is ``[]`` (read: ``[]`` or ``none``, any case);
 - true and false: written ``true`` and ``false``; read in any case as true, yes, y, t or 1, and
-  false, no, n, f or 0;
+  false, no, n, f or 0, and as spreadsheets in other languages write them (``WAHR``/``FALSCH``,
+  ``VRAI``/``FAUX``, ``VERO``/``FALSO``, ``WAAR``/``ONWAAR``, ``VERDADERO``/``FALSO``,
+  ``VERDADEIRO``/``FALSO``);
 - the empty text: ``""`` in a text column (Parquet holds it as an empty string, where a null
   leaves the setting unchanged: read as :class:`EmptyText`);
 - the spreadsheet escape: text a spreadsheet would run as a formula (``=1+1``, ``@SUM(...)``)
@@ -30,8 +32,18 @@ _EMPTY_LISTS = frozenset({EMPTY_LIST, "none"})
 _SEPARATORS = re.compile(r"[;,]")
 TRUE = "true"
 FALSE = "false"
-_TRUE = frozenset({TRUE, "yes", "y", "t", "1"})
-_FALSE = frozenset({FALSE, "no", "n", "f", "0"})
+# and as spreadsheets in other languages write TRUE() and FALSE(): German, French, Italian,
+# Dutch, Spanish, Portuguese (a CSV file saved there holds WAHR, FAUX...)
+_SPREADSHEETS = {
+    "wahr": "falsch",
+    "vrai": "faux",
+    "vero": "falso",
+    "waar": "onwaar",
+    "verdadero": "falso",
+    "verdadeiro": "falso",
+}
+_TRUE = frozenset({TRUE, "yes", "y", "t", "1", *_SPREADSHEETS})
+_FALSE = frozenset({FALSE, "no", "n", "f", "0", *_SPREADSHEETS.values()})
 EMPTY_TEXT_CELL = '""'  # the empty text as it is written in code
 # A CSV cell starting with one of these is written with a leading "'", so that a spreadsheet
 # opening the file cannot run it as a formula.

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from bulkrunner.config.baseurl import shown
 from bulkrunner.config.options import FOLLOWING
+from bulkrunner.config.paths import STANDARD_STREAM
 from bulkrunner.config.run_config import RunConfig
 
 _NOT_CARRIED = frozenset({"--resume", "--fresh", "--dry-run", "--no-dry-run"})
-_VALUE_NOT_CARRIED = frozenset({"--report", "--input", "--notify"})  # a webhook URL: a secret
+# (a webhook's or a heartbeat's URL is a secret: its variable, if one was named, is carried)
+_VALUE_NOT_CARRIED = frozenset({"--report", "--input", "--notify", "--heartbeat"})
 # a rollback never stops a campaign, and the consent to changes it cannot undo was the run's
 _NOT_ROLLBACK = frozenset({"--allow-stop", "--allow-irreversible"})
 
@@ -77,6 +79,13 @@ def _words(config: RunConfig) -> list[str]:
 
 def _parts(config: RunConfig) -> tuple[str, list[str], list[str]]:
     words = list(config.command) or ["run", "--input", str(config.input)]
+    # an input piped in is pasted as the file it was kept in: what was piped is gone
+    words = [
+        str(config.input)
+        if word == STANDARD_STREAM and (at == 1 or words[at - 1] == "--input")
+        else word
+        for at, word in enumerate(words)
+    ]
     first_option = next((i for i, w in enumerate(words) if w.startswith("-")), len(words))
     return words[0], words[1:first_option], words[first_option:]
 

@@ -1,13 +1,18 @@
-"""``--notify URL``: when a run ends with a non-zero exit, POST a short JSON message to a webhook.
+"""``--notify URL``: when a run ends with an exit code of ``--notify-on`` (every failure but 4 by
+default), POST a short JSON message to a webhook; ``--heartbeat URL``: when it ends with exit 0,
+GET a URL, for a dead-man switch that alerts when a job stops running.
 
-The message is Slack-compatible (its ``text`` is what a person reads) and carries the same facts
-as fields for other receivers: the job, the exit code, the rows of each status, why the run
-stopped and where its report is. Never the API key. A webhook URL is itself a secret (Slack's
-carry a token): it may come from an environment variable (``--notify-env VAR``), so that it is
-not in the process list, and messages about it name only its scheme and host.
+The message is Slack-compatible (its ``text`` is what a person reads: what happened, ``1 row
+invalid``) and carries the same facts as fields for other receivers: the job, the exit code, the
+rows of each status, why the run stopped and where its report is. Never the API key. The
+heartbeat is a GET without a body: the one request every such service (healthchecks.io,
+Cronitor, Dead Man's Snitch, Better Stack...) documents, the ``curl URL`` of their pages. Either
+URL is itself a secret (it carries a token): it may come from an environment variable
+(``--notify-env VAR``, ``--heartbeat-env VAR``), so that it is not in the process list, and
+messages about it name only its scheme and host.
 
-The call is best effort, bounded and harmless: it has one deadline for everything (resolving the
-host, connecting, sending, the answer), however a server trickles its answer; whatever goes
+Either call is best effort, bounded and harmless: it has one deadline for everything (resolving
+the host, connecting, sending, the answer), however a server trickles its answer; whatever goes
 wrong, a malformed answer or Ctrl-C included, is logged, never raised, and never changes the
 run's exit code.
 """
@@ -27,6 +32,7 @@ from urllib.parse import SplitResult
 from bulkrunner.config.redaction import redact
 from bulkrunner.config.webhook import target, webhook_label, webhook_problem
 from bulkrunner.errors import ExitCode
+from bulkrunner.model import FINE, Status, count
 
 log = logging.getLogger("bulkrunner")
 
@@ -41,17 +47,18 @@ def message(
     exit_code: int,
     summary: Mapping[str, Any] | None,
     error: str | None = None,
+    unrestorable: int = 0,
 ) -> dict[str, Any]:
-    """The JSON body: ``text`` for people (and Slack), the same facts as fields."""
+    """The JSON body: ``text`` for people (and Slack), the same facts as fields.
+    ``unrestorable``: the campaigns a rollback left as they are."""
     summary = summary or {}
     counts: dict[str, int] = dict(summary.get("counts") or {})
     report = summary.get("report")
     aborted = summary.get("aborted")
-    try:
-        meaning = ExitCode(exit_code).brief
-    except ValueError:  # not one of bulkrunner's codes
-        meaning = "failed"
-    text = f"bulkrunner {command} {job} ended with exit {exit_code} ({meaning})"
+    text = (
+        f"bulkrunner {command} {job} ended with exit {exit_code} "
+        f"({_headline(exit_code, counts, unrestorable)})"
+    )
     if counts:
         text += ": " + ", ".join(f"{n} {status}" for status, n in counts.items())
     for extra in (aborted, error):
@@ -72,46 +79,84 @@ def message(
     }
 
 
+def _headline(exit_code: int, counts: Mapping[str, int], unrestorable: int) -> str:
+    """What the exit code says happened: for rows that did not all succeed, which did not and
+    how many (``1 row invalid``), else the code's meaning."""
+    if exit_code == ExitCode.ROWS_FAILED:
+        said = [
+            f"{count(n, 'row')} {_SAID.get(status, status.replace('_', ' '))}"
+            for status, n in counts.items()
+            if n and status not in FINE
+        ]
+        if unrestorable:
+            said.append(f"{count(unrestorable, 'campaign')} not restored")
+        if said:
+            return ", ".join(said)
+    try:
+        return ExitCode(exit_code).brief
+    except ValueError:  # not one of bulkrunner's codes
+        return "failed"
+
+
+_SAID = {Status.MISMATCH.value: "mismatched"}  # a status as the headline says it, if not as is
+
+
 def send(
     url: str, body: Mapping[str, Any], secrets: Iterable[str] = (), timeout: float = TIMEOUT
 ) -> bool:
     """POST ``body`` to ``url`` (key redacted) within ``timeout`` seconds in all; True when the
     webhook answered 2xx. Failures, the deadline and Ctrl-C are logged, never raised."""
+    data = redact(json.dumps(body), secrets).encode()
+    return _deliver(url, data, secrets, timeout, "notification", "the webhook URL")
+
+
+def ping(url: str, secrets: Iterable[str] = (), timeout: float = TIMEOUT) -> bool:
+    """GET ``url`` (``--heartbeat``) within ``timeout`` seconds in all; True when it answered
+    2xx. Failures, the deadline and Ctrl-C are logged, never raised."""
+    return _deliver(url, None, secrets, timeout, "heartbeat", "the heartbeat URL")
+
+
+def _deliver(
+    url: str, data: bytes | None, secrets: Iterable[str], timeout: float, what: str, called: str
+) -> bool:
+    """POST ``data`` to ``url``, or GET it when None (``what``: "notification", "heartbeat";
+    ``called``: how the URL is named), as ``send`` says."""
     where = webhook_label(url)
     hidden = [*secrets, *_secret_parts(url)]
-    problem = webhook_problem(url)
+    problem = webhook_problem(url, called.replace("the ", "a ", 1))
     if problem:
-        log.warning("notification not sent: the webhook URL must be %s", redact(problem, hidden))
+        log.warning("%s not sent: %s must be %s", what, called, redact(problem, hidden))
         return False
-    post = _Post(target(url), redact(json.dumps(body), secrets).encode(), timeout)
+    call = _Call(target(url), data, timeout)
     try:
-        threading.Thread(target=post.run, name="bulkrunner-notify", daemon=True).start()
-        answered = post.done.wait(timeout)
+        threading.Thread(target=call.run, name=f"bulkrunner-{what}", daemon=True).start()
+        answered = call.done.wait(timeout)
     except KeyboardInterrupt:
-        post.abandon()
-        log.warning("notification to %s abandoned: interrupted", where)
+        call.abandon()
+        log.warning("%s to %s abandoned: interrupted", what, where)
         return False
     if not answered:
-        post.abandon()
-        log.warning("notification to %s not delivered: no answer within %gs", where, timeout)
+        call.abandon()
+        log.warning("%s to %s not delivered: no answer within %gs", what, where, timeout)
         return False
-    if post.error is not None:
-        reason = redact(_describe(post.error, timeout), hidden)
-        log.warning("notification to %s not delivered: %s", where, reason)
+    if call.error is not None:
+        reason = redact(_describe(call.error, timeout), hidden)
+        log.warning("%s to %s not delivered: %s", what, where, reason)
         return False
-    if post.status is None or not 200 <= post.status < 300:
-        log.warning("notification to %s not delivered: it answered HTTP %s", where, post.status)
+    if call.status is None or not 200 <= call.status < 300:
+        log.warning("%s to %s not delivered: it answered HTTP %s", what, where, call.status)
         return False
-    log.info("notification sent to %s", where)
+    log.info("%s sent to %s", what, where)
     return True
 
 
-class _Post:
-    """One POST, made in a thread of its own so that the caller can give up on it at its
-    deadline (a host name being resolved cannot be interrupted); abandoning it closes its
-    connection, which ends a read the server keeps alive."""
+class _Call:
+    """One POST (of ``data``) or GET (``data`` None), made in a thread of its own so that the
+    caller can give up on it at its deadline (a host name being resolved cannot be
+    interrupted); abandoning it closes its connection, which ends a read the server keeps
+    alive."""
 
-    def __init__(self, target: SplitResult, data: bytes, timeout: float) -> None:
+    def __init__(self, target: SplitResult, data: bytes | None, timeout: float) -> None:
         self.target = target
         self.data = data
         self.timeout = timeout  # of each socket operation; the caller holds the deadline
@@ -147,12 +192,12 @@ class _Post:
                     return
                 self._connection = connection
             # Neither proxies from the environment nor redirects: as for the API itself.
-            connection.request(
-                "POST",
-                path,
-                body=self.data,
-                headers={"Content-Type": "application/json", "User-Agent": "bulkrunner"},
-            )
+            headers = {"User-Agent": "bulkrunner"}
+            if self.data is None:
+                connection.request("GET", path, headers=headers)
+            else:
+                headers["Content-Type"] = "application/json"
+                connection.request("POST", path, body=self.data, headers=headers)
             self.status = connection.getresponse().status
         except BaseException as exc:  # a thread's exception would only be printed: keep it
             self.error = exc

@@ -51,11 +51,12 @@ class Summary:
         s = self.stats
         if s.requests:
             reads = f" ({count(s.requests - s.reads, 'write')}, {count(s.reads, 'read')})"
+            # one request has a round trip, not a rate
+            rate = f" ({s.requests_per_second:.2f} requests/s)" if s.requests > 1 else ""
             lines.append(
                 f"requests: {s.requests} sent{reads if s.reads else ''}, "
                 f"{count(s.retries, 'retry', 'retries')}, "
-                f"{s.throttled} answered 429, "
-                f"in {s.sending_seconds:.1f}s ({s.requests_per_second:.2f} requests/s)"
+                f"{s.throttled} answered 429, in {s.sending_seconds:.1f}s{rate}"
             )
             ideal = ideal_seconds(s.requests, self.rates)
             if ideal > 0 and s.sending_seconds > 0:
