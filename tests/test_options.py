@@ -42,6 +42,8 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "skip_unchanged": ("false", False),
     "verify": ("true", True),
     "no_backup": ("true", True),
+    "state_dir": ('"state"', None),
+    "no_state": ("true", True),
     "allow_stop": ("true", True),
     "allow_irreversible": ("true", True),
     "quiet": ("true", True),

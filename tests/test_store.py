@@ -17,14 +17,14 @@ import pytest
 import bulkrunner.records.store
 from bulkrunner.config import paths as places
 from bulkrunner.config.accounts import Account
-from bulkrunner.config.paths import account_id, account_lock_path, lock_folder
+from bulkrunner.config.paths import account_id, account_lock_path, lock_folder, state_folder
 from bulkrunner.errors import UsageError
 from bulkrunner.limits.rates import DEFAULT_RATES
 from bulkrunner.model import Rate
 from bulkrunner.records.budget import Ledger
 from bulkrunner.records.history import ChangeRecord, History
 from bulkrunner.records.schema import MIGRATIONS
-from bulkrunner.records.store import DATABASE, WRITER_LOCK, StateStore, StoreError, state_folder
+from bulkrunner.records.store import DATABASE, WRITER_LOCK, StateStore, StoreError
 
 KEY = "sk-store-SENTINEL-77aa"
 ACCOUNT = account_id("https://server.smartlead.ai/api/v1", KEY)

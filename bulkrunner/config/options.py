@@ -102,6 +102,16 @@ def exit_codes(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
     return option(help, commands, accepts=(list, str), metavar="CODES", convert=as_exit_codes)
 
 
+def optional_path(help: str, commands: Iterable[str], metavar: str = "PATH") -> Any:
+    """A field: an option of a path, None unless given; in a job file, relative to its folder."""
+    return dataclasses.field(
+        default=None,
+        metadata=option(
+            help, commands, accepts=(str,), metavar=metavar, convert=as_optional_path, path=True
+        ),
+    )
+
+
 def secret_url(help: str, commands: Iterable[str]) -> Any:
     """A field: an option of a URL that is a secret, as a webhook's token makes it
     (``--notify https://...``); ``secret_url_variable`` declares its twin."""

@@ -34,7 +34,7 @@ import stat
 import sys
 from pathlib import Path
 
-from bulkrunner.config.environment import LOCK_DIR_ENV
+from bulkrunner.config.environment import LOCK_DIR_ENV, STATE_DIR_ENV
 from bulkrunner.errors import UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
@@ -247,6 +247,9 @@ def lock_folder() -> Path:
     return user_folder() / "locks"
 
 
+STATE_FOLDER = "~/.local/state/bulkrunner"  # the user folder on Linux, as help texts name it
+
+
 def user_folder() -> Path:
     """The folder bulkrunner keeps this user's locks and state in (see the module's docstring)."""
     if sys.platform == "win32":
@@ -256,6 +259,17 @@ def user_folder() -> Path:
     if sys.platform == "darwin":
         return home() / "Library" / "Application Support" / "bulkrunner"
     return home() / ".local" / "state" / "bulkrunner"
+
+
+def state_folder(folder: Path | None = None) -> Path:
+    """The folder of the state store: ``folder`` when given, else ``$BULKRUNNER_STATE_DIR``,
+    else the user's bulkrunner folder."""
+    if folder is None:
+        override = os.environ.get(STATE_DIR_ENV)
+        if not override:
+            return user_folder()
+        folder = Path(override)
+    return folder.expanduser().absolute()
 
 
 def home() -> Path:

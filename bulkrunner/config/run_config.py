@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bulkrunner.config.environment import BASE_URL_ENV
+from bulkrunner.config.environment import BASE_URL_ENV, STATE_DIR_ENV
 from bulkrunner.config.options import (
     CHECKING,
     EVERY,
@@ -25,6 +25,7 @@ from bulkrunner.config.options import (
     exit_codes,
     names,
     option,
+    optional_path,
     rate_argument,
     seconds,
     secret_url,
@@ -40,6 +41,7 @@ from bulkrunner.config.paths import (
     INPUT_FORMATS,
     REPORT_FORMATS,
     STANDARD_STREAM,
+    STATE_FOLDER,
     or_list,
 )
 from bulkrunner.errors import ExitCode
@@ -105,16 +107,9 @@ class RunConfig:
             convert=ScheduleShape,
         ),
     )
-    report: Path | None = field(
-        default=None,
-        metadata=option(
-            f"results file: {or_list(REPORT_FORMATS)} (default {DEFAULT_REPORT})",
-            READING,
-            accepts=(str,),
-            metavar="PATH",
-            convert=as_optional_path,
-            path=True,
-        ),
+    report: Path | None = optional_path(
+        f"results file: {or_list(REPORT_FORMATS)} (default {DEFAULT_REPORT})",
+        READING,
     )
     keep_columns: tuple[str, ...] = field(
         default=(),
@@ -124,17 +119,11 @@ class RunConfig:
             CHECKING,
         ),
     )
-    accounts: Path | None = field(
-        default=None,
-        metadata=option(
-            "a TOML file of SmartLead accounts (each: the variable holding its key, its limits, "
-            "its base URL); the input's account column picks one per row",
-            EVERY,
-            accepts=(str,),
-            metavar="FILE",
-            convert=as_optional_path,
-            path=True,
-        ),
+    accounts: Path | None = optional_path(
+        "a TOML file of SmartLead accounts (each: the variable holding its key, its limits, "
+        "its base URL); the input's account column picks one per row",
+        EVERY,
+        "FILE",
     )
     base_url: str = field(
         default=DEFAULT_BASE_URL,
@@ -233,6 +222,19 @@ class RunConfig:
             "read the current settings first and do not send rows that change nothing "
             "(default on; --no-skip-unchanged sends every row)",
             READING,
+        ),
+    )
+    state_dir: Path | None = optional_path(
+        f"the folder of the state store that every bulkrunner process of yours shares (rate "
+        f"budgets, run history): default ${STATE_DIR_ENV}, else {STATE_FOLDER}",
+        READING | EXPORTING,
+        "FOLDER",
+    )
+    no_state: bool = field(
+        default=False,
+        metadata=switch(
+            "run without the state store: no rate budget shared with other commands, no history",
+            READING | EXPORTING,
         ),
     )
     verify: bool = field(

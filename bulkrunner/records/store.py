@@ -34,7 +34,8 @@ from pathlib import Path
 from types import TracebackType
 
 from bulkrunner.config.environment import STATE_DIR_ENV
-from bulkrunner.config.paths import private_folder_problem, user_folder
+from bulkrunner.config.paths import private_folder_problem, state_folder
+from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.records.schema import MIGRATIONS
 
@@ -58,15 +59,10 @@ class StoreError(UsageError):
     """The state store cannot be used: one line naming its file and the fix (exit 2)."""
 
 
-def state_folder(folder: Path | None = None) -> Path:
-    """The folder of the state store: ``folder`` when given, else ``$BULKRUNNER_STATE_DIR``,
-    else the user's bulkrunner folder."""
-    if folder is None:
-        override = os.environ.get(STATE_DIR_ENV)
-        if not override:
-            return user_folder()
-        folder = Path(override)
-    return folder.expanduser().absolute()
+def for_config(config: RunConfig) -> StateStore | None:
+    """The store a command of ``config`` uses (``--state-dir``, else the usual folder); None with
+    ``--no-state``. StoreError if it cannot be used."""
+    return None if config.no_state else StateStore.open(config.state_dir)
 
 
 class StateStore:
