@@ -323,6 +323,11 @@ class Clock:
     wall: Callable[[], datetime] = _utc_now
     sleep: Callable[[float], Awaitable[None]] = _sleep
 
+    def offset(self) -> float:
+        """Wall-clock seconds (Unix time, which every process of the machine shares) less the
+        monotonic clock, now: what turns one into the other."""
+        return self.wall().timestamp() - self.monotonic()
+
 
 REAL_CLOCK = Clock()
 

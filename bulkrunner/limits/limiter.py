@@ -45,6 +45,7 @@ import anyio
 
 from bulkrunner.limits.adaptive import AdaptiveRate
 from bulkrunner.limits.rates import DEFAULT_GUARD, ceiling
+from bulkrunner.limits.shared import SharedBudget, Sharing
 from bulkrunner.limits.windows import Window
 from bulkrunner.model import Rate, count
 
@@ -142,6 +143,9 @@ class SlidingWindowLimiter:
       enforced from then on; without a limit, a spent budget while the configured windows still
       have room makes everyone wait for the reset instead of drawing 429s.
 
+    With a ``budget`` (``shared``: every process's requests on the account, from the state
+    store), a request goes only once it has room too, and a pause is every process's.
+
     A wait the server asks for is bounded (``--max-wait``): a reset longer than ``max_pause``,
     or a slot that the announced limit puts further off than ``acquire``'s ``max_wait`` (where
     the configured limits would not), raises :class:`WaitTooLong` instead of being waited for.
@@ -155,6 +159,7 @@ class SlidingWindowLimiter:
         adaptive: bool = True,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
+        budget: SharedBudget | None = None,
     ) -> None:
         if not rates:
             raise ValueError("at least one rate is required")
@@ -177,6 +182,11 @@ class SlidingWindowLimiter:
         # Taken without a checkpoint when free, as asyncio.Lock is: an uncontended grant does not
         # yield to the loop.
         self._lock = anyio.Lock(fast_acquire=True)
+        self.shared = Sharing(budget, self.rates) if budget is not None else None
+        if self.shared is not None:  # a following or resumed command starts with what it holds
+            for at in self.shared.recent(clock() - max(rate.seconds for rate in self.rates)):
+                for window in self._windows:
+                    window.add(at)
 
     @property
     def guard(self) -> float:
@@ -207,8 +217,11 @@ class SlidingWindowLimiter:
         return self.rates if self.learned is None else (*self.rates, self.learned)
 
     def pause(self, seconds: float) -> None:
-        """Admit nothing for ``seconds`` from now (never shortens an earlier pause)."""
+        """Admit nothing for ``seconds`` from now (never shortens an earlier pause), in every
+        process on the account when its budget is shared."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
+        if self.shared is not None:
+            self.shared.pause(self._paused_until)
 
     def throttled(self) -> None:
         """A 429 came back: slow down (adaptive control), on top of any Retry-After pause."""
@@ -252,7 +265,9 @@ class SlidingWindowLimiter:
 
     def _learn(self, limit: int, now: float) -> None:
         shortest = min(self.rates, key=lambda rate: rate.seconds)
-        if limit >= shortest.limit or (self.learned is not None and limit >= self.learned.limit):
+        # A configured N/S with N <= limit holds limit/shortest already (S is not shorter).
+        held = min(rate.limit for rate in self.rates)
+        if limit >= held or (self.learned is not None and limit >= self.learned.limit):
             return
         self.learned = Rate(limit, shortest.seconds)
         window = Window(self.learned)
@@ -316,6 +331,8 @@ class SlidingWindowLimiter:
                 if wait > max_wait and learned and self.wait_time(now, learned=False) < wait:
                     held = f"X-RateLimit-Limit {learned.limit}, held over {learned.seconds:g}s"
                     raise WaitTooLong(wait, held)
+                if wait <= 0 and self.shared is not None:  # and every process's requests
+                    wait = self.shared.ask(self.effective_rates, now, self._floor, self.guard)
                 if wait <= 0:
                     for window in self._windows:
                         window.add(now)

@@ -33,6 +33,7 @@ from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.operations.refusals import EnumRefusals, ShapeRefusals
 from bulkrunner.output.hints import other_option_command, vocabulary_command
 from bulkrunner.records.journal import finish_times
+from bulkrunner.records.store import StateStore
 from bulkrunner.sending.backups import Backup, rollback_hint
 from bulkrunner.sending.connection import connect
 from bulkrunner.sending.interrupts import run_gracefully
@@ -63,6 +64,7 @@ class Session:
     on_batch: BatchHook | None = None
     totals: Mapping[str, int] = field(default_factory=dict)  # rows to send, by account
     wanted: Collection[int] = ()  # every campaign of the run
+    store: StateStore | None = None  # whose ledger the accounts' budgets are shared through
     signals: int = 0
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     aborted: str | None = None  # why the whole run stopped (a signal, the journal, the input)
@@ -127,11 +129,14 @@ class Session:
             backup = Backup.of(self.config) if not self.planning else None
             for name, account in self.accounts.items():
                 connection = await stack.enter_async_context(
-                    connect(self.config, account, self.clock, self.wanted)
+                    connect(self.config, account, self.clock, self.wanted, store=self.store)
                 )
-                if self.config.resume and self.config.report is not None and not self.planning:
+                limiter = connection.limiter
+                if limiter.shared is not None:  # it starts with every process's requests
+                    waiting(limiter, name, self.clock, "earlier requests on this account")
+                elif self.config.resume and self.config.report is not None and not self.planning:
                     journal = journal_path(self.config.report)
-                    seed(connection.limiter, journal, name, self.config.concurrency, self.clock)
+                    seed(limiter, journal, name, self.config.concurrency, self.clock)
                 self.pipelines[name] = Pipeline(
                     self.config,
                     connection,
@@ -204,7 +209,8 @@ def seed(
     limiter: SlidingWindowLimiter, journal: Path, account: str, concurrency: int, clock: Clock
 ) -> None:
     """The interrupted run's last requests still count in the server's windows: ``account``'s
-    own, as its journal has them, and a full set (``concurrency``) in flight when it stopped."""
+    own, as its journal has them, and a full set (``concurrency``) in flight when it stopped
+    (without the state store, whose ledger holds every request of every process)."""
     if not journal.exists():
         return
     now = clock.wall()
@@ -220,9 +226,12 @@ def seed(
     # as late as the journal was last written.
     silent = now.timestamp() - journal.stat().st_mtime
     limiter.seed(ages + [max(0.0, silent)] * concurrency)
+    waiting(limiter, account, clock, "the previous run's requests")
+
+
+def waiting(limiter: SlidingWindowLimiter, account: str, clock: Clock, what: str) -> None:
+    """Say so when the limiter starts with requests that hold it back a while (``what``)."""
     wait = limiter.wait_time(clock.monotonic())
     if wait >= 1:
         whose = f"account {account}: " if account else ""
-        log.info(
-            "%swaiting %.0fs for the previous run's requests to leave the rate window", whose, wait
-        )
+        log.info("%swaiting %.0fs for %s to leave the rate window", whose, wait, what)

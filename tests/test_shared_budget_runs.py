@@ -1,0 +1,256 @@
+"""Whole commands sharing an account's budget through the state store: back to back on a fake
+clock, the simulator counting its windows on the same clock (``export``, ``plan``, ``run
+--verify`` draw no 429 where, each starting with an empty limiter, they drew one); ``--rate``
+overriding only the windows it names; and, in real processes, two jobs on one key at once and a
+run killed in the middle of its requests, whose next command still counts them."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bulkrunner.cli.app import main
+from bulkrunner.commands.export import export_job
+from bulkrunner.commands.plan import plan_job
+from bulkrunner.commands.run import run_job
+from bulkrunner.config.job_file import build_config
+from bulkrunner.config.paths import account_id
+from bulkrunner.errors import ExitCode
+from bulkrunner.limits.rates import max_in_window
+from bulkrunner.model import Rate
+from bulkrunner.records.budget import Ledger
+from bulkrunner.records.store import DATABASE, StateStore
+from bulkrunner.simulator import SimulatorConfig, SimulatorState, SimulatorThread
+from tests.fakes import FakeClock
+
+KEY = "sk-shared-budget-SENTINEL-31"
+ENVIRON = {"SMARTLEAD_API_KEY": KEY}
+SMARTLEAD = [Rate(10, 2), Rate(60, 60)]  # its limits, as the issue measured them
+IDS = list(range(301, 321))
+
+
+def throttled(state: SimulatorState) -> int:
+    """The 429s the server's rate limit answered."""
+    return sum(1 for record in state.requests if record.status == 429 and record.fault is None)
+
+
+def write_input(path: Path, ids: list[int], shift: int = 1) -> Path:
+    lines = ["campaign_id,sending_limit", *(f"{cid},{cid % 97 + shift}" for cid in ids)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def back_to_back(tmp_path: Path, clock: FakeClock, **more: Any) -> SimulatorState:
+    """``export``, ``plan`` and ``run --verify`` one after another against a server holding
+    SmartLead's limits (Retry-After 30), at the default limits; the server's record."""
+    simulated = SimulatorConfig(
+        api_key=KEY, campaigns=set(IDS), rates=SMARTLEAD, limit_retry_after=30
+    )
+    with SimulatorThread(simulated, clock=clock) as sim:
+        base = {"base_url": sim.base_url, "concurrency": 1, **more}
+        exported = build_config({}, {"input": "", "output": str(tmp_path / "e.csv"), **base})
+        assert export_job(exported, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
+        source = write_input(tmp_path / "edited.csv", IDS)
+        report = str(tmp_path / "r.csv")
+        planned = build_config({}, {"input": str(source), "report": report, **base})
+        assert plan_job(planned, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
+        applied = build_config({}, {"input": str(source), "verify": True, **base})
+        assert run_job(applied, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
+        return sim.state
+
+
+def test_export_plan_and_run_back_to_back_share_the_accounts_windows(tmp_path: Path) -> None:
+    """Each command starts with every request the ones before sent on the account (the store's
+    ledger): no 429, and each window of the server held at most its limit."""
+    state = back_to_back(tmp_path, FakeClock())
+    arrivals = sorted(record.arrival for record in state.requests)
+    assert len(arrivals) >= 2 + 20 + 2  # the export's and plan's reads, the run's
+    assert throttled(state) == 0
+    for rate in SMARTLEAD:
+        assert max_in_window(arrivals, rate.seconds) <= rate.limit
+
+
+def test_without_the_store_each_command_starts_with_an_empty_limiter(tmp_path: Path) -> None:
+    """What the store prevents (the issue's 429s), with --no-state: the run's first burst of
+    ten lands in the window the export's and plan's reads are still in."""
+    state = back_to_back(tmp_path, FakeClock(), no_state=True)
+    assert throttled(state) >= 1
+    assert not (tmp_path / "state").exists()
+
+
+def test_rate_2_per_1_still_holds_the_published_minute_and_hour(tmp_path: Path) -> None:
+    """`--rate 2/1` names the one-second window only: 10/2, 60/60 and 1000/3600 hold too, so 70
+    rows on a key held to 60 a minute draw no 429 (2/1 alone sent 120 a minute)."""
+    clock = FakeClock()
+    ids = list(range(5001, 5071))
+    simulated = SimulatorConfig(api_key=KEY, campaigns=set(ids), rates=[Rate(60, 60)])
+    with SimulatorThread(simulated, clock=clock) as sim:
+        source = write_input(tmp_path / "in.csv", ids)
+        flags = {"input": str(source), "base_url": sim.base_url, "rate": "2/1", "concurrency": 1}
+        config = build_config({}, flags)
+        assert config.rates == (Rate(2, 1), Rate(10, 2), Rate(60, 60), Rate(1000, 3600))
+        assert run_job(config, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
+        assert throttled(sim.state) == 0
+        assert len(sim.state.applied) == 70
+    assert clock.now - clock.start > 60  # the minute's window held the last ten back
+
+
+def test_a_limit_above_the_published_one_is_allowed_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={7}), clock=clock) as sim:
+        source = write_input(tmp_path / "in.csv", [7])
+        flags = {"input": str(source), "base_url": sim.base_url, "rate": ["20/2", "5/1"]}
+        config = build_config({}, flags)
+        assert config.rates == (Rate(5, 1), Rate(20, 2), Rate(60, 60), Rate(1000, 3600))
+        with caplog.at_level(logging.WARNING, logger="bulkrunner"):
+            assert run_job(config, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
+    warned = [r.getMessage() for r in caplog.records if "published" in r.getMessage()]
+    assert warned == [
+        "20/2 (published 10/2) above SmartLead's published limits: allowed, for a plan that "
+        "allows more; a key that does not will answer 429s"
+    ]
+
+
+def test_an_accounts_files_limits_override_only_the_windows_they_name(tmp_path: Path) -> None:
+    from bulkrunner.config.accounts import Accounts
+
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text('[accounts.acme]\nkey_env = "ACME_KEY"\nrate = ["3/1", "100/60"]\n')
+    config = build_config({}, {"input": "in.csv", "accounts": str(accounts)})
+    loaded = Accounts.load(config, {"ACME_KEY": KEY})
+    assert loaded is not None
+    (acme,) = loaded.accounts.values()
+    assert acme.rates == (Rate(3, 1), Rate(10, 2), Rate(100, 60), Rate(1000, 3600))
+
+
+# --- real processes -----------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bulkrunner(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "bulkrunner", *argv]
+
+
+@pytest.mark.slow
+def test_two_jobs_on_one_key_at_once_both_finish_within_its_budget(tmp_path: Path) -> None:
+    """Two cron entries at the same hour, two inputs, one key: both run (the store counts each
+    one's requests in the other's windows), and the server saw no window overfilled."""
+    rows = 15
+    env = {**os.environ, "SMARTLEAD_API_KEY": KEY}
+    ids = [[7000 + 100 * n + k for k in range(rows)] for n in range(2)]
+    simulated = SimulatorConfig(api_key=KEY, rates=[Rate(5, 1)], campaigns={*ids[0], *ids[1]})
+    with SimulatorThread(simulated) as sim:
+        account = account_id(sim.base_url, KEY)
+        jobs = []
+        for n in range(2):
+            source = write_input(tmp_path / f"job{n}.csv", ids[n])
+            jobs.append(
+                subprocess.Popen(
+                    bulkrunner(
+                        "run",
+                        str(source),
+                        "--base-url",
+                        sim.base_url,
+                        "--rate",
+                        "5/1",
+                        "-q",
+                        "--report",
+                        str(tmp_path / f"job{n}.r.csv"),
+                    ),
+                    cwd=ROOT,
+                    env=env,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        ends = [job.communicate(timeout=120) for job in jobs]
+        state = sim.state
+    for job, (_, err) in zip(jobs, ends, strict=True):
+        assert job.returncode == 0, err
+    arrivals = sorted(record.arrival for record in state.requests)
+    assert len(arrivals) == 2 * (rows + 1)
+    assert throttled(state) == 0
+    assert max_in_window(arrivals, 1.0) <= 5
+    with StateStore.open(Path(os.environ["BULKRUNNER_STATE_DIR"])) as store:
+        assert len(Ledger(store).recent(account, 0.0)) == len(arrivals)  # each one recorded
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("state", ["store", "no-state"])
+def test_the_command_after_a_run_killed_mid_send_counts_its_requests(
+    tmp_path: Path, state: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed (SIGKILL) while its first window's burst is in flight: the next command on
+    the account, another input, waits for those requests to leave the window (each was in the
+    store before it was sent). Without the store it cannot know of them: the server answers
+    429."""
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    env = {**os.environ}
+    no_state = ["--no-state"] if state == "no-state" else []
+    ids = [*range(8000, 8030), *range(9000, 9008)]
+    simulated = SimulatorConfig(api_key=KEY, rates=[Rate(8, 4)], latency=0.6, campaigns=ids)
+    with SimulatorThread(simulated) as sim:
+        account = account_id(sim.base_url, KEY)
+        first = write_input(tmp_path / "first.csv", list(range(8000, 8030)))
+        killed = subprocess.Popen(
+            bulkrunner(
+                "run",
+                str(first),
+                "--base-url",
+                sim.base_url,
+                "--rate",
+                "8/4",
+                "-q",
+                "--report",
+                str(tmp_path / "first.r.csv"),
+                "--concurrency",
+                "8",
+                *no_state,
+            ),
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while len(sim.state.requests) < 6:  # the list read and the first writes arrived
+                assert killed.poll() is None
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        finally:
+            killed.send_signal(signal.SIGKILL)
+            killed.wait()
+        sent_before = len(sim.state.requests)
+        second = write_input(tmp_path / "second.csv", list(range(9000, 9008)))
+        code = main(
+            [
+                *("run", str(second), "--base-url", sim.base_url, "--rate", "8/4"),
+                *("--report", str(tmp_path / "second.r.csv"), "-q", *no_state),
+            ]
+        )
+        state_after = sim.state
+    if state == "no-state":
+        assert throttled(state_after) >= 1
+        return
+    assert code == ExitCode.OK
+    assert throttled(state_after) == 0
+    arrivals = sorted(record.arrival for record in state_after.requests)
+    assert max_in_window(arrivals, 4.0) <= 8
+    with StateStore.open(Path(os.environ["BULKRUNNER_STATE_DIR"])) as store:
+        with store.read() as db:
+            assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        recorded = Ledger(store).recent(account, 0.0)
+    assert len(recorded) >= len(arrivals) >= sent_before  # nothing the killed run sent is lost
+    assert (Path(os.environ["BULKRUNNER_STATE_DIR"]) / DATABASE).exists()
