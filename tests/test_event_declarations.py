@@ -17,6 +17,7 @@ import pytest
 
 from bulkrunner.cli.app import main
 from bulkrunner.output.events import COMMON_FIELDS, EVENTS, setup_logging
+from tests.fakes import rate_alone
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bulkrunner"
 # the function and the index of its argument that names the event
@@ -75,7 +76,7 @@ def test_the_lines_of_real_commands_hold_only_declared_events_and_fields(
     plan.write_text(
         "campaign_id,sending_limit\n" + "".join(f"{n},{30 + n}\n" for n in range(1, 25))
     )
-    fast = ["--rate", "500/1", "--guard", "0", "--log-format", "json"]
+    fast = [*rate_alone("500/1"), "--guard", "0", "--log-format", "json"]
     seen: dict[str, set[str]] = {"stdout": set(), "stderr": set()}
 
     def command(*words: str) -> int:

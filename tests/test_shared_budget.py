@@ -161,9 +161,13 @@ async def test_a_limiter_starts_with_what_the_store_holds_for_its_account_alone(
     following = limiter(stores[1], timeline, [Rate(10, 2), Rate(60, 60)])
     assert following.wait_time(0.0) == pytest.approx(0.5)  # for the ETA and what it says
     assert following.eta(10, 0.0) == pytest.approx(0.5)
+
     assert limiter(stores[1], timeline, [Rate(10, 2)], account=OTHER).wait_time(0.0) == 0.0
     granted = await send_all(timeline, [following], 10)
     assert min(granted[0]) == pytest.approx(0.5)
+    Ledger(stores[0]).pause(ACME, WALL + 30)  # a 429 another process was answered
+    paused = limiter(stores[2], timeline, [Rate(10, 2)])
+    assert paused.wait_time(timeline.now) == pytest.approx(30 - timeline.now)
 
 
 class ScriptedBudget:
@@ -174,6 +178,7 @@ class ScriptedBudget:
         self.others = list(others)
         self.last = 0
         self.guards: list[float] = []
+        self.moved: list[tuple[int, float]] = []
         self.failing = False
 
     def ask(
@@ -185,12 +190,15 @@ class ScriptedBudget:
         self.last += (self.others.pop(0) if self.others else 0) + most
         return Share(most, 0.0, self.last)
 
+    def sent(self, seq: int, at: float) -> None:
+        self.moved.append((seq, at))
+
     def pause(self, until: float) -> None:
         if self.failing:
             raise BudgetLost("/state/state.sqlite3: the state store stayed locked")
 
-    def recent(self, since: float) -> list[float]:
-        return []
+    def recent(self, since: float) -> tuple[list[float], float]:
+        return [], -math.inf
 
 
 def test_the_learned_guard_holds_the_budget_only_while_another_process_sends() -> None:

@@ -73,12 +73,18 @@ class SharedBudget(Protocol):
         pause holds the account; recorded when granted. Raises BudgetLost."""
         ...
 
+    def sent(self, seq: int, at: float) -> None:
+        """The request numbered ``seq`` (``Share.last`` of the ask that granted it alone) was
+        sent at ``at``, later than it was recorded: it is recorded then."""
+        ...
+
     def pause(self, until: float) -> None:
         """No process's ask succeeds before ``until`` (never shortens an earlier pause)."""
         ...
 
-    def recent(self, since: float) -> list[float]:
-        """The times of every process's requests on the account since ``since``, in order."""
+    def recent(self, since: float) -> tuple[list[float], float]:
+        """The times of every process's requests on the account since ``since``, in order,
+        and until when a pause holds it (a time already past when none does)."""
         ...
 
 
@@ -95,11 +101,14 @@ class Sharing:
         self._until = -math.inf  # until when they may be sent
         self._last: int | None = None  # the account's latest request after this process's ask
         self.others = -math.inf  # when another process's request was last seen
+        self.granted: int | None = None  # the number of the request just claimed by itself
+        self._least = 0.0  # the least guard, as last given
 
     def ask(self, rates: Sequence[Rate], now: float, least: float, learned: float) -> float:
         """0.0 when a request may go at ``now`` as far as every process's requests allow (it is
         recorded), else the seconds until one may. ``least``, ``learned``: the guards (see the
         module's docstring)."""
+        self.granted, self._least = None, least
         if self._held and now <= self._until:
             self._held -= 1
             return 0.0
@@ -117,9 +126,32 @@ class Sharing:
         self._last = share.last
         if share.granted:
             self._held, self._until = share.granted - 1, until
+            self.granted = share.last if share.granted == 1 else None
             return 0.0
         self._held = 0
         return max(share.wait, _LEAST_WAIT)
+
+    def written(self, seq: int | None, recorded: float, at: float) -> float:
+        """The request claimed by itself (numbered ``seq``), recorded at ``recorded``, was
+        written at ``at``: when that is later than the least guard covers (the first requests
+        of a run wait for their connection to open), it is recorded then, so that every process
+        holds it from when it went. The time it is recorded at."""
+        return at if self._moved(seq, recorded, at) else recorded
+
+    def answered(self, seq: int | None, recorded: float, held: float) -> None:
+        """The request was answered: its process holds it until ``held`` (the answer, less the
+        fastest round trip: the latest the server can have counted it), and so does every
+        process when that is later than the least guard covers."""
+        self._moved(seq, recorded, held)
+
+    def _moved(self, seq: int | None, recorded: float, at: float) -> bool:
+        if self.budget is None or seq is None or at - recorded <= self._least:
+            return False
+        try:
+            self.budget.sent(seq, at)
+        except BudgetLost as lost:
+            self._lose(lost)
+        return True
 
     def pause(self, until: float) -> None:
         """Every process on the account admits nothing before ``until``."""
@@ -129,14 +161,15 @@ class Sharing:
             except BudgetLost as lost:
                 self._lose(lost)
 
-    def recent(self, since: float) -> list[float]:
-        """Every process's requests on the account since ``since`` (none once it failed)."""
+    def recent(self, since: float) -> tuple[list[float], float]:
+        """Every process's requests on the account since ``since``, and until when a pause
+        holds it (none once the budget failed)."""
         if self.budget is not None:
             try:
                 return self.budget.recent(since)
             except BudgetLost as lost:
                 self._lose(lost)
-        return []
+        return [], -math.inf
 
     def _lose(self, lost: BudgetLost) -> None:
         log.warning("%s: going on within this run's own limits only", lost)

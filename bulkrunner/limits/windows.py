@@ -103,3 +103,24 @@ def _kth_latest(a: Sequence[float], da: float, b: Sequence[float], db: float, k:
     if lo < k:
         latest.append(b[len(b) - (k - lo)] + db)
     return min(latest)
+
+
+def earliest(
+    windows: Sequence[Window], count: int, now: float, pending: float, answered: float
+) -> float:
+    """When the last of ``count`` more requests can go, at the earliest from ``now``, given
+    what ``windows`` hold (each list shifted by its own), each held ``pending`` once it goes."""
+    granted = [window.times(pending, answered) for window in windows]
+    at = now
+    for _ in range(count):
+        at = max(
+            [at]
+            + [
+                times[-window.limit] + window.seconds
+                for window, times in zip(windows, granted, strict=True)
+                if len(times) >= window.limit
+            ]
+        )
+        for times in granted:
+            bisect.insort(times, at + pending)
+    return at

@@ -139,6 +139,26 @@ class Ledger:
             ).fetchall()
         return [at for at, n in rows for _ in range(n)]
 
+    def sent(self, account: str, seq: int, at: float) -> None:
+        """The request numbered ``seq`` on ``account`` (claimed by itself) was sent at ``at``,
+        later than it was recorded: it, and every request recorded after it, is recorded no
+        earlier than ``at`` from now on (later only holds the windows longer; the times still
+        never decrease with numbers)."""
+        with self._store.write() as db:
+            db.execute(
+                "UPDATE requests SET at = max(at, ?3) WHERE seq >= ?2 "
+                "AND account = (SELECT id FROM accounts WHERE identity = ?1)",
+                (account, seq, at),
+            )
+
+    def paused(self, account: str) -> float:
+        """Until when a pause holds ``account`` (0.0, or earlier than now, when none does)."""
+        with self._store.read() as db:
+            found = db.execute(
+                "SELECT paused_until FROM accounts WHERE identity = ?", (account,)
+            ).fetchone()
+        return float(found[0]) if found else 0.0
+
     def pause(self, account: str, until: float) -> None:
         """No claim on ``account`` succeeds before ``until`` (a 429's Retry-After: the account's
         budget is spent for every process); never shortens an earlier pause."""
@@ -180,19 +200,26 @@ class AccountBudget:
             raise BudgetLost(str(exc)) from None
         return Share(got.granted, got.wait, got.last)
 
+    def sent(self, seq: int, at: float) -> None:
+        try:
+            self._ledger.sent(self._account, seq, at + self._offset())
+        except StoreError as exc:
+            raise BudgetLost(str(exc)) from None
+
     def pause(self, until: float) -> None:
         try:
             self._ledger.pause(self._account, until + self._offset())
         except StoreError as exc:
             raise BudgetLost(str(exc)) from None
 
-    def recent(self, since: float) -> list[float]:
+    def recent(self, since: float) -> tuple[list[float], float]:
         shift = self._offset()
         try:
             times = self._ledger.recent(self._account, since + shift)
+            paused = self._ledger.paused(self._account)
         except StoreError as exc:
             raise BudgetLost(str(exc)) from None
-        return [at - shift for at in times]
+        return [at - shift for at in times], paused - shift
 
 
 _INSERT = "INSERT INTO requests (account, seq, n, at) VALUES (?, ?, ?, ?)"

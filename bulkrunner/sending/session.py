@@ -230,8 +230,13 @@ def seed(
 
 
 def waiting(limiter: SlidingWindowLimiter, account: str, clock: Clock, what: str) -> None:
-    """Say so when the limiter starts with requests that hold it back a while (``what``)."""
-    wait = limiter.wait_time(clock.monotonic())
+    """Say so when the limiter starts with requests (``what``), or a pause, that hold it back
+    a while."""
+    now = clock.monotonic()
+    wait = limiter.wait_time(now)
     if wait >= 1:
         whose = f"account {account}: " if account else ""
-        log.info("%swaiting %.0fs for %s to leave the rate window", whose, wait, what)
+        if limiter.paused_until - now >= wait:
+            log.info("%swaiting %.0fs: a 429 paused this account", whose, wait)
+        else:
+            log.info("%swaiting %.0fs for %s to leave the rate window", whose, wait, what)
