@@ -43,7 +43,7 @@ import anyio
 
 from bulkrunner.limits.adaptive import AdaptiveRate
 from bulkrunner.limits.rates import DEFAULT_GUARD, ceiling
-from bulkrunner.limits.shared import SharedBudget, Sharing
+from bulkrunner.limits.shared import LEASE, SharedBudget, Sharing
 from bulkrunner.limits.windows import Window, earliest
 from bulkrunner.model import Rate, count
 
@@ -318,7 +318,10 @@ class SlidingWindowLimiter:
                     held = f"X-RateLimit-Limit {learned.limit}, held over {learned.seconds:g}s"
                     raise WaitTooLong(wait, held)
                 if wait <= 0 and self.shared is not None:  # and every process's requests
-                    wait = self.shared.ask(self.effective_rates, now, self._floor, self.guard)
+                    room = self._room(now + LEASE) if self.shared.most > 1 else 1
+                    wait = self.shared.ask(
+                        self.effective_rates, now, self._floor, self.guard, max(1, room)
+                    )
                 if wait <= 0:
                     for window in self._windows:
                         window.add(now)
@@ -385,6 +388,17 @@ class SlidingWindowLimiter:
             return self._floor  # held until the answer came: few round trips tell little
         fastest, tenth = self._fastest[0], self._fastest[-1]
         return self._floor - max(0.0, fastest - _FASTEST_MARGIN * (tenth - fastest))
+
+    def _room(self, at: float) -> int:
+        """How many more requests this process's own windows (and its adaptive rate) let go
+        by ``at``: as many as a reservation from the shared budget can use before its lease
+        ends (one it could not use would count as sent, and hold every window in vain)."""
+        guard, answered = self.guard, self._answered_shift()
+        room = min(window.room(at, guard, answered) for window in self._windows)
+        rate = self.adaptive.rate(self._clock()) if self.adaptive else None
+        if rate is not None:
+            room = min(room, 1 + math.floor((at - self._clock()) * rate))
+        return room
 
     def _windows_wait(self, now: float, windows: Sequence[Window] | None = None) -> float:
         guard, answered = self.guard, self._answered_shift()

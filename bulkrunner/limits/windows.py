@@ -66,6 +66,14 @@ class Window:
         )
         return merged[-self.limit :]
 
+    def room(self, at: float, pending: float, answered: float) -> int:
+        """How many more requests this window holds at ``at`` (its requests each shifted by
+        their list's shift; those that left it by then make room)."""
+        start = at - self.seconds
+        inside = len(self.pending) - bisect.bisect_right(self.pending, start - pending)
+        inside += len(self.answered) - bisect.bisect_right(self.answered, start - answered)
+        return max(0, self.limit - inside)
+
     def wait(self, now: float, pending: float, answered: float) -> float:
         """Seconds until one more request fits in this window, each list shifted by its own."""
         if len(self.pending) + len(self.answered) < self.limit:
