@@ -62,7 +62,7 @@ class Sizes:
     # the two jobs, of each ledger-cost run; the Retry-After of the server's 429s
     back_rows: int = 20
     job_rows: int = 40
-    ledger_rows: int = 5000
+    ledger_rows: int = 10_000
     retry_after: float = 30.0
 
 
@@ -111,7 +111,7 @@ SMOKE = Sizes(
     account_rate=Rate(20, 1),
     back_rows=8,
     job_rows=5,
-    ledger_rows=400,
+    ledger_rows=1_500,
     retry_after=1.0,
 )
 
@@ -678,7 +678,17 @@ def two_jobs(sizes: Sizes, work: Path) -> dict[str, float]:
 
 
 def ledger_cost(sizes: Sizes, work: Path) -> dict[str, float]:
-    return budget.ledger_cost(sizes.ledger_rows, rate_flags(Rate(1000, 1)), work)
+    rate = Rate(1000, 1)
+    figures: dict[str, float] = {}
+    for mode, (code, times) in budget.ledger_cost(
+        sizes.ledger_rows, rate_flags(rate), work
+    ).items():
+        figures[f"{mode}: exit"] = code
+        figures[f"{mode}: ceiling ratio"] = long_run_ratio(times, rate)
+    figures["store / no-state"] = (
+        figures["store: ceiling ratio"] / figures["no-state: ceiling ratio"]
+    )
+    return figures
 
 
 SCENARIOS: dict[str, Callable[[Sizes, Path], dict[str, float]]] = {
@@ -721,8 +731,8 @@ def describe(sizes: Sizes) -> dict[str, str]:
         f"{sizes.retry_after:g}, default limits; with the state store, and with --no-state",
         "two jobs": f"two runs of {sizes.job_rows} rows each on one key, started together, "
         f"server 10/2 and 60/60 (Retry-After {sizes.retry_after:g}), default limits",
-        "ledger cost": f"{sizes.ledger_rows} rows at --rate 1000/1 on loopback, concurrency 16, "
-        "with the state store, then with --no-state",
+        "ledger cost": f"{sizes.ledger_rows} rows at --rate 1000/1 on loopback, "
+        "concurrency 16, with the state store, then with --no-state",
         "accounts": f"{sizes.accounts} accounts of {sizes.account_rows} rows, each on its own "
         f"server limited to {sizes.account_rate} (the servers in one process of their own), in "
         "one run; vs 1 such account",
