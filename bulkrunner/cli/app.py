@@ -26,7 +26,6 @@ from collections.abc import Sequence
 
 from bulkrunner.cli.parser import build, canonical_words
 from bulkrunner.config.environment import API_KEY_ENV, choose_arrow_allocator
-from bulkrunner.config.paths import STANDARD_STREAM
 from bulkrunner.errors import BulkrunnerError, ExitCode, UsageError
 
 # `bulkrunner --help` imports no more than this: a command's options (the configuration's
@@ -113,6 +112,8 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
             return simulate(args), None
         config = _config(args)
         built.append(config)
+        from bulkrunner.config.paths import STANDARD_STREAM  # pathlib: not for --help
+
         out.json_lines = config.log_format == "json"
         if args.command == "export" and str(config.output) == STANDARD_STREAM:
             out.stream = sys.stderr  # standard output carries the export, and nothing else
@@ -227,7 +228,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
     from bulkrunner.config.job_file import build_config, read_job_file
     from bulkrunner.config.options import CHECKING, EXPORTING, FOLLOWING
-    from bulkrunner.config.paths import REPORTS
+    from bulkrunner.config.paths import REPORTS, STANDARD_STREAM
     from bulkrunner.config.run_config import OPTIONS
 
     flags: dict[str, Any] = {each.key: getattr(args, each.key, None) for each in OPTIONS}
