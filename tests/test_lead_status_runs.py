@@ -472,3 +472,24 @@ def test_the_python_api_plans_and_applies_lead_actions(
     assert applied["status"].tolist() == ["succeeded", "succeeded"]
     assert status(sim, "run@x.example.com") == "PAUSED"
     assert status(sim, "held@x.example.com") == "STARTED"
+
+
+def test_a_dry_run_names_each_lead_by_what_finds_it_and_export_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = every_action(tmp_path)
+    report = tmp_path / "dry.csv"
+    assert (
+        run("run", str(source), "--operation", "lead-status", "--dry-run", "--report", str(report))
+        == 1
+    )
+    out = capsys.readouterr().out
+    assert "row 1: POST /campaigns/5/leads/<id of run@x.example.com>/pause {}" in out
+    assert (
+        "row 2: POST /campaigns/5/leads/<id of held@x.example.com>/resume "
+        '{"resume_lead_with_delay_days": 2}' in out
+    )
+    assert run("export", "--operation", "lead-status", "--simulate") == 2
+    assert "a lead-status row is an action on a lead, not a state of the campaign" in (
+        capsys.readouterr().err
+    )

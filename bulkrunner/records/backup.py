@@ -105,7 +105,8 @@ def read_unrestorable(path: Path) -> dict[Target, str]:
 
 
 def read_backup(path: Path) -> Ledger:
-    """The values a backup holds, by campaign; fields left null (unchanged) are not listed."""
+    """The values a backup holds, by campaign; fields left null (unchanged) are not listed (of
+    a ledger with a row per lead, each campaign's rows merged: what it holds, not each row)."""
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:

@@ -205,8 +205,8 @@ class _Reading:
     def _say(self) -> None:
         rows = sum(len(addresses) for addresses in self.wanted.values())
         log.info(
-            "found the leads of %s in %s by address: %s of %s read (100 leads a page), "
-            "%s looked up one by one",
+            "found the leads of %s in %s: %s of leads read (%s, 100 a page), %s looked up "
+            "(GET /leads/?email=)",
             count(rows, "row"),
             count(len(self.wanted), "campaign"),
             count(self.pages, "page"),
