@@ -153,6 +153,14 @@ def test_a_run_applies_every_action_and_accounts_for_every_row(
 def test_any_other_500_is_retried_and_the_last_steps_is_not(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """On a fake clock: the retry's backoff is the run's time, not the test's."""
+    import io
+
+    from bulkrunner.commands.run import run_job
+    from bulkrunner.config.job_file import build_config
+    from tests.fakes import FakeClock
+
+    clock = FakeClock()
     faults = FaultPlan(scripted={OTHER: ["500"]})  # campaign 6's first write answers a plain 500
     config = SimulatorConfig(
         api_key=KEY,
@@ -166,10 +174,11 @@ def test_any_other_500_is_retried_and_the_last_steps_is_not(
         f"campaign_id,email,action\n{CAMPAIGN},last@x.example.com,resume\n{OTHER},{SOLO},resume\n"
     )
     report = tmp_path / "r.csv"
-    with SimulatorThread(config) as server:
+    with SimulatorThread(config, clock=clock) as server:
         statuses(server, {CAMPAIGN: {"last@x.example.com": "PAUSED"}, OTHER: {SOLO: "PAUSED"}})
-        common = ("--operation", "lead-status", "--base-url", server.base_url)
-        assert run("run", str(source), *common, "--report", str(report)) == 1
+        flags = {"input": str(source), "report": str(report), "base_url": server.base_url}
+        built = build_config({}, {**flags, "operation": "lead-status"})
+        assert run_job(built, io.StringIO(), {"SMARTLEAD_API_KEY": KEY}, clock.clock) == 1
         resumes = [(r.campaign_id, r.status) for r in server.state.requests if r.action == "resume"]
     assert sorted(resumes) == [(CAMPAIGN, 500), (OTHER, 200), (OTHER, 500)]
     frame = report_of(report)
