@@ -25,7 +25,7 @@ import pytest
 
 from bulkrunner.config.redaction import redact
 from bulkrunner.model import Change
-from bulkrunner.operations.base import Operation, Undo
+from bulkrunner.operations.base import Operation, Target, Undo
 from bulkrunner.operations.email_accounts import ATTACHED, EMAIL_ACCOUNTS
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Field
 from bulkrunner.operations.settings import SETTINGS
@@ -59,7 +59,7 @@ def reference_record(
     ledger = read_backup(path) if earlier else {}
     reasons = read_unrestorable(path) if earlier else {}
     wholly = {campaign for campaign in reasons if campaign not in ledger}
-    new_reasons: dict[int, str] = {}
+    new_reasons: dict[Target, str] = {}
     recorded = unknown = 0
     for campaign, fields in changes.items():
         if campaign in wholly:
@@ -84,7 +84,7 @@ def reference_write(
     path: Path,
     ledger: Mapping[int, Mapping[str, Any]],
     operation: Operation,
-    unrestorable: Mapping[int, str],
+    unrestorable: Mapping[Target, str],
 ) -> None:
     used = [f for f in operation.fields if any(f.name in fields for fields in ledger.values())]
     columns: dict[str, list[object]] = {CAMPAIGN_ID: list(ledger)}

@@ -137,7 +137,8 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shown = help_of(command, capsys)
-    assert "--operation {settings,schedule,status,email-accounts}" in shown  # all four take it
+    # each command that takes it lists every operation
+    assert "--operation {settings,schedule,status,email-accounts,lead-status}" in shown
     for each in OPTIONS:
         long_flag = each.flags[-1]
         if command in each.commands:
@@ -242,7 +243,7 @@ def test_flags_outside_their_choices_or_commands_are_usage_errors(
         (
             'operation = "pause"',
             "option 'operation' must be one of settings, schedule, status, "
-            "email-accounts, got 'pause'",
+            "email-accounts, lead-status, got 'pause'",
         ),
         (
             'schedule-shape = "round"',

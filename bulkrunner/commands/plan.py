@@ -153,12 +153,11 @@ class _Found:
         for name, pipeline in self.pipelines.items():
             if pipeline in stopped:
                 continue
-            # a run reads first unless it needs nothing read (--no-skip-unchanged --no-backup)
-            reads = (
-                pipeline.stats.reads
-                if self.config.skip_unchanged or not self.config.no_backup
-                else 0
-            )
+            # a run reads first unless it needs nothing read (--no-skip-unchanged --no-backup;
+            # a lead is always read: its id)
+            config = self.config
+            read = config.skip_unchanged or not config.no_backup or pipeline.operation.reads_leads
+            reads = pipeline.stats.reads if read else 0
             per_campaign = pipeline.operation.reads_per_campaign
             verify = self.sent[name] * per_campaign if self.config.verify else 0
             needed = Requests(reads, self.writes[name], verify)

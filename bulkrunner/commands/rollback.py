@@ -25,7 +25,13 @@ from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import REAL_CLOCK, Clock, count
 from bulkrunner.output.events import show
-from bulkrunner.records.backup import backup_operation, backup_rows, read_backup, read_unrestorable
+from bulkrunner.records.backup import (
+    backup_operation,
+    backup_rows,
+    named,
+    read_backup,
+    read_unrestorable,
+)
 
 
 def rollback_job(
@@ -51,16 +57,17 @@ def rollback_job(
             "(leave --operation out: a rollback takes it from the backup)"
         )
     unrestorable = read_unrestorable(backup)
+    noun = "campaign" if all(isinstance(t, int) for t in unrestorable) else "lead"
     if unrestorable:
         partly = set(read_backup(backup)) & set(unrestorable)  # a row restores the rest of it
         show(
             out,
             "unrestorable",
             [
-                f"campaign {c}: cannot be restored{' in full' if c in partly else ''}: {why}"
+                f"{noun} {named(c)}: cannot be restored{' in full' if c in partly else ''}: {why}"
                 for c, why in unrestorable.items()
             ],
-            campaigns={str(campaign): why for campaign, why in unrestorable.items()},
+            campaigns={named(campaign): why for campaign, why in unrestorable.items()},
         )
     if backup_rows(backup) == 0:
         show(out, "summary", [f"{backup}: nothing the rollback can restore"], counts={})
@@ -72,7 +79,7 @@ def rollback_job(
     show(
         out,
         "unrestorable_summary",
-        [f"not restored: {count(len(unrestorable), 'campaign')} (listed above)"],
+        [f"not restored: {count(len(unrestorable), noun)} (listed above)"],
         unrestorable=len(unrestorable),
     )
     return ExitCode.ROWS_FAILED if code is ExitCode.OK and not config.dry_run else code

@@ -264,8 +264,8 @@ class RunConfig:
         default=False,
         metadata=switch(
             "allow changes a rollback cannot undo: setting a field that has no value now (null "
-            "or not shown: no API call takes a value away), and stopping campaigns (as "
-            "--allow-stop); without it such rows fail unsent",
+            "or not shown: no API call takes a value away), stopping campaigns (as --allow-stop),"
+            " unsubscribing or removing leads; without it such rows fail unsent or are invalid",
             EVERY,  # validate: it decides whether STOPPED is valid, as --allow-stop does
         ),
     )
@@ -395,6 +395,6 @@ def for_config(config: RunConfig) -> tuple[Operation, Wire]:
     from bulkrunner.operations import operation
     from bulkrunner.operations.base import Wire
 
-    # --allow-irreversible consents to every change a rollback cannot undo, stops included
-    allow_stop = config.allow_stop or config.allow_irreversible
-    return operation(config.operation), Wire(config.vocabulary, config.schedule_shape, allow_stop)
+    allow_stop = config.allow_stop or config.allow_irreversible  # the wider consent includes it
+    wire = Wire(config.vocabulary, config.schedule_shape, allow_stop, config.allow_irreversible)
+    return operation(config.operation), wire

@@ -45,15 +45,18 @@ def change_line(
     irreversible: Collection[str] = (),
 ) -> str:
     """``row 3 (campaign 101): sending_limit 50 -> 25, track_settings [] -> [DONT_EMAIL_OPEN]``;
-    a field of ``irreversible`` (it has no value now: --allow-irreversible) as
-    ``client_id (no value) -> 4 [irreversible]``."""
+    a change of ``irreversible`` (--allow-irreversible: a field that has no value now, a lead
+    unsubscribed) marked, ``client_id (no value) -> 4 [irreversible]``."""
     fields = ", ".join(
-        f"{name} (no value) -> {shown(change.after)} [irreversible]"
-        if name in irreversible
-        else f"{name} {shown(change.before)} -> {shown(change.after)}"
+        f"{name} {_before(change.before, name in irreversible)} -> {shown(change.after)}"
+        + (" [irreversible]" if name in irreversible else "")
         for name, change in changes.items()
     )
     return f"row {number} (campaign {campaign_id}): {fields or 'no change, sent anyway'}"
+
+
+def _before(value: Any, irreversible: bool) -> str:
+    return "(no value)" if irreversible and value is None else shown(value)
 
 
 def change_lines(

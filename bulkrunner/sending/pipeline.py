@@ -28,6 +28,7 @@ from bulkrunner.sending.backups import Backup, adopt_applied, back_up
 from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.engine import Engine, Judge, finished
 from bulkrunner.sending.interrupts import INTERRUPTED
+from bulkrunner.sending.lead_reads import read_leads
 from bulkrunner.sending.plan import Plan, plan
 from bulkrunner.sending.reads import Current, Listing, read_current
 from bulkrunner.sending.retry import too_long
@@ -105,7 +106,8 @@ class Pipeline:
         config, operation = self.config, self.operation
         if self.stats.aborted is not None or not rows:
             return None  # stopped between batches, or nothing to send: nothing is read
-        if not (config.skip_unchanged or not config.no_backup or self.planning):
+        needed = config.skip_unchanged or not config.no_backup or self.planning
+        if not (needed or operation.reads_leads):  # a lead's id is always read
             if first:  # a read would cost a request of the budget for nothing
                 log.info(
                     "not reading the current settings: with --no-skip-unchanged and "
@@ -113,6 +115,8 @@ class Pipeline:
                 )
             return None
         try:
+            if operation.reads_leads:
+                return await read_leads(self.connection, rows, operation)
             return await read_current(
                 self.connection,
                 {row.campaign_id for row in rows},
@@ -224,7 +228,8 @@ class Pipeline:
     def _recorded(self, row: Row, outcome: Outcome) -> None:
         if self.record is not None:
             planned = self.plan.changes.get(row.number) if self.plan is not None else None
-            self.record(row, outcome, planned)
+            given = self.plan.given.get(row.number, row) if self.plan is not None else row
+            self.record(given, outcome, planned)  # journaled as the input has it (--resume)
 
     async def _verify(self) -> None:
         """Stage 6: read back the rows applied (with --verify), and those the answer that
@@ -242,7 +247,8 @@ class Pipeline:
                 or (self.config.verify and done[row.number].status is Status.SUCCEEDED)
             ]
             if self.config.verify:
-                log.info("verifying %s by reading them back", count(len(chosen), "campaign"))
+                noun = "campaign" if operation.key is None else "lead"
+                log.info("verifying %s by reading them back", count(len(chosen), noun))
             found = await verify(self.connection, chosen, operation) if chosen else {}
             for row in chosen:
                 if row.number in found:
@@ -349,7 +355,10 @@ class Pipeline:
 
     def reads_later(self, rows: int) -> int:
         """The reads of ``rows`` rows of batches not yet read: one for each campaign the
-        account's list did not show (none when it reads no current state)."""
+        account's list did not show (none when it reads no current state); for an operation
+        that reads leads, one a row at most (``lead_reads``: fewer where pages are cheaper)."""
+        if self.operation.reads_leads:
+            return rows
         if not rows or self.config.no_backup or self.listing.campaigns is None:
             return 0
         return max(0, rows - len(self.listing.campaigns))

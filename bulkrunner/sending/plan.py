@@ -10,7 +10,7 @@ it: ``--allow-irreversible``). A row that would change nothing is ``unchanged`` 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bulkrunner.model import Changes, Outcome, Row, Status
 from bulkrunner.operations.base import Operation
@@ -30,6 +30,9 @@ class Plan:
     missing: set[int] = field(default_factory=set)
     # of the rows to send (--allow-irreversible), those setting fields that have no value now
     irreversible: dict[int, list[str]] = field(default_factory=dict)
+    # of the rows to send, those the operation resolved (``Operation.resolve``: a lead's id),
+    # as the input gives them: what the journal keys them by
+    given: dict[int, Row] = field(default_factory=dict)
 
     @property
     def known(self) -> dict[int, Outcome]:
@@ -60,12 +63,15 @@ def plan(
             )
             result.missing.add(row.number)
             continue
-        if current is not None and campaign is None and require_backup:
+        if current is not None and campaign is None and (require_backup or operation.reads_leads):
             reason = current.unreadable.get(campaign_id, "its current settings could not be read")
+            why = (
+                "its lead could not be found"  # a lead is written by its id: whatever the options
+                if operation.reads_leads
+                else "it could not be backed up (--no-backup sends it anyway)"
+            )
             result.refused[row.number] = Outcome(
-                Status.FAILED,
-                error=f"campaign {campaign_id}: {reason}; not sent, as it could not be backed up "
-                "(--no-backup sends it anyway)",
+                Status.FAILED, error=f"campaign {campaign_id}: {reason}; not sent, as {why}"
             )
             result.missing.add(row.number)
             continue
@@ -89,8 +95,12 @@ def plan(
         result.changes[row.number] = Changes(found)  # compact: one is held per row sent
         if skip and campaign is not None and not found:
             result.unchanged[row.number] = Outcome(Status.UNCHANGED)
-        else:
-            result.send.append(row)
+            continue
+        payload = operation.resolve(row.payload, campaign)
+        if payload is not row.payload:
+            result.given[row.number] = row
+            row = replace(row, payload=payload)
+        result.send.append(row)
     return result
 
 
