@@ -26,7 +26,7 @@ from bulkrunner.config.paths import account_id
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import Rate
 from bulkrunner.records.saved_plan import read_header
-from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
+from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_settings
 from tests.fakes import FakeClock
 
 KEY = "sk-saved-plan-SENTINEL-58"
@@ -306,3 +306,23 @@ def test_a_plan_made_on_the_simulator_runs_on_the_simulator_only(
     capsys.readouterr()
     assert main(["run", "--plan", str(plan), *common, str(tmp_path / "real.csv")]) == 2
     assert "--simulate on" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_of_a_plan_resumes_with_the_rest(
+    tmp_path: Path, clock: FakeClock, source: Path
+) -> None:
+    """The third row's write is answered 429 asking for longer than --max-wait: the run of the
+    plan stops; resumed, it sends the rest, each campaign once, none taken for drifted."""
+    faults = FaultPlan(scripted={IDS[2]: ["429"]}, retry_after=900)
+    config = SimulatorConfig(api_key=KEY, campaigns=set(IDS), rates=[Rate(100, 1)], faults=faults)
+    with SimulatorThread(config, clock=clock) as sim:
+        plan = tmp_path / "p.plan"
+        assert command(plan_job, clock, sim, source, tmp_path / "p.csv", out=str(plan)) == 1
+        report = tmp_path / "applied.csv"
+        more: dict[str, Any] = {"plan": str(plan), "concurrency": 1}
+        code = command(run_job, clock, sim, source, report, max_wait=60, **more)
+        assert code == ExitCode.ABORTED
+        assert statuses(report) == ["succeeded", "failed", "not_attempted"]
+        assert command(run_job, clock, sim, source, report, resume=True, **more) == ExitCode.OK
+        assert statuses(report) == ["succeeded"] * 3
+        assert dict(sim.state.applied) == dict.fromkeys(IDS[1:], 1)
