@@ -206,7 +206,7 @@ class RunConfig:
     dry_run: bool = field(
         default=False,
         metadata=toggle(
-            "load and validate, report what would be sent, send nothing",
+            "check, show what would be sent, send nothing (rollback: a plan, reading the account)",
             SENDING,
         ),
     )
