@@ -105,9 +105,7 @@ def saved(tmp_path: Path, clock: FakeClock, sim: SimulatorThread, source: Path) 
 def test_plan_out_saves_each_row_to_change_with_its_before_and_after(
     saved: Path, source: Path, sim: SimulatorThread
 ) -> None:
-    assert f"plan saved: {saved} (3 rows to change); to apply exactly it: bulkrunner run" in (
-        Said.out
-    )
+    assert f"plan saved: {saved} (3 rows to change); to apply it: bulkrunner run" in (Said.out)
     table = pq.read_table(saved).to_pandas()
     assert table["row"].tolist() == [2, 3, 4]  # the rows to send, by their numbers in the input
     assert table["campaign_id"].tolist() == IDS[1:]
@@ -244,9 +242,10 @@ def test_out_never_replaces_the_input_a_backup_or_a_file_that_is_not_a_plan(
 ) -> None:
     other = tmp_path / "notes.txt"
     other.write_text("mine")
-    for out in (source, tmp_path / "x.csv.backup.parquet", other):
-        with pytest.raises(UsageError):
-            command(plan_job, clock, sim, source, tmp_path / "p2.csv", out=str(out))
+    report = tmp_path / "p2.csv"
+    for out in (source, tmp_path / "x.csv.backup.parquet", other, report):
+        with pytest.raises(UsageError, match=r"--out would overwrite|is not a saved plan"):
+            command(plan_job, clock, sim, source, report, out=str(out))
     assert other.read_text() == "mine"
     # a plan saved before is replaced
     assert command(plan_job, clock, sim, source, tmp_path / "p3.csv", out=str(saved)) == 1

@@ -31,7 +31,7 @@ from bulkrunner.config.paths import BACKUP_SUFFIX, default_report_path, lock_pat
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
-from bulkrunner.model import REAL_CLOCK, Changes, Clock, Outcome, Row, Status
+from bulkrunner.model import REAL_CLOCK, Changes, Clock, Outcome, Row, Status, count
 from bulkrunner.output.events import show
 from bulkrunner.output.hints import apply_command
 from bulkrunner.output.planning import SHOWN_CHANGES, Duration, Forecast, Requests
@@ -122,10 +122,16 @@ def plan_job(
 def _check_out(config: RunConfig) -> None:
     """Refuse, before the account is read, a --out that would overwrite the input, a backup,
     or a file that is not a saved plan (a plan saved before is replaced)."""
-    out = config.out
+    out, report = config.out, config.report
     assert out is not None
-    if out.name.endswith(BACKUP_SUFFIX) or out.resolve() == config.input.resolve():
-        raise UsageError(f"{out}: --out would overwrite the input or a backup; choose another")
+    assert report is not None
+    if out.name.endswith(BACKUP_SUFFIX) or out.resolve() in (
+        config.input.resolve(),
+        report.resolve(),
+    ):
+        raise UsageError(
+            f"{out}: --out would overwrite the input, the report or a backup; choose another"
+        )
     if out.exists():
         try:
             read_header(out)
@@ -146,7 +152,7 @@ def _save(saved: PlanWriter, config: RunConfig, out: TextIO, *, complete: bool) 
     show(
         out,
         "plan_saved",
-        [f"plan saved: {path} ({saved.rows} rows to change); to apply exactly it: {command}"],
+        [f"plan saved: {path} ({count(saved.rows, 'row')} to change); to apply it: {command}"],
         plan=str(path),
         rows=saved.rows,
         command=command,
