@@ -325,3 +325,23 @@ def test_an_interrupted_run_of_a_plan_resumes_with_the_rest(
         assert command(run_job, clock, sim, source, report, resume=True, **more) == ExitCode.OK
         assert statuses(report) == ["succeeded"] * 3
         assert dict(sim.state.applied) == dict.fromkeys(IDS[1:], 1)
+
+
+def test_the_python_api_saves_and_applies_a_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bulkrunner.plan(..., out=, exit_code=True)`` and ``bulkrunner.apply(..., plan=)``: the
+    command's options, as the API takes every option."""
+    import bulkrunner
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    frame = pd.DataFrame({"campaign_id": IDS[:2], "sending_limit": [61, 62]})
+    plan = tmp_path / "api.plan"
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns=set(IDS))) as sim:
+        url = {"base_url": sim.base_url, "rate": ["100/1"]}
+        planned = bulkrunner.plan(frame, out=str(plan), exit_code=True, **url)
+        assert planned.attrs["exit_code"] == ExitCode.CHANGES
+        applied = bulkrunner.apply(frame.iloc[:0], plan=str(plan), **url)  # the plan, not data
+        assert applied["status"].tolist() == ["succeeded", "succeeded"]
+        assert [limit(sim, c) for c in IDS[:2]] == [61, 62]
