@@ -339,7 +339,7 @@ def test_the_python_api_saves_and_applies_a_plan(
     frame = pd.DataFrame({"campaign_id": IDS[:2], "sending_limit": [61, 62]})
     plan = tmp_path / "api.plan"
     with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns=set(IDS))) as sim:
-        url = {"base_url": sim.base_url, "rate": ["100/1"]}
+        url: dict[str, Any] = {"base_url": sim.base_url, "rate": ["100/1"]}
         planned = bulkrunner.plan(frame, out=str(plan), exit_code=True, **url)
         assert planned.attrs["exit_code"] == ExitCode.CHANGES
         applied = bulkrunner.apply(frame.iloc[:0], plan=str(plan), **url)  # the plan, not data
