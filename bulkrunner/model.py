@@ -105,6 +105,7 @@ class Status(enum.StrEnum):
     UNCHANGED = "unchanged"
     MISMATCH = "mismatch"
     UNVERIFIED = "unverified"
+    DRIFTED = "drifted"
 
     @property
     def meaning(self) -> str:
@@ -128,6 +129,10 @@ _MEANINGS: dict[Status, str] = {
     Status.UNVERIFIED: "applied, but `--verify` could not read it back (refused, still throttled "
     "or failing after `--max-attempts` tries, or a wait longer than `--max-wait`; `error` says "
     "why): whether it holds is not known; counts as a failure",
+    Status.DRIFTED: "not sent: its campaign no longer has the values expected of it (a "
+    "rollback's: those the run set; a saved plan's: its `before`), as someone changed it since, "
+    "so it was left as it is; `error` names each field, its value now and the one expected; "
+    "counts as a failure (`rollback --force` restores it anyway)",
 }
 
 

@@ -21,6 +21,7 @@ from bulkrunner.model import Answer, Change
 from bulkrunner.operations import operation
 from bulkrunner.operations.addresses import parse_address
 from bulkrunner.operations.base import Request, Undo, Wire
+from bulkrunner.operations.fields import SET_BY_RUN
 from bulkrunner.operations.lead_answers import LEADS, LeadState
 from bulkrunner.operations.lead_status import LEAD_STATUS, parse_action
 from bulkrunner.records.backup import read_unrestorable, record_backup
@@ -280,10 +281,16 @@ def test_the_backup_keeps_a_row_per_lead_and_its_first_record_of_each(tmp_path: 
     assert (recorded.campaigns, recorded.total) == (3, 3)
     assert list(recorded.unrestorable) == [(5, "c@x.com")]
     table = pd.read_parquet(path)
-    assert table.to_dict("records") == [
+    assert table.drop(columns=[SET_BY_RUN]).to_dict("records") == [
         {"campaign_id": 5, "email": "a@x.com", "action": "resume"},
         {"campaign_id": 5, "email": "b@x.com", "action": "pause"},
         {"campaign_id": 6, "email": "a@x.com", "action": "pause"},
+    ]
+    # what the run set each lead to, for a rollback to see a later change (drift)
+    assert [json.loads(each) for each in table[SET_BY_RUN]] == [
+        {"status": "PAUSED"},
+        {"status": "STARTED"},
+        {"status": "STARTED"},
     ]
     # a later batch (or a resumed run): a lead already recorded keeps its first record, the
     # campaign's other leads stay, a new lead of the campaign is added
@@ -292,7 +299,14 @@ def test_the_backup_keeps_a_row_per_lead_and_its_first_record_of_each(tmp_path: 
         (5, "d@x.com"): {"status": Change("STARTED", "PAUSED")},
     }
     record_backup(path, later, keep=True, operation=LEAD_STATUS)
-    assert pd.read_parquet(path).to_dict("records") == [
+    table = pd.read_parquet(path)
+    assert [json.loads(each)["status"] for each in table[SET_BY_RUN]] == [
+        "STARTED",  # a resumed run's value is what the run set last
+        "STARTED",
+        "STARTED",
+        "PAUSED",
+    ]
+    assert table.drop(columns=[SET_BY_RUN]).to_dict("records") == [
         {"campaign_id": 5, "email": "a@x.com", "action": "resume"},
         {"campaign_id": 5, "email": "b@x.com", "action": "pause"},
         {"campaign_id": 6, "email": "a@x.com", "action": "pause"},

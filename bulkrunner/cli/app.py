@@ -1,10 +1,11 @@
 """The ``bulkrunner`` command: parse arguments, build one RunConfig, call the runner, exit.
 
 bulkrunner run [JOB_FILE|INPUT] [options]
+bulkrunner run [JOB_FILE] --plan PLAN [options]
 bulkrunner retry REPORT [JOB_FILE] [options]
 bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [options]
 bulkrunner validate [JOB_FILE|INPUT] [options]
-bulkrunner plan [JOB_FILE|INPUT] [options]
+bulkrunner plan [JOB_FILE|INPUT] [--out PLAN] [--exit-code] [options]
 bulkrunner export [JOB_FILE] [--operation O] [--client-id N] [--status S] [--output FILE] [options]
 bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
 bulkrunner --version
@@ -241,6 +242,13 @@ def _config(args: argparse.Namespace) -> RunConfig:
                 "give the input file once, as --input or in the place of the job file"
             )
         flags["input"], job_file = job_file, None
+    if flags.get("plan") is not None:  # run --plan: the saved plan is what the run reads
+        if flags["input"] is not None:
+            raise UsageError(
+                f"--plan {flags['plan']} and the input {flags['input']}: a run of a plan "
+                "reads no input, only the plan (give a job file for its options, or nothing)"
+            )
+        flags["input"] = flags["plan"]
     job = read_job_file(Path(job_file)) if job_file else {}
     if args.command in EXPORTING:  # reads no input: takes the job's connection and operation
         exporting = {each.key for each in OPTIONS if args.command in each.commands}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bulkrunner.config import plan_options
 from bulkrunner.config.environment import BASE_URL_ENV, STATE_DIR_ENV
 from bulkrunner.config.options import (
     CHECKING,
@@ -205,7 +206,7 @@ class RunConfig:
     dry_run: bool = field(
         default=False,
         metadata=toggle(
-            "load and validate, report what would be sent, send nothing",
+            "check, show what would be sent, send nothing (rollback: a plan, reading the account)",
             SENDING,
         ),
     )
@@ -302,7 +303,9 @@ class RunConfig:
     )
     notify_env: str | None = secret_url_variable("--notify", "the webhook URL", SENDING)
     notify_on: tuple[ExitCode, ...] = field(  # (not 4: every cron tick of a long run says it)
-        default=tuple(code for code in ExitCode if code not in (ExitCode.OK, ExitCode.IN_PROGRESS)),
+        default=tuple(
+            c for c in ExitCode if c not in (ExitCode.OK, ExitCode.IN_PROGRESS, ExitCode.CHANGES)
+        ),
         metadata=exit_codes(
             "the exit codes --notify tells of, comma-separated (default {default}: every "
             f"failure but {ExitCode.IN_PROGRESS:d}, {ExitCode.IN_PROGRESS.brief})",
@@ -373,14 +376,10 @@ class RunConfig:
             convert=as_optional_path,
         ),
     )
-    force: bool = field(
-        default=False,
-        metadata=switch(
-            "replace the --output file if it exists (never a bulkrunner backup)",
-            EXPORTING,
-            in_job_file=False,
-        ),
-    )
+    force: bool = plan_options.FORCE  # saved plans and drift: see config/plan_options
+    out: Path | None = plan_options.OUT
+    exit_code: bool = plan_options.EXIT_CODE
+    plan: Path | None = plan_options.PLAN
     auto_resume: bool = False  # job file resume = "auto": continue an unfinished run, if any
     report_template: str | None = None  # the report as given, if it has {timestamp} or {date}
     command: tuple[str, ...] = ()  # the command line that started this, for hints to paste

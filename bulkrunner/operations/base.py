@@ -43,6 +43,16 @@ Target = int | tuple[int, str]
 row's key value in it (a lead's address). A backup holds one row per target."""
 
 
+def campaign_of(target: Target) -> int:
+    """The campaign of ``target``."""
+    return target if isinstance(target, int) else target[0]
+
+
+def named(target: Target) -> str:
+    """A target as a message names it: ``5``, or ``a@x.com in 5``."""
+    return str(target) if isinstance(target, int) else f"{target[1]} in {target[0]}"
+
+
 @dataclass(frozen=True, slots=True)
 class Wire:
     """The options of a run that change what is sent, not what is valid input."""

@@ -167,6 +167,8 @@ class Forecast:
     missing: int  # the campaign does not exist (404) or could not be read
     refused: int  # the operation refuses the row given the campaign's state
     durations: Sequence[Duration]
+    drifted: int = 0  # rows left as they are: their campaign changed since (a rollback's plan)
+    drift_lines: Sequence[str] = ()  # why, for the first of them (or of those --force sends)
 
     @property
     def slowest(self) -> Duration | None:
@@ -183,7 +185,10 @@ class Forecast:
             if each_row
             else []
         )
+        if each_row:
+            lines += self.drift_lines
         refused = f", refused: {self.refused}" if self.refused else ""
+        refused += f", drifted: {self.drifted} (left as they are)" if self.drifted else ""
         undone = (
             f" ({self.irreversible_rows} a rollback could not undo: --allow-irreversible)"
             if self.irreversible_rows
@@ -213,6 +218,7 @@ class Forecast:
             "invalid": self.invalid,
             "missing": self.missing,
             "refused": self.refused,
+            "drifted": self.drifted,
             "requests": slowest.requests.total if slowest is not None else 0,
             "seconds": round(slowest.seconds, 3) if slowest is not None else 0.0,
         }

@@ -13,6 +13,9 @@ It is a ledger: once a campaign's field is recorded, nothing overwrites it. A ``
 adds the campaigns and fields it is about to change to the backup of the run it continues, so
 after any number of interruptions the backup still holds the values from before the first one.
 (An operation whose undo is a change rather than a value merges it: ``Operation.merge_undo``.)
+Beside each campaign's values before the run, its ``set_by_run`` column holds what the run set
+in it (JSON, as the report's ``after``; a resumed run's values over the earlier ones), so that a
+rollback can tell a campaign changed since the run from one the run left as it set it.
 Every write replaces the file atomically (``bulkrunner.config.paths.Staged``): a kill at any
 moment leaves the old ledger or the new one, never a torn file.
 
@@ -40,10 +43,11 @@ import pyarrow.parquet as pq
 from bulkrunner.config.paths import replace_atomically
 from bulkrunner.config.redaction import redact
 from bulkrunner.model import Change
-from bulkrunner.operations.base import Operation, Target
-from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
+from bulkrunner.operations.base import Operation, Target, campaign_of
+from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, SET_BY_RUN
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.operations.state import shared
+from bulkrunner.records.expected import merged
 from bulkrunner.records.undo import arrow_type, undo_row
 
 OPERATION_KEY = b"bulkrunner.operation"  # the operation whose input the file is
@@ -116,6 +120,7 @@ def read_backup(path: Path) -> Ledger:
     ledger: Ledger = {}
     for record in table.to_pylist():
         campaign = record.pop(CAMPAIGN_ID)
+        record.pop(SET_BY_RUN, None)  # what the run set: not a value to restore
         values = {name: value for name, value in record.items() if value is not None}
         ledger.setdefault(int(campaign), {}).update(values)
     return ledger
@@ -124,21 +129,13 @@ def read_backup(path: Path) -> Ledger:
 def read_held(path: Path, targets: Collection[Target], key: str | None = None) -> Held:
     """The values the backup at ``path`` holds for ``targets`` (campaigns; with ``key``,
     campaigns and keys), as ``read_backup`` gives them, read a batch of rows at a time."""
-    return _scan(path, targets, key).held
-
-
-def named(target: Target) -> str:
-    """A target as a message names it: ``5``, or ``a@x.com in 5``."""
-    return str(target) if isinstance(target, int) else f"{target[1]} in {target[0]}"
+    held = _scan(path, targets, key).held
+    return {t: {k: v for k, v in e.items() if k != SET_BY_RUN} for t, e in held.items()}
 
 
 def _target(value: Any) -> Target:
     """A target as the backup's metadata holds it: a campaign id, or [campaign id, key]."""
     return (int(value[0]), str(value[1])) if isinstance(value, list) else int(value)
-
-
-def campaign_of(target: Target) -> int:
-    return target if isinstance(target, int) else target[0]
 
 
 # What a batch is about to change, by target (of one ledger, all alike)
@@ -192,9 +189,11 @@ def record_backup(
         for name, value in operation.merge_undo(entry, values).items():
             if name not in entry or entry[name] is not value:
                 entry[name] = shared(value)  # 100,000 campaigns hold a few values
-        if any(name != ACCOUNT for name in entry):
+        if any(name not in _NOT_VALUES for name in entry):
             if account is not None:
                 entry.setdefault(ACCOUNT, account)
+            # what this run sets, over what the run it continues set (the last value set wins)
+            entry[SET_BY_RUN] = merged(entry.get(SET_BY_RUN), _afters(fields))
             recorded += 1
         else:  # nothing to restore: no row (a row of the ledger without a value is dropped)
             ledger.pop(campaign, None)
@@ -219,6 +218,11 @@ def record_backup(
 
 
 _BATCH_ROWS = 65_536  # rows of a ledger read, and written (a row group), at a time
+_NOT_VALUES = (ACCOUNT, SET_BY_RUN)  # a ledger's columns that restore nothing
+
+
+def _afters(changes: Mapping[str, Change]) -> dict[str, Any]:
+    return {name: change.after for name, change in changes.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,12 +331,15 @@ def _rows(
 def _schema(
     operation: Operation, used: Callable[[str], bool], unrestorable: Mapping[Target, str]
 ) -> pa.Schema:
-    """The columns of a ledger: the campaign, the account and the operation's fields that some
-    row ``used``; its metadata names the operation and the campaigns it cannot restore."""
+    """The columns of a ledger: the campaign, the account, the operation's fields and what the
+    run set that some row ``used``; its metadata names the operation and the campaigns it
+    cannot restore."""
     fields = [pa.field(CAMPAIGN_ID, pa.int64())]
     if used(ACCOUNT):
         fields.append(pa.field(ACCOUNT, pa.string()))
     fields += [pa.field(f.name, arrow_type(f)) for f in operation.fields if used(f.name)]
+    if used(SET_BY_RUN):
+        fields.append(pa.field(SET_BY_RUN, pa.string()))
     metadata = {OPERATION_KEY: operation.name.encode()}
     if unrestorable:
         # grouped by reason: a run that stops a million campaigns has one or two reasons, and

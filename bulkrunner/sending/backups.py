@@ -21,16 +21,9 @@ import anyio
 from bulkrunner.config.paths import backup_path
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.model import Changes, Outcome, Row, Status, count
-from bulkrunner.operations.base import Operation, Target
+from bulkrunner.operations.base import Operation, Target, campaign_of, named
 from bulkrunner.output.hints import rollback_command
-from bulkrunner.records.backup import (
-    BackupError,
-    campaign_of,
-    named,
-    read_held,
-    read_unrestorable,
-    record_backup,
-)
+from bulkrunner.records.backup import BackupError, read_held, read_unrestorable, record_backup
 from bulkrunner.sending.plan import Plan
 
 log = logging.getLogger("bulkrunner")

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import anyio
+
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
 from bulkrunner.limits.limiter import WaitTooLong
@@ -24,12 +26,13 @@ from bulkrunner.model import Changes, Outcome, Row, RunStats, Status, count
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.output.events import emit
 from bulkrunner.output.planning import Requests
+from bulkrunner.records.expected import UnreadableRecord
 from bulkrunner.sending.backups import Backup, adopt_applied, back_up
 from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.engine import Engine, Judge, finished
 from bulkrunner.sending.interrupts import INTERRUPTED
 from bulkrunner.sending.lead_reads import read_leads
-from bulkrunner.sending.plan import Plan, plan
+from bulkrunner.sending.plan import Drift, Expected, Plan, plan
 from bulkrunner.sending.reads import Current, Listing, read_current
 from bulkrunner.sending.retry import too_long
 from bulkrunner.sending.verify import ReadBack, verify
@@ -58,6 +61,7 @@ class Pipeline:
     total: int = 0  # the rows this account sends in all the batches
     sending: Callable[[], None] = lambda: None  # told as the first rows are about to be sent
     planned: Callable[[Pipeline], None] | None = None  # told of each batch planned (``plan``)
+    drift: Drift | None = None  # writes only over what it expects (a rollback, a saved plan)
     listing: Listing = field(default_factory=Listing)
     rows: Sequence[Row] = ()
     plan: Plan | None = None
@@ -89,7 +93,8 @@ class Pipeline:
         self.rows, self.plan, self.engine, self.read_back = rows, None, None, {}
         first, self._first = self._first, False
         current = await self._read(rows, first)
-        planned = self.plan = self._plan(rows, current)
+        expected = await self._expected(rows) if current is not None else None
+        planned = self.plan = self._plan(rows, current, expected)
         read = current is not None
         del current  # the campaigns as read: planned, not needed by the backup or sending
         if self.planning:
@@ -106,7 +111,7 @@ class Pipeline:
         config, operation = self.config, self.operation
         if self.stats.aborted is not None or not rows:
             return None  # stopped between batches, or nothing to send: nothing is read
-        needed = config.skip_unchanged or not config.no_backup or self.planning
+        needed = config.skip_unchanged or not config.no_backup or self.planning or self.drift
         if not (needed or operation.reads_leads):  # a lead's id is always read
             if first:  # a read would cost a request of the budget for nothing
                 log.info(
@@ -136,7 +141,22 @@ class Pipeline:
             self.stop(reason)
         return None
 
-    def _plan(self, rows: Sequence[Row], current: Current | None) -> Plan:
+    async def _expected(self, rows: Sequence[Row]) -> Expected | None:
+        """What a run that writes only over what it expects (``drift``) expects of the rows'
+        campaigns, read from its file; None, and the run stopped, when it cannot be read."""
+        if self.drift is None or self.stats.aborted is not None:
+            return None
+        targets = {self.operation.target(row.campaign_id, row.payload) for row in rows}
+        try:
+            return await anyio.to_thread.run_sync(self.drift.expected, targets)
+        except UnreadableRecord as exc:
+            log.error("%srun aborted: %s; nothing was sent", self.whose, exc)
+            self.stop(f"run aborted: {exc}")
+            return None
+
+    def _plan(
+        self, rows: Sequence[Row], current: Current | None, expected: Expected | None
+    ) -> Plan:
         """Stage 2: which rows to send, and what each would change."""
         config = self.config
         planned = plan(
@@ -146,6 +166,8 @@ class Pipeline:
             require_backup=not config.no_backup,
             operation=self.operation,
             allow_irreversible=config.allow_irreversible,
+            drift=self.drift,
+            expected=expected,
         )
         self._say_planned(rows, planned, current)
         sent = planned.send
@@ -166,12 +188,17 @@ class Pipeline:
                 "%s already have every wanted value: not sent",
                 count(len(planned.unchanged) - earlier, "row"),
             )
-        if planned.refused:
+        drifted = len(planned.drifted) if self.drift is not None else 0
+        refused = len(planned.refused) - (0 if self.drift is None or self.drift.force else drifted)
+        if refused:
             log.warning(
                 "%s not sent: the campaign does not exist, could not be read, or its "
                 "state refuses the change or would not let a rollback undo it (see the report)",
-                count(len(planned.refused), "row"),
+                count(refused, "row"),
             )
+        if drifted and not self.planning:
+            assert self.drift is not None
+            self.drift.say(planned.drifted, self.whose)
 
     def _record_known(self, rows: Sequence[Row], planned: Plan) -> None:
         """Stage 3: the rows that end without being sent (unchanged, refused) are recorded."""
