@@ -261,7 +261,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
     if args.command in CHECKING and str(config.input) == STANDARD_STREAM:
         from bulkrunner.input.piped import save_piped
 
-        folder = config.report.parent if config.report is not None else REPORTS
+        folder = config.report.parent if config.report is not None else Path(REPORTS)
         config = dataclasses.replace(config, input=save_piped(sys.stdin.buffer, folder))
     return config
 
