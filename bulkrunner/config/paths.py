@@ -272,6 +272,12 @@ def state_folder(folder: Path | None = None) -> Path:
     return folder.expanduser().absolute()
 
 
+def simulated_accounts_path(folder: Path | None = None) -> Path:
+    """Where ``--simulate`` keeps its simulated accounts between commands: ``simulator.json``
+    in the state folder (``state_folder(folder)``)."""
+    return state_folder(folder) / "simulator.json"
+
+
 def home() -> Path:
     """The user's home as the user database has it (cron's ``HOME`` is that one; a ``sudo``
     may keep another's), else ``HOME``. (POSIX only.)"""
