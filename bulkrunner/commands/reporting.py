@@ -23,7 +23,7 @@ from bulkrunner.model import FINE, Change, Clock, Numbering, Outcome, Status, co
 from bulkrunner.output.events import show
 from bulkrunner.output.problems import SHOWN_INVALID
 from bulkrunner.output.report import build_report, cell_types, deliver_report
-from bulkrunner.output.summary import Summary
+from bulkrunner.output.summary import FailedRows, Summary
 
 log = logging.getLogger("bulkrunner")
 
@@ -128,6 +128,13 @@ def warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) -> 
     hidden = invalid - SHOWN_INVALID
     if hidden > 0:
         log.warning("... and %s more invalid (see the report)", count(hidden, "row"))
+
+
+def show_failed(out: TextIO, failed: FailedRows, report: Path | None) -> None:
+    """The first rows that failed or were invalid, with their reasons (before the summary)."""
+    lines = failed.lines(report)
+    if lines:
+        show(out, "failed_rows", lines, **failed.fields())
 
 
 def show_summary(

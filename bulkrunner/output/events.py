@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from bulkrunner.config.environment import API_KEY_ENV
 from bulkrunner.config.redaction import RedactingFilter, redact
+from bulkrunner.output.summary import SHOWN_FAILED
 
 events = logging.getLogger("bulkrunner.output.events")
 
@@ -125,6 +126,17 @@ EVENTS: Mapping[str, Event] = {
             "unwritable": "export: campaigns whose state no row can set",
             "differ": "export: campaigns that would not read back as they are",
             "output": "export: the file written",
+            **_MESSAGE,
+        },
+    ),
+    "failed_rows": Event(
+        "stdout",
+        "at the end of a run, before its summary, when rows failed or were invalid",
+        {
+            "rows": f"the first {SHOWN_FAILED} such rows, in the report's order: each its `row`, "
+            "`campaign_id`, `status` and `error`",
+            "total": "how many rows failed or were invalid (`failed`, `invalid`, `mismatch`, "
+            "`unverified`; rows `not_attempted` are not listed)",
             **_MESSAGE,
         },
     ),
