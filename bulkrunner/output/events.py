@@ -93,12 +93,15 @@ EVENTS: Mapping[str, Event] = {
         "stderr",
         "every `--progress-interval` seconds while a run sends",
         {
-            "total": "rows of the run",
+            "total": "rows to send (rows found already as wanted are not counted)",
             "succeeded": "rows succeeded so far",
             "failed": "rows failed so far",
             "retrying": "rows waiting to be retried",
+            "unchanged": "rows found already as wanted, not sent",
+            "not_attempted": "rows not sent because the run stopped (not failures)",
             "rate": "requests per second, lately",
-            "eta": "seconds left at best at the limits",
+            "eta": "seconds left: the larger of what the limits allow and what the rate lately "
+            "says",
             "next_retry": "seconds until the next retry is due, or null",
             "message": "the progress line as text",
         },
