@@ -59,7 +59,8 @@ _MEANINGS: dict[ExitCode, tuple[str, str, str]] = {
         "or could not be read back, "
         "or were not sent because their campaign does not exist (404), its current values "
         "could not be read for the backup, or a rollback could not undo the change (without "
-        "`--allow-irreversible`); or a rollback left campaigns it cannot restore",
+        "`--allow-irreversible`); or a rollback left campaigns it cannot restore; or `doctor` "
+        "found an account whose key or server fails",
         "read the report",
     ),
     ExitCode.USAGE: (

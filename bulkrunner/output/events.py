@@ -168,6 +168,18 @@ EVENTS: Mapping[str, Event] = {
             **_MESSAGE,
         },
     ),
+    "doctor": Event(
+        "stdout",
+        "what `doctor` found: a line per account, then how many fail",
+        {
+            "accounts": "each account checked: `account` (its name; null for the one key), "
+            "`key_env`, `base_url`, `ok`, `verdict`, `http_status`, `latency_ms`, `attempts`, "
+            "`campaigns` (listed), `limit`, `remaining` and `reset` (its `X-RateLimit-*` "
+            "headers, or null), `limits` (held)",
+            "failing": "how many accounts failed",
+            **_MESSAGE,
+        },
+    ),
     "plan_offline": Event(
         "stdout", "`plan` without a key: it makes the offline dry run instead", _MESSAGE
     ),
