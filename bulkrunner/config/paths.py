@@ -97,6 +97,12 @@ def piped_input_path(folder: Path, digest: str, suffix: str) -> Path:
     return folder / f"stdin-{digest}{suffix}"
 
 
+def frame_input_path(folder: Path, digest: str) -> Path:
+    """Where a DataFrame given to the Python API is kept as an input file: named by its
+    content's ``digest``, so that the same DataFrame is the same job."""
+    return folder / f"frame-{digest}.parquet"
+
+
 def default_export_path(operation: str, now: datetime) -> Path:
     return EXPORTS / f"{operation}-{stamp(now)}.csv"
 
