@@ -16,6 +16,7 @@ from typing import Any, TextIO, TypeVar
 
 import pandas as pd
 
+from bulkrunner.config.paths import fallback_report_path
 from bulkrunner.errors import ExitCode
 from bulkrunner.input.files import Ignored
 from bulkrunner.input.loading import InputFile
@@ -84,7 +85,7 @@ def write_report(
         parts,
         path,
         source.columns,
-        fallback=lambda: Path.cwd() / f"bulkrunner-report-{clock.wall():%Y%m%dT%H%M%SZ}.csv",
+        fallback=lambda: fallback_report_path(clock.wall()),
         out=out,
         lock=lock,
         examples=examples,

@@ -19,7 +19,7 @@ import pandas as pd
 
 from bulkrunner.commands.reporting import REPORT_ROWS, Results, warn_invalid
 from bulkrunner.config.accounts import Account, Accounts, check_column, sending_with, summary_lines
-from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.config.environment import API_KEY_ENV, key_not_set
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import UsageError
@@ -44,8 +44,7 @@ def api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
     remember(key)  # whatever a server echoes back, the key is redacted from every output
     if not (key or config.dry_run or config.simulate or config.accounts):
         raise UsageError(
-            f"{API_KEY_ENV} is not set: export your SmartLead API key in it "
-            "(or use --dry-run, or --simulate to try the embedded simulator)"
+            f"{key_not_set()} (or use --dry-run, or --simulate to try the embedded simulator)"
         )
     return key
 
