@@ -14,7 +14,7 @@ from aiohttp import web
 
 from bulkrunner.commands.doctor import doctor_job
 from bulkrunner.config.job_file import build_config
-from bulkrunner.errors import ExitCode
+from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import Rate
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import FakeClock, one_line_error, run
@@ -153,3 +153,20 @@ def test_the_read_goes_through_the_retry_policy(tmp_path: Path) -> None:
     assert len(clock.sleeps) == 1  # the retry's wait, not waited in real time
     first = out.getvalue().splitlines()[0]
     assert "key accepted, 1 campaign listed, answered in 0 ms after 2 attempts" in first
+
+
+def test_an_error_of_the_command_is_its_one_line_not_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An account's connection that cannot be made for a reason of the command (a state store
+    that cannot be used...) ends it as that error says, though the accounts are read at once."""
+    import bulkrunner.sending.connection as connection
+
+    def refused(*args: object, **kwargs: object) -> object:
+        raise UsageError("state.sqlite3: the store cannot be used")
+
+    monkeypatch.setattr(connection, "connect", refused)
+    monkeypatch.setenv("SMARTLEAD_API_KEY", ACME_KEY)
+    code, _, err = run(capsys, "doctor")
+    assert code == ExitCode.USAGE
+    assert one_line_error(err) == "bulkrunner: error: state.sqlite3: the store cannot be used"

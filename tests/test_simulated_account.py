@@ -16,7 +16,7 @@ from bulkrunner.sending import demo
 from bulkrunner.simulator import FaultPlan, SimulatorState
 from bulkrunner.simulator.operations import Schedule
 from bulkrunner.simulator.saved import SavedAccount, load, save
-from tests.fakes import one_line_error, run
+from tests.fakes import run
 
 
 @pytest.fixture(autouse=True)
@@ -105,17 +105,24 @@ def test_a_state_folder_of_its_own_keeps_an_account_of_its_own(
     assert limit(exported(capsys, "reset.csv", *other), campaign) == limit(first, campaign)
 
 
-def test_a_damaged_simulated_account_is_a_one_line_error_naming_it(
-    capsys: pytest.CaptureFixture[str],
+@pytest.mark.parametrize("command", ["export", "run", "plan", "doctor"])
+@pytest.mark.parametrize(
+    "kept", ["{not json", '{"version": 1, "accounts": {"": {"campaigns": 3}}}']
+)
+def test_a_damaged_simulated_account_is_set_aside_and_the_account_starts_afresh(
+    command: str, kept: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = simulated_accounts_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("{not json")
-    code, _, err = run(capsys, "export", "--simulate", "--output", "x.csv")
-    assert code == 2
-    line = one_line_error(err)
-    assert str(path) in line
-    assert "bulkrunner simulate --reset" in line
+    path.write_text(kept)
+    Path("edited.csv").write_text("campaign_id,sending_limit\n1480601,3\n")
+    given = {"export": ["--output", "x.csv"], "run": ["edited.csv"], "plan": ["edited.csv"]}
+    code, _, err = run(capsys, command, *given.get(command, []), "--simulate")
+    assert code == 0, err
+    assert f"cannot read the simulated account in {path} (" in err
+    assert f"it was moved to {path}.unreadable: the simulated account starts afresh" in err
+    assert Path(f"{path}.unreadable").read_text() == kept  # kept for a look, not lost
+    assert "Traceback" not in err
 
 
 def test_the_saved_account_reads_back_as_it_was(tmp_path: Path) -> None:

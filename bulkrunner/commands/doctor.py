@@ -23,7 +23,7 @@ from bulkrunner.config.baseurl import shown
 from bulkrunner.config.environment import API_KEY_ENV, key_not_set
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig
-from bulkrunner.errors import ExitCode, Unavailable, UsageError
+from bulkrunner.errors import BulkrunnerError, ExitCode, Unavailable, UsageError
 from bulkrunner.model import REAL_CLOCK, Answer, Clock, count
 from bulkrunner.output.events import show
 
@@ -119,13 +119,19 @@ async def _check_all(config: RunConfig, accounts: Sequence[Account], clock: Cloc
     import anyio
 
     found: dict[int, Checked] = {}
+    errors: list[BulkrunnerError] = []
 
     async def check(index: int, account: Account) -> None:
-        found[index] = await _check(config, account, clock)
+        try:
+            found[index] = await _check(config, account, clock)
+        except BulkrunnerError as error:  # raised as it is, not inside the task group's group
+            errors.append(error)
 
     async with anyio.create_task_group() as group:
         for index, account in enumerate(accounts):
             group.start_soon(check, index, account)
+    if errors:
+        raise errors[0]
     return [found[index] for index in range(len(accounts))]
 
 

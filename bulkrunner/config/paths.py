@@ -284,6 +284,11 @@ def simulated_accounts_path(folder: Path | None = None) -> Path:
     return state_folder(folder) / "simulator.json"
 
 
+def set_aside_path(path: Path) -> Path:
+    """Where a file that cannot be read is moved, kept for a look rather than overwritten."""
+    return path.with_name(f"{path.name}.unreadable")
+
+
 def home() -> Path:
     """The user's home as the user database has it (cron's ``HOME`` is that one; a ``sudo``
     may keep another's), else ``HOME``. (POSIX only.)"""

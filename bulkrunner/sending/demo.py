@@ -15,9 +15,12 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bulkrunner.config.paths import private_folder_problem, simulated_accounts_path
+from bulkrunner.config.paths import (
+    private_folder_problem,
+    set_aside_path,
+    simulated_accounts_path,
+)
 from bulkrunner.config.run_config import RunConfig
-from bulkrunner.errors import UsageError
 from bulkrunner.model import Clock
 
 if TYPE_CHECKING:
@@ -79,16 +82,27 @@ async def simulated(
 
 
 def _load(path: Path, account: str) -> SavedAccount:
-    from bulkrunner.simulator.saved import Unreadable, load
+    """The account kept in ``path``; a new one, said in a warning, when the file cannot be read
+    as one (it is set aside, not lost: a demo account is not worth stopping a command for)."""
+    from bulkrunner.simulator.saved import SavedAccount, Unreadable, load
 
     try:
         return load(path, account)
     except (Unreadable, OSError) as exc:
-        why = exc.strerror or exc if isinstance(exc, OSError) else exc
-        raise UsageError(
-            f"{path}: cannot read the simulated account ({why}); `bulkrunner simulate --reset` "
-            "starts it afresh (or run with --no-state)"
-        ) from None
+        why = (exc.strerror or exc) if isinstance(exc, OSError) else exc
+        aside = set_aside_path(path)
+        try:
+            path.replace(aside)
+            kept = f"; it was moved to {aside}"
+        except OSError:
+            kept = ""
+        log.warning(
+            "cannot read the simulated account in %s (%s)%s: the simulated account starts afresh",
+            path,
+            why,
+            kept,
+        )
+        return SavedAccount()
 
 
 def _save(path: Path, account: str, saved: SavedAccount) -> None:
