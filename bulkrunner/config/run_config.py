@@ -211,7 +211,8 @@ class RunConfig:
     simulate: bool = field(
         default=False,
         metadata=toggle(
-            "run against the embedded SmartLead simulator (with injected faults)",
+            "run against the embedded SmartLead simulator (with injected faults), whose account "
+            "is kept between commands (`bulkrunner simulate --reset` starts it afresh)",
             CONNECTING,
         ),
     )
