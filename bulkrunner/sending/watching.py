@@ -49,12 +49,8 @@ def figures(pipeline: Pipeline, now: float) -> Figures:
     """``pipeline``'s progress at ``now`` (the run's clock). Its rows to send are those of the
     run less those found already as wanted (not sent, so not "succeeded"); rows the run stopped
     before sending are not failures (they wait for --resume or retry)."""
-    config, engine, planned, earlier = (
-        pipeline.config,
-        pipeline.engine,
-        pipeline.plan,
-        pipeline.earlier,
-    )
+    config, engine, planned = pipeline.config, pipeline.engine, pipeline.plan
+    earlier = pipeline.earlier  # the rows of the batches before, by status
     succeeded, failed, waiting = engine.progress() if engine else (0, 0, 0)
     waits = engine.retry_waits(now) if engine else []
     unchanged = earlier[Status.UNCHANGED] + (len(planned.unchanged) if planned else 0)
