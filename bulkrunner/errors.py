@@ -62,7 +62,8 @@ _MEANINGS: dict[ExitCode, tuple[str, str, str]] = {
         "could not be read for the backup, or a rollback could not undo the change (without "
         "`--allow-irreversible`), or were left as they are because their campaign changed "
         "since the run a rollback undoes or since a saved plan was made (`drifted`); or a "
-        "rollback left campaigns it cannot restore",
+        "rollback left campaigns it cannot restore; or `doctor` found an account whose key or "
+        "server fails",
         "read the report",
     ),
     ExitCode.USAGE: (

@@ -162,9 +162,11 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
         # and a rollback may meet a field emptied since the run
         ("allow_irreversible", {"run", "retry", "rollback", "validate", "plan"}),
         ("schedule_shape", {"run", "retry", "rollback", "plan"}),
-        # plan reads the account as a run does first, and writes nothing
-        ("max_wait", {"run", "retry", "rollback", "plan", "export"}),
-        ("rate", {"run", "retry", "rollback", "plan", "export"}),
+        # plan reads the account as a run does first, and writes nothing; doctor reads it once
+        ("max_wait", {"run", "retry", "rollback", "plan", "export", "doctor"}),
+        ("rate", {"run", "retry", "rollback", "plan", "export", "doctor"}),
+        ("accounts", {"run", "retry", "rollback", "validate", "plan", "doctor"}),
+        ("concurrency", {"run", "retry", "rollback", "plan", "export"}),
         ("dry_run", {"run", "retry", "rollback"}),
         ("resume", {"run", "retry", "rollback"}),
         ("outage_timeout", {"run", "retry", "rollback"}),

@@ -7,6 +7,7 @@ bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [options]
 bulkrunner validate [JOB_FILE|INPUT] [options]
 bulkrunner plan [JOB_FILE|INPUT] [--out PLAN] [--exit-code] [options]
 bulkrunner export [JOB_FILE] [--operation O] [--client-id N] [--status S] [--output FILE] [options]
+bulkrunner doctor [JOB_FILE|ACCOUNTS_FILE] [options]
 bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
 bulkrunner --version
 
@@ -138,6 +139,10 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
 
             return int(export_job(config, stdout)), None
 
+        if args.command == "doctor":
+            from bulkrunner.commands.doctor import doctor_job
+
+            return int(doctor_job(config, stdout)), None
         if args.command == "plan":
             from bulkrunner.commands.plan import plan_job
 
@@ -228,12 +233,19 @@ def _config(args: argparse.Namespace) -> RunConfig:
     from pathlib import Path
 
     from bulkrunner.config.job_file import build_config, read_job_file
-    from bulkrunner.config.options import CHECKING, EXPORTING, FOLLOWING
+    from bulkrunner.config.options import CHECKING, DIAGNOSING, EXPORTING, FOLLOWING
     from bulkrunner.config.paths import REPORTS, STANDARD_STREAM
     from bulkrunner.config.run_config import OPTIONS
 
     flags: dict[str, Any] = {each.key: getattr(args, each.key, None) for each in OPTIONS}
     job_file = args.job_file
+    if args.command in DIAGNOSING and job_file and _is_accounts_file(job_file):
+        if flags["accounts"] is not None:
+            raise UsageError(
+                f"{job_file} is an accounts file, and --accounts {flags['accounts']} is given: "
+                "give the accounts file once"
+            )
+        flags["accounts"], job_file = job_file, None
     if args.command in CHECKING and job_file and not _is_job_file(job_file):
         # `bulkrunner validate plan.csv`: a data file where the job file goes is the input
         if flags["input"] is not None:
@@ -250,7 +262,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
             )
         flags["input"] = flags["plan"]
     job = read_job_file(Path(job_file)) if job_file else {}
-    if args.command in EXPORTING:  # reads no input: takes the job's connection and operation
+    if args.command in EXPORTING | DIAGNOSING:  # read no input: take the job's connection
         exporting = {each.key for each in OPTIONS if args.command in each.commands}
         job = {key: value for key, value in job.items() if key in exporting}
         flags["input"] = ""
@@ -264,6 +276,16 @@ def _config(args: argparse.Namespace) -> RunConfig:
         folder = config.report.parent if config.report is not None else Path(REPORTS)
         config = dataclasses.replace(config, input=save_piped(sys.stdin.buffer, folder))
     return config
+
+
+def _is_accounts_file(name: str) -> bool:
+    """Whether the TOML file ``name`` is an accounts file (its accounts as tables), not a job
+    file (whose ``accounts`` names one)."""
+    from pathlib import Path
+
+    from bulkrunner.config.job_file import read_toml
+
+    return isinstance(read_toml(Path(name), "job file").get("accounts"), dict)
 
 
 def _is_job_file(name: str) -> bool:

@@ -2,10 +2,10 @@
 only when that command is given (``_Parser.later``), so that ``bulkrunner --help`` imports neither
 the option declarations nor anything only a run needs.
 
-The options of run, retry, rollback, validate, plan and export, with their help, are declared
-once, as the fields of ``RunConfig`` (see ``bulkrunner/config/options.py``); the simulator's
-are its own (``bulkrunner.cli.simulate``). The command as given is kept in a canonical form
-(``canonical_words``), so that the hints printed can be pasted.
+The options of run, retry, rollback, validate, plan, export and doctor, with their help, are
+declared once, as the fields of ``RunConfig`` (see ``bulkrunner/config/options.py``); the
+simulator's are its own (``bulkrunner.cli.simulate``). The command as given is kept in a
+canonical form (``canonical_words``), so that the hints printed can be pasted.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ _COMMANDS = {  # each command, as the help lists them
     "validate": "check a file without sending anything",
     "export": "write the account's campaigns as an input file of an operation, to edit and run",
     "plan": "read the account's current state and show what a run would change; writes nothing",
+    "doctor": "check each account with one read: key accepted, limits announced, latency",
     "simulate": "run the SmartLead simulator in the foreground",
 }
 
@@ -164,6 +165,13 @@ def _arguments(parser: argparse.ArgumentParser, command: str) -> None:
             help=f"a run's report, or its {BACKUP_SUFFIX}",
         )
         parser.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
+    elif command == "doctor":
+        parser.add_argument(
+            "job_file",
+            nargs="?",
+            metavar="JOB_FILE|ACCOUNTS_FILE",
+            help="a TOML job file (its accounts file, base URL and limits), or an accounts file",
+        )
     elif command == "export":
         parser.add_argument(
             "job_file",

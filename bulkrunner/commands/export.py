@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import pandas as pd
 
 from bulkrunner.config.accounts import Account
-from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.config.environment import API_KEY_ENV, key_not_set
 from bulkrunner.config.paths import (
     EXPORT_FORMATS,
     STANDARD_STREAM,
@@ -145,8 +145,7 @@ def read_export(
     remember(api_key)
     if not (api_key or config.simulate):
         raise UsageError(
-            f"{API_KEY_ENV} is not set: export your SmartLead API key in it "
-            "(or use --simulate to export from the embedded simulator)"
+            f"{key_not_set()} (or use --simulate to export from the embedded simulator)"
         )
     import anyio
 

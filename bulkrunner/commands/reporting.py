@@ -16,6 +16,7 @@ from typing import Any, TextIO, TypeVar
 
 import pandas as pd
 
+from bulkrunner.config.paths import fallback_report_path
 from bulkrunner.errors import ExitCode
 from bulkrunner.input.files import Ignored
 from bulkrunner.input.loading import InputFile
@@ -23,7 +24,7 @@ from bulkrunner.model import FINE, Change, Clock, Numbering, Outcome, Status, co
 from bulkrunner.output.events import show
 from bulkrunner.output.problems import SHOWN_INVALID
 from bulkrunner.output.report import build_report, cell_types, deliver_report
-from bulkrunner.output.summary import Summary
+from bulkrunner.output.summary import FailedRows, Summary
 
 log = logging.getLogger("bulkrunner")
 
@@ -84,7 +85,7 @@ def write_report(
         parts,
         path,
         source.columns,
-        fallback=lambda: Path.cwd() / f"bulkrunner-report-{clock.wall():%Y%m%dT%H%M%SZ}.csv",
+        fallback=lambda: fallback_report_path(clock.wall()),
         out=out,
         lock=lock,
         examples=examples,
@@ -128,6 +129,13 @@ def warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) -> 
     hidden = invalid - SHOWN_INVALID
     if hidden > 0:
         log.warning("... and %s more invalid (see the report)", count(hidden, "row"))
+
+
+def show_failed(out: TextIO, failed: FailedRows, report: Path | None) -> None:
+    """The first rows that failed or were invalid, with their reasons (before the summary)."""
+    lines = failed.lines(report)
+    if lines:
+        show(out, "failed_rows", lines, **failed.fields())
 
 
 def show_summary(

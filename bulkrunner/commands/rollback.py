@@ -27,7 +27,7 @@ from bulkrunner.commands.drift import of_backup, unrecorded
 from bulkrunner.commands.plan import plan_job
 from bulkrunner.commands.run import run_job
 from bulkrunner.config.environment import return_freed_memory
-from bulkrunner.config.paths import BACKUP_SUFFIX, backup_path
+from bulkrunner.config.paths import backup_path, is_backup
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import REAL_CLOCK, Clock, count
@@ -44,7 +44,7 @@ def rollback_job(
 ) -> ExitCode:
     """Run the backup of the report (or the backup itself) named by ``config.input``."""
     target = config.input
-    backup = target if target.name.endswith(BACKUP_SUFFIX) else backup_path(target)
+    backup = target if is_backup(target) else backup_path(target)
     if not backup.exists():
         raise UsageError(
             f"{backup}: no backup to roll back to (a run writes one beside its report only when "

@@ -23,7 +23,14 @@ from typing import TextIO
 
 from bulkrunner.commands.drift import open_plan
 from bulkrunner.commands.dry_run import dry_run, opened
-from bulkrunner.commands.reporting import exit_code, figures, show_summary, typed, write_report
+from bulkrunner.commands.reporting import (
+    exit_code,
+    figures,
+    show_failed,
+    show_summary,
+    typed,
+    write_report,
+)
 from bulkrunner.commands.resumption import (
     choose_report,
     earlier_successes,
@@ -39,7 +46,7 @@ from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import REAL_CLOCK, Clock, Status, count
 from bulkrunner.output.events import emit, show
 from bulkrunner.output.hints import resume_command
-from bulkrunner.output.summary import Summary
+from bulkrunner.output.summary import FailedRows, Summary
 from bulkrunner.records.journal import Journal, RunIdentity, remove
 from bulkrunner.records.locks import RunLock
 from bulkrunner.sending.batches import stamp
@@ -125,10 +132,11 @@ def execute(stream: Stream, identity: RunIdentity, out: TextIO) -> ExitCode:
             )
         counts: Counter[Status] = Counter()
         by_account: dict[str, Counter[Status]] = {}
+        failed = FailedRows()
         written = write_report(
             stream.source,
             stream.numbering,
-            stream.results(counts, by_account),
+            stream.results(counts, by_account, failed),
             report_path,
             clock,
             out=out,
@@ -139,7 +147,8 @@ def execute(stream: Stream, identity: RunIdentity, out: TextIO) -> ExitCode:
         if finished:
             remove(journal_file)
         summary = Summary.counted(counts, stats, stream.ceiling(), written)
-        # the reason a run stopped may quote a server: show() redacts
+        # the reason a run stopped, or a row's, may quote a server: show() redacts
+        show_failed(out, failed, written)
         show_summary(out, summary, stream.source.ignored, stream.per_account(by_account, session))
         emit("run_end", **figures(summary))
         if not finished:

@@ -19,13 +19,14 @@ import pandas as pd
 
 from bulkrunner.commands.reporting import REPORT_ROWS, Results, warn_invalid
 from bulkrunner.config.accounts import Account, Accounts, check_column, sending_with, summary_lines
-from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.config.environment import API_KEY_ENV, key_not_set
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import UsageError
 from bulkrunner.input.loading import InputFile
 from bulkrunner.model import Changes, Clock, Numbering, Outcome, Rate, Row, Status, count
-from bulkrunner.operations.fields import ACCOUNT
+from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
+from bulkrunner.output.summary import FailedRows
 from bulkrunner.records.journal import Journal, row_key
 from bulkrunner.records.locks import lock_accounts
 from bulkrunner.sending.batches import RunRows, Survey
@@ -44,8 +45,7 @@ def api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
     remember(key)  # whatever a server echoes back, the key is redacted from every output
     if not (key or config.dry_run or config.simulate or config.accounts):
         raise UsageError(
-            f"{API_KEY_ENV} is not set: export your SmartLead API key in it "
-            "(or use --dry-run, or --simulate to try the embedded simulator)"
+            f"{key_not_set()} (or use --dry-run, or --simulate to try the embedded simulator)"
         )
     return key
 
@@ -129,8 +129,14 @@ class Stream:
         accounts = list(self.sending.values())
         return accounts[0].rates if len(accounts) == 1 else ()
 
-    def results(self, counts: Counter[Status], by_account: dict[str, Counter[Status]]) -> Results:
-        """The report's results of each chunk, counted by status (and by account) on the way."""
+    def results(
+        self,
+        counts: Counter[Status],
+        by_account: dict[str, Counter[Status]],
+        failed: FailedRows | None = None,
+    ) -> Results:
+        """The report's results of each chunk, counted by status (and by account) on the way,
+        the first failed and invalid rows kept (``failed``)."""
 
         def results(
             offset: int, chunk: pd.DataFrame
@@ -138,8 +144,12 @@ class Stream:
             if not offset:  # the report is written again (to the fallback path): count again
                 counts.clear()
                 by_account.clear()
+                if failed is not None:
+                    failed.clear()
             outcomes, changes = self.rows.results(offset, chunk)
             counts.update(outcome.status for outcome in outcomes.values())
+            if failed is not None:
+                self._failed(failed, offset, chunk, outcomes)
             if self.accounts is not None and ACCOUNT in chunk.columns:
                 numbers = self.numbering.span(offset, len(chunk))
                 for number, cell in zip(numbers, chunk[ACCOUNT].tolist(), strict=True):
@@ -149,6 +159,15 @@ class Stream:
 
         return results
 
+    def _failed(
+        self, failed: FailedRows, offset: int, chunk: pd.DataFrame, outcomes: Mapping[int, Outcome]
+    ) -> None:
+        numbers = self.numbering.span(offset, len(chunk))
+        campaigns = chunk[CAMPAIGN_ID].tolist() if CAMPAIGN_ID in chunk.columns else None
+        for position, number in enumerate(numbers):
+            cell = campaigns[position] if campaigns is not None else None
+            failed.add(number, _campaign(cell), outcomes[number])
+
     def per_account(
         self, by_account: Mapping[str, Counter[Status]], session: Session | None
     ) -> list[str]:
@@ -157,6 +176,15 @@ class Stream:
             return []
         stats = session.by_account if session is not None else {}
         return summary_lines(self.accounts.accounts, by_account, stats)
+
+
+def _campaign(cell: Any) -> str:
+    """A campaign cell as a person wrote it: ``123``, not ``123.0`` (a column with blanks)."""
+    if cell is None or (not isinstance(cell, str) and pd.isna(cell)):
+        return ""
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell).strip()
 
 
 class Journaling:

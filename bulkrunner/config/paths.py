@@ -105,6 +105,12 @@ def piped_input_path(folder: Path, digest: str, suffix: str) -> Path:
     return folder / f"stdin-{digest}{suffix}"
 
 
+def frame_input_path(folder: Path, digest: str) -> Path:
+    """Where a DataFrame given to the Python API is kept as an input file: named by its
+    content's ``digest``, so that the same DataFrame is the same job."""
+    return folder / f"frame-{digest}.parquet"
+
+
 def default_export_path(operation: str, now: datetime) -> Path:
     return path(EXPORTS, f"{operation}-{stamp(now)}.csv")
 
@@ -278,6 +284,17 @@ def state_folder(folder: Path | None = None) -> Path:
             return user_folder()
         folder = path(override)
     return folder.expanduser().absolute()
+
+
+def simulated_accounts_path(folder: Path | None = None) -> Path:
+    """Where ``--simulate`` keeps its simulated accounts between commands: ``simulator.json``
+    in the state folder (``state_folder(folder)``)."""
+    return state_folder(folder) / "simulator.json"
+
+
+def set_aside_path(path: Path) -> Path:
+    """Where a file that cannot be read is moved, kept for a look rather than overwritten."""
+    return path.with_name(f"{path.name}.unreadable")
 
 
 def home() -> Path:

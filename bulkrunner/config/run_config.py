@@ -13,6 +13,8 @@ from bulkrunner.config import plan_options
 from bulkrunner.config.environment import BASE_URL_ENV, STATE_DIR_ENV
 from bulkrunner.config.options import (
     CHECKING,
+    CONNECTING,
+    DIAGNOSING,
     EVERY,
     EXPORTING,
     READING,
@@ -22,6 +24,7 @@ from bulkrunner.config.options import (
     as_optional_path,
     as_path,
     as_rates,
+    choice,
     declared,
     exit_codes,
     names,
@@ -90,22 +93,18 @@ class RunConfig:
     )
     vocabulary: Vocabulary = field(
         default=Vocabulary.DOCUMENTED,
-        metadata=option(
+        metadata=choice(
             f"enum names to send: {or_list(tuple(Vocabulary))} (default {{default}})",
             EVERY | EXPORTING,
-            accepts=(str,),
-            choices=tuple(v.value for v in Vocabulary),
-            convert=Vocabulary,
+            Vocabulary,
         ),
     )
     schedule_shape: ScheduleShape = field(
         default=ScheduleShape.NESTED,
-        metadata=option(
+        metadata=choice(
             f"wire shape of schedule requests: {ScheduleShape.described()} (default {{default}})",
             READING,
-            accepts=(str,),
-            choices=tuple(shape.value for shape in ScheduleShape),
-            convert=ScheduleShape,
+            ScheduleShape,
         ),
     )
     report: Path | None = optional_path(
@@ -123,14 +122,14 @@ class RunConfig:
     accounts: Path | None = optional_path(
         "a TOML file of SmartLead accounts (each: the variable holding its key, its limits, "
         "its base URL); the input's account column picks one per row",
-        EVERY,
+        EVERY | DIAGNOSING,
         "FILE",
     )
     base_url: str = field(
         default=DEFAULT_BASE_URL,
         metadata=option(
             f"API base URL (default: ${BASE_URL_ENV}, else SmartLead's)",
-            READING | EXPORTING,
+            CONNECTING,
             accepts=(str,),
             metavar="URL",
         ),
@@ -140,7 +139,7 @@ class RunConfig:
         metadata=option(
             "at most N requests in any SECONDS; repeat for several limits, all of which hold "
             "(default {default})",
-            READING | EXPORTING,
+            CONNECTING,
             key="rate",
             accepts=(list, str),
             form="append",
@@ -160,14 +159,14 @@ class RunConfig:
         default=6,
         metadata=whole(
             "tries per row before it is failed (default {default})",
-            READING | EXPORTING,
+            CONNECTING,
         ),
     )
     timeout: float = field(
         default=30.0,
         metadata=seconds(
             "per-request timeout (default {default})",
-            READING | EXPORTING,
+            CONNECTING,
         ),
     )
     outage_timeout: float = field(
@@ -184,7 +183,7 @@ class RunConfig:
             "the longest single wait a server may ask for (Retry-After, X-RateLimit-Reset, a "
             "lower X-RateLimit-Limit); asked for longer, the run stops "
             f"(exit {ExitCode.ABORTED:d}: {ExitCode.ABORTED.brief}) (default {{default}})",
-            READING | EXPORTING,
+            CONNECTING,
         ),
     )
     grace: float = field(
@@ -200,7 +199,7 @@ class RunConfig:
         metadata=seconds(
             "the least added to every rate window against network jitter; more is learned "
             "from round-trip times (default {default})",
-            READING | EXPORTING,
+            CONNECTING,
         ),
     )
     dry_run: bool = field(
@@ -213,8 +212,9 @@ class RunConfig:
     simulate: bool = field(
         default=False,
         metadata=toggle(
-            "run against the embedded SmartLead simulator (with injected faults)",
-            READING | EXPORTING,
+            "run against the embedded SmartLead simulator (with injected faults), whose account "
+            "is kept between commands (`bulkrunner simulate --reset` starts it afresh)",
+            CONNECTING,
         ),
     )
     skip_unchanged: bool = field(
@@ -228,14 +228,14 @@ class RunConfig:
     state_dir: Path | None = optional_path(
         f"the folder of the state store that every bulkrunner process of yours shares (rate "
         f"budgets, run history): default ${STATE_DIR_ENV}, else {STATE_FOLDER}",
-        READING | EXPORTING,
+        CONNECTING,
         "FOLDER",
     )
     no_state: bool = field(
         default=False,
         metadata=switch(
             "run without the state store: no rate budget shared with other commands, no history",
-            READING | EXPORTING,
+            CONNECTING,
         ),
     )
     verify: bool = field(
@@ -274,7 +274,7 @@ class RunConfig:
         default=False,
         metadata=switch(
             "errors and the final summary only: no progress, no log lines below errors",
-            READING | EXPORTING,
+            CONNECTING,
             flags=("-q", "--quiet"),
         ),
     )
@@ -287,13 +287,11 @@ class RunConfig:
     )
     log_format: str = field(
         default="text",
-        metadata=option(
+        metadata=choice(
             "json: every line on stdout and stderr is one JSON object, for log shippers "
             "(default {default})",
-            READING | EXPORTING,
-            accepts=(str,),
-            choices=("text", "json"),
-            convert=str,
+            CONNECTING,
+            ("text", "json"),
         ),
     )
     notify: str | None = secret_url(
@@ -322,7 +320,7 @@ class RunConfig:
         default=False,
         metadata=switch(
             "log every request and answer",
-            READING | EXPORTING,
+            CONNECTING,
             flags=("-v", "--verbose"),
         ),
     )

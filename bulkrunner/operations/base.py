@@ -234,7 +234,8 @@ class Operation:
         return self.state(campaign)
 
     def describe(self, requests: Sequence[Request]) -> str:
-        """The requests of one row, for a dry run's preview."""
+        """The requests of one row, for a dry run's preview and ``-v``'s log: each its method,
+        path and body as JSON."""
         return "; ".join(
             f"{request.method} {request.path} {json.dumps(request.body, ensure_ascii=False)}"
             for request in requests

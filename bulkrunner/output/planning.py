@@ -18,6 +18,7 @@ from typing import Any
 from bulkrunner.limits.rates import ideal_seconds
 from bulkrunner.model import Change, Rate, Row, count
 from bulkrunner.operations.base import Operation, Wire
+from bulkrunner.operations.syntax import bool_cell
 
 SHOWN_CHANGES = 20  # rows whose changes are printed one by one; the rest are counted
 _BARE = re.compile(r"[A-Za-z0-9_.:@/+-]+")  # text shown without quotes: enum names, numbers
@@ -28,7 +29,7 @@ def shown(value: Any) -> str:
     if value is None:
         return "?"
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return bool_cell(value)
     if isinstance(value, str):
         return value if _BARE.fullmatch(value) else json.dumps(value, ensure_ascii=False)
     if isinstance(value, list | tuple):

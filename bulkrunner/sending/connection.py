@@ -177,7 +177,7 @@ async def connect(
         if config.simulate:
             from bulkrunner.sending.demo import DEMO_API_KEY, simulated
 
-            simulator = simulated(config, campaigns, clock, faults=faults)
+            simulator = simulated(config, campaigns, clock, faults=faults, account=account.name)
             base_url = await stack.enter_async_context(simulator)
             key = DEMO_API_KEY
         session = await stack.enter_async_context(client_session(config.concurrency))

@@ -13,6 +13,7 @@ the backup not written) stops the account's run: its rows not yet sent are ``not
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -67,7 +68,7 @@ class Pipeline:
     plan: Plan | None = None
     engine: Engine | None = None
     read_back: dict[int, Outcome] = field(default_factory=dict)
-    earlier: tuple[int, int] = (0, 0)  # rows done and failed in the batches before
+    earlier: Counter[Status] = field(default_factory=Counter)  # the batches before, by status
     per_row: float = 1.0  # requests a row of the batch at hand becomes, on average
     _first: bool = True
 
@@ -355,12 +356,7 @@ class Pipeline:
     def take(self) -> tuple[dict[int, Outcome], dict[int, Changes]]:
         """The outcomes and changes of the batch at hand, let go of."""
         done, changes = self.outcomes(), self.changes()
-        good = (Status.SUCCEEDED, Status.UNCHANGED)
-        finished_rows = sum(outcome.status in good for outcome in done.values())
-        self.earlier = (
-            self.earlier[0] + finished_rows,
-            self.earlier[1] + len(done) - finished_rows,
-        )
+        self.earlier.update(outcome.status for outcome in done.values())
         self.rows, self.plan, self.read_back, self.engine = (), None, {}, None
         return done, changes
 
