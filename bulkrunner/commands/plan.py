@@ -18,12 +18,13 @@ from dataclasses import dataclass, field, replace
 from typing import TextIO
 
 from bulkrunner.commands.dry_run import opened
+from bulkrunner.commands.recording import recorded
 from bulkrunner.commands.reporting import exit_code, show_summary, typed, write_report
-from bulkrunner.commands.resumption import check_paths, unused
+from bulkrunner.commands.resumption import check_paths
 from bulkrunner.commands.run import run_job
 from bulkrunner.commands.streamed import Stream, send
 from bulkrunner.config.environment import API_KEY_ENV
-from bulkrunner.config.paths import default_report_path, lock_path
+from bulkrunner.config.paths import PLAN, default_report_path, lock_path
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode
@@ -36,6 +37,7 @@ from bulkrunner.sending.interrupts import Interrupts
 from bulkrunner.sending.pipeline import Pipeline
 
 
+@recorded("plan")
 def plan_job(
     config: RunConfig,
     out: TextIO,
@@ -58,7 +60,7 @@ def plan_job(
         return run_job(replace(config, dry_run=True), out, environ, clock)
     started = clock.wall()
     config = replace(
-        config, report=config.report or unused(default_report_path(config.input, started))
+        config, report=config.report or default_report_path(config.input, started, PLAN)
     )
     assert config.report is not None
     report_path = config.report

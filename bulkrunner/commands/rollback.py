@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TextIO
 
+from bulkrunner.commands.recording import recorded
 from bulkrunner.commands.run import run_job
 from bulkrunner.config.environment import return_freed_memory
 from bulkrunner.config.paths import BACKUP_SUFFIX, backup_path
@@ -28,6 +29,7 @@ from bulkrunner.output.events import show
 from bulkrunner.records.backup import backup_operation, backup_rows, read_backup, read_unrestorable
 
 
+@recorded("rollback")
 def rollback_job(
     config: RunConfig,
     out: TextIO,

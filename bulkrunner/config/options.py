@@ -47,6 +47,7 @@ FOLLOWING = frozenset({"retry", "rollback"})  # follow up the report of an earli
 READING = SENDING | {"plan"}  # read the account: plan reads as a run does first
 EVERY = SENDING | CHECKING
 EXPORTING = frozenset({"export"})  # reads the account's campaigns into an input file
+HISTORY = frozenset({"runs", "changes"})  # read the run history in the state store
 
 
 @dataclass(frozen=True, slots=True)

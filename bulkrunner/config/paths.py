@@ -1,26 +1,22 @@
 """Every file bulkrunner names, and the one way it replaces a file without ever leaving it torn.
 
-Beside a report, named after the report's whole name (``x.csv`` and ``x.json`` differ)::
+A run has a folder named after its job (its input's stem) and the UTC time it started, ``-2``,
+``-3``... added when a command of the same second took the name; its files are named after its
+report's whole name (``x.csv`` and ``x.json`` differ), so a report given with ``--report`` has
+them beside it wherever it is::
 
-    reports/plan.csv                  the report, written when the run ends
-    reports/plan.csv.journal          the rows finished so far, while the run is unfinished
-    reports/plan.csv.lock             held while a run uses the report
-    reports/plan.csv.backup.parquet   the values the run changes, as they were (rollback's input)
-    reports/.plan.csv.tmp             a file being written, until it is moved into place
+    reports/plan-20261126T021500Z/report.csv              a run of plan.csv: its report,
+        report.csv.journal, .lock, .backup.parquet        journal (while unfinished), lock, backup
+        retry-20261126T030000Z.csv, rollback-2026...csv   a retry, a rollback of it (and theirs)
+    reports/plan-20261126T020000Z-plan/plan.csv           a plan (a dry run: -dry-run/dry-run.csv)
 
-An input piped in (``--input -``) is kept as ``reports/stdin-<hash of its bytes>.csv`` (or
-``.parquet``; in the report's folder when ``--report`` names one), so that the run, its journal
-and its lock have a file to name, and the same content piped again is the same job.
-
-Names that are not given carry the UTC time the command started (``TIMESTAMP``): a run's report
-``reports/<input stem>-<time>.csv``, a retry's ``reports/<earlier report stem>-retry-<time>.csv``,
-an export's ``exports/<operation>-<time>.csv``, and, when the report cannot be written where it
-should, ``bulkrunner-report-<time>.csv`` in the current folder. The locks of inputs and accounts
-are in this user's lock folder (``lock_folder``).
-
-A file that is replaced (a report, the backup, an export) is written to a temporary file beside
-it, flushed to disk, and renamed over it (``Staged``): a crash at any moment leaves the old file
-or the new one, never half of one.
+A retry or rollback writes in the folder of the report it follows up, or in one of its own named
+after that report when it is in none: no name grows with each follow-up. A piped input is kept
+as ``reports/stdin-<hash of its bytes>.csv`` (or in the folder of ``--report``); an export is
+``exports/<operation>-<time>.csv``; a report that cannot be written where it should goes to
+``bulkrunner-report-<time>.csv`` here. The locks of inputs and accounts are in this user's lock
+folder (``lock_folder``). A file replaced (a report, the backup, an export) is written beside it,
+flushed and renamed over it (``Staged``): a crash leaves the old file or the new one, whole.
 
 This module imports nothing heavy: the help of ``run`` names the default report.
 """
@@ -30,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -57,8 +54,20 @@ JOURNAL_SUFFIX = ".journal"
 LOCK_SUFFIX = ".lock"
 BACKUP_SUFFIX = ".backup.parquet"
 
-DEFAULT_REPORT = f"{REPORTS.as_posix()}/<input stem>-<UTC time>.csv"  # as the help says it
+# A run's report in its folder, by kind: a run's, a plan's, a dry run's (``run --dry-run``)
+RUN, PLAN, DRY_RUN = "report", "plan", "dry-run"
+FOLLOW_UPS = ("retry", "rollback")  # what follows up a run, in that run's folder
+DEFAULT_REPORT = f"{REPORTS.as_posix()}/<input stem>-<UTC time>/{RUN}.csv"  # as the help says it
 DEFAULT_EXPORT = f"{EXPORTS.as_posix()}/<operation>-<UTC time>.csv"
+# A run folder's name: its job, its time, a number when that name was taken, a kind but a run's
+_RUN_FOLDER = re.compile(
+    rf"(?P<job>.+)-(?P<time>\d{{8}}T\d{{6}}Z)(?:-(?P<n>\d+))?(?:-(?P<kind>{PLAN}|{DRY_RUN}))?"
+)
+# A report a run folder holds: its run's, or a follow-up's (a preview's kind after its own)
+_IN_RUN_FOLDER = re.compile(
+    rf"(?:{RUN}|{PLAN}|{DRY_RUN}|(?:{'|'.join(FOLLOW_UPS)})(?:-(?:{PLAN}|{DRY_RUN}))?"
+    rf"-\d{{8}}T\d{{6}}Z(?:-\d+)?)"
+)
 
 
 def stamp(now: datetime) -> str:
@@ -79,12 +88,69 @@ def template_glob(template: str) -> str:
     return "*".join(glob.escape(part) for part in parts)
 
 
-def default_report_path(input_path: Path, now: datetime) -> Path:
-    return REPORTS / f"{input_path.stem}-{stamp(now)}.csv"
+def default_report_path(input_path: Path, now: datetime, kind: str = RUN) -> Path:
+    """The report of a command of ``kind`` (``RUN``, ``PLAN``, ``DRY_RUN``) on ``input_path``
+    started at ``now``: ``reports/<input stem>-<time>[-<kind>]/<kind>.csv``, in a folder no
+    command has used. A backup's is a rollback's (``follow_up_path``)."""
+    if is_backup(input_path):
+        return follow_up_path(report_of_backup(input_path), "rollback", now, kind)
+    return run_folder(input_path.stem, now, kind) / f"{kind}.csv"
 
 
-def retry_report_path(earlier_report: Path, now: datetime) -> Path:
-    return REPORTS / f"{earlier_report.stem}-retry-{stamp(now)}.csv"
+def follow_up_path(earlier: Path, command: str, now: datetime, kind: str = RUN) -> Path:
+    """The report of ``command`` (retry, rollback; a ``kind`` of preview of it) following up the
+    report ``earlier``: ``<command>[-<kind>]-<time>.csv`` in ``earlier``'s run folder, or in a
+    new one named after it when it is in none (a report given with ``--report``)."""
+    name = f"{command}{'' if kind == RUN else f'-{kind}'}-{stamp(now)}.csv"
+    if in_run_folder(earlier):
+        return unused(earlier.parent / name)
+    return run_folder(earlier.stem, now, kind) / name
+
+
+def run_folder(job: str, now: datetime, kind: str = RUN) -> Path:
+    """``reports/<job>-<time>[-<kind>]``, or with ``-2``, ``-3``... after the time if a command
+    already made that folder (two commands started in the same second)."""
+    suffix = "" if kind == RUN else f"-{kind}"
+    candidate, number = REPORTS / f"{job}-{stamp(now)}{suffix}", 1
+    while candidate.exists():
+        number += 1
+        candidate = REPORTS / f"{job}-{stamp(now)}-{number}{suffix}"
+    return candidate
+
+
+def in_run_folder(report: Path) -> bool:
+    """Whether ``report`` has a name bulkrunner gives a report in a run folder."""
+    return _IN_RUN_FOLDER.fullmatch(report.stem) is not None
+
+
+def run_folder_of(folder: Path) -> tuple[str, str, str] | None:
+    """The job, the time (with its number) and the kind (``RUN``, ``PLAN``, ``DRY_RUN``) of a
+    run folder's name; None for a name bulkrunner does not give one."""
+    found = _RUN_FOLDER.fullmatch(folder.name)
+    if found is None:
+        return None
+    number = int(found["n"] or 1)
+    return found["job"], f"{found['time']}-{number:06d}", found["kind"] or RUN
+
+
+def is_run_file(name: str) -> bool:
+    """Whether a file named ``name`` in a run folder is one bulkrunner writes there: a report
+    named as run folders' are, a file beside one (journal, lock, backup), a temporary file."""
+    if name.startswith(".") and name.endswith(".tmp"):
+        return True
+    for suffix in (JOURNAL_SUFFIX, LOCK_SUFFIX, BACKUP_SUFFIX):
+        name = name.removesuffix(suffix)
+    stem, dot, extension = name.rpartition(".")
+    return bool(dot) and f".{extension}" in REPORT_FORMATS and bool(_IN_RUN_FOLDER.fullmatch(stem))
+
+
+def journals(*also: Path) -> list[Path]:
+    """The journals (unfinished runs) bulkrunner's default names leave: in ``reports/``, in
+    each of its run folders, and in the folders ``also``."""
+    found = {*REPORTS.glob(f"*{JOURNAL_SUFFIX}"), *REPORTS.glob(f"*/*{JOURNAL_SUFFIX}")}
+    for folder in also:
+        found.update(folder.glob(f"*{JOURNAL_SUFFIX}"))
+    return sorted(found)
 
 
 def fallback_report_path(now: datetime) -> Path:
@@ -115,6 +181,10 @@ def lock_path(report: Path) -> Path:
 
 def backup_path(report: Path) -> Path:
     return report.with_name(report.name + BACKUP_SUFFIX)
+
+
+def report_of_backup(backup: Path) -> Path:
+    return backup.with_name(backup.name.removesuffix(BACKUP_SUFFIX))
 
 
 def is_backup(path: Path) -> bool:

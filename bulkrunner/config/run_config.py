@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bulkrunner.config.environment import BASE_URL_ENV, STATE_DIR_ENV
+from bulkrunner.config.environment import BASE_URL_ENV
+from bulkrunner.config.keeping import KEEP, NO_STATE, STATE_DIR
 from bulkrunner.config.options import (
     CHECKING,
     EVERY,
@@ -41,7 +42,6 @@ from bulkrunner.config.paths import (
     INPUT_FORMATS,
     REPORT_FORMATS,
     STANDARD_STREAM,
-    STATE_FOLDER,
     or_list,
 )
 from bulkrunner.errors import ExitCode
@@ -224,19 +224,9 @@ class RunConfig:
             READING,
         ),
     )
-    state_dir: Path | None = optional_path(
-        f"the folder of the state store that every bulkrunner process of yours shares (rate "
-        f"budgets, run history): default ${STATE_DIR_ENV}, else {STATE_FOLDER}",
-        READING | EXPORTING,
-        "FOLDER",
-    )
-    no_state: bool = field(
-        default=False,
-        metadata=switch(
-            "run without the state store: no rate budget shared with other commands, no history",
-            READING | EXPORTING,
-        ),
-    )
+    state_dir: Path | None = STATE_DIR  # (the options of what is kept: config/keeping)
+    no_state: bool = NO_STATE
+    keep: int | None = KEEP
     verify: bool = field(
         default=False,
         metadata=toggle(

@@ -142,6 +142,36 @@ class History:
             if cursor.rowcount != 1:
                 raise KeyError(run)
 
+    def note_run(
+        self,
+        run: int,
+        *,
+        of_run: int | None = None,
+        input_sha256: str | None = None,
+        accounts: Sequence[RunAccount] | None = None,
+        report_path: Path | None = None,
+        backup_path: Path | None = None,
+    ) -> None:
+        """Record what run ``run`` found out once started (what is None is left as it was)."""
+        names = (
+            None if accounts is None else [{"name": a.name, "account": a.account} for a in accounts]
+        )
+        with self._store.write() as db:
+            db.execute(
+                "UPDATE runs SET of_run = coalesce(?, of_run), "
+                "input_sha256 = coalesce(?, input_sha256), accounts = coalesce(?, accounts), "
+                "report_path = coalesce(?, report_path), backup_path = coalesce(?, backup_path) "
+                "WHERE id = ?",
+                (
+                    of_run,
+                    input_sha256,
+                    None if names is None else json.dumps(names),
+                    _text(report_path),
+                    _text(backup_path),
+                    run,
+                ),
+            )
+
     def runs(self, limit: int = 20) -> list[RunRecord]:
         """The latest ``limit`` runs, the latest first."""
         with self._store.read() as db:
@@ -152,6 +182,46 @@ class History:
         with self._store.read() as db:
             row = db.execute(f"{_RUNS} WHERE id = ?", (run,)).fetchone()
         return None if row is None else _run(row)
+
+    def with_report(self, report: Path) -> list[RunRecord]:
+        """The runs that wrote (or write) the report ``report`` (as recorded: give the path as
+        it was given, absolute), the latest first."""
+        with self._store.read() as db:
+            rows = db.execute(
+                f"{_RUNS} WHERE report_path = ? ORDER BY id DESC", (str(report),)
+            ).fetchall()
+        return [_run(row) for row in rows]
+
+    def with_backup(self, backup: Path) -> list[RunRecord]:
+        """The runs that wrote the backup ``backup``, the latest first."""
+        with self._store.read() as db:
+            rows = db.execute(
+                f"{_RUNS} WHERE backup_path = ? ORDER BY id DESC", (str(backup),)
+            ).fetchall()
+        return [_run(row) for row in rows]
+
+    def following(self, run: int) -> list[RunRecord]:
+        """The runs that follow up run ``run`` (retry it, roll it back, continue it)."""
+        with self._store.read() as db:
+            rows = db.execute(f"{_RUNS} WHERE of_run = ? ORDER BY id", (run,)).fetchall()
+        return [_run(row) for row in rows]
+
+    def change_count(self, run: int) -> int:
+        """How many changes run ``run`` is recorded to have applied."""
+        with self._store.read() as db:
+            return int(
+                db.execute("SELECT count(*) FROM changes WHERE run = ?", (run,)).fetchone()[0]
+            )
+
+    def changed_in(self, runs: Iterable[int]) -> set[tuple[int, str, str]]:
+        """What runs ``runs`` are recorded to have changed: (campaign, field, JSON of after)."""
+        found: set[tuple[int, str, str]] = set()
+        with self._store.read() as db:
+            for run in runs:
+                found.update(
+                    db.execute("SELECT campaign, field, after FROM changes WHERE run = ?", (run,))
+                )
+        return found
 
     def record_changes(self, changes: Iterable[ChangeRecord]) -> int:
         """Record ``changes`` in one transaction (all of them or, if it fails, none); how many.
@@ -171,8 +241,8 @@ class History:
                         keys[c.account],
                         c.campaign_id,
                         c.field,
-                        json.dumps(c.before),
-                        json.dumps(c.after),
+                        as_json(c.before),
+                        as_json(c.after),
                     )
                     for c in batch
                 ],
@@ -223,6 +293,12 @@ def _run(row: tuple[Any, ...]) -> RunRecord:
         report_path=report,
         backup_path=backup,
     )
+
+
+def as_json(value: Any) -> str:
+    """A change's value as the history holds it: JSON (a value JSON has no form for, as its
+    text, as the journal and the report write it)."""
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def _text(path: Path | None) -> str | None:
