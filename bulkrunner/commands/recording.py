@@ -117,6 +117,8 @@ class Recording:
             history = History(store)
             name = f"{command} --dry-run" if config.dry_run else command
             given = config.input if str(config.input) not in ("", ".") else None
+            if command == "rollback" and given is not None and not is_backup(given):
+                given = backup_path(given)  # what a rollback of a report runs
             run = history.start_run(
                 name,
                 clock.wall().timestamp(),
@@ -275,10 +277,9 @@ def _followed(history: History, command: str, given: Path | None) -> int | None:
         return None
     if command == "retry":
         found = history.with_report(given.resolve())
-    else:
-        backup = given if is_backup(given) else backup_path(given)
-        found = history.with_backup(backup.resolve()) or history.with_report(
-            report_of_backup(backup).resolve()
+    else:  # (given: the backup)
+        found = history.with_backup(given.resolve()) or history.with_report(
+            report_of_backup(given).resolve()
         )
     return found[0].id if found else None
 
