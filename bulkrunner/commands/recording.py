@@ -253,9 +253,10 @@ class ChangeLog:
             return
         if not self._pending:
             self._since = clock.monotonic()
+        campaign = row.campaign_id
         self._pending += [
-            ChangeRecord(run, at, account, row.campaign_id, name, change.before, change.after)
-            for name, change in changes.items()
+            ChangeRecord(run, at, account, campaign, name, before, after)
+            for name, before, after in changes.sides()
         ]
         if len(self._pending) >= BATCH or clock.monotonic() - self._since >= EVERY:
             self.flush()
