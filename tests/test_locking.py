@@ -274,6 +274,7 @@ def test_a_lock_folder_another_user_could_plant_in_is_refused(
         code, _, err = run(
             capsys, "run", str(source), "--base-url", sim.base_url,
             "--report", str(tmp_path / "r.csv"),
+            "--no-state",  # (the state folder, checked as the lock folder is, would say so first)
         )  # fmt: skip
         assert sim.state.requests == []
     assert code == 2, err
