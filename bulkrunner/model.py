@@ -256,6 +256,11 @@ class Changes(Mapping[str, Change]):
     def __repr__(self) -> str:
         return f"Changes({dict(self)!r})"
 
+    def sides(self) -> Iterator[tuple[str, Any, Any]]:
+        """Each field's name, before and after, in order (no ``Change`` made for each)."""
+        sides = self._sides
+        return zip(self._names, sides[::2], sides[1::2], strict=True)
+
 
 _NAMES_MOST = 1_000  # distinct sets of changed fields remembered
 _named: dict[tuple[str, ...], tuple[str, ...]] = {}

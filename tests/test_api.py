@@ -62,7 +62,7 @@ def test_apply_runs_a_dataframe_and_returns_its_report(tmp_path: Path) -> None:
         # the DataFrame was written beside the report, named after its content, and the same
         # DataFrame again is the same input: every row is now unchanged, nothing is sent
         (written,) = inputs(tmp_path / "reports")
-        assert Path(report.attrs["report"]).name.startswith(written.stem)
+        assert Path(report.attrs["report"]).parent.name.startswith(written.stem)
         again = bulkrunner.apply(frame(), base_url=sim.base_url)
         assert again["status"].tolist() == ["unchanged"] * 3
         assert inputs(tmp_path / "reports") == [written]

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from bulkrunner.cli import app as cli
-from bulkrunner.config.paths import input_lock_path
+from bulkrunner.config.folders import input_lock_path
 from bulkrunner.output import notify
 from bulkrunner.records.locks import RunLock
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread

@@ -44,6 +44,7 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "no_backup": ("true", True),
     "state_dir": ('"state"', None),
     "no_state": ("true", True),
+    "keep": ("3", 3),
     "allow_stop": ("true", True),
     "allow_irreversible": ("true", True),
     "quiet": ("true", True),
@@ -146,7 +147,7 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
             assert " ".join(each.help_text().split()) in shown, (command, each.key)
         else:
             assert f"{long_flag} " not in shown, (command, each.key)
-            # (a whole flag: `[--out` begins `[--outage-timeout` too)
+            # (a whole flag: `[--out` begins `[--outage-timeout`, `[--keep` `[--keep-columns`)
             assert f"[{long_flag} " not in shown, (command, each.key)
             assert f"[{long_flag}]" not in shown, (command, each.key)
 

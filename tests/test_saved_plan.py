@@ -21,8 +21,8 @@ import pytest
 from bulkrunner.cli.app import main
 from bulkrunner.commands.plan import plan_job
 from bulkrunner.commands.run import run_job
+from bulkrunner.config.folders import account_id
 from bulkrunner.config.job_file import build_config
-from bulkrunner.config.paths import account_id
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import Rate
 from bulkrunner.records.saved_plan import read_header

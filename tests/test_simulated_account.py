@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bulkrunner.config.paths import simulated_accounts_path
+from bulkrunner.config.folders import simulated_accounts_path
 from bulkrunner.sending import demo
 from bulkrunner.simulator import FaultPlan, SimulatorState
 from bulkrunner.simulator.operations import Schedule

@@ -7,7 +7,7 @@ import argparse
 import os
 
 from bulkrunner.config.environment import API_KEY_ENV, STATE_DIR_ENV
-from bulkrunner.config.paths import STATE_FOLDER, simulated_accounts_path
+from bulkrunner.config.folders import STATE_FOLDER, simulated_accounts_path
 from bulkrunner.errors import UsageError
 
 # `bulkrunner --help` imports no more than this: a command's options (the configuration's

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from bulkrunner.config.accounts import Account, Accounts, sending_with
-from bulkrunner.config.paths import account_id
+from bulkrunner.config.folders import account_id
 from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import UsageError
 from bulkrunner.input.loading import CHUNK_ROWS, InputFile

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import pandas as pd
 
+from bulkrunner.commands.recording import current, recorded
 from bulkrunner.config.accounts import Account
 from bulkrunner.config.environment import API_KEY_ENV, key_not_set
 from bulkrunner.config.paths import (
@@ -83,6 +84,7 @@ def check_output(path: Path, *, force: bool = False) -> None:
         )
 
 
+@recorded("export")
 def export_job(
     config: RunConfig,
     out: TextIO,
@@ -107,6 +109,8 @@ def export_job(
         check_round_trip(exported, config)
     where = "standard output" if to_stdout else str(path)
     stats = exported.stats
+    counted = {"exported": len(exported.frame), "left_out": len(exported.left_out)}
+    current().summarised({k: n for k, n in counted.items() if n}, None if to_stdout else path)
     show(
         out,
         "summary",
@@ -150,6 +154,7 @@ def read_export(
     import anyio
 
     account = Account("", API_KEY_ENV, config.rates, config.base_url, api_key)
+    current().sending({"": account}, None)
     with ExitStack() as held:
         if not config.simulate:
             # The key's budget is shared: while a run uses this account, an export (whose

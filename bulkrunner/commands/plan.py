@@ -23,11 +23,12 @@ from typing import TextIO
 
 from bulkrunner.commands.drift import header_of, of_backup, unrecorded
 from bulkrunner.commands.dry_run import opened
+from bulkrunner.commands.recording import recorded
 from bulkrunner.commands.reporting import exit_code, show_summary, typed, write_report
-from bulkrunner.commands.resumption import check_paths, unused
+from bulkrunner.commands.resumption import check_paths
 from bulkrunner.commands.streamed import Stream, send
 from bulkrunner.config.environment import API_KEY_ENV
-from bulkrunner.config.paths import BACKUP_SUFFIX, default_report_path, lock_path
+from bulkrunner.config.paths import BACKUP_SUFFIX, PLAN, default_report_path, lock_path
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
@@ -44,6 +45,7 @@ from bulkrunner.sending.pipeline import Pipeline
 log = logging.getLogger("bulkrunner")
 
 
+@recorded("plan")
 def plan_job(
     config: RunConfig,
     out: TextIO,
@@ -61,7 +63,7 @@ def plan_job(
         )
     started = clock.wall()
     config = replace(
-        config, report=config.report or unused(default_report_path(config.input, started))
+        config, report=config.report or default_report_path(config.input, started, PLAN)
     )
     assert config.report is not None
     report_path = config.report

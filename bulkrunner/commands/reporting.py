@@ -16,6 +16,7 @@ from typing import Any, TextIO, TypeVar
 
 import pandas as pd
 
+from bulkrunner.commands.recording import current
 from bulkrunner.config.paths import fallback_report_path
 from bulkrunner.errors import ExitCode
 from bulkrunner.input.files import Ignored
@@ -144,6 +145,7 @@ def show_summary(
     """The summary's lines (with a line per account after the first, for a run of an accounts
     file; after the count of rows, what the input file's reading left out); in json mode one
     ``summary`` object with the counts."""
+    current().summarised(summary.counts, summary.report_path)
     lines = summary.lines()
     lines[1:1] = per_account
     if ignored and (ignored.rows or ignored.columns):

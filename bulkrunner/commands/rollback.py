@@ -25,6 +25,7 @@ from typing import TextIO
 
 from bulkrunner.commands.drift import of_backup, unrecorded
 from bulkrunner.commands.plan import plan_job
+from bulkrunner.commands.recording import recorded
 from bulkrunner.commands.run import run_job
 from bulkrunner.config.environment import return_freed_memory
 from bulkrunner.config.paths import backup_path, is_backup
@@ -36,6 +37,7 @@ from bulkrunner.output.events import show
 from bulkrunner.records.backup import backup_rows, read_backup, read_unrestorable
 
 
+@recorded("rollback")
 def rollback_job(
     config: RunConfig,
     out: TextIO,

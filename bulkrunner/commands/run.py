@@ -23,6 +23,7 @@ from typing import TextIO
 
 from bulkrunner.commands.drift import open_plan
 from bulkrunner.commands.dry_run import dry_run, opened
+from bulkrunner.commands.recording import current, recorded
 from bulkrunner.commands.reporting import (
     exit_code,
     figures,
@@ -36,11 +37,10 @@ from bulkrunner.commands.resumption import (
     earlier_successes,
     input_lock,
     run_identity,
-    unused,
 )
 from bulkrunner.commands.streamed import Stream, api_key, send
 from bulkrunner.config.environment import return_freed_memory
-from bulkrunner.config.paths import default_report_path, journal_path, lock_path
+from bulkrunner.config.paths import DRY_RUN, default_report_path, journal_path, lock_path
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import REAL_CLOCK, Clock, Status, count
@@ -56,6 +56,7 @@ from bulkrunner.sending.plan import Drift
 log = logging.getLogger("bulkrunner")
 
 
+@recorded("run")
 def run_job(
     config: RunConfig,
     out: TextIO,
@@ -73,11 +74,11 @@ def run_job(
     if planned is not None:
         config, drift = planned.config, planned.drift
     numbering = planned.numbering if planned is not None else None
-    default = unused(default_report_path(config.input, started))
     if config.dry_run:
         source, ids = (planned.source, None) if planned is not None else opened(config)
-        config = replace(config, report=config.report or default)
-        return dry_run(config, source, out, clock, ids, numbering=numbering)
+        report = config.report or default_report_path(config.input, started, DRY_RUN)
+        return dry_run(replace(config, report=report), source, out, clock, ids, numbering=numbering)
+    default = default_report_path(config.input, started)
     with input_lock(config, started):
         source, ids = (planned.source, None) if planned is not None else opened(config)
         identity = run_identity(config)
@@ -103,6 +104,11 @@ def execute(stream: Stream, identity: RunIdentity, out: TextIO) -> ExitCode:
         ExitStack() as held,
         closing(rows),
     ):
+        recording = current()
+        continued = None
+        if journal_file.exists() and (config.resume or config.fresh):
+            continued = recording.backfill(journal_file, report_path)
+        recording.begin(report_path, of_run=continued, input_sha256=identity.sha256)
         successes = earlier_successes(config, identity, journal_file)
         rows.successes = successes or {}
         stream.survey_and_lock(held, started)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from bulkrunner.commands.recording import current
 from bulkrunner.commands.reporting import REPORT_ROWS, Results, warn_invalid
 from bulkrunner.config.accounts import Account, Accounts, check_column, sending_with, summary_lines
 from bulkrunner.config.environment import API_KEY_ENV, key_not_set
@@ -240,11 +241,22 @@ def send(
 
     config, rows, survey = stream.config, stream.rows, stream.survey
     journaling = Journaling(journal) if journal is not None else None
+    recording = current()
+    recording.sending(stream.sending, config.report)
+    history = None if planning else recording.change_log(stream.sending)
 
     def finished(outcomes: Mapping[int, Outcome], changes: Mapping[int, Changes]) -> None:
+        if history is not None:
+            history.flush()
         if hand_over is not None:
             hand_over(outcomes, changes)
         rows.finished(outcomes, changes)
+
+    def record(row: Row, outcome: Outcome, changes: Changes | None) -> None:
+        if journaling is not None:  # the journal first: the crash-safe record of the row
+            journaling.row(row, outcome, changes)
+        if history is not None:
+            history.row(row, outcome, changes)
 
     session = Session(
         config,
@@ -256,7 +268,7 @@ def send(
         planning=planning,
         planned=planned,
         drift=stream.drift,
-        record=journaling.row if journaling is not None else None,
+        record=record if journaling is not None or history is not None else None,
         on_batch=finished,
         totals=survey.accounts,
         wanted=survey.campaigns,
@@ -282,6 +294,8 @@ def send(
     interrupts.hold()
     if rows.pending:  # the batch the run was cancelled in
         finished(session.outcomes(), session.changes())
+    if history is not None:
+        history.flush()
     if session.signals and session.stats.aborted is None:
         session.aborted = "plan interrupted" if planning else INTERRUPTED
     if journaling is not None and journaling.broken and session.stats.aborted is None:

@@ -49,6 +49,7 @@ EVERY = SENDING | CHECKING
 EXPORTING = frozenset({"export"})  # reads the account's campaigns into an input file
 DIAGNOSING = frozenset({"doctor"})  # reads each account once: is its key accepted?
 CONNECTING = READING | EXPORTING | DIAGNOSING  # reach an account: its address, limits, retries
+HISTORY = frozenset({"runs", "changes"})  # read the run history in the state store
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bulkrunner.config import plan_options
-from bulkrunner.config.environment import BASE_URL_ENV, STATE_DIR_ENV
+from bulkrunner.config.environment import BASE_URL_ENV
+from bulkrunner.config.keeping import KEEP, NO_STATE, STATE_DIR
 from bulkrunner.config.options import (
     CHECKING,
     CONNECTING,
@@ -45,7 +46,6 @@ from bulkrunner.config.paths import (
     INPUT_FORMATS,
     REPORT_FORMATS,
     STANDARD_STREAM,
-    STATE_FOLDER,
     or_list,
 )
 from bulkrunner.errors import ExitCode
@@ -225,19 +225,9 @@ class RunConfig:
             READING,
         ),
     )
-    state_dir: Path | None = optional_path(
-        f"the folder of the state store that every bulkrunner process of yours shares (rate "
-        f"budgets, run history): default ${STATE_DIR_ENV}, else {STATE_FOLDER}",
-        CONNECTING,
-        "FOLDER",
-    )
-    no_state: bool = field(
-        default=False,
-        metadata=switch(
-            "run without the state store: no rate budget shared with other commands, no history",
-            CONNECTING,
-        ),
-    )
+    state_dir: Path | None = STATE_DIR  # (the options of what is kept: config/keeping)
+    no_state: bool = NO_STATE
+    keep: int | None = KEEP
     verify: bool = field(
         default=False,
         metadata=toggle(

@@ -20,10 +20,11 @@ import anyio
 
 from bulkrunner.config.paths import backup_path
 from bulkrunner.config.run_config import RunConfig
-from bulkrunner.model import Changes, Outcome, Row, Status, count
+from bulkrunner.model import Changes, Row, count
 from bulkrunner.operations.base import Operation, Target, campaign_of, named
 from bulkrunner.output.hints import rollback_command
 from bulkrunner.records.backup import BackupError, read_held, read_unrestorable, record_backup
+from bulkrunner.records.journal import APPLIED_EARLIER
 from bulkrunner.sending.plan import Plan
 
 log = logging.getLogger("bulkrunner")
@@ -171,12 +172,6 @@ def adopt_applied(
             count(len(found), "row"),
         )
     return len(found)
-
-
-APPLIED_EARLIER = Outcome(
-    Status.SUCCEEDED, error="applied by the interrupted run: found as this row sets it"
-)
-"""A row the run it continues applied without journaling it (its answer was in flight)."""
 
 
 def applied_earlier(

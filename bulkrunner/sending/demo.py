@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bulkrunner.config.paths import (
+from bulkrunner.config.folders import (
     private_folder_problem,
     set_aside_path,
     simulated_accounts_path,
