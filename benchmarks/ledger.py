@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks.run import KEY, ServerProcess
-from bulkrunner.config.paths import account_id
+from bulkrunner.config.folders import account_id
 from bulkrunner.model import Rate
 from bulkrunner.records.budget import Ledger
 from bulkrunner.records.history import ChangeRecord, History

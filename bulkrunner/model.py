@@ -105,6 +105,7 @@ class Status(enum.StrEnum):
     UNCHANGED = "unchanged"
     MISMATCH = "mismatch"
     UNVERIFIED = "unverified"
+    DRIFTED = "drifted"
 
     @property
     def meaning(self) -> str:
@@ -128,6 +129,10 @@ _MEANINGS: dict[Status, str] = {
     Status.UNVERIFIED: "applied, but `--verify` could not read it back (refused, still throttled "
     "or failing after `--max-attempts` tries, or a wait longer than `--max-wait`; `error` says "
     "why): whether it holds is not known; counts as a failure",
+    Status.DRIFTED: "not sent: its campaign no longer has the values expected of it (a "
+    "rollback's: those the run set; a saved plan's: its `before`), as someone changed it since, "
+    "so it was left as it is; `error` names each field, its value now and the one expected; "
+    "counts as a failure (`rollback --force` restores it anyway)",
 }
 
 
@@ -250,6 +255,11 @@ class Changes(Mapping[str, Change]):
 
     def __repr__(self) -> str:
         return f"Changes({dict(self)!r})"
+
+    def sides(self) -> Iterator[tuple[str, Any, Any]]:
+        """Each field's name, before and after, in order (no ``Change`` made for each)."""
+        sides = self._sides
+        return zip(self._names, sides[::2], sides[1::2], strict=True)
 
 
 _NAMES_MOST = 1_000  # distinct sets of changed fields remembered

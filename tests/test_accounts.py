@@ -615,14 +615,14 @@ def test_a_run_of_several_accounts_shows_its_progress(
 def test_the_progress_of_several_accounts_is_their_figures_together() -> None:
     pipelines = []
     for name, total, earlier, rate in (
-        ("acme", 60, (3, 1), Rate(10, 2)),
-        ("globex", 40, (2, 0), Rate(5, 1)),
+        ("acme", 60, {Status.SUCCEEDED: 3, Status.FAILED: 1}, Rate(10, 2)),
+        ("globex", 40, {Status.SUCCEEDED: 2}, Rate(5, 1)),
     ):
         account = Account(name, "K", (rate,), "http://127.0.0.1:9/api/v1", "k")
         through = connection(ScriptedSender(), FakeClock(), rates=[rate])
         through.account = account
         pipeline = Pipeline(RunConfig(input=Path("in.csv")), through, SETTINGS, Wire(), total=total)
-        pipeline.earlier = earlier
+        pipeline.earlier.update(earlier)
         pipelines.append(pipeline)
     shown = snapshot(pipelines, 1000.0)
     assert (shown.total, shown.succeeded, shown.failed) == (100, 5, 1)

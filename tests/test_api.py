@@ -62,7 +62,7 @@ def test_apply_runs_a_dataframe_and_returns_its_report(tmp_path: Path) -> None:
         # the DataFrame was written beside the report, named after its content, and the same
         # DataFrame again is the same input: every row is now unchanged, nothing is sent
         (written,) = inputs(tmp_path / "reports")
-        assert Path(report.attrs["report"]).name.startswith(written.stem)
+        assert Path(report.attrs["report"]).parent.name.startswith(written.stem)
         again = bulkrunner.apply(frame(), base_url=sim.base_url)
         assert again["status"].tolist() == ["unchanged"] * 3
         assert inputs(tmp_path / "reports") == [written]
@@ -94,16 +94,20 @@ def test_an_aborted_run_raises_and_resume_continues_it(tmp_path: Path) -> None:
         assert report["status"].tolist() == ["succeeded", "succeeded", "unchanged"]
 
 
-def test_plan_sends_nothing_and_needs_no_key(
+def test_plan_needs_a_key_and_apply_dry_run_needs_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A plan reads the account: without a key it is a usage error, as for the command; the
+    offline preview is ``apply(dry_run=True)``."""
     monkeypatch.delenv("SMARTLEAD_API_KEY")
     bad = frame()
     bad.loc[1, "sending_limit"] = -3
-    planned = bulkrunner.plan(bad)
-    assert planned["status"].tolist() == ["dry_run", "invalid", "dry_run"]
-    assert "sending_limit: -3 is below 0" in str(planned["error"].tolist()[1])
-    assert planned.attrs["exit_code"] == 1
+    with pytest.raises(UsageError, match="SMARTLEAD_API_KEY is not set"):
+        bulkrunner.plan(bad)
+    previewed = bulkrunner.apply(bad, dry_run=True)
+    assert previewed["status"].tolist() == ["dry_run", "invalid", "dry_run"]
+    assert "sending_limit: -3 is below 0" in str(previewed["error"].tolist()[1])
+    assert previewed.attrs["exit_code"] == 1
 
 
 def test_plan_with_a_key_reads_the_account_and_shows_before_and_after() -> None:

@@ -137,7 +137,11 @@ def test_quiet_shows_the_summary_and_nothing_below_errors(tmp_path: Path) -> Non
         done = run(tmp_path, "--base-url", sim.base_url, "-q", "--progress-interval", "0")
     assert done.returncode == 1
     assert done.stderr == ""  # the failed row is a warning: the summary counts it
-    assert done.stdout.startswith("rows: 3 (2 succeeded, 1 failed)")
+    # the failed row's reason, then the summary (what a cron mail needs, even with -q)
+    assert done.stdout.startswith(
+        "1 row failed or was invalid:\n  row 3 (campaign 3): failed: campaign 3 not found (404)\n"
+        "rows: 3 (2 succeeded, 1 failed)"
+    )
     assert "report: r.csv" in done.stdout
 
 

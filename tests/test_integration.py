@@ -140,17 +140,17 @@ def test_the_readme_demo_command_runs_end_to_end(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    (report,) = (tmp_path / "reports").glob("campaign_settings-*.csv")
+    (report,) = (tmp_path / "reports").glob("campaign_settings-*/report.csv")
     frame = pd.read_csv(report)
     assert len(frame) == len(pd.read_csv(ROOT / "sample_data" / "campaign_settings.csv"))
     assert set(frame["status"]) == {"succeeded"}
     assert "(attempt 2 of 6) after HTTP 429" in done.stderr
     assert "(attempt 2 of 6) after HTTP 503" in done.stderr
-    assert f"report: reports/{report.name}" in done.stdout
+    assert f"report: reports/{report.parent.name}/report.csv" in done.stdout
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("job", ["schedule", "status", "email_accounts"])
+@pytest.mark.parametrize("job", ["schedule", "status", "email_accounts", "lead_status"])
 def test_the_sample_job_of_each_operation_runs_on_the_simulator(tmp_path: Path, job: str) -> None:
     """`bulkrunner run jobs/campaign_<operation>.toml --simulate`: every row accounted for,
     none failed (a sample row already as wanted is ``unchanged``)."""
@@ -168,7 +168,7 @@ def test_the_sample_job_of_each_operation_runs_on_the_simulator(tmp_path: Path, 
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    (report,) = (tmp_path / "reports").glob(f"campaign_{job}-*.csv")
+    (report,) = (tmp_path / "reports").glob(f"campaign_{job}-*/report.csv")
     frame = pd.read_csv(report)
     assert len(frame) == len(pd.read_csv(ROOT / "sample_data" / f"campaign_{job}.csv"))
     assert set(frame["status"]) <= {"succeeded", "unchanged"}

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import bulkrunner.records.locks
-from bulkrunner.config.paths import input_lock_path, lock_folder
+from bulkrunner.config.folders import input_lock_path, lock_folder
 from bulkrunner.errors import RunInProgress
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import one_line_error, run
@@ -275,6 +275,7 @@ def test_a_lock_folder_another_user_could_plant_in_is_refused(
         code, _, err = run(
             capsys, "run", str(source), "--base-url", sim.base_url,
             "--report", str(tmp_path / "r.csv"),
+            "--no-state",  # (the state folder, checked as the lock folder is, would say so first)
         )  # fmt: skip
         assert sim.state.requests == []
     assert code == 2, err

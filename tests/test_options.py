@@ -44,6 +44,7 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "no_backup": ("true", True),
     "state_dir": ('"state"', None),
     "no_state": ("true", True),
+    "keep": ("3", 3),
     "allow_stop": ("true", True),
     "allow_irreversible": ("true", True),
     "quiet": ("true", True),
@@ -137,7 +138,8 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shown = help_of(command, capsys)
-    assert "--operation {settings,schedule,status,email-accounts}" in shown  # all four take it
+    # each command that takes it lists every operation
+    assert "--operation {settings,schedule,status,email-accounts,lead-status}" in shown
     for each in OPTIONS:
         long_flag = each.flags[-1]
         if command in each.commands:
@@ -145,7 +147,9 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
             assert " ".join(each.help_text().split()) in shown, (command, each.key)
         else:
             assert f"{long_flag} " not in shown, (command, each.key)
-            assert f"[{long_flag}" not in shown, (command, each.key)
+            # (a whole flag: `[--out` begins `[--outage-timeout`, `[--keep` `[--keep-columns`)
+            assert f"[{long_flag} " not in shown, (command, each.key)
+            assert f"[{long_flag}]" not in shown, (command, each.key)
 
 
 @pytest.mark.parametrize(
@@ -159,9 +163,11 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
         # and a rollback may meet a field emptied since the run
         ("allow_irreversible", {"run", "retry", "rollback", "validate", "plan"}),
         ("schedule_shape", {"run", "retry", "rollback", "plan"}),
-        # plan reads the account as a run does first, and writes nothing
-        ("max_wait", {"run", "retry", "rollback", "plan", "export"}),
-        ("rate", {"run", "retry", "rollback", "plan", "export"}),
+        # plan reads the account as a run does first, and writes nothing; doctor reads it once
+        ("max_wait", {"run", "retry", "rollback", "plan", "export", "doctor"}),
+        ("rate", {"run", "retry", "rollback", "plan", "export", "doctor"}),
+        ("accounts", {"run", "retry", "rollback", "validate", "plan", "doctor"}),
+        ("concurrency", {"run", "retry", "rollback", "plan", "export"}),
         ("dry_run", {"run", "retry", "rollback"}),
         ("resume", {"run", "retry", "rollback"}),
         ("outage_timeout", {"run", "retry", "rollback"}),
@@ -242,7 +248,7 @@ def test_flags_outside_their_choices_or_commands_are_usage_errors(
         (
             'operation = "pause"',
             "option 'operation' must be one of settings, schedule, status, "
-            "email-accounts, got 'pause'",
+            "email-accounts, lead-status, got 'pause'",
         ),
         (
             'schedule-shape = "round"',

@@ -111,12 +111,12 @@ def test_an_export_and_a_backup_are_flushed_to_disk_too(
     ]
 
 
-def test_default_names_carry_the_utc_time_the_command_started(tmp_path: Path) -> None:
+def test_default_names_carry_the_utc_time_the_command_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     assert paths.default_report_path(Path("in/plan.csv"), WHEN) == Path(
-        "reports/plan-20261126T021500Z.csv"
-    )
-    assert paths.retry_report_path(Path("reports/plan-x.csv"), WHEN) == Path(
-        "reports/plan-x-retry-20261126T021500Z.csv"
+        "reports/plan-20261126T021500Z/report.csv"
     )
     assert paths.default_export_path("schedule", WHEN) == Path(
         "exports/schedule-20261126T021500Z.csv"

@@ -166,9 +166,10 @@ def test_list_cells_from_parquet_are_written_as_csv_input(tmp_path: Path) -> Non
     assert [r["track_settings"] for r in json.loads(json_path.read_text())] == [["A", "B"], []]
 
 
-def test_default_report_path() -> None:
+def test_default_report_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     assert default_report_path(Path("data/q3 plan.csv"), WHEN) == Path(
-        "reports/q3 plan-20261126T093000Z.csv"
+        "reports/q3 plan-20261126T093000Z/report.csv"
     )
 
 

@@ -210,15 +210,15 @@ def test_default_reports_of_two_inputs_of_one_name_never_overwrite_each_other(
     for source in (first, second):  # both in the same second
         config = build_config({}, {"input": str(source), "base_url": sim.base_url})
         assert run_job(config, io.StringIO(), key, Clock(wall=lambda: WHEN)) == 0
-    reports = sorted(Path("reports").glob("*.csv"))
-    assert [p.name for p in reports] == [
-        "plan-20261126T021500Z-2.csv",
-        "plan-20261126T021500Z.csv",
+    reports = sorted(Path("reports").glob("*/report.csv"))
+    assert [p.parent.name for p in reports] == [
+        "plan-20261126T021500Z",
+        "plan-20261126T021500Z-2",
     ]
-    earlier = pd.read_parquet(backup_path(reports[1]))  # the first run's undo is intact
+    earlier = pd.read_parquet(backup_path(reports[0]))  # the first run's undo is intact
     originals = [default_settings(n)["sending_limit"] for n in (1, 2)]
     assert earlier["sending_limit"].tolist() == originals
-    assert pd.read_parquet(backup_path(reports[0]))["sending_limit"].tolist() == [11, 12]
+    assert pd.read_parquet(backup_path(reports[1]))["sending_limit"].tolist() == [11, 12]
 
 
 @pytest.mark.parametrize("flag", ["--resume", "--fresh", None])
@@ -489,7 +489,7 @@ def test_a_plain_rerun_of_an_interrupted_input_is_refused_and_says_how_to_contin
         argv = ["run", "--input", "plan.csv", *url, "--concurrency", "1", "--max-wait", "5"]
         assert main(argv) == 3
         assert sim.state.settings[1]["sending_limit"] == 11  # applied before the stop
-        (first,) = Path("reports").glob("*.csv")
+        (first,) = Path("reports").glob("*/report.csv")
         if edited:
             plan(tmp_path, range(1, 4), limit=20)
         capsys.readouterr()
@@ -500,7 +500,7 @@ def test_a_plain_rerun_of_an_interrupted_input_is_refused_and_says_how_to_contin
         assert f"{journal_path(first)}: an earlier run of plan.csv did not finish" in err
         assert len(err.strip().splitlines()) == 1
         assert len(sim.state.writes()) == writes  # nothing sent
-        assert sorted(p.name for p in Path("reports").iterdir()) == sorted(
+        assert sorted(p.name for p in first.parent.iterdir()) == sorted(
             [first.name, journal_path(first).name, backup_path(first).name]
         )
 
@@ -511,7 +511,7 @@ def test_a_plain_rerun_of_an_interrupted_input_is_refused_and_says_how_to_contin
         assert pasted.returncode == 0, pasted.stderr
         wanted = 20 if edited else 10
         assert [sim.state.settings[n]["sending_limit"] for n in ids] == [wanted + n for n in ids]
-        assert sorted(Path("reports").glob("*.csv")) == [first]  # one run, one report
+        assert sorted(Path("reports").glob("*/*.csv")) == [first]  # one run, one report
 
         assert main(["rollback", str(first), *url]) == 0
         assert [sim.state.settings[n]["sending_limit"] for n in ids] == [

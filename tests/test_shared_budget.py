@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bulkrunner.config.paths import account_id
+from bulkrunner.config.folders import account_id
 from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.limits.rates import ideal_seconds, max_in_window
 from bulkrunner.limits.shared import LEASE, BudgetLost, Share, Sharing

@@ -22,8 +22,8 @@ from bulkrunner.cli.app import main
 from bulkrunner.commands.export import export_job
 from bulkrunner.commands.plan import plan_job
 from bulkrunner.commands.run import run_job
+from bulkrunner.config.folders import account_id
 from bulkrunner.config.job_file import build_config
-from bulkrunner.config.paths import account_id
 from bulkrunner.errors import ExitCode
 from bulkrunner.limits.rates import max_in_window
 from bulkrunner.model import Rate

@@ -55,7 +55,7 @@ def test_a_piped_input_is_run_and_kept_as_a_file_named_by_its_content(
         assert saved.startswith("stdin-")
         assert saved.endswith(".csv")
         assert (tmp_path / "reports" / saved).read_bytes() == CSV
-        report = next((tmp_path / "reports").glob("stdin-*-2*.csv"))  # named after it
+        report = next((tmp_path / "reports").glob("stdin-*-2*/report.csv"))  # named after it
         assert pd.read_csv(report)["status"].tolist() == ["succeeded", "succeeded"]
         # the same content again is the same input file; other content another
         pipe_in(monkeypatch, CSV)

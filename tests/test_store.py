@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import bulkrunner.records.store
-from bulkrunner.config import paths as places
+from bulkrunner.config import folders as places
 from bulkrunner.config.accounts import Account
-from bulkrunner.config.paths import account_id, account_lock_path, lock_folder, state_folder
+from bulkrunner.config.folders import account_id, account_lock_path, lock_folder, state_folder
 from bulkrunner.errors import UsageError
 from bulkrunner.limits.rates import DEFAULT_RATES
 from bulkrunner.model import Rate

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bulkrunner.config.paths import account_id
+from bulkrunner.config.folders import account_id
 from bulkrunner.limits.rates import DEFAULT_RATES, max_in_window
 from bulkrunner.model import Rate
 from bulkrunner.records.budget import Ledger, Reservation

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bulkrunner.config.paths import account_id
+from bulkrunner.config.folders import account_id
 from bulkrunner.records.history import ChangeRecord, History, RunAccount
 from bulkrunner.records.store import StateStore
 

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import pytest
 
-from bulkrunner.config.paths import account_id
+from bulkrunner.config.folders import account_id
 from bulkrunner.limits.rates import max_in_window
 from bulkrunner.model import Rate
 from bulkrunner.records.budget import Ledger

@@ -1,11 +1,15 @@
 """The ``bulkrunner`` command: parse arguments, build one RunConfig, call the runner, exit.
 
 bulkrunner run [JOB_FILE|INPUT] [options]
-bulkrunner retry REPORT [JOB_FILE] [options]
-bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [options]
+bulkrunner run [JOB_FILE] --plan PLAN [options]
+bulkrunner retry REPORT|--run ID [JOB_FILE] [options]
+bulkrunner rollback REPORT_OR_BACKUP|--run ID [JOB_FILE] [options]
 bulkrunner validate [JOB_FILE|INPUT] [options]
-bulkrunner plan [JOB_FILE|INPUT] [options]
+bulkrunner plan [JOB_FILE|INPUT] [--out PLAN] [--exit-code] [options]
+bulkrunner runs [show ID] [--json]
+bulkrunner changes CAMPAIGN_ID [--json]
 bulkrunner export [JOB_FILE] [--operation O] [--client-id N] [--status S] [--output FILE] [options]
+bulkrunner doctor [JOB_FILE|ACCOUNTS_FILE] [options]
 bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
 bulkrunner --version
 
@@ -26,14 +30,13 @@ from collections.abc import Sequence
 
 from bulkrunner.cli.parser import build, canonical_words
 from bulkrunner.config.environment import API_KEY_ENV, choose_arrow_allocator
-from bulkrunner.config.paths import STANDARD_STREAM
 from bulkrunner.errors import BulkrunnerError, ExitCode, UsageError
 
 # `bulkrunner --help` imports no more than this: a command's options (the configuration's
 # declarations) when that command is given, logging, JSON and the rest once it is parsed.
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TextIO
 
     from bulkrunner.config.run_config import RunConfig
     from bulkrunner.output.events import Output
@@ -111,8 +114,12 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
             from bulkrunner.cli.simulate import simulate
 
             return simulate(args), None
+        if args.command in ("runs", "changes"):
+            return _history(args, cast(TextIO, out)), None
         config = _config(args)
         built.append(config)
+        from bulkrunner.config.paths import STANDARD_STREAM  # pathlib: not for --help
+
         out.json_lines = config.log_format == "json"
         if args.command == "export" and str(config.output) == STANDARD_STREAM:
             out.stream = sys.stderr  # standard output carries the export, and nothing else
@@ -136,6 +143,10 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
 
             return int(export_job(config, stdout)), None
 
+        if args.command == "doctor":
+            from bulkrunner.commands.doctor import doctor_job
+
+            return int(doctor_job(config, stdout)), None
         if args.command == "plan":
             from bulkrunner.commands.plan import plan_job
 
@@ -213,6 +224,44 @@ def _notify(
     notify.send(url, body, [os.environ.get(API_KEY_ENV, "")])
 
 
+def _history(args: argparse.Namespace, out: TextIO) -> int:
+    """``bulkrunner runs [show ID]`` and ``bulkrunner changes CAMPAIGN_ID``."""
+    from pathlib import Path
+
+    folder = Path(args.state_dir).expanduser() if args.state_dir else None
+    if args.command == "changes":
+        from bulkrunner.commands.changes import changes_command
+
+        return int(changes_command(folder, args.campaign_id, args.json, out))
+    from bulkrunner.commands.runs import runs_command, show_command
+
+    if args.show and args.run_id is not None:
+        return int(show_command(folder, args.run_id, args.json, out))
+    if args.show or args.run_id is not None:
+        raise UsageError("give the run to show as: bulkrunner runs show ID")
+    if args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    return int(runs_command(folder, args.limit, args.json, out))
+
+
+def _followed(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """What a retry or rollback follows up as given (its report or backup; None with
+    ``--run``), and its job file: ``retry --run 42 jobs/x.toml`` gives the job file first."""
+    given, job_file = args.earlier_report, args.job_file
+    if args.run is None:
+        if given is None:
+            raise UsageError(
+                f"give the run to {args.command} up: its report (or backup), or --run ID "
+                "(bulkrunner runs lists them)"
+            )
+        return given, job_file
+    if given is not None and job_file is None and _is_job_file(given):
+        return None, given
+    if given is not None:
+        raise UsageError(f"give {given} or --run {args.run}, not both")
+    return None, job_file
+
+
 def _asks_json(words: Sequence[str]) -> bool:
     """Whether the command line asks for ``--log-format json`` (known before it is parsed, so
     that even a mistyped option is reported as JSON)."""
@@ -226,12 +275,21 @@ def _config(args: argparse.Namespace) -> RunConfig:
     from pathlib import Path
 
     from bulkrunner.config.job_file import build_config, read_job_file
-    from bulkrunner.config.options import CHECKING, EXPORTING, FOLLOWING
-    from bulkrunner.config.paths import REPORTS
+    from bulkrunner.config.options import CHECKING, DIAGNOSING, EXPORTING, FOLLOWING
+    from bulkrunner.config.paths import REPORTS, STANDARD_STREAM
     from bulkrunner.config.run_config import OPTIONS
 
     flags: dict[str, Any] = {each.key: getattr(args, each.key, None) for each in OPTIONS}
-    job_file = args.job_file
+    job_file, followed = args.job_file, None
+    if args.command in DIAGNOSING and job_file and _is_accounts_file(job_file):
+        if flags["accounts"] is not None:
+            raise UsageError(
+                f"{job_file} is an accounts file, and --accounts {flags['accounts']} is given: "
+                "give the accounts file once"
+            )
+        flags["accounts"], job_file = job_file, None
+    if args.command in FOLLOWING:
+        followed, job_file = _followed(args)
     if args.command in CHECKING and job_file and not _is_job_file(job_file):
         # `bulkrunner validate plan.csv`: a data file where the job file goes is the input
         if flags["input"] is not None:
@@ -240,21 +298,47 @@ def _config(args: argparse.Namespace) -> RunConfig:
                 "give the input file once, as --input or in the place of the job file"
             )
         flags["input"], job_file = job_file, None
+    if flags.get("plan") is not None:  # run --plan: the saved plan is what the run reads
+        if flags["input"] is not None:
+            raise UsageError(
+                f"--plan {flags['plan']} and the input {flags['input']}: a run of a plan "
+                "reads no input, only the plan (give a job file for its options, or nothing)"
+            )
+        flags["input"] = flags["plan"]
     job = read_job_file(Path(job_file)) if job_file else {}
-    if args.command in EXPORTING:  # reads no input: takes the job's connection and operation
+    if args.command in EXPORTING | DIAGNOSING:  # read no input: take the job's connection
         exporting = {each.key for each in OPTIONS if args.command in each.commands}
         job = {key: value for key, value in job.items() if key in exporting}
         flags["input"] = ""
     if args.command in FOLLOWING:
-        flags["input"] = args.earlier_report
+        flags["input"] = followed or ""  # (--run: found in the store, below)
         job.pop("report", None)  # the job's report is its run's: a retry or rollback writes its own
     config = dataclasses.replace(build_config(job, flags), command=tuple(args.words))
+    if args.command in FOLLOWING and followed is None:
+        from bulkrunner.commands.runs import followed_up
+
+        found = followed_up(config, args.run, args.command)
+        words = list(config.command)
+        at = words.index("--run")
+        del words[at : at + 2]
+        words.insert(1, str(found))  # the hints to paste name the file, as if it was given
+        config = dataclasses.replace(config, input=found, command=tuple(words))
     if args.command in CHECKING and str(config.input) == STANDARD_STREAM:
         from bulkrunner.input.piped import save_piped
 
-        folder = config.report.parent if config.report is not None else REPORTS
+        folder = config.report.parent if config.report is not None else Path(REPORTS)
         config = dataclasses.replace(config, input=save_piped(sys.stdin.buffer, folder))
     return config
+
+
+def _is_accounts_file(name: str) -> bool:
+    """Whether the TOML file ``name`` is an accounts file (its accounts as tables), not a job
+    file (whose ``accounts`` names one)."""
+    from pathlib import Path
+
+    from bulkrunner.config.job_file import read_toml
+
+    return isinstance(read_toml(Path(name), "job file").get("accounts"), dict)
 
 
 def _is_job_file(name: str) -> bool:

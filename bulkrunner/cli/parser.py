@@ -2,10 +2,10 @@
 only when that command is given (``_Parser.later``), so that ``bulkrunner --help`` imports neither
 the option declarations nor anything only a run needs.
 
-The options of run, retry, rollback, validate, plan and export, with their help, are declared
-once, as the fields of ``RunConfig`` (see ``bulkrunner/config/options.py``); the simulator's
-are its own (``bulkrunner.cli.simulate``). The command as given is kept in a canonical form
-(``canonical_words``), so that the hints printed can be pasted.
+The options of run, retry, rollback, validate, plan, export and doctor, with their help, are
+declared once, as the fields of ``RunConfig`` (see ``bulkrunner/config/options.py``); the
+simulator's are its own (``bulkrunner.cli.simulate``). The command as given is kept in a
+canonical form (``canonical_words``), so that the hints printed can be pasted.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ _COMMANDS = {  # each command, as the help lists them
     "validate": "check a file without sending anything",
     "export": "write the account's campaigns as an input file of an operation, to edit and run",
     "plan": "read the account's current state and show what a run would change; writes nothing",
+    "doctor": "check each account with one read: key accepted, limits announced, latency",
+    "runs": "list the runs recorded, latest first (runs show ID: one run and its failed rows)",
+    "changes": "show what the runs recorded changed of a campaign, across runs",
     "simulate": "run the SmartLead simulator in the foreground",
 }
 
@@ -150,20 +153,32 @@ def _arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
         add_options(parser)
         return
-    if command == "retry":
+    if command in ("runs", "changes"):
+        _history(parser, command)
+    elif command == "retry":
         parser.add_argument(
-            "earlier_report", metavar="REPORT", help="a report written by bulkrunner"
+            "earlier_report", nargs="?", metavar="REPORT", help="a report written by bulkrunner"
         )
         parser.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
+        _run_id(parser, "the run whose report to retry, as bulkrunner runs lists it")
     elif command == "rollback":
         from bulkrunner.config.paths import BACKUP_SUFFIX
 
         parser.add_argument(
             "earlier_report",
+            nargs="?",
             metavar="REPORT_OR_BACKUP",
             help=f"a run's report, or its {BACKUP_SUFFIX}",
         )
         parser.add_argument("job_file", nargs="?", metavar="JOB_FILE", help="a TOML job file")
+        _run_id(parser, "the run to roll back (from its backup), as bulkrunner runs lists it")
+    elif command == "doctor":
+        parser.add_argument(
+            "job_file",
+            nargs="?",
+            metavar="JOB_FILE|ACCOUNTS_FILE",
+            help="a TOML job file (its accounts file, base URL and limits), or an accounts file",
+        )
     elif command == "export":
         parser.add_argument(
             "job_file",
@@ -177,6 +192,27 @@ def _arguments(parser: argparse.ArgumentParser, command: str) -> None:
     from bulkrunner.config.run_config import OPTIONS
 
     add_flags(parser, command, OPTIONS)
+
+
+def _run_id(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--run ID``: the run a retry or rollback follows up, found in the state store, in place
+    of its report."""
+    parser.add_argument("--run", type=int, metavar="ID", help=f"{help} (instead of the file)")
+
+
+def _history(parser: argparse.ArgumentParser, command: str) -> None:
+    """The arguments of ``runs`` and ``changes``, which read the state store."""
+    if command == "runs":
+        parser.add_argument(
+            "show", nargs="?", choices=["show"], metavar="show", help="show one run: runs show ID"
+        )
+        parser.add_argument("run_id", nargs="?", type=int, metavar="ID", help="the run to show")
+        parser.add_argument(
+            "--limit", type=int, default=20, metavar="N", help="list the N latest (default 20)"
+        )
+    else:
+        parser.add_argument("campaign_id", type=int, metavar="CAMPAIGN_ID", help="a campaign id")
+    parser.add_argument("--json", action="store_true", help="print JSON, for scripts")
 
 
 def _job_or_input(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.config.environment import API_KEY_ENV, STATE_DIR_ENV
+from bulkrunner.config.folders import STATE_FOLDER, simulated_accounts_path
 from bulkrunner.errors import UsageError
 
 # `bulkrunner --help` imports no more than this: a command's options (the configuration's
@@ -97,9 +98,28 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="read scheduler_cron_value back as a JSON string instead of an object",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    _reset_options(parser)
+
+
+def _reset_options(parser: argparse.ArgumentParser) -> None:
+    """The options of forgetting the simulated account that ``--simulate`` keeps."""
+    parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="forget the simulated account that --simulate keeps between commands, and exit: "
+        "the next --simulate command starts afresh",
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="FOLDER",
+        help=f"the state folder whose simulated account --reset forgets (default: "
+        f"${STATE_DIR_ENV}, else {STATE_FOLDER})",
+    )
 
 
 def simulate(args: argparse.Namespace) -> int:
+    if args.reset:
+        return reset(args.state_dir)
     from bulkrunner.model import Rate
     from bulkrunner.operations.fields import ScheduleShape, Vocabulary
     from bulkrunner.simulator import FaultPlan, SimulatorConfig, serve_forever
@@ -150,6 +170,22 @@ def simulate(args: argparse.Namespace) -> int:
         ) from None
     for line in state.summary(rates):
         print(line, flush=True)
+    return 0
+
+
+def reset(folder: str | None) -> int:
+    """``--reset``: the simulated account of ``--simulate`` forgotten."""
+    from pathlib import Path
+
+    path = simulated_accounts_path(Path(folder) if folder else None)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        print(f"nothing to reset: no simulated account is kept in {path.parent}", flush=True)
+        return 0
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot remove it ({exc.strerror or exc})") from None
+    print(f"the simulated account starts afresh: {path} removed", flush=True)
     return 0
 
 

@@ -32,9 +32,11 @@ from bulkrunner.input.validation import (
     campaign_ids,
     judge_rows,
     repeated_among,
+    target_ids,
     validate,
 )
 from bulkrunner.model import Changes, Clock, Numbering, Outcome, Row, RunStats, Status, count
+from bulkrunner.operations.base import Operation
 from bulkrunner.operations.cells import is_blank
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
 from bulkrunner.output.problems import SHOWN_INVALID
@@ -54,13 +56,15 @@ def opened(config: RunConfig) -> tuple[InputFile, Ids | None]:
     file's, which parses it whole) could read them on the way: then the file is parsed once
     more only, to judge its rows, instead of twice."""
     ids: list[Ids] = []
+    operation = for_config(config)[0]
     source = open_input(
         config.input,
         watch=lambda cells: ids.append(campaign_ids(cells)),
-        operation=for_config(config)[0],
+        operation=operation,
         keep=config.keep_columns,
     )
-    return source, _joined(ids) if source.watched else None
+    # what repeats of an operation with a key is a campaign's key, which the ids do not show
+    return source, _joined(ids) if source.watched and operation.key is None else None
 
 
 def judged(
@@ -72,7 +76,7 @@ def judged(
     """Each chunk of ``source``, the number of rows before it, and its rows' judgement (errors,
     "" for a valid row). A campaign on two rows is found first (``repeats``, else from the
     campaign_id column alone). With ``accounts``, a row must name one of them."""
-    repeats = _repeats(source, ids, Numbering())
+    repeats = _repeats(source, ids, Numbering(), for_config(config)[0])
     offset = 0
     for chunk in source.chunks():
         yield offset, chunk, _judge(chunk, offset, config, repeats, accounts)
@@ -83,12 +87,16 @@ def _joined(ids: Sequence[Ids]) -> Ids:
     return np.concatenate(ids) if ids else np.zeros(0, np.int64)
 
 
-def _repeats(source: InputFile, ids: Ids | None, numbering: Numbering) -> Repeats:
+def _repeats(
+    source: InputFile, ids: Ids | None, numbering: Numbering, operation: Operation
+) -> Repeats:
     """The campaigns on several rows of ``source`` (its campaign ids: ``ids``, if read, else
-    from its campaign_id column alone), with the numbers of those rows."""
+    from its campaign_id column alone), with the numbers of those rows; for an ``operation``
+    with a key, the campaign and key pairs (``target_ids``: from those two columns)."""
     if ids is None:
-        columns = source.chunks(columns=[CAMPAIGN_ID])
-        ids = _joined([campaign_ids(chunk[CAMPAIGN_ID]) for chunk in columns])
+        key = operation.key if operation.key in source.columns else None
+        columns = source.chunks(columns=[CAMPAIGN_ID, *([key] if key else [])])
+        ids = _joined([target_ids(chunk, operation) for chunk in columns])
     found = repeated_among([ids])
     if numbering.numbers is None:
         return found
@@ -160,7 +168,7 @@ def dry_run(
     check_column(config.input, source.columns, accounts)
     tally = _Tally()
     with Interrupts():
-        repeats = _repeats(source, ids, numbering)
+        repeats = _repeats(source, ids, numbering, for_config(config)[0])
 
         def results(
             offset: int, chunk: pd.DataFrame

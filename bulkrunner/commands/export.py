@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import pandas as pd
 
+from bulkrunner.commands.recording import current, recorded
 from bulkrunner.config.accounts import Account
-from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.config.environment import API_KEY_ENV, key_not_set
 from bulkrunner.config.paths import (
     EXPORT_FORMATS,
     STANDARD_STREAM,
@@ -44,7 +45,6 @@ from bulkrunner.output.events import show
 from bulkrunner.output.export_summary import SHOWN, export_lines
 from bulkrunner.records.locks import lock_accounts
 from bulkrunner.records.store import StateStore
-from bulkrunner.records.store import for_config as for_store
 
 if TYPE_CHECKING:
     from bulkrunner.sending.connection import Connection
@@ -85,6 +85,7 @@ def check_output(path: Path, *, force: bool = False) -> None:
         )
 
 
+@recorded("export")
 def export_job(
     config: RunConfig,
     out: TextIO,
@@ -109,6 +110,8 @@ def export_job(
         check_round_trip(exported, config)
     where = "standard output" if to_stdout else str(path)
     stats = exported.stats
+    counted = {"exported": len(exported.frame), "left_out": len(exported.left_out)}
+    current().summarised({k: n for k, n in counted.items() if n}, None if to_stdout else path)
     show(
         out,
         "summary",
@@ -137,20 +140,25 @@ def read_export(
     the account's lock as a run does. Raises UsageError without a key (StoreError: a store that
     cannot be used), RunInProgress while a run holds the account alone, Aborted when the list
     cannot be read (key rejected, nothing listening, a wait longer than --max-wait...)."""
+    operation, _ = for_config(config)
+    if not operation.exportable:
+        raise UsageError(
+            f"export --operation {operation.name}: a {operation.name} row is an action on a "
+            "lead, not a state of the campaign, so there is nothing to export (write its rows "
+            f"yourself: campaign_id, {', '.join(operation.columns)})"
+        )
     api_key = environ.get(API_KEY_ENV, "")
     remember(api_key)
     if not (api_key or config.simulate):
         raise UsageError(
-            f"{API_KEY_ENV} is not set: export your SmartLead API key in it "
-            "(or use --simulate to export from the embedded simulator)"
+            f"{key_not_set()} (or use --simulate to export from the embedded simulator)"
         )
     import anyio
 
     account = Account("", API_KEY_ENV, config.rates, config.base_url, api_key)
+    current().sending({"": account}, None)
     with ExitStack() as held:
-        store = for_store(config)
-        if store is not None:
-            held.enter_context(store)
+        store = current().shared(config, held)
         if not config.simulate:
             # The key's budget is shared: an export (whose per-campaign reads may be many)
             # counts a run's requests, and they its, through the store; without it, while a

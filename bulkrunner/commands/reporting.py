@@ -16,6 +16,8 @@ from typing import Any, TextIO, TypeVar
 
 import pandas as pd
 
+from bulkrunner.commands.recording import current
+from bulkrunner.config.paths import fallback_report_path
 from bulkrunner.errors import ExitCode
 from bulkrunner.input.files import Ignored
 from bulkrunner.input.loading import InputFile
@@ -23,7 +25,7 @@ from bulkrunner.model import FINE, Change, Clock, Numbering, Outcome, Status, co
 from bulkrunner.output.events import show
 from bulkrunner.output.problems import SHOWN_INVALID
 from bulkrunner.output.report import build_report, cell_types, deliver_report
-from bulkrunner.output.summary import Summary
+from bulkrunner.output.summary import FailedRows, Summary
 
 log = logging.getLogger("bulkrunner")
 
@@ -84,7 +86,7 @@ def write_report(
         parts,
         path,
         source.columns,
-        fallback=lambda: Path.cwd() / f"bulkrunner-report-{clock.wall():%Y%m%dT%H%M%SZ}.csv",
+        fallback=lambda: fallback_report_path(clock.wall()),
         out=out,
         lock=lock,
         examples=examples,
@@ -130,12 +132,20 @@ def warn_invalid(path: Path, shown: Sequence[tuple[int, str]], invalid: int) -> 
         log.warning("... and %s more invalid (see the report)", count(hidden, "row"))
 
 
+def show_failed(out: TextIO, failed: FailedRows, report: Path | None) -> None:
+    """The first rows that failed or were invalid, with their reasons (before the summary)."""
+    lines = failed.lines(report)
+    if lines:
+        show(out, "failed_rows", lines, **failed.fields())
+
+
 def show_summary(
     out: TextIO, summary: Summary, ignored: Ignored | None, per_account: Sequence[str] = ()
 ) -> None:
     """The summary's lines (with a line per account after the first, for a run of an accounts
     file; after the count of rows, what the input file's reading left out); in json mode one
     ``summary`` object with the counts."""
+    current().summarised(summary.counts, summary.report_path)
     lines = summary.lines()
     lines[1:1] = per_account
     if ignored and (ignored.rows or ignored.columns):

@@ -17,7 +17,16 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from bulkrunner.config.paths import backup_path, check_report_path, input_lock_path, journal_path
+from bulkrunner.config.folders import input_lock_path
+from bulkrunner.config.paths import (
+    JOURNAL_SUFFIX,
+    REPORTS,
+    backup_path,
+    check_report_path,
+    journal_path,
+    journals,
+    template_glob,
+)
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.output.hints import fresh_command, resume_command
@@ -52,8 +61,9 @@ def choose_report(config: RunConfig, identity: RunIdentity, default: Path) -> Ru
 
     A report named outright is used as it is (its journal, if any, is checked against this
     input later). Otherwise, with ``--resume``, the newest unfinished run of this very input
-    and options is continued: found among ``reports/*`` or, for a report named with
-    ``{timestamp}``, among the names that template gives; a job's ``resume = "auto"``
+    and options is continued: found in ``reports/`` and its run folders (and, for a retry or
+    rollback, the run folder it follows up) or, for a report named with ``{timestamp}``,
+    among the names that template gives; a job's ``resume = "auto"``
     continues one of this file even if its content has changed since (as it would with its
     report named). ``--fresh`` starts that run over, in its report, so that no stale journal
     is left to resume later. A plain run of a file with such an unfinished run is refused, as
@@ -65,10 +75,10 @@ def choose_report(config: RunConfig, identity: RunIdentity, default: Path) -> Ru
         chosen = replace(config, resume=config.resume or auto)
         check_paths(chosen)
         return chosen
-    template = config.report_template
-    same = _unfinished_run(identity, template)
+    template, near = config.report_template, default.parent
+    same = _unfinished_run(identity, template, near)
     # of this file with these options, whatever its content was then
-    earlier = same or _unfinished_run(identity, template, same_content=False)
+    earlier = same or _unfinished_run(identity, template, near, same_content=False)
     if config.fresh and earlier is not None:  # start it over: no journal of it is left behind
         log.info("starting the unfinished run of %s over: %s", config.input, earlier)
         chosen = replace(config, report=earlier)
@@ -77,7 +87,7 @@ def choose_report(config: RunConfig, identity: RunIdentity, default: Path) -> Ru
         log.info("resuming the unfinished run of %s: %s", config.input, found)
         chosen = replace(config, report=found, resume=True)
     elif config.resume:
-        where = template or "reports/"
+        where = template or f"{REPORTS}/"
         hint = (
             f"; {earlier} is an unfinished run of an earlier version of this file: to resume "
             f"it anyway (rows whose content changed are sent again): "
@@ -108,40 +118,27 @@ def unfinished(config: RunConfig, report: Path, which: str) -> UsageError:
 
 
 def _unfinished_run(
-    identity: RunIdentity, template: str | None, *, same_content: bool = True
+    identity: RunIdentity, template: str | None, near: Path, *, same_content: bool = True
 ) -> Path | None:
     """The report of the newest journal of ``identity``: among the names ``template`` gives,
-    or else in ``reports/``. Journals of other inputs are not touched. ``same_content=False``:
-    of this file with the same options, whatever its content was then."""
+    or else in ``reports/``, its run folders and the folder ``near`` (where a follow-up's
+    report goes: the run folder it follows up). Journals of other inputs are not touched.
+    ``same_content=False``: of this file with the same options, whatever its content was then."""
     if template is not None:
-        parts = [
-            glob.escape(part)
-            for part in template.replace("{date}", "{timestamp}").split("{timestamp}")
-        ]
-        journals = [Path(name) for name in glob.glob("*".join(parts) + ".journal")]
+        found = [Path(name) for name in glob.glob(template_glob(template) + JOURNAL_SUFFIX)]
     else:
-        journals = list(Path("reports").glob("*.journal"))
+        found = journals(near)
 
     def of_this_job(header: Mapping[str, object]) -> bool:
         if same_content:
             return identity.matches(header)
         return "input_sha256" in header and identity.differs(header) is None
 
-    ours = [path for path in journals if of_this_job(read_header(path))]
+    ours = [path for path in found if of_this_job(read_header(path))]
     if not ours:
         return None
     newest = max(ours, key=lambda path: path.stat().st_mtime)
     return newest.with_name(newest.name.removesuffix(".journal"))
-
-
-def unused(path: Path) -> Path:
-    """``path``, or ``<stem>-2``, ``-3``... if a run already has a report, journal or backup
-    there: two files of the same name run in the same second must not share a default report."""
-    candidate, number = path, 1
-    while any(p.exists() for p in (candidate, journal_path(candidate), backup_path(candidate))):
-        number += 1
-        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
-    return candidate
 
 
 def check_paths(config: RunConfig) -> None:

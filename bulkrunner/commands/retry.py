@@ -11,20 +11,15 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import TextIO
 
 from bulkrunner.commands.dry_run import dry_run
-from bulkrunner.commands.resumption import (
-    check_paths,
-    choose_report,
-    input_lock,
-    run_identity,
-    unused,
-)
+from bulkrunner.commands.recording import recorded
+from bulkrunner.commands.resumption import check_paths, choose_report, input_lock, run_identity
 from bulkrunner.commands.run import execute
 from bulkrunner.commands.streamed import Stream, api_key
 from bulkrunner.config.environment import return_freed_memory
+from bulkrunner.config.paths import DRY_RUN, RUN, follow_up_path
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode
 from bulkrunner.input.loading import InputFile
@@ -37,6 +32,7 @@ log = logging.getLogger("bulkrunner")
 RETRIED = frozenset({Status.FAILED.value, Status.NOT_ATTEMPTED.value})
 
 
+@recorded("retry")
 def retry_job(
     config: RunConfig,
     out: TextIO,
@@ -63,7 +59,7 @@ def retry_job(
         log.info("%s: its columns are those of the %s operation", config.input, kind)
         config = replace(config, operation=kind)
     started = clock.wall()
-    default = unused(Path("reports") / f"{config.input.stem}-retry-{started:%Y%m%dT%H%M%SZ}.csv")
+    default = follow_up_path(config.input, "retry", started, DRY_RUN if config.dry_run else RUN)
     source = InputFile.of(config.input, frame.reset_index(drop=True))
     retrying = ("retrying %s of %s", count(len(frame), "row"), config.input)  # once checked
     if config.dry_run:

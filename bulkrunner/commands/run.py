@@ -21,52 +21,70 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
+from bulkrunner.commands.drift import open_plan
 from bulkrunner.commands.dry_run import dry_run, opened
-from bulkrunner.commands.reporting import exit_code, figures, show_summary, typed, write_report
+from bulkrunner.commands.recording import current, recorded
+from bulkrunner.commands.reporting import (
+    exit_code,
+    figures,
+    show_failed,
+    show_summary,
+    typed,
+    write_report,
+)
 from bulkrunner.commands.resumption import (
     choose_report,
     earlier_successes,
     input_lock,
     run_identity,
-    unused,
 )
 from bulkrunner.commands.streamed import Stream, api_key, send
 from bulkrunner.config.environment import return_freed_memory
-from bulkrunner.config.paths import default_report_path, journal_path, lock_path
+from bulkrunner.config.paths import DRY_RUN, default_report_path, journal_path, lock_path
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import REAL_CLOCK, Clock, Status, count
 from bulkrunner.output.events import emit, show
 from bulkrunner.output.hints import resume_command
-from bulkrunner.output.summary import Summary
+from bulkrunner.output.summary import FailedRows, Summary
 from bulkrunner.records.journal import Journal, RunIdentity, remove
 from bulkrunner.records.locks import RunLock
 from bulkrunner.sending.batches import stamp
 from bulkrunner.sending.interrupts import Interrupts
+from bulkrunner.sending.plan import Drift
 
 log = logging.getLogger("bulkrunner")
 
 
+@recorded("run")
 def run_job(
     config: RunConfig,
     out: TextIO,
     environ: Mapping[str, str] = os.environ,
     clock: Clock = REAL_CLOCK,
+    drift: Drift | None = None,
 ) -> ExitCode:
-    """Run one job end to end; raises UsageError before anything is sent."""
+    """Run one job end to end (``--plan``: the rows of a saved plan; ``drift``: writing only
+    over what it expects to find); raises UsageError before anything is sent."""
     if not config.dry_run:  # before the input is read: see return_freed_memory
         return_freed_memory()
     key = api_key(config, environ)
     started = clock.wall()
-    default = unused(default_report_path(config.input, started))
+    planned = open_plan(config, environ, key) if config.plan is not None else None
+    if planned is not None:
+        config, drift = planned.config, planned.drift
+    numbering = planned.numbering if planned is not None else None
     if config.dry_run:
-        source, ids = opened(config)
-        return dry_run(replace(config, report=config.report or default), source, out, clock, ids)
+        source, ids = (planned.source, None) if planned is not None else opened(config)
+        report = config.report or default_report_path(config.input, started, DRY_RUN)
+        return dry_run(replace(config, report=report), source, out, clock, ids, numbering=numbering)
+    default = default_report_path(config.input, started)
     with input_lock(config, started):
-        source, ids = opened(config)
+        source, ids = (planned.source, None) if planned is not None else opened(config)
         identity = run_identity(config)
         config = choose_report(config, identity, default)
-        stream = Stream.of(config, source, environ, key, clock, ids=ids)
+        stream = Stream.of(config, source, environ, key, clock, ids=ids, numbering=numbering)
+        stream.drift = drift
         return execute(stream, identity, out)
 
 
@@ -86,6 +104,11 @@ def execute(stream: Stream, identity: RunIdentity, out: TextIO) -> ExitCode:
         ExitStack() as held,
         closing(rows),
     ):
+        recording = current()
+        continued = None
+        if journal_file.exists() and (config.resume or config.fresh):
+            continued = recording.backfill(journal_file, report_path)
+        recording.begin(report_path, of_run=continued, input_sha256=identity.sha256)
         successes = earlier_successes(config, identity, journal_file)
         rows.successes = successes or {}
         stream.survey_and_lock(held, started)
@@ -115,10 +138,11 @@ def execute(stream: Stream, identity: RunIdentity, out: TextIO) -> ExitCode:
             )
         counts: Counter[Status] = Counter()
         by_account: dict[str, Counter[Status]] = {}
+        failed = FailedRows()
         written = write_report(
             stream.source,
             stream.numbering,
-            stream.results(counts, by_account),
+            stream.results(counts, by_account, failed),
             report_path,
             clock,
             out=out,
@@ -129,7 +153,8 @@ def execute(stream: Stream, identity: RunIdentity, out: TextIO) -> ExitCode:
         if finished:
             remove(journal_file)
         summary = Summary.counted(counts, stats, stream.ceiling(), written)
-        # the reason a run stopped may quote a server: show() redacts
+        # the reason a run stopped, or a row's, may quote a server: show() redacts
+        show_failed(out, failed, written)
         show_summary(out, summary, stream.source.ignored, stream.per_account(by_account, session))
         emit("run_end", **figures(summary))
         if not finished:

@@ -17,22 +17,24 @@ from typing import Any
 
 import pandas as pd
 
+from bulkrunner.commands.recording import current
 from bulkrunner.commands.reporting import REPORT_ROWS, Results, warn_invalid
 from bulkrunner.config.accounts import Account, Accounts, check_column, sending_with, summary_lines
-from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.config.environment import API_KEY_ENV, key_not_set
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import UsageError
 from bulkrunner.input.loading import InputFile
 from bulkrunner.model import Changes, Clock, Numbering, Outcome, Rate, Row, Status, count
-from bulkrunner.operations.fields import ACCOUNT
+from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
+from bulkrunner.output.summary import FailedRows
 from bulkrunner.records.journal import Journal, row_key
 from bulkrunner.records.locks import lock_accounts
 from bulkrunner.records.store import StateStore
-from bulkrunner.records.store import for_config as for_store
 from bulkrunner.sending.batches import RunRows, Survey
 from bulkrunner.sending.interrupts import INTERRUPTED, Interrupts
 from bulkrunner.sending.pipeline import Pipeline
+from bulkrunner.sending.plan import Drift
 from bulkrunner.sending.session import Session
 
 log = logging.getLogger("bulkrunner")
@@ -45,8 +47,7 @@ def api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
     remember(key)  # whatever a server echoes back, the key is redacted from every output
     if not (key or config.dry_run or config.simulate or config.accounts):
         raise UsageError(
-            f"{API_KEY_ENV} is not set: export your SmartLead API key in it "
-            "(or use --dry-run, or --simulate to try the embedded simulator)"
+            f"{key_not_set()} (or use --dry-run, or --simulate to try the embedded simulator)"
         )
     return key
 
@@ -63,6 +64,7 @@ class Stream:
     key: str  # the key of a run without one
     clock: Clock
     survey: Survey = field(default_factory=Survey)
+    drift: Drift | None = None  # a rollback's or a saved plan's: writes only over what it expects
     sending: dict[str, Account] = field(default_factory=dict)  # the accounts it sends with
     store: StateStore | None = None  # the state store, while the run holds its locks
     report_rows: int = REPORT_ROWS
@@ -113,9 +115,7 @@ class Stream:
         self.survey = self.rows.surveyed()
         self.sending = sending_with(self.config, self.accounts, self.key, self.survey.accounts)
         warn_invalid(self.config.input, self.survey.shown, self.survey.invalid)
-        self.store = for_store(self.config)
-        if self.store is not None:
-            held.enter_context(self.store)
+        self.store = current().shared(self.config, held)
         if not self.config.simulate:  # each run has its own embedded simulator
             keys = {name: account.key for name, account in self.sending.items()}
             shared = self.store is not None
@@ -134,8 +134,14 @@ class Stream:
         accounts = list(self.sending.values())
         return accounts[0].rates if len(accounts) == 1 else ()
 
-    def results(self, counts: Counter[Status], by_account: dict[str, Counter[Status]]) -> Results:
-        """The report's results of each chunk, counted by status (and by account) on the way."""
+    def results(
+        self,
+        counts: Counter[Status],
+        by_account: dict[str, Counter[Status]],
+        failed: FailedRows | None = None,
+    ) -> Results:
+        """The report's results of each chunk, counted by status (and by account) on the way,
+        the first failed and invalid rows kept (``failed``)."""
 
         def results(
             offset: int, chunk: pd.DataFrame
@@ -143,8 +149,12 @@ class Stream:
             if not offset:  # the report is written again (to the fallback path): count again
                 counts.clear()
                 by_account.clear()
+                if failed is not None:
+                    failed.clear()
             outcomes, changes = self.rows.results(offset, chunk)
             counts.update(outcome.status for outcome in outcomes.values())
+            if failed is not None:
+                self._failed(failed, offset, chunk, outcomes)
             if self.accounts is not None and ACCOUNT in chunk.columns:
                 numbers = self.numbering.span(offset, len(chunk))
                 for number, cell in zip(numbers, chunk[ACCOUNT].tolist(), strict=True):
@@ -154,6 +164,15 @@ class Stream:
 
         return results
 
+    def _failed(
+        self, failed: FailedRows, offset: int, chunk: pd.DataFrame, outcomes: Mapping[int, Outcome]
+    ) -> None:
+        numbers = self.numbering.span(offset, len(chunk))
+        campaigns = chunk[CAMPAIGN_ID].tolist() if CAMPAIGN_ID in chunk.columns else None
+        for position, number in enumerate(numbers):
+            cell = campaigns[position] if campaigns is not None else None
+            failed.add(number, _campaign(cell), outcomes[number])
+
     def per_account(
         self, by_account: Mapping[str, Counter[Status]], session: Session | None
     ) -> list[str]:
@@ -162,6 +181,15 @@ class Stream:
             return []
         stats = session.by_account if session is not None else {}
         return summary_lines(self.accounts.accounts, by_account, stats)
+
+
+def _campaign(cell: Any) -> str:
+    """A campaign cell as a person wrote it: ``123``, not ``123.0`` (a column with blanks)."""
+    if cell is None or (not isinstance(cell, str) and pd.isna(cell)):
+        return ""
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell).strip()
 
 
 class Journaling:
@@ -217,11 +245,22 @@ def send(
 
     config, rows, survey = stream.config, stream.rows, stream.survey
     journaling = Journaling(journal) if journal is not None else None
+    recording = current()
+    recording.sending(stream.sending, config.report)
+    history = None if planning else recording.change_log(stream.sending)
 
     def finished(outcomes: Mapping[int, Outcome], changes: Mapping[int, Changes]) -> None:
+        if history is not None:
+            history.flush()
         if hand_over is not None:
             hand_over(outcomes, changes)
         rows.finished(outcomes, changes)
+
+    def record(row: Row, outcome: Outcome, changes: Changes | None) -> None:
+        if journaling is not None:  # the journal first: the crash-safe record of the row
+            journaling.row(row, outcome, changes)
+        if history is not None:
+            history.row(row, outcome, changes)
 
     session = Session(
         config,
@@ -232,7 +271,8 @@ def send(
         rows.wire,
         planning=planning,
         planned=planned,
-        record=journaling.row if journaling is not None else None,
+        drift=stream.drift,
+        record=record if journaling is not None or history is not None else None,
         on_batch=finished,
         totals=survey.accounts,
         wanted=survey.campaigns,
@@ -259,6 +299,8 @@ def send(
     interrupts.hold()
     if rows.pending:  # the batch the run was cancelled in
         finished(session.outcomes(), session.changes())
+    if history is not None:
+        history.flush()
     if session.signals and session.stats.aborted is None:
         session.aborted = "plan interrupted" if planning else INTERRUPTED
     if journaling is not None and journaling.broken and session.stats.aborted is None:

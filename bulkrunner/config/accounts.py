@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from bulkrunner.config.baseurl import check as check_base_url
-from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.config.environment import API_KEY_ENV, key_not_set
 from bulkrunner.config.job_file import read_toml
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig
@@ -140,9 +140,10 @@ def account_keys(
     for account in accounts.values():
         key = environ.get(account.key_env, "")
         if not key:
+            unset = key_not_set(account.key_env, "that account's")
             raise UsageError(
-                f"{path}: account {account.name!r}: the environment variable {account.key_env} "
-                "is not set: export that account's SmartLead API key in it; nothing was sent"
+                f"{path}: account {account.name!r}: the environment variable {unset}; "
+                "nothing was sent"
             )
         remember(key)  # whatever a server echoes back, no key reaches any output
         keys[account.name] = key

@@ -11,7 +11,7 @@ are secrets as the key is: a message shows the URL as ``shown`` gives it, and th
 remembered for redaction as the key is.
 
 ``server`` is the server a URL names, one spelling for each: two runs with the same key on the
-same server are one account (``bulkrunner.config.paths.account_lock_path``) however its URL is
+same server are one account (``bulkrunner.config.folders.account_lock_path``) however its URL is
 written.
 """
 

@@ -190,6 +190,8 @@ def _check(config: RunConfig) -> None:
             )
     if config.max_attempts < 1:
         raise UsageError(f"max attempts must be at least 1, got {config.max_attempts}")
+    if config.keep is not None and config.keep < 1:
+        raise UsageError(f"keep must be at least 1 (the run just made is kept), got {config.keep}")
     if not config.timeout > 0:
         raise UsageError(f"timeout must be a positive number of seconds, got {config.timeout:g}")
     if config.resume and config.fresh:

@@ -47,6 +47,9 @@ FOLLOWING = frozenset({"retry", "rollback"})  # follow up the report of an earli
 READING = SENDING | {"plan"}  # read the account: plan reads as a run does first
 EVERY = SENDING | CHECKING
 EXPORTING = frozenset({"export"})  # reads the account's campaigns into an input file
+DIAGNOSING = frozenset({"doctor"})  # reads each account once: is its key accepted?
+CONNECTING = READING | EXPORTING | DIAGNOSING  # reach an account: its address, limits, retries
+HISTORY = frozenset({"runs", "changes"})  # read the run history in the state store
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,17 @@ def seconds(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
 def whole(help: str, commands: Iterable[str]) -> Mapping[str, Option]:
     """An option of a whole number (``--concurrency 8``)."""
     return option(help, commands, accepts=(int,), metavar="N", parse=int)
+
+
+def choice(
+    help: str, commands: Iterable[str], among: Iterable[Any], convert: Callable[[Any], Any] = str
+) -> Mapping[str, Option]:
+    """An option of one of ``among`` (``--log-format json``; in a job file a text): of an enum,
+    one of its values, converted to it."""
+    if isinstance(among, enum.EnumMeta):
+        values: list[Any] = [member.value for member in among]  # type: ignore[var-annotated]
+        return choice(help, commands, values, among)
+    return option(help, commands, accepts=(str,), choices=tuple(among), convert=convert)
 
 
 def names(help: str, commands: Iterable[str]) -> Mapping[str, Option]:

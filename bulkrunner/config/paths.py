@@ -1,52 +1,45 @@
 """Every file bulkrunner names, and the one way it replaces a file without ever leaving it torn.
 
-Beside a report, named after the report's whole name (``x.csv`` and ``x.json`` differ)::
+A run has a folder named after its job (its input's stem) and the UTC time it started, ``-2``,
+``-3``... added when a command of the same second took the name; its files are named after its
+report's whole name (``x.csv`` and ``x.json`` differ), so a report given with ``--report`` has
+them beside it wherever it is::
 
-    reports/plan.csv                  the report, written when the run ends
-    reports/plan.csv.journal          the rows finished so far, while the run is unfinished
-    reports/plan.csv.lock             held while a run uses the report
-    reports/plan.csv.backup.parquet   the values the run changes, as they were (rollback's input)
-    reports/.plan.csv.tmp             a file being written, until it is moved into place
+    reports/plan-20261126T021500Z/report.csv              a run of plan.csv: its report,
+        report.csv.journal, .lock, .backup.parquet        journal (while unfinished), lock, backup
+        retry-20261126T030000Z.csv, rollback-2026...csv   a retry, a rollback of it (and theirs)
+    reports/plan-20261126T020000Z-plan/plan.csv           a plan (a dry run: -dry-run/dry-run.csv)
 
-An input piped in (``--input -``) is kept as ``reports/stdin-<hash of its bytes>.csv`` (or
-``.parquet``; in the report's folder when ``--report`` names one), so that the run, its journal
-and its lock have a file to name, and the same content piped again is the same job.
-
-Names that are not given carry the UTC time the command started (``TIMESTAMP``): a run's report
-``reports/<input stem>-<time>.csv``, a retry's ``reports/<earlier report stem>-retry-<time>.csv``,
-an export's ``exports/<operation>-<time>.csv``, and, when the report cannot be written where it
-should, ``bulkrunner-report-<time>.csv`` in the current folder. The locks of inputs and accounts
-are in this user's lock folder (``lock_folder``).
-
-A file that is replaced (a report, the backup, an export) is written to a temporary file beside
-it, flushed to disk, and renamed over it (``Staged``): a crash at any moment leaves the old file
-or the new one, never half of one.
+A retry or rollback writes in the folder of the report it follows up, or in one of its own named
+after that report when it is in none: no name grows with each follow-up. A piped input is kept
+as ``reports/stdin-<hash of its bytes>.csv`` (or in the folder of ``--report``); an export is
+``exports/<operation>-<time>.csv``; a report that cannot be written where it should goes to
+``bulkrunner-report-<time>.csv`` here. The locks of inputs and accounts are in this user's lock
+folder (``config.folders``). A file replaced (a report, the backup, an export) is written beside it,
+flushed and renamed over it (``Staged``): a crash leaves the old file or the new one, whole.
 
 This module imports nothing heavy: the help of ``run`` names the default report.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import stat
+import re
 import sys
-from pathlib import Path
 
-from bulkrunner.config.environment import LOCK_DIR_ENV, STATE_DIR_ENV
 from bulkrunner.errors import UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import datetime
+    from pathlib import Path
     from types import TracebackType
 
 TIMESTAMP = "%Y%m%dT%H%M%SZ"  # 20261126T021500Z: sorts as time does, and is safe in a file name
 DATE = "%Y-%m-%d"
-REPORTS = Path("reports")  # the folder of the reports (and their journals...) not named
-EXPORTS = Path("exports")
+REPORTS = "reports"  # the folder of the reports (and their journals...) not named
+EXPORTS = "exports"
 
 STANDARD_STREAM = "-"  # --input - reads standard input; export --output - writes standard output
 INPUT_FORMATS = (".csv", ".parquet")
@@ -57,8 +50,28 @@ JOURNAL_SUFFIX = ".journal"
 LOCK_SUFFIX = ".lock"
 BACKUP_SUFFIX = ".backup.parquet"
 
-DEFAULT_REPORT = f"{REPORTS.as_posix()}/<input stem>-<UTC time>.csv"  # as the help says it
-DEFAULT_EXPORT = f"{EXPORTS.as_posix()}/<operation>-<UTC time>.csv"
+# A run's report in its folder, by kind: a run's, a plan's, a dry run's (``run --dry-run``)
+RUN, PLAN, DRY_RUN = "report", "plan", "dry-run"
+FOLLOW_UPS = ("retry", "rollback")  # what follows up a run, in that run's folder
+DEFAULT_REPORT = f"{REPORTS}/<input stem>-<UTC time>/{RUN}.csv"  # as the help says it
+DEFAULT_EXPORT = f"{EXPORTS}/<operation>-<UTC time>.csv"
+# A run folder's name: its job, its time, a number when that name was taken, a kind but a run's
+_RUN_FOLDER = re.compile(
+    rf"(?P<job>.+)-(?P<time>\d{{8}}T\d{{6}}Z)(?:-(?P<n>\d+))?(?:-(?P<kind>{PLAN}|{DRY_RUN}))?"
+)
+# A report a run folder holds: its run's, or a follow-up's (a preview's kind after its own)
+_IN_RUN_FOLDER = re.compile(
+    rf"(?:{RUN}|{PLAN}|{DRY_RUN}|(?:{'|'.join(FOLLOW_UPS)})(?:-(?:{PLAN}|{DRY_RUN}))?"
+    rf"-\d{{8}}T\d{{6}}Z(?:-\d+)?)"
+)
+
+
+def path(*parts: str) -> Path:
+    """A ``Path`` of ``parts``; pathlib (which imports urllib) is loaded when a path is made, not
+    when the help names one."""
+    from pathlib import Path
+
+    return Path(*parts)
 
 
 def stamp(now: datetime) -> str:
@@ -79,17 +92,75 @@ def template_glob(template: str) -> str:
     return "*".join(glob.escape(part) for part in parts)
 
 
-def default_report_path(input_path: Path, now: datetime) -> Path:
-    return REPORTS / f"{input_path.stem}-{stamp(now)}.csv"
+def default_report_path(input_path: Path, now: datetime, kind: str = RUN) -> Path:
+    """The report of a command of ``kind`` (``RUN``, ``PLAN``, ``DRY_RUN``) on ``input_path``
+    started at ``now``: ``reports/<input stem>-<time>[-<kind>]/<kind>.csv``, in a folder no
+    command has used. A backup's is a rollback's (``follow_up_path``)."""
+    if is_backup(input_path):
+        return follow_up_path(report_of_backup(input_path), "rollback", now, kind)
+    return run_folder(input_path.stem, now, kind) / f"{kind}.csv"
 
 
-def retry_report_path(earlier_report: Path, now: datetime) -> Path:
-    return REPORTS / f"{earlier_report.stem}-retry-{stamp(now)}.csv"
+def follow_up_path(earlier: Path, command: str, now: datetime, kind: str = RUN) -> Path:
+    """The report of ``command`` (retry, rollback; a ``kind`` of preview of it) following up the
+    report ``earlier``: ``<command>[-<kind>]-<time>.csv`` in ``earlier``'s run folder, or in a
+    new one named after it when it is in none (a report given with ``--report``)."""
+    name = f"{command}{'' if kind == RUN else f'-{kind}'}-{stamp(now)}.csv"
+    if in_run_folder(earlier):
+        return unused(earlier.parent / name)
+    return run_folder(earlier.stem, now, kind) / name
+
+
+def run_folder(job: str, now: datetime, kind: str = RUN) -> Path:
+    """``reports/<job>-<time>[-<kind>]``, or with ``-2``, ``-3``... after the time if a command
+    already made that folder (two commands started in the same second)."""
+    suffix = "" if kind == RUN else f"-{kind}"
+    candidate, number = path(REPORTS, f"{job}-{stamp(now)}{suffix}"), 1
+    while candidate.exists():
+        number += 1
+        candidate = path(REPORTS, f"{job}-{stamp(now)}-{number}{suffix}")
+    return candidate
+
+
+def in_run_folder(report: Path) -> bool:
+    """Whether ``report`` has a name bulkrunner gives a report in a run folder."""
+    return _IN_RUN_FOLDER.fullmatch(report.stem) is not None
+
+
+def run_folder_of(folder: Path) -> tuple[str, str, str] | None:
+    """The job, the time (with its number) and the kind (``RUN``, ``PLAN``, ``DRY_RUN``) of a
+    run folder's name; None for a name bulkrunner does not give one."""
+    found = _RUN_FOLDER.fullmatch(folder.name)
+    if found is None:
+        return None
+    number = int(found["n"] or 1)
+    return found["job"], f"{found['time']}-{number:06d}", found["kind"] or RUN
+
+
+def is_run_file(name: str) -> bool:
+    """Whether a file named ``name`` in a run folder is one bulkrunner writes there: a report
+    named as run folders' are, a file beside one (journal, lock, backup), a temporary file."""
+    if name.startswith(".") and name.endswith(".tmp"):
+        return True
+    for suffix in (JOURNAL_SUFFIX, LOCK_SUFFIX, BACKUP_SUFFIX):
+        name = name.removesuffix(suffix)
+    stem, dot, extension = name.rpartition(".")
+    return bool(dot) and f".{extension}" in REPORT_FORMATS and bool(_IN_RUN_FOLDER.fullmatch(stem))
+
+
+def journals(*also: Path) -> list[Path]:
+    """The journals (unfinished runs) bulkrunner's default names leave: in ``reports/``, in
+    each of its run folders, and in the folders ``also``."""
+    reports = path(REPORTS)
+    found = {*reports.glob(f"*{JOURNAL_SUFFIX}"), *reports.glob(f"*/*{JOURNAL_SUFFIX}")}
+    for folder in also:
+        found.update(folder.glob(f"*{JOURNAL_SUFFIX}"))
+    return sorted(found)
 
 
 def fallback_report_path(now: datetime) -> Path:
     """Where a report goes when it cannot be written where it should (a full or read-only disk)."""
-    return Path.cwd() / f"bulkrunner-report-{stamp(now)}.csv"
+    return path(os.getcwd(), f"bulkrunner-report-{stamp(now)}.csv")
 
 
 def piped_input_path(folder: Path, digest: str, suffix: str) -> Path:
@@ -97,8 +168,14 @@ def piped_input_path(folder: Path, digest: str, suffix: str) -> Path:
     return folder / f"stdin-{digest}{suffix}"
 
 
+def frame_input_path(folder: Path, digest: str) -> Path:
+    """Where a DataFrame given to the Python API is kept as an input file: named by its
+    content's ``digest``, so that the same DataFrame is the same job."""
+    return folder / f"frame-{digest}.parquet"
+
+
 def default_export_path(operation: str, now: datetime) -> Path:
-    return EXPORTS / f"{operation}-{stamp(now)}.csv"
+    return path(EXPORTS, f"{operation}-{stamp(now)}.csv")
 
 
 def journal_path(report: Path) -> Path:
@@ -115,6 +192,10 @@ def lock_path(report: Path) -> Path:
 
 def backup_path(report: Path) -> Path:
     return report.with_name(report.name + BACKUP_SUFFIX)
+
+
+def report_of_backup(backup: Path) -> Path:
+    return backup.with_name(backup.name.removesuffix(BACKUP_SUFFIX))
 
 
 def is_backup(path: Path) -> bool:
@@ -233,92 +314,3 @@ def check_report_path(path: Path) -> None:
 def or_list(formats: Sequence[str]) -> str:
     """``.csv, .parquet or .json``."""
     return formats[0] if len(formats) == 1 else f"{', '.join(formats[:-1])} or {formats[-1]}"
-
-
-# --- the user's folder, the lock folder, an account's name ---------------------------------------
-
-
-def lock_folder() -> Path:
-    """This user's folder of the locks that are not beside a report: ``locks`` in the user's
-    bulkrunner folder (``user_folder``), or ``$BULKRUNNER_LOCK_DIR``."""
-    override = os.environ.get(LOCK_DIR_ENV)
-    if override:
-        return Path(override).expanduser().absolute()
-    return user_folder() / "locks"
-
-
-STATE_FOLDER = "~/.local/state/bulkrunner"  # the user folder on Linux, as help texts name it
-
-
-def user_folder() -> Path:
-    """The folder bulkrunner keeps this user's locks and state in (see the module's docstring)."""
-    if sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA")
-        base = Path(local) if local else Path.home() / "AppData" / "Local"
-        return base / "bulkrunner"
-    if sys.platform == "darwin":
-        return home() / "Library" / "Application Support" / "bulkrunner"
-    return home() / ".local" / "state" / "bulkrunner"
-
-
-def state_folder(folder: Path | None = None) -> Path:
-    """The folder of the state store: ``folder`` when given, else ``$BULKRUNNER_STATE_DIR``,
-    else the user's bulkrunner folder."""
-    if folder is None:
-        override = os.environ.get(STATE_DIR_ENV)
-        if not override:
-            return user_folder()
-        folder = Path(override)
-    return folder.expanduser().absolute()
-
-
-def home() -> Path:
-    """The user's home as the user database has it (cron's ``HOME`` is that one; a ``sudo``
-    may keep another's), else ``HOME``. (POSIX only.)"""
-    import pwd
-
-    try:
-        return Path(pwd.getpwuid(os.getuid()).pw_dir)
-    except KeyError:  # a uid the database does not know (a container's)
-        return Path.home()
-
-
-def private_folder_problem(folder: Path) -> str:
-    """Create ``folder`` for this user alone (0700, its parents as the umask has them), or check
-    that it still is: what is wrong with it ("is a symbolic link", "is not a folder", "belongs to
-    another user (uid N)", "may be written by other users (mode 0777)"), or "" when nothing is.
-    OSError when it cannot be created or looked at."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        folder.mkdir(mode=0o700)
-    found = os.lstat(folder)
-    if stat.S_ISLNK(found.st_mode):
-        return "is a symbolic link"
-    if not stat.S_ISDIR(found.st_mode):
-        return "is not a folder"
-    if sys.platform != "win32" and found.st_uid != os.geteuid():
-        return f"belongs to another user (uid {found.st_uid})"
-    if sys.platform != "win32" and found.st_mode & 0o022:
-        return f"may be written by other users (mode {stat.S_IMODE(found.st_mode):04o})"
-    return ""
-
-
-def account_id(base_url: str, key: str) -> str:
-    """The name of the account ``key`` opens on the server ``base_url`` names: 24 hex digits of
-    a SHA-256 (one-way: the key is not in it). ``base_url`` has passed ``baseurl.check``."""
-    from bulkrunner.config.baseurl import server
-
-    material = f"bulkrunner account\0{server(base_url)}\0{key}".encode()
-    return hashlib.sha256(material).hexdigest()[:24]
-
-
-def input_lock_path(input_path: Path) -> Path:
-    """The lock of every run of ``input_path``, wherever their reports go."""
-    key = hashlib.sha256(str(input_path.resolve()).encode()).hexdigest()[:24]
-    return lock_folder() / f"input-{key}{LOCK_SUFFIX}"
-
-
-def account_lock_path(base_url: str, key: str) -> Path:
-    """The lock every run using an account holds, named by the account (``account_id``: the
-    same key under two names, or on one server written two ways, is one account)."""
-    return lock_folder() / f"account-{account_id(base_url, key)}{LOCK_SUFFIX}"

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bulkrunner.config.environment import BASE_URL_ENV, STATE_DIR_ENV
+from bulkrunner.config import plan_options
+from bulkrunner.config.environment import BASE_URL_ENV
+from bulkrunner.config.keeping import KEEP, NO_STATE, STATE_DIR
 from bulkrunner.config.options import (
     CHECKING,
+    CONNECTING,
+    DIAGNOSING,
     EVERY,
     EXPORTING,
     READING,
@@ -21,6 +25,7 @@ from bulkrunner.config.options import (
     as_optional_path,
     as_path,
     as_rates,
+    choice,
     declared,
     exit_codes,
     names,
@@ -41,7 +46,6 @@ from bulkrunner.config.paths import (
     INPUT_FORMATS,
     REPORT_FORMATS,
     STANDARD_STREAM,
-    STATE_FOLDER,
     or_list,
 )
 from bulkrunner.errors import ExitCode
@@ -89,22 +93,18 @@ class RunConfig:
     )
     vocabulary: Vocabulary = field(
         default=Vocabulary.DOCUMENTED,
-        metadata=option(
+        metadata=choice(
             f"enum names to send: {or_list(tuple(Vocabulary))} (default {{default}})",
             EVERY | EXPORTING,
-            accepts=(str,),
-            choices=tuple(v.value for v in Vocabulary),
-            convert=Vocabulary,
+            Vocabulary,
         ),
     )
     schedule_shape: ScheduleShape = field(
         default=ScheduleShape.NESTED,
-        metadata=option(
+        metadata=choice(
             f"wire shape of schedule requests: {ScheduleShape.described()} (default {{default}})",
             READING,
-            accepts=(str,),
-            choices=tuple(shape.value for shape in ScheduleShape),
-            convert=ScheduleShape,
+            ScheduleShape,
         ),
     )
     report: Path | None = optional_path(
@@ -122,14 +122,14 @@ class RunConfig:
     accounts: Path | None = optional_path(
         "a TOML file of SmartLead accounts (each: the variable holding its key, its limits, "
         "its base URL); the input's account column picks one per row",
-        EVERY,
+        EVERY | DIAGNOSING,
         "FILE",
     )
     base_url: str = field(
         default=DEFAULT_BASE_URL,
         metadata=option(
             f"API base URL (default: ${BASE_URL_ENV}, else SmartLead's)",
-            READING | EXPORTING,
+            CONNECTING,
             accepts=(str,),
             metavar="URL",
         ),
@@ -139,7 +139,7 @@ class RunConfig:
         metadata=option(
             "at most N requests in any SECONDS, repeatable: each replaces the default window of "
             "its SECONDS, the others hold (above SmartLead's: a warning) (default {default})",
-            READING | EXPORTING,
+            CONNECTING,
             key="rate",
             accepts=(list, str),
             form="append",
@@ -159,14 +159,14 @@ class RunConfig:
         default=6,
         metadata=whole(
             "tries per row before it is failed (default {default})",
-            READING | EXPORTING,
+            CONNECTING,
         ),
     )
     timeout: float = field(
         default=30.0,
         metadata=seconds(
             "per-request timeout (default {default})",
-            READING | EXPORTING,
+            CONNECTING,
         ),
     )
     outage_timeout: float = field(
@@ -183,7 +183,7 @@ class RunConfig:
             "the longest single wait a server may ask for (Retry-After, X-RateLimit-Reset, a "
             "lower X-RateLimit-Limit); asked for longer, the run stops "
             f"(exit {ExitCode.ABORTED:d}: {ExitCode.ABORTED.brief}) (default {{default}})",
-            READING | EXPORTING,
+            CONNECTING,
         ),
     )
     grace: float = field(
@@ -199,21 +199,22 @@ class RunConfig:
         metadata=seconds(
             "the least added to every rate window against network jitter; more is learned "
             "from round-trip times (default {default})",
-            READING | EXPORTING,
+            CONNECTING,
         ),
     )
     dry_run: bool = field(
         default=False,
         metadata=toggle(
-            "load and validate, report what would be sent, send nothing",
+            "check, show what would be sent, send nothing (rollback: a plan, reading the account)",
             SENDING,
         ),
     )
     simulate: bool = field(
         default=False,
         metadata=toggle(
-            "run against the embedded SmartLead simulator (with injected faults)",
-            READING | EXPORTING,
+            "run against the embedded SmartLead simulator (with injected faults), whose account "
+            "is kept between commands (`bulkrunner simulate --reset` starts it afresh)",
+            CONNECTING,
         ),
     )
     skip_unchanged: bool = field(
@@ -224,19 +225,9 @@ class RunConfig:
             READING,
         ),
     )
-    state_dir: Path | None = optional_path(
-        f"the folder of the state store that every bulkrunner process of yours shares (rate "
-        f"budgets, run history): default ${STATE_DIR_ENV}, else {STATE_FOLDER}",
-        READING | EXPORTING,
-        "FOLDER",
-    )
-    no_state: bool = field(
-        default=False,
-        metadata=switch(
-            "run without the state store: no rate budget shared with other commands, no history",
-            READING | EXPORTING,
-        ),
-    )
+    state_dir: Path | None = STATE_DIR  # (the options of what is kept: config/keeping)
+    no_state: bool = NO_STATE
+    keep: int | None = KEEP
     verify: bool = field(
         default=False,
         metadata=toggle(
@@ -264,8 +255,8 @@ class RunConfig:
         default=False,
         metadata=switch(
             "allow changes a rollback cannot undo: setting a field that has no value now (null "
-            "or not shown: no API call takes a value away), and stopping campaigns (as "
-            "--allow-stop); without it such rows fail unsent",
+            "or not shown: no API call takes a value away), stopping campaigns (as --allow-stop),"
+            " unsubscribing or removing leads; without it such rows fail unsent or are invalid",
             EVERY,  # validate: it decides whether STOPPED is valid, as --allow-stop does
         ),
     )
@@ -273,7 +264,7 @@ class RunConfig:
         default=False,
         metadata=switch(
             "errors and the final summary only: no progress, no log lines below errors",
-            READING | EXPORTING,
+            CONNECTING,
             flags=("-q", "--quiet"),
         ),
     )
@@ -286,13 +277,11 @@ class RunConfig:
     )
     log_format: str = field(
         default="text",
-        metadata=option(
+        metadata=choice(
             "json: every line on stdout and stderr is one JSON object, for log shippers "
             "(default {default})",
-            READING | EXPORTING,
-            accepts=(str,),
-            choices=("text", "json"),
-            convert=str,
+            CONNECTING,
+            ("text", "json"),
         ),
     )
     notify: str | None = secret_url(
@@ -302,7 +291,9 @@ class RunConfig:
     )
     notify_env: str | None = secret_url_variable("--notify", "the webhook URL", SENDING)
     notify_on: tuple[ExitCode, ...] = field(  # (not 4: every cron tick of a long run says it)
-        default=tuple(code for code in ExitCode if code not in (ExitCode.OK, ExitCode.IN_PROGRESS)),
+        default=tuple(
+            c for c in ExitCode if c not in (ExitCode.OK, ExitCode.IN_PROGRESS, ExitCode.CHANGES)
+        ),
         metadata=exit_codes(
             "the exit codes --notify tells of, comma-separated (default {default}: every "
             f"failure but {ExitCode.IN_PROGRESS:d}, {ExitCode.IN_PROGRESS.brief})",
@@ -319,7 +310,7 @@ class RunConfig:
         default=False,
         metadata=switch(
             "log every request and answer",
-            READING | EXPORTING,
+            CONNECTING,
             flags=("-v", "--verbose"),
         ),
     )
@@ -373,14 +364,10 @@ class RunConfig:
             convert=as_optional_path,
         ),
     )
-    force: bool = field(
-        default=False,
-        metadata=switch(
-            "replace the --output file if it exists (never a bulkrunner backup)",
-            EXPORTING,
-            in_job_file=False,
-        ),
-    )
+    force: bool = plan_options.FORCE  # saved plans and drift: see config/plan_options
+    out: Path | None = plan_options.OUT
+    exit_code: bool = plan_options.EXIT_CODE
+    plan: Path | None = plan_options.PLAN
     auto_resume: bool = False  # job file resume = "auto": continue an unfinished run, if any
     report_template: str | None = None  # the report as given, if it has {timestamp} or {date}
     command: tuple[str, ...] = ()  # the command line that started this, for hints to paste
@@ -395,6 +382,6 @@ def for_config(config: RunConfig) -> tuple[Operation, Wire]:
     from bulkrunner.operations import operation
     from bulkrunner.operations.base import Wire
 
-    # --allow-irreversible consents to every change a rollback cannot undo, stops included
-    allow_stop = config.allow_stop or config.allow_irreversible
-    return operation(config.operation), Wire(config.vocabulary, config.schedule_shape, allow_stop)
+    allow_stop = config.allow_stop or config.allow_irreversible  # the wider consent includes it
+    wire = Wire(config.vocabulary, config.schedule_shape, allow_stop, config.allow_irreversible)
+    return operation(config.operation), wire

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 from bulkrunner.config.paths import INPUT_FORMATS, or_list
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.model import RESULT_COLUMNS, count
-from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, NAME, SETTING_NAMES, column_key
+from bulkrunner.operations.fields import (
+    ACCOUNT,
+    CAMPAIGN_ID,
+    NAME,
+    SET_BY_RUN,
+    SETTING_NAMES,
+    column_key,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -157,7 +164,7 @@ def check_columns(
             f"no {CAMPAIGN_ID!r} column{_suggestion(columns, CAMPAIGN_ID)} "
             f"(columns found: {', '.join(columns) or 'none'})",
         )
-    carried = {column_key(name) for name in keep}
+    carried = {column_key(name) for name in (*keep, SET_BY_RUN)}  # (a backup's is carried)
     strange = [name for name in columns if name not in known and column_key(name) not in carried]
     if not strange:
         return

@@ -318,10 +318,8 @@ class SlidingWindowLimiter:
                     held = f"X-RateLimit-Limit {learned.limit}, held over {learned.seconds:g}s"
                     raise WaitTooLong(wait, held)
                 if wait <= 0 and self.shared is not None:  # and every process's requests
-                    room = self._room(now + LEASE) if self.shared.most > 1 else 1
-                    wait = self.shared.ask(
-                        self.effective_rates, now, self._floor, self.guard, max(1, room)
-                    )
+                    room = max(1, self._room(now, now + LEASE)) if self.shared.most > 1 else 1
+                    wait = self.shared.ask(self.effective_rates, now, self._floor, self.guard, room)
                 if wait <= 0:
                     for window in self._windows:
                         window.add(now)
@@ -389,16 +387,12 @@ class SlidingWindowLimiter:
         fastest, tenth = self._fastest[0], self._fastest[-1]
         return self._floor - max(0.0, fastest - _FASTEST_MARGIN * (tenth - fastest))
 
-    def _room(self, at: float) -> int:
-        """How many more requests this process's own windows (and its adaptive rate) let go
-        by ``at``: as many as a reservation from the shared budget can use before its lease
-        ends (one it could not use would count as sent, and hold every window in vain)."""
-        guard, answered = self.guard, self._answered_shift()
-        room = min(window.room(at, guard, answered) for window in self._windows)
-        rate = self.adaptive.rate(self._clock()) if self.adaptive else None
-        if rate is not None:
-            room = min(room, 1 + math.floor((at - self._clock()) * rate))
-        return room
+    def _room(self, now: float, at: float) -> int:
+        """How many requests this process's own windows (and its adaptive rate) let go from
+        ``now`` to ``at``: a reservation of more would count the rest as sent, in vain."""
+        room = min(w.room(at, self.guard, self._answered_shift()) for w in self._windows)
+        rate = self.adaptive.rate(now) if self.adaptive else None
+        return room if rate is None else min(room, 1 + math.floor((at - now) * rate))
 
     def _windows_wait(self, now: float, windows: Sequence[Window] | None = None) -> float:
         guard, answered = self.guard, self._answered_shift()

@@ -1,6 +1,6 @@
 """The campaign writes bulkrunner applies, one module each, all declared the same way
 (:class:`~bulkrunner.operations.base.Operation`): ``settings`` (the default), ``schedule``,
-``status`` and ``email-accounts``.
+``status``, ``email-accounts`` and ``lead-status``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ _OPERATIONS: dict[str, tuple[str, str]] = {
     "schedule": ("schedule", "SCHEDULE"),
     "status": ("status", "STATUS"),
     "email-accounts": ("email_accounts", "EMAIL_ACCOUNTS"),
+    "lead-status": ("lead_status", "LEAD_STATUS"),
 }
 NAMES = tuple(_OPERATIONS)
 

@@ -17,7 +17,12 @@ An operation says everything the commands need to know about its write, and noth
 - what a row would change (:meth:`Operation.changes`), which rows must not be sent given the
   current state (:meth:`Operation.refuse`), how a change is undone (:meth:`Operation.undo`), and
   which changes cannot be (:meth:`Operation.irreversible`: sent only with
-  ``--allow-irreversible``).
+  ``--allow-irreversible``);
+- for a write to one lead of a campaign rather than to the campaign (``key``: the column
+  naming the lead), what a row sends once its lead is read (:meth:`Operation.resolve`: its
+  address becomes the lead's id); which answers the retry policy must not retry
+  (:meth:`Operation.final`), and which refusals say the row is already as it asks
+  (:meth:`Operation.done`).
 
 The base class holds the common case: fields compared one by one, undone by writing back the
 values they had. An operation overrides only what differs.
@@ -33,6 +38,20 @@ from typing import Any
 from bulkrunner.model import Answer, Change, Row
 from bulkrunner.operations.fields import Field, ScheduleShape, Vocabulary
 
+Target = int | tuple[int, str]
+"""What one row changes: its campaign, or (an operation with a ``key``) the campaign and the
+row's key value in it (a lead's address). A backup holds one row per target."""
+
+
+def campaign_of(target: Target) -> int:
+    """The campaign of ``target``."""
+    return target if isinstance(target, int) else target[0]
+
+
+def named(target: Target) -> str:
+    """A target as a message names it: ``5``, or ``a@x.com in 5``."""
+    return str(target) if isinstance(target, int) else f"{target[1]} in {target[0]}"
+
 
 @dataclass(frozen=True, slots=True)
 class Wire:
@@ -41,6 +60,7 @@ class Wire:
     vocabulary: Vocabulary = Vocabulary.DOCUMENTED
     schedule_shape: ScheduleShape = ScheduleShape.NESTED
     allow_stop: bool = False  # rows that set status STOPPED (or --allow-irreversible)
+    allow_irreversible: bool = False  # rows whose change no rollback can undo (lead-status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +93,13 @@ class Operation:
     # merged into the campaign's state under the key ``detail``)
     vocabularies: bool = False  # whether --vocabulary changes what this operation sends
     reads: tuple[str, ...] = ()  # the keys of a campaign as GET shows it that ``state`` reads
+    # The column that, with campaign_id, names what a row changes (a lead's ``email``): rows of
+    # one campaign repeat only when it repeats too. None: a row changes its campaign.
+    key: str | None = None
+    # The current state is each row's lead in its campaign, found by address
+    # (``sending/lead_reads``), not the campaign's settings.
+    reads_leads: bool = False
+    exportable: bool = True  # ``bulkrunner export`` writes the account's campaigns as its rows
 
     @property
     def reads_per_campaign(self) -> int:
@@ -92,6 +119,29 @@ class Operation:
     def requests(self, campaign_id: int, payload: Mapping[str, Any], wire: Wire) -> list[Request]:
         """The requests that apply a valid row: by default one POST of the payload as it is."""
         return [Request("POST", self.path(campaign_id), dict(payload))]
+
+    def target(self, campaign_id: int, payload: Mapping[str, Any]) -> Target:
+        """What a row of ``campaign_id`` with ``payload`` changes (see :data:`Target`)."""
+        return campaign_id if self.key is None else (campaign_id, str(payload.get(self.key)))
+
+    def resolve(
+        self, payload: Mapping[str, Any], campaign: Mapping[str, Any] | None
+    ) -> Mapping[str, Any]:
+        """What a row to send sends, given its campaign's current state: by default its
+        payload as it is (a lead action adds the id of the lead its address names)."""
+        return payload
+
+    def final(self, answer: Answer) -> str:
+        """Why ``answer``, which the retry policy would try again (a 5xx...), is final for this
+        operation's write, "" when it is not: a condition the answer names that no retry can
+        change. By default none is."""
+        return ""
+
+    def done(self, rows: Sequence[Row], answer: Answer) -> str:
+        """Why ``answer``, which refuses the write of ``rows``, says they already are as they
+        ask ("" when it does not): a removal answered 404 finds the lead out of the campaign
+        (a try whose answer was lost may have removed it). By default none does."""
+        return ""
 
     def groups(self, rows: Sequence[Row]) -> list[Sequence[Row]]:
         """How ``rows`` (of one account, all to send) go together into requests: by default
@@ -184,7 +234,8 @@ class Operation:
         return self.state(campaign)
 
     def describe(self, requests: Sequence[Request]) -> str:
-        """The requests of one row, for a dry run's preview."""
+        """The requests of one row, for a dry run's preview and ``-v``'s log: each its method,
+        path and body as JSON."""
         return "; ".join(
             f"{request.method} {request.path} {json.dumps(request.body, ensure_ascii=False)}"
             for request in requests

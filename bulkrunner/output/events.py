@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from bulkrunner.config.environment import API_KEY_ENV
 from bulkrunner.config.redaction import RedactingFilter, redact
+from bulkrunner.output.summary import SHOWN_FAILED
 
 events = logging.getLogger("bulkrunner.output.events")
 
@@ -92,12 +93,15 @@ EVENTS: Mapping[str, Event] = {
         "stderr",
         "every `--progress-interval` seconds while a run sends",
         {
-            "total": "rows of the run",
+            "total": "rows to send (rows found already as wanted are not counted)",
             "succeeded": "rows succeeded so far",
             "failed": "rows failed so far",
             "retrying": "rows waiting to be retried",
+            "unchanged": "rows found already as wanted, not sent",
+            "not_attempted": "rows not sent because the run stopped (not failures)",
             "rate": "requests per second, lately",
-            "eta": "seconds left at best at the limits",
+            "eta": "seconds left: the larger of what the limits allow and what the rate lately "
+            "says",
             "next_retry": "seconds until the next retry is due, or null",
             "message": "the progress line as text",
         },
@@ -128,6 +132,17 @@ EVENTS: Mapping[str, Event] = {
             **_MESSAGE,
         },
     ),
+    "failed_rows": Event(
+        "stdout",
+        "at the end of a run, before its summary, when rows failed or were invalid",
+        {
+            "rows": f"the first {SHOWN_FAILED} such rows, in the report's order: each its `row`, "
+            "`campaign_id`, `status` and `error`",
+            "total": "how many rows failed or were invalid (`failed`, `invalid`, `mismatch`, "
+            "`unverified`; rows `not_attempted` are not listed)",
+            **_MESSAGE,
+        },
+    ),
     "resume_hint": Event(
         "stdout",
         "after the summary of a run that stopped early",
@@ -146,6 +161,8 @@ EVENTS: Mapping[str, Event] = {
             "invalid": "invalid rows",
             "missing": "rows whose campaign is missing from the account",
             "refused": "rows the operation refuses given the campaign's current state",
+            "drifted": "rows left as they are because their campaign changed since the run a "
+            "rollback undoes (a plan of a backup, or `rollback --dry-run`)",
             "irreversible": "rows to send whose change a rollback could not undo "
             "(with `--allow-irreversible`)",
             "requests": "requests the run would make (of the slowest account)",
@@ -153,8 +170,27 @@ EVENTS: Mapping[str, Event] = {
             **_MESSAGE,
         },
     ),
-    "plan_offline": Event(
-        "stdout", "`plan` without a key: it makes the offline dry run instead", _MESSAGE
+    "doctor": Event(
+        "stdout",
+        "what `doctor` found: a line per account, then how many fail",
+        {
+            "accounts": "each account checked: `account` (its name; null for the one key), "
+            "`key_env`, `base_url`, `ok`, `verdict`, `http_status`, `latency_ms`, `attempts`, "
+            "`campaigns` (listed), `limit`, `remaining` and `reset` (its `X-RateLimit-*` "
+            "headers, or null), `limits` (held)",
+            "failing": "how many accounts failed",
+            **_MESSAGE,
+        },
+    ),
+    "plan_saved": Event(
+        "stdout",
+        "after the `plan` event, when `plan --out` saved the plan",
+        {
+            "plan": "the file saved",
+            "rows": "the rows it would change",
+            "command": "the command that applies it (`run --plan`)",
+            **_MESSAGE,
+        },
     ),
     "unrestorable": Event(
         "stdout",

@@ -18,6 +18,7 @@ from typing import Any
 from bulkrunner.limits.rates import ideal_seconds
 from bulkrunner.model import Change, Rate, Row, count
 from bulkrunner.operations.base import Operation, Wire
+from bulkrunner.operations.syntax import bool_cell
 
 SHOWN_CHANGES = 20  # rows whose changes are printed one by one; the rest are counted
 _BARE = re.compile(r"[A-Za-z0-9_.:@/+-]+")  # text shown without quotes: enum names, numbers
@@ -28,7 +29,7 @@ def shown(value: Any) -> str:
     if value is None:
         return "?"
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return bool_cell(value)
     if isinstance(value, str):
         return value if _BARE.fullmatch(value) else json.dumps(value, ensure_ascii=False)
     if isinstance(value, list | tuple):
@@ -45,15 +46,18 @@ def change_line(
     irreversible: Collection[str] = (),
 ) -> str:
     """``row 3 (campaign 101): sending_limit 50 -> 25, track_settings [] -> [DONT_EMAIL_OPEN]``;
-    a field of ``irreversible`` (it has no value now: --allow-irreversible) as
-    ``client_id (no value) -> 4 [irreversible]``."""
+    a change of ``irreversible`` (--allow-irreversible: a field that has no value now, a lead
+    unsubscribed) marked, ``client_id (no value) -> 4 [irreversible]``."""
     fields = ", ".join(
-        f"{name} (no value) -> {shown(change.after)} [irreversible]"
-        if name in irreversible
-        else f"{name} {shown(change.before)} -> {shown(change.after)}"
+        f"{name} {_before(change.before, name in irreversible)} -> {shown(change.after)}"
+        + (" [irreversible]" if name in irreversible else "")
         for name, change in changes.items()
     )
     return f"row {number} (campaign {campaign_id}): {fields or 'no change, sent anyway'}"
+
+
+def _before(value: Any, irreversible: bool) -> str:
+    return "(no value)" if irreversible and value is None else shown(value)
 
 
 def change_lines(
@@ -164,6 +168,8 @@ class Forecast:
     missing: int  # the campaign does not exist (404) or could not be read
     refused: int  # the operation refuses the row given the campaign's state
     durations: Sequence[Duration]
+    drifted: int = 0  # rows left as they are: their campaign changed since (a rollback's plan)
+    drift_lines: Sequence[str] = ()  # why, for the first of them (or of those --force sends)
 
     @property
     def slowest(self) -> Duration | None:
@@ -180,7 +186,10 @@ class Forecast:
             if each_row
             else []
         )
+        if each_row:
+            lines += self.drift_lines
         refused = f", refused: {self.refused}" if self.refused else ""
+        refused += f", drifted: {self.drifted} (left as they are)" if self.drifted else ""
         undone = (
             f" ({self.irreversible_rows} a rollback could not undo: --allow-irreversible)"
             if self.irreversible_rows
@@ -210,6 +219,7 @@ class Forecast:
             "invalid": self.invalid,
             "missing": self.missing,
             "refused": self.refused,
+            "drifted": self.drifted,
             "requests": slowest.requests.total if slowest is not None else 0,
             "seconds": round(slowest.seconds, 3) if slowest is not None else 0.0,
         }

@@ -1,8 +1,9 @@
 """Live progress: a bar on a terminal, a line every few seconds in a log (cron, --quiet).
 
 Both read one :class:`Snapshot` of the run (every account's figures together:
-``sending.watching``). The ETA comes from the rate limit, not from guesswork: the requests left
-at the rate the limits allow, and the retries' waits.
+``sending.watching``). The ETA is the larger of two measures, not guesswork: the requests left at
+the rate the limits allow, and at the rate measured lately (latency or a small pool may hold a
+run below its limits); never before the retries' waits are over.
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ log = logging.getLogger("bulkrunner")
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    total: int
+    total: int  # rows to send: those found already as wanted are not
     succeeded: int
     failed: int
     retrying: int  # rows waiting for their next attempt
     rate: float  # requests per second over the last few seconds
     limits: str  # the limits held, e.g. "10/2, 60/60, 1000/3600"
-    eta: float  # seconds the rows left need at best: the limits, and the retries' waits
+    eta: float  # seconds the rows left need: the limits, the rate lately, the retries' waits
     next_retry: float | None = None  # seconds until the first row waiting for a retry is due
+    unchanged: int = 0  # rows found already as wanted: not sent
+    not_attempted: int = 0  # rows not sent because the run stopped (not failures)
 
     @property
     def done(self) -> int:
@@ -41,20 +44,48 @@ class Snapshot:
         return (
             f"{self.done}/{self.total} {'row' if self.total == 1 else 'rows'} done: "
             f"{self.succeeded} succeeded, {self.failed} "
-            f"failed, {self.retrying} retrying{self._next()}; {self.rate:.1f} requests/s within "
-            f"{self.limits}; about {_clock(self.eta)} left"
+            f"failed, {self.retrying} retrying{self._next()}{self._apart()}; "
+            f"{self.rate:.1f} requests/s within {self.limits}; about {_clock(self.eta)} left"
         )
 
     def _next(self) -> str:
         return f" (next in {_clock(self.next_retry)})" if self.next_retry is not None else ""
 
+    def _apart(self) -> str:
+        """The rows counted apart from those to send: ``; 3 already as wanted, not sent``."""
+        apart = []
+        if self.unchanged:
+            apart.append(f"{self.unchanged} already as wanted, not sent")
+        if self.not_attempted:
+            apart.append(f"{self.not_attempted} not sent, the run stopped")
+        return "".join(f"; {each}" for each in apart)
+
 
 def estimate(
-    limiter: SlidingWindowLimiter, left: int, retry_waits: Sequence[float], now: float
+    limiter: SlidingWindowLimiter,
+    left: int,
+    retry_waits: Sequence[float],
+    now: float,
+    rate: float = 0.0,
 ) -> float:
-    """Seconds until the ``left`` rows can have been sent, at best: what the limits allow, and
-    never before the last row waiting for a retry is due."""
-    return max([limiter.eta(left, now), *retry_waits])
+    """Seconds until the ``left`` requests can have been sent: the larger of what the limits
+    allow at best and what ``rate`` (requests per second measured lately; 0: not known yet)
+    says, where latency or a small pool holds the run below its limits; never before the last
+    row waiting for a retry is due."""
+    measured = left / rate if rate > 0 else 0.0
+    return max([limiter.eta(left, now), measured, *retry_waits])
+
+
+MEASURED_SPAN = 10.0  # seconds of requests the rate lately is measured over
+
+
+def measured_rate(limiter: SlidingWindowLimiter, first: float | None, now: float) -> float:
+    """Requests per second ``limiter`` granted lately: over the last ``MEASURED_SPAN`` seconds,
+    or since the first request (at ``first``) when that is more recent; 0 before a second of
+    sending, too short to tell."""
+    if first is None or now - first < 1.0:
+        return 0.0
+    return limiter.sending_rate(now, span=min(MEASURED_SPAN, now - first))
 
 
 class Display(Protocol):
@@ -92,7 +123,7 @@ class Bar:
             total=snapshot.total,
             completed=snapshot.done,
             counts=f"[green]✓ {snapshot.succeeded}[/] [red]✗ {snapshot.failed}[/] "
-            f"[yellow]↻ {snapshot.retrying}[/]",
+            f"[yellow]↻ {snapshot.retrying}[/]{_apart(snapshot)}",
             rate=f"{snapshot.rate:.1f}/s within {snapshot.limits}",
             eta=_clock(snapshot.eta),
         )
@@ -129,6 +160,8 @@ class LogLines:
                     succeeded=snapshot.succeeded,
                     failed=snapshot.failed,
                     retrying=snapshot.retrying,
+                    unchanged=snapshot.unchanged,
+                    not_attempted=snapshot.not_attempted,
                     rate=round(snapshot.rate, 2),
                     eta=round(snapshot.eta),
                     next_retry=None if snapshot.next_retry is None else round(snapshot.next_retry),
@@ -147,6 +180,13 @@ class LogLines:
         traceback: TracebackType | None,
     ) -> None:
         return None
+
+
+def _apart(snapshot: Snapshot) -> str:
+    """The bar's rows counted apart from those to send."""
+    unchanged = f" [dim]= {snapshot.unchanged} as wanted[/]" if snapshot.unchanged else ""
+    stopped = f" [dim]· {snapshot.not_attempted} not sent[/]" if snapshot.not_attempted else ""
+    return unchanged + stopped
 
 
 def _clock(seconds: float) -> str:

@@ -1,15 +1,16 @@
-"""The end-of-run summary: rows of each status, the requests sent and the rate reached."""
+"""The end-of-run summary: rows of each status, the requests sent and the rate reached; before
+it, the first rows that failed or were invalid, with their reasons."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bulkrunner.limits.rates import ideal_seconds
-from bulkrunner.model import Outcome, Rate, Status, count
+from bulkrunner.model import FINE, Outcome, Rate, Status, count
 
 if TYPE_CHECKING:  # a type only: the engine (anyio) is not for `bulkrunner validate` to load
     from bulkrunner.model import RunStats
@@ -70,3 +71,61 @@ class Summary:
         if self.report_path is not None:
             lines.append(f"report: {self.report_path}")
         return lines
+
+
+SHOWN_FAILED = 10  # failed or invalid rows listed at the end of a run; the rest are counted
+_LONGEST_REASON = 300  # characters of a reason listed (the report has it whole)
+# The rows listed at the end: those that need a look. Rows not attempted only wait for the run
+# to be resumed or retried, which the summary and its hint say.
+LISTED = frozenset(Status) - FINE - {Status.NOT_ATTEMPTED}
+
+
+@dataclass(slots=True)
+class FailedRows:
+    """The first rows of a run (in the report's order) that failed, were invalid, mismatched or
+    could not be verified, with their reasons, and how many there were in all."""
+
+    first: list[tuple[int, str, Outcome]] = field(default_factory=list)  # row, campaign cell
+    total: int = 0
+
+    def add(self, number: int, campaign: str, outcome: Outcome) -> None:
+        if outcome.status in LISTED:
+            self.total += 1
+            if len(self.first) < SHOWN_FAILED:
+                self.first.append((number, campaign, outcome))
+
+    def clear(self) -> None:
+        self.first.clear()
+        self.total = 0
+
+    def lines(self, report: Path | None) -> list[str]:
+        """``2 rows failed or were invalid:``, a line each, and ``... and 3 more``."""
+        if not self.total:
+            return []
+        verb = "row failed or was" if self.total == 1 else "rows failed or were"
+        lines = [f"{self.total} {verb} invalid:"]
+        for number, campaign, outcome in self.first:
+            of = f" (campaign {campaign})" if campaign else ""
+            reason = outcome.error or "no reason given"
+            if len(reason) > _LONGEST_REASON:
+                reason = reason[: _LONGEST_REASON - 1] + "…"
+            lines.append(f"  row {number}{of}: {outcome.status.value}: {reason}")
+        if self.total > len(self.first):
+            where = f" in the report {report}" if report is not None else " in the report"
+            lines.append(f"  ... and {self.total - len(self.first)} more{where}")
+        return lines
+
+    def fields(self) -> dict[str, object]:
+        """What the ``failed_rows`` event says, for machines."""
+        return {
+            "rows": [
+                {
+                    "row": number,
+                    "campaign_id": campaign or None,
+                    "status": outcome.status.value,
+                    "error": outcome.error,
+                }
+                for number, campaign, outcome in self.first
+            ],
+            "total": self.total,
+        }

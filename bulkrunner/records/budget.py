@@ -70,7 +70,7 @@ def reach(rates: Sequence[Rate], guard: float = 0.0) -> float:
 
 class Ledger:
     """The requests of every account, as every process records them (see the module's
-    docstring). ``account`` is always ``paths.account_id``."""
+    docstring). ``account`` is always ``folders.account_id``."""
 
     def __init__(self, store: StateStore) -> None:
         self._store = store

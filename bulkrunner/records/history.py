@@ -8,7 +8,7 @@ killed in between stays unfinished (``finished_at`` None), which is what it is. 
 increasing integers (``bulkrunner runs show 42``), never reused, even once older runs are gone.
 Changes are recorded a batch at a time (one transaction each: a 100,000-row run is a few dozen
 of them), each field's ``before`` and ``after`` as JSON. No key is recorded: an account is its
-``paths.account_id`` and the name it has in the run (its accounts-file name, or "").
+``folders.account_id`` and the name it has in the run (its accounts-file name, or "").
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from bulkrunner.records.store import StateStore
 @dataclass(frozen=True, slots=True)
 class RunAccount:
     """An account a run used: its name in the run ("" for the run's one key) and its
-    ``paths.account_id``."""
+    ``folders.account_id``."""
 
     name: str
     account: str
@@ -58,7 +58,7 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class ChangeRecord:
-    """A field of a campaign that a run changed, on an account (``paths.account_id``), at
+    """A field of a campaign that a run changed, on an account (``folders.account_id``), at
     ``at`` (wall-clock seconds); ``before`` and ``after`` are JSON values."""
 
     run: int
@@ -142,6 +142,36 @@ class History:
             if cursor.rowcount != 1:
                 raise KeyError(run)
 
+    def note_run(
+        self,
+        run: int,
+        *,
+        of_run: int | None = None,
+        input_sha256: str | None = None,
+        accounts: Sequence[RunAccount] | None = None,
+        report_path: Path | None = None,
+        backup_path: Path | None = None,
+    ) -> None:
+        """Record what run ``run`` found out once started (what is None is left as it was)."""
+        names = (
+            None if accounts is None else [{"name": a.name, "account": a.account} for a in accounts]
+        )
+        with self._store.write() as db:
+            db.execute(
+                "UPDATE runs SET of_run = coalesce(?, of_run), "
+                "input_sha256 = coalesce(?, input_sha256), accounts = coalesce(?, accounts), "
+                "report_path = coalesce(?, report_path), backup_path = coalesce(?, backup_path) "
+                "WHERE id = ?",
+                (
+                    of_run,
+                    input_sha256,
+                    None if names is None else json.dumps(names),
+                    _text(report_path),
+                    _text(backup_path),
+                    run,
+                ),
+            )
+
     def runs(self, limit: int = 20) -> list[RunRecord]:
         """The latest ``limit`` runs, the latest first."""
         with self._store.read() as db:
@@ -152,6 +182,46 @@ class History:
         with self._store.read() as db:
             row = db.execute(f"{_RUNS} WHERE id = ?", (run,)).fetchone()
         return None if row is None else _run(row)
+
+    def with_report(self, report: Path) -> list[RunRecord]:
+        """The runs that wrote (or write) the report ``report`` (as recorded: give the path as
+        it was given, absolute), the latest first."""
+        with self._store.read() as db:
+            rows = db.execute(
+                f"{_RUNS} WHERE report_path = ? ORDER BY id DESC", (str(report),)
+            ).fetchall()
+        return [_run(row) for row in rows]
+
+    def with_backup(self, backup: Path) -> list[RunRecord]:
+        """The runs that wrote the backup ``backup``, the latest first."""
+        with self._store.read() as db:
+            rows = db.execute(
+                f"{_RUNS} WHERE backup_path = ? ORDER BY id DESC", (str(backup),)
+            ).fetchall()
+        return [_run(row) for row in rows]
+
+    def following(self, run: int) -> list[RunRecord]:
+        """The runs that follow up run ``run`` (retry it, roll it back, continue it)."""
+        with self._store.read() as db:
+            rows = db.execute(f"{_RUNS} WHERE of_run = ? ORDER BY id", (run,)).fetchall()
+        return [_run(row) for row in rows]
+
+    def change_count(self, run: int) -> int:
+        """How many changes run ``run`` is recorded to have applied."""
+        with self._store.read() as db:
+            return int(
+                db.execute("SELECT count(*) FROM changes WHERE run = ?", (run,)).fetchone()[0]
+            )
+
+    def changed_in(self, runs: Iterable[int]) -> set[tuple[int, str, str]]:
+        """What runs ``runs`` are recorded to have changed: (campaign, field, JSON of after)."""
+        found: set[tuple[int, str, str]] = set()
+        with self._store.read() as db:
+            for run in runs:
+                found.update(
+                    db.execute("SELECT campaign, field, after FROM changes WHERE run = ?", (run,))
+                )
+        return found
 
     def record_changes(self, changes: Iterable[ChangeRecord]) -> int:
         """Record ``changes`` in one transaction (all of them or, if it fails, none); how many.
@@ -171,8 +241,8 @@ class History:
                         keys[c.account],
                         c.campaign_id,
                         c.field,
-                        json.dumps(c.before),
-                        json.dumps(c.after),
+                        as_json(c.before),
+                        as_json(c.after),
                     )
                     for c in batch
                 ],
@@ -223,6 +293,18 @@ def _run(row: tuple[Any, ...]) -> RunRecord:
         report_path=report,
         backup_path=backup,
     )
+
+
+def as_json(value: Any) -> str:
+    """A change's value as the history holds it: JSON (a value JSON has no form for, as its
+    text, as the journal and the report write it)."""
+    if type(value) is int:  # most values are: their JSON is their digits, at a tenth of the cost
+        return str(value)
+    return _ENCODER.encode(value)
+
+
+# one encoder (``json.dumps`` given any option makes a new one for each value)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 def _text(path: Path | None) -> str | None:

@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +40,12 @@ def row_key(campaign_id: int, payload: Mapping[str, Any]) -> str:
     """A row's identity: its campaign and the exact body it sends."""
     canonical = json.dumps([campaign_id, payload], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+APPLIED_EARLIER = Outcome(
+    Status.SUCCEEDED, error="applied by the interrupted run: found as this row sets it"
+)
+"""A row the run it continues applied without journaling it (its answer was in flight)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +298,36 @@ def read_header(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return entry if isinstance(entry, dict) and "journal" in entry else {}
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a journal line records a row changed: its campaign, the account it was sent with
+    (its name; None when it has none), when it finished, and each field's before and after."""
+
+    campaign_id: int
+    account: str | None
+    finished_at: datetime | None
+    changes: Mapping[str, list[Any]]
+
+
+def applied(path: Path) -> Iterator[Applied]:
+    """What the rows a journal records as succeeded changed, a line at a time; lines it cannot
+    read (a torn last line) are passed over: ``read_successes`` says what is wrong with them."""
+    with contextlib.suppress(OSError), path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+                entry = json.loads(line)
+                changes = entry.get("changes")
+                if entry.get("status") != Status.SUCCEEDED.value or not isinstance(changes, dict):
+                    continue
+                finished = entry.get("finished_at")
+                yield Applied(
+                    int(entry["campaign_id"]),
+                    entry.get("account"),
+                    datetime.fromisoformat(finished) if finished else None,
+                    changes,
+                )
 
 
 def finish_times(

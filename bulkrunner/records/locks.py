@@ -1,7 +1,7 @@
 """One run per report, and one per input, at a time; an account's budget shared or held alone.
 
 A run holds two locks: ``<report>.lock`` beside its report, and one keyed on its input's resolved
-path, in this user's lock folder (``bulkrunner.config.paths.lock_folder``), so that two runs of the
+path, in this user's lock folder (``config.folders.lock_folder``), so that two runs of the
 same job are refused even when their reports differ (a ``{timestamp}`` in the name). A run that
 sends also holds one lock per account it uses (``account_lock_path``: a hash of its server and
 key), so that two runs never together exceed one account's limits: shared by the runs that use
@@ -39,7 +39,7 @@ from typing import IO
 
 from bulkrunner.config.accounts import Account
 from bulkrunner.config.environment import LOCK_DIR_ENV
-from bulkrunner.config.paths import account_lock_path, lock_folder, private_folder_problem
+from bulkrunner.config.folders import account_lock_path, lock_folder, private_folder_problem
 from bulkrunner.errors import RunInProgress, UsageError
 
 if sys.platform == "win32":

@@ -6,7 +6,7 @@ from __future__ import annotations
 # entry is never edited: a change to the schema is a new entry.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
-        # An account as a limiter knows it: ``identity`` is paths.account_id (never the key);
+        # An account as a limiter knows it: ``identity`` is folders.account_id (never the key);
         # ``reach``, the seconds of its requests kept (the widest window any limiter held on
         # it, plus its guard); ``paused_until``, when a 429's Retry-After lets requests go again.
         """CREATE TABLE accounts (

@@ -1,10 +1,10 @@
 """The state store: one SQLite database per user that every bulkrunner process shares, holding
 what one command must know of the ones before it and beside it (the requests sent on each
 account: ``budget``; runs and the changes they applied: ``history``). It never holds a key: an
-account is named by ``paths.account_id``.
+account is named by ``folders.account_id``.
 
 Where: ``state.sqlite3`` in ``--state-dir`` (or a job file's ``state_dir``) when given, else
-``$BULKRUNNER_STATE_DIR``, else the user's bulkrunner folder (``paths.user_folder``:
+``$BULKRUNNER_STATE_DIR``, else the user's bulkrunner folder (``folders.user_folder``:
 ``~/.local/state/bulkrunner`` on Linux). The folder is made for this user alone (0700) and
 checked as the lock folder is; the file is made 0600.
 
@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bulkrunner.config.environment import STATE_DIR_ENV
-from bulkrunner.config.paths import private_folder_problem, state_folder
+from bulkrunner.config.folders import private_folder_problem, state_folder
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.records.schema import MIGRATIONS
@@ -162,7 +162,7 @@ class StateStore:
         return Transaction(self, "BEGIN")
 
     def account(self, db: sqlite3.Connection, identity: str, reach: float = 0.0) -> int:
-        """The row of the account ``identity`` (``paths.account_id``) in the open transaction
+        """The row of the account ``identity`` (``folders.account_id``) in the open transaction
         ``db``, made if need be, its reach (see ``budget``) at least ``reach``. Remembered once
         the transaction commits, so that most transactions need not ask."""
         known = self._pending.get(identity) or self._accounts.get(identity)

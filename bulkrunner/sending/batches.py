@@ -31,7 +31,13 @@ import pandas as pd
 
 from bulkrunner.config.accounts import Accounts, assign
 from bulkrunner.input.loading import InputFile
-from bulkrunner.input.validation import Repeats, campaign_ids, repeated_among, validate
+from bulkrunner.input.validation import (
+    Repeats,
+    campaign_ids,
+    repeated_among,
+    target_ids,
+    validate,
+)
 from bulkrunner.model import Changes, Numbering, Outcome, Row, Status, Validation
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.operations.cells import repeated
@@ -129,14 +135,16 @@ class RunRows:
     _whole: tuple[pd.DataFrame, _Batch] | None = None  # the only batch of a file of one
 
     def __post_init__(self) -> None:
-        if self.ids is not None:
+        if self.ids is not None and self.operation.key is None:
             self.repeats = self._numbered(repeated_among([self.ids]))
 
     def surveyed(self) -> Survey:
         """One pass over the input, keeping only counts (and the chunk of a file of one
-        batch). Without ``ids``, the campaigns on several rows are found on the way, and the
-        counts mended once they are known."""
-        survey, late = Survey(), _Late() if self.ids is None else None
+        batch). Without ``ids`` (or when what must not repeat is a campaign's key, which they
+        do not show), the campaigns on several rows are found on the way, and the counts
+        mended once they are known."""
+        survey = Survey()
+        late = _Late(self.operation) if self.ids is None or self.operation.key else None
         for offset, chunk in self._chunks():
             batch = self.prepare(offset, chunk)
             if late is not None:
@@ -158,7 +166,7 @@ class RunRows:
         ids = late.ids() if late is not None else self.ids
         assert ids is not None
         if late is not None:
-            self.repeats = self._numbered(repeated_among([ids]))
+            self.repeats = self._numbered(repeated_among([late.targets()]))
             late.mend(survey, self.repeats, self.numbering)
             if self.repeats and self._whole is not None:  # judged without them: judge again
                 chunk, _ = self._whole
@@ -278,8 +286,10 @@ class _Late:
     """What a survey that does not know the repeated campaigns yet keeps of each row, a few
     bytes a row, to mend its counts once it does: its campaign, and what it found of it."""
 
-    def __init__(self) -> None:
+    def __init__(self, operation: Operation) -> None:
+        self._operation = operation
         self._ids: list[Ids] = []
+        self._targets: list[Ids] = []  # of an operation with a key: each row's campaign and key
         self._found: list[npt.NDArray[np.int8]] = []
         self._accounts: list[npt.NDArray[np.int32]] = []
         self._names: dict[str, int] = {}
@@ -287,6 +297,8 @@ class _Late:
 
     def add(self, chunk: pd.DataFrame, batch: _Batch, numbering: Numbering) -> None:
         self._ids.append(campaign_ids(chunk[CAMPAIGN_ID]))
+        if self._operation.key is not None:
+            self._targets.append(target_ids(chunk, self._operation))
         found = np.full(batch.size, _SEND, dtype=np.int8)
         accounts = np.full(batch.size, -1, dtype=np.int32)
         at = {number: i for i, number in enumerate(numbering.span(batch.first - 1, batch.size))}
@@ -303,6 +315,12 @@ class _Late:
     def ids(self) -> Ids:
         return np.concatenate(self._ids) if self._ids else np.zeros(0, np.int64)
 
+    def targets(self) -> Ids:
+        """What must not be on two rows: each row's campaign (``ids``), or its target."""
+        if self._operation.key is None:
+            return self.ids()
+        return np.concatenate(self._targets) if self._targets else np.zeros(0, np.int64)
+
     def mend(self, survey: Survey, repeats: Repeats, numbering: Numbering) -> None:
         """The rows of ``repeats`` are invalid: ``survey``'s counts and first invalid rows as
         they would have been had they been known from the start."""
@@ -315,7 +333,7 @@ class _Late:
         shown = sorted({*self._errors, *heapq.nsmallest(SHOWN_INVALID, every)})[:SHOWN_INVALID]
         errors = {number: self._errors.get(number, "") for number in shown}
         for campaign, numbers in repeats.items():
-            why = repeated(campaign, numbers)
+            why = repeated(campaign, numbers, self._operation.key)
             for number in numbers:
                 at = position.get(number, number) - 1
                 if found[at] == _SEND:

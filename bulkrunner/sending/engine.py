@@ -150,15 +150,8 @@ class Engine:
         if group.requests is None:
             group.requests = self.operation.group_requests(group.rows, self.wire)
         request = group.requests[group.step]
-        for row in group.rows:
-            log.debug(
-                "row %d: %s campaign %d %s %s",
-                row.number,
-                request.method,
-                row.campaign_id,
-                request.path,
-                request.body,
-            )
+        if log.isEnabledFor(logging.DEBUG):  # -v: the body as JSON, as the dry run's preview
+            log.debug("%s: %s", _numbers(group.rows), self.operation.describe([request]))
         return request
 
     def _sending(self, group: _Group, grant: Grant) -> bool:
@@ -194,13 +187,12 @@ class Engine:
         grant, answer = tried
         group.in_flight = False
         group.http_status = answer.status
-        step = self.connection.after(answer, grant, group.attempts)
+        step = self.connection.after(answer, grant, group.attempts, self.operation.final)
         decision = step.decision
         group.error = decision.message
         if answer.outcome_unknown:
             group.unknown = f"attempt {group.attempts} {decision.message}"
-        for row in group.rows:
-            log.debug("row %d: %s %s", row.number, answer.status, decision.verdict.value)
+        log.debug("%s: %s %s", _numbers(group.rows), answer.status, decision.verdict.value)
         self._follow(group, answer, step, waiters)
 
     def _follow(
@@ -216,6 +208,8 @@ class Engine:
                         self._send.send_nowait(group)
             case Verdict.SUCCEEDED:
                 self._accepted(group, answer)
+            case Verdict.FAILED if done := self.operation.done(group.rows, answer):
+                self._finish(group, Status.SUCCEEDED, done)  # already as the rows ask
             case Verdict.FAILED:
                 self._finish(group, Status.FAILED, decision.message)
             case Verdict.ABORT:
@@ -338,3 +332,11 @@ def finished(row: Row, outcome: Outcome, account: str | None) -> None:
         attempts=outcome.attempts,
         error=outcome.error,
     )
+
+
+def _numbers(rows: Sequence[Row], shown: int = 5) -> str:
+    """``row 3``, ``rows 3, 4, 9``, ``rows 3, 4, 5, 6, 7 and 395 more``: a request's rows."""
+    if len(rows) == 1:
+        return f"row {rows[0].number}"
+    named = ", ".join(str(row.number) for row in rows[:shown])
+    return f"rows {named}" + (f" and {len(rows) - shown} more" if len(rows) > shown else "")

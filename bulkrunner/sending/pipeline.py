@@ -13,8 +13,11 @@ the backup not written) stops the account's run: its rows not yet sent are ``not
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+
+import anyio
 
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
@@ -24,11 +27,13 @@ from bulkrunner.model import Changes, Outcome, Row, RunStats, Status, count
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.output.events import emit
 from bulkrunner.output.planning import Requests
+from bulkrunner.records.expected import UnreadableRecord
 from bulkrunner.sending.backups import Backup, adopt_applied, back_up
 from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.engine import Engine, Judge, finished
 from bulkrunner.sending.interrupts import INTERRUPTED
-from bulkrunner.sending.plan import Plan, plan
+from bulkrunner.sending.lead_reads import read_leads
+from bulkrunner.sending.plan import Drift, Expected, Plan, plan
 from bulkrunner.sending.reads import Current, Listing, read_current
 from bulkrunner.sending.retry import too_long
 from bulkrunner.sending.verify import ReadBack, verify
@@ -57,12 +62,13 @@ class Pipeline:
     total: int = 0  # the rows this account sends in all the batches
     sending: Callable[[], None] = lambda: None  # told as the first rows are about to be sent
     planned: Callable[[Pipeline], None] | None = None  # told of each batch planned (``plan``)
+    drift: Drift | None = None  # writes only over what it expects (a rollback, a saved plan)
     listing: Listing = field(default_factory=Listing)
     rows: Sequence[Row] = ()
     plan: Plan | None = None
     engine: Engine | None = None
     read_back: dict[int, Outcome] = field(default_factory=dict)
-    earlier: tuple[int, int] = (0, 0)  # rows done and failed in the batches before
+    earlier: Counter[Status] = field(default_factory=Counter)  # the batches before, by status
     per_row: float = 1.0  # requests a row of the batch at hand becomes, on average
     _first: bool = True
 
@@ -88,7 +94,8 @@ class Pipeline:
         self.rows, self.plan, self.engine, self.read_back = rows, None, None, {}
         first, self._first = self._first, False
         current = await self._read(rows, first)
-        planned = self.plan = self._plan(rows, current)
+        expected = await self._expected(rows) if current is not None else None
+        planned = self.plan = self._plan(rows, current, expected)
         read = current is not None
         del current  # the campaigns as read: planned, not needed by the backup or sending
         if self.planning:
@@ -105,7 +112,8 @@ class Pipeline:
         config, operation = self.config, self.operation
         if self.stats.aborted is not None or not rows:
             return None  # stopped between batches, or nothing to send: nothing is read
-        if not (config.skip_unchanged or not config.no_backup or self.planning):
+        needed = config.skip_unchanged or not config.no_backup or self.planning or self.drift
+        if not (needed or operation.reads_leads):  # a lead's id is always read
             if first:  # a read would cost a request of the budget for nothing
                 log.info(
                     "not reading the current settings: with --no-skip-unchanged and "
@@ -113,6 +121,8 @@ class Pipeline:
                 )
             return None
         try:
+            if operation.reads_leads:
+                return await read_leads(self.connection, rows, operation)
             return await read_current(
                 self.connection,
                 {row.campaign_id for row in rows},
@@ -132,7 +142,22 @@ class Pipeline:
             self.stop(reason)
         return None
 
-    def _plan(self, rows: Sequence[Row], current: Current | None) -> Plan:
+    async def _expected(self, rows: Sequence[Row]) -> Expected | None:
+        """What a run that writes only over what it expects (``drift``) expects of the rows'
+        campaigns, read from its file; None, and the run stopped, when it cannot be read."""
+        if self.drift is None or self.stats.aborted is not None:
+            return None
+        targets = {self.operation.target(row.campaign_id, row.payload) for row in rows}
+        try:
+            return await anyio.to_thread.run_sync(self.drift.expected, targets)
+        except UnreadableRecord as exc:
+            log.error("%srun aborted: %s; nothing was sent", self.whose, exc)
+            self.stop(f"run aborted: {exc}")
+            return None
+
+    def _plan(
+        self, rows: Sequence[Row], current: Current | None, expected: Expected | None
+    ) -> Plan:
         """Stage 2: which rows to send, and what each would change."""
         config = self.config
         planned = plan(
@@ -142,6 +167,8 @@ class Pipeline:
             require_backup=not config.no_backup,
             operation=self.operation,
             allow_irreversible=config.allow_irreversible,
+            drift=self.drift,
+            expected=expected,
         )
         self._say_planned(rows, planned, current)
         sent = planned.send
@@ -162,12 +189,17 @@ class Pipeline:
                 "%s already have every wanted value: not sent",
                 count(len(planned.unchanged) - earlier, "row"),
             )
-        if planned.refused:
+        drifted = len(planned.drifted) if self.drift is not None else 0
+        refused = len(planned.refused) - (0 if self.drift is None or self.drift.force else drifted)
+        if refused:
             log.warning(
                 "%s not sent: the campaign does not exist, could not be read, or its "
                 "state refuses the change or would not let a rollback undo it (see the report)",
-                count(len(planned.refused), "row"),
+                count(refused, "row"),
             )
+        if drifted and not self.planning:
+            assert self.drift is not None
+            self.drift.say(planned.drifted, self.whose)
 
     def _record_known(self, rows: Sequence[Row], planned: Plan) -> None:
         """Stage 3: the rows that end without being sent (unchanged, refused) are recorded."""
@@ -224,7 +256,8 @@ class Pipeline:
     def _recorded(self, row: Row, outcome: Outcome) -> None:
         if self.record is not None:
             planned = self.plan.changes.get(row.number) if self.plan is not None else None
-            self.record(row, outcome, planned)
+            given = self.plan.given.get(row.number, row) if self.plan is not None else row
+            self.record(given, outcome, planned)  # journaled as the input has it (--resume)
 
     async def _verify(self) -> None:
         """Stage 6: read back the rows applied (with --verify), and those the answer that
@@ -242,7 +275,8 @@ class Pipeline:
                 or (self.config.verify and done[row.number].status is Status.SUCCEEDED)
             ]
             if self.config.verify:
-                log.info("verifying %s by reading them back", count(len(chosen), "campaign"))
+                noun = "campaign" if operation.key is None else "lead"
+                log.info("verifying %s by reading them back", count(len(chosen), noun))
             found = await verify(self.connection, chosen, operation) if chosen else {}
             for row in chosen:
                 if row.number in found:
@@ -322,12 +356,7 @@ class Pipeline:
     def take(self) -> tuple[dict[int, Outcome], dict[int, Changes]]:
         """The outcomes and changes of the batch at hand, let go of."""
         done, changes = self.outcomes(), self.changes()
-        good = (Status.SUCCEEDED, Status.UNCHANGED)
-        finished_rows = sum(outcome.status in good for outcome in done.values())
-        self.earlier = (
-            self.earlier[0] + finished_rows,
-            self.earlier[1] + len(done) - finished_rows,
-        )
+        self.earlier.update(outcome.status for outcome in done.values())
         self.rows, self.plan, self.read_back, self.engine = (), None, {}, None
         return done, changes
 
@@ -349,7 +378,10 @@ class Pipeline:
 
     def reads_later(self, rows: int) -> int:
         """The reads of ``rows`` rows of batches not yet read: one for each campaign the
-        account's list did not show (none when it reads no current state)."""
+        account's list did not show (none when it reads no current state); for an operation
+        that reads leads, one a row at most (``lead_reads``: fewer where pages are cheaper)."""
+        if self.operation.reads_leads:
+            return rows
         if not rows or self.config.no_backup or self.listing.campaigns is None:
             return 0
         return max(0, rows - len(self.listing.campaigns))

@@ -38,6 +38,7 @@ from bulkrunner.sending.backups import Backup, rollback_hint
 from bulkrunner.sending.connection import connect
 from bulkrunner.sending.interrupts import run_gracefully
 from bulkrunner.sending.pipeline import Pipeline, Record
+from bulkrunner.sending.plan import Drift
 from bulkrunner.sending.reads import Listing
 from bulkrunner.sending.watching import watch
 
@@ -60,6 +61,7 @@ class Session:
     wire: Wire | None = None
     planning: bool = False  # only read the current state and plan (``bulkrunner plan``)
     planned: Callable[[Pipeline], None] | None = None  # told of each account's batch planned
+    drift: Drift | None = None  # writes only over what it expects (a rollback, a saved plan)
     record: Record | None = None
     on_batch: BatchHook | None = None
     totals: Mapping[str, int] = field(default_factory=dict)  # rows to send, by account
@@ -148,6 +150,7 @@ class Session:
                     judge=refusals(self.config),
                     planning=self.planning,
                     planned=self.planned,
+                    drift=self.drift,
                     total=self.totals.get(name, 0),
                     sending=self._sending,
                     listing=Listing(self.wanted or None),

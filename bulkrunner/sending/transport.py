@@ -17,7 +17,6 @@ import aiohttp
 
 from bulkrunner.config.baseurl import shown
 from bulkrunner.config.redaction import redact, redact_url
-from bulkrunner.config.run_config import DEFAULT_BASE_URL as DEFAULT_BASE_URL
 from bulkrunner.limits.limiter import answer_received, request_written
 from bulkrunner.model import Answer
 from bulkrunner.operations.answers import (

@@ -1,9 +1,11 @@
 """What the progress display shows of a run while it sends: every account's figures together.
 
 A run's figures are of the whole run, its earlier batches and the one at hand, over all its
-accounts: rows done, failed and waiting to retry, the requests per second lately, and the time
-left at best, which is that of the slowest account (the accounts send at the same time), each at
-its own limits, counting the retries' waits. How they are shown is ``output.progress``'s.
+accounts: rows to send (those found already as wanted are counted apart, not as succeeded),
+done, failed and waiting to retry, those the run stopped before sending (not failures), the
+requests per second lately, and the time left, which is that of the slowest account (the
+accounts send at the same time), each the larger of what its limits allow and what its rate
+lately says, counting the retries' waits. How they are shown is ``output.progress``'s.
 """
 
 from __future__ import annotations
@@ -15,44 +17,65 @@ from dataclasses import dataclass
 import anyio
 
 from bulkrunner.config.run_config import RunConfig
-from bulkrunner.model import Clock
-from bulkrunner.output.progress import Bar, Display, LogLines, Snapshot, estimate
+from bulkrunner.model import Clock, Status
+from bulkrunner.output.progress import (
+    Bar,
+    Display,
+    LogLines,
+    Snapshot,
+    estimate,
+    measured_rate,
+)
 from bulkrunner.sending.pipeline import Pipeline
 
 
 @dataclass(frozen=True, slots=True)
 class Figures:
-    """One account's progress: rows of the run, done, failed and waiting, and its ETA."""
+    """One account's progress: its rows to send, succeeded, failed and waiting, those found
+    already as wanted and those the run stopped before sending, and its ETA."""
 
     total: int
-    done: int
+    succeeded: int
     failed: int
     waiting: int
+    unchanged: int
+    not_attempted: int
+    rate: float
     eta: float
     waits: Sequence[float]
 
 
 def figures(pipeline: Pipeline, now: float) -> Figures:
-    """``pipeline``'s progress at ``now`` (the run's clock)."""
+    """``pipeline``'s progress at ``now`` (the run's clock). Its rows to send are those of the
+    run less those found already as wanted (not sent, so not "succeeded"); rows the run stopped
+    before sending are not failures (they wait for --resume or retry)."""
     config, engine, planned = pipeline.config, pipeline.engine, pipeline.plan
+    earlier = pipeline.earlier  # the rows of the batches before, by status
     succeeded, failed, waiting = engine.progress() if engine else (0, 0, 0)
     waits = engine.retry_waits(now) if engine else []
-    unchanged = len(planned.unchanged) if planned else 0
+    unchanged = earlier[Status.UNCHANGED] + (len(planned.unchanged) if planned else 0)
     failed += len(planned.refused) if planned else 0
-    batch_left = len(pipeline.rows) - succeeded - unchanged - failed
-    done, failed = pipeline.earlier[0] + succeeded + unchanged, pipeline.earlier[1] + failed
-    total = max(pipeline.total, len(pipeline.rows))
-    later = max(0, total - done - failed - batch_left)  # rows of batches not yet read
+    failed += sum(n for status, n in earlier.items() if status not in _NOT_FAILED)
+    stopped = earlier[Status.NOT_ATTEMPTED]
+    total = max(pipeline.total, earlier.total() + len(pipeline.rows)) - unchanged
+    done = earlier[Status.SUCCEEDED] + succeeded
+    later = max(0, pipeline.total - earlier.total() - len(pipeline.rows))  # batches not read
     left = requests_left(
-        total - done - failed,
+        total - done - failed - stopped,
         succeeded,
         config.verify,
         per_row=pipeline.per_row,
         verify_reads=pipeline.operation.reads_per_campaign,
     )
     limiter = pipeline.connection.limiter
-    eta = estimate(limiter, left + pipeline.reads_later(later), waits, now)
-    return Figures(total, done, failed, waiting, eta, waits)
+    rate = measured_rate(limiter, pipeline.stats.first_request, now)
+    eta = estimate(limiter, left + pipeline.reads_later(later), waits, now, rate)
+    return Figures(total, done, failed, waiting, unchanged, stopped, rate, eta, waits)
+
+
+# Statuses a row of an earlier batch may have that are not failures: the run's progress counts
+# them apart (succeeded, already as wanted, not sent because the run stopped).
+_NOT_FAILED = frozenset({Status.SUCCEEDED, Status.UNCHANGED, Status.NOT_ATTEMPTED})
 
 
 def snapshot(pipelines: Sequence[Pipeline], now: float) -> Snapshot:
@@ -65,13 +88,15 @@ def snapshot(pipelines: Sequence[Pipeline], now: float) -> Snapshot:
         limits = [f"{p.connection.name} {held}" for p, held in zip(pipelines, limits, strict=True)]
     return Snapshot(
         sum(one.total for one in each),
-        sum(one.done for one in each),
+        sum(one.succeeded for one in each),
         sum(one.failed for one in each),
         sum(one.waiting for one in each),
-        sum(limiter.sending_rate(now, span=10.0) for limiter in limiters),
+        sum(one.rate for one in each),
         "; ".join(limits),
         max((one.eta for one in each), default=0.0),
         min(waits, default=None),
+        unchanged=sum(one.unchanged for one in each),
+        not_attempted=sum(one.not_attempted for one in each),
     )
 
 

@@ -52,7 +52,8 @@ rules of a campaign's state), ``campaigns`` (seeds, read-back views, applying wr
 (the account's leads and how they are stored and seeded), ``lead_bodies`` (lead bodies and
 queries), ``lead_writes`` (the lead endpoints' rules and answers), ``faults``
 (injected faults), ``ratelimit`` (the server's true rate limit), ``server`` (the aiohttp handlers,
-``create_app``) and ``running`` (``Simulator``, ``SimulatorThread``, ``serve_forever``).
+``create_app``), ``running`` (``Simulator``, ``SimulatorThread``, ``serve_forever``) and ``saved``
+(an account kept between ``--simulate`` commands).
 """
 
 import importlib as _importlib

@@ -22,7 +22,8 @@ _DEFAULT_CONFIG = SimulatorConfig()
 class Simulator:
     """Serves ``create_app(config)`` on 127.0.0.1 (port 0: an ephemeral one) while entered.
 
-    Single use: ``async with Simulator(config) as sim: ... sim.base_url ... sim.state``.
+    Single use: ``async with Simulator(config) as sim: ... sim.base_url ... sim.state``. A
+    ``state`` given is the account it serves as it was left (``saved``); by default a new one.
     """
 
     def __init__(
@@ -31,9 +32,10 @@ class Simulator:
         port: int = 0,
         clock: Clock = time.monotonic,
         sleep: Sleep | None = None,
+        state: SimulatorState | None = None,
     ) -> None:
         self.config = config
-        self.state = SimulatorState()
+        self.state = state if state is not None else SimulatorState()
         self._requested_port = port
         self._clock = clock
         self._sleep = sleep
