@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,94 @@ def test_an_accounts_files_limits_override_only_the_windows_they_name(tmp_path: 
     assert loaded is not None
     (acme,) = loaded.accounts.values()
     assert acme.rates == (Rate(3, 1), Rate(10, 2), Rate(100, 60), Rate(1000, 3600))
+
+
+def test_the_python_api_back_to_back_shares_the_accounts_windows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``bulkrunner.export``, ``plan`` and ``apply`` one after another in one notebook count
+    each other's requests as the commands do; with ``no_state=True`` each starts afresh and the
+    server answers 429 (Retry-After 30)."""
+    from bulkrunner.api import _apply, _export, _plan
+
+    monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
+    for no_state in (False, True):
+        clock = FakeClock()
+        simulated = SimulatorConfig(
+            api_key=KEY, campaigns=set(IDS), rates=SMARTLEAD, limit_retry_after=30
+        )
+        with SimulatorThread(simulated, clock=clock) as sim:
+            common = {"base_url": sim.base_url, "concurrency": 1, "no_state": no_state}
+            exported = _export("settings", {**common, "quiet": True}, clock.clock)
+            edited = exported.assign(sending_limit=exported["sending_limit"] + 1)
+            _plan(edited, "settings", {**common, "quiet": True}, clock.clock)
+            report = _apply(edited, "settings", {**common, "quiet": True}, clock.clock)
+            state = sim.state
+        assert set(report["status"]) == {"succeeded"}
+        if no_state:
+            assert throttled(state) >= 1
+        else:
+            assert throttled(state) == 0
+            arrivals = sorted(record.arrival for record in state.requests)
+            for rate in SMARTLEAD:
+                assert max_in_window(arrivals, rate.seconds) <= rate.limit
+
+
+def test_each_account_starts_with_its_own_requests_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A command of two accounts right after one that spent the minute of the first: the first
+    waits for its minute to free, the second starts at once (a resumed run of several accounts
+    once held every account to every account's requests: one sat silent for 50 s)."""
+    clock = FakeClock()
+    keys = {"acme": "sk-acme-shared-0303", "globex": "sk-globex-shared-0404"}
+    ids = {"acme": list(range(100, 170)), "globex": list(range(200, 209))}
+    with ExitStack() as stack:
+        sims = {
+            name: stack.enter_context(
+                SimulatorThread(
+                    SimulatorConfig(api_key=key, campaigns=set(ids[name]), rates=SMARTLEAD),
+                    clock=clock,
+                )
+            )
+            for name, key in keys.items()
+        }
+        accounts = tmp_path / "accounts.toml"
+        accounts.write_text(
+            "".join(
+                f'[accounts.{name}]\nkey_env = "{name.upper()}_KEY"\nbase_url = "{sim.base_url}"\n'
+                for name, sim in sims.items()
+            )
+        )
+        for name, key in keys.items():
+            monkeypatch.setenv(f"{name.upper()}_KEY", key)
+
+        def run(rows: list[tuple[str, int]], name: str) -> None:
+            lines = [f"{cid},{account},{cid % 50 + 3}" for account, cid in rows]
+            source = tmp_path / f"{name}.csv"
+            source.write_text("campaign_id,account,sending_limit\n" + "\n".join(lines) + "\n")
+            flags = {"input": str(source), "accounts": str(accounts), "concurrency": 1}
+            flags["skip_unchanged"] = False  # every row a request
+            config = build_config({}, {**flags, "report": str(tmp_path / f"{name}.r.csv")})
+            code = run_job(config, io.StringIO(), dict(os.environ), clock.clock)
+            assert code == ExitCode.OK
+
+        run([("acme", cid) for cid in ids["acme"][:59]], "first")  # the minute's 60, in 12 s
+        started = clock.now
+        second = [("acme", cid) for cid in ids["acme"][50:]] + [
+            ("globex", c) for c in ids["globex"]
+        ]
+        with caplog.at_level(logging.INFO, logger="bulkrunner"):
+            run(second, "second")
+        states = {name: sim.state for name, sim in sims.items()}
+    waits = [r.getMessage() for r in caplog.records if "to leave the rate window" in r.getMessage()]
+    assert waits == [  # until the first of the first run's 60 is a minute old
+        "account acme: waiting 50s for earlier requests on this account to leave the rate window"
+    ]
+    assert sum(throttled(state) for state in states.values()) == 0
+    acme = sorted(record.arrival for record in states["acme"].requests)
+    assert acme[-1] - started > 50
+    assert max_in_window(acme, 60) <= 60
 
 
 # --- real processes -----------------------------------------------------------------------------
