@@ -297,6 +297,7 @@ class RunStats:
     last_answer: float | None = None
     aborted: str | None = None  # why the run stopped early, if it did
     limits: tuple[Rate, ...] = ()  # the limits held in the end (a lower one may be learned)
+    others: int = 0  # requests other processes sent on the account meanwhile (the state store)
 
     @property
     def sending_seconds(self) -> float:

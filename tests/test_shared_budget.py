@@ -212,6 +212,7 @@ def test_the_learned_guard_holds_the_budget_only_while_another_process_sends() -
     for now in (0.0, 1.0, 2.0, 3.0, 62.0, 64.0):
         assert sharing.ask([Rate(10, 2)], now, 0.002, 0.05, 1) == 0.0
     assert budget.guards == [0.002, 0.002, 0.002, 0.05, 0.05, 0.002]  # others seen at 2.0
+    assert sharing.others_sent == 3  # (the summary's rate counts them)
 
 
 def test_reservations_are_used_until_their_lease_ends_then_given_up() -> None:

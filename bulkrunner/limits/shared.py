@@ -104,6 +104,7 @@ class Sharing:
         self._until = -math.inf  # until when they may be sent
         self._last: int | None = None  # the account's latest request after this process's ask
         self.others = -math.inf  # when another process's request was last seen
+        self.others_sent = 0  # other processes' requests seen between this process's asks
         self.granted: int | None = None  # the number of the request just claimed by itself
         self._least = 0.0  # the least guard, as last given
 
@@ -130,6 +131,7 @@ class Sharing:
             return 0.0
         if self._last is not None and share.last != self._last + share.granted:
             self.others = now  # more were recorded than this process asked for
+            self.others_sent += share.last - self._last - share.granted
         self._last = share.last
         if share.granted:
             self._held, self._until = share.granted - 1, until

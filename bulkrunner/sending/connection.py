@@ -103,6 +103,8 @@ class Connection:
             if stats.last_answer is None or now > stats.last_answer:
                 stats.last_answer = now
             stats.throttled += answer.status == 429
+            if self.limiter.shared is not None:
+                stats.others = self.limiter.shared.others_sent
             return grant, answer
         finally:
             if held:

@@ -85,6 +85,7 @@ class Session:
             reads=sum(s.reads for _, s in every),
             throttled=sum(s.throttled for _, s in every),
             retries=sum(s.retries for _, s in every),
+            others=sum(s.others for _, s in every),
             first_request=min(firsts, default=None),
             last_answer=max(lasts, default=None),
             aborted=self.aborted or "; ".join(stopped) or None,
