@@ -186,6 +186,12 @@ class Operation:
         """Whether the current value ``before`` already is the wanted ``after``."""
         return bool(before == after)
 
+    def on_the_way(self, name: str, now: Any, since: Any, payload: Mapping[str, Any]) -> bool:
+        """Whether ``now`` is where the requests of a row of ``payload`` leave ``name``, which
+        was ``since``, when interrupted between them: not a change of anyone else's. A value
+        written in one request is either as it was or as the row sets it."""
+        return False
+
     def changes(
         self, payload: Mapping[str, Any], campaign: Mapping[str, Any] | None
     ) -> dict[str, Change]:
