@@ -8,7 +8,7 @@ Nothing here is a rule of its own: the file checks are ``bulkrunner.input.files`
 ``validate_job`` apply them in, without DataFrames. A file the csv module could read otherwise than
 pandas does (a row longer than the header, a line of only spaces, quotes the csv module finds
 malformed...) is left to the pandas path, which words those problems: both paths give the same lines
-and exit code for every file (``tests/test_quick_validate.py`` holds them to it).
+and exit code for every file (``tests/unit/commands/test_validate.py`` holds them to it).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from bulkrunner.commands.validate import PATH_ENV
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode
 from bulkrunner.operations import timezones
+from tests import ROOT
 from tests.fakes import run
 
 pytestmark = pytest.mark.usefixtures("no_ambient_settings")
@@ -33,7 +34,7 @@ STATUS = ["--operation", "status"]
 SCHEDULE = ["--operation", "schedule"]
 EMAIL = ["--operation", "email-accounts"]
 LONG = ["--vocabulary", "long"]
-MISTAKES = Path(__file__).parent.parent / "sample_data" / "campaign_settings_with_mistakes.csv"
+MISTAKES = ROOT / "sample_data" / "campaign_settings_with_mistakes.csv"
 
 # name -> (the file's bytes or text, extra arguments, whether the quick path reads it itself)
 CORPUS: dict[str, tuple[bytes | str, list[str], bool]] = {

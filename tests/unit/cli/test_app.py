@@ -13,12 +13,12 @@ from bulkrunner.cli import app as cli
 from bulkrunner.config.environment import key_not_set
 from bulkrunner.model import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
+from tests import ROOT
 from tests.fakes import one_line_error, run
 from tests.hostile import ServerThread
 from tests.realtime import JITTER
 
 KEY = "sk-live-SENTINEL-5f2b9c"
-ROOT = Path(__file__).parent.parent
 SAMPLE = ROOT / "sample_data" / "campaign_settings.csv"
 MISTAKES = ROOT / "sample_data" / "campaign_settings_with_mistakes.csv"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import signal
-from pathlib import Path
 from types import FrameType
 
 import anyio
@@ -17,8 +16,9 @@ import anyio.lowlevel
 import pytest
 
 from bulkrunner.sending.interrupts import INTERRUPTED, run_gracefully
+from tests import ROOT
 
-PACKAGE = Path(__file__).resolve().parent.parent / "bulkrunner"
+PACKAGE = ROOT / "bulkrunner"
 HOUR = 3600.0
 HANG = 30.0  # seconds: only a guard against a hang, never reached when the code is right
 

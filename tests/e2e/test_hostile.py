@@ -41,7 +41,7 @@ from bulkrunner.sending.transport import HttpSender
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import FakeClock, ScriptedSender, one_line_error, run, settings_request
 from tests.hostile import ServerThread, every_file_text, run_cli
-from tests.test_engine import engine, rows
+from tests.unit.sending.test_engine import engine, rows
 
 KEY = "sk-hostile-SENTINEL+/=9f3a"  # characters a URL must encode, so both spellings are checked
 WHEN = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)

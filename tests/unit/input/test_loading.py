@@ -9,6 +9,7 @@ import pytest
 
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.input.loading import load_input, open_input
+from tests import ROOT
 
 WriteCsv = Callable[..., Path]
 
@@ -108,7 +109,7 @@ def test_parquet_keeps_native_types(tmp_path: Path) -> None:
 
 
 def test_the_sample_files_load() -> None:
-    root = Path(__file__).parent.parent / "sample_data"
+    root = ROOT / "sample_data"
     csv = load_input(root / "campaign_settings.csv")
     parquet = load_input(root / "campaign_settings.parquet")
     assert len(csv) == len(parquet) >= 50

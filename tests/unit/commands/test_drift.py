@@ -238,6 +238,34 @@ def test_other_operations_drift_too(tmp_path: Path, clock: FakeClock, sim: Simul
     assert sim.state.email_accounts[LATER] == [*now, 30]
 
 
+def test_a_rollback_interrupted_between_its_add_and_its_remove_is_not_drift(
+    tmp_path: Path, clock: FakeClock, sim: SimulatorThread
+) -> None:
+    """An email-accounts row is two requests, its adds first: a rollback killed between them
+    leaves the campaign half restored, which its resumption must finish, not call a change of
+    someone else's. An account neither the run nor the rollback attaches is still drift."""
+    report = tmp_path / "accounts.csv"
+    first = [1, 2]
+    sim.state.email_accounts[LATER] = first
+    swap = csv(tmp_path / "swap.csv", "campaign_id,add,remove", f"{LATER},9;11,{first[0]}")
+    assert command(run_job, clock, sim, swap, report, operation="email-accounts") == 0
+    run_set = list(sim.state.email_accounts[LATER])
+    assert {9, 11} <= set(run_set)
+    assert first[0] not in run_set
+    # the interrupted rollback re-attached the removed account, and did not detach 9 and 11 yet
+    sim.state.email_accounts[LATER] = sorted({*run_set, first[0]})
+    undo = tmp_path / "undo.csv"
+    assert command(rollback_job, clock, sim, report, undo) == ExitCode.OK, said()
+    assert sim.state.email_accounts[LATER] == sorted(first)
+    # the same halfway state with another account attached besides is someone else's change
+    again = tmp_path / "again.csv"
+    assert command(run_job, clock, sim, swap, again, operation="email-accounts") == ExitCode.OK
+    sim.state.email_accounts[LATER] = sorted({*sim.state.email_accounts[LATER], first[0], 30})
+    undo = tmp_path / "undo-again.csv"
+    assert command(rollback_job, clock, sim, again, undo) == ExitCode.ROWS_FAILED
+    assert report_of(undo)["status"].tolist() == ["drifted"]
+
+
 def test_a_resumed_run_records_what_it_sets_over_what_the_earlier_run_set(
     tmp_path: Path,
 ) -> None:

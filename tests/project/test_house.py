@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "bulkrunner"
+from tests import ROOT
+
+PACKAGE = ROOT / "bulkrunner"
 MOST_LINES = 400
 MOST_FUNCTION_LINES = 80
 

@@ -13,7 +13,6 @@ import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,6 +30,7 @@ from bulkrunner.simulator import (
     default_settings,
 )
 from bulkrunner.simulator.ratelimit import ServerRateLimit
+from tests import ROOT
 
 KEY = "s3cret-simulator-key"
 
@@ -687,7 +687,7 @@ def test_serve_forever_stops_cleanly_on_ctrl_c() -> None:
     )
     with subprocess.Popen(
         [sys.executable, "-c", code],
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

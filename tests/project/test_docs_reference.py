@@ -16,9 +16,9 @@ from bulkrunner import ExitCode, Status
 from bulkrunner.config.job_file import read_job_file
 from bulkrunner.model import RESULT_COLUMN_MEANINGS, RESULT_COLUMNS
 from bulkrunner.output import notify
+from tests import ROOT
 from tools import reference
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 REGENERATE = "run `python -m tools.reference` to regenerate it"
 

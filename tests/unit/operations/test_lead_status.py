@@ -3,7 +3,7 @@
 Unit tests of the cells, the wire, what a row changes, refuses and undoes, the 500 that is
 final, and the backup of a lead per row; then every command end to end through ``cli.main``
 against the simulator on 127.0.0.1 (validate, plan, run with --verify, rollback, retry,
---resume, --simulate). Finding the leads is ``tests/test_lead_reads.py``'s.
+--resume, --simulate). Finding the leads is ``tests/unit/sending/test_lead_reads.py``'s.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from bulkrunner.model import Rate
 from bulkrunner.records.budget import Ledger
 from bulkrunner.records.history import History
 from bulkrunner.records.store import StateStore
+from tests import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 ACME = account_id("https://server.smartlead.ai/api/v1", "sk-acme-key-000111")
 T0 = 1_800_000_000.0
 

@@ -10,10 +10,10 @@ import re
 import sys
 import tomllib
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
+
 FIRST_PARTY = {"bulkrunner", "tests", "benchmarks", "tools"}
 # Import names whose distribution is named otherwise, for when it is not installed to tell.
 KNOWN = {"yaml": "pyyaml", "dateutil": "python-dateutil", "PIL": "pillow"}

@@ -17,8 +17,9 @@ import pytest
 
 from bulkrunner.cli.app import main
 from bulkrunner.output.events import COMMON_FIELDS, EVENTS, setup_logging
+from tests import ROOT
 
-PACKAGE = Path(__file__).resolve().parent.parent / "bulkrunner"
+PACKAGE = ROOT / "bulkrunner"
 # the function and the index of its argument that names the event
 NAMING = {"emit": 0, "json_line": 0, "show": 1}
 

@@ -28,11 +28,11 @@ from bulkrunner.sending.engine import Engine
 from bulkrunner.sending.retry import Policy
 from bulkrunner.sending.transport import HttpSender, limiter_tracing
 from bulkrunner.simulator import FaultPlan, Simulator, SimulatorConfig, SimulatorThread
+from tests import ROOT
 from tests.fakes import make_rows
 from tests.realtime import JITTER
 
 KEY = "integration-key"
-ROOT = Path(__file__).parent.parent
 
 
 async def run_engine(

@@ -8,7 +8,9 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "bulkrunner"
+from tests import ROOT
+
+PACKAGE = ROOT / "bulkrunner"
 
 LAYERS = {
     "model": 0,
