@@ -24,6 +24,7 @@ from bulkrunner.config.paths import BACKUP_SUFFIX, backup_path
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import REAL_CLOCK, Clock, count
+from bulkrunner.operations import operation as named
 from bulkrunner.output.events import show
 from bulkrunner.records.backup import backup_operation, backup_rows, read_backup, read_unrestorable
 
@@ -45,7 +46,8 @@ def rollback_job(
     if not config.dry_run:  # before the backup is read: see return_freed_memory
         return_freed_memory()
     operation = backup_operation(backup)
-    if operation != config.operation and config.operation != "settings":
+    undone_by = named(config.operation).undone_by or config.operation  # (a leads run's removals)
+    if operation != undone_by and config.operation != "settings":
         raise UsageError(
             f"{backup}: the backup of a {operation} run, not of {config.operation} "
             "(leave --operation out: a rollback takes it from the backup)"

@@ -24,7 +24,7 @@ import pandas as pd
 
 from bulkrunner.input.distinct import Flags, Objects, distinct, parse_distinct
 from bulkrunner.model import Rejection, Row, Validation
-from bulkrunner.operations import every_column
+from bulkrunner.operations import sent_columns
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.operations.cells import (
     ID_FIELD,
@@ -157,7 +157,9 @@ class _Judgement:
         wire = wire or Wire(vocabulary)
         ids = _judge_column(frame[CAMPAIGN_ID], ID_FIELD, vocabulary)
         numbers = _ids(ids)
-        if repeats is None:
+        if not operation.one_row_per_campaign:
+            repeats = {}  # (a lead's campaign is on many rows)
+        elif repeats is None:
             repeats = _repeats(numbers, offset)
         messages = ids.errors.copy()
         messages[ids.blank] = f"{CAMPAIGN_ID}: missing"
@@ -167,12 +169,9 @@ class _Judgement:
             if campaign_id not in worded:
                 worded[campaign_id] = repeated(campaign_id, repeats[campaign_id])
             messages[index] = worded[campaign_id]
-        # the others (name, --keep-columns) are carried, never judged
-        sent = {*operation.columns, *every_column()}
         settings = tuple(
             _judge_column(frame[name], field_of(operation, name), vocabulary)
-            for name in frame.columns
-            if name in sent
+            for name in sent_columns(list(frame.columns), operation, wire)
         )
         nothing = np.ones(len(frame), dtype=bool)
         for column in settings:

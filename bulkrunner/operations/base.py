@@ -26,12 +26,19 @@ values they had. An operation overrides only what differs.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from bulkrunner.model import Answer, Change, Row
-from bulkrunner.operations.fields import Field, ScheduleShape, Vocabulary
+from bulkrunner.model import Answer, Change, Row, Status
+from bulkrunner.operations.fields import (
+    ACCOUNT,
+    CAMPAIGN_ID,
+    Field,
+    ScheduleShape,
+    Vocabulary,
+    column_key,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,11 @@ class Wire:
     vocabulary: Vocabulary = Vocabulary.DOCUMENTED
     schedule_shape: ScheduleShape = ScheduleShape.NESTED
     allow_stop: bool = False  # rows that set status STOPPED (or --allow-irreversible)
+    # a lead upload's ``settings`` booleans, by their API names (--ignore-global-block-list...)
+    lead_settings: tuple[tuple[str, bool], ...] = ()
+    leads_per_request: int = 100  # the most leads one upload carries (--leads-per-request)
+    kept: frozenset[str] = frozenset()  # --keep-columns, as ``column_key`` has them: never sent
+    read_first: bool = True  # the current state is read before sending (what rows to skip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +63,29 @@ class Request:
     method: str
     path: str
     body: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """What the answer that accepted a group says of one of its rows, when more than "applied"
+    or "refused because..." (``Operation.attribute``): how the row ends (``status``, with
+    ``error``), or, when the answer does not say (``status`` None), how it ends once read back:
+    ``absent`` when the campaign does not show it as sent, with ``error`` (why, as far as the
+    answer tells), ``present`` when it does, with ``note``."""
+
+    status: Status | None
+    error: str = ""
+    present: Status = Status.SUCCEEDED
+    absent: Status = Status.FAILED
+    note: str = ""
+
+
+class Collected(Protocol):
+    """A campaign's state taken in a page at a time (``Operation.collect``)."""
+
+    def add(self, entries: Iterable[Any]) -> int: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +108,19 @@ class Operation:
     # merged into the campaign's state under the key ``detail``)
     vocabularies: bool = False  # whether --vocabulary changes what this operation sends
     reads: tuple[str, ...] = ()  # the keys of a campaign as GET shows it that ``state`` reads
+    # the ``detail`` is a list read a page of ``paged`` at a time (``?offset=&limit=``), kept
+    # across a run's batches; None: one read
+    paged: int | None = None
+    one_row_per_campaign: bool = True  # a campaign on two rows makes both invalid
+    # the column that, with the campaign, is what a row is about (compared in lower case): a
+    # second row with the same is sent once (``unchanged``, naming the first); None: no such
+    identity: str | None = None
+    backed_up: bool = True  # its runs write a backup (a rollback's removals: none)
+    custom_fields: bool = False  # its other columns are sent too (``custom``)
+    # its backup: a row per campaign of its values before the run ("campaigns"), or a row per
+    # lead it adds ("leads", ``records.lead_ledger``)
+    ledger: str = "campaigns"
+    undone_by: str = ""  # the operation a rollback of its runs runs ("": itself)
 
     @property
     def reads_per_campaign(self) -> int:
@@ -93,7 +141,7 @@ class Operation:
         """The requests that apply a valid row: by default one POST of the payload as it is."""
         return [Request("POST", self.path(campaign_id), dict(payload))]
 
-    def groups(self, rows: Sequence[Row]) -> list[Sequence[Row]]:
+    def groups(self, rows: Sequence[Row], wire: Wire) -> list[Sequence[Row]]:
         """How ``rows`` (of one account, all to send) go together into requests: by default
         each row alone."""
         return [(row,) for row in rows]
@@ -104,12 +152,43 @@ class Operation:
         (row,) = rows
         return self.requests(row.campaign_id, row.payload, wire)
 
-    def attribute(self, rows: Sequence[Row], answer: Answer) -> Mapping[int, str]:
+    def attribute(
+        self, rows: Sequence[Row], answer: Answer, wire: Wire
+    ) -> Mapping[int, str | Said]:
         """What ``answer``, which accepted the last request of a group of ``rows``, says of
-        each row, by row number: "" for a row it applied, else why it did not. A row it says
-        nothing of is read back to find out (a count of rows added names none of them). By
-        default every row of the group was applied."""
+        each row, by row number: "" for a row it applied, else why it did not, or how the row
+        ends (``Said``). A row it says nothing of is read back to find out (a count of rows
+        added names none of them). By default every row of the group was applied."""
         return {row.number: "" for row in rows}
+
+    def custom(self, name: str, wire: Wire) -> bool:
+        """Whether column ``name``, not one of this operation's own, is sent all the same (with
+        ``custom_fields``: any but the campaign, the account and the columns kept unsent)."""
+        return (
+            self.custom_fields
+            and name not in (CAMPAIGN_ID, ACCOUNT)
+            and name not in self.columns
+            and column_key(name) not in wire.kept
+        )
+
+    def collect(self) -> Collected:
+        """The state of a ``paged`` detail, empty, to take in each page read."""
+        raise TypeError(f"the {self.name} operation reads no pages")
+
+    def prepared(self, row: Row, campaign: Mapping[str, Any] | None) -> Row:
+        """The row as it is sent, given its campaign's current state: by default as it is."""
+        return row
+
+    def mismatch(self, changes: Mapping[str, Change]) -> str:
+        """How a row read back differs from what it sent (``--verify``)."""
+        return "; ".join(
+            f"{name}: sent {change.after!r}, server has {change.before!r}"
+            for name, change in changes.items()
+        )
+
+    def read_backs(self, rows: Sequence[Row]) -> int:
+        """The reads ``--verify`` makes to read ``rows`` back (a campaign's once)."""
+        return len({row.campaign_id for row in rows}) * self.reads_per_campaign
 
     def check(self, payload: Mapping[str, Any], wire: Wire) -> str:
         """Why a row whose cells are each valid still cannot be sent ("" when it can)."""

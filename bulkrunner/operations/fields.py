@@ -29,6 +29,17 @@ def column_key(header: str) -> str:
     return re.sub(r"[\s_-]+", "", header.strip().lower())
 
 
+# A lead upload's settings booleans (POST /campaigns/{id}/leads), each false unless a run's option
+# of the same name says otherwise, and how many leads one upload carries (by default, what the
+# vendor's own library sends; at most, what the current reference allows: older pages say 350).
+UPLOAD_SETTINGS = (
+    "ignore_global_block_list",
+    "ignore_unsubscribe_list",
+    "ignore_duplicate_leads_in_other_campaign",
+)
+LEADS_PER_REQUEST = 100
+MOST_PER_REQUEST = 400
+
 # The statuses a campaign reads back with (``START`` is what is written to get ``ACTIVE``).
 CAMPAIGN_STATUSES = ("DRAFTED", "ACTIVE", "PAUSED", "STOPPED", "COMPLETED")
 

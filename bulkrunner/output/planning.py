@@ -106,9 +106,9 @@ class Requests:
     ) -> Requests:
         """The requests of sending ``rows`` after ``reads`` reads (and, with ``verify``,
         reading each back: the list's read by id and/or its per-campaign detail)."""
-        groups = operation.groups(rows)
+        groups = operation.groups(rows, wire)
         writes = sum(len(operation.group_requests(group, wire)) for group in groups)
-        return cls(reads, writes, len(rows) * operation.reads_per_campaign if verify else 0)
+        return cls(reads, writes, operation.read_backs(rows) if verify else 0)
 
     def seconds(self, rates: Sequence[Rate]) -> float:
         """The least time the run takes at ``rates``, from its first request to its last."""

@@ -14,14 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from bulkrunner.config.paths import backup_path
 from bulkrunner.config.run_config import RunConfig
-from bulkrunner.model import Row, count
+from bulkrunner.model import Outcome, Row, count
 from bulkrunner.operations.base import Operation
 from bulkrunner.output.hints import rollback_command
+from bulkrunner.records import lead_ledger
 from bulkrunner.records.backup import APPLIED_EARLIER, BackupError, applied_earlier, record_backup
 from bulkrunner.sending.plan import Plan
 
@@ -56,6 +58,8 @@ async def back_up(
 ) -> str | None:
     """Record what ``planned`` is about to change (``account``'s rows: None for the one key of
     a run without an accounts file); why nothing may be sent, if it cannot be recorded."""
+    if operation.ledger == "leads":
+        return await _record_leads(backup, planned, account, first, rollback)
     by_campaign = {
         row.campaign_id: planned.changes[row.number]
         for row in planned.send
@@ -106,6 +110,55 @@ async def back_up(
     return None
 
 
+async def _record_leads(
+    backup: Backup, planned: Plan, account: str | None, first: bool, rollback: str
+) -> str | None:
+    """Record the leads ``planned`` is about to add, before any is sent."""
+    whose = f"account {account}: " if account is not None else ""
+    async with backup.lock:
+        write = partial(
+            lead_ledger.record_intended,
+            backup.path,
+            planned.send,
+            keep=backup.keep or backup.started,
+            account=account,
+        )
+        try:
+            recorded = await anyio.to_thread.run_sync(write)
+        except BackupError as exc:
+            log.error("%srun aborted: %s; nothing was sent", whose, exc)
+            return f"run aborted: {exc}"
+        backup.started = True
+    log.info(
+        "%sbackup of the %s about to be added (%d in all)%s: %s",
+        whose,
+        count(recorded.leads, "lead"),
+        recorded.total,
+        f" (undo with: {rollback})" if first else "",
+        backup.path,
+    )
+    return None
+
+
+async def settle(
+    backup: Backup,
+    rows: Sequence[Row],
+    outcomes: Mapping[int, Outcome],
+    campaigns: Mapping[int, Mapping[str, Any]],
+    operation: Operation,
+) -> None:
+    """Once ``rows`` were sent, a backup of leads keeps only the leads that went in (or may
+    have), with the ids read back (``lead_ledger.settle``)."""
+    if operation.ledger != "leads" or not rows or not backup.started:
+        return
+    async with backup.lock:
+        write = partial(lead_ledger.settle, backup.path, rows, outcomes, campaigns)
+        try:
+            await anyio.to_thread.run_sync(write)
+        except BackupError as exc:  # it still names every lead the batch may have added
+            log.warning("%s (it may name leads that were not added)", exc)
+
+
 def rollback_hint(config: RunConfig) -> str:
     """The command that undoes ``config``'s run."""
     assert config.report is not None
@@ -142,15 +195,18 @@ def adopt_applied(
     continues = (config.resume or config.fresh) and not config.no_backup
     if config.report is None or not continues:
         return 0
+    path = backup_path(config.report)
     try:
-        found = applied_earlier(
-            backup_path(config.report), rows, planned.unchanged, campaigns, operation
-        )
+        if operation.ledger == "leads":
+            found = lead_ledger.applied_earlier(path, rows, planned.unchanged)
+        else:
+            found = applied_earlier(path, rows, planned.unchanged, campaigns, operation)
     except BackupError as exc:
         log.warning("%s%s: the rows found as wanted are reported unchanged", whose, exc)
         return 0
+    adopted = lead_ledger.APPLIED_EARLIER if operation.ledger == "leads" else APPLIED_EARLIER
     for number, changes in found.items():
-        planned.unchanged[number] = APPLIED_EARLIER  # not sent: as the unchanged
+        planned.unchanged[number] = adopted  # not sent: as the unchanged
         planned.changes[number] = changes
     if found:
         log.info(

@@ -30,9 +30,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from bulkrunner.config.accounts import Accounts, assign
+from bulkrunner.input.duplicates import repeated_leads, same_lead
 from bulkrunner.input.loading import InputFile
+from bulkrunner.input.suppression import Suppression
 from bulkrunner.input.validation import Repeats, campaign_ids, repeated_among, validate
-from bulkrunner.model import Changes, Numbering, Outcome, Row, Status, Validation
+from bulkrunner.model import Changes, Numbering, Outcome, Row, Status, Validation, count
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.operations.cells import repeated
 from bulkrunner.operations.fields import CAMPAIGN_ID, Vocabulary
@@ -86,6 +88,7 @@ class Survey:
     invalid: int = 0
     shown: list[tuple[int, str]] = field(default_factory=list)  # the first invalid rows
     done: int = 0  # rows an earlier run applied (--resume)
+    skipped: Counter[Status] = field(default_factory=Counter)  # suppressed, the same lead again
     accounts: Counter[str] = field(default_factory=Counter)  # rows to send, by account
     campaigns: Collection[int] = ()  # every campaign of the input
     types: pd.DataFrame | None = None  # a cell of each type of each column (``cell_types``)
@@ -101,6 +104,7 @@ class _Batch:
     send: list[Row]
     known: dict[int, Outcome]
     changes: dict[int, Changes]
+    campaigns: dict[int, int | None] = field(default_factory=dict)  # of known rows, by number
 
 
 @dataclass
@@ -118,6 +122,10 @@ class RunRows:
     ids: Ids | None = None  # every row's campaign id, when read already (the file's check)
     successes: Mapping[str, Success] = field(default_factory=dict)  # --resume: by row key
     record: Callable[[int, Outcome], None] | None = None  # journals each invalid row
+    # told of each row that ends unsent (by number), with its campaign (None: it has none)
+    on_known: Callable[[int, int | None, Outcome], None] | None = None
+    suppression: Suppression | None = None  # --suppress: leads never sent
+    same_lead: Mapping[int, int] = field(default_factory=dict)  # a row -> the row it repeats
     stop: Callable[[str], None] | None = None  # stops the run (the file changed under it)
     stamp: tuple[int, int] | None = None  # the input's size and mtime when the run began
     types: bool = False  # the survey keeps the cell types (for a Parquet report)
@@ -129,13 +137,17 @@ class RunRows:
     _whole: tuple[pd.DataFrame, _Batch] | None = None  # the only batch of a file of one
 
     def __post_init__(self) -> None:
-        if self.ids is not None:
+        if self.ids is not None and self.operation.one_row_per_campaign:
             self.repeats = self._numbered(repeated_among([self.ids]))
 
     def surveyed(self) -> Survey:
         """One pass over the input, keeping only counts (and the chunk of a file of one
         batch). Without ``ids``, the campaigns on several rows are found on the way, and the
         counts mended once they are known."""
+        identity = self.operation.identity
+        if identity is not None:  # the same lead twice: found from two columns, first
+            self.same_lead, every = repeated_leads(self.source, identity, self.numbering)
+            self.ids = self.ids if self.ids is not None else every
         survey, late = Survey(), _Late() if self.ids is None else None
         for offset, chunk in self._chunks():
             batch = self.prepare(offset, chunk)
@@ -148,8 +160,10 @@ class RunRows:
                     survey.invalid += 1
                     if len(survey.shown) < SHOWN_INVALID:
                         survey.shown.append((number, outcome.error))
-                else:
+                elif outcome.status is Status.SUCCEEDED:
                     survey.done += 1
+                else:  # suppressed, or the same lead as an earlier row
+                    survey.skipped[outcome.status] += 1
             if self.types:
                 found = [survey.types] if survey.types is not None else []
                 survey.types = cell_types([*found, chunk], list(self.source.columns))
@@ -164,6 +178,7 @@ class RunRows:
                 chunk, _ = self._whole
                 self._whole = (chunk, self.prepare(0, chunk))
         survey.campaigns = CampaignSet(ids)
+        _say_skipped(survey.skipped, self.suppression)
         return survey
 
     def prepare(self, offset: int, chunk: pd.DataFrame) -> _Batch:
@@ -182,9 +197,15 @@ class RunRows:
         if self.accounts is not None:
             validation = assign(validation, self.accounts.accounts, self.accounts.path)
         known = {r.number: Outcome(Status.INVALID, error=r.error) for r in validation.rejections}
+        campaigns = {r.number: r.campaign_id for r in validation.rejections}
         send: list[Row] = []
         changes: dict[int, Changes] = {}
         for row in validation.rows:
+            unsent = self._unsent(row)
+            if unsent is not None:
+                known[row.number] = unsent
+                campaigns[row.number] = row.campaign_id
+                continue
             earlier = (
                 self.successes.get(row_key(row.campaign_id, row.payload))
                 if self.successes
@@ -196,7 +217,20 @@ class RunRows:
                     changes[row.number] = earlier.changes
             else:
                 send.append(row)
-        return _Batch(offset + 1, len(chunk), send, known, changes)
+        return _Batch(offset + 1, len(chunk), send, known, changes, campaigns)
+
+    def _unsent(self, row: Row) -> Outcome | None:
+        """How a valid row ends without being sent: its lead suppressed, or the same as an
+        earlier row's (sent once); None for a row to send."""
+        identity = self.operation.identity
+        if identity is None:
+            return None
+        if self.suppression is not None:
+            why = self.suppression.match(str(row.payload.get(identity, "")))
+            if why is not None:
+                return Outcome(Status.SUPPRESSED, error=why)
+        first = self.same_lead.get(row.number)
+        return Outcome(Status.UNCHANGED, error=same_lead(first)) if first is not None else None
 
     def __iter__(self) -> Iterator[Sequence[Row]]:
         whole, self._whole = self._whole, None  # from now on the spill holds it
@@ -212,10 +246,11 @@ class RunRows:
                     self.stop(reason)
                 return
             self._taken = batch = whole[1] if whole is not None else self.prepare(offset, chunk)
-            if self.record is not None:
-                for number, outcome in batch.known.items():
-                    if outcome.status is Status.INVALID:
-                        self.record(number, outcome)
+            for number, outcome in batch.known.items():
+                if self.record is not None and outcome.status is Status.INVALID:
+                    self.record(number, outcome)
+                if self.on_known is not None:
+                    self.on_known(number, batch.campaigns.get(number), outcome)
             yield batch.send
 
     def _chunks(self) -> Iterator[tuple[int, pd.DataFrame]]:
@@ -265,6 +300,22 @@ class RunRows:
         if self.numbering.numbers is None:
             return repeats
         return {cid: [self.numbering(p) for p in rows] for cid, rows in repeats.items()}
+
+
+def _say_skipped(skipped: Counter[Status], suppression: Suppression | None) -> None:
+    """Log the rows a run will not send although they are valid: suppressed leads, and leads
+    that repeat an earlier row's."""
+    if skipped[Status.SUPPRESSED] and suppression is not None:
+        log.info(
+            "%s suppressed (their lead is on %s): not sent",
+            count(skipped[Status.SUPPRESSED], "row"),
+            suppression.path,
+        )
+    if skipped[Status.UNCHANGED]:
+        log.info(
+            "%s the same lead (campaign and address) as an earlier row: each lead is sent once",
+            count(skipped[Status.UNCHANGED], "row repeats", "rows repeat"),
+        )
 
 
 def _renumbered(validation: Validation, numbering: Numbering) -> Validation:

@@ -90,7 +90,7 @@ def plan(
         if skip and campaign is not None and not found:
             result.unchanged[row.number] = Outcome(Status.UNCHANGED)
         else:
-            result.send.append(row)
+            result.send.append(operation.prepared(row, campaign))
     return result
 
 

@@ -26,6 +26,7 @@ from bulkrunner.operations.base import Operation
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.operations.state import Campaign, parse_campaigns, slim
 from bulkrunner.sending.connection import Connection
+from bulkrunner.sending.pages import read_pages
 from bulkrunner.sending.retry import Verdict, classify
 
 log = logging.getLogger("bulkrunner")
@@ -45,10 +46,13 @@ class Current:
 @dataclass(slots=True)
 class Listing:
     """The account's list of campaigns as read for a run's first batch: the campaigns of the
-    run (``wanted``; by default the first batch's) it showed, each until its batch takes it."""
+    run (``wanted``; by default the first batch's) it showed, each until its batch takes it;
+    and the campaigns whose pages were read (``Operation.paged``), kept for every batch."""
 
     wanted: Collection[int] | None = None
     campaigns: dict[int, Mapping[str, Any]] | None = None  # None: not read yet
+    pages: dict[int, Mapping[str, Any]] = field(default_factory=dict)
+    gone: set[int] = field(default_factory=set)  # campaigns whose pages answered 404
 
 
 async def read_current(
@@ -68,10 +72,14 @@ async def read_current(
 
     Raises KeyRejected when an answer says the key is wrong, Unreachable when the first read is
     refused a connection (nothing listens there), WaitTooLong and Unavailable as ``fetch``."""
-    current = await _read_list(
-        connection, campaign_ids, one_by_one, operation, listing or Listing()
-    )
-    if operation.detail is not None:
+    listing = listing or Listing()
+    if operation.reads_list:
+        current = await _read_list(connection, campaign_ids, one_by_one, operation, listing)
+    else:
+        current = Current()
+    if operation.paged is not None:
+        await read_paged(connection, operation, current, campaign_ids, listing)
+    elif operation.detail is not None:
         await read_details(connection, operation.detail, current, campaign_ids)
     blank = [c for c, campaign in current.campaigns.items() if not operation.readable(campaign)]
     for campaign_id in blank:
@@ -170,6 +178,48 @@ async def read_details(
         return None
 
     await each(wanted, read, connection.concurrency)
+
+
+async def read_paged(
+    connection: Connection,
+    operation: Operation,
+    current: Current,
+    campaign_ids: Collection[int],
+    listing: Listing,
+) -> None:
+    """Each campaign's pages (``pages.read_pages``) into ``current``, read once a run: those
+    ``listing`` kept from an earlier batch are not read again."""
+    wanted = [
+        c for c in sorted(set(campaign_ids)) if c not in listing.pages and c not in listing.gone
+    ]
+    if wanted:
+        log.info(
+            "reading the %s of %s, %d a page",
+            operation.detail,
+            count(len(wanted), "campaign"),
+            operation.paged,
+        )
+
+    async def read(campaign_id: int) -> str | None:
+        found = await read_pages(connection, operation, campaign_id)
+        if found.rejected:
+            return found.rejected
+        if found.missing:
+            listing.gone.add(campaign_id)
+        elif found.unreadable:
+            current.unreadable[campaign_id] = found.unreadable
+        else:
+            listing.pages[campaign_id] = Campaign(
+                [("id", campaign_id), (str(operation.detail), found.state)]
+            )
+        return None
+
+    await each(wanted, read, connection.concurrency)
+    for campaign_id in campaign_ids:
+        if campaign_id in listing.gone:
+            current.missing.add(campaign_id)
+        elif campaign_id in listing.pages:
+            current.campaigns[campaign_id] = listing.pages[campaign_id]
 
 
 def detail_list(answer: Answer) -> list[Any] | None:
