@@ -66,6 +66,9 @@ def plan_job(
     source, ids = opened(config)
     stream = Stream.of(config, source, environ, key, clock, ids=ids)
     found = _Found(config)
+    if stream.rows.operation.identity is not None:  # leads: counted by campaign
+        found.campaigns = {}
+        stream.rows.on_known = found.known
     with Interrupts() as interrupts, ExitStack() as held, closing(stream.rows):
         stream.survey_and_lock(held, started)
         session = send(
@@ -113,6 +116,7 @@ class _Found:
     writes: Counter[str] = field(default_factory=Counter)  # by account
     sent: Counter[str] = field(default_factory=Counter)  # rows to send, by account
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    campaigns: dict[int | None, Counter[str]] | None = None  # a leads plan's, by campaign
     _batch: list[Row] = field(default_factory=list)  # the batch at hand's rows to send
 
     def planned(self, pipeline: Pipeline) -> None:
@@ -128,11 +132,37 @@ class _Found:
         self.missing += len(planned.missing)
         self.sent[name] += len(planned.send)
         self.writes[name] += Requests.of(planned.send, 0, operation, wire, False).writes
+        if self.campaigns is not None:
+            self._count(pipeline)
         for row in planned.send[:SHOWN_CHANGES]:
             self._batch.append(row)
             self.changes[row.number] = planned.changes[row.number]
             if row.number in planned.irreversible:
                 self.irreversible[row.number] = planned.irreversible[row.number]
+
+    def _count(self, pipeline: Pipeline) -> None:
+        """A leads plan: each campaign's rows to add, already there, refused."""
+        planned, campaigns = pipeline.plan, self.campaigns
+        assert planned is not None
+        assert campaigns is not None
+        of = {row.number: row.campaign_id for row in pipeline.rows}
+        for row in planned.send:
+            campaigns.setdefault(row.campaign_id, Counter())["add"] += 1
+        for number, outcome in planned.known.items():
+            why = "missing" if number in planned.missing else "refused"
+            word = "already" if outcome.status is Status.UNCHANGED else why
+            campaigns.setdefault(of[number], Counter())[word] += 1
+
+    def known(self, number: int, campaign: int | None, outcome: Outcome) -> None:
+        """A row of the input that ends unsent: counted under its campaign."""
+        assert self.campaigns is not None
+        word = {
+            Status.INVALID: "invalid",
+            Status.SUPPRESSED: "suppressed",
+            Status.UNCHANGED: "repeated",
+            Status.SUCCEEDED: "added",
+        }.get(outcome.status, "refused")
+        self.campaigns.setdefault(campaign, Counter())[word] += 1
 
     def batch(self, outcomes: Mapping[int, Outcome], changes: Mapping[int, Changes]) -> None:
         """A batch ended: its rows counted, and the first rows to send kept."""
@@ -177,4 +207,5 @@ class _Found:
             missing=self.missing,
             refused=failed - self.missing,
             durations=durations,
+            campaigns=self.campaigns,
         )

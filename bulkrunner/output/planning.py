@@ -148,6 +148,40 @@ class Duration:
         return self.requests.seconds(self.rates)
 
 
+# What a plan counts of each campaign's leads: a row's outcome (or the plan's word for it) ->
+# the words a campaign's line gives it, in the order shown.
+LEAD_COUNTS = {
+    "add": "to add",
+    "already": "already there",
+    "invalid": "invalid",
+    "suppressed": "suppressed",
+    "repeated": "repeating an earlier row",
+    "added": "added by the run it continues",
+    "missing": "campaign not found",
+    "refused": "refused",
+}
+
+
+def campaign_lines(
+    counts: Mapping[int | None, Mapping[str, int]], shown: int = SHOWN_CHANGES
+) -> list[str]:
+    """``campaign 5: 80 to add, 20 already there, 1 invalid``, for the first ``shown``
+    campaigns (rows with no usable campaign id last), and a count of the others."""
+    order = sorted(counts, key=lambda campaign: (campaign is None, campaign or 0))
+    lines = []
+    for campaign in order[:shown]:
+        said = ", ".join(
+            f"{counts[campaign][key]} {words}"
+            for key, words in LEAD_COUNTS.items()
+            if counts[campaign].get(key)
+        )
+        which = f"campaign {campaign}" if campaign is not None else "rows without a campaign"
+        lines.append(f"{which}: {said}")
+    if len(order) > shown:
+        lines.append(f"... and {count(len(order) - shown, 'more campaign')}")
+    return lines
+
+
 @dataclass(frozen=True, slots=True)
 class Forecast:
     """What a plan found: how many rows a run would send, and what the first of them would
@@ -164,6 +198,8 @@ class Forecast:
     missing: int  # the campaign does not exist (404) or could not be read
     refused: int  # the operation refuses the row given the campaign's state
     durations: Sequence[Duration]
+    # a leads plan's counts by campaign (``LEAD_COUNTS``): shown instead of each row's change
+    campaigns: Mapping[int | None, Mapping[str, int]] | None = None
 
     @property
     def slowest(self) -> Duration | None:
@@ -173,13 +209,14 @@ class Forecast:
     def lines(self, each_row: bool = True) -> list[str]:
         """What ``bulkrunner plan`` prints: (with ``each_row``) each row's changes, then the
         counts and the run's duration."""
-        lines = (
-            change_lines(
+        if not each_row:
+            lines = []
+        elif self.campaigns is not None:
+            lines = campaign_lines(self.campaigns)
+        else:
+            lines = change_lines(
                 self.shown, self.changes, irreversible=self.irreversible, total=self.to_change
             )
-            if each_row
-            else []
-        )
         refused = f", refused: {self.refused}" if self.refused else ""
         undone = (
             f" ({self.irreversible_rows} a rollback could not undo: --allow-irreversible)"

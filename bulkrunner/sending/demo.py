@@ -23,6 +23,7 @@ DEMO_SEED = 2024
 # The campaigns an ``export --simulate`` reads (seeded from their ids: mostly ACTIVE, some
 # PAUSED and DRAFTED).
 DEMO_CAMPAIGNS = tuple(range(1480601, 1480621))
+DEMO_LEADS = 5  # the leads each campaign starts with, in a leads run or export
 
 
 @contextlib.asynccontextmanager
@@ -31,14 +32,17 @@ async def simulated(
 ) -> AsyncIterator[str]:
     """The embedded simulator with ``campaigns`` listed (so that the backup has real values)
     and, with ``faults``, a few of them answering 429 or 503 first; its base URL."""
+    from bulkrunner.operations import operation
     from bulkrunner.simulator import FaultPlan, Simulator, SimulatorConfig
 
+    leads = operation(config.operation).paged is not None
     simulated = SimulatorConfig(
         api_key=DEMO_API_KEY,
         vocabulary=config.vocabulary,
         rates=config.rates,
         campaigns=campaigns,
         faults=demo_faults(list(campaigns)) if faults else FaultPlan(),
+        seeded_leads=DEMO_LEADS if leads and campaigns else 0,
     )
     async with Simulator(simulated, clock=clock.monotonic, sleep=clock.sleep) as simulator:
         injected = " (with injected 429 and 503 answers)" if faults else ""

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from bulkrunner.operations.answers import parse_json
-from bulkrunner.operations.base import Operation
+from bulkrunner.operations.base import Collected, Operation
 from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.retry import Verdict, classify
 
@@ -49,13 +49,19 @@ def _entries(answer_body: str) -> tuple[list[Any] | None, int | None]:
     return data["data"], total if isinstance(total, int) and not isinstance(total, bool) else None
 
 
-async def read_pages(connection: Connection, operation: Operation, campaign_id: int) -> Paged:
-    """Every page of ``campaign_id``'s detail, taken in by ``operation.collect()``. Raises
-    WaitTooLong and Unavailable as ``Connection.fetch``."""
+async def read_pages(
+    connection: Connection,
+    operation: Operation,
+    campaign_id: int,
+    collected: Collected | None = None,
+) -> Paged:
+    """Every page of ``campaign_id``'s detail, taken in by ``collected`` (by default, a new
+    ``operation.collect()``). Raises WaitTooLong and Unavailable as ``Connection.fetch``."""
     assert operation.detail is not None
     assert operation.paged is not None
     path, size = f"/campaigns/{campaign_id}/{operation.detail}", operation.paged
-    state, offset, found = operation.collect(), 0, Paged()
+    state = collected if collected is not None else operation.collect()
+    offset, found = 0, Paged()
     while True:
         page = f"{path}?offset={offset}&limit={size}"
         answer = await connection.fetch(partial(connection.sender.read, page), page)
