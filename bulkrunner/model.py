@@ -84,14 +84,14 @@ ECHO_PREFIX = "wanted_"
 
 
 def echoed(column: str) -> str:
-    """The name of input column ``column`` in a report."""
-    return f"{ECHO_PREFIX}{column}" if column in RESULT_COLUMNS else column
+    """The name of input column ``column`` in a report (a lead's custom field ``Status`` too)."""
+    return f"{ECHO_PREFIX}{column}" if column.lower() in RESULT_COLUMNS else column
 
 
 def unechoed(column: str) -> str:
     """The input column a report's column ``column`` echoes (itself, unless renamed)."""
     name = column.removeprefix(ECHO_PREFIX)
-    return name if column != name and name in RESULT_COLUMNS else column
+    return name if column != name and name.lower() in RESULT_COLUMNS else column
 
 
 class Status(enum.StrEnum):

@@ -56,6 +56,11 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "heartbeat_env": ('"TEST_WEBHOOK"', "TEST_WEBHOOK"),
     "verbose": ("true", True),
     "resume": ("true", True),
+    "ignore_global_block_list": ("true", True),
+    "ignore_unsubscribe_list": ("true", True),
+    "ignore_duplicate_leads_in_other_campaign": ("true", True),
+    "leads_per_request": ("400", 400),
+    "suppress": ('"suppressed.csv"', None),
 }
 
 
@@ -137,7 +142,7 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shown = help_of(command, capsys)
-    assert "--operation {settings,schedule,status,email-accounts}" in shown  # all four take it
+    assert "--operation {settings,schedule,status,email-accounts,leads}" in shown  # all take it
     for each in OPTIONS:
         long_flag = each.flags[-1]
         if command in each.commands:
@@ -242,7 +247,7 @@ def test_flags_outside_their_choices_or_commands_are_usage_errors(
         (
             'operation = "pause"',
             "option 'operation' must be one of settings, schedule, status, "
-            "email-accounts, got 'pause'",
+            "email-accounts, leads, got 'pause'",
         ),
         (
             'schedule-shape = "round"',

@@ -101,22 +101,21 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_lead_options(parser: argparse.ArgumentParser) -> None:
-    """The flags of the simulated account's leads (``SimulatorConfig``'s lead fields)."""
-    from bulkrunner.simulator.state import ADDED_FIELDS, LEAD_ANSWERS
-
+    """The flags of the simulated account's leads (``SimulatorConfig``'s lead fields, which
+    refuses a value it does not know, naming those it does: ``--help`` imports no simulator)."""
     parser.add_argument(
         "--lead-answer",
-        choices=LEAD_ANSWERS,
-        default=LEAD_ANSWERS[0],
-        help="the form of a lead upload's answer: counts with details, or only added_count and "
-        "skipped_count (default %(default)s)",
+        default="detailed",
+        metavar="FORM",
+        help="the form of a lead upload's answer: detailed (counts with details) or counts "
+        "(added_count and skipped_count only) (default %(default)s)",
     )
     parser.add_argument(
         "--lead-added-field",
-        choices=ADDED_FIELDS,
-        default=ADDED_FIELDS[0],
-        help="which field of the detailed answer counts the leads added (the other counts the "
-        "leads sent) (default %(default)s)",
+        default="upload_count",
+        metavar="FIELD",
+        help="which field of the detailed answer counts the leads added, upload_count or "
+        "total_leads (the other counts the leads sent) (default %(default)s)",
     )
     parser.add_argument(
         "--leads-per-request",

@@ -27,7 +27,7 @@ from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import ExitCode
 from bulkrunner.input.duplicates import repeated_leads, same_lead
 from bulkrunner.input.loading import InputFile, open_input
-from bulkrunner.input.suppression import Suppression
+from bulkrunner.input.suppression import Suppression, suppression_of
 from bulkrunner.input.validation import (
     Repeats,
     RowJudgement,
@@ -137,10 +137,15 @@ class _Unsent:
     same_lead: Mapping[int, int]
 
     @classmethod
-    def of(cls, config: RunConfig, source: InputFile, numbering: Numbering) -> _Unsent:
+    def of(
+        cls,
+        config: RunConfig,
+        source: InputFile,
+        numbering: Numbering,
+        suppression: Suppression | None,
+    ) -> _Unsent:
         identity = for_config(config)[0].identity
         assert identity is not None
-        suppression = Suppression.load(config.suppress) if config.suppress else None
         return cls(identity, suppression, repeated_leads(source, identity, numbering)[0])
 
     def outcomes(
@@ -194,8 +199,9 @@ def dry_run(
     check_column(config.input, source.columns, accounts)
     tally = _Tally()
     operation, _ = for_config(config)
+    suppression = suppression_of(config.suppress, operation)
     with Interrupts():
-        unsent = _Unsent.of(config, source, numbering) if operation.identity else None
+        unsent = _Unsent.of(config, source, numbering, suppression) if operation.identity else None
         repeats = _repeats(source, ids, numbering) if unsent is None else {}
 
         def results(

@@ -24,7 +24,7 @@ from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import UsageError
 from bulkrunner.input.loading import InputFile
-from bulkrunner.input.suppression import Suppression
+from bulkrunner.input.suppression import suppression_of
 from bulkrunner.model import Changes, Clock, Numbering, Outcome, Rate, Row, Status, count
 from bulkrunner.operations.fields import ACCOUNT
 from bulkrunner.records.journal import Journal, row_key
@@ -100,7 +100,7 @@ class Stream:
             numbering or Numbering(),
             ids=ids,
             types=types,
-            suppression=Suppression.load(config.suppress) if config.suppress else None,
+            suppression=suppression_of(config.suppress, operation),
         )
         return cls(config, source, rows, accounts, key, clock)
 

@@ -30,7 +30,6 @@ from bulkrunner.operations.fields import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any, Protocol
 
     class RunConfig(Protocol):
@@ -46,8 +45,6 @@ if TYPE_CHECKING:
         def no_backup(self) -> bool: ...
         @property
         def leads_per_request(self) -> int: ...
-        @property
-        def suppress(self) -> Path | None: ...
 
 
 # the commands that build leads' requests: a run (and its dry run), a retry, a plan
@@ -105,7 +102,6 @@ def export_campaigns() -> Any:
             "of --client-id and --status); a leads export reads each one's leads",
             EXPORTING,
             key="campaign_id",
-            accepts=(list, str, int),
             metavar="IDS",
             convert=as_campaign_ids,
         ),
@@ -132,13 +128,6 @@ def check_leads(config: RunConfig) -> str:
         return (
             f"leads per request must be between 1 and {MOST_PER_REQUEST}, "
             f"got {config.leads_per_request}"
-        )
-    from bulkrunner.operations import operation
-
-    if config.suppress is not None and operation(config.operation).identity is None:
-        return (
-            "--suppress names leads never sent: it is for --operation leads, "
-            f"not {config.operation}"
         )
     return ""
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from bulkrunner.errors import UsageError
 from bulkrunner.input.files import encoding_of, not_text
 from bulkrunner.model import count
+from bulkrunner.operations.base import Operation
 from bulkrunner.operations.fields import column_key
 from bulkrunner.operations.leads import address_key, is_address
 
@@ -100,6 +101,19 @@ class Suppression:
             count(len(found.domains), "domain"),
         )
         return found
+
+
+def suppression_of(path: Path | None, operation: Operation) -> Suppression | None:
+    """The ``--suppress`` list of a run of ``operation`` (None without one); UsageError for
+    an operation that sends no leads."""
+    if path is None:
+        return None
+    if operation.identity is None:
+        raise UsageError(
+            f"--suppress {path}: a suppression list names leads never sent: it is for "
+            f"--operation leads, not {operation.name}"
+        )
+    return Suppression.load(path)
 
 
 def _kind(entry: str, column: str | None) -> str | None:

@@ -65,12 +65,11 @@ def _without(words: Sequence[str], option: str) -> list[str]:
 
 def rollback_command(config: RunConfig, backup: Path) -> str:
     """Put back the values saved in ``backup`` (with the run's job file, limits, base URL...;
-    not its options a rollback does not take, such as a leads run's, nor its operation, which
-    a rollback takes from the backup)."""
+    not its options a rollback does not take, such as a leads run's)."""
     command, positional, options = _parts(config)
     given = positional[1:] if command in FOLLOWING else positional
     job = [word for word in given if Path(word).suffix.lower() == ".toml"]  # not a data file
-    taken = _without(_taken_by("rollback", options), "--operation")
+    taken = _taken_by("rollback", options)
     kept = [word for word in _options(taken, keep_input=False) if word not in _NOT_ROLLBACK]
     return _join("rollback", str(backup), *job, *kept)
 

@@ -14,6 +14,7 @@ read-back after sending reads it again.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -22,6 +23,9 @@ from bulkrunner.operations.answers import parse_json
 from bulkrunner.operations.base import Collected, Operation
 from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.retry import Verdict, classify
+
+log = logging.getLogger("bulkrunner")
+_LARGE = 10  # pages: a campaign this long is said as its reading begins
 
 
 @dataclass(slots=True)
@@ -79,6 +83,14 @@ async def read_pages(
             reason = decision.message or f"the answer is not a page of {operation.detail}"
             found.unreadable = f"its {operation.detail} could not be read ({reason})"
             return found
+        if not offset and total is not None and total > _LARGE * size:
+            log.info(
+                "campaign %d holds %d %s: reading them takes %d reads",
+                campaign_id,
+                total,
+                operation.detail,
+                -(-total // size),
+            )
         before = len(state)
         state.add(entries)
         offset += len(entries)

@@ -65,6 +65,7 @@ class Pipeline:
     read_back: dict[int, Outcome] = field(default_factory=dict)
     earlier: tuple[int, int] = (0, 0)  # rows done and failed in the batches before
     per_row: float = 1.0  # requests a row of the batch at hand becomes, on average
+    verify_per_row: float = 1.0  # and the reads --verify makes of it
     _first: bool = True
 
     @property
@@ -147,6 +148,7 @@ class Pipeline:
         self._say_planned(rows, planned, current)
         sent = planned.send
         self.per_row = self.requests(sent).writes / len(sent) if sent else 1.0
+        self.verify_per_row = self.operation.read_backs(sent) / len(sent) if sent else 1.0
         return planned
 
     def _say_planned(self, rows: Sequence[Row], planned: Plan, current: Current | None) -> None:
@@ -361,7 +363,12 @@ class Pipeline:
 
     def reads_later(self, rows: int) -> int:
         """The reads of ``rows`` rows of batches not yet read: one for each campaign the
-        account's list did not show (none when it reads no current state)."""
-        if not rows or self.config.no_backup or self.listing.campaigns is None:
+        account's list did not show (none when it reads no current state); of an operation
+        read a page at a time, a page at least for each campaign of the run not read yet."""
+        listing = self.listing
+        if rows and self.operation.paged is not None and listing.wanted is not None:
+            read = len(listing.pages) + len(listing.gone)
+            return max(0, len(listing.wanted) - read) if self.wire.read_first else 0
+        if not rows or self.config.no_backup or listing.campaigns is None:
             return 0
-        return max(0, rows - len(self.listing.campaigns))
+        return max(0, rows - len(listing.campaigns))
