@@ -19,7 +19,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -226,7 +226,8 @@ class Engine:
                 self._abort(f"run aborted: {decision.message}")
             case Verdict.RETRY if step.stop is None:
                 self._retry(group, step, waiters)
-        if self.judge is not None and decision.verdict in (Verdict.SUCCEEDED, Verdict.FAILED):
+        judged = decision.verdict in (Verdict.SUCCEEDED, Verdict.FAILED) and not group.unknown
+        if self.judge is not None and judged:  # (after a lost answer, this one is not the first)
             reason = self.judge(group.rows[0], answer, decision.message)
             if reason is not None:
                 self.judged = self.judged or reason
@@ -285,6 +286,8 @@ class Engine:
             return
         for row in group.rows:
             told = said.get(row.number)
+            if group.unknown:  # an earlier attempt may have applied what this one did not
+                told = _maybe_applied(told)
             if isinstance(told, str):
                 self._finish_row(group, row, Status.FAILED if told else Status.SUCCEEDED, told)
             elif told is not None and told.status is not None:
@@ -332,6 +335,19 @@ class Engine:
         if self.stats.aborted is None:
             log.error("%s; no further requests will be sent", reason)
         self.stop(reason)
+
+
+def _maybe_applied(told: str | Said | None) -> str | Said | None:
+    """What an answer says of a row after an earlier attempt whose outcome is unknown: a row it
+    says was not applied, or was already as wanted, may have been applied by that attempt (the
+    state was read before sending): read back, it is applied if it shows as sent."""
+    if isinstance(told, str) and told:
+        return Said(None, told)
+    if isinstance(told, Said) and told.status is not None and told.status is not Status.SUCCEEDED:
+        return Said(None, told.error, absent=told.status)
+    if isinstance(told, Said) and told.status is None:
+        return replace(told, present=Status.SUCCEEDED, note="")
+    return told
 
 
 def finished(row: Row, outcome: Outcome, account: str | None) -> None:
