@@ -61,6 +61,7 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "ignore_duplicate_leads_in_other_campaign": ("true", True),
     "leads_per_request": ("400", 400),
     "suppress": ('"suppressed.csv"', None),
+    "campaign_id": ("[5, 6]", (5, 6)),
 }
 
 

@@ -102,6 +102,7 @@ def export_campaigns() -> Any:
             "of --client-id and --status); a leads export reads each one's leads",
             EXPORTING,
             key="campaign_id",
+            accepts=(list, str, int),
             metavar="IDS",
             convert=as_campaign_ids,
         ),
