@@ -24,6 +24,7 @@ from bulkrunner.config.paths import backup_path, journal_path
 from bulkrunner.model import Rate
 from bulkrunner.records.lead_ledger import read_ledger
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
+from bulkrunner.simulator.state import LeadAnswer
 from tests.realtime import JITTER
 from tests.test_fault_suite import figures, line_count, wait_for_lines_or_exit
 
@@ -41,7 +42,7 @@ FAULTS = FaultPlan(probabilities={"429": 0.02, "500": 0.04, "503": 0.04, "drop":
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("form", ["detailed", "counts"])
 def test_kill_9_during_an_upload_resume_then_rollback_leaves_each_campaign_as_it_was(
-    tmp_path: Path, form: str
+    tmp_path: Path, form: LeadAnswer
 ) -> None:
     rng = random.Random(f"leads-kill-{form}")
     source = tmp_path / "leads.csv"
