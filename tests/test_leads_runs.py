@@ -405,3 +405,23 @@ def test_the_python_api_plans_applies_and_exports_leads(
         exported = _export("leads", {"base_url": sim.base_url, "campaign_id": [A, B]}, clock.clock)
         assert sorted(exported["email"]) == ["a@x.com", "b@x.com", SEED]
     assert bulkrunner.apply is not None
+
+
+@pytest.mark.slow  # the client's timeout is real time
+@pytest.mark.parametrize("form", ["detailed", "counts"])
+def test_leads_whose_answer_was_lost_are_found_added_not_refused(
+    tmp_path: Path, clock: FakeClock, form: str
+) -> None:
+    """The first upload is applied but its answer never comes (the client times out): the
+    retry's answer says none was added (they are there already). Read back, they are the
+    run's: succeeded, in the backup, and the capacity is not taken as used up."""
+    source = write(tmp_path / "leads.csv", *(f"501,l{n}@x.com,L," for n in range(5)))
+    report = tmp_path / "r.csv"
+    faults = FaultPlan(scripted={A: ["slow"]}, slow_applies=True, slow_seconds=1.5)
+    with simulator(clock, faults=faults, lead_answer=form) as sim:
+        assert run(clock, **flags(source, report, sim, timeout=0.5)) == ExitCode.OK
+        assert carried_and_added(sim) == (10, 5)  # sent twice: the second time, already there
+        assert len(held(sim, A)) == 6
+    found = lines(report)
+    assert set(found["status"]) == {"succeeded"}
+    assert len(read_ledger(backup_path(report))) == 5
