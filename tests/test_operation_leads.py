@@ -427,3 +427,49 @@ def test_the_ledger_keeps_the_leads_added_and_only_those(tmp_path: Path) -> None
     # a resumed run adds to it, never twice the same lead
     again = lead_ledger.record_intended(path, rows(5, "A@x.com", "e@x.com"), keep=True)
     assert (again.leads, again.total) == (1, 3)
+
+
+@pytest.mark.parametrize("path", ["quick", "pandas"])
+def test_validate_reads_a_leads_file_the_same_way_with_or_without_pandas(
+    tmp_path: Path,
+    path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bulkrunner.cli.app import main
+
+    monkeypatch.setenv("BULKRUNNER_VALIDATE_PATH", path)
+    source = tmp_path / "leads.csv"
+    source.write_text(
+        "campaign_id,email,Status,notes\n5,a@x.com,hot,n\n5,a@x.com,,\n5,bad,,\n6,b@x.com,,\n"
+    )
+    assert main(["validate", str(source), "--operation", "leads", "--keep-columns", "notes"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{source} row 3: email: 'bad' is not an email address",
+        f"{source}: 4 rows, 3 valid, 1 invalid",
+    ]
+
+
+def test_a_column_of_addresses_is_judged_at_once_as_each_cell_alone_would_be() -> None:
+    """The column-at-once path (``Field.fast``) takes only what the cell's parser takes."""
+    cells = [
+        "a@x.com",
+        "first.middle.last@mail.example.co.uk",
+        "a.b.c.d@x.com",
+        " padded@x.com ",
+        ".dot@x.com",
+        "dot.@x.com",
+        "a..b@x.com",
+        "a@x",
+        "a@-x.com",
+        "ü@x.com",
+        "a" * 64 + "@x.com",
+        "a" * 65 + "@x.com",
+        "x@" + "d" * 63 + ".com",
+        "x@" + "d" * 64 + ".com",
+    ]
+    frame = pd.DataFrame({"campaign_id": ["5"] * len(cells), "email": cells})
+    checked = validate(frame, Vocabulary.DOCUMENTED, operation=LEADS, wire=Wire())
+    judged = {row.number: row.payload["email"] for row in checked.rows}
+    for number, cell in enumerate(cells, start=1):
+        assert judged.get(number) == parse_email(cell)[0], cell

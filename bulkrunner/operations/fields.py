@@ -94,6 +94,10 @@ class Field:
     parse: CellParser | None = None
     arrow: str = "string"  # a custom field's type in a backup or export file: string, int64,
     # list<string>, list<int64>
+    # A regular expression (RE2) a plain text cell may match whole to be its own value without
+    # ``parse``, checked on a column at once: a part of what ``parse`` takes as it is (a cell
+    # it does not match goes through ``parse``, which takes it or says why not).
+    fast: str | None = None
 
 
 FIELDS: tuple[Field, ...] = (
