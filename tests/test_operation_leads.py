@@ -473,3 +473,11 @@ def test_a_column_of_addresses_is_judged_at_once_as_each_cell_alone_would_be() -
     judged = {row.number: row.payload["email"] for row in checked.rows}
     for number, cell in enumerate(cells, start=1):
         assert judged.get(number) == parse_email(cell)[0], cell
+
+
+@pytest.mark.parametrize("given", [0, 401])
+def test_leads_per_request_is_between_1_and_400(given: int) -> None:
+    from bulkrunner.config.job_file import build_config
+
+    with pytest.raises(UsageError, match="leads per request must be between 1 and 400"):
+        build_config({}, {"input": "in.csv", "operation": "leads", "leads_per_request": given})
