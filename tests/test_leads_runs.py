@@ -162,6 +162,24 @@ def test_the_upload_settings_add_leads_the_server_refuses_by_default(
     assert set(lines(report)["status"]) == {"succeeded"}
 
 
+def test_sending_every_row_anyway_never_backs_up_a_lead_that_was_there(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """--no-skip-unchanged does not send a lead the campaign holds (SmartLead would only count
+    it as there already): unchanged, not backed up, left by the rollback."""
+    source = write(tmp_path / "leads.csv", f"501,{SEED},S,", "501,new@x.com,N,")
+    report = tmp_path / "r.csv"
+    with simulator(clock) as sim:
+        assert run(clock, **flags(source, report, sim, skip_unchanged=False)) == ExitCode.OK
+        assert lines(report)["status"].tolist() == ["unchanged", "succeeded"]
+        assert sum(r.leads for r in sim.state.writes("leads")) == 1
+        assert [e.email for e in read_ledger(backup_path(report))] == ["new@x.com"]
+        clock.now += 10
+        undo = build_config({}, {**flags(report, tmp_path / "u.csv", sim)})
+        assert rollback_job(undo, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
+        assert held(sim, A) == [SEED]
+
+
 # --- requests and pages --------------------------------------------------------------------------
 
 
@@ -425,3 +443,22 @@ def test_leads_whose_answer_was_lost_are_found_added_not_refused(
     found = lines(report)
     assert set(found["status"]) == {"succeeded"}
     assert len(read_ledger(backup_path(report))) == 5
+
+
+@pytest.mark.slow  # the client's timeout is real time
+@pytest.mark.parametrize("form", ["detailed", "counts"])
+def test_unread_campaigns_lost_answer_never_makes_a_lead_that_was_there_succeeded(
+    tmp_path: Path, clock: FakeClock, form: str
+) -> None:
+    """With --no-skip-unchanged --no-backup nothing is read first: after a lost answer, the
+    retry's "already there" cannot tell the run's leads from those there before, so none is
+    called added (a lead the campaign held before the run is never succeeded)."""
+    source = write(tmp_path / "leads.csv", f"501,{SEED},S,", "501,new@x.com,N,")
+    report = tmp_path / "r.csv"
+    faults = FaultPlan(scripted={A: ["slow"]}, slow_applies=True, slow_seconds=1.5)
+    given = {"timeout": 0.5, "skip_unchanged": False, "no_backup": True}
+    with simulator(clock, faults=faults, lead_answer=form) as sim:
+        assert run(clock, **flags(source, report, sim, **given)) == ExitCode.OK
+        assert carried_and_added(sim) == (4, 1)
+    found = lines(report)
+    assert found["status"].tolist() == ["unchanged", "unchanged"]

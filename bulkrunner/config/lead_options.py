@@ -139,5 +139,7 @@ def lead_wire(config: RunConfig) -> dict[str, Any]:
         "lead_settings": tuple((name, bool(getattr(config, name))) for name in UPLOAD_SETTINGS),
         "leads_per_request": config.leads_per_request,
         "kept": frozenset(column_key(name) for name in config.keep_columns),
+        # each campaign is read first: every lead sent was not in it (a lead it holds is never
+        # sent, even with --no-skip-unchanged: SmartLead would only count it as there already)
         "read_first": config.skip_unchanged or not config.no_backup,
     }

@@ -3,21 +3,27 @@
 An operation says everything the commands need to know about its write, and nothing else does:
 
 - its input columns (:class:`~bulkrunner.operations.fields.Field`, each with how a cell is parsed),
-  and the checks a row needs across its columns (:meth:`Operation.check`);
+  and the checks a row needs across its columns (:meth:`Operation.check`); whether its input's
+  other columns are sent too (``custom_fields``: a lead's), whether a campaign may be on many
+  rows (``one_row_per_campaign``) and what else makes two rows the same (``identity``);
 - the request(s) one valid row becomes on the wire (:meth:`Operation.requests`), for the wire
-  options of the run (:class:`Wire`: vocabulary, schedule shape, ``--allow-stop``);
+  options of the run (:class:`Wire`: vocabulary, schedule shape, ``--allow-stop``, a lead
+  upload's settings and size);
 - how rows go together into requests (:meth:`Operation.groups`: by default each row alone, so
   a group's requests are its row's, :meth:`Operation.group_requests`), and what the answer that
   accepted a group says of each of its rows (:meth:`Operation.attribute`: by default, that
-  every row of the group was applied; a row it says nothing of is read back to find out);
-- how its current state is read (the campaign list, and/or a read per campaign) and put in the
+  every row of the group was applied; or how a row ends, :class:`Said`; a row it says nothing
+  of is read back to find out);
+- how its current state is read (the campaign list, and/or a read per campaign, maybe a page at
+  a time: ``paged``, :meth:`Operation.collect`) and put in the
   terms of its input columns (:meth:`Operation.state`), which is what skip-unchanged, the backup,
   ``--verify``, ``plan`` and ``export`` compare and write (an answer showing none of it could
   not be read: :meth:`Operation.readable`);
 - what a row would change (:meth:`Operation.changes`), which rows must not be sent given the
   current state (:meth:`Operation.refuse`), how a change is undone (:meth:`Operation.undo`), and
   which changes cannot be (:meth:`Operation.irreversible`: sent only with
-  ``--allow-irreversible``).
+  ``--allow-irreversible``); what kind of backup its runs keep (``ledger``) and which
+  operation a rollback of them runs (``undone_by``).
 
 The base class holds the common case: fields compared one by one, undone by writing back the
 values they had. An operation overrides only what differs.
@@ -52,7 +58,7 @@ class Wire:
     lead_settings: tuple[tuple[str, bool], ...] = ()
     leads_per_request: int = 100  # the most leads one upload carries (--leads-per-request)
     kept: frozenset[str] = frozenset()  # --keep-columns, as ``column_key`` has them: never sent
-    read_first: bool = True  # the current state is read before sending (what rows to skip)
+    read_first: bool = True  # each row sent was read as not applied yet (skip-unchanged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +127,7 @@ class Operation:
     # lead it adds ("leads", ``records.lead_ledger``)
     ledger: str = "campaigns"
     undone_by: str = ""  # the operation a rollback of its runs runs ("": itself)
+    resent: bool = True  # --no-skip-unchanged sends a row that would change nothing
 
     @property
     def reads_per_campaign(self) -> int:

@@ -194,6 +194,7 @@ class Leads(Operation):
     custom_fields = True
     ledger = "leads"
     undone_by = "lead-removal"
+    resent = False  # a lead the campaign holds, sent again, is only counted as there already
 
     def field(self, name: str) -> Field | None:
         own = super().field(name)

@@ -113,13 +113,15 @@ async def back_up(
 async def _record_leads(
     backup: Backup, planned: Plan, account: str | None, first: bool, rollback: str
 ) -> str | None:
-    """Record the leads ``planned`` is about to add, before any is sent."""
+    """Record the leads ``planned`` is about to add, before any is sent: only those their
+    campaign was read as not holding, so that a rollback never removes a lead that was there."""
     whose = f"account {account}: " if account is not None else ""
+    adding = [row for row in planned.send if planned.changes.get(row.number)]
     async with backup.lock:
         write = partial(
             lead_ledger.record_intended,
             backup.path,
-            planned.send,
+            adding,
             keep=backup.keep or backup.started,
             account=account,
         )

@@ -286,7 +286,7 @@ class Engine:
             return
         for row in group.rows:
             told = said.get(row.number)
-            if group.unknown:  # an earlier attempt may have applied what this one did not
+            if group.unknown and self.wire.read_first:  # an earlier attempt may have applied it
                 told = _maybe_applied(told)
             if isinstance(told, str):
                 self._finish_row(group, row, Status.FAILED if told else Status.SUCCEEDED, told)
