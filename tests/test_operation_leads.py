@@ -481,3 +481,63 @@ def test_leads_per_request_is_between_1_and_400(given: int) -> None:
 
     with pytest.raises(UsageError, match="leads per request must be between 1 and 400"):
         build_config({}, {"input": "in.csv", "operation": "leads", "leads_per_request": given})
+
+
+# --- odd answers --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # no count of the leads added at all: the refusals counted are none, but nothing says
+        # the leads went in
+        {"is_lead_limit_exhausted": False},
+        {"block_count": 0, "invalid_emails": []},
+        # one count says none went in, the other counts the leads sent (the capacity ran out
+        # without lead_import_stopped_count)
+        {"upload_count": 0, "total_leads": 4, "is_lead_limit_exhausted": True},
+        {"upload_count": 4, "total_leads": 2},
+        # a count that is not a number
+        {"upload_count": "lots", "total_leads": 4},
+        {"upload_count": None, "total_leads": None},
+        {"upload_count": 4, "total_leads": 4, "block_count": "one"},
+    ],
+)
+def test_an_answer_that_does_not_say_every_lead_went_in_makes_none_succeeded_unread(
+    body: dict[str, Any],
+) -> None:
+    said = attribute_leads(NUMBERS, EMAILS, answer(**body), read_first=True)
+    assert all(isinstance(s, Said) and s.status is None for s in said.values()), said
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"upload_count": "4", "total_leads": "4"},
+        {"upload_count": 4.0, "total_leads": " 4 "},
+        {"data": {"upload_count": 4, "total_leads": 1004}},  # total_leads: the campaign's
+    ],
+)
+def test_counts_written_as_text_or_the_campaigns_total_still_tell(body: dict[str, Any]) -> None:
+    assert attribute_leads(NUMBERS, EMAILS, answer(**body), True) == dict.fromkeys(NUMBERS, "")
+
+
+def test_every_lead_counted_refused_is_known_without_a_count_of_those_added() -> None:
+    said = attribute_leads(NUMBERS, EMAILS, answer(block_count=4), read_first=True)
+    assert said == dict.fromkeys(NUMBERS, Said(Status.FAILED, f"not added: {CAUSES['blocked']}"))
+
+
+@pytest.mark.parametrize("flag", [True, "true", "TRUE", 1, "1"])
+def test_the_capacity_used_up_is_read_in_any_spelling(flag: object) -> None:
+    judge = LeadCapacity(read_first=True)
+    body = json.dumps({"upload_count": 0, "total_leads": 4, "is_lead_limit_exhausted": flag})
+    assert judge(Row(1, 501, {}), Answer(200, body), "") is not None
+
+
+def test_an_answer_of_an_error_says_it_in_each_leads_reason() -> None:
+    body = json.dumps({"error": "Lead import paused for this workspace"})
+    said = attribute_leads(NUMBERS, EMAILS, Answer(200, body), read_first=True)
+    (hint,) = set(said.values())
+    assert isinstance(hint, Said)
+    assert hint.status is None  # read back: it may have added some
+    assert "Lead import paused for this workspace" in hint.error

@@ -6,10 +6,13 @@ SmartLead answers ``POST /campaigns/{id}/leads`` in one of two forms:
   ``duplicate_count``, ``invalid_email_count``, ``invalid_emails`` (the addresses),
   ``unsubscribed_leads`` (the addresses, or a count), ``block_count``, ``bounce_count``,
   ``is_lead_limit_exhausted``, ``lead_import_stopped_count``. Public clients disagree on which
-  of ``upload_count`` and ``total_leads`` counts the leads added (the other, the leads sent):
-  the one that agrees with the refusals counted is taken; when neither does, the counts are not
-  trusted. Only the invalid and unsubscribed addresses are named: a lead refused for another
-  reason (a block list, a bounce, another campaign, the lead capacity) is known only as a count.
+  of ``upload_count`` and ``total_leads`` counts the leads added (the other, the leads sent, or
+  the campaign's leads): the leads sent less the refusals counted are taken as added only when
+  that is the smaller of the two (a smaller one may be the leads added, refused without a count);
+  when they disagree, when a count is not a number, or when neither is given (unless the
+  refusals counted cover every lead), the counts are not trusted. Only the invalid and
+  unsubscribed addresses are named: a lead refused for another reason (a block list, a bounce,
+  another campaign, the lead capacity) is known only as a count.
 - **counts**: ``added_count`` and ``skipped_count``, nothing more.
 
 So a lead is ``succeeded`` only when the answer says every lead of its request went in, or when
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bulkrunner.model import Answer, Row, Status, count
-from bulkrunner.operations.answers import parse_json
+from bulkrunner.operations.answers import error_message, parse_json
 from bulkrunner.operations.base import Said
 
 # Leads carried by requests in a row that added none of them: past this many, the counts-only
@@ -77,8 +80,9 @@ SKIPPED = (
 )
 UNSAID = "not added: the answer does not say which leads went in, and the campaign does not hold it"
 UNCOUNTED = (
-    "not added: the answer's counts do not add up (neither upload_count nor total_leads is the "
-    "leads sent less those it refused), and the campaign does not hold it"
+    "not added: the answer's counts do not say how many went in (upload_count and total_leads "
+    "missing or not numbers, or not the leads sent less those it refused), and the campaign "
+    "does not hold it"
 )
 _AMBIGUOUS = (
     "in the campaign after the upload, but the campaign was not read first "
@@ -117,6 +121,13 @@ def _whole(value: Any) -> int | None:
     return None
 
 
+def _flag(value: Any) -> bool:
+    """A yes in any of the spellings JSON APIs use: true, "true", 1, "1"."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1")
+    return value is True or (type(value) is int and value == 1)
+
+
 def _keys(value: Any) -> frozenset[str]:
     items = value if isinstance(value, list) else []
     return frozenset(item.strip().lower() for item in items if isinstance(item, str))
@@ -145,12 +156,25 @@ def parse_upload(body: str, sent: Sequence[str]) -> Upload | None:
         counted["unsubscribed"] = _whole(unsubscribed_value) or 0
     counted = {cause: n for cause, n in counted.items() if n}
     expected = len(sent) - len(invalid) - len(unsubscribed) - sum(counted.values())
+    exhausted = _flag(data.get("is_lead_limit_exhausted")) or counted.get("capacity", 0) > 0
+    added = expected if _tells(data, expected) else None
+    return Upload("detailed", added, counted, invalid, unsubscribed, exhausted)
+
+
+def _tells(data: Mapping[str, Any], expected: int) -> bool:
+    """Whether a detailed answer's counts say that ``expected`` leads (those sent less those it
+    refused) went in: each count it gives is a number, and the smaller of ``upload_count`` and
+    ``total_leads`` is ``expected`` (the other may count the leads sent or the campaign's); with
+    neither, only when the refusals counted cover every lead sent (none went in)."""
+    given = [data[key] for key in (*_DETAILED, "unsubscribed_leads") if data.get(key) is not None]
+    if expected < 0 or any(
+        _whole(value) is None for value in given if not isinstance(value, bool | list)
+    ):
+        return False
     shown = [
         n for key in ("upload_count", "total_leads") if (n := _whole(data.get(key))) is not None
     ]
-    added = expected if expected >= 0 and (not shown or expected in shown) else None
-    exhausted = data.get("is_lead_limit_exhausted") is True or counted.get("capacity", 0) > 0
-    return Upload("detailed", added, counted, invalid, unsubscribed, exhausted)
+    return min(shown) == expected if shown else expected == 0
 
 
 def why(counted: Mapping[str, int]) -> str:
@@ -166,6 +190,14 @@ def why(counted: Mapping[str, int]) -> str:
     )
 
 
+def _error_in(body: str) -> str:
+    """The message of an answer that carries an error or a message instead of counts."""
+    data = parse_json(body)
+    if isinstance(data, dict) and any(data.get(key) for key in ("error", "message", "msg")):
+        return error_message(body)
+    return ""
+
+
 def attribute_leads(
     numbers: Sequence[int], emails: Sequence[str], answer: Answer, read_first: bool
 ) -> dict[int, str | Said]:
@@ -177,6 +209,8 @@ def attribute_leads(
     note = "" if read_first else _AMBIGUOUS
     if upload is None or upload.added is None:
         unsaid = UNSAID if upload is None else UNCOUNTED
+        if upload is None and (message := _error_in(answer.body)):
+            unsaid = f"{unsaid} (its answer: {message})"
         return dict.fromkeys(numbers, Said(None, unsaid, present=present, note=note))
     said: dict[int, str | Said] = {}
     rest: list[int] = []
