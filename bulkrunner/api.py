@@ -62,8 +62,9 @@ def plan(
 ) -> pd.DataFrame:
     """What ``apply`` would change, sending nothing, as ``bulkrunner plan`` does: with a key (or
     ``simulate=True``) the account's current state is read and each row's report line carries
-    ``before`` and ``after``; without one, the offline dry run. Rows that would change are
-    ``dry_run``; the others ``unchanged``, ``invalid`` or ``failed`` (a campaign missing)."""
+    ``before`` and ``after``; without one, a UsageError (the offline preview is
+    ``apply(dry_run=True)``). Rows that would change are ``dry_run``; the others ``unchanged``,
+    ``invalid`` or ``failed`` (a campaign missing)."""
     return _plan(data, operation, options)
 
 

@@ -29,6 +29,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     ABORTED = 3
     IN_PROGRESS = 4
+    CHANGES = 5
 
     @property
     def brief(self) -> str:
@@ -59,7 +60,9 @@ _MEANINGS: dict[ExitCode, tuple[str, str, str]] = {
         "or could not be read back, "
         "or were not sent because their campaign does not exist (404), its current values "
         "could not be read for the backup, or a rollback could not undo the change (without "
-        "`--allow-irreversible`); or a rollback left campaigns it cannot restore",
+        "`--allow-irreversible`), or were left as they are because their campaign changed "
+        "since the run a rollback undoes or since a saved plan was made (`drifted`); or a "
+        "rollback left campaigns it cannot restore",
         "read the report",
     ),
     ExitCode.USAGE: (
@@ -82,6 +85,12 @@ _MEANINGS: dict[ExitCode, tuple[str, str, str]] = {
         "another run of this job (the same input, or the same report), or another run using "
         "one of its accounts (the same key), is in progress; nothing was sent",
         "usually harmless: the previous run is still going",
+    ),
+    ExitCode.CHANGES: (
+        "changes to make",
+        "`plan --exit-code` only: the plan found rows that would change (and nothing that "
+        "would exit 1 or 3); without `--exit-code` such a plan exits 0",
+        "review the plan; apply it with `run --plan` (a plan saved with `--out`)",
     ),
 }
 

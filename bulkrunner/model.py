@@ -106,6 +106,7 @@ class Status(enum.StrEnum):
     MISMATCH = "mismatch"
     UNVERIFIED = "unverified"
     SUPPRESSED = "suppressed"
+    DRIFTED = "drifted"
 
     @property
     def meaning(self) -> str:
@@ -133,6 +134,10 @@ _MEANINGS: dict[Status, str] = {
     "why): whether it holds is not known; counts as a failure",
     Status.SUPPRESSED: "a lead on the `--suppress` list (its address, or its domain): never "
     "sent; `error` names the entry",
+    Status.DRIFTED: "not sent: its campaign no longer has the values expected of it (a "
+    "rollback's: those the run set; a saved plan's: its `before`), as someone changed it since, "
+    "so it was left as it is; `error` names each field, its value now and the one expected; "
+    "counts as a failure (`rollback --force` restores it anyway)",
 }
 
 

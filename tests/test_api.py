@@ -94,16 +94,20 @@ def test_an_aborted_run_raises_and_resume_continues_it(tmp_path: Path) -> None:
         assert report["status"].tolist() == ["succeeded", "succeeded", "unchanged"]
 
 
-def test_plan_sends_nothing_and_needs_no_key(
+def test_plan_needs_a_key_and_apply_dry_run_needs_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A plan reads the account: without a key it is a usage error, as for the command; the
+    offline preview is ``apply(dry_run=True)``."""
     monkeypatch.delenv("SMARTLEAD_API_KEY")
     bad = frame()
     bad.loc[1, "sending_limit"] = -3
-    planned = bulkrunner.plan(bad)
-    assert planned["status"].tolist() == ["dry_run", "invalid", "dry_run"]
-    assert "sending_limit: -3 is below 0" in str(planned["error"].tolist()[1])
-    assert planned.attrs["exit_code"] == 1
+    with pytest.raises(UsageError, match="SMARTLEAD_API_KEY is not set"):
+        bulkrunner.plan(bad)
+    previewed = bulkrunner.apply(bad, dry_run=True)
+    assert previewed["status"].tolist() == ["dry_run", "invalid", "dry_run"]
+    assert "sending_limit: -3 is below 0" in str(previewed["error"].tolist()[1])
+    assert previewed.attrs["exit_code"] == 1
 
 
 def test_plan_with_a_key_reads_the_account_and_shows_before_and_after() -> None:

@@ -25,9 +25,9 @@ import pytest
 
 from bulkrunner.config.redaction import redact
 from bulkrunner.model import Change
-from bulkrunner.operations.base import Operation, Undo
+from bulkrunner.operations.base import Operation, Target, Undo
 from bulkrunner.operations.email_accounts import ATTACHED, EMAIL_ACCOUNTS
-from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Field
+from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, SET_BY_RUN, Field
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.operations.status import STATUS
 from bulkrunner.records import backup
@@ -42,6 +42,7 @@ from bulkrunner.records.backup import (
     read_unrestorable,
     record_backup,
 )
+from bulkrunner.records.expected import merged
 from bulkrunner.records.undo import arrow_type, undo_row
 
 # --- the reference: record_backup and write_backup as they were, holding the whole ledger -------
@@ -56,10 +57,10 @@ def reference_record(
     operation: Operation = SETTINGS,
 ) -> Recorded:
     earlier = keep and path.exists()
-    ledger = read_backup(path) if earlier else {}
+    ledger = whole_ledger(path) if earlier else {}
     reasons = read_unrestorable(path) if earlier else {}
     wholly = {campaign for campaign in reasons if campaign not in ledger}
-    new_reasons: dict[int, str] = {}
+    new_reasons: dict[Target, str] = {}
     recorded = unknown = 0
     for campaign, fields in changes.items():
         if campaign in wholly:
@@ -69,9 +70,11 @@ def reference_record(
             reasons[campaign] = new_reasons[campaign] = redact(reason)
         entry = ledger.setdefault(campaign, {})
         entry.update(operation.merge_undo(entry, values))
-        if any(name != ACCOUNT for name in entry):
+        if any(name not in (ACCOUNT, SET_BY_RUN) for name in entry):
             if account is not None:
                 entry.setdefault(ACCOUNT, account)
+            set_now = {name: change.after for name, change in fields.items()}
+            entry[SET_BY_RUN] = merged(entry.get(SET_BY_RUN), set_now)
             recorded += 1
         else:
             del ledger[campaign]
@@ -80,11 +83,21 @@ def reference_record(
     return Recorded(recorded, unknown, len(ledger), new_reasons)
 
 
+def whole_ledger(path: Path) -> dict[int, dict[str, Any]]:
+    """The ledger as ``read_backup`` reads it, with what each campaign's run set."""
+    ledger: dict[int, dict[str, Any]] = {}
+    for record in pq.read_table(path).to_pylist():
+        campaign = int(record.pop(CAMPAIGN_ID))
+        values = {name: value for name, value in record.items() if value is not None}
+        ledger.setdefault(campaign, {}).update(values)
+    return ledger
+
+
 def reference_write(
     path: Path,
     ledger: Mapping[int, Mapping[str, Any]],
     operation: Operation,
-    unrestorable: Mapping[int, str],
+    unrestorable: Mapping[Target, str],
 ) -> None:
     used = [f for f in operation.fields if any(f.name in fields for fields in ledger.values())]
     columns: dict[str, list[object]] = {CAMPAIGN_ID: list(ledger)}
@@ -94,11 +107,17 @@ def reference_write(
         fields_.append(pa.field(ACCOUNT, pa.string()))
     for field in used:
         columns[field.name] = [fields.get(field.name) for fields in ledger.values()]
+    recorded = any(SET_BY_RUN in fields for fields in ledger.values())
+    if recorded:
+        columns[SET_BY_RUN] = [fields.get(SET_BY_RUN) for fields in ledger.values()]
     metadata = {OPERATION_KEY: operation.name.encode()}
     if unrestorable:
         reasons = {str(campaign): reason for campaign, reason in sorted(unrestorable.items())}
         metadata[_UNRESTORABLE_KEY] = json.dumps(reasons).encode()
-    schema = pa.schema([*fields_, *(pa.field(f.name, arrow_type(f)) for f in used)], metadata)
+    set_by_run = [pa.field(SET_BY_RUN, pa.string())] if recorded else []
+    schema = pa.schema(
+        [*fields_, *(pa.field(f.name, arrow_type(f)) for f in used), *set_by_run], metadata
+    )
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +193,7 @@ def ledger_file(path: Path) -> tuple[object, ...]:
     schema = pq.read_schema(path)
     return (
         list(read_backup(path).items()),
+        {c: fields.get(SET_BY_RUN) for c, fields in whole_ledger(path).items()},
         read_unrestorable(path),
         backup_operation(path),
         backup_rows(path),
@@ -220,11 +240,22 @@ def test_a_campaign_kept_in_several_rows_is_merged_into_one_as_before(
     got = record_backup(tmp_path / "new.parquet", changes, keep=True)
     assert got == expected
     assert ledger_file(tmp_path / "new.parquet") == ledger_file(tmp_path / "old.parquet")
+    by_hand = None  # (what the run set: not recorded by hand)
     assert pq.read_table(tmp_path / "new.parquet").to_pylist() == [
-        {CAMPAIGN_ID: 5, "sending_limit": 11, "unsubscribe_text": ""},
-        {CAMPAIGN_ID: 6, "sending_limit": 20, "unsubscribe_text": None},
-        {CAMPAIGN_ID: 7, "sending_limit": 30, "unsubscribe_text": None},
-        {CAMPAIGN_ID: 8, "sending_limit": 1, "unsubscribe_text": None},
+        {
+            CAMPAIGN_ID: 5,
+            "sending_limit": 11,
+            "unsubscribe_text": "",
+            SET_BY_RUN: '{"unsubscribe_text": "x"}',
+        },
+        {CAMPAIGN_ID: 6, "sending_limit": 20, "unsubscribe_text": None, SET_BY_RUN: by_hand},
+        {CAMPAIGN_ID: 7, "sending_limit": 30, "unsubscribe_text": None, SET_BY_RUN: by_hand},
+        {
+            CAMPAIGN_ID: 8,
+            "sending_limit": 1,
+            "unsubscribe_text": None,
+            SET_BY_RUN: '{"sending_limit": 2}',
+        },
     ]
 
 

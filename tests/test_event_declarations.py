@@ -87,9 +87,10 @@ def test_the_lines_of_real_commands_hold_only_declared_events_and_fields(
 
     assert command("run", str(plan), "--simulate", "--progress-interval", "0") == 0
     assert command("plan", str(plan), "--simulate") == 0
-    assert command("plan", str(plan)) == 0  # no key: the offline dry run
+    assert command("plan", str(plan), "--simulate", "--out", "saved.plan") == 0
+    assert command("plan", str(plan)) == 2  # no key: a usage error, one JSON line
     assert command("export", "--simulate", "--output", "exported.csv") == 0
     assert command("run", str(plan), "--max-attempts", "0") == 2  # a usage error
     setup_logging(False)  # the text mode's logging again, for the tests after this one
     assert seen["stderr"] >= {"run_start", "row_finished", "progress", "run_end", "log", "error"}
-    assert seen["stdout"] >= {"summary", "plan", "plan_offline"}
+    assert seen["stdout"] >= {"summary", "plan", "plan_saved"}

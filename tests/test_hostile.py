@@ -176,7 +176,13 @@ def test_a_backup_of_values_of_the_wrong_type_keeps_what_it_can(tmp_path: Path) 
         },
         keep=False,
     )
-    assert pq.read_table(path).to_pylist() == [
+    table = pq.read_table(path)
+    assert table.column("set_by_run").to_pylist() == [  # what the run set: its values
+        '{"sending_limit": 5, "unsubscribe_text": "x"}',
+        '{"sending_limit": 5, "send_as_plain_text": true}',
+        '{"unsubscribe_text": "x"}',
+    ]
+    assert table.drop_columns(["set_by_run"]).to_pylist() == [
         {
             "campaign_id": 1,
             "send_as_plain_text": None,

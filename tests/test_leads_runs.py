@@ -25,9 +25,9 @@ from bulkrunner.commands.rollback import rollback_job
 from bulkrunner.commands.run import run_job
 from bulkrunner.config.job_file import build_config
 from bulkrunner.config.paths import backup_path, journal_path
-from bulkrunner.errors import ExitCode
+from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import Rate
-from bulkrunner.operations.lead_answers import CAUSES, SKIPPED
+from bulkrunner.operations.lead_uploads import CAUSES, SKIPPED
 from bulkrunner.records.lead_ledger import read_ledger
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from tests.fakes import FakeClock
@@ -275,6 +275,12 @@ def test_retry_sends_the_failed_leads_again_and_rollback_removes_only_what_was_a
         assert len(held(sim, B)) == 5
         clock.now += 10
         remove(sim, A, "l0@501.com")  # removed by hand since
+        preview, out = tmp_path / "preview.csv", io.StringIO()
+        given = build_config({}, {**flags(report, preview, sim), "dry_run": True})
+        assert rollback_job(given, out, ENVIRON, clock.clock) == ExitCode.OK
+        assert "campaign 501: 4 to remove, 1 not there any more" in out.getvalue()
+        assert {c: held(sim, c) for c in (A, B)} != before  # a dry run removes nothing
+        clock.now += 10
         for name, backup in (("r", report), ("again", again)):
             target = tmp_path / f"undo-{name}.csv"
             given = build_config({}, {**flags(backup, target, sim), "operation": "settings"})
@@ -327,6 +333,42 @@ def test_plan_counts_each_campaigns_leads(
     text = out.getvalue()
     assert "campaign 501: 1 to add, 1 already there, 1 invalid, 1 repeating an earlier row" in text
     assert "campaign 502: 1 to add, 1 suppressed" in text
+
+
+def test_a_saved_plan_of_leads_carries_their_custom_fields(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """plan --out, then run --plan: each lead arrives with the custom fields of its row, and
+    one added since the plan was made is left as it is (unchanged: as the plan wanted it)."""
+    source = write(tmp_path / "leads.csv", "501,a@x.com,Ada,SaaS", "502,b@x.com,Bo,Retail")
+    saved = tmp_path / "tonight.plan"
+    with simulator(clock) as sim:
+        planning = build_config({}, flags(source, tmp_path / "p.csv", sim, out=str(saved)))
+        assert plan_job(planning, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
+        sim.state.leads.join(B, sim.state.leads.lead("b@x.com"))  # added by hand since
+        clock.now += 10
+        given = flags(source, tmp_path / "r.csv", sim, plan=str(saved))
+        assert run(clock, **given) == ExitCode.OK
+        lead = sim.state.leads.find("a@x.com")
+        assert lead is not None
+        assert lead.custom_fields == {"Industry": "SaaS"}
+    assert lines(tmp_path / "r.csv")["status"].tolist() == ["succeeded", "unchanged"]
+
+
+def test_a_saved_plan_of_leads_is_refused_to_a_run_with_other_upload_settings(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    source = write(tmp_path / "leads.csv", "501,a@x.com,Ada,SaaS")
+    saved = tmp_path / "tonight.plan"
+    with simulator(clock) as sim:
+        planning = build_config({}, flags(source, tmp_path / "p.csv", sim, out=str(saved)))
+        assert plan_job(planning, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
+        clock.now += 10
+        for other in ({"ignore_global_block_list": True}, {"leads_per_request": 50}):
+            given = flags(source, tmp_path / "r.csv", sim, plan=str(saved), **other)
+            with pytest.raises(UsageError, match="the plan was made with"):
+                run(clock, **given)
+        assert sim.state.writes("leads") == []
 
 
 def test_export_writes_the_leads_as_input_that_runs_again_unchanged(

@@ -112,7 +112,7 @@ def test_a_notify_on_that_is_no_exit_code_is_a_usage_error(
     code, said = run(capsys, str(plan(tmp_path)), "--dry-run", "--notify-on", given)
     assert code == 2
     assert "notify on:" in said
-    assert "is not an exit code (0, 1, 2, 3, 4)" in said
+    assert "is not an exit code (0, 1, 2, 3, 4, 5)" in said
 
 
 # --- what the message says ---------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The ``leads`` operation's parts, without a network: its cells, the upload body and how rows go
-together into requests, what each form of the answer says of each lead (``lead_answers``), the
+together into requests, what each form of the answer says of each lead (``lead_uploads``), the
 lead capacity, the campaign's leads as read, the suppression list, the same lead twice in a
 file, custom fields under their headers as written, and the backup's ledger of the leads added.
 """
@@ -24,7 +24,8 @@ from bulkrunner.model import Answer, Numbering, Outcome, Row, Status
 from bulkrunner.operations import fitting, operation
 from bulkrunner.operations.base import Said, Wire
 from bulkrunner.operations.fields import Vocabulary
-from bulkrunner.operations.lead_answers import (
+from bulkrunner.operations.lead_removal import LEAD_REMOVAL
+from bulkrunner.operations.lead_uploads import (
     CAUSES,
     SKIPPED,
     UNCOUNTED,
@@ -32,7 +33,6 @@ from bulkrunner.operations.lead_answers import (
     LeadCapacity,
     attribute_leads,
 )
-from bulkrunner.operations.lead_removal import LEAD_REMOVAL
 from bulkrunner.operations.leads import LEADS, LeadIndex, parse_custom, parse_email
 from bulkrunner.records import lead_ledger
 from bulkrunner.sending.engine import _maybe_applied
@@ -348,7 +348,7 @@ def test_a_removal_takes_the_id_the_campaign_shows_and_leaves_a_lead_added_again
     index = LeadIndex({"a@x.com": 7, "b@x.com": 8})
     campaign = {"id": 5, "leads": index}
     row = Row(1, 5, {"email": "a@x.com"})
-    assert LEAD_REMOVAL.prepared(row, campaign).payload == {"email": "a@x.com", "lead_id": 7}
+    assert LEAD_REMOVAL.resolve(row.payload, campaign) == {"email": "a@x.com", "lead_id": 7}
     (request,) = LEAD_REMOVAL.requests(5, {"email": "a@x.com", "lead_id": 7}, Wire())
     assert (request.method, request.path) == ("DELETE", "/campaigns/5/leads/7")
     assert LEAD_REMOVAL.changes({"email": "gone@x.com"}, campaign) == {}  # nothing to remove

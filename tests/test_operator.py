@@ -447,7 +447,11 @@ def test_campaigns_whose_values_cannot_be_read_are_not_sent_without_a_backup(
     assert "sending every row, without a backup" not in err
     backup = pd.read_parquet(backup_path(report))
     assert backup.to_dict("records") == [
-        {"campaign_id": 41, "sending_limit": default_settings(41)["sending_limit"]}
+        {
+            "campaign_id": 41,
+            "sending_limit": default_settings(41)["sending_limit"],
+            "set_by_run": '{"sending_limit": 150}',  # what the run set, for its rollback
+        }
     ]
 
 

@@ -143,7 +143,9 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shown = help_of(command, capsys)
-    assert "--operation {settings,schedule,status,email-accounts,leads}" in shown  # all take it
+    # each command that takes it lists every operation
+    shown_ops = "--operation {settings,schedule,status,email-accounts,leads,lead-status}"
+    assert shown_ops in shown
     for each in OPTIONS:
         long_flag = each.flags[-1]
         if command in each.commands:
@@ -151,7 +153,9 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
             assert " ".join(each.help_text().split()) in shown, (command, each.key)
         else:
             assert f"{long_flag} " not in shown, (command, each.key)
-            assert f"[{long_flag}" not in shown, (command, each.key)
+            # (a whole flag: `[--out` begins `[--outage-timeout` too)
+            assert f"[{long_flag} " not in shown, (command, each.key)
+            assert f"[{long_flag}]" not in shown, (command, each.key)
 
 
 @pytest.mark.parametrize(
@@ -248,7 +252,7 @@ def test_flags_outside_their_choices_or_commands_are_usage_errors(
         (
             'operation = "pause"',
             "option 'operation' must be one of settings, schedule, status, "
-            "email-accounts, leads, got 'pause'",
+            "email-accounts, leads, lead-status, got 'pause'",
         ),
         (
             'schedule-shape = "round"',

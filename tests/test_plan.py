@@ -217,29 +217,32 @@ def test_a_run_does_what_the_plan_said_and_the_next_plan_finds_nothing_to_change
     assert again["status"].tolist() == ["unchanged"] * 4
 
 
-def test_without_a_key_plan_is_the_offline_dry_run_and_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("command", ["plan", "run", "export"])
+def test_without_a_key_plan_is_a_usage_error_as_run_and_export_are(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
 ) -> None:
+    """A plan reads the account: without a key it reads nothing and exits 2, naming the key and
+    the offline preview (``run --dry-run``), as ``run`` and ``export`` do; no report is left."""
     source = plan_file(tmp_path)
+    report = tmp_path / "plan-report.csv"
+    monkeypatch.delenv("SMARTLEAD_API_KEY")
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         base = ["--base-url", sim.base_url]
-        # a dry run stays offline even with a key in the environment
-        dry = tmp_path / "dry.csv"
-        assert main(["run", str(source), "--dry-run", "--report", str(dry), *base]) == 1
-        monkeypatch.delenv("SMARTLEAD_API_KEY")
-        capsys.readouterr()
-        offline = tmp_path / "offline.csv"
-        assert main(["plan", str(source), "--report", str(offline), *base]) == 1
+        given = [] if command == "export" else [str(source), "--report", str(report)]
+        assert main([command, *given, *base]) == 2
         assert sim.state.requests == []
-    out = capsys.readouterr().out
-    assert out.splitlines()[0] == (
-        "plan: SMARTLEAD_API_KEY is not set, so nothing is read from the account: checking the "
-        "file only, as run --dry-run does (set the key, or use --simulate, to see what would "
-        "change)"
-    )
-    assert "preview: the first 3 of 3 valid rows, as they would be sent:" in out
-    assert offline.read_bytes() == dry.read_bytes()
-    assert set(pd.read_csv(offline)["status"]) == {"dry_run", "invalid"}
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("bulkrunner: error: SMARTLEAD_API_KEY is not set")
+    assert len(captured.err.splitlines()) == 1
+    if command == "plan":
+        assert "the offline preview, which reads nothing, is `bulkrunner run --dry-run`" in (
+            captured.err
+        )
+    assert not report.exists()
 
 
 @pytest.mark.parametrize("command", ["plan", "run"])

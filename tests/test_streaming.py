@@ -441,7 +441,7 @@ def test_a_rollback_has_arrow_give_freed_memory_back_before_it_reads_the_backup(
             return backup_operation(path)
 
         monkeypatch.setattr(pa, "jemalloc_set_decay_ms", decay)
-        monkeypatch.setattr("bulkrunner.commands.rollback.backup_operation", operation)
+        monkeypatch.setattr("bulkrunner.commands.drift.backup_operation", operation)
         pa.set_memory_pool(pa.mimalloc_memory_pool())
         assert main(["rollback", str(report), "--report", str(tmp_path / "back.csv"),
                      *FAST[:4], "--base-url", sim.base_url]) == 0  # fmt: skip

@@ -1,10 +1,11 @@
 """The ``bulkrunner`` command: parse arguments, build one RunConfig, call the runner, exit.
 
 bulkrunner run [JOB_FILE|INPUT] [options]
+bulkrunner run [JOB_FILE] --plan PLAN [options]
 bulkrunner retry REPORT [JOB_FILE] [options]
 bulkrunner rollback REPORT_OR_BACKUP [JOB_FILE] [options]
 bulkrunner validate [JOB_FILE|INPUT] [options]
-bulkrunner plan [JOB_FILE|INPUT] [options]
+bulkrunner plan [JOB_FILE|INPUT] [--out PLAN] [--exit-code] [options]
 bulkrunner export [JOB_FILE] [--operation O] [--client-id N] [--status S] [--output FILE] [options]
 bulkrunner simulate [--port PORT] [--rate N/SECONDS ...] [fault options]
 bulkrunner --version
@@ -26,7 +27,6 @@ from collections.abc import Sequence
 
 from bulkrunner.cli.parser import build, canonical_words
 from bulkrunner.config.environment import API_KEY_ENV, choose_arrow_allocator
-from bulkrunner.config.paths import STANDARD_STREAM
 from bulkrunner.errors import BulkrunnerError, ExitCode, UsageError
 
 # `bulkrunner --help` imports no more than this: a command's options (the configuration's
@@ -113,6 +113,8 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
             return simulate(args), None
         config = _config(args)
         built.append(config)
+        from bulkrunner.config.paths import STANDARD_STREAM  # pathlib: not for --help
+
         out.json_lines = config.log_format == "json"
         if args.command == "export" and str(config.output) == STANDARD_STREAM:
             out.stream = sys.stderr  # standard output carries the export, and nothing else
@@ -227,7 +229,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
     from bulkrunner.config.job_file import build_config, read_job_file
     from bulkrunner.config.options import CHECKING, EXPORTING, FOLLOWING
-    from bulkrunner.config.paths import REPORTS
+    from bulkrunner.config.paths import REPORTS, STANDARD_STREAM
     from bulkrunner.config.run_config import OPTIONS
 
     flags: dict[str, Any] = {each.key: getattr(args, each.key, None) for each in OPTIONS}
@@ -240,6 +242,13 @@ def _config(args: argparse.Namespace) -> RunConfig:
                 "give the input file once, as --input or in the place of the job file"
             )
         flags["input"], job_file = job_file, None
+    if flags.get("plan") is not None:  # run --plan: the saved plan is what the run reads
+        if flags["input"] is not None:
+            raise UsageError(
+                f"--plan {flags['plan']} and the input {flags['input']}: a run of a plan "
+                "reads no input, only the plan (give a job file for its options, or nothing)"
+            )
+        flags["input"] = flags["plan"]
     job = read_job_file(Path(job_file)) if job_file else {}
     if args.command in EXPORTING:  # reads no input: takes the job's connection and operation
         exporting = {each.key for each in OPTIONS if args.command in each.commands}
@@ -252,7 +261,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
     if args.command in CHECKING and str(config.input) == STANDARD_STREAM:
         from bulkrunner.input.piped import save_piped
 
-        folder = config.report.parent if config.report is not None else REPORTS
+        folder = config.report.parent if config.report is not None else Path(REPORTS)
         config = dataclasses.replace(config, input=save_piped(sys.stdin.buffer, folder))
     return config
 

@@ -34,9 +34,11 @@ from bulkrunner.input.validation import (
     campaign_ids,
     judge_rows,
     repeated_among,
+    target_ids,
     validate,
 )
 from bulkrunner.model import Changes, Clock, Numbering, Outcome, Row, RunStats, Status, count
+from bulkrunner.operations.base import Operation
 from bulkrunner.operations.cells import is_blank
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
 from bulkrunner.output.problems import SHOWN_INVALID
@@ -56,13 +58,15 @@ def opened(config: RunConfig) -> tuple[InputFile, Ids | None]:
     file's, which parses it whole) could read them on the way: then the file is parsed once
     more only, to judge its rows, instead of twice."""
     ids: list[Ids] = []
+    operation = for_config(config)[0]
     source = open_input(
         config.input,
         watch=lambda cells: ids.append(campaign_ids(cells)),
-        operation=for_config(config)[0],
+        operation=operation,
         keep=config.keep_columns,
     )
-    return source, _joined(ids) if source.watched else None
+    # what repeats of an operation with a key is a campaign's key, which the ids do not show
+    return source, _joined(ids) if source.watched and operation.key is None else None
 
 
 def judged(
@@ -74,7 +78,7 @@ def judged(
     """Each chunk of ``source``, the number of rows before it, and its rows' judgement (errors,
     "" for a valid row). A campaign on two rows is found first (``repeats``, else from the
     campaign_id column alone). With ``accounts``, a row must name one of them."""
-    repeats = _repeats(source, ids, Numbering())
+    repeats = _repeats(source, ids, Numbering(), for_config(config)[0])
     offset = 0
     for chunk in source.chunks():
         yield offset, chunk, _judge(chunk, offset, config, repeats, accounts)
@@ -85,12 +89,16 @@ def _joined(ids: Sequence[Ids]) -> Ids:
     return np.concatenate(ids) if ids else np.zeros(0, np.int64)
 
 
-def _repeats(source: InputFile, ids: Ids | None, numbering: Numbering) -> Repeats:
+def _repeats(
+    source: InputFile, ids: Ids | None, numbering: Numbering, operation: Operation
+) -> Repeats:
     """The campaigns on several rows of ``source`` (its campaign ids: ``ids``, if read, else
-    from its campaign_id column alone), with the numbers of those rows."""
+    from its campaign_id column alone), with the numbers of those rows; for an ``operation``
+    with a key, the campaign and key pairs (``target_ids``: from those two columns)."""
     if ids is None:
-        columns = source.chunks(columns=[CAMPAIGN_ID])
-        ids = _joined([campaign_ids(chunk[CAMPAIGN_ID]) for chunk in columns])
+        key = operation.key if operation.key in source.columns else None
+        columns = source.chunks(columns=[CAMPAIGN_ID, *([key] if key else [])])
+        ids = _joined([target_ids(chunk, operation) for chunk in columns])
     found = repeated_among([ids])
     if numbering.numbers is None:
         return found
@@ -202,7 +210,7 @@ def dry_run(
     suppression = suppression_of(config.suppress, operation)
     with Interrupts():
         unsent = _Unsent.of(config, source, numbering, suppression) if operation.identity else None
-        repeats = _repeats(source, ids, numbering) if unsent is None else {}
+        repeats = _repeats(source, ids, numbering, operation) if unsent is None else {}
 
         def results(
             offset: int, chunk: pd.DataFrame

@@ -134,6 +134,13 @@ def read_export(
     retries, --max-wait, --outage-timeout), holding the account's lock as a run does. Raises
     UsageError without a key, RunInProgress while a run uses the account, Aborted when the list
     cannot be read (key rejected, nothing listening, a wait longer than --max-wait...)."""
+    operation, _ = for_config(config)
+    if not operation.exportable:
+        raise UsageError(
+            f"export --operation {operation.name}: a {operation.name} row is an action on a "
+            "lead, not a state of the campaign, so there is nothing to export (write its rows "
+            f"yourself: campaign_id, {', '.join(operation.columns)})"
+        )
     api_key = environ.get(API_KEY_ENV, "")
     remember(api_key)
     if not (api_key or config.simulate):

@@ -4,12 +4,16 @@ row would change, how many rows would change, and how long the run would take; w
 the account. The report has each row as the run would leave it, but ``dry_run`` for a row it
 would send, with ``before`` and ``after``. A plan is streamed a batch at a time as a run is.
 
-With no key to read with (no SMARTLEAD_API_KEY, --accounts or --simulate) it is the offline
-dry run, and says so.
+It needs a key to read with (SMARTLEAD_API_KEY, --accounts or --simulate): without one it is a
+usage error, as for ``run`` (the offline preview is ``run --dry-run``). A plan of a backup is
+the plan of its rollback: it shows the campaigns changed since the run (``drifted``). With
+``--out PLAN`` the plan is saved for ``run --plan`` (``records.saved_plan``); with
+``--exit-code`` it exits ``CHANGES`` when rows would change.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from collections.abc import Mapping
@@ -17,23 +21,27 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, replace
 from typing import TextIO
 
+from bulkrunner.commands.drift import header_of, of_backup, unrecorded
 from bulkrunner.commands.dry_run import opened
 from bulkrunner.commands.reporting import exit_code, show_summary, typed, write_report
 from bulkrunner.commands.resumption import check_paths, unused
-from bulkrunner.commands.run import run_job
 from bulkrunner.commands.streamed import Stream, send
 from bulkrunner.config.environment import API_KEY_ENV
-from bulkrunner.config.paths import default_report_path, lock_path
+from bulkrunner.config.paths import BACKUP_SUFFIX, default_report_path, lock_path
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig
-from bulkrunner.errors import ExitCode
-from bulkrunner.model import REAL_CLOCK, Changes, Clock, Outcome, Row, Status
+from bulkrunner.errors import ExitCode, UsageError
+from bulkrunner.model import REAL_CLOCK, Changes, Clock, Outcome, Row, Status, count
 from bulkrunner.output.events import show
+from bulkrunner.output.hints import apply_command
 from bulkrunner.output.planning import SHOWN_CHANGES, Duration, Forecast, Requests
 from bulkrunner.output.summary import Summary
 from bulkrunner.records.locks import RunLock
+from bulkrunner.records.saved_plan import PlanWriter, read_header
 from bulkrunner.sending.interrupts import Interrupts
 from bulkrunner.sending.pipeline import Pipeline
+
+log = logging.getLogger("bulkrunner")
 
 
 def plan_job(
@@ -46,16 +54,11 @@ def plan_job(
     key = environ.get(API_KEY_ENV, "")
     remember(key)
     if not (key or config.simulate or config.accounts):
-        show(
-            out,
-            "plan_offline",
-            [
-                f"plan: {API_KEY_ENV} is not set, so nothing is read from the account: "
-                "checking the file only, as run --dry-run does (set the key, or use --simulate, "
-                "to see what would change)"
-            ],
+        raise UsageError(
+            f"{API_KEY_ENV} is not set: plan reads the account's current state with your "
+            "SmartLead API key (or --accounts, or --simulate to read the embedded simulator); "
+            "the offline preview, which reads nothing, is `bulkrunner run --dry-run`"
         )
-        return run_job(replace(config, dry_run=True), out, environ, clock)
     started = clock.wall()
     config = replace(
         config, report=config.report or unused(default_report_path(config.input, started))
@@ -63,14 +66,29 @@ def plan_job(
     assert config.report is not None
     report_path = config.report
     check_paths(config)
+    drift = None
+    if config.input.name.endswith(BACKUP_SUFFIX):  # the plan of a rollback
+        config, drift = of_backup(config)
+        if drift is None:
+            log.warning("%s: its drift cannot be shown", unrecorded(config.input, config))
+    if config.out is not None:
+        _check_out(config)
     source, ids = opened(config)
     stream = Stream.of(config, source, environ, key, clock, ids=ids)
+    stream.drift = drift
     found = _Found(config)
     if stream.rows.operation.identity is not None:  # leads: counted by campaign
         found.campaigns = {}
         stream.rows.on_known = found.known
     with Interrupts() as interrupts, ExitStack() as held, closing(stream.rows):
         stream.survey_and_lock(held, started)
+        if config.out is not None:
+            header = header_of(config, stream.sending, started)
+            operation, wire = stream.rows.operation, stream.rows.wire
+            custom = [name for name in source.columns if operation.custom(name, wire)]
+            found.saved = held.enter_context(
+                PlanWriter(config.out, header, operation, source.columns, custom)
+            )
         session = send(
             stream, interrupts, planning=True, planned=found.planned, hand_over=found.batch
         )
@@ -82,6 +100,8 @@ def plan_job(
         ):
             forecast = found.forecast(stopped, stream.survey.invalid)
             show(out, "plan", forecast.lines(each_row=not config.quiet), **forecast.fields())
+        if found.saved is not None:
+            _save(found.saved, config, out, complete=stats.aborted is None and not stopped)
         stream.rows.unreached = stats.aborted or "plan interrupted"
         counts: Counter[Status] = Counter()
         by_account: dict[str, Counter[Status]] = {}
@@ -98,7 +118,50 @@ def plan_job(
         )
     summary = Summary.counted(counts, stats, stream.ceiling(), written)
     show_summary(out, summary, source.ignored)
-    return exit_code(counts, stats.aborted is not None)
+    code = exit_code(counts, stats.aborted is not None)
+    if config.exit_code and code is ExitCode.OK and counts[Status.DRY_RUN]:
+        return ExitCode.CHANGES
+    return code
+
+
+def _check_out(config: RunConfig) -> None:
+    """Refuse, before the account is read, a --out that would overwrite the input, a backup,
+    or a file that is not a saved plan (a plan saved before is replaced)."""
+    out, report = config.out, config.report
+    assert out is not None
+    assert report is not None
+    if out.name.endswith(BACKUP_SUFFIX) or out.resolve() in (
+        config.input.resolve(),
+        report.resolve(),
+    ):
+        raise UsageError(
+            f"{out}: --out would overwrite the input, the report or a backup; choose another"
+        )
+    if out.exists():
+        try:
+            read_header(out)
+        except UsageError:
+            raise UsageError(
+                f"{out}: exists and is not a saved plan: --out replaces only a plan"
+            ) from None
+
+
+def _save(saved: PlanWriter, config: RunConfig, out: TextIO, *, complete: bool) -> None:
+    """The plan moved into place, and how to apply it; none when the plan did not finish."""
+    assert config.out is not None
+    if not complete:
+        log.warning("%s: not saved: the plan did not finish (see the report)", config.out)
+        return
+    path = saved.commit()
+    command = apply_command(config, path)
+    show(
+        out,
+        "plan_saved",
+        [f"plan saved: {path} ({count(saved.rows, 'row')} to change); to apply it: {command}"],
+        plan=str(path),
+        rows=saved.rows,
+        command=command,
+    )
 
 
 @dataclass
@@ -117,7 +180,10 @@ class _Found:
     sent: Counter[str] = field(default_factory=Counter)  # rows to send, by account
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     campaigns: dict[int | None, Counter[str]] | None = None  # a leads plan's, by campaign
+    drifted: dict[int, str] = field(default_factory=dict)  # the first rows drifted, with why
+    saved: PlanWriter | None = None  # the plan being saved (--out)
     _batch: list[Row] = field(default_factory=list)  # the batch at hand's rows to send
+    _to_save: list[tuple[Row, Changes]] = field(default_factory=list)  # and all of them
 
     def planned(self, pipeline: Pipeline) -> None:
         """One account's batch planned."""
@@ -134,6 +200,10 @@ class _Found:
         self.writes[name] += Requests.of(planned.send, 0, operation, wire, False).writes
         if self.campaigns is not None:
             self._count(pipeline)
+        for number in sorted(planned.drifted)[: max(0, SHOWN_CHANGES - len(self.drifted))]:
+            self.drifted[number] = planned.drifted[number]
+        if self.saved is not None:
+            self._to_save += [(row, planned.changes[row.number]) for row in planned.send]
         for row in planned.send[:SHOWN_CHANGES]:
             self._batch.append(row)
             self.changes[row.number] = planned.changes[row.number]
@@ -146,11 +216,13 @@ class _Found:
         assert planned is not None
         assert campaigns is not None
         of = {row.number: row.campaign_id for row in pipeline.rows}
+        removing = not pipeline.operation.backed_up  # a rollback's removals
         for row in planned.send:
-            campaigns.setdefault(row.campaign_id, Counter())["add"] += 1
+            campaigns.setdefault(row.campaign_id, Counter())["remove" if removing else "add"] += 1
+        there = "gone" if removing else "already"
         for number, outcome in planned.known.items():
             why = "missing" if number in planned.missing else "refused"
-            word = "already" if outcome.status is Status.UNCHANGED else why
+            word = there if outcome.status is Status.UNCHANGED else why
             campaigns.setdefault(of[number], Counter())[word] += 1
 
     def known(self, number: int, campaign: int | None, outcome: Outcome) -> None:
@@ -174,6 +246,11 @@ class _Found:
         self.changes = {n: c for n, c in self.changes.items() if n in kept}
         self.irreversible = {n: f for n, f in self.irreversible.items() if n in kept}
         self._batch = []
+        if self.saved is not None:  # the batch's rows to send, in the input's order
+            self._to_save.sort(key=lambda each: each[0].number)
+            rows = [row for row, _ in self._to_save]
+            self.saved.add(rows, {row.number: changes for row, changes in self._to_save})
+            self._to_save = []
 
     def forecast(self, stopped: list[Pipeline], invalid: int) -> Forecast:
         """What the plans say a run would do: the accounts that were read (a stopped account's
@@ -183,12 +260,11 @@ class _Found:
         for name, pipeline in self.pipelines.items():
             if pipeline in stopped:
                 continue
-            # a run reads first unless it needs nothing read (--no-skip-unchanged --no-backup)
-            reads = (
-                pipeline.stats.reads
-                if self.config.skip_unchanged or not self.config.no_backup
-                else 0
-            )
+            # a run reads first unless it needs nothing read (--no-skip-unchanged --no-backup;
+            # a lead is always read: its id)
+            config = self.config
+            read = config.skip_unchanged or not config.no_backup or pipeline.operation.reads_leads
+            reads = pipeline.stats.reads if read else 0
             per_campaign = pipeline.operation.reads_per_campaign
             verify = self.sent[name] * per_campaign if self.config.verify else 0
             needed = Requests(reads, self.writes[name], verify)
@@ -208,4 +284,6 @@ class _Found:
             refused=failed - self.missing,
             durations=durations,
             campaigns=self.campaigns,
+            drifted=self.counts[Status.DRIFTED],
+            drift_lines=[self.drifted[n] for n in sorted(self.drifted)],
         )

@@ -9,6 +9,11 @@ A campaign whose change cannot be undone (it was stopped, or was a draft before 
 field the run set had no value before it) is listed in the backup with why (with a row for
 what can be restored of it): the rollback names each such campaign before it starts and counts
 them after its summary, and a rollback that leaves any of them as they are does not exit 0.
+
+A rollback reads each campaign first and restores it only if it still has what the run set in
+it (the backup records that too): a campaign changed since is left as it is and reported
+``drifted`` (exit 1), unless ``--force`` (``commands.drift``). ``--dry-run`` is the plan of
+the rollback: it reads the account and shows what would be restored, and what drifted.
 """
 
 from __future__ import annotations
@@ -18,15 +23,18 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TextIO
 
+from bulkrunner.commands.drift import of_backup, unrecorded
+from bulkrunner.commands.plan import plan_job
 from bulkrunner.commands.run import run_job
 from bulkrunner.config.environment import return_freed_memory
 from bulkrunner.config.paths import BACKUP_SUFFIX, backup_path
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import REAL_CLOCK, Clock, count
-from bulkrunner.operations import operation as named
+from bulkrunner.operations import operation
+from bulkrunner.operations.base import named
 from bulkrunner.output.events import show
-from bulkrunner.records.backup import backup_operation, backup_rows, read_backup, read_unrestorable
+from bulkrunner.records.backup import backup_rows, read_backup, read_unrestorable
 
 
 def rollback_job(
@@ -45,36 +53,37 @@ def rollback_job(
         )
     if not config.dry_run:  # before the backup is read: see return_freed_memory
         return_freed_memory()
-    operation = backup_operation(backup)
-    undone_by = named(config.operation).undone_by or config.operation  # (a leads run's removals)
-    if operation != undone_by and config.operation != "settings":
-        raise UsageError(
-            f"{backup}: the backup of a {operation} run, not of {config.operation} "
-            "(leave --operation out: a rollback takes it from the backup)"
-        )
+    rows = backup_rows(backup)
+    rolled, drift = of_backup(replace(config, input=backup))
+    ledger = not operation(rolled.operation).backed_up  # a leads run's: its leads are removed
+    if rows and drift is None and not (ledger or config.force or config.dry_run):
+        raise UsageError(f"{unrecorded(backup, config)}; nothing was sent")
     unrestorable = read_unrestorable(backup)
+    noun = "campaign" if all(isinstance(t, int) for t in unrestorable) else "lead"
     if unrestorable:
         partly = set(read_backup(backup)) & set(unrestorable)  # a row restores the rest of it
         show(
             out,
             "unrestorable",
             [
-                f"campaign {c}: cannot be restored{' in full' if c in partly else ''}: {why}"
+                f"{noun} {named(c)}: cannot be restored{' in full' if c in partly else ''}: {why}"
                 for c, why in unrestorable.items()
             ],
-            campaigns={str(campaign): why for campaign, why in unrestorable.items()},
+            campaigns={named(campaign): why for campaign, why in unrestorable.items()},
         )
-    if backup_rows(backup) == 0:
+    if rows == 0:
         show(out, "summary", [f"{backup}: nothing the rollback can restore"], counts={})
         code = ExitCode.OK
+    elif config.dry_run:  # the plan of the rollback: it reads the account, and sends nothing
+        code = plan_job(replace(rolled, dry_run=False), out, environ, clock)
     else:
-        code = run_job(replace(config, input=backup, operation=operation), out, environ, clock)
+        code = run_job(rolled, out, environ, clock, drift=drift)
     if not unrestorable:
         return code
     show(
         out,
         "unrestorable_summary",
-        [f"not restored: {count(len(unrestorable), 'campaign')} (listed above)"],
+        [f"not restored: {count(len(unrestorable), noun)} (listed above)"],
         unrestorable=len(unrestorable),
     )
     return ExitCode.ROWS_FAILED if code is ExitCode.OK and not config.dry_run else code

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
+from bulkrunner.commands.drift import open_plan
 from bulkrunner.commands.dry_run import dry_run, opened
 from bulkrunner.commands.reporting import exit_code, figures, show_summary, typed, write_report
 from bulkrunner.commands.resumption import (
@@ -43,6 +44,7 @@ from bulkrunner.records.journal import Journal, RunIdentity, remove
 from bulkrunner.records.locks import RunLock
 from bulkrunner.sending.batches import stamp
 from bulkrunner.sending.interrupts import Interrupts
+from bulkrunner.sending.plan import Drift
 
 log = logging.getLogger("bulkrunner")
 
@@ -52,21 +54,29 @@ def run_job(
     out: TextIO,
     environ: Mapping[str, str] = os.environ,
     clock: Clock = REAL_CLOCK,
+    drift: Drift | None = None,
 ) -> ExitCode:
-    """Run one job end to end; raises UsageError before anything is sent."""
+    """Run one job end to end (``--plan``: the rows of a saved plan; ``drift``: writing only
+    over what it expects to find); raises UsageError before anything is sent."""
     if not config.dry_run:  # before the input is read: see return_freed_memory
         return_freed_memory()
     key = api_key(config, environ)
     started = clock.wall()
+    planned = open_plan(config, environ, key) if config.plan is not None else None
+    if planned is not None:
+        config, drift = planned.config, planned.drift
+    numbering = planned.numbering if planned is not None else None
     default = unused(default_report_path(config.input, started))
     if config.dry_run:
-        source, ids = opened(config)
-        return dry_run(replace(config, report=config.report or default), source, out, clock, ids)
+        source, ids = (planned.source, None) if planned is not None else opened(config)
+        config = replace(config, report=config.report or default)
+        return dry_run(config, source, out, clock, ids, numbering=numbering)
     with input_lock(config, started):
-        source, ids = opened(config)
+        source, ids = (planned.source, None) if planned is not None else opened(config)
         identity = run_identity(config)
         config = choose_report(config, identity, default)
-        stream = Stream.of(config, source, environ, key, clock, ids=ids)
+        stream = Stream.of(config, source, environ, key, clock, ids=ids, numbering=numbering)
+        stream.drift = drift
         return execute(stream, identity, out)
 
 

@@ -32,6 +32,7 @@ from bulkrunner.records.locks import lock_accounts
 from bulkrunner.sending.batches import RunRows, Survey
 from bulkrunner.sending.interrupts import INTERRUPTED, Interrupts
 from bulkrunner.sending.pipeline import Pipeline
+from bulkrunner.sending.plan import Drift
 from bulkrunner.sending.session import Session
 
 log = logging.getLogger("bulkrunner")
@@ -62,6 +63,7 @@ class Stream:
     key: str  # the key of a run without one
     clock: Clock
     survey: Survey = field(default_factory=Survey)
+    drift: Drift | None = None  # a rollback's or a saved plan's: writes only over what it expects
     sending: dict[str, Account] = field(default_factory=dict)  # the accounts it sends with
     report_rows: int = REPORT_ROWS
 
@@ -227,6 +229,7 @@ def send(
         rows.wire,
         planning=planning,
         planned=planned,
+        drift=stream.drift,
         record=journaling.row if journaling is not None else None,
         on_batch=finished,
         totals=survey.accounts,

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from bulkrunner.config.accounts import Accounts, account_error, check_column
 from bulkrunner.config.run_config import RunConfig, for_config
@@ -201,21 +201,22 @@ def _errors(
     ]
     read_id = functools.cache(parser(ID_FIELD, vocabulary))
     ids = [read_id(row[ids_at]) for row in table.rows]
-    on_rows: dict[int, list[int]] = {}
-    for number, (campaign_id, error) in enumerate(ids, start=1):
-        if error is None and campaign_id is not BLANK:
-            on_rows.setdefault(campaign_id, []).append(number)
+    targets = _targets(table, ids, operation, vocabulary)
+    on_rows: dict[object, list[int]] = {}
+    for number, target in enumerate(targets, start=1):
+        if target is not None:
+            on_rows.setdefault(target, []).append(number)
     account_at = table.columns.index(ACCOUNT) if ACCOUNT in table.columns else None
     checks = type(operation).check is not Operation.check  # rules across a row's columns
     errors: list[str] = []
-    for row, (campaign_id, id_error) in zip(table.rows, ids, strict=True):
-        numbers = on_rows.get(campaign_id, ()) if id_error is None else ()
+    for row, (campaign_id, id_error), target in zip(table.rows, ids, targets, strict=True):
+        numbers = on_rows.get(target, ()) if target is not None else ()
         if id_error is not None:
             id_error = f"{CAMPAIGN_ID}: {id_error}"
         elif campaign_id is BLANK:
             id_error = f"{CAMPAIGN_ID}: missing"
         elif len(numbers) > 1 and operation.one_row_per_campaign:
-            id_error = repeated(campaign_id, numbers)
+            id_error = repeated(campaign_id, numbers, operation.key)
         cells = [(name, *parse(row[at])) for at, name, parse in settings]
         blank = [not error and value is BLANK for _, value, error in cells]
         cell_errors = [f"{name}: {error}" if error else None for name, _, error in cells]
@@ -229,6 +230,26 @@ def _errors(
                 error = f"{error}; {wrong}" if error else wrong
         errors.append(error)
     return errors
+
+
+def _targets(
+    table: _Table, ids: list[tuple[Any, str | None]], operation: Operation, vocabulary: Vocabulary
+) -> list[object]:
+    """What each row changes (its campaign, or for an operation with a key its campaign and
+    key), None where its cells do not say: rows with the same one repeat it."""
+    key = operation.key
+    if key is None:
+        return [i if error is None and i is not BLANK else None for i, error in ids]
+    if key not in table.columns:
+        return [None] * len(ids)
+    at = table.columns.index(key)
+    read = functools.cache(parser(field_of(operation, key), vocabulary))
+    found: list[object] = []
+    for row, (campaign_id, error) in zip(table.rows, ids, strict=True):
+        value, wrong = read(row[at])
+        ok = error is None and campaign_id is not BLANK and wrong is None and value is not BLANK
+        found.append((campaign_id, value) if ok else None)
+    return found
 
 
 def validate_job(config: RunConfig, out: TextIO) -> ExitCode:

@@ -15,8 +15,8 @@ STATE_DIR_ENV = "BULKRUNNER_STATE_DIR"  # where the state store is (bulkrunner.r
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"  # Arrow's allocator, read as pyarrow is imported
 
 VARIABLES = {  # each variable bulkrunner reads, and what for (the reference docs list them)
-    API_KEY_ENV: "the API key (required unless `--dry-run`, `--simulate` or `--accounts`; "
-    "without it, `plan` is the offline dry run); never a flag, never printed",
+    API_KEY_ENV: "the API key (required unless `--dry-run`, `--simulate` or `--accounts`, "
+    "by `plan` too); never a flag, never printed",
     BASE_URL_ENV: "the API base URL when `--base-url` is not given (else SmartLead's)",
     LOCK_DIR_ENV: "where the locks of inputs and accounts are (default "
     "`~/.local/state/bulkrunner/locks`; see [Recovery](../how-to/recovery.md))",

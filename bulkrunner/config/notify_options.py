@@ -25,9 +25,11 @@ def notify_url() -> Any:
 
 def notify_codes() -> Any:
     """``--notify-on CODES``: every failure but a run already in progress by default (every
-    cron tick of a long run would say it)."""
+    cron tick of a long run would say it), and a plan's "rows would change"."""
     return dataclasses.field(
-        default=tuple(code for code in ExitCode if code not in (ExitCode.OK, ExitCode.IN_PROGRESS)),
+        default=tuple(
+            c for c in ExitCode if c not in (ExitCode.OK, ExitCode.IN_PROGRESS, ExitCode.CHANGES)
+        ),
         metadata=exit_codes(
             "the exit codes --notify tells of, comma-separated (default {default}: every "
             f"failure but {ExitCode.IN_PROGRESS:d}, {ExitCode.IN_PROGRESS.brief})",

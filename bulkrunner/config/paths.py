@@ -32,7 +32,6 @@ import hashlib
 import os
 import stat
 import sys
-from pathlib import Path
 
 from bulkrunner.config.environment import LOCK_DIR_ENV, STATE_DIR_ENV
 from bulkrunner.errors import UsageError
@@ -41,12 +40,13 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import datetime
+    from pathlib import Path
     from types import TracebackType
 
 TIMESTAMP = "%Y%m%dT%H%M%SZ"  # 20261126T021500Z: sorts as time does, and is safe in a file name
 DATE = "%Y-%m-%d"
-REPORTS = Path("reports")  # the folder of the reports (and their journals...) not named
-EXPORTS = Path("exports")
+REPORTS = "reports"  # the folder of the reports (and their journals...) not named
+EXPORTS = "exports"
 
 STANDARD_STREAM = "-"  # --input - reads standard input; export --output - writes standard output
 INPUT_FORMATS = (".csv", ".parquet")
@@ -57,8 +57,16 @@ JOURNAL_SUFFIX = ".journal"
 LOCK_SUFFIX = ".lock"
 BACKUP_SUFFIX = ".backup.parquet"
 
-DEFAULT_REPORT = f"{REPORTS.as_posix()}/<input stem>-<UTC time>.csv"  # as the help says it
-DEFAULT_EXPORT = f"{EXPORTS.as_posix()}/<operation>-<UTC time>.csv"
+DEFAULT_REPORT = f"{REPORTS}/<input stem>-<UTC time>.csv"  # as the help says it
+DEFAULT_EXPORT = f"{EXPORTS}/<operation>-<UTC time>.csv"
+
+
+def path(*parts: str) -> Path:
+    """A ``Path`` of ``parts``; pathlib (which imports urllib) is loaded when a path is made, not
+    when the help names one."""
+    from pathlib import Path
+
+    return Path(*parts)
 
 
 def stamp(now: datetime) -> str:
@@ -80,16 +88,16 @@ def template_glob(template: str) -> str:
 
 
 def default_report_path(input_path: Path, now: datetime) -> Path:
-    return REPORTS / f"{input_path.stem}-{stamp(now)}.csv"
+    return path(REPORTS, f"{input_path.stem}-{stamp(now)}.csv")
 
 
 def retry_report_path(earlier_report: Path, now: datetime) -> Path:
-    return REPORTS / f"{earlier_report.stem}-retry-{stamp(now)}.csv"
+    return path(REPORTS, f"{earlier_report.stem}-retry-{stamp(now)}.csv")
 
 
 def fallback_report_path(now: datetime) -> Path:
     """Where a report goes when it cannot be written where it should (a full or read-only disk)."""
-    return Path.cwd() / f"bulkrunner-report-{stamp(now)}.csv"
+    return path(os.getcwd(), f"bulkrunner-report-{stamp(now)}.csv")
 
 
 def piped_input_path(folder: Path, digest: str, suffix: str) -> Path:
@@ -98,7 +106,7 @@ def piped_input_path(folder: Path, digest: str, suffix: str) -> Path:
 
 
 def default_export_path(operation: str, now: datetime) -> Path:
-    return EXPORTS / f"{operation}-{stamp(now)}.csv"
+    return path(EXPORTS, f"{operation}-{stamp(now)}.csv")
 
 
 def journal_path(report: Path) -> Path:
@@ -243,7 +251,7 @@ def lock_folder() -> Path:
     bulkrunner folder (``user_folder``), or ``$BULKRUNNER_LOCK_DIR``."""
     override = os.environ.get(LOCK_DIR_ENV)
     if override:
-        return Path(override).expanduser().absolute()
+        return path(override).expanduser().absolute()
     return user_folder() / "locks"
 
 
@@ -254,7 +262,7 @@ def user_folder() -> Path:
     """The folder bulkrunner keeps this user's locks and state in (see the module's docstring)."""
     if sys.platform == "win32":
         local = os.environ.get("LOCALAPPDATA")
-        base = Path(local) if local else Path.home() / "AppData" / "Local"
+        base = path(local) if local else home() / "AppData" / "Local"
         return base / "bulkrunner"
     if sys.platform == "darwin":
         return home() / "Library" / "Application Support" / "bulkrunner"
@@ -268,7 +276,7 @@ def state_folder(folder: Path | None = None) -> Path:
         override = os.environ.get(STATE_DIR_ENV)
         if not override:
             return user_folder()
-        folder = Path(override)
+        folder = path(override)
     return folder.expanduser().absolute()
 
 
@@ -278,9 +286,9 @@ def home() -> Path:
     import pwd
 
     try:
-        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+        return path(pwd.getpwuid(os.getuid()).pw_dir)
     except KeyError:  # a uid the database does not know (a container's)
-        return Path.home()
+        return path(os.path.expanduser("~"))
 
 
 def private_folder_problem(folder: Path) -> str:

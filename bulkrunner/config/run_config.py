@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bulkrunner.config import lead_options as leads
+from bulkrunner.config import plan_options
 from bulkrunner.config.environment import BASE_URL_ENV, STATE_DIR_ENV
 from bulkrunner.config.notify_options import heartbeat_url, notify_codes, notify_url
 from bulkrunner.config.options import (
@@ -205,7 +206,7 @@ class RunConfig:
     dry_run: bool = field(
         default=False,
         metadata=toggle(
-            "load and validate, report what would be sent, send nothing",
+            "check, show what would be sent, send nothing (rollback: a plan, reading the account)",
             SENDING,
         ),
     )
@@ -264,8 +265,8 @@ class RunConfig:
         default=False,
         metadata=switch(
             "allow changes a rollback cannot undo: setting a field that has no value now (null "
-            "or not shown: no API call takes a value away), and stopping campaigns (as "
-            "--allow-stop); without it such rows fail unsent",
+            "or not shown: no API call takes a value away), stopping campaigns (as --allow-stop),"
+            " unsubscribing or removing leads; without it such rows fail unsent or are invalid",
             EVERY,  # validate: it decides whether STOPPED is valid, as --allow-stop does
         ),
     )
@@ -358,14 +359,10 @@ class RunConfig:
             convert=as_optional_path,
         ),
     )
-    force: bool = field(
-        default=False,
-        metadata=switch(
-            "replace the --output file if it exists (never a bulkrunner backup)",
-            EXPORTING,
-            in_job_file=False,
-        ),
-    )
+    force: bool = plan_options.FORCE  # saved plans and drift: see config/plan_options
+    out: Path | None = plan_options.OUT
+    exit_code: bool = plan_options.EXIT_CODE
+    plan: Path | None = plan_options.PLAN
     campaign_ids: tuple[int, ...] = leads.export_campaigns()
     # leads (config/lead_options): the upload's settings booleans, its size, a suppression list
     ignore_global_block_list: bool = leads.upload_setting("ignore_global_block_list")
@@ -389,7 +386,12 @@ def for_config(config: RunConfig) -> tuple[Operation, Wire]:
     from bulkrunner.operations import operation
     from bulkrunner.operations.base import Wire
 
-    # --allow-irreversible consents to every change a rollback cannot undo, stops included
-    allow_stop = config.allow_stop or config.allow_irreversible
-    wire = Wire(config.vocabulary, config.schedule_shape, allow_stop, **leads.lead_wire(config))
+    allow_stop = config.allow_stop or config.allow_irreversible  # the wider consent includes it
+    wire = Wire(
+        config.vocabulary,
+        config.schedule_shape,
+        allow_stop,
+        allow_irreversible=config.allow_irreversible,
+        **leads.lead_wire(config),
+    )
     return operation(config.operation), wire

@@ -25,7 +25,14 @@ from bulkrunner.config.paths import INPUT_FORMATS, or_list
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.input.custom_fields import say_custom
 from bulkrunner.model import RESULT_COLUMNS, count
-from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, NAME, SETTING_NAMES, column_key
+from bulkrunner.operations.fields import (
+    ACCOUNT,
+    CAMPAIGN_ID,
+    NAME,
+    SET_BY_RUN,
+    SETTING_NAMES,
+    column_key,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,7 +171,7 @@ def check_columns(
             )
     if operation is not None and operation.custom_fields:
         return  # every other column is a custom field, or kept
-    carried = {column_key(name) for name in keep}
+    carried = {column_key(name) for name in (*keep, SET_BY_RUN)}  # (a backup's is carried)
     strange = [name for name in columns if name not in known and column_key(name) not in carried]
     if not strange:
         return

@@ -16,12 +16,13 @@ import csv
 import io
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from bulkrunner.errors import UsageError
 from bulkrunner.input.files import encoding_of, not_text
-from bulkrunner.model import count
+from bulkrunner.model import Status, count
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.fields import column_key
 from bulkrunner.operations.leads import address_key, is_address
@@ -146,3 +147,19 @@ def _entries(text: str) -> list[tuple[str, str | None]]:
                 if at < len(cells) and cells[at].strip()
             ]
     return [(line.strip().strip('"'), None) for line in lines if line.strip()]
+
+
+def say_unsent(skipped: Counter[Status], suppression: Suppression | None) -> None:
+    """Log the rows a run will not send although they are valid: suppressed leads, and leads
+    that repeat an earlier row's."""
+    if skipped[Status.SUPPRESSED] and suppression is not None:
+        log.info(
+            "%s suppressed (their lead is on %s): not sent",
+            count(skipped[Status.SUPPRESSED], "row"),
+            suppression.path,
+        )
+    if skipped[Status.UNCHANGED]:
+        log.info(
+            "%s the same lead (campaign and address) as an earlier row: each lead is sent once",
+            count(skipped[Status.UNCHANGED], "row repeats", "rows repeat"),
+        )

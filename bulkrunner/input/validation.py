@@ -8,7 +8,9 @@ invalid (to word its error) or is turned into a payload.
 
 The one check that needs every row at once, a campaign on two rows, is split out: a long file
 is judged a chunk at a time with ``offset`` and the ``repeats`` of the whole file, found first
-from its ``campaign_id`` column alone (:func:`campaign_ids`, :func:`repeated_among`).
+from its ``campaign_id`` column alone (:func:`campaign_ids`, :func:`repeated_among`). For an
+operation with a ``key`` (a lead's address), what must not repeat is a campaign and key
+together: each row's pair, as one number (:func:`target_ids`), takes the campaign id's place.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from bulkrunner.operations.cells import (
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Field, Vocabulary
 from bulkrunner.operations.settings import SETTINGS
 
-Repeats = Mapping[int, Sequence[int]]  # campaign id -> the numbers of the rows it appears on
+# campaign id (or target id: ``target_ids``) -> the numbers of the rows it appears on
+Repeats = Mapping[int, Sequence[int]]
 
 
 def validate(
@@ -109,6 +112,33 @@ def campaign_ids(column: pd.Series[Any]) -> npt.NDArray[Any]:
     return _ids(_judge_column(column, ID_FIELD, Vocabulary.DOCUMENTED))
 
 
+def target_ids(frame: pd.DataFrame, operation: Operation) -> npt.NDArray[Any]:
+    """Each row's target (``Operation.target``) as a number, to find the rows that repeat one:
+    its campaign id (``campaign_ids``), or for an operation with a ``key``, a 64-bit hash of
+    its campaign id and key (0 where either is blank or invalid)."""
+    ids = campaign_ids(frame[CAMPAIGN_ID])
+    key = operation.key
+    if key is None:
+        return ids
+    if key not in frame.columns:
+        return np.zeros(len(frame), np.int64)
+    return _keyed(ids, _judge_column(frame[key], field_of(operation, key), Vocabulary.DOCUMENTED))
+
+
+def _keyed(ids: npt.NDArray[Any], keys: _Column) -> npt.NDArray[np.int64]:
+    """Each row's campaign id and key (a judged column) as one number, 0 where either is
+    missing: two rows have the same number when they have the same pair."""
+    valid = (~keys.errors.astype(bool) & ~keys.blank & (ids != 0)).tolist()
+    pairs = [
+        f"{campaign}\x00{key}" if ok else ""
+        for campaign, key, ok in zip(ids.tolist(), keys.values.tolist(), valid, strict=True)
+    ]
+    hashed = pd.util.hash_array(np.array(pairs, dtype=object)).view(np.int64)
+    hashed[hashed == 0] = 1  # 0 means "no target"
+    hashed[~np.array(valid, dtype=bool)] = 0
+    return hashed
+
+
 def repeated_among(ids: Iterable[npt.NDArray[Any]]) -> dict[int, list[int]]:
     """Each campaign id that appears on more than one row, with those row numbers, from the
     ``campaign_ids`` of a whole file's chunks."""
@@ -156,23 +186,27 @@ class _Judgement:
         operation = operation or SETTINGS
         wire = wire or Wire(vocabulary)
         ids = _judge_column(frame[CAMPAIGN_ID], ID_FIELD, vocabulary)
+
+        settings = tuple(
+            _judge_column(frame[name], field_of(operation, name), vocabulary)
+            for name in sent_columns(list(frame.columns), operation, wire)
+        )
         numbers = _ids(ids)
+        key = next((column for column in settings if column.name == operation.key), None)
+        if operation.key is not None:  # what repeats is a campaign's key, not the campaign
+            numbers = _keyed(numbers, key) if key is not None else np.zeros(len(frame), np.int64)
         if not operation.one_row_per_campaign:
             repeats = {}  # (a lead's campaign is on many rows)
         elif repeats is None:
             repeats = _repeats(numbers, offset)
         messages = ids.errors.copy()
         messages[ids.blank] = f"{CAMPAIGN_ID}: missing"
-        worded: dict[int, str] = {}  # once per campaign: its rows may be many
+        worded: dict[int, str] = {}  # once per campaign (or target): its rows may be many
         for index in np.flatnonzero(_among(numbers, repeats)).tolist():
-            campaign_id = int(numbers[index])
-            if campaign_id not in worded:
-                worded[campaign_id] = repeated(campaign_id, repeats[campaign_id])
-            messages[index] = worded[campaign_id]
-        settings = tuple(
-            _judge_column(frame[name], field_of(operation, name), vocabulary)
-            for name in sent_columns(list(frame.columns), operation, wire)
-        )
+            target = int(numbers[index])
+            if target not in worded:
+                worded[target] = repeated(target, repeats[target], operation.key)
+            messages[index] = worded[target]
         nothing = np.ones(len(frame), dtype=bool)
         for column in settings:
             nothing &= column.blank

@@ -1,7 +1,7 @@
 """The campaign writes bulkrunner applies, one module each, all declared the same way
 (:class:`~bulkrunner.operations.base.Operation`): ``settings`` (the default), ``schedule``,
-``status``, ``email-accounts`` and ``leads``; and ``lead-removal``, which only a rollback of a
-``leads`` run uses (not an ``--operation`` choice).
+``status``, ``email-accounts``, ``leads`` and ``lead-status``; and ``lead-removal``, which only
+a rollback of a ``leads`` run uses (not an ``--operation`` choice).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ _OPERATIONS: dict[str, tuple[str, str]] = {
     "status": ("status", "STATUS"),
     "email-accounts": ("email_accounts", "EMAIL_ACCOUNTS"),
     "leads": ("leads", "LEADS"),
+    "lead-status": ("lead_status", "LEAD_STATUS"),
 }
 NAMES = tuple(_OPERATIONS)
 # operations a command chooses itself, never --operation: a leads run's rollback

@@ -23,7 +23,12 @@ An operation says everything the commands need to know about its write, and noth
   current state (:meth:`Operation.refuse`), how a change is undone (:meth:`Operation.undo`), and
   which changes cannot be (:meth:`Operation.irreversible`: sent only with
   ``--allow-irreversible``); what kind of backup its runs keep (``ledger``) and which
-  operation a rollback of them runs (``undone_by``).
+  operation a rollback of them runs (``undone_by``);
+- for a write to one lead of a campaign rather than to the campaign (``key``: the column
+  naming the lead), what a row sends once its lead is read (:meth:`Operation.resolve`: its
+  address becomes the lead's id); which answers the retry policy must not retry
+  (:meth:`Operation.final`), and which refusals say the row is already as it asks
+  (:meth:`Operation.done`).
 
 The base class holds the common case: fields compared one by one, undone by writing back the
 values they had. An operation overrides only what differs.
@@ -46,6 +51,20 @@ from bulkrunner.operations.fields import (
     column_key,
 )
 
+Target = int | tuple[int, str]
+"""What one row changes: its campaign, or (an operation with a ``key``) the campaign and the
+row's key value in it (a lead's address). A backup holds one row per target."""
+
+
+def campaign_of(target: Target) -> int:
+    """The campaign of ``target``."""
+    return target if isinstance(target, int) else target[0]
+
+
+def named(target: Target) -> str:
+    """A target as a message names it: ``5``, or ``a@x.com in 5``."""
+    return str(target) if isinstance(target, int) else f"{target[1]} in {target[0]}"
+
 
 @dataclass(frozen=True, slots=True)
 class Wire:
@@ -59,6 +78,7 @@ class Wire:
     leads_per_request: int = 100  # the most leads one upload carries (--leads-per-request)
     kept: frozenset[str] = frozenset()  # --keep-columns, as ``column_key`` has them: never sent
     read_first: bool = True  # each row sent was read as not applied yet (skip-unchanged)
+    allow_irreversible: bool = False  # rows whose change no rollback can undo (lead-status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +148,13 @@ class Operation:
     ledger: str = "campaigns"
     undone_by: str = ""  # the operation a rollback of its runs runs ("": itself)
     resent: bool = True  # --no-skip-unchanged sends a row that would change nothing
+    # The column that, with campaign_id, names what a row changes (a lead's ``email``): rows of
+    # one campaign repeat only when it repeats too. None: a row changes its campaign.
+    key: str | None = None
+    # The current state is each row's lead in its campaign, found by address
+    # (``sending/lead_reads``), not the campaign's settings.
+    reads_leads: bool = False
+    exportable: bool = True  # ``bulkrunner export`` writes the account's campaigns as its rows
 
     @property
     def reads_per_campaign(self) -> int:
@@ -147,6 +174,29 @@ class Operation:
     def requests(self, campaign_id: int, payload: Mapping[str, Any], wire: Wire) -> list[Request]:
         """The requests that apply a valid row: by default one POST of the payload as it is."""
         return [Request("POST", self.path(campaign_id), dict(payload))]
+
+    def target(self, campaign_id: int, payload: Mapping[str, Any]) -> Target:
+        """What a row of ``campaign_id`` with ``payload`` changes (see :data:`Target`)."""
+        return campaign_id if self.key is None else (campaign_id, str(payload.get(self.key)))
+
+    def resolve(
+        self, payload: Mapping[str, Any], campaign: Mapping[str, Any] | None
+    ) -> Mapping[str, Any]:
+        """What a row to send sends, given its campaign's current state: by default its
+        payload as it is (a lead action adds the id of the lead its address names)."""
+        return payload
+
+    def final(self, answer: Answer) -> str:
+        """Why ``answer``, which the retry policy would try again (a 5xx...), is final for this
+        operation's write, "" when it is not: a condition the answer names that no retry can
+        change. By default none is."""
+        return ""
+
+    def done(self, rows: Sequence[Row], answer: Answer) -> str:
+        """Why ``answer``, which refuses the write of ``rows``, says they already are as they
+        ask ("" when it does not): a removal answered 404 finds the lead out of the campaign
+        (a try whose answer was lost may have removed it). By default none does."""
+        return ""
 
     def groups(self, rows: Sequence[Row], wire: Wire) -> list[Sequence[Row]]:
         """How ``rows`` (of one account, all to send) go together into requests: by default
@@ -181,10 +231,6 @@ class Operation:
     def collect(self) -> Collected:
         """The state of a ``paged`` detail, empty, to take in each page read."""
         raise TypeError(f"the {self.name} operation reads no pages")
-
-    def prepared(self, row: Row, campaign: Mapping[str, Any] | None) -> Row:
-        """The row as it is sent, given its campaign's current state: by default as it is."""
-        return row
 
     def mismatch(self, changes: Mapping[str, Change]) -> str:
         """How a row read back differs from what it sent (``--verify``)."""

@@ -226,9 +226,13 @@ def _translate(field: str, raw: str, vocabulary: Vocabulary) -> Parsed:
 # --- a row's errors, from its cells' -----------------------------------------------------------
 
 
-def repeated(campaign_id: int, rows: Sequence[int]) -> str:
-    """The error of each row of a campaign that is on several ``rows``."""
-    return f"{CAMPAIGN_ID}: {campaign_id} appears in rows {and_join([str(n) for n in rows])}"
+def repeated(campaign_id: int, rows: Sequence[int], key: str | None = None) -> str:
+    """The error of each row of a campaign that is on several ``rows`` (with ``key``, the
+    column naming what a row changes in its campaign: of a campaign's key on several rows)."""
+    numbers = and_join([str(n) for n in rows])
+    if key is not None:
+        return f"{key}: the same {key} and {CAMPAIGN_ID} are in rows {numbers}"
+    return f"{CAMPAIGN_ID}: {campaign_id} appears in rows {numbers}"
 
 
 def row_error(errors: Sequence[str | None], nothing_to_send: bool) -> str:

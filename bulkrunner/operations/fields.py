@@ -21,6 +21,9 @@ ACCOUNT = "account"  # an input column naming, per row, the account of an accoun
 # An export's column of each campaign's name, for people: read back, it is never sent, never
 # judged (an export run again, or edited, has it), and the report echoes it.
 NAME = "name"
+# A backup's column of what its run set in each campaign (JSON, as a report's ``after``), which
+# a rollback compares with the campaign as it is now: carried like a column of the user's own.
+SET_BY_RUN = "set_by_run"
 
 
 def column_key(header: str) -> str:

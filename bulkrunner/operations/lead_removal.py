@@ -17,7 +17,6 @@ backup. The operation is not one ``--operation`` offers: ``rollback`` takes it f
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from bulkrunner.model import Change, Row
@@ -90,13 +89,15 @@ class LeadRemoval(Operation):
             )
         return ""
 
-    def prepared(self, row: Row, campaign: Mapping[str, Any] | None) -> Row:
-        """The row with the lead's id as the campaign shows it, when its ledger has none."""
+    def resolve(
+        self, payload: Mapping[str, Any], campaign: Mapping[str, Any] | None
+    ) -> Mapping[str, Any]:
+        """The lead's id as the campaign shows it, when its ledger has none."""
         found = leads_of(campaign)
-        now = found.lead_id(row.payload[EMAIL]) if found is not None else None
-        if row.payload.get(LEAD_ID) is not None or now is None:
-            return row
-        return replace(row, payload={**row.payload, LEAD_ID: now})
+        now = found.lead_id(payload[EMAIL]) if found is not None else None
+        if payload.get(LEAD_ID) is not None or now is None:
+            return payload
+        return {**payload, LEAD_ID: now}
 
     def irreversible(self, changes: Mapping[str, Change]) -> list[str]:
         return []  # the reason is the rollback's own: this operation writes no backup

@@ -8,7 +8,7 @@ lead: ``campaign_id``, ``email`` and any of the lead fields SmartLead takes (``f
 ``settings`` booleans come from the run's options (``Wire.lead_settings``).
 
 A campaign's rows go out together, in requests of at most ``Wire.leads_per_request`` leads
-(``groups``); what an answer says of each lead is ``lead_answers``'. The current state of a
+(``groups``); what an answer says of each lead is ``lead_uploads``'. The current state of a
 campaign is the addresses of its leads (and their ids), read a page of 100 at a time
 (``GET /campaigns/{id}/leads?offset=&limit=100``): a lead already in the campaign is
 ``unchanged`` and not sent. Addresses compare as SmartLead compares them: without surrounding
@@ -28,7 +28,7 @@ from bulkrunner.model import Answer, Change, Row
 from bulkrunner.operations.base import Operation, Request, Said, Undo, Wire
 from bulkrunner.operations.cells import quoted
 from bulkrunner.operations.fields import UPLOAD_SETTINGS, Field
-from bulkrunner.operations.lead_answers import attribute_leads
+from bulkrunner.operations.lead_uploads import attribute_leads
 from bulkrunner.operations.syntax import EmptyText, lists
 
 EMAIL = "email"

@@ -146,6 +146,8 @@ EVENTS: Mapping[str, Event] = {
             "invalid": "invalid rows",
             "missing": "rows whose campaign is missing from the account",
             "refused": "rows the operation refuses given the campaign's current state",
+            "drifted": "rows left as they are because their campaign changed since the run a "
+            "rollback undoes (a plan of a backup, or `rollback --dry-run`)",
             "irreversible": "rows to send whose change a rollback could not undo "
             "(with `--allow-irreversible`)",
             "requests": "requests the run would make (of the slowest account)",
@@ -153,8 +155,15 @@ EVENTS: Mapping[str, Event] = {
             **_MESSAGE,
         },
     ),
-    "plan_offline": Event(
-        "stdout", "`plan` without a key: it makes the offline dry run instead", _MESSAGE
+    "plan_saved": Event(
+        "stdout",
+        "after the `plan` event, when `plan --out` saved the plan",
+        {
+            "plan": "the file saved",
+            "rows": "the rows it would change",
+            "command": "the command that applies it (`run --plan`)",
+            **_MESSAGE,
+        },
     ),
     "unrestorable": Event(
         "stdout",

@@ -17,9 +17,10 @@ from bulkrunner.config.options import FOLLOWING
 from bulkrunner.config.paths import STANDARD_STREAM
 from bulkrunner.config.run_config import OPTIONS, RunConfig
 
-_NOT_CARRIED = frozenset({"--resume", "--fresh", "--dry-run", "--no-dry-run"})
+_NOT_CARRIED = frozenset({"--resume", "--fresh", "--dry-run", "--no-dry-run", "--exit-code"})
 # (a webhook's or a heartbeat's URL is a secret: its variable, if one was named, is carried)
-_VALUE_NOT_CARRIED = frozenset({"--report", "--input", "--notify", "--heartbeat"})
+_VALUE_NOT_CARRIED = frozenset({"--report", "--input", "--notify", "--heartbeat", "--out"})
+_INPUTS = frozenset({"--input", "--plan"})  # what a run reads instead of an input: its plan
 # a rollback never stops a campaign, and the consent to changes it cannot undo was the run's
 _NOT_ROLLBACK = frozenset({"--allow-stop", "--allow-irreversible"})
 
@@ -74,6 +75,18 @@ def rollback_command(config: RunConfig, backup: Path) -> str:
     return _join("rollback", str(backup), *job, *kept)
 
 
+def force_command(config: RunConfig, backup: Path) -> str:
+    """Roll back ``backup``, restoring the campaigns changed since the run too."""
+    return f"{rollback_command(config, backup)} --force"
+
+
+def apply_command(config: RunConfig, plan: Path) -> str:
+    """Apply the plan saved at ``plan`` (with the plan's job file, limits, base URL...)."""
+    _, positional, options = _parts(config)
+    job = [word for word in positional if Path(word).suffix.lower() == ".toml"]
+    return _join("run", *job, *_options(options, keep_input=False), "--plan", str(plan))
+
+
 def _taken_by(command: str, words: Sequence[str]) -> list[str]:
     """``words`` (options, each followed by its value, if it takes one) without the options
     ``command`` does not take."""
@@ -116,7 +129,7 @@ def _options(words: Sequence[str], *, keep_input: bool) -> list[str]:
     for word in words:
         if skip:
             skip = False
-        elif word in _VALUE_NOT_CARRIED and not (keep_input and word == "--input"):
+        elif word in _VALUE_NOT_CARRIED | _INPUTS and not (keep_input and word in _INPUTS):
             skip = True
         elif word not in _NOT_CARRIED:
             # a base URL's credentials are secrets: REDACTED (a URL from a job file or

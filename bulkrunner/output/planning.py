@@ -45,15 +45,18 @@ def change_line(
     irreversible: Collection[str] = (),
 ) -> str:
     """``row 3 (campaign 101): sending_limit 50 -> 25, track_settings [] -> [DONT_EMAIL_OPEN]``;
-    a field of ``irreversible`` (it has no value now: --allow-irreversible) as
-    ``client_id (no value) -> 4 [irreversible]``."""
+    a change of ``irreversible`` (--allow-irreversible: a field that has no value now, a lead
+    unsubscribed) marked, ``client_id (no value) -> 4 [irreversible]``."""
     fields = ", ".join(
-        f"{name} (no value) -> {shown(change.after)} [irreversible]"
-        if name in irreversible
-        else f"{name} {shown(change.before)} -> {shown(change.after)}"
+        f"{name} {_before(change.before, name in irreversible)} -> {shown(change.after)}"
+        + (" [irreversible]" if name in irreversible else "")
         for name, change in changes.items()
     )
     return f"row {number} (campaign {campaign_id}): {fields or 'no change, sent anyway'}"
+
+
+def _before(value: Any, irreversible: bool) -> str:
+    return "(no value)" if irreversible and value is None else shown(value)
 
 
 def change_lines(
@@ -153,6 +156,8 @@ class Duration:
 LEAD_COUNTS = {
     "add": "to add",
     "already": "already there",
+    "remove": "to remove",  # (a leads run's rollback)
+    "gone": "not there any more",
     "invalid": "invalid",
     "suppressed": "suppressed",
     "repeated": "repeating an earlier row",
@@ -200,6 +205,8 @@ class Forecast:
     durations: Sequence[Duration]
     # a leads plan's counts by campaign (``LEAD_COUNTS``): shown instead of each row's change
     campaigns: Mapping[int | None, Mapping[str, int]] | None = None
+    drifted: int = 0  # rows left as they are: their campaign changed since (a rollback's plan)
+    drift_lines: Sequence[str] = ()  # why, for the first of them (or of those --force sends)
 
     @property
     def slowest(self) -> Duration | None:
@@ -217,7 +224,10 @@ class Forecast:
             lines = change_lines(
                 self.shown, self.changes, irreversible=self.irreversible, total=self.to_change
             )
+        if each_row:
+            lines += self.drift_lines
         refused = f", refused: {self.refused}" if self.refused else ""
+        refused += f", drifted: {self.drifted} (left as they are)" if self.drifted else ""
         undone = (
             f" ({self.irreversible_rows} a rollback could not undo: --allow-irreversible)"
             if self.irreversible_rows
@@ -247,6 +257,7 @@ class Forecast:
             "invalid": self.invalid,
             "missing": self.missing,
             "refused": self.refused,
+            "drifted": self.drifted,
             "requests": slowest.requests.total if slowest is not None else 0,
             "seconds": round(slowest.seconds, 3) if slowest is not None else 0.0,
         }

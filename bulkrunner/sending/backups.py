@@ -10,7 +10,7 @@ requests are not held up meanwhile. A run that continues an interrupted one (``-
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -20,11 +20,11 @@ import anyio
 
 from bulkrunner.config.paths import backup_path
 from bulkrunner.config.run_config import RunConfig
-from bulkrunner.model import Outcome, Row, count
-from bulkrunner.operations.base import Operation
+from bulkrunner.model import Changes, Outcome, Row, Status, count
+from bulkrunner.operations.base import Operation, Target, campaign_of, named
 from bulkrunner.output.hints import rollback_command
 from bulkrunner.records import lead_ledger
-from bulkrunner.records.backup import APPLIED_EARLIER, BackupError, applied_earlier, record_backup
+from bulkrunner.records.backup import BackupError, read_held, read_unrestorable, record_backup
 from bulkrunner.sending.plan import Plan
 
 log = logging.getLogger("bulkrunner")
@@ -61,11 +61,12 @@ async def back_up(
     if operation.ledger == "leads":
         return await _record_leads(backup, planned, account, first, rollback)
     by_campaign = {
-        row.campaign_id: planned.changes[row.number]
+        operation.target(row.campaign_id, row.payload): planned.changes[row.number]
         for row in planned.send
         if planned.changes[row.number]
     }
     whose = f"account {account}: " if account is not None else ""
+    noun = "campaign" if operation.key is None else "lead"  # what a row of the backup restores
     async with backup.lock:
         write = partial(
             record_backup,
@@ -84,14 +85,14 @@ async def back_up(
     if recorded.unknown:
         log.warning(
             "%s about to change: no readable current value to back up",
-            count(recorded.unknown, "campaign"),
+            count(recorded.unknown, noun),
         )
     _say_unrestorable(recorded.unrestorable, whose)
     if not first:  # a later batch of a streamed run
         log.info(
             "%sbackup: %s about to change (%d in all): %s",
             whose,
-            count(recorded.campaigns, "more campaign"),
+            count(recorded.campaigns, f"more {noun}"),
             recorded.total,
             backup.path,
         )
@@ -100,7 +101,7 @@ async def back_up(
     log.info(
         "%sbackup of the %s about to change%s: %s (undo with: %s)",
         whose,
-        count(recorded.campaigns, "campaign"),
+        count(recorded.campaigns, noun),
         f" (and {earlier} more from the run it continues)"
         if earlier > 0 and account is None  # of several accounts, the others' are counted
         else "",
@@ -167,18 +168,25 @@ def rollback_hint(config: RunConfig) -> str:
     return rollback_command(config, backup_path(config.report))
 
 
-def _say_unrestorable(reasons: Mapping[int, str], whose: str) -> None:
-    """Which campaigns about to change a rollback could not put back, and why: one line per
-    reason, naming its campaigns."""
-    by_reason: dict[str, list[int]] = {}
-    for campaign, reason in sorted(reasons.items()):
-        by_reason.setdefault(reason, []).append(campaign)
-    for reason, campaigns in by_reason.items():
+_NAMED_MOST = 20  # the campaigns (leads) a line names, of those it counts
+
+
+def _say_unrestorable(reasons: Mapping[Target, str], whose: str) -> None:
+    """Which campaigns (leads) about to change a rollback could not put back, and why: one
+    line per reason, naming its campaigns (the first few of many)."""
+    by_reason: dict[str, list[Target]] = {}
+    for target, reason in sorted(reasons.items()):
+        by_reason.setdefault(reason, []).append(target)
+    for reason, targets in by_reason.items():
+        listed = ", ".join(named(target) for target in targets[:_NAMED_MOST])
+        more = len(targets) - _NAMED_MOST
+        noun = "campaign" if isinstance(targets[0], int) else "lead"
         log.warning(
-            "%sa rollback could not restore %s (%s): %s",
+            "%sa rollback could not restore %s (%s%s): %s",
             whose,
-            count(len(campaigns), "campaign"),
-            ", ".join(str(campaign) for campaign in campaigns),
+            count(len(targets), noun),
+            listed,
+            f" and {more} more" if more > 0 else "",
             reason,
         )
 
@@ -197,17 +205,20 @@ def adopt_applied(
     continues = (config.resume or config.fresh) and not config.no_backup
     if config.report is None or not continues:
         return 0
-    path = backup_path(config.report)
+    backup = backup_path(config.report)
     try:
         if operation.ledger == "leads":
-            found = lead_ledger.applied_earlier(path, rows, planned.unchanged)
+            found = lead_ledger.applied_earlier(backup, rows, planned.unchanged)
         else:
-            found = applied_earlier(path, rows, planned.unchanged, campaigns, operation)
+            found = applied_earlier(backup, rows, planned.unchanged, campaigns, operation)
+        if operation.key is not None:
+            found.update(made_final(backup, rows, planned, campaigns, operation))
     except BackupError as exc:
         log.warning("%s%s: the rows found as wanted are reported unchanged", whose, exc)
         return 0
     adopted = lead_ledger.APPLIED_EARLIER if operation.ledger == "leads" else APPLIED_EARLIER
     for number, changes in found.items():
+        planned.refused.pop(number, None)
         planned.unchanged[number] = adopted  # not sent: as the unchanged
         planned.changes[number] = changes
     if found:
@@ -218,3 +229,62 @@ def adopt_applied(
             count(len(found), "row"),
         )
     return len(found)
+
+
+APPLIED_EARLIER = Outcome(
+    Status.SUCCEEDED, error="applied by the interrupted run: found as this row sets it"
+)
+"""A row the run it continues applied without journaling it (its answer was in flight)."""
+
+
+def applied_earlier(
+    backup: Path,
+    rows: Sequence[Row],
+    unchanged: Collection[int],
+    campaigns: Mapping[int, Mapping[str, Any]],
+    operation: Operation,
+) -> dict[int, Changes]:
+    """Of ``rows``, those found ``unchanged`` (by number) as a run continues an interrupted one
+    that the interrupted run applied: the backup it wrote before sending holds values the row
+    changes. What each changed, from those values to the campaign as read now (``campaigns``),
+    by row number. Raises BackupError when the backup cannot be read."""
+    if not unchanged or not backup.exists():
+        return {}
+    found = {
+        operation.target(row.campaign_id, row.payload): row
+        for row in rows
+        if row.number in unchanged
+    }
+    changed: dict[int, Changes] = {}
+    for target, undo in read_held(backup, found, operation.key).items():
+        row = found[target]
+        change = operation.applied_changes(row.payload, undo, campaigns.get(campaign_of(target)))
+        if change:
+            changed[row.number] = Changes(change)
+    return changed
+
+
+def made_final(
+    backup: Path,
+    rows: Sequence[Row],
+    planned: Plan,
+    campaigns: Mapping[int, Mapping[str, Any]],
+    operation: Operation,
+) -> dict[int, Changes]:
+    """Of ``rows`` not to send (unchanged, or refused: a removed lead is no longer found), those
+    whose change no rollback undoes that the interrupted run made: its backup lists their
+    target as one it cannot restore, and each is now as the row wants it. What each changed
+    (from an unknown state: the backup keeps none), by row number."""
+    numbers = {*planned.unchanged, *planned.refused}
+    if not numbers or not backup.exists():
+        return {}
+    final = read_unrestorable(backup)
+    changed: dict[int, Changes] = {}
+    for row in rows:
+        if row.number not in numbers or row.number in planned.missing:
+            continue
+        if operation.target(row.campaign_id, row.payload) not in final:
+            continue
+        if not operation.changes(row.payload, campaigns.get(row.campaign_id)):
+            changed[row.number] = Changes(operation.changes(row.payload, None))
+    return changed

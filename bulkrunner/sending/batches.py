@@ -32,9 +32,15 @@ import pandas as pd
 from bulkrunner.config.accounts import Accounts, assign
 from bulkrunner.input.duplicates import repeated_leads, same_lead
 from bulkrunner.input.loading import InputFile
-from bulkrunner.input.suppression import Suppression
-from bulkrunner.input.validation import Repeats, campaign_ids, repeated_among, validate
-from bulkrunner.model import Changes, Numbering, Outcome, Row, Status, Validation, count
+from bulkrunner.input.suppression import Suppression, say_unsent
+from bulkrunner.input.validation import (
+    Repeats,
+    campaign_ids,
+    repeated_among,
+    target_ids,
+    validate,
+)
+from bulkrunner.model import Changes, Numbering, Outcome, Row, Status, Validation
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.operations.cells import repeated
 from bulkrunner.operations.fields import CAMPAIGN_ID, Vocabulary
@@ -137,18 +143,21 @@ class RunRows:
     _whole: tuple[pd.DataFrame, _Batch] | None = None  # the only batch of a file of one
 
     def __post_init__(self) -> None:
-        if self.ids is not None and self.operation.one_row_per_campaign:
+        campaigns = self.operation.key is None and self.operation.one_row_per_campaign
+        if self.ids is not None and campaigns:
             self.repeats = self._numbered(repeated_among([self.ids]))
 
     def surveyed(self) -> Survey:
         """One pass over the input, keeping only counts (and the chunk of a file of one
-        batch). Without ``ids``, the campaigns on several rows are found on the way, and the
-        counts mended once they are known."""
+        batch). Without ``ids`` (or when what must not repeat is a campaign's key, which they
+        do not show), the campaigns on several rows are found on the way, and the counts
+        mended once they are known."""
         identity = self.operation.identity
         if identity is not None:  # the same lead twice: found from two columns, first
             self.same_lead, every = repeated_leads(self.source, identity, self.numbering)
             self.ids = self.ids if self.ids is not None else every
-        survey, late = Survey(), _Late() if self.ids is None else None
+        survey = Survey()
+        late = _Late(self.operation) if self.ids is None or self.operation.key else None
         for offset, chunk in self._chunks():
             batch = self.prepare(offset, chunk)
             if late is not None:
@@ -172,13 +181,13 @@ class RunRows:
         ids = late.ids() if late is not None else self.ids
         assert ids is not None
         if late is not None:
-            self.repeats = self._numbered(repeated_among([ids]))
+            self.repeats = self._numbered(repeated_among([late.targets()]))
             late.mend(survey, self.repeats, self.numbering)
             if self.repeats and self._whole is not None:  # judged without them: judge again
                 chunk, _ = self._whole
                 self._whole = (chunk, self.prepare(0, chunk))
         survey.campaigns = CampaignSet(ids)
-        _say_skipped(survey.skipped, self.suppression)
+        say_unsent(survey.skipped, self.suppression)
         return survey
 
     def prepare(self, offset: int, chunk: pd.DataFrame) -> _Batch:
@@ -302,22 +311,6 @@ class RunRows:
         return {cid: [self.numbering(p) for p in rows] for cid, rows in repeats.items()}
 
 
-def _say_skipped(skipped: Counter[Status], suppression: Suppression | None) -> None:
-    """Log the rows a run will not send although they are valid: suppressed leads, and leads
-    that repeat an earlier row's."""
-    if skipped[Status.SUPPRESSED] and suppression is not None:
-        log.info(
-            "%s suppressed (their lead is on %s): not sent",
-            count(skipped[Status.SUPPRESSED], "row"),
-            suppression.path,
-        )
-    if skipped[Status.UNCHANGED]:
-        log.info(
-            "%s the same lead (campaign and address) as an earlier row: each lead is sent once",
-            count(skipped[Status.UNCHANGED], "row repeats", "rows repeat"),
-        )
-
-
 def _renumbered(validation: Validation, numbering: Numbering) -> Validation:
     return Validation(
         tuple(replace(row, number=numbering(row.number)) for row in validation.rows),
@@ -329,8 +322,10 @@ class _Late:
     """What a survey that does not know the repeated campaigns yet keeps of each row, a few
     bytes a row, to mend its counts once it does: its campaign, and what it found of it."""
 
-    def __init__(self) -> None:
+    def __init__(self, operation: Operation) -> None:
+        self._operation = operation
         self._ids: list[Ids] = []
+        self._targets: list[Ids] = []  # of an operation with a key: each row's campaign and key
         self._found: list[npt.NDArray[np.int8]] = []
         self._accounts: list[npt.NDArray[np.int32]] = []
         self._names: dict[str, int] = {}
@@ -338,6 +333,8 @@ class _Late:
 
     def add(self, chunk: pd.DataFrame, batch: _Batch, numbering: Numbering) -> None:
         self._ids.append(campaign_ids(chunk[CAMPAIGN_ID]))
+        if self._operation.key is not None:
+            self._targets.append(target_ids(chunk, self._operation))
         found = np.full(batch.size, _SEND, dtype=np.int8)
         accounts = np.full(batch.size, -1, dtype=np.int32)
         at = {number: i for i, number in enumerate(numbering.span(batch.first - 1, batch.size))}
@@ -354,6 +351,12 @@ class _Late:
     def ids(self) -> Ids:
         return np.concatenate(self._ids) if self._ids else np.zeros(0, np.int64)
 
+    def targets(self) -> Ids:
+        """What must not be on two rows: each row's campaign (``ids``), or its target."""
+        if self._operation.key is None:
+            return self.ids()
+        return np.concatenate(self._targets) if self._targets else np.zeros(0, np.int64)
+
     def mend(self, survey: Survey, repeats: Repeats, numbering: Numbering) -> None:
         """The rows of ``repeats`` are invalid: ``survey``'s counts and first invalid rows as
         they would have been had they been known from the start."""
@@ -366,7 +369,7 @@ class _Late:
         shown = sorted({*self._errors, *heapq.nsmallest(SHOWN_INVALID, every)})[:SHOWN_INVALID]
         errors = {number: self._errors.get(number, "") for number in shown}
         for campaign, numbers in repeats.items():
-            why = repeated(campaign, numbers)
+            why = repeated(campaign, numbers, self._operation.key)
             for number in numbers:
                 at = position.get(number, number) - 1
                 if found[at] == _SEND:

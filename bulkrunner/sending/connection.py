@@ -26,7 +26,7 @@ from bulkrunner.config.accounts import Account
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.limits.limiter import Grant, SlidingWindowLimiter, WaitTooLong
 from bulkrunner.model import REAL_CLOCK, Answer, Clock, RunStats
-from bulkrunner.sending.retry import Next, Outage, Policy
+from bulkrunner.sending.retry import Final, Next, Outage, Policy
 
 if TYPE_CHECKING:  # a type only: aiohttp is imported by the commands that send
     from bulkrunner.sending.transport import Sender
@@ -104,9 +104,10 @@ class Connection:
             if held:
                 self.pool.release()
 
-    def after(self, answer: Answer, grant: Grant, attempt: int) -> Next:
-        """What follows ``answer`` (to try ``attempt``, granted ``grant``): the server's word
-        on its limits is taken, and a 429 holds the whole key back."""
+    def after(self, answer: Answer, grant: Grant, attempt: int, final: Final | None = None) -> Next:
+        """What follows ``answer`` (to try ``attempt``, granted ``grant``; ``final``: the
+        operation's word on a retryable answer): the server's word on its limits is taken, and
+        a 429 holds the whole key back."""
         stopped: WaitTooLong | None = None
         try:
             self.limiter.observe(
@@ -114,7 +115,8 @@ class Connection:
             )
         except WaitTooLong as wait:  # a budget that renews later than --max-wait
             stopped = wait
-        step = self.policy.after(answer, attempt, self.rng, self.outage, self.clock.monotonic())
+        now = self.clock.monotonic()
+        step = self.policy.after(answer, attempt, self.rng, self.outage, now, final)
         if stopped is not None:
             return Next(step.decision, stop=stopped)
         if step.pause:

@@ -43,6 +43,7 @@ async def simulated(
         campaigns=campaigns,
         faults=demo_faults(list(campaigns)) if faults else FaultPlan(),
         seeded_leads=DEMO_LEADS if leads and campaigns else 0,
+        named_leads=input_leads(config),
     )
     async with Simulator(simulated, clock=clock.monotonic, sleep=clock.sleep) as simulator:
         injected = " (with injected 429 and 503 answers)" if faults else ""
@@ -58,3 +59,30 @@ def demo_faults(campaign_ids: Sequence[int], seed: int = DEMO_SEED) -> FaultPlan
     chosen = random.Random(seed).sample(sorted(campaign_ids), count)
     scripted = {cid: ["429" if i % 2 == 0 else "503"] for i, cid in enumerate(chosen)}
     return FaultPlan(scripted=scripted, retry_after=2.0)
+
+
+def input_leads(config: RunConfig) -> dict[int, list[str]]:
+    """For an operation on leads named by address: each campaign's addresses in the input,
+    which the demo's campaigns hold (a real account would), so that the run finds them."""
+    from bulkrunner.config.run_config import for_config
+
+    operation = for_config(config)[0]
+    key = operation.key
+    if not operation.reads_leads or key is None or not config.input.is_file():
+        return {}
+    from bulkrunner.input.loading import open_input
+    from bulkrunner.input.validation import campaign_ids
+    from bulkrunner.operations.addresses import parse_address
+    from bulkrunner.operations.fields import CAMPAIGN_ID
+
+    found: dict[int, list[str]] = {}
+    source = open_input(config.input, operation=operation, keep=config.keep_columns)
+    if key not in source.columns:
+        return {}
+    for chunk in source.chunks(columns=[CAMPAIGN_ID, key]):
+        ids = campaign_ids(chunk[CAMPAIGN_ID]).tolist()
+        for campaign, cell in zip(ids, chunk[key].tolist(), strict=True):
+            address, error = parse_address(cell)
+            if campaign and address is not None and error is None:
+                found.setdefault(int(campaign), []).append(address)
+    return found

@@ -197,7 +197,7 @@ class Engine:
         grant, answer = tried
         group.in_flight = False
         group.http_status = answer.status
-        step = self.connection.after(answer, grant, group.attempts)
+        step = self.connection.after(answer, grant, group.attempts, self.operation.final)
         decision = step.decision
         group.error = decision.message
         if answer.outcome_unknown:
@@ -219,6 +219,8 @@ class Engine:
                         self._send.send_nowait(group)
             case Verdict.SUCCEEDED:
                 self._accepted(group, answer)
+            case Verdict.FAILED if done := self.operation.done(group.rows, answer):
+                self._finish(group, Status.SUCCEEDED, done)  # already as the rows ask
             case Verdict.FAILED:
                 self._finish(group, Status.FAILED, decision.message)
             case Verdict.ABORT:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import anyio
+
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
 from bulkrunner.limits.limiter import WaitTooLong
@@ -25,11 +27,13 @@ from bulkrunner.model import OUTCOME_UNKNOWN, Changes, Outcome, Row, RunStats, S
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.output.events import emit
 from bulkrunner.output.planning import Requests
+from bulkrunner.records.expected import UnreadableRecord
 from bulkrunner.sending.backups import Backup, adopt_applied, back_up, settle
 from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.engine import Engine, Judge, finished
 from bulkrunner.sending.interrupts import INTERRUPTED
-from bulkrunner.sending.plan import Plan, plan
+from bulkrunner.sending.lead_reads import read_leads
+from bulkrunner.sending.plan import Drift, Expected, Plan, plan
 from bulkrunner.sending.reads import Current, Listing, read_current
 from bulkrunner.sending.retry import too_long
 from bulkrunner.sending.verify import ReadBack, verify
@@ -58,6 +62,7 @@ class Pipeline:
     total: int = 0  # the rows this account sends in all the batches
     sending: Callable[[], None] = lambda: None  # told as the first rows are about to be sent
     planned: Callable[[Pipeline], None] | None = None  # told of each batch planned (``plan``)
+    drift: Drift | None = None  # writes only over what it expects (a rollback, a saved plan)
     listing: Listing = field(default_factory=Listing)
     rows: Sequence[Row] = ()
     plan: Plan | None = None
@@ -90,7 +95,8 @@ class Pipeline:
         self.rows, self.plan, self.engine, self.read_back = rows, None, None, {}
         first, self._first = self._first, False
         current = await self._read(rows, first)
-        planned = self.plan = self._plan(rows, current)
+        expected = await self._expected(rows) if current is not None else None
+        planned = self.plan = self._plan(rows, current, expected)
         read = current is not None
         del current  # the campaigns as read: planned, not needed by the backup or sending
         if self.planning:
@@ -107,7 +113,8 @@ class Pipeline:
         config, operation = self.config, self.operation
         if self.stats.aborted is not None or not rows:
             return None  # stopped between batches, or nothing to send: nothing is read
-        if not (config.skip_unchanged or not config.no_backup or self.planning):
+        needed = config.skip_unchanged or not config.no_backup or self.planning or self.drift
+        if not (needed or operation.reads_leads):  # a lead's id is always read
             if first:  # a read would cost a request of the budget for nothing
                 log.info(
                     "not reading the current settings: with --no-skip-unchanged and "
@@ -115,6 +122,8 @@ class Pipeline:
                 )
             return None
         try:
+            if operation.reads_leads:
+                return await read_leads(self.connection, rows, operation)
             return await read_current(
                 self.connection,
                 {row.campaign_id for row in rows},
@@ -134,7 +143,22 @@ class Pipeline:
             self.stop(reason)
         return None
 
-    def _plan(self, rows: Sequence[Row], current: Current | None) -> Plan:
+    async def _expected(self, rows: Sequence[Row]) -> Expected | None:
+        """What a run that writes only over what it expects (``drift``) expects of the rows'
+        campaigns, read from its file; None, and the run stopped, when it cannot be read."""
+        if self.drift is None or self.stats.aborted is not None:
+            return None
+        targets = {self.operation.target(row.campaign_id, row.payload) for row in rows}
+        try:
+            return await anyio.to_thread.run_sync(self.drift.expected, targets)
+        except UnreadableRecord as exc:
+            log.error("%srun aborted: %s; nothing was sent", self.whose, exc)
+            self.stop(f"run aborted: {exc}")
+            return None
+
+    def _plan(
+        self, rows: Sequence[Row], current: Current | None, expected: Expected | None
+    ) -> Plan:
         """Stage 2: which rows to send, and what each would change."""
         config = self.config
         planned = plan(
@@ -144,6 +168,8 @@ class Pipeline:
             require_backup=not config.no_backup,
             operation=self.operation,
             allow_irreversible=config.allow_irreversible,
+            drift=self.drift,
+            expected=expected,
         )
         self._say_planned(rows, planned, current)
         sent = planned.send
@@ -165,12 +191,17 @@ class Pipeline:
                 "%s already have every wanted value: not sent",
                 count(len(planned.unchanged) - earlier, "row"),
             )
-        if planned.refused:
+        drifted = len(planned.drifted) if self.drift is not None else 0
+        refused = len(planned.refused) - (0 if self.drift is None or self.drift.force else drifted)
+        if refused:
             log.warning(
                 "%s not sent: the campaign does not exist, could not be read, or its "
                 "state refuses the change or would not let a rollback undo it (see the report)",
-                count(len(planned.refused), "row"),
+                count(refused, "row"),
             )
+        if drifted and not self.planning:
+            assert self.drift is not None
+            self.drift.say(planned.drifted, self.whose)
 
     def _record_known(self, rows: Sequence[Row], planned: Plan) -> None:
         """Stage 3: the rows that end without being sent (unchanged, refused) are recorded."""
@@ -227,7 +258,8 @@ class Pipeline:
     def _recorded(self, row: Row, outcome: Outcome) -> None:
         if self.record is not None:
             planned = self.plan.changes.get(row.number) if self.plan is not None else None
-            self.record(row, outcome, planned)
+            given = self.plan.given.get(row.number, row) if self.plan is not None else row
+            self.record(given, outcome, planned)  # journaled as the input has it (--resume)
 
     async def _verify(self) -> None:
         """Stage 6: read back the rows applied (with --verify), and those the answer that
@@ -249,7 +281,9 @@ class Pipeline:
                 or (verifying and done[row.number].status is Status.SUCCEEDED)
             ]
             if verifying:
-                log.info("verifying %s by reading them back", count(len(chosen), "row"))
+                leads = operation.key is not None or operation.identity is not None
+                noun = "lead" if leads else "campaign"
+                log.info("verifying %s by reading them back", count(len(chosen), noun))
             found = await verify(self.connection, chosen, operation, seen) if chosen else {}
             for row in chosen:
                 if row.number in found:
@@ -362,13 +396,5 @@ class Pipeline:
             log.info("%s", note)
 
     def reads_later(self, rows: int) -> int:
-        """The reads of ``rows`` rows of batches not yet read: one for each campaign the
-        account's list did not show (none when it reads no current state); of an operation
-        read a page at a time, a page at least for each campaign of the run not read yet."""
-        listing = self.listing
-        if rows and self.operation.paged is not None and listing.wanted is not None:
-            read = len(listing.pages) + len(listing.gone)
-            return max(0, len(listing.wanted) - read) if self.wire.read_first else 0
-        if not rows or self.config.no_backup or listing.campaigns is None:
-            return 0
-        return max(0, rows - len(listing.campaigns))
+        """The reads of ``rows`` rows of batches not yet read (``Listing.later``)."""
+        return self.listing.later(rows, self.operation, self.wire.read_first, self.config.no_backup)

@@ -54,6 +54,21 @@ class Listing:
     pages: dict[int, Mapping[str, Any]] = field(default_factory=dict)
     gone: set[int] = field(default_factory=set)  # campaigns whose pages answered 404
 
+    def later(self, rows: int, operation: Operation, read_first: bool, no_backup: bool) -> int:
+        """The reads of ``rows`` rows of batches not yet read: one for each campaign the
+        account's list did not show (none when it reads no current state); of an operation
+        read a page at a time, a page at least for each campaign of the run not read yet; for
+        an operation that reads leads by address, one a row at most (``lead_reads``: fewer
+        where pages are cheaper)."""
+        if operation.reads_leads:
+            return rows
+        if rows and operation.paged is not None and self.wanted is not None:
+            read = len(self.pages) + len(self.gone)
+            return max(0, len(self.wanted) - read) if read_first else 0
+        if not rows or no_backup or self.campaigns is None:
+            return 0
+        return max(0, rows - len(self.campaigns))
+
 
 async def read_current(
     connection: Connection,

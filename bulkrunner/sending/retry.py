@@ -1,13 +1,19 @@
 """The retry policy of every request, as pure functions: what an answer means, and what follows it.
 
-    classify(answer)                                   -> Decision(verdict, message)
-    retry_delay(attempt, retry_after, rng)             -> seconds
-    Outage(timeout, start).reached(now, wait)          -> seconds of only retryable errors
-    Policy(...).after(answer, attempt, rng, outage, now) -> Next(decision, delay | stop, pause)
+    classify(answer, final)                        -> Decision(verdict, message)
+    retry_delay(attempt, retry_after, rng)         -> seconds
+    Outage(timeout, start).reached(now, wait)      -> seconds of only retryable errors
+    Policy(...).after(answer, attempt, rng, outage, now, final)
+                                                   -> Next(decision, delay | stop, pause)
 
 No I/O: every request of a run (its writes, the reads before sending, ``--verify``'s read-backs,
 ``export``'s reads) goes through one account's ``Connection``, which applies this policy with
 the times of the run's clock; tests check it with tables.
+
+``final`` is a write's operation's word on an answer the policy would retry
+(``Operation.final``): a 500 that names a condition no retry changes (a lead on its last
+sequence step cannot be resumed) is a failure, for that reason. It is matched on what the
+answer says, never on its status alone: any other 500 is retried as ever.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import enum
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bulkrunner.errors import Unavailable
@@ -42,8 +49,13 @@ class Decision:
     message: str  # "" on success
 
 
-def classify(answer: Answer) -> Decision:
-    """Decide what ``answer`` means for its row and for the run."""
+Final = Callable[[Answer], str]
+"""Why an answer the policy would retry is final for the write it answers ("" when it is not)."""
+
+
+def classify(answer: Answer, final: Final | None = None) -> Decision:
+    """Decide what ``answer`` means for its row and for the run; ``final`` may say that a
+    retryable answer is final for its write (then it is a failure, for the reason it gives)."""
     status = answer.status
     if status is None:
         return Decision(Verdict.RETRY, answer.transport_error or "no answer")
@@ -54,6 +66,9 @@ def classify(answer: Answer) -> Decision:
     if 300 <= status < 400:
         return Decision(Verdict.FAILED, redirected(answer))
     if status in RETRYABLE_STATUSES:
+        reason = final(answer) if final is not None else ""
+        if reason:
+            return Decision(Verdict.FAILED, reason)
         return Decision(Verdict.RETRY, _describe(answer))
     if status in ABORT_STATUSES:
         return Decision(Verdict.ABORT, _describe(answer))
@@ -138,10 +153,17 @@ class Policy:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
 
     def after(
-        self, answer: Answer, attempt: int, rng: random.Random, outage: Outage, now: float
+        self,
+        answer: Answer,
+        attempt: int,
+        rng: random.Random,
+        outage: Outage,
+        now: float,
+        final: Final | None = None,
     ) -> Next:
-        """What follows ``answer``, the answer to try number ``attempt``, at ``now``."""
-        decision = classify(answer)
+        """What follows ``answer``, the answer to try number ``attempt``, at ``now`` (``final``:
+        the operation's word on an answer that would be retried, see ``classify``)."""
+        decision = classify(answer, final)
         outage.answered(decision.verdict, now)
         if decision.verdict is not Verdict.RETRY:
             return Next(decision)

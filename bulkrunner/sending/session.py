@@ -30,7 +30,7 @@ from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import REAL_CLOCK, Changes, Clock, Outcome, Row, RunStats
 from bulkrunner.operations.base import Operation, Wire
-from bulkrunner.operations.lead_answers import LeadCapacity
+from bulkrunner.operations.lead_uploads import LeadCapacity
 from bulkrunner.operations.refusals import EnumRefusals, ShapeRefusals
 from bulkrunner.output.hints import other_option_command, vocabulary_command
 from bulkrunner.records.journal import finish_times
@@ -38,6 +38,7 @@ from bulkrunner.sending.backups import Backup, rollback_hint
 from bulkrunner.sending.connection import connect
 from bulkrunner.sending.interrupts import run_gracefully
 from bulkrunner.sending.pipeline import Pipeline, Record
+from bulkrunner.sending.plan import Drift
 from bulkrunner.sending.reads import Listing
 from bulkrunner.sending.watching import watch
 
@@ -60,6 +61,7 @@ class Session:
     wire: Wire | None = None
     planning: bool = False  # only read the current state and plan (``bulkrunner plan``)
     planned: Callable[[Pipeline], None] | None = None  # told of each account's batch planned
+    drift: Drift | None = None  # writes only over what it expects (a rollback, a saved plan)
     record: Record | None = None
     on_batch: BatchHook | None = None
     totals: Mapping[str, int] = field(default_factory=dict)  # rows to send, by account
@@ -145,6 +147,7 @@ class Session:
                     judge=refusals(self.config),
                     planning=self.planning,
                     planned=self.planned,
+                    drift=self.drift,
                     total=self.totals.get(name, 0),
                     sending=self._sending,
                     listing=Listing(self.wanted or None),

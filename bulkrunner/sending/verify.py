@@ -16,12 +16,14 @@ from typing import Any
 
 import anyio
 
-from bulkrunner.errors import Unavailable
+from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
 from bulkrunner.limits.limiter import WaitTooLong
 from bulkrunner.model import Row, count
 from bulkrunner.operations.base import Operation
+from bulkrunner.operations.lead_answers import UNREAD
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.sending.connection import Connection
+from bulkrunner.sending.lead_reads import read_leads
 from bulkrunner.sending.pages import read_pages
 from bulkrunner.sending.reads import detail_list, empty, not_the_campaign, one_campaign
 from bulkrunner.sending.retry import Verdict, classify, too_long
@@ -48,6 +50,8 @@ async def verify(
     """Read each row's campaign back, once for all its rows (and its detail, if the operation
     has one; every page of it, if paged), by row number; the campaigns as read go to ``seen``.
     A wait longer than --max-wait, or an outage, leaves the rows not yet read back unread."""
+    if operation.reads_leads:
+        return await _read_leads_back(connection, rows, operation)
     found: dict[int, ReadBack] = {}
     by_campaign: dict[int, list[Row]] = {}
     for row in rows:
@@ -120,7 +124,38 @@ async def _read_campaign(
     return campaign, ""
 
 
+async def _read_leads_back(
+    connection: Connection, rows: Sequence[Row], operation: Operation
+) -> dict[int, ReadBack]:
+    """The rows' leads read back together, as the read stage reads them (``lead_reads``)."""
+    connection.phase()
+    try:
+        current = await read_leads(connection, rows, operation)
+    except (WaitTooLong, Unavailable, KeyRejected, Unreachable) as stop:
+        reason = (
+            too_long(stop, connection.policy.max_wait)
+            if isinstance(stop, WaitTooLong)
+            else str(stop)
+        )
+        return {row.number: ReadBack(None, reason) for row in rows}
+    found: dict[int, ReadBack] = {}
+    for row in rows:
+        campaign = current.campaigns.get(row.campaign_id)
+        if campaign is None:
+            why = current.unreadable.get(row.campaign_id, "the campaign was not found (404)")
+            found[row.number] = ReadBack(None, why)
+        else:
+            found[row.number] = _compared(row, campaign, operation)
+    return found
+
+
 def _compared(row: Row, campaign: Mapping[str, Any], operation: Operation) -> ReadBack:
-    """Whether ``campaign`` as read holds what ``row`` sent."""
+    """Whether ``campaign`` as read back holds what ``row`` sent."""
+    if not operation.readable(campaign):
+        return ReadBack(None, empty(operation))
+    unread = campaign.get(UNREAD)
+    address = row.payload.get(operation.key) if operation.key is not None else None
+    if isinstance(unread, Mapping) and address in unread:
+        return ReadBack(None, f"its lead could not be read ({unread[address]})")
     differ = operation.changes(row.payload, campaign)
     return MATCHES if not differ else ReadBack(False, operation.mismatch(differ))

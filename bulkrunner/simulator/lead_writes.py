@@ -120,6 +120,14 @@ class Leads:
                 lead = self.store.lead(email, values, custom, unsubscribed=key in self.unsubscribed)
                 status = seed_status(campaign_id, position)
                 self.store.join(campaign_id, lead, status, last_step=key in self.last_step)
+        for campaign_id, emails in sorted(self.config.named_leads.items()):
+            for position, email in enumerate(emails):
+                key = address_key(email)
+                if self.store.member(campaign_id, email) is not None:
+                    continue
+                lead = self.store.lead(email, unsubscribed=key in self.unsubscribed)
+                status = seed_status(campaign_id, position)
+                self.store.join(campaign_id, lead, status, last_step=key in self.last_step)
         self.store.seeded = True
 
     # --- uploading ---------------------------------------------------------------------------

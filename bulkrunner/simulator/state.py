@@ -55,6 +55,9 @@ class SimulatorConfig:
     # Leads each campaign starts with: a number for every campaign of ``campaigns``, or
     # campaign -> number. Computed from the campaign's id and the lead's position.
     seeded_leads: int | Mapping[int, int] = 0
+    # Leads each campaign starts with, by address (after the seeded ones): campaign ->
+    # addresses, each STARTED or, one in seven, PAUSED, as seeded leads are.
+    named_leads: Mapping[int, Collection[str]] = field(default_factory=dict)
     # Addresses ("a@x.com") and domains ("x.com" or "@x.com") refused unless an upload says
     # ignore_global_block_list: the global list blocks in every campaign, a client's list only
     # in the campaigns whose client_id is that client.

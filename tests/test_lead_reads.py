@@ -1,0 +1,261 @@
+"""Finding each row's lead by address (``sending/lead_reads``): a lookup an address, or a
+campaign's leads page by page, whichever costs fewer reads, chosen by count; and the answers'
+forms (``operations/lead_answers``). On a fake clock, against a sender that answers from an
+account held in memory and records every path it is asked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from bulkrunner.errors import KeyRejected, Unreachable
+from bulkrunner.model import Answer, Row
+from bulkrunner.operations.base import Request
+from bulkrunner.operations.lead_answers import (
+    LEADS,
+    UNREAD,
+    Found,
+    LeadState,
+    lookup_path,
+    parse_found,
+    parse_page,
+)
+from bulkrunner.operations.lead_status import LEAD_STATUS
+from bulkrunner.sending.lead_reads import read_leads
+from tests.fakes import FakeClock, connection
+
+
+class Account:
+    """Leads by campaign, in order: ``{campaign: [(address, status), ...]}``; it answers a
+    page of a campaign's leads and a lookup by address as SmartLead does (``with_campaigns``:
+    whether a lookup shows the campaigns holding the lead), and records every path read."""
+
+    def __init__(
+        self,
+        campaigns: Mapping[int, list[tuple[str, str]]],
+        *,
+        with_campaigns: bool = True,
+        failing: Mapping[str, Answer] | None = None,
+    ) -> None:
+        self.campaigns = campaigns
+        self.with_campaigns = with_campaigns
+        self.failing = dict(failing or {})
+        self.ids = {
+            email: 100 + n
+            for n, email in enumerate(
+                dict.fromkeys(e for leads in campaigns.values() for e, _ in leads)
+            )
+        }
+        self.paths: list[str] = []
+
+    async def send(self, request: Request) -> Answer:
+        raise AssertionError("nothing is written while reading")
+
+    async def get_campaign(self, campaign_id: int) -> Answer:
+        raise AssertionError("a lead operation reads no campaign")
+
+    async def list_campaigns(self) -> Answer:
+        raise AssertionError("a lead operation reads no list of campaigns")
+
+    async def read(self, path: str) -> Answer:
+        await asyncio.sleep(0)
+        self.paths.append(path)
+        for part, answer in self.failing.items():
+            if part in path:
+                return answer
+        parts = urlsplit(path)
+        query = {name: values[0] for name, values in parse_qs(parts.query).items()}
+        if parts.path.startswith("/campaigns/"):
+            return self._page(int(parts.path.split("/")[2]), query)
+        return self._lookup(query["email"])
+
+    def _page(self, campaign: int, query: Mapping[str, str]) -> Answer:
+        if campaign not in self.campaigns:
+            return Answer(404, '{"error": "Campaign not found"}')
+        leads = self.campaigns[campaign]
+        offset, limit = int(query["offset"]), int(query["limit"])
+        data = [
+            {"campaign_lead_map_id": 9, "status": status, "lead": {"id": self.ids[e], "email": e}}
+            for e, status in leads[offset : offset + limit]
+        ]
+        return Answer(200, json.dumps({"total_leads": str(len(leads)), "data": data}))
+
+    def _lookup(self, email: str) -> Answer:
+        if email not in self.ids:
+            return Answer(200, "{}")
+        found: dict[str, Any] = {"id": self.ids[email], "email": email}
+        if self.with_campaigns:
+            found["lead_campaign_data"] = [
+                {"campaign_id": c, "status": s}
+                for c, leads in self.campaigns.items()
+                for e, s in leads
+                if e == email
+            ]
+        return Answer(200, json.dumps(found))
+
+    @property
+    def pages(self) -> list[str]:
+        return [path for path in self.paths if path.startswith("/campaigns/")]
+
+    @property
+    def lookups(self) -> list[str]:
+        return [path for path in self.paths if path.startswith("/leads/")]
+
+
+def many(campaign: int, count: int, status: str = "STARTED") -> list[tuple[str, str]]:
+    return [(f"lead{n}.{campaign}@x.example.com", status) for n in range(count)]
+
+
+def rows(campaign: int, *emails: str, first: int = 1) -> list[Row]:
+    return [
+        Row(first + n, campaign, {"email": email, "action": "pause"})
+        for n, email in enumerate(emails)
+    ]
+
+
+async def found(account: Account, wanted: list[Row], **policy: Any) -> Any:
+    reading = connection(account, FakeClock(), **policy)
+    current = await read_leads(reading, wanted, LEAD_STATUS)
+    return current, reading.stats.reads
+
+
+async def test_a_campaign_with_one_row_is_looked_up_by_address() -> None:
+    account = Account({5: many(5, 1000)})
+    current, reads = await found(account, rows(5, "lead700.5@x.example.com"))
+    assert (account.pages, reads) == ([], 1)
+    assert account.lookups == [lookup_path("lead700.5@x.example.com")]
+    assert current.campaigns[5][LEADS] == {"lead700.5@x.example.com": LeadState(800, "STARTED")}
+
+
+async def test_a_small_campaign_with_many_rows_is_read_in_its_pages() -> None:
+    account = Account({5: many(5, 250)})
+    wanted = rows(5, *(f"lead{n}.5@x.example.com" for n in range(0, 250, 5)))  # 50 rows
+    current, reads = await found(account, wanted)
+    assert (len(account.pages), account.lookups, reads) == (3, [], 3)  # not 50 lookups
+    assert len(current.campaigns[5][LEADS]) == 50
+
+
+async def test_a_few_rows_of_a_large_campaign_are_looked_up_after_its_first_page() -> None:
+    """Three rows of a campaign of 10,000 leads: its first page says how many it holds, and
+    three lookups cost less than 99 more pages."""
+    account = Account({5: many(5, 10_000)})
+    wanted = rows(
+        5, "lead0.5@x.example.com", "lead5000.5@x.example.com", "lead9999.5@x.example.com"
+    )
+    current, reads = await found(account, wanted)
+    assert len(account.pages) == 1  # the first, which holds lead0
+    assert sorted(account.lookups) == sorted(
+        lookup_path(e) for e in ("lead5000.5@x.example.com", "lead9999.5@x.example.com")
+    )
+    assert reads == 3
+    assert set(current.campaigns[5][LEADS]) == {row.payload["email"] for row in wanted}
+
+
+async def test_an_address_asked_of_several_campaigns_is_looked_up_once() -> None:
+    shared = "both@x.example.com"
+    account = Account({5: [(shared, "PAUSED")], 6: [(shared, "STARTED")], 7: []})
+    wanted = [*rows(5, shared), *rows(6, shared, first=2), *rows(7, shared, first=3)]
+    current, reads = await found(account, wanted)
+    assert (account.lookups, reads) == ([lookup_path(shared)], 1)
+    assert current.campaigns[5][LEADS] == {shared: LeadState(100, "PAUSED")}
+    assert current.campaigns[6][LEADS] == {shared: LeadState(100, "STARTED")}
+    assert current.campaigns[7][LEADS] == {}  # not in it: its row is refused
+
+
+async def test_a_lookup_that_does_not_show_the_campaigns_sends_the_campaign_to_paging() -> None:
+    account = Account({5: many(5, 150)}, with_campaigns=False)
+    current, _ = await found(account, rows(5, "lead120.5@x.example.com"))
+    assert len(account.lookups) == 1
+    assert len(account.pages) == 2  # then the campaign, whole
+    assert current.campaigns[5][LEADS] == {"lead120.5@x.example.com": LeadState(220, "STARTED")}
+    assert current.campaigns[5][UNREAD] == {}
+
+
+async def test_a_missing_campaign_and_one_that_cannot_be_read() -> None:
+    failing = {"/campaigns/6/": Answer(400, '{"error": "bad page"}')}
+    account = Account({5: many(5, 3), 6: many(6, 3)}, failing=failing)
+    wanted = [
+        *rows(4, "a@x.example.com", "b@x.example.com"),
+        *rows(6, "c@x.example.com", "d@x.example.com", first=3),
+    ]
+    current, _ = await found(account, wanted)
+    assert current.missing == {4}
+    assert current.unreadable == {6: "its leads could not be read (HTTP 400: bad page)"}
+    assert current.campaigns == {}
+
+
+async def test_a_lookup_that_keeps_failing_leaves_only_its_lead_unread() -> None:
+    failing = {"/leads/": Answer(503, "down")}
+    account = Account({5: many(5, 3)}, failing=failing)
+    current, reads = await found(account, rows(5, "lead1.5@x.example.com"), max_attempts=2)
+    assert reads == 2  # retried as every read is
+    assert current.campaigns[5][UNREAD] == {"lead1.5@x.example.com": "HTTP 503: down"}
+    refusal = LEAD_STATUS.refuse(
+        {"email": "lead1.5@x.example.com", "action": "pause"}, current.campaigns[5]
+    )
+    assert refusal == "the lead with this address could not be read (HTTP 503: down)"
+
+
+async def test_a_rejected_key_and_a_refused_connection_stop_the_reads() -> None:
+    with pytest.raises(KeyRejected):
+        await found(
+            Account({}, failing={"/": Answer(401, "Invalid API Key")}), rows(5, "a@x.example.com")
+        )
+    refused = Answer(None, transport_error="cannot connect: connection refused", refused=True)
+    with pytest.raises(Unreachable, match="is the base URL right"):
+        await found(Account({}, failing={"/": refused}), rows(5, "a@x.example.com"))
+
+
+# --- the answers' forms ---------------------------------------------------------------------
+
+
+def test_a_page_is_read_in_the_forms_it_comes_in() -> None:
+    body = {
+        "total_leads": "2",
+        "data": [
+            {"status": "paused", "lead": {"id": "7", "email": "A@X.com"}},
+            {"status": "STARTED", "id": 8, "email": "b@x.com"},  # flat
+            {"status": "STARTED", "lead": {"email": "no-id@x.com"}},  # no id: left out
+            "junk",
+        ],
+    }
+    page = parse_page(json.dumps(body))
+    assert page is not None
+    assert page.total == 2
+    assert page.leads == {"a@x.com": LeadState(7, "PAUSED"), "b@x.com": LeadState(8, "STARTED")}
+    assert parse_page('{"data": []}') is not None
+    assert parse_page("[]") is None
+    assert parse_page("not json") is None
+
+
+@pytest.mark.parametrize(
+    ("body", "lead"),
+    [
+        ("{}", Found(None, {})),
+        ("[]", Found(None, {})),
+        ('{"data": {}}', Found(None, {})),
+        ('{"id": 5, "email": "a@x.com"}', Found(5, None)),
+        ('{"data": {"id": "5", "lead_campaign_data": []}}', Found(5, {})),
+        (
+            '{"id": 5, "lead_campaign_data": [{"campaign_id": 9, "status": "paused"}, {"x": 1}]}',
+            Found(5, {9: "PAUSED"}),
+        ),
+        ('{"id": 5, "lead_campaign_data": [{"campaign_id": "9"}]}', Found(5, {9: None})),
+        ('[{"id": 5, "lead_campaign_data": []}]', Found(5, {})),
+        ('{"id": "abc"}', None),
+        ("nonsense", None),
+    ],
+)
+def test_a_lead_found_by_address_is_read_in_the_forms_it_comes_in(
+    body: str, lead: Found | None
+) -> None:
+    assert parse_found(body) == lead
+
+
+def test_an_address_is_encoded_in_the_lookup() -> None:
+    assert lookup_path("a+tag@x.com") == "/leads/?email=a%2Btag@x.com"
