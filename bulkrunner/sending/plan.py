@@ -187,7 +187,7 @@ def plan(
         if lost:
             result.irreversible[row.number] = lost
         result.changes[row.number] = Changes(found)  # compact: one is held per row sent
-        if skip and campaign is not None and not found:
+        if (skip or not operation.resent) and campaign is not None and not found:
             result.unchanged[row.number] = Outcome(Status.UNCHANGED)
             continue
         payload = operation.resolve(row.payload, campaign)

@@ -47,7 +47,7 @@ from bulkrunner.simulator import (
 from bulkrunner.simulator.campaigns import Campaigns
 from bulkrunner.simulator.faults import FAULT_KINDS
 from tests.fakes import make_rows, target
-from tests.realtime import JITTER
+from tests.realtime import JITTER, figures, line_count, wait_for_lines_or_exit
 
 KEY = "fault-suite-key"
 
@@ -86,10 +86,6 @@ def rate_limited(state: SimulatorState) -> int:
 def describe(faults: Counter[str]) -> str:
     kinds = ", ".join(f"{kind} {n}" for kind, n in faults.items() if n)
     return f"{sum(faults.values())} ({kinds})"
-
-
-def figures(title: str, values: Mapping[str, object]) -> str:
-    return f"{title}: " + ", ".join(f"{name} {value}" for name, value in values.items())
 
 
 # --- 1. many rows under mixed faults ---------------------------------------------------------
@@ -246,10 +242,6 @@ def write_plan(path: Path, count: int, first_id: int) -> list[tuple[int, int]]:
     return plan
 
 
-def line_count(path: Path) -> int:
-    return len(path.read_text().splitlines()) if path.exists() else 0
-
-
 def journaled_successes(path: Path) -> set[int]:
     """The campaigns a journal records as succeeded (a torn last line is skipped)."""
     campaigns: set[int] = set()
@@ -259,17 +251,6 @@ def journaled_successes(path: Path) -> set[int]:
             if entry.get("status") == "succeeded":
                 campaigns.add(int(entry["campaign_id"]))
     return campaigns
-
-
-def wait_for_lines_or_exit(
-    path: Path, count: int, process: subprocess.Popen[bytes], timeout: float = 60
-) -> None:
-    """Until ``path`` has ``count`` lines or the process has ended (it may finish first)."""
-    deadline = time.monotonic() + timeout
-    while line_count(path) < count and process.poll() is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} never reached {count} lines")
-        time.sleep(0.005)
 
 
 @pytest.mark.slow

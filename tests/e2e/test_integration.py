@@ -150,7 +150,7 @@ def test_the_readme_demo_command_runs_end_to_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("job", ["schedule", "status", "email_accounts", "lead_status"])
+@pytest.mark.parametrize("job", ["schedule", "status", "email_accounts", "leads", "lead_status"])
 def test_the_sample_job_of_each_operation_runs_on_the_simulator(tmp_path: Path, job: str) -> None:
     """`bulkrunner run jobs/campaign_<operation>.toml --simulate`: every row accounted for,
     none failed (a sample row already as wanted is ``unchanged``)."""

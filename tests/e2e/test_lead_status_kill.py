@@ -12,7 +12,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 from bulkrunner.config.paths import journal_path
 from bulkrunner.model import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
-from tests.realtime import JITTER
+from tests.realtime import JITTER, line_count, wait_for_lines_or_exit
 
 KEY = "sk-lead-kill-SENTINEL-88"
 RATE = Rate(25, 0.5)  # 50 requests a second: a kill lands well before a run's end
@@ -31,17 +30,6 @@ FAULTS = FaultPlan(
 )
 CAMPAIGNS = (301, 302, 303, 304)
 LEADS = 12  # a campaign's leads: its rows
-
-
-def line_count(path: Path) -> int:
-    return len(path.read_text().splitlines()) if path.exists() else 0
-
-
-def wait_for_lines_or_exit(path: Path, count: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while line_count(path) < count and process.poll() is None:
-        assert time.monotonic() < deadline, f"{path} never reached {count} lines"
-        time.sleep(0.005)
 
 
 @pytest.mark.slow

@@ -57,6 +57,12 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "heartbeat_env": ('"TEST_WEBHOOK"', "TEST_WEBHOOK"),
     "verbose": ("true", True),
     "resume": ("true", True),
+    "ignore_global_block_list": ("true", True),
+    "ignore_unsubscribe_list": ("true", True),
+    "ignore_duplicate_leads_in_other_campaign": ("true", True),
+    "leads_per_request": ("400", 400),
+    "suppress": ('"suppressed.csv"', None),
+    "campaign_id": ("[5, 6]", (5, 6)),
 }
 
 
@@ -139,7 +145,8 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
 ) -> None:
     shown = help_of(command, capsys)
     # each command that takes it lists every operation
-    assert "--operation {settings,schedule,status,email-accounts,lead-status}" in shown
+    shown_ops = "--operation {settings,schedule,status,email-accounts,leads,lead-status}"
+    assert shown_ops in shown
     for each in OPTIONS:
         long_flag = each.flags[-1]
         if command in each.commands:
@@ -248,7 +255,7 @@ def test_flags_outside_their_choices_or_commands_are_usage_errors(
         (
             'operation = "pause"',
             "option 'operation' must be one of settings, schedule, status, "
-            "email-accounts, lead-status, got 'pause'",
+            "email-accounts, leads, lead-status, got 'pause'",
         ),
         (
             'schedule-shape = "round"',

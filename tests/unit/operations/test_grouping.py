@@ -44,14 +44,14 @@ class Bulk(Settings):
 
     size = 3
 
-    def groups(self, rows: Sequence[Row]) -> list[Sequence[Row]]:
+    def groups(self, rows: Sequence[Row], wire: Wire) -> list[Sequence[Row]]:
         return [rows[at : at + self.size] for at in range(0, len(rows), self.size)]
 
     def group_requests(self, rows: Sequence[Row], wire: Wire) -> list[Request]:
         body = {"campaigns": [{"id": row.campaign_id, **row.payload} for row in rows]}
         return [Request("POST", PATH, body)]
 
-    def attribute(self, rows: Sequence[Row], answer: Answer) -> Mapping[int, str]:
+    def attribute(self, rows: Sequence[Row], answer: Answer, wire: Wire) -> Mapping[int, str]:
         results = (parse_json(answer.body) or {}).get("results", {})
         said = {row.number: results.get(str(row.campaign_id)) for row in rows}
         return {n: "" if r == "ok" else r for n, r in said.items() if r is not None}
