@@ -23,9 +23,9 @@ from pathlib import Path
 from bulkrunner.errors import UsageError
 from bulkrunner.input.files import encoding_of, not_text
 from bulkrunner.model import Status, count
+from bulkrunner.operations.addresses import address_key, is_address
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.fields import column_key
-from bulkrunner.operations.leads import address_key, is_address
 
 log = logging.getLogger("bulkrunner")
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bulkrunner.model import Answer, Change, Row
+from bulkrunner.operations.addresses import address_key, is_address
 from bulkrunner.operations.base import Operation, Request, Said, Undo, Wire
 from bulkrunner.operations.cells import quoted
 from bulkrunner.operations.fields import UPLOAD_SETTINGS, Field
@@ -54,30 +54,6 @@ _PLAIN_ADDRESS = (
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,40}[A-Za-z0-9])?\.){1,4}[A-Za-z]{2,20}"
 )
 _TEXT = r"(?s)\S.*"  # text that starts with no space: as written (``parse_text``)
-_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
-_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
-
-
-def address_key(email: str) -> str:
-    """How SmartLead compares addresses: without surrounding spaces, in lower case."""
-    return email.strip().lower()
-
-
-def is_address(email: str) -> bool:
-    """Whether ``email`` (surrounding spaces aside) is an address SmartLead takes: one ``@``, an
-    ASCII local part without leading, trailing or doubled dots, a dotted domain whose last
-    label is letters."""
-    local, at, domain = email.strip().rpartition("@")
-    return (
-        bool(at)
-        and len(local) <= 64
-        and len(local) + len(domain) < 254
-        and _LOCAL.fullmatch(local) is not None
-        and not local.startswith(".")
-        and not local.endswith(".")
-        and ".." not in local
-        and _DOMAIN.fullmatch(domain) is not None
-    )
 
 
 def parse_email(cell: Any) -> tuple[str | None, str | None]:

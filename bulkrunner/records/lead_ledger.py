@@ -29,9 +29,10 @@ import pyarrow.parquet as pq
 from bulkrunner.config.paths import replace_atomically
 from bulkrunner.config.redaction import redact
 from bulkrunner.model import OUTCOME_UNKNOWN, Change, Changes, Outcome, Row, Status
+from bulkrunner.operations.addresses import address_key
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
 from bulkrunner.operations.lead_removal import LEAD_ID, LEAD_REMOVAL
-from bulkrunner.operations.leads import EMAIL, address_key, leads_of
+from bulkrunner.operations.leads import EMAIL, leads_of
 from bulkrunner.records.backup import OPERATION_KEY, BackupError
 
 Key = tuple[int, str]  # a lead of the ledger: its campaign, its address as compared
