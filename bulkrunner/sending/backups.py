@@ -10,11 +10,11 @@ requests are not held up meanwhile. A run that continues an interrupted one (``-
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -29,6 +29,7 @@ from bulkrunner.records.journal import APPLIED_EARLIER
 from bulkrunner.sending.plan import Plan
 
 log = logging.getLogger("bulkrunner")
+T = TypeVar("T")
 
 
 @dataclass
@@ -68,21 +69,10 @@ async def back_up(
     }
     whose = f"account {account}: " if account is not None else ""
     noun = "campaign" if operation.key is None else "lead"  # what a row of the backup restores
-    async with backup.lock:
-        write = partial(
-            record_backup,
-            backup.path,
-            by_campaign,
-            keep=backup.keep or backup.started,
-            account=account,
-            operation=operation,
-        )
-        try:
-            recorded = await anyio.to_thread.run_sync(write)
-        except BackupError as exc:
-            log.error("%srun aborted: %s; nothing was sent", whose, exc)
-            return f"run aborted: {exc}"
-        backup.started = True
+    write = partial(record_backup, backup.path, by_campaign, account=account, operation=operation)
+    recorded, aborted = await _written(backup, write, whose)
+    if recorded is None:
+        return aborted
     if recorded.unknown:
         log.warning(
             "%s about to change: no readable current value to back up",
@@ -112,6 +102,21 @@ async def back_up(
     return None
 
 
+async def _written(backup: Backup, write: Callable[..., T], whose: str) -> tuple[T | None, str]:
+    """``write(keep=...)`` of the backup, one batch at a time (the ledger kept once a batch
+    started it): what it recorded, or None and why the run stops, nothing sent."""
+    async with backup.lock:
+        try:
+            recorded = await anyio.to_thread.run_sync(
+                partial(write, keep=backup.keep or backup.started)
+            )
+        except BackupError as exc:
+            log.error("%srun aborted: %s; nothing was sent", whose, exc)
+            return None, f"run aborted: {exc}"
+        backup.started = True
+    return recorded, ""
+
+
 async def _record_leads(
     backup: Backup, planned: Plan, account: str | None, first: bool, rollback: str
 ) -> str | None:
@@ -119,20 +124,10 @@ async def _record_leads(
     campaign was read as not holding, so that a rollback never removes a lead that was there."""
     whose = f"account {account}: " if account is not None else ""
     adding = [row for row in planned.send if planned.changes.get(row.number)]
-    async with backup.lock:
-        write = partial(
-            lead_ledger.record_intended,
-            backup.path,
-            adding,
-            keep=backup.keep or backup.started,
-            account=account,
-        )
-        try:
-            recorded = await anyio.to_thread.run_sync(write)
-        except BackupError as exc:
-            log.error("%srun aborted: %s; nothing was sent", whose, exc)
-            return f"run aborted: {exc}"
-        backup.started = True
+    write = partial(lead_ledger.record_intended, backup.path, adding, account=account)
+    recorded, aborted = await _written(backup, write, whose)
+    if recorded is None:
+        return aborted
     log.info(
         "%sbackup of the %s about to be added (%d in all)%s: %s",
         whose,
