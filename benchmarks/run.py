@@ -64,6 +64,9 @@ class Sizes:
     job_rows: int = 40
     ledger_rows: int = 10_000
     retry_after: float = 30.0
+    lead_rows: int = 100_000  # the leads scenarios (benchmarks/leads.py)
+    lead_rate: Rate = Rate(10, 2)  # noqa: RUF009 (a frozen value)
+    lead_dry_rows: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ SMOKE = Sizes(
     job_rows=5,
     ledger_rows=1_500,
     retry_after=1.0,
+    lead_rows=8_000,
+    lead_rate=Rate(100, 1),
+    lead_dry_rows=20_000,
 )
 
 
@@ -691,6 +697,18 @@ def ledger_cost(sizes: Sizes, work: Path) -> dict[str, float]:
     return figures
 
 
+def leads(sizes: Sizes, work: Path) -> dict[str, float]:
+    from benchmarks.leads import leads as scenario  # (it imports this module)
+
+    return scenario(sizes, work)
+
+
+def leads_dry_run(sizes: Sizes, work: Path) -> dict[str, float]:
+    from benchmarks.leads import leads_dry_run as scenario
+
+    return scenario(sizes, work)
+
+
 SCENARIOS: dict[str, Callable[[Sizes, Path], dict[str, float]]] = {
     "ceiling": ceiling,
     "jitter": jitter,
@@ -704,12 +722,15 @@ SCENARIOS: dict[str, Callable[[Sizes, Path], dict[str, float]]] = {
     "streamed runs": streamed_runs,
     "start-up": start_up,
     "accounts": accounts,
+    "leads": leads,
+    "leads dry run": leads_dry_run,
     "one at a time (context)": one_at_a_time,
     "AsyncLimiter(N, S) (context)": naive_limiter,
 }
 
 
-_ASKED_FOR = {"streamed runs"}  # long: run only when named with --only (or --smoke)
+# long: run only when named with --only (or --smoke); leads: 200 s of 10/2 windows a run
+_ASKED_FOR = {"streamed runs", "leads"}
 
 
 def describe(sizes: Sizes) -> dict[str, str]:
@@ -745,6 +766,10 @@ def describe(sizes: Sizes) -> dict[str, str]:
         "streamed runs": f"{', '.join(f'{n:,}' for n in sizes.flat_rows)} rows (CSV), real runs "
         "against the simulator at --rate 1000000/1, concurrency 16: peak RSS (only with --only)",
         "start-up": "whole processes, median of 5: --help, simulate --help, validate (10 rows)",
+        "leads": f"{sizes.lead_rows:,} leads into 20 campaigns (rows interleaved), the server "
+        f"at {sizes.lead_rate} in a process of its own, --rate {sizes.lead_rate}, 100 then 400 "
+        "a request (only with --only)",
+        "leads dry run": f"{sizes.lead_dry_rows:,} leads from Parquet, --operation leads --dry-run",
         "one at a time (context)": f"{sizes.baseline_rows} rows, server {sizes.baseline_rate}: "
         "sequential requests paced at S/N vs bulkrunner",
         "AsyncLimiter(N, S) (context)": f"{sizes.baseline_rows} rows, server "

@@ -11,7 +11,7 @@ commands that need neither pandas nor aiohttp start without loading them.
 import importlib as _importlib
 
 _TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
-if _TYPE_CHECKING:  # __all__, for the type checker (tests/test_public_api.py)
+if _TYPE_CHECKING:  # __all__, for the type checker (tests/unit/test_public_api.py)
     from bulkrunner.api import apply, export, plan
     from bulkrunner.config.run_config import RunConfig
     from bulkrunner.errors import (

@@ -84,14 +84,14 @@ ECHO_PREFIX = "wanted_"
 
 
 def echoed(column: str) -> str:
-    """The name of input column ``column`` in a report."""
-    return f"{ECHO_PREFIX}{column}" if column in RESULT_COLUMNS else column
+    """The name of input column ``column`` in a report (a lead's custom field ``Status`` too)."""
+    return f"{ECHO_PREFIX}{column}" if column.lower() in RESULT_COLUMNS else column
 
 
 def unechoed(column: str) -> str:
     """The input column a report's column ``column`` echoes (itself, unless renamed)."""
     name = column.removeprefix(ECHO_PREFIX)
-    return name if column != name and name in RESULT_COLUMNS else column
+    return name if column != name and name.lower() in RESULT_COLUMNS else column
 
 
 class Status(enum.StrEnum):
@@ -105,6 +105,7 @@ class Status(enum.StrEnum):
     UNCHANGED = "unchanged"
     MISMATCH = "mismatch"
     UNVERIFIED = "unverified"
+    SUPPRESSED = "suppressed"
     DRIFTED = "drifted"
 
     @property
@@ -123,12 +124,16 @@ _MEANINGS: dict[Status, str] = {
     Status.NOT_ATTEMPTED: "not sent because the run stopped first (key rejected, outage, "
     "interrupted...); `--resume` or `retry` sends it",
     Status.DRY_RUN: "would be sent: a dry run's or a plan's row (nothing was sent)",
-    Status.UNCHANGED: "every field already had the wanted value: nothing was sent",
+    Status.UNCHANGED: "every field already had the wanted value (a lead: the campaign holds it "
+    "already, or an earlier row of the file is the same lead, named in `error`): nothing was "
+    "sent",
     Status.MISMATCH: "applied, but `--verify` read back other values (the fields that differ "
     "are in `error`); counts as a failure",
     Status.UNVERIFIED: "applied, but `--verify` could not read it back (refused, still throttled "
     "or failing after `--max-attempts` tries, or a wait longer than `--max-wait`; `error` says "
     "why): whether it holds is not known; counts as a failure",
+    Status.SUPPRESSED: "a lead on the `--suppress` list (its address, or its domain): never "
+    "sent; `error` names the entry",
     Status.DRIFTED: "not sent: its campaign no longer has the values expected of it (a "
     "rollback's: those the run set; a saved plan's: its `before`), as someone changed it since, "
     "so it was left as it is; `error` names each field, its value now and the one expected; "
@@ -136,8 +141,12 @@ _MEANINGS: dict[Status, str] = {
 }
 
 
+# What an error says of a row whose request may have been applied though no answer said so (a
+# timeout, a dropped connection, a run cut short): a lead's backup keeps such a row's lead.
+OUTCOME_UNKNOWN = "outcome unknown"
+
 # The statuses that leave nothing to do: a run whose rows all end so exits 0.
-FINE = frozenset({Status.SUCCEEDED, Status.DRY_RUN, Status.UNCHANGED})
+FINE = frozenset({Status.SUCCEEDED, Status.DRY_RUN, Status.UNCHANGED, Status.SUPPRESSED})
 
 
 @dataclass(frozen=True, slots=True)

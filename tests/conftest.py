@@ -10,6 +10,19 @@ import pytest
 from aioresponses import aioresponses
 from yarl import URL
 
+FOLDER = Path(__file__).parent
+BY_FOLDER = {"e2e": pytest.mark.slow, "acceptance": pytest.mark.acceptance}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test of ``e2e/`` runs on real time (``slow``), one of ``acceptance/`` is a long check run
+    apart (``acceptance``): marked by its folder, not test by test."""
+    for item in items:
+        mark = BY_FOLDER.get(item.path.relative_to(FOLDER).parts[0])
+        if mark is not None:
+            item.add_marker(mark)
+
 
 @pytest.fixture(autouse=True)
 def own_lock_folder(

@@ -14,8 +14,9 @@ default ``pytest`` runs them all.
 
 from __future__ import annotations
 
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 JITTER = 0.1  # seconds; measured against a CPU-loaded 2 cores
@@ -39,3 +40,23 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("the condition never held")
         time.sleep(0.02)
+
+
+def line_count(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def wait_for_lines_or_exit(
+    path: Path, count: int, process: subprocess.Popen[bytes], timeout: float = 60
+) -> None:
+    """Until ``path`` has ``count`` lines or the process has ended (it may finish first)."""
+    deadline = time.monotonic() + timeout
+    while line_count(path) < count and process.poll() is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never reached {count} lines")
+        time.sleep(0.005)
+
+
+def figures(title: str, values: Mapping[str, object]) -> str:
+    """A line of measured figures, printed by the long checks (``pytest -s`` shows them)."""
+    return f"{title}: " + ", ".join(f"{name} {value}" for name, value in values.items())

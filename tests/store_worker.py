@@ -1,5 +1,5 @@
 """A process of its own on a state store, for the tests of several processes sharing one
-(``tests/test_store_processes.py``): ``python -m tests.store_worker JOB`` where JOB is JSON.
+(``tests/e2e/test_store_processes.py``): ``python -m tests.store_worker JOB`` where JOB is JSON.
 
 It opens the store, says ``ready``, waits for a line on its stdin (so that every worker of a test
 starts at once), then works and prints one line for each thing it did, flushed as it is done:

@@ -8,7 +8,7 @@ their flags from the command line's parsers (``bulkrunner.cli.parser.complete_pa
 defaults and job-file keys of the run options from ``RunConfig``'s fields, the report's columns
 and statuses, the exit codes, the JSON events and the environment variables from their
 declarations.
-``tests/test_docs_reference.py`` fails when a checked-in page differs from what this writes.
+``tests/project/test_docs_reference.py`` fails when a checked-in page differs from what this writes.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from bulkrunner.errors import UsageError
 # declarations) when that command is given, logging, JSON and the rest once it is parsed.
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
 if TYPE_CHECKING:
-    pass
+    from typing import Any
 
 
 _BOTH = "both"  # the simulator takes either vocabulary, or either schedule shape
@@ -97,6 +97,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="read scheduler_cron_value back as a JSON string instead of an object",
     )
+    _add_lead_options(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     _reset_options(parser)
 
@@ -114,6 +115,60 @@ def _reset_options(parser: argparse.ArgumentParser) -> None:
         metavar="FOLDER",
         help=f"the state folder whose simulated account --reset forgets (default: "
         f"${STATE_DIR_ENV}, else {STATE_FOLDER})",
+    )
+
+
+def _add_lead_options(parser: argparse.ArgumentParser) -> None:
+    """The flags of the simulated account's leads (``SimulatorConfig``'s lead fields, which
+    refuses a value it does not know, naming those it does: ``--help`` imports no simulator)."""
+    parser.add_argument(
+        "--lead-answer",
+        default="detailed",
+        metavar="FORM",
+        help="the form of a lead upload's answer: detailed (counts with details) or counts "
+        "(added_count and skipped_count only) (default %(default)s)",
+    )
+    parser.add_argument(
+        "--lead-added-field",
+        default="upload_count",
+        metavar="FIELD",
+        help="which field of the detailed answer counts the leads added, upload_count or "
+        "total_leads (the other counts the leads sent) (default %(default)s)",
+    )
+    parser.add_argument(
+        "--leads-per-request",
+        type=int,
+        default=400,
+        metavar="N",
+        help="the most leads one upload may carry (default %(default)s)",
+    )
+    parser.add_argument(
+        "--lead-capacity",
+        type=int,
+        metavar="N",
+        help="the most leads the account holds, a lead counted once per campaign (default: none)",
+    )
+    parser.add_argument(
+        "--seed-leads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="leads each campaign of --campaigns starts with (default 0)",
+    )
+    lists = (
+        ("--block-list", "addresses and domains blocked in every campaign"),
+        ("--bounced", "addresses that bounced before: never added"),
+        ("--unsubscribed", "addresses unsubscribed from the account"),
+        ("--last-step", "addresses on their last sequence step: resuming them answers 500"),
+    )
+    for flag, what in lists:
+        parser.add_argument(flag, metavar="FILE", help=f"{what}, one a line")
+    parser.add_argument(
+        "--client-block-list",
+        metavar="CLIENT_ID=FILE",
+        action="append",
+        help="addresses and domains blocked in the campaigns of that client, one a line; "
+        "repeatable",
     )
 
 
@@ -149,6 +204,7 @@ def simulate(args: argparse.Namespace) -> int:
                 None if args.schedule_shape == _BOTH else ScheduleShape(args.schedule_shape)
             ),
             cron_as_string=args.cron_as_string,
+            **_lead_config(args),
         )
     except ValueError as exc:
         raise UsageError(f"simulate: {exc}") from None
@@ -187,6 +243,41 @@ def reset(folder: str | None) -> int:
         raise UsageError(f"{path}: cannot remove it ({exc.strerror or exc})") from None
     print(f"the simulated account starts afresh: {path} removed", flush=True)
     return 0
+
+
+def _lead_config(args: argparse.Namespace) -> dict[str, Any]:
+    """``SimulatorConfig``'s lead fields from the flags; UsageError naming a file it cannot
+    read or a client id that is not one."""
+    clients: dict[int, list[str]] = {}
+    for given in args.client_block_list or ():
+        client, equals, path = given.partition("=")
+        if not equals or not client.strip().isdigit():
+            raise UsageError(f"--client-block-list: expected CLIENT_ID=FILE, got {given!r}")
+        clients[int(client)] = _entries(path, "--client-block-list")
+    return {
+        "lead_answer": args.lead_answer,
+        "lead_added_field": args.lead_added_field,
+        "leads_per_request": args.leads_per_request,
+        "lead_capacity": args.lead_capacity,
+        "seeded_leads": args.seed_leads,
+        "block_list": _entries(args.block_list, "--block-list"),
+        "client_block_lists": clients,
+        "bounced": _entries(args.bounced, "--bounced"),
+        "unsubscribed": _entries(args.unsubscribed, "--unsubscribed"),
+        "last_step_leads": _entries(args.last_step, "--last-step"),
+    }
+
+
+def _entries(path: str | None, flag: str) -> list[str]:
+    """The entries of a list file: one a line, blank lines and ``#`` comments left out."""
+    if path is None:
+        return []
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            lines = [line.strip() for line in handle]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{flag}: cannot read {path} ({exc})") from None
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 _MOST_CAMPAIGNS = 1_000_000  # a simulated account lists them all in one answer

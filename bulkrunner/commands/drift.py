@@ -4,7 +4,8 @@
   set, recorded in the backup's ``set_by_run`` column (``of_backup``). A campaign changed since
   is left as it is, ``drifted``, unless ``--force``. A backup written before bulkrunner
   recorded it says nothing of what its run set (``unrecorded``): its rollback is refused unless
-  ``--force``, and its plan cannot show drift.
+  ``--force``, and its plan cannot show drift. A ``leads`` run's backup, a ledger of the leads
+  it added, has no drift: its rollback removes those still there.
 - ``plan --out PLAN`` saves what would change (``records.saved_plan``) with a header of what it
   was made with (``header_of``); ``run --plan PLAN`` runs the plan's rows instead of an input
   (``open_plan``), refused unless its options and accounts are the plan's, and expects each
@@ -29,6 +30,7 @@ from bulkrunner.errors import UsageError
 from bulkrunner.input.loading import CHUNK_ROWS, InputFile
 from bulkrunner.input.parquet_reading import scan_parquet
 from bulkrunner.model import Numbering
+from bulkrunner.operations import operation as operation_named
 from bulkrunner.operations.fields import SET_BY_RUN
 from bulkrunner.output.hints import force_command
 from bulkrunner.records.backup import backup_operation
@@ -51,12 +53,15 @@ def of_backup(config: RunConfig) -> tuple[RunConfig, Drift | None]:
     when the backup does not record what its run set."""
     backup = config.input
     operation = backup_operation(backup)
-    if operation != config.operation and config.operation != "settings":
+    undone_by = operation_named(config.operation).undone_by or config.operation
+    if operation != undone_by and config.operation != "settings":
         raise UsageError(
             f"{backup}: the backup of a {operation} run, not of {config.operation} "
             "(leave --operation out: a rollback takes it from the backup)"
         )
     config = replace(config, operation=operation)
+    if not operation_named(operation).backed_up:  # a ledger of the leads a run added
+        return config, None  # removed if still there: nothing in it can have drifted
     try:
         recorded = has_column(backup, SET_BY_RUN)
     except UnreadableRecord as exc:
@@ -92,6 +97,8 @@ def shaping(config: RunConfig) -> dict[str, Any]:
     options["allow_stop"] = wire.allow_stop
     options["allow_irreversible"] = config.allow_irreversible
     options["no_backup"] = config.no_backup
+    if config.operation == "leads":  # what each upload carries, and how many leads
+        options.update(dict(wire.lead_settings), leads_per_request=wire.leads_per_request)
     return options
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
@@ -25,7 +25,9 @@ from bulkrunner.config.accounts import Accounts, account_error, check_column
 from bulkrunner.config.paths import lock_path
 from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import ExitCode
+from bulkrunner.input.duplicates import repeated_leads, same_lead
 from bulkrunner.input.loading import InputFile, open_input
+from bulkrunner.input.suppression import Suppression, suppression_of
 from bulkrunner.input.validation import (
     Repeats,
     RowJudgement,
@@ -133,6 +135,43 @@ def _judge(
     return judged
 
 
+@dataclass(frozen=True, slots=True)
+class _Unsent:
+    """What keeps a valid lead unsent in a dry run as in a run: its lead suppressed, or the
+    same as an earlier row's."""
+
+    identity: str
+    suppression: Suppression | None
+    same_lead: Mapping[int, int]
+
+    @classmethod
+    def of(
+        cls,
+        config: RunConfig,
+        source: InputFile,
+        numbering: Numbering,
+        suppression: Suppression | None,
+    ) -> _Unsent:
+        identity = for_config(config)[0].identity
+        assert identity is not None
+        return cls(identity, suppression, repeated_leads(source, identity, numbering)[0])
+
+    def outcomes(
+        self, chunk: pd.DataFrame, numbers: Sequence[int], errors: Sequence[str]
+    ) -> dict[int, Outcome]:
+        found: dict[int, Outcome] = {}
+        cells = chunk[self.identity].tolist()
+        for number, error, cell in zip(numbers, errors, cells, strict=True):
+            if error:
+                continue
+            why = self.suppression.match(str(cell)) if self.suppression is not None else None
+            if why is not None:
+                found[number] = Outcome(Status.SUPPRESSED, error=why)
+            elif (first := self.same_lead.get(number)) is not None:
+                found[number] = Outcome(Status.UNCHANGED, error=same_lead(first))
+        return found
+
+
 @dataclass(slots=True)
 class _Tally:
     """What the log and the summary say of a dry run, counted as its report is written."""
@@ -167,8 +206,11 @@ def dry_run(
     accounts = Accounts.load(config, None)
     check_column(config.input, source.columns, accounts)
     tally = _Tally()
+    operation, _ = for_config(config)
+    suppression = suppression_of(config.suppress, operation)
     with Interrupts():
-        repeats = _repeats(source, ids, numbering, for_config(config)[0])
+        unsent = _Unsent.of(config, source, numbering, suppression) if operation.identity else None
+        repeats = _repeats(source, ids, numbering, operation) if unsent is None else {}
 
         def results(
             offset: int, chunk: pd.DataFrame
@@ -180,14 +222,18 @@ def dry_run(
             errors = judged.errors
             invalid = [index for index, error in enumerate(errors) if error]
             tally.counts[Status.INVALID] += len(invalid)
-            tally.counts[Status.DRY_RUN] += len(errors) - len(invalid)
             for index in invalid[: SHOWN_INVALID - len(tally.shown)]:
                 tally.shown.append((numbers[index], errors[index]))
-            _preview(tally, chunk, judged, numbers, config)
+            skipped = unsent.outcomes(chunk, numbers, errors) if unsent is not None else {}
+            _preview(tally, chunk, judged, numbers, config, skipped)
             outcomes = {
                 number: Outcome(Status.INVALID, error=error) if error else _DRY_RUN
                 for number, error in zip(numbers, errors, strict=True)
             }
+            outcomes.update(skipped)
+            tally.counts.update(
+                o.status for o in outcomes.values() if o.status is not Status.INVALID
+            )
             return outcomes, {}
 
         written = write_report(
@@ -214,15 +260,15 @@ def _preview(
     judged: RowJudgement,
     numbers: Sequence[int],
     config: RunConfig,
+    skipped: Collection[int] = (),
 ) -> None:
     """Count the fields valid rows set (validation found the blanks), and keep the first few
-    valid rows' bodies."""
+    valid rows' bodies (of rows to send: not those ``skipped``, by number)."""
     errors = judged.errors
     operation, wire = for_config(config)
     tally.fields.update(judged.fields)
-    for index in [i for i, error in enumerate(errors) if not error][
-        : PREVIEWED - len(tally.examples)
-    ]:
+    sent = [i for i, error in enumerate(errors) if not error and numbers[i] not in skipped]
+    for index in sent[: PREVIEWED - len(tally.examples)]:
         one = chunk.iloc[[index]].reset_index(drop=True)
         (row,) = validate(one, config.vocabulary, operation=operation, wire=wire).rows
         tally.examples.append(replace(row, number=numbers[index]))

@@ -181,6 +181,8 @@ async def _read(
     reading = connect(config, account, clock, DEMO_CAMPAIGNS, faults=False, store=store)
     async with reading as connection:
         try:
+            if operation.paged is not None:  # a campaign's leads: a row each
+                return await _read_leads(connection, config, operation)
             current = await _read_campaigns(connection, config, operation)
         except (KeyRejected, Unreachable, Unavailable) as exc:
             raise Aborted(f"export aborted: {exc}; nothing was exported") from None
@@ -191,12 +193,38 @@ async def _read(
     return _rows(current, operation, connection.stats)
 
 
+async def _read_leads(connection: Connection, config: RunConfig, operation: Operation) -> Export:
+    """The leads of the campaigns of ``--campaign-id``, else of the list (``_listed``)."""
+    from bulkrunner.commands.lead_export import lead_frame, read_leads
+
+    ids = config.campaign_ids or sorted(await _listed(connection, config, operation))
+    found, current = await read_leads(connection, operation, ids)
+    left_out = dict(current.unreadable)
+    left_out.update((c, "not found (404) when its leads were read") for c in current.missing)
+    for campaign_id, why in sorted(left_out.items())[:SHOWN]:
+        log.warning("campaign %d is not exported: %s", campaign_id, redact(why))
+    return Export(lead_frame(found), operation, current.campaigns, connection.stats, left_out)
+
+
 async def _read_campaigns(
     connection: Connection, config: RunConfig, operation: Operation
 ) -> Current:
+    from bulkrunner.sending.reads import Current, read_details
+
+    chosen = await _listed(connection, config, operation)
+    current = Current(campaigns=chosen)
+    if operation.detail is not None:
+        await read_details(connection, operation.detail, current, sorted(chosen))
+    return current
+
+
+async def _listed(
+    connection: Connection, config: RunConfig, operation: Operation
+) -> dict[int, Mapping[str, Any]]:
+    """The account's campaigns to export: of ``--client-id``, ``--status``, ``--campaign-id``."""
     from bulkrunner.errors import KeyRejected
     from bulkrunner.operations.state import parse_campaigns, slim
-    from bulkrunner.sending.reads import LIST, Current, read_details, read_list
+    from bulkrunner.sending.reads import LIST, read_list
     from bulkrunner.sending.retry import Verdict, classify
 
     client = config.client_id
@@ -216,6 +244,7 @@ async def _read_campaigns(
         campaign_id: slim(campaign, (*operation.reads, NAME))
         for campaign_id, campaign in listed.items()
         if _wanted(campaign, config)
+        and (not config.campaign_ids or campaign_id in config.campaign_ids)
     }
     log.info(
         "read %s%s; exporting %s",
@@ -224,10 +253,7 @@ async def _read_campaigns(
         count(len(chosen), "campaign")
         + (f" with status {config.status}" if config.status is not None else ""),
     )
-    current = Current(campaigns=chosen)
-    if operation.detail is not None:
-        await read_details(connection, operation.detail, current, sorted(chosen))
-    return current
+    return chosen
 
 
 def _wanted(campaign: Mapping[str, Any], config: RunConfig) -> bool:

@@ -79,12 +79,17 @@ def plan_job(
     stream = Stream.of(config, source, environ, key, clock, ids=ids)
     stream.drift = drift
     found = _Found(config)
+    if stream.rows.operation.identity is not None:  # leads: counted by campaign
+        found.campaigns = {}
+        stream.rows.on_known = found.known
     with Interrupts() as interrupts, ExitStack() as held, closing(stream.rows):
         stream.survey_and_lock(held, started)
         if config.out is not None:
             header = header_of(config, stream.sending, started)
+            operation, wire = stream.rows.operation, stream.rows.wire
+            custom = [name for name in source.columns if operation.custom(name, wire)]
             found.saved = held.enter_context(
-                PlanWriter(config.out, header, stream.rows.operation, source.columns)
+                PlanWriter(config.out, header, operation, source.columns, custom)
             )
         session = send(
             stream, interrupts, planning=True, planned=found.planned, hand_over=found.batch
@@ -176,6 +181,7 @@ class _Found:
     writes: Counter[str] = field(default_factory=Counter)  # by account
     sent: Counter[str] = field(default_factory=Counter)  # rows to send, by account
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    campaigns: dict[int | None, Counter[str]] | None = None  # a leads plan's, by campaign
     drifted: dict[int, str] = field(default_factory=dict)  # the first rows drifted, with why
     saved: PlanWriter | None = None  # the plan being saved (--out)
     _batch: list[Row] = field(default_factory=list)  # the batch at hand's rows to send
@@ -194,6 +200,8 @@ class _Found:
         self.missing += len(planned.missing)
         self.sent[name] += len(planned.send)
         self.writes[name] += Requests.of(planned.send, 0, operation, wire, False).writes
+        if self.campaigns is not None:
+            self._count(pipeline)
         for number in sorted(planned.drifted)[: max(0, SHOWN_CHANGES - len(self.drifted))]:
             self.drifted[number] = planned.drifted[number]
         if self.saved is not None:
@@ -203,6 +211,32 @@ class _Found:
             self.changes[row.number] = planned.changes[row.number]
             if row.number in planned.irreversible:
                 self.irreversible[row.number] = planned.irreversible[row.number]
+
+    def _count(self, pipeline: Pipeline) -> None:
+        """A leads plan: each campaign's rows to add, already there, refused."""
+        planned, campaigns = pipeline.plan, self.campaigns
+        assert planned is not None
+        assert campaigns is not None
+        of = {row.number: row.campaign_id for row in pipeline.rows}
+        removing = not pipeline.operation.backed_up  # a rollback's removals
+        for row in planned.send:
+            campaigns.setdefault(row.campaign_id, Counter())["remove" if removing else "add"] += 1
+        there = "gone" if removing else "already"
+        for number, outcome in planned.known.items():
+            why = "missing" if number in planned.missing else "refused"
+            word = there if outcome.status is Status.UNCHANGED else why
+            campaigns.setdefault(of[number], Counter())[word] += 1
+
+    def known(self, number: int, campaign: int | None, outcome: Outcome) -> None:
+        """A row of the input that ends unsent: counted under its campaign."""
+        assert self.campaigns is not None
+        word = {
+            Status.INVALID: "invalid",
+            Status.SUPPRESSED: "suppressed",
+            Status.UNCHANGED: "repeated",
+            Status.SUCCEEDED: "added",
+        }.get(outcome.status, "refused")
+        self.campaigns.setdefault(campaign, Counter())[word] += 1
 
     def batch(self, outcomes: Mapping[int, Outcome], changes: Mapping[int, Changes]) -> None:
         """A batch ended: its rows counted, and the first rows to send kept."""
@@ -251,6 +285,7 @@ class _Found:
             missing=self.missing,
             refused=failed - self.missing,
             durations=durations,
+            campaigns=self.campaigns,
             drifted=self.counts[Status.DRIFTED],
             drift_lines=[self.drifted[n] for n in sorted(self.drifted)],
         )

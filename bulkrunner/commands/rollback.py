@@ -32,6 +32,7 @@ from bulkrunner.config.paths import backup_path, is_backup
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import REAL_CLOCK, Clock, count
+from bulkrunner.operations import operation
 from bulkrunner.operations.base import named
 from bulkrunner.output.events import show
 from bulkrunner.records.backup import backup_rows, read_backup, read_unrestorable
@@ -56,7 +57,8 @@ def rollback_job(
         return_freed_memory()
     rows = backup_rows(backup)
     rolled, drift = of_backup(replace(config, input=backup))
-    if rows and drift is None and not (config.force or config.dry_run):
+    ledger = not operation(rolled.operation).backed_up  # a leads run's: its leads are removed
+    if rows and drift is None and not (ledger or config.force or config.dry_run):
         raise UsageError(f"{unrecorded(backup, config)}; nothing was sent")
     unrestorable = read_unrestorable(backup)
     noun = "campaign" if all(isinstance(t, int) for t in unrestorable) else "lead"

@@ -25,6 +25,7 @@ from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import UsageError
 from bulkrunner.input.loading import InputFile
+from bulkrunner.input.suppression import suppression_of
 from bulkrunner.model import Changes, Clock, Numbering, Outcome, Rate, Row, Status, count
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
 from bulkrunner.output.summary import FailedRows
@@ -104,6 +105,7 @@ class Stream:
             numbering or Numbering(),
             ids=ids,
             types=types,
+            suppression=suppression_of(config.suppress, operation),
         )
         return cls(config, source, rows, accounts, key, clock)
 

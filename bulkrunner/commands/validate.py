@@ -8,7 +8,7 @@ Nothing here is a rule of its own: the file checks are ``bulkrunner.input.files`
 ``validate_job`` apply them in, without DataFrames. A file the csv module could read otherwise than
 pandas does (a row longer than the header, a line of only spaces, quotes the csv module finds
 malformed...) is left to the pandas path, which words those problems: both paths give the same lines
-and exit code for every file (``tests/test_quick_validate.py`` holds them to it).
+and exit code for every file (``tests/unit/commands/test_validate.py`` holds them to it).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from bulkrunner.config.accounts import Accounts, account_error, check_column
 from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import ExitCode
+from bulkrunner.input.custom_fields import as_read
 from bulkrunner.input.files import (
     CsvHeader,
     Ignored,
@@ -37,7 +38,7 @@ from bulkrunner.input.files import (
     report_ignored,
 )
 from bulkrunner.model import count, unechoed
-from bulkrunner.operations import Operation, Wire, every_column
+from bulkrunner.operations import Operation, Wire, sent_columns
 from bulkrunner.operations.cells import BLANK, ID_FIELD, field_of, parser, repeated, row_error
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Vocabulary
 from bulkrunner.operations.syntax import unescape_cell
@@ -147,11 +148,11 @@ def _read(path: Path, operation: Operation, keep: tuple[str, ...]) -> _Table:
     kept = input_columns(path, form.names)  # a report: its own columns, not its results
     raw = [form.header[at] for at, name in zip(form.positions, form.names, strict=True)]
     raw = [name for name, column in zip(raw, form.names, strict=True) if column in kept]
-    names = [unechoed(name) for name in kept]
+    names = as_read(raw, [unechoed(name) for name in kept], operation)
     rows = [line for line, empty in zip(lines, blank, strict=True) if not empty]
     accepted(path, raw, names, len(rows), operation, keep)
     report_ignored(path, ignored)
-    at = [form.positions[form.names.index(name)] for name in kept]
+    at = [form.positions[form.names.index(name)] for name in kept]  # (in the order of names)
     return _Table(names, [[unescape_cell(row[i]) for i in at] for row in rows], ignored)
 
 
@@ -192,8 +193,7 @@ def _errors(
     """Each row's error, ``""`` for a valid row: what ``judge_rows`` and the account rule of
     ``validate_job`` find, cell by cell."""
     ids_at = table.columns.index(CAMPAIGN_ID)
-    # the others (name, --keep-columns) are carried, never judged
-    sent = {*operation.columns, *every_column()}
+    sent = sent_columns(table.columns, operation, wire)
     settings = [
         (at, name, functools.cache(parser(field_of(operation, name), vocabulary)))
         for at, name in enumerate(table.columns)
@@ -215,7 +215,7 @@ def _errors(
             id_error = f"{CAMPAIGN_ID}: {id_error}"
         elif campaign_id is BLANK:
             id_error = f"{CAMPAIGN_ID}: missing"
-        elif len(numbers) > 1:
+        elif len(numbers) > 1 and operation.one_row_per_campaign:
             id_error = repeated(campaign_id, numbers, operation.key)
         cells = [(name, *parse(row[at])) for at, name, parse in settings]
         blank = [not error and value is BLANK for _, value, error in cells]

@@ -209,7 +209,11 @@ def _check(config: RunConfig) -> None:
     if config.accounts is None and (problem := guard_problem(config.guard, config.rates)):
         raise UsageError(problem)
     if config.keep_columns:
-        _check_kept(config.keep_columns)
+        _check_kept(config.keep_columns, config.operation)
+    from bulkrunner.config.lead_options import check_leads
+
+    if problem := check_leads(config):
+        raise UsageError(problem)
     for url, _ in _SECRET_URLS:
         given = getattr(config, url)
         if given is not None:
@@ -219,13 +223,17 @@ def _check(config: RunConfig) -> None:
                 raise UsageError(f"{url} must be {problem}")
 
 
-def _check_kept(names: tuple[str, ...]) -> None:
+def _check_kept(names: tuple[str, ...], operation: str) -> None:
     """Refuse to keep a column bulkrunner reads (it would be sent, or mean the campaign or the
-    account): keep columns carries only the user's own."""
+    account): keep columns carries only the user's own (of a leads run, whose other columns
+    are custom fields, any but its own)."""
     from bulkrunner.operations import every_column, owner
+    from bulkrunner.operations import operation as named
     from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, column_key
 
-    known = {column_key(name): name for name in (CAMPAIGN_ID, ACCOUNT, *every_column())}
+    chosen = named(operation)
+    read = chosen.columns if chosen.custom_fields else every_column()
+    known = {column_key(name): name for name in (CAMPAIGN_ID, ACCOUNT, *read)}
     for name in names:
         meant = known.get(column_key(name))
         if meant is not None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bulkrunner.config import lead_options as leads
 from bulkrunner.config import plan_options
 from bulkrunner.config.environment import BASE_URL_ENV
 from bulkrunner.config.keeping import KEEP, NO_STATE, STATE_DIR
+from bulkrunner.config.notify_options import heartbeat_url, notify_codes, notify_url
 from bulkrunner.config.options import (
     CHECKING,
     CONNECTING,
@@ -27,13 +29,11 @@ from bulkrunner.config.options import (
     as_rates,
     choice,
     declared,
-    exit_codes,
     names,
     option,
     optional_path,
     rate_argument,
     seconds,
-    secret_url,
     secret_url_variable,
     switch,
     toggle,
@@ -284,27 +284,10 @@ class RunConfig:
             ("text", "json"),
         ),
     )
-    notify: str | None = secret_url(
-        "when the run ends with an exit code of --notify-on, POST a short JSON message (Slack-"
-        "compatible: what happened, counts per status, exit code, report) to this webhook",
-        SENDING,
-    )
+    notify: str | None = notify_url()
     notify_env: str | None = secret_url_variable("--notify", "the webhook URL", SENDING)
-    notify_on: tuple[ExitCode, ...] = field(  # (not 4: every cron tick of a long run says it)
-        default=tuple(
-            c for c in ExitCode if c not in (ExitCode.OK, ExitCode.IN_PROGRESS, ExitCode.CHANGES)
-        ),
-        metadata=exit_codes(
-            "the exit codes --notify tells of, comma-separated (default {default}: every "
-            f"failure but {ExitCode.IN_PROGRESS:d}, {ExitCode.IN_PROGRESS.brief})",
-            SENDING,
-        ),
-    )
-    heartbeat: str | None = secret_url(
-        "when the run ends with exit 0, GET this URL: a dead-man switch (healthchecks.io, "
-        "Cronitor...) then knows the job ran, and alerts when it did not",
-        SENDING,
-    )
+    notify_on: tuple[ExitCode, ...] = notify_codes()
+    heartbeat: str | None = heartbeat_url()
     heartbeat_env: str | None = secret_url_variable("--heartbeat", "the URL", SENDING)
     verbose: bool = field(
         default=False,
@@ -368,6 +351,15 @@ class RunConfig:
     out: Path | None = plan_options.OUT
     exit_code: bool = plan_options.EXIT_CODE
     plan: Path | None = plan_options.PLAN
+    campaign_ids: tuple[int, ...] = leads.export_campaigns()
+    # leads (config/lead_options): the upload's settings booleans, its size, a suppression list
+    ignore_global_block_list: bool = leads.upload_setting("ignore_global_block_list")
+    ignore_unsubscribe_list: bool = leads.upload_setting("ignore_unsubscribe_list")
+    ignore_duplicate_leads_in_other_campaign: bool = leads.upload_setting(
+        "ignore_duplicate_leads_in_other_campaign"
+    )
+    leads_per_request: int = leads.leads_per_request()
+    suppress: Path | None = leads.suppression_list()
     auto_resume: bool = False  # job file resume = "auto": continue an unfinished run, if any
     report_template: str | None = None  # the report as given, if it has {timestamp} or {date}
     command: tuple[str, ...] = ()  # the command line that started this, for hints to paste
@@ -383,5 +375,11 @@ def for_config(config: RunConfig) -> tuple[Operation, Wire]:
     from bulkrunner.operations.base import Wire
 
     allow_stop = config.allow_stop or config.allow_irreversible  # the wider consent includes it
-    wire = Wire(config.vocabulary, config.schedule_shape, allow_stop, config.allow_irreversible)
+    wire = Wire(
+        config.vocabulary,
+        config.schedule_shape,
+        allow_stop,
+        allow_irreversible=config.allow_irreversible,
+        **leads.lead_wire(config),
+    )
     return operation(config.operation), wire

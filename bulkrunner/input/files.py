@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from bulkrunner.config.paths import INPUT_FORMATS, or_list
 from bulkrunner.errors import InputFileError, UsageError
+from bulkrunner.input.custom_fields import say_custom
 from bulkrunner.model import RESULT_COLUMNS, count
 from bulkrunner.operations.fields import (
     ACCOUNT,
@@ -117,6 +118,8 @@ def accepted(
     if renamed:
         plural = "s" if len(renamed) > 1 else ""
         log.info("%s: reading column%s %s", path, plural, ", ".join(renamed))
+    if operation is not None and operation.custom_fields:
+        say_custom(path, names, operation, keep)
 
 
 def report_ignored(path: Path, ignored: Ignored) -> None:
@@ -158,12 +161,16 @@ def check_columns(
     repeated = [name for name, count in Counter(columns).items() if count > 1]
     if repeated:
         raise InputFileError(path, f"column {repeated[0]!r} appears more than once")
-    if CAMPAIGN_ID not in columns:
-        raise InputFileError(
-            path,
-            f"no {CAMPAIGN_ID!r} column{_suggestion(columns, CAMPAIGN_ID)} "
-            f"(columns found: {', '.join(columns) or 'none'})",
-        )
+    needed = [CAMPAIGN_ID, *([operation.identity] if operation and operation.identity else [])]
+    for wanted in needed:
+        if wanted not in columns:
+            raise InputFileError(
+                path,
+                f"no {wanted!r} column{_suggestion(columns, wanted)} "
+                f"(columns found: {', '.join(columns) or 'none'})",
+            )
+    if operation is not None and operation.custom_fields:
+        return  # every other column is a custom field, or kept
     carried = {column_key(name) for name in (*keep, SET_BY_RUN)}  # (a backup's is carried)
     strange = [name for name in columns if name not in known and column_key(name) not in carried]
     if not strange:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from bulkrunner.input.csv_reading import escaped_cells, read_csv, scan_csv
+from bulkrunner.input.custom_fields import as_read
 from bulkrunner.input.files import (
     Ignored,
     Reader,
@@ -101,6 +102,10 @@ def read_input(
         raw = [name for name, column in zip(raw, columns, strict=True) if column in kept]
         frame = frame[kept].rename(columns=unechoed)  # wanted_status: the input's status
         kept = [unechoed(name) for name in kept]
+    read = as_read(raw, kept, operation)
+    if read != kept:  # custom fields: under their headers as written
+        frame.columns = pd.Index(read)
+        kept = read
     accepted(path, raw, kept, len(frame), operation, keep)
     if suffix == ".csv":  # the spreadsheet escape of the CSV files bulkrunner writes
         frame = unescape_cells(frame)
@@ -145,9 +150,26 @@ def open_input(
         echo = kept
         kept = [unechoed(name) for name in kept]
 
+    written = as_read(raw, kept, operation)
+    if written != kept:  # custom fields: under their headers as written
+        read = _renamed(read, dict(zip(written, kept, strict=True)))
+        kept = written
     accepted(path, raw, kept, rows, operation, keep)
     report_ignored(path, ignored)
     return InputFile(path, tuple(kept), rows, read, ignored, watched)
+
+
+def _renamed(read: Reader, names: dict[str, str]) -> Reader:
+    """``read`` giving its columns the names of ``names`` (new name -> the name ``read``
+    knows), asked for by those names."""
+    back = {old: new for new, old in names.items()}
+
+    def renamed(size: int, chosen: Sequence[str] | None) -> Iterator[pd.DataFrame]:
+        asked = None if chosen is None else [names.get(name, name) for name in chosen]
+        for chunk in read(size, asked):
+            yield chunk.rename(columns=back)
+
+    return renamed
 
 
 def unescape_cells(frame: pd.DataFrame) -> pd.DataFrame:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from bulkrunner.input.distinct import Flags, Objects, distinct, parse_distinct
 from bulkrunner.model import Rejection, Row, Validation
-from bulkrunner.operations import every_column
+from bulkrunner.operations import sent_columns
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.operations.cells import (
     ID_FIELD,
@@ -186,18 +186,18 @@ class _Judgement:
         operation = operation or SETTINGS
         wire = wire or Wire(vocabulary)
         ids = _judge_column(frame[CAMPAIGN_ID], ID_FIELD, vocabulary)
-        # the others (name, --keep-columns) are carried, never judged
-        sent = {*operation.columns, *every_column()}
+
         settings = tuple(
             _judge_column(frame[name], field_of(operation, name), vocabulary)
-            for name in frame.columns
-            if name in sent
+            for name in sent_columns(list(frame.columns), operation, wire)
         )
         numbers = _ids(ids)
         key = next((column for column in settings if column.name == operation.key), None)
         if operation.key is not None:  # what repeats is a campaign's key, not the campaign
             numbers = _keyed(numbers, key) if key is not None else np.zeros(len(frame), np.int64)
-        if repeats is None:
+        if not operation.one_row_per_campaign:
+            repeats = {}  # (a lead's campaign is on many rows)
+        elif repeats is None:
             repeats = _repeats(numbers, offset)
         messages = ids.errors.copy()
         messages[ids.blank] = f"{CAMPAIGN_ID}: missing"

@@ -1,6 +1,7 @@
 """The campaign writes bulkrunner applies, one module each, all declared the same way
 (:class:`~bulkrunner.operations.base.Operation`): ``settings`` (the default), ``schedule``,
-``status``, ``email-accounts`` and ``lead-status``.
+``status``, ``email-accounts``, ``leads`` and ``lead-status``; and ``lead-removal``, which only
+a rollback of a ``leads`` run uses (not an ``--operation`` choice).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help
 if TYPE_CHECKING:
     from typing import Any
 
-    from bulkrunner.operations.base import Operation, Request, Undo, Wire
+    from bulkrunner.operations.base import Operation, Request, Said, Undo, Wire
 
-_BASE = frozenset({"Operation", "Request", "Undo", "Wire"})  # from .base, when first asked for
+_BASE = frozenset(
+    {"Operation", "Request", "Said", "Undo", "Wire"}
+)  # from .base, when first asked for
 
 
 def __getattr__(name: str) -> Any:
@@ -32,15 +35,19 @@ _OPERATIONS: dict[str, tuple[str, str]] = {
     "schedule": ("schedule", "SCHEDULE"),
     "status": ("status", "STATUS"),
     "email-accounts": ("email_accounts", "EMAIL_ACCOUNTS"),
+    "leads": ("leads", "LEADS"),
     "lead-status": ("lead_status", "LEAD_STATUS"),
 }
 NAMES = tuple(_OPERATIONS)
+# operations a command chooses itself, never --operation: a leads run's rollback
+_INTERNAL: dict[str, tuple[str, str]] = {"lead-removal": ("lead_removal", "LEAD_REMOVAL")}
+_EVERY = (*NAMES, *_INTERNAL)
 
 
 def operation(name: str) -> Operation:
     """The operation called ``name``; ValueError naming the known ones for any other."""
     try:
-        module, attribute = _OPERATIONS[name]
+        module, attribute = _OPERATIONS[name] if name in _OPERATIONS else _INTERNAL[name]
     except KeyError:
         raise ValueError(f"unknown operation {name!r} (known: {', '.join(NAMES)})") from None
     found: Operation = getattr(
@@ -52,7 +59,18 @@ def operation(name: str) -> Operation:
 def every_column() -> tuple[str, ...]:
     """The input columns of every operation, each once: how a header is recognised whatever
     the operation (a column of another operation is then refused by name)."""
-    return tuple(dict.fromkeys(name for each in NAMES for name in operation(each).columns))
+    return tuple(dict.fromkeys(name for each in _EVERY for name in operation(each).columns))
+
+
+def sent_columns(columns: list[str], operation: Operation, wire: Wire) -> list[str]:
+    """The columns of ``columns`` a row of ``operation`` sends (each judged): its own, any other
+    operation's (which loading refuses: a frame made in code may have one), and its custom
+    fields; the others (name, --keep-columns) are carried, never judged."""
+    if operation.custom_fields:
+        own = operation.columns
+        return [name for name in columns if name in own or operation.custom(name, wire)]
+    sent = {*operation.columns, *every_column()}
+    return [name for name in columns if name in sent]
 
 
 def fitting(columns: list[str], given: str) -> str:
@@ -64,7 +82,10 @@ def fitting(columns: list[str], given: str) -> str:
     own = [name for name in columns if name in sent]
     if not own or all(name in operation(given).columns for name in own):
         return given
-    fits = [each for each in NAMES if all(name in operation(each).columns for name in own)]
+    fits = [each for each in _EVERY if all(name in operation(each).columns for name in own)]
+    public = [each for each in fits if each in NAMES]
+    if len(public) == 1:
+        return public[0]
     return fits[0] if len(fits) == 1 else given
 
 
@@ -77,9 +98,11 @@ __all__ = [
     "NAMES",
     "Operation",
     "Request",
+    "Said",
     "Undo",
     "Wire",
     "every_column",
     "operation",
     "owner",
+    "sent_columns",
 ]

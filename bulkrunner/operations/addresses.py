@@ -18,7 +18,7 @@ _DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za
 
 
 def address_key(email: str) -> str:
-    """How addresses compare: without surrounding spaces, in lower case."""
+    """How addresses compare: without surrounding spaces, in lower case (as SmartLead does)."""
     return email.strip().lower()
 
 

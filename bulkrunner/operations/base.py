@@ -3,21 +3,27 @@
 An operation says everything the commands need to know about its write, and nothing else does:
 
 - its input columns (:class:`~bulkrunner.operations.fields.Field`, each with how a cell is parsed),
-  and the checks a row needs across its columns (:meth:`Operation.check`);
+  and the checks a row needs across its columns (:meth:`Operation.check`); whether its input's
+  other columns are sent too (``custom_fields``: a lead's), whether a campaign may be on many
+  rows (``one_row_per_campaign``) and what else makes two rows the same (``identity``);
 - the request(s) one valid row becomes on the wire (:meth:`Operation.requests`), for the wire
-  options of the run (:class:`Wire`: vocabulary, schedule shape, ``--allow-stop``);
+  options of the run (:class:`Wire`: vocabulary, schedule shape, ``--allow-stop``, a lead
+  upload's settings and size);
 - how rows go together into requests (:meth:`Operation.groups`: by default each row alone, so
   a group's requests are its row's, :meth:`Operation.group_requests`), and what the answer that
   accepted a group says of each of its rows (:meth:`Operation.attribute`: by default, that
-  every row of the group was applied; a row it says nothing of is read back to find out);
-- how its current state is read (the campaign list, and/or a read per campaign) and put in the
+  every row of the group was applied; or how a row ends, :class:`Said`; a row it says nothing
+  of is read back to find out);
+- how its current state is read (the campaign list, and/or a read per campaign, maybe a page at
+  a time: ``paged``, :meth:`Operation.collect`) and put in the
   terms of its input columns (:meth:`Operation.state`), which is what skip-unchanged, the backup,
   ``--verify``, ``plan`` and ``export`` compare and write (an answer showing none of it could
   not be read: :meth:`Operation.readable`);
 - what a row would change (:meth:`Operation.changes`), which rows must not be sent given the
   current state (:meth:`Operation.refuse`), how a change is undone (:meth:`Operation.undo`), and
   which changes cannot be (:meth:`Operation.irreversible`: sent only with
-  ``--allow-irreversible``);
+  ``--allow-irreversible``); what kind of backup its runs keep (``ledger``) and which
+  operation a rollback of them runs (``undone_by``);
 - for a write to one lead of a campaign rather than to the campaign (``key``: the column
   naming the lead), what a row sends once its lead is read (:meth:`Operation.resolve`: its
   address becomes the lead's id); which answers the retry policy must not retry
@@ -31,12 +37,19 @@ values they had. An operation overrides only what differs.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from bulkrunner.model import Answer, Change, Row
-from bulkrunner.operations.fields import Field, ScheduleShape, Vocabulary
+from bulkrunner.model import Answer, Change, Row, Status
+from bulkrunner.operations.fields import (
+    ACCOUNT,
+    CAMPAIGN_ID,
+    Field,
+    ScheduleShape,
+    Vocabulary,
+    column_key,
+)
 
 Target = int | tuple[int, str]
 """What one row changes: its campaign, or (an operation with a ``key``) the campaign and the
@@ -60,6 +73,11 @@ class Wire:
     vocabulary: Vocabulary = Vocabulary.DOCUMENTED
     schedule_shape: ScheduleShape = ScheduleShape.NESTED
     allow_stop: bool = False  # rows that set status STOPPED (or --allow-irreversible)
+    # a lead upload's ``settings`` booleans, by their API names (--ignore-global-block-list...)
+    lead_settings: tuple[tuple[str, bool], ...] = ()
+    leads_per_request: int = 100  # the most leads one upload carries (--leads-per-request)
+    kept: frozenset[str] = frozenset()  # --keep-columns, as ``column_key`` has them: never sent
+    read_first: bool = True  # each row sent was read as not applied yet (skip-unchanged)
     allow_irreversible: bool = False  # rows whose change no rollback can undo (lead-status)
 
 
@@ -71,6 +89,29 @@ class Request:
     method: str
     path: str
     body: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """What the answer that accepted a group says of one of its rows, when more than "applied"
+    or "refused because..." (``Operation.attribute``): how the row ends (``status``, with
+    ``error``), or, when the answer does not say (``status`` None), how it ends once read back:
+    ``absent`` when the campaign does not show it as sent, with ``error`` (why, as far as the
+    answer tells), ``present`` when it does, with ``note``."""
+
+    status: Status | None
+    error: str = ""
+    present: Status = Status.SUCCEEDED
+    absent: Status = Status.FAILED
+    note: str = ""
+
+
+class Collected(Protocol):
+    """A campaign's state taken in a page at a time (``Operation.collect``)."""
+
+    def add(self, entries: Iterable[Any]) -> int: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +134,20 @@ class Operation:
     # merged into the campaign's state under the key ``detail``)
     vocabularies: bool = False  # whether --vocabulary changes what this operation sends
     reads: tuple[str, ...] = ()  # the keys of a campaign as GET shows it that ``state`` reads
+    # the ``detail`` is a list read a page of ``paged`` at a time (``?offset=&limit=``), kept
+    # across a run's batches; None: one read
+    paged: int | None = None
+    one_row_per_campaign: bool = True  # a campaign on two rows makes both invalid
+    # the column that, with the campaign, is what a row is about (compared in lower case): a
+    # second row with the same is sent once (``unchanged``, naming the first); None: no such
+    identity: str | None = None
+    backed_up: bool = True  # its runs write a backup (a rollback's removals: none)
+    custom_fields: bool = False  # its other columns are sent too (``custom``)
+    # its backup: a row per campaign of its values before the run ("campaigns"), or a row per
+    # lead it adds ("leads", ``records.lead_ledger``)
+    ledger: str = "campaigns"
+    undone_by: str = ""  # the operation a rollback of its runs runs ("": itself)
+    resent: bool = True  # --no-skip-unchanged sends a row that would change nothing
     # The column that, with campaign_id, names what a row changes (a lead's ``email``): rows of
     # one campaign repeat only when it repeats too. None: a row changes its campaign.
     key: str | None = None
@@ -143,7 +198,7 @@ class Operation:
         (a try whose answer was lost may have removed it). By default none does."""
         return ""
 
-    def groups(self, rows: Sequence[Row]) -> list[Sequence[Row]]:
+    def groups(self, rows: Sequence[Row], wire: Wire) -> list[Sequence[Row]]:
         """How ``rows`` (of one account, all to send) go together into requests: by default
         each row alone."""
         return [(row,) for row in rows]
@@ -154,12 +209,39 @@ class Operation:
         (row,) = rows
         return self.requests(row.campaign_id, row.payload, wire)
 
-    def attribute(self, rows: Sequence[Row], answer: Answer) -> Mapping[int, str]:
+    def attribute(
+        self, rows: Sequence[Row], answer: Answer, wire: Wire
+    ) -> Mapping[int, str | Said]:
         """What ``answer``, which accepted the last request of a group of ``rows``, says of
-        each row, by row number: "" for a row it applied, else why it did not. A row it says
-        nothing of is read back to find out (a count of rows added names none of them). By
-        default every row of the group was applied."""
+        each row, by row number: "" for a row it applied, else why it did not, or how the row
+        ends (``Said``). A row it says nothing of is read back to find out (a count of rows
+        added names none of them). By default every row of the group was applied."""
         return {row.number: "" for row in rows}
+
+    def custom(self, name: str, wire: Wire) -> bool:
+        """Whether column ``name``, not one of this operation's own, is sent all the same (with
+        ``custom_fields``: any but the campaign, the account and the columns kept unsent)."""
+        return (
+            self.custom_fields
+            and name not in (CAMPAIGN_ID, ACCOUNT)
+            and name not in self.columns
+            and column_key(name) not in wire.kept
+        )
+
+    def collect(self) -> Collected:
+        """The state of a ``paged`` detail, empty, to take in each page read."""
+        raise TypeError(f"the {self.name} operation reads no pages")
+
+    def mismatch(self, changes: Mapping[str, Change]) -> str:
+        """How a row read back differs from what it sent (``--verify``)."""
+        return "; ".join(
+            f"{name}: sent {change.after!r}, server has {change.before!r}"
+            for name, change in changes.items()
+        )
+
+    def read_backs(self, rows: Sequence[Row]) -> int:
+        """The reads ``--verify`` makes to read ``rows`` back (a campaign's once)."""
+        return len({row.campaign_id for row in rows}) * self.reads_per_campaign
 
     def check(self, payload: Mapping[str, Any], wire: Wire) -> str:
         """Why a row whose cells are each valid still cannot be sent ("" when it can)."""
@@ -185,6 +267,12 @@ class Operation:
     def same(self, name: str, before: Any, after: Any) -> bool:
         """Whether the current value ``before`` already is the wanted ``after``."""
         return bool(before == after)
+
+    def on_the_way(self, name: str, now: Any, since: Any, payload: Mapping[str, Any]) -> bool:
+        """Whether ``now`` is where the requests of a row of ``payload`` leave ``name``, which
+        was ``since``, when interrupted between them: not a change of anyone else's. A value
+        written in one request is either as it was or as the row sets it."""
+        return False
 
     def changes(
         self, payload: Mapping[str, Any], campaign: Mapping[str, Any] | None

@@ -201,6 +201,16 @@ class EmailAccounts(Operation):
             "the campaign first)"
         )
 
+    def on_the_way(self, name: str, now: Any, since: Any, payload: Mapping[str, Any]) -> bool:
+        """Some of the row's accounts added, not all removed (``requests``: adds first): every
+        account attached since is one the row adds, every one detached one it removes."""
+        if name != ATTACHED or not (isinstance(now, list) and isinstance(since, list)):
+            return False
+        now_set, since_set = set(now), set(since)
+        return now_set - since_set <= set(_ids(payload, ADD)) and since_set - now_set <= set(
+            _ids(payload, REMOVE)
+        )
+
     def undo(self, changes: Mapping[str, Change]) -> Undo:
         change = changes.get(ATTACHED)
         if change is None or change.before is None or change.after is None:

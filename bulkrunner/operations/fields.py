@@ -32,6 +32,17 @@ def column_key(header: str) -> str:
     return re.sub(r"[\s_-]+", "", header.strip().lower())
 
 
+# A lead upload's settings booleans (POST /campaigns/{id}/leads), each false unless a run's option
+# of the same name says otherwise, and how many leads one upload carries (by default, what the
+# vendor's own library sends; at most, what the current reference allows: older pages say 350).
+UPLOAD_SETTINGS = (
+    "ignore_global_block_list",
+    "ignore_unsubscribe_list",
+    "ignore_duplicate_leads_in_other_campaign",
+)
+LEADS_PER_REQUEST = 100
+MOST_PER_REQUEST = 400
+
 # The statuses a campaign reads back with (``START`` is what is written to get ``ACTIVE``).
 CAMPAIGN_STATUSES = ("DRAFTED", "ACTIVE", "PAUSED", "STOPPED", "COMPLETED")
 
@@ -86,6 +97,10 @@ class Field:
     parse: CellParser | None = None
     arrow: str = "string"  # a custom field's type in a backup or export file: string, int64,
     # list<string>, list<int64>
+    # A regular expression (RE2) a plain text cell may match whole to be its own value without
+    # ``parse``, checked on a column at once: a part of what ``parse`` takes as it is (a cell
+    # it does not match goes through ``parse``, which takes it or says why not).
+    fast: str | None = None
 
 
 FIELDS: tuple[Field, ...] = (

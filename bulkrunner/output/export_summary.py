@@ -15,6 +15,8 @@ SHOWN = 10  # campaigns named one by one
 class _Named(Protocol):
     @property
     def name(self) -> str: ...
+    @property
+    def identity(self) -> str | None: ...  # a row per lead, not per campaign
 
 
 class Exported(Protocol):
@@ -37,7 +39,8 @@ class Exported(Protocol):
 def export_lines(exported: Exported, where: str, quiet: bool) -> list[str]:
     """The summary of ``exported``, written to ``where`` (a path, "standard output")."""
     name = exported.operation.name
-    line = f"exported {count(len(exported.frame), 'campaign')} ({name}) to {where}"
+    noun = "row" if exported.operation.identity else "campaign"
+    line = f"exported {count(len(exported.frame), noun)} ({name}) to {where}"
     why = [
         (exported.left_out, "unreadable"),
         (exported.unwritable, f"whose state no {name} row can set"),

@@ -15,7 +15,7 @@ from pathlib import Path
 from bulkrunner.config.baseurl import shown
 from bulkrunner.config.options import FOLLOWING
 from bulkrunner.config.paths import STANDARD_STREAM
-from bulkrunner.config.run_config import RunConfig
+from bulkrunner.config.run_config import OPTIONS, RunConfig
 
 _NOT_CARRIED = frozenset({"--resume", "--fresh", "--dry-run", "--no-dry-run", "--exit-code"})
 # (a webhook's or a heartbeat's URL is a secret: its variable, if one was named, is carried)
@@ -65,11 +65,13 @@ def _without(words: Sequence[str], option: str) -> list[str]:
 
 
 def rollback_command(config: RunConfig, backup: Path) -> str:
-    """Put back the values saved in ``backup`` (with the run's job file, limits, base URL...)."""
+    """Put back the values saved in ``backup`` (with the run's job file, limits, base URL...;
+    not its options a rollback does not take, such as a leads run's)."""
     command, positional, options = _parts(config)
     given = positional[1:] if command in FOLLOWING else positional
     job = [word for word in given if Path(word).suffix.lower() == ".toml"]  # not a data file
-    kept = [word for word in _options(options, keep_input=False) if word not in _NOT_ROLLBACK]
+    taken = _taken_by("rollback", options)
+    kept = [word for word in _options(taken, keep_input=False) if word not in _NOT_ROLLBACK]
     return _join("rollback", str(backup), *job, *kept)
 
 
@@ -83,6 +85,24 @@ def apply_command(config: RunConfig, plan: Path) -> str:
     _, positional, options = _parts(config)
     job = [word for word in positional if Path(word).suffix.lower() == ".toml"]
     return _join("run", *job, *_options(options, keep_input=False), "--plan", str(plan))
+
+
+def _taken_by(command: str, words: Sequence[str]) -> list[str]:
+    """``words`` (options, each followed by its value, if it takes one) without the options
+    ``command`` does not take."""
+    flags = {flag: each for each in OPTIONS for flag in each.flags}
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        each = flags.get(word) or flags.get(word.replace("--no-", "--", 1))
+        if each is not None and command not in each.commands:
+            skip = each.form in ("value", "append")
+            continue
+        kept.append(word)
+    return kept
 
 
 def _words(config: RunConfig) -> list[str]:

@@ -110,9 +110,9 @@ class Requests:
     ) -> Requests:
         """The requests of sending ``rows`` after ``reads`` reads (and, with ``verify``,
         reading each back: the list's read by id and/or its per-campaign detail)."""
-        groups = operation.groups(rows)
+        groups = operation.groups(rows, wire)
         writes = sum(len(operation.group_requests(group, wire)) for group in groups)
-        return cls(reads, writes, len(rows) * operation.reads_per_campaign if verify else 0)
+        return cls(reads, writes, operation.read_backs(rows) if verify else 0)
 
     def seconds(self, rates: Sequence[Rate]) -> float:
         """The least time the run takes at ``rates``, from its first request to its last."""
@@ -152,6 +152,42 @@ class Duration:
         return self.requests.seconds(self.rates)
 
 
+# What a plan counts of each campaign's leads: a row's outcome (or the plan's word for it) ->
+# the words a campaign's line gives it, in the order shown.
+LEAD_COUNTS = {
+    "add": "to add",
+    "already": "already there",
+    "remove": "to remove",  # (a leads run's rollback)
+    "gone": "not there any more",
+    "invalid": "invalid",
+    "suppressed": "suppressed",
+    "repeated": "repeating an earlier row",
+    "added": "added by the run it continues",
+    "missing": "campaign not found",
+    "refused": "refused",
+}
+
+
+def campaign_lines(
+    counts: Mapping[int | None, Mapping[str, int]], shown: int = SHOWN_CHANGES
+) -> list[str]:
+    """``campaign 5: 80 to add, 20 already there, 1 invalid``, for the first ``shown``
+    campaigns (rows with no usable campaign id last), and a count of the others."""
+    order = sorted(counts, key=lambda campaign: (campaign is None, campaign or 0))
+    lines = []
+    for campaign in order[:shown]:
+        said = ", ".join(
+            f"{counts[campaign][key]} {words}"
+            for key, words in LEAD_COUNTS.items()
+            if counts[campaign].get(key)
+        )
+        which = f"campaign {campaign}" if campaign is not None else "rows without a campaign"
+        lines.append(f"{which}: {said}")
+    if len(order) > shown:
+        lines.append(f"... and {count(len(order) - shown, 'more campaign')}")
+    return lines
+
+
 @dataclass(frozen=True, slots=True)
 class Forecast:
     """What a plan found: how many rows a run would send, and what the first of them would
@@ -168,6 +204,8 @@ class Forecast:
     missing: int  # the campaign does not exist (404) or could not be read
     refused: int  # the operation refuses the row given the campaign's state
     durations: Sequence[Duration]
+    # a leads plan's counts by campaign (``LEAD_COUNTS``): shown instead of each row's change
+    campaigns: Mapping[int | None, Mapping[str, int]] | None = None
     drifted: int = 0  # rows left as they are: their campaign changed since (a rollback's plan)
     drift_lines: Sequence[str] = ()  # why, for the first of them (or of those --force sends)
 
@@ -179,13 +217,14 @@ class Forecast:
     def lines(self, each_row: bool = True) -> list[str]:
         """What ``bulkrunner plan`` prints: (with ``each_row``) each row's changes, then the
         counts and the run's duration."""
-        lines = (
-            change_lines(
+        if not each_row:
+            lines = []
+        elif self.campaigns is not None:
+            lines = campaign_lines(self.campaigns)
+        else:
+            lines = change_lines(
                 self.shown, self.changes, irreversible=self.irreversible, total=self.to_change
             )
-            if each_row
-            else []
-        )
         if each_row:
             lines += self.drift_lines
         refused = f", refused: {self.refused}" if self.refused else ""

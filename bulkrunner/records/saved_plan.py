@@ -122,10 +122,24 @@ class PlanWriter:
     removes it."""
 
     def __init__(
-        self, path: Path, header: PlanHeader, operation: Operation, columns: Sequence[str]
+        self,
+        path: Path,
+        header: PlanHeader,
+        operation: Operation,
+        columns: Sequence[str],
+        custom: Sequence[str] = (),
     ) -> None:
-        """``columns``: the input's (the operation's it has, and ``account``)."""
+        """``columns``: the input's (the operation's it has, and ``account``); ``custom``: those
+        it sends as custom fields (a lead's), kept as text."""
+        own = {NUMBER, BEFORE, AFTER} & set(custom)
+        if own:
+            raise UsageError(
+                f"{path}: the input's column {sorted(own)[0]!r} is one of a saved plan's own "
+                "columns: rename it to save a plan of it"
+            )
         self.fields = [each for each in operation.fields if each.name in columns]
+        self.fields += [spec for name in custom if (spec := operation.field(name)) is not None]
+        self.texts = frozenset(custom)
         accounts = ACCOUNT in columns
         columns = [pa.field(NUMBER, pa.int64()), pa.field(CAMPAIGN_ID, pa.int64())]
         if accounts:
@@ -154,7 +168,10 @@ class PlanWriter:
         if ACCOUNT in self.schema.names:
             columns[ACCOUNT] = [row.account or "" for row in rows]
         for spec in self.fields:
-            columns[spec.name] = [_typed(row.payload.get(spec.name)) for row in rows]
+            cells = [_typed(row.payload.get(spec.name)) for row in rows]
+            if spec.name in self.texts:  # text, or a number read from Parquet: as the text
+                cells = [None if cell is None else str(cell) for cell in cells]
+            columns[spec.name] = cells
         found = [changes.get(row.number, Changes()) for row in rows]
         columns[BEFORE] = [encoded({k: c.before for k, c in each.items()}) for each in found]
         columns[AFTER] = [encoded({k: c.after for k, c in each.items()}) for each in found]

@@ -10,24 +10,26 @@ requests are not held up meanwhile. A run that continues an interrupted one (``-
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
 from bulkrunner.config.paths import backup_path
 from bulkrunner.config.run_config import RunConfig
-from bulkrunner.model import Changes, Row, count
+from bulkrunner.model import Changes, Outcome, Row, count
 from bulkrunner.operations.base import Operation, Target, campaign_of, named
 from bulkrunner.output.hints import rollback_command
+from bulkrunner.records import lead_ledger
 from bulkrunner.records.backup import BackupError, read_held, read_unrestorable, record_backup
 from bulkrunner.records.journal import APPLIED_EARLIER
 from bulkrunner.sending.plan import Plan
 
 log = logging.getLogger("bulkrunner")
+T = TypeVar("T")
 
 
 @dataclass
@@ -58,6 +60,8 @@ async def back_up(
 ) -> str | None:
     """Record what ``planned`` is about to change (``account``'s rows: None for the one key of
     a run without an accounts file); why nothing may be sent, if it cannot be recorded."""
+    if operation.ledger == "leads":
+        return await _record_leads(backup, planned, account, first, rollback)
     by_campaign = {
         operation.target(row.campaign_id, row.payload): planned.changes[row.number]
         for row in planned.send
@@ -65,21 +69,10 @@ async def back_up(
     }
     whose = f"account {account}: " if account is not None else ""
     noun = "campaign" if operation.key is None else "lead"  # what a row of the backup restores
-    async with backup.lock:
-        write = partial(
-            record_backup,
-            backup.path,
-            by_campaign,
-            keep=backup.keep or backup.started,
-            account=account,
-            operation=operation,
-        )
-        try:
-            recorded = await anyio.to_thread.run_sync(write)
-        except BackupError as exc:
-            log.error("%srun aborted: %s; nothing was sent", whose, exc)
-            return f"run aborted: {exc}"
-        backup.started = True
+    write = partial(record_backup, backup.path, by_campaign, account=account, operation=operation)
+    recorded, aborted = await _written(backup, write, whose)
+    if recorded is None:
+        return aborted
     if recorded.unknown:
         log.warning(
             "%s about to change: no readable current value to back up",
@@ -107,6 +100,62 @@ async def back_up(
         rollback,
     )
     return None
+
+
+async def _written(backup: Backup, write: Callable[..., T], whose: str) -> tuple[T | None, str]:
+    """``write(keep=...)`` of the backup, one batch at a time (the ledger kept once a batch
+    started it): what it recorded, or None and why the run stops, nothing sent."""
+    async with backup.lock:
+        try:
+            recorded = await anyio.to_thread.run_sync(
+                partial(write, keep=backup.keep or backup.started)
+            )
+        except BackupError as exc:
+            log.error("%srun aborted: %s; nothing was sent", whose, exc)
+            return None, f"run aborted: {exc}"
+        backup.started = True
+    return recorded, ""
+
+
+async def _record_leads(
+    backup: Backup, planned: Plan, account: str | None, first: bool, rollback: str
+) -> str | None:
+    """Record the leads ``planned`` is about to add, before any is sent: only those their
+    campaign was read as not holding, so that a rollback never removes a lead that was there."""
+    whose = f"account {account}: " if account is not None else ""
+    adding = [row for row in planned.send if planned.changes.get(row.number)]
+    write = partial(lead_ledger.record_intended, backup.path, adding, account=account)
+    recorded, aborted = await _written(backup, write, whose)
+    if recorded is None:
+        return aborted
+    log.info(
+        "%sbackup of the %s about to be added (%d in all)%s: %s",
+        whose,
+        count(recorded.leads, "lead"),
+        recorded.total,
+        f" (undo with: {rollback})" if first else "",
+        backup.path,
+    )
+    return None
+
+
+async def settle(
+    backup: Backup,
+    rows: Sequence[Row],
+    outcomes: Mapping[int, Outcome],
+    campaigns: Mapping[int, Mapping[str, Any]],
+    operation: Operation,
+) -> None:
+    """Once ``rows`` were sent, a backup of leads keeps only the leads that went in (or may
+    have), with the ids read back (``lead_ledger.settle``)."""
+    if operation.ledger != "leads" or not rows or not backup.started:
+        return
+    async with backup.lock:
+        write = partial(lead_ledger.settle, backup.path, rows, outcomes, campaigns)
+        try:
+            await anyio.to_thread.run_sync(write)
+        except BackupError as exc:  # it still names every lead the batch may have added
+            log.warning("%s (it may name leads that were not added)", exc)
 
 
 def rollback_hint(config: RunConfig) -> str:
@@ -154,15 +203,19 @@ def adopt_applied(
         return 0
     backup = backup_path(config.report)
     try:
-        found = applied_earlier(backup, rows, planned.unchanged, campaigns, operation)
+        if operation.ledger == "leads":
+            found = lead_ledger.applied_earlier(backup, rows, planned.unchanged)
+        else:
+            found = applied_earlier(backup, rows, planned.unchanged, campaigns, operation)
         if operation.key is not None:
             found.update(made_final(backup, rows, planned, campaigns, operation))
     except BackupError as exc:
         log.warning("%s%s: the rows found as wanted are reported unchanged", whose, exc)
         return 0
+    adopted = lead_ledger.APPLIED_EARLIER if operation.ledger == "leads" else APPLIED_EARLIER
     for number, changes in found.items():
         planned.refused.pop(number, None)
-        planned.unchanged[number] = APPLIED_EARLIER  # not sent: as the unchanged
+        planned.unchanged[number] = adopted  # not sent: as the unchanged
         planned.changes[number] = changes
     if found:
         log.info(

@@ -30,7 +30,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from bulkrunner.config.accounts import Accounts, assign
+from bulkrunner.input.duplicates import repeated_leads, same_lead
 from bulkrunner.input.loading import InputFile
+from bulkrunner.input.suppression import Suppression, say_unsent
 from bulkrunner.input.validation import (
     Repeats,
     campaign_ids,
@@ -92,6 +94,7 @@ class Survey:
     invalid: int = 0
     shown: list[tuple[int, str]] = field(default_factory=list)  # the first invalid rows
     done: int = 0  # rows an earlier run applied (--resume)
+    skipped: Counter[Status] = field(default_factory=Counter)  # suppressed, the same lead again
     accounts: Counter[str] = field(default_factory=Counter)  # rows to send, by account
     campaigns: Collection[int] = ()  # every campaign of the input
     types: pd.DataFrame | None = None  # a cell of each type of each column (``cell_types``)
@@ -107,6 +110,7 @@ class _Batch:
     send: list[Row]
     known: dict[int, Outcome]
     changes: dict[int, Changes]
+    campaigns: dict[int, int | None] = field(default_factory=dict)  # of known rows, by number
 
 
 @dataclass
@@ -124,6 +128,10 @@ class RunRows:
     ids: Ids | None = None  # every row's campaign id, when read already (the file's check)
     successes: Mapping[str, Success] = field(default_factory=dict)  # --resume: by row key
     record: Callable[[int, Outcome], None] | None = None  # journals each invalid row
+    # told of each row that ends unsent (by number), with its campaign (None: it has none)
+    on_known: Callable[[int, int | None, Outcome], None] | None = None
+    suppression: Suppression | None = None  # --suppress: leads never sent
+    same_lead: Mapping[int, int] = field(default_factory=dict)  # a row -> the row it repeats
     stop: Callable[[str], None] | None = None  # stops the run (the file changed under it)
     stamp: tuple[int, int] | None = None  # the input's size and mtime when the run began
     types: bool = False  # the survey keeps the cell types (for a Parquet report)
@@ -135,7 +143,8 @@ class RunRows:
     _whole: tuple[pd.DataFrame, _Batch] | None = None  # the only batch of a file of one
 
     def __post_init__(self) -> None:
-        if self.ids is not None and self.operation.key is None:
+        campaigns = self.operation.key is None and self.operation.one_row_per_campaign
+        if self.ids is not None and campaigns:
             self.repeats = self._numbered(repeated_among([self.ids]))
 
     def surveyed(self) -> Survey:
@@ -143,6 +152,10 @@ class RunRows:
         batch). Without ``ids`` (or when what must not repeat is a campaign's key, which they
         do not show), the campaigns on several rows are found on the way, and the counts
         mended once they are known."""
+        identity = self.operation.identity
+        if identity is not None:  # the same lead twice: found from two columns, first
+            self.same_lead, every = repeated_leads(self.source, identity, self.numbering)
+            self.ids = self.ids if self.ids is not None else every
         survey = Survey()
         late = _Late(self.operation) if self.ids is None or self.operation.key else None
         for offset, chunk in self._chunks():
@@ -156,8 +169,10 @@ class RunRows:
                     survey.invalid += 1
                     if len(survey.shown) < SHOWN_INVALID:
                         survey.shown.append((number, outcome.error))
-                else:
+                elif outcome.status is Status.SUCCEEDED:
                     survey.done += 1
+                else:  # suppressed, or the same lead as an earlier row
+                    survey.skipped[outcome.status] += 1
             if self.types:
                 found = [survey.types] if survey.types is not None else []
                 survey.types = cell_types([*found, chunk], list(self.source.columns))
@@ -172,6 +187,7 @@ class RunRows:
                 chunk, _ = self._whole
                 self._whole = (chunk, self.prepare(0, chunk))
         survey.campaigns = CampaignSet(ids)
+        say_unsent(survey.skipped, self.suppression)
         return survey
 
     def prepare(self, offset: int, chunk: pd.DataFrame) -> _Batch:
@@ -190,9 +206,15 @@ class RunRows:
         if self.accounts is not None:
             validation = assign(validation, self.accounts.accounts, self.accounts.path)
         known = {r.number: Outcome(Status.INVALID, error=r.error) for r in validation.rejections}
+        campaigns = {r.number: r.campaign_id for r in validation.rejections}
         send: list[Row] = []
         changes: dict[int, Changes] = {}
         for row in validation.rows:
+            unsent = self._unsent(row)
+            if unsent is not None:
+                known[row.number] = unsent
+                campaigns[row.number] = row.campaign_id
+                continue
             earlier = (
                 self.successes.get(row_key(row.campaign_id, row.payload))
                 if self.successes
@@ -204,7 +226,20 @@ class RunRows:
                     changes[row.number] = earlier.changes
             else:
                 send.append(row)
-        return _Batch(offset + 1, len(chunk), send, known, changes)
+        return _Batch(offset + 1, len(chunk), send, known, changes, campaigns)
+
+    def _unsent(self, row: Row) -> Outcome | None:
+        """How a valid row ends without being sent: its lead suppressed, or the same as an
+        earlier row's (sent once); None for a row to send."""
+        identity = self.operation.identity
+        if identity is None:
+            return None
+        if self.suppression is not None:
+            why = self.suppression.match(str(row.payload.get(identity, "")))
+            if why is not None:
+                return Outcome(Status.SUPPRESSED, error=why)
+        first = self.same_lead.get(row.number)
+        return Outcome(Status.UNCHANGED, error=same_lead(first)) if first is not None else None
 
     def __iter__(self) -> Iterator[Sequence[Row]]:
         whole, self._whole = self._whole, None  # from now on the spill holds it
@@ -220,10 +255,11 @@ class RunRows:
                     self.stop(reason)
                 return
             self._taken = batch = whole[1] if whole is not None else self.prepare(offset, chunk)
-            if self.record is not None:
-                for number, outcome in batch.known.items():
-                    if outcome.status is Status.INVALID:
-                        self.record(number, outcome)
+            for number, outcome in batch.known.items():
+                if self.record is not None and outcome.status is Status.INVALID:
+                    self.record(number, outcome)
+                if self.on_known is not None:
+                    self.on_known(number, batch.campaigns.get(number), outcome)
             yield batch.send
 
     def _chunks(self) -> Iterator[tuple[int, pd.DataFrame]]:

@@ -35,6 +35,7 @@ DEMO_SEED = 2024
 # The campaigns an ``export --simulate`` reads (seeded from their ids: mostly ACTIVE, some
 # PAUSED and DRAFTED).
 DEMO_CAMPAIGNS = tuple(range(1480601, 1480621))
+DEMO_LEADS = 5  # the leads each campaign starts with, in a leads run or export
 
 
 @contextlib.asynccontextmanager
@@ -50,17 +51,20 @@ async def simulated(
     and, with ``faults``, a few of them answering 429 or 503 first; its base URL. It serves the
     simulated ``account`` as earlier ``--simulate`` commands left it, kept in the state folder
     (none with ``--no-state``: a new account each time), and keeps it as this one leaves it."""
+    from bulkrunner.operations import operation
     from bulkrunner.simulator import FaultPlan, Simulator, SimulatorConfig
     from bulkrunner.simulator.saved import SavedAccount
 
     kept = None if config.no_state else simulated_accounts_path(config.state_dir)
     saved = _load(kept, account) if kept is not None else SavedAccount()
+    leads = operation(config.operation).paged is not None
     simulated = SimulatorConfig(
         api_key=DEMO_API_KEY,
         vocabulary=config.vocabulary,
         rates=config.rates,
         campaigns=saved.campaigns | set(campaigns),
         faults=demo_faults(list(campaigns)) if faults else FaultPlan(),
+        seeded_leads=DEMO_LEADS if leads and campaigns else 0,
         named_leads=input_leads(config),
     )
     try:

@@ -19,15 +19,15 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulkrunner.errors import Unavailable
 from bulkrunner.limits.limiter import Grant, WaitTooLong
-from bulkrunner.model import Answer, Outcome, Row, RunStats, Status, count
-from bulkrunner.operations.base import Operation, Request, Wire
+from bulkrunner.model import OUTCOME_UNKNOWN, Answer, Outcome, Row, RunStats, Status, count
+from bulkrunner.operations.base import Operation, Request, Said, Wire
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.output.events import emit
 from bulkrunner.sending.connection import Connection
@@ -66,8 +66,11 @@ class Engine:
     wire: Wire = field(default_factory=Wire)
     on_outcome: OutcomeHook | None = None  # called as each row finishes (the journal)
     judge: Judge | None = None  # sees each group's final answer: stops the run when it says why
-    # rows the answer that accepted them said nothing of: a read-back says (``pipeline``)
+    # rows the answer that accepted them said nothing of: a read-back says (``pipeline``), and
+    # how each then ends, as far as the answer tells (``hints``)
     unattributed: dict[int, Outcome] = field(default_factory=dict)
+    hints: dict[int, Said] = field(default_factory=dict)
+    judged: str | None = None  # why the judge stopped the run (the key still reads), if it did
     _groups: list[_Group] = field(default_factory=list)
     _finished: dict[int, Outcome] = field(default_factory=dict)
     _send: MemoryObjectSendStream[_Group] | None = None
@@ -85,7 +88,7 @@ class Engine:
         """Send every row; returns each row's outcome keyed by row number."""
         if self._groups:
             raise RuntimeError("an Engine runs once; create a new one")
-        self._groups = [_Group(group) for group in self.operation.groups(rows)]
+        self._groups = [_Group(group) for group in self.operation.groups(rows, self.wire)]
         self._rows = sum(len(group.rows) for group in self._groups)
         self.connection.phase()
         send, receive = anyio.create_memory_object_stream[_Group](math.inf)
@@ -127,7 +130,7 @@ class Engine:
         unsent = Outcome(Status.NOT_ATTEMPTED, error=self.stats.aborted or "")  # one for all
         for group in self._groups:
             if group.in_flight:
-                cut = f"{reason} while a request was in flight: outcome unknown"
+                cut = f"{reason} while a request was in flight: {OUTCOME_UNKNOWN}"
                 left = self._outcome(group, Status.FAILED, cut)
             elif group.attempts == 0:
                 left = unsent
@@ -217,9 +220,11 @@ class Engine:
                 self._abort(f"run aborted: {decision.message}")
             case Verdict.RETRY if step.stop is None:
                 self._retry(group, step, waiters)
-        if self.judge is not None and decision.verdict in (Verdict.SUCCEEDED, Verdict.FAILED):
+        judged = decision.verdict in (Verdict.SUCCEEDED, Verdict.FAILED) and not group.unknown
+        if self.judge is not None and judged:  # (after a lost answer, this one is not the first)
             reason = self.judge(group.rows[0], answer, decision.message)
             if reason is not None:
+                self.judged = self.judged or reason
                 self._abort(reason)
         if step.stop is not None:
             self._abort(self._stopped(step.stop))
@@ -269,18 +274,24 @@ class Engine:
 
     def _accepted(self, group: _Group, answer: Answer) -> None:
         """The group's last request was accepted: each row ends as the answer says of it."""
-        said = self.operation.attribute(group.rows, answer)
+        said = self.operation.attribute(group.rows, answer, self.wire)
         if all(said.get(row.number) == "" for row in group.rows):
             self._finish(group, Status.SUCCEEDED, "")
             return
         for row in group.rows:
-            error = said.get(row.number)
-            if error is None:  # the answer does not say: read back (``pipeline``)
+            told = said.get(row.number)
+            if group.unknown and self.wire.read_first:  # an earlier attempt may have applied it
+                told = _maybe_applied(told)
+            if isinstance(told, str):
+                self._finish_row(group, row, Status.FAILED if told else Status.SUCCEEDED, told)
+            elif told is not None and told.status is not None:
+                self._finish_row(group, row, told.status, told.error)
+            else:  # the answer does not say: read back (``pipeline``)
+                if told is not None:
+                    self.hints[row.number] = told
                 self.unattributed[row.number] = self._outcome(group, Status.SUCCEEDED, "")
                 self._finished[row.number] = self.unattributed[row.number]
                 self._succeeded += 1
-            else:
-                self._finish_row(group, row, Status.FAILED if error else Status.SUCCEEDED, error)
         self._let_go(group)
 
     def _finish(self, group: _Group, status: Status, error: str) -> None:
@@ -290,14 +301,14 @@ class Engine:
 
     def _finish_row(self, group: _Group, row: Row, status: Status, error: str) -> None:
         if group.unknown:
-            note = f"{group.unknown}: outcome unknown, retried"
+            note = f"{group.unknown}: {OUTCOME_UNKNOWN}, retried"
             error = f"{error}; {note}" if error else note
         if status is Status.FAILED:
             log.warning("row %d (campaign %d) failed: %s", row.number, row.campaign_id, error)
         outcome = self._outcome(group, status, error)
         finished(row, outcome, self.connection.name)
         self._finished[row.number] = outcome
-        self._succeeded += status is Status.SUCCEEDED
+        self._succeeded += status in (Status.SUCCEEDED, Status.UNCHANGED)
         if self.on_outcome is not None:
             self.on_outcome(row, outcome)
 
@@ -318,6 +329,19 @@ class Engine:
         if self.stats.aborted is None:
             log.error("%s; no further requests will be sent", reason)
         self.stop(reason)
+
+
+def _maybe_applied(told: str | Said | None) -> str | Said | None:
+    """What an answer says of a row after an earlier attempt whose outcome is unknown: a row it
+    says was not applied, or was already as wanted, may have been applied by that attempt (the
+    state was read before sending): read back, it is applied if it shows as sent."""
+    if isinstance(told, str) and told:
+        return Said(None, told)
+    if isinstance(told, Said) and told.status is not None and told.status is not Status.SUCCEEDED:
+        return Said(None, told.error, absent=told.status)
+    if isinstance(told, Said) and told.status is None:
+        return replace(told, present=Status.SUCCEEDED, note="")
+    return told
 
 
 def finished(row: Row, outcome: Outcome, account: str | None) -> None:

@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import anyio
 
@@ -23,12 +24,12 @@ from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
 from bulkrunner.limits.limiter import WaitTooLong
 from bulkrunner.limits.rates import crossing
-from bulkrunner.model import Changes, Outcome, Row, RunStats, Status, count
+from bulkrunner.model import OUTCOME_UNKNOWN, Changes, Outcome, Row, RunStats, Status, count
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.output.events import emit
 from bulkrunner.output.planning import Requests
 from bulkrunner.records.expected import UnreadableRecord
-from bulkrunner.sending.backups import Backup, adopt_applied, back_up
+from bulkrunner.sending.backups import Backup, adopt_applied, back_up, settle
 from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.engine import Engine, Judge, finished
 from bulkrunner.sending.interrupts import INTERRUPTED
@@ -70,6 +71,7 @@ class Pipeline:
     read_back: dict[int, Outcome] = field(default_factory=dict)
     earlier: Counter[Status] = field(default_factory=Counter)  # the batches before, by status
     per_row: float = 1.0  # requests a row of the batch at hand becomes, on average
+    verify_per_row: float = 1.0  # and the reads --verify makes of it
     _first: bool = True
 
     @property
@@ -173,6 +175,7 @@ class Pipeline:
         self._say_planned(rows, planned, current)
         sent = planned.send
         self.per_row = self.requests(sent).writes / len(sent) if sent else 1.0
+        self.verify_per_row = self.operation.read_backs(sent) / len(sent) if sent else 1.0
         return planned
 
     def _say_planned(self, rows: Sequence[Row], planned: Plan, current: Current | None) -> None:
@@ -261,33 +264,43 @@ class Pipeline:
 
     async def _verify(self) -> None:
         """Stage 6: read back the rows applied (with --verify), and those the answer that
-        accepted them said nothing of."""
+        accepted them said nothing of (also once the run was stopped by what an answer said:
+        the key still reads); then the backup keeps what went in."""
         engine, operation = self.engine, self.operation
         assert engine is not None
         assert self.plan is not None
         unknown = engine.unattributed
-        if self.stats.aborted is None:
+        aborted = self.stats.aborted
+        seen: dict[int, Mapping[str, Any]] = {}
+        if aborted is None or aborted == engine.judged:
             done = engine.outcomes()
+            verifying = self.config.verify and aborted is None
             chosen = [
                 row
                 for row in self.plan.send
                 if row.number in unknown
-                or (self.config.verify and done[row.number].status is Status.SUCCEEDED)
+                or (verifying and done[row.number].status is Status.SUCCEEDED)
             ]
-            if self.config.verify:
-                noun = "campaign" if operation.key is None else "lead"
+            if verifying:
+                leads = operation.key is not None or operation.identity is not None
+                noun = "lead" if leads else "campaign"
                 log.info("verifying %s by reading them back", count(len(chosen), noun))
-            found = await verify(self.connection, chosen, operation) if chosen else {}
+            found = await verify(self.connection, chosen, operation, seen) if chosen else {}
             for row in chosen:
                 if row.number in found:
                     self._checked(row, done[row.number], found[row.number], row.number in unknown)
         self._unknown_left(unknown)
+        if self.backup is not None:
+            await settle(self.backup, self.plan.send, self.outcomes(), seen, operation)
 
     def _checked(self, row: Row, outcome: Outcome, found: ReadBack, unknown: bool) -> None:
         """A row read back: as ``found`` says (``unknown``: its answer did not say whether it
-        was applied, and this says)."""
+        was applied, and this says, with what the answer did tell: ``Engine.hints``)."""
         if unknown:
-            if found.matches is False:
+            hint = self.engine.hints.get(row.number) if self.engine is not None else None
+            if found.matches is False and hint is not None:
+                outcome = replace(outcome, status=hint.absent, error=hint.error)
+            elif found.matches is False:
                 error = (
                     "not applied: the answer did not say of this row, and it reads back "
                     f"otherwise: {found.reason}"
@@ -295,10 +308,12 @@ class Pipeline:
                 outcome = replace(outcome, status=Status.FAILED, error=error)
             elif found.matches is None:
                 error = (
-                    "outcome unknown: the answer did not say of this row, and it could not be "
+                    f"{OUTCOME_UNKNOWN}: the answer did not say of this row, and it could not be "
                     f"read back ({found.reason})"
                 )
                 outcome = replace(outcome, status=Status.FAILED, error=error)
+            elif hint is not None:
+                outcome = replace(outcome, status=hint.present, error=hint.note)
             self._settle(row, outcome)
             return
         if found.matches is False:
@@ -328,7 +343,7 @@ class Pipeline:
         """The outcome of a row whose answer did not say, and that the run stopped before it
         was read back: not known to be applied."""
         error = (
-            "outcome unknown: the answer did not say of this row, and the run stopped before "
+            f"{OUTCOME_UNKNOWN}: the answer did not say of this row, and the run stopped before "
             f"it was read back ({self.stats.aborted or INTERRUPTED})"
         )
         return replace(outcome, status=Status.FAILED, error=error)
@@ -377,11 +392,5 @@ class Pipeline:
             log.info("%s", note)
 
     def reads_later(self, rows: int) -> int:
-        """The reads of ``rows`` rows of batches not yet read: one for each campaign the
-        account's list did not show (none when it reads no current state); for an operation
-        that reads leads, one a row at most (``lead_reads``: fewer where pages are cheaper)."""
-        if self.operation.reads_leads:
-            return rows
-        if not rows or self.config.no_backup or self.listing.campaigns is None:
-            return 0
-        return max(0, rows - len(self.listing.campaigns))
+        """The reads of ``rows`` rows of batches not yet read (``Listing.later``)."""
+        return self.listing.later(rows, self.operation, self.wire.read_first, self.config.no_backup)

@@ -69,16 +69,20 @@ def drifted(
     found: Mapping[str, Change],
     expected: Mapping[str, Any] | None,
     drift: Drift,
+    payload: Mapping[str, Any],
 ) -> str:
-    """Why a row whose changes are ``found`` (from the campaign as it is now) is not as
-    ``drift`` expects (``expected``: the values read for its campaign, None when none are
-    recorded); "" when it is."""
+    """Why a row of ``payload`` whose changes are ``found`` (from the campaign as it is now) is
+    not as ``drift`` expects (``expected``: the values read for its campaign, None when none
+    are recorded); "" when it is."""
     if expected is None:
         return f"what {drift.since} {'found' if drift.whole else 'set'} in it is not recorded"
     problems = []
     for name, change in found.items():
         now = f"{name} is {shown(change.before)} now"
-        if name in expected and operation.same(name, change.before, expected[name]):
+        if name in expected and (
+            operation.same(name, change.before, expected[name])
+            or operation.on_the_way(name, change.before, expected[name], payload)
+        ):  # as expected, or as an interrupted write of this row (a rollback resumed) left it
             continue
         if name in expected:
             verb = "found" if drift.whole else "set"
@@ -174,8 +178,7 @@ def plan(
             )
             continue
         if drift is not None:
-            target = operation.target(campaign_id, row.payload)
-            changed = _changed(drift, operation, target, found, campaign, expected)
+            changed = _changed(drift, operation, row, found, campaign, expected)
             if changed:
                 result.drifted[row.number] = changed
                 if not drift.force:
@@ -184,7 +187,7 @@ def plan(
         if lost:
             result.irreversible[row.number] = lost
         result.changes[row.number] = Changes(found)  # compact: one is held per row sent
-        if skip and campaign is not None and not found:
+        if (skip or not operation.resent) and campaign is not None and not found:
             result.unchanged[row.number] = Outcome(Status.UNCHANGED)
             continue
         payload = operation.resolve(row.payload, campaign)
@@ -207,16 +210,17 @@ def _irreversible(names: Sequence[str]) -> str:
 def _changed(
     drift: Drift,
     operation: Operation,
-    target: Target,
+    row: Row,
     found: Mapping[str, Change],
     campaign: Mapping[str, Any] | None,
     expected: Expected | None,
 ) -> str:
-    """Why the campaign is not as ``drift`` expects, in a line ("" when it is)."""
+    """Why the campaign of ``row`` is not as ``drift`` expects, in a line ("" when it is)."""
+    target = operation.target(row.campaign_id, row.payload)
     if campaign is None:
         why = "its current values could not be read, so whether it changed is not known"
     else:
-        why = drifted(operation, found, (expected or {}).get(target), drift)
+        why = drifted(operation, found, (expected or {}).get(target), drift, row.payload)
     if not why:
         return ""
     what = f"campaign {target}" if isinstance(target, int) else f"lead {named(target)}"

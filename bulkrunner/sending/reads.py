@@ -26,6 +26,7 @@ from bulkrunner.operations.base import Operation
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.operations.state import Campaign, parse_campaigns, slim
 from bulkrunner.sending.connection import Connection
+from bulkrunner.sending.pages import read_pages
 from bulkrunner.sending.retry import Verdict, classify
 
 log = logging.getLogger("bulkrunner")
@@ -45,10 +46,28 @@ class Current:
 @dataclass(slots=True)
 class Listing:
     """The account's list of campaigns as read for a run's first batch: the campaigns of the
-    run (``wanted``; by default the first batch's) it showed, each until its batch takes it."""
+    run (``wanted``; by default the first batch's) it showed, each until its batch takes it;
+    and the campaigns whose pages were read (``Operation.paged``), kept for every batch."""
 
     wanted: Collection[int] | None = None
     campaigns: dict[int, Mapping[str, Any]] | None = None  # None: not read yet
+    pages: dict[int, Mapping[str, Any]] = field(default_factory=dict)
+    gone: set[int] = field(default_factory=set)  # campaigns whose pages answered 404
+
+    def later(self, rows: int, operation: Operation, read_first: bool, no_backup: bool) -> int:
+        """The reads of ``rows`` rows of batches not yet read: one for each campaign the
+        account's list did not show (none when it reads no current state); of an operation
+        read a page at a time, a page at least for each campaign of the run not read yet; for
+        an operation that reads leads by address, one a row at most (``lead_reads``: fewer
+        where pages are cheaper)."""
+        if operation.reads_leads:
+            return rows
+        if rows and operation.paged is not None and self.wanted is not None:
+            read = len(self.pages) + len(self.gone)
+            return max(0, len(self.wanted) - read) if read_first else 0
+        if not rows or no_backup or self.campaigns is None:
+            return 0
+        return max(0, rows - len(self.campaigns))
 
 
 async def read_current(
@@ -68,10 +87,14 @@ async def read_current(
 
     Raises KeyRejected when an answer says the key is wrong, Unreachable when the first read is
     refused a connection (nothing listens there), WaitTooLong and Unavailable as ``fetch``."""
-    current = await _read_list(
-        connection, campaign_ids, one_by_one, operation, listing or Listing()
-    )
-    if operation.detail is not None:
+    listing = listing or Listing()
+    if operation.reads_list:
+        current = await _read_list(connection, campaign_ids, one_by_one, operation, listing)
+    else:
+        current = Current()
+    if operation.paged is not None:
+        await read_paged(connection, operation, current, campaign_ids, listing)
+    elif operation.detail is not None:
         await read_details(connection, operation.detail, current, campaign_ids)
     blank = [c for c, campaign in current.campaigns.items() if not operation.readable(campaign)]
     for campaign_id in blank:
@@ -170,6 +193,48 @@ async def read_details(
         return None
 
     await each(wanted, read, connection.concurrency)
+
+
+async def read_paged(
+    connection: Connection,
+    operation: Operation,
+    current: Current,
+    campaign_ids: Collection[int],
+    listing: Listing,
+) -> None:
+    """Each campaign's pages (``pages.read_pages``) into ``current``, read once a run: those
+    ``listing`` kept from an earlier batch are not read again."""
+    wanted = [
+        c for c in sorted(set(campaign_ids)) if c not in listing.pages and c not in listing.gone
+    ]
+    if wanted:
+        log.info(
+            "reading the %s of %s, %d a page",
+            operation.detail,
+            count(len(wanted), "campaign"),
+            operation.paged,
+        )
+
+    async def read(campaign_id: int) -> str | None:
+        found = await read_pages(connection, operation, campaign_id)
+        if found.rejected:
+            return found.rejected
+        if found.missing:
+            listing.gone.add(campaign_id)
+        elif found.unreadable:
+            current.unreadable[campaign_id] = found.unreadable
+        else:
+            listing.pages[campaign_id] = Campaign(
+                [("id", campaign_id), (str(operation.detail), found.state)]
+            )
+        return None
+
+    await each(wanted, read, connection.concurrency)
+    for campaign_id in campaign_ids:
+        if campaign_id in listing.gone:
+            current.missing.add(campaign_id)
+        elif campaign_id in listing.pages:
+            current.campaigns[campaign_id] = listing.pages[campaign_id]
 
 
 def detail_list(answer: Answer) -> list[Any] | None:

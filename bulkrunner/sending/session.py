@@ -30,6 +30,7 @@ from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import REAL_CLOCK, Changes, Clock, Outcome, Row, RunStats
 from bulkrunner.operations.base import Operation, Wire
+from bulkrunner.operations.lead_uploads import LeadCapacity
 from bulkrunner.operations.refusals import EnumRefusals, ShapeRefusals
 from bulkrunner.output.hints import other_option_command, vocabulary_command
 from bulkrunner.records.journal import finish_times
@@ -129,7 +130,8 @@ class Session:
         operation, wire = self.operation or default, self.wire or wire
         async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as group:
             self._group = group  # where the progress display runs, from the first send
-            backup = Backup.of(self.config) if not self.planning else None
+            backed_up = not self.planning and operation.backed_up
+            backup = Backup.of(self.config) if backed_up else None
             for name, account in self.accounts.items():
                 connection = await stack.enter_async_context(
                     connect(self.config, account, self.clock, self.wanted, store=self.store)
@@ -193,9 +195,12 @@ class Session:
             self._group.start_soon(watch, self.config, list(self.pipelines.values()), self.clock)
 
 
-def refusals(config: RunConfig) -> EnumRefusals | ShapeRefusals | None:
+def refusals(config: RunConfig) -> EnumRefusals | ShapeRefusals | LeadCapacity | None:
     """Stops an account's run when the server keeps refusing the enum names (the wrong
-    vocabulary) or, for schedules, every row from the first (the wrong body shape)."""
+    vocabulary) or, for schedules, every row from the first (the wrong body shape); a leads
+    run, when the account's lead capacity is used up."""
+    if config.operation == "leads":
+        return LeadCapacity(read_first=config.skip_unchanged or not config.no_backup)
     report = config.report
     if report is None:
         return None

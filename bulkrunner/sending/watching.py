@@ -65,7 +65,7 @@ def figures(pipeline: Pipeline, now: float) -> Figures:
         succeeded,
         config.verify,
         per_row=pipeline.per_row,
-        verify_reads=pipeline.operation.reads_per_campaign,
+        verify_reads=pipeline.verify_per_row,
     )
     limiter = pipeline.connection.limiter
     rate = measured_rate(limiter, pipeline.stats.first_request, now)
@@ -123,11 +123,11 @@ def requests_left(
     verify: bool,
     *,
     per_row: float = 1.0,
-    verify_reads: int = 1,
+    verify_reads: float = 1,
 ) -> int:
     """The requests still to come (retries not counted): ``per_row`` requests for each of
     ``rows`` not yet done (the average a row of the operation becomes) and, with ``verify``,
     ``verify_reads`` reads back for each of them and of the ``succeeded`` rows. The reads before
     sending are already in the limiters' windows: the ETA counts them as they are."""
     writes = round(rows * per_row)
-    return writes + (rows + succeeded) * verify_reads if verify else writes
+    return writes + round((rows + succeeded) * verify_reads) if verify else writes

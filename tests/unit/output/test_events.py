@@ -1,0 +1,98 @@
+"""Every JSON event bulkrunner writes is declared in ``events.EVENTS``, with its fields.
+
+Two ways: every call in the source that names an event (``emit``, ``show``, ``json_line``) names
+a declared one with declared fields; and the lines of real commands in json mode (a run with
+retries and progress, a plan, an export, an error) hold only declared events and fields, those
+whose fields are built at run time included.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bulkrunner.cli.app import main
+from bulkrunner.output.events import COMMON_FIELDS, EVENTS, setup_logging
+from tests import ROOT
+from tests.fakes import rate_alone
+
+PACKAGE = ROOT / "bulkrunner"
+# the function and the index of its argument that names the event
+NAMING = {"emit": 0, "json_line": 0, "show": 1}
+
+
+def _named_events() -> list[tuple[str, int, str, list[str]]]:
+    """(file, line, event, keyword fields) of each call in the package that names an event."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else None
+            if name not in NAMING or len(node.args) <= NAMING[name]:
+                continue
+            event = node.args[NAMING[name]]
+            if isinstance(event, ast.Constant) and isinstance(event.value, str):
+                fields = [k.arg for k in node.keywords if k.arg is not None]
+                found.append((path.name, node.lineno, event.value, fields))
+    return found
+
+
+def test_every_event_named_in_the_source_is_declared_with_its_fields() -> None:
+    named = _named_events()
+    assert {"run_start", "row_finished", "retry_scheduled", "summary"} <= {e for *_, e, _ in named}
+    for file, line, event, fields in named:
+        assert event in EVENTS, f"{file}:{line}: event {event!r} is not in events.EVENTS"
+        undeclared = set(fields) - set(EVENTS[event].fields) - set(COMMON_FIELDS)
+        assert not undeclared, f"{file}:{line}: {event} fields {undeclared} are not declared"
+
+
+def _lines(text: str) -> list[dict[str, Any]]:
+    entries = [json.loads(line) for line in text.splitlines() if line.strip()]
+    assert all(isinstance(entry, dict) for entry in entries)
+    return entries
+
+
+def _check(entries: list[dict[str, Any]], stream: str) -> set[str]:
+    for entry in entries:
+        declared = EVENTS.get(entry["event"])
+        assert declared is not None, f"undeclared event: {entry}"
+        assert declared.stream == stream, entry
+        assert set(entry) <= set(COMMON_FIELDS) | set(declared.fields), entry
+    return {entry["event"] for entry in entries}
+
+
+@pytest.mark.slow  # a few seconds of real time: the simulator's injected faults are retried
+def test_the_lines_of_real_commands_hold_only_declared_events_and_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SMARTLEAD_API_KEY", raising=False)
+    plan = tmp_path / "plan.csv"
+    plan.write_text(
+        "campaign_id,sending_limit\n" + "".join(f"{n},{30 + n}\n" for n in range(1, 25))
+    )
+    fast = [*rate_alone("500/1"), "--guard", "0", "--log-format", "json"]
+    seen: dict[str, set[str]] = {"stdout": set(), "stderr": set()}
+
+    def command(*words: str) -> int:
+        code = main([*words, *fast])
+        out, err = capsys.readouterr()
+        seen["stdout"] |= _check(_lines(out), "stdout")
+        seen["stderr"] |= _check(_lines(err), "stderr")
+        return code
+
+    assert command("run", str(plan), "--simulate", "--progress-interval", "0") == 0
+    assert command("plan", str(plan), "--simulate") == 0
+    assert command("plan", str(plan), "--simulate", "--out", "saved.plan") == 0
+    assert command("plan", str(plan)) == 2  # no key: a usage error, one JSON line
+    assert command("export", "--simulate", "--output", "exported.csv") == 0
+    assert command("run", str(plan), "--max-attempts", "0") == 2  # a usage error
+    setup_logging(False)  # the text mode's logging again, for the tests after this one
+    assert seen["stderr"] >= {"run_start", "row_finished", "progress", "run_end", "log", "error"}
+    assert seen["stdout"] >= {"summary", "plan", "plan_saved"}
