@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.run import _PEAK_OF_CHILD, KEY, Sizes, long_run_ratio
+from benchmarks.run import _PEAK_OF_CHILD, KEY, Sizes, long_run_ratio, rate_flags
 from bulkrunner.model import Rate
 
 LEAD_CAMPAIGNS = 20
@@ -76,7 +76,7 @@ def upload(work: Path, source: Path, rate: Rate, per_request: int) -> dict[str, 
         *(sys.executable, "-m", "bulkrunner", "run", "--input", str(source), "-q"),
         *("--operation", "leads", "--leads-per-request", str(per_request)),
         *("--report", str(work / f"leads-{per_request}.csv"), "--base-url", base_url),
-        *("--rate", str(rate)),
+        *rate_flags(rate),  # (and the published windows of other lengths, loose)
     ]
     started = time.monotonic()
     done = subprocess.run(

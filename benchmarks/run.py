@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import csv
 import json
+import math
 import os
 import platform
 import signal
@@ -30,8 +31,9 @@ from pathlib import Path
 
 import aiohttp
 
+from benchmarks import budget
 from bulkrunner.cli.app import main as cli_main
-from bulkrunner.limits.rates import ideal_seconds, max_in_window
+from bulkrunner.limits.rates import DEFAULT_RATES, ideal_seconds, max_in_window
 from bulkrunner.model import Rate
 from bulkrunner.simulator import SimulatorConfig, SimulatorState, SimulatorThread
 
@@ -56,6 +58,12 @@ class Sizes:
     accounts: int = 5  # the accounts scenario: accounts, rows each, and each one's limit
     account_rows: int = 100
     account_rate: Rate = Rate(10, 1)  # noqa: RUF009 (a frozen value)
+    # the shared budgets' scenarios (``benchmarks.budget``): rows of back to back, of each of
+    # the two jobs, of each ledger-cost run; the Retry-After of the server's 429s
+    back_rows: int = 20
+    job_rows: int = 40
+    ledger_rows: int = 10_000
+    retry_after: float = 30.0
     lead_rows: int = 100_000  # the leads scenarios (benchmarks/leads.py)
     lead_rate: Rate = Rate(10, 2)  # noqa: RUF009 (a frozen value)
     lead_dry_rows: int = 1_000_000
@@ -104,6 +112,10 @@ SMOKE = Sizes(
     accounts=2,
     account_rows=10,
     account_rate=Rate(20, 1),
+    back_rows=8,
+    job_rows=5,
+    ledger_rows=1_500,
+    retry_after=1.0,
     lead_rows=8_000,
     lead_rate=Rate(100, 1),
     lead_dry_rows=20_000,
@@ -136,6 +148,25 @@ def long_run_ratio(times: Sequence[float], rate: Rate) -> float:
     return whole / (times[whole] - times[0]) / rate.per_second
 
 
+def alone(rate: Rate) -> list[Rate]:
+    """``rate`` and, loose enough never to bind, SmartLead's published windows of the other
+    lengths, which a ``--rate`` leaves in force: the limits of a scenario measuring ``rate``
+    alone."""
+    return [
+        rate,
+        *(
+            Rate(math.ceil(rate.per_second * each.seconds * 10), each.seconds)
+            for each in DEFAULT_RATES
+            if each.seconds != rate.seconds
+        ),
+    ]
+
+
+def rate_flags(rate: Rate) -> list[str]:
+    """The ``--rate`` flags of ``alone(rate)``."""
+    return [word for each in alone(rate) for word in ("--rate", str(each))]
+
+
 # --- scenarios ---------------------------------------------------------------------------------
 
 
@@ -152,7 +183,7 @@ def ceiling(sizes: Sizes, work: Path) -> dict[str, float]:
             [
                 *(sys.executable, "-m", "bulkrunner", "run", "--input", str(plan)),
                 *("--report", str(work / "ceiling-report.csv"), "--base-url", sim.base_url),
-                *("--rate", str(rate), "--concurrency", "8", "-q"),
+                *(*rate_flags(rate), "--concurrency", "8", "-q"),
             ],
             env={**os.environ, "SMARTLEAD_API_KEY": KEY},
             capture_output=True,
@@ -192,8 +223,7 @@ def jitter(sizes: Sizes, work: Path) -> dict[str, float]:
                 str(work / "jitter-report.csv"),
                 "--base-url",
                 sim.base_url,
-                "--rate",
-                str(rate),
+                *rate_flags(rate),
                 "--concurrency",
                 str(case.concurrency),
             )
@@ -219,8 +249,7 @@ def adaptive(sizes: Sizes, work: Path) -> dict[str, float]:
             str(work / "adaptive-report.csv"),
             "--base-url",
             sim.base_url,
-            "--rate",
-            str(told),
+            *rate_flags(told),
         )
         state = sim.state
     times = arrivals(state)
@@ -271,8 +300,7 @@ def overhead(sizes: Sizes, work: Path) -> dict[str, float]:
             str(work / "overhead-report.csv"),
             "--base-url",
             sim.base_url,
-            "--rate",
-            "1000000/1",
+            *rate_flags(Rate(1_000_000, 1)),
             "--concurrency",
             "4",
         )
@@ -298,8 +326,7 @@ def one_at_a_time(sizes: Sizes, work: Path) -> dict[str, float]:
             str(work / "baseline-report.csv"),
             "--base-url",
             sim.base_url,
-            "--rate",
-            str(rate),
+            *rate_flags(rate),
         )
         ours = time.monotonic() - started
     return {"one-at-a-time s": sequential, "bulkrunner s": ours, "speed-up": sequential / ours}
@@ -533,7 +560,7 @@ def real_run(work: Path, name: str, rows: int) -> tuple[float, float, int]:
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         command = [
             *("run", "--input", str(plan), "--report", str(work / f"{name}-report.csv")),
-            *("--base-url", sim.base_url, "--rate", "1000000/1", "--concurrency", "16"),
+            *("--base-url", sim.base_url, *rate_flags(Rate(1_000_000, 1)), "--concurrency", "16"),
         ]
         started = time.perf_counter()
         peak = child_peak([sys.executable, "-m", "bulkrunner", *command], KEY)
@@ -603,12 +630,13 @@ class ServerProcess:
 def accounts(sizes: Sizes, work: Path) -> dict[str, float]:
     """N accounts, each on its own server with its own limit, in one run; vs one of them."""
     rate, rows = sizes.account_rate, sizes.account_rows
+    limits = json.dumps([str(each) for each in alone(rate)])
 
     def run(names: list[str], label: str) -> tuple[float, int, int]:
         process = ServerProcess([f"key-{name}" for name in names], rate)
         servers = dict(zip(names, process.base_urls, strict=True))
         table = "".join(
-            f'[accounts.{name}]\nkey_env = "BENCH_KEY_{name.upper()}"\nrate = ["{rate}"]\n'
+            f'[accounts.{name}]\nkey_env = "BENCH_KEY_{name.upper()}"\nrate = {limits}\n'
             f'base_url = "{base_url}"\n'
             for name, base_url in servers.items()
         )
@@ -647,6 +675,28 @@ def accounts(sizes: Sizes, work: Path) -> dict[str, float]:
     }
 
 
+def back_to_back(sizes: Sizes, work: Path) -> dict[str, float]:
+    return budget.back_to_back(sizes.back_rows, sizes.retry_after, work)
+
+
+def two_jobs(sizes: Sizes, work: Path) -> dict[str, float]:
+    return budget.two_jobs(sizes.job_rows, sizes.retry_after, work)
+
+
+def ledger_cost(sizes: Sizes, work: Path) -> dict[str, float]:
+    rate = Rate(1000, 1)
+    figures: dict[str, float] = {}
+    for mode, (code, times) in budget.ledger_cost(
+        sizes.ledger_rows, rate_flags(rate), work
+    ).items():
+        figures[f"{mode}: exit"] = code
+        figures[f"{mode}: ceiling ratio"] = long_run_ratio(times, rate)
+    figures["store / no-state"] = (
+        figures["store: ceiling ratio"] / figures["no-state: ceiling ratio"]
+    )
+    return figures
+
+
 def leads(sizes: Sizes, work: Path) -> dict[str, float]:
     from benchmarks.leads import leads as scenario  # (it imports this module)
 
@@ -662,6 +712,9 @@ def leads_dry_run(sizes: Sizes, work: Path) -> dict[str, float]:
 SCENARIOS: dict[str, Callable[[Sizes, Path], dict[str, float]]] = {
     "ceiling": ceiling,
     "jitter": jitter,
+    "back to back": back_to_back,
+    "two jobs": two_jobs,
+    "ledger cost": ledger_cost,
     "adaptive": adaptive,
     "overhead": overhead,
     "large inputs": large_inputs,
@@ -694,6 +747,13 @@ def describe(sizes: Sizes) -> dict[str, str]:
         f"--rate {sizes.adaptive_client}",
         "overhead": f"{sizes.overhead_requests} requests, limits off, zero latency, "
         "concurrency 4, vs a raw aiohttp loop on the same server",
+        "back to back": f"export, plan and run --verify of {sizes.back_rows} rows, one process "
+        "after another, server 10/2 and 60/60 whose 429s say Retry-After "
+        f"{sizes.retry_after:g}, default limits; with the state store, and with --no-state",
+        "two jobs": f"two runs of {sizes.job_rows} rows each on one key, started together, "
+        f"server 10/2 and 60/60 (Retry-After {sizes.retry_after:g}), default limits",
+        "ledger cost": f"{sizes.ledger_rows} rows at --rate 1000/1 on loopback, "
+        "concurrency 16, with the state store, then with --no-state",
         "accounts": f"{sizes.accounts} accounts of {sizes.account_rows} rows, each on its own "
         f"server limited to {sizes.account_rate} (the servers in one process of their own), in "
         "one run; vs 1 such account",

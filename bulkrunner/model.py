@@ -306,6 +306,7 @@ class RunStats:
     last_answer: float | None = None
     aborted: str | None = None  # why the run stopped early, if it did
     limits: tuple[Rate, ...] = ()  # the limits held in the end (a lower one may be learned)
+    others: int = 0  # requests other processes sent on the account meanwhile (the state store)
 
     @property
     def sending_seconds(self) -> float:
@@ -341,6 +342,11 @@ class Clock:
     monotonic: Callable[[], float] = time.monotonic
     wall: Callable[[], datetime] = _utc_now
     sleep: Callable[[float], Awaitable[None]] = _sleep
+
+    def offset(self) -> float:
+        """Wall-clock seconds (Unix time, which every process of the machine shares) less the
+        monotonic clock, now: what turns one into the other."""
+        return self.wall().timestamp() - self.monotonic()
 
 
 REAL_CLOCK = Clock()

@@ -44,6 +44,7 @@ from bulkrunner.operations.fields import CAMPAIGN_ID, NAME
 from bulkrunner.output.events import show
 from bulkrunner.output.export_summary import SHOWN, export_lines
 from bulkrunner.records.locks import lock_accounts
+from bulkrunner.records.store import StateStore
 
 if TYPE_CHECKING:
     from bulkrunner.sending.connection import Connection
@@ -135,8 +136,9 @@ def read_export(
 ) -> Export:
     """The campaigns of the account (of ``config.client_id``, of ``config.status``) as rows of
     ``config.operation``'s input, read through the read stage of a run (its connection: limits,
-    retries, --max-wait, --outage-timeout), holding the account's lock as a run does. Raises
-    UsageError without a key, RunInProgress while a run uses the account, Aborted when the list
+    retries, --max-wait, --outage-timeout, the budget shared through the state store), holding
+    the account's lock as a run does. Raises UsageError without a key (StoreError: a store that
+    cannot be used), RunInProgress while a run holds the account alone, Aborted when the list
     cannot be read (key rejected, nothing listening, a wait longer than --max-wait...)."""
     operation, _ = for_config(config)
     if not operation.exportable:
@@ -156,14 +158,19 @@ def read_export(
     account = Account("", API_KEY_ENV, config.rates, config.base_url, api_key)
     current().sending({"": account}, None)
     with ExitStack() as held:
+        store = current().shared(config, held)
         if not config.simulate:
-            # The key's budget is shared: while a run uses this account, an export (whose
-            # per-campaign reads may be many) would push the two past its limits together.
-            lock_accounts(held, [account], {"": api_key}, clock.wall())
-        return anyio.run(_read, config, account, clock)
+            # The key's budget is shared: an export (whose per-campaign reads may be many)
+            # counts a run's requests, and they its, through the store; without it, while a
+            # run uses this account, the two would push past its limits together.
+            shared = store is not None
+            lock_accounts(held, [account], {"": api_key}, clock.wall(), shared=shared)
+        return anyio.run(_read, config, account, clock, store)
 
 
-async def _read(config: RunConfig, account: Account, clock: Clock) -> Export:
+async def _read(
+    config: RunConfig, account: Account, clock: Clock, store: StateStore | None
+) -> Export:
     from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
     from bulkrunner.limits.limiter import WaitTooLong
     from bulkrunner.sending.connection import connect
@@ -171,7 +178,8 @@ async def _read(config: RunConfig, account: Account, clock: Clock) -> Export:
     from bulkrunner.sending.retry import too_long
 
     operation, _ = for_config(config)
-    async with connect(config, account, clock, DEMO_CAMPAIGNS, faults=False) as connection:
+    reading = connect(config, account, clock, DEMO_CAMPAIGNS, faults=False, store=store)
+    async with reading as connection:
         try:
             if operation.paged is not None:  # a campaign's leads: a row each
                 return await _read_leads(connection, config, operation)

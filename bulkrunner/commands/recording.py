@@ -25,7 +25,7 @@ import hashlib
 import inspect
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +40,7 @@ from bulkrunner.model import Changes, Clock, Outcome, Row, Status
 from bulkrunner.records.history import ChangeRecord, History, RunAccount, as_json
 from bulkrunner.records.journal import APPLIED_EARLIER, applied
 from bulkrunner.records.pruning import prune
-from bulkrunner.records.store import StoreError, for_config
+from bulkrunner.records.store import StateStore, StoreError, for_config
 
 log = logging.getLogger("bulkrunner")
 
@@ -103,6 +103,7 @@ class Recording:
     counts: dict[str, int] = field(default_factory=dict)
     input_sha256: str | None = None
     continued: int | None = None  # the recorded run this one continues (--resume, --fresh)
+    store: StateStore | None = None  # the store it is recorded in, while it runs
 
     @classmethod
     @contextmanager
@@ -128,7 +129,21 @@ class Recording:
                 report_path=config.report.resolve() if config.report is not None else None,
             )
             log.debug("recorded as run %d in %s (bulkrunner runs show %d)", run, store.path, run)
-            yield cls(history, run, command, clock, config)
+            yield cls(history, run, command, clock, config, store=store)
+
+    def shared(self, config: RunConfig, held: ExitStack) -> StateStore | None:
+        """The store the accounts' request budgets are shared through (``records.budget``):
+        the one this run is recorded in, or, for a command not recorded, one opened for
+        ``config`` and held in ``held``; None with ``--no-state``. StoreError if it cannot be
+        used."""
+        if config.no_state:
+            return None
+        if self.store is not None:
+            return self.store
+        store = for_config(config)
+        if store is not None:
+            held.enter_context(store)
+        return store
 
     def begin(
         self, report: Path, *, of_run: int | None = None, input_sha256: str | None = None

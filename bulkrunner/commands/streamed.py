@@ -31,6 +31,7 @@ from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
 from bulkrunner.output.summary import FailedRows
 from bulkrunner.records.journal import Journal, row_key
 from bulkrunner.records.locks import lock_accounts
+from bulkrunner.records.store import StateStore
 from bulkrunner.sending.batches import RunRows, Survey
 from bulkrunner.sending.interrupts import INTERRUPTED, Interrupts
 from bulkrunner.sending.pipeline import Pipeline
@@ -66,6 +67,7 @@ class Stream:
     survey: Survey = field(default_factory=Survey)
     drift: Drift | None = None  # a rollback's or a saved plan's: writes only over what it expects
     sending: dict[str, Account] = field(default_factory=dict)  # the accounts it sends with
+    store: StateStore | None = None  # the state store, while the run holds its locks
     report_rows: int = REPORT_ROWS
 
     @property
@@ -109,15 +111,17 @@ class Stream:
 
     def survey_and_lock(self, held: ExitStack, started: datetime) -> None:
         """Survey the input (one pass), read the keys of the accounts its rows use (one not set
-        is an error before anything is sent), say which rows are invalid, and hold the lock of
-        each account the run sends with in ``held``: two runs never share one account's limits
-        unknowingly."""
+        is an error before anything is sent), say which rows are invalid, open the state store
+        and hold the lock of each account the run sends with in ``held``: two runs never share
+        one account's limits unknowingly (runs with the store share them knowingly)."""
         self.survey = self.rows.surveyed()
         self.sending = sending_with(self.config, self.accounts, self.key, self.survey.accounts)
         warn_invalid(self.config.input, self.survey.shown, self.survey.invalid)
+        self.store = current().shared(self.config, held)
         if not self.config.simulate:  # each run has its own embedded simulator
             keys = {name: account.key for name, account in self.sending.items()}
-            lock_accounts(held, list(self.sending.values()), keys, started)
+            shared = self.store is not None
+            lock_accounts(held, list(self.sending.values()), keys, started, shared=shared)
 
     def limits(self) -> str:
         """The limits the run sends within: each account's (named, when it has a name)."""
@@ -274,6 +278,7 @@ def send(
         on_batch=finished,
         totals=survey.accounts,
         wanted=survey.campaigns,
+        store=stream.store,
     )
     rows.stop = session.stop
     if journaling is not None:

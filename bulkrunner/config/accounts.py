@@ -40,7 +40,7 @@ from bulkrunner.config.job_file import read_toml
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import UsageError
-from bulkrunner.limits.rates import guard_problem
+from bulkrunner.limits.rates import guard_problem, with_published
 from bulkrunner.model import Rate, Rejection, Row, Status, Validation, count
 from bulkrunner.operations.fields import ACCOUNT
 
@@ -113,7 +113,7 @@ def _account(path: Path, name: str, entry: Any, config: RunConfig) -> Account:
         if not isinstance(texts, list) or not texts:
             raise UsageError(f'{where}: rate must be a list like ["10/2", "60/60"], got {rate!r}')
         try:
-            rates = tuple(Rate.parse(str(text)) for text in texts)
+            rates = with_published(tuple(Rate.parse(str(text)) for text in texts))
         except ValueError as exc:
             raise UsageError(f"{where}: rate: {exc}") from None
     if problem := guard_problem(config.guard, rates):

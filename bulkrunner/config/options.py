@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass
 
 from bulkrunner.errors import ExitCode
-from bulkrunner.limits.rates import DEFAULT_RATES
+from bulkrunner.limits.rates import with_published
 from bulkrunner.model import Rate
 from bulkrunner.operations.fields import CAMPAIGN_STATUSES
 
@@ -199,8 +199,9 @@ def as_text(value: Any) -> str | None:
 
 
 def as_rates(value: Any) -> tuple[Rate, ...]:
+    """The limits given, and the published windows they do not name (``with_published``)."""
     texts = [value] if isinstance(value, str) else list(value)
-    return tuple(Rate.parse(str(text)) for text in texts) if texts else DEFAULT_RATES
+    return with_published(tuple(Rate.parse(str(text)) for text in texts))
 
 
 def as_columns(value: Any) -> tuple[str, ...]:

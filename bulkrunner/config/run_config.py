@@ -137,8 +137,8 @@ class RunConfig:
     rates: tuple[Rate, ...] = field(
         default=DEFAULT_RATES,
         metadata=option(
-            "at most N requests in any SECONDS; repeat for several limits, all of which hold "
-            "(default {default})",
+            "at most N requests in any SECONDS, repeatable: each replaces the default window of "
+            "its SECONDS, the others hold (above SmartLead's: a warning) (default {default})",
             CONNECTING,
             key="rate",
             accepts=(list, str),

@@ -17,18 +17,16 @@ J sooner, relative to request k, than the limiter spaced them. So:
 - once a request is answered (``answer_received``), the server counted it no later than the
   answer came back less the fixed part of a round trip, which the fastest round trips tell (the
   fastest, less a margin for how well the ten fastest agree; nothing until 20 are known): its
-  slot moves there. So each request holds its windows for its own delay, a stall that held a
-  batch of requests back included, and not every window for the widest delay; the slot moves
-  at most half the shortest window past the write (a longer delay is taken to be the server's
-  work after counting it);
+  slot moves there (at most half the shortest window past the write: a longer delay is taken
+  to be the server's work after counting it). So each request holds its windows for its own
+  delay, a stall that held a batch of requests back included, not for the widest delay;
 - a request still in flight is held for the guard: at least as wide as the spread of the round
   trips (a high percentile above the fastest, with a margin), since one-way jitter cannot exceed
-  it, capped at a quarter of the shortest window. The configured guard is a floor, and is added
-  to every window on top of the answered requests' own delays;
-- a 429 doubles the guard (up to that cap) as well as cutting the rate.
+  it, capped at a quarter of the shortest window (a 429 doubles it). The configured guard is a
+  floor, and is added to every window on top of the answered requests' own delays.
 
-Time is a parameter: ``clock`` returns seconds and ``sleep`` waits, so tests drive a fake clock.
-"""
+Time is a parameter (``clock`` returns seconds, ``sleep`` waits): tests drive a fake clock.
+Every process's requests on the account are counted through the state store (``shared``)."""
 
 from __future__ import annotations
 
@@ -45,7 +43,8 @@ import anyio
 
 from bulkrunner.limits.adaptive import AdaptiveRate
 from bulkrunner.limits.rates import DEFAULT_GUARD, ceiling
-from bulkrunner.limits.windows import Window
+from bulkrunner.limits.shared import LEASE, SharedBudget, Sharing
+from bulkrunner.limits.windows import Window, earliest
 from bulkrunner.model import Rate, count
 
 log = logging.getLogger("bulkrunner")
@@ -102,6 +101,8 @@ class _Request:
 
     limiter: SlidingWindowLimiter
     slot: float
+    seq: int | None = None  # its number in the shared budget, when it was claimed by itself
+    recorded: float = 0.0  # its time there
     written: float | None = None
 
 
@@ -142,6 +143,9 @@ class SlidingWindowLimiter:
       enforced from then on; without a limit, a spent budget while the configured windows still
       have room makes everyone wait for the reset instead of drawing 429s.
 
+    With a ``budget`` (``shared``), a request goes only once every process's requests on the
+    account leave room for it too, and a pause (``paused_until``) is every process's.
+
     A wait the server asks for is bounded (``--max-wait``): a reset longer than ``max_pause``,
     or a slot that the announced limit puts further off than ``acquire``'s ``max_wait`` (where
     the configured limits would not), raises :class:`WaitTooLong` instead of being waited for.
@@ -155,6 +159,7 @@ class SlidingWindowLimiter:
         adaptive: bool = True,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
+        budget: SharedBudget | None = None,
     ) -> None:
         if not rates:
             raise ValueError("at least one rate is required")
@@ -171,12 +176,16 @@ class SlidingWindowLimiter:
         self.adaptive = AdaptiveRate(ceiling(self.rates)) if adaptive else None
         self._clock = clock
         self._sleep = sleep
-        self._paused_until = float("-inf")
+        self.paused_until = float("-inf")
         self._recent: deque[float] = deque(maxlen=_RECENT)
         self.granted = 0
         # Taken without a checkpoint when free, as asyncio.Lock is: an uncontended grant does not
         # yield to the loop.
         self._lock = anyio.Lock(fast_acquire=True)
+        self.shared = Sharing(budget, self.rates) if budget is not None else None
+        if self.shared is not None:  # a following or resumed command starts with what it holds
+            sent, self.paused_until = self.shared.recent(clock() - max(r.seconds for r in rates))
+            self.seed([clock() - at for at in sent])
 
     @property
     def guard(self) -> float:
@@ -187,7 +196,7 @@ class SlidingWindowLimiter:
         """Seconds from ``now`` until the next request may go (0 when it may go at once); with
         ``learned`` false, as if the server had announced no limit."""
         windows = self._windows if learned else self._windows[: len(self.rates)]
-        wait = max(0.0, self._paused_until - now, self._windows_wait(now, windows))
+        wait = max(0.0, self.paused_until - now, self._windows_wait(now, windows))
         rate = self.adaptive.rate(now) if self.adaptive else None
         if rate is not None and self._recent:
             wait = max(wait, self._recent[-1] + 1.0 / rate - now)
@@ -207,8 +216,11 @@ class SlidingWindowLimiter:
         return self.rates if self.learned is None else (*self.rates, self.learned)
 
     def pause(self, seconds: float) -> None:
-        """Admit nothing for ``seconds`` from now (never shortens an earlier pause)."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
+        """Admit nothing for ``seconds`` from now (never shortens an earlier pause), in every
+        process on the account when its budget is shared."""
+        self.paused_until = max(self.paused_until, self._clock() + seconds)
+        if self.shared is not None:
+            self.shared.pause(self.paused_until)
 
     def throttled(self) -> None:
         """A 429 came back: slow down (adaptive control), on top of any Retry-After pause."""
@@ -252,7 +264,9 @@ class SlidingWindowLimiter:
 
     def _learn(self, limit: int, now: float) -> None:
         shortest = min(self.rates, key=lambda rate: rate.seconds)
-        if limit >= shortest.limit or (self.learned is not None and limit >= self.learned.limit):
+        # A configured N/S with N <= limit holds limit/shortest already (S is not shorter).
+        held = min(rate.limit for rate in self.rates)
+        if limit >= held or (self.learned is not None and limit >= self.learned.limit):
             return
         self.learned = Rate(limit, shortest.seconds)
         window = Window(self.learned)
@@ -282,21 +296,8 @@ class SlidingWindowLimiter:
         what the windows hold now (past ``_EXACT_ETA`` requests: count over the ceiling)."""
         if count > _EXACT_ETA:
             return count / min(rate.per_second for rate in self.effective_rates)
-        guard, answered = self.guard, self._answered_shift()
-        granted = [window.times(guard, answered) for window in self._windows]
-        at = now
-        for _ in range(count):
-            at = max(
-                [at, self._paused_until]
-                + [
-                    times[-window.limit] + window.seconds
-                    for window, times in zip(self._windows, granted, strict=True)
-                    if len(times) >= window.limit
-                ]
-            )
-            for times in granted:
-                bisect.insort(times, at + guard)
-        return at - now
+        guard, answered, paused = self.guard, self._answered_shift(), self.paused_until
+        return earliest(self._windows, count, max(now, paused), guard, answered) - now
 
     async def acquire(self, max_wait: float = math.inf) -> Grant:
         """Wait for a slot in every window; returns the grant, stamped with the clock.
@@ -316,18 +317,23 @@ class SlidingWindowLimiter:
                 if wait > max_wait and learned and self.wait_time(now, learned=False) < wait:
                     held = f"X-RateLimit-Limit {learned.limit}, held over {learned.seconds:g}s"
                     raise WaitTooLong(wait, held)
+                if wait <= 0 and self.shared is not None:  # and every process's requests
+                    room = max(1, self._room(now, now + LEASE)) if self.shared.most > 1 else 1
+                    wait = self.shared.ask(self.effective_rates, now, self._floor, self.guard, room)
                 if wait <= 0:
                     for window in self._windows:
                         window.add(now)
                     self._recent.append(now)
                     self.granted += 1
-                    _CURRENT.set(_Request(self, now))
+                    seq = self.shared.granted if self.shared is not None else None
+                    _CURRENT.set(_Request(self, now, seq, now))
                     return Grant(now, self.granted)
                 await self._sleep(wait)
 
     def _written(self, request: _Request) -> None:
-        now = self._clock()
-        request.written = now
+        request.written = now = self._clock()
+        if self.shared is not None:  # every process holds it from now too
+            request.recorded = self.shared.written(request.seq, request.recorded, now)
         if now > request.slot:
             for window in self._windows:
                 window.move(request.slot, now)
@@ -358,6 +364,9 @@ class SlidingWindowLimiter:
         at = min(max(now, written + fastest), written + fastest + self._answer_cap)
         for window in self._windows:
             window.answer(request.slot, at)
+        if self.shared is not None:  # every process holds it as this one does (less its guard)
+            held = at + self._answered_shift() - self._floor
+            self.shared.answered(request.seq, request.recorded, held)
 
     def _learn_guard(self) -> None:
         """Keep the guard as wide as the spread of the round-trip times: one-way jitter is at
@@ -377,6 +386,13 @@ class SlidingWindowLimiter:
             return self._floor  # held until the answer came: few round trips tell little
         fastest, tenth = self._fastest[0], self._fastest[-1]
         return self._floor - max(0.0, fastest - _FASTEST_MARGIN * (tenth - fastest))
+
+    def _room(self, now: float, at: float) -> int:
+        """How many requests this process's own windows (and its adaptive rate) let go from
+        ``now`` to ``at``: a reservation of more would count the rest as sent, in vain."""
+        room = min(w.room(at, self.guard, self._answered_shift()) for w in self._windows)
+        rate = self.adaptive.rate(now) if self.adaptive else None
+        return room if rate is None else min(room, 1 + math.floor((at - now) * rate))
 
     def _windows_wait(self, now: float, windows: Sequence[Window] | None = None) -> float:
         guard, answered = self.guard, self._answered_shift()

@@ -23,6 +23,34 @@ DEFAULT_GUARD = 0.002
 DEFAULT_RATES: tuple[Rate, ...] = (Rate(10, 2), Rate(60, 60), Rate(1000, 3600))
 
 
+def with_published(rates: Sequence[Rate]) -> tuple[Rate, ...]:
+    """``rates`` as given, and each published window (``DEFAULT_RATES``) whose seconds none of
+    them names, shortest window first: a limit overrides the window of its own length only, so
+    ``2/1`` still holds 10/2, 60/60 and 1000/3600, and ``20/2`` replaces 10/2 (see
+    ``above_published``)."""
+    named = {rate.seconds for rate in rates}
+    kept = [rate for rate in DEFAULT_RATES if rate.seconds not in named]
+    return tuple(sorted([*rates, *kept], key=lambda rate: rate.seconds))
+
+
+def above_published(rates: Sequence[Rate]) -> str:
+    """What to warn of when a limit of ``rates`` is above the published window of its length
+    ("" when none is): allowed, since a plan may allow more (the pro tier: 120/60, 3000/3600),
+    but a key held to the published limits will answer 429s."""
+    published = {rate.seconds: rate for rate in DEFAULT_RATES}
+    above = [
+        f"{rate} (published {published[rate.seconds]})"
+        for rate in rates
+        if rate.seconds in published and rate.limit > published[rate.seconds].limit
+    ]
+    if not above:
+        return ""
+    return (
+        f"{', '.join(above)} above SmartLead's published limits: allowed, for a plan that "
+        "allows more; a key that does not will answer 429s"
+    )
+
+
 def guard_problem(guard: float, rates: Sequence[Rate]) -> str:
     """Why ``guard`` cannot be added to every window of ``rates`` ("" when it can): it must be
     shorter than the shortest, or no window would be the one stated."""

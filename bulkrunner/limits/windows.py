@@ -66,6 +66,14 @@ class Window:
         )
         return merged[-self.limit :]
 
+    def room(self, at: float, pending: float, answered: float) -> int:
+        """How many more requests this window holds at ``at`` (its requests each shifted by
+        their list's shift; those that left it by then make room)."""
+        start = at - self.seconds
+        inside = len(self.pending) - bisect.bisect_right(self.pending, start - pending)
+        inside += len(self.answered) - bisect.bisect_right(self.answered, start - answered)
+        return max(0, self.limit - inside)
+
     def wait(self, now: float, pending: float, answered: float) -> float:
         """Seconds until one more request fits in this window, each list shifted by its own."""
         if len(self.pending) + len(self.answered) < self.limit:
@@ -103,3 +111,24 @@ def _kth_latest(a: Sequence[float], da: float, b: Sequence[float], db: float, k:
     if lo < k:
         latest.append(b[len(b) - (k - lo)] + db)
     return min(latest)
+
+
+def earliest(
+    windows: Sequence[Window], count: int, now: float, pending: float, answered: float
+) -> float:
+    """When the last of ``count`` more requests can go, at the earliest from ``now``, given
+    what ``windows`` hold (each list shifted by its own), each held ``pending`` once it goes."""
+    granted = [window.times(pending, answered) for window in windows]
+    at = now
+    for _ in range(count):
+        at = max(
+            [at]
+            + [
+                times[-window.limit] + window.seconds
+                for window, times in zip(windows, granted, strict=True)
+                if len(times) >= window.limit
+            ]
+        )
+        for times in granted:
+            bisect.insort(times, at + pending)
+    return at

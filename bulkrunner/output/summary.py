@@ -59,12 +59,14 @@ class Summary:
                 f"{count(s.retries, 'retry', 'retries')}, "
                 f"{s.throttled} answered 429, in {s.sending_seconds:.1f}s{rate}"
             )
-            ideal = ideal_seconds(s.requests, self.rates)
+            # Other processes' requests on the account took their share of its windows.
+            ideal = ideal_seconds(s.requests + s.others, self.rates)
+            others = f", {s.others} of them other processes'," if s.others else ""
             if ideal > 0 and s.sending_seconds > 0:
                 lines.append(
                     f"rate: {min(1.0, ideal / s.sending_seconds):.0%} of the ceiling "
                     f"(the limits {', '.join(map(str, self.rates))} allow "
-                    f"{count(s.requests, 'request')} in {ideal:.1f}s at best)"
+                    f"{count(s.requests + s.others, 'request')}{others} in {ideal:.1f}s at best)"
                 )
         if s.aborted:
             lines.append(s.aborted)

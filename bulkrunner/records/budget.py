@@ -36,12 +36,13 @@ holds about the requests of the widest window.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from bulkrunner.limits.rates import DEFAULT_RATES
+from bulkrunner.limits.shared import BudgetLost, Share
 from bulkrunner.model import Rate
-from bulkrunner.records.store import StateStore
+from bulkrunner.records.store import StateStore, StoreError
 
 # The least reach of every account: SmartLead's widest published window, which holds whatever
 # a run's own limits say (a limiter that only holds 10/2 must not prune what another's hour needs).
@@ -59,6 +60,7 @@ class Reservation:
     granted: int
     until: float
     wait: float = 0.0
+    last: int = 0  # the number of the account's latest request once this was recorded
 
 
 def reach(rates: Sequence[Rate], guard: float = 0.0) -> float:
@@ -103,11 +105,11 @@ class Ledger:
             key = self._store.account(db, account, reach(rates, guard))
             room, wait, last, at = _room(db, key, rates, now, guard, most)
             if room == 0:
-                return Reservation(0, until, wait)
+                return Reservation(0, until, wait, last)
             db.execute(_INSERT, (key, last + room, room, max(until, at)))
             if (last + room) // _PRUNE_EVERY != last // _PRUNE_EVERY:
                 _prune(db, key, now)
-        return Reservation(room, until)
+        return Reservation(room, until, last=last + room)
 
     def record(self, account: str, times: Iterable[float], rates: Sequence[Rate] = ()) -> None:
         """Record requests sent on ``account`` at ``times`` without asking (each at the latest
@@ -137,6 +139,26 @@ class Ledger:
             ).fetchall()
         return [at for at, n in rows for _ in range(n)]
 
+    def sent(self, account: str, seq: int, at: float) -> None:
+        """The request numbered ``seq`` on ``account`` (claimed by itself) was sent at ``at``,
+        later than it was recorded: it, and every request recorded after it, is recorded no
+        earlier than ``at`` from now on (later only holds the windows longer; the times still
+        never decrease with numbers)."""
+        with self._store.write() as db:
+            db.execute(
+                "UPDATE requests SET at = max(at, ?3) WHERE seq >= ?2 "
+                "AND account = (SELECT id FROM accounts WHERE identity = ?1)",
+                (account, seq, at),
+            )
+
+    def paused(self, account: str) -> float:
+        """Until when a pause holds ``account`` (0.0, or earlier than now, when none does)."""
+        with self._store.read() as db:
+            found = db.execute(
+                "SELECT paused_until FROM accounts WHERE identity = ?", (account,)
+            ).fetchone()
+        return float(found[0]) if found else 0.0
+
     def pause(self, account: str, until: float) -> None:
         """No claim on ``account`` succeeds before ``until`` (a 429's Retry-After: the account's
         budget is spent for every process); never shortens an earlier pause."""
@@ -156,6 +178,48 @@ class Ledger:
                 _prune(db, key, now)
             (after,) = db.execute(held).fetchone()
         return int(before - after)
+
+
+class AccountBudget:
+    """One account's ledger as a limiter asks it (``limits.shared.SharedBudget``): in the
+    limiter's clock, which ``offset()`` (wall-clock seconds less the limiter's clock, read as
+    each call is made) turns into the ledger's; a store that fails is ``BudgetLost``."""
+
+    def __init__(self, ledger: Ledger, account: str, offset: Callable[[], float]) -> None:
+        self._ledger = ledger
+        self._account = account
+        self._offset = offset
+
+    def ask(
+        self, rates: Sequence[Rate], now: float, guard: float, most: int, until: float
+    ) -> Share:
+        shift, account = self._offset(), self._account
+        try:
+            got = self._ledger.reserve(account, rates, now + shift, guard, most, until + shift)
+        except StoreError as exc:
+            raise BudgetLost(str(exc)) from None
+        return Share(got.granted, got.wait, got.last)
+
+    def sent(self, seq: int, at: float) -> None:
+        try:
+            self._ledger.sent(self._account, seq, at + self._offset())
+        except StoreError as exc:
+            raise BudgetLost(str(exc)) from None
+
+    def pause(self, until: float) -> None:
+        try:
+            self._ledger.pause(self._account, until + self._offset())
+        except StoreError as exc:
+            raise BudgetLost(str(exc)) from None
+
+    def recent(self, since: float) -> tuple[list[float], float]:
+        shift = self._offset()
+        try:
+            times = self._ledger.recent(self._account, since + shift)
+            paused = self._ledger.paused(self._account)
+        except StoreError as exc:
+            raise BudgetLost(str(exc)) from None
+        return [at - shift for at in times], paused - shift
 
 
 _INSERT = "INSERT INTO requests (account, seq, n, at) VALUES (?, ?, ?, ?)"

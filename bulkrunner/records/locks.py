@@ -1,10 +1,14 @@
-"""One run per report, and one per input, at a time.
+"""One run per report, and one per input, at a time; an account's budget shared or held alone.
 
 A run holds two locks: ``<report>.lock`` beside its report, and one keyed on its input's resolved
 path, in this user's lock folder (``config.folders.lock_folder``), so that two runs of the
 same job are refused even when their reports differ (a ``{timestamp}`` in the name). A run that
 sends also holds one lock per account it uses (``account_lock_path``: a hash of its server and
-key), so that two runs never together exceed one account's limits.
+key), so that two runs never together exceed one account's limits: shared by the runs that use
+the state store (each counts every other's requests in the account's windows: its ledger), held
+alone by a run without it (``--no-state``), whose requests no other run could count. So runs
+with the store go together, and a run without it neither waits for them nor they for it: the
+later is refused. (On Windows, whose locks cannot be shared, runs with the store take none.)
 
 The lock folder is created with mode 0700 and, before each lock in it, checked to be a folder
 (not a link) of this user's that no one else may write in: another local user can neither plant a
@@ -25,6 +29,7 @@ import logging
 import os
 import stat
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from datetime import datetime
@@ -44,11 +49,21 @@ else:
 
 log = logging.getLogger("bulkrunner")
 
+_SHARED_PATIENCE = 0.1  # seconds a run sharing an account's lock tries again for
+
 
 def lock_accounts(
-    stack: ExitStack, accounts: Sequence[Account], keys: Mapping[str, str], started: datetime
+    stack: ExitStack,
+    accounts: Sequence[Account],
+    keys: Mapping[str, str],
+    started: datetime,
+    *,
+    shared: bool = False,
 ) -> None:
-    """Hold every account's lock in ``stack``; RunInProgress if a run holds one."""
+    """Hold every account's lock in ``stack``: ``shared`` with other runs that share its budget
+    through the state store, else alone. RunInProgress if a run holds one otherwise."""
+    if shared and sys.platform == "win32":
+        return
     for account in accounts:
         lock = RunLock(
             account_lock_path(account.base_url, keys[account.name]),
@@ -56,6 +71,7 @@ def lock_accounts(
             # A run without an accounts file: its one key, named after its variable.
             subject=f"account {account.name!r}" if account.name else f"the key {account.key_env}",
             holding="this account",
+            shared=shared,
         )
         stack.enter_context(lock)
 
@@ -81,7 +97,8 @@ def _private_folder(folder: Path) -> None:
 class RunLock:
     """Held for the length of a run: ``with RunLock(path, started): ...``.
 
-    ``subject`` names what the lock guards in the refusal (by default this report)."""
+    ``subject`` names what the lock guards in the refusal (by default this report); a
+    ``shared`` lock is held together with other shared holders (not on Windows)."""
 
     def __init__(
         self,
@@ -89,11 +106,13 @@ class RunLock:
         started: datetime,
         subject: str | None = None,
         holding: str = "this input",
+        shared: bool = False,
     ) -> None:
         self.path = path
         self.started = started
         self.subject = subject
         self.holding = holding  # what the lock guards, in the refusal: "this input"
+        self.shared = shared
         self._handle: IO[str] | None = None
 
     def __enter__(self) -> RunLock:
@@ -101,38 +120,51 @@ class RunLock:
             _private_folder(self.path.parent)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A run sharing the lock lets go of it by holding it alone for a moment (to remove the
+        # file when it is the last): a sharer coming then tries again for a little while.
+        patience = time.monotonic() + (_SHARED_PATIENCE if self.shared else 0.0)
         while True:
             handle = _open(self.path)
             try:
-                _lock(handle)
+                _lock(handle, self.shared)
             except BlockingIOError:
                 owner = _owner(handle)
                 handle.close()
-                if self.subject is not None:
-                    raise RunInProgress(
-                        f"{self.subject}: another bulkrunner run{_describe(owner)} "
-                        f"{'of' if self.holding == 'this input' else 'using'} {self.holding} "
-                        "is in progress; nothing was sent: wait for it to finish"
-                    ) from None
-                raise RunInProgress(
-                    f"{self.path}: another bulkrunner run{_describe(owner)} is using this "
-                    "report; nothing was sent: wait for it to finish or choose another --report"
-                ) from None
+                if time.monotonic() < patience:
+                    time.sleep(0.005)
+                    continue
+                raise self._refusal(owner) from None
             if _same_file(handle, self.path):
                 break
             handle.close()  # the owner removed the file as we opened it: lock the new one
         previous = _owner(handle)
-        if previous:
+        if previous and not (self.shared or previous.get("shared")):  # (sharers leave it)
             log.warning(
                 "taking over the lock of an earlier run%s that ended without releasing it",
                 _describe(previous),
             )
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "started_at": self.started.isoformat()}))
+        owner = {"pid": os.getpid(), "started_at": self.started.isoformat()}
+        handle.write(json.dumps({**owner, "shared": True} if self.shared else owner))
         handle.flush()
         self._handle = handle
         return self
+
+    def _refusal(self, owner: dict[str, object]) -> RunInProgress:
+        if self.subject is None:
+            return RunInProgress(
+                f"{self.path}: another bulkrunner run{_describe(owner)} is using this "
+                "report; nothing was sent: wait for it to finish or choose another --report"
+            )
+        alone = not owner.get("shared")  # a run without the state store holds it alone
+        return RunInProgress(
+            f"{self.subject}: another bulkrunner run{_describe(owner)} "
+            f"{'of' if self.holding == 'this input' else 'using'} {self.holding} "
+            f"{'without the state store (--no-state) ' if self.shared and alone else ''}"
+            "is in progress; nothing was sent: wait for it to finish"
+            + ("" if self.shared or alone else ", or run without --no-state to share its budget")
+        )
 
     def __exit__(
         self,
@@ -141,14 +173,18 @@ class RunLock:
         traceback: TracebackType | None,
     ) -> None:
         if self._handle is not None:
-            _release(self._handle, self.path)
+            if not self.shared or _alone_now(self._handle):
+                _release(self._handle, self.path)
+            else:  # other holders still run: the file stays theirs
+                self._handle.close()
             self._handle = None
 
 
 if sys.platform == "win32":
 
-    def _lock(handle: IO[str]) -> None:
-        """Lock the first byte (a lock may lie past the end of the file), or BlockingIOError."""
+    def _lock(handle: IO[str], shared: bool = False) -> None:
+        """Lock the first byte (a lock may lie past the end of the file), or BlockingIOError.
+        (Never ``shared``: ``lock_accounts`` takes no shared lock on Windows.)"""
         handle.seek(0)
         try:
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
@@ -166,9 +202,10 @@ if sys.platform == "win32":
 
 else:
 
-    def _lock(handle: IO[str]) -> None:
-        """An exclusive flock, or BlockingIOError when another process holds it."""
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    def _lock(handle: IO[str], shared: bool = False) -> None:
+        """An exclusive (or ``shared``) flock, or BlockingIOError when another process holds
+        it (exclusively, or at all)."""
+        fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
 
     def _release(handle: IO[str], path: Path) -> None:
         # Removed while still locked: a run that opens it now finds it gone (``_same_file``).
@@ -219,6 +256,16 @@ def _owner(handle: IO[str]) -> dict[str, object]:
     except (ValueError, OSError):  # OSError: on Windows, the owner's lock keeps its first byte
         return {}
     return owner if isinstance(owner, dict) else {}
+
+
+def _alone_now(handle: IO[str]) -> bool:
+    """Whether the shared lock of ``handle`` is the last one held (it is then held alone, and
+    its file can go); else the lock is let go of."""
+    try:
+        _lock(handle)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _describe(owner: dict[str, object]) -> str:

@@ -23,9 +23,13 @@ from typing import TYPE_CHECKING
 import anyio
 
 from bulkrunner.config.accounts import Account
+from bulkrunner.config.folders import account_id
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.limits.limiter import Grant, SlidingWindowLimiter, WaitTooLong
+from bulkrunner.limits.rates import above_published
 from bulkrunner.model import REAL_CLOCK, Answer, Clock, RunStats
+from bulkrunner.records.budget import AccountBudget, Ledger
+from bulkrunner.records.store import StateStore
 from bulkrunner.sending.retry import Final, Next, Outage, Policy
 
 if TYPE_CHECKING:  # a type only: aiohttp is imported by the commands that send
@@ -99,6 +103,8 @@ class Connection:
             if stats.last_answer is None or now > stats.last_answer:
                 stats.last_answer = now
             stats.throttled += answer.status == 429
+            if self.limiter.shared is not None:
+                stats.others = self.limiter.shared.others_sent
             return grant, answer
         finally:
             if held:
@@ -166,10 +172,13 @@ async def connect(
     campaigns: Collection[int] = (),
     *,
     faults: bool = True,
+    store: StateStore | None = None,
 ) -> AsyncIterator[Connection]:
     """The connection of ``account`` for the run of ``config``: its HTTP client, limiter and
     pool, open while entered (with --simulate, to an embedded simulator of ``campaigns``, a
-    few of which answer 429 or 503 first, with ``faults``)."""
+    few of which answer 429 or 503 first, with ``faults``). With a ``store``, its limiter
+    shares the account's budget with every process (``records.budget``); not a simulator's,
+    which each run has its own of."""
     from bulkrunner.sending.transport import HttpSender, client_session
 
     async with contextlib.AsyncExitStack() as stack:
@@ -180,9 +189,18 @@ async def connect(
             simulator = simulated(config, campaigns, clock, faults=faults, account=account.name)
             base_url = await stack.enter_async_context(simulator)
             key = DEMO_API_KEY
+        elif above := above_published(account.rates):
+            log.warning("%s%s", f"account {account.name}: " if account.name else "", above)
         session = await stack.enter_async_context(client_session(config.concurrency))
+        budget = None
+        if store is not None and not config.simulate:
+            budget = AccountBudget(Ledger(store), account_id(base_url, key), clock.offset)
         limiter = SlidingWindowLimiter(
-            account.rates, guard=config.guard, clock=clock.monotonic, sleep=clock.sleep
+            account.rates,
+            guard=config.guard,
+            clock=clock.monotonic,
+            sleep=clock.sleep,
+            budget=budget,
         )
         yield Connection(
             HttpSender(session, base_url, key, config.timeout),

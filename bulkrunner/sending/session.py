@@ -34,6 +34,7 @@ from bulkrunner.operations.lead_uploads import LeadCapacity
 from bulkrunner.operations.refusals import EnumRefusals, ShapeRefusals
 from bulkrunner.output.hints import other_option_command, vocabulary_command
 from bulkrunner.records.journal import finish_times
+from bulkrunner.records.store import StateStore
 from bulkrunner.sending.backups import Backup, rollback_hint
 from bulkrunner.sending.connection import connect
 from bulkrunner.sending.interrupts import run_gracefully
@@ -66,6 +67,7 @@ class Session:
     on_batch: BatchHook | None = None
     totals: Mapping[str, int] = field(default_factory=dict)  # rows to send, by account
     wanted: Collection[int] = ()  # every campaign of the run
+    store: StateStore | None = None  # whose ledger the accounts' budgets are shared through
     signals: int = 0
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     aborted: str | None = None  # why the whole run stopped (a signal, the journal, the input)
@@ -84,6 +86,7 @@ class Session:
             reads=sum(s.reads for _, s in every),
             throttled=sum(s.throttled for _, s in every),
             retries=sum(s.retries for _, s in every),
+            others=sum(s.others for _, s in every),
             first_request=min(firsts, default=None),
             last_answer=max(lasts, default=None),
             aborted=self.aborted or "; ".join(stopped) or None,
@@ -131,11 +134,14 @@ class Session:
             backup = Backup.of(self.config) if backed_up else None
             for name, account in self.accounts.items():
                 connection = await stack.enter_async_context(
-                    connect(self.config, account, self.clock, self.wanted)
+                    connect(self.config, account, self.clock, self.wanted, store=self.store)
                 )
-                if self.config.resume and self.config.report is not None and not self.planning:
+                limiter = connection.limiter
+                if limiter.shared is not None:  # it starts with every process's requests
+                    waiting(limiter, name, self.clock, "earlier requests on this account")
+                elif self.config.resume and self.config.report is not None and not self.planning:
                     journal = journal_path(self.config.report)
-                    seed(connection.limiter, journal, name, self.config.concurrency, self.clock)
+                    seed(limiter, journal, name, self.config.concurrency, self.clock)
                 self.pipelines[name] = Pipeline(
                     self.config,
                     connection,
@@ -212,7 +218,8 @@ def seed(
     limiter: SlidingWindowLimiter, journal: Path, account: str, concurrency: int, clock: Clock
 ) -> None:
     """The interrupted run's last requests still count in the server's windows: ``account``'s
-    own, as its journal has them, and a full set (``concurrency``) in flight when it stopped."""
+    own, as its journal has them, and a full set (``concurrency``) in flight when it stopped
+    (without the state store, whose ledger holds every request of every process)."""
     if not journal.exists():
         return
     now = clock.wall()
@@ -228,9 +235,17 @@ def seed(
     # as late as the journal was last written.
     silent = now.timestamp() - journal.stat().st_mtime
     limiter.seed(ages + [max(0.0, silent)] * concurrency)
-    wait = limiter.wait_time(clock.monotonic())
+    waiting(limiter, account, clock, "the previous run's requests")
+
+
+def waiting(limiter: SlidingWindowLimiter, account: str, clock: Clock, what: str) -> None:
+    """Say so when the limiter starts with requests (``what``), or a pause, that hold it back
+    a while."""
+    now = clock.monotonic()
+    wait = limiter.wait_time(now)
     if wait >= 1:
         whose = f"account {account}: " if account else ""
-        log.info(
-            "%swaiting %.0fs for the previous run's requests to leave the rate window", whose, wait
-        )
+        if limiter.paused_until - now >= wait:
+            log.info("%swaiting %.0fs: a 429 paused this account", whose, wait)
+        else:
+            log.info("%swaiting %.0fs for %s to leave the rate window", whose, wait, what)

@@ -133,10 +133,10 @@ def test_each_account_rows_go_with_its_own_key_to_its_own_server(
     # Each account's session holds its own limits.
     starts = [e for line in err.splitlines() if (e := json.loads(line))["event"] == "run_start"]
     limits = {e["account"]: e["limits"] for e in starts}
-    assert limits == {
-        "acme": ["50/1", "1000/3600"],
-        "globex": ["60/1", "1000/3600"],
-        "initech": ["100/1", "1000/3600"],
+    assert limits == {  # and SmartLead's published windows that its own do not name
+        "acme": ["50/1", "10/2", "60/60", "1000/3600"],
+        "globex": ["60/1", "10/2", "60/60", "1000/3600"],
+        "initech": ["100/1", "10/2", "60/60", "1000/3600"],
     }
     for text in outputs(tmp_path, out, err):
         for key in KEYS.values():
@@ -427,11 +427,13 @@ def test_rollback_restores_every_account_with_its_own_key(
         assert {r.status for r in server.state.requests} == {200}  # every request its own key
 
 
-def test_a_second_run_using_an_account_in_use_is_refused_with_exit_4(
+def test_a_second_run_using_an_account_a_run_without_the_store_holds_is_refused_with_exit_4(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two cron jobs, two inputs, two accounts files: the same key on the same server is one
-    account, whatever its variable is called; the second run sends nothing."""
+    account, whatever its variable is called. The first runs without the state store
+    (--no-state), so no other run can count its requests: the second run sends nothing, with
+    the store or without."""
     slow = SimulatorConfig(api_key=KEYS["acme"], latency=0.5)
     with SimulatorThread(slow) as server:
         first_accounts = tmp_path / "first.toml"
@@ -450,6 +452,7 @@ def test_a_second_run_using_an_account_in_use_is_refused_with_exit_4(
             [
                 *(sys.executable, "-m", "bulkrunner", "run", str(first_plan)),
                 *("--accounts", str(first_accounts), "--report", str(tmp_path / "first.r.csv")),
+                "--no-state",
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -476,6 +479,7 @@ def test_a_second_run_using_an_account_in_use_is_refused_with_exit_4(
                 server.base_url,
                 "--report",
                 str(tmp_path / "single.r.csv"),
+                "--no-state",
             )
         finally:
             _, first_err = first.communicate(timeout=60)
@@ -485,6 +489,7 @@ def test_a_second_run_using_an_account_in_use_is_refused_with_exit_4(
     line = one_line_error(err)
     assert "account 'client-a'" in line
     assert "another bulkrunner run" in line
+    assert "using this account without the state store (--no-state) is in progress" in line
     assert code_single == 4, err_single
     assert "the key SMARTLEAD_API_KEY: another bulkrunner run" in one_line_error(err_single)
     assert campaigns == {FIRST_ID["acme"] + n for n in range(ROWS)}  # nothing of the others

@@ -25,10 +25,11 @@ from bulkrunner.cli import app as cli
 from bulkrunner.commands import run as job
 from bulkrunner.output import notify
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
+from tests.fakes import rate_alone
 from tests.hostile import RawServer, ServerThread, run_cli, silent, trickle
 
 KEY = "sk-live-SENTINEL-cron-7d1e"
-FAST = ("--rate", "200/1", "--guard", "0")
+FAST = (*rate_alone("200/1"), "--guard", "0")
 
 
 def plan(folder: Path, ids: tuple[int, ...] = (1, 2, 3)) -> Path:

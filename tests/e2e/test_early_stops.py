@@ -16,11 +16,11 @@ from bulkrunner.operations.fields import Vocabulary
 from bulkrunner.operations.refusals import EnumRefusals
 from bulkrunner.sending.engine import Engine
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
-from tests.fakes import FakeClock, ScriptedSender, connection
+from tests.fakes import FakeClock, ScriptedSender, connection, rate_alone
 from tests.hostile import run_cli
 
 KEY = "sk-live-SENTINEL-early-41c0"
-FAST = ("--rate", "200/1", "--guard", "0")
+FAST = (*rate_alone("200/1"), "--guard", "0")
 
 
 def enum_plan(folder: Path, rows: int = 6) -> Path:

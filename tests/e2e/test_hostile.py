@@ -432,8 +432,10 @@ async def test_an_announced_limit_whose_waits_are_short_only_slows_the_run() -> 
 def test_an_announced_limit_too_slow_for_max_wait_stops_a_cli_run_with_nothing_sent(
     tmp_path: Path,
 ) -> None:
-    """The simulator allows 1 request an hour and says so; the client was told 1000 an hour.
-    The read before sending learns the limit; no change is sent; exit 3, resumable."""
+    """The simulator allows 1 request an hour and says so; the client holds SmartLead's
+    published limits, so the 1 is taken over their shortest window (2 s), further off than
+    --max-wait 1. The read before sending learns the limit; no change is sent; exit 3,
+    resumable."""
     source = tmp_path / "plan.csv"
     source.write_text("campaign_id,sending_limit\n" + "".join(f"{n},7\n" for n in range(1, 11)))
     simulated = SimulatorConfig(api_key=KEY, rates=(Rate(1, 3600),), campaigns=set(range(1, 11)))
@@ -442,11 +444,11 @@ def test_an_announced_limit_too_slow_for_max_wait_stops_a_cli_run_with_nothing_s
             tmp_path,
             KEY,
             *("run", str(source), "--report", "r.csv", "--base-url", sim.base_url),
-            *("--rate", "1000/3600"),
+            *("--max-wait", "1"),
         )
         posts = sim.state.posts()
     assert done.returncode == 3, done.stderr
-    assert "(X-RateLimit-Limit 1, held over 3600s), more than --max-wait 300" in done.stderr
+    assert "(X-RateLimit-Limit 1, held over 2s), more than --max-wait 1" in done.stderr
     assert "--resume" in done.stdout
     assert posts == []
     assert set(pd.read_csv(tmp_path / "r.csv")["status"]) == {"not_attempted"}

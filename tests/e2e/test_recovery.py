@@ -25,6 +25,7 @@ from bulkrunner.output.report_writer import ReportWriter
 from bulkrunner.records.journal import Journal, RunIdentity, Success, read_successes, row_key
 from bulkrunner.records.locks import RunLock
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
+from tests.fakes import rate_alone
 from tests.realtime import wait_for_lines, wait_until
 
 KEY = "sk-recovery-SENTINEL-77aa"
@@ -110,7 +111,7 @@ def test_sigint_stops_gracefully_and_resume_finishes_the_job(
     report = tmp_path / "out" / "r.csv"
     rates = [Rate(40, 1)]  # the resumed run goes at 40/1
     with SimulatorThread(SimulatorConfig(api_key=KEY, rates=rates, latency=0.2)) as sim:
-        args = ("run", "--input", str(source), "--report", str(report), "--rate", "20/1")
+        args = ("run", "--input", str(source), "--report", str(report), *rate_alone("20/1"))
         process = subprocess.Popen(
             cli(*args, base_url=sim.base_url),
             env=sim_env,
@@ -148,8 +149,7 @@ def test_sigint_stops_gracefully_and_resume_finishes_the_job(
                 str(source),
                 "--report",
                 str(report),
-                "--rate",
-                "40/1",
+                *rate_alone("40/1"),
                 "--base-url",
                 sim.base_url,
                 "--resume",
@@ -635,8 +635,7 @@ def test_the_key_never_appears_in_any_output_log_report_or_journal(
                 "-v",
                 "--timeout",
                 "0.2",
-                "--rate",
-                "100/1",
+                *rate_alone("100/1"),
                 base_url=sim.base_url,
             ),
             env=sim_env,

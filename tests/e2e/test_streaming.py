@@ -28,12 +28,13 @@ from bulkrunner.sending.batches import CampaignSet
 from bulkrunner.sending.spill import Spill
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
+from tests.fakes import rate_alone
 from tests.realtime import wait_for_lines
 
 KEY = "sk-stream-SENTINEL-77aa"
 ROWS = 40
 BATCH = 7  # rows a batch: 40 rows are six batches (the last of five)
-FAST = ["--rate", "1000/1", "--concurrency", "4", "--max-attempts", "4"]
+FAST = [*rate_alone("1000/1"), "--concurrency", "4", "--max-attempts", "4"]
 
 
 @pytest.fixture(autouse=True)
@@ -354,7 +355,7 @@ def test_a_streamed_run_killed_in_its_second_batch_resumes_with_its_backup_whole
     env = {**os.environ, "SMARTLEAD_API_KEY": KEY}
     with simulator(latency=0.05) as sim:
         argv = [*("run", "--input", str(source), "--report", str(report))]
-        argv += ["--rate", "10/1", "--concurrency", "4", "--base-url", sim.base_url]  # slow
+        argv += [*rate_alone("10/1"), "--concurrency", "4", "--base-url", sim.base_url]  # slow
         process = subprocess.Popen(
             [sys.executable, "-c", streamed, *argv],
             env=env,

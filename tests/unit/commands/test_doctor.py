@@ -64,7 +64,8 @@ def test_each_account_is_read_once_and_its_verdict_said(
     latency = int(re.findall(r"answered in (\d+) ms", lines[0])[0])
     assert latency >= 200
     assert lines[0].endswith(
-        "; the server announces 60 requests (59 left, renewing in 60s); limits held 10/2, 60/60"
+        "; the server announces 60 requests (59 left, renewing in 60s); "
+        "limits held 10/2, 60/60, 1000/3600"
     )
     assert lines[1].startswith(f"account beta (BETA_KEY) at {beta_url}: key rejected: ")
     assert "401" in lines[1]
@@ -90,7 +91,7 @@ def test_one_key_without_an_accounts_file(
         "1 account checked: every key accepted",
     ]
     assert out.startswith(f"SMARTLEAD_API_KEY at {url}: key accepted, 1 campaign listed")
-    assert "no rate-limit headers; limits held 10/2" in out
+    assert "no rate-limit headers; limits held 10/2, 60/60, 1000/3600" in out
 
 
 def test_a_job_file_gives_its_accounts_file_and_nothing_is_sent(
@@ -110,7 +111,7 @@ def test_a_job_file_gives_its_accounts_file_and_nothing_is_sent(
     assert (acme["account"], acme["ok"], acme["http_status"], acme["campaigns"]) == (
         "acme", True, 200, acme["campaigns"],
     )  # fmt: skip
-    assert acme["limits"] == ["10/2", "60/60"]
+    assert acme["limits"] == ["10/2", "60/60", "1000/3600"]  # (the hour: published)
     assert (beta["ok"], beta["http_status"]) == (False, 401)
     assert (gamma["ok"], gamma["http_status"], gamma["attempts"]) == (False, None, 0)
 

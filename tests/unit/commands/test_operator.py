@@ -323,12 +323,12 @@ def test_rollback_after_an_interrupted_and_resumed_run_restores_every_campaign(
     report = tmp_path / "apply.csv"
     ids = (21, 22, 23)
     original = {cid: default_settings(cid) for cid in ids}
-    # Campaign 22's first POST is answered 429 with Retry-After 30: waiting for it would carry
-    # the outage past its 10 s timeout, so the run aborts (exit 3, resumable) after 21 was
-    # applied and journaled.
-    faults = FaultPlan(scripted={22: ["429"]}, retry_after=30.0)
+    # Campaign 22's first POST is answered 429 with Retry-After 4: waiting for it would carry
+    # the outage past its 2 s timeout, so the run aborts (exit 3, resumable) after 21 was
+    # applied and journaled; the resumed run waits out what is left of the 429's pause.
+    faults = FaultPlan(scripted={22: ["429"]}, retry_after=4.0)
     config = SimulatorConfig(api_key=KEY, campaigns=set(ids), faults=faults)
-    outage = ("--outage-timeout", "10", "--timeout", "10")
+    outage = ("--outage-timeout", "2", "--timeout", "2")
     sending = ("--report", str(report), "--concurrency", "1", *outage)
     with SimulatorThread(config) as sim:
         assert run("run", "--input", str(source), *sending, "--base-url", sim.base_url) == 3
@@ -358,10 +358,10 @@ def test_a_resumed_run_with_an_unreadable_backup_sends_nothing(
     source = tmp_path / "plan.csv"
     source.write_text("campaign_id,sending_limit\n21,150\n22,160\n")
     report = tmp_path / "apply.csv"
-    # 22's 429 asks for 30 s, past the outage timeout: exit 3 after 21
-    faults = FaultPlan(scripted={22: ["429"]}, retry_after=30.0)
+    # 22's 429 asks for 4 s, past the outage timeout: exit 3 after 21
+    faults = FaultPlan(scripted={22: ["429"]}, retry_after=4.0)
     config = SimulatorConfig(api_key=KEY, campaigns={21, 22}, faults=faults)
-    outage = ("--outage-timeout", "10", "--timeout", "10")
+    outage = ("--outage-timeout", "2", "--timeout", "2")
     sending = ("--report", str(report), "--concurrency", "1", *outage)
     with SimulatorThread(config) as sim:
         assert run("run", "--input", str(source), *sending, "--base-url", sim.base_url) == 3

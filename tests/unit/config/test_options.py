@@ -29,7 +29,7 @@ NOT_DEFAULT: dict[str, tuple[str, Any]] = {
     "accounts": ('"accounts.toml"', None),
     "keep_columns": ('["notes", "Client Name"]', ("notes", "Client Name")),
     "base_url": ('"http://127.0.0.1:9"', "http://127.0.0.1:9"),
-    "rate": ('["5/1", "50/60"]', (Rate(5, 1), Rate(50, 60))),
+    "rate": ('["5/1", "50/60"]', (Rate(5, 1), Rate(10, 2), Rate(50, 60), Rate(1000, 3600))),
     "concurrency": ("9", 9),
     "max_attempts": ("2", 2),
     "timeout": ("7", 7.0),

@@ -83,6 +83,20 @@ async def test_an_announced_lower_limit_is_held_over_the_shortest_window() -> No
     assert limiter.learned == Rate(10, 1)
 
 
+async def test_an_announced_limit_a_configured_window_holds_already_is_not_learned() -> None:
+    """`--rate 8/4` (with the published 10/2 beside it) and a server announcing 8: 8/4 holds
+    8 in any 2 s already; a learned 8/2 would only be one more limit to name in the summary."""
+    clock = FakeClock(start=0.0)
+    rates = [Rate(10, 2), Rate(8, 4), Rate(60, 60)]
+    limiter = SlidingWindowLimiter(rates, clock=clock, sleep=clock.sleep)
+    first = await limiter.acquire()
+    assert not limiter.observe(8, 7, 4.0, first)
+    assert limiter.learned is None
+    assert limiter.effective_rates == tuple(rates)
+    limiter.observe(7, 6, 4.0, first)  # below every configured limit: held over 2 s
+    assert limiter.learned == Rate(7, 2)
+
+
 async def test_a_slot_an_announced_limit_puts_past_max_wait_is_refused_not_waited_for() -> None:
     clock = FakeClock(start=0.0)
     limiter = SlidingWindowLimiter([Rate(1000, 3600)], guard=0.0, clock=clock, sleep=clock.sleep)

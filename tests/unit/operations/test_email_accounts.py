@@ -40,12 +40,12 @@ from bulkrunner.sending.reads import read_current
 from bulkrunner.sending.transport import Sender
 from bulkrunner.sending.verify import MATCHES, ReadBack, verify
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
-from tests.fakes import FakeClock, RecordingSleep, connection
+from tests.fakes import FakeClock, RecordingSleep, connection, rate_alone
 
 KEY = "sk-accounts-SENTINEL-7f3e"
 OP = EMAIL_ACCOUNTS
 WIRE = Wire()
-FAST = ["--rate", "200/1"]  # the simulator has no limit here: keep runs quick
+FAST = rate_alone("200/1")  # the simulator has no limit here: keep runs quick
 
 
 @pytest.fixture(autouse=True)

@@ -519,16 +519,16 @@ def test_an_interrupted_status_run_resumes_and_rolls_back_in_full(
 ) -> None:
     """The first row is applied, then an outage aborts the run (exit 3); --resume finishes it,
     and the rollback restores the campaign changed before the interruption too. (The outage:
-    the second row's 429 asks for 30 s, which would carry it past the 10 s timeout.)"""
+    the second row's 429 asks for 4 s, which would carry it past the 2 s timeout.)"""
     ids = (21, 22, 23)  # ACTIVE, ACTIVE, ACTIVE
     assert [default_status(i) for i in ids] == ["ACTIVE"] * 3
     source = tmp_path / "s.csv"
     source.write_text("campaign_id,status\n21,PAUSED\n22,PAUSED\n23,PAUSED\n")
     report = tmp_path / "apply.csv"
-    faults = FaultPlan(scripted={22: ["429"]}, retry_after=30.0)
+    faults = FaultPlan(scripted={22: ["429"]}, retry_after=4.0)
     config = SimulatorConfig(api_key=KEY, campaigns=set(ids), faults=faults)
     sending = ("--operation", "status", "--report", str(report), "--concurrency", "1")
-    outage = ("--outage-timeout", "10", "--timeout", "10")
+    outage = ("--outage-timeout", "2", "--timeout", "2")
     with SimulatorThread(config) as sim:
         base = ("--base-url", sim.base_url)
         assert run("run", str(source), *sending, *outage, *base) == 3

@@ -18,6 +18,7 @@ import pytest
 from bulkrunner.cli.app import main
 from bulkrunner.output.events import COMMON_FIELDS, EVENTS, setup_logging
 from tests import ROOT
+from tests.fakes import rate_alone
 
 PACKAGE = ROOT / "bulkrunner"
 # the function and the index of its argument that names the event
@@ -76,7 +77,7 @@ def test_the_lines_of_real_commands_hold_only_declared_events_and_fields(
     plan.write_text(
         "campaign_id,sending_limit\n" + "".join(f"{n},{30 + n}\n" for n in range(1, 25))
     )
-    fast = ["--rate", "500/1", "--guard", "0", "--log-format", "json"]
+    fast = [*rate_alone("500/1"), "--guard", "0", "--log-format", "json"]
     seen: dict[str, set[str]] = {"stdout": set(), "stderr": set()}
 
     def command(*words: str) -> int:

@@ -198,6 +198,18 @@ def test_summary_lines() -> None:
     ]
 
 
+def test_the_rate_counts_the_requests_other_processes_sent_on_the_account() -> None:
+    """Two jobs sharing a key: each took half the account's windows, at its ceiling together
+    (each alone read as 50% of the ceiling)."""
+    _, outcomes = sample()
+    stats = RunStats(requests=10, first_request=0.0, last_answer=2.0, others=10)
+    lines = Summary.of(outcomes, stats, [Rate(10, 2)], None).lines()
+    assert lines[2] == (
+        "rate: 100% of the ceiling (the limits 10/2 allow 20 requests, 10 of them other "
+        "processes', in 2.0s at best)"
+    )
+
+
 def test_no_rate_is_quoted_for_a_single_request() -> None:
     _, outcomes = sample()
     stats = RunStats(requests=1, reads=1, first_request=0.0, last_answer=0.0034)

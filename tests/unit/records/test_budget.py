@@ -124,11 +124,11 @@ def test_a_reservation_grants_what_every_window_has_room_for(store: StateStore) 
     ledger = Ledger(store)
     rates = [Rate(10, 2), Rate(15, 60)]
     first = ledger.reserve(ACME, rates, T0, most=4, until=T0 + 0.01)
-    assert first == Reservation(4, T0 + 0.01)
+    assert first == Reservation(4, T0 + 0.01, last=4)  # the account's requests numbered 1-4
     assert ledger.recent(ACME, 0.0) == [T0 + 0.01] * 4  # recorded at the latest they may go
     assert ledger.reserve(ACME, rates, T0 + 0.1, most=50).granted == 6  # 10/2 is full
     late = ledger.reserve(ACME, rates, T0 + 0.2, most=3)
-    assert late.granted == 0
+    assert (late.granted, late.last) == (0, 10)
     assert late.wait == pytest.approx(2 - 0.2 + 0.01)
     assert ledger.reserve(ACME, rates, T0 + 2.01, most=8).granted == 4  # 10/2 has 4 again
     assert ledger.reserve(ACME, rates, T0 + 2.2, most=8).granted == 1  # 15/60: one left

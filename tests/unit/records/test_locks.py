@@ -142,7 +142,8 @@ def test_a_job_run_from_two_environments_or_with_its_server_spelled_otherwise_ru
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run from cron (its own TMPDIR) holds the job's locks: the same job from a shell, and
-    any run with the same key on the same server however its URL is written, are refused."""
+    (the cron run being one without the state store, which holds its account alone) any run
+    with the same key on the same server however its URL is written, are refused."""
     monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
     monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
     cron_tmp = tmp_path / "cron-tmp"
@@ -154,7 +155,7 @@ def test_a_job_run_from_two_environments_or_with_its_server_spelled_otherwise_ru
             [
                 *(sys.executable, "-m", "bulkrunner", "run", str(nightly)),
                 *("--base-url", sim.base_url, "--concurrency", "1"),
-                *("--report", str(tmp_path / "cron.csv")),
+                *("--report", str(tmp_path / "cron.csv"), "--no-state"),
             ],
             env={**os.environ, "TMPDIR": str(cron_tmp)},
             stdout=subprocess.DEVNULL,
