@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Self
+from typing import Protocol, Self
 
 import pyarrow.parquet as pq
 from aiohttp import web
@@ -148,6 +148,15 @@ def trickle(connection: socket.socket, stopping: threading.Event) -> None:
     connection.sendall(b"HTTP/1.1 200 OK\r\nX-Trickle: ")
     while not stopping.wait(0.02):
         connection.sendall(b"a")
+
+
+class RunCli(Protocol):
+    """``run_cli``'s shape: the ``cli_here`` fixture (``tests/conftest.py``) runs the same
+    command line in this process."""
+
+    def __call__(
+        self, cwd: Path, key: str, *args: str, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]: ...
 
 
 def run_cli(
