@@ -63,7 +63,10 @@ def cli_here(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("SMARTLEAD_API_KEY", key)
         monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
         capsys.readouterr()
-        code = main(list(args))
+        try:
+            code = main(list(args))
+        except SystemExit as exit:  # the parser's usage errors, --help and --version
+            code = exit.code if isinstance(exit.code, int) else 1
         out, err = capsys.readouterr()
         return subprocess.CompletedProcess(["bulkrunner", *args], code, out, err)
 
