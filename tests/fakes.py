@@ -165,6 +165,18 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def commands_on(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands the CLI runs in this process (run, retry, rollback) take ``clock``, as a test
+    calling them gives it: a whole run on the command line without waiting out its windows."""
+    import functools
+    import importlib
+
+    for module, name in (("run", "run_job"), ("retry", "retry_job"), ("rollback", "rollback_job")):
+        commands = importlib.import_module(f"bulkrunner.commands.{module}")
+        command = getattr(commands, name)
+        monkeypatch.setattr(commands, name, functools.partial(command, clock=clock.clock))
+
+
 def one_line_error(err: str) -> str:
     """The one line ``err`` holds (no traceback), or the test fails."""
     lines = err.strip().splitlines()
