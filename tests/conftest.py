@@ -55,11 +55,14 @@ def cli_here(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
     folder with the same key, its exit code and output, without a second interpreter's second of
     imports. For what needs no process of its own (a signal, a kill, a second run at once)."""
     from bulkrunner.cli.app import main
+    from bulkrunner.config import redaction
 
     def run(
         cwd: Path, key: str, *args: str, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         monkeypatch.chdir(cwd)
+        # a fresh process remembers no key: redaction must not pass on an earlier run's memory
+        monkeypatch.setattr(redaction, "_remembered", set())
         monkeypatch.setenv("SMARTLEAD_API_KEY", key)
         monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
         capsys.readouterr()
