@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -127,14 +128,24 @@ class RawServer:
 
 
 def read_request(connection: socket.socket) -> bytes:
-    """The request head on ``connection`` (its body is left unread)."""
-    head = b""
-    while b"\r\n\r\n" not in head:
+    """The request on ``connection``: its head, and its body as long as its Content-Length says.
+    Read whole, so that a reply that closes the connection closes it cleanly: closing with bytes
+    unread makes the system reset it, which the client may see before the close it was sent."""
+    request = b""
+    while b"\r\n\r\n" not in request:
+        chunk = connection.recv(4096)
+        if not chunk:
+            return request
+        request += chunk
+    head = request.split(b"\r\n\r\n", 1)[0]
+    length = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+    wanted = len(head) + 4 + (int(length[1]) if length else 0)
+    while len(request) < wanted:
         chunk = connection.recv(4096)
         if not chunk:
             break
-        head += chunk
-    return head
+        request += chunk
+    return request
 
 
 def silent(connection: socket.socket, stopping: threading.Event) -> None:
