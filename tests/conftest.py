@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,8 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 from yarl import URL
+
+from tests.hostile import RunCli
 
 FOLDER = Path(__file__).parent
 BY_FOLDER = {"e2e": pytest.mark.slow, "acceptance": pytest.mark.acceptance}
@@ -44,6 +47,33 @@ def own_state_folder(
     folder = tmp_path_factory.mktemp("state") / "state"
     monkeypatch.setenv("BULKRUNNER_STATE_DIR", str(folder))
     return folder
+
+
+@pytest.fixture
+def cli_here(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunCli:
+    """``run_cli`` (``tests/hostile.py``) in this process: the same command line in the same
+    folder with the same key, its exit code and output, without a second interpreter's second of
+    imports. For what needs no process of its own (a signal, a kill, a second run at once)."""
+    from bulkrunner.cli.app import main
+    from bulkrunner.config import redaction
+
+    def run(
+        cwd: Path, key: str, *args: str, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        monkeypatch.chdir(cwd)
+        # a fresh process remembers no key: redaction must not pass on an earlier run's memory
+        monkeypatch.setattr(redaction, "_remembered", set())
+        monkeypatch.setenv("SMARTLEAD_API_KEY", key)
+        monkeypatch.delenv("SMARTLEAD_BASE_URL", raising=False)
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exit:  # the parser's usage errors, --help and --version
+            code = exit.code if isinstance(exit.code, int) else 1
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["bulkrunner", *args], code, out, err)
+
+    return run
 
 
 @pytest.fixture

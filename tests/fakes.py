@@ -181,6 +181,34 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def commands_on(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands the CLI runs in this process (run, retry, rollback, plan, export, doctor)
+    take ``clock``, as a test calling them gives it: a whole run on the command line without
+    waiting out its windows."""
+    import importlib
+
+    for module in ("run", "retry", "rollback", "plan", "export", "doctor"):
+        commands = importlib.import_module(f"bulkrunner.commands.{module}")
+        name = f"{module}_job"
+        monkeypatch.setattr(commands, name, _on(getattr(commands, name), clock))
+
+
+def _on(command: Callable[..., Any], clock: FakeClock) -> Callable[..., Any]:
+    """``command``, given ``clock`` unless its caller gives one."""
+    import functools
+    import inspect
+
+    signature = inspect.signature(command)
+
+    @functools.wraps(command)
+    def on_clock(*args: Any, **kwargs: Any) -> Any:
+        if "clock" not in signature.bind_partial(*args, **kwargs).arguments:
+            kwargs["clock"] = clock.clock
+        return command(*args, **kwargs)
+
+    return on_clock
+
+
 def one_line_error(err: str) -> str:
     """The one line ``err`` holds (no traceback), or the test fails."""
     lines = err.strip().splitlines()

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Self
+from typing import Protocol, Self
 
 import pyarrow.parquet as pq
 from aiohttp import web
@@ -127,14 +128,24 @@ class RawServer:
 
 
 def read_request(connection: socket.socket) -> bytes:
-    """The request head on ``connection`` (its body is left unread)."""
-    head = b""
-    while b"\r\n\r\n" not in head:
+    """The request on ``connection``: its head, and its body as long as its Content-Length says.
+    Read whole, so that a reply that closes the connection closes it cleanly: closing with bytes
+    unread makes the system reset it, which the client may see before the close it was sent."""
+    request = b""
+    while b"\r\n\r\n" not in request:
+        chunk = connection.recv(4096)
+        if not chunk:
+            return request
+        request += chunk
+    head = request.split(b"\r\n\r\n", 1)[0]
+    length = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+    wanted = len(head) + 4 + (int(length[1]) if length else 0)
+    while len(request) < wanted:
         chunk = connection.recv(4096)
         if not chunk:
             break
-        head += chunk
-    return head
+        request += chunk
+    return request
 
 
 def silent(connection: socket.socket, stopping: threading.Event) -> None:
@@ -148,6 +159,15 @@ def trickle(connection: socket.socket, stopping: threading.Event) -> None:
     connection.sendall(b"HTTP/1.1 200 OK\r\nX-Trickle: ")
     while not stopping.wait(0.02):
         connection.sendall(b"a")
+
+
+class RunCli(Protocol):
+    """``run_cli``'s shape: the ``cli_here`` fixture (``tests/conftest.py``) runs the same
+    command line in this process."""
+
+    def __call__(
+        self, cwd: Path, key: str, *args: str, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]: ...
 
 
 def run_cli(

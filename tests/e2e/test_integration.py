@@ -8,15 +8,10 @@ client's limiter has a guard of ``JITTER`` against scheduling noise (see ``tests
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
-import subprocess
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import aiohttp
-import pandas as pd
 import pytest
 
 from bulkrunner.limits.limiter import SlidingWindowLimiter
@@ -28,7 +23,6 @@ from bulkrunner.sending.engine import Engine
 from bulkrunner.sending.retry import Policy
 from bulkrunner.sending.transport import HttpSender, limiter_tracing
 from bulkrunner.simulator import FaultPlan, Simulator, SimulatorConfig, SimulatorThread
-from tests import ROOT
 from tests.fakes import make_rows
 from tests.realtime import JITTER
 
@@ -117,63 +111,6 @@ async def test_the_server_validates_the_vocabulary_sent() -> None:
     assert outcome.status is Status.FAILED
     assert outcome.http_status == 400
     assert "Invalid track_settings value" in outcome.error
-
-
-@pytest.mark.slow
-def test_the_readme_demo_command_runs_end_to_end(tmp_path: Path) -> None:
-    """`bulkrunner run jobs/campaign_settings.toml --simulate`, as a user runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTLEAD_")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bulkrunner",
-            "run",
-            str(ROOT / "jobs" / "campaign_settings.toml"),
-            "--simulate",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    (report,) = (tmp_path / "reports").glob("campaign_settings-*/report.csv")
-    frame = pd.read_csv(report)
-    assert len(frame) == len(pd.read_csv(ROOT / "sample_data" / "campaign_settings.csv"))
-    assert set(frame["status"]) == {"succeeded"}
-    assert "(attempt 2 of 6) after HTTP 429" in done.stderr
-    assert "(attempt 2 of 6) after HTTP 503" in done.stderr
-    assert f"report: reports/{report.parent.name}/report.csv" in done.stdout
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("job", ["schedule", "status", "email_accounts", "leads", "lead_status"])
-def test_the_sample_job_of_each_operation_runs_on_the_simulator(tmp_path: Path, job: str) -> None:
-    """`bulkrunner run jobs/campaign_<operation>.toml --simulate`: every row accounted for,
-    none failed (a sample row already as wanted is ``unchanged``)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTLEAD_")}
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "bulkrunner", "run"),
-            *(str(ROOT / "jobs" / f"campaign_{job}.toml"), "--simulate", "--rate", "100/1"),
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    (report,) = (tmp_path / "reports").glob(f"campaign_{job}-*/report.csv")
-    frame = pd.read_csv(report)
-    assert len(frame) == len(pd.read_csv(ROOT / "sample_data" / f"campaign_{job}.csv"))
-    assert set(frame["status"]) <= {"succeeded", "unchanged"}
-    assert "succeeded" in set(frame["status"])
-    assert "Traceback" not in done.stderr
 
 
 class HeaderBlind:

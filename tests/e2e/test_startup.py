@@ -311,3 +311,16 @@ def test_help_reads_only_the_option_declarations(tmp_path: Path) -> None:
     assert "bulkrunner.config.run_config" in modules
     unneeded = {"bulkrunner.operations.base", "tomllib", "difflib"}
     assert modules.isdisjoint(unneeded), sorted(modules & unneeded)
+
+
+def test_the_api_names_cost_no_heavy_import_until_called(tmp_path: Path) -> None:
+    probe = (
+        "import sys, bulkrunner\n"
+        "assert callable(bulkrunner.apply) and callable(bulkrunner.plan)\n"
+        "assert callable(bulkrunner.export)\n"
+        "print(' '.join(sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert set(done.stdout.split()).isdisjoint({"pandas", "pyarrow", "numpy", "aiohttp", "rich"})

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -235,19 +233,6 @@ def test_options_may_be_named_as_fields_or_keys(tmp_path: Path) -> None:
             frame(), base_url=sim.base_url, rates=("20/1",), max_attempts=2, skip_unchanged=False
         )
     assert report["status"].tolist() == ["succeeded"] * 3  # every row sent
-
-
-def test_the_api_names_cost_no_heavy_import_until_called(tmp_path: Path) -> None:
-    probe = (
-        "import sys, bulkrunner\n"
-        "assert callable(bulkrunner.apply) and callable(bulkrunner.plan)\n"
-        "assert callable(bulkrunner.export)\n"
-        "print(' '.join(sys.modules))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert set(done.stdout.split()).isdisjoint({"pandas", "pyarrow", "numpy", "aiohttp", "rich"})
 
 
 def test_export_stays_the_function_once_the_export_module_is_imported(

@@ -300,6 +300,7 @@ def test_vocabulary_switch_changes_what_is_valid(
 # --- real runs against the simulator -------------------------------------------------------------
 
 
+@pytest.mark.real_clock  # the server judges the windows on its own real time
 @pytest.mark.slow
 def test_a_run_applies_every_row_and_exits_0(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch

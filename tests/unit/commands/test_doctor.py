@@ -41,6 +41,7 @@ def accounts_file(tmp_path: Path, acme: str, beta: str) -> Path:
     return path
 
 
+@pytest.mark.real_clock  # it measures how long a real server took to answer
 def test_each_account_is_read_once_and_its_verdict_said(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -50,7 +50,7 @@ from bulkrunner.simulator import (
     default_status,
 )
 from tests.fakes import FakeClock, RecordingSleep
-from tests.hostile import ServerThread, every_file_text, run_cli
+from tests.hostile import RunCli, ServerThread, every_file_text
 
 KEY = "sk-export-SENTINEL-77"
 IDS = (11, 12, 13, 14, 15, 16, 17)
@@ -304,10 +304,12 @@ def test_a_key_echoed_in_a_campaign_never_reaches_the_file(tmp_path: Path) -> No
             assert "api_key=REDACTED" in repr(held)
 
 
-def test_the_command_as_a_user_runs_it_never_prints_the_key(tmp_path: Path) -> None:
+def test_the_command_as_a_user_runs_it_never_prints_the_key(
+    tmp_path: Path, cli_here: RunCli
+) -> None:
     with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns=set(IDS))) as sim:
         seeded(sim)
-        done = run_cli(tmp_path, KEY, "export", "-v", "--base-url", sim.base_url)
+        done = cli_here(tmp_path, KEY, "export", "-v", "--base-url", sim.base_url)
     assert done.returncode == 0, done.stderr
     assert "exported 7 campaigns (settings) to exports/settings-" in done.stdout
     assert "read 7 campaigns; exporting 7 campaigns" in done.stderr

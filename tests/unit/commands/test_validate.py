@@ -407,14 +407,16 @@ def test_random_odd_files_read_alike_down_both_paths(
     rng = random.Random(20261126)
     path = tmp_path / "plan.csv"
     quickly = 0
-    for attempt in range(250):
+    # 160 seeded files meet every separator, line ending and encoding together (24 of them),
+    # each cell and header many times over; more files only repeat them, at 20 ms each
+    for attempt in range(160):
         content = _random_file(rng)
         path.write_bytes(content)
         args = rng.choice([[], [], LONG])
         slow, quick, handed = _both(capsys, monkeypatch, path, args)
         assert quick == slow, (attempt, content, args)
         quickly += not handed
-    assert quickly > 125  # most of them were read by the quick path itself
+    assert quickly > 80  # most of them were read by the quick path itself
 
 
 def test_a_small_csv_file_is_read_by_the_quick_path_without_being_told(

@@ -36,7 +36,7 @@ from bulkrunner.records.backup import read_backup, record_backup
 from bulkrunner.records.journal import Journal
 from bulkrunner.sending.transport import HttpSender
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
-from tests.hostile import ServerThread, every_file_text, run_cli
+from tests.hostile import RunCli, ServerThread, every_file_text
 
 KEY = "sk-SENTINEL key+(7)'q\"z"  # a space, +, ), ' and ": each spelled several ways
 LINK = "https://prefs.example.com/u?api_key=abc123&list=7"  # a user's value, not the key
@@ -245,7 +245,7 @@ def webhook() -> Iterator[tuple[ServerThread, list[bytes]]]:
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_a_server_echoing_the_key_in_every_spelling_puts_it_in_no_output(
-    tmp_path: Path, log_format: str, webhook: tuple[ServerThread, list[bytes]]
+    tmp_path: Path, log_format: str, webhook: tuple[ServerThread, list[bytes]], cli_here: RunCli
 ) -> None:
     hook, bodies = webhook
 
@@ -262,7 +262,7 @@ def test_a_server_echoing_the_key_in_every_spelling_puts_it_in_no_output(
     source = tmp_path / "plan.csv"
     source.write_text("campaign_id,sending_limit,unsubscribe_text\n101,10,bye\n102,11,bye\n")
     with ServerThread(hostile) as server:
-        done = run_cli(
+        done = cli_here(
             tmp_path, KEY, "run", "plan.csv", "--report", "r.json", "-v",
             "--base-url", server.url + "/api/v1", "--max-attempts", "2",
             "--log-format", log_format, "--notify", hook.url,
@@ -287,7 +287,7 @@ def test_a_server_echoing_the_key_in_every_spelling_puts_it_in_no_output(
 
 
 def test_a_rejected_key_echoed_by_the_list_call_reaches_no_output_nor_the_webhook(
-    tmp_path: Path, webhook: tuple[ServerThread, list[bytes]]
+    tmp_path: Path, webhook: tuple[ServerThread, list[bytes]], cli_here: RunCli
 ) -> None:
     hook, bodies = webhook
 
@@ -296,7 +296,7 @@ def test_a_rejected_key_echoed_by_the_list_call_reaches_no_output_nor_the_webhoo
 
     (tmp_path / "plan.csv").write_text("campaign_id,sending_limit\n101,10\n")
     with ServerThread(rejecting) as server:
-        done = run_cli(
+        done = cli_here(
             tmp_path, KEY, "run", "plan.csv", "--report", "r.csv",
             "--base-url", server.url + "/api/v1", "--notify", hook.url,
         )  # fmt: skip

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -167,30 +166,3 @@ def test_an_export_that_cannot_be_read_writes_nothing_on_standard_output(
     assert code == 3
     assert out == ""
     assert "export aborted" in err
-
-
-def test_export_piped_into_run_as_a_user_pipes_them(tmp_path: Path) -> None:
-    """Two processes joined by a real pipe: the export's standard output is the run's input."""
-    command = [sys.executable, "-m", "bulkrunner"]
-    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={11, 12, 13})) as sim:
-        url = ["--base-url", sim.base_url]
-        exporting = subprocess.run(
-            [*command, "export", *url, "--output", "-"],
-            capture_output=True,
-            check=False,
-            cwd=tmp_path,
-            timeout=120,
-        )
-        assert exporting.returncode == 0, exporting.stderr
-        assert exporting.stdout.startswith(b"campaign_id,name,")
-        running = subprocess.run(
-            [*command, "run", "--input", "-", *url],
-            input=exporting.stdout,
-            capture_output=True,
-            check=False,
-            cwd=tmp_path,
-            timeout=120,
-        )
-        assert running.returncode == 0, running.stderr
-        assert b"rows: 3 (3 unchanged)" in running.stdout
-        assert sim.state.writes() == []

@@ -67,6 +67,7 @@ def _check(entries: list[dict[str, Any]], stream: str) -> set[str]:
     return {entry["event"] for entry in entries}
 
 
+@pytest.mark.real_clock  # progress lines are printed as real time passes
 @pytest.mark.slow  # a few seconds of real time: the simulator's injected faults are retried
 def test_the_lines_of_real_commands_hold_only_declared_events_and_fields(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

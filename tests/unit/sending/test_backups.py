@@ -201,15 +201,29 @@ def ledger_file(path: Path) -> tuple[object, ...]:
     )
 
 
-@pytest.mark.parametrize("seed", range(60))
+OPERATIONS = [SETTINGS, STATUS, EMAIL_ACCOUNTS, PARTLY]
+
+
+def shape(rng: random.Random) -> tuple[int, int]:
+    """The rows a batch holds (mostly a few, so that rows are copied across many batches and
+    row groups) and the operation a random run starts with (its index in OPERATIONS)."""
+    return rng.choice([1, 2, 3, 5, 65_536]), rng.randrange(len(OPERATIONS))
+
+
+# The first seed of each shape (20 shapes, met by seeds 0 to 43): each run still switches
+# operations and continues the other code's ledger at random; more seeds repeat a shape.
+SEEDS = sorted({shape(random.Random(seed)): seed for seed in reversed(range(60))}.values())
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_random_runs_read_back_as_with_the_whole_ledger_implementation(
     seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = random.Random(seed)
-    # Mostly a few rows a batch, so that rows are copied across many batches and row groups.
-    monkeypatch.setattr(backup, "_BATCH_ROWS", rng.choice([1, 2, 3, 5, 65_536]))
-    operations = [SETTINGS, STATUS, EMAIL_ACCOUNTS, PARTLY]
-    operation = rng.choice(operations)
+    batch_rows, first = shape(rng)
+    monkeypatch.setattr(backup, "_BATCH_ROWS", batch_rows)
+    operations = OPERATIONS
+    operation = operations[first]
     old, new = tmp_path / "old.parquet", tmp_path / "new.parquet"
     for _ in range(rng.randint(3, 12)):
         if rng.random() < 0.1:  # a ledger another operation wrote (its columns are dropped)

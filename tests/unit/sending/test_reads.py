@@ -35,7 +35,7 @@ from bulkrunner.sending.verify import MATCHES, ReadBack, verify
 from bulkrunner.sending.watching import requests_left
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
 from tests.fakes import FakeClock, Sent, connection
-from tests.hostile import RawServer, ServerThread, run_cli, silent
+from tests.hostile import RawServer, RunCli, ServerThread, silent
 
 KEY = "sk-preflight-SENTINEL-77"
 
@@ -519,10 +519,12 @@ def test_reads_answered_503_stop_the_run_within_the_outage_timeout_with_nothing_
     assert {outcome.error for outcome in outcomes.values()} == {aborted}
 
 
-def test_a_server_that_never_answers_a_read_stops_the_run_resumable(tmp_path: Path) -> None:
+def test_a_server_that_never_answers_a_read_stops_the_run_resumable(
+    tmp_path: Path, cli_here: RunCli
+) -> None:
     source = plan(tmp_path)
     with RawServer(silent) as server:
-        done = run_cli(
+        done = cli_here(
             tmp_path,
             KEY,
             *("run", str(source), "--report", "r.csv", "--base-url", server.url),

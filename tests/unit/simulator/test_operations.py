@@ -4,11 +4,6 @@ over loopback HTTP with aiohttp, with the same key check, rate limit and faults 
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import zoneinfo
@@ -570,34 +565,6 @@ async def test_writes_are_counted_per_operation_and_posts_still_means_settings()
     assert (count("email-accounts", "POST"), count("email-accounts", "DELETE")) == (1, 1)
     assert count() == 6 == len(state.requests) - 2
     assert state.applied == {1: 5, 2: 1}
-
-
-def test_the_simulate_command_takes_the_schedule_shape_and_the_cron_form() -> None:
-    """``bulkrunner simulate`` as an operator starts it, reached with plain urllib."""
-    command = [sys.executable, "-m", "bulkrunner", "simulate", "--port", "0"]
-    command += ["--schedule-shape", "flat", "--cron-as-string"]
-    environment = {**os.environ, "SMARTLEAD_API_KEY": KEY}
-    with subprocess.Popen(
-        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as process:
-        assert process.stdout is not None
-        announced = process.stdout.readline()
-        base = re.search(r"http://127\.0\.0\.1:\d+/api/v1", announced)
-        try:
-            assert base is not None, announced
-            nested = _call(base[0], "POST", "/campaigns/5/schedule", NESTED)
-            flat = _call(base[0], "POST", "/campaigns/5/schedule", FLAT)
-            campaign = _call(base[0], "GET", "/campaigns/5")
-        finally:
-            process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=10)
-
-    assert nested[0] == 400
-    assert "Expected the flat shape" in message(nested)
-    assert flat == OK
-    assert json.loads(campaign[1]["scheduler_cron_value"])["tz"] == "Europe/Bratislava"
-    assert process.returncode == 0
-    assert KEY not in stderr
 
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy

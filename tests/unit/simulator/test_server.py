@@ -6,9 +6,6 @@ import asyncio
 import json
 import logging
 import random
-import signal
-import subprocess
-import sys
 import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -30,7 +27,6 @@ from bulkrunner.simulator import (
     default_settings,
 )
 from bulkrunner.simulator.ratelimit import ServerRateLimit
-from tests import ROOT
 
 KEY = "s3cret-simulator-key"
 
@@ -678,29 +674,6 @@ def test_the_thread_runner_serves_synchronous_callers() -> None:
         _ = simulator.base_url
     with pytest.raises(RuntimeError, match="only be started once"):
         simulator.start()
-
-
-def test_serve_forever_stops_cleanly_on_ctrl_c() -> None:
-    code = (
-        "from bulkrunner.simulator import SimulatorConfig, serve_forever\n"
-        "serve_forever(SimulatorConfig(), 0, lambda url: print(url, flush=True))\n"
-    )
-    with subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=10)
-
-    assert url.startswith("http://127.0.0.1:")
-    assert url.endswith("/api/v1")
-    assert process.returncode == 0
-    assert stderr == ""
 
 
 def test_summary_reports_the_fullest_window_and_the_429s() -> None:

@@ -17,7 +17,7 @@ from bulkrunner.operations.refusals import EnumRefusals
 from bulkrunner.sending.engine import Engine
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import FakeClock, ScriptedSender, connection, rate_alone
-from tests.hostile import run_cli
+from tests.hostile import RunCli
 
 KEY = "sk-live-SENTINEL-early-41c0"
 FAST = (*rate_alone("200/1"), "--guard", "0")
@@ -31,12 +31,12 @@ def enum_plan(folder: Path, rows: int = 6) -> Path:
 
 
 def test_repeated_enum_refusals_stop_the_run_and_name_the_other_vocabulary(
-    tmp_path: Path,
+    tmp_path: Path, cli_here: RunCli
 ) -> None:
     plan = enum_plan(tmp_path)
     with SimulatorThread(SimulatorConfig(api_key=KEY, vocabulary=Vocabulary.LONG)) as sim:
         args = ("run", str(plan), "--report", "r.csv", "--base-url", sim.base_url)
-        done = run_cli(tmp_path, KEY, *args, *FAST, "--concurrency", "1")
+        done = cli_here(tmp_path, KEY, *args, *FAST, "--concurrency", "1")
         posts = [r for r in sim.state.requests if r.method == "POST"]
         assert done.returncode == 3, done.stderr
         assert len(posts) == 3  # stopped after three refusals, not six
@@ -47,7 +47,7 @@ def test_repeated_enum_refusals_stop_the_run_and_name_the_other_vocabulary(
         again = shlex.split(line.split("--vocabulary long: ", 1)[1])
         assert again[0] == "bulkrunner"
         # the command it gives works: every row applied, in the long names
-        redone = run_cli(tmp_path, KEY, *again[1:])
+        redone = cli_here(tmp_path, KEY, *again[1:])
         assert redone.returncode == 0, redone.stdout + redone.stderr
         assert redone.stdout.startswith("rows: 6 (6 succeeded)")
         again_posts = [r for r in sim.state.requests if r.method == "POST"][3:]
@@ -101,11 +101,11 @@ def refused_port() -> int:
 
 
 def test_a_refused_connection_on_the_first_read_stops_before_any_row_is_sent(
-    tmp_path: Path,
+    tmp_path: Path, cli_here: RunCli
 ) -> None:
     plan = enum_plan(tmp_path, rows=3)
     base = f"http://127.0.0.1:{refused_port()}/api/v1"
-    done = run_cli(tmp_path, KEY, "run", str(plan), "--report", "r.csv", "--base-url", base, *FAST)
+    done = cli_here(tmp_path, KEY, "run", str(plan), "--report", "r.csv", "--base-url", base, *FAST)
     assert done.returncode == 3
     assert f"connection refused by {base}/campaigns/?api_key=REDACTED" in done.stderr
     assert "nothing was sent" in done.stderr

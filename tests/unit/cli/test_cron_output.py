@@ -1,17 +1,16 @@
 """Output for cron and log shippers: --log-format json on every line, -q, --version, --notify.
 
-The CLI runs as a subprocess against the simulator (or a tiny webhook server) on 127.0.0.1.
+The CLI runs in this process against the simulator (or a tiny webhook server) on 127.0.0.1;
+Ctrl-C during the webhook call, which needs a process of its own, is in
+``tests/e2e/test_interrupted_notify.py``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from importlib.metadata import version
@@ -26,7 +25,7 @@ from bulkrunner.commands import run as job
 from bulkrunner.output import notify
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import rate_alone
-from tests.hostile import RawServer, ServerThread, run_cli, silent, trickle
+from tests.hostile import RawServer, RunCli, ServerThread, trickle
 
 KEY = "sk-live-SENTINEL-cron-7d1e"
 FAST = (*rate_alone("200/1"), "--guard", "0")
@@ -54,13 +53,15 @@ def of(entries: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
     return [e for e in entries if e["event"] == event]
 
 
-def run(folder: Path, *args: str, key: str = KEY) -> subprocess.CompletedProcess[str]:
-    return run_cli(folder, key, "run", str(plan(folder)), "--report", "r.csv", *FAST, *args)
+def run(cli: RunCli, folder: Path, *args: str, key: str = KEY) -> subprocess.CompletedProcess[str]:
+    return cli(folder, key, "run", str(plan(folder)), "--report", "r.csv", *FAST, *args)
 
 
-def test_json_mode_every_line_is_json_when_the_run_succeeds(tmp_path: Path) -> None:
+def test_json_mode_every_line_is_json_when_the_run_succeeds(
+    tmp_path: Path, cli_here: RunCli
+) -> None:
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
-        done = run(tmp_path, "--base-url", sim.base_url, "--log-format", "json")
+        done = run(cli_here, tmp_path, "--base-url", sim.base_url, "--log-format", "json")
     assert done.returncode == 0, done.stderr
     out, err = json_lines(done.stdout), json_lines(done.stderr)
     (summary,) = of(out, "summary")
@@ -72,18 +73,20 @@ def test_json_mode_every_line_is_json_when_the_run_succeeds(tmp_path: Path) -> N
     assert KEY not in done.stdout + done.stderr
 
 
-def test_json_mode_every_line_is_json_when_rows_fail(tmp_path: Path) -> None:
+def test_json_mode_every_line_is_json_when_rows_fail(tmp_path: Path, cli_here: RunCli) -> None:
     with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={1, 2})) as sim:
-        done = run(tmp_path, "--base-url", sim.base_url, "--log-format", "json")
+        done = run(cli_here, tmp_path, "--base-url", sim.base_url, "--log-format", "json")
     assert done.returncode == 1, done.stderr
     (summary,) = of(json_lines(done.stdout), "summary")
     assert summary["counts"] == {"succeeded": 2, "failed": 1}
     json_lines(done.stderr)
 
 
-def test_json_mode_an_aborted_run_gives_its_resume_hint_as_json(tmp_path: Path) -> None:
+def test_json_mode_an_aborted_run_gives_its_resume_hint_as_json(
+    tmp_path: Path, cli_here: RunCli
+) -> None:
     with SimulatorThread(SimulatorConfig(api_key="another-key")) as sim:
-        done = run(tmp_path, "--base-url", sim.base_url, "--log-format", "json")
+        done = run(cli_here, tmp_path, "--base-url", sim.base_url, "--log-format", "json")
     assert done.returncode == 3, done.stderr
     out = json_lines(done.stdout)
     (hint,) = of(out, "resume_hint")
@@ -103,8 +106,10 @@ def test_json_mode_an_aborted_run_gives_its_resume_hint_as_json(tmp_path: Path) 
         ("run", "--log-format=json", "--concurrency", "many"),
     ],
 )
-def test_json_mode_a_usage_error_is_one_json_line(tmp_path: Path, args: tuple[str, ...]) -> None:
-    done = run_cli(tmp_path, KEY, *args)
+def test_json_mode_a_usage_error_is_one_json_line(
+    tmp_path: Path, args: tuple[str, ...], cli_here: RunCli
+) -> None:
+    done = cli_here(tmp_path, KEY, *args)
     assert done.returncode == 2
     assert done.stdout == ""
     (error,) = json_lines(done.stderr)
@@ -132,9 +137,9 @@ def test_json_mode_an_internal_error_is_one_json_line(
     assert KEY not in err
 
 
-def test_quiet_shows_the_summary_and_nothing_below_errors(tmp_path: Path) -> None:
+def test_quiet_shows_the_summary_and_nothing_below_errors(tmp_path: Path, cli_here: RunCli) -> None:
     with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={1, 2})) as sim:
-        done = run(tmp_path, "--base-url", sim.base_url, "-q", "--progress-interval", "0")
+        done = run(cli_here, tmp_path, "--base-url", sim.base_url, "-q", "--progress-interval", "0")
     assert done.returncode == 1
     assert done.stderr == ""  # the failed row is a warning: the summary counts it
     # the failed row's reason, then the summary (what a cron mail needs, even with -q)
@@ -145,9 +150,9 @@ def test_quiet_shows_the_summary_and_nothing_below_errors(tmp_path: Path) -> Non
     assert "report: r.csv" in done.stdout
 
 
-def test_quiet_shows_errors_only(tmp_path: Path) -> None:
+def test_quiet_shows_errors_only(tmp_path: Path, cli_here: RunCli) -> None:
     with SimulatorThread(SimulatorConfig(api_key="another-key")) as sim:
-        done = run(tmp_path, "--base-url", sim.base_url, "-q")
+        done = run(cli_here, tmp_path, "--base-url", sim.base_url, "-q")
     assert done.returncode == 3
     lines = done.stderr.splitlines()
     assert lines  # the error is there
@@ -155,8 +160,8 @@ def test_quiet_shows_errors_only(tmp_path: Path) -> None:
     assert "to resume:" in done.stdout
 
 
-def test_version_is_the_installed_packages(tmp_path: Path) -> None:
-    done = run_cli(tmp_path, KEY, "--version")
+def test_version_is_the_installed_packages(tmp_path: Path, cli_here: RunCli) -> None:
+    done = cli_here(tmp_path, KEY, "--version")
     assert done.returncode == 0
     assert done.stdout.strip() == f"bulkrunner {version('bulkrunner')}"
 
@@ -181,9 +186,13 @@ class Webhook(ServerThread):
         return self
 
 
-def test_notify_posts_a_slack_compatible_message_when_rows_fail(tmp_path: Path) -> None:
+def test_notify_posts_a_slack_compatible_message_when_rows_fail(
+    tmp_path: Path, cli_here: RunCli
+) -> None:
     with Webhook() as hook, SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={1})) as sim:
-        done = run(tmp_path, "--base-url", sim.base_url, "--notify", f"{hook.url}/hook/T0/secret")
+        done = run(
+            cli_here, tmp_path, "--base-url", sim.base_url, "--notify", f"{hook.url}/hook/T0/secret"
+        )
     assert done.returncode == 1, done.stderr
     assert hook.requests == [("POST", "/hook/T0/secret")]
     (body,) = hook.bodies
@@ -198,18 +207,18 @@ def test_notify_posts_a_slack_compatible_message_when_rows_fail(tmp_path: Path) 
     assert "secret" not in done.stderr + done.stdout
 
 
-def test_notify_says_why_a_run_stopped(tmp_path: Path) -> None:
+def test_notify_says_why_a_run_stopped(tmp_path: Path, cli_here: RunCli) -> None:
     with Webhook() as hook:
-        done = run_cli(tmp_path, "", "run", str(plan(tmp_path)), "--notify", hook.url)
+        done = cli_here(tmp_path, "", "run", str(plan(tmp_path)), "--notify", hook.url)
     assert done.returncode == 2
     (body,) = hook.bodies
     assert body["exit_code"] == 2
     assert "SMARTLEAD_API_KEY is not set" in body["text"]
 
 
-def test_notify_posts_nothing_when_the_run_succeeds(tmp_path: Path) -> None:
+def test_notify_posts_nothing_when_the_run_succeeds(tmp_path: Path, cli_here: RunCli) -> None:
     with Webhook() as hook, SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
-        done = run(tmp_path, "--base-url", sim.base_url, "--notify", hook.url)
+        done = run(cli_here, tmp_path, "--base-url", sim.base_url, "--notify", hook.url)
     assert done.returncode == 0
     assert hook.bodies == []
 
@@ -222,14 +231,16 @@ def refused_port() -> int:
 
 @pytest.mark.parametrize("answer", ["refused", "500"])
 def test_a_notification_that_fails_is_logged_and_changes_no_exit_code(
-    tmp_path: Path, answer: str
+    tmp_path: Path, answer: str, cli_here: RunCli
 ) -> None:
     with (
         Webhook(status=500) as hook,
         SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={1})) as sim,
     ):
         url = f"http://127.0.0.1:{refused_port()}/x" if answer == "refused" else hook.url
-        done = run(tmp_path, "--base-url", sim.base_url, "--notify", url, "--log-format", "json")
+        done = run(
+            cli_here, tmp_path, "--base-url", sim.base_url, "--notify", url, "--log-format", "json"
+        )
     assert done.returncode == 1
     messages = [str(e.get("message", "")) for e in json_lines(done.stderr)]
     warnings = [m for m in messages if m.startswith("notification")]
@@ -237,8 +248,8 @@ def test_a_notification_that_fails_is_logged_and_changes_no_exit_code(
     assert "not delivered" in warnings[0]
 
 
-def test_notify_takes_only_http_urls(tmp_path: Path) -> None:
-    done = run_cli(tmp_path, KEY, "run", str(plan(tmp_path)), "--notify", "ftp://example/x")
+def test_notify_takes_only_http_urls(tmp_path: Path, cli_here: RunCli) -> None:
+    done = cli_here(tmp_path, KEY, "run", str(plan(tmp_path)), "--notify", "ftp://example/x")
     assert done.returncode == 2
     assert "notify must be a webhook URL" in done.stderr
 
@@ -327,50 +338,21 @@ def test_an_unusable_webhook_url_is_logged_without_its_token_never_raised(
     assert "Traceback" not in err
 
 
-def test_ctrl_c_during_the_webhook_call_ends_the_run_cleanly_with_its_exit_code(
-    tmp_path: Path,
-) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTLEAD_")}
-    with RawServer(silent) as server:
-        url = f"{server.url}/hook/{TOKEN}"
-        process = subprocess.Popen(
-            # no key: exit 2, then the webhook call
-            [*(sys.executable, "-m", "bulkrunner", "run", str(plan(tmp_path))), "--notify", url],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert server.accepted.wait(60)  # the webhook call is under way
-            assert server.connections == 1
-            process.send_signal(signal.SIGINT)
-            _, err = process.communicate(timeout=30)
-        finally:
-            process.kill()
-    assert process.returncode == 2, err  # the run's, as if the webhook had not been called
-    assert "Traceback" not in err
-    assert "KeyboardInterrupt" not in err
-    assert "notification to http://127.0.0.1 abandoned: interrupted" in err
-    assert "SMARTLEAD_API_KEY is not set" in err
-
-
 # --- the webhook URL from an environment variable -------------------------------------------------
 
 
 def test_notify_env_reads_the_webhook_url_from_a_variable_never_shown(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_here: RunCli
 ) -> None:
     with Webhook() as hook, SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={1})) as sim:
         monkeypatch.setenv("ALERT_WEBHOOK", f"{hook.url}/hook/{TOKEN}")
-        done = run(tmp_path, "--base-url", sim.base_url, "--notify-env", "ALERT_WEBHOOK")
+        done = run(cli_here, tmp_path, "--base-url", sim.base_url, "--notify-env", "ALERT_WEBHOOK")
         job_file = tmp_path / "nightly.toml"
         job_file.write_text(
             f'input = "plan.csv"\nreport = "j.csv"\nbase_url = "{sim.base_url}"\n'
             'notify_env = "ALERT_WEBHOOK"\n'
         )
-        from_job = run_cli(tmp_path, KEY, "run", str(job_file), *FAST)
+        from_job = cli_here(tmp_path, KEY, "run", str(job_file), *FAST)
     assert (done.returncode, from_job.returncode) == (1, 1)
     assert hook.requests == [("POST", f"/hook/{TOKEN}")] * 2
     assert [body["exit_code"] for body in hook.bodies] == [1, 1]

@@ -1,5 +1,7 @@
 """Resume, rollback and retry are runs like any other: the journal knows its input, hints work
-when pasted, overlapping runs are refused, and a report round-trips to exactly what was sent."""
+when pasted (in this process, as a shell would run them), and a report round-trips to exactly
+what was sent. An overlapping run of the same input, refused, needs two processes at once:
+``tests/e2e/test_overlapping_runs.py``."""
 
 from __future__ import annotations
 
@@ -8,9 +10,7 @@ import io
 import json
 import os
 import shlex
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,7 +29,6 @@ from bulkrunner.model import Clock
 from bulkrunner.operations.fields import Vocabulary
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
-from tests.realtime import wait_for_lines
 
 KEY = "sk-resume-SENTINEL-31cd"
 WHEN = datetime(2026, 11, 26, 2, 15, tzinfo=UTC)
@@ -193,7 +192,9 @@ def test_resume_does_not_pick_a_run_of_the_same_file_with_other_content(
     assert journal.exists()
     assert not sim.state.requests
     # It points at the earlier version's run, with the command to resume that one anyway.
-    pasted = paste(err, "to resume it anyway (rows whose content changed are sent again): ", "\n")
+    pasted = paste(
+        capsys, err, "to resume it anyway (rows whose content changed are sent again): ", "\n"
+    )
     assert pasted.returncode == 0, pasted.stderr
     assert "has changed since the interrupted run" in pasted.stderr
     assert sim.state.settings[1]["sending_limit"] == 50
@@ -285,65 +286,29 @@ def test_a_report_that_is_the_input_is_refused(
     assert not sim.state.requests
 
 
-# --- one run of a job at a time ------------------------------------------------------------------
-
-
-def test_an_overlapping_run_of_the_same_input_is_refused_with_exit_4(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    source = plan(tmp_path, range(1, 41))
-    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
-    listed = set(range(1, 41))  # one list call reads them all: the first run makes one GET
-    with SimulatorThread(SimulatorConfig(api_key=KEY, latency=0.5, campaigns=listed)) as sim:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "bulkrunner", "run", "--input", str(source)),
-                *("--report", str(first), "--base-url", sim.base_url, "--concurrency", "1"),
-            ],
-            env={**os.environ, "SMARTLEAD_API_KEY": KEY},
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            wait_for_lines(journal_path(first), 1)  # the first run is sending
-            argv = ["run", "--input", str(source), "--report", str(second)]
-            assert main([*argv, "--base-url", sim.base_url]) == 4
-            err = capsys.readouterr().err
-            assert f"{source}: another bulkrunner run (pid {process.pid}, started" in err
-            assert "nothing was sent" in err
-            assert not second.exists()
-            assert not journal_path(second).exists()
-            reads = [r for r in sim.state.requests if r.method == "GET"]
-            assert len(reads) == 1  # the first run's: the second did not even read
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.communicate(timeout=60)
-    assert process.returncode == 3
-
-
 # --- every hint printed is a command that works when pasted --------------------------------------
 
 
 def paste(
-    text: str, before: str, after: str, cwd: Path | None = None
+    capsys: pytest.CaptureFixture[str], text: str, before: str, after: str, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the command printed in ``text`` between ``before`` and ``after``, as a user pasting
-    it into a shell in ``cwd`` would (``bulkrunner`` being ``python -m bulkrunner``)."""
+    it into a shell in ``cwd`` would, with this process's ``bulkrunner`` (``main``)."""
     assert before in text, text
     command = text.split(before, 1)[1].split(after, 1)[0]
     words = shlex.split(command)
     assert words[0] == "bulkrunner"
     # A command that lost its --base-url must fail on loopback, not reach SmartLead.
     dead_end = "http://127.0.0.1:9/api/v1"
-    return subprocess.run(
-        [sys.executable, "-m", "bulkrunner", *words[1:]],
-        cwd=cwd,
-        env={**os.environ, "SMARTLEAD_API_KEY": KEY, "SMARTLEAD_BASE_URL": dead_end},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        if cwd is not None:
+            patch.chdir(cwd)
+        patch.setenv("SMARTLEAD_API_KEY", KEY)
+        patch.setenv("SMARTLEAD_BASE_URL", dead_end)
+        capsys.readouterr()
+        code = main(words[1:])
+        out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(words, code, out, err)
 
 
 def rejected_key(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
@@ -379,7 +344,7 @@ def test_the_printed_resume_command_works_when_pasted(
 
     assert rejected_key(monkeypatch, argv) == 3
     out = capsys.readouterr().out
-    pasted = paste(out, "to resume: ", "  (the journal", tmp_path)
+    pasted = paste(capsys, out, "to resume: ", "  (the journal", tmp_path)
     assert pasted.returncode == 0, pasted.stderr
     assert "resuming: 0 rows already succeeded" in pasted.stderr
     settings = sim.state.settings
@@ -425,7 +390,7 @@ def test_the_printed_undo_command_works_when_pasted(
     job.write_text(f'input = "plan.csv"\nreport = "out/nightly.csv"\nbase_url = "{sim.base_url}"\n')
     assert main(["run", "nightly.toml", "--rate", "50/1"]) == 0
     assert [sim.state.settings[n]["sending_limit"] for n in (1, 2)] == [11, 12]
-    pasted = paste(capsys.readouterr().err, "(undo with: ", ")\n", tmp_path)
+    pasted = paste(capsys, capsys.readouterr().err, "(undo with: ", ")\n", tmp_path)
     assert pasted.returncode == 0, pasted.stderr
     assert [sim.state.settings[n]["sending_limit"] for n in (1, 2)] == [
         default_settings(n)["sending_limit"] for n in (1, 2)
@@ -443,7 +408,7 @@ def test_the_undo_command_of_a_run_given_its_input_as_argument_works_when_pasted
     plan(tmp_path, range(1, 3))
     assert main(["run", "plan.csv", "--report", "out/r.csv", "--base-url", sim.base_url]) == 0
     assert [sim.state.settings[n]["sending_limit"] for n in (1, 2)] == [11, 12]
-    pasted = paste(capsys.readouterr().err, "(undo with: ", ")\n", tmp_path)
+    pasted = paste(capsys, capsys.readouterr().err, "(undo with: ", ")\n", tmp_path)
     assert pasted.returncode == 0, pasted.stderr
     assert [sim.state.settings[n]["sending_limit"] for n in (1, 2)] == [
         default_settings(n)["sending_limit"] for n in (1, 2)
@@ -463,7 +428,7 @@ def test_unfinished_run_refusal_names_commands_that_work(
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert paste(err, "or --fresh to start over: ", "\n", tmp_path).returncode == 0
+    assert paste(capsys, err, "or --fresh to start over: ", "\n", tmp_path).returncode == 0
     assert sorted(sim.state.applied) == [1, 2]
 
 
@@ -505,9 +470,9 @@ def test_a_plain_rerun_of_an_interrupted_input_is_refused_and_says_how_to_contin
         )
 
         if choice == "--resume":
-            pasted = paste(err, "(rows it applied are not sent again): ", " ; or", tmp_path)
+            pasted = paste(capsys, err, "(rows it applied are not sent again): ", " ; or", tmp_path)
         else:
-            pasted = paste(err, "or --fresh to start over: ", "\n", tmp_path)
+            pasted = paste(capsys, err, "or --fresh to start over: ", "\n", tmp_path)
         assert pasted.returncode == 0, pasted.stderr
         wanted = 20 if edited else 10
         assert [sim.state.settings[n]["sending_limit"] for n in ids] == [wanted + n for n in ids]
