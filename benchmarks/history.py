@@ -30,11 +30,12 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.run import alone
 from bulkrunner.commands.recording import Recording
 from bulkrunner.commands.run import run_job
 from bulkrunner.config.accounts import Account
 from bulkrunner.config.job_file import build_config
-from bulkrunner.model import REAL_CLOCK, Change, Changes, Outcome, Row, Status
+from bulkrunner.model import REAL_CLOCK, Change, Changes, Outcome, Rate, Row, Status
 from bulkrunner.records.history import History
 from bulkrunner.records.journal import Journal
 from bulkrunner.records.store import StateStore
@@ -96,7 +97,7 @@ def whole(folder: Path, count: int, repeat: int) -> list[tuple[str, str, str]]:
                 flags = {
                     "input": str(source),
                     "base_url": sim.base_url,
-                    "rate": ["100000/1"],
+                    "rate": [str(each) for each in alone(Rate(100_000, 1))],
                     "concurrency": 16,
                     "no_backup": True,  # (the backup's cost is another figure's)
                     "skip_unchanged": False,

@@ -4,7 +4,6 @@ line run in this process, as the tests of several files run it; a whole report w
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -14,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from benchmarks.run import rate_flags
 from bulkrunner.cli.app import main
 from bulkrunner.config.accounts import Account
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.limits.limiter import SlidingWindowLimiter
-from bulkrunner.limits.rates import DEFAULT_RATES
 from bulkrunner.model import REAL_CLOCK, Answer, Changes, Clock, Outcome, Rate, Row
 from bulkrunner.operations.base import Request, Wire
 from bulkrunner.operations.settings import SETTINGS
@@ -34,15 +33,10 @@ WALL = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)  # when a fake clock starts, by
 
 def rate_alone(rate: str) -> list[str]:
     """``--rate RATE``, and SmartLead's published windows of the other lengths (which a
-    ``--rate`` leaves in force) named loose enough never to bind: the flags of a quick run
-    against a simulator with no limit of its own, or held to RATE alone."""
-    given = Rate.parse(rate)
-    loose = [
-        f"{math.ceil(given.per_second * each.seconds * 10)}/{each.seconds:g}"
-        for each in DEFAULT_RATES
-        if each.seconds != given.seconds
-    ]
-    return [word for each in (rate, *loose) for word in ("--rate", each)]
+    ``--rate`` leaves in force) named loose enough never to bind (``benchmarks.run.alone``):
+    the flags of a quick run against a simulator with no limit of its own, or held to RATE
+    alone."""
+    return rate_flags(Rate.parse(rate))
 
 
 if TYPE_CHECKING:

@@ -46,7 +46,7 @@ from bulkrunner.simulator import (
 )
 from bulkrunner.simulator.campaigns import Campaigns
 from bulkrunner.simulator.faults import FAULT_KINDS
-from tests.fakes import make_rows, target
+from tests.fakes import make_rows, rate_alone, target
 from tests.realtime import JITTER, figures, line_count, wait_for_lines_or_exit
 
 KEY = "fault-suite-key"
@@ -279,7 +279,7 @@ def test_kill_9_at_random_moments_then_resume_applies_every_row(tmp_path: Path) 
             argv = [
                 *(sys.executable, "-m", "bulkrunner", "run"),
                 *("--input", str(tmp_path / "plan.csv"), "--report", str(report)),
-                *("--base-url", sim.base_url, "--rate", f"{KILL_RATE.limit}/{KILL_RATE.seconds}"),
+                *("--base-url", sim.base_url, *rate_alone(str(KILL_RATE))),
                 *("--concurrency", str(KILL_CONCURRENCY), "--max-attempts", "10"),
                 *("--guard", str(JITTER)),
                 *(("--resume",) if run > 0 else ()),
@@ -400,7 +400,7 @@ def test_kill_9_ten_times_resume_then_rollback_leaves_every_campaign_as_it_start
 
     with SimulatorThread(config) as sim:
         options = (
-            *("--base-url", sim.base_url, "--rate", f"{RATE.limit}/{RATE.seconds}"),
+            *("--base-url", sim.base_url, *rate_alone(str(RATE))),
             *("--concurrency", str(CONCURRENCY), "--max-attempts", "10"),
             *("--timeout", str(LEDGER_TIMEOUT)),
         )
@@ -569,7 +569,7 @@ def test_kill_9_edit_resume_then_rollback_leaves_every_campaign_as_it_started(
         versions = {cid: row_versions(operation, cid, start[cid], rng) for cid in ids}
         source.write_text(plan_text(operation, {cid: v[0] for cid, v in versions.items()}))
         options = (
-            *("--base-url", sim.base_url, "--rate", f"{EVERY_RATE.limit}/{EVERY_RATE.seconds}"),
+            *("--base-url", sim.base_url, *rate_alone(str(EVERY_RATE))),
             *("--concurrency", "4", "--max-attempts", "10", "--guard", str(JITTER)),
         )
 

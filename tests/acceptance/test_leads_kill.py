@@ -25,6 +25,7 @@ from bulkrunner.model import Rate
 from bulkrunner.records.lead_ledger import read_ledger
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import LeadAnswer
+from tests.fakes import rate_alone
 from tests.realtime import JITTER, figures, line_count, wait_for_lines_or_exit
 
 KEY = "sk-leads-kill-SENTINEL-5"
@@ -65,7 +66,7 @@ def test_kill_9_during_an_upload_resume_then_rollback_leaves_each_campaign_as_it
     with SimulatorThread(config) as sim:
         start = {cid: sim.state.leads.addresses(cid) for cid in CAMPAIGNS}
         options = (
-            *("--base-url", sim.base_url, "--rate", f"{RATE.limit}/{RATE.seconds}"),
+            *("--base-url", sim.base_url, *rate_alone(str(RATE))),
             *("--concurrency", "4", "--max-attempts", "10", "--guard", str(JITTER)),
         )
 

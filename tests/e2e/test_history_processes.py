@@ -26,6 +26,7 @@ from bulkrunner.records.history import History
 from bulkrunner.records.journal import applied
 from bulkrunner.records.store import StateStore
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
+from tests.fakes import rate_alone
 from tests.realtime import wait_until
 
 KEY = "sk-history-processes-SENTINEL-e9e9"
@@ -143,7 +144,7 @@ def test_a_run_killed_while_it_records_is_listed_unfinished_and_resumed_whole(
 
     # the store goes on: the run is resumed, and recorded, whole
     monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
-    resume = ["run", str(source), "--resume", "--base-url", sim.base_url, "--rate", "100/1"]
+    resume = ["run", str(source), "--resume", "--base-url", sim.base_url, *rate_alone("100/1")]
     assert main(resume) == 0
     with StateStore.open(state) as store:
         history = History(store)

@@ -21,6 +21,7 @@ import pytest
 from bulkrunner.config.paths import journal_path
 from bulkrunner.model import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
+from tests.fakes import rate_alone
 from tests.realtime import JITTER, line_count, wait_for_lines_or_exit
 
 KEY = "sk-lead-kill-SENTINEL-88"
@@ -68,7 +69,7 @@ def test_kill_9_resume_then_rollback_leaves_every_lead_as_asked_then_as_it_start
             assert member is not None
             member.status = status
         options = (
-            *("--base-url", sim.base_url, "--rate", f"{RATE.limit}/{RATE.seconds}"),
+            *("--base-url", sim.base_url, *rate_alone(str(RATE))),
             *("--concurrency", "4", "--max-attempts", "10", "--guard", str(JITTER)),
         )
 
