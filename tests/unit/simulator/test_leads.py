@@ -4,9 +4,7 @@ and unsubscribing leads, with the same key check, rate budget and faults as ever
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
@@ -18,39 +16,14 @@ from bulkrunner.simulator.campaigns import Campaigns
 from bulkrunner.simulator.lead_writes import Leads
 from bulkrunner.simulator.leads import LEAD_FIELDS, is_address
 from bulkrunner.simulator.validation import Accepted
+from tests.unit.simulator import api as simulator_api
+from tests.unit.simulator.api import Api, Reply
 
 KEY = "s3cret-leads-key"
-Reply = tuple[int, Any]  # status, parsed JSON body (or text)
 
 
-class Api:
-    """Calls one running simulator: ``await api("POST", "/campaigns/5/leads", {...})``."""
-
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
-        self.session = session
-        self.base_url = base_url
-
-    async def __call__(
-        self,
-        method: str,
-        path: str,
-        body: object = None,
-        *,
-        raw: bytes | None = None,
-        key: str = KEY,
-    ) -> Reply:
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        async with self.session.request(
-            method,
-            self.base_url + path,
-            params={"api_key": key},
-            data=data,
-            headers={"Content-Type": "application/json"},
-        ) as response:
-            text = await response.text()
-            if response.content_type == "application/json":
-                return response.status, json.loads(text)
-            return response.status, text
+class LeadApi(Api):
+    """The simulator's client, with the lead calls the tests make."""
 
     async def upload(self, campaign_id: int, *emails: str, **settings: bool) -> Reply:
         body = {"lead_list": [{"email": e} for e in emails], "settings": settings}
@@ -72,11 +45,8 @@ class Api:
         return (await self("GET", f"/leads/?email={email}"))[1]
 
 
-@asynccontextmanager
-async def serving(**options: Any) -> AsyncIterator[tuple[Simulator, Api]]:
-    simulator = Simulator(SimulatorConfig(api_key=KEY, **options), clock=lambda: 1000.0)
-    async with simulator, aiohttp.ClientSession() as session:
-        yield simulator, Api(session, simulator.base_url)
+def serving(**options: Any) -> AbstractAsyncContextManager[tuple[Simulator, LeadApi]]:
+    return simulator_api.serving(LeadApi, KEY, options)
 
 
 def detailed(**counts: Any) -> dict[str, Any]:

@@ -7,11 +7,9 @@ import json
 import urllib.error
 import urllib.request
 import zoneinfo
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bulkrunner.model import Rate
@@ -27,46 +25,14 @@ from bulkrunner.simulator import (
     email_account,
 )
 from bulkrunner.simulator.operations import is_timezone
+from tests.unit.simulator import api as simulator_api
+from tests.unit.simulator.api import Api, Reply
 
 KEY = "s3cret-operations-key"
-Reply = tuple[int, Any]  # status, parsed JSON body (or text)
 
 
-class Api:
-    """Calls one running simulator: ``await api("POST", "/campaigns/5/status", {...})``."""
-
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
-        self.session = session
-        self.base_url = base_url
-
-    async def __call__(
-        self,
-        method: str,
-        path: str,
-        body: object = None,
-        *,
-        raw: bytes | None = None,
-        key: str = KEY,
-    ) -> Reply:
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        async with self.session.request(
-            method,
-            self.base_url + path,
-            params={"api_key": key},
-            data=data,
-            headers={"Content-Type": "application/json"},
-        ) as response:
-            text = await response.text()
-            if response.content_type == "application/json":
-                return response.status, json.loads(text)
-            return response.status, text
-
-
-@asynccontextmanager
-async def serving(**options: Any) -> AsyncIterator[tuple[Simulator, Api]]:
-    simulator = Simulator(SimulatorConfig(api_key=KEY, **options), clock=lambda: 1000.0)
-    async with simulator, aiohttp.ClientSession() as session:
-        yield simulator, Api(session, simulator.base_url)
+def serving(**options: Any) -> AbstractAsyncContextManager[tuple[Simulator, Api]]:
+    return simulator_api.serving(Api, KEY, options)
 
 
 def message(reply: Reply) -> str:
