@@ -445,7 +445,7 @@ def test_a_rollback_has_arrow_give_freed_memory_back_before_it_reads_the_backup(
         monkeypatch.setattr("bulkrunner.commands.drift.backup_operation", operation)
         pa.set_memory_pool(pa.mimalloc_memory_pool())
         assert main(["rollback", str(report), "--report", str(tmp_path / "back.csv"),
-                     *FAST[:4], "--base-url", sim.base_url]) == 0  # fmt: skip
+                     *rate_alone("1000/1"), "--base-url", sim.base_url]) == 0  # fmt: skip
     assert events[:2] == ["decay 0", "read"]
     assert pa.default_memory_pool().backend_name == RETURNING
 

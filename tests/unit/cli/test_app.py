@@ -14,7 +14,7 @@ from bulkrunner.config.environment import key_not_set
 from bulkrunner.model import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from tests import ROOT
-from tests.fakes import one_line_error, run
+from tests.fakes import one_line_error, rate_alone, run
 from tests.hostile import ServerThread
 from tests.realtime import JITTER
 
@@ -318,8 +318,7 @@ def test_a_run_applies_every_row_and_exits_0(
             str(report),
             "--base-url",
             sim.base_url,
-            "--rate",
-            "40/1",
+            *rate_alone("40/1"),
             "--guard",
             str(JITTER),  # the server judges the window: allow for scheduling noise
             "-v",
