@@ -49,6 +49,16 @@ def own_state_folder(
     return folder
 
 
+@pytest.fixture(autouse=True)
+def no_remembered_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts remembering no key, as a fresh process does, so a sender's own redaction
+    is what it sees; and the pattern of every key the process has seen does not grow with each
+    test, slower to build and to scan."""
+    from bulkrunner.config import redaction
+
+    monkeypatch.setattr(redaction, "_remembered", set())
+
+
 @pytest.fixture
 def cli_here(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunCli:
     """``run_cli`` (``tests/hostile.py``) in this process: the same command line in the same

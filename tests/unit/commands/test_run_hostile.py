@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 from aiohttp import web
 
-from bulkrunner.config import redaction
 from bulkrunner.config.job_file import build_config, read_job_file
 from bulkrunner.config.redaction import REDACTED
 from bulkrunner.errors import UsageError
@@ -25,12 +24,6 @@ from tests.fakes import one_line_error, run
 from tests.hostile import RunCli, ServerThread, every_file_text
 
 KEY = "sk-hostile-SENTINEL+/=9f3a"  # characters a URL must encode, so both spellings are checked
-
-
-@pytest.fixture(autouse=True)
-def no_remembered_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts with no key remembered, so the sender's own redaction is what it sees."""
-    monkeypatch.setattr(redaction, "_remembered", set())
 
 
 def leaks(text: str) -> bool:

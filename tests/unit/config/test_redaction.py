@@ -29,7 +29,6 @@ import pytest
 import yarl
 from aiohttp import web
 
-from bulkrunner.config import redaction
 from bulkrunner.config.redaction import REDACTED, redact, redact_url, remember
 from bulkrunner.model import Change, Outcome, Status
 from bulkrunner.records.backup import read_backup, record_backup
@@ -40,12 +39,6 @@ from tests.hostile import RunCli, ServerThread, every_file_text
 
 KEY = "sk-SENTINEL key+(7)'q\"z"  # a space, +, ), ' and ": each spelled several ways
 LINK = "https://prefs.example.com/u?api_key=abc123&list=7"  # a user's value, not the key
-
-
-@pytest.fixture(autouse=True)
-def no_remembered_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts with no key remembered (a run remembers its own)."""
-    monkeypatch.setattr(redaction, "_remembered", set())
 
 
 def lower_hex(text: str) -> str:

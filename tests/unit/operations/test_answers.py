@@ -12,7 +12,6 @@ from urllib.parse import quote
 import pyarrow.parquet as pq
 import pytest
 
-from bulkrunner.config import redaction
 from bulkrunner.config.redaction import REDACTED, redact, redact_url, remember
 from bulkrunner.model import Answer, Change
 from bulkrunner.operations.answers import header_reset, header_retry_after, reports_failure
@@ -22,12 +21,6 @@ from bulkrunner.records.backup import record_backup
 from bulkrunner.sending.retry import Decision, Verdict, classify
 
 KEY = "sk-hostile-SENTINEL+/=9f3a"  # characters a URL must encode, so both spellings are checked
-
-
-@pytest.fixture(autouse=True)
-def no_remembered_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts with no key remembered, so the sender's own redaction is what it sees."""
-    monkeypatch.setattr(redaction, "_remembered", set())
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
-"""A long real run is streamed a batch at a time (``bulkrunner.sending.batches``): the command line
-in the test's process against the simulator on 127.0.0.1, with batches of a few rows, so that a file of dozens of rows is
-several batches. Every row is still accounted for, exactly as a run of one batch accounts for it;
-the backup holds every campaign; an interrupted run resumes; and the run holds no more than a couple
-of batches' rows and outcomes at a time."""
+"""A long real run is streamed a batch at a time (``bulkrunner.sending.batches``): the command
+line in the test's process against the simulator on 127.0.0.1, with batches of a few rows, so that
+a file of dozens of rows is several batches. Every row is still accounted for, exactly as a run of
+one batch accounts for it; the backup holds every campaign; an interrupted run resumes; and the run
+holds no more than a couple of batches' rows and outcomes at a time."""
 
 from __future__ import annotations
 

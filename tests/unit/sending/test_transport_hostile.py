@@ -11,7 +11,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bulkrunner.config import redaction
 from bulkrunner.config.redaction import REDACTED
 from bulkrunner.model import Answer
 from bulkrunner.sending.retry import Decision, Verdict, classify
@@ -20,12 +19,6 @@ from tests.fakes import settings_request
 from tests.hostile import ServerThread
 
 KEY = "sk-hostile-SENTINEL+/=9f3a"  # characters a URL must encode, so both spellings are checked
-
-
-@pytest.fixture(autouse=True)
-def no_remembered_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts with no key remembered, so the sender's own redaction is what it sees."""
-    monkeypatch.setattr(redaction, "_remembered", set())
 
 
 def leaks(text: str) -> bool:
