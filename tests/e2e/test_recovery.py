@@ -43,10 +43,10 @@ def sim_env() -> dict[str, str]:
 def test_sigint_stops_gracefully_and_resume_finishes_the_job(
     tmp_path: Path, sim_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source = plan(tmp_path, 80)
+    source = plan(tmp_path, 40)
     report = tmp_path / "out" / "r.csv"
-    rates = [Rate(40, 1)]  # the resumed run goes at 40/1
-    with SimulatorThread(SimulatorConfig(api_key=KEY, rates=rates, latency=0.2)) as sim:
+    rates = [Rate(200, 1)]  # the resumed run goes at 200/1
+    with SimulatorThread(SimulatorConfig(api_key=KEY, rates=rates, latency=0.05)) as sim:
         args = ("run", "--input", str(source), "--report", str(report), *rate_alone("20/1"))
         process = subprocess.Popen(
             cli(*args, base_url=sim.base_url),
@@ -55,7 +55,7 @@ def test_sigint_stops_gracefully_and_resume_finishes_the_job(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        wait_for_lines(journal_path(report), 25)
+        wait_for_lines(journal_path(report), 12)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
         assert process.returncode == 3, err
@@ -64,7 +64,7 @@ def test_sigint_stops_gracefully_and_resume_finishes_the_job(
         assert "Traceback" not in err
 
         frame = pd.read_csv(report)
-        assert frame["row"].tolist() == list(range(1, 81))
+        assert frame["row"].tolist() == list(range(1, 41))
         succeeded = set(frame.loc[frame["status"] == "succeeded", "campaign_id"])
         assert succeeded == set(sim.state.applied)  # the report says exactly what was applied
         assert set(frame["status"]) == {"succeeded", "not_attempted"}
@@ -85,17 +85,17 @@ def test_sigint_stops_gracefully_and_resume_finishes_the_job(
                 str(source),
                 "--report",
                 str(report),
-                *rate_alone("40/1"),
+                *rate_alone("200/1"),
                 "--base-url",
                 sim.base_url,
                 "--resume",
             ]
         )
         assert code == 0
-        assert dict(sim.state.applied) == {100 + n: 1 for n in range(80)}  # none twice
+        assert dict(sim.state.applied) == {100 + n: 1 for n in range(40)}  # none twice
     final = pd.read_csv(report)
     assert set(final["status"]) == {"succeeded"}
-    assert final["row"].tolist() == list(range(1, 81))
+    assert final["row"].tolist() == list(range(1, 41))
     for campaign in succeeded:  # earlier successes keep their original attempts
         assert final.set_index("campaign_id")["attempts"][campaign] == first_attempts[campaign]
     assert not journal_path(report).exists()  # a finished run leaves only its report
