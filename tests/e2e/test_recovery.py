@@ -1,6 +1,6 @@
 """Never lose a row when a run is interrupted: SIGINT and SIGTERM to a run in a process of its
-own, and --resume after (the rest of recovery runs in the test's process:
-``tests/unit/commands/test_recovery.py``)."""
+own, and --resume after; and a request that times out on real time (the rest of recovery runs in
+the test's process: ``tests/unit/commands/test_recovery.py``)."""
 
 from __future__ import annotations
 
@@ -248,3 +248,30 @@ def test_the_key_never_appears_in_any_output_log_report_or_journal(
     }
     for name, text in texts.items():
         assert KEY not in text, name
+
+
+def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> None:
+    source = plan(tmp_path, 1)
+    report = tmp_path / "r.csv"
+    # A normal answer takes far less than the 2 s timeout, even on a loaded machine.
+    faults = FaultPlan(scripted={100: ["slow"]}, slow_seconds=4.0, slow_applies=True)
+    with SimulatorThread(SimulatorConfig(api_key=KEY, faults=faults)) as sim:
+        code = main(
+            [
+                "run",
+                "--input",
+                str(source),
+                "--report",
+                str(report),
+                "--base-url",
+                sim.base_url,
+                "--timeout",
+                "2",
+            ]
+        )
+        assert sim.state.applied[100] == 2  # applied by the timed-out request, then again
+    assert code == 0
+    (line,) = pd.read_csv(report, keep_default_na=False).to_dict("records")
+    assert line["status"] == "succeeded"
+    assert line["attempts"] == 2
+    assert line["error"] == "attempt 1 timed out after 2s: outcome unknown, retried"
