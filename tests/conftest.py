@@ -28,25 +28,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def own_lock_folder(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """Each test's locks of inputs and accounts in a folder of its own (inherited by the runs it
-    starts), not in the home folder of whoever runs the tests."""
-    folder = tmp_path_factory.mktemp("locks") / "locks"
-    monkeypatch.setenv("BULKRUNNER_LOCK_DIR", str(folder))
+def own_folders(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each test's locks of inputs and accounts and its state store in folders of its own
+    (inherited by the runs it starts), not in the home folder of whoever runs the tests."""
+    folder = tmp_path_factory.mktemp("bulkrunner")
+    monkeypatch.setenv("BULKRUNNER_LOCK_DIR", str(folder / "locks"))
+    monkeypatch.setenv("BULKRUNNER_STATE_DIR", str(folder / "state"))
     return folder
 
 
-@pytest.fixture(autouse=True)
-def own_state_folder(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """Each test's state store in a folder of its own (inherited by the runs it starts), not in
-    the home folder of whoever runs the tests."""
-    folder = tmp_path_factory.mktemp("state") / "state"
-    monkeypatch.setenv("BULKRUNNER_STATE_DIR", str(folder))
-    return folder
+@pytest.fixture
+def own_lock_folder(own_folders: Path) -> Path:
+    """The test's folder of locks (``$BULKRUNNER_LOCK_DIR``), not made until a run locks."""
+    return own_folders / "locks"
+
+
+@pytest.fixture
+def own_state_folder(own_folders: Path) -> Path:
+    """The test's state store folder (``$BULKRUNNER_STATE_DIR``), not made until a run opens it."""
+    return own_folders / "state"
 
 
 @pytest.fixture(autouse=True)
