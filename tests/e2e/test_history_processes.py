@@ -30,7 +30,7 @@ from tests.fakes import rate_alone
 from tests.realtime import wait_until
 
 KEY = "sk-history-processes-SENTINEL-e9e9"
-ROWS = 30
+ROWS = 20
 CAMPAIGNS = range(1, ROWS + 1)
 
 
