@@ -308,7 +308,7 @@ def test_a_run_applies_every_row_and_exits_0(
     monkeypatch.setenv("SMARTLEAD_API_KEY", KEY)
     report = tmp_path / "r.csv"
     faults = FaultPlan(scripted={1480614: ["503"], 1480763: ["429"]}, retry_after=0.2)
-    with SimulatorThread(SimulatorConfig(api_key=KEY, rates=[Rate(40, 1)], faults=faults)) as sim:
+    with SimulatorThread(SimulatorConfig(api_key=KEY, rates=[Rate(100, 1)], faults=faults)) as sim:
         code, out, err = run(
             capsys,
             "run",
@@ -318,7 +318,7 @@ def test_a_run_applies_every_row_and_exits_0(
             str(report),
             "--base-url",
             sim.base_url,
-            *rate_alone("40/1"),
+            *rate_alone("100/1"),
             "--guard",
             str(JITTER),  # the server judges the window: allow for scheduling noise
             "-v",
@@ -329,7 +329,7 @@ def test_a_run_applies_every_row_and_exits_0(
     assert set(frame["status"]) == {"succeeded"}
     assert sorted(state.applied) == sorted(frame["campaign_id"])
     assert set(state.applied.values()) == {1}
-    assert state.max_in_window(1.0) <= 40
+    assert state.max_in_window(1.0) <= 100
     assert "(attempt 2 of 6) after HTTP 503: Service Unavailable" in err
     assert "rows: 54 (54 succeeded)" in out
     assert f"report: {report}" in out

@@ -336,7 +336,7 @@ async def test_a_limit_far_above_the_rate_holds_a_minute_of_requests_not_all_of_
     assert window.wait(clock(), 0.0, 0.0) == 0.0
 
 
-@pytest.mark.parametrize("per_second", [5, 400, 2_000, 20_000])
+@pytest.mark.parametrize("per_second", [5, 400, 2_000])
 async def test_the_sending_rate_is_measured_above_the_grant_times_it_keeps(
     per_second: int,
 ) -> None:
