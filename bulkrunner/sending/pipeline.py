@@ -73,6 +73,7 @@ class Pipeline:
     per_row: float = 1.0  # requests a row of the batch at hand becomes, on average
     verify_per_row: float = 1.0  # and the reads --verify makes of it
     _first: bool = True
+    _reading: anyio.CancelScope | None = None  # the read at hand, dropped when the run stops
 
     @property
     def stats(self) -> RunStats:
@@ -85,11 +86,13 @@ class Pipeline:
         return f"account {name}: " if name is not None else ""
 
     def stop(self, reason: str) -> None:
-        """Send nothing more, in this batch or any later one."""
+        """Send nothing more, in this batch or any later one; read nothing more either."""
         if self.engine is not None:
             self.engine.stop(reason)
         elif self.stats.aborted is None:
             self.stats.aborted = reason
+        if self._reading is not None:
+            self._reading.cancel()
 
     async def run(self, rows: Sequence[Row]) -> None:
         """The stages, in order, for ``rows`` (``plan``: the first two)."""
@@ -123,15 +126,16 @@ class Pipeline:
                 )
             return None
         try:
-            if operation.reads_leads:
-                return await read_leads(self.connection, rows, operation)
-            return await read_current(
-                self.connection,
-                {row.campaign_id for row in rows},
-                one_by_one=not config.no_backup,
-                operation=operation,
-                listing=self.listing,
-            )
+            with anyio.CancelScope() as self._reading:
+                if operation.reads_leads:
+                    return await read_leads(self.connection, rows, operation)
+                return await read_current(
+                    self.connection,
+                    {row.campaign_id for row in rows},
+                    one_by_one=not config.no_backup,
+                    operation=operation,
+                    listing=self.listing,
+                )
         except (KeyRejected, Unreachable) as rejected:
             log.error("%srun aborted: %s; nothing was sent", self.whose, rejected)
             self.stop(f"run aborted: {rejected}")

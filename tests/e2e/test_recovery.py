@@ -275,3 +275,29 @@ def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> N
     assert line["status"] == "succeeded"
     assert line["attempts"] == 2
     assert line["error"] == "attempt 1 timed out after 2s: outcome unknown, retried"
+
+
+def test_a_signal_while_the_campaigns_are_read_stops_the_reading_at_once(
+    tmp_path: Path, sim_env: dict[str, str]
+) -> None:
+    """Reading the current settings one by one (the list does not show the campaigns), a
+    signal stops the reads at once: they change nothing, so they do not get the grace period
+    that requests in flight do, and nothing more is read."""
+    source = plan(tmp_path, 40, first_id=5000)
+    report = tmp_path / "r.csv"
+    with SimulatorThread(SimulatorConfig(api_key=KEY, latency=0.2)) as sim:
+        process = subprocess.Popen(
+            cli("run", str(source), "--report", str(report), "--concurrency", "1",
+                "--grace", "60", base_url=sim.base_url),
+            env=sim_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: len(sim.state.requests) >= 3, timeout=60)  # the list, two reads
+        finally:
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=30)  # not the 60 s of grace
+        reads = len(sim.state.requests)
+    assert process.returncode == 3, err
+    assert reads <= 3 + 1  # at most the one read in flight at the signal
+    assert set(pd.read_csv(report)["status"]) == {"not_attempted"}
+    assert "run interrupted" in out
