@@ -85,8 +85,9 @@ def test_a_second_run_using_an_account_a_run_without_the_store_holds_is_refused_
                 "--no-state",
             )
         finally:
+            first.send_signal(signal.SIGINT)  # (its end is not what this test is about)
             _, first_err = first.communicate(timeout=60)
-            assert first.returncode == 0, first_err
+            assert first.returncode in (0, 3), first_err
         campaigns = {r.campaign_id for r in server.state.requests} - {None}  # None: a list read
     assert code == 4, err
     line = one_line_error(err)
@@ -95,7 +96,7 @@ def test_a_second_run_using_an_account_a_run_without_the_store_holds_is_refused_
     assert "using this account without the state store (--no-state) is in progress" in line
     assert code_single == 4, err_single
     assert "the key SMARTLEAD_API_KEY: another bulkrunner run" in one_line_error(err_single)
-    assert campaigns == {FIRST_ID["acme"] + n for n in range(ROWS)}  # nothing of the others
+    assert campaigns <= {FIRST_ID["acme"] + n for n in range(ROWS)}  # nothing of the others
     assert KEYS["acme"] not in err + err_single
 
 
@@ -106,7 +107,7 @@ def test_an_interrupted_run_of_several_accounts_stops_them_all_and_resumes(
     with ExitStack() as stack:
         servers = {
             name: stack.enter_context(
-                SimulatorThread(SimulatorConfig(api_key=KEYS[name], latency=0.2))
+                SimulatorThread(SimulatorConfig(api_key=KEYS[name], latency=0.1))
             )
             for name in names
         }
