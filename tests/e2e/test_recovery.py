@@ -254,7 +254,7 @@ def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> N
     source = plan(tmp_path, 1)
     report = tmp_path / "r.csv"
     # A normal answer takes far less than the 2 s timeout, even on a loaded machine.
-    faults = FaultPlan(scripted={100: ["slow"]}, slow_seconds=4.0, slow_applies=True)
+    faults = FaultPlan(scripted={100: ["slow"]}, slow_seconds=2.5, slow_applies=True)
     with SimulatorThread(SimulatorConfig(api_key=KEY, faults=faults)) as sim:
         code = main(
             [
