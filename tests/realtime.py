@@ -14,9 +14,11 @@ default ``pytest`` runs them all.
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 JITTER = 0.1  # seconds; measured against a CPU-loaded 2 cores
@@ -55,6 +57,38 @@ def wait_for_lines_or_exit(
         if time.monotonic() > deadline:
             raise AssertionError(f"{path} never reached {count} lines")
         time.sleep(0.005)
+
+
+class Commands:
+    """``bulkrunner`` commands in processes of their own, one after another as a user runs them,
+    each with ``options`` after its words and its output in ``folder/<name>.log``: ``killed``
+    with kill -9 once its journal has grown by ``grown()`` rows, or left to finish; ``codes``
+    holds each one's exit code by name."""
+
+    def __init__(
+        self, folder: Path, env: Mapping[str, str], options: Sequence[str], grown: Callable[[], int]
+    ) -> None:
+        self.folder, self.env, self.options, self.grown = folder, dict(env), tuple(options), grown
+        self.codes: dict[str, int] = {}
+
+    def said(self, name: str) -> str:
+        return (self.folder / f"{name}.log").read_text()
+
+    def killed(self, name: str, journal: Path, *argv: str) -> None:
+        process = self._launch(name, argv)
+        wait_for_lines_or_exit(journal, line_count(journal) + self.grown(), process)
+        process.kill()
+        self.codes[name] = process.wait(timeout=60)
+        assert self.codes[name] == -signal.SIGKILL, self.said(name)
+
+    def finished(self, name: str, *argv: str, expected: int = 0) -> None:
+        self.codes[name] = self._launch(name, argv).wait(timeout=120)
+        assert self.codes[name] == expected, self.said(name)
+
+    def _launch(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "bulkrunner", *argv, *self.options]
+        with (self.folder / f"{name}.log").open("wb") as log:
+            return subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def figures(title: str, values: Mapping[str, object]) -> str:

@@ -47,7 +47,7 @@ from bulkrunner.simulator import (
 from bulkrunner.simulator.campaigns import Campaigns
 from bulkrunner.simulator.faults import FAULT_KINDS
 from tests.fakes import make_rows, rate_alone, target
-from tests.realtime import JITTER, figures, line_count, wait_for_lines_or_exit
+from tests.realtime import JITTER, Commands, figures, line_count, wait_for_lines_or_exit
 
 KEY = "fault-suite-key"
 
@@ -561,7 +561,6 @@ def test_kill_9_edit_resume_then_rollback_leaves_every_campaign_as_it_started(
     report, undo = tmp_path / "out" / "apply.csv", tmp_path / "out" / "undo.csv"
     env = {**os.environ, "SMARTLEAD_API_KEY": KEY}
     env.pop("SMARTLEAD_BASE_URL", None)
-    codes: dict[str, int] = {}
     began = time.monotonic()
 
     with SimulatorThread(config) as sim:
@@ -573,22 +572,8 @@ def test_kill_9_edit_resume_then_rollback_leaves_every_campaign_as_it_started(
             *("--concurrency", "4", "--max-attempts", "10", "--guard", str(JITTER)),
         )
 
-        def launch(name: str, *argv: str) -> subprocess.Popen[bytes]:
-            command = [sys.executable, "-m", "bulkrunner", *argv, *options]
-            with (tmp_path / f"{name}.log").open("wb") as log:
-                return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-        def killed(name: str, journal: Path, *argv: str) -> None:
-            """Run ``argv``, and kill -9 it once its journal has grown by a few rows."""
-            process = launch(name, *argv)
-            wait_for_lines_or_exit(journal, line_count(journal) + rng.randint(4, 15), process)
-            process.kill()
-            codes[name] = process.wait(timeout=60)
-            assert codes[name] == -signal.SIGKILL, (tmp_path / f"{name}.log").read_text()
-
-        def finished(name: str, *argv: str) -> None:
-            codes[name] = launch(name, *argv).wait(timeout=120)
-            assert codes[name] == 0, (tmp_path / f"{name}.log").read_text()
+        commands = Commands(tmp_path, env, options, lambda: rng.randint(4, 15))
+        killed, finished = commands.killed, commands.finished
 
         applying = ("run", "--input", str(source), "--operation", operation, "--report")
         killed("run", journal_path(report), *applying, str(report))
@@ -610,7 +595,7 @@ def test_kill_9_edit_resume_then_rollback_leaves_every_campaign_as_it_started(
             {
                 "rows": EVERY_ROWS,
                 "rows edited": sum(v[0] != v[1] for v in versions.values()),
-                "exit codes": codes,
+                "exit codes": commands.codes,
                 "campaigns the job wrote to": len(applied),
                 "statuses": dict(Counter(lines["status"])),
                 "campaigns not as they started": len(wrong),

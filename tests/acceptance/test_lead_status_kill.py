@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +19,7 @@ from bulkrunner.config.paths import journal_path
 from bulkrunner.model import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from tests.fakes import rate_alone
-from tests.realtime import JITTER, line_count, wait_for_lines_or_exit
+from tests.realtime import JITTER, Commands
 
 KEY = "sk-lead-kill-SENTINEL-88"
 RATE = Rate(25, 0.5)  # 50 requests a second: a kill lands well before a run's end
@@ -61,7 +58,6 @@ def test_kill_9_resume_then_rollback_leaves_every_lead_as_asked_then_as_it_start
     report, undo = tmp_path / "out" / "apply.csv", tmp_path / "out" / "undo.csv"
     env = {**os.environ, "SMARTLEAD_API_KEY": KEY}
     env.pop("SMARTLEAD_BASE_URL", None)
-    codes: dict[str, int] = {}
 
     with SimulatorThread(config) as sim:
         for (campaign, email), status in start.items():
@@ -73,33 +69,20 @@ def test_kill_9_resume_then_rollback_leaves_every_lead_as_asked_then_as_it_start
             *("--concurrency", "4", "--max-attempts", "10", "--guard", str(JITTER)),
         )
 
-        def launch(name: str, *argv: str) -> subprocess.Popen[bytes]:
-            command = [sys.executable, "-m", "bulkrunner", *argv, *options]
-            with (tmp_path / f"{name}.log").open("wb") as log:
-                return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-        def killed(name: str, journal: Path, *argv: str) -> None:
-            process = launch(name, *argv)
-            wait_for_lines_or_exit(journal, line_count(journal) + rng.randint(4, 12), process)
-            process.kill()
-            codes[name] = process.wait(timeout=60)
-            assert codes[name] == -signal.SIGKILL, (tmp_path / f"{name}.log").read_text()
-
-        def finished(name: str, expected: int, *argv: str) -> None:
-            codes[name] = launch(name, *argv).wait(timeout=120)
-            assert codes[name] == expected, (tmp_path / f"{name}.log").read_text()
+        commands = Commands(tmp_path, env, options, lambda: rng.randint(4, 12))
+        killed, finished = commands.killed, commands.finished
 
         applying = ("run", str(source), "--operation", "lead-status", "--allow-irreversible")
         killed("run", journal_path(report), *applying, "--report", str(report))
         killed("resumed", journal_path(report), *applying, "--report", str(report), "--resume")
-        finished("finished", 0, *applying, "--report", str(report), "--resume")
+        finished("finished", *applying, "--report", str(report), "--resume")
         after_run = {
             key: (m.status if (m := sim.state.leads.member(*key)) is not None else "")
             for key in start
         }
         rolling = ("rollback", str(report), "--report", str(undo))
         killed("rollback", journal_path(undo), *rolling)
-        finished("rollback resumed", 1, *rolling, "--resume")  # 1: the irreversible ones
+        finished("rollback resumed", *rolling, "--resume", expected=1)  # the irreversible ones
         end = {
             key: (m.status if (m := sim.state.leads.member(*key)) is not None else "")
             for key in start
@@ -109,7 +92,7 @@ def test_kill_9_resume_then_rollback_leaves_every_lead_as_asked_then_as_it_start
     frame = pd.read_csv(report, dtype=str, keep_default_na=False)
     print()
     print(
-        f"lead-status: kill -9, resume, rollback: rows {len(start)}, exit codes {codes}, "
+        f"lead-status: kill -9, resume, rollback: rows {len(start)}, exit codes {commands.codes}, "
         f"statuses {dict(Counter(frame['status']))}, "
         f"found applied by a killed run {int(frame['error'].str.startswith('applied').sum())}, "
         f"removals answered {dict(removals)}"

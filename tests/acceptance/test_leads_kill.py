@@ -11,9 +11,6 @@ lead once; and the rollback leaves every campaign with exactly the leads it star
 from __future__ import annotations
 
 import random
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +23,7 @@ from bulkrunner.records.lead_ledger import read_ledger
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import LeadAnswer
 from tests.fakes import rate_alone
-from tests.realtime import JITTER, figures, line_count, wait_for_lines_or_exit
+from tests.realtime import JITTER, Commands, figures
 
 KEY = "sk-leads-kill-SENTINEL-5"
 CAMPAIGNS = (160_001, 160_002, 160_003)
@@ -60,7 +57,6 @@ def test_kill_9_during_an_upload_resume_then_rollback_leaves_each_campaign_as_it
         seeded_leads=SEEDED,
     )
     env = {"PATH": "/usr/bin:/bin", "SMARTLEAD_API_KEY": KEY, "PYTHONPATH": str(Path.cwd())}
-    codes: dict[str, int] = {}
     began = time.monotonic()
 
     with SimulatorThread(config) as sim:
@@ -70,22 +66,8 @@ def test_kill_9_during_an_upload_resume_then_rollback_leaves_each_campaign_as_it
             *("--concurrency", "4", "--max-attempts", "10", "--guard", str(JITTER)),
         )
 
-        def launch(name: str, *argv: str) -> subprocess.Popen[bytes]:
-            command = [sys.executable, "-m", "bulkrunner", *argv, *options]
-            with (tmp_path / f"{name}.log").open("wb") as log:
-                return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-        def killed(name: str, journal: Path, *argv: str) -> None:
-            """Run ``argv``, and kill -9 it once its journal has grown by some rows."""
-            process = launch(name, *argv)
-            wait_for_lines_or_exit(journal, line_count(journal) + rng.randint(15, 150), process)
-            process.kill()
-            codes[name] = process.wait(timeout=60)
-            assert codes[name] == -signal.SIGKILL, (tmp_path / f"{name}.log").read_text()
-
-        def finished(name: str, *argv: str) -> None:
-            codes[name] = launch(name, *argv).wait(timeout=120)
-            assert codes[name] == 0, (tmp_path / f"{name}.log").read_text()
+        commands = Commands(tmp_path, env, options, lambda: rng.randint(15, 150))
+        killed, finished = commands.killed, commands.finished
 
         applying = ("run", "--input", str(source), "--operation", "leads", "--report")
         per_request = ("--leads-per-request", str(PER_REQUEST))
@@ -108,7 +90,7 @@ def test_kill_9_during_an_upload_resume_then_rollback_leaves_each_campaign_as_it
             f"leads ({form} answers): kill -9, resume, rollback",
             {
                 "leads": len(rows),
-                "exit codes": codes,
+                "exit codes": commands.codes,
                 "uploads applied": len(uploads),
                 "leads carried, added": (carried, stored),
                 "statuses": dict(lines["status"].value_counts()),
