@@ -25,6 +25,7 @@ import logging
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import SplitResult
@@ -37,6 +38,7 @@ from bulkrunner.model import FINE, Status, count
 log = logging.getLogger("bulkrunner")
 
 TIMEOUT = 10.0  # seconds for the whole call: a webhook that does not answer must not hold up cron
+_SLICE = 0.1  # seconds: how soon Ctrl-C is acted on while the call waits
 _SHORTEST_SECRET = 4  # parts of a URL shorter than this are not hidden from messages (no token)
 
 
@@ -130,7 +132,7 @@ def _deliver(
     call = _Call(target(url), data, timeout)
     try:
         threading.Thread(target=call.run, name=f"bulkrunner-{what}", daemon=True).start()
-        answered = call.done.wait(timeout)
+        answered = _waited(call.done, timeout)
     except KeyboardInterrupt:
         call.abandon()
         log.warning("%s to %s abandoned: interrupted", what, where)
@@ -147,6 +149,17 @@ def _deliver(
         log.warning("%s to %s not delivered: it answered HTTP %s", what, where, call.status)
         return False
     log.info("%s sent to %s", what, where)
+    return True
+
+
+def _waited(done: threading.Event, timeout: float) -> bool:
+    """``done.wait(timeout)`` a slice at a time: the kernel may give a signal to the call's
+    thread, which does not wake this one's wait, and its handler (Ctrl-C) runs only when this
+    thread next runs Python."""
+    deadline = time.monotonic() + timeout
+    while not done.wait(min(_SLICE, max(0.0, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
+            return False
     return True
 
 

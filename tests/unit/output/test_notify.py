@@ -5,6 +5,9 @@ of the test's own, all on 127.0.0.1."""
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from bulkrunner.config.folders import input_lock_path
 from bulkrunner.output import notify
 from bulkrunner.records.locks import RunLock
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
-from tests.hostile import ServerThread
+from tests.hostile import RawServer, ServerThread, silent
 
 KEY = "sk-notify-on-SENTINEL-12"
 TOKEN = "HBSECRET-5d1c/ping"
@@ -224,3 +227,31 @@ def test_an_unusable_heartbeat_is_a_usage_error(
     code, said = run(capsys, str(plan(tmp_path)), "--dry-run", *args)
     assert code == 2
     assert message in said
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="no signals to one thread")
+@pytest.mark.timeout(30)  # a wait woken only at its deadline, an hour away, fails here
+def test_ctrl_c_the_kernel_gives_the_calls_thread_still_abandons_the_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A process's signal may go to any of its threads; given to the one making the call, it
+    does not wake the main thread's wait for it, whose handler must still run at once, not at
+    the call's deadline (ten seconds after Ctrl-C, as a loaded machine's run showed)."""
+
+    def interrupt_the_call() -> None:
+        server.accepted.wait(30)
+        (call,) = [t for t in threading.enumerate() if t.name == "bulkrunner-notification"]
+        assert call.ident is not None
+        signal.pthread_kill(call.ident, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with RawServer(silent) as server, caplog.at_level(logging.WARNING, "bulkrunner"):
+            threading.Thread(target=interrupt_the_call, daemon=True).start()
+            delivered = notify.send(f"{server.url}/hook", {"text": "done"}, timeout=3600)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not delivered
+    assert [r.getMessage() for r in caplog.records] == [
+        "notification to http://127.0.0.1 abandoned: interrupted"
+    ]
