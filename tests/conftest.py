@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import inspect
+import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,15 @@ from tests.hostile import RunCli
 
 FOLDER = Path(__file__).parent
 BY_FOLDER = {"e2e": pytest.mark.slow, "acceptance": pytest.mark.acceptance}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The processes the tests start take Ctrl-C as a user's do, however the suite was started:
+    a background job of a script starts with SIGINT ignored, and so would they (Python gives no
+    KeyboardInterrupt for a signal ignored as it starts). A signal handled here is one its
+    children start with by default."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marks
