@@ -181,14 +181,20 @@ class StateStore:
 
     def _configure(self) -> None:
         db = self._connection
-        db.execute("PRAGMA journal_mode = WAL")
+        # in the writers' turn: SQLite may refuse at once (seeing a deadlock, not waiting) a
+        # process that switches a new store's journal while another switches it or writes
+        if self._writer is not None:
+            _take_turn(self._writer, self.path)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+        finally:
+            if self._writer is not None:
+                _end_turn(self._writer)
         # In WAL mode, NORMAL writes each commit to the WAL file (the system's page cache) and
-        # syncs it to the disk only at checkpoints. A process killed at any moment, kill -9
-        # included, loses nothing it committed: the page cache is the system's, and it reaches
-        # the disk. Only the system crashing or losing power can take the latest commits back,
-        # never the store's consistency (WAL frames carry checksums). FULL would sync every
-        # commit: hundreds of microseconds for each request claimed, to guard the last second
-        # of a rate ledger against a power cut.
+        # syncs it to the disk only at checkpoints: a process killed at any moment, kill -9
+        # included, loses nothing it committed; only a system crash or power cut can take the
+        # latest commits back, never the store's consistency (WAL frames carry checksums). FULL
+        # would sync every commit: hundreds of microseconds for each request claimed.
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
 
