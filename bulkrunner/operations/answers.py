@@ -29,6 +29,19 @@ _FALSE_FLAGS = ("success", "ok")
 _FAILED_STATUSES = frozenset({"error", "failed", "failure", "fail"})
 
 
+def whole(value: Any) -> int | None:
+    """An id or a count as an answer shows it: a whole number, or a string of digits."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip()) if len(value) < 40 else None
+    return None
+
+
 def reports_failure(body: str) -> bool:
     """True when a 2xx body nevertheless says it failed: ``"success": false`` or ``"ok": false``
     (also spelled as the string ``"false"``), or ``"status": "error"`` (or ``"failed"``)."""

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bulkrunner.operations.addresses import address_key
-from bulkrunner.operations.answers import parse_json
+from bulkrunner.operations.answers import parse_json, whole
 
 PAGE_SIZE = 100  # the most leads a page of a campaign's leads holds
 # A campaign's state, as the reads of a lead operation make it: its rows' leads, by address
@@ -104,19 +104,6 @@ def parse_found(body: str) -> Found | None:
         if campaign is not None:
             campaigns[campaign] = status(entry.get("status", entry.get("lead_status")))
     return Found(number, campaigns)
-
-
-def whole(value: Any) -> int | None:
-    """An id or a count as an answer shows it: a whole number, or a string of digits."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip()) if len(value) < 40 else None
-    return None
 
 
 def status(value: Any) -> str | None:

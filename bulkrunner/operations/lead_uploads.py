@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bulkrunner.model import Answer, Row, Status, count
-from bulkrunner.operations.answers import error_message, parse_json
+from bulkrunner.operations.addresses import address_key
+from bulkrunner.operations.answers import error_message, parse_json, whole
 from bulkrunner.operations.base import Said
 
 # Leads carried by requests in a row that added none of them: past this many, the counts-only
@@ -110,15 +111,9 @@ class Upload:
 
 
 def _whole(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    return None
+    """A count as an answer shows it (``whole``), never below zero."""
+    number = whole(value)
+    return number if number is not None and number >= 0 else None
 
 
 def _flag(value: Any) -> bool:
@@ -130,7 +125,7 @@ def _flag(value: Any) -> bool:
 
 def _keys(value: Any) -> frozenset[str]:
     items = value if isinstance(value, list) else []
-    return frozenset(item.strip().lower() for item in items if isinstance(item, str))
+    return frozenset(address_key(item) for item in items if isinstance(item, str))
 
 
 def parse_upload(body: str, sent: Sequence[str]) -> Upload | None:
@@ -146,7 +141,7 @@ def parse_upload(body: str, sent: Sequence[str]) -> Upload | None:
         if added is None or skipped is None:
             return None
         return Upload("counts", added if added + skipped == len(sent) else None)
-    keys = {email.strip().lower() for email in sent}
+    keys = {address_key(email) for email in sent}
     invalid = _keys(data.get("invalid_emails")) & keys
     unsubscribed_value = data.get("unsubscribed_leads")
     unsubscribed = _keys(unsubscribed_value) & keys - invalid
@@ -215,7 +210,7 @@ def attribute_leads(
     said: dict[int, str | Said] = {}
     rest: list[int] = []
     for number, email in zip(numbers, emails, strict=True):
-        key = email.strip().lower()
+        key = address_key(email)
         if key in upload.invalid:
             said[number] = f"not added: {CAUSES['invalid']} (invalid_emails)"
         elif key in upload.unsubscribed:

@@ -25,6 +25,7 @@ from typing import Any
 
 from bulkrunner.model import Answer, Change, Row
 from bulkrunner.operations.addresses import address_key, is_address
+from bulkrunner.operations.answers import whole
 from bulkrunner.operations.base import Operation, Request, Said, Undo, Wire
 from bulkrunner.operations.cells import quoted
 from bulkrunner.operations.fields import UPLOAD_SETTINGS, Field
@@ -120,14 +121,12 @@ class LeadIndex:
         taken = 0
         for entry in entries:
             lead = entry.get("lead") if isinstance(entry, Mapping) else None
-            email = lead.get(EMAIL) if isinstance(lead, Mapping) else None
+            if not isinstance(lead, Mapping):
+                continue
+            email = lead.get(EMAIL)
             if not isinstance(email, str) or not email.strip():
                 continue
-            number = lead.get("id") if isinstance(lead, Mapping) else None
-            whole = isinstance(number, int) and not isinstance(number, bool)
-            if isinstance(number, str) and number.strip().isdigit():
-                number, whole = int(number.strip()), True
-            self.ids[address_key(email)] = number if whole else None
+            self.ids[address_key(email)] = whole(lead.get("id"))
             taken += 1
         return taken
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
 from bulkrunner.model import Answer, remembered
-from bulkrunner.operations.answers import parse_json
+from bulkrunner.operations.answers import parse_json, whole
 from bulkrunner.operations.fields import ENUMS, FIELDS_BY_NAME
 from bulkrunner.operations.syntax import list_items, truth
 
@@ -125,29 +125,12 @@ def parse_campaigns(
         return None
     campaigns: dict[int, Mapping[str, Any]] = {}
     for item in data:
-        if isinstance(item, dict) and (campaign_id := _campaign_id(item.get("id"))) is not None:
+        if isinstance(item, dict) and (campaign_id := whole(item.get("id"))) is not None:
             if wanted is None:
                 campaigns[campaign_id] = item
             elif campaign_id in wanted:
                 campaigns[campaign_id] = slim(item, keys)
     return campaigns
-
-
-def _campaign_id(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if (
-        isinstance(value, str)
-        and len(value) < 40
-        and value.strip().isascii()
-        and value.strip().isdigit()
-    ):
-        return int(value.strip())
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
 
 
 def current_value(campaign: Mapping[str, Any], setting: str) -> tuple[bool, Any]:

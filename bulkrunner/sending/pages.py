@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from bulkrunner.operations.answers import parse_json
+from bulkrunner.operations.answers import parse_json, whole
 from bulkrunner.operations.base import Collected, Operation
 from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.retry import Verdict, classify
@@ -47,10 +47,7 @@ def _entries(answer_body: str) -> tuple[list[Any] | None, int | None]:
         return data, None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         return None, None
-    total = data.get("total_leads", data.get("total"))
-    if isinstance(total, str) and total.strip().isdigit():
-        total = int(total.strip())
-    return data["data"], total if isinstance(total, int) and not isinstance(total, bool) else None
+    return data["data"], whole(data.get("total_leads", data.get("total")))
 
 
 async def read_pages(

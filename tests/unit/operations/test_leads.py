@@ -32,6 +32,7 @@ from bulkrunner.operations.lead_uploads import (
     UNSAID,
     LeadCapacity,
     attribute_leads,
+    parse_upload,
 )
 from bulkrunner.operations.leads import LEADS, LeadIndex, parse_custom, parse_email
 from bulkrunner.records import lead_ledger
@@ -541,3 +542,19 @@ def test_an_answer_of_an_error_says_it_in_each_leads_reason() -> None:
     assert isinstance(hint, Said)
     assert hint.status is None  # read back: it may have added some
     assert "Lead import paused for this workspace" in hint.error
+
+
+@pytest.mark.parametrize("digits", ["²", "١٢", "1" * 50])
+def test_numbers_an_answer_spells_in_other_digits_are_no_numbers_and_crash_nothing(
+    digits: str,
+) -> None:
+    """``str.isdigit`` holds for superscripts and other scripts' digits, which ``int`` may not
+    read (a hostile server's count, total or lead id raised ValueError)."""
+    from bulkrunner.sending.pages import _entries
+
+    counted = json.dumps({"added_count": digits, "skipped_count": 0})
+    assert parse_upload(counted, ["a@example.com"]) is None
+    assert _entries(json.dumps({"data": [], "total_leads": digits})) == ([], None)
+    index = LeadIndex()
+    assert index.add([{"lead": {"email": "a@example.com", "id": digits}}]) == 1
+    assert index.ids == {"a@example.com": None}
