@@ -59,14 +59,15 @@ def opened(config: RunConfig) -> tuple[InputFile, Ids | None]:
     more only, to judge its rows, instead of twice."""
     ids: list[Ids] = []
     operation = for_config(config)[0]
+    # what repeats of an operation with a key is a campaign's key, which the ids do not show
+    keyless = operation.key is None
     source = open_input(
         config.input,
-        watch=lambda cells: ids.append(campaign_ids(cells)),
+        watch=(lambda cells: ids.append(campaign_ids(cells))) if keyless else None,
         operation=operation,
         keep=config.keep_columns,
     )
-    # what repeats of an operation with a key is a campaign's key, which the ids do not show
-    return source, _joined(ids) if source.watched and operation.key is None else None
+    return source, _joined(ids) if source.watched else None
 
 
 def judged(

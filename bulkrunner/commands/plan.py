@@ -28,7 +28,7 @@ from bulkrunner.commands.reporting import exit_code, show_summary, typed, write_
 from bulkrunner.commands.resumption import check_paths
 from bulkrunner.commands.streamed import Stream, send
 from bulkrunner.config.environment import API_KEY_ENV
-from bulkrunner.config.paths import BACKUP_SUFFIX, PLAN, default_report_path, lock_path
+from bulkrunner.config.paths import PLAN, default_report_path, is_backup, lock_path
 from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
@@ -69,7 +69,7 @@ def plan_job(
     report_path = config.report
     check_paths(config)
     drift = None
-    if config.input.name.endswith(BACKUP_SUFFIX):  # the plan of a rollback
+    if is_backup(config.input):  # the plan of a rollback
         config, drift = of_backup(config)
         if drift is None:
             log.warning("%s: its drift cannot be shown", unrecorded(config.input, config))
@@ -132,7 +132,7 @@ def _check_out(config: RunConfig) -> None:
     out, report = config.out, config.report
     assert out is not None
     assert report is not None
-    if out.name.endswith(BACKUP_SUFFIX) or out.resolve() in (
+    if is_backup(out) or out.resolve() in (
         config.input.resolve(),
         report.resolve(),
     ):

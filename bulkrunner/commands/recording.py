@@ -21,7 +21,6 @@ on: what it does is in its report, journal and backup all the same.
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import logging
 from collections.abc import Callable, Iterator, Mapping
@@ -35,10 +34,10 @@ from bulkrunner.config.accounts import Account
 from bulkrunner.config.folders import account_id
 from bulkrunner.config.paths import backup_path, is_backup, report_of_backup
 from bulkrunner.config.run_config import RunConfig
-from bulkrunner.errors import BulkrunnerError, ExitCode
+from bulkrunner.errors import BulkrunnerError, ExitCode, UsageError
 from bulkrunner.model import Changes, Clock, Outcome, Row, Status
 from bulkrunner.records.history import ChangeRecord, History, RunAccount, as_json
-from bulkrunner.records.journal import APPLIED_EARLIER, applied
+from bulkrunner.records.journal import APPLIED_EARLIER, RunIdentity, applied
 from bulkrunner.records.pruning import prune
 from bulkrunner.records.store import StateStore, StoreError, for_config
 
@@ -304,14 +303,10 @@ def _digest(config: RunConfig | None) -> str | None:
     """The SHA-256 of the command's input file, if it has one (an export has none)."""
     if config is None or str(config.input) in ("", "."):
         return None
-    digest = hashlib.sha256()
     try:
-        with config.input.open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-    except OSError:
+        return RunIdentity.of(config.input, {}).sha256
+    except UsageError:  # unreadable: the command said so
         return None
-    return digest.hexdigest()
 
 
 def _exit_code(exc: BaseException) -> ExitCode:

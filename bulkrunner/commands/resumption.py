@@ -25,6 +25,7 @@ from bulkrunner.config.paths import (
     check_report_path,
     journal_path,
     journals,
+    report_of_journal,
     template_glob,
 )
 from bulkrunner.config.run_config import RunConfig
@@ -138,7 +139,7 @@ def _unfinished_run(
     if not ours:
         return None
     newest = max(ours, key=lambda path: path.stat().st_mtime)
-    return newest.with_name(newest.name.removesuffix(".journal"))
+    return report_of_journal(newest)
 
 
 def check_paths(config: RunConfig) -> None:

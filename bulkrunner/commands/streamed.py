@@ -28,7 +28,7 @@ from bulkrunner.input.loading import InputFile
 from bulkrunner.input.suppression import suppression_of
 from bulkrunner.model import Changes, Clock, Numbering, Outcome, Rate, Row, Status, count
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
-from bulkrunner.output.summary import FailedRows
+from bulkrunner.output.summary import LISTED, FailedRows
 from bulkrunner.records.journal import Journal, row_key
 from bulkrunner.records.locks import lock_accounts
 from bulkrunner.records.store import StateStore
@@ -172,8 +172,9 @@ class Stream:
         numbers = self.numbering.span(offset, len(chunk))
         campaigns = chunk[CAMPAIGN_ID].tolist() if CAMPAIGN_ID in chunk.columns else None
         for position, number in enumerate(numbers):
-            cell = campaigns[position] if campaigns is not None else None
-            failed.add(number, _campaign(cell), outcomes[number])
+            if outcomes[number].status in LISTED:  # (the cell is read of those rows only)
+                cell = campaigns[position] if campaigns is not None else None
+                failed.add(number, _campaign(cell), outcomes[number])
 
     def per_account(
         self, by_account: Mapping[str, Counter[Status]], session: Session | None

@@ -87,7 +87,7 @@ def read_csv(path: Path) -> tuple[pd.DataFrame, list[str], Ignored]:
     frame = frame.loc[~blank, form.positions]
     frame.columns = pd.Index(form.names)
     raw = [form.header[i] for i in form.positions]
-    return frame, raw, Ignored(int(blank.sum()), len(empty), _between(blank))
+    return frame, raw, Ignored(int(blank.sum()), len(empty), blank_between(blank))
 
 
 def scan_csv(
@@ -186,7 +186,7 @@ def _blank_rows(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
     return blank
 
 
-def _between(blank: npt.NDArray[np.bool_]) -> int:
+def blank_between(blank: npt.NDArray[np.bool_]) -> int:
     """How many of the blank rows come before the last row that is not blank."""
     filled = np.flatnonzero(~blank)
     return int(blank[: filled[-1]].sum()) if len(filled) else 0

@@ -28,14 +28,19 @@ def without_blank_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, Ignored]:
     file leaves them out, and what was left out."""
     import numpy as np
 
+    from bulkrunner.input.csv_reading import blank_between
+
     blank = np.ones(len(frame), dtype=bool)
-    for name in frame.columns:
-        blank &= frame[name].map(_blank).to_numpy(dtype=bool)
-    filled = np.flatnonzero(~blank)
-    between = int(blank[: filled[-1]].sum()) if len(filled) else 0
+    for position in range(frame.shape[1]):  # a column at a time, the rows still blank only
+        at = np.flatnonzero(blank)
+        if not len(at):
+            break
+        blank[at] = frame.iloc[at, position].map(_blank).to_numpy(dtype=bool)
     if not blank.any():
         return frame, Ignored()
-    return frame.loc[~blank].reset_index(drop=True), Ignored(int(blank.sum()), 0, between)
+    return frame.loc[~blank].reset_index(drop=True), Ignored(
+        int(blank.sum()), 0, blank_between(blank)
+    )
 
 
 def _blank(cell: Any) -> bool:

@@ -8,7 +8,6 @@ cannot be written it goes to a fallback file, or at last to the output.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,6 +26,7 @@ from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, echoed
 from bulkrunner.operations.syntax import unescape_cell
 from bulkrunner.output.formats import for_spreadsheets, write_csv
 from bulkrunner.output.report_writer import ReportWriter
+from bulkrunner.records.expected import encoded
 
 log = logging.getLogger("bulkrunner")
 
@@ -70,8 +70,7 @@ def build_report(
 def _side(found: Mapping[str, Change] | None, side: str) -> str | None:
     if not found:
         return None
-    values = {name: getattr(change, side) for name, change in found.items()}
-    return redact(json.dumps(values, default=str, ensure_ascii=False))
+    return encoded({name: getattr(change, side) for name, change in found.items()})
 
 
 def _with_results(

@@ -186,17 +186,16 @@ class History:
     def with_report(self, report: Path) -> list[RunRecord]:
         """The runs that wrote (or write) the report ``report`` (as recorded: give the path as
         it was given, absolute), the latest first."""
-        with self._store.read() as db:
-            rows = db.execute(
-                f"{_RUNS} WHERE report_path = ? ORDER BY id DESC", (str(report),)
-            ).fetchall()
-        return [_run(row) for row in rows]
+        return self._wrote("report_path", report)
 
     def with_backup(self, backup: Path) -> list[RunRecord]:
         """The runs that wrote the backup ``backup``, the latest first."""
+        return self._wrote("backup_path", backup)
+
+    def _wrote(self, column: str, path: Path) -> list[RunRecord]:
         with self._store.read() as db:
             rows = db.execute(
-                f"{_RUNS} WHERE backup_path = ? ORDER BY id DESC", (str(backup),)
+                f"{_RUNS} WHERE {column} = ? ORDER BY id DESC", (str(path),)
             ).fetchall()
         return [_run(row) for row in rows]
 
