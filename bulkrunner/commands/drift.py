@@ -47,10 +47,11 @@ from bulkrunner.records.saved_plan import (
 from bulkrunner.sending.plan import Drift
 
 
-def of_backup(config: RunConfig) -> tuple[RunConfig, Drift | None]:
+def of_backup(config: RunConfig) -> tuple[RunConfig, Drift | None, str]:
     """A run (a rollback, or a plan of one) of the backup ``config.input``: with the backup's
-    operation, writing only over what its run set (``--force``: over whatever is there); None
-    when the backup does not record what its run set."""
+    operation, writing only over what its run set (``--force``: over whatever is there). No
+    drift for a ledger of leads, in which nothing can drift, nor for a backup that does not
+    record what its run set: then also what that means (``unrecorded``), else ""."""
     backup = config.input
     operation = backup_operation(backup)
     undone_by = operation_named(config.operation).undone_by or config.operation
@@ -61,20 +62,24 @@ def of_backup(config: RunConfig) -> tuple[RunConfig, Drift | None]:
         )
     config = replace(config, operation=operation)
     if not operation_named(operation).backed_up:  # a ledger of the leads a run added
-        return config, None  # removed if still there: nothing in it can have drifted
+        return config, None, ""  # removed if still there: nothing in it can have drifted
     try:
         recorded = has_column(backup, SET_BY_RUN)
     except UnreadableRecord as exc:
         raise UsageError(str(exc)) from None
     if not recorded:
-        return config, None
+        return config, None, unrecorded(backup, config)
     forced = "restored all the same (--force)"
-    return config, Drift(
-        partial(read_expected, backup, SET_BY_RUN, key=for_config(config)[0].key),
-        "the run",
-        force=config.force,
-        hint=forced if config.force else "left as it is (--force restores it)",
-        advice=f"to restore them all the same: {force_command(config, backup)}",
+    return (
+        config,
+        Drift(
+            partial(read_expected, backup, SET_BY_RUN, key=for_config(config)[0].key),
+            "the run",
+            force=config.force,
+            hint=forced if config.force else "left as it is (--force restores it)",
+            advice=f"to restore them all the same: {force_command(config, backup)}",
+        ),
+        "",
     )
 
 

@@ -21,7 +21,7 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, replace
 from typing import TextIO
 
-from bulkrunner.commands.drift import header_of, of_backup, unrecorded
+from bulkrunner.commands.drift import header_of, of_backup
 from bulkrunner.commands.dry_run import opened
 from bulkrunner.commands.recording import recorded
 from bulkrunner.commands.reporting import exit_code, show_summary, typed, write_report
@@ -70,9 +70,9 @@ def plan_job(
     check_paths(config)
     drift = None
     if is_backup(config.input):  # the plan of a rollback
-        config, drift = of_backup(config)
-        if drift is None:
-            log.warning("%s: its drift cannot be shown", unrecorded(config.input, config))
+        config, drift, missing = of_backup(config)
+        if missing:
+            log.warning("%s: its drift cannot be shown", missing)
     if config.out is not None:
         _check_out(config)
     source, ids = opened(config)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TextIO
 
-from bulkrunner.commands.drift import of_backup, unrecorded
+from bulkrunner.commands.drift import of_backup
 from bulkrunner.commands.plan import plan_job
 from bulkrunner.commands.recording import recorded
 from bulkrunner.commands.run import run_job
@@ -32,7 +32,6 @@ from bulkrunner.config.paths import backup_path, is_backup
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import REAL_CLOCK, Clock, count
-from bulkrunner.operations import operation
 from bulkrunner.operations.base import named
 from bulkrunner.output.events import show
 from bulkrunner.records.backup import backup_rows, read_backup, read_unrestorable
@@ -56,10 +55,9 @@ def rollback_job(
     if not config.dry_run:  # before the backup is read: see return_freed_memory
         return_freed_memory()
     rows = backup_rows(backup)
-    rolled, drift = of_backup(replace(config, input=backup))
-    ledger = not operation(rolled.operation).backed_up  # a leads run's: its leads are removed
-    if rows and drift is None and not (ledger or config.force or config.dry_run):
-        raise UsageError(f"{unrecorded(backup, config)}; nothing was sent")
+    rolled, drift, missing = of_backup(replace(config, input=backup))
+    if rows and missing and not (config.force or config.dry_run):
+        raise UsageError(f"{missing}; nothing was sent")
     unrestorable = read_unrestorable(backup)
     noun = "campaign" if all(isinstance(t, int) for t in unrestorable) else "lead"
     if unrestorable:

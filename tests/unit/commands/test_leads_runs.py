@@ -10,6 +10,7 @@ upload's leads carried and added (a lead sent twice would be carried more than a
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +294,22 @@ def test_retry_sends_the_failed_leads_again_and_rollback_removes_only_what_was_a
         given = build_config({}, {**flags(report, undo, sim), "operation": "leads"})
         assert rollback_job(given, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
         assert set(lines(undo)["status"]) == {"unchanged"}  # run again: nothing left to remove
+
+
+def test_the_plan_of_a_leads_rollback_does_not_call_its_ledger_an_old_backup(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing in a ledger of added leads can drift: it records no values a run set, and
+    says nothing of an earlier bulkrunner (its plan warned that its drift could not be shown)."""
+    source = write(tmp_path / "leads.csv", "501,new@x.com,N,")
+    report = tmp_path / "r.csv"
+    with simulator(clock) as sim:
+        assert run(clock, **flags(source, report, sim)) == ExitCode.OK
+        clock.now += 10
+        given = build_config({}, {**flags(report, tmp_path / "preview.csv", sim), "dry_run": True})
+        with caplog.at_level(logging.WARNING, logger="bulkrunner"):
+            assert rollback_job(given, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
+    assert not [r.getMessage() for r in caplog.records if "earlier bulkrunner" in r.getMessage()]
 
 
 def test_verify_reads_each_campaign_back_once(tmp_path: Path, clock: FakeClock) -> None:
