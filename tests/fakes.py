@@ -4,6 +4,7 @@ line run in this process, as the tests of several files run it; a whole report w
 from __future__ import annotations
 
 import asyncio
+import io
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -16,7 +17,9 @@ import pytest
 from benchmarks.run import rate_flags
 from bulkrunner.cli.app import main
 from bulkrunner.config.accounts import Account
+from bulkrunner.config.job_file import build_config
 from bulkrunner.config.run_config import RunConfig
+from bulkrunner.errors import ExitCode
 from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.model import REAL_CLOCK, Answer, Changes, Clock, Outcome, Rate, Row
 from bulkrunner.operations.base import Request, Wire
@@ -250,3 +253,32 @@ class Sent:
     def run(self) -> Sent:
         asyncio.run(self.session.run())
         return self
+
+
+class JobCommands:
+    """A person's commands, one after another in the test's process: each a job function
+    (``run_job``, ``plan_job``, ``rollback_job``...) given ``source`` and ``report`` against
+    ``sim`` (at 100/1 unless ``rate`` is given) and ``more`` flags, with ``environ`` (else
+    this one's), a second apart on ``clock``; ``out`` is what the last one printed."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = dict(environ)
+        self.out = ""
+
+    def __call__(
+        self,
+        job: Callable[..., ExitCode],
+        clock: FakeClock,
+        sim: Any,
+        source: Path,
+        report: Path,
+        environ: Mapping[str, str] | None = None,
+        **more: Any,
+    ) -> ExitCode:
+        flags = {"input": str(source), "report": str(report), "base_url": sim.base_url, **more}
+        flags.setdefault("rate", ["100/1"])
+        out = io.StringIO()
+        code = job(build_config({}, flags), out, environ or self.environ, clock.clock)
+        clock.now += 1  # between two commands, a person lets a second pass
+        self.out = out.getvalue()
+        return code

@@ -8,7 +8,6 @@ Whole runs in this process, on a fake clock, against the embedded simulator.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ import pytest
 from bulkrunner.commands.plan import plan_job
 from bulkrunner.commands.rollback import rollback_job
 from bulkrunner.commands.run import run_job
-from bulkrunner.config.job_file import build_config
 from bulkrunner.config.paths import backup_path
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import Change, Rate
@@ -29,7 +27,7 @@ from bulkrunner.operations.fields import SET_BY_RUN
 from bulkrunner.records.backup import read_backup, record_backup
 from bulkrunner.records.expected import read_expected
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, JobCommands
 
 KEY = "sk-drift-SENTINEL-31"
 ENVIRON = {"SMARTLEAD_API_KEY": KEY}
@@ -54,25 +52,11 @@ def csv(path: Path, header: str, *lines: str) -> Path:
     return path
 
 
-def command(
-    job: Any, clock: FakeClock, sim: SimulatorThread, source: Path, report: Path, **more: Any
-) -> ExitCode:
-    flags = {
-        "input": str(source),
-        "report": str(report),
-        "base_url": sim.base_url,
-        "rate": ["100/1"],
-        **more,
-    }
-    out = io.StringIO()
-    code: ExitCode = job(build_config({}, flags), out, ENVIRON, clock.clock)
-    clock.now += 1  # between two commands, a person lets a second pass
-    command.out = out.getvalue()  # type: ignore[attr-defined]
-    return code
+command = JobCommands(ENVIRON)
 
 
 def said() -> str:
-    return str(command.out)  # type: ignore[attr-defined]
+    return command.out
 
 
 def limit(sim: SimulatorThread, campaign: int) -> int:

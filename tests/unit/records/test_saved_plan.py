@@ -9,7 +9,6 @@ Whole commands in this process, on a fake clock, against the embedded simulator.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,11 @@ from bulkrunner.cli.app import main
 from bulkrunner.commands.plan import plan_job
 from bulkrunner.commands.run import run_job
 from bulkrunner.config.folders import account_id
-from bulkrunner.config.job_file import build_config
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import Rate
 from bulkrunner.records.saved_plan import read_header
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_settings
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, JobCommands
 
 KEY = "sk-saved-plan-SENTINEL-58"
 ENVIRON = {"SMARTLEAD_API_KEY": KEY}
@@ -46,26 +44,7 @@ def sim(clock: FakeClock) -> Any:
         yield running
 
 
-class Said:
-    out = ""
-
-
-def command(
-    job: Any,
-    clock: FakeClock,
-    sim: SimulatorThread,
-    source: Path,
-    report: Path,
-    environ: dict[str, str] = ENVIRON,
-    **more: Any,
-) -> ExitCode:
-    flags = {"input": str(source), "report": str(report), "base_url": sim.base_url, **more}
-    flags.setdefault("rate", ["100/1"])
-    out = io.StringIO()
-    code: ExitCode = job(build_config({}, flags), out, environ, clock.clock)
-    clock.now += 1
-    Said.out = out.getvalue()
-    return code
+command = JobCommands(ENVIRON)
 
 
 def limit(sim: SimulatorThread, campaign: int) -> Any:
@@ -105,7 +84,7 @@ def saved(tmp_path: Path, clock: FakeClock, sim: SimulatorThread, source: Path) 
 def test_plan_out_saves_each_row_to_change_with_its_before_and_after(
     saved: Path, source: Path, sim: SimulatorThread
 ) -> None:
-    assert f"plan saved: {saved} (3 rows to change); to apply it: bulkrunner run" in (Said.out)
+    assert f"plan saved: {saved} (3 rows to change); to apply it: bulkrunner run" in (command.out)
     table = pq.read_table(saved).to_pandas()
     assert table["row"].tolist() == [2, 3, 4]  # the rows to send, by their numbers in the input
     assert table["campaign_id"].tolist() == IDS[1:]
