@@ -22,7 +22,8 @@ from typing import Any
 from bulkrunner.model import Change, Row
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
 from bulkrunner.operations.fields import Field
-from bulkrunner.operations.leads import DETAIL, EMAIL, PAGE, LeadIndex, leads_of, parse_email
+from bulkrunner.operations.lead_answers import PAGE_SIZE
+from bulkrunner.operations.leads import DETAIL, EMAIL, LeadIndex, leads_of, parse_email
 
 LEAD_ID = "lead_id"
 UNDONE = (
@@ -37,7 +38,7 @@ class LeadRemoval(Operation):
     fields = (Field(EMAIL, "custom", parse=parse_email), Field(LEAD_ID, "int", minimum=1))
     reads_list = False
     detail = DETAIL
-    paged = PAGE
+    paged = PAGE_SIZE
     one_row_per_campaign = False
     identity = EMAIL
     backed_up = False

@@ -29,6 +29,7 @@ from bulkrunner.operations.answers import whole
 from bulkrunner.operations.base import Operation, Request, Said, Undo, Wire
 from bulkrunner.operations.cells import quoted
 from bulkrunner.operations.fields import UPLOAD_SETTINGS, Field
+from bulkrunner.operations.lead_answers import PAGE_SIZE
 from bulkrunner.operations.lead_uploads import attribute_leads
 from bulkrunner.operations.syntax import EmptyText, lists
 
@@ -46,7 +47,6 @@ LEAD_FIELDS = (
     "company_url",
 )
 DETAIL = "leads"  # the per-campaign read, and the key its state is kept under
-PAGE = 100  # the most leads one page of a campaign's leads holds
 
 # The addresses most lists hold, which ``is_address`` takes as they are: checked for a column
 # at once (``Field.fast``); any other goes through ``parse_email``.
@@ -163,7 +163,7 @@ class Leads(Operation):
     fields = _OWN
     reads_list = False  # a campaign's leads are its own read, and a missing campaign a 404
     detail = DETAIL
-    paged = PAGE
+    paged = PAGE_SIZE
     one_row_per_campaign = False
     identity = EMAIL
     custom_fields = True
@@ -232,7 +232,7 @@ class Leads(Operation):
         by_campaign: dict[int, int] = {}
         for row in rows:
             by_campaign[row.campaign_id] = by_campaign.get(row.campaign_id, 0) + 1
-        return sum(-(-n // PAGE) for n in by_campaign.values())
+        return sum(-(-n // PAGE_SIZE) for n in by_campaign.values())
 
 
 def _upload(campaign_id: int, payloads: Sequence[Mapping[str, Any]], wire: Wire) -> Request:
