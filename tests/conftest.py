@@ -3,6 +3,7 @@ from __future__ import annotations
 import inspect
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,12 @@ from tests.hostile import RunCli
 
 FOLDER = Path(__file__).parent
 BY_FOLDER = {"e2e": pytest.mark.slow, "acceptance": pytest.mark.acceptance}
+
+# pytest keeps a test module's rewritten asserts only where bytecode may be written. Where
+# PYTHONDONTWRITEBYTECODE is set, each worker of each run would rewrite every test module again:
+# about 4 of the 6 seconds a worker takes to collect. The suite's own bytecode is kept whatever it
+# says (in __pycache__, which git ignores); the processes the tests start are left to it.
+sys.dont_write_bytecode = False
 
 
 def pytest_configure(config: pytest.Config) -> None:
