@@ -79,9 +79,9 @@ def no_remembered_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def cli_here(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunCli:
-    """``run_cli`` (``tests/hostile.py``) in this process: the same command line in the same
-    folder with the same key, its exit code and output, without a second interpreter's second of
-    imports. For what needs no process of its own (a signal, a kill, a second run at once)."""
+    """``bulkrunner ARGS`` in ``cwd`` with ``key`` as the API key, in this process: its exit code
+    and output, as ``subprocess.run`` gives them. For what needs no process of its own (a
+    signal, a kill, a second run at once: ``tests/forked.py``)."""
     from bulkrunner.cli.app import main
     from bulkrunner.config import redaction
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -162,29 +160,12 @@ def trickle(connection: socket.socket, stopping: threading.Event) -> None:
 
 
 class RunCli(Protocol):
-    """``run_cli``'s shape: the ``cli_here`` fixture (``tests/conftest.py``) runs the same
-    command line in this process."""
+    """The ``cli_here`` fixture's shape (``tests/conftest.py``): ``bulkrunner ARGS`` in ``cwd``
+    with ``key`` as the API key, run in the test's process."""
 
     def __call__(
         self, cwd: Path, key: str, *args: str, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]: ...
-
-
-def run_cli(
-    cwd: Path, key: str, *args: str, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """``python -m bulkrunner ARGS`` in ``cwd`` with ``key`` as the API key."""
-    env = {**os.environ, "SMARTLEAD_API_KEY": key}
-    env.pop("SMARTLEAD_BASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "bulkrunner", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def every_file_text(folder: Path) -> dict[str, str]:

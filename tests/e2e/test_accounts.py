@@ -17,6 +17,7 @@ import pytest
 
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import one_line_error, run
+from tests.forked import Forked
 from tests.unit.commands.test_accounts_runs import (
     FIRST_ID,
     KEYS,
@@ -51,7 +52,7 @@ def test_a_second_run_using_an_account_a_run_without_the_store_holds_is_refused_
         second_plan = tmp_path / "second.csv"
         second_plan.write_text("campaign_id,account,sending_limit\n5000,client-a,10\n")
         env = {**os.environ, "ACME_SMARTLEAD_KEY": KEYS["acme"]}
-        first = subprocess.Popen(
+        first = Forked(
             [
                 *(sys.executable, "-m", "bulkrunner", "run", str(first_plan)),
                 *("--accounts", str(first_accounts), "--report", str(tmp_path / "first.r.csv")),
@@ -115,7 +116,7 @@ def test_an_interrupted_run_of_several_accounts_stops_them_all_and_resumes(
         plan = write_plan(tmp_path, names)
         report = tmp_path / "r.csv"
         argv = ["run", str(plan), "--accounts", str(accounts), "--report", str(report)]
-        process = subprocess.Popen(
+        process = Forked(
             [sys.executable, "-m", "bulkrunner", *argv, "--concurrency", "1"],
             env={**os.environ, **{f"{n.upper()}_SMARTLEAD_KEY": KEYS[n] for n in names}},
             stdout=subprocess.PIPE,

@@ -27,6 +27,7 @@ from bulkrunner.records.journal import applied
 from bulkrunner.records.store import StateStore
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import rate_alone
+from tests.forked import Forked
 from tests.realtime import wait_until
 
 KEY = "sk-history-processes-SENTINEL-e9e9"
@@ -57,7 +58,7 @@ def bulkrunner(folder: Path, *argv: str) -> subprocess.Popen[bytes]:
     it prints goes to ``folder/<pid>.log``."""
     environ = {**os.environ, "SMARTLEAD_API_KEY": KEY}
     with (folder / f"{len(list(folder.glob('*.log')))}.log").open("wb") as log:
-        return subprocess.Popen(
+        return Forked(
             [sys.executable, "-m", "bulkrunner", *argv, "--rate", "5/1", "--concurrency", "1"],
             cwd=folder,
             env=environ,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.forked import Forked
 from tests.hostile import RawServer, silent
 from tests.unit.cli.test_cron_output import TOKEN, plan
 
@@ -20,7 +21,7 @@ def test_ctrl_c_during_the_webhook_call_ends_the_run_cleanly_with_its_exit_code(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTLEAD_")}
     with RawServer(silent) as server:
         url = f"{server.url}/hook/{TOKEN}"
-        process = subprocess.Popen(
+        process = Forked(
             # no key: exit 2, then the webhook call
             [*(sys.executable, "-m", "bulkrunner", "run", str(plan(tmp_path))), "--notify", url],
             cwd=tmp_path,

@@ -15,6 +15,7 @@ import pytest
 
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import one_line_error, run
+from tests.forked import Forked
 from tests.unit.records.test_locks import KEY, source_and_server
 
 
@@ -31,7 +32,7 @@ def test_a_job_run_from_two_environments_or_with_its_server_spelled_otherwise_ru
     nightly = source_and_server(tmp_path, 40)
     with SimulatorThread(SimulatorConfig(api_key=KEY, latency=0.2)) as sim:
         port = sim.base_url.split(":")[2].split("/")[0]
-        first = subprocess.Popen(
+        first = Forked(
             [
                 *(sys.executable, "-m", "bulkrunner", "run", str(nightly)),
                 *("--base-url", sim.base_url, "--concurrency", "1"),

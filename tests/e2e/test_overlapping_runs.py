@@ -14,6 +14,7 @@ import pytest
 from bulkrunner.cli.app import main
 from bulkrunner.config.paths import journal_path
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
+from tests.forked import Forked
 from tests.realtime import wait_for_lines
 from tests.unit.commands.test_resumption import KEY, plan
 
@@ -30,7 +31,7 @@ def test_an_overlapping_run_of_the_same_input_is_refused_with_exit_4(
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
     listed = set(range(1, 41))  # one list call reads them all: the first run makes one GET
     with SimulatorThread(SimulatorConfig(api_key=KEY, latency=0.5, campaigns=listed)) as sim:
-        process = subprocess.Popen(
+        process = Forked(
             [
                 *(sys.executable, "-m", "bulkrunner", "run", "--input", str(source)),
                 *("--report", str(first), "--base-url", sim.base_url, "--concurrency", "1"),

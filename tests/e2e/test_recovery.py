@@ -17,7 +17,9 @@ from bulkrunner.cli.app import main
 from bulkrunner.config.paths import journal_path
 from bulkrunner.model import Rate
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
+from tests import forked
 from tests.fakes import rate_alone
+from tests.forked import Forked
 from tests.realtime import wait_for_lines, wait_until
 from tests.unit.commands.test_recovery import KEY, plan
 
@@ -48,7 +50,7 @@ def test_sigint_stops_gracefully_and_resume_finishes_the_job(
     rates = [Rate(200, 1)]  # the resumed run goes at 200/1
     with SimulatorThread(SimulatorConfig(api_key=KEY, rates=rates, latency=0.05)) as sim:
         args = ("run", "--input", str(source), "--report", str(report), *rate_alone("20/1"))
-        process = subprocess.Popen(
+        process = Forked(
             cli(*args, base_url=sim.base_url),
             env=sim_env,
             text=True,
@@ -110,7 +112,7 @@ def test_requests_abandoned_when_the_grace_period_ends_are_failed_outcome_unknow
     faults = FaultPlan(scripted={100: ["slow"], 101: ["slow"]}, slow_seconds=60, slow_applies=True)
     with SimulatorThread(SimulatorConfig(api_key=KEY, faults=faults)) as sim:
         args = ("run", "--input", str(source), "--report", str(report), "--concurrency", "2")
-        process = subprocess.Popen(
+        process = Forked(
             [*cli(*args, base_url=sim.base_url), "--grace", "0.2", "--timeout", "120"],
             env=sim_env,
             text=True,
@@ -163,7 +165,7 @@ def test_a_signal_while_the_report_is_written_leaves_a_whole_report_and_no_litte
     report = tmp_path / "out" / "r.csv"
     with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         args = ["run", "--input", str(source), "--report", str(report), "--base-url"]
-        done = subprocess.run(
+        done = forked.run(
             [sys.executable, "-c", SIGNAL_DURING_REPORT.format(name=name), *args, sim.base_url],
             env=sim_env,
             text=True,
@@ -188,7 +190,7 @@ def test_sigterm_while_a_dry_run_writes_its_report_leaves_no_temporary_file_or_l
     source = plan(tmp_path, 3)
     report = tmp_path / "out" / "r.csv"
     args = ["run", "--input", str(source), "--report", str(report), "--dry-run"]
-    done = subprocess.run(
+    done = forked.run(
         [sys.executable, "-c", SIGNAL_DURING_REPORT.format(name="SIGTERM"), *args],
         text=True,
         capture_output=True,
@@ -215,7 +217,7 @@ def test_the_key_never_appears_in_any_output_log_report_or_journal(
         slow_seconds=0.5,
     )
     with SimulatorThread(SimulatorConfig(api_key=KEY, faults=faults)) as sim:
-        process = subprocess.Popen(
+        process = Forked(
             cli(
                 "run",
                 "--input",
@@ -286,7 +288,7 @@ def test_a_signal_while_the_campaigns_are_read_stops_the_reading_at_once(
     source = plan(tmp_path, 40, first_id=5000)
     report = tmp_path / "r.csv"
     with SimulatorThread(SimulatorConfig(api_key=KEY, latency=0.2)) as sim:
-        process = subprocess.Popen(
+        process = Forked(
             cli("run", str(source), "--report", str(report), "--concurrency", "1",
                 "--grace", "60", base_url=sim.base_url),
             env=sim_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -22,6 +22,7 @@ from bulkrunner.records.budget import Ledger
 from bulkrunner.records.store import DATABASE, StateStore
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests import ROOT
+from tests.forked import Forked
 from tests.unit.commands.test_shared_budget import KEY, throttled, write_input
 
 # --- real processes -----------------------------------------------------------------------------
@@ -44,7 +45,7 @@ def test_two_jobs_on_one_key_at_once_both_finish_within_its_budget(tmp_path: Pat
         for n in range(2):
             source = write_input(tmp_path / f"job{n}.csv", ids[n])
             jobs.append(
-                subprocess.Popen(
+                Forked(
                     bulkrunner(
                         "run",
                         str(source),
@@ -86,18 +87,18 @@ def test_the_command_after_a_run_killed_mid_send_counts_its_requests(
     env = {**os.environ}
     no_state = ["--no-state"] if state == "no-state" else []
     ids = [*range(8000, 8030), *range(9000, 9006)]
-    simulated = SimulatorConfig(api_key=KEY, rates=[Rate(8, 4)], latency=0.6, campaigns=ids)
+    simulated = SimulatorConfig(api_key=KEY, rates=[Rate(8, 3)], latency=0.3, campaigns=ids)
     with SimulatorThread(simulated) as sim:
         account = account_id(sim.base_url, KEY)
         first = write_input(tmp_path / "first.csv", list(range(8000, 8030)))
-        killed = subprocess.Popen(
+        killed = Forked(
             bulkrunner(
                 "run",
                 str(first),
                 "--base-url",
                 sim.base_url,
                 "--rate",
-                "8/4",
+                "8/3",
                 "-q",
                 "--report",
                 str(tmp_path / "first.r.csv"),
@@ -123,7 +124,7 @@ def test_the_command_after_a_run_killed_mid_send_counts_its_requests(
         second = write_input(tmp_path / "second.csv", list(range(9000, 9006)))
         code = main(
             [
-                *("run", str(second), "--base-url", sim.base_url, "--rate", "8/4"),
+                *("run", str(second), "--base-url", sim.base_url, "--rate", "8/3"),
                 *("--report", str(tmp_path / "second.r.csv"), "-q", *no_state),
             ]
         )
@@ -134,7 +135,7 @@ def test_the_command_after_a_run_killed_mid_send_counts_its_requests(
     assert code == ExitCode.OK
     assert throttled(state_after) == 0
     arrivals = sorted(record.arrival for record in state_after.requests)
-    assert max_in_window(arrivals, 4.0) <= 8
+    assert max_in_window(arrivals, 3.0) <= 8
     with StateStore.open(Path(os.environ["BULKRUNNER_STATE_DIR"])) as store:
         with store.read() as db:
             assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]

@@ -15,7 +15,9 @@ import pytest
 from bulkrunner.config.paths import backup_path, journal_path
 from bulkrunner.records.backup import read_backup
 from bulkrunner.simulator.state import default_settings
+from tests import forked
 from tests.fakes import rate_alone
+from tests.forked import Forked
 from tests.realtime import wait_for_lines
 from tests.unit.sending.test_batches import (
     BATCH,
@@ -45,7 +47,7 @@ def test_a_streamed_run_killed_in_its_second_batch_resumes_with_its_backup_whole
     with simulator(latency=0.05) as sim:
         argv = [*("run", "--input", str(source), "--report", str(report))]
         argv += [*rate_alone("10/1"), "--concurrency", "4", "--base-url", sim.base_url]  # slow
-        process = subprocess.Popen(
+        process = Forked(
             [sys.executable, "-c", streamed, *argv],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -60,9 +62,7 @@ def test_a_streamed_run_killed_in_its_second_batch_resumes_with_its_backup_whole
         killed = set(sim.state.applied)
         assert set(range(101, 108)) <= killed
         assert not killed & set(range(122, 141))  # nothing past the third batch
-        done = subprocess.run(
-            [sys.executable, "-c", streamed, *argv, "--resume"], env=env, check=False
-        )
+        done = forked.run([sys.executable, "-c", streamed, *argv, "--resume"], env=env)
         assert done.returncode == 1  # the two invalid rows
         applied = set(sim.state.applied)
     changed = {c for c in range(101, 141) if c not in (109, 133)}
