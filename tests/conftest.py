@@ -45,6 +45,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(mark)
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``-n``, the tests of ``e2e/`` are one unit of work, the first given out (collection
+    order: ``--no-loadscope-reorder``): they mostly wait, on processes and on real time, so one
+    worker waits through them while the other runs the in-process tests' CPU. Every other test
+    file is a unit of its own (``--dist loadfile``)."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class E2EFirst(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/e2e" if nodeid.startswith("tests/e2e/") else super()._split_scope(nodeid)
+
+    return E2EFirst(config, log)
+
+
 @pytest.fixture(autouse=True)
 def own_folders(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Each test's locks of inputs and accounts and its state store in folders of its own
