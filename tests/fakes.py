@@ -4,6 +4,8 @@ line run in this process, as the tests of several files run it; a whole report w
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import io
 import random
 from collections import defaultdict
@@ -192,10 +194,7 @@ def commands_on(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _on(command: Callable[..., Any], clock: FakeClock) -> Callable[..., Any]:
     """``command``, given ``clock`` unless its caller gives one."""
-    import functools
-    import inspect
-
-    signature = inspect.signature(command)
+    signature = _signature(command)
 
     @functools.wraps(command)
     def on_clock(*args: Any, **kwargs: Any) -> Any:
@@ -204,6 +203,9 @@ def _on(command: Callable[..., Any], clock: FakeClock) -> Callable[..., Any]:
         return command(*args, **kwargs)
 
     return on_clock
+
+
+_signature = functools.cache(inspect.signature)  # six a test, each test: once is enough
 
 
 def one_line_error(err: str) -> str:

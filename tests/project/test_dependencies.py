@@ -5,14 +5,16 @@ tools' there or in the ``docs`` extra."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import re
 import sys
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tests import ROOT
+from tests.sources import nodes, python_files
 
 FIRST_PARTY = {"bulkrunner", "tests", "benchmarks", "tools"}
 # Import names whose distribution is named otherwise, for when it is not installed to tell.
@@ -40,8 +42,8 @@ def _declared(requirements: Iterable[str]) -> set[str]:
 def _imported(folder: str) -> dict[str, str]:
     """Each top-level third-party module imported under ``folder``, with one place it is."""
     found: dict[str, str] = {}
-    for path in sorted((ROOT / folder).rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for path in python_files(ROOT / folder):
+        for node in nodes(path):
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -55,9 +57,16 @@ def _imported(folder: str) -> dict[str, str]:
     return found
 
 
+@functools.cache
+def _providers() -> Mapping[str, list[str]]:
+    """Each importable top-level module, with the installed distributions providing it (a
+    scan of every installed distribution: once a process)."""
+    return importlib.metadata.packages_distributions()
+
+
 def undeclared(imported: dict[str, str], declared: set[str]) -> list[str]:
     """``module (where): distribution`` for each module no declared distribution provides."""
-    providers = importlib.metadata.packages_distributions()
+    providers = _providers()
     missing = []
     for module, where in sorted(imported.items()):
         distributions = providers.get(module) or [KNOWN.get(module, module)]

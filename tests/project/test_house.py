@@ -5,15 +5,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests import ROOT
+from tests.sources import PACKAGE, nodes, python_files
 
-PACKAGE = ROOT / "bulkrunner"
 MOST_LINES = 400
 MOST_FUNCTION_LINES = 80
 
 
 def _modules() -> list[tuple[str, Path]]:
-    return [(str(path.relative_to(PACKAGE)), path) for path in sorted(PACKAGE.rglob("*.py"))]
+    return [(str(path.relative_to(PACKAGE)), path) for path in python_files()]
 
 
 def test_no_module_is_over_400_lines() -> None:
@@ -28,7 +27,7 @@ def test_no_module_is_over_400_lines() -> None:
 def test_no_function_is_over_80_lines() -> None:
     long: dict[str, int] = {}
     for name, path in _modules():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in nodes(path):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
                 assert node.end_lineno is not None

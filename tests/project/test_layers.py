@@ -8,9 +8,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests import ROOT
-
-PACKAGE = ROOT / "bulkrunner"
+from tests.sources import PACKAGE, nodes, python_files
 
 LAYERS = {
     "model": 0,
@@ -44,7 +42,7 @@ def _part(module: str) -> str:
 
 def _imports(path: Path) -> Iterator[str]:
     """Every bulkrunner module ``path`` imports, wherever the import stands."""
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in nodes(path):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module.split(".")[0] != "bulkrunner":
                 continue
@@ -63,7 +61,7 @@ def _exists(module: str) -> bool:
 
 
 def _graph() -> dict[str, set[str]]:
-    return {_name(path): set(_imports(path)) for path in PACKAGE.rglob("*.py")}
+    return {_name(path): set(_imports(path)) for path in python_files()}
 
 
 def test_every_entry_of_the_package_has_a_layer() -> None:

@@ -16,9 +16,8 @@ import anyio.lowlevel
 import pytest
 
 from bulkrunner.sending.interrupts import INTERRUPTED, run_gracefully
-from tests import ROOT
+from tests.sources import PACKAGE, nodes, python_files
 
-PACKAGE = ROOT / "bulkrunner"
 HOUR = 3600.0
 HANG = 30.0  # seconds: only a guard against a hang, never reached when the code is right
 
@@ -50,11 +49,11 @@ def drive(owner: Owner, work: object, grace: float) -> None:
 
 def _asyncio_importers() -> list[str]:
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in python_files():
         relative = path.relative_to(PACKAGE)
         if relative.parts[0] == "simulator" or str(relative) in ASYNCIO_ALLOWED:
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in nodes(path):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0:

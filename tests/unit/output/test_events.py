@@ -17,10 +17,9 @@ import pytest
 
 from bulkrunner.cli.app import main
 from bulkrunner.output.events import COMMON_FIELDS, EVENTS, setup_logging
-from tests import ROOT
 from tests.fakes import rate_alone
+from tests.sources import nodes, python_files
 
-PACKAGE = ROOT / "bulkrunner"
 # the function and the index of its argument that names the event
 NAMING = {"emit": 0, "json_line": 0, "show": 1}
 
@@ -28,8 +27,8 @@ NAMING = {"emit": 0, "json_line": 0, "show": 1}
 def _named_events() -> list[tuple[str, int, str, list[str]]]:
     """(file, line, event, keyword fields) of each call in the package that names an event."""
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for path in python_files():
+        for node in nodes(path):
             if not isinstance(node, ast.Call):
                 continue
             func = node.func
