@@ -118,15 +118,15 @@ class _Reading:
         return lambda: self._lookup(address, campaigns)
 
     async def _whole(self, campaigns: list[int]) -> None:
+        """Every page of ``campaigns``, the first only where it was not read already; what the
+        lookups found with its status stays found."""
         for campaign in campaigns:
             self.unread.pop(campaign, None)
-            self.found.pop(campaign, None)
             self.paged.add(campaign)
-        await self._all([self._paging(c, 0) for c in campaigns])
+        await self._all([self._paging(c, 0) for c in campaigns if c not in self.totals])
         work = []
         for campaign in campaigns:
-            total = self.totals.get(campaign) or 0
-            pages = math.ceil(total / PAGE_SIZE)
+            pages = math.ceil((self.totals.get(campaign) or 0) / PAGE_SIZE)
             work += [self._paging(campaign, at) for at in range(1, pages)]
         await self._all(work)
 

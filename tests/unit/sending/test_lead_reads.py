@@ -176,6 +176,20 @@ async def test_a_lookup_that_does_not_show_the_campaigns_sends_the_campaign_to_p
     assert current.campaigns[5][UNREAD] == {}
 
 
+async def test_a_campaign_sent_to_paging_after_its_first_page_reads_each_page_once() -> None:
+    """Three rows of a campaign of 1,000 leads whose lookups do not show their campaigns: its
+    first page (which holds one of them), two lookups, then its nine other pages; not the
+    first page again."""
+    account = Account({5: many(5, 1000)}, with_campaigns=False)
+    addresses = ("lead0.5@x.example.com", "lead500.5@x.example.com", "lead900.5@x.example.com")
+    current, reads = await found(account, rows(5, *addresses))
+    assert len(account.lookups) == 2
+    assert sorted(account.pages) == sorted(set(account.pages))
+    assert (len(account.pages), reads) == (10, 12)
+    assert set(current.campaigns[5][LEADS]) == set(addresses)
+    assert current.campaigns[5][UNREAD] == {}
+
+
 async def test_a_missing_campaign_and_one_that_cannot_be_read() -> None:
     failing = {"/campaigns/6/": Answer(400, '{"error": "bad page"}')}
     account = Account({5: many(5, 3), 6: many(6, 3)}, failing=failing)
