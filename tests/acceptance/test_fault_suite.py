@@ -3,12 +3,14 @@ every operation kill -9, an edit of the input, --resume and a rollback (killed a
 
 Every property is checked from the simulator's own record of each request (its fault, its status,
 whether it changed the stored settings) and from the outcomes the runner reported. Each test
-prints a one-line summary of its figures, which ``pytest -s`` shows. The simulator runs in its own
-thread and the client's guard is ``JITTER`` (see ``tests.realtime``).
+prints a one-line summary of its figures, which ``pytest -s`` shows. The thousand rows run on
+virtual time (``tests.virtual_time``); the kill -9 scenarios run real processes on real time, the
+simulator in its own thread and the client's guard ``JITTER`` (see ``tests.realtime``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -28,7 +30,7 @@ import pytest
 
 from bulkrunner.config.paths import backup_path, journal_path
 from bulkrunner.limits.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Outcome, Rate, Row, Status
+from bulkrunner.model import Answer, Clock, Outcome, Rate, Row, Status
 from bulkrunner.operations.base import Request
 from bulkrunner.records.backup import read_backup
 from bulkrunner.records.journal import read_successes
@@ -38,6 +40,7 @@ from bulkrunner.sending.retry import Policy
 from bulkrunner.sending.transport import HttpSender, limiter_tracing
 from bulkrunner.simulator import (
     FaultPlan,
+    Simulator,
     SimulatorConfig,
     SimulatorState,
     SimulatorThread,
@@ -48,6 +51,7 @@ from bulkrunner.simulator.campaigns import Campaigns
 from bulkrunner.simulator.faults import FAULT_KINDS
 from tests.fakes import make_rows, rate_alone, target
 from tests.realtime import JITTER, Commands, figures, line_count, wait_for_lines_or_exit
+from tests.virtual_time import run_virtual
 
 KEY = "fault-suite-key"
 
@@ -94,17 +98,10 @@ ROWS = 1000
 RATE = Rate(200, 1)  # the server's limit and the client's, equal
 CONCURRENCY = 16  # slow answers hold a worker for CLIENT_TIMEOUT: about 6 at a time here
 CLIENT_TIMEOUT = 1.0
-# The margin of the window check at this rate: 200 requests a second, 16 in flight, with the
-# server a thread of the same process, on two cores that may also run another test file and a
-# CPU-bound process: 0.1 s (JITTER) let 201 into one window in 3 of 3 such runs, and 0.25 s let
-# 202 in once in five runs on a machine running seven other test suites (load average 10); 0.5 s
-# is the margin this check allows: a server thread stalled longer than that is not a client
-# that overfills a window.
-BUSY_JITTER = 0.5
 # 20% of settings POSTs fail. 429s are few: the limiter's adaptive control cuts the rate at each
-# one and takes seconds to climb back to 200/s, so 3% of 429s would make this run take ~75 s.
-# With this seed the draws give exactly 1 of them (the draws, hence the counts, are the same
-# every run: 1243 POSTs, 72 x 500, 68 x 503, 60 drops, 42 slow).
+# one and takes seconds to climb back to 200/s. With this seed the draws give exactly 1 of them
+# (the draws, hence the counts, are the same every run: 1243 POSTs, 72 x 500, 68 x 503, 60
+# drops, 42 slow).
 MIXED_FAULTS = FaultPlan(
     probabilities={"429": 0.0015, "500": 0.06, "503": 0.06, "slow": 0.03, "drop": 0.0485},
     seed=2,
@@ -114,12 +111,10 @@ MIXED_FAULTS = FaultPlan(
 )
 
 
-@pytest.mark.slow
-# 200 requests a second judged by a server thread of the same process: on a loaded two-core
-# machine running another test file, scheduling delay can exceed any margin this window allows,
-# so it runs with the acceptance checks, one test at a time (.ci/run).
-@pytest.mark.acceptance
-async def test_a_thousand_rows_under_mixed_faults() -> None:
+# On virtual time (tests.virtual_time): the simulator is served by the client's own loop, so it
+# judges the client's windows without scheduling noise, with the limiter's own guard as the
+# only margin, and the run's seconds of windows, latency and timeouts take no real time.
+def test_a_thousand_rows_under_mixed_faults() -> None:
     rows = make_rows(ROWS, first_id=70_000)
     config = SimulatorConfig(api_key=KEY, rates=[RATE], faults=MIXED_FAULTS)
     journal: list[tuple[int, int, Outcome]] = []  # what a journal would record, in order
@@ -127,18 +122,25 @@ async def test_a_thousand_rows_under_mixed_faults() -> None:
     def record(row: Row, outcome: Outcome) -> None:
         journal.append((row.number, row.campaign_id, outcome))
 
-    with SimulatorThread(config) as simulator:
-        async with aiohttp.ClientSession(trace_configs=[limiter_tracing()]) as session:
+    async def run() -> tuple[Simulator, RecordingSender, Engine, dict[int, Outcome]]:
+        loop = asyncio.get_running_loop()
+        async with (
+            Simulator(config, clock=loop.time) as simulator,
+            aiohttp.ClientSession(trace_configs=[limiter_tracing()]) as session,
+        ):
             sender = RecordingSender(session, simulator.base_url, KEY, CLIENT_TIMEOUT)
             through = Connection(
                 sender,
-                SlidingWindowLimiter([RATE], guard=BUSY_JITTER),
+                SlidingWindowLimiter([RATE], clock=loop.time, sleep=asyncio.sleep),
                 Policy(max_attempts=10, backoff_base=0.01),
                 CONCURRENCY,
+                Clock(monotonic=loop.time, sleep=asyncio.sleep),
                 rng=random.Random(7),
             )
             engine = Engine(through, on_outcome=record)
-            outcomes = await engine.run(rows)
+            return simulator, sender, engine, await engine.run(rows)
+
+    simulator, sender, engine, outcomes = run_virtual(run())
     state = simulator.state
     posts = state.posts()
     faults = injected(state)
