@@ -9,7 +9,9 @@ task of the client's event loop. Such a test asserts that the server saw no more
 window of S: it holds as long as no arrival is held back ``JITTER`` seconds more than another.
 
 Real-time tests are marked ``slow`` (``pytest -m "not slow"`` skips them for a quick loop); the
-default ``pytest`` runs them all.
+default ``pytest`` runs them all. A test that needs no process of its own runs the client and the
+simulator in one loop on virtual time instead (``tests.virtual_time``), where there is no noise
+to allow for.
 """
 
 from __future__ import annotations
