@@ -111,7 +111,8 @@ def _child(
         if env is not None:
             os.environ.clear()
             os.environ.update(env)
-        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+        # the streams of a new interpreter (unbuffered output, as PYTHONUNBUFFERED makes it)
+        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)))
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
         code = _command(args)
