@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import inspect
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from tests.hostile import RunCli
 
 FOLDER = Path(__file__).parent
 BY_FOLDER = {"e2e": pytest.mark.slow, "acceptance": pytest.mark.acceptance}
+E2E = "tests/e2e/"
 
 # pytest keeps a test module's rewritten asserts only where bytecode may be written. Where
 # PYTHONDONTWRITEBYTECODE is set, each worker of each run would rewrite every test module again:
@@ -47,14 +49,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """With ``-n``, the tests of ``e2e/`` are one unit of work, the first given out (collection
-    order: ``--no-loadscope-reorder``): they mostly wait, on processes and on real time, so one
-    worker waits through them while the other runs the in-process tests' CPU. Every other test
-    file is a unit of its own (``--dist loadfile``)."""
+    order: ``--no-loadscope-reorder``), when other tests run too: they mostly wait, on processes
+    and on real time, so one worker waits through them while the other runs the in-process
+    tests' CPU. Every other test file is a unit of its own (``--dist loadfile``), as each file
+    of ``e2e/`` is when they run alone."""
     from xdist.scheduler import LoadFileScheduling
 
     class E2EFirst(LoadFileScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            return "tests/e2e" if nodeid.startswith("tests/e2e/") else super()._split_scope(nodeid)
+            if nodeid.startswith(E2E) and self._others:
+                return E2E
+            return str(super()._split_scope(nodeid))
+
+        @functools.cached_property
+        def _others(self) -> bool:
+            return any(not nodeid.startswith(E2E) for nodeid in self.collection)
 
     return E2EFirst(config, log)
 
