@@ -48,11 +48,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """With ``-n``, the tests of ``e2e/`` are one unit of work, the first given out (collection
-    order: ``--no-loadscope-reorder``), when other tests run too: they mostly wait, on processes
-    and on real time, so one worker waits through them while the other runs the in-process
-    tests' CPU. Every other test file is a unit of its own (``--dist loadfile``), as each file
-    of ``e2e/`` is when they run alone."""
+    """With ``-n``, the tests of ``e2e/`` are one unit of work, the first given out, when other
+    tests run too: they mostly wait, on processes and on real time, so one worker waits through
+    them while the other runs the in-process tests' CPU. Every other test file is a unit of its
+    own (``--dist loadfile``), the files of more tests first, as each file of ``e2e/`` is when
+    they run alone."""
     from xdist.scheduler import LoadFileScheduling
 
     class E2EFirst(LoadFileScheduling):  # type: ignore[misc]
@@ -60,6 +60,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             if nodeid.startswith(E2E) and self._others:
                 return E2E
             return str(super()._split_scope(nodeid))
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if E2E in self.workqueue:
+                self.workqueue.move_to_end(E2E, last=False)
+            super()._assign_work_unit(node)
 
         @functools.cached_property
         def _others(self) -> bool:
