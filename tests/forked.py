@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import traceback
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -62,7 +63,12 @@ class Forked(subprocess.Popen[Any]):
             raise ValueError(f"not a command line Forked runs: {args[:3]}")
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12 warns of a fork beside threads (the simulator's): a lock another
+            # thread held would stay held in the child. The child takes none of theirs: it
+            # makes its own streams, and logging and the import lock are reset at a fork.
+            warnings.filterwarnings("ignore", ".*fork", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:
             _child(args, cwd, env, (p2cread, c2pwrite, errwrite))
         self.pid = pid
