@@ -146,9 +146,9 @@ class Ledger:
         never decrease with numbers)."""
         with self._store.write() as db:
             db.execute(
-                "UPDATE requests SET at = max(at, ?3) WHERE seq >= ?2 "
-                "AND account = (SELECT id FROM accounts WHERE identity = ?1)",
-                (account, seq, at),
+                "UPDATE requests SET at = max(at, :at) WHERE seq >= :seq "
+                "AND account = (SELECT id FROM accounts WHERE identity = :account)",
+                {"account": account, "seq": seq, "at": at},
             )
 
     def paused(self, account: str) -> float:
@@ -229,7 +229,7 @@ _INSERT = "INSERT INTO requests (account, seq, n, at) VALUES (?, ?, ?, ?)"
 # - for a claim, the time of the N-th latest request (number last - N + 1: the target) if it is
 #   later than now - S - guard (then a request granted now would be the N + 1-th in a window: it
 #   must wait until that one is S + guard old);
-# - for a reservation of up to ``most`` (?2), how many numbers from the target on come before
+# - for a reservation of up to ``most``, how many numbers from the target on come before
 #   the first request later than now - S - guard (each from it on holds back one of the
 #   ``most``): of the rows numbered below target + most - 1, the first later than that; else the
 #   row holding number target + most - 1, if it is; else none (``most``). Times never decrease
@@ -237,19 +237,19 @@ _INSERT = "INSERT INTO requests (account, seq, n, at) VALUES (?, ?, ?, ?)"
 _ROOM = (
     "SELECT a.paused_until, r.seq, r.at{} FROM accounts a LEFT JOIN requests r "
     "ON r.account = a.id AND r.seq = (SELECT max(seq) FROM requests WHERE account = a.id) "
-    "WHERE a.id = ?1"
+    "WHERE a.id = :key"
 )
-_TARGET = "r.seq - ?{n} + 1"
+_TARGET = "r.seq - :n{i} + 1"
 _FIRST = (
-    ", (SELECT CASE WHEN seq - n + 1 <= {target} AND at > ?{t} THEN at END FROM requests "
-    "WHERE account = ?1 AND seq >= {target} ORDER BY seq LIMIT 1)"
+    ", (SELECT CASE WHEN seq - n + 1 <= {target} AND at > :t{i} THEN at END FROM requests "
+    "WHERE account = :key AND seq >= {target} ORDER BY seq LIMIT 1)"
 )
 _BLOCKED = (
-    ", coalesce((SELECT max(seq - n + 1, {target}) FROM requests WHERE account = ?1 "
-    "AND seq >= {target} AND seq < {target} + ?2 - 1 AND at > ?{t} ORDER BY seq LIMIT 1), "
-    "(SELECT CASE WHEN at > ?{t} THEN max(seq - n + 1, {target}) END FROM requests "
-    "WHERE account = ?1 AND seq >= {target} + ?2 - 1 ORDER BY seq LIMIT 1), {target} + ?2) "
-    "- ({target})"
+    ", coalesce((SELECT max(seq - n + 1, {target}) FROM requests WHERE account = :key "
+    "AND seq >= {target} AND seq < {target} + :most - 1 AND at > :t{i} ORDER BY seq LIMIT 1), "
+    "(SELECT CASE WHEN at > :t{i} THEN max(seq - n + 1, {target}) END FROM requests "
+    "WHERE account = :key AND seq >= {target} + :most - 1 ORDER BY seq LIMIT 1), "
+    "{target} + :most) - ({target})"
 )
 _QUERIES: dict[tuple[int, bool], str] = {}
 
@@ -261,9 +261,8 @@ def _query(windows: int, many: bool) -> str:
     if query is None:
         parts = []
         for i in range(windows):
-            n, t = 3 + 2 * i, 4 + 2 * i
-            target = _TARGET.format(n=n)
-            parts.append((_BLOCKED if many else _FIRST).format(target=target, t=t))
+            target = _TARGET.format(i=i)
+            parts.append((_BLOCKED if many else _FIRST).format(target=target, i=i))
         query = _QUERIES[windows, many] = _ROOM.format("".join(parts))
     return query
 
@@ -281,7 +280,9 @@ def _room(
     by pruning is past every window); when none, the seconds until one may; and the number and
     time of its latest request (0 and -inf when none). ``most`` is at most every N."""
     bounds = [(rate.limit, now - rate.seconds - guard) for rate in rates]
-    parameters = (key, most, *(x for pair in bounds for x in pair)) if rates else (key,)
+    parameters: dict[str, float] = {"key": key, "most": most}
+    for i, (limit, start) in enumerate(bounds):
+        parameters |= {f"n{i}": limit, f"t{i}": start}
     found = db.execute(_query(len(rates), most > 1), parameters).fetchone()
     paused, last, at = found[:3]
     room, wait = (most, 0.0) if paused <= now else (0, paused - now)
@@ -301,8 +302,8 @@ def _prune(db: sqlite3.Connection, key: int, now: float) -> None:
     """Let go of the account's requests past its reach at ``now``: the rows before the first
     one still inside (times never decrease with numbers, so only the few let go are read)."""
     db.execute(
-        "DELETE FROM requests WHERE account = ?1 AND seq < coalesce((SELECT seq FROM requests "
-        "WHERE account = ?1 AND at >= ?2 - (SELECT reach FROM accounts WHERE id = ?1) - ?3 "
-        "ORDER BY seq LIMIT 1), 9223372036854775807)",
-        (key, now, _STALE),
+        "DELETE FROM requests WHERE account = :key AND seq < coalesce((SELECT seq FROM requests "
+        "WHERE account = :key AND at >= :now - (SELECT reach FROM accounts WHERE id = :key) "
+        "- :stale ORDER BY seq LIMIT 1), 9223372036854775807)",
+        {"key": key, "now": now, "stale": _STALE},
     )

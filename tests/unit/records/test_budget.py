@@ -4,7 +4,9 @@ Several processes at once: ``test_store_processes``."""
 
 from __future__ import annotations
 
+import ast
 import random
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from bulkrunner.limits.rates import DEFAULT_RATES, max_in_window
 from bulkrunner.model import Rate
 from bulkrunner.records.budget import Ledger, Reservation
 from bulkrunner.records.store import StateStore
+from tests.sources import PACKAGE, nodes, python_files
 
 ACME = account_id("https://server.smartlead.ai/api/v1", "sk-acme-key-000111")
 OTHER = account_id("https://server.smartlead.ai/api/v1", "sk-other-key-222333")
@@ -207,3 +210,18 @@ def test_the_ledger_keeps_only_what_a_window_can_still_count(store: StateStore) 
     assert ledger.prune(now + 7200 + 61) == held
     assert ledger.claim(ACME, rates, now + 8000) == 0.0  # numbered afresh, counted as ever
     assert ledger.recent(ACME, 0.0) == [now + 8000]
+
+
+def test_no_statement_numbers_its_parameters() -> None:
+    """Python's sqlite3 takes ``?1`` for a named parameter: given a sequence it warns from 3.12
+    and refuses from 3.14. Statements name theirs (``:key``) or leave them bare (``?``)."""
+    numbered = [
+        f"{path.relative_to(PACKAGE)}:{node.lineno}"
+        for path in python_files()
+        for node in nodes(path)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and re.search(r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE)\b", node.value)
+        and re.search(r"\?\d", node.value)
+    ]
+    assert numbered == []
