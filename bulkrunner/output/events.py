@@ -10,6 +10,7 @@ any other line); the line that ends a run in error is ``error``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -273,6 +274,13 @@ class Output(io.TextIOBase):
             self.stream.write(json_line("output", message=self._partial) + "\n")
             self._partial = ""
         self.stream.flush()
+
+    def close(self) -> None:
+        """Closed when collected, after the run: what is left is written if the stream still
+        takes it (a stream closed by then, a pipe whose reader left, is no error of the run's:
+        Python 3.13 would print it as one). The stream itself stays open."""
+        with contextlib.suppress(ValueError, OSError):
+            super().close()
 
     def record(self, event: str, lines: Sequence[str], **fields: Any) -> None:
         self.recorded[event] = {**fields, "lines": list(lines)}

@@ -9,6 +9,7 @@ whose fields are built at run time included.
 from __future__ import annotations
 
 import ast
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from bulkrunner.cli.app import main
-from bulkrunner.output.events import COMMON_FIELDS, EVENTS, setup_logging
+from bulkrunner.output.events import COMMON_FIELDS, EVENTS, Output, setup_logging
 from tests.fakes import rate_alone
 from tests.sources import nodes, python_files
 
@@ -96,3 +97,15 @@ def test_the_lines_of_real_commands_hold_only_declared_events_and_fields(
     setup_logging(False)  # the text mode's logging again, for the tests after this one
     assert seen["stderr"] >= {"run_start", "row_finished", "progress", "run_end", "log", "error"}
     assert seen["stdout"] >= {"summary", "plan", "plan_saved"}
+
+
+def test_an_output_whose_stream_closed_first_is_closed_without_an_error() -> None:
+    """Collected after its stream was closed (a pipe whose reader left, a test's captured
+    output), an Output is closed as its finalizer closes it, without an error Python 3.13 would
+    print as "Exception ignored in"."""
+    stream = io.StringIO()
+    out = Output(stream, json_lines=True)
+    out.write("a line not ended")
+    stream.close()
+    out.close()
+    assert out.closed
