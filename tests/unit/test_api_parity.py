@@ -10,6 +10,7 @@ import math
 import os
 import pydoc
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +22,19 @@ from bulkrunner.errors import UsageError
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 
 KEY = "sk-parity-SENTINEL-44"
-PLAIN = pydoc.TextDoc()  # help() as text, without its bold: pydoc.plaintext
+
+
+def help_text(function: Callable[..., object]) -> tuple[str, str]:
+    """What ``help(function)`` prints, without its bold, and the signature it shows on one line
+    (Python 3.13 shows a long one a parameter a line)."""
+    shown = pydoc.plain(pydoc.render_doc(function))
+    lines, depth = [], 0
+    for line in shown.splitlines()[2:]:
+        lines.append(line.strip())
+        depth += line.count("(") - line.count(")")
+        if depth <= 0:
+            break
+    return shown, " ".join(lines).replace("( ", "(").replace(", )", ")")
 
 
 @pytest.fixture(autouse=True)
@@ -94,8 +107,7 @@ def test_quiet_prints_nothing(
 
 @pytest.mark.parametrize(("function", "command"), [("apply", "run"), ("plan", "plan")])
 def test_help_lists_every_option_with_its_types_and_default(function: str, command: str) -> None:
-    shown = pydoc.render_doc(getattr(bulkrunner, function), renderer=PLAIN)
-    signature = shown.splitlines()[2]
+    shown, signature = help_text(getattr(bulkrunner, function))
     taken = [o for o in OPTIONS if command in o.commands and o.key not in ("input", "operation")]
     assert len(taken) > 20
     for each in taken:
@@ -108,10 +120,10 @@ def test_help_lists_every_option_with_its_types_and_default(function: str, comma
 
 
 def test_export_help_lists_its_own_options() -> None:
-    shown = pydoc.render_doc(bulkrunner.export, renderer=PLAIN)
-    assert "status: 'str' = None" in shown
-    assert "client_id: 'int' = None" in shown
-    assert "verify" not in shown.splitlines()[2]  # a run's option, not export's
+    _, signature = help_text(bulkrunner.export)
+    assert "status: 'str' = None" in signature
+    assert "client_id: 'int' = None" in signature
+    assert "verify" not in signature  # a run's option, not export's
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names a descriptor's file by /proc")
