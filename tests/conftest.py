@@ -53,6 +53,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     them while the other runs the in-process tests' CPU. Every other test file is a unit of its
     own (``--dist loadfile``), the files of more tests first, as each file of ``e2e/`` is when
     they run alone."""
+    if config.getvalue("dist") != "loadfile":
+        return None  # another --dist asked for: xdist's own
     from xdist.scheduler import LoadFileScheduling
 
     class E2EFirst(LoadFileScheduling):  # type: ignore[misc]

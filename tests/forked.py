@@ -18,12 +18,18 @@ collector's reach, so that none closes a descriptor number the child has reused.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import faulthandler
 import gc
+import importlib
 import io
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Mapping, Sequence
@@ -61,6 +67,10 @@ class Forked(subprocess.Popen[Any]):
         args = [os.fspath(arg) for arg in args]
         if args[:3] != _MODULE and args[:2] != _CODE:
             raise ValueError(f"not a command line Forked runs: {args[:3]}")
+        gid, gids, uid, _, new_session = rest[1:6]
+        unsupported = (shell, executable, preexec_fn, pass_fds, new_session, gid, gids, uid)
+        if any(each not in (None, False, ()) for each in unsupported):
+            raise ValueError("Forked takes none of shell, executable, preexec_fn, pass_fds, ids")
         sys.stdout.flush()
         sys.stderr.flush()
         with warnings.catch_warnings():
@@ -87,7 +97,7 @@ def run(args: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
     with Forked(list(args), **kwargs) as process:
         try:
             out, err = process.communicate(given, timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except BaseException:  # a timeout, or the test's own (pytest-timeout): no child left
             process.kill()
             process.wait()
             raise
@@ -100,41 +110,84 @@ def run(args: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
 def _child(
     args: list[str], cwd: Any, env: Mapping[str, str] | None, streams: tuple[int, int, int]
 ) -> None:
-    """The forked child: set up as a new process, run the command, exit. Never returns."""
-    code = 1
+    """The forked child: set up as a new process, run the command, exit as an interpreter
+    does. Never returns."""
+    code: int = 1
     try:
         gc.freeze()
-        signal.set_wakeup_fd(-1)
-        for std, given in enumerate(streams):
-            if given not in (-1, std):
-                os.dup2(given, std)
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-        for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM, signal.SIGUSR1):
-            signal.signal(number, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if cwd is not None:
-            os.chdir(cwd)
-        if env is not None:
-            os.environ.clear()
-            os.environ.update(env)
-        # the streams of a new interpreter (unbuffered output, as PYTHONUNBUFFERED makes it)
-        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)))
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
+        _as_new(streams, cwd, env)
         code = _command(args)
     except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
+        code = _exit_code(exit.code)
+    except KeyboardInterrupt:  # uncaught, an interpreter dies of the signal
+        _flushed()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     except BaseException:
         traceback.print_exc()
     finally:
-        import logging
-
         try:
+            threading._shutdown()  # type: ignore[attr-defined]  # non-daemon threads, as at exit
+            atexit._run_exitfuncs()
             logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
+            _flushed()
         finally:
-            os._exit(code)
+            os._exit(code & 0xFF if isinstance(code, int) else 1)
+
+
+def _as_new(streams: tuple[int, int, int], cwd: Any, env: Mapping[str, str] | None) -> None:
+    """What the child keeps of the test's process, as an exec'd one would not: only the given
+    standard streams open, the interpreter's signals, hooks, warning filters and exit handlers,
+    no logging handler (pytest's write to descriptors the child closes and reuses)."""
+    signal.set_wakeup_fd(-1)
+    faulthandler.disable()
+    for std, given in enumerate(streams):
+        if given not in (-1, std):
+            os.dup2(given, std)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM, signal.SIGUSR1):
+        signal.signal(number, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.excepthook, sys.unraisablehook = sys.__excepthook__, sys.__unraisablehook__
+    threading.excepthook = threading.__excepthook__
+    importlib.reload(warnings)  # a test's warnings are recorded, not printed: printed again
+    warnings.resetwarnings()
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category, append=True)
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+    atexit._clear()
+    for logger in (logging.root, *logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            logger.handlers.clear()
+    logging._handlerList.clear()  # type: ignore[attr-defined]
+    logging.root.setLevel(logging.WARNING)
+    if cwd is not None:
+        os.chdir(cwd)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    # the streams of a new interpreter (unbuffered output, as PYTHONUNBUFFERED makes it)
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)))
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False), write_through=True, errors="backslashreplace"
+    )
+
+
+def _exit_code(given: object) -> int:
+    """The exit status ``sys.exit(given)`` gives: a message is printed, and is 1."""
+    if given is None:
+        return 0
+    if isinstance(given, int):
+        return given
+    print(given, file=sys.stderr)
+    return 1
+
+
+def _flushed() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
 
 
 def _command(args: list[str]) -> int:
