@@ -15,11 +15,16 @@ for a kernel that hands a packet over a little later.
 from __future__ import annotations
 
 import asyncio
+import random
 import selectors
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
-from bulkrunner.model import Clock
+from bulkrunner.limits.limiter import SlidingWindowLimiter
+from bulkrunner.model import Clock, Rate
+from bulkrunner.sending.connection import Connection
+from bulkrunner.sending.retry import Policy
+from bulkrunner.sending.transport import Sender
 
 _T = TypeVar("_T")
 SETTLE = 0.001  # seconds of real time the loop waits for I/O before it jumps to its next timer
@@ -70,13 +75,29 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self.now
 
-    @property
-    def clock(self) -> Clock:
-        """This loop's time as a run takes it: its ``monotonic`` and ``sleep``."""
-        return Clock(monotonic=self.time, sleep=asyncio.sleep)
-
 
 def run_virtual(main: Coroutine[Any, Any, _T]) -> _T:
     """``asyncio.run(main)`` on a new ``VirtualTimeLoop``."""
     with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
         return runner.run(main)
+
+
+def connection_on_loop_time(
+    sender: Sender,
+    rates: Sequence[Rate],
+    policy: Policy,
+    concurrency: int,
+    *,
+    seed: int,
+    adaptive: bool = True,
+) -> Connection:
+    """A connection of ``sender`` whose limiter and retries wait on the running loop's time."""
+    loop = asyncio.get_running_loop()
+    return Connection(
+        sender,
+        SlidingWindowLimiter(rates, adaptive=adaptive, clock=loop.time, sleep=asyncio.sleep),
+        policy,
+        concurrency,
+        Clock(monotonic=loop.time, sleep=asyncio.sleep),
+        rng=random.Random(seed),
+    )

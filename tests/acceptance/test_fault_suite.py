@@ -29,12 +29,10 @@ import pandas as pd
 import pytest
 
 from bulkrunner.config.paths import backup_path, journal_path
-from bulkrunner.limits.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Clock, Outcome, Rate, Row, Status
+from bulkrunner.model import Answer, Outcome, Rate, Row, Status
 from bulkrunner.operations.base import Request
 from bulkrunner.records.backup import read_backup
 from bulkrunner.records.journal import read_successes
-from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.engine import Engine
 from bulkrunner.sending.retry import Policy
 from bulkrunner.sending.transport import HttpSender, limiter_tracing
@@ -51,7 +49,7 @@ from bulkrunner.simulator.campaigns import Campaigns
 from bulkrunner.simulator.faults import FAULT_KINDS
 from tests.fakes import make_rows, rate_alone, target
 from tests.realtime import JITTER, Commands, figures, line_count, wait_for_lines_or_exit
-from tests.virtual_time import run_virtual
+from tests.virtual_time import connection_on_loop_time, run_virtual
 
 KEY = "fault-suite-key"
 
@@ -129,13 +127,8 @@ def test_a_thousand_rows_under_mixed_faults() -> None:
             aiohttp.ClientSession(trace_configs=[limiter_tracing()]) as session,
         ):
             sender = RecordingSender(session, simulator.base_url, KEY, CLIENT_TIMEOUT)
-            through = Connection(
-                sender,
-                SlidingWindowLimiter([RATE], clock=loop.time, sleep=asyncio.sleep),
-                Policy(max_attempts=10, backoff_base=0.01),
-                CONCURRENCY,
-                Clock(monotonic=loop.time, sleep=asyncio.sleep),
-                rng=random.Random(7),
+            through = connection_on_loop_time(
+                sender, [RATE], Policy(max_attempts=10, backoff_base=0.01), CONCURRENCY, seed=7
             )
             engine = Engine(through, on_outcome=record)
             return simulator, sender, engine, await engine.run(rows)

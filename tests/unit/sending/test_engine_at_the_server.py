@@ -13,23 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import random
 from collections.abc import Sequence
 
 import aiohttp
 import pytest
 
-from bulkrunner.limits.limiter import SlidingWindowLimiter
-from bulkrunner.model import Answer, Clock, Outcome, Rate, Row, Status
+from bulkrunner.model import Answer, Outcome, Rate, Row, Status
 from bulkrunner.operations.base import Request
 from bulkrunner.operations.fields import Vocabulary
-from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.engine import Engine
 from bulkrunner.sending.retry import Policy
 from bulkrunner.sending.transport import HttpSender, limiter_tracing
 from bulkrunner.simulator import FaultPlan, Simulator, SimulatorConfig
 from tests.fakes import make_rows
-from tests.virtual_time import run_virtual
+from tests.virtual_time import connection_on_loop_time, run_virtual
 
 KEY = "integration-key"
 
@@ -58,16 +55,10 @@ async def run_engine(
         aiohttp.ClientSession(trace_configs=[limiter_tracing()]) as session,
     ):
         http = HttpSender(session, simulator.base_url, KEY, request_timeout)
+        sender = HeaderBlind(http) if blind else http
         engine = Engine(
-            Connection(
-                HeaderBlind(http) if blind else http,
-                SlidingWindowLimiter(
-                    rates, adaptive=adaptive, clock=loop.time, sleep=asyncio.sleep
-                ),
-                policy,
-                concurrency,
-                Clock(monotonic=loop.time, sleep=asyncio.sleep),
-                rng=random.Random(seed),
+            connection_on_loop_time(
+                sender, rates, policy, concurrency, seed=seed, adaptive=adaptive
             )
         )
         outcomes = await engine.run(rows)
