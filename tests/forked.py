@@ -132,7 +132,7 @@ def _child(
             logging.shutdown()
             _flushed()
         finally:
-            os._exit(code & 0xFF if isinstance(code, int) else 1)
+            os._exit(code & 0xFF)
 
 
 def _as_new(streams: tuple[int, int, int], cwd: Any, env: Mapping[str, str] | None) -> None:
