@@ -25,6 +25,7 @@ from bulkrunner.sending.spill import Spill
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from bulkrunner.simulator.state import default_settings
 from tests.fakes import rate_alone
+from tests.heap import own_heap
 
 KEY = "sk-stream-SENTINEL-77aa"
 ROWS = 40
@@ -175,7 +176,7 @@ def test_a_streamed_run_holds_a_couple_of_batches_of_rows_at_a_time(
     def counting(journal: Journal, *args: Any) -> None:
         record(journal, *args)
         recorded[0] += 1
-        if recorded[0] % 4:  # a look at every fourth: gc.get_objects() is slow
+        if recorded[0] % 4:  # a look at every fourth
             return
         objects = gc.get_objects()
         alive.append(
@@ -186,8 +187,7 @@ def test_a_streamed_run_holds_a_couple_of_batches_of_rows_at_a_time(
         )
 
     monkeypatch.setattr(Journal, "record", counting)
-    gc.collect()
-    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+    with own_heap(), SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
         url = ["--base-url", sim.base_url]
         assert main(["run", "--input", str(source), "--report", str(tmp_path / "r.csv"),
                      *FAST, *url]) == 0  # fmt: skip

@@ -18,6 +18,7 @@ from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.engine import Engine
 from bulkrunner.sending.retry import Policy
 from tests.fakes import FakeClock, RecordingSleep, ScriptedSender, connection, target
+from tests.heap import own_heap
 
 OK = Answer(200, '{"success": true, "data": {}}')
 UNAVAILABLE = Answer(503, "Service Unavailable")
@@ -322,15 +323,15 @@ async def test_a_rows_request_is_made_when_it_is_sent_and_let_go_when_it_finishe
     sender = Counting({102: [UNAVAILABLE]})
     run = engine(sender, FakeClock(), concurrency=2)
     run.operation = Watched()
-    # a dozen rows hold four times what may be alive at once; each send collects every
-    # generation of a heap holding pandas, so more rows only cost time
-    outcomes = await run.run(rows(12))
-    assert {o.status for o in outcomes.values()} == {Status.SUCCEEDED}
-    assert len(alive) == 13  # row 2 twice
-    # the 2 rows in flight and the one waiting for its retry; before, all 12 from the first on
-    assert max(alive) <= 3
-    gc.collect()
-    assert all(ref() is None for ref in made)
+    with own_heap():  # each send collects: only what the run made
+        # a dozen rows hold four times what may be alive at once
+        outcomes = await run.run(rows(12))
+        assert {o.status for o in outcomes.values()} == {Status.SUCCEEDED}
+        assert len(alive) == 13  # row 2 twice
+        # the 2 rows in flight and the one waiting for its retry; before, all 12 from the first on
+        assert max(alive) <= 3
+        gc.collect()
+        assert all(ref() is None for ref in made)
 
 
 async def test_the_rows_an_abort_leaves_unsent_share_one_outcome() -> None:

@@ -826,22 +826,22 @@ async def test_the_summary_counts_the_leads_uploaded() -> None:
     assert "lead uploads: 2 requests carrying 3 leads, 2 added; the account holds 2" in lines
 
 
-def test_a_hundred_thousand_leads_go_into_twenty_campaigns_by_address_lookups() -> None:
-    """The benchmark's load, applied without HTTP: every lead is judged by dict lookups, so the
-    account ends up holding exactly what was sent, and reads back in order."""
+def test_ten_thousand_leads_go_into_twenty_campaigns_by_address_lookups() -> None:
+    """The benchmark's load, a tenth of it, applied without HTTP: every lead is judged by dict
+    lookups, so the account ends up holding exactly what was sent, and reads back in order."""
     config = SimulatorConfig(api_key=KEY, campaigns=range(1, 21))
     state = SimulatorState()
     leads = Leads(config, state, Campaigns(config, state))
-    for request in range(1000):
+    for request in range(100):
         campaign_id = 1 + request % 20
         lead_list = [{"email": f"lead{request * 100 + n}@x.example.com"} for n in range(100)]
         answer = leads.upload(campaign_id, {"lead_list": lead_list})
         assert isinstance(answer, Accepted)
         assert answer.added == 100
 
-    assert state.leads.held == len(state.leads.by_address) == 100_000
-    assert [len(state.leads.campaign(c)) for c in range(1, 21)] == [5000] * 20
+    assert state.leads.held == len(state.leads.by_address) == 10_000
+    assert [len(state.leads.campaign(c)) for c in range(1, 21)] == [500] * 20
     assert state.leads.addresses(20)[:2] == ["lead1900@x.example.com", "lead1901@x.example.com"]
-    page = leads.page(20, {"offset": "4900", "limit": "100"})
+    page = leads.page(20, {"offset": "400", "limit": "100"})
     assert isinstance(page, dict)
-    assert page["data"][-1]["lead"]["email"] == "lead99999@x.example.com"
+    assert page["data"][-1]["lead"]["email"] == "lead9999@x.example.com"
