@@ -11,6 +11,7 @@ canonical form (``canonical_words``), so that the hints printed can be pasted.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 from bulkrunner.config.environment import API_KEY_ENV
@@ -121,7 +122,7 @@ def canonical_words(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 def complete_parser() -> argparse.ArgumentParser:
     """The whole command line, every command's arguments added (``main`` adds only the given
     command's): what the reference docs list, flag by flag."""
-    whole = build()
+    whole = _new_parser(json_errors=False)
     for action in whole._actions:
         if isinstance(action, argparse._SubParsersAction):
             for each in action.choices.values():
@@ -130,7 +131,16 @@ def complete_parser() -> argparse.ArgumentParser:
     return whole
 
 
+@functools.cache
 def build(json_errors: bool = False) -> argparse.ArgumentParser:
+    """The command line's parser, built once a process for each form of its errors (text or
+    JSON). Argparse builds slowly (it looks up translations for every parser and option), and
+    ``main`` runs many times in a process that calls it as a library or tests it; parsing
+    changes nothing in a parser but adds the given command's arguments, once."""
+    return _new_parser(json_errors)
+
+
+def _new_parser(json_errors: bool) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bulkrunner",
         description="Apply settings to many SmartLead campaigns from a CSV or Parquet file.",
