@@ -41,10 +41,11 @@ class LeadState:
 @dataclass(frozen=True, slots=True)
 class Page:
     """A page of a campaign's leads: how many the campaign holds (None when the answer does not
-    say), and each lead of the page by address (``address_key``)."""
+    say), each lead of the page by address (``address_key``), and how many entries it holds."""
 
     total: int | None
     leads: dict[str, LeadState]
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ def parse_page(body: str) -> Page | None:
         email, number = lead.get("email"), whole(lead.get("id", lead.get("lead_id")))
         if isinstance(email, str) and number is not None:
             leads[address_key(email)] = LeadState(number, status(entry.get("status")))
-    return Page(whole(data.get("total_leads")), leads)
+    return Page(whole(data.get("total_leads")), leads, len(data["data"]))
 
 
 def parse_found(body: str) -> Found | None:

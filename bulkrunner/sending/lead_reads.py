@@ -14,8 +14,9 @@ is read (it shows how many leads the campaign holds, and may hold the rows' lead
 whichever is fewer reads: its other pages, or looking up the addresses the first page did not
 show. So a handful of rows of a campaign of 100,000 leads costs a handful of reads, and 500 rows
 of a campaign of 300 leads three. A lookup that shows the lead but not its status in a campaign
-sends that campaign to paging. An address the campaign does not hold is simply absent from its
-state (the operation refuses its row).
+sends that campaign to paging; one whose pages do not say how many leads it holds is read page
+after page, each from where the last ended, until one is empty. An address the campaign does
+not hold is simply absent from its state (the operation refuses its row).
 
 Every read goes through the account's ``Connection``: the key's budget, the retries,
 ``--max-wait`` and the outage timeout; they count in the run's reads (its ETA, ``plan``'s
@@ -24,6 +25,7 @@ forecast, the summary).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,6 +39,7 @@ from bulkrunner.operations.lead_answers import (
     PAGE_SIZE,
     UNREAD,
     LeadState,
+    Page,
     lookup_path,
     page_path,
     parse_found,
@@ -82,6 +85,7 @@ class _Reading:
     found: dict[int, dict[str, LeadState]] = field(default_factory=dict)
     unread: dict[int, dict[str, str]] = field(default_factory=dict)
     totals: dict[int, int | None] = field(default_factory=dict)  # leads a paged campaign holds
+    last: dict[int, Page] = field(default_factory=dict)  # the page of a campaign read last
     paged: set[int] = field(default_factory=set)  # campaigns read whole, page by page
     refused: str = ""  # the connection was refused: nothing listens at the base URL
     pages: int = 0
@@ -124,11 +128,36 @@ class _Reading:
             self.unread.pop(campaign, None)
             self.paged.add(campaign)
         await self._all([self._paging(c, 0) for c in campaigns if c not in self.totals])
-        work = []
+        work: list[Callable[[], Awaitable[str | None]]] = []
         for campaign in campaigns:
-            pages = math.ceil((self.totals.get(campaign) or 0) / PAGE_SIZE)
-            work += [self._paging(campaign, at) for at in range(1, pages)]
+            total = self.totals.get(campaign)
+            if total is None:
+                work.append(functools.partial(self._rest, campaign))
+                continue
+            work += [self._paging(campaign, at) for at in range(1, math.ceil(total / PAGE_SIZE))]
         await self._all(work)
+
+    async def _rest(self, campaign: int) -> str | None:
+        """The pages after the first of a campaign whose answers do not say how many leads it
+        holds: one after another, each from where the last one ended, until one is empty. A
+        page that shows no lead the ones before did (a server ignoring the offset) ends the
+        reading too: the rows' leads not found are then unread, not absent."""
+        seen: set[int] = set()
+        offset = 0
+        while not self._gone(campaign) and (page := self.last.get(campaign)) is not None:
+            new = {lead.id for lead in page.leads.values()} - seen
+            if page.size == 0 or (offset and not new):
+                if page.size:
+                    why = "its pages of leads repeat (the server ignores their offset)"
+                    for address in self.wanted[campaign] - set(self.found.get(campaign, ())):
+                        self.unread.setdefault(campaign, {})[address] = why
+                return None
+            seen |= new
+            offset += page.size
+            stop = await self._page(campaign, offset)
+            if stop is not None:
+                return stop
+        return None
 
     async def _all(self, work: Sequence[Callable[[], Awaitable[str | None]]]) -> None:
         await each(list(range(len(work))), lambda at: work[at](), self.connection.concurrency)
@@ -165,6 +194,7 @@ class _Reading:
             return None
         if offset == 0:
             self.totals[campaign] = page.total
+        self.last[campaign] = page
         wanted, found = self.wanted[campaign], self.found.setdefault(campaign, {})
         found.update((address, lead) for address, lead in page.leads.items() if address in wanted)
         return None

@@ -41,9 +41,15 @@ class Account:
         *,
         with_campaigns: bool = True,
         failing: Mapping[str, Answer] | None = None,
+        with_total: bool = True,
+        page_cap: int = 100,
+        ignores_offset: bool = False,
     ) -> None:
         self.campaigns = campaigns
         self.with_campaigns = with_campaigns
+        self.with_total = with_total  # whether a page says how many leads its campaign holds
+        self.page_cap = page_cap  # the most leads a page holds, whatever the limit asked
+        self.ignores_offset = ignores_offset  # every page is the first
         self.failing = dict(failing or {})
         self.ids = {
             email: 100 + n
@@ -78,12 +84,14 @@ class Account:
         if campaign not in self.campaigns:
             return Answer(404, '{"error": "Campaign not found"}')
         leads = self.campaigns[campaign]
-        offset, limit = int(query["offset"]), int(query["limit"])
+        offset = 0 if self.ignores_offset else int(query["offset"])
+        limit = min(int(query["limit"]), self.page_cap)
         data = [
             {"campaign_lead_map_id": 9, "status": status, "lead": {"id": self.ids[e], "email": e}}
             for e, status in leads[offset : offset + limit]
         ]
-        return Answer(200, json.dumps({"total_leads": str(len(leads)), "data": data}))
+        total = {"total_leads": str(len(leads))} if self.with_total else {}
+        return Answer(200, json.dumps({**total, "data": data}))
 
     def _lookup(self, email: str) -> Answer:
         if email not in self.ids:
@@ -188,6 +196,47 @@ async def test_a_campaign_sent_to_paging_after_its_first_page_reads_each_page_on
     assert (len(account.pages), reads) == (10, 12)
     assert set(current.campaigns[5][LEADS]) == set(addresses)
     assert current.campaigns[5][UNREAD] == {}
+
+
+@pytest.mark.parametrize(
+    ("cap", "leads", "offsets"), [(100, 250, [0, 100, 200, 250]), (40, 80, [0, 40, 80])]
+)
+async def test_a_campaign_whose_pages_say_not_how_many_leads_it_holds_is_read_to_an_empty_page(
+    cap: int, leads: int, offsets: list[int]
+) -> None:
+    """Lookups that do not show the campaigns, and pages without ``total_leads``: page after
+    page, each from where the last ended (a server may give fewer than asked), to an empty one.
+    Before, only the first page was read, and a lead past it was refused as not in the
+    campaign."""
+    account = Account(
+        {5: many(5, leads), 6: []}, with_campaigns=False, with_total=False, page_cap=cap
+    )
+    addresses = ("lead3.5@x.example.com", f"lead{leads - 1}.5@x.example.com")
+    current, reads = await found(account, [*rows(5, *addresses), *rows(6, "a@x.example.com")])
+    fives = [urlsplit(path) for path in account.pages if path.startswith("/campaigns/5/")]
+    assert [int(parse_qs(page.query)["offset"][0]) for page in fives] == offsets
+    assert set(current.campaigns[5][LEADS]) == set(addresses)
+    assert current.campaigns[5][UNREAD] == {}
+    assert current.campaigns[6][LEADS] == current.campaigns[6][UNREAD] == {}
+    assert reads == len(account.paths)
+
+
+async def test_pages_that_repeat_without_a_total_end_the_reading_and_leave_the_rest_unread() -> (
+    None
+):
+    """A server that ignores the offset and gives no total: the second page shows no lead the
+    first did not, so the reading stops there, and a lead not seen is unread (its row fails with
+    the reason), not refused as absent."""
+    account = Account(
+        {5: many(5, 300)}, with_campaigns=False, with_total=False, ignores_offset=True
+    )
+    addresses = ("lead3.5@x.example.com", "lead250.5@x.example.com")
+    current, _ = await found(account, rows(5, *addresses))
+    assert len(account.pages) == 2
+    assert current.campaigns[5][LEADS] == {"lead3.5@x.example.com": LeadState(103, "STARTED")}
+    assert current.campaigns[5][UNREAD] == {
+        "lead250.5@x.example.com": "its pages of leads repeat (the server ignores their offset)"
+    }
 
 
 async def test_a_missing_campaign_and_one_that_cannot_be_read() -> None:
