@@ -167,7 +167,7 @@ class _Call:
     """One POST (of ``data``) or GET (``data`` None), made in a thread of its own so that the
     caller can give up on it at its deadline (a host name being resolved cannot be
     interrupted); abandoning it closes its connection, which ends a read the server keeps
-    alive."""
+    alive, and one abandoned while it connects sends nothing."""
 
     def __init__(self, target: SplitResult, data: bytes | None, timeout: float) -> None:
         self.target = target
@@ -185,8 +185,8 @@ class _Call:
 
         target = self.target
         path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+        connection: http.client.HTTPConnection | None = None
         try:
-            connection: http.client.HTTPConnection
             if target.scheme == "https":
                 import ssl
 
@@ -204,6 +204,9 @@ class _Call:
                 if self._abandoned:
                     return
                 self._connection = connection
+            connection.connect()
+            if self._given_up():  # while connecting: the caller has said it was not sent
+                return
             # Neither proxies from the environment nor redirects: as for the API itself.
             headers = {"User-Agent": "bulkrunner"}
             if self.data is None:
@@ -216,7 +219,13 @@ class _Call:
             self.error = exc
         finally:
             self.abandon()
+            if connection is not None:  # one abandoned before it had a socket has one now
+                connection.close()
             self.done.set()
+
+    def _given_up(self) -> bool:
+        with self._lock:
+            return self._abandoned
 
     def abandon(self) -> None:
         with self._lock:

@@ -255,3 +255,37 @@ def test_ctrl_c_the_kernel_gives_the_calls_thread_still_abandons_the_call(
     assert [r.getMessage() for r in caplog.records] == [
         "notification to http://127.0.0.1 abandoned: interrupted"
     ]
+
+
+@pytest.mark.timeout(30)
+def test_a_call_abandoned_while_it_connects_sends_nothing_and_leaves_no_connection_open(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At its deadline the call may still be connecting (a host name being resolved, or a
+    thread the machine has not run yet): it must not send the message afterwards, which the
+    run has already said was not delivered, and the connection it goes on to make is closed,
+    not left open for the garbage collector to find in a later test."""
+    import http.client
+
+    release = threading.Event()
+    made: list[http.client.HTTPConnection] = []
+    connect = http.client.HTTPConnection.connect
+
+    def late_connect(connection: http.client.HTTPConnection) -> None:
+        made.append(connection)
+        release.wait(30)
+        connect(connection)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", late_connect)
+    with Receiver() as hook, caplog.at_level(logging.WARNING, "bulkrunner"):
+        delivered = notify.send(f"{hook.url}/hook", {"text": "done"}, timeout=0.05)
+        (call,) = [t for t in threading.enumerate() if t.name == "bulkrunner-notification"]
+        release.set()
+        call.join(30)
+        assert not call.is_alive()
+    assert not delivered
+    assert [r.getMessage() for r in caplog.records] == [
+        "notification to http://127.0.0.1 not delivered: no answer within 0.05s"
+    ]
+    assert hook.requests == []
+    assert [connection.sock for connection in made] == [None]  # closed
