@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import functools
-import gc
 import inspect
 import re
 import signal
@@ -38,14 +37,6 @@ def pytest_configure(config: pytest.Config) -> None:
     children start with by default."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """The modules imported and the tests collected live as long as the session: frozen, the
-    garbage collector's full passes do not go through them again and again (32 passes of 90 ms
-    each in a run of the in-process tests)."""
-    gc.collect()
-    gc.freeze()
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marks

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 @contextlib.contextmanager
 def own_heap() -> Iterator[None]:
     """Within it, ``gc.collect`` and ``gc.get_objects`` see only the objects made since it began:
-    the ones alive before (pandas, pyarrow, every module and test the process has loaded) are
-    frozen, so a collection or a census costs what the test made, not the whole process's heap.
-    An object a frozen one refers to counts as alive, as it is. They stay frozen, as the session
-    keeps what it collected (``tests/conftest.py``): what outlived the tests before this one
-    lives long, and the garbage among it is collected first."""
-    gc.collect()
+    the ones before (pandas, pyarrow, every module and test the process has loaded) are frozen,
+    so a collection or a census costs what the test made, not the whole process's heap. An object
+    a frozen one refers to counts as alive, as it is."""
     gc.freeze()
-    yield
+    try:
+        yield
+    finally:
+        gc.unfreeze()
