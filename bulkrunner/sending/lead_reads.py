@@ -14,8 +14,9 @@ is read (it shows how many leads the campaign holds, and may hold the rows' lead
 whichever is fewer reads: its other pages, or looking up the addresses the first page did not
 show. So a handful of rows of a campaign of 100,000 leads costs a handful of reads, and 500 rows
 of a campaign of 300 leads three. A lookup that shows the lead but not its status in a campaign
-sends that campaign to paging; one whose pages do not say how many leads it holds is read page
-after page, each from where the last ended, until one is empty. An address the campaign does
+sends that campaign to paging; one whose pages do not say how many leads it holds (or whose
+first page holds fewer than its total and a page allow) is read page after page, each from
+where the last ended, until one is empty. An address the campaign does
 not hold is simply absent from its state (the operation refuses its row).
 
 Every read goes through the account's ``Connection``: the key's budget, the retries,
@@ -192,8 +193,9 @@ class _Reading:
             why = decision.message or "the answer is not a page of leads"
             self.current.unreadable[campaign] = f"its leads could not be read ({why})"
             return None
-        if offset == 0:
-            self.totals[campaign] = page.total
+        if offset == 0:  # a first page short of its total gives fewer than asked: no guide
+            short = page.total is not None and page.size < min(page.total, PAGE_SIZE)
+            self.totals[campaign] = None if short else page.total
         self.last[campaign] = page
         wanted, found = self.wanted[campaign], self.found.setdefault(campaign, {})
         found.update((address, lead) for address, lead in page.leads.items() if address in wanted)

@@ -199,17 +199,22 @@ async def test_a_campaign_sent_to_paging_after_its_first_page_reads_each_page_on
 
 
 @pytest.mark.parametrize(
-    ("cap", "leads", "offsets"), [(100, 250, [0, 100, 200, 250]), (40, 80, [0, 40, 80])]
+    ("total", "cap", "leads", "offsets"),
+    [
+        (False, 100, 250, [0, 100, 200, 250]),
+        (False, 40, 80, [0, 40, 80]),
+        (True, 40, 100, [0, 40, 80, 100]),  # its total, and pages of fewer than asked
+    ],
 )
 async def test_a_campaign_whose_pages_say_not_how_many_leads_it_holds_is_read_to_an_empty_page(
-    cap: int, leads: int, offsets: list[int]
+    total: bool, cap: int, leads: int, offsets: list[int]
 ) -> None:
-    """Lookups that do not show the campaigns, and pages without ``total_leads``: page after
-    page, each from where the last ended (a server may give fewer than asked), to an empty one.
-    Before, only the first page was read, and a lead past it was refused as not in the
-    campaign."""
+    """Lookups that do not show the campaigns, and pages without ``total_leads`` (or a first
+    page short of it): page after page, each from where the last ended (a server may give fewer
+    than asked), to an empty one. Before, only the pages the total called for were read, at
+    offsets of 100, and a lead past them was refused as not in the campaign."""
     account = Account(
-        {5: many(5, leads), 6: []}, with_campaigns=False, with_total=False, page_cap=cap
+        {5: many(5, leads), 6: []}, with_campaigns=False, with_total=total, page_cap=cap
     )
     addresses = ("lead3.5@x.example.com", f"lead{leads - 1}.5@x.example.com")
     current, reads = await found(account, [*rows(5, *addresses), *rows(6, "a@x.example.com")])
