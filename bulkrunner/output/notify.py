@@ -204,6 +204,8 @@ class _Call:
                 if self._abandoned:
                     return
                 self._connection = connection
+            # closed by abandon(), the connection must not open itself again to send
+            connection.auto_open = 0
             connection.connect()
             if self._given_up():  # while connecting: the caller has said it was not sent
                 return

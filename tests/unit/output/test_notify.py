@@ -299,3 +299,31 @@ def test_a_call_abandoned_while_it_connects_sends_nothing_and_leaves_no_connecti
     ]
     assert sent == []
     assert [connection.sock for connection in made] == [None]  # closed
+
+
+@pytest.mark.timeout(30)
+def test_a_call_abandoned_after_it_connected_and_before_it_sent_sends_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller's deadline may come between the call's last look and its request: the
+    connection abandoning closes must not open itself again to send (http.client would)."""
+    import http.client
+
+    sent: list[bytes] = []
+    send, given_up = http.client.HTTPConnection.send, notify._Call._given_up
+
+    def recorded(connection: http.client.HTTPConnection, data: Any) -> None:
+        send(connection, data)
+        sent.append(bytes(data))
+
+    def then_abandoned(call: Any) -> bool:
+        answer = given_up(call)
+        call.abandon()  # the caller's deadline, just after the call looked
+        return answer
+
+    monkeypatch.setattr(http.client.HTTPConnection, "send", recorded)
+    monkeypatch.setattr(notify._Call, "_given_up", then_abandoned)
+    with RawServer(silent) as server:
+        delivered = notify.send(f"{server.url}/hook", {"text": "done"}, timeout=1)
+    assert not delivered
+    assert sent == []
