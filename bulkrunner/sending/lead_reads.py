@@ -141,13 +141,13 @@ class _Reading:
     async def _rest(self, campaign: int) -> str | None:
         """The pages after the first of a campaign whose answers do not say how many leads it
         holds: one after another, each from where the last one ended, until one is empty. A
-        page that shows no lead the ones before did (a server ignoring the offset) ends the
-        reading too: the rows' leads not found are then unread, not absent."""
+        page whose leads were all shown before (a server ignoring the offset) ends the reading
+        too: the rows' leads not found are then unread, not absent."""
         seen: set[int] = set()
         offset = 0
         while not self._gone(campaign) and (page := self.last.get(campaign)) is not None:
             new = {lead.id for lead in page.leads.values()} - seen
-            if page.size == 0 or (offset and not new):
+            if page.size == 0 or (offset and page.leads and not new):
                 if page.size:
                     why = "its pages of leads repeat (the server ignores their offset)"
                     for address in self.wanted[campaign] - set(self.found.get(campaign, ())):

@@ -327,3 +327,26 @@ def test_a_lead_found_by_address_is_read_in_the_forms_it_comes_in(
 
 def test_an_address_is_encoded_in_the_lookup() -> None:
     assert lookup_path("a+tag@x.com") == "/leads/?email=a%2Btag@x.com"
+
+
+class IdlessPage(Account):
+    """Pages without ``total_leads``, the one at offset 100 of entries without a lead id."""
+
+    def _page(self, campaign: int, query: Mapping[str, str]) -> Answer:
+        answer = super()._page(campaign, query)
+        if query["offset"] != "100":
+            return answer
+        page = json.loads(answer.body)
+        for entry in page["data"]:
+            del entry["lead"]["id"]
+        return Answer(200, json.dumps(page))
+
+
+async def test_a_page_of_entries_without_ids_is_passed_over_not_taken_for_a_repeat() -> None:
+    """Without ids a page shows no lead, and no sign that the server ignores the offset: the
+    reading goes on past it and finds the row's lead on the next page."""
+    account = IdlessPage({5: many(5, 250)}, with_campaigns=False, with_total=False)
+    current, _ = await found(account, rows(5, "lead230.5@x.example.com"))
+    assert [p for p in account.pages if "offset=200" in p]
+    assert current.campaigns[5][LEADS] == {"lead230.5@x.example.com": LeadState(330, "STARTED")}
+    assert current.campaigns[5][UNREAD] == {}
