@@ -16,8 +16,8 @@ show. So a handful of rows of a campaign of 100,000 leads costs a handful of rea
 of a campaign of 300 leads three. A lookup that shows the lead but not its status in a campaign
 sends that campaign to paging; one whose pages do not say how many leads it holds (or whose
 first page holds fewer than its total and a page allow) is read page after page, each from
-where the last ended, until one is empty. An address the campaign does
-not hold is simply absent from its state (the operation refuses its row).
+where the last ended, until one is empty. An address the campaign does not hold is simply
+absent from its state (the operation refuses its row).
 
 Every read goes through the account's ``Connection``: the key's budget, the retries,
 ``--max-wait`` and the outage timeout; they count in the run's reads (its ETA, ``plan``'s
