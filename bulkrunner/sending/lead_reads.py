@@ -14,10 +14,10 @@ is read (it shows how many leads the campaign holds, and may hold the rows' lead
 whichever is fewer reads: its other pages, or looking up the addresses the first page did not
 show. So a handful of rows of a campaign of 100,000 leads costs a handful of reads, and 500 rows
 of a campaign of 300 leads three. A lookup that shows the lead but not its status in a campaign
-sends that campaign to paging; one whose pages do not say how many leads it holds (or whose
-first page holds fewer than its total and a page allow) is read page after page, each from
-where the last ended, until one is empty. An address the campaign does not hold is simply
-absent from its state (the operation refuses its row).
+sends that campaign to paging: it is read page after page, each from where the last ended,
+until the rows' leads are all found, a page is empty or the campaign's total is reached (so a
+campaign claiming a billion leads costs no more reads than it holds). An address the campaign
+does not hold is simply absent from its state (the operation refuses its row).
 
 Every read goes through the account's ``Connection``: the key's budget, the retries,
 ``--max-wait`` and the outage timeout; they count in the run's reads (its ETA, ``plan``'s
@@ -123,38 +123,38 @@ class _Reading:
         return lambda: self._lookup(address, campaigns)
 
     async def _whole(self, campaigns: list[int]) -> None:
-        """Every page of ``campaigns``, the first only where it was not read already; what the
-        lookups found with its status stays found."""
+        """The pages of ``campaigns`` (the first only where it was not read already) until
+        their rows' leads are all found; what the lookups found with its status stays found."""
         for campaign in campaigns:
             self.unread.pop(campaign, None)
             self.paged.add(campaign)
         await self._all([self._paging(c, 0) for c in campaigns if c not in self.totals])
-        work: list[Callable[[], Awaitable[str | None]]] = []
-        for campaign in campaigns:
-            total = self.totals.get(campaign)
-            if total is None:
-                work.append(functools.partial(self._rest, campaign))
-                continue
-            work += [self._paging(campaign, at) for at in range(1, math.ceil(total / PAGE_SIZE))]
-        await self._all(work)
+        await self._all([functools.partial(self._rest, campaign) for campaign in campaigns])
 
     async def _rest(self, campaign: int) -> str | None:
-        """The pages after the first of a campaign whose answers do not say how many leads it
-        holds: one after another, each from where the last one ended, until one is empty. A
-        page whose leads were all shown before (a server ignoring the offset) ends the reading
-        too: the rows' leads not found are then unread, not absent."""
+        """The pages after the first of a campaign, one after another, each from where the last
+        one ended, until the rows' leads are all found, or a page is empty, or the campaign's
+        total is reached: however many leads a campaign holds or claims to, a page is read only
+        while a row's lead may still be on it. A page whose leads were all shown before (a
+        server ignoring the offset) ends the reading too: the rows' leads not found are then
+        unread, not absent."""
         seen: set[int] = set()
         offset = 0
         while not self._gone(campaign) and (page := self.last.get(campaign)) is not None:
+            left = self.wanted[campaign] - set(self.found.get(campaign, ()))
             new = {lead.id for lead in page.leads.values()} - seen
-            if page.size == 0 or (offset and page.leads and not new):
-                if page.size:
-                    why = "its pages of leads repeat (the server ignores their offset)"
-                    for address in self.wanted[campaign] - set(self.found.get(campaign, ())):
-                        self.unread.setdefault(campaign, {})[address] = why
+            if not left or page.size == 0:
+                return None
+            if offset and page.leads and not new:
+                why = "its pages of leads repeat (the server ignores their offset)"
+                for address in left:
+                    self.unread.setdefault(campaign, {})[address] = why
                 return None
             seen |= new
             offset += page.size
+            total = self.totals.get(campaign)
+            if total is not None and offset >= total:
+                return None
             stop = await self._page(campaign, offset)
             if stop is not None:
                 return stop
@@ -237,8 +237,7 @@ class _Reading:
     def _say(self) -> None:
         rows = sum(len(addresses) for addresses in self.wanted.values())
         log.info(
-            "found the leads of %s in %s: %s of leads read (%s, 100 a page), %s looked up "
-            "(GET /leads/?email=)",
+            "found the leads of %s in %s: %s of leads read (%s), %s looked up (GET /leads/?email=)",
             count(rows, "row"),
             count(len(self.wanted), "campaign"),
             count(self.pages, "page"),

@@ -211,18 +211,59 @@ async def test_a_campaign_whose_pages_say_not_how_many_leads_it_holds_is_read_to
 ) -> None:
     """Lookups that do not show the campaigns, and pages without ``total_leads`` (or a first
     page short of it): page after page, each from where the last ended (a server may give fewer
-    than asked), to an empty one. Before, only the pages the total called for were read, at
-    offsets of 100, and a lead past them was refused as not in the campaign."""
+    than asked), to an empty one while a row's lead is still not found (here, one the campaign
+    does not hold)."""
     account = Account(
         {5: many(5, leads), 6: []}, with_campaigns=False, with_total=total, page_cap=cap
     )
     addresses = ("lead3.5@x.example.com", f"lead{leads - 1}.5@x.example.com")
-    current, reads = await found(account, [*rows(5, *addresses), *rows(6, "a@x.example.com")])
+    absent = "nobody@x.example.com"
+    current, reads = await found(
+        account, [*rows(5, *addresses, absent), *rows(6, "a@x.example.com", first=4)]
+    )
     fives = [urlsplit(path) for path in account.pages if path.startswith("/campaigns/5/")]
     assert [int(parse_qs(page.query)["offset"][0]) for page in fives] == offsets
     assert set(current.campaigns[5][LEADS]) == set(addresses)
     assert current.campaigns[5][UNREAD] == {}
     assert current.campaigns[6][LEADS] == current.campaigns[6][UNREAD] == {}
+    assert reads == len(account.paths)
+
+
+class Claiming(Account):
+    """Pages that claim ``total`` leads in every campaign, whatever it holds."""
+
+    def __init__(self, campaigns: Mapping[int, list[tuple[str, str]]], total: int) -> None:
+        super().__init__(campaigns, with_campaigns=False)
+        self.total = total
+
+    def _page(self, campaign: int, query: Mapping[str, str]) -> Answer:
+        answer = super()._page(campaign, query)
+        return Answer(200, json.dumps({**json.loads(answer.body), "total_leads": self.total}))
+
+
+@pytest.mark.parametrize(
+    ("wanted", "offsets"),
+    [
+        (["lead7.5@x.example.com"], [0]),  # found on the first page: nothing more is read
+        (["lead7.5@x.example.com", "lead120.5@x.example.com"], [0, 100]),
+        # the second is another campaign's lead: read to the first empty page
+        (["lead7.5@x.example.com", "elsewhere@x.example.com"], [0, 100, 200, 250]),
+    ],
+)
+async def test_a_campaign_sent_to_paging_is_read_only_while_a_rows_lead_may_be_on_its_pages(
+    wanted: list[str], offsets: list[int]
+) -> None:
+    """A campaign of 250 leads that claims a trillion, whose lookups do not show its leads'
+    status: its pages are read until the rows' leads are found or a page is empty. Before, every
+    page its total called for was planned at once: a trillion leads held ten billion reads in
+    memory, and a campaign of a million leads was read whole for a lead on its first page."""
+    account = Claiming({5: many(5, 250), 6: [("elsewhere@x.example.com", "STARTED")]}, 10**12)
+    current, reads = await found(account, rows(5, *wanted))
+    fives = [urlsplit(path) for path in account.pages if path.startswith("/campaigns/5/")]
+    assert [int(parse_qs(page.query)["offset"][0]) for page in fives] == offsets
+    held = [address for address in wanted if address.startswith("lead")]
+    assert set(current.campaigns[5][LEADS]) == set(held)
+    assert current.campaigns[5][UNREAD] == {}
     assert reads == len(account.paths)
 
 
