@@ -44,8 +44,9 @@ def remember(secret: str) -> None:
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every given secret and every remembered one replaced by ``REDACTED``, in
     any spelling of it (see the module's docstring); nothing else changes."""
-    pattern = _pattern(frozenset(secret for secret in (*secrets, *_remembered) if secret))
-    return text if pattern is None else pattern.sub(REDACTED, text)
+    for pattern in _patterns(frozenset(secret for secret in (*secrets, *_remembered) if secret)):
+        text = pattern.sub(REDACTED, text)
+    return text
 
 
 def redact_url(text: str, secrets: Iterable[str] = ()) -> str:
@@ -55,13 +56,18 @@ def redact_url(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
-    """One pattern matching any spelling of any of ``secrets`` (the longest first, so that no
-    part of one is left when another is a part of it)."""
-    if not secrets:
-        return None
-    ordered = sorted(secrets, key=lambda secret: (-len(secret), secret))
-    return re.compile("|".join("".join(map(_spellings, secret)) for secret in ordered))
+def _patterns(secrets: frozenset[str]) -> tuple[re.Pattern[str], ...]:
+    """The patterns of ``secrets``, the longest first, so that no part of one is left when
+    another is a part of it. Each secret's pattern is made once a process (``_pattern``): a
+    run that remembers one more secret (another account's key, a webhook's URL) compiles that
+    one alone."""
+    return tuple(_pattern(secret) for secret in sorted(secrets, key=lambda s: (-len(s), s)))
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(secret: str) -> re.Pattern[str]:
+    """One pattern matching any spelling of ``secret``: some milliseconds to compile for a key."""
+    return re.compile("".join(map(_spellings, secret)))
 
 
 def _spellings(char: str) -> str:
