@@ -18,10 +18,11 @@ _MAX_MESSAGE = 300
 
 
 def parse_json(body: str) -> Any:
-    """The JSON value of ``body``, or None when it is not JSON."""
+    """The JSON value of ``body``, or None when it is not JSON (or nested deeper than Python's
+    parser goes: a hostile ``[[[[...`` of 100 KB)."""
     try:
         return json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bulkrunner.config.redaction import REDACTED
 from bulkrunner.model import Answer
+from bulkrunner.operations.state import parse_campaigns
 from bulkrunner.sending.retry import Decision, Verdict, classify
 from bulkrunner.sending.transport import HttpSender
 from tests.fakes import settings_request
@@ -137,3 +138,23 @@ def test_the_cap_is_stated_in_megabytes() -> None:
     )
     assert classify(Answer(503, too_large=MAX_BODY)).verdict is Verdict.RETRY  # as any 503
     assert classify(Answer(401, too_large=MAX_BODY)).verdict is Verdict.ABORT
+
+
+@pytest.mark.parametrize("body", ["[" * 100_000, '{"a":' * 100_000])
+async def test_an_answer_nested_deeper_than_the_parser_goes_is_a_failed_answer_not_a_crash(
+    session: aiohttp.ClientSession, body: str
+) -> None:
+    """100 KB of ``[[[[``: Python's JSON parser gives up with RecursionError, which the sender
+    let through (the command ended with an internal error, exit 3). It is taken as any answer
+    that is not JSON, and the run goes on."""
+
+    async def nested(request: web.Request) -> web.Response:
+        return web.Response(status=200, text=body, content_type="application/json")
+
+    with ServerThread(nested) as server:
+        sender = HttpSender(session, server.url, KEY, timeout=5)
+        written = await sender.send(settings_request(7, {"sending_limit": 5}))
+        listed = await sender.list_campaigns()
+    assert (written.status, listed.status) == (200, 200)
+    assert classify(written) == classify(Answer(200, "not JSON"))
+    assert parse_campaigns(listed) is None
