@@ -14,6 +14,8 @@ make of them a campaign's state: ``{"id", LEADS: {address: LeadState}, UNREAD: {
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,7 @@ from bulkrunner.operations.addresses import address_key
 from bulkrunner.operations.answers import parse_json, whole
 
 PAGE_SIZE = 100  # the most leads a page of a campaign's leads holds
+_UNDIGESTED = itertools.count(-1, -1)
 # A campaign's state, as the reads of a lead operation make it: its rows' leads, by address
 # (an address it does not hold is not there), and the addresses whose lead could not be read.
 LEADS, UNREAD = "leads", "unread"
@@ -41,11 +44,13 @@ class LeadState:
 @dataclass(frozen=True, slots=True)
 class Page:
     """A page of a campaign's leads: how many the campaign holds (None when the answer does not
-    say), each lead of the page by address (``address_key``), and how many entries it holds."""
+    say), each lead of the page by address (``address_key``), how many entries it holds, and
+    a digest of them (a page the same as the one before: a server ignoring the offset)."""
 
     total: int | None
     leads: dict[str, LeadState]
     size: int
+    digest: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +85,14 @@ def parse_page(body: str) -> Page | None:
         email, number = lead.get("email"), whole(lead.get("id", lead.get("lead_id")))
         if isinstance(email, str) and number is not None:
             leads[address_key(email)] = LeadState(number, status(entry.get("status")))
-    return Page(whole(data.get("total_leads")), leads, len(data["data"]))
+    return Page(whole(data.get("total_leads")), leads, len(data["data"]), _digest(data["data"]))
+
+
+def _digest(entries: list[Any]) -> int:
+    try:
+        return hash(json.dumps(entries, sort_keys=True))
+    except RecursionError:  # nested as deep as the parser goes: repeats no other page
+        return next(_UNDIGESTED)
 
 
 def parse_found(body: str) -> Found | None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -47,6 +46,7 @@ from bulkrunner.operations.lead_answers import (
     parse_page,
 )
 from bulkrunner.sending.connection import Connection
+from bulkrunner.sending.pages import MOST_PAGES, too_many
 from bulkrunner.sending.reads import Current, each
 from bulkrunner.sending.retry import Verdict, classify
 
@@ -102,7 +102,7 @@ class _Reading:
                 continue
             left = addresses - set(self.found.get(campaign, ()))
             total = self.totals.get(campaign)
-            more = math.ceil(total / PAGE_SIZE) - 1 if total is not None else None
+            more = -(-total // PAGE_SIZE) - 1 if total is not None else None
             if campaign in self.totals and more is not None and more <= len(left):
                 self.paged.add(campaign)
                 work += [self._paging(campaign, at) for at in range(1, more + 1)]
@@ -135,22 +135,28 @@ class _Reading:
         """The pages after the first of a campaign, one after another, each from where the last
         one ended, until the rows' leads are all found, or a page is empty, or the campaign's
         total is reached: however many leads a campaign holds or claims to, a page is read only
-        while a row's lead may still be on it. A page whose leads were all shown before (a
-        server ignoring the offset) ends the reading too: the rows' leads not found are then
-        unread, not absent."""
+        while a row's lead may still be on it. A page the same as the one before, or whose
+        leads were all shown before (a server ignoring the offset), ends the reading, as does
+        the ``MOST_PAGES``-th page: the rows' leads not found are then unread, not absent."""
         seen: set[int] = set()
-        offset = 0
+        offset = pages = 0
+        before: int | None = None
         while not self._gone(campaign) and (page := self.last.get(campaign)) is not None:
             left = self.wanted[campaign] - set(self.found.get(campaign, ()))
             new = {lead.id for lead in page.leads.values()} - seen
             if not left or page.size == 0:
                 return None
-            if offset and page.leads and not new:
+            why = ""
+            if offset and (page.digest == before or (page.leads and not new)):
                 why = "its pages of leads repeat (the server ignores their offset)"
+            elif (pages := pages + 1) >= MOST_PAGES:
+                why = too_many("leads", offset + page.size)
+            if why:
                 for address in left:
                     self.unread.setdefault(campaign, {})[address] = why
                 return None
             seen |= new
+            before = page.digest
             offset += page.size
             total = self.totals.get(campaign)
             if total is not None and offset >= total:

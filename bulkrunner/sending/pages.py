@@ -3,7 +3,8 @@
 An operation whose state is a campaign's list of leads (``Operation.paged``) reads it so: pages
 of ``paged`` entries (100, the most SmartLead gives), one after the other, until a page comes
 back short, the answer's ``total_leads`` are read, or a page adds nothing new (a server that
-ignores ``offset``). Each page is taken in by the operation's state as it comes
+ignores ``offset``), or ``MOST_PAGES`` are read (a campaign whose pages never end is
+unreadable, not read for ever). Each page is taken in by the operation's state as it comes
 (``Operation.collect``), so that only the compact state is kept, not the pages. Every read goes
 through the account's connection: counted in its budget, retried as any read.
 
@@ -26,6 +27,10 @@ from bulkrunner.sending.retry import Verdict, classify
 
 log = logging.getLogger("bulkrunner")
 _LARGE = 10  # pages: a campaign this long is said as its reading begins
+# The most pages of one campaign a command reads: a million leads at SmartLead's 100 a page, half
+# an hour of reads at the published rate. A server whose pages go on past it (new entries page
+# after page, whatever total it claims) would be read without end.
+MOST_PAGES = 10_000
 
 
 @dataclass(slots=True)
@@ -95,3 +100,14 @@ async def read_pages(
         if len(entries) < size or (total is not None and offset >= total) or not new:
             found.state = state
             return found
+        if found.reads >= MOST_PAGES:
+            found.unreadable = too_many(operation.detail, offset)
+            return found
+
+
+def too_many(detail: str, read: int) -> str:
+    """Why a campaign whose pages went on past ``MOST_PAGES`` is not read whole."""
+    return (
+        f"its {detail} go on past {MOST_PAGES:,} pages ({read:,} read), the most bulkrunner "
+        "reads of one campaign"
+    )

@@ -391,3 +391,58 @@ async def test_a_page_of_entries_without_ids_is_passed_over_not_taken_for_a_repe
     assert [p for p in account.pages if "offset=200" in p]
     assert current.campaigns[5][LEADS] == {"lead230.5@x.example.com": LeadState(330, "STARTED")}
     assert current.campaigns[5][UNREAD] == {}
+
+
+class Endless(Account):
+    """Pages that never end: a full page of leads never shown before at every offset, with no
+    total (``idless``: entries without a lead id, and every page the first)."""
+
+    def __init__(self, *, idless: bool = False) -> None:
+        super().__init__({5: [], 6: [("elsewhere@x.example.com", "STARTED")]}, with_total=False)
+        self.with_campaigns = False
+        self.idless = idless
+
+    def _page(self, campaign: int, query: Mapping[str, str]) -> Answer:
+        offset = 0 if self.idless else int(query["offset"])
+        lead = (
+            (lambda n: {"email": f"new{n}@x.example.com"})
+            if self.idless
+            else (lambda n: {"id": 10_000 + n, "email": f"new{n}@x.example.com"})
+        )
+        data = [{"status": "STARTED", "lead": lead(offset + n)} for n in range(100)]
+        return Answer(200, json.dumps({"data": data}))
+
+
+@pytest.mark.parametrize(
+    ("idless", "pages", "why"),
+    [
+        (True, 2, "its pages of leads repeat (the server ignores their offset)"),
+        (
+            False,
+            30,
+            "its leads go on past 30 pages (3,000 read), the most bulkrunner reads of one campaign",
+        ),
+    ],
+)
+async def test_pages_that_never_end_are_read_to_a_repeat_or_to_the_most_pages_and_no_further(
+    idless: bool, pages: int, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lead another campaign holds, looked for in one whose pages never end: the same page of
+    entries without ids again and again (a server ignoring the offset), or new leads at every
+    offset. The reading stops at the repeat, or at ``MOST_PAGES``, and the row's lead is unread
+    with the reason. Before, both were read for ever: 20,000 reads of the same page in a trial."""
+    monkeypatch.setattr("bulkrunner.sending.pages.MOST_PAGES", 30)
+    monkeypatch.setattr("bulkrunner.sending.lead_reads.MOST_PAGES", 30)
+    account = Endless(idless=idless)
+    current, _ = await found(account, rows(5, "elsewhere@x.example.com"))
+    assert len([path for path in account.pages if path.startswith("/campaigns/5/")]) == pages
+    assert current.campaigns[5][UNREAD] == {"elsewhere@x.example.com": why}
+    assert current.campaigns[5][LEADS] == {}
+
+
+async def test_a_total_too_large_for_a_float_is_read_as_any_other() -> None:
+    """``total_leads`` of 400 digits: it was divided as a float (OverflowError, the run ended
+    with an internal error); it is a whole number like any other."""
+    account = Claiming({5: many(5, 250)}, total=10**400)
+    current, _ = await found(account, rows(5, "lead7.5@x.example.com", "lead120.5@x.example.com"))
+    assert set(current.campaigns[5][LEADS]) == {"lead7.5@x.example.com", "lead120.5@x.example.com"}
