@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +30,18 @@ E2E = "tests/e2e/"
 # about 4 of the 6 seconds a worker takes to collect. The suite's own bytecode is kept whatever it
 # says (in __pycache__, which git ignores); the processes the tests start are left to it.
 sys.dont_write_bytecode = False
+
+# The tests' files (reports, journals, backups, state stores, spills) go to a folder in memory
+# where there is one with room: they are written as a run writes them, synced to the disk
+# (fsync) at every commit, 2-3 ms each on a disk, and the suite writes thousands of them. Not
+# where the memory folder is small (a container's 64 MB), nor on a system without one.
+MEMORY_FOLDER = Path("/dev/shm")
+if (
+    MEMORY_FOLDER.is_dir()
+    and os.access(MEMORY_FOLDER, os.W_OK | os.X_OK)
+    and shutil.disk_usage(MEMORY_FOLDER).free >= 4 * 2**30
+):
+    tempfile.tempdir = str(MEMORY_FOLDER)
 
 
 def pytest_configure(config: pytest.Config) -> None:
