@@ -235,6 +235,11 @@ def _history(args: argparse.Namespace, out: TextIO) -> int:
         return int(changes_command(folder, args.campaign_id, args.json, out))
     from bulkrunner.commands.runs import runs_command, show_command
 
+    if args.show not in (None, "show"):  # argparse would say "invalid choice" of a word
+        shown = args.show if args.show.isdigit() else "ID"
+        raise UsageError(
+            f"runs takes no {args.show!r}: to show a run, bulkrunner runs show {shown}"
+        )
     if args.show and args.run_id is not None:
         return int(show_command(folder, args.run_id, args.json, out))
     if args.show or args.run_id is not None:

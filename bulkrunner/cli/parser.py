@@ -213,9 +213,7 @@ def _run_id(parser: argparse.ArgumentParser, help: str) -> None:
 def _history(parser: argparse.ArgumentParser, command: str) -> None:
     """The arguments of ``runs`` and ``changes``, which read the state store."""
     if command == "runs":
-        parser.add_argument(
-            "show", nargs="?", choices=["show"], metavar="show", help="show one run: runs show ID"
-        )
+        parser.add_argument("show", nargs="?", metavar="show", help="show one run: runs show ID")
         parser.add_argument("run_id", nargs="?", type=int, metavar="ID", help="the run to show")
         parser.add_argument(
             "--limit", type=int, default=20, metavar="N", help="list the N latest (default 20)"

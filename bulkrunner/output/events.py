@@ -257,23 +257,25 @@ class Output(io.TextIOBase):
         self.json_lines = json_lines
         self.recorded: dict[str, dict[str, Any]] = {}
         self._partial = ""
+        self._gone = False  # the stream's reader went away
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
         if not self.json_lines:
-            return self.stream.write(redact(text))
+            self._put(redact(text))
+            return len(text)
         *lines, self._partial = (self._partial + text).split("\n")
         for line in lines:
-            self.stream.write(json_line("output", message=line) + "\n")
+            self._put(json_line("output", message=line) + "\n")
         return len(text)
 
     def flush(self) -> None:
         if self.json_lines and self._partial:
-            self.stream.write(json_line("output", message=self._partial) + "\n")
+            self._put(json_line("output", message=self._partial) + "\n")
             self._partial = ""
-        self.stream.flush()
+        self._put("", flush=True)
 
     def close(self) -> None:
         """Closed when collected, after the run: what is left is written if the stream still
@@ -286,10 +288,30 @@ class Output(io.TextIOBase):
         self.recorded[event] = {**fields, "lines": list(lines)}
         if self.json_lines:
             message = "; ".join(lines)
-            self.stream.write(json_line(event, message=message, **fields) + "\n")
+            self._put(json_line(event, message=message, **fields) + "\n")
         else:
             for line in lines:
-                self.stream.write(redact(line) + "\n")
+                self._put(redact(line) + "\n")
+
+    def _put(self, text: str, *, flush: bool = False) -> None:
+        """``text`` on the stream, unless its reader went away (``bulkrunner runs | head -1``):
+        the rest is not shown, and the command ends as it would have (its exit code is its
+        own, not an internal error's). The stream's descriptor then writes to nowhere, so that
+        Python's own flush as it exits does not fail again."""
+        if self._gone:
+            return
+        try:
+            self.stream.write(text)
+            if flush:
+                self.stream.flush()
+        except BrokenPipeError:
+            self._gone = True
+            with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+                nowhere = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    os.dup2(nowhere, self.stream.fileno())
+                finally:
+                    os.close(nowhere)
 
 
 def show(out: TextIO, event: str, lines: Sequence[str], **fields: Any) -> None:

@@ -210,6 +210,16 @@ def test_runs_lists_the_runs_and_runs_show_one_with_its_failed_rows(
     assert "no run 7 in the state store" in one_line_error(err)
     assert run(capsys, "runs", "show")[0] == 2
     assert json.loads(run(capsys, "runs", "--json", "--limit", "1")[1])[0]["id"] == 1
+    # a run's id without `show`, a misspelt option: each said "argument show: invalid choice"
+    code, _, err = run(capsys, "runs", "1")
+    assert (code, one_line_error(err)) == (
+        2,
+        "bulkrunner: error: runs takes no '1': to show a run, bulkrunner runs show 1",
+    )
+    with pytest.raises(SystemExit) as exited:
+        main(["runs", "--limt", "3"])
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert (exited.value.code, last) == (2, "bulkrunner: error: unrecognized arguments: --limt")
 
 
 def cli_flags(sim: SimulatorThread) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,25 @@ def test_an_output_whose_stream_closed_first_is_closed_without_an_error() -> Non
     stream.close()
     out.close()
     assert out.closed
+
+
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_a_command_whose_reader_left_ends_as_it_would_have_not_with_an_internal_error(
+    json_lines: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bulkrunner runs | head -1``: the reader leaves after a line, and writing the rest
+    fails with BrokenPipeError. The command ended with "internal error: BrokenPipeError" and
+    exit 3; the rest of its output is now dropped, its exit code its own, and its standard
+    output writes to nowhere, so that Python's flush at exit does not fail again."""
+    reading, writing = os.pipe()
+    stream = open(writing, "w", buffering=1, encoding="utf-8")  # noqa: SIM115
+    os.close(reading)  # the reader has left
+    monkeypatch.setattr("sys.stdout", stream)
+    try:
+        code = main(["runs", *(["--json"] if json_lines else [])])
+        stream.write("after the command\n")  # Python's own flush at exit
+        stream.flush()
+    finally:
+        stream.close()
+    assert code == 0
+    assert "internal error" not in capsys.readouterr().err
