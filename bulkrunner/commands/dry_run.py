@@ -20,7 +20,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from bulkrunner.commands.reporting import exit_code, show_summary, typed, warn_invalid, write_report
-from bulkrunner.commands.resumption import check_paths
+from bulkrunner.commands.resumption import check_paths, check_preview_path
 from bulkrunner.config.accounts import Accounts, account_error, check_column
 from bulkrunner.config.paths import lock_path
 from bulkrunner.config.run_config import RunConfig, for_config
@@ -203,6 +203,7 @@ def dry_run(
     no lock)."""
     assert config.report is not None
     check_paths(config)
+    check_preview_path(config.report, "dry run")
     report_path, numbering = config.report, numbering or Numbering()
     accounts = Accounts.load(config, None)
     check_column(config.input, source.columns, accounts)

@@ -25,7 +25,7 @@ from bulkrunner.commands.drift import header_of, of_backup
 from bulkrunner.commands.dry_run import opened
 from bulkrunner.commands.recording import recorded
 from bulkrunner.commands.reporting import exit_code, show_summary, typed, write_report
-from bulkrunner.commands.resumption import check_paths
+from bulkrunner.commands.resumption import check_paths, check_preview_path
 from bulkrunner.commands.streamed import Stream, send
 from bulkrunner.config.environment import API_KEY_ENV
 from bulkrunner.config.paths import PLAN, default_report_path, is_backup, lock_path
@@ -68,6 +68,7 @@ def plan_job(
     assert config.report is not None
     report_path = config.report
     check_paths(config)
+    check_preview_path(report_path, "plan")
     drift = None
     if is_backup(config.input):  # the plan of a rollback
         config, drift, missing = of_backup(config)

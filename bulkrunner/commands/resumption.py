@@ -159,6 +159,19 @@ def check_paths(config: RunConfig) -> None:
         )
 
 
+def check_preview_path(report: Path, kind: str) -> None:
+    """Refuse a ``kind`` of preview (a plan, a dry run) whose report would replace a run's: a
+    report with its journal (an unfinished run) or its backup beside it is the record of what
+    a run did, which its resume, retry and rollback read. (A run's lock is the lock's to judge:
+    a running run's refuses the preview, exit 4; a killed run's is taken over.)"""
+    beside = [path for path in (journal_path(report), backup_path(report)) if path.exists()]
+    if beside:
+        raise UsageError(
+            f"{report}: the report of a run ({beside[0].name} is beside it); a {kind} does not "
+            f"replace it: give the {kind}'s report a name of its own with --report"
+        )
+
+
 def earlier_successes(
     config: RunConfig, identity: RunIdentity, journal_file: Path
 ) -> dict[str, Success] | None:

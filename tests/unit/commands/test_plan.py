@@ -18,6 +18,7 @@ from bulkrunner.operations import operation
 from bulkrunner.operations.base import Wire
 from bulkrunner.output.planning import Requests, change_line, change_lines, duration, shown
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
+from tests.fakes import one_line_error
 
 KEY = "sk-plan-SENTINEL-77"
 SETTINGS = operation("settings")
@@ -437,3 +438,30 @@ def test_plan_reads_only_when_no_other_run_uses_its_key(
     err = capsys.readouterr().err
     assert code == 4, err
     assert "the key SMARTLEAD_API_KEY: another bulkrunner run" in err
+
+
+def test_a_plan_or_dry_run_never_replaces_a_runs_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job file's fixed ``report = "reports/nightly.csv"``, or ``--report`` given again: a
+    plan, a dry run of the same report path replaced the run's report (its backup left beside
+    a report of ``dry_run`` rows). Each is refused, and the run's report stays as it was; a
+    new run of the same report path is a run like any other."""
+    source = tmp_path / "plan.csv"
+    source.write_text("campaign_id,sending_limit\n21,75\n")
+    report = tmp_path / "nightly.csv"
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns={21})) as sim:
+        base = ["--base-url", sim.base_url]
+        assert main(["run", str(source), "--report", str(report), *base]) == 0
+        ran = report.read_bytes()
+        capsys.readouterr()
+        for preview in (["plan"], ["run", "--dry-run"]):
+            assert main([*preview, str(source), "--report", str(report), *base]) == 2
+            kind = "plan" if preview == ["plan"] else "dry run"
+            assert one_line_error(capsys.readouterr().err) == (
+                f"bulkrunner: error: {report}: the report of a run (nightly.csv.backup.parquet "
+                f"is beside it); a {kind} does not replace it: give the {kind}'s report a name "
+                "of its own with --report"
+            )
+            assert report.read_bytes() == ran
+        assert main(["run", str(source), "--report", str(report), *base]) == 0
