@@ -109,26 +109,34 @@ class Leads:
         self.bounced = _entries(config.bounced)
         self.unsubscribed = _entries(config.unsubscribed)
         self.last_step = _entries(config.last_step_leads)
-        if not self.store.seeded:
-            self._seed()
+        self._seed()
 
     def _seed(self) -> None:
+        """The leads the config seeds that this account was not seeded with before (a kept
+        account meets other commands' configs): each campaign's numbered leads once, and each
+        named lead once in its campaign (not again once removed)."""
+        store = self.store
         for campaign_id, number in self.config.lead_seeds().items():
+            if campaign_id in store.seeded:
+                continue
             for position in range(number):
                 email, values, custom = seed_lead(campaign_id, position)
                 key = address_key(email)
-                lead = self.store.lead(email, values, custom, unsubscribed=key in self.unsubscribed)
+                lead = store.lead(email, values, custom, unsubscribed=key in self.unsubscribed)
                 status = seed_status(campaign_id, position)
-                self.store.join(campaign_id, lead, status, last_step=key in self.last_step)
+                store.join(campaign_id, lead, status, last_step=key in self.last_step)
+            store.seeded.add(campaign_id)
         for campaign_id, emails in sorted(self.config.named_leads.items()):
             for position, email in enumerate(emails):
                 key = address_key(email)
-                if self.store.member(campaign_id, email) is not None:
+                if (campaign_id, key) in store.named:
                     continue
-                lead = self.store.lead(email, unsubscribed=key in self.unsubscribed)
+                store.named.add((campaign_id, key))
+                if store.member(campaign_id, email) is not None:
+                    continue
+                lead = store.lead(email, unsubscribed=key in self.unsubscribed)
                 status = seed_status(campaign_id, position)
-                self.store.join(campaign_id, lead, status, last_step=key in self.last_step)
-        self.store.seeded = True
+                store.join(campaign_id, lead, status, last_step=key in self.last_step)
 
     # --- uploading ---------------------------------------------------------------------------
 

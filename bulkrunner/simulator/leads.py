@@ -155,7 +155,10 @@ class LeadStore:
         self.by_address: dict[str, Lead] = {}
         self.campaigns: dict[int, CampaignLeads] = {}
         self.held = 0  # leads in campaigns, a lead counted once per campaign holding it
-        self.seeded = False
+        # what was seeded, so that an account kept between commands is seeded once each: the
+        # campaigns given their numbered leads, and each (campaign, address) given its lead
+        self.seeded: set[int] = set()
+        self.named: set[tuple[int, str]] = set()
         self._leads: list[Lead] = []  # by id: ids are given in order from FIRST_LEAD_ID
         self._next_map = FIRST_MAP_ID
 

@@ -9,7 +9,8 @@ afresh.
 
     {"version": 1, "accounts": {"": {"campaigns": [[1480601, 1480620]],
         "settings": {"1480601": {...}}, "schedules": {...}, "statuses": {...},
-        "email_accounts": {...}, "leads": {"seeded": true, "next_map": 9000000003,
+        "email_accounts": {...}, "leads": {"seeded": [1480601], "named": [[1480601, "a@x.com"]],
+        "next_map": 9000000003,
         "leads": [[email, fields or null, custom fields or null, unsubscribed], ...],
         "campaigns": {"1480601": [[lead index, map id, status, last step], ...]}}}}}
 """
@@ -147,7 +148,8 @@ def _leads(store: LeadStore) -> dict[str, Any]:
         for campaign_id in sorted(store.campaigns)
     }
     return {
-        "seeded": store.seeded,
+        "seeded": sorted(store.seeded),
+        "named": sorted([campaign, key] for campaign, key in store.named),
         "next_map": store._next_map,  # (removed memberships' ids are not given again)
         "leads": leads,
         "campaigns": campaigns,
@@ -165,5 +167,10 @@ def _lead_store(kept: Mapping[str, Any]) -> LeadStore:
             store._next_map = int(map_id)  # each membership keeps the id it was given
             store.join(int(campaign_id), leads[index], str(status), last_step=bool(last_step))
     store._next_map = int(kept["next_map"])
-    store.seeded = bool(kept["seeded"])
+    seeded = kept["seeded"]
+    if isinstance(seeded, list):
+        store.seeded = {int(campaign) for campaign in seeded}
+    elif seeded:  # kept before the campaigns seeded were named: every campaign it held
+        store.seeded = set(store.campaigns)
+    store.named = {(int(campaign), str(key)) for campaign, key in kept.get("named", [])}
     return store

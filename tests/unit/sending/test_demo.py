@@ -140,7 +140,8 @@ def test_the_saved_account_reads_back_as_it_was(tmp_path: Path) -> None:
     leads.join(5, bob, "PAUSED", last_step=True)
     leads.join(6, ada)
     leads.leave(5, ada)
-    leads.seeded = True
+    leads.seeded = {5}
+    leads.named = {(6, "ada@x.com")}
     path = tmp_path / "simulator.json"
     save(path, "acme", SavedAccount(state, {5, 6, 7, 10}))
     save(path, "", SavedAccount(SimulatorState(), {1}))  # another account, beside it
@@ -159,7 +160,43 @@ def test_the_saved_account_reads_back_as_it_was(tmp_path: Path) -> None:
     assert kept.leads.member(5, "bob@y.com").last_step  # type: ignore[union-attr]
     assert kept.leads.held == leads.held == 2
     assert kept.leads.find("ada@x.com").campaigns == 1  # type: ignore[union-attr]
-    assert kept.leads.seeded
+    assert (kept.leads.seeded, kept.leads.named) == ({5}, {(6, "ada@x.com")})
     assert kept.leads.join(7, bob).map_id == leads.join(7, bob).map_id
     assert load(path, "").campaigns == {1}
     assert load(path, "nobody").campaigns == set()
+
+
+def test_a_kept_account_holds_the_leads_each_new_input_names(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The README's demo, then the lead-status sample, on one kept account: the demo's run had
+    marked the account seeded, so the sample's leads were never added, and its every row failed
+    ("no lead with this address in the campaign"). Each input's leads are added to its
+    campaigns once: a lead the run then removes is not added again."""
+    Path("settings.csv").write_text("campaign_id,sending_limit\n1480614,33\n")
+    code, _, err = run(capsys, "run", "settings.csv", "--simulate", "--report", "s.csv")
+    assert code == 0, err
+    Path("pause.csv").write_text(
+        "campaign_id,email,action\n1480614,ada@acme.example.com,pause\n"
+        "1480615,alan@initech.example.com,pause\n"
+    )
+    pause = ["run", "pause.csv", "--operation", "lead-status", "--simulate"]
+    code, out, err = run(capsys, *pause, "--report", "p.csv")
+    assert code == 0, err
+    assert "failed" not in out  # each paused (or found paused already)
+    code, out, err = run(capsys, *pause, "--report", "p2.csv")
+    assert (code, "2 unchanged" in out) == (0, True), err  # paused by the run before, not anew
+
+    kept = simulated_accounts_path(None)
+    account = load(kept, "")
+    ada = account.state.leads.find("ada@acme.example.com")
+    assert ada is not None
+    account.state.leads.leave(1480614, ada)  # as a removal would
+    save(kept, "", account)
+    code, out, err = run(capsys, *pause, "--report", "p3.csv")
+    assert code == 1, err
+    report = pd.read_csv("p3.csv", dtype=str, keep_default_na=False)
+    assert report["error"].tolist() == [  # removed: not added again
+        "campaign 1480614: no lead with this address in the campaign; not sent",
+        "",
+    ]
