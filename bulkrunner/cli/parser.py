@@ -62,8 +62,12 @@ class _Parser(argparse.ArgumentParser):
         return super().parse_known_args(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        """One line naming the mistake (argparse's own prints the command's usage first: 23
+        lines for ``run``, the error at their end)."""
         if not self.json_errors:
-            super().error(message)
+            self.exit(
+                int(ExitCode.USAGE), f"{self.prog}: error: {message} (see {self.prog} --help)\n"
+            )
         from bulkrunner.output.events import json_line
 
         print(

@@ -236,7 +236,25 @@ def test_no_command_at_all_is_a_usage_error_not_a_traceback(
     assert code == 2
     assert out == ""
     required = "bulkrunner: error: the following arguments are required: COMMAND"
-    assert err.splitlines()[-1] == required
+    assert err == f"{required} (see bulkrunner --help)\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["run", "in.csv", "--rate", "10"], "bulkrunner run: error: argument --rate: invalid rate"),
+        (["rollback", "--run", "abc"], "bulkrunner rollback: error: argument --run: invalid int"),
+    ],
+)
+def test_a_mistyped_value_is_one_line_not_the_commands_usage_first(
+    capsys: pytest.CaptureFixture[str], argv: list[str], error: str
+) -> None:
+    """argparse prints the command's usage before the error: 23 lines for ``run``."""
+    code, out, err = run_safely(capsys, *argv)
+    assert (code, out) == (2, "")
+    (line,) = err.splitlines()
+    assert line.startswith(error)
+    assert line.endswith(f"(see bulkrunner {argv[0]} --help)")
 
 
 def test_a_job_file_with_an_unknown_option(

@@ -219,7 +219,10 @@ def test_runs_lists_the_runs_and_runs_show_one_with_its_failed_rows(
     with pytest.raises(SystemExit) as exited:
         main(["runs", "--limt", "3"])
     last = capsys.readouterr().err.splitlines()[-1]
-    assert (exited.value.code, last) == (2, "bulkrunner: error: unrecognized arguments: --limt")
+    assert (exited.value.code, last) == (
+        2,
+        "bulkrunner: error: unrecognized arguments: --limt (see bulkrunner --help)",
+    )
 
 
 def cli_flags(sim: SimulatorThread) -> list[str]:
