@@ -256,7 +256,7 @@ def _followed(args: argparse.Namespace) -> tuple[str | None, str | None]:
     if args.run is None:
         if given is None:
             raise UsageError(
-                f"give the run to {args.command} up: its report (or backup), or --run ID "
+                f"give the run to {args.command}: its report (or backup), or --run ID "
                 "(bulkrunner runs lists them)"
             )
         return given, job_file

@@ -181,18 +181,23 @@ def check_columns(
     problems: list[str] = []
     unknown: list[str] = []
     own: list[str] = []  # unknown, and like no known column: most likely the user's own
+    others: dict[str, list[str]] = {}  # another operation's columns, by operation
     for name in strange:
         other = owner(name)
         if other is not None:
-            problems.append(
-                f"column {name!r} belongs to the {other} operation, not {this} "
-                f"(run with --operation {other}, or remove the column)"
-            )
+            others.setdefault(other, []).append(repr(name))
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         unknown.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         if not close:
             own.append(name)
+    for other, names in others.items():
+        several = len(names) > 1
+        problems.append(
+            f"column{'s' if several else ''} {', '.join(names)} belong{'' if several else 's'} "
+            f"to the {other} operation, not {this} (run with --operation {other}, or remove "
+            f"{'them' if several else 'the column'})"
+        )
     if unknown:
         problems.append(f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
     carry = f"; to carry columns of your own into the report unsent: --keep-columns {','.join(own)}"

@@ -192,9 +192,11 @@ class Pipeline:
                 self.config, rows, planned, current.campaigns, operation, self.whose
             )
         if len(planned.unchanged) > earlier:
+            already = len(planned.unchanged) - earlier
             log.info(
-                "%s already have every wanted value: not sent",
-                count(len(planned.unchanged) - earlier, "row"),
+                "%s already %s every wanted value: not sent",
+                count(already, "row"),
+                "has" if already == 1 else "have",
             )
         drifted = len(planned.drifted) if self.drift is not None else 0
         refused = len(planned.refused) - (0 if self.drift is None or self.drift.force else drifted)

@@ -247,7 +247,7 @@ def test_retry_and_rollback_find_the_run_by_its_id(capsys: pytest.CaptureFixture
             (["retry", "--run", "9"], "no run 9 in the state store"),
             (["rollback", "--run", "2"], "run 2 (plan, "),  # a plan backs nothing up
             (["retry", "reports", "--run", "1"], "give reports or --run 1, not both"),
-            (["retry"], "give the run to retry up: its report (or backup), or --run ID"),
+            (["retry"], "give the run to retry: its report (or backup), or --run ID"),
             (["retry", "--run", "1", "--no-state"], "which --no-state leaves out"),
         ):
             assert main([*argv, "--base-url", sim.base_url]) == 2, argv

@@ -765,3 +765,19 @@ def test_a_long_cell_is_named_in_its_error_not_repeated() -> None:
     (rejection,) = result.rejections
     assert rejection.error.startswith(f"timezone: '{'X' * 39}... (5,002 characters) is not an")
     assert len(rejection.error) < 200
+
+
+def test_the_settings_columns_of_a_schedule_file_are_named_in_one_clause(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sample settings file validated as a schedule: its eight settings columns were each
+    a clause of their own, "(run with --operation settings, or remove the column)" eight
+    times on one line."""
+    source = write_plan(tmp_path, "campaign_id,sending_limit,track_settings\n1,5,\n")
+    assert main(["validate", str(source), "--operation", "schedule"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("--operation settings") == 1
+    assert (
+        "columns 'sending_limit', 'track_settings' belong to the settings operation, not schedule "
+        "(run with --operation settings, or remove them)" in error
+    )
