@@ -191,13 +191,9 @@ class Pipeline:
             earlier = adopt_applied(
                 self.config, rows, planned, current.campaigns, operation, self.whose
             )
-        if len(planned.unchanged) > earlier:
-            already = len(planned.unchanged) - earlier
-            log.info(
-                "%s already %s every wanted value: not sent",
-                count(already, "row"),
-                "has" if already == 1 else "have",
-            )
+        if (already := len(planned.unchanged) - earlier) > 0:
+            verb = "has" if already == 1 else "have"
+            log.info("%s already %s every wanted value: not sent", count(already, "row"), verb)
         drifted = len(planned.drifted) if self.drift is not None else 0
         refused = len(planned.refused) - (0 if self.drift is None or self.drift.force else drifted)
         if refused:

@@ -92,9 +92,10 @@ def test_a_real_run_on_the_command_line_has_all_of_arrow_allocate_through_jemall
     env["SMARTLEAD_API_KEY"] = KEY
     with simulator() as sim:
         for extra, expected in (([], "1 False"), (["--dry-run"], "1 True")):
+            named = report.with_stem("dry") if extra else report  # (a run's report stays)
             done = subprocess.run(
                 [sys.executable, "-c", script, "run", "--input", str(source), *FAST,
-                 "--report", str(report), "--base-url", sim.base_url, "--fresh", *extra],
+                 "--report", str(named), "--base-url", sim.base_url, "--fresh", *extra],
                 capture_output=True, text=True, env=env, timeout=120, check=False,
             )  # fmt: skip
             assert done.stdout.split("\n")[-2] == expected, done.stderr[-2000:]
