@@ -2,9 +2,10 @@
 
 An operation whose state is a campaign's list of leads (``Operation.paged``) reads it so: pages
 of ``paged`` entries (100, the most SmartLead gives), one after the other, until a page comes
-back short, the answer's ``total_leads`` are read, or a page adds nothing new (a server that
-ignores ``offset``), or ``MOST_PAGES`` are read (a campaign whose pages never end is
-unreadable, not read for ever). Each page is taken in by the operation's state as it comes
+back short, or the answer's ``total_leads`` are read. A full page that adds nothing new (a
+server that ignores ``offset``), or pages going on past ``MOST_PAGES`` (pages that never end),
+make the campaign unreadable, with the reason: never taken for the whole of it, nor read for
+ever. Each page is taken in by the operation's state as it comes
 (``Operation.collect``), so that only the compact state is kept, not the pages. Every read goes
 through the account's connection: counted in its budget, retried as any read.
 
@@ -96,9 +97,14 @@ async def read_pages(
         before = len(state)
         state.add(entries)
         offset += len(entries)
-        new = len(state) > before
-        if len(entries) < size or (total is not None and offset >= total) or not new:
+        if len(entries) < size or (total is not None and offset >= total):
             found.state = state
+            return found
+        if len(state) == before:
+            found.unreadable = (
+                f"its {operation.detail} could not all be read: a page of them repeats the one "
+                "before (the server ignores their offset), or holds none this version reads"
+            )
             return found
         if found.reads >= MOST_PAGES:
             found.unreadable = too_many(operation.detail, offset)

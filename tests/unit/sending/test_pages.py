@@ -67,3 +67,23 @@ async def test_pages_that_never_end_are_read_to_the_most_pages_and_the_campaign_
     assert paged.unreadable == (
         "its leads go on past 40 pages (4,000 read), the most bulkrunner reads of one campaign"
     )
+
+
+class IgnoringOffset(Pages):
+    """A campaign of ``held`` leads whose every page is its first."""
+
+    async def read(self, path: str) -> Answer:
+        return await super().read(path.replace(path.split("offset=")[1].split("&")[0], "0", 1))
+
+
+async def test_pages_that_repeat_make_the_campaign_unreadable_not_read_as_its_first_page() -> None:
+    """A server that ignores the offset: the second page repeats the first. The campaign was
+    taken as holding the first page's 100 leads, the rest silently missing from an export (and
+    from what a run knew the campaign held); it is unreadable, saying why."""
+    sender = IgnoringOffset(held=250)
+    paged = await read_pages(connection(sender, FakeClock()), LEADS, 5)
+    assert (paged.reads, paged.state) == (2, None)
+    assert paged.unreadable == (
+        "its leads could not all be read: a page of them repeats the one before (the server "
+        "ignores their offset), or holds none this version reads"
+    )
