@@ -146,7 +146,10 @@ async def _check(config: RunConfig, account: Account, clock: Clock) -> Checked:
         whose = "that account's" if account.name else "your"
         return Checked(account, where, False, key_not_set(account.key_env, whose))
     took: list[float] = []
-    async with connect(config, account, clock, faults=False) as connection:
+    from bulkrunner.sending.demo import DEMO_CAMPAIGNS
+
+    # with --simulate, the account export --simulate reads: its demo campaigns and those kept
+    async with connect(config, account, clock, DEMO_CAMPAIGNS, faults=False) as connection:
         sender = connection.sender
 
         async def listed() -> Answer:

@@ -172,3 +172,17 @@ def test_an_error_of_the_command_is_its_one_line_not_an_internal_error(
     code, _, err = run(capsys, "doctor")
     assert code == ExitCode.USAGE
     assert one_line_error(err) == "bulkrunner: error: state.sqlite3: the store cannot be used"
+
+
+def test_doctor_simulate_lists_the_campaigns_export_simulate_exports(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On a new simulated account, doctor said "0 campaigns listed" where export wrote 20."""
+    from bulkrunner.cli.app import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SMARTLEAD_API_KEY", raising=False)
+    assert main(["doctor", "--simulate"]) == 0
+    assert "key accepted, 20 campaigns listed" in capsys.readouterr().out
+    assert main(["export", "--simulate", "--output", "all.csv"]) == 0
+    assert "exported 20 campaigns" in capsys.readouterr().out
