@@ -24,13 +24,13 @@ sending, as the server would refuse them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, time
 from typing import Any
 
 from bulkrunner.model import Change
+from bulkrunner.operations.answers import parse_json
 from bulkrunner.operations.base import Operation, Request, Undo, Wire
 from bulkrunner.operations.cells import number_types, quoted
 from bulkrunner.operations.fields import Field, ScheduleShape
@@ -196,10 +196,7 @@ def read_cron(value: Any) -> dict[str, Any] | None:
     """``scheduler_cron_value`` as an object, whether GET gave one or a string holding its JSON;
     None when it is neither (null: the campaign has no schedule)."""
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
+        value = parse_json(value)
     return value if isinstance(value, dict) else None
 
 

@@ -24,7 +24,7 @@ from bulkrunner.operations import operation
 from bulkrunner.operations.base import Request, Wire
 from bulkrunner.operations.fields import ScheduleShape, Vocabulary
 from bulkrunner.operations.refusals import ShapeRefusals
-from bulkrunner.operations.schedule import SCHEDULE
+from bulkrunner.operations.schedule import SCHEDULE, read_cron
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_schedule
 
 KEY = "sk-schedule-SENTINEL-5e1d"
@@ -309,6 +309,13 @@ def campaign(cron: Any = CRON, **more: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("cron", [CRON, json.dumps(CRON)], ids=["object", "string"])
 def test_the_state_is_read_from_scheduler_cron_value_as_object_or_string(cron: Any) -> None:
     assert SCHEDULE.state(campaign(cron)) == STATE
+
+
+@pytest.mark.parametrize("cron", ["not JSON", "[" * 100_000, '{"tz":' * 100_000])
+def test_a_cron_string_that_is_not_a_schedule_reads_as_none(cron: str) -> None:
+    """A server's ``scheduler_cron_value`` string nested deeper than Python's JSON parser goes
+    raised RecursionError (an internal error); it is no schedule, as any other text."""
+    assert read_cron(cron) is None
 
 
 def test_the_state_reads_sunday_as_0_and_the_limits_under_their_other_names() -> None:
