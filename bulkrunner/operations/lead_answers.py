@@ -50,7 +50,7 @@ class Page:
     total: int | None
     leads: dict[str, LeadState]
     size: int
-    digest: int = 0
+    digest: int
 
 
 @dataclass(frozen=True, slots=True)
