@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 from bulkrunner.config.job_file import build_config
-from bulkrunner.config.options import Option, as_optional_path, shown
+from bulkrunner.config.options import Option, as_keywords, as_optional_path, shown
 from bulkrunner.config.paths import REPORTS
 from bulkrunner.config.redaction import redact
 from bulkrunner.config.run_config import OPTIONS, RunConfig
@@ -278,7 +278,9 @@ def _told(quiet: bool) -> Iterator[_Told]:
     try:
         yield told
     except BulkrunnerError as error:
-        error.args = tuple(told.named(a) if isinstance(a, str) else a for a in error.args)
+        error.args = tuple(
+            told.named(as_keywords(a, OPTIONS)) if isinstance(a, str) else a for a in error.args
+        )
         raise
     finally:
         logger.removeFilter(told)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass
 
@@ -277,3 +278,29 @@ def add_flags(parser: argparse.ArgumentParser, command: str, options: Iterable[O
             kwargs["type"] = each.parse
             kwargs["choices"] = each.choices or None
         parser.add_argument(*each.flags, **kwargs)
+
+
+_COMMAND_LINE = {
+    "`bulkrunner run --dry-run`": "`bulkrunner.apply(..., dry_run=True)`",
+    "`bulkrunner run`": "`bulkrunner.apply`",
+}
+_FLAG = re.compile(r"(?<![\w-])--(no-)?([a-z][a-z0-9-]*)")
+
+
+def as_keywords(text: str, options: Iterable[Option]) -> str:
+    """``text`` (a message that names the command line's flags) as a caller of the Python API
+    reads it: ``--dry-run`` as ``dry_run=True``, ``--no-verify`` as ``verify=False``,
+    ``--accounts`` as ``accounts=...``. A flag no option has is left as it is."""
+    by_flag = {flag: each for each in options for flag in each.flags if flag.startswith("--")}
+
+    def keyword(found: re.Match[str]) -> str:
+        each = by_flag.get(f"--{found[2]}")
+        if each is None:
+            return found[0]
+        if each.form in ("toggle", "switch"):
+            return f"{each.key}={found[1] is None}"
+        return f"{each.key}=..."
+
+    for command, call in _COMMAND_LINE.items():
+        text = text.replace(command, call)
+    return _FLAG.sub(keyword, text)

@@ -100,8 +100,15 @@ def test_plan_needs_a_key_and_apply_dry_run_needs_none(
     monkeypatch.delenv("SMARTLEAD_API_KEY")
     bad = frame()
     bad.loc[1, "sending_limit"] = -3
-    with pytest.raises(UsageError, match="SMARTLEAD_API_KEY is not set"):
+    with pytest.raises(UsageError, match="SMARTLEAD_API_KEY is not set") as refused:
         bulkrunner.plan(bad)
+    # in the words of a call, not of the command line ("--simulate", `bulkrunner run --dry-run`)
+    assert str(refused.value).endswith(
+        "(or accounts=..., or simulate=True to read the embedded simulator); the offline "
+        "preview, which reads nothing, is `bulkrunner.apply(..., dry_run=True)`"
+    )
+    with pytest.raises(UsageError, match=r"\(or use dry_run=True, or simulate=True to try"):
+        bulkrunner.apply(bad)
     previewed = bulkrunner.apply(bad, dry_run=True)
     assert previewed["status"].tolist() == ["dry_run", "invalid", "dry_run"]
     assert "sending_limit: -3 is below 0" in str(previewed["error"].tolist()[1])
@@ -185,7 +192,7 @@ def test_export_writes_the_file_when_given_an_output(tmp_path: Path) -> None:
 def test_export_refuses_an_existing_output_unless_forced(tmp_path: Path) -> None:
     out = tmp_path / "current.csv"
     out.write_text("mine\n")
-    with pytest.raises(UsageError, match="the file exists; choose another --output"):
+    with pytest.raises(UsageError, match=r"the file exists; choose another output=\.\.\."):
         bulkrunner.export(simulate=True, output=out)
     assert out.read_text() == "mine\n"
     current = bulkrunner.export(simulate=True, output=out, force=True)
