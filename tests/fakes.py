@@ -156,6 +156,20 @@ class ScriptedSender:
         return Answer(404, '{"error": "Not found"}')
 
 
+class PathReader:
+    """A sender a lead operation reads through, page by page or address by address: anything
+    else it is asked is a failure of the test. A subclass answers ``read(path)``."""
+
+    async def send(self, request: Request) -> Answer:
+        raise AssertionError("nothing is written while reading")
+
+    async def get_campaign(self, campaign_id: int) -> Answer:
+        raise AssertionError("a lead operation reads no campaign")
+
+    async def list_campaigns(self) -> Answer:
+        raise AssertionError("a lead operation reads no list of campaigns")
+
+
 def make_rows(count: int, first_id: int = 5000) -> list[Row]:
     """``count`` valid rows with varied, seeded settings, numbered from 1."""
     rng = random.Random(count)

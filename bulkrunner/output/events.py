@@ -306,12 +306,18 @@ class Output(io.TextIOBase):
                 self.stream.flush()
         except BrokenPipeError:
             self._gone = True
-            with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-                nowhere = os.open(os.devnull, os.O_WRONLY)
-                try:
-                    os.dup2(nowhere, self.stream.fileno())
-                finally:
-                    os.close(nowhere)
+            to_nowhere(self.stream)
+
+
+def to_nowhere(stream: TextIO) -> None:
+    """Point the descriptor of ``stream``, whose reader went away (a broken pipe), at the null
+    device: what is left in its buffer, flushed by Python as it exits, does not fail again."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(nowhere, stream.fileno())
+        finally:
+            os.close(nowhere)
 
 
 def show(out: TextIO, event: str, lines: Sequence[str], **fields: Any) -> None:

@@ -10,7 +10,6 @@ the output is the whole file, or nothing.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from bulkrunner.errors import Aborted
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.fields import CAMPAIGN_ID, NAME, Field
 from bulkrunner.operations.syntax import EmptyText, csv_cell
+from bulkrunner.output.events import to_nowhere
 from bulkrunner.output.formats import write_csv
 from bulkrunner.records.backup import OPERATION_KEY
 from bulkrunner.records.undo import arrow_type
@@ -110,8 +110,6 @@ def _copy_out(path: Path, stream: TextIO) -> None:
             else:
                 stream.write(handle.read().decode("utf-8"))
                 stream.flush()
-    except BrokenPipeError:
-        # the reader went away (``| head``): Python's own flush at exit must not fail again
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except BrokenPipeError:  # the reader went away (``| head``)
+        to_nowhere(stream)
         raise Aborted("standard output was closed before the whole export was written") from None

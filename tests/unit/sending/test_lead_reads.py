@@ -15,7 +15,6 @@ import pytest
 
 from bulkrunner.errors import KeyRejected, Unreachable
 from bulkrunner.model import Answer, Row
-from bulkrunner.operations.base import Request
 from bulkrunner.operations.lead_answers import (
     LEADS,
     UNREAD,
@@ -27,10 +26,10 @@ from bulkrunner.operations.lead_answers import (
 )
 from bulkrunner.operations.lead_status import LEAD_STATUS
 from bulkrunner.sending.lead_reads import read_leads
-from tests.fakes import FakeClock, connection
+from tests.fakes import FakeClock, PathReader, connection
 
 
-class Account:
+class Account(PathReader):
     """Leads by campaign, in order: ``{campaign: [(address, status), ...]}``; it answers a
     page of a campaign's leads and a lookup by address as SmartLead does (``with_campaigns``:
     whether a lookup shows the campaigns holding the lead), and records every path read."""
@@ -58,15 +57,6 @@ class Account:
             )
         }
         self.paths: list[str] = []
-
-    async def send(self, request: Request) -> Answer:
-        raise AssertionError("nothing is written while reading")
-
-    async def get_campaign(self, campaign_id: int) -> Answer:
-        raise AssertionError("a lead operation reads no campaign")
-
-    async def list_campaigns(self) -> Answer:
-        raise AssertionError("a lead operation reads no list of campaigns")
 
     async def read(self, path: str) -> Answer:
         await asyncio.sleep(0)
