@@ -388,18 +388,19 @@ class Endless(Account):
     total (``idless``: entries without a lead id, and every page the first)."""
 
     def __init__(self, *, idless: bool = False) -> None:
-        super().__init__({5: [], 6: [("elsewhere@x.example.com", "STARTED")]}, with_total=False)
-        self.with_campaigns = False
+        elsewhere = [("elsewhere@x.example.com", "STARTED")]
+        super().__init__({5: [], 6: elsewhere}, with_campaigns=False, with_total=False)
         self.idless = idless
 
     def _page(self, campaign: int, query: Mapping[str, str]) -> Answer:
         offset = 0 if self.idless else int(query["offset"])
-        lead = (
-            (lambda n: {"email": f"new{n}@x.example.com"})
-            if self.idless
-            else (lambda n: {"id": 10_000 + n, "email": f"new{n}@x.example.com"})
-        )
-        data = [{"status": "STARTED", "lead": lead(offset + n)} for n in range(100)]
+        leads: list[dict[str, object]] = [
+            {"email": f"new{n}@x.example.com"} for n in range(offset, offset + 100)
+        ]
+        if not self.idless:
+            for n, lead in enumerate(leads, offset):
+                lead["id"] = 10_000 + n
+        data = [{"status": "STARTED", "lead": lead} for lead in leads]
         return Answer(200, json.dumps({"data": data}))
 
 
