@@ -31,6 +31,8 @@ from bulkrunner.model import count
 from bulkrunner.operations.fields import CAMPAIGN_ID
 from bulkrunner.operations.syntax import unescape_cell
 
+KEPT_BYTES = 256 * 1024  # a file this small is parsed once, and read again from memory
+
 # Every cell a string, as written: no type guessing, no "NA" turned into a missing value.
 _CSV_OPTIONS: dict[str, Any] = {
     "dtype": object,
@@ -42,11 +44,9 @@ _CSV_OPTIONS: dict[str, Any] = {
 
 
 def escaped_cells(cells: pd.Series[Any]) -> bool:
-    """Whether a text cell of ``cells`` starts with a quote (looked for in bulk)."""
-    try:
-        return bool(cells.str.startswith("'", na=False).any())
-    except AttributeError:  # no text at all in the column
-        return False
+    """Whether a text cell of ``cells`` starts with a quote. (pandas looks at the cells of a
+    column of objects one by one too, after work that costs more than a small file's cells.)"""
+    return any(isinstance(cell, str) and cell.startswith("'") for cell in cells.tolist())
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +93,9 @@ def read_csv(path: Path) -> tuple[pd.DataFrame, list[str], Ignored]:
 def scan_csv(
     path: Path, size: int, watch: Watch | None = None
 ) -> tuple[list[str], list[str], int, Reader, Ignored]:
-    """Check the whole file ``size`` rows at a time, keeping none of it: its header as written,
-    its kept columns, its rows, how to read it again a chunk at a time, and what it left out.
-    ``watch`` is handed its ``campaign_id`` cells as they are read."""
+    """Check the whole file ``size`` rows at a time, keeping none of it but a small file's
+    parse: its header as written, its kept columns, its rows, how to read it again a chunk at a
+    time, and what it left out. ``watch`` is handed its ``campaign_id`` cells as they are read."""
     form = _csv_form(path)
     unnamed = [i for i in range(len(form.header)) if i not in form.positions]
     if CAMPAIGN_ID not in form.names:
@@ -106,8 +106,10 @@ def scan_csv(
         watch = lambda cells: seen(cells.map(unescape_cell) if escaped_cells(cells) else cells)  # noqa: E731
     filled: set[int] = set()
     blank: list[npt.NDArray[np.int64]] = []
+    parsed: list[pd.DataFrame] = []
     rows = last = 0  # last: the number of rows up to the last one with data
     for chunk in _parsed(path, form, size):
+        parsed.append(chunk)
         chunk.columns = pd.RangeIndex(len(form.header))
         filled.update(i for i in unnamed if not _blank_cells(chunk[i]).all())
         empty = _blank_rows(chunk)
@@ -124,9 +126,13 @@ def scan_csv(
     between = int(np.searchsorted(form.blank, last))
     ignored = Ignored(len(form.blank), len(unnamed) - len(filled), between)
 
+    # A small file is read again from its parse: most of a few rows' reading is pandas's own.
+    kept = parsed[0] if len(parsed) == 1 and _kept(path) else None
+    parsed.clear()
+
     def read(size: int, columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
         with reading(path):
-            yield from _csv_chunks(path, form, size, columns)
+            yield from _csv_chunks(path, form, size, columns, kept)
 
     raw = [form.header[i] for i in form.positions]
     return raw, form.names, rows - ignored.rows, read, ignored
@@ -147,14 +153,36 @@ def _parsed(
             yield chunk
 
 
+def _kept(path: Path) -> bool:
+    """Whether a file is small enough to keep its parse (a few MB at most as a DataFrame)."""
+    try:
+        return path.stat().st_size <= KEPT_BYTES
+    except OSError:
+        return False
+
+
 def _csv_chunks(
-    path: Path, form: _Csv, size: int, columns: Sequence[str] | None
+    path: Path,
+    form: _Csv,
+    size: int,
+    columns: Sequence[str] | None,
+    kept: pd.DataFrame | None = None,
 ) -> Iterator[pd.DataFrame]:
+    """The file's kept columns (or ``columns``) ``size`` rows at a time, its blank rows left
+    out: parsed again, or sliced from ``kept``, the whole file's parse (columns by position)."""
     names = form.names if columns is None else list(columns)
     # By position: the header as written, not as pandas renames or strips it.
     wanted = [form.positions[form.names.index(name)] for name in names]
+    chunks = (
+        _parsed(path, form, size, usecols=wanted)
+        if kept is None
+        else (
+            kept.iloc[start : start + size, sorted(wanted)]
+            for start in range(0, len(kept), size)
+        )
+    )
     start = 0
-    for chunk in _parsed(path, form, size, usecols=wanted):
+    for chunk in chunks:
         # usecols keeps the file's order: put the columns in the order asked for
         chunk.columns = pd.RangeIndex(len(chunk.columns))
         chunk = chunk[[sorted(wanted).index(position) for position in wanted]]

@@ -10,8 +10,9 @@ job; this module only answers "is this a usable table of campaign settings?" and
 
 Two ways in: ``load_input`` gives the whole file as one DataFrame (a real run sends every row, so
 it holds them all anyway); ``open_input`` reads the whole file once to check it, keeps none of
-it, and then hands it out a chunk at a time (a dry run or ``bulkrunner validate`` of a million
-rows holds one chunk). Both raise the same errors, before the caller has seen a single row.
+it (but the parse of a small CSV file), and then hands it out a chunk at a time (a dry run or
+``bulkrunner validate`` of a million rows holds one chunk). Both raise the same errors, before
+the caller has seen a single row.
 """
 
 from __future__ import annotations
@@ -182,8 +183,3 @@ def unescape_cells(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = cells.map(unescape_cell)
     return out
 
-
-# --- CSV ----------------------------------------------------------------------------------------
-
-
-# --- Parquet ------------------------------------------------------------------------------------

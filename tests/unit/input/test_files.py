@@ -228,6 +228,41 @@ def test_chunks_and_the_whole_file_agree_on_blank_rows_and_columns(
     assert picked.values.tolist() == [["25", "101"], ["", "102"], ["7", "103"]]
 
 
+BLANKS = "Campaign ID;;Sending Limit\n;;\n101;;25\n102;;\n;;\n103;;7\n104;;8\n;;\n"
+
+
+@pytest.mark.parametrize(
+    ("kept_bytes", "chunk", "parses"), [(1 << 20, 50, 1), (10, 50, 3), (1 << 20, 4, 3)]
+)
+def test_a_small_file_is_parsed_once_and_read_again_as_a_new_parse_would_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept_bytes: int, chunk: int, parses: int
+) -> None:
+    """A file of one chunk, no larger than ``KEPT_BYTES``, is read again from its first parse
+    (slices of it, blank rows left out, columns in the order asked for); a larger one, or one
+    of several chunks, is parsed again at each reading."""
+    import bulkrunner.input.csv_reading as csv_reading
+
+    monkeypatch.setattr(csv_reading, "KEPT_BYTES", kept_bytes)
+    monkeypatch.setattr(loading, "CHUNK_ROWS", chunk)
+    read_csv = pd.read_csv
+    calls: list[object] = []
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return read_csv(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(pd, "read_csv", counted)
+    source = open_input(write(tmp_path, BLANKS))
+    whole = [["101", "25"], ["102", ""], ["103", "7"], ["104", "8"]]
+    assert [c.values.tolist() for c in source.chunks(rows=3)] == [whole[:2], whole[2:]]
+    picked = source.chunks(rows=50, columns=["sending_limit", "campaign_id"])
+    (only,) = list(picked)
+    assert only.values.tolist() == [row[::-1] for row in whole]
+    assert list(only.columns) == ["sending_limit", "campaign_id"]
+    assert list(only.index) == [0, 1, 2, 3]
+    assert len(calls) == parses
+
+
 def test_a_file_in_no_unambiguous_encoding_is_refused_with_the_encodings_accepted(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
