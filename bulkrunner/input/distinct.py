@@ -121,6 +121,9 @@ def parse_distinct(
     return values, errors, blank
 
 
+_ARROW_CELLS = 1_000  # fewer cells are looked at one by one: cheaper than converting them
+
+
 def _plain_whole_numbers(distinct: Objects) -> tuple[Flags, npt.NDArray[np.int64]]:
     """Which cells are plainly whole numbers (ints, integral floats, ASCII digit strings), and
     their values: the bulk path of ``cells.parse_int``. The rest go through ``parse_int`` itself."""
@@ -137,6 +140,11 @@ def _plain_whole_numbers(distinct: Objects) -> tuple[Flags, npt.NDArray[np.int64
             integral = np.isfinite(floats) & (np.trunc(floats) == floats) & (abs(floats) < 2**53)
             numbers[cells[integral]] = floats[integral].astype(np.int64)
             whole[cells[integral]] = True
+        elif kinds == {str} and len(cells) < _ARROW_CELLS:
+            for at, text in zip(cells.tolist(), distinct[cells].tolist(), strict=True):
+                if len(text) <= 18 and text.isascii() and text.isdigit():
+                    numbers[at] = int(text)
+                    whole[at] = True
         elif kinds == {str}:
             import pyarrow as pa
             import pyarrow.compute as pc

@@ -182,4 +182,3 @@ def unescape_cells(frame: pd.DataFrame) -> pd.DataFrame:
         if cells.dtype == object and escaped_cells(cells):
             out[column] = cells.map(unescape_cell)
     return out
-

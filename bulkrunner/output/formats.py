@@ -35,7 +35,7 @@ def write_csv(frame: pd.DataFrame, stream: TextIO, header: bool) -> None:
     character of the line terminator); when every CRLF in it ends a row, they all become LF at
     once. Else (a cell holds a CRLF) each row gets its LF back as it is written (``_RowEnds``).
     """
-    plain = _plain_csv(frame, header)
+    plain = _plain_csv(frame, header) if len(frame) >= _ARROW_ROWS else None
     if plain is not None:
         stream.write(plain)
         return
@@ -50,7 +50,8 @@ def write_csv(frame: pd.DataFrame, stream: TextIO, header: bool) -> None:
 
 def _plain_csv(frame: pd.DataFrame, header: bool) -> str | None:
     """``frame`` as ``to_csv`` above would write it, by pyarrow's CSV writer (several times
-    faster, which is most of a large dry run's time), when no cell needs quoting; else None.
+    faster on many rows, which is most of a large dry run's time), when no cell needs quoting;
+    else None.
 
     Only columns of text, whole numbers, booleans and nulls qualify, and no text (nor column
     name) may hold a comma, a quote, a CR or an LF. pyarrow quotes every text cell; with no
@@ -87,6 +88,7 @@ def _plain_csv(frame: pd.DataFrame, header: bool) -> str | None:
 
 
 _NEEDS_QUOTES = re.compile('[,"\r\n]')
+_ARROW_ROWS = 300  # below this many rows, converting the frame for pyarrow costs more than it saves
 
 
 class _RowEnds(io.TextIOBase):

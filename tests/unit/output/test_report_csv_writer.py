@@ -90,7 +90,26 @@ def test_plain_frames_are_written_by_pyarrow_as_pandas_writes_them(
     frame = _frame(rng, _plain_columns(), width=rng.randint(2, 6))
     header = rng.random() < 0.7
     assert _plain_csv(frame, header) is not None  # the fast path is the one compared
+    monkeypatch.setattr(formats, "_ARROW_ROWS", 0)  # however few the rows
     assert _written(frame, header) == _by_pandas(frame, header, monkeypatch)
+
+
+@pytest.mark.parametrize(("rows", "by_arrow"), [(4, False), (299, False), (300, True)])
+def test_pyarrow_writes_only_frames_of_many_rows(
+    rows: int, by_arrow: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a few rows, making the table pyarrow writes costs more than ``to_csv``'s writing."""
+    asked: list[int] = []
+    plain = formats._plain_csv
+
+    def spied(frame: pd.DataFrame, header: bool) -> str | None:
+        asked.append(len(frame))
+        return plain(frame, header)
+
+    monkeypatch.setattr(formats, "_plain_csv", spied)
+    frame = pd.DataFrame({"a": [f"x{n}" for n in range(rows)], "b": range(rows)})
+    assert _written(frame, True) == "a,b\n" + "".join(f"x{n},{n}\n" for n in range(rows))
+    assert asked == ([rows] if by_arrow else [])
 
 
 @pytest.mark.parametrize("seed", range(40))
