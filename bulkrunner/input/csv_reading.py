@@ -173,18 +173,20 @@ def _csv_chunks(
     names = form.names if columns is None else list(columns)
     # By position: the header as written, not as pandas renames or strips it.
     wanted = [form.positions[form.names.index(name)] for name in names]
+    in_file = sorted(wanted)  # usecols keeps the file's order: put them in the order asked for
+    order = [in_file.index(position) for position in wanted]
     chunks = (
         _parsed(path, form, size, usecols=wanted)
         if kept is None
         else (
-            kept.iloc[start : start + size, sorted(wanted)] for start in range(0, len(kept), size)
+            kept.iloc[start : start + size].take(in_file, axis=1)
+            for start in range(0, len(kept), size)
         )
     )
     start = 0
     for chunk in chunks:
-        # usecols keeps the file's order: put the columns in the order asked for
-        chunk.columns = pd.RangeIndex(len(chunk.columns))
-        chunk = chunk[[sorted(wanted).index(position) for position in wanted]]
+        if order != sorted(order):
+            chunk = chunk.take(order, axis=1)
         end = start + len(chunk)
         lo, hi = np.searchsorted(form.blank, [start, end])
         if hi > lo:
