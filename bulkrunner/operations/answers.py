@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,11 +20,36 @@ _MAX_MESSAGE = 300
 
 def parse_json(body: str) -> Any:
     """The JSON value of ``body``, or None when it is not JSON (or nested deeper than Python's
-    parser goes: a hostile ``[[[[...`` of 100 KB)."""
+    parser goes: a hostile ``[[[[...`` of 100 KB). Its texts are ``sound``: JSON may escape
+    half a character (``"\\ud800"``), which no file can hold."""
     try:
-        return json.loads(body) if body else None
+        data = json.loads(body) if body else None
+        return _sound_texts(data) if _ESCAPED_SURROGATE.search(body) else data
     except (ValueError, RecursionError):
         return None
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+# what would act on a terminal rather than show: C0 and C1 controls (but the newline and the
+# tab), and the marks that reorder the text around them
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def sound(text: str) -> str:
+    """``text`` with each half of a character (a lone surrogate, which a server's JSON escape
+    or an odd charset can give) replaced by U+FFFD: text every file can hold."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
+def _sound_texts(data: Any) -> Any:
+    if isinstance(data, str):
+        return sound(data)
+    if isinstance(data, list):
+        return [_sound_texts(item) for item in data]
+    if isinstance(data, dict):
+        return {sound(key): _sound_texts(value) for key, value in data.items()}
+    return data
 
 
 _FALSE_FLAGS = ("success", "ok")
@@ -63,7 +89,7 @@ def error_message(body: str) -> str:
     message = _message_in(data) if data is not None else None
     if message is None:
         message = body if body.strip() else ""
-    return _one_line(message)
+    return one_line(message)
 
 
 def _message_in(data: Any) -> str | None:
@@ -153,6 +179,20 @@ def _seconds(value: Any) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def _one_line(text: str) -> str:
-    line = " ".join(text.split())
+def one_line(text: str) -> str:
+    """A server's text as one line of a message: whitespace collapsed, ``printable``, cut
+    short."""
+    line = printable(" ".join(text.split()))
     return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 1] + "…"
+
+
+def printable(text: str) -> str:
+    """``text`` ``sound``, its controls but newlines and tabs written out (``\\x1b``): text
+    shown on a terminal never moves its cursor, retitles it or reorders what it shows."""
+    text = sound(text)
+    return _CONTROL.sub(_written_out, text) if _CONTROL.search(text) else text
+
+
+def _written_out(control: re.Match[str]) -> str:
+    code = ord(control.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from bulkrunner.config.environment import API_KEY_ENV
 from bulkrunner.config.redaction import RedactingFilter, redact
+from bulkrunner.operations.answers import printable
 from bulkrunner.output.summary import SHOWN_FAILED
 
 events = logging.getLogger("bulkrunner.output.events")
@@ -264,7 +265,7 @@ class Output(io.TextIOBase):
 
     def write(self, text: str) -> int:
         if not self.json_lines:
-            self._put(redact(text))
+            self._put(printable(redact(text)))
             return len(text)
         *lines, self._partial = (self._partial + text).split("\n")
         for line in lines:
@@ -291,7 +292,7 @@ class Output(io.TextIOBase):
             self._put(json_line(event, message=message, **fields) + "\n")
         else:
             for line in lines:
-                self._put(redact(line) + "\n")
+                self._put(printable(redact(line)) + "\n")
 
     def _put(self, text: str, *, flush: bool = False) -> None:
         """``text`` on the stream, unless its reader went away (``bulkrunner runs | head -1``):
@@ -327,7 +328,15 @@ def show(out: TextIO, event: str, lines: Sequence[str], **fields: Any) -> None:
         out.record(event, lines, **fields)
     else:
         for line in lines:
-            print(redact(line), file=out)
+            print(printable(redact(line)), file=out)
+
+
+class _TextFormatter(logging.Formatter):
+    """Log lines as a terminal shows them: ``printable`` (a server's text, quoted in one, never
+    moves the cursor)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -355,7 +364,7 @@ def setup_logging(verbose: bool, log_format: str = "text", quiet: bool = False) 
     if log_format == "json":
         handler.setFormatter(JsonFormatter(secrets))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        handler.setFormatter(_TextFormatter("%(asctime)s %(message)s", "%H:%M:%S"))
         handler.addFilter(RedactingFilter(secrets))
     logger.addHandler(handler)
     logger.propagate = False

@@ -17,6 +17,7 @@ import pyarrow as pa
 from bulkrunner.config.redaction import redact
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation
+from bulkrunner.operations.cells import INT64
 from bulkrunner.operations.fields import Field
 from bulkrunner.operations.state import canonical
 from bulkrunner.operations.syntax import list_items
@@ -85,20 +86,27 @@ def _before(field: Field, value: Any) -> object:
     if field.kind == "enum_list":
         items = value if isinstance(value, list) else list_items(str(value))
         return [redact(str(item)) for item in items if str(item).strip()]
-    if field.kind in ("int", "bool"):
+    if field.kind == "int":
         known = canonical(field.name, value)
-        wanted = int if field.kind == "int" else bool
-        return known if type(known) is wanted else None
+        return known if _int64(known) else None
+    if field.kind == "bool":
+        known = canonical(field.name, value)
+        return known if type(known) is bool else None
     return redact(str(value))
+
+
+def _int64(value: Any) -> bool:
+    """Whether ``value`` is a whole number a backup's 64-bit column holds."""
+    return type(value) is int and INT64[0] <= value <= INT64[1]
 
 
 def _custom(field: Field, value: Any) -> object:
     """A custom field's value in its declared column type (None when it is not of it)."""
     if field.arrow == "int64":
-        return value if type(value) is int else None
+        return value if _int64(value) else None
     if field.arrow == "list<int64>":
         items = list(value) if isinstance(value, list | tuple | set | frozenset) else None
-        ok = items is not None and all(type(item) is int for item in items)
+        ok = items is not None and all(_int64(item) for item in items)
         return sorted(items) if ok and items is not None else None
     if field.arrow == "list<string>":
         items = list(value) if isinstance(value, list | tuple) else None

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from bulkrunner.errors import Unavailable
 from bulkrunner.limits.limiter import WaitTooLong
 from bulkrunner.model import Answer
-from bulkrunner.operations.answers import error_message, reports_failure
+from bulkrunner.operations.answers import error_message, one_line, reports_failure
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 ABORT_STATUSES = frozenset({401, 403})
@@ -198,7 +198,7 @@ def outage_reason(silent: float, wait: float, last: str) -> str:
 
 def redirected(answer: Answer) -> str:
     """A 3xx, which is never followed: following it would send the key to another address."""
-    where = answer.location or "an address it did not give"
+    where = one_line(answer.location) if answer.location else "an address it did not give"
     return f"HTTP {answer.status}: redirected to {where} (not followed)"
 
 

@@ -24,6 +24,7 @@ from bulkrunner.operations.answers import (
     header_count,
     header_reset,
     header_retry_after,
+    sound,
 )
 from bulkrunner.operations.base import Request
 
@@ -199,9 +200,11 @@ async def _body(response: aiohttp.ClientResponse, most: int) -> bytearray | None
 
 
 def _decode(raw: bytes | bytearray, declared: str | None) -> str:
-    """The body as text, in its declared charset if that is a text encoding Python knows, else
-    in UTF-8: a bogus charset ("charset=bogus", "charset=base64") is not fatal."""
+    """The body as text, in its declared charset if that is a text encoding Python knows and
+    can decode any bytes in, else in UTF-8: a bogus charset ("charset=bogus", "charset=base64",
+    "charset=idna", which refuses to replace what it cannot read) is not fatal. Halves of
+    characters an odd charset gives ("charset=utf-7") are replaced (``sound``)."""
     try:
-        return raw.decode(declared or "utf-8", errors="replace")
-    except LookupError:
+        return sound(raw.decode(declared or "utf-8", errors="replace"))
+    except (LookupError, UnicodeError, ValueError):
         return raw.decode("utf-8", errors="replace")

@@ -58,7 +58,7 @@ async def test_the_sender_never_follows_a_redirect(
     )
 
 
-@pytest.mark.parametrize("charset", ["bogus", "base64", "utf-8", "latin-1"])
+@pytest.mark.parametrize("charset", ["bogus", "base64", "utf-8", "latin-1", "idna", "undefined"])
 async def test_a_bogus_charset_is_read_as_utf8(
     session: aiohttp.ClientSession, charset: str
 ) -> None:
@@ -74,6 +74,32 @@ async def test_a_bogus_charset_is_read_as_utf8(
     assert got.status == 200
     assert json.loads(got.body) == {"success": True, "note": "ok"}
     assert classify(got).verdict is Verdict.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    ("charset", "body"),
+    [
+        ("utf-7", b'{"error": "bad +2AA- value"}'),
+        ("unicode_escape", b'{"error": "bad \\ud800 value"}'),
+    ],
+)
+async def test_halves_of_characters_an_odd_charset_gives_are_replaced(
+    session: aiohttp.ClientSession, charset: str, body: bytes
+) -> None:
+    """Such a charset decodes to text no file can hold (a lone surrogate), which made every
+    writer of the report fail: the run ended with an internal error and no report."""
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(
+            status=400,
+            body=body,
+            headers={"Content-Type": f"application/json; charset={charset}"},
+        )
+
+    with ServerThread(answer) as server:
+        sender = HttpSender(session, server.url, KEY, timeout=5)
+        got = await sender.send(settings_request(7, {"sending_limit": 5}))
+    assert classify(got).message == "HTTP 400: bad \ufffd value"
 
 
 async def test_a_server_echoing_the_key_has_it_redacted_from_the_answer(
