@@ -175,6 +175,9 @@ class Leads(Operation):
         own = super().field(name)
         return own if own is not None else Field(name, "custom", parse=parse_custom, fast=_TEXT)
 
+    def check(self, payload: Mapping[str, Any], wire: Wire) -> str:
+        return "" if EMAIL in payload else f"{EMAIL}: missing (a lead is its address)"
+
     def requests(self, campaign_id: int, payload: Mapping[str, Any], wire: Wire) -> list[Request]:
         return [_upload(campaign_id, [payload], wire)]
 

@@ -103,6 +103,8 @@ OUTCOMES = [
     ("501,NEW1@x.com,Ada,SaaS", "unchanged", "unchanged", "the same lead as row 1"),
     (f"501,{SEED},Seed,", "unchanged", "unchanged", ""),
     ("501,not an address,Bob,", "invalid", "invalid", "email: 'not an address'"),
+    ("501,,Blank,", "invalid", "invalid", "email: missing"),
+    ("501,   ,Spaces,", "invalid", "invalid", "email: missing"),
     ("501,jo@blocked.com,Jo,", "failed", "failed", f"not added: {CAUSES['blocked']}"),
     ("501,gone@x.com,Gone,", "failed", "failed", f"not added: {CAUSES['unsubscribed']}"),
     ("501,bounced@x.com,Bo,", "failed", "failed", f"not added: {CAUSES['bounced']}"),
