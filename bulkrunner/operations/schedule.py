@@ -166,7 +166,10 @@ def parse_start_time(value: Any) -> Parsed:
         return None, (
             f"{quoted(shown)} has no UTC offset: add Z or one like +01:00 (like {_EXAMPLE_TIME})"
         )
-    return utc_text(moment), None
+    try:
+        return utc_text(moment), None
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC
+        return None, f"{quoted(shown)} is beyond the years 1 to 9999 once in UTC"
 
 
 def utc_text(moment: datetime) -> str:

@@ -204,6 +204,8 @@ def test_the_start_time_is_normalised_to_utc(cell: Any, utc: str) -> None:
         (pd.Timestamp("2026-12-01T09:00:00"), "has no UTC offset"),
         ("2026-12-01", "has no time of day"),
         ("next monday", "is not an ISO 8601 date-time"),
+        ("9999-12-31T23:59:59-01:00", "is beyond the years 1 to 9999 once in UTC"),
+        ("0001-01-01T00:00:00+14:00", "is beyond the years 1 to 9999 once in UTC"),
     ],
 )
 def test_a_start_time_without_offset_or_not_iso_is_refused(cell: Any, says: str) -> None:
