@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,7 +62,11 @@ class RunIdentity:
     def of(cls, input_path: Path, options: Mapping[str, str]) -> RunIdentity:
         digest = hashlib.sha256()
         try:
-            with input_path.open("rb") as handle:
+            # without waiting for a writer: a FIFO given as the input is no file to hash
+            descriptor = os.open(input_path, os.O_RDONLY | os.O_NONBLOCK)
+            with os.fdopen(descriptor, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                    raise UsageError(f"{input_path}: not a file")
                 while block := handle.read(1 << 20):
                     digest.update(block)
         except OSError as exc:

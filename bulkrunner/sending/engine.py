@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from bulkrunner.config.redaction import redact_url
 from bulkrunner.errors import Unavailable
 from bulkrunner.limits.limiter import Grant, WaitTooLong
 from bulkrunner.model import OUTCOME_UNKNOWN, Answer, Outcome, Row, RunStats, Status, count
@@ -282,8 +283,9 @@ class Engine:
             told = said.get(row.number)
             if group.unknown and self.wire.read_first:  # an earlier attempt may have applied it
                 told = _maybe_applied(told)
-            if isinstance(told, str):
-                self._finish_row(group, row, Status.FAILED if told else Status.SUCCEEDED, told)
+            if isinstance(told, str):  # a server's message may quote the request line
+                failed = Status.FAILED if told else Status.SUCCEEDED
+                self._finish_row(group, row, failed, redact_url(told))
             elif told is not None and told.status is not None:
                 self._finish_row(group, row, told.status, told.error)
             else:  # the answer does not say: read back (``pipeline``)

@@ -24,6 +24,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bulkrunner.config.redaction import redact_url
 from bulkrunner.errors import Unavailable
 from bulkrunner.limits.limiter import WaitTooLong
 from bulkrunner.model import Answer
@@ -204,4 +205,5 @@ def redirected(answer: Answer) -> str:
 
 def _describe(answer: Answer) -> str:
     message = error_message(answer.body) if answer.too_large is None else unread(answer.too_large)
+    message = redact_url(message)  # a success's body hides no api_key=: its message does
     return f"HTTP {answer.status}: {message}" if message else f"HTTP {answer.status}"

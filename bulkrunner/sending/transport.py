@@ -140,8 +140,12 @@ class HttpSender:
                 if raw is None:
                     response.close()  # the rest is not read, even to reuse the connection
                 # The server's text may echo the request line, key included: redact it here,
-                # before it can reach any message, log or file.
-                text = redact(_decode(raw or b"", response.charset), secrets)
+                # before it can reach any message, log or file. An error's text is no value
+                # of a campaign: any api_key= in it is hidden too, whatever it holds (a
+                # request line cut short holds part of the key).
+                text = _decode(raw or b"", response.charset)
+                ok = 200 <= response.status < 300
+                text = redact(text, secrets) if ok else redact_url(text, secrets)
                 headers = response.headers
                 retry_after = header_retry_after(headers.get("Retry-After"))
                 if retry_after is None:

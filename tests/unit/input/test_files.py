@@ -4,6 +4,7 @@ blank leftovers, the input as the positional argument, and validate's grouped ou
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -432,3 +433,29 @@ def test_one_row_is_one_row(
     assert "backup of the 1 campaign about to change" in err
     assert "1 rows" not in out + err
     assert "1 campaigns" not in out + err
+
+
+@pytest.mark.timeout(30)  # a FIFO once blocked a run for ever, waiting for a writer
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+@pytest.mark.parametrize(
+    "command",
+    [["validate"], ["run", "--dry-run"], ["run", "--simulate"], ["plan", "--simulate"]],
+    ids=["validate", "dry-run", "run", "plan"],
+)
+def test_an_input_that_is_no_file_is_one_line_and_waits_for_nothing(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    command: list[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BULKRUNNER_STATE_DIR", str(tmp_path / "state"))
+    path = tmp_path / "plan.csv"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    code, _, err = run(capsys, command[0], str(path), *command[1:])
+    assert code == 2
+    assert one_line_error(err) == f"bulkrunner: error: {path}: not a file"

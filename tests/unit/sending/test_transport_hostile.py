@@ -184,3 +184,24 @@ async def test_an_answer_nested_deeper_than_the_parser_goes_is_a_failed_answer_n
     assert (written.status, listed.status) == (200, 200)
     assert classify(written) == classify(Answer(200, "not JSON"))
     assert parse_campaigns(listed) is None
+
+
+@pytest.mark.parametrize("status", [400, 200])
+async def test_a_request_line_echoed_cut_short_shows_no_part_of_the_key(
+    session: aiohttp.ClientSession, status: int
+) -> None:
+    """A server quoting the request line only so far (60 characters) quoted part of the key,
+    which is not the key, so was left in the row's error, the log and the report."""
+
+    async def cut_short(request: web.Request) -> web.Response:
+        line = f"{request.method} {request.raw_path}"
+        return web.json_response(
+            {"success": False, "error": f"bad request: {line[:60]}..."}, status=status
+        )
+
+    with ServerThread(cut_short) as server:
+        sender = HttpSender(session, server.url, KEY, timeout=5)
+        got = await sender.send(settings_request(7, {"sending_limit": 5}))
+    message = classify(got).message
+    assert message == f"HTTP {status}: bad request: POST /campaigns/7/settings?api_key={REDACTED}"
+    assert KEY[:8] not in message
