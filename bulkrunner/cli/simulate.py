@@ -251,7 +251,7 @@ def _lead_config(args: argparse.Namespace) -> dict[str, Any]:
     clients: dict[int, list[str]] = {}
     for given in args.client_block_list or ():
         client, equals, path = given.partition("=")
-        if not equals or not client.strip().isdigit():
+        if not equals or not (client.strip().isascii() and client.strip().isdigit()):
             raise UsageError(f"--client-block-list: expected CLIENT_ID=FILE, got {given!r}")
         clients[int(client)] = _entries(path, "--client-block-list")
     return {

@@ -117,7 +117,7 @@ def as_campaign_ids(value: Any) -> tuple[int, ...]:
         text = str(item).strip()
         if not text:
             continue
-        if isinstance(item, bool) or not text.isdigit() or int(text) < 1:
+        if isinstance(item, bool) or not (text.isascii() and text.isdigit()) or int(text) < 1:
             raise ValueError(f"campaign id: {item!r} is not a campaign id (a whole number)")
         found.append(int(text))
     return tuple(dict.fromkeys(found))

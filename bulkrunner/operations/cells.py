@@ -35,7 +35,7 @@ class _Blank:
 BLANK = _Blank()
 Parsed = tuple[Any, str | None]  # (value or BLANK, error message)
 
-_WHOLE = re.compile(r"[+-]?\d+(?:\.0*)?")
+_WHOLE = re.compile(r"[+-]?\d+(?:\.0*)?", re.ASCII)  # \d alone takes any script's digits
 ID_FIELD = Field(CAMPAIGN_ID, "int", minimum=1, maximum=2**63 - 1)  # ids are 64-bit
 NOTHING_TO_SEND = "nothing to send: every field is blank"
 PROBLEMS_APART = "; "  # between the problems of one row's error (output.problems splits on it)

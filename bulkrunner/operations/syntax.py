@@ -49,7 +49,7 @@ EMPTY_TEXT_CELL = '""'  # the empty text as it is written in code
 # opening the file cannot run it as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 FORMULA_PATTERN = "^'*[" + re.escape("".join(FORMULA_START)) + "]"  # the cells to look at
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
 class EmptyText(str):

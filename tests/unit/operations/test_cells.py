@@ -87,6 +87,12 @@ def test_valid_cells_become_the_wire_value(
         ("sending_limit", 50.5, DOC, "sending_limit: 50.5 is not a whole number"),
         ("sending_limit", "ten", DOC, "sending_limit: 'ten' is not a whole number"),
         ("sending_limit", "1,000", DOC, "sending_limit: '1,000' is not a whole number"),
+        (
+            "sending_limit",
+            "\u0665\u0660",
+            DOC,
+            "sending_limit: '\u0665\u0660' is not a whole number",
+        ),
         ("sending_limit", True, DOC, "sending_limit: True is a boolean, not a whole number"),
         ("client_id", "0", DOC, "client_id: 0 is below 1"),
         ("send_as_plain_text", "maybe", DOC, "send_as_plain_text: 'maybe' is not true or false"),
@@ -146,6 +152,8 @@ def test_a_row_with_nothing_to_send_is_invalid() -> None:
         ("0", "campaign_id: 0 is below 1"),
         ("-3", "campaign_id: -3 is below 1"),
         ("12.5", "campaign_id: '12.5' is not a whole number"),
+        ("\u0663", "campaign_id: '\u0663' is not a whole number"),  # an Arabic-Indic 3
+        ("\uff11\uff12", "campaign_id: '\uff11\uff12' is not a whole number"),  # fullwidth
     ],
 )
 def test_campaign_id_must_be_a_positive_integer(cell: str, error: str) -> None:
