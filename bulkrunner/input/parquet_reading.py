@@ -30,6 +30,7 @@ def read_parquet(path: Path) -> pd.DataFrame:
     if table.num_columns == 0:
         raise InputFileError(path, "file is empty")
     _check_parquet_types(path, table.schema)
+    _check_text(path, table.schema.names, table.columns, 0)
     frame: pd.DataFrame = table.to_pandas()
     frame.columns = pd.Index(canonical_names([str(name).strip() for name in frame.columns]))
     return explicit_empties(frame.astype(object))
@@ -55,6 +56,7 @@ def scan_parquet(path: Path, size: int) -> tuple[list[str], int, Reader]:
         rows = 0
         nulls = [0] * len(schema.names)
         for batch in file.iter_batches(batch_size=size):
+            _check_text(path, schema.names, batch.columns, rows)
             rows += batch.num_rows
             nulls = [n + column.null_count for n, column in zip(nulls, batch.columns, strict=True)]
     if not schema.names:
@@ -97,6 +99,49 @@ def _check_parquet_types(path: Path, schema: pa.Schema) -> None:
                 f"column {str(name).strip()!r} holds {odd} values (Parquet type {kind}); "
                 "settings are numbers, text, true/false or lists of text",
             )
+
+
+def _check_text(
+    path: Path, names: Sequence[str], columns: Sequence[pa.Array | pa.ChunkedArray], start: int
+) -> None:
+    """Refuse text holding a NUL character (``columns``: rows ``start`` + 1 on), as a CSV file
+    holding one is refused: no file of text holds it, and every report and export of it
+    would be refused as an input in turn."""
+    import pyarrow as pa
+
+    for name, column in zip(names, columns, strict=True):
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        first = start
+        for chunk in chunks:
+            at = _nul_at(chunk)
+            if at is not None:
+                raise InputFileError(
+                    path,
+                    f"column {str(name).strip()!r} row {first + at + 1} holds a NUL character, "
+                    "which no text file holds: take it out",
+                )
+            first += len(chunk)
+
+
+def _nul_at(cells: pa.Array) -> int | None:
+    """The position of the first row of ``cells`` with a text holding a NUL character."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = None  # of a list's items: the row each is in
+    if pa.types.is_dictionary(cells.type):
+        cells = cells.dictionary_decode()
+    if pa.types.is_list(cells.type) or pa.types.is_large_list(cells.type):
+        rows, cells = pc.list_parent_indices(cells), pc.list_flatten(cells)
+        if pa.types.is_dictionary(cells.type):
+            cells = cells.dictionary_decode()
+    if not (pa.types.is_string(cells.type) or pa.types.is_large_string(cells.type)):
+        return None
+    found = pc.match_substring(cells, "\x00")
+    if not pc.any(found).as_py():
+        return None
+    index = pc.index(found, True).as_py()
+    return int(rows[index].as_py()) if rows is not None else int(index)
 
 
 def _odd_type(kind: pa.DataType) -> str | None:

@@ -5,10 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.input.loading import load_input, open_input
+from bulkrunner.operations.schedule import SCHEDULE
 from tests import ROOT
 
 WriteCsv = Callable[..., Path]
@@ -106,6 +109,30 @@ def test_parquet_keeps_native_types(tmp_path: Path) -> None:
     value = load_input(path).loc[0, "send_as_plain_text"]
     assert isinstance(value, bool | np.bool_)
     assert value
+
+
+@pytest.mark.parametrize(
+    ("cells", "row"),
+    [
+        (["ok", "fine", "a\x00b"], 3),
+        (pa.array(["ok", "b\x00", "ok"]).dictionary_encode(), 2),
+        ([["Mon"], ["Tue", "W\x00d"], []], 2),
+    ],
+    ids=["text", "dictionary", "list"],
+)
+def test_a_parquet_text_holding_a_nul_is_refused_naming_its_row(
+    tmp_path: Path, cells: object, row: int
+) -> None:
+    """As a CSV file holding one is: it was sent, and every report and export after it was
+    refused as an input."""
+    path = tmp_path / "x.parquet"
+    table = pa.table({"campaign_id": [1, 2, 3], "days": cells})
+    pq.write_table(table, path, row_group_size=2)  # the row counted across row groups
+    said = f"{path}: column 'days' row {row} holds a NUL character"
+    for read in (load_input, lambda path: open_input(path, operation=SCHEDULE)):
+        with pytest.raises(InputFileError) as refused:
+            read(path)
+        assert str(refused.value).startswith(said)
 
 
 def test_the_sample_files_load() -> None:
