@@ -41,6 +41,7 @@ from bulkrunner.records.saved_plan import (
     BEFORE,
     NUMBER,
     PlanHeader,
+    check_columns,
     read_header,
     read_numbers,
 )
@@ -54,6 +55,10 @@ def of_backup(config: RunConfig) -> tuple[RunConfig, Drift | None, str]:
     record what its run set: then also what that means (``unrecorded``), else ""."""
     backup = config.input
     operation = backup_operation(backup)
+    try:
+        operation_named(operation)
+    except ValueError as exc:  # an edited backup's
+        raise UsageError(f"{backup}: cannot read the backup ({exc})") from None
     undone_by = operation_named(config.operation).undone_by or config.operation
     if operation != undone_by and config.operation != "settings":
         raise UsageError(
@@ -152,6 +157,7 @@ def open_plan(config: RunConfig, environ: Mapping[str, str], key: str) -> Opened
     if not config.dry_run:  # (a dry run reads no account, and needs no key)
         _check_made_alike(path, header, config, environ, key)
     columns, rows, read = scan_parquet(path, CHUNK_ROWS)
+    check_columns(path, columns)
     inputs = [name for name in columns if name not in (NUMBER, BEFORE, AFTER)]
 
     def chunks(size: int, chosen: Sequence[str] | None) -> Iterator[pd.DataFrame]:

@@ -11,7 +11,10 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
 
 from bulkrunner.commands.dry_run import dry_run
 from bulkrunner.commands.recording import recorded
@@ -21,10 +24,12 @@ from bulkrunner.commands.streamed import Stream, api_key
 from bulkrunner.config.environment import return_freed_memory
 from bulkrunner.config.paths import DRY_RUN, RUN, follow_up_path
 from bulkrunner.config.run_config import RunConfig
-from bulkrunner.errors import ExitCode
+from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.input.loading import InputFile
 from bulkrunner.model import REAL_CLOCK, RESULT_COLUMNS, Clock, Numbering, Status, count, unechoed
 from bulkrunner.operations import fitting
+from bulkrunner.operations.answers import whole
+from bulkrunner.operations.cells import quoted
 from bulkrunner.output.report import read_report
 
 log = logging.getLogger("bulkrunner")
@@ -51,7 +56,7 @@ def retry_job(
     if chosen.empty:
         print(f"{config.input}: no failed or not-attempted rows to retry", file=out)
         return ExitCode.OK
-    numbering = Numbering([int(n) for n in chosen["row"]])
+    numbering = Numbering(_row_numbers(config.input, chosen["row"]))
     frame = chosen.drop(columns=[c for c in chosen.columns if c in RESULT_COLUMNS])
     frame = frame.rename(columns=lambda column: unechoed(str(column)))  # wanted_status: status
     kind = fitting([str(c) for c in frame.columns], config.operation)
@@ -73,3 +78,18 @@ def retry_job(
         log.info(*retrying)
         stream = Stream.of(config, source, environ, key, clock, numbering=numbering)
         return execute(stream, identity, out)
+
+
+def _row_numbers(path: Path, cells: pd.Series[Any]) -> list[int]:
+    """The rows' numbers in the input of the report at ``path``; a cell that is no row number
+    (an edited report) stops the retry, naming it."""
+    numbers: list[int] = []
+    for position, cell in zip(cells.index, cells.tolist(), strict=True):
+        number = whole(cell)
+        if number is None or not 1 <= number < 2**63:
+            raise UsageError(
+                f"{path}: its row {position + 1} has {quoted(cell)} as its row number, which "
+                "bulkrunner never writes: was the report edited? Put the number back"
+            )
+        numbers.append(number)
+    return numbers

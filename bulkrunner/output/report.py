@@ -206,7 +206,8 @@ def read_report(path: Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise UsageError(f"{path}: report not found") from None
     except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read the report ({exc})") from None
+        said = " ".join(str(exc).split())  # pandas's message may take several lines
+        raise UsageError(f"{path}: cannot read the report ({said})") from None
     missing = [c for c in ("row", "status", "campaign_id") if c not in frame.columns]
     if missing:
         raise UsageError(f"{path}: not a bulkrunner report (no {', '.join(missing)} column)")

@@ -32,6 +32,7 @@ from bulkrunner.config.paths import Staged
 from bulkrunner.config.redaction import redact
 from bulkrunner.errors import UsageError
 from bulkrunner.model import Changes, Row
+from bulkrunner.operations import NAMES
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
 from bulkrunner.records.expected import encoded
@@ -98,8 +99,10 @@ def read_header(path: Path) -> PlanHeader:
         version = int(found.pop("version"))
         known = {name: found.pop(name) for name in PlanHeader.__dataclass_fields__ if name in found}
         header = PlanHeader(**known, version=version, extra=found)
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, AttributeError):
         raise UsageError(f"{path}: the plan's header is damaged") from None
+    if not _well_formed(header):
+        raise UsageError(f"{path}: the plan's header is damaged: make the plan again")
     if header.version > VERSION:
         raise UsageError(
             f"{path}: a plan saved by a later bulkrunner (version {header.version}): "
@@ -108,12 +111,36 @@ def read_header(path: Path) -> PlanHeader:
     return header
 
 
+def _well_formed(header: PlanHeader) -> bool:
+    """Whether each of the header's values is of its kind (a plan edited by hand may not be)."""
+    texts = (header.input, header.sha256, header.made)
+    return (
+        header.operation in NAMES
+        and isinstance(header.options, dict)
+        and isinstance(header.accounts, dict)
+        and all(isinstance(v, str) for v in (*header.accounts, *header.accounts.values()))
+        and isinstance(header.simulate, bool)
+        and all(isinstance(text, str) for text in texts)
+    )
+
+
+def check_columns(path: Path, columns: Sequence[str]) -> None:
+    """Refuse a plan without one of the columns every plan has (edited by hand)."""
+    for name in (NUMBER, CAMPAIGN_ID, BEFORE, AFTER):
+        if name not in columns:
+            raise UsageError(f"{path}: the plan has no {name} column: make the plan again")
+
+
 def read_numbers(path: Path) -> list[int]:
     """Each row's number in the input the plan read, in the plan's order."""
     try:
-        return [int(n) for n in pq.read_table(path, columns=[NUMBER]).column(0).to_pylist()]
-    except (OSError, pa.ArrowException, KeyError, TypeError) as exc:
-        raise UsageError(f"{path}: the plan's rows cannot be read ({exc})") from None
+        numbers: list[Any] = pq.read_table(path, columns=[NUMBER]).column(0).to_pylist()
+    except (OSError, pa.ArrowException) as exc:
+        said = " ".join(str(exc).split())
+        raise UsageError(f"{path}: the plan's rows cannot be read ({said})") from None
+    if not all(type(n) is int and n >= 1 for n in numbers):
+        raise UsageError(f"{path}: the plan's row numbers are damaged: make the plan again")
+    return [int(n) for n in numbers]
 
 
 class PlanWriter:

@@ -190,6 +190,24 @@ def test_a_backup_that_does_not_record_what_its_run_set_is_refused_unless_forced
     assert [limit(sim, c) for c in IDS] == [default_settings(c)["sending_limit"] for c in IDS]
 
 
+def test_a_backup_naming_an_operation_bulkrunner_does_not_know_is_refused(
+    tmp_path: Path, clock: FakeClock, sim: SimulatorThread, changed_later: Path
+) -> None:
+    """An edited backup's operation ended a rollback with an internal error."""
+    backup = backup_path(changed_later)
+    table = pq.read_table(backup)
+    metadata = {**table.schema.metadata, b"bulkrunner.operation": b"bogus"}
+    pq.write_table(table.replace_schema_metadata(metadata), backup)
+    writes = len(sim.state.writes())
+    with pytest.raises(UsageError) as refused:
+        command(rollback_job, clock, sim, changed_later, tmp_path / "undo.csv")
+    assert str(refused.value) == (
+        f"{backup}: cannot read the backup (unknown operation 'bogus' (known: settings, "
+        "schedule, status, email-accounts, leads, lead-status))"
+    )
+    assert len(sim.state.writes()) == writes
+
+
 def test_other_operations_drift_too(tmp_path: Path, clock: FakeClock, sim: SimulatorThread) -> None:
     """schedule and email-accounts: what the run set is compared as each operation reads it."""
     first = tmp_path / "first.csv"

@@ -24,6 +24,7 @@ from bulkrunner.output.report_writer import ReportWriter
 from bulkrunner.records.journal import Journal, RunIdentity, Success, read_successes, row_key
 from bulkrunner.records.locks import RunLock
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
+from tests.fakes import one_line_error
 
 KEY = "sk-recovery-SENTINEL-77aa"
 WHEN = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -247,6 +248,26 @@ def test_retry_of_a_clean_report_sends_nothing(
 def test_retry_of_something_that_is_not_a_report(tmp_path: Path) -> None:
     source = plan(tmp_path, 1)
     assert main(["retry", str(source)]) == 2
+
+
+@pytest.mark.parametrize("number", ["abc", "1" * 30, "0"])
+def test_a_report_whose_row_number_was_edited_is_refused_naming_the_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], number: str
+) -> None:
+    source = plan(tmp_path, 2)
+    report = tmp_path / "r.csv"
+    assert main(["run", "--input", str(source), "--report", str(report), "--dry-run"]) == 0
+    frame = pd.read_csv(report, dtype=str, keep_default_na=False)
+    frame["status"] = "failed"
+    frame.loc[1, "row"] = number
+    frame.to_csv(report, index=False)
+    capsys.readouterr()
+    assert main(["retry", str(report), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert one_line_error(err) == (
+        f"bulkrunner: error: {report}: its row 2 has {number!r} as its row number, which "
+        "bulkrunner never writes: was the report edited? Put the number back"
+    )
 
 
 # --- outages and unknown outcomes ------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -119,6 +120,51 @@ def test_run_plan_applies_exactly_the_plan_and_not_the_input(
     # the input columns the plan holds, then the result columns (its own are not echoed)
     assert list(applied.columns[:3]) == ["campaign_id", "sending_limit", "unsubscribe_text"]
     assert list(applied.columns).count("before") == 1
+
+
+def _edited(plan: Path, header: dict[str, Any] | None = None, **columns: Any) -> None:
+    """``plan`` edited by hand: its header's values replaced, its columns replaced (None:
+    taken out)."""
+    table = pq.read_table(plan)
+    metadata = dict(table.schema.metadata)
+    if header is not None:
+        found = json.loads(metadata[b"bulkrunner.plan"])
+        metadata[b"bulkrunner.plan"] = json.dumps({**found, **header}).encode()
+    for name, cells in columns.items():
+        at = table.schema.get_field_index(name)
+        table = table.remove_column(at)
+        if cells is not None:
+            table = table.add_column(at, name, pa.array(cells))
+    pq.write_table(table.replace_schema_metadata(metadata), plan)
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        ({"header": {"operation": "bogus"}}, "the plan's header is damaged"),
+        ({"header": {"options": "x"}}, "the plan's header is damaged"),
+        ({"header": {"accounts": [1]}}, "the plan's header is damaged"),
+        ({"campaign_id": None}, "the plan has no campaign_id column"),
+        ({"row": None}, "the plan has no row column"),
+        ({"row": ["one", "two", "three"]}, "the plan's row numbers are damaged"),
+    ],
+    ids=["operation", "options", "accounts", "no campaign_id", "no row", "row words"],
+)
+def test_a_plan_edited_by_hand_is_refused_in_one_line(
+    tmp_path: Path,
+    clock: FakeClock,
+    sim: SimulatorThread,
+    source: Path,
+    saved: Path,
+    edit: dict[str, Any],
+    said: str,
+) -> None:
+    _edited(saved, **edit)
+    with pytest.raises(UsageError) as refused:
+        command(run_job, clock, sim, source, tmp_path / "r.csv", plan=str(saved))
+    assert str(refused.value).startswith(f"{saved}: {said}")
+    assert "\n" not in str(refused.value)
+    assert sim.state.writes() == []
 
 
 def test_a_campaign_changed_since_the_plan_is_refused_by_name(
