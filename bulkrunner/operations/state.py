@@ -115,7 +115,9 @@ def parse_campaigns(
     Given ``wanted``, only those campaigns, each :func:`slim`.
 
     An id may come as a number or as a string of digits ("123"); an item without a usable id
-    is left out (its rows are sent, as for a campaign the list does not show)."""
+    is left out (its rows are sent, as for a campaign the list does not show). A campaign the
+    list shows twice, differently, is shown by its id alone, as a list showing no values of a
+    campaign does: which of the two is it? (A run reads it on its own.)"""
     if answer.status is None or not 200 <= answer.status < 300:
         return None
     data = parse_json(answer.body)
@@ -124,13 +126,22 @@ def parse_campaigns(
     if not isinstance(data, list):
         return None
     campaigns: dict[int, Mapping[str, Any]] = {}
+    unclear: set[int] = set()
     for item in data:
         if isinstance(item, dict) and (campaign_id := whole(item.get("id"))) is not None:
-            if wanted is None:
-                campaigns[campaign_id] = item
-            elif campaign_id in wanted:
-                campaigns[campaign_id] = slim(item, keys)
+            if wanted is not None and campaign_id not in wanted:
+                continue
+            shown = item if wanted is None else slim(item, keys)
+            earlier = campaigns.setdefault(campaign_id, shown)
+            if earlier is not shown and _without_id(earlier) != _without_id(shown):
+                unclear.add(campaign_id)
+    for campaign_id in unclear:
+        campaigns[campaign_id] = {"id": campaign_id}
     return campaigns
+
+
+def _without_id(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in item.items() if name != "id"}  # 7 and "7" alike
 
 
 def current_value(campaign: Mapping[str, Any], setting: str) -> tuple[bool, Any]:

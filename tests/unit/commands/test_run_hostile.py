@@ -452,6 +452,35 @@ def test_a_campaign_read_one_by_one_must_be_the_campaign_asked_for(
         ]
 
 
+def test_a_campaign_the_list_shows_twice_differently_is_read_on_its_own(
+    tmp_path: Path, cli_here: RunCli
+) -> None:
+    write_plan(tmp_path, [101])
+
+    async def twice(request: web.Request) -> web.Response:
+        if request.path == "/api/v1/campaigns/":
+            shown = [
+                {"id": 101, "sending_limit": 3, "unsubscribe_text": "old"},
+                {"id": "101", "sending_limit": 10, "unsubscribe_text": "bye"},  # as the row
+            ]
+            return web.json_response(shown)
+        if request.method == "GET":
+            return web.json_response({"id": 101, "sending_limit": 3, "unsubscribe_text": "old"})
+        return web.json_response({"success": True})
+
+    with ServerThread(twice) as server:
+        done = cli_here(
+            tmp_path, KEY, "run", "plan.csv", "--report", "r.csv",
+            "--base-url", server.url + "/api/v1",
+        )  # fmt: skip
+        requests = list(server.requests)
+    assert done.returncode == 0, done.stderr
+    report = pd.read_csv(tmp_path / "r.csv", keep_default_na=False)
+    assert report["status"].tolist() == ["succeeded"]  # was: unchanged, never sent
+    assert [method for method, _ in requests] == ["GET", "GET", "POST"]
+    assert requests[1][1].startswith("/api/v1/campaigns/101?")
+
+
 def test_verify_reading_another_campaign_verifies_nothing(tmp_path: Path, cli_here: RunCli) -> None:
     write_plan(tmp_path, [101])
 

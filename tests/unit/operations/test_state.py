@@ -97,6 +97,22 @@ def test_a_run_keeps_only_its_own_campaigns_and_what_it_compares_of_them() -> No
     assert parse_campaigns(Answer(200, body))[3] == {"id": 3, "sending_limit": 9}  # type: ignore[index]
 
 
+def test_a_campaign_the_list_shows_twice_differently_is_shown_by_its_id_alone() -> None:
+    """Which of the two is it? The last one won: a row wanting its values was ``unchanged``,
+    never sent. Shown by its id alone, a run reads it on its own."""
+    body = json.dumps(
+        [
+            {"id": 1, "sending_limit": 5},
+            {"id": 2, "sending_limit": 6},
+            {"id": "1", "sending_limit": 50},
+            {"id": "2", "sending_limit": 6},  # the same again: no doubt
+        ]
+    )
+    for wanted in (None, {1, 2}):
+        campaigns = parse_campaigns(Answer(200, body), wanted=wanted)
+        assert campaigns == {1: {"id": 1}, 2: {"id": 2, "sending_limit": 6}}
+
+
 def test_campaigns_read_share_equal_keys_and_values_across_answers() -> None:
     """Each answer is parsed on its own, so each campaign would hold its own copy of every key
     and value: a run keeps one of each (100,000 campaigns held ~1 KB each)."""
