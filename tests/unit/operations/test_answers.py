@@ -14,7 +14,13 @@ import pytest
 
 from bulkrunner.config.redaction import REDACTED, redact, redact_url, remember
 from bulkrunner.model import Answer, Change
-from bulkrunner.operations.answers import header_reset, header_retry_after, reports_failure
+from bulkrunner.operations.answers import (
+    error_message,
+    header_reset,
+    header_retry_after,
+    parse_json,
+    reports_failure,
+)
 from bulkrunner.operations.settings import SETTINGS
 from bulkrunner.operations.state import parse_campaigns
 from bulkrunner.records.backup import record_backup
@@ -165,3 +171,21 @@ def test_a_backup_of_values_of_the_wrong_type_keeps_what_it_can(tmp_path: Path) 
             "unsubscribe_text": f"echo {REDACTED}",
         },
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ('"x\\ud800y"', "x\ufffdy"),  # half of a character: no file holds it
+        ('{"\\udc00": ["\\ud800\\ud800"]}', {"\ufffd": ["\ufffd\ufffd"]}),
+        ('"a\\ud83d\\ude00b"', "a\U0001f600b"),  # a pair is one whole character
+        ('"\\\\ud800"', "\\ud800"),  # an escaped backslash, then text
+    ],
+)
+def test_json_text_is_read_whole(text: str, read: object) -> None:
+    assert parse_json(text) == read
+
+
+def test_a_servers_message_is_one_printable_line() -> None:
+    message = error_message('{"error": "bad\\u001b]0;PWNED\\u0007\\n\\u202eyes\\u0085 \\ud800"}')
+    assert message == "bad\\x1b]0;PWNED\\x07 \\u202eyes \ufffd"
