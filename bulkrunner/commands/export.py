@@ -41,6 +41,7 @@ from bulkrunner.errors import Aborted, ExitCode, UsageError
 from bulkrunner.model import REAL_CLOCK, Clock, RunStats, count
 from bulkrunner.operations import Operation
 from bulkrunner.operations.fields import CAMPAIGN_ID, NAME
+from bulkrunner.operations.state import shows_only_its_id
 from bulkrunner.output.events import show
 from bulkrunner.output.export_summary import SHOWN, export_lines
 from bulkrunner.records.locks import lock_accounts
@@ -229,7 +230,7 @@ async def _listed(
 
     client = config.client_id
     answer = await read_list(connection, LIST if client is None else f"{LIST}?client_id={client}")
-    listed = parse_campaigns(answer)
+    listed = parse_campaigns(answer, keys=operation.reads)
     if listed is None:
         decision = classify(answer)
         if decision.verdict is Verdict.ABORT:
@@ -262,7 +263,7 @@ def _wanted(campaign: Mapping[str, Any], config: RunConfig) -> bool:
     client = config.client_id
     if client is not None and str(campaign.get("client_id", client)).strip() != str(client):
         return False
-    if config.status is None:
+    if config.status is None or shows_only_its_id(campaign):  # (left out, saying why)
         return True
     return str(campaign.get("status") or "").strip().upper() == config.status
 
@@ -282,6 +283,10 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
             for name, value in operation.export(campaign).items()
             if name in columns and value is not None
         }
+        held = next((name for name, value in values.items() if _holds_nul(value)), None)
+        if held is not None:
+            left_out[campaign_id] = f"its {held} holds a NUL character, which no file holds"
+            continue
         if not values:
             state = operation.state(campaign)
             # read, but not a value a row can write (a DRAFTED status); all nulls: not read
@@ -292,6 +297,8 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
                     if shown
                     else f"it has no {operation.name}, which no {operation.name} row can set"
                 )
+            elif shows_only_its_id(campaign):
+                left_out[campaign_id] = "the list shows it by its id alone, or twice, differently"
             else:
                 left_out[campaign_id] = f"none of its {operation.name} could be read"
             continue
@@ -314,6 +321,12 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
         }
     )
     return Export(frame, operation, campaigns, stats, left_out, unwritable=unwritable)
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether ``value`` (or an item of it) is text holding a NUL character: no file does."""
+    items = value if isinstance(value, list) else [value]
+    return any(isinstance(item, str) and "\x00" in item for item in items)
 
 
 def _clean(value: Any) -> Any:

@@ -106,10 +106,10 @@ def scan_csv(
         watch = lambda cells: seen(cells.map(unescape_cell) if escaped_cells(cells) else cells)  # noqa: E731
     filled: set[int] = set()
     blank: list[npt.NDArray[np.int64]] = []
-    parsed: list[pd.DataFrame] = []
+    first: pd.DataFrame | None = None  # the parse of a file of one chunk, while it may be one
     rows = last = 0  # last: the number of rows up to the last one with data
     for chunk in _parsed(path, form, size):
-        parsed.append(chunk)
+        first = chunk if not rows else None
         chunk.columns = pd.RangeIndex(len(form.header))
         filled.update(i for i in unnamed if not _blank_cells(chunk[i]).all())
         empty = _blank_rows(chunk)
@@ -127,8 +127,7 @@ def scan_csv(
     ignored = Ignored(len(form.blank), len(unnamed) - len(filled), between)
 
     # A small file is read again from its parse: most of a few rows' reading is pandas's own.
-    kept = parsed[0] if len(parsed) == 1 and _kept(path) else None
-    parsed.clear()
+    kept = first if first is not None and _kept(path) else None
 
     def read(size: int, columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
         with reading(path):

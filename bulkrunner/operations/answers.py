@@ -30,12 +30,9 @@ def parse_json(body: str) -> Any:
 
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-# an escaped half of a character with no other half beside it (a pair, as JSON escapes an
-# emoji, is one whole character once parsed)
-_ESCAPED_SURROGATE = re.compile(
-    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
-    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F]"
-)
+# an escaped half of a character, which may be alone once parsed (an escaped backslash
+# before it or not: it is looked for, and its pair too, in what the text parses to)
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 # what would act on a terminal rather than show: C0 and C1 controls (but the newline and the
 # tab), and the marks that reorder the text around them
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")

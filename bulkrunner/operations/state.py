@@ -116,8 +116,9 @@ def parse_campaigns(
 
     An id may come as a number or as a string of digits ("123"); an item without a usable id
     is left out (its rows are sent, as for a campaign the list does not show). A campaign the
-    list shows twice, differently, is shown by its id alone, as a list showing no values of a
-    campaign does: which of the two is it? (A run reads it on its own.)"""
+    list shows twice, with another status or other values of ``keys``, is shown by its id
+    alone (``shows_only_its_id``): which of the two is it? A run reads it on its own, an
+    export names it as not exported."""
     if answer.status is None or not 200 <= answer.status < 300:
         return None
     data = parse_json(answer.body)
@@ -131,17 +132,25 @@ def parse_campaigns(
         if isinstance(item, dict) and (campaign_id := whole(item.get("id"))) is not None:
             if wanted is not None and campaign_id not in wanted:
                 continue
-            shown = item if wanted is None else slim(item, keys)
-            earlier = campaigns.setdefault(campaign_id, shown)
-            if earlier is not shown and _without_id(earlier) != _without_id(shown):
+            earlier = campaigns.get(campaign_id)
+            if earlier is None:
+                campaigns[campaign_id] = item if wanted is None else slim(item, keys)
+            elif _compared(earlier, keys) != _compared(item, keys):
                 unclear.add(campaign_id)
     for campaign_id in unclear:
         campaigns[campaign_id] = {"id": campaign_id}
     return campaigns
 
 
-def _without_id(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in item.items() if name != "id"}  # 7 and "7" alike
+def _compared(item: Mapping[str, Any], keys: Collection[str]) -> dict[str, Any]:
+    """What of a list's entry tells two entries of one campaign apart: its status and
+    ``keys``, not its id (7 and "7" alike) nor its name."""
+    return {name: value for name, value in slim(item, keys).items() if name != "id"}
+
+
+def shows_only_its_id(campaign: Mapping[str, Any]) -> bool:
+    """Whether a list's entry shows a campaign by its id alone (``parse_campaigns``)."""
+    return set(campaign) <= {"id"}
 
 
 def current_value(campaign: Mapping[str, Any], setting: str) -> tuple[bool, Any]:

@@ -24,7 +24,7 @@ from bulkrunner.model import Answer, count
 from bulkrunner.operations.answers import parse_json
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.settings import SETTINGS
-from bulkrunner.operations.state import Campaign, parse_campaigns, slim
+from bulkrunner.operations.state import Campaign, parse_campaigns, shows_only_its_id, slim
 from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.pages import read_pages
 from bulkrunner.sending.retry import Verdict, classify
@@ -151,11 +151,16 @@ async def _read_list(
         listing.campaigns = found
     shown = listing.campaigns
     listed = {cid: shown.pop(cid) for cid in wanted if cid in shown}
-    if operation.detail is None:  # else its state is complete only once its detail is read
-        # a list showing a campaign without its values (only its id, or nulls): read it alone
-        blank = [c for c, campaign in listed.items() if not operation.readable(campaign)]
-        for campaign_id in blank:
-            del listed[campaign_id]
+    # a list showing a campaign without its values (only its id, or nulls): read it alone (an
+    # operation reading a detail of each campaign needs at least the list's status)
+    blank = [
+        campaign_id
+        for campaign_id, campaign in listed.items()
+        if shows_only_its_id(campaign)
+        or (operation.detail is None and not operation.readable(campaign))
+    ]
+    for campaign_id in blank:
+        del listed[campaign_id]
     current = Current(campaigns=listed)
     unlisted = sorted(cid for cid in wanted if cid not in listed)
     if unlisted and one_by_one:

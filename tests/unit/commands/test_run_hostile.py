@@ -481,6 +481,30 @@ def test_a_campaign_the_list_shows_twice_differently_is_read_on_its_own(
     assert requests[1][1].startswith("/api/v1/campaigns/101?")
 
 
+def test_an_export_names_a_campaign_the_list_shows_twice_differently_as_not_exported(
+    tmp_path: Path, cli_here: RunCli
+) -> None:
+    async def twice(request: web.Request) -> web.Response:
+        shown = [
+            {"id": 101, "status": "ACTIVE", "sending_limit": 3, "name": "A"},
+            {"id": 102, "status": "ACTIVE", "sending_limit": 4},
+            {"id": "101", "status": "ACTIVE", "sending_limit": 3, "name": "A, renamed"},
+            {"id": "102", "status": "PAUSED", "sending_limit": 4},
+        ]
+        return web.json_response(shown)
+
+    with ServerThread(twice) as server:
+        done = cli_here(
+            tmp_path, KEY, "export", "--output", "e.csv", "--status", "active",
+            "--base-url", server.url + "/api/v1",
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # not a word of it, exit 0, before
+    export = pd.read_csv(tmp_path / "e.csv", keep_default_na=False)
+    assert export["campaign_id"].tolist() == [101]  # another name is no other campaign
+    said = "campaign 102 is not exported: the list shows it by its id alone, or twice, differently"
+    assert said in done.stderr
+
+
 def test_verify_reading_another_campaign_verifies_nothing(tmp_path: Path, cli_here: RunCli) -> None:
     write_plan(tmp_path, [101])
 

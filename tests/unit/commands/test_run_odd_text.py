@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 from aiohttp import web
 
 from tests.hostile import RunCli, ServerThread
@@ -65,3 +66,27 @@ def test_odd_text_from_a_server_is_written_out_and_every_row_reported(
     assert "campaign 101 does not read back as it is" in exported.stderr
     export = pd.read_csv(tmp_path / "e.csv", keep_default_na=False, dtype=str)
     assert export["unsubscribe_text"].tolist() == ["bye", "old \ufffd text", "bye"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_value_holding_a_nul_is_left_out_of_an_export_and_the_rest_exported(
+    tmp_path: Path, cli_here: RunCli, suffix: str
+) -> None:
+    """No file of text holds a NUL: a CSV export of it failed whole, and a Parquet one was
+    refused as it was read back."""
+
+    async def nul(request: web.Request) -> web.Response:
+        campaigns = [
+            {"id": 101, "sending_limit": 5, "unsubscribe_text": "bye\x00x"},
+            {"id": 102, "sending_limit": 6, "unsubscribe_text": "bye"},
+        ]
+        return web.json_response(campaigns)
+
+    with ServerThread(nul) as server:
+        url = server.url + "/api/v1"
+        done = cli_here(tmp_path, KEY, "export", "--output", f"e{suffix}", "--base-url", url)
+    assert done.returncode == 1, done.stderr
+    assert "campaign 101 is not exported: its unsubscribe_text holds a NUL character" in done.stderr
+    path = tmp_path / f"e{suffix}"
+    export = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    assert export["campaign_id"].astype(int).tolist() == [102]

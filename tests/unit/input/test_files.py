@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -262,6 +263,33 @@ def test_a_small_file_is_parsed_once_and_read_again_as_a_new_parse_would_read_it
     assert list(only.columns) == ["sending_limit", "campaign_id"]
     assert list(only.index) == [0, 1, 2, 3]
     assert len(calls) == parses
+
+
+def test_the_scan_of_a_file_of_several_chunks_keeps_none_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk is let go of once the next is parsed: the scan of a large file holds one, as
+    it did before a small file's parse was kept (every chunk was held to the end, then)."""
+    import gc
+    import weakref
+
+    import bulkrunner.input.csv_reading as csv_reading
+
+    parsed = csv_reading._parsed
+    seen: list[weakref.ref[pd.DataFrame]] = []
+    held: list[int] = []  # as each chunk is parsed: how many of those before it are held
+
+    def watched(*args: object, **kwargs: object) -> Iterator[pd.DataFrame]:
+        for chunk in parsed(*args, **kwargs):  # type: ignore[arg-type]
+            gc.collect()
+            held.append(sum(ref() is not None for ref in seen))
+            seen.append(weakref.ref(chunk))
+            yield chunk
+
+    monkeypatch.setattr(csv_reading, "_parsed", watched)
+    monkeypatch.setattr(loading, "CHUNK_ROWS", 2)
+    open_input(write(tmp_path, BLANKS))
+    assert held == [0, 1, 1, 1]  # the one before it, still the scan's own until it moves on
 
 
 def test_a_file_in_no_unambiguous_encoding_is_refused_with_the_encodings_accepted(

@@ -180,6 +180,7 @@ def test_a_backup_of_values_of_the_wrong_type_keeps_what_it_can(tmp_path: Path) 
         ('{"\\udc00": ["\\ud800\\ud800"]}', {"\ufffd": ["\ufffd\ufffd"]}),
         ('"a\\ud83d\\ude00b"', "a\U0001f600b"),  # a pair is one whole character
         ('"\\\\ud800"', "\\ud800"),  # an escaped backslash, then text
+        ('"\\\\ud800\\udc00"', "\\ud800\ufffd"),  # and then half of a character
     ],
 )
 def test_json_text_is_read_whole(text: str, read: object) -> None:

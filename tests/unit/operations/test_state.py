@@ -103,14 +103,18 @@ def test_a_campaign_the_list_shows_twice_differently_is_shown_by_its_id_alone() 
     body = json.dumps(
         [
             {"id": 1, "sending_limit": 5},
-            {"id": 2, "sending_limit": 6},
+            {"id": 2, "sending_limit": 6, "name": "Two"},
+            {"id": 3, "sending_limit": 7, "status": "ACTIVE"},
             {"id": "1", "sending_limit": 50},
-            {"id": "2", "sending_limit": 6},  # the same again: no doubt
+            {"id": "2", "sending_limit": 6, "name": "Two, renamed"},  # no doubt: the same
+            {"id": 3, "sending_limit": 7, "status": "PAUSED"},
         ]
     )
-    for wanted in (None, {1, 2}):
+    for wanted in (None, {1, 2, 3}):
         campaigns = parse_campaigns(Answer(200, body), wanted=wanted)
-        assert campaigns == {1: {"id": 1}, 2: {"id": 2, "sending_limit": 6}}
+        assert campaigns is not None
+        assert (campaigns[1], campaigns[3]) == ({"id": 1}, {"id": 3})
+        assert campaigns[2]["sending_limit"] == 6
 
 
 def test_campaigns_read_share_equal_keys_and_values_across_answers() -> None:
