@@ -31,7 +31,7 @@ def read_parquet(path: Path) -> pd.DataFrame:
         raise InputFileError(path, "file is empty")
     _check_parquet_types(path, table.schema)
     _check_text(path, table.schema.names, table.columns, 0)
-    frame: pd.DataFrame = table.to_pandas()
+    frame = _pandas(table)
     frame.columns = pd.Index(canonical_names([str(name).strip() for name in frame.columns]))
     return explicit_empties(frame.astype(object))
 
@@ -54,16 +54,13 @@ def scan_parquet(path: Path, size: int) -> tuple[list[str], int, Reader]:
         schema = file.schema_arrow
         # Decode every page now, so that a damaged one is reported before any output.
         rows = 0
-        nulls = [0] * len(schema.names)
         for batch in file.iter_batches(batch_size=size):
             _check_text(path, schema.names, batch.columns, rows)
             rows += batch.num_rows
-            nulls = [n + column.null_count for n, column in zip(nulls, batch.columns, strict=True)]
     if not schema.names:
         raise InputFileError(path, "file is empty")
     _check_parquet_types(path, schema)
     columns = canonical_names(_stripped(schema))
-    nullable = {name for name, count in zip(schema.names, nulls, strict=True) if count}
     stripped = [str(name).strip() for name in schema.names]
     fields = dict(zip(canonical_names(stripped), schema.names, strict=True))
 
@@ -71,7 +68,7 @@ def scan_parquet(path: Path, size: int) -> tuple[list[str], int, Reader]:
         wanted = None if chosen is None else [fields[name] for name in chosen]
         with reading(path), _parquet_errors(path), pq.ParquetFile(path) as file:
             for batch in file.iter_batches(batch_size=size, columns=wanted):
-                yield _frame(batch, nullable)
+                yield _frame(batch)
 
     return columns, rows, read
 
@@ -167,33 +164,26 @@ def _odd_type(kind: pa.DataType) -> str | None:
     return None
 
 
-def _frame(batch: pa.RecordBatch, nullable: set[str]) -> pd.DataFrame:
-    """``batch`` converted as the whole file is: pyarrow turns an integer column with a null
-    into floats (and a boolean one into objects), so a chunk without the nulls the file has
-    borrows a row of them for the conversion."""
-    import pyarrow as pa
-
-    names = batch.schema.names
-    borrow = any(
-        name in nullable
-        and column.null_count == 0
-        and (pa.types.is_integer(column.type) or pa.types.is_boolean(column.type))
-        for name, column in zip(names, batch.columns, strict=True)
-    )
-    frame: pd.DataFrame
-    if borrow:
-        extra = pa.RecordBatch.from_arrays(
-            [
-                pa.nulls(1, column.type) if name in nullable else column.slice(0, 1)
-                for name, column in zip(names, batch.columns, strict=True)
-            ],
-            schema=batch.schema,
-        )
-        frame = pa.Table.from_batches([batch, extra]).to_pandas().iloc[:-1]
-    else:
-        frame = batch.to_pandas()
+def _frame(batch: pa.RecordBatch) -> pd.DataFrame:
+    """``batch`` converted as the whole file is, each whole number as it is written."""
+    frame = _pandas(batch)
     frame.columns = pd.Index(canonical_names([str(name).strip() for name in frame.columns]))
     return explicit_empties(frame.reset_index(drop=True).astype(object))
+
+
+def read_parquet_frame(path: Path) -> pd.DataFrame:
+    """The file at ``path`` as it is (an earlier report), each whole number as it is written."""
+    import pyarrow.parquet as pq
+
+    return _pandas(pq.read_table(path))
+
+
+def _pandas(data: pa.RecordBatch | pa.Table) -> pd.DataFrame:
+    """``data`` as a DataFrame, a whole number column holding a null as Python ints and None:
+    pyarrow makes it floats by default, and a float rounds a number above 2**53 (campaign
+    9007199254740993 would be sent as 9007199254740992)."""
+    frame: pd.DataFrame = data.to_pandas(integer_object_nulls=True)
+    return frame
 
 
 @contextlib.contextmanager

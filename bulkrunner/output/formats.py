@@ -120,13 +120,19 @@ def for_spreadsheets(report: pd.DataFrame, input_columns: list[str]) -> pd.DataF
         empty_text = column in _TEXT_FIELDS and any(type(v) is EmptyText for v in cells.tolist())
         flagged = None if empty_text else _formula_like(cells)
         if flagged is None:
-            out[column] = [csv_cell(value) for value in cells.tolist()]
+            out[column] = _objects([csv_cell(value) for value in cells.tolist()], out.index)
         elif flagged:  # only text can change, and only text starting as a formula does
             values = cells.tolist()
             for index in flagged:
                 values[index] = escaped(values[index])
-            out[column] = values
+            out[column] = _objects(values, out.index)
     return out
+
+
+def _objects(values: list[Any], index: pd.Index) -> pd.Series[Any]:
+    """``values`` as a column of objects: a list assigned as it is would be typed by pandas,
+    whole numbers and a null made floats (2 written 2.0, and a number above 2**53 rounded)."""
+    return pd.Series(values, index=index, dtype=object)
 
 
 def _formula_like(column: pd.Series[Any]) -> list[int] | None:
@@ -155,7 +161,7 @@ def for_json(report: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
     becomes null, and an explicitly empty text the empty string."""
     out = report.copy()
     for column in input_columns:
-        out[column] = _without_blanks(_plain_cells(out[column].tolist()))
+        out[column] = _objects(_without_blanks(_plain_cells(out[column].tolist())), out.index)
     return out
 
 

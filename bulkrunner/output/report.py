@@ -21,7 +21,7 @@ import pandas as pd
 from bulkrunner.config.paths import REPORT_FORMATS, or_list
 from bulkrunner.config.redaction import redact
 from bulkrunner.errors import UsageError
-from bulkrunner.input.parquet_reading import explicit_empties
+from bulkrunner.input.parquet_reading import explicit_empties, read_parquet_frame
 from bulkrunner.model import RESULT_COLUMNS, Change, Outcome, echoed
 from bulkrunner.operations.syntax import unescape_cell
 from bulkrunner.output.formats import for_spreadsheets, write_csv
@@ -199,7 +199,7 @@ def read_report(path: Path) -> pd.DataFrame:
                 if column not in RESULT_COLUMNS:
                     frame[column] = frame[column].map(unescape_cell)
         elif suffix == ".parquet":
-            frame = explicit_empties(pd.read_parquet(path).astype(object))
+            frame = explicit_empties(read_parquet_frame(path).astype(object))
         else:
             frame = pd.read_json(path, orient="records", lines=suffix == ".jsonl", dtype=False)
             frame = explicit_empties(frame.astype(object))

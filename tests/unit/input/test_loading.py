@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bulkrunner.cli.app import main
 from bulkrunner.errors import InputFileError, UsageError
 from bulkrunner.input.loading import load_input, open_input
 from bulkrunner.operations.schedule import SCHEDULE
@@ -133,6 +134,29 @@ def test_a_parquet_text_holding_a_nul_is_refused_naming_its_row(
         with pytest.raises(InputFileError) as refused:
             read(path)
         assert str(refused.value).startswith(said)
+
+
+BIG = 2**53 + 1  # the first whole number a float cannot hold
+
+
+def test_whole_numbers_of_a_column_holding_a_null_are_read_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow makes such a column floats, which round a number above 2**53: a row missing its
+    campaign sent the next row's write to campaign 9007199254740992."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "x.parquet"
+    ids = pa.array([BIG, None, BIG + 2], pa.int64())
+    pq.write_table(pa.table({"campaign_id": ids, "sending_limit": [BIG, 7, None]}), path)
+    whole = load_input(path)
+    chunks = list(open_input(path).chunks(rows=1))
+    for frame in (whole, pd.concat(chunks, ignore_index=True)):
+        assert frame["campaign_id"].tolist() == [BIG, None, BIG + 2]
+        assert frame["sending_limit"].tolist() == [BIG, 7, None]
+    assert main(["run", str(path), "--dry-run", "--report", "r.csv"]) == 1  # row 2: no id
+    assert f"POST /campaigns/{BIG}/settings" in capsys.readouterr().out
+    report = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
+    assert report["campaign_id"].tolist() == [str(BIG), "", str(BIG + 2)]  # not 9.007e15 nor .0
 
 
 def test_the_sample_files_load() -> None:
