@@ -189,6 +189,7 @@ class Row:
     campaign_id: int
     payload: Mapping[str, Any]
     account: str | None = None  # the ``account`` cell, stripped ("" when blank); None: no column
+    applied: Outcome | None = None  # --verify resumed: how the stopped run ended it; read back
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,7 @@ class Stream:
             ids=ids,
             types=types,
             suppression=suppression_of(config.suppress, operation),
+            verify=config.verify,
         )
         return cls(config, source, rows, accounts, key, clock)
 

@@ -135,6 +135,7 @@ class RunRows:
     stop: Callable[[str], None] | None = None  # stops the run (the file changed under it)
     stamp: tuple[int, int] | None = None  # the input's size and mtime when the run began
     types: bool = False  # the survey keeps the cell types (for a Parquet report)
+    verify: bool = False  # --verify: rows an earlier run applied are read back (``Row.applied``)
     batch_rows: int = field(default_factory=lambda: BATCH_ROWS)  # read when made (tests)
     unreached: str = "run interrupted"  # why rows of batches never taken were not sent
     repeats: Repeats = field(default_factory=dict)
@@ -162,7 +163,7 @@ class RunRows:
             batch = self.prepare(offset, chunk)
             if late is not None:
                 late.add(chunk, batch, self.numbering)
-            survey.rows += len(batch.send)
+            survey.rows += sum(row.applied is None for row in batch.send)
             survey.accounts.update(row.account or "" for row in batch.send)
             for number, outcome in batch.known.items():
                 if outcome.status is Status.INVALID:
@@ -224,6 +225,8 @@ class RunRows:
                 known[row.number] = earlier.outcome
                 if earlier.changes:
                     changes[row.number] = earlier.changes
+                if self.verify and earlier.outcome.status is Status.SUCCEEDED:
+                    send.append(replace(row, applied=earlier.outcome))  # not sent: read back
             else:
                 send.append(row)
         return _Batch(offset + 1, len(chunk), send, known, changes, campaigns)

@@ -98,6 +98,7 @@ class Pipeline:
         """The stages, in order, for ``rows`` (``plan``: the first two)."""
         self.rows, self.plan, self.engine, self.read_back = rows, None, None, {}
         first, self._first = self._first, False
+        rows = [row for row in rows if row.applied is None]  # the others are read back alone
         current = await self._read(rows, first)
         expected = await self._expected(rows) if current is not None else None
         planned = self.plan = self._plan(rows, current, expected)
@@ -265,9 +266,9 @@ class Pipeline:
             self.record(given, outcome, planned)  # journaled as the input has it (--resume)
 
     async def _verify(self) -> None:
-        """Stage 6: read back the rows applied (with --verify), and those the answer that
-        accepted them said nothing of (also once the run was stopped by what an answer said:
-        the key still reads); then the backup keeps what went in."""
+        """Stage 6: read back the rows applied (--verify: by the run it resumes too), and those
+        the answer that accepted them said nothing of (also once the run was stopped by what an
+        answer said: the key still reads); then the backup keeps what went in."""
         engine, operation = self.engine, self.operation
         assert engine is not None
         assert self.plan is not None
@@ -275,11 +276,13 @@ class Pipeline:
         aborted = self.stats.aborted
         seen: dict[int, Mapping[str, Any]] = {}
         if aborted is None or aborted == engine.judged:
-            done = engine.outcomes()
             verifying = self.config.verify and aborted is None
+            done = engine.outcomes()
+            resumed = {row.number: (row, was) for row in self.rows if (was := row.applied)}
+            done.update((number, was) for number, (_, was) in resumed.items())
             chosen = [
                 row
-                for row in self.plan.send
+                for row in (*self.plan.send, *(row for row, _ in resumed.values()))
                 if row.number in unknown
                 or (verifying and done[row.number].status is Status.SUCCEEDED)
             ]
@@ -353,7 +356,7 @@ class Pipeline:
     def outcomes(self) -> dict[int, Outcome]:
         """Every row of the batch at hand: as its stages left it."""
         unsent = Outcome(Status.NOT_ATTEMPTED, error=self.stats.aborted or INTERRUPTED)
-        result = dict.fromkeys((row.number for row in self.rows), unsent)
+        result = {row.number: row.applied or unsent for row in self.rows}
         planned = self.plan
         if planned is not None and not (self.planning and self.stats.aborted):
             result.update(planned.known)
@@ -366,8 +369,7 @@ class Pipeline:
         result.update(self.read_back)
         return result
 
-    def changes(self) -> dict[int, Changes]:
-        """The planned changes of the rows at hand, by row number."""
+    def changes(self) -> dict[int, Changes]:  # the planned changes of the rows at hand
         return dict(self.plan.changes) if self.plan is not None else {}
 
     def take(self) -> tuple[dict[int, Outcome], dict[int, Changes]]:

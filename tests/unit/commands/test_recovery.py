@@ -23,7 +23,7 @@ from bulkrunner.output import report as report_module
 from bulkrunner.output.report_writer import ReportWriter
 from bulkrunner.records.journal import Journal, RunIdentity, Success, read_successes, row_key
 from bulkrunner.records.locks import RunLock
-from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
+from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_settings
 from tests.fakes import one_line_error
 
 KEY = "sk-recovery-SENTINEL-77aa"
@@ -127,6 +127,33 @@ def test_resume_resends_rows_whose_content_changed(
         assert code == 0
         assert sorted(sim.state.applied) == [101, 102]
     assert "1 row already succeeded" in capsys.readouterr().err
+
+
+def test_a_resumed_verify_run_reads_back_the_rows_the_stopped_run_applied(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They were reported succeeded unread: a campaign changed since the kill, as 101 here, was
+    succeeded, exit 0. Each is read back: as the row set it, succeeded; otherwise mismatch."""
+    source = tmp_path / "plan.csv"
+    source.write_text("campaign_id,sending_limit\n100,10\n101,11\n102,12\n")
+    report = tmp_path / "r.csv"
+    outcome = Outcome(Status.SUCCEEDED, 200, 1, "", 5, WHEN)
+    with Journal.open(journal_path(report), input_path=source, started=WHEN) as journal:
+        for number, campaign in enumerate((100, 101), 1):
+            journal.record(
+                row_key(campaign, {"sending_limit": 9 + number}), number, campaign, outcome
+            )
+    with SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        sim.state.settings[100] = {**default_settings(100), "sending_limit": 10}  # as it set
+        sim.state.settings[101] = {**default_settings(101), "sending_limit": 77}  # changed since
+        args = ["run", str(source), "--report", str(report), "--base-url", sim.base_url]
+        code = main([*args, "--resume", "--verify"])
+        assert sorted(sim.state.applied) == [102]  # nothing sent again
+    assert code == 1
+    found = pd.read_csv(report, keep_default_na=False)
+    assert found["status"].tolist() == ["succeeded", "mismatch", "succeeded"]
+    assert "77" in found["error"][1]
+    assert "verifying 3 campaigns by reading them back" in capsys.readouterr().err
 
 
 def test_fresh_discards_the_unfinished_run(tmp_path: Path) -> None:
