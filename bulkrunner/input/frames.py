@@ -9,6 +9,7 @@ said of it names it ``THE_DATAFRAME``, not that file.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,8 @@ def frame_file(frame: pd.DataFrame, folder: Path) -> Path:
     for name in frame.columns:
         cells = frame[name]
         try:
+            if _zones_mixed(cells.tolist()):  # pyarrow would take a time without one as UTC
+                raise TypeError("date-times with and without a UTC offset")
             columns[str(name)] = pa.array(cells, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
             columns[str(name)] = pa.array([_text(cell) for cell in cells.tolist()], pa.string())
@@ -81,6 +84,12 @@ def frame_file(frame: pd.DataFrame, folder: Path) -> Path:
             "nothing was sent"
         ) from None
     return path
+
+
+def _zones_mixed(cells: list[Any]) -> bool:
+    """Whether ``cells`` hold date-times with a UTC offset and date-times without one: written
+    as text, each is then read as a file's cell is, the one without refused."""
+    return len({cell.tzinfo is None for cell in cells if isinstance(cell, datetime)}) > 1
 
 
 def _text(cell: Any) -> str | None:

@@ -182,6 +182,21 @@ def test_export_returns_typed_rows_that_apply_takes_back(tmp_path: Path) -> None
         assert {sim.state.settings[cid]["sending_limit"] for cid in current["campaign_id"]} == {7}
 
 
+def test_a_date_time_without_an_offset_among_some_with_one_is_refused() -> None:
+    """pyarrow took it as UTC, where a file's cell without an offset is refused."""
+    moments = [
+        pd.Timestamp("2026-12-01 09:00", tz="America/New_York"),
+        pd.Timestamp("2026-12-01 09:00"),
+    ]
+    given = pd.DataFrame(
+        {"campaign_id": [1480601, 1480602], "schedule_start_time": pd.Series(moments, dtype=object)}
+    )
+    planned = bulkrunner.plan(given, operation="schedule", simulate=True)
+    assert planned["status"].tolist() == ["dry_run", "invalid"]
+    assert planned["after"][0] == '{"schedule_start_time": "2026-12-01T14:00:00Z"}'
+    assert "has no UTC offset" in planned["error"][1]
+
+
 def test_export_writes_the_file_when_given_an_output(tmp_path: Path) -> None:
     out = tmp_path / "current.parquet"
     current = bulkrunner.export(simulate=True, output=out)
