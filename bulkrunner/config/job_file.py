@@ -98,6 +98,11 @@ def build_config(
         for given, other in ((url, variable), (variable, url)):
             if flags.get(given) is not None and flags.get(other) is None:
                 merged.pop(other, None)  # the command line's URL wins over the job file's
+    for url, variable in _SECRET_URLS:  # an empty one would turn the alerts off unsaid
+        for name in (url, variable):
+            if isinstance(merged.get(name), str) and not merged[name].strip():
+                what = _WHAT[url] if name == url else f"the variable holding {_WHAT[url]}"
+                raise UsageError(f"{name.replace('_', ' ')} is empty: give {what}, or leave it out")
     resume, auto_resume = _resume(merged.get("resume", False))
     merged["resume"] = resume
     if "input" not in merged:

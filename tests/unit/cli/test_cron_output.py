@@ -254,6 +254,28 @@ def test_notify_takes_only_http_urls(tmp_path: Path, cli_here: RunCli) -> None:
     assert "notify must be a webhook URL" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["--notify", ""], "notify is empty: give a webhook URL, or leave it out"),
+        (["--notify-env", ""], "notify env is empty: give the variable holding a webhook URL"),
+        (["jobs/empty.toml"], "heartbeat is empty: give a heartbeat URL, or leave it out"),
+    ],
+    ids=["notify", "notify-env", "job file's heartbeat"],
+)
+def test_an_empty_url_is_refused_not_taken_as_none(
+    tmp_path: Path, cli_here: RunCli, given: list[str], said: str
+) -> None:
+    """A cron job whose URL was templated out stopped alerting without a word."""
+    source = plan(tmp_path)
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "empty.toml").write_text(f'input = "{source}"\nheartbeat = ""\n')
+    args = given if given[0].endswith(".toml") else [str(source), *given]
+    done = cli_here(tmp_path, KEY, "run", *args, "--simulate")
+    assert done.returncode == 2
+    assert said in done.stderr
+
+
 # --- the webhook call: one deadline, never raises, Ctrl-C ends it cleanly -------------------------
 
 TOKEN = "T0SECRET/B0SECRET/xoxSECRETtoken"
