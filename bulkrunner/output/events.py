@@ -68,12 +68,12 @@ EVENTS: Mapping[str, Event] = {
     ),
     "row_finished": Event(
         "stderr",
-        "each time a row is finished",
+        "each time a row of a run is finished, sent or not (invalid, unchanged, missing)",
         {
             "row": "the row's number in the input file",
-            "campaign_id": "its campaign",
+            "campaign_id": "its campaign (null for an invalid row without one)",
             "account": "the account it was sent with (its name in the accounts file); null in "
-            "a run without one",
+            "a run without one, and for a row ended before it reached an account (invalid)",
             "status": "its status (see the report's statuses)",
             "http_status": "the last HTTP status received, or null",
             "attempts": "requests sent for it",

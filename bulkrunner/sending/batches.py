@@ -47,6 +47,7 @@ from bulkrunner.operations.fields import CAMPAIGN_ID, Vocabulary
 from bulkrunner.output.problems import SHOWN_INVALID
 from bulkrunner.output.report import cell_types
 from bulkrunner.records.journal import Success, row_key
+from bulkrunner.sending.engine import row_finished
 from bulkrunner.sending.spill import Spill
 
 log = logging.getLogger("bulkrunner")
@@ -259,8 +260,10 @@ class RunRows:
                 return
             self._taken = batch = whole[1] if whole is not None else self.prepare(offset, chunk)
             for number, outcome in batch.known.items():
-                if self.record is not None and outcome.status is Status.INVALID:
-                    self.record(number, outcome)
+                if self.record is not None:  # a run's rows (a plan's are not finished)
+                    row_finished(number, batch.campaigns.get(number), None, outcome)
+                    if outcome.status is Status.INVALID:
+                        self.record(number, outcome)
                 if self.on_known is not None:
                     self.on_known(number, batch.campaigns.get(number), outcome)
             yield batch.send

@@ -348,10 +348,15 @@ def _maybe_applied(told: str | Said | None) -> str | Said | None:
 
 def finished(row: Row, outcome: Outcome, account: str | None) -> None:
     """The ``row_finished`` event of ``row``."""
+    row_finished(row.number, row.campaign_id, account, outcome)
+
+
+def row_finished(number: int, campaign: int | None, account: str | None, outcome: Outcome) -> None:
+    """The ``row_finished`` event of row ``number`` (of a row sent or not: invalid, unchanged)."""
     emit(
         "row_finished",
-        row=row.number,
-        campaign_id=row.campaign_id,
+        row=number,
+        campaign_id=campaign,
         account=account,
         status=outcome.status.value,
         http_status=outcome.http_status,

@@ -209,11 +209,11 @@ class Pipeline:
 
     def _record_known(self, rows: Sequence[Row], planned: Plan) -> None:
         """Stage 3: the rows that end without being sent (unchanged, refused) are recorded."""
-        if self.record is None:
-            return
         numbered = {row.number: row for row in rows}
         for number, outcome in planned.known.items():
-            self.record(numbered[number], outcome, planned.changes.get(number))
+            finished(numbered[number], outcome, self.connection.name)
+            if self.record is not None:
+                self.record(numbered[number], outcome, planned.changes.get(number))
 
     async def _back_up(self, planned: Plan, first: bool, read: bool) -> None:
         """Stage 4: the values about to change, recorded before anything is sent."""

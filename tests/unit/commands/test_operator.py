@@ -253,6 +253,7 @@ def test_json_logs_have_one_object_per_event(
     assert sorted((e["campaign_id"], e["status"]) for e in finished) == [
         (11, "succeeded"),
         (12, "succeeded"),
+        (13, "unchanged"),  # a row not sent is finished too
     ]
     assert all("time" in e and "level" in e for e in entries)
     assert KEY not in err

@@ -142,3 +142,24 @@ def test_retry_and_rollback_run_on_the_fake_clock(
         restored = [sim.state.settings[cid]["sending_limit"] for cid in IDS if cid != IDS[2]]
         assert held_to_the_limit(sim)
     assert restored == [default_settings(cid)["sending_limit"] for cid in IDS if cid != IDS[2]]
+
+
+def test_every_row_has_its_row_finished_event_sent_or_not(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the rows sent had one: an invalid row, one already as wanted and one of a campaign
+    the account does not hold ended without a word to a log shipper counting them."""
+    source = tmp_path / "mixed.csv"
+    same = default_settings(IDS[1])["sending_limit"]
+    source.write_text(f"campaign_id,sending_limit\n{IDS[0]},5\n{IDS[1]},{same}\n999,5\nx,5\n")
+    with simulator(clock) as sim, caplog.at_level(logging.INFO, "bulkrunner.output.events"):
+        config = build_config({}, flags(source, tmp_path / "r.csv", sim.base_url))
+        assert run_job(config, io.StringIO(), ENVIRON, clock.clock) == ExitCode.ROWS_FAILED
+    fields = [r.__dict__["fields"] for r in caplog.records if r.getMessage() == "row_finished"]
+    said = sorted((f["row"], f["campaign_id"], f["status"]) for f in fields)
+    assert said == [
+        (1, IDS[0], "succeeded"),
+        (2, IDS[1], "unchanged"),
+        (3, 999, "failed"),
+        (4, None, "invalid"),
+    ]
