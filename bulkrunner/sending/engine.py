@@ -37,6 +37,11 @@ from bulkrunner.sending.retry import Next, Verdict, too_long
 log = logging.getLogger("bulkrunner")
 
 
+# answers after which a write may have been applied all the same: for an operation whose undo
+# is a ledger of what it added, an outcome unknown
+MAY_HAVE_APPLIED = frozenset({500, 502, 503, 504})
+
+
 @dataclass(slots=True)
 class _Group:
     """Rows that go in the same requests, on their way."""
@@ -194,7 +199,9 @@ class Engine:
         step = self.connection.after(answer, grant, group.attempts, self.operation.final)
         decision = step.decision
         group.error = decision.message
-        if answer.outcome_unknown:
+        if answer.outcome_unknown or (
+            answer.status in MAY_HAVE_APPLIED and self.operation.ledger == "leads"
+        ):  # (a gateway's 504 says nothing of the lead its server may have added before)
             group.unknown = f"attempt {group.attempts} {decision.message}"
         log.debug("%s: %s %s", _numbers(group.rows), answer.status, decision.verdict.value)
         self._follow(group, answer, step, waiters)

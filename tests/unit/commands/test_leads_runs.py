@@ -292,7 +292,9 @@ def test_retry_sends_the_failed_leads_again_and_rollback_removes_only_what_was_a
         assert {c: held(sim, c) for c in (A, B, ELSEWHERE)} == before  # the seed stays
         undone = lines(tmp_path / "undo-r.csv")
         assert undone.set_index("email")["status"]["l0@501.com"] == "unchanged"
-        assert (undone["status"] == "succeeded").sum() == 4
+        # and B's five: its uploads were answered 500, which may have added them (an outcome
+        # unknown, kept in the backup), as the retry did
+        assert (undone["status"] == "succeeded").sum() == 9
         given = build_config({}, {**flags(report, undo, sim), "operation": "leads"})
         assert rollback_job(given, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
         assert set(lines(undo)["status"]) == {"unchanged"}  # run again: nothing left to remove
@@ -523,3 +525,55 @@ def test_unread_campaigns_lost_answer_never_makes_a_lead_that_was_there_succeede
         assert carried_and_added(sim) == (4, 1)
     found = lines(report)
     assert found["status"].tolist() == ["unchanged", "unchanged"]
+
+
+def test_leads_added_by_an_upload_answered_504_are_succeeded_and_rolled_back(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A gateway's 504 says nothing of the upload its server went on to make: the retry's
+    answer, "already in the campaign", made the rows unchanged, left out of the backup, and
+    the rollback removed nothing."""
+    from aiohttp import web
+
+    from tests.hostile import ServerThread
+
+    held: dict[str, int] = {}  # campaign 501's leads: address -> id
+    posts: list[int] = []
+
+    async def gateway(request: web.Request) -> web.Response:
+        if request.method == "GET" and request.path.endswith("/leads/"):  # one, by address
+            email = request.query["email"]
+            if email not in held:
+                return web.json_response({})
+            campaigns = [{"campaign_id": 501, "status": "ACTIVE"}]
+            return web.json_response(
+                {"id": held[email], "email": email, "lead_campaign_data": campaigns}
+            )
+        if request.method == "GET":  # a page of the campaign's
+            shown = [{"lead": {"id": number, "email": email}} for email, number in held.items()]
+            return web.json_response({"data": shown, "total_leads": len(held)})
+        if request.method == "DELETE":
+            number = int(request.path.rsplit("/", 1)[1])
+            held.pop(next(e for e, n in held.items() if n == number))
+            return web.json_response({"ok": True})
+        sent = [lead["email"] for lead in (await request.json())["lead_list"]]
+        posts.append(len(sent))
+        there = sum(email in held for email in sent)
+        for email in sent:
+            held.setdefault(email, 7000 + len(held))
+        if len(posts) == 1:
+            return web.Response(status=504, text="<html>Gateway Time-out</html>")
+        counts = {"upload_count": 0, "total_leads": len(held), "already_added_to_campaign": there}
+        return web.json_response(counts)
+
+    source = write(tmp_path / "leads.csv", "501,a@x.com,A,", "501,b@x.com,B,")
+    report = tmp_path / "r.csv"
+    with ServerThread(gateway) as server:
+        given = {"input": str(source), "report": str(report), "operation": "leads"}
+        assert run(clock, base_url=server.url + "/api/v1", **given) == ExitCode.OK
+        assert lines(report)["status"].tolist() == ["succeeded", "succeeded"]
+        assert sorted(e.email for e in read_ledger(backup_path(report))) == ["a@x.com", "b@x.com"]
+        undo = {"input": str(report), "report": str(tmp_path / "undo.csv")}
+        config = build_config({}, {**undo, "base_url": server.url + "/api/v1"})
+        assert rollback_job(config, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
+    assert held == {}  # both removed
