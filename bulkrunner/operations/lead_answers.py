@@ -60,6 +60,7 @@ class Found:
 
     id: int | None
     campaigns: dict[int, str | None] | None
+    email: str | None = None  # the address it shows, if any
 
 
 def page_path(campaign_id: int, offset: int) -> str:
@@ -95,28 +96,34 @@ def _digest(entries: list[Any]) -> int:
         return next(_UNDIGESTED)
 
 
-def parse_found(body: str) -> Found | None:
+def parse_found(body: str, address: str = "") -> Found | None:
     """The lead of a find-by-address answer (``Found(None, {})``: none); None when the answer
-    is not one."""
+    is not one. Of a list of leads, the one showing ``address`` (else the first)."""
     data = parse_json(body)
     if isinstance(data, dict) and isinstance(data.get("data"), dict | list):
         data = data["data"]
     if isinstance(data, list):  # a list of the leads found: one at most
-        data = data[0] if data else {}
+        mine = [e for e in data if isinstance(e, dict) and _shows(e.get("email"), address)]
+        data = mine[0] if mine else data[0] if data else {}
     if not isinstance(data, dict):
         return None
+    email = data.get("email") if isinstance(data.get("email"), str) else None
     number = whole(data.get("id", data.get("lead_id")))
     if number is None:
-        return Found(None, {}) if not data or "id" not in data else None
+        return Found(None, {}, email) if not data or "id" not in data else None
     held = data.get("lead_campaign_data")
     if not isinstance(held, list):
-        return Found(number, None)
+        return Found(number, None, email)
     campaigns: dict[int, str | None] = {}
     for entry in held:
         campaign = whole(entry.get("campaign_id")) if isinstance(entry, Mapping) else None
         if campaign is not None:
             campaigns[campaign] = status(entry.get("status", entry.get("lead_status")))
-    return Found(number, campaigns)
+    return Found(number, campaigns, email)
+
+
+def _shows(email: Any, address: str) -> bool:
+    return isinstance(email, str) and address_key(email) == address_key(address)
 
 
 def status(value: Any) -> str | None:

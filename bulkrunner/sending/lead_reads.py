@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 from bulkrunner.errors import KeyRejected, Unreachable
 from bulkrunner.model import Answer, Row, count
+from bulkrunner.operations.addresses import address_key
+from bulkrunner.operations.answers import one_line
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.lead_answers import (
     LEADS,
@@ -214,10 +216,13 @@ class _Reading:
         if stop is not None:
             return stop
         decision = classify(answer)
-        lead = parse_found(answer.body) if decision.verdict is Verdict.SUCCEEDED else None
+        lead = parse_found(answer.body, address) if decision.verdict is Verdict.SUCCEEDED else None
+        why = decision.message or "the answer is not a lead"
+        shown = lead.email if lead is not None else None
+        if shown is not None and address_key(shown) != address_key(address):  # a fuzzy match
+            lead, why = None, f"the lookup answered another lead ({one_line(shown)})"
         for campaign in campaigns:
             if lead is None:
-                why = decision.message or "the answer is not a lead"
                 self.unread.setdefault(campaign, {})[address] = why
             elif lead.id is None:
                 continue  # the account has no such lead: not in this campaign

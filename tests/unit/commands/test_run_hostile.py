@@ -505,6 +505,33 @@ def test_an_export_names_a_campaign_the_list_shows_twice_differently_as_not_expo
     assert said in done.stderr
 
 
+@pytest.mark.parametrize("action", ["remove", "unsubscribe"])
+def test_a_lookup_answering_another_lead_is_never_acted_on(
+    tmp_path: Path, cli_here: RunCli, action: str
+) -> None:
+    """A lookup by address answered with another lead (a fuzzy match): the row removed or
+    unsubscribed that lead, for good, and was succeeded."""
+    (tmp_path / "leads.csv").write_text(f"campaign_id,email,action\n101,zz@x.com,{action}\n")
+
+    async def fuzzy(request: web.Request) -> web.Response:
+        if request.path == "/api/v1/leads/":
+            held = [{"campaign_id": 101, "status": "ACTIVE"}]
+            return web.json_response({"id": 5002, "email": "a3@x.com", "lead_campaign_data": held})
+        return web.json_response({"ok": True})
+
+    with ServerThread(fuzzy) as server:
+        done = cli_here(
+            tmp_path, KEY, "run", "leads.csv", "--operation", "lead-status", "--report", "r.csv",
+            "--allow-irreversible", "--base-url", server.url + "/api/v1",
+        )  # fmt: skip
+        methods = [method for method, _ in server.requests]
+    assert done.returncode == 1, done.stderr
+    assert methods == ["GET"]  # nothing sent to lead 5002
+    report = pd.read_csv(tmp_path / "r.csv", keep_default_na=False)
+    assert report["status"].tolist() == ["failed"]
+    assert "the lookup answered another lead (a3@x.com)" in report["error"][0]
+
+
 def test_verify_reading_another_campaign_verifies_nothing(tmp_path: Path, cli_here: RunCli) -> None:
     write_plan(tmp_path, [101])
 

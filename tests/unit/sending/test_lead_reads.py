@@ -338,7 +338,11 @@ def test_a_page_is_read_in_the_forms_it_comes_in() -> None:
         ("{}", Found(None, {})),
         ("[]", Found(None, {})),
         ('{"data": {}}', Found(None, {})),
-        ('{"id": 5, "email": "a@x.com"}', Found(5, None)),
+        ('{"id": 5, "email": "a@x.com"}', Found(5, None, "a@x.com")),
+        (  # a list: the lead of the address asked for
+            '[{"id": 4, "email": "b@x.com"}, {"id": 5, "email": " A@X.com "}]',
+            Found(5, None, " A@X.com "),
+        ),
         ('{"data": {"id": "5", "lead_campaign_data": []}}', Found(5, {})),
         (
             '{"id": 5, "lead_campaign_data": [{"campaign_id": 9, "status": "paused"}, {"x": 1}]}',
@@ -353,7 +357,7 @@ def test_a_page_is_read_in_the_forms_it_comes_in() -> None:
 def test_a_lead_found_by_address_is_read_in_the_forms_it_comes_in(
     body: str, lead: Found | None
 ) -> None:
-    assert parse_found(body) == lead
+    assert parse_found(body, "a@x.com") == lead
 
 
 def test_an_address_is_encoded_in_the_lookup() -> None:
