@@ -80,6 +80,12 @@ def read_accounts(path: Path, config: RunConfig) -> dict[str, Account]:
         raise UsageError(
             f'{path}: no accounts: add one as [accounts.NAME] with key_env = "ITS_KEY_VARIABLE"'
         )
+    for name in table:
+        if not str(name).strip() or str(name) != str(name).strip():
+            raise UsageError(
+                f"{path}: account {str(name)!r}: a name with no spaces around it is needed: a "
+                "row's account cell is read without them (a blank cell names no account)"
+            )
     return {str(name): _account(path, str(name), entry, config) for name, entry in table.items()}
 
 

@@ -280,6 +280,15 @@ def test_a_row_naming_an_unknown_account_is_invalid_and_the_others_are_sent(
             "base_url: base URL must not have a query string",
         ),
         ("[accounts.acme]\n", "key_env must name the environment variable"),
+        (  # a row's cell " acme" is read as "acme": sent with acme's key, never with its own
+            '[accounts.acme]\nkey_env = "ACME_SMARTLEAD_KEY"\n'
+            '[accounts." acme"]\nkey_env = "ACME_SMARTLEAD_KEY"\n',
+            "account ' acme': a name with no spaces around it is needed",
+        ),
+        (  # a blank cell would name it, where it names no account
+            '[accounts.""]\nkey_env = "ACME_SMARTLEAD_KEY"\n',
+            "account '': a name with no spaces around it is needed",
+        ),
         ("title = 1\n", "unknown entry 'title'"),
         ("[accounts]\n", "no accounts"),
         ("[accounts.acme\n", "not valid TOML"),
