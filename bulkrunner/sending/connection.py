@@ -140,6 +140,8 @@ class Connection:
             assert tried is not None  # nothing cancels a read's wait but the run itself
             grant, answer = tried
             attempt += 1
+            said = answer.status if answer.status is not None else answer.transport_error
+            log.debug("%s: %s", what, said)  # -v: every read and its answer, as every write's
             if answer.refused:
                 return answer
             step = self.after(answer, grant, attempt)

@@ -163,3 +163,15 @@ def test_every_row_has_its_row_finished_event_sent_or_not(
         (3, 999, "failed"),
         (4, None, "invalid"),
     ]
+
+
+def test_verbose_logs_every_read_and_its_answer_as_every_write(
+    tmp_path: Path, plan: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with simulator(clock) as sim, caplog.at_level(logging.DEBUG, "bulkrunner"):
+        config = build_config({}, flags(plan, tmp_path / "r.csv", sim.base_url, verify=True))
+        assert run_job(config, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
+    said = [r.getMessage() for r in caplog.records]
+    assert "reading the list of campaigns: 200" in said
+    assert f"reading /campaigns/{IDS[0]} back: 200" in said  # --verify's read-back
+    assert any(m.startswith("row 1: 200") for m in said)  # a write's answer, as before
