@@ -174,6 +174,7 @@ def _csv_chunks(
     wanted = [form.positions[form.names.index(name)] for name in names]
     in_file = sorted(wanted)  # usecols keeps the file's order: put them in the order asked for
     order = [in_file.index(position) for position in wanted]
+    reordered = order != sorted(order)
     chunks = (
         _parsed(path, form, size, usecols=wanted)
         if kept is None
@@ -184,7 +185,7 @@ def _csv_chunks(
     )
     start = 0
     for chunk in chunks:
-        if order != sorted(order):
+        if reordered:
             chunk = chunk.take(order, axis=1)
         end = start + len(chunk)
         lo, hi = np.searchsorted(form.blank, [start, end])

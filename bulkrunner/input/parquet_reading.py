@@ -31,9 +31,7 @@ def read_parquet(path: Path) -> pd.DataFrame:
         raise InputFileError(path, "file is empty")
     _check_parquet_types(path, table.schema)
     _check_text(path, table.schema.names, table.columns, 0)
-    frame = _pandas(table)
-    frame.columns = pd.Index(canonical_names([str(name).strip() for name in frame.columns]))
-    return explicit_empties(frame.astype(object))
+    return _frame(table)
 
 
 def explicit_empties(frame: pd.DataFrame) -> pd.DataFrame:
@@ -164,9 +162,10 @@ def _odd_type(kind: pa.DataType) -> str | None:
     return None
 
 
-def _frame(batch: pa.RecordBatch) -> pd.DataFrame:
-    """``batch`` converted as the whole file is, each whole number as it is written."""
-    frame = _pandas(batch)
+def _frame(data: pa.RecordBatch | pa.Table) -> pd.DataFrame:
+    """``data`` (a chunk, or the whole file) as rows of cells, each whole number as it is
+    written, the headers read as the columns they mean."""
+    frame = _pandas(data)
     frame.columns = pd.Index(canonical_names([str(name).strip() for name in frame.columns]))
     return explicit_empties(frame.reset_index(drop=True).astype(object))
 

@@ -103,7 +103,7 @@ def parse_found(body: str, address: str = "") -> Found | None:
     if isinstance(data, dict) and isinstance(data.get("data"), dict | list):
         data = data["data"]
     if isinstance(data, list):  # a list of the leads found: one at most
-        mine = [e for e in data if isinstance(e, dict) and _shows(e.get("email"), address)]
+        mine = [e for e in data if isinstance(e, dict) and shows(e.get("email"), address)]
         data = mine[0] if mine else data[0] if data else {}
     if not isinstance(data, dict):
         return None
@@ -122,7 +122,8 @@ def parse_found(body: str, address: str = "") -> Found | None:
     return Found(number, campaigns, email)
 
 
-def _shows(email: Any, address: str) -> bool:
+def shows(email: Any, address: str) -> bool:
+    """Whether an answer's ``email`` is ``address``, as addresses compare."""
     return isinstance(email, str) and address_key(email) == address_key(address)
 
 

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 
 from bulkrunner.errors import KeyRejected, Unreachable
 from bulkrunner.model import Answer, Row, count
-from bulkrunner.operations.addresses import address_key
 from bulkrunner.operations.answers import one_line
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.lead_answers import (
@@ -46,6 +45,7 @@ from bulkrunner.operations.lead_answers import (
     page_path,
     parse_found,
     parse_page,
+    shows,
 )
 from bulkrunner.sending.connection import Connection
 from bulkrunner.sending.pages import MOST_PAGES, too_many
@@ -219,7 +219,7 @@ class _Reading:
         lead = parse_found(answer.body, address) if decision.verdict is Verdict.SUCCEEDED else None
         why = decision.message or "the answer is not a lead"
         shown = lead.email if lead is not None else None
-        if shown is not None and address_key(shown) != address_key(address):  # a fuzzy match
+        if shown is not None and not shows(shown, address):  # a fuzzy match: never acted on
             lead, why = None, f"the lookup answered another lead ({one_line(shown)})"
         for campaign in campaigns:
             if lead is None:

@@ -278,11 +278,10 @@ class Pipeline:
         if aborted is None or aborted == engine.judged:
             verifying = self.config.verify and aborted is None
             done = engine.outcomes()
-            resumed = {row.number: (row, was) for row in self.rows if (was := row.applied)}
-            done.update((number, was) for number, (_, was) in resumed.items())
+            done.update({row.number: was for row in self.rows if (was := row.applied)})
             chosen = [
                 row
-                for row in (*self.plan.send, *(row for row, _ in resumed.values()))
+                for row in (*self.plan.send, *(row for row in self.rows if row.applied))
                 if row.number in unknown
                 or (verifying and done[row.number].status is Status.SUCCEEDED)
             ]
