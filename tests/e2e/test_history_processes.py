@@ -31,7 +31,7 @@ from tests.forked import Forked
 from tests.realtime import wait_until
 
 KEY = "sk-history-processes-SENTINEL-e9e9"
-ROWS = 20
+ROWS = 12
 CAMPAIGNS = range(1, ROWS + 1)
 
 

@@ -255,8 +255,8 @@ def test_the_key_never_appears_in_any_output_log_report_or_journal(
 def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> None:
     source = plan(tmp_path, 1)
     report = tmp_path / "r.csv"
-    # A normal answer takes far less than the 2 s timeout, even on a loaded machine.
-    faults = FaultPlan(scripted={100: ["slow"]}, slow_seconds=2.5, slow_applies=True)
+    # A normal answer takes far less than the 1 s timeout, even on a loaded machine.
+    faults = FaultPlan(scripted={100: ["slow"]}, slow_seconds=1.5, slow_applies=True)
     with SimulatorThread(SimulatorConfig(api_key=KEY, faults=faults)) as sim:
         code = main(
             [
@@ -268,7 +268,7 @@ def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> N
                 "--base-url",
                 sim.base_url,
                 "--timeout",
-                "2",
+                "1",
             ]
         )
         assert sim.state.applied[100] == 2  # applied by the timed-out request, then again
@@ -276,7 +276,7 @@ def test_a_timed_out_request_is_reported_as_outcome_unknown(tmp_path: Path) -> N
     (line,) = pd.read_csv(report, keep_default_na=False).to_dict("records")
     assert line["status"] == "succeeded"
     assert line["attempts"] == 2
-    assert line["error"] == "attempt 1 timed out after 2s: outcome unknown, retried"
+    assert line["error"] == "attempt 1 timed out after 1s: outcome unknown, retried"
 
 
 def test_a_signal_while_the_campaigns_are_read_stops_the_reading_at_once(

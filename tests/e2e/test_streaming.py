@@ -46,9 +46,9 @@ def test_a_streamed_run_killed_in_its_second_batch_resumes_with_its_backup_whole
     env = {**os.environ, "SMARTLEAD_API_KEY": KEY}
     with simulator(latency=0.05) as sim:
         argv = [*("run", "--input", str(source), "--report", str(report))]
-        argv += [*rate_alone("10/1"), "--concurrency", "4", "--base-url", sim.base_url]  # slow
+        argv += ["--concurrency", "4", "--base-url", sim.base_url]
         process = Forked(
-            [sys.executable, "-c", streamed, *argv],
+            [sys.executable, "-c", streamed, *argv, *rate_alone("10/1")],  # slow, to be killed
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -62,7 +62,8 @@ def test_a_streamed_run_killed_in_its_second_batch_resumes_with_its_backup_whole
         killed = set(sim.state.applied)
         assert set(range(101, 108)) <= killed
         assert not killed & set(range(122, 141))  # nothing past the third batch
-        done = forked.run([sys.executable, "-c", streamed, *argv, "--resume"], env=env)
+        resume = [*argv, *rate_alone("100/1"), "--resume"]  # the rest, at speed
+        done = forked.run([sys.executable, "-c", streamed, *resume], env=env)
         assert done.returncode == 1  # the two invalid rows
         applied = set(sim.state.applied)
     changed = {c for c in range(101, 141) if c not in (109, 133)}
