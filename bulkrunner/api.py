@@ -215,13 +215,14 @@ def _called(
 
 
 def _export(operation: str, options: Mapping[str, Any], clock: Clock = REAL_CLOCK) -> pd.DataFrame:
-    from bulkrunner.commands.export import check_output, check_round_trip, read_export, write_export
+    from bulkrunner.commands.export import check_round_trip, read_export, write_export
+    from bulkrunner.config.paths import check_export_path
 
     flags = _flags(options, "export")
     with _told(bool(flags.get("quiet"))):
         config = _built({**flags, "input": "", "operation": operation})
         if config.output is not None:
-            check_output(config.output, force=config.force)
+            check_export_path(config.output, force=config.force)
         exported = read_export(config, os.environ, clock)
         if config.output is not None:
             write_export(exported, config.output)

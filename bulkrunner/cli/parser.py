@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 
 from bulkrunner.config.environment import API_KEY_ENV
@@ -63,7 +64,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """One line naming the mistake (argparse's own prints the command's usage first: 23
-        lines for ``run``, the error at their end)."""
+        lines for ``run``, the error at their end), never a key (``_unechoed``)."""
+        message = _unechoed(message)
         if not self.json_errors:
             self.exit(
                 int(ExitCode.USAGE), f"{self.prog}: error: {message} (see {self.prog} --help)\n"
@@ -77,6 +79,33 @@ class _Parser(argparse.ArgumentParser):
             file=sys.stderr,
         )
         sys.exit(int(ExitCode.USAGE))
+
+
+_UNRECOGNIZED = "unrecognized arguments: "
+_SECRET_WORDS = ("key", "token", "secret", "password", "auth")
+
+
+def _unechoed(message: str) -> str:
+    """A usage error's ``message`` without a key in it: the value given to an unknown option
+    named as a secret is (``--api-key K``, ``--token=K``: a key is read from the environment,
+    never a flag), and the key of SMARTLEAD_API_KEY is redacted (``--rate K``: a key pasted in
+    the wrong place)."""
+    from bulkrunner.config.redaction import redact
+
+    if message.startswith(_UNRECOGNIZED):
+        words, secret = message.removeprefix(_UNRECOGNIZED).split(" "), False
+        for index, word in enumerate(words):
+            name, equals, _ = word.partition("=")
+            if name.startswith("-") and any(part in name.lower() for part in _SECRET_WORDS):
+                secret = True
+                if equals:
+                    words[index] = f"{name}=…"
+                elif index + 1 < len(words) and not words[index + 1].startswith("-"):
+                    words[index + 1] = "…"
+        message = _UNRECOGNIZED + " ".join(words)
+        if secret:
+            message += f" (a key is read from {API_KEY_ENV} or an accounts file, never a flag)"
+    return redact(message, [os.environ.get(API_KEY_ENV, "").strip()])
 
 
 class _Version(argparse.Action):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from bulkrunner.config.environment import API_KEY_ENV, STATE_DIR_ENV
+from bulkrunner.config.environment import API_KEY_ENV, STATE_DIR_ENV, read_key
 from bulkrunner.config.folders import STATE_FOLDER, simulated_accounts_path
 from bulkrunner.errors import UsageError
 
@@ -191,7 +191,7 @@ def simulate(args: argparse.Namespace) -> int:
             slow_seconds=args.slow_seconds,
         )
         config = SimulatorConfig(
-            api_key=os.environ.get(API_KEY_ENV) or "sim-key",
+            api_key=read_key(os.environ) or "sim-key",
             vocabulary=None if args.vocabulary == _BOTH else Vocabulary(args.vocabulary),
             rates=rates,
             campaigns=_campaigns(args.campaigns) if args.campaigns else None,
@@ -210,7 +210,7 @@ def simulate(args: argparse.Namespace) -> int:
         raise UsageError(f"simulate: {exc}") from None
     if not 0 <= args.port <= 65535:
         raise UsageError(f"simulate: port must be between 0 and 65535, got {args.port}")
-    key_from = f"the key in {API_KEY_ENV}" if os.environ.get(API_KEY_ENV) else "the key sim-key"
+    key_from = f"the key in {API_KEY_ENV}" if config.api_key != "sim-key" else "the key sim-key"
     try:
         state = serve_forever(
             config,

@@ -20,8 +20,7 @@ from typing import Any, TextIO
 
 from bulkrunner.config.accounts import Account, read_accounts
 from bulkrunner.config.baseurl import shown
-from bulkrunner.config.environment import API_KEY_ENV, key_not_set
-from bulkrunner.config.redaction import remember
+from bulkrunner.config.environment import API_KEY_ENV, key_not_set, read_key
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import BulkrunnerError, ExitCode, Unavailable, UsageError
 from bulkrunner.model import REAL_CLOCK, Answer, Clock, count
@@ -101,7 +100,7 @@ def _accounts(config: RunConfig, environ: Mapping[str, str]) -> list[Account]:
     if config.accounts is not None:
         accounts = list(read_accounts(config.accounts, config).values())
     else:
-        if not (environ.get(API_KEY_ENV) or config.simulate):
+        if not (read_key(environ) or config.simulate):
             raise UsageError(
                 f"{key_not_set()} (or give an accounts file, or --simulate to check the "
                 "embedded simulator)"
@@ -109,8 +108,7 @@ def _accounts(config: RunConfig, environ: Mapping[str, str]) -> list[Account]:
         accounts = [Account("", API_KEY_ENV, config.rates, config.base_url)]
     keyed = []
     for account in accounts:
-        key = environ.get(account.key_env, "")
-        remember(key)  # whatever a server echoes back, no key reaches any output
+        key = read_key(environ, account.key_env)
         keyed.append(replace(account, key=key))
     return keyed
 

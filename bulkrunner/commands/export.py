@@ -26,16 +26,14 @@ import pandas as pd
 
 from bulkrunner.commands.recording import current, recorded
 from bulkrunner.config.accounts import Account
-from bulkrunner.config.environment import API_KEY_ENV, key_not_set
+from bulkrunner.config.environment import API_KEY_ENV, key_not_set, read_key
 from bulkrunner.config.paths import (
-    EXPORT_FORMATS,
     STANDARD_STREAM,
-    check_writable,
+    check_export_path,
     default_export_path,
-    is_backup,
     unused,
 )
-from bulkrunner.config.redaction import redact, remember
+from bulkrunner.config.redaction import holds_secret, redact
 from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import Aborted, ExitCode, UsageError
 from bulkrunner.model import REAL_CLOCK, Clock, RunStats, count
@@ -70,22 +68,6 @@ class Export:
     unwritable: dict[int, str] = field(default_factory=dict)  # state read, but no row can set it
 
 
-def check_output(path: Path, *, force: bool = False) -> None:
-    """Refuse, before anything is read, an export file that could not be written, or that
-    would replace a file: one already there (unless ``force``), and never a backup, nor a name
-    ``rollback`` would take for one. (Journals and locks are not export formats.)"""
-    check_writable(path, "export", EXPORT_FORMATS)
-    if is_backup(path):
-        raise UsageError(
-            f"{path}: the name of a bulkrunner backup (what undoes a run), which no export "
-            "takes, even with --force; choose another --output"
-        )
-    if path.exists() and not force:
-        raise UsageError(
-            f"{path}: the file exists; choose another --output, or add --force to replace it"
-        )
-
-
 @recorded("export")
 def export_job(
     config: RunConfig,
@@ -105,7 +87,7 @@ def export_job(
             staged or config.output or unused(default_export_path(config.operation, clock.wall()))
         )
         if staged is None:
-            check_output(path, force=config.force)
+            check_export_path(path, force=config.force)
         exported = read_export(config, environ, clock)
         write_export(exported, path)
         check_round_trip(exported, config)
@@ -148,8 +130,7 @@ def read_export(
             "lead, not a state of the campaign, so there is nothing to export (write its rows "
             f"yourself: campaign_id, {', '.join(operation.columns)})"
         )
-    api_key = environ.get(API_KEY_ENV, "")
-    remember(api_key)
+    api_key = read_key(environ)
     if not (api_key or config.simulate):
         raise UsageError(
             f"{key_not_set()} (or use --simulate to export from the embedded simulator)"
@@ -279,13 +260,12 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
     for campaign_id in sorted(current.campaigns):
         campaign = current.campaigns[campaign_id]
         values = {
-            name: _clean(value)
+            name: _sorted(value)
             for name, value in operation.export(campaign).items()
             if name in columns and value is not None
         }
-        held = next((name for name, value in values.items() if _holds_nul(value)), None)
-        if held is not None:
-            left_out[campaign_id] = f"its {held} holds a NUL character, which no file holds"
+        if unwritten := _unwritten(values):
+            left_out[campaign_id] = unwritten
             continue
         if not values:
             state = operation.state(campaign)
@@ -302,7 +282,9 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
             else:
                 left_out[campaign_id] = f"none of its {operation.name} could be read"
             continue
-        rows.append({CAMPAIGN_ID: campaign_id, NAME: _clean(campaign.get(NAME)), **values})
+        name = campaign.get(NAME)  # read-only, for people: shown without the key
+        label = redact(name) if isinstance(name, str) else name
+        rows.append({CAMPAIGN_ID: campaign_id, NAME: label, **values})
         campaigns[campaign_id] = campaign
     left_out.update(current.unreadable)
     for campaign_id in current.missing:
@@ -323,21 +305,23 @@ def _rows(current: Current, operation: Operation, stats: RunStats) -> Export:
     return Export(frame, operation, campaigns, stats, left_out, unwritable=unwritable)
 
 
-def _holds_nul(value: Any) -> bool:
-    """Whether ``value`` (or an item of it) is text holding a NUL character: no file does."""
-    items = value if isinstance(value, list) else [value]
-    return any(isinstance(item, str) and "\x00" in item for item in items)
+def _unwritten(values: Mapping[str, Any]) -> str:
+    """Why a campaign's ``values`` cannot be written ("" if they can): one holds a NUL character,
+    or the API key (which, written REDACTED, a run of the file would put in its place)."""
+    for name, value in values.items():
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, str) and "\x00" in item for item in items):
+            return f"its {name} holds a NUL character, which no file holds"
+        if holds_secret(value):
+            return f"its {name} holds the API key, which no file holds"
+    return ""
 
 
-def _clean(value: Any) -> Any:
-    """A value from the server, with the key redacted from any text in it."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list | tuple):
-        return [_clean(item) for item in value]
+def _sorted(value: Any) -> Any:
+    """A value from the server as a cell holds it: a list for a tuple, a sorted one for a set."""
     if isinstance(value, set | frozenset):
-        return sorted(_clean(item) for item in value)
-    return value
+        return sorted(value)
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _cells(values: list[Any]) -> pd.Series[Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from bulkrunner.config.redaction import redact
+from bulkrunner.config.redaction import holds_secret, redact
 from bulkrunner.model import count
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID
@@ -49,6 +49,14 @@ class LeadRows:
             custom = lead.get(CUSTOM_FIELDS)
             if isinstance(custom, Mapping):
                 row.update((str(k), v) for k, v in custom.items() if v is not None)
+            held = next((name for name, value in row.items() if holds_secret(value)), None)
+            if held is not None:  # written REDACTED, a run of the file would put that in its place
+                log.warning(
+                    "lead %s is not exported: its %s holds the API key, which no file holds",
+                    redact(row[EMAIL]),
+                    held,
+                )
+                continue
             self.rows.append(row)
             taken += 1
         return taken
@@ -103,4 +111,4 @@ def lead_frame(found: Mapping[int, LeadRows]) -> pd.DataFrame:
 
 
 def _cells(values: list[Any]) -> pd.Series[Any]:
-    return pd.Series([redact(v) if isinstance(v, str) else v for v in values], dtype=object)
+    return pd.Series(values, dtype=object)

@@ -27,9 +27,8 @@ from bulkrunner.commands.recording import recorded
 from bulkrunner.commands.reporting import exit_code, show_summary, typed, write_report
 from bulkrunner.commands.resumption import check_paths, check_preview_path
 from bulkrunner.commands.streamed import Stream, send
-from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.config.environment import API_KEY_ENV, read_key
 from bulkrunner.config.paths import PLAN, default_report_path, is_backup, lock_path
-from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import ExitCode, UsageError
 from bulkrunner.model import REAL_CLOCK, Changes, Clock, Outcome, Row, Status, count
@@ -53,8 +52,7 @@ def plan_job(
     clock: Clock = REAL_CLOCK,
 ) -> ExitCode:
     """``bulkrunner plan``: the report and the forecast of a run, sending nothing."""
-    key = environ.get(API_KEY_ENV, "")
-    remember(key)
+    key = read_key(environ)
     if not (key or config.simulate or config.accounts):
         raise UsageError(
             f"{API_KEY_ENV} is not set: plan reads the account's current state with your "

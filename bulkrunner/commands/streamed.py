@@ -20,8 +20,7 @@ import pandas as pd
 from bulkrunner.commands.recording import current
 from bulkrunner.commands.reporting import REPORT_ROWS, Results, warn_invalid
 from bulkrunner.config.accounts import Account, Accounts, check_column, sending_with, summary_lines
-from bulkrunner.config.environment import API_KEY_ENV, key_not_set
-from bulkrunner.config.redaction import remember
+from bulkrunner.config.environment import key_not_set, read_key
 from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import UsageError
 from bulkrunner.input.loading import InputFile
@@ -44,8 +43,7 @@ log = logging.getLogger("bulkrunner")
 def api_key(config: RunConfig, environ: Mapping[str, str]) -> str:
     """The key of a run without an accounts file (SMARTLEAD_API_KEY); UsageError when it is
     needed and not set."""
-    key = environ.get(API_KEY_ENV, "")
-    remember(key)  # whatever a server echoes back, the key is redacted from every output
+    key = read_key(environ)
     if not (key or config.dry_run or config.simulate or config.accounts):
         raise UsageError(
             f"{key_not_set()} (or use --dry-run, or --simulate to try the embedded simulator)"

@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from bulkrunner.config.baseurl import check as check_base_url
-from bulkrunner.config.environment import API_KEY_ENV, key_not_set
+from bulkrunner.config.environment import API_KEY_ENV, key_not_set, read_key
 from bulkrunner.config.job_file import read_toml
-from bulkrunner.config.redaction import remember
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.limits.rates import guard_problem, with_published
@@ -144,14 +143,13 @@ def account_keys(
     """Each account's key, from its variable; one missing is an error naming the variable."""
     keys: dict[str, str] = {}
     for account in accounts.values():
-        key = environ.get(account.key_env, "")
+        key = read_key(environ, account.key_env)
         if not key:
             unset = key_not_set(account.key_env, "that account's")
             raise UsageError(
                 f"{path}: account {account.name!r}: the environment variable {unset}; "
                 "nothing was sent"
             )
-        remember(key)  # whatever a server echoes back, no key reaches any output
         keys[account.name] = key
     return keys
 

@@ -34,6 +34,27 @@ def key_not_set(variable: str = API_KEY_ENV, whose: str = "your") -> str:
     return f"{variable} is not set: export {whose} SmartLead API key in it"
 
 
+def read_key(environ: Mapping[str, str], variable: str = API_KEY_ENV) -> str:
+    """The key in ``variable`` ("" when it is unset or blank), without the whitespace around it
+    (a line ending copied with it, from a file saved on Windows), remembered so that no output
+    shows it (``redaction.remember``). A UsageError naming the variable, never the key, when
+    what is left holds a control character (a tab, a line ending), or bytes that are not UTF-8
+    text."""
+    from bulkrunner.config.redaction import remember
+    from bulkrunner.errors import UsageError
+
+    key = environ.get(variable, "").strip()
+    if any("\ud800" <= char <= "\udfff" for char in key):  # undecodable bytes (surrogateescape)
+        raise UsageError(f"{variable} holds bytes that are not UTF-8 text: set it to the key alone")
+    if not key.isprintable():
+        raise UsageError(
+            f"{variable} holds a control character (a tab, a line ending) within the key: set "
+            "it to the key alone"
+        )
+    remember(key)  # whatever a server echoes back, the key is redacted from every output
+    return key
+
+
 def choose_arrow_allocator(environ: MutableMapping[str, str]) -> None:
     """Before pyarrow is imported, for a real run: have all of Arrow allocate through jemalloc
     (unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise), which a run then has release freed

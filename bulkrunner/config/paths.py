@@ -311,6 +311,22 @@ def check_report_path(path: Path) -> None:
     check_writable(path, "report", REPORT_FORMATS)
 
 
+def check_export_path(path: Path, *, force: bool = False) -> None:
+    """Refuse, before anything is read, an export file that could not be written, or that
+    would replace a file: one already there (unless ``force``), and never a backup, nor a name
+    ``rollback`` would take for one. (Journals and locks are not export formats.)"""
+    check_writable(path, "export", EXPORT_FORMATS)
+    if is_backup(path):
+        raise UsageError(
+            f"{path}: the name of a bulkrunner backup (what undoes a run), which no export "
+            "takes, even with --force; choose another --output"
+        )
+    if path.exists() and not force:
+        raise UsageError(
+            f"{path}: the file exists; choose another --output, or add --force to replace it"
+        )
+
+
 def or_list(formats: Sequence[str]) -> str:
     """``.csv, .parquet or .json``."""
     return formats[0] if len(formats) == 1 else f"{', '.join(formats[:-1])} or {formats[-1]}"

@@ -27,12 +27,12 @@ import re
 from collections.abc import Iterable
 
 REDACTED = "REDACTED"
-_QUERY_KEY = re.compile(r"(api_key(?:=|%3D))[^&\s'\"#)>\]]*", re.IGNORECASE)
 _remembered: set[str] = set()
 # a backslash that escapes, itself escaped (JSON inside JSON...), or percent-encoded; at most 8,
 # so that a hostile answer of a million backslashes is scanned in linear time, not quadratic
 _ESCAPE = r"(?:\\|%(?:25)?5[cC]){1,8}"
-_NAMED = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}  # HTML's names
+_NAMED = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos", "=": "equals", "_": "lowbar"}
+_SHORT = {"\b": "b", "\t": "t", "\n": "n", "\f": "f", "\r": "r"}  # JSON's short escapes
 
 
 def remember(secret: str) -> None:
@@ -47,6 +47,20 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for pattern in _patterns(frozenset(secret for secret in (*secrets, *_remembered) if secret)):
         text = pattern.sub(REDACTED, text)
     return text
+
+
+def holds_secret(value: object) -> bool:
+    """Whether ``value`` (or an item of it, if it is a list) holds a key, as text: a remembered
+    one in any spelling, or ``REDACTED`` where a server's answer showed one (answers are
+    redacted as they are read). No file may hold such a value, nor a rollback put it back."""
+    items = value if isinstance(value, list | tuple | set | frozenset) else [value]
+    for item in items:
+        if item is None or isinstance(item, int | float):
+            continue
+        text = str(item)
+        if REDACTED in text or redact(text) != text:
+            return True
+    return False
 
 
 def redact_url(text: str, secrets: Iterable[str] = ()) -> str:
@@ -75,10 +89,20 @@ def _spellings(char: str) -> str:
     once or twice, hex in either case; ``+`` for a space), as a JSON or Python escape (escaped
     again: JSON quoted inside JSON), or as an HTML character reference."""
     forms = [re.escape(char)]
-    forms.append("".join(f"%(?:25)?{_hex(byte, 2)}" for byte in char.encode()))
+    encoded = char.encode("utf-8", "surrogatepass")
+    forms.append("".join(f"%(?:25)?{_hex(byte, 2)}" for byte in encoded))
     if char == " ":
         forms.append(r"\+")
-    units = char.encode("utf-16-be")  # JSON escapes a character beyond U+FFFF as two units
+    if len(encoded) > 1:  # its UTF-8 bytes read in the charset a server wrongly declared
+        for charset in ("latin-1", "cp1252"):
+            misread = encoded.decode(charset, "replace")
+            if "\ufffd" not in misread:
+                forms.append(re.escape(misread))
+    if char in _SHORT:
+        forms.append(f"{_ESCAPE}{_SHORT[char]}")
+    units = char.encode(
+        "utf-16-be", "surrogatepass"
+    )  # JSON escapes a character beyond U+FFFF as two units
     forms.append(
         "".join(
             f"{_ESCAPE}u{_hex(int.from_bytes(units[i : i + 2], 'big'), 4)}"
@@ -99,6 +123,15 @@ def _hex(number: int, width: int) -> str:
     return "".join(
         f"[{digit.upper()}{digit}]" if digit.isalpha() else digit for digit in f"{number:0{width}x}"
     )
+
+
+# ``api_key=`` in any spelling ``_spellings`` knows (``api_key%253D``, ``api_key&#61;``,
+# ``api_key\u003d``...), and its value up to the end of the query parameter, in any spelling too
+_QUERY_KEY = re.compile(
+    f"({''.join(map(_spellings, 'api_key='))})"
+    rf"(?:[^\s'\"<>)\]&#%\\]+|(?!{_spellings('&')}|{_spellings('#')})[%\\])*",
+    re.IGNORECASE,
+)
 
 
 class RedactingFilter(logging.Filter):

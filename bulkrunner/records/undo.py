@@ -3,8 +3,9 @@ its column's type, or why a rollback cannot put it back.
 
 A change cannot be undone when the operation says so (``Undo.reason``: a campaign the run stops,
 one that was a draft), when the field had no value before the run (no API call takes a value
-away), or when the value the server showed is not of the field's type (``"abc"`` as a number).
-Text is redacted: never the key in a file.
+away), when the value the server showed is not of the field's type (``"abc"`` as a number), or
+when it holds the API key (as the server showed it, ``REDACTED``: answers are redacted as they
+are read): no file holds the key, and a rollback must not put ``REDACTED`` in its place.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from bulkrunner.config.redaction import redact
+from bulkrunner.config.redaction import holds_secret
 from bulkrunner.model import Change
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.cells import INT64
@@ -47,9 +48,13 @@ def undo_row(operation: Operation, changes: Mapping[str, Change]) -> tuple[dict[
     values: dict[str, Any] = {}
     lost: list[str] = []
     odd: list[str] = []  # "abc" as a number
+    keyed: list[str] = []  # a user's link holding the key
     for name, value in undone.values.items():
         spec = operation.field(name)
         if spec is None:
+            continue
+        if holds_secret(value):
+            keyed.append(name)
             continue
         kept = _before(spec, value) if value is not None else None
         if kept is not None:
@@ -66,6 +71,11 @@ def undo_row(operation: Operation, changes: Mapping[str, Change]) -> tuple[dict[
             f"{', '.join(odd)}: the value before the run is not of the field's type, so the "
             "backup cannot hold it"
         )
+    if keyed:
+        reasons.append(
+            f"{', '.join(keyed)}: the value before the run holds the API key, which no file "
+            "holds, so the backup cannot hold it"
+        )
     return values, "; ".join(reasons)
 
 
@@ -78,21 +88,21 @@ def arrow_type(field: Field) -> pa.DataType:
 
 def _before(field: Field, value: Any) -> object:
     """The value in the column's type; None (cannot be restored) when the server gave
-    something of another type ("abc" as a number). Text is redacted: never the key in a file."""
+    something of another type ("abc" as a number)."""
     if field.kind == "custom":
         return _custom(field, value)
     if value is None:
         return None
     if field.kind == "enum_list":
         items = value if isinstance(value, list) else list_items(str(value))
-        return [redact(str(item)) for item in items if str(item).strip()]
+        return [str(item) for item in items if str(item).strip()]
     if field.kind == "int":
         known = canonical(field.name, value)
         return known if _int64(known) else None
     if field.kind == "bool":
         known = canonical(field.name, value)
         return known if type(known) is bool else None
-    return redact(str(value))
+    return str(value)
 
 
 def _int64(value: Any) -> bool:
@@ -110,5 +120,5 @@ def _custom(field: Field, value: Any) -> object:
         return sorted(items) if ok and items is not None else None
     if field.arrow == "list<string>":
         items = list(value) if isinstance(value, list | tuple) else None
-        return [redact(str(item)) for item in items] if items is not None else None
-    return redact(str(value))
+        return [str(item) for item in items] if items is not None else None
+    return str(value)

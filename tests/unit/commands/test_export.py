@@ -31,7 +31,8 @@ from bulkrunner.commands.export import (
 from bulkrunner.config.environment import key_not_set
 from bulkrunner.config.job_file import build_config
 from bulkrunner.config.paths import backup_path
-from bulkrunner.errors import Aborted
+from bulkrunner.config.redaction import REDACTED
+from bulkrunner.errors import Aborted, ExitCode
 from bulkrunner.input.loading import read_input
 from bulkrunner.input.validation import validate
 from bulkrunner.model import Change, Clock, RunStats
@@ -289,19 +290,29 @@ def test_the_client_filter_travels_in_the_query_beside_the_key(tmp_path: Path) -
     assert sent == f"/api/v1/campaigns/?client_id=42&api_key={KEY}"
 
 
-def test_a_key_echoed_in_a_campaign_never_reaches_the_file(tmp_path: Path) -> None:
+def test_a_key_echoed_in_a_campaign_never_reaches_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nor its REDACTED stand-in, which a run of the file would put in the campaign."""
+
     async def echoing(request: web.Request) -> web.StreamResponse:
         text = f"unsubscribe at {request.path_qs}"  # the request line, key included
         campaign = {"id": 5, "status": "ACTIVE", "unsubscribe_text": text}
-        return web.json_response([{**campaign, "track_settings": [KEY]}])
+        named = {"id": 6, "name": f"for {KEY}", "sending_limit": 7}  # read-only: shown redacted
+        return web.json_response([campaign, named])
 
     with ServerThread(echoing) as server:
         for suffix in (".csv", ".parquet"):
             path = tmp_path / f"x{suffix}"
-            main(["export", "--base-url", f"{server.url}/api/v1", "--output", str(path)])
+            code = main(["export", "--base-url", f"{server.url}/api/v1", "--output", str(path)])
             held = pq.read_table(path).to_pylist() if suffix == ".parquet" else path.read_text()
+            assert code == ExitCode.ROWS_FAILED
+            assert "campaign 5 is not exported: its unsubscribe_text holds the API key" in (
+                capsys.readouterr().err
+            )
+            rows = pd.read_csv(path) if suffix == ".csv" else pd.DataFrame(held)
+            assert rows[["campaign_id", "name"]].values.tolist() == [[6, f"for {REDACTED}"]]
             assert KEY not in repr(held)
-            assert "api_key=REDACTED" in repr(held)
 
 
 def test_the_command_as_a_user_runs_it_never_prints_the_key(

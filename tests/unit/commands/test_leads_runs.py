@@ -415,6 +415,25 @@ def test_export_writes_the_leads_as_input_that_runs_again_unchanged(
     assert set(lines(report)["status"]) == {"unchanged"}
 
 
+def test_export_leaves_out_a_lead_holding_the_key(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Written REDACTED, a run of the file against another campaign would copy that there."""
+    source = write(tmp_path / "leads.csv", "501,a@x.com,Ada,SaaS", f"501,k@x.com,Kay,{KEY} inc")
+    output = tmp_path / "out.csv"
+    with simulator(clock) as sim:
+        assert run(clock, **flags(source, tmp_path / "r.csv", sim)) == ExitCode.OK
+        clock.now += 10
+        given = {"input": "-", "base_url": sim.base_url, "operation": "leads"}
+        config = build_config({}, {**given, "output": str(output), "campaign_id": "501"})
+        with caplog.at_level(logging.WARNING, "bulkrunner"):
+            export_job(config, io.StringIO(), ENVIRON, clock.clock)
+    assert "k@x.com" not in pd.read_csv(output)["email"].tolist()
+    assert "a@x.com" in pd.read_csv(output)["email"].tolist()
+    assert "lead k@x.com is not exported: its Industry holds the API key" in caplog.text
+    assert "SENTINEL" not in output.read_text() + caplog.text
+
+
 # --- several accounts, the Python API -----------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from aiohttp import web
 from bulkrunner.config.job_file import build_config, read_job_file
 from bulkrunner.config.redaction import REDACTED
 from bulkrunner.errors import UsageError
+from bulkrunner.records.backup import read_unrestorable
 from tests.fakes import one_line_error, run
 from tests.hostile import RunCli, ServerThread, every_file_text
 
@@ -146,15 +147,16 @@ def test_a_server_echoing_the_key_puts_it_in_no_output_and_no_file(
         f"HTTP 200: {REDACTED} expired",
     ]
     backup = pq.read_table(tmp_path / "r.csv.backup.parquet").to_pylist()
-    assert {row["campaign_id"]: row["sending_limit"] for row in backup} == {
-        101: None,  # "abc" cannot be restored into a number: left as it is
-        102: 1,
-        103: None,  # "10" is the 10 the row wants: not a change, so not backed up
-        104: 3,
-        105: 4,
-    }
-    texts = {row["campaign_id"]: row["unsubscribe_text"] for row in backup}
-    assert (texts[102], texts[103]) == ("7", REDACTED)
+    assert {row["campaign_id"]: row["sending_limit"] for row in backup} == {102: 1, 104: 3, 105: 4}
+    assert {row["campaign_id"]: row["unsubscribe_text"] for row in backup}[102] == "7"
+    # 101's "abc" is no number, and its text and 103's hold the key (shown REDACTED as read):
+    # nothing of them a rollback could put back ("10" is the 10 103's row wants: no change)
+    unrestorable = read_unrestorable(tmp_path / "r.csv.backup.parquet")
+    assert [unrestorable[101].split("; ")[1], unrestorable[103]] == [
+        "unsubscribe_text: the value before the run holds the API key, which no file holds, so "
+        "the backup cannot hold it"
+    ] * 2
+    assert unrestorable[101].startswith("sending_limit: the value before the run is not of")
     if "json" in logging_options:
         events = [json.loads(text) for text in done.stderr.splitlines()]
         assert any(event["event"] == "row_finished" for event in events)
