@@ -23,16 +23,18 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec
 
 from bulkrunner.config.accounts import Account
 from bulkrunner.config.folders import account_id
-from bulkrunner.config.paths import backup_path, is_backup, report_of_backup
+from bulkrunner.config.paths import backup_path, is_backup, report_of_backup, set_aside_path
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import BulkrunnerError, ExitCode, UsageError
 from bulkrunner.model import Changes, Clock, Outcome, Row, Status
@@ -152,6 +154,29 @@ class Recording:
         self.report, self.input_sha256 = report, input_sha256 or self.input_sha256
         self.continued = of_run
         self._note(report_path=report.resolve(), of_run=of_run, input_sha256=input_sha256)
+
+    def keep_earlier(self, report: Path) -> None:
+        """Before a run that continues none writes ``report``: the report and the backup a
+        finished run left there moved aside (``paths.set_aside_path``), and the runs recorded
+        with them told where, so that ``rollback --run`` still undoes that run, not this one."""
+        backup = backup_path(report)
+        if not backup.exists():  # nothing to undo: the report is written over, as it always was
+            return
+        aside = set_aside_path(report, datetime.fromtimestamp(backup.stat().st_mtime, UTC))
+        if report.exists():
+            os.replace(report, aside)
+        os.replace(backup, backup_path(aside))
+        log.warning(
+            "%s: the report and backup of the run before are kept as %s (and its backup): "
+            "a rollback of it undoes that run",
+            report,
+            aside,
+        )
+        if self.history is not None and self.run is not None:
+            try:
+                self.history.moved(report.resolve(), aside.resolve(), but=self.run)
+            except StoreError as exc:
+                self._lost(exc)
 
     def sending(self, accounts: Mapping[str, Account], report: Path | None) -> None:
         """The run sends (or reads) with ``accounts``, and writes ``report``."""

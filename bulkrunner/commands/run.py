@@ -108,6 +108,8 @@ def execute(stream: Stream, identity: RunIdentity, out: TextIO) -> ExitCode:
         continued = None
         if journal_file.exists() and (config.resume or config.fresh):
             continued = recording.backfill(journal_file, report_path)
+        else:
+            recording.keep_earlier(report_path)
         recording.begin(report_path, of_run=continued, input_sha256=identity.sha256)
         successes = earlier_successes(config, identity, journal_file)
         rows.successes = successes or {}

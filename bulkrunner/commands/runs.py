@@ -49,12 +49,18 @@ def show_command(folder: Path | None, run: int, as_json: bool, out: TextIO) -> E
             raise UsageError(_missing(run, store))
         changes = history.change_count(run)
         followers = history.following(run)
-    rows, problem = _rows_not_fine(found)
+        replaced = history.replaced_by(found)
+    rows, problem = (
+        _rows_not_fine(found)
+        if replaced is None
+        else ([], f"its report was written over by run {replaced}'s")
+    )
     if as_json:
         whole = as_object(found) | {"changes": changes, "followed_by": [r.id for r in followers]}
-        print(json.dumps(whole | {"rows": rows, "rows_problem": problem}, indent=2), file=out)
+        whole |= {"replaced_by": replaced, "rows": rows, "rows_problem": problem}
+        print(json.dumps(whole, indent=2), file=out)
         return ExitCode.OK
-    for line in _described(found, changes, followers):
+    for line in _described(found, changes, followers, replaced):
         print(line, file=out)
     if problem:
         print(problem, file=out)
@@ -79,11 +85,19 @@ def followed_up(config: RunConfig, run: int, command: str) -> Path:
             f"out: give the run's {'report' if command == 'retry' else 'report or backup'} instead"
         )
     with store:
-        found = History(store).run(run)
+        history = History(store)
+        found = history.run(run)
         if found is None:
             raise UsageError(_missing(run, store))
+        replaced = history.replaced_by(found)
     report = Path(_shown_path(found.report_path)) if found.report_path else None
     what = f"run {run} ({found.command}, {when(found.started_at)})"
+    if replaced is not None:
+        undone = "retried" if command == "retry" else "rolled back"
+        raise UsageError(
+            f"{what} wrote {report}, which run {replaced} then wrote over, with its backup: "
+            f"run {run} can no longer be {undone} from them"
+        )
     if command == "retry":
         if report is None or not report.exists():
             if not found.finished:
@@ -162,7 +176,9 @@ def columns(rows: list[tuple[str, ...]]) -> list[str]:
     ]
 
 
-def _described(run: RunRecord, changes: int, followers: list[RunRecord]) -> list[str]:
+def _described(
+    run: RunRecord, changes: int, followers: list[RunRecord], replaced: int | None
+) -> list[str]:
     if run.finished_at is None:
         ended = f"{UNFINISHED}: still running (pid {run.pid}) or killed"
     else:
@@ -187,8 +203,10 @@ def _described(run: RunRecord, changes: int, followers: list[RunRecord]) -> list
     for what, path in (("report", run.report_path), ("backup", run.backup_path)):
         if path:
             gone = "" if Path(path).exists() else " (no longer there)"
+            if replaced is not None:
+                gone = f" (written over by run {replaced})"
             lines.append(f"  {what}:   {_shown_path(path)}{gone}")
-    if run.backup_path and Path(run.backup_path).exists():
+    if run.backup_path and Path(run.backup_path).exists() and replaced is None:
         lines.append(f"  undo:     bulkrunner rollback --run {run.id}")
     return lines
 

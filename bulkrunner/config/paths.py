@@ -202,6 +202,12 @@ def is_backup(path: Path) -> bool:
     return path.name.endswith(BACKUP_SUFFIX)
 
 
+def set_aside_path(report: Path, written: datetime) -> Path:
+    """Where the report of a finished run (and its backup beside it) is kept when a new run
+    writes the same report: ``<stem>-<time it was written><suffix>``, a name no run has."""
+    return unused(report.with_name(f"{report.stem}-{stamp(written)}{report.suffix}"))
+
+
 def unused(path: Path) -> Path:
     """``path``, or ``<stem>-2``, ``-3``... if a run already has a file, a journal or a backup
     there: two commands started in the same second must not share a default name."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bulkrunner.config.paths import backup_path
 from bulkrunner.records.store import StateStore
 
 
@@ -198,6 +199,34 @@ class History:
                 f"{_RUNS} WHERE {column} = ? ORDER BY id DESC", (str(path),)
             ).fetchall()
         return [_run(row) for row in rows]
+
+    def moved(self, report: Path, to: Path, but: int) -> None:
+        """The report ``report`` and its backup were moved to ``to`` and its backup: the runs
+        recorded with them (but run ``but``, which writes ``report`` anew) point there."""
+        with self._store.write() as db:
+            for column, old, new in (
+                ("report_path", report, to),
+                ("backup_path", backup_path(report), backup_path(to)),
+            ):
+                db.execute(
+                    f"UPDATE runs SET {column} = ? WHERE {column} = ? AND id != ?",
+                    (str(new), str(old), but),
+                )
+
+    def replaced_by(self, run: RunRecord) -> int | None:
+        """The later run that wrote over ``run``'s report (and its backup) where they were: the
+        first after it with the same report that does not continue it (a ``--resume`` of it
+        writes on into the same files, and so may a resume of that). None if none did."""
+        if run.report_path is None:
+            return None
+        chain = {run.id}
+        for later in reversed(self.with_report(Path(run.report_path))):
+            if later.id <= run.id:
+                continue
+            if later.of_run not in chain:
+                return later.id
+            chain.add(later.id)
+        return None
 
     def following(self, run: int) -> list[RunRecord]:
         """The runs that follow up run ``run`` (retry it, roll it back, continue it)."""

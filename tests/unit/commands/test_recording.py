@@ -257,6 +257,63 @@ def test_retry_and_rollback_find_the_run_by_its_id(capsys: pytest.CaptureFixture
     assert (rollback["command"], rollback["of_run"]) == ("rollback", 1)
 
 
+def test_a_run_writing_an_earlier_runs_report_keeps_that_runs_report_and_backup(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A fixed --report (or a job's {date} run twice a day): the second run writes the report
+    anew, and the first run's report and backup are kept aside, so that rolling back the first
+    run undoes the first run, not the second."""
+    first, second = plan_file(100, "first.csv"), plan_file(200, "second.csv")
+    second.write_text("campaign_id,sending_limit\n201,401\n")
+    with simulator() as sim:
+        report = ["--report", "fixed/r.csv"]
+        assert main(["run", str(first), *report, *cli_flags(sim)]) == 0
+        assert main(["run", str(second), *report, *cli_flags(sim)]) == 0
+        (aside,) = Path("fixed").glob("r-*.csv")
+        assert "the report and backup of the run before are kept as" in capsys.readouterr().err
+        assert pd.read_csv(aside)["campaign_id"].tolist() == IDS
+        assert pd.read_csv("fixed/r.csv")["campaign_id"].tolist() == [201]
+        earlier, later = runs(capsys)[1], runs(capsys)[0]
+        assert (earlier["report"], earlier["backup"]) == (
+            str(aside.resolve()),
+            str(backup_path(aside).resolve()),
+        )
+        assert later["report"] == str(Path("fixed/r.csv").resolve())
+        undo = ["--report", "undo.csv", *cli_flags(sim)]
+        assert main(["rollback", "--run", str(earlier["id"]), *undo]) == 1
+        restored = {n: sim.state.settings[n]["sending_limit"] for n in IDS}
+        # the first run's changes undone, but 201's, which the second run changed since
+        assert restored == {n: default_settings(n)["sending_limit"] for n in IDS} | {201: 401}
+        assert pd.read_csv("undo.csv")["status"].tolist() == ["drifted"] + ["succeeded"] * 3
+
+
+def test_a_run_whose_report_was_written_over_is_not_followed_up_from_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A store written by a version that wrote over an earlier run's report and backup: the
+    earlier run is neither retried nor rolled back from what another run wrote there."""
+    with simulator() as sim:
+        report = ["--report", "fixed/r.csv"]
+        assert main(["run", str(plan_file(100)), *report, *cli_flags(sim)]) == 0
+        Path("fixed/r.csv").unlink()
+        backup_path(Path("fixed/r.csv")).unlink()  # as if never kept aside
+        assert main(["run", str(plan_file(200)), *report, *cli_flags(sim)]) == 0
+        capsys.readouterr()
+        for command, undone in (("retry", "retried"), ("rollback", "rolled back")):
+            code, _, err = run(capsys, command, "--run", "1", *cli_flags(sim))
+            said = one_line_error(err)
+            assert (code, said.split(") ", 1)[1]) == (
+                2,
+                "wrote fixed/r.csv, which run 2 then wrote over, with its "
+                f"backup: run 1 can no longer be {undone} from them",
+            )
+        shown = run(capsys, "runs", "show", "1")[1]
+        assert "(written over by run 2)" in shown
+        assert "rollback --run 1" not in shown
+        assert "its report was written over by run 2's" in shown
+    assert [sim.state.settings[n]["sending_limit"] for n in IDS] == [200 + n for n in IDS]
+
+
 # --- what is not recorded, and a store that cannot be used ---------------------------------------
 
 
