@@ -103,6 +103,11 @@ def _default(action: argparse.Action, command: str, options: Mapping[str, Option
     return code(shown(value))
 
 
+def _help(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
+    """The help of ``action`` as ``--help`` prints it (``%(default)s`` filled in)."""
+    return parser._get_formatter()._expand_help(action) if action.help else ""
+
+
 def _flag(action: argparse.Action) -> str:
     if not action.option_strings:  # JOB_FILE|INPUT: each a code span, so a table keeps its cells
         return " | ".join(map(code, str(action.metavar or action.dest).split("|")))
@@ -136,7 +141,7 @@ def cli_page() -> str:
     for name, (text, each) in commands.items():
         out += ["", f"## bulkrunner {name}", "", text[0].upper() + text[1:] + ".", ""]
         rows = [
-            (_flag(action), _value(action), _default(action, name, options), action.help or "")
+            (_flag(action), _value(action), _default(action, name, options), _help(each, action))
             for action in each._actions
             if not isinstance(action, argparse._HelpAction)
         ]

@@ -70,14 +70,15 @@ def _tell(
     args: argparse.Namespace, config: RunConfig | None, out: Output, code: int, error: str | None
 ) -> None:
     """``--notify``'s message when the run ended with an exit code of ``--notify-on``;
-    ``--heartbeat``'s ping when it ended with 0."""
+    ``--heartbeat``'s ping when it ended with 0 (a rollback undoes the job: it pings none)."""
+    from bulkrunner.config.options import DOING
     from bulkrunner.output import notify
 
     secrets = [os.environ.get(API_KEY_ENV, "")]
     codes: tuple[int, ...]
     if config is not None:
         webhook, codes = config.notify, config.notify_on
-        if code == ExitCode.OK and config.heartbeat:
+        if code == ExitCode.OK and config.heartbeat and args.command in DOING:
             notify.ping(config.heartbeat, secrets)
     else:  # the flags' webhook: that of a job file that failed to be read is unknown
         variable = getattr(args, "notify_env", None)

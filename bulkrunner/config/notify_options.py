@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from bulkrunner.config.options import SENDING, exit_codes, secret_url
+from bulkrunner.config.options import DOING, SENDING, exit_codes, secret_url
 from bulkrunner.errors import ExitCode
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (`--help` needs none)
@@ -43,5 +43,5 @@ def heartbeat_url() -> Any:
     return secret_url(
         "when the run ends with exit 0, GET this URL: a dead-man switch (healthchecks.io, "
         "Cronitor...) then knows the job ran, and alerts when it did not",
-        SENDING,
+        DOING,
     )

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 SENDING = frozenset({"run", "retry", "rollback"})  # send, keep a journal, notify when they fail
 CHECKING = frozenset({"run", "validate", "plan"})  # read an input file (or a job file naming it)
 FOLLOWING = frozenset({"retry", "rollback"})  # follow up the report of an earlier run
+DOING = frozenset({"run", "retry"})  # do the job (a heartbeat says it ran); a rollback undoes it
 READING = SENDING | {"plan"}  # read the account: plan reads as a run does first
 EVERY = SENDING | CHECKING
 EXPORTING = frozenset({"export"})  # reads the account's campaigns into an input file

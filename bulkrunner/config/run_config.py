@@ -18,6 +18,7 @@ from bulkrunner.config.options import (
     CHECKING,
     CONNECTING,
     DIAGNOSING,
+    DOING,
     EVERY,
     EXPORTING,
     READING,
@@ -288,7 +289,7 @@ class RunConfig:
     notify_env: str | None = secret_url_variable("--notify", "the webhook URL", SENDING)
     notify_on: tuple[ExitCode, ...] = notify_codes()
     heartbeat: str | None = heartbeat_url()
-    heartbeat_env: str | None = secret_url_variable("--heartbeat", "the URL", SENDING)
+    heartbeat_env: str | None = secret_url_variable("--heartbeat", "the URL", DOING)
     verbose: bool = field(
         default=False,
         metadata=switch(

@@ -30,6 +30,13 @@ def test_each_generated_page_is_what_the_code_declares(page: str) -> None:
     assert found == wanted, f"{page} differs from what the code declares: {REGENERATE}"
 
 
+def test_the_cli_page_shows_each_help_as_help_prints_it() -> None:
+    """argparse's placeholders filled in: `(default 400)`, never `(default %(default)s)`."""
+    page = reference.expected()[reference.REFERENCE / "cli.md"]
+    assert "%(" not in page
+    assert "the most leads one upload may carry (default 400)" in page
+
+
 def test_a_page_that_differs_from_the_code_is_found_stale(tmp_path: Path) -> None:
     """The check itself: in a copy of the generated files, one edited by hand is reported, and
     only that one."""

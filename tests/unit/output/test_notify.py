@@ -194,6 +194,31 @@ def test_the_heartbeat_url_may_come_from_a_variable_and_a_job_file(
     assert "SECRET" not in said
 
 
+def test_a_rollback_of_the_job_pings_no_heartbeat_nor_is_told_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heartbeat says the job ran: a rollback undoes it. Its pasted command leaves the
+    heartbeat out, and a rollback of the job file's heartbeat does not ping it."""
+    with Receiver() as beat, SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
+        monkeypatch.setenv("NIGHTLY_HEARTBEAT", f"{beat.url}/{TOKEN}")
+        plan(tmp_path)
+        (tmp_path / "job.toml").write_text(
+            f'input = "plan.csv"\nbase_url = "{sim.base_url}"\n'
+            'heartbeat_env = "NIGHTLY_HEARTBEAT"\n'
+        )
+        code, said = run(capsys, "job.toml", "--heartbeat-env", "NIGHTLY_HEARTBEAT")
+        assert code == 0, said
+        assert len(beat.requests) == 1
+        (undo,) = [line for line in said.splitlines() if "bulkrunner rollback" in line]
+        assert "heartbeat" not in undo
+        assert cli.main(["rollback", "r.csv", "job.toml", "--report", "u.csv"]) == 0
+        assert len(beat.requests) == 1
+        capsys.readouterr()
+        with pytest.raises(SystemExit):
+            cli.main(["rollback", "r.csv", "--heartbeat", f"{beat.url}/{TOKEN}"])
+        assert "unrecognized arguments: --heartbeat" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("answer", ["refused", "500"])
 def test_a_heartbeat_that_fails_is_logged_and_changes_no_exit_code(
     answer: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
