@@ -39,7 +39,15 @@ from bulkrunner.input.files import (
 )
 from bulkrunner.model import count, unechoed
 from bulkrunner.operations import Operation, Wire, sent_columns
-from bulkrunner.operations.cells import BLANK, ID_FIELD, field_of, parser, repeated, row_error
+from bulkrunner.operations.cells import (
+    BLANK,
+    ID_FIELD,
+    PROBLEMS_APART,
+    field_of,
+    parser,
+    repeated,
+    row_error,
+)
 from bulkrunner.operations.fields import ACCOUNT, CAMPAIGN_ID, Vocabulary
 from bulkrunner.operations.syntax import unescape_cell
 from bulkrunner.output.problems import SHOWN_INVALID, Problems
@@ -221,9 +229,12 @@ def _errors(
         blank = [not error and value is BLANK for _, value, error in cells]
         cell_errors = [f"{name}: {error}" if error else None for name, _, error in cells]
         error = row_error([id_error, *cell_errors], all(blank))
-        if not error and checks:
-            payload = {name: value for name, value, _ in cells if value is not BLANK}
-            error = operation.check(payload, wire)
+        if checks:
+            payload = {name: value for name, value, bad in cells if value is not BLANK and not bad}
+            if not error:
+                error = operation.check(payload, wire)
+            elif also := operation.also_invalid(payload, wire):
+                error = f"{error}{PROBLEMS_APART}{also}"
         if accounts is not None and account_at is not None:
             wrong = account_error(row[account_at].strip(), accounts.accounts, accounts.path)
             if wrong:

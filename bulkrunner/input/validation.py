@@ -30,6 +30,7 @@ from bulkrunner.operations import sent_columns
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.operations.cells import (
     ID_FIELD,
+    PROBLEMS_APART,
     field_of,
     repeated,
     row_error,
@@ -225,10 +226,16 @@ class _Judgement:
         for index in np.flatnonzero(failing).tolist():
             out[index] = row_error([errors[index] for errors in by_column], nothing[index])
         if type(self.operation).check is not Operation.check:  # rules across a row's columns
-            values = [(c.name, c.values.tolist(), c.blank.tolist()) for c in self.settings]
-            for index in np.flatnonzero(~failing).tolist():
-                payload = {name: cells[index] for name, cells, blank in values if not blank[index]}
-                out[index] = self.operation.check(payload, self.wire)
+            values = [
+                (c.name, c.values.tolist(), (c.blank | c.errors.astype(bool)).tolist())
+                for c in self.settings
+            ]
+            for index, failed in enumerate(failing.tolist()):
+                payload = {name: cells[index] for name, cells, out_ in values if not out_[index]}
+                if not failed:
+                    out[index] = self.operation.check(payload, self.wire)
+                elif also := self.operation.also_invalid(payload, self.wire):
+                    out[index] = f"{out[index]}{PROBLEMS_APART}{also}"
         return out
 
 

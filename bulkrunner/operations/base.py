@@ -155,6 +155,9 @@ class Operation:
     # (``sending/lead_reads``), not the campaign's settings.
     reads_leads: bool = False
     exportable: bool = True  # ``bulkrunner export`` writes the account's campaigns as its rows
+    # The columns ``check`` compares with each other: a row with other cells invalid is checked
+    # on these too, when they are valid, so that it is told every reason at once.
+    compared: tuple[str, ...] = ()
 
     @property
     def reads_per_campaign(self) -> int:
@@ -246,6 +249,13 @@ class Operation:
     def check(self, payload: Mapping[str, Any], wire: Wire) -> str:
         """Why a row whose cells are each valid still cannot be sent ("" when it can)."""
         return ""
+
+    def also_invalid(self, valid: Mapping[str, Any], wire: Wire) -> str:
+        """Of a row with invalid cells, what ``check`` finds of the ``compared`` cells among
+        its ``valid`` ones ("" when they are not all valid)."""
+        if not self.compared or any(name not in valid for name in self.compared):
+            return ""
+        return self.check({name: valid[name] for name in self.compared}, wire)
 
     def state(self, campaign: Mapping[str, Any]) -> dict[str, Any]:
         """The campaign's current values (as GET shows it, plus the per-campaign ``detail``

@@ -140,6 +140,7 @@ class EmailAccounts(Operation):
     )
     reads_list = True  # the campaign's status, to refuse removing an active one's last account
     detail = DETAIL
+    compared = (ADD, REMOVE)
     reads = ()  # of the list, only the id and status (kept by ``slim``)
 
     def requests(self, campaign_id: int, payload: Mapping[str, Any], wire: Wire) -> list[Request]:

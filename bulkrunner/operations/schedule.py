@@ -246,6 +246,7 @@ class Schedule(Operation):
     summary = "set campaign schedules (POST /campaigns/{id}/schedule)"
     fields = FIELDS
     reads = (CRON, *(key for names in _GET_NAMES.values() for key in names))
+    compared = ("start_hour", "end_hour")
 
     def requests(self, campaign_id: int, payload: Mapping[str, Any], wire: Wire) -> list[Request]:
         """One POST of the given fields, in the run's schedule shape: nested (``{"schedule":

@@ -26,6 +26,7 @@ from bulkrunner.operations.fields import ScheduleShape, Vocabulary
 from bulkrunner.operations.refusals import ShapeRefusals
 from bulkrunner.operations.schedule import SCHEDULE, read_cron
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_schedule
+from tests.fakes import run
 
 KEY = "sk-schedule-SENTINEL-5e1d"
 NESTED, FLAT = Wire(schedule_shape=ScheduleShape.NESTED), Wire(schedule_shape=ScheduleShape.FLAT)
@@ -235,6 +236,35 @@ def test_a_row_whose_start_is_not_before_its_end_is_invalid() -> None:
         (2, "start_hour: 09:00 is not before end_hour 09:00"),
     ]
     assert [dict(r.payload) for r in result.rows] == [{"start_hour": "09:00", "end_hour": "17:00"}]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])  # the small CSV path, and pandas'
+def test_a_row_invalid_otherwise_is_also_told_its_start_is_not_before_its_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    """Every reason at once: fixing the timezone is not followed by a refusal of the hours."""
+    frame = pd.DataFrame(
+        {
+            "campaign_id": ["104", "x", "106"],
+            "timezone": ["Europe/London", "New York", "Europe/London"],
+            "start_hour": ["09:00", "09:00", "25:00"],
+            "end_hour": ["08:00", "08:00", "08:00"],
+        }
+    )
+    path = tmp_path / f"s{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path)
+    code, out, _ = run(capsys, "validate", str(path), "--operation", "schedule")
+    assert code == 1
+    hours = "start_hour: 09:00 is not before end_hour 08:00"
+    assert [line.split(": ", 1)[1] for line in out.splitlines()[:3]] == [
+        hours,
+        "campaign_id: 'x' is not a whole number; timezone: 'New York' is not an IANA timezone "
+        f"(did you mean America/New_York?); {hours}",
+        "start_hour: '25:00' is not a time HH:MM (24-hour, like 09:00 or 17:30)",
+    ]
 
 
 # --- the wire ---------------------------------------------------------------------------------
