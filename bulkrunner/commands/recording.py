@@ -37,7 +37,7 @@ from bulkrunner.config.folders import account_id
 from bulkrunner.config.paths import backup_path, is_backup, report_of_backup, set_aside_path
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import BulkrunnerError, ExitCode, UsageError
-from bulkrunner.model import Changes, Clock, Outcome, Row, Status
+from bulkrunner.model import Changes, Clock, Outcome, Row, Status, count
 from bulkrunner.records.history import ChangeRecord, History, RunAccount, as_json
 from bulkrunner.records.journal import APPLIED_EARLIER, RunIdentity, applied
 from bulkrunner.records.pruning import prune
@@ -227,8 +227,8 @@ class Recording:
                 history.record_changes(missing[start : start + BATCH])
             if missing:
                 log.info(
-                    "recorded %d changes of run %d its process left unrecorded",
-                    len(missing),
+                    "recorded %s of run %d that its process left unrecorded",
+                    count(len(missing), "change"),
                     last.id,
                 )
             return last.id

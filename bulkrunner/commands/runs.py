@@ -179,7 +179,10 @@ def columns(rows: list[tuple[str, ...]]) -> list[str]:
 def _described(
     run: RunRecord, changes: int, followers: list[RunRecord], replaced: int | None
 ) -> list[str]:
-    if run.finished_at is None:
+    continued = [r.id for r in followers if r.command == run.command]  # its --resume, --fresh
+    if run.finished_at is None and continued:
+        ended = f"{UNFINISHED}: stopped, and continued by run {continued[0]}"
+    elif run.finished_at is None:
         ended = f"{UNFINISHED}: still running (pid {run.pid}) or killed"
     else:
         code = ExitCode(run.exit_code) if run.exit_code in tuple(ExitCode) else None

@@ -401,3 +401,5 @@ def test_a_resumed_run_records_the_changes_its_interrupted_process_left_unrecord
         203: [2],
         204: [2],
     }  # each once, by the run that applied it
+    shown = run(capsys, "runs", "show", "1")[1].splitlines()[0]
+    assert shown == "run 1: run settings (unfinished: stopped, and continued by run 2)"
