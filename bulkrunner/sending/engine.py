@@ -249,16 +249,17 @@ class Engine:
             return
         delay = step.delay
         self.stats.retries += 1
+        first, rows = group.rows[0], len(group.rows)
+        log.info(
+            "%s (campaign %d): retry in %.1fs (attempt %d of %d) after %s",
+            f"row {first.number}" if rows == 1 else f"{rows} rows from row {first.number}",
+            first.campaign_id,
+            delay,
+            group.attempts + 1,
+            self.connection.policy.max_attempts,
+            group.error,
+        )
         for row in group.rows:
-            log.info(
-                "row %d (campaign %d): retry in %.1fs (attempt %d of %d) after %s",
-                row.number,
-                row.campaign_id,
-                delay,
-                group.attempts + 1,
-                self.connection.policy.max_attempts,
-                group.error,
-            )
             emit(
                 "retry_scheduled",
                 row=row.number,

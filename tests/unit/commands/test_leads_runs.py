@@ -261,7 +261,7 @@ def test_a_stopped_run_resumes_and_no_lead_is_sent_twice(tmp_path: Path, clock: 
 
 
 def test_retry_sends_the_failed_leads_again_and_rollback_removes_only_what_was_added(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     rows = [f"{cid},l{n}@{cid}.com,L," for cid in (A, B) for n in range(5)]
     source = write(tmp_path / "leads.csv", *rows, f"501,{SEED},S,")
@@ -269,7 +269,12 @@ def test_retry_sends_the_failed_leads_again_and_rollback_removes_only_what_was_a
     faults = FaultPlan(scripted={B: ["500", "500"]})
     with simulator(clock, faults=faults) as sim:
         before = {c: held(sim, c) for c in (A, B, ELSEWHERE)}
-        assert run(clock, **flags(source, report, sim, max_attempts=2)) == ExitCode.ROWS_FAILED
+        with caplog.at_level(logging.INFO, "bulkrunner"):
+            code = run(clock, **flags(source, report, sim, max_attempts=2))
+        assert code == ExitCode.ROWS_FAILED
+        retries = [r.getMessage() for r in caplog.records if "retry in" in r.getMessage()]
+        assert len(retries) == 1  # the one request of B's five leads, said once
+        assert retries[0].startswith("5 rows from row 6 (campaign 502): retry in ")
         assert held(sim, B) == []
         clock.now += 10
         retried = build_config({}, {**flags(report, again, sim), "operation": "settings"})
