@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bulkrunner.limits.rates import ideal_seconds
+from bulkrunner.limits.rates import crossing, ideal_seconds
 from bulkrunner.model import Change, Rate, Row, count
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.operations.syntax import bool_cell
@@ -117,6 +117,11 @@ class Requests:
     def seconds(self, rates: Sequence[Rate]) -> float:
         """The least time the run takes at ``rates``, from its first request to its last."""
         return ideal_seconds(self.total, rates)
+
+    def crossing(self, rates: Sequence[Rate], guard: float) -> str | None:
+        """What it costs when these requests exceed a window of ``rates`` by a handful (the
+        reads come first: ``limits.rates.crossing``); None when they do not."""
+        return crossing(self.reads, self.writes + self.verify, rates, guard)
 
     def describe(self) -> str:
         parts = [count(self.reads, "read"), count(self.writes, "write")]

@@ -23,7 +23,6 @@ import anyio
 from bulkrunner.config.run_config import RunConfig
 from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
 from bulkrunner.limits.limiter import WaitTooLong
-from bulkrunner.limits.rates import crossing
 from bulkrunner.model import OUTCOME_UNKNOWN, Changes, Outcome, Row, RunStats, Status, count
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.output.events import emit
@@ -37,7 +36,7 @@ from bulkrunner.sending.lead_reads import read_leads
 from bulkrunner.sending.plan import Drift, Expected, Plan, plan
 from bulkrunner.sending.reads import Current, Listing, read_current
 from bulkrunner.sending.retry import too_long
-from bulkrunner.sending.verify import ReadBack, verify
+from bulkrunner.sending.verify import ReadBack, unverified, verify
 
 log = logging.getLogger("bulkrunner")
 
@@ -74,6 +73,7 @@ class Pipeline:
     verify_per_row: float = 1.0  # and the reads --verify makes of it
     _first: bool = True
     _reading: anyio.CancelScope | None = None  # the read at hand, dropped when the run stops
+    _verified: bool = False  # the batch's rows were read back, as --verify asks
 
     @property
     def stats(self) -> RunStats:
@@ -97,7 +97,7 @@ class Pipeline:
     async def run(self, rows: Sequence[Row]) -> None:
         """The stages, in order, for ``rows`` (``plan``: the first two)."""
         self.rows, self.plan, self.engine, self.read_back = rows, None, None, {}
-        first, self._first = self._first, False
+        first, self._first, self._verified = self._first, False, False
         rows = [row for row in rows if row.applied is None]  # the others are read back alone
         current = await self._read(rows, first)
         expected = await self._expected(rows) if current is not None else None
@@ -221,7 +221,9 @@ class Pipeline:
         if not planned.send or self.stats.aborted is not None:
             return
         if self.total <= len(self.rows):  # the run is this one batch: say what a window costs
-            self._say_crossing(planned.send)
+            requests = self.requests(planned.send, self.stats.reads)
+            if note := requests.crossing(self.connection.limiter.effective_rates, config.guard):
+                log.info("%s", note)
         if config.report is not None and config.no_backup:
             if first:
                 log.warning("--no-backup: no backup is written; this run cannot be rolled back")
@@ -289,7 +291,10 @@ class Pipeline:
                 leads = operation.key is not None or operation.identity is not None
                 noun = "lead" if leads else "campaign"
                 log.info("verifying %s by reading them back", count(len(chosen), noun))
-            found = await verify(self.connection, chosen, operation, seen) if chosen else {}
+            found: dict[int, ReadBack] = {}
+            with anyio.CancelScope() as self._reading:  # a stopped run reads nothing more
+                found = await verify(self.connection, chosen, operation, seen) if chosen else {}
+            self._verified = verifying and not self._reading.cancel_called
             for row in chosen:
                 if row.number in found:
                     self._checked(row, done[row.number], found[row.number], row.number in unknown)
@@ -366,6 +371,8 @@ class Pipeline:
             for number, outcome in self.engine.unattributed.items():  # cut short: not read back
                 result[number] = self._unread(outcome)
         result.update(self.read_back)
+        if self.config.verify and not self._verified and not self.planning:
+            result.update(unverified(result, self.read_back, self.stats.aborted or INTERRUPTED))
         return result
 
     def changes(self) -> dict[int, Changes]:  # the planned changes of the rows at hand
@@ -382,17 +389,6 @@ class Pipeline:
         """The requests of sending ``rows`` after ``reads`` (an operation may send several per
         row, and --verify may read a campaign back more than once)."""
         return Requests.of(rows, reads, self.operation, self.wire, self.config.verify)
-
-    def _say_crossing(self, rows: Sequence[Row]) -> None:
-        """Before sending ``rows``: when the run's requests (the reads before it, the requests
-        of each row and any --verify reads) exceed a window by a handful, say what that
-        costs."""
-        planned = self.requests(rows, self.stats.reads)
-        writes = planned.writes + planned.verify
-        limiter = self.connection.limiter
-        note = crossing(self.stats.reads, writes, limiter.effective_rates, self.config.guard)
-        if note is not None:
-            log.info("%s", note)
 
     def reads_later(self, rows: int) -> int:
         """The reads of ``rows`` rows of batches not yet read (``Listing.later``)."""

@@ -9,8 +9,8 @@ cannot be read is not known to hold what was sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -18,7 +18,7 @@ import anyio
 
 from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
 from bulkrunner.limits.limiter import WaitTooLong
-from bulkrunner.model import Row, count
+from bulkrunner.model import Outcome, Row, Status, count
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.lead_answers import UNREAD
 from bulkrunner.operations.settings import SETTINGS
@@ -39,6 +39,23 @@ class ReadBack:
 
 
 MATCHES = ReadBack(True)
+
+
+def unverified(
+    outcomes: Mapping[int, Outcome], read: Collection[int], stopped: str
+) -> dict[int, Outcome]:
+    """The rows of ``outcomes`` applied but not ``read`` back, the run ``stopped`` first:
+    ``unverified``, never ``succeeded`` unread."""
+    note = f"not verified: the run stopped before it was read back ({stopped})"
+    return {
+        number: replace(
+            outcome,
+            status=Status.UNVERIFIED,
+            error=f"{outcome.error}; {note}" if outcome.error else note,
+        )
+        for number, outcome in outcomes.items()
+        if outcome.status is Status.SUCCEEDED and number not in read
+    }
 
 
 async def verify(

@@ -5,8 +5,12 @@ leaves its row ``unverified``, counted in the summary, and the run exits 1 -- ne
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,7 +50,9 @@ def campaign(limit: int) -> web.Response:
     return web.json_response({"id": 11, "max_leads_per_day": limit})
 
 
-def run(tmp_path: Path, url: str, clock: FakeClock) -> tuple[ExitCode, str, pd.DataFrame]:
+def run(
+    tmp_path: Path, url: str, clock: FakeClock, **more: object
+) -> tuple[ExitCode, str, pd.DataFrame]:
     source = tmp_path / "plan.csv"
     source.write_text("campaign_id,sending_limit\n11,60\n")
     report = tmp_path / "r.csv"
@@ -56,6 +62,7 @@ def run(tmp_path: Path, url: str, clock: FakeClock) -> tuple[ExitCode, str, pd.D
         "base_url": f"{url}/api/v1",
         "verify": True,
         "max_attempts": 3,
+        **more,
     }
     out = io.StringIO()
     code = run_job(build_config({}, flags), out, {"SMARTLEAD_API_KEY": KEY}, clock.clock)
@@ -115,3 +122,34 @@ def test_a_read_back_that_fails_outright_is_unverified_not_retried(
     assert code == ExitCode.ROWS_FAILED
     assert report["status"].tolist() == [Status.UNVERIFIED.value]
     assert tries == 1
+
+
+def test_a_run_interrupted_while_reading_back_leaves_its_rows_unverified_at_once(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C as the read-backs hang: the reads are dropped at once (they change nothing, so
+    they get no grace), and a row applied but not read back is ``unverified``."""
+    stop = threading.Event()
+    state = {"limit": 5}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.method == "POST":
+            state["limit"] = (await request.json())["sending_limit"]
+            return web.json_response({"ok": True})
+        if request.path.rstrip("/").endswith("/campaigns"):
+            return web.json_response([{"id": 11, "sending_limit": state["limit"]}])
+        os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, as the read-back is made
+        await asyncio.to_thread(stop.wait, 60)  # and the read-back never answers
+        return campaign(60)
+
+    with ServerThread(handle) as reading:
+        try:
+            code, out, report = run(tmp_path, reading.url, FakeClock(), grace=5)
+        finally:
+            stop.set()
+    assert code == ExitCode.ABORTED, out
+    assert state["limit"] == 60  # applied
+    assert report["status"].tolist() == [Status.UNVERIFIED.value]
+    assert report["error"].tolist() == [
+        "not verified: the run stopped before it was read back (run interrupted)"
+    ]
