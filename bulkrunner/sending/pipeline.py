@@ -100,6 +100,8 @@ class Pipeline:
         first, self._first, self._verified = self._first, False, False
         rows = [row for row in rows if row.applied is None]  # the others are read back alone
         current = await self._read(rows, first)
+        if self.stats.aborted is not None:  # stopped (reading, or a batch before): not planned,
+            return  # as a campaign not read is not one that changed: its rows not_attempted
         expected = await self._expected(rows) if current is not None else None
         planned = self.plan = self._plan(rows, current, expected)
         read = current is not None

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from aiohttp import web
 
 from bulkrunner.commands.plan import plan_job
 from bulkrunner.commands.rollback import rollback_job
@@ -28,6 +30,7 @@ from bulkrunner.records.backup import read_backup, record_backup
 from bulkrunner.records.expected import read_expected
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread, default_settings
 from tests.fakes import FakeClock, JobCommands
+from tests.hostile import ServerThread
 
 KEY = "sk-drift-SENTINEL-31"
 ENVIRON = {"SMARTLEAD_API_KEY": KEY}
@@ -105,6 +108,27 @@ def test_a_campaign_changed_after_the_run_is_left_alone_reported_and_exits_1(
     # the report carries what the run set, beside the rollback's own before and after
     assert json.loads(report[SET_BY_RUN].tolist()[1]) == {"sending_limit": 61}
     assert "rows: 3 (2 succeeded, 1 drifted)" in said()
+
+
+def test_a_rollback_stopped_by_an_outage_as_it_reads_says_no_campaign_changed(
+    tmp_path: Path, clock: FakeClock, changed_later: Path
+) -> None:
+    """A campaign not read is not one that changed since the run: its row is not_attempted,
+    resumable, not drifted with a --force to restore it all the same."""
+
+    async def down(request: web.Request) -> web.Response:
+        return web.json_response({"error": "maintenance"}, status=503)
+
+    undo = tmp_path / "undo.csv"
+    with ServerThread(down) as server:
+        there = SimpleNamespace(base_url=f"{server.url}/api/v1")
+        code = command(rollback_job, clock, there, changed_later, undo, outage_timeout=30)
+    assert code == ExitCode.ABORTED
+    report = report_of(undo)
+    assert report["status"].tolist() == ["not_attempted"] * 3
+    assert report["error"].tolist()[0].startswith("run aborted: reading the current settings, ")
+    assert "--force" not in said()
+    assert "changed since the run" not in said()
 
 
 def test_force_restores_a_campaign_changed_after_the_run(
