@@ -148,3 +148,12 @@ class Unreachable(Exception):
 class Unavailable(Exception):
     """The reads before sending got only retryable errors for --outage-timeout: SmartLead looks
     down (``sending.retry.Outage``)."""
+
+
+class WaitTooLong(Exception):
+    """The server asked everyone to wait longer than the run allows (``--max-wait``)."""
+
+    def __init__(self, seconds: float, asked_by: str) -> None:
+        super().__init__(f"{asked_by} asked to wait {seconds:.0f}s")
+        self.seconds = seconds
+        self.asked_by = asked_by

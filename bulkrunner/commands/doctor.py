@@ -135,7 +135,7 @@ async def _check_all(config: RunConfig, accounts: Sequence[Account], clock: Cloc
 
 async def _check(config: RunConfig, account: Account, clock: Clock) -> Checked:
     """The one read of ``account``, and what it says."""
-    from bulkrunner.limits.limiter import WaitTooLong
+    from bulkrunner.errors import WaitTooLong
     from bulkrunner.sending.connection import connect
     from bulkrunner.sending.retry import too_long
 

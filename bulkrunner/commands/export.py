@@ -153,8 +153,7 @@ def read_export(
 async def _read(
     config: RunConfig, account: Account, clock: Clock, store: StateStore | None
 ) -> Export:
-    from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
-    from bulkrunner.limits.limiter import WaitTooLong
+    from bulkrunner.errors import KeyRejected, Unavailable, Unreachable, WaitTooLong
     from bulkrunner.sending.connection import connect
     from bulkrunner.sending.demo import DEMO_CAMPAIGNS
     from bulkrunner.sending.retry import too_long

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import anyio
 
+from bulkrunner.errors import WaitTooLong
 from bulkrunner.limits.adaptive import AdaptiveRate
 from bulkrunner.limits.rates import DEFAULT_GUARD, ceiling
 from bulkrunner.limits.shared import LEASE, SharedBudget, Sharing
@@ -76,15 +77,6 @@ _ANSWER_CAP = 0.5
 _FASTEST = 10
 _FASTEST_MARGIN = 3.0
 _TRUSTED = 20
-
-
-class WaitTooLong(Exception):
-    """The server asked everyone to wait longer than the run allows (``--max-wait``)."""
-
-    def __init__(self, seconds: float, asked_by: str) -> None:
-        super().__init__(f"{asked_by} asked to wait {seconds:.0f}s")
-        self.seconds = seconds
-        self.asked_by = asked_by
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,9 +298,9 @@ class SlidingWindowLimiter:
         reports it written (``request_written``), its slot moves to that time.
 
         Raises :class:`WaitTooLong` rather than wait longer than ``max_wait`` for a slot that only
-        the limit the server announced holds back: a server saying "1 request" over an hour-long
-        window would make every request wait the hour.
-        """
+        the limit the server announced holds back (a server saying "1 request" over an hour-long
+        window would make every request wait the hour), or for a pause a 429 put on the account,
+        in this process or another."""
         async with self._lock:
             while True:
                 now = self._clock()
@@ -320,6 +312,9 @@ class SlidingWindowLimiter:
                 if wait <= 0 and self.shared is not None:  # and every process's requests
                     room = max(1, self._room(now, now + LEASE)) if self.shared.most > 1 else 1
                     wait = self.shared.ask(self.effective_rates, now, self._floor, self.guard, room)
+                    self.paused_until = max(self.paused_until, now + self.shared.paused)
+                if self.paused_until - now > max_wait:
+                    raise WaitTooLong(self.paused_until - now, "a 429 on this account")
                 if wait <= 0:
                     for window in self._windows:
                         window.add(now)

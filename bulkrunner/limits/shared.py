@@ -58,6 +58,7 @@ class Share:
     granted: int
     wait: float
     last: int
+    paused: float = 0.0  # of ``wait``, the seconds the account's pause holds it (a 429's)
 
 
 class BudgetLost(Exception):
@@ -106,6 +107,7 @@ class Sharing:
         self.others = -math.inf  # when another process's request was last seen
         self.others_sent = 0  # other processes' requests seen between this process's asks
         self.granted: int | None = None  # the number of the request just claimed by itself
+        self.paused = 0.0  # the seconds the last ask was held by the account's pause
         self._least = 0.0  # the least guard, as last given
 
     def ask(
@@ -115,7 +117,7 @@ class Sharing:
         recorded), else the seconds until one may. ``least``, ``learned``: the guards (see the
         module's docstring); ``usable``: how many this process could send before a lease ends
         (a reservation asks for no more: those it could not send would count as sent)."""
-        self.granted, self._least = None, least
+        self.granted, self._least, self.paused = None, least, 0.0
         if self._held and now <= self._until:
             self._held -= 1
             return 0.0
@@ -137,7 +139,7 @@ class Sharing:
             self._held, self._until = share.granted - 1, until
             self.granted = share.last if share.granted == 1 else None
             return 0.0
-        self._held = 0
+        self._held, self.paused = 0, share.paused
         return max(share.wait, _LEAST_WAIT)
 
     def written(self, seq: int | None, recorded: float, at: float) -> float:

@@ -61,6 +61,7 @@ class Reservation:
     until: float
     wait: float = 0.0
     last: int = 0  # the number of the account's latest request once this was recorded
+    paused: float = 0.0  # the seconds the account's pause (a 429's, any process's) holds it
 
 
 def reach(rates: Sequence[Rate], guard: float = 0.0) -> float:
@@ -105,7 +106,8 @@ class Ledger:
             key = self._store.account(db, account, reach(rates, guard))
             room, wait, last, at = _room(db, key, rates, now, guard, most)
             if room == 0:
-                return Reservation(0, until, wait, last)
+                paused = _paused(db, key) - now
+                return Reservation(0, until, wait, last, max(0.0, paused))
             db.execute(_INSERT, (key, last + room, room, max(until, at)))
             if (last + room) // _PRUNE_EVERY != last // _PRUNE_EVERY:
                 _prune(db, key, now)
@@ -198,7 +200,7 @@ class AccountBudget:
             got = self._ledger.reserve(account, rates, now + shift, guard, most, until + shift)
         except StoreError as exc:
             raise BudgetLost(str(exc)) from None
-        return Share(got.granted, got.wait, got.last)
+        return Share(got.granted, got.wait, got.last, got.paused)
 
     def sent(self, seq: int, at: float) -> None:
         try:
@@ -296,6 +298,11 @@ def _room(
                 if first is not None:  # the N-th latest is in the window: nothing may go
                     room, wait = 0, max(wait, first - start)
     return room, wait, (last or 0), (float("-inf") if at is None else at)
+
+
+def _paused(db: sqlite3.Connection, key: int) -> float:
+    """Until when the account is paused (a 429's Retry-After, any process's)."""
+    return float(db.execute("SELECT paused_until FROM accounts WHERE id = ?", (key,)).fetchone()[0])
 
 
 def _prune(db: sqlite3.Connection, key: int, now: float) -> None:

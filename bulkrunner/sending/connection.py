@@ -25,7 +25,8 @@ import anyio
 from bulkrunner.config.accounts import Account
 from bulkrunner.config.folders import account_id
 from bulkrunner.config.run_config import RunConfig
-from bulkrunner.limits.limiter import Grant, SlidingWindowLimiter, WaitTooLong
+from bulkrunner.errors import WaitTooLong
+from bulkrunner.limits.limiter import Grant, SlidingWindowLimiter
 from bulkrunner.limits.rates import above_published
 from bulkrunner.model import REAL_CLOCK, Answer, Clock, RunStats
 from bulkrunner.records.budget import AccountBudget, Ledger

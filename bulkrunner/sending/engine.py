@@ -25,8 +25,8 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulkrunner.config.redaction import redact_url
-from bulkrunner.errors import Unavailable
-from bulkrunner.limits.limiter import Grant, WaitTooLong
+from bulkrunner.errors import Unavailable, WaitTooLong
+from bulkrunner.limits.limiter import Grant
 from bulkrunner.model import OUTCOME_UNKNOWN, Answer, Outcome, Row, RunStats, Status, count
 from bulkrunner.operations.base import Operation, Request, Said, Wire
 from bulkrunner.operations.settings import SETTINGS

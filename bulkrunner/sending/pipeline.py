@@ -21,8 +21,7 @@ from typing import Any
 import anyio
 
 from bulkrunner.config.run_config import RunConfig
-from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
-from bulkrunner.limits.limiter import WaitTooLong
+from bulkrunner.errors import KeyRejected, Unavailable, Unreachable, WaitTooLong
 from bulkrunner.model import OUTCOME_UNKNOWN, Changes, Outcome, Row, RunStats, Status, count
 from bulkrunner.operations.base import Operation, Wire
 from bulkrunner.output.events import emit

@@ -18,8 +18,7 @@ from typing import Any
 
 import anyio
 
-from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
-from bulkrunner.limits.limiter import WaitTooLong
+from bulkrunner.errors import KeyRejected, Unavailable, Unreachable, WaitTooLong
 from bulkrunner.model import Answer, count
 from bulkrunner.operations.answers import parse_json
 from bulkrunner.operations.base import Operation

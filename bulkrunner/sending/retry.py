@@ -25,8 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bulkrunner.config.redaction import redact_url
-from bulkrunner.errors import Unavailable
-from bulkrunner.limits.limiter import WaitTooLong
+from bulkrunner.errors import Unavailable, WaitTooLong
 from bulkrunner.model import Answer
 from bulkrunner.operations.answers import error_message, one_line, reports_failure
 

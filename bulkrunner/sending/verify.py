@@ -16,8 +16,7 @@ from typing import Any
 
 import anyio
 
-from bulkrunner.errors import KeyRejected, Unavailable, Unreachable
-from bulkrunner.limits.limiter import WaitTooLong
+from bulkrunner.errors import KeyRejected, Unavailable, Unreachable, WaitTooLong
 from bulkrunner.model import Outcome, Row, Status, count
 from bulkrunner.operations.base import Operation
 from bulkrunner.operations.lead_answers import UNREAD

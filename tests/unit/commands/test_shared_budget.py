@@ -18,10 +18,13 @@ import pytest
 from bulkrunner.commands.export import export_job
 from bulkrunner.commands.plan import plan_job
 from bulkrunner.commands.run import run_job
+from bulkrunner.config.folders import account_id
 from bulkrunner.config.job_file import build_config
-from bulkrunner.errors import ExitCode
+from bulkrunner.errors import Aborted, ExitCode
 from bulkrunner.limits.rates import max_in_window
 from bulkrunner.model import Rate
+from bulkrunner.records.budget import Ledger
+from bulkrunner.records.store import StateStore
 from bulkrunner.simulator import SimulatorConfig, SimulatorState, SimulatorThread
 from tests.fakes import FakeClock
 
@@ -213,3 +216,34 @@ def test_each_account_starts_with_its_own_requests_alone(
     acme = sorted(record.arrival for record in states["acme"].requests)
     assert acme[-1] - started > 50
     assert max_in_window(acme, 60) <= 60
+
+
+@pytest.mark.parametrize("command", ["run", "export"])
+def test_a_pause_another_command_recorded_longer_than_max_wait_stops_at_once(
+    tmp_path: Path, own_state_folder: Path, caplog: pytest.LogCaptureFixture, command: str
+) -> None:
+    """A 429's Retry-After another command got (and waited for, under its own --max-wait) is
+    this command's too: longer than its --max-wait, it stops at once (exit 3), as for its own
+    429, rather than wait the rest of it without a word."""
+    clock = FakeClock()
+    with SimulatorThread(SimulatorConfig(api_key=KEY, campaigns=set(IDS)), clock=clock) as sim:
+        with StateStore.open(own_state_folder) as store:
+            until = clock.wall().timestamp() + 250
+            Ledger(store).pause(account_id(sim.base_url, KEY), until)
+        given: dict[str, Any] = {"base_url": sim.base_url, "max_wait": 5}
+        with caplog.at_level(logging.INFO, "bulkrunner"):
+            if command == "run":
+                source = write_input(tmp_path / "in.csv", IDS[:2])
+                config = build_config({}, {"input": str(source), **given})
+                code = run_job(config, io.StringIO(), ENVIRON, clock.clock)
+            else:
+                config = build_config({}, {"input": "", "output": str(tmp_path / "e.csv"), **given})
+                with pytest.raises(Aborted) as aborted:
+                    export_job(config, io.StringIO(), ENVIRON, clock.clock)
+                code = aborted.value.exit_code
+                caplog.records.append(logging.makeLogRecord({"msg": str(aborted.value)}))
+    assert code == ExitCode.ABORTED
+    assert sim.state.requests == []
+    assert max(clock.sleeps, default=0.0) < 5  # nothing waited out
+    said = "the server asked to wait 250s (a 429 on this account), more than --max-wait 5"
+    assert said in "\n".join(record.getMessage() for record in caplog.records)

@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
+from bulkrunner.errors import WaitTooLong
 from bulkrunner.limits.adaptive import BETA, AdaptiveRate
-from bulkrunner.limits.limiter import SlidingWindowLimiter, WaitTooLong
+from bulkrunner.limits.limiter import SlidingWindowLimiter
 from bulkrunner.limits.rates import max_in_window
 from bulkrunner.model import Rate
 from tests.fakes import FakeClock

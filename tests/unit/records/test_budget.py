@@ -118,7 +118,8 @@ def test_a_pause_holds_every_claim_on_the_account_and_is_never_shortened(
     ledger.pause(ACME, T0 + 30)
     ledger.pause(ACME, T0 + 10)
     assert ledger.claim(ACME, DEFAULT_RATES, T0) == pytest.approx(30)
-    assert ledger.reserve(ACME, DEFAULT_RATES, T0 + 29, most=5) == Reservation(0, T0 + 29, 1.0)
+    held = Reservation(0, T0 + 29, 1.0, paused=1.0)  # the wait is the pause's
+    assert ledger.reserve(ACME, DEFAULT_RATES, T0 + 29, most=5) == held
     assert ledger.claim(OTHER, DEFAULT_RATES, T0) == 0.0
     assert ledger.claim(ACME, DEFAULT_RATES, T0 + 30) == 0.0
 
