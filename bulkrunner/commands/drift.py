@@ -25,6 +25,7 @@ import pandas as pd
 
 from bulkrunner.config.accounts import Account, Accounts, sending_with
 from bulkrunner.config.folders import account_id
+from bulkrunner.config.paths import check_regular
 from bulkrunner.config.run_config import RunConfig, for_config
 from bulkrunner.errors import UsageError
 from bulkrunner.input.loading import CHUNK_ROWS, InputFile
@@ -54,6 +55,7 @@ def of_backup(config: RunConfig) -> tuple[RunConfig, Drift | None, str]:
     drift for a ledger of leads, in which nothing can drift, nor for a backup that does not
     record what its run set: then also what that means (``unrecorded``), else ""."""
     backup = config.input
+    check_regular(backup)
     operation = backup_operation(backup)
     try:
         operation_named(operation)
@@ -147,6 +149,7 @@ def open_plan(config: RunConfig, environ: Mapping[str, str], key: str) -> Opened
     anything is read from the account, when it is not a plan or this run differs from it."""
     assert config.plan is not None
     path = config.plan
+    check_regular(path)
     header = read_header(path)
     if config.operation not in (header.operation, "settings"):
         raise UsageError(

@@ -54,8 +54,8 @@ def rollback_job(
         )
     if not config.dry_run:  # before the backup is read: see return_freed_memory
         return_freed_memory()
-    rows = backup_rows(backup)
     rolled, drift, missing = of_backup(replace(config, input=backup))
+    rows = backup_rows(backup)
     if rows and missing and not (config.force or config.dry_run):
         raise UsageError(f"{missing}; nothing was sent")
     unrestorable = read_unrestorable(backup)

@@ -312,6 +312,20 @@ def check_writable(path: Path, what: str, formats: Sequence[str]) -> None:
         raise UsageError(f"{path}: cannot write the {what} there (permission denied)")
 
 
+def check_regular(path: Path) -> None:
+    """Refuse, before it is opened, a file to read that is not a regular file (a FIFO, a
+    device): opening it would wait for a writer for ever, past any Ctrl-C. One not there is
+    left to its reader to say so."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path}: not a file")
+
+
 def check_report_path(path: Path) -> None:
     """Refuse, before anything is sent, a report that could not be written."""
     check_writable(path, "report", REPORT_FORMATS)

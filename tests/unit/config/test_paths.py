@@ -3,8 +3,11 @@ a temporary file beside it, flushed to disk, renamed over it, the folder flushed
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import stat
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -153,3 +156,38 @@ def test_a_reports_template_matches_every_name_it_gives(tmp_path: Path) -> None:
     pattern = paths.template_glob(template)
     assert fnmatch.fnmatch(paths.expand_template(template, WHEN), pattern)
     assert not fnmatch.fnmatch(str(tmp_path / "r" / "other-2026.csv"), pattern)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+@pytest.mark.parametrize(
+    ("argv", "fifo"),
+    [
+        (["run", "--plan", "p.parquet"], "p.parquet"),
+        (["rollback", "x.backup.parquet"], "x.backup.parquet"),
+        (["plan", "x.backup.parquet"], "x.backup.parquet"),
+        (["run", "job.toml"], "job.toml"),
+        (["doctor", "accounts.toml"], "accounts.toml"),
+        (["run", "leads.csv", "--operation", "leads", "--suppress", "s.csv"], "s.csv"),
+    ],
+)
+def test_a_file_to_read_that_is_a_fifo_is_refused_not_waited_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], fifo: str
+) -> None:
+    """Opening a FIFO waits for a writer for ever, and Ctrl-C cannot cut short pyarrow's open
+    of one: every file a command reads is refused, as the input is, if it is no regular file.
+    (The command runs in a thread of its own, so that a wait fails the test, not the suite.)"""
+    from bulkrunner.cli.app import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "leads.csv").write_text("campaign_id,email\n1,a@x.com\n")
+    os.mkfifo(tmp_path / fifo)
+    ended: list[int] = []
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        worker = threading.Thread(target=lambda: ended.append(main([*argv, "--simulate"])))
+        worker.daemon = True
+        worker.start()
+        worker.join(timeout=30)
+    assert not worker.is_alive(), f"waited on the FIFO {fifo}"
+    assert ended == [2]
+    assert f"{fifo}: not a file" in stderr.getvalue()
