@@ -23,10 +23,11 @@ import contextlib
 import json
 import logging
 import re
+import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import SplitResult
 
@@ -118,6 +119,20 @@ def ping(url: str, secrets: Iterable[str] = (), timeout: float = TIMEOUT) -> boo
     return _deliver(url, None, secrets, timeout, "heartbeat", "the heartbeat URL")
 
 
+@contextlib.contextmanager
+def _terminable() -> Iterator[None]:
+    """SIGTERM as Ctrl-C while a call is waited for: a scheduler stopping the job then abandons
+    the call, and the run keeps its exit code (SIGTERM's own action would end it, 143)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # (a signal comes to the main thread only)
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _deliver(
     url: str, data: bytes | None, secrets: Iterable[str], timeout: float, what: str, called: str
 ) -> bool:
@@ -132,7 +147,8 @@ def _deliver(
     call = _Call(target(url), data, timeout)
     try:
         threading.Thread(target=call.run, name=f"bulkrunner-{what}", daemon=True).start()
-        answered = _waited(call.done, timeout)
+        with _terminable():
+            answered = _waited(call.done, timeout)
     except KeyboardInterrupt:
         call.abandon()
         log.warning("%s to %s abandoned: interrupted", what, where)

@@ -282,6 +282,29 @@ def test_ctrl_c_the_kernel_gives_the_calls_thread_still_abandons_the_call(
     ]
 
 
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="no signals to one thread")
+@pytest.mark.timeout(30)
+def test_sigterm_while_a_call_waits_abandons_it_as_ctrl_c_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A scheduler stopping the job as the webhook is called: SIGTERM's own action would end
+    the process (143), losing the run's exit code."""
+
+    def terminate() -> None:
+        server.accepted.wait(30)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    with RawServer(silent) as server, caplog.at_level(logging.WARNING, "bulkrunner"):
+        threading.Thread(target=terminate, daemon=True).start()
+        delivered = notify.send(f"{server.url}/hook", {"text": "done"}, timeout=3600)
+    assert not delivered
+    assert [r.getMessage() for r in caplog.records] == [
+        "notification to http://127.0.0.1 abandoned: interrupted"
+    ]
+    assert signal.getsignal(signal.SIGTERM) is previous  # given back
+
+
 @pytest.mark.timeout(30)
 def test_a_call_abandoned_while_it_connects_sends_nothing_and_leaves_no_connection_open(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
