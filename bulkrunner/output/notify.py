@@ -146,8 +146,8 @@ def _deliver(
         return False
     call = _Call(target(url), data, timeout)
     try:
-        threading.Thread(target=call.run, name=f"bulkrunner-{what}", daemon=True).start()
-        with _terminable():
+        with _terminable():  # before the call starts: a signal may come as soon as it does
+            threading.Thread(target=call.run, name=f"bulkrunner-{what}", daemon=True).start()
             answered = _waited(call.done, timeout)
     except KeyboardInterrupt:
         call.abandon()

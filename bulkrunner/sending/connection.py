@@ -86,7 +86,7 @@ class Connection:
         told just before the request goes, says it must not. Raises WaitTooLong for a slot
         further off than --max-wait."""
         waiting = waiting or anyio.CancelScope()
-        held = False
+        held = sent = False
         try:
             with waiting:
                 await self.pool.acquire()
@@ -99,15 +99,17 @@ class Connection:
             stats.reads += read
             if stats.first_request is None or grant.at < stats.first_request:
                 stats.first_request = grant.at
+            sent = True
             answer = await call()
-            now = self.clock.monotonic()
-            if stats.last_answer is None or now > stats.last_answer:
-                stats.last_answer = now
             stats.throttled += answer.status == 429
             if self.limiter.shared is not None:
                 stats.others = self.limiter.shared.others_sent
             return grant, answer
         finally:
+            if sent:  # answered, or cut off in flight: the run's time runs to then
+                now = self.clock.monotonic()
+                if self.stats.last_answer is None or now > self.stats.last_answer:
+                    self.stats.last_answer = now
             if held:
                 self.pool.release()
 

@@ -329,9 +329,8 @@ class Engine:
 
     def _outcome(self, group: _Group, status: Status, error: str) -> Outcome:
         duration = None
-        last = self.stats.last_answer
-        if group.started is not None and last is not None:
-            duration = round((last - group.started) * 1000)
+        if group.started is not None:  # to its answer, or to when it was cut off in flight
+            duration = round((self.connection.clock.monotonic() - group.started) * 1000)
         wall = self.connection.clock.wall()
         return Outcome(status, group.http_status, group.attempts, error, duration, wall)
 

@@ -4,10 +4,13 @@ own, is in ``tests/e2e/test_recovery.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import io
 import json
 import os
+import signal
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from aiohttp import web
 
 from bulkrunner.cli.app import main
 from bulkrunner.config.paths import journal_path, lock_path
@@ -25,6 +29,7 @@ from bulkrunner.records.journal import Journal, RunIdentity, Success, read_succe
 from bulkrunner.records.locks import RunLock
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread, default_settings
 from tests.fakes import one_line_error
+from tests.hostile import ServerThread
 
 KEY = "sk-recovery-SENTINEL-77aa"
 WHEN = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -458,3 +463,35 @@ def test_appending_to_a_journal_with_a_torn_last_line_keeps_it_readable(tmp_path
     with Journal.open(path, input_path=Path("plan.csv"), started=WHEN) as journal:  # --resume
         journal.record("k3", 3, 103, Outcome(Status.SUCCEEDED, 200, 1, "", 10, WHEN))
     assert set(read_successes(path)) == {"k1", "k3"}
+
+
+@pytest.mark.real_clock  # the grace is real time: the request is in flight for it
+def test_a_request_cut_off_by_ctrl_c_has_its_time_in_flight_and_the_run_its_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A write that never answers, the run interrupted: the row's ``duration_ms`` is how long
+    it was in flight (it was the time from its start to the run's last answer, before it:
+    negative), and the summary's time runs to the cut-off, not to the last answer."""
+    release = threading.Event()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.method == "GET":
+            return web.json_response([{"id": 100, "sending_limit": 5, "stop_lead_settings": "X"}])
+        os.kill(os.getpid(), signal.SIGINT)
+        await asyncio.to_thread(release.wait, 60)  # never answered in time
+        return web.json_response({"ok": True})
+
+    source = plan(tmp_path, 1)
+    with ServerThread(handle) as server:
+        try:
+            code = main(
+                ["run", str(source), "--report", str(tmp_path / "r.csv"), "--grace", "0.2",
+                 "--base-url", f"{server.url}/api/v1"]
+            )  # fmt: skip
+        finally:
+            release.set()
+    assert code == 3
+    (row,) = pd.read_csv(tmp_path / "r.csv").to_dict("records")
+    assert row["status"] == "failed"
+    assert row["duration_ms"] >= 150  # cut off at the end of the 0.2 s grace
+    assert "in 0.0s" not in capsys.readouterr().out
