@@ -68,9 +68,12 @@ def parse_email(cell: Any) -> tuple[str | None, str | None]:
 
 
 def _number(cell: Any) -> int | float | None:
-    """A cell holding a number (not a boolean): as an int when it is whole, else None."""
+    """A cell holding a number (not a boolean): as an int when it is whole (a whole number as
+    it is: through a float, 2**53 + 1 would be sent as 2**53), else None."""
     if isinstance(cell, bool) or not isinstance(cell, numbers.Real):
         return None
+    if isinstance(cell, numbers.Integral):
+        return int(cell)
     value = float(cell)
     if not math.isfinite(value):
         return None

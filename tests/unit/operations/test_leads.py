@@ -34,7 +34,7 @@ from bulkrunner.operations.lead_uploads import (
     attribute_leads,
     parse_upload,
 )
-from bulkrunner.operations.leads import LEADS, LeadIndex, parse_custom, parse_email
+from bulkrunner.operations.leads import LEADS, LeadIndex, parse_custom, parse_email, parse_text
 from bulkrunner.records import lead_ledger
 from bulkrunner.sending.engine import _maybe_applied
 
@@ -80,6 +80,15 @@ def test_an_address_is_checked_before_sending(cell: object, expected: tuple[Any,
 )
 def test_a_custom_field_is_text_as_written_or_a_number(cell: object, value: object) -> None:
     assert parse_custom(cell) == (value, None)
+
+
+@pytest.mark.parametrize("whole", [2**53 + 1, 1234567890123456789, 2**63 - 1, -(2**63), 2**64 - 1])
+def test_a_parquet_whole_number_is_sent_as_it_is_not_through_a_float(whole: int) -> None:
+    """A CRM's 19-digit id in an int64 column: 1234567890123456789 went as ...768."""
+    kind = np.uint64 if whole >= 2**63 else np.int64
+    for cell in (kind(whole), whole):
+        assert parse_custom(cell) == (whole, None)
+        assert parse_text(cell) == (str(whole), None)
 
 
 # --- requests ----------------------------------------------------------------------------------
