@@ -40,6 +40,8 @@ log = logging.getLogger("bulkrunner")
 # answers after which a write may have been applied all the same: for an operation whose undo
 # is a ledger of what it added, an outcome unknown
 MAY_HAVE_APPLIED = frozenset({500, 502, 503, 504})
+_SAID_FAILED = "in the campaign, though the answer said the upload failed"
+_OK = range(200, 300)
 
 
 @dataclass(slots=True)
@@ -221,6 +223,14 @@ class Engine:
                 self._accepted(group, answer)
             case Verdict.FAILED if done := self.operation.done(group.rows, answer):
                 self._finish(group, Status.SUCCEEDED, done)  # already as the rows ask
+            case Verdict.FAILED if self.operation.ledger == "leads" and answer.status in _OK:
+                # a 2xx whose body says it failed ({"ok": false}) may have added them all the
+                # same: read back, so that those it added are in the backup
+                present = Status.SUCCEEDED if self.wire.read_first else Status.UNCHANGED
+                told = Said(None, decision.message, present=present, note=_SAID_FAILED)
+                for row in group.rows:
+                    self._unattributed(group, row, told)
+                self._let_go(group)
             case Verdict.FAILED:
                 self._finish(group, Status.FAILED, decision.message)
             case Verdict.ABORT:
@@ -297,12 +307,17 @@ class Engine:
             elif told is not None and told.status is not None:
                 self._finish_row(group, row, told.status, told.error)
             else:  # the answer does not say: read back (``pipeline``)
-                if told is not None:
-                    self.hints[row.number] = told
-                self.unattributed[row.number] = self._outcome(group, Status.SUCCEEDED, "")
-                self._finished[row.number] = self.unattributed[row.number]
-                self._succeeded += 1
+                self._unattributed(group, row, told)
         self._let_go(group)
+
+    def _unattributed(self, group: _Group, row: Row, told: Said | None) -> None:
+        """A row its answer does not say the end of: read back (``pipeline``), then as ``told``
+        says of a row found so or not."""
+        if told is not None:
+            self.hints[row.number] = told
+        self.unattributed[row.number] = self._outcome(group, Status.SUCCEEDED, "")
+        self._finished[row.number] = self.unattributed[row.number]
+        self._succeeded += 1
 
     def _finish(self, group: _Group, status: Status, error: str) -> None:
         for row in group.rows:

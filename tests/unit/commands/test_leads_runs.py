@@ -10,12 +10,16 @@ upload's leads carried and added (a lead sent twice would be carried more than a
 from __future__ import annotations
 
 import io
+import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import pandas as pd
 import pytest
+from aiohttp import web
 
 import bulkrunner
 from bulkrunner.api import _apply, _export, _plan
@@ -32,6 +36,7 @@ from bulkrunner.operations.lead_uploads import CAUSES, SKIPPED
 from bulkrunner.records.lead_ledger import read_ledger
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
 from tests.fakes import FakeClock
+from tests.hostile import ServerThread
 
 KEY = "sk-leads-SENTINEL-31"
 ENVIRON = {"SMARTLEAD_API_KEY": KEY}
@@ -601,3 +606,35 @@ def test_leads_added_by_an_upload_answered_504_are_succeeded_and_rolled_back(
         config = build_config({}, {**undo, "base_url": server.url + "/api/v1"})
         assert rollback_job(config, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
     assert held == {}  # both removed
+
+
+def test_an_upload_answered_2xx_but_failed_is_read_back_and_what_it_added_is_undone(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """``200 {"ok": false}``, the leads added all the same: they were `failed`, left out of the
+    backup, and no rollback removed them. Read back, they are `succeeded` and undone."""
+    source = write(tmp_path / "leads.csv", "501,a@x.com,A,", "501,b@x.com,B,")
+    report, undo = tmp_path / "r.csv", tmp_path / "undo.csv"
+    with simulator(clock) as sim:
+
+        async def failing(request: web.Request) -> web.StreamResponse:
+            url = f"{sim.base_url}{request.path_qs.removeprefix('/api/v1')}"
+            async with aiohttp.ClientSession() as session:
+                body = await request.read()
+                async with session.request(request.method, url, data=body) as answer:
+                    text, status = await answer.text(), answer.status
+            if request.method == "POST" and request.path.endswith("/leads"):
+                text, status = json.dumps({"ok": False, "message": "partial failure"}), 200
+            return web.Response(text=text, status=status, content_type="application/json")
+
+        with ServerThread(failing) as proxy:
+            there = SimpleNamespace(base_url=f"{proxy.url}/api/v1")
+            assert run(clock, **flags(source, report, there)) == ExitCode.OK  # type: ignore[arg-type]
+        assert sorted(held(sim, 501)) == ["a@x.com", "b@x.com", SEED]
+        rows = lines(report)
+        assert rows["status"].tolist() == ["succeeded", "succeeded"]
+        assert set(rows["error"]) == {"in the campaign, though the answer said the upload failed"}
+        clock.now += 10
+        undone = build_config({}, {**flags(report, undo, sim), "operation": "settings"})
+        assert rollback_job(undone, io.StringIO(), ENVIRON, clock.clock) == ExitCode.OK
+        assert held(sim, 501) == [SEED]
