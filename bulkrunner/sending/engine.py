@@ -222,7 +222,12 @@ class Engine:
             case Verdict.SUCCEEDED:
                 self._accepted(group, answer)
             case Verdict.FAILED if done := self.operation.done(group.rows, answer):
-                self._finish(group, Status.SUCCEEDED, done)  # already as the rows ask
+                if group.unknown:  # as asked: the try whose answer was lost did it
+                    self._finish(group, Status.SUCCEEDED, done)
+                else:  # the first try's answer says so: only a read back tells
+                    for row in group.rows:
+                        self._unattributed(group, row, Said(None, decision.message, note=done))
+                    self._let_go(group)
             case Verdict.FAILED if self.operation.ledger == "leads" and answer.status in _OK:
                 # a 2xx whose body says it failed ({"ok": false}) may have added them all the
                 # same: read back, so that those it added are in the backup

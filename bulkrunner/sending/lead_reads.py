@@ -221,6 +221,8 @@ class _Reading:
         shown = lead.email if lead is not None else None
         if shown is not None and not shows(shown, address):  # a fuzzy match: never acted on
             lead, why = None, f"the lookup answered another lead ({one_line(shown)})"
+        elif lead is not None and lead.id is not None and shown is None:  # nor a lead unnamed
+            lead, why = None, "the lookup answered a lead without its address"
         for campaign in campaigns:
             if lead is None:
                 self.unread.setdefault(campaign, {})[address] = why

@@ -6,18 +6,22 @@ Python API. Each checks the simulator's own record of the account and of every r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pandas as pd
 import pytest
+from aiohttp import web
 
 import bulkrunner
 from bulkrunner.cli.app import main
 from bulkrunner.config.paths import backup_path, journal_path
 from bulkrunner.operations.fields import SET_BY_RUN
 from bulkrunner.simulator import FaultPlan, SimulatorConfig, SimulatorThread
+from tests.hostile import ServerThread
 
 KEY = "sk-lead-runs-SENTINEL-64"
 CAMPAIGN, OTHER = 5, 6
@@ -503,3 +507,74 @@ def test_a_dry_run_names_each_lead_by_what_finds_it_and_export_is_refused(
     assert "a lead-status row is an action on a lead, not a state of the campaign" in (
         capsys.readouterr().err
     )
+
+
+def proxy(sim: SimulatorThread, answer: Callable[[web.Request], web.Response | None]) -> Any:
+    """A server passing every request on to ``sim``, but those ``answer`` answers itself."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        own = answer(request)
+        if own is not None:
+            return own
+        url = f"{sim.base_url}{request.path_qs.removeprefix('/api/v1')}"
+        async with aiohttp.ClientSession() as session:
+            body = await request.read()
+            async with session.request(request.method, url, data=body) as passed:
+                text, status = await passed.text(), passed.status
+        return web.Response(text=text, status=status, content_type="application/json")
+
+    return ServerThread(handle)
+
+
+def test_a_first_removal_answered_404_is_read_back_not_taken_as_done(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    """A 404 to a removal is "not in the campaign, as the row asks" only after a try whose
+    answer was lost: to the first try, the lead may well be there still (read back)."""
+
+    def refused(request: web.Request) -> web.Response | None:
+        if request.method == "DELETE":
+            return web.json_response({"message": "Lead not found in campaign"}, status=404)
+        return None
+
+    source = tmp_path / "leads.csv"
+    source.write_text(f"campaign_id,email,action\n{CAMPAIGN},left@x.example.com,remove\n")
+    report = tmp_path / "r.csv"
+    with proxy(sim, refused) as server:
+        code = run(
+            "run", str(source), "--operation", "lead-status", "--allow-irreversible",
+            "--report", str(report), "--base-url", f"{server.url}/api/v1",
+        )  # fmt: skip
+    assert code == 1
+    assert status(sim, "left@x.example.com") == "STARTED"  # never removed
+    (row,) = report_of(report).to_dict("records")
+    assert (row["status"], row["http_status"]) == ("failed", "404")
+
+
+def test_a_lookup_answering_a_lead_without_its_address_is_never_acted_on(
+    tmp_path: Path, sim: SimulatorThread
+) -> None:
+    """A lookup by address answering a lead (an id) but not its address: it is no proof of
+    being the lead asked for, and a pause or a removal of it could be another's, for good."""
+
+    def unnamed(request: web.Request) -> web.Response | None:
+        if request.method == "GET" and request.path.rstrip("/").endswith("/leads"):
+            lead = {"id": 9, "first_name": "Someone", "lead_campaign_data": [
+                {"campaign_id": CAMPAIGN, "lead_status": "STARTED"}]}  # fmt: skip
+            return web.json_response(lead)
+        return None
+
+    source = tmp_path / "leads.csv"
+    source.write_text(f"campaign_id,email,action\n{CAMPAIGN},nobody@x.example.com,pause\n")
+    report = tmp_path / "r.csv"
+    before = len(sim.state.requests)
+    with proxy(sim, unnamed) as server:
+        code = run(
+            "run", str(source), "--operation", "lead-status", "--report", str(report),
+            "--base-url", f"{server.url}/api/v1", "--no-skip-unchanged",
+        )  # fmt: skip
+    assert code == 1
+    assert writes(sim, before) == []
+    (row,) = report_of(report).to_dict("records")
+    assert row["status"] == "failed"
+    assert "the lookup answered a lead without its address" in row["error"]
