@@ -48,7 +48,7 @@ from bulkrunner.operations.lead_answers import (
     shows,
 )
 from bulkrunner.sending.connection import Connection
-from bulkrunner.sending.pages import MOST_PAGES, too_many
+from bulkrunner.sending.pages import MOST_PAGES, short_of, too_many
 from bulkrunner.sending.reads import Current, each
 from bulkrunner.sending.retry import Verdict, classify
 
@@ -90,6 +90,7 @@ class _Reading:
     totals: dict[int, int | None] = field(default_factory=dict)  # leads a paged campaign holds
     last: dict[int, Page] = field(default_factory=dict)  # the page of a campaign read last
     paged: set[int] = field(default_factory=set)  # campaigns read whole, page by page
+    shown: dict[int, set[int | None]] = field(default_factory=dict)  # their leads' ids, as read
     refused: str = ""  # the connection was refused: nothing listens at the base URL
     pages: int = 0
     lookups: int = 0
@@ -116,7 +117,19 @@ class _Reading:
         unsure = sorted(c for c in self.unread if c not in self.paged and _unsure(self.unread[c]))
         if unsure:  # lookups showed leads but not their status there: page those campaigns
             await self._whole(unsure)
+        self._short()
         self._say()
+
+    def _short(self) -> None:
+        """A campaign read page by page whose pages showed fewer leads than it counts (pages
+        skipped or overlapping): a row's lead not found there is unread, never absent."""
+        for campaign in self.paged:
+            total, shown = self.totals.get(campaign), len(self.shown.get(campaign, ()))
+            if total is None or shown >= total or self._gone(campaign):
+                continue
+            unread = self.unread.setdefault(campaign, {})
+            for address in self.wanted[campaign] - set(self.found.get(campaign, ())):
+                unread.setdefault(address, short_of("leads", shown, total))
 
     def _paging(self, campaign: int, page: int) -> Callable[[], Awaitable[str | None]]:
         return lambda: self._page(campaign, page * PAGE_SIZE)
@@ -146,7 +159,10 @@ class _Reading:
         while not self._gone(campaign) and (page := self.last.get(campaign)) is not None:
             left = self.wanted[campaign] - set(self.found.get(campaign, ()))
             new = {lead.id for lead in page.leads.values()} - seen
-            if not left or page.size == 0:
+            total = self.totals.get(campaign)
+            # the last page: an empty one, or the one that reaches its total (past it, a page
+            # says the total is stale: read on); whether it showed every lead, ``_short`` says
+            if not left or page.size == 0 or (total is not None and offset + page.size == total):
                 return None
             why = ""
             if offset and (page.digest == before or (page.leads and not new)):
@@ -160,9 +176,6 @@ class _Reading:
             seen |= new
             before = page.digest
             offset += page.size
-            total = self.totals.get(campaign)
-            if total is not None and offset >= total:
-                return None
             stop = await self._page(campaign, offset)
             if stop is not None:
                 return stop
@@ -205,6 +218,7 @@ class _Reading:
             short = page.total is not None and page.size < min(page.total, PAGE_SIZE)
             self.totals[campaign] = None if short else page.total
         self.last[campaign] = page
+        self.shown.setdefault(campaign, set()).update(lead.id for lead in page.leads.values())
         wanted, found = self.wanted[campaign], self.found.setdefault(campaign, {})
         found.update((address, lead) for address, lead in page.leads.items() if address in wanted)
         return None

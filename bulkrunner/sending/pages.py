@@ -97,7 +97,12 @@ async def read_pages(
         before = len(state)
         state.add(entries)
         offset += len(entries)
-        if len(entries) < size or (total is not None and offset >= total):
+        # the last page: a short one, or the one that reaches its total (past it, a full page
+        # says the total is stale: read on)
+        if len(entries) < size or (total is not None and offset == total):
+            if total is not None and len(state) < total:  # absent is never concluded so
+                found.unreadable = short_of(operation.detail, len(state), total)
+                return found
             found.state = state
             return found
         if len(state) == before:
@@ -109,6 +114,14 @@ async def read_pages(
         if found.reads >= MOST_PAGES:
             found.unreadable = too_many(operation.detail, offset)
             return found
+
+
+def short_of(detail: str, shown: int, total: int) -> str:
+    """Why a campaign whose pages showed fewer of its ``detail`` than it counts is not read."""
+    return (
+        f"its {detail} could not all be read: its pages showed {shown} of the {total} it counts "
+        "(pages skipped, or overlapping)"
+    )
 
 
 def too_many(detail: str, read: int) -> str:

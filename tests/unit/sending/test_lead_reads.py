@@ -246,14 +246,19 @@ async def test_a_campaign_sent_to_paging_is_read_only_while_a_rows_lead_may_be_o
     """A campaign of 250 leads that claims a trillion, whose lookups do not show its leads'
     status: its pages are read until the rows' leads are found or a page is empty. Before, every
     page its total called for was planned at once: a trillion leads held ten billion reads in
-    memory, and a campaign of a million leads was read whole for a lead on its first page."""
+    memory, and a campaign of a million leads was read whole for a lead on its first page. A
+    lead not found is not concluded absent from pages that showed 250 of the trillion counted:
+    it is unread."""
     account = Claiming({5: many(5, 250), 6: [("elsewhere@x.example.com", "STARTED")]}, 10**12)
     current, reads = await found(account, rows(5, *wanted))
     fives = [urlsplit(path) for path in account.pages if path.startswith("/campaigns/5/")]
     assert [int(parse_qs(page.query)["offset"][0]) for page in fives] == offsets
     held = [address for address in wanted if address.startswith("lead")]
     assert set(current.campaigns[5][LEADS]) == set(held)
-    assert current.campaigns[5][UNREAD] == {}
+    short = "its leads could not all be read: its pages showed 250 of the 1000000000000 it counts"
+    assert {
+        address: why.split(" (pages")[0] for address, why in current.campaigns[5][UNREAD].items()
+    } == {address: short for address in wanted if not address.startswith("lead")}
     assert reads == len(account.paths)
 
 
@@ -441,3 +446,49 @@ async def test_a_total_too_large_for_a_float_is_read_as_any_other() -> None:
     account = Claiming({5: many(5, 250)}, total=10**400)
     current, _ = await found(account, rows(5, "lead7.5@x.example.com", "lead120.5@x.example.com"))
     assert set(current.campaigns[5][LEADS]) == {"lead7.5@x.example.com", "lead120.5@x.example.com"}
+
+
+class Overlapping(Account):
+    """Pages that start 50 leads before the offset asked for (an unstable order), past the
+    first: some leads are never shown, though every page is full and the total right."""
+
+    def _page(self, campaign: int, query: Mapping[str, str]) -> Answer:
+        offset = int(query["offset"])
+        return super()._page(campaign, {**query, "offset": str(max(0, offset - 50))})
+
+
+async def test_pages_that_overlap_never_tell_a_lead_is_absent() -> None:
+    """300 leads, 250 of them shown: a row's lead among the 50 never shown is unread (its row
+    fails with the reason), never taken as absent (lead-status: "no such lead"; a resumed
+    run: "applied by the interrupted run")."""
+    account = Overlapping({5: many(5, 300)}, with_campaigns=False)
+    hidden = "lead299.5@x.example.com"  # on no page read: each shows 50 before its offset
+    current, _ = await found(
+        account, rows(5, "lead7.5@x.example.com", "lead150.5@x.example.com", hidden)
+    )
+    assert set(current.campaigns[5][LEADS]) == {"lead7.5@x.example.com", "lead150.5@x.example.com"}
+    assert current.campaigns[5][UNREAD] == {
+        hidden: "its leads could not all be read: its pages showed 250 of the 300 it counts "
+        "(pages skipped, or overlapping)"
+    }
+
+
+async def test_a_campaigns_pages_overlapping_or_with_a_stale_total_are_not_read_whole() -> None:
+    """The same of every page of a campaign (a leads run's read back, a rollback's read): a
+    read showing fewer leads than the campaign counts is no read of it; a total below what the
+    pages show (counted before an upload) does not end the reading while pages are full."""
+    from bulkrunner.operations.leads import LEADS as UPLOADS
+    from bulkrunner.sending.pages import read_pages
+
+    overlapping = connection(Overlapping({5: many(5, 300)}), FakeClock())
+    paged = await read_pages(overlapping, UPLOADS, 5)
+    assert (paged.state, paged.unreadable) == (
+        None,
+        "its leads could not all be read: its pages showed 250 of the 300 it counts (pages "
+        "skipped, or overlapping)",
+    )
+    stale = connection(Claiming({5: many(5, 300)}, 150), FakeClock())
+    paged = await read_pages(stale, UPLOADS, 5)
+    assert not paged.unreadable
+    assert paged.state is not None
+    assert len(paged.state) == 300  # read on past the 150 it counted, to the empty page
