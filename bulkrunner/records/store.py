@@ -16,9 +16,8 @@ version (``schema_version``); an older store is migrated forward on opening, a n
 refused.
 
 A store that cannot be used (not a database, damaged, a newer schema, a folder that cannot be
-made or written) raises ``StoreError``: one line naming the file and the fix, exit 2, and
-``--no-state`` runs without the store.
-"""
+made or written, one stuck) raises ``StoreError``: one line naming the file and the fix, exit 2;
+``--no-state`` runs without the store."""
 
 from __future__ import annotations
 
@@ -79,6 +78,7 @@ class StateStore:
         # account -> its row and reach, as committed; and as the open transaction has them
         self._accounts: dict[str, tuple[int, float]] = {}
         self._pending: dict[str, tuple[int, float]] = {}
+        self.stuck: StoreError | None = None  # its turn to write never came: not waited again
 
     @classmethod
     def open(cls, folder: Path | None = None) -> StateStore:
@@ -135,12 +135,6 @@ class StateStore:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-    @property
-    def version(self) -> int:
-        """The schema version of the store."""
-        with self.read() as db:
-            return _version(db)
 
     @contextmanager
     def _guarded(self) -> Iterator[None]:
@@ -236,13 +230,18 @@ class Transaction:
         store = self._store
         store._lock.acquire()
         try:
+            if store.stuck is not None and self._begin != "BEGIN":  # a writer waits for a stuck
+                raise store.stuck  # process once, not each time; readers go on
             if self._turn is not None:
                 _take_turn(self._turn, store.path)
             store._connection.execute(self._begin)
         except BaseException as exc:
             self._end()
             if isinstance(exc, sqlite3.Error) and _failing(exc):
-                raise _store_error(store.path, exc) from None
+                store.stuck = _store_error(store.path, exc)
+                raise store.stuck from None
+            if isinstance(exc, StoreError):
+                store.stuck = exc
             raise
         return store._connection
 
