@@ -154,6 +154,12 @@ class WaitTooLong(Exception):
     """The server asked everyone to wait longer than the run allows (``--max-wait``)."""
 
     def __init__(self, seconds: float, asked_by: str) -> None:
-        super().__init__(f"{asked_by} asked to wait {seconds:.0f}s")
+        super().__init__(f"{asked_by} asked to wait {self.said(seconds)}")
         self.seconds = seconds
         self.asked_by = asked_by
+
+    @staticmethod
+    def said(seconds: float) -> str:
+        """A wait as a message says it: whole seconds, or, past a billion, three digits of them
+        (a server's ``retry_after: 1e300`` is no 301-digit number)."""
+        return f"{seconds:.0f}s" if seconds < 1e9 else f"{seconds:.3g}s"

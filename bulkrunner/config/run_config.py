@@ -175,7 +175,7 @@ class RunConfig:
         metadata=seconds(
             f"abort (exit {ExitCode.ABORTED:d}: {ExitCode.ABORTED.brief}) when only retryable "
             "errors came back for this long, counting the waits between tries (default {default})",
-            SENDING,
+            CONNECTING,
         ),
     )
     max_wait: float = field(

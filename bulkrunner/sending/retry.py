@@ -183,7 +183,7 @@ class Policy:
 def too_long(wait: WaitTooLong, max_wait: float) -> str:
     """Why a run stopped rather than wait as the server asked."""
     return (
-        f"the server asked to wait {wait.seconds:.0f}s ({wait.asked_by}), "
+        f"the server asked to wait {wait.said(wait.seconds)} ({wait.asked_by}), "
         f"more than --max-wait {max_wait:g}"
     )
 

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bulkrunner.errors import WaitTooLong
 from bulkrunner.model import Answer
 from bulkrunner.operations.answers import body_retry_after, error_message, header_retry_after
-from bulkrunner.sending.retry import Outage, Verdict, backoff, classify, retry_delay
+from bulkrunner.sending.retry import Outage, Verdict, backoff, classify, retry_delay, too_long
 
 S, R, F, A = Verdict.SUCCEEDED, Verdict.RETRY, Verdict.FAILED, Verdict.ABORT
 
@@ -155,3 +156,13 @@ def test_an_outage_is_only_retryable_errors_for_the_timeout_waits_included(
         outage.answered(verdict, at)
     assert outage.reached(now, wait) == reached
     assert Outage(None, alive=0.0).reached(1e9, 1e9) is None  # no timeout: never
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"), [(86400, "86400s"), (1e300, "1e+300s"), (float("inf"), "infs")]
+)
+def test_a_wait_too_long_is_said_in_a_few_digits(seconds: float, said: str) -> None:
+    """A server's ``retry_after: 1e300`` printed 301 digits in the line that stopped the run."""
+    assert too_long(WaitTooLong(seconds, "Retry-After"), 300) == (
+        f"the server asked to wait {said} (Retry-After), more than --max-wait 300"
+    )
