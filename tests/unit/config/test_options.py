@@ -177,7 +177,7 @@ def test_each_command_has_the_flags_and_help_of_the_options_it_takes(
         ("concurrency", {"run", "retry", "rollback", "plan", "export"}),
         ("dry_run", {"run", "retry", "rollback"}),
         ("resume", {"run", "retry", "rollback"}),
-        ("outage_timeout", {"run", "retry", "rollback"}),
+        ("outage_timeout", {"run", "retry", "rollback", "plan", "export", "doctor"}),
     ],
 )
 def test_the_new_options_belong_to_the_commands_asked_for(key: str, commands: set[str]) -> None:
