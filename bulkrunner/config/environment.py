@@ -4,9 +4,10 @@ imported and told to give freed memory back after."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Mapping, MutableMapping  # (loaded with os, at any interpreter's start)
+from collections.abc import Iterator, Mapping, MutableMapping  # (loaded with os, at start)
 
 API_KEY_ENV = "SMARTLEAD_API_KEY"  # a secret: see bulkrunner/config/redaction.py
 BASE_URL_ENV = "SMARTLEAD_BASE_URL"
@@ -53,6 +54,24 @@ def read_key(environ: Mapping[str, str], variable: str = API_KEY_ENV) -> str:
         )
     remember(key)  # whatever a server echoes back, the key is redacted from every output
     return key
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM taken as Ctrl-C (KeyboardInterrupt) within: a scheduler stopping the job then
+    stops what is waited for the way Ctrl-C does, its clean-up included (SIGTERM's own action
+    ends the process at once, 143: a temporary file left, a run's exit code lost)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # (a signal comes to the main thread only)
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def choose_arrow_allocator(environ: MutableMapping[str, str]) -> None:

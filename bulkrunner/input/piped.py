@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from bulkrunner.config.environment import sigterm_as_ctrl_c
 from bulkrunner.config.paths import piped_input_path, temporary
 from bulkrunner.errors import UsageError
 
@@ -35,7 +36,8 @@ def save_piped(stream: BinaryIO, folder: Path) -> Path:
     tmp = temporary(folder / "stdin", str(os.getpid()))
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        digest, first = _copy(stream, tmp)
+        with sigterm_as_ctrl_c():  # stopped while it copies: the copy is removed, as on Ctrl-C
+            digest, first = _copy(stream, tmp)
         if not first:
             raise UsageError("--input -: standard input is empty: nothing was piped in")
         suffix = ".parquet" if first == _PARQUET_MAGIC else ".csv"

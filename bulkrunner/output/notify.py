@@ -23,14 +23,14 @@ import contextlib
 import json
 import logging
 import re
-import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import SplitResult
 
+from bulkrunner.config.environment import sigterm_as_ctrl_c
 from bulkrunner.config.redaction import redact
 from bulkrunner.config.webhook import target, webhook_label, webhook_problem
 from bulkrunner.errors import ExitCode
@@ -119,20 +119,6 @@ def ping(url: str, secrets: Iterable[str] = (), timeout: float = TIMEOUT) -> boo
     return _deliver(url, None, secrets, timeout, "heartbeat", "the heartbeat URL")
 
 
-@contextlib.contextmanager
-def _terminable() -> Iterator[None]:
-    """SIGTERM as Ctrl-C while a call is waited for: a scheduler stopping the job then abandons
-    the call, and the run keeps its exit code (SIGTERM's own action would end it, 143)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # (a signal comes to the main thread only)
-        return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _deliver(
     url: str, data: bytes | None, secrets: Iterable[str], timeout: float, what: str, called: str
 ) -> bool:
@@ -146,7 +132,7 @@ def _deliver(
         return False
     call = _Call(target(url), data, timeout)
     try:
-        with _terminable():  # before the call starts: a signal may come as soon as it does
+        with sigterm_as_ctrl_c():  # before the call starts: a signal may come as soon as it does
             threading.Thread(target=call.run, name=f"bulkrunner-{what}", daemon=True).start()
             answered = _waited(call.done, timeout)
     except KeyboardInterrupt:

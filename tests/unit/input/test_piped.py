@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
+from bulkrunner.input.piped import save_piped
 from bulkrunner.simulator import SimulatorConfig, SimulatorThread
 from tests.fakes import one_line_error, run
 
@@ -166,3 +170,31 @@ def test_an_export_that_cannot_be_read_writes_nothing_on_standard_output(
     assert code == 3
     assert out == ""
     assert "export aborted" in err
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="no SIGTERM")
+def test_sigterm_while_standard_input_is_kept_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """A producer that never ends, and a scheduler's SIGTERM: the copy is removed as it is on
+    Ctrl-C (SIGTERM's own action left a hidden file of hundreds of MB, for good)."""
+
+    class Endless(io.RawIOBase):
+        reads = 0
+
+        def isatty(self) -> bool:
+            return False
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            self.reads += 1
+            if self.reads == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            buffer[:9] = b"1,2\n3,4\n\n"
+            return 9
+
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        save_piped(io.BufferedReader(Endless()), tmp_path / "reports")
+    assert list((tmp_path / "reports").iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is previous
