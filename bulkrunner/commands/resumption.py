@@ -72,6 +72,16 @@ def choose_report(config: RunConfig, identity: RunIdentity, default: Path) -> Ru
     run's changes out of the rollback of the second.
     """
     if config.report is not None and config.report_template is None:
+        if config.resume and not journal_path(config.report).exists():
+            done = config.report.exists()
+            raise UsageError(
+                f"nothing to resume: {config.report} has no journal: "
+                + (
+                    "its run finished (bulkrunner retry sends its failed rows again)"
+                    if done
+                    else "no run wrote it"
+                )
+            )
         auto = config.auto_resume and journal_path(config.report).exists()
         chosen = replace(config, resume=config.resume or auto)
         check_paths(chosen)

@@ -657,3 +657,26 @@ def test_runs_of_one_input_on_the_embedded_simulator_do_not_lock_each_other_out(
             pass
         with input_lock(simulated, when), input_lock(simulated, when):
             pass  # the demo touches no account: two of it may run at once
+
+
+def test_resume_of_a_run_that_finished_is_refused_its_report_kept(
+    tmp_path: Path, sim: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--resume --report R`` with no journal beside R: there is nothing to resume. It used to
+    send every row again into R, "found as the interrupted run left them"."""
+    source = tmp_path / "plan.csv"
+    source.write_text("campaign_id,sending_limit\n11,41\n")
+    report = tmp_path / "r.csv"
+    base = ["--base-url", sim.base_url, "--report"]
+    assert main(["run", str(source), *base, str(report)]) == 0
+    kept = report.read_bytes()
+    writes = len(sim.state.writes())
+    capsys.readouterr()
+    for given, why in ((report, "its run finished (bulkrunner retry sends its failed rows again)"),
+                       (tmp_path / "none.csv", "no run wrote it")):  # fmt: skip
+        assert main(["run", str(source), "--resume", *base, str(given)]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"bulkrunner: error: nothing to resume: {given} has no journal: {why}"
+        )
+    assert report.read_bytes() == kept
+    assert len(sim.state.writes()) == writes
