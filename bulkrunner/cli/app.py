@@ -74,7 +74,7 @@ def _tell(
     from bulkrunner.config.options import DOING
     from bulkrunner.output import notify
 
-    secrets = [os.environ.get(API_KEY_ENV, "")]
+    secrets = [os.environ.get(API_KEY_ENV, "").strip()]
     codes: tuple[int, ...]
     if config is not None:
         webhook, codes = config.notify, config.notify_on
@@ -165,7 +165,7 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
 
         from bulkrunner.config.redaction import redact_url
 
-        secrets = [os.environ.get(API_KEY_ENV, "")]
+        secrets = [os.environ.get(API_KEY_ENV, "").strip()]
         logging.getLogger("bulkrunner").debug("%s", redact_url(traceback.format_exc(), secrets))
         journaled = (
             "; rows already finished are in the journal beside the report: --resume continues"
@@ -222,7 +222,7 @@ def _notify(
         error=error,
         unrestorable=int(out.recorded.get("unrestorable_summary", {}).get("unrestorable", 0)),
     )
-    notify.send(url, body, [os.environ.get(API_KEY_ENV, "")])
+    notify.send(url, body, [os.environ.get(API_KEY_ENV, "").strip()])
 
 
 def _history(args: argparse.Namespace, out: TextIO) -> int:

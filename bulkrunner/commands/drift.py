@@ -55,7 +55,7 @@ def of_backup(config: RunConfig) -> tuple[RunConfig, Drift | None, str]:
     drift for a ledger of leads, in which nothing can drift, nor for a backup that does not
     record what its run set: then also what that means (``unrecorded``), else ""."""
     backup = config.input
-    check_regular(backup)
+    check_regular(backup, "backup")
     operation = backup_operation(backup)
     try:
         operation_named(operation)
@@ -149,7 +149,7 @@ def open_plan(config: RunConfig, environ: Mapping[str, str], key: str) -> Opened
     anything is read from the account, when it is not a plan or this run differs from it."""
     assert config.plan is not None
     path = config.plan
-    check_regular(path)
+    check_regular(path, "saved plan")
     header = read_header(path)
     if config.operation not in (header.operation, "settings"):
         raise UsageError(

@@ -312,7 +312,7 @@ def _unwritten(values: Mapping[str, Any]) -> str:
         if any(isinstance(item, str) and "\x00" in item for item in items):
             return f"its {name} holds a NUL character, which no file holds"
         if holds_secret(value):
-            return f"its {name} holds the API key, which no file holds"
+            return f"its {name} holds the API key (read as REDACTED), which no file holds"
     return ""
 
 

@@ -52,7 +52,8 @@ class LeadRows:
             held = next((name for name, value in row.items() if holds_secret(value)), None)
             if held is not None:  # written REDACTED, a run of the file would put that in its place
                 log.warning(
-                    "lead %s is not exported: its %s holds the API key, which no file holds",
+                    "lead %s is not exported: its %s holds the API key (read as REDACTED), "
+                    "which no file holds",
                     redact(row[EMAIL]),
                     held,
                 )

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 
 from bulkrunner.config.environment import BASE_URL_ENV
-from bulkrunner.config.paths import STANDARD_STREAM, check_regular, expand_template
+from bulkrunner.config.paths import STANDARD_STREAM, expand_template
 from bulkrunner.config.run_config import DEFAULT_BASE_URL, MAX_CONCURRENCY, OPTIONS, RunConfig
 from bulkrunner.errors import UsageError
 from bulkrunner.limits.rates import guard_problem
@@ -36,7 +36,6 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
     UsageError naming it."""
     import tomllib  # only when there is a file to read: not for `--help`
 
-    check_regular(path)
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

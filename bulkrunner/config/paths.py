@@ -312,10 +312,10 @@ def check_writable(path: Path, what: str, formats: Sequence[str]) -> None:
         raise UsageError(f"{path}: cannot write the {what} there (permission denied)")
 
 
-def check_regular(path: Path) -> None:
-    """Refuse, before it is opened, a file to read that is not a regular file (a FIFO, a
-    device): opening it would wait for a writer for ever, past any Ctrl-C. One not there is
-    left to its reader to say so."""
+def check_regular(path: Path, what: str) -> None:
+    """Refuse, before pyarrow opens it, a ``what`` (a backup, a saved plan) that is not a
+    regular file (a FIFO, a device): pyarrow's open of one waits for a writer for ever, past
+    any Ctrl-C. One not there is left to its reader to say so."""
     import stat
 
     try:
@@ -323,7 +323,7 @@ def check_regular(path: Path) -> None:
     except OSError:
         return
     if not stat.S_ISREG(mode):
-        raise UsageError(f"{path}: not a file")
+        raise UsageError(f"{path}: not a file: a {what} is read whole, from a file")
 
 
 def check_report_path(path: Path) -> None:

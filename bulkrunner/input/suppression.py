@@ -20,7 +20,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bulkrunner.config.paths import check_regular
 from bulkrunner.errors import UsageError
 from bulkrunner.input.files import encoding_of, not_text
 from bulkrunner.model import Status, count
@@ -115,7 +114,6 @@ def suppression_of(path: Path | None, operation: Operation) -> Suppression | Non
             f"--suppress {path}: a suppression list names leads never sent: it is for "
             f"--operation leads, not {operation.name}"
         )
-    check_regular(path)
     return Suppression.load(path)
 
 

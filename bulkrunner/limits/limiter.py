@@ -169,6 +169,7 @@ class SlidingWindowLimiter:
         self._clock = clock
         self._sleep = sleep
         self.paused_until = float("-inf")
+        self._own_pause = float("-inf")  # the pause of this process's 429s (held to --max-wait)
         self._recent: deque[float] = deque(maxlen=_RECENT)
         self.granted = 0
         # Taken without a checkpoint when free, as asyncio.Lock is: an uncontended grant does not
@@ -211,6 +212,7 @@ class SlidingWindowLimiter:
         """Admit nothing for ``seconds`` from now (never shortens an earlier pause), in every
         process on the account when its budget is shared."""
         self.paused_until = max(self.paused_until, self._clock() + seconds)
+        self._own_pause = max(self._own_pause, self.paused_until)
         if self.shared is not None:
             self.shared.pause(self.paused_until)
 
@@ -313,7 +315,8 @@ class SlidingWindowLimiter:
                     room = max(1, self._room(now, now + LEASE)) if self.shared.most > 1 else 1
                     wait = self.shared.ask(self.effective_rates, now, self._floor, self.guard, room)
                     self.paused_until = max(self.paused_until, now + self.shared.paused)
-                if self.paused_until - now > max_wait:
+                others = self.paused_until > self._own_pause  # another command's 429, longer
+                if others and self.paused_until - now > max_wait:
                     raise WaitTooLong(self.paused_until - now, "a 429 on this account")
                 if wait <= 0:
                     for window in self._windows:

@@ -73,8 +73,8 @@ def undo_row(operation: Operation, changes: Mapping[str, Change]) -> tuple[dict[
         )
     if keyed:
         reasons.append(
-            f"{', '.join(keyed)}: the value before the run holds the API key, which no file "
-            "holds, so the backup cannot hold it"
+            f"{', '.join(keyed)}: the value before the run holds the API key (read as REDACTED), "
+            "which no file holds, so the backup cannot hold it"
         )
     return values, "; ".join(reasons)
 

@@ -153,8 +153,8 @@ def test_a_server_echoing_the_key_puts_it_in_no_output_and_no_file(
     # nothing of them a rollback could put back ("10" is the 10 103's row wants: no change)
     unrestorable = read_unrestorable(tmp_path / "r.csv.backup.parquet")
     assert [unrestorable[101].split("; ")[1], unrestorable[103]] == [
-        "unsubscribe_text: the value before the run holds the API key, which no file holds, so "
-        "the backup cannot hold it"
+        "unsubscribe_text: the value before the run holds the API key (read as REDACTED), "
+        "which no file holds, so the backup cannot hold it"
     ] * 2
     assert unrestorable[101].startswith("sending_limit: the value before the run is not of")
     if "json" in logging_options:

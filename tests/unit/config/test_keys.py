@@ -208,8 +208,8 @@ def test_a_value_holding_the_key_is_not_backed_up_put_back_redacted_or_exported(
         backup = tmp_path / "r.csv.backup.parquet"
         assert 11 not in read_backup(backup)
         assert read_unrestorable(backup)[11] == (
-            "unsubscribe_text: the value before the run holds the API key, which no file "
-            "holds, so the backup cannot hold it"
+            "unsubscribe_text: the value before the run holds the API key (read as REDACTED), "
+            "which no file holds, so the backup cannot hold it"
         )
         undone = cli_here(tmp_path, KEY, "rollback", "r.csv", "--report", "undo.csv", *base)
         assert sim.state.settings[11]["unsubscribe_text"] == "bye"  # never REDACTED

@@ -350,3 +350,21 @@ async def test_the_sending_rate_is_measured_above_the_grant_times_it_keeps(
     between = clock() - 0.5 / per_second  # halfway between two grants: no grant on an edge
     for span in (1.0, 10.0):
         assert limiter.sending_rate(between, span=span) == pytest.approx(per_second, rel=0.01)
+
+
+async def test_its_own_429s_pause_is_waited_whatever_max_wait_another_commands_longer_is_not() -> (
+    None
+):
+    """--max-wait bounds the waits a server asks for: this process's own 429 asked for what it
+    asked (held to --max-wait where the answer is read), so even a 1 s pause past a --max-wait
+    of 0.5 s is waited; a pause longer than --max-wait recorded by another command stops it."""
+    from bulkrunner.errors import WaitTooLong
+
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([Rate(10, 1)], clock=clock, sleep=clock.sleep)
+    limiter.pause(1.0)  # this process's 429, without Retry-After: its own second
+    await limiter.acquire(max_wait=0.5)
+    assert clock.sleeps == [1.0]
+    limiter.paused_until = clock.now + 30  # as the state store tells of another command's
+    with pytest.raises(WaitTooLong, match="a 429 on this account asked to wait 30s"):
+        await limiter.acquire(max_wait=5)

@@ -165,8 +165,8 @@ def test_a_backup_of_values_of_the_wrong_type_keeps_what_it_can(tmp_path: Path) 
         },
     ]  # not 3: "echo REDACTED" is no value of its campaign, and a rollback would put it back
     assert read_unrestorable(path)[3] == (
-        "unsubscribe_text: the value before the run holds the API key, which no file holds, so "
-        "the backup cannot hold it"
+        "unsubscribe_text: the value before the run holds the API key (read as REDACTED), "
+        "which no file holds, so the backup cannot hold it"
     )
 
 
