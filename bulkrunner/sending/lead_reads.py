@@ -88,7 +88,8 @@ class _Reading:
     found: dict[int, dict[str, LeadState]] = field(default_factory=dict)
     unread: dict[int, dict[str, str]] = field(default_factory=dict)
     totals: dict[int, int | None] = field(default_factory=dict)  # leads a paged campaign holds
-    last: dict[int, Page] = field(default_factory=dict)  # the page of a campaign read last
+    last: dict[int, Page] = field(default_factory=dict)  # the farthest page of a campaign read
+    far: dict[int, int] = field(default_factory=dict)  # its offset
     paged: set[int] = field(default_factory=set)  # campaigns read whole, page by page
     shown: dict[int, set[int | None]] = field(default_factory=dict)  # their leads' ids, as read
     refused: str = ""  # the connection was refused: nothing listens at the base URL
@@ -114,6 +115,8 @@ class _Reading:
                     lookups.setdefault(address, set()).add(campaign)
         work += [self._looking(address, lookups[address]) for address in sorted(lookups)]
         await self._all(work)
+        planned = sorted(self.paged)  # a last page full: its total may be stale, read on
+        await self._all([functools.partial(self._rest, c, self.far.get(c, 0)) for c in planned])
         unsure = sorted(c for c in self.unread if c not in self.paged and _unsure(self.unread[c]))
         if unsure:  # lookups showed leads but not their status there: page those campaigns
             await self._whole(unsure)
@@ -146,7 +149,7 @@ class _Reading:
         await self._all([self._paging(c, 0) for c in campaigns if c not in self.totals])
         await self._all([functools.partial(self._rest, campaign) for campaign in campaigns])
 
-    async def _rest(self, campaign: int) -> str | None:
+    async def _rest(self, campaign: int, offset: int = 0) -> str | None:
         """The pages after the first of a campaign, one after another, each from where the last
         one ended, until the rows' leads are all found, or a page is empty, or the campaign's
         total is reached: however many leads a campaign holds or claims to, a page is read only
@@ -154,15 +157,17 @@ class _Reading:
         leads were all shown before (a server ignoring the offset), ends the reading, as does
         the ``MOST_PAGES``-th page: the rows' leads not found are then unread, not absent."""
         seen: set[int] = set()
-        offset = pages = 0
+        pages = 0
         before: int | None = None
         while not self._gone(campaign) and (page := self.last.get(campaign)) is not None:
             left = self.wanted[campaign] - set(self.found.get(campaign, ()))
             new = {lead.id for lead in page.leads.values()} - seen
+            # the last page: an empty one, or one short of a full page that reaches its total (a
+            # full one may not be: a total counted before an upload); ``_short`` says whether
+            # the pages showed every lead it counts
             total = self.totals.get(campaign)
-            # the last page: an empty one, or the one that reaches its total (past it, a page
-            # says the total is stale: read on); whether it showed every lead, ``_short`` says
-            if not left or page.size == 0 or (total is not None and offset + page.size == total):
+            reached = total is not None and page.size < PAGE_SIZE and offset + page.size >= total
+            if not left or page.size == 0 or reached:
                 return None
             why = ""
             if offset and (page.digest == before or (page.leads and not new)):
@@ -217,7 +222,11 @@ class _Reading:
         if offset == 0:  # a first page short of its total gives fewer than asked: no guide
             short = page.total is not None and page.size < min(page.total, PAGE_SIZE)
             self.totals[campaign] = None if short else page.total
-        self.last[campaign] = page
+        if offset >= self.far.get(
+            campaign, -1
+        ):  # the farthest page read: the reading goes on from it
+            self.far[campaign] = offset
+            self.last[campaign] = page
         self.shown.setdefault(campaign, set()).update(lead.id for lead in page.leads.values())
         wanted, found = self.wanted[campaign], self.found.setdefault(campaign, {})
         found.update((address, lead) for address, lead in page.leads.items() if address in wanted)

@@ -97,9 +97,8 @@ async def read_pages(
         before = len(state)
         state.add(entries)
         offset += len(entries)
-        # the last page: a short one, or the one that reaches its total (past it, a full page
-        # says the total is stale: read on)
-        if len(entries) < size or (total is not None and offset == total):
+        # the last page is a short one: a total may be stale (counted before an upload)
+        if len(entries) < size:
             if total is not None and len(state) < total:  # absent is never concluded so
                 found.unreadable = short_of(operation.detail, len(state), total)
                 return found

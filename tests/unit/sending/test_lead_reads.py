@@ -448,47 +448,60 @@ async def test_a_total_too_large_for_a_float_is_read_as_any_other() -> None:
     assert set(current.campaigns[5][LEADS]) == {"lead7.5@x.example.com", "lead120.5@x.example.com"}
 
 
-class Overlapping(Account):
-    """Pages that start 50 leads before the offset asked for (an unstable order), past the
-    first: some leads are never shown, though every page is full and the total right."""
+class Skipping(Account):
+    """Pages past the first that are each the one after the page asked for (an order that
+    changes between reads): the second hundred leads are never shown, though the total is."""
 
     def _page(self, campaign: int, query: Mapping[str, str]) -> Answer:
         offset = int(query["offset"])
-        return super()._page(campaign, {**query, "offset": str(max(0, offset - 50))})
+        return super()._page(campaign, {**query, "offset": str(offset + 100 if offset else 0)})
 
 
-async def test_pages_that_overlap_never_tell_a_lead_is_absent() -> None:
-    """300 leads, 250 of them shown: a row's lead among the 50 never shown is unread (its row
+async def test_pages_that_skip_never_tell_a_lead_is_absent() -> None:
+    """300 leads, 200 of them shown: a row's lead among the 100 never shown is unread (its row
     fails with the reason), never taken as absent (lead-status: "no such lead"; a resumed
     run: "applied by the interrupted run")."""
-    account = Overlapping({5: many(5, 300)}, with_campaigns=False)
-    hidden = "lead299.5@x.example.com"  # on no page read: each shows 50 before its offset
-    current, _ = await found(
-        account, rows(5, "lead7.5@x.example.com", "lead150.5@x.example.com", hidden)
-    )
-    assert set(current.campaigns[5][LEADS]) == {"lead7.5@x.example.com", "lead150.5@x.example.com"}
+    account = Skipping({5: many(5, 300)}, with_campaigns=False)
+    hidden = "lead150.5@x.example.com"  # on no page: the one asked for at 100 shows 200-299
+    wanted = rows(5, "lead7.5@x.example.com", "lead250.5@x.example.com", hidden)
+    current, _ = await found(account, wanted)
+    assert set(current.campaigns[5][LEADS]) == {"lead7.5@x.example.com", "lead250.5@x.example.com"}
     assert current.campaigns[5][UNREAD] == {
-        hidden: "its leads could not all be read: its pages showed 250 of the 300 it counts "
+        hidden: "its leads could not all be read: its pages showed 200 of the 300 it counts "
         "(pages skipped, or overlapping)"
     }
 
 
-async def test_a_campaigns_pages_overlapping_or_with_a_stale_total_are_not_read_whole() -> None:
+@pytest.mark.parametrize("held", [150, 200])  # a stale total: round, or not
+async def test_a_stale_total_does_not_end_the_reading_while_pages_are_full(held: int) -> None:
+    """Pages counting the leads held before an upload added 100: the reading goes on while the
+    pages are full, and a lead added is found, not absent (its row failed, and the rollback
+    left it: a total of 200 read its two pages and stopped)."""
+    account = Claiming({5: many(5, held + 100)}, held)
+    added = f"lead{held + 50}.5@x.example.com"
+    wanted = rows(5, *(f"lead{n}.5@x.example.com" for n in range(0, held, 10)), added)
+    current, _ = await found(account, wanted)
+    assert added in current.campaigns[5][LEADS]
+    assert current.campaigns[5][UNREAD] == {}
+
+
+async def test_a_campaigns_pages_skipping_or_with_a_stale_total_are_not_read_whole() -> None:
     """The same of every page of a campaign (a leads run's read back, a rollback's read): a
     read showing fewer leads than the campaign counts is no read of it; a total below what the
     pages show (counted before an upload) does not end the reading while pages are full."""
     from bulkrunner.operations.leads import LEADS as UPLOADS
     from bulkrunner.sending.pages import read_pages
 
-    overlapping = connection(Overlapping({5: many(5, 300)}), FakeClock())
-    paged = await read_pages(overlapping, UPLOADS, 5)
+    skipping = connection(Skipping({5: many(5, 300)}), FakeClock())
+    paged = await read_pages(skipping, UPLOADS, 5)
     assert (paged.state, paged.unreadable) == (
         None,
-        "its leads could not all be read: its pages showed 250 of the 300 it counts (pages "
+        "its leads could not all be read: its pages showed 200 of the 300 it counts (pages "
         "skipped, or overlapping)",
     )
-    stale = connection(Claiming({5: many(5, 300)}, 150), FakeClock())
-    paged = await read_pages(stale, UPLOADS, 5)
-    assert not paged.unreadable
-    assert paged.state is not None
-    assert len(paged.state) == 300  # read on past the 150 it counted, to the empty page
+    for held in (150, 200):
+        stale = connection(Claiming({5: many(5, 300)}, held), FakeClock())
+        paged = await read_pages(stale, UPLOADS, 5)
+        assert not paged.unreadable
+        assert paged.state is not None
+        assert len(paged.state) == 300  # read on past the total it counted, to a short page
