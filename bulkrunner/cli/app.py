@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 
 from bulkrunner.cli.parser import build, canonical_words
-from bulkrunner.config.environment import API_KEY_ENV, choose_arrow_allocator
+from bulkrunner.config.environment import choose_arrow_allocator, key_in
 from bulkrunner.errors import BulkrunnerError, ExitCode, UsageError
 
 # `bulkrunner --help` imports no more than this: a command's options (the configuration's
@@ -74,7 +74,7 @@ def _tell(
     from bulkrunner.config.options import DOING
     from bulkrunner.output import notify
 
-    secrets = [os.environ.get(API_KEY_ENV, "").strip()]
+    secrets = [key_in()]
     codes: tuple[int, ...]
     if config is not None:
         webhook, codes = config.notify, config.notify_on
@@ -165,7 +165,7 @@ def _main(args: argparse.Namespace, out: Output, built: list[RunConfig]) -> tupl
 
         from bulkrunner.config.redaction import redact_url
 
-        secrets = [os.environ.get(API_KEY_ENV, "").strip()]
+        secrets = [key_in()]
         logging.getLogger("bulkrunner").debug("%s", redact_url(traceback.format_exc(), secrets))
         journaled = (
             "; rows already finished are in the journal beside the report: --resume continues"
@@ -222,7 +222,7 @@ def _notify(
         error=error,
         unrestorable=int(out.recorded.get("unrestorable_summary", {}).get("unrestorable", 0)),
     )
-    notify.send(url, body, [os.environ.get(API_KEY_ENV, "").strip()])
+    notify.send(url, body, [key_in()])
 
 
 def _history(args: argparse.Namespace, out: TextIO) -> int:

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 
-from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.config.environment import API_KEY_ENV, key_in
 from bulkrunner.errors import ExitCode
 
 # `bulkrunner --help` imports no more than this: a command's options (the configuration's
@@ -105,7 +104,7 @@ def _unechoed(message: str) -> str:
         message = _UNRECOGNIZED + " ".join(words)
         if secret:
             message += f" (a key is read from {API_KEY_ENV} or an accounts file, never a flag)"
-    return redact(message, [os.environ.get(API_KEY_ENV, "").strip()])
+    return redact(message, [key_in()])
 
 
 class _Version(argparse.Action):

@@ -35,6 +35,12 @@ def key_not_set(variable: str = API_KEY_ENV, whose: str = "your") -> str:
     return f"{variable} is not set: export {whose} SmartLead API key in it"
 
 
+def key_in(environ: Mapping[str, str] = os.environ, variable: str = API_KEY_ENV) -> str:
+    """The key in ``variable`` as a run sends it, without the whitespace around it; unchecked
+    (``read_key`` checks it): for what must hide it whatever it holds."""
+    return environ.get(variable, "").strip()
+
+
 def read_key(environ: Mapping[str, str], variable: str = API_KEY_ENV) -> str:
     """The key in ``variable`` ("" when it is unset or blank), without the whitespace around it
     (a line ending copied with it, from a file saved on Windows), remembered so that no output
@@ -44,7 +50,7 @@ def read_key(environ: Mapping[str, str], variable: str = API_KEY_ENV) -> str:
     from bulkrunner.config.redaction import remember
     from bulkrunner.errors import UsageError
 
-    key = environ.get(variable, "").strip()
+    key = key_in(environ, variable)
     if any("\ud800" <= char <= "\udfff" for char in key):  # undecodable bytes (surrogateescape)
         raise UsageError(f"{variable} holds bytes that are not UTF-8 text: set it to the key alone")
     if not key.isprintable():

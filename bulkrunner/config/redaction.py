@@ -100,9 +100,8 @@ def _spellings(char: str) -> str:
                 forms.append(re.escape(misread))
     if char in _SHORT:
         forms.append(f"{_ESCAPE}{_SHORT[char]}")
-    units = char.encode(
-        "utf-16-be", "surrogatepass"
-    )  # JSON escapes a character beyond U+FFFF as two units
+    # JSON escapes a character beyond U+FFFF as two units
+    units = char.encode("utf-16-be", "surrogatepass")
     forms.append(
         "".join(
             f"{_ESCAPE}u{_hex(int.from_bytes(units[i : i + 2], 'big'), 4)}"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from bulkrunner.config.environment import API_KEY_ENV
+from bulkrunner.config.environment import key_in
 from bulkrunner.config.redaction import RedactingFilter, redact
 from bulkrunner.operations.answers import printable
 from bulkrunner.output.summary import SHOWN_FAILED
@@ -355,7 +355,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def setup_logging(verbose: bool, log_format: str = "text", quiet: bool = False) -> None:
     """Log to the current stderr, key redacted; replaces the handler of an earlier call.
     Quiet: errors only (the summary is printed on stdout); verbose wins over quiet."""
-    secrets = [os.environ.get(API_KEY_ENV, "").strip()]
+    secrets = [key_in()]
     logger = logging.getLogger("bulkrunner")
     logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO)
     for old in logger.handlers[:]:

@@ -104,10 +104,9 @@ class Ledger:
         most = min((most, *(rate.limit for rate in rates)))
         with self._store.write() as db:
             key = self._store.account(db, account, reach(rates, guard))
-            room, wait, last, at = _room(db, key, rates, now, guard, most)
+            room, wait, last, at, paused = _room(db, key, rates, now, guard, most)
             if room == 0:
-                paused = _paused(db, key) - now
-                return Reservation(0, until, wait, last, max(0.0, paused))
+                return Reservation(0, until, wait, last, max(0.0, paused - now))
             db.execute(_INSERT, (key, last + room, room, max(until, at)))
             if (last + room) // _PRUNE_EVERY != last // _PRUNE_EVERY:
                 _prune(db, key, now)
@@ -119,7 +118,7 @@ class Ledger:
         ``rates``: the windows they were held to (how far back they matter)."""
         with self._store.write() as db:
             key = self._store.account(db, account, reach(rates))
-            _, _, last, at = _room(db, key, (), 0.0, 0.0, 1)
+            _, _, last, at, _ = _room(db, key, (), 0.0, 0.0, 1)
             rows: list[tuple[int, int, int, float]] = []
             for time in sorted(times):
                 at = max(at, time)
@@ -276,11 +275,12 @@ def _room(
     now: float,
     guard: float,
     most: int,
-) -> tuple[int, float, int, float]:
+) -> tuple[int, float, int, float, float]:
     """How many of ``most`` requests may go on the account at ``now`` (its pause over, and
     each N/S of ``rates`` holding at most N - k requests later than now - S - guard; one let go
-    by pruning is past every window); when none, the seconds until one may; and the number and
-    time of its latest request (0 and -inf when none). ``most`` is at most every N."""
+    by pruning is past every window); when none, the seconds until one may; the number and
+    time of its latest request (0 and -inf when none); and until when it is paused. ``most`` is
+    at most every N."""
     bounds = [(rate.limit, now - rate.seconds - guard) for rate in rates]
     parameters: dict[str, float] = {"key": key, "most": most}
     for i, (limit, start) in enumerate(bounds):
@@ -297,12 +297,7 @@ def _room(
             for (_, start), first in zip(bounds, found[3:], strict=True):
                 if first is not None:  # the N-th latest is in the window: nothing may go
                     room, wait = 0, max(wait, first - start)
-    return room, wait, (last or 0), (float("-inf") if at is None else at)
-
-
-def _paused(db: sqlite3.Connection, key: int) -> float:
-    """Until when the account is paused (a 429's Retry-After, any process's)."""
-    return float(db.execute("SELECT paused_until FROM accounts WHERE id = ?", (key,)).fetchone()[0])
+    return room, wait, (last or 0), (float("-inf") if at is None else at), float(paused)
 
 
 def _prune(db: sqlite3.Connection, key: int, now: float) -> None:

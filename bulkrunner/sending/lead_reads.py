@@ -150,12 +150,13 @@ class _Reading:
         await self._all([functools.partial(self._rest, campaign) for campaign in campaigns])
 
     async def _rest(self, campaign: int, offset: int = 0) -> str | None:
-        """The pages after the first of a campaign, one after another, each from where the last
-        one ended, until the rows' leads are all found, or a page is empty, or the campaign's
-        total is reached: however many leads a campaign holds or claims to, a page is read only
-        while a row's lead may still be on it. A page the same as the one before, or whose
-        leads were all shown before (a server ignoring the offset), ends the reading, as does
-        the ``MOST_PAGES``-th page: the rows' leads not found are then unread, not absent."""
+        """The pages after ``offset``'s of a campaign, one after another, each from where the
+        last one ended, until the rows' leads are all found, or a page is empty, or one short of
+        a full page reaches the campaign's total: however many leads a campaign holds or claims
+        to, a page is read only while a row's lead may still be on it. A page the same as the
+        one before, or whose leads were all shown before (a server ignoring the offset), ends
+        the reading, as does the ``MOST_PAGES``-th page: the rows' leads not found are then
+        unread, not absent."""
         seen: set[int] = set()
         pages = 0
         before: int | None = None
@@ -222,9 +223,7 @@ class _Reading:
         if offset == 0:  # a first page short of its total gives fewer than asked: no guide
             short = page.total is not None and page.size < min(page.total, PAGE_SIZE)
             self.totals[campaign] = None if short else page.total
-        if offset >= self.far.get(
-            campaign, -1
-        ):  # the farthest page read: the reading goes on from it
+        if offset >= self.far.get(campaign, -1):  # the farthest: the reading goes on from it
             self.far[campaign] = offset
             self.last[campaign] = page
         self.shown.setdefault(campaign, set()).update(lead.id for lead in page.leads.values())

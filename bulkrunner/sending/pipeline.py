@@ -35,7 +35,7 @@ from bulkrunner.sending.lead_reads import read_leads
 from bulkrunner.sending.plan import Drift, Expected, Plan, plan
 from bulkrunner.sending.reads import Current, Listing, read_current
 from bulkrunner.sending.retry import too_long
-from bulkrunner.sending.verify import ReadBack, unverified, verify
+from bulkrunner.sending.verify import ReadBack, not_verified, unverified, verify
 
 log = logging.getLogger("bulkrunner")
 
@@ -331,9 +331,7 @@ class Pipeline:
                 outcome, status=Status.MISMATCH, error=found.reason
             )
         elif found.matches is None:
-            note = f"not verified: {found.reason}"
-            error = f"{outcome.error}; {note}" if outcome.error else note
-            self.read_back[row.number] = replace(outcome, status=Status.UNVERIFIED, error=error)
+            self.read_back[row.number] = not_verified(outcome, found.reason)
 
     def _settle(self, row: Row, outcome: Outcome) -> None:
         """An unattributed row's outcome is known: it ends so."""

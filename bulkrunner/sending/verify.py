@@ -40,18 +40,21 @@ class ReadBack:
 MATCHES = ReadBack(True)
 
 
+def not_verified(outcome: Outcome, why: str) -> Outcome:
+    """``outcome`` of a row applied but not read back (``why``): ``unverified``."""
+    note = f"not verified: {why}"
+    error = f"{outcome.error}; {note}" if outcome.error else note
+    return replace(outcome, status=Status.UNVERIFIED, error=error)
+
+
 def unverified(
     outcomes: Mapping[int, Outcome], read: Collection[int], stopped: str
 ) -> dict[int, Outcome]:
     """The rows of ``outcomes`` applied but not ``read`` back, the run ``stopped`` first:
     ``unverified``, never ``succeeded`` unread."""
-    note = f"not verified: the run stopped before it was read back ({stopped})"
+    why = f"the run stopped before it was read back ({stopped})"
     return {
-        number: replace(
-            outcome,
-            status=Status.UNVERIFIED,
-            error=f"{outcome.error}; {note}" if outcome.error else note,
-        )
+        number: not_verified(outcome, why)
         for number, outcome in outcomes.items()
         if outcome.status is Status.SUCCEEDED and number not in read
     }

@@ -178,16 +178,23 @@ def test_a_run_that_succeeds_pings_the_heartbeat_with_a_get_and_one_that_fails_d
         assert len(beat.requests) == 1  # no ping: the dead-man switch alerts
 
 
+def nightly_job(
+    folder: Path, sim: SimulatorThread, heartbeat: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``folder/job.toml``, of ``plan.csv`` against ``sim``, pinging the URL its variable
+    ``NIGHTLY_HEARTBEAT`` holds: ``heartbeat``."""
+    monkeypatch.setenv("NIGHTLY_HEARTBEAT", heartbeat)
+    plan(folder)
+    (folder / "job.toml").write_text(
+        f'input = "plan.csv"\nbase_url = "{sim.base_url}"\nheartbeat_env = "NIGHTLY_HEARTBEAT"\n'
+    )
+
+
 def test_the_heartbeat_url_may_come_from_a_variable_and_a_job_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with Receiver() as beat, SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
-        monkeypatch.setenv("NIGHTLY_HEARTBEAT", f"{beat.url}/{TOKEN}")
-        plan(tmp_path)
-        (tmp_path / "job.toml").write_text(
-            f'input = "plan.csv"\nbase_url = "{sim.base_url}"\n'
-            'heartbeat_env = "NIGHTLY_HEARTBEAT"\n'
-        )
+        nightly_job(tmp_path, sim, f"{beat.url}/{TOKEN}", monkeypatch)
         code, said = run(capsys, "job.toml")
     assert code == 0, said
     assert beat.requests == [("GET", f"/{TOKEN}")]
@@ -200,12 +207,7 @@ def test_a_rollback_of_the_job_pings_no_heartbeat_nor_is_told_to(
     """The heartbeat says the job ran: a rollback undoes it. Its pasted command leaves the
     heartbeat out, and a rollback of the job file's heartbeat does not ping it."""
     with Receiver() as beat, SimulatorThread(SimulatorConfig(api_key=KEY)) as sim:
-        monkeypatch.setenv("NIGHTLY_HEARTBEAT", f"{beat.url}/{TOKEN}")
-        plan(tmp_path)
-        (tmp_path / "job.toml").write_text(
-            f'input = "plan.csv"\nbase_url = "{sim.base_url}"\n'
-            'heartbeat_env = "NIGHTLY_HEARTBEAT"\n'
-        )
+        nightly_job(tmp_path, sim, f"{beat.url}/{TOKEN}", monkeypatch)
         code, said = run(capsys, "job.toml", "--heartbeat-env", "NIGHTLY_HEARTBEAT")
         assert code == 0, said
         assert len(beat.requests) == 1

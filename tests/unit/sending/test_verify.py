@@ -6,12 +6,13 @@ leaves its row ``unverified``, counted in the summary, and the run exits 1 -- ne
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import json
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pandas as pd
@@ -29,10 +30,13 @@ KEY = "sk-verify-SENTINEL-31"
 THROTTLED = {"error": "slow down"}
 
 
-def server(read_backs: Callable[[int], web.Response]) -> ServerThread:
-    """Campaign 11 (sending limit 5 until a POST sets 60); its read-backs (the GETs of it after
-    the POST) answered by ``read_backs(n)``, n from 1."""
-    state = {"limit": 5, "read_backs": 0}
+def server(
+    read_backs: Callable[[int], web.Response | Awaitable[web.Response]],
+    state: dict[str, int] | None = None,
+) -> ServerThread:
+    """Campaign 11 (sending limit 5 until a POST sets 60, in ``state``); its read-backs (the
+    GETs of it after the POST) answered by ``read_backs(n)``, n from 1."""
+    state = {"limit": 5} if state is None else state
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.method == "POST":
@@ -40,8 +44,9 @@ def server(read_backs: Callable[[int], web.Response]) -> ServerThread:
             return web.json_response({"ok": True})
         if request.path.rstrip("/").endswith("/campaigns"):
             return web.json_response([{"id": 11, "sending_limit": state["limit"]}])
-        state["read_backs"] += 1
-        return read_backs(state["read_backs"])
+        state["read_backs"] = state.get("read_backs", 0) + 1
+        answer = read_backs(state["read_backs"])
+        return await answer if inspect.isawaitable(answer) else answer
 
     return ServerThread(handle)
 
@@ -132,17 +137,12 @@ def test_a_run_interrupted_while_reading_back_leaves_its_rows_unverified_at_once
     stop = threading.Event()
     state = {"limit": 5}
 
-    async def handle(request: web.Request) -> web.StreamResponse:
-        if request.method == "POST":
-            state["limit"] = (await request.json())["sending_limit"]
-            return web.json_response({"ok": True})
-        if request.path.rstrip("/").endswith("/campaigns"):
-            return web.json_response([{"id": 11, "sending_limit": state["limit"]}])
+    async def hanging(n: int) -> web.Response:
         os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, as the read-back is made
         await asyncio.to_thread(stop.wait, 60)  # and the read-back never answers
         return campaign(60)
 
-    with ServerThread(handle) as reading:
+    with server(hanging, state) as reading:
         try:
             code, out, report = run(tmp_path, reading.url, FakeClock(), grace=5)
         finally:
